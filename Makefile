@@ -1,0 +1,39 @@
+# WeCity — two commands on a fresh machine:
+#   make run    the demo city on http://127.0.0.1:8000 (embedded SQLite)
+#   make test   installs and starts what the tests need (PostgreSQL, Mosquitto, Chromium), runs everything
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+export WECITY_TEST_PG_URL ?= postgresql+psycopg://wecity:wecity@127.0.0.1:5432/postgres
+export WECITY_TEST_MQTT_URL ?= mqtt://127.0.0.1:1883
+
+.PHONY: run test install services lint typecheck bench fuzz clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/wecity demo
+
+services:
+	bash scripts/test-services.sh
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+typecheck: install
+	$(BIN)/mypy src/wecity
+
+test: install services lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: install services
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,1 @@
+"""The HTTP app that mounts every domain's routers."""

@@ -1,0 +1,85 @@
+"""The app factory: builds the context, mounts every domain's routers, renders errors by protocol."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+
+from wecity import __version__
+from wecity.api import ops
+from wecity.api.middleware import RequestContextMiddleware
+from wecity.core.clock import Clock
+from wecity.core.context import AppContext
+from wecity.core.db import Database
+from wecity.core.errors import ValidationFailed, WeCityError
+from wecity.core.http import render_error
+from wecity.core.settings import Settings, load_settings
+from wecity.domains import DOMAINS
+
+log = logging.getLogger(__name__)
+
+
+def _domain_module(domain: str, name: str) -> Any | None:
+    try:
+        return importlib.import_module(f"wecity.{domain}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name in (f"wecity.{domain}", f"wecity.{domain}.{name}"):
+            return None
+        raise
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
+               db: Database | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    ctx = AppContext(settings=settings, db=db or Database(settings.database_url), clock=clock or Clock())
+    modules = [m for d in DOMAINS for m in (_domain_module(d, "api"), _domain_module(d, "views")) if m]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for module in modules:
+            if hasattr(module, "on_startup"):
+                await module.on_startup(ctx)
+        try:
+            yield
+        finally:
+            for module in reversed(modules):
+                if hasattr(module, "on_shutdown"):
+                    await module.on_shutdown(ctx)
+            if db is None:
+                ctx.db.close()
+
+    app = FastAPI(
+        title="WeCity API",
+        version=__version__,
+        summary="城市运营平台 / city operating platform: Open311 GeoReport v2, NGSI-LD, staff API",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.state.error_renderers = {}
+    app.add_middleware(RequestContextMiddleware)
+
+    @app.exception_handler(WeCityError)
+    async def _platform_error(request: Request, exc: WeCityError) -> Response:
+        return render_error(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}" for e in exc.errors())
+        return render_error(request, ValidationFailed(problems or "invalid request",
+                                                       message_zh=f"请求无效：{problems}"))
+
+    app.include_router(ops.router)
+    for module in modules:
+        if hasattr(module, "register"):
+            module.register(app)
+        elif hasattr(module, "router"):
+            app.include_router(module.router)
+    return app

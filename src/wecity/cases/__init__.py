@@ -1,0 +1,1 @@
+"""The one case engine: intake, routing, dispatch, SLA clocks, escalation, timeline, rating."""

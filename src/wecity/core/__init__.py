@@ -1,0 +1,1 @@
+"""The base runtime: settings, database, errors, clock, background runner, media."""

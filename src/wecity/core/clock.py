@@ -1,0 +1,32 @@
+"""The platform's clock: one place to ask for 'now', so tests can move time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+class Clock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FrozenClock(Clock):
+    """A clock that only moves when told to (tests, simulations)."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self.at += timedelta(**delta)
+
+
+def isoformat(value: datetime | None) -> str | None:
+    """ISO 8601 with an explicit zone, seconds precision (as Open311 examples show)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,23 @@
+"""The application context: everything a request or a background job needs, built once at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from wecity.core.clock import Clock
+from wecity.core.db import Database
+from wecity.core.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    clock: Clock = field(default_factory=Clock)
+    # Filled by domains at start (e.g. "area_index" by geo); looked up by name to keep the base
+    # free of imports from the layers above it.
+    services: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.services[name]

@@ -1,0 +1,95 @@
+"""The platform's one error tree.
+
+Every service raises only these. Each error has a stable machine `code` (``"case.invalid_transition"``),
+an HTTP `status`, and a message in English and 简体中文; each protocol renders it in its own format
+(Open311 error arrays, NGSI-LD ProblemDetails, RFC 9457 problem+json, a translated page).
+
+    WeCityError                      base; status 500
+    ├── ConfigurationError           a setting is unusable at start (not an HTTP error)
+    ├── ValidationFailed             input is malformed or breaks a rule; 400
+    │   └── UnsupportedMedia         an upload is not an accepted image, or too big; 400
+    ├── AuthenticationRequired       no or bad credentials (Open311 api_key, session); 401 (Open311: 403)
+    ├── PermissionDenied             credentials are good but not enough; 403
+    ├── NotFound                     the named resource does not exist; 404
+    ├── Conflict                     the request clashes with the current state; 409
+    │   ├── AlreadyExists            a unique name or id is taken; 409
+    │   └── InvalidTransition        a case cannot move that way from its state; 409
+    ├── RateLimited                  too many requests; 429
+    └── DependencyUnavailable        the database or a broker cannot be reached; 503
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class WeCityError(Exception):
+    status: ClassVar[int] = 500
+    default_code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str, *, code: str | None = None, message_zh: str | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.message_zh = message_zh or message
+        self.code = code or self.default_code
+        self.details = details or {}
+
+    def localized(self, locale: str) -> str:
+        return self.message_zh if locale.startswith("zh") else self.message
+
+
+class ConfigurationError(WeCityError):
+    default_code = "config.invalid"
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"{setting}: {reason}", message_zh=f"配置项 {setting} 无效：{reason}")
+        self.setting = setting
+        self.reason = reason
+
+
+class ValidationFailed(WeCityError):
+    status = 400
+    default_code = "validation.failed"
+
+
+class UnsupportedMedia(ValidationFailed):
+    default_code = "media.unsupported"
+
+
+class AuthenticationRequired(WeCityError):
+    status = 401
+    default_code = "auth.required"
+
+
+class PermissionDenied(WeCityError):
+    status = 403
+    default_code = "auth.forbidden"
+
+
+class NotFound(WeCityError):
+    status = 404
+    default_code = "not_found"
+
+
+class Conflict(WeCityError):
+    status = 409
+    default_code = "conflict"
+
+
+class AlreadyExists(Conflict):
+    default_code = "conflict.exists"
+
+
+class InvalidTransition(Conflict):
+    default_code = "case.invalid_transition"
+
+
+class RateLimited(WeCityError):
+    status = 429
+    default_code = "rate_limited"
+
+
+class DependencyUnavailable(WeCityError):
+    status = 503
+    default_code = "dependency.unavailable"

@@ -1,0 +1,72 @@
+"""HTTP plumbing shared by every domain's thin adapters: the context dependency, locale, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from wecity.core.context import AppContext
+from wecity.core.errors import WeCityError
+
+
+def get_ctx(request: Request) -> AppContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+
+
+def request_locale(request: Request) -> str:
+    """zh_CN or en: the `lang` query or cookie, else Accept-Language, else Chinese (the city's language)."""
+    chosen = request.query_params.get("lang") or request.cookies.get("lang")
+    if chosen:
+        return "en" if chosen.lower().startswith("en") else "zh_CN"
+    header = request.headers.get("accept-language", "")
+    best, best_q = "zh_CN", -1.0
+    for part in header.split(","):
+        piece = part.strip().split(";")
+        tag = piece[0].strip().lower()
+        q = 1.0
+        for param in piece[1:]:
+            if param.strip().startswith("q="):
+                try:
+                    q = float(param.strip()[2:])
+                except ValueError:
+                    q = 0.0
+        if tag.startswith(("zh", "en")) and q > best_q:
+            best, best_q = ("zh_CN" if tag.startswith("zh") else "en"), q
+    return best
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def problem_response(request: Request, exc: WeCityError) -> Response:
+    """RFC 9457 problem+json, the platform API's error format."""
+    body: dict[str, Any] = {
+        "type": f"urn:wecity:error:{exc.code}",
+        "title": exc.localized(request_locale(request)),
+        "status": exc.status,
+        "code": exc.code,
+    }
+    if exc.details:
+        body["details"] = exc.details
+    return JSONResponse(body, status_code=exc.status, media_type="application/problem+json")
+
+
+# Path prefix -> renderer. Protocol adapters register theirs (Open311 error arrays, NGSI-LD
+# ProblemDetails); the longest matching prefix wins, problem+json otherwise.
+ErrorRenderer = Callable[[Request, WeCityError], Response]
+
+
+def render_error(request: Request, exc: WeCityError) -> Response:
+    renderers: dict[str, ErrorRenderer] = getattr(request.app.state, "error_renderers", {})
+    path = request.url.path
+    for prefix in sorted(renderers, key=len, reverse=True):
+        if path.startswith(prefix):
+            return renderers[prefix](request, exc)
+    return problem_response(request, exc)

@@ -1,0 +1,128 @@
+"""Settings read once from the environment (and an optional `.env`), validated at start."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from wecity.core.errors import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str
+    media_dir: Path
+    secret_key: str
+    mqtt_url: str | None = None
+    var_dir: Path = Path("var")
+    # Duplicate merge (并单): a report joins an open case of the same category this close, this recent.
+    merge_radius_m: float = 50.0
+    merge_window_hours: float = 72.0
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    run_background: bool = True
+    tile_url: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _load_dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _normalise_database_url(url: str) -> str:
+    # People write postgres:// or postgresql://; the platform's driver is psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None) -> Settings:
+    """Build settings from `env` (default: the process environment over `.env`).
+
+    Raises ConfigurationError naming the setting and the reason when a value is unusable.
+    """
+    cwd = cwd or Path.cwd()
+    values = _load_dotenv(cwd / ".env")
+    values.update(os.environ if env is None else env)
+
+    var_dir = Path(values.get("WECITY_VAR_DIR", str(cwd / "var")))
+    database_url = _normalise_database_url(
+        values.get("WECITY_DATABASE_URL") or f"sqlite:///{var_dir / 'wecity.db'}"
+    )
+    scheme = database_url.split(":", 1)[0]
+    if scheme not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise ConfigurationError(
+            "WECITY_DATABASE_URL",
+            f"unsupported database {scheme!r}; use sqlite:///path or postgresql://user:pass@host/db",
+        )
+
+    media_dir = Path(values.get("WECITY_MEDIA_DIR", str(var_dir / "media")))
+
+    mqtt_url = values.get("WECITY_MQTT_URL") or None
+    if mqtt_url:
+        parsed = urlparse(mqtt_url)
+        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+            raise ConfigurationError("WECITY_MQTT_URL", "expected mqtt://host[:port] or mqtts://host[:port]")
+
+    secret_key = values.get("WECITY_SECRET_KEY") or _kept_secret_key(var_dir)
+    if len(secret_key) < 32:
+        raise ConfigurationError("WECITY_SECRET_KEY", "must be at least 32 characters")
+
+    def number(name: str, default: float, *, minimum: float = 0) -> float:
+        raw = values.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(name, f"{raw!r} is not a number") from None
+        if value < minimum:
+            raise ConfigurationError(name, f"must be at least {minimum}")
+        return value
+
+    return Settings(
+        database_url=database_url,
+        media_dir=media_dir,
+        secret_key=secret_key,
+        mqtt_url=mqtt_url,
+        var_dir=var_dir,
+        merge_radius_m=number("WECITY_MERGE_RADIUS_M", 50.0),
+        merge_window_hours=number("WECITY_MERGE_WINDOW_HOURS", 72.0),
+        max_upload_bytes=int(number("WECITY_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1024)),
+        max_image_pixels=int(number("WECITY_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)),
+        run_background=values.get("WECITY_RUN_BACKGROUND", "1") not in ("0", "false", "no"),
+        tile_url=values.get("WECITY_TILE_URL") or None,
+    )
+
+
+def _kept_secret_key(var_dir: Path) -> str:
+    """Generate the secret key on first run and keep it, so sessions survive restarts."""
+    path = var_dir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    try:
+        var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        # O_EXCL: two processes starting together keep the same key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+        return key
+    except FileExistsError:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigurationError("WECITY_SECRET_KEY", f"unset, and cannot keep a generated one in {path}: {exc}") from exc

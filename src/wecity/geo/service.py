@@ -1,0 +1,116 @@
+"""Geo verbs: import areas from GeoJSON, load the lookup index, describe the jurisdiction."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from shapely.geometry import mapping, shape
+from shapely.validation import make_valid
+from sqlalchemy.engine import Connection
+
+from wecity.core.errors import ValidationFailed
+from wecity.geo.coords import CoordSystem, to_wgs84
+from wecity.geo.index import Area, AreaIndex
+from wecity.geo.models import areas, jurisdiction
+
+
+def _convert_ring(ring: list[list[float]], system: CoordSystem) -> list[list[float]]:
+    out = []
+    for point in ring:
+        lat, lon = to_wgs84(point[1], point[0], system)
+        out.append([round(lon, 7), round(lat, 7)])
+    return out
+
+
+def geometry_to_wgs84(geometry: dict[str, Any], system: CoordSystem | str) -> dict[str, Any]:
+    """A Polygon/MultiPolygon GeoJSON geometry with every vertex converted to WGS-84, made valid."""
+    system = CoordSystem(system)
+    kind = geometry.get("type")
+    if kind == "Polygon":
+        polygons = [geometry["coordinates"]]
+    elif kind == "MultiPolygon":
+        polygons = geometry["coordinates"]
+    else:
+        raise ValidationFailed(f"area geometry must be Polygon or MultiPolygon, not {kind!r}",
+                               message_zh=f"区域几何必须是 Polygon 或 MultiPolygon，而不是 {kind}")
+    converted = {"type": "MultiPolygon",
+                 "coordinates": [[_convert_ring(ring, system) for ring in poly] for poly in polygons]}
+    geom = shape(converted)
+    if not geom.is_valid:
+        geom = make_valid(geom)
+    return dict(mapping(geom))
+
+
+def read_feature_collection(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValidationFailed(f"cannot read GeoJSON from {path}: {exc}", message_zh=f"无法读取 GeoJSON：{path}") from exc
+    if data.get("type") != "FeatureCollection" or not isinstance(data.get("features"), list):
+        raise ValidationFailed("expected a GeoJSON FeatureCollection", message_zh="需要 GeoJSON FeatureCollection")
+    return data["features"]
+
+
+def import_areas(conn: Connection, features: list[dict[str, Any]], *, coord_system: CoordSystem | str,
+                 now: datetime, name_property: str = "name", name_en_property: str = "name_en",
+                 code_property: str = "adcode", english_names: dict[str, str] | None = None,
+                 replace: bool = True) -> list[str]:
+    """Store each feature as an area (by code: insert or update); return the names imported.
+
+    With `replace`, areas that are not in the file are removed, so the file is the city's new map.
+    """
+    english_names = english_names or {}
+    imported: list[str] = []
+    codes: list[str] = []
+    for n, feature in enumerate(features):
+        props = feature.get("properties") or {}
+        name = props.get(name_property)
+        if not name or not feature.get("geometry"):
+            raise ValidationFailed(f"feature {n} has no {name_property!r} property or no geometry",
+                                   message_zh=f"第 {n} 个要素缺少 {name_property} 属性或几何")
+        code = str(props.get(code_property) or name)
+        values = {
+            "name_zh": str(name),
+            "name_en": str(props.get(name_en_property) or english_names.get(str(name)) or name),
+            "kind": str(props.get("level") or "district"),
+            "geometry": geometry_to_wgs84(feature["geometry"], coord_system),
+            "imported_at": now,
+        }
+        existing = conn.execute(sa.select(areas.c.id).where(areas.c.code == code)).first()
+        if existing:
+            conn.execute(areas.update().where(areas.c.id == existing.id).values(**values))
+        else:
+            conn.execute(areas.insert().values(code=code, **values))
+        imported.append(str(name))
+        codes.append(code)
+    if replace and codes:
+        conn.execute(areas.delete().where(areas.c.code.not_in(codes)))
+    return imported
+
+
+def load_area_index(conn: Connection) -> AreaIndex:
+    rows = conn.execute(sa.select(areas).order_by(areas.c.id)).all()
+    return AreaIndex([(Area(r.id, r.code, r.name_zh, r.name_en), r.geometry) for r in rows])
+
+
+def set_jurisdiction(conn: Connection, *, id: str, name_zh: str, name_en: str, adcode: str | None = None,
+                     timezone: str = "Asia/Shanghai", center: tuple[float, float] | None = None) -> None:
+    conn.execute(jurisdiction.delete())
+    conn.execute(jurisdiction.insert().values(
+        id=id, name_zh=name_zh, name_en=name_en, adcode=adcode, timezone=timezone,
+        center_lat=center[0] if center else None, center_long=center[1] if center else None))
+
+
+def get_jurisdiction(conn: Connection) -> Any:
+    return conn.execute(sa.select(jurisdiction)).first()
+
+
+def list_areas(conn: Connection, *, with_geometry: bool = False) -> list[dict[str, Any]]:
+    cols = [areas.c.id, areas.c.code, areas.c.name_zh, areas.c.name_en, areas.c.kind]
+    if with_geometry:
+        cols.append(areas.c.geometry)
+    return [dict(r._mapping) for r in conn.execute(sa.select(*cols).order_by(areas.c.id))]

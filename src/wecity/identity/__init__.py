@@ -1,0 +1,1 @@
+"""People, departments, roles, sessions, API keys and the audit log."""

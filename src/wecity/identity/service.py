@@ -1,0 +1,157 @@
+"""Identity verbs: departments, staff users, passwords, API keys, sessions, audit entries."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.engine import Connection
+
+from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
+from wecity.identity.choices import Role
+from wecity.identity.models import api_keys, audit_log, departments, staff_sessions, users
+
+_hasher = PasswordHasher()
+SESSION_LIFETIME = timedelta(hours=12)
+
+
+@dataclass(frozen=True, slots=True)
+class StaffUser:
+    id: int
+    username: str
+    display_name: str
+    department_id: int | None
+    roles: frozenset[str]
+    locale: str
+
+    def has(self, role: Role | str) -> bool:
+        return str(role) in self.roles or Role.ADMIN in self.roles
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def add_department(conn: Connection, *, code: str, name_zh: str, name_en: str, phone: str | None = None,
+                   email: str | None = None, webhook_url: str | None = None,
+                   is_dispatch_centre: bool = False) -> int:
+    if conn.execute(sa.select(departments.c.id).where(departments.c.code == code)).first():
+        raise AlreadyExists(f"department {code!r} exists", message_zh=f"部门 {code} 已存在")
+    return int(conn.execute(departments.insert().values(
+        code=code, name_zh=name_zh, name_en=name_en, phone=phone, email=email, webhook_url=webhook_url,
+        is_dispatch_centre=is_dispatch_centre,
+    )).inserted_primary_key[0])
+
+
+def department_id_by_code(conn: Connection, code: str) -> int:
+    row = conn.execute(sa.select(departments.c.id).where(departments.c.code == code)).first()
+    if row is None:
+        raise NotFound(f"no department {code!r}", message_zh=f"没有部门 {code}", code="department.not_found")
+    return int(row.id)
+
+
+def add_user(conn: Connection, *, username: str, password: str, display_name: str, now: datetime,
+             department_code: str | None = None, roles: list[str] | tuple[str, ...] = (),
+             phone: str | None = None, email: str | None = None, locale: str = "zh_CN") -> int:
+    if len(password) < 8:
+        raise ValidationFailed("password must be at least 8 characters", message_zh="密码至少 8 位")
+    for role in roles:
+        if role not in Role.__members__.values():
+            raise ValidationFailed(f"unknown role {role!r}; use {', '.join(Role)}", message_zh=f"未知角色 {role}")
+    if conn.execute(sa.select(users.c.id).where(users.c.username == username)).first():
+        raise AlreadyExists(f"user {username!r} exists", message_zh=f"用户 {username} 已存在")
+    department_id = department_id_by_code(conn, department_code) if department_code else None
+    return int(conn.execute(users.insert().values(
+        username=username, password_hash=_hasher.hash(password), display_name=display_name,
+        department_id=department_id, roles=" ".join(sorted(set(roles))), phone=phone, email=email,
+        locale=locale, is_active=True, created_at=now,
+    )).inserted_primary_key[0])
+
+
+def _staff_user(row: Any) -> StaffUser:
+    return StaffUser(id=row.id, username=row.username, display_name=row.display_name,
+                     department_id=row.department_id, roles=frozenset(row.roles.split()), locale=row.locale)
+
+
+def authenticate(conn: Connection, username: str, password: str) -> StaffUser | None:
+    """The user if the password matches an active account, else None (same answer for both failures)."""
+    row = conn.execute(sa.select(users).where(users.c.username == username, users.c.is_active.is_(True))).first()
+    if row is None:
+        # Spend the same time as a real check, so response time does not reveal which usernames exist.
+        _hasher.hash(password)
+        return None
+    try:
+        _hasher.verify(row.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if _hasher.check_needs_rehash(row.password_hash):
+        conn.execute(users.update().where(users.c.id == row.id).values(password_hash=_hasher.hash(password)))
+    return _staff_user(row)
+
+
+def get_user(conn: Connection, user_id: int) -> StaffUser | None:
+    row = conn.execute(sa.select(users).where(users.c.id == user_id, users.c.is_active.is_(True))).first()
+    return _staff_user(row) if row else None
+
+
+def start_session(conn: Connection, user_id: int, now: datetime) -> str:
+    token = secrets.token_urlsafe(32)
+    conn.execute(staff_sessions.insert().values(
+        token_hash=_sha256(token), user_id=user_id, created_at=now, expires_at=now + SESSION_LIFETIME))
+    return token
+
+
+def user_for_session(conn: Connection, token: str, now: datetime) -> StaffUser | None:
+    row = conn.execute(sa.select(staff_sessions.c.user_id).where(
+        staff_sessions.c.token_hash == _sha256(token), staff_sessions.c.expires_at > now)).first()
+    return get_user(conn, row.user_id) if row else None
+
+
+def end_session(conn: Connection, token: str) -> None:
+    conn.execute(staff_sessions.delete().where(staff_sessions.c.token_hash == _sha256(token)))
+
+
+def add_api_key(conn: Connection, *, name: str, now: datetime, username: str | None = None) -> str:
+    """Create an API key and return it; only its hash is kept, so this is the one time it is shown."""
+    user_id = None
+    if username:
+        row = conn.execute(sa.select(users.c.id).where(users.c.username == username)).first()
+        if row is None:
+            raise NotFound(f"no user {username!r}", message_zh=f"没有用户 {username}")
+        user_id = row.id
+    key = "wk_" + secrets.token_urlsafe(32)
+    conn.execute(api_keys.insert().values(key_hash=_sha256(key), prefix=key[:10], name=name, user_id=user_id,
+                                          created_at=now))
+    return key
+
+
+def api_key_is_valid(conn: Connection, key: str) -> bool:
+    if not key:
+        return False
+    row = conn.execute(sa.select(api_keys.c.id).where(
+        api_keys.c.key_hash == _sha256(key), api_keys.c.revoked_at.is_(None))).first()
+    return row is not None
+
+
+def record_audit(conn: Connection, *, at: datetime, actor: str, action: str, target: str, outcome: str = "ok",
+                 source_address: str | None = None, detail: dict[str, Any] | None = None) -> None:
+    conn.execute(audit_log.insert().values(at=at, actor=actor, action=action, target=target, outcome=outcome,
+                                           source_address=source_address, detail=detail))
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """138****5678: enough for a person to recognise, not enough to call."""
+    if not phone:
+        return phone
+    digits = phone.strip()
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    if len(digits) <= 7:
+        return digits[:1] + "*" * (len(digits) - 3) + digits[-2:]
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]

@@ -1,0 +1,41 @@
+"""The `wecity` command: help everywhere, users and API keys from the command line."""
+
+import subprocess
+import sys
+
+import pytest
+
+from wecity.cli import main
+
+from .conftest import City
+
+
+@pytest.mark.parametrize("args", [[], ["serve"], ["demo"], ["db", "upgrade"], ["city", "import-areas"],
+                                  ["city", "locate"], ["user", "add"], ["apikey", "add"]])
+def test_help_everywhere_and_bilingual(args: list[str]) -> None:
+    out = subprocess.run([sys.executable, "-m", "wecity", *args, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "usage: wecity" in out.stdout
+
+
+def test_user_and_apikey_add(sqlite_city: City, monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("WECITY_DATABASE_URL", sqlite_city.settings.database_url)
+    monkeypatch.setenv("WECITY_SECRET_KEY", "y" * 40)
+    assert main(["user", "add", "newhandler", "--department", "shuiwu", "--role", "handler",
+                 "--password", "a-long-password"]) == 0
+    assert main(["user", "add", "newhandler", "--password", "a-long-password"]) == 2
+    assert "已存在" in capsys.readouterr().err
+    assert main(["apikey", "add", "partner"]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert key.startswith("wk_")
+    from wecity.identity.service import api_key_is_valid
+
+    assert sqlite_city.db.read_sync(api_key_is_valid, key)
+
+
+def test_bad_setting_fails_at_start_with_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    out = subprocess.run([sys.executable, "-m", "wecity", "db", "upgrade"], capture_output=True, text=True,
+                         cwd=tmp_path, env={"WECITY_DATABASE_URL": "oracle://x", "PATH": "/usr/bin"})
+    assert out.returncode == 2
+    assert "WECITY_DATABASE_URL" in out.stderr

@@ -3,8 +3,10 @@
 # Each name is a package under `wecity`. A domain may have `models.py` (tables), `migrations/`
 # (its alembic branch, labelled with the domain's name) and `api.py` / `views.py` (routers).
 DOMAINS: tuple[str, ...] = (
+    "core",
     "identity",
     "geo",
+    "media",
     "cases",
     "notify",
     "open311",

@@ -20,16 +20,19 @@ from wecity.domains import DOMAINS
 HERE = Path(__file__).parent
 
 
+def branch_folder(domain: str) -> Path | None:
+    """Where `domain`'s revisions live: `<package>/migrations/`, except for core, whose `migrations/`
+    is alembic's script folder (env.py, which alembic would load as a revision) and keeps them in
+    `migrations/versions/`."""
+    spec = importlib.util.find_spec(f"wecity.{domain}")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "migrations"
+    return folder / "versions" if (folder / "env.py").exists() else folder
+
+
 def version_locations() -> list[str]:
-    found = []
-    for domain in DOMAINS:
-        spec = importlib.util.find_spec(f"wecity.{domain}")
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        folder = Path(next(iter(spec.submodule_search_locations))) / "migrations"
-        if folder.is_dir():
-            found.append(str(folder))
-    return found
+    return [str(f) for f in map(branch_folder, DOMAINS) if f is not None and f.is_dir()]
 
 
 def alembic_config(url: str) -> Config:
@@ -71,10 +74,10 @@ def revision(url: str, domain: str, message: str) -> None:
     script = ScriptDirectory.from_config(cfg)
     label_heads = [h for h in script.get_revisions("heads") if domain in (h.branch_labels or ())
                    or any(domain in (r.branch_labels or ()) for r in script.iterate_revisions(h.revision, "base"))]
-    spec = importlib.util.find_spec(f"wecity.{domain}")
-    assert spec and spec.submodule_search_locations
-    folder = str(Path(next(iter(spec.submodule_search_locations))) / "migrations")
-    Path(folder).mkdir(exist_ok=True)
+    branch = branch_folder(domain)
+    assert branch is not None
+    branch.mkdir(exist_ok=True)
+    folder = str(branch)
     if label_heads:
         command.revision(cfg, message=message, autogenerate=True, head=f"{domain}@head")
     else:

@@ -69,14 +69,14 @@ def pending_heads(url: str, current: set[str]) -> set[str]:
 
 def revision(url: str, domain: str, message: str) -> None:
     """Autogenerate the next revision of `domain`'s branch from the difference of its tables."""
+    branch = branch_folder(domain)
+    assert branch is not None
+    branch.mkdir(exist_ok=True)  # before the config, which lists only folders that exist
     cfg = alembic_config(url)
     cfg.attributes["only_domain"] = domain
     script = ScriptDirectory.from_config(cfg)
     label_heads = [h for h in script.get_revisions("heads") if domain in (h.branch_labels or ())
                    or any(domain in (r.branch_labels or ()) for r in script.iterate_revisions(h.revision, "base"))]
-    branch = branch_folder(domain)
-    assert branch is not None
-    branch.mkdir(exist_ok=True)
     folder = str(branch)
     if label_heads:
         command.revision(cfg, message=message, autogenerate=True, head=f"{domain}@head")

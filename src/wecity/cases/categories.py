@@ -31,6 +31,7 @@ class Category:
     calendar: str
     sort_order: int
     active: bool
+    attributes: list[dict[str, Any]] | None = None
 
     def name(self, locale: str) -> str:
         return self.name_zh if locale.startswith("zh") else self.name_en
@@ -39,7 +40,7 @@ class Category:
 def add_category(conn: Connection, *, code: str, name_zh: str, name_en: str, group_zh: str, group_en: str,
                  department_code: str, ack_minutes: int, resolve_hours: int, calendar: str = "24x7",
                  keywords: str = "", description_zh: str = "", description_en: str = "",
-                 sort_order: int = 0) -> None:
+                 sort_order: int = 0, attributes: list[dict[str, Any]] | None = None) -> None:
     if calendar not in CALENDARS:
         raise ValidationFailed(f"calendar must be one of {CALENDARS}", message_zh="日历必须是 24x7 或 working")
     if ack_minutes <= 0 or resolve_hours <= 0:
@@ -50,7 +51,8 @@ def add_category(conn: Connection, *, code: str, name_zh: str, name_en: str, gro
         code=code, name_zh=name_zh, name_en=name_en, group_zh=group_zh, group_en=group_en,
         description_zh=description_zh, description_en=description_en, keywords=keywords,
         department_id=department_id_by_code(conn, department_code), ack_minutes=ack_minutes,
-        resolve_hours=resolve_hours, calendar=calendar, sort_order=sort_order, active=True))
+        resolve_hours=resolve_hours, calendar=calendar, sort_order=sort_order, active=True,
+        attributes=attributes))
 
 
 def set_area_department(conn: Connection, *, category_code: str, area_id: int, department_code: str) -> None:

@@ -3,6 +3,7 @@
 import sqlalchemy as sa
 
 from wecity.core.db import metadata
+from wecity.core.types import UTCDateTime
 
 INFO = {"domain": "cases"}
 
@@ -25,6 +26,8 @@ categories = sa.Table(
     sa.Column("calendar", sa.String(16), nullable=False, default="24x7"),
     sa.Column("sort_order", sa.Integer, nullable=False, default=0),
     sa.Column("active", sa.Boolean, nullable=False, default=True),
+    # Open311 service definition attributes: [{"code", "datatype", "required", "description_zh", ...}].
+    sa.Column("attributes", sa.JSON),
     info=INFO,
 )
 
@@ -34,5 +37,118 @@ category_area_departments = sa.Table(
     sa.Column("category_code", sa.String(64), sa.ForeignKey("categories.code"), primary_key=True),
     sa.Column("area_id", sa.Integer, sa.ForeignKey("areas.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("department_id", sa.Integer, sa.ForeignKey("departments.id"), nullable=False),
+    info=INFO,
+)
+
+# A case (案件): one problem at one place, handled by one department at a time. Several citizen reports
+# (and sensor alerts) may join one case (并单).
+cases = sa.Table(
+    "cases", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("category_code", sa.String(64), sa.ForeignKey("categories.code"), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("department_id", sa.Integer, sa.ForeignKey("departments.id")),
+    sa.Column("area_id", sa.Integer, sa.ForeignKey("areas.id", ondelete="SET NULL")),
+    sa.Column("lat", sa.Float),
+    sa.Column("long", sa.Float),
+    sa.Column("address", sa.String(500)),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("source", sa.String(20), nullable=False),            # citizen, sensor, hotline, staff
+    sa.Column("source_ref", sa.String(300)),                        # e.g. "<entity id>|<rule id>" for sensors
+    sa.Column("status_notes", sa.Text),                             # the latest public note
+    sa.Column("merged_into_id", sa.Integer, sa.ForeignKey("cases.id")),
+    sa.Column("assignee_id", sa.Integer, sa.ForeignKey("users.id")),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("dispatched_at", UTCDateTime),
+    sa.Column("acknowledged_at", UTCDateTime),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Column("closed_at", UTCDateTime),
+    # SLA clocks: due times, and which clock events have fired (so each fires once).
+    sa.Column("ack_due_at", UTCDateTime),
+    sa.Column("resolve_due_at", UTCDateTime),
+    sa.Column("ack_warned", sa.Boolean, nullable=False, default=False),
+    sa.Column("ack_escalated", sa.Boolean, nullable=False, default=False),
+    sa.Column("resolve_warned", sa.Boolean, nullable=False, default=False),
+    sa.Column("resolve_escalated", sa.Boolean, nullable=False, default=False),
+    sa.Column("reopen_count", sa.Integer, nullable=False, default=0),
+    sa.Column("followup_open", sa.Boolean, nullable=False, default=False),
+    sa.Column("evidence_media_id", sa.String(64)),
+    sa.Index("ix_cases_open_by_category", "category_code", "status", "created_at"),
+    sa.Index("ix_cases_department_status", "department_id", "status"),
+    sa.Index("ix_cases_source_ref", "source_ref"),
+    info=INFO,
+)
+
+# A report (Open311 service request): what one person or device said, with its own public id.
+reports = sa.Table(
+    "reports", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=False, index=True),
+    sa.Column("token", sa.String(40), nullable=False, unique=True),
+    sa.Column("service_code", sa.String(64), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("lat", sa.Float),
+    sa.Column("long", sa.Float),
+    sa.Column("address", sa.String(500)),
+    sa.Column("address_id", sa.String(100)),
+    sa.Column("attributes", sa.JSON),
+    sa.Column("media_ids", sa.JSON),
+    sa.Column("channel", sa.String(20), nullable=False),            # open311, portal, sensor, hotline
+    # Personal data: never in public output; masked in staff lists.
+    sa.Column("email", sa.String(200)),
+    sa.Column("phone", sa.String(40)),
+    sa.Column("first_name", sa.String(100)),
+    sa.Column("last_name", sa.String(100)),
+    sa.Column("device_id", sa.String(200)),
+    sa.Column("account_id", sa.String(200)),
+    sa.Column("requested_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False, index=True),
+    info=INFO,
+)
+
+# The case timeline: every event, who, when, what, why and from which channel.
+timeline = sa.Table(
+    "case_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("event", sa.String(40), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),             # "user:12", "citizen", "system", "sensor:..."
+    sa.Column("actor_name", sa.String(200)),
+    sa.Column("channel", sa.String(20), nullable=False),
+    sa.Column("from_status", sa.String(20)),
+    sa.Column("to_status", sa.String(20)),
+    sa.Column("department_id", sa.Integer, sa.ForeignKey("departments.id")),
+    sa.Column("note", sa.Text),
+    sa.Column("reason", sa.String(100)),
+    sa.Column("public", sa.Boolean, nullable=False, default=True),
+    sa.Column("media_id", sa.String(64)),
+    sa.Column("detail", sa.JSON),
+    info=INFO,
+)
+
+ratings = sa.Table(
+    "ratings", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=False, index=True),
+    sa.Column("report_id", sa.Integer, sa.ForeignKey("reports.id"), nullable=False, unique=True),
+    sa.Column("stars", sa.Integer, nullable=False),
+    sa.Column("tags", sa.JSON),
+    sa.Column("comment", sa.Text),
+    sa.Column("at", UTCDateTime, nullable=False),
+    info=INFO,
+)
+
+# Safe retries: the first response to a POST with an Idempotency-Key, returned again for a repeat.
+idempotency_keys = sa.Table(
+    "idempotency_keys", metadata,
+    sa.Column("scope", sa.String(100), primary_key=True),           # endpoint + client
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),        # hash of the request body
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
     info=INFO,
 )

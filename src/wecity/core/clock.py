@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+# The city's own zone: times shown to people and in protocol output carry its offset (+08:00).
+CITY_TZ = ZoneInfo("Asia/Shanghai")
 
 
 class Clock:
@@ -26,7 +30,7 @@ class FrozenClock(Clock):
 
 
 def isoformat(value: datetime | None) -> str | None:
-    """ISO 8601 with an explicit zone, seconds precision (as Open311 examples show)."""
+    """ISO 8601 in the city's zone with its offset, seconds precision (as Open311 examples show)."""
     if value is None:
         return None
-    return value.astimezone(UTC).isoformat(timespec="seconds")
+    return value.astimezone(CITY_TZ).isoformat(timespec="seconds")

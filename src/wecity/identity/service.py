@@ -155,3 +155,12 @@ def mask_phone(phone: str | None) -> str | None:
     if len(digits) <= 7:
         return digits[:1] + "*" * (len(digits) - 3) + digits[-2:]
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+def api_key_user(conn: Connection, key: str) -> StaffUser | None:
+    """The active staff user a valid API key belongs to (back-office systems act as that user)."""
+    if not key:
+        return None
+    row = conn.execute(sa.select(api_keys.c.user_id).where(
+        api_keys.c.key_hash == _sha256(key), api_keys.c.revoked_at.is_(None))).first()
+    return get_user(conn, row.user_id) if row and row.user_id else None

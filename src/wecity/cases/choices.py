@@ -1,0 +1,87 @@
+"""Case states, events and reasons, with their labels in both languages and a badge colour."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CaseStatus(StrEnum):
+    SUBMITTED = "submitted"          # 已受理: accepted, not yet with a department
+    DISPATCHED = "dispatched"        # 已派遣: sent to a department, waiting for 签收
+    ACKNOWLEDGED = "acknowledged"    # 已签收
+    RETURNED = "returned"            # 已退单: the department sent it back to the dispatch centre
+    IN_PROGRESS = "in_progress"      # 处置中
+    RESOLVED = "resolved"            # 已办结: the department says it is fixed (with evidence)
+    VERIFIED = "verified"            # 已核查: the dispatcher or the citizen confirmed
+    CLOSED = "closed"                # 已结案
+    MERGED = "merged"                # 已并单: folded into another case
+
+    @property
+    def label_zh(self) -> str:
+        return _LABELS[self][0]
+
+    @property
+    def label_en(self) -> str:
+        return _LABELS[self][1]
+
+    def label(self, locale: str) -> str:
+        return self.label_zh if locale.startswith("zh") else self.label_en
+
+    @property
+    def colour(self) -> str:
+        return _LABELS[self][2]
+
+    @property
+    def is_open(self) -> bool:
+        return self not in (CaseStatus.CLOSED, CaseStatus.MERGED)
+
+
+_LABELS = {
+    CaseStatus.SUBMITTED: ("已受理", "Submitted", "grey"),
+    CaseStatus.DISPATCHED: ("已派遣", "Dispatched", "blue"),
+    CaseStatus.ACKNOWLEDGED: ("已签收", "Acknowledged", "indigo"),
+    CaseStatus.RETURNED: ("已退单", "Returned", "orange"),
+    CaseStatus.IN_PROGRESS: ("处置中", "In progress", "purple"),
+    CaseStatus.RESOLVED: ("已办结", "Resolved", "teal"),
+    CaseStatus.VERIFIED: ("已核查", "Verified", "green"),
+    CaseStatus.CLOSED: ("已结案", "Closed", "darkgreen"),
+    CaseStatus.MERGED: ("已并单", "Merged", "grey"),
+}
+
+# States in which a new report of the same category nearby joins the case rather than opening one.
+MERGEABLE = (CaseStatus.SUBMITTED, CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGED, CaseStatus.RETURNED,
+             CaseStatus.IN_PROGRESS)
+
+
+class ReturnReason(StrEnum):
+    NOT_OUR_AREA = "not_our_area"
+    NOT_OUR_DUTY = "not_our_duty"
+    INSUFFICIENT_INFO = "insufficient_info"
+    DUPLICATE = "duplicate"
+    OTHER = "other"
+
+    def label(self, locale: str) -> str:
+        zh, en = {
+            "not_our_area": ("非本辖区", "Not our area"),
+            "not_our_duty": ("非本部门职责", "Not our duty"),
+            "insufficient_info": ("信息不足", "Insufficient information"),
+            "duplicate": ("重复案件", "Duplicate"),
+            "other": ("其他", "Other"),
+        }[self.value]
+        return zh if locale.startswith("zh") else en
+
+
+class Source(StrEnum):
+    CITIZEN = "citizen"
+    SENSOR = "sensor"
+    HOTLINE = "hotline"
+    STAFF = "staff"
+
+
+class Channel(StrEnum):
+    OPEN311 = "open311"
+    PORTAL = "portal"
+    SENSOR = "sensor"
+    HOTLINE = "hotline"
+    STAFF_API = "staff_api"
+    SYSTEM = "system"

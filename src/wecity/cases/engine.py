@@ -1,0 +1,334 @@
+"""The case life cycle as 12345 / 数字城管 systems run it, one verb per action.
+
+    submitted -> dispatched -> acknowledged (签收) -> in_progress -> resolved -> verified (核查) -> closed
+                    |  ^            |                                  |                           |
+                    v  |            v                                  v (not fixed)               v
+                 returned (退单) <--+                              in_progress            reopened within 7 days
+                 (re-dispatched by the dispatch centre)                                  -> dispatched
+
+Every verb checks the actor's right and the case's state, then writes the change, the timeline event,
+the audit entry and the outbox messages in the caller's one transaction. Illegal moves raise
+InvalidTransition; missing rights raise PermissionDenied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wecity.cases import notifications, sla
+from wecity.cases.categories import get_category
+from wecity.cases.choices import CaseStatus, Channel, ReturnReason
+from wecity.cases.models import cases, ratings, reports
+from wecity.cases.timeline import add_event
+from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from wecity.identity.choices import Role
+from wecity.identity.models import departments
+from wecity.identity.service import StaffUser, record_audit
+
+REOPEN_WINDOW = timedelta(days=7)
+LOW_RATING = 2  # ratings at or below open a follow-up for the supervisor
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: a staff user, a citizen (by report token), a back-office system or the platform."""
+
+    kind: str                      # staff, citizen, system
+    id: str
+    name: str
+    user: StaffUser | None = None
+    channel: str = Channel.STAFF_API
+    source_address: str | None = None
+
+    @classmethod
+    def staff(cls, user: StaffUser, *, channel: str = Channel.STAFF_API, source_address: str | None = None) -> Actor:
+        return cls("staff", f"user:{user.id}", user.display_name, user, channel, source_address)
+
+    @classmethod
+    def system(cls, name: str = "system") -> Actor:
+        return cls("system", "system", name, None, Channel.SYSTEM)
+
+    def has(self, role: Role) -> bool:
+        return self.kind == "system" or (self.user is not None and self.user.has(role))
+
+
+def _case(conn: Connection, case_id: int, *, lock: bool = True) -> Any:
+    query = sa.select(cases).where(cases.c.id == case_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"no case {case_id}", message_zh=f"没有案件 {case_id}", code="case.not_found")
+    return row
+
+
+def _require_state(case: Any, allowed: tuple[CaseStatus, ...], action: str) -> None:
+    if case.status not in allowed:
+        status = CaseStatus(case.status)
+        raise InvalidTransition(
+            f"cannot {action} a case that is {status.label_en.lower()}",
+            message_zh=f"案件当前状态为「{status.label_zh}」，不能{_ACTION_ZH.get(action, action)}",
+            details={"status": case.status, "action": action, "allowed_from": [s.value for s in allowed]})
+
+
+_ACTION_ZH = {"acknowledge": "签收", "return": "退单", "dispatch": "派遣", "start": "开始处置", "resolve": "办结",
+              "verify": "核查", "reject": "核查不通过", "close": "结案", "reopen": "重新打开", "transfer": "转办",
+              "merge": "并单", "rate": "评价", "note": "备注"}
+
+
+def _require_department_handler(actor: Actor, case: Any) -> None:
+    if actor.kind == "system" or actor.has(Role.ADMIN):
+        return
+    user = actor.user
+    if user is None or not user.has(Role.HANDLER) or user.department_id != case.department_id:
+        raise PermissionDenied("only a handler of the responsible department may do this",
+                               message_zh="只有责任部门的处置人员可以执行此操作", code="case.not_your_department")
+
+
+def _require_role(actor: Actor, *roles: Role) -> None:
+    if actor.kind == "system" or any(actor.has(r) for r in roles):
+        return
+    raise PermissionDenied(f"needs the role {' or '.join(roles)}",
+                           message_zh=f"需要角色：{'或'.join(r.label_zh for r in roles)}", code="case.role_required")
+
+
+def _move(conn: Connection, case: Any, to: CaseStatus, actor: Actor, now: datetime, *, event: str,
+          note: str | None = None, reason: str | None = None, media_id: str | None = None,
+          public: bool = True, values: dict[str, Any] | None = None, detail: dict[str, Any] | None = None) -> None:
+    # Optimistic guard: the update only applies if nobody moved the case since we read it.
+    changed = conn.execute(cases.update().where(cases.c.id == case.id, cases.c.status == case.status).values(
+        status=to, updated_at=now, **({"status_notes": note} if note and public else {}), **(values or {}))).rowcount
+    if changed != 1:
+        raise InvalidTransition("the case changed meanwhile; reload and try again",
+                                message_zh="案件状态已被他人更新，请刷新后重试", code="case.concurrent_change")
+    department_id = (values or {}).get("department_id", case.department_id)
+    add_event(conn, case.id, at=now, event=event, actor=actor.id, actor_name=actor.name, channel=actor.channel,
+              from_status=case.status, to_status=to, department_id=department_id, note=note, reason=reason,
+              public=public, media_id=media_id, detail=detail)
+    _audit(conn, actor, event, case.id, now, detail={"from": case.status, "to": str(to), "reason": reason})
+    conn.execute(reports.update().where(reports.c.case_id == case.id).values(updated_at=now))
+
+
+def _audit(conn: Connection, actor: Actor, action: str, case_id: int, now: datetime,
+           detail: dict[str, Any] | None = None, outcome: str = "ok") -> None:
+    if actor.kind == "staff":
+        record_audit(conn, at=now, actor=actor.id, action=f"case.{action}", target=f"case:{case_id}",
+                     outcome=outcome, source_address=actor.source_address, detail=detail)
+
+
+def _department_exists(conn: Connection, department_id: int) -> None:
+    if conn.execute(sa.select(departments.c.id).where(departments.c.id == department_id)).first() is None:
+        raise ValidationFailed(f"no department {department_id}", message_zh=f"没有部门 {department_id}",
+                               code="case.department")
+
+
+def _restart_clocks(conn: Connection, case: Any, now: datetime) -> dict[str, Any]:
+    ack_due, resolve_due = sla.deadlines(conn, get_category(conn, case.category_code), now)
+    return {"dispatched_at": now, "acknowledged_at": None, "ack_due_at": ack_due, "resolve_due_at": resolve_due,
+            "ack_warned": False, "ack_escalated": False, "resolve_warned": False, "resolve_escalated": False}
+
+
+# -- the verbs ---------------------------------------------------------------------------------------------
+
+def dispatch(conn: Connection, case_id: int, department_id: int, actor: Actor, now: datetime,
+             note: str | None = None) -> None:
+    """派遣 / re-dispatch by the dispatch centre: a submitted or returned case goes to a department."""
+    _require_role(actor, Role.DISPATCHER)
+    case = _case(conn, case_id)
+    _require_state(case, (CaseStatus.SUBMITTED, CaseStatus.RETURNED), "dispatch")
+    _department_exists(conn, department_id)
+    _move(conn, case, CaseStatus.DISPATCHED, actor, now, event="dispatched", note=note, public=False,
+          values={"department_id": department_id, "assignee_id": None, **_restart_clocks(conn, case, now)})
+    notifications.case_dispatched(conn, case_id=case_id, department_id=department_id, now=now)
+
+
+def acknowledge(conn: Connection, case_id: int, actor: Actor, now: datetime) -> None:
+    """签收: the responsible department takes the case; stops the acknowledge clock."""
+    case = _case(conn, case_id)
+    _require_department_handler(actor, case)
+    _require_state(case, (CaseStatus.DISPATCHED,), "acknowledge")
+    _move(conn, case, CaseStatus.ACKNOWLEDGED, actor, now, event="acknowledged",
+          values={"acknowledged_at": now, "assignee_id": actor.user.id if actor.user else None})
+
+
+def return_case(conn: Connection, case_id: int, reason: str, actor: Actor, now: datetime,
+                note: str | None = None) -> None:
+    """退单: the department sends the case back to the dispatch centre, with a reason."""
+    case = _case(conn, case_id)
+    _require_department_handler(actor, case)
+    _require_state(case, (CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGED), "return")
+    try:
+        reason = ReturnReason(reason)
+    except ValueError:
+        raise ValidationFailed(f"reason must be one of {', '.join(ReturnReason)}", code="case.return_reason",
+                               message_zh="退单原因无效") from None
+    if reason == ReturnReason.OTHER and not (note or "").strip():
+        raise ValidationFailed("say why when the reason is 'other'", message_zh="原因为「其他」时须说明",
+                               code="case.return_reason")
+    _move(conn, case, CaseStatus.RETURNED, actor, now, event="returned", note=note, reason=reason, public=False)
+    notifications.case_returned(conn, case_id=case_id, now=now)
+
+
+def start(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str | None = None) -> None:
+    """开始处置: work on site has started."""
+    case = _case(conn, case_id)
+    _require_department_handler(actor, case)
+    _require_state(case, (CaseStatus.ACKNOWLEDGED,), "start")
+    _move(conn, case, CaseStatus.IN_PROGRESS, actor, now, event="started", note=note)
+
+
+def resolve(conn: Connection, case_id: int, actor: Actor, now: datetime, *, note: str,
+            evidence_media_id: str | None) -> None:
+    """办结: the department says it is fixed, with a note and an evidence photo."""
+    case = _case(conn, case_id)
+    _require_department_handler(actor, case)
+    _require_state(case, (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS), "resolve")
+    if not (note or "").strip():
+        raise ValidationFailed("a resolution note is required", message_zh="办结须填写处置说明", code="case.note")
+    if not evidence_media_id:
+        raise ValidationFailed("an evidence photo is required", message_zh="办结须上传处置后照片",
+                               code="case.evidence")
+    _move(conn, case, CaseStatus.RESOLVED, actor, now, event="resolved", note=note, media_id=evidence_media_id,
+          values={"resolved_at": now, "evidence_media_id": evidence_media_id})
+    notifications.case_resolved(conn, case_id=case_id, now=now)
+
+
+def verify(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str | None = None) -> None:
+    """核查通过: the dispatch centre (or the citizen, by rating) confirms the fix."""
+    if actor.kind != "citizen":
+        _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
+    case = _case(conn, case_id)
+    _require_state(case, (CaseStatus.RESOLVED,), "verify")
+    _move(conn, case, CaseStatus.VERIFIED, actor, now, event="verified", note=note)
+
+
+def reject_resolution(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str) -> None:
+    """核查不通过: not fixed after all; back to the department, resolve clock still running."""
+    _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
+    case = _case(conn, case_id)
+    _require_state(case, (CaseStatus.RESOLVED,), "reject")
+    if not (note or "").strip():
+        raise ValidationFailed("say what is still wrong", message_zh="请说明核查不通过的原因", code="case.note")
+    _move(conn, case, CaseStatus.IN_PROGRESS, actor, now, event="verification_failed", note=note,
+          values={"resolved_at": None})
+    notifications.tell_department(conn, case_id=case_id, event="verification_failed", now=now, note=note)
+
+
+def close(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str | None = None) -> None:
+    """结案."""
+    _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
+    case = _case(conn, case_id)
+    _require_state(case, (CaseStatus.VERIFIED,), "close")
+    _move(conn, case, CaseStatus.CLOSED, actor, now, event="closed", note=note, values={"closed_at": now})
+    notifications.case_closed(conn, case_id=case_id, now=now)
+
+
+def reopen(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str) -> None:
+    """重新打开: within 7 days of closing, when the citizen is not satisfied; back to its department."""
+    case = _case(conn, case_id)
+    _require_state(case, (CaseStatus.CLOSED, CaseStatus.VERIFIED), "reopen")
+    if actor.kind == "staff":
+        _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
+    since = case.closed_at or case.updated_at
+    if now - since > REOPEN_WINDOW:
+        raise InvalidTransition("a case can be reopened only within 7 days of closing",
+                                message_zh="结案 7 天后不能重新打开", code="case.reopen_window")
+    _move(conn, case, CaseStatus.DISPATCHED, actor, now, event="reopened", note=note,
+          values={"closed_at": None, "resolved_at": None, "reopen_count": case.reopen_count + 1,
+                  **_restart_clocks(conn, case, now)})
+    notifications.case_dispatched(conn, case_id=case_id, department_id=case.department_id, now=now)
+
+
+def transfer(conn: Connection, case_id: int, department_id: int, actor: Actor, now: datetime, note: str) -> None:
+    """转办: move an open case to another department; its clocks restart there."""
+    _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
+    case = _case(conn, case_id)
+    _require_state(case, (CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS), "transfer")
+    _department_exists(conn, department_id)
+    if department_id == case.department_id:
+        raise ValidationFailed("the case is already with that department", message_zh="案件已在该部门",
+                               code="case.department")
+    _move(conn, case, CaseStatus.DISPATCHED, actor, now, event="transferred", note=note, public=False,
+          values={"department_id": department_id, "assignee_id": None, **_restart_clocks(conn, case, now)},
+          detail={"from_department_id": case.department_id})
+    notifications.case_dispatched(conn, case_id=case_id, department_id=department_id, now=now)
+
+
+def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: datetime) -> None:
+    """并单: fold a duplicate case into another; its reports follow and show the surviving case's status."""
+    _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
+    if case_id == into_case_id:
+        raise ValidationFailed("a case cannot be merged into itself", message_zh="不能与自身并单", code="case.merge")
+    case = _case(conn, case_id)
+    target = _case(conn, into_case_id)
+    _require_state(case, tuple(s for s in CaseStatus if s.is_open), "merge")
+    _require_state(target, tuple(s for s in CaseStatus if s.is_open), "merge")
+    _move(conn, case, CaseStatus.MERGED, actor, now, event="merged", values={"merged_into_id": target.id},
+          detail={"into_case_id": target.id})
+    conn.execute(reports.update().where(reports.c.case_id == case.id).values(case_id=target.id, updated_at=now))
+    add_event(conn, target.id, at=now, event="case_merged_in", actor=actor.id, actor_name=actor.name,
+              channel=actor.channel, detail={"from_case_id": case.id})
+    conn.execute(cases.update().where(cases.c.id == target.id).values(updated_at=now))
+
+
+def add_note(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str, *, public: bool = False,
+             media_id: str | None = None) -> int:
+    """备注: a note on the timeline; public notes are shown to citizens."""
+    case = _case(conn, case_id, lock=False)
+    if not (actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR)):
+        _require_department_handler(actor, case)
+    if not (note or "").strip():
+        raise ValidationFailed("the note is empty", message_zh="备注为空", code="case.note")
+    event_id = add_event(conn, case_id, at=now, event="note", actor=actor.id, actor_name=actor.name,
+                         channel=actor.channel, note=note, public=public, media_id=media_id,
+                         department_id=case.department_id)
+    values: dict[str, Any] = {"updated_at": now}
+    if public:
+        values["status_notes"] = note
+    conn.execute(cases.update().where(cases.c.id == case_id).values(**values))
+    _audit(conn, actor, "note", case_id, now, detail={"public": public})
+    return event_id
+
+
+def rate(conn: Connection, token: str, stars: int, now: datetime, *, tags: list[str] | None = None,
+         comment: str | None = None) -> None:
+    """好差评: the reporter rates a resolved case 1–5. A rating confirms the fix (核查 by the citizen);
+    a low one opens a follow-up for the supervisor."""
+    report = conn.execute(sa.select(reports).where(reports.c.token == token)).first()
+    if report is None:
+        raise NotFound("no report with that tracking code", message_zh="没有该查询码对应的诉求", code="report.not_found")
+    if not isinstance(stars, int) or not 1 <= stars <= 5:
+        raise ValidationFailed("stars must be 1 to 5", message_zh="评分须为 1 到 5", code="rating.stars")
+    case = _case(conn, report.case_id)
+    _require_state(case, (CaseStatus.RESOLVED, CaseStatus.VERIFIED, CaseStatus.CLOSED), "rate")
+    if conn.execute(sa.select(ratings.c.id).where(ratings.c.report_id == report.id)).first():
+        raise InvalidTransition("this report has been rated already", message_zh="该诉求已评价", code="rating.exists")
+    conn.execute(ratings.insert().values(case_id=case.id, report_id=report.id, stars=stars, tags=tags or None,
+                                         comment=(comment or "").strip() or None, at=now))
+    citizen = Actor("citizen", "citizen", "市民 / citizen", None, Channel.PORTAL)
+    add_event(conn, case.id, at=now, event="rated", actor=citizen.id, actor_name=citizen.name,
+              channel=citizen.channel, note=comment, detail={"stars": stars, "tags": tags or []})
+    if stars <= LOW_RATING:
+        conn.execute(cases.update().where(cases.c.id == case.id).values(followup_open=True, updated_at=now))
+        add_event(conn, case.id, at=now, event="followup_opened", actor="system", actor_name="system",
+                  channel=Channel.SYSTEM, public=False, detail={"stars": stars})
+        notifications.low_rating(conn, case_id=case.id, stars=stars, now=now)
+    elif case.status == CaseStatus.RESOLVED:
+        verify(conn, case.id, citizen, now, note="市民确认已解决 / confirmed by the citizen")
+
+
+def close_followup(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str) -> None:
+    """The supervisor's answer to a low rating."""
+    _require_role(actor, Role.SUPERVISOR)
+    case = _case(conn, case_id)
+    if not case.followup_open:
+        raise InvalidTransition("there is no open follow-up", message_zh="没有待处理的回访", code="case.followup")
+    conn.execute(cases.update().where(cases.c.id == case_id).values(followup_open=False, updated_at=now))
+    add_event(conn, case_id, at=now, event="followup_closed", actor=actor.id, actor_name=actor.name,
+              channel=actor.channel, note=note, public=False)
+    _audit(conn, actor, "followup_closed", case_id, now)

@@ -1,0 +1,231 @@
+"""The one intake used by every channel (Open311, the portal, sensors, the hotline).
+
+Validate, convert coordinates to WGS-84, find the area, choose the department from category x area,
+merge with an open case of the same category nearby (并单) or open a new one with its SLA clocks, and
+record everything on the timeline, all in the caller's one transaction.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wecity.cases import notifications, sla
+from wecity.cases.categories import Category, get_category, responsible_department
+from wecity.cases.choices import MERGEABLE, CaseStatus, Channel, Source
+from wecity.cases.models import cases, reports
+from wecity.cases.timeline import add_event
+from wecity.core.errors import ValidationFailed
+from wecity.geo.coords import CoordSystem, distance_m, to_wgs84
+from wecity.geo.index import AreaIndex
+
+MAX_DESCRIPTION = 4000
+
+
+@dataclass(slots=True)
+class NewReport:
+    service_code: str
+    channel: str = Channel.OPEN311
+    source: str = Source.CITIZEN
+    lat: float | None = None
+    long: float | None = None
+    coord_system: str = CoordSystem.WGS84
+    address: str | None = None
+    address_id: str | None = None
+    description: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    media_ids: list[str] = field(default_factory=list)
+    # A location read from a photo's EXIF GPS (WGS-84), used only when the report has none.
+    photo_location: tuple[float, float] | None = None
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    device_id: str | None = None
+    account_id: str | None = None
+    # Sensors: "<entity id>|<rule id>"; one open case per source_ref.
+    source_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MergePolicy:
+    radius_m: float = 50.0
+    window: timedelta = timedelta(hours=72)
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    report_id: int
+    token: str
+    case_id: int
+    merged: bool
+    status: str
+    department_id: int | None
+    area_id: int | None
+    expected_at: datetime | None
+    lat: float | None
+    long: float | None
+
+
+def _validated_location(report: NewReport) -> tuple[float | None, float | None]:
+    if (report.lat is None) != (report.long is None):
+        raise ValidationFailed("lat and long must be given together", code="request.location",
+                               message_zh="纬度 lat 和经度 long 必须同时提供")
+    if report.lat is not None and report.long is not None:
+        if not (-90 <= report.lat <= 90 and -180 <= report.long <= 180) or not (
+                math.isfinite(report.lat) and math.isfinite(report.long)):
+            raise ValidationFailed("lat must be within -90..90 and long within -180..180", code="request.location",
+                                   message_zh="纬度须在 -90 到 90 之间，经度须在 -180 到 180 之间")
+        try:
+            system = CoordSystem(report.coord_system or "wgs84")
+        except ValueError:
+            raise ValidationFailed("coord_system must be wgs84, gcj02 or bd09", code="request.coord_system",
+                                   message_zh="coord_system 必须是 wgs84、gcj02 或 bd09") from None
+        return to_wgs84(report.lat, report.long, system)
+    if report.photo_location is not None:
+        return report.photo_location
+    if not (report.address or report.address_id):
+        raise ValidationFailed("a location is required: lat and long, address_string or address_id",
+                               code="request.location",
+                               message_zh="必须提供位置：经纬度、地址 address_string 或 address_id")
+    return None, None
+
+
+def _validated_attributes(category: Category, given: dict[str, Any]) -> dict[str, Any]:
+    definitions = {a["code"]: a for a in (category.attributes or [])}
+    for code, definition in definitions.items():
+        if definition.get("required") and definition.get("variable", True) and not given.get(code):
+            raise ValidationFailed(f"attribute[{code}] is required for service {category.code}",
+                                   code="request.attribute",
+                                   message_zh=f"服务 {category.code} 需要填写 attribute[{code}]")
+    for code, value in given.items():
+        definition = definitions.get(code)
+        if definition is None:
+            raise ValidationFailed(f"service {category.code} has no attribute {code!r}", code="request.attribute",
+                                   message_zh=f"服务 {category.code} 没有属性 {code}")
+        allowed = {str(v["key"]) for v in definition.get("values", [])}
+        values = value if isinstance(value, list) else [value]
+        if allowed and any(str(v) not in allowed for v in values):
+            raise ValidationFailed(f"attribute[{code}] must be one of {sorted(allowed)}", code="request.attribute",
+                                   message_zh=f"attribute[{code}] 必须是 {sorted(allowed)} 之一")
+        if definition.get("datatype") == "number":
+            try:
+                [float(v) for v in values]
+            except (TypeError, ValueError):
+                raise ValidationFailed(f"attribute[{code}] must be a number", code="request.attribute",
+                                       message_zh=f"attribute[{code}] 必须是数字") from None
+    return given
+
+
+def _mergeable_case(conn: Connection, category_code: str, lat: float, lon: float, now: datetime,
+                    policy: MergePolicy) -> int | None:
+    """The nearest open case of the category within the radius and window, if any."""
+    dlat = policy.radius_m / 111_320
+    dlon = policy.radius_m / (111_320 * max(math.cos(math.radians(lat)), 0.01))
+    rows = conn.execute(sa.select(cases.c.id, cases.c.lat, cases.c.long).where(
+        cases.c.category_code == category_code,
+        cases.c.status.in_([s.value for s in MERGEABLE]),
+        cases.c.created_at >= now - policy.window,
+        cases.c.lat.between(lat - dlat, lat + dlat),
+        cases.c.long.between(lon - dlon, lon + dlon),
+    )).all()
+    best: tuple[float, int] | None = None
+    for row in rows:
+        d = distance_m(lat, lon, row.lat, row.long)
+        if d <= policy.radius_m and (best is None or d < best[0]):
+            best = (d, row.id)
+    return best[1] if best else None
+
+
+def _open_case_for_source(conn: Connection, source_ref: str) -> int | None:
+    row = conn.execute(sa.select(cases.c.id).where(
+        cases.c.source_ref == source_ref, cases.c.status.in_([s.value for s in MERGEABLE])
+    ).order_by(cases.c.id.desc()).limit(1)).first()
+    return row.id if row else None
+
+
+def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex, now: datetime,
+                  policy: MergePolicy = MergePolicy()) -> IntakeResult:
+    """Accept one report: join an open case nearby or open a new one dispatched to its department."""
+    category = get_category(conn, report.service_code)
+    if not category.active:
+        raise ValidationFailed(f"service {category.code} is not accepting requests", code="request.service_code",
+                               message_zh=f"服务 {category.code} 暂停受理")
+    description = (report.description or "").strip()
+    if len(description) > MAX_DESCRIPTION:
+        raise ValidationFailed(f"description is longer than {MAX_DESCRIPTION} characters",
+                               code="request.description", message_zh=f"描述不能超过 {MAX_DESCRIPTION} 个字符")
+    attributes = _validated_attributes(category, report.attributes)
+    lat, lon = _validated_location(report)
+    area = area_index.locate(lat, lon) if lat is not None and lon is not None else None
+    if lat is not None and area is None and len(area_index):
+        raise ValidationFailed("the location is outside the city's area", code="request.outside_city",
+                               message_zh="该位置不在本市辖区内")
+
+    case_id: int | None = None
+    if report.source_ref:
+        case_id = _open_case_for_source(conn, report.source_ref)
+    if case_id is None and lat is not None and lon is not None:
+        case_id = _mergeable_case(conn, category.code, lat, lon, now, policy)
+
+    actor = "sensor" if report.source == Source.SENSOR else "citizen"
+    merged = case_id is not None
+    if case_id is None:
+        case_id = _open_case(conn, category, report, lat, lon, area.id if area else None, description, now, actor)
+    else:
+        conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
+
+    token = secrets.token_urlsafe(12)
+    report_id = int(conn.execute(reports.insert().values(
+        case_id=case_id, token=token, service_code=category.code, description=description, lat=lat, long=lon,
+        address=report.address, address_id=report.address_id, attributes=attributes or None,
+        media_ids=report.media_ids or None, channel=report.channel, email=report.email, phone=report.phone,
+        first_name=report.first_name, last_name=report.last_name, device_id=report.device_id,
+        account_id=report.account_id, requested_at=now, updated_at=now,
+    )).inserted_primary_key[0])
+
+    if merged:
+        add_event(conn, case_id, at=now, event="report_merged", actor=actor, channel=report.channel,
+                  note=description or None, detail={"report_id": report_id}, media_id=_first(report.media_ids))
+    else:
+        add_event(conn, case_id, at=now, event="report_added", actor=actor, channel=report.channel,
+                  note=description or None, detail={"report_id": report_id}, media_id=_first(report.media_ids))
+    notifications.report_received(conn, case_id=case_id, report_id=report_id, now=now)
+
+    row = conn.execute(sa.select(cases.c.status, cases.c.department_id, cases.c.area_id, cases.c.resolve_due_at)
+                       .where(cases.c.id == case_id)).one()
+    return IntakeResult(report_id=report_id, token=token, case_id=case_id, merged=merged, status=row.status,
+                        department_id=row.department_id, area_id=row.area_id, expected_at=row.resolve_due_at,
+                        lat=lat, long=lon)
+
+
+def _first(items: list[str]) -> str | None:
+    return items[0] if items else None
+
+
+def _open_case(conn: Connection, category: Category, report: NewReport, lat: float | None, lon: float | None,
+               area_id: int | None, description: str, now: datetime, actor: str) -> int:
+    department_id = responsible_department(conn, category, area_id)
+    ack_due, resolve_due = sla.deadlines(conn, category, now)
+    case_id = int(conn.execute(cases.insert().values(
+        category_code=category.code, status=CaseStatus.DISPATCHED, department_id=department_id, area_id=area_id,
+        lat=lat, long=lon, address=report.address, description=description, source=report.source,
+        source_ref=report.source_ref, created_at=now, updated_at=now, dispatched_at=now,
+        ack_due_at=ack_due, resolve_due_at=resolve_due, ack_warned=False, ack_escalated=False,
+        resolve_warned=False, resolve_escalated=False, reopen_count=0, followup_open=False,
+    )).inserted_primary_key[0])
+    add_event(conn, case_id, at=now, event="submitted", actor=actor, channel=report.channel,
+              to_status=CaseStatus.SUBMITTED, detail={"area_id": area_id})
+    add_event(conn, case_id, at=now, event="dispatched", actor="system", actor_name="自动派遣 / auto-dispatch",
+              channel=Channel.SYSTEM, from_status=CaseStatus.SUBMITTED, to_status=CaseStatus.DISPATCHED,
+              department_id=department_id,
+              detail={"rule": "category x area", "ack_due_at": ack_due.isoformat(),
+                      "resolve_due_at": resolve_due.isoformat()})
+    notifications.case_dispatched(conn, case_id=case_id, department_id=department_id, now=now)
+    return case_id

@@ -1,0 +1,136 @@
+"""Who is told what about a case, written to the outbox in the same transaction as the change.
+
+The citizen is told on dispatch, resolution and closure (in-app on the tracking page, e-mail if given,
+SMS through the `sms` webhook gateway if a phone was given); the department on dispatch, return of a
+verification and escalation (in-app for its staff, and its own webhook if it has one); the supervisor
+on escalation and low ratings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wecity.cases.choices import CaseStatus
+from wecity.cases.models import cases, reports
+from wecity.core.outbox import enqueue
+from wecity.identity.models import departments
+
+# event -> (zh, en) headline for citizens
+_CITIZEN_TEXT = {
+    "dispatched": ("您的诉求已派遣至{dept}处理", "Your report has been sent to {dept_en}"),
+    "resolved": ("您的诉求已办结，请查看处置结果并评价", "Your report has been resolved; please check and rate it"),
+    "closed": ("您的诉求已结案，感谢您参与城市共治", "Your report is closed. Thank you for helping your city"),
+}
+
+_DEPARTMENT_TEXT = {
+    "dispatched": ("新派遣案件 #{case}：{category}", "New case #{case} dispatched: {category}"),
+    "verification_failed": ("案件 #{case} 核查不通过，请继续处置", "Case #{case} failed verification; please continue"),
+    "ack_warning": ("案件 #{case} 签收时限即将到期", "Case #{case}: acknowledge deadline approaching"),
+    "resolve_warning": ("案件 #{case} 办结时限即将到期", "Case #{case}: resolve deadline approaching"),
+    "ack_escalated": ("催办：案件 #{case} 超时未签收", "Escalation: case #{case} not acknowledged in time"),
+    "resolve_escalated": ("催办：案件 #{case} 超时未办结", "Escalation: case #{case} not resolved in time"),
+    "returned": ("案件 #{case} 被退单，请重新派遣", "Case #{case} was returned; please re-dispatch"),
+    "low_rating": ("案件 #{case} 收到差评（{stars} 星），请回访", "Case #{case} rated {stars}/5; please follow up"),
+}
+
+
+def _case_facts(conn: Connection, case_id: int) -> sa.Row:
+    return conn.execute(sa.select(cases.c.id, cases.c.status, cases.c.category_code, cases.c.department_id,
+                                  departments.c.name_zh, departments.c.name_en, departments.c.webhook_url)
+                        .select_from(cases.outerjoin(departments, departments.c.id == cases.c.department_id))
+                        .where(cases.c.id == case_id)).one()
+
+
+def report_received(conn: Connection, *, case_id: int, report_id: int, now: datetime) -> None:
+    """Nothing is sent on receipt: the reporter has the tracking code in the response already."""
+
+
+def case_dispatched(conn: Connection, *, case_id: int, department_id: int | None, now: datetime) -> None:
+    tell_department(conn, case_id=case_id, event="dispatched", now=now)
+    _tell_reporters(conn, case_id=case_id, event="dispatched", now=now)
+
+
+def case_resolved(conn: Connection, *, case_id: int, now: datetime) -> None:
+    _tell_reporters(conn, case_id=case_id, event="resolved", now=now)
+
+
+def case_closed(conn: Connection, *, case_id: int, now: datetime) -> None:
+    _tell_reporters(conn, case_id=case_id, event="closed", now=now)
+
+
+def case_returned(conn: Connection, *, case_id: int, now: datetime) -> None:
+    _tell_dispatch_centre(conn, case_id=case_id, event="returned", now=now)
+
+
+def low_rating(conn: Connection, *, case_id: int, stars: int, now: datetime) -> None:
+    _tell_dispatch_centre(conn, case_id=case_id, event="low_rating", now=now, stars=stars, role="supervisor")
+
+
+def clock_event(conn: Connection, *, case_id: int, event: str, now: datetime) -> None:
+    """SLA warnings go to the department; escalations (催办) also to the dispatch centre's supervisors."""
+    tell_department(conn, case_id=case_id, event=event, now=now)
+    if event.endswith("escalated"):
+        _tell_dispatch_centre(conn, case_id=case_id, event=event, now=now, role="supervisor")
+        facts = _case_facts(conn, case_id)
+        enqueue(conn, channel="in_app", target=f"department:{facts.department_id}:supervisor",
+                payload=_department_payload(facts, event), now=now, dedupe_key=f"case:{case_id}:{event}:dept-sup")
+
+
+def _department_payload(facts: sa.Row, event: str, **extra: object) -> dict[str, object]:
+    zh, en = _DEPARTMENT_TEXT[event]
+    fields = {"case": facts.id, "category": facts.category_code, **extra}
+    return {"title_zh": zh.format(**fields), "title_en": en.format(**fields),
+            "body": f"case {facts.id} / {facts.category_code} / {facts.status}", "link": f"/staff/cases/{facts.id}",
+            "event": event, "case_id": facts.id}
+
+
+def tell_department(conn: Connection, *, case_id: int, event: str, now: datetime, note: str | None = None) -> None:
+    facts = _case_facts(conn, case_id)
+    if facts.department_id is None:
+        return
+    payload = _department_payload(facts, event)
+    if note:
+        payload["body"] = note
+    enqueue(conn, channel="in_app", target=f"department:{facts.department_id}", payload=payload, now=now)
+    if facts.webhook_url:
+        enqueue(conn, channel="webhook", target=facts.webhook_url, now=now,
+                payload={"event": f"case.{event}", "case_id": case_id, "status": facts.status,
+                         "category": facts.category_code, "department_id": facts.department_id,
+                         "at": now.isoformat(), "note": note})
+
+
+def _tell_dispatch_centre(conn: Connection, *, case_id: int, event: str, now: datetime, role: str = "dispatcher",
+                          **extra: object) -> None:
+    facts = _case_facts(conn, case_id)
+    centre = conn.execute(sa.select(departments.c.id).where(departments.c.is_dispatch_centre.is_(True))).first()
+    if centre is None:
+        return
+    enqueue(conn, channel="in_app", target=f"department:{centre.id}:{role}",
+            payload=_department_payload(facts, event, **extra), now=now)
+
+
+def _tell_reporters(conn: Connection, *, case_id: int, event: str, now: datetime) -> None:
+    facts = _case_facts(conn, case_id)
+    zh, en = _CITIZEN_TEXT[event]
+    title_zh = zh.format(dept=facts.name_zh or "")
+    title_en = en.format(dept_en=facts.name_en or "the responsible department")
+    status = CaseStatus(facts.status)
+    rows = conn.execute(sa.select(reports.c.id, reports.c.token, reports.c.email, reports.c.phone)
+                        .where(reports.c.case_id == case_id)).all()
+    for row in rows:
+        link = f"/track/{row.token}"
+        enqueue(conn, channel="in_app", target=f"citizen:{row.token}", now=now,
+                payload={"title_zh": title_zh, "title_en": title_en, "body": f"{status.label_zh} / {status.label_en}",
+                         "link": link, "event": event, "case_id": case_id})
+        if row.email:
+            enqueue(conn, channel="email", target=row.email, now=now, payload={
+                "subject": f"{title_zh} / {title_en}",
+                "body": f"{title_zh}\n{title_en}\n\n查询码 / tracking code: {row.token}\n{link}\n",
+            })
+        if row.phone:
+            enqueue(conn, channel="webhook", target="sms", now=now, payload={
+                "phone": row.phone, "text": f"【WeCity】{title_zh}，查询码 {row.token}", "event": event,
+            })

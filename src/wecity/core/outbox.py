@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from wecity.core.errors import Conflict, NotFound, ValidationFailed
+from wecity.core.leases import claim_due
 from wecity.core.models import outbox_messages as t
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,9 @@ class RetryPolicy:
         return timedelta(seconds=full * (1 - self.jitter * rand()))
 
 
+DEFAULT_POLICY = RetryPolicy()
+
+
 def enqueue(conn: sa.Connection, *, channel: str, target: str, payload: dict[str, Any], now: datetime,
             dedupe_key: str | None = None) -> int:
     """Queue a message in the caller's transaction and return its id.
@@ -110,19 +114,9 @@ def _message(row: Any) -> OutboxMessage:
 
 def claim(conn: sa.Connection, *, now: datetime, runner_id: str, limit: int = 100,
           lease_seconds: float = 120.0) -> list[OutboxMessage]:
-    """Take up to `limit` due messages for `runner_id` until `now + lease_seconds`.
-
-    On PostgreSQL, FOR UPDATE SKIP LOCKED lets several runners claim at once without waiting on or taking
-    each other's rows; on SQLite the single writer serialises claims. An expired lease is free again.
-    """
-    free = sa.or_(t.c.claimed_until.is_(None), t.c.claimed_until < now)
-    rows = conn.execute(
-        sa.select(t).where(t.c.status == PENDING, t.c.next_attempt_at <= now, free)
-        .order_by(t.c.next_attempt_at, t.c.id).limit(limit).with_for_update(skip_locked=True)
-    ).all()
-    if rows:
-        conn.execute(t.update().where(t.c.id.in_([r.id for r in rows]))
-                     .values(claimed_until=now + timedelta(seconds=lease_seconds), claimed_by=runner_id))
+    """Lease up to `limit` due messages to `runner_id` (see `wecity.core.leases.claim_due`)."""
+    rows = claim_due(conn, t, status=PENDING, due=t.c.next_attempt_at, now=now, runner_id=runner_id,
+                     limit=limit, lease_seconds=lease_seconds)
     return [_message(r) for r in rows]
 
 
@@ -134,7 +128,7 @@ class Outcome:
 
 
 def record(conn: sa.Connection, outcomes: list[Outcome], *, now: datetime, runner_id: str,
-           policy: RetryPolicy = RetryPolicy(), rand: Callable[[], float] = random.random) -> None:
+           policy: RetryPolicy = DEFAULT_POLICY, rand: Callable[[], float] = random.random) -> None:
     """Write what became of each delivery attempt."""
     for o in outcomes:
         attempts = o.message.attempts + 1

@@ -25,6 +25,13 @@ class Settings:
     max_image_pixels: int = 40_000_000
     run_background: bool = True
     tile_url: str | None = None
+    # Notifications: SMTP server (unset: e-mail is written to the log), the webhook signing secret
+    # (unset: derived from secret_key), attempts before a message is dead-lettered.
+    smtp_url: str | None = None
+    webhook_secret: str | None = None
+    outbox_max_attempts: int = 8
+    # Working hours of the "working" SLA calendar, local time (Asia/Shanghai).
+    work_hours: str = "09:00-12:00,13:30-17:30"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -92,6 +99,21 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
             raise ConfigurationError(name, f"must be at least {minimum}")
         return value
 
+    smtp_url = values.get("WECITY_SMTP_URL") or None
+    if smtp_url:
+        parsed = urlparse(smtp_url)
+        if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
+            raise ConfigurationError("WECITY_SMTP_URL",
+                                     "expected smtp://[user:pass@]host[:port][?from=addr&starttls=1] or smtps://...")
+    work_hours = values.get("WECITY_WORK_HOURS") or "09:00-12:00,13:30-17:30"
+    from wecity.core.errors import ValidationFailed
+    from wecity.core.worktime import parse_hours
+
+    try:
+        parse_hours(work_hours)
+    except ValidationFailed as exc:
+        raise ConfigurationError("WECITY_WORK_HOURS", exc.message) from None
+
     return Settings(
         database_url=database_url,
         media_dir=media_dir,
@@ -104,6 +126,10 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         max_image_pixels=int(number("WECITY_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)),
         run_background=values.get("WECITY_RUN_BACKGROUND", "1") not in ("0", "false", "no"),
         tile_url=values.get("WECITY_TILE_URL") or None,
+        smtp_url=smtp_url,
+        webhook_secret=values.get("WECITY_WEBHOOK_SECRET") or None,
+        outbox_max_attempts=int(number("WECITY_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)),
+        work_hours=work_hours,
     )
 
 

@@ -210,12 +210,22 @@ def remove_day(conn: sa.Connection, day: date) -> bool:
     return bool(conn.execute(calendar_days.delete().where(calendar_days.c.day == day)).rowcount)
 
 
-def load_work_calendar(conn: sa.Connection, *, hours: str = DEFAULT_HOURS, tz: ZoneInfo = SHANGHAI) -> WorkCalendar:
-    """The city's working calendar as kept in the database."""
+_configured_hours = DEFAULT_HOURS
+
+
+def configure(*, hours: str) -> None:
+    """Set the working hours `load_calendar` uses by default (from settings.work_hours, at start)."""
+    global _configured_hours
+    parse_hours(hours)
+    _configured_hours = hours
+
+
+def load_calendar(conn: sa.Connection, *, hours: str | None = None, tz: ZoneInfo = SHANGHAI) -> WorkCalendar:
+    """The city's working calendar as kept in the database, with the configured working hours."""
     rows = conn.execute(sa.select(calendar_days.c.day, calendar_days.c.kind)).all()
     return WorkCalendar(holidays=frozenset(r.day for r in rows if r.kind == HOLIDAY),
                         workdays=frozenset(r.day for r in rows if r.kind == WORKDAY),
-                        hours=parse_hours(hours), tz=tz)
+                        hours=parse_hours(hours or _configured_hours), tz=tz)
 
 
 def list_days(conn: sa.Connection, year: int) -> list[dict[str, Any]]:

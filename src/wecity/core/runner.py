@@ -1,0 +1,231 @@
+"""The background runner: delivers the outbox, runs queued jobs and periodic tasks.
+
+It runs as an asyncio task inside `wecity serve` (started in the app's lifespan) or alone as
+`wecity runner`; several may run against one PostgreSQL database, and leases with FOR UPDATE SKIP LOCKED
+make sure each message, job and periodic run is taken by one of them at a time (`wecity.core.leases`).
+
+Domains plug in through a `wecity.<domain>.tasks` module, imported at start: at import it calls
+`register_periodic`, `register_job` or `register_channel`; it may also define `async def
+on_runner_start(ctx)` / `on_runner_stop(ctx)` for set-up that needs the context (an HTTP client, say).
+Time comes from `ctx.clock`, so tests move it instead of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from types import ModuleType
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from wecity.core import jobs, outbox
+from wecity.core.context import AppContext
+from wecity.core.leases import claim_due
+from wecity.core.models import periodic_tasks
+from wecity.domains import DOMAINS
+
+log = logging.getLogger(__name__)
+
+PeriodicFn = Callable[[AppContext], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Periodic:
+    name: str
+    every_seconds: float
+    fn: PeriodicFn
+
+
+_periodic: dict[str, Periodic] = {}
+
+
+def register_periodic(name: str, every_seconds: float, fn: PeriodicFn) -> None:
+    """Run `await fn(ctx)` about every `every_seconds`, once per period in the whole installation."""
+    if every_seconds <= 0:
+        raise ValueError("every_seconds must be positive")
+    _periodic[name] = Periodic(name, every_seconds, fn)
+
+
+def registered_periodic() -> dict[str, Periodic]:
+    return dict(_periodic)
+
+
+def load_domain_tasks() -> list[ModuleType]:
+    """Import `wecity.<domain>.tasks` for every domain that has one."""
+    found = []
+    for domain in DOMAINS:
+        try:
+            found.append(importlib.import_module(f"wecity.{domain}.tasks"))
+        except ModuleNotFoundError as exc:
+            if exc.name not in (f"wecity.{domain}", f"wecity.{domain}.tasks"):
+                raise
+    return found
+
+
+def new_runner_id() -> str:
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Runner:
+    """One runner. `run_once` does one round of work; `start`/`stop` run rounds in a task."""
+
+    def __init__(self, ctx: AppContext, *, runner_id: str | None = None, batch_size: int = 100,
+                 lease_seconds: float = 120.0, poll_seconds: float = 1.0, delivery_timeout: float = 30.0,
+                 policy: outbox.RetryPolicy | None = None, rand: Callable[[], float] = random.random) -> None:
+        self.ctx = ctx
+        self.id = runner_id or new_runner_id()
+        self.batch_size = batch_size
+        # A lease must outlast the work done under it, or a second runner would take the work meanwhile.
+        self.lease_seconds = max(lease_seconds, delivery_timeout * 2)
+        self.poll_seconds = poll_seconds
+        self.delivery_timeout = delivery_timeout
+        self.policy = policy or outbox.RetryPolicy(
+            max_attempts=int(getattr(ctx.settings, "outbox_max_attempts", 8)))
+        self.rand = rand
+        self._modules: list[ModuleType] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._known_periodic: set[str] = set()
+
+    # -- one round -------------------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Run due periodic tasks, one batch of outbox messages and one of jobs; return how many."""
+        return await self.run_periodic() + await self.deliver_outbox() + await self.run_jobs()
+
+    async def run_until_idle(self, max_rounds: int = 10_000) -> int:
+        """Work until a round finds nothing due (tests and one-shot use)."""
+        total = 0
+        for _ in range(max_rounds):
+            done = await self.run_once()
+            total += done
+            if done == 0:
+                break
+        return total
+
+    async def deliver_outbox(self) -> int:
+        now = self.ctx.clock.now()
+        messages = await self.ctx.db.write(outbox.claim, now=now, runner_id=self.id, limit=self.batch_size,
+                                           lease_seconds=self.lease_seconds)
+        if not messages:
+            return 0
+        outcomes = await outbox.deliver(messages, timeout=self.delivery_timeout)
+        await self.ctx.db.write(outbox.record, outcomes, now=self.ctx.clock.now(), runner_id=self.id,
+                                policy=self.policy, rand=self.rand)
+        return len(messages)
+
+    async def run_jobs(self) -> int:
+        now = self.ctx.clock.now()
+        claimed = await self.ctx.db.write(jobs.claim, now=now, runner_id=self.id, limit=self.batch_size,
+                                          lease_seconds=max(self.lease_seconds, 300.0))
+        if not claimed:
+            return 0
+        outcomes = await jobs.run(self.ctx, claimed, timeout=max(self.lease_seconds, 300.0) / 2)
+        await self.ctx.db.write(jobs.record, outcomes, now=self.ctx.clock.now(), runner_id=self.id,
+                                policy=self.policy, rand=self.rand)
+        return len(claimed)
+
+    async def run_periodic(self) -> int:
+        tasks = registered_periodic()
+        if not tasks:
+            return 0
+        now = self.ctx.clock.now()
+        new = sorted(set(tasks) - self._known_periodic)
+        if new:
+            await self.ctx.db.write(_ensure_periodic_rows, new, now)
+            self._known_periodic.update(new)
+        rows = await self.ctx.db.write(
+            lambda conn: claim_due(conn, periodic_tasks, status=None, due=periodic_tasks.c.next_run_at, now=now,
+                                   runner_id=self.id, limit=len(tasks), lease_seconds=self.lease_seconds,
+                                   where=periodic_tasks.c.name.in_(list(tasks))))
+        for row in rows:
+            task = tasks[row.name]
+            error = None
+            try:
+                await asyncio.wait_for(task.fn(self.ctx), self.lease_seconds / 2)
+            except Exception as exc:  # a failing task runs again next period; the error is kept
+                log.exception("periodic task %s failed", task.name)
+                error = f"{exc.__class__.__name__}: {exc}"[:2000]
+            await self.ctx.db.write(_finish_periodic, task, now, error, self.id)
+        return len(rows)
+
+    # -- as a task ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the domains' tasks, call their start hooks, and run rounds in the background."""
+        self._modules = load_domain_tasks()
+        for module in self._modules:
+            if hasattr(module, "on_runner_start"):
+                await module.on_runner_start(self.ctx)
+        self._task = asyncio.create_task(self._loop(), name=f"wecity-runner-{self.id}")
+        log.info("runner %s started (%d periodic tasks, channels: %s)", self.id, len(_periodic),
+                 ", ".join(sorted(outbox.registered_channels())) or "none")
+
+    def wake(self) -> None:
+        """Look for work now instead of at the next poll (e.g. right after a commit that queued some)."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        for module in reversed(self._modules):
+            if hasattr(module, "on_runner_stop"):
+                await module.on_runner_stop(self.ctx)
+        log.info("runner %s stopped", self.id)
+
+    async def _loop(self) -> None:
+        failures = 0
+        while True:
+            try:
+                done = await self.run_once()
+                failures = 0
+            except Exception:  # e.g. the database is briefly down: keep going, more slowly
+                failures += 1
+                log.exception("runner round failed (%d in a row)", failures)
+                done = 0
+            if done:
+                continue
+            self._wake.clear()
+            pause = self.poll_seconds * min(2 ** failures, 30)
+            try:
+                await asyncio.wait_for(self._wake.wait(), pause)
+            except TimeoutError:
+                pass
+
+
+def _ensure_periodic_rows(conn: sa.Connection, names: list[str], now: Any) -> None:
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(dialect_insert(periodic_tasks).on_conflict_do_nothing(index_elements=["name"]),
+                 [dict(name=n, next_run_at=now) for n in names])
+
+
+def _finish_periodic(conn: sa.Connection, task: Periodic, started: Any, error: str | None, runner_id: str) -> None:
+    conn.execute(periodic_tasks.update().where(periodic_tasks.c.name == task.name,
+                                               periodic_tasks.c.claimed_by == runner_id).values(
+        next_run_at=started + timedelta(seconds=task.every_seconds), last_run_at=started, last_error=error,
+        claimed_until=None, claimed_by=None))
+
+
+async def run_forever(ctx: AppContext, stop: asyncio.Event, **options: Any) -> None:
+    """`wecity runner`: run until `stop` is set."""
+    runner = Runner(ctx, **options)
+    await runner.start()
+    try:
+        await stop.wait()
+    finally:
+        await runner.stop()

@@ -1,0 +1,130 @@
+"""Rendering a portal page: the Jinja2 environment, the per-request context, and safe response headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlparse
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from wecity.core.http import request_locale
+from wecity.identity.choices import Role
+from wecity.identity.service import StaffUser
+from wecity.web import csrf
+from wecity.web.i18n import N_, gettext_for
+from wecity.web.vendor import VENDOR
+
+_env = Environment(loader=PackageLoader("wecity.web", "templates"), autoescape=select_autoescape(("html",)),
+                   trim_blocks=True, lstrip_blocks=True)
+
+
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    href: str
+    label: str
+    current: bool
+
+
+# (href, English label, who sees it). Labels are msgids; "anyone" pages are the citizen's.
+_NAV: list[tuple[str, str, str]] = [
+    ("/", N_("Home"), "anyone"),
+    ("/map", N_("City map"), "anyone"),
+    ("/staff", N_("Staff desk"), "staff"),
+]
+
+# Filled by views as pages register, so navigation never links to a page that does not exist.
+EXTRA_NAV: list[tuple[str, str, str]] = []
+
+
+def _allowed(who: str, user: StaffUser | None) -> bool:
+    if who == "anyone":
+        return True
+    if user is None:
+        return False
+    if who == "staff":
+        return True
+    if who == "operations":
+        return user.has(Role.SUPERVISOR) or user.has(Role.ADMIN)
+    return user.has(who)
+
+
+def navigation(request: Request, user: StaffUser | None, _: Any) -> list[NavItem]:
+    path = request.url.path
+    items = []
+    for href, label, who in _NAV + EXTRA_NAV:
+        if _allowed(who, user):
+            current = path == href if href in ("/", "/staff") else path.startswith(href)
+            items.append(NavItem(href, _(label), current))
+    return items
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """A same-site path to go back to; anything else (another host, a scheme) falls back to `default`."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc:
+        return default
+    return target
+
+
+def content_security_policy(tile_url: str | None) -> str:
+    img = "'self' data: blob:"
+    if tile_url:
+        # The one external origin a city may choose: its own (or a contracted) tile server. A {s}
+        # subdomain placeholder becomes a wildcard.
+        parsed = urlparse(tile_url.replace("{s}", "tile-subdomain"))
+        if parsed.scheme and parsed.netloc:
+            img += f" {parsed.scheme}://{parsed.netloc.replace('tile-subdomain', '*')}"
+    return ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            f"img-src {img}; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+
+
+def city_name(request: Request, locale: str, _: Any) -> str:
+    """The jurisdiction's name in this language (kept by views.on_startup; a neutral name before)."""
+    names: dict[str, str] = request.app.state.ctx.services.get("web.city_names") or {}
+    return names.get(locale) or _("City services")
+
+
+def page(request: Request, template: str, *, user: StaffUser | None, status: int = 200,
+         **values: Any) -> HTMLResponse:
+    """Render `template` for this request's language and user, with security headers and the CSRF cookie."""
+    ctx = request.app.state.ctx
+    locale = request_locale(request)
+    translations = gettext_for(locale)
+    _ = translations.gettext
+    other = "en" if locale == "zh_CN" else "zh_CN"
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    context = {
+        "request": request,
+        "_": _,
+        "ngettext": translations.ngettext,
+        "locale": locale,
+        "html_lang": "zh-CN" if locale == "zh_CN" else "en",
+        "user": user,
+        "nav": navigation(request, user, _),
+        "csrf_field": csrf.CSRF_FIELD,
+        "csrf_token": csrf.token_for(request, ctx.settings.secret_key),
+        "switch_href": "/lang?" + urlencode({"to": other, "next": here}),
+        "switch_label": "English" if other == "en" else "简体中文",
+        "switch_lang": "en" if other == "en" else "zh-CN",
+        "vendor": VENDOR,
+        "tile_url": ctx.settings.tile_url,
+        "roles": sorted(user.roles) if user else [],
+        "city_name": city_name(request, locale, _),
+        "citizen_pages": bool(EXTRA_NAV),
+        **values,
+    }
+    response = HTMLResponse(_env.get_template(template).render(context), status_code=status)
+    response.headers["Content-Security-Policy"] = content_security_policy(ctx.settings.tile_url)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Cache-Control"] = "no-store" if user else "no-cache"
+    response.headers["Content-Language"] = context["html_lang"]
+    response.headers["Vary"] = "Accept-Language, Cookie"
+    csrf.set_cookie_if_new(request, response)
+    return response

@@ -1,0 +1,8 @@
+"""Paths of the vendored browser libraries under /static (see static/vendor/README.md)."""
+
+VENDOR = {
+    "leaflet_js": "/static/vendor/leaflet-1.9.4/leaflet.js",
+    "leaflet_css": "/static/vendor/leaflet-1.9.4/leaflet.css",
+    "htmx_js": "/static/vendor/htmx-2.0.11/htmx.min.js",
+    "echarts_js": "/static/vendor/echarts-6.1.0/echarts.min.js",
+}

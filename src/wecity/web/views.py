@@ -1,0 +1,159 @@
+"""The portal's pages: home, city map, language switch, staff login/logout and the staff desk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import Connection
+
+from wecity.core.context import AppContext
+from wecity.core.http import client_address, request_locale
+from wecity.geo.service import get_jurisdiction, list_areas
+from wecity.identity.choices import Role
+from wecity.identity.deps import SESSION_COOKIE, OptionalStaff
+from wecity.identity.service import (
+    SESSION_LIFETIME,
+    StaffUser,
+    authenticate,
+    end_session,
+    record_audit,
+    start_session,
+)
+from wecity.web import csrf
+from wecity.web.i18n import N_, gettext_for
+from wecity.web.lookups import department_names
+from wecity.web.render import page, safe_next
+
+router = APIRouter(include_in_schema=False)
+STATIC_DIR = Path(__file__).parent / "static"
+LANG_COOKIE_AGE = 365 * 24 * 3600
+MAX_USERNAME = 64
+MAX_PASSWORD = 256
+
+ROLE_LABELS = {Role.HANDLER: N_("Case handler"), Role.DISPATCHER: N_("Dispatcher"),
+               Role.SUPERVISOR: N_("Supervisor"), Role.ADMIN: N_("Administrator")}
+
+
+def register(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(router)
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/login?" + urlencode({"next": here}), status_code=303)
+
+
+@router.get("/")
+async def home(request: Request, user: OptionalStaff) -> Response:
+    return page(request, "web/home.html", user=user)
+
+
+@router.get("/map")
+async def city_map(request: Request, user: OptionalStaff) -> Response:
+    ctx = request.app.state.ctx
+    areas = await ctx.db.read(list_areas)
+    return page(request, "web/map.html", user=user, areas=areas)
+
+
+@router.get("/lang")
+async def switch_language(request: Request, to: str = "zh_CN", next: str = "/") -> Response:
+    """Remember the chosen language in the `lang` cookie and go back to the page."""
+    locale = "en" if to.lower().startswith("en") else "zh_CN"
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.set_cookie("lang", locale, max_age=LANG_COOKIE_AGE, samesite="lax", path="/",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+@router.get("/login")
+async def login_form(request: Request, user: OptionalStaff, next: str = "/staff") -> Response:
+    if user is not None:
+        return RedirectResponse(safe_next(next, "/staff"), status_code=303)
+    return page(request, "web/login.html", user=None, next=safe_next(next, "/staff"), username="", error=None)
+
+
+def _login(conn: Connection, username: str, password: str, now: Any,
+           address: str | None) -> tuple[StaffUser | None, str | None]:
+    # The session and the audit entry commit together: no session exists without its login record.
+    user = authenticate(conn, username, password)
+    if user is None:
+        record_audit(conn, at=now, actor=username or "-", action="staff.login", target=f"user:{username or '-'}",
+                     outcome="denied", source_address=address, detail={"reason": "bad credentials"})
+        return None, None
+    token = start_session(conn, user.id, now)
+    record_audit(conn, at=now, actor=user.username, action="staff.login", target=f"user:{user.id}",
+                 outcome="ok", source_address=address)
+    return user, token
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    ctx = request.app.state.ctx
+    form = await request.form()
+    username = str(form.get("username", "")).strip()[:MAX_USERNAME]
+    password = str(form.get("password", ""))[:MAX_PASSWORD]
+    next_path = safe_next(str(form.get("next", "")), "/staff")
+    _ = gettext_for(request_locale(request)).gettext
+    if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        return page(request, "web/login.html", user=None, status=403, next=next_path, username=username,
+                    error=_("The form expired. Please try again."))
+    if not username or not password:
+        return page(request, "web/login.html", user=None, status=400, next=next_path, username=username,
+                    error=_("Enter your username and password."))
+    user, token = await ctx.db.write(_login, username, password, ctx.clock.now(), client_address(request))
+    if user is None or token is None:
+        return page(request, "web/login.html", user=None, status=401, next=next_path, username=username,
+                    error=_("Wrong username or password."))
+    response = RedirectResponse(next_path, status_code=303)
+    response.set_cookie(SESSION_COOKIE, token, max_age=int(SESSION_LIFETIME.total_seconds()), httponly=True,
+                        samesite="lax", path="/", secure=request.url.scheme == "https")
+    return response
+
+
+def _logout(conn: Connection, token: str, user: StaffUser | None, now: Any, address: str | None) -> None:
+    end_session(conn, token)
+    if user is not None:
+        record_audit(conn, at=now, actor=user.username, action="staff.logout", target=f"user:{user.id}",
+                     outcome="ok", source_address=address)
+
+
+@router.post("/logout")
+async def logout(request: Request, user: OptionalStaff) -> Response:
+    ctx = request.app.state.ctx
+    form = await request.form()
+    if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        _ = gettext_for(request_locale(request)).gettext
+        return page(request, "web/error.html", user=user, status=403, title=_("The form expired"),
+                    message=_("The form expired. Please try again."))
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await ctx.db.write(_logout, token, user, ctx.clock.now(), client_address(request))
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    return response
+
+
+@router.get("/staff")
+async def staff_desk(request: Request, user: OptionalStaff) -> Response:
+    if user is None:
+        return _login_redirect(request)
+    ctx = request.app.state.ctx
+    department = await ctx.db.read(department_names, user.department_id)
+    roles = [ROLE_LABELS[Role(r)] for r in sorted(user.roles) if r in Role.__members__.values()]
+    return page(request, "web/staff.html", user=user, department=department, role_labels=roles)
+
+
+async def on_startup(ctx: AppContext) -> None:
+    await load_city_names(ctx)
+
+
+async def load_city_names(ctx: AppContext) -> None:
+    row = await ctx.db.read(get_jurisdiction)
+    if row is not None:
+        ctx.services["web.city_names"] = {"zh_CN": row.name_zh, "en": row.name_en}

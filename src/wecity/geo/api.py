@@ -60,7 +60,7 @@ async def locate(
 
 @router.get("", summary="The city's areas as a GeoJSON FeatureCollection (WGS-84)")
 async def areas_geojson(ctx: Ctx) -> dict[str, Any]:
-    rows = await ctx.db.read(list_areas, True)
+    rows = await ctx.db.read(_areas_with_geometry)
     return {
         "type": "FeatureCollection",
         "features": [
@@ -69,3 +69,7 @@ async def areas_geojson(ctx: Ctx) -> dict[str, Any]:
             for r in rows
         ],
     }
+
+
+def _areas_with_geometry(conn: Any) -> list[dict[str, Any]]:
+    return list_areas(conn, with_geometry=True)

@@ -1,0 +1,85 @@
+"""HTTP adapter of the media domain: serves stored images and their thumbnails."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from wecity.core.context import AppContext
+from wecity.core.errors import NotFound
+from wecity.core.http import Ctx
+from wecity.media.service import MediaStore, get_media, is_media_id, media_store, read_content
+
+router = APIRouter(prefix="/media", tags=["media"])
+
+# A stored image never changes under its id, so clients and proxies may keep it for a year.
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}
+
+
+async def on_startup(ctx: AppContext) -> None:
+    ctx.services.setdefault("media_store", media_store(ctx.settings))
+
+
+def _store(ctx: AppContext) -> MediaStore:
+    store = ctx.services.get("media_store")
+    if store is None:
+        store = ctx.services["media_store"] = media_store(ctx.settings)
+    return store  # type: ignore[no-any-return]
+
+
+async def _serve(ctx: AppContext, request: Request, media_id: str, *, thumbnail: bool) -> Response:
+    # The id is checked against its strict pattern before it reaches the database or the disk, so no
+    # path can be smuggled through it.
+    record = await ctx.db.read(get_media, media_id) if is_media_id(media_id) else None
+    if record is None:
+        raise NotFound(f"no such media: {media_id}", message_zh=f"没有该媒体文件：{media_id}", code="media.not_found")
+    digest = record.thumb_sha256 if thumbnail else record.sha256
+    content_type = record.thumb_content_type if thumbnail else record.content_type
+    etag = f'"{digest}"'
+    headers = {
+        "Cache-Control": CACHE_CONTROL,
+        "ETag": etag,
+        "X-Content-Type-Options": "nosniff",
+        # Opened directly, the image may run nothing and load nothing.
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Content-Disposition": f'inline; filename="{record.id}{".thumb" if thumbnail else ""}.'
+                               f'{_EXTENSIONS.get(content_type, "bin")}"',
+    }
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    body = await asyncio.to_thread(read_content, _store(ctx), record, thumbnail=thumbnail)
+    if request.method == "HEAD":
+        return Response(status_code=200, headers={**headers, "Content-Length": str(len(body))},
+                        media_type=content_type)
+    return Response(body, media_type=content_type, headers=headers)
+
+
+_IMAGE_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "The image"},
+    404: {"content": {"application/problem+json": {}}, "description": "No such media"},
+}
+
+
+@router.get("/{media_id}", summary="A stored image (re-encoded, no metadata)", response_class=Response,
+            responses=_IMAGE_RESPONSES)
+async def get_image(ctx: Ctx, request: Request, media_id: str) -> Response:
+    return await _serve(ctx, request, media_id, thumbnail=False)
+
+
+@router.get("/{media_id}/thumbnail", summary="A stored image's thumbnail", response_class=Response,
+            responses=_IMAGE_RESPONSES)
+async def get_thumbnail(ctx: Ctx, request: Request, media_id: str) -> Response:
+    return await _serve(ctx, request, media_id, thumbnail=True)
+
+
+@router.head("/{media_id}", include_in_schema=False)
+async def head_image(ctx: Ctx, request: Request, media_id: str) -> Response:
+    return await _serve(ctx, request, media_id, thumbnail=False)
+
+
+@router.head("/{media_id}/thumbnail", include_in_schema=False)
+async def head_thumbnail(ctx: Ctx, request: Request, media_id: str) -> Response:
+    return await _serve(ctx, request, media_id, thumbnail=True)

@@ -206,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     kadd.add_argument("name")
     kadd.add_argument("--user", help="owner username / 所属用户")
     kadd.set_defaults(func=cmd_apikey_add)
+
+    from wecity.core.commands import add_commands  # runner, outbox, calendar, notify
+
+    add_commands(sub)
     return parser
 
 

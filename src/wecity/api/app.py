@@ -46,9 +46,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         for module in modules:
             if hasattr(module, "on_startup"):
                 await module.on_startup(ctx)
+        runner = None
+        if settings.run_background:
+            from wecity.core.runner import Runner
+
+            runner = ctx.services["runner"] = Runner(ctx)
+            await runner.start()
         try:
             yield
         finally:
+            if runner is not None:
+                await runner.stop()
             for module in reversed(modules):
                 if hasattr(module, "on_shutdown"):
                     await module.on_shutdown(ctx)

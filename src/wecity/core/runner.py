@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -115,24 +116,24 @@ class Runner:
 
     async def deliver_outbox(self) -> int:
         now = self.ctx.clock.now()
-        messages = await self.ctx.db.write(outbox.claim, now=now, runner_id=self.id, limit=self.batch_size,
-                                           lease_seconds=self.lease_seconds)
+        messages = await self.ctx.db.write(partial(outbox.claim, now=now, runner_id=self.id, limit=self.batch_size,
+                                                   lease_seconds=self.lease_seconds))
         if not messages:
             return 0
         outcomes = await outbox.deliver(messages, timeout=self.delivery_timeout)
-        await self.ctx.db.write(outbox.record, outcomes, now=self.ctx.clock.now(), runner_id=self.id,
-                                policy=self.policy, rand=self.rand)
+        await self.ctx.db.write(partial(outbox.record, outcomes=outcomes, now=self.ctx.clock.now(), runner_id=self.id,
+                                        policy=self.policy, rand=self.rand))
         return len(messages)
 
     async def run_jobs(self) -> int:
         now = self.ctx.clock.now()
-        claimed = await self.ctx.db.write(jobs.claim, now=now, runner_id=self.id, limit=self.batch_size,
-                                          lease_seconds=max(self.lease_seconds, 300.0))
+        claimed = await self.ctx.db.write(partial(jobs.claim, now=now, runner_id=self.id, limit=self.batch_size,
+                                                  lease_seconds=max(self.lease_seconds, 300.0)))
         if not claimed:
             return 0
         outcomes = await jobs.run(self.ctx, claimed, timeout=max(self.lease_seconds, 300.0) / 2)
-        await self.ctx.db.write(jobs.record, outcomes, now=self.ctx.clock.now(), runner_id=self.id,
-                                policy=self.policy, rand=self.rand)
+        await self.ctx.db.write(partial(jobs.record, outcomes=outcomes, now=self.ctx.clock.now(), runner_id=self.id,
+                                        policy=self.policy, rand=self.rand))
         return len(claimed)
 
     async def run_periodic(self) -> int:

@@ -1,0 +1,161 @@
+"""Commands of the base layer for `wecity`: runner, outbox dead letters, work calendar, webhook gateways."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+
+def _context() -> Any:
+    from wecity.core.clock import Clock
+    from wecity.core.context import AppContext
+    from wecity.core.db import Database
+    from wecity.core.settings import load_settings
+
+    settings = load_settings()
+    return AppContext(settings=settings, db=Database(settings.database_url, pool_size=4), clock=Clock())
+
+
+def cmd_runner(args: argparse.Namespace) -> int:
+    from wecity.core import worktime
+    from wecity.core.logs import configure_logging
+    from wecity.core.runner import run_forever
+
+    configure_logging()
+    ctx = _context()
+    worktime.configure(hours=ctx.settings.work_hours)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print("runner started; Ctrl-C stops it / 后台任务已启动，按 Ctrl-C 停止", flush=True)
+        await run_forever(ctx, stop, poll_seconds=args.poll)
+
+    try:
+        asyncio.run(main())
+    finally:
+        ctx.db.close()
+    return 0
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    from wecity.core import outbox
+
+    ctx = _context()
+    rows = ctx.db.read_sync(lambda c: outbox.list_messages(c, status=args.status, channel=args.channel,
+                                                            limit=args.limit))
+    counts = ctx.db.read_sync(outbox.counts)
+    print(f"pending / 待发送 {counts['pending']}, delivered / 已送达 {counts['delivered']}, "
+          f"dead / 死信 {counts['dead']}")
+    for r in rows:
+        print(f"#{r['id']:<7} {r['channel']:<8} {r['target'][:40]:<40} attempts/次数 {r['attempts']:<3} "
+              f"created/创建 {r['created_at']:%Y-%m-%d %H:%M} last error/最后错误: {r['last_error'] or '-'}")
+    ctx.db.close()
+    return 0
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    from wecity.core import outbox
+
+    ctx = _context()
+    for message_id in args.ids:
+        ctx.db.write_sync(lambda c, i=message_id: outbox.retry_dead(c, i, now=ctx.clock.now()))
+        print(f"message {message_id} queued again / 消息 {message_id} 已重新排队")
+    ctx.db.close()
+    return 0
+
+
+def cmd_calendar_list(args: argparse.Namespace) -> int:
+    from wecity.core import worktime
+
+    ctx = _context()
+    for d in ctx.db.read_sync(worktime.list_days, args.year):
+        kind = "放假 holiday" if d["kind"] == worktime.HOLIDAY else "上班 workday"
+        print(f"{d['day']} {d['day']:%a} {kind:<12} {d['name_zh']} / {d['name_en']}")
+    ctx.db.close()
+    return 0
+
+
+def cmd_calendar_load(args: argparse.Namespace) -> int:
+    from wecity.core import worktime
+
+    ctx = _context()
+    n = ctx.db.write_sync(worktime.load_calendar_file, Path(args.file))
+    print(f"{n} calendar days loaded / 已导入 {n} 个日历日")
+    ctx.db.close()
+    return 0
+
+
+def cmd_calendar_set(args: argparse.Namespace) -> int:
+    from wecity.core import worktime
+
+    ctx = _context()
+    day = date.fromisoformat(args.day)
+    if args.kind == "normal":
+        ctx.db.write_sync(worktime.remove_day, day)
+    else:
+        ctx.db.write_sync(worktime.set_days, [dict(day=day, kind=args.kind, name_zh=args.name_zh or args.kind,
+                                                   name_en=args.name_en or args.kind, source="wecity calendar set")])
+    print(f"{day} is now {args.kind} / 已设置")
+    ctx.db.close()
+    return 0
+
+
+def cmd_add_webhook(args: argparse.Namespace) -> int:
+    from wecity.notify.service import set_webhook
+
+    ctx = _context()
+    secret = ctx.db.write_sync(lambda c: set_webhook(c, name=args.name, url=args.url, secret=args.secret,
+                                                     now=ctx.clock.now()))
+    print(f"webhook {args.name} -> {args.url}; signing secret / 签名密钥: {secret}")
+    ctx.db.close()
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    runner = sub.add_parser("runner", help="run background work only (outbox, jobs, SLA clocks) / 仅运行后台任务")
+    runner.add_argument("--poll", type=float, default=1.0, help="seconds between polls when idle / 空闲轮询间隔秒数")
+    runner.set_defaults(func=cmd_runner)
+
+    out = sub.add_parser("outbox", help="outgoing notifications / 待发消息").add_subparsers(
+        dest="outbox_command", required=True)
+    dead = out.add_parser("list-dead", help="list dead letters / 列出死信")
+    dead.add_argument("--channel")
+    dead.add_argument("--limit", type=int, default=100)
+    dead.set_defaults(func=cmd_outbox_list, status="dead")
+    pend = out.add_parser("list-pending", help="list messages waiting to be sent / 列出待发送消息")
+    pend.add_argument("--channel")
+    pend.add_argument("--limit", type=int, default=100)
+    pend.set_defaults(func=cmd_outbox_list, status="pending")
+    retry = out.add_parser("retry", help="send dead letters again / 重新发送死信")
+    retry.add_argument("ids", type=int, nargs="+", metavar="ID")
+    retry.set_defaults(func=cmd_outbox_retry)
+
+    cal = sub.add_parser("calendar", help="holidays and make-up working days / 节假日与调休").add_subparsers(
+        dest="calendar_command", required=True)
+    clist = cal.add_parser("list", help="days of a year that differ from Monday-Friday / 列出某年的节假日与调休")
+    clist.add_argument("year", type=int)
+    clist.set_defaults(func=cmd_calendar_list)
+    cload = cal.add_parser("load", help="load a calendar file (format of cn-holidays.json) / 导入日历文件")
+    cload.add_argument("file")
+    cload.set_defaults(func=cmd_calendar_load)
+    cset = cal.add_parser("set", help="make one day a holiday, a workday or normal / 设置某日")
+    cset.add_argument("day", help="YYYY-MM-DD")
+    cset.add_argument("kind", choices=["holiday", "workday", "normal"])
+    cset.add_argument("--name-zh")
+    cset.add_argument("--name-en")
+    cset.set_defaults(func=cmd_calendar_set)
+
+    notify = sub.add_parser("notify", help="notification gateways / 通知网关").add_subparsers(
+        dest="notify_command", required=True)
+    wh = notify.add_parser("add-webhook", help="add a named webhook (sms, wechat, ...) / 添加 Webhook 网关")
+    wh.add_argument("name")
+    wh.add_argument("url")
+    wh.add_argument("--secret", help="signing secret (default: generated) / 签名密钥（默认自动生成）")
+    wh.set_defaults(func=cmd_add_webhook)

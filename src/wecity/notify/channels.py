@@ -1,0 +1,105 @@
+"""The outbox channels: webhook (HMAC-signed JSON POST), email (SMTP or log) and in_app (a stored notice)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import smtplib
+
+import httpx
+
+from wecity import __version__
+from wecity.core.context import AppContext
+from wecity.core.outbox import DeliverFn, OutboxMessage, Undeliverable, register_channel
+from wecity.notify import service
+from wecity.notify.email import build_message, parse_smtp_url, send_sync
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryFailed(Exception):
+    """A receiver answered, but not with success; the outbox tries again later."""
+
+
+def body_bytes(payload: dict[str, object]) -> bytes:
+    # Compact, key-sorted UTF-8: the exact bytes signed are the bytes sent.
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def webhook_channel(ctx: AppContext, client: httpx.AsyncClient) -> DeliverFn:
+    default_secret = service.default_webhook_secret(ctx.settings)
+
+    async def deliver(msg: OutboxMessage) -> None:
+        found = await ctx.db.read(service.find_webhook, msg.target)
+        if found is not None:
+            url, secret = found
+        elif "://" in msg.target:
+            url, secret = msg.target, default_secret
+        else:
+            # A gateway (sms, wechat) not configured: the development back-end writes it to the log.
+            log.warning("webhook gateway %r is not configured (wecity notify add-webhook); message %d written "
+                        "to the log instead: %s", msg.target, msg.id, body_bytes(msg.payload).decode())
+            return
+        body = body_bytes(msg.payload)
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": f"WeCity/{__version__}",
+            "X-WeCity-Signature": service.sign(secret, body),
+            # Receivers use the id to ignore a repeat: delivery is at least once.
+            "X-WeCity-Message-Id": str(msg.id),
+            "X-WeCity-Attempt": str(msg.attempts + 1),
+        }
+        response = await client.post(url, content=body, headers=headers)
+        if response.status_code == 410:
+            raise Undeliverable(f"{url} answered 410 Gone")
+        if not 200 <= response.status_code < 300:
+            raise DeliveryFailed(f"{url} answered HTTP {response.status_code}")
+
+    return deliver
+
+
+def email_channel(ctx: AppContext) -> DeliverFn:
+    smtp_url = getattr(ctx.settings, "smtp_url", None)
+    cfg = parse_smtp_url(smtp_url) if smtp_url else None
+    if cfg is None:
+        log.warning("WECITY_SMTP_URL is not set: e-mail is written to the log, not sent (development back-end)")
+    else:
+        log.info("e-mail goes through SMTP server %s:%d", cfg.host, cfg.port)
+
+    async def deliver(msg: OutboxMessage) -> None:
+        subject, body = msg.payload.get("subject"), msg.payload.get("body")
+        if not isinstance(subject, str) or not isinstance(body, str):
+            raise Undeliverable("an email message needs a subject and a body")
+        if cfg is None:
+            log.warning("e-mail (log back-end, not sent) message %d to %s: %s\n%s", msg.id, msg.target, subject, body)
+            return
+        email = build_message(cfg, to=msg.target, subject=subject, body=body,
+                              message_id=f"<outbox-{msg.id}@wecity>")
+        try:
+            await asyncio.to_thread(send_sync, cfg, email)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise Undeliverable(f"recipient refused: {exc.recipients}") from exc
+
+    return deliver
+
+
+def in_app_channel(ctx: AppContext) -> DeliverFn:
+    async def deliver(msg: OutboxMessage) -> None:
+        p = msg.payload
+        if not isinstance(p.get("title_zh"), str) or not isinstance(p.get("title_en"), str):
+            raise Undeliverable("an in-app notice needs title_zh and title_en")
+        extra = {k: v for k, v in p.items() if k not in ("title_zh", "title_en", "body", "link")}
+        await ctx.db.write(lambda conn: service.add_notification(
+            conn, recipient=msg.target, title_zh=p["title_zh"], title_en=p["title_en"], body=str(p.get("body", "")),
+            link=p.get("link") if isinstance(p.get("link"), str) else None, data=extra or None,
+            now=ctx.clock.now(), outbox_id=msg.id))
+
+    return deliver
+
+
+def install(ctx: AppContext, *, client: httpx.AsyncClient) -> None:
+    """Register the three channels with the outbox, bound to this context and HTTP client."""
+    register_channel("webhook", webhook_channel(ctx, client))
+    register_channel("email", email_channel(ctx))
+    register_channel("in_app", in_app_channel(ctx))

@@ -21,7 +21,7 @@ from wecity.cases.categories import Category, get_category, responsible_departme
 from wecity.cases.choices import MERGEABLE, CaseStatus, Channel, Source
 from wecity.cases.models import cases, reports
 from wecity.cases.timeline import add_event
-from wecity.core.errors import ValidationFailed
+from wecity.core.errors import NotFound, ValidationFailed
 from wecity.geo.coords import CoordSystem, distance_m, to_wgs84
 from wecity.geo.index import AreaIndex
 
@@ -153,7 +153,12 @@ def _open_case_for_source(conn: Connection, source_ref: str) -> int | None:
 def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex, now: datetime,
                   policy: MergePolicy = MergePolicy()) -> IntakeResult:
     """Accept one report: join an open case nearby or open a new one dispatched to its department."""
-    category = get_category(conn, report.service_code)
+    try:
+        category = get_category(conn, report.service_code)
+    except NotFound:
+        # On submission an unknown code is a bad parameter (400), not a missing resource.
+        raise ValidationFailed(f"unknown service_code {report.service_code!r}", code="request.service_code",
+                               message_zh=f"未知的服务代码 service_code：{report.service_code}") from None
     if not category.active:
         raise ValidationFailed(f"service {category.code} is not accepting requests", code="request.service_code",
                                message_zh=f"服务 {category.code} 暂停受理")

@@ -81,6 +81,21 @@ CATEGORIES = [
     ("other", "其他", "Other", "other", "dispatch", 60, 72, "working", "其他 other"),
 ]
 
+# Open311 service definitions for the categories that ask for more than a description.
+ATTRIBUTES = {
+    "manhole": [
+        {"code": "cover_state", "datatype": "singlevaluelist", "required": True, "variable": True,
+         "description_zh": "井盖情况", "description_en": "State of the cover",
+         "values": [{"key": "missing", "name_zh": "缺失", "name_en": "Missing"},
+                    {"key": "broken", "name_zh": "破损", "name_en": "Broken"},
+                    {"key": "sunken", "name_zh": "沉陷/不平", "name_en": "Sunken or uneven"}]},
+    ],
+    "streetlight": [
+        {"code": "pole_number", "datatype": "string", "required": False, "variable": True,
+         "description_zh": "灯杆编号（灯杆上的牌子）", "description_en": "Pole number (on the plate on the pole)"},
+    ],
+}
+
 # username, display name, department, roles, phone
 STAFF = [
     ("admin", "系统管理员", "dispatch", ("admin",), "13800000000"),
@@ -116,7 +131,7 @@ def seed_city(conn: Connection, now: datetime, *, with_staff: bool = True) -> No
         group_zh, group_en = GROUPS[group]
         add_category(conn, code=code, name_zh=zh, name_en=en, group_zh=group_zh, group_en=group_en,
                      department_code=dept, ack_minutes=ack, resolve_hours=resolve, calendar=calendar,
-                     keywords=keywords, sort_order=order)
+                     keywords=keywords, sort_order=order, attributes=ATTRIBUTES.get(code))
     if with_staff:
         for username, name, dept, roles, phone in STAFF:
             add_user(conn, username=username, password=DEMO_PASSWORD, display_name=name, department_code=dept,

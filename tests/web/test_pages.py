@@ -117,3 +117,10 @@ def test_vendored_libraries_are_served(web: Any) -> None:
         r = web.get(path)
         assert r.status_code == 200, path
         assert len(r.content) > 10_000, path
+
+
+def test_the_map_data_source_returns_the_districts_as_geojson(web: Any) -> None:
+    collection = web.get("/api/v1/areas").json()
+    assert collection["type"] == "FeatureCollection"
+    assert len(collection["features"]) == 9
+    assert all(f["geometry"]["type"] in ("Polygon", "MultiPolygon") for f in collection["features"])

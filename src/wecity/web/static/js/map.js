@@ -27,6 +27,7 @@
         })
         .then(function (collection) {
           var index = 0;
+          var labels = [];
           var layer = L.geoJSON(collection, {
             style: function () {
               var colour = PALETTE[index++ % PALETTE.length];
@@ -36,16 +37,36 @@
               var name = areaName(feature, locale);
               featureLayer.bindTooltip(name, { sticky: true });
               if (options.labels !== false) {
-                featureLayer.on("add", function () {
-                  var centre = featureLayer.getBounds().getCenter();
-                  L.tooltip({ permanent: true, direction: "center", className: "area-label", interactive: false })
-                    .setLatLng(centre).setContent(name).addTo(map);
+                labels.push({
+                  layer: featureLayer,
+                  tooltip: L.tooltip({ permanent: true, direction: "center", className: "area-label", interactive: false })
+                    .setContent(name)
                 });
               }
             },
             interactive: options.interactive !== false
           }).addTo(map);
+          // The container may have changed size since the map was made (fonts, a phone's viewport).
+          map.invalidateSize();
           if (layer.getBounds().isValid()) map.fitBounds(layer.getBounds(), { padding: [8, 8] });
+          // A name is shown on a district only when the district is wide enough on screen for it, so
+          // small central districts do not bury each other's names; hovering still names every district.
+          var placeLabels = function () {
+            labels.forEach(function (label) {
+              var bounds = label.layer.getBounds();
+              var west = map.latLngToContainerPoint(bounds.getSouthWest());
+              var east = map.latLngToContainerPoint(bounds.getNorthEast());
+              var wide = Math.abs(east.x - west.x) >= label.tooltip.getContent().length * (locale === "en" ? 8 : 14) + 8;
+              if (wide) {
+                label.tooltip.setLatLng(label.layer.getCenter ? label.layer.getCenter() : bounds.getCenter());
+                if (!map.hasLayer(label.tooltip)) label.tooltip.addTo(map);
+              } else if (map.hasLayer(label.tooltip)) {
+                map.removeLayer(label.tooltip);
+              }
+            });
+          };
+          placeLabels();
+          map.on("zoomend", placeLabels);
           element.setAttribute("data-areas-loaded", String(collection.features.length));
           return { map: map, areas: layer };
         })
@@ -58,6 +79,7 @@
           element.parentNode.insertBefore(note, element.nextSibling);
           return { map: map, areas: null };
         });
+      if (window.ResizeObserver) new ResizeObserver(function () { map.invalidateSize(); }).observe(element);
       return { map: map, ready: ready };
     }
   };

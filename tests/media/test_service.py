@@ -205,3 +205,26 @@ def test_media_url() -> None:
 def test_get_media_ignores_ids_that_are_not_ids(city: City) -> None:
     for bad in ("", "../secret", "A" * 32, "a" * 31, "a" * 32 + ".thumb"):
         assert city.db.read_sync(get_media, bad) is None
+
+
+def test_the_runner_sweeps_orphans_periodically(city: City, store: LocalMediaStore) -> None:
+    from wecity.core.clock import FrozenClock
+    from wecity.core.context import AppContext
+    from wecity.core.runner import Runner, registered_periodic
+    from wecity.media import tasks
+
+    assert registered_periodic()["media.sweep_orphans"].fn is tasks.sweep_media_orphans
+    checked = photo()
+    kept = city.db.write_sync(lambda conn: store_image(conn, store, checked, now=SEED_TIME))
+    orphan = write_files(store, checked, now=SEED_TIME)
+    # File times are wall-clock times: run the task two hours from now, past the grace period.
+    ctx = AppContext(settings=city.settings, db=city.db, clock=FrozenClock(datetime.now(UTC) + timedelta(hours=2)))
+    asyncio.run(tasks.sweep_media_orphans(ctx))
+    assert sorted(files_under(city.settings.media_dir)) == sorted(
+        [f"{kept.id[:2]}/{kept.key}", f"{kept.id[:2]}/{kept.thumb_key}"])
+    assert orphan.id not in str(files_under(city.settings.media_dir))
+    # And through the runner itself, which claims the task once per period.
+    again = write_files(store, checked, now=SEED_TIME)
+    ctx.clock.advance(hours=7)  # type: ignore[attr-defined]
+    assert asyncio.run(Runner(ctx).run_periodic()) >= 1
+    assert again.id not in str(files_under(city.settings.media_dir))

@@ -1,0 +1,1 @@
+"""The NGSI-LD context broker: city entities, their history, queries and subscriptions."""

@@ -1,0 +1,156 @@
+"""HTTP adapter of the context broker: mounts the NGSI-LD routers under /ngsi-ld/v1, renders errors as
+ProblemDetails, serves /jsonldContexts, and delivers notifications through the outbox channel "ngsild"."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+
+from wecity.context import routes_batch, routes_entities, routes_subscriptions, routes_temporal
+from wecity.context.delivery import make_deliver
+from wecity.context.ldcontext import CORE_DOCUMENT, HOSTED_PATH, ContextStore, is_core_url
+from wecity.context.models import contexts as t
+from wecity.context.protocol import invalid, no_content, read_json, render_problem, respond
+from wecity.context.subscriptions import CHANNEL
+from wecity.core import outbox
+from wecity.core.context import AppContext
+from wecity.core.errors import NotFound
+from wecity.core.http import Ctx
+
+router = APIRouter(prefix="/ngsi-ld/v1/jsonldContexts", tags=["ngsi-ld"])
+
+
+def _fetch(url: str) -> Any:
+    """Fetch a user @context once; the store keeps it (and the database, across restarts)."""
+    response = httpx.get(url, headers={"Accept": "application/ld+json, application/json"}, timeout=10.0,
+                         follow_redirects=True)
+    response.raise_for_status()
+    return response.json()
+
+
+def _load_contexts(conn: sa.Connection) -> list[Any]:
+    return list(conn.execute(sa.select(t.c.context_id, t.c.url, t.c.kind, t.c.body)))
+
+
+async def on_startup(ctx: AppContext) -> None:
+    store = ContextStore(fetcher=ctx.services.get("ngsild_fetcher", _fetch))
+    for row in await ctx.db.read(_load_contexts):
+        store.documents[row.url] = row.body
+    ctx.services["ngsild_contexts"] = store
+    if "ngsild_http" not in ctx.services:
+        ctx.services["ngsild_http"] = httpx.AsyncClient(timeout=10.0)
+        ctx.services["ngsild_http_owned"] = True
+    outbox.register_channel(CHANNEL, make_deliver(ctx))
+
+
+async def on_shutdown(ctx: AppContext) -> None:
+    if ctx.services.pop("ngsild_http_owned", False):
+        await ctx.services.pop("ngsild_http").aclose()
+
+
+def register(app: FastAPI) -> None:
+    app.state.error_renderers["/ngsi-ld"] = render_problem
+    for module in (routes_entities, routes_batch, routes_subscriptions, routes_temporal):
+        app.include_router(module.router)
+    app.include_router(router)
+
+
+# -- /jsonldContexts ------------------------------------------------------------------------------
+
+def _not_found(context_id: str) -> NotFound:
+    return NotFound(f"@context {context_id} not found", message_zh=f"@context {context_id} 不存在",
+                    code="ngsild.not_found")
+
+
+def _public_url(request: Request, row: Any) -> str:
+    if row.kind == "hosted":
+        return str(request.base_url).rstrip("/") + row.url
+    return str(row.url)
+
+
+@router.post("", status_code=201, summary="Add a @context for the broker to serve")
+@router.post("/", include_in_schema=False)
+async def add_context(request: Request, ctx: Ctx) -> Response:
+    body, _ = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("@context"), dict | list | str):
+        raise invalid("the body must be a JSON object with @context", "请求体必须是带 @context 的 JSON 对象",
+                      "ngsild.bad_request_data")
+    context_id = uuid.uuid4().hex
+    path = HOSTED_PATH + context_id
+    store: ContextStore = ctx.services["ngsild_contexts"]
+    document = {"@context": body["@context"]}
+    store.term_map(body["@context"] if not isinstance(body["@context"], str) else [body["@context"]])
+
+    def write(conn: sa.Connection) -> None:
+        conn.execute(t.insert().values(context_id=context_id, url=path, kind="hosted", body=document,
+                                       created_at=ctx.clock.now(), times_used=0))
+
+    await ctx.db.write(write)
+    store.add(path, document)
+    return Response(status_code=201, headers={"Location": str(request.base_url).rstrip("/") + path})
+
+
+@router.get("", summary="List the @contexts the broker serves or keeps")
+@router.get("/", include_in_schema=False)
+async def list_contexts(request: Request, ctx: Ctx) -> Response:
+    details = request.query_params.get("details", "false") == "true"
+    kind = request.query_params.get("kind")
+    if kind is not None and kind not in ("hosted", "cached", "implicitlycreated"):
+        raise invalid(f"unknown kind {kind!r}", f"未知的 kind：{kind!r}", "ngsild.bad_request_data")
+
+    def read(conn: sa.Connection) -> list[Any]:
+        stmt = sa.select(t).order_by(t.c.pk)
+        if kind:
+            stmt = stmt.where(t.c.kind == ("hosted" if kind == "implicitlycreated" else kind))
+        return list(conn.execute(stmt))
+
+    rows = await ctx.db.read(read)
+    if details:
+        body: list[Any] = [{"URL": _public_url(request, r), "localId": f"urn:ngsi-ld:jsonldContext:{r.context_id}",
+                            "kind": r.kind, "createdAt": r.created_at.isoformat(), "numberOfHits": r.times_used}
+                           for r in rows]
+    else:
+        body = [_public_url(request, r) for r in rows]
+    return respond(request, body, None)
+
+
+@router.get("/{context_id:path}", summary="Serve a @context")
+async def get_context(context_id: str, request: Request, ctx: Ctx) -> Response:
+    if is_core_url(context_id):
+        return Response(_dumps(CORE_DOCUMENT), media_type="application/ld+json")
+    local = context_id.rsplit(":", 1)[-1]
+    row = await ctx.db.read(lambda conn: conn.execute(
+        sa.select(t).where(sa.or_(t.c.context_id == local, t.c.url == context_id))).first())
+    if row is None:
+        raise _not_found(context_id)
+    return Response(_dumps(row.body), media_type="application/ld+json")
+
+
+@router.delete("/{context_id:path}", status_code=204, summary="Remove a @context")
+async def delete_context(context_id: str, request: Request, ctx: Ctx) -> Response:
+    local = context_id.rsplit(":", 1)[-1]
+    store: ContextStore = ctx.services["ngsild_contexts"]
+
+    def write(conn: sa.Connection) -> str | None:
+        row = conn.execute(sa.select(t).where(sa.or_(t.c.context_id == local, t.c.url == context_id))).first()
+        if row is None:
+            return None
+        conn.execute(t.delete().where(t.c.pk == row.pk))
+        return str(row.url)
+
+    url = await ctx.db.write(write)
+    if url is None:
+        raise _not_found(context_id)
+    store.remove(url)
+    return no_content()
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)

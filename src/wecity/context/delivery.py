@@ -1,0 +1,62 @@
+"""Delivery of NGSI-LD notifications taken from the outbox: an HTTP POST to the subscriber, and the
+subscription's timesSent / lastNotification / lastSuccess / lastFailure kept as the spec says."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from wecity.context import subscriptions
+from wecity.context.ldcontext import CORE_URL, link_header
+from wecity.core.context import AppContext
+from wecity.core.outbox import OutboxMessage, Undeliverable
+
+log = logging.getLogger(__name__)
+
+
+def _link_for(context: Any) -> tuple[str, Any]:
+    """The Link header URL and the @context member for a notification compacted with `context`."""
+    if isinstance(context, str):
+        return context, context
+    return CORE_URL, context if context is not None else CORE_URL
+
+
+def make_deliver(ctx: AppContext) -> Callable[[OutboxMessage], Awaitable[None]]:
+    """The "ngsild" outbox channel for this app: POSTs each notification with the app's HTTP client."""
+
+    async def deliver(message: OutboxMessage) -> None:
+        payload = message.payload
+        body = dict(payload["notification"])
+        headers = {"Content-Type": payload.get("accept", "application/json")}
+        link, ctx_member = _link_for(payload.get("context"))
+        if headers["Content-Type"] == "application/ld+json":
+            body["@context"] = ctx_member
+        else:
+            headers["Link"] = link_header(link)
+        if payload.get("tenant"):
+            headers["NGSILD-Tenant"] = payload["tenant"]
+        for item in payload.get("receiverInfo", []):
+            if isinstance(item, dict) and "key" in item and "value" in item:
+                headers[str(item["key"])] = str(item["value"])
+        client: httpx.AsyncClient = ctx.services["ngsild_http"]
+        ok = False
+        try:
+            response = await client.post(message.target, content=json.dumps(body, ensure_ascii=False).encode(),
+                                          headers=headers)
+            ok = response.is_success
+            if not ok:
+                error = f"subscriber answered {response.status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{exc.__class__.__name__}: {exc}"
+        await ctx.db.write(subscriptions.record_attempt, payload.get("tenant", ""), payload["subscriptionId"], ok,
+                           ctx.clock.now())
+        if not ok:
+            if "410" in error:
+                raise Undeliverable(error)
+            raise RuntimeError(error)
+
+    return deliver

@@ -1,0 +1,201 @@
+"""Attribute history for the temporal API: every change stored as an instance; queries by time and
+aggregation per period done in SQL (one GROUP BY over an index range)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wecity.context.entity import VALUE_MEMBER, bad, now_text
+from wecity.context.models import attribute_history as h
+
+if TYPE_CHECKING:
+    from wecity.context.service import Env
+
+AGGREGATES = ("totalCount", "distinctCount", "sum", "avg", "min", "max")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DURATION = re.compile(
+    r"^P(?:(?P<y>\d+(?:\.\d+)?)Y)?(?:(?P<mo>\d+(?:\.\d+)?)M)?(?:(?P<w>\d+(?:\.\d+)?)W)?(?:(?P<d>\d+(?:\.\d+)?)D)?"
+    r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<mi>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$")
+
+
+def epoch(value: datetime) -> float:
+    return (value - _EPOCH).total_seconds()
+
+
+def from_epoch(value: float) -> datetime:
+    return _EPOCH + timedelta(seconds=value)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in an ISO 8601 duration; a year counts 365 days and a month 30 (fixed-length buckets)."""
+    m = _DURATION.match(text or "")
+    if not m or text in ("P", "PT") or text.endswith("T"):
+        raise bad(f"invalid ISO 8601 duration {text!r}", f"ISO 8601 时长无效：{text!r}")
+    parts = {k: float(v) for k, v in m.groupdict().items() if v}
+    return (parts.get("y", 0) * 365 * 86400 + parts.get("mo", 0) * 30 * 86400 + parts.get("w", 0) * 7 * 86400
+            + parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600 + parts.get("mi", 0) * 60 + parts.get("s", 0))
+
+
+def _instance_time(attr: dict[str, Any], fallback: float) -> float:
+    observed = attr.get("observedAt")
+    if isinstance(observed, str):
+        try:
+            parsed = datetime.fromisoformat(observed.replace("Z", "+00:00"))
+            return epoch(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+        except ValueError:
+            return fallback
+    return fallback
+
+
+def _rows(env: Env, entity_id: str, entity_type: str, changed: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    fallback = epoch(env.now)
+    out = []
+    for iri, attr in changed.items():
+        value = attr.get("value")
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        out.append(dict(tenant=env.tenant, entity_id=entity_id, entity_type=entity_type, attr=iri,
+                        ts=_instance_time(attr, fallback), number=number, instance=attr, recorded_at=env.now))
+    return out
+
+
+def record(conn: Connection, env: Env, entity_id: str, entity_type: str, changed: dict[str, dict[str, Any]]) -> None:
+    rows = _rows(env, entity_id, entity_type, changed)
+    if rows:
+        conn.execute(h.insert(), rows)
+
+
+def record_many(conn: Connection, env: Env, items: list[tuple[str, str, dict[str, dict[str, Any]]]]) -> None:
+    rows = [r for entity_id, entity_type, changed in items for r in _rows(env, entity_id, entity_type, changed)]
+    if rows:
+        conn.execute(h.insert(), rows)
+
+
+# -- queries --------------------------------------------------------------------------------------
+
+@dataclass
+class TimeFilter:
+    timerel: str | None = None
+    time_at: float | None = None
+    end_time_at: float | None = None
+
+    @classmethod
+    def parse(cls, timerel: str | None, time_at: str | None, end_time_at: str | None) -> TimeFilter:
+        from wecity.context.entity import parse_time
+
+        if timerel is None:
+            if time_at or end_time_at:
+                raise bad("timeAt needs timerel", "timeAt 需要 timerel")
+            return cls()
+        if timerel not in ("before", "after", "between"):
+            raise bad(f"unknown timerel {timerel!r}", f"未知的 timerel：{timerel!r}")
+        if not time_at:
+            raise bad("timerel needs timeAt", "timerel 需要 timeAt")
+        start = epoch(parse_time(time_at, "timeAt"))
+        end = None
+        if timerel == "between":
+            if not end_time_at:
+                raise bad("timerel=between needs endTimeAt", "timerel=between 需要 endTimeAt")
+            end = epoch(parse_time(end_time_at, "endTimeAt"))
+            if end <= start:
+                raise bad("endTimeAt must be after timeAt", "endTimeAt 必须晚于 timeAt")
+        return cls(timerel, start, end)
+
+    def where(self) -> list[Any]:
+        if self.timerel == "before":
+            return [h.c.ts < self.time_at]
+        if self.timerel == "after":
+            return [h.c.ts >= self.time_at]
+        if self.timerel == "between":
+            return [h.c.ts >= self.time_at, h.c.ts < self.end_time_at]
+        return []
+
+
+def entities_with_history(conn: Connection, tenant: str, *, types: list[str] | None, ids: list[str] | None,
+                          limit: int, offset: int) -> list[tuple[str, str]]:
+    stmt = sa.select(h.c.entity_id, h.c.entity_type).where(h.c.tenant == tenant).distinct()
+    if types is not None:
+        stmt = stmt.where(h.c.entity_type.in_(types))
+    if ids is not None:
+        stmt = stmt.where(h.c.entity_id.in_(ids))
+    stmt = stmt.order_by(h.c.entity_id).limit(limit).offset(offset)
+    return [(r.entity_id, r.entity_type) for r in conn.execute(stmt)]
+
+
+def entity_type_of(conn: Connection, tenant: str, entity_id: str) -> str | None:
+    return conn.execute(sa.select(h.c.entity_type).where(h.c.tenant == tenant, h.c.entity_id == entity_id)
+                        .limit(1)).scalar_one_or_none()
+
+
+def instances(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | None, when: TimeFilter, *,
+              last_n: int | None = None) -> dict[str, list[tuple[int, float, dict[str, Any]]]]:
+    """Attribute IRI -> [(pk, ts, instance)] in time order (the last `last_n` of each when given)."""
+    stmt = sa.select(h.c.pk, h.c.attr, h.c.ts, h.c.instance).where(
+        h.c.tenant == tenant, h.c.entity_id == entity_id, *when.where())
+    if attrs is not None:
+        stmt = stmt.where(h.c.attr.in_(attrs))
+    out: dict[str, list[tuple[int, float, dict[str, Any]]]] = {}
+    for row in conn.execute(stmt.order_by(h.c.attr, h.c.ts, h.c.pk)):
+        out.setdefault(row.attr, []).append((row.pk, row.ts, row.instance))
+    if last_n:
+        out = {k: v[-last_n:] for k, v in out.items()}
+    return out
+
+
+def aggregate(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | None, when: TimeFilter,
+              methods: list[str], period: float | None) -> dict[str, dict[str, list[list[Any]]]]:
+    """Attribute IRI -> method -> [[value, startAt, endAt], ...], one entry per period with data."""
+    base = [h.c.tenant == tenant, h.c.entity_id == entity_id, *when.where()]
+    if attrs is not None:
+        base.append(h.c.attr.in_(attrs))
+    start = when.time_at if when.timerel in ("after", "between") else None
+    if start is None:
+        start = conn.execute(sa.select(sa.func.min(h.c.ts)).where(*base)).scalar_one_or_none()
+        if start is None:
+            return {}
+    offset = h.c.ts - start
+    if period:
+        raw = offset / period
+        bucket = sa.func.floor(raw) if conn.dialect.name == "postgresql" else sa.cast(raw, sa.Integer)
+    else:
+        bucket = sa.literal(0)
+    bucket = bucket.label("bucket")
+    stmt = sa.select(h.c.attr, bucket, sa.func.count().label("n"), sa.func.count(sa.distinct(h.c.number)).label("dn"),
+                     sa.func.sum(h.c.number).label("s"), sa.func.avg(h.c.number).label("a"),
+                     sa.func.min(h.c.number).label("lo"), sa.func.max(h.c.number).label("hi"),
+                     sa.func.max(h.c.ts).label("last")
+                     ).where(*base).group_by(h.c.attr, bucket).order_by(h.c.attr, bucket)
+    pick = {"totalCount": "n", "distinctCount": "dn", "sum": "s", "avg": "a", "min": "lo", "max": "hi"}
+    out: dict[str, dict[str, list[list[Any]]]] = {}
+    for row in conn.execute(stmt):
+        b = int(row.bucket)
+        if period:
+            lo, hi = start + b * period, start + (b + 1) * period
+        else:
+            lo, hi = start, (when.end_time_at if when.timerel == "between" else row.last)
+        span = [now_text(from_epoch(lo)), now_text(from_epoch(hi))]
+        per_attr = out.setdefault(row.attr, {})
+        for method in methods:
+            value = getattr(row, pick[method])
+            if value is not None and method in ("sum", "avg", "min", "max"):
+                value = float(value)
+            per_attr.setdefault(method, []).append([value, *span])
+    return out
+
+
+def delete_entity(conn: Connection, tenant: str, entity_id: str) -> int:
+    return int(conn.execute(h.delete().where(h.c.tenant == tenant, h.c.entity_id == entity_id)).rowcount or 0)
+
+
+def delete_attribute(conn: Connection, tenant: str, entity_id: str, attr: str) -> int:
+    return int(conn.execute(h.delete().where(h.c.tenant == tenant, h.c.entity_id == entity_id,
+                                             h.c.attr == attr)).rowcount or 0)
+
+
+def value_of(instance: dict[str, Any]) -> Any:
+    return instance.get(VALUE_MEMBER.get(instance.get("type", "Property"), "value"))

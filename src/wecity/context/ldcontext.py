@@ -1,0 +1,228 @@
+"""JSON-LD @context handling: the bundled core context, user contexts fetched once, cached term maps.
+
+Expanding and compacting every attribute with a JSON-LD processor on each request is slow, so pyld is
+used once per distinct @context to build its active context; from that a `TermMap` answers
+term -> IRI and IRI -> term with dictionary look-ups, and is kept for as long as the process runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+from pyld import jsonld
+
+from wecity.core.errors import DependencyUnavailable, ValidationFailed
+
+CORE_URL = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+_CORE_ALIAS = re.compile(r"^https?://uri\.etsi\.org/ngsi-ld/v1/ngsi-ld-core-context(-v1\.\d+)?\.jsonld$")
+HOSTED_PATH = "/ngsi-ld/v1/jsonldContexts/"
+NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
+DEFAULT_VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
+LINK_REL = "http://www.w3.org/ns/json-ld#context"
+
+# Fetches a remote context document (a URL) and returns its JSON; raises on any failure.
+Fetcher = Callable[[str], Any]
+
+
+def is_core_url(url: str) -> bool:
+    return bool(_CORE_ALIAS.match(url))
+
+
+def _load_core() -> dict[str, Any]:
+    text = resources.files("wecity.context").joinpath("data/ngsi-ld-core-context-v1.8.jsonld").read_text("utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+CORE_DOCUMENT = _load_core()
+
+
+class TermMap:
+    """Term <-> IRI for one active context, memoised."""
+
+    def __init__(self, active: dict[str, Any]) -> None:
+        self._terms: dict[str, str] = {}
+        self._prefixes: dict[str, str] = {}
+        for term, definition in active.get("mappings", {}).items():
+            if not definition or "@id" not in definition:
+                continue
+            iri = definition["@id"]
+            if not isinstance(iri, str) or iri.startswith("@"):
+                continue
+            self._terms[term] = iri
+            if iri.endswith(("/", "#", ":")) or definition.get("_prefix"):
+                self._prefixes[term] = iri
+        self.vocab: str = active.get("@vocab") or DEFAULT_VOCAB
+        reverse: dict[str, str] = {}
+        for term, iri in sorted(self._terms.items(), key=lambda kv: (len(kv[0]), kv[0]), reverse=True):
+            reverse[iri] = term
+        self._reverse = reverse
+        self._expanded: dict[str, str] = {}
+        self._compacted: dict[str, str] = {}
+
+    def expand(self, term: str) -> str:
+        found = self._expanded.get(term)
+        if found is not None:
+            return found
+        if term in self._terms:
+            iri = self._terms[term]
+        elif ":" in term:
+            prefix, _, suffix = term.partition(":")
+            if prefix in self._prefixes and not suffix.startswith("//"):
+                iri = self._prefixes[prefix] + suffix
+            else:
+                iri = term  # already an absolute IRI
+        else:
+            iri = self.vocab + term
+        self._expanded[term] = iri
+        return iri
+
+    def compact(self, iri: str) -> str:
+        found = self._compacted.get(iri)
+        if found is not None:
+            return found
+        term = self._reverse.get(iri)
+        if term is None:
+            if iri.startswith(self.vocab) and ":" not in iri[len(self.vocab):]:
+                term = iri[len(self.vocab):]
+            else:
+                term = iri
+        self._compacted[iri] = term
+        return term
+
+
+class ContextStore:
+    """Where @context documents come from, and the cache of term maps built from them.
+
+    Core context URLs resolve to the bundled file; contexts hosted by the broker (POST /jsonldContexts)
+    and remote ones fetched earlier come from memory (loaded from the database at start); any other URL
+    is fetched once with `fetcher` and kept.
+    """
+
+    def __init__(self, fetcher: Fetcher | None = None) -> None:
+        self.documents: dict[str, Any] = {}
+        self.fetcher = fetcher
+        self._maps: dict[str, TermMap] = {}
+        self._lock = threading.Lock()
+        # URLs fetched since the last call of `take_fetched` (the API persists them as cached contexts).
+        self._fetched: list[tuple[str, Any]] = []
+        self.core = self._build([CORE_URL])
+
+    # -- documents ------------------------------------------------------------------------------
+
+    def add(self, url: str, document: Any) -> None:
+        with self._lock:
+            self.documents[url] = document
+            self._maps.clear()  # a changed document invalidates every map built from it
+
+    def remove(self, url: str) -> None:
+        with self._lock:
+            self.documents.pop(url, None)
+            self._maps.clear()
+
+    def take_fetched(self) -> list[tuple[str, Any]]:
+        with self._lock:
+            fetched, self._fetched = self._fetched, []
+        return fetched
+
+    def _document(self, url: str) -> Any:
+        if is_core_url(url):
+            return CORE_DOCUMENT
+        doc = self.documents.get(url)
+        if doc is None and HOSTED_PATH in url:
+            doc = self.documents.get(HOSTED_PATH + url.rsplit("/", 1)[1])
+        if doc is not None:
+            return doc
+        if self.fetcher is None:
+            raise _not_available(url, "no network fetch configured")
+        try:
+            doc = self.fetcher(url)
+        except Exception as exc:
+            raise _not_available(url, exc.__class__.__name__) from exc
+        if not isinstance(doc, dict) or "@context" not in doc:
+            raise _not_available(url, "not a JSON-LD context document")
+        with self._lock:
+            self.documents[url] = doc
+            self._fetched.append((url, doc))
+        return doc
+
+    def _loader(self, url: str, options: Any = None) -> dict[str, Any]:
+        return {"contextUrl": None, "documentUrl": url, "document": self._document(url),
+                "contentType": "application/ld+json"}
+
+    # -- term maps ------------------------------------------------------------------------------
+
+    def cached(self, key: str) -> TermMap | None:
+        """The term map already built for a context key (a URL, or the JSON of an inline context)."""
+        return self._maps.get(key)
+
+    def term_map(self, context: Any) -> TermMap:
+        """The term map for a request's @context (a URL, an inline object or a list); core always last."""
+        if context is None or context == CORE_URL:
+            return self.core
+        key = context if isinstance(context, str) else json.dumps(context, sort_keys=True)
+        found = self._maps.get(key)
+        if found is not None:
+            return found
+        items = context if isinstance(context, list) else [context]
+        built = self._build([c for c in items if not (isinstance(c, str) and is_core_url(c))] + [CORE_URL])
+        with self._lock:
+            self._maps[key] = built
+        return built
+
+    def _build(self, items: list[Any]) -> TermMap:
+        for item in items:
+            if not isinstance(item, str | dict):
+                raise ValidationFailed("@context entries must be URLs or objects",
+                                       message_zh="@context 的每一项必须是 URL 或对象", code="ngsild.bad_request_data")
+        options = {"documentLoader": self._loader, "base": "", "processingMode": "json-ld-1.1"}
+        processor = jsonld.JsonLdProcessor()
+        try:
+            active = processor.process_context(processor._get_initial_context(options), items, options)
+        except jsonld.JsonLdError as exc:
+            cause = _root_cause(exc)
+            if isinstance(cause, DependencyUnavailable | ValidationFailed):
+                raise cause from exc
+            raise ValidationFailed(f"invalid @context: {exc.type if hasattr(exc, 'type') else exc}",
+                                   message_zh="@context 无效", code="ngsild.bad_request_data") from exc
+        return TermMap(active)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = 0
+    while seen < 10:
+        nxt = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+        if nxt is None:
+            return exc
+        if isinstance(nxt, DependencyUnavailable | ValidationFailed):
+            return nxt
+        exc, seen = nxt, seen + 1
+    return exc
+
+
+def _not_available(url: str, why: str) -> DependencyUnavailable:
+    return DependencyUnavailable(f"@context {url} could not be retrieved ({why})",
+                                 message_zh=f"无法获取 @context {url}（{why}）", code="ngsild.ld_context_not_available")
+
+
+def parse_link_header(value: str | None) -> str | None:
+    """The URL of the JSON-LD context link in a `Link` header, or None when there is none."""
+    if not value:
+        return None
+    for part in value.split(","):
+        piece = part.strip()
+        if not piece.startswith("<") or ">" not in piece:
+            continue
+        url, _, params = piece[1:].partition(">")
+        if LINK_REL in params:
+            return url.strip()
+    raise ValidationFailed("Link header has no JSON-LD context link",
+                           message_zh="Link 头中没有 JSON-LD 上下文链接", code="ngsild.bad_request_data")
+
+
+def link_header(url: str) -> str:
+    return f'<{url}>; rel="{LINK_REL}"; type="application/ld+json"'

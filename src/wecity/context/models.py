@@ -1,0 +1,94 @@
+"""Tables of the context broker: entities, their attribute history, subscriptions and stored @contexts."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from wecity.core.db import metadata
+from wecity.core.types import UTCDateTime
+
+INFO = {"domain": "context"}
+
+# One row per entity. Attributes are kept as one JSON document keyed by expanded attribute IRIs, so a
+# term means the same thing whatever @context a client used. The bounding box of the `location`
+# GeoProperty is kept in plain columns: an indexed pre-filter for geo-queries before the exact test.
+entities = sa.Table(
+    "ngsild_entities",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False, default=""),
+    sa.Column("entity_id", sa.String(512), nullable=False),
+    sa.Column("type", sa.String(512), nullable=False),
+    # Further types of a multi-typed entity (JSON list), NULL for the usual single type.
+    sa.Column("extra_types", sa.JSON, nullable=True),
+    sa.Column("scope", sa.JSON, nullable=True),
+    sa.Column("attrs", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("modified_at", UTCDateTime, nullable=False),
+    sa.Column("min_lon", sa.Float, nullable=True),
+    sa.Column("min_lat", sa.Float, nullable=True),
+    sa.Column("max_lon", sa.Float, nullable=True),
+    sa.Column("max_lat", sa.Float, nullable=True),
+    sa.UniqueConstraint("tenant", "entity_id", name="uq_ngsild_entities_tenant_entity_id"),
+    sa.Index("ix_ngsild_entities_tenant_type", "tenant", "type"),
+    sa.Index("ix_ngsild_entities_geo", "tenant", "min_lon", "min_lat"),
+    info=INFO,
+)
+
+# Every attribute change, for the temporal API. `ts` is epoch seconds so that aggregation buckets are
+# plain arithmetic in SQL on both backends; `number` holds the value when it is numeric.
+attribute_history = sa.Table(
+    "ngsild_attribute_history",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("entity_id", sa.String(512), nullable=False),
+    sa.Column("entity_type", sa.String(512), nullable=False),
+    sa.Column("attr", sa.String(512), nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("number", sa.Float, nullable=True),
+    sa.Column("instance", sa.JSON, nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.Index("ix_ngsild_attribute_history_entity", "tenant", "entity_id", "attr", "ts"),
+    info=INFO,
+)
+
+subscriptions = sa.Table(
+    "ngsild_subscriptions",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("subscription_id", sa.String(512), nullable=False),
+    # The subscription as given, with entity types and attribute names expanded to IRIs.
+    sa.Column("body", sa.JSON, nullable=False),
+    # The @context its notifications are compacted with.
+    sa.Column("context", sa.JSON, nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False, default=True),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("throttling", sa.Float, nullable=True),
+    sa.Column("last_triggered", UTCDateTime, nullable=True),
+    sa.Column("times_sent", sa.Integer, nullable=False, default=0),
+    sa.Column("times_failed", sa.Integer, nullable=False, default=0),
+    sa.Column("last_notification", UTCDateTime, nullable=True),
+    sa.Column("last_success", UTCDateTime, nullable=True),
+    sa.Column("last_failure", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("modified_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("tenant", "subscription_id", name="uq_ngsild_subscriptions_tenant_subscription_id"),
+    info=INFO,
+)
+
+# @contexts the broker hosts (posted to /jsonldContexts) or has fetched once and keeps (cached).
+contexts = sa.Table(
+    "ngsild_contexts",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("context_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("url", sa.String(2048), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used", UTCDateTime, nullable=True),
+    sa.Column("times_used", sa.Integer, nullable=False, default=0),
+    info=INFO,
+)

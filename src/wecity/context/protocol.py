@@ -1,0 +1,253 @@
+"""NGSI-LD over HTTP: tenants, content negotiation, @context from Link header or body, ProblemDetails."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import Request
+from fastapi.responses import Response
+
+from wecity.context.entity import View
+from wecity.context.ldcontext import CORE_URL, ContextStore, TermMap, link_header, parse_link_header
+from wecity.context.models import contexts as contexts_table
+from wecity.context.service import Env
+from wecity.core.context import AppContext
+from wecity.core.errors import ValidationFailed, WeCityError
+from wecity.core.http import request_locale
+
+ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+_TENANT = re.compile(r"^[A-Za-z0-9_\-.:]{1,64}$")
+_PROBLEMS: dict[str, tuple[str, int]] = {
+    "ngsild.invalid_request": ("InvalidRequest", 400),
+    "ngsild.unsupported_media_type": ("InvalidRequest", 415),
+    "ngsild.not_acceptable": ("InvalidRequest", 406),
+    "ngsild.operation_not_supported": ("OperationNotSupported", 422),
+    "ngsild.too_many_results": ("TooManyResults", 403),
+    "ngsild.ld_context_not_available": ("LdContextNotAvailable", 503),
+    "ngsild.nonexistent_tenant": ("NonexistentTenant", 404),
+}
+_BY_STATUS = {400: "BadRequestData", 404: "ResourceNotFound", 409: "AlreadyExists", 401: "InvalidRequest",
+              403: "InvalidRequest", 422: "OperationNotSupported", 429: "InvalidRequest"}
+
+
+def problem(exc: WeCityError, locale: str = "en") -> tuple[dict[str, Any], int]:
+    """The ProblemDetails body and HTTP status for a platform error."""
+    kind, status = _PROBLEMS.get(exc.code, (None, exc.status))
+    if kind is None:
+        kind = _BY_STATUS.get(exc.status, "InternalError")
+    body = {"type": ERRORS + kind, "title": exc.localized(locale), "status": status, "detail": exc.message}
+    if exc.details:
+        body["details"] = exc.details
+    return body, status
+
+
+def render_problem(request: Request, exc: WeCityError) -> Response:
+    """The error renderer for /ngsi-ld: ProblemDetails with the ETSI error type URIs."""
+    body, status = problem(exc, request_locale(request))
+    return Response(json.dumps(body, ensure_ascii=False), status_code=status, media_type="application/json")
+
+
+def invalid(why: str, zh: str, code: str = "ngsild.invalid_request") -> ValidationFailed:
+    return ValidationFailed(why, message_zh=zh, code=code)
+
+
+def tenant_of(request: Request) -> str:
+    value = request.headers.get("ngsild-tenant")
+    if value is None or value == "":
+        return ""
+    if not _TENANT.match(value):
+        raise invalid(f"invalid NGSILD-Tenant {value!r}", f"NGSILD-Tenant 无效：{value!r}", "ngsild.bad_request_data")
+    return value
+
+
+def store_of(ctx: AppContext) -> ContextStore:
+    return ctx.services["ngsild_contexts"]  # type: ignore[no-any-return]
+
+
+def env_of(request: Request, ctx: AppContext) -> Env:
+    return Env(tenant_of(request), ctx.clock.now(), store_of(ctx))
+
+
+async def read_json(request: Request, *, allow_ld: bool = True) -> tuple[Any, str]:
+    """The parsed body and its media type; 415 for other media types, 400 for malformed JSON."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in ("application/json", "application/ld+json") or (media == "application/ld+json" and not allow_ld):
+        raise invalid(f"unsupported Content-Type {media or '(none)'!r}", f"不支持的 Content-Type：{media or '（无）'}",
+                      "ngsild.unsupported_media_type")
+    raw = await request.body()
+    try:
+        return json.loads(raw), media
+    except ValueError as exc:
+        raise invalid("the body is not valid JSON", "请求体不是有效的 JSON") from exc
+
+
+async def resolve(ctx: AppContext, context: Any) -> TermMap:
+    """The term map for `context`; fetching a remote context (once) happens off the event loop."""
+    store = store_of(ctx)
+    key = context if context is None or isinstance(context, str) else json.dumps(context, sort_keys=True)
+    cached = store.core if context is None or context == CORE_URL else store.cached(key)
+    if cached is not None:
+        return cached
+    terms = await asyncio.to_thread(store.term_map, context)
+    fetched = store.take_fetched()
+    if fetched:
+        await ctx.db.write(_keep_fetched, fetched, ctx.clock.now())
+    return terms
+
+
+def _keep_fetched(conn: sa.Connection, fetched: list[tuple[str, Any]], now: Any) -> None:
+    import uuid
+
+    for url, doc in fetched:
+        exists = conn.execute(sa.select(contexts_table.c.pk).where(contexts_table.c.url == url)).first()
+        if exists is None:
+            conn.execute(contexts_table.insert().values(context_id=uuid.uuid4().hex, url=url, kind="cached",
+                                                        body=doc, created_at=now, times_used=0))
+
+
+@dataclass
+class Incoming:
+    """A write request's body, and the @context it is to be read with."""
+
+    body: Any
+    context: Any
+    terms: TermMap
+
+
+async def incoming(request: Request, ctx: AppContext, *, body_context: bool = True) -> Incoming:
+    """The body and @context of a write: Link header with application/json, or `@context` in the body
+    with application/ld+json (not both)."""
+    body, media = await read_json(request)
+    link = parse_link_header(request.headers.get("link"))
+    context: Any = None
+    if media == "application/ld+json":
+        if link is not None:
+            raise invalid("a Link header is not allowed with application/ld+json",
+                          "使用 application/ld+json 时不允许 Link 头", "ngsild.bad_request_data")
+        contexts = [b.get("@context") for b in (body if isinstance(body, list) else [body]) if isinstance(b, dict)]
+        if body_context and (not contexts or any(c is None for c in contexts)):
+            raise invalid("application/ld+json needs @context in the body", "application/ld+json 请求体中需要 @context",
+                          "ngsild.bad_request_data")
+        context = contexts[0] if contexts else None
+    else:
+        for item in body if isinstance(body, list) else [body]:
+            if isinstance(item, dict) and "@context" in item:
+                raise invalid("@context in the body needs Content-Type application/ld+json",
+                              "请求体中的 @context 需要 Content-Type 为 application/ld+json", "ngsild.bad_request_data")
+        context = link
+    return Incoming(body, context, await resolve(ctx, context))
+
+
+async def outgoing_terms(request: Request, ctx: AppContext) -> tuple[Any, TermMap]:
+    link = parse_link_header(request.headers.get("link"))
+    return link, await resolve(ctx, link)
+
+
+def accepts(request: Request) -> str:
+    """application/json, application/ld+json or application/geo+json, by the Accept header."""
+    accept = request.headers.get("accept", "").lower()
+    if not accept:
+        return "application/json"
+    best, best_q = None, -1.0
+    for part in accept.split(","):
+        bits = part.strip().split(";")
+        media = bits[0].strip()
+        q = 1.0
+        for b in bits[1:]:
+            if b.strip().startswith("q="):
+                try:
+                    q = float(b.strip()[2:])
+                except ValueError:
+                    q = 0.0
+        choice = {"application/ld+json": "application/ld+json", "application/json": "application/json",
+                  "application/geo+json": "application/geo+json", "application/*": "application/json",
+                  "*/*": "application/json"}.get(media)
+        if choice and q > best_q:
+            best, best_q = choice, q
+    if best is None:
+        raise invalid(f"cannot answer in {accept!r}", f"无法以 {accept!r} 格式应答", "ngsild.not_acceptable")
+    return best
+
+
+def view_of(request: Request, terms: TermMap, attrs: frozenset[str] | None = None) -> View:
+    options = set(filter(None, request.query_params.get("options", "").split(",")))
+    fmt = request.query_params.get("format")
+    known = {"keyValues", "concise", "normalized", "sysAttrs", "noOverwrite", "replace", "update",
+             "temporalValues", "aggregatedValues"}
+    unknown = options - known
+    if unknown:
+        raise invalid(f"unknown options {', '.join(sorted(unknown))}", f"未知的 options：{'、'.join(sorted(unknown))}",
+                      "ngsild.bad_request_data")
+    form = fmt or ("keyValues" if "keyValues" in options else "concise" if "concise" in options else "normalized")
+    if form not in ("normalized", "keyValues", "concise"):
+        raise invalid(f"unknown format {form!r}", f"未知的 format：{form!r}", "ngsild.bad_request_data")
+    return View(terms=terms, form=form, sys_attrs="sysAttrs" in options, attrs=attrs,
+                lang=request.query_params.get("lang"))
+
+
+def respond(request: Request, data: Any, context: Any, *, status: int = 200,
+            headers: dict[str, str] | None = None) -> Response:
+    """JSON with the @context in a Link header, or inside the body for application/ld+json."""
+    media = accepts(request)
+    headers = dict(headers or {})
+    url = context if isinstance(context, str) else CORE_URL
+    if media == "application/ld+json":
+        ctx_value = context if context is not None else CORE_URL
+        if isinstance(data, list):
+            data = [dict(d, **{"@context": ctx_value}) if isinstance(d, dict) else d for d in data]
+        elif isinstance(data, dict):
+            data = dict(data, **{"@context": ctx_value})
+    elif media == "application/geo+json" and isinstance(data, list | dict):
+        data = _geojson(data)
+        headers["Link"] = link_header(url)
+    else:
+        headers["Link"] = link_header(url)
+    return Response(json.dumps(data, ensure_ascii=False), status_code=status, media_type=media, headers=headers)
+
+
+def _feature(entity: dict[str, Any]) -> dict[str, Any]:
+    loc = entity.get("location")
+    geometry = loc.get("value") if isinstance(loc, dict) and "value" in loc else loc
+    return {"id": entity.get("id"), "type": "Feature", "geometry": geometry if isinstance(geometry, dict) else None,
+            "properties": {k: v for k, v in entity.items() if k != "id"}}
+
+
+def _geojson(data: Any) -> Any:
+    if isinstance(data, list):
+        return {"type": "FeatureCollection", "features": [_feature(e) for e in data]}
+    return _feature(data)
+
+
+def no_content(headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=204, headers=headers)
+
+
+def paging(request: Request, *, default: int = 20, maximum: int = 1000) -> tuple[int, int, bool]:
+    """limit, offset and count=true from the query string."""
+    params = request.query_params
+    try:
+        limit = int(params.get("limit", default))
+        offset = int(params.get("offset", 0))
+    except ValueError as exc:
+        raise invalid("limit and offset must be integers", "limit 和 offset 必须是整数", "ngsild.bad_request_data") from exc
+    if limit < 0 or offset < 0:
+        raise invalid("limit and offset must not be negative", "limit 和 offset 不能为负数", "ngsild.bad_request_data")
+    if limit > maximum:
+        raise invalid(f"limit {limit} exceeds the maximum {maximum}", f"limit {limit} 超过上限 {maximum}",
+                      "ngsild.too_many_results")
+    count = params.get("count", "false").lower()
+    if count not in ("true", "false"):
+        raise invalid("count must be true or false", "count 必须是 true 或 false", "ngsild.bad_request_data")
+    return limit, offset, count == "true"
+
+
+def split_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in re.split(r"[,|]", value) if v.strip()]
+    return items or None

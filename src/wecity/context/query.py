@@ -1,0 +1,294 @@
+"""The NGSI-LD query language (`q`): parsed once into a predicate over an entity's stored attributes.
+
+Grammar handled (ETSI GS CIM 009, 4.9): terms joined by `;` (and) and `|` (or; `;` binds tighter),
+parentheses, `!attr` (does not exist), `attr` (exists), comparisons `== != > >= < <=`, patterns `~=` and
+`!~=`, values as numbers, quoted strings, booleans, unquoted date-times or URIs, ranges `a..b` and lists
+`a,b,c`; attribute paths with `.` for sub-attributes (and observedAt, unitCode, ...) and `[key]` for the
+members of a compound value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from wecity.context.ldcontext import TermMap
+from wecity.core.errors import ValidationFailed
+
+Predicate = Callable[[dict[str, Any]], bool]
+_OPS = ("!~=", "==", "!=", ">=", "<=", "~=", ">", "<")
+_META = {"observedAt", "createdAt", "modifiedAt", "unitCode", "datasetId", "lang", "deletedAt"}
+_MISSING = object()
+
+
+def _bad(why: str, zh: str) -> ValidationFailed:
+    return ValidationFailed(f"invalid q: {why}", message_zh=f"q 查询无效：{zh}", code="ngsild.bad_request_data")
+
+
+@dataclass(frozen=True)
+class Path:
+    attr: str  # expanded IRI
+    subs: tuple[str, ...]  # expanded sub-attribute IRIs or metadata names
+    keys: tuple[str, ...]  # members inside a compound value
+
+
+class _Parser:
+    def __init__(self, text: str, terms: TermMap) -> None:
+        self.text = text
+        self.pos = 0
+        self.terms = terms
+
+    def parse(self) -> Predicate:
+        if not self.text.strip():
+            raise _bad("empty query", "查询为空")
+        pred = self._or()
+        if self.pos != len(self.text):
+            raise _bad(f"unexpected {self.text[self.pos:]!r}", f"无法解析 {self.text[self.pos:]!r}")
+        return pred
+
+    def _peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def _or(self) -> Predicate:
+        parts = [self._and()]
+        while self._peek() == "|":
+            self.pos += 1
+            parts.append(self._and())
+        if len(parts) == 1:
+            return parts[0]
+        return lambda attrs: any(p(attrs) for p in parts)
+
+    def _and(self) -> Predicate:
+        parts = [self._atom()]
+        while self._peek() == ";":
+            self.pos += 1
+            parts.append(self._atom())
+        if len(parts) == 1:
+            return parts[0]
+        return lambda attrs: all(p(attrs) for p in parts)
+
+    def _atom(self) -> Predicate:
+        if self._peek() == "(":
+            self.pos += 1
+            inner = self._or()
+            if self._peek() != ")":
+                raise _bad("missing ')'", "缺少右括号")
+            self.pos += 1
+            return inner
+        return self._term()
+
+    def _term(self) -> Predicate:
+        negate_exists = False
+        if self._peek() == "!" and not self.text.startswith(("!=", "!~="), self.pos):
+            negate_exists = True
+            self.pos += 1
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] not in "=!<>~;|()":
+            self.pos += 1
+        path = self._path(self.text[start:self.pos].strip())
+        op = next((o for o in _OPS if self.text.startswith(o, self.pos)), None)
+        if op is None:
+            if negate_exists:
+                return lambda attrs: not _values(attrs, path)
+            return lambda attrs: bool(_values(attrs, path))
+        if negate_exists:
+            raise _bad("'!' only tests that an attribute does not exist", "'!' 只能用于判断属性不存在")
+        self.pos += len(op)
+        raw = self._value_text()
+        return _comparison(path, op, raw)
+
+    def _value_text(self) -> str:
+        out: list[str] = []
+        in_quotes = False
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch == '"':
+                in_quotes = not in_quotes
+            elif not in_quotes and ch in ";|)":
+                break
+            out.append(ch)
+            self.pos += 1
+        if in_quotes:
+            raise _bad("unterminated string", "字符串缺少结束引号")
+        value = "".join(out)
+        if not value:
+            raise _bad("missing value after operator", "运算符后缺少值")
+        return value
+
+    def _path(self, raw: str) -> Path:
+        if not raw or any(c in raw for c in " \t\"'"):
+            raise _bad(f"bad attribute name {raw!r}", f"属性名 {raw!r} 无效")
+        head, _, rest = raw.partition("[")
+        keys: list[str] = []
+        if rest:
+            for chunk in ("[" + rest).split("]")[:-1]:
+                if not chunk.startswith("["):
+                    raise _bad(f"bad path {raw!r}", f"路径 {raw!r} 无效")
+                keys.extend(chunk[1:].split("."))
+            if not ("[" + rest).endswith("]"):
+                raise _bad(f"bad path {raw!r}", f"路径 {raw!r} 无效")
+        names = [head] if "://" in head else head.split(".")
+        subs = tuple(n if n in _META else self.terms.expand(n) for n in names[1:])
+        return Path(self.terms.expand(names[0]), subs, tuple(keys))
+
+
+def _attr_value(attr: Any) -> Any:
+    if not isinstance(attr, dict):
+        return attr
+    for key in ("value", "object", "languageMap", "json", "vocab", "valueList", "objectList"):
+        if key in attr:
+            found = attr[key]
+            if key == "languageMap" and isinstance(found, dict):
+                return list(found.values())
+            return found
+    return _MISSING
+
+
+def _values(attrs: dict[str, Any], path: Path) -> list[Any]:
+    """The values the path names (several when a value is a list); empty when it does not exist."""
+    node: Any = attrs.get(path.attr, _MISSING)
+    if node is _MISSING:
+        return []
+    for sub in path.subs:
+        if not isinstance(node, dict) or sub not in node:
+            return []
+        node = node[sub]
+    value = _attr_value(node) if not path.subs or path.subs[-1] not in _META else node
+    for key in path.keys:
+        if isinstance(value, list):
+            value = [v.get(key, _MISSING) for v in value if isinstance(v, dict)]
+            value = [v for v in value if v is not _MISSING]
+        elif isinstance(value, dict) and key in value:
+            value = value[key]
+        else:
+            return []
+    if value is _MISSING or value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _literal(token: str) -> Any:
+    token = token.strip()
+    if len(token) >= 2 and token[0] == '"' and token[-1] == '"':
+        return token[1:-1]
+    if token == "true":
+        return True
+    if token == "false":
+        return False
+    try:
+        return int(token)
+    except ValueError:
+        pass
+    try:
+        return float(token)
+    except ValueError:
+        return token
+
+
+def _as_time(value: Any) -> datetime | None:
+    if isinstance(value, str) and len(value) >= 10 and value[:4].isdigit() and value[4] == "-":
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+def _comparable(a: Any, b: Any) -> tuple[Any, Any] | None:
+    """The pair made comparable (numbers, times or strings), or None when they are not."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return (a, b) if isinstance(a, bool) and isinstance(b, bool) else None
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a, b
+    if isinstance(a, str) and isinstance(b, str):
+        ta, tb = _as_time(a), _as_time(b)
+        if ta is not None and tb is not None and (ta.tzinfo is None) == (tb.tzinfo is None):
+            return ta, tb
+        return a, b
+    return None
+
+
+def _compare(target: Any, op: str, want: Any) -> bool:
+    pair = _comparable(target, want)
+    if pair is None:
+        return False
+    a, b = pair
+    if op == "==":
+        return bool(a == b)
+    if op == ">":
+        return bool(a > b)
+    if op == ">=":
+        return bool(a >= b)
+    if op == "<":
+        return bool(a < b)
+    return bool(a <= b)
+
+
+def _comparison(path: Path, op: str, raw: str) -> Predicate:
+    if op in ("~=", "!~="):
+        pattern_text = _literal(raw)
+        try:
+            pattern = re.compile(str(pattern_text))
+        except re.error as exc:
+            raise _bad(f"bad pattern {raw!r}", f"正则表达式 {raw!r} 无效") from exc
+
+        def matches(attrs: dict[str, Any]) -> bool:
+            return any(isinstance(v, str) and pattern.search(v) for v in _values(attrs, path))
+
+        return matches if op == "~=" else (lambda attrs: not matches(attrs))
+
+    stripped = raw.strip()
+    is_quoted = stripped.startswith('"') and stripped.endswith('"') and len(stripped) >= 2
+    if not is_quoted and ".." in stripped and op in ("==", "!="):
+        low_text, _, high_text = stripped.partition("..")
+        low, high = _literal(low_text), _literal(high_text)
+
+        def in_range(attrs: dict[str, Any]) -> bool:
+            return any(_compare(v, ">=", low) and _compare(v, "<=", high) for v in _values(attrs, path))
+
+        return in_range if op == "==" else (lambda attrs: bool(_values(attrs, path)) and not in_range(attrs))
+
+    if not is_quoted and "," in stripped and op in ("==", "!="):
+        choices = [_literal(t) for t in _split_list(stripped)]
+
+        def in_list(attrs: dict[str, Any]) -> bool:
+            return any(_compare(v, "==", c) for v in _values(attrs, path) for c in choices)
+
+        return in_list if op == "==" else (lambda attrs: bool(_values(attrs, path)) and not in_list(attrs))
+
+    want = _literal(stripped)
+    if op == "!=":
+        return lambda attrs: bool(vals := _values(attrs, path)) and not any(_compare(v, "==", want) for v in vals)
+    return lambda attrs: any(_compare(v, op, want) for v in _values(attrs, path))
+
+
+def _split_list(text: str) -> list[str]:
+    out, current, in_quotes = [], [], False
+    for ch in text:
+        if ch == '"':
+            in_quotes = not in_quotes
+        if ch == "," and not in_quotes:
+            out.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    out.append("".join(current))
+    return out
+
+
+_CACHE: dict[tuple[TermMap, str], Predicate] = {}
+
+
+def compile_q(text: str, terms: TermMap) -> Predicate:
+    """A predicate over stored attributes for `q`, memoised per query text and term map."""
+    key = (terms, text)
+    found = _CACHE.get(key)
+    if found is None:
+        found = _Parser(text, terms).parse()
+        if len(_CACHE) > 4096:
+            _CACHE.clear()
+        _CACHE[key] = found
+    return found

@@ -1,0 +1,220 @@
+"""NGSI-LD entity and attribute endpoints: create, retrieve, query, replace, merge, delete."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from wecity.context import service
+from wecity.context.entity import (
+    ENTITY_MEMBERS,
+    View,
+    check_entity_id,
+    check_name,
+    normalize_attribute,
+    normalize_entity,
+    normalize_fragment,
+    now_text,
+    render_entity,
+)
+from wecity.context.geo import parse_geoquery
+from wecity.context.ldcontext import TermMap
+from wecity.context.protocol import (
+    env_of,
+    incoming,
+    invalid,
+    no_content,
+    outgoing_terms,
+    paging,
+    respond,
+    split_list,
+    tenant_of,
+    view_of,
+)
+from wecity.context.query import compile_q
+from wecity.core.http import Ctx
+
+router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"])
+BASE = "/ngsi-ld/v1/entities/"
+
+
+def render_stored(stored: service.Stored, view: View) -> dict[str, Any]:
+    return render_entity(stored.id, stored.types, stored.attrs, view, created_at=now_text(stored.created_at),
+                         modified_at=now_text(stored.modified_at), scope=stored.scope)
+
+
+def update_result(result: service.UpdateResult, terms: TermMap) -> Response | None:
+    """None when every attribute was updated (204), else the 207 body the spec gives."""
+    if not result.not_updated:
+        return None
+    import json
+
+    body = {"updated": [terms.compact(i) for i in result.updated],
+            "notUpdated": [{"attributeName": terms.compact(i), "reason": why} for i, why in result.not_updated]}
+    return Response(json.dumps(body, ensure_ascii=False), status_code=207, media_type="application/json")
+
+
+@router.post("/entities", status_code=201, summary="Create an entity")
+@router.post("/entities/", include_in_schema=False)
+async def create_entity(request: Request, ctx: Ctx) -> Response:
+    env = env_of(request, ctx)
+    data = await incoming(request, ctx)
+    entity = normalize_entity(data.body, data.terms, env.now)
+    await ctx.db.write(service.create, env, entity)
+    return Response(status_code=201, headers={"Location": BASE + entity.id})
+
+
+def query_of(request: Request, terms: TermMap) -> service.Query:
+    params = request.query_params
+    types = split_list(params.get("type"))
+    ids = split_list(params.get("id"))
+    for i in ids or []:
+        check_entity_id(i)
+    attrs = split_list(params.get("attrs"))
+    q = params.get("q")
+    geo = parse_geoquery(params.get("georel"), params.get("geometry"), params.get("coordinates"),
+                         terms.expand(params.get("geoproperty") or "location"))
+    return service.Query(
+        types=[terms.expand(t) for t in types] if types else None, ids=ids, id_pattern=params.get("idPattern"),
+        attrs=[terms.expand(a) for a in attrs] if attrs else None,
+        q=compile_q(q, terms) if q else None, geo=geo)
+
+
+@router.get("/entities", summary="Query entities")
+@router.get("/entities/", include_in_schema=False)
+async def query_entities(request: Request, ctx: Ctx) -> Response:
+    context, terms = await outgoing_terms(request, ctx)
+    spec = query_of(request, terms)
+    limit, offset, count = paging(request)
+    view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)
+    rows, total = await ctx.db.read(partial(service.query, tenant=tenant_of(request), spec=spec, limit=limit, offset=offset, count=count))
+    headers = {"NGSILD-Results-Count": str(total)} if total is not None else None
+    return respond(request, [render_stored(r, view) for r in rows], context, headers=headers)
+
+
+@router.get("/entities/{entity_id}", summary="Retrieve an entity")
+async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
+    check_entity_id(entity_id)
+    context, terms = await outgoing_terms(request, ctx)
+    attrs = split_list(request.query_params.get("attrs"))
+    expanded = frozenset(terms.expand(a) for a in attrs) if attrs else None
+    view = view_of(request, terms, expanded)
+    stored = await ctx.db.read(service.get, tenant_of(request), entity_id)
+    wanted_type = request.query_params.get("type")
+    if stored is None or (wanted_type and terms.expand(wanted_type) not in stored.types):
+        raise service.not_found(entity_id)
+    return respond(request, render_stored(stored, view), context)
+
+
+@router.put("/entities/{entity_id}", status_code=204, summary="Replace an entity")
+async def replace_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
+    check_entity_id(entity_id)
+    env = env_of(request, ctx)
+    data = await incoming(request, ctx)
+    entity = normalize_entity(data.body, data.terms, env.now, entity_id=entity_id, require_type=False)
+    await ctx.db.write(service.replace, env, entity)
+    return no_content()
+
+
+@router.patch("/entities/{entity_id}", status_code=204, summary="Merge an entity")
+async def merge_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
+    check_entity_id(entity_id)
+    env = env_of(request, ctx)
+    data = await incoming(request, ctx)
+    if isinstance(data.body, dict) and data.body.get("id", entity_id) != entity_id:
+        raise invalid("the id in the body differs from the id in the URL", "请求体中的 id 与 URL 中的不一致",
+                      "ngsild.bad_request_data")
+    attrs = normalize_fragment(data.body, data.terms, env.now)
+    raw_type = data.body.get("type") if isinstance(data.body, dict) else None
+    types = [data.terms.expand(t) for t in (raw_type if isinstance(raw_type, list) else [raw_type])] if raw_type else None
+    await ctx.db.write(lambda conn: service.append(conn, env, entity_id, attrs, types=types))
+    return no_content()
+
+
+@router.delete("/entities/{entity_id}", status_code=204, summary="Delete an entity")
+async def delete_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
+    check_entity_id(entity_id)
+    await ctx.db.write(service.delete, env_of(request, ctx), entity_id)
+    return no_content()
+
+
+@router.post("/entities/{entity_id}/attrs", summary="Append attributes")
+@router.post("/entities/{entity_id}/attrs/", include_in_schema=False)
+async def append_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
+    check_entity_id(entity_id)
+    env = env_of(request, ctx)
+    data = await incoming(request, ctx)
+    options = set(filter(None, request.query_params.get("options", "").split(",")))
+    attrs = normalize_fragment(data.body, data.terms, env.now)
+    raw_type = data.body.get("type") if isinstance(data.body, dict) else None
+    types = [data.terms.expand(t) for t in (raw_type if isinstance(raw_type, list) else [raw_type])] if raw_type else None
+    result = await ctx.db.write(lambda conn: service.append(conn, env, entity_id, attrs,
+                                                             no_overwrite="noOverwrite" in options, types=types))
+    return update_result(result, data.terms) or no_content()
+
+
+@router.patch("/entities/{entity_id}/attrs", summary="Update attributes")
+@router.patch("/entities/{entity_id}/attrs/", include_in_schema=False)
+async def update_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
+    check_entity_id(entity_id)
+    env = env_of(request, ctx)
+    data = await incoming(request, ctx)
+    attrs = normalize_fragment(data.body, data.terms, env.now)
+    if not attrs:
+        raise invalid("no attributes to update", "没有要更新的属性", "ngsild.bad_request_data")
+    result = await ctx.db.write(service.update, env, entity_id, attrs)
+    if not result.updated:
+        raise service.NotFound("none of the attributes exist", message_zh="这些属性都不存在", code="ngsild.not_found")
+    return update_result(result, data.terms) or no_content()
+
+
+def _fragment(body: Any, name: str, terms: TermMap, now: Any, *, partial: bool) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise invalid("the body must be a JSON object", "请求体必须是 JSON 对象", "ngsild.bad_request_data")
+    body = {k: v for k, v in body.items() if k not in ENTITY_MEMBERS or k == "type"}
+    return normalize_attribute(body, terms, now, partial=partial, name=name)
+
+
+@router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Partial attribute update")
+async def patch_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
+    check_entity_id(entity_id)
+    check_name(attr)
+    env = env_of(request, ctx)
+    data = await incoming(request, ctx)
+    fragment = _fragment(data.body, attr, data.terms, env.now, partial=True)
+    await ctx.db.write(service.patch_attr, env, entity_id, data.terms.expand(attr), fragment)
+    return no_content()
+
+
+@router.put("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Replace an attribute")
+async def replace_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
+    check_entity_id(entity_id)
+    check_name(attr)
+    env = env_of(request, ctx)
+    data = await incoming(request, ctx)
+    new = _fragment(data.body, attr, data.terms, env.now, partial=False)
+    await ctx.db.write(service.replace_attr, env, entity_id, data.terms.expand(attr), new)
+    return no_content()
+
+
+@router.delete("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Delete an attribute")
+async def delete_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
+    check_entity_id(entity_id)
+    check_name(attr)
+    env = env_of(request, ctx)
+    _, terms = await outgoing_terms(request, ctx)
+    await ctx.db.write(service.delete_attr, env, entity_id, terms.expand(attr))
+    return no_content()
+
+
+@router.get("/types", summary="Entity types present")
+async def entity_types(request: Request, ctx: Ctx) -> Response:
+    context, terms = await outgoing_terms(request, ctx)
+    types = await ctx.db.read(service.entity_types, tenant_of(request))
+    body = {"id": "urn:ngsi-ld:EntityTypeList:" + hashlib.sha1("\n".join(types).encode()).hexdigest()[:16], "type": "EntityTypeList",
+            "typeList": [terms.compact(t) for t in types]}
+    return respond(request, body, context)

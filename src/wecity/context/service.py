@@ -1,0 +1,395 @@
+"""The context broker's verbs on entities: each change writes the entity, its attribute history and the
+notifications it triggers in one transaction."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wecity.context import history
+from wecity.context.entity import (
+    Entity,
+    bad,
+    location_bbox,
+    merge_attribute,
+    now_text,
+    patch_attribute,
+)
+from wecity.context.geo import GeoQuery
+from wecity.context.ldcontext import ContextStore
+from wecity.context.models import entities as t
+from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
+
+
+@dataclass
+class Env:
+    """Who and when: the tenant, the time of the change, and where @contexts come from."""
+
+    tenant: str
+    now: datetime
+    store: ContextStore
+
+
+@dataclass
+class Stored:
+    pk: int
+    id: str
+    types: list[str]
+    attrs: dict[str, Any]
+    created_at: datetime
+    modified_at: datetime
+    scope: Any = None
+
+    @property
+    def type(self) -> str:
+        return self.types[0]
+
+
+@dataclass
+class UpdateResult:
+    updated: list[str] = field(default_factory=list)  # expanded attribute IRIs
+    not_updated: list[tuple[str, str]] = field(default_factory=list)  # (IRI, reason)
+
+
+_COLUMNS = (t.c.pk, t.c.entity_id, t.c.type, t.c.extra_types, t.c.attrs, t.c.created_at, t.c.modified_at, t.c.scope)
+
+
+def _stored(row: Any) -> Stored:
+    types = [row.type] + list(row.extra_types or [])
+    return Stored(row.pk, row.entity_id, types, row.attrs, row.created_at, row.modified_at, row.scope)
+
+
+def not_found(entity_id: str) -> NotFound:
+    return NotFound(f"entity {entity_id} not found", message_zh=f"实体 {entity_id} 不存在", code="ngsild.not_found")
+
+
+def get(conn: Connection, tenant: str, entity_id: str) -> Stored | None:
+    row = conn.execute(sa.select(*_COLUMNS).where(t.c.tenant == tenant, t.c.entity_id == entity_id)).first()
+    return _stored(row) if row else None
+
+
+def require(conn: Connection, tenant: str, entity_id: str) -> Stored:
+    found = get(conn, tenant, entity_id)
+    if found is None:
+        raise not_found(entity_id)
+    return found
+
+
+def _row_values(entity: Entity | Stored, attrs: dict[str, Any]) -> dict[str, Any]:
+    min_lon, min_lat, max_lon, max_lat = location_bbox(attrs)
+    return dict(type=entity.types[0], extra_types=entity.types[1:] or None, attrs=attrs, scope=entity.scope,
+                min_lon=min_lon, min_lat=min_lat, max_lon=max_lon, max_lat=max_lat)
+
+
+def _after_change(conn: Connection, env: Env, entity: Stored, changed: dict[str, dict[str, Any]],
+                  *, deleted: bool = False) -> None:
+    history.record(conn, env, entity.id, entity.type, changed)
+    from wecity.context import subscriptions
+
+    subscriptions.on_change(conn, env, entity, set(changed), deleted=deleted)
+
+
+def create(conn: Connection, env: Env, entity: Entity) -> None:
+    if not entity.types:
+        raise bad("entity type is missing", "缺少实体类型")
+    if get(conn, env.tenant, entity.id) is not None:
+        raise AlreadyExists(f"entity {entity.id} already exists", message_zh=f"实体 {entity.id} 已存在",
+                            code="ngsild.already_exists")
+    pk = conn.execute(t.insert().values(tenant=env.tenant, entity_id=entity.id, created_at=env.now,
+                                        modified_at=env.now, **_row_values(entity, entity.attrs))
+                      ).inserted_primary_key[0]
+    stored = Stored(int(pk), entity.id, entity.types, entity.attrs, env.now, env.now, entity.scope)
+    _after_change(conn, env, stored, entity.attrs)
+
+
+def _save(conn: Connection, env: Env, stored: Stored, changed: dict[str, dict[str, Any]]) -> None:
+    conn.execute(t.update().where(t.c.pk == stored.pk).values(modified_at=env.now,
+                                                              **_row_values(stored, stored.attrs)))
+    stored.modified_at = env.now
+    if changed:
+        _after_change(conn, env, stored, changed)
+
+
+def replace(conn: Connection, env: Env, entity: Entity) -> None:
+    """PUT /entities/{id}: every attribute replaced; type kept when none is given."""
+    stored = require(conn, env.tenant, entity.id)
+    if entity.types:
+        stored.types = entity.types
+    stored.attrs = entity.attrs
+    stored.scope = entity.scope
+    _save(conn, env, stored, entity.attrs)
+
+
+def delete(conn: Connection, env: Env, entity_id: str) -> None:
+    stored = require(conn, env.tenant, entity_id)
+    conn.execute(t.delete().where(t.c.pk == stored.pk))
+    from wecity.context import subscriptions
+
+    subscriptions.on_change(conn, env, stored, set(), deleted=True)
+
+
+def append(conn: Connection, env: Env, entity_id: str, attrs: dict[str, dict[str, Any]], *,
+           no_overwrite: bool = False, types: list[str] | None = None) -> UpdateResult:
+    """POST /entities/{id}/attrs: add attributes, overwriting existing ones unless `no_overwrite`."""
+    stored = require(conn, env.tenant, entity_id)
+    result = UpdateResult()
+    changed: dict[str, dict[str, Any]] = {}
+    for iri, attr in attrs.items():
+        old = stored.attrs.get(iri)
+        if old is not None and no_overwrite:
+            result.not_updated.append((iri, "attribute exists and noOverwrite was given"))
+            continue
+        new = merge_attribute(old, attr, env.now) if old else attr
+        stored.attrs[iri] = changed[iri] = new
+        result.updated.append(iri)
+    if types:
+        stored.types = list(dict.fromkeys(stored.types + types))
+    if changed or types:
+        _save(conn, env, stored, changed)
+    return result
+
+
+def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, dict[str, Any]]) -> UpdateResult:
+    """PATCH /entities/{id}/attrs: replace existing attributes only."""
+    stored = require(conn, env.tenant, entity_id)
+    result = UpdateResult()
+    changed: dict[str, dict[str, Any]] = {}
+    for iri, attr in attrs.items():
+        old = stored.attrs.get(iri)
+        if old is None:
+            result.not_updated.append((iri, "attribute does not exist"))
+            continue
+        stored.attrs[iri] = changed[iri] = merge_attribute(old, attr, env.now)
+        result.updated.append(iri)
+    if changed:
+        _save(conn, env, stored, changed)
+    return result
+
+
+def _attr_not_found(entity_id: str, iri: str) -> NotFound:
+    return NotFound(f"attribute {iri} of entity {entity_id} not found",
+                    message_zh=f"实体 {entity_id} 没有属性 {iri}", code="ngsild.not_found")
+
+
+def patch_attr(conn: Connection, env: Env, entity_id: str, iri: str, fragment: dict[str, Any]) -> None:
+    """PATCH /entities/{id}/attrs/{attrId}: only the members given change."""
+    stored = require(conn, env.tenant, entity_id)
+    old = stored.attrs.get(iri)
+    if old is None:
+        raise _attr_not_found(entity_id, iri)
+    stored.attrs[iri] = new = patch_attribute(old, fragment, env.now)
+    _save(conn, env, stored, {iri: new})
+
+
+def replace_attr(conn: Connection, env: Env, entity_id: str, iri: str, attr: dict[str, Any]) -> None:
+    stored = require(conn, env.tenant, entity_id)
+    old = stored.attrs.get(iri)
+    if old is None:
+        raise _attr_not_found(entity_id, iri)
+    stored.attrs[iri] = new = merge_attribute(old, attr, env.now)
+    _save(conn, env, stored, {iri: new})
+
+
+def delete_attr(conn: Connection, env: Env, entity_id: str, iri: str) -> None:
+    stored = require(conn, env.tenant, entity_id)
+    if iri not in stored.attrs:
+        raise _attr_not_found(entity_id, iri)
+    del stored.attrs[iri]
+    _save(conn, env, stored, {})
+    from wecity.context import subscriptions
+
+    subscriptions.on_change(conn, env, stored, {iri}, trigger="attributeDeleted")
+
+
+# -- batch operations -------------------------------------------------------------------------------
+
+@dataclass
+class BatchResult:
+    success: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    errors: list[tuple[str, Exception]] = field(default_factory=list)
+
+
+def _existing(conn: Connection, tenant: str, ids: list[str]) -> dict[str, Stored]:
+    found: dict[str, Stored] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for row in conn.execute(sa.select(*_COLUMNS).where(t.c.tenant == tenant, t.c.entity_id.in_(chunk))):
+            found[row.entity_id] = _stored(row)
+    return found
+
+
+def batch_create(conn: Connection, env: Env, items: list[Entity]) -> BatchResult:
+    return batch_upsert(conn, env, items, mode="create")
+
+
+def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str = "replace") -> BatchResult:
+    """Create, upsert (mode replace or update) or update (mode update-only / noOverwrite) many entities
+    with a few bulk statements."""
+    result = BatchResult()
+    existing = _existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)))
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    changes: list[tuple[Stored, dict[str, dict[str, Any]]]] = []
+    pending: dict[str, Stored] = {}
+    for entity in items:
+        old = pending.get(entity.id) or existing.get(entity.id)
+        if old is None:
+            if mode in ("update-only", "no-overwrite"):
+                result.errors.append((entity.id, not_found(entity.id)))
+                continue
+            if not entity.types:
+                result.errors.append((entity.id, bad("entity type is missing", "缺少实体类型")))
+                continue
+            stored = Stored(0, entity.id, entity.types, entity.attrs, env.now, env.now, entity.scope)
+            inserts.append(dict(tenant=env.tenant, entity_id=entity.id, created_at=env.now, modified_at=env.now,
+                                **_row_values(entity, entity.attrs)))
+            pending[entity.id] = stored
+            changes.append((stored, entity.attrs))
+            result.created.append(entity.id)
+            result.success.append(entity.id)
+            continue
+        if mode == "create":
+            result.errors.append((entity.id, AlreadyExists(f"entity {entity.id} already exists",
+                                                           message_zh=f"实体 {entity.id} 已存在",
+                                                           code="ngsild.already_exists")))
+            continue
+        changed: dict[str, dict[str, Any]] = {}
+        if mode == "replace":
+            old.attrs = dict(entity.attrs)
+            changed = entity.attrs
+            if entity.types:
+                old.types = entity.types
+        else:
+            for iri, attr in entity.attrs.items():
+                prior = old.attrs.get(iri)
+                if prior is not None and mode == "no-overwrite":
+                    continue
+                old.attrs[iri] = changed[iri] = merge_attribute(prior, attr, env.now) if prior else attr
+            if entity.types:
+                old.types = list(dict.fromkeys(old.types + entity.types))
+        if old.pk:
+            updates.append(dict(b_pk=old.pk, modified_at=env.now, **_row_values(old, old.attrs)))
+        else:
+            inserts[-1].update(_row_values(old, old.attrs))  # the same id twice in one batch
+        old.modified_at = env.now
+        pending[entity.id] = old
+        changes.append((old, changed))
+        result.success.append(entity.id)
+    if inserts:
+        conn.execute(t.insert(), inserts)
+    if updates:
+        stmt = t.update().where(t.c.pk == sa.bindparam("b_pk")).values(
+            {k: sa.bindparam(k) for k in updates[0] if k != "b_pk"})
+        conn.execute(stmt, updates)
+    history.record_many(conn, env, [(s.id, s.type, c) for s, c in changes])
+    from wecity.context import subscriptions
+
+    if subscriptions.has_any(conn, env.tenant):
+        for stored, changed in changes:
+            subscriptions.on_change(conn, env, stored, set(changed))
+    return result
+
+
+def batch_delete(conn: Connection, env: Env, ids: list[str]) -> BatchResult:
+    result = BatchResult()
+    existing = _existing(conn, env.tenant, list(dict.fromkeys(ids)))
+    gone: set[str] = set()
+    for entity_id in ids:
+        stored = existing.get(entity_id)
+        if stored is None or entity_id in gone:
+            result.errors.append((entity_id, not_found(entity_id)))
+            continue
+        conn.execute(t.delete().where(t.c.pk == stored.pk))
+        gone.add(entity_id)
+        from wecity.context import subscriptions
+
+        subscriptions.on_change(conn, env, stored, set(), deleted=True)
+        result.success.append(entity_id)
+    return result
+
+
+# -- queries --------------------------------------------------------------------------------------
+
+@dataclass
+class Query:
+    """What GET /entities and POST /entityOperations/query ask for (types and attributes expanded)."""
+
+    types: list[str] | None = None
+    ids: list[str] | None = None
+    id_pattern: str | None = None
+    attrs: list[str] | None = None
+    q: Callable[[dict[str, Any]], bool] | None = None
+    geo: GeoQuery | None = None
+    scope_q: str | None = None
+
+    def needs_python(self) -> bool:
+        return bool(self.id_pattern or self.attrs or self.q or self.geo)
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ValidationFailed(f"invalid idPattern {text!r}", message_zh=f"idPattern 无效：{text!r}",
+                               code="ngsild.bad_request_data") from exc
+
+
+def query(conn: Connection, tenant: str, spec: Query, *, limit: int, offset: int,
+          count: bool) -> tuple[list[Stored], int | None]:
+    """Matching entities in creation order, a page of them, and how many match in all when `count`."""
+    where = [t.c.tenant == tenant]
+    if spec.types is not None:
+        # Multi-typed entities keep their further types as JSON text; match those by substring.
+        extra = sa.cast(t.c.extra_types, sa.String)
+        where.append(sa.or_(t.c.type.in_(spec.types),
+                            sa.and_(t.c.extra_types.is_not(None),
+                                    sa.or_(*[extra.contains(json.dumps(x)) for x in spec.types]))))
+    if spec.ids is not None:
+        where.append(t.c.entity_id.in_(spec.ids))
+    if spec.geo is not None and spec.geo.geoproperty.endswith("/location"):
+        box = spec.geo.bbox()
+        if box is not None:
+            minx, miny, maxx, maxy = box
+            where += [t.c.min_lon <= maxx, t.c.max_lon >= minx, t.c.min_lat <= maxy, t.c.max_lat >= miny]
+    if not spec.needs_python():
+        total = None
+        if count:
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(t).where(*where)).scalar_one())
+        if limit == 0:
+            return [], total
+        stmt = sa.select(*_COLUMNS).where(*where).order_by(t.c.pk).limit(limit).offset(offset)
+        return [_stored(r) for r in conn.execute(stmt)], total
+    pattern = _pattern(spec.id_pattern) if spec.id_pattern else None
+    attrs = spec.attrs
+    matched: list[Stored] = []
+    for row in conn.execute(sa.select(*_COLUMNS).where(*where).order_by(t.c.pk)):
+        stored = _stored(row)
+        if pattern is not None and not pattern.fullmatch(stored.id):
+            continue
+        if attrs and not any(a in stored.attrs for a in attrs):
+            continue
+        if spec.q is not None and not spec.q(stored.attrs):
+            continue
+        if spec.geo is not None:
+            geo_attr = stored.attrs.get(spec.geo.geoproperty)
+            if not isinstance(geo_attr, dict) or not spec.geo.matches(geo_attr.get("value")):
+                continue
+        matched.append(stored)
+    return matched[offset:offset + limit], (len(matched) if count else None)
+
+
+def entity_types(conn: Connection, tenant: str) -> list[str]:
+    rows = conn.execute(sa.select(t.c.type).where(t.c.tenant == tenant).distinct().order_by(t.c.type))
+    return [r.type for r in rows]
+
+
+def stamp(value: datetime) -> str:
+    return now_text(value)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,15 @@ def _context() -> Any:
 
     settings = load_settings()
     return AppContext(settings=settings, db=Database(settings.database_url, pool_size=4), clock=Clock())
+
+
+@contextmanager
+def _opened() -> Iterator[Any]:
+    ctx = _context()
+    try:
+        yield ctx
+    finally:
+        ctx.db.close()
 
 
 def cmd_runner(args: argparse.Namespace) -> int:
@@ -47,74 +58,68 @@ def cmd_runner(args: argparse.Namespace) -> int:
 def cmd_outbox_list(args: argparse.Namespace) -> int:
     from wecity.core import outbox
 
-    ctx = _context()
-    rows = ctx.db.read_sync(lambda c: outbox.list_messages(c, status=args.status, channel=args.channel,
-                                                            limit=args.limit))
-    counts = ctx.db.read_sync(outbox.counts)
-    print(f"pending / 待发送 {counts['pending']}, delivered / 已送达 {counts['delivered']}, "
-          f"dead / 死信 {counts['dead']}")
-    for r in rows:
-        print(f"#{r['id']:<7} {r['channel']:<8} {r['target'][:40]:<40} attempts/次数 {r['attempts']:<3} "
-              f"created/创建 {r['created_at']:%Y-%m-%d %H:%M} last error/最后错误: {r['last_error'] or '-'}")
-    ctx.db.close()
+    with _opened() as ctx:
+        rows = ctx.db.read_sync(lambda c: outbox.list_messages(c, status=args.status, channel=args.channel,
+                                                                limit=args.limit))
+        counts = ctx.db.read_sync(outbox.counts)
+        print(f"pending / 待发送 {counts['pending']}, delivered / 已送达 {counts['delivered']}, "
+              f"dead / 死信 {counts['dead']}")
+        for r in rows:
+            print(f"#{r['id']:<7} {r['channel']:<8} {r['target'][:40]:<40} attempts/次数 {r['attempts']:<3} "
+                  f"created/创建 {r['created_at']:%Y-%m-%d %H:%M} last error/最后错误: {r['last_error'] or '-'}")
     return 0
 
 
 def cmd_outbox_retry(args: argparse.Namespace) -> int:
     from wecity.core import outbox
 
-    ctx = _context()
-    for message_id in args.ids:
-        ctx.db.write_sync(lambda c, i=message_id: outbox.retry_dead(c, i, now=ctx.clock.now()))
-        print(f"message {message_id} queued again / 消息 {message_id} 已重新排队")
-    ctx.db.close()
+    with _opened() as ctx:
+        for message_id in args.ids:
+            ctx.db.write_sync(lambda c, i=message_id: outbox.retry_dead(c, i, now=ctx.clock.now()))
+            print(f"message {message_id} queued again / 消息 {message_id} 已重新排队")
     return 0
 
 
 def cmd_calendar_list(args: argparse.Namespace) -> int:
     from wecity.core import worktime
 
-    ctx = _context()
-    for d in ctx.db.read_sync(worktime.list_days, args.year):
-        kind = "放假 holiday" if d["kind"] == worktime.HOLIDAY else "上班 workday"
-        print(f"{d['day']} {d['day']:%a} {kind:<12} {d['name_zh']} / {d['name_en']}")
-    ctx.db.close()
+    with _opened() as ctx:
+        for d in ctx.db.read_sync(worktime.list_days, args.year):
+            kind = "放假 holiday" if d["kind"] == worktime.HOLIDAY else "上班 workday"
+            print(f"{d['day']} {d['day']:%a} {kind:<12} {d['name_zh']} / {d['name_en']}")
     return 0
 
 
 def cmd_calendar_load(args: argparse.Namespace) -> int:
     from wecity.core import worktime
 
-    ctx = _context()
-    n = ctx.db.write_sync(worktime.load_calendar_file, Path(args.file))
-    print(f"{n} calendar days loaded / 已导入 {n} 个日历日")
-    ctx.db.close()
+    with _opened() as ctx:
+        n = ctx.db.write_sync(worktime.load_calendar_file, Path(args.file))
+        print(f"{n} calendar days loaded / 已导入 {n} 个日历日")
     return 0
 
 
 def cmd_calendar_set(args: argparse.Namespace) -> int:
     from wecity.core import worktime
 
-    ctx = _context()
-    day = date.fromisoformat(args.day)
-    if args.kind == "normal":
-        ctx.db.write_sync(worktime.remove_day, day)
-    else:
-        ctx.db.write_sync(worktime.set_days, [dict(day=day, kind=args.kind, name_zh=args.name_zh or args.kind,
-                                                   name_en=args.name_en or args.kind, source="wecity calendar set")])
-    print(f"{day} is now {args.kind} / 已设置")
-    ctx.db.close()
+    with _opened() as ctx:
+        day = date.fromisoformat(args.day)
+        if args.kind == "normal":
+            ctx.db.write_sync(worktime.remove_day, day)
+        else:
+            ctx.db.write_sync(worktime.set_days, [dict(day=day, kind=args.kind, name_zh=args.name_zh or args.kind,
+                                                       name_en=args.name_en or args.kind, source="wecity calendar set")])
+        print(f"{day} is now {args.kind} / 已设置")
     return 0
 
 
 def cmd_add_webhook(args: argparse.Namespace) -> int:
     from wecity.notify.service import set_webhook
 
-    ctx = _context()
-    secret = ctx.db.write_sync(lambda c: set_webhook(c, name=args.name, url=args.url, secret=args.secret,
-                                                     now=ctx.clock.now()))
-    print(f"webhook {args.name} -> {args.url}; signing secret / 签名密钥: {secret}")
-    ctx.db.close()
+    with _opened() as ctx:
+        secret = ctx.db.write_sync(lambda c: set_webhook(c, name=args.name, url=args.url, secret=args.secret,
+                                                         now=ctx.clock.now()))
+        print(f"webhook {args.name} -> {args.url}; signing secret / 签名密钥: {secret}")
     return 0
 
 

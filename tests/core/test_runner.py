@@ -1,0 +1,162 @@
+"""The background runner: periodic tasks once per period, queued jobs, its own task, the app and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from wecity.cli import main
+from wecity.core import jobs, outbox, runner
+from wecity.core.context import AppContext
+from wecity.core.db import Database
+from wecity.core.models import jobs as jobs_table
+from wecity.core.models import periodic_tasks
+from wecity.core.outbox import OutboxMessage, RetryPolicy
+from wecity.core.runner import Runner, register_periodic
+
+from ..conftest import City, make_client
+
+
+def test_periodic_task_runs_once_per_period_among_several_runners(city: City, ctx: AppContext) -> None:
+    runs: list[object] = []
+
+    async def tick(c: AppContext) -> None:
+        runs.append(c.clock.now())
+
+    register_periodic("test.tick", 60, tick)
+    other_db = Database(city.settings.database_url, pool_size=2)
+    a = Runner(ctx, runner_id="A")
+    b = Runner(AppContext(settings=city.settings, db=other_db, clock=city.clock), runner_id="B")
+
+    async def both() -> None:
+        await asyncio.gather(a.run_periodic(), b.run_periodic())
+
+    try:
+        asyncio.run(both())
+        assert len(runs) == 1
+        city.clock.advance(seconds=59)
+        asyncio.run(both())
+        assert len(runs) == 1
+        city.clock.advance(seconds=1)
+        asyncio.run(both())
+        assert len(runs) == 2
+    finally:
+        other_db.close()
+    row = ctx.db.read_sync(lambda c: c.execute(sa.select(periodic_tasks)).one())
+    assert row.last_run_at == city.clock.now() and row.claimed_by is None and row.last_error is None
+
+
+def test_a_failing_periodic_task_keeps_its_error_and_runs_next_period(ctx: AppContext) -> None:
+    calls = Counter[str]()
+
+    async def broken(c: AppContext) -> None:
+        calls["broken"] += 1
+        raise RuntimeError("boom")
+
+    register_periodic("test.broken", 30, broken)
+    r = Runner(ctx)
+    asyncio.run(r.run_once())
+    row = ctx.db.read_sync(lambda c: c.execute(sa.select(periodic_tasks)).one())
+    assert row.last_error == "RuntimeError: boom" and row.next_run_at == ctx.clock.now() + timedelta(seconds=30)
+    ctx.clock.advance(seconds=30)
+    asyncio.run(r.run_once())
+    assert calls["broken"] == 2
+    with pytest.raises(ValueError):
+        register_periodic("test.never", 0, broken)
+
+
+def test_queued_job_runs_once_and_a_failing_one_is_retried_then_dead(ctx: AppContext) -> None:
+    seen: list[dict[str, object]] = []
+
+    async def good(c: AppContext, args: dict[str, object]) -> None:
+        seen.append(args)
+
+    async def bad(c: AppContext, args: dict[str, object]) -> None:
+        raise ValueError("cannot")
+
+    jobs.register_job("test.good", good)
+    jobs.register_job("test.bad", bad)
+
+    def queue(conn: sa.Connection) -> tuple[int, int, int]:
+        now = ctx.clock.now()
+        return (jobs.enqueue_job(conn, name="test.good", args={"x": 1}, now=now),
+                jobs.enqueue_job(conn, name="test.good", args={"x": 1}, now=now, dedupe_key="once"),
+                jobs.enqueue_job(conn, name="test.bad", args={}, now=now))
+
+    good_id, _, bad_id = ctx.db.write_sync(queue)
+    assert ctx.db.write_sync(lambda c: jobs.enqueue_job(c, name="test.good", args={"x": 1}, now=ctx.clock.now(),
+                                                        dedupe_key="once")) == _
+    r = Runner(ctx, policy=RetryPolicy(max_attempts=2, base_seconds=5, jitter=0))
+    asyncio.run(r.run_once())
+    assert seen == [{"x": 1}, {"x": 1}]
+    ctx.clock.advance(seconds=5)
+    asyncio.run(r.run_until_idle())
+    assert seen == [{"x": 1}, {"x": 1}]  # done jobs do not run again
+    status = dict(ctx.db.read_sync(lambda c: c.execute(sa.select(jobs_table.c.id, jobs_table.c.status)).all()))
+    assert status[good_id] == "done" and status[bad_id] == "dead"
+    assert [d["id"] for d in ctx.db.read_sync(jobs.list_dead)] == [bad_id]
+    ctx.db.write_sync(lambda c: jobs.retry_dead(c, bad_id, now=ctx.clock.now()))
+    assert ctx.db.read_sync(lambda c: c.execute(sa.select(jobs_table.c.status).where(jobs_table.c.id == bad_id)).scalar())\
+        == "queued"
+
+
+def test_runner_task_delivers_in_the_background_until_stopped(ctx: AppContext) -> None:
+    delivered: list[int] = []
+
+    async def deliver(msg: OutboxMessage) -> None:
+        delivered.append(msg.id)
+
+    async def scenario() -> None:
+        r = Runner(ctx, poll_seconds=0.02)
+        await r.start()
+        outbox.register_channel("test", deliver)  # after start: the notify domain's channels are in too
+        assert {"webhook", "email", "in_app"} <= set(outbox.registered_channels())
+        mid = await ctx.db.write(lambda c: outbox.enqueue(c, channel="test", target="x", payload={},
+                                                          now=ctx.clock.now()))
+        r.wake()
+        for _ in range(200):
+            if delivered:
+                break
+            await asyncio.sleep(0.01)
+        assert delivered == [mid]
+        await r.stop()
+        await ctx.db.write(lambda c: outbox.enqueue(c, channel="test", target="x", payload={}, now=ctx.clock.now()))
+        await asyncio.sleep(0.1)
+        assert delivered == [mid]  # stopped means stopped
+
+    asyncio.run(scenario())
+
+
+def test_app_runs_the_runner_when_background_work_is_on(city: City, clean_registries: None) -> None:
+    with make_client(city, run_background=True) as client:
+        r = client.app.state.ctx.services["runner"]
+        assert isinstance(r, Runner) and r._task is not None and not r._task.done()
+    assert r._task is None
+    with make_client(city) as client:  # the test city has run_background=False
+        assert "runner" not in client.app.state.ctx.services
+
+
+def test_domain_tasks_modules_are_loaded() -> None:
+    names = {m.__name__ for m in runner.load_domain_tasks()}
+    assert "wecity.notify.tasks" in names
+
+
+def test_cli_lists_and_retries_dead_letters(city: City, ctx: AppContext, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    mid = ctx.db.write_sync(lambda c: outbox.enqueue(c, channel="webhook", target="http://127.0.0.1:9/x",
+                                                     payload={}, now=ctx.clock.now()))
+    ctx.db.write_sync(lambda c: c.execute(sa.text("UPDATE outbox_messages SET status='dead', attempts=8, "
+                                                  "last_error='ConnectError: refused'")))
+    monkeypatch.setenv("WECITY_DATABASE_URL", city.settings.database_url)
+    monkeypatch.setenv("WECITY_SECRET_KEY", "k" * 40)
+    assert main(["outbox", "list-dead"]) == 0
+    out = capsys.readouterr().out
+    assert f"#{mid}" in out and "ConnectError: refused" in out and "dead / 死信 1" in out
+    assert main(["outbox", "retry", str(mid)]) == 0
+    assert ctx.db.read_sync(outbox.counts)["pending"] == 1
+    assert main(["outbox", "retry", str(mid)]) == 2  # not dead any more: a clear error
+    assert "不是死信" in capsys.readouterr().err

@@ -54,11 +54,11 @@ def machine() -> dict[str, Any]:
             "os": f"{platform.system()} {platform.release()}", "sqlite": sqlite3.sqlite_version}
 
 
-_GOAL = re.compile(r"^\s*(>=|<=|>|<)\s*([\d,_.]+)\s*([kKmM]?)")
+_GOAL = re.compile(r"^\s*(>=|<=|>|<)\s*([\d,_.]+)\s*(?:([kKM])(?![A-Za-z]))?")
 
 
 def met(r: dict[str, Any]) -> bool | None:
-    """Whether the row's figure meets its goal (">= 2,000", "< 50 ms", ">= 20k"); None when unknown."""
+    """Whether the row's figure meets its goal (">= 2,000", "< 50 ms", ">= 20k", ">= 1M"); None when unknown."""
     if "met" in r:
         return r["met"]
     goal, figure = r.get("goal"), r.get("figure")
@@ -67,8 +67,7 @@ def met(r: dict[str, Any]) -> bool | None:
     m = _GOAL.match(str(goal))
     if not m:
         return None
-    value = float(m.group(2).replace(",", "").replace("_", "")) * {"": 1, "k": 1e3, "K": 1e3, "m": 1e6,
-                                                                    "M": 1e6}[m.group(3)]
+    value = float(m.group(2).replace(",", "").replace("_", "")) * {None: 1, "k": 1e3, "K": 1e3, "M": 1e6}[m.group(3)]
     return {">=": figure >= value, "<=": figure <= value, ">": figure > value, "<": figure < value}[m.group(1)]
 
 

@@ -1,7 +1,7 @@
 """POST and GET service requests: routing, errors, privacy, filters, and a real Open311 client."""
 
-from datetime import timedelta
 import xml.etree.ElementTree as ET
+from datetime import timedelta
 
 import pytest
 

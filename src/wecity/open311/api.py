@@ -239,7 +239,10 @@ async def create_request(request: Request, fmt: str) -> Response:
         raise ValidationFailed("service_code is required", code="request.service_code",
                                message_zh="必须提供 service_code")
     uploads = [v for k, v in form.multi_items() if k in ("media", "media[]") and isinstance(v, UploadFile)]
-    raw_files = [await u.read(settings.max_upload_bytes + 1) for u in uploads]
+    try:
+        raw_files = [await u.read(settings.max_upload_bytes + 1) for u in uploads]
+    finally:
+        await form.close()  # the spooled temporary files; every byte is in raw_files now
     checked = await photos.check_all(raw_files, settings)
     idempotency_key = request.headers.get("idempotency-key")
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
@@ -294,6 +297,13 @@ async def create_request(request: Request, fmt: str) -> Response:
         return 200, response.media_type or "", body
 
     try:
+        status, media_type, body = await ctx.db.write(create)
+    except sa.exc.IntegrityError:
+        photos.discard(stored)
+        if not idempotency_key:
+            raise
+        # A concurrent retry with the same key committed first (PostgreSQL): answer with its result.
+        stored.records = []
         status, media_type, body = await ctx.db.write(create)
     except BaseException:
         photos.discard(stored)

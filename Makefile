@@ -32,7 +32,10 @@ typecheck: install
 test: install services lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# Every benchmark under bench/ beside its ceilings, measured in the same run; load from wrk on 127.0.0.1.
+# BENCH_SECONDS (default 5) per load run, BENCH_CONNECTIONS (default 32), BENCH_ONLY=name,... to pick some.
 bench: install services
+	command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m bench.run
 
 clean:

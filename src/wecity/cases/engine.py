@@ -128,9 +128,8 @@ def _department_exists(conn: Connection, department_id: int) -> None:
 
 
 def _restart_clocks(conn: Connection, case: Any, now: datetime) -> dict[str, Any]:
-    ack_due, resolve_due = sla.deadlines(conn, get_category(conn, case.category_code), now)
-    return {"dispatched_at": now, "acknowledged_at": None, "ack_due_at": ack_due, "resolve_due_at": resolve_due,
-            "ack_warned": False, "ack_escalated": False, "resolve_warned": False, "resolve_escalated": False}
+    clocks = sla.clocks(conn, get_category(conn, case.category_code), now)
+    return {"dispatched_at": now, "acknowledged_at": None, **clocks.values(), "ack_warned": False, "ack_escalated": False, "resolve_warned": False, "resolve_escalated": False}
 
 
 # -- the verbs ---------------------------------------------------------------------------------------------
@@ -332,3 +331,13 @@ def close_followup(conn: Connection, case_id: int, actor: Actor, now: datetime, 
     add_event(conn, case_id, at=now, event="followup_closed", actor=actor.id, actor_name=actor.name,
               channel=actor.channel, note=note, public=False)
     _audit(conn, actor, "followup_closed", case_id, now)
+
+
+def citizen_reopen(conn: Connection, token: str, now: datetime, note: str) -> None:
+    """The reporter is not satisfied with a closed case: reopen it within 7 days (by tracking code)."""
+    report = conn.execute(sa.select(reports.c.case_id).where(reports.c.token == token)).first()
+    if report is None:
+        raise NotFound("no report with that tracking code", message_zh="没有该查询码对应的诉求", code="report.not_found")
+    if not (note or "").strip():
+        raise ValidationFailed("say what is still wrong", message_zh="请说明仍未解决的问题", code="case.note")
+    reopen(conn, report.case_id, Actor("citizen", "citizen", "市民 / citizen", None, Channel.PORTAL), now, note)

@@ -217,12 +217,12 @@ def _first(items: list[str]) -> str | None:
 def _open_case(conn: Connection, category: Category, report: NewReport, lat: float | None, lon: float | None,
                area_id: int | None, description: str, now: datetime, actor: str) -> int:
     department_id = responsible_department(conn, category, area_id)
-    ack_due, resolve_due = sla.deadlines(conn, category, now)
+    clocks = sla.clocks(conn, category, now)
     case_id = int(conn.execute(cases.insert().values(
         category_code=category.code, status=CaseStatus.DISPATCHED, department_id=department_id, area_id=area_id,
         lat=lat, long=lon, address=report.address, description=description, source=report.source,
         source_ref=report.source_ref, created_at=now, updated_at=now, dispatched_at=now,
-        ack_due_at=ack_due, resolve_due_at=resolve_due, ack_warned=False, ack_escalated=False,
+        **clocks.values(), ack_warned=False, ack_escalated=False,
         resolve_warned=False, resolve_escalated=False, reopen_count=0, followup_open=False,
     )).inserted_primary_key[0])
     add_event(conn, case_id, at=now, event="submitted", actor=actor, channel=report.channel,
@@ -230,7 +230,7 @@ def _open_case(conn: Connection, category: Category, report: NewReport, lat: flo
     add_event(conn, case_id, at=now, event="dispatched", actor="system", actor_name="自动派遣 / auto-dispatch",
               channel=Channel.SYSTEM, from_status=CaseStatus.SUBMITTED, to_status=CaseStatus.DISPATCHED,
               department_id=department_id,
-              detail={"rule": "category x area", "ack_due_at": ack_due.isoformat(),
-                      "resolve_due_at": resolve_due.isoformat()})
+              detail={"rule": "category x area", "ack_due_at": clocks.ack_due_at.isoformat(),
+                      "resolve_due_at": clocks.resolve_due_at.isoformat()})
     notifications.case_dispatched(conn, case_id=case_id, department_id=department_id, now=now)
     return case_id

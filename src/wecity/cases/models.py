@@ -67,6 +67,9 @@ cases = sa.Table(
     # SLA clocks: due times, and which clock events have fired (so each fires once).
     sa.Column("ack_due_at", UTCDateTime),
     sa.Column("resolve_due_at", UTCDateTime),
+    # 80% of each clock, computed with the same calendar, so the clock check is a plain indexed query.
+    sa.Column("ack_warn_at", UTCDateTime),
+    sa.Column("resolve_warn_at", UTCDateTime),
     sa.Column("ack_warned", sa.Boolean, nullable=False, default=False),
     sa.Column("ack_escalated", sa.Boolean, nullable=False, default=False),
     sa.Column("resolve_warned", sa.Boolean, nullable=False, default=False),

@@ -1,0 +1,309 @@
+"""HTTP adapter of the case engine: the staff API and the citizen's tracking API under /api/v1."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from pydantic import BaseModel, Field
+
+from wecity.cases import engine, queries
+from wecity.cases.categories import list_categories
+from wecity.cases.choices import CaseStatus, Channel, ReturnReason
+from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from wecity.core.http import Ctx, client_address
+from wecity.identity.choices import Role
+from wecity.identity.deps import CurrentStaff
+from wecity.identity.models import departments
+from wecity.identity.service import StaffUser, department_id_by_code, record_audit
+
+router = APIRouter(prefix="/api/v1", tags=["cases"])
+
+
+class CaseSummary(BaseModel):
+    id: int
+    status: CaseStatus
+    category_code: str
+    category_zh: str
+    category_en: str
+    department_id: int | None
+    department_zh: str | None
+    department_en: str | None
+    area_zh: str | None
+    area_en: str | None
+    lat: float | None
+    long: float | None
+    address: str | None
+    description: str
+    source: str
+    created_at: datetime
+    updated_at: datetime
+    ack_due_at: datetime | None
+    resolve_due_at: datetime | None
+    next_due_at: datetime | None
+    seconds_left: int | None = Field(description="until the clock that matters now; negative when overdue")
+    overdue: bool
+    ack_escalated: bool
+    resolve_escalated: bool
+    followup_open: bool
+    reopen_count: int
+
+
+class Note(BaseModel):
+    note: str = Field(min_length=1, max_length=4000)
+    public: bool = False
+
+
+class ReturnIn(BaseModel):
+    reason: ReturnReason
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class ResolveIn(BaseModel):
+    note: str = Field(min_length=1, max_length=4000)
+    evidence_media_id: str = Field(min_length=1, max_length=64)
+
+
+class DepartmentIn(BaseModel):
+    department_code: str
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class MergeIn(BaseModel):
+    into_case_id: int
+
+
+class OptionalNote(BaseModel):
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class RatingIn(BaseModel):
+    stars: int = Field(ge=1, le=5)
+    tags: list[str] = Field(default_factory=list, max_length=10)
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+class ReopenIn(BaseModel):
+    note: str = Field(min_length=1, max_length=4000)
+
+
+def _actor(request: Request, user: StaffUser) -> engine.Actor:
+    return engine.Actor.staff(user, channel=Channel.STAFF_API, source_address=client_address(request))
+
+
+async def _can_see(ctx: Any, user: StaffUser, case_id: int) -> None:
+    """Staff see their department's cases; the dispatch centre, supervisors and admins see all."""
+    if user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR):
+        return
+    dept = await ctx.db.read(lambda c: c.execute(sa.text("SELECT department_id FROM cases WHERE id = :id"),
+                                                 {"id": case_id}).scalar())
+    if dept is None and not await ctx.db.read(lambda c: c.execute(
+            sa.text("SELECT 1 FROM cases WHERE id = :id"), {"id": case_id}).scalar()):
+        raise NotFound(f"no case {case_id}", message_zh=f"没有案件 {case_id}", code="case.not_found")
+    if dept != user.department_id:
+        raise PermissionDenied("this case belongs to another department", message_zh="该案件属于其他部门",
+                               code="case.not_your_department")
+
+
+@router.get("/cases", response_model=list[CaseSummary], summary="A queue of cases, most urgent first")
+async def list_cases(ctx: Ctx, user: CurrentStaff,
+                     queue: Annotated[str, Query(pattern="^(department|dispatch|overdue|all|followup)$")] = "department",
+                     status: CaseStatus | None = None,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 200) -> list[dict[str, Any]]:
+    return await ctx.db.read(lambda c: queries.queue(c, user, ctx.clock.now(), name=queue, status=status,
+                                                     limit=limit))
+
+
+@router.get("/cases/{case_id}", summary="Case detail with reports (contacts masked) and timeline")
+async def get_case(ctx: Ctx, user: CurrentStaff, case_id: int) -> dict[str, Any]:
+    await _can_see(ctx, user, case_id)
+    return await ctx.db.read(queries.case_detail, case_id, ctx.clock.now())
+
+
+@router.get("/cases/{case_id}/contacts", summary="The reporters' contact details (audited access)")
+async def get_contacts(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int) -> list[dict[str, Any]]:
+    await _can_see(ctx, user, case_id)
+    now = ctx.clock.now()
+
+    def reveal(conn: sa.Connection) -> list[dict[str, Any]]:
+        detail = queries.case_detail(conn, case_id, now, reveal_contacts=True)
+        record_audit(conn, at=now, actor=f"user:{user.id}", action="personal_data.view", target=f"case:{case_id}",
+                     source_address=client_address(request), detail={"fields": ["name", "phone", "email"]})
+        return [{"report_id": r["id"], "name": r["name"], "phone": r["phone"], "email": r["email"]}
+                for r in detail["reports"]]
+
+    return await ctx.db.write(reveal)
+
+
+async def _act(request: Request, ctx: Any, user: StaffUser, case_id: int, verb: Any, *args: Any,
+               **kwargs: Any) -> dict[str, Any]:
+    """Run one engine verb as this user; refusals are audited too (MLPS asks for failed actions)."""
+    await _can_see(ctx, user, case_id)
+    now = ctx.clock.now()
+    actor = _actor(request, user)
+    try:
+        await ctx.db.write(lambda conn: verb(conn, case_id, *args, actor, now, **kwargs))
+    except (PermissionDenied, ValidationFailed, InvalidTransition) as exc:
+        refusal = {"code": exc.code}
+        await ctx.db.write(lambda conn: record_audit(
+            conn, at=now, actor=actor.id, action=f"case.{verb.__name__}", target=f"case:{case_id}",
+            outcome="refused", source_address=actor.source_address, detail=refusal))
+        raise
+    return await ctx.db.read(queries.case_detail, case_id, ctx.clock.now())
+
+
+@router.post("/cases/{case_id}/acknowledge", summary="签收: take the case")
+async def acknowledge(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, engine.acknowledge)
+
+
+@router.post("/cases/{case_id}/return", summary="退单: send back to the dispatch centre with a reason")
+async def return_case(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: ReturnIn) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, engine.return_case, body.reason, note=body.note)
+
+
+@router.post("/cases/{case_id}/start", summary="开始处置")
+async def start(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int,
+                body: OptionalNote | None = None) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, engine.start, note=body.note if body else None)
+
+
+@router.post("/cases/{case_id}/resolve", summary="办结: resolved, with a note and an evidence photo")
+async def resolve(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: ResolveIn) -> dict[str, Any]:
+    await _check_media(ctx, body.evidence_media_id)
+    return await _act(request, ctx, user, case_id, engine.resolve, note=body.note,
+                      evidence_media_id=body.evidence_media_id)
+
+
+@router.post("/cases/{case_id}/verify", summary="核查通过")
+async def verify(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int,
+                 body: OptionalNote | None = None) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, engine.verify, note=body.note if body else None)
+
+
+@router.post("/cases/{case_id}/reject", summary="核查不通过: back to the department")
+async def reject(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: ReopenIn) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, engine.reject_resolution, note=body.note)
+
+
+@router.post("/cases/{case_id}/close", summary="结案")
+async def close(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int,
+                body: OptionalNote | None = None) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, engine.close, note=body.note if body else None)
+
+
+@router.post("/cases/{case_id}/reopen", summary="重新打开 (within 7 days of closing)")
+async def reopen(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: ReopenIn) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, engine.reopen, note=body.note)
+
+
+async def _department(ctx: Any, code: str) -> int:
+    return await ctx.db.read(department_id_by_code, code)
+
+
+@router.post("/cases/{case_id}/dispatch", summary="派遣 / re-dispatch a returned case")
+async def dispatch(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: DepartmentIn) -> dict[str, Any]:
+    department_id = await _department(ctx, body.department_code)
+    return await _act(request, ctx, user, case_id, engine.dispatch, department_id, note=body.note)
+
+
+@router.post("/cases/{case_id}/transfer", summary="转办 to another department")
+async def transfer(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: DepartmentIn) -> dict[str, Any]:
+    if not body.note:
+        raise ValidationFailed("say why the case is transferred", message_zh="请填写转办原因", code="case.note")
+    department_id = await _department(ctx, body.department_code)
+    return await _act(request, ctx, user, case_id, engine.transfer, department_id, note=body.note)
+
+
+@router.post("/cases/{case_id}/merge", summary="并单: fold this case into another")
+async def merge(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: MergeIn) -> dict[str, Any]:
+    await _act(request, ctx, user, case_id, engine.merge, body.into_case_id)
+    return await ctx.db.read(queries.case_detail, body.into_case_id, ctx.clock.now())
+
+
+@router.post("/cases/{case_id}/notes", summary="备注 on the timeline (public notes are shown to citizens)")
+async def add_note(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: Note) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, engine.add_note, note=body.note, public=body.public)
+
+
+@router.post("/cases/{case_id}/followup/close", summary="The supervisor's answer to a low rating")
+async def close_followup(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int,
+                         body: ReopenIn) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, engine.close_followup, note=body.note)
+
+
+async def _check_media(ctx: Any, media_id: str) -> None:
+    from wecity.media.service import get_media
+
+    if await ctx.db.read(get_media, media_id) is None:
+        raise ValidationFailed("evidence_media_id names no uploaded photo", message_zh="处置照片不存在",
+                               code="case.evidence")
+
+
+@router.post("/media", summary="Upload a photo (evidence); returns its id for resolve")
+async def upload_media(ctx: Ctx, user: CurrentStaff, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+    from wecity.open311 import media as photos
+
+    data = await file.read(ctx.settings.max_upload_bytes + 1)
+    await file.close()
+    checked = await photos.check_all([data], ctx.settings)
+    stored = await photos.save_files(checked, ctx.settings)
+    now = ctx.clock.now()
+    try:
+        ids = await ctx.db.write(lambda conn: photos.record_all(conn, stored, now=now))
+    except BaseException:
+        photos.discard(stored)
+        raise
+    return {"id": ids[0], "url": f"/media/{ids[0]}", "thumbnail_url": f"/media/{ids[0]}/thumbnail"}
+
+
+@router.get("/departments", summary="Departments")
+async def list_departments(ctx: Ctx) -> list[dict[str, Any]]:
+    return await ctx.db.read(lambda c: [dict(r._mapping) for r in c.execute(
+        sa.select(departments.c.id, departments.c.code, departments.c.name_zh, departments.c.name_en,
+                  departments.c.is_dispatch_centre).order_by(departments.c.id))])
+
+
+@router.get("/categories", summary="Service categories with their SLA targets")
+async def categories(ctx: Ctx) -> list[dict[str, Any]]:
+    rows = await ctx.db.read(list_categories)
+    return [{"code": c.code, "name_zh": c.name_zh, "name_en": c.name_en, "group_zh": c.group_zh,
+             "group_en": c.group_en, "keywords": c.keywords, "ack_minutes": c.ack_minutes,
+             "resolve_hours": c.resolve_hours, "calendar": c.calendar, "attributes": c.attributes or []}
+            for c in rows]
+
+
+# -- citizens ---------------------------------------------------------------------------------------------
+
+@router.get("/track/{token}", tags=["citizens"], summary="A report's progress by its tracking code")
+async def track(ctx: Ctx, token: str) -> dict[str, Any]:
+    return await ctx.db.read(queries.tracking_view, token, ctx.clock.now())
+
+
+@router.post("/track/{token}/rating", tags=["citizens"], summary="好差评: rate the result 1–5")
+async def rate(ctx: Ctx, token: str, body: RatingIn) -> dict[str, Any]:
+    now = ctx.clock.now()
+    await ctx.db.write(lambda c: engine.rate(c, token, body.stars, now, tags=body.tags, comment=body.comment))
+    return await ctx.db.read(queries.tracking_view, token, ctx.clock.now())
+
+
+@router.post("/track/{token}/reopen", tags=["citizens"], summary="Not fixed: reopen within 7 days of closing")
+async def citizen_reopen(ctx: Ctx, token: str, body: ReopenIn) -> dict[str, Any]:
+    now = ctx.clock.now()
+    await ctx.db.write(lambda c: engine.citizen_reopen(c, token, now, body.note))
+    return await ctx.db.read(queries.tracking_view, token, ctx.clock.now())
+
+
+@router.get("/public/cases/{case_id}", tags=["citizens"], summary="A case's public view (no personal data)")
+async def public_case(ctx: Ctx, case_id: int) -> dict[str, Any]:
+    return await ctx.db.read(queries.public_case, case_id)
+
+
+@router.get("/public/cases", tags=["citizens"], summary="Open cases near a point: already reported?")
+async def nearby(ctx: Ctx, lat: Annotated[float, Query(ge=-90, le=90)], long: Annotated[float, Query(ge=-180, le=180)],
+                 service_code: str | None = None,
+                 radius_m: Annotated[float, Query(gt=0, le=2000)] = 200) -> list[dict[str, Any]]:
+    return await ctx.db.read(lambda c: queries.nearby_open_cases(c, lat=lat, lon=long, category_code=service_code,
+                                                                 now=ctx.clock.now(), radius_m=radius_m))

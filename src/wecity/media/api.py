@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -10,7 +11,7 @@ from fastapi.responses import Response
 from wecity.core.context import AppContext
 from wecity.core.errors import NotFound
 from wecity.core.http import Ctx
-from wecity.media.service import MediaStore, get_media, is_media_id, media_store, read_content
+from wecity.media.service import MediaRecord, MediaStore, get_media, is_media_id, media_store, read_content
 
 router = APIRouter(prefix="/media", tags=["media"])
 
@@ -30,10 +31,42 @@ def _store(ctx: AppContext) -> MediaStore:
     return store  # type: ignore[no-any-return]
 
 
-async def _serve(ctx: AppContext, request: Request, media_id: str, *, thumbnail: bool) -> Response:
+class _RecordCache:
+    """Recently served records. A stored image never changes under its id, so a record read once is
+    good for as long as the row exists; a page of thumbnails then costs no database reads."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self.records: OrderedDict[str, MediaRecord] = OrderedDict()
+
+    def get(self, media_id: str) -> MediaRecord | None:
+        record = self.records.get(media_id)
+        if record is not None:
+            self.records.move_to_end(media_id)
+        return record
+
+    def put(self, record: MediaRecord) -> None:
+        self.records[record.id] = record
+        if len(self.records) > self.size:
+            self.records.popitem(last=False)
+
+
+async def _record(ctx: AppContext, media_id: str) -> MediaRecord | None:
     # The id is checked against its strict pattern before it reaches the database or the disk, so no
     # path can be smuggled through it.
-    record = await ctx.db.read(get_media, media_id) if is_media_id(media_id) else None
+    if not is_media_id(media_id):
+        return None
+    cache: _RecordCache = ctx.services.setdefault("media_record_cache", _RecordCache())
+    record = cache.get(media_id)
+    if record is None:
+        record = await ctx.db.read(get_media, media_id)
+        if record is not None:
+            cache.put(record)
+    return record
+
+
+async def _serve(ctx: AppContext, request: Request, media_id: str, *, thumbnail: bool) -> Response:
+    record = await _record(ctx, media_id)
     if record is None:
         raise NotFound(f"no such media: {media_id}", message_zh=f"没有该媒体文件：{media_id}", code="media.not_found")
     digest = record.thumb_sha256 if thumbnail else record.sha256

@@ -322,3 +322,29 @@ def test_metadata_under_the_limit_is_accepted_and_stripped() -> None:
     checked = check(data)
     assert b"c" * 100 not in checked.content
     assert_no_metadata(checked.content)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_mutated_files_are_either_accepted_clean_or_refused_never_anything_else(fmt: str) -> None:
+    """Random byte flips and cuts of a real image: the answer is an image or UnsupportedMedia, never
+    another exception (a 500 at the HTTP edge)."""
+    import random
+
+    original = s.encode(s.picture((64, 48)), fmt, exif=s.exif_bytes(orientation=6, gps=(28.2, 112.9)))
+    rnd = random.Random(fmt)
+    outcomes = {"accepted": 0, "refused": 0}
+    for _ in range(300):
+        data = bytearray(original)
+        for _ in range(rnd.randint(1, 8)):
+            data[rnd.randrange(len(data))] = rnd.randrange(256)
+        if rnd.random() < 0.3:
+            data = data[:rnd.randrange(1, len(data))]
+        try:
+            checked = check(bytes(data))
+        except UnsupportedMedia as exc:
+            assert exc.code.startswith("media."), exc.code
+            outcomes["refused"] += 1
+            continue
+        assert_no_metadata(checked.content)
+        outcomes["accepted"] += 1
+    assert outcomes["refused"] > 0 and outcomes["accepted"] > 0, outcomes

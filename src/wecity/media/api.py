@@ -25,10 +25,10 @@ async def on_startup(ctx: AppContext) -> None:
 
 
 def _store(ctx: AppContext) -> MediaStore:
-    store = ctx.services.get("media_store")
+    store: MediaStore | None = ctx.services.get("media_store")
     if store is None:
         store = ctx.services["media_store"] = media_store(ctx.settings)
-    return store  # type: ignore[no-any-return]
+    return store
 
 
 class _RecordCache:

@@ -62,9 +62,10 @@ def _degrees(value: Any, ref: Any, negative_ref: str) -> float | None:
         numbers = [_rational(p) for p in parts]
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
-    if any(n is None or not math.isfinite(n) for n in numbers):
+    finite = [n for n in numbers if n is not None and math.isfinite(n)]
+    if len(finite) != len(numbers):
         return None
-    degrees = sum(n / 60**i for i, n in enumerate(numbers))  # type: ignore[operator]
+    degrees: float = sum(n / 60**i for i, n in enumerate(finite))
     if _text(ref) == negative_ref:
         degrees = -abs(degrees)
     return degrees

@@ -12,12 +12,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
 from wecity.context import routes_batch, routes_entities, routes_subscriptions, routes_temporal
-from wecity.context.delivery import make_deliver
 from wecity.context.ldcontext import CORE_DOCUMENT, HOSTED_PATH, ContextStore, is_core_url
 from wecity.context.models import contexts as t
 from wecity.context.protocol import invalid, no_content, read_json, render_problem, respond
-from wecity.context.subscriptions import CHANNEL
-from wecity.core import outbox
+from wecity.context.tasks import close_delivery, ensure_delivery
 from wecity.core.context import AppContext
 from wecity.core.errors import NotFound
 from wecity.core.http import Ctx
@@ -42,15 +40,11 @@ async def on_startup(ctx: AppContext) -> None:
     for row in await ctx.db.read(_load_contexts):
         store.documents[row.url] = row.body
     ctx.services["ngsild_contexts"] = store
-    if "ngsild_http" not in ctx.services:
-        ctx.services["ngsild_http"] = httpx.AsyncClient(timeout=10.0)
-        ctx.services["ngsild_http_owned"] = True
-    outbox.register_channel(CHANNEL, make_deliver(ctx))
+    ensure_delivery(ctx)
 
 
 async def on_shutdown(ctx: AppContext) -> None:
-    if ctx.services.pop("ngsild_http_owned", False):
-        await ctx.services.pop("ngsild_http").aclose()
+    await close_delivery(ctx)
 
 
 def register(app: FastAPI) -> None:

@@ -116,6 +116,8 @@ class _Parser:
         value = "".join(out)
         if not value:
             raise _bad("missing value after operator", "运算符后缺少值")
+        if value[0] in "=<>!~":
+            raise _bad(f"unexpected {value!r} after operator", f"运算符后出现无效内容 {value!r}")
         return value
 
     def _path(self, raw: str) -> Path:
@@ -241,7 +243,7 @@ def _comparison(path: Path, op: str, raw: str) -> Predicate:
         return matches if op == "~=" else (lambda attrs: not matches(attrs))
 
     stripped = raw.strip()
-    is_quoted = stripped.startswith('"') and stripped.endswith('"') and len(stripped) >= 2
+    is_quoted = len(stripped) >= 2 and stripped[0] == '"' and stripped.find('"', 1) == len(stripped) - 1
     if not is_quoted and ".." in stripped and op in ("==", "!="):
         low_text, _, high_text = stripped.partition("..")
         low, high = _literal(low_text), _literal(high_text)

@@ -1,0 +1,31 @@
+"""The context broker's background work: the "ngsild" outbox channel that delivers notifications."""
+
+from __future__ import annotations
+
+import httpx
+
+from wecity.context.delivery import make_deliver
+from wecity.context.subscriptions import CHANNEL
+from wecity.core import outbox
+from wecity.core.context import AppContext
+
+
+def ensure_delivery(ctx: AppContext) -> None:
+    """An HTTP client for notifications (unless one was injected) and the channel bound to this context."""
+    if "ngsild_http" not in ctx.services:
+        ctx.services["ngsild_http"] = httpx.AsyncClient(timeout=10.0)
+        ctx.services["ngsild_http_owned"] = True
+    outbox.register_channel(CHANNEL, make_deliver(ctx))
+
+
+async def close_delivery(ctx: AppContext) -> None:
+    if ctx.services.pop("ngsild_http_owned", False):
+        await ctx.services.pop("ngsild_http").aclose()
+
+
+async def on_runner_start(ctx: AppContext) -> None:
+    ensure_delivery(ctx)
+
+
+async def on_runner_stop(ctx: AppContext) -> None:
+    await close_delivery(ctx)

@@ -1,0 +1,87 @@
+"""@context handling: user contexts in Link headers fetched once and cached, hosted contexts, failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import City
+from tests.context.conftest import BASE, CORE, LD, entity, prop
+
+REMOTE = "https://contexts.example.org/manhole.jsonld"
+DOC = {"@context": {"tilt": "https://example.org/manhole#tiltAngle", "Manhole": "https://example.org/Manhole"}}
+
+
+def _link(url: str) -> dict[str, str]:
+    return {"Link": f'<{url}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'}
+
+
+@pytest.fixture
+def fetching(city: City) -> Iterator[tuple[Any, list[str]]]:
+    from fastapi.testclient import TestClient
+
+    from wecity.api.app import create_app
+
+    fetched: list[str] = []
+
+    def fetcher(url: str) -> Any:
+        fetched.append(url)
+        if url == REMOTE:
+            return DOC
+        raise OSError("unreachable")
+
+    app = create_app(city.settings, clock=city.clock, db=city.db)
+    app.state.ctx.services["ngsild_fetcher"] = fetcher
+    with TestClient(app) as client:
+        yield client, fetched
+
+
+def test_user_context_is_fetched_once_and_used_both_ways(fetching: tuple[Any, list[str]]) -> None:
+    ngsi, fetched = fetching
+    body = {"id": "urn:ngsi-ld:Manhole:1", "type": "Manhole", "tilt": prop(12)}
+    assert ngsi.post(f"{BASE}/entities", json=body, headers=_link(REMOTE)).status_code == 201
+    got = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:1", headers=_link(REMOTE))
+    assert got.json()["tilt"] == prop(12) and got.json()["type"] == "Manhole"
+    assert REMOTE in got.headers["link"]
+    core_view = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:1").json()
+    assert core_view["type"] == "https://example.org/Manhole"
+    assert "https://example.org/manhole#tiltAngle" in core_view
+    q = ngsi.get(f"{BASE}/entities", params={"type": "Manhole", "q": "tilt>10"}, headers=_link(REMOTE))
+    assert [e["id"] for e in q.json()] == ["urn:ngsi-ld:Manhole:1"]
+    assert fetched == [REMOTE]
+    listed = ngsi.get(f"{BASE}/jsonldContexts").json()
+    assert REMOTE in listed
+
+
+def test_unreachable_context_is_ld_context_not_available(fetching: tuple[Any, list[str]]) -> None:
+    ngsi, _ = fetching
+    r = ngsi.post(f"{BASE}/entities", json=entity(tiltAngle=prop(1)), headers=_link("https://nowhere.example/c.jsonld"))
+    assert r.status_code == 503
+    assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/LdContextNotAvailable"
+
+
+def test_hosted_context_round_trip(fetching: tuple[Any, list[str]]) -> None:
+    ngsi, fetched = fetching
+    r = ngsi.post(f"{BASE}/jsonldContexts", json=DOC)
+    assert r.status_code == 201
+    url = r.headers["location"]
+    assert ngsi.get(url).json() == DOC
+    body = {"id": "urn:ngsi-ld:Manhole:2", "type": "Manhole", "tilt": prop(3), "@context": [url, CORE]}
+    assert ngsi.post(f"{BASE}/entities", json=body, headers={"content-type": LD}).status_code == 201
+    assert ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:2", headers=_link(url)).json()["tilt"] == prop(3)
+    assert fetched == []  # served from the broker's own store, never over the network
+    details = ngsi.get(f"{BASE}/jsonldContexts", params={"details": "true"}).json()
+    assert details[0]["kind"] == "hosted"
+    assert ngsi.delete(url).status_code == 204
+    assert ngsi.get(url).status_code == 404
+
+
+def test_core_context_is_served_offline(fetching: tuple[Any, list[str]]) -> None:
+    ngsi, fetched = fetching
+    r = ngsi.get(f"{BASE}/jsonldContexts/{CORE}")
+    assert r.status_code == 200 and r.json()["@context"]["ngsi-ld"] == "https://uri.etsi.org/ngsi-ld/"
+    body = entity(tiltAngle=prop(1)) | {"@context": "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.6.jsonld"}
+    assert ngsi.post(f"{BASE}/entities", json=body, headers={"content-type": LD}).status_code == 201
+    assert fetched == []

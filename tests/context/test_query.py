@@ -1,0 +1,107 @@
+"""The NGSI-LD query language and entity queries: type, id, idPattern, attrs, q, paging and count."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.context.conftest import BASE, entity, prop
+from wecity.context.ldcontext import ContextStore
+from wecity.context.query import compile_q
+from wecity.core.errors import ValidationFailed
+
+TERMS = ContextStore().core
+V = TERMS.vocab
+
+
+def attrs(**values: Any) -> dict[str, Any]:
+    out = {}
+    for name, value in values.items():
+        out[TERMS.expand(name)] = value if isinstance(value, dict) and "type" in value else prop(value)
+    return out
+
+
+DOC = attrs(temperature=21.5, name="东门井盖", status="open", tags=["a", "b"],
+            address={"type": "Property", "value": {"city": "长沙", "street": {"no": 12}}},
+            seen={"type": "Property", "value": 1, "observedAt": "2026-11-02T08:00:00Z",
+                  V + "accuracy": prop(0.5)},
+            owner={"type": "Relationship", "object": "urn:ngsi-ld:Dept:1"},
+            when="2026-11-01T00:00:00Z")
+
+
+@pytest.mark.parametrize(("q", "expected"), [
+    ("temperature==21.5", True), ("temperature!=21.5", False), ("temperature>20", True),
+    ("temperature>=21.5", True), ("temperature<21.5", False), ("temperature<=21.5", True),
+    ("temperature==20..22", True), ("temperature==22..30", False), ("temperature!=22..30", True),
+    ("status==\"open\",\"closed\"", True), ("status==closed,broken", False),
+    ('name~="^东门"', True), ('name!~="^西门"', True), ("temperature>20;status==\"closed\"", False),
+    ("temperature>30|status==\"open\"", True), ("(temperature>30|status==\"open\");name~=\"井\"", True),
+    ("(temperature>30|status==\"closed\");name~=\"井\"", False),
+    ("address[city]==\"长沙\"", True), ("address[street.no]==12", True), ("address[street][no]>12", False),
+    ("seen.observedAt>=\"2026-11-01T00:00:00Z\"", True), ("seen.accuracy<1", True),
+    ("owner==\"urn:ngsi-ld:Dept:1\"", True), ("tags==\"b\"", True), ("when<2026-11-02T00:00:00Z", True),
+    ("temperature", True), ("missing", False), ("!missing", True), ("!temperature", False),
+    ("missing==1", False), ("missing!=1", False), ("status>5", False),
+])
+def test_query_language(q: str, expected: bool) -> None:
+    assert compile_q(q, TERMS)(DOC) is expected
+
+
+@pytest.mark.parametrize("q", ["", "temperature>>1", "temperature==", "(temperature>1", "name~=\"[\"",
+                               "temperature>1)", "a b==1"])
+def test_malformed_queries_are_bad_request_data(q: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        compile_q(q, TERMS)
+    assert info.value.code == "ngsild.bad_request_data"
+
+
+def _seed(ngsi: Any) -> None:
+    items = [entity(f"urn:ngsi-ld:Manhole:{i}", tiltAngle=prop(i * 5)) for i in range(6)]
+    items.append({"id": "urn:ngsi-ld:Streetlight:1", "type": "Streetlight", "status": prop("on")})
+    items.append({"id": "urn:ngsi-ld:Hybrid:1", "type": ["Streetlight", "Camera"], "status": prop("off")})
+    assert ngsi.post(f"{BASE}/entityOperations/create", json=items).status_code == 201
+
+
+def _ids(r: Any) -> list[str]:
+    assert r.status_code == 200, r.text
+    return [e["id"] for e in r.json()]
+
+
+def test_query_by_type_id_pattern_attrs_and_q(ngsi: Any) -> None:
+    _seed(ngsi)
+    get = lambda **p: ngsi.get(f"{BASE}/entities", params=p)  # noqa: E731
+    assert len(_ids(get(type="Manhole"))) == 6
+    assert _ids(get(type="Camera")) == ["urn:ngsi-ld:Hybrid:1"]
+    assert sorted(_ids(get(type="Streetlight,Camera"))) == ["urn:ngsi-ld:Hybrid:1", "urn:ngsi-ld:Streetlight:1"]
+    assert _ids(get(id="urn:ngsi-ld:Manhole:2,urn:ngsi-ld:Manhole:3")) == ["urn:ngsi-ld:Manhole:2",
+                                                                            "urn:ngsi-ld:Manhole:3"]
+    assert _ids(get(idPattern=r"urn:ngsi-ld:Manhole:[45]")) == ["urn:ngsi-ld:Manhole:4", "urn:ngsi-ld:Manhole:5"]
+    assert len(_ids(get(attrs="status"))) == 2
+    assert _ids(get(type="Manhole", q="tiltAngle>15")) == ["urn:ngsi-ld:Manhole:4", "urn:ngsi-ld:Manhole:5"]
+    r = get(type="Manhole", q="tiltAngle>=0", limit=2, offset=1, count="true")
+    assert _ids(r) == ["urn:ngsi-ld:Manhole:1", "urn:ngsi-ld:Manhole:2"]
+    assert r.headers["ngsild-results-count"] == "6"
+    r = get(type="Manhole", limit=0, count="true")
+    assert r.json() == [] and r.headers["ngsild-results-count"] == "6"
+    assert "ngsild-results-count" not in get(type="Manhole").headers
+
+
+def test_query_errors(ngsi: Any) -> None:
+    err = "https://uri.etsi.org/ngsi-ld/errors/"
+    for params in ({"type": "Manhole", "q": "tiltAngle>"}, {"type": "Manhole", "limit": "-1"},
+                   {"type": "Manhole", "limit": "x"}, {"idPattern": "("}, {"id": "nope"},
+                   {"type": "Manhole", "count": "maybe"}):
+        r = ngsi.get(f"{BASE}/entities", params=params)
+        assert r.status_code == 400, params
+        assert r.json()["type"] == err + "BadRequestData"
+    r = ngsi.get(f"{BASE}/entities", params={"type": "Manhole", "limit": "5000"})
+    assert r.status_code == 403 and r.json()["type"] == err + "TooManyResults"
+
+
+def test_post_query(ngsi: Any) -> None:
+    _seed(ngsi)
+    body = {"type": "Query", "entities": [{"type": "Manhole"}], "q": "tiltAngle<10"}
+    r = ngsi.post(f"{BASE}/entityOperations/query", json=body, params={"count": "true"})
+    assert _ids(r) == ["urn:ngsi-ld:Manhole:0", "urn:ngsi-ld:Manhole:1"]
+    assert r.headers["ngsild-results-count"] == "2"

@@ -1,0 +1,91 @@
+"""Temporal API: every attribute change kept; timerel filters; simplified values; SQL aggregation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.context.conftest import BASE, entity, prop
+from wecity.context.history import parse_duration
+
+TEMPORAL = f"{BASE}/temporal/entities"
+E1 = "urn:ngsi-ld:AirQualityObserved:1"
+
+
+def _readings(ngsi: Any) -> None:
+    ngsi.post(f"{BASE}/entities", json={"id": E1, "type": "AirQualityObserved",
+                                         "pm25": prop(10, observedAt="2026-11-02T00:00:00Z")})
+    for minute, value in ((20, 20), (40, 30), (70, 40), (100, 50)):
+        at = f"2026-11-02T{minute // 60:02d}:{minute % 60:02d}:00Z"
+        r = ngsi.patch(f"{BASE}/entities/{E1}/attrs/pm25", json={"value": value, "observedAt": at})
+        assert r.status_code == 204
+
+
+def test_every_change_is_kept(ngsi: Any) -> None:
+    _readings(ngsi)
+    body = ngsi.get(f"{TEMPORAL}/{E1}").json()
+    assert [i["value"] for i in body["pm25"]] == [10, 20, 30, 40, 50]
+    assert all(i["instanceId"].startswith("urn:ngsi-ld:attribute:instance:") for i in body["pm25"])
+    simple = ngsi.get(f"{TEMPORAL}/{E1}", params={"options": "temporalValues"}).json()
+    assert simple["pm25"]["values"][0] == [10, "2026-11-02T00:00:00.000Z"]
+
+
+def test_timerel_before_after_between(ngsi: Any) -> None:
+    _readings(ngsi)
+
+    def values(**params: Any) -> list[Any]:
+        r = ngsi.get(f"{TEMPORAL}/{E1}", params=params)
+        assert r.status_code == 200, r.text
+        return [i["value"] for i in r.json().get("pm25", [])]
+
+    assert values(timerel="before", timeAt="2026-11-02T00:40:00Z") == [10, 20]
+    assert values(timerel="after", timeAt="2026-11-02T00:40:00Z") == [30, 40, 50]
+    assert values(timerel="between", timeAt="2026-11-02T00:20:00Z", endTimeAt="2026-11-02T01:10:00Z") == [20, 30]
+    assert values(lastN="2") == [40, 50]
+    for bad in ({"timerel": "during", "timeAt": "2026-11-02T00:00:00Z"}, {"timerel": "before"},
+                {"timerel": "between", "timeAt": "2026-11-02T00:00:00Z"}, {"timerel": "after", "timeAt": "soon"}):
+        assert ngsi.get(f"{TEMPORAL}/{E1}", params=bad).status_code == 400, bad
+
+
+def test_aggregation_per_period(ngsi: Any) -> None:
+    _readings(ngsi)
+    r = ngsi.get(f"{TEMPORAL}/{E1}", params={"aggrMethods": "totalCount,sum,avg,min,max", "aggrPeriodDuration": "PT1H",
+                                              "timerel": "after", "timeAt": "2026-11-02T00:00:00Z"})
+    assert r.status_code == 200, r.text
+    pm = r.json()["pm25"]
+    assert pm["totalCount"] == [[3, "2026-11-02T00:00:00.000Z", "2026-11-02T01:00:00.000Z"],
+                                [2, "2026-11-02T01:00:00.000Z", "2026-11-02T02:00:00.000Z"]]
+    assert [row[0] for row in pm["sum"]] == [60, 90]
+    assert [row[0] for row in pm["avg"]] == [20, 45]
+    assert [row[0] for row in pm["min"]] == [10, 40]
+    assert [row[0] for row in pm["max"]] == [30, 50]
+    whole = ngsi.get(f"{TEMPORAL}/{E1}", params={"aggrMethods": "avg"}).json()["pm25"]["avg"]
+    assert whole[0][0] == 30
+    assert ngsi.get(f"{TEMPORAL}/{E1}", params={"aggrMethods": "median"}).status_code == 400
+    assert ngsi.get(f"{TEMPORAL}/{E1}", params={"aggrMethods": "avg", "aggrPeriodDuration": "1h"}).status_code == 400
+
+
+def test_temporal_query_and_delete(ngsi: Any) -> None:
+    _readings(ngsi)
+    ngsi.post(f"{BASE}/entities", json=entity(tiltAngle=prop(1)))
+    r = ngsi.get(TEMPORAL, params={"type": "AirQualityObserved", "attrs": "pm25", "lastN": "1"})
+    assert r.status_code == 200 and [e["id"] for e in r.json()] == [E1]
+    assert r.json()[0]["pm25"][0]["value"] == 50
+    assert ngsi.get(TEMPORAL).status_code == 400
+    assert ngsi.delete(f"{TEMPORAL}/{E1}").status_code == 204
+    assert ngsi.get(f"{TEMPORAL}/{E1}").status_code == 404
+
+
+def test_temporal_create_adds_instances(ngsi: Any) -> None:
+    body = {"id": E1, "type": "AirQualityObserved",
+            "pm25": [prop(5, observedAt="2026-11-01T00:00:00Z"), prop(6, observedAt="2026-11-01T01:00:00Z")]}
+    assert ngsi.post(TEMPORAL, json=body).status_code == 201
+    assert ngsi.post(TEMPORAL, json=body).status_code == 204
+    assert len(ngsi.get(f"{TEMPORAL}/{E1}").json()["pm25"]) == 4
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("PT1H", 3600), ("P1D", 86400), ("PT1M30S", 90), ("P1W", 604800),
+                                               ("PT0.5S", 0.5), ("P1Y", 365 * 86400)])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlparse
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
@@ -15,10 +17,25 @@ from wecity.identity.choices import Role
 from wecity.identity.service import StaffUser
 from wecity.web import csrf
 from wecity.web.i18n import N_, gettext_for
+from wecity.web.labels import EVENT_LABELS, RETURN_REASONS
 from wecity.web.vendor import VENDOR
 
 _env = Environment(loader=PackageLoader("wecity.web", "templates"), autoescape=select_autoescape(("html",)),
                    trim_blocks=True, lstrip_blocks=True)
+CITY_TIME = ZoneInfo("Asia/Shanghai")
+
+
+def _local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A time as people in the city read it (China Standard Time)."""
+    return value.astimezone(CITY_TIME).strftime(fmt) if value else ""
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
+_env.filters["local"] = _local
+_env.filters["iso"] = _iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +54,14 @@ _NAV: list[tuple[str, str, str]] = [
 
 # Filled by views as pages register, so navigation never links to a page that does not exist.
 EXTRA_NAV: list[tuple[str, str, str]] = []
+
+
+# Case states as the portal names them (msgids; the case engine's own labels are the reference).
+STATUS_LABELS = {
+    "submitted": N_("Submitted"), "dispatched": N_("Dispatched"), "acknowledged": N_("Acknowledged"),
+    "returned": N_("Returned"), "in_progress": N_("In progress"), "resolved": N_("Resolved"),
+    "verified": N_("Verified"), "closed": N_("Closed"), "merged": N_("Merged"),
+}
 
 
 def _allowed(who: str, user: StaffUser | None) -> bool:
@@ -115,7 +140,10 @@ def page(request: Request, template: str, *, user: StaffUser | None, status: int
         "tile_url": ctx.settings.tile_url,
         "roles": sorted(user.roles) if user else [],
         "city_name": city_name(request, locale, _),
-        "citizen_pages": bool(EXTRA_NAV),
+        "statuses": STATUS_LABELS,
+        "event_labels": EVENT_LABELS,
+        "reasons": RETURN_REASONS,
+        "now": ctx.clock.now(),
         **values,
     }
     response = HTMLResponse(_env.get_template(template).render(context), status_code=status)

@@ -40,8 +40,11 @@ ROLE_LABELS = {Role.HANDLER: N_("Case handler"), Role.DISPATCHER: N_("Dispatcher
 
 
 def register(app: FastAPI) -> None:
+    from wecity.web import citizen
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
+    app.include_router(citizen.router)
 
 
 def _login_redirect(request: Request) -> RedirectResponse:

@@ -1,0 +1,205 @@
+"""Citizen pages: report a problem (photo, place, category), nearby open cases, tracking, rating."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import FormData, UploadFile
+
+from wecity.cases import engine
+from wecity.cases.categories import Category, list_categories
+from wecity.cases.choices import Channel
+from wecity.cases.intake import MergePolicy, NewReport, submit_report
+from wecity.core.errors import ValidationFailed, WeCityError
+from wecity.core.http import request_locale
+from wecity.identity.deps import OptionalStaff
+from wecity.open311 import media as photos
+from wecity.web import csrf
+from wecity.web.i18n import N_, gettext_for
+from wecity.web.queries import nearby_open_cases, public_case, report_for_token
+from wecity.web.render import EXTRA_NAV, page
+
+router = APIRouter(include_in_schema=False)
+EXTRA_NAV.extend([("/report", N_("Report a problem"), "anyone"), ("/track", N_("Track a report"), "anyone")])
+
+MAX_PHOTOS = 3
+NEARBY_RADIUS_M = 200.0
+RATING_TAGS = [("fast", N_("Fast")), ("thorough", N_("Done properly")), ("polite", N_("Polite and clear")),
+               ("slow", N_("Too slow")), ("not_fixed", N_("Not really fixed"))]
+STAR_LABELS = {1: N_("Very poor"), 2: N_("Poor"), 3: N_("OK"), 4: N_("Good"), 5: N_("Very good")}
+
+
+def _groups(categories: list[Category], locale: str) -> list[dict[str, Any]]:
+    groups: dict[str, dict[str, Any]] = {}
+    for c in categories:
+        name = c.group_zh if locale == "zh_CN" else c.group_en
+        groups.setdefault(name, {"name": name, "categories": []})["categories"].append(c)
+    return list(groups.values())
+
+
+async def _report_form(request: Request, user: Any, *, status: int = 200, error: str | None = None,
+                       values: dict[str, Any] | None = None) -> Response:
+    ctx = request.app.state.ctx
+    categories = await ctx.db.read(list_categories)
+    locale = request_locale(request)
+    return page(request, "web/report.html", user=user, status=status, error=error, values=values or {},
+                groups=_groups(categories, locale), max_photos=MAX_PHOTOS)
+
+
+@router.get("/report")
+async def report_form(request: Request, user: OptionalStaff) -> Response:
+    return await _report_form(request, user)
+
+
+def _text(form: FormData, name: str, limit: int) -> str:
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def _number(form: FormData, name: str) -> float | None:
+    raw = _text(form, name, 40)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+@router.post("/report")
+async def submit(request: Request, user: OptionalStaff) -> Response:
+    ctx = request.app.state.ctx
+    settings = ctx.settings
+    _ = gettext_for(request_locale(request)).gettext
+    try:
+        form = await request.form(max_files=MAX_PHOTOS + 1, max_fields=100, max_part_size=settings.max_upload_bytes)
+    except Exception:  # a malformed or oversized body is the sender's problem, shown as a form error
+        return await _report_form(request, user, status=400, error=_("The photo is too large or the form is damaged."))
+    values = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    if not csrf.token_is_valid(request, settings.secret_key, _text(form, csrf.CSRF_FIELD, 100)):
+        return await _report_form(request, user, status=403, values=values,
+                                  error=_("The form expired. Please try again."))
+    uploads = [v for k, v in form.multi_items() if k == "photo" and isinstance(v, UploadFile) and v.filename]
+    if len(uploads) > MAX_PHOTOS:
+        return await _report_form(request, user, status=400, values=values,
+                                  error=_("At most %(n)d photos.") % {"n": MAX_PHOTOS})
+    try:
+        raw = [await u.read(settings.max_upload_bytes + 1) for u in uploads]
+    finally:
+        await form.close()
+    service_code = _text(form, "service_code", 64)
+    if not service_code:
+        return await _report_form(request, user, status=400, values=values, error=_("Choose what kind of problem it is."))
+    # The form carries every category's detail fields; only the chosen category's are sent on.
+    chosen = next((c for c in await ctx.db.read(list_categories) if c.code == service_code), None)
+    codes = {a["code"] for a in (chosen.attributes or [])} if chosen else set()
+    attributes = {code: values[f"attribute[{code}]"] for code in codes if values.get(f"attribute[{code}]")}
+    try:
+        checked = await photos.check_all(raw, settings)
+        report = NewReport(
+            service_code=service_code, channel=Channel.PORTAL, lat=_number(form, "lat"), long=_number(form, "long"),
+            address=_text(form, "address", 500) or None, description=_text(form, "description", 4000),
+            attributes=attributes, photo_location=photos.first_location(checked),
+            phone=_text(form, "phone", 40) or None)
+        stored = await photos.save_files(checked, settings)
+        now = ctx.clock.now()
+        policy = MergePolicy(radius_m=settings.merge_radius_m, window=timedelta(hours=settings.merge_window_hours))
+        area_index = ctx["area_index"]
+
+        def create(conn: Any) -> Any:
+            report.media_ids = photos.record_all(conn, stored, now=now)
+            return submit_report(conn, report, area_index=area_index, now=now, policy=policy)
+
+        try:
+            result = await ctx.db.write(create)
+        except BaseException:
+            photos.discard(stored)
+            raise
+    except WeCityError as exc:
+        return await _report_form(request, user, status=exc.status if exc.status < 500 else 400, values=values,
+                                  error=exc.localized(request_locale(request)))
+    return RedirectResponse(f"/track/{result.token}?new={'merged' if result.merged else 'case'}", status_code=303)
+
+
+@router.get("/report/nearby")
+async def nearby(request: Request, user: OptionalStaff, service_code: str = "", lat: str = "",
+                 long: str = "") -> Response:
+    """Open cases of this category near the pin (an htmx fragment shown before the report is sent)."""
+    ctx = request.app.state.ctx
+    found: list[dict[str, Any]] = []
+    try:
+        flat, flon = float(lat), float(long)
+    except ValueError:
+        flat = flon = math.nan
+    if service_code and math.isfinite(flat) and math.isfinite(flon) and -90 <= flat <= 90 and -180 <= flon <= 180:
+        found = await ctx.db.read(lambda conn: nearby_open_cases(conn, service_code[:64], flat, flon,
+                                                                 radius_m=NEARBY_RADIUS_M))
+    return page(request, "web/_nearby.html", user=user, cases=found, radius=int(NEARBY_RADIUS_M),
+                asked=bool(service_code and math.isfinite(flat)))
+
+
+@router.get("/track")
+async def track_form(request: Request, user: OptionalStaff, code: str = "") -> Response:
+    code = code.strip()
+    if code:
+        return RedirectResponse(f"/track/{code[:40]}", status_code=303)
+    return page(request, "web/track_form.html", user=user, error=None)
+
+
+@router.get("/track/{token}")
+async def track(request: Request, user: OptionalStaff, token: str, new: str = "") -> Response:
+    ctx = request.app.state.ctx
+    found = await ctx.db.read(report_for_token, token[:40])
+    if found is None:
+        _ = gettext_for(request_locale(request)).gettext
+        return page(request, "web/track_form.html", user=user, status=404,
+                    error=_("No report has this tracking code. Check it and try again."))
+    return page(request, "web/track.html", user=user, token=token, new=new, tags=RATING_TAGS, star_labels=STAR_LABELS, **found)
+
+
+@router.post("/track/{token}/rate")
+async def rate(request: Request, user: OptionalStaff, token: str) -> Response:
+    ctx = request.app.state.ctx
+    form = await request.form()
+    locale = request_locale(request)
+    _ = gettext_for(locale).gettext
+    if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        return page(request, "web/error.html", user=user, status=403, title=_("The form expired"),
+                    message=_("The form expired. Please try again."))
+    known = {code for code, _label in RATING_TAGS}
+    tags = [t for t in form.getlist("tags") if isinstance(t, str) and t in known]
+    comment = str(form.get("comment", ""))[:1000]
+    try:
+        stars = int(str(form.get("stars", "")))
+    except ValueError:
+        stars = 0
+    try:
+        if not 1 <= stars <= 5:
+            raise ValidationFailed("choose 1 to 5 stars", message_zh="请选择 1 到 5 星", code="rating.stars")
+        await ctx.db.write(lambda conn: engine.rate(conn, token[:40], stars, ctx.clock.now(), tags=tags,
+                                                    comment=comment))
+    except WeCityError as exc:
+        found = await ctx.db.read(report_for_token, token[:40])
+        if found is None:
+            return page(request, "web/track_form.html", user=user, status=404,
+                        error=_("No report has this tracking code. Check it and try again."))
+        return page(request, "web/track.html", user=user, status=exc.status, token=token, new="",
+                    tags=RATING_TAGS, star_labels=STAR_LABELS, rating_error=exc.localized(locale), **found)
+    return RedirectResponse(f"/track/{token[:40]}?new=rated", status_code=303)
+
+
+@router.get("/cases/{case_id}")
+async def case_page(request: Request, user: OptionalStaff, case_id: int) -> Response:
+    """A case as the public sees it (no personal data): what "follow it instead" links to."""
+    ctx = request.app.state.ctx
+    case = await ctx.db.read(public_case, case_id)
+    if case is None:
+        _ = gettext_for(request_locale(request)).gettext
+        return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
+                    message=_("There is no such case."))
+    return page(request, "web/case_public.html", user=user, case=case)

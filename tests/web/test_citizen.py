@@ -1,0 +1,141 @@
+"""Citizen pages: reporting with a photo and a pin, nearby open cases, tracking, rating."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+from PIL import Image
+
+from tests.web.conftest import csrf_token
+from wecity.cases import engine
+from wecity.identity.service import authenticate
+
+# 五一广场, 芙蓉区 (WGS-84)
+LAT, LONG = 28.19567, 112.97170
+
+
+def _jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (120, 90, 40)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def _report(web: Any, **fields: Any) -> Any:
+    token = csrf_token(web.get("/report").text)
+    data = {"csrf_token": token, "service_code": "garbage", "lat": str(LAT), "long": str(LONG),
+            "description": "路口垃圾堆了三天", "phone": "13912345678", **fields}
+    files = [("photo", ("p.jpg", _jpeg(), "image/jpeg"))]
+    return web.post("/report", data=data, files=files, follow_redirects=False)
+
+
+def _tracking_token(response: Any) -> str:
+    match = re.match(r"/track/([^?]+)\?new=(case|merged)", response.headers["location"])
+    assert match, response.headers.get("location")
+    return match.group(1)
+
+
+def test_report_form_lists_categories_grouped_with_labels(web: Any) -> None:
+    html = web.get("/report").text
+    assert "<legend>市政设施</legend>" in html and "井盖缺失/破损" in html
+    assert 'capture="environment"' in html and '<label for="photo-file">' in html
+    assert 'hx-get="/report/nearby"' in html
+
+
+def test_a_report_with_photo_and_pin_gets_a_tracking_page(web: Any) -> None:
+    r = _report(web)
+    assert r.status_code == 303
+    token = _tracking_token(r)
+    page = web.get(r.headers["location"]).text
+    assert token in page and "您的反映已受理" in page
+    assert "垃圾堆积" in page and "市城市管理和综合执法局" in page and "芙蓉区" in page
+    assert re.search(r'<img src="/media/[^"]+/thumbnail"', page)
+    assert "13912345678" not in page  # personal data stays out of public pages
+
+
+def test_the_same_problem_nearby_is_shown_before_sending_and_merges(web: Any) -> None:
+    first = _tracking_token(_report(web))
+    case_link = re.search(r"/cases/(\d+)", web.get(f"/track/{first}").text)
+    fragment = web.get("/report/nearby", params={"service_code": "garbage", "lat": LAT + 0.0002, "long": LONG}).text
+    assert "附近已经有人反映了吗？" in fragment and "相距 22 米" in fragment
+    assert re.search(r'href="/cases/\d+"', fragment)
+    other = web.get("/report/nearby", params={"service_code": "noise", "lat": LAT, "long": LONG}).text
+    assert "附近没有正在办理的同类案件。" in other
+    second = _report(web, lat=str(LAT + 0.0002))
+    assert second.headers["location"].endswith("?new=merged")
+    assert case_link is None or case_link.group(1)
+
+
+def test_report_errors_come_back_on_the_form_in_the_readers_language(web: Any) -> None:
+    r = _report(web, service_code="")
+    assert r.status_code == 400 and "请选择问题类别。" in r.text
+    assert "路口垃圾堆了三天" in r.text  # what was typed is kept
+    outside = _report(web, lat="39.9", long="116.4")
+    assert outside.status_code == 400 and "该位置不在本市辖区内" in outside.text
+    web.cookies.set("lang", "en")
+    en = _report(web, lat="39.9", long="116.4")
+    assert "the location is outside the city" in en.text
+
+
+def test_report_refuses_a_file_that_is_not_an_image(web: Any, sqlite_city: Any) -> None:
+    token = csrf_token(web.get("/report").text)
+    r = web.post("/report", data={"csrf_token": token, "service_code": "garbage", "lat": str(LAT), "long": str(LONG)},
+                 files=[("photo", ("x.jpg", b"not really a jpeg", "image/jpeg"))], follow_redirects=False)
+    assert r.status_code == 400 and 'role="alert"' in r.text
+    assert list((sqlite_city.settings.media_dir).rglob("*.*")) == []
+
+
+def test_report_without_csrf_is_refused(web: Any) -> None:
+    web.get("/report")
+    r = web.post("/report", data={"service_code": "garbage", "lat": str(LAT), "long": str(LONG)},
+                 follow_redirects=False)
+    assert r.status_code == 403
+
+
+def test_tracking_by_code_and_unknown_codes(web: Any) -> None:
+    token = _tracking_token(_report(web))
+    r = web.get("/track", params={"code": f"  {token} "}, follow_redirects=False)
+    assert r.headers["location"] == f"/track/{token}"
+    missing = web.get("/track/no-such-code")
+    assert missing.status_code == 404 and "没有与该查询码对应的诉求" in missing.text
+
+
+def resolve_case_of(city: Any, token: str, *, handler: str = "chengguan") -> int:
+    """Acknowledge and resolve (with an evidence photo) the case behind a tracking code, as its handler."""
+    from sqlalchemy import select
+
+    from wecity.cases.models import reports
+    from wecity.media.images import inspect_image
+    from wecity.media.service import media_store, store_image
+
+    now = city.clock.now()
+    checked = inspect_image(_jpeg(), max_bytes=city.settings.max_upload_bytes, max_pixels=city.settings.max_image_pixels)
+
+    def run(conn: Any) -> int:
+        case_id = conn.execute(select(reports.c.case_id).where(reports.c.token == token)).scalar_one()
+        actor = engine.Actor.staff(authenticate(conn, handler, "wecity-demo"))
+        engine.acknowledge(conn, case_id, actor, now)
+        evidence = store_image(conn, media_store(city.settings), checked, now=now)
+        engine.resolve(conn, case_id, actor, now, note="已清运", evidence_media_id=evidence.id)
+        return int(case_id)
+
+    return int(city.db.write_sync(run))
+
+
+def test_rating_after_resolution_confirms_the_fix(web: Any, sqlite_city: Any) -> None:
+    token = _tracking_token(_report(web))
+    assert 'id="rate-title"' not in web.get(f"/track/{token}").text  # nothing to rate before it is resolved
+    case_id = resolve_case_of(sqlite_city, token)
+    page = web.get(f"/track/{token}").text
+    assert 'id="rate-title"' in page and "已办结" in page and "责任部门上传的处置结果照片" in page
+    r = web.post(f"/track/{token}/rate", data={"csrf_token": csrf_token(page), "stars": "5",
+                                               "tags": ["fast", "bogus"], "comment": "很快"}, follow_redirects=False)
+    assert r.status_code == 303
+    after = web.get(r.headers["location"]).text
+    assert "感谢您的评价。" in after and "您的评价：5 星" in after and "已核查" in after
+    again = web.post(f"/track/{token}/rate", data={"csrf_token": csrf_token(page), "stars": "4"},
+                     follow_redirects=False)
+    assert again.status_code == 409 and "该诉求已评价" in again.text
+    public = web.get(f"/cases/{case_id}").text
+    assert "已核查" in public and "13912345678" not in public and "很快" in public

@@ -97,10 +97,32 @@ def notes(rows: list[dict[str, Any]]) -> str:
     return "\n".join(f"- {r['workload']}: {r['note']}" for r in rows if r.get("note"))
 
 
-def describe_machine(m: dict[str, Any]) -> str:
-    return (f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['os']}, SQLite {m['sqlite']}. "
+def busy_share(interval: float = 1.0) -> float | None:
+    """Share of all CPU time spent busy over `interval` while no benchmark runs: other work on the machine."""
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(interval)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (idle1 - idle0) / (total1 - total0) if total1 > total0 else None
+
+
+def describe_machine(m: dict[str, Any], busiest: float | None = None) -> str:
+    text = (f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['os']}, SQLite {m['sqlite']}. "
             f"Each HTTP workload: wrk, 1 thread, {connections()} connections, {seconds():.0f} s on 127.0.0.1 "
             f"after a 1 s warm-up. ratio = figure ÷ ceiling.")
+    if busiest is not None and busiest > 0.25:
+        text += (f" **The machine was busy with other work** (up to {busiest:.0%} of its CPU busy while no"
+                 f" benchmark ran, sampled for 1 s before each module): figures are lower than on an idle machine.")
+    elif busiest is not None:
+        text += f" Other work on the machine before each module: at most {busiest:.0%} of its CPU."
+    return text
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
@@ -115,8 +137,12 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     failures = 0
     timings: dict[str, float] = {}
+    loads: dict[str, float] = {}
     for name in modules():
-        print(f"running bench.{name} ...", file=sys.stderr, flush=True)
+        busy = busy_share()
+        if busy is not None:
+            loads[name] = busy
+        print(f"running bench.{name} (CPU busy before: {busy or 0:.0%}) ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:
             module = importlib.import_module(f"bench.{name}")
@@ -135,14 +161,15 @@ def main() -> int:
         timings[name] = time.perf_counter() - t0
         print(f"  bench.{name}: {timings[name]:.1f} s", file=sys.stderr, flush=True)
     info = machine()
-    markdown = "\n".join([table(rows), "", describe_machine(info), "", "Notes:", "", notes(rows)])
+    markdown = "\n".join([table(rows), "", describe_machine(info, max(loads.values(), default=None)), "",
+                          "Notes:", "", notes(rows)])
     print(markdown)
     RESULTS.mkdir(exist_ok=True)
     for r in rows:
         r["met"] = met(r)
     result = {"started_at": started.isoformat(), "finished_at": datetime.now(UTC).isoformat(),
               "machine": info, "bench_seconds": seconds(), "connections": connections(),
-              "module_seconds": timings, "rows": rows, "markdown": markdown}
+              "module_seconds": timings, "cpu_busy_before": loads, "rows": rows, "markdown": markdown}
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     (RESULTS / "latest.md").write_text(markdown + "\n")
     print(f"\nwritten: {RESULTS / 'latest.json'} and latest.md", file=sys.stderr)

@@ -70,4 +70,6 @@ def result_rows(label: str, result: WrkResult, ceiling: WrkResult, ceiling_name:
     ]
     if stored < acknowledged or result.errors:
         rows[0]["met"] = False
+    if result.rps < 2000:
+        rows[0]["note"] += "; where the time goes: docs/benchmarks.md, 'What limits the Open311 intake'"
     return rows

@@ -27,8 +27,8 @@ def run() -> list[dict[str, Any]]:
     ceiling = ceilings.starlette_insert()
     normal = ceilings.starlette_insert_normal()
     bare = ceilings.bare_asgi_post()
-    extra = (f"; the same without fsync per commit (b'): {normal.rps:,.0f} req/s; bare ASGI (a) with the same"
-             f" bodies: {bare.rps:,.0f} req/s")
+    extra = (f"; one process with its background runner (the embedded default); (b') without fsync per"
+             f" commit: {normal.rps:,.0f} req/s; (a) bare ASGI with the same bodies: {bare.rps:,.0f} req/s")
     return result_rows(label, result, ceiling, "(b) Starlette + 1 SQLite insert/request", stored=stored,
                        acknowledged=1 + warm.ok + result.ok, extra=extra)
 

@@ -21,10 +21,9 @@ from wecity.open311 import media as photos
 from wecity.web import csrf
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.queries import nearby_open_cases, public_case, report_for_token
-from wecity.web.render import EXTRA_NAV, page
+from wecity.web.render import page
 
 router = APIRouter(include_in_schema=False)
-EXTRA_NAV.extend([("/report", N_("Report a problem"), "anyone"), ("/track", N_("Track a report"), "anyone")])
 
 MAX_PHOTOS = 3
 NEARBY_RADIUS_M = 200.0

@@ -18,6 +18,7 @@ from wecity.identity.service import StaffUser
 from wecity.web import csrf
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.labels import EVENT_LABELS, RETURN_REASONS
+from wecity.web.timefmt import FORMATS, LEFT, OVERDUE, countdown
 from wecity.web.vendor import VENDOR
 
 _env = Environment(loader=PackageLoader("wecity.web", "templates"), autoescape=select_autoescape(("html",)),
@@ -48,12 +49,14 @@ class NavItem:
 # (href, English label, who sees it). Labels are msgids; "anyone" pages are the citizen's.
 _NAV: list[tuple[str, str, str]] = [
     ("/", N_("Home"), "anyone"),
+    ("/report", N_("Report a problem"), "anyone"),
+    ("/track", N_("Track a report"), "anyone"),
     ("/map", N_("City map"), "anyone"),
     ("/staff", N_("Staff desk"), "staff"),
+    ("/staff/queue", N_("Case queue"), "staff"),
+    ("/staff/dispatch", N_("Dispatch"), "dispatch"),
+    ("/ops", N_("Operations"), "operations"),
 ]
-
-# Filled by views as pages register, so navigation never links to a page that does not exist.
-EXTRA_NAV: list[tuple[str, str, str]] = []
 
 
 # Case states as the portal names them (msgids; the case engine's own labels are the reference).
@@ -72,14 +75,16 @@ def _allowed(who: str, user: StaffUser | None) -> bool:
     if who == "staff":
         return True
     if who == "operations":
-        return user.has(Role.SUPERVISOR) or user.has(Role.ADMIN)
+        return user.has(Role.SUPERVISOR)
+    if who == "dispatch":
+        return user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR)
     return user.has(who)
 
 
 def navigation(request: Request, user: StaffUser | None, _: Any) -> list[NavItem]:
     path = request.url.path
     items = []
-    for href, label, who in _NAV + EXTRA_NAV:
+    for href, label, who in _NAV:
         if _allowed(who, user):
             current = path == href if href in ("/", "/staff") else path.startswith(href)
             items.append(NavItem(href, _(label), current))
@@ -141,6 +146,8 @@ def page(request: Request, template: str, *, user: StaffUser | None, status: int
         "roles": sorted(user.roles) if user else [],
         "city_name": city_name(request, locale, _),
         "statuses": STATUS_LABELS,
+        "countdown": lambda seconds: countdown(seconds, _),
+        "time_formats": {k: _(v) for k, v in FORMATS.items()} | {"left": _(LEFT), "overdue": _(OVERDUE)},
         "event_labels": EVENT_LABELS,
         "reasons": RETURN_REASONS,
         "now": ctx.clock.now(),

@@ -40,14 +40,15 @@ ROLE_LABELS = {Role.HANDLER: N_("Case handler"), Role.DISPATCHER: N_("Dispatcher
 
 
 def register(app: FastAPI) -> None:
-    from wecity.web import citizen
+    from wecity.web import citizen, staff
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
     app.include_router(citizen.router)
+    app.include_router(staff.router)
 
 
-def _login_redirect(request: Request) -> RedirectResponse:
+def login_redirect(request: Request) -> RedirectResponse:
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse("/login?" + urlencode({"next": here}), status_code=303)
 
@@ -145,11 +146,19 @@ async def logout(request: Request, user: OptionalStaff) -> Response:
 @router.get("/staff")
 async def staff_desk(request: Request, user: OptionalStaff) -> Response:
     if user is None:
-        return _login_redirect(request)
+        return login_redirect(request)
     ctx = request.app.state.ctx
     department = await ctx.db.read(department_names, user.department_id)
     roles = [ROLE_LABELS[Role(r)] for r in sorted(user.roles) if r in Role.__members__.values()]
-    return page(request, "web/staff.html", user=user, department=department, role_labels=roles)
+    links = [{"href": "/staff/queue", "title": N_("Case queue"),
+              "text": N_("Your department's cases, most urgent first.")}]
+    if user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR):
+        links.append({"href": "/staff/dispatch", "title": N_("Dispatch centre"),
+                      "text": N_("Returned and unassigned cases, resolutions to verify, follow-ups.")})
+    if user.has(Role.SUPERVISOR):
+        links.append({"href": "/ops", "title": N_("Operations"),
+                      "text": N_("Today's figures, closure rates, satisfaction, the map and the trend.")})
+    return page(request, "web/staff.html", user=user, department=department, role_labels=roles, staff_links=links)
 
 
 async def on_startup(ctx: AppContext) -> None:

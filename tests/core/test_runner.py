@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -17,8 +23,10 @@ from wecity.core.models import jobs as jobs_table
 from wecity.core.models import periodic_tasks
 from wecity.core.outbox import OutboxMessage, RetryPolicy
 from wecity.core.runner import Runner, register_periodic
+from wecity.notify.service import default_webhook_secret
 
 from ..conftest import City, make_client
+from .receiver import Receiver, free_port
 
 
 def test_periodic_task_runs_once_per_period_among_several_runners(city: City, ctx: AppContext) -> None:
@@ -160,3 +168,49 @@ def test_cli_lists_and_retries_dead_letters(city: City, ctx: AppContext, monkeyp
     assert ctx.db.read_sync(outbox.counts)["pending"] == 1
     assert main(["outbox", "retry", str(mid)]) == 2  # not dead any more: a clear error
     assert "不是死信" in capsys.readouterr().err
+
+
+def test_runner_processes_deliver_every_message_once_and_take_over_from_a_killed_one(
+        city: City, ctx: AppContext, tmp_path: Path) -> None:
+    """Two `wecity runner` processes share 300 webhook messages; one is killed with SIGKILL midway."""
+    n = 300
+    port = free_port()
+    ids = ctx.db.write_sync(lambda c: [outbox.enqueue(c, channel="webhook", target=f"http://127.0.0.1:{port}/hook",
+                                                      payload={"seq": i}, now=ctx.clock.now()) for i in range(n)])
+    receiver = Receiver(port, default_webhook_secret(city.settings), delay=0.003)
+    env = {**os.environ, "WECITY_DATABASE_URL": city.settings.database_url, "WECITY_SECRET_KEY": city.settings.secret_key,
+           "WECITY_VAR_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "wecity", "runner", "--poll", "0.05", "--batch", "10", "--lease", "3",
+               "--timeout", "1"]
+    logs = [open(tmp_path / f"runner-{name}.log", "wb") for name in "AB"]  # noqa: SIM115 (closed below)
+    a, b = (subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs)
+    try:
+        deadline = time.monotonic() + 60
+        while sum(receiver.snapshot().values()) < n // 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        before_kill = receiver.snapshot()
+        a.kill()  # SIGKILL: no clean-up, its claims stay until their lease runs out
+        a.wait()
+        while ctx.db.read_sync(outbox.counts)["delivered"] < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert b.poll() is None, "runner B died"
+        b.send_signal(signal.SIGTERM)
+        assert b.wait(timeout=20) == 0
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for log in logs:
+            log.close()
+        receiver.close()
+    output = "".join((tmp_path / f"runner-{name}.log").read_text(errors="replace") for name in "AB")
+    assert ctx.db.read_sync(outbox.counts) == {"pending": 0, "delivered": n, "dead": 0}, output[-3000:]
+    assert receiver.bad == []
+    assert sorted(receiver.received) == sorted(ids)  # every message arrived
+    # While both ran, nothing arrived twice; afterwards only what A had sent but not yet recorded when it
+    # was killed may arrive again (delivery is at least once; receivers dedupe on X-WeCity-Message-Id).
+    assert set(before_kill.values()) <= {1}
+    twice = [i for i, c in receiver.received.items() if c > 1]
+    print(f"delivered before kill {sum(before_kill.values())}, again after kill {len(twice)}")
+    assert len(twice) <= 10 and max(receiver.received.values()) <= 2, twice

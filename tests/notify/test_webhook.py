@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
-import threading
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -21,6 +17,8 @@ from wecity.core.outbox import RetryPolicy
 from wecity.core.runner import Runner
 from wecity.notify import service
 from wecity.notify.channels import install
+
+from ..core.receiver import Receiver, free_port
 
 
 def _enqueue(ctx: AppContext, target: str, payloads: list[dict[str, object]]) -> list[int]:
@@ -83,58 +81,14 @@ def test_error_answers_are_retried_and_410_gone_is_dead_at_once(ctx: AppContext)
     assert status[b][:2] == ("dead", 1) and "410" in str(status[b][2])
 
 
-class _Server(ThreadingHTTPServer):
-    # A backlog for the runner's 20 concurrent connections (the default of 5 would reset some).
-    request_queue_size = 64
-    daemon_threads = True
-
-
-class _Receiver:
-    """A real HTTP server on 127.0.0.1 that checks each signature and counts each message id."""
-
-    def __init__(self, port: int, secret: str) -> None:
-        received: Counter[int] = Counter()
-        bad: list[str] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if not service.verify(secret, body, self.headers.get("X-WeCity-Signature", "")):
-                    bad.append(self.headers.get("X-WeCity-Message-Id", "?"))
-                received[int(self.headers["X-WeCity-Message-Id"])] += 1
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.received, self.bad = received, bad
-        self.server = _Server(("127.0.0.1", port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_every_message_is_delivered_when_a_down_receiver_comes_back(ctx: AppContext) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/hook"
     n = 60
     ids = _enqueue(ctx, url, [{"seq": i, "text": f"案件 {i}"} for i in range(n)])
     policy = RetryPolicy(base_seconds=10, max_seconds=600, jitter=0.5)
 
-    async def scenario() -> _Receiver:
+    async def scenario() -> Receiver:
         async with httpx.AsyncClient(timeout=5) as client:
             install(ctx, client=client)
             runner = Runner(ctx, policy=policy)
@@ -144,7 +98,7 @@ def test_every_message_is_delivered_when_a_down_receiver_comes_back(ctx: AppCont
                 assert all(s[:2] == ("pending", attempt) and "Connect" in str(s[2]) for s in _status(ctx).values())
                 assert await runner.run_once() == 0            # nothing is due during the backoff
                 ctx.clock.advance(seconds=policy.base_seconds * 2 ** (attempt - 1))
-            receiver = _Receiver(port, service.default_webhook_secret(ctx.settings))
+            receiver = Receiver(port, service.default_webhook_secret(ctx.settings))
             for _ in range(10):
                 await runner.run_until_idle()
                 if ctx.db.read_sync(outbox.counts)["pending"] == 0:

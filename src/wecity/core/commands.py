@@ -46,7 +46,8 @@ def cmd_runner(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         print("runner started; Ctrl-C stops it / 后台任务已启动，按 Ctrl-C 停止", flush=True)
-        await run_forever(ctx, stop, poll_seconds=args.poll)
+        await run_forever(ctx, stop, poll_seconds=args.poll, batch_size=args.batch, lease_seconds=args.lease,
+                          delivery_timeout=args.timeout)
 
     try:
         asyncio.run(main())
@@ -126,6 +127,10 @@ def cmd_add_webhook(args: argparse.Namespace) -> int:
 def add_commands(sub: Any) -> None:
     runner = sub.add_parser("runner", help="run background work only (outbox, jobs, SLA clocks) / 仅运行后台任务")
     runner.add_argument("--poll", type=float, default=1.0, help="seconds between polls when idle / 空闲轮询间隔秒数")
+    runner.add_argument("--batch", type=int, default=100, help="messages claimed at a time / 每次领取的消息数")
+    runner.add_argument("--lease", type=float, default=120.0,
+                        help="seconds a claim lasts if this runner dies / 领取租约秒数（进程崩溃后由他人接手）")
+    runner.add_argument("--timeout", type=float, default=30.0, help="seconds per delivery / 每次投递超时秒数")
     runner.set_defaults(func=cmd_runner)
 
     out = sub.add_parser("outbox", help="outgoing notifications / 待发消息").add_subparsers(

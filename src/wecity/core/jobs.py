@@ -54,7 +54,7 @@ def enqueue_job(conn: sa.Connection, *, name: str, args: dict[str, Any], now: da
     values = dict(name=name, args=args, status=QUEUED, attempts=0, run_at=run_at or now, created_at=now,
                   dedupe_key=dedupe_key)
     if dedupe_key is None:
-        return int(conn.execute(t.insert().values(**values)).inserted_primary_key[0])
+        return int(conn.execute(t.insert().values(**values).returning(t.c.id)).scalar_one())
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     conn.execute(dialect_insert(t).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
     return int(conn.execute(sa.select(t.c.id).where(t.c.dedupe_key == dedupe_key)).scalar_one())

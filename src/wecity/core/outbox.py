@@ -98,7 +98,7 @@ def enqueue(conn: sa.Connection, *, channel: str, target: str, payload: dict[str
     values = dict(channel=channel, target=target, payload=payload, status=PENDING, attempts=0,
                   next_attempt_at=now, created_at=now, dedupe_key=dedupe_key)
     if dedupe_key is None:
-        return int(conn.execute(t.insert().values(**values)).inserted_primary_key[0])
+        return int(conn.execute(t.insert().values(**values).returning(t.c.id)).scalar_one())
     # ON CONFLICT DO NOTHING rather than catching IntegrityError: on PostgreSQL an error would abort the
     # caller's whole transaction.
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert

@@ -53,8 +53,8 @@ def parse_hours(text: str) -> tuple[tuple[time, time], ...]:
     periods: list[tuple[time, time]] = []
     try:
         for part in text.split(","):
-            a, b = part.strip().split("-")
-            periods.append((time.fromisoformat(a.strip()), time.fromisoformat(b.strip())))
+            first, last = part.strip().split("-")
+            periods.append((time.fromisoformat(first.strip()), time.fromisoformat(last.strip())))
     except ValueError:
         raise ValidationFailed(f"working hours {text!r}: expected HH:MM-HH:MM[,HH:MM-HH:MM...]",
                                message_zh=f"工作时间 {text!r} 格式应为 HH:MM-HH:MM[,HH:MM-HH:MM...]",

@@ -24,7 +24,7 @@ def add_notification(conn: sa.Connection, *, recipient: str, title_zh: str, titl
     values = dict(recipient=recipient, title_zh=title_zh, title_en=title_en, body=body, link=link, data=data,
                   created_at=now, outbox_id=outbox_id)
     if outbox_id is None:
-        return int(conn.execute(notifications.insert().values(**values)).inserted_primary_key[0])
+        return int(conn.execute(notifications.insert().values(**values).returning(notifications.c.id)).scalar_one())
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     result = conn.execute(dialect_insert(notifications).values(**values)
                           .on_conflict_do_nothing(index_elements=["outbox_id"]).returning(notifications.c.id))

@@ -249,8 +249,8 @@ async def upload_media(ctx: Ctx, user: CurrentStaff, file: Annotated[UploadFile,
     data = await file.read(ctx.settings.max_upload_bytes + 1)
     await file.close()
     checked = await photos.check_all([data], ctx.settings)
-    stored = await photos.save_files(checked, ctx.settings)
     now = ctx.clock.now()
+    stored = await photos.save_files(checked, ctx.settings, now=now)
     try:
         ids = await ctx.db.write(lambda conn: photos.record_all(conn, stored, now=now))
     except BaseException:

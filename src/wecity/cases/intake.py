@@ -201,7 +201,9 @@ def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex,
     else:
         add_event(conn, case_id, at=now, event="report_added", actor=actor, channel=report.channel,
                   note=description or None, detail={"report_id": report_id}, media_id=_first(report.media_ids))
-    notifications.report_received(conn, case_id=case_id, report_id=report_id, now=now)
+    if not merged:
+        # After the report row exists, so the reporter is among those told.
+        notifications.case_dispatched(conn, case_id=case_id, department_id=None, now=now)
 
     row = conn.execute(sa.select(cases.c.status, cases.c.department_id, cases.c.area_id, cases.c.resolve_due_at)
                        .where(cases.c.id == case_id)).one()
@@ -232,5 +234,4 @@ def _open_case(conn: Connection, category: Category, report: NewReport, lat: flo
               department_id=department_id,
               detail={"rule": "category x area", "ack_due_at": clocks.ack_due_at.isoformat(),
                       "resolve_due_at": clocks.resolve_due_at.isoformat()})
-    notifications.case_dispatched(conn, case_id=case_id, department_id=department_id, now=now)
     return case_id

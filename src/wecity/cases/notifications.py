@@ -44,10 +44,6 @@ def _case_facts(conn: Connection, case_id: int) -> sa.Row:
                         .where(cases.c.id == case_id)).one()
 
 
-def report_received(conn: Connection, *, case_id: int, report_id: int, now: datetime) -> None:
-    """Nothing is sent on receipt: the reporter has the tracking code in the response already."""
-
-
 def case_dispatched(conn: Connection, *, case_id: int, department_id: int | None, now: datetime) -> None:
     tell_department(conn, case_id=case_id, event="dispatched", now=now)
     _tell_reporters(conn, case_id=case_id, event="dispatched", now=now)

@@ -22,7 +22,7 @@ class Settings:
     merge_radius_m: float = 50.0
     merge_window_hours: float = 72.0
     max_upload_bytes: int = 10 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
+    max_image_pixels: int = 64_000_000  # a 48 MP phone photo (8064x6048) fits
     run_background: bool = True
     tile_url: str | None = None
     # Notifications: SMTP server (unset: e-mail is written to the log), the webhook signing secret
@@ -123,7 +123,7 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         merge_radius_m=number("WECITY_MERGE_RADIUS_M", 50.0),
         merge_window_hours=number("WECITY_MERGE_WINDOW_HOURS", 72.0),
         max_upload_bytes=int(number("WECITY_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1024)),
-        max_image_pixels=int(number("WECITY_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)),
+        max_image_pixels=int(number("WECITY_MAX_IMAGE_PIXELS", 64_000_000, minimum=1)),
         run_background=values.get("WECITY_RUN_BACKGROUND", "1") not in ("0", "false", "no"),
         tile_url=values.get("WECITY_TILE_URL") or None,
         smtp_url=smtp_url,

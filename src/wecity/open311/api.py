@@ -264,8 +264,9 @@ async def create_request(request: Request, fmt: str) -> Response:
     # media_url: a photo hosted elsewhere (the spec's field); kept as given, never fetched.
     external_media = _text(form, "media_url", 1000)
     scope = "open311.requests:" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
-    stored = await photos.save_files(checked, settings)
     now = ctx.clock.now()
+    stored = await photos.save_files(checked, settings, now=now)
+    replayed: list[bool] = []
     policy = MergePolicy(radius_m=settings.merge_radius_m, window=timedelta(hours=settings.merge_window_hours))
     area_index = ctx["area_index"]
 
@@ -280,6 +281,7 @@ async def create_request(request: Request, fmt: str) -> Response:
                     raise ValidationFailed("this Idempotency-Key was used for a different request",
                                            code="request.idempotency_mismatch",
                                            message_zh="该 Idempotency-Key 已用于另一个不同的请求")
+                replayed.append(True)
                 return prior.status_code, prior.content_type, prior.body
         report.media_ids = photos.record_all(conn, stored, now=now)
         result = submit_report(conn, report, area_index=area_index, now=now, policy=policy)
@@ -308,6 +310,8 @@ async def create_request(request: Request, fmt: str) -> Response:
     except BaseException:
         photos.discard(stored)
         raise
+    if replayed:
+        photos.discard(stored)  # the first request's photos are the ones on record
     return Response(body, status_code=status, media_type=media_type)
 
 

@@ -7,7 +7,6 @@ from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
-from wecity.core.clock import Clock
 from wecity.core.settings import Settings
 from wecity.media.images import CheckedImage, inspect_image
 from wecity.media.service import MediaRecord, insert_record, media_store, write_files
@@ -36,12 +35,11 @@ class StoredFiles:
         self.records = records
 
 
-async def save_files(checked: list[CheckedImage], settings: Settings) -> StoredFiles:
+async def save_files(checked: list[CheckedImage], settings: Settings, *, now: datetime) -> StoredFiles:
     """Write the files durably (fsync) in a worker thread, so the database writer never waits on disk."""
     if not checked:
         return StoredFiles(settings, [])
     store = media_store(settings)
-    now = Clock().now()
 
     def write() -> list[MediaRecord]:
         done: list[MediaRecord] = []

@@ -36,6 +36,7 @@ test: install services lint
 # BENCH_SECONDS (default 5) per load run, BENCH_CONNECTIONS (default 32), BENCH_ONLY=name,... to pick some.
 bench: install services
 	command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	[ -x $(BIN)/py-spy ] || $(BIN)/pip install --quiet py-spy  # names where the time goes when a goal is missed
 	$(BIN)/python -m bench.run
 
 clean:

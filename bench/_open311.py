@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
 
-from bench._common import DemoCity, WrkResult, row
+from bench._common import DemoCity, WrkResult, row, wrk, wrk_result
 
 PATH = "/open311/v2/requests.json"
 GOAL_RPS = ">= 2,000"
@@ -47,6 +48,21 @@ def first_request(base_url: str, city: DemoCity, code: str) -> str | None:
     if response.status_code == 200 and '"service_request_id"' in response.text:
         return None
     return f"POST {PATH} answered {response.status_code}: {response.text[:200]}"
+
+
+def profiled_load(server_url: str, pid: int, lua: str, seconds: float = 3) -> tuple[str, int]:
+    """Load the server a little longer and profile it meanwhile (kept out of the timed run).
+
+    Returns the profile summary and the number of success responses (for the stored-reports check).
+    """
+    from bench._profile import enabled, profile
+
+    if not enabled():
+        return "", 0
+    proc = wrk(server_url, lua, duration=seconds + 2)
+    time.sleep(1)
+    summary = profile(pid, seconds)
+    return summary, wrk_result(proc, duration=seconds + 2).ok
 
 
 def unavailable_rows(label: str, reason: str) -> list[dict[str, Any]]:

@@ -6,7 +6,14 @@ from typing import Any
 
 from bench import ceilings
 from bench._common import free_port, make_demo_city, run_wrk, wecity_server, workdir
-from bench._open311 import category_codes, count_reports, first_request, result_rows, unavailable_rows
+from bench._open311 import (
+    category_codes,
+    count_reports,
+    first_request,
+    profiled_load,
+    result_rows,
+    unavailable_rows,
+)
 from bench._scripts import open311_post
 
 
@@ -23,6 +30,8 @@ def run() -> list[dict[str, Any]]:
                 return unavailable_rows(label, problem)
             warm = run_wrk(server.url, open311_post(city.api_key, codes), duration=1)
             result = run_wrk(server.url, open311_post(city.api_key, codes))
+            assert server.proc is not None
+            profiled, profile_ok = profiled_load(server.url, server.proc.pid, open311_post(city.api_key, codes))
         stored = count_reports(city.url) - before
     ceiling = ceilings.starlette_insert()
     normal = ceilings.starlette_insert_normal()
@@ -30,7 +39,8 @@ def run() -> list[dict[str, Any]]:
     extra = (f"; one process with its background runner (the embedded default); (b') without fsync per"
              f" commit: {normal.rps:,.0f} req/s; (a) bare ASGI with the same bodies: {bare.rps:,.0f} req/s")
     return result_rows(label, result, ceiling, "(b) Starlette + 1 SQLite insert/request", stored=stored,
-                       acknowledged=1 + warm.ok + result.ok, extra=extra)
+                       acknowledged=1 + warm.ok + result.ok + profile_ok,
+                       extra=extra + (f"; {profiled}" if profiled else ""))
 
 
 def main() -> None:

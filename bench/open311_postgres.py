@@ -35,6 +35,7 @@ from bench._open311 import (
     category_codes,
     count_reports,
     first_request,
+    profiled_load,
     result_rows,
     stored_note,
     unavailable_rows,
@@ -99,6 +100,8 @@ def _measure(url: str) -> list[dict[str, Any]]:
                     return unavailable_rows("PostgreSQL", problem)
                 warm = run_wrk(one.url, open311_post(city.api_key, codes), duration=1)
                 single = run_wrk(one.url, open311_post(city.api_key, codes))
+                assert one.proc is not None
+                profiled, profile_ok = profiled_load(one.url, one.proc.pid, open311_post(city.api_key, codes))
                 with two:
                     warm2 = _together([one.url, two.url], [open311_post(city.api_key, codes) for _ in range(2)],
                                       connections(), duration=1)
@@ -110,12 +113,13 @@ def _measure(url: str) -> list[dict[str, Any]]:
                 runner.wait(timeout=15)
             runner_log.close()
         stored = count_reports(url) - before
-    acknowledged = 1 + warm.ok + single.ok + sum(r.ok for r in warm2) + sum(r.ok for r in pair)
+    acknowledged = 1 + warm.ok + single.ok + profile_ok + sum(r.ok for r in warm2) + sum(r.ok for r in pair)
     runner_note = "a separate `wecity runner` running" if runner is not None else "no `wecity runner` command yet"
     ceiling = ceilings.starlette_insert()
     rows += result_rows("PostgreSQL, 1 process", single, ceiling, "(b) Starlette + 1 SQLite insert/request",
                         stored=stored, acknowledged=acknowledged,
-                        extra=f"; {runner_note}; PostgreSQL synchronous_commit={sync}")
+                        extra=f"; {runner_note}; PostgreSQL synchronous_commit={sync}"
+                              + (f"; {profiled}" if profiled else ""))
     pair_rps = sum(r.rps for r in pair)
     pair_p99 = max(r.p99_ms for r in pair)
     pair_note = "; ".join(f"port {i + 1}: {r.rps:,.0f} req/s, {r.describe()}" for i, r in enumerate(pair))

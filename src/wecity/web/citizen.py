@@ -105,8 +105,8 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
             address=_text(form, "address", 500) or None, description=_text(form, "description", 4000),
             attributes=attributes, photo_location=photos.first_location(checked),
             phone=_text(form, "phone", 40) or None)
-        stored = await photos.save_files(checked, settings)
         now = ctx.clock.now()
+        stored = await photos.save_files(checked, settings, now=now)
         policy = MergePolicy(radius_m=settings.merge_radius_m, window=timedelta(hours=settings.merge_window_hours))
         area_index = ctx["area_index"]
 

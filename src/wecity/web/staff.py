@@ -152,8 +152,8 @@ async def act(request: Request, user: OptionalStaff, case_id: int, action: str) 
                                                             "reopen"):
             raise PermissionDenied("needs the dispatcher or supervisor role", message_zh="需要派遣员或督办角色")
         checked = await photos.check_all([raw] if raw else [], settings)
-        stored = await photos.save_files(checked, settings)
         now = ctx.clock.now()
+        stored = await photos.save_files(checked, settings, now=now)
 
         def run(conn: Any) -> None:
             media_ids = photos.record_all(conn, stored, now=now) if stored else []

@@ -40,12 +40,13 @@ ROLE_LABELS = {Role.HANDLER: N_("Case handler"), Role.DISPATCHER: N_("Dispatcher
 
 
 def register(app: FastAPI) -> None:
-    from wecity.web import citizen, staff
+    from wecity.web import citizen, operations, staff
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
     app.include_router(citizen.router)
     app.include_router(staff.router)
+    app.include_router(operations.router)
 
 
 def login_redirect(request: Request) -> RedirectResponse:

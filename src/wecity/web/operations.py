@@ -1,0 +1,43 @@
+"""The operations page (运营中心): today's figures, closure rates, satisfaction, open cases on a map, trend, tables."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from wecity.core.http import request_locale
+from wecity.identity.choices import Role
+from wecity.identity.deps import OptionalStaff
+from wecity.web.i18n import gettext_for
+from wecity.web.operations_data import WINDOW_DAYS, open_cases_geojson, overview
+from wecity.web.render import STATUS_LABELS, page
+from wecity.web.views import login_redirect
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/ops")
+async def operations(request: Request, user: OptionalStaff) -> Response:
+    if user is None:
+        return login_redirect(request)
+    if not user.has(Role.SUPERVISOR):
+        _ = gettext_for(request_locale(request)).gettext
+        return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
+                    message=_("This page is for another department or role."))
+    ctx = request.app.state.ctx
+    now = ctx.clock.now()
+    figures = await ctx.db.read(lambda conn: overview(conn, now))
+    _ = gettext_for(request_locale(request)).gettext
+    labels = {code: _(label) for code, label in STATUS_LABELS.items()}
+    return page(request, "web/operations.html", user=user, figures=figures, window=WINDOW_DAYS,
+                statuses_translated=labels)
+
+
+@router.get("/ops/open-cases.geojson")
+async def open_cases(request: Request, user: OptionalStaff) -> Response:
+    if user is None or not user.has(Role.SUPERVISOR):
+        return JSONResponse({"detail": "sign in as a supervisor / 请以督办身份登录"}, status_code=401 if user is None else 403)
+    ctx = request.app.state.ctx
+    now = ctx.clock.now()
+    return JSONResponse(await ctx.db.read(lambda conn: open_cases_geojson(conn, now)),
+                        headers={"Cache-Control": "no-store"})

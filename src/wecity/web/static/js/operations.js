@@ -1,0 +1,61 @@
+// The operations page: open cases on the city map, coloured by status, and the 30-day trend chart.
+(function () {
+  "use strict";
+
+  var COLOURS = { submitted: "#5b6570", dispatched: "#1f5fb8", acknowledged: "#4b3fb5", returned: "#b85c00",
+    in_progress: "#7b2fa8", resolved: "#0d7a6e", verified: "#1c7a3a" };
+
+  function casesMap() {
+    var element = document.getElementById("ops-map");
+    if (!element || !window.WeCityMap) return;
+    var labels = {};
+    try { labels = JSON.parse(element.getAttribute("data-status-labels") || "{}"); } catch (e) { labels = {}; }
+    var locale = element.getAttribute("data-locale");
+    var created = window.WeCityMap.create(element, { labels: true });
+    created.ready.then(function (result) {
+      return fetch(element.getAttribute("data-cases-url"), { credentials: "same-origin" })
+        .then(function (response) { return response.json(); })
+        .then(function (collection) {
+          L.geoJSON(collection, {
+            pointToLayer: function (feature, latlng) {
+              var p = feature.properties;
+              return L.circleMarker(latlng, {
+                radius: 6, weight: p.overdue ? 3 : 1, color: p.overdue ? "#b3261e" : "#ffffff",
+                fillColor: COLOURS[p.status] || "#333", fillOpacity: 0.9
+              }).bindTooltip("#" + feature.id + " " + (locale === "en" ? p.name_en : p.name_zh) + " · " +
+                (labels[p.status] || p.status));
+            }
+          }).addTo(result.map);
+          element.setAttribute("data-cases-loaded", String(collection.features.length));
+        });
+    });
+  }
+
+  function trendChart() {
+    var element = document.getElementById("trend-chart");
+    if (!element || !window.echarts) return;
+    var data = JSON.parse(document.getElementById("trend-data").textContent);
+    var chart = window.echarts.init(element, null, { renderer: "svg" });
+    chart.setOption({
+      animation: false,
+      color: ["#0b4f9c", "#1c6b3a"],
+      tooltip: { trigger: "axis" },
+      legend: { top: 0, textStyle: { color: "#1b1f24" } },
+      grid: { left: 36, right: 12, top: 36, bottom: 28 },
+      xAxis: { type: "category", data: data.days.map(function (d) { return d.slice(5); }),
+        axisLabel: { color: "#4a5562" } },
+      yAxis: { type: "value", minInterval: 1, axisLabel: { color: "#4a5562" } },
+      series: [
+        { name: element.getAttribute("data-received-label"), type: "line", data: data.received, smooth: true, symbolSize: 5 },
+        { name: element.getAttribute("data-closed-label"), type: "line", data: data.closed, smooth: true, symbolSize: 5 }
+      ]
+    });
+    element.setAttribute("data-chart-ready", "true");
+    window.addEventListener("resize", function () { chart.resize(); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    casesMap();
+    trendChart();
+  });
+})();

@@ -1,0 +1,50 @@
+"""The operations page: figures that count what happened, for supervisors only."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.web.conftest import csrf_token, log_in
+from tests.web.test_citizen import _report, _tracking_token, resolve_case_of
+
+
+def _kpi(html: str, name: str) -> str:
+    match = re.search(rf'id="kpi-{name}">([^<]+)<', html)
+    assert match, name
+    return match.group(1)
+
+
+def test_operations_counts_received_open_closed_and_ratings(web: Any, sqlite_city: Any) -> None:
+    log_in(web, "supervisor")
+    before = web.get("/ops").text
+    assert _kpi(before, "received-today") == "0" and _kpi(before, "satisfaction") == "—"
+    tokens = [_tracking_token(_report(web, service_code=code)) for code in ("garbage", "noise")]
+    html = web.get("/ops").text
+    assert _kpi(html, "received-today") == "2" and _kpi(html, "open") == "2" and _kpi(html, "overdue") == "0"
+    resolve_case_of(sqlite_city, tokens[0])
+    page = web.get(f"/track/{tokens[0]}").text
+    web.post(f"/track/{tokens[0]}/rate", data={"csrf_token": csrf_token(page), "stars": "4"})
+    html = web.get("/ops").text
+    assert _kpi(html, "satisfaction") == "4.00"
+    assert "市城市管理和综合执法局" in html and "芙蓉区" in html  # the tables by department and district
+    assert '<script type="application/json" id="trend-data">' in html
+    geo = web.get("/ops/open-cases.geojson").json()
+    assert {f["properties"]["status"] for f in geo["features"]} == {"verified", "dispatched"}
+
+
+def test_overdue_cases_are_counted_once_the_clock_runs_out(web: Any, sqlite_city: Any) -> None:
+    from datetime import timedelta
+
+    _report(web)
+    sqlite_city.clock.at += timedelta(hours=2)  # 垃圾堆积 must be acknowledged within 30 minutes
+    log_in(web, "supervisor")
+    assert _kpi(web.get("/ops").text, "overdue") == "1"
+
+
+def test_operations_is_for_supervisors(web: Any) -> None:
+    assert web.get("/ops", follow_redirects=False).status_code == 303
+    assert web.get("/ops/open-cases.geojson").status_code == 401
+    log_in(web, "chengguan")
+    assert web.get("/ops").status_code == 403
+    assert web.get("/ops/open-cases.geojson").status_code == 403

@@ -69,7 +69,7 @@ class RetryPolicy:
     share up to `jitter` of it, so that messages failing together do not all come back together."""
 
     max_attempts: int = 8
-    base_seconds: float = 10.0
+    base_seconds: float = 60.0
     max_seconds: float = 3600.0
     jitter: float = 0.5
 

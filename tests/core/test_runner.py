@@ -119,13 +119,14 @@ def test_runner_task_delivers_in_the_background_until_stopped(ctx: AppContext) -
         delivered.append(msg.id)
 
     async def scenario() -> None:
-        r = Runner(ctx, poll_seconds=0.02)
+        r = ctx.services["runner"] = Runner(ctx, poll_seconds=30)  # only a wake-up makes it look again soon
         await r.start()
+        await asyncio.sleep(0.05)  # its first round finds nothing; it sleeps
         outbox.register_channel("test", deliver)  # after start: the notify domain's channels are in too
         assert {"webhook", "email", "in_app"} <= set(outbox.registered_channels())
         mid = await ctx.db.write(lambda c: outbox.enqueue(c, channel="test", target="x", payload={},
                                                           now=ctx.clock.now()))
-        r.wake()
+        runner.wake(ctx)
         for _ in range(200):
             if delivered:
                 break

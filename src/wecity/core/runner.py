@@ -230,3 +230,11 @@ async def run_forever(ctx: AppContext, stop: asyncio.Event, **options: Any) -> N
         await stop.wait()
     finally:
         await runner.stop()
+
+
+def wake(ctx: AppContext) -> None:
+    """After committing outbox messages or jobs: let this process's runner (if any) look now, not at
+    its next poll. Runners in other processes find the work at their next poll."""
+    runner = ctx.services.get("runner")
+    if isinstance(runner, Runner):
+        runner.wake()

@@ -38,8 +38,17 @@ def bad(why: str, zh: str) -> ValidationFailed:
     return ValidationFailed(why, message_zh=zh, code="ngsild.bad_request_data")
 
 
+_LAST_STAMP: tuple[datetime | None, str] = (None, "")
+
+
 def now_text(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    """ISO 8601 UTC with milliseconds; the last one is remembered (a batch stamps thousands with one time)."""
+    global _LAST_STAMP
+    last, text = _LAST_STAMP
+    if last != now:
+        text = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+        _LAST_STAMP = (now, text)
+    return text
 
 
 def is_uri(value: Any) -> bool:
@@ -83,6 +92,19 @@ class Entity:
 
 def _is_geometry(value: Any) -> bool:
     return isinstance(value, dict) and value.get("type") in GEOMETRY_TYPES and "coordinates" in value
+
+
+def _valid_point(value: dict[str, Any]) -> bool:
+    """A well-formed Point, checked without building a geometry (most city entities are points)."""
+    if value.get("type") != "Point":
+        return False
+    c = value.get("coordinates")
+    if not isinstance(c, list) or len(c) not in (2, 3) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in c):
+        raise bad("a Point needs [longitude, latitude]", "Point 需要 [经度, 纬度]")
+    if not (-180 <= c[0] <= 180 and -90 <= c[1] <= 90):
+        raise bad("coordinates out of range (longitude, latitude)", "坐标超出范围（经度，纬度）")
+    return True
 
 
 def normalize_attribute(raw: Any, terms: TermMap, now: datetime, *, partial: bool = False,
@@ -169,7 +191,8 @@ def _check_value(kind: str, value: Any, name: str) -> Any:
     elif kind == "GeoProperty":
         if not _is_geometry(value) and not (isinstance(value, dict) and value.get("type") == "GeometryCollection"):
             raise bad(f"GeoProperty {name!r} must be a GeoJSON geometry", f"地理属性 {name!r} 必须是 GeoJSON 几何对象")
-        to_shape(value)
+        if not _valid_point(value):
+            to_shape(value)
     elif kind == "LanguageProperty":
         if not isinstance(value, dict) or not all(isinstance(v, str | list) for v in value.values()):
             raise bad(f"languageMap of {name!r} must map languages to strings", f"{name!r} 的 languageMap 无效")

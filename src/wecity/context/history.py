@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from wecity.context.bulk import insert_many
 from wecity.context.entity import VALUE_MEMBER, bad, now_text
 from wecity.context.models import attribute_history as h
 
@@ -67,13 +68,13 @@ def _rows(env: Env, entity_id: str, entity_type: str, changed: dict[str, dict[st
 def record(conn: Connection, env: Env, entity_id: str, entity_type: str, changed: dict[str, dict[str, Any]]) -> None:
     rows = _rows(env, entity_id, entity_type, changed)
     if rows:
-        conn.execute(h.insert(), rows)
+        insert_many(conn, h, rows)
 
 
 def record_many(conn: Connection, env: Env, items: list[tuple[str, str, dict[str, dict[str, Any]]]]) -> None:
     rows = [r for entity_id, entity_type, changed in items for r in _rows(env, entity_id, entity_type, changed)]
     if rows:
-        conn.execute(h.insert(), rows)
+        insert_many(conn, h, rows)
 
 
 # -- queries --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.context import history
+from wecity.context.bulk import insert_many, update_many
 from wecity.context.entity import (
     Entity,
     bad,
@@ -70,8 +71,14 @@ def not_found(entity_id: str) -> NotFound:
     return NotFound(f"entity {entity_id} not found", message_zh=f"实体 {entity_id} 不存在", code="ngsild.not_found")
 
 
+# Built once: constructing Core statements costs more than running them on the hot paths.
+_GET = sa.select(*_COLUMNS).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.entity_id == sa.bindparam("b_id"))
+_ROW_COLUMNS = ("type", "extra_types", "attrs", "scope", "min_lon", "min_lat", "max_lon", "max_lat", "modified_at")
+_SAVE = t.update().where(t.c.pk == sa.bindparam("b_pk")).values({c: sa.bindparam(c) for c in _ROW_COLUMNS})
+
+
 def get(conn: Connection, tenant: str, entity_id: str) -> Stored | None:
-    row = conn.execute(sa.select(*_COLUMNS).where(t.c.tenant == tenant, t.c.entity_id == entity_id)).first()
+    row = conn.execute(_GET, {"b_tenant": tenant, "b_id": entity_id}).first()
     return _stored(row) if row else None
 
 
@@ -110,8 +117,8 @@ def create(conn: Connection, env: Env, entity: Entity) -> None:
 
 
 def _save(conn: Connection, env: Env, stored: Stored, changed: dict[str, dict[str, Any]]) -> None:
-    conn.execute(t.update().where(t.c.pk == stored.pk).values(modified_at=env.now,
-                                                              **_row_values(stored, stored.attrs)))
+    update_many(conn, t, [{"b_pk": stored.pk, "modified_at": env.now, **_row_values(stored, stored.attrs)}],
+                key="pk", statement=_SAVE)
     stored.modified_at = env.now
     if changed:
         _after_change(conn, env, stored, changed)
@@ -283,12 +290,8 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
         pending[entity.id] = old
         changes.append((old, changed))
         result.success.append(entity.id)
-    if inserts:
-        conn.execute(t.insert(), inserts)
-    if updates:
-        stmt = t.update().where(t.c.pk == sa.bindparam("b_pk")).values(
-            {k: sa.bindparam(k) for k in updates[0] if k != "b_pk"})
-        conn.execute(stmt, updates)
+    insert_many(conn, t, inserts)
+    update_many(conn, t, updates, key="pk", statement=_SAVE)
     history.record_many(conn, env, [(s.id, s.type, c) for s, c in changes])
     from wecity.context import subscriptions
 

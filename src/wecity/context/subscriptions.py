@@ -199,8 +199,12 @@ def render(row: Any, now: datetime) -> dict[str, Any]:
 
 # -- matching -------------------------------------------------------------------------------------
 
+_ACTIVE = sa.select(t).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.is_active.is_(True))
+_ANY = sa.select(t.c.pk).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.is_active.is_(True)).limit(1)
+
+
 def has_any(conn: Connection, tenant: str) -> bool:
-    return conn.execute(sa.select(t.c.pk).where(t.c.tenant == tenant, t.c.is_active.is_(True)).limit(1)).first() is not None
+    return conn.execute(_ANY, {"b_tenant": tenant}).first() is not None
 
 
 def _entity_matches(items: list[dict[str, Any]] | None, entity: Stored) -> bool:
@@ -222,7 +226,7 @@ def _entity_matches(items: list[dict[str, Any]] | None, entity: Stored) -> bool:
 def on_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, deleted: bool = False,
               trigger: str | None = None) -> int:
     """Queue a notification for every subscription the change triggers; returns how many."""
-    rows = conn.execute(sa.select(t).where(t.c.tenant == env.tenant, t.c.is_active.is_(True))).all()
+    rows = conn.execute(_ACTIVE, {"b_tenant": env.tenant}).all()
     sent = 0
     for row in rows:
         sub = row.body

@@ -3,7 +3,7 @@
 from wecity.web.i18n import N_
 
 EVENT_LABELS = {
-    "submitted": N_("Report received"),
+    "submitted": N_("Case opened"),
     "report_added": N_("Report received"),
     "report_merged": N_("Another report of the same problem joined this case"),
     "dispatched": N_("Sent to the responsible department"),

@@ -16,6 +16,7 @@
       var locale = element.getAttribute("data-locale") || "zh_CN";
       var tileUrl = element.getAttribute("data-tile-url");
       var map = L.map(element, { attributionControl: !!tileUrl, zoomSnap: 0.25 });
+      element.wecityMap = map;  // for scripts and browser tests that place things on this map
       if (tileUrl) {
         L.tileLayer(tileUrl, { maxZoom: 19, attribution: element.getAttribute("data-tile-attribution") || "" }).addTo(map);
       }
@@ -48,7 +49,8 @@
           }).addTo(map);
           // The container may have changed size since the map was made (fonts, a phone's viewport).
           map.invalidateSize();
-          if (layer.getBounds().isValid()) map.fitBounds(layer.getBounds(), { padding: [8, 8] });
+          // No animation: the map is settled when it says it is ready (data-areas-loaded).
+          if (layer.getBounds().isValid()) map.fitBounds(layer.getBounds(), { padding: [8, 8], animate: false });
           // A name is shown on a district only when the district is wide enough on screen for it, so
           // small central districts do not bury each other's names; hovering still names every district.
           var placeLabels = function () {

@@ -97,7 +97,7 @@ def case_detail(conn: Connection, case_id: int, now: datetime, *, reveal_contact
     detail["evidence_media_id"] = row.evidence_media_id
     detail["reports"] = []
     for r in conn.execute(sa.select(reports).where(reports.c.case_id == case_id).order_by(reports.c.id)):
-        name = " ".join(x for x in (r.last_name, r.first_name) if x) or None
+        name = _full_name(r.first_name, r.last_name)
         detail["reports"].append({
             "id": r.id, "channel": r.channel, "description": r.description, "lat": r.lat, "long": r.long,
             "address": r.address, "attributes": r.attributes, "media_ids": r.media_ids or [],
@@ -110,6 +110,16 @@ def case_detail(conn: Connection, case_id: int, now: datetime, *, reveal_contact
     rating = conn.execute(sa.select(ratings).where(ratings.c.case_id == case_id).order_by(ratings.c.id)).all()
     detail["ratings"] = [{"stars": x.stars, "tags": x.tags or [], "comment": x.comment, "at": x.at} for x in rating]
     return detail
+
+
+def _full_name(first: str | None, last: str | None) -> str | None:
+    parts = [p for p in (last, first) if p]
+    if not parts:
+        return None
+    # Chinese names are written family name first, without a space; Western ones given name first.
+    if all(ord(ch) > 0x2E80 for p in parts for ch in p):
+        return "".join(parts)
+    return " ".join(reversed(parts))
 
 
 def _mask_email(email: str | None) -> str | None:

@@ -92,9 +92,22 @@ def import_areas(conn: Connection, features: list[dict[str, Any]], *, coord_syst
     return imported
 
 
+_index_cache: dict[tuple[Any, ...], AreaIndex] = {}
+
+
 def load_area_index(conn: Connection) -> AreaIndex:
+    """The lookup index of the stored areas; rebuilt only when the areas changed since the last build."""
+    signature = tuple(conn.execute(sa.select(areas.c.id, areas.c.code, areas.c.name_zh, areas.c.name_en,
+                                             areas.c.imported_at).order_by(areas.c.id)).all())
+    cached = _index_cache.get(signature)
+    if cached is not None:
+        return cached
     rows = conn.execute(sa.select(areas).order_by(areas.c.id)).all()
-    return AreaIndex([(Area(r.id, r.code, r.name_zh, r.name_en), r.geometry) for r in rows])
+    index = AreaIndex([(Area(r.id, r.code, r.name_zh, r.name_en), r.geometry) for r in rows])
+    if len(_index_cache) > 8:
+        _index_cache.clear()
+    _index_cache[signature] = index
+    return index
 
 
 def set_jurisdiction(conn: Connection, *, id: str, name_zh: str, name_en: str, adcode: str | None = None,

@@ -65,8 +65,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _serve(settings, args.host, args.port, migrate=not args.no_migrate)
 
 
-def create_demo_database(settings) -> None:  # noqa: ANN001
-    """Wipe the configured database and seed the demo city into it."""
+def create_demo_database(settings, *, history: bool = True) -> str:  # noqa: ANN001
+    """Wipe the configured database and seed the demo city into it; return the demo API key."""
     import sqlalchemy as sa
 
     from wecity.core.db import Database
@@ -83,8 +83,9 @@ def create_demo_database(settings) -> None:  # noqa: ANN001
             conn.execute(sa.text("DROP SCHEMA public CASCADE"))
             conn.execute(sa.text("CREATE SCHEMA public"))
     upgrade(db.engine)
-    db.write_sync(seed_demo, _now(), settings)
+    key = db.write_sync(lambda conn: seed_demo(conn, _now(), settings, history=history))
     db.close()
+    return key
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -95,13 +96,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = _settings()
     if not os.environ.get("WECITY_DATABASE_URL"):
         settings = replace(settings, database_url=f"sqlite:///{settings.var_dir / 'demo.db'}")
-    create_demo_database(settings)
+    print("creating the demo city 长沙市 with 30 days of history / 正在生成演示城市…", flush=True)
+    key = create_demo_database(settings, history=not args.no_history)
     url = f"http://{args.host}:{args.port}"
     print(f"\nWeCity demo city 长沙市 / Changsha is at {url}\n")
     print(f"Staff logins / 工作人员账号 (password / 密码: {DEMO_PASSWORD}):")
     for username, name, dept, roles, _phone in STAFF:
         print(f"  {username:<16} {name:<14} {dept:<10} {' '.join(roles)}")
-    print(flush=True)
+    print(f"\nOpen311 API key for clients / Open311 客户端 API 密钥: {key}", flush=True)
     return _serve(settings, args.host, args.port, migrate=False)
 
 
@@ -171,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="create a fresh demo city (Changsha) and serve it / 创建演示城市并启动")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--no-history", action="store_true", help="no 30-day history, just the city / 不生成历史案件")
     demo.set_defaults(func=cmd_demo)
 
     db = sub.add_parser("db", help="database / 数据库").add_subparsers(dest="db_command", required=True)

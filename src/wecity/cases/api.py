@@ -140,10 +140,10 @@ async def get_contacts(request: Request, ctx: Ctx, user: CurrentStaff, case_id: 
 async def _act(request: Request, ctx: Any, user: StaffUser, case_id: int, verb: Any, *args: Any,
                **kwargs: Any) -> dict[str, Any]:
     """Run one engine verb as this user; refusals are audited too (MLPS asks for failed actions)."""
-    await _can_see(ctx, user, case_id)
     now = ctx.clock.now()
     actor = _actor(request, user)
     try:
+        await _can_see(ctx, user, case_id)
         await ctx.db.write(lambda conn: verb(conn, case_id, *args, actor, now, **kwargs))
     except (PermissionDenied, ValidationFailed, InvalidTransition) as exc:
         refusal = {"code": exc.code}

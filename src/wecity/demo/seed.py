@@ -1,4 +1,4 @@
-"""Seed the demo city: Changsha's model, then (when the case engine has them) lived-in history."""
+"""Seed the demo city: Changsha's model, an API key, and about 30 days of lived-in history."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ from wecity.demo.changsha import seed_city
 from wecity.identity.service import add_api_key
 
 
-def seed_demo(conn: Connection, now: datetime, settings: Any = None) -> None:
+def seed_demo(conn: Connection, now: datetime, settings: Any = None, *, history: bool = True) -> str:
+    """Seed the city (and, by default, 30 days of history); return the demo API key."""
     seed_city(conn, now)
-    add_api_key(conn, name="demo portal and Open311 clients", now=now)
+    key = add_api_key(conn, name="demo portal and Open311 clients", now=now)
+    if history:
+        from wecity.demo.history import seed_history
+
+        seed_history(conn, now, settings)
+    return key

@@ -137,10 +137,36 @@ def test_staff_desk_in_english_on_a_phone(pages: Any) -> None:
 
 def test_no_page_refers_to_another_origin(pages: Any) -> None:
     page = pages.open("en")
-    for path in ("/", "/map", "/login"):
+    for path in ("/", "/map", "/login", "/report", "/track", "/my"):
         page.goto(path)
         page.wait_for_load_state("networkidle")
         urls = page.evaluate("""() => Array.from(document.querySelectorAll('[src],[href],[action]'))
             .map(e => e.getAttribute('src') || e.getAttribute('href') || e.getAttribute('action'))""")
         outside = [u for u in urls if u.startswith(("http:", "https:", "//")) and not u.startswith(pages.base)]
         assert outside == [], (path, outside)
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+@pytest.mark.parametrize("path", ["/report", "/track", "/my"])
+def test_citizen_pages_are_accessible_and_fit_a_phone(pages: Any, locale: str, path: str) -> None:
+    page = pages.open(locale, viewport=PHONE, is_mobile=True, has_touch=True)
+    page.goto(path)
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert a11y.problems(page) == []
+
+
+def test_report_form_works_from_the_keyboard(pages: Any) -> None:
+    page = pages.open("en")
+    page.goto("/report")
+    page.wait_for_selector("#report-map[data-areas-loaded]")
+    order = " ".join(a11y.tab_order(page, 40))
+    for reached in ("input|category-search", "Put the pin at the map centre", "Send the report"):
+        assert reached in order, reached
+    # Radio buttons of a group are reached with Tab and chosen with the arrow keys, as usual.
+    page.focus("input[name=service_code][value=manhole]")
+    page.keyboard.press("Space")
+    assert page.is_checked("input[name=service_code][value=manhole]")
+    assert page.is_visible("#attr-manhole-cover_state")
+    page.get_by_role("button", name="Put the pin at the map centre").press("Enter")
+    assert page.get_attribute("#report-map", "data-pinned") == "true"

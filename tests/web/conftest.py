@@ -30,3 +30,10 @@ def log_in(client: Any, username: str, password: str = DEMO_PASSWORD, next_path:
 def web(sqlite_city: City) -> Iterator[Any]:
     with make_client(sqlite_city) as c:
         yield c
+
+
+@pytest.fixture
+def web_city(city: City) -> Iterator[tuple[Any, City]]:
+    """A client and its city, on SQLite and on PostgreSQL, for the flows that write through the case engine."""
+    with make_client(city) as c:
+        yield c, city

@@ -123,7 +123,8 @@ def resolve_case_of(city: Any, token: str, *, handler: str = "chengguan") -> int
     return int(city.db.write_sync(run))
 
 
-def test_rating_after_resolution_confirms_the_fix(web: Any, sqlite_city: Any) -> None:
+def test_rating_after_resolution_confirms_the_fix(web_city: Any) -> None:
+    web, sqlite_city = web_city
     token = _tracking_token(_report(web))
     assert 'id="rate-title"' not in web.get(f"/track/{token}").text  # nothing to rate before it is resolved
     case_id = resolve_case_of(sqlite_city, token)

@@ -45,7 +45,8 @@ def test_queue_lists_the_departments_cases_with_countdowns(web: Any, sqlite_city
     assert web.get(f"/staff/cases/{case_id}").status_code == 403
 
 
-def test_handler_walks_a_case_to_resolved_and_the_dispatcher_verifies_and_closes(web: Any, sqlite_city: Any) -> None:
+def test_handler_walks_a_case_to_resolved_and_the_dispatcher_verifies_and_closes(web_city: Any) -> None:
+    web, sqlite_city = web_city
     token = _tracking_token(_report(web))
     case_id = _case_id(sqlite_city, token)
     log_in(web, "chengguan")

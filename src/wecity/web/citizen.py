@@ -20,6 +20,7 @@ from wecity.identity.deps import OptionalStaff
 from wecity.open311 import media as photos
 from wecity.web import csrf
 from wecity.web.i18n import N_, gettext_for
+from wecity.web.phone_codes import normalise_phone
 from wecity.web.queries import nearby_open_cases, public_case, report_for_token
 from wecity.web.render import page
 
@@ -70,6 +71,16 @@ def _number(form: FormData, name: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _phone(raw: str) -> str | None:
+    """The number as "my reports" will look it up; left as typed when it is not a plain phone number."""
+    if not raw:
+        return None
+    try:
+        return normalise_phone(raw)
+    except ValidationFailed:
+        return raw
+
+
 @router.post("/report")
 async def submit(request: Request, user: OptionalStaff) -> Response:
     ctx = request.app.state.ctx
@@ -104,7 +115,7 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
             service_code=service_code, channel=Channel.PORTAL, lat=_number(form, "lat"), long=_number(form, "long"),
             address=_text(form, "address", 500) or None, description=_text(form, "description", 4000),
             attributes=attributes, photo_location=photos.first_location(checked),
-            phone=_text(form, "phone", 40) or None)
+            phone=_phone(_text(form, "phone", 40)))
         now = ctx.clock.now()
         stored = await photos.save_files(checked, settings, now=now)
         policy = MergePolicy(radius_m=settings.merge_radius_m, window=timedelta(hours=settings.merge_window_hours))

@@ -146,3 +146,13 @@ def department_choices(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(
         sa.select(departments.c.id, departments.c.code, departments.c.name_zh, departments.c.name_en,
                   departments.c.is_dispatch_centre).order_by(departments.c.id))]
+
+
+def reports_for_phone(conn: Connection, phones: list[str], *, limit: int = 100) -> list[dict[str, Any]]:
+    """A citizen's own reports (by the phone number they proved they hold), newest first."""
+    rows = conn.execute(sa.select(reports.c.token, reports.c.requested_at, reports.c.case_id, cases.c.status,
+                                  categories.c.name_zh.label("category_zh"), categories.c.name_en.label("category_en"))
+                        .select_from(reports.join(cases, cases.c.id == reports.c.case_id)
+                                     .join(categories, categories.c.code == reports.c.service_code))
+                        .where(reports.c.phone.in_(phones)).order_by(reports.c.id.desc()).limit(limit)).all()
+    return [dict(r._mapping) for r in rows]

@@ -51,6 +51,7 @@ _NAV: list[tuple[str, str, str]] = [
     ("/", N_("Home"), "anyone"),
     ("/report", N_("Report a problem"), "anyone"),
     ("/track", N_("Track a report"), "anyone"),
+    ("/my", N_("My reports"), "anyone"),
     ("/map", N_("City map"), "anyone"),
     ("/staff", N_("Staff desk"), "staff"),
     ("/staff/queue", N_("Case queue"), "staff"),

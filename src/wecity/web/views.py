@@ -40,11 +40,12 @@ ROLE_LABELS = {Role.HANDLER: N_("Case handler"), Role.DISPATCHER: N_("Dispatcher
 
 
 def register(app: FastAPI) -> None:
-    from wecity.web import citizen, operations, staff
+    from wecity.web import citizen, my_reports, operations, staff
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
     app.include_router(citizen.router)
+    app.include_router(my_reports.router)
     app.include_router(staff.router)
     app.include_router(operations.router)
 

@@ -1,0 +1,95 @@
+""""My reports": a citizen proves a phone number with a one-time SMS code and sees the reports made with it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from wecity.core.errors import WeCityError
+from wecity.core.http import request_locale
+from wecity.identity.deps import OptionalStaff
+from wecity.web import csrf
+from wecity.web.i18n import gettext_for
+from wecity.web.phone_codes import (
+    check_code,
+    citizen_phone,
+    issue_code,
+    normalise_phone,
+    phone_variants,
+    sign_citizen,
+)
+from wecity.web.queries import reports_for_phone
+from wecity.web.render import page
+
+router = APIRouter(include_in_schema=False)
+CITIZEN_COOKIE = "wecity_citizen"
+CITIZEN_SESSION_SECONDS = 30 * 60
+
+
+def _phone_of(request: Request) -> str | None:
+    ctx = request.app.state.ctx
+    return citizen_phone(ctx.settings.secret_key, request.cookies.get(CITIZEN_COOKIE),
+                         int(ctx.clock.now().timestamp()))
+
+
+@router.get("/my")
+async def my_reports(request: Request, user: OptionalStaff) -> Response:
+    ctx = request.app.state.ctx
+    phone = _phone_of(request)
+    if phone is None:
+        return page(request, "web/my_reports.html", user=user, step="phone", phone="", error=None)
+    found = await ctx.db.read(lambda conn: reports_for_phone(conn, phone_variants(phone)))
+    masked = phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
+    return page(request, "web/my_reports.html", user=user, step="list", reports=found, masked=masked)
+
+
+@router.post("/my/code")
+async def send_code(request: Request, user: OptionalStaff) -> Response:
+    ctx = request.app.state.ctx
+    form = await request.form()
+    locale = request_locale(request)
+    _ = gettext_for(locale).gettext
+    raw = str(form.get("phone", ""))[:40]
+    if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        return page(request, "web/my_reports.html", user=user, status=403, step="phone", phone=raw,
+                    error=_("The form expired. Please try again."))
+    try:
+        phone = normalise_phone(raw)
+        await ctx.db.write(lambda conn: issue_code(conn, phone, secret_key=ctx.settings.secret_key,
+                                                   now=ctx.clock.now()))
+    except WeCityError as exc:
+        return page(request, "web/my_reports.html", user=user, status=exc.status, step="phone", phone=raw,
+                    error=exc.localized(locale))
+    # The same answer whether or not the number has reports: the page does not tell who reported what.
+    return page(request, "web/my_reports.html", user=user, step="code", phone=phone, error=None)
+
+
+@router.post("/my/verify")
+async def verify_code(request: Request, user: OptionalStaff) -> Response:
+    ctx = request.app.state.ctx
+    form = await request.form()
+    _ = gettext_for(request_locale(request)).gettext
+    phone = str(form.get("phone", ""))[:20]
+    code = str(form.get("code", ""))[:10]
+    if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        return page(request, "web/my_reports.html", user=user, status=403, step="code", phone=phone,
+                    error=_("The form expired. Please try again."))
+    now = ctx.clock.now()
+    good = bool(phone and code) and await ctx.db.write(
+        lambda conn: check_code(conn, phone, code, secret_key=ctx.settings.secret_key, now=now))
+    if not good:
+        return page(request, "web/my_reports.html", user=user, status=400, step="code", phone=phone,
+                    error=_("That code is wrong or has expired."))
+    response = RedirectResponse("/my", status_code=303)
+    expires = int(now.timestamp()) + CITIZEN_SESSION_SECONDS
+    response.set_cookie(CITIZEN_COOKIE, sign_citizen(ctx.settings.secret_key, phone, expires),
+                        max_age=CITIZEN_SESSION_SECONDS, httponly=True, samesite="lax", path="/",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/my/forget")
+async def forget(request: Request) -> Response:
+    response = RedirectResponse("/my", status_code=303)
+    response.delete_cookie(CITIZEN_COOKIE, path="/", httponly=True, samesite="lax")
+    return response

@@ -1,0 +1,90 @@
+"""One-time codes by SMS so a citizen can list their own reports by phone number ("my reports")."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wecity.core.errors import RateLimited, ValidationFailed
+from wecity.core.outbox import enqueue
+from wecity.web.models import portal_codes
+
+CODE_LIFETIME = timedelta(minutes=10)
+MAX_CODES_PER_HOUR = 3
+MAX_ATTEMPTS = 5
+
+
+def normalise_phone(raw: str) -> str:
+    """Digits only, without China's +86 prefix; a clear error when it is not a phone number."""
+    digits = re.sub(r"[\s\-()]", "", raw or "")
+    if digits.startswith("+86"):
+        digits = digits[3:]
+    elif digits.startswith("0086"):
+        digits = digits[4:]
+    if not re.fullmatch(r"\+?\d{6,15}", digits):
+        raise ValidationFailed("enter a phone number (digits only)", message_zh="请输入正确的手机号码",
+                               code="portal.phone")
+    return digits
+
+
+def phone_variants(phone: str) -> list[str]:
+    """The spellings under which a report may have stored this number."""
+    return [phone, f"+86{phone}", f"86{phone}", f"+86 {phone}"]
+
+
+def _keyed(secret_key: str, kind: str, value: str) -> str:
+    return hmac.new(secret_key.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def issue_code(conn: Connection, phone: str, *, secret_key: str, now: datetime) -> None:
+    """Make a 6-digit code and send it by SMS through the outbox (the `sms` webhook gateway)."""
+    phone_hash = _keyed(secret_key, "phone", phone)
+    recent = conn.execute(sa.select(sa.func.count()).select_from(portal_codes).where(
+        portal_codes.c.phone_hash == phone_hash, portal_codes.c.created_at > now - timedelta(hours=1))).scalar_one()
+    if recent >= MAX_CODES_PER_HOUR:
+        raise RateLimited("too many codes for this number; try again in an hour",
+                          message_zh="该号码获取验证码过于频繁，请一小时后再试", code="portal.code_rate")
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    conn.execute(portal_codes.insert().values(
+        phone_hash=phone_hash, code_hash=_keyed(secret_key, "code", f"{phone}:{code}"), created_at=now,
+        expires_at=now + CODE_LIFETIME, attempts=0))
+    enqueue(conn, channel="webhook", target="sms", now=now, payload={
+        "phone": phone, "event": "portal_code",
+        "text": f"【WeCity】您的验证码是 {code}，10 分钟内有效。Your WeCity code is {code} (valid 10 minutes).",
+    })
+
+
+def check_code(conn: Connection, phone: str, code: str, *, secret_key: str, now: datetime) -> bool:
+    """True, once, for the latest unexpired code of this number; at most MAX_ATTEMPTS guesses per code."""
+    phone_hash = _keyed(secret_key, "phone", phone)
+    row = conn.execute(sa.select(portal_codes).where(
+        portal_codes.c.phone_hash == phone_hash, portal_codes.c.used_at.is_(None),
+        portal_codes.c.expires_at > now).order_by(portal_codes.c.id.desc()).limit(1)).first()
+    if row is None or row.attempts >= MAX_ATTEMPTS:
+        return False
+    good = hmac.compare_digest(row.code_hash, _keyed(secret_key, "code", f"{phone}:{code.strip()}"))
+    conn.execute(portal_codes.update().where(portal_codes.c.id == row.id).values(
+        attempts=row.attempts + 1, used_at=now if good else None))
+    return good
+
+
+def sign_citizen(secret_key: str, phone: str, expires: int) -> str:
+    return f"{phone}.{expires}.{_keyed(secret_key, 'citizen', f'{phone}.{expires}')}"
+
+
+def citizen_phone(secret_key: str, cookie: str | None, now_ts: int) -> str | None:
+    """The phone number a valid "my reports" cookie was signed for, or None."""
+    try:
+        phone, expires, mac = (cookie or "").split(".")
+        if int(expires) < now_ts:
+            return None
+    except ValueError:
+        return None
+    good = hmac.compare_digest(mac, _keyed(secret_key, "citizen", f"{phone}.{expires}"))
+    return phone if good else None

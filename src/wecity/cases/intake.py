@@ -97,10 +97,11 @@ def _validated_location(report: NewReport) -> tuple[float | None, float | None]:
     return None, None
 
 
-def _validated_attributes(category: Category, given: dict[str, Any]) -> dict[str, Any]:
+def _validated_attributes(category: Category, given: dict[str, Any], *, source: str) -> dict[str, Any]:
     definitions = {a["code"]: a for a in (category.attributes or [])}
     for code, definition in definitions.items():
-        if definition.get("required") and definition.get("variable", True) and not given.get(code):
+        # Required attributes are questions for people; a sensor's reading is its own answer.
+        if source == Source.CITIZEN and definition.get("required") and definition.get("variable", True) and not given.get(code):
             raise ValidationFailed(f"attribute[{code}] is required for service {category.code}",
                                    code="request.attribute",
                                    message_zh=f"服务 {category.code} 需要填写 attribute[{code}]")
@@ -166,7 +167,7 @@ def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex,
     if len(description) > MAX_DESCRIPTION:
         raise ValidationFailed(f"description is longer than {MAX_DESCRIPTION} characters",
                                code="request.description", message_zh=f"描述不能超过 {MAX_DESCRIPTION} 个字符")
-    attributes = _validated_attributes(category, report.attributes)
+    attributes = _validated_attributes(category, report.attributes, source=report.source)
     lat, lon = _validated_location(report)
     area = area_index.locate(lat, lon) if lat is not None and lon is not None else None
     if lat is not None and area is None and len(area_index):

@@ -155,3 +155,19 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     info=INFO,
 )
+
+# Sensor rules: an NGSI-LD `q` condition on an entity type that, when it holds, opens a case of a
+# category at the entity's location (one open case per entity and rule).
+sensor_rules = sa.Table(
+    "sensor_rules", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(100), nullable=False, default=""),
+    sa.Column("entity_type", sa.String(300), nullable=False),
+    sa.Column("q", sa.String(1000), nullable=False),
+    sa.Column("category_code", sa.String(64), sa.ForeignKey("categories.code"), nullable=False),
+    sa.Column("description_zh", sa.String(500), nullable=False),
+    sa.Column("description_en", sa.String(500), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    info=INFO,
+)

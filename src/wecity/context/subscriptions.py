@@ -15,7 +15,7 @@ from wecity.context.geo import GeoQuery, parse_geoquery
 from wecity.context.ldcontext import TermMap
 from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_q
-from wecity.core import outbox
+from wecity.core import events, outbox
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
 
 if TYPE_CHECKING:
@@ -226,6 +226,9 @@ def _entity_matches(items: list[dict[str, Any]] | None, entity: Stored) -> bool:
 def on_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, deleted: bool = False,
               trigger: str | None = None) -> int:
     """Queue a notification for every subscription the change triggers; returns how many."""
+    # Other platforms (the case engine's sensor rules) hear of every change here, in this transaction.
+    events.emit("context.entity_changed", conn, tenant=env.tenant, now=env.now, terms=env.store.core,
+                entity=entity, changed=changed, deleted=deleted)
     rows = conn.execute(_ACTIVE, {"b_tenant": env.tenant}).all()
     sent = 0
     for row in rows:

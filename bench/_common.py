@@ -218,8 +218,12 @@ class DemoCity:
     dir: Path
 
 
-def make_demo_city(workdir: Path, database_url: str | None = None) -> DemoCity:
-    """Changsha's demo city (wecity.cli.create_demo_database) in `workdir`, with a fresh API key."""
+def make_demo_city(workdir: Path, database_url: str | None = None, *, history: bool = True) -> DemoCity:
+    """Changsha's demo city (wecity.cli.create_demo_database) in `workdir`, with a fresh API key.
+
+    With `history`, the city carries its 30 days of cases, as `wecity demo` serves it: writes then meet
+    tables and indexes that are not empty, and duplicate merge has open cases to consider.
+    """
     from wecity.cli import create_demo_database
     from wecity.core.clock import Clock
     from wecity.core.db import Database
@@ -229,7 +233,7 @@ def make_demo_city(workdir: Path, database_url: str | None = None) -> DemoCity:
     url = database_url or f"sqlite:///{workdir / 'city.db'}"
     settings = Settings(database_url=url, media_dir=workdir / "media", secret_key="bench-" + "k" * 40,
                         var_dir=workdir, run_background=False)
-    create_demo_database(settings)
+    create_demo_database(settings, history=history)
     db = Database(url, pool_size=1)
     try:
         key = db.write_sync(lambda conn: add_api_key(conn, name="benchmark", now=Clock().now()))

@@ -8,6 +8,17 @@ from wecity.core.db import metadata
 from wecity.core.types import UTCDateTime
 
 INFO = {"domain": "context"}
+GEO_CELL = 0.0025  # degrees, about 250 m: a few dozen entities per cell where a city is densest
+
+
+CELL_ROW = 100_000  # more cells than a column of latitude has (180 / GEO_CELL)
+
+
+def geo_cell(lon: float, lat: float) -> int:
+    """The grid cell holding a point (cells are GEO_CELL degrees square)."""
+    import math
+
+    return math.floor(lon / GEO_CELL) * CELL_ROW + math.floor(lat / GEO_CELL)
 
 # One row per entity. Attributes are kept as one JSON document keyed by expanded attribute IRIs, so a
 # term means the same thing whatever @context a client used. The bounding box of the `location`
@@ -21,6 +32,9 @@ entities = sa.Table(
     sa.Column("type", sa.String(512), nullable=False),
     # Further types of a multi-typed entity (JSON list), NULL for the usual single type.
     sa.Column("extra_types", sa.JSON, nullable=True),
+    # True when extra_types is set: type queries look such entities up apart, so the common single-typed
+    # case stays on the (tenant, type, ...) indexes.
+    sa.Column("multi_typed", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Column("scope", sa.JSON, nullable=True),
     sa.Column("attrs", sa.JSON, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -29,9 +43,16 @@ entities = sa.Table(
     sa.Column("min_lat", sa.Float, nullable=True),
     sa.Column("max_lon", sa.Float, nullable=True),
     sa.Column("max_lat", sa.Float, nullable=True),
+    # The grid cell (GEO_CELL degrees square) holding the whole bounding box, so a geo pre-filter reads
+    # only the few cells a query covers; NULL for entities without a location or whose box spans several
+    # cells (`geo_large`, looked up apart by plain box overlap).
+    sa.Column("geo_cell", sa.BigInteger, nullable=True),
+    sa.Column("geo_large", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.UniqueConstraint("tenant", "entity_id", name="uq_ngsild_entities_tenant_entity_id"),
-    sa.Index("ix_ngsild_entities_tenant_type", "tenant", "type"),
-    sa.Index("ix_ngsild_entities_geo", "tenant", "min_lon", "min_lat"),
+    sa.Index("ix_ngsild_entities_type_cell", "tenant", "type", "geo_cell"),
+    sa.Index("ix_ngsild_entities_cell", "tenant", "geo_cell"),
+    sa.Index("ix_ngsild_entities_multi_typed", "tenant", "multi_typed"),
+    sa.Index("ix_ngsild_entities_geo_large", "tenant", "geo_large"),
     info=INFO,
 )
 

@@ -25,6 +25,7 @@ from wecity.context.entity import (
 )
 from wecity.context.geo import GeoQuery
 from wecity.context.ldcontext import ContextStore
+from wecity.context.models import CELL_ROW, GEO_CELL, geo_cell
 from wecity.context.models import entities as t
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
 
@@ -73,7 +74,7 @@ def not_found(entity_id: str) -> NotFound:
 
 # Built once: constructing Core statements costs more than running them on the hot paths.
 _GET = sa.select(*_COLUMNS).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.entity_id == sa.bindparam("b_id"))
-_ROW_COLUMNS = ("type", "extra_types", "attrs", "scope", "min_lon", "min_lat", "max_lon", "max_lat", "modified_at")
+_ROW_COLUMNS = ("geo_cell", "geo_large", "type", "extra_types", "multi_typed", "attrs", "scope", "min_lon", "min_lat", "max_lon", "max_lat", "modified_at")
 _SAVE = t.update().where(t.c.pk == sa.bindparam("b_pk")).values({c: sa.bindparam(c) for c in _ROW_COLUMNS})
 
 
@@ -91,7 +92,13 @@ def require(conn: Connection, tenant: str, entity_id: str) -> Stored:
 
 def _row_values(entity: Entity | Stored, attrs: dict[str, Any]) -> dict[str, Any]:
     min_lon, min_lat, max_lon, max_lat = location_bbox(attrs)
-    return dict(type=entity.types[0], extra_types=entity.types[1:] or None, attrs=attrs, scope=entity.scope,
+    cell = large = None
+    if min_lon is not None and min_lat is not None and max_lon is not None and max_lat is not None:
+        cell = geo_cell(min_lon, min_lat)
+        if geo_cell(max_lon, max_lat) != cell:
+            cell, large = None, True
+    return dict(geo_cell=cell, geo_large=bool(large), type=entity.types[0], extra_types=entity.types[1:] or None, multi_typed=len(entity.types) > 1,
+                attrs=attrs, scope=entity.scope,
                 min_lon=min_lon, min_lat=min_lat, max_lon=max_lon, max_lat=max_lat)
 
 
@@ -345,35 +352,62 @@ def _pattern(text: str) -> re.Pattern[str]:
                                code="ngsild.bad_request_data") from exc
 
 
+def _cells(minx: float, miny: float, maxx: float, maxy: float, limit: int = 1600) -> list[int] | None:
+    """The grid cells a box covers, or None when there are too many to list (then no cell filter)."""
+    import math
+
+    xs = range(math.floor(minx / GEO_CELL), math.floor(maxx / GEO_CELL) + 1)
+    ys = range(math.floor(miny / GEO_CELL), math.floor(maxy / GEO_CELL) + 1)
+    if len(xs) * len(ys) > limit:
+        return None
+    return [x * CELL_ROW + y for x in xs for y in ys]
+
+
 def query(conn: Connection, tenant: str, spec: Query, *, limit: int, offset: int,
           count: bool) -> tuple[list[Stored], int | None]:
     """Matching entities in creation order, a page of them, and how many match in all when `count`."""
     where = [t.c.tenant == tenant]
+    multi: list[Any] | None = None
     if spec.types is not None:
-        # Multi-typed entities keep their further types as JSON text; match those by substring.
+        # Single-typed entities by the indexed `type`; multi-typed ones (rare) by their JSON list of types.
         extra = sa.cast(t.c.extra_types, sa.String)
-        where.append(sa.or_(t.c.type.in_(spec.types),
-                            sa.and_(t.c.extra_types.is_not(None),
-                                    sa.or_(*[extra.contains(json.dumps(x)) for x in spec.types]))))
+        multi = [t.c.multi_typed.is_(True), t.c.type.not_in(spec.types),
+                 sa.or_(*[extra.contains(json.dumps(x)) for x in spec.types])]
+        if not conn.execute(sa.select(t.c.pk).where(t.c.tenant == tenant, *multi).limit(1)).first():
+            multi = None
     if spec.ids is not None:
         where.append(t.c.entity_id.in_(spec.ids))
-    if spec.geo is not None and spec.geo.geoproperty.endswith("/location"):
-        box = spec.geo.bbox()
-        if box is not None:
-            minx, miny, maxx, maxy = box
-            where += [t.c.min_lon <= maxx, t.c.max_lon >= minx, t.c.min_lat <= maxy, t.c.max_lat >= miny]
-    if not spec.needs_python():
+    type_variants: list[list[Any]] = [[]]
+    if spec.types is not None:
+        type_variants = [[t.c.type.in_(spec.types)]] + ([multi] if multi is not None else [])
+    geo_variants: list[list[Any]] = [[]]
+    box = spec.geo.bbox() if spec.geo is not None and spec.geo.geoproperty.endswith("/location") else None
+    if box is not None:
+        minx, miny, maxx, maxy = box
+        overlap = [t.c.min_lon <= maxx, t.c.max_lon >= minx, t.c.min_lat <= maxy, t.c.max_lat >= miny]
+        geo_variants = [[*overlap, t.c.geo_large.is_(False)]]
+        cells = _cells(minx, miny, maxx, maxy)
+        if cells is not None:
+            geo_variants = [[*overlap, t.c.geo_cell.in_(cells)]]
+        large = [t.c.geo_large.is_(True)]
+        if conn.execute(sa.select(t.c.pk).where(t.c.tenant == tenant, *large).limit(1)).first():
+            geo_variants.append([*overlap, *large])
+    selects = [sa.select(*_COLUMNS).where(*where, *tv, *gv) for tv in type_variants for gv in geo_variants]
+    if not spec.needs_python() and len(selects) == 1:
         total = None
         if count:
-            total = int(conn.execute(sa.select(sa.func.count()).select_from(t).where(*where)).scalar_one())
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(selects[0].subquery())).scalar_one())
         if limit == 0:
             return [], total
-        stmt = sa.select(*_COLUMNS).where(*where).order_by(t.c.pk).limit(limit).offset(offset)
+        stmt = selects[0].order_by(t.c.pk).limit(limit).offset(offset)
         return [_stored(r) for r in conn.execute(stmt)], total
+    rows = [r for s in selects for r in conn.execute(s.order_by(t.c.pk))]
+    if len(selects) > 1:
+        rows.sort(key=lambda r: r.pk)
     pattern = _pattern(spec.id_pattern) if spec.id_pattern else None
     attrs = spec.attrs
     matched: list[Stored] = []
-    for row in conn.execute(sa.select(*_COLUMNS).where(*where).order_by(t.c.pk)):
+    for row in rows:
         stored = _stored(row)
         if pattern is not None and not pattern.fullmatch(stored.id):
             continue

@@ -73,10 +73,9 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
     def start(self, timeout: float = 60) -> Server:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the life of the process
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     cwd=ROOT, start_new_session=True)
-        log.close()
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                         cwd=ROOT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -171,37 +170,43 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
+@dataclass(frozen=True, slots=True)
+class WrkRun:
+    """A wrk process under way, and the script file it reads (removed once its result is in)."""
+    proc: subprocess.Popen[str]
+    script: Path
+    duration: float
+
+
 def wrk(url: str, lua: str, *, duration: float | None = None, conns: int | None = None,
-        threads: int = 1) -> subprocess.Popen[str]:
+        threads: int = 1) -> WrkRun:
     """Start wrk on `url` with the Lua script `lua`; collect the result with `wrk_result`."""
     duration = duration or seconds()
     conns = conns or connections()
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
-    script.write(lua + _DONE_LUA)
-    script.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(lua + _DONE_LUA)
     argv = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{duration:.0f}s", "--timeout", "10s",
             "--latency", "-s", script.name, url]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    proc.script_path = script.name  # type: ignore[attr-defined]
-    return proc
+    return WrkRun(proc=proc, script=Path(script.name), duration=duration)
 
 
-def wrk_result(proc: subprocess.Popen[str], *, duration: float | None = None) -> WrkResult:
+def wrk_result(run: WrkRun) -> WrkResult:
     try:
-        out, _ = proc.communicate(timeout=(duration or seconds()) + 60)
+        out, _ = run.proc.communicate(timeout=run.duration + 60)
     finally:
-        Path(proc.script_path).unlink(missing_ok=True)  # type: ignore[attr-defined]
+        run.script.unlink(missing_ok=True)
     for line in out.splitlines():
         if line.startswith("WRKJSON "):
             d = json.loads(line[len("WRKJSON "):])
             return WrkResult(requests=d["requests"], seconds=d["duration_us"] / 1e6,
                              errors=d["connect"] + d["read"] + d["write"] + d["timeout"],
                              bad_status=d["status"], p50_ms=d["p50_us"] / 1000, p99_ms=d["p99_us"] / 1000)
-    raise RuntimeError(f"wrk gave no result (exit {proc.returncode}): {out[-800:]}")
+    raise RuntimeError(f"wrk gave no result (exit {run.proc.returncode}): {out[-800:]}")
 
 
 def run_wrk(url: str, lua: str, **kw: Any) -> WrkResult:
-    return wrk_result(wrk(url, lua, **kw), duration=kw.get("duration"))
+    return wrk_result(wrk(url, lua, **kw))
 
 
 def lua_string(value: str) -> str:

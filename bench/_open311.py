@@ -62,7 +62,7 @@ def profiled_load(server_url: str, pid: int, lua: str, seconds: float = 3) -> tu
     proc = wrk(server_url, lua, duration=seconds + 2)
     time.sleep(1)
     summary = profile(pid, seconds)
-    return summary, wrk_result(proc, duration=seconds + 2).ok
+    return summary, wrk_result(proc).ok
 
 
 def unavailable_rows(label: str, reason: str) -> list[dict[str, Any]]:

@@ -63,7 +63,7 @@ def _runner(env: dict[str, str], log: Any) -> subprocess.Popen[bytes] | None:
 def _together(urls: list[str], scripts: list[str], conns: int, duration: float | None = None) -> list[WrkResult]:
     """One wrk per server, started together, the connections split evenly."""
     procs = [wrk(u, s, conns=max(conns // len(urls), 1), duration=duration) for u, s in zip(urls, scripts, strict=True)]
-    return [wrk_result(p, duration=duration) for p in procs]
+    return [wrk_result(p) for p in procs]
 
 
 def run() -> list[dict[str, Any]]:

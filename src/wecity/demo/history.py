@@ -146,12 +146,15 @@ def seed_history(conn: Connection, now: datetime, settings: Any = None, *, seed:
                                   dispatcher, supervisor, admin, evidence))
             made += 1
     # The small hours before `now`: a few fresh reports still waiting for 签收 or being worked on.
-    for minutes_ago in (170, 140, 95, 60, 35, 12, 4):
+    # Each in a different state, so every page has one of each to show.
+    fresh = [(170, "verified"), (150, "resolved"), (120, "returned"), (95, "in_progress"), (60, "acknowledged"),
+             (35, "dispatched"), (12, "dispatched"), (4, "dispatched")]
+    for minutes_ago, story in fresh:
         lat, lon = point()
         code = rng.choice(["manhole", "waterlogging", "noise", "traffic-signal", "garbage", "streetlight"])
         plan.at(now - timedelta(minutes=minutes_ago), _report(
             conn, rng, index, code, lat, lon, report_photos, now, plan, handlers_by_department, dispatcher,
-            supervisor, admin, evidence))
+            supervisor, admin, evidence, story=story))
         made += 1
     plan.replay(conn, now, timedelta(minutes=30))
     return made
@@ -159,7 +162,8 @@ def seed_history(conn: Connection, now: datetime, settings: Any = None, *, seed:
 
 def _report(conn: Connection, rng: random.Random, index: Any, code: str, lat: float, lon: float, photos: list[str],
             now: datetime, plan: _Timeline, handlers: dict[int, list[engine.Actor]], dispatcher: engine.Actor,
-            supervisor: engine.Actor, admin: engine.Actor, evidence: list[str]) -> Callable[[datetime], None]:
+            supervisor: engine.Actor, admin: engine.Actor, evidence: list[str],
+            story: str | None = None) -> Callable[[datetime], None]:
     description = rng.choice(REPORTS[code][1])
     attributes = {"cover_state": rng.choice(["missing", "broken", "sunken"])} if code == "manhole" else {}
     phone = f"13{rng.randint(100000000, 999999999)}"
@@ -170,8 +174,12 @@ def _report(conn: Connection, rng: random.Random, index: Any, code: str, lat: fl
             service_code=code, channel=rng.choice(["portal", "portal", "open311"]), lat=lat, long=lon,
             description=description, attributes=attributes, phone=phone,
             media_ids=[rng.choice(photos)] if with_photo else []), area_index=index, now=when)
-        if not result.merged:
+        if result.merged:
+            return
+        if story is None:
             _plan_case(conn, rng, result.case_id, when, now, plan, handlers, dispatcher, supervisor, admin, evidence)
+        else:
+            _plan_fresh(conn, rng, result.case_id, when, story, plan, handlers, dispatcher, admin, evidence)
 
     return submit
 
@@ -226,6 +234,29 @@ def _plan_case(conn: Connection, rng: random.Random, case_id: int, opened: datet
     if stars <= 2:
         plan.at(t + timedelta(hours=3), guarded(lambda w: engine.close_followup(
             conn, case_id, supervisor, w, note="已电话回访，向市民解释处置情况")))
+
+
+def _plan_fresh(conn: Connection, rng: random.Random, case_id: int, opened: datetime, story: str, plan: _Timeline,
+                handlers: dict[int, list[engine.Actor]], dispatcher: engine.Actor, admin: engine.Actor,
+                evidence: list[str]) -> None:
+    """A recent case taken just far enough to end in the state `story` names."""
+    department = conn.execute(sa.select(cases.c.department_id).where(cases.c.id == case_id)).scalar()
+    handler = rng.choice(handlers.get(department, [admin]))
+    steps: list[Callable[[datetime], None]] = []
+    if story == "returned":
+        steps.append(lambda w: engine.return_case(conn, case_id, "not_our_area", handler, w,
+                                                  note="该点位属相邻街道管辖"))
+    if story in ("acknowledged", "in_progress", "resolved", "verified"):
+        steps.append(lambda w: engine.acknowledge(conn, case_id, handler, w))
+    if story in ("in_progress", "resolved", "verified"):
+        steps.append(lambda w: engine.start(conn, case_id, handler, w, note="已到现场"))
+    if story in ("resolved", "verified"):
+        steps.append(lambda w: engine.resolve(conn, case_id, handler, w, note="已处置完毕",
+                                              evidence_media_id=evidence[0] if evidence else "evidence"))
+    if story == "verified":
+        steps.append(lambda w: engine.verify(conn, case_id, dispatcher, w, note="核查通过"))
+    for i, step in enumerate(steps, start=1):
+        plan.at(opened + timedelta(minutes=4 * i), step)
 
 
 def _first_token(conn: Connection, case_id: int) -> Callable[[], str]:

@@ -17,6 +17,8 @@ def seed_demo(conn: Connection, now: datetime, settings: Any = None, *, history:
     key = add_api_key(conn, name="demo portal and Open311 clients", now=now)
     if history:
         from wecity.demo.history import seed_history
+        from wecity.demo.sensors import seed_sensors
 
         seed_history(conn, now, settings)
+        seed_sensors(conn, now)
     return key

@@ -3,7 +3,8 @@
 Each serving process is one uvicorn worker (`wecity serve` has no --workers, and uvicorn offers no
 SO_REUSEPORT), so two processes listen on two ports and two wrk instances share the connections
 between them; a separate `wecity runner` does the background work, as in the at-scale layout of
-ARCHITECTURE.md. The total number of connections is the same in both runs.
+ARCHITECTURE.md. For comparison, the same app also runs as two uvicorn workers on one shared socket.
+The total number of connections is the same in every run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from bench import ceilings
 from bench._common import (
     HOST,
+    Server,
     WrkResult,
     connections,
     free_port,
@@ -107,13 +109,21 @@ def _measure(url: str) -> list[dict[str, Any]]:
                                       connections(), duration=1)
                     pair = _together([one.url, two.url], [open311_post(city.api_key, codes) for _ in range(2)],
                                      connections())
+            # The other way to two processes: one port, uvicorn's own workers sharing the listening socket.
+            shared = Server([sys.executable, "-m", "bench._workers", str(free_port()), "2"], port=0,
+                            env={**env, "WECITY_RUN_BACKGROUND": "0"}, log_path=tmp / "workers.log")
+            shared.port = int(shared.argv[3])
+            with shared:
+                warm3 = run_wrk(shared.url, open311_post(city.api_key, codes), duration=1)
+                workers = run_wrk(shared.url, open311_post(city.api_key, codes))
         finally:
             if runner is not None:
                 runner.terminate()
                 runner.wait(timeout=15)
             runner_log.close()
         stored = count_reports(url) - before
-    acknowledged = 1 + warm.ok + single.ok + profile_ok + sum(r.ok for r in warm2) + sum(r.ok for r in pair)
+    acknowledged = (1 + warm.ok + single.ok + profile_ok + sum(r.ok for r in warm2) + sum(r.ok for r in pair)
+                    + warm3.ok + workers.ok)
     runner_note = "a separate `wecity runner` running" if runner is not None else "no `wecity runner` command yet"
     ceiling = ceilings.starlette_insert()
     rows += result_rows("PostgreSQL, 1 process", single, ceiling, "(b) Starlette + 1 SQLite insert/request",
@@ -134,6 +144,13 @@ def _measure(url: str) -> list[dict[str, Any]]:
     rows.append(row("Open311 POST requests.json p99 (PostgreSQL, 2 processes)", pair_p99, "ms",
                     ceiling=single.p99_ms, ceiling_unit="ms", goal="< 50 ms",
                     note="ceiling: p99 with 1 process (the worse of the two wrk instances is shown)"))
+    shared_row = row("Open311 POST requests.json (PostgreSQL, 2 uvicorn workers on one port)", workers.rps, "req/s",
+                     ceiling=2 * single.rps, ceiling_unit="req/s", goal=GOAL_RPS,
+                     note=f"{workers.describe()}; `uvicorn --factory wecity.api.app:create_app --workers 2`, the"
+                          f" kernel spreading connections over the two workers; ceiling: twice the 1-process figure")
+    if workers.errors or stored < acknowledged:
+        shared_row["met"] = False
+    rows.append(shared_row)
     return rows
 
 

@@ -1,0 +1,1 @@
+"""Devices and their readings: provisioning, and MQTT ingestion into the context broker."""

@@ -1,0 +1,23 @@
+"""Tables of the device domain: which device feeds which NGSI-LD entity."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from wecity.core.db import metadata
+from wecity.core.types import UTCDateTime
+
+devices = sa.Table(
+    "iot_devices",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False, default=""),
+    sa.Column("device_id", sa.String(128), nullable=False),
+    sa.Column("entity_id", sa.String(512), nullable=False),
+    sa.Column("entity_type", sa.String(256), nullable=False),
+    # Payload key -> attribute name, for devices whose firmware names things its own way.
+    sa.Column("attribute_map", sa.JSON, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("tenant", "device_id", name="uq_iot_devices_tenant_device_id"),
+    info={"domain": "iot"},
+)

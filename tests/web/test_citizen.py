@@ -140,3 +140,22 @@ def test_rating_after_resolution_confirms_the_fix(web_city: Any) -> None:
     assert again.status_code == 409 and "该诉求已评价" in again.text
     public = web.get(f"/cases/{case_id}").text
     assert "已核查" in public and "13912345678" not in public and "很快" in public
+
+
+def test_sending_the_same_form_twice_makes_one_report(web: Any, sqlite_city: Any) -> None:
+    from sqlalchemy import func, select
+
+    from wecity.cases.models import reports
+
+    form = web.get("/report").text
+    key = re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', form)
+    assert key
+    data = {"csrf_token": csrf_token(form), "idempotency_key": key.group(1), "service_code": "garbage",
+            "lat": str(LAT), "long": str(LONG), "description": "双击提交"}
+    first = web.post("/report", data=data, files=[("photo", ("p.jpg", _jpeg(), "image/jpeg"))], follow_redirects=False)
+    second = web.post("/report", data=data, files=[("photo", ("p.jpg", _jpeg(), "image/jpeg"))], follow_redirects=False)
+    assert first.headers["location"] == second.headers["location"]
+    count = sqlite_city.db.read_sync(lambda c: c.execute(select(func.count()).select_from(reports)).scalar())
+    assert count == 1
+    changed = web.post("/report", data={**data, "description": "别的内容"}, follow_redirects=False)
+    assert changed.status_code == 400 and "该表单已提交过不同的内容" in changed.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract
@@ -20,6 +21,7 @@ KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
 def extracted_messages() -> Iterator[tuple[str, str, int]]:
     """(msgid, file, line) of every message the portal shows: templates and Python modules."""
     for path in sorted(WEB_DIR.rglob("*")):
+        method: Any
         if path.suffix == ".html" and "templates" in path.parts:
             method = babel_extract
         elif path.suffix == ".py" and path.name != "catalogue.py":

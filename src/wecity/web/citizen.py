@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import uuid
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
@@ -14,6 +17,7 @@ from wecity.cases import engine
 from wecity.cases.categories import Category, list_categories
 from wecity.cases.choices import Channel
 from wecity.cases.intake import MergePolicy, NewReport, submit_report
+from wecity.cases.models import idempotency_keys
 from wecity.core.errors import ValidationFailed, WeCityError
 from wecity.core.http import request_locale
 from wecity.identity.deps import OptionalStaff
@@ -27,6 +31,7 @@ from wecity.web.render import page
 router = APIRouter(include_in_schema=False)
 
 MAX_PHOTOS = 3
+IDEMPOTENCY_SCOPE = "portal.report"
 NEARBY_RADIUS_M = 200.0
 RATING_TAGS = [("fast", N_("Fast")), ("thorough", N_("Done properly")), ("polite", N_("Polite and clear")),
                ("slow", N_("Too slow")), ("not_fixed", N_("Not really fixed"))]
@@ -46,8 +51,11 @@ async def _report_form(request: Request, user: Any, *, status: int = 200, error:
     ctx = request.app.state.ctx
     categories = await ctx.db.read(list_categories)
     locale = request_locale(request)
-    return page(request, "web/report.html", user=user, status=status, error=error, values=values or {},
-                groups=_groups(categories, locale), max_photos=MAX_PHOTOS)
+    values = values or {}
+    # A new key for a new form; a form shown again after an error keeps its key.
+    key = values.get("idempotency_key") or uuid.uuid4().hex
+    return page(request, "web/report.html", user=user, status=status, error=error, values=values,
+                groups=_groups(categories, locale), max_photos=MAX_PHOTOS, idempotency_key=key)
 
 
 @router.get("/report")
@@ -69,6 +77,16 @@ def _number(form: FormData, name: str) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def _fingerprint(values: dict[str, Any], photos_raw: list[bytes]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(values):
+        if name not in (csrf.CSRF_FIELD, "idempotency_key"):
+            digest.update(f"{name}={values[name]}\n".encode())
+    for data in photos_raw:
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()
 
 
 def _phone(raw: str) -> str | None:
@@ -121,19 +139,44 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
         policy = MergePolicy(radius_m=settings.merge_radius_m, window=timedelta(hours=settings.merge_window_hours))
         area_index = ctx["area_index"]
 
-        def create(conn: Any) -> Any:
+        key = _text(form, "idempotency_key", 64)
+        fingerprint = _fingerprint(values, raw)
+
+        def create(conn: Any) -> tuple[str, bool, bool]:
+            # A repeated post of the same form (a double tap, a retry on a bad connection) returns the
+            # first report instead of making a second one.
+            if key:
+                prior = conn.execute(sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.body).where(
+                    idempotency_keys.c.scope == IDEMPOTENCY_SCOPE, idempotency_keys.c.key == key)).first()
+                if prior is not None:
+                    if prior.fingerprint != fingerprint:
+                        raise ValidationFailed("this form was already sent with other content; reload the page",
+                                               message_zh="该表单已提交过不同的内容，请刷新页面后重试",
+                                               code="request.idempotency_mismatch")
+                    token, merged = prior.body.split(" ")
+                    return token, merged == "merged", True
             report.media_ids = photos.record_all(conn, stored, now=now)
-            return submit_report(conn, report, area_index=area_index, now=now, policy=policy)
+            result = submit_report(conn, report, area_index=area_index, now=now, policy=policy)
+            if key:
+                conn.execute(idempotency_keys.insert().values(
+                    scope=IDEMPOTENCY_SCOPE, key=key, fingerprint=fingerprint, status_code=303,
+                    content_type="text/plain", body=f"{result.token} {'merged' if result.merged else 'case'}",
+                    created_at=now))
+            return result.token, result.merged, False
 
         try:
-            result = await ctx.db.write(create)
+            token, merged, repeated = await ctx.db.write(create)
         except BaseException:
             photos.discard(stored)
             raise
+        if repeated:
+            photos.discard(stored)
     except WeCityError as exc:
+        if exc.code == "request.idempotency_mismatch":
+            values.pop("idempotency_key", None)  # the edited form is a new report: give it a new key
         return await _report_form(request, user, status=exc.status if exc.status < 500 else 400, values=values,
                                   error=exc.localized(request_locale(request)))
-    return RedirectResponse(f"/track/{result.token}?new={'merged' if result.merged else 'case'}", status_code=303)
+    return RedirectResponse(f"/track/{token}?new={'merged' if merged else 'case'}", status_code=303)
 
 
 @router.get("/report/nearby")

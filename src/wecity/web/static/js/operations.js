@@ -16,7 +16,7 @@
       return fetch(element.getAttribute("data-cases-url"), { credentials: "same-origin" })
         .then(function (response) { return response.json(); })
         .then(function (collection) {
-          L.geoJSON(collection, {
+          var points = L.geoJSON(collection, {
             pointToLayer: function (feature, latlng) {
               var p = feature.properties;
               return L.circleMarker(latlng, {
@@ -26,6 +26,10 @@
                 (labels[p.status] || p.status));
             }
           }).addTo(result.map);
+          // Open cases gather in the built-up districts: show where they are rather than the whole county.
+          if (collection.features.length > 1 && points.getBounds().isValid()) {
+            result.map.fitBounds(points.getBounds().pad(0.15), { animate: false, maxZoom: 14 });
+          }
           element.setAttribute("data-cases-loaded", String(collection.features.length));
         });
     });
@@ -46,8 +50,8 @@
         axisLabel: { color: "#4a5562" } },
       yAxis: { type: "value", minInterval: 1, axisLabel: { color: "#4a5562" } },
       series: [
-        { name: element.getAttribute("data-received-label"), type: "line", data: data.received, smooth: true, symbolSize: 5 },
-        { name: element.getAttribute("data-closed-label"), type: "line", data: data.closed, smooth: true, symbolSize: 5 }
+        { name: element.getAttribute("data-received-label"), type: "line", data: data.received, smooth: false, symbolSize: 5 },
+        { name: element.getAttribute("data-closed-label"), type: "line", data: data.closed, smooth: false, symbolSize: 5 }
       ]
     });
     element.setAttribute("data-chart-ready", "true");

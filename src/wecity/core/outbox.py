@@ -79,6 +79,8 @@ class RetryPolicy:
 
 
 DEFAULT_POLICY = RetryPolicy()
+# Built once: enqueue sits on hot paths (every intake), and building a statement costs more than running it.
+_INSERT = t.insert().returning(t.c.id)
 
 
 def enqueue(conn: sa.Connection, *, channel: str, target: str, payload: dict[str, Any], now: datetime,
@@ -98,7 +100,7 @@ def enqueue(conn: sa.Connection, *, channel: str, target: str, payload: dict[str
     values = dict(channel=channel, target=target, payload=payload, status=PENDING, attempts=0,
                   next_attempt_at=now, created_at=now, dedupe_key=dedupe_key)
     if dedupe_key is None:
-        return int(conn.execute(t.insert().values(**values).returning(t.c.id)).scalar_one())
+        return int(conn.execute(_INSERT, values).scalar_one())
     # ON CONFLICT DO NOTHING rather than catching IntegrityError: on PostgreSQL an error would abort the
     # caller's whole transaction.
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
@@ -130,12 +132,14 @@ class Outcome:
 def record(conn: sa.Connection, outcomes: list[Outcome], *, now: datetime, runner_id: str,
            policy: RetryPolicy = DEFAULT_POLICY, rand: Callable[[], float] = random.random) -> None:
     """Write what became of each delivery attempt."""
+    # Delivered is a fact even if our lease ran out meanwhile; one statement for all of them.
+    delivered = [o.message.id for o in outcomes if o.error is None]
+    if delivered:
+        conn.execute(t.update().where(t.c.id.in_(delivered), t.c.status == PENDING).values(
+            status=DELIVERED, attempts=t.c.attempts + 1, delivered_at=now, claimed_until=None, claimed_by=None))
     for o in outcomes:
         attempts = o.message.attempts + 1
         if o.error is None:
-            # Delivered is a fact even if our lease ran out meanwhile.
-            conn.execute(t.update().where(t.c.id == o.message.id, t.c.status == PENDING).values(
-                status=DELIVERED, attempts=attempts, delivered_at=now, claimed_until=None, claimed_by=None))
             continue
         dead = o.permanent or attempts >= policy.max_attempts
         values: dict[str, Any] = dict(attempts=attempts, last_error=o.error[:2000], claimed_until=None,

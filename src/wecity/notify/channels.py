@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import smtplib
+import time
 
 import httpx
 
@@ -27,11 +28,30 @@ def body_bytes(payload: dict[str, object]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
 
+# How long the configured gateways are kept in memory: a change reaches the runners within this time.
+GATEWAYS_TTL = 5.0
+
+
 def webhook_channel(ctx: AppContext, client: httpx.AsyncClient) -> DeliverFn:
     default_secret = service.default_webhook_secret(ctx.settings)
+    cache: dict[str, tuple[str, str]] = {}
+    loaded_at = [-GATEWAYS_TTL]
+    lock = asyncio.Lock()
+
+    async def gateway(target: str) -> tuple[str, str] | None:
+        # One read for all the gateways every few seconds, not one per message.
+        async with lock:
+            if time.monotonic() - loaded_at[0] >= GATEWAYS_TTL:
+                rows = await ctx.db.read(service.list_webhooks)
+                cache.clear()
+                for r in rows:
+                    if r["active"]:
+                        cache[r["url"]] = cache[r["name"]] = (r["url"], r["secret"])
+                loaded_at[0] = time.monotonic()
+        return cache.get(target)
 
     async def deliver(msg: OutboxMessage) -> None:
-        found = await ctx.db.read(service.find_webhook, msg.target)
+        found = await gateway(msg.target)
         if found is not None:
             url, secret = found
         elif "://" in msg.target:

@@ -18,7 +18,7 @@ from wecity.api.middleware import RequestContextMiddleware
 from wecity.core.clock import Clock
 from wecity.core.context import AppContext
 from wecity.core.db import Database
-from wecity.core.errors import ValidationFailed, WeCityError
+from wecity.core.errors import NotFound, ValidationFailed, WeCityError
 from wecity.core.http import render_error
 from wecity.core.settings import Settings, load_settings
 from wecity.domains import DOMAINS
@@ -83,6 +83,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}" for e in exc.errors())
         return render_error(request, ValidationFailed(problems or "invalid request",
                                                        message_zh=f"请求无效：{problems}"))
+
+    @app.exception_handler(OverflowError)
+    async def _number_too_big(request: Request, exc: OverflowError) -> Response:
+        # A number no database row can carry (an id of 2**63, say) names nothing that exists.
+        return render_error(request, NotFound("no such resource", message_zh="资源不存在", code="not_found"))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render_error(request, WeCityError("internal error; the request id identifies it in the logs",
+                                                 message_zh="服务器内部错误，可凭请求编号查询日志"))
 
     app.include_router(ops.router)
     for module in modules:

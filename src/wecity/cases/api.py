@@ -13,13 +13,14 @@ from wecity.cases import engine, queries
 from wecity.cases.categories import list_categories
 from wecity.cases.choices import CaseStatus, Channel, ReturnReason
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
-from wecity.core.http import Ctx, client_address
+from wecity.core.http import Ctx, client_address, id_param
 from wecity.identity.choices import Role
 from wecity.identity.deps import CurrentStaff
 from wecity.identity.models import departments
 from wecity.identity.service import StaffUser, department_id_by_code, record_audit
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
+CaseId = Annotated[int, id_param("case id")]
 
 
 class CaseSummary(BaseModel):
@@ -72,7 +73,7 @@ class DepartmentIn(BaseModel):
 
 
 class MergeIn(BaseModel):
-    into_case_id: int
+    into_case_id: CaseId
 
 
 class OptionalNote(BaseModel):
@@ -93,7 +94,7 @@ def _actor(request: Request, user: StaffUser) -> engine.Actor:
     return engine.Actor.staff(user, channel=Channel.STAFF_API, source_address=client_address(request))
 
 
-async def _can_see(ctx: Any, user: StaffUser, case_id: int) -> None:
+async def _can_see(ctx: Any, user: StaffUser, case_id: CaseId) -> None:
     """Staff see their department's cases; the dispatch centre, supervisors and admins see all."""
     if user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR):
         return
@@ -117,13 +118,13 @@ async def list_cases(ctx: Ctx, user: CurrentStaff,
 
 
 @router.get("/cases/{case_id}", summary="Case detail with reports (contacts masked) and timeline")
-async def get_case(ctx: Ctx, user: CurrentStaff, case_id: int) -> dict[str, Any]:
+async def get_case(ctx: Ctx, user: CurrentStaff, case_id: CaseId) -> dict[str, Any]:
     await _can_see(ctx, user, case_id)
     return await ctx.db.read(queries.case_detail, case_id, ctx.clock.now())
 
 
 @router.get("/cases/{case_id}/contacts", summary="The reporters' contact details (audited access)")
-async def get_contacts(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int) -> list[dict[str, Any]]:
+async def get_contacts(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId) -> list[dict[str, Any]]:
     await _can_see(ctx, user, case_id)
     now = ctx.clock.now()
 
@@ -137,7 +138,7 @@ async def get_contacts(request: Request, ctx: Ctx, user: CurrentStaff, case_id: 
     return await ctx.db.write(reveal)
 
 
-async def _act(request: Request, ctx: Any, user: StaffUser, case_id: int, verb: Any, *args: Any,
+async def _act(request: Request, ctx: Any, user: StaffUser, case_id: CaseId, verb: Any, *args: Any,
                **kwargs: Any) -> dict[str, Any]:
     """Run one engine verb as this user; refusals are audited too (MLPS asks for failed actions)."""
     now = ctx.clock.now()
@@ -155,47 +156,47 @@ async def _act(request: Request, ctx: Any, user: StaffUser, case_id: int, verb: 
 
 
 @router.post("/cases/{case_id}/acknowledge", summary="签收: take the case")
-async def acknowledge(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int) -> dict[str, Any]:
+async def acknowledge(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId) -> dict[str, Any]:
     return await _act(request, ctx, user, case_id, engine.acknowledge)
 
 
 @router.post("/cases/{case_id}/return", summary="退单: send back to the dispatch centre with a reason")
-async def return_case(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: ReturnIn) -> dict[str, Any]:
+async def return_case(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: ReturnIn) -> dict[str, Any]:
     return await _act(request, ctx, user, case_id, engine.return_case, body.reason, note=body.note)
 
 
 @router.post("/cases/{case_id}/start", summary="开始处置")
-async def start(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int,
+async def start(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId,
                 body: OptionalNote | None = None) -> dict[str, Any]:
     return await _act(request, ctx, user, case_id, engine.start, note=body.note if body else None)
 
 
 @router.post("/cases/{case_id}/resolve", summary="办结: resolved, with a note and an evidence photo")
-async def resolve(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: ResolveIn) -> dict[str, Any]:
+async def resolve(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: ResolveIn) -> dict[str, Any]:
     await _check_media(ctx, body.evidence_media_id)
     return await _act(request, ctx, user, case_id, engine.resolve, note=body.note,
                       evidence_media_id=body.evidence_media_id)
 
 
 @router.post("/cases/{case_id}/verify", summary="核查通过")
-async def verify(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int,
+async def verify(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId,
                  body: OptionalNote | None = None) -> dict[str, Any]:
     return await _act(request, ctx, user, case_id, engine.verify, note=body.note if body else None)
 
 
 @router.post("/cases/{case_id}/reject", summary="核查不通过: back to the department")
-async def reject(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: ReopenIn) -> dict[str, Any]:
+async def reject(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: ReopenIn) -> dict[str, Any]:
     return await _act(request, ctx, user, case_id, engine.reject_resolution, note=body.note)
 
 
 @router.post("/cases/{case_id}/close", summary="结案")
-async def close(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int,
+async def close(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId,
                 body: OptionalNote | None = None) -> dict[str, Any]:
     return await _act(request, ctx, user, case_id, engine.close, note=body.note if body else None)
 
 
 @router.post("/cases/{case_id}/reopen", summary="重新打开 (within 7 days of closing)")
-async def reopen(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: ReopenIn) -> dict[str, Any]:
+async def reopen(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: ReopenIn) -> dict[str, Any]:
     return await _act(request, ctx, user, case_id, engine.reopen, note=body.note)
 
 
@@ -204,13 +205,13 @@ async def _department(ctx: Any, code: str) -> int:
 
 
 @router.post("/cases/{case_id}/dispatch", summary="派遣 / re-dispatch a returned case")
-async def dispatch(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: DepartmentIn) -> dict[str, Any]:
+async def dispatch(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: DepartmentIn) -> dict[str, Any]:
     department_id = await _department(ctx, body.department_code)
     return await _act(request, ctx, user, case_id, engine.dispatch, department_id, note=body.note)
 
 
 @router.post("/cases/{case_id}/transfer", summary="转办 to another department")
-async def transfer(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: DepartmentIn) -> dict[str, Any]:
+async def transfer(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: DepartmentIn) -> dict[str, Any]:
     if not body.note:
         raise ValidationFailed("say why the case is transferred", message_zh="请填写转办原因", code="case.note")
     department_id = await _department(ctx, body.department_code)
@@ -218,18 +219,18 @@ async def transfer(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int,
 
 
 @router.post("/cases/{case_id}/merge", summary="并单: fold this case into another")
-async def merge(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: MergeIn) -> dict[str, Any]:
+async def merge(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: MergeIn) -> dict[str, Any]:
     await _act(request, ctx, user, case_id, engine.merge, body.into_case_id)
     return await ctx.db.read(queries.case_detail, body.into_case_id, ctx.clock.now())
 
 
 @router.post("/cases/{case_id}/notes", summary="备注 on the timeline (public notes are shown to citizens)")
-async def add_note(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int, body: Note) -> dict[str, Any]:
+async def add_note(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: Note) -> dict[str, Any]:
     return await _act(request, ctx, user, case_id, engine.add_note, note=body.note, public=body.public)
 
 
 @router.post("/cases/{case_id}/followup/close", summary="The supervisor's answer to a low rating")
-async def close_followup(request: Request, ctx: Ctx, user: CurrentStaff, case_id: int,
+async def close_followup(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId,
                          body: ReopenIn) -> dict[str, Any]:
     return await _act(request, ctx, user, case_id, engine.close_followup, note=body.note)
 
@@ -297,7 +298,7 @@ async def citizen_reopen(ctx: Ctx, token: str, body: ReopenIn) -> dict[str, Any]
 
 
 @router.get("/public/cases/{case_id}", tags=["citizens"], summary="A case's public view (no personal data)")
-async def public_case(ctx: Ctx, case_id: int) -> dict[str, Any]:
+async def public_case(ctx: Ctx, case_id: CaseId) -> dict[str, Any]:
     return await ctx.db.read(queries.public_case, case_id)
 
 

@@ -70,3 +70,14 @@ def render_error(request: Request, exc: WeCityError) -> Response:
         if path.startswith(prefix):
             return renderers[prefix](request, exc)
     return problem_response(request, exc)
+
+
+# Database ids as path parameters: positive and within a 32-bit integer, so a hostile number is a clean
+# 422/400 instead of a driver overflow.
+MAX_ID = 2_147_483_647
+
+
+def id_param(description: str = "id") -> object:
+    from fastapi import Path
+
+    return Path(ge=1, le=MAX_ID, description=description)

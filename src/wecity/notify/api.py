@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 
 from wecity.core import outbox
 from wecity.core.clock import isoformat
 from wecity.core.errors import PermissionDenied
-from wecity.core.http import Ctx, client_address
+from wecity.core.http import Ctx, client_address, id_param
 from wecity.identity.choices import Role
 from wecity.identity.deps import CurrentStaff
 from wecity.identity.service import StaffUser, record_audit
@@ -38,7 +38,7 @@ async def list_messages(ctx: Ctx, user: CurrentStaff, status: Literal["dead", "p
 
 
 @router.post("/{message_id}/retry", summary="Send a dead letter again, with a fresh set of attempts")
-async def retry(message_id: int, request: Request, ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
+async def retry(message_id: Annotated[int, id_param("message id")], request: Request, ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
     _require_admin(user)
     now = ctx.clock.now()
 

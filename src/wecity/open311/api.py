@@ -24,7 +24,7 @@ from wecity.core.errors import (
     ValidationFailed,
     WeCityError,
 )
-from wecity.core.http import get_ctx, request_locale
+from wecity.core.http import MAX_ID, get_ctx, request_locale
 from wecity.identity.service import api_key_is_valid, api_key_user
 from wecity.open311 import media as photos
 from wecity.open311 import service
@@ -339,6 +339,7 @@ async def list_requests(request: Request, fmt: str) -> Response:
             ids = [int(x) for x in params["service_request_id"].split(",") if x.strip()]
         except ValueError:
             ids = [-1]  # ids are numbers; a non-number matches nothing
+        ids = [i if 0 < i <= MAX_ID else -1 for i in ids]
     statuses = [s.strip() for s in params.get("status", "").split(",") if s.strip()]
     for s in statuses:
         if s not in ("open", "closed"):
@@ -382,6 +383,8 @@ async def get_request(request: Request, service_request_id: str, fmt: str) -> Re
         report_id = int(service_request_id)
     except ValueError:
         report_id = -1
+    if not 0 < report_id <= MAX_ID:
+        report_id = -1  # no such request, rather than a number the database cannot hold
 
     def read(conn: sa.Connection) -> list[dict[str, Any]]:
         rows = service.find_requests(conn, service.RequestQuery(ids=[report_id]), ctx.clock.now())
@@ -439,6 +442,8 @@ async def post_update(request: Request, fmt: str) -> Response:
         raise AuthenticationRequired("api_key is required", code="open311.api_key", message_zh="需要 api_key")
     try:
         report_id = int(str(form.get("service_request_id") or ""))
+        if not 0 < report_id <= MAX_ID:
+            raise ValueError
     except ValueError:
         raise ValidationFailed("service_request_id is required", code="open311.update",
                                message_zh="必须提供 service_request_id") from None

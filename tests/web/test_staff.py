@@ -116,3 +116,15 @@ def test_staff_pages_need_login(web: Any) -> None:
 def test_handler_cannot_open_the_dispatch_view(web: Any) -> None:
     log_in(web, "chengguan")
     assert web.get("/staff/dispatch").status_code == 403
+
+
+def test_dispatcher_merges_a_duplicate_case(web: Any, sqlite_city: Any) -> None:
+    first = _case_id(sqlite_city, _tracking_token(_report(web)))
+    second = _case_id(sqlite_city, _tracking_token(_report(web, lat="28.2000", long="112.9800")))
+    assert first != second
+    log_in(web, "dispatcher")
+    bad = _act(web, second, "merge", into_case_id=str(second))
+    assert bad.status_code == 400 and "不能与自身并单" in bad.text
+    assert _act(web, second, "merge", into_case_id=f"#{first}").status_code == 303
+    assert _status(sqlite_city, second) == "merged"
+    assert "重复案件已并入本案件" in web.get(f"/staff/cases/{first}").text

@@ -103,6 +103,14 @@ def _department(form: FormData) -> int:
         raise ValidationFailed("choose a department", message_zh="请选择部门", code="case.department") from None
 
 
+def _case_number(form: FormData) -> int:
+    try:
+        return int(str(form.get("into_case_id", "")).strip().lstrip("#"))
+    except ValueError:
+        raise ValidationFailed("enter the number of the case to merge into", message_zh="请输入要并入的案件编号",
+                               code="case.merge") from None
+
+
 # Each action: the engine verb it calls, given (conn, case_id, actor, now, form, evidence media id).
 Action = Callable[[Any, int, engine.Actor, Any, FormData, str | None], Any]
 ACTIONS: dict[str, Action] = {
@@ -118,6 +126,7 @@ ACTIONS: dict[str, Action] = {
     "reopen": lambda c, i, a, n, f, m: engine.reopen(c, i, a, n, _note(f, True)),
     "note": lambda c, i, a, n, f, m: engine.add_note(c, i, a, n, _note(f, True), public=f.get("public") == "1",
                                                      media_id=m),
+    "merge": lambda c, i, a, n, f, m: engine.merge(c, i, _case_number(f), a, n),
     "followup": lambda c, i, a, n, f, m: engine.close_followup(c, i, a, n, _note(f, True)),
 }
 
@@ -149,7 +158,7 @@ async def act(request: Request, user: OptionalStaff, case_id: int, action: str) 
     stored = None
     try:
         if not sees_every_department(user) and action in ("dispatch", "transfer", "verify", "reject", "close",
-                                                            "reopen"):
+                                                            "reopen", "merge"):
             raise PermissionDenied("needs the dispatcher or supervisor role", message_zh="需要派遣员或督办角色")
         checked = await photos.check_all([raw] if raw else [], settings)
         now = ctx.clock.now()

@@ -24,6 +24,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 PHONE = {"width": 390, "height": 844}
+SERVER_LOG: dict[str, Path] = {}  # "path" -> the test server's log, for what the demo writes there (SMS)
 DESKTOP = {"width": 1280, "height": 900}
 
 
@@ -41,6 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WECITY_")}
     env.update(WECITY_VAR_DIR=str(var), PYTHONUNBUFFERED="1")
     log = (var / "server.log").open("wb")
+    SERVER_LOG["path"] = var / "server.log"
     process = subprocess.Popen([sys.executable, "-m", "wecity", "demo", "--host", "127.0.0.1", "--port", str(port)],
                                env=env, cwd=var, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

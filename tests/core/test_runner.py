@@ -215,3 +215,33 @@ def test_runner_processes_deliver_every_message_once_and_take_over_from_a_killed
     twice = [i for i, c in receiver.received.items() if c > 1]
     print(f"delivered before kill {sum(before_kill.values())}, again after kill {len(twice)}")
     assert len(twice) <= 10 and max(receiver.received.values()) <= 2, twice
+
+
+def test_on_postgresql_a_commit_in_another_process_wakes_the_runner(city: City, ctx: AppContext) -> None:
+    if city.backend != "postgres":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; runners on SQLite poll (and share the process that writes)")
+    delivered: list[int] = []
+
+    async def deliver(msg: OutboxMessage) -> None:
+        delivered.append(msg.id)
+
+    other = Database(city.settings.database_url, pool_size=1)  # stands for another process: no wake() call
+
+    async def scenario() -> float:
+        r = Runner(ctx, poll_seconds=30)
+        await r.start()
+        outbox.register_channel("test", deliver)
+        await asyncio.sleep(0.3)  # its first round finds nothing; it sleeps up to 30 s
+        started = time.monotonic()
+        mid = await other.write(lambda c: outbox.enqueue(c, channel="test", target="x", payload={},
+                                                         now=ctx.clock.now()))
+        while not delivered and time.monotonic() - started < 10:
+            await asyncio.sleep(0.01)
+        await r.stop()
+        assert delivered == [mid]
+        return time.monotonic() - started
+
+    try:
+        assert asyncio.run(scenario()) < 2
+    finally:
+        other.close()

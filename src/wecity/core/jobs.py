@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from wecity.core.errors import Conflict, NotFound, ValidationFailed
 from wecity.core.leases import claim_due
+from wecity.core.listen import announce
 from wecity.core.models import jobs as t
 from wecity.core.outbox import DEFAULT_POLICY, RetryPolicy
 
@@ -53,6 +54,7 @@ def enqueue_job(conn: sa.Connection, *, name: str, args: dict[str, Any], now: da
                                code="job.invalid") from None
     values = dict(name=name, args=args, status=QUEUED, attempts=0, run_at=run_at or now, created_at=now,
                   dedupe_key=dedupe_key)
+    announce(conn)
     if dedupe_key is None:
         return int(conn.execute(t.insert().values(**values).returning(t.c.id)).scalar_one())
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert

@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from wecity.core.errors import Conflict, NotFound, ValidationFailed
 from wecity.core.leases import claim_due
+from wecity.core.listen import announce
 from wecity.core.models import outbox_messages as t
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ def enqueue(conn: sa.Connection, *, channel: str, target: str, payload: dict[str
                                code="outbox.invalid") from None
     values = dict(channel=channel, target=target, payload=payload, status=PENDING, attempts=0,
                   next_attempt_at=now, created_at=now, dedupe_key=dedupe_key)
+    announce(conn)
     if dedupe_key is None:
         return int(conn.execute(_INSERT, values).scalar_one())
     # ON CONFLICT DO NOTHING rather than catching IntegrityError: on PostgreSQL an error would abort the

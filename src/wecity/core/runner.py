@@ -3,6 +3,8 @@
 It runs as an asyncio task inside `wecity serve` (started in the app's lifespan) or alone as
 `wecity runner`; several may run against one PostgreSQL database, and leases with FOR UPDATE SKIP LOCKED
 make sure each message, job and periodic run is taken by one of them at a time (`wecity.core.leases`).
+On PostgreSQL, runners LISTEN for the notice `enqueue` sends at commit, so work queued by any process
+is picked up at once; polling (`poll_seconds`) covers SQLite and any notice missed.
 
 Domains plug in through a `wecity.<domain>.tasks` module, imported at start: at import it calls
 `register_periodic`, `register_job` or `register_channel`; it may also define `async def
@@ -32,6 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from wecity.core import jobs, outbox
 from wecity.core.context import AppContext
 from wecity.core.leases import claim_due
+from wecity.core.listen import Listener
 from wecity.core.models import periodic_tasks
 from wecity.domains import DOMAINS
 
@@ -97,6 +100,7 @@ class Runner:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._known_periodic: set[str] = set()
+        self._listener: Listener | None = None
 
     # -- one round -------------------------------------------------------------------------------
 
@@ -169,6 +173,10 @@ class Runner:
             if hasattr(module, "on_runner_start"):
                 await module.on_runner_start(self.ctx)
         self._task = asyncio.create_task(self._loop(), name=f"wecity-runner-{self.id}")
+        if not self.ctx.db.is_sqlite:
+            loop = asyncio.get_running_loop()
+            self._listener = Listener(self.ctx.db.engine, lambda: loop.call_soon_threadsafe(self._wake.set))
+            self._listener.start()
         log.info("runner %s started (%d periodic tasks, channels: %s)", self.id, len(_periodic),
                  ", ".join(sorted(outbox.registered_channels())) or "none")
 
@@ -177,6 +185,9 @@ class Runner:
         self._wake.set()
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
+            self._listener = None
         if self._task is not None:
             self._task.cancel()
             try:
@@ -192,6 +203,8 @@ class Runner:
     async def _loop(self) -> None:
         failures = 0
         while True:
+            # Cleared before the round, so a wake-up that comes during it is not lost.
+            self._wake.clear()
             try:
                 done = await self.run_once()
                 failures = 0
@@ -201,7 +214,6 @@ class Runner:
                 done = 0
             if done:
                 continue
-            self._wake.clear()
             pause = self.poll_seconds * min(2 ** failures, 30)
             try:
                 await asyncio.wait_for(self._wake.wait(), pause)

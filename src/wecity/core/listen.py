@@ -1,0 +1,56 @@
+"""PostgreSQL LISTEN/NOTIFY: runners in other processes hear about new work at commit, not at their next poll."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "wecity_work"
+_NOTIFY = sa.text(f"SELECT pg_notify('{CHANNEL}', '')")
+
+
+def announce(conn: sa.Connection) -> None:
+    """Tell listening runners there is work, when (and only if) the caller's transaction commits.
+    PostgreSQL folds identical notices of one transaction into one; on SQLite this does nothing."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_NOTIFY)
+
+
+class Listener:
+    """A thread holding one connection that LISTENs, calling `on_notice` for each notice."""
+
+    def __init__(self, engine: sa.Engine, on_notice: Callable[[], object]) -> None:
+        self.engine = engine
+        self.on_notice = on_notice
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wecity-listen", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                raw = self.engine.raw_connection()
+                try:
+                    driver = raw.driver_connection
+                    driver.autocommit = True  # type: ignore[union-attr]
+                    driver.execute(f"LISTEN {CHANNEL}")  # type: ignore[union-attr]
+                    while not self._stop.is_set():
+                        # Wake up every second to notice a stop; polling still covers any notice lost meanwhile.
+                        for _ in driver.notifies(timeout=1.0):  # type: ignore[union-attr]
+                            self.on_notice()
+                finally:
+                    raw.invalidate()  # a LISTENing session must not go back to the pool
+            except Exception:  # the database went away: try again shortly; polling carries on meanwhile
+                log.warning("LISTEN connection lost; retrying", exc_info=True)
+                self._stop.wait(5)

@@ -17,8 +17,14 @@ _NOTIFY = sa.text(f"SELECT pg_notify('{CHANNEL}', '')")
 def announce(conn: sa.Connection) -> None:
     """Tell listening runners there is work, when (and only if) the caller's transaction commits.
     PostgreSQL folds identical notices of one transaction into one; on SQLite this does nothing."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_NOTIFY)
+    if conn.dialect.name != "postgresql":
+        return
+    # Once per transaction is enough: a verb that queues five notices pays one round trip.
+    tx = conn.get_transaction()
+    if tx is not None and conn.info.get("wecity_announced") is tx:
+        return
+    conn.execute(_NOTIFY)
+    conn.info["wecity_announced"] = tx
 
 
 class Listener:

@@ -36,3 +36,15 @@ RETURN_REASONS = {
     "duplicate": N_("Duplicate"),
     "other": N_("Other"),
 }
+
+CHANNEL_LABELS = {
+    "open311": N_("Open311"),
+    "portal": N_("Portal"),
+    "sensor": N_("Sensor"),
+    "hotline": N_("12345 hotline"),
+    "staff_api": N_("Staff API"),
+    "system": N_("System"),
+}
+
+# Timeline actors that are not people with names.
+ACTOR_LABELS = {"citizen": N_("Citizen"), "sensor": N_("Sensor"), "system": N_("System")}

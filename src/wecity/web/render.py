@@ -17,7 +17,7 @@ from wecity.identity.choices import Role
 from wecity.identity.service import StaffUser
 from wecity.web import csrf
 from wecity.web.i18n import N_, gettext_for
-from wecity.web.labels import EVENT_LABELS, RETURN_REASONS
+from wecity.web.labels import ACTOR_LABELS, CHANNEL_LABELS, EVENT_LABELS, RETURN_REASONS
 from wecity.web.timefmt import FORMATS, LEFT, OVERDUE, countdown
 from wecity.web.vendor import VENDOR
 
@@ -150,6 +150,8 @@ def page(request: Request, template: str, *, user: StaffUser | None, status: int
         "countdown": lambda seconds: countdown(seconds, _),
         "time_formats": {k: _(v) for k, v in FORMATS.items()} | {"left": _(LEFT), "overdue": _(OVERDUE)},
         "event_labels": EVENT_LABELS,
+        "channel_labels": CHANNEL_LABELS,
+        "actor_labels": ACTOR_LABELS,
         "reasons": RETURN_REASONS,
         "now": ctx.clock.now(),
         **values,

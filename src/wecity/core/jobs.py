@@ -83,7 +83,7 @@ async def run(ctx: AppContext, jobs: list[Job], *, timeout: float = 300.0) -> li
             return job, f"{exc.__class__.__name__}: {exc}"
         return job, None
 
-    return [await one(j) for j in jobs]
+    return list(await asyncio.gather(*(one(j) for j in jobs)))
 
 
 def record(conn: sa.Connection, outcomes: list[tuple[Job, str | None]], *, now: datetime, runner_id: str,

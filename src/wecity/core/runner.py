@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import math
 import os
 import random
 import socket
@@ -41,6 +42,10 @@ from wecity.domains import DOMAINS
 log = logging.getLogger(__name__)
 
 PeriodicFn = Callable[[AppContext], Awaitable[None]]
+
+DELIVERY_CONCURRENCY = 20  # outbox deliveries in flight per runner
+JOB_BATCH = 10
+JOB_LEASE_SECONDS = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +94,10 @@ class Runner:
         self.ctx = ctx
         self.id = runner_id or new_runner_id()
         self.batch_size = batch_size
-        # A lease must outlast the work done under it, or a second runner would take the work meanwhile.
-        self.lease_seconds = max(lease_seconds, delivery_timeout * 2)
+        # A lease must outlast the work done under it, or a second runner would take the work meanwhile:
+        # a batch is delivered in waves of DELIVERY_CONCURRENCY, each at most `delivery_timeout` long.
+        waves = math.ceil(batch_size / DELIVERY_CONCURRENCY)
+        self.lease_seconds = max(lease_seconds, waves * delivery_timeout * 1.5)
         self.poll_seconds = poll_seconds
         self.delivery_timeout = delivery_timeout
         self.policy = policy or outbox.RetryPolicy(
@@ -124,18 +131,19 @@ class Runner:
                                                    lease_seconds=self.lease_seconds))
         if not messages:
             return 0
-        outcomes = await outbox.deliver(messages, timeout=self.delivery_timeout)
+        outcomes = await outbox.deliver(messages, timeout=self.delivery_timeout, concurrency=DELIVERY_CONCURRENCY)
         await self.ctx.db.write(partial(outbox.record, outcomes=outcomes, now=self.ctx.clock.now(), runner_id=self.id,
                                         policy=self.policy, rand=self.rand))
         return len(messages)
 
     async def run_jobs(self) -> int:
         now = self.ctx.clock.now()
-        claimed = await self.ctx.db.write(partial(jobs.claim, now=now, runner_id=self.id, limit=self.batch_size,
-                                                  lease_seconds=max(self.lease_seconds, 300.0)))
+        # Jobs of a batch run side by side, each cut off at half the lease, so the lease outlasts them.
+        claimed = await self.ctx.db.write(partial(jobs.claim, now=now, runner_id=self.id, limit=JOB_BATCH,
+                                                  lease_seconds=JOB_LEASE_SECONDS))
         if not claimed:
             return 0
-        outcomes = await jobs.run(self.ctx, claimed, timeout=max(self.lease_seconds, 300.0) / 2)
+        outcomes = await jobs.run(self.ctx, claimed, timeout=JOB_LEASE_SECONDS / 2)
         await self.ctx.db.write(partial(jobs.record, outcomes=outcomes, now=self.ctx.clock.now(), runner_id=self.id,
                                         policy=self.policy, rand=self.rand))
         return len(claimed)
@@ -144,17 +152,22 @@ class Runner:
         tasks = registered_periodic()
         if not tasks:
             return 0
-        now = self.ctx.clock.now()
         new = sorted(set(tasks) - self._known_periodic)
         if new:
-            await self.ctx.db.write(_ensure_periodic_rows, new, now)
+            await self.ctx.db.write(_ensure_periodic_rows, new, self.ctx.clock.now())
             self._known_periodic.update(new)
-        rows = await self.ctx.db.write(
-            lambda conn: claim_due(conn, periodic_tasks, status=None, due=periodic_tasks.c.next_run_at, now=now,
-                                   runner_id=self.id, limit=len(tasks), lease_seconds=self.lease_seconds,
-                                   where=periodic_tasks.c.name.in_(list(tasks))))
-        for row in rows:
-            task = tasks[row.name]
+        ran = 0
+        # One at a time, each under its own lease, so a slow task cannot outlive the claim of the next.
+        for _ in range(len(tasks)):
+            now = self.ctx.clock.now()
+            rows = await self.ctx.db.write(
+                lambda conn, now=now: claim_due(conn, periodic_tasks, status=None, due=periodic_tasks.c.next_run_at,
+                                                now=now, runner_id=self.id, limit=1,
+                                                lease_seconds=self.lease_seconds,
+                                                where=periodic_tasks.c.name.in_(list(tasks))))
+            if not rows:
+                break
+            task = tasks[rows[0].name]
             error = None
             try:
                 await asyncio.wait_for(task.fn(self.ctx), self.lease_seconds / 2)
@@ -162,7 +175,8 @@ class Runner:
                 log.exception("periodic task %s failed", task.name)
                 error = f"{exc.__class__.__name__}: {exc}"[:2000]
             await self.ctx.db.write(_finish_periodic, task, now, error, self.id)
-        return len(rows)
+            ran += 1
+        return ran
 
     # -- as a task ---------------------------------------------------------------------------------
 

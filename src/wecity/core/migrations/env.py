@@ -31,7 +31,9 @@ def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001
 def run() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        url = config.get_main_option("sqlalchemy.url")
+        assert url, "alembic_config() always sets sqlalchemy.url"
+        engine = create_engine(url)
         with engine.begin() as connection:
             _configure_and_run(connection)
     else:

@@ -230,3 +230,14 @@ def test_two_runners_deliver_every_message_exactly_once(city: City, ctx: AppCont
     assert done_a + done_b == n
     assert done_a > 0 and done_b > 0, (done_a, done_b)
     assert ctx.db.read_sync(outbox.counts) == {"pending": 0, "delivered": n, "dead": 0}
+
+
+def test_a_delivery_that_hangs_is_cut_off_and_retried(ctx: AppContext) -> None:
+    async def hang(msg: OutboxMessage) -> None:
+        await asyncio.sleep(30)
+
+    outbox.register_channel("test", hang)
+    [mid] = _enqueue(ctx)
+    asyncio.run(Runner(ctx, delivery_timeout=0.05).run_once())
+    row = _row(ctx, mid)
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "timed out after 0.05 s")

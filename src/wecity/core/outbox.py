@@ -171,6 +171,10 @@ async def deliver(messages: list[OutboxMessage], *, timeout: float = 30.0, concu
                 await asyncio.wait_for(fn(msg), timeout)
             except Undeliverable as exc:
                 return Outcome(msg, f"undeliverable: {exc}", permanent=True)
+            except TimeoutError:
+                log.warning("outbox message %d (%s -> %s) attempt %d timed out", msg.id, msg.channel, msg.target,
+                            msg.attempts + 1)
+                return Outcome(msg, f"timed out after {timeout:g} s")
             except Exception as exc:  # any failure of a channel is recorded and retried
                 log.warning("outbox message %d (%s -> %s) attempt %d failed: %r", msg.id, msg.channel,
                             msg.target, msg.attempts + 1, exc)

@@ -241,3 +241,14 @@ def test_a_delivery_that_hangs_is_cut_off_and_retried(ctx: AppContext) -> None:
     asyncio.run(Runner(ctx, delivery_timeout=0.05).run_once())
     row = _row(ctx, mid)
     assert (row.status, row.attempts, row.last_error) == ("pending", 1, "timed out after 0.05 s")
+
+
+def test_max_attempts_comes_from_the_settings(ctx: AppContext) -> None:
+    from dataclasses import replace
+
+    from wecity.core.settings import load_settings
+
+    assert load_settings({"WECITY_SECRET_KEY": "k" * 40, "WECITY_OUTBOX_MAX_ATTEMPTS": "3"}).outbox_max_attempts == 3
+    ctx.settings = replace(ctx.settings, outbox_max_attempts=3)
+    assert Runner(ctx).policy.max_attempts == 3
+    assert Runner(AppContext(settings=replace(ctx.settings, outbox_max_attempts=8), db=ctx.db)).policy.max_attempts == 8

@@ -171,3 +171,13 @@ def test_configured_hours_apply_to_loaded_calendars(city: City) -> None:
         assert city.db.read_sync(load_calendar).hours == ((time(8), time(16)),)
     finally:
         worktime.configure(hours=worktime.DEFAULT_HOURS)
+
+
+def test_working_hours_setting_is_checked_at_start() -> None:
+    from wecity.core.errors import ConfigurationError
+    from wecity.core.settings import load_settings
+
+    assert load_settings({"WECITY_SECRET_KEY": "k" * 40}).work_hours == worktime.DEFAULT_HOURS
+    assert load_settings({"WECITY_SECRET_KEY": "k" * 40, "WECITY_WORK_HOURS": "08:00-17:00"}).work_hours == "08:00-17:00"
+    with pytest.raises(ConfigurationError, match="WECITY_WORK_HOURS"):
+        load_settings({"WECITY_SECRET_KEY": "k" * 40, "WECITY_WORK_HOURS": "17:00-08:00"})

@@ -149,6 +149,8 @@ def test_the_whole_loop(pages: Any, tmp_path: Path, locale: str) -> None:
     dispatcher = pages.open(locale)
     _log_in(dispatcher, "dispatcher", t)
     dispatcher.goto("/staff/dispatch")
+    shot(dispatcher, f"loop-{tag}-6a-dispatch-centre")
+    assert a11y.problems(dispatcher) == []
     dispatcher.locator(f"a.case-link[href='/staff/cases/{case_id}']").click()
     dispatcher.get_by_role("button", name=t["verify"], exact=True).click()
     dispatcher.wait_for_url("**?done=verify")

@@ -11,6 +11,8 @@ def test_health_ready_metrics_openapi(city: City) -> None:
         client.get("/api/v1/areas/locate", params={"lat": 28.19, "long": 112.97})
         metrics = client.get("/metrics").text
         assert 'wecity_http_requests_total{method="GET",route="/api/v1/areas/locate",status="200"}' in metrics
+        assert 'wecity_outbox_messages{status="dead"} 0.0' in metrics
+        assert 'wecity_open_cases{kind="open"}' in metrics
         spec = client.get("/openapi.json").json()
         assert "/api/v1/areas/locate" in spec["paths"]
         assert "swagger-ui" in client.get("/docs").text

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.cases.models import categories, category_area_departments
+from wecity.core import cache
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
 from wecity.identity.service import department_id_by_code
 
@@ -53,6 +54,7 @@ def add_category(conn: Connection, *, code: str, name_zh: str, name_en: str, gro
         department_id=department_id_by_code(conn, department_code), ack_minutes=ack_minutes,
         resolve_hours=resolve_hours, calendar=calendar, sort_order=sort_order, active=True,
         attributes=attributes))
+    cache.invalidate(conn, "category")
 
 
 def set_area_department(conn: Connection, *, category_code: str, area_id: int, department_code: str) -> None:
@@ -63,6 +65,7 @@ def set_area_department(conn: Connection, *, category_code: str, area_id: int, d
         category_area_departments.c.area_id == area_id))
     conn.execute(category_area_departments.insert().values(
         category_code=category_code, area_id=area_id, department_id=department_id))
+    cache.invalidate(conn, "category")
 
 
 def list_categories(conn: Connection, *, active_only: bool = True) -> list[Category]:
@@ -73,7 +76,8 @@ def list_categories(conn: Connection, *, active_only: bool = True) -> list[Categ
 
 
 def get_category(conn: Connection, code: str) -> Category:
-    row = conn.execute(sa.select(categories).where(categories.c.code == code)).first()
+    row = cache.cached(conn, ("category", code),
+                       lambda: conn.execute(sa.select(categories).where(categories.c.code == code)).first())
     if row is None:
         raise NotFound(f"no service with code {code!r}", message_zh=f"没有代码为 {code} 的服务类别",
                        code="category.not_found")
@@ -83,11 +87,12 @@ def get_category(conn: Connection, code: str) -> Category:
 def responsible_department(conn: Connection, category: Category, area_id: int | None) -> int:
     """The department for category x area: the area's override if any, else the category's own."""
     if area_id is not None:
-        row = conn.execute(sa.select(category_area_departments.c.department_id).where(
-            category_area_departments.c.category_code == category.code,
-            category_area_departments.c.area_id == area_id)).first()
-        if row:
-            return int(row.department_id)
+        overrides = cache.cached(conn, ("category", "area overrides"), lambda: {
+            (r.category_code, r.area_id): r.department_id
+            for r in conn.execute(sa.select(category_area_departments))})
+        found = overrides.get((category.code, area_id))
+        if found is not None:
+            return int(found)
     return category.department_id
 
 

@@ -20,7 +20,7 @@ from wecity.cases import notifications, sla
 from wecity.cases.categories import Category, get_category, responsible_department
 from wecity.cases.choices import MERGEABLE, CaseStatus, Channel, Source
 from wecity.cases.models import cases, reports
-from wecity.cases.timeline import add_event
+from wecity.cases.timeline import add_event, add_events
 from wecity.core.errors import NotFound, ValidationFailed
 from wecity.geo.coords import CoordSystem, distance_m, to_wgs84
 from wecity.geo.index import AreaIndex
@@ -181,58 +181,62 @@ def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex,
         case_id = _mergeable_case(conn, category.code, lat, lon, now, policy)
 
     actor = "sensor" if report.source == Source.SENSOR else "citizen"
-    merged = case_id is not None
-    if case_id is None:
-        case_id = _open_case(conn, category, report, lat, lon, area.id if area else None, description, now, actor)
-    else:
-        conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
-
     token = secrets.token_urlsafe(12)
-    report_id = int(conn.execute(reports.insert().values(
-        case_id=case_id, token=token, service_code=category.code, description=description, lat=lat, long=lon,
-        address=report.address, address_id=report.address_id, attributes=attributes or None,
-        media_ids=report.media_ids or None, channel=report.channel, email=report.email, phone=report.phone,
-        first_name=report.first_name, last_name=report.last_name, device_id=report.device_id,
-        account_id=report.account_id, requested_at=now, updated_at=now,
-    )).inserted_primary_key[0])
-
-    if merged:
+    if case_id is not None:
+        # 并单: the report joins the open case; its reporter follows that case's progress.
+        conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
+        report_id = _insert_report(conn, report, case_id, token, category.code, description, lat, lon,
+                                   attributes, now)
         add_event(conn, case_id, at=now, event="report_merged", actor=actor, channel=report.channel,
                   note=description or None, detail={"report_id": report_id}, media_id=_first(report.media_ids))
-    else:
-        add_event(conn, case_id, at=now, event="report_added", actor=actor, channel=report.channel,
-                  note=description or None, detail={"report_id": report_id}, media_id=_first(report.media_ids))
-    if not merged:
-        # After the report row exists, so the reporter is among those told.
-        notifications.case_dispatched(conn, case_id=case_id, department_id=None, now=now)
+        row = conn.execute(sa.select(cases.c.status, cases.c.department_id, cases.c.area_id, cases.c.resolve_due_at)
+                           .where(cases.c.id == case_id)).one()
+        return IntakeResult(report_id=report_id, token=token, case_id=case_id, merged=True, status=row.status,
+                            department_id=row.department_id, area_id=row.area_id, expected_at=row.resolve_due_at,
+                            lat=lat, long=lon)
 
-    row = conn.execute(sa.select(cases.c.status, cases.c.department_id, cases.c.area_id, cases.c.resolve_due_at)
-                       .where(cases.c.id == case_id)).one()
-    return IntakeResult(report_id=report_id, token=token, case_id=case_id, merged=merged, status=row.status,
-                        department_id=row.department_id, area_id=row.area_id, expected_at=row.resolve_due_at,
-                        lat=lat, long=lon)
-
-
-def _first(items: list[str]) -> str | None:
-    return items[0] if items else None
-
-
-def _open_case(conn: Connection, category: Category, report: NewReport, lat: float | None, lon: float | None,
-               area_id: int | None, description: str, now: datetime, actor: str) -> int:
+    area_id = area.id if area else None
     department_id = responsible_department(conn, category, area_id)
     clocks = sla.clocks(conn, category, now)
     case_id = int(conn.execute(cases.insert().values(
         category_code=category.code, status=CaseStatus.DISPATCHED, department_id=department_id, area_id=area_id,
         lat=lat, long=lon, address=report.address, description=description, source=report.source,
         source_ref=report.source_ref, created_at=now, updated_at=now, dispatched_at=now,
-        **clocks.values(), ack_warned=False, ack_escalated=False,
-        resolve_warned=False, resolve_escalated=False, reopen_count=0, followup_open=False,
+        **clocks.values(), ack_warned=False, ack_escalated=False, resolve_warned=False, resolve_escalated=False,
+        reopen_count=0, followup_open=False,
     )).inserted_primary_key[0])
-    add_event(conn, case_id, at=now, event="submitted", actor=actor, channel=report.channel,
-              to_status=CaseStatus.SUBMITTED, detail={"area_id": area_id})
-    add_event(conn, case_id, at=now, event="dispatched", actor="system", actor_name="自动派遣 / auto-dispatch",
-              channel=Channel.SYSTEM, from_status=CaseStatus.SUBMITTED, to_status=CaseStatus.DISPATCHED,
-              department_id=department_id,
-              detail={"rule": "category x area", "ack_due_at": clocks.ack_due_at.isoformat(),
-                      "resolve_due_at": clocks.resolve_due_at.isoformat()})
-    return case_id
+    report_id = _insert_report(conn, report, case_id, token, category.code, description, lat, lon, attributes, now)
+    add_events(conn, [
+        dict(case_id=case_id, at=now, event="submitted", actor=actor, channel=report.channel,
+             to_status=CaseStatus.SUBMITTED, detail={"area_id": area_id}),
+        dict(case_id=case_id, at=now, event="dispatched", actor="system", actor_name="自动派遣 / auto-dispatch",
+             channel=Channel.SYSTEM, from_status=CaseStatus.SUBMITTED, to_status=CaseStatus.DISPATCHED,
+             department_id=department_id,
+             detail={"rule": "category x area", "ack_due_at": clocks.ack_due_at.isoformat(),
+                     "resolve_due_at": clocks.resolve_due_at.isoformat()}),
+        dict(case_id=case_id, at=now, event="report_added", actor=actor, channel=report.channel,
+             note=description or None, detail={"report_id": report_id}, media_id=_first(report.media_ids)),
+    ])
+    # The department and the reporter are told, in this transaction, through the outbox.
+    notifications.new_case_dispatched(conn, case_id=case_id, status=CaseStatus.DISPATCHED,
+                                      category_code=category.code, department_id=department_id, token=token,
+                                      email=report.email, phone=report.phone, now=now)
+    return IntakeResult(report_id=report_id, token=token, case_id=case_id, merged=False,
+                        status=CaseStatus.DISPATCHED, department_id=department_id, area_id=area_id,
+                        expected_at=clocks.resolve_due_at, lat=lat, long=lon)
+
+
+def _insert_report(conn: Connection, report: NewReport, case_id: int, token: str, service_code: str,
+                   description: str, lat: float | None, lon: float | None, attributes: dict[str, Any],
+                   now: datetime) -> int:
+    return int(conn.execute(reports.insert().values(
+        case_id=case_id, token=token, service_code=service_code, description=description, lat=lat, long=lon,
+        address=report.address, address_id=report.address_id, attributes=attributes or None,
+        media_ids=report.media_ids or None, channel=report.channel, email=report.email, phone=report.phone,
+        first_name=report.first_name, last_name=report.last_name, device_id=report.device_id,
+        account_id=report.account_id, requested_at=now, updated_at=now,
+    )).inserted_primary_key[0])
+
+
+def _first(items: list[str]) -> str | None:
+    return items[0] if items else None

@@ -8,6 +8,7 @@ on escalation and low ratings.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -15,7 +16,8 @@ from sqlalchemy.engine import Connection
 
 from wecity.cases.choices import CaseStatus
 from wecity.cases.models import cases, reports
-from wecity.core.outbox import enqueue
+from wecity.core import cache
+from wecity.core.outbox import enqueue, enqueue_many
 from wecity.identity.models import departments
 
 # event -> (zh, en) headline for citizens
@@ -42,6 +44,36 @@ def _case_facts(conn: Connection, case_id: int) -> sa.Row:
                                   departments.c.name_zh, departments.c.name_en, departments.c.webhook_url)
                         .select_from(cases.outerjoin(departments, departments.c.id == cases.c.department_id))
                         .where(cases.c.id == case_id)).one()
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the messages about a case need to say (read once, or known by the caller already)."""
+
+    id: int
+    status: str
+    category_code: str
+    department_id: int | None
+    name_zh: str | None
+    name_en: str | None
+    webhook_url: str | None
+
+
+def department_facts(conn: Connection, department_id: int) -> tuple[str, str, str | None]:
+    """(zh name, en name, webhook) of a department; departments change rarely, so this is cached."""
+    return cache.cached(conn, ("department", department_id), lambda: tuple(conn.execute(
+        sa.select(departments.c.name_zh, departments.c.name_en, departments.c.webhook_url)
+        .where(departments.c.id == department_id)).one()))
+
+
+def new_case_dispatched(conn: Connection, *, case_id: int, status: str, category_code: str, department_id: int,
+                        token: str, email: str | None, phone: str | None, now: datetime) -> None:
+    """The intake's notices for a case it just opened and dispatched, from what it already knows."""
+    name_zh, name_en, webhook = department_facts(conn, department_id)
+    facts = Facts(case_id, status, category_code, department_id, name_zh, name_en, webhook)
+    messages = _department_messages(facts, "dispatched", now)
+    messages += _reporter_messages(facts, "dispatched", [(token, email, phone)])
+    enqueue_many(conn, messages, now=now)
 
 
 def case_dispatched(conn: Connection, *, case_id: int, department_id: int | None, now: datetime) -> None:
@@ -83,19 +115,23 @@ def _department_payload(facts: sa.Row, event: str, **extra: object) -> dict[str,
             "event": event, "case_id": facts.id}
 
 
-def tell_department(conn: Connection, *, case_id: int, event: str, now: datetime, note: str | None = None) -> None:
-    facts = _case_facts(conn, case_id)
+def _department_messages(facts: Facts | sa.Row, event: str, now: datetime,
+                         note: str | None = None) -> list[tuple[str, str, dict[str, object]]]:
     if facts.department_id is None:
-        return
+        return []
     payload = _department_payload(facts, event)
     if note:
         payload["body"] = note
-    enqueue(conn, channel="in_app", target=f"department:{facts.department_id}", payload=payload, now=now)
+    messages: list[tuple[str, str, dict[str, object]]] = [("in_app", f"department:{facts.department_id}", payload)]
     if facts.webhook_url:
-        enqueue(conn, channel="webhook", target=facts.webhook_url, now=now,
-                payload={"event": f"case.{event}", "case_id": case_id, "status": facts.status,
-                         "category": facts.category_code, "department_id": facts.department_id,
-                         "at": now.isoformat(), "note": note})
+        messages.append(("webhook", facts.webhook_url, {
+            "event": f"case.{event}", "case_id": facts.id, "status": facts.status, "category": facts.category_code,
+            "department_id": facts.department_id, "at": now.isoformat(), "note": note}))
+    return messages
+
+
+def tell_department(conn: Connection, *, case_id: int, event: str, now: datetime, note: str | None = None) -> None:
+    enqueue_many(conn, _department_messages(_case_facts(conn, case_id), event, now, note), now=now)
 
 
 def _tell_dispatch_centre(conn: Connection, *, case_id: int, event: str, now: datetime, role: str = "dispatcher",
@@ -108,25 +144,30 @@ def _tell_dispatch_centre(conn: Connection, *, case_id: int, event: str, now: da
             payload=_department_payload(facts, event, **extra), now=now)
 
 
-def _tell_reporters(conn: Connection, *, case_id: int, event: str, now: datetime) -> None:
-    facts = _case_facts(conn, case_id)
+def _reporter_messages(facts: Facts | sa.Row, event: str,
+                       reporters: list[tuple[str, str | None, str | None]]) -> list[tuple[str, str, dict[str, object]]]:
     zh, en = _CITIZEN_TEXT[event]
     title_zh = zh.format(dept=facts.name_zh or "")
     title_en = en.format(dept_en=facts.name_en or "the responsible department")
     status = CaseStatus(facts.status)
-    rows = conn.execute(sa.select(reports.c.id, reports.c.token, reports.c.email, reports.c.phone)
-                        .where(reports.c.case_id == case_id)).all()
-    for row in rows:
-        link = f"/track/{row.token}"
-        enqueue(conn, channel="in_app", target=f"citizen:{row.token}", now=now,
-                payload={"title_zh": title_zh, "title_en": title_en, "body": f"{status.label_zh} / {status.label_en}",
-                         "link": link, "event": event, "case_id": case_id})
-        if row.email:
-            enqueue(conn, channel="email", target=row.email, now=now, payload={
+    messages: list[tuple[str, str, dict[str, object]]] = []
+    for token, email, phone in reporters:
+        link = f"/track/{token}"
+        messages.append(("in_app", f"citizen:{token}", {
+            "title_zh": title_zh, "title_en": title_en, "body": f"{status.label_zh} / {status.label_en}",
+            "link": link, "event": event, "case_id": facts.id}))
+        if email:
+            messages.append(("email", email, {
                 "subject": f"{title_zh} / {title_en}",
-                "body": f"{title_zh}\n{title_en}\n\n查询码 / tracking code: {row.token}\n{link}\n",
-            })
-        if row.phone:
-            enqueue(conn, channel="webhook", target="sms", now=now, payload={
-                "phone": row.phone, "text": f"【WeCity】{title_zh}，查询码 {row.token}", "event": event,
-            })
+                "body": f"{title_zh}\n{title_en}\n\n查询码 / tracking code: {token}\n{link}\n"}))
+        if phone:
+            messages.append(("webhook", "sms", {
+                "phone": phone, "text": f"【WeCity】{title_zh}，查询码 {token}", "event": event}))
+    return messages
+
+
+def _tell_reporters(conn: Connection, *, case_id: int, event: str, now: datetime) -> None:
+    facts = _case_facts(conn, case_id)
+    rows = conn.execute(sa.select(reports.c.token, reports.c.email, reports.c.phone)
+                        .where(reports.c.case_id == case_id)).all()
+    enqueue_many(conn, _reporter_messages(facts, event, [tuple(r) for r in rows]), now=now)

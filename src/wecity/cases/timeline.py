@@ -21,6 +21,18 @@ def add_event(conn: Connection, case_id: int, *, at: datetime, event: str, actor
         public=public, media_id=media_id, detail=detail)).inserted_primary_key[0])
 
 
+def add_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Several events with one statement; each row has add_event's fields (case_id, at, event, ...)."""
+    if rows:
+        conn.execute(timeline.insert(), [{**_EVENT_DEFAULTS, **row} for row in rows])
+
+
+_EVENT_DEFAULTS: dict[str, Any] = {
+    "actor_name": None, "from_status": None, "to_status": None, "department_id": None, "note": None,
+    "reason": None, "public": True, "media_id": None, "detail": None,
+}
+
+
 def case_events(conn: Connection, case_id: int, *, public_only: bool = False) -> list[dict[str, Any]]:
     query = sa.select(timeline).where(timeline.c.case_id == case_id).order_by(timeline.c.at, timeline.c.id)
     if public_only:

@@ -111,6 +111,21 @@ def enqueue(conn: sa.Connection, *, channel: str, target: str, payload: dict[str
     return int(conn.execute(sa.select(t.c.id).where(t.c.dedupe_key == dedupe_key)).scalar_one())
 
 
+def enqueue_many(conn: sa.Connection, messages: list[tuple[str, str, dict[str, Any]]], *, now: datetime) -> None:
+    """Queue several (channel, target, payload) messages with one statement (the intake's hot path)."""
+    if not messages:
+        return
+    rows = []
+    for channel, target, payload in messages:
+        if not channel or not target:
+            raise ValidationFailed("outbox message needs a channel and a target",
+                                   message_zh="待发消息必须有渠道和接收方", code="outbox.invalid")
+        rows.append(dict(channel=channel, target=target, payload=payload, status=PENDING, attempts=0,
+                         next_attempt_at=now, created_at=now, dedupe_key=None))
+    announce(conn)
+    conn.execute(t.insert(), rows)
+
+
 def _message(row: Any) -> OutboxMessage:
     return OutboxMessage(id=row.id, channel=row.channel, target=row.target, payload=row.payload,
                          attempts=row.attempts, created_at=row.created_at, dedupe_key=row.dedupe_key)

@@ -202,11 +202,17 @@ def set_days(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> int:
     stmt = stmt.on_conflict_do_update(index_elements=["day"], set_={
         c: stmt.excluded[c] for c in ("kind", "name_zh", "name_en", "source")})
     conn.execute(stmt, [dict(r) for r in rows])
+    from wecity.core import cache
+
+    cache.invalidate(conn, "calendar days")
     return len(rows)
 
 
 def remove_day(conn: sa.Connection, day: date) -> bool:
     """Make `day` an ordinary day again (its weekday decides)."""
+    from wecity.core import cache
+
+    cache.invalidate(conn, "calendar days")
     return bool(conn.execute(calendar_days.delete().where(calendar_days.c.day == day)).rowcount)
 
 
@@ -222,7 +228,10 @@ def configure(*, hours: str) -> None:
 
 def load_calendar(conn: sa.Connection, *, hours: str | None = None, tz: ZoneInfo = SHANGHAI) -> WorkCalendar:
     """The city's working calendar as kept in the database, with the configured working hours."""
-    rows = conn.execute(sa.select(calendar_days.c.day, calendar_days.c.kind)).all()
+    from wecity.core import cache
+
+    rows = cache.cached(conn, ("calendar days",),
+                        lambda: conn.execute(sa.select(calendar_days.c.day, calendar_days.c.kind)).all())
     return WorkCalendar(holidays=frozenset(r.day for r in rows if r.kind == HOLIDAY),
                         workdays=frozenset(r.day for r in rows if r.kind == WORKDAY),
                         hours=parse_hours(hours or _configured_hours), tz=tz)

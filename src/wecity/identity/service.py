@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection
 
+from wecity.core import cache
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
 from wecity.identity.choices import Role
 from wecity.identity.models import api_keys, audit_log, departments, staff_sessions, users
@@ -132,11 +133,20 @@ def add_api_key(conn: Connection, *, name: str, now: datetime, username: str | N
 
 
 def api_key_is_valid(conn: Connection, key: str) -> bool:
+    """Whether the key is a live API key. A good answer is kept for a few seconds (intake reads it on
+    every report), so a revoked key stops working within `cache.DEFAULT_TTL` in other processes."""
     if not key:
         return False
-    row = conn.execute(sa.select(api_keys.c.id).where(
-        api_keys.c.key_hash == _sha256(key), api_keys.c.revoked_at.is_(None))).first()
-    return row is not None
+    digest = _sha256(key)
+
+    def load() -> bool:
+        return conn.execute(sa.select(api_keys.c.id).where(
+            api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))).first() is not None
+
+    if cache.cached(conn, ("api key", digest), load):
+        return True
+    cache.invalidate(conn, "api key", digest)  # a bad key is not remembered: it may be created next
+    return False
 
 
 def record_audit(conn: Connection, *, at: datetime, actor: str, action: str, target: str, outcome: str = "ok",

@@ -170,3 +170,28 @@ def test_report_form_works_from_the_keyboard(pages: Any) -> None:
     assert page.is_visible("#attr-manhole-cover_state")
     page.get_by_role("button", name="Put the pin at the map centre").press("Enter")
     assert page.get_attribute("#report-map", "data-pinned") == "true"
+
+
+def test_the_queue_shows_new_cases_without_a_reload(pages: Any) -> None:
+    from tests.e2e.test_loop import TEXT, _drop_pin, _log_in
+
+    t = TEXT["zh-CN"]
+    handler = pages.open("zh-CN")
+    handler.clock.install()
+    _log_in(handler, "chengguan", t)
+    handler.goto("/staff/queue")
+    before = handler.locator(".case-card").count()
+
+    citizen = pages.open("zh-CN")
+    citizen.goto("/report")
+    citizen.locator("label.choice", has_text="路灯故障").click()
+    _drop_pin(citizen, 28.2282, 112.9388)
+    citizen.get_by_role("button", name="提交反映").click()
+    citizen.wait_for_url("**/track/**")
+    case_id = citizen.locator("#case-number").inner_text().strip()
+
+    assert handler.locator(f"a[href='/staff/cases/{case_id}']").count() == 0
+    handler.clock.run_for("01:05")  # a minute later: htmx fetches the list again
+    handler.wait_for_selector(f"a[href='/staff/cases/{case_id}']")
+    assert handler.locator(".case-card").count() == before + 1
+    assert handler.locator(f".case-card:has(a[href='/staff/cases/{case_id}']) .countdown").inner_text().startswith("剩余")

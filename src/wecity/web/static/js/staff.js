@@ -20,12 +20,12 @@
     return fill(formats.m, { m: m });
   }
 
-  // Count from the server's "now" (the platform's clock) plus the time this page has been open.
-  var opened = Date.now();
+  // Count from the server's "now" (the platform's clock) when the element arrived, plus the time since.
   function tick() {
     document.querySelectorAll(".countdown[data-due]").forEach(function (el) {
+      if (!el.hasAttribute("data-seen")) el.setAttribute("data-seen", String(Date.now()));
       var due = Date.parse(el.getAttribute("data-due"));
-      var serverNow = Date.parse(el.getAttribute("data-now")) + (Date.now() - opened);
+      var serverNow = Date.parse(el.getAttribute("data-now")) + (Date.now() - Number(el.getAttribute("data-seen")));
       var left = Math.round((due - serverNow) / 1000);
       el.textContent = fill(left >= 0 ? formats.left : formats.overdue, { t: duration(left) });
       el.classList.toggle("overdue", left < 0);
@@ -34,7 +34,11 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    if (formats.left) { tick(); setInterval(tick, 30000); }
+    if (formats.left) {
+      tick();
+      setInterval(tick, 30000);
+      document.addEventListener("htmx:afterSettle", tick);  // a refreshed list counts down at once
+    }
     var element = document.getElementById("case-map");
     if (element && window.WeCityMap) {
       var created = window.WeCityMap.create(element, { labels: false, interactive: false });

@@ -97,3 +97,16 @@ def test_logout_without_csrf_keeps_the_session(web: Any, sqlite_city: Any) -> No
     r = web.post("/logout", data={}, follow_redirects=False)
     assert r.status_code == 403
     assert _sessions(sqlite_city) == 1
+
+
+def test_repeated_failures_lock_the_login_for_a_while(web: Any, sqlite_city: Any) -> None:
+    from datetime import timedelta
+
+    for _ in range(5):
+        assert log_in(web, "chengguan", password="wrong-password").status_code == 401
+    locked = log_in(web, "chengguan")  # even the right password waits
+    assert locked.status_code == 429 and "登录失败次数过多" in locked.text
+    assert _audit(sqlite_city)[-1].detail == {"reason": "too many failures"}
+    assert _sessions(sqlite_city) == 0
+    sqlite_city.clock.at += timedelta(minutes=16)
+    assert log_in(web, "chengguan").status_code == 303

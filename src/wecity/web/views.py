@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -16,6 +18,7 @@ from wecity.core.http import client_address, request_locale
 from wecity.geo.service import get_jurisdiction, list_areas
 from wecity.identity.choices import Role
 from wecity.identity.deps import SESSION_COOKIE, OptionalStaff
+from wecity.identity.models import audit_log
 from wecity.identity.service import (
     SESSION_LIFETIME,
     StaffUser,
@@ -34,6 +37,9 @@ STATIC_DIR = Path(__file__).parent / "static"
 LANG_COOKIE_AGE = 365 * 24 * 3600
 MAX_USERNAME = 64
 MAX_PASSWORD = 256
+LOCKOUT_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_USER = 5
+MAX_FAILURES_PER_ADDRESS = 20
 
 ROLE_LABELS = {Role.HANDLER: N_("Case handler"), Role.DISPATCHER: N_("Dispatcher"),
                Role.SUPERVISOR: N_("Supervisor"), Role.ADMIN: N_("Administrator")}
@@ -84,8 +90,26 @@ async def login_form(request: Request, user: OptionalStaff, next: str = "/staff"
     return page(request, "web/login.html", user=None, next=safe_next(next, "/staff"), username="", error=None)
 
 
+def _recent_failures(conn: Connection, username: str, address: str | None, now: Any) -> tuple[int, int]:
+    """Failed logins in the last LOCKOUT_WINDOW: for this username from this address, and from this address."""
+    since = now - LOCKOUT_WINDOW
+    denied = sa.and_(audit_log.c.action == "staff.login", audit_log.c.outcome == "denied", audit_log.c.at > since,
+                     audit_log.c.source_address == address)
+    per_user = conn.execute(sa.select(sa.func.count()).select_from(audit_log)
+                            .where(denied, audit_log.c.actor == username)).scalar_one()
+    per_address = conn.execute(sa.select(sa.func.count()).select_from(audit_log).where(denied)).scalar_one()
+    return int(per_user), int(per_address)
+
+
 def _login(conn: Connection, username: str, password: str, now: Any,
            address: str | None) -> tuple[StaffUser | None, str | None]:
+    # Guessing passwords is slowed down: after too many failures from one address the password is not
+    # even checked until the window has passed. The refusal is audited like any other.
+    per_user, per_address = _recent_failures(conn, username, address, now)
+    if per_user >= MAX_FAILURES_PER_USER or per_address >= MAX_FAILURES_PER_ADDRESS:
+        record_audit(conn, at=now, actor=username or "-", action="staff.login", target=f"user:{username or '-'}",
+                     outcome="denied", source_address=address, detail={"reason": "too many failures"})
+        return None, "locked"
     # The session and the audit entry commit together: no session exists without its login record.
     user = authenticate(conn, username, password)
     if user is None:
@@ -113,6 +137,9 @@ async def login(request: Request) -> Response:
         return page(request, "web/login.html", user=None, status=400, next=next_path, username=username,
                     error=_("Enter your username and password."))
     user, token = await ctx.db.write(_login, username, password, ctx.clock.now(), client_address(request))
+    if token == "locked":
+        return page(request, "web/login.html", user=None, status=429, next=next_path, username=username,
+                    error=_("Too many failed attempts. Wait 15 minutes and try again."))
     if user is None or token is None:
         return page(request, "web/login.html", user=None, status=401, next=next_path, username=username,
                     error=_("Wrong username or password."))

@@ -124,18 +124,26 @@ def _validated_attributes(category: Category, given: dict[str, Any], *, source: 
     return given
 
 
+# Statements built once: building `.values(**row)` and `.where(...)` per call costs more than running them.
+_MERGE_CANDIDATES = sa.select(cases.c.id, cases.c.lat, cases.c.long).where(
+    cases.c.category_code == sa.bindparam("code"),
+    cases.c.status.in_([s.value for s in MERGEABLE]),
+    cases.c.created_at >= sa.bindparam("since", type_=cases.c.created_at.type),
+    cases.c.lat.between(sa.bindparam("lat_min"), sa.bindparam("lat_max")),
+    cases.c.long.between(sa.bindparam("lon_min"), sa.bindparam("lon_max")),
+)
+_INSERT_CASE = cases.insert()
+_INSERT_REPORT = reports.insert()
+
+
 def _mergeable_case(conn: Connection, category_code: str, lat: float, lon: float, now: datetime,
                     policy: MergePolicy) -> int | None:
     """The nearest open case of the category within the radius and window, if any."""
     dlat = policy.radius_m / 111_320
     dlon = policy.radius_m / (111_320 * max(math.cos(math.radians(lat)), 0.01))
-    rows = conn.execute(sa.select(cases.c.id, cases.c.lat, cases.c.long).where(
-        cases.c.category_code == category_code,
-        cases.c.status.in_([s.value for s in MERGEABLE]),
-        cases.c.created_at >= now - policy.window,
-        cases.c.lat.between(lat - dlat, lat + dlat),
-        cases.c.long.between(lon - dlon, lon + dlon),
-    )).all()
+    rows = conn.execute(_MERGE_CANDIDATES, {
+        "code": category_code, "since": now - policy.window, "lat_min": lat - dlat, "lat_max": lat + dlat,
+        "lon_min": lon - dlon, "lon_max": lon + dlon}).all()
     best: tuple[float, int] | None = None
     for row in rows:
         d = distance_m(lat, lon, row.lat, row.long)
@@ -198,12 +206,12 @@ def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex,
     area_id = area.id if area else None
     department_id = responsible_department(conn, category, area_id)
     clocks = sla.clocks(conn, category, now)
-    case_id = int(conn.execute(cases.insert().values(
-        category_code=category.code, status=CaseStatus.DISPATCHED, department_id=department_id, area_id=area_id,
-        lat=lat, long=lon, address=report.address, description=description, source=report.source,
-        source_ref=report.source_ref, created_at=now, updated_at=now, dispatched_at=now,
-        **clocks.values(), ack_warned=False, ack_escalated=False, resolve_warned=False, resolve_escalated=False,
-        reopen_count=0, followup_open=False,
+    case_id = int(conn.execute(_INSERT_CASE, dict(
+        category_code=category.code, status=CaseStatus.DISPATCHED.value, department_id=department_id,
+        area_id=area_id, lat=lat, long=lon, address=report.address, description=description,
+        source=str(report.source), source_ref=report.source_ref, created_at=now, updated_at=now,
+        dispatched_at=now, **clocks.values(), ack_warned=False, ack_escalated=False, resolve_warned=False,
+        resolve_escalated=False, reopen_count=0, followup_open=False,
     )).inserted_primary_key[0])
     report_id = _insert_report(conn, report, case_id, token, category.code, description, lat, lon, attributes, now)
     add_events(conn, [
@@ -229,10 +237,10 @@ def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex,
 def _insert_report(conn: Connection, report: NewReport, case_id: int, token: str, service_code: str,
                    description: str, lat: float | None, lon: float | None, attributes: dict[str, Any],
                    now: datetime) -> int:
-    return int(conn.execute(reports.insert().values(
+    return int(conn.execute(_INSERT_REPORT, dict(
         case_id=case_id, token=token, service_code=service_code, description=description, lat=lat, long=lon,
         address=report.address, address_id=report.address_id, attributes=attributes or None,
-        media_ids=report.media_ids or None, channel=report.channel, email=report.email, phone=report.phone,
+        media_ids=report.media_ids or None, channel=str(report.channel), email=report.email, phone=report.phone,
         first_name=report.first_name, last_name=report.last_name, device_id=report.device_id,
         account_id=report.account_id, requested_at=now, updated_at=now,
     )).inserted_primary_key[0])

@@ -227,14 +227,21 @@ def configure(*, hours: str) -> None:
 
 
 def load_calendar(conn: sa.Connection, *, hours: str | None = None, tz: ZoneInfo = SHANGHAI) -> WorkCalendar:
-    """The city's working calendar as kept in the database, with the configured working hours."""
+    """The city's working calendar as kept in the database, with the configured working hours.
+
+    Kept per process for a few seconds (every working-time report reads it); changes made here through
+    `set_days` / `remove_day` drop it at once."""
     from wecity.core import cache
 
-    rows = cache.cached(conn, ("calendar days",),
-                        lambda: conn.execute(sa.select(calendar_days.c.day, calendar_days.c.kind)).all())
-    return WorkCalendar(holidays=frozenset(r.day for r in rows if r.kind == HOLIDAY),
-                        workdays=frozenset(r.day for r in rows if r.kind == WORKDAY),
-                        hours=parse_hours(hours or _configured_hours), tz=tz)
+    hours = hours or _configured_hours
+
+    def build() -> WorkCalendar:
+        rows = conn.execute(sa.select(calendar_days.c.day, calendar_days.c.kind)).all()
+        return WorkCalendar(holidays=frozenset(r.day for r in rows if r.kind == HOLIDAY),
+                            workdays=frozenset(r.day for r in rows if r.kind == WORKDAY),
+                            hours=parse_hours(hours), tz=tz)
+
+    return cache.cached(conn, ("calendar days", hours, tz.key), build)
 
 
 def list_days(conn: sa.Connection, year: int) -> list[dict[str, Any]]:

@@ -98,6 +98,7 @@ def test_the_whole_loop(pages: Any, tmp_path: Path, locale: str) -> None:
     citizen.wait_for_selector("#nearby p, #nearby .nearby-cases")
     assert t["none_nearby"] in citizen.locator("#nearby").inner_text()
     citizen.set_input_files("#photo-file", str(_photo(tmp_path, "before.jpg", (150, 110, 60))))
+    assert citizen.locator("img.preview:visible").count() == 1, "the chosen photo is shown before sending"
     citizen.fill("#description", "路口垃圾堆了三天，气味很大" if tag == "zh" else "A deep pothole in the right lane")
     citizen.fill("#phone", "13912345678")
     assert citizen.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]

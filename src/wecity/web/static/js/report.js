@@ -89,9 +89,30 @@
     }
   }
 
+  // Show the chosen photo, so a person sees at once whether it is the right one.
+  function photoPreviews(form) {
+    form.querySelectorAll("input[type=file][name=photo]").forEach(function (input) {
+      var preview = document.createElement("img");
+      preview.className = "thumb preview";
+      preview.alt = "";
+      preview.hidden = true;
+      input.parentNode.appendChild(preview);
+      input.addEventListener("change", function () {
+        if (preview.src) URL.revokeObjectURL(preview.src);
+        var file = input.files && input.files[0];
+        preview.hidden = !file;
+        if (file) {
+          preview.src = URL.createObjectURL(file);
+          preview.alt = (input.getAttribute("data-preview-alt") || "") + " " + file.name;
+        }
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.getElementById("report-form");
     if (!form) return;
+    photoPreviews(form);
     filterCategories(form);
     detailFields(form);
     locationPicker(form);

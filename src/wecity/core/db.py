@@ -164,33 +164,20 @@ class Database:
             conn.close()
 
     def _run_batch(self, conn: Connection, batch: list[_Job]) -> Connection:
-        results: list[tuple[_Job, bool, Any]] = []
+        jobs = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        if not jobs:
+            return conn
         try:
-            with conn.begin():
-                for job in batch:
-                    if not job.future.set_running_or_notify_cancel():
-                        continue
-                    if len(batch) == 1:
-                        # Alone in the group: no savepoint needed; an error rolls the transaction back.
-                        try:
-                            results.append((job, True, job.fn(conn, *job.args)))
-                        except BaseException as exc:
-                            results.append((job, False, exc))
-                            raise _JobFailed from exc
-                        continue
-                    savepoint = conn.begin_nested()
-                    try:
-                        value = job.fn(conn, *job.args)
-                        savepoint.commit()
-                        results.append((job, True, value))
-                    except Exception as exc:
-                        savepoint.rollback()
-                        results.append((job, False, exc))
-        except _JobFailed:
-            pass
+            # Optimistic pass: every job in one transaction, no savepoints (jobs rarely fail, and a
+            # savepoint per job costs two statements). If any job raises, the transaction is rolled back
+            # and the group runs again with a savepoint per job, so only the failing job fails.
+            results = self._run_jobs(conn, jobs, isolated=len(jobs) == 1)
+            if results is None:
+                results = self._run_jobs(conn, jobs, isolated=True)
+            assert results is not None
         except Exception as exc:  # the commit itself failed: no job in the group is durable
-            log.exception("group commit of %d jobs failed", len(batch))
-            for job in batch:
+            log.exception("group commit of %d jobs failed", len(jobs))
+            for job in jobs:
                 if job.future.running():
                     job.future.set_exception(exc)
             try:
@@ -205,15 +192,48 @@ class Database:
                 job.future.set_exception(value)
         return conn
 
+    @staticmethod
+    def _run_jobs(conn: Connection, jobs: list[_Job], *, isolated: bool) -> list[tuple[_Job, bool, Any]] | None:
+        """Run the jobs in one transaction and commit. Not isolated: None if any job raised (all rolled
+        back). Isolated: each job in its own savepoint (alone, the transaction itself), failures recorded."""
+        results: list[tuple[_Job, bool, Any]] = []
+        transaction = conn.begin()
+        try:
+            for job in jobs:
+                if not isolated:
+                    try:
+                        results.append((job, True, job.fn(conn, *job.args)))
+                    except Exception:
+                        transaction.rollback()
+                        return None
+                    continue
+                if len(jobs) == 1:
+                    try:
+                        results.append((job, True, job.fn(conn, *job.args)))
+                    except Exception as exc:
+                        transaction.rollback()
+                        return [(job, False, exc)]
+                    continue
+                savepoint = conn.begin_nested()
+                try:
+                    value = job.fn(conn, *job.args)
+                    savepoint.commit()
+                    results.append((job, True, value))
+                except Exception as exc:
+                    savepoint.rollback()
+                    results.append((job, False, exc))
+            transaction.commit()
+        except BaseException:
+            if transaction.is_active:
+                transaction.rollback()
+            raise
+        return results
+
     def close(self) -> None:
         if self._writer is not None and self._writer.is_alive():
             self._queue.put(_STOP)
             self._writer.join(timeout=10)
         self.engine.dispose()
-
-
-class _JobFailed(Exception):
-    """Internal: the single job of a group raised; its exception is already recorded."""
 
 
 def _unavailable(exc: Exception) -> WeCityError:

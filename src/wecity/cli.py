@@ -96,6 +96,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = _settings()
     if not os.environ.get("WECITY_DATABASE_URL"):
         settings = replace(settings, database_url=f"sqlite:///{settings.var_dir / 'demo.db'}")
+    if args.simulate_sensors and not settings.mqtt_url:
+        settings = replace(settings, mqtt_url="mqtt://127.0.0.1:1883")
     print("creating the demo city 长沙市 with 30 days of history / 正在生成演示城市…", flush=True)
     key = create_demo_database(settings, history=not args.no_history)
     url = f"http://{args.host}:{args.port}"
@@ -104,6 +106,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for username, name, dept, roles, _phone in STAFF:
         print(f"  {username:<16} {name:<14} {dept:<10} {' '.join(roles)}")
     print(f"\nOpen311 API key for clients / Open311 客户端 API 密钥: {key}", flush=True)
+    if args.simulate_sensors:
+        from wecity.demo import simulator
+
+        assert settings.mqtt_url
+        print(f"simulating 100 sensors over {settings.mqtt_url} / 正在模拟传感器上报", flush=True)
+        simulator.start(settings.mqtt_url)
     return _serve(settings, args.host, args.port, migrate=False)
 
 
@@ -174,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--no-history", action="store_true", help="no 30-day history, just the city / 不生成历史案件")
+    demo.add_argument("--simulate-sensors", action="store_true",
+                      help="publish device readings over MQTT (WECITY_MQTT_URL, default mqtt://127.0.0.1:1883), "
+                           "now and then a fault / 通过 MQTT 模拟传感器上报（偶尔故障）")
     demo.set_defaults(func=cmd_demo)
 
     db = sub.add_parser("db", help="database / 数据库").add_subparsers(dest="db_command", required=True)

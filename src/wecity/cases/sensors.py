@@ -20,7 +20,7 @@ from wecity.cases.categories import get_category
 from wecity.cases.choices import MERGEABLE, Channel, Source
 from wecity.cases.intake import NewReport, submit_report
 from wecity.cases.models import cases, sensor_rules
-from wecity.core import events
+from wecity.core import cache, events
 from wecity.core.errors import ValidationFailed, WeCityError
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,11 @@ def add_rule(conn: Connection, *, entity_type: str, q: str, category_code: str, 
     if not entity_type.strip():
         raise ValidationFailed("entity_type is required", message_zh="必须指定实体类型", code="rule.entity_type")
     compile_q(q, ContextStore().core)  # refuse a condition that does not parse, now rather than at run time
-    return int(conn.execute(sensor_rules.insert().values(
+    rule_id = int(conn.execute(sensor_rules.insert().values(
         tenant=tenant, entity_type=entity_type, q=q, category_code=category_code, description_zh=description_zh,
         description_en=description_en, active=True, created_at=now)).inserted_primary_key[0])
+    cache.invalidate(conn, "sensor rules")
+    return rule_id
 
 
 def list_rules(conn: Connection) -> list[dict[str, Any]]:
@@ -46,6 +48,7 @@ def list_rules(conn: Connection) -> list[dict[str, Any]]:
 
 
 def delete_rule(conn: Connection, rule_id: int) -> bool:
+    cache.invalidate(conn, "sensor rules")
     return conn.execute(sensor_rules.delete().where(sensor_rules.c.id == rule_id)).rowcount == 1
 
 
@@ -67,8 +70,9 @@ def on_entity_changed(conn: Connection, *, tenant: str, now: datetime, terms: An
                       changed: set[str], deleted: bool) -> None:
     if deleted:
         return
-    rules = conn.execute(sa.select(sensor_rules).where(sensor_rules.c.active.is_(True),
-                                                       sensor_rules.c.tenant == tenant)).all()
+    # Read on every stored reading: kept per process for a few seconds (changes here drop it at once).
+    rules = cache.cached(conn, ("sensor rules", tenant), lambda: conn.execute(sa.select(sensor_rules).where(
+        sensor_rules.c.active.is_(True), sensor_rules.c.tenant == tenant)).all())
     if not rules:
         return
     from wecity.context.query import compile_q

@@ -27,6 +27,7 @@ from wecity.context.geo import GeoQuery
 from wecity.context.ldcontext import ContextStore
 from wecity.context.models import CELL_ROW, GEO_CELL, geo_cell
 from wecity.context.models import entities as t
+from wecity.core import events
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
 
 
@@ -107,7 +108,16 @@ def _after_change(conn: Connection, env: Env, entity: Stored, changed: dict[str,
     history.record(conn, env, entity.id, entity.type, changed)
     from wecity.context import subscriptions
 
+    _announce(conn, env, [(entity, changed)], deleted=deleted)
     subscriptions.on_change(conn, env, entity, set(changed), deleted=deleted)
+
+
+def _announce(conn: Connection, env: Env, changes: list[tuple[Stored, dict[str, dict[str, Any]]]], *,
+              deleted: bool = False) -> None:
+    """Tell other platforms (the case engine's sensor rules) of each change, in this transaction."""
+    for entity, changed in changes:
+        events.emit("context.entity_changed", conn, tenant=env.tenant, now=env.now, terms=env.store.core,
+                    entity=entity, changed=set(changed), deleted=deleted)
 
 
 def create(conn: Connection, env: Env, entity: Entity) -> None:
@@ -253,6 +263,7 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
     updates: list[dict[str, Any]] = []
     changes: list[tuple[Stored, dict[str, dict[str, Any]]]] = []
     pending: dict[str, Stored] = {}
+    inserted_at: dict[str, int] = {}  # entity id -> its row in `inserts`
     for entity in items:
         old = pending.get(entity.id) or existing.get(entity.id)
         if old is None:
@@ -263,6 +274,7 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
                 result.errors.append((entity.id, bad("entity type is missing", "缺少实体类型")))
                 continue
             stored = Stored(0, entity.id, entity.types, entity.attrs, env.now, env.now, entity.scope)
+            inserted_at[entity.id] = len(inserts)
             inserts.append(dict(tenant=env.tenant, entity_id=entity.id, created_at=env.now, modified_at=env.now,
                                 **_row_values(entity, entity.attrs)))
             pending[entity.id] = stored
@@ -292,7 +304,7 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
         if old.pk:
             updates.append(dict(b_pk=old.pk, modified_at=env.now, **_row_values(old, old.attrs)))
         else:
-            inserts[-1].update(_row_values(old, old.attrs))  # the same id twice in one batch
+            inserts[inserted_at[entity.id]].update(_row_values(old, old.attrs))  # the same id again in one batch
         old.modified_at = env.now
         pending[entity.id] = old
         changes.append((old, changed))
@@ -302,9 +314,10 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
     history.record_many(conn, env, [(s.id, s.type, c) for s, c in changes])
     from wecity.context import subscriptions
 
-    if subscriptions.has_any(conn, env.tenant):
-        for stored, changed in changes:
-            subscriptions.on_change(conn, env, stored, set(changed))
+    _announce(conn, env, changes)
+    notify = subscriptions.on_change if subscriptions.has_any(conn, env.tenant) else subscriptions.emit_change
+    for stored, changed in changes:
+        notify(conn, env, stored, set(changed))
     return result
 
 

@@ -223,12 +223,16 @@ def _entity_matches(items: list[dict[str, Any]] | None, entity: Stored) -> bool:
     return False
 
 
+def emit_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, deleted: bool = False) -> None:
+    """Other platforms (the case engine's sensor rules) hear of every change, in this transaction."""
+    events.emit("context.entity_changed", conn, tenant=env.tenant, now=env.now, terms=env.store.core,
+                entity=entity, changed=changed, deleted=deleted)
+
+
 def on_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, deleted: bool = False,
               trigger: str | None = None) -> int:
     """Queue a notification for every subscription the change triggers; returns how many."""
-    # Other platforms (the case engine's sensor rules) hear of every change here, in this transaction.
-    events.emit("context.entity_changed", conn, tenant=env.tenant, now=env.now, terms=env.store.core,
-                entity=entity, changed=changed, deleted=deleted)
+    emit_change(conn, env, entity, changed, deleted=deleted)
     rows = conn.execute(_ACTIVE, {"b_tenant": env.tenant}).all()
     sent = 0
     for row in rows:

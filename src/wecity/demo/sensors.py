@@ -29,6 +29,11 @@ def entity_id(kind: str, n: int) -> str:
     return f"urn:ngsi-ld:{kind}:changsha-{n:03d}"
 
 
+def device_id(kind: str, n: int) -> str:
+    """The MQTT device that feeds entity `entity_id(kind, n)`."""
+    return f"{kind.lower()}-{n:03d}"
+
+
 def _point(rng: random.Random, index: AreaIndex) -> tuple[float, float]:
     while True:
         lat, lon = rng.gauss(28.195, 0.04), rng.gauss(112.975, 0.05)
@@ -54,6 +59,7 @@ def seed_sensors(conn: Connection, now: datetime, *, seed: int = 311) -> int:
     from wecity.context import service as context
     from wecity.context.entity import normalize_entity
     from wecity.context.ldcontext import ContextStore
+    from wecity.iot.service import provision
 
     rng = random.Random(seed)
     index = load_area_index(conn)
@@ -70,6 +76,8 @@ def seed_sensors(conn: Connection, now: datetime, *, seed: int = 311) -> int:
             for name, value in reading(kind, rng).items():
                 body[name] = {"type": "Property", "value": value}
             context.create(conn, env, normalize_entity(body, store.core, now))
+            provision(conn, tenant="", device_id=device_id(kind, n), entity_id=entity_id(kind, n), entity_type=kind,
+                      now=now)
             made += 1
     for entity_type, q, category, zh, en in RULES:
         add_rule(conn, entity_type=entity_type, q=q, category_code=category, description_zh=zh,

@@ -22,7 +22,6 @@ def test_home_in_chinese_is_accessible_and_keyboard_reaches_the_main_actions(pag
     assert a11y.problems(page) == []
     order = a11y.tab_order(page, 25)
     assert order[0].startswith("a|跳到主要内容|#main"), order[:3]
-    assert a11y.focus_is_visible(page) or True  # checked properly below, on the first link after the skip link
     reached = " ".join(order)
     assert "/login" in reached and "/map" in reached, order
 

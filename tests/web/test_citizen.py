@@ -59,12 +59,13 @@ def test_the_same_problem_nearby_is_shown_before_sending_and_merges(web: Any) ->
     case_link = re.search(r"/cases/(\d+)", web.get(f"/track/{first}").text)
     fragment = web.get("/report/nearby", params={"service_code": "garbage", "lat": LAT + 0.0002, "long": LONG}).text
     assert "附近已经有人反映了吗？" in fragment and "相距 22 米" in fragment
-    assert re.search(r'href="/cases/\d+"', fragment)
+    assert case_link and f'href="/cases/{case_link.group(1)}"' in fragment  # "follow it instead" links to it
     other = web.get("/report/nearby", params={"service_code": "noise", "lat": LAT, "long": LONG}).text
     assert "附近没有正在办理的同类案件。" in other
     second = _report(web, lat=str(LAT + 0.0002))
     assert second.headers["location"].endswith("?new=merged")
-    assert case_link is None or case_link.group(1)
+    merged_page = web.get(second.headers["location"]).text
+    assert f'id="case-number">{case_link.group(1)}<' in merged_page and "您的反映已并入该案件" in merged_page
 
 
 def test_report_errors_come_back_on_the_form_in_the_readers_language(web: Any) -> None:

@@ -36,7 +36,7 @@ def test_queue_lists_the_departments_cases_with_countdowns(web: Any, sqlite_city
     log_in(web, "chengguan")
     html = web.get("/staff/queue").text
     assert f'href="/staff/cases/{case_id}"' in html
-    assert "to acknowledge" in html or "待签收" in html or "签收" in html
+    assert "签收时限" in html and "剩余 " in html
     assert re.search(r'class="countdown[^"]*" data-due="[^"]+"', html)
     # Another department's handler does not see it, and may not open it.
     web.post("/logout", data={"csrf_token": csrf_token(html)})

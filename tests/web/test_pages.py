@@ -46,8 +46,8 @@ def test_language_switch_refuses_to_redirect_off_site(web: Any) -> None:
 
 
 def test_every_page_has_lang_skip_link_one_h1_and_labelled_inputs(web: Any) -> None:
-    log_in(web, "dispatcher")
-    for path in ("/", "/map", "/staff"):
+    log_in(web, "admin")
+    for path in ("/", "/map", "/staff", "/report", "/track", "/my", "/staff/queue", "/staff/dispatch", "/ops"):
         html = web.get(path).text
         assert re.search(r'<html lang="(zh-CN|en)">', html), path
         assert '<a class="skip-link" href="#main">' in html and 'id="main"' in html, path
@@ -66,7 +66,8 @@ def test_login_page_inputs_have_labels(web: Any) -> None:
 
 def test_no_page_links_outside_the_platform(web: Any) -> None:
     log_in(web, "admin")
-    for path in ("/", "/map", "/staff", "/login"):
+    for path in ("/", "/map", "/staff", "/login", "/report", "/track", "/my", "/staff/queue", "/staff/dispatch",
+                 "/ops"):
         html = web.get(path).text
         assert not EXTERNAL.search(html), (path, EXTERNAL.search(html))
 

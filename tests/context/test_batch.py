@@ -62,3 +62,13 @@ def test_batch_body_errors(ngsi: Any) -> None:
     for body in ({}, [], "x"):
         assert ngsi.post(f"{OPS}/create", json=body).status_code == 400
     assert ngsi.post(f"{OPS}/delete", json=[]).status_code == 400
+
+
+def test_the_same_new_entity_twice_in_one_batch(ngsi: Any) -> None:
+    items = [entity("urn:ngsi-ld:Manhole:a", tiltAngle=prop(1)), entity("urn:ngsi-ld:Manhole:b", tiltAngle=prop(2)),
+             entity("urn:ngsi-ld:Manhole:a", depth=prop(3))]
+    r = ngsi.post(f"{OPS}/upsert", params={"options": "update"}, json=items)
+    assert r.status_code == 201
+    assert _kv(ngsi, "urn:ngsi-ld:Manhole:a") == {"id": "urn:ngsi-ld:Manhole:a", "type": "Manhole", "tiltAngle": 1,
+                                                  "depth": 3}
+    assert _kv(ngsi, "urn:ngsi-ld:Manhole:b") == {"id": "urn:ngsi-ld:Manhole:b", "type": "Manhole", "tiltAngle": 2}

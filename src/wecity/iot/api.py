@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1/iot", tags=["iot"])
 
 async def on_startup(ctx: AppContext) -> None:
     if ctx.settings.mqtt_url:
-        listener = MqttListener(ctx, ctx.settings.mqtt_url, client_id=ctx.settings.extra.get("mqtt_client_id"))
+        listener = MqttListener(ctx, ctx.settings.mqtt_url)
         await listener.start()
         ctx.services["mqtt_listener"] = listener
 

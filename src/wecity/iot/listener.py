@@ -15,10 +15,12 @@ import logging
 import socket
 from collections import Counter
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from prometheus_client import Counter as PromCounter
 
 from wecity.context.ldcontext import ContextStore
@@ -28,13 +30,21 @@ from wecity.iot.service import IngestResult, Reading, ingest, parse
 
 log = logging.getLogger(__name__)
 TOPIC = "wecity/+/devices/+/attrs"
+RECEIVE_MAXIMUM = 20_000
+SESSION_EXPIRY = 24 * 3600
 MESSAGES = PromCounter("wecity_iot_messages", "MQTT device messages by outcome", ["outcome"])
 
 
 class MqttListener:
     def __init__(self, ctx: AppContext, url: str, *, share_group: str | None = "wecity", client_id: str | None = None,
                  clean_session: bool = False, batch_max: int = 5000, batch_wait: float = 0.005) -> None:
+        # mqtt://host:port?client_id=...&share=...&clean=1 : one process's identity and shared-subscription
+        # group; several `wecity serve` processes need distinct client ids and the same group.
         parsed = urlparse(url)
+        options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        client_id = options.get("client_id", client_id)
+        share_group = options.get("share", share_group) or None
+        clean_session = options.get("clean", "1" if clean_session else "0") in ("1", "true", "yes")
         self.ctx = ctx
         self.host = parsed.hostname or "127.0.0.1"
         self.port = parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
@@ -76,8 +86,10 @@ class MqttListener:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             clean_session=self.clean_session, manual_ack=True)
+        # MQTT 5, so the listener can announce how many unacknowledged messages it takes (Receive Maximum):
+        # under 3.1.1 the broker's own window (Mosquitto: 20) would cap ingestion at 20 per commit.
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
+                             manual_ack=True)
         if self.username:
             client.username_pw_set(self.username, self.password)
         if self.tls:
@@ -86,7 +98,11 @@ class MqttListener:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.reconnect_delay_set(1, 30)
-        client.connect_async(self.host, self.port, keepalive=30)
+        connect = Properties(PacketTypes.CONNECT)
+        connect.ReceiveMaximum = RECEIVE_MAXIMUM
+        # A persistent session keeps unacknowledged messages for a restarted listener.
+        connect.SessionExpiryInterval = 0 if self.clean_session else SESSION_EXPIRY
+        client.connect_async(self.host, self.port, keepalive=30, clean_start=self.clean_session, properties=connect)
         client.loop_start()
         self._client = client
         self._task = asyncio.create_task(self._run(), name="wecity-mqtt-listener")

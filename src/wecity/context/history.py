@@ -160,12 +160,11 @@ def aggregate(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | 
         if start is None:
             return {}
     offset = h.c.ts - start
+    number: Any = sa.literal(0)
     if period:
         raw = offset / period
-        bucket = sa.func.floor(raw) if conn.dialect.name == "postgresql" else sa.cast(raw, sa.Integer)
-    else:
-        bucket = sa.literal(0)
-    bucket = bucket.label("bucket")
+        number = sa.func.floor(raw) if conn.dialect.name == "postgresql" else sa.cast(raw, sa.Integer)
+    bucket = number.label("bucket")
     stmt = sa.select(h.c.attr, bucket, sa.func.count().label("n"), sa.func.count(sa.distinct(h.c.number)).label("dn"),
                      sa.func.sum(h.c.number).label("s"), sa.func.avg(h.c.number).label("a"),
                      sa.func.min(h.c.number).label("lo"), sa.func.max(h.c.number).label("hi"),

@@ -89,8 +89,9 @@ async def read_json(request: Request, *, allow_ld: bool = True) -> tuple[Any, st
 async def resolve(ctx: AppContext, context: Any) -> TermMap:
     """The term map for `context`; fetching a remote context (once) happens off the event loop."""
     store = store_of(ctx)
-    key = context if context is None or isinstance(context, str) else json.dumps(context, sort_keys=True)
-    cached = store.core if context is None or context == CORE_URL else store.cached(key)
+    if context is None or context == CORE_URL:
+        return store.core
+    cached = store.cached(context if isinstance(context, str) else json.dumps(context, sort_keys=True))
     if cached is not None:
         return cached
     terms = await asyncio.to_thread(store.term_map, context)

@@ -268,7 +268,9 @@ def _comparison(path: Path, op: str, raw: str) -> Predicate:
 
 
 def _split_list(text: str) -> list[str]:
-    out, current, in_quotes = [], [], False
+    out: list[str] = []
+    current: list[str] = []
+    in_quotes = False
     for ch in text:
         if ch == '"':
             in_quotes = not in_quotes

@@ -126,9 +126,9 @@ def create(conn: Connection, env: Env, entity: Entity) -> None:
     if get(conn, env.tenant, entity.id) is not None:
         raise AlreadyExists(f"entity {entity.id} already exists", message_zh=f"实体 {entity.id} 已存在",
                             code="ngsild.already_exists")
-    pk = conn.execute(t.insert().values(tenant=env.tenant, entity_id=entity.id, created_at=env.now,
-                                        modified_at=env.now, **_row_values(entity, entity.attrs))
-                      ).inserted_primary_key[0]
+    inserted = conn.execute(t.insert().values(tenant=env.tenant, entity_id=entity.id, created_at=env.now,
+                                              modified_at=env.now, **_row_values(entity, entity.attrs)))
+    pk = inserted.inserted_primary_key[0]  # type: ignore[index]
     stored = Stored(int(pk), entity.id, entity.types, entity.attrs, env.now, env.now, entity.scope)
     _after_change(conn, env, stored, entity.attrs)
 

@@ -136,7 +136,7 @@ class MqttListener:
     async def _handle(self, batch: list[mqtt.MQTTMessage]) -> None:
         readings: list[Reading] = []
         for message in batch:
-            reading = parse(message.topic, message.payload)
+            reading = parse(message.topic, bytes(message.payload))
             if reading is None:
                 self._count("ignored")
             elif reading.problem:
@@ -147,11 +147,11 @@ class MqttListener:
         if readings:
             result = await self._store(readings)
             self._count("stored", result.stored)
-            for reading in result.unknown or []:
+            for reading in result.unknown:
                 self._count("unknown_device")
                 log.warning("MQTT reading from unknown device %r (tenant %r) dropped", reading.device_id,
                             reading.tenant)
-            for reading, why in result.malformed or []:
+            for reading, why in result.malformed:
                 self._count("malformed")
                 log.warning("MQTT reading from device %r refused: %s", reading.device_id, why)
         client = self._client

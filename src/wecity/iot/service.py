@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -113,14 +113,14 @@ def _attributes(reading: Reading, device: Device, store: ContextStore, now: date
 @dataclass
 class IngestResult:
     stored: int = 0
-    unknown: list[Reading] | None = None
-    malformed: list[tuple[Reading, str]] | None = None
+    unknown: list[Reading] = field(default_factory=list)
+    malformed: list[tuple[Reading, str]] = field(default_factory=list)
 
 
 def ingest(conn: Connection, readings: list[Reading], *, now: datetime, store: ContextStore) -> IngestResult:
     """Store a batch of parsed readings as attribute updates of their devices' entities (created when missing)
     in one transaction; readings of unknown devices or with bad values are returned, not stored."""
-    result = IngestResult(unknown=[], malformed=[])
+    result = IngestResult()
     by_tenant: dict[str, list[Reading]] = {}
     for r in readings:
         by_tenant.setdefault(r.tenant, []).append(r)

@@ -21,6 +21,7 @@ from wecity.cases.categories import Category, get_category, responsible_departme
 from wecity.cases.choices import MERGEABLE, CaseStatus, Channel, Source
 from wecity.cases.models import cases, reports
 from wecity.cases.timeline import add_event, add_events
+from wecity.core.db import inserted_id
 from wecity.core.errors import NotFound, ValidationFailed
 from wecity.geo.coords import CoordSystem, distance_m, to_wgs84
 from wecity.geo.index import AreaIndex
@@ -106,16 +107,16 @@ def _validated_attributes(category: Category, given: dict[str, Any], *, source: 
                                    code="request.attribute",
                                    message_zh=f"服务 {category.code} 需要填写 attribute[{code}]")
     for code, value in given.items():
-        definition = definitions.get(code)
-        if definition is None:
+        found = definitions.get(code)
+        if found is None:
             raise ValidationFailed(f"service {category.code} has no attribute {code!r}", code="request.attribute",
                                    message_zh=f"服务 {category.code} 没有属性 {code}")
-        allowed = {str(v["key"]) for v in definition.get("values", [])}
+        allowed = {str(v["key"]) for v in found.get("values", [])}
         values = value if isinstance(value, list) else [value]
         if allowed and any(str(v) not in allowed for v in values):
             raise ValidationFailed(f"attribute[{code}] must be one of {sorted(allowed)}", code="request.attribute",
                                    message_zh=f"attribute[{code}] 必须是 {sorted(allowed)} 之一")
-        if definition.get("datatype") == "number":
+        if found.get("datatype") == "number":
             try:
                 [float(v) for v in values]
             except (TypeError, ValueError):
@@ -206,13 +207,13 @@ def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex,
     area_id = area.id if area else None
     department_id = responsible_department(conn, category, area_id)
     clocks = sla.clocks(conn, category, now)
-    case_id = int(conn.execute(_INSERT_CASE, dict(
+    case_id = inserted_id(conn.execute(_INSERT_CASE, dict(
         category_code=category.code, status=CaseStatus.DISPATCHED.value, department_id=department_id,
         area_id=area_id, lat=lat, long=lon, address=report.address, description=description,
         source=str(report.source), source_ref=report.source_ref, created_at=now, updated_at=now,
         dispatched_at=now, **clocks.values(), ack_warned=False, ack_escalated=False, resolve_warned=False,
         resolve_escalated=False, reopen_count=0, followup_open=False,
-    )).inserted_primary_key[0])
+    )))
     report_id = _insert_report(conn, report, case_id, token, category.code, description, lat, lon, attributes, now)
     add_events(conn, [
         dict(case_id=case_id, at=now, event="submitted", actor=actor, channel=report.channel,
@@ -237,13 +238,13 @@ def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex,
 def _insert_report(conn: Connection, report: NewReport, case_id: int, token: str, service_code: str,
                    description: str, lat: float | None, lon: float | None, attributes: dict[str, Any],
                    now: datetime) -> int:
-    return int(conn.execute(_INSERT_REPORT, dict(
+    return inserted_id(conn.execute(_INSERT_REPORT, dict(
         case_id=case_id, token=token, service_code=service_code, description=description, lat=lat, long=lon,
         address=report.address, address_id=report.address_id, attributes=attributes or None,
         media_ids=report.media_ids or None, channel=str(report.channel), email=report.email, phone=report.phone,
         first_name=report.first_name, last_name=report.last_name, device_id=report.device_id,
         account_id=report.account_id, requested_at=now, updated_at=now,
-    )).inserted_primary_key[0])
+    )))
 
 
 def _first(items: list[str]) -> str | None:

@@ -107,7 +107,7 @@ def clock_event(conn: Connection, *, case_id: int, event: str, now: datetime) ->
                 payload=_department_payload(facts, event), now=now, dedupe_key=f"case:{case_id}:{event}:dept-sup")
 
 
-def _department_payload(facts: sa.Row, event: str, **extra: object) -> dict[str, object]:
+def _department_payload(facts: Facts | sa.Row, event: str, **extra: object) -> dict[str, object]:
     zh, en = _DEPARTMENT_TEXT[event]
     fields = {"case": facts.id, "category": facts.category_code, **extra}
     return {"title_zh": zh.format(**fields), "title_en": en.format(**fields),

@@ -21,6 +21,7 @@ from wecity.cases.choices import MERGEABLE, Channel, Source
 from wecity.cases.intake import NewReport, submit_report
 from wecity.cases.models import cases, sensor_rules
 from wecity.core import cache, events
+from wecity.core.db import inserted_id
 from wecity.core.errors import ValidationFailed, WeCityError
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,9 @@ def add_rule(conn: Connection, *, entity_type: str, q: str, category_code: str, 
     if not entity_type.strip():
         raise ValidationFailed("entity_type is required", message_zh="必须指定实体类型", code="rule.entity_type")
     compile_q(q, ContextStore().core)  # refuse a condition that does not parse, now rather than at run time
-    rule_id = int(conn.execute(sensor_rules.insert().values(
+    rule_id = inserted_id(conn.execute(sensor_rules.insert().values(
         tenant=tenant, entity_type=entity_type, q=q, category_code=category_code, description_zh=description_zh,
-        description_en=description_en, active=True, created_at=now)).inserted_primary_key[0])
+        description_en=description_en, active=True, created_at=now)))
     cache.invalidate(conn, "sensor rules")
     return rule_id
 

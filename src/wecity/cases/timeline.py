@@ -9,16 +9,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.cases.models import timeline
+from wecity.core.db import inserted_id
 
 
 def add_event(conn: Connection, case_id: int, *, at: datetime, event: str, actor: str, channel: str,
               actor_name: str | None = None, from_status: str | None = None, to_status: str | None = None,
               department_id: int | None = None, note: str | None = None, reason: str | None = None,
               public: bool = True, media_id: str | None = None, detail: dict[str, Any] | None = None) -> int:
-    return int(conn.execute(timeline.insert().values(
+    return inserted_id(conn.execute(timeline.insert().values(
         case_id=case_id, at=at, event=event, actor=actor, actor_name=actor_name, channel=channel,
         from_status=from_status, to_status=to_status, department_id=department_id, note=note, reason=reason,
-        public=public, media_id=media_id, detail=detail)).inserted_primary_key[0])
+        public=public, media_id=media_id, detail=detail)))
 
 
 def add_events(conn: Connection, rows: list[dict[str, Any]]) -> None:

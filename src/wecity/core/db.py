@@ -240,3 +240,11 @@ def _unavailable(exc: Exception) -> WeCityError:
     return DependencyUnavailable(
         f"database unavailable: {exc.__class__.__name__}", message_zh="数据库暂不可用", code="db.unavailable"
     )
+
+
+def inserted_id(result: sa.CursorResult[Any]) -> int:
+    """The primary key of the row a single-row INSERT just wrote."""
+    key = result.inserted_primary_key
+    if key is None:  # only for executemany, which callers of this never use
+        raise RuntimeError("INSERT returned no primary key")
+    return int(key[0])

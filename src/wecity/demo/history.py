@@ -105,10 +105,11 @@ def seed_history(conn: Connection, now: datetime, settings: Any = None, *, seed:
     """Create about 30 days of cases ending at `now`; returns how many reports were made."""
     rng = random.Random(seed)
     index = load_area_index(conn)
-    staff = {r.username: get_user(conn, r.id) for r in conn.execute(sa.select(users.c.id, users.c.username))}
+    staff = {r.username: user for r in conn.execute(sa.select(users.c.id, users.c.username))
+             if (user := get_user(conn, r.id)) is not None}
     handlers_by_department: dict[int, list[engine.Actor]] = {}
     for user in staff.values():
-        if user and user.has("handler") and user.department_id is not None and "admin" not in user.roles:
+        if user.has("handler") and user.department_id is not None and "admin" not in user.roles:
             handlers_by_department.setdefault(user.department_id, []).append(engine.Actor.staff(user))
     dispatcher = engine.Actor.staff(staff["dispatcher"])
     supervisor = engine.Actor.staff(staff["supervisor"])
@@ -190,7 +191,7 @@ def _plan_case(conn: Connection, rng: random.Random, case_id: int, opened: datet
     """Decide this case's story: how fast it is taken, whether it is returned, fixed, verified, rated."""
     def department_handler() -> engine.Actor:
         department = conn.execute(sa.select(cases.c.department_id).where(cases.c.id == case_id)).scalar()
-        return rng.choice(handlers.get(department, [admin]))
+        return rng.choice(handlers.get(int(department or 0), [admin]))
 
     def guarded(action: Callable[[datetime], None]) -> Callable[[datetime], None]:
         def run(when: datetime) -> None:
@@ -241,7 +242,7 @@ def _plan_fresh(conn: Connection, rng: random.Random, case_id: int, opened: date
                 evidence: list[str]) -> None:
     """A recent case taken just far enough to end in the state `story` names."""
     department = conn.execute(sa.select(cases.c.department_id).where(cases.c.id == case_id)).scalar()
-    handler = rng.choice(handlers.get(department, [admin]))
+    handler = rng.choice(handlers.get(int(department or 0), [admin]))
     steps: list[Callable[[datetime], None]] = []
     if story == "returned":
         steps.append(lambda w: engine.return_case(conn, case_id, "not_our_area", handler, w,

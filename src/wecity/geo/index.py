@@ -38,8 +38,8 @@ class AreaIndex:
         self._tree = shapely.STRtree(self._geoms)
         ix = np.arange(math.floor(minx / cell_deg), math.floor(maxx / cell_deg) + 1)
         iy = np.arange(math.floor(miny / cell_deg), math.floor(maxy / cell_deg) + 1)
-        gx, gy = np.meshgrid(ix, iy)
-        gx, gy = gx.ravel(), gy.ravel()
+        mesh_x, mesh_y = np.meshgrid(ix, iy)
+        gx, gy = mesh_x.ravel(), mesh_y.ravel()
         boxes = shapely.box(gx * cell_deg, gy * cell_deg, (gx + 1) * cell_deg, (gy + 1) * cell_deg)
         cell_idx, area_idx = self._tree.query(boxes, predicate="intersects")
         candidates: dict[int, list[int]] = {}

@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection
 
 from wecity.core import cache
+from wecity.core.db import inserted_id
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
 from wecity.identity.choices import Role
 from wecity.identity.models import api_keys, audit_log, departments, staff_sessions, users
@@ -44,10 +45,10 @@ def add_department(conn: Connection, *, code: str, name_zh: str, name_en: str, p
                    is_dispatch_centre: bool = False) -> int:
     if conn.execute(sa.select(departments.c.id).where(departments.c.code == code)).first():
         raise AlreadyExists(f"department {code!r} exists", message_zh=f"部门 {code} 已存在")
-    return int(conn.execute(departments.insert().values(
+    return inserted_id(conn.execute(departments.insert().values(
         code=code, name_zh=name_zh, name_en=name_en, phone=phone, email=email, webhook_url=webhook_url,
         is_dispatch_centre=is_dispatch_centre,
-    )).inserted_primary_key[0])
+    )))
 
 
 def department_id_by_code(conn: Connection, code: str) -> int:
@@ -68,11 +69,11 @@ def add_user(conn: Connection, *, username: str, password: str, display_name: st
     if conn.execute(sa.select(users.c.id).where(users.c.username == username)).first():
         raise AlreadyExists(f"user {username!r} exists", message_zh=f"用户 {username} 已存在")
     department_id = department_id_by_code(conn, department_code) if department_code else None
-    return int(conn.execute(users.insert().values(
+    return inserted_id(conn.execute(users.insert().values(
         username=username, password_hash=_hasher.hash(password), display_name=display_name,
         department_id=department_id, roles=" ".join(sorted(set(roles))), phone=phone, email=email,
         locale=locale, is_active=True, created_at=now,
-    )).inserted_primary_key[0])
+    )))
 
 
 def _staff_user(row: Any) -> StaffUser:

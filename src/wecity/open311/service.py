@@ -184,7 +184,7 @@ def public_notes(conn: Connection, case_ids: list[int]) -> dict[int, list[dict[s
     return out
 
 
-def request_by_token(conn: Connection, token: str) -> sa.Row[Any] | None:
+def request_by_token(conn: Connection, token: str) -> Any:
     return conn.execute(sa.select(reports.c.id, reports.c.token).where(reports.c.token == token)).first()
 
 

@@ -15,6 +15,9 @@ from ..conftest import City
 @pytest.fixture
 def clean_registries() -> Iterator[None]:
     """Channels, jobs and periodic tasks registered by a test do not leak into the next one."""
+    # Import every domain's tasks first, so their registrations are among those saved and restored,
+    # not made inside the cleared registries and lost afterwards.
+    runner.load_domain_tasks()
     saved = dict(outbox._channels), dict(jobs._jobs), dict(runner._periodic)
     outbox._channels.clear()
     jobs._jobs.clear()

@@ -105,3 +105,13 @@ def test_import_refuses_a_feature_without_a_name(sqlite_city: City) -> None:
         sqlite_city.db.write_sync(lambda c: import_areas(c, features, coord_system="gcj02", now=SEED_TIME))
     # Nothing half-written: the transaction rolled back, all 9 districts are still there.
     assert len(sqlite_city.db.read_sync(load_area_index)) == 9
+
+
+def test_areas_are_served_as_geojson_in_wgs84(sqlite_city: City) -> None:
+    with make_client(sqlite_city) as client:
+        collection = client.get("/api/v1/areas").json()
+    assert collection["type"] == "FeatureCollection" and len(collection["features"]) == 9
+    names = {f["properties"]["name_zh"] for f in collection["features"]}
+    assert {"芙蓉区", "岳麓区", "长沙县"} <= names
+    lon, lat = collection["features"][0]["geometry"]["coordinates"][0][0][0]
+    assert 111 < lon < 115 and 27 < lat < 29.5

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 PG_URL = os.environ.get("WECITY_TEST_PG_URL")
 THREADS = 16
-KILL_AFTER_ACKS = 150           # kill once this many reports are acknowledged ...
+KILL_AFTER_ACKS = 300           # kill once this many reports are acknowledged ...
 KILL_AFTER_SECONDS = 8.0        # ... or after this long, whichever comes first
 MAX_REQUESTS = 3000             # a bound on the load whatever happens
 # Points inside Changsha's districts (WGS-84), spread so duplicate merge leaves most reports on their own case.

@@ -160,3 +160,13 @@ def test_types_lists_entity_types(ngsi: Any) -> None:
     _create(ngsi, {"id": "urn:ngsi-ld:Streetlight:1", "type": "Streetlight", "status": prop("on")})
     body = ngsi.get(f"{BASE}/types").json()
     assert body["type"] == "EntityTypeList" and sorted(body["typeList"]) == ["Manhole", "Streetlight"]
+
+
+def test_ids_with_invisible_characters_are_refused_and_unicode_iris_work(ngsi: Any) -> None:
+    for bad in ("urn:ngsi-ld:Manhole:\u200bx", "urn:ngsi-ld:Manhole:\ufeffx", "urn:ngsi-ld:Manhole:a b"):
+        r = _create(ngsi, entity(bad))
+        assert r.status_code == 400, bad
+    r = _create(ngsi, entity("urn:ngsi-ld:Manhole:五一广场"))
+    assert r.status_code == 201
+    assert r.headers["location"] == f"{BASE}/entities/urn:ngsi-ld:Manhole:%E4%BA%94%E4%B8%80%E5%B9%BF%E5%9C%BA"
+    assert ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:五一广场").status_code == 200

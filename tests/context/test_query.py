@@ -105,3 +105,11 @@ def test_post_query(ngsi: Any) -> None:
     r = ngsi.post(f"{BASE}/entityOperations/query", json=body, params={"count": "true"})
     assert _ids(r) == ["urn:ngsi-ld:Manhole:0", "urn:ngsi-ld:Manhole:1"]
     assert r.headers["ngsild-results-count"] == "2"
+
+
+def test_post_query_refuses_malformed_members(ngsi: Any) -> None:
+    for body in ({"type": "Query", "q": 5}, {"type": "Query", "attrs": "a"}, {"type": "Query", "geoQ": []},
+                 {"type": "Query", "entities": [{"type": 1}]}, {"type": "Entity"}):
+        r = ngsi.post(f"{BASE}/entityOperations/query", json=body)
+        assert r.status_code == 400, body
+        assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"

@@ -9,6 +9,7 @@ Stored form: attribute names and entity types are expanded IRIs; each attribute 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -52,7 +53,10 @@ def now_text(now: datetime) -> str:
 
 
 def is_uri(value: Any) -> bool:
-    return isinstance(value, str) and bool(_URI.match(value))
+    """An absolute URI (or IRI): a scheme, then no spaces, controls or invisible format characters."""
+    if not isinstance(value, str) or not _URI.match(value):
+        return False
+    return value.isascii() or all(unicodedata.category(c)[0] not in "CZ" for c in value)
 
 
 def check_entity_id(value: Any) -> str:

@@ -150,16 +150,24 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
     if items is not None:
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise invalid("entities must be a list of objects", "entities 必须是对象列表", "ngsild.bad_request_data")
+        if any(not isinstance(i.get(k, ""), str) for i in items for k in ("type", "id", "idPattern")):
+            raise invalid("entities members must be strings", "entities 的成员必须是字符串", "ngsild.bad_request_data")
         spec.types = [terms.expand(i["type"]) for i in items if isinstance(i.get("type"), str)] or None
         ids = [check_entity_id(i["id"]) for i in items if "id" in i]
         spec.ids = ids or None
         patterns = [i["idPattern"] for i in items if "idPattern" in i]
         spec.id_pattern = "|".join(f"(?:{p})" for p in patterns) or None
-    if body.get("attrs"):
-        spec.attrs = [terms.expand(a) for a in body["attrs"]]
-    if body.get("q"):
-        spec.q = compile_q(body["q"], terms)
-    geo = body.get("geoQ")
+    attrs, q, geo = body.get("attrs"), body.get("q"), body.get("geoQ")
+    if attrs is not None and (not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs)):
+        raise invalid("attrs must be a list of names", "attrs 必须是名称列表", "ngsild.bad_request_data")
+    if q is not None and not isinstance(q, str):
+        raise invalid("q must be a string", "q 必须是字符串", "ngsild.bad_request_data")
+    if geo is not None and not isinstance(geo, dict):
+        raise invalid("geoQ must be an object", "geoQ 必须是对象", "ngsild.bad_request_data")
+    if attrs:
+        spec.attrs = [terms.expand(a) for a in attrs]
+    if q:
+        spec.q = compile_q(q, terms)
     if geo:
         spec.geo = parse_geoquery(geo.get("georel"), geo.get("geometry"), geo.get("coordinates"),
                                   terms.expand(geo.get("geoproperty") or "location"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -40,6 +41,7 @@ from wecity.core.http import Ctx
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"])
 BASE = "/ngsi-ld/v1/entities/"
+URI_SAFE = ":/?#[]@!$&'()*+,;=-._~%"  # kept as they are in a Location header; anything else is percent-encoded
 
 
 def render_stored(stored: service.Stored, view: View) -> dict[str, Any]:
@@ -65,7 +67,7 @@ async def create_entity(request: Request, ctx: Ctx) -> Response:
     data = await incoming(request, ctx)
     entity = normalize_entity(data.body, data.terms, env.now)
     await ctx.db.write(service.create, env, entity)
-    return Response(status_code=201, headers={"Location": BASE + entity.id})
+    return Response(status_code=201, headers={"Location": BASE + quote(entity.id, safe=URI_SAFE)})
 
 
 def query_of(request: Request, terms: TermMap) -> service.Query:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from wecity.context import subscriptions
 from wecity.context.entity import check_entity_id
 from wecity.context.protocol import env_of, incoming, no_content, paging, respond, tenant_of
+from wecity.context.routes_entities import URI_SAFE
 from wecity.core.http import Ctx
 
 router = APIRouter(prefix="/ngsi-ld/v1/subscriptions", tags=["ngsi-ld"])
@@ -21,7 +24,7 @@ async def create_subscription(request: Request, ctx: Ctx) -> Response:
     data = await incoming(request, ctx)
     sub = subscriptions.validate(data.body, data.terms)
     sub_id = await ctx.db.write(subscriptions.create, env, sub, data.context)
-    return Response(status_code=201, headers={"Location": BASE + sub_id})
+    return Response(status_code=201, headers={"Location": BASE + quote(sub_id, safe=URI_SAFE)})
 
 
 @router.get("", summary="List subscriptions")

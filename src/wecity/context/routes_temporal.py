@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -21,6 +22,7 @@ from wecity.context.protocol import (
     split_list,
     tenant_of,
 )
+from wecity.context.routes_entities import URI_SAFE
 from wecity.core.http import Ctx
 
 router = APIRouter(prefix="/ngsi-ld/v1/temporal/entities", tags=["ngsi-ld"])
@@ -161,7 +163,7 @@ async def temporal_create(request: Request, ctx: Ctx) -> Response:
     existed = await ctx.db.write(write)
     if existed:
         return no_content()
-    return Response(status_code=201, headers={"Location": BASE + entity.id})
+    return Response(status_code=201, headers={"Location": BASE + quote(entity.id, safe=URI_SAFE)})
 
 
 @router.delete("/{entity_id}", status_code=204, summary="Delete the temporal representation of an entity")

@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 export WECITY_TEST_PG_URL ?= postgresql+psycopg://wecity:wecity@127.0.0.1:5432/postgres
 export WECITY_TEST_MQTT_URL ?= mqtt://127.0.0.1:1883
 
-.PHONY: run test install services lint typecheck bench fuzz clean
+.PHONY: run test install services lint typecheck bench fuzz clean ngsild-client
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,16 @@ lint: install
 typecheck: install
 	$(BIN)/mypy src/wecity
 
-test: install services lint
+# The PyPI NGSI-LD client pins an old httpx, so it lives in an environment of its own that a test drives.
+NGSILD_VENV ?= .venv-ngsild
+$(NGSILD_VENV)/.installed:
+	$(PYTHON) -m venv $(NGSILD_VENV)
+	$(NGSILD_VENV)/bin/pip install --quiet ngsildclient
+	touch $@
+
+ngsild-client: $(NGSILD_VENV)/.installed
+
+test: install services lint ngsild-client
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Every benchmark under bench/ beside its ceilings, measured in the same run; load from wrk on 127.0.0.1.
@@ -40,4 +49,4 @@ bench: install services
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(NGSILD_VENV) var .pytest_cache

@@ -41,6 +41,10 @@ ngsild-client: $(NGSILD_VENV)/.installed
 test: install services lint ngsild-client
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# The OpenAPI fuzzing alone (it also runs in `make test`).
+fuzz: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz
+
 # Every benchmark under bench/ beside its ceilings, measured in the same run; load from wrk on 127.0.0.1.
 # BENCH_SECONDS (default 5) per load run, BENCH_CONNECTIONS (default 32), BENCH_ONLY=name,... to pick some.
 bench: install services

@@ -77,7 +77,8 @@ cases = sa.Table(
     sa.Column("reopen_count", sa.Integer, nullable=False, default=0),
     sa.Column("followup_open", sa.Boolean, nullable=False, default=False),
     sa.Column("evidence_media_id", sa.String(64)),
-    sa.Index("ix_cases_open_by_category", "category_code", "status", "created_at"),
+    # Duplicate merge looks for a category within a few metres: the latitude band narrows it at once.
+    sa.Index("ix_cases_category_lat", "category_code", "lat"),
     sa.Index("ix_cases_department_status", "department_id", "status"),
     sa.Index("ix_cases_source_ref", "source_ref"),
     info=INFO,

@@ -158,7 +158,20 @@ def seed_history(conn: Connection, now: datetime, settings: Any = None, *, seed:
             supervisor, admin, evidence, story=story))
         made += 1
     plan.replay(conn, now, timedelta(minutes=30))
+    _settle_past_messages(conn, now)
     return made
+
+
+def _settle_past_messages(conn: Connection, now: datetime) -> None:
+    """E-mails, SMS and webhooks of the simulated past went out at the time: record them as delivered, so a
+    fresh demo does not send a month of messages at start. In-app notices stay, for the runner to file in
+    the staff's and citizens' inboxes; the last hour's messages stay pending like any live ones."""
+    from wecity.core.models import outbox_messages
+
+    conn.execute(outbox_messages.update().where(
+        outbox_messages.c.status == "pending", outbox_messages.c.channel != "in_app",
+        outbox_messages.c.created_at < now - timedelta(hours=1),
+    ).values(status="delivered", delivered_at=outbox_messages.c.created_at))
 
 
 def _report(conn: Connection, rng: random.Random, index: Any, code: str, lat: float, lon: float, photos: list[str],

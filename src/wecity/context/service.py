@@ -27,7 +27,6 @@ from wecity.context.geo import GeoQuery
 from wecity.context.ldcontext import ContextStore
 from wecity.context.models import CELL_ROW, GEO_CELL, geo_cell
 from wecity.context.models import entities as t
-from wecity.core import events
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
 
 
@@ -108,16 +107,7 @@ def _after_change(conn: Connection, env: Env, entity: Stored, changed: dict[str,
     history.record(conn, env, entity.id, entity.type, changed)
     from wecity.context import subscriptions
 
-    _announce(conn, env, [(entity, changed)], deleted=deleted)
     subscriptions.on_change(conn, env, entity, set(changed), deleted=deleted)
-
-
-def _announce(conn: Connection, env: Env, changes: list[tuple[Stored, dict[str, dict[str, Any]]]], *,
-              deleted: bool = False) -> None:
-    """Tell other platforms (the case engine's sensor rules) of each change, in this transaction."""
-    for entity, changed in changes:
-        events.emit("context.entity_changed", conn, tenant=env.tenant, now=env.now, terms=env.store.core,
-                    entity=entity, changed=set(changed), deleted=deleted)
 
 
 def create(conn: Connection, env: Env, entity: Entity) -> None:
@@ -314,7 +304,6 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
     history.record_many(conn, env, [(s.id, s.type, c) for s, c in changes])
     from wecity.context import subscriptions
 
-    _announce(conn, env, changes)
     notify = subscriptions.on_change if subscriptions.has_any(conn, env.tenant) else subscriptions.emit_change
     for stored, changed in changes:
         notify(conn, env, stored, set(changed))

@@ -33,7 +33,7 @@ client.connect("127.0.0.1", port)
 client.loop_start()
 window = []
 for i in range(count):
-    body = '{"tiltAngle": %d, "battery": 0.9}' % (i % 90)
+    body = '{"tiltAngle": %d, "battery": 0.9}' % (i % 10)  # normal readings: no sensor rule fires
     window.append(client.publish(f"wecity/{tenant}/devices/d{i % devices}/attrs", body, qos=1))
     if len(window) >= 1000:  # keep at most about this many unacknowledged
         window.pop(0).wait_for_publish(timeout=120)

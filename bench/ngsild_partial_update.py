@@ -15,12 +15,14 @@ GOAL = ">= 2,000"
 
 
 def patch_script(count: int, seed: int) -> str:
+    # Normal readings (0-10°): below the demo city's tiltAngle>15 rule, so this measures the update itself,
+    # not the case engine opening thousands of cases.
     return f"""
 math.randomseed({seed})
 request = function()
   local i = math.random(0, {count - 1})
   local body = string.format('{{"value": %.2f, "observedAt": "2026-11-02T09:%02d:%02dZ"}}',
-                             math.random() * 30, math.random(0, 59), math.random(0, 59))
+                             math.random() * 10, math.random(0, 59), math.random(0, 59))
   return wrk.format("PATCH", "{BASE}/entities/urn:ngsi-ld:Manhole:" .. i .. "/attrs/tiltAngle",
                     {{["Content-Type"] = "application/json"}}, body)
 end
@@ -49,7 +51,8 @@ def run() -> list[dict[str, Any]]:
              else f"LOST WRITES: {stored:,} history rows for {acknowledged:,} success responses")
     r = row("NGSI-LD PATCH attrs/{attr} (single partial update, SQLite)", result.rps, "req/s", ceiling=ceiling.rps,
             ceiling_unit="req/s", goal=GOAL,
-            note=f"{result.describe()}; {ENTITIES:,} entities, each update also writes its history row; {check};"
+            note=f"{result.describe()}; {ENTITIES:,} entities, each update also writes its history row and is checked"
+                 f" against the sensor rules (none fire); {check};"
                  f" ceiling: (b) Starlette + 1 SQLite insert/request")
     if stored < acknowledged or result.errors or result.bad_status:
         r["met"] = False

@@ -113,3 +113,11 @@ def test_post_query_refuses_malformed_members(ngsi: Any) -> None:
         r = ngsi.post(f"{BASE}/entityOperations/query", json=body)
         assert r.status_code == 400, body
         assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+
+
+def test_a_query_without_any_filter_is_refused_unless_local(ngsi: Any) -> None:
+    _seed(ngsi)
+    r = ngsi.get(f"{BASE}/entities")
+    assert r.status_code == 400 and r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+    r = ngsi.get(f"{BASE}/entities", params={"local": "true", "count": "true", "limit": 0})
+    assert r.status_code == 200 and r.headers["ngsild-results-count"] == "8"

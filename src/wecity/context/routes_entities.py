@@ -90,6 +90,11 @@ def query_of(request: Request, terms: TermMap) -> service.Query:
 @router.get("/entities/", include_in_schema=False)
 async def query_entities(request: Request, ctx: Ctx) -> Response:
     context, terms = await outgoing_terms(request, ctx)
+    params = request.query_params
+    if not any(k in params for k in ("type", "id", "idPattern", "attrs", "q", "georel")) \
+            and params.get("local") != "true":
+        raise invalid("a query needs type, id, idPattern, attrs, q or a geo-query (or local=true)",
+                      "查询需要 type、id、idPattern、attrs、q 或地理条件（或 local=true）", "ngsild.bad_request_data")
     spec = query_of(request, terms)
     limit, offset, count = paging(request)
     view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -14,15 +15,27 @@ CHANNEL = "wecity_work"
 _NOTIFY = sa.text(f"SELECT pg_notify('{CHANNEL}', '')")
 
 
+# At most one notice per process in this many seconds. Every NOTIFY takes PostgreSQL's global notify lock at
+# commit, which serialises committing transactions under load; a woken runner takes all due work anyway, and
+# anything a skipped notice would have announced is found by the next notice or the runner's poll.
+MIN_INTERVAL = 0.05
+_last_notice = 0.0
+
+
 def announce(conn: sa.Connection) -> None:
     """Tell listening runners there is work, when (and only if) the caller's transaction commits.
     PostgreSQL folds identical notices of one transaction into one; on SQLite this does nothing."""
+    global _last_notice
     if conn.dialect.name != "postgresql":
         return
     # Once per transaction is enough: a verb that queues five notices pays one round trip.
     tx = conn.get_transaction()
     if tx is not None and conn.info.get("wecity_announced") is tx:
         return
+    now = time.monotonic()
+    if now - _last_notice < MIN_INTERVAL:
+        return
+    _last_notice = now
     conn.execute(_NOTIFY)
     conn.info["wecity_announced"] = tx
 

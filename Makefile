@@ -33,7 +33,7 @@ typecheck: install
 NGSILD_VENV ?= .venv-ngsild
 $(NGSILD_VENV)/.installed:
 	$(PYTHON) -m venv $(NGSILD_VENV)
-	$(NGSILD_VENV)/bin/pip install --quiet ngsildclient
+	$(NGSILD_VENV)/bin/pip install --quiet 'ngsildclient==0.5.2'
 	touch $@
 
 ngsild-client: $(NGSILD_VENV)/.installed

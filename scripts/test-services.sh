@@ -31,7 +31,8 @@ su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='wecity'\"" | 
 
 if ! port_open 1883; then
   mkdir -p var
-  printf 'listener 1883 127.0.0.1\nallow_anonymous true\npersistence false\n' > var/mosquitto.conf
+  # max_queued_messages 0: keep every undelivered QoS 1 message for a client (the default drops past 1,000)
+  printf 'listener 1883 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n' > var/mosquitto.conf
   mosquitto -d -c "$PWD/var/mosquitto.conf"
   for _ in $(seq 50); do port_open 1883 && break; sleep 0.1; done
 fi

@@ -109,7 +109,8 @@ def _open(conn: Connection, rule: Any, entity_id: str, point: tuple[float, float
         device_id=entity_id, source_ref=source_ref)
     try:
         with conn.begin_nested():  # a refused report (e.g. outside the city) must not undo the reading
-            result = submit_report(conn, report, area_index=load_area_index(conn), now=now)
+            index = cache.cached(conn, ("area index",), lambda: load_area_index(conn))
+            result = submit_report(conn, report, area_index=index, now=now)
         log.info("sensor rule opened or joined a case", extra={"fields": {
             "rule": rule.id, "entity": entity_id, "case": result.case_id, "merged": result.merged}})
     except WeCityError as exc:

@@ -31,3 +31,16 @@ def test_request_id_is_echoed_or_made(sqlite_city: City) -> None:
     with make_client(sqlite_city) as client:
         assert client.get("/healthz", headers={"x-request-id": "abc123"}).headers["x-request-id"] == "abc123"
         assert len(client.get("/healthz").headers["x-request-id"]) == 16
+
+
+def test_unknown_addresses_answer_in_each_protocols_format(sqlite_city: City) -> None:
+    with make_client(sqlite_city) as client:
+        page = client.get("/no-such-page", headers={"Accept-Language": "en"})
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+        assert "Not found" in page.text and "<h1>" in page.text
+        assert "页面" in client.get("/no-such-page").text  # Chinese by default
+        api = client.get("/api/v1/no-such-thing")
+        assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
+        open311 = client.get("/open311/v2/no-such-thing.json")
+        assert open311.status_code == 404 and open311.json()[0]["code"] == 404
+        assert client.delete("/healthz").status_code == 405

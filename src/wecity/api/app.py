@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wecity import __version__
 from wecity.api import ops
@@ -83,6 +84,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}" for e in exc.errors())
         return render_error(request, ValidationFailed(problems or "invalid request",
                                                        message_zh=f"请求无效：{problems}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Routing's own answers (no such path, method not allowed) in each protocol's format too.
+        if exc.status_code == 404:
+            error: WeCityError = NotFound(f"nothing at {request.url.path}", message_zh="您访问的页面或资源不存在")
+        elif exc.status_code == 405:
+            error = ValidationFailed(f"{request.method} is not allowed here", message_zh=f"此处不支持 {request.method}",
+                                     code="method_not_allowed")
+            error.status = 405  # type: ignore[misc]
+        else:
+            error = WeCityError(str(exc.detail))
+            error.status = exc.status_code  # type: ignore[misc]
+        response = render_error(request, error)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
 
     @app.exception_handler(OverflowError)
     async def _number_too_big(request: Request, exc: OverflowError) -> Response:

@@ -14,7 +14,8 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Connection
 
 from wecity.core.context import AppContext
-from wecity.core.http import client_address, request_locale
+from wecity.core.errors import WeCityError
+from wecity.core.http import client_address, problem_response, request_locale
 from wecity.geo.service import get_jurisdiction, list_areas
 from wecity.identity.choices import Role
 from wecity.identity.deps import SESSION_COOKIE, OptionalStaff
@@ -49,11 +50,28 @@ def register(app: FastAPI) -> None:
     from wecity.web import citizen, my_reports, operations, staff
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Pages answer errors with a page in the reader's language; machine paths keep problem+json.
+    app.state.error_renderers["/"] = error_page
+    for prefix in ("/api", "/media", "/static", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
+        app.state.error_renderers.setdefault(prefix, problem_response)
     app.include_router(router)
     app.include_router(citizen.router)
     app.include_router(my_reports.router)
     app.include_router(staff.router)
     app.include_router(operations.router)
+
+
+def error_page(request: Request, exc: WeCityError) -> Response:
+    """An error on a portal path (an unknown address, say) as a page, not JSON."""
+    _ = gettext_for(request_locale(request)).gettext
+    if exc.status == 404:
+        title = _("Not found")
+    elif exc.status in (401, 403):
+        title = _("Not allowed")
+    else:
+        title = exc.localized(request_locale(request))
+    return page(request, "web/error.html", user=None, status=exc.status, title=title,
+                message=exc.localized(request_locale(request)))
 
 
 def login_redirect(request: Request) -> RedirectResponse:

@@ -38,7 +38,7 @@ $(NGSILD_VENV)/.installed:
 
 ngsild-client: $(NGSILD_VENV)/.installed
 
-test: install services lint ngsild-client
+test: install services lint typecheck ngsild-client
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # The OpenAPI fuzzing alone (it also runs in `make test`).

@@ -143,7 +143,7 @@ def dispatch(conn: Connection, case_id: int, department_id: int, actor: Actor, n
     _department_exists(conn, department_id)
     _move(conn, case, CaseStatus.DISPATCHED, actor, now, event="dispatched", note=note, public=False,
           values={"department_id": department_id, "assignee_id": None, **_restart_clocks(conn, case, now)})
-    notifications.case_dispatched(conn, case_id=case_id, department_id=department_id, now=now)
+    notifications.case_dispatched(conn, case_id=case_id, now=now)
 
 
 def acknowledge(conn: Connection, case_id: int, actor: Actor, now: datetime) -> None:
@@ -240,7 +240,7 @@ def reopen(conn: Connection, case_id: int, actor: Actor, now: datetime, note: st
     _move(conn, case, CaseStatus.DISPATCHED, actor, now, event="reopened", note=note,
           values={"closed_at": None, "resolved_at": None, "reopen_count": case.reopen_count + 1,
                   **_restart_clocks(conn, case, now)})
-    notifications.case_dispatched(conn, case_id=case_id, department_id=case.department_id, now=now)
+    notifications.case_dispatched(conn, case_id=case_id, now=now)
 
 
 def transfer(conn: Connection, case_id: int, department_id: int, actor: Actor, now: datetime, note: str) -> None:
@@ -255,7 +255,7 @@ def transfer(conn: Connection, case_id: int, department_id: int, actor: Actor, n
     _move(conn, case, CaseStatus.DISPATCHED, actor, now, event="transferred", note=note, public=False,
           values={"department_id": department_id, "assignee_id": None, **_restart_clocks(conn, case, now)},
           detail={"from_department_id": case.department_id})
-    notifications.case_dispatched(conn, case_id=case_id, department_id=department_id, now=now)
+    notifications.case_dispatched(conn, case_id=case_id, now=now)
 
 
 def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: datetime) -> None:

@@ -76,33 +76,34 @@ def new_case_dispatched(conn: Connection, *, case_id: int, status: str, category
     enqueue_many(conn, messages, now=now)
 
 
-def case_dispatched(conn: Connection, *, case_id: int, department_id: int | None, now: datetime) -> None:
-    tell_department(conn, case_id=case_id, event="dispatched", now=now)
-    _tell_reporters(conn, case_id=case_id, event="dispatched", now=now)
+def case_dispatched(conn: Connection, *, case_id: int, now: datetime) -> None:
+    facts = _case_facts(conn, case_id)
+    enqueue_many(conn, _department_messages(facts, "dispatched", now)
+                 + _reporter_messages(facts, "dispatched", _reporters(conn, case_id)), now=now)
 
 
 def case_resolved(conn: Connection, *, case_id: int, now: datetime) -> None:
-    _tell_reporters(conn, case_id=case_id, event="resolved", now=now)
+    _tell_reporters(conn, _case_facts(conn, case_id), "resolved", now)
 
 
 def case_closed(conn: Connection, *, case_id: int, now: datetime) -> None:
-    _tell_reporters(conn, case_id=case_id, event="closed", now=now)
+    _tell_reporters(conn, _case_facts(conn, case_id), "closed", now)
 
 
 def case_returned(conn: Connection, *, case_id: int, now: datetime) -> None:
-    _tell_dispatch_centre(conn, case_id=case_id, event="returned", now=now)
+    _tell_dispatch_centre(conn, _case_facts(conn, case_id), "returned", now)
 
 
 def low_rating(conn: Connection, *, case_id: int, stars: int, now: datetime) -> None:
-    _tell_dispatch_centre(conn, case_id=case_id, event="low_rating", now=now, stars=stars, role="supervisor")
+    _tell_dispatch_centre(conn, _case_facts(conn, case_id), "low_rating", now, stars=stars, role="supervisor")
 
 
 def clock_event(conn: Connection, *, case_id: int, event: str, now: datetime) -> None:
     """SLA warnings go to the department; escalations (催办) also to the dispatch centre's supervisors."""
-    tell_department(conn, case_id=case_id, event=event, now=now)
+    facts = _case_facts(conn, case_id)
+    enqueue_many(conn, _department_messages(facts, event, now), now=now)
     if event.endswith("escalated"):
-        _tell_dispatch_centre(conn, case_id=case_id, event=event, now=now, role="supervisor")
-        facts = _case_facts(conn, case_id)
+        _tell_dispatch_centre(conn, facts, event, now, role="supervisor")
         enqueue(conn, channel="in_app", target=f"department:{facts.department_id}:supervisor",
                 payload=_department_payload(facts, event), now=now, dedupe_key=f"case:{case_id}:{event}:dept-sup")
 
@@ -134,9 +135,8 @@ def tell_department(conn: Connection, *, case_id: int, event: str, now: datetime
     enqueue_many(conn, _department_messages(_case_facts(conn, case_id), event, now, note), now=now)
 
 
-def _tell_dispatch_centre(conn: Connection, *, case_id: int, event: str, now: datetime, role: str = "dispatcher",
-                          **extra: object) -> None:
-    facts = _case_facts(conn, case_id)
+def _tell_dispatch_centre(conn: Connection, facts: Facts | sa.Row, event: str, now: datetime, *,
+                          role: str = "dispatcher", **extra: object) -> None:
     centre = conn.execute(sa.select(departments.c.id).where(departments.c.is_dispatch_centre.is_(True))).first()
     if centre is None:
         return
@@ -166,8 +166,11 @@ def _reporter_messages(facts: Facts | sa.Row, event: str,
     return messages
 
 
-def _tell_reporters(conn: Connection, *, case_id: int, event: str, now: datetime) -> None:
-    facts = _case_facts(conn, case_id)
+def _reporters(conn: Connection, case_id: int) -> list[tuple[str, str | None, str | None]]:
     rows = conn.execute(sa.select(reports.c.token, reports.c.email, reports.c.phone)
                         .where(reports.c.case_id == case_id)).all()
-    enqueue_many(conn, _reporter_messages(facts, event, [tuple(r) for r in rows]), now=now)
+    return [(r.token, r.email, r.phone) for r in rows]
+
+
+def _tell_reporters(conn: Connection, facts: Facts | sa.Row, event: str, now: datetime) -> None:
+    enqueue_many(conn, _reporter_messages(facts, event, _reporters(conn, facts.id)), now=now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -41,8 +42,6 @@ def respond(fmt: str, data: Any, *, root: str, item: str | None = None, status: 
             headers: dict[str, str] | None = None) -> Response:
     if fmt == "xml":
         return Response(to_xml(root, item, data), status_code=status, media_type=XML_TYPE, headers=headers)
-    import json
-
     return Response(json.dumps(data, ensure_ascii=False, separators=(",", ":")), status_code=status,
                     media_type=JSON_TYPE, headers=headers)
 
@@ -52,6 +51,4 @@ def errors_body(fmt: str, status: int, description: str) -> tuple[str, str]:
     errors = [{"code": status, "description": description}]
     if fmt == "xml":
         return to_xml("errors", "error", errors), XML_TYPE
-    import json
-
     return json.dumps(errors, ensure_ascii=False), JSON_TYPE

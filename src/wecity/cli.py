@@ -167,6 +167,28 @@ def cmd_apikey_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_apikey_list(args: argparse.Namespace) -> int:
+    from wecity.identity.service import list_api_keys
+
+    keys = _database(_settings()).read_sync(list_api_keys)
+    print("prefix / 前缀  name / 名称  user / 用户  created / 创建  revoked / 吊销")
+    for k in keys:
+        print(f"{k['prefix']}…  {k['name']}  {k['username'] or '-'}  {k['created_at']:%Y-%m-%d %H:%M}  "
+              f"{k['revoked_at'] and format(k['revoked_at'], '%Y-%m-%d %H:%M') or '-'}")
+    return 0
+
+
+def cmd_apikey_revoke(args: argparse.Namespace) -> int:
+    from wecity.identity.service import revoke_api_key
+
+    done = _database(_settings()).write_sync(lambda conn: revoke_api_key(conn, args.prefix, _now()))
+    if not done:
+        print(f"no live key starts with {args.prefix!r} / 没有以 {args.prefix!r} 开头的有效密钥", file=sys.stderr)
+        return 1
+    print(f"revoked {done} key(s) / 已吊销 {done} 个密钥")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wecity", description="WeCity city operating platform / 城市运营平台")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -220,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     kadd.add_argument("name")
     kadd.add_argument("--user", help="owner username / 所属用户")
     kadd.set_defaults(func=cmd_apikey_add)
+    key.add_parser("list", help="list API keys / 列出 API 密钥").set_defaults(func=cmd_apikey_list)
+    krev = key.add_parser("revoke", help="revoke an API key / 吊销 API 密钥")
+    krev.add_argument("prefix", help="the key, or its first 10 characters as `list` shows / 密钥或其前 10 个字符")
+    krev.set_defaults(func=cmd_apikey_revoke)
 
     from wecity.core.commands import add_commands  # runner, outbox, calendar, notify
 

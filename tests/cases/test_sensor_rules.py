@@ -35,6 +35,7 @@ def tilt_rule(city: City) -> int:
 def test_tilt_reading_opens_one_case_for_chengguan_and_a_citizen_report_joins_it(city: City, tilt_rule: int) -> None:
     headers = {"Link": CORE}
     with make_client(city) as client:
+        client.headers["Authorization"] = f"Bearer {city.api_key}"
         created = client.post("/ngsi-ld/v1/entities", json=_manhole("urn:ngsi-ld:Manhole:furong-001", 3.0),
                               headers=headers)
         assert created.status_code == 201, created.text
@@ -64,6 +65,7 @@ def test_tilt_reading_opens_one_case_for_chengguan_and_a_citizen_report_joins_it
 
 def test_other_types_and_unmet_conditions_open_nothing(city: City, tilt_rule: int) -> None:
     with make_client(city) as client:
+        client.headers["Authorization"] = f"Bearer {city.api_key}"
         client.post("/ngsi-ld/v1/entities", json=_manhole("urn:ngsi-ld:Manhole:ok", 2.0), headers={"Link": CORE})
         light = {"id": "urn:ngsi-ld:Streetlight:1", "type": "Streetlight",
                  "tiltAngle": {"type": "Property", "value": 40},
@@ -77,6 +79,7 @@ def test_a_sensor_outside_the_city_still_stores_its_reading(sqlite_city: City) -
     city.db.write_sync(lambda c: add_rule(c, entity_type="Manhole", q="tiltAngle>15", category_code="manhole",
                                           description_zh="井盖倾斜", description_en="tilted", now=city.clock.now()))
     with make_client(city) as client:
+        client.headers["Authorization"] = f"Bearer {city.api_key}"
         r = client.post("/ngsi-ld/v1/entities", json=_manhole("urn:ngsi-ld:Manhole:beijing", 40, (39.9, 116.4)),
                         headers={"Link": CORE})
         assert r.status_code == 201

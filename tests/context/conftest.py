@@ -16,7 +16,9 @@ BASE = "/ngsi-ld/v1"
 
 @pytest.fixture
 def ngsi(city: City) -> Iterator[Any]:
+    """A client of the broker holding the city's API key (the NGSI-LD API needs credentials)."""
     with make_client(city) as client:
+        client.headers["Authorization"] = f"Bearer {city.api_key}"
         yield client
 
 
@@ -73,6 +75,7 @@ def broker(city: City, receiver: Receiver) -> Iterator[Any]:
     ctx = app.state.ctx
     ctx.services["ngsild_http"] = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
     with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {city.api_key}"
         runner = Runner(ctx)
 
         def deliver() -> int:

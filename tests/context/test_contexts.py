@@ -35,6 +35,7 @@ def fetching(city: City) -> Iterator[tuple[Any, list[str]]]:
     app = create_app(city.settings, clock=city.clock, db=city.db)
     app.state.ctx.services["ngsild_fetcher"] = fetcher
     with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {city.api_key}"
         yield client, fetched
 
 

@@ -25,10 +25,18 @@ CLIENT_PYTHON = Path(os.environ.get("WECITY_NGSILD_CLIENT_VENV", ROOT / ".venv-n
 
 SCRIPT = r"""
 import json, sys
+from requests.auth import AuthBase
 from ngsildclient import Client, Entity
 
+
+class ApiKey(AuthBase):
+    def __call__(self, request):
+        request.headers["Authorization"] = "Bearer " + sys.argv[2]
+        return request
+
+
 out = {}
-with Client(hostname="127.0.0.1", port=int(sys.argv[1])) as client:
+with Client(hostname="127.0.0.1", port=int(sys.argv[1]), custom_auth=ApiKey()) as client:
     manhole = Entity("Manhole", "wuyi-001")
     manhole.prop("tiltAngle", 3.5).gprop("location", (28.19, 112.97))
     client.create(manhole)
@@ -78,13 +86,13 @@ def server(city: City, tmp_path: Path) -> Iterator[int]:
         log.close()
 
 
-def test_ngsildclient_against_a_running_server(server: int, tmp_path: Path) -> None:
+def test_ngsildclient_against_a_running_server(server: int, city: City, tmp_path: Path) -> None:
     if not CLIENT_PYTHON.exists():
         pytest.skip(f"ngsildclient's own environment is missing at {CLIENT_PYTHON.parent.parent}"
                     " (make ngsild-client creates it)")
     script = tmp_path / "client.py"
     script.write_text(SCRIPT)
-    done = subprocess.run([str(CLIENT_PYTHON), str(script), str(server)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([str(CLIENT_PYTHON), str(script), str(server), city.api_key], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
     out = json.loads(line[len("RESULT "):])
@@ -95,3 +103,5 @@ def test_ngsildclient_against_a_running_server(server: int, tmp_path: Path) -> N
     assert out["upsert_ok"] is True
     assert out["query"] == ["urn:ngsi-ld:Manhole:wuyi-002"]
     assert out["exists_after_delete"] is False
+    # Without the key the same server turns the client away (WECITY_NGSILD_AUTH defaults to "required").
+    assert httpx.get(f"http://127.0.0.1:{server}/ngsi-ld/v1/entities?type=Manhole").status_code == 401

@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from wecity.context import routes_batch, routes_entities, routes_subscriptions, routes_temporal
+from wecity.context.access import require_access
 from wecity.context.ldcontext import CORE_DOCUMENT, HOSTED_PATH, ContextStore, is_core_url
 from wecity.context.models import contexts as t
 from wecity.context.protocol import invalid, no_content, read_json, render_problem, respond
@@ -49,9 +50,11 @@ async def on_shutdown(ctx: AppContext) -> None:
 
 def register(app: FastAPI) -> None:
     app.state.error_renderers["/ngsi-ld"] = render_problem
+    # Every NGSI-LD route asks for credentials first, as WECITY_NGSILD_AUTH says (wecity.context.access).
+    guarded = [Depends(require_access)]
     for module in (routes_entities, routes_batch, routes_subscriptions, routes_temporal):
-        app.include_router(module.router)
-    app.include_router(router)
+        app.include_router(module.router, dependencies=guarded)
+    app.include_router(router, dependencies=guarded)
 
 
 # -- /jsonldContexts ------------------------------------------------------------------------------

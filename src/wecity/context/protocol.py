@@ -49,7 +49,9 @@ def problem(exc: WeCityError, locale: str = "en") -> tuple[dict[str, Any], int]:
 def render_problem(request: Request, exc: WeCityError) -> Response:
     """The error renderer for /ngsi-ld: ProblemDetails with the ETSI error type URIs."""
     body, status = problem(exc, request_locale(request))
-    return Response(json.dumps(body, ensure_ascii=False), status_code=status, media_type="application/json")
+    headers = {"WWW-Authenticate": 'Bearer realm="ngsi-ld"'} if status == 401 else None
+    return Response(json.dumps(body, ensure_ascii=False), status_code=status, media_type="application/json",
+                    headers=headers)
 
 
 def invalid(why: str, zh: str, code: str = "ngsild.invalid_request") -> ValidationFailed:

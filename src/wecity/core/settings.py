@@ -10,6 +10,8 @@ from urllib.parse import urlparse
 
 from wecity.core.errors import ConfigurationError
 
+NGSILD_AUTH_MODES = ("required", "writes", "off")
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -32,6 +34,9 @@ class Settings:
     outbox_max_attempts: int = 8
     # Working hours of the "working" SLA calendar, local time (Asia/Shanghai).
     work_hours: str = "09:00-12:00,13:30-17:30"
+    # Who may use the NGSI-LD API (/ngsi-ld): "required" (an API key or a staff sign-in for every request),
+    # "writes" (reads are open, changes need credentials) or "off" (a closed network, conformance testing).
+    ngsild_auth: str = "required"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -114,6 +119,9 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
     except ValidationFailed as exc:
         raise ConfigurationError("WECITY_WORK_HOURS", exc.message) from None
 
+    ngsild_auth = values.get("WECITY_NGSILD_AUTH") or "required"
+    if ngsild_auth not in NGSILD_AUTH_MODES:
+        raise ConfigurationError("WECITY_NGSILD_AUTH", f"expected one of {', '.join(NGSILD_AUTH_MODES)}")
     return Settings(
         database_url=database_url,
         media_dir=media_dir,
@@ -130,6 +138,7 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         webhook_secret=values.get("WECITY_WEBHOOK_SECRET") or None,
         outbox_max_attempts=int(number("WECITY_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)),
         work_hours=work_hours,
+        ngsild_auth=ngsild_auth,
     )
 
 

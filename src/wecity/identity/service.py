@@ -150,6 +150,29 @@ def api_key_is_valid(conn: Connection, key: str) -> bool:
     return False
 
 
+def list_api_keys(conn: Connection) -> list[dict[str, Any]]:
+    """Every key with its prefix (the first characters, enough to tell keys apart), owner and state."""
+    rows = conn.execute(sa.select(api_keys.c.prefix, api_keys.c.name, users.c.username, api_keys.c.created_at,
+                                  api_keys.c.revoked_at)
+                        .select_from(api_keys.outerjoin(users, users.c.id == api_keys.c.user_id))
+                        .order_by(api_keys.c.id))
+    return [dict(r._mapping) for r in rows]
+
+
+def revoke_api_key(conn: Connection, prefix: str, now: datetime) -> int:
+    """Revoke the live keys starting with `prefix` (as `list_api_keys` shows it, or the whole key).
+
+    Returns how many were revoked. Other processes stop accepting them within `cache.DEFAULT_TTL`.
+    """
+    prefix = prefix.rstrip("…")[:10]
+    if len(prefix) < 10:
+        raise ValidationFailed("give the key or its first 10 characters", message_zh="请给出密钥或其前 10 个字符")
+    done = conn.execute(api_keys.update().where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
+                        .values(revoked_at=now)).rowcount
+    cache.invalidate(conn, "api key")
+    return int(done or 0)
+
+
 def record_audit(conn: Connection, *, at: datetime, actor: str, action: str, target: str, outcome: str = "ok",
                  source_address: str | None = None, detail: dict[str, Any] | None = None) -> None:
     conn.execute(audit_log.insert().values(at=at, actor=actor, action=action, target=target, outcome=outcome,

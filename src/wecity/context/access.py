@@ -1,0 +1,69 @@
+"""Who may use the context broker: callers with an API key or a staff sign-in (WECITY_NGSILD_AUTH).
+
+Sensor data says where people are and what the city's equipment is doing, so by default every NGSI-LD
+request needs credentials: an API key (`Authorization: Bearer wk_...` or `X-API-Key`, made with
+`wecity apikey add`) for systems, a staff session (cookie or bearer token from /api/v1/auth/token) for
+people. `writes` opens reads to everyone; `off` is for closed networks and conformance testing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from fastapi import Request
+
+from wecity.core.cache import DEFAULT_TTL
+from wecity.core.errors import AuthenticationRequired
+from wecity.core.http import get_ctx
+from wecity.identity.deps import SESSION_COOKIE
+from wecity.identity.service import api_key_is_valid, user_for_session
+
+API_KEY_PREFIX = "wk_"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# Keys seen valid lately, by (database, digest): the broker's hot paths (a partial update every few
+# milliseconds per device gateway) should not pay a database round trip per request for the same key.
+# A revoked key stops working within DEFAULT_TTL, as everywhere else on the platform.
+_valid_keys: dict[tuple[str, str], float] = {}
+
+
+def _credentials(request: Request) -> tuple[str | None, str | None]:
+    """(API key, session token) presented by the request, either or both None."""
+    key = request.headers.get("x-api-key")
+    session = request.cookies.get(SESSION_COOKIE)
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        token = auth[7:].strip()
+        if token.startswith(API_KEY_PREFIX):
+            key = key or token
+        else:
+            session = token
+    return key, session
+
+
+async def require_access(request: Request) -> None:
+    """FastAPI dependency of every /ngsi-ld route: raise 401 unless the settings let the request through."""
+    ctx = get_ctx(request)
+    mode = ctx.settings.ngsild_auth
+    if mode == "off" or (mode == "writes" and request.method in READ_METHODS):
+        return
+    key, session = _credentials(request)
+    if key:
+        slot = (ctx.settings.database_url, hashlib.sha256(key.encode()).hexdigest())
+        now = time.monotonic()
+        if _valid_keys.get(slot, 0.0) > now:
+            return
+        if await ctx.db.read(api_key_is_valid, key):
+            if len(_valid_keys) > 10_000:  # bounded, whatever a caller sends
+                _valid_keys.clear()
+            _valid_keys[slot] = now + DEFAULT_TTL
+            return
+    if session and await ctx.db.read(user_for_session, session, ctx.clock.now()) is not None:
+        return
+    raise AuthenticationRequired(
+        "the NGSI-LD API needs an API key (Authorization: Bearer wk_... or X-API-Key) or a staff sign-in"
+        if not (key or session) else "the API key or sign-in is not valid (revoked or expired?)",
+        message_zh="NGSI-LD 接口需要 API 密钥（Authorization: Bearer wk_… 或 X-API-Key）或工作人员登录"
+        if not (key or session) else "API 密钥或登录无效（已吊销或已过期？）",
+        code="ngsild.unauthorized")

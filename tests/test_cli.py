@@ -11,7 +11,8 @@ from .conftest import City
 
 
 @pytest.mark.parametrize("args", [[], ["serve"], ["demo"], ["db", "upgrade"], ["city", "import-areas"],
-                                  ["city", "locate"], ["user", "add"], ["apikey", "add"]])
+                                  ["city", "locate"], ["user", "add"], ["apikey", "add"],
+                                  ["apikey", "list"], ["apikey", "revoke"]])
 def test_help_everywhere_and_bilingual(args: list[str]) -> None:
     out = subprocess.run([sys.executable, "-m", "wecity", *args, "--help"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -32,6 +33,16 @@ def test_user_and_apikey_add(sqlite_city: City, monkeypatch: pytest.MonkeyPatch,
     from wecity.identity.service import api_key_is_valid
 
     assert sqlite_city.db.read_sync(api_key_is_valid, key)
+
+    assert main(["apikey", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert f"{key[:10]}…  partner" in listed and "tests" in listed
+    assert main(["apikey", "revoke", "wk_"]) == 2  # too short to name one key
+    assert "前 10 个字符" in capsys.readouterr().err
+    assert main(["apikey", "revoke", key[:10]]) == 0
+    assert "revoked 1" in capsys.readouterr().out
+    assert not sqlite_city.db.read_sync(api_key_is_valid, key)
+    assert main(["apikey", "revoke", key]) == 1  # already revoked: nothing left to revoke
 
 
 def test_bad_setting_fails_at_start_with_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001

@@ -105,7 +105,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Staff logins / 工作人员账号 (password / 密码: {DEMO_PASSWORD}):")
     for username, name, dept, roles, _phone in STAFF:
         print(f"  {username:<16} {name:<14} {dept:<10} {' '.join(roles)}")
-    print(f"\nOpen311 API key for clients / Open311 客户端 API 密钥: {key}", flush=True)
+    print(f"\nAPI key for Open311 and NGSI-LD clients / Open311 与 NGSI-LD 客户端 API 密钥: {key}", flush=True)
     if args.simulate_sensors:
         from wecity.demo import simulator
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from wecity.cases import engine, queries
+from wecity.cases import engine, queries, rules_api
 from wecity.cases.categories import list_categories
 from wecity.cases.choices import CaseStatus, Channel, ReturnReason
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
@@ -20,6 +20,7 @@ from wecity.identity.models import departments
 from wecity.identity.service import StaffUser, department_id_by_code, record_audit
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
+router.include_router(rules_api.router)  # /api/v1/sensor-rules
 CaseId = Annotated[int, id_param("case id")]
 
 

@@ -22,7 +22,7 @@ from wecity.cases.intake import NewReport, submit_report
 from wecity.cases.models import cases, sensor_rules
 from wecity.core import cache, events
 from wecity.core.db import inserted_id
-from wecity.core.errors import ValidationFailed, WeCityError
+from wecity.core.errors import NotFound, ValidationFailed, WeCityError
 
 log = logging.getLogger(__name__)
 LOCATION = "https://uri.etsi.org/ngsi-ld/location"
@@ -46,6 +46,19 @@ def add_rule(conn: Connection, *, entity_type: str, q: str, category_code: str, 
 
 def list_rules(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(sa.select(sensor_rules).order_by(sensor_rules.c.id))]
+
+
+def get_rule(conn: Connection, rule_id: int) -> dict[str, Any]:
+    row = conn.execute(sa.select(sensor_rules).where(sensor_rules.c.id == rule_id)).first()
+    if row is None:
+        raise NotFound(f"no sensor rule {rule_id}", message_zh=f"传感规则 {rule_id} 不存在")
+    return dict(row._mapping)
+
+
+def set_rule_active(conn: Connection, rule_id: int, active: bool) -> bool:
+    """Pause (False) or resume (True) a rule; False when there is no such rule."""
+    cache.invalidate(conn, "sensor rules")
+    return conn.execute(sensor_rules.update().where(sensor_rules.c.id == rule_id).values(active=active)).rowcount == 1
 
 
 def delete_rule(conn: Connection, rule_id: int) -> bool:

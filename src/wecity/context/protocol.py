@@ -177,18 +177,26 @@ def accepts(request: Request) -> str:
     return best
 
 
+_FORMS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues", "concise": "concise"}
+_OPTIONS = frozenset({"keyValues", "simplified", "concise", "normalized", "sysAttrs", "noOverwrite", "replace",
+                      "update", "temporalValues", "aggregatedValues"})
+
+
 def view_of(request: Request, terms: TermMap, attrs: frozenset[str] | None = None) -> View:
+    """The representation asked for; `format` wins over a representation in `options` (6.3.7).
+    Unknown values are InvalidRequest (6.3.20): the request itself is malformed, not its data."""
     options = set(filter(None, request.query_params.get("options", "").split(",")))
     fmt = request.query_params.get("format")
-    known = {"keyValues", "concise", "normalized", "sysAttrs", "noOverwrite", "replace", "update",
-             "temporalValues", "aggregatedValues"}
-    unknown = options - known
+    unknown = options - _OPTIONS
     if unknown:
-        raise invalid(f"unknown options {', '.join(sorted(unknown))}", f"未知的 options：{'、'.join(sorted(unknown))}",
-                      "ngsild.bad_request_data")
-    form = fmt or ("keyValues" if "keyValues" in options else "concise" if "concise" in options else "normalized")
-    if form not in ("normalized", "keyValues", "concise"):
-        raise invalid(f"unknown format {form!r}", f"未知的 format：{form!r}", "ngsild.bad_request_data")
+        raise invalid(f"unknown options {', '.join(sorted(unknown))}", f"未知的 options：{'、'.join(sorted(unknown))}")
+    if fmt and fmt not in _FORMS:
+        raise invalid(f"unknown format {fmt!r}", f"未知的 format：{fmt!r}")
+    if fmt:
+        form = _FORMS[fmt]
+    else:
+        form = ("keyValues" if options & {"keyValues", "simplified"} else "concise" if "concise" in options
+                else "normalized")
     return View(terms=terms, form=form, sys_attrs="sysAttrs" in options, attrs=attrs,
                 lang=request.query_params.get("lang"))
 

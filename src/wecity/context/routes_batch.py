@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from wecity.context import service
+from wecity.context import linked, service
 from wecity.context.entity import Entity, check_entity_id, is_uri, normalize_entity
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import parse_link_header
@@ -26,7 +26,7 @@ from wecity.context.protocol import (
     view_of,
 )
 from wecity.context.query import compile_q
-from wecity.context.routes_entities import render_stored
+from wecity.context.routes_entities import render_stored, shaped
 from wecity.core.errors import WeCityError
 from wecity.core.http import Ctx
 
@@ -173,6 +173,12 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
                                   terms.expand(geo.get("geoproperty") or "location"))
     limit, offset, count = paging(request)
     view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)
-    rows, total = await ctx.db.read(partial(service.query, tenant=tenant_of(request), spec=spec, limit=limit, offset=offset, count=count))
+    shape = linked.shape_of(terms, pick=body.get("pick"), omit=body.get("omit"), join=body.get("join"),
+                            join_level=body.get("joinLevel"), contained_by=body.get("containedBy"),
+                            has_attrs=bool(spec.attrs))
+    tenant = tenant_of(request)
+    rows, total = await ctx.db.read(partial(service.query, tenant=tenant, spec=spec, limit=limit, offset=offset, count=count))
     headers = {"NGSILD-Results-Count": str(total)} if total is not None else None
-    return respond(request, [render_stored(r, view) for r in rows], context, headers=headers)
+    if shape is None:
+        return respond(request, [render_stored(r, view) for r in rows], context, headers=headers)
+    return respond(request, await ctx.db.read(shaped, tenant, rows, view, shape), context, headers=headers)

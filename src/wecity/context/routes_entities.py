@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.engine import Connection
 
-from wecity.context import service
+from wecity.context import linked, service
 from wecity.context.entity import (
     ENTITY_MEMBERS,
     View,
@@ -86,6 +88,21 @@ def query_of(request: Request, terms: TermMap) -> service.Query:
         q=compile_q(q, terms) if q else None, geo=geo)
 
 
+def shape_from(request: Request, terms: TermMap, *, has_attrs: bool) -> linked.Shape | None:
+    params = request.query_params
+    return linked.shape_of(terms, pick=params.get("pick"), omit=params.get("omit"), join=params.get("join"),
+                           join_level=params.get("joinLevel"), contained_by=params.get("containedBy"),
+                           has_attrs=has_attrs)
+
+
+def shaped(conn: Connection, tenant: str, roots: list[service.Stored], view: View, shape: linked.Shape) -> list[dict[str, Any]]:
+    """The roots rendered, projected and joined with their linked entities, as `shape` asks."""
+    plain = replace(view, attrs=None)
+    assembler = linked.Assembler(view.terms, lambda s: render_stored(s, view), partial(service.get_many, conn, tenant),
+                                 shape.join, shape.pick, shape.omit, render_linked=lambda s: render_stored(s, plain))
+    return assembler.entities(roots)
+
+
 @router.get("/entities", summary="Query entities")
 @router.get("/entities/", include_in_schema=False)
 async def query_entities(request: Request, ctx: Ctx) -> Response:
@@ -98,9 +115,14 @@ async def query_entities(request: Request, ctx: Ctx) -> Response:
     spec = query_of(request, terms)
     limit, offset, count = paging(request)
     view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)
-    rows, total = await ctx.db.read(partial(service.query, tenant=tenant_of(request), spec=spec, limit=limit, offset=offset, count=count))
+    shape = shape_from(request, terms, has_attrs=bool(spec.attrs))
+    tenant = tenant_of(request)
+    rows, total = await ctx.db.read(partial(service.query, tenant=tenant, spec=spec, limit=limit, offset=offset, count=count))
     headers = {"NGSILD-Results-Count": str(total)} if total is not None else None
-    return respond(request, [render_stored(r, view) for r in rows], context, headers=headers)
+    if shape is None:
+        return respond(request, [render_stored(r, view) for r in rows], context, headers=headers)
+    body = await ctx.db.read(shaped, tenant, rows, view, shape)
+    return respond(request, body, context, headers=headers)
 
 
 @router.get("/entities/{entity_id}", summary="Retrieve an entity")
@@ -110,11 +132,25 @@ async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
     attrs = split_list(request.query_params.get("attrs"))
     expanded = frozenset(terms.expand(a) for a in attrs) if attrs else None
     view = view_of(request, terms, expanded)
-    stored = await ctx.db.read(service.get, tenant_of(request), entity_id)
+    shape = shape_from(request, terms, has_attrs=bool(attrs))
+    tenant = tenant_of(request)
+    stored = await ctx.db.read(service.get, tenant, entity_id)
     wanted_type = request.query_params.get("type")
     if stored is None or (wanted_type and terms.expand(wanted_type) not in stored.types):
         raise service.not_found(entity_id)
-    return respond(request, render_stored(stored, view), context)
+    if expanded is not None and expanded.isdisjoint(stored.attrs):
+        raise _nothing_left(entity_id)
+    if shape is None:
+        return respond(request, render_stored(stored, view), context)
+    body = await ctx.db.read(shaped, tenant, [stored], view, shape)
+    if not body:
+        raise _nothing_left(entity_id)
+    return respond(request, body[0] if len(body) == 1 else body, context)
+
+
+def _nothing_left(entity_id: str) -> service.NotFound:
+    return service.NotFound(f"entity {entity_id} has none of the members asked for",
+                            message_zh=f"实体 {entity_id} 没有所请求的成员", code="ngsild.not_found")
 
 
 @router.put("/entities/{entity_id}", status_code=204, summary="Replace an entity")

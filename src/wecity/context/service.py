@@ -90,6 +90,11 @@ def require(conn: Connection, tenant: str, entity_id: str) -> Stored:
     return found
 
 
+def get_many(conn: Connection, tenant: str, ids: list[str]) -> dict[str, Stored]:
+    """The entities with these ids that exist, by id."""
+    return _existing(conn, tenant, ids)
+
+
 def _row_values(entity: Entity | Stored, attrs: dict[str, Any]) -> dict[str, Any]:
     min_lon, min_lat, max_lon, max_lat = location_bbox(attrs)
     cell = large = None

@@ -1,0 +1,130 @@
+"""Entity projection (pick, omit), linked entity retrieval (join, joinLevel, containedBy) and the
+format/options parameters of retrieval and query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.context.conftest import BASE, entity, prop
+from wecity.context.ldcontext import ContextStore
+from wecity.context.projection import parse, project
+from wecity.core.errors import ValidationFailed
+
+TERMS = ContextStore().core
+ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+
+
+def rel(target: str) -> dict[str, Any]:
+    return {"type": "Relationship", "object": target}
+
+
+@pytest.mark.parametrize("text", ["id;name", "id,locatedAt{name", "id,locatedAt{{name}", "id,,name",
+                                  "id,locatedAt{,name}", "id,locatedAt{}", "name||status", "", "a}"])
+def test_malformed_projections_are_bad_request_data(text: str) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        parse(text, TERMS)
+    assert caught.value.code == "ngsild.bad_request_data"
+
+
+def test_projection_keeps_picked_members_and_drops_omitted_ones() -> None:
+    rendered = {"id": "urn:x:1", "type": "T", "name": prop("a"), "status": prop("b"), "@context": "c"}
+    assert project(rendered, parse("name|id", TERMS), None) == {"id": "urn:x:1", "name": prop("a"), "@context": "c"}
+    assert project(rendered, None, parse("type,status", TERMS)) == {"id": "urn:x:1", "name": prop("a"), "@context": "c"}
+    # A nested omit removes members of the linked entity, not the relationship itself.
+    assert "status" in project(rendered, None, parse("status{name}", TERMS))
+    assert parse("a{b{c}},d", TERMS).depth() == 2  # type: ignore[union-attr]
+
+
+def _city(ngsi: Any) -> None:
+    for body in (entity("urn:ngsi-ld:Manhole:1", name=prop("东门井盖"), status=prop("open"),
+                        locatedAt=rel("urn:ngsi-ld:Street:1")),
+                 {"id": "urn:ngsi-ld:Street:1", "type": "Street", "name": prop("五一大道"),
+                  "inDistrict": rel("urn:ngsi-ld:District:1")},
+                 {"id": "urn:ngsi-ld:District:1", "type": "District", "name": prop("芙蓉区"), "code": prop(430102)}):
+        assert ngsi.post(f"{BASE}/entities", json=body).status_code == 201
+
+
+def test_retrieve_with_pick_and_omit(ngsi: Any) -> None:
+    _city(ngsi)
+    url = f"{BASE}/entities/urn:ngsi-ld:Manhole:1"
+    assert ngsi.get(url, params={"pick": "name"}).json() == {"name": prop("东门井盖")}
+    assert ngsi.get(url, params={"pick": "id,status"}).json() == {"id": "urn:ngsi-ld:Manhole:1", "status": prop("open")}
+    omitted = ngsi.get(url, params={"omit": "id,type,locatedAt"}).json()
+    assert omitted == {"name": prop("东门井盖"), "status": prop("open")}
+    # Nothing left to show is ResourceNotFound, as is an attrs list the entity has none of.
+    for params in ({"pick": "unknown"}, {"omit": "id,type,name,status,locatedAt"}, {"attrs": "unknown"}):
+        response = ngsi.get(url, params=params)
+        assert response.status_code == 404, params
+        assert response.json()["type"] == ERRORS + "ResourceNotFound"
+
+
+@pytest.mark.parametrize("params", [{"pick": "name", "omit": "name"}, {"pick": "name", "attrs": "status"},
+                                    {"omit": "name", "attrs": "status"}, {"pick": "locatedAt{name}"},
+                                    {"pick": "locatedAt{inDistrict{name}}", "join": "inline", "joinLevel": "1"},
+                                    {"join": "inline", "joinLevel": "0"}, {"join": "sideways"}])
+def test_inconsistent_projection_or_join_is_bad_request_data(ngsi: Any, params: dict[str, str]) -> None:
+    _city(ngsi)
+    response = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:1", params=params)
+    assert response.status_code == 400
+    assert response.json()["type"] == ERRORS + "BadRequestData"
+
+
+def test_inline_join_nests_linked_entities_with_their_projection(ngsi: Any) -> None:
+    _city(ngsi)
+    body = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:1",
+                    params={"join": "inline", "joinLevel": "2",
+                            "pick": "id,locatedAt{name,inDistrict{code}}"}).json()
+    assert body == {"id": "urn:ngsi-ld:Manhole:1", "locatedAt": {
+        **rel("urn:ngsi-ld:Street:1"), "entity": {
+            "name": prop("五一大道"), "inDistrict": {**rel("urn:ngsi-ld:District:1"),
+                                                    "entity": {"code": prop(430102)}}}}}
+    one_level = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:1",
+                         params={"join": "inline", "options": "keyValues", "pick": "locatedAt"}).json()
+    assert one_level == {"locatedAt": {"id": "urn:ngsi-ld:Street:1", "type": "Street", "name": "五一大道",
+                                       "inDistrict": "urn:ngsi-ld:District:1"}}
+
+
+def test_flat_join_lists_each_linked_entity_once(ngsi: Any) -> None:
+    _city(ngsi)
+    assert ngsi.post(f"{BASE}/entities", json=entity("urn:ngsi-ld:Manhole:2",
+                                                     locatedAt=rel("urn:ngsi-ld:Street:1"))).status_code == 201
+    body = ngsi.get(f"{BASE}/entities", params={"type": "Manhole", "join": "flat", "joinLevel": "2",
+                                                "omit": "name,status"}).json()
+    assert [e["id"] for e in body] == ["urn:ngsi-ld:Manhole:1", "urn:ngsi-ld:Manhole:2", "urn:ngsi-ld:Street:1",
+                                       "urn:ngsi-ld:District:1"]
+    assert "entity" not in body[0]["locatedAt"]
+    # containedBy names entities already seen: they are not fetched again.
+    seen = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:1",
+                    params={"join": "flat", "containedBy": "urn:ngsi-ld:Street:1"}).json()
+    assert seen["id"] == "urn:ngsi-ld:Manhole:1"
+    # A relationship whose target does not exist is shown as it is.
+    assert ngsi.post(f"{BASE}/entities", json=entity("urn:ngsi-ld:Manhole:3",
+                                                     locatedAt=rel("urn:ngsi-ld:Street:404"))).status_code == 201
+    alone = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:3", params={"join": "inline"}).json()
+    assert alone["locatedAt"] == rel("urn:ngsi-ld:Street:404")
+
+
+def test_query_projection_drops_entities_left_empty_and_works_in_a_query_body(ngsi: Any) -> None:
+    _city(ngsi)
+    body = ngsi.get(f"{BASE}/entities", params={"type": "Manhole,Street", "pick": "status"}).json()
+    assert body == [{"status": prop("open")}]
+    posted = ngsi.post(f"{BASE}/entityOperations/query",
+                       json={"type": "Query", "entities": [{"type": "Street"}], "omit": ["inDistrict", "type"]})
+    assert posted.json() == [{"id": "urn:ngsi-ld:Street:1", "name": prop("五一大道")}]
+    zero = ngsi.post(f"{BASE}/entityOperations/query",
+                     json={"type": "Query", "entities": [{"type": "Street"}], "join": "inline", "joinLevel": 0})
+    assert zero.status_code == 400
+
+
+def test_format_wins_over_options_and_unknown_values_are_invalid_request(ngsi: Any) -> None:
+    _city(ngsi)
+    url = f"{BASE}/entities/urn:ngsi-ld:Street:1"
+    assert ngsi.get(url, params={"format": "simplified"}).json()["name"] == "五一大道"
+    assert ngsi.get(url, params={"options": "simplified"}).json()["name"] == "五一大道"
+    assert ngsi.get(url, params={"format": "keyValues", "options": "normalized"}).json()["name"] == "五一大道"
+    for params in ({"format": "fancy"}, {"options": "keyValues,fancy"}):
+        response = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Street:404", params=params)
+        assert response.status_code == 400
+        assert response.json()["type"] == ERRORS + "InvalidRequest"

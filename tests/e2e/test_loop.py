@@ -181,3 +181,9 @@ def test_the_whole_loop(pages: Any, tmp_path: Path, locale: str) -> None:
     office.wait_for_selector("#ops-map[data-cases-loaded]")
     shot(office, f"loop-{tag}-8-operations")
     assert a11y.problems(office) == []
+
+    # 6. The sensors page draws the city's sensor entities (none in this city yet) and passes the same checks.
+    office.goto("/ops/sensors")
+    office.wait_for_selector("#sensor-map[data-sensors-loaded]")
+    shot(office, f"loop-{tag}-9-sensors")
+    assert a11y.problems(office) == []

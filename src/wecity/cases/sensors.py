@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.cases.categories import get_category
-from wecity.cases.choices import MERGEABLE, Channel, Source
+from wecity.cases.choices import MERGEABLE, CaseStatus, Channel, Source
 from wecity.cases.intake import NewReport, submit_report
-from wecity.cases.models import cases, sensor_rules
+from wecity.cases.models import cases, categories, sensor_rules
 from wecity.core import cache, events
 from wecity.core.db import inserted_id
 from wecity.core.errors import NotFound, ValidationFailed, WeCityError
@@ -64,6 +64,23 @@ def set_rule_active(conn: Connection, rule_id: int, active: bool) -> bool:
 def delete_rule(conn: Connection, rule_id: int) -> bool:
     cache.invalidate(conn, "sensor rules")
     return conn.execute(sensor_rules.delete().where(sensor_rules.c.id == rule_id)).rowcount == 1
+
+
+def open_sensor_cases(conn: Connection) -> list[dict[str, Any]]:
+    """Open cases a rule opened, newest first: the case, its entity and rule (from source_ref) and category."""
+    open_states = [s.value for s in CaseStatus if s.is_open]
+    rows = conn.execute(sa.select(cases.c.id, cases.c.status, cases.c.source_ref, cases.c.created_at,
+                                  categories.c.name_zh, categories.c.name_en)
+                        .select_from(cases.join(categories, categories.c.code == cases.c.category_code))
+                        .where(cases.c.source == Source.SENSOR.value, cases.c.status.in_(open_states))
+                        .order_by(cases.c.created_at.desc(), cases.c.id.desc()))
+    out = []
+    for r in rows:
+        tenant, entity_id, rule_id = (r.source_ref or "||").split("|", 2)
+        out.append({"case_id": r.id, "status": r.status, "entity_id": entity_id, "tenant": tenant,
+                    "rule_id": int(rule_id) if rule_id.isdigit() else None, "created_at": r.created_at,
+                    "category": {"zh_CN": r.name_zh, "en": r.name_en}})
+    return out
 
 
 def _point(entity: Any) -> tuple[float, float] | None:

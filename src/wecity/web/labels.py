@@ -48,3 +48,11 @@ CHANNEL_LABELS = {
 
 # Timeline actors that are not people with names.
 ACTOR_LABELS = {"citizen": N_("Citizen"), "sensor": N_("Sensor"), "system": N_("System")}
+
+# Sensor entity types of the demo city and the usual Smart Data Models (others show their own name).
+SENSOR_TYPE_LABELS = {
+    "Manhole": N_("Manhole covers"),
+    "Streetlight": N_("Streetlights"),
+    "WasteContainer": N_("Waste containers"),
+    "AirQualityObserved": N_("Air-quality stations"),
+}

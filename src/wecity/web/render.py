@@ -57,6 +57,7 @@ _NAV: list[tuple[str, str, str]] = [
     ("/staff/queue", N_("Case queue"), "staff"),
     ("/staff/dispatch", N_("Dispatch"), "dispatch"),
     ("/ops", N_("Operations"), "operations"),
+    ("/ops/sensors", N_("Sensors"), "operations"),
 ]
 
 
@@ -89,7 +90,7 @@ def navigation(request: Request, user: StaffUser | None, _: Any) -> list[NavItem
     ordered = sorted(_NAV, key=lambda entry: entry[2] == "anyone") if user else _NAV
     for href, label, who in ordered:
         if _allowed(who, user):
-            current = path == href if href in ("/", "/staff") else path.startswith(href)
+            current = path == href if href in ("/", "/staff", "/ops") else path.startswith(href)
             items.append(NavItem(href, _(label), current))
     return items
 

@@ -128,3 +128,51 @@ def test_format_wins_over_options_and_unknown_values_are_invalid_request(ngsi: A
         response = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Street:404", params=params)
         assert response.status_code == 400
         assert response.json()["type"] == ERRORS + "InvalidRequest"
+
+
+def test_geojson_feature_carries_the_context_and_the_chosen_geometry(ngsi: Any) -> None:
+    body = entity("urn:ngsi-ld:Manhole:9", location={"type": "GeoProperty", "value": {"type": "Point", "coordinates": [112.9, 28.2]}},
+                  observationSpace={"type": "GeoProperty", "value": {"type": "Point", "coordinates": [113.0, 28.1]}},
+                  name=prop("井"))
+    assert ngsi.post(f"{BASE}/entities", json=body).status_code == 201
+    geo = {"Accept": "application/geo+json"}
+    url = f"{BASE}/entities/urn:ngsi-ld:Manhole:9"
+    feature = ngsi.get(url, headers=geo).json()
+    assert feature["type"] == "Feature" and feature["geometry"]["coordinates"] == [112.9, 28.2]
+    assert "id" not in feature["properties"] and feature["properties"]["type"] == "Manhole"
+    assert feature["@context"]
+    other = ngsi.get(url, headers=geo, params={"geometryProperty": "observationSpace", "options": "keyValues"}).json()
+    assert other["geometry"]["coordinates"] == [113.0, 28.1] and other["properties"]["name"] == "井"
+    assert ngsi.get(url, headers=geo, params={"geometryProperty": "name"}).json()["geometry"] is None
+    collection = ngsi.get(f"{BASE}/entities", headers=geo, params={"type": "Manhole"}).json()
+    assert collection["type"] == "FeatureCollection" and "@context" in collection
+    assert all("@context" not in f for f in collection["features"])
+    # geometryProperty means nothing outside GeoJSON.
+    plain = ngsi.get(url, params={"geometryProperty": "location"})
+    assert plain.status_code == 400 and plain.json()["type"] == ERRORS + "BadRequestData"
+
+
+@pytest.mark.parametrize(("wanted", "lang", "value"), [
+    ("fr;q=0.2,nl;q=0.9", "nl", "Grote Markt"), ("FR", "fr", "Grand Place"), ("nl-BE", "nl", "Grote Markt"),
+    ("en", "en-US", "Main Square"), ("pt", "fr", "Grand Place"), ("*", "fr", "Grand Place"),
+])
+def test_language_filter_uses_quality_values_and_range_lookup(ngsi: Any, wanted: str, lang: str, value: str) -> None:
+    square = {"type": "LanguageProperty", "languageMap": {"fr": "Grand Place", "nl": "Grote Markt", "en-US": "Main Square"}}
+    assert ngsi.post(f"{BASE}/entities", json=entity("urn:ngsi-ld:Square:1", street=square)).status_code == 201
+    street = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Square:1", params={"lang": wanted}).json()["street"]
+    assert street == {"type": "Property", "value": value, "lang": lang}
+    simplified = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Square:1", params={"lang": wanted, "options": "keyValues"})
+    assert simplified.json()["street"] == value
+
+
+def test_expires_at_is_shown_with_sys_attrs_only(ngsi: Any) -> None:
+    body = entity("urn:ngsi-ld:Manhole:7", expiresAt="2100-01-01T00:00:00Z",
+                  speed=prop(7, expiresAt="2100-01-01T00:00:00Z"))
+    assert ngsi.post(f"{BASE}/entities", json=body).status_code == 201
+    url = f"{BASE}/entities/urn:ngsi-ld:Manhole:7"
+    assert "expiresAt" not in ngsi.get(url).text
+    shown = ngsi.get(url, params={"options": "sysAttrs"}).json()
+    assert shown["expiresAt"] == "2100-01-01T00:00:00Z" and shown["speed"]["expiresAt"] == "2100-01-01T00:00:00Z"
+    history = ngsi.get(f"{BASE}/temporal/entities/urn:ngsi-ld:Manhole:7",
+                       params={"timerel": "after", "timeAt": "2020-01-01T00:00:00Z"})
+    assert history.status_code == 200 and "expiresAt" not in history.text

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from wecity.context.geo import GEOMETRY_TYPES, bbox_of, to_shape
@@ -19,6 +20,7 @@ from wecity.context.ldcontext import NGSI_LD, TermMap
 from wecity.core.errors import ValidationFailed
 
 LOCATION = NGSI_LD + "location"
+EXPIRES_AT = NGSI_LD + "expiresAt"
 VALUE_MEMBER = {
     "Property": "value", "GeoProperty": "value", "Relationship": "object", "LanguageProperty": "languageMap",
     "JsonProperty": "json", "VocabProperty": "vocab", "ListProperty": "valueList",
@@ -174,6 +176,9 @@ def normalize_attribute(raw: Any, terms: TermMap, now: datetime, *, partial: boo
             out[key] = value
         elif key == "lang":
             out[key] = value
+        elif key == "expiresAt":
+            parse_time(value, f"{name}.expiresAt")
+            out[key] = value
         elif key == "@context":
             raise bad("@context is not allowed inside an attribute", "属性内不允许 @context")
         else:
@@ -299,17 +304,58 @@ class View:
     lang: str | None = None
 
 
+@lru_cache(maxsize=256)
+def _language_ranges(text: str) -> tuple[str, ...]:
+    """The language ranges of a `lang` filter, best first: by q-value (default 1), then as listed."""
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(text.split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        if tag and quality > 0:
+            ranked.append((-quality, position, tag.strip().lower()))
+    return tuple(tag for _, _, tag in sorted(ranked))
+
+
+def choose_language(languages: dict[str, Any], wanted: str) -> str | None:
+    """The key of a languageMap that best serves a `lang` filter (4.15, with RFC 4647 lookup: tags
+    compare case-insensitively, a range matches longer tags and is truncated to shorter ones); any
+    language (the default one first) when none matches."""
+    if not languages:
+        return None
+    lowered = {key.lower(): key for key in languages}
+    for wanted_range in _language_ranges(wanted):
+        if wanted_range == "*":
+            break
+        if wanted_range in lowered:
+            return lowered[wanted_range]
+        longer = next((key for low, key in lowered.items() if low.startswith(wanted_range + "-")), None)
+        if longer is not None:
+            return longer
+        parts = wanted_range.split("-")
+        while len(parts) > 1:
+            parts.pop()
+            if "-".join(parts) in lowered:
+                return lowered["-".join(parts)]
+    return "@none" if "@none" in languages else next(iter(languages))
+
+
 def render_attribute(attr: dict[str, Any], view: View) -> Any:
     kind = attr.get("type", "Property")
     member = VALUE_MEMBER.get(kind, "value")
     if view.form == "keyValues":
         value = attr.get(member)
         if kind == "LanguageProperty" and view.lang and isinstance(value, dict):
-            return value.get(view.lang, next(iter(value.values()), None))
+            chosen = choose_language(value, view.lang)
+            return value.get(chosen) if chosen is not None else None
         return value
     out: dict[str, Any] = {}
     for key, value in attr.items():
-        if key in ("createdAt", "modifiedAt"):
+        if key in ("createdAt", "modifiedAt", "expiresAt"):
             if view.sys_attrs:
                 out[key] = value
         elif key.startswith(("http://", "https://", "urn:")) or ":" in key:
@@ -318,9 +364,10 @@ def render_attribute(attr: dict[str, Any], view: View) -> Any:
             out[key] = value
     if kind == "LanguageProperty" and view.lang and isinstance(out.get("languageMap"), dict):
         lm = out.pop("languageMap")
+        chosen = choose_language(lm, view.lang)
         out["type"] = "Property"
-        out["value"] = lm.get(view.lang, next(iter(lm.values()), None))
-        out["lang"] = view.lang if view.lang in lm else next(iter(lm), None)
+        out["value"] = lm.get(chosen) if chosen is not None else None
+        out["lang"] = chosen
     if view.form == "concise":
         out.pop("type", None)
         if set(out) == {"value"} and not isinstance(out["value"], dict | list):
@@ -341,6 +388,10 @@ def render_entity(entity_id: str, types: list[str], attrs: dict[str, Any], view:
         out["modifiedAt"] = modified_at
     for iri, attr in attrs.items():
         if view.attrs is not None and iri not in view.attrs:
+            continue
+        if iri == EXPIRES_AT:  # a system attribute of a transient entity, shown with sysAttrs only (6.3.11)
+            if view.sys_attrs and view.form != "keyValues":
+                out["expiresAt"] = attr.get("value") if isinstance(attr, dict) else attr
             continue
         out[view.terms.compact(iri)] = render_attribute(attr, view)
     return out

@@ -202,36 +202,53 @@ def view_of(request: Request, terms: TermMap, attrs: frozenset[str] | None = Non
 
 
 def respond(request: Request, data: Any, context: Any, *, status: int = 200,
-            headers: dict[str, str] | None = None) -> Response:
-    """JSON with the @context in a Link header, or inside the body for application/ld+json."""
+            headers: dict[str, str] | None = None, geometry_property: str | None = None) -> Response:
+    """JSON with the @context in a Link header, or inside the body for application/ld+json and
+    application/geo+json (there the entities become GeoJSON Features, 4.5.16)."""
     media = accepts(request)
+    if geometry_property is None:
+        geometry_property = request.query_params.get("geometryProperty")
+    if geometry_property and media != "application/geo+json":
+        raise invalid("geometryProperty needs Accept: application/geo+json",
+                      "geometryProperty 需要 Accept: application/geo+json", "ngsild.bad_request_data")
     headers = dict(headers or {})
     url = context if isinstance(context, str) else CORE_URL
+    ctx_value = context if context is not None else CORE_URL
     if media == "application/ld+json":
-        ctx_value = context if context is not None else CORE_URL
         if isinstance(data, list):
             data = [dict(d, **{"@context": ctx_value}) if isinstance(d, dict) else d for d in data]
         elif isinstance(data, dict):
             data = dict(data, **{"@context": ctx_value})
-    elif media == "application/geo+json" and isinstance(data, list | dict):
-        data = _geojson(data)
-        headers["Link"] = link_header(url)
     else:
         headers["Link"] = link_header(url)
+        if media == "application/geo+json" and isinstance(data, list | dict):
+            data = dict(_geojson(data, geometry_property or "location"), **{"@context": ctx_value})
     return Response(json.dumps(data, ensure_ascii=False), status_code=status, media_type=media, headers=headers)
 
 
-def _feature(entity: dict[str, Any]) -> dict[str, Any]:
-    loc = entity.get("location")
-    geometry = loc.get("value") if isinstance(loc, dict) and "value" in loc else loc
-    return {"id": entity.get("id"), "type": "Feature", "geometry": geometry if isinstance(geometry, dict) else None,
-            "properties": {k: v for k, v in entity.items() if k != "id"}}
+def _geometry(attr: Any) -> Any:
+    """The GeoJSON geometry of a rendered attribute (its default instance when it has several), or None."""
+    if isinstance(attr, list):
+        attr = next((a for a in attr if isinstance(a, dict) and "datasetId" not in a), None)
+    if isinstance(attr, dict) and isinstance(attr.get("dataset"), dict):
+        attr = attr["dataset"].get("@none")
+    if isinstance(attr, dict) and "value" in attr and "coordinates" not in attr:
+        attr = attr["value"]
+    if isinstance(attr, dict) and isinstance(attr.get("type"), str) and (
+            "coordinates" in attr or attr.get("type") == "GeometryCollection"):
+        return attr
+    return None
 
 
-def _geojson(data: Any) -> Any:
+def _feature(entity: dict[str, Any], geometry_property: str) -> dict[str, Any]:
+    return {"id": entity.get("id"), "type": "Feature", "geometry": _geometry(entity.get(geometry_property)),
+            "properties": {k: v for k, v in entity.items() if k not in ("id", "@context")}}
+
+
+def _geojson(data: Any, geometry_property: str) -> dict[str, Any]:
     if isinstance(data, list):
-        return {"type": "FeatureCollection", "features": [_feature(e) for e in data]}
-    return _feature(data)
+        return {"type": "FeatureCollection", "features": [_feature(e, geometry_property) for e in data]}
+    return _feature(data, geometry_property)
 
 
 def no_content(headers: dict[str, str] | None = None) -> Response:

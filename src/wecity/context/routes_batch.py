@@ -180,5 +180,7 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
     rows, total = await ctx.db.read(partial(service.query, tenant=tenant, spec=spec, limit=limit, offset=offset, count=count))
     headers = {"NGSILD-Results-Count": str(total)} if total is not None else None
     if shape is None:
-        return respond(request, [render_stored(r, view) for r in rows], context, headers=headers)
-    return respond(request, await ctx.db.read(shaped, tenant, rows, view, shape), context, headers=headers)
+        return respond(request, [render_stored(r, view) for r in rows], context, headers=headers,
+                       geometry_property=body.get("geometryProperty"))
+    return respond(request, await ctx.db.read(shaped, tenant, rows, view, shape), context, headers=headers,
+                   geometry_property=body.get("geometryProperty"))

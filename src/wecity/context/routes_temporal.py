@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from wecity.context import history
-from wecity.context.entity import check_entity_id, normalize_attribute, normalize_entity, now_text
+from wecity.context.entity import EXPIRES_AT, check_entity_id, normalize_attribute, normalize_entity, now_text
 from wecity.context.ldcontext import TermMap
 from wecity.context.protocol import (
     env_of,
@@ -65,7 +65,7 @@ class _Ask:
 def _instance(pk: int, inst: dict[str, Any], ask: _Ask) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in inst.items():
-        if key in ("createdAt", "modifiedAt") and not ask.sys_attrs:
+        if key in ("createdAt", "modifiedAt", "expiresAt") and not ask.sys_attrs:
             continue
         out[ask.terms.compact(key) if ":" in key else key] = value
     out["instanceId"] = f"urn:ngsi-ld:attribute:instance:{pk}"
@@ -81,6 +81,8 @@ def _temporal_entity(conn: Any, tenant: str, entity_id: str, entity_type: str, a
             out[ask.terms.compact(iri)] = {"type": "Property", **methods}
         return out
     for iri, items in history.instances(conn, tenant, entity_id, ask.attrs, ask.when, last_n=ask.last_n).items():
+        if iri == EXPIRES_AT and not ask.sys_attrs:
+            continue  # the entity's own expiry is a system attribute (6.3.11)
         name = ask.terms.compact(iri)
         if ask.simplified:
             kind = items[0][2].get("type", "Property") if items else "Property"

@@ -176,3 +176,18 @@ def test_expires_at_is_shown_with_sys_attrs_only(ngsi: Any) -> None:
     history = ngsi.get(f"{BASE}/temporal/entities/urn:ngsi-ld:Manhole:7",
                        params={"timerel": "after", "timeAt": "2020-01-01T00:00:00Z"})
     assert history.status_code == 200 and "expiresAt" not in history.text
+
+
+def test_simplified_representation_per_attribute_type(ngsi: Any) -> None:
+    body = entity("urn:ngsi-ld:Manhole:5",
+                  label={"type": "LanguageProperty", "languageMap": {"zh": "井盖", "en": "manhole"}},
+                  spec={"type": "JsonProperty", "json": {"a": 1}}, material={"type": "VocabProperty", "vocab": "iron"},
+                  depths={"type": "ListProperty", "valueList": [1.2, 3.4]},
+                  owner={"type": "Relationship", "object": "urn:ngsi-ld:Dept:1"},
+                  route={"type": "ListRelationship", "objectList": ["urn:ngsi-ld:Road:1", "urn:ngsi-ld:Road:2"]})
+    assert ngsi.post(f"{BASE}/entities", json=body).status_code == 201
+    simple = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:5", params={"options": "keyValues"}).json()
+    assert simple["label"] == {"languageMap": {"zh": "井盖", "en": "manhole"}}
+    assert simple["spec"] == {"json": {"a": 1}} and simple["material"] == {"vocab": "iron"}
+    assert simple["depths"] == [1.2, 3.4] and simple["owner"] == "urn:ngsi-ld:Dept:1"
+    assert simple["route"] == ["urn:ngsi-ld:Road:1", "urn:ngsi-ld:Road:2"]

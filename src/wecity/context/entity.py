@@ -344,15 +344,28 @@ def choose_language(languages: dict[str, Any], wanted: str) -> str | None:
     return "@none" if "@none" in languages else next(iter(languages))
 
 
+def _simplified(kind: str, value: Any, view: View) -> Any:
+    """An attribute's value in the simplified representation (4.5.4): bare for values, objects and
+    lists; wrapped in its member name where a bare value would be ambiguous (languageMap, json, vocab)."""
+    if kind == "Property" or kind == "GeoProperty" or kind == "Relationship":
+        return value
+    if kind == "LanguageProperty":
+        if view.lang and isinstance(value, dict):
+            chosen = choose_language(value, view.lang)
+            return value.get(chosen) if chosen is not None else None
+        return {"languageMap": value}
+    if kind in ("JsonProperty", "VocabProperty"):
+        return {VALUE_MEMBER[kind]: value}
+    if kind == "ListRelationship" and isinstance(value, list):
+        return [v.get("object") if isinstance(v, dict) else v for v in value]
+    return value
+
+
 def render_attribute(attr: dict[str, Any], view: View) -> Any:
     kind = attr.get("type", "Property")
     member = VALUE_MEMBER.get(kind, "value")
     if view.form == "keyValues":
-        value = attr.get(member)
-        if kind == "LanguageProperty" and view.lang and isinstance(value, dict):
-            chosen = choose_language(value, view.lang)
-            return value.get(chosen) if chosen is not None else None
-        return value
+        return _simplified(kind, attr.get(member), view)
     out: dict[str, Any] = {}
     for key, value in attr.items():
         if key in ("createdAt", "modifiedAt", "expiresAt"):

@@ -133,6 +133,8 @@ class Assembler:
         if depth >= self.join.level:
             return out
         for key, ids, many, sub_pick, sub_omit in self._links(stored, pick, omit):
+            if key not in out:
+                continue  # not shown (attrs left it out), so not followed either
             children = []
             for i in ids:
                 linked = self.cache.get(i)
@@ -145,7 +147,7 @@ class Assembler:
                     flat[i] = self._build(linked, sub_pick, sub_omit, depth + 1, path | {i}, flat)
                 else:
                     children.append(self._build(linked, sub_pick, sub_omit, depth + 1, path | {i}, flat))
-            if children and key in out:
+            if children:
                 out[key] = _inline(out[key], children, many)
         return out
 

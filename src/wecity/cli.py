@@ -250,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     from wecity.core.commands import add_commands  # runner, outbox, calendar, notify
 
     add_commands(sub)
+    from wecity.iot.commands import add_commands as add_device_commands
+
+    add_device_commands(sub)
     return parser
 
 

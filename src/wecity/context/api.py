@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 
-from wecity.context import routes_batch, routes_entities, routes_subscriptions, routes_temporal
+from wecity.context import fastpath, routes_batch, routes_entities, routes_subscriptions, routes_temporal
 from wecity.context.access import require_access
 from wecity.context.ldcontext import CORE_DOCUMENT, HOSTED_PATH, ContextStore, is_core_url
 from wecity.context.models import contexts as t
@@ -55,6 +55,15 @@ def register(app: FastAPI) -> None:
     for module in (routes_entities, routes_batch, routes_subscriptions, routes_temporal):
         app.include_router(module.router, dependencies=guarded)
     app.include_router(router, dependencies=guarded)
+    # The sensing loop's writes, served without the framework's per-request routing (docs/benchmarks.md);
+    # the same access check first.
+    fastpath.install(app, [
+        fastpath.route("PATCH", "/ngsi-ld/v1/entities/{entity_id}/attrs/{attr}", routes_entities.patch_attr),
+        fastpath.route("PATCH", "/ngsi-ld/v1/entities/{entity_id}/attrs", routes_entities.update_attrs),
+        fastpath.route("POST", "/ngsi-ld/v1/entities/{entity_id}/attrs", routes_entities.append_attrs),
+        fastpath.route("POST", "/ngsi-ld/v1/entityOperations/upsert", routes_batch.batch_upsert),
+        fastpath.route("POST", "/ngsi-ld/v1/entityOperations/update", routes_batch.batch_update),
+    ], guards=[require_access])
 
 
 # -- /jsonldContexts ------------------------------------------------------------------------------

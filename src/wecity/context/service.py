@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.context import history
-from wecity.context.bulk import insert_many, update_many
+from wecity.context.bulk import driver, insert_many, loads, run, update_many, utc
 from wecity.context.entity import (
     Entity,
     bad,
@@ -78,7 +78,23 @@ _ROW_COLUMNS = ("geo_cell", "geo_large", "type", "extra_types", "multi_typed", "
 _SAVE = t.update().where(t.c.pk == sa.bindparam("b_pk")).values({c: sa.bindparam(c) for c in _ROW_COLUMNS})
 
 
+_RAW_COLUMNS = "pk, entity_id, type, extra_types, attrs, created_at, modified_at, scope"
+_RAW_GET = f"SELECT {_RAW_COLUMNS} FROM ngsild_entities WHERE tenant = ? AND entity_id = ?"
+
+
+def _stored_raw(row: tuple[Any, ...]) -> Stored:
+    """A row read through the driver (SQLite): JSON and timestamps decoded as the column types would."""
+    pk, entity_id, kind, extra, attrs, created, modified, scope = row
+    types = [kind, *(loads(extra) or ())] if extra is not None else [kind]
+    return Stored(pk, entity_id, types, loads(attrs), utc(created), utc(modified),  # type: ignore[arg-type]
+                  loads(scope) if scope is not None else None)
+
+
 def get(conn: Connection, tenant: str, entity_id: str) -> Stored | None:
+    raw = driver(conn)
+    if raw is not None:
+        found = run(raw, _RAW_GET, (tenant, entity_id)).fetchone()
+        return _stored_raw(found) if found else None
     row = conn.execute(_GET, {"b_tenant": tenant, "b_id": entity_id}).first()
     return _stored(row) if row else None
 
@@ -238,8 +254,15 @@ class BatchResult:
 
 def _existing(conn: Connection, tenant: str, ids: list[str]) -> dict[str, Stored]:
     found: dict[str, Stored] = {}
+    raw = driver(conn)
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
+        if raw is not None:
+            sql = f"SELECT {_RAW_COLUMNS} FROM ngsild_entities WHERE tenant = ? AND entity_id IN ({', '.join('?' * len(chunk))})"
+            for values in run(raw, sql, (tenant, *chunk)):
+                stored = _stored_raw(values)
+                found[stored.id] = stored
+            continue
         for row in conn.execute(sa.select(*_COLUMNS).where(t.c.tenant == tenant, t.c.entity_id.in_(chunk))):
             found[row.entity_id] = _stored(row)
     return found

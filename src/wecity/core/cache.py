@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 T = TypeVar("T")
 DEFAULT_TTL = 10.0
@@ -22,8 +23,16 @@ _entries: dict[tuple[Hashable, ...], tuple[float, Any]] = {}
 _lock = threading.Lock()
 
 
+# Rendering a URL costs more than the look-up it keys: done once per engine.
+_names: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
 def _database(conn: Connection) -> str:
-    return conn.engine.url.render_as_string(hide_password=True)
+    engine = conn.engine
+    name = _names.get(engine)
+    if name is None:
+        name = _names[engine] = engine.url.render_as_string(hide_password=True)
+    return name
 
 
 def cached(conn: Connection, key: tuple[Hashable, ...], load: Callable[[], T], *, ttl: float = DEFAULT_TTL) -> T:

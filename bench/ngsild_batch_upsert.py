@@ -13,7 +13,7 @@ import httpx
 
 from bench import ceilings
 from bench._common import row, seconds
-from bench.ngsild_common import BASE, broker, manhole
+from bench.ngsild_common import BASE, broker, headers, manhole
 
 BATCH = 1000
 DISTINCT = 50_000  # ids cycle over this many entities: the first pass creates, later passes replace
@@ -27,13 +27,12 @@ def _bodies(count: int) -> list[bytes]:
             for start in range(0, count, BATCH)]
 
 
-def _drive(url: str, bodies: list[bytes], until: float, start: int, step: int, done: list[int],
+def _drive(url: str, key: str, bodies: list[bytes], until: float, start: int, step: int, done: list[int],
            failures: list[str]) -> None:
     i = start
     with httpx.Client(base_url=url, timeout=120) as client:
         while time.perf_counter() < until:
-            r = client.post(f"{BASE}/entityOperations/upsert", content=bodies[i % len(bodies)],
-                            headers={"Content-Type": "application/json"})
+            r = client.post(f"{BASE}/entityOperations/upsert", content=bodies[i % len(bodies)], headers=headers(key))
             if r.status_code in (201, 204):
                 done.append(BATCH)
             else:
@@ -56,7 +55,7 @@ def run() -> list[dict[str, Any]]:
         failures: list[str] = []
         started = time.perf_counter()
         until = started + seconds()
-        threads = [threading.Thread(target=_drive, args=(b.url, bodies, until, k, CLIENTS, done, failures))
+        threads = [threading.Thread(target=_drive, args=(b.url, b.key, bodies, until, k, CLIENTS, done, failures))
                    for k in range(CLIENTS)]
         for t in threads:
             t.start()

@@ -34,6 +34,11 @@ class Broker:
         return self.server.url
 
     @property
+    def key(self) -> str:
+        """The demo city's API key: NGSI-LD asks for credentials (WECITY_NGSILD_AUTH=required)."""
+        return self.city.api_key
+
+    @property
     def sqlite_path(self) -> str:
         return self.city.url.split("///", 1)[1]
 
@@ -56,15 +61,24 @@ def manhole(i: int, rng: random.Random, box: tuple[float, float, float, float] =
                 round(rng.uniform(minx, maxx), 6), round(rng.uniform(miny, maxy), 6)]}}}
 
 
-def load(url: str, count: int, *, batch: int = 2000, seed: int = 7) -> float:
+def headers(key: str) -> dict[str, str]:
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+
+
+def lua_headers(key: str, *, body: bool = True) -> str:
+    """The same headers as a Lua table for wrk.format."""
+    content = '["Content-Type"] = "application/json", ' if body else ""
+    return f'{{{content}["Authorization"] = "Bearer {key}"}}'
+
+
+def load(url: str, key: str, count: int, *, batch: int = 2000, seed: int = 7) -> float:
     """Upsert `count` manholes in batches; returns the seconds it took."""
     rng = random.Random(seed)
     started = time.perf_counter()
     with httpx.Client(base_url=url, timeout=120) as client:
         for start in range(0, count, batch):
             items = [manhole(i, rng) for i in range(start, min(count, start + batch))]
-            r = client.post(f"{BASE}/entityOperations/upsert", content=json.dumps(items),
-                            headers={"Content-Type": "application/json"})
+            r = client.post(f"{BASE}/entityOperations/upsert", content=json.dumps(items), headers=headers(key))
             if r.status_code not in (201, 204):
                 raise RuntimeError(f"upsert answered {r.status_code}: {r.text[:300]}")
     return time.perf_counter() - started

@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 from bench._common import row, run_wrk
-from bench.ngsild_common import BASE, CENTRE_BOX, broker, load, timed_sql
+from bench.ngsild_common import BASE, CENTRE_BOX, broker, load, lua_headers, timed_sql
 from wecity.context.service import _cells
 
 ENTITIES = 100_000
@@ -15,7 +15,7 @@ RADIUS = 200
 GOAL = "< 20 ms"
 
 
-def near_script(seed: int) -> str:
+def near_script(seed: int, key: str) -> str:
     minx, miny, maxx, maxy = CENTRE_BOX
     return f"""
 math.randomseed({seed})
@@ -24,7 +24,7 @@ request = function()
   local lat = {miny} + math.random() * {maxy - miny}
   return wrk.format("GET", string.format(
     "{BASE}/entities?type=Manhole&georel=near%%3BmaxDistance%%3D%%3D{RADIUS}&geometry=Point"
-    .. "&coordinates=%%5B%.6f%%2C%.6f%%5D&limit=1000&count=true", lon, lat))
+    .. "&coordinates=%%5B%.6f%%2C%.6f%%5D&limit=1000&count=true", lon, lat), {lua_headers(key, body=False)})
 end
 """
 
@@ -43,9 +43,9 @@ def _bbox_params(n: int) -> list[tuple[float, ...]]:
 
 def run() -> list[dict[str, Any]]:
     with broker("near") as b:
-        load_seconds = load(b.url, ENTITIES)
-        run_wrk(b.url, near_script(1), duration=1, conns=1)
-        result = run_wrk(b.url, near_script(random.randrange(1 << 30)), conns=1)
+        load_seconds = load(b.url, b.key, ENTITIES)
+        run_wrk(b.url, near_script(1, b.key), duration=1, conns=1)
+        result = run_wrk(b.url, near_script(random.randrange(1 << 30), b.key), conns=1)
         # The store alone: the same grid-cell and bounding-box pre-filter straight on SQLite, rows read; no
         # HTTP, no JSON decoding, no exact distance test.
         sql = ("SELECT entity_id, attrs FROM ngsild_entities WHERE tenant = '' AND type = "

@@ -8,13 +8,13 @@ from typing import Any
 
 from bench import ceilings
 from bench._common import row, run_wrk
-from bench.ngsild_common import BASE, broker, load
+from bench.ngsild_common import BASE, broker, load, lua_headers
 
 ENTITIES = 10_000
 GOAL = ">= 2,000"
 
 
-def patch_script(count: int, seed: int) -> str:
+def patch_script(count: int, seed: int, key: str) -> str:
     # Normal readings (0-10°): below the demo city's tiltAngle>15 rule, so this measures the update itself,
     # not the case engine opening thousands of cases.
     return f"""
@@ -24,7 +24,7 @@ request = function()
   local body = string.format('{{"value": %.2f, "observedAt": "2026-11-02T09:%02d:%02dZ"}}',
                              math.random() * 10, math.random(0, 59), math.random(0, 59))
   return wrk.format("PATCH", "{BASE}/entities/urn:ngsi-ld:Manhole:" .. i .. "/attrs/tiltAngle",
-                    {{["Content-Type"] = "application/json"}}, body)
+                    {lua_headers(key)}, body)
 end
 """
 
@@ -40,10 +40,10 @@ def _history_rows(path: str) -> int:
 
 def run() -> list[dict[str, Any]]:
     with broker("patch") as b:
-        load(b.url, ENTITIES)
+        load(b.url, b.key, ENTITIES)
         before = _history_rows(b.sqlite_path)
-        warm = run_wrk(b.url, patch_script(ENTITIES, random.randrange(1 << 30)), duration=1)
-        result = run_wrk(b.url, patch_script(ENTITIES, random.randrange(1 << 30)))
+        warm = run_wrk(b.url, patch_script(ENTITIES, random.randrange(1 << 30), b.key), duration=1)
+        result = run_wrk(b.url, patch_script(ENTITIES, random.randrange(1 << 30), b.key))
         stored = _history_rows(b.sqlite_path) - before
     acknowledged = warm.ok + result.ok
     ceiling = ceilings.starlette_insert()

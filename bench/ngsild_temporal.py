@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from bench._common import row, run_wrk
-from bench.ngsild_common import BASE, broker, timed_sql
+from bench.ngsild_common import BASE, broker, headers, lua_headers, timed_sql
 
 POINTS = 10_000
 ENTITY = "urn:ngsi-ld:AirQualityObserved:wuyi-square"
@@ -25,10 +25,10 @@ def _readings() -> bytes:
     return json.dumps({"id": ENTITY, "type": "AirQualityObserved", "pm25": instances}).encode()
 
 
-def aggregate_script() -> str:
+def aggregate_script(key: str) -> str:
     return f"""
 request = function()
-  return wrk.format("GET", "{BASE}/temporal/entities/{ENTITY}?{QUERY}")
+  return wrk.format("GET", "{BASE}/temporal/entities/{ENTITY}?{QUERY}", {lua_headers(key, body=False)})
 end
 """
 
@@ -36,13 +36,13 @@ end
 def run() -> list[dict[str, Any]]:
     with broker("temporal") as b:
         r = httpx.post(f"{b.url}{BASE}/temporal/entities", content=_readings(),
-                       headers={"Content-Type": "application/json"}, timeout=120)
+                       headers=headers(b.key), timeout=120)
         if r.status_code != 201:
             raise RuntimeError(f"temporal create answered {r.status_code}: {r.text[:300]}")
-        check = httpx.get(f"{b.url}{BASE}/temporal/entities/{ENTITY}?{QUERY}", timeout=30).json()
+        check = httpx.get(f"{b.url}{BASE}/temporal/entities/{ENTITY}?{QUERY}", headers=headers(b.key), timeout=30).json()
         counted = sum(c[0] for c in check["pm25"]["totalCount"])
-        run_wrk(b.url, aggregate_script(), duration=1, conns=1)
-        result = run_wrk(b.url, aggregate_script(), conns=1)
+        run_wrk(b.url, aggregate_script(b.key), duration=1, conns=1)
+        result = run_wrk(b.url, aggregate_script(b.key), conns=1)
         start = START.timestamp()
         sql = ("SELECT attr, CAST((ts - ?) / 3600 AS INTEGER) AS b, count(*), sum(number), avg(number), min(number),"
                " max(number) FROM ngsild_attribute_history WHERE tenant = '' AND entity_id = ? AND ts >= ? AND ts < ?"

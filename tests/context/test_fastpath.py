@@ -68,3 +68,18 @@ def test_driver_rows_match_core_rows(sqlite_city: City) -> None:
     assert raw == core
     assert raw.types == [store.core.expand("Manhole"), store.core.expand("Asset")]
     assert raw.created_at.tzinfo is not None and raw.scope == "/Changsha/Yuelu"
+
+
+def test_fast_routes_ask_for_credentials_as_the_others_do(city: City) -> None:
+    from tests.conftest import make_client
+
+    with make_client(city, ngsild_auth="required") as client:
+        for method, path in [("PATCH", f"/entities/{E1}/attrs/tiltAngle"), ("PATCH", f"/entities/{E1}/attrs"),
+                             ("POST", f"/entities/{E1}/attrs"), ("POST", "/entityOperations/upsert"),
+                             ("POST", "/entityOperations/update")]:
+            r = client.request(method, BASE + path, json={"value": 1})
+            assert r.status_code == 401, (method, path)
+            assert r.json()["type"].startswith(ERR)
+        key = {"Authorization": f"Bearer {city.api_key}"}
+        assert client.post(f"{BASE}/entityOperations/upsert", json=[entity(tiltAngle=prop(1))], headers=key).status_code == 201
+        assert client.patch(f"{BASE}/entities/{E1}/attrs/tiltAngle", json={"value": 2}, headers=key).status_code == 204

@@ -57,6 +57,11 @@ def utc(text: str | None) -> datetime | None:
 _last: tuple[datetime | None, str] = (None, "")
 
 
+def sqlite_timestamp(value: datetime) -> str:
+    """A UTC column's value as SQLite stores it."""
+    return _timestamp(value)
+
+
 def _timestamp(value: datetime) -> str:
     # One remembered value, not a cache: a batch stamps every row with the same time.
     global _last

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.context.bulk import insert_many
+from wecity.context.bulk import driver, dumps_document, insert_many, run, sqlite_timestamp
 from wecity.context.entity import VALUE_MEMBER, bad, now_text
 from wecity.context.models import attribute_history as h
 
@@ -58,11 +58,14 @@ def _rows(env: Env, entity_id: str, entity_type: str, changed: dict[str, dict[st
     fallback = epoch(env.now)
     out = []
     for iri, attr in changed.items():
-        value = attr.get("value")
-        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
         out.append(dict(tenant=env.tenant, entity_id=entity_id, entity_type=entity_type, attr=iri,
-                        ts=_instance_time(attr, fallback), number=number, instance=attr, recorded_at=env.now))
+                        ts=_instance_time(attr, fallback), number=_number(attr), instance=attr, recorded_at=env.now))
     return out
+
+
+def _number(attr: dict[str, Any]) -> float | None:
+    value = attr.get("value")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def record(conn: Connection, env: Env, entity_id: str, entity_type: str, changed: dict[str, dict[str, Any]]) -> None:
@@ -71,7 +74,21 @@ def record(conn: Connection, env: Env, entity_id: str, entity_type: str, changed
         insert_many(conn, h, rows)
 
 
+_RAW_INSERT = ("INSERT INTO ngsild_attribute_history (tenant, entity_id, entity_type, attr, ts, number, instance,"
+               " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
 def record_many(conn: Connection, env: Env, items: list[tuple[str, str, dict[str, dict[str, Any]]]]) -> None:
+    raw = driver(conn)
+    if raw is not None:
+        # SQLite: the rows as the driver takes them, without a dict per row (a batch has thousands).
+        fallback, stamp, tenant = epoch(env.now), sqlite_timestamp(env.now), env.tenant
+        values = [(tenant, entity_id, entity_type, iri, _instance_time(attr, fallback), _number(attr),
+                   dumps_document(attr), stamp)
+                  for entity_id, entity_type, changed in items for iri, attr in changed.items()]
+        if values:
+            run(raw, _RAW_INSERT, values, many=True)
+        return
     rows = [r for entity_id, entity_type, changed in items for r in _rows(env, entity_id, entity_type, changed)]
     if rows:
         insert_many(conn, h, rows)

@@ -82,11 +82,11 @@ _RAW_COLUMNS = "pk, entity_id, type, extra_types, attrs, created_at, modified_at
 _RAW_GET = f"SELECT {_RAW_COLUMNS} FROM ngsild_entities WHERE tenant = ? AND entity_id = ?"
 
 
-def _stored_raw(row: tuple[Any, ...]) -> Stored:
+def _stored_raw(row: tuple[Any, ...], *, attrs: bool = True) -> Stored:
     """A row read through the driver (SQLite): JSON and timestamps decoded as the column types would."""
-    pk, entity_id, kind, extra, attrs, created, modified, scope = row
+    pk, entity_id, kind, extra, document, created, modified, scope = row
     types = [kind, *(loads(extra) or ())] if extra is not None else [kind]
-    return Stored(pk, entity_id, types, loads(attrs), utc(created), utc(modified),  # type: ignore[arg-type]
+    return Stored(pk, entity_id, types, loads(document) if attrs else {}, utc(created), utc(modified),  # type: ignore[arg-type]
                   loads(scope) if scope is not None else None)
 
 
@@ -252,7 +252,8 @@ class BatchResult:
     errors: list[tuple[str, Exception]] = field(default_factory=list)
 
 
-def _existing(conn: Connection, tenant: str, ids: list[str]) -> dict[str, Stored]:
+def _existing(conn: Connection, tenant: str, ids: list[str], *, attrs: bool = True) -> dict[str, Stored]:
+    """The stored entities among `ids`; without `attrs`, their attributes are left empty (not decoded)."""
     found: dict[str, Stored] = {}
     raw = driver(conn)
     for start in range(0, len(ids), 500):
@@ -260,7 +261,7 @@ def _existing(conn: Connection, tenant: str, ids: list[str]) -> dict[str, Stored
         if raw is not None:
             sql = f"SELECT {_RAW_COLUMNS} FROM ngsild_entities WHERE tenant = ? AND entity_id IN ({', '.join('?' * len(chunk))})"
             for values in run(raw, sql, (tenant, *chunk)):
-                stored = _stored_raw(values)
+                stored = _stored_raw(values, attrs=attrs)
                 found[stored.id] = stored
             continue
         for row in conn.execute(sa.select(*_COLUMNS).where(t.c.tenant == tenant, t.c.entity_id.in_(chunk))):
@@ -276,12 +277,10 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
     """Create, upsert (mode replace or update) or update (mode update-only / noOverwrite) many entities
     with a few bulk statements."""
     result = BatchResult()
-    existing = _existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)))
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
+    # A replace throws the old attributes away: they are not even decoded.
+    existing = _existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)), attrs=mode != "replace")
     changes: list[tuple[Stored, dict[str, dict[str, Any]]]] = []
-    pending: dict[str, Stored] = {}
-    inserted_at: dict[str, int] = {}  # entity id -> its row in `inserts`
+    pending: dict[str, Stored] = {}  # entity id -> its state after this batch
     for entity in items:
         old = pending.get(entity.id) or existing.get(entity.id)
         if old is None:
@@ -291,12 +290,9 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
             if not entity.types:
                 result.errors.append((entity.id, bad("entity type is missing", "缺少实体类型")))
                 continue
-            stored = Stored(0, entity.id, entity.types, entity.attrs, env.now, env.now, entity.scope)
-            inserted_at[entity.id] = len(inserts)
-            inserts.append(dict(tenant=env.tenant, entity_id=entity.id, created_at=env.now, modified_at=env.now,
-                                **_row_values(entity, entity.attrs)))
-            pending[entity.id] = stored
-            changes.append((stored, entity.attrs))
+            # Its own copy of the attributes: a later item for the same id must not rewrite this change.
+            pending[entity.id] = Stored(0, entity.id, entity.types, dict(entity.attrs), env.now, env.now, entity.scope)
+            changes.append((pending[entity.id], entity.attrs))
             result.created.append(entity.id)
             result.success.append(entity.id)
             continue
@@ -319,16 +315,16 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
                 old.attrs[iri] = changed[iri] = merge_attribute(prior, attr, env.now) if prior else attr
             if entity.types:
                 old.types = list(dict.fromkeys(old.types + entity.types))
-        if old.pk:
-            updates.append(dict(b_pk=old.pk, modified_at=env.now, **_row_values(old, old.attrs)))
-        else:
-            inserts[inserted_at[entity.id]].update(_row_values(old, old.attrs))  # the same id again in one batch
         old.modified_at = env.now
         pending[entity.id] = old
         changes.append((old, changed))
         result.success.append(entity.id)
-    insert_many(conn, t, inserts)
-    update_many(conn, t, updates, key="pk", statement=_SAVE)
+    # One row written per entity, in its final state, however often the batch names it (device readings
+    # come in bursts from the same devices).
+    insert_many(conn, t, [dict(tenant=env.tenant, entity_id=s.id, created_at=env.now, modified_at=env.now,
+                               **_row_values(s, s.attrs)) for s in pending.values() if not s.pk])
+    update_many(conn, t, [dict(b_pk=s.pk, modified_at=env.now, **_row_values(s, s.attrs))
+                          for s in pending.values() if s.pk], key="pk", statement=_SAVE)
     history.record_many(conn, env, [(s.id, s.type, c) for s, c in changes])
     from wecity.context import subscriptions
 

@@ -344,11 +344,12 @@ def choose_language(languages: dict[str, Any], wanted: str) -> str | None:
     return "@none" if "@none" in languages else next(iter(languages))
 
 
+_BARE = frozenset({"Property", "GeoProperty", "Relationship", "ListProperty"})
+
+
 def _simplified(kind: str, value: Any, view: View) -> Any:
     """An attribute's value in the simplified representation (4.5.4): bare for values, objects and
     lists; wrapped in its member name where a bare value would be ambiguous (languageMap, json, vocab)."""
-    if kind == "Property" or kind == "GeoProperty" or kind == "Relationship":
-        return value
     if kind == "LanguageProperty":
         if view.lang and isinstance(value, dict):
             chosen = choose_language(value, view.lang)
@@ -365,6 +366,8 @@ def render_attribute(attr: dict[str, Any], view: View) -> Any:
     kind = attr.get("type", "Property")
     member = VALUE_MEMBER.get(kind, "value")
     if view.form == "keyValues":
+        if kind in _BARE:  # most attributes: checked here, without a call, as this runs per attribute
+            return attr.get(member)
         return _simplified(kind, attr.get(member), view)
     out: dict[str, Any] = {}
     for key, value in attr.items():

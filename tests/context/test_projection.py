@@ -191,3 +191,5 @@ def test_simplified_representation_per_attribute_type(ngsi: Any) -> None:
     assert simple["spec"] == {"json": {"a": 1}} and simple["material"] == {"vocab": "iron"}
     assert simple["depths"] == [1.2, 3.4] and simple["owner"] == "urn:ngsi-ld:Dept:1"
     assert simple["route"] == ["urn:ngsi-ld:Road:1", "urn:ngsi-ld:Road:2"]
+    normalized = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:5").json()
+    assert normalized["route"]["objectList"] == [{"object": "urn:ngsi-ld:Road:1"}, {"object": "urn:ngsi-ld:Road:2"}]

@@ -378,6 +378,9 @@ def render_attribute(attr: dict[str, Any], view: View) -> Any:
             out[view.terms.compact(key)] = render_attribute(value, view) if isinstance(value, dict) else value
         else:
             out[key] = value
+    if kind == "ListRelationship" and isinstance(out.get("objectList"), list):
+        # Either entry form is accepted on input; the normalized output has one (4.5.22.3).
+        out["objectList"] = [{"object": o} if isinstance(o, str) else o for o in out["objectList"]]
     if kind == "LanguageProperty" and view.lang and isinstance(out.get("languageMap"), dict):
         lm = out.pop("languageMap")
         chosen = choose_language(lm, view.lang)

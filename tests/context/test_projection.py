@@ -193,3 +193,13 @@ def test_simplified_representation_per_attribute_type(ngsi: Any) -> None:
     assert simple["route"] == ["urn:ngsi-ld:Road:1", "urn:ngsi-ld:Road:2"]
     normalized = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:5").json()
     assert normalized["route"]["objectList"] == [{"object": "urn:ngsi-ld:Road:1"}, {"object": "urn:ngsi-ld:Road:2"}]
+
+
+def test_join_stops_at_entities_already_on_the_path(ngsi: Any) -> None:
+    for me, other in (("urn:ngsi-ld:Manhole:A", "urn:ngsi-ld:Manhole:B"), ("urn:ngsi-ld:Manhole:B", "urn:ngsi-ld:Manhole:A")):
+        assert ngsi.post(f"{BASE}/entities", json=entity(me, next=rel(other))).status_code == 201
+    inline = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:A", params={"join": "inline", "joinLevel": "5"}).json()
+    assert inline["next"]["entity"]["id"] == "urn:ngsi-ld:Manhole:B"
+    assert "entity" not in inline["next"]["entity"]["next"]
+    flat = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:A", params={"join": "flat", "joinLevel": "5"}).json()
+    assert [e["id"] for e in flat] == ["urn:ngsi-ld:Manhole:A", "urn:ngsi-ld:Manhole:B"]

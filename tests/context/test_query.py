@@ -74,9 +74,12 @@ def test_query_by_type_id_pattern_attrs_and_q(ngsi: Any) -> None:
     assert len(_ids(get(type="Manhole"))) == 6
     assert _ids(get(type="Camera")) == ["urn:ngsi-ld:Hybrid:1"]
     assert sorted(_ids(get(type="Streetlight,Camera"))) == ["urn:ngsi-ld:Hybrid:1", "urn:ngsi-ld:Streetlight:1"]
-    assert _ids(get(id="urn:ngsi-ld:Manhole:2,urn:ngsi-ld:Manhole:3")) == ["urn:ngsi-ld:Manhole:2",
-                                                                            "urn:ngsi-ld:Manhole:3"]
-    assert _ids(get(idPattern=r"urn:ngsi-ld:Manhole:[45]")) == ["urn:ngsi-ld:Manhole:4", "urn:ngsi-ld:Manhole:5"]
+    assert _ids(get(type="Manhole", id="urn:ngsi-ld:Manhole:2,urn:ngsi-ld:Manhole:3")) == [
+        "urn:ngsi-ld:Manhole:2", "urn:ngsi-ld:Manhole:3"]
+    assert _ids(get(type="Manhole", idPattern=r"urn:ngsi-ld:Manhole:[45]")) == ["urn:ngsi-ld:Manhole:4",
+                                                                                "urn:ngsi-ld:Manhole:5"]
+    # ids alone are not enough to query by (clause 5.7.2: a type, attrs, q or a geo-query is needed)
+    assert get(id="urn:ngsi-ld:Manhole:2").status_code == 400
     assert len(_ids(get(attrs="status"))) == 2
     assert _ids(get(type="Manhole", q="tiltAngle>15")) == ["urn:ngsi-ld:Manhole:4", "urn:ngsi-ld:Manhole:5"]
     r = get(type="Manhole", q="tiltAngle>=0", limit=2, offset=1, count="true")
@@ -90,7 +93,8 @@ def test_query_by_type_id_pattern_attrs_and_q(ngsi: Any) -> None:
 def test_query_errors(ngsi: Any) -> None:
     err = "https://uri.etsi.org/ngsi-ld/errors/"
     for params in ({"type": "Manhole", "q": "tiltAngle>"}, {"type": "Manhole", "limit": "-1"},
-                   {"type": "Manhole", "limit": "x"}, {"idPattern": "("}, {"id": "nope"},
+                   {"type": "Manhole", "limit": "x"}, {"type": "Manhole", "idPattern": "("},
+                   {"type": "Manhole", "id": "nope"},
                    {"type": "Manhole", "count": "maybe"}):
         r = ngsi.get(f"{BASE}/entities", params=params)
         assert r.status_code == 400, params

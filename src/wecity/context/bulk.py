@@ -82,6 +82,25 @@ def _sqlite_value(value: Any) -> Any:
 
 
 @cache
+def _json_columns(table: sa.Table) -> frozenset[str]:
+    return frozenset(c.name for c in table.columns if isinstance(c.type, sa.JSON))
+
+
+def _encoder(table: sa.Table, columns: tuple[str, ...]) -> list[Any]:
+    """Per column, how to encode its values: JSON columns encode every value but None (a JSON string
+    such as a scope "/a/b" too), the others as `_sqlite_value` does."""
+    json_columns = _json_columns(table)
+    return [_json_value if c in json_columns else _sqlite_value for c in columns]
+
+
+def _json_value(value: Any) -> Any:
+    if value is None:
+        return None
+    kind = type(value)
+    return _sqlite_value(value) if kind is dict or kind is list else _dumps(value)
+
+
+@cache
 def _statement(table: sa.Table, columns: tuple[str, ...]) -> str:
     return f'INSERT INTO {table.name} ({", ".join(columns)}) VALUES ({", ".join("?" for _ in columns)})'
 
@@ -95,9 +114,10 @@ def insert_many(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
         return
     columns = tuple(rows[0])
     # A JSON column holding None is SQL NULL here, as it is for these tables' nullable JSON columns.
+    encode = list(zip(columns, _encoder(table, columns), strict=True))
     raw = driver(conn)
     assert raw is not None
-    run(raw, _statement(table, columns), [tuple(_sqlite_value(r[c]) for c in columns) for r in rows], many=True)
+    run(raw, _statement(table, columns), [tuple(f(r[c]) for c, f in encode) for r in rows], many=True)
 
 
 @cache
@@ -115,7 +135,8 @@ def update_many(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], *
         conn.execute(statement, rows)
         return
     columns = tuple(c for c in rows[0] if c != "b_" + key)
+    encode = list(zip(columns, _encoder(table, columns), strict=True))
     raw = driver(conn)
     assert raw is not None
     run(raw, _update_statement(table, columns, key),
-        [tuple(_sqlite_value(r[c]) for c in columns) + (r["b_" + key],) for r in rows], many=True)
+        [tuple(f(r[c]) for c, f in encode) + (r["b_" + key],) for r in rows], many=True)

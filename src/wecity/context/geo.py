@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,18 @@ class GeoQuery:
             return None
         return minx, miny, maxx, maxy
 
+    def _distance(self, geom: BaseGeometry) -> float:
+        if geom.geom_type == "Point" and self.geometry.geom_type == "Point":
+            return _haversine(geom.x, geom.y, self._lon0, self._lat0)
+        return float(self._project(geom).distance(self._local))
+
+    def distance(self, geojson: Any) -> float | None:
+        """Metres from the query geometry to a GeoJSON geometry; None when it is not a valid geometry."""
+        try:
+            return self._distance(to_shape(geojson))
+        except ValidationFailed:
+            return None
+
     def matches(self, geojson: Any) -> bool:
         try:
             geom = to_shape(geojson)
@@ -95,10 +108,7 @@ class GeoQuery:
             return False
         rel = self.georel
         if rel == "near":
-            if geom.geom_type == "Point" and self.geometry.geom_type == "Point":
-                distance = _haversine(geom.x, geom.y, self._lon0, self._lat0)
-            else:
-                distance = self._project(geom).distance(self._local)
+            distance = self._distance(geom)
             if self.max_distance is not None and distance > self.max_distance:
                 return False
             return not (self.min_distance is not None and distance < self.min_distance)
@@ -122,6 +132,17 @@ def _haversine(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     return 2 * 6_371_008.8 * math.asin(math.sqrt(min(1.0, a)))
 
 
+_NUMBER = re.compile(r"^(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$")
+
+
+def _positive_number(text: str) -> float | None:
+    """A JSON number above zero and finite (the grammar's PositiveNumber), or None."""
+    if not _NUMBER.match(text.strip()):
+        return None
+    value = float(text)
+    return value if 0 < value < math.inf else None
+
+
 def parse_geoquery(georel: str | None, geometry: str | None, coordinates: Any,
                    geoproperty_iri: str) -> GeoQuery | None:
     """The geo-query of a request, or None when it has none; BadRequestData when it is incomplete."""
@@ -129,6 +150,8 @@ def parse_geoquery(georel: str | None, geometry: str | None, coordinates: Any,
         return None
     if not georel or not geometry or coordinates is None:
         raise _bad("a geo-query needs georel, geometry and coordinates", "地理查询需要 georel、geometry 和 coordinates")
+    if not isinstance(georel, str) or not isinstance(geometry, str):
+        raise _bad("georel and geometry must be strings", "georel 和 geometry 必须是字符串")
     parts = georel.split(";")
     rel = parts[0]
     if rel not in GEORELS:
@@ -140,15 +163,20 @@ def parse_geoquery(georel: str | None, geometry: str | None, coordinates: Any,
             coordinates = json.loads(coordinates)
         except ValueError as exc:
             raise _bad("coordinates are not a JSON array", "coordinates 不是 JSON 数组") from exc
+    if not isinstance(coordinates, list):
+        raise _bad("coordinates must be a JSON array", "coordinates 必须是 JSON 数组")
     geom = to_shape({"type": geometry, "coordinates": coordinates})
     query = GeoQuery(rel, geom, geoproperty_iri)
     if rel == "near":
+        if len(parts) > 2:
+            raise _bad("near takes exactly one distance (maxDistance or minDistance)",
+                       "near 只能带一个距离参数（maxDistance 或 minDistance）")
         for modifier in parts[1:]:
             name, _, value = modifier.partition("==")
-            try:
-                metres = float(value)
-            except ValueError as exc:
-                raise _bad(f"bad distance in {modifier!r}", f"距离无效：{modifier!r}") from exc
+            metres = _positive_number(value)
+            if metres is None:
+                raise _bad(f"the distance in {modifier!r} must be a finite number above zero",
+                           f"{modifier!r} 中的距离必须是大于零的有限数值")
             if name == "maxDistance":
                 query.max_distance = metres
             elif name == "minDistance":

@@ -217,6 +217,7 @@ def respond(request: Request, data: Any, context: Any, *, status: int = 200,
         raise invalid("geometryProperty needs Accept: application/geo+json",
                       "geometryProperty 需要 Accept: application/geo+json", "ngsild.bad_request_data")
     headers = dict(headers or {})
+    links = [headers.pop("Link")] if "Link" in headers else []  # e.g. pagination links, kept after the @context one
     url = context if isinstance(context, str) else CORE_URL
     ctx_value = context if context is not None else CORE_URL
     if media == "application/ld+json":
@@ -228,6 +229,8 @@ def respond(request: Request, data: Any, context: Any, *, status: int = 200,
         headers["Link"] = link_header(url)
         if media == "application/geo+json" and isinstance(data, list | dict):
             data = dict(_geojson(data, geometry_property or "location"), **{"@context": ctx_value})
+    if links:
+        headers["Link"] = ", ".join([headers["Link"], *links] if "Link" in headers else links)
     return Response(json.dumps(data, ensure_ascii=False), status_code=status, media_type=media, headers=headers)
 
 
@@ -277,6 +280,31 @@ def paging(request: Request, *, default: int = 20, maximum: int = 1000) -> tuple
     if count not in ("true", "false"):
         raise invalid("count must be true or false", "count 必须是 true 或 false", "ngsild.bad_request_data")
     return limit, offset, count == "true"
+
+
+def page_links(request: Request, *, limit: int, offset: int, more: bool) -> list[str]:
+    """The rel="prev" / rel="next" links of a paged answer (clause 4.12): the same request with the
+    offset moved back or forward by a page; none at the respective end of the result set."""
+    from urllib.parse import quote
+
+    if limit <= 0:
+        return []
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "offset"]
+
+    def link(new_offset: int, rel: str) -> str:
+        items = sorted([*params, ("offset", str(new_offset))])
+        query = "&".join(f"{quote(k, safe='')}={quote(v, safe=_QUERY_SAFE)}" for k, v in items)
+        return f'<{request.url.path.rstrip("/")}?{query}>; rel="{rel}"; type="application/json"'
+
+    links = []
+    if offset > 0:
+        links.append(link(max(0, offset - limit), "prev"))
+    if more:
+        links.append(link(offset + limit, "next"))
+    return links
+
+
+_QUERY_SAFE = ":/.*,;|$!'()@~[]"  # left as they are in a link's query string; the rest is percent-encoded
 
 
 def split_list(value: str | None) -> list[str] | None:

@@ -283,6 +283,16 @@ def _split_list(text: str) -> list[str]:
     return out
 
 
+def attribute_path(raw: str, terms: TermMap) -> Path:
+    """An attribute path (`name`, `name.sub`, `name.observedAt`, `address[city]`) with its terms expanded."""
+    return _Parser(raw, terms)._path(raw.strip())
+
+
+def path_values(attrs: dict[str, Any], path: Path) -> list[Any]:
+    """The values an attribute path names in stored attributes; empty when it does not exist."""
+    return _values(attrs, path)
+
+
 _CACHE: dict[tuple[TermMap, str], Predicate] = {}
 
 

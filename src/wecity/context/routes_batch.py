@@ -12,11 +12,13 @@ from fastapi.responses import Response
 from wecity.context import linked, service
 from wecity.context.entity import Entity, check_entity_id, is_uri, normalize_entity
 from wecity.context.geo import parse_geoquery
-from wecity.context.ldcontext import parse_link_header
+from wecity.context.ldcontext import TermMap, parse_link_header
+from wecity.context.ordering import parse_ordering
 from wecity.context.protocol import (
     env_of,
     invalid,
     no_content,
+    page_links,
     paging,
     problem,
     read_json,
@@ -26,7 +28,9 @@ from wecity.context.protocol import (
     view_of,
 )
 from wecity.context.query import compile_q
-from wecity.context.routes_entities import render_stored, shaped
+from wecity.context.routes_entities import check_attrs, render_stored, shaped
+from wecity.context.scopeq import compile_scope_q
+from wecity.context.selection import parse_type_selection
 from wecity.core.errors import WeCityError
 from wecity.core.http import Ctx
 
@@ -137,50 +141,112 @@ async def batch_delete(request: Request, ctx: Ctx) -> Response:
     return _result(result, errors, ok_status=204)
 
 
+def _selectors(items: Any, terms: TermMap, spec: service.Query) -> None:
+    """The `entities` selectors of a Query body into `spec`: each selector has a type (selection
+    language), optionally id (one URI or a list of them, taking precedence over its idPattern)."""
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        raise invalid("entities must be a non-empty list of entity selectors", "entities 必须是非空的实体选择器列表",
+                      "ngsild.bad_request_data")
+    types: list[str] = []
+    tests: list[tuple[Any, set[str] | None, Any]] = []
+    for item in items:
+        raw_type, raw_id, pattern = item.get("type"), item.get("id"), item.get("idPattern")
+        if not isinstance(raw_type, str) or not raw_type:
+            raise invalid("each entity selector needs a type", "每个实体选择器都需要 type", "ngsild.bad_request_data")
+        if pattern is not None and not isinstance(pattern, str):
+            raise invalid("idPattern must be a string", "idPattern 必须是字符串", "ngsild.bad_request_data")
+        ids = [raw_id] if isinstance(raw_id, str) else raw_id
+        if ids is not None and (not isinstance(ids, list) or not ids):
+            raise invalid("id must be a URI or a list of URIs", "id 必须是 URI 或 URI 列表", "ngsild.bad_request_data")
+        for i in ids or []:
+            check_entity_id(i)
+        selection = parse_type_selection(raw_type, terms)
+        types.extend(selection.types or [])
+        compiled = service.compile_pattern(pattern) if pattern is not None and ids is None else None
+        tests.append((selection, set(ids) if ids is not None else None, compiled))
+    wildcard = any(sel.types is None for sel, _, _ in tests)
+    spec.types = None if wildcard else list(dict.fromkeys(types))
+    if len(tests) == 1:
+        selection, ids, compiled = tests[0]
+        spec.type_test = selection.test
+        spec.ids = sorted(ids) if ids is not None else None
+        spec.id_pattern = compiled.pattern if compiled is not None else None
+        return
+    if all(ids is not None for _, ids, _ in tests):
+        spec.ids = sorted({i for _, ids, _ in tests for i in ids or ()})
+
+    def selected(stored: service.Stored) -> bool:
+        for selection, ids, compiled in tests:
+            if selection.types is not None and not any(t in stored.types for t in selection.types):
+                continue
+            if selection.test is not None and not selection.test(stored.types):
+                continue
+            if ids is not None and stored.id not in ids:
+                continue
+            if compiled is not None and not compiled.search(stored.id):
+                continue
+            return True
+        return False
+
+    spec.entity_test = selected
+
+
 @router.post("/query", summary="Query entities with a Query body")
 @router.post("/query/", include_in_schema=False)
 async def batch_query(request: Request, ctx: Ctx) -> Response:
     body, media = await read_json(request)
     if not isinstance(body, dict) or body.get("type") != "Query":
         raise invalid("the body must be a Query object", "请求体必须是 Query 对象", "ngsild.bad_request_data")
+    if "temporalQ" in body:
+        raise invalid("temporalQ belongs to the temporal query only", "temporalQ 只用于时间演变查询",
+                      "ngsild.bad_request_data")
+    join_level = body.get("joinLevel")
+    if join_level is not None and (isinstance(join_level, bool) or not isinstance(join_level, int) or join_level < 1):
+        raise invalid("joinLevel must be a positive integer", "joinLevel 必须是正整数", "ngsild.bad_request_data")
     context = body.get("@context") if media == "application/ld+json" else parse_link_header(request.headers.get("link"))
     terms = await resolve(ctx, context)
     spec = service.Query()
-    items = body.get("entities")
-    if items is not None:
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise invalid("entities must be a list of objects", "entities 必须是对象列表", "ngsild.bad_request_data")
-        if any(not isinstance(i.get(k, ""), str) for i in items for k in ("type", "id", "idPattern")):
-            raise invalid("entities members must be strings", "entities 的成员必须是字符串", "ngsild.bad_request_data")
-        spec.types = [terms.expand(i["type"]) for i in items if isinstance(i.get("type"), str)] or None
-        ids = [check_entity_id(i["id"]) for i in items if "id" in i]
-        spec.ids = ids or None
-        patterns = [i["idPattern"] for i in items if "idPattern" in i]
-        spec.id_pattern = "|".join(f"(?:{p})" for p in patterns) or None
-    attrs, q, geo = body.get("attrs"), body.get("q"), body.get("geoQ")
-    if attrs is not None and (not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs)):
-        raise invalid("attrs must be a list of names", "attrs 必须是名称列表", "ngsild.bad_request_data")
+    if "entities" in body:
+        _selectors(body["entities"], terms, spec)
+    attrs, q, geo, scope_q = body.get("attrs"), body.get("q"), body.get("geoQ"), body.get("scopeQ")
+    if attrs is not None and (not isinstance(attrs, list) or not attrs or not all(isinstance(a, str) for a in attrs)):
+        raise invalid("attrs must be a non-empty list of names", "attrs 必须是非空的名称列表", "ngsild.bad_request_data")
     if q is not None and not isinstance(q, str):
         raise invalid("q must be a string", "q 必须是字符串", "ngsild.bad_request_data")
+    if scope_q is not None and not isinstance(scope_q, str):
+        raise invalid("scopeQ must be a string", "scopeQ 必须是字符串", "ngsild.bad_request_data")
     if geo is not None and not isinstance(geo, dict):
         raise invalid("geoQ must be an object", "geoQ 必须是对象", "ngsild.bad_request_data")
     if attrs:
+        check_attrs(attrs)
         spec.attrs = [terms.expand(a) for a in attrs]
     if q:
         spec.q = compile_q(q, terms)
+    if scope_q is not None:
+        spec.scope_q = compile_scope_q(scope_q)
     if geo:
         spec.geo = parse_geoquery(geo.get("georel"), geo.get("geometry"), geo.get("coordinates"),
                                   terms.expand(geo.get("geoproperty") or "location"))
+    ordering = body.get("ordering")
+    if ordering is not None:
+        if not isinstance(ordering, dict):
+            raise invalid("ordering must be an object", "ordering 必须是对象", "ngsild.bad_request_data")
+        spec.order = parse_ordering(ordering.get("orderBy"), terms, collation=ordering.get("collation"),
+                                    coordinates=ordering.get("coordinates"), geometry=ordering.get("geometry"))
     limit, offset, count = paging(request)
     view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)
     shape = linked.shape_of(terms, pick=body.get("pick"), omit=body.get("omit"), join=body.get("join"),
                             join_level=body.get("joinLevel"), contained_by=body.get("containedBy"),
                             has_attrs=bool(spec.attrs))
     tenant = tenant_of(request)
-    rows, total = await ctx.db.read(partial(service.query, tenant=tenant, spec=spec, limit=limit, offset=offset, count=count))
-    headers = {"NGSILD-Results-Count": str(total)} if total is not None else None
+    page = await ctx.db.read(partial(service.query_page, tenant=tenant, spec=spec, limit=limit, offset=offset,
+                                     count=count))
+    headers = {"NGSILD-Results-Count": str(page.total)} if page.total is not None else {}
+    links = page_links(request, limit=limit, offset=offset, more=page.more)
+    if links:
+        headers["Link"] = ", ".join(links)
     if shape is None:
-        return respond(request, [render_stored(r, view) for r in rows], context, headers=headers,
+        return respond(request, [render_stored(r, view) for r in page.rows], context, headers=headers,
                        geometry_property=body.get("geometryProperty"))
-    return respond(request, await ctx.db.read(shaped, tenant, rows, view, shape), context, headers=headers,
+    return respond(request, await ctx.db.read(shaped, tenant, page.rows, view, shape), context, headers=headers,
                    geometry_property=body.get("geometryProperty"))

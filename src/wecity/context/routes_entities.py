@@ -26,12 +26,14 @@ from wecity.context.entity import (
 )
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap
+from wecity.context.ordering import parse_ordering
 from wecity.context.protocol import (
     env_of,
     incoming,
     invalid,
     no_content,
     outgoing_terms,
+    page_links,
     paging,
     respond,
     split_list,
@@ -39,6 +41,8 @@ from wecity.context.protocol import (
     view_of,
 )
 from wecity.context.query import compile_q
+from wecity.context.scopeq import compile_scope_q
+from wecity.context.selection import parse_type_selection
 from wecity.core.http import Ctx
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"])
@@ -72,20 +76,46 @@ async def create_entity(request: Request, ctx: Ctx) -> Response:
     return Response(status_code=201, headers={"Location": BASE + quote(entity.id, safe=URI_SAFE)})
 
 
+_NOT_ATTRIBUTES = {"id", "type", "@id", "@type", "@context"}
+
+
+def check_attrs(attrs: list[str]) -> None:
+    """`attrs` names attributes; the entity's own members (id, type) are not among them."""
+    for name in attrs:
+        if name in _NOT_ATTRIBUTES:
+            raise invalid(f"{name!r} is not an attribute name", f"{name!r} 不是属性名", "ngsild.bad_request_data")
+        check_name(name)
+
+
 def query_of(request: Request, terms: TermMap) -> service.Query:
     params = request.query_params
-    types = split_list(params.get("type"))
+    spec = service.Query()
+    type_text = params.get("type")
+    if type_text is not None:
+        selection = parse_type_selection(type_text, terms)
+        if selection.types is None and params.get("local") == "false":
+            raise invalid("type=* selects every type and cannot be combined with local=false",
+                          "type=* 表示所有类型，不能与 local=false 同时使用", "ngsild.bad_request_data")
+        spec.types, spec.type_test = selection.types, selection.test
     ids = split_list(params.get("id"))
     for i in ids or []:
         check_entity_id(i)
+    spec.ids = ids
+    if not ids:  # an id list takes precedence over idPattern
+        spec.id_pattern = params.get("idPattern")
     attrs = split_list(params.get("attrs"))
+    if attrs:
+        check_attrs(attrs)
+        spec.attrs = [terms.expand(a) for a in attrs]
     q = params.get("q")
-    geo = parse_geoquery(params.get("georel"), params.get("geometry"), params.get("coordinates"),
-                         terms.expand(params.get("geoproperty") or "location"))
-    return service.Query(
-        types=[terms.expand(t) for t in types] if types else None, ids=ids, id_pattern=params.get("idPattern"),
-        attrs=[terms.expand(a) for a in attrs] if attrs else None,
-        q=compile_q(q, terms) if q else None, geo=geo)
+    spec.q = compile_q(q, terms) if q else None
+    scope_q = params.get("scopeQ")
+    spec.scope_q = compile_scope_q(scope_q) if scope_q is not None else None
+    spec.geo = parse_geoquery(params.get("georel"), params.get("geometry"), params.get("coordinates"),
+                              terms.expand(params.get("geoproperty") or "location"))
+    spec.order = parse_ordering(params.get("orderBy"), terms, collation=params.get("collation"),
+                                coordinates=params.get("orderFrom"))
+    return spec
 
 
 def shape_from(request: Request, terms: TermMap, *, has_attrs: bool) -> linked.Shape | None:
@@ -108,20 +138,23 @@ def shaped(conn: Connection, tenant: str, roots: list[service.Stored], view: Vie
 async def query_entities(request: Request, ctx: Ctx) -> Response:
     context, terms = await outgoing_terms(request, ctx)
     params = request.query_params
-    if not any(k in params for k in ("type", "id", "idPattern", "attrs", "q", "georel")) \
-            and params.get("local") != "true":
-        raise invalid("a query needs type, id, idPattern, attrs, q or a geo-query (or local=true)",
-                      "查询需要 type、id、idPattern、attrs、q 或地理条件（或 local=true）", "ngsild.bad_request_data")
+    if not any(k in params for k in ("type", "attrs", "q", "georel", "scopeQ")) and params.get("local") != "true":
+        raise invalid("a query needs type, attrs, q, scopeQ or a geo-query (or local=true)",
+                      "查询需要 type、attrs、q、scopeQ 或地理条件（或 local=true）", "ngsild.bad_request_data")
     spec = query_of(request, terms)
     limit, offset, count = paging(request)
     view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)
     shape = shape_from(request, terms, has_attrs=bool(spec.attrs))
     tenant = tenant_of(request)
-    rows, total = await ctx.db.read(partial(service.query, tenant=tenant, spec=spec, limit=limit, offset=offset, count=count))
-    headers = {"NGSILD-Results-Count": str(total)} if total is not None else None
+    page = await ctx.db.read(partial(service.query_page, tenant=tenant, spec=spec, limit=limit, offset=offset,
+                                     count=count))
+    headers = {"NGSILD-Results-Count": str(page.total)} if page.total is not None else {}
+    links = page_links(request, limit=limit, offset=offset, more=page.more)
+    if links:
+        headers["Link"] = ", ".join(links)
     if shape is None:
-        return respond(request, [render_stored(r, view) for r in rows], context, headers=headers)
-    body = await ctx.db.read(shaped, tenant, rows, view, shape)
+        return respond(request, [render_stored(r, view) for r in page.rows], context, headers=headers)
+    body = await ctx.db.read(shaped, tenant, page.rows, view, shape)
     return respond(request, body, context, headers=headers)
 
 

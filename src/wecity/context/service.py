@@ -27,6 +27,7 @@ from wecity.context.geo import GeoQuery
 from wecity.context.ldcontext import ContextStore
 from wecity.context.models import CELL_ROW, GEO_CELL, geo_cell
 from wecity.context.models import entities as t
+from wecity.context.ordering import Ordering
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
 
 
@@ -364,13 +365,20 @@ class Query:
     attrs: list[str] | None = None
     q: Callable[[dict[str, Any]], bool] | None = None
     geo: GeoQuery | None = None
-    scope_q: str | None = None
+    scope_q: Callable[[Any], bool] | None = None
+    # A type selection with `;` (an entity must have all those types): tested on the entity's types after
+    # the SQL pre-filter on `types` (every type the selection names).
+    type_test: Callable[[list[str]], bool] | None = None
+    order: Ordering | None = None
+    # Several entity selectors of a Query body: each entity must match one of them as a whole.
+    entity_test: Callable[[Stored], bool] | None = None
 
     def needs_python(self) -> bool:
-        return bool(self.id_pattern or self.attrs or self.q or self.geo)
+        return bool(self.id_pattern or self.attrs or self.q or self.geo or self.scope_q or self.type_test
+                    or self.order or self.entity_test)
 
 
-def _pattern(text: str) -> re.Pattern[str]:
+def compile_pattern(text: str) -> re.Pattern[str]:
     try:
         return re.compile(text)
     except re.error as exc:
@@ -389,9 +397,23 @@ def _cells(minx: float, miny: float, maxx: float, maxy: float, limit: int = 1600
     return [x * CELL_ROW + y for x in xs for y in ys]
 
 
+@dataclass
+class Page:
+    rows: list[Stored]
+    total: int | None  # how many match in all, when counted
+    more: bool  # whether entities follow this page
+
+
 def query(conn: Connection, tenant: str, spec: Query, *, limit: int, offset: int,
           count: bool) -> tuple[list[Stored], int | None]:
-    """Matching entities in creation order, a page of them, and how many match in all when `count`."""
+    """A page of matching entities and how many match in all when `count`."""
+    page = query_page(conn, tenant, spec, limit=limit, offset=offset, count=count)
+    return page.rows, page.total
+
+
+def query_page(conn: Connection, tenant: str, spec: Query, *, limit: int, offset: int, count: bool) -> Page:
+    """Matching entities (in creation order unless `spec.order` says otherwise): one page of them, how
+    many match in all when `count`, and whether more follow."""
     where = [t.c.tenant == tenant]
     multi: list[Any] | None = None
     if spec.types is not None:
@@ -424,18 +446,25 @@ def query(conn: Connection, tenant: str, spec: Query, *, limit: int, offset: int
         if count:
             total = int(conn.execute(sa.select(sa.func.count()).select_from(selects[0].subquery())).scalar_one())
         if limit == 0:
-            return [], total
-        stmt = selects[0].order_by(t.c.pk).limit(limit).offset(offset)
-        return [_stored(r) for r in conn.execute(stmt)], total
+            return Page([], total, False)
+        stmt = selects[0].order_by(t.c.pk).limit(limit + 1).offset(offset)
+        found = [_stored(r) for r in conn.execute(stmt)]
+        return Page(found[:limit], total, len(found) > limit)
     rows = [r for s in selects for r in conn.execute(s.order_by(t.c.pk))]
     if len(selects) > 1:
         rows.sort(key=lambda r: r.pk)
-    pattern = _pattern(spec.id_pattern) if spec.id_pattern else None
+    pattern = compile_pattern(spec.id_pattern) if spec.id_pattern else None
     attrs = spec.attrs
     matched: list[Stored] = []
     for row in rows:
         stored = _stored(row)
-        if pattern is not None and not pattern.fullmatch(stored.id):
+        if pattern is not None and not pattern.search(stored.id):
+            continue
+        if spec.type_test is not None and not spec.type_test(stored.types):
+            continue
+        if spec.scope_q is not None and not spec.scope_q(stored.scope):
+            continue
+        if spec.entity_test is not None and not spec.entity_test(stored):
             continue
         if attrs and not any(a in stored.attrs for a in attrs):
             continue
@@ -446,7 +475,10 @@ def query(conn: Connection, tenant: str, spec: Query, *, limit: int, offset: int
             if not isinstance(geo_attr, dict) or not spec.geo.matches(geo_attr.get("value")):
                 continue
         matched.append(stored)
-    return matched[offset:offset + limit], (len(matched) if count else None)
+    if spec.order is not None:
+        matched = spec.order.sort(matched)
+    return Page(matched[offset:offset + limit], len(matched) if count else None,
+                limit > 0 and len(matched) > offset + limit)
 
 
 def entity_types(conn: Connection, tenant: str) -> list[str]:

@@ -1,0 +1,114 @@
+"""The NGSI-LD Scope Query Language (`scopeQ`, ETSI GS CIM 009 clause 4.19), parsed once into a predicate.
+
+Scopes are `/`-separated hierarchies. A query is a disjunction (`|` or `,`) of conjunctions (`;`, binding
+tighter), with parentheses for grouping. A scope term matches an entity holding that exact scope; `+`
+stands for exactly one level and a trailing `#` for that level and every level below it (so `/#` matches
+any entity that has a scope at all).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from wecity.core.errors import ValidationFailed
+
+ScopePredicate = Callable[[Any], bool]
+_LEVEL = re.compile(r"^[^/;|,()#+\s]+$")
+
+
+def _bad(why: str, zh: str) -> ValidationFailed:
+    return ValidationFailed(f"invalid scopeQ: {why}", message_zh=f"scopeQ 无效：{zh}", code="ngsild.bad_request_data")
+
+
+def scopes_of(value: Any) -> list[str]:
+    """An entity's scopes as a list (the stored `scope` is a string, a list of strings or absent)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def _term(text: str) -> Callable[[list[str]], bool]:
+    if not text.startswith("/"):
+        raise _bad(f"scope {text!r} must start with '/'", f"范围 {text!r} 必须以 '/' 开头")
+    levels = text[1:].split("/")
+    if levels == ["#"]:
+        return bool
+    for i, level in enumerate(levels):
+        if level in ("+",) or (level == "#" and i == len(levels) - 1):
+            continue
+        if not _LEVEL.match(level):
+            raise _bad(f"bad scope level {level!r} in {text!r}", f"范围 {text!r} 中的层级 {level!r} 无效")
+    if "+" not in levels and levels[-1] != "#":
+        return lambda scopes: text in scopes
+    pattern = re.compile("^" + "".join(
+        "(?:/[^/]+)*" if level == "#" else "/[^/]+" if level == "+" else "/" + re.escape(level)
+        for level in levels) + "$")
+    return lambda scopes: any(pattern.match(s) for s in scopes)
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def parse(self) -> Callable[[list[str]], bool]:
+        pred = self._or()
+        if self.pos != len(self.text):
+            rest = self.text[self.pos:]
+            raise _bad(f"unexpected {rest!r}", f"无法解析 {rest!r}")
+        return pred
+
+    def _peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def _or(self) -> Callable[[list[str]], bool]:
+        parts = [self._and()]
+        while self._peek() in ("|", ","):
+            self.pos += 1
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else (lambda scopes: any(p(scopes) for p in parts))
+
+    def _and(self) -> Callable[[list[str]], bool]:
+        parts = [self._atom()]
+        while self._peek() == ";":
+            self.pos += 1
+            parts.append(self._atom())
+        return parts[0] if len(parts) == 1 else (lambda scopes: all(p(scopes) for p in parts))
+
+    def _atom(self) -> Callable[[list[str]], bool]:
+        if self._peek() == "(":
+            self.pos += 1
+            inner = self._or()
+            if self._peek() != ")":
+                raise _bad("missing ')'", "缺少右括号")
+            self.pos += 1
+            return inner
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] not in ";|,()":
+            self.pos += 1
+        return _term(self.text[start:self.pos])
+
+
+_CACHE: dict[str, ScopePredicate] = {}
+
+
+def compile_scope_q(text: str) -> ScopePredicate:
+    """A predicate over an entity's stored `scope` (string, list or None), memoised per query text."""
+    found = _CACHE.get(text)
+    if found is None:
+        if not text.strip():
+            raise _bad("empty query", "查询为空")
+        pred = _Parser(text.strip()).parse()
+
+        def matcher(scope: Any) -> bool:
+            return pred(scopes_of(scope))
+
+        found = matcher
+        if len(_CACHE) > 4096:
+            _CACHE.clear()
+        _CACHE[text] = found
+    return found

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import orjson
@@ -51,7 +51,13 @@ def run(raw: sqlite3.Connection, sql: str, params: Any, *, many: bool = False) -
 
 def utc(text: str | None) -> datetime | None:
     """A timestamp as SQLite stores a UTC column (naive text) back to an aware datetime."""
-    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
+    return None if text is None else _utc(text)
+
+
+@lru_cache(maxsize=4096)
+def _utc(text: str) -> datetime:
+    # Cached: a batch reads thousands of rows written at the same few instants (datetimes are immutable).
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 _last: tuple[datetime | None, str] = (None, "")

@@ -1,11 +1,11 @@
 """The MQTT listener: readings from `wecity/{tenant}/devices/{device_id}/attrs`, stored in batches, and
 acknowledged (QoS 1) only after the batch holding them has committed.
 
-paho-mqtt runs the network in its own thread with manual acknowledgement; messages cross into asyncio
-through a queue; one task takes what has arrived (up to `batch_max`), stores it in one transaction and then
-sends the PUBACKs. A failed commit is retried with backoff and nothing is acknowledged meanwhile, so the
-broker keeps the messages (a persistent session redelivers them after a crash). Unknown devices and
-malformed payloads are counted, logged and acknowledged: sending them again would not help.
+The subscriber (wecity.iot.mqtt) reads on the event loop; one task takes what has arrived (up to
+`batch_max`), stores it in one transaction and then sends the PUBACKs in one write. A failed commit is
+retried with backoff and nothing is acknowledged meanwhile, so the broker keeps the messages (a persistent
+session redelivers them after a crash). Unknown devices and malformed payloads are counted, logged and
+acknowledged: sending them again would not help.
 """
 
 from __future__ import annotations
@@ -13,23 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections import Counter
-from typing import Any
+from collections import Counter, deque
 from urllib.parse import parse_qs, urlparse
 
-import paho.mqtt.client as mqtt
 import sqlalchemy as sa
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from prometheus_client import Counter as PromCounter
 
 from wecity.context.ldcontext import ContextStore
 from wecity.core.context import AppContext
 from wecity.core.errors import DependencyUnavailable
+from wecity.iot.mqtt import Message, Subscriber
 from wecity.iot.service import IngestResult, Reading, ingest, parse
 
 log = logging.getLogger(__name__)
 TOPIC = "wecity/+/devices/+/attrs"
+# How many unacknowledged messages the broker may send us (MQTT 5 Receive Maximum): under MQTT 3.1.1 the
+# broker's own window (Mosquitto: 20) would cap ingestion at 20 per commit.
 RECEIVE_MAXIMUM = 20_000
 SESSION_EXPIRY = 24 * 3600
 MESSAGES = PromCounter("wecity_iot_messages", "MQTT device messages by outcome", ["outcome"])
@@ -57,75 +56,48 @@ class MqttListener:
         self.batch_wait = batch_wait
         self.counts: Counter[str] = Counter()
         self.connected = asyncio.Event()
-        self._queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._client: mqtt.Client | None = None
+        self._inbox: deque[Message] = deque()
+        self._arrived = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscriber: Subscriber | None = None
 
-    # -- paho's thread ----------------------------------------------------------------------------
-
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        if getattr(reason, "is_failure", False):
-            log.error("MQTT connection to %s:%d refused: %s", self.host, self.port, reason)
-            return
-        client.subscribe(self.topic, qos=1)
-        log.info("MQTT listening on %s:%d to %s", self.host, self.port, self.topic)
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self.connected.set)
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        log.warning("MQTT connection lost (%s); paho reconnects", reason)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.connected.clear)
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, message)
-
-    # -- asyncio side -----------------------------------------------------------------------------
+    def _on_messages(self, messages: list[Message]) -> None:
+        self._inbox.extend(messages)
+        self._arrived.set()
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        # MQTT 5, so the listener can announce how many unacknowledged messages it takes (Receive Maximum):
-        # under 3.1.1 the broker's own window (Mosquitto: 20) would cap ingestion at 20 per commit.
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
-                             manual_ack=True)
-        if self.username:
-            client.username_pw_set(self.username, self.password)
-        if self.tls:
-            client.tls_set()
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.reconnect_delay_set(1, 30)
-        connect = Properties(PacketTypes.CONNECT)
-        connect.ReceiveMaximum = RECEIVE_MAXIMUM
-        # A persistent session keeps unacknowledged messages for a restarted listener.
-        connect.SessionExpiryInterval = 0 if self.clean_session else SESSION_EXPIRY
-        client.connect_async(self.host, self.port, keepalive=30, clean_start=self.clean_session, properties=connect)
-        client.loop_start()
-        self._client = client
-        self._task = asyncio.create_task(self._run(), name="wecity-mqtt-listener")
+        subscriber = Subscriber(self.host, self.port, client_id=self.client_id, topic=self.topic,
+                                on_messages=self._on_messages, tls=self.tls, username=self.username,
+                                password=self.password, clean_start=self.clean_session,
+                                # A persistent session keeps unacknowledged messages for a restarted listener.
+                                session_expiry=0 if self.clean_session else SESSION_EXPIRY,
+                                receive_maximum=RECEIVE_MAXIMUM)
+        self._subscriber = subscriber
+        self.connected = subscriber.connected
+        self._tasks = [asyncio.create_task(subscriber.run(), name="wecity-mqtt-connection"),
+                       asyncio.create_task(self._run(), name="wecity-mqtt-listener")]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
-            self._task = None
-        if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()
-            self._client = None
+        self._tasks = []
+        if self._subscriber is not None:
+            await self._subscriber.close()
+            self._subscriber = None
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            await asyncio.sleep(self.batch_wait)  # let a burst gather: one commit for many messages
-            while len(batch) < self.batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            if not self._inbox:
+                self._arrived.clear()
+                await self._arrived.wait()
+                await asyncio.sleep(self.batch_wait)  # let a burst gather: one commit for many messages
+            inbox = self._inbox
+            batch = [inbox.popleft() for _ in range(min(len(inbox), self.batch_max))]
             try:
                 await self._handle(batch)
             except asyncio.CancelledError:
@@ -133,10 +105,10 @@ class MqttListener:
             except Exception:  # the listener must outlive any one bad batch
                 log.exception("MQTT batch of %d messages failed", len(batch))
 
-    async def _handle(self, batch: list[mqtt.MQTTMessage]) -> None:
+    async def _handle(self, batch: list[Message]) -> None:
         readings: list[Reading] = []
         for message in batch:
-            reading = parse(message.topic, bytes(message.payload))
+            reading = parse(message.topic, message.payload)
             if reading is None:
                 self._count("ignored")
             elif reading.problem:
@@ -154,11 +126,8 @@ class MqttListener:
             for reading, why in result.malformed:
                 self._count("malformed")
                 log.warning("MQTT reading from device %r refused: %s", reading.device_id, why)
-        client = self._client
-        if client is not None:
-            for message in batch:
-                if message.qos > 0:
-                    client.ack(message.mid, message.qos)
+        if self._subscriber is not None:
+            self._subscriber.ack(batch)
 
     async def _store(self, readings: list[Reading]) -> IngestResult:
         store = self.ctx.services.get("ngsild_contexts")

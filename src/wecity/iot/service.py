@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -85,9 +86,12 @@ def parse(topic: str, body: bytes) -> Reading | None:
         return None
     tenant = "" if parts[1] == DEFAULT_TENANT else parts[1]
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return Reading(tenant, parts[3], None, "payload is not JSON")
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:  # what orjson refuses and the standard parser takes (integers beyond 64 bits, UTF-16)
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return Reading(tenant, parts[3], None, "payload is not JSON")
     if not isinstance(payload, dict) or not payload:
         return Reading(tenant, parts[3], None, "payload is not a non-empty JSON object")
     return Reading(tenant, parts[3], payload)

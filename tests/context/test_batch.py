@@ -44,10 +44,14 @@ def test_update_and_no_overwrite(ngsi: Any) -> None:
     assert r.status_code == 207
     assert r.json()["success"] == ["urn:ngsi-ld:Manhole:1"]
     assert r.json()["errors"][0]["error"]["type"].endswith("ResourceNotFound")
+    # noOverwrite: the new attribute is added, the existing one kept, and the entity reported (207).
     r = ngsi.post(f"{OPS}/update", params={"options": "noOverwrite"}, json=[entity(tiltAngle=prop(9), depth=prop(1))])
-    assert r.status_code == 204
+    assert r.status_code == 207
+    assert r.json()["errors"][0]["entityId"] == "urn:ngsi-ld:Manhole:1"
     assert _kv(ngsi, "urn:ngsi-ld:Manhole:1")["tiltAngle"] == 2
     assert _kv(ngsi, "urn:ngsi-ld:Manhole:1")["depth"] == 1
+    r = ngsi.post(f"{OPS}/update", params={"options": "noOverwrite"}, json=[entity(width=prop(3))])
+    assert r.status_code == 204
 
 
 def test_delete(ngsi: Any) -> None:

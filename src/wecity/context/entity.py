@@ -1,13 +1,17 @@
 """Entities in and out: client JSON (normalized or concise) to the stored form, and back in the
 representation asked for (normalized, concise or keyValues), compacted with the client's @context.
 
-Stored form: attribute names and entity types are expanded IRIs; each attribute is a dict with its
-`type` (Property, Relationship, GeoProperty, ...), its value member, metadata (`observedAt`, `unitCode`,
-`datasetId`, `createdAt`, `modifiedAt`) and sub-attributes keyed by expanded IRIs.
+Stored form: attribute names and entity types are expanded IRIs. An attribute with one instance (the
+common case) is a dict with its `type` (Property, Relationship, GeoProperty, ...), its value member,
+metadata (`observedAt`, `unitCode`, `datasetId`, `createdAt`, `modifiedAt`) and sub-attributes keyed by
+expanded IRIs. An attribute with several instances (a multi-attribute) is a list of such dicts in the
+order they were given, each with a distinct `datasetId` except at most one, the default instance, which
+has none (`"datasetId": "@none"` on input means the default and is never stored).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -32,8 +36,23 @@ METADATA = ("observedAt", "unitCode", "datasetId", "createdAt", "modifiedAt", "l
 SYSTEM = ("createdAt", "modifiedAt", "instanceId", "deletedAt")
 ENTITY_MEMBERS = {"id", "type", "@context", "scope", "createdAt", "modifiedAt", "@id", "@type", "deletedAt"}
 _FORBIDDEN = re.compile(r"[<>\"'=;()\s]")
+_NAME = re.compile(r"^[^\W\d_]\w*$")  # 4.6.2: a letter, then letters, digits and underscores
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+# Outside an IRI (RFC 3987): markup delimiters and the like, and the invisible characters (default
+# ignorable code points, fillers, blank patterns) that would make an id nobody can read back.
+_NOT_IRI = re.compile("[<>\"{}|\\^`\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164"
+                      "\ufe00-\ufe0f\uffa0\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")
+# Core terms that are members of an attribute, never attribute names (4.5.1).
+RESERVED_NAMES = frozenset({
+    "datasetId", "instanceId", "observedAt", "unitCode", "value", "object", "languageMap", "json", "vocab",
+    "valueList", "objectList", "lang", "valueType", "objectType", "previousValue", "previousObject",
+    "previousLanguageMap", "previousJson", "previousVocab", "previousValueList", "previousObjectList"})
+_OUTPUT_ONLY = frozenset(n for n in RESERVED_NAMES if n.startswith("previous"))
+_SEALED = ("entityIdSealed", "entityTypeSealed")
+_SCOPE = re.compile(r"^/?[^\W\d_]\w*(?:/[^\W\d_]\w*)*$")  # 4.18: levels of a letter then letters/digits/_
 NULL = "urn:ngsi-ld:null"
+_VALUE_KEYS = ("value", "object", "languageMap", "json", "vocab", "valueList", "objectList")
+_UNITLESS = ("Relationship", "ListRelationship", "JsonProperty")
 _MEMBERS = set(VALUE_MEMBER.values()) | set(METADATA)
 
 
@@ -56,20 +75,45 @@ def now_text(now: datetime) -> str:
 
 def is_uri(value: Any) -> bool:
     """An absolute URI (or IRI): a scheme, then no spaces, controls or invisible format characters."""
-    if not isinstance(value, str) or not _URI.match(value):
+    if not isinstance(value, str) or not _URI.match(value) or _NOT_IRI.search(value):
         return False
     return value.isascii() or all(unicodedata.category(c)[0] not in "CZ" for c in value)
 
 
 def check_entity_id(value: Any) -> str:
-    if not is_uri(value):
+    if not is_uri(value) or value == NULL:
         raise bad(f"entity id must be a URI, got {value!r}", f"实体 id 必须是 URI：{value!r}")
     return str(value)
 
 
 def check_name(name: str) -> None:
-    if not name or _FORBIDDEN.search(name):
-        raise bad(f"invalid attribute name {name!r}", f"属性名无效：{name!r}")
+    """An attribute name or type: a term (4.6.2: a letter, then letters, digits, underscores) or an IRI."""
+    if not name or _FORBIDDEN.search(name) or (":" not in name and not _NAME.match(name)):
+        raise bad(f"invalid name {name!r}", f"名称无效：{name!r}")
+
+
+def check_attribute_name(name: str) -> None:
+    check_name(name)
+    if name in RESERVED_NAMES:
+        raise bad(f"{name!r} is a core NGSI-LD member, not an attribute name",
+                  f"{name!r} 是 NGSI-LD 的核心成员名，不能用作属性名")
+
+
+def check_scope(scope: Any) -> Any:
+    """A scope or a list of scopes by the 4.18 grammar (the NGSI-LD Null only deletes a scope)."""
+    for item in scope if isinstance(scope, list) else [scope]:
+        if not isinstance(item, str) or not _SCOPE.match(item):
+            raise bad(f"invalid scope {item!r}", f"scope 无效：{item!r}")
+    return scope
+
+
+def utc_time(value: Any, what: str) -> str:
+    """A date-time in UTC written with Z (4.6.3: no offset from UTC); BadRequestData otherwise."""
+    parsed = parse_time(value, what)
+    if parsed.utcoffset() or not value.endswith("Z"):
+        raise bad(f"{what} must be a UTC date-time ending in Z: {value!r}",
+                  f"{what} 必须是以 Z 结尾的 UTC 日期时间：{value!r}")
+    return str(value)
 
 
 def parse_time(value: Any, what: str) -> datetime:
@@ -88,7 +132,7 @@ class Entity:
 
     id: str
     types: list[str]
-    attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)  # IRI -> instance dict, or list of instances
     scope: Any = None
 
     @property
@@ -113,19 +157,36 @@ def _valid_point(value: dict[str, Any]) -> bool:
     return True
 
 
+def has_null(value: Any) -> bool:
+    """Whether the NGSI-LD Null appears in a value, at any depth."""
+    if type(value) is str:
+        return value == NULL
+    if isinstance(value, dict):
+        return any(has_null(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_null(v) for v in value)
+    return False
+
+
+def is_null(inst: dict[str, Any]) -> bool:
+    """An instance whose value is the NGSI-LD Null: in an update or merge, it deletes that instance."""
+    value = inst.get(VALUE_MEMBER.get(inst.get("type", "Property"), "value"))
+    if isinstance(value, dict) and inst.get("type") == "LanguageProperty":
+        return bool(value) and all(v == NULL for v in value.values())
+    return value == NULL or (value == [NULL] and inst.get("type") in ("ListProperty", "ListRelationship"))
+
+
 def normalize_attribute(raw: Any, terms: TermMap, now: datetime, *, partial: bool = False,
-                        name: str = "") -> dict[str, Any]:
+                        name: str = "", nulls: str = "") -> dict[str, Any]:
     """One attribute (normalized or concise JSON) in stored form; BadRequestData when malformed.
 
-    With `partial`, a fragment for a partial attribute update: the type may be left out.
+    With `partial`, a fragment for a partial attribute update: the type may be left out. `nulls` says
+    where the NGSI-LD Null may appear: nowhere (""), as the whole value to delete an instance
+    ("delete"), or also inside compound values, where a merge removes the key it names ("merge").
     """
     if raw is None:
         raise bad(f"attribute {name!r} is null", f"属性 {name!r} 为空值")
     if isinstance(raw, list):
-        if raw and all(isinstance(r, dict) and (r.get("type") in ATTRIBUTE_TYPES or "datasetId" in r) for r in raw):
-            raise ValidationFailed(
-                f"attribute {name!r}: several instances (datasetId) are not supported",
-                message_zh=f"属性 {name!r}：不支持多实例（datasetId）", code="ngsild.operation_not_supported")
         raw = {"type": "Property", "value": raw}
     elif not isinstance(raw, dict):
         raw = {"type": "Property", "value": raw}
@@ -155,22 +216,55 @@ def normalize_attribute(raw: Any, terms: TermMap, now: datetime, *, partial: boo
             if not partial:
                 raise bad(f"{kind} {name!r} needs '{member}'", f"{kind} {name!r} 缺少 '{member}'")
         else:
-            out[member] = _check_value(kind, raw[member], name)
+            value = raw[member]
+            if nulls and is_null({"type": kind, member: value}):
+                out[member] = value
+            else:
+                if nulls != "merge" and has_null(value):
+                    raise bad(f"attribute {name!r}: the NGSI-LD Null is not allowed here",
+                              f"属性 {name!r}：此处不允许 NGSI-LD Null")
+                out[member] = _check_value(kind, value, name)
+    elif nulls != "merge":
+        for m in _VALUE_KEYS:
+            if m in raw and has_null(raw[m]):
+                raise bad(f"attribute {name!r}: the NGSI-LD Null is not allowed here",
+                          f"属性 {name!r}：此处不允许 NGSI-LD Null")
     for key, value in raw.items():
-        if key in ("type", "value", "object", "languageMap", "json", "vocab", "valueList", "objectList"):
+        if key in _VALUE_KEYS or key == "type":
             if kind is None and key != "type":
                 out[key] = value
+            elif key != "type" and key != VALUE_MEMBER[kind]:
+                raise bad(f"a {kind} ({name!r}) cannot have '{key}'", f"{kind}（{name!r}）不能有 '{key}'")
             continue
         if key in SYSTEM:
             continue
         if key == "observedAt":
-            parse_time(value, f"{name}.observedAt")
-            out[key] = value
+            out[key] = utc_time(value, f"{name}.observedAt")
         elif key == "unitCode":
             if not isinstance(value, str):
                 raise bad("unitCode must be a string", "unitCode 必须是字符串")
+            if kind in _UNITLESS:
+                raise bad(f"a {kind} ({name!r}) has no unitCode", f"{kind}（{name!r}）不能有 unitCode")
             out[key] = value
+        elif key in ("valueType", "objectType"):
+            if (key == "objectType") != (kind in ("Relationship", "ListRelationship")) and kind is not None:
+                raise bad(f"a {kind} ({name!r}) cannot have '{key}'", f"{kind}（{name!r}）不能有 '{key}'")
+            if kind == "LanguageProperty" and value != "langString":
+                raise bad("the valueType of a LanguageProperty is langString", "LanguageProperty 的 valueType 必须是 langString")
+            if not isinstance(value, str | list):
+                raise bad(f"{key} must be a string", f"{key} 必须是字符串")
+            out[key] = terms.expand(value) if key == "objectType" and isinstance(value, str) else value
+        elif key in _SEALED:
+            if name.rpartition(".")[2] != "ngsildproof":
+                raise bad(f"{key} is only allowed in ngsildproof", f"{key} 只能出现在 ngsildproof 中")
+            if not isinstance(value, str):
+                raise bad(f"{key} must be a string", f"{key} 必须是字符串")
+            out[key] = terms.expand(value) if key == "entityTypeSealed" else value
+        elif key in _OUTPUT_ONLY:
+            raise bad(f"{key} is only given in notifications, never on input", f"{key} 仅用于通知，不能作为输入")
         elif key == "datasetId":
+            if value == "@none":
+                continue  # the default instance, stored without a datasetId
             if not is_uri(value):
                 raise bad("datasetId must be a URI", "datasetId 必须是 URI")
             out[key] = value
@@ -183,36 +277,153 @@ def normalize_attribute(raw: Any, terms: TermMap, now: datetime, *, partial: boo
             raise bad("@context is not allowed inside an attribute", "属性内不允许 @context")
         else:
             check_name(key)
-            out[terms.expand(key)] = normalize_attribute(value, terms, now, name=f"{name}.{key}")
+            out[terms.expand(key)] = normalize_attribute(value, terms, now, name=f"{name}.{key}", nulls=nulls)
+    if name == "ngsildproof" and kind == "Property" and "value" in out and not isinstance(out["value"], dict):
+        raise bad("the value of ngsildproof is a proof object", "ngsildproof 的值必须是证明对象")
     stamp = now_text(now)
     out["createdAt"] = stamp
     out["modifiedAt"] = stamp
     return out
 
 
+def _is_instances(raw: Any) -> bool:
+    """A list of attribute instances (rather than a list value of a concise Property)."""
+    return bool(raw) and all(isinstance(r, dict) and (r.get("type") in ATTRIBUTE_TYPES or "datasetId" in r
+                                                      or not _MEMBERS.isdisjoint(r)) for r in raw)
+
+
+def normalize_attribute_value(raw: Any, terms: TermMap, now: datetime, *, partial: bool = False,
+                              name: str = "", nulls: str = "") -> Any:
+    """An attribute in stored form: one instance as a dict, or several instances (a list of them in
+    normalized or concise form, told apart by datasetId) as a list; BadRequestData when two instances
+    share a datasetId or both are the default."""
+    if not isinstance(raw, list) or not _is_instances(raw):
+        return normalize_attribute(raw, terms, now, partial=partial, name=name, nulls=nulls)
+    items = [normalize_attribute(r, terms, now, partial=partial, name=name, nulls=nulls) for r in raw]
+    seen: set[str | None] = set()
+    for item in items:
+        dataset = item.get("datasetId")
+        if dataset in seen:
+            which = "the default instance" if dataset is None else f"datasetId {dataset}"
+            raise bad(f"attribute {name!r} has {which} twice", f"属性 {name!r} 中 {dataset or '默认实例'} 重复出现")
+        seen.add(dataset)
+    return items[0] if len(items) == 1 else items
+
+
+def instances(attr: Any) -> list[dict[str, Any]]:
+    """The instances of a stored attribute."""
+    return attr if isinstance(attr, list) else [attr]
+
+
+def pack(items: list[dict[str, Any]]) -> Any:
+    """Instances back in stored form: None for none, the dict for one, else the list."""
+    if not items:
+        return None
+    return items[0] if len(items) == 1 else items
+
+
+def default_instance(attr: Any) -> dict[str, Any] | None:
+    """The instance without a datasetId, if there is one."""
+    if isinstance(attr, dict):
+        return None if "datasetId" in attr else attr
+    return next((i for i in attr if "datasetId" not in i), None) if isinstance(attr, list) else None
+
+
+def primary_instance(attr: Any) -> dict[str, Any] | None:
+    """The instance that stands for the attribute where one is needed: the default, else the first."""
+    if isinstance(attr, dict):
+        return attr
+    if isinstance(attr, list) and attr:
+        return default_instance(attr) or attr[0]
+    return None
+
+
+def put_instances(old: Any, new: Any, now: datetime, *, overwrite: bool = True,
+                  only_existing: bool = False) -> tuple[Any, Any]:
+    """`new` instances written over `old` by datasetId (instances not named are kept): the stored
+    attribute after, and the instances written (None when nothing changed)."""
+    if type(old) is dict and type(new) is dict and old.get("datasetId") == new.get("datasetId"):
+        if not overwrite:
+            return old, None
+        merged = merge_attribute(old, new, now)
+        return merged, merged
+    out = instances(old) if old is not None else []
+    out = list(out)
+    where = {i.get("datasetId"): n for n, i in enumerate(out)}
+    written: list[dict[str, Any]] = []
+    for inst in instances(new):
+        n = where.get(inst.get("datasetId"))
+        if n is None:
+            if only_existing:
+                continue
+            where[inst.get("datasetId")] = len(out)
+            out.append(inst)
+            written.append(inst)
+        elif overwrite:
+            out[n] = merge_attribute(out[n], inst, now)
+            written.append(out[n])
+    return pack(out), pack(written)
+
+
+def null_instance(inst: dict[str, Any]) -> dict[str, Any]:
+    """How a deleted instance is shown in an attributeDeleted notification: its value the NGSI-LD Null."""
+    kind = inst.get("type", "Property")
+    out: dict[str, Any] = {"type": kind}
+    out[VALUE_MEMBER.get(kind, "value")] = {"@none": NULL} if kind == "LanguageProperty" else NULL
+    if "datasetId" in inst:
+        out["datasetId"] = inst["datasetId"]
+    return out
+
+
 def _check_value(kind: str, value: Any, name: str) -> Any:
+    """The value member checked for the attribute's type (and put in its one stored form)."""
     if value is None:
         raise bad(f"attribute {name!r} has a null value", f"属性 {name!r} 的值为空")
+    if kind == "Property":
+        return value
     if kind == "Relationship":
         items = value if isinstance(value, list) else [value]
         if not items or not all(is_uri(v) for v in items):
             raise bad(f"relationship {name!r} must point to a URI", f"关系 {name!r} 必须指向 URI")
     elif kind == "GeoProperty":
-        if not _is_geometry(value) and not (isinstance(value, dict) and value.get("type") == "GeometryCollection"):
-            raise bad(f"GeoProperty {name!r} must be a GeoJSON geometry", f"地理属性 {name!r} 必须是 GeoJSON 几何对象")
+        if isinstance(value, str) and value.lstrip().startswith("{"):
+            try:
+                value = json.loads(value)  # 4.7.2: a geometry may come JSON-encoded in a string
+            except ValueError:
+                pass
+        if not _is_geometry(value):
+            raise bad(f"GeoProperty {name!r} must be a GeoJSON geometry (not a GeometryCollection)",
+                      f"地理属性 {name!r} 必须是 GeoJSON 几何对象（不能是 GeometryCollection）")
         if not _valid_point(value):
             to_shape(value)
     elif kind == "LanguageProperty":
-        if not isinstance(value, dict) or not all(isinstance(v, str | list) for v in value.values()):
-            raise bad(f"languageMap of {name!r} must map languages to strings", f"{name!r} 的 languageMap 无效")
-    elif kind in ("ListProperty", "ListRelationship") and not isinstance(value, list):
-        raise bad(f"{kind} {name!r} needs a list", f"{kind} {name!r} 需要列表")
+        if not isinstance(value, dict) or not value or not all(
+                isinstance(k, str) and k and (isinstance(v, str) or (isinstance(v, list) and all(isinstance(i, str) for i in v)))
+                for k, v in value.items()):
+            raise bad(f"languageMap of {name!r} must map language tags to strings", f"{name!r} 的 languageMap 无效")
+    elif kind == "JsonProperty":
+        if not isinstance(value, dict) and not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+            raise bad(f"the json of {name!r} must be an object or a list of objects", f"{name!r} 的 json 必须是对象或对象数组")
+    elif kind == "ListProperty":
+        if not isinstance(value, list):
+            raise bad(f"{kind} {name!r} needs a list", f"{kind} {name!r} 需要列表")
+    elif kind == "ListRelationship":
+        if not isinstance(value, list):
+            raise bad(f"{kind} {name!r} needs a list", f"{kind} {name!r} 需要列表")
+        entries = [v.get("object") if isinstance(v, dict) else v for v in value]
+        if not all(is_uri(v) for v in entries):
+            raise bad(f"objectList of {name!r} must hold URIs", f"{name!r} 的 objectList 必须是 URI")
+        value = [{"object": v} for v in entries]
+    elif kind == "VocabProperty":
+        if not isinstance(value, str) and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise bad(f"the vocab of {name!r} must be a string or strings", f"{name!r} 的 vocab 必须是字符串")
     return value
 
 
 def normalize_entity(body: Any, terms: TermMap, now: datetime, *, entity_id: str | None = None,
-                     require_type: bool = True) -> Entity:
-    """An entity from a request body in stored form; BadRequestData when malformed."""
+                     require_type: bool = True, nulls: str = "") -> Entity:
+    """An entity from a request body in stored form; BadRequestData when malformed. `nulls` as for
+    `normalize_attribute` (a merge may also delete the scope with the NGSI-LD Null)."""
     if not isinstance(body, dict):
         raise bad("an entity must be a JSON object", "实体必须是 JSON 对象")
     raw_id = body.get("id", body.get("@id", entity_id))
@@ -231,31 +442,49 @@ def normalize_entity(body: Any, terms: TermMap, now: datetime, *, entity_id: str
             if not isinstance(t, str) or not t:
                 raise bad("entity type must be a string", "实体类型必须是字符串")
             check_name(t)
+            if t in ENTITY_MEMBERS or t in RESERVED_NAMES:
+                raise bad(f"{t!r} is a core NGSI-LD term, not an entity type", f"{t!r} 是 NGSI-LD 核心术语，不能用作实体类型")
             types.append(terms.expand(t))
-    entity = Entity(eid, types, scope=body.get("scope"))
+    scope = body.get("scope")
+    if scope is not None and not (nulls and scope == NULL):
+        check_scope(scope)
+    entity = Entity(eid, types, scope=scope)
     for name, raw in body.items():
         if name in ENTITY_MEMBERS:
             continue
-        check_name(name)
-        entity.attrs[terms.expand(name)] = normalize_attribute(raw, terms, now, name=name)
+        check_attribute_name(name)
+        iri = terms.expand(name)
+        entity.attrs[iri] = attr = normalize_attribute_value(raw, terms, now, name=name, nulls=nulls)
+        if iri == LOCATION and not (nulls and any(is_null(i) for i in instances(attr))):
+            _check_location(attr)
     return entity
 
 
-def normalize_fragment(body: Any, terms: TermMap, now: datetime) -> dict[str, dict[str, Any]]:
+def _check_location(attr: Any) -> None:
+    if any(i.get("type") != "GeoProperty" for i in instances(attr)):
+        raise bad("location must be a GeoProperty", "location 必须是地理属性（GeoProperty）")
+
+
+def normalize_fragment(body: Any, terms: TermMap, now: datetime, *, nulls: str = "") -> dict[str, Any]:
     """The attributes of an append/update request body (an entity fragment)."""
     if not isinstance(body, dict):
         raise bad("the body must be a JSON object of attributes", "请求体必须是属性的 JSON 对象")
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Any] = {}
     for name, raw in body.items():
         if name in ENTITY_MEMBERS:
             continue
-        check_name(name)
-        out[terms.expand(name)] = normalize_attribute(raw, terms, now, name=name)
+        check_attribute_name(name)
+        iri = terms.expand(name)
+        out[iri] = attr = normalize_attribute_value(raw, terms, now, name=name, nulls=nulls)
+        if iri == LOCATION and not (nulls and any(is_null(i) for i in instances(attr))):
+            _check_location(attr)
     return out
 
 
 def location_bbox(attrs: dict[str, Any]) -> tuple[float | None, float | None, float | None, float | None]:
     loc = attrs.get(LOCATION)
+    if type(loc) is list:
+        loc = primary_instance(loc)
     if isinstance(loc, dict) and loc.get("type") == "GeoProperty":
         box = bbox_of(loc.get("value"))
         if box is not None:
@@ -271,21 +500,43 @@ def merge_attribute(old: dict[str, Any], new: dict[str, Any], now: datetime) -> 
     return merged
 
 
-def patch_attribute(old: dict[str, Any], fragment: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """A partial attribute update: only the members given change."""
+def merge_patch(old: Any, patch: Any) -> Any:
+    """RFC 7396 with the NGSI-LD Null: objects merge key by key, a Null removes its key."""
+    if not isinstance(patch, dict) or not isinstance(old, dict):
+        return patch
+    out = dict(old)
+    for key, value in patch.items():
+        if value == NULL or value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def patch_attribute(old: dict[str, Any], fragment: dict[str, Any], now: datetime, *,
+                    merge: bool = False) -> dict[str, Any]:
+    """A partial attribute update: only the members given change. With `merge` (merge entity), a
+    compound value is merge-patched and a sub-attribute whose value is the NGSI-LD Null is removed."""
     merged = dict(old)
     for key, value in fragment.items():
         if key in ("createdAt", "modifiedAt"):
             continue
         if isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in _MEMBERS:
-            merged[key] = merge_attribute(merged[key], value, now)
+            if merge and is_null(value):
+                merged.pop(key, None)
+            elif merge:
+                merged[key] = patch_attribute(merged[key], value, now, merge=True)
+            else:
+                merged[key] = merge_attribute(merged[key], value, now)
+        elif merge and key == "value" and isinstance(value, dict) and not _is_geometry(value):
+            merged[key] = merge_patch(merged.get(key), value)
         else:
             merged[key] = value
     if "type" in fragment and fragment["type"] != old.get("type"):
         raise bad("a partial update cannot change the attribute's type", "部分更新不能改变属性的类型")
     kind = merged.get("type", "Property")
     member = VALUE_MEMBER.get(kind, "value")
-    if member in fragment:
+    if member in fragment and not merge:
         merged[member] = _check_value(kind, fragment[member], "")
     merged["modifiedAt"] = now_text(now)
     return merged
@@ -376,6 +627,8 @@ def render_attribute(attr: dict[str, Any], view: View) -> Any:
                 out[key] = value
         elif key.startswith(("http://", "https://", "urn:")) or ":" in key:
             out[view.terms.compact(key)] = render_attribute(value, view) if isinstance(value, dict) else value
+        elif key == "entityTypeSealed" or key == "objectType":
+            out[key] = view.terms.compact(value) if isinstance(value, str) else value
         else:
             out[key] = value
     if kind == "ListRelationship" and isinstance(out.get("objectList"), list):
@@ -412,5 +665,14 @@ def render_entity(entity_id: str, types: list[str], attrs: dict[str, Any], view:
             if view.sys_attrs and view.form != "keyValues":
                 out["expiresAt"] = attr.get("value") if isinstance(attr, dict) else attr
             continue
-        out[view.terms.compact(iri)] = render_attribute(attr, view)
+        out[view.terms.compact(iri)] = render_attribute(attr, view) if type(attr) is dict \
+            else render_instances(attr, view)
     return out
+
+
+def render_instances(items: list[dict[str, Any]], view: View) -> Any:
+    """A multi-attribute: an array of instances, or in keyValues a map of datasetId ("@none" for the
+    default instance) to value."""
+    if view.form == "keyValues":
+        return {"dataset": {i.get("datasetId", "@none"): render_attribute(i, view) for i in items}}
+    return [render_attribute(i, view) for i in items]

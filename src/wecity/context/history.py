@@ -54,12 +54,14 @@ def _instance_time(attr: dict[str, Any], fallback: float) -> float:
     return fallback
 
 
-def _rows(env: Env, entity_id: str, entity_type: str, changed: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _rows(env: Env, entity_id: str, entity_type: str, changed: dict[str, Any]) -> list[dict[str, Any]]:
     fallback = epoch(env.now)
     out = []
     for iri, attr in changed.items():
-        out.append(dict(tenant=env.tenant, entity_id=entity_id, entity_type=entity_type, attr=iri,
-                        ts=_instance_time(attr, fallback), number=_number(attr), instance=attr, recorded_at=env.now))
+        for inst in attr if type(attr) is list else (attr,):  # a multi-attribute: one row per instance
+            out.append(dict(tenant=env.tenant, entity_id=entity_id, entity_type=entity_type, attr=iri,
+                            ts=_instance_time(inst, fallback), number=_number(inst), instance=inst,
+                            recorded_at=env.now))
     return out
 
 
@@ -68,7 +70,7 @@ def _number(attr: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def record(conn: Connection, env: Env, entity_id: str, entity_type: str, changed: dict[str, dict[str, Any]]) -> None:
+def record(conn: Connection, env: Env, entity_id: str, entity_type: str, changed: dict[str, Any]) -> None:
     rows = _rows(env, entity_id, entity_type, changed)
     if rows:
         insert_many(conn, h, rows)
@@ -78,14 +80,15 @@ _RAW_INSERT = ("INSERT INTO ngsild_attribute_history (tenant, entity_id, entity_
                " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
 
-def record_many(conn: Connection, env: Env, items: list[tuple[str, str, dict[str, dict[str, Any]]]]) -> None:
+def record_many(conn: Connection, env: Env, items: list[tuple[str, str, dict[str, Any]]]) -> None:
     raw = driver(conn)
     if raw is not None:
         # SQLite: the rows as the driver takes them, without a dict per row (a batch has thousands).
         fallback, stamp, tenant = epoch(env.now), sqlite_timestamp(env.now), env.tenant
-        values = [(tenant, entity_id, entity_type, iri, _instance_time(attr, fallback), _number(attr),
-                   dumps_document(attr), stamp)
-                  for entity_id, entity_type, changed in items for iri, attr in changed.items()]
+        values = [(tenant, entity_id, entity_type, iri, _instance_time(inst, fallback), _number(inst),
+                   dumps_document(inst), stamp)
+                  for entity_id, entity_type, changed in items for iri, attr in changed.items()
+                  for inst in (attr if type(attr) is list else (attr,))]  # a multi-attribute: a row each
         if values:
             run(raw, _RAW_INSERT, values, many=True)
         return

@@ -87,12 +87,23 @@ class TermMap:
             return found
         term = self._reverse.get(iri)
         if term is None:
-            if iri.startswith(self.vocab) and ":" not in iri[len(self.vocab):]:
-                term = iri[len(self.vocab):]
+            suffix = iri[len(self.vocab):]
+            # Relative to @vocab only when that name does not stand for another IRI in this context.
+            if iri.startswith(self.vocab) and ":" not in suffix and suffix not in self._terms:
+                term = suffix
             else:
-                term = iri
+                term = self._compact_iri(iri)
         self._compacted[iri] = term
         return term
+
+
+    def _compact_iri(self, iri: str) -> str:
+        """`prefix:suffix` by the longest prefix the context defines, else the IRI itself."""
+        best = ""
+        for prefix, base in self._prefixes.items():
+            if iri.startswith(base) and len(iri) > len(base) and len(base) > len(self._prefixes.get(best, "")):
+                best = prefix
+        return f"{best}:{iri[len(self._prefixes[best]):]}" if best else iri
 
 
 class ContextStore:
@@ -179,6 +190,10 @@ class ContextStore:
             if not isinstance(item, str | dict):
                 raise ValidationFailed("@context entries must be URLs or objects",
                                        message_zh="@context 的每一项必须是 URL 或对象", code="ngsild.bad_request_data")
+            if isinstance(item, dict) and any(isinstance(d, dict) and "@context" in d for d in item.values()):
+                raise ValidationFailed("a user @context cannot hold scoped contexts",
+                                       message_zh="用户 @context 不能包含作用域上下文（scoped context）",
+                                       code="ngsild.bad_request_data")
         options = {"documentLoader": self._loader, "base": "", "processingMode": "json-ld-1.1"}
         processor = jsonld.JsonLdProcessor()
         try:

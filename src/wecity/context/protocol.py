@@ -127,10 +127,14 @@ class Incoming:
     terms: TermMap
 
 
-async def incoming(request: Request, ctx: AppContext, *, body_context: bool = True) -> Incoming:
+async def incoming(request: Request, ctx: AppContext, *, body_context: bool = True,
+                   want_object: bool = False) -> Incoming:
     """The body and @context of a write: Link header with application/json, or `@context` in the body
-    with application/ld+json (not both)."""
+    with application/ld+json (not both). With `want_object`, a body that is not a JSON object is an
+    InvalidRequest."""
     body, media = await read_json(request)
+    if want_object and not isinstance(body, dict):
+        raise invalid("the body must be a JSON object", "请求体必须是 JSON 对象")
     link = parse_link_header(request.headers.get("link"))
     context: Any = None
     if media == "application/ld+json":

@@ -154,6 +154,8 @@ def _values(attrs: dict[str, Any], path: Path) -> list[Any]:
     node: Any = attrs.get(path.attr, _MISSING)
     if node is _MISSING:
         return []
+    if type(node) is list:  # a multi-attribute: the values of all its instances
+        return [v for inst in node for v in _values({path.attr: inst}, path)]
     for sub in path.subs:
         if not isinstance(node, dict) or sub not in node:
             return []

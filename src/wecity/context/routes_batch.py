@@ -38,10 +38,12 @@ router = APIRouter(prefix="/ngsi-ld/v1/entityOperations", tags=["ngsi-ld"])
 MAX_BATCH = 10_000
 
 
-async def _entities(request: Request, ctx: Ctx, env: service.Env) -> tuple[list[Entity], list[tuple[str, Exception]]]:
-    """Each item of the body as an entity, or the error that item has (the others still go ahead)."""
+async def _entities(request: Request, ctx: Ctx, env: service.Env, *,
+                    nulls: str = "") -> tuple[list[Entity], list[tuple[str, Exception]]]:
+    """Each item of the body as an entity, or the error that item has (the others still go ahead);
+    an empty array or a null item fails the whole request (5.5.4)."""
     body, media = await read_json(request)
-    if not isinstance(body, list) or not body:
+    if not isinstance(body, list) or not body or any(item is None for item in body):
         raise invalid("the body must be a non-empty JSON array of entities", "请求体必须是非空的实体 JSON 数组",
                       "ngsild.bad_request_data")
     if len(body) > MAX_BATCH:
@@ -68,7 +70,7 @@ async def _entities(request: Request, ctx: Ctx, env: service.Env) -> tuple[list[
                     raise invalid("@context in the body needs Content-Type application/ld+json",
                                   "请求体中的 @context 需要 application/ld+json", "ngsild.bad_request_data")
                 terms = await resolve(ctx, link)
-            entities.append(normalize_entity(item, terms, env.now, require_type=False))
+            entities.append(normalize_entity(item, terms, env.now, require_type=False, nulls=nulls))
         except WeCityError as exc:
             errors.append((item_id, exc))
     return entities, errors
@@ -119,6 +121,15 @@ async def batch_update(request: Request, ctx: Ctx) -> Response:
     mode = "no-overwrite" if "noOverwrite" in _options(request) else "update-only"
     entities, errors = await _entities(request, ctx, env)
     result = await ctx.db.write(lambda conn: service.batch_upsert(conn, env, entities, mode=mode))
+    return _result(result, errors, ok_status=204)
+
+
+@router.post("/merge", summary="Merge many entities")
+@router.post("/merge/", include_in_schema=False)
+async def batch_merge(request: Request, ctx: Ctx) -> Response:
+    env = env_of(request, ctx)
+    entities, errors = await _entities(request, ctx, env, nulls="merge")
+    result = await ctx.db.write(service.batch_merge, env, entities)
     return _result(result, errors, ok_status=204)
 
 

@@ -15,9 +15,12 @@ from sqlalchemy.engine import Connection
 from wecity.context import linked, service
 from wecity.context.entity import (
     ENTITY_MEMBERS,
+    NULL,
     View,
     check_entity_id,
     check_name,
+    check_scope,
+    is_uri,
     normalize_attribute,
     normalize_entity,
     normalize_fragment,
@@ -70,7 +73,7 @@ def update_result(result: service.UpdateResult, terms: TermMap) -> Response | No
 @router.post("/entities/", include_in_schema=False)
 async def create_entity(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
-    data = await incoming(request, ctx)
+    data = await incoming(request, ctx, want_object=True)
     entity = normalize_entity(data.body, data.terms, env.now)
     await ctx.db.write(service.create, env, entity)
     return Response(status_code=201, headers={"Location": BASE + quote(entity.id, safe=URI_SAFE)})
@@ -204,17 +207,32 @@ async def merge_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     if isinstance(data.body, dict) and data.body.get("id", entity_id) != entity_id:
         raise invalid("the id in the body differs from the id in the URL", "请求体中的 id 与 URL 中的不一致",
                       "ngsild.bad_request_data")
-    attrs = normalize_fragment(data.body, data.terms, env.now)
+    attrs = normalize_fragment(data.body, data.terms, env.now, nulls="merge")
     raw_type = data.body.get("type") if isinstance(data.body, dict) else None
     types = [data.terms.expand(t) for t in (raw_type if isinstance(raw_type, list) else [raw_type])] if raw_type else None
-    await ctx.db.write(lambda conn: service.append(conn, env, entity_id, attrs, types=types))
+    scope = data.body.get("scope") if isinstance(data.body, dict) else None
+    if scope is not None and scope != NULL:
+        check_scope(scope)
+    await ctx.db.write(lambda conn: service.merge(conn, env, entity_id, attrs, types=types, scope=scope))
     return no_content()
+
+
+@router.patch("/entities/", include_in_schema=False)
+@router.put("/entities/", include_in_schema=False)
+async def entity_without_id(request: Request) -> Response:
+    """A merge or replace that names no entity: the target id is missing (5.6.17.4, 5.6.18.4)."""
+    raise invalid("the entity id is missing from the path", "路径中缺少实体 id", "ngsild.bad_request_data")
 
 
 @router.delete("/entities/{entity_id}", status_code=204, summary="Delete an entity")
 async def delete_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
-    await ctx.db.write(service.delete, env_of(request, ctx), entity_id)
+    wanted = request.query_params.get("type")
+    types = None
+    if wanted:
+        _, terms = await outgoing_terms(request, ctx)
+        types = [terms.expand(t) for t in split_list(wanted) or []]
+    await ctx.db.write(partial(service.delete, env=env_of(request, ctx), entity_id=entity_id, types=types))
     return no_content()
 
 
@@ -239,7 +257,7 @@ async def update_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
-    attrs = normalize_fragment(data.body, data.terms, env.now)
+    attrs = normalize_fragment(data.body, data.terms, env.now, nulls="delete")
     if not attrs:
         raise invalid("no attributes to update", "没有要更新的属性", "ngsild.bad_request_data")
     result = await ctx.db.write(service.update, env, entity_id, attrs)
@@ -252,7 +270,7 @@ def _fragment(body: Any, name: str, terms: TermMap, now: Any, *, partial: bool) 
     if not isinstance(body, dict):
         raise invalid("the body must be a JSON object", "请求体必须是 JSON 对象", "ngsild.bad_request_data")
     body = {k: v for k, v in body.items() if k not in ENTITY_MEMBERS or k == "type"}
-    return normalize_attribute(body, terms, now, partial=partial, name=name)
+    return normalize_attribute(body, terms, now, partial=partial, name=name, nulls="delete" if partial else "")
 
 
 @router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Partial attribute update")
@@ -283,7 +301,15 @@ async def delete_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> 
     check_name(attr)
     env = env_of(request, ctx)
     _, terms = await outgoing_terms(request, ctx)
-    await ctx.db.write(service.delete_attr, env, entity_id, terms.expand(attr))
+    params = request.query_params
+    dataset = params.get("datasetId")
+    if dataset is not None and dataset != "@none" and not is_uri(dataset):
+        raise invalid("datasetId must be a URI", "datasetId 必须是 URI", "ngsild.bad_request_data")
+    delete_all = params.get("deleteAll", "false").lower()
+    if delete_all not in ("true", "false"):
+        raise invalid("deleteAll must be true or false", "deleteAll 必须是 true 或 false", "ngsild.bad_request_data")
+    await ctx.db.write(partial(service.delete_attr, env=env, entity_id=entity_id, iri=terms.expand(attr),
+                               dataset=None if dataset == "@none" else dataset, delete_all=delete_all == "true"))
     return no_content()
 
 

@@ -16,12 +16,20 @@ from sqlalchemy.engine import Connection
 from wecity.context import history
 from wecity.context.bulk import driver, insert_many, loads, run, update_many, utc
 from wecity.context.entity import (
+    NULL,
     Entity,
     bad,
+    has_null,
+    instances,
+    is_null,
     location_bbox,
     merge_attribute,
+    merge_patch,
     now_text,
+    null_instance,
+    pack,
     patch_attribute,
+    put_instances,
 )
 from wecity.context.geo import GeoQuery
 from wecity.context.ldcontext import ContextStore
@@ -124,7 +132,7 @@ def _row_values(entity: Entity | Stored, attrs: dict[str, Any]) -> dict[str, Any
                 min_lon=min_lon, min_lat=min_lat, max_lon=max_lon, max_lat=max_lat)
 
 
-def _after_change(conn: Connection, env: Env, entity: Stored, changed: dict[str, dict[str, Any]],
+def _after_change(conn: Connection, env: Env, entity: Stored, changed: dict[str, Any],
                   *, deleted: bool = False) -> None:
     history.record(conn, env, entity.id, entity.type, changed)
     from wecity.context import subscriptions
@@ -145,7 +153,7 @@ def create(conn: Connection, env: Env, entity: Entity) -> None:
     _after_change(conn, env, stored, entity.attrs)
 
 
-def _save(conn: Connection, env: Env, stored: Stored, changed: dict[str, dict[str, Any]]) -> None:
+def _save(conn: Connection, env: Env, stored: Stored, changed: dict[str, Any]) -> None:
     update_many(conn, t, [{"b_pk": stored.pk, "modified_at": env.now, **_row_values(stored, stored.attrs)}],
                 key="pk", statement=_SAVE)
     stored.modified_at = env.now
@@ -163,27 +171,31 @@ def replace(conn: Connection, env: Env, entity: Entity) -> None:
     _save(conn, env, stored, entity.attrs)
 
 
-def delete(conn: Connection, env: Env, entity_id: str) -> None:
+def delete(conn: Connection, env: Env, entity_id: str, types: list[str] | None = None) -> None:
+    """DELETE /entities/{id}; with `types`, only an entity of one of those types (else NotFound)."""
     stored = require(conn, env.tenant, entity_id)
+    if types and not set(types).intersection(stored.types):
+        raise not_found(entity_id)
     conn.execute(t.delete().where(t.c.pk == stored.pk))
     from wecity.context import subscriptions
 
     subscriptions.on_change(conn, env, stored, set(), deleted=True)
 
 
-def append(conn: Connection, env: Env, entity_id: str, attrs: dict[str, dict[str, Any]], *,
+def append(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
            no_overwrite: bool = False, types: list[str] | None = None) -> UpdateResult:
-    """POST /entities/{id}/attrs: add attributes, overwriting existing ones unless `no_overwrite`."""
+    """POST /entities/{id}/attrs: add attributes (instances by datasetId), overwriting existing ones
+    unless `no_overwrite`."""
     stored = require(conn, env.tenant, entity_id)
     result = UpdateResult()
-    changed: dict[str, dict[str, Any]] = {}
+    changed: dict[str, Any] = {}
     for iri, attr in attrs.items():
-        old = stored.attrs.get(iri)
-        if old is not None and no_overwrite:
+        after, written = put_instances(stored.attrs.get(iri), attr, env.now, overwrite=not no_overwrite)
+        if written is None:
             result.not_updated.append((iri, "attribute exists and noOverwrite was given"))
             continue
-        new = merge_attribute(old, attr, env.now) if old else attr
-        stored.attrs[iri] = changed[iri] = new
+        stored.attrs[iri] = after
+        changed[iri] = written
         result.updated.append(iri)
     if types:
         stored.types = list(dict.fromkeys(stored.types + types))
@@ -192,21 +204,123 @@ def append(conn: Connection, env: Env, entity_id: str, attrs: dict[str, dict[str
     return result
 
 
-def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, dict[str, Any]]) -> UpdateResult:
-    """PATCH /entities/{id}/attrs: replace existing attributes only."""
+def _remove(stored: Stored, iri: str, dataset: str | None, *, every: bool = False) -> list[dict[str, Any]]:
+    """Take the instance of `dataset` (None: the default; `every`: all) out of an attribute; the
+    instances removed."""
+    items = instances(stored.attrs[iri]) if iri in stored.attrs else []
+    gone = items if every else [i for i in items if i.get("datasetId") == dataset]
+    if gone:
+        after = pack([i for i in items if i not in gone])
+        if after is None:
+            del stored.attrs[iri]
+        else:
+            stored.attrs[iri] = after
+    return gone
+
+
+def _notify_removed(conn: Connection, env: Env, stored: Stored, removed: dict[str, list[dict[str, Any]]]) -> None:
+    """attributeDeleted notifications: the entity shows each removed instance with the NGSI-LD Null
+    as its value."""
+    if not removed:
+        return
+    from wecity.context import subscriptions
+
+    attrs = dict(stored.attrs)
+    for iri, gone in removed.items():
+        nulls = [null_instance(i) for i in gone]
+        attrs[iri] = pack(instances(attrs[iri]) + nulls) if iri in attrs else pack(nulls)
+    shown = Stored(stored.pk, stored.id, stored.types, attrs, stored.created_at, stored.modified_at, stored.scope)
+    subscriptions.on_change(conn, env, shown, set(removed), trigger="attributeDeleted")
+
+
+def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any]) -> UpdateResult:
+    """PATCH /entities/{id}/attrs: replace existing attribute instances only; an instance whose value
+    is the NGSI-LD Null is deleted."""
     stored = require(conn, env.tenant, entity_id)
     result = UpdateResult()
-    changed: dict[str, dict[str, Any]] = {}
+    changed: dict[str, Any] = {}
+    removed: dict[str, list[dict[str, Any]]] = {}
     for iri, attr in attrs.items():
         old = stored.attrs.get(iri)
-        if old is None:
+        written = None
+        if old is not None and type(attr) is dict and is_null(attr):
+            gone = _remove(stored, iri, attr.get("datasetId"))
+            if gone:
+                removed[iri] = gone
+                result.updated.append(iri)
+                continue
+        elif old is not None:
+            after, written = put_instances(old, attr, env.now, only_existing=True)
+        if written is None:
             result.not_updated.append((iri, "attribute does not exist"))
             continue
-        stored.attrs[iri] = changed[iri] = merge_attribute(old, attr, env.now)
+        stored.attrs[iri] = after
+        changed[iri] = written
         result.updated.append(iri)
-    if changed:
+    if result.updated:
         _save(conn, env, stored, changed)
+    _notify_removed(conn, env, stored, removed)
     return result
+
+
+def _merge_into(old: Any, new: Any, now: datetime) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """Merge-patch `new` instances into `old`: members not given are kept, an NGSI-LD Null value
+    deletes its instance; the stored attribute after (None when no instance is left), the instances
+    written and the instances removed."""
+    items = instances(old) if old is not None else []
+    where = {i.get("datasetId"): n for n, i in enumerate(items)}
+    out: list[dict[str, Any] | None] = list(items)
+    written: list[dict[str, Any]] = []
+    removed: list[dict[str, Any]] = []
+    for inst in instances(new):
+        n = where.get(inst.get("datasetId"))
+        prior = out[n] if n is not None else None
+        if is_null(inst):
+            if n is not None and prior is not None:
+                removed.append(prior)
+                out[n] = None
+            continue
+        if n is None or prior is None:
+            if isinstance(inst.get("value"), dict) and has_null(inst["value"]):
+                inst["value"] = merge_patch({}, inst["value"])  # the Null is never stored
+            where[inst.get("datasetId")] = len(out)
+            out.append(inst)
+            written.append(inst)
+            continue
+        merged = patch_attribute(prior, inst, now, merge=True) if inst.get("type") == prior.get("type") \
+            else merge_attribute(prior, inst, now)
+        out[n] = merged
+        written.append(merged)
+    return pack([i for i in out if i is not None]), pack(written), removed
+
+
+def merge(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
+          types: list[str] | None = None, scope: Any = None) -> None:
+    """PATCH /entities/{id}: merge the fragment into the entity (NGSI-LD Null deletes)."""
+    stored = require(conn, env.tenant, entity_id)
+    _merge(conn, env, stored, attrs, types=types, scope=scope)
+
+
+def _merge(conn: Connection, env: Env, stored: Stored, attrs: dict[str, Any], *,
+           types: list[str] | None = None, scope: Any = None) -> None:
+    changed: dict[str, Any] = {}
+    removed: dict[str, list[dict[str, Any]]] = {}
+    for iri, attr in attrs.items():
+        after, written, gone = _merge_into(stored.attrs.get(iri), attr, env.now)
+        if gone:
+            removed[iri] = gone
+        if after is None:
+            stored.attrs.pop(iri, None)
+            continue
+        stored.attrs[iri] = after
+        if written is not None:
+            changed[iri] = written
+    if types:
+        stored.types = list(dict.fromkeys(stored.types + types))
+    if scope is not None:
+        stored.scope = None if scope == NULL else scope
+    _save(conn, env, stored, changed)
+    _notify_removed(conn, env, stored, removed)
 
 
 def _attr_not_found(entity_id: str, iri: str) -> NotFound:
@@ -214,34 +328,49 @@ def _attr_not_found(entity_id: str, iri: str) -> NotFound:
                     message_zh=f"实体 {entity_id} 没有属性 {iri}", code="ngsild.not_found")
 
 
+def _instance_at(stored: Stored, iri: str, dataset: str | None) -> tuple[int, list[dict[str, Any]]]:
+    """Where the instance of `dataset` (None: the default) of an attribute is; NotFound when absent."""
+    items = instances(stored.attrs[iri]) if iri in stored.attrs else []
+    for n, inst in enumerate(items):
+        if inst.get("datasetId") == dataset:
+            return n, items
+    raise _attr_not_found(stored.id, iri)
+
+
 def patch_attr(conn: Connection, env: Env, entity_id: str, iri: str, fragment: dict[str, Any]) -> None:
-    """PATCH /entities/{id}/attrs/{attrId}: only the members given change."""
+    """PATCH /entities/{id}/attrs/{attrId}: only the members given change (of the instance the
+    fragment's datasetId names, the default one without); the NGSI-LD Null as value deletes it."""
     stored = require(conn, env.tenant, entity_id)
-    old = stored.attrs.get(iri)
-    if old is None:
-        raise _attr_not_found(entity_id, iri)
-    stored.attrs[iri] = new = patch_attribute(old, fragment, env.now)
+    n, items = _instance_at(stored, iri, fragment.get("datasetId"))
+    if is_null(dict(fragment, type=items[n].get("type", "Property"))):
+        gone = _remove(stored, iri, fragment.get("datasetId"))
+        _save(conn, env, stored, {})
+        _notify_removed(conn, env, stored, {iri: gone})
+        return
+    items = list(items)
+    items[n] = new = patch_attribute(items[n], fragment, env.now)
+    stored.attrs[iri] = pack(items)
     _save(conn, env, stored, {iri: new})
 
 
 def replace_attr(conn: Connection, env: Env, entity_id: str, iri: str, attr: dict[str, Any]) -> None:
     stored = require(conn, env.tenant, entity_id)
-    old = stored.attrs.get(iri)
-    if old is None:
-        raise _attr_not_found(entity_id, iri)
-    stored.attrs[iri] = new = merge_attribute(old, attr, env.now)
+    n, items = _instance_at(stored, iri, attr.get("datasetId"))
+    items = list(items)
+    items[n] = new = merge_attribute(items[n], attr, env.now)
+    stored.attrs[iri] = pack(items)
     _save(conn, env, stored, {iri: new})
 
 
-def delete_attr(conn: Connection, env: Env, entity_id: str, iri: str) -> None:
+def delete_attr(conn: Connection, env: Env, entity_id: str, iri: str, *, dataset: str | None = None,
+                delete_all: bool = False) -> None:
+    """DELETE /entities/{id}/attrs/{attrId}: the default instance, the one of `dataset`, or all."""
     stored = require(conn, env.tenant, entity_id)
-    if iri not in stored.attrs:
+    gone = _remove(stored, iri, dataset, every=delete_all)
+    if not gone:
         raise _attr_not_found(entity_id, iri)
-    del stored.attrs[iri]
     _save(conn, env, stored, {})
-    from wecity.context import subscriptions
-
-    subscriptions.on_change(conn, env, stored, {iri}, trigger="attributeDeleted")
+    _notify_removed(conn, env, stored, {iri: gone})
 
 
 # -- batch operations -------------------------------------------------------------------------------
@@ -280,7 +409,7 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
     result = BatchResult()
     # A replace throws the old attributes away: they are not even decoded.
     existing = _existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)), attrs=mode != "replace")
-    changes: list[tuple[Stored, dict[str, dict[str, Any]]]] = []
+    changes: list[tuple[Stored, dict[str, Any]]] = []
     pending: dict[str, Stored] = {}  # entity id -> its state after this batch
     for entity in items:
         old = pending.get(entity.id) or existing.get(entity.id)
@@ -302,24 +431,37 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
                                                            message_zh=f"实体 {entity.id} 已存在",
                                                            code="ngsild.already_exists")))
             continue
-        changed: dict[str, dict[str, Any]] = {}
+        changed: dict[str, Any] = {}
+        kept: list[str] = []
         if mode == "replace":
             old.attrs = dict(entity.attrs)
             changed = entity.attrs
+            old.scope = entity.scope
             if entity.types:
                 old.types = entity.types
         else:
+            overwrite = mode != "no-overwrite"
             for iri, attr in entity.attrs.items():
-                prior = old.attrs.get(iri)
-                if prior is not None and mode == "no-overwrite":
-                    continue
-                old.attrs[iri] = changed[iri] = merge_attribute(prior, attr, env.now) if prior else attr
+                after, written = put_instances(old.attrs.get(iri), attr, env.now, overwrite=overwrite)
+                if written is not None:
+                    old.attrs[iri] = after
+                    changed[iri] = written
+                else:
+                    kept.append(iri)
+            if entity.scope is not None:
+                old.scope = entity.scope
             if entity.types:
                 old.types = list(dict.fromkeys(old.types + entity.types))
         old.modified_at = env.now
         pending[entity.id] = old
         changes.append((old, changed))
-        result.success.append(entity.id)
+        if kept:
+            result.errors.append((entity.id, AlreadyExists(
+                f"attributes of {entity.id} exist and noOverwrite was given: {', '.join(kept)}",
+                message_zh=f"实体 {entity.id} 的属性已存在且指定了 noOverwrite：{'、'.join(kept)}",
+                code="ngsild.already_exists")))
+        else:
+            result.success.append(entity.id)
     # One row written per entity, in its final state, however often the batch names it (device readings
     # come in bursts from the same devices).
     insert_many(conn, t, [dict(tenant=env.tenant, entity_id=s.id, created_at=env.now, modified_at=env.now,
@@ -332,6 +474,21 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
     notify = subscriptions.on_change if subscriptions.has_any(conn, env.tenant) else subscriptions.emit_change
     for stored, changed in changes:
         notify(conn, env, stored, set(changed))
+    return result
+
+
+def batch_merge(conn: Connection, env: Env, items: list[Entity]) -> BatchResult:
+    """POST /entityOperations/merge: merge each entity (as PATCH /entities/{id} does); an entity
+    that does not exist is an error of its own."""
+    result = BatchResult()
+    existing = _existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)))
+    for entity in items:
+        stored = existing.get(entity.id)
+        if stored is None:
+            result.errors.append((entity.id, not_found(entity.id)))
+            continue
+        _merge(conn, env, stored, entity.attrs, types=entity.types, scope=entity.scope)
+        result.success.append(entity.id)
     return result
 
 
@@ -472,7 +629,7 @@ def query_page(conn: Connection, tenant: str, spec: Query, *, limit: int, offset
             continue
         if spec.geo is not None:
             geo_attr = stored.attrs.get(spec.geo.geoproperty)
-            if not isinstance(geo_attr, dict) or not spec.geo.matches(geo_attr.get("value")):
+            if geo_attr is None or not any(spec.geo.matches(i.get("value")) for i in instances(geo_attr)):
                 continue
         matched.append(stored)
     if spec.order is not None:

@@ -11,7 +11,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.context.bulk import driver, run
-from wecity.context.entity import View, bad, check_name, is_uri, now_text, parse_time, render_entity
+from wecity.context.entity import (
+    View,
+    bad,
+    check_name,
+    instances,
+    is_uri,
+    now_text,
+    parse_time,
+    render_entity,
+)
 from wecity.context.geo import GeoQuery, parse_geoquery
 from wecity.context.ldcontext import TermMap
 from wecity.context.models import subscriptions as t
@@ -278,7 +287,7 @@ def _geo_matches(geo: dict[str, Any], terms: TermMap, entity: Stored) -> bool:
                                             terms.expand(geo.get("geoproperty") or "location"))
     assert query is not None
     attr = entity.attrs.get(query.geoproperty)
-    return isinstance(attr, dict) and query.matches(attr.get("value"))
+    return attr is not None and any(query.matches(i.get("value")) for i in instances(attr))
 
 
 def _enqueue(conn: Connection, env: Env, row: Any, terms: TermMap, entity: Stored) -> None:

@@ -12,7 +12,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.context import service as context
-from wecity.context.entity import Entity, check_entity_id, check_name, normalize_attribute
+from wecity.context.entity import (
+    Entity,
+    check_entity_id,
+    check_name,
+    normalize_attribute,
+    now_text,
+    parse_time,
+)
 from wecity.context.ldcontext import ContextStore
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
 from wecity.iot.models import devices as t
@@ -101,6 +108,9 @@ def _attributes(reading: Reading, device: Device, store: ContextStore, now: date
     assert reading.payload is not None
     terms = store.core
     observed = next((reading.payload[k] for k in TIME_KEYS if k in reading.payload), None)
+    if isinstance(observed, str) and not observed.endswith("Z"):
+        # Devices may stamp local time with an offset; NGSI-LD keeps observedAt in UTC, written with Z.
+        observed = now_text(parse_time(observed, "observedAt"))
     out: dict[str, dict[str, Any]] = {}
     for key, value in reading.payload.items():
         if key in TIME_KEYS:

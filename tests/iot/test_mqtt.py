@@ -1,60 +1,67 @@
-"""The listener's MQTT 5 codec: packets split from a byte stream however it arrives, PUBLISH decoded with
-its properties skipped, PUBACKs for the messages of the current connection only."""
+"""The listener's MQTT connection against the real Mosquitto: messages arrive in bursts, and a QoS 1 message
+is acknowledged only when told, so what was not acknowledged comes again on the next connection."""
 
 from __future__ import annotations
 
-from wecity.iot.mqtt import (
-    Message,
-    Subscriber,
-    _packet,
-    _string,
-    _varint,
-    decode_publish,
-    puback_packets,
-    split_packets,
-)
+import asyncio
+import os
+import uuid
+
+import paho.mqtt.publish as publish
+import pytest
+
+from wecity.iot.mqtt import Message, Subscriber
+
+MQTT_URL = os.environ.get("WECITY_TEST_MQTT_URL")
+pytestmark = pytest.mark.skipif(not MQTT_URL, reason="needs Mosquitto: WECITY_TEST_MQTT_URL (make test starts it)")
 
 
-def _publish(topic: str, payload: bytes, mid: int, properties: bytes = b"") -> bytes:
-    return _packet(0x32, _string(topic) + mid.to_bytes(2, "big") + _varint(len(properties)) + properties + payload)
+async def _receive(client_id: str, topic: str, want: int, *, ack: bool, seconds: float = 5.0) -> list[Message]:
+    got: list[Message] = []
+    bursts: list[int] = []
+    subscriber = Subscriber("127.0.0.1", 1883, client_id=client_id, topic=topic, session_expiry=300,
+                            on_messages=lambda batch: (got.extend(batch), bursts.append(len(batch))))
+    task = asyncio.create_task(subscriber.run())
+    try:
+        await asyncio.wait_for(subscriber.connected.wait(), 5)
+        if want:
+            deadline = asyncio.get_running_loop().time() + seconds
+            while len(got) < want and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+        else:
+            await asyncio.sleep(1.0)  # long enough for a redelivery to show up
+        if ack:
+            subscriber.ack(got)
+            await asyncio.sleep(0.3)  # the PUBACKs leave from paho's thread
+    finally:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+    assert len(bursts) <= len(got)
+    return got
 
 
-def test_packets_split_at_any_byte_boundary() -> None:
-    big = b"x" * 300  # a remaining length of two bytes
-    stream = _publish("wecity/default/devices/d1/attrs", b'{"t": 1}', 7) + _publish("a/b", big, 8) + b"\xd0\x00"
-    for cut in range(len(stream) + 1):
-        buffer = bytearray(stream[:cut])
-        first, used = split_packets(buffer)
-        del buffer[:used]
-        buffer += stream[cut:]
-        rest, used_rest = split_packets(buffer)
-        packets = first + rest
-        assert used_rest == len(buffer)
-        assert [p[0] >> 4 for p in packets] == [3, 3, 13]
-    message = decode_publish(packets[1][0], packets[1][1], session=2)
-    assert message == Message("a/b", big, 1, 8, 2)
+def _publish(topic: str, n: int) -> None:
+    publish.multiple([{"topic": topic, "payload": f'{{"n": {i}}}', "qos": 1} for i in range(n)],
+                     hostname="127.0.0.1", port=1883)
 
 
-def test_publish_properties_are_skipped() -> None:
-    properties = b"\x01\x01" + b"\x03" + _string("application/json")  # payload format, content type
-    packet = _publish("wecity/t/devices/d/attrs", b"{}", 65535, properties)
-    (first, body), = split_packets(bytearray(packet))[0]
-    assert decode_publish(first, body, session=1) == Message("wecity/t/devices/d/attrs", b"{}", 1, 65535, 1)
-    assert _varint(0) == b"\x00" and _varint(127) == b"\x7f" and _varint(128) == b"\x80\x01"
+def test_unacknowledged_messages_come_again_and_acknowledged_ones_do_not() -> None:
+    topic = f"wecity-test/{uuid.uuid4().hex}"
+    client_id = f"wecity-test-{uuid.uuid4().hex[:8]}"
 
+    async def scenario() -> tuple[list[Message], list[Message], list[Message]]:
+        await _receive(client_id, topic, 0, ack=False)  # makes the persistent session and its subscription
+        _publish(topic, 200)
+        first = await _receive(client_id, topic, 200, ack=False)
+        second = await _receive(client_id, topic, 200, ack=True)
+        third = await _receive(client_id, topic, 0, ack=False)
+        return first, second, third
 
-def test_acknowledgements_go_back_only_on_the_connection_that_delivered() -> None:
-    class Writer:
-        def __init__(self) -> None:
-            self.data = b""
-
-        def write(self, data: bytes) -> None:
-            self.data += data
-
-    subscriber = Subscriber("127.0.0.1", 1883, client_id="c", topic="t", on_messages=lambda m: None)
-    writer = Writer()
-    subscriber._writer = writer  # type: ignore[assignment]
-    subscriber.session = 3
-    subscriber.ack([Message("t", b"", 1, 5, 3), Message("t", b"", 1, 6, 2), Message("t", b"", 0, 0, 3),
-                    Message("t", b"", 1, 9, 3)])
-    assert writer.data == puback_packets([5, 9]) == b"\x40\x02\x00\x05\x40\x02\x00\x09"
+    first, second, third = asyncio.run(scenario())
+    assert sorted(m.payload for m in first) == sorted(f'{{"n": {i}}}'.encode() for i in range(200))
+    assert {m.qos for m in first} == {1}
+    assert sorted(m.payload for m in second) == sorted(m.payload for m in first)  # not acknowledged: again
+    assert third == []  # acknowledged: gone

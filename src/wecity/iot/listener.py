@@ -1,8 +1,8 @@
 """The MQTT listener: readings from `wecity/{tenant}/devices/{device_id}/attrs`, stored in batches, and
 acknowledged (QoS 1) only after the batch holding them has committed.
 
-The subscriber (wecity.iot.mqtt) reads on the event loop; one task takes what has arrived (up to
-`batch_max`), stores it in one transaction and then sends the PUBACKs in one write. A failed commit is
+The subscriber (wecity.iot.mqtt, on paho-mqtt) hands messages to the event loop in bursts; one task takes
+what has arrived (up to `batch_max`), stores it in one transaction and then acknowledges it. A failed commit is
 retried with backoff and nothing is acknowledged meanwhile, so the broker keeps the messages (a persistent
 session redelivers them after a crash). Unknown devices and malformed payloads are counted, logged and
 acknowledged: sending them again would not help.

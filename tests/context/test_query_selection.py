@@ -139,3 +139,39 @@ def test_query_body(ngsi: Any) -> None:
                                                "coordinates": "8"}}):
         r = post(body)
         assert r.status_code == 400 and r.json()["type"] == BAD, body
+
+
+def test_query_language_on_language_maps_relationships_and_vocab(ngsi: Any) -> None:
+    items = [
+        {"id": "urn:ngsi-ld:Shop:1", "type": "Shop", "color": {"type": "LanguageProperty",
+                                                              "languageMap": {"en": "red", "fr": "rouge"}},
+         "category": {"type": "VocabProperty", "vocab": "commercial"},
+         "managedBy": {"type": "Relationship", "object": "urn:ngsi-ld:Office:1"}},
+        {"id": "urn:ngsi-ld:Office:1", "type": "Office", "name": prop("天心区办公室"),
+         "partOf": {"type": "Relationship", "object": "urn:ngsi-ld:Office:2"}},
+        {"id": "urn:ngsi-ld:Office:2", "type": "Office", "name": prop("长沙市")},
+    ]
+    assert ngsi.post(f"{BASE}/entityOperations/create", json=items).status_code == 201
+
+    def count(q: str, **extra: Any) -> int:
+        return len(_ids(ngsi.get(f"{BASE}/entities", params={"type": "Shop", "q": q, **extra})))
+
+    assert count('color[en]=="red"') == 1
+    assert count('color[en]=="rouge"') == 0
+    assert count('color[*]=="rouge"') == 1
+    assert count('color[*]!="red"') == 0
+    assert count('managedBy>"urn:a"') == 0  # ordering operators never match a Relationship
+    assert count('managedBy=="urn:ngsi-ld:Office:1"') == 1
+    assert count("category==commercial") == 0  # vocab values are IRIs
+    assert count("category==commercial", expandValues="category") == 1
+    assert count('managedBy{name}=="天心区办公室"', join="inline") == 1
+    assert count('managedBy{Office:name}=="天心区办公室"', join="inline") == 1
+    assert count('managedBy{Shop:name}=="天心区办公室"', join="inline") == 0
+    assert count('managedBy{partOf{name}}=="长沙市"', join="inline", joinLevel="2") == 1
+    for params in ({"q": 'managedBy{name}=="x"'}, {"q": 'managedBy{partOf{name}}=="x"', "join": "inline"},
+                   {"q": "name>4..5"}, {"csf": "))bad(("}):
+        r = ngsi.get(f"{BASE}/entities", params={"type": "Shop", **params})
+        assert r.status_code == 400 and r.json()["type"] == BAD, params
+    for params in ({"attrs": "createdAt"}, {"q": 'modifiedAt>"2020-01-01T00:00:00Z"'}, {"id": "urn:ngsi-ld:Shop:1"}):
+        r = ngsi.get(f"{BASE}/entities", params=params)
+        assert r.status_code == 400 and r.json()["type"] == BAD, params

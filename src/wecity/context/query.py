@@ -10,7 +10,9 @@ members of a compound value.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,10 +38,13 @@ class Path:
 
 
 class _Parser:
-    def __init__(self, text: str, terms: TermMap) -> None:
+    def __init__(self, text: str, terms: TermMap, expand_values: frozenset[str] = frozenset()) -> None:
         self.text = text
         self.pos = 0
         self.terms = terms
+        self.expand_values = expand_values
+        self.depth = 0  # how deep linked-entity terms (`rel{attr}`) go
+        self.names: list[str] = []  # the attribute names the query's terms start with, as written
 
     def parse(self) -> Predicate:
         if not self.text.strip():
@@ -88,17 +93,39 @@ class _Parser:
         start = self.pos
         while self.pos < len(self.text) and self.text[self.pos] not in "=!<>~;|()":
             self.pos += 1
-        path = self._path(self.text[start:self.pos].strip())
+        raw_path = self.text[start:self.pos].strip()
         op = next((o for o in _OPS if self.text.startswith(o, self.pos)), None)
-        if op is None:
+        if op is not None and negate_exists:
+            raise _bad("'!' only tests that an attribute does not exist", "'!' 只能用于判断属性不存在")
+        raw = None
+        if op is not None:
+            self.pos += len(op)
+            raw = self._value_text()
+        self.names.append(raw_path.split("{")[0].split("[")[0].split(".")[0])
+        return self._build(raw_path, op, raw, negate_exists, 0)
+
+    def _build(self, raw_path: str, op: str | None, raw: str | None, negate_exists: bool, depth: int) -> Predicate:
+        """A term's predicate; `rel{...}` terms are tested on the entities the Relationship targets."""
+        if "{" in raw_path:
+            rel_text, _, inner = raw_path.partition("{")
+            if not inner.endswith("}"):
+                raise _bad(f"bad linked entity path {raw_path!r}", f"关联实体路径 {raw_path!r} 无效")
+            inner = inner[:-1]
+            head = inner.split("{")[0]
+            type_hint = None
+            if ":" in head and "://" not in head:
+                hint, _, inner = inner.partition(":")
+                type_hint = self.terms.expand(hint)
+            rel = self._path(rel_text)
+            self.depth = max(self.depth, depth + 1)
+            return _linked(rel, type_hint, self._build(inner, op, raw, negate_exists, depth + 1))
+        path = self._path(raw_path)
+        if op is None or raw is None:
             if negate_exists:
                 return lambda attrs: not _values(attrs, path)
             return lambda attrs: bool(_values(attrs, path))
-        if negate_exists:
-            raise _bad("'!' only tests that an attribute does not exist", "'!' 只能用于判断属性不存在")
-        self.pos += len(op)
-        raw = self._value_text()
-        return _comparison(path, op, raw)
+        expand = (lambda v: self.terms.expand(v)) if raw_path.split(".")[0] in self.expand_values else None
+        return _comparison(path, op, raw, self.terms, expand)
 
     def _value_text(self) -> str:
         out: list[str] = []
@@ -149,6 +176,16 @@ def _attr_value(attr: Any) -> Any:
     return _MISSING
 
 
+def _target(attrs: dict[str, Any], path: Path) -> Any:
+    """The attribute or sub-attribute a path names (before metadata and value members), or _MISSING."""
+    node: Any = attrs.get(path.attr, _MISSING)
+    for sub in path.subs:
+        if not isinstance(node, dict) or sub not in node or sub in _META:
+            return node
+        node = node[sub]
+    return node
+
+
 def _values(attrs: dict[str, Any], path: Path) -> list[Any]:
     """The values the path names (several when a value is a list); empty when it does not exist."""
     node: Any = attrs.get(path.attr, _MISSING)
@@ -160,6 +197,13 @@ def _values(attrs: dict[str, Any], path: Path) -> list[Any]:
         if not isinstance(node, dict) or sub not in node:
             return []
         node = node[sub]
+    if path.keys and isinstance(node, dict) and isinstance(node.get("languageMap"), dict):
+        # [lang] picks the value in one language, [*] any language's (clause 4.9, LanguageProperty)
+        lang_map = node["languageMap"]
+        if len(path.keys) != 1:
+            return []
+        picked = list(lang_map.values()) if path.keys[0] == "*" else [lang_map.get(path.keys[0], _MISSING)]
+        return [v for v in picked if v is not _MISSING and v is not None]
     value = _attr_value(node) if not path.subs or path.subs[-1] not in _META else node
     for key in path.keys:
         if isinstance(value, list):
@@ -231,7 +275,38 @@ def _compare(target: Any, op: str, want: Any) -> bool:
     return bool(a <= b)
 
 
-def _comparison(path: Path, op: str, raw: str) -> Predicate:
+_RELATIONSHIPS = ("Relationship", "ListRelationship")
+
+
+def _kind(attrs: dict[str, Any], path: Path) -> Any:
+    target = _target(attrs, path)
+    return target.get("type") if isinstance(target, dict) and not path.keys else None
+
+
+def _comparison(path: Path, op: str, raw: str, terms: TermMap, expand: Callable[[str], str] | None) -> Predicate:
+    stripped = raw.strip()
+    is_quoted = len(stripped) >= 2 and stripped[0] == '"' and stripped.find('"', 1) == len(stripped) - 1
+    if op not in ("==", "!=") and not is_quoted and (".." in stripped or "," in stripped):
+        raise _bad(f"{op} takes a single value, not a range or list ({raw!r})", f"{op} 只能跟单个值，不能是范围或列表（{raw!r}）")
+    base = _plain_comparison(path, op, raw, expand)
+    if op not in ("==", "!="):
+        # An ordering or pattern operator never matches a Relationship (clause 4.9).
+        return lambda attrs: _kind(attrs, path) not in _RELATIONSHIPS and base(attrs)
+
+    def vocab_aware(attrs: dict[str, Any]) -> bool:
+        target = _target(attrs, path)
+        if isinstance(target, dict) and target.get("type") == "VocabProperty" and not path.keys:
+            # vocab values are IRIs: the stored term is compared in its expanded form
+            vocab = target.get("vocab")
+            expanded = [terms.expand(v) if isinstance(v, str) else v for v in (vocab if isinstance(vocab, list) else [vocab])]
+            return base({path.attr: {"type": "Property", "value": expanded}})
+        return base(attrs)
+
+    return vocab_aware
+
+
+def _plain_comparison(path: Path, op: str, raw: str, expand: Callable[[str], str] | None) -> Predicate:
+    literal = _literal if expand is None else (lambda token: _expanded_literal(token, expand))
     if op in ("~=", "!~="):
         pattern_text = _literal(raw)
         try:
@@ -248,7 +323,7 @@ def _comparison(path: Path, op: str, raw: str) -> Predicate:
     is_quoted = len(stripped) >= 2 and stripped[0] == '"' and stripped.find('"', 1) == len(stripped) - 1
     if not is_quoted and ".." in stripped and op in ("==", "!="):
         low_text, _, high_text = stripped.partition("..")
-        low, high = _literal(low_text), _literal(high_text)
+        low, high = literal(low_text), literal(high_text)
 
         def in_range(attrs: dict[str, Any]) -> bool:
             return any(_compare(v, ">=", low) and _compare(v, "<=", high) for v in _values(attrs, path))
@@ -256,17 +331,49 @@ def _comparison(path: Path, op: str, raw: str) -> Predicate:
         return in_range if op == "==" else (lambda attrs: bool(_values(attrs, path)) and not in_range(attrs))
 
     if not is_quoted and "," in stripped and op in ("==", "!="):
-        choices = [_literal(t) for t in _split_list(stripped)]
+        choices = [literal(t) for t in _split_list(stripped)]
 
         def in_list(attrs: dict[str, Any]) -> bool:
             return any(_compare(v, "==", c) for v in _values(attrs, path) for c in choices)
 
         return in_list if op == "==" else (lambda attrs: bool(_values(attrs, path)) and not in_list(attrs))
 
-    want = _literal(stripped)
+    want = literal(stripped)
     if op == "!=":
         return lambda attrs: bool(vals := _values(attrs, path)) and not any(_compare(v, "==", want) for v in vals)
     return lambda attrs: any(_compare(v, op, want) for v in _values(attrs, path))
+
+
+def _expanded_literal(token: str, expand: Callable[[str], str]) -> Any:
+    value = _literal(token)
+    return expand(value) if isinstance(value, str) else value
+
+
+_RESOLVER: ContextVar[Callable[[list[str]], list[tuple[list[str], dict[str, Any]]]] | None] = \
+    ContextVar("linked_entity_resolver", default=None)
+
+
+@contextmanager
+def linked_entities(resolve: Callable[[list[str]], list[tuple[list[str], dict[str, Any]]]]) -> Iterator[None]:
+    """Within this block, linked-entity terms (`rel{attr}`) look their targets up with `resolve` (entity
+    ids -> (types, attributes) of those that exist); without it such terms never match."""
+    token = _RESOLVER.set(resolve)
+    try:
+        yield
+    finally:
+        _RESOLVER.reset(token)
+
+
+def _linked(rel: Path, type_hint: str | None, inner: Predicate) -> Predicate:
+    def matches(attrs: dict[str, Any]) -> bool:
+        resolve = _RESOLVER.get()
+        if resolve is None or _kind(attrs, rel) not in _RELATIONSHIPS:
+            return False
+        ids = [v for v in _values(attrs, rel) if isinstance(v, str)]
+        return any((type_hint is None or type_hint in types) and inner(target)
+                   for types, target in (resolve(ids) if ids else []))
+
+    return matches
 
 
 def _split_list(text: str) -> list[str]:
@@ -295,16 +402,31 @@ def path_values(attrs: dict[str, Any], path: Path) -> list[Any]:
     return _values(attrs, path)
 
 
-_CACHE: dict[tuple[TermMap, str], Predicate] = {}
+@dataclass(frozen=True)
+class Compiled:
+    predicate: Predicate
+    depth: int  # how deep linked-entity terms go (0: none)
+    names: tuple[str, ...]  # the attribute names the terms start with, as written
 
 
-def compile_q(text: str, terms: TermMap) -> Predicate:
-    """A predicate over stored attributes for `q`, memoised per query text and term map."""
-    key = (terms, text)
+_CACHE: dict[tuple[TermMap, str, frozenset[str]], Compiled] = {}
+
+
+def compile_query(text: str, terms: TermMap, expand_values: frozenset[str] = frozenset()) -> Compiled:
+    """`q` parsed, memoised per query text, term map and the attributes whose values are to be expanded
+    (`expandValues`)."""
+    key = (terms, text, expand_values)
     found = _CACHE.get(key)
     if found is None:
-        found = _Parser(text, terms).parse()
+        parser = _Parser(text, terms, expand_values)
+        predicate = parser.parse()
+        found = Compiled(predicate, parser.depth, tuple(parser.names))
         if len(_CACHE) > 4096:
             _CACHE.clear()
         _CACHE[key] = found
     return found
+
+
+def compile_q(text: str, terms: TermMap, expand_values: frozenset[str] = frozenset()) -> Predicate:
+    """A predicate over stored attributes for `q`."""
+    return compile_query(text, terms, expand_values).predicate

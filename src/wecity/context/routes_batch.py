@@ -27,8 +27,7 @@ from wecity.context.protocol import (
     tenant_of,
     view_of,
 )
-from wecity.context.query import compile_q
-from wecity.context.routes_entities import check_attrs, render_stored, shaped
+from wecity.context.routes_entities import check_attrs, checked_q, render_stored, shaped
 from wecity.context.scopeq import compile_scope_q
 from wecity.context.selection import parse_type_selection
 from wecity.core.errors import WeCityError
@@ -232,7 +231,9 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
         check_attrs(attrs)
         spec.attrs = [terms.expand(a) for a in attrs]
     if q:
-        spec.q = compile_q(q, terms)
+        expand = body.get("expandValues")
+        spec.q = checked_q(q, terms, expand_values=expand.split(",") if isinstance(expand, str) else expand,
+                           join=body.get("join"), join_level=body.get("joinLevel"))
     if scope_q is not None:
         spec.scope_q = compile_scope_q(scope_q)
     if geo:

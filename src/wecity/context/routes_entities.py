@@ -43,7 +43,7 @@ from wecity.context.protocol import (
     tenant_of,
     view_of,
 )
-from wecity.context.query import compile_q
+from wecity.context.query import Predicate, compile_q, compile_query
 from wecity.context.scopeq import compile_scope_q
 from wecity.context.selection import parse_type_selection
 from wecity.core.http import Ctx
@@ -90,6 +90,44 @@ def check_attrs(attrs: list[str]) -> None:
         check_name(name)
 
 
+SYSTEM_ATTRIBUTES = {"createdAt", "modifiedAt", "deletedAt"}
+
+
+def checked_q(text: str, terms: TermMap, *, expand_values: list[str] | None, join: Any,
+              join_level: Any) -> Predicate:
+    """`q` compiled; linked-entity terms (`rel{attr}`) need Linked Entity retrieval (`join`) at least as
+    deep as they go (clause 5.7.2.4)."""
+    compiled = compile_query(text, terms, frozenset(expand_values or ()))
+    if compiled.depth:
+        if not join:
+            raise invalid("a query on linked entities' attributes needs join", "查询关联实体的属性需要 join 参数",
+                          "ngsild.bad_request_data")
+        try:
+            level = int(join_level) if join_level is not None else 1
+        except (TypeError, ValueError) as exc:
+            raise invalid("joinLevel must be a positive integer", "joinLevel 必须是正整数",
+                          "ngsild.bad_request_data") from exc
+        if compiled.depth > level:
+            raise invalid(f"the query goes {compiled.depth} linked entities deep, joinLevel is {level}",
+                          f"查询深入 {compiled.depth} 层关联实体，但 joinLevel 为 {level}", "ngsild.bad_request_data")
+    return compiled.predicate
+
+
+def too_wide(request: Request, terms: TermMap) -> bool:
+    """Whether a query without type names nothing to narrow it by: attrs and q on system attributes
+    alone (createdAt, modifiedAt) do not count (clause 5.7.2.4)."""
+    params = request.query_params
+    if "type" in params or params.get("local") == "true" or "georel" in params or "scopeQ" in params:
+        return False
+    attrs = split_list(params.get("attrs")) or []
+    if any(a not in SYSTEM_ATTRIBUTES for a in attrs):
+        return False
+    q = params.get("q")
+    if q and any(n not in SYSTEM_ATTRIBUTES for n in compile_query(q, terms).names):
+        return False
+    return True
+
+
 def query_of(request: Request, terms: TermMap) -> service.Query:
     params = request.query_params
     spec = service.Query()
@@ -111,7 +149,12 @@ def query_of(request: Request, terms: TermMap) -> service.Query:
         check_attrs(attrs)
         spec.attrs = [terms.expand(a) for a in attrs]
     q = params.get("q")
-    spec.q = compile_q(q, terms) if q else None
+    if q:
+        spec.q = checked_q(q, terms, expand_values=split_list(params.get("expandValues")), join=params.get("join"),
+                           join_level=params.get("joinLevel"))
+    csf = params.get("csf")
+    if csf is not None:
+        compile_q(csf, terms)  # no context sources are registered here, but a malformed filter is still an error
     scope_q = params.get("scopeQ")
     spec.scope_q = compile_scope_q(scope_q) if scope_q is not None else None
     spec.geo = parse_geoquery(params.get("georel"), params.get("geometry"), params.get("coordinates"),
@@ -140,10 +183,10 @@ def shaped(conn: Connection, tenant: str, roots: list[service.Stored], view: Vie
 @router.get("/entities/", include_in_schema=False)
 async def query_entities(request: Request, ctx: Ctx) -> Response:
     context, terms = await outgoing_terms(request, ctx)
-    params = request.query_params
-    if not any(k in params for k in ("type", "attrs", "q", "georel", "scopeQ")) and params.get("local") != "true":
-        raise invalid("a query needs type, attrs, q, scopeQ or a geo-query (or local=true)",
-                      "查询需要 type、attrs、q、scopeQ 或地理条件（或 local=true）", "ngsild.bad_request_data")
+    if too_wide(request, terms):
+        raise invalid("a query needs type, attrs, q, scopeQ or a geo-query (or local=true); system attributes "
+                      "alone do not narrow it", "查询需要 type、attrs、q、scopeQ 或地理条件（或 local=true），"
+                      "仅有系统属性不足以限定查询", "ngsild.bad_request_data")
     spec = query_of(request, terms)
     limit, offset, count = paging(request)
     view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)

@@ -36,6 +36,7 @@ from wecity.context.ldcontext import ContextStore
 from wecity.context.models import CELL_ROW, GEO_CELL, geo_cell
 from wecity.context.models import entities as t
 from wecity.context.ordering import Ordering
+from wecity.context.query import linked_entities
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
 
 
@@ -610,6 +611,25 @@ def query_page(conn: Connection, tenant: str, spec: Query, *, limit: int, offset
     rows = [r for s in selects for r in conn.execute(s.order_by(t.c.pk))]
     if len(selects) > 1:
         rows.sort(key=lambda r: r.pk)
+    cache: dict[str, Stored | None] = {}
+
+    def resolve(ids: list[str]) -> list[tuple[list[str], dict[str, Any]]]:
+        """Targets of linked-entity terms in `q`, each entity read once per query."""
+        missing = [i for i in ids if i not in cache]
+        if missing:
+            found = _existing(conn, tenant, missing)
+            cache.update({i: found.get(i) for i in missing})
+        return [(s.types, s.attrs) for s in (cache[i] for i in ids) if s is not None]
+
+    with linked_entities(resolve):
+        matched = _matching(rows, spec)
+    if spec.order is not None:
+        matched = spec.order.sort(matched)
+    return Page(matched[offset:offset + limit], len(matched) if count else None,
+                limit > 0 and len(matched) > offset + limit)
+
+
+def _matching(rows: list[Any], spec: Query) -> list[Stored]:
     pattern = compile_pattern(spec.id_pattern) if spec.id_pattern else None
     attrs = spec.attrs
     matched: list[Stored] = []
@@ -632,10 +652,7 @@ def query_page(conn: Connection, tenant: str, spec: Query, *, limit: int, offset
             if geo_attr is None or not any(spec.geo.matches(i.get("value")) for i in instances(geo_attr)):
                 continue
         matched.append(stored)
-    if spec.order is not None:
-        matched = spec.order.sort(matched)
-    return Page(matched[offset:offset + limit], len(matched) if count else None,
-                limit > 0 and len(matched) > offset + limit)
+    return matched
 
 
 def entity_types(conn: Connection, tenant: str) -> list[str]:

@@ -203,3 +203,24 @@ def test_join_stops_at_entities_already_on_the_path(ngsi: Any) -> None:
     assert "entity" not in inline["next"]["entity"]["next"]
     flat = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:A", params={"join": "flat", "joinLevel": "5"}).json()
     assert [e["id"] for e in flat] == ["urn:ngsi-ld:Manhole:A", "urn:ngsi-ld:Manhole:B"]
+
+
+def test_dataset_selection_keeps_the_named_instances() -> None:
+    from wecity.context.projection import select_datasets
+
+    name = [prop("Eiffel Tower"), prop("Tour Eiffel", datasetId="urn:ngsi-ld:Dataset:fr"),
+            prop("Torre Eiffel", datasetId="urn:ngsi-ld:Dataset:es")]
+    attrs = {"n": name, "h": prop(300)}
+    assert select_datasets(attrs, frozenset({"@none"})) == {"n": name[0], "h": prop(300)}
+    assert select_datasets(attrs, frozenset({"urn:ngsi-ld:Dataset:fr", "urn:ngsi-ld:Dataset:es"})) == {"n": name[1:]}
+    assert select_datasets(attrs, frozenset({"urn:ngsi-ld:Dataset:de"})) == {}
+
+
+def test_query_with_dataset_id_shows_only_those_instances(ngsi: Any) -> None:
+    body = entity("urn:ngsi-ld:Manhole:8", name=prop("井", datasetId="urn:ngsi-ld:Dataset:zh"), depth=prop(2))
+    assert ngsi.post(f"{BASE}/entities", json=body).status_code == 201
+    got = ngsi.get(f"{BASE}/entities", params={"type": "Manhole", "datasetId": "urn:ngsi-ld:Dataset:zh"}).json()
+    assert got == [{"id": "urn:ngsi-ld:Manhole:8", "type": "Manhole", "name": prop("井", datasetId="urn:ngsi-ld:Dataset:zh")}]
+    default = ngsi.post(f"{BASE}/entityOperations/query", json={"type": "Query", "entities": [{"type": "Manhole"}],
+                                                                "datasetId": ["@none"]}).json()
+    assert default == [{"id": "urn:ngsi-ld:Manhole:8", "type": "Manhole", "depth": prop(2)}]

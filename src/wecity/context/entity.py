@@ -553,6 +553,7 @@ class View:
     sys_attrs: bool = False
     attrs: frozenset[str] | None = None
     lang: str | None = None
+    datasets: frozenset[str] | None = None  # datasetIds whose instances to show ("@none": the default one)
 
 
 @lru_cache(maxsize=256)

@@ -138,3 +138,15 @@ def project(entity: dict[str, Any], pick: Projection | None, omit: Projection | 
 def is_empty(entity: dict[str, Any]) -> bool:
     """True when a projected entity has no member left to show."""
     return all(key == "@context" for key in entity)
+
+
+def select_datasets(attrs: dict[str, Any], wanted: frozenset[str]) -> dict[str, Any]:
+    """The stored attributes reduced to the instances whose datasetId is wanted (`@none`: the default
+    instance); an attribute left with one instance is that instance, one left with none is dropped."""
+    out: dict[str, Any] = {}
+    for iri, attr in attrs.items():
+        kept = [i for i in (attr if isinstance(attr, list) else [attr])
+                if isinstance(i, dict) and i.get("datasetId", "@none") in wanted]
+        if kept:
+            out[iri] = kept[0] if len(kept) == 1 else kept
+    return out

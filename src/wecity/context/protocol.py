@@ -206,8 +206,9 @@ def view_of(request: Request, terms: TermMap, attrs: frozenset[str] | None = Non
     else:
         form = ("keyValues" if options & {"keyValues", "simplified"} else "concise" if "concise" in options
                 else "normalized")
+    datasets = split_list(request.query_params.get("datasetId"))
     return View(terms=terms, form=form, sys_attrs="sysAttrs" in options, attrs=attrs,
-                lang=request.query_params.get("lang"))
+                lang=request.query_params.get("lang"), datasets=frozenset(datasets) if datasets else None)
 
 
 def respond(request: Request, data: Any, context: Any, *, status: int = 200,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -247,6 +248,13 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
                                     coordinates=ordering.get("coordinates"), geometry=ordering.get("geometry"))
     limit, offset, count = paging(request)
     view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)
+    datasets = body.get("datasetId")
+    if datasets is not None:
+        names = [datasets] if isinstance(datasets, str) else datasets
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise invalid("datasetId must be a string or a list of strings", "datasetId 必须是字符串或字符串列表",
+                          "ngsild.bad_request_data")
+        view = replace(view, datasets=frozenset(names))
     shape = linked.shape_of(terms, pick=body.get("pick"), omit=body.get("omit"), join=body.get("join"),
                             join_level=body.get("joinLevel"), contained_by=body.get("containedBy"),
                             has_attrs=bool(spec.attrs))

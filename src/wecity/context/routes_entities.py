@@ -30,6 +30,7 @@ from wecity.context.entity import (
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap
 from wecity.context.ordering import parse_ordering
+from wecity.context.projection import select_datasets
 from wecity.context.protocol import (
     env_of,
     incoming,
@@ -54,7 +55,8 @@ URI_SAFE = ":/?#[]@!$&'()*+,;=-._~%"  # kept as they are in a Location header; a
 
 
 def render_stored(stored: service.Stored, view: View) -> dict[str, Any]:
-    return render_entity(stored.id, stored.types, stored.attrs, view, created_at=now_text(stored.created_at),
+    attrs = stored.attrs if view.datasets is None else select_datasets(stored.attrs, view.datasets)
+    return render_entity(stored.id, stored.types, attrs, view, created_at=now_text(stored.created_at),
                          modified_at=now_text(stored.modified_at), scope=stored.scope)
 
 

@@ -224,3 +224,19 @@ def test_query_with_dataset_id_shows_only_those_instances(ngsi: Any) -> None:
     default = ngsi.post(f"{BASE}/entityOperations/query", json={"type": "Query", "entities": [{"type": "Manhole"}],
                                                                 "datasetId": ["@none"]}).json()
     assert default == [{"id": "urn:ngsi-ld:Manhole:8", "type": "Manhole", "depth": prop(2)}]
+
+
+def test_geojson_geometry_is_the_default_instance_of_a_multi_attribute(ngsi: Any) -> None:
+    gps = {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [9.0, 9.0]}, "datasetId": "urn:ngsi-ld:Dataset:gps"}
+    body = entity("urn:ngsi-ld:Manhole:6", location=[gps, {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [1.0, 2.0]}}],
+                  speed=[prop(55), prop(11, datasetId="urn:ngsi-ld:Dataset:gps")])
+    assert ngsi.post(f"{BASE}/entities", json=body).status_code == 201
+    geo = {"Accept": "application/geo+json"}
+    url = f"{BASE}/entities/urn:ngsi-ld:Manhole:6"
+    assert ngsi.get(url, headers=geo).json()["geometry"] == {"type": "Point", "coordinates": [1.0, 2.0]}
+    simple = ngsi.get(url, headers=geo, params={"options": "keyValues"}).json()
+    assert simple["geometry"] == {"type": "Point", "coordinates": [1.0, 2.0]}
+    assert simple["properties"]["speed"] == {"dataset": {"@none": 55, "urn:ngsi-ld:Dataset:gps": 11}}
+    assert sorted(simple["properties"]["location"]["dataset"]) == ["@none", "urn:ngsi-ld:Dataset:gps"]
+    only_gps = ngsi.get(url, params={"datasetId": "urn:ngsi-ld:Dataset:gps", "pick": "speed"})
+    assert only_gps.json() == {"speed": prop(11, datasetId="urn:ngsi-ld:Dataset:gps")}

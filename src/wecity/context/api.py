@@ -55,14 +55,15 @@ def register(app: FastAPI) -> None:
     for module in (routes_entities, routes_batch, routes_subscriptions, routes_temporal):
         app.include_router(module.router, dependencies=guarded)
     app.include_router(router, dependencies=guarded)
-    # The sensing loop's writes, served without the framework's per-request routing (docs/benchmarks.md);
-    # the same access check first.
+    # The sensing loop's writes and its history read, served without the framework's per-request routing
+    # (docs/benchmarks.md); the same access check first.
     fastpath.install(app, [
         fastpath.route("PATCH", "/ngsi-ld/v1/entities/{entity_id}/attrs/{attr}", routes_entities.patch_attr),
         fastpath.route("PATCH", "/ngsi-ld/v1/entities/{entity_id}/attrs", routes_entities.update_attrs),
         fastpath.route("POST", "/ngsi-ld/v1/entities/{entity_id}/attrs", routes_entities.append_attrs),
         fastpath.route("POST", "/ngsi-ld/v1/entityOperations/upsert", routes_batch.batch_upsert),
         fastpath.route("POST", "/ngsi-ld/v1/entityOperations/update", routes_batch.batch_update),
+        fastpath.route("GET", "/ngsi-ld/v1/temporal/entities/{entity_id}", routes_temporal.temporal_entity),
     ], guards=[require_access])
 
 

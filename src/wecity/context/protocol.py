@@ -236,7 +236,16 @@ def respond(request: Request, data: Any, context: Any, *, status: int = 200,
             data = dict(_geojson(data, geometry_property or "location"), **{"@context": ctx_value})
     if links:
         headers["Link"] = ", ".join([headers["Link"], *links] if "Link" in headers else links)
-    return Response(json.dumps(data, ensure_ascii=False), status_code=status, media_type=media, headers=headers)
+    return Response(dumps(data), status_code=status, media_type=media, headers=headers)
+
+
+def dumps(data: Any) -> bytes | str:
+    """A response body: orjson (a temporal aggregation of a week by hour is a thousand values), the
+    standard encoder for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, ensure_ascii=False)
 
 
 def _geometry(attr: Any) -> Any:

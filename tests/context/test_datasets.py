@@ -10,6 +10,7 @@ ERR = "https://uri.etsi.org/ngsi-ld/errors/"
 E1 = "urn:ngsi-ld:Manhole:1"
 GPS = "urn:ngsi-ld:Dataset:gps"
 RADAR = "urn:ngsi-ld:Dataset:radar"
+NULL = "urn:ngsi-ld:null"
 
 
 def _speeds() -> list[dict[str, Any]]:
@@ -109,3 +110,18 @@ def test_queries_see_every_instance_and_the_location_is_the_default(ngsi: Any) -
     assert [e["id"] for e in r.json()] == [E1]
     r = ngsi.get(f"{BASE}/entities/{E1}", headers={"accept": "application/geo+json"})
     assert r.json()["geometry"] == point(112.98, 28.2)["value"]
+
+
+def test_deleted_instances_are_notified_with_the_null_value(broker: Any, receiver: Any) -> None:
+    sub = {"type": "Subscription", "entities": [{"type": "Manhole"}], "watchedAttributes": ["speed"],
+           "notificationTrigger": ["attributeDeleted"],
+           "notification": {"endpoint": {"uri": "http://receiver.test/n", "accept": "application/json"},
+                            "attributes": ["speed"]}}
+    assert broker.post(f"{BASE}/subscriptions", json=sub).status_code == 201
+    assert broker.post(f"{BASE}/entities", json=entity(speed=_speeds())).status_code == 201
+    r = broker.delete(f"{BASE}/entities/{E1}/attrs/speed", params={"datasetId": GPS})
+    assert r.status_code == 204
+    assert broker.delete(f"{BASE}/entities/{E1}/attrs/speed", params={"deleteAll": "true"}).status_code == 204
+    broker.deliver()
+    shown = [b["data"][0]["speed"] for b in receiver.bodies()][-2:]
+    assert shown == [[prop(55), prop(NULL, datasetId=GPS)], prop(NULL)]

@@ -49,9 +49,11 @@ RESERVED_NAMES = frozenset({
     "previousLanguageMap", "previousJson", "previousVocab", "previousValueList", "previousObjectList"})
 _OUTPUT_ONLY = frozenset(n for n in RESERVED_NAMES if n.startswith("previous"))
 _SEALED = ("entityIdSealed", "entityTypeSealed")
+_TYPE_MEMBERS = frozenset({"entityTypeSealed", "objectType"})  # members holding a type, compacted on output
 _SCOPE = re.compile(r"^/?[^\W\d_]\w*(?:/[^\W\d_]\w*)*$")  # 4.18: levels of a letter then letters/digits/_
 NULL = "urn:ngsi-ld:null"
 _VALUE_KEYS = ("value", "object", "languageMap", "json", "vocab", "valueList", "objectList")
+_VALUE_KEYS_AND_TYPE = frozenset(_VALUE_KEYS) | {"type"}
 _UNITLESS = ("Relationship", "ListRelationship", "JsonProperty")
 _MEMBERS = set(VALUE_MEMBER.values()) | set(METADATA)
 
@@ -86,17 +88,24 @@ def check_entity_id(value: Any) -> str:
     return str(value)
 
 
+_GOOD_NAMES: set[str] = set()  # names already checked (a city uses a few hundred, over and over)
+
+
 def check_name(name: str) -> None:
     """An attribute name or type: a term (4.6.2: a letter, then letters, digits, underscores) or an IRI."""
+    if name in _GOOD_NAMES:
+        return
     if not name or _FORBIDDEN.search(name) or (":" not in name and not _NAME.match(name)):
         raise bad(f"invalid name {name!r}", f"名称无效：{name!r}")
+    if len(_GOOD_NAMES) < 100_000:
+        _GOOD_NAMES.add(name)
 
 
 def check_attribute_name(name: str) -> None:
-    check_name(name)
     if name in RESERVED_NAMES:
         raise bad(f"{name!r} is a core NGSI-LD member, not an attribute name",
                   f"{name!r} 是 NGSI-LD 的核心成员名，不能用作属性名")
+    check_name(name)
 
 
 def check_scope(scope: Any) -> Any:
@@ -220,7 +229,9 @@ def normalize_attribute(raw: Any, terms: TermMap, now: datetime, *, partial: boo
             if nulls and is_null({"type": kind, member: value}):
                 out[member] = value
             else:
-                if nulls != "merge" and has_null(value):
+                # A geometry is checked as such; scalars need one comparison, compound values a walk.
+                if nulls != "merge" and (value == NULL or (kind != "GeoProperty" and (
+                        type(value) is dict or type(value) is list) and has_null(value))):
                     raise bad(f"attribute {name!r}: the NGSI-LD Null is not allowed here",
                               f"属性 {name!r}：此处不允许 NGSI-LD Null")
                 out[member] = _check_value(kind, value, name)
@@ -230,7 +241,7 @@ def normalize_attribute(raw: Any, terms: TermMap, now: datetime, *, partial: boo
                 raise bad(f"attribute {name!r}: the NGSI-LD Null is not allowed here",
                           f"属性 {name!r}：此处不允许 NGSI-LD Null")
     for key, value in raw.items():
-        if key in _VALUE_KEYS or key == "type":
+        if key in _VALUE_KEYS_AND_TYPE:
             if kind is None and key != "type":
                 out[key] = value
             elif key != "type" and key != VALUE_MEMBER[kind]:
@@ -454,7 +465,8 @@ def normalize_entity(body: Any, terms: TermMap, now: datetime, *, entity_id: str
             continue
         check_attribute_name(name)
         iri = terms.expand(name)
-        entity.attrs[iri] = attr = normalize_attribute_value(raw, terms, now, name=name, nulls=nulls)
+        entity.attrs[iri] = attr = normalize_attribute(raw, terms, now, name=name, nulls=nulls) \
+            if type(raw) is not list else normalize_attribute_value(raw, terms, now, name=name, nulls=nulls)
         if iri == LOCATION and not (nulls and any(is_null(i) for i in instances(attr))):
             _check_location(attr)
     return entity
@@ -628,8 +640,8 @@ def render_attribute(attr: dict[str, Any], view: View) -> Any:
                 out[key] = value
         elif key.startswith(("http://", "https://", "urn:")) or ":" in key:
             out[view.terms.compact(key)] = render_attribute(value, view) if isinstance(value, dict) else value
-        elif key == "entityTypeSealed" or key == "objectType":
-            out[key] = view.terms.compact(value) if isinstance(value, str) else value
+        elif key in _TYPE_MEMBERS and isinstance(value, str):
+            out[key] = view.terms.compact(value)
         else:
             out[key] = value
     if kind == "ListRelationship" and isinstance(out.get("objectList"), list):

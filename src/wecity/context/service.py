@@ -228,8 +228,12 @@ def _notify_removed(conn: Connection, env: Env, stored: Stored, removed: dict[st
 
     attrs = dict(stored.attrs)
     for iri, gone in removed.items():
-        nulls = [null_instance(i) for i in gone]
-        attrs[iri] = pack(instances(attrs[iri]) + nulls) if iri in attrs else pack(nulls)
+        if iri in attrs:
+            attrs[iri] = pack(instances(attrs[iri]) + [null_instance(i) for i in gone])
+        elif len(gone) == 1:
+            attrs[iri] = null_instance(gone[0])
+        else:  # every instance went: the attribute itself is shown deleted
+            attrs[iri] = {k: v for k, v in null_instance(gone[0]).items() if k != "datasetId"}
     shown = Stored(stored.pk, stored.id, stored.types, attrs, stored.created_at, stored.modified_at, stored.scope)
     subscriptions.on_change(conn, env, shown, set(removed), trigger="attributeDeleted")
 

@@ -11,7 +11,14 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 
-from wecity.context import fastpath, routes_batch, routes_entities, routes_subscriptions, routes_temporal
+from wecity.context import (
+    fastpath,
+    routes_batch,
+    routes_entities,
+    routes_entitymaps,
+    routes_subscriptions,
+    routes_temporal,
+)
 from wecity.context.access import require_access
 from wecity.context.ldcontext import CORE_DOCUMENT, HOSTED_PATH, ContextStore, is_core_url
 from wecity.context.models import contexts as t
@@ -52,7 +59,7 @@ def register(app: FastAPI) -> None:
     app.state.error_renderers["/ngsi-ld"] = render_problem
     # Every NGSI-LD route asks for credentials first, as WECITY_NGSILD_AUTH says (wecity.context.access).
     guarded = [Depends(require_access)]
-    for module in (routes_entities, routes_batch, routes_subscriptions, routes_temporal):
+    for module in (routes_entities, routes_batch, routes_subscriptions, routes_temporal, routes_entitymaps):
         app.include_router(module.router, dependencies=guarded)
     app.include_router(router, dependencies=guarded)
     # The sensing loop's writes and its history read, served without the framework's per-request routing

@@ -113,3 +113,19 @@ contexts = sa.Table(
     sa.Column("times_used", sa.Integer, nullable=False, default=0),
     info=INFO,
 )
+
+# EntityMaps (clause 5.14): which entities a query or retrieval named, kept for a while so a client can
+# refer to them again by the map's id (NGSILD-EntityMap header). `entity_map` is {entity id: ["@none"]}.
+entity_maps = sa.Table(
+    "ngsild_entity_maps",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("map_id", sa.String(512), nullable=False),
+    sa.Column("entity_map", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("tenant", "map_id", name="uq_ngsild_entity_maps_tenant_map_id"),
+    sa.Index("ix_ngsild_entity_maps_expires_at", "expires_at"),
+    info=INFO,
+)

@@ -45,6 +45,7 @@ from wecity.context.protocol import (
     view_of,
 )
 from wecity.context.query import Predicate, compile_q, compile_query
+from wecity.context.routes_entitymaps import map_headers
 from wecity.context.scopeq import compile_scope_q
 from wecity.context.selection import parse_type_selection
 from wecity.core.http import Ctx
@@ -200,6 +201,7 @@ async def query_entities(request: Request, ctx: Ctx) -> Response:
     links = page_links(request, limit=limit, offset=offset, more=page.more)
     if links:
         headers["Link"] = ", ".join(links)
+    headers.update(await map_headers(request, ctx, [r.id for r in page.rows]))
     if shape is None:
         return respond(request, [render_stored(r, view) for r in page.rows], context, headers=headers)
     body = await ctx.db.read(shaped, tenant, page.rows, view, shape)
@@ -221,12 +223,13 @@ async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
         raise service.not_found(entity_id)
     if expanded is not None and expanded.isdisjoint(stored.attrs):
         raise _nothing_left(entity_id)
+    headers = await map_headers(request, ctx, [stored.id])
     if shape is None:
-        return respond(request, render_stored(stored, view), context)
+        return respond(request, render_stored(stored, view), context, headers=headers)
     body = await ctx.db.read(shaped, tenant, [stored], view, shape)
     if not body:
         raise _nothing_left(entity_id)
-    return respond(request, body[0] if len(body) == 1 else body, context)
+    return respond(request, body[0] if len(body) == 1 else body, context, headers=headers)
 
 
 def _nothing_left(entity_id: str) -> service.NotFound:

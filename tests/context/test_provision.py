@@ -179,3 +179,47 @@ def test_batch_upsert_keeps_the_scope(ngsi: Any) -> None:
         r = ngsi.post(f"{OPS}/upsert", params={"options": options}, json=[entity(scope="/Changsha/Yuelu")])
         assert r.status_code == 204
         assert _get(ngsi).json()["scope"] == "/Changsha/Yuelu"
+
+
+def test_attribute_verbs_honour_the_type_selector(ngsi: Any) -> None:
+    assert _create(ngsi, entity(name=prop("东门"), depth=prop(1))).status_code == 201
+    url = f"{BASE}/entities/{E1}/attrs"
+    assert ngsi.post(url, params={"type": "Vehicle"}, json={"width": prop(1)}).status_code == 404
+    assert ngsi.patch(url, params={"type": "Vehicle"}, json={"depth": prop(2)}).status_code == 404
+    assert ngsi.patch(f"{url}/depth", params={"type": "Vehicle"}, json={"value": 2}).status_code == 404
+    assert ngsi.delete(f"{url}/name", params={"type": "Vehicle"}).status_code == 404
+    assert _get(ngsi).json() == {"id": E1, "type": "Manhole", "name": prop("东门"), "depth": prop(1)}
+    assert ngsi.patch(f"{url}/depth", params={"type": "Manhole"}, json={"value": 2}).status_code == 204
+    assert ngsi.delete(f"{url}/name", params={"type": "Manhole"}).status_code == 204
+    assert _get(ngsi).json() == {"id": E1, "type": "Manhole", "depth": prop(2)}
+
+
+def test_scope_and_types_through_the_attribute_verbs(ngsi: Any) -> None:
+    assert _create(ngsi, entity()).status_code == 201
+    url = f"{BASE}/entities/{E1}/attrs"
+    r = ngsi.patch(url, json={"scope": "/Changsha"})
+    assert r.status_code == 207 and r.json()["notUpdated"][0]["attributeName"] == "scope"
+    assert ngsi.post(url, json={"scope": "/Changsha"}).status_code == 204
+    assert ngsi.post(url, params={"options": "noOverwrite"}, json={"scope": "/Yuelu"}).status_code == 204
+    assert _get(ngsi).json()["scope"] == ["/Changsha", "/Yuelu"]
+    assert ngsi.patch(url, json={"scope": "/Tianxin", "type": "Asset"}).status_code == 204
+    got = _get(ngsi).json()
+    assert got["scope"] == "/Tianxin" and got["type"] == ["Manhole", "Asset"]
+    _assert_bad(ngsi.patch(f"{url}/scope", json={"value": "/x"}))
+    assert ngsi.delete(f"{url}/scope").status_code == 204
+    assert "scope" not in _get(ngsi).json()
+    assert ngsi.delete(f"{url}/scope").status_code == 404
+
+
+def test_writes_that_name_no_entity_are_bad_request_data(ngsi: Any) -> None:
+    _assert_bad(ngsi.post(f"{BASE}/entities//attrs/", json={"name": prop("x")}))
+    _assert_bad(ngsi.patch(f"{BASE}/entities//attrs/name", json={"value": "x"}))
+    _assert_bad(ngsi.delete(f"{BASE}/entities//attrs/name"))
+
+
+def test_update_adds_an_instance_with_a_new_dataset_id_but_never_deletes_one_by_null(ngsi: Any) -> None:
+    assert _create(ngsi, entity(temperature=prop(20))).status_code == 201
+    _assert_bad(ngsi.patch(f"{BASE}/entities/{E1}/attrs/temperature", json={"datasetId": NULL}))
+    extra = "urn:ngsi-ld:Dataset:extra"
+    assert ngsi.patch(f"{BASE}/entities/{E1}/attrs", json={"temperature": prop(30, datasetId=extra)}).status_code == 204
+    assert _get(ngsi).json()["temperature"] == [prop(20), prop(30, datasetId=extra)]

@@ -276,7 +276,7 @@ def normalize_attribute(raw: Any, terms: TermMap, now: datetime, *, partial: boo
         elif key == "datasetId":
             if value == "@none":
                 continue  # the default instance, stored without a datasetId
-            if not is_uri(value):
+            if not is_uri(value) or value == NULL:  # 5.5.8: a datasetId cannot be deleted with the Null
                 raise bad("datasetId must be a URI", "datasetId 必须是 URI")
             out[key] = value
         elif key == "lang":
@@ -349,8 +349,7 @@ def primary_instance(attr: Any) -> dict[str, Any] | None:
     return None
 
 
-def put_instances(old: Any, new: Any, now: datetime, *, overwrite: bool = True,
-                  only_existing: bool = False) -> tuple[Any, Any]:
+def put_instances(old: Any, new: Any, now: datetime, *, overwrite: bool = True) -> tuple[Any, Any]:
     """`new` instances written over `old` by datasetId (instances not named are kept): the stored
     attribute after, and the instances written (None when nothing changed)."""
     if type(old) is dict and type(new) is dict and old.get("datasetId") == new.get("datasetId"):
@@ -365,8 +364,6 @@ def put_instances(old: Any, new: Any, now: datetime, *, overwrite: bool = True,
     for inst in instances(new):
         n = where.get(inst.get("datasetId"))
         if n is None:
-            if only_existing:
-                continue
             where[inst.get("datasetId")] = len(out)
             out.append(inst)
             written.append(inst)

@@ -267,8 +267,12 @@ async def merge_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
 
 @router.patch("/entities/", include_in_schema=False)
 @router.put("/entities/", include_in_schema=False)
+@router.api_route("/entities//attrs", methods=["POST", "PATCH"], include_in_schema=False)
+@router.api_route("/entities//attrs/", methods=["POST", "PATCH"], include_in_schema=False)
+@router.api_route("/entities//attrs/{attr}", methods=["PATCH", "PUT", "DELETE"], include_in_schema=False)
 async def entity_without_id(request: Request) -> Response:
-    """A merge or replace that names no entity: the target id is missing (5.6.17.4, 5.6.18.4)."""
+    """A write that names no entity: the target id is missing (5.6.17.4, 5.6.18.4 and the attribute
+    verbs alike)."""
     raise invalid("the entity id is missing from the path", "路径中缺少实体 id", "ngsild.bad_request_data")
 
 
@@ -292,11 +296,34 @@ async def append_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     data = await incoming(request, ctx)
     options = set(filter(None, request.query_params.get("options", "").split(",")))
     attrs = normalize_fragment(data.body, data.terms, env.now)
-    raw_type = data.body.get("type") if isinstance(data.body, dict) else None
-    types = [data.terms.expand(t) for t in (raw_type if isinstance(raw_type, list) else [raw_type])] if raw_type else None
-    result = await ctx.db.write(lambda conn: service.append(conn, env, entity_id, attrs,
+    types, scope = _types_and_scope(data.body, data.terms)
+    selector = _selector(request, data.terms)
+    result = await ctx.db.write(lambda conn: service.append(conn, env, entity_id, attrs, scope=scope, selector=selector,
                                                              no_overwrite="noOverwrite" in options, types=types))
     return update_result(result, data.terms) or no_content()
+
+
+def _types_and_scope(body: Any, terms: TermMap) -> tuple[list[str] | None, Any]:
+    """The entity types (expanded) and the scope an attribute fragment carries besides attributes."""
+    if not isinstance(body, dict):
+        return None, None
+    raw_type = body.get("type")
+    types = None
+    if raw_type:
+        names = raw_type if isinstance(raw_type, list) else [raw_type]
+        for name in names:
+            if not isinstance(name, str):
+                raise invalid("entity type must be a string", "实体类型必须是字符串", "ngsild.bad_request_data")
+            check_name(name)
+        types = [terms.expand(t) for t in names]
+    scope = body.get("scope")
+    return types, None if scope is None else check_scope(scope)
+
+
+def _selector(request: Request, terms: TermMap) -> list[str] | None:
+    """The `type` query parameter: the verb applies only to an entity of one of these types."""
+    wanted = split_list(request.query_params.get("type"))
+    return [terms.expand(t) for t in wanted] if wanted else None
 
 
 @router.patch("/entities/{entity_id}/attrs", summary="Update attributes")
@@ -306,10 +333,13 @@ async def update_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
     attrs = normalize_fragment(data.body, data.terms, env.now, nulls="delete")
-    if not attrs:
+    types, scope = _types_and_scope(data.body, data.terms)
+    if not attrs and not types and scope is None:
         raise invalid("no attributes to update", "没有要更新的属性", "ngsild.bad_request_data")
-    result = await ctx.db.write(service.update, env, entity_id, attrs)
-    if not result.updated:
+    selector = _selector(request, data.terms)
+    result = await ctx.db.write(partial(service.update, env=env, entity_id=entity_id, attrs=attrs, types=types,
+                                        scope=scope, selector=selector))
+    if not result.updated and not types and scope is None:
         raise service.NotFound("none of the attributes exist", message_zh="这些属性都不存在", code="ngsild.not_found")
     return update_result(result, data.terms) or no_content()
 
@@ -327,8 +357,12 @@ async def patch_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> R
     check_name(attr)
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
+    if attr == "scope":
+        raise invalid("the scope is not an attribute: a partial attribute update cannot change it",
+                      "scope 不是属性，不能用部分属性更新修改", "ngsild.bad_request_data")
     fragment = _fragment(data.body, attr, data.terms, env.now, partial=True)
-    await ctx.db.write(service.patch_attr, env, entity_id, data.terms.expand(attr), fragment)
+    await ctx.db.write(partial(service.patch_attr, env=env, entity_id=entity_id, iri=data.terms.expand(attr),
+                               fragment=fragment, selector=_selector(request, data.terms)))
     return no_content()
 
 
@@ -356,7 +390,8 @@ async def delete_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> 
     delete_all = params.get("deleteAll", "false").lower()
     if delete_all not in ("true", "false"):
         raise invalid("deleteAll must be true or false", "deleteAll 必须是 true 或 false", "ngsild.bad_request_data")
-    await ctx.db.write(partial(service.delete_attr, env=env, entity_id=entity_id, iri=terms.expand(attr),
+    await ctx.db.write(partial(service.delete_attr, env=env, entity_id=entity_id,
+                               iri="scope" if attr == "scope" else terms.expand(attr), selector=_selector(request, terms),
                                dataset=None if dataset == "@none" else dataset, delete_all=delete_all == "true"))
     return no_content()
 

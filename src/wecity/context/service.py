@@ -109,9 +109,10 @@ def get(conn: Connection, tenant: str, entity_id: str) -> Stored | None:
     return _stored(row) if row else None
 
 
-def require(conn: Connection, tenant: str, entity_id: str) -> Stored:
+def require(conn: Connection, tenant: str, entity_id: str, selector: list[str] | None = None) -> Stored:
+    """The stored entity; NotFound when absent, or not of one of the `selector` types when given."""
     found = get(conn, tenant, entity_id)
-    if found is None:
+    if found is None or (selector and not set(selector).intersection(found.types)):
         raise not_found(entity_id)
     return found
 
@@ -183,11 +184,22 @@ def delete(conn: Connection, env: Env, entity_id: str, types: list[str] | None =
     subscriptions.on_change(conn, env, stored, set(), deleted=True)
 
 
+def _scopes(scope: Any) -> list[Any]:
+    return scope if isinstance(scope, list) else [] if scope is None else [scope]
+
+
 def append(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
-           no_overwrite: bool = False, types: list[str] | None = None) -> UpdateResult:
+           no_overwrite: bool = False, types: list[str] | None = None, scope: Any = None,
+           selector: list[str] | None = None) -> UpdateResult:
     """POST /entities/{id}/attrs: add attributes (instances by datasetId), overwriting existing ones
-    unless `no_overwrite`."""
-    stored = require(conn, env.tenant, entity_id)
+    unless `no_overwrite`; a scope given replaces the entity's, or joins it with `no_overwrite`."""
+    stored = require(conn, env.tenant, entity_id, selector)
+    if scope is not None:
+        if no_overwrite and stored.scope is not None:
+            joined = list(dict.fromkeys(_scopes(stored.scope) + _scopes(scope)))
+            stored.scope = joined[0] if len(joined) == 1 else joined
+        else:
+            stored.scope = scope
     result = UpdateResult()
     changed: dict[str, Any] = {}
     for iri, attr in attrs.items():
@@ -200,7 +212,7 @@ def append(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
         result.updated.append(iri)
     if types:
         stored.types = list(dict.fromkeys(stored.types + types))
-    if changed or types:
+    if changed or types or scope is not None:
         _save(conn, env, stored, changed)
     return result
 
@@ -238,11 +250,20 @@ def _notify_removed(conn: Connection, env: Env, stored: Stored, removed: dict[st
     subscriptions.on_change(conn, env, shown, set(removed), trigger="attributeDeleted")
 
 
-def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any]) -> UpdateResult:
+def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *, types: list[str] | None = None,
+           scope: Any = None, selector: list[str] | None = None) -> UpdateResult:
     """PATCH /entities/{id}/attrs: replace existing attribute instances only; an instance whose value
-    is the NGSI-LD Null is deleted."""
-    stored = require(conn, env.tenant, entity_id)
+    is the NGSI-LD Null is deleted. Types given are added; a scope replaces the entity's existing one."""
+    stored = require(conn, env.tenant, entity_id, selector)
     result = UpdateResult()
+    if types:
+        stored.types = list(dict.fromkeys(stored.types + types))
+    if scope is not None:
+        if stored.scope is None:
+            result.not_updated.append(("scope", "the entity has no scope to update"))
+        else:
+            stored.scope = scope
+            result.updated.append("scope")
     changed: dict[str, Any] = {}
     removed: dict[str, list[dict[str, Any]]] = {}
     for iri, attr in attrs.items():
@@ -255,14 +276,15 @@ def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any]) ->
                 result.updated.append(iri)
                 continue
         elif old is not None:
-            after, written = put_instances(old, attr, env.now, only_existing=True)
+            # An existing attribute: its instances are replaced, and one with a new datasetId is added.
+            after, written = put_instances(old, attr, env.now)
         if written is None:
             result.not_updated.append((iri, "attribute does not exist"))
             continue
         stored.attrs[iri] = after
         changed[iri] = written
         result.updated.append(iri)
-    if result.updated:
+    if result.updated or types:
         _save(conn, env, stored, changed)
     _notify_removed(conn, env, stored, removed)
     return result
@@ -342,10 +364,11 @@ def _instance_at(stored: Stored, iri: str, dataset: str | None) -> tuple[int, li
     raise _attr_not_found(stored.id, iri)
 
 
-def patch_attr(conn: Connection, env: Env, entity_id: str, iri: str, fragment: dict[str, Any]) -> None:
+def patch_attr(conn: Connection, env: Env, entity_id: str, iri: str, fragment: dict[str, Any], *,
+               selector: list[str] | None = None) -> None:
     """PATCH /entities/{id}/attrs/{attrId}: only the members given change (of the instance the
     fragment's datasetId names, the default one without); the NGSI-LD Null as value deletes it."""
-    stored = require(conn, env.tenant, entity_id)
+    stored = require(conn, env.tenant, entity_id, selector)
     n, items = _instance_at(stored, iri, fragment.get("datasetId"))
     if is_null(dict(fragment, type=items[n].get("type", "Property"))):
         gone = _remove(stored, iri, fragment.get("datasetId"))
@@ -368,9 +391,16 @@ def replace_attr(conn: Connection, env: Env, entity_id: str, iri: str, attr: dic
 
 
 def delete_attr(conn: Connection, env: Env, entity_id: str, iri: str, *, dataset: str | None = None,
-                delete_all: bool = False) -> None:
-    """DELETE /entities/{id}/attrs/{attrId}: the default instance, the one of `dataset`, or all."""
-    stored = require(conn, env.tenant, entity_id)
+                delete_all: bool = False, selector: list[str] | None = None) -> None:
+    """DELETE /entities/{id}/attrs/{attrId}: the default instance, the one of `dataset`, or all;
+    `scope` as the attribute removes the entity's scope."""
+    stored = require(conn, env.tenant, entity_id, selector)
+    if iri == "scope" and iri not in stored.attrs:
+        if stored.scope is None:
+            raise _attr_not_found(entity_id, iri)
+        stored.scope = None
+        _save(conn, env, stored, {})
+        return
     gone = _remove(stored, iri, dataset, every=delete_all)
     if not gone:
         raise _attr_not_found(entity_id, iri)

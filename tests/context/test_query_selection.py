@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import City
 from tests.context.conftest import BASE, point, prop
 from wecity.context.scopeq import compile_scope_q
 from wecity.core.errors import ValidationFailed
@@ -175,3 +176,17 @@ def test_query_language_on_language_maps_relationships_and_vocab(ngsi: Any) -> N
     for params in ({"attrs": "createdAt"}, {"q": 'modifiedAt>"2020-01-01T00:00:00Z"'}, {"id": "urn:ngsi-ld:Shop:1"}):
         r = ngsi.get(f"{BASE}/entities", params=params)
         assert r.status_code == 400 and r.json()["type"] == BAD, params
+
+
+def test_order_by_entity_members_pages_in_the_database(city: City, ngsi: Any) -> None:
+    ids = ["urn:ngsi-ld:Shop:b", "urn:ngsi-ld:Shop:B", "urn:ngsi-ld:Shop:a", "urn:ngsi-ld:Shop:_"]
+    for i in ids:  # a second apart, so creation order is the order above
+        assert ngsi.post(f"{BASE}/entities", json={"id": i, "type": "Shop"}).status_code == 201
+        city.clock.advance(seconds=1)
+    get = lambda **p: _ids(ngsi.get(f"{BASE}/entities", params={"type": "Shop", **p}))  # noqa: E731
+    by_code_point = sorted(ids)
+    assert get(orderBy="id") == by_code_point
+    assert get(orderBy="id;desc") == by_code_point[::-1]
+    assert get(orderBy="id", limit=2, offset=1) == by_code_point[1:3]
+    assert get(orderBy="createdAt;desc") == ids[::-1]
+    assert get(orderBy="type,id;desc", limit=1) == [by_code_point[-1]]

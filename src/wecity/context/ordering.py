@@ -55,6 +55,13 @@ class Ordering:
     collator: Any = None
     reference: GeoQuery | None = None
 
+    def columns(self) -> list[tuple[str, bool]] | None:
+        """(member, descending) per key when every key is an entity column (id, type, createdAt,
+        modifiedAt) and strings compare by code point, so the database can order and page; else None."""
+        if self.collator is not None or any(k.member == "attr" for k in self.keys):
+            return None
+        return [(k.member, k.descending) for k in self.keys]
+
     def sort(self, entities: list[Any]) -> list[Any]:
         """The entities in this order (ties keep their given order)."""
         keyed = [(self._values(e), e) for e in entities]

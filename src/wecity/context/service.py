@@ -567,7 +567,7 @@ class Query:
 
     def needs_python(self) -> bool:
         return bool(self.id_pattern or self.attrs or self.q or self.geo or self.scope_q or self.type_test
-                    or self.order or self.entity_test)
+                    or (self.order is not None and self.order.columns() is None) or self.entity_test)
 
 
 def compile_pattern(text: str) -> re.Pattern[str]:
@@ -594,6 +594,19 @@ class Page:
     rows: list[Stored]
     total: int | None  # how many match in all, when counted
     more: bool  # whether entities follow this page
+
+
+def _sql_order(conn: Connection, order: Ordering | None) -> list[Any]:
+    """ORDER BY for an ordering on the entity's own columns (creation order when there is none); ids and
+    types compare by code point on both databases, as the ordering in Python does."""
+    columns = {"id": t.c.entity_id, "type": t.c.type, "createdAt": t.c.created_at, "modifiedAt": t.c.modified_at}
+    out: list[Any] = []
+    for member, descending in (order.columns() or []) if order is not None else []:
+        column: Any = columns[member]
+        if member in ("id", "type") and conn.dialect.name == "postgresql":
+            column = column.collate("C")
+        out.append(column.desc() if descending else column.asc())
+    return [*out, t.c.pk]
 
 
 def query(conn: Connection, tenant: str, spec: Query, *, limit: int, offset: int,
@@ -639,7 +652,7 @@ def query_page(conn: Connection, tenant: str, spec: Query, *, limit: int, offset
             total = int(conn.execute(sa.select(sa.func.count()).select_from(selects[0].subquery())).scalar_one())
         if limit == 0:
             return Page([], total, False)
-        stmt = selects[0].order_by(t.c.pk).limit(limit + 1).offset(offset)
+        stmt = selects[0].order_by(*_sql_order(conn, spec.order)).limit(limit + 1).offset(offset)
         found = [_stored(r) for r in conn.execute(stmt)]
         return Page(found[:limit], total, len(found) > limit)
     rows = [r for s in selects for r in conn.execute(s.order_by(t.c.pk))]

@@ -10,6 +10,7 @@ export WECITY_TEST_MQTT_URL ?= mqtt://127.0.0.1:1883
 .PHONY: run test install services lint typecheck bench fuzz clean ngsild-client
 
 $(BIN)/.installed: pyproject.toml
+	bash scripts/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'

@@ -43,11 +43,17 @@ def _load_contexts(conn: sa.Connection) -> list[Any]:
     return list(conn.execute(sa.select(t.c.context_id, t.c.url, t.c.kind, t.c.body)))
 
 
-async def on_startup(ctx: AppContext) -> None:
+async def load_store(ctx: AppContext) -> ContextStore:
+    """The @context store, with the contexts the database keeps (also for a runner on its own)."""
     store = ContextStore(fetcher=ctx.services.get("ngsild_fetcher", _fetch))
     for row in await ctx.db.read(_load_contexts):
         store.documents[row.url] = row.body
     ctx.services["ngsild_contexts"] = store
+    return store
+
+
+async def on_startup(ctx: AppContext) -> None:
+    await load_store(ctx)
     ensure_delivery(ctx)
 
 

@@ -22,6 +22,8 @@ def _link_for(context: Any) -> tuple[str, Any]:
     """The Link header URL and the @context member for a notification compacted with `context`."""
     if isinstance(context, str):
         return context, context
+    if isinstance(context, list) and len(context) == 1 and isinstance(context[0], str):
+        return context[0], context
     return CORE_URL, context if context is not None else CORE_URL
 
 
@@ -35,6 +37,9 @@ def make_deliver(ctx: AppContext) -> Callable[[OutboxMessage], Awaitable[None]]:
         link, ctx_member = _link_for(payload.get("context"))
         if headers["Content-Type"] == "application/ld+json":
             body["@context"] = ctx_member
+            # Each entity is a JSON-LD document of its own as well, for receivers that take `data` apart.
+            body["data"] = [dict(d, **{"@context": ctx_member}) if isinstance(d, dict) else d
+                            for d in body.get("data", [])]
         else:
             headers["Link"] = link_header(link)
         if payload.get("tenant"):
@@ -43,6 +48,9 @@ def make_deliver(ctx: AppContext) -> Callable[[OutboxMessage], Awaitable[None]]:
             if isinstance(item, dict) and "key" in item and "value" in item:
                 headers[str(item["key"])] = str(item["value"])
         client: httpx.AsyncClient = ctx.services["ngsild_http"]
+        tenant, sub_id = payload.get("tenant", ""), payload["subscriptionId"]
+        # Counted before it leaves, so a subscriber that looks as soon as it is told sees it counted.
+        await ctx.db.write(subscriptions.record_sending, tenant, sub_id, ctx.clock.now())
         ok = False
         try:
             response = await client.post(message.target, content=json.dumps(body, ensure_ascii=False).encode(),
@@ -52,8 +60,7 @@ def make_deliver(ctx: AppContext) -> Callable[[OutboxMessage], Awaitable[None]]:
                 error = f"subscriber answered {response.status_code}"
         except httpx.HTTPError as exc:
             error = f"{exc.__class__.__name__}: {exc}"
-        await ctx.db.write(subscriptions.record_attempt, payload.get("tenant", ""), payload["subscriptionId"], ok,
-                           ctx.clock.now())
+        await ctx.db.write(subscriptions.record_attempt, tenant, sub_id, ok, ctx.clock.now())
         if not ok:
             if "410" in error:
                 raise Undeliverable(error)

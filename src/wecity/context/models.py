@@ -88,6 +88,10 @@ subscriptions = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=True),
     sa.Column("throttling", sa.Float, nullable=True),
     sa.Column("last_triggered", UTCDateTime, nullable=True),
+    # Periodic subscriptions (timeInterval, seconds): when their next notification is due. Subscriptions
+    # on changes leave both NULL, so the periodic runner reads only the due rows through the index.
+    sa.Column("time_interval", sa.Float, nullable=True),
+    sa.Column("next_notification_at", UTCDateTime, nullable=True),
     sa.Column("times_sent", sa.Integer, nullable=False, default=0),
     sa.Column("times_failed", sa.Integer, nullable=False, default=0),
     sa.Column("last_notification", UTCDateTime, nullable=True),
@@ -96,6 +100,7 @@ subscriptions = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("modified_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("tenant", "subscription_id", name="uq_ngsild_subscriptions_tenant_subscription_id"),
+    sa.Index("ix_ngsild_subscriptions_next_notification", "next_notification_at"),
     info=INFO,
 )
 

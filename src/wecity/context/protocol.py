@@ -30,6 +30,8 @@ _PROBLEMS: dict[str, tuple[str, int]] = {
     "ngsild.operation_not_supported": ("OperationNotSupported", 422),
     "ngsild.too_many_results": ("TooManyResults", 403),
     "ngsild.ld_context_not_available": ("LdContextNotAvailable", 503),
+    # A subscription's jsonldContext that cannot be fetched: the broker as a gateway got no answer (5.8.1).
+    "ngsild.jsonld_context_unreachable": ("LdContextNotAvailable", 504),
     "ngsild.nonexistent_tenant": ("NonexistentTenant", 404),
 }
 _BY_STATUS = {400: "BadRequestData", 404: "ResourceNotFound", 409: "AlreadyExists", 401: "InvalidRequest",
@@ -224,6 +226,8 @@ def respond(request: Request, data: Any, context: Any, *, status: int = 200,
     headers = dict(headers or {})
     links = [headers.pop("Link")] if "Link" in headers else []  # e.g. pagination links, kept after the @context one
     url = context if isinstance(context, str) else CORE_URL
+    if isinstance(context, list) and len(context) == 1 and isinstance(context[0], str):
+        url = context[0]
     ctx_value = context if context is not None else CORE_URL
     if media == "application/ld+json":
         if isinstance(data, list):
@@ -326,3 +330,93 @@ def split_list(value: str | None) -> list[str] | None:
         return None
     items = [v.strip() for v in re.split(r"[,|]", value) if v.strip()]
     return items or None
+
+
+def preferences(header: str | None) -> dict[str, str | None]:
+    """The preferences of a Prefer header (RFC 7240): names lower-cased, values unquoted, each
+    preference's own parameters (after ";") set aside; several headers arrive joined by commas."""
+    found: dict[str, str | None] = {}
+    if not header:
+        return found
+    for item in _split_outside_quotes(header, ","):
+        head = _split_outside_quotes(item, ";")[0].strip()
+        if not head:
+            continue
+        name, eq, value = head.partition("=")
+        name = name.strip().lower()
+        text: str | None = value.strip() if eq else None
+        if text is not None and len(text) >= 2 and text[0] == text[-1] == '"':
+            text = re.sub(r"\\(.)", r"\1", text[1:-1])
+        found.setdefault(name, text)
+    return found
+
+
+def _split_outside_quotes(text: str, sep: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for c in text:
+        if escaped:
+            escaped = False
+        elif c == "\\" and quoted:
+            escaped = True
+        elif c == '"':
+            quoted = not quoted
+        elif c == sep and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(c)
+    parts.append("".join(current))
+    return parts
+
+
+def preferred_version(request: Request) -> str | None:
+    """The NGSI-LD version a client prefers (`Prefer: ngsi-ld=<version>`, 6.3.6), if it names one."""
+    version = preferences(request.headers.get("prefer")).get("ngsi-ld")
+    return version if version and re.fullmatch(r"\d+(\.\d+)*", version) else None
+
+
+# Attribute types younger than some versions of the API (4.3.6.8): a client preferring an older version
+# gets them in the form that version knew.
+_INTRODUCED = {"VocabProperty": ((1, 8), "vocab"), "JsonProperty": ((1, 8), "json"),
+               "ListProperty": ((1, 8), "valueList"), "LanguageProperty": ((1, 4), "languageMap")}
+
+
+def _older_form(attr: Any, version: tuple[int, ...]) -> tuple[Any, bool]:
+    if isinstance(attr, list):
+        parts = [_older_form(a, version) for a in attr]
+        return [p for p, _ in parts], any(c for _, c in parts)
+    if not isinstance(attr, dict):
+        return attr, False
+    found = _INTRODUCED.get(attr.get("type", ""))
+    if found is None or version >= found[0] or found[1] not in attr:
+        return attr, False
+    out = {k: v for k, v in attr.items() if k != found[1]}
+    out["type"] = "Property"
+    out["value"] = attr[found[1]]
+    return out, True
+
+
+def in_preferred_version(request: Request, data: Any) -> tuple[Any, int, dict[str, str]]:
+    """Entities as the NGSI-LD version the client prefers knows them (Prefer: ngsi-ld=<version>):
+    the body, 203 when it had to be altered (else 200), and Preference-Applied."""
+    text = preferred_version(request)
+    if text is None:
+        return data, 200, {}
+    version = tuple(int(p) for p in text.split("."))
+    altered = False
+    entities = data if isinstance(data, list) else [data]
+    out = []
+    for entity in entities:
+        if not isinstance(entity, dict):
+            out.append(entity)
+            continue
+        shaped = {}
+        for key, value in entity.items():
+            shaped[key], changed = _older_form(value, version) if key not in ("id", "type", "@context") \
+                else (value, False)
+            altered = altered or changed
+        out.append(shaped)
+    return (out if isinstance(data, list) else out[0]), (203 if altered else 200), \
+        {"Preference-Applied": f"ngsi-ld={text}"}

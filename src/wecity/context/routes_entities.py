@@ -33,6 +33,7 @@ from wecity.context.ordering import parse_ordering
 from wecity.context.projection import select_datasets
 from wecity.context.protocol import (
     env_of,
+    in_preferred_version,
     incoming,
     invalid,
     no_content,
@@ -224,12 +225,16 @@ async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
     if expanded is not None and expanded.isdisjoint(stored.attrs):
         raise _nothing_left(entity_id)
     headers = await map_headers(request, ctx, [stored.id])
+    body: Any
     if shape is None:
-        return respond(request, render_stored(stored, view), context, headers=headers)
-    body = await ctx.db.read(shaped, tenant, [stored], view, shape)
-    if not body:
-        raise _nothing_left(entity_id)
-    return respond(request, body[0] if len(body) == 1 else body, context, headers=headers)
+        body = render_stored(stored, view)
+    else:
+        found = await ctx.db.read(shaped, tenant, [stored], view, shape)
+        if not found:
+            raise _nothing_left(entity_id)
+        body = found[0] if len(found) == 1 else found
+    body, status, preference = in_preferred_version(request, body)
+    return respond(request, body, context, status=status, headers={**(headers or {}), **preference})
 
 
 def _nothing_left(entity_id: str) -> service.NotFound:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -9,12 +10,45 @@ from fastapi.responses import Response
 
 from wecity.context import subscriptions
 from wecity.context.entity import check_entity_id
-from wecity.context.protocol import env_of, incoming, no_content, paging, respond, tenant_of
+from wecity.context.protocol import (
+    env_of,
+    incoming,
+    invalid,
+    no_content,
+    outgoing_terms,
+    paging,
+    preferred_version,
+    resolve,
+    respond,
+    tenant_of,
+)
 from wecity.context.routes_entities import URI_SAFE
+from wecity.core.context import AppContext
+from wecity.core.errors import DependencyUnavailable
 from wecity.core.http import Ctx
 
 router = APIRouter(prefix="/ngsi-ld/v1/subscriptions", tags=["ngsi-ld"])
 BASE = "/ngsi-ld/v1/subscriptions/"
+
+
+async def _check_jsonld_context(ctx: AppContext, sub: dict[str, Any]) -> None:
+    """A jsonldContext must be a context the broker can fetch now, or notifications could never be
+    compacted with it; fetched once, it is kept with the others."""
+    url = sub.get("jsonldContext")
+    if not url:
+        return
+    try:
+        await resolve(ctx, url)
+    except DependencyUnavailable as exc:
+        raise invalid(f"jsonldContext {url} cannot be fetched", f"无法获取 jsonldContext {url}",
+                      "ngsild.jsonld_context_unreachable") from exc
+
+
+def _preference_headers(request: Request) -> dict[str, str] | None:
+    """A subscription has no older forms (4.3.6.8): whatever version is preferred, it is served as is,
+    and Preference-Applied says so."""
+    version = preferred_version(request)
+    return {"Preference-Applied": f"ngsi-ld={version}"} if version else None
 
 
 @router.post("", status_code=201, summary="Create a subscription")
@@ -22,7 +56,8 @@ BASE = "/ngsi-ld/v1/subscriptions/"
 async def create_subscription(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
-    sub = subscriptions.validate(data.body, data.terms)
+    sub = subscriptions.validate(data.body, data.terms, now=env.now)
+    await _check_jsonld_context(ctx, sub)
     sub_id = await ctx.db.write(subscriptions.create, env, sub, data.context)
     return Response(status_code=201, headers={"Location": BASE + quote(sub_id, safe=URI_SAFE)})
 
@@ -31,17 +66,36 @@ async def create_subscription(request: Request, ctx: Ctx) -> Response:
 @router.get("/", include_in_schema=False)
 async def list_subscriptions(request: Request, ctx: Ctx) -> Response:
     limit, offset, count = paging(request)
+    link, terms = await outgoing_terms(request, ctx)
     rows, total = await ctx.db.read(lambda conn: subscriptions.list_all(conn, tenant_of(request), ctx.clock.now(),
-                                                                         limit=limit, offset=offset))
-    headers = {"NGSILD-Results-Count": str(total)} if count else None
-    return respond(request, rows, None, headers=headers)
+                                                                         limit=limit, offset=offset, terms=terms))
+    headers = dict(_preference_headers(request) or {})
+    if count:
+        headers["NGSILD-Results-Count"] = str(total)
+    pages = _page_links(limit, offset, total)
+    if pages:
+        headers["Link"] = pages
+    return respond(request, rows, [link] if link else None, headers=headers)
+
+
+def _page_links(limit: int, offset: int, total: int) -> str:
+    """rel="prev" / rel="next" links to the neighbouring pages (5.8.4, 6.3.11)."""
+    links = []
+    if offset > 0 and limit > 0:
+        links.append(f'<{BASE.rstrip("/")}?limit={limit}&offset={max(offset - limit, 0)}>;rel="prev";'
+                     'type="application/ld+json"')
+    if limit > 0 and offset + limit < total:
+        links.append(f'<{BASE.rstrip("/")}?limit={limit}&offset={offset + limit}>;rel="next";'
+                     'type="application/ld+json"')
+    return ", ".join(links)
 
 
 @router.get("/{sub_id}", summary="Retrieve a subscription")
 async def retrieve_subscription(sub_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(sub_id)
-    body = await ctx.db.read(subscriptions.get, tenant_of(request), sub_id, ctx.clock.now())
-    return respond(request, body, None)
+    link, terms = await outgoing_terms(request, ctx)
+    body = await ctx.db.read(subscriptions.get, tenant_of(request), sub_id, ctx.clock.now(), terms)
+    return respond(request, body, [link] if link else None, headers=_preference_headers(request))
 
 
 @router.patch("/{sub_id}", status_code=204, summary="Update a subscription")
@@ -49,7 +103,8 @@ async def update_subscription(sub_id: str, request: Request, ctx: Ctx) -> Respon
     check_entity_id(sub_id)
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
-    fragment = subscriptions.validate(data.body, data.terms, partial=True)
+    fragment = subscriptions.validate(data.body, data.terms, partial=True, now=env.now)
+    await _check_jsonld_context(ctx, fragment)
     await ctx.db.write(subscriptions.update, env, sub_id, fragment)
     return no_content()
 

@@ -135,11 +135,11 @@ def _row_values(entity: Entity | Stored, attrs: dict[str, Any]) -> dict[str, Any
 
 
 def _after_change(conn: Connection, env: Env, entity: Stored, changed: dict[str, Any],
-                  *, deleted: bool = False) -> None:
+                  *, previous: dict[str, Any] | None = None, created: bool = False) -> None:
     history.record(conn, env, entity.id, entity.type, changed)
     from wecity.context import subscriptions
 
-    subscriptions.on_change(conn, env, entity, set(changed), deleted=deleted)
+    subscriptions.on_change(conn, env, entity, set(changed), previous=previous, created=created)
 
 
 def create(conn: Connection, env: Env, entity: Entity) -> None:
@@ -152,25 +152,28 @@ def create(conn: Connection, env: Env, entity: Entity) -> None:
                                               modified_at=env.now, **_row_values(entity, entity.attrs)))
     pk = inserted.inserted_primary_key[0]  # type: ignore[index]
     stored = Stored(int(pk), entity.id, entity.types, entity.attrs, env.now, env.now, entity.scope)
-    _after_change(conn, env, stored, entity.attrs)
+    _after_change(conn, env, stored, entity.attrs, created=True)
 
 
-def _save(conn: Connection, env: Env, stored: Stored, changed: dict[str, Any]) -> None:
+def _save(conn: Connection, env: Env, stored: Stored, changed: dict[str, Any],
+          previous: dict[str, Any] | None = None) -> None:
+    """Write the entity back; `previous` is its attributes as they were (a shallow copy)."""
     update_many(conn, t, [{"b_pk": stored.pk, "modified_at": env.now, **_row_values(stored, stored.attrs)}],
                 key="pk", statement=_SAVE)
     stored.modified_at = env.now
     if changed:
-        _after_change(conn, env, stored, changed)
+        _after_change(conn, env, stored, changed, previous=previous)
 
 
 def replace(conn: Connection, env: Env, entity: Entity) -> None:
     """PUT /entities/{id}: every attribute replaced; type kept when none is given."""
     stored = require(conn, env.tenant, entity.id)
+    previous = stored.attrs
     if entity.types:
         stored.types = entity.types
     stored.attrs = entity.attrs
     stored.scope = entity.scope
-    _save(conn, env, stored, entity.attrs)
+    _save(conn, env, stored, entity.attrs, previous)
 
 
 def delete(conn: Connection, env: Env, entity_id: str, types: list[str] | None = None) -> None:
@@ -194,6 +197,7 @@ def append(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
     """POST /entities/{id}/attrs: add attributes (instances by datasetId), overwriting existing ones
     unless `no_overwrite`; a scope given replaces the entity's, or joins it with `no_overwrite`."""
     stored = require(conn, env.tenant, entity_id, selector)
+    previous = dict(stored.attrs)
     if scope is not None:
         if no_overwrite and stored.scope is not None:
             joined = list(dict.fromkeys(_scopes(stored.scope) + _scopes(scope)))
@@ -213,7 +217,7 @@ def append(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
     if types:
         stored.types = list(dict.fromkeys(stored.types + types))
     if changed or types or scope is not None:
-        _save(conn, env, stored, changed)
+        _save(conn, env, stored, changed, previous)
     return result
 
 
@@ -231,9 +235,10 @@ def _remove(stored: Stored, iri: str, dataset: str | None, *, every: bool = Fals
     return gone
 
 
-def _notify_removed(conn: Connection, env: Env, stored: Stored, removed: dict[str, list[dict[str, Any]]]) -> None:
+def _notify_removed(conn: Connection, env: Env, stored: Stored, removed: dict[str, list[dict[str, Any]]],
+                    previous: dict[str, Any] | None = None) -> None:
     """attributeDeleted notifications: the entity shows each removed instance with the NGSI-LD Null
-    as its value."""
+    as its value; `previous` (the attributes before) lets showChanges tell what they were."""
     if not removed:
         return
     from wecity.context import subscriptions
@@ -247,7 +252,7 @@ def _notify_removed(conn: Connection, env: Env, stored: Stored, removed: dict[st
         else:  # every instance went: the attribute itself is shown deleted
             attrs[iri] = {k: v for k, v in null_instance(gone[0]).items() if k != "datasetId"}
     shown = Stored(stored.pk, stored.id, stored.types, attrs, stored.created_at, stored.modified_at, stored.scope)
-    subscriptions.on_change(conn, env, shown, set(removed), trigger="attributeDeleted")
+    subscriptions.on_change(conn, env, shown, set(removed), trigger="attributeDeleted", previous=previous)
 
 
 def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *, types: list[str] | None = None,
@@ -255,6 +260,7 @@ def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
     """PATCH /entities/{id}/attrs: replace existing attribute instances only; an instance whose value
     is the NGSI-LD Null is deleted. Types given are added; a scope replaces the entity's existing one."""
     stored = require(conn, env.tenant, entity_id, selector)
+    previous = dict(stored.attrs)
     result = UpdateResult()
     if types:
         stored.types = list(dict.fromkeys(stored.types + types))
@@ -285,8 +291,8 @@ def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
         changed[iri] = written
         result.updated.append(iri)
     if result.updated or types:
-        _save(conn, env, stored, changed)
-    _notify_removed(conn, env, stored, removed)
+        _save(conn, env, stored, changed, previous)
+    _notify_removed(conn, env, stored, removed, previous)
     return result
 
 
@@ -373,21 +379,23 @@ def patch_attr(conn: Connection, env: Env, entity_id: str, iri: str, fragment: d
     if is_null(dict(fragment, type=items[n].get("type", "Property"))):
         gone = _remove(stored, iri, fragment.get("datasetId"))
         _save(conn, env, stored, {})
-        _notify_removed(conn, env, stored, {iri: gone})
+        _notify_removed(conn, env, stored, {iri: gone}, {iri: items[n]})
         return
     items = list(items)
-    items[n] = new = patch_attribute(items[n], fragment, env.now)
+    old = items[n]
+    items[n] = new = patch_attribute(old, fragment, env.now)
     stored.attrs[iri] = pack(items)
-    _save(conn, env, stored, {iri: new})
+    _save(conn, env, stored, {iri: new}, {iri: old})
 
 
 def replace_attr(conn: Connection, env: Env, entity_id: str, iri: str, attr: dict[str, Any]) -> None:
     stored = require(conn, env.tenant, entity_id)
     n, items = _instance_at(stored, iri, attr.get("datasetId"))
     items = list(items)
-    items[n] = new = merge_attribute(items[n], attr, env.now)
+    old = items[n]
+    items[n] = new = merge_attribute(old, attr, env.now)
     stored.attrs[iri] = pack(items)
-    _save(conn, env, stored, {iri: new})
+    _save(conn, env, stored, {iri: new}, {iri: old})
 
 
 def delete_attr(conn: Connection, env: Env, entity_id: str, iri: str, *, dataset: str | None = None,
@@ -405,7 +413,7 @@ def delete_attr(conn: Connection, env: Env, entity_id: str, iri: str, *, dataset
     if not gone:
         raise _attr_not_found(entity_id, iri)
     _save(conn, env, stored, {})
-    _notify_removed(conn, env, stored, {iri: gone})
+    _notify_removed(conn, env, stored, {iri: gone}, {iri: gone[0]} if len(gone) == 1 else None)
 
 
 # -- batch operations -------------------------------------------------------------------------------
@@ -434,6 +442,11 @@ def _existing(conn: Connection, tenant: str, ids: list[str], *, attrs: bool = Tr
     return found
 
 
+def entities_by_id(conn: Connection, tenant: str, ids: list[str]) -> dict[str, Stored]:
+    """The entities with these ids that exist, by id (a few statements for many ids)."""
+    return _existing(conn, tenant, ids)
+
+
 def batch_create(conn: Connection, env: Env, items: list[Entity]) -> BatchResult:
     return batch_upsert(conn, env, items, mode="create")
 
@@ -444,7 +457,8 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
     result = BatchResult()
     # A replace throws the old attributes away: they are not even decoded.
     existing = _existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)), attrs=mode != "replace")
-    changes: list[tuple[Stored, dict[str, Any]]] = []
+    # (entity, changed attributes, attributes before the change (None: not read), created)
+    changes: list[tuple[Stored, dict[str, Any], dict[str, Any] | None, bool]] = []
     pending: dict[str, Stored] = {}  # entity id -> its state after this batch
     for entity in items:
         old = pending.get(entity.id) or existing.get(entity.id)
@@ -457,7 +471,7 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
                 continue
             # Its own copy of the attributes: a later item for the same id must not rewrite this change.
             pending[entity.id] = Stored(0, entity.id, entity.types, dict(entity.attrs), env.now, env.now, entity.scope)
-            changes.append((pending[entity.id], entity.attrs))
+            changes.append((pending[entity.id], entity.attrs, None, True))
             result.created.append(entity.id)
             result.success.append(entity.id)
             continue
@@ -468,6 +482,7 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
             continue
         changed: dict[str, Any] = {}
         kept: list[str] = []
+        previous = dict(old.attrs) if mode != "replace" else None  # a replace did not read them
         if mode == "replace":
             old.attrs = dict(entity.attrs)
             changed = entity.attrs
@@ -489,7 +504,7 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
                 old.types = list(dict.fromkeys(old.types + entity.types))
         old.modified_at = env.now
         pending[entity.id] = old
-        changes.append((old, changed))
+        changes.append((old, changed, previous, False))
         if kept:
             result.errors.append((entity.id, AlreadyExists(
                 f"attributes of {entity.id} exist and noOverwrite was given: {', '.join(kept)}",
@@ -503,12 +518,15 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
                                **_row_values(s, s.attrs)) for s in pending.values() if not s.pk])
     update_many(conn, t, [dict(b_pk=s.pk, modified_at=env.now, **_row_values(s, s.attrs))
                           for s in pending.values() if s.pk], key="pk", statement=_SAVE)
-    history.record_many(conn, env, [(s.id, s.type, c) for s, c in changes])
+    history.record_many(conn, env, [(s.id, s.type, c) for s, c, _, _ in changes])
     from wecity.context import subscriptions
 
-    notify = subscriptions.on_change if subscriptions.has_any(conn, env.tenant) else subscriptions.emit_change
-    for stored, changed in changes:
-        notify(conn, env, stored, set(changed))
+    if subscriptions.has_any(conn, env.tenant):
+        for stored, changed, before, created in changes:
+            subscriptions.on_change(conn, env, stored, set(changed), previous=before, created=created)
+    else:
+        for stored, changed, _, _ in changes:
+            subscriptions.emit_change(conn, env, stored, set(changed))
     return result
 
 

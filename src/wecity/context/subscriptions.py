@@ -3,28 +3,24 @@ leave through the platform's transactional outbox (channel "ngsild")."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from wecity.context import notification
 from wecity.context.bulk import driver, run
-from wecity.context.entity import (
-    View,
-    bad,
-    check_name,
-    instances,
-    is_uri,
-    now_text,
-    parse_time,
-    render_entity,
-)
+from wecity.context.entity import bad, check_name, instances, is_uri, now_text, parse_time
 from wecity.context.geo import GeoQuery, parse_geoquery
 from wecity.context.ldcontext import TermMap
 from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_q
+from wecity.context.selection import parse_type_selection
 from wecity.core import events, outbox
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
 
@@ -32,9 +28,13 @@ if TYPE_CHECKING:
     from wecity.context.service import Env, Stored
 
 CHANNEL = "ngsild"
-FORMATS = ("normalized", "keyValues", "concise")
-DEFAULT_TRIGGERS = ("entityCreated", "entityUpdated", "attributeCreated", "attributeUpdated")
+FORMATS = ("normalized", "keyValues", "simplified", "concise")  # simplified: another name for keyValues
+TRIGGERS = ("entityCreated", "entityUpdated", "entityDeleted", "attributeCreated", "attributeUpdated",
+            "attributeDeleted")
+DEFAULT_TRIGGERS = ("attributeCreated", "attributeUpdated")
 _SYSTEM = ("status", "timesSent", "timesFailed", "lastNotification", "lastSuccess", "lastFailure")
+# Members a subscription cannot drop with null (5.8.2): without them it is no subscription.
+_MANDATORY = ("type", "notification", "id")
 
 
 def _not_found(sub_id: str) -> NotFound:
@@ -45,12 +45,22 @@ def _unsupported(what: str, zh: str) -> ValidationFailed:
     return ValidationFailed(f"{what} is not supported", message_zh=f"不支持{zh}", code="ngsild.operation_not_supported")
 
 
-def validate(body: Any, terms: TermMap, *, partial: bool = False) -> dict[str, Any]:
+def _names(value: Any, what: str, *, allow_empty: bool = False) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) or \
+            (not value and not allow_empty):
+        raise bad(f"{what} must be a non-empty list of names", f"{what} 必须是非空名称列表")
+    for name in value:
+        check_name(name)
+    return value
+
+
+def validate(body: Any, terms: TermMap, *, partial: bool = False, now: datetime | None = None) -> dict[str, Any]:
     """A subscription (or, with `partial`, a fragment of one) checked, with types and names expanded
-    under `_`-prefixed keys that matching uses; BadRequestData when malformed."""
+    under `_`-prefixed keys that matching uses; BadRequestData when malformed. Client members starting
+    with `_` are dropped: those names are the broker's own."""
     if not isinstance(body, dict):
         raise bad("a subscription must be a JSON object", "订阅必须是 JSON 对象")
-    sub = {k: v for k, v in body.items() if k != "@context" and k not in _SYSTEM}
+    sub = {k: v for k, v in body.items() if k != "@context" and k not in _SYSTEM and not k.startswith("_")}
     if not partial:
         if sub.get("type") != "Subscription":
             raise bad("type must be 'Subscription'", "type 必须是 'Subscription'")
@@ -58,55 +68,122 @@ def validate(body: Any, terms: TermMap, *, partial: bool = False) -> dict[str, A
             raise bad("a subscription needs entities or watchedAttributes", "订阅需要 entities 或 watchedAttributes")
         if "notification" not in sub:
             raise bad("a subscription needs notification", "订阅需要 notification")
-    elif "type" in sub and sub["type"] != "Subscription":
-        raise bad("type must be 'Subscription'", "type 必须是 'Subscription'")
+    else:
+        if not sub:
+            raise bad("the fragment changes nothing", "更新内容为空")
+        for key in _MANDATORY:
+            if key in sub and sub[key] is None:
+                raise bad(f"{key} cannot be removed from a subscription", f"不能删除订阅的 {key}")
+        if "type" in sub and sub["type"] != "Subscription":
+            raise bad("type must be 'Subscription'", "type 必须是 'Subscription'")
     if "id" in sub and not is_uri(sub["id"]):
         raise bad("subscription id must be a URI", "订阅 id 必须是 URI")
-    if "timeInterval" in sub:
-        raise _unsupported("timeInterval (periodic notification)", "定时通知（timeInterval）")
-    if "entities" in sub:
+    if sub.get("timeInterval") is not None:
+        interval = sub["timeInterval"]
+        if not isinstance(interval, int | float) or isinstance(interval, bool) or interval <= 0:
+            raise bad("timeInterval must be a positive number of seconds", "timeInterval 必须是正的秒数")
+        if sub.get("watchedAttributes") or sub.get("throttling"):
+            raise bad("timeInterval cannot be combined with watchedAttributes or throttling",
+                      "timeInterval 不能与 watchedAttributes 或 throttling 同时使用")
+    if sub.get("entities") is not None:
         items = sub["entities"]
         if not isinstance(items, list) or not items:
             raise bad("entities must be a non-empty list", "entities 必须是非空列表")
         expanded = []
         for item in items:
-            if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            if not isinstance(item, dict) or not isinstance(item.get("type"), str) or not item["type"]:
                 raise bad("each entities item needs a type", "entities 的每一项都需要 type")
             if "id" in item and not is_uri(item["id"]):
                 raise bad("entities id must be a URI", "entities 中的 id 必须是 URI")
-            expanded.append({"type": terms.expand(item["type"]), "id": item.get("id"),
-                             "idPattern": item.get("idPattern")})
+            if "idPattern" in item:
+                _check_pattern(item["idPattern"])
+            selection = parse_type_selection(item["type"], terms)
+            simple = _simple_type(item["type"]) and item["type"] != "*"
+            expanded.append({"type": terms.expand(item["type"]) if simple else None,
+                             # the expanded type selection (4.17): `types` when any of them will do
+                             "types": selection.types,
+                             "selection": None if simple or selection.test is None else item["type"],
+                             "id": item.get("id"), "idPattern": item.get("idPattern")})
         sub["_entities"] = expanded
-    if "watchedAttributes" in sub:
-        watched = sub["watchedAttributes"]
-        if not isinstance(watched, list) or not watched or not all(isinstance(w, str) for w in watched):
-            raise bad("watchedAttributes must be a non-empty list of names", "watchedAttributes 必须是非空名称列表")
-        for w in watched:
-            check_name(w)
-        sub["_watched"] = [terms.expand(w) for w in watched]
-    if "q" in sub:
+    if sub.get("watchedAttributes") is not None:
+        sub["_watched"] = [terms.expand(w) for w in _names(sub["watchedAttributes"], "watchedAttributes")]
+    if sub.get("notificationTrigger") is not None:
+        triggers = sub["notificationTrigger"]
+        if not isinstance(triggers, list) or not triggers or any(x not in TRIGGERS for x in triggers):
+            raise bad(f"notificationTrigger must list some of {', '.join(TRIGGERS)}",
+                      f"notificationTrigger 只能取 {'、'.join(TRIGGERS)}")
+    if sub.get("q") is not None:
         if not isinstance(sub["q"], str):
             raise bad("q must be a string", "q 必须是字符串")
-        compile_q(sub["q"], terms)
-    if "geoQ" in sub:
+        compile_q(unquote(sub["q"]), terms)
+    for key in ("csf", "scopeQ"):
+        if sub.get(key) is not None:
+            if not isinstance(sub[key], str) or not _balanced(sub[key]):
+                raise bad(f"{key} is not a valid query", f"{key} 不是有效的查询")
+            if key == "csf":
+                compile_q(unquote(sub[key]), terms)
+    if sub.get("geoQ") is not None:
         g = sub["geoQ"]
         if not isinstance(g, dict):
             raise bad("geoQ must be an object", "geoQ 必须是对象")
         parse_geoquery(g.get("georel"), g.get("geometry"), g.get("coordinates"),
                        terms.expand(g.get("geoproperty") or "location"))
-    if "throttling" in sub:
+    if sub.get("throttling") is not None:
         th = sub["throttling"]
         if not isinstance(th, int | float) or isinstance(th, bool) or th <= 0:
             raise bad("throttling must be a positive number of seconds", "throttling 必须是正的秒数")
-    if "expiresAt" in sub:
-        parse_time(sub["expiresAt"], "expiresAt")
+    if sub.get("expiresAt") is not None:
+        expires = parse_time(sub["expiresAt"], "expiresAt")
+        if now is not None and expires <= now:
+            raise bad("expiresAt is in the past", "expiresAt 已是过去的时间")
     if "isActive" in sub and not isinstance(sub["isActive"], bool):
         raise bad("isActive must be true or false", "isActive 必须是 true 或 false")
-    if "notification" in sub:
+    if sub.get("jsonldContext") is not None and not is_uri(sub["jsonldContext"]):
+        raise bad("jsonldContext must be a URI", "jsonldContext 必须是 URI")
+    if sub.get("datasetId") is not None:
+        ids = sub["datasetId"] if isinstance(sub["datasetId"], list) else [sub["datasetId"]]
+        if not ids or not all(is_uri(d) for d in ids):
+            raise bad("datasetId must be a URI or a list of URIs", "datasetId 必须是 URI 或 URI 列表")
+    if sub.get("lang") is not None and not isinstance(sub["lang"], str):
+        raise bad("lang must be a string", "lang 必须是字符串")
+    if sub.get("notification") is not None:
+        # In a fragment too, notification is whole NotificationParams (endpoint included): it replaces.
         sub["notification"] = _validate_notification(sub["notification"], terms)
         note = sub["notification"]
-        sub["_attrs"] = [terms.expand(a) for a in note.get("attributes", [])]
+        if "attributes" in note:
+            sub["_attrs"] = [terms.expand(a) for a in note["attributes"]]
     return sub
+
+
+def _simple_type(text: str) -> bool:
+    return not any(c in text for c in ",|;()")
+
+
+def _check_pattern(pattern: Any) -> None:
+    if not isinstance(pattern, str):
+        raise bad("idPattern must be a string", "idPattern 必须是字符串")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise bad(f"invalid idPattern {pattern!r}", f"idPattern 无效：{pattern!r}") from exc
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for c in text:
+        depth += {"(": 1, ")": -1}.get(c, 0)
+        if depth < 0:
+            return False
+    return depth == 0 and bool(text.strip())
+
+
+def _key_values(value: Any, what: str) -> None:
+    """receiverInfo / notifierInfo: a list of {"key": string, "value": string} (5.2.22)."""
+    ok = isinstance(value, list) and all(
+        isinstance(p, dict) and set(p) == {"key", "value"} and isinstance(p["key"], str) and p["key"]
+        and isinstance(p["value"], str) for p in value)
+    if not ok:
+        raise bad(f"{what} must be a list of string key and value pairs", f"{what} 必须是字符串键值对列表")
 
 
 def _validate_notification(note: Any, terms: TermMap) -> dict[str, Any]:
@@ -122,15 +199,38 @@ def _validate_notification(note: Any, terms: TermMap) -> dict[str, Any]:
     if accept not in ("application/json", "application/ld+json"):
         raise bad("endpoint.accept must be application/json or application/ld+json",
                   "endpoint.accept 必须是 application/json 或 application/ld+json")
-    if note.get("format", "normalized") not in FORMATS:
+    for key in ("receiverInfo", "notifierInfo"):
+        if key in endpoint:
+            _key_values(endpoint[key], f"endpoint.{key}")
+    form = note.get("format", "normalized")
+    if form not in FORMATS:
         raise bad(f"notification.format must be one of {', '.join(FORMATS)}", "notification.format 无效")
-    attributes = note.get("attributes", [])
-    if not isinstance(attributes, list) or not all(isinstance(a, str) for a in attributes):
-        raise bad("notification.attributes must be a list of names", "notification.attributes 必须是名称列表")
+    if note.get("showChanges") is not None and not isinstance(note["showChanges"], bool):
+        raise bad("showChanges must be true or false", "showChanges 必须是 true 或 false")
+    if note.get("sysAttrs") is not None and not isinstance(note["sysAttrs"], bool):
+        raise bad("sysAttrs must be true or false", "sysAttrs 必须是 true 或 false")
+    if note.get("showChanges") and form in ("keyValues", "simplified"):
+        raise bad("showChanges cannot be used with the keyValues format", "showChanges 不能与 keyValues 格式同时使用")
+    for key in ("attributes", "pick", "omit"):
+        if key in note:
+            _names(note[key], f"notification.{key}")
+    if "attributes" in note and ("pick" in note or "omit" in note):
+        raise bad("notification.attributes cannot be combined with pick or omit",
+                  "notification.attributes 不能与 pick 或 omit 同时使用")
+    if set(note.get("pick", ())) & set(note.get("omit", ())):
+        raise bad("a member cannot be both in pick and in omit", "同一成员不能同时出现在 pick 和 omit 中")
+    notification.shape({"notification": note}, terms)  # the pick / omit grammar, join and joinLevel
     return note
 
 
 # -- CRUD -----------------------------------------------------------------------------------------
+
+def _derived(sub: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The columns kept beside the body: what matching and the periodic runner look up by index."""
+    interval = sub.get("timeInterval")
+    return dict(is_active=sub.get("isActive", True), expires_at=_expires(sub), throttling=sub.get("throttling"),
+                time_interval=float(interval) if interval else None, next_notification_at=now if interval else None)
+
 
 def create(conn: Connection, env: Env, sub: dict[str, Any], context: Any) -> str:
     sub_id = sub.setdefault("id", f"urn:ngsi-ld:Subscription:{uuid.uuid4()}")
@@ -139,9 +239,8 @@ def create(conn: Connection, env: Env, sub: dict[str, Any], context: Any) -> str
         raise AlreadyExists(f"subscription {sub_id} already exists", message_zh=f"订阅 {sub_id} 已存在",
                             code="ngsild.already_exists")
     conn.execute(t.insert().values(tenant=env.tenant, subscription_id=sub_id, body=sub, context=context,
-                                   is_active=sub.get("isActive", True), expires_at=_expires(sub),
-                                   throttling=sub.get("throttling"), times_sent=0, times_failed=0,
-                                   created_at=env.now, modified_at=env.now))
+                                   times_sent=0, times_failed=0, created_at=env.now, modified_at=env.now,
+                                   **_derived(sub, env.now)))
     return str(sub_id)
 
 
@@ -156,31 +255,61 @@ def _row(conn: Connection, tenant: str, sub_id: str) -> Any:
     return row
 
 
-def get(conn: Connection, tenant: str, sub_id: str, now: datetime) -> dict[str, Any]:
-    return render(_row(conn, tenant, sub_id), now)
+def get(conn: Connection, tenant: str, sub_id: str, now: datetime, terms: TermMap | None = None) -> dict[str, Any]:
+    return render(_row(conn, tenant, sub_id), now, terms)
 
 
-def list_all(conn: Connection, tenant: str, now: datetime, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+def list_all(conn: Connection, tenant: str, now: datetime, *, limit: int, offset: int,
+             terms: TermMap | None = None) -> tuple[list[dict[str, Any]], int]:
     total = int(conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.tenant == tenant)).scalar_one())
     rows = conn.execute(sa.select(t).where(t.c.tenant == tenant).order_by(t.c.pk).limit(limit).offset(offset))
-    return [render(r, now) for r in rows], total
+    return [render(r, now, terms) for r in rows], total
+
+
+_DERIVED_KEYS = {"entities": "_entities", "watchedAttributes": "_watched"}
 
 
 def update(conn: Connection, env: Env, sub_id: str, fragment: dict[str, Any]) -> None:
+    """PATCH: the members given replace those stored, null removes one; notification merges member-wise."""
     row = _row(conn, env.tenant, sub_id)
     if "id" in fragment and fragment["id"] != sub_id:
         raise bad("the id of a subscription cannot change", "订阅的 id 不能修改")
     body = dict(row.body)
     for key, value in fragment.items():
-        if key == "notification" and isinstance(body.get("notification"), dict):
-            merged = dict(body["notification"])
-            merged.update(value)
-            body["notification"] = merged
+        if key == "notification":
+            body["notification"] = value
+            body.pop("_attrs", None)
+            if fragment.get("_attrs"):
+                body["_attrs"] = fragment["_attrs"]
+        elif value is None:
+            body.pop(key, None)
+            body.pop(_DERIVED_KEYS.get(key, "-"), None)
         else:
             body[key] = value
-    conn.execute(t.update().where(t.c.pk == row.pk).values(
-        body=body, is_active=body.get("isActive", True), expires_at=_expires(body),
-        throttling=body.get("throttling"), modified_at=env.now))
+    _check_whole(body, env.now)
+    values = _derived(body, env.now)
+    if values["time_interval"] is not None and row.time_interval == values["time_interval"] \
+            and row.next_notification_at is not None:
+        values["next_notification_at"] = row.next_notification_at
+    if "isActive" not in body:
+        # Re-activating (isActive dropped or status not given) keeps the paused state unless asked.
+        values["is_active"] = row.is_active if "isActive" not in fragment else True
+    conn.execute(t.update().where(t.c.pk == row.pk).values(body=body, modified_at=env.now, **values))
+
+
+def _check_whole(body: dict[str, Any], now: datetime) -> None:
+    """Rules across members, checked on the result of an update."""
+    if "entities" not in body and "watchedAttributes" not in body:
+        raise bad("a subscription needs entities or watchedAttributes", "订阅需要 entities 或 watchedAttributes")
+    if body.get("timeInterval") and (body.get("watchedAttributes") or body.get("throttling")):
+        raise bad("timeInterval cannot be combined with watchedAttributes or throttling",
+                  "timeInterval 不能与 watchedAttributes 或 throttling 同时使用")
+    note = body.get("notification") or {}
+    if "attributes" in note and ("pick" in note or "omit" in note):
+        raise bad("notification.attributes cannot be combined with pick or omit",
+                  "notification.attributes 不能与 pick 或 omit 同时使用")
+    if note.get("showChanges") and note.get("format") in ("keyValues", "simplified"):
+        raise bad("showChanges cannot be used with the keyValues format", "showChanges 不能与 keyValues 格式同时使用")
 
 
 def delete(conn: Connection, tenant: str, sub_id: str) -> None:
@@ -188,13 +317,30 @@ def delete(conn: Connection, tenant: str, sub_id: str) -> None:
     conn.execute(t.delete().where(t.c.pk == row.pk))
 
 
-def render(row: Any, now: datetime) -> dict[str, Any]:
+def _compacted(body: dict[str, Any], stored: dict[str, Any], terms: TermMap) -> None:
+    """Entity types and attribute names in the terms of the reader's @context (they are kept expanded)."""
+    items = stored.get("_entities")
+    if isinstance(body.get("entities"), list) and items and len(items) == len(body["entities"]):
+        body["entities"] = [dict(given, type=terms.compact(kept["type"])) if kept.get("type") else given
+                            for given, kept in zip(body["entities"], items, strict=True)]
+    if stored.get("_watched"):
+        body["watchedAttributes"] = [terms.compact(w) for w in stored["_watched"]]
+    if stored.get("_attrs") and isinstance(body.get("notification"), dict):
+        body["notification"] = dict(body["notification"], attributes=[terms.compact(a) for a in stored["_attrs"]])
+
+
+def render(row: Any, now: datetime, terms: TermMap | None = None) -> dict[str, Any]:
+    """The subscription as the spec shows it: as given (names compacted with `terms` when given), with
+    status, the default notificationTrigger and the notification's counters once there are some."""
     body = {k: v for k, v in row.body.items() if not k.startswith("_")}
+    if terms is not None:
+        _compacted(body, row.body, terms)
     expired = row.expires_at is not None and row.expires_at <= now
-    body["isActive"] = bool(row.is_active)
     body["status"] = "expired" if expired else ("active" if row.is_active else "paused")
+    body.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
     note = dict(body.get("notification", {}))
-    note["timesSent"] = row.times_sent
+    if row.times_sent:
+        note["timesSent"] = row.times_sent
     if row.times_failed:
         note["timesFailed"] = row.times_failed
     for key, value in (("lastNotification", row.last_notification), ("lastSuccess", row.last_success),
@@ -209,7 +355,9 @@ def render(row: Any, now: datetime) -> dict[str, Any]:
 
 # -- matching -------------------------------------------------------------------------------------
 
-_ACTIVE = sa.select(t).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.is_active.is_(True))
+# Periodic subscriptions are left to the periodic runner: a change does not notify them.
+_ACTIVE = sa.select(t).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.is_active.is_(True),
+                             t.c.time_interval.is_(None))
 _RAW_ANY = "SELECT 1 FROM ngsild_subscriptions WHERE tenant = ? AND is_active = 1 LIMIT 1"
 _ANY = sa.select(t.c.pk).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.is_active.is_(True)).limit(1)
 
@@ -223,17 +371,37 @@ def has_any(conn: Connection, tenant: str) -> bool:
     return conn.execute(_ANY, {"b_tenant": tenant}).first() is not None
 
 
-def _entity_matches(items: list[dict[str, Any]] | None, entity: Stored) -> bool:
+_SELECTIONS: dict[tuple[str, TermMap], Any] = {}
+
+
+def _selection_test(text: str, terms: TermMap) -> Any:
+    """The test of a type selection with `;` (all of these types), parsed once per text and @context."""
+    key = (text, terms)
+    found = _SELECTIONS.get(key)
+    if found is None:
+        if len(_SELECTIONS) > 1024:
+            _SELECTIONS.clear()
+        found = _SELECTIONS[key] = parse_type_selection(text, terms)
+    return found
+
+
+def entity_matches(items: list[dict[str, Any]] | None, entity_id: str, types: list[str],
+                   terms: TermMap | None = None) -> bool:
     if not items:
         return True
-    import re
-
     for item in items:
-        if item["type"] not in entity.types:
+        if item.get("type"):
+            if item["type"] not in types:
+                continue
+        elif item.get("types") is not None and not any(x in types for x in item["types"]):
             continue
-        if item.get("id") and item["id"] != entity.id:
+        elif item.get("selection") and terms is not None:
+            selection = _selection_test(item["selection"], terms)
+            if selection.test is not None and not selection.test(types):
+                continue
+        if item.get("id") and item["id"] != entity_id:
             continue
-        if item.get("idPattern") and not re.fullmatch(item["idPattern"], entity.id):
+        if item.get("idPattern") and not re.fullmatch(item["idPattern"], entity_id):
             continue
         return True
     return False
@@ -245,41 +413,79 @@ def emit_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *
                 entity=entity, changed=changed, deleted=deleted)
 
 
+def change_kinds(changed: set[str], previous: dict[str, Any] | None, *, created: bool, deleted: bool,
+                 trigger: str | None) -> dict[str, str]:
+    """What happened to each attribute (attributeCreated / Updated / Deleted); when the entity goes,
+    `changed` names its attributes, all deleted with it."""
+    if deleted:
+        return dict.fromkeys(changed, "attributeDeleted")
+    if trigger == "attributeDeleted":
+        return dict.fromkeys(changed, "attributeDeleted")
+    if created:
+        return dict.fromkeys(changed, "attributeCreated")
+    if previous is None:
+        return dict.fromkeys(changed, "attributeUpdated")
+    return {iri: ("attributeUpdated" if iri in previous else "attributeCreated") for iri in changed}
+
+
+def _fires(triggers: Any, watched: list[str] | None, kinds: dict[str, str], entity: Stored, *,
+           created: bool, deleted: bool) -> bool:
+    relevant = {iri: k for iri, k in kinds.items() if iri in watched} if watched else kinds
+    if deleted:
+        return "entityDeleted" in triggers or ("attributeDeleted" in triggers and bool(relevant))
+    relevant = {iri: k for iri, k in kinds.items() if iri in watched} if watched else kinds
+    if created and "entityCreated" in triggers and (not watched or any(w in entity.attrs for w in watched)):
+        return True
+    if not created and relevant and "entityUpdated" in triggers:
+        return True
+    return any(k in triggers for k in relevant.values())
+
+
 def on_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, deleted: bool = False,
-              trigger: str | None = None) -> int:
-    """Queue a notification for every subscription the change triggers; returns how many."""
+              trigger: str | None = None, previous: dict[str, Any] | None = None, created: bool = False) -> int:
+    """Queue a notification for every subscription the change triggers; returns how many.
+
+    `previous` holds the attributes as they were before the change (for attributeCreated against
+    attributeUpdated, and for showChanges); `created` says the entity is new."""
     emit_change(conn, env, entity, changed, deleted=deleted)
     if not has_any(conn, env.tenant):
         return 0
     rows = conn.execute(_ACTIVE, {"b_tenant": env.tenant}).all()
+    if not rows:
+        return 0
+    kinds = change_kinds(set(entity.attrs) if deleted else changed, previous, created=created, deleted=deleted,
+                         trigger=trigger)
     sent = 0
     for row in rows:
         sub = row.body
         if row.expires_at is not None and row.expires_at <= env.now:
             continue
         triggers = sub.get("notificationTrigger") or DEFAULT_TRIGGERS
-        if deleted and "entityDeleted" not in triggers:
-            continue
-        if trigger and trigger not in triggers:
-            continue
-        if not deleted and not changed:
-            continue
-        if not _entity_matches(sub.get("_entities"), entity):
-            continue
-        watched = sub.get("_watched")
-        if watched and not deleted and not changed.intersection(watched):
+        if not _fires(triggers, sub.get("_watched"), kinds, entity, created=created, deleted=deleted):
             continue
         terms = env.store.term_map(row.context)
-        if sub.get("q") and not deleted and not compile_q(sub["q"], terms)(entity.attrs):
+        if not entity_matches(sub.get("_entities"), entity.id, entity.types, terms):
+            continue
+        if sub.get("q") and not deleted and not compile_q(unquote(sub["q"]), terms)(entity.attrs):
             continue
         if sub.get("geoQ") and not deleted and not _geo_matches(sub["geoQ"], terms, entity):
             continue
         if row.throttling and row.last_triggered is not None and \
                 (env.now - row.last_triggered).total_seconds() < row.throttling:
             continue
-        _enqueue(conn, env, row, terms, entity)
-        sent += 1
+        change = notification.Change(kinds=kinds, previous=previous or {}, deleted=deleted, now=env.now)
+        data = notification.entities(sub, [(entity, change)], env.store.term_map(notification.context_of(row)),
+                                     partial(_load, conn, env.tenant))
+        if data:
+            enqueue(conn, env, row, data)
+            sent += 1
     return sent
+
+
+def _load(conn: Connection, tenant: str, ids: list[str]) -> dict[str, Stored]:
+    from wecity.context import service
+
+    return service.entities_by_id(conn, tenant, ids)
 
 
 def _geo_matches(geo: dict[str, Any], terms: TermMap, entity: Stored) -> bool:
@@ -290,31 +496,32 @@ def _geo_matches(geo: dict[str, Any], terms: TermMap, entity: Stored) -> bool:
     return attr is not None and any(query.matches(i.get("value")) for i in instances(attr))
 
 
-def _enqueue(conn: Connection, env: Env, row: Any, terms: TermMap, entity: Stored) -> None:
-    sub = row.body
-    note = sub.get("notification", {})
-    attrs = sub.get("_attrs") or None
-    view = View(terms=terms, form=note.get("format", "normalized"), sys_attrs=bool(note.get("sysAttrs")),
-                attrs=frozenset(attrs) if attrs else None, lang=sub.get("lang"))
-    data = render_entity(entity.id, entity.types, entity.attrs, view, created_at=now_text(entity.created_at),
-                         modified_at=now_text(entity.modified_at), scope=entity.scope)
+def enqueue(conn: Connection, env: Env, row: Any, data: list[dict[str, Any]]) -> None:
+    """Put one notification of `row` carrying `data` in the outbox, in the caller's transaction."""
+    note = row.body.get("notification", {})
     endpoint = note["endpoint"]
     body: dict[str, Any] = {"id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}", "type": "Notification",
-                            "subscriptionId": row.subscription_id, "notifiedAt": now_text(env.now), "data": [data]}
+                            "subscriptionId": row.subscription_id, "notifiedAt": now_text(env.now), "data": data}
     outbox.enqueue(conn, channel=CHANNEL, target=endpoint["uri"], now=env.now, payload={
         "tenant": env.tenant, "subscriptionId": row.subscription_id, "notification": body,
-        "accept": endpoint.get("accept", "application/json"), "context": row.context,
+        "accept": endpoint.get("accept", "application/json"), "context": notification.context_of(row),
         "receiverInfo": endpoint.get("receiverInfo") or []})
     conn.execute(t.update().where(t.c.pk == row.pk).values(last_triggered=env.now))
 
 
+def record_sending(conn: Connection, tenant: str, sub_id: str, now: datetime) -> None:
+    """A notification is about to leave: counted before the subscriber can look (timesSent)."""
+    conn.execute(t.update().where(t.c.tenant == tenant, t.c.subscription_id == sub_id).values(
+        last_notification=now, times_sent=t.c.times_sent + 1))
+
+
 def record_attempt(conn: Connection, tenant: str, sub_id: str, ok: bool, now: datetime) -> None:
     """What the delivery of one notification did, on the subscription's counters."""
-    values: dict[str, Any] = {"last_notification": now, "times_sent": t.c.times_sent + 1}
+    values: dict[str, Any] = {}
     if ok:
         values["last_success"] = now
     else:
         values["last_failure"] = now
+        values["last_notification"] = now
         values["times_failed"] = t.c.times_failed + 1
     conn.execute(t.update().where(t.c.tenant == tenant, t.c.subscription_id == sub_id).values(**values))
-

@@ -1,0 +1,63 @@
+"""Periodic subscriptions (timeInterval): at each interval, one notification with every entity that
+matches, put in the outbox like the others by the background runner."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+from urllib.parse import unquote
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wecity.context import notification, service, subscriptions
+from wecity.context.geo import parse_geoquery
+from wecity.context.ldcontext import ContextStore
+from wecity.context.models import subscriptions as t
+from wecity.context.query import compile_q
+
+BATCH = 50  # subscriptions handled per transaction
+MAX_ENTITIES = 1000  # entities in one periodic notification
+
+_DUE = (sa.select(t).where(t.c.next_notification_at <= sa.bindparam("b_now"), t.c.is_active.is_(True))
+        .order_by(t.c.next_notification_at).limit(BATCH))
+
+
+def matching(conn: Connection, tenant: str, sub: dict[str, Any], store: ContextStore, context: Any) -> list[Any]:
+    """The entities a subscription selects now (entities, q, geoQ), oldest first."""
+    terms = store.term_map(context)
+    items = sub.get("_entities") or []
+    named = [item.get("types") or ([item["type"]] if item.get("type") else None) for item in items]
+    types = None if not named or any(n is None for n in named) else sorted({x for n in named for x in n or ()})
+    spec = service.Query(types=types)
+    if sub.get("q"):
+        spec.q = compile_q(unquote(sub["q"]), terms)
+    geo = sub.get("geoQ")
+    if geo:
+        spec.geo = parse_geoquery(geo.get("georel"), geo.get("geometry"), geo.get("coordinates"),
+                                  terms.expand(geo.get("geoproperty") or "location"))
+    found, _ = service.query(conn, tenant, spec, limit=MAX_ENTITIES * 10, offset=0, count=False)
+    return [e for e in found if subscriptions.entity_matches(items, e.id, e.types, terms)][:MAX_ENTITIES]
+
+
+def run_due(conn: Connection, store: ContextStore, now: datetime) -> int:
+    """Queue the notifications of every periodic subscription that is due; returns how many."""
+    sent = 0
+    for row in conn.execute(_DUE, {"b_now": now}).all():
+        interval = timedelta(seconds=row.time_interval or 1.0)
+        conn.execute(t.update().where(t.c.pk == row.pk).values(next_notification_at=now + interval))
+        if row.expires_at is not None and row.expires_at <= now:
+            continue
+        entities = matching(conn, row.tenant, row.body, store, row.context)
+        if not entities:
+            continue
+        env = service.Env(row.tenant, now, store)
+        terms = store.term_map(notification.context_of(row))
+        change = notification.Change(now=now)
+        data = notification.entities(row.body, [(e, change) for e in entities], terms,
+                                     partial(service.entities_by_id, conn, row.tenant))
+        if data:
+            subscriptions.enqueue(conn, env, row, data)
+            sent += 1
+    return sent

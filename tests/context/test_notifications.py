@@ -217,3 +217,24 @@ def test_an_entity_in_an_earlier_preferred_version(broker: Any) -> None:
     r = broker.get(f"{BASE}/entities/{E1}", headers={"Prefer": "ngsi-ld=1.9"})
     assert r.status_code == 200 and r.json()["colour"]["type"] == "VocabProperty"
     assert "preference-applied" not in broker.get(f"{BASE}/entities/{E1}").headers
+
+
+def test_datasetid_limits_the_instances_notified(broker: Any, receiver: Receiver) -> None:
+    gps = "urn:ngsi-ld:Dataset:gps"
+    broker.post(SUBS, json=sub(datasetId=[gps]))
+    broker.post(f"{BASE}/entities", json=entity(depth=[prop(1), prop(2, datasetId=gps)]))
+    assert broker.deliver() == 1
+    (data,) = receiver.bodies()[0]["data"]
+    assert data["depth"] == {"type": "Property", "value": 2, "datasetId": gps}
+
+
+def test_linked_entity_terms_in_q_read_the_target(broker: Any, receiver: Receiver) -> None:
+    for n, level in ((1, 0.3), (2, 0.95)):
+        broker.post(f"{BASE}/entities", json={"id": f"urn:ngsi-ld:Device:{n}", "type": "Device",
+                                              "batteryLevel": prop(level)})
+    broker.post(SUBS, json=sub(q="connectedTo{batteryLevel}<0.5"))
+    for n in (2, 1):
+        rel = {"type": "Relationship", "object": f"urn:ngsi-ld:Device:{n}"}
+        broker.post(f"{BASE}/entities", json=entity(f"urn:ngsi-ld:Manhole:{n}", connectedTo=rel))
+    assert broker.deliver() == 1
+    assert receiver.bodies()[0]["data"][0]["id"] == "urn:ngsi-ld:Manhole:1"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from wecity.context import linked
 from wecity.context.entity import NULL, VALUE_MEMBER, View, now_text, render_entity
 from wecity.context.ldcontext import TermMap
+from wecity.context.projection import select_datasets
 
 if TYPE_CHECKING:
     from wecity.context.service import Stored
@@ -105,8 +106,11 @@ def content(sub: dict[str, Any], entity: Stored, change: Change, terms: TermMap)
             elif kind == "attributeUpdated" and show and iri in attrs:
                 attrs[iri] = _with_previous(attrs[iri], old)
     keep = sub.get("_attrs") or None
+    datasets = datasets_of(sub)
+    if datasets is not None:
+        attrs = select_datasets(attrs, datasets)
     view = View(terms=terms, form=form, sys_attrs=sys_attrs, attrs=frozenset(keep) if keep else None,
-                lang=sub.get("lang"), datasets=datasets_of(sub))
+                lang=sub.get("lang"))
     data = render_entity(entity.id, entity.types, attrs, view, created_at=now_text(entity.created_at),
                          modified_at=now_text(entity.modified_at), scope=entity.scope)
     if sys_attrs and form == "keyValues":
@@ -133,11 +137,12 @@ def entities(sub: dict[str, Any], roots: list[tuple[Stored, Change]], terms: Ter
         return [content(sub, s, c, terms) for s, c in roots]
     changes = {s.id: c for s, c in roots}
     note = sub.get("notification", {})
-    view = View(terms=terms, form=form_of(note), sys_attrs=bool(note.get("sysAttrs")),
-                lang=sub.get("lang"), datasets=datasets_of(sub))
+    view = View(terms=terms, form=form_of(note), sys_attrs=bool(note.get("sysAttrs")), lang=sub.get("lang"))
+    datasets = datasets_of(sub)
 
     def render_linked(s: Stored) -> dict[str, Any]:
-        return render_entity(s.id, s.types, s.attrs, view, created_at=now_text(s.created_at),
+        attrs = s.attrs if datasets is None else select_datasets(s.attrs, datasets)
+        return render_entity(s.id, s.types, attrs, view, created_at=now_text(s.created_at),
                              modified_at=now_text(s.modified_at), scope=s.scope)
 
     assembler = linked.Assembler(terms, lambda s: content(sub, s, changes.get(s.id, Change()), terms), load,

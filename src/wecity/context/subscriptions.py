@@ -19,7 +19,7 @@ from wecity.context.entity import bad, check_name, instances, is_uri, now_text, 
 from wecity.context.geo import GeoQuery, parse_geoquery
 from wecity.context.ldcontext import TermMap
 from wecity.context.models import subscriptions as t
-from wecity.context.query import compile_q
+from wecity.context.query import compile_q, linked_entities
 from wecity.context.selection import parse_type_selection
 from wecity.core import events, outbox
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
@@ -466,7 +466,8 @@ def on_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, 
         terms = env.store.term_map(row.context)
         if not entity_matches(sub.get("_entities"), entity.id, entity.types, terms):
             continue
-        if sub.get("q") and not deleted and not compile_q(unquote(sub["q"]), terms)(entity.attrs):
+        if sub.get("q") and not deleted and not _q_holds(conn, env.tenant, compile_q(unquote(sub["q"]), terms),
+                                                         entity):
             continue
         if sub.get("geoQ") and not deleted and not _geo_matches(sub["geoQ"], terms, entity):
             continue
@@ -480,6 +481,17 @@ def on_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, 
             enqueue(conn, env, row, data)
             sent += 1
     return sent
+
+
+def _q_holds(conn: Connection, tenant: str, q: Any, entity: Stored) -> bool:
+    """`q` on the changed entity; linked-entity terms (`rel{attr}`, 4.9) read their targets here."""
+
+    def resolve(ids: list[str]) -> list[tuple[list[str], dict[str, Any]]]:
+        found = _load(conn, tenant, ids)
+        return [(s.types, s.attrs) for s in (found.get(i) for i in ids) if s is not None]
+
+    with linked_entities(resolve):
+        return bool(q(entity.attrs))
 
 
 def _load(conn: Connection, tenant: str, ids: list[str]) -> dict[str, Stored]:

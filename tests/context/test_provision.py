@@ -78,7 +78,8 @@ def test_names_ids_scopes_and_geometries_are_checked(ngsi: Any, body: dict[str, 
 
 def test_unicode_names_scopes_and_iris_are_accepted(ngsi: Any) -> None:
     body = {"id": E1, "type": "Škola", "výška_1": prop(7), "scope": ["/Madrid/Gardens/ParqueNorte", "/北京"],
-            "owner": _rel("urn:ngsi-ld:Ciudad:París")}
+            "owner": _rel("urn:ngsi-ld:Ciudad:París"), "vocab": {"type": "VocabProperty", "vocab": "stopped"},
+            "json": {"type": "JsonProperty", "json": {"a": 1}}}
     assert _create(ngsi, body).status_code == 201
     got = _get(ngsi).json()
     assert got["výška_1"]["value"] == 7 and got["scope"] == ["/Madrid/Gardens/ParqueNorte", "/北京"]

@@ -44,8 +44,7 @@ _NOT_IRI = re.compile("[<>\"{}|\\^`\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u1
                       "\ufe00-\ufe0f\uffa0\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")
 # Core terms that are members of an attribute, never attribute names (4.5.1).
 RESERVED_NAMES = frozenset({
-    "datasetId", "instanceId", "observedAt", "unitCode", "value", "object", "languageMap", "json", "vocab",
-    "valueList", "objectList", "lang", "valueType", "objectType", "previousValue", "previousObject",
+    "datasetId", "instanceId", "observedAt", "unitCode", "previousValue", "previousObject",
     "previousLanguageMap", "previousJson", "previousVocab", "previousValueList", "previousObjectList"})
 _OUTPUT_ONLY = frozenset(n for n in RESERVED_NAMES if n.startswith("previous"))
 _SEALED = ("entityIdSealed", "entityTypeSealed")

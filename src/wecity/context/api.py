@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
@@ -23,33 +22,12 @@ from wecity.context.access import require_access
 from wecity.context.ldcontext import CORE_DOCUMENT, HOSTED_PATH, ContextStore, is_core_url
 from wecity.context.models import contexts as t
 from wecity.context.protocol import invalid, no_content, read_json, render_problem, respond
-from wecity.context.tasks import close_delivery, ensure_delivery
+from wecity.context.tasks import close_delivery, ensure_delivery, load_store
 from wecity.core.context import AppContext
 from wecity.core.errors import NotFound
 from wecity.core.http import Ctx
 
 router = APIRouter(prefix="/ngsi-ld/v1/jsonldContexts", tags=["ngsi-ld"])
-
-
-def _fetch(url: str) -> Any:
-    """Fetch a user @context once; the store keeps it (and the database, across restarts)."""
-    response = httpx.get(url, headers={"Accept": "application/ld+json, application/json"}, timeout=10.0,
-                         follow_redirects=True)
-    response.raise_for_status()
-    return response.json()
-
-
-def _load_contexts(conn: sa.Connection) -> list[Any]:
-    return list(conn.execute(sa.select(t.c.context_id, t.c.url, t.c.kind, t.c.body)))
-
-
-async def load_store(ctx: AppContext) -> ContextStore:
-    """The @context store, with the contexts the database keeps (also for a runner on its own)."""
-    store = ContextStore(fetcher=ctx.services.get("ngsild_fetcher", _fetch))
-    for row in await ctx.db.read(_load_contexts):
-        store.documents[row.url] = row.body
-    ctx.services["ngsild_contexts"] = store
-    return store
 
 
 async def on_startup(ctx: AppContext) -> None:

@@ -3,10 +3,15 @@ the periodic notifications of subscriptions with a timeInterval."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+import sqlalchemy as sa
 
 from wecity.context import periodic
 from wecity.context.delivery import make_deliver
+from wecity.context.ldcontext import ContextStore
+from wecity.context.models import contexts
 from wecity.context.subscriptions import CHANNEL
 from wecity.core import outbox
 from wecity.core.context import AppContext
@@ -28,11 +33,30 @@ async def close_delivery(ctx: AppContext) -> None:
         await ctx.services.pop("ngsild_http").aclose()
 
 
+def _fetch(url: str) -> Any:
+    """Fetch a user @context once; the store keeps it (and the database, across restarts)."""
+    response = httpx.get(url, headers={"Accept": "application/ld+json, application/json"}, timeout=10.0,
+                         follow_redirects=True)
+    response.raise_for_status()
+    return response.json()
+
+
+def _load_contexts(conn: sa.Connection) -> list[Any]:
+    return list(conn.execute(sa.select(contexts.c.context_id, contexts.c.url, contexts.c.kind, contexts.c.body)))
+
+
+async def load_store(ctx: AppContext) -> ContextStore:
+    """The @context store, with the contexts the database keeps (the app's, or a runner's on its own)."""
+    store = ContextStore(fetcher=ctx.services.get("ngsild_fetcher", _fetch))
+    for row in await ctx.db.read(_load_contexts):
+        store.documents[row.url] = row.body
+    ctx.services["ngsild_contexts"] = store
+    return store
+
+
 async def periodic_notifications(ctx: AppContext) -> None:
     """Queue the notifications of periodic subscriptions that are due."""
     if "ngsild_contexts" not in ctx.services:
-        from wecity.context.api import load_store
-
         await load_store(ctx)
     sent = await ctx.db.write(periodic.run_due, ctx.services["ngsild_contexts"], ctx.clock.now())
     if sent:

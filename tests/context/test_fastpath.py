@@ -17,7 +17,8 @@ def test_fast_routes_update_and_answer_like_routed_ones(ngsi: Any) -> None:
     r = ngsi.patch(f"{BASE}/entities/{E1}/attrs/tiltAngle", json={"value": 7}, headers={"X-Request-ID": "fast-1"})
     assert r.status_code == 204
     assert r.headers["x-request-id"] == "fast-1"
-    r = ngsi.patch(f"{BASE}/entities/{E1}/attrs", json={"status": prop("open"), "nope": prop(1)})
+    r = ngsi.patch(f"{BASE}/entities/{E1}/attrs",
+                   json={"status": prop("open"), "nope": {"type": "Property", "value": "urn:ngsi-ld:null"}})
     assert r.status_code == 207
     assert r.json() == {"updated": ["status"], "notUpdated": [{"attributeName": "nope", "reason": "attribute does not exist"}]}
     body = ngsi.get(f"{BASE}/entities/{E1}").json()

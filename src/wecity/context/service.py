@@ -257,8 +257,10 @@ def _notify_removed(conn: Connection, env: Env, stored: Stored, removed: dict[st
 
 def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *, types: list[str] | None = None,
            scope: Any = None, selector: list[str] | None = None) -> UpdateResult:
-    """PATCH /entities/{id}/attrs: replace existing attribute instances only; an instance whose value
-    is the NGSI-LD Null is deleted. Types given are added; a scope replaces the entity's existing one."""
+    """PATCH /entities/{id}/attrs: existing attribute instances are replaced, attributes the entity does
+    not have yet are appended (as the ETSI conformance suite reads clause 5.6.2: 011_01_03 "update existing
+    attributes and append non-existing attributes"); an instance whose value is the NGSI-LD Null is
+    deleted. Types given are added; a scope replaces the entity's existing one."""
     stored = require(conn, env.tenant, entity_id, selector)
     previous = dict(stored.attrs)
     result = UpdateResult()
@@ -284,6 +286,8 @@ def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
         elif old is not None:
             # An existing attribute: its instances are replaced, and one with a new datasetId is added.
             after, written = put_instances(old, attr, env.now)
+        elif not (type(attr) is dict and is_null(attr)):
+            after, written = put_instances(None, attr, env.now)  # a new attribute: appended
         if written is None:
             result.not_updated.append((iri, "attribute does not exist"))
             continue

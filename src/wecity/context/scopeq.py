@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from wecity.context.boolexpr import BooleanParser
 from wecity.core.errors import ValidationFailed
 
 ScopePredicate = Callable[[Any], bool]
@@ -50,47 +51,12 @@ def _term(text: str) -> Callable[[list[str]], bool]:
     return lambda scopes: any(pattern.match(s) for s in scopes)
 
 
-class _Parser:
+class _Parser(BooleanParser):
     def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
+        super().__init__(text, _bad)
 
-    def parse(self) -> Callable[[list[str]], bool]:
-        pred = self._or()
-        if self.pos != len(self.text):
-            rest = self.text[self.pos:]
-            raise _bad(f"unexpected {rest!r}", f"无法解析 {rest!r}")
-        return pred
-
-    def _peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
-
-    def _or(self) -> Callable[[list[str]], bool]:
-        parts = [self._and()]
-        while self._peek() in ("|", ","):
-            self.pos += 1
-            parts.append(self._and())
-        return parts[0] if len(parts) == 1 else (lambda scopes: any(p(scopes) for p in parts))
-
-    def _and(self) -> Callable[[list[str]], bool]:
-        parts = [self._atom()]
-        while self._peek() == ";":
-            self.pos += 1
-            parts.append(self._atom())
-        return parts[0] if len(parts) == 1 else (lambda scopes: all(p(scopes) for p in parts))
-
-    def _atom(self) -> Callable[[list[str]], bool]:
-        if self._peek() == "(":
-            self.pos += 1
-            inner = self._or()
-            if self._peek() != ")":
-                raise _bad("missing ')'", "缺少右括号")
-            self.pos += 1
-            return inner
-        start = self.pos
-        while self.pos < len(self.text) and self.text[self.pos] not in ";|,()":
-            self.pos += 1
-        return _term(self.text[start:self.pos])
+    def term(self, text: str) -> Callable[[list[str]], bool]:
+        return _term(text)
 
 
 _CACHE: dict[str, ScopePredicate] = {}

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from wecity.context.boolexpr import BooleanParser
 from wecity.context.ldcontext import TermMap
 from wecity.core.errors import ValidationFailed
 
@@ -28,51 +29,14 @@ class TypeSelection:
     test: TypeTest | None
 
 
-class _Parser:
+class _Parser(BooleanParser):
     def __init__(self, text: str, terms: TermMap) -> None:
-        self.text = text
-        self.pos = 0
+        super().__init__(text, _bad)
         self.terms = terms
         self.names: list[str] = []
-        self.has_and = False
 
-    def _peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
-
-    def parse(self) -> TypeTest:
-        test = self._or()
-        if self.pos != len(self.text):
-            rest = self.text[self.pos:]
-            raise _bad(f"unexpected {rest!r}", f"无法解析 {rest!r}")
-        return test
-
-    def _or(self) -> TypeTest:
-        parts = [self._and()]
-        while self._peek() in (",", "|"):
-            self.pos += 1
-            parts.append(self._and())
-        return parts[0] if len(parts) == 1 else (lambda types: any(p(types) for p in parts))
-
-    def _and(self) -> TypeTest:
-        parts = [self._atom()]
-        while self._peek() == ";":
-            self.has_and = True
-            self.pos += 1
-            parts.append(self._atom())
-        return parts[0] if len(parts) == 1 else (lambda types: all(p(types) for p in parts))
-
-    def _atom(self) -> TypeTest:
-        if self._peek() == "(":
-            self.pos += 1
-            inner = self._or()
-            if self._peek() != ")":
-                raise _bad("missing ')'", "缺少右括号")
-            self.pos += 1
-            return inner
-        start = self.pos
-        while self.pos < len(self.text) and self.text[self.pos] not in ",|;()":
-            self.pos += 1
-        name = self.text[start:self.pos].strip()
+    def term(self, text: str) -> TypeTest:
+        name = text.strip()
         if not _NAME.match(name):
             raise _bad(f"bad type name {name!r}", f"类型名 {name!r} 无效")
         iri = self.terms.expand(name)

@@ -1,0 +1,63 @@
+"""The boolean skeleton the NGSI-LD selection grammars share (scopeQ, entity type selections): terms joined
+by `;` (and, binding tighter) and `|` or `,` (or), grouped with parentheses. Each grammar says what a term
+is; the parser turns the whole text into one predicate, once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from wecity.core.errors import ValidationFailed
+
+Predicate = Callable[[list[str]], bool]
+_STOP = ";|,()"
+
+
+class BooleanParser:
+    """Subclasses implement `term(text)`; `bad(why, zh)` builds the grammar's own error."""
+
+    def __init__(self, text: str, bad: Callable[[str, str], ValidationFailed]) -> None:
+        self.text = text
+        self.pos = 0
+        self.bad = bad
+        self.has_and = False
+
+    def term(self, text: str) -> Predicate:
+        raise NotImplementedError
+
+    def parse(self) -> Predicate:
+        predicate = self._or()
+        if self.pos != len(self.text):
+            rest = self.text[self.pos:]
+            raise self.bad(f"unexpected {rest!r}", f"无法解析 {rest!r}")
+        return predicate
+
+    def _peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def _or(self) -> Predicate:
+        parts = [self._and()]
+        while self._peek() in ("|", ","):
+            self.pos += 1
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else (lambda values: any(p(values) for p in parts))
+
+    def _and(self) -> Predicate:
+        parts = [self._atom()]
+        while self._peek() == ";":
+            self.has_and = True
+            self.pos += 1
+            parts.append(self._atom())
+        return parts[0] if len(parts) == 1 else (lambda values: all(p(values) for p in parts))
+
+    def _atom(self) -> Predicate:
+        if self._peek() == "(":
+            self.pos += 1
+            inner = self._or()
+            if self._peek() != ")":
+                raise self.bad("missing ')'", "缺少右括号")
+            self.pos += 1
+            return inner
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] not in _STOP:
+            self.pos += 1
+        return self.term(self.text[start:self.pos])

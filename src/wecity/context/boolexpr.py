@@ -13,16 +13,15 @@ _STOP = ";|,()"
 
 
 class BooleanParser:
-    """Subclasses implement `term(text)`; `bad(why, zh)` builds the grammar's own error."""
+    """`term(text)` turns one term of the grammar into a predicate; `bad(why, zh)` builds its own error."""
 
-    def __init__(self, text: str, bad: Callable[[str, str], ValidationFailed]) -> None:
+    def __init__(self, text: str, bad: Callable[[str, str], ValidationFailed],
+                 term: Callable[[str], Predicate]) -> None:
         self.text = text
         self.pos = 0
         self.bad = bad
+        self.term = term
         self.has_and = False
-
-    def term(self, text: str) -> Predicate:
-        raise NotImplementedError
 
     def parse(self) -> Predicate:
         predicate = self._or()

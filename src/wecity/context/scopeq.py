@@ -53,10 +53,7 @@ def _term(text: str) -> Callable[[list[str]], bool]:
 
 class _Parser(BooleanParser):
     def __init__(self, text: str) -> None:
-        super().__init__(text, _bad)
-
-    def term(self, text: str) -> Callable[[list[str]], bool]:
-        return _term(text)
+        super().__init__(text, _bad, _term)
 
 
 _CACHE: dict[str, ScopePredicate] = {}

@@ -31,11 +31,11 @@ class TypeSelection:
 
 class _Parser(BooleanParser):
     def __init__(self, text: str, terms: TermMap) -> None:
-        super().__init__(text, _bad)
+        super().__init__(text, _bad, self._type)
         self.terms = terms
         self.names: list[str] = []
 
-    def term(self, text: str) -> TypeTest:
+    def _type(self, text: str) -> TypeTest:
         name = text.strip()
         if not _NAME.match(name):
             raise _bad(f"bad type name {name!r}", f"类型名 {name!r} 无效")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,7 +18,6 @@ from wecity.context.protocol import (
     env_of,
     invalid,
     no_content,
-    page_links,
     paging,
     problem,
     read_json,
@@ -28,7 +26,7 @@ from wecity.context.protocol import (
     tenant_of,
     view_of,
 )
-from wecity.context.routes_entities import check_attrs, checked_q, render_stored, shaped
+from wecity.context.routes_entities import check_attrs, checked_q, read_page, render_stored, shaped
 from wecity.context.scopeq import compile_scope_q
 from wecity.context.selection import parse_type_selection
 from wecity.core.errors import WeCityError
@@ -259,12 +257,7 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
                             join_level=body.get("joinLevel"), contained_by=body.get("containedBy"),
                             has_attrs=bool(spec.attrs))
     tenant = tenant_of(request)
-    page = await ctx.db.read(partial(service.query_page, tenant=tenant, spec=spec, limit=limit, offset=offset,
-                                     count=count))
-    headers = {"NGSILD-Results-Count": str(page.total)} if page.total is not None else {}
-    links = page_links(request, limit=limit, offset=offset, more=page.more)
-    if links:
-        headers["Link"] = ", ".join(links)
+    page, headers = await read_page(request, ctx, tenant, spec, limit, offset, count)
     if shape is None:
         return respond(request, [render_stored(r, view) for r in page.rows], context, headers=headers,
                        geometry_property=body.get("geometryProperty"))

@@ -183,6 +183,19 @@ def shaped(conn: Connection, tenant: str, roots: list[service.Stored], view: Vie
     return assembler.entities(roots)
 
 
+async def read_page(request: Request, ctx: Any, tenant: str, spec: Any, limit: int, offset: int,
+                    count: bool) -> tuple[Any, dict[str, str]]:
+    """One page of a query (GET /entities or POST /entityOperations/query) and its headers: the total when
+    `count=true`, and the prev/next links."""
+    page = await ctx.db.read(partial(service.query_page, tenant=tenant, spec=spec, limit=limit, offset=offset,
+                                     count=count))
+    headers = {"NGSILD-Results-Count": str(page.total)} if page.total is not None else {}
+    links = page_links(request, limit=limit, offset=offset, more=page.more)
+    if links:
+        headers["Link"] = ", ".join(links)
+    return page, headers
+
+
 @router.get("/entities", summary="Query entities")
 @router.get("/entities/", include_in_schema=False)
 async def query_entities(request: Request, ctx: Ctx) -> Response:
@@ -196,12 +209,7 @@ async def query_entities(request: Request, ctx: Ctx) -> Response:
     view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)
     shape = shape_from(request, terms, has_attrs=bool(spec.attrs))
     tenant = tenant_of(request)
-    page = await ctx.db.read(partial(service.query_page, tenant=tenant, spec=spec, limit=limit, offset=offset,
-                                     count=count))
-    headers = {"NGSILD-Results-Count": str(page.total)} if page.total is not None else {}
-    links = page_links(request, limit=limit, offset=offset, more=page.more)
-    if links:
-        headers["Link"] = ", ".join(links)
+    page, headers = await read_page(request, ctx, tenant, spec, limit, offset, count)
     headers.update(await map_headers(request, ctx, [r.id for r in page.rows]))
     if shape is None:
         return respond(request, [render_stored(r, view) for r in page.rows], context, headers=headers)

@@ -1,11 +1,22 @@
 """The listener's MQTT connection against the real Mosquitto: messages arrive in bursts, and a QoS 1 message
-is acknowledged only when told, so what was not acknowledged comes again on the next connection."""
+is acknowledged only when told, so what was not acknowledged comes again on the next connection.
+
+What a connection was given, and that the broker has read what it sent, is known by an echo: the
+connection publishes a marker on its own topic and waits for it to come back. The broker reads a
+connection's packets in order (the SUBSCRIBE and any PUBACKs before the marker) and writes what it holds
+for a session (messages queued while it was away, unacknowledged ones sent again) right after the CONNACK,
+before anything published later. So once the echo is back, the session has received everything it would
+get and the broker has taken its acknowledgements: "nothing came again" is then an observation, not the
+absence of news after an arbitrary wait. (Without the echo, closing right after acknowledging and
+reconnecting at once can reach the broker first, and it drops the old connection's unread PUBACKs.)
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import uuid
+from urllib.parse import urlparse
 
 import paho.mqtt.publish as publish
 import pytest
@@ -14,25 +25,37 @@ from wecity.iot.mqtt import Message, Subscriber
 
 MQTT_URL = os.environ.get("WECITY_TEST_MQTT_URL")
 pytestmark = pytest.mark.skipif(not MQTT_URL, reason="needs Mosquitto: WECITY_TEST_MQTT_URL (make test starts it)")
+HOST = urlparse(MQTT_URL or "").hostname or "127.0.0.1"
+PORT = urlparse(MQTT_URL or "").port or 1883
+MARKER = b"marker-"
 
 
-async def _receive(client_id: str, topic: str, want: int, *, ack: bool, seconds: float = 5.0) -> list[Message]:
+async def _echo(subscriber: Subscriber, topic: str, got: list[Message]) -> None:
+    """Publish a marker on `subscriber`'s own connection and wait until it comes back to it."""
+    marker = MARKER + uuid.uuid4().hex.encode()
+    client = subscriber._client  # the connection itself: the broker reads its packets in order
+    assert client is not None
+    client.publish(topic, marker, qos=0)
+    deadline = asyncio.get_running_loop().time() + 10
+    while not any(m.payload == marker for m in got):
+        assert asyncio.get_running_loop().time() < deadline, "the marker never came back"
+        await asyncio.sleep(0.02)
+
+
+async def _receive(client_id: str, topic: str, *, ack: bool) -> list[Message]:
+    """Connect with the persistent session `client_id`, take everything the broker holds for it, acknowledge
+    it if `ack`, disconnect; the messages other than markers."""
     got: list[Message] = []
     bursts: list[int] = []
-    subscriber = Subscriber("127.0.0.1", 1883, client_id=client_id, topic=topic, session_expiry=300,
+    subscriber = Subscriber(HOST, PORT, client_id=client_id, topic=topic, session_expiry=300,
                             on_messages=lambda batch: (got.extend(batch), bursts.append(len(batch))))
     task = asyncio.create_task(subscriber.run())
     try:
         await asyncio.wait_for(subscriber.connected.wait(), 5)
-        if want:
-            deadline = asyncio.get_running_loop().time() + seconds
-            while len(got) < want and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.05)
-        else:
-            await asyncio.sleep(1.0)  # long enough for a redelivery to show up
+        await _echo(subscriber, topic, got)  # everything held for the session has arrived before it
         if ack:
             subscriber.ack(got)
-            await asyncio.sleep(0.3)  # the PUBACKs leave from paho's thread
+            await _echo(subscriber, topic, got)  # the broker has read the PUBACKs sent before it
     finally:
         task.cancel()
         try:
@@ -40,28 +63,29 @@ async def _receive(client_id: str, topic: str, want: int, *, ack: bool, seconds:
         except asyncio.CancelledError:
             pass
     assert len(bursts) <= len(got)
-    return got
+    return [m for m in got if not m.payload.startswith(MARKER)]
 
 
 def _publish(topic: str, n: int) -> None:
     publish.multiple([{"topic": topic, "payload": f'{{"n": {i}}}', "qos": 1} for i in range(n)],
-                     hostname="127.0.0.1", port=1883)
+                     hostname=HOST, port=PORT)
 
 
 def test_unacknowledged_messages_come_again_and_acknowledged_ones_do_not() -> None:
     topic = f"wecity-test/{uuid.uuid4().hex}"
     client_id = f"wecity-test-{uuid.uuid4().hex[:8]}"
 
-    async def scenario() -> tuple[list[Message], list[Message], list[Message]]:
-        await _receive(client_id, topic, 0, ack=False)  # makes the persistent session and its subscription
-        _publish(topic, 200)
-        first = await _receive(client_id, topic, 200, ack=False)
-        second = await _receive(client_id, topic, 200, ack=True)
-        third = await _receive(client_id, topic, 0, ack=False)
-        return first, second, third
+    async def scenario() -> tuple[list[Message], list[Message], list[Message], list[Message]]:
+        made = await _receive(client_id, topic, ack=False)  # makes the persistent session and its subscription
+        _publish(topic, 200)  # while the session is away: the broker keeps them for it
+        first = await _receive(client_id, topic, ack=False)
+        second = await _receive(client_id, topic, ack=True)
+        third = await _receive(client_id, topic, ack=False)
+        return made, first, second, third
 
-    first, second, third = asyncio.run(scenario())
+    made, first, second, third = asyncio.run(scenario())
+    assert made == []
     assert sorted(m.payload for m in first) == sorted(f'{{"n": {i}}}'.encode() for i in range(200))
     assert {m.qos for m in first} == {1}
     assert sorted(m.payload for m in second) == sorted(m.payload for m in first)  # not acknowledged: again
-    assert third == []  # acknowledged: gone
+    assert third == []  # acknowledged: gone (and this connection's echo did come back)

@@ -49,7 +49,7 @@ def test_json_beyond_orjson_is_still_read(ngsi: Any) -> None:
 
 
 def test_driver_rows_match_core_rows(sqlite_city: City) -> None:
-    from wecity.context import service
+    from wecity.context import rows, service
     from wecity.context.entity import normalize_entity
     from wecity.context.ldcontext import ContextStore
 
@@ -62,7 +62,7 @@ def test_driver_rows_match_core_rows(sqlite_city: City) -> None:
 
     def both(conn: Any) -> tuple[Any, Any]:
         raw = service.get(conn, "t1", E1)
-        core = service._stored(conn.execute(service._GET, {"b_tenant": "t1", "b_id": E1}).first())
+        core = rows.stored(conn.execute(rows.GET, {"b_tenant": "t1", "b_id": E1}).first())
         return raw, core
 
     raw, core = sqlite_city.db.read_sync(both)

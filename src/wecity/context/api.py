@@ -3,6 +3,7 @@ ProblemDetails, serves /jsonldContexts, and delivers notifications through the o
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -149,6 +150,4 @@ async def delete_context(context_id: str, request: Request, ctx: Ctx) -> Respons
 
 
 def _dumps(value: Any) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False)

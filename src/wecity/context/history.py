@@ -6,17 +6,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.context.bulk import driver, dumps_document, insert_many, run, sqlite_timestamp
-from wecity.context.entity import VALUE_MEMBER, bad, now_text
+from wecity.context.entity import VALUE_MEMBER, bad, now_text, parse_time
 from wecity.context.models import attribute_history as h
-
-if TYPE_CHECKING:
-    from wecity.context.service import Env
+from wecity.context.types import Env
 
 AGGREGATES = ("totalCount", "distinctCount", "sum", "avg", "min", "max")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -107,8 +105,6 @@ class TimeFilter:
 
     @classmethod
     def parse(cls, timerel: str | None, time_at: str | None, end_time_at: str | None) -> TimeFilter:
-        from wecity.context.entity import parse_time
-
         if timerel is None:
             if time_at or end_time_at:
                 raise bad("timeAt needs timerel", "timeAt 需要 timerel")

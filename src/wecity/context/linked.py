@@ -15,7 +15,7 @@ from typing import Any
 from wecity.context.entity import bad
 from wecity.context.ldcontext import TermMap
 from wecity.context.projection import Projection, check, is_empty, parse, project
-from wecity.context.service import Stored
+from wecity.context.types import Stored
 
 MAX_JOIN_LEVEL = 10  # hops; a deeper join would read a good part of a city's graph for one request
 Loader = Callable[[list[str]], dict[str, Stored]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import sqlalchemy as sa
 
 from wecity.core.db import metadata
@@ -16,8 +18,6 @@ CELL_ROW = 100_000  # more cells than a column of latitude has (180 / GEO_CELL)
 
 def geo_cell(lon: float, lat: float) -> int:
     """The grid cell holding a point (cells are GEO_CELL degrees square)."""
-    import math
-
     return math.floor(lon / GEO_CELL) * CELL_ROW + math.floor(lat / GEO_CELL)
 
 # One row per entity. Attributes are kept as one JSON document keyed by expanded attribute IRIs, so a

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wecity.context import linked
 from wecity.context.entity import NULL, VALUE_MEMBER, View, now_text, render_entity
 from wecity.context.ldcontext import TermMap
 from wecity.context.projection import select_datasets
+from wecity.context.types import Stored
 
-if TYPE_CHECKING:
-    from wecity.context.service import Stored
 
 @dataclass
 class Change:

@@ -11,11 +11,14 @@ from urllib.parse import unquote
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.context import notification, service, subscriptions
+from wecity.context import notification, subscriptions
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import ContextStore
 from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_q
+from wecity.context.rows import entities_by_id
+from wecity.context.search import Query, query
+from wecity.context.types import Env
 
 BATCH = 50  # subscriptions handled per transaction
 MAX_ENTITIES = 1000  # entities in one periodic notification
@@ -30,14 +33,14 @@ def matching(conn: Connection, tenant: str, sub: dict[str, Any], store: ContextS
     items = sub.get("_entities") or []
     named = [item.get("types") or ([item["type"]] if item.get("type") else None) for item in items]
     types = None if not named or any(n is None for n in named) else sorted({x for n in named for x in n or ()})
-    spec = service.Query(types=types)
+    spec = Query(types=types)
     if sub.get("q"):
         spec.q = compile_q(unquote(sub["q"]), terms)
     geo = sub.get("geoQ")
     if geo:
         spec.geo = parse_geoquery(geo.get("georel"), geo.get("geometry"), geo.get("coordinates"),
                                   terms.expand(geo.get("geoproperty") or "location"))
-    found, _ = service.query(conn, tenant, spec, limit=MAX_ENTITIES * 10, offset=0, count=False)
+    found, _ = query(conn, tenant, spec, limit=MAX_ENTITIES * 10, offset=0, count=False)
     return [e for e in found if subscriptions.entity_matches(items, e.id, e.types, terms)][:MAX_ENTITIES]
 
 
@@ -52,11 +55,11 @@ def run_due(conn: Connection, store: ContextStore, now: datetime) -> int:
         entities = matching(conn, row.tenant, row.body, store, row.context)
         if not entities:
             continue
-        env = service.Env(row.tenant, now, store)
+        env = Env(row.tenant, now, store)
         terms = store.term_map(notification.context_of(row))
         change = notification.Change(now=now)
         data = notification.entities(row.body, [(e, change) for e in entities], terms,
-                                     partial(service.entities_by_id, conn, row.tenant))
+                                     partial(entities_by_id, conn, row.tenant))
         if data:
             subscriptions.enqueue(conn, env, row, data)
             sent += 1

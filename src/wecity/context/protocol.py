@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import sqlalchemy as sa
@@ -16,7 +18,7 @@ from fastapi.responses import Response
 from wecity.context.entity import View
 from wecity.context.ldcontext import CORE_URL, ContextStore, TermMap, link_header, parse_link_header
 from wecity.context.models import contexts as contexts_table
-from wecity.context.service import Env
+from wecity.context.types import Env
 from wecity.core.context import AppContext
 from wecity.core.errors import ValidationFailed, WeCityError
 from wecity.core.http import request_locale
@@ -111,8 +113,6 @@ async def resolve(ctx: AppContext, context: Any) -> TermMap:
 
 
 def _keep_fetched(conn: sa.Connection, fetched: list[tuple[str, Any]], now: Any) -> None:
-    import uuid
-
     for url, doc in fetched:
         exists = conn.execute(sa.select(contexts_table.c.pk).where(contexts_table.c.url == url)).first()
         if exists is None:
@@ -303,8 +303,6 @@ def paging(request: Request, *, default: int = 20, maximum: int = 1000) -> tuple
 def page_links(request: Request, *, limit: int, offset: int, more: bool) -> list[str]:
     """The rel="prev" / rel="next" links of a paged answer (clause 4.12): the same request with the
     offset moved back or forward by a page; none at the respective end of the result set."""
-    from urllib.parse import quote
-
     if limit <= 0:
         return []
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "offset"]

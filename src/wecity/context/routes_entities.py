@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -49,6 +50,7 @@ from wecity.context.query import Predicate, compile_q, compile_query
 from wecity.context.routes_entitymaps import map_headers
 from wecity.context.scopeq import compile_scope_q
 from wecity.context.selection import parse_type_selection
+from wecity.core.errors import NotFound
 from wecity.core.http import Ctx
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"])
@@ -66,8 +68,6 @@ def update_result(result: service.UpdateResult, terms: TermMap) -> Response | No
     """None when every attribute was updated (204), else the 207 body the spec gives."""
     if not result.not_updated:
         return None
-    import json
-
     body = {"updated": [terms.compact(i) for i in result.updated],
             "notUpdated": [{"attributeName": terms.compact(i), "reason": why} for i, why in result.not_updated]}
     return Response(json.dumps(body, ensure_ascii=False), status_code=207, media_type="application/json")
@@ -178,7 +178,7 @@ def shape_from(request: Request, terms: TermMap, *, has_attrs: bool) -> linked.S
 def shaped(conn: Connection, tenant: str, roots: list[service.Stored], view: View, shape: linked.Shape) -> list[dict[str, Any]]:
     """The roots rendered, projected and joined with their linked entities, as `shape` asks."""
     plain = replace(view, attrs=None)
-    assembler = linked.Assembler(view.terms, lambda s: render_stored(s, view), partial(service.get_many, conn, tenant),
+    assembler = linked.Assembler(view.terms, lambda s: render_stored(s, view), partial(service.entities_by_id, conn, tenant),
                                  shape.join, shape.pick, shape.omit, render_linked=lambda s: render_stored(s, plain))
     return assembler.entities(roots)
 
@@ -245,8 +245,8 @@ async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
     return respond(request, body, context, status=status, headers={**(headers or {}), **preference})
 
 
-def _nothing_left(entity_id: str) -> service.NotFound:
-    return service.NotFound(f"entity {entity_id} has none of the members asked for",
+def _nothing_left(entity_id: str) -> NotFound:
+    return NotFound(f"entity {entity_id} has none of the members asked for",
                             message_zh=f"实体 {entity_id} 没有所请求的成员", code="ngsild.not_found")
 
 
@@ -353,7 +353,7 @@ async def update_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     result = await ctx.db.write(partial(service.update, env=env, entity_id=entity_id, attrs=attrs, types=types,
                                         scope=scope, selector=selector))
     if not result.updated and not types and scope is None:
-        raise service.NotFound("none of the attributes exist", message_zh="这些属性都不存在", code="ngsild.not_found")
+        raise NotFound("none of the attributes exist", message_zh="这些属性都不存在", code="ngsild.not_found")
     return update_result(result, data.terms) or no_content()
 
 

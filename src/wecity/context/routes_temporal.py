@@ -23,6 +23,7 @@ from wecity.context.protocol import (
     tenant_of,
 )
 from wecity.context.routes_entities import URI_SAFE
+from wecity.context.rows import not_found
 from wecity.core.http import Ctx
 
 router = APIRouter(prefix="/ngsi-ld/v1/temporal/entities", tags=["ngsi-ld"])
@@ -108,8 +109,6 @@ async def temporal_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
 
     body = await ctx.db.read(read)
     if body is None:
-        from wecity.context.service import not_found
-
         raise not_found(entity_id)
     return respond(request, body, context)
 
@@ -174,7 +173,5 @@ async def temporal_delete(entity_id: str, request: Request, ctx: Ctx) -> Respons
     tenant = tenant_of(request)
     removed = await ctx.db.write(history.delete_entity, tenant, entity_id)
     if not removed:
-        from wecity.context.service import not_found
-
         raise not_found(entity_id)
     return no_content()

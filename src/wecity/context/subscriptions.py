@@ -7,7 +7,7 @@ import re
 import uuid
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 import sqlalchemy as sa
@@ -20,12 +20,11 @@ from wecity.context.geo import GeoQuery, parse_geoquery
 from wecity.context.ldcontext import TermMap
 from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_q, linked_entities
+from wecity.context.rows import entities_by_id
 from wecity.context.selection import parse_type_selection
+from wecity.context.types import Env, Stored
 from wecity.core import events, outbox
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
-
-if TYPE_CHECKING:
-    from wecity.context.service import Env, Stored
 
 CHANNEL = "ngsild"
 FORMATS = ("normalized", "keyValues", "simplified", "concise")  # simplified: another name for keyValues
@@ -495,9 +494,7 @@ def _q_holds(conn: Connection, tenant: str, q: Any, entity: Stored) -> bool:
 
 
 def _load(conn: Connection, tenant: str, ids: list[str]) -> dict[str, Stored]:
-    from wecity.context import service
-
-    return service.entities_by_id(conn, tenant, ids)
+    return entities_by_id(conn, tenant, ids)
 
 
 def _geo_matches(geo: dict[str, Any], terms: TermMap, entity: Stored) -> bool:

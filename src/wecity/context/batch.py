@@ -1,0 +1,156 @@
+"""Batch operations (POST /entityOperations/create, upsert, update, merge, delete): many entities with a
+handful of bulk statements, each entity's success or error reported on its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from wecity.context import history, subscriptions
+from wecity.context.bulk import insert_many, update_many
+from wecity.context.entity import Entity, bad, put_instances
+from wecity.context.models import entities as t
+from wecity.context.rows import SAVE, existing, not_found, row_values
+from wecity.context.types import Env, Stored
+from wecity.context.verbs import merge_stored
+from wecity.core.errors import AlreadyExists
+
+# A change a batch made: the entity after it, the attributes changed, the attributes before the change
+# (None: not read) and whether the entity is new.
+_Change = tuple[Stored, dict[str, Any], dict[str, Any] | None, bool]
+
+
+@dataclass
+class BatchResult:
+    success: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    errors: list[tuple[str, Exception]] = field(default_factory=list)
+
+
+def batch_create(conn: Connection, env: Env, items: list[Entity]) -> BatchResult:
+    return batch_upsert(conn, env, items, mode="create")
+
+
+def _already_exists(entity_id: str) -> AlreadyExists:
+    return AlreadyExists(f"entity {entity_id} already exists", message_zh=f"实体 {entity_id} 已存在",
+                         code="ngsild.already_exists")
+
+
+def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str = "replace") -> BatchResult:
+    """Create, upsert (mode replace or update) or update (mode update-only / noOverwrite) many entities
+    with a few bulk statements."""
+    result = BatchResult()
+    # A replace throws the old attributes away: they are not even decoded.
+    found = existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)), attrs=mode != "replace")
+    changes: list[_Change] = []
+    pending: dict[str, Stored] = {}  # entity id -> its state after this batch
+    for entity in items:
+        old = pending.get(entity.id) or found.get(entity.id)
+        if old is None:
+            if mode in ("update-only", "no-overwrite"):
+                result.errors.append((entity.id, not_found(entity.id)))
+            elif not entity.types:
+                result.errors.append((entity.id, bad("entity type is missing", "缺少实体类型")))
+            else:
+                # Its own copy of the attributes: a later item for the same id must not rewrite this change.
+                pending[entity.id] = Stored(0, entity.id, entity.types, dict(entity.attrs), env.now, env.now,
+                                            entity.scope)
+                changes.append((pending[entity.id], entity.attrs, None, True))
+                result.created.append(entity.id)
+                result.success.append(entity.id)
+            continue
+        if mode == "create":
+            result.errors.append((entity.id, _already_exists(entity.id)))
+            continue
+        changed, previous, kept = _write_over(old, entity, mode, env.now)
+        pending[entity.id] = old
+        changes.append((old, changed, previous, False))
+        if kept:
+            result.errors.append((entity.id, AlreadyExists(
+                f"attributes of {entity.id} exist and noOverwrite was given: {', '.join(kept)}",
+                message_zh=f"实体 {entity.id} 的属性已存在且指定了 noOverwrite：{'、'.join(kept)}",
+                code="ngsild.already_exists")))
+        else:
+            result.success.append(entity.id)
+    _write(conn, env, pending, changes)
+    return result
+
+
+def _write_over(old: Stored, entity: Entity, mode: str,
+                now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None, list[str]]:
+    """An item of the batch written over the entity it names (in place): the attributes changed, the
+    attributes before (None for a replace, which did not read them) and those kept (noOverwrite)."""
+    changed: dict[str, Any] = {}
+    kept: list[str] = []
+    previous = dict(old.attrs) if mode != "replace" else None
+    if mode == "replace":
+        old.attrs = dict(entity.attrs)
+        changed = entity.attrs
+        old.scope = entity.scope
+        if entity.types:
+            old.types = entity.types
+    else:
+        overwrite = mode != "no-overwrite"
+        for iri, attr in entity.attrs.items():
+            after, written = put_instances(old.attrs.get(iri), attr, now, overwrite=overwrite)
+            if written is not None:
+                old.attrs[iri] = after
+                changed[iri] = written
+            else:
+                kept.append(iri)
+        if entity.scope is not None:
+            old.scope = entity.scope
+        if entity.types:
+            old.types = list(dict.fromkeys(old.types + entity.types))
+    old.modified_at = now
+    return changed, previous, kept
+
+
+def _write(conn: Connection, env: Env, pending: dict[str, Stored], changes: list[_Change]) -> None:
+    """One row written per entity, in its final state, however often the batch names it (device readings
+    come in bursts from the same devices); then the history and the notifications of every change."""
+    insert_many(conn, t, [dict(tenant=env.tenant, entity_id=s.id, created_at=env.now, modified_at=env.now,
+                               **row_values(s, s.attrs)) for s in pending.values() if not s.pk])
+    update_many(conn, t, [dict(b_pk=s.pk, modified_at=env.now, **row_values(s, s.attrs))
+                          for s in pending.values() if s.pk], key="pk", statement=SAVE)
+    history.record_many(conn, env, [(s.id, s.type, c) for s, c, _, _ in changes])
+    if subscriptions.has_any(conn, env.tenant):
+        for stored, changed, before, created in changes:
+            subscriptions.on_change(conn, env, stored, set(changed), previous=before, created=created)
+    else:
+        for stored, changed, _, _ in changes:
+            subscriptions.emit_change(conn, env, stored, set(changed))
+
+
+def batch_merge(conn: Connection, env: Env, items: list[Entity]) -> BatchResult:
+    """POST /entityOperations/merge: merge each entity (as PATCH /entities/{id} does); an entity
+    that does not exist is an error of its own."""
+    result = BatchResult()
+    found = existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)))
+    for entity in items:
+        stored = found.get(entity.id)
+        if stored is None:
+            result.errors.append((entity.id, not_found(entity.id)))
+            continue
+        merge_stored(conn, env, stored, entity.attrs, types=entity.types, scope=entity.scope)
+        result.success.append(entity.id)
+    return result
+
+
+def batch_delete(conn: Connection, env: Env, ids: list[str]) -> BatchResult:
+    result = BatchResult()
+    found = existing(conn, env.tenant, list(dict.fromkeys(ids)))
+    gone: set[str] = set()
+    for entity_id in ids:
+        stored = found.get(entity_id)
+        if stored is None or entity_id in gone:
+            result.errors.append((entity_id, not_found(entity_id)))
+            continue
+        conn.execute(t.delete().where(t.c.pk == stored.pk))
+        gone.add(entity_id)
+        subscriptions.on_change(conn, env, stored, set(), deleted=True)
+        result.success.append(entity_id)
+    return result

@@ -1,0 +1,97 @@
+"""Entity rows: read by id (one, or many in a few statements), and the column values written for an
+entity (its types, attributes, scope and the `location` bounding box with its grid cell)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wecity.context.bulk import driver, loads, run, utc
+from wecity.context.entity import Entity, location_bbox
+from wecity.context.models import entities as t
+from wecity.context.models import geo_cell
+from wecity.context.types import Stored
+from wecity.core.errors import NotFound
+
+COLUMNS = (t.c.pk, t.c.entity_id, t.c.type, t.c.extra_types, t.c.attrs, t.c.created_at, t.c.modified_at, t.c.scope)
+
+# Built once: constructing Core statements costs more than running them on the hot paths.
+GET = sa.select(*COLUMNS).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.entity_id == sa.bindparam("b_id"))
+_ROW_COLUMNS = ("geo_cell", "geo_large", "type", "extra_types", "multi_typed", "attrs", "scope", "min_lon", "min_lat", "max_lon", "max_lat", "modified_at")
+SAVE = t.update().where(t.c.pk == sa.bindparam("b_pk")).values({c: sa.bindparam(c) for c in _ROW_COLUMNS})
+
+_RAW_COLUMNS = "pk, entity_id, type, extra_types, attrs, created_at, modified_at, scope"
+_RAW_GET = f"SELECT {_RAW_COLUMNS} FROM ngsild_entities WHERE tenant = ? AND entity_id = ?"
+
+
+def not_found(entity_id: str) -> NotFound:
+    return NotFound(f"entity {entity_id} not found", message_zh=f"实体 {entity_id} 不存在", code="ngsild.not_found")
+
+
+def stored(row: Any) -> Stored:
+    """A row read through SQLAlchemy Core."""
+    types = [row.type] + list(row.extra_types or [])
+    return Stored(row.pk, row.entity_id, types, row.attrs, row.created_at, row.modified_at, row.scope)
+
+
+def _stored_raw(row: tuple[Any, ...], *, attrs: bool = True) -> Stored:
+    """A row read through the driver (SQLite): JSON and timestamps decoded as the column types would."""
+    pk, entity_id, kind, extra, document, created, modified, scope = row
+    types = [kind, *(loads(extra) or ())] if extra is not None else [kind]
+    return Stored(pk, entity_id, types, loads(document) if attrs else {}, utc(created), utc(modified),  # type: ignore[arg-type]
+                  loads(scope) if scope is not None else None)
+
+
+def get(conn: Connection, tenant: str, entity_id: str) -> Stored | None:
+    raw = driver(conn)
+    if raw is not None:
+        found = run(raw, _RAW_GET, (tenant, entity_id)).fetchone()
+        return _stored_raw(found) if found else None
+    row = conn.execute(GET, {"b_tenant": tenant, "b_id": entity_id}).first()
+    return stored(row) if row else None
+
+
+def require(conn: Connection, tenant: str, entity_id: str, selector: list[str] | None = None) -> Stored:
+    """The stored entity; NotFound when absent, or not of one of the `selector` types when given."""
+    found = get(conn, tenant, entity_id)
+    if found is None or (selector and not set(selector).intersection(found.types)):
+        raise not_found(entity_id)
+    return found
+
+
+def existing(conn: Connection, tenant: str, ids: list[str], *, attrs: bool = True) -> dict[str, Stored]:
+    """The stored entities among `ids`, by id, in a few statements; without `attrs`, their attributes
+    are left empty (not decoded)."""
+    found: dict[str, Stored] = {}
+    raw = driver(conn)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        if raw is not None:
+            sql = f"SELECT {_RAW_COLUMNS} FROM ngsild_entities WHERE tenant = ? AND entity_id IN ({', '.join('?' * len(chunk))})"
+            for values in run(raw, sql, (tenant, *chunk)):
+                entity = _stored_raw(values, attrs=attrs)
+                found[entity.id] = entity
+            continue
+        for row in conn.execute(sa.select(*COLUMNS).where(t.c.tenant == tenant, t.c.entity_id.in_(chunk))):
+            found[row.entity_id] = stored(row)
+    return found
+
+
+def entities_by_id(conn: Connection, tenant: str, ids: list[str]) -> dict[str, Stored]:
+    """The entities with these ids that exist, by id (a few statements for many ids)."""
+    return existing(conn, tenant, ids)
+
+
+def row_values(entity: Entity | Stored, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The columns of an entity's row besides its id, tenant and times."""
+    min_lon, min_lat, max_lon, max_lat = location_bbox(attrs)
+    cell = large = None
+    if min_lon is not None and min_lat is not None and max_lon is not None and max_lat is not None:
+        cell = geo_cell(min_lon, min_lat)
+        if geo_cell(max_lon, max_lat) != cell:
+            cell, large = None, True
+    return dict(geo_cell=cell, geo_large=bool(large), type=entity.types[0], extra_types=entity.types[1:] or None, multi_typed=len(entity.types) > 1,
+                attrs=attrs, scope=entity.scope,
+                min_lon=min_lon, min_lat=min_lat, max_lon=max_lon, max_lat=max_lat)

@@ -1,0 +1,35 @@
+"""The types the broker's modules share: who and when a change happens (`Env`), and an entity as it is
+stored (`Stored`). They live in a module of their own so that the verbs, the history, subscriptions,
+notifications and linked-entity retrieval all import them at top level."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from wecity.context.ldcontext import ContextStore
+
+
+@dataclass
+class Env:
+    """Who and when: the tenant, the time of the change, and where @contexts come from."""
+
+    tenant: str
+    now: datetime
+    store: ContextStore
+
+
+@dataclass
+class Stored:
+    pk: int
+    id: str
+    types: list[str]
+    attrs: dict[str, Any]
+    created_at: datetime
+    modified_at: datetime
+    scope: Any = None
+
+    @property
+    def type(self) -> str:
+        return self.types[0]

@@ -10,11 +10,12 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from wecity.context import history, subscriptions
+from wecity.context.attributes import put_instances
 from wecity.context.bulk import insert_many, update_many
-from wecity.context.entity import Entity, bad, put_instances
+from wecity.context.entity import Entity, bad
+from wecity.context.env import Env, Stored
 from wecity.context.models import entities as t
 from wecity.context.rows import SAVE, existing, not_found, row_values
-from wecity.context.types import Env, Stored
 from wecity.context.verbs import merge_stored
 from wecity.core.errors import AlreadyExists
 

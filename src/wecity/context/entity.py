@@ -1,5 +1,6 @@
-"""Entities in and out: client JSON (normalized or concise) to the stored form, and back in the
-representation asked for (normalized, concise or keyValues), compacted with the client's @context.
+"""Entities in: client JSON (normalized or concise) checked and put in the stored form, with the names,
+ids, scopes and times it holds checked on the way (`render.py` takes the stored form back out,
+`attributes.py` writes new instances over stored ones).
 
 Stored form: attribute names and entity types are expanded IRIs. An attribute with one instance (the
 common case) is a dict with its `type` (Property, Relationship, GeoProperty, ...), its value member,
@@ -16,10 +17,9 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
-from wecity.context.geo import GEOMETRY_TYPES, bbox_of, to_shape
+from wecity.context.geo import GEOMETRY_TYPES, to_shape
 from wecity.context.ldcontext import NGSI_LD, TermMap
 from wecity.core.errors import ValidationFailed
 
@@ -48,13 +48,12 @@ RESERVED_NAMES = frozenset({
     "previousLanguageMap", "previousJson", "previousVocab", "previousValueList", "previousObjectList"})
 _OUTPUT_ONLY = frozenset(n for n in RESERVED_NAMES if n.startswith("previous"))
 _SEALED = ("entityIdSealed", "entityTypeSealed")
-_TYPE_MEMBERS = frozenset({"entityTypeSealed", "objectType"})  # members holding a type, compacted on output
 _SCOPE = re.compile(r"^/?[^\W\d_]\w*(?:/[^\W\d_]\w*)*$")  # 4.18: levels of a letter then letters/digits/_
 NULL = "urn:ngsi-ld:null"
 _VALUE_KEYS = ("value", "object", "languageMap", "json", "vocab", "valueList", "objectList")
 _VALUE_KEYS_AND_TYPE = frozenset(_VALUE_KEYS) | {"type"}
 _UNITLESS = ("Relationship", "ListRelationship", "JsonProperty")
-_MEMBERS = set(VALUE_MEMBER.values()) | set(METADATA)
+ATTRIBUTE_MEMBERS = set(VALUE_MEMBER.values()) | set(METADATA)
 
 
 def bad(why: str, zh: str) -> ValidationFailed:
@@ -148,7 +147,7 @@ class Entity:
         return self.types[0]
 
 
-def _is_geometry(value: Any) -> bool:
+def is_geometry(value: Any) -> bool:
     return isinstance(value, dict) and value.get("type") in GEOMETRY_TYPES and "coordinates" in value
 
 
@@ -192,102 +191,23 @@ def normalize_attribute(raw: Any, terms: TermMap, now: datetime, *, partial: boo
     where the NGSI-LD Null may appear: nowhere (""), as the whole value to delete an instance
     ("delete"), or also inside compound values, where a merge removes the key it names ("merge").
     """
-    if raw is None:
-        raise bad(f"attribute {name!r} is null", f"属性 {name!r} 为空值")
-    if isinstance(raw, list):
-        raw = {"type": "Property", "value": raw}
-    elif not isinstance(raw, dict):
-        raw = {"type": "Property", "value": raw}
-    elif _is_geometry(raw):
-        raw = {"type": "GeoProperty", "value": raw}
-    kind = raw.get("type")
-    if isinstance(kind, str) and kind.startswith(NGSI_LD):
-        kind = kind[len(NGSI_LD):]
-    if kind is None:
-        member = next((m for m in _TYPE_BY_MEMBER if m in raw), None)
-        if member is None and not partial:
-            if any(k in raw for k in METADATA) or not raw:
-                raise bad(f"attribute {name!r} has no value", f"属性 {name!r} 没有值")
-            raw = {"type": "Property", "value": raw}
-            kind = "Property"
-        elif member is not None:
-            kind = _TYPE_BY_MEMBER[member]
-            if kind == "Property" and _is_geometry(raw.get("value")):
-                kind = "GeoProperty"
-    elif kind not in ATTRIBUTE_TYPES:
-        raise bad(f"attribute {name!r} has unknown type {kind!r}", f"属性 {name!r} 的类型 {kind!r} 未知")
+    raw, kind = _attribute_kind(_as_object(raw, name), name, partial)
     out: dict[str, Any] = {}
     if kind is not None:
         out["type"] = kind
-        member = VALUE_MEMBER[kind]
-        if member not in raw:
-            if not partial:
-                raise bad(f"{kind} {name!r} needs '{member}'", f"{kind} {name!r} 缺少 '{member}'")
-        else:
-            value = raw[member]
-            if nulls and is_null({"type": kind, member: value}):
-                out[member] = value
-            else:
-                # A geometry is checked as such; scalars need one comparison, compound values a walk.
-                if nulls != "merge" and (value == NULL or (kind != "GeoProperty" and (
-                        type(value) is dict or type(value) is list) and has_null(value))):
-                    raise bad(f"attribute {name!r}: the NGSI-LD Null is not allowed here",
-                              f"属性 {name!r}：此处不允许 NGSI-LD Null")
-                out[member] = _check_value(kind, value, name)
+        _put_value(out, raw, kind, name, partial=partial, nulls=nulls)
     elif nulls != "merge":
         for m in _VALUE_KEYS:
             if m in raw and has_null(raw[m]):
-                raise bad(f"attribute {name!r}: the NGSI-LD Null is not allowed here",
-                          f"属性 {name!r}：此处不允许 NGSI-LD Null")
+                raise _null_not_allowed(name)
     for key, value in raw.items():
         if key in _VALUE_KEYS_AND_TYPE:
             if kind is None and key != "type":
                 out[key] = value
             elif key != "type" and key != VALUE_MEMBER[kind]:
                 raise bad(f"a {kind} ({name!r}) cannot have '{key}'", f"{kind}（{name!r}）不能有 '{key}'")
-            continue
-        if key in SYSTEM:
-            continue
-        if key == "observedAt":
-            out[key] = utc_time(value, f"{name}.observedAt")
-        elif key == "unitCode":
-            if not isinstance(value, str):
-                raise bad("unitCode must be a string", "unitCode 必须是字符串")
-            if kind in _UNITLESS:
-                raise bad(f"a {kind} ({name!r}) has no unitCode", f"{kind}（{name!r}）不能有 unitCode")
-            out[key] = value
-        elif key in ("valueType", "objectType"):
-            if (key == "objectType") != (kind in ("Relationship", "ListRelationship")) and kind is not None:
-                raise bad(f"a {kind} ({name!r}) cannot have '{key}'", f"{kind}（{name!r}）不能有 '{key}'")
-            if kind == "LanguageProperty" and value != "langString":
-                raise bad("the valueType of a LanguageProperty is langString", "LanguageProperty 的 valueType 必须是 langString")
-            if not isinstance(value, str | list):
-                raise bad(f"{key} must be a string", f"{key} 必须是字符串")
-            out[key] = terms.expand(value) if key == "objectType" and isinstance(value, str) else value
-        elif key in _SEALED:
-            if name.rpartition(".")[2] != "ngsildproof":
-                raise bad(f"{key} is only allowed in ngsildproof", f"{key} 只能出现在 ngsildproof 中")
-            if not isinstance(value, str):
-                raise bad(f"{key} must be a string", f"{key} 必须是字符串")
-            out[key] = terms.expand(value) if key == "entityTypeSealed" else value
-        elif key in _OUTPUT_ONLY:
-            raise bad(f"{key} is only given in notifications, never on input", f"{key} 仅用于通知，不能作为输入")
-        elif key == "datasetId":
-            if value == "@none":
-                continue  # the default instance, stored without a datasetId
-            if not is_uri(value) or value == NULL:  # 5.5.8: a datasetId cannot be deleted with the Null
-                raise bad("datasetId must be a URI", "datasetId 必须是 URI")
-            out[key] = value
-        elif key == "lang":
-            out[key] = value
-        elif key == "expiresAt":
-            parse_time(value, f"{name}.expiresAt")
-            out[key] = value
-        elif key == "@context":
-            raise bad("@context is not allowed inside an attribute", "属性内不允许 @context")
-        else:
-            check_name(key)
-            out[terms.expand(key)] = normalize_attribute(value, terms, now, name=f"{name}.{key}", nulls=nulls)
+        elif key not in SYSTEM:
+            _put_member(out, key, value, kind, terms, now, name=name, nulls=nulls)
     if name == "ngsildproof" and kind == "Property" and "value" in out and not isinstance(out["value"], dict):
         raise bad("the value of ngsildproof is a proof object", "ngsildproof 的值必须是证明对象")
     stamp = now_text(now)
@@ -296,10 +216,121 @@ def normalize_attribute(raw: Any, terms: TermMap, now: datetime, *, partial: boo
     return out
 
 
+def _as_object(raw: Any, name: str) -> dict[str, Any]:
+    """An attribute as a JSON object: a bare value (concise) is a Property, a bare geometry a GeoProperty."""
+    if raw is None:
+        raise bad(f"attribute {name!r} is null", f"属性 {name!r} 为空值")
+    if isinstance(raw, list) or not isinstance(raw, dict):
+        return {"type": "Property", "value": raw}
+    if is_geometry(raw):
+        return {"type": "GeoProperty", "value": raw}
+    return raw
+
+
+def _attribute_kind(raw: dict[str, Any], name: str, partial: bool) -> tuple[dict[str, Any], Any]:
+    """The attribute and its type: as given (a core IRI shortened), else told by its value member
+    (concise); a concise object with neither is the value of a Property. The type is None only in a
+    partial fragment that names neither."""
+    kind = raw.get("type")
+    if isinstance(kind, str) and kind.startswith(NGSI_LD):
+        kind = kind[len(NGSI_LD):]
+    if kind is None:
+        member = next((m for m in _TYPE_BY_MEMBER if m in raw), None)
+        if member is None and not partial:
+            if any(k in raw for k in METADATA) or not raw:
+                raise bad(f"attribute {name!r} has no value", f"属性 {name!r} 没有值")
+            return {"type": "Property", "value": raw}, "Property"
+        if member is not None:
+            kind = _TYPE_BY_MEMBER[member]
+            if kind == "Property" and is_geometry(raw.get("value")):
+                kind = "GeoProperty"
+    elif kind not in ATTRIBUTE_TYPES:
+        raise bad(f"attribute {name!r} has unknown type {kind!r}", f"属性 {name!r} 的类型 {kind!r} 未知")
+    return raw, kind
+
+
+def _null_not_allowed(name: str) -> ValidationFailed:
+    return bad(f"attribute {name!r}: the NGSI-LD Null is not allowed here", f"属性 {name!r}：此处不允许 NGSI-LD Null")
+
+
+def _put_value(out: dict[str, Any], raw: dict[str, Any], kind: str, name: str, *, partial: bool,
+               nulls: str) -> None:
+    """The value member of a `kind` attribute, checked, into `out` (a partial fragment may leave it out)."""
+    member = VALUE_MEMBER[kind]
+    if member not in raw:
+        if not partial:
+            raise bad(f"{kind} {name!r} needs '{member}'", f"{kind} {name!r} 缺少 '{member}'")
+        return
+    value = raw[member]
+    if nulls and is_null({"type": kind, member: value}):
+        out[member] = value
+        return
+    # A geometry is checked as such; scalars need one comparison, compound values a walk.
+    if nulls != "merge" and (value == NULL or (kind != "GeoProperty" and (
+            type(value) is dict or type(value) is list) and has_null(value))):
+        raise _null_not_allowed(name)
+    out[member] = check_value(kind, value, name)
+
+
+def _put_member(out: dict[str, Any], key: str, value: Any, kind: str | None, terms: TermMap, now: datetime,
+                *, name: str, nulls: str) -> None:
+    """A member other than the type and value into `out`: metadata checked, a sub-attribute normalised
+    under its expanded name."""
+    if key == "observedAt":
+        out[key] = utc_time(value, f"{name}.observedAt")
+    elif key == "unitCode":
+        out[key] = _unit_code(value, kind, name)
+    elif key in ("valueType", "objectType"):
+        out[key] = _type_member(key, value, kind, name, terms)
+    elif key in _SEALED:
+        if name.rpartition(".")[2] != "ngsildproof":
+            raise bad(f"{key} is only allowed in ngsildproof", f"{key} 只能出现在 ngsildproof 中")
+        if not isinstance(value, str):
+            raise bad(f"{key} must be a string", f"{key} 必须是字符串")
+        out[key] = terms.expand(value) if key == "entityTypeSealed" else value
+    elif key in _OUTPUT_ONLY:
+        raise bad(f"{key} is only given in notifications, never on input", f"{key} 仅用于通知，不能作为输入")
+    elif key == "datasetId":
+        if value == "@none":
+            return  # the default instance, stored without a datasetId
+        if not is_uri(value) or value == NULL:  # 5.5.8: a datasetId cannot be deleted with the Null
+            raise bad("datasetId must be a URI", "datasetId 必须是 URI")
+        out[key] = value
+    elif key == "lang":
+        out[key] = value
+    elif key == "expiresAt":
+        parse_time(value, f"{name}.expiresAt")
+        out[key] = value
+    elif key == "@context":
+        raise bad("@context is not allowed inside an attribute", "属性内不允许 @context")
+    else:
+        check_name(key)
+        out[terms.expand(key)] = normalize_attribute(value, terms, now, name=f"{name}.{key}", nulls=nulls)
+
+
+def _unit_code(value: Any, kind: str | None, name: str) -> str:
+    if not isinstance(value, str):
+        raise bad("unitCode must be a string", "unitCode 必须是字符串")
+    if kind in _UNITLESS:
+        raise bad(f"a {kind} ({name!r}) has no unitCode", f"{kind}（{name!r}）不能有 unitCode")
+    return value
+
+
+def _type_member(key: str, value: Any, kind: str | None, name: str, terms: TermMap) -> Any:
+    """valueType or objectType (a Relationship's only); an objectType is a type name, kept expanded."""
+    if (key == "objectType") != (kind in ("Relationship", "ListRelationship")) and kind is not None:
+        raise bad(f"a {kind} ({name!r}) cannot have '{key}'", f"{kind}（{name!r}）不能有 '{key}'")
+    if kind == "LanguageProperty" and value != "langString":
+        raise bad("the valueType of a LanguageProperty is langString", "LanguageProperty 的 valueType 必须是 langString")
+    if not isinstance(value, str | list):
+        raise bad(f"{key} must be a string", f"{key} 必须是字符串")
+    return terms.expand(value) if key == "objectType" and isinstance(value, str) else value
+
+
 def _is_instances(raw: Any) -> bool:
     """A list of attribute instances (rather than a list value of a concise Property)."""
     return bool(raw) and all(isinstance(r, dict) and (r.get("type") in ATTRIBUTE_TYPES or "datasetId" in r
-                                                      or not _MEMBERS.isdisjoint(r)) for r in raw)
+                                                      or not ATTRIBUTE_MEMBERS.isdisjoint(r)) for r in raw)
 
 
 def normalize_attribute_value(raw: Any, terms: TermMap, now: datetime, *, partial: bool = False,
@@ -325,64 +356,7 @@ def instances(attr: Any) -> list[dict[str, Any]]:
     return attr if isinstance(attr, list) else [attr]
 
 
-def pack(items: list[dict[str, Any]]) -> Any:
-    """Instances back in stored form: None for none, the dict for one, else the list."""
-    if not items:
-        return None
-    return items[0] if len(items) == 1 else items
-
-
-def default_instance(attr: Any) -> dict[str, Any] | None:
-    """The instance without a datasetId, if there is one."""
-    if isinstance(attr, dict):
-        return None if "datasetId" in attr else attr
-    return next((i for i in attr if "datasetId" not in i), None) if isinstance(attr, list) else None
-
-
-def primary_instance(attr: Any) -> dict[str, Any] | None:
-    """The instance that stands for the attribute where one is needed: the default, else the first."""
-    if isinstance(attr, dict):
-        return attr
-    if isinstance(attr, list) and attr:
-        return default_instance(attr) or attr[0]
-    return None
-
-
-def put_instances(old: Any, new: Any, now: datetime, *, overwrite: bool = True) -> tuple[Any, Any]:
-    """`new` instances written over `old` by datasetId (instances not named are kept): the stored
-    attribute after, and the instances written (None when nothing changed)."""
-    if type(old) is dict and type(new) is dict and old.get("datasetId") == new.get("datasetId"):
-        if not overwrite:
-            return old, None
-        merged = merge_attribute(old, new, now)
-        return merged, merged
-    out = instances(old) if old is not None else []
-    out = list(out)
-    where = {i.get("datasetId"): n for n, i in enumerate(out)}
-    written: list[dict[str, Any]] = []
-    for inst in instances(new):
-        n = where.get(inst.get("datasetId"))
-        if n is None:
-            where[inst.get("datasetId")] = len(out)
-            out.append(inst)
-            written.append(inst)
-        elif overwrite:
-            out[n] = merge_attribute(out[n], inst, now)
-            written.append(out[n])
-    return pack(out), pack(written)
-
-
-def null_instance(inst: dict[str, Any]) -> dict[str, Any]:
-    """How a deleted instance is shown in an attributeDeleted notification: its value the NGSI-LD Null."""
-    kind = inst.get("type", "Property")
-    out: dict[str, Any] = {"type": kind}
-    out[VALUE_MEMBER.get(kind, "value")] = {"@none": NULL} if kind == "LanguageProperty" else NULL
-    if "datasetId" in inst:
-        out["datasetId"] = inst["datasetId"]
-    return out
-
-
-def _check_value(kind: str, value: Any, name: str) -> Any:
+def check_value(kind: str, value: Any, name: str) -> Any:
     """The value member checked for the attribute's type (and put in its one stored form)."""
     if value is None:
         raise bad(f"attribute {name!r} has a null value", f"属性 {name!r} 的值为空")
@@ -398,7 +372,7 @@ def _check_value(kind: str, value: Any, name: str) -> Any:
                 value = json.loads(value)  # 4.7.2: a geometry may come JSON-encoded in a string
             except ValueError:
                 pass
-        if not _is_geometry(value):
+        if not is_geometry(value):
             raise bad(f"GeoProperty {name!r} must be a GeoJSON geometry (not a GeometryCollection)",
                       f"地理属性 {name!r} 必须是 GeoJSON 几何对象（不能是 GeometryCollection）")
         if not _valid_point(value):
@@ -487,201 +461,3 @@ def normalize_fragment(body: Any, terms: TermMap, now: datetime, *, nulls: str =
         if iri == LOCATION and not (nulls and any(is_null(i) for i in instances(attr))):
             _check_location(attr)
     return out
-
-
-def location_bbox(attrs: dict[str, Any]) -> tuple[float | None, float | None, float | None, float | None]:
-    loc = attrs.get(LOCATION)
-    if type(loc) is list:
-        loc = primary_instance(loc)
-    if isinstance(loc, dict) and loc.get("type") == "GeoProperty":
-        box = bbox_of(loc.get("value"))
-        if box is not None:
-            return box
-    return None, None, None, None
-
-
-def merge_attribute(old: dict[str, Any], new: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """An update of an existing attribute: keeps its createdAt, takes the rest from `new`."""
-    merged = dict(new)
-    merged["createdAt"] = old.get("createdAt", merged.get("createdAt"))
-    merged["modifiedAt"] = now_text(now)
-    return merged
-
-
-def merge_patch(old: Any, patch: Any) -> Any:
-    """RFC 7396 with the NGSI-LD Null: objects merge key by key, a Null removes its key."""
-    if not isinstance(patch, dict) or not isinstance(old, dict):
-        return patch
-    out = dict(old)
-    for key, value in patch.items():
-        if value == NULL or value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
-
-
-def patch_attribute(old: dict[str, Any], fragment: dict[str, Any], now: datetime, *,
-                    merge: bool = False) -> dict[str, Any]:
-    """A partial attribute update: only the members given change. With `merge` (merge entity), a
-    compound value is merge-patched and a sub-attribute whose value is the NGSI-LD Null is removed."""
-    merged = dict(old)
-    for key, value in fragment.items():
-        if key in ("createdAt", "modifiedAt"):
-            continue
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in _MEMBERS:
-            if merge and is_null(value):
-                merged.pop(key, None)
-            elif merge:
-                merged[key] = patch_attribute(merged[key], value, now, merge=True)
-            else:
-                merged[key] = merge_attribute(merged[key], value, now)
-        elif merge and key == "value" and isinstance(value, dict) and not _is_geometry(value):
-            merged[key] = merge_patch(merged.get(key), value)
-        else:
-            merged[key] = value
-    if "type" in fragment and fragment["type"] != old.get("type"):
-        raise bad("a partial update cannot change the attribute's type", "部分更新不能改变属性的类型")
-    kind = merged.get("type", "Property")
-    member = VALUE_MEMBER.get(kind, "value")
-    if member in fragment and not merge:
-        merged[member] = _check_value(kind, fragment[member], "")
-    merged["modifiedAt"] = now_text(now)
-    return merged
-
-
-# -- rendering ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class View:
-    """How to render: representation, system attributes, and which attributes (expanded) to keep."""
-
-    terms: TermMap
-    form: str = "normalized"  # normalized | keyValues | concise
-    sys_attrs: bool = False
-    attrs: frozenset[str] | None = None
-    lang: str | None = None
-    datasets: frozenset[str] | None = None  # datasetIds whose instances to show ("@none": the default one)
-
-
-@lru_cache(maxsize=256)
-def _language_ranges(text: str) -> tuple[str, ...]:
-    """The language ranges of a `lang` filter, best first: by q-value (default 1), then as listed."""
-    ranked: list[tuple[float, int, str]] = []
-    for position, part in enumerate(text.split(",")):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                quality = 0.0
-        if tag and quality > 0:
-            ranked.append((-quality, position, tag.strip().lower()))
-    return tuple(tag for _, _, tag in sorted(ranked))
-
-
-def choose_language(languages: dict[str, Any], wanted: str) -> str | None:
-    """The key of a languageMap that best serves a `lang` filter (4.15, with RFC 4647 lookup: tags
-    compare case-insensitively, a range matches longer tags and is truncated to shorter ones); any
-    language (the default one first) when none matches."""
-    if not languages:
-        return None
-    lowered = {key.lower(): key for key in languages}
-    for wanted_range in _language_ranges(wanted):
-        if wanted_range == "*":
-            break
-        if wanted_range in lowered:
-            return lowered[wanted_range]
-        longer = next((key for low, key in lowered.items() if low.startswith(wanted_range + "-")), None)
-        if longer is not None:
-            return longer
-        parts = wanted_range.split("-")
-        while len(parts) > 1:
-            parts.pop()
-            if "-".join(parts) in lowered:
-                return lowered["-".join(parts)]
-    return "@none" if "@none" in languages else next(iter(languages))
-
-
-_BARE = frozenset({"Property", "GeoProperty", "Relationship", "ListProperty"})
-
-
-def _simplified(kind: str, value: Any, view: View) -> Any:
-    """An attribute's value in the simplified representation (4.5.4): bare for values, objects and
-    lists; wrapped in its member name where a bare value would be ambiguous (languageMap, json, vocab)."""
-    if kind == "LanguageProperty":
-        if view.lang and isinstance(value, dict):
-            chosen = choose_language(value, view.lang)
-            return value.get(chosen) if chosen is not None else None
-        return {"languageMap": value}
-    if kind in ("JsonProperty", "VocabProperty"):
-        return {VALUE_MEMBER[kind]: value}
-    if kind == "ListRelationship" and isinstance(value, list):
-        return [v.get("object") if isinstance(v, dict) else v for v in value]
-    return value
-
-
-def render_attribute(attr: dict[str, Any], view: View) -> Any:
-    kind = attr.get("type", "Property")
-    member = VALUE_MEMBER.get(kind, "value")
-    if view.form == "keyValues":
-        if kind in _BARE:  # most attributes: checked here, without a call, as this runs per attribute
-            return attr.get(member)
-        return _simplified(kind, attr.get(member), view)
-    out: dict[str, Any] = {}
-    for key, value in attr.items():
-        if key in ("createdAt", "modifiedAt", "expiresAt"):
-            if view.sys_attrs:
-                out[key] = value
-        elif key.startswith(("http://", "https://", "urn:")) or ":" in key:
-            out[view.terms.compact(key)] = render_attribute(value, view) if isinstance(value, dict) else value
-        elif key in _TYPE_MEMBERS and isinstance(value, str):
-            out[key] = view.terms.compact(value)
-        else:
-            out[key] = value
-    if kind == "ListRelationship" and isinstance(out.get("objectList"), list):
-        # Either entry form is accepted on input; the normalized output has one (4.5.22.3).
-        out["objectList"] = [{"object": o} if isinstance(o, str) else o for o in out["objectList"]]
-    if kind == "LanguageProperty" and view.lang and isinstance(out.get("languageMap"), dict):
-        lm = out.pop("languageMap")
-        chosen = choose_language(lm, view.lang)
-        out["type"] = "Property"
-        out["value"] = lm.get(chosen) if chosen is not None else None
-        out["lang"] = chosen
-    if view.form == "concise":
-        out.pop("type", None)
-        if set(out) == {"value"} and not isinstance(out["value"], dict | list):
-            return out["value"]
-        if kind == "GeoProperty" and set(out) == {"value"}:
-            return out["value"]
-    return out
-
-
-def render_entity(entity_id: str, types: list[str], attrs: dict[str, Any], view: View, *,
-                  created_at: str | None = None, modified_at: str | None = None, scope: Any = None) -> dict[str, Any]:
-    compacted = [view.terms.compact(t) for t in types]
-    out: dict[str, Any] = {"id": entity_id, "type": compacted[0] if len(compacted) == 1 else compacted}
-    if scope is not None:
-        out["scope"] = scope
-    if view.sys_attrs and view.form != "keyValues":
-        out["createdAt"] = created_at
-        out["modifiedAt"] = modified_at
-    for iri, attr in attrs.items():
-        if view.attrs is not None and iri not in view.attrs:
-            continue
-        if iri == EXPIRES_AT:  # a system attribute of a transient entity, shown with sysAttrs only (6.3.11)
-            if view.sys_attrs and view.form != "keyValues":
-                out["expiresAt"] = attr.get("value") if isinstance(attr, dict) else attr
-            continue
-        out[view.terms.compact(iri)] = render_attribute(attr, view) if type(attr) is dict \
-            else render_instances(attr, view)
-    return out
-
-
-def render_instances(items: list[dict[str, Any]], view: View) -> Any:
-    """A multi-attribute: an array of instances, or in keyValues a map of datasetId ("@none" for the
-    default instance) to value."""
-    if view.form == "keyValues":
-        return {"dataset": {i.get("datasetId", "@none"): render_attribute(i, view) for i in items}}
-    return [render_attribute(i, view) for i in items]

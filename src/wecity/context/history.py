@@ -13,8 +13,8 @@ from sqlalchemy.engine import Connection
 
 from wecity.context.bulk import driver, dumps_document, insert_many, run, sqlite_timestamp
 from wecity.context.entity import VALUE_MEMBER, bad, now_text, parse_time
+from wecity.context.env import Env
 from wecity.context.models import attribute_history as h
-from wecity.context.types import Env
 
 AGGREGATES = ("totalCount", "distinctCount", "sum", "avg", "min", "max")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

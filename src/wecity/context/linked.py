@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from wecity.context.entity import bad
+from wecity.context.env import Stored
 from wecity.context.ldcontext import TermMap
 from wecity.context.projection import Projection, check, is_empty, parse, project
-from wecity.context.types import Stored
 
 MAX_JOIN_LEVEL = 10  # hops; a deeper join would read a good part of a city's graph for one request
 Loader = Callable[[list[str]], dict[str, Stored]]

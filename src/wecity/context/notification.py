@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from wecity.context import linked
-from wecity.context.entity import NULL, VALUE_MEMBER, View, now_text, render_entity
+from wecity.context.entity import NULL, VALUE_MEMBER, now_text
+from wecity.context.env import Stored
 from wecity.context.ldcontext import TermMap
 from wecity.context.projection import select_datasets
-from wecity.context.types import Stored
+from wecity.context.render import View, render_entity
 
 
 @dataclass

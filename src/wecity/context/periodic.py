@@ -12,13 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.context import notification, subscriptions
+from wecity.context.env import Env
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import ContextStore
 from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_q
 from wecity.context.rows import entities_by_id
 from wecity.context.search import Query, query
-from wecity.context.types import Env
 
 BATCH = 50  # subscriptions handled per transaction
 MAX_ENTITIES = 1000  # entities in one periodic notification

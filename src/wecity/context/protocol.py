@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from fastapi import Request
 from fastapi.responses import Response
 
-from wecity.context.entity import View
+from wecity.context.env import Env
 from wecity.context.ldcontext import CORE_URL, ContextStore, TermMap, link_header, parse_link_header
 from wecity.context.models import contexts as contexts_table
-from wecity.context.types import Env
+from wecity.context.render import View
 from wecity.core.context import AppContext
 from wecity.core.errors import ValidationFailed, WeCityError
 from wecity.core.http import request_locale

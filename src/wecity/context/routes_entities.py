@@ -17,7 +17,6 @@ from wecity.context import linked, service
 from wecity.context.entity import (
     ENTITY_MEMBERS,
     NULL,
-    View,
     check_entity_id,
     check_name,
     check_scope,
@@ -26,7 +25,6 @@ from wecity.context.entity import (
     normalize_entity,
     normalize_fragment,
     now_text,
-    render_entity,
 )
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap
@@ -47,6 +45,7 @@ from wecity.context.protocol import (
     view_of,
 )
 from wecity.context.query import Predicate, compile_q, compile_query
+from wecity.context.render import View, render_entity
 from wecity.context.routes_entitymaps import map_headers
 from wecity.context.scopeq import compile_scope_q
 from wecity.context.selection import parse_type_selection

@@ -8,11 +8,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from wecity.context.attributes import location_bbox
 from wecity.context.bulk import driver, loads, run, utc
-from wecity.context.entity import Entity, location_bbox
+from wecity.context.entity import Entity
+from wecity.context.env import Stored
 from wecity.context.models import entities as t
 from wecity.context.models import geo_cell
-from wecity.context.types import Stored
 from wecity.core.errors import NotFound
 
 COLUMNS = (t.c.pk, t.c.entity_id, t.c.type, t.c.extra_types, t.c.attrs, t.c.created_at, t.c.modified_at, t.c.scope)

@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.context.entity import instances
+from wecity.context.env import Stored
 from wecity.context.geo import GeoQuery
 from wecity.context.models import CELL_ROW, GEO_CELL
 from wecity.context.models import entities as t
 from wecity.context.ordering import Ordering
 from wecity.context.query import linked_entities
 from wecity.context.rows import COLUMNS, existing, stored
-from wecity.context.types import Stored
 from wecity.core.errors import ValidationFailed
 
 

@@ -6,10 +6,10 @@ triggers in one transaction."""
 from __future__ import annotations
 
 from wecity.context.batch import BatchResult, batch_create, batch_delete, batch_merge, batch_upsert
+from wecity.context.env import Env, Stored
 from wecity.context.rows import entities_by_id, get, not_found, require
 from wecity.context.search import Page, Query, compile_pattern, entity_types, query, query_page
 from wecity.context.search import grid_cells as _cells  # the name bench/ngsild_near.py imports
-from wecity.context.types import Env, Stored
 from wecity.context.verbs import (
     UpdateResult,
     append,

@@ -16,13 +16,13 @@ from sqlalchemy.engine import Connection
 from wecity.context import notification
 from wecity.context.bulk import driver, run
 from wecity.context.entity import bad, check_name, instances, is_uri, now_text, parse_time
+from wecity.context.env import Env, Stored
 from wecity.context.geo import GeoQuery, parse_geoquery
 from wecity.context.ldcontext import TermMap
 from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_q, linked_entities
 from wecity.context.rows import entities_by_id
 from wecity.context.selection import parse_type_selection
-from wecity.context.types import Env, Stored
 from wecity.core import events, outbox
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
 

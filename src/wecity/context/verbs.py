@@ -11,14 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from wecity.context import history, subscriptions
-from wecity.context.bulk import update_many
-from wecity.context.entity import (
-    NULL,
-    Entity,
-    bad,
-    has_null,
-    instances,
-    is_null,
+from wecity.context.attributes import (
     merge_attribute,
     merge_patch,
     null_instance,
@@ -26,9 +19,11 @@ from wecity.context.entity import (
     patch_attribute,
     put_instances,
 )
+from wecity.context.bulk import update_many
+from wecity.context.entity import NULL, Entity, bad, has_null, instances, is_null
+from wecity.context.env import Env, Stored
 from wecity.context.models import entities as t
 from wecity.context.rows import SAVE, get, not_found, require, row_values
-from wecity.context.types import Env, Stored
 from wecity.core.errors import AlreadyExists, NotFound
 
 

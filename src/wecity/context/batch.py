@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from wecity.context import history, subscriptions
+from wecity.context import history, matching
 from wecity.context.attributes import put_instances
 from wecity.context.bulk import insert_many, update_many
 from wecity.context.entity import Entity, bad
@@ -118,12 +118,12 @@ def _write(conn: Connection, env: Env, pending: dict[str, Stored], changes: list
     update_many(conn, t, [dict(b_pk=s.pk, modified_at=env.now, **row_values(s, s.attrs))
                           for s in pending.values() if s.pk], key="pk", statement=SAVE)
     history.record_many(conn, env, [(s.id, s.type, c) for s, c, _, _ in changes])
-    if subscriptions.has_any(conn, env.tenant):
+    if matching.has_any(conn, env.tenant):
         for stored, changed, before, created in changes:
-            subscriptions.on_change(conn, env, stored, set(changed), previous=before, created=created)
+            matching.on_change(conn, env, stored, set(changed), previous=before, created=created)
     else:
         for stored, changed, _, _ in changes:
-            subscriptions.emit_change(conn, env, stored, set(changed))
+            matching.emit_change(conn, env, stored, set(changed))
 
 
 def batch_merge(conn: Connection, env: Env, items: list[Entity]) -> BatchResult:
@@ -152,6 +152,6 @@ def batch_delete(conn: Connection, env: Env, ids: list[str]) -> BatchResult:
             continue
         conn.execute(t.delete().where(t.c.pk == stored.pk))
         gone.add(entity_id)
-        subscriptions.on_change(conn, env, stored, set(), deleted=True)
+        matching.on_change(conn, env, stored, set(), deleted=True)
         result.success.append(entity_id)
     return result

@@ -11,10 +11,11 @@ from urllib.parse import unquote
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.context import notification, subscriptions
+from wecity.context import notification
 from wecity.context.env import Env
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import ContextStore
+from wecity.context.matching import enqueue, entity_matches
 from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_q
 from wecity.context.rows import entities_by_id
@@ -41,7 +42,7 @@ def matching(conn: Connection, tenant: str, sub: dict[str, Any], store: ContextS
         spec.geo = parse_geoquery(geo.get("georel"), geo.get("geometry"), geo.get("coordinates"),
                                   terms.expand(geo.get("geoproperty") or "location"))
     found, _ = query(conn, tenant, spec, limit=MAX_ENTITIES * 10, offset=0, count=False)
-    return [e for e in found if subscriptions.entity_matches(items, e.id, e.types, terms)][:MAX_ENTITIES]
+    return [e for e in found if entity_matches(items, e.id, e.types, terms)][:MAX_ENTITIES]
 
 
 def run_due(conn: Connection, store: ContextStore, now: datetime) -> int:
@@ -61,6 +62,6 @@ def run_due(conn: Connection, store: ContextStore, now: datetime) -> int:
         data = notification.entities(row.body, [(e, change) for e in entities], terms,
                                      partial(entities_by_id, conn, row.tenant))
         if data:
-            subscriptions.enqueue(conn, env, row, data)
+            enqueue(conn, env, row, data)
             sent += 1
     return sent

@@ -1,12 +1,12 @@
-"""Subscriptions: their CRUD, matching each entity change against them, and the notifications that
-leave through the platform's transactional outbox (channel "ngsild")."""
+"""Subscriptions as resources: checked (`validate`), created, read, updated, deleted and shown as the
+spec shows them, with the counters of the notifications that leave through the platform's outbox
+(channel "ngsild"). Matching entity changes against them is `matching.py`."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from datetime import datetime
-from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -14,16 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.context import notification
-from wecity.context.bulk import driver, run
-from wecity.context.entity import bad, check_name, instances, is_uri, now_text, parse_time
-from wecity.context.env import Env, Stored
-from wecity.context.geo import GeoQuery, parse_geoquery
+from wecity.context.entity import bad, check_name, is_uri, now_text, parse_time
+from wecity.context.env import Env
+from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap
 from wecity.context.models import subscriptions as t
-from wecity.context.query import compile_q, linked_entities
-from wecity.context.rows import entities_by_id
+from wecity.context.query import compile_q
 from wecity.context.selection import parse_type_selection
-from wecity.core import events, outbox
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
 
 CHANNEL = "ngsild"
@@ -60,50 +57,15 @@ def validate(body: Any, terms: TermMap, *, partial: bool = False, now: datetime 
     if not isinstance(body, dict):
         raise bad("a subscription must be a JSON object", "订阅必须是 JSON 对象")
     sub = {k: v for k, v in body.items() if k != "@context" and k not in _SYSTEM and not k.startswith("_")}
-    if not partial:
-        if sub.get("type") != "Subscription":
-            raise bad("type must be 'Subscription'", "type 必须是 'Subscription'")
-        if "entities" not in sub and "watchedAttributes" not in sub:
-            raise bad("a subscription needs entities or watchedAttributes", "订阅需要 entities 或 watchedAttributes")
-        if "notification" not in sub:
-            raise bad("a subscription needs notification", "订阅需要 notification")
+    if partial:
+        _check_fragment(sub)
     else:
-        if not sub:
-            raise bad("the fragment changes nothing", "更新内容为空")
-        for key in _MANDATORY:
-            if key in sub and sub[key] is None:
-                raise bad(f"{key} cannot be removed from a subscription", f"不能删除订阅的 {key}")
-        if "type" in sub and sub["type"] != "Subscription":
-            raise bad("type must be 'Subscription'", "type 必须是 'Subscription'")
+        _check_required(sub)
     if "id" in sub and not is_uri(sub["id"]):
         raise bad("subscription id must be a URI", "订阅 id 必须是 URI")
-    if sub.get("timeInterval") is not None:
-        interval = sub["timeInterval"]
-        if not isinstance(interval, int | float) or isinstance(interval, bool) or interval <= 0:
-            raise bad("timeInterval must be a positive number of seconds", "timeInterval 必须是正的秒数")
-        if sub.get("watchedAttributes") or sub.get("throttling"):
-            raise bad("timeInterval cannot be combined with watchedAttributes or throttling",
-                      "timeInterval 不能与 watchedAttributes 或 throttling 同时使用")
+    _check_time_interval(sub)
     if sub.get("entities") is not None:
-        items = sub["entities"]
-        if not isinstance(items, list) or not items:
-            raise bad("entities must be a non-empty list", "entities 必须是非空列表")
-        expanded = []
-        for item in items:
-            if not isinstance(item, dict) or not isinstance(item.get("type"), str) or not item["type"]:
-                raise bad("each entities item needs a type", "entities 的每一项都需要 type")
-            if "id" in item and not is_uri(item["id"]):
-                raise bad("entities id must be a URI", "entities 中的 id 必须是 URI")
-            if "idPattern" in item:
-                _check_pattern(item["idPattern"])
-            selection = parse_type_selection(item["type"], terms)
-            simple = _simple_type(item["type"]) and item["type"] != "*"
-            expanded.append({"type": terms.expand(item["type"]) if simple else None,
-                             # the expanded type selection (4.17): `types` when any of them will do
-                             "types": selection.types,
-                             "selection": None if simple or selection.test is None else item["type"],
-                             "id": item.get("id"), "idPattern": item.get("idPattern")})
-        sub["_entities"] = expanded
+        sub["_entities"] = _expanded_entities(sub["entities"], terms)
     if sub.get("watchedAttributes") is not None:
         sub["_watched"] = [terms.expand(w) for w in _names(sub["watchedAttributes"], "watchedAttributes")]
     if sub.get("notificationTrigger") is not None:
@@ -111,6 +73,73 @@ def validate(body: Any, terms: TermMap, *, partial: bool = False, now: datetime 
         if not isinstance(triggers, list) or not triggers or any(x not in TRIGGERS for x in triggers):
             raise bad(f"notificationTrigger must list some of {', '.join(TRIGGERS)}",
                       f"notificationTrigger 只能取 {'、'.join(TRIGGERS)}")
+    _check_queries(sub, terms)
+    _check_settings(sub, now)
+    if sub.get("notification") is not None:
+        # In a fragment too, notification is whole NotificationParams (endpoint included): it replaces.
+        sub["notification"] = _validate_notification(sub["notification"], terms)
+        note = sub["notification"]
+        if "attributes" in note:
+            sub["_attrs"] = [terms.expand(a) for a in note["attributes"]]
+    return sub
+
+
+def _check_required(sub: dict[str, Any]) -> None:
+    """The members a new subscription cannot do without."""
+    if sub.get("type") != "Subscription":
+        raise bad("type must be 'Subscription'", "type 必须是 'Subscription'")
+    if "entities" not in sub and "watchedAttributes" not in sub:
+        raise bad("a subscription needs entities or watchedAttributes", "订阅需要 entities 或 watchedAttributes")
+    if "notification" not in sub:
+        raise bad("a subscription needs notification", "订阅需要 notification")
+
+
+def _check_fragment(sub: dict[str, Any]) -> None:
+    """An update fragment: it changes something, and removes no mandatory member."""
+    if not sub:
+        raise bad("the fragment changes nothing", "更新内容为空")
+    for key in _MANDATORY:
+        if key in sub and sub[key] is None:
+            raise bad(f"{key} cannot be removed from a subscription", f"不能删除订阅的 {key}")
+    if "type" in sub and sub["type"] != "Subscription":
+        raise bad("type must be 'Subscription'", "type 必须是 'Subscription'")
+
+
+def _check_time_interval(sub: dict[str, Any]) -> None:
+    if sub.get("timeInterval") is None:
+        return
+    interval = sub["timeInterval"]
+    if not isinstance(interval, int | float) or isinstance(interval, bool) or interval <= 0:
+        raise bad("timeInterval must be a positive number of seconds", "timeInterval 必须是正的秒数")
+    if sub.get("watchedAttributes") or sub.get("throttling"):
+        raise bad("timeInterval cannot be combined with watchedAttributes or throttling",
+                  "timeInterval 不能与 watchedAttributes 或 throttling 同时使用")
+
+
+def _expanded_entities(items: Any, terms: TermMap) -> list[dict[str, Any]]:
+    """The `entities` selectors checked, with their types expanded as matching reads them."""
+    if not isinstance(items, list) or not items:
+        raise bad("entities must be a non-empty list", "entities 必须是非空列表")
+    expanded = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str) or not item["type"]:
+            raise bad("each entities item needs a type", "entities 的每一项都需要 type")
+        if "id" in item and not is_uri(item["id"]):
+            raise bad("entities id must be a URI", "entities 中的 id 必须是 URI")
+        if "idPattern" in item:
+            _check_pattern(item["idPattern"])
+        selection = parse_type_selection(item["type"], terms)
+        simple = _simple_type(item["type"]) and item["type"] != "*"
+        expanded.append({"type": terms.expand(item["type"]) if simple else None,
+                         # the expanded type selection (4.17): `types` when any of them will do
+                         "types": selection.types,
+                         "selection": None if simple or selection.test is None else item["type"],
+                         "id": item.get("id"), "idPattern": item.get("idPattern")})
+    return expanded
+
+
+def _check_queries(sub: dict[str, Any], terms: TermMap) -> None:
+    """q, csf and scopeQ (their syntax), and geoQ."""
     if sub.get("q") is not None:
         if not isinstance(sub["q"], str):
             raise bad("q must be a string", "q 必须是字符串")
@@ -127,6 +156,10 @@ def validate(body: Any, terms: TermMap, *, partial: bool = False, now: datetime 
             raise bad("geoQ must be an object", "geoQ 必须是对象")
         parse_geoquery(g.get("georel"), g.get("geometry"), g.get("coordinates"),
                        terms.expand(g.get("geoproperty") or "location"))
+
+
+def _check_settings(sub: dict[str, Any], now: datetime | None) -> None:
+    """throttling, expiresAt (not past), isActive, jsonldContext, datasetId and lang."""
     if sub.get("throttling") is not None:
         th = sub["throttling"]
         if not isinstance(th, int | float) or isinstance(th, bool) or th <= 0:
@@ -145,13 +178,6 @@ def validate(body: Any, terms: TermMap, *, partial: bool = False, now: datetime 
             raise bad("datasetId must be a URI or a list of URIs", "datasetId 必须是 URI 或 URI 列表")
     if sub.get("lang") is not None and not isinstance(sub["lang"], str):
         raise bad("lang must be a string", "lang 必须是字符串")
-    if sub.get("notification") is not None:
-        # In a fragment too, notification is whole NotificationParams (endpoint included): it replaces.
-        sub["notification"] = _validate_notification(sub["notification"], terms)
-        note = sub["notification"]
-        if "attributes" in note:
-            sub["_attrs"] = [terms.expand(a) for a in note["attributes"]]
-    return sub
 
 
 def _simple_type(text: str) -> bool:
@@ -350,172 +376,6 @@ def render(row: Any, now: datetime, terms: TermMap | None = None) -> dict[str, A
         note["status"] = "failed" if row.last_failure == row.last_notification else "ok"
     body["notification"] = note
     return body
-
-
-# -- matching -------------------------------------------------------------------------------------
-
-# Periodic subscriptions are left to the periodic runner: a change does not notify them.
-_ACTIVE = sa.select(t).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.is_active.is_(True),
-                             t.c.time_interval.is_(None))
-_RAW_ANY = "SELECT 1 FROM ngsild_subscriptions WHERE tenant = ? AND is_active = 1 LIMIT 1"
-_ANY = sa.select(t.c.pk).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.is_active.is_(True)).limit(1)
-
-
-def has_any(conn: Connection, tenant: str) -> bool:
-    """Whether the tenant has an active subscription: one indexed look-up, through the driver on SQLite,
-    so a change in a tenant without subscriptions (the usual case for sensor readings) reads nothing more."""
-    raw = driver(conn)
-    if raw is not None:
-        return run(raw, _RAW_ANY, (tenant,)).fetchone() is not None
-    return conn.execute(_ANY, {"b_tenant": tenant}).first() is not None
-
-
-_SELECTIONS: dict[tuple[str, TermMap], Any] = {}
-
-
-def _selection_test(text: str, terms: TermMap) -> Any:
-    """The test of a type selection with `;` (all of these types), parsed once per text and @context."""
-    key = (text, terms)
-    found = _SELECTIONS.get(key)
-    if found is None:
-        if len(_SELECTIONS) > 1024:
-            _SELECTIONS.clear()
-        found = _SELECTIONS[key] = parse_type_selection(text, terms)
-    return found
-
-
-def entity_matches(items: list[dict[str, Any]] | None, entity_id: str, types: list[str],
-                   terms: TermMap | None = None) -> bool:
-    if not items:
-        return True
-    for item in items:
-        if item.get("type"):
-            if item["type"] not in types:
-                continue
-        elif item.get("types") is not None and not any(x in types for x in item["types"]):
-            continue
-        elif item.get("selection") and terms is not None:
-            selection = _selection_test(item["selection"], terms)
-            if selection.test is not None and not selection.test(types):
-                continue
-        if item.get("id") and item["id"] != entity_id:
-            continue
-        if item.get("idPattern") and not re.fullmatch(item["idPattern"], entity_id):
-            continue
-        return True
-    return False
-
-
-def emit_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, deleted: bool = False) -> None:
-    """Other platforms (the case engine's sensor rules) hear of every change, in this transaction."""
-    events.emit("context.entity_changed", conn, tenant=env.tenant, now=env.now, terms=env.store.core,
-                entity=entity, changed=changed, deleted=deleted)
-
-
-def change_kinds(changed: set[str], previous: dict[str, Any] | None, *, created: bool, deleted: bool,
-                 trigger: str | None) -> dict[str, str]:
-    """What happened to each attribute (attributeCreated / Updated / Deleted); when the entity goes,
-    `changed` names its attributes, all deleted with it."""
-    if deleted:
-        return dict.fromkeys(changed, "attributeDeleted")
-    if trigger == "attributeDeleted":
-        return dict.fromkeys(changed, "attributeDeleted")
-    if created:
-        return dict.fromkeys(changed, "attributeCreated")
-    if previous is None:
-        return dict.fromkeys(changed, "attributeUpdated")
-    return {iri: ("attributeUpdated" if iri in previous else "attributeCreated") for iri in changed}
-
-
-def _fires(triggers: Any, watched: list[str] | None, kinds: dict[str, str], entity: Stored, *,
-           created: bool, deleted: bool) -> bool:
-    relevant = {iri: k for iri, k in kinds.items() if iri in watched} if watched else kinds
-    if deleted:
-        return "entityDeleted" in triggers or ("attributeDeleted" in triggers and bool(relevant))
-    relevant = {iri: k for iri, k in kinds.items() if iri in watched} if watched else kinds
-    if created and "entityCreated" in triggers and (not watched or any(w in entity.attrs for w in watched)):
-        return True
-    if not created and relevant and "entityUpdated" in triggers:
-        return True
-    return any(k in triggers for k in relevant.values())
-
-
-def on_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, deleted: bool = False,
-              trigger: str | None = None, previous: dict[str, Any] | None = None, created: bool = False) -> int:
-    """Queue a notification for every subscription the change triggers; returns how many.
-
-    `previous` holds the attributes as they were before the change (for attributeCreated against
-    attributeUpdated, and for showChanges); `created` says the entity is new."""
-    emit_change(conn, env, entity, changed, deleted=deleted)
-    if not has_any(conn, env.tenant):
-        return 0
-    rows = conn.execute(_ACTIVE, {"b_tenant": env.tenant}).all()
-    if not rows:
-        return 0
-    kinds = change_kinds(set(entity.attrs) if deleted else changed, previous, created=created, deleted=deleted,
-                         trigger=trigger)
-    sent = 0
-    for row in rows:
-        sub = row.body
-        if row.expires_at is not None and row.expires_at <= env.now:
-            continue
-        triggers = sub.get("notificationTrigger") or DEFAULT_TRIGGERS
-        if not _fires(triggers, sub.get("_watched"), kinds, entity, created=created, deleted=deleted):
-            continue
-        terms = env.store.term_map(row.context)
-        if not entity_matches(sub.get("_entities"), entity.id, entity.types, terms):
-            continue
-        if sub.get("q") and not deleted and not _q_holds(conn, env.tenant, compile_q(unquote(sub["q"]), terms),
-                                                         entity):
-            continue
-        if sub.get("geoQ") and not deleted and not _geo_matches(sub["geoQ"], terms, entity):
-            continue
-        if row.throttling and row.last_triggered is not None and \
-                (env.now - row.last_triggered).total_seconds() < row.throttling:
-            continue
-        change = notification.Change(kinds=kinds, previous=previous or {}, deleted=deleted, now=env.now)
-        data = notification.entities(sub, [(entity, change)], env.store.term_map(notification.context_of(row)),
-                                     partial(_load, conn, env.tenant))
-        if data:
-            enqueue(conn, env, row, data)
-            sent += 1
-    return sent
-
-
-def _q_holds(conn: Connection, tenant: str, q: Any, entity: Stored) -> bool:
-    """`q` on the changed entity; linked-entity terms (`rel{attr}`, 4.9) read their targets here."""
-
-    def resolve(ids: list[str]) -> list[tuple[list[str], dict[str, Any]]]:
-        found = _load(conn, tenant, ids)
-        return [(s.types, s.attrs) for s in (found.get(i) for i in ids) if s is not None]
-
-    with linked_entities(resolve):
-        return bool(q(entity.attrs))
-
-
-def _load(conn: Connection, tenant: str, ids: list[str]) -> dict[str, Stored]:
-    return entities_by_id(conn, tenant, ids)
-
-
-def _geo_matches(geo: dict[str, Any], terms: TermMap, entity: Stored) -> bool:
-    query: GeoQuery | None = parse_geoquery(geo.get("georel"), geo.get("geometry"), geo.get("coordinates"),
-                                            terms.expand(geo.get("geoproperty") or "location"))
-    assert query is not None
-    attr = entity.attrs.get(query.geoproperty)
-    return attr is not None and any(query.matches(i.get("value")) for i in instances(attr))
-
-
-def enqueue(conn: Connection, env: Env, row: Any, data: list[dict[str, Any]]) -> None:
-    """Put one notification of `row` carrying `data` in the outbox, in the caller's transaction."""
-    note = row.body.get("notification", {})
-    endpoint = note["endpoint"]
-    body: dict[str, Any] = {"id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}", "type": "Notification",
-                            "subscriptionId": row.subscription_id, "notifiedAt": now_text(env.now), "data": data}
-    outbox.enqueue(conn, channel=CHANNEL, target=endpoint["uri"], now=env.now, payload={
-        "tenant": env.tenant, "subscriptionId": row.subscription_id, "notification": body,
-        "accept": endpoint.get("accept", "application/json"), "context": notification.context_of(row),
-        "receiverInfo": endpoint.get("receiverInfo") or []})
-    conn.execute(t.update().where(t.c.pk == row.pk).values(last_triggered=env.now))
 
 
 def record_sending(conn: Connection, tenant: str, sub_id: str, now: datetime) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from wecity.context import history, subscriptions
+from wecity.context import history, matching
 from wecity.context.attributes import (
     merge_attribute,
     merge_patch,
@@ -37,7 +37,7 @@ def after_change(conn: Connection, env: Env, entity: Stored, changed: dict[str, 
                  *, previous: dict[str, Any] | None = None, created: bool = False) -> None:
     """The history of the changed attributes, and the notifications the change triggers."""
     history.record(conn, env, entity.id, entity.type, changed)
-    subscriptions.on_change(conn, env, entity, set(changed), previous=previous, created=created)
+    matching.on_change(conn, env, entity, set(changed), previous=previous, created=created)
 
 
 def create(conn: Connection, env: Env, entity: Entity) -> None:
@@ -80,7 +80,7 @@ def delete(conn: Connection, env: Env, entity_id: str, types: list[str] | None =
     if types and not set(types).intersection(stored.types):
         raise not_found(entity_id)
     conn.execute(t.delete().where(t.c.pk == stored.pk))
-    subscriptions.on_change(conn, env, stored, set(), deleted=True)
+    matching.on_change(conn, env, stored, set(), deleted=True)
 
 
 def _scopes(scope: Any) -> list[Any]:
@@ -146,7 +146,7 @@ def _notify_removed(conn: Connection, env: Env, stored: Stored, removed: dict[st
         else:  # every instance went: the attribute itself is shown deleted
             attrs[iri] = {k: v for k, v in null_instance(gone[0]).items() if k != "datasetId"}
     shown = Stored(stored.pk, stored.id, stored.types, attrs, stored.created_at, stored.modified_at, stored.scope)
-    subscriptions.on_change(conn, env, shown, set(removed), trigger="attributeDeleted", previous=previous)
+    matching.on_change(conn, env, shown, set(removed), trigger="attributeDeleted", previous=previous)
 
 
 def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *, types: list[str] | None = None,

@@ -13,8 +13,8 @@ import time
 
 from fastapi import Request
 
+from wecity.context.errors import unauthorized
 from wecity.core.cache import DEFAULT_TTL
-from wecity.core.errors import AuthenticationRequired
 from wecity.core.http import get_ctx
 from wecity.identity.deps import SESSION_COOKIE
 from wecity.identity.service import api_key_is_valid, user_for_session
@@ -61,9 +61,8 @@ async def require_access(request: Request) -> None:
             return
     if session and await ctx.db.read(user_for_session, session, ctx.clock.now()) is not None:
         return
-    raise AuthenticationRequired(
+    raise unauthorized(
         "the NGSI-LD API needs an API key (Authorization: Bearer wk_... or X-API-Key) or a staff sign-in"
         if not (key or session) else "the API key or sign-in is not valid (revoked or expired?)",
-        message_zh="NGSI-LD 接口需要 API 密钥（Authorization: Bearer wk_… 或 X-API-Key）或工作人员登录"
-        if not (key or session) else "API 密钥或登录无效（已吊销或已过期？）",
-        code="ngsild.unauthorized")
+        "NGSI-LD 接口需要 API 密钥（Authorization: Bearer wk_… 或 X-API-Key）或工作人员登录"
+        if not (key or session) else "API 密钥或登录无效（已吊销或已过期？）")

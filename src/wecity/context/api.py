@@ -20,9 +20,10 @@ from wecity.context import (
     routes_temporal,
 )
 from wecity.context.access import require_access
+from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.ldcontext import CORE_DOCUMENT, HOSTED_PATH, ContextStore, is_core_url
 from wecity.context.models import contexts as t
-from wecity.context.protocol import invalid, no_content, read_json, render_problem, respond
+from wecity.context.protocol import no_content, read_json, render_problem, respond
 from wecity.context.tasks import close_delivery, ensure_delivery, load_store
 from wecity.core.context import AppContext
 from wecity.core.errors import NotFound
@@ -62,8 +63,7 @@ def register(app: FastAPI) -> None:
 # -- /jsonldContexts ------------------------------------------------------------------------------
 
 def _not_found(context_id: str) -> NotFound:
-    return NotFound(f"@context {context_id} not found", message_zh=f"@context {context_id} 不存在",
-                    code="ngsild.not_found")
+    return resource_not_found(f"@context {context_id} not found", f"@context {context_id} 不存在")
 
 
 def _public_url(request: Request, row: Any) -> str:
@@ -77,8 +77,7 @@ def _public_url(request: Request, row: Any) -> str:
 async def add_context(request: Request, ctx: Ctx) -> Response:
     body, _ = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("@context"), dict | list | str):
-        raise invalid("the body must be a JSON object with @context", "请求体必须是带 @context 的 JSON 对象",
-                      "ngsild.bad_request_data")
+        raise bad_request_data("the body must be a JSON object with @context", "请求体必须是带 @context 的 JSON 对象")
     context_id = uuid.uuid4().hex
     path = HOSTED_PATH + context_id
     store: ContextStore = ctx.services["ngsild_contexts"]
@@ -100,7 +99,7 @@ async def list_contexts(request: Request, ctx: Ctx) -> Response:
     details = request.query_params.get("details", "false") == "true"
     kind = request.query_params.get("kind")
     if kind is not None and kind not in ("hosted", "cached", "implicitlycreated"):
-        raise invalid(f"unknown kind {kind!r}", f"未知的 kind：{kind!r}", "ngsild.bad_request_data")
+        raise bad_request_data(f"unknown kind {kind!r}", f"未知的 kind：{kind!r}")
 
     def read(conn: sa.Connection) -> list[Any]:
         stmt = sa.select(t).order_by(t.c.pk)

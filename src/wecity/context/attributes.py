@@ -12,13 +12,13 @@ from wecity.context.entity import (
     LOCATION,
     NULL,
     VALUE_MEMBER,
-    bad,
     check_value,
     instances,
     is_geometry,
     is_null,
     now_text,
 )
+from wecity.context.errors import bad_request_data
 from wecity.context.geo import bbox_of
 
 
@@ -131,7 +131,7 @@ def patch_attribute(old: dict[str, Any], fragment: dict[str, Any], now: datetime
         else:
             merged[key] = value
     if "type" in fragment and fragment["type"] != old.get("type"):
-        raise bad("a partial update cannot change the attribute's type", "部分更新不能改变属性的类型")
+        raise bad_request_data("a partial update cannot change the attribute's type", "部分更新不能改变属性的类型")
     kind = merged.get("type", "Property")
     member = VALUE_MEMBER.get(kind, "value")
     if member in fragment and not merge:

@@ -12,12 +12,12 @@ from sqlalchemy.engine import Connection
 from wecity.context import history, matching
 from wecity.context.attributes import put_instances
 from wecity.context.bulk import insert_many, update_many
-from wecity.context.entity import Entity, bad
+from wecity.context.entity import Entity
 from wecity.context.env import Env, Stored
+from wecity.context.errors import already_exists, bad_request_data
 from wecity.context.models import entities as t
-from wecity.context.rows import SAVE, existing, not_found, row_values
+from wecity.context.rows import SAVE, entity_exists, existing, not_found, row_values
 from wecity.context.verbs import merge_stored
-from wecity.core.errors import AlreadyExists
 
 # A change a batch made: the entity after it, the attributes changed, the attributes before the change
 # (None: not read) and whether the entity is new.
@@ -35,11 +35,6 @@ def batch_create(conn: Connection, env: Env, items: list[Entity]) -> BatchResult
     return batch_upsert(conn, env, items, mode="create")
 
 
-def _already_exists(entity_id: str) -> AlreadyExists:
-    return AlreadyExists(f"entity {entity_id} already exists", message_zh=f"实体 {entity_id} 已存在",
-                         code="ngsild.already_exists")
-
-
 def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str = "replace") -> BatchResult:
     """Create, upsert (mode replace or update) or update (mode update-only / noOverwrite) many entities
     with a few bulk statements."""
@@ -54,7 +49,7 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
             if mode in ("update-only", "no-overwrite"):
                 result.errors.append((entity.id, not_found(entity.id)))
             elif not entity.types:
-                result.errors.append((entity.id, bad("entity type is missing", "缺少实体类型")))
+                result.errors.append((entity.id, bad_request_data("entity type is missing", "缺少实体类型")))
             else:
                 # Its own copy of the attributes: a later item for the same id must not rewrite this change.
                 pending[entity.id] = Stored(0, entity.id, entity.types, dict(entity.attrs), env.now, env.now,
@@ -64,16 +59,15 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
                 result.success.append(entity.id)
             continue
         if mode == "create":
-            result.errors.append((entity.id, _already_exists(entity.id)))
+            result.errors.append((entity.id, entity_exists(entity.id)))
             continue
         changed, previous, kept = _write_over(old, entity, mode, env.now)
         pending[entity.id] = old
         changes.append((old, changed, previous, False))
         if kept:
-            result.errors.append((entity.id, AlreadyExists(
+            result.errors.append((entity.id, already_exists(
                 f"attributes of {entity.id} exist and noOverwrite was given: {', '.join(kept)}",
-                message_zh=f"实体 {entity.id} 的属性已存在且指定了 noOverwrite：{'、'.join(kept)}",
-                code="ngsild.already_exists")))
+                f"实体 {entity.id} 的属性已存在且指定了 noOverwrite：{'、'.join(kept)}")))
         else:
             result.success.append(entity.id)
     _write(conn, env, pending, changes)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from wecity.context.errors import bad_request_data
 from wecity.context.geo import GEOMETRY_TYPES, to_shape
 from wecity.context.ldcontext import NGSI_LD, TermMap
 from wecity.core.errors import ValidationFailed
@@ -56,10 +57,6 @@ _UNITLESS = ("Relationship", "ListRelationship", "JsonProperty")
 ATTRIBUTE_MEMBERS = set(VALUE_MEMBER.values()) | set(METADATA)
 
 
-def bad(why: str, zh: str) -> ValidationFailed:
-    return ValidationFailed(why, message_zh=zh, code="ngsild.bad_request_data")
-
-
 _LAST_STAMP: tuple[datetime | None, str] = (None, "")
 
 
@@ -82,7 +79,7 @@ def is_uri(value: Any) -> bool:
 
 def check_entity_id(value: Any) -> str:
     if not is_uri(value) or value == NULL:
-        raise bad(f"entity id must be a URI, got {value!r}", f"实体 id 必须是 URI：{value!r}")
+        raise bad_request_data(f"entity id must be a URI, got {value!r}", f"实体 id 必须是 URI：{value!r}")
     return str(value)
 
 
@@ -94,15 +91,15 @@ def check_name(name: str) -> None:
     if name in _GOOD_NAMES:
         return
     if not name or _FORBIDDEN.search(name) or (":" not in name and not _NAME.match(name)):
-        raise bad(f"invalid name {name!r}", f"名称无效：{name!r}")
+        raise bad_request_data(f"invalid name {name!r}", f"名称无效：{name!r}")
     if len(_GOOD_NAMES) < 100_000:
         _GOOD_NAMES.add(name)
 
 
 def check_attribute_name(name: str) -> None:
     if name in RESERVED_NAMES:
-        raise bad(f"{name!r} is a core NGSI-LD member, not an attribute name",
-                  f"{name!r} 是 NGSI-LD 的核心成员名，不能用作属性名")
+        raise bad_request_data(f"{name!r} is a core NGSI-LD member, not an attribute name",
+                               f"{name!r} 是 NGSI-LD 的核心成员名，不能用作属性名")
     check_name(name)
 
 
@@ -110,7 +107,7 @@ def check_scope(scope: Any) -> Any:
     """A scope or a list of scopes by the 4.18 grammar (the NGSI-LD Null only deletes a scope)."""
     for item in scope if isinstance(scope, list) else [scope]:
         if not isinstance(item, str) or not _SCOPE.match(item):
-            raise bad(f"invalid scope {item!r}", f"scope 无效：{item!r}")
+            raise bad_request_data(f"invalid scope {item!r}", f"scope 无效：{item!r}")
     return scope
 
 
@@ -118,18 +115,19 @@ def utc_time(value: Any, what: str) -> str:
     """A date-time in UTC written with Z (4.6.3: no offset from UTC); BadRequestData otherwise."""
     parsed = parse_time(value, what)
     if parsed.utcoffset() or not value.endswith("Z"):
-        raise bad(f"{what} must be a UTC date-time ending in Z: {value!r}",
-                  f"{what} 必须是以 Z 结尾的 UTC 日期时间：{value!r}")
+        raise bad_request_data(f"{what} must be a UTC date-time ending in Z: {value!r}",
+                               f"{what} 必须是以 Z 结尾的 UTC 日期时间：{value!r}")
     return str(value)
 
 
 def parse_time(value: Any, what: str) -> datetime:
     if not isinstance(value, str):
-        raise bad(f"{what} must be a date-time string", f"{what} 必须是日期时间字符串")
+        raise bad_request_data(f"{what} must be a date-time string", f"{what} 必须是日期时间字符串")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise bad(f"{what} is not an ISO 8601 date-time: {value!r}", f"{what} 不是 ISO 8601 日期时间：{value!r}") from exc
+        raise bad_request_data(f"{what} is not an ISO 8601 date-time: {value!r}",
+                               f"{what} 不是 ISO 8601 日期时间：{value!r}") from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -158,9 +156,9 @@ def _valid_point(value: dict[str, Any]) -> bool:
     c = value.get("coordinates")
     if not isinstance(c, list) or len(c) not in (2, 3) or not all(
             isinstance(v, int | float) and not isinstance(v, bool) for v in c):
-        raise bad("a Point needs [longitude, latitude]", "Point 需要 [经度, 纬度]")
+        raise bad_request_data("a Point needs [longitude, latitude]", "Point 需要 [经度, 纬度]")
     if not (-180 <= c[0] <= 180 and -90 <= c[1] <= 90):
-        raise bad("coordinates out of range (longitude, latitude)", "坐标超出范围（经度，纬度）")
+        raise bad_request_data("coordinates out of range (longitude, latitude)", "坐标超出范围（经度，纬度）")
     return True
 
 
@@ -205,11 +203,12 @@ def normalize_attribute(raw: Any, terms: TermMap, now: datetime, *, partial: boo
             if kind is None and key != "type":
                 out[key] = value
             elif key != "type" and key != VALUE_MEMBER[kind]:
-                raise bad(f"a {kind} ({name!r}) cannot have '{key}'", f"{kind}（{name!r}）不能有 '{key}'")
+                raise bad_request_data(f"a {kind} ({name!r}) cannot have '{key}'",
+                                       f"{kind}（{name!r}）不能有 '{key}'")
         elif key not in SYSTEM:
             _put_member(out, key, value, kind, terms, now, name=name, nulls=nulls)
     if name == "ngsildproof" and kind == "Property" and "value" in out and not isinstance(out["value"], dict):
-        raise bad("the value of ngsildproof is a proof object", "ngsildproof 的值必须是证明对象")
+        raise bad_request_data("the value of ngsildproof is a proof object", "ngsildproof 的值必须是证明对象")
     stamp = now_text(now)
     out["createdAt"] = stamp
     out["modifiedAt"] = stamp
@@ -219,7 +218,7 @@ def normalize_attribute(raw: Any, terms: TermMap, now: datetime, *, partial: boo
 def _as_object(raw: Any, name: str) -> dict[str, Any]:
     """An attribute as a JSON object: a bare value (concise) is a Property, a bare geometry a GeoProperty."""
     if raw is None:
-        raise bad(f"attribute {name!r} is null", f"属性 {name!r} 为空值")
+        raise bad_request_data(f"attribute {name!r} is null", f"属性 {name!r} 为空值")
     if isinstance(raw, list) or not isinstance(raw, dict):
         return {"type": "Property", "value": raw}
     if is_geometry(raw):
@@ -238,19 +237,21 @@ def _attribute_kind(raw: dict[str, Any], name: str, partial: bool) -> tuple[dict
         member = next((m for m in _TYPE_BY_MEMBER if m in raw), None)
         if member is None and not partial:
             if any(k in raw for k in METADATA) or not raw:
-                raise bad(f"attribute {name!r} has no value", f"属性 {name!r} 没有值")
+                raise bad_request_data(f"attribute {name!r} has no value", f"属性 {name!r} 没有值")
             return {"type": "Property", "value": raw}, "Property"
         if member is not None:
             kind = _TYPE_BY_MEMBER[member]
             if kind == "Property" and is_geometry(raw.get("value")):
                 kind = "GeoProperty"
     elif kind not in ATTRIBUTE_TYPES:
-        raise bad(f"attribute {name!r} has unknown type {kind!r}", f"属性 {name!r} 的类型 {kind!r} 未知")
+        raise bad_request_data(f"attribute {name!r} has unknown type {kind!r}",
+                               f"属性 {name!r} 的类型 {kind!r} 未知")
     return raw, kind
 
 
 def _null_not_allowed(name: str) -> ValidationFailed:
-    return bad(f"attribute {name!r}: the NGSI-LD Null is not allowed here", f"属性 {name!r}：此处不允许 NGSI-LD Null")
+    return bad_request_data(f"attribute {name!r}: the NGSI-LD Null is not allowed here",
+                            f"属性 {name!r}：此处不允许 NGSI-LD Null")
 
 
 def _put_value(out: dict[str, Any], raw: dict[str, Any], kind: str, name: str, *, partial: bool,
@@ -259,7 +260,7 @@ def _put_value(out: dict[str, Any], raw: dict[str, Any], kind: str, name: str, *
     member = VALUE_MEMBER[kind]
     if member not in raw:
         if not partial:
-            raise bad(f"{kind} {name!r} needs '{member}'", f"{kind} {name!r} 缺少 '{member}'")
+            raise bad_request_data(f"{kind} {name!r} needs '{member}'", f"{kind} {name!r} 缺少 '{member}'")
         return
     value = raw[member]
     if nulls and is_null({"type": kind, member: value}):
@@ -284,17 +285,17 @@ def _put_member(out: dict[str, Any], key: str, value: Any, kind: str | None, ter
         out[key] = _type_member(key, value, kind, name, terms)
     elif key in _SEALED:
         if name.rpartition(".")[2] != "ngsildproof":
-            raise bad(f"{key} is only allowed in ngsildproof", f"{key} 只能出现在 ngsildproof 中")
+            raise bad_request_data(f"{key} is only allowed in ngsildproof", f"{key} 只能出现在 ngsildproof 中")
         if not isinstance(value, str):
-            raise bad(f"{key} must be a string", f"{key} 必须是字符串")
+            raise bad_request_data(f"{key} must be a string", f"{key} 必须是字符串")
         out[key] = terms.expand(value) if key == "entityTypeSealed" else value
     elif key in _OUTPUT_ONLY:
-        raise bad(f"{key} is only given in notifications, never on input", f"{key} 仅用于通知，不能作为输入")
+        raise bad_request_data(f"{key} is only given in notifications, never on input", f"{key} 仅用于通知，不能作为输入")
     elif key == "datasetId":
         if value == "@none":
             return  # the default instance, stored without a datasetId
         if not is_uri(value) or value == NULL:  # 5.5.8: a datasetId cannot be deleted with the Null
-            raise bad("datasetId must be a URI", "datasetId 必须是 URI")
+            raise bad_request_data("datasetId must be a URI", "datasetId 必须是 URI")
         out[key] = value
     elif key == "lang":
         out[key] = value
@@ -302,7 +303,7 @@ def _put_member(out: dict[str, Any], key: str, value: Any, kind: str | None, ter
         parse_time(value, f"{name}.expiresAt")
         out[key] = value
     elif key == "@context":
-        raise bad("@context is not allowed inside an attribute", "属性内不允许 @context")
+        raise bad_request_data("@context is not allowed inside an attribute", "属性内不允许 @context")
     else:
         check_name(key)
         out[terms.expand(key)] = normalize_attribute(value, terms, now, name=f"{name}.{key}", nulls=nulls)
@@ -310,20 +311,21 @@ def _put_member(out: dict[str, Any], key: str, value: Any, kind: str | None, ter
 
 def _unit_code(value: Any, kind: str | None, name: str) -> str:
     if not isinstance(value, str):
-        raise bad("unitCode must be a string", "unitCode 必须是字符串")
+        raise bad_request_data("unitCode must be a string", "unitCode 必须是字符串")
     if kind in _UNITLESS:
-        raise bad(f"a {kind} ({name!r}) has no unitCode", f"{kind}（{name!r}）不能有 unitCode")
+        raise bad_request_data(f"a {kind} ({name!r}) has no unitCode", f"{kind}（{name!r}）不能有 unitCode")
     return value
 
 
 def _type_member(key: str, value: Any, kind: str | None, name: str, terms: TermMap) -> Any:
     """valueType or objectType (a Relationship's only); an objectType is a type name, kept expanded."""
     if (key == "objectType") != (kind in ("Relationship", "ListRelationship")) and kind is not None:
-        raise bad(f"a {kind} ({name!r}) cannot have '{key}'", f"{kind}（{name!r}）不能有 '{key}'")
+        raise bad_request_data(f"a {kind} ({name!r}) cannot have '{key}'", f"{kind}（{name!r}）不能有 '{key}'")
     if kind == "LanguageProperty" and value != "langString":
-        raise bad("the valueType of a LanguageProperty is langString", "LanguageProperty 的 valueType 必须是 langString")
+        raise bad_request_data("the valueType of a LanguageProperty is langString",
+                               "LanguageProperty 的 valueType 必须是 langString")
     if not isinstance(value, str | list):
-        raise bad(f"{key} must be a string", f"{key} 必须是字符串")
+        raise bad_request_data(f"{key} must be a string", f"{key} 必须是字符串")
     return terms.expand(value) if key == "objectType" and isinstance(value, str) else value
 
 
@@ -346,7 +348,8 @@ def normalize_attribute_value(raw: Any, terms: TermMap, now: datetime, *, partia
         dataset = item.get("datasetId")
         if dataset in seen:
             which = "the default instance" if dataset is None else f"datasetId {dataset}"
-            raise bad(f"attribute {name!r} has {which} twice", f"属性 {name!r} 中 {dataset or '默认实例'} 重复出现")
+            raise bad_request_data(f"attribute {name!r} has {which} twice",
+                                   f"属性 {name!r} 中 {dataset or '默认实例'} 重复出现")
         seen.add(dataset)
     return items[0] if len(items) == 1 else items
 
@@ -359,13 +362,13 @@ def instances(attr: Any) -> list[dict[str, Any]]:
 def check_value(kind: str, value: Any, name: str) -> Any:
     """The value member checked for the attribute's type (and put in its one stored form)."""
     if value is None:
-        raise bad(f"attribute {name!r} has a null value", f"属性 {name!r} 的值为空")
+        raise bad_request_data(f"attribute {name!r} has a null value", f"属性 {name!r} 的值为空")
     if kind == "Property":
         return value
     if kind == "Relationship":
         items = value if isinstance(value, list) else [value]
         if not items or not all(is_uri(v) for v in items):
-            raise bad(f"relationship {name!r} must point to a URI", f"关系 {name!r} 必须指向 URI")
+            raise bad_request_data(f"relationship {name!r} must point to a URI", f"关系 {name!r} 必须指向 URI")
     elif kind == "GeoProperty":
         if isinstance(value, str) and value.lstrip().startswith("{"):
             try:
@@ -373,31 +376,34 @@ def check_value(kind: str, value: Any, name: str) -> Any:
             except ValueError:
                 pass
         if not is_geometry(value):
-            raise bad(f"GeoProperty {name!r} must be a GeoJSON geometry (not a GeometryCollection)",
-                      f"地理属性 {name!r} 必须是 GeoJSON 几何对象（不能是 GeometryCollection）")
+            raise bad_request_data(f"GeoProperty {name!r} must be a GeoJSON geometry (not a GeometryCollection)",
+                                   f"地理属性 {name!r} 必须是 GeoJSON 几何对象（不能是 GeometryCollection）")
         if not _valid_point(value):
             to_shape(value)
     elif kind == "LanguageProperty":
         if not isinstance(value, dict) or not value or not all(
                 isinstance(k, str) and k and (isinstance(v, str) or (isinstance(v, list) and all(isinstance(i, str) for i in v)))
                 for k, v in value.items()):
-            raise bad(f"languageMap of {name!r} must map language tags to strings", f"{name!r} 的 languageMap 无效")
+            raise bad_request_data(f"languageMap of {name!r} must map language tags to strings",
+                                   f"{name!r} 的 languageMap 无效")
     elif kind == "JsonProperty":
         if not isinstance(value, dict) and not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
-            raise bad(f"the json of {name!r} must be an object or a list of objects", f"{name!r} 的 json 必须是对象或对象数组")
+            raise bad_request_data(f"the json of {name!r} must be an object or a list of objects",
+                                   f"{name!r} 的 json 必须是对象或对象数组")
     elif kind == "ListProperty":
         if not isinstance(value, list):
-            raise bad(f"{kind} {name!r} needs a list", f"{kind} {name!r} 需要列表")
+            raise bad_request_data(f"{kind} {name!r} needs a list", f"{kind} {name!r} 需要列表")
     elif kind == "ListRelationship":
         if not isinstance(value, list):
-            raise bad(f"{kind} {name!r} needs a list", f"{kind} {name!r} 需要列表")
+            raise bad_request_data(f"{kind} {name!r} needs a list", f"{kind} {name!r} 需要列表")
         entries = [v.get("object") if isinstance(v, dict) else v for v in value]
         if not all(is_uri(v) for v in entries):
-            raise bad(f"objectList of {name!r} must hold URIs", f"{name!r} 的 objectList 必须是 URI")
+            raise bad_request_data(f"objectList of {name!r} must hold URIs", f"{name!r} 的 objectList 必须是 URI")
         value = [{"object": v} for v in entries]
     elif kind == "VocabProperty":
         if not isinstance(value, str) and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            raise bad(f"the vocab of {name!r} must be a string or strings", f"{name!r} 的 vocab 必须是字符串")
+            raise bad_request_data(f"the vocab of {name!r} must be a string or strings",
+                                   f"{name!r} 的 vocab 必须是字符串")
     return value
 
 
@@ -406,25 +412,26 @@ def normalize_entity(body: Any, terms: TermMap, now: datetime, *, entity_id: str
     """An entity from a request body in stored form; BadRequestData when malformed. `nulls` as for
     `normalize_attribute` (a merge may also delete the scope with the NGSI-LD Null)."""
     if not isinstance(body, dict):
-        raise bad("an entity must be a JSON object", "实体必须是 JSON 对象")
+        raise bad_request_data("an entity must be a JSON object", "实体必须是 JSON 对象")
     raw_id = body.get("id", body.get("@id", entity_id))
     if raw_id is None:
-        raise bad("entity id is missing", "缺少实体 id")
+        raise bad_request_data("entity id is missing", "缺少实体 id")
     eid = check_entity_id(raw_id)
     if entity_id is not None and eid != entity_id:
-        raise bad("the id in the body differs from the id in the URL", "请求体中的 id 与 URL 中的不一致")
+        raise bad_request_data("the id in the body differs from the id in the URL", "请求体中的 id 与 URL 中的不一致")
     raw_type = body.get("type", body.get("@type"))
     types: list[str] = []
     if raw_type is None:
         if require_type:
-            raise bad("entity type is missing", "缺少实体类型")
+            raise bad_request_data("entity type is missing", "缺少实体类型")
     else:
         for t in raw_type if isinstance(raw_type, list) else [raw_type]:
             if not isinstance(t, str) or not t:
-                raise bad("entity type must be a string", "实体类型必须是字符串")
+                raise bad_request_data("entity type must be a string", "实体类型必须是字符串")
             check_name(t)
             if t in ENTITY_MEMBERS or t in RESERVED_NAMES:
-                raise bad(f"{t!r} is a core NGSI-LD term, not an entity type", f"{t!r} 是 NGSI-LD 核心术语，不能用作实体类型")
+                raise bad_request_data(f"{t!r} is a core NGSI-LD term, not an entity type",
+                                       f"{t!r} 是 NGSI-LD 核心术语，不能用作实体类型")
             types.append(terms.expand(t))
     scope = body.get("scope")
     if scope is not None and not (nulls and scope == NULL):
@@ -444,13 +451,13 @@ def normalize_entity(body: Any, terms: TermMap, now: datetime, *, entity_id: str
 
 def _check_location(attr: Any) -> None:
     if any(i.get("type") != "GeoProperty" for i in instances(attr)):
-        raise bad("location must be a GeoProperty", "location 必须是地理属性（GeoProperty）")
+        raise bad_request_data("location must be a GeoProperty", "location 必须是地理属性（GeoProperty）")
 
 
 def normalize_fragment(body: Any, terms: TermMap, now: datetime, *, nulls: str = "") -> dict[str, Any]:
     """The attributes of an append/update request body (an entity fragment)."""
     if not isinstance(body, dict):
-        raise bad("the body must be a JSON object of attributes", "请求体必须是属性的 JSON 对象")
+        raise bad_request_data("the body must be a JSON object of attributes", "请求体必须是属性的 JSON 对象")
     out: dict[str, Any] = {}
     for name, raw in body.items():
         if name in ENTITY_MEMBERS:

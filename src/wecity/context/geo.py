@@ -14,6 +14,7 @@ import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from wecity.context.errors import bad_request_data
 from wecity.core.errors import ValidationFailed
 
 GEOMETRY_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
@@ -21,23 +22,19 @@ GEORELS = {"near", "within", "contains", "intersects", "equals", "disjoint", "ov
 METRES_PER_DEGREE = 111_320.0
 
 
-def _bad(why: str, zh: str) -> ValidationFailed:
-    return ValidationFailed(why, message_zh=zh, code="ngsild.bad_request_data")
-
-
 def to_shape(geojson: Any) -> BaseGeometry:
     """A shapely geometry from a GeoJSON geometry, or BadRequestData."""
     if not isinstance(geojson, dict) or geojson.get("type") not in GEOMETRY_TYPES | {"GeometryCollection"}:
-        raise _bad("not a GeoJSON geometry", "不是有效的 GeoJSON 几何对象")
+        raise bad_request_data("not a GeoJSON geometry", "不是有效的 GeoJSON 几何对象")
     try:
         geom = shape(geojson)
     except Exception as exc:  # shapely raises several kinds for malformed coordinates
-        raise _bad(f"invalid GeoJSON coordinates: {exc}", "GeoJSON 坐标无效") from exc
+        raise bad_request_data(f"invalid GeoJSON coordinates: {exc}", "GeoJSON 坐标无效") from exc
     if geom.is_empty:
-        raise _bad("empty GeoJSON geometry", "GeoJSON 几何对象为空")
+        raise bad_request_data("empty GeoJSON geometry", "GeoJSON 几何对象为空")
     for x, y in _sample_coords(geom):
         if not (-180 <= x <= 180 and -90 <= y <= 90):
-            raise _bad("coordinates out of range (longitude, latitude)", "坐标超出范围（经度，纬度）")
+            raise bad_request_data("coordinates out of range (longitude, latitude)", "坐标超出范围（经度，纬度）")
     return geom
 
 
@@ -149,43 +146,45 @@ def parse_geoquery(georel: str | None, geometry: str | None, coordinates: Any,
     if georel is None and geometry is None and coordinates is None:
         return None
     if not georel or not geometry or coordinates is None:
-        raise _bad("a geo-query needs georel, geometry and coordinates", "地理查询需要 georel、geometry 和 coordinates")
+        raise bad_request_data("a geo-query needs georel, geometry and coordinates",
+                               "地理查询需要 georel、geometry 和 coordinates")
     if not isinstance(georel, str) or not isinstance(geometry, str):
-        raise _bad("georel and geometry must be strings", "georel 和 geometry 必须是字符串")
+        raise bad_request_data("georel and geometry must be strings", "georel 和 geometry 必须是字符串")
     parts = georel.split(";")
     rel = parts[0]
     if rel not in GEORELS:
-        raise _bad(f"unknown georel {rel!r}", f"未知的 georel：{rel!r}")
+        raise bad_request_data(f"unknown georel {rel!r}", f"未知的 georel：{rel!r}")
     if geometry not in GEOMETRY_TYPES:
-        raise _bad(f"unknown geometry {geometry!r}", f"未知的几何类型：{geometry!r}")
+        raise bad_request_data(f"unknown geometry {geometry!r}", f"未知的几何类型：{geometry!r}")
     if isinstance(coordinates, str):
         try:
             coordinates = json.loads(coordinates)
         except ValueError as exc:
-            raise _bad("coordinates are not a JSON array", "coordinates 不是 JSON 数组") from exc
+            raise bad_request_data("coordinates are not a JSON array", "coordinates 不是 JSON 数组") from exc
     if not isinstance(coordinates, list):
-        raise _bad("coordinates must be a JSON array", "coordinates 必须是 JSON 数组")
+        raise bad_request_data("coordinates must be a JSON array", "coordinates 必须是 JSON 数组")
     geom = to_shape({"type": geometry, "coordinates": coordinates})
     query = GeoQuery(rel, geom, geoproperty_iri)
     if rel == "near":
         if len(parts) > 2:
-            raise _bad("near takes exactly one distance (maxDistance or minDistance)",
-                       "near 只能带一个距离参数（maxDistance 或 minDistance）")
+            raise bad_request_data("near takes exactly one distance (maxDistance or minDistance)",
+                                   "near 只能带一个距离参数（maxDistance 或 minDistance）")
         for modifier in parts[1:]:
             name, _, value = modifier.partition("==")
             metres = _positive_number(value)
             if metres is None:
-                raise _bad(f"the distance in {modifier!r} must be a finite number above zero",
-                           f"{modifier!r} 中的距离必须是大于零的有限数值")
+                raise bad_request_data(f"the distance in {modifier!r} must be a finite number above zero",
+                                       f"{modifier!r} 中的距离必须是大于零的有限数值")
             if name == "maxDistance":
                 query.max_distance = metres
             elif name == "minDistance":
                 query.min_distance = metres
             else:
-                raise _bad(f"unknown near modifier {name!r}", f"未知的 near 参数：{name!r}")
+                raise bad_request_data(f"unknown near modifier {name!r}", f"未知的 near 参数：{name!r}")
         if query.max_distance is None and query.min_distance is None:
-            raise _bad("near needs maxDistance or minDistance", "near 需要 maxDistance 或 minDistance")
+            raise bad_request_data("near needs maxDistance or minDistance",
+                                   "near 需要 maxDistance 或 minDistance")
         query.__post_init__()
     elif len(parts) > 1:
-        raise _bad(f"{rel} takes no modifiers", f"{rel} 不接受参数")
+        raise bad_request_data(f"{rel} takes no modifiers", f"{rel} 不接受参数")
     return query

@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.context.bulk import driver, dumps_document, insert_many, run, sqlite_timestamp
-from wecity.context.entity import VALUE_MEMBER, bad, now_text, parse_time
+from wecity.context.entity import VALUE_MEMBER, now_text, parse_time
 from wecity.context.env import Env
+from wecity.context.errors import bad_request_data
 from wecity.context.models import attribute_history as h
 
 AGGREGATES = ("totalCount", "distinctCount", "sum", "avg", "min", "max")
@@ -35,7 +36,7 @@ def parse_duration(text: str) -> float:
     """Seconds in an ISO 8601 duration; a year counts 365 days and a month 30 (fixed-length buckets)."""
     m = _DURATION.match(text or "")
     if not m or text in ("P", "PT") or text.endswith("T"):
-        raise bad(f"invalid ISO 8601 duration {text!r}", f"ISO 8601 时长无效：{text!r}")
+        raise bad_request_data(f"invalid ISO 8601 duration {text!r}", f"ISO 8601 时长无效：{text!r}")
     parts = {k: float(v) for k, v in m.groupdict().items() if v}
     return (parts.get("y", 0) * 365 * 86400 + parts.get("mo", 0) * 30 * 86400 + parts.get("w", 0) * 7 * 86400
             + parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600 + parts.get("mi", 0) * 60 + parts.get("s", 0))
@@ -107,20 +108,20 @@ class TimeFilter:
     def parse(cls, timerel: str | None, time_at: str | None, end_time_at: str | None) -> TimeFilter:
         if timerel is None:
             if time_at or end_time_at:
-                raise bad("timeAt needs timerel", "timeAt 需要 timerel")
+                raise bad_request_data("timeAt needs timerel", "timeAt 需要 timerel")
             return cls()
         if timerel not in ("before", "after", "between"):
-            raise bad(f"unknown timerel {timerel!r}", f"未知的 timerel：{timerel!r}")
+            raise bad_request_data(f"unknown timerel {timerel!r}", f"未知的 timerel：{timerel!r}")
         if not time_at:
-            raise bad("timerel needs timeAt", "timerel 需要 timeAt")
+            raise bad_request_data("timerel needs timeAt", "timerel 需要 timeAt")
         start = epoch(parse_time(time_at, "timeAt"))
         end = None
         if timerel == "between":
             if not end_time_at:
-                raise bad("timerel=between needs endTimeAt", "timerel=between 需要 endTimeAt")
+                raise bad_request_data("timerel=between needs endTimeAt", "timerel=between 需要 endTimeAt")
             end = epoch(parse_time(end_time_at, "endTimeAt"))
             if end <= start:
-                raise bad("endTimeAt must be after timeAt", "endTimeAt 必须晚于 timeAt")
+                raise bad_request_data("endTimeAt must be after timeAt", "endTimeAt 必须晚于 timeAt")
         return cls(timerel, start, end)
 
     def where(self) -> list[Any]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pyld import jsonld
 
+from wecity.context.errors import bad_request_data, ld_context_not_available
 from wecity.core.errors import DependencyUnavailable, ValidationFailed
 
 CORE_URL = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
@@ -188,12 +189,10 @@ class ContextStore:
     def _build(self, items: list[Any]) -> TermMap:
         for item in items:
             if not isinstance(item, str | dict):
-                raise ValidationFailed("@context entries must be URLs or objects",
-                                       message_zh="@context 的每一项必须是 URL 或对象", code="ngsild.bad_request_data")
+                raise bad_request_data("@context entries must be URLs or objects", "@context 的每一项必须是 URL 或对象")
             if isinstance(item, dict) and any(isinstance(d, dict) and "@context" in d for d in item.values()):
-                raise ValidationFailed("a user @context cannot hold scoped contexts",
-                                       message_zh="用户 @context 不能包含作用域上下文（scoped context）",
-                                       code="ngsild.bad_request_data")
+                raise bad_request_data("a user @context cannot hold scoped contexts",
+                                       "用户 @context 不能包含作用域上下文（scoped context）")
         options = {"documentLoader": self._loader, "base": "", "processingMode": "json-ld-1.1"}
         processor = jsonld.JsonLdProcessor()
         try:
@@ -202,8 +201,8 @@ class ContextStore:
             cause = _root_cause(exc)
             if isinstance(cause, DependencyUnavailable | ValidationFailed):
                 raise cause from exc
-            raise ValidationFailed(f"invalid @context: {exc.type if hasattr(exc, 'type') else exc}",
-                                   message_zh="@context 无效", code="ngsild.bad_request_data") from exc
+            raise bad_request_data(f"invalid @context: {exc.type if hasattr(exc, 'type') else exc}",
+                                   "@context 无效") from exc
         return TermMap(active)
 
 
@@ -220,8 +219,8 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 def _not_available(url: str, why: str) -> DependencyUnavailable:
-    return DependencyUnavailable(f"@context {url} could not be retrieved ({why})",
-                                 message_zh=f"无法获取 @context {url}（{why}）", code="ngsild.ld_context_not_available")
+    return ld_context_not_available(f"@context {url} could not be retrieved ({why})",
+                                    f"无法获取 @context {url}（{why}）")
 
 
 def parse_link_header(value: str | None) -> str | None:
@@ -235,8 +234,7 @@ def parse_link_header(value: str | None) -> str | None:
         url, _, params = piece[1:].partition(">")
         if LINK_REL in params:
             return url.strip()
-    raise ValidationFailed("Link header has no JSON-LD context link",
-                           message_zh="Link 头中没有 JSON-LD 上下文链接", code="ngsild.bad_request_data")
+    raise bad_request_data("Link header has no JSON-LD context link", "Link 头中没有 JSON-LD 上下文链接")
 
 
 def link_header(url: str) -> str:

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from wecity.context.entity import bad
 from wecity.context.env import Stored
+from wecity.context.errors import bad_request_data
 from wecity.context.ldcontext import TermMap
 from wecity.context.projection import Projection, check, is_empty, parse, project
 
@@ -33,19 +33,21 @@ def parse_join(join: Any, join_level: Any, contained_by: Any = None) -> Join | N
     """The join asked for (None for no join); BadRequestData for an unknown mode or a bad level."""
     if join_level is not None and join_level != "":
         if isinstance(join_level, bool) or not isinstance(join_level, int | str):
-            raise bad("joinLevel must be a positive integer", "joinLevel 必须是正整数")
+            raise bad_request_data("joinLevel must be a positive integer", "joinLevel 必须是正整数")
         try:
             level = int(join_level)
         except ValueError as exc:
-            raise bad("joinLevel must be a positive integer", "joinLevel 必须是正整数") from exc
+            raise bad_request_data("joinLevel must be a positive integer", "joinLevel 必须是正整数") from exc
         if level < 1 or level > MAX_JOIN_LEVEL:
-            raise bad(f"joinLevel must be between 1 and {MAX_JOIN_LEVEL}", f"joinLevel 必须在 1 到 {MAX_JOIN_LEVEL} 之间")
+            raise bad_request_data(f"joinLevel must be between 1 and {MAX_JOIN_LEVEL}",
+                                   f"joinLevel 必须在 1 到 {MAX_JOIN_LEVEL} 之间")
     else:
         level = 1
     if join is None or join == "" or join == "@none":
         return None
     if join not in ("inline", "flat"):
-        raise bad(f"join must be inline, flat or @none, got {join!r}", f"join 只能是 inline、flat 或 @none：{join!r}")
+        raise bad_request_data(f"join must be inline, flat or @none, got {join!r}",
+                               f"join 只能是 inline、flat 或 @none：{join!r}")
     ids: list[str] = []
     if isinstance(contained_by, str):
         ids = [i.strip() for i in contained_by.split(",") if i.strip()]

@@ -18,19 +18,15 @@ from dataclasses import dataclass
 from functools import cmp_to_key
 from typing import Any, Protocol
 
+from wecity.context.errors import bad_request_data
 from wecity.context.geo import GEOMETRY_TYPES, GeoQuery, to_shape
 from wecity.context.ldcontext import TermMap
 from wecity.context.query import Path, attribute_path, path_values
-from wecity.core.errors import ValidationFailed
 
 _ENTITY_KEYS = ("id", "type", "createdAt", "modifiedAt")
 _DIRECTIONS = ("asc", "desc", "dist-asc", "dist-desc")
 # BCP 47 language tags (RFC 5646) as far as their shape goes: subtags of letters and digits, 1 to 8 long.
 _TAG = re.compile(r"^[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*$")
-
-
-def _bad(why: str, zh: str) -> ValidationFailed:
-    return ValidationFailed(why, message_zh=zh, code="ngsild.bad_request_data")
 
 
 class Orderable(Protocol):
@@ -116,13 +112,14 @@ class Ordering:
 
 def _collator(tag: str) -> Any:
     if not _TAG.match(tag):
-        raise _bad(f"collation {tag!r} is not a BCP 47 language tag", f"collation {tag!r} 不是 BCP 47 语言标签")
+        raise bad_request_data(f"collation {tag!r} is not a BCP 47 language tag",
+                               f"collation {tag!r} 不是 BCP 47 语言标签")
     import icu  # PyICU: the Unicode Collation Algorithm with the CLDR tailorings BCP 47 tags name
 
     try:
         return icu.Collator.createInstance(icu.Locale.forLanguageTag(tag))
     except icu.ICUError as exc:
-        raise _bad(f"collation {tag!r} is not supported", f"不支持的 collation：{tag!r}") from exc
+        raise bad_request_data(f"collation {tag!r} is not supported", f"不支持的 collation：{tag!r}") from exc
 
 
 def _reference(coordinates: Any, geometry: Any) -> GeoQuery:
@@ -130,14 +127,17 @@ def _reference(coordinates: Any, geometry: Any) -> GeoQuery:
         try:
             coordinates = json.loads(coordinates)
         except ValueError as exc:
-            raise _bad("orderFrom is not a JSON array of coordinates", "orderFrom 不是坐标 JSON 数组") from exc
+            raise bad_request_data("orderFrom is not a JSON array of coordinates",
+                                   "orderFrom 不是坐标 JSON 数组") from exc
     if not isinstance(coordinates, list):
-        raise _bad("the coordinates to order by distance from must be a JSON array", "按距离排序的参考坐标必须是 JSON 数组")
+        raise bad_request_data("the coordinates to order by distance from must be a JSON array",
+                               "按距离排序的参考坐标必须是 JSON 数组")
     if geometry is None:
         is_point = len(coordinates) in (2, 3) and all(isinstance(c, int | float) for c in coordinates)
         geometry = "Point" if is_point else None
     if geometry not in GEOMETRY_TYPES:
-        raise _bad("the geometry to order by distance from is missing or unknown", "按距离排序的参考几何类型缺失或未知")
+        raise bad_request_data("the geometry to order by distance from is missing or unknown",
+                               "按距离排序的参考几何类型缺失或未知")
     return GeoQuery("near", to_shape({"type": geometry, "coordinates": coordinates}), "")
 
 
@@ -145,9 +145,9 @@ def parse_ordering(order_by: Any, terms: TermMap, *, collation: Any = None, coor
                    geometry: Any = None) -> Ordering | None:
     """The ordering a request asks for (`orderBy` as text or a list of items), or None without orderBy."""
     if geometry is not None and not isinstance(geometry, str):
-        raise _bad("geometry must be a string", "geometry 必须是字符串")
+        raise bad_request_data("geometry must be a string", "geometry 必须是字符串")
     if collation is not None and not isinstance(collation, str):
-        raise _bad("collation must be a string", "collation 必须是字符串")
+        raise bad_request_data("collation must be a string", "collation 必须是字符串")
     if order_by is None:
         if collation is not None:
             _collator(collation)  # a bad tag is refused even when nothing is ordered by it
@@ -157,17 +157,17 @@ def parse_ordering(order_by: Any, terms: TermMap, *, collation: Any = None, coor
     elif isinstance(order_by, list) and order_by and all(isinstance(i, str) for i in order_by):
         items = [part for item in order_by for part in item.split(",")]
     else:
-        raise _bad("orderBy must be a non-empty list of strings", "orderBy 必须是非空字符串列表")
+        raise bad_request_data("orderBy must be a non-empty list of strings", "orderBy 必须是非空字符串列表")
     keys: list[OrderKey] = []
     for item in items:
         name, _, direction = item.strip().partition(";")
         direction = direction.strip() or "asc"
         if not name or direction not in _DIRECTIONS:
-            raise _bad(f"invalid orderBy item {item!r}", f"orderBy 项无效：{item!r}")
+            raise bad_request_data(f"invalid orderBy item {item!r}", f"orderBy 项无效：{item!r}")
         is_distance = direction.startswith("dist-")
         if name in _ENTITY_KEYS:
             if is_distance:
-                raise _bad(f"{name} cannot be ordered by distance", f"{name} 不能按距离排序")
+                raise bad_request_data(f"{name} cannot be ordered by distance", f"{name} 不能按距离排序")
             keys.append(OrderKey(name, None, direction == "desc", False))
             continue
         path = attribute_path(name, terms)
@@ -177,7 +177,7 @@ def parse_ordering(order_by: Any, terms: TermMap, *, collation: Any = None, coor
         ordering.collator = _collator(collation)
     if any(k.distance for k in keys):
         if coordinates is None:
-            raise _bad("ordering by distance needs the coordinates to measure from (orderFrom)",
-                       "按距离排序需要参考坐标（orderFrom）")
+            raise bad_request_data("ordering by distance needs the coordinates to measure from (orderFrom)",
+                                   "按距离排序需要参考坐标（orderFrom）")
         ordering.reference = _reference(coordinates, geometry)
     return ordering

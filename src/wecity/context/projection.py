@@ -12,16 +12,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from wecity.context.errors import bad_request_data
 from wecity.context.ldcontext import TermMap
 from wecity.core.errors import ValidationFailed
 
 # Members that are not attributes: compared by their literal name, never expanded with the @context.
 CORE_MEMBERS = frozenset({"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt", "@context"})
 _NAME = re.compile(r"[^,|{}\s;()<>\"'=]+")
-
-
-def _bad(why: str, zh: str) -> ValidationFailed:
-    return ValidationFailed(why, message_zh=zh, code="ngsild.bad_request_data")
 
 
 @dataclass(frozen=True)
@@ -43,7 +40,8 @@ class _Parser:
         self.text, self.pos, self.what = text, 0, what
 
     def fail(self, why: str, zh: str) -> ValidationFailed:
-        return _bad(f"invalid {self.what} {self.text!r}: {why}", f"{self.what} 参数 {self.text!r} 无效：{zh}")
+        return bad_request_data(f"invalid {self.what} {self.text!r}: {why}",
+                                f"{self.what} 参数 {self.text!r} 无效：{zh}")
 
     def parse(self) -> list[tuple[str, Any]]:
         items = self.items()
@@ -80,10 +78,10 @@ def parse(text: str | list[str] | None, terms: TermMap, what: str = "pick") -> P
         return None
     if isinstance(text, list):
         if not text or not all(isinstance(t, str) for t in text):
-            raise _bad(f"{what} must be a non-empty list of member names", f"{what} 必须是非空的成员名列表")
+            raise bad_request_data(f"{what} must be a non-empty list of member names", f"{what} 必须是非空的成员名列表")
         text = ",".join(text)
     if not isinstance(text, str):
-        raise _bad(f"{what} must be a string", f"{what} 必须是字符串")
+        raise bad_request_data(f"{what} must be a string", f"{what} 必须是字符串")
     return _build(_Parser(text, what).parse(), terms)
 
 
@@ -102,22 +100,22 @@ def check(pick: Projection | None, omit: Projection | None, *, attrs: bool, join
           join_level: int) -> None:
     """The rules between pick, omit, attrs and join (5.7.1.4, 5.7.2.4); BadRequestData when broken."""
     if (pick is not None or omit is not None) and attrs:
-        raise _bad("pick and omit cannot be combined with attrs", "pick、omit 不能与 attrs 同时使用")
+        raise bad_request_data("pick and omit cannot be combined with attrs", "pick、omit 不能与 attrs 同时使用")
     if pick is not None and omit is not None:
         both = {name for name in set(pick.members) & set(omit.members) if omit.members[name] is None}
         if both:
-            raise _bad(f"{', '.join(sorted(both))} is both picked and omitted",
-                       f"{'、'.join(sorted(both))} 同时出现在 pick 和 omit 中")
+            raise bad_request_data(f"{', '.join(sorted(both))} is both picked and omitted",
+                                   f"{'、'.join(sorted(both))} 同时出现在 pick 和 omit 中")
     for projection in (pick, omit):
         if projection is None:
             continue
         depth = projection.depth()
         if depth and join is None:
-            raise _bad("a projection of linked entities ({...}) needs the join parameter",
-                       "对关联实体的投影（{...}）需要 join 参数")
+            raise bad_request_data("a projection of linked entities ({...}) needs the join parameter",
+                                   "对关联实体的投影（{...}）需要 join 参数")
         if depth > join_level:
-            raise _bad(f"the projection reaches {depth} relationships deep, beyond joinLevel {join_level}",
-                       f"投影深度 {depth} 超过 joinLevel {join_level}")
+            raise bad_request_data(f"the projection reaches {depth} relationships deep, beyond joinLevel {join_level}",
+                                   f"投影深度 {depth} 超过 joinLevel {join_level}")
 
 
 def project(entity: dict[str, Any], pick: Projection | None, omit: Projection | None) -> dict[str, Any]:

@@ -16,33 +16,30 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from wecity.context.env import Env
+from wecity.context.errors import (
+    PROBLEMS,
+    bad_request_data,
+    invalid_request,
+    not_acceptable,
+    too_many_results,
+    unsupported_media_type,
+)
 from wecity.context.ldcontext import CORE_URL, ContextStore, TermMap, link_header, parse_link_header
 from wecity.context.models import contexts as contexts_table
 from wecity.context.render import View
 from wecity.core.context import AppContext
-from wecity.core.errors import ValidationFailed, WeCityError
+from wecity.core.errors import WeCityError
 from wecity.core.http import request_locale
 
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
 _TENANT = re.compile(r"^[A-Za-z0-9_\-.:]{1,64}$")
-_PROBLEMS: dict[str, tuple[str, int]] = {
-    "ngsild.invalid_request": ("InvalidRequest", 400),
-    "ngsild.unsupported_media_type": ("InvalidRequest", 415),
-    "ngsild.not_acceptable": ("InvalidRequest", 406),
-    "ngsild.operation_not_supported": ("OperationNotSupported", 422),
-    "ngsild.too_many_results": ("TooManyResults", 403),
-    "ngsild.ld_context_not_available": ("LdContextNotAvailable", 503),
-    # A subscription's jsonldContext that cannot be fetched: the broker as a gateway got no answer (5.8.1).
-    "ngsild.jsonld_context_unreachable": ("LdContextNotAvailable", 504),
-    "ngsild.nonexistent_tenant": ("NonexistentTenant", 404),
-}
 _BY_STATUS = {400: "BadRequestData", 404: "ResourceNotFound", 409: "AlreadyExists", 401: "InvalidRequest",
               403: "InvalidRequest", 422: "OperationNotSupported", 429: "InvalidRequest"}
 
 
 def problem(exc: WeCityError, locale: str = "en") -> tuple[dict[str, Any], int]:
     """The ProblemDetails body and HTTP status for a platform error."""
-    kind, status = _PROBLEMS.get(exc.code, (None, exc.status))
+    kind, status = PROBLEMS.get(exc.code, (None, exc.status))
     if kind is None:
         kind = _BY_STATUS.get(exc.status, "InternalError")
     body = {"type": ERRORS + kind, "title": exc.localized(locale), "status": status, "detail": exc.message}
@@ -59,16 +56,12 @@ def render_problem(request: Request, exc: WeCityError) -> Response:
                     headers=headers)
 
 
-def invalid(why: str, zh: str, code: str = "ngsild.invalid_request") -> ValidationFailed:
-    return ValidationFailed(why, message_zh=zh, code=code)
-
-
 def tenant_of(request: Request) -> str:
     value = request.headers.get("ngsild-tenant")
     if value is None or value == "":
         return ""
     if not _TENANT.match(value):
-        raise invalid(f"invalid NGSILD-Tenant {value!r}", f"NGSILD-Tenant 无效：{value!r}", "ngsild.bad_request_data")
+        raise bad_request_data(f"invalid NGSILD-Tenant {value!r}", f"NGSILD-Tenant 无效：{value!r}")
     return value
 
 
@@ -84,8 +77,8 @@ async def read_json(request: Request, *, allow_ld: bool = True) -> tuple[Any, st
     """The parsed body and its media type; 415 for other media types, 400 for malformed JSON."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in ("application/json", "application/ld+json") or (media == "application/ld+json" and not allow_ld):
-        raise invalid(f"unsupported Content-Type {media or '(none)'!r}", f"不支持的 Content-Type：{media or '（无）'}",
-                      "ngsild.unsupported_media_type")
+        raise unsupported_media_type(f"unsupported Content-Type {media or '(none)'!r}",
+                                     f"不支持的 Content-Type：{media or '（无）'}")
     raw = await request.body()
     try:
         return orjson.loads(raw), media
@@ -94,7 +87,7 @@ async def read_json(request: Request, *, allow_ld: bool = True) -> tuple[Any, st
     try:
         return json.loads(raw), media
     except ValueError as exc:
-        raise invalid("the body is not valid JSON", "请求体不是有效的 JSON") from exc
+        raise invalid_request("the body is not valid JSON", "请求体不是有效的 JSON") from exc
 
 
 async def resolve(ctx: AppContext, context: Any) -> TermMap:
@@ -136,23 +129,23 @@ async def incoming(request: Request, ctx: AppContext, *, body_context: bool = Tr
     InvalidRequest."""
     body, media = await read_json(request)
     if want_object and not isinstance(body, dict):
-        raise invalid("the body must be a JSON object", "请求体必须是 JSON 对象")
+        raise invalid_request("the body must be a JSON object", "请求体必须是 JSON 对象")
     link = parse_link_header(request.headers.get("link"))
     context: Any = None
     if media == "application/ld+json":
         if link is not None:
-            raise invalid("a Link header is not allowed with application/ld+json",
-                          "使用 application/ld+json 时不允许 Link 头", "ngsild.bad_request_data")
+            raise bad_request_data("a Link header is not allowed with application/ld+json",
+                                   "使用 application/ld+json 时不允许 Link 头")
         contexts = [b.get("@context") for b in (body if isinstance(body, list) else [body]) if isinstance(b, dict)]
         if body_context and (not contexts or any(c is None for c in contexts)):
-            raise invalid("application/ld+json needs @context in the body", "application/ld+json 请求体中需要 @context",
-                          "ngsild.bad_request_data")
+            raise bad_request_data("application/ld+json needs @context in the body",
+                                   "application/ld+json 请求体中需要 @context")
         context = contexts[0] if contexts else None
     else:
         for item in body if isinstance(body, list) else [body]:
             if isinstance(item, dict) and "@context" in item:
-                raise invalid("@context in the body needs Content-Type application/ld+json",
-                              "请求体中的 @context 需要 Content-Type 为 application/ld+json", "ngsild.bad_request_data")
+                raise bad_request_data("@context in the body needs Content-Type application/ld+json",
+                                       "请求体中的 @context 需要 Content-Type 为 application/ld+json")
         context = link
     return Incoming(body, context, await resolve(ctx, context))
 
@@ -184,7 +177,7 @@ def accepts(request: Request) -> str:
         if choice and q > best_q:
             best, best_q = choice, q
     if best is None:
-        raise invalid(f"cannot answer in {accept!r}", f"无法以 {accept!r} 格式应答", "ngsild.not_acceptable")
+        raise not_acceptable(f"cannot answer in {accept!r}", f"无法以 {accept!r} 格式应答")
     return best
 
 
@@ -200,9 +193,10 @@ def view_of(request: Request, terms: TermMap, attrs: frozenset[str] | None = Non
     fmt = request.query_params.get("format")
     unknown = options - _OPTIONS
     if unknown:
-        raise invalid(f"unknown options {', '.join(sorted(unknown))}", f"未知的 options：{'、'.join(sorted(unknown))}")
+        raise invalid_request(f"unknown options {', '.join(sorted(unknown))}",
+                              f"未知的 options：{'、'.join(sorted(unknown))}")
     if fmt and fmt not in _FORMS:
-        raise invalid(f"unknown format {fmt!r}", f"未知的 format：{fmt!r}")
+        raise invalid_request(f"unknown format {fmt!r}", f"未知的 format：{fmt!r}")
     if fmt:
         form = _FORMS[fmt]
     else:
@@ -221,8 +215,8 @@ def respond(request: Request, data: Any, context: Any, *, status: int = 200,
     if geometry_property is None:
         geometry_property = request.query_params.get("geometryProperty")
     if geometry_property and media != "application/geo+json":
-        raise invalid("geometryProperty needs Accept: application/geo+json",
-                      "geometryProperty 需要 Accept: application/geo+json", "ngsild.bad_request_data")
+        raise bad_request_data("geometryProperty needs Accept: application/geo+json",
+                               "geometryProperty 需要 Accept: application/geo+json")
     headers = dict(headers or {})
     links = [headers.pop("Link")] if "Link" in headers else []  # e.g. pagination links, kept after the @context one
     url = context if isinstance(context, str) else CORE_URL
@@ -288,15 +282,15 @@ def paging(request: Request, *, default: int = 20, maximum: int = 1000) -> tuple
         limit = int(params.get("limit", default))
         offset = int(params.get("offset", 0))
     except ValueError as exc:
-        raise invalid("limit and offset must be integers", "limit 和 offset 必须是整数", "ngsild.bad_request_data") from exc
+        raise bad_request_data("limit and offset must be integers", "limit 和 offset 必须是整数") from exc
     if limit < 0 or offset < 0:
-        raise invalid("limit and offset must not be negative", "limit 和 offset 不能为负数", "ngsild.bad_request_data")
+        raise bad_request_data("limit and offset must not be negative", "limit 和 offset 不能为负数")
     if limit > maximum:
-        raise invalid(f"limit {limit} exceeds the maximum {maximum}", f"limit {limit} 超过上限 {maximum}",
-                      "ngsild.too_many_results")
+        raise too_many_results(f"limit {limit} exceeds the maximum {maximum}",
+                               f"limit {limit} 超过上限 {maximum}")
     count = params.get("count", "false").lower()
     if count not in ("true", "false"):
-        raise invalid("count must be true or false", "count 必须是 true 或 false", "ngsild.bad_request_data")
+        raise bad_request_data("count must be true or false", "count 必须是 true 或 false")
     return limit, offset, count == "true"
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from wecity.context.errors import language_error
 from wecity.context.ldcontext import TermMap
-from wecity.core.errors import ValidationFailed
 
 Predicate = Callable[[dict[str, Any]], bool]
 _OPS = ("!~=", "==", "!=", ">=", "<=", "~=", ">", "<")
@@ -26,8 +26,7 @@ _META = {"observedAt", "createdAt", "modifiedAt", "unitCode", "datasetId", "lang
 _MISSING = object()
 
 
-def _bad(why: str, zh: str) -> ValidationFailed:
-    return ValidationFailed(f"invalid q: {why}", message_zh=f"q 查询无效：{zh}", code="ngsild.bad_request_data")
+_invalid_q = language_error("q", "q 查询")
 
 
 @dataclass(frozen=True)
@@ -48,10 +47,10 @@ class _Parser:
 
     def parse(self) -> Predicate:
         if not self.text.strip():
-            raise _bad("empty query", "查询为空")
+            raise _invalid_q("empty query", "查询为空")
         pred = self._or()
         if self.pos != len(self.text):
-            raise _bad(f"unexpected {self.text[self.pos:]!r}", f"无法解析 {self.text[self.pos:]!r}")
+            raise _invalid_q(f"unexpected {self.text[self.pos:]!r}", f"无法解析 {self.text[self.pos:]!r}")
         return pred
 
     def _peek(self) -> str:
@@ -80,7 +79,7 @@ class _Parser:
             self.pos += 1
             inner = self._or()
             if self._peek() != ")":
-                raise _bad("missing ')'", "缺少右括号")
+                raise _invalid_q("missing ')'", "缺少右括号")
             self.pos += 1
             return inner
         return self._term()
@@ -96,7 +95,7 @@ class _Parser:
         raw_path = self.text[start:self.pos].strip()
         op = next((o for o in _OPS if self.text.startswith(o, self.pos)), None)
         if op is not None and negate_exists:
-            raise _bad("'!' only tests that an attribute does not exist", "'!' 只能用于判断属性不存在")
+            raise _invalid_q("'!' only tests that an attribute does not exist", "'!' 只能用于判断属性不存在")
         raw = None
         if op is not None:
             self.pos += len(op)
@@ -109,7 +108,7 @@ class _Parser:
         if "{" in raw_path:
             rel_text, _, inner = raw_path.partition("{")
             if not inner.endswith("}"):
-                raise _bad(f"bad linked entity path {raw_path!r}", f"关联实体路径 {raw_path!r} 无效")
+                raise _invalid_q(f"bad linked entity path {raw_path!r}", f"关联实体路径 {raw_path!r} 无效")
             inner = inner[:-1]
             head = inner.split("{")[0]
             type_hint = None
@@ -139,26 +138,26 @@ class _Parser:
             out.append(ch)
             self.pos += 1
         if in_quotes:
-            raise _bad("unterminated string", "字符串缺少结束引号")
+            raise _invalid_q("unterminated string", "字符串缺少结束引号")
         value = "".join(out)
         if not value:
-            raise _bad("missing value after operator", "运算符后缺少值")
+            raise _invalid_q("missing value after operator", "运算符后缺少值")
         if value[0] in "=<>!~":
-            raise _bad(f"unexpected {value!r} after operator", f"运算符后出现无效内容 {value!r}")
+            raise _invalid_q(f"unexpected {value!r} after operator", f"运算符后出现无效内容 {value!r}")
         return value
 
     def _path(self, raw: str) -> Path:
         if not raw or any(c in raw for c in " \t\"'"):
-            raise _bad(f"bad attribute name {raw!r}", f"属性名 {raw!r} 无效")
+            raise _invalid_q(f"bad attribute name {raw!r}", f"属性名 {raw!r} 无效")
         head, _, rest = raw.partition("[")
         keys: list[str] = []
         if rest:
             for chunk in ("[" + rest).split("]")[:-1]:
                 if not chunk.startswith("["):
-                    raise _bad(f"bad path {raw!r}", f"路径 {raw!r} 无效")
+                    raise _invalid_q(f"bad path {raw!r}", f"路径 {raw!r} 无效")
                 keys.extend(chunk[1:].split("."))
             if not ("[" + rest).endswith("]"):
-                raise _bad(f"bad path {raw!r}", f"路径 {raw!r} 无效")
+                raise _invalid_q(f"bad path {raw!r}", f"路径 {raw!r} 无效")
         names = [head] if "://" in head else head.split(".")
         subs = tuple(n if n in _META else self.terms.expand(n) for n in names[1:])
         return Path(self.terms.expand(names[0]), subs, tuple(keys))
@@ -287,7 +286,7 @@ def _comparison(path: Path, op: str, raw: str, terms: TermMap, expand: Callable[
     stripped = raw.strip()
     is_quoted = len(stripped) >= 2 and stripped[0] == '"' and stripped.find('"', 1) == len(stripped) - 1
     if op not in ("==", "!=") and not is_quoted and (".." in stripped or "," in stripped):
-        raise _bad(f"{op} takes a single value, not a range or list ({raw!r})", f"{op} 只能跟单个值，不能是范围或列表（{raw!r}）")
+        raise _invalid_q(f"{op} takes a single value, not a range or list ({raw!r})", f"{op} 只能跟单个值，不能是范围或列表（{raw!r}）")
     base = _plain_comparison(path, op, raw, expand)
     if op not in ("==", "!="):
         # An ordering or pattern operator never matches a Relationship (clause 4.9).
@@ -312,7 +311,7 @@ def _plain_comparison(path: Path, op: str, raw: str, expand: Callable[[str], str
         try:
             pattern = re.compile(str(pattern_text))
         except re.error as exc:
-            raise _bad(f"bad pattern {raw!r}", f"正则表达式 {raw!r} 无效") from exc
+            raise _invalid_q(f"bad pattern {raw!r}", f"正则表达式 {raw!r} 无效") from exc
 
         def matches(attrs: dict[str, Any]) -> bool:
             return any(isinstance(v, str) and pattern.search(v) for v in _values(attrs, path))

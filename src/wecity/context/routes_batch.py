@@ -11,12 +11,12 @@ from fastapi.responses import Response
 
 from wecity.context import linked, service
 from wecity.context.entity import Entity, check_entity_id, is_uri, normalize_entity
+from wecity.context.errors import bad_request_data
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap, parse_link_header
 from wecity.context.ordering import parse_ordering
 from wecity.context.protocol import (
     env_of,
-    invalid,
     no_content,
     paging,
     problem,
@@ -42,31 +42,29 @@ async def _entities(request: Request, ctx: Ctx, env: service.Env, *,
     an empty array or a null item fails the whole request (5.5.4)."""
     body, media = await read_json(request)
     if not isinstance(body, list) or not body or any(item is None for item in body):
-        raise invalid("the body must be a non-empty JSON array of entities", "请求体必须是非空的实体 JSON 数组",
-                      "ngsild.bad_request_data")
+        raise bad_request_data("the body must be a non-empty JSON array of entities", "请求体必须是非空的实体 JSON 数组")
     if len(body) > MAX_BATCH:
-        raise invalid(f"at most {MAX_BATCH} entities per batch", f"每批最多 {MAX_BATCH} 个实体", "ngsild.bad_request_data")
+        raise bad_request_data(f"at most {MAX_BATCH} entities per batch", f"每批最多 {MAX_BATCH} 个实体")
     link = parse_link_header(request.headers.get("link"))
     if media == "application/ld+json" and link is not None:
-        raise invalid("a Link header is not allowed with application/ld+json", "使用 application/ld+json 时不允许 Link 头",
-                      "ngsild.bad_request_data")
+        raise bad_request_data("a Link header is not allowed with application/ld+json",
+                               "使用 application/ld+json 时不允许 Link 头")
     entities: list[Entity] = []
     errors: list[tuple[str, Exception]] = []
     for item in body:
         item_id = str(item.get("id", "")) if isinstance(item, dict) else ""
         try:
             if not isinstance(item, dict):
-                raise invalid("each batch item must be an entity object", "批量中的每一项都必须是实体对象",
-                              "ngsild.bad_request_data")
+                raise bad_request_data("each batch item must be an entity object", "批量中的每一项都必须是实体对象")
             if media == "application/ld+json":
                 if "@context" not in item:
-                    raise invalid("application/ld+json needs @context in each entity", "每个实体都需要 @context",
-                                  "ngsild.bad_request_data")
+                    raise bad_request_data("application/ld+json needs @context in each entity",
+                                           "每个实体都需要 @context")
                 terms = await resolve(ctx, item["@context"])
             else:
                 if "@context" in item:
-                    raise invalid("@context in the body needs Content-Type application/ld+json",
-                                  "请求体中的 @context 需要 application/ld+json", "ngsild.bad_request_data")
+                    raise bad_request_data("@context in the body needs Content-Type application/ld+json",
+                                           "请求体中的 @context 需要 application/ld+json")
                 terms = await resolve(ctx, link)
             entities.append(normalize_entity(item, terms, env.now, require_type=False, nulls=nulls))
         except WeCityError as exc:
@@ -137,15 +135,14 @@ async def batch_delete(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
     body, _ = await read_json(request)
     if not isinstance(body, list) or not body:
-        raise invalid("the body must be a non-empty JSON array of entity ids", "请求体必须是非空的实体 id 数组",
-                      "ngsild.bad_request_data")
+        raise bad_request_data("the body must be a non-empty JSON array of entity ids", "请求体必须是非空的实体 id 数组")
     ids: list[str] = []
     errors: list[tuple[str, Exception]] = []
     for item in body:
         if is_uri(item):
             ids.append(item)
         else:
-            errors.append((str(item), invalid(f"{item!r} is not a URI", f"{item!r} 不是 URI", "ngsild.bad_request_data")))
+            errors.append((str(item), bad_request_data(f"{item!r} is not a URI", f"{item!r} 不是 URI")))
     result = await ctx.db.write(service.batch_delete, env, ids)
     return _result(result, errors, ok_status=204)
 
@@ -154,19 +151,19 @@ def _selectors(items: Any, terms: TermMap, spec: service.Query) -> None:
     """The `entities` selectors of a Query body into `spec`: each selector has a type (selection
     language), optionally id (one URI or a list of them, taking precedence over its idPattern)."""
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
-        raise invalid("entities must be a non-empty list of entity selectors", "entities 必须是非空的实体选择器列表",
-                      "ngsild.bad_request_data")
+        raise bad_request_data("entities must be a non-empty list of entity selectors",
+                               "entities 必须是非空的实体选择器列表")
     types: list[str] = []
     tests: list[tuple[Any, set[str] | None, Any]] = []
     for item in items:
         raw_type, raw_id, pattern = item.get("type"), item.get("id"), item.get("idPattern")
         if not isinstance(raw_type, str) or not raw_type:
-            raise invalid("each entity selector needs a type", "每个实体选择器都需要 type", "ngsild.bad_request_data")
+            raise bad_request_data("each entity selector needs a type", "每个实体选择器都需要 type")
         if pattern is not None and not isinstance(pattern, str):
-            raise invalid("idPattern must be a string", "idPattern 必须是字符串", "ngsild.bad_request_data")
+            raise bad_request_data("idPattern must be a string", "idPattern 必须是字符串")
         ids = [raw_id] if isinstance(raw_id, str) else raw_id
         if ids is not None and (not isinstance(ids, list) or not ids):
-            raise invalid("id must be a URI or a list of URIs", "id 必须是 URI 或 URI 列表", "ngsild.bad_request_data")
+            raise bad_request_data("id must be a URI or a list of URIs", "id 必须是 URI 或 URI 列表")
         for i in ids or []:
             check_entity_id(i)
         selection = parse_type_selection(raw_type, terms)
@@ -205,13 +202,12 @@ def _selectors(items: Any, terms: TermMap, spec: service.Query) -> None:
 async def batch_query(request: Request, ctx: Ctx) -> Response:
     body, media = await read_json(request)
     if not isinstance(body, dict) or body.get("type") != "Query":
-        raise invalid("the body must be a Query object", "请求体必须是 Query 对象", "ngsild.bad_request_data")
+        raise bad_request_data("the body must be a Query object", "请求体必须是 Query 对象")
     if "temporalQ" in body:
-        raise invalid("temporalQ belongs to the temporal query only", "temporalQ 只用于时间演变查询",
-                      "ngsild.bad_request_data")
+        raise bad_request_data("temporalQ belongs to the temporal query only", "temporalQ 只用于时间演变查询")
     join_level = body.get("joinLevel")
     if join_level is not None and (isinstance(join_level, bool) or not isinstance(join_level, int) or join_level < 1):
-        raise invalid("joinLevel must be a positive integer", "joinLevel 必须是正整数", "ngsild.bad_request_data")
+        raise bad_request_data("joinLevel must be a positive integer", "joinLevel 必须是正整数")
     context = body.get("@context") if media == "application/ld+json" else parse_link_header(request.headers.get("link"))
     terms = await resolve(ctx, context)
     spec = service.Query()
@@ -219,13 +215,13 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
         _selectors(body["entities"], terms, spec)
     attrs, q, geo, scope_q = body.get("attrs"), body.get("q"), body.get("geoQ"), body.get("scopeQ")
     if attrs is not None and (not isinstance(attrs, list) or not attrs or not all(isinstance(a, str) for a in attrs)):
-        raise invalid("attrs must be a non-empty list of names", "attrs 必须是非空的名称列表", "ngsild.bad_request_data")
+        raise bad_request_data("attrs must be a non-empty list of names", "attrs 必须是非空的名称列表")
     if q is not None and not isinstance(q, str):
-        raise invalid("q must be a string", "q 必须是字符串", "ngsild.bad_request_data")
+        raise bad_request_data("q must be a string", "q 必须是字符串")
     if scope_q is not None and not isinstance(scope_q, str):
-        raise invalid("scopeQ must be a string", "scopeQ 必须是字符串", "ngsild.bad_request_data")
+        raise bad_request_data("scopeQ must be a string", "scopeQ 必须是字符串")
     if geo is not None and not isinstance(geo, dict):
-        raise invalid("geoQ must be an object", "geoQ 必须是对象", "ngsild.bad_request_data")
+        raise bad_request_data("geoQ must be an object", "geoQ 必须是对象")
     if attrs:
         check_attrs(attrs)
         spec.attrs = [terms.expand(a) for a in attrs]
@@ -241,7 +237,7 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
     ordering = body.get("ordering")
     if ordering is not None:
         if not isinstance(ordering, dict):
-            raise invalid("ordering must be an object", "ordering 必须是对象", "ngsild.bad_request_data")
+            raise bad_request_data("ordering must be an object", "ordering 必须是对象")
         spec.order = parse_ordering(ordering.get("orderBy"), terms, collation=ordering.get("collation"),
                                     coordinates=ordering.get("coordinates"), geometry=ordering.get("geometry"))
     limit, offset, count = paging(request)
@@ -250,8 +246,8 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
     if datasets is not None:
         names = [datasets] if isinstance(datasets, str) else datasets
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            raise invalid("datasetId must be a string or a list of strings", "datasetId 必须是字符串或字符串列表",
-                          "ngsild.bad_request_data")
+            raise bad_request_data("datasetId must be a string or a list of strings",
+                                   "datasetId 必须是字符串或字符串列表")
         view = replace(view, datasets=frozenset(names))
     shape = linked.shape_of(terms, pick=body.get("pick"), omit=body.get("omit"), join=body.get("join"),
                             join_level=body.get("joinLevel"), contained_by=body.get("containedBy"),

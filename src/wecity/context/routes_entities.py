@@ -26,6 +26,7 @@ from wecity.context.entity import (
     normalize_fragment,
     now_text,
 )
+from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap
 from wecity.context.ordering import parse_ordering
@@ -34,7 +35,6 @@ from wecity.context.protocol import (
     env_of,
     in_preferred_version,
     incoming,
-    invalid,
     no_content,
     outgoing_terms,
     page_links,
@@ -89,7 +89,7 @@ def check_attrs(attrs: list[str]) -> None:
     """`attrs` names attributes; the entity's own members (id, type) are not among them."""
     for name in attrs:
         if name in _NOT_ATTRIBUTES:
-            raise invalid(f"{name!r} is not an attribute name", f"{name!r} 不是属性名", "ngsild.bad_request_data")
+            raise bad_request_data(f"{name!r} is not an attribute name", f"{name!r} 不是属性名")
         check_name(name)
 
 
@@ -103,16 +103,14 @@ def checked_q(text: str, terms: TermMap, *, expand_values: list[str] | None, joi
     compiled = compile_query(text, terms, frozenset(expand_values or ()))
     if compiled.depth:
         if not join:
-            raise invalid("a query on linked entities' attributes needs join", "查询关联实体的属性需要 join 参数",
-                          "ngsild.bad_request_data")
+            raise bad_request_data("a query on linked entities' attributes needs join", "查询关联实体的属性需要 join 参数")
         try:
             level = int(join_level) if join_level is not None else 1
         except (TypeError, ValueError) as exc:
-            raise invalid("joinLevel must be a positive integer", "joinLevel 必须是正整数",
-                          "ngsild.bad_request_data") from exc
+            raise bad_request_data("joinLevel must be a positive integer", "joinLevel 必须是正整数") from exc
         if compiled.depth > level:
-            raise invalid(f"the query goes {compiled.depth} linked entities deep, joinLevel is {level}",
-                          f"查询深入 {compiled.depth} 层关联实体，但 joinLevel 为 {level}", "ngsild.bad_request_data")
+            raise bad_request_data(f"the query goes {compiled.depth} linked entities deep, joinLevel is {level}",
+                                   f"查询深入 {compiled.depth} 层关联实体，但 joinLevel 为 {level}")
     return compiled.predicate
 
 
@@ -138,8 +136,8 @@ def query_of(request: Request, terms: TermMap) -> service.Query:
     if type_text is not None:
         selection = parse_type_selection(type_text, terms)
         if selection.types is None and params.get("local") == "false":
-            raise invalid("type=* selects every type and cannot be combined with local=false",
-                          "type=* 表示所有类型，不能与 local=false 同时使用", "ngsild.bad_request_data")
+            raise bad_request_data("type=* selects every type and cannot be combined with local=false",
+                                   "type=* 表示所有类型，不能与 local=false 同时使用")
         spec.types, spec.type_test = selection.types, selection.test
     ids = split_list(params.get("id"))
     for i in ids or []:
@@ -200,9 +198,9 @@ async def read_page(request: Request, ctx: Any, tenant: str, spec: Any, limit: i
 async def query_entities(request: Request, ctx: Ctx) -> Response:
     context, terms = await outgoing_terms(request, ctx)
     if too_wide(request, terms):
-        raise invalid("a query needs type, attrs, q, scopeQ or a geo-query (or local=true); system attributes "
-                      "alone do not narrow it", "查询需要 type、attrs、q、scopeQ 或地理条件（或 local=true），"
-                      "仅有系统属性不足以限定查询", "ngsild.bad_request_data")
+        raise bad_request_data("a query needs type, attrs, q, scopeQ or a geo-query (or local=true); system attributes "
+                               "alone do not narrow it", "查询需要 type、attrs、q、scopeQ 或地理条件（或 local=true），"
+                               "仅有系统属性不足以限定查询")
     spec = query_of(request, terms)
     limit, offset, count = paging(request)
     view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)
@@ -245,8 +243,8 @@ async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
 
 
 def _nothing_left(entity_id: str) -> NotFound:
-    return NotFound(f"entity {entity_id} has none of the members asked for",
-                            message_zh=f"实体 {entity_id} 没有所请求的成员", code="ngsild.not_found")
+    return resource_not_found(f"entity {entity_id} has none of the members asked for",
+                              f"实体 {entity_id} 没有所请求的成员")
 
 
 @router.put("/entities/{entity_id}", status_code=204, summary="Replace an entity")
@@ -265,8 +263,7 @@ async def merge_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
     if isinstance(data.body, dict) and data.body.get("id", entity_id) != entity_id:
-        raise invalid("the id in the body differs from the id in the URL", "请求体中的 id 与 URL 中的不一致",
-                      "ngsild.bad_request_data")
+        raise bad_request_data("the id in the body differs from the id in the URL", "请求体中的 id 与 URL 中的不一致")
     attrs = normalize_fragment(data.body, data.terms, env.now, nulls="merge")
     raw_type = data.body.get("type") if isinstance(data.body, dict) else None
     types = [data.terms.expand(t) for t in (raw_type if isinstance(raw_type, list) else [raw_type])] if raw_type else None
@@ -285,7 +282,7 @@ async def merge_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
 async def entity_without_id(request: Request) -> Response:
     """A write that names no entity: the target id is missing (5.6.17.4, 5.6.18.4 and the attribute
     verbs alike)."""
-    raise invalid("the entity id is missing from the path", "路径中缺少实体 id", "ngsild.bad_request_data")
+    raise bad_request_data("the entity id is missing from the path", "路径中缺少实体 id")
 
 
 @router.delete("/entities/{entity_id}", status_code=204, summary="Delete an entity")
@@ -325,7 +322,7 @@ def _types_and_scope(body: Any, terms: TermMap) -> tuple[list[str] | None, Any]:
         names = raw_type if isinstance(raw_type, list) else [raw_type]
         for name in names:
             if not isinstance(name, str):
-                raise invalid("entity type must be a string", "实体类型必须是字符串", "ngsild.bad_request_data")
+                raise bad_request_data("entity type must be a string", "实体类型必须是字符串")
             check_name(name)
         types = [terms.expand(t) for t in names]
     scope = body.get("scope")
@@ -347,18 +344,18 @@ async def update_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     attrs = normalize_fragment(data.body, data.terms, env.now, nulls="delete")
     types, scope = _types_and_scope(data.body, data.terms)
     if not attrs and not types and scope is None:
-        raise invalid("no attributes to update", "没有要更新的属性", "ngsild.bad_request_data")
+        raise bad_request_data("no attributes to update", "没有要更新的属性")
     selector = _selector(request, data.terms)
     result = await ctx.db.write(partial(service.update, env=env, entity_id=entity_id, attrs=attrs, types=types,
                                         scope=scope, selector=selector))
     if not result.updated and not types and scope is None:
-        raise NotFound("none of the attributes exist", message_zh="这些属性都不存在", code="ngsild.not_found")
+        raise resource_not_found("none of the attributes exist", "这些属性都不存在")
     return update_result(result, data.terms) or no_content()
 
 
 def _fragment(body: Any, name: str, terms: TermMap, now: Any, *, partial: bool) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise invalid("the body must be a JSON object", "请求体必须是 JSON 对象", "ngsild.bad_request_data")
+        raise bad_request_data("the body must be a JSON object", "请求体必须是 JSON 对象")
     body = {k: v for k, v in body.items() if k not in ENTITY_MEMBERS or k == "type"}
     return normalize_attribute(body, terms, now, partial=partial, name=name, nulls="delete" if partial else "")
 
@@ -370,8 +367,8 @@ async def patch_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> R
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
     if attr == "scope":
-        raise invalid("the scope is not an attribute: a partial attribute update cannot change it",
-                      "scope 不是属性，不能用部分属性更新修改", "ngsild.bad_request_data")
+        raise bad_request_data("the scope is not an attribute: a partial attribute update cannot change it",
+                               "scope 不是属性，不能用部分属性更新修改")
     fragment = _fragment(data.body, attr, data.terms, env.now, partial=True)
     await ctx.db.write(partial(service.patch_attr, env=env, entity_id=entity_id, iri=data.terms.expand(attr),
                                fragment=fragment, selector=_selector(request, data.terms)))
@@ -398,10 +395,10 @@ async def delete_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> 
     params = request.query_params
     dataset = params.get("datasetId")
     if dataset is not None and dataset != "@none" and not is_uri(dataset):
-        raise invalid("datasetId must be a URI", "datasetId 必须是 URI", "ngsild.bad_request_data")
+        raise bad_request_data("datasetId must be a URI", "datasetId 必须是 URI")
     delete_all = params.get("deleteAll", "false").lower()
     if delete_all not in ("true", "false"):
-        raise invalid("deleteAll must be true or false", "deleteAll 必须是 true 或 false", "ngsild.bad_request_data")
+        raise bad_request_data("deleteAll must be true or false", "deleteAll 必须是 true 或 false")
     await ctx.db.write(partial(service.delete_attr, env=env, entity_id=entity_id,
                                iri="scope" if attr == "scope" else terms.expand(attr), selector=_selector(request, terms),
                                dataset=None if dataset == "@none" else dataset, delete_all=delete_all == "true"))

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from wecity.context import entitymaps
 from wecity.context.entity import now_text
+from wecity.context.errors import resource_not_found
 from wecity.context.protocol import no_content, respond, tenant_of
 from wecity.core.errors import NotFound
 from wecity.core.http import Ctx
@@ -20,7 +21,7 @@ HEADER = "NGSILD-EntityMap"
 
 
 def _not_found(map_id: str) -> NotFound:
-    return NotFound(f"EntityMap {map_id} not found", message_zh=f"EntityMap {map_id} 不存在", code="ngsild.not_found")
+    return resource_not_found(f"EntityMap {map_id} not found", f"EntityMap {map_id} 不存在")
 
 
 def location(map_id: str) -> str:

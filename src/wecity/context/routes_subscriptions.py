@@ -10,10 +10,10 @@ from fastapi.responses import Response
 
 from wecity.context import subscriptions
 from wecity.context.entity import check_entity_id
+from wecity.context.errors import jsonld_context_unreachable
 from wecity.context.protocol import (
     env_of,
     incoming,
-    invalid,
     no_content,
     outgoing_terms,
     paging,
@@ -40,8 +40,8 @@ async def _check_jsonld_context(ctx: AppContext, sub: dict[str, Any]) -> None:
     try:
         await resolve(ctx, url)
     except DependencyUnavailable as exc:
-        raise invalid(f"jsonldContext {url} cannot be fetched", f"无法获取 jsonldContext {url}",
-                      "ngsild.jsonld_context_unreachable") from exc
+        raise jsonld_context_unreachable(f"jsonldContext {url} cannot be fetched",
+                                         f"无法获取 jsonldContext {url}") from exc
 
 
 def _preference_headers(request: Request) -> dict[str, str] | None:

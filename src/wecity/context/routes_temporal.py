@@ -10,11 +10,11 @@ from fastapi.responses import Response
 
 from wecity.context import history
 from wecity.context.entity import EXPIRES_AT, check_entity_id, normalize_attribute, normalize_entity, now_text
+from wecity.context.errors import bad_request_data
 from wecity.context.ldcontext import TermMap
 from wecity.context.protocol import (
     env_of,
     incoming,
-    invalid,
     no_content,
     outgoing_terms,
     paging,
@@ -47,11 +47,11 @@ class _Ask:
         self.period: float | None = None
         if self.aggregated:
             if not self.methods:
-                raise invalid("aggregatedValues needs aggrMethods", "聚合查询需要 aggrMethods", "ngsild.bad_request_data")
+                raise bad_request_data("aggregatedValues needs aggrMethods", "聚合查询需要 aggrMethods")
             unknown = set(self.methods) - set(history.AGGREGATES)
             if unknown:
-                raise invalid(f"unsupported aggrMethods {', '.join(sorted(unknown))}",
-                              f"不支持的 aggrMethods：{'、'.join(sorted(unknown))}", "ngsild.bad_request_data")
+                raise bad_request_data(f"unsupported aggrMethods {', '.join(sorted(unknown))}",
+                                       f"不支持的 aggrMethods：{'、'.join(sorted(unknown))}")
             duration = params.get("aggrPeriodDuration")
             if duration:
                 seconds = history.parse_duration(duration)
@@ -59,7 +59,7 @@ class _Ask:
         try:
             self.last_n = int(params["lastN"]) if "lastN" in params else None
         except ValueError as exc:
-            raise invalid("lastN must be an integer", "lastN 必须是整数", "ngsild.bad_request_data") from exc
+            raise bad_request_data("lastN must be an integer", "lastN 必须是整数") from exc
         self.terms = terms
 
 
@@ -122,7 +122,7 @@ async def temporal_query(request: Request, ctx: Ctx) -> Response:
     types = split_list(params.get("type"))
     ids = split_list(params.get("id"))
     if not types and not ids and not ask.attrs:
-        raise invalid("a temporal query needs type, id or attrs", "时序查询需要 type、id 或 attrs", "ngsild.bad_request_data")
+        raise bad_request_data("a temporal query needs type, id or attrs", "时序查询需要 type、id 或 attrs")
     limit, offset, count = paging(request)
     tenant = tenant_of(request)
 
@@ -143,7 +143,7 @@ async def temporal_create(request: Request, ctx: Ctx) -> Response:
     data = await incoming(request, ctx)
     body = data.body
     if not isinstance(body, dict):
-        raise invalid("the body must be a temporal entity", "请求体必须是时序实体", "ngsild.bad_request_data")
+        raise bad_request_data("the body must be a temporal entity", "请求体必须是时序实体")
     plain = {k: v for k, v in body.items() if not isinstance(v, list)}
     entity = normalize_entity(plain, data.terms, env.now)
     rows: list[tuple[str, str, dict[str, dict[str, Any]]]] = []

@@ -12,9 +12,10 @@ from wecity.context.attributes import location_bbox
 from wecity.context.bulk import driver, loads, run, utc
 from wecity.context.entity import Entity
 from wecity.context.env import Stored
+from wecity.context.errors import already_exists, resource_not_found
 from wecity.context.models import entities as t
 from wecity.context.models import geo_cell
-from wecity.core.errors import NotFound
+from wecity.core.errors import AlreadyExists, NotFound
 
 COLUMNS = (t.c.pk, t.c.entity_id, t.c.type, t.c.extra_types, t.c.attrs, t.c.created_at, t.c.modified_at, t.c.scope)
 
@@ -28,7 +29,11 @@ _RAW_GET = f"SELECT {_RAW_COLUMNS} FROM ngsild_entities WHERE tenant = ? AND ent
 
 
 def not_found(entity_id: str) -> NotFound:
-    return NotFound(f"entity {entity_id} not found", message_zh=f"实体 {entity_id} 不存在", code="ngsild.not_found")
+    return resource_not_found(f"entity {entity_id} not found", f"实体 {entity_id} 不存在")
+
+
+def entity_exists(entity_id: str) -> AlreadyExists:
+    return already_exists(f"entity {entity_id} already exists", f"实体 {entity_id} 已存在")
 
 
 def stored(row: Any) -> Stored:

@@ -13,14 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from wecity.context.boolexpr import BooleanParser
-from wecity.core.errors import ValidationFailed
+from wecity.context.errors import language_error
 
 ScopePredicate = Callable[[Any], bool]
 _LEVEL = re.compile(r"^[^/;|,()#+\s]+$")
 
 
-def _bad(why: str, zh: str) -> ValidationFailed:
-    return ValidationFailed(f"invalid scopeQ: {why}", message_zh=f"scopeQ 无效：{zh}", code="ngsild.bad_request_data")
+_invalid_scope_q = language_error("scopeQ", "scopeQ ")
 
 
 def scopes_of(value: Any) -> list[str]:
@@ -34,7 +33,7 @@ def scopes_of(value: Any) -> list[str]:
 
 def _term(text: str) -> Callable[[list[str]], bool]:
     if not text.startswith("/"):
-        raise _bad(f"scope {text!r} must start with '/'", f"范围 {text!r} 必须以 '/' 开头")
+        raise _invalid_scope_q(f"scope {text!r} must start with '/'", f"范围 {text!r} 必须以 '/' 开头")
     levels = text[1:].split("/")
     if levels == ["#"]:
         return bool
@@ -42,7 +41,7 @@ def _term(text: str) -> Callable[[list[str]], bool]:
         if level in ("+",) or (level == "#" and i == len(levels) - 1):
             continue
         if not _LEVEL.match(level):
-            raise _bad(f"bad scope level {level!r} in {text!r}", f"范围 {text!r} 中的层级 {level!r} 无效")
+            raise _invalid_scope_q(f"bad scope level {level!r} in {text!r}", f"范围 {text!r} 中的层级 {level!r} 无效")
     if "+" not in levels and levels[-1] != "#":
         return lambda scopes: text in scopes
     pattern = re.compile("^" + "".join(
@@ -53,7 +52,7 @@ def _term(text: str) -> Callable[[list[str]], bool]:
 
 class _Parser(BooleanParser):
     def __init__(self, text: str) -> None:
-        super().__init__(text, _bad, _term)
+        super().__init__(text, _invalid_scope_q, _term)
 
 
 _CACHE: dict[str, ScopePredicate] = {}
@@ -64,7 +63,7 @@ def compile_scope_q(text: str) -> ScopePredicate:
     found = _CACHE.get(text)
     if found is None:
         if not text.strip():
-            raise _bad("empty query", "查询为空")
+            raise _invalid_scope_q("empty query", "查询为空")
         pred = _Parser(text.strip()).parse()
 
         def matcher(scope: Any) -> bool:

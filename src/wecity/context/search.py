@@ -17,13 +17,13 @@ from sqlalchemy.engine import Connection
 
 from wecity.context.entity import instances
 from wecity.context.env import Stored
+from wecity.context.errors import bad_request_data
 from wecity.context.geo import GeoQuery
 from wecity.context.models import CELL_ROW, GEO_CELL
 from wecity.context.models import entities as t
 from wecity.context.ordering import Ordering
 from wecity.context.query import linked_entities
 from wecity.context.rows import COLUMNS, existing, stored
-from wecity.core.errors import ValidationFailed
 
 
 @dataclass
@@ -53,8 +53,7 @@ def compile_pattern(text: str) -> re.Pattern[str]:
     try:
         return re.compile(text)
     except re.error as exc:
-        raise ValidationFailed(f"invalid idPattern {text!r}", message_zh=f"idPattern 无效：{text!r}",
-                               code="ngsild.bad_request_data") from exc
+        raise bad_request_data(f"invalid idPattern {text!r}", f"idPattern 无效：{text!r}") from exc
 
 
 def grid_cells(minx: float, miny: float, maxx: float, maxy: float, limit: int = 1600) -> list[int] | None:

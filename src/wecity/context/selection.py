@@ -8,16 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from wecity.context.boolexpr import BooleanParser
+from wecity.context.errors import language_error
 from wecity.context.ldcontext import TermMap
-from wecity.core.errors import ValidationFailed
 
 TypeTest = Callable[[list[str]], bool]
 _NAME = re.compile(r"^[^\s;|,()]+$")
 
 
-def _bad(why: str, zh: str) -> ValidationFailed:
-    return ValidationFailed(f"invalid type selection: {why}", message_zh=f"实体类型选择无效：{zh}",
-                            code="ngsild.bad_request_data")
+_invalid_selection = language_error("type selection", "实体类型选择")
 
 
 @dataclass(frozen=True)
@@ -31,14 +29,14 @@ class TypeSelection:
 
 class _Parser(BooleanParser):
     def __init__(self, text: str, terms: TermMap) -> None:
-        super().__init__(text, _bad, self._type)
+        super().__init__(text, _invalid_selection, self._type)
         self.terms = terms
         self.names: list[str] = []
 
     def _type(self, text: str) -> TypeTest:
         name = text.strip()
         if not _NAME.match(name):
-            raise _bad(f"bad type name {name!r}", f"类型名 {name!r} 无效")
+            raise _invalid_selection(f"bad type name {name!r}", f"类型名 {name!r} 无效")
         iri = self.terms.expand(name)
         self.names.append(iri)
         return lambda types: iri in types

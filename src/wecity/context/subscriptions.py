@@ -14,14 +14,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.context import notification
-from wecity.context.entity import bad, check_name, is_uri, now_text, parse_time
+from wecity.context.entity import check_name, is_uri, now_text, parse_time
 from wecity.context.env import Env
+from wecity.context.errors import (
+    already_exists,
+    bad_request_data,
+    operation_not_supported,
+    resource_not_found,
+)
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap
 from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_q
 from wecity.context.selection import parse_type_selection
-from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
+from wecity.core.errors import NotFound
 
 CHANNEL = "ngsild"
 FORMATS = ("normalized", "keyValues", "simplified", "concise")  # simplified: another name for keyValues
@@ -34,17 +40,13 @@ _MANDATORY = ("type", "notification", "id")
 
 
 def _not_found(sub_id: str) -> NotFound:
-    return NotFound(f"subscription {sub_id} not found", message_zh=f"订阅 {sub_id} 不存在", code="ngsild.not_found")
-
-
-def _unsupported(what: str, zh: str) -> ValidationFailed:
-    return ValidationFailed(f"{what} is not supported", message_zh=f"不支持{zh}", code="ngsild.operation_not_supported")
+    return resource_not_found(f"subscription {sub_id} not found", f"订阅 {sub_id} 不存在")
 
 
 def _names(value: Any, what: str, *, allow_empty: bool = False) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) or \
             (not value and not allow_empty):
-        raise bad(f"{what} must be a non-empty list of names", f"{what} 必须是非空名称列表")
+        raise bad_request_data(f"{what} must be a non-empty list of names", f"{what} 必须是非空名称列表")
     for name in value:
         check_name(name)
     return value
@@ -55,14 +57,14 @@ def validate(body: Any, terms: TermMap, *, partial: bool = False, now: datetime 
     under `_`-prefixed keys that matching uses; BadRequestData when malformed. Client members starting
     with `_` are dropped: those names are the broker's own."""
     if not isinstance(body, dict):
-        raise bad("a subscription must be a JSON object", "订阅必须是 JSON 对象")
+        raise bad_request_data("a subscription must be a JSON object", "订阅必须是 JSON 对象")
     sub = {k: v for k, v in body.items() if k != "@context" and k not in _SYSTEM and not k.startswith("_")}
     if partial:
         _check_fragment(sub)
     else:
         _check_required(sub)
     if "id" in sub and not is_uri(sub["id"]):
-        raise bad("subscription id must be a URI", "订阅 id 必须是 URI")
+        raise bad_request_data("subscription id must be a URI", "订阅 id 必须是 URI")
     _check_time_interval(sub)
     if sub.get("entities") is not None:
         sub["_entities"] = _expanded_entities(sub["entities"], terms)
@@ -71,8 +73,8 @@ def validate(body: Any, terms: TermMap, *, partial: bool = False, now: datetime 
     if sub.get("notificationTrigger") is not None:
         triggers = sub["notificationTrigger"]
         if not isinstance(triggers, list) or not triggers or any(x not in TRIGGERS for x in triggers):
-            raise bad(f"notificationTrigger must list some of {', '.join(TRIGGERS)}",
-                      f"notificationTrigger 只能取 {'、'.join(TRIGGERS)}")
+            raise bad_request_data(f"notificationTrigger must list some of {', '.join(TRIGGERS)}",
+                                   f"notificationTrigger 只能取 {'、'.join(TRIGGERS)}")
     _check_queries(sub, terms)
     _check_settings(sub, now)
     if sub.get("notification") is not None:
@@ -87,22 +89,23 @@ def validate(body: Any, terms: TermMap, *, partial: bool = False, now: datetime 
 def _check_required(sub: dict[str, Any]) -> None:
     """The members a new subscription cannot do without."""
     if sub.get("type") != "Subscription":
-        raise bad("type must be 'Subscription'", "type 必须是 'Subscription'")
+        raise bad_request_data("type must be 'Subscription'", "type 必须是 'Subscription'")
     if "entities" not in sub and "watchedAttributes" not in sub:
-        raise bad("a subscription needs entities or watchedAttributes", "订阅需要 entities 或 watchedAttributes")
+        raise bad_request_data("a subscription needs entities or watchedAttributes",
+                               "订阅需要 entities 或 watchedAttributes")
     if "notification" not in sub:
-        raise bad("a subscription needs notification", "订阅需要 notification")
+        raise bad_request_data("a subscription needs notification", "订阅需要 notification")
 
 
 def _check_fragment(sub: dict[str, Any]) -> None:
     """An update fragment: it changes something, and removes no mandatory member."""
     if not sub:
-        raise bad("the fragment changes nothing", "更新内容为空")
+        raise bad_request_data("the fragment changes nothing", "更新内容为空")
     for key in _MANDATORY:
         if key in sub and sub[key] is None:
-            raise bad(f"{key} cannot be removed from a subscription", f"不能删除订阅的 {key}")
+            raise bad_request_data(f"{key} cannot be removed from a subscription", f"不能删除订阅的 {key}")
     if "type" in sub and sub["type"] != "Subscription":
-        raise bad("type must be 'Subscription'", "type 必须是 'Subscription'")
+        raise bad_request_data("type must be 'Subscription'", "type 必须是 'Subscription'")
 
 
 def _check_time_interval(sub: dict[str, Any]) -> None:
@@ -110,22 +113,22 @@ def _check_time_interval(sub: dict[str, Any]) -> None:
         return
     interval = sub["timeInterval"]
     if not isinstance(interval, int | float) or isinstance(interval, bool) or interval <= 0:
-        raise bad("timeInterval must be a positive number of seconds", "timeInterval 必须是正的秒数")
+        raise bad_request_data("timeInterval must be a positive number of seconds", "timeInterval 必须是正的秒数")
     if sub.get("watchedAttributes") or sub.get("throttling"):
-        raise bad("timeInterval cannot be combined with watchedAttributes or throttling",
-                  "timeInterval 不能与 watchedAttributes 或 throttling 同时使用")
+        raise bad_request_data("timeInterval cannot be combined with watchedAttributes or throttling",
+                               "timeInterval 不能与 watchedAttributes 或 throttling 同时使用")
 
 
 def _expanded_entities(items: Any, terms: TermMap) -> list[dict[str, Any]]:
     """The `entities` selectors checked, with their types expanded as matching reads them."""
     if not isinstance(items, list) or not items:
-        raise bad("entities must be a non-empty list", "entities 必须是非空列表")
+        raise bad_request_data("entities must be a non-empty list", "entities 必须是非空列表")
     expanded = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("type"), str) or not item["type"]:
-            raise bad("each entities item needs a type", "entities 的每一项都需要 type")
+            raise bad_request_data("each entities item needs a type", "entities 的每一项都需要 type")
         if "id" in item and not is_uri(item["id"]):
-            raise bad("entities id must be a URI", "entities 中的 id 必须是 URI")
+            raise bad_request_data("entities id must be a URI", "entities 中的 id 必须是 URI")
         if "idPattern" in item:
             _check_pattern(item["idPattern"])
         selection = parse_type_selection(item["type"], terms)
@@ -142,18 +145,18 @@ def _check_queries(sub: dict[str, Any], terms: TermMap) -> None:
     """q, csf and scopeQ (their syntax), and geoQ."""
     if sub.get("q") is not None:
         if not isinstance(sub["q"], str):
-            raise bad("q must be a string", "q 必须是字符串")
+            raise bad_request_data("q must be a string", "q 必须是字符串")
         compile_q(unquote(sub["q"]), terms)
     for key in ("csf", "scopeQ"):
         if sub.get(key) is not None:
             if not isinstance(sub[key], str) or not _balanced(sub[key]):
-                raise bad(f"{key} is not a valid query", f"{key} 不是有效的查询")
+                raise bad_request_data(f"{key} is not a valid query", f"{key} 不是有效的查询")
             if key == "csf":
                 compile_q(unquote(sub[key]), terms)
     if sub.get("geoQ") is not None:
         g = sub["geoQ"]
         if not isinstance(g, dict):
-            raise bad("geoQ must be an object", "geoQ 必须是对象")
+            raise bad_request_data("geoQ must be an object", "geoQ 必须是对象")
         parse_geoquery(g.get("georel"), g.get("geometry"), g.get("coordinates"),
                        terms.expand(g.get("geoproperty") or "location"))
 
@@ -163,21 +166,21 @@ def _check_settings(sub: dict[str, Any], now: datetime | None) -> None:
     if sub.get("throttling") is not None:
         th = sub["throttling"]
         if not isinstance(th, int | float) or isinstance(th, bool) or th <= 0:
-            raise bad("throttling must be a positive number of seconds", "throttling 必须是正的秒数")
+            raise bad_request_data("throttling must be a positive number of seconds", "throttling 必须是正的秒数")
     if sub.get("expiresAt") is not None:
         expires = parse_time(sub["expiresAt"], "expiresAt")
         if now is not None and expires <= now:
-            raise bad("expiresAt is in the past", "expiresAt 已是过去的时间")
+            raise bad_request_data("expiresAt is in the past", "expiresAt 已是过去的时间")
     if "isActive" in sub and not isinstance(sub["isActive"], bool):
-        raise bad("isActive must be true or false", "isActive 必须是 true 或 false")
+        raise bad_request_data("isActive must be true or false", "isActive 必须是 true 或 false")
     if sub.get("jsonldContext") is not None and not is_uri(sub["jsonldContext"]):
-        raise bad("jsonldContext must be a URI", "jsonldContext 必须是 URI")
+        raise bad_request_data("jsonldContext must be a URI", "jsonldContext 必须是 URI")
     if sub.get("datasetId") is not None:
         ids = sub["datasetId"] if isinstance(sub["datasetId"], list) else [sub["datasetId"]]
         if not ids or not all(is_uri(d) for d in ids):
-            raise bad("datasetId must be a URI or a list of URIs", "datasetId 必须是 URI 或 URI 列表")
+            raise bad_request_data("datasetId must be a URI or a list of URIs", "datasetId 必须是 URI 或 URI 列表")
     if sub.get("lang") is not None and not isinstance(sub["lang"], str):
-        raise bad("lang must be a string", "lang 必须是字符串")
+        raise bad_request_data("lang must be a string", "lang 必须是字符串")
 
 
 def _simple_type(text: str) -> bool:
@@ -186,11 +189,11 @@ def _simple_type(text: str) -> bool:
 
 def _check_pattern(pattern: Any) -> None:
     if not isinstance(pattern, str):
-        raise bad("idPattern must be a string", "idPattern 必须是字符串")
+        raise bad_request_data("idPattern must be a string", "idPattern 必须是字符串")
     try:
         re.compile(pattern)
     except re.error as exc:
-        raise bad(f"invalid idPattern {pattern!r}", f"idPattern 无效：{pattern!r}") from exc
+        raise bad_request_data(f"invalid idPattern {pattern!r}", f"idPattern 无效：{pattern!r}") from exc
 
 
 def _balanced(text: str) -> bool:
@@ -208,42 +211,44 @@ def _key_values(value: Any, what: str) -> None:
         isinstance(p, dict) and set(p) == {"key", "value"} and isinstance(p["key"], str) and p["key"]
         and isinstance(p["value"], str) for p in value)
     if not ok:
-        raise bad(f"{what} must be a list of string key and value pairs", f"{what} 必须是字符串键值对列表")
+        raise bad_request_data(f"{what} must be a list of string key and value pairs", f"{what} 必须是字符串键值对列表")
 
 
 def _validate_notification(note: Any, terms: TermMap) -> dict[str, Any]:
     if not isinstance(note, dict):
-        raise bad("notification must be an object", "notification 必须是对象")
+        raise bad_request_data("notification must be an object", "notification 必须是对象")
     note = {k: v for k, v in note.items() if k not in _SYSTEM}
     endpoint = note.get("endpoint")
     if not isinstance(endpoint, dict) or not is_uri(endpoint.get("uri")):
-        raise bad("notification.endpoint.uri must be a URI", "notification.endpoint.uri 必须是 URI")
+        raise bad_request_data("notification.endpoint.uri must be a URI", "notification.endpoint.uri 必须是 URI")
     if not str(endpoint["uri"]).startswith(("http://", "https://")):
-        raise _unsupported("a notification endpoint other than HTTP", "HTTP 以外的通知端点")
+        raise operation_not_supported("a notification endpoint other than HTTP is not supported", "不支持HTTP 以外的通知端点")
     accept = endpoint.get("accept", "application/json")
     if accept not in ("application/json", "application/ld+json"):
-        raise bad("endpoint.accept must be application/json or application/ld+json",
-                  "endpoint.accept 必须是 application/json 或 application/ld+json")
+        raise bad_request_data("endpoint.accept must be application/json or application/ld+json",
+                               "endpoint.accept 必须是 application/json 或 application/ld+json")
     for key in ("receiverInfo", "notifierInfo"):
         if key in endpoint:
             _key_values(endpoint[key], f"endpoint.{key}")
     form = note.get("format", "normalized")
     if form not in FORMATS:
-        raise bad(f"notification.format must be one of {', '.join(FORMATS)}", "notification.format 无效")
+        raise bad_request_data(f"notification.format must be one of {', '.join(FORMATS)}",
+                               "notification.format 无效")
     if note.get("showChanges") is not None and not isinstance(note["showChanges"], bool):
-        raise bad("showChanges must be true or false", "showChanges 必须是 true 或 false")
+        raise bad_request_data("showChanges must be true or false", "showChanges 必须是 true 或 false")
     if note.get("sysAttrs") is not None and not isinstance(note["sysAttrs"], bool):
-        raise bad("sysAttrs must be true or false", "sysAttrs 必须是 true 或 false")
+        raise bad_request_data("sysAttrs must be true or false", "sysAttrs 必须是 true 或 false")
     if note.get("showChanges") and form in ("keyValues", "simplified"):
-        raise bad("showChanges cannot be used with the keyValues format", "showChanges 不能与 keyValues 格式同时使用")
+        raise bad_request_data("showChanges cannot be used with the keyValues format",
+                               "showChanges 不能与 keyValues 格式同时使用")
     for key in ("attributes", "pick", "omit"):
         if key in note:
             _names(note[key], f"notification.{key}")
     if "attributes" in note and ("pick" in note or "omit" in note):
-        raise bad("notification.attributes cannot be combined with pick or omit",
-                  "notification.attributes 不能与 pick 或 omit 同时使用")
+        raise bad_request_data("notification.attributes cannot be combined with pick or omit",
+                               "notification.attributes 不能与 pick 或 omit 同时使用")
     if set(note.get("pick", ())) & set(note.get("omit", ())):
-        raise bad("a member cannot be both in pick and in omit", "同一成员不能同时出现在 pick 和 omit 中")
+        raise bad_request_data("a member cannot be both in pick and in omit", "同一成员不能同时出现在 pick 和 omit 中")
     notification.shape({"notification": note}, terms)  # the pick / omit grammar, join and joinLevel
     return note
 
@@ -261,8 +266,7 @@ def create(conn: Connection, env: Env, sub: dict[str, Any], context: Any) -> str
     sub_id = sub.setdefault("id", f"urn:ngsi-ld:Subscription:{uuid.uuid4()}")
     exists = conn.execute(sa.select(t.c.pk).where(t.c.tenant == env.tenant, t.c.subscription_id == sub_id)).first()
     if exists:
-        raise AlreadyExists(f"subscription {sub_id} already exists", message_zh=f"订阅 {sub_id} 已存在",
-                            code="ngsild.already_exists")
+        raise already_exists(f"subscription {sub_id} already exists", f"订阅 {sub_id} 已存在")
     conn.execute(t.insert().values(tenant=env.tenant, subscription_id=sub_id, body=sub, context=context,
                                    times_sent=0, times_failed=0, created_at=env.now, modified_at=env.now,
                                    **_derived(sub, env.now)))
@@ -298,7 +302,7 @@ def update(conn: Connection, env: Env, sub_id: str, fragment: dict[str, Any]) ->
     """PATCH: the members given replace those stored, null removes one; notification merges member-wise."""
     row = _row(conn, env.tenant, sub_id)
     if "id" in fragment and fragment["id"] != sub_id:
-        raise bad("the id of a subscription cannot change", "订阅的 id 不能修改")
+        raise bad_request_data("the id of a subscription cannot change", "订阅的 id 不能修改")
     body = dict(row.body)
     for key, value in fragment.items():
         if key == "notification":
@@ -325,16 +329,18 @@ def update(conn: Connection, env: Env, sub_id: str, fragment: dict[str, Any]) ->
 def _check_whole(body: dict[str, Any], now: datetime) -> None:
     """Rules across members, checked on the result of an update."""
     if "entities" not in body and "watchedAttributes" not in body:
-        raise bad("a subscription needs entities or watchedAttributes", "订阅需要 entities 或 watchedAttributes")
+        raise bad_request_data("a subscription needs entities or watchedAttributes",
+                               "订阅需要 entities 或 watchedAttributes")
     if body.get("timeInterval") and (body.get("watchedAttributes") or body.get("throttling")):
-        raise bad("timeInterval cannot be combined with watchedAttributes or throttling",
-                  "timeInterval 不能与 watchedAttributes 或 throttling 同时使用")
+        raise bad_request_data("timeInterval cannot be combined with watchedAttributes or throttling",
+                               "timeInterval 不能与 watchedAttributes 或 throttling 同时使用")
     note = body.get("notification") or {}
     if "attributes" in note and ("pick" in note or "omit" in note):
-        raise bad("notification.attributes cannot be combined with pick or omit",
-                  "notification.attributes 不能与 pick 或 omit 同时使用")
+        raise bad_request_data("notification.attributes cannot be combined with pick or omit",
+                               "notification.attributes 不能与 pick 或 omit 同时使用")
     if note.get("showChanges") and note.get("format") in ("keyValues", "simplified"):
-        raise bad("showChanges cannot be used with the keyValues format", "showChanges 不能与 keyValues 格式同时使用")
+        raise bad_request_data("showChanges cannot be used with the keyValues format",
+                               "showChanges 不能与 keyValues 格式同时使用")
 
 
 def delete(conn: Connection, tenant: str, sub_id: str) -> None:

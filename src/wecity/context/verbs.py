@@ -20,11 +20,12 @@ from wecity.context.attributes import (
     put_instances,
 )
 from wecity.context.bulk import update_many
-from wecity.context.entity import NULL, Entity, bad, has_null, instances, is_null
+from wecity.context.entity import NULL, Entity, has_null, instances, is_null
 from wecity.context.env import Env, Stored
+from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.models import entities as t
-from wecity.context.rows import SAVE, get, not_found, require, row_values
-from wecity.core.errors import AlreadyExists, NotFound
+from wecity.context.rows import SAVE, entity_exists, get, not_found, require, row_values
+from wecity.core.errors import NotFound
 
 
 @dataclass
@@ -42,10 +43,9 @@ def after_change(conn: Connection, env: Env, entity: Stored, changed: dict[str, 
 
 def create(conn: Connection, env: Env, entity: Entity) -> None:
     if not entity.types:
-        raise bad("entity type is missing", "缺少实体类型")
+        raise bad_request_data("entity type is missing", "缺少实体类型")
     if get(conn, env.tenant, entity.id) is not None:
-        raise AlreadyExists(f"entity {entity.id} already exists", message_zh=f"实体 {entity.id} 已存在",
-                            code="ngsild.already_exists")
+        raise entity_exists(entity.id)
     inserted = conn.execute(t.insert().values(tenant=env.tenant, entity_id=entity.id, created_at=env.now,
                                               modified_at=env.now, **row_values(entity, entity.attrs)))
     pk = inserted.inserted_primary_key[0]  # type: ignore[index]
@@ -256,8 +256,7 @@ def merge_stored(conn: Connection, env: Env, stored: Stored, attrs: dict[str, An
 
 
 def _attr_not_found(entity_id: str, iri: str) -> NotFound:
-    return NotFound(f"attribute {iri} of entity {entity_id} not found",
-                    message_zh=f"实体 {entity_id} 没有属性 {iri}", code="ngsild.not_found")
+    return resource_not_found(f"attribute {iri} of entity {entity_id} not found", f"实体 {entity_id} 没有属性 {iri}")
 
 
 def _instance_at(stored: Stored, iri: str, dataset: str | None) -> tuple[int, list[dict[str, Any]]]:

@@ -24,7 +24,9 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Keys seen valid lately, by (database, digest): the broker's hot paths (a partial update every few
 # milliseconds per device gateway) should not pay a database round trip per request for the same key.
-# A revoked key stops working within DEFAULT_TTL, as everywhere else on the platform.
+# A revoked key stops working within DEFAULT_TTL, as everywhere else on the platform. Not an lru_cache:
+# whether a key is valid depends on the time and on the database (revocation), so each entry carries its
+# own expiry and only successes are kept; bounded (cleared past 10,000 keys) whatever callers send.
 _valid_keys: dict[tuple[str, str], float] = {}
 
 

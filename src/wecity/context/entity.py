@@ -17,6 +17,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from wecity.context.errors import bad_request_data
@@ -83,17 +84,15 @@ def check_entity_id(value: Any) -> str:
     return str(value)
 
 
-_GOOD_NAMES: set[str] = set()  # names already checked (a city uses a few hundred, over and over)
-
-
 def check_name(name: str) -> None:
     """An attribute name or type: a term (4.6.2: a letter, then letters, digits, underscores) or an IRI."""
-    if name in _GOOD_NAMES:
-        return
-    if not name or _FORBIDDEN.search(name) or (":" not in name and not _NAME.match(name)):
+    if not _is_name(name):
         raise bad_request_data(f"invalid name {name!r}", f"名称无效：{name!r}")
-    if len(_GOOD_NAMES) < 100_000:
-        _GOOD_NAMES.add(name)
+
+
+@lru_cache(maxsize=100_000)  # a city uses a few hundred names, over and over
+def _is_name(name: str) -> bool:
+    return bool(name) and not _FORBIDDEN.search(name) and (":" in name or bool(_NAME.match(name)))
 
 
 def check_attribute_name(name: str) -> None:

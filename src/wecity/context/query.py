@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from wecity.context.errors import language_error
@@ -408,22 +409,17 @@ class Compiled:
     names: tuple[str, ...]  # the attribute names the terms start with, as written
 
 
-_CACHE: dict[tuple[TermMap, str, frozenset[str]], Compiled] = {}
-
-
 def compile_query(text: str, terms: TermMap, expand_values: frozenset[str] = frozenset()) -> Compiled:
     """`q` parsed, memoised per query text, term map and the attributes whose values are to be expanded
     (`expandValues`)."""
-    key = (terms, text, expand_values)
-    found = _CACHE.get(key)
-    if found is None:
-        parser = _Parser(text, terms, expand_values)
-        predicate = parser.parse()
-        found = Compiled(predicate, parser.depth, tuple(parser.names))
-        if len(_CACHE) > 4096:
-            _CACHE.clear()
-        _CACHE[key] = found
-    return found
+    return _compiled(text, terms, expand_values)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(text: str, terms: TermMap, expand_values: frozenset[str]) -> Compiled:
+    parser = _Parser(text, terms, expand_values)
+    predicate = parser.parse()
+    return Compiled(predicate, parser.depth, tuple(parser.names))
 
 
 def compile_q(text: str, terms: TermMap, expand_values: frozenset[str] = frozenset()) -> Predicate:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from wecity.context.boolexpr import BooleanParser
@@ -55,22 +56,14 @@ class _Parser(BooleanParser):
         super().__init__(text, _invalid_scope_q, _term)
 
 
-_CACHE: dict[str, ScopePredicate] = {}
-
-
+@lru_cache(maxsize=4096)
 def compile_scope_q(text: str) -> ScopePredicate:
     """A predicate over an entity's stored `scope` (string, list or None), memoised per query text."""
-    found = _CACHE.get(text)
-    if found is None:
-        if not text.strip():
-            raise _invalid_scope_q("empty query", "查询为空")
-        pred = _Parser(text.strip()).parse()
+    if not text.strip():
+        raise _invalid_scope_q("empty query", "查询为空")
+    pred = _Parser(text.strip()).parse()
 
-        def matcher(scope: Any) -> bool:
-            return pred(scopes_of(scope))
+    def matcher(scope: Any) -> bool:
+        return pred(scopes_of(scope))
 
-        found = matcher
-        if len(_CACHE) > 4096:
-            _CACHE.clear()
-        _CACHE[text] = found
-    return found
+    return matcher

@@ -197,19 +197,8 @@ def _selectors(items: Any, terms: TermMap, spec: service.Query) -> None:
     spec.entity_test = selected
 
 
-@router.post("/query", summary="Query entities with a Query body")
-@router.post("/query/", include_in_schema=False)
-async def batch_query(request: Request, ctx: Ctx) -> Response:
-    body, media = await read_json(request)
-    if not isinstance(body, dict) or body.get("type") != "Query":
-        raise bad_request_data("the body must be a Query object", "请求体必须是 Query 对象")
-    if "temporalQ" in body:
-        raise bad_request_data("temporalQ belongs to the temporal query only", "temporalQ 只用于时间演变查询")
-    join_level = body.get("joinLevel")
-    if join_level is not None and (isinstance(join_level, bool) or not isinstance(join_level, int) or join_level < 1):
-        raise bad_request_data("joinLevel must be a positive integer", "joinLevel 必须是正整数")
-    context = body.get("@context") if media == "application/ld+json" else parse_link_header(request.headers.get("link"))
-    terms = await resolve(ctx, context)
+def _query_spec(body: dict[str, Any], terms: TermMap) -> service.Query:
+    """What a Query body selects (entities, attrs, q, scopeQ, geoQ, ordering), checked and expanded."""
     spec = service.Query()
     if "entities" in body:
         _selectors(body["entities"], terms, spec)
@@ -240,6 +229,23 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
             raise bad_request_data("ordering must be an object", "ordering 必须是对象")
         spec.order = parse_ordering(ordering.get("orderBy"), terms, collation=ordering.get("collation"),
                                     coordinates=ordering.get("coordinates"), geometry=ordering.get("geometry"))
+    return spec
+
+
+@router.post("/query", summary="Query entities with a Query body")
+@router.post("/query/", include_in_schema=False)
+async def batch_query(request: Request, ctx: Ctx) -> Response:
+    body, media = await read_json(request)
+    if not isinstance(body, dict) or body.get("type") != "Query":
+        raise bad_request_data("the body must be a Query object", "请求体必须是 Query 对象")
+    if "temporalQ" in body:
+        raise bad_request_data("temporalQ belongs to the temporal query only", "temporalQ 只用于时间演变查询")
+    join_level = body.get("joinLevel")
+    if join_level is not None and (isinstance(join_level, bool) or not isinstance(join_level, int) or join_level < 1):
+        raise bad_request_data("joinLevel must be a positive integer", "joinLevel 必须是正整数")
+    context = body.get("@context") if media == "application/ld+json" else parse_link_header(request.headers.get("link"))
+    terms = await resolve(ctx, context)
+    spec = _query_spec(body, terms)
     limit, offset, count = paging(request)
     view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)
     datasets = body.get("datasetId")

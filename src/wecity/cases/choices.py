@@ -53,6 +53,19 @@ MERGEABLE = (CaseStatus.SUBMITTED, CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGE
              CaseStatus.IN_PROGRESS)
 
 
+# The SLA clocks as the case's holder sees them (`wecity.cases.clocks` fires on the same states): the
+# acknowledge clock runs while a department has not signed for the case (签收), the resolve clock while
+# it works on it. No clock runs while the dispatch centre holds a case (submitted, returned).
+ACK_CLOCK_STATES = (CaseStatus.DISPATCHED,)
+RESOLVE_CLOCK_STATES = (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS)
+
+# A department's own work: cases sent to it and not yet verified.
+DEPARTMENT_WORK = (CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS, CaseStatus.RESOLVED)
+# The dispatch centre's work, in the order it takes it: sent back, not yet sent, waiting for 核查, for 结案.
+DISPATCH_WORK = (CaseStatus.RETURNED, CaseStatus.SUBMITTED, CaseStatus.RESOLVED, CaseStatus.VERIFIED)
+OPEN_STATES = tuple(s for s in CaseStatus if s.is_open)
+
+
 class ReturnReason(StrEnum):
     NOT_OUR_AREA = "not_our_area"
     NOT_OUR_DUTY = "not_our_duty"

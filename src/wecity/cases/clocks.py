@@ -13,12 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.cases import notifications
-from wecity.cases.choices import CaseStatus, Channel
+from wecity.cases.choices import ACK_CLOCK_STATES, RESOLVE_CLOCK_STATES, Channel
 from wecity.cases.models import cases
 from wecity.cases.timeline import add_event
 
-WAITING_FOR_ACK = (CaseStatus.DISPATCHED,)
-WAITING_FOR_FIX = (CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS)
+WAITING_FOR_ACK = ACK_CLOCK_STATES
+# The resolve clock starts at dispatch: a case not even acknowledged by its deadline is escalated too.
+WAITING_FOR_FIX = (*ACK_CLOCK_STATES, *RESOLVE_CLOCK_STATES)
 
 # event -> (flag column, time column, states in which the clock runs)
 CLOCK_EVENTS = {

@@ -23,7 +23,7 @@ from wecity.cases.models import cases, reports
 from wecity.cases.timeline import add_event, add_events
 from wecity.core.db import inserted_id
 from wecity.core.errors import NotFound, ValidationFailed
-from wecity.geo.coords import CoordSystem, distance_m, to_wgs84
+from wecity.geo.coords import CoordSystem, distance_m, metres_box, to_wgs84
 from wecity.geo.index import AreaIndex
 
 MAX_DESCRIPTION = 4000
@@ -140,11 +140,10 @@ _INSERT_REPORT = reports.insert()
 def _mergeable_case(conn: Connection, category_code: str, lat: float, lon: float, now: datetime,
                     policy: MergePolicy) -> int | None:
     """The nearest open case of the category within the radius and window, if any."""
-    dlat = policy.radius_m / 111_320
-    dlon = policy.radius_m / (111_320 * max(math.cos(math.radians(lat)), 0.01))
+    south, west, north, east = metres_box(lat, lon, policy.radius_m)
     rows = conn.execute(_MERGE_CANDIDATES, {
-        "code": category_code, "since": now - policy.window, "lat_min": lat - dlat, "lat_max": lat + dlat,
-        "lon_min": lon - dlon, "lon_max": lon + dlon}).all()
+        "code": category_code, "since": now - policy.window, "lat_min": south, "lat_max": north,
+        "lon_min": west, "lon_max": east}).all()
     best: tuple[float, int] | None = None
     for row in rows:
         d = distance_m(lat, lon, row.lat, row.long)

@@ -1,25 +1,35 @@
-"""Read side of the case engine: queues by SLA urgency, case detail, public tracking views, nearby cases."""
+"""Read side of the case engine, the one read model of cases: queues by SLA urgency, case detail, public and
+tracking views, nearby cases, a citizen's own reports. The staff API and the portal both call these."""
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.cases.choices import MERGEABLE, CaseStatus
-from wecity.cases.models import cases, categories, ratings, reports
-from wecity.cases.timeline import case_events
-from wecity.core.errors import NotFound
-from wecity.geo.coords import distance_m
+from wecity.cases.choices import (
+    ACK_CLOCK_STATES,
+    DEPARTMENT_WORK,
+    DISPATCH_WORK,
+    MERGEABLE,
+    OPEN_STATES,
+    RESOLVE_CLOCK_STATES,
+    CaseStatus,
+)
+from wecity.cases.models import cases, categories, ratings, reports, timeline
+from wecity.core.errors import NotFound, ValidationFailed
+from wecity.geo.coords import distance_m, metres_box
 from wecity.geo.models import areas
 from wecity.identity.choices import Role
-from wecity.identity.models import departments
+from wecity.identity.models import departments, users
 from wecity.identity.service import StaffUser, mask_phone
 
 QUEUES = ("department", "dispatch", "overdue", "all", "followup")
+
+# What a neighbour may see of a timeline event (no actor, no department, nothing internal).
+PUBLIC_EVENT_FIELDS = ("at", "event", "to_status", "note", "reason", "media_id", "channel")
 
 
 def _case_select() -> sa.Select[Any]:
@@ -33,17 +43,30 @@ def _case_select() -> sa.Select[Any]:
         .outerjoin(areas, areas.c.id == cases.c.area_id))
 
 
+def running_clock(row: Any) -> tuple[str, datetime | None]:
+    """The clock that matters now and when it runs out: acknowledge while waiting for 签收, then resolve."""
+    if row.status in ACK_CLOCK_STATES:
+        return "acknowledge", row.ack_due_at
+    if row.status in RESOLVE_CLOCK_STATES:
+        return "resolve", row.resolve_due_at
+    return "none", None
+
+
 def next_deadline(row: Any) -> datetime | None:
-    """The clock that matters now: acknowledge while waiting for 签收, then resolve."""
-    if row.status == CaseStatus.DISPATCHED:
-        return row.ack_due_at
-    if row.status in (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS):
-        return row.resolve_due_at
-    return None
+    return running_clock(row)[1]
+
+
+# The same rule in SQL, so that queues are ordered (and cut) by the database.
+_RUNNING_DUE = sa.case(
+    (cases.c.status.in_([s.value for s in ACK_CLOCK_STATES]), cases.c.ack_due_at),
+    (cases.c.status.in_([s.value for s in RESOLVE_CLOCK_STATES]), cases.c.resolve_due_at),
+    else_=None)
+_DISPATCH_RANK = sa.case({s.value: i for i, s in enumerate(DISPATCH_WORK)}, value=cases.c.status,
+                         else_=len(DISPATCH_WORK))
 
 
 def case_summary(row: Any, now: datetime) -> dict[str, Any]:
-    due = next_deadline(row)
+    clock, due = running_clock(row)
     return {
         "id": row.id, "status": row.status, "category_code": row.category_code,
         "category_zh": row.category_zh, "category_en": row.category_en,
@@ -51,7 +74,7 @@ def case_summary(row: Any, now: datetime) -> dict[str, Any]:
         "area_id": row.area_id, "area_zh": row.area_zh, "area_en": row.area_en,
         "lat": row.lat, "long": row.long, "address": row.address, "description": row.description,
         "source": row.source, "created_at": row.created_at, "updated_at": row.updated_at,
-        "ack_due_at": row.ack_due_at, "resolve_due_at": row.resolve_due_at, "next_due_at": due,
+        "ack_due_at": row.ack_due_at, "resolve_due_at": row.resolve_due_at, "clock": clock, "next_due_at": due,
         "seconds_left": None if due is None else int((due - now).total_seconds()),
         "overdue": due is not None and due < now, "ack_escalated": row.ack_escalated,
         "resolve_escalated": row.resolve_escalated, "followup_open": row.followup_open,
@@ -61,55 +84,80 @@ def case_summary(row: Any, now: datetime) -> dict[str, Any]:
 
 def queue(conn: Connection, user: StaffUser, now: datetime, *, name: str = "department",
           status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    """Cases for this user, most urgent first (the nearest deadline, overdue ones at the top)."""
+    """Cases for this user, most urgent first: the running clock nearest to running out (overdue ones at
+    the top), then the dispatch centre's order of work, then the longest waiting. Ordered and cut by the
+    database, so a long queue never loses its most urgent cases.
+
+    department: the user's department's work (dispatched to resolved); dispatch: what the dispatch centre
+    must act on (returned, not yet dispatched, waiting for 核查 or 结案, follow-ups); overdue: running clocks
+    past their deadline; followup: open follow-ups; all: every open case. Users who are neither
+    dispatchers nor supervisors only ever see their own department's cases.
+    """
+    if name not in QUEUES:
+        raise ValidationFailed(f"no queue {name!r}; one of {', '.join(QUEUES)}", message_zh=f"没有队列 {name}",
+                               code="case.queue")
     query = _case_select()
     sees_all = user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR)
     if name == "department" or not sees_all:
         query = query.where(cases.c.department_id == user.department_id)
-    if name == "dispatch":
-        query = query.where(cases.c.status.in_([CaseStatus.RETURNED, CaseStatus.SUBMITTED, CaseStatus.RESOLVED]))
-    elif name == "overdue":
+    if name == "department":
+        query = query.where(cases.c.status.in_([s.value for s in DEPARTMENT_WORK]))
+    elif name == "dispatch":
         query = query.where(sa.or_(
-            sa.and_(cases.c.status == CaseStatus.DISPATCHED, cases.c.ack_due_at < now),
-            sa.and_(cases.c.status.in_([CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS]),
-                    cases.c.resolve_due_at < now)))
+            cases.c.status.in_([s.value for s in DISPATCH_WORK]),
+            sa.and_(cases.c.department_id.is_(None), cases.c.status.in_([s.value for s in OPEN_STATES])),
+            cases.c.followup_open.is_(True)))
+    elif name == "overdue":
+        query = query.where(_RUNNING_DUE < now)
     elif name == "followup":
         query = query.where(cases.c.followup_open.is_(True))
+    else:
+        query = query.where(cases.c.status.in_([s.value for s in OPEN_STATES]))
     if status:
         query = query.where(cases.c.status == status)
-    elif name in ("department", "all"):
-        query = query.where(cases.c.status.in_([s.value for s in MERGEABLE] + [CaseStatus.RESOLVED,
-                                                                                 CaseStatus.VERIFIED]))
-    urgency = sa.case(
-        (cases.c.status == CaseStatus.DISPATCHED, cases.c.ack_due_at),
-        (cases.c.status.in_([CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS]), cases.c.resolve_due_at),
-        else_=None)
-    query = query.order_by(urgency.is_(None), urgency, cases.c.updated_at.desc()).limit(limit)
+    query = query.order_by(_RUNNING_DUE.is_(None), _RUNNING_DUE, _DISPATCH_RANK, cases.c.updated_at,
+                           cases.c.id).limit(limit)
     return [case_summary(r, now) for r in conn.execute(query)]
 
 
-def case_detail(conn: Connection, case_id: int, now: datetime, *, reveal_contacts: bool = False) -> dict[str, Any]:
+def _get_case(conn: Connection, case_id: int) -> Any:
     row = conn.execute(_case_select().where(cases.c.id == case_id)).first()
     if row is None:
         raise NotFound(f"no case {case_id}", message_zh=f"没有案件 {case_id}", code="case.not_found")
+    return row
+
+
+def case_detail(conn: Connection, case_id: int, now: datetime, *, reveal_contacts: bool = False) -> dict[str, Any]:
+    """Everything staff see on a case: its reports (contacts masked unless revealed), photos, the whole
+    timeline with each step's department, ratings, the assignee."""
+    row = _get_case(conn, case_id)
     detail = case_summary(row, now)
     detail["status_notes"] = row.status_notes
     detail["evidence_media_id"] = row.evidence_media_id
-    detail["reports"] = []
-    for r in conn.execute(sa.select(reports).where(reports.c.case_id == case_id).order_by(reports.c.id)):
-        name = _full_name(r.first_name, r.last_name)
-        detail["reports"].append({
-            "id": r.id, "channel": r.channel, "description": r.description, "lat": r.lat, "long": r.long,
-            "address": r.address, "attributes": r.attributes, "media_ids": r.media_ids or [],
-            "requested_at": r.requested_at,
-            "name": name if reveal_contacts else (name[0] + "*" * (len(name) - 1) if name else None),
-            "phone": r.phone if reveal_contacts else mask_phone(r.phone),
-            "email": r.email if reveal_contacts else _mask_email(r.email),
-        })
-    detail["timeline"] = case_events(conn, case_id)
+    detail["reports"] = [_staff_report(r, reveal_contacts) for r in conn.execute(
+        sa.select(reports).where(reports.c.case_id == case_id).order_by(reports.c.id))]
+    detail["photos"] = [m for r in detail["reports"] for m in r["media_ids"]]
+    detail["timeline"] = [dict(r._mapping) for r in conn.execute(
+        sa.select(timeline, departments.c.name_zh.label("department_zh"), departments.c.name_en.label("department_en"))
+        .select_from(timeline.outerjoin(departments, departments.c.id == timeline.c.department_id))
+        .where(timeline.c.case_id == case_id).order_by(timeline.c.at, timeline.c.id))]
     rating = conn.execute(sa.select(ratings).where(ratings.c.case_id == case_id).order_by(ratings.c.id)).all()
     detail["ratings"] = [{"stars": x.stars, "tags": x.tags or [], "comment": x.comment, "at": x.at} for x in rating]
+    detail["assignee"] = None if row.assignee_id is None else conn.execute(
+        sa.select(users.c.display_name).where(users.c.id == row.assignee_id)).scalar()
     return detail
+
+
+def _staff_report(r: Any, reveal_contacts: bool) -> dict[str, Any]:
+    name = _full_name(r.first_name, r.last_name)
+    return {
+        "id": r.id, "token": r.token, "channel": r.channel, "description": r.description, "lat": r.lat,
+        "long": r.long, "address": r.address, "attributes": r.attributes, "media_ids": r.media_ids or [],
+        "requested_at": r.requested_at,
+        "name": name if reveal_contacts else (name[0] + "*" * (len(name) - 1) if name else None),
+        "phone": r.phone if reveal_contacts else mask_phone(r.phone),
+        "email": r.email if reveal_contacts else _mask_email(r.email),
+    }
 
 
 def _full_name(first: str | None, last: str | None) -> str | None:
@@ -129,65 +177,96 @@ def _mask_email(email: str | None) -> str | None:
     return f"{local[:1]}***@{domain}"
 
 
+def _public_events(conn: Connection, case_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(timeline).where(timeline.c.case_id == case_id, timeline.c.public.is_(True))
+                        .order_by(timeline.c.at, timeline.c.id))
+    events = []
+    for r in rows:
+        event = {k: getattr(r, k) for k in PUBLIC_EVENT_FIELDS}
+        stars = (r.detail or {}).get("stars") if isinstance(r.detail, dict) else None
+        event["detail"] = {"stars": stars} if stars else None
+        events.append(event)
+    return events
+
+
 def tracking_view(conn: Connection, token: str, now: datetime) -> dict[str, Any]:
     """What a citizen sees with a tracking code: the case's public fields and public timeline, no one's data."""
-    report = conn.execute(sa.select(reports).where(reports.c.token == token)).first()
-    if report is None:
-        raise NotFound("no report with that tracking code", message_zh="没有该查询码对应的诉求",
-                       code="report.not_found")
-    row = conn.execute(_case_select().where(cases.c.id == report.case_id)).one()
-    events = [{k: e[k] for k in ("at", "event", "to_status", "note", "media_id", "channel")}
-              for e in case_events(conn, report.case_id, public_only=True)]
-    rated = conn.execute(sa.select(ratings.c.stars).where(ratings.c.report_id == report.id)).first()
-    status = CaseStatus(row.status)
-    closed_at = row.closed_at
+    found = report_by_token(conn, token)
+    report, case = found["report"], found["case"]
+    status = CaseStatus(case["status"])
     return {
-        "token": token, "service_request_id": str(report.id), "case_id": row.id, "status": row.status,
+        "token": token, "service_request_id": str(report["id"]), "case_id": case["id"], "status": status.value,
         "status_zh": status.label_zh, "status_en": status.label_en,
-        "category_zh": row.category_zh, "category_en": row.category_en,
-        "department_zh": row.department_zh, "department_en": row.department_en,
-        "area_zh": row.area_zh, "area_en": row.area_en, "description": report.description,
-        "lat": report.lat, "long": report.long, "requested_at": report.requested_at,
-        "expected_at": row.resolve_due_at, "media_ids": report.media_ids or [],
-        "evidence_media_id": row.evidence_media_id, "timeline": events,
-        "can_rate": rated is None and status in (CaseStatus.RESOLVED, CaseStatus.VERIFIED, CaseStatus.CLOSED),
-        "rating": rated.stars if rated else None,
+        "category_zh": case["category_zh"], "category_en": case["category_en"],
+        "department_zh": case["department_zh"], "department_en": case["department_en"],
+        "area_zh": case["area_zh"], "area_en": case["area_en"], "description": report["description"],
+        "lat": report["lat"], "long": report["long"], "requested_at": report["requested_at"],
+        "expected_at": case["resolve_due_at"], "media_ids": report["media_ids"] or [],
+        "evidence_media_id": case["evidence_media_id"],
+        "timeline": [{k: e[k] for k in ("at", "event", "to_status", "note", "media_id", "channel")}
+                     for e in case["timeline"]],
+        "can_rate": found["rating"] is None and status in (CaseStatus.RESOLVED, CaseStatus.VERIFIED,
+                                                           CaseStatus.CLOSED),
+        "rating": found["rating"]["stars"] if found["rating"] else None,
         "can_reopen": status in (CaseStatus.CLOSED, CaseStatus.VERIFIED) and (
-            closed_at is None or (now - closed_at).days < 7),
+            case["closed_at"] is None or (now - case["closed_at"]).days < 7),
     }
 
 
-def public_case(conn: Connection, case_id: int) -> dict[str, Any]:
+def report_by_token(conn: Connection, token: str) -> dict[str, Any]:
+    """The reporter's view: their report, its case (the public view) and their rating, if any."""
+    row = conn.execute(sa.select(reports.c.id, reports.c.case_id, reports.c.token, reports.c.requested_at,
+                                 reports.c.description, reports.c.media_ids, reports.c.lat, reports.c.long)
+                       .where(reports.c.token == token)).first()
+    if row is None:
+        raise NotFound("no report with that tracking code", message_zh="没有该查询码对应的诉求",
+                       code="report.not_found")
+    rating = conn.execute(sa.select(ratings.c.stars, ratings.c.tags, ratings.c.comment, ratings.c.at)
+                          .where(ratings.c.report_id == row.id)).first()
+    return {"report": dict(row._mapping), "case": _public_view(conn, _get_case(conn, row.case_id)),
+            "rating": dict(rating._mapping) if rating else None}
+
+
+def public_view(conn: Connection, case_id: int) -> dict[str, Any]:
     """A case as anyone may see it (a neighbour following a problem already reported): no personal data."""
-    row = conn.execute(_case_select().where(cases.c.id == case_id)).first()
-    if row is None or row.status == CaseStatus.MERGED and row.merged_into_id is None:
+    row = _get_case(conn, case_id)
+    if row.status == CaseStatus.MERGED and row.merged_into_id is None:
         raise NotFound(f"no case {case_id}", message_zh=f"没有案件 {case_id}", code="case.not_found")
+    return _public_view(conn, row)
+
+
+def public_case(conn: Connection, case_id: int) -> dict[str, Any]:
+    """The public view in the staff API's words: `case_id`, and `reports` as their number."""
+    view = public_view(conn, case_id)
+    return {"case_id": view.pop("id"), "reports": view.pop("report_count"), **view}
+
+
+def _public_view(conn: Connection, row: Any) -> dict[str, Any]:
     status = CaseStatus(row.status)
+    photos = conn.execute(sa.select(reports.c.media_ids).where(reports.c.case_id == row.id)
+                          .order_by(reports.c.id)).scalars().all()
     return {
-        "case_id": row.id, "status": row.status, "status_zh": status.label_zh, "status_en": status.label_en,
+        "id": row.id, "status": row.status, "status_zh": status.label_zh, "status_en": status.label_en,
         "merged_into_id": row.merged_into_id, "category_zh": row.category_zh, "category_en": row.category_en,
         "department_zh": row.department_zh, "department_en": row.department_en, "area_zh": row.area_zh,
-        "area_en": row.area_en, "lat": row.lat, "long": row.long, "created_at": row.created_at,
-        "expected_at": row.resolve_due_at, "description": row.description,
-        "reports": conn.execute(sa.select(sa.func.count()).select_from(reports)
-                                .where(reports.c.case_id == case_id)).scalar_one(),
-        "timeline": [{k: e[k] for k in ("at", "event", "to_status", "note")}
-                     for e in case_events(conn, case_id, public_only=True)],
+        "area_en": row.area_en, "address": row.address, "lat": row.lat, "long": row.long,
+        "created_at": row.created_at, "closed_at": row.closed_at, "expected_at": row.resolve_due_at,
+        "resolve_due_at": row.resolve_due_at, "description": row.description, "report_count": len(photos),
+        "photos": [m for ids in photos for m in (ids or [])], "evidence_media_id": row.evidence_media_id,
+        "timeline": _public_events(conn, row.id),
     }
 
 
 def nearby_open_cases(conn: Connection, *, lat: float, lon: float, category_code: str | None, now: datetime,
                       radius_m: float = 200.0, limit: int = 10) -> list[dict[str, Any]]:
     """Open cases near a point (public fields only), nearest first: "already reported — follow it"."""
-    dlat = radius_m / 111_320
-    dlon = radius_m / (111_320 * max(math.cos(math.radians(lat)), 0.01))
+    south, west, north, east = metres_box(lat, lon, radius_m)
     query = _case_select().where(cases.c.status.in_([s.value for s in MERGEABLE]),
-                                 cases.c.lat.between(lat - dlat, lat + dlat),
-                                 cases.c.long.between(lon - dlon, lon + dlon))
+                                 cases.c.lat.between(south, north), cases.c.long.between(west, east))
     if category_code:
         query = query.where(cases.c.category_code == category_code)
     found = []
-    for row in conn.execute(query.limit(200)):
+    for row in conn.execute(query):  # the box holds few cases: every one is measured, none cut unmeasured
         d = distance_m(lat, lon, row.lat, row.long)
         if d <= radius_m:
             status = CaseStatus(row.status)
@@ -196,5 +275,15 @@ def nearby_open_cases(conn: Connection, *, lat: float, lon: float, category_code
                           "status": row.status, "status_zh": status.label_zh, "status_en": status.label_en,
                           "created_at": row.created_at, "lat": row.lat, "long": row.long,
                           "description": row.description})
-    found.sort(key=lambda c: c["distance_m"])
+    found.sort(key=lambda c: (c["distance_m"], c["case_id"]))
     return found[:limit]
+
+
+def reports_for_phone(conn: Connection, phones: list[str], *, limit: int = 100) -> list[dict[str, Any]]:
+    """A citizen's own reports (by the phone numbers they proved they hold), newest first."""
+    rows = conn.execute(sa.select(reports.c.token, reports.c.requested_at, reports.c.case_id, cases.c.status,
+                                  categories.c.name_zh.label("category_zh"), categories.c.name_en.label("category_en"))
+                        .select_from(reports.join(cases, cases.c.id == reports.c.case_id)
+                                     .join(categories, categories.c.code == reports.c.service_code))
+                        .where(reports.c.phone.in_(phones)).order_by(reports.c.id.desc()).limit(limit)).all()
+    return [dict(r._mapping) for r in rows]

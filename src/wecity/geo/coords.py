@@ -120,3 +120,14 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * r * math.asin(math.sqrt(h))
+
+
+METRES_PER_DEGREE_LAT = 111_320.0
+
+
+def metres_box(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
+    """(south, west, north, east) of a box holding every point within `radius_m` of (lat, lon): a cheap
+    pre-filter for an indexed query, whose rows are then measured with `distance_m`."""
+    dlat = radius_m / METRES_PER_DEGREE_LAT
+    dlon = radius_m / (METRES_PER_DEGREE_LAT * max(math.cos(math.radians(lat)), 0.01))
+    return lat - dlat, lon - dlon, lat + dlat, lon + dlon

@@ -6,12 +6,15 @@ import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from shapely.geometry import mapping, shape
 from shapely.validation import make_valid
 from sqlalchemy.engine import Connection
 
+from wecity.core import cache
+from wecity.core.clock import CITY_TZ
 from wecity.core.errors import ValidationFailed
 from wecity.geo.coords import CoordSystem, to_wgs84
 from wecity.geo.index import Area, AreaIndex
@@ -110,8 +113,13 @@ def load_area_index(conn: Connection) -> AreaIndex:
     return index
 
 
+DEFAULT_TIMEZONE = CITY_TZ.key
+
+
 def set_jurisdiction(conn: Connection, *, id: str, name_zh: str, name_en: str, adcode: str | None = None,
-                     timezone: str = "Asia/Shanghai", center: tuple[float, float] | None = None) -> None:
+                     timezone: str = DEFAULT_TIMEZONE, center: tuple[float, float] | None = None) -> None:
+    ZoneInfo(timezone)  # an unknown zone fails here, not when a page is drawn
+    cache.invalidate(conn, "geo.timezone")
     conn.execute(jurisdiction.delete())
     conn.execute(jurisdiction.insert().values(
         id=id, name_zh=name_zh, name_en=name_en, adcode=adcode, timezone=timezone,
@@ -120,6 +128,15 @@ def set_jurisdiction(conn: Connection, *, id: str, name_zh: str, name_en: str, a
 
 def get_jurisdiction(conn: Connection) -> Any:
     return conn.execute(sa.select(jurisdiction)).first()
+
+
+def city_timezone(conn: Connection) -> ZoneInfo:
+    """The city's own time zone (its jurisdiction's), in which its days, working hours and dates are read."""
+    def load() -> str:
+        name = conn.execute(sa.select(jurisdiction.c.timezone)).scalar()
+        return name or DEFAULT_TIMEZONE
+
+    return ZoneInfo(cache.cached(conn, ("geo.timezone",), load))
 
 
 def list_areas(conn: Connection, *, with_geometry: bool = False) -> list[dict[str, Any]]:

@@ -51,6 +51,26 @@ def add_department(conn: Connection, *, code: str, name_zh: str, name_en: str, p
     )))
 
 
+def list_departments(conn: Connection) -> list[dict[str, Any]]:
+    """Every department (id, code, names, whether it is the dispatch centre), in the order they were made."""
+    return [dict(r._mapping) for r in conn.execute(
+        sa.select(departments.c.id, departments.c.code, departments.c.name_zh, departments.c.name_en,
+                  departments.c.is_dispatch_centre).order_by(departments.c.id))]
+
+
+def department_names(conn: Connection, department_id: int | None) -> dict[str, str] | None:
+    """{"zh_CN": ..., "en": ..., "code": ...} of a department, or None when the user has none."""
+    if department_id is None:
+        return None
+    row = conn.execute(sa.select(departments.c.code, departments.c.name_zh, departments.c.name_en,
+                                 departments.c.is_dispatch_centre)
+                       .where(departments.c.id == department_id)).first()
+    if row is None:
+        return None
+    return {"code": row.code, "zh_CN": row.name_zh, "en": row.name_en,
+            "dispatch_centre": "yes" if row.is_dispatch_centre else ""}
+
+
 def department_id_by_code(conn: Connection, code: str) -> int:
     row = conn.execute(sa.select(departments.c.id).where(departments.c.code == code)).first()
     if row is None:

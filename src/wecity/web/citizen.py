@@ -13,19 +13,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from wecity.cases import engine
+from wecity.cases import engine, queries
 from wecity.cases.categories import Category, list_categories
 from wecity.cases.choices import Channel
 from wecity.cases.intake import MergePolicy, NewReport, submit_report
 from wecity.cases.models import idempotency_keys
-from wecity.core.errors import ValidationFailed, WeCityError
+from wecity.core.errors import NotFound, ValidationFailed, WeCityError
 from wecity.core.http import request_locale
 from wecity.identity.deps import OptionalStaff
 from wecity.open311 import media as photos
 from wecity.web import csrf
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.phone_codes import normalise_phone
-from wecity.web.queries import nearby_open_cases, public_case, report_for_token
 from wecity.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -190,8 +189,9 @@ async def nearby(request: Request, user: OptionalStaff, service_code: str = "", 
     except ValueError:
         flat = flon = math.nan
     if service_code and math.isfinite(flat) and math.isfinite(flon) and -90 <= flat <= 90 and -180 <= flon <= 180:
-        found = await ctx.db.read(lambda conn: nearby_open_cases(conn, service_code[:64], flat, flon,
-                                                                 radius_m=NEARBY_RADIUS_M))
+        now = ctx.clock.now()
+        found = await ctx.db.read(lambda conn: queries.nearby_open_cases(
+            conn, lat=flat, lon=flon, category_code=service_code[:64], now=now, radius_m=NEARBY_RADIUS_M, limit=5))
     return page(request, "web/_nearby.html", user=user, cases=found, radius=int(NEARBY_RADIUS_M),
                 asked=bool(service_code and math.isfinite(flat)))
 
@@ -207,12 +207,21 @@ async def track_form(request: Request, user: OptionalStaff, code: str = "") -> R
 @router.get("/track/{token}")
 async def track(request: Request, user: OptionalStaff, token: str, new: str = "") -> Response:
     ctx = request.app.state.ctx
-    found = await ctx.db.read(report_for_token, token[:40])
+    found = await _tracked(ctx, token)
     if found is None:
         _ = gettext_for(request_locale(request)).gettext
         return page(request, "web/track_form.html", user=user, status=404,
                     error=_("No report has this tracking code. Check it and try again."))
     return page(request, "web/track.html", user=user, token=token, new=new, tags=RATING_TAGS, star_labels=STAR_LABELS, **found)
+
+
+async def _tracked(ctx: Any, token: str) -> dict[str, Any] | None:
+    """The reporter's view of their report, or None for a code that names none."""
+    try:
+        found: dict[str, Any] = await ctx.db.read(queries.report_by_token, token[:40])
+    except NotFound:
+        return None
+    return found
 
 
 @router.post("/track/{token}/rate")
@@ -237,7 +246,7 @@ async def rate(request: Request, user: OptionalStaff, token: str) -> Response:
         await ctx.db.write(lambda conn: engine.rate(conn, token[:40], stars, ctx.clock.now(), tags=tags,
                                                     comment=comment))
     except WeCityError as exc:
-        found = await ctx.db.read(report_for_token, token[:40])
+        found = await _tracked(ctx, token)
         if found is None:
             return page(request, "web/track_form.html", user=user, status=404,
                         error=_("No report has this tracking code. Check it and try again."))
@@ -250,8 +259,9 @@ async def rate(request: Request, user: OptionalStaff, token: str) -> Response:
 async def case_page(request: Request, user: OptionalStaff, case_id: int) -> Response:
     """A case as the public sees it (no personal data): what "follow it instead" links to."""
     ctx = request.app.state.ctx
-    case = await ctx.db.read(public_case, case_id)
-    if case is None:
+    try:
+        case = await ctx.db.read(queries.public_view, case_id)
+    except NotFound:
         _ = gettext_for(request_locale(request)).gettext
         return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
                     message=_("There is no such case."))

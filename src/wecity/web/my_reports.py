@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from wecity.cases.queries import reports_for_phone
 from wecity.core.errors import WeCityError
 from wecity.core.http import request_locale
 from wecity.identity.deps import OptionalStaff
@@ -18,7 +19,6 @@ from wecity.web.phone_codes import (
     phone_variants,
     sign_citizen,
 )
-from wecity.web.queries import reports_for_phone
 from wecity.web.render import page
 
 router = APIRouter(include_in_schema=False)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from wecity.cases.figures import WINDOW_DAYS, open_cases_geojson, overview
 from wecity.core.http import request_locale
 from wecity.identity.choices import Role
 from wecity.identity.deps import OptionalStaff
 from wecity.web.i18n import gettext_for
-from wecity.web.operations_data import WINDOW_DAYS, open_cases_geojson, overview
 from wecity.web.render import STATUS_LABELS, page
 from wecity.web.views import login_redirect
 

@@ -9,23 +9,23 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from wecity.cases import engine
+from wecity.cases import engine, queries
 from wecity.cases.choices import Channel
-from wecity.core.errors import PermissionDenied, ValidationFailed, WeCityError
+from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeCityError
 from wecity.core.http import client_address, request_locale
 from wecity.identity.choices import Role
 from wecity.identity.deps import OptionalStaff
-from wecity.identity.service import StaffUser
+from wecity.identity.service import StaffUser, list_departments
 from wecity.open311 import media as photos
 from wecity.web import csrf
 from wecity.web.i18n import gettext_for
-from wecity.web.queries import department_choices, department_queue, dispatch_queue, staff_case
 from wecity.web.render import page
 from wecity.web.views import login_redirect
 
 router = APIRouter(include_in_schema=False)
 
 MAX_NOTE = 2000
+QUEUE_PAGE = 500  # cases shown on a queue page, the most urgent first
 
 
 def sees_every_department(user: StaffUser) -> bool:
@@ -38,11 +38,10 @@ async def queue(request: Request, user: OptionalStaff) -> Response:
         return login_redirect(request)
     ctx = request.app.state.ctx
     now = ctx.clock.now()
-    department = user.department_id
-    if sees_every_department(user) and request.query_params.get("all") == "1":
-        department = None
-    cases = await ctx.db.read(lambda conn: department_queue(conn, department, now))
-    return page(request, "web/staff_queue.html", user=user, cases=cases, all=department is None,
+    every_department = sees_every_department(user) and request.query_params.get("all") == "1"
+    name = "all" if every_department else "department"
+    cases = await ctx.db.read(lambda conn: queries.queue(conn, user, now, name=name, limit=QUEUE_PAGE))
+    return page(request, "web/staff_queue.html", user=user, cases=cases, all=every_department,
                 can_see_all=sees_every_department(user))
 
 
@@ -54,7 +53,7 @@ async def dispatch_view(request: Request, user: OptionalStaff) -> Response:
         return _forbidden(request, user)
     ctx = request.app.state.ctx
     now = ctx.clock.now()
-    cases = await ctx.db.read(lambda conn: dispatch_queue(conn, now))
+    cases = await ctx.db.read(lambda conn: queries.queue(conn, user, now, name="dispatch", limit=QUEUE_PAGE))
     return page(request, "web/staff_dispatch.html", user=user, cases=cases)
 
 
@@ -68,14 +67,15 @@ async def _case_page(request: Request, user: StaffUser, case_id: int, *, status:
                      error: str | None = None) -> Response:
     ctx = request.app.state.ctx
     now = ctx.clock.now()
-    case = await ctx.db.read(lambda conn: staff_case(conn, case_id, now))
-    if case is None:
+    try:
+        case = await ctx.db.read(lambda conn: queries.case_detail(conn, case_id, now))
+    except NotFound:
         _ = gettext_for(request_locale(request)).gettext
         return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
                     message=_("There is no such case."))
     if not sees_every_department(user) and case["department_id"] != user.department_id:
         return _forbidden(request, user)
-    departments = await ctx.db.read(department_choices)
+    departments = await ctx.db.read(list_departments)
     handler = user.has(Role.HANDLER) and (user.department_id == case["department_id"] or user.has(Role.ADMIN))
     return page(request, "web/staff_case.html", user=user, status=status, case=case, error=error,
                 departments=departments, is_handler=handler, is_dispatcher=sees_every_department(user),

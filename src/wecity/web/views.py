@@ -24,13 +24,13 @@ from wecity.identity.service import (
     SESSION_LIFETIME,
     StaffUser,
     authenticate,
+    department_names,
     end_session,
     record_audit,
     start_session,
 )
 from wecity.web import csrf
 from wecity.web.i18n import N_, gettext_for
-from wecity.web.lookups import department_names
 from wecity.web.render import page, safe_next
 
 router = APIRouter(include_in_schema=False)

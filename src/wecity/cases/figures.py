@@ -1,33 +1,25 @@
-"""Figures for the operations page: today's counts, closure rates, satisfaction, trend, by department/district."""
+"""Figures of the case engine for the operations centre: today's counts, closure rates, satisfaction, trend,
+by department and district, open cases on a map. Days are the city's own (its time zone)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.cases.choices import CaseStatus
+from wecity.cases.choices import OPEN_STATES, CaseStatus
 from wecity.cases.models import cases, categories, ratings
+from wecity.cases.queries import next_deadline
 from wecity.geo.models import areas
+from wecity.geo.service import city_timezone
 from wecity.identity.models import departments
 
-CITY_TIME = ZoneInfo("Asia/Shanghai")
 WINDOW_DAYS = 30
 CLOSED = (CaseStatus.CLOSED.value,)
 NOT_COUNTED = (CaseStatus.MERGED.value,)  # a merged case is a duplicate, not a case of its own
-
-
-def _due(row: Any) -> datetime | None:
-    """The deadline of the clock that is running now (acknowledge before 签收, resolve after)."""
-    if row.status == CaseStatus.DISPATCHED:
-        return row.ack_due_at  # type: ignore[no-any-return]
-    if row.status in (CaseStatus.SUBMITTED, CaseStatus.RETURNED, CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS):
-        return row.resolve_due_at  # type: ignore[no-any-return]
-    return None
 
 
 def _on_time(row: Any) -> bool:
@@ -40,10 +32,11 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def overview(conn: Connection, now: datetime) -> dict[str, Any]:
-    local_today = now.astimezone(CITY_TIME).date()
-    start_of_today = datetime.combine(local_today, time(), CITY_TIME)
-    since = datetime.combine(local_today - timedelta(days=WINDOW_DAYS - 1), time(), CITY_TIME)
-    open_states = [s.value for s in CaseStatus if s.is_open]
+    city_time = city_timezone(conn)
+    local_today = now.astimezone(city_time).date()
+    start_of_today = datetime.combine(local_today, time(), city_time)
+    since = datetime.combine(local_today - timedelta(days=WINDOW_DAYS - 1), time(), city_time)
+    open_states = [s.value for s in OPEN_STATES]
     rows = conn.execute(sa.select(
         cases.c.id, cases.c.status, cases.c.department_id, cases.c.area_id, cases.c.created_at, cases.c.closed_at,
         cases.c.resolved_at, cases.c.ack_due_at, cases.c.resolve_due_at, cases.c.lat, cases.c.long,
@@ -53,7 +46,7 @@ def overview(conn: Connection, now: datetime) -> dict[str, Any]:
 
     received_today = sum(1 for r in rows if r.created_at >= start_of_today)
     open_rows = [r for r in rows if r.status in open_states]
-    overdue = [r for r in open_rows if (_due(r) or now) < now]
+    overdue = [r for r in open_rows if (next_deadline(r) or now) < now]
     window = [r for r in rows if r.created_at >= since]
     closed_in_window = [r for r in rows if r.status in CLOSED and r.closed_at and r.closed_at >= since]
     stars = conn.execute(sa.select(sa.func.avg(ratings.c.stars), sa.func.count())
@@ -63,9 +56,9 @@ def overview(conn: Connection, now: datetime) -> dict[str, Any]:
     received_by_day: dict[date, int] = defaultdict(int)
     closed_by_day: dict[date, int] = defaultdict(int)
     for r in window:
-        received_by_day[r.created_at.astimezone(CITY_TIME).date()] += 1
+        received_by_day[r.created_at.astimezone(city_time).date()] += 1
     for r in closed_in_window:
-        closed_by_day[r.closed_at.astimezone(CITY_TIME).date()] += 1
+        closed_by_day[r.closed_at.astimezone(city_time).date()] += 1
 
     names = {
         "department": {r.id: {"zh_CN": r.name_zh, "en": r.name_en}
@@ -117,7 +110,7 @@ def overview(conn: Connection, now: datetime) -> dict[str, Any]:
 
 def open_cases_geojson(conn: Connection, now: datetime) -> dict[str, Any]:
     """Open cases with a location, as GeoJSON points carrying their status (for the operations map)."""
-    open_states = [s.value for s in CaseStatus if s.is_open]
+    open_states = [s.value for s in OPEN_STATES]
     rows = conn.execute(sa.select(cases.c.id, cases.c.status, cases.c.lat, cases.c.long, cases.c.ack_due_at,
                                   cases.c.resolve_due_at, categories.c.name_zh, categories.c.name_en)
                         .select_from(cases.join(categories, categories.c.code == cases.c.category_code))
@@ -125,5 +118,5 @@ def open_cases_geojson(conn: Connection, now: datetime) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": [
         {"type": "Feature", "id": r.id, "geometry": {"type": "Point", "coordinates": [r.long, r.lat]},
          "properties": {"status": r.status, "name_zh": r.name_zh, "name_en": r.name_en,
-                        "overdue": bool((_due(r) or now) < now)}}
+                        "overdue": bool((next_deadline(r) or now) < now)}}
         for r in rows]}

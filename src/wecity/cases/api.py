@@ -18,6 +18,7 @@ from wecity.identity.choices import Role
 from wecity.identity.deps import CurrentStaff
 from wecity.identity.models import departments
 from wecity.identity.service import StaffUser, department_id_by_code, record_audit
+from wecity.media import uploads
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 router.include_router(rules_api.router)  # /api/v1/sensor-rules
@@ -246,18 +247,12 @@ async def _check_media(ctx: Any, media_id: str) -> None:
 
 @router.post("/media", summary="Upload a photo (evidence); returns its id for resolve")
 async def upload_media(ctx: Ctx, user: CurrentStaff, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
-    from wecity.open311 import media as photos
-
     data = await file.read(ctx.settings.max_upload_bytes + 1)
     await file.close()
-    checked = await photos.check_all([data], ctx.settings)
     now = ctx.clock.now()
-    stored = await photos.save_files(checked, ctx.settings, now=now)
-    try:
-        ids = await ctx.db.write(lambda conn: photos.record_all(conn, stored, now=now))
-    except BaseException:
-        photos.discard(stored)
-        raise
+    async with uploads.staged([data], ctx.settings, now=now) as photo:
+        ids = await ctx.db.write(photo.record)
+        photo.keep()
     return {"id": ids[0], "url": f"/media/{ids[0]}", "thumbnail_url": f"/media/{ids[0]}/thumbnail"}
 
 

@@ -42,6 +42,8 @@ class NewReport:
     description: str = ""
     attributes: dict[str, Any] = field(default_factory=dict)
     media_ids: list[str] = field(default_factory=list)
+    # A photo hosted elsewhere (Open311's media_url): kept with the attributes as given, never fetched.
+    media_url: str | None = None
     # A location read from a photo's EXIF GPS (WGS-84), used only when the report has none.
     photo_location: tuple[float, float] | None = None
     email: str | None = None
@@ -239,7 +241,8 @@ def _insert_report(conn: Connection, report: NewReport, case_id: int, token: str
                    now: datetime) -> int:
     return inserted_id(conn.execute(_INSERT_REPORT, dict(
         case_id=case_id, token=token, service_code=service_code, description=description, lat=lat, long=lon,
-        address=report.address, address_id=report.address_id, attributes=attributes or None,
+        address=report.address, address_id=report.address_id,
+        attributes={**attributes, "media_url": report.media_url} if report.media_url else attributes or None,
         media_ids=report.media_ids or None, channel=str(report.channel), email=report.email, phone=report.phone,
         first_name=report.first_name, last_name=report.last_name, device_id=report.device_id,
         account_id=report.account_id, requested_at=now, updated_at=now,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,8 +15,9 @@ from starlette.datastructures import FormData, UploadFile
 
 from wecity.cases import engine
 from wecity.cases.choices import Channel, ReturnReason
-from wecity.cases.intake import MergePolicy, NewReport, submit_report
-from wecity.cases.models import idempotency_keys, reports
+from wecity.cases.intake import NewReport
+from wecity.cases.models import reports
+from wecity.cases.receive import Receipt, idempotency, receive_report
 from wecity.core.clock import isoformat
 from wecity.core.context import AppContext
 from wecity.core.errors import (
@@ -25,8 +28,8 @@ from wecity.core.errors import (
     WeCityError,
 )
 from wecity.core.http import MAX_ID, get_ctx, request_locale
+from wecity.core.settings import Settings
 from wecity.identity.service import api_key_is_valid, api_key_user
-from wecity.open311 import media as photos
 from wecity.open311 import service
 from wecity.open311.render import errors_body, respond
 
@@ -205,13 +208,46 @@ def _text(form: FormData, name: str, limit: int = 200) -> str | None:
     return value or None
 
 
-def _fingerprint(form: FormData, files: list[bytes]) -> str:
-    h = hashlib.sha256()
-    for key, value in sorted((k, v) for k, v in form.multi_items() if isinstance(v, str) and k != "api_key"):
-        h.update(f"{key}={value}\n".encode())
-    for data in files:
-        h.update(hashlib.sha256(data).digest())
-    return h.hexdigest()
+def _report(form: FormData) -> NewReport:
+    service_code = _text(form, "service_code", 64)
+    if not service_code:
+        raise ValidationFailed("service_code is required", code="request.service_code",
+                               message_zh="必须提供 service_code")
+    return NewReport(
+        service_code=service_code, channel=Channel.OPEN311, lat=_float(form, "lat"), long=_float(form, "long"),
+        coord_system=_text(form, "coord_system", 10) or "wgs84",
+        address=_text(form, "address_string", 500), address_id=_text(form, "address_id", 100),
+        description=_text(form, "description", 4000) or "", attributes=_attributes(form),
+        media_url=_text(form, "media_url", 1000), email=_text(form, "email"), phone=_text(form, "phone", 40),
+        first_name=_text(form, "first_name", 100), last_name=_text(form, "last_name", 100),
+        device_id=_text(form, "device_id"), account_id=_text(form, "account_id"),
+    )
+
+
+@asynccontextmanager
+async def _request_form(request: Request, settings: Settings) -> AsyncIterator[FormData]:
+    """The form with its spooled uploads, closed on leaving; a body that does not parse is a 400."""
+    try:
+        form = await request.form(max_files=10, max_fields=200, max_part_size=settings.max_upload_bytes)
+    except Exception as exc:  # malformed bodies are the client's error, whatever the parser raised
+        if isinstance(exc, WeCityError):
+            raise
+        raise ValidationFailed(f"cannot read the form body: {exc}", code="request.body",
+                               message_zh="无法解析表单内容") from None
+    try:
+        yield form
+    finally:
+        await form.close()
+
+
+async def _checked_api_key(ctx: AppContext, form: FormData) -> str:
+    api_key = _text(form, "api_key") or ""
+    if not api_key:
+        raise AuthenticationRequired("api_key is required to create a request", code="open311.api_key",
+                                     message_zh="创建诉求需要 api_key")
+    if not await ctx.db.read(api_key_is_valid, api_key):
+        raise AuthenticationRequired("invalid api_key", code="open311.api_key", message_zh="api_key 无效")
+    return api_key
 
 
 @router.post("/requests.{fmt}", summary="Create a service request (form-urlencoded or multipart with media)",
@@ -221,101 +257,24 @@ def _fingerprint(form: FormData, files: list[bytes]) -> str:
 async def create_request(request: Request, fmt: str) -> Response:
     _check_format(fmt)
     ctx = get_ctx(request)
-    settings = ctx.settings
-    try:
-        form = await request.form(max_files=10, max_fields=200, max_part_size=settings.max_upload_bytes)
-    except Exception as exc:  # malformed bodies are the client's error, whatever the parser raised
-        if isinstance(exc, WeCityError):
-            raise
-        raise ValidationFailed(f"cannot read the form body: {exc}", code="request.body",
-                               message_zh="无法解析表单内容") from None
-    await _check_jurisdiction(request, ctx, form)
-    api_key = _text(form, "api_key") or ""
-    if not api_key:
-        raise AuthenticationRequired("api_key is required to create a request", code="open311.api_key",
-                                     message_zh="创建诉求需要 api_key")
-    service_code = _text(form, "service_code", 64)
-    if not service_code:
-        raise ValidationFailed("service_code is required", code="request.service_code",
-                               message_zh="必须提供 service_code")
-    uploads = [v for k, v in form.multi_items() if k in ("media", "media[]") and isinstance(v, UploadFile)]
-    try:
-        raw_files = [await u.read(settings.max_upload_bytes + 1) for u in uploads]
-    finally:
-        await form.close()  # the spooled temporary files; every byte is in raw_files now
-    checked = await photos.check_all(raw_files, settings)
-    idempotency_key = request.headers.get("idempotency-key")
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
-        raise ValidationFailed("Idempotency-Key must be 1 to 200 characters", code="request.idempotency_key",
-                               message_zh="Idempotency-Key 长度须为 1 到 200")
-    fingerprint = _fingerprint(form, raw_files) if idempotency_key else ""
-    locale = request_locale(request)
-
-    report = NewReport(
-        service_code=service_code, channel=Channel.OPEN311, lat=_float(form, "lat"), long=_float(form, "long"),
-        coord_system=_text(form, "coord_system", 10) or "wgs84",
-        address=_text(form, "address_string", 500), address_id=_text(form, "address_id", 100),
-        description=_text(form, "description", 4000) or "", attributes=_attributes(form),
-        photo_location=photos.first_location(checked),
-        email=_text(form, "email"), phone=_text(form, "phone", 40), first_name=_text(form, "first_name", 100),
-        last_name=_text(form, "last_name", 100), device_id=_text(form, "device_id"),
-        account_id=_text(form, "account_id"),
-    )
-    # media_url: a photo hosted elsewhere (the spec's field); kept as given, never fetched.
-    external_media = _text(form, "media_url", 1000)
+    limit = ctx.settings.max_upload_bytes
+    async with _request_form(request, ctx.settings) as form:
+        await _check_jurisdiction(request, ctx, form)
+        # Credentials before any photo is read or decoded: a wrong key costs the sender, not the city.
+        api_key = await _checked_api_key(ctx, form)
+        report = _report(form)
+        photos = [await value.read(limit + 1) for name, value in form.multi_items()
+                  if name in ("media", "media[]") and isinstance(value, UploadFile)]
     scope = "open311.requests:" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
-    now = ctx.clock.now()
-    stored = await photos.save_files(checked, settings, now=now)
-    replayed: list[bool] = []
-    policy = MergePolicy(radius_m=settings.merge_radius_m, window=timedelta(hours=settings.merge_window_hours))
-    area_index = ctx["area_index"]
-
-    def create(conn: sa.Connection) -> tuple[int, str, str]:
-        if not api_key_is_valid(conn, api_key):
-            raise AuthenticationRequired("invalid api_key", code="open311.api_key", message_zh="api_key 无效")
-        if idempotency_key:
-            prior = conn.execute(sa.select(idempotency_keys).where(
-                idempotency_keys.c.scope == scope, idempotency_keys.c.key == idempotency_key)).first()
-            if prior is not None:
-                if prior.fingerprint != fingerprint:
-                    raise ValidationFailed("this Idempotency-Key was used for a different request",
-                                           code="request.idempotency_mismatch",
-                                           message_zh="该 Idempotency-Key 已用于另一个不同的请求")
-                replayed.append(True)
-                return prior.status_code, prior.content_type, prior.body
-        report.media_ids = photos.record_all(conn, stored, now=now)
-        result = submit_report(conn, report, area_index=area_index, now=now, policy=policy)
-        if external_media:
-            conn.execute(reports.update().where(reports.c.id == result.report_id).values(
-                attributes={**(report.attributes or {}), "media_url": external_media}))
-        entry = {"service_request_id": str(result.report_id), "token": result.token,
-                 "service_notice": _notice(result, locale), "account_id": report.account_id}
-        response = respond(fmt, [entry], root="service_requests", item="request")
-        body = bytes(response.body).decode()
-        if idempotency_key:
-            conn.execute(idempotency_keys.insert().values(
-                scope=scope, key=idempotency_key, fingerprint=fingerprint, status_code=200,
-                content_type=response.media_type or "", body=body, created_at=now))
-        return 200, response.media_type or "", body
-
-    try:
-        status, media_type, body = await ctx.db.write(create)
-    except sa.exc.IntegrityError:
-        photos.discard(stored)
-        if not idempotency_key:
-            raise
-        # A concurrent retry with the same key committed first (PostgreSQL): answer with its result.
-        stored.records = []
-        status, media_type, body = await ctx.db.write(create)
-    except BaseException:
-        photos.discard(stored)
-        raise
-    if replayed:
-        photos.discard(stored)  # the first request's photos are the ones on record
-    return Response(body, status_code=status, media_type=media_type)
+    fields = [(name, value) for name, value in form.multi_items() if isinstance(value, str) and name != "api_key"]
+    key = idempotency(scope, request.headers.get("idempotency-key"), fields, photos)
+    receipt = await receive_report(ctx, report, photos=photos, idempotency=key)
+    entry = {"service_request_id": str(receipt.report_id), "token": receipt.token,
+             "service_notice": _notice(receipt), "account_id": report.account_id}
+    return respond(fmt, [entry], root="service_requests", item="request")
 
 
-def _notice(result: Any, locale: str) -> str:
+def _notice(result: Receipt) -> str:
     expected = isoformat(result.expected_at) or ""
     if result.merged:
         return ("附近已有同类问题正在处理，您的诉求已并入该案件（并单），可凭查询码跟踪进度。 / "

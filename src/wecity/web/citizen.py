@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import uuid
-from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
@@ -16,12 +13,11 @@ from starlette.datastructures import FormData, UploadFile
 from wecity.cases import engine, queries
 from wecity.cases.categories import Category, list_categories
 from wecity.cases.choices import Channel
-from wecity.cases.intake import MergePolicy, NewReport, submit_report
-from wecity.cases.models import idempotency_keys
+from wecity.cases.intake import NewReport
+from wecity.cases.receive import idempotency, receive_report
 from wecity.core.errors import NotFound, ValidationFailed, WeCityError
 from wecity.core.http import request_locale
 from wecity.identity.deps import OptionalStaff
-from wecity.open311 import media as photos
 from wecity.web import csrf
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.phone_codes import normalise_phone
@@ -78,16 +74,6 @@ def _number(form: FormData, name: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _fingerprint(values: dict[str, Any], photos_raw: list[bytes]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(values):
-        if name not in (csrf.CSRF_FIELD, "idempotency_key"):
-            digest.update(f"{name}={values[name]}\n".encode())
-    for data in photos_raw:
-        digest.update(hashlib.sha256(data).digest())
-    return digest.hexdigest()
-
-
 def _phone(raw: str) -> str | None:
     """The number as "my reports" will look it up; left as typed when it is not a plain phone number."""
     if not raw:
@@ -126,56 +112,26 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
     chosen = next((c for c in await ctx.db.read(list_categories) if c.code == service_code), None)
     codes = {a["code"] for a in (chosen.attributes or [])} if chosen else set()
     attributes = {code: values[f"attribute[{code}]"] for code in codes if values.get(f"attribute[{code}]")}
+    report = NewReport(
+        service_code=service_code, channel=Channel.PORTAL, lat=_number(form, "lat"), long=_number(form, "long"),
+        address=_text(form, "address", 500) or None, description=_text(form, "description", 4000),
+        attributes=attributes, phone=_phone(_text(form, "phone", 40)))
+    # A repeated post of the same form (a double tap, a retry on a bad connection) returns the first
+    # report instead of making a second one.
+    fields = [(name, value) for name, value in values.items() if name not in (csrf.CSRF_FIELD, "idempotency_key")]
     try:
-        checked = await photos.check_all(raw, settings)
-        report = NewReport(
-            service_code=service_code, channel=Channel.PORTAL, lat=_number(form, "lat"), long=_number(form, "long"),
-            address=_text(form, "address", 500) or None, description=_text(form, "description", 4000),
-            attributes=attributes, photo_location=photos.first_location(checked),
-            phone=_phone(_text(form, "phone", 40)))
-        now = ctx.clock.now()
-        stored = await photos.save_files(checked, settings, now=now)
-        policy = MergePolicy(radius_m=settings.merge_radius_m, window=timedelta(hours=settings.merge_window_hours))
-        area_index = ctx["area_index"]
-
-        key = _text(form, "idempotency_key", 64)
-        fingerprint = _fingerprint(values, raw)
-
-        def create(conn: Any) -> tuple[str, bool, bool]:
-            # A repeated post of the same form (a double tap, a retry on a bad connection) returns the
-            # first report instead of making a second one.
-            if key:
-                prior = conn.execute(sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.body).where(
-                    idempotency_keys.c.scope == IDEMPOTENCY_SCOPE, idempotency_keys.c.key == key)).first()
-                if prior is not None:
-                    if prior.fingerprint != fingerprint:
-                        raise ValidationFailed("this form was already sent with other content; reload the page",
-                                               message_zh="该表单已提交过不同的内容，请刷新页面后重试",
-                                               code="request.idempotency_mismatch")
-                    token, merged = prior.body.split(" ")
-                    return token, merged == "merged", True
-            report.media_ids = photos.record_all(conn, stored, now=now)
-            result = submit_report(conn, report, area_index=area_index, now=now, policy=policy)
-            if key:
-                conn.execute(idempotency_keys.insert().values(
-                    scope=IDEMPOTENCY_SCOPE, key=key, fingerprint=fingerprint, status_code=303,
-                    content_type="text/plain", body=f"{result.token} {'merged' if result.merged else 'case'}",
-                    created_at=now))
-            return result.token, result.merged, False
-
-        try:
-            token, merged, repeated = await ctx.db.write(create)
-        except BaseException:
-            photos.discard(stored)
-            raise
-        if repeated:
-            photos.discard(stored)
+        key = idempotency(IDEMPOTENCY_SCOPE, _text(form, "idempotency_key", 64) or None, fields, raw)
+        receipt = await receive_report(ctx, report, photos=raw, idempotency=key)
     except WeCityError as exc:
+        if exc.status >= 500:
+            raise  # the city's fault, shown as such by the error page, not as a mistake in the form
+        error = exc.localized(request_locale(request))
         if exc.code == "request.idempotency_mismatch":
             values.pop("idempotency_key", None)  # the edited form is a new report: give it a new key
-        return await _report_form(request, user, status=exc.status if exc.status < 500 else 400, values=values,
-                                  error=exc.localized(request_locale(request)))
-    return RedirectResponse(f"/track/{token}?new={'merged' if merged else 'case'}", status_code=303)
+            error = _("This form was already sent with other content. Your changes are kept: send it again "
+                      "to make a new report.")
+        return await _report_form(request, user, status=exc.status, values=values, error=error)
+    return RedirectResponse(f"/track/{receipt.token}?new={'merged' if receipt.merged else 'case'}", status_code=303)
 
 
 @router.get("/report/nearby")

@@ -16,7 +16,7 @@ from wecity.core.http import client_address, request_locale
 from wecity.identity.choices import Role
 from wecity.identity.deps import OptionalStaff
 from wecity.identity.service import StaffUser, list_departments
-from wecity.open311 import media as photos
+from wecity.media import uploads
 from wecity.web import csrf
 from wecity.web.i18n import gettext_for
 from wecity.web.render import page
@@ -155,23 +155,21 @@ async def act(request: Request, user: OptionalStaff, case_id: int, action: str) 
     raw = await upload.read(settings.max_upload_bytes + 1) if isinstance(upload, UploadFile) and upload.filename else None
     await form.close()
     actor = engine.Actor.staff(user, channel=Channel.PORTAL, source_address=client_address(request))
-    stored = None
     try:
         if not sees_every_department(user) and action in ("dispatch", "transfer", "verify", "reject", "close",
                                                             "reopen", "merge"):
             raise PermissionDenied("needs the dispatcher or supervisor role", message_zh="需要派遣员或督办角色")
-        checked = await photos.check_all([raw] if raw else [], settings)
         now = ctx.clock.now()
-        stored = await photos.save_files(checked, settings, now=now)
+        async with uploads.staged([raw] if raw else [], settings, now=now) as evidence:
 
-        def run(conn: Any) -> None:
-            media_ids = photos.record_all(conn, stored, now=now) if stored else []
-            verb(conn, case_id, actor, now, form, media_ids[0] if media_ids else None)
+            def run(conn: Any) -> None:
+                media_ids = evidence.record(conn)
+                verb(conn, case_id, actor, now, form, media_ids[0] if media_ids else None)
 
-        await ctx.db.write(run)
+            await ctx.db.write(run)
+            evidence.keep()
     except WeCityError as exc:
-        if stored is not None:
-            photos.discard(stored)
-        return await _case_page(request, user, case_id, status=exc.status if exc.status < 500 else 400,
-                                error=exc.localized(locale))
+        if exc.status >= 500:
+            raise  # the city's fault, shown as such by the error page, not as a mistake in the form
+        return await _case_page(request, user, case_id, status=exc.status, error=exc.localized(locale))
     return RedirectResponse(f"/staff/cases/{case_id}?done={action}", status_code=303)

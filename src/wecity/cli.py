@@ -1,9 +1,9 @@
-"""The `wecity` command: serve the platform, run the demo city, manage the database and the city."""
+"""The `wecity` command: serve the platform, run the demo city, upgrade the database; every domain adds
+its own sub-commands through its wiring (`wecity.core.assemble`)."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 from pathlib import Path
@@ -115,80 +115,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _serve(settings, args.host, args.port, migrate=False)
 
 
-def cmd_import_areas(args: argparse.Namespace) -> int:
-    from wecity.geo.service import import_areas, read_feature_collection
-
-    settings = _settings()
-    db = _database(settings)
-    features = read_feature_collection(Path(args.file))
-    names = db.write_sync(lambda conn: import_areas(conn, features, coord_system=args.crs, now=_now(),
-                                                    name_property=args.name_property, replace=not args.keep))
-    print(f"imported {len(names)} areas / 已导入 {len(names)} 个区域: {', '.join(names)}")
-    return 0
-
-
-def cmd_locate(args: argparse.Namespace) -> int:
-    from wecity.geo.coords import to_wgs84
-    from wecity.geo.service import load_area_index
-
-    settings = _settings()
-    db = _database(settings)
-    index = db.read_sync(load_area_index)
-    lat, lon = to_wgs84(args.lat, args.long, args.coord_system)
-    area = index.locate(lat, lon)
-    if area is None:
-        print(f"({lat:.6f}, {lon:.6f}) is outside the city / 不在本市范围内")
-        return 1
-    print(f"({lat:.6f}, {lon:.6f}) is in / 位于 {area.name_zh} {area.name_en} (id {area.id}, code {area.code})")
-    return 0
-
-
-def cmd_user_add(args: argparse.Namespace) -> int:
-    from wecity.identity.service import add_user
-
-    password = args.password or os.environ.get("WECITY_NEW_USER_PASSWORD")
-    if not password:
-        password = getpass.getpass("password / 密码: ")
-    db = _database(_settings())
-    user_id = db.write_sync(lambda conn: add_user(
-        conn, username=args.username, password=password, display_name=args.name or args.username,
-        department_code=args.department, roles=args.role or [], phone=args.phone, email=args.email, now=_now()))
-    print(f"user {args.username} added (id {user_id}) / 已添加用户 {args.username}")
-    return 0
-
-
-def cmd_apikey_add(args: argparse.Namespace) -> int:
-    from wecity.identity.service import add_api_key
-
-    db = _database(_settings())
-    key = db.write_sync(lambda conn: add_api_key(conn, name=args.name, username=args.user, now=_now()))
-    print("API key (shown once; keep it safe) / API 密钥（仅显示一次，请妥善保存）:")
-    print(key)
-    return 0
-
-
-def cmd_apikey_list(args: argparse.Namespace) -> int:
-    from wecity.identity.service import list_api_keys
-
-    keys = _database(_settings()).read_sync(list_api_keys)
-    print("prefix / 前缀  name / 名称  user / 用户  created / 创建  revoked / 吊销")
-    for k in keys:
-        print(f"{k['prefix']}…  {k['name']}  {k['username'] or '-'}  {k['created_at']:%Y-%m-%d %H:%M}  "
-              f"{k['revoked_at'] and format(k['revoked_at'], '%Y-%m-%d %H:%M') or '-'}")
-    return 0
-
-
-def cmd_apikey_revoke(args: argparse.Namespace) -> int:
-    from wecity.identity.service import revoke_api_key
-
-    done = _database(_settings()).write_sync(lambda conn: revoke_api_key(conn, args.prefix, _now()))
-    if not done:
-        print(f"no live key starts with {args.prefix!r} / 没有以 {args.prefix!r} 开头的有效密钥", file=sys.stderr)
-        return 1
-    print(f"revoked {done} key(s) / 已吊销 {done} 个密钥")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wecity", description="WeCity city operating platform / 城市运营平台")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -212,47 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database / 数据库").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply migrations / 执行数据库迁移").set_defaults(func=cmd_db_upgrade)
 
-    city = sub.add_parser("city", help="the city model / 城市模型").add_subparsers(dest="city_command", required=True)
-    imp = city.add_parser("import-areas", help="import districts from GeoJSON / 从 GeoJSON 导入区域")
-    imp.add_argument("file")
-    imp.add_argument("--crs", required=True, choices=["gcj02", "wgs84", "bd09"],
-                     help="coordinate system of the file / 文件坐标系")
-    imp.add_argument("--name-property", default="name", help="feature property with the name / 名称属性")
-    imp.add_argument("--keep", action="store_true", help="keep areas not in the file / 保留文件中没有的区域")
-    imp.set_defaults(func=cmd_import_areas)
-    loc = city.add_parser("locate", help="which area contains a point / 查询坐标所在区域")
-    loc.add_argument("lat", type=float)
-    loc.add_argument("long", type=float)
-    loc.add_argument("--coord-system", default="wgs84", choices=["wgs84", "gcj02", "bd09"])
-    loc.set_defaults(func=cmd_locate)
+    # Every domain's own commands (runner, outbox, calendar, city, user, apikey, notify, device, ...).
+    from wecity.core.assemble import wire_domains
+    from wecity.core.registry import Registry
 
-    user = sub.add_parser("user", help="staff users / 工作人员").add_subparsers(dest="user_command", required=True)
-    uadd = user.add_parser("add", help="add a staff user / 添加工作人员")
-    uadd.add_argument("username")
-    uadd.add_argument("--name", help="display name / 显示名称")
-    uadd.add_argument("--department", help="department code / 部门代码")
-    uadd.add_argument("--role", action="append", choices=["handler", "dispatcher", "supervisor", "admin"])
-    uadd.add_argument("--password", help="else WECITY_NEW_USER_PASSWORD or a prompt / 否则读取环境变量或提示输入")
-    uadd.add_argument("--phone")
-    uadd.add_argument("--email")
-    uadd.set_defaults(func=cmd_user_add)
-
-    key = sub.add_parser("apikey", help="API keys / API 密钥").add_subparsers(dest="apikey_command", required=True)
-    kadd = key.add_parser("add", help="create an API key / 创建 API 密钥")
-    kadd.add_argument("name")
-    kadd.add_argument("--user", help="owner username / 所属用户")
-    kadd.set_defaults(func=cmd_apikey_add)
-    key.add_parser("list", help="list API keys / 列出 API 密钥").set_defaults(func=cmd_apikey_list)
-    krev = key.add_parser("revoke", help="revoke an API key / 吊销 API 密钥")
-    krev.add_argument("prefix", help="the key, or its first 10 characters as `list` shows / 密钥或其前 10 个字符")
-    krev.set_defaults(func=cmd_apikey_revoke)
-
-    from wecity.core.commands import add_commands  # runner, outbox, calendar, notify
-
-    add_commands(sub)
-    from wecity.iot.commands import add_commands as add_device_commands
-
-    add_device_commands(sub)
+    for add_commands in wire_domains(Registry()).commands:
+        add_commands(sub)
     return parser
 
 

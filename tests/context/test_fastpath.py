@@ -52,9 +52,10 @@ def test_driver_rows_match_core_rows(sqlite_city: City) -> None:
     from wecity.context import rows, service
     from wecity.context.entity import normalize_entity
     from wecity.context.ldcontext import ContextStore
+    from wecity.core.registry import Events
 
     store = ContextStore()
-    env = service.Env("t1", sqlite_city.clock.now(), store)
+    env = service.Env("t1", sqlite_city.clock.now(), store, Events())
     body = entity(tiltAngle=prop(1.5, unitCode="DD"), location=point(112.98, 28.2), name=prop("井盖"))
     body["type"] = ["Manhole", "Asset"]
     body["scope"] = "/Changsha/Yuelu"

@@ -105,7 +105,8 @@ def test_periodic_subscription_notifies_every_interval_with_all_matching_entitie
     store = broker.ctx.services["ngsild_contexts"]
 
     def due() -> int:
-        return int(broker.ctx.db.write_sync(periodic.run_due, store, broker.city.clock.now()))
+        return int(broker.ctx.db.write_sync(periodic.run_due, store, broker.city.clock.now(),
+                                            broker.ctx.registry.events))
 
     assert due() == 1
     assert due() == 0  # not again before the interval
@@ -121,9 +122,9 @@ def test_periodic_subscription_notifies_every_interval_with_all_matching_entitie
 
 
 def test_periodic_task_is_registered_with_the_runner(broker: Any, receiver: Receiver) -> None:
-    from wecity.core.runner import Runner, registered_periodic
+    from wecity.core.runner import Runner
 
-    assert "context.periodic_notifications" in registered_periodic()
+    assert "context.periodic_notifications" in broker.ctx.registry.periodic
     broker.post(f"{BASE}/entities", json=entity(depth=prop(1)))
     broker.post(SUBS, json=sub(timeInterval=5))
     asyncio.run(Runner(broker.ctx).run_until_idle())

@@ -77,7 +77,7 @@ def test_delivered_message_is_marked_with_time_and_attempts(ctx: AppContext) -> 
     async def deliver(msg: OutboxMessage) -> None:
         seen.append(msg)
 
-    outbox.register_channel("test", deliver)
+    ctx.registry.add_channel("test", deliver)
     [mid] = _enqueue(ctx)
     assert asyncio.run(Runner(ctx).run_until_idle()) == 1
     row = _row(ctx, mid)
@@ -103,7 +103,7 @@ def test_failed_delivery_is_retried_after_the_backoff_only(ctx: AppContext) -> N
         if fail["on"]:
             raise ConnectionError("receiver down")
 
-    outbox.register_channel("test", deliver)
+    ctx.registry.add_channel("test", deliver)
     [mid] = _enqueue(ctx)
     runner = Runner(ctx, policy=RetryPolicy(base_seconds=10, jitter=0.5), rand=lambda: 0.5)  # 75% of full delay
     start = ctx.clock.now()
@@ -135,7 +135,7 @@ def test_message_is_dead_after_max_attempts_listed_and_retried(ctx: AppContext) 
         if fail["on"]:
             raise RuntimeError("HTTP 503")
 
-    outbox.register_channel("test", deliver)
+    ctx.registry.add_channel("test", deliver)
     [mid, other] = _enqueue(ctx, 2)
     runner = Runner(ctx, policy=RetryPolicy(max_attempts=3, base_seconds=1, max_seconds=1, jitter=0))
 
@@ -165,7 +165,7 @@ def test_undeliverable_is_dead_at_once_and_unknown_channel_is_retried(ctx: AppCo
     async def gone(msg: OutboxMessage) -> None:
         raise Undeliverable("410 Gone")
 
-    outbox.register_channel("gone", gone)
+    ctx.registry.add_channel("gone", gone)
     [g] = _enqueue(ctx, channel="gone")
     [u] = _enqueue(ctx, channel="nobody-registered-this")
     asyncio.run(Runner(ctx).run_once())
@@ -180,7 +180,7 @@ def test_a_crashed_runners_claim_is_retaken_after_its_lease(ctx: AppContext) -> 
     async def deliver(msg: OutboxMessage) -> None:
         delivered[msg.id] += 1
 
-    outbox.register_channel("test", deliver)
+    ctx.registry.add_channel("test", deliver)
     ids = _enqueue(ctx, 3)
     # Runner A claims and dies before delivering (its process was killed).
     claimed = ctx.db.write_sync(lambda c: outbox.claim(c, now=ctx.clock.now(), runner_id="A", lease_seconds=120))
@@ -205,14 +205,14 @@ def test_two_runners_deliver_every_message_exactly_once(city: City, ctx: AppCont
 
     def make(runner_id: str) -> tuple[Runner, Database]:
         db = Database(city.settings.database_url, pool_size=4)
-        return Runner(AppContext(settings=city.settings, db=db, clock=city.clock), runner_id=runner_id,
-                      batch_size=15), db
+        return Runner(AppContext(settings=city.settings, db=db, clock=city.clock, registry=ctx.registry),
+                      runner_id=runner_id, batch_size=15), db
 
     async def deliver(msg: OutboxMessage) -> None:
         deliveries[msg.id] += 1
         await asyncio.sleep(0.001)
 
-    outbox.register_channel("race", deliver)
+    ctx.registry.add_channel("race", deliver)
     ids = ctx.db.write_sync(lambda c: [outbox.enqueue(c, channel="race", target="x", payload={"runner": "?"},
                                                       now=ctx.clock.now()) for _ in range(n)])
     (a, db_a), (b, db_b) = make("A"), make("B")
@@ -236,7 +236,7 @@ def test_a_delivery_that_hangs_is_cut_off_and_retried(ctx: AppContext) -> None:
     async def hang(msg: OutboxMessage) -> None:
         await asyncio.sleep(30)
 
-    outbox.register_channel("test", hang)
+    ctx.registry.add_channel("test", hang)
     [mid] = _enqueue(ctx)
     asyncio.run(Runner(ctx, delivery_timeout=0.05).run_once())
     row = _row(ctx, mid)

@@ -22,7 +22,7 @@ from wecity.core.db import Database
 from wecity.core.models import jobs as jobs_table
 from wecity.core.models import periodic_tasks
 from wecity.core.outbox import OutboxMessage, RetryPolicy
-from wecity.core.runner import Runner, register_periodic
+from wecity.core.runner import Runner
 from wecity.notify.service import default_webhook_secret
 
 from ..conftest import City, make_client
@@ -35,10 +35,10 @@ def test_periodic_task_runs_once_per_period_among_several_runners(city: City, ct
     async def tick(c: AppContext) -> None:
         runs.append(c.clock.now())
 
-    register_periodic("test.tick", 60, tick)
+    ctx.registry.add_periodic("test.tick", 60, tick)
     other_db = Database(city.settings.database_url, pool_size=2)
     a = Runner(ctx, runner_id="A")
-    b = Runner(AppContext(settings=city.settings, db=other_db, clock=city.clock), runner_id="B")
+    b = Runner(AppContext(settings=city.settings, db=other_db, clock=city.clock, registry=ctx.registry), runner_id="B")
 
     async def both() -> None:
         await asyncio.gather(a.run_periodic(), b.run_periodic())
@@ -65,7 +65,7 @@ def test_a_failing_periodic_task_keeps_its_error_and_runs_next_period(ctx: AppCo
         calls["broken"] += 1
         raise RuntimeError("boom")
 
-    register_periodic("test.broken", 30, broken)
+    ctx.registry.add_periodic("test.broken", 30, broken)
     r = Runner(ctx)
     asyncio.run(r.run_once())
     row = ctx.db.read_sync(lambda c: c.execute(sa.select(periodic_tasks)).one())
@@ -74,7 +74,7 @@ def test_a_failing_periodic_task_keeps_its_error_and_runs_next_period(ctx: AppCo
     asyncio.run(r.run_once())
     assert calls["broken"] == 2
     with pytest.raises(ValueError):
-        register_periodic("test.never", 0, broken)
+        ctx.registry.add_periodic("test.never", 0, broken)
 
 
 def test_queued_job_runs_once_and_a_failing_one_is_retried_then_dead(ctx: AppContext) -> None:
@@ -86,8 +86,8 @@ def test_queued_job_runs_once_and_a_failing_one_is_retried_then_dead(ctx: AppCon
     async def bad(c: AppContext, args: dict[str, object]) -> None:
         raise ValueError("cannot")
 
-    jobs.register_job("test.good", good)
-    jobs.register_job("test.bad", bad)
+    ctx.registry.add_job("test.good", good)
+    ctx.registry.add_job("test.bad", bad)
 
     def queue(conn: sa.Connection) -> tuple[int, int, int]:
         now = ctx.clock.now()
@@ -112,7 +112,8 @@ def test_queued_job_runs_once_and_a_failing_one_is_retried_then_dead(ctx: AppCon
         == "queued"
 
 
-def test_runner_task_delivers_in_the_background_until_stopped(ctx: AppContext) -> None:
+def test_runner_task_delivers_in_the_background_until_stopped(wired_ctx: AppContext) -> None:
+    ctx = wired_ctx
     delivered: list[int] = []
 
     async def deliver(msg: OutboxMessage) -> None:
@@ -122,8 +123,8 @@ def test_runner_task_delivers_in_the_background_until_stopped(ctx: AppContext) -
         r = ctx.services["runner"] = Runner(ctx, poll_seconds=30)  # only a wake-up makes it look again soon
         await r.start()
         await asyncio.sleep(0.05)  # its first round finds nothing; it sleeps
-        outbox.register_channel("test", deliver)  # after start: the notify domain's channels are in too
-        assert {"webhook", "email", "in_app"} <= set(outbox.registered_channels())
+        ctx.registry.add_channel("test", deliver)  # after start: the notify domain's channels are in too
+        assert {"webhook", "email", "in_app"} <= set(ctx.registry.channels)
         mid = await ctx.db.write(lambda c: outbox.enqueue(c, channel="test", target="x", payload={},
                                                           now=ctx.clock.now()))
         runner.wake(ctx)
@@ -140,18 +141,13 @@ def test_runner_task_delivers_in_the_background_until_stopped(ctx: AppContext) -
     asyncio.run(scenario())
 
 
-def test_app_runs_the_runner_when_background_work_is_on(city: City, clean_registries: None) -> None:
+def test_app_runs_the_runner_when_background_work_is_on(city: City) -> None:
     with make_client(city, run_background=True) as client:
         r = client.app.state.ctx.services["runner"]
         assert isinstance(r, Runner) and r._task is not None and not r._task.done()
     assert r._task is None
     with make_client(city) as client:  # the test city has run_background=False
         assert "runner" not in client.app.state.ctx.services
-
-
-def test_domain_tasks_modules_are_loaded() -> None:
-    names = {m.__name__ for m in runner.load_domain_tasks()}
-    assert "wecity.notify.tasks" in names
 
 
 def test_cli_lists_and_retries_dead_letters(city: City, ctx: AppContext, monkeypatch: pytest.MonkeyPatch,
@@ -230,7 +226,7 @@ def test_on_postgresql_a_commit_in_another_process_wakes_the_runner(city: City, 
     async def scenario() -> float:
         r = Runner(ctx, poll_seconds=30)
         await r.start()
-        outbox.register_channel("test", deliver)
+        ctx.registry.add_channel("test", deliver)
         await asyncio.sleep(0.3)  # its first round finds nothing; it sleeps up to 30 s
         started = time.monotonic()
         mid = await other.write(lambda c: outbox.enqueue(c, channel="test", target="x", payload={},

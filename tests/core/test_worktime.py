@@ -167,10 +167,10 @@ def test_calendar_is_data_the_city_can_update(city: City, tmp_path: Path) -> Non
 
 def test_configured_hours_apply_to_loaded_calendars(city: City) -> None:
     try:
-        worktime.configure(hours="08:00-16:00")
+        worktime.configure(city.db.engine, hours="08:00-16:00")
         assert city.db.read_sync(load_calendar).hours == ((time(8), time(16)),)
     finally:
-        worktime.configure(hours=worktime.DEFAULT_HOURS)
+        worktime.configure(city.db.engine, hours=worktime.DEFAULT_HOURS)
 
 
 def test_working_hours_setting_is_checked_at_start() -> None:

@@ -26,6 +26,8 @@ from wecity.context import service as context
 from wecity.context.entity import normalize_attribute
 from wecity.context.ldcontext import ContextStore
 from wecity.context.query import compile_q
+from wecity.core.assemble import wire_domains
+from wecity.core.registry import Registry
 from wecity.demo import simulator
 from wecity.demo.sensors import COUNTS, RULES, device_id, entity_id, seed_sensors
 from wecity.iot.service import Reading, ingest, parse
@@ -144,9 +146,11 @@ def _ingest_simulated(city: City, monkeypatch: pytest.MonkeyPatch, *, batch: int
     city.db.write_sync(lambda c: seed_sensors(c, city.clock.now()))
     _, client = _simulate(monkeypatch, 12, per_tick=5, fault_every=2, seed=3)
     readings = [parse(topic, payload.encode()) for topic, payload, _ in client.published]
+    events = wire_domains(Registry()).events  # as the app has them: the sensor rules listen
     for start in range(0, len(readings), batch):
         part = readings[start:start + batch]
-        result = city.db.write_sync(lambda c, part=part: ingest(c, part, now=city.clock.now(), store=ContextStore()))
+        result = city.db.write_sync(lambda c, part=part: ingest(c, part, now=city.clock.now(), store=ContextStore(),
+                                                                     events=events))
         assert (result.stored, result.unknown, result.malformed) == (len(part), [], [])
     faulted = {DEVICES[topic.split("/")[3]][1] for topic, payload, _ in client.published
                if _rules_matched(_kind(topic), json.loads(payload))}

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import City
 from wecity.context import service as context
 from wecity.context.ldcontext import ContextStore
-from wecity.core.context import AppContext
+from wecity.core.assemble import build_context
 from wecity.core.errors import DependencyUnavailable
 from wecity.iot import service
 from wecity.iot.listener import MqttListener
@@ -66,7 +66,7 @@ def _run(city: City, body: Callable[[MqttListener, str], object]) -> None:
             now=city.clock.now()))
 
     async def main() -> None:
-        ctx = AppContext(settings=city.settings, db=city.db, clock=city.clock)
+        ctx = build_context(city.settings, db=city.db, clock=city.clock)
         listener = MqttListener(ctx, URL, share_group=None, client_id=f"test-{uuid.uuid4().hex[:8]}",
                                 clean_session=True)
         await listener.start()

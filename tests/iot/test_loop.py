@@ -12,7 +12,7 @@ from tests.conftest import City
 from tests.iot.test_listener import URL, _publish, _until, pytestmark  # noqa: F401 - skips without a broker
 from wecity.cases.models import cases
 from wecity.cases.sensors import add_rule
-from wecity.core.context import AppContext
+from wecity.core.assemble import build_context
 from wecity.iot import service
 from wecity.iot.listener import MqttListener
 
@@ -32,7 +32,7 @@ def test_a_tilt_reading_over_mqtt_opens_a_case_in_the_right_district(city: City)
             cases.c.source_ref == f"|{entity_id}|{rule}")).all())
 
     async def main() -> None:
-        ctx = AppContext(settings=city.settings, db=city.db, clock=city.clock)
+        ctx = build_context(city.settings, db=city.db, clock=city.clock)
         listener = MqttListener(ctx, URL, share_group=None, client_id=f"test-{uuid.uuid4().hex[:8]}",
                                 clean_session=True)
         await listener.start()

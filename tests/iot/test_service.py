@@ -8,7 +8,9 @@ from tests.conftest import City
 from wecity.context import history
 from wecity.context import service as context
 from wecity.context.ldcontext import ContextStore
+from wecity.core.assemble import wire_domains
 from wecity.core.errors import AlreadyExists, ValidationFailed
+from wecity.core.registry import Registry
 from wecity.iot import service
 from wecity.iot.service import parse
 
@@ -25,7 +27,8 @@ def _provision(city: City, device_id: str = "dev-1", tenant: str = "", **kw: obj
 
 def _ingest(city: City, *messages: tuple[str, bytes]) -> service.IngestResult:
     readings = [r for r in (parse(topic, body) for topic, body in messages) if r is not None]
-    return city.db.write_sync(lambda conn: service.ingest(conn, readings, now=city.clock.now(), store=STORE))
+    return city.db.write_sync(lambda conn: service.ingest(conn, readings, now=city.clock.now(), store=STORE,
+                                                              events=wire_domains(Registry()).events))
 
 
 def test_parse_topics_and_payloads() -> None:

@@ -208,17 +208,17 @@ def test_get_media_ignores_ids_that_are_not_ids(city: City) -> None:
 
 
 def test_the_runner_sweeps_orphans_periodically(city: City, store: LocalMediaStore) -> None:
+    from wecity.core.assemble import build_context
     from wecity.core.clock import FrozenClock
-    from wecity.core.context import AppContext
-    from wecity.core.runner import Runner, registered_periodic
+    from wecity.core.runner import Runner
     from wecity.media import tasks
 
-    assert registered_periodic()["media.sweep_orphans"].fn is tasks.sweep_media_orphans
     checked = photo()
     kept = city.db.write_sync(lambda conn: store_image(conn, store, checked, now=SEED_TIME))
     orphan = write_files(store, checked, now=SEED_TIME)
     # File times are wall-clock times: run the task two hours from now, past the grace period.
-    ctx = AppContext(settings=city.settings, db=city.db, clock=FrozenClock(datetime.now(UTC) + timedelta(hours=2)))
+    ctx = build_context(city.settings, db=city.db, clock=FrozenClock(datetime.now(UTC) + timedelta(hours=2)))
+    assert ctx.registry.periodic["media.sweep_orphans"].fn is tasks.sweep_media_orphans
     asyncio.run(tasks.sweep_media_orphans(ctx))
     assert sorted(files_under(city.settings.media_dir)) == sorted(
         [f"{kept.id[:2]}/{kept.key}", f"{kept.id[:2]}/{kept.thumb_key}"])

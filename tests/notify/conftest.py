@@ -1,5 +1,3 @@
-"""Fixtures for the notification tests: the base layer's context and clean registries."""
+from ..core.conftest import ctx
 
-from ..core.conftest import clean_registries, ctx
-
-__all__ = ["clean_registries", "ctx"]
+__all__ = ["ctx"]

@@ -42,7 +42,7 @@ def _send_one(ctx: AppContext) -> int:
     mid = ctx.db.write_sync(lambda c: outbox.enqueue(c, channel="email", target="citizen@example.org", now=ctx.clock.now(),
                                                      payload={"subject": "您的诉求已办结 / Your report is resolved",
                                                               "body": "查询码 / tracking code: ABC123\n"}))
-    outbox.register_channel("email", email_channel(ctx))
+    ctx.registry.add_channel("email", email_channel(ctx))
     asyncio.run(Runner(ctx).run_once())
     return mid
 
@@ -88,7 +88,7 @@ def test_without_smtp_the_log_back_end_says_so(ctx: AppContext, caplog: pytest.L
 def test_email_without_subject_is_dead_at_once(ctx: AppContext) -> None:
     mid = ctx.db.write_sync(lambda c: outbox.enqueue(c, channel="email", target="a@example.org", payload={"body": "x"},
                                                      now=ctx.clock.now()))
-    outbox.register_channel("email", email_channel(ctx))
+    ctx.registry.add_channel("email", email_channel(ctx))
     asyncio.run(Runner(ctx).run_once())
     assert _row(ctx, mid).status == "dead"
 

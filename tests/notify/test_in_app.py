@@ -23,7 +23,7 @@ def _notice(ctx: AppContext, target: str, title: str, **extra: object) -> int:
 
 
 def test_notices_are_stored_once_listed_and_marked_read(ctx: AppContext) -> None:
-    outbox.register_channel("in_app", in_app_channel(ctx))
+    ctx.registry.add_channel("in_app", in_app_channel(ctx))
     first = _notice(ctx, "user:1", "first", case_id=7)
     _notice(ctx, "department:3", "for the department")
     _notice(ctx, "user:2", "someone else's")
@@ -53,7 +53,7 @@ def test_notices_are_stored_once_listed_and_marked_read(ctx: AppContext) -> None
 
 
 def test_notice_without_titles_is_dead_at_once(ctx: AppContext) -> None:
-    outbox.register_channel("in_app", in_app_channel(ctx))
+    ctx.registry.add_channel("in_app", in_app_channel(ctx))
     mid = ctx.db.write_sync(lambda c: outbox.enqueue(c, channel="in_app", target="user:1", payload={"body": "x"},
                                                      now=ctx.clock.now()))
     asyncio.run(Runner(ctx).run_once())

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,8 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from wecity import __version__
 from wecity.api import ops
 from wecity.api.middleware import RequestContextMiddleware
+from wecity.core.assemble import build_context, domain_module
 from wecity.core.clock import Clock
-from wecity.core.context import AppContext
 from wecity.core.db import Database
 from wecity.core.errors import NotFound, ValidationFailed, WeCityError
 from wecity.core.http import render_error
@@ -27,20 +25,11 @@ from wecity.domains import DOMAINS
 log = logging.getLogger(__name__)
 
 
-def _domain_module(domain: str, name: str) -> Any | None:
-    try:
-        return importlib.import_module(f"wecity.{domain}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name in (f"wecity.{domain}", f"wecity.{domain}.{name}"):
-            return None
-        raise
-
-
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                db: Database | None = None) -> FastAPI:
     settings = settings or load_settings()
-    ctx = AppContext(settings=settings, db=db or Database(settings.database_url), clock=clock or Clock())
-    modules = [m for d in DOMAINS for m in (_domain_module(d, "api"), _domain_module(d, "views")) if m]
+    ctx = build_context(settings, db=db, clock=clock)
+    modules = [m for d in DOMAINS for m in (domain_module(d, "api"), domain_module(d, "views")) if m]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

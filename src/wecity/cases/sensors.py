@@ -20,7 +20,7 @@ from wecity.cases.categories import get_category
 from wecity.cases.choices import MERGEABLE, CaseStatus, Channel, Source
 from wecity.cases.intake import NewReport, submit_report
 from wecity.cases.models import cases, categories, sensor_rules
-from wecity.core import cache, events
+from wecity.core import cache
 from wecity.core.db import inserted_id
 from wecity.core.errors import NotFound, ValidationFailed, WeCityError
 
@@ -146,5 +146,3 @@ def _open(conn: Connection, rule: Any, entity_id: str, point: tuple[float, float
     except WeCityError as exc:
         log.warning("sensor rule %s for %s: no case (%s)", rule.id, entity_id, exc.message)
 
-
-events.subscribe("context.entity_changed", on_entity_changed)

@@ -6,7 +6,6 @@ import logging
 
 from wecity.cases.clocks import check_clocks
 from wecity.core.context import AppContext
-from wecity.core.runner import register_periodic
 
 log = logging.getLogger(__name__)
 
@@ -16,5 +15,3 @@ async def sla_clock_check(ctx: AppContext) -> None:
     if fired:
         log.info("SLA clock events fired", extra={"fields": {"events": fired}})
 
-
-register_periodic("cases.sla_clocks", 30, sla_clock_check)

@@ -9,15 +9,18 @@ from datetime import datetime
 from typing import Any
 
 from wecity.context.ldcontext import ContextStore
+from wecity.core.registry import Events
 
 
 @dataclass
 class Env:
-    """Who and when: the tenant, the time of the change, and where @contexts come from."""
+    """Who and when: the tenant, the time of the change, where @contexts come from, and who hears of
+    changes (the app's `registry.events`: the case engine's sensor rules)."""
 
     tenant: str
     now: datetime
     store: ContextStore
+    events: Events
 
 
 @dataclass

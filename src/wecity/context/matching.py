@@ -24,7 +24,7 @@ from wecity.context.query import compile_q, linked_entities
 from wecity.context.rows import entities_by_id
 from wecity.context.selection import TypeSelection, parse_type_selection
 from wecity.context.subscriptions import CHANNEL, DEFAULT_TRIGGERS
-from wecity.core import events, outbox
+from wecity.core import outbox
 
 # Periodic subscriptions are left to the periodic runner: a change does not notify them.
 _ACTIVE = sa.select(t).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.is_active.is_(True),
@@ -72,7 +72,7 @@ def entity_matches(items: list[dict[str, Any]] | None, entity_id: str, types: li
 
 def emit_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, deleted: bool = False) -> None:
     """Other platforms (the case engine's sensor rules) hear of every change, in this transaction."""
-    events.emit("context.entity_changed", conn, tenant=env.tenant, now=env.now, terms=env.store.core,
+    env.events.emit("context.entity_changed", conn, tenant=env.tenant, now=env.now, terms=env.store.core,
                 entity=entity, changed=changed, deleted=deleted)
 
 

@@ -20,6 +20,7 @@ from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_q
 from wecity.context.rows import entities_by_id
 from wecity.context.search import Query, query
+from wecity.core.registry import Events
 
 BATCH = 50  # subscriptions handled per transaction
 MAX_ENTITIES = 1000  # entities in one periodic notification
@@ -45,7 +46,7 @@ def matching(conn: Connection, tenant: str, sub: dict[str, Any], store: ContextS
     return [e for e in found if entity_matches(items, e.id, e.types, terms)][:MAX_ENTITIES]
 
 
-def run_due(conn: Connection, store: ContextStore, now: datetime) -> int:
+def run_due(conn: Connection, store: ContextStore, now: datetime, events: Events) -> int:
     """Queue the notifications of every periodic subscription that is due; returns how many."""
     sent = 0
     for row in conn.execute(_DUE, {"b_now": now}).all():
@@ -56,7 +57,7 @@ def run_due(conn: Connection, store: ContextStore, now: datetime) -> int:
         entities = matching(conn, row.tenant, row.body, store, row.context)
         if not entities:
             continue
-        env = Env(row.tenant, now, store)
+        env = Env(row.tenant, now, store, events)
         terms = store.term_map(notification.context_of(row))
         change = notification.Change(now=now)
         data = notification.entities(row.body, [(e, change) for e in entities], terms,

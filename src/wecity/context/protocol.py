@@ -70,7 +70,7 @@ def store_of(ctx: AppContext) -> ContextStore:
 
 
 def env_of(request: Request, ctx: AppContext) -> Env:
-    return Env(tenant_of(request), ctx.clock.now(), store_of(ctx))
+    return Env(tenant_of(request), ctx.clock.now(), store_of(ctx), ctx.registry.events)
 
 
 async def read_json(request: Request, *, allow_ld: bool = True) -> tuple[Any, str]:

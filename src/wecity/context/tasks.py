@@ -13,19 +13,18 @@ from wecity.context.delivery import make_deliver
 from wecity.context.ldcontext import ContextStore
 from wecity.context.models import contexts
 from wecity.context.subscriptions import CHANNEL
-from wecity.core import outbox
 from wecity.core.context import AppContext
-from wecity.core.runner import register_periodic, wake
+from wecity.core.runner import wake
 
 PERIODIC_CHECK_SECONDS = 1.0  # how often due periodic subscriptions are looked for
 
 
 def ensure_delivery(ctx: AppContext) -> None:
-    """An HTTP client for notifications (unless one was injected) and the channel bound to this context."""
+    """An HTTP client for notifications (unless one was injected) and the channel, on this app's registry."""
     if "ngsild_http" not in ctx.services:
         ctx.services["ngsild_http"] = httpx.AsyncClient(timeout=10.0)
         ctx.services["ngsild_http_owned"] = True
-    outbox.register_channel(CHANNEL, make_deliver(ctx))
+    ctx.registry.add_channel(CHANNEL, make_deliver(ctx))
 
 
 async def close_delivery(ctx: AppContext) -> None:
@@ -58,12 +57,10 @@ async def periodic_notifications(ctx: AppContext) -> None:
     """Queue the notifications of periodic subscriptions that are due."""
     if "ngsild_contexts" not in ctx.services:
         await load_store(ctx)
-    sent = await ctx.db.write(periodic.run_due, ctx.services["ngsild_contexts"], ctx.clock.now())
+    sent = await ctx.db.write(periodic.run_due, ctx.services["ngsild_contexts"], ctx.clock.now(),
+                              ctx.registry.events)
     if sent:
         wake(ctx)
-
-
-register_periodic("context.periodic_notifications", PERIODIC_CHECK_SECONDS, periodic_notifications)
 
 
 async def on_runner_start(ctx: AppContext) -> None:

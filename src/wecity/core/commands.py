@@ -1,4 +1,5 @@
-"""Commands of the base layer for `wecity`: runner, outbox dead letters, work calendar, webhook gateways."""
+"""Commands of the base layer for `wecity`: runner, outbox dead letters, work calendar; and `opened`, the
+context every domain's commands work in."""
 
 from __future__ import annotations
 
@@ -12,19 +13,31 @@ from pathlib import Path
 from typing import Any
 
 
-def _context() -> Any:
-    from wecity.core.clock import Clock
-    from wecity.core.context import AppContext
+def database(pool_size: int = 2) -> Any:
+    """The configured database, for a command that needs nothing else of the app."""
     from wecity.core.db import Database
     from wecity.core.settings import load_settings
 
-    settings = load_settings()
-    return AppContext(settings=settings, db=Database(settings.database_url, pool_size=4), clock=Clock())
+    return Database(load_settings().database_url, pool_size=pool_size)
+
+
+def now() -> Any:
+    from wecity.core.clock import Clock
+
+    return Clock().now()
+
+
+def context() -> Any:
+    from wecity.core.assemble import build_context
+    from wecity.core.settings import load_settings
+
+    return build_context(load_settings(), pool_size=4)
 
 
 @contextmanager
-def _opened() -> Iterator[Any]:
-    ctx = _context()
+def opened() -> Iterator[Any]:
+    """The app context a command works in (every domain wired in), its database closed afterwards."""
+    ctx = context()
     try:
         yield ctx
     finally:
@@ -32,13 +45,11 @@ def _opened() -> Iterator[Any]:
 
 
 def cmd_runner(args: argparse.Namespace) -> int:
-    from wecity.core import worktime
     from wecity.core.logs import configure_logging
     from wecity.core.runner import run_forever
 
     configure_logging()
-    ctx = _context()
-    worktime.configure(hours=ctx.settings.work_hours)
+    ctx = context()
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -59,7 +70,7 @@ def cmd_runner(args: argparse.Namespace) -> int:
 def cmd_outbox_list(args: argparse.Namespace) -> int:
     from wecity.core import outbox
 
-    with _opened() as ctx:
+    with opened() as ctx:
         rows = ctx.db.read_sync(lambda c: outbox.list_messages(c, status=args.status, channel=args.channel,
                                                                 limit=args.limit))
         counts = ctx.db.read_sync(outbox.counts)
@@ -74,7 +85,7 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
 def cmd_outbox_retry(args: argparse.Namespace) -> int:
     from wecity.core import outbox
 
-    with _opened() as ctx:
+    with opened() as ctx:
         for message_id in args.ids:
             ctx.db.write_sync(lambda c, i=message_id: outbox.retry_dead(c, i, now=ctx.clock.now()))
             print(f"message {message_id} queued again / 消息 {message_id} 已重新排队")
@@ -84,7 +95,7 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
 def cmd_calendar_list(args: argparse.Namespace) -> int:
     from wecity.core import worktime
 
-    with _opened() as ctx:
+    with opened() as ctx:
         for d in ctx.db.read_sync(worktime.list_days, args.year):
             kind = "放假 holiday" if d["kind"] == worktime.HOLIDAY else "上班 workday"
             print(f"{d['day']} {d['day']:%a} {kind:<12} {d['name_zh']} / {d['name_en']}")
@@ -94,7 +105,7 @@ def cmd_calendar_list(args: argparse.Namespace) -> int:
 def cmd_calendar_load(args: argparse.Namespace) -> int:
     from wecity.core import worktime
 
-    with _opened() as ctx:
+    with opened() as ctx:
         n = ctx.db.write_sync(worktime.load_calendar_file, Path(args.file))
         print(f"{n} calendar days loaded / 已导入 {n} 个日历日")
     return 0
@@ -103,7 +114,7 @@ def cmd_calendar_load(args: argparse.Namespace) -> int:
 def cmd_calendar_set(args: argparse.Namespace) -> int:
     from wecity.core import worktime
 
-    with _opened() as ctx:
+    with opened() as ctx:
         day = date.fromisoformat(args.day)
         if args.kind == "normal":
             ctx.db.write_sync(worktime.remove_day, day)
@@ -111,16 +122,6 @@ def cmd_calendar_set(args: argparse.Namespace) -> int:
             ctx.db.write_sync(worktime.set_days, [dict(day=day, kind=args.kind, name_zh=args.name_zh or args.kind,
                                                        name_en=args.name_en or args.kind, source="wecity calendar set")])
         print(f"{day} is now {args.kind} / 已设置")
-    return 0
-
-
-def cmd_add_webhook(args: argparse.Namespace) -> int:
-    from wecity.notify.service import set_webhook
-
-    with _opened() as ctx:
-        secret = ctx.db.write_sync(lambda c: set_webhook(c, name=args.name, url=args.url, secret=args.secret,
-                                                         now=ctx.clock.now()))
-        print(f"webhook {args.name} -> {args.url}; signing secret / 签名密钥: {secret}")
     return 0
 
 
@@ -161,11 +162,3 @@ def add_commands(sub: Any) -> None:
     cset.add_argument("--name-zh")
     cset.add_argument("--name-en")
     cset.set_defaults(func=cmd_calendar_set)
-
-    notify = sub.add_parser("notify", help="notification gateways / 通知网关").add_subparsers(
-        dest="notify_command", required=True)
-    wh = notify.add_parser("add-webhook", help="add a named webhook (sms, wechat, ...) / 添加 Webhook 网关")
-    wh.add_argument("name")
-    wh.add_argument("url")
-    wh.add_argument("--secret", help="signing secret (default: generated) / 签名密钥（默认自动生成）")
-    wh.set_defaults(func=cmd_add_webhook)

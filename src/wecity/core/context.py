@@ -7,6 +7,7 @@ from typing import Any
 
 from wecity.core.clock import Clock
 from wecity.core.db import Database
+from wecity.core.registry import Registry
 from wecity.core.settings import Settings
 
 
@@ -15,6 +16,8 @@ class AppContext:
     settings: Settings
     db: Database
     clock: Clock = field(default_factory=Clock)
+    # What the domains plug into this app (channels, tasks, listeners): see wecity.core.assemble.
+    registry: Registry = field(default_factory=Registry)
     # Filled by domains at start (e.g. "area_index" by geo); looked up by name to keep the base
     # free of imports from the layers above it.
     services: dict[str, Any] = field(default_factory=dict)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,15 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUEUED, DONE, DEAD = "queued", "done", "dead"
-
-JobFn = Callable[["AppContext", dict[str, Any]], Awaitable[None]]
-_jobs: dict[str, JobFn] = {}
-
-
-def register_job(name: str, fn: JobFn) -> None:
-    """Run queued jobs named `name` with `await fn(ctx, args)`; raise to fail (it is retried)."""
-    _jobs[name] = fn
-
 
 @dataclass(frozen=True, slots=True)
 class Job:
@@ -70,10 +61,11 @@ def claim(conn: sa.Connection, *, now: datetime, runner_id: str, limit: int = 50
 
 
 async def run(ctx: AppContext, jobs: list[Job], *, timeout: float = 300.0) -> list[tuple[Job, str | None]]:
-    """Run each job; (job, None) when it succeeded, (job, error) when not. Never raises."""
+    """Run each job with the function the app registered for its name; (job, None) when it succeeded,
+    (job, error) when not. Never raises."""
 
     async def one(job: Job) -> tuple[Job, str | None]:
-        fn = _jobs.get(job.name)
+        fn = ctx.registry.jobs.get(job.name)
         if fn is None:
             return job, f"no job registered as {job.name!r}"
         try:

@@ -6,7 +6,7 @@ to the deliver function registered for its channel, and records the outcome: del
 tried again after an exponential backoff with jitter; or, after `max_attempts` failures (or an
 `Undeliverable` error), dead — kept, listed for an administrator and retried on request.
 
-Channels (registered by `wecity.notify`): ``webhook`` (target: URL or the name of a configured webhook;
+Channels (added to each app's registry by `wecity.notify` and `wecity.context`): ``webhook`` (target: URL or the name of a configured webhook;
 payload: the JSON body), ``email`` (target: address; payload: ``subject``, ``body``), ``in_app`` (target:
 recipient key such as ``user:12``; payload: ``title_zh``, ``title_en``, ``body``, optional ``link``).
 """
@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +29,7 @@ from wecity.core.errors import Conflict, NotFound, ValidationFailed
 from wecity.core.leases import claim_due
 from wecity.core.listen import announce
 from wecity.core.models import outbox_messages as t
+from wecity.core.registry import DeliverFn
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +52,6 @@ class Undeliverable(Exception):
     the message is dead-lettered at once instead of after `max_attempts`."""
 
 
-DeliverFn = Callable[[OutboxMessage], Awaitable[None]]
-_channels: dict[str, DeliverFn] = {}
-
-
-def register_channel(name: str, deliver: DeliverFn) -> None:
-    """Deliver messages of `channel=name` with `deliver`; it returns on success and raises to fail."""
-    _channels[name] = deliver
-
-
-def registered_channels() -> dict[str, DeliverFn]:
-    return dict(_channels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +162,13 @@ def record(conn: sa.Connection, outcomes: list[Outcome], *, now: datetime, runne
                                       t.c.claimed_by == runner_id).values(**values))
 
 
-async def deliver(messages: list[OutboxMessage], *, timeout: float = 30.0, concurrency: int = 20) -> list[Outcome]:
-    """Hand each message to its channel, a few at a time; never raises."""
+async def deliver(messages: list[OutboxMessage], channels: Mapping[str, DeliverFn], *, timeout: float = 30.0,
+                  concurrency: int = 20) -> list[Outcome]:
+    """Hand each message to its channel (the app's registry.channels), a few at a time; never raises."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(msg: OutboxMessage) -> Outcome:
-        fn = _channels.get(msg.channel)
+        fn = channels.get(msg.channel)
         if fn is None:
             # Not permanent: the channel may be registered by a runner with more domains installed.
             return Outcome(msg, f"no deliverer registered for channel {msg.channel!r}")

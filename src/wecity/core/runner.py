@@ -6,27 +6,24 @@ make sure each message, job and periodic run is taken by one of them at a time (
 On PostgreSQL, runners LISTEN for the notice `enqueue` sends at commit, so work queued by any process
 is picked up at once; polling (`poll_seconds`) covers SQLite and any notice missed.
 
-Domains plug in through a `wecity.<domain>.tasks` module, imported at start: at import it calls
-`register_periodic`, `register_job` or `register_channel`; it may also define `async def
-on_runner_start(ctx)` / `on_runner_stop(ctx)` for set-up that needs the context (an HTTP client, say).
-Time comes from `ctx.clock`, so tests move it instead of waiting.
+What it runs comes from its app's registry (`ctx.registry`), which the domains filled through their
+`wiring.wire` (`wecity.core.assemble`): periodic tasks, jobs, outbox channels, and start/stop hooks for
+set-up that needs the context and a running loop (an HTTP client, say). Time comes from `ctx.clock`, so
+tests move it instead of waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import math
 import os
 import random
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
-from types import ModuleType
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,48 +34,13 @@ from wecity.core.context import AppContext
 from wecity.core.leases import claim_due
 from wecity.core.listen import Listener
 from wecity.core.models import periodic_tasks
-from wecity.domains import DOMAINS
+from wecity.core.registry import Periodic
 
 log = logging.getLogger(__name__)
-
-PeriodicFn = Callable[[AppContext], Awaitable[None]]
 
 DELIVERY_CONCURRENCY = 20  # outbox deliveries in flight per runner
 JOB_BATCH = 10
 JOB_LEASE_SECONDS = 600.0
-
-
-@dataclass(frozen=True, slots=True)
-class Periodic:
-    name: str
-    every_seconds: float
-    fn: PeriodicFn
-
-
-_periodic: dict[str, Periodic] = {}
-
-
-def register_periodic(name: str, every_seconds: float, fn: PeriodicFn) -> None:
-    """Run `await fn(ctx)` about every `every_seconds`, once per period in the whole installation."""
-    if every_seconds <= 0:
-        raise ValueError("every_seconds must be positive")
-    _periodic[name] = Periodic(name, every_seconds, fn)
-
-
-def registered_periodic() -> dict[str, Periodic]:
-    return dict(_periodic)
-
-
-def load_domain_tasks() -> list[ModuleType]:
-    """Import `wecity.<domain>.tasks` for every domain that has one."""
-    found = []
-    for domain in DOMAINS:
-        try:
-            found.append(importlib.import_module(f"wecity.{domain}.tasks"))
-        except ModuleNotFoundError as exc:
-            if exc.name not in (f"wecity.{domain}", f"wecity.{domain}.tasks"):
-                raise
-    return found
 
 
 def new_runner_id() -> str:
@@ -103,7 +65,6 @@ class Runner:
         self.policy = policy or outbox.RetryPolicy(
             max_attempts=int(getattr(ctx.settings, "outbox_max_attempts", 8)))
         self.rand = rand
-        self._modules: list[ModuleType] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._known_periodic: set[str] = set()
@@ -131,7 +92,8 @@ class Runner:
                                                    lease_seconds=self.lease_seconds))
         if not messages:
             return 0
-        outcomes = await outbox.deliver(messages, timeout=self.delivery_timeout, concurrency=DELIVERY_CONCURRENCY)
+        outcomes = await outbox.deliver(messages, self.ctx.registry.channels, timeout=self.delivery_timeout,
+                                        concurrency=DELIVERY_CONCURRENCY)
         await self.ctx.db.write(partial(outbox.record, outcomes=outcomes, now=self.ctx.clock.now(), runner_id=self.id,
                                         policy=self.policy, rand=self.rand))
         return len(messages)
@@ -149,7 +111,7 @@ class Runner:
         return len(claimed)
 
     async def run_periodic(self) -> int:
-        tasks = registered_periodic()
+        tasks = self.ctx.registry.periodic
         if not tasks:
             return 0
         new = sorted(set(tasks) - self._known_periodic)
@@ -181,18 +143,16 @@ class Runner:
     # -- as a task ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the domains' tasks, call their start hooks, and run rounds in the background."""
-        self._modules = load_domain_tasks()
-        for module in self._modules:
-            if hasattr(module, "on_runner_start"):
-                await module.on_runner_start(self.ctx)
+        """Call the domains' start hooks, and run rounds in the background."""
+        for hook in self.ctx.registry.runner_start:
+            await hook(self.ctx)
         self._task = asyncio.create_task(self._loop(), name=f"wecity-runner-{self.id}")
         if not self.ctx.db.is_sqlite:
             loop = asyncio.get_running_loop()
             self._listener = Listener(self.ctx.db.engine, lambda: loop.call_soon_threadsafe(self._wake.set))
             self._listener.start()
-        log.info("runner %s started (%d periodic tasks, channels: %s)", self.id, len(_periodic),
-                 ", ".join(sorted(outbox.registered_channels())) or "none")
+        log.info("runner %s started (%d periodic tasks, channels: %s)", self.id, len(self.ctx.registry.periodic),
+                 ", ".join(sorted(self.ctx.registry.channels)) or "none")
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll (e.g. right after a commit that queued some)."""
@@ -209,9 +169,8 @@ class Runner:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        for module in reversed(self._modules):
-            if hasattr(module, "on_runner_stop"):
-                await module.on_runner_stop(self.ctx)
+        for hook in reversed(self.ctx.registry.runner_stop):
+            await hook(self.ctx)
         log.info("runner %s stopped", self.id)
 
     async def _loop(self) -> None:

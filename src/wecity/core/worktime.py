@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -216,14 +217,15 @@ def remove_day(conn: sa.Connection, day: date) -> bool:
     return bool(conn.execute(calendar_days.delete().where(calendar_days.c.day == day)).rowcount)
 
 
-_configured_hours = DEFAULT_HOURS
+# The working hours an app set for its database (settings.work_hours), keyed by the database's engine so
+# that two apps in one process, on two databases, keep their own.
+_configured_hours: weakref.WeakKeyDictionary[sa.Engine, str] = weakref.WeakKeyDictionary()
 
 
-def configure(*, hours: str) -> None:
-    """Set the working hours `load_calendar` uses by default (from settings.work_hours, at start)."""
-    global _configured_hours
+def configure(engine: sa.Engine, *, hours: str) -> None:
+    """Set the working hours `load_calendar` uses for this database (at start, from settings.work_hours)."""
     parse_hours(hours)
-    _configured_hours = hours
+    _configured_hours[engine] = hours
 
 
 def load_calendar(conn: sa.Connection, *, hours: str | None = None, tz: ZoneInfo = SHANGHAI) -> WorkCalendar:
@@ -233,7 +235,7 @@ def load_calendar(conn: sa.Connection, *, hours: str | None = None, tz: ZoneInfo
     `set_days` / `remove_day` drop it at once."""
     from wecity.core import cache
 
-    hours = hours or _configured_hours
+    hours = hours or _configured_hours.get(conn.engine, DEFAULT_HOURS)
 
     def build() -> WorkCalendar:
         rows = conn.execute(sa.select(calendar_days.c.day, calendar_days.c.kind)).all()

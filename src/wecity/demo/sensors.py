@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from wecity.cases.sensors import add_rule
+from wecity.core.registry import Events
 from wecity.geo.index import AreaIndex
 from wecity.geo.service import load_area_index
 
@@ -64,7 +65,8 @@ def seed_sensors(conn: Connection, now: datetime, *, seed: int = 311) -> int:
     rng = random.Random(seed)
     index = load_area_index(conn)
     store = ContextStore()
-    env = context.Env(tenant="", now=now, store=store)
+    # Healthy first readings, before any rule exists: nobody needs to hear of them.
+    env = context.Env(tenant="", now=now, store=store, events=Events())
     made = 0
     for kind, count in COUNTS.items():
         for n in range(1, count + 1):

@@ -20,15 +20,6 @@ class Credentials(BaseModel):
     password: str = Field(min_length=1, max_length=200)
 
 
-def recipient_keys(user: StaffUser) -> list[str]:
-    """The in-app inboxes a staff user reads: their own, their department's, and their roles' in it."""
-    keys = [f"user:{user.id}"]
-    if user.department_id is not None:
-        keys.append(f"department:{user.department_id}")
-        keys += [f"department:{user.department_id}:{role}" for role in sorted(user.roles)]
-    return keys
-
-
 @router.post("/auth/token", summary="Sign in: a bearer token (and the session cookie) for 12 hours")
 async def sign_in(request: Request, response: Response, ctx: Ctx, body: Credentials) -> dict[str, Any]:
     now = ctx.clock.now()
@@ -73,9 +64,3 @@ def _me(user: StaffUser) -> dict[str, Any]:
 async def me(user: CurrentStaff) -> dict[str, Any]:
     return _me(user)
 
-
-@router.get("/me/notifications", summary="In-app notifications for me, my department and my roles")
-async def my_notifications(ctx: Ctx, user: CurrentStaff, unread_only: bool = False) -> list[dict[str, Any]]:
-    from wecity.notify.service import list_notifications
-
-    return await ctx.db.read(lambda c: list_notifications(c, recipient_keys(user), unread_only=unread_only))

@@ -7,18 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
-def _db() -> Any:
-    from wecity.core.db import Database
-    from wecity.core.settings import load_settings
-
-    return Database(load_settings().database_url, pool_size=1)
-
-
-def _now() -> Any:
-    from wecity.core.clock import Clock
-
-    return Clock().now()
+from wecity.core.commands import database, now
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -30,9 +19,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"error / 错误: cannot read {args.file} (UTF-8 CSV expected) / 无法读取 {args.file}（需 UTF-8 CSV）: {exc}",
               file=sys.stderr)
         return 2
-    db = _db()
+    db = database(pool_size=1)
     try:
-        done = db.write_sync(lambda conn: import_devices(conn, text, _now()))
+        done = db.write_sync(lambda conn: import_devices(conn, text, now()))
     finally:
         db.close()
     print(f"provisioned {len(done)} devices / 已登记 {len(done)} 台设备")
@@ -42,7 +31,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from wecity.iot.service import list_devices
 
-    db = _db()
+    db = database(pool_size=1)
     try:
         devices = db.read_sync(list_devices, args.tenant)
     finally:
@@ -57,7 +46,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_remove(args: argparse.Namespace) -> int:
     from wecity.iot.service import remove
 
-    db = _db()
+    db = database(pool_size=1)
     try:
         db.write_sync(remove, args.tenant, args.device_id)
     finally:

@@ -137,7 +137,7 @@ class MqttListener:
         while True:
             try:
                 return await self.ctx.db.write(lambda conn: ingest(conn, readings, now=self.ctx.clock.now(),
-                                                                   store=store))
+                                                                   store=store, events=self.ctx.registry.events))
             except (DependencyUnavailable, sa.exc.DBAPIError):  # database down: keep the batch, ack nothing, retry
                 log.exception("storing %d MQTT readings failed; retrying in %.1f s", len(readings), delay)
                 await asyncio.sleep(delay)

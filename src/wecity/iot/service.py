@@ -22,6 +22,7 @@ from wecity.context.entity import (
 )
 from wecity.context.ldcontext import ContextStore
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
+from wecity.core.registry import Events
 from wecity.iot.models import devices as t
 
 # Topic segment that stands for the NGSI-LD default tenant (a topic level cannot be empty).
@@ -131,9 +132,11 @@ class IngestResult:
     malformed: list[tuple[Reading, str]] = field(default_factory=list)
 
 
-def ingest(conn: Connection, readings: list[Reading], *, now: datetime, store: ContextStore) -> IngestResult:
+def ingest(conn: Connection, readings: list[Reading], *, now: datetime, store: ContextStore,
+           events: Events) -> IngestResult:
     """Store a batch of parsed readings as attribute updates of their devices' entities (created when missing)
-    in one transaction; readings of unknown devices or with bad values are returned, not stored."""
+    in one transaction, telling `events` (the app's: sensor rules); readings of unknown devices or with bad
+    values are returned, not stored."""
     result = IngestResult()
     by_tenant: dict[str, list[Reading]] = {}
     for r in readings:
@@ -157,6 +160,6 @@ def ingest(conn: Connection, readings: list[Reading], *, now: datetime, store: C
                 continue
             entities.append(Entity(device.entity_id, [store.core.expand(device.entity_type)], attrs))
         if entities:
-            context.batch_upsert(conn, context.Env(tenant, now, store), entities, mode="update")
+            context.batch_upsert(conn, context.Env(tenant, now, store, events), entities, mode="update")
             result.stored += len(entities)
     return result

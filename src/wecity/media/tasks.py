@@ -8,7 +8,6 @@ from datetime import timedelta
 from sqlalchemy.engine import Connection
 
 from wecity.core.context import AppContext
-from wecity.core.runner import register_periodic
 from wecity.media.service import MediaStore, media_store, sweep_orphans
 
 log = logging.getLogger(__name__)
@@ -30,5 +29,3 @@ async def sweep_media_orphans(ctx: AppContext) -> None:
     if removed:
         log.info("removed %d orphaned media files", len(removed))
 
-
-register_periodic("media.sweep_orphans", SWEEP_EVERY_SECONDS, sweep_media_orphans)

@@ -1,10 +1,11 @@
-"""HTTP adapter for administrators: outgoing messages and their dead letters, retried on request."""
+"""HTTP adapter: a staff user's in-app notifications; for administrators, outgoing messages and their dead
+letters, retried on request."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 
 from wecity.core import outbox
 from wecity.core.clock import isoformat
@@ -13,8 +14,29 @@ from wecity.core.http import Ctx, client_address, id_param
 from wecity.identity.choices import Role
 from wecity.identity.deps import CurrentStaff
 from wecity.identity.service import StaffUser, record_audit
+from wecity.notify.service import list_notifications
 
 router = APIRouter(prefix="/api/v1/admin/outbox", tags=["notify"])
+inbox = APIRouter(prefix="/api/v1/me", tags=["notify"])
+
+
+def register(app: FastAPI) -> None:
+    app.include_router(inbox)
+    app.include_router(router)
+
+
+def recipient_keys(user: StaffUser) -> list[str]:
+    """The in-app inboxes a staff user reads: their own, their department's, and their roles' in it."""
+    keys = [f"user:{user.id}"]
+    if user.department_id is not None:
+        keys.append(f"department:{user.department_id}")
+        keys += [f"department:{user.department_id}:{role}" for role in sorted(user.roles)]
+    return keys
+
+
+@inbox.get("/notifications", summary="In-app notifications for me, my department and my roles")
+async def my_notifications(ctx: Ctx, user: CurrentStaff, unread_only: bool = False) -> list[dict[str, Any]]:
+    return await ctx.db.read(lambda c: list_notifications(c, recipient_keys(user), unread_only=unread_only))
 
 
 def _require_admin(user: StaffUser) -> None:

@@ -12,7 +12,8 @@ import httpx
 
 from wecity import __version__
 from wecity.core.context import AppContext
-from wecity.core.outbox import DeliverFn, OutboxMessage, Undeliverable, register_channel
+from wecity.core.outbox import OutboxMessage, Undeliverable
+from wecity.core.registry import DeliverFn
 from wecity.notify import service
 from wecity.notify.email import build_message, parse_smtp_url, send_sync
 
@@ -119,7 +120,7 @@ def in_app_channel(ctx: AppContext) -> DeliverFn:
 
 
 def install(ctx: AppContext, *, client: httpx.AsyncClient) -> None:
-    """Register the three channels with the outbox, bound to this context and HTTP client."""
-    register_channel("webhook", webhook_channel(ctx, client))
-    register_channel("email", email_channel(ctx))
-    register_channel("in_app", in_app_channel(ctx))
+    """Add the three channels to this app's registry, bound to its context and HTTP client."""
+    ctx.registry.add_channel("webhook", webhook_channel(ctx, client))
+    ctx.registry.add_channel("email", email_channel(ctx))
+    ctx.registry.add_channel("in_app", in_app_channel(ctx))

@@ -1,0 +1,14 @@
+"""What the case engine plugs into an app: the SLA clock check and the sensor rules' listener."""
+
+from __future__ import annotations
+
+from wecity.cases import sensors, tasks
+from wecity.core.registry import Registry
+
+SLA_CHECK_SECONDS = 30.0
+
+
+def wire(registry: Registry) -> None:
+    registry.add_periodic("cases.sla_clocks", SLA_CHECK_SECONDS, tasks.sla_clock_check)
+    # A reading the context broker stores may meet a sensor rule and open a case, in the same transaction.
+    registry.events.subscribe("context.entity_changed", sensors.on_entity_changed)

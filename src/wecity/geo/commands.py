@@ -1,0 +1,51 @@
+"""`wecity city ...`: import the city's districts, find the area of a point."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from wecity.core.commands import database, now
+
+
+def cmd_import_areas(args: argparse.Namespace) -> int:
+    from wecity.geo.service import import_areas, read_feature_collection
+
+    db = database()
+    features = read_feature_collection(Path(args.file))
+    names = db.write_sync(lambda conn: import_areas(conn, features, coord_system=args.crs, now=now(),
+                                                    name_property=args.name_property, replace=not args.keep))
+    print(f"imported {len(names)} areas / 已导入 {len(names)} 个区域: {', '.join(names)}")
+    return 0
+
+
+def cmd_locate(args: argparse.Namespace) -> int:
+    from wecity.geo.coords import to_wgs84
+    from wecity.geo.service import load_area_index
+
+    db = database()
+    index = db.read_sync(load_area_index)
+    lat, lon = to_wgs84(args.lat, args.long, args.coord_system)
+    area = index.locate(lat, lon)
+    if area is None:
+        print(f"({lat:.6f}, {lon:.6f}) is outside the city / 不在本市范围内")
+        return 1
+    print(f"({lat:.6f}, {lon:.6f}) is in / 位于 {area.name_zh} {area.name_en} (id {area.id}, code {area.code})")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    city = sub.add_parser("city", help="the city model / 城市模型").add_subparsers(dest="city_command", required=True)
+    imp = city.add_parser("import-areas", help="import districts from GeoJSON / 从 GeoJSON 导入区域")
+    imp.add_argument("file")
+    imp.add_argument("--crs", required=True, choices=["gcj02", "wgs84", "bd09"],
+                     help="coordinate system of the file / 文件坐标系")
+    imp.add_argument("--name-property", default="name", help="feature property with the name / 名称属性")
+    imp.add_argument("--keep", action="store_true", help="keep areas not in the file / 保留文件中没有的区域")
+    imp.set_defaults(func=cmd_import_areas)
+    loc = city.add_parser("locate", help="which area contains a point / 查询坐标所在区域")
+    loc.add_argument("lat", type=float)
+    loc.add_argument("long", type=float)
+    loc.add_argument("--coord-system", default="wgs84", choices=["wgs84", "gcj02", "bd09"])
+    loc.set_defaults(func=cmd_locate)

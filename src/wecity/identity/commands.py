@@ -1,0 +1,80 @@
+"""`wecity user ...` and `wecity apikey ...`: staff users and API keys."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Any
+
+from wecity.core.commands import database, now
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from wecity.identity.service import add_user
+
+    password = args.password or os.environ.get("WECITY_NEW_USER_PASSWORD")
+    if not password:
+        password = getpass.getpass("password / 密码: ")
+    db = database()
+    user_id = db.write_sync(lambda conn: add_user(
+        conn, username=args.username, password=password, display_name=args.name or args.username,
+        department_code=args.department, roles=args.role or [], phone=args.phone, email=args.email, now=now()))
+    print(f"user {args.username} added (id {user_id}) / 已添加用户 {args.username}")
+    return 0
+
+
+def cmd_apikey_add(args: argparse.Namespace) -> int:
+    from wecity.identity.service import add_api_key
+
+    db = database()
+    key = db.write_sync(lambda conn: add_api_key(conn, name=args.name, username=args.user, now=now()))
+    print("API key (shown once; keep it safe) / API 密钥（仅显示一次，请妥善保存）:")
+    print(key)
+    return 0
+
+
+def cmd_apikey_list(args: argparse.Namespace) -> int:
+    from wecity.identity.service import list_api_keys
+
+    keys = database().read_sync(list_api_keys)
+    print("prefix / 前缀  name / 名称  user / 用户  created / 创建  revoked / 吊销")
+    for k in keys:
+        print(f"{k['prefix']}…  {k['name']}  {k['username'] or '-'}  {k['created_at']:%Y-%m-%d %H:%M}  "
+              f"{k['revoked_at'] and format(k['revoked_at'], '%Y-%m-%d %H:%M') or '-'}")
+    return 0
+
+
+def cmd_apikey_revoke(args: argparse.Namespace) -> int:
+    from wecity.identity.service import revoke_api_key
+
+    done = database().write_sync(lambda conn: revoke_api_key(conn, args.prefix, now()))
+    if not done:
+        print(f"no live key starts with {args.prefix!r} / 没有以 {args.prefix!r} 开头的有效密钥", file=sys.stderr)
+        return 1
+    print(f"revoked {done} key(s) / 已吊销 {done} 个密钥")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    user = sub.add_parser("user", help="staff users / 工作人员").add_subparsers(dest="user_command", required=True)
+    uadd = user.add_parser("add", help="add a staff user / 添加工作人员")
+    uadd.add_argument("username")
+    uadd.add_argument("--name", help="display name / 显示名称")
+    uadd.add_argument("--department", help="department code / 部门代码")
+    uadd.add_argument("--role", action="append", choices=["handler", "dispatcher", "supervisor", "admin"])
+    uadd.add_argument("--password", help="else WECITY_NEW_USER_PASSWORD or a prompt / 否则读取环境变量或提示输入")
+    uadd.add_argument("--phone")
+    uadd.add_argument("--email")
+    uadd.set_defaults(func=cmd_user_add)
+
+    key = sub.add_parser("apikey", help="API keys / API 密钥").add_subparsers(dest="apikey_command", required=True)
+    kadd = key.add_parser("add", help="create an API key / 创建 API 密钥")
+    kadd.add_argument("name")
+    kadd.add_argument("--user", help="owner username / 所属用户")
+    kadd.set_defaults(func=cmd_apikey_add)
+    key.add_parser("list", help="list API keys / 列出 API 密钥").set_defaults(func=cmd_apikey_list)
+    krev = key.add_parser("revoke", help="revoke an API key / 吊销 API 密钥")
+    krev.add_argument("prefix", help="the key, or its first 10 characters as `list` shows / 密钥或其前 10 个字符")
+    krev.set_defaults(func=cmd_apikey_revoke)

@@ -6,6 +6,7 @@ import json
 import random
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +16,6 @@ from wecity.core.errors import ValidationFailed
 from wecity.core.models import calendar_days
 from wecity.core.worktime import (
     ALWAYS_OPEN,
-    SHANGHAI,
     WorkCalendar,
     add_minutes_24x7,
     add_working_minutes,
@@ -28,6 +28,8 @@ from wecity.core.worktime import (
 )
 
 from ..conftest import City
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def local(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:

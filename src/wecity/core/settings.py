@@ -32,7 +32,7 @@ class Settings:
     smtp_url: str | None = None
     webhook_secret: str | None = None
     outbox_max_attempts: int = 8
-    # Working hours of the "working" SLA calendar, local time (Asia/Shanghai).
+    # Working hours of the "working" SLA calendar, in the city's local time (its jurisdiction's zone).
     work_hours: str = "09:00-12:00,13:30-17:30"
     # Who may use the NGSI-LD API (/ngsi-ld): "required" (an API key or a staff sign-in for every request),
     # "writes" (reads are open, changes need credentials) or "off" (a closed network, conformance testing).

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from wecity.core.clock import CITY_TZ
 from wecity.core.errors import ValidationFailed
 from wecity.core.models import calendar_days
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_HOURS = "09:00-12:00,13:30-17:30"
 HOLIDAY, WORKDAY = "holiday", "workday"
 # A search for working time gives up after this many days without any: a calendar that is all
@@ -75,7 +75,7 @@ class WorkCalendar:
     holidays: frozenset[date] = frozenset()
     workdays: frozenset[date] = frozenset()
     hours: tuple[tuple[time, time], ...] = field(default_factory=lambda: parse_hours(DEFAULT_HOURS))
-    tz: ZoneInfo = SHANGHAI
+    tz: ZoneInfo = CITY_TZ
     name: str = "working"
 
     def is_working_day(self, day: date) -> bool:
@@ -228,7 +228,7 @@ def configure(engine: sa.Engine, *, hours: str) -> None:
     _configured_hours[engine] = hours
 
 
-def load_calendar(conn: sa.Connection, *, hours: str | None = None, tz: ZoneInfo = SHANGHAI) -> WorkCalendar:
+def load_calendar(conn: sa.Connection, *, hours: str | None = None, tz: ZoneInfo = CITY_TZ) -> WorkCalendar:
     """The city's working calendar as kept in the database, with the configured working hours.
 
     Kept per process for a few seconds (every working-time report reads it); changes made here through

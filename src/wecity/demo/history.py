@@ -22,8 +22,7 @@ from wecity.cases import engine
 from wecity.cases.clocks import check_clocks
 from wecity.cases.intake import NewReport, submit_report
 from wecity.cases.models import cases, categories
-from wecity.core.clock import CITY_TZ
-from wecity.geo.service import load_area_index
+from wecity.geo.service import city_timezone, load_area_index
 from wecity.identity.models import users
 from wecity.identity.service import get_user
 
@@ -129,8 +128,9 @@ def seed_history(conn: Connection, now: datetime, settings: Any = None, *, seed:
             if index.locate(lat, lon) is not None:
                 return lat, lon
 
+    city_tz = city_timezone(conn)  # reports come by the city's own day and night
     for day in range(DAYS + 1):
-        midnight = (start + timedelta(days=day)).astimezone(CITY_TZ).replace(hour=0, minute=0, second=0,
+        midnight = (start + timedelta(days=day)).astimezone(city_tz).replace(hour=0, minute=0, second=0,
                                                                           microsecond=0)
         for _ in range(rng.randint(7, 13)):
             local = midnight + timedelta(hours=rng.uniform(7, 22))

@@ -183,9 +183,6 @@ def test_ingested_fault_readings_open_sensor_cases_for_their_entities(sqlite_cit
         assert {name: stored.attrs[TERMS.expand(name)]["value"] for name in payload} == payload
 
 
-@pytest.mark.xfail(strict=True, reason="a batch upsert hands every change of an entity to the sensor rules "
-                   "with the entity's state after the whole batch, so a fault followed by a healthy reading "
-                   "of the same device in one listener batch opens no case")
 def test_a_fault_followed_by_a_healthy_reading_in_one_batch_is_still_reported(
         sqlite_city: City, monkeypatch: pytest.MonkeyPatch) -> None:
     city = sqlite_city

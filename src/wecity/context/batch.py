@@ -3,7 +3,7 @@ handful of bulk statements, each entity's success or error reported on its own."
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +19,8 @@ from wecity.context.models import entities as t
 from wecity.context.rows import SAVE, entity_exists, existing, not_found, row_values
 from wecity.context.verbs import merge_stored
 
-# A change a batch made: the entity after it, the attributes changed, the attributes before the change
-# (None: not read) and whether the entity is new.
+# A change a batch made: the entity as it was right after it, the attributes changed, the attributes before
+# the change (None: not read) and whether the entity is new.
 _Change = tuple[Stored, dict[str, Any], dict[str, Any] | None, bool]
 
 
@@ -54,7 +54,7 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
                 # Its own copy of the attributes: a later item for the same id must not rewrite this change.
                 pending[entity.id] = Stored(0, entity.id, entity.types, dict(entity.attrs), env.now, env.now,
                                             entity.scope)
-                changes.append((pending[entity.id], entity.attrs, None, True))
+                changes.append((_as_now(pending[entity.id]), entity.attrs, None, True))
                 result.created.append(entity.id)
                 result.success.append(entity.id)
             continue
@@ -63,7 +63,7 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
             continue
         changed, previous, kept = _write_over(old, entity, mode, env.now)
         pending[entity.id] = old
-        changes.append((old, changed, previous, False))
+        changes.append((_as_now(old), changed, previous, False))
         if kept:
             result.errors.append((entity.id, already_exists(
                 f"attributes of {entity.id} exist and noOverwrite was given: {', '.join(kept)}",
@@ -72,6 +72,13 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
             result.success.append(entity.id)
     _write(conn, env, pending, changes)
     return result
+
+
+def _as_now(stored: Stored) -> Stored:
+    """The entity as this item left it. A later item for the same entity changes `stored` in place, and
+    who hears of this change (a sensor rule, a subscription) must see this reading, not the batch's last:
+    a fault followed by a healthy reading in one burst is still a fault."""
+    return replace(stored, attrs=dict(stored.attrs), types=list(stored.types))
 
 
 def _write_over(old: Stored, entity: Entity, mode: str,

@@ -161,9 +161,19 @@ def _open_case_for_source(conn: Connection, source_ref: str) -> int | None:
     return row.id if row else None
 
 
-def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex, now: datetime,
-                  policy: MergePolicy = MergePolicy()) -> IntakeResult:
-    """Accept one report: join an open case nearby or open a new one dispatched to its department."""
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A report as intake accepted it: its category, cleaned text and attributes, WGS-84 place and area."""
+
+    category: Category
+    description: str
+    attributes: dict[str, Any]
+    lat: float | None
+    lon: float | None
+    area_id: int | None
+
+
+def _checked(conn: Connection, report: NewReport, area_index: AreaIndex) -> _Checked:
     try:
         category = get_category(conn, report.service_code)
     except NotFound:
@@ -183,39 +193,56 @@ def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex,
     if lat is not None and area is None and len(area_index):
         raise ValidationFailed("the location is outside the city's area", code="request.outside_city",
                                message_zh="该位置不在本市辖区内")
+    return _Checked(category, description, attributes, lat, lon, area.id if area else None)
 
+
+def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex, now: datetime,
+                  policy: MergePolicy = MergePolicy()) -> IntakeResult:
+    """Accept one report: join an open case nearby or open a new one dispatched to its department."""
+    checked = _checked(conn, report, area_index)
     case_id: int | None = None
     if report.source_ref:
         case_id = _open_case_for_source(conn, report.source_ref)
-    if case_id is None and lat is not None and lon is not None:
-        case_id = _mergeable_case(conn, category.code, lat, lon, now, policy)
-
-    actor = "sensor" if report.source == Source.SENSOR else "citizen"
+    if case_id is None and checked.lat is not None and checked.lon is not None:
+        case_id = _mergeable_case(conn, checked.category.code, checked.lat, checked.lon, now, policy)
     token = secrets.token_urlsafe(12)
     if case_id is not None:
-        # 并单: the report joins the open case; its reporter follows that case's progress.
-        conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
-        report_id = _insert_report(conn, report, case_id, token, category.code, description, lat, lon,
-                                   attributes, now)
-        add_event(conn, case_id, at=now, event="report_merged", actor=actor, channel=report.channel,
-                  note=description or None, detail={"report_id": report_id}, media_id=_first(report.media_ids))
-        row = conn.execute(sa.select(cases.c.status, cases.c.department_id, cases.c.area_id, cases.c.resolve_due_at)
-                           .where(cases.c.id == case_id)).one()
-        return IntakeResult(report_id=report_id, token=token, case_id=case_id, merged=True, status=row.status,
-                            department_id=row.department_id, area_id=row.area_id, expected_at=row.resolve_due_at,
-                            lat=lat, long=lon)
+        return _join_case(conn, report, checked, case_id, token, now)
+    return _open_case(conn, report, checked, token, now)
 
-    area_id = area.id if area else None
+
+def _actor(report: NewReport) -> str:
+    return "sensor" if report.source == Source.SENSOR else "citizen"
+
+
+def _join_case(conn: Connection, report: NewReport, checked: _Checked, case_id: int, token: str,
+               now: datetime) -> IntakeResult:
+    """并单: the report joins the open case; its reporter follows that case's progress."""
+    conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
+    report_id = _insert_report(conn, report, case_id, token, checked, now)
+    add_event(conn, case_id, at=now, event="report_merged", actor=_actor(report), channel=report.channel,
+              note=checked.description or None, detail={"report_id": report_id}, media_id=_first(report.media_ids))
+    row = conn.execute(sa.select(cases.c.status, cases.c.department_id, cases.c.area_id, cases.c.resolve_due_at)
+                       .where(cases.c.id == case_id)).one()
+    return IntakeResult(report_id=report_id, token=token, case_id=case_id, merged=True, status=row.status,
+                        department_id=row.department_id, area_id=row.area_id, expected_at=row.resolve_due_at,
+                        lat=checked.lat, long=checked.lon)
+
+
+def _open_case(conn: Connection, report: NewReport, checked: _Checked, token: str, now: datetime) -> IntakeResult:
+    """A new case, dispatched to the department of its category and area, with its SLA clocks running."""
+    category, area_id = checked.category, checked.area_id
     department_id = responsible_department(conn, category, area_id)
     clocks = sla.clocks(conn, category, now)
     case_id = inserted_id(conn.execute(_INSERT_CASE, dict(
         category_code=category.code, status=CaseStatus.DISPATCHED.value, department_id=department_id,
-        area_id=area_id, lat=lat, long=lon, address=report.address, description=description,
-        source=str(report.source), source_ref=report.source_ref, created_at=now, updated_at=now,
-        dispatched_at=now, **clocks.values(), ack_warned=False, ack_escalated=False, resolve_warned=False,
-        resolve_escalated=False, reopen_count=0, followup_open=False,
+        area_id=area_id, lat=checked.lat, long=checked.lon, address=report.address,
+        description=checked.description, source=str(report.source), source_ref=report.source_ref, created_at=now,
+        updated_at=now, dispatched_at=now, **clocks.values(), ack_warned=False, ack_escalated=False,
+        resolve_warned=False, resolve_escalated=False, reopen_count=0, followup_open=False,
     )))
-    report_id = _insert_report(conn, report, case_id, token, category.code, description, lat, lon, attributes, now)
+    report_id = _insert_report(conn, report, case_id, token, checked, now)
+    actor = _actor(report)
     add_events(conn, [
         dict(case_id=case_id, at=now, event="submitted", actor=actor, channel=report.channel,
              to_status=CaseStatus.SUBMITTED, detail={"area_id": area_id}),
@@ -225,7 +252,7 @@ def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex,
              detail={"rule": "category x area", "ack_due_at": clocks.ack_due_at.isoformat(),
                      "resolve_due_at": clocks.resolve_due_at.isoformat()}),
         dict(case_id=case_id, at=now, event="report_added", actor=actor, channel=report.channel,
-             note=description or None, detail={"report_id": report_id}, media_id=_first(report.media_ids)),
+             note=checked.description or None, detail={"report_id": report_id}, media_id=_first(report.media_ids)),
     ])
     # The department and the reporter are told, in this transaction, through the outbox.
     notifications.new_case_dispatched(conn, case_id=case_id, status=CaseStatus.DISPATCHED,
@@ -233,15 +260,15 @@ def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex,
                                       email=report.email, phone=report.phone, now=now)
     return IntakeResult(report_id=report_id, token=token, case_id=case_id, merged=False,
                         status=CaseStatus.DISPATCHED, department_id=department_id, area_id=area_id,
-                        expected_at=clocks.resolve_due_at, lat=lat, long=lon)
+                        expected_at=clocks.resolve_due_at, lat=checked.lat, long=checked.lon)
 
 
-def _insert_report(conn: Connection, report: NewReport, case_id: int, token: str, service_code: str,
-                   description: str, lat: float | None, lon: float | None, attributes: dict[str, Any],
+def _insert_report(conn: Connection, report: NewReport, case_id: int, token: str, checked: _Checked,
                    now: datetime) -> int:
+    attributes = checked.attributes
     return inserted_id(conn.execute(_INSERT_REPORT, dict(
-        case_id=case_id, token=token, service_code=service_code, description=description, lat=lat, long=lon,
-        address=report.address, address_id=report.address_id,
+        case_id=case_id, token=token, service_code=checked.category.code, description=checked.description,
+        lat=checked.lat, long=checked.lon, address=report.address, address_id=report.address_id,
         attributes={**attributes, "media_url": report.media_url} if report.media_url else attributes or None,
         media_ids=report.media_ids or None, channel=str(report.channel), email=report.email, phone=report.phone,
         first_name=report.first_name, last_name=report.last_name, device_id=report.device_id,

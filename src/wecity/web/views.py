@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
@@ -221,10 +222,13 @@ async def staff_desk(request: Request, user: OptionalStaff) -> Response:
 
 
 async def on_startup(ctx: AppContext) -> None:
-    await load_city_names(ctx)
+    await load_jurisdiction(ctx)
 
 
-async def load_city_names(ctx: AppContext) -> None:
+async def load_jurisdiction(ctx: AppContext) -> None:
+    """The city's names and time zone, for every page. Read once at start: the jurisdiction is set up with
+    the city (the demo seeds it) before the portal serves, not while it runs."""
     row = await ctx.db.read(get_jurisdiction)
     if row is not None:
         ctx.services["web.city_names"] = {"zh_CN": row.name_zh, "en": row.name_en}
+        ctx.services["web.city_zone"] = ZoneInfo(row.timezone)

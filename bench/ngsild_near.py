@@ -8,7 +8,7 @@ from typing import Any
 
 from bench._common import row, run_wrk
 from bench.ngsild_common import BASE, CENTRE_BOX, broker, load, lua_headers, timed_sql
-from wecity.context.service import _cells
+from wecity.context.search import grid_cells
 
 ENTITIES = 100_000
 RADIUS = 200
@@ -36,7 +36,7 @@ def _bbox_params(n: int) -> list[tuple[float, ...]]:
     out = []
     for _ in range(n):
         x, y = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
-        cells = _cells(x - dlon, y - dlat, x + dlon, y + dlat)
+        cells = grid_cells(x - dlon, y - dlat, x + dlon, y + dlat)
         out.append((x + dlon, x - dlon, y + dlat, y - dlat, json.dumps(cells)))
     return out
 

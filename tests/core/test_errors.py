@@ -18,3 +18,12 @@ def test_messages_are_bilingual() -> None:
     assert exc.localized("en") == "no such case"
     assert exc.localized("zh_CN") == "没有该案件"
     assert exc.status == 404
+
+
+def test_an_http_status_becomes_the_class_that_has_it_or_an_error_of_exactly_that_status() -> None:
+    refused = errors.error_for_status(405, "PUT is not allowed here", message_zh="此处不支持 PUT")
+    assert type(refused) is errors.MethodNotAllowed and refused.code == "method_not_allowed"
+    too_large = errors.error_for_status(413, "Content Too Large", message_zh="请求内容过大")
+    assert isinstance(too_large, errors.HttpError) and (too_large.status, too_large.code) == (413, "http.413")
+    assert errors.HttpError.status == 500  # the status belongs to a class of its own, not to HttpError
+    assert type(errors.error_for_status(413, "again", message_zh="再次")) is type(too_large)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -167,6 +168,41 @@ def test_cli_lists_and_retries_dead_letters(city: City, ctx: AppContext, monkeyp
     assert "不是死信" in capsys.readouterr().err
 
 
+def _failed_deliveries_due_again(ctx: AppContext) -> None:
+    """Bring the retry of each failed delivery forward to the message's first due time.
+
+    A runner process keeps the wall clock, on which a failed delivery (a timeout on a slow machine) waits
+    30-60 s before its retry; the test decides when that time has come instead. Messages still claimed
+    (a killed runner's) are left alone: their lease has to run out by itself."""
+    from wecity.core.models import outbox_messages as t
+
+    failed = sa.and_(t.c.status == outbox.PENDING, t.c.last_error.is_not(None), t.c.claimed_until.is_(None),
+                     t.c.next_attempt_at > t.c.created_at)
+    if ctx.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).where(failed)).scalar_one()):
+        ctx.db.write_sync(lambda c: c.execute(t.update().where(failed).values(next_attempt_at=t.c.created_at)))
+
+
+def _wait_while_progressing(ctx: AppContext, count: Callable[[], int], goal: int, *,
+                            stalled_after: float = 30.0) -> None:
+    """Wait until `count()` reaches `goal`, for as long as it keeps growing: a slow machine only makes it
+    slower, and only a runner that stopped working makes it give up (a lease here lasts 3 s)."""
+    last, last_change = count(), time.monotonic()
+    while last < goal:
+        _failed_deliveries_due_again(ctx)
+        time.sleep(0.05)
+        now_count = count()
+        if now_count != last:
+            last, last_change = now_count, time.monotonic()
+        assert time.monotonic() - last_change < stalled_after, f"no progress for {stalled_after:g} s at {last}/{goal}"
+
+
+def _failed_ids(ctx: AppContext) -> set[int]:
+    from wecity.core.models import outbox_messages as t
+
+    return set(ctx.db.read_sync(lambda c: c.execute(sa.select(t.c.id).where(t.c.last_error.is_not(None)))
+                                .scalars().all()))
+
+
 def test_runner_processes_deliver_every_message_once_and_take_over_from_a_killed_one(
         city: City, ctx: AppContext, tmp_path: Path) -> None:
     """Two `wecity runner` processes share 300 webhook messages; one is killed with SIGKILL midway."""
@@ -182,14 +218,11 @@ def test_runner_processes_deliver_every_message_once_and_take_over_from_a_killed
     logs = [open(tmp_path / f"runner-{name}.log", "wb") for name in "AB"]  # noqa: SIM115 (closed below)
     a, b = (subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs)
     try:
-        deadline = time.monotonic() + 60
-        while sum(receiver.snapshot().values()) < n // 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _wait_while_progressing(ctx, lambda: sum(receiver.snapshot().values()), n // 3)
         before_kill = receiver.snapshot()
         a.kill()  # SIGKILL: no clean-up, its claims stay until their lease runs out
         a.wait()
-        while ctx.db.read_sync(outbox.counts)["delivered"] < n and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_while_progressing(ctx, lambda: ctx.db.read_sync(outbox.counts)["delivered"], n)
         assert b.poll() is None, "runner B died"
         b.send_signal(signal.SIGTERM)
         assert b.wait(timeout=20) == 0
@@ -207,10 +240,13 @@ def test_runner_processes_deliver_every_message_once_and_take_over_from_a_killed
     assert sorted(receiver.received) == sorted(ids)  # every message arrived
     # While both ran, nothing arrived twice; afterwards only what A had sent but not yet recorded when it
     # was killed may arrive again (delivery is at least once; receivers dedupe on X-WeCity-Message-Id).
-    assert set(before_kill.values()) <= {1}
-    twice = [i for i, c in receiver.received.items() if c > 1]
-    print(f"delivered before kill {sum(before_kill.values())}, again after kill {len(twice)}")
-    assert len(twice) <= 10 and max(receiver.received.values()) <= 2, twice
+    # A delivery the runner gave up on (a timeout on a slow machine) may have arrived all the same and
+    # arrives again with its retry: that is at least once too, and the outbox row records its failure.
+    failed = _failed_ids(ctx)
+    assert {i for i, c in before_kill.items() if c > 1} <= failed
+    twice = [i for i, c in receiver.received.items() if c > 1 and i not in failed]
+    print(f"delivered before kill {sum(before_kill.values())}, again after kill {len(twice)}, failed {len(failed)}")
+    assert len(twice) <= 10 and all(receiver.received[i] == 2 for i in twice), twice
 
 
 def test_on_postgresql_a_commit_in_another_process_wakes_the_runner(city: City, ctx: AppContext) -> None:

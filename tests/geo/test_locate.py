@@ -4,10 +4,12 @@ import random
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from wecity.cli import main
 from wecity.demo.changsha import boundaries
 from wecity.geo.coords import from_wgs84, gcj02_to_wgs84
+from wecity.geo.models import areas
 from wecity.geo.service import import_areas, load_area_index
 
 from ..conftest import SEED_TIME, City, make_client
@@ -105,6 +107,22 @@ def test_import_refuses_a_feature_without_a_name(sqlite_city: City) -> None:
         sqlite_city.db.write_sync(lambda c: import_areas(c, features, coord_system="gcj02", now=SEED_TIME))
     # Nothing half-written: the transaction rolled back, all 9 districts are still there.
     assert len(sqlite_city.db.read_sync(load_area_index)) == 9
+
+
+def test_the_index_is_built_again_when_only_an_areas_geometry_changes(city: City) -> None:
+    index = city.db.read_sync(load_area_index)
+    assert city.db.read_sync(load_area_index) is index  # unchanged areas: the index already built
+    assert index.locate(28.1960, 112.9770).name_zh == "芙蓉区"
+    furong = next(f for f in boundaries() if f["properties"]["name"] == "芙蓉区")
+    square = {"type": "Polygon", "coordinates": [[[116.3, 39.8], [116.5, 39.8], [116.5, 40.0], [116.3, 40.0],
+                                                  [116.3, 39.8]]]}
+    # The same names and import time as stored: only the geometry says that the map changed.
+    imported_at = city.db.read_sync(lambda c: c.execute(sa.select(sa.func.max(areas.c.imported_at))).scalar_one())
+    moved_furong = {**furong, "properties": {**furong["properties"], "name_en": "Furong District"}, "geometry": square}
+    city.db.write_sync(lambda c: import_areas(c, [moved_furong], coord_system="wgs84", now=imported_at, replace=False))
+    moved = city.db.read_sync(load_area_index)
+    assert moved.locate(39.9042, 116.4074).name_zh == "芙蓉区"
+    assert moved.locate(28.1960, 112.9770) is None
 
 
 def test_areas_are_served_as_geojson_in_wgs84(sqlite_city: City) -> None:

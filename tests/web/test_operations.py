@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from tests.web.conftest import csrf_token, log_in
 from tests.web.test_citizen import _report, _tracking_token, resolve_case_of
 
@@ -44,7 +46,17 @@ def test_overdue_cases_are_counted_once_the_clock_runs_out(web: Any, sqlite_city
 
 def test_operations_is_for_supervisors(web: Any) -> None:
     assert web.get("/ops", follow_redirects=False).status_code == 303
-    assert web.get("/ops/open-cases.geojson").status_code == 401
     log_in(web, "chengguan")
     assert web.get("/ops").status_code == 403
-    assert web.get("/ops/open-cases.geojson").status_code == 403
+
+
+@pytest.mark.parametrize("url", ["/ops/open-cases.geojson", "/ops/sensors.geojson"])
+def test_the_maps_data_refuses_like_every_portal_path(web: Any, url: str) -> None:
+    # The platform's 401 and 403, rendered as the portal renders errors: a page in the reader's language.
+    anonymous = web.get(url)
+    assert anonymous.status_code == 401 and anonymous.headers["content-type"].startswith("text/html")
+    assert "无权访问" in anonymous.text and "请以督办身份登录" in anonymous.text
+    log_in(web, "chengguan")
+    handler = web.get(url, params={"lang": "en"})
+    assert handler.status_code == 403 and handler.headers["content-type"].startswith("text/html")
+    assert "Not allowed" in handler.text and "needs the supervisor role" in handler.text

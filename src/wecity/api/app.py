@@ -17,7 +17,7 @@ from wecity.api.middleware import RequestContextMiddleware
 from wecity.core.assemble import build_context, domain_module
 from wecity.core.clock import Clock
 from wecity.core.db import Database
-from wecity.core.errors import NotFound, ValidationFailed, WeCityError
+from wecity.core.errors import MethodNotAllowed, NotFound, ValidationFailed, WeCityError, error_for_status
 from wecity.core.http import render_error
 from wecity.core.settings import Settings, load_settings
 from wecity.domains import DOMAINS
@@ -80,12 +80,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         if exc.status_code == 404:
             error: WeCityError = NotFound(f"nothing at {request.url.path}", message_zh="您访问的页面或资源不存在")
         elif exc.status_code == 405:
-            error = ValidationFailed(f"{request.method} is not allowed here", message_zh=f"此处不支持 {request.method}",
-                                     code="method_not_allowed")
-            error.status = 405  # type: ignore[misc]
+            error = MethodNotAllowed(f"{request.method} is not allowed here", message_zh=f"此处不支持 {request.method}")
         else:
-            error = WeCityError(str(exc.detail))
-            error.status = exc.status_code  # type: ignore[misc]
+            error = error_for_status(exc.status_code, str(exc.detail),
+                                     message_zh=f"请求未能处理（HTTP {exc.status_code}）：{exc.detail}")
         response = render_error(request, error)
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value

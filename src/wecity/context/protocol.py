@@ -33,8 +33,9 @@ from wecity.core.http import request_locale
 
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
 _TENANT = re.compile(r"^[A-Za-z0-9_\-.:]{1,64}$")
-_BY_STATUS = {400: "BadRequestData", 404: "ResourceNotFound", 409: "AlreadyExists", 401: "InvalidRequest",
-              403: "InvalidRequest", 422: "OperationNotSupported", 429: "InvalidRequest"}
+# A wrong HTTP method has no ETSI type of its own: the request itself is wrong, InvalidRequest.
+_BY_STATUS = {400: "BadRequestData", 404: "ResourceNotFound", 405: "InvalidRequest", 409: "AlreadyExists",
+              401: "InvalidRequest", 403: "InvalidRequest", 422: "OperationNotSupported", 429: "InvalidRequest"}
 
 
 def problem(exc: WeCityError, locale: str = "en") -> tuple[dict[str, Any], int]:

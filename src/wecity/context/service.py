@@ -9,7 +9,6 @@ from wecity.context.batch import BatchResult, batch_create, batch_delete, batch_
 from wecity.context.env import Env, Stored
 from wecity.context.rows import entities_by_id, get, not_found, require
 from wecity.context.search import Page, Query, compile_pattern, entity_types, query, query_page
-from wecity.context.search import grid_cells as _cells  # the name bench/ngsild_near.py imports
 from wecity.context.verbs import (
     UpdateResult,
     append,
@@ -24,8 +23,8 @@ from wecity.context.verbs import (
 )
 
 __all__ = [
-    "BatchResult", "Env", "Page", "Query", "Stored", "UpdateResult", "_cells", "append", "batch_create",
-    "batch_delete", "batch_merge", "batch_upsert", "compile_pattern", "create", "delete", "delete_attr",
-    "entities_by_id", "entity_types", "get", "merge", "not_found", "patch_attr", "query", "query_page",
-    "replace", "replace_attr", "require", "update",
+    "BatchResult", "Env", "Page", "Query", "Stored", "UpdateResult", "append", "batch_create", "batch_delete",
+    "batch_merge", "batch_upsert", "compile_pattern", "create", "delete", "delete_attr", "entities_by_id",
+    "entity_types", "get", "merge", "not_found", "patch_attr", "query", "query_page", "replace",
+    "replace_attr", "require", "update",
 ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-# The city's own zone: times shown to people and in protocol output carry its offset (+08:00).
+# The zone of a city whose jurisdiction names none (wecity.geo.service.city_timezone reads the city's own,
+# and the portal shows times in that). Protocol output (`isoformat`) still carries this zone's offset:
+# the core cannot read the jurisdiction, and a time with its offset is the same instant in any zone.
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 
 

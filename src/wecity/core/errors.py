@@ -11,15 +11,19 @@ an HTTP `status`, and a message in English and 简体中文; each protocol rende
     ├── AuthenticationRequired       no or bad credentials (Open311 api_key, session); 401 (Open311: 403)
     ├── PermissionDenied             credentials are good but not enough; 403
     ├── NotFound                     the named resource does not exist; 404
+    ├── MethodNotAllowed             the resource exists but not for this HTTP method; 405
     ├── Conflict                     the request clashes with the current state; 409
     │   ├── AlreadyExists            a unique name or id is taken; 409
     │   └── InvalidTransition        a case cannot move that way from its state; 409
     ├── RateLimited                  too many requests; 429
-    └── DependencyUnavailable        the database or a broker cannot be reached; 503
+    ├── DependencyUnavailable        the database or a broker cannot be reached; 503
+    └── HttpError                    an HTTP status the web framework answered that no class above has
+                                     (413 from a body size limit, say); one subclass per status
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 
@@ -72,6 +76,11 @@ class NotFound(WeCityError):
     default_code = "not_found"
 
 
+class MethodNotAllowed(WeCityError):
+    status = 405
+    default_code = "method_not_allowed"
+
+
 class Conflict(WeCityError):
     status = 409
     default_code = "conflict"
@@ -93,3 +102,32 @@ class RateLimited(WeCityError):
 class DependencyUnavailable(WeCityError):
     status = 503
     default_code = "dependency.unavailable"
+
+
+class HttpError(WeCityError):
+    default_code = "http.error"
+
+
+@functools.cache
+def _http_error_class(code: int) -> type[HttpError]:
+    # A status is a fact about a class here, never set on an instance, so a status the tree does not
+    # name gets a class of its own, made once.
+    class StatusError(HttpError):
+        status = code
+        default_code = f"http.{code}"
+
+    StatusError.__name__ = StatusError.__qualname__ = f"HttpError{code}"
+    return StatusError
+
+
+_CLASS_OF_STATUS: dict[int, type[WeCityError]] = {
+    cls.status: cls for cls in (ValidationFailed, AuthenticationRequired, PermissionDenied, NotFound,
+                                MethodNotAllowed, Conflict, RateLimited, DependencyUnavailable)}
+
+
+def error_for_status(status: int, message: str, *, message_zh: str) -> WeCityError:
+    """The platform's error for an HTTP status the web framework chose (its routing, its body parsing),
+    so that every protocol renders it like its own errors: the class that has the status, else an
+    HttpError of exactly that status."""
+    cls = _CLASS_OF_STATUS.get(status) or _http_error_class(status)
+    return cls(message, message_zh=message_zh)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 from pathlib import Path
@@ -95,22 +96,19 @@ def import_areas(conn: Connection, features: list[dict[str, Any]], *, coord_syst
     return imported
 
 
-_index_cache: dict[tuple[Any, ...], AreaIndex] = {}
-
-
 def load_area_index(conn: Connection) -> AreaIndex:
-    """The lookup index of the stored areas; rebuilt only when the areas changed since the last build."""
-    signature = tuple(conn.execute(sa.select(areas.c.id, areas.c.code, areas.c.name_zh, areas.c.name_en,
-                                             areas.c.imported_at).order_by(areas.c.id)).all())
-    cached = _index_cache.get(signature)
-    if cached is not None:
-        return cached
-    rows = conn.execute(sa.select(areas).order_by(areas.c.id)).all()
-    index = AreaIndex([(Area(r.id, r.code, r.name_zh, r.name_en), r.geometry) for r in rows])
-    if len(_index_cache) > 8:
-        _index_cache.clear()
-    _index_cache[signature] = index
-    return index
+    """The lookup index of the stored areas; built again only when they differ from those of a recent build."""
+    rows = conn.execute(sa.select(areas.c.id, areas.c.code, areas.c.name_zh, areas.c.name_en,
+                                  sa.cast(areas.c.geometry, sa.Text)).order_by(areas.c.id)).all()
+    return _index_of(tuple((r[0], r[1], r[2], r[3], r[4]) for r in rows))
+
+
+@functools.lru_cache(maxsize=8)
+def _index_of(rows: tuple[tuple[int, str, str, str, str], ...]) -> AreaIndex:
+    # Keyed by the areas as stored, geometry text included: reading that text costs far less than building
+    # the grid, a change by any process or at any time shows in the next load, and databases holding the
+    # same map (every test's demo city) share one index.
+    return AreaIndex([(Area(area_id, code, zh, en), json.loads(geometry)) for area_id, code, zh, en, geometry in rows])
 
 
 DEFAULT_TIMEZONE = CITY_TZ.key

@@ -59,11 +59,12 @@ def _format(request: Request) -> str:
 
 
 def render_error(request: Request, exc: WeCityError) -> Response:
-    """The spec's errors: 403 for a missing or bad api_key, 404 for unknown resources, 400 otherwise."""
+    """The spec's errors: 403 for a missing or bad api_key, 404 for unknown resources, 400 otherwise. A wrong
+    method stays 405, the one status its Allow header means something with."""
     status = exc.status
     if isinstance(exc, AuthenticationRequired | PermissionDenied):
         status = 403
-    elif status not in (404, 422, 503, 429):
+    elif status not in (404, 405, 422, 503, 429):
         status = 400 if status < 500 else status
     description = exc.localized(request_locale(request))
     if request_locale(request).startswith("zh") and exc.message != exc.message_zh:

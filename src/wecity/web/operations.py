@@ -11,7 +11,7 @@ from wecity.identity.choices import Role
 from wecity.identity.deps import OptionalStaff
 from wecity.web.i18n import gettext_for
 from wecity.web.render import STATUS_LABELS, page
-from wecity.web.views import login_redirect
+from wecity.web.views import login_redirect, require_supervisor
 
 router = APIRouter(include_in_schema=False)
 
@@ -35,8 +35,7 @@ async def operations(request: Request, user: OptionalStaff) -> Response:
 
 @router.get("/ops/open-cases.geojson")
 async def open_cases(request: Request, user: OptionalStaff) -> Response:
-    if user is None or not user.has(Role.SUPERVISOR):
-        return JSONResponse({"detail": "sign in as a supervisor / 请以督办身份登录"}, status_code=401 if user is None else 403)
+    require_supervisor(user)
     ctx = request.app.state.ctx
     now = ctx.clock.now()
     return JSONResponse(await ctx.db.read(lambda conn: open_cases_geojson(conn, now)),

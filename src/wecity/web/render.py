@@ -8,11 +8,13 @@ from typing import Any
 from urllib.parse import urlencode, urlparse
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from wecity.core.http import request_locale
+from wecity.geo.service import DEFAULT_TIMEZONE
 from wecity.identity.choices import Role
 from wecity.identity.service import StaffUser
 from wecity.web import csrf
@@ -23,12 +25,12 @@ from wecity.web.vendor import VENDOR
 
 _env = Environment(loader=PackageLoader("wecity.web", "templates"), autoescape=select_autoescape(("html",)),
                    trim_blocks=True, lstrip_blocks=True)
-CITY_TIME = ZoneInfo("Asia/Shanghai")
 
 
-def _local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """A time as people in the city read it (China Standard Time)."""
-    return value.astimezone(CITY_TIME).strftime(fmt) if value else ""
+@pass_context
+def _local(context: Context, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A time as people in the city read it: on its clocks, in the zone `page` puts in the context."""
+    return value.astimezone(context["city_zone"]).strftime(fmt) if value else ""
 
 
 def _iso(value: datetime | None) -> str:
@@ -123,6 +125,12 @@ def city_name(request: Request, locale: str, _: Any) -> str:
     return names.get(locale) or _("City services")
 
 
+def city_zone(request: Request) -> ZoneInfo:
+    """The jurisdiction's time zone (kept by views.on_startup; the platform's default before)."""
+    zone: ZoneInfo | None = request.app.state.ctx.services.get("web.city_zone")
+    return zone or ZoneInfo(DEFAULT_TIMEZONE)
+
+
 def page(request: Request, template: str, *, user: StaffUser | None, status: int = 200,
          **values: Any) -> HTMLResponse:
     """Render `template` for this request's language and user, with security headers and the CSRF cookie."""
@@ -149,6 +157,7 @@ def page(request: Request, template: str, *, user: StaffUser | None, status: int
         "tile_url": ctx.settings.tile_url,
         "roles": sorted(user.roles) if user else [],
         "city_name": city_name(request, locale, _),
+        "city_zone": city_zone(request),
         "statuses": STATUS_LABELS,
         "countdown": lambda seconds: countdown(seconds, _),
         "time_formats": {k: _(v) for k, v in FORMATS.items()} | {"left": _(LEFT), "overdue": _(OVERDUE)},

@@ -17,7 +17,7 @@ from wecity.iot.service import list_devices
 from wecity.web.i18n import gettext_for
 from wecity.web.labels import SENSOR_TYPE_LABELS
 from wecity.web.render import page
-from wecity.web.views import login_redirect
+from wecity.web.views import login_redirect, require_supervisor
 
 router = APIRouter(include_in_schema=False)
 MAP_LIMIT = 5000  # points on the map; the tables count every entity
@@ -61,8 +61,7 @@ async def sensors(request: Request, user: OptionalStaff) -> Response:
 
 @router.get("/ops/sensors.geojson")
 async def sensors_geojson(request: Request, user: OptionalStaff) -> Response:
-    if user is None or not user.has(Role.SUPERVISOR):
-        return JSONResponse({"detail": "sign in as a supervisor / 请以督办身份登录"}, status_code=401 if user is None else 403)
+    require_supervisor(user)
     ctx = request.app.state.ctx
     now = ctx.clock.now()
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
@@ -14,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Connection
 
 from wecity.core.context import AppContext
-from wecity.core.errors import WeCityError
+from wecity.core.errors import AuthenticationRequired, PermissionDenied, WeCityError
 from wecity.core.http import client_address, problem_response, request_locale
 from wecity.geo.service import get_jurisdiction, list_areas
 from wecity.identity.choices import Role
@@ -78,6 +79,17 @@ def error_page(request: Request, exc: WeCityError) -> Response:
 def login_redirect(request: Request) -> RedirectResponse:
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse("/login?" + urlencode({"next": here}), status_code=303)
+
+
+def require_supervisor(user: StaffUser | None) -> StaffUser:
+    """The signed-in supervisor, for the data behind the operations pages' maps. A script asks for it, so a
+    missing session is a 401 rather than a redirect; both refusals are the platform's errors, rendered like
+    any other error on a portal path."""
+    if user is None:
+        raise AuthenticationRequired("sign in as a supervisor", message_zh="请以督办身份登录")
+    if not user.has(Role.SUPERVISOR):
+        raise PermissionDenied("needs the supervisor role", message_zh="需要督办角色", code="auth.supervisor_only")
+    return user
 
 
 @router.get("/")
@@ -210,10 +222,13 @@ async def staff_desk(request: Request, user: OptionalStaff) -> Response:
 
 
 async def on_startup(ctx: AppContext) -> None:
-    await load_city_names(ctx)
+    await load_jurisdiction(ctx)
 
 
-async def load_city_names(ctx: AppContext) -> None:
+async def load_jurisdiction(ctx: AppContext) -> None:
+    """The city's names and time zone, for every page. Read once at start: the jurisdiction is set up with
+    the city (the demo seeds it) before the portal serves, not while it runs."""
     row = await ctx.db.read(get_jurisdiction)
     if row is not None:
         ctx.services["web.city_names"] = {"zh_CN": row.name_zh, "en": row.name_en}
+        ctx.services["web.city_zone"] = ZoneInfo(row.timezone)

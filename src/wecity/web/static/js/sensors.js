@@ -12,6 +12,8 @@
     if (!element || !window.WeCityMap) return;
     var types = {};
     try { types = JSON.parse(element.getAttribute("data-type-labels") || "{}"); } catch (e) { types = {}; }
+    // Readings are shown on the city's clocks, as the page's own times are, not on the browser's.
+    var zone = element.getAttribute("data-time-zone") || undefined;
     var created = window.WeCityMap.create(element, { labels: true });
     created.ready.then(function (result) {
       return fetch(element.getAttribute("data-sensors-url"), { credentials: "same-origin" })
@@ -21,7 +23,8 @@
             pointToLayer: function (feature, latlng) {
               var p = feature.properties;
               var text = (types[p.type] || p.type) + " · " + feature.id + " · " +
-                element.getAttribute("data-updated-label") + " " + new Date(p.modified_at).toLocaleString();
+                element.getAttribute("data-updated-label") + " " +
+                new Date(p.modified_at).toLocaleString(undefined, { timeZone: zone });
               if (p.quiet) text += " · " + element.getAttribute("data-quiet-label");
               if (p.case_id) text += " · " + element.getAttribute("data-case-label") + " #" + p.case_id;
               var marker = L.circleMarker(latlng, {

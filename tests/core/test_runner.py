@@ -212,7 +212,7 @@ def test_runner_processes_deliver_every_message_once_and_take_over_from_a_killed
                                                       payload={"seq": i}, now=ctx.clock.now()) for i in range(n)])
     receiver = Receiver(port, default_webhook_secret(city.settings), delay=0.003)
     env = {**os.environ, "WECITY_DATABASE_URL": city.settings.database_url, "WECITY_SECRET_KEY": city.settings.secret_key,
-           "WECITY_VAR_DIR": str(tmp_path)}
+           "WECITY_VAR_DIR": str(tmp_path), "WECITY_OUTBOUND_ALLOW": "127.0.0.1"}
     command = [sys.executable, "-m", "wecity", "runner", "--poll", "0.05", "--batch", "10", "--lease", "3",
                "--timeout", "1"]
     logs = [open(tmp_path / f"runner-{name}.log", "wb") for name in "AB"]  # noqa: SIM115 (closed below)

@@ -12,7 +12,9 @@ import httpx
 
 from wecity.context import subscriptions
 from wecity.context.ldcontext import CORE_URL, link_header
+from wecity.core import outbound
 from wecity.core.context import AppContext
+from wecity.core.outbound import OutboundPolicy
 from wecity.core.outbox import OutboxMessage, Undeliverable
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,9 @@ def _link_for(context: Any) -> tuple[str, Any]:
 
 
 def make_deliver(ctx: AppContext) -> Callable[[OutboxMessage], Awaitable[None]]:
-    """The "ngsild" outbox channel for this app: POSTs each notification with the app's HTTP client."""
+    """The "ngsild" outbox channel for this app: POSTs each notification with the app's HTTP client, under
+    the outbound policy (wecity.core.outbound)."""
+    policy = OutboundPolicy.from_settings(ctx.settings)
 
     async def deliver(message: OutboxMessage) -> None:
         payload = message.payload
@@ -51,18 +55,23 @@ def make_deliver(ctx: AppContext) -> Callable[[OutboxMessage], Awaitable[None]]:
         tenant, sub_id = payload.get("tenant", ""), payload["subscriptionId"]
         # Counted before it leaves, so a subscriber that looks as soon as it is told sees it counted.
         await ctx.db.write(subscriptions.record_sending, tenant, sub_id, ctx.clock.now())
-        ok = False
+        status: int | None = None
         try:
-            response = await client.post(message.target, content=json.dumps(body, ensure_ascii=False).encode(),
-                                          headers=headers)
-            ok = response.is_success
-            if not ok:
-                error = f"subscriber answered {response.status_code}"
-        except httpx.HTTPError as exc:
-            error = f"{exc.__class__.__name__}: {exc}"
+            response = await outbound.post(client, policy, message.target,
+                                           content=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
+            status = response.status_code
+        except outbound.OutboundRefused as exc:
+            # An address the policy refuses will not become allowed by trying again.
+            await ctx.db.write(subscriptions.record_attempt, tenant, sub_id, False, ctx.clock.now())
+            raise Undeliverable(str(exc)) from None
+        except outbound.OutboundFailed as exc:
+            error = str(exc)
+        else:
+            error = f"subscriber answered {status}"
+        ok = status is not None and 200 <= status < 300
         await ctx.db.write(subscriptions.record_attempt, tenant, sub_id, ok, ctx.clock.now())
         if not ok:
-            if "410" in error:
+            if status == 410:
                 raise Undeliverable(error)
             raise RuntimeError(error)
 

@@ -153,8 +153,10 @@ class ContextStore:
             raise _not_available(url, "no network fetch configured")
         try:
             doc = self.fetcher(url)
-        except Exception as exc:
-            raise _not_available(url, exc.__class__.__name__) from exc
+        except Exception:
+            # One answer whatever went wrong (refused, closed port, timeout, too big): the reason is in the
+            # operator's log, not in an answer that would map the network behind the broker.
+            raise _not_available(url, "not reachable, or not a JSON document") from None
         if not isinstance(doc, dict) or "@context" not in doc:
             raise _not_available(url, "not a JSON-LD context document")
         with self._lock:

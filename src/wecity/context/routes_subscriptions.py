@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from wecity.context import subscriptions
 from wecity.context.entity import check_entity_id
-from wecity.context.errors import jsonld_context_unreachable
+from wecity.context.errors import bad_request_data, jsonld_context_unreachable
 from wecity.context.protocol import (
     env_of,
     incoming,
@@ -26,9 +26,20 @@ from wecity.context.routes_entities import URI_SAFE
 from wecity.core.context import AppContext
 from wecity.core.errors import DependencyUnavailable
 from wecity.core.http import Ctx
+from wecity.core.outbound import OutboundPolicy
 
 router = APIRouter(prefix="/ngsi-ld/v1/subscriptions", tags=["ngsi-ld"])
 BASE = "/ngsi-ld/v1/subscriptions/"
+
+
+def _check_endpoint(ctx: AppContext, sub: dict[str, Any]) -> None:
+    """An endpoint on this host, or on an internal address the operator did not allow, is refused now;
+    a name is checked on every delivery, when it is resolved (wecity.core.outbound)."""
+    uri = ((sub.get("notification") or {}).get("endpoint") or {}).get("uri")
+    if uri and OutboundPolicy.from_settings(ctx.settings).refuses_outright(uri):
+        raise bad_request_data("notification.endpoint.uri names an internal address this broker does not send to "
+                               "(WECITY_OUTBOUND_ALLOW lists the allowed ones)",
+                               "notification.endpoint.uri 指向内部地址，本代理不向其发送通知（允许的地址见 WECITY_OUTBOUND_ALLOW）")
 
 
 async def _check_jsonld_context(ctx: AppContext, sub: dict[str, Any]) -> None:
@@ -57,6 +68,7 @@ async def create_subscription(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
     sub = subscriptions.validate(data.body, data.terms, now=env.now)
+    _check_endpoint(ctx, sub)
     await _check_jsonld_context(ctx, sub)
     sub_id = await ctx.db.write(subscriptions.create, env, sub, data.context)
     return Response(status_code=201, headers={"Location": BASE + quote(sub_id, safe=URI_SAFE)})
@@ -104,6 +116,7 @@ async def update_subscription(sub_id: str, request: Request, ctx: Ctx) -> Respon
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
     fragment = subscriptions.validate(data.body, data.terms, partial=True, now=env.now)
+    _check_endpoint(ctx, fragment)
     await _check_jsonld_context(ctx, fragment)
     await ctx.db.write(subscriptions.update, env, sub_id, fragment)
     return no_content()

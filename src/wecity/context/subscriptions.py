@@ -28,6 +28,7 @@ from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_q
 from wecity.context.selection import parse_type_selection
 from wecity.core.errors import NotFound
+from wecity.core.outbound import FORBIDDEN_HEADERS
 
 CHANNEL = "ngsild"
 FORMATS = ("normalized", "keyValues", "simplified", "concise")  # simplified: another name for keyValues
@@ -212,6 +213,10 @@ def _key_values(value: Any, what: str) -> None:
         and isinstance(p["value"], str) for p in value)
     if not ok:
         raise bad_request_data(f"{what} must be a list of string key and value pairs", f"{what} 必须是字符串键值对列表")
+    reserved = sorted({p["key"] for p in value if p["key"].lower() in FORBIDDEN_HEADERS})
+    if reserved:
+        raise bad_request_data(f"{what} cannot set {', '.join(reserved)}: the broker sets these headers itself",
+                               f"{what} 不能设置 {', '.join(reserved)}：这些请求头由代理自行设置")
 
 
 def _validate_notification(note: Any, terms: TermMap) -> dict[str, Any]:

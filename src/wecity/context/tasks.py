@@ -3,9 +3,10 @@ the periodic notifications of subscriptions with a timeInterval."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
 
 from wecity.context import periodic
@@ -13,7 +14,9 @@ from wecity.context.delivery import make_deliver
 from wecity.context.ldcontext import ContextStore
 from wecity.context.models import contexts
 from wecity.context.subscriptions import CHANNEL
+from wecity.core import outbound
 from wecity.core.context import AppContext
+from wecity.core.outbound import OutboundPolicy
 from wecity.core.runner import wake
 
 PERIODIC_CHECK_SECONDS = 1.0  # how often due periodic subscriptions are looked for
@@ -22,7 +25,7 @@ PERIODIC_CHECK_SECONDS = 1.0  # how often due periodic subscriptions are looked 
 def ensure_delivery(ctx: AppContext) -> None:
     """An HTTP client for notifications (unless one was injected) and the channel, on this app's registry."""
     if "ngsild_http" not in ctx.services:
-        ctx.services["ngsild_http"] = httpx.AsyncClient(timeout=10.0)
+        ctx.services["ngsild_http"] = outbound.async_client(OutboundPolicy.from_settings(ctx.settings))
         ctx.services["ngsild_http_owned"] = True
     ctx.registry.add_channel(CHANNEL, make_deliver(ctx))
 
@@ -32,12 +35,12 @@ async def close_delivery(ctx: AppContext) -> None:
         await ctx.services.pop("ngsild_http").aclose()
 
 
-def _fetch(url: str) -> Any:
-    """Fetch a user @context once; the store keeps it (and the database, across restarts)."""
-    response = httpx.get(url, headers={"Accept": "application/ld+json, application/json"}, timeout=10.0,
-                         follow_redirects=True)
-    response.raise_for_status()
-    return response.json()
+def context_fetcher(settings: Any) -> Callable[[str], Any]:
+    """Fetch a user @context once (the store keeps it, and the database across restarts), through the
+    outbound policy: never an internal address, at most WECITY_CONTEXT_MAX_BYTES. The store calls it off
+    the event loop."""
+    policy = OutboundPolicy.from_settings(settings)
+    return partial(outbound.fetch_json, policy, accept="application/ld+json, application/json")
 
 
 def _load_contexts(conn: sa.Connection) -> list[Any]:
@@ -46,7 +49,7 @@ def _load_contexts(conn: sa.Connection) -> list[Any]:
 
 async def load_store(ctx: AppContext) -> ContextStore:
     """The @context store, with the contexts the database keeps (the app's, or a runner's on its own)."""
-    store = ContextStore(fetcher=ctx.services.get("ngsild_fetcher", _fetch))
+    store = ContextStore(fetcher=ctx.services.get("ngsild_fetcher") or context_fetcher(ctx.settings))
     for row in await ctx.db.read(_load_contexts):
         store.documents[row.url] = row.body
     ctx.services["ngsild_contexts"] = store

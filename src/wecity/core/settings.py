@@ -37,6 +37,12 @@ class Settings:
     # Who may use the NGSI-LD API (/ngsi-ld): "required" (an API key or a staff sign-in for every request),
     # "writes" (reads are open, changes need credentials) or "off" (a closed network, conformance testing).
     ngsild_auth: str = "required"
+    # Requests to user-given URLs (notifications, @context fetches, webhooks; wecity.core.outbound): the
+    # internal networks and host names they may reach after all (all others internal ones are refused),
+    # their total timeout in seconds, and the largest @context document fetched.
+    outbound_allow: tuple[str, ...] = ()
+    outbound_timeout: float = 10.0
+    context_max_bytes: int = 1024 * 1024
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -137,9 +143,28 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         smtp_url=smtp_url,
         webhook_secret=values.get("WECITY_WEBHOOK_SECRET") or None,
         outbox_max_attempts=int(number("WECITY_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)),
+        outbound_allow=_outbound_allow(values.get("WECITY_OUTBOUND_ALLOW", "")),
+        outbound_timeout=number("WECITY_OUTBOUND_TIMEOUT", 10.0, minimum=0.1),
+        context_max_bytes=int(number("WECITY_CONTEXT_MAX_BYTES", 1024 * 1024, minimum=1024)),
         work_hours=work_hours,
         ngsild_auth=ngsild_auth,
     )
+
+
+def _outbound_allow(raw: str) -> tuple[str, ...]:
+    """Networks (10.20.0.0/16, 127.0.0.1, fd00::/8) and host names, separated by commas."""
+    import ipaddress
+    import re
+
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", item):
+                raise ConfigurationError("WECITY_OUTBOUND_ALLOW",
+                                         f"{item!r} is neither a network (10.0.0.0/8) nor a host name") from None
+    return items
 
 
 def _kept_secret_key(var_dir: Path) -> str:

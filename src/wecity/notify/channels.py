@@ -11,7 +11,9 @@ import time
 import httpx
 
 from wecity import __version__
+from wecity.core import outbound
 from wecity.core.context import AppContext
+from wecity.core.outbound import OutboundPolicy
 from wecity.core.outbox import OutboxMessage, Undeliverable
 from wecity.core.registry import DeliverFn
 from wecity.notify import service
@@ -35,6 +37,7 @@ GATEWAYS_TTL = 5.0
 
 def webhook_channel(ctx: AppContext, client: httpx.AsyncClient) -> DeliverFn:
     default_secret = service.default_webhook_secret(ctx.settings)
+    policy = OutboundPolicy.from_settings(ctx.settings)
     cache: dict[str, tuple[str, str]] = {}
     loaded_at = [-GATEWAYS_TTL]
     lock = asyncio.Lock()
@@ -71,7 +74,10 @@ def webhook_channel(ctx: AppContext, client: httpx.AsyncClient) -> DeliverFn:
             "X-WeCity-Message-Id": str(msg.id),
             "X-WeCity-Attempt": str(msg.attempts + 1),
         }
-        response = await client.post(url, content=body, headers=headers)
+        try:
+            response = await outbound.post(client, policy, url, content=body, headers=headers)
+        except outbound.OutboundRefused as exc:
+            raise Undeliverable(f"{url}: {exc.reason}") from None  # trying again cannot make it allowed
         if response.status_code == 410:
             raise Undeliverable(f"{url} answered 410 Gone")
         if not 200 <= response.status_code < 300:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
-
+from wecity.core import outbound
 from wecity.core.context import AppContext
+from wecity.core.outbound import OutboundPolicy
 from wecity.notify.channels import install
 
 _OWNED = "notify.own_http_client"
@@ -14,7 +14,7 @@ async def on_runner_start(ctx: AppContext) -> None:
     # Tests (and embedders) put their own client, e.g. on httpx.MockTransport, in ctx.services.
     client = ctx.services.get("http_client")
     if client is None:
-        client = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
+        client = outbound.async_client(OutboundPolicy.from_settings(ctx.settings))
         ctx.services["http_client"] = client
         ctx.services[_OWNED] = True
     install(ctx, client=client)

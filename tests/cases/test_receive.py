@@ -117,3 +117,20 @@ def test_keys_stored_by_the_earlier_channel_code_still_replay(sqlite_city: City,
     assert (replayed["service_request_id"], replayed["token"]) == (entry["service_request_id"], entry["token"])
     assert replayed["service_notice"] == entry["service_notice"]
     assert _count(sqlite_city, reports) == 1
+
+
+def test_photos_are_decoded_in_a_pool_of_their_own(sqlite_city: City, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoding never takes the threads that serve database reads (asyncio's default pool)."""
+    import threading
+
+    from wecity.media import uploads
+
+    threads: list[str] = []
+    real = uploads.inspect_image
+    monkeypatch.setattr(uploads, "inspect_image",
+                        lambda data, **kw: threads.append(threading.current_thread().name) or real(data, **kw))
+    data = {"api_key": sqlite_city.api_key, "service_code": "pothole", "lat": LAT, "long": LONG}
+    with make_client(sqlite_city) as client:
+        taken = client.post("/open311/v2/requests.json", data=data, files={"media": ("a.jpg", _jpeg(), "image/jpeg")})
+    assert taken.status_code == 200
+    assert len(threads) == 1 and threads[0].startswith("wecity-image")

@@ -250,7 +250,7 @@ async def upload_media(ctx: Ctx, user: CurrentStaff, file: Annotated[UploadFile,
     data = await file.read(ctx.settings.max_upload_bytes + 1)
     await file.close()
     now = ctx.clock.now()
-    async with uploads.staged([data], ctx.settings, now=now) as photo:
+    async with uploads.staged([data], ctx, now=now) as photo:
         ids = await ctx.db.write(photo.record)
         photo.keep()
     return {"id": ids[0], "url": f"/media/{ids[0]}", "thumbnail_url": f"/media/{ids[0]}/thumbnail"}

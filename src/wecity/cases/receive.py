@@ -85,7 +85,7 @@ async def receive_report(ctx: AppContext, report: NewReport, *, photos: list[byt
     now = ctx.clock.now()
     policy = MergePolicy(radius_m=settings.merge_radius_m, window=timedelta(hours=settings.merge_window_hours))
     area_index = ctx["area_index"]
-    async with uploads.staged(photos or [], settings, now=now) as staged:
+    async with uploads.staged(photos or [], ctx, now=now) as staged:
         if report.photo_location is None and staged.location is not None:
             report = replace(report, photo_location=staged.location)
 

@@ -25,6 +25,8 @@ class Settings:
     merge_window_hours: float = 72.0
     max_upload_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 64_000_000  # a 48 MP phone photo (8064x6048) fits
+    # Threads that decode uploaded photos, apart from those that serve the database.
+    image_workers: int = 1
     run_background: bool = True
     tile_url: str | None = None
     # Notifications: SMTP server (unset: e-mail is written to the log), the webhook signing secret
@@ -138,6 +140,7 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         merge_window_hours=number("WECITY_MERGE_WINDOW_HOURS", 72.0),
         max_upload_bytes=int(number("WECITY_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1024)),
         max_image_pixels=int(number("WECITY_MAX_IMAGE_PIXELS", 64_000_000, minimum=1)),
+        image_workers=int(number("WECITY_IMAGE_WORKERS", max(1, (os.cpu_count() or 2) // 2), minimum=1)),
         run_background=values.get("WECITY_RUN_BACKGROUND", "1") not in ("0", "false", "no"),
         tile_url=values.get("WECITY_TILE_URL") or None,
         smtp_url=smtp_url,

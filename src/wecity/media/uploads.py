@@ -3,11 +3,12 @@
 Every channel that takes photos (a citizen's report, a staff member's evidence, the API upload) uses
 `staged`:
 
-    async with uploads.staged(raw_files, settings, now=now) as photos:
+    async with uploads.staged(raw_files, ctx, now=now) as photos:
         await ctx.db.write(lambda conn: use(conn, photos.record(conn)))
         photos.keep()
 
-Decoding and re-encoding run off the event loop; the files are written (fsync) before the database
+Decoding and re-encoding run in a pool of their own (WECITY_IMAGE_WORKERS threads), so a burst of large
+photos waits its turn there instead of taking the threads that serve database reads; the files are written (fsync) before the database
 transaction so the writer never waits on disk, and they are removed again unless `keep()` was called
 after the rows committed. A crash in between leaves files without rows, which the media sweep removes.
 """
@@ -16,24 +17,38 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
+from wecity.core.context import AppContext
 from wecity.core.settings import Settings
 from wecity.media.images import CheckedImage, inspect_image
 from wecity.media.service import MediaRecord, insert_record, media_store, write_files
 from wecity.media.service import discard as discard_files
 
+_POOL = "media.decode_pool"
 
-async def check_all(files: list[bytes], settings: Settings) -> list[CheckedImage]:
-    """Inspect and re-encode every upload (CPU work, off the event loop); the first bad one refuses all."""
+
+def decode_pool(ctx: AppContext) -> ThreadPoolExecutor:
+    """This app's pool for decoding images, made when first needed."""
+    pool: ThreadPoolExecutor | None = ctx.services.get(_POOL)
+    if pool is None:
+        pool = ctx.services.setdefault(_POOL, ThreadPoolExecutor(max_workers=ctx.settings.image_workers,
+                                                                 thread_name_prefix="wecity-image"))
+    return pool
+
+
+async def check_all(files: list[bytes], ctx: AppContext) -> list[CheckedImage]:
+    """Inspect and re-encode every upload (CPU work, in the decode pool); the first bad one refuses all."""
     if not files:
         return []
-    return await asyncio.to_thread(
-        lambda: [inspect_image(data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
-                 for data in files])
+    settings = ctx.settings
+    return await asyncio.get_running_loop().run_in_executor(decode_pool(ctx), lambda: [
+        inspect_image(data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+        for data in files])
 
 
 class StagedPhotos:
@@ -92,9 +107,10 @@ async def _write_files(checked: list[CheckedImage], settings: Settings, now: dat
 
 
 @asynccontextmanager
-async def staged(files: list[bytes], settings: Settings, *, now: datetime) -> AsyncIterator[StagedPhotos]:
+async def staged(files: list[bytes], ctx: AppContext, *, now: datetime) -> AsyncIterator[StagedPhotos]:
     """Check and store `files`; on leaving, remove them again unless `keep()` was called."""
-    checked = await check_all(files, settings)
+    settings = ctx.settings
+    checked = await check_all(files, ctx)
     photos = StagedPhotos(settings, checked, await _write_files(checked, settings, now))
     try:
         yield photos

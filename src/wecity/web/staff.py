@@ -160,7 +160,7 @@ async def act(request: Request, user: OptionalStaff, case_id: int, action: str) 
                                                             "reopen", "merge"):
             raise PermissionDenied("needs the dispatcher or supervisor role", message_zh="需要派遣员或督办角色")
         now = ctx.clock.now()
-        async with uploads.staged([raw] if raw else [], settings, now=now) as evidence:
+        async with uploads.staged([raw] if raw else [], ctx, now=now) as evidence:
 
             def run(conn: Any) -> None:
                 media_ids = evidence.record(conn)

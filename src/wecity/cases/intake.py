@@ -240,6 +240,7 @@ def _open_case(conn: Connection, report: NewReport, checked: _Checked, token: st
         description=checked.description, source=str(report.source), source_ref=report.source_ref, created_at=now,
         updated_at=now, dispatched_at=now, **clocks.values(), ack_warned=False, ack_escalated=False,
         resolve_warned=False, resolve_escalated=False, reopen_count=0, followup_open=False,
+        notice_seq=1,  # the dispatch notice below is the case's first
     )))
     report_id = _insert_report(conn, report, case_id, token, checked, now)
     actor = _actor(report)

@@ -76,6 +76,9 @@ cases = sa.Table(
     sa.Column("resolve_escalated", sa.Boolean, nullable=False, default=False),
     sa.Column("reopen_count", sa.Integer, nullable=False, default=0),
     sa.Column("followup_open", sa.Boolean, nullable=False, default=False),
+    # The number of the last webhook notice about the case: receivers order notices by it after an outage,
+    # since the outbox delivers several at once and retries some later.
+    sa.Column("notice_seq", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("evidence_media_id", sa.String(64)),
     # Duplicate merge looks for a category within a few metres: the latitude band narrows it at once.
     sa.Index("ix_cases_category_lat", "category_code", "lat"),

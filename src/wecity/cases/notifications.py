@@ -8,6 +8,7 @@ on escalation and low ratings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -68,17 +69,18 @@ def department_facts(conn: Connection, department_id: int) -> tuple[str, str, st
 
 def new_case_dispatched(conn: Connection, *, case_id: int, status: str, category_code: str, department_id: int,
                         token: str, email: str | None, phone: str | None, now: datetime) -> None:
-    """The intake's notices for a case it just opened and dispatched, from what it already knows."""
+    """The intake's notices for a case it just opened and dispatched, from what it already knows (its first
+    webhook notice is number 1: the intake inserted the case with notice_seq 1)."""
     name_zh, name_en, webhook = department_facts(conn, department_id)
     facts = Facts(case_id, status, category_code, department_id, name_zh, name_en, webhook)
-    messages = _department_messages(facts, "dispatched", now)
+    messages = _department_messages(facts, "dispatched", now, sequence=lambda: 1)
     messages += _reporter_messages(facts, "dispatched", [(token, email, phone)])
     enqueue_many(conn, messages, now=now)
 
 
 def case_dispatched(conn: Connection, *, case_id: int, now: datetime) -> None:
     facts = _case_facts(conn, case_id)
-    enqueue_many(conn, _department_messages(facts, "dispatched", now)
+    enqueue_many(conn, _department_messages(facts, "dispatched", now, sequence=_numbered(conn, case_id))
                  + _reporter_messages(facts, "dispatched", _reporters(conn, case_id)), now=now)
 
 
@@ -101,7 +103,7 @@ def low_rating(conn: Connection, *, case_id: int, stars: int, now: datetime) -> 
 def clock_event(conn: Connection, *, case_id: int, event: str, now: datetime) -> None:
     """SLA warnings go to the department; escalations (催办) also to the dispatch centre's supervisors."""
     facts = _case_facts(conn, case_id)
-    enqueue_many(conn, _department_messages(facts, event, now), now=now)
+    enqueue_many(conn, _department_messages(facts, event, now, sequence=_numbered(conn, case_id)), now=now)
     if event.endswith("escalated"):
         _tell_dispatch_centre(conn, facts, event, now, role="supervisor")
         enqueue(conn, channel="in_app", target=f"department:{facts.department_id}:supervisor",
@@ -116,8 +118,18 @@ def _department_payload(facts: Facts | sa.Row, event: str, **extra: object) -> d
             "event": event, "case_id": facts.id}
 
 
-def _department_messages(facts: Facts | sa.Row, event: str, now: datetime,
-                         note: str | None = None) -> list[tuple[str, str, dict[str, object]]]:
+_NEXT_NOTICE = cases.update().where(cases.c.id == sa.bindparam("b_case")).values(
+    notice_seq=cases.c.notice_seq + 1).returning(cases.c.notice_seq)
+
+
+def next_notice_number(conn: Connection, case_id: int) -> int:
+    """The case's next webhook notice number, taken in the caller's transaction (the row lock it takes
+    orders two transactions on one case, so numbers follow the order their changes commit in)."""
+    return int(conn.execute(_NEXT_NOTICE, {"b_case": case_id}).scalar_one())
+
+
+def _department_messages(facts: Facts | sa.Row, event: str, now: datetime, note: str | None = None, *,
+                         sequence: Callable[[], int]) -> list[tuple[str, str, dict[str, object]]]:
     if facts.department_id is None:
         return []
     payload = _department_payload(facts, event)
@@ -126,13 +138,19 @@ def _department_messages(facts: Facts | sa.Row, event: str, now: datetime,
     messages: list[tuple[str, str, dict[str, object]]] = [("in_app", f"department:{facts.department_id}", payload)]
     if facts.webhook_url:
         messages.append(("webhook", facts.webhook_url, {
-            "event": f"case.{event}", "case_id": facts.id, "status": facts.status, "category": facts.category_code,
-            "department_id": facts.department_id, "at": now.isoformat(), "note": note}))
+            "event": f"case.{event}", "case_id": facts.id, "sequence": sequence(), "status": facts.status,
+            "category": facts.category_code, "department_id": facts.department_id, "at": now.isoformat(),
+            "note": note}))
     return messages
 
 
+def _numbered(conn: Connection, case_id: int) -> Callable[[], int]:
+    return lambda: next_notice_number(conn, case_id)
+
+
 def tell_department(conn: Connection, *, case_id: int, event: str, now: datetime, note: str | None = None) -> None:
-    enqueue_many(conn, _department_messages(_case_facts(conn, case_id), event, now, note), now=now)
+    enqueue_many(conn, _department_messages(_case_facts(conn, case_id), event, now, note,
+                                            sequence=_numbered(conn, case_id)), now=now)
 
 
 def _tell_dispatch_centre(conn: Connection, facts: Facts | sa.Row, event: str, now: datetime, *,

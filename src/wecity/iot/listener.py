@@ -2,10 +2,13 @@
 acknowledged (QoS 1) only after the batch holding them has committed.
 
 The subscriber (wecity.iot.mqtt, on paho-mqtt) hands messages to the event loop in bursts; one task takes
-what has arrived (up to `batch_max`), stores it in one transaction and then acknowledges it. A failed commit is
-retried with backoff and nothing is acknowledged meanwhile, so the broker keeps the messages (a persistent
-session redelivers them after a crash). Unknown devices and malformed payloads are counted, logged and
-acknowledged: sending them again would not help.
+what has arrived (up to `batch_max`), stores it in one transaction and then acknowledges it. A commit that
+fails because the database is unreachable is retried with backoff and nothing is acknowledged meanwhile, so
+the broker keeps the messages (a persistent session redelivers them after a crash). A batch that fails for
+any other reason is split in halves and each half tried again, down to the one message that fails; that
+message is kept in `iot_rejected_messages` with its error and acknowledged, so it cannot hold up the rest.
+Unknown devices and malformed payloads are counted, logged and acknowledged: sending them again would not
+help.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import asyncio
 import logging
 import socket
 from collections import Counter, deque
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import parse_qs, urlparse
 
 import sqlalchemy as sa
@@ -22,6 +27,7 @@ from prometheus_client import Counter as PromCounter
 from wecity.context.ldcontext import ContextStore
 from wecity.core.context import AppContext
 from wecity.core.errors import DependencyUnavailable
+from wecity.iot.models import rejected_messages
 from wecity.iot.mqtt import Message, Subscriber
 from wecity.iot.service import IngestResult, Reading, ingest, parse
 
@@ -31,6 +37,9 @@ TOPIC = "wecity/+/devices/+/attrs"
 # broker's own window (Mosquitto: 20) would cap ingestion at 20 per commit.
 RECEIVE_MAXIMUM = 20_000
 SESSION_EXPIRY = 24 * 3600
+# Errors that say the database cannot be reached now (down, restarting, locked), not that the data is bad.
+UNREACHABLE = (DependencyUnavailable, sa.exc.OperationalError, sa.exc.InterfaceError, TimeoutError)
+T = TypeVar("T")
 MESSAGES = PromCounter("wecity_iot_messages", "MQTT device messages by outcome", ["outcome"])
 
 
@@ -98,12 +107,33 @@ class MqttListener:
                 await asyncio.sleep(self.batch_wait)  # let a burst gather: one commit for many messages
             inbox = self._inbox
             batch = [inbox.popleft() for _ in range(min(len(inbox), self.batch_max))]
-            try:
-                await self._handle(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the listener must outlive any one bad batch
-                log.exception("MQTT batch of %d messages failed", len(batch))
+            await self._handle_or_split(batch)
+
+    async def _handle_or_split(self, batch: list[Message]) -> None:
+        """Store the batch; if it fails (and not for want of a database), store its halves, down to the one
+        message that fails, which is set aside. Nothing is lost and one bad message stops nothing."""
+        try:
+            await self._handle(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the listener must outlive any one bad message
+            if len(batch) > 1:
+                log.warning("MQTT batch of %d messages failed (%r); storing it in halves", len(batch), exc)
+                middle = len(batch) // 2
+                await self._handle_or_split(batch[:middle])
+                await self._handle_or_split(batch[middle:])
+                return
+            log.exception("MQTT message on %s cannot be stored; kept in iot_rejected_messages", batch[0].topic)
+            await self._set_aside(batch[0], exc)
+
+    async def _set_aside(self, message: Message, exc: Exception) -> None:
+        error = f"{exc.__class__.__name__}: {exc}"[:2000]
+        row = dict(topic=message.topic[:512], payload=bytes(message.payload), error=error,
+                   received_at=self.ctx.clock.now())
+        await self._retrying(lambda conn: conn.execute(rejected_messages.insert().values(**row)))
+        self._count("rejected")
+        if self._subscriber is not None:
+            self._subscriber.ack([message])
 
     async def _handle(self, batch: list[Message]) -> None:
         readings: list[Reading] = []
@@ -133,13 +163,19 @@ class MqttListener:
         store = self.ctx.services.get("ngsild_contexts")
         if store is None:
             store = self.ctx.services.setdefault("ngsild_contexts", ContextStore())
+        return await self._retrying(lambda conn: ingest(conn, readings, now=self.ctx.clock.now(), store=store,
+                                                        events=self.ctx.registry.events))
+
+    async def _retrying(self, write: Callable[[sa.Connection], T]) -> T:
+        """`write` in a transaction, tried again with backoff for as long as the database cannot be reached
+        (nothing is acknowledged meanwhile); any other error is the caller's."""
         delay = 0.5
         while True:
             try:
-                return await self.ctx.db.write(lambda conn: ingest(conn, readings, now=self.ctx.clock.now(),
-                                                                   store=store, events=self.ctx.registry.events))
-            except (DependencyUnavailable, sa.exc.DBAPIError):  # database down: keep the batch, ack nothing, retry
-                log.exception("storing %d MQTT readings failed; retrying in %.1f s", len(readings), delay)
+                result: T = await self.ctx.db.write(write)
+                return result
+            except UNREACHABLE:
+                log.exception("storing MQTT messages failed; retrying in %.1f s", delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 

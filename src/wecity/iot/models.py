@@ -21,3 +21,17 @@ devices = sa.Table(
     sa.UniqueConstraint("tenant", "device_id", name="uq_iot_devices_tenant_device_id"),
     info={"domain": "iot"},
 )
+
+# Messages that could not be stored however often they were tried (a payload that breaks ingestion): kept
+# with the error, so nothing the devices sent is lost without a trace, and acknowledged so that they do not
+# hold up the messages behind them.
+rejected_messages = sa.Table(
+    "iot_rejected_messages",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("topic", sa.String(512), nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("error", sa.String(2000), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    info={"domain": "iot"},
+)

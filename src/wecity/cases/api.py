@@ -12,12 +12,13 @@ from pydantic import BaseModel, Field
 from wecity.cases import engine, queries, rules_api
 from wecity.cases.categories import list_categories
 from wecity.cases.choices import CaseStatus, Channel, ReturnReason
+from wecity.cases.models import cases
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from wecity.core.http import Ctx, client_address, id_param
 from wecity.identity.choices import Role
 from wecity.identity.deps import CurrentStaff
 from wecity.identity.models import departments
-from wecity.identity.service import StaffUser, department_id_by_code, record_audit
+from wecity.identity.service import StaffUser, department_id_by_code, record_audit, works_in_dispatch_centre
 from wecity.media import uploads
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
@@ -125,10 +126,22 @@ async def get_case(ctx: Ctx, user: CurrentStaff, case_id: CaseId) -> dict[str, A
     return await ctx.db.read(queries.case_detail, case_id, ctx.clock.now())
 
 
+def _may_see_contacts(conn: sa.Connection, user: StaffUser, case_id: int) -> bool:
+    department = conn.execute(sa.select(cases.c.department_id).where(cases.c.id == case_id)).scalar()
+    return department == user.department_id or works_in_dispatch_centre(conn, user)
+
+
 @router.get("/cases/{case_id}/contacts", summary="The reporters' contact details (audited access)")
 async def get_contacts(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId) -> list[dict[str, Any]]:
     await _can_see(ctx, user, case_id)
     now = ctx.clock.now()
+    if not await ctx.db.read(_may_see_contacts, user, case_id):
+        # Seeing a case is not seeing its reporters: outside the dispatch centre, only its own department.
+        await ctx.db.write(lambda conn: record_audit(
+            conn, at=now, actor=f"user:{user.id}", action="personal_data.view", target=f"case:{case_id}",
+            outcome="denied", source_address=client_address(request)))
+        raise PermissionDenied("only the responsible department or the dispatch centre may see the contacts",
+                               message_zh="只有责任部门或派遣中心可以查看联系方式", code="case.not_your_department")
 
     def reveal(conn: sa.Connection) -> list[dict[str, Any]]:
         detail = queries.case_detail(conn, case_id, now, reveal_contacts=True)

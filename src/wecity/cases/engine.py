@@ -23,12 +23,12 @@ from sqlalchemy.engine import Connection
 from wecity.cases import notifications, sla
 from wecity.cases.categories import get_category
 from wecity.cases.choices import CaseStatus, Channel, ReturnReason
-from wecity.cases.models import cases, ratings, reports
+from wecity.cases.models import cases, ratings, reports, timeline
 from wecity.cases.timeline import add_event
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from wecity.identity.choices import Role
 from wecity.identity.models import departments
-from wecity.identity.service import StaffUser, record_audit
+from wecity.identity.service import StaffUser, record_audit, works_in_dispatch_centre
 
 REOPEN_WINDOW = timedelta(days=7)
 LOW_RATING = 2  # ratings at or below open a follow-up for the supervisor
@@ -121,6 +121,28 @@ def _audit(conn: Connection, actor: Actor, action: str, case_id: int, now: datet
                      outcome=outcome, source_address=actor.source_address, detail=detail)
 
 
+def _require_own_department_or_centre(conn: Connection, actor: Actor, case: Any, action: str) -> None:
+    """Across departments only the dispatch centre acts: a supervisor of one department cannot take
+    another's case (separation of duties)."""
+    user = actor.user
+    if actor.kind != "staff" or user is None or user.department_id == case.department_id:
+        return
+    if not works_in_dispatch_centre(conn, user):
+        raise PermissionDenied(f"only the dispatch centre may {action} another department's case",
+                               message_zh=f"只有派遣中心可以{_ACTION_ZH.get(action, action)}其他部门的案件",
+                               code="case.not_your_department")
+
+
+def _require_not_the_resolver(conn: Connection, actor: Actor, case: Any, action: str) -> None:
+    """Whoever resolved a case cannot also verify or close it (separation of duties)."""
+    resolver = conn.execute(sa.select(timeline.c.actor).where(
+        timeline.c.case_id == case.id, timeline.c.event == "resolved").order_by(timeline.c.id.desc()).limit(1)).scalar()
+    if actor.kind == "staff" and resolver == actor.id:
+        raise PermissionDenied(f"whoever resolved a case cannot {action} it",
+                               message_zh=f"办结人不能{_ACTION_ZH.get(action, action)}自己办结的案件",
+                               code="case.separation_of_duties")
+
+
 def _department_exists(conn: Connection, department_id: int) -> None:
     if conn.execute(sa.select(departments.c.id).where(departments.c.id == department_id)).first() is None:
         raise ValidationFailed(f"no department {department_id}", message_zh=f"没有部门 {department_id}",
@@ -203,6 +225,7 @@ def verify(conn: Connection, case_id: int, actor: Actor, now: datetime, note: st
         _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
     case = _case(conn, case_id)
     _require_state(case, (CaseStatus.RESOLVED,), "verify")
+    _require_not_the_resolver(conn, actor, case, "verify")
     _move(conn, case, CaseStatus.VERIFIED, actor, now, event="verified", note=note)
 
 
@@ -223,6 +246,7 @@ def close(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str
     _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
     case = _case(conn, case_id)
     _require_state(case, (CaseStatus.VERIFIED,), "close")
+    _require_not_the_resolver(conn, actor, case, "close")
     _move(conn, case, CaseStatus.CLOSED, actor, now, event="closed", note=note, values={"closed_at": now})
     notifications.case_closed(conn, case_id=case_id, now=now)
 
@@ -248,6 +272,7 @@ def transfer(conn: Connection, case_id: int, department_id: int, actor: Actor, n
     _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
     case = _case(conn, case_id)
     _require_state(case, (CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS), "transfer")
+    _require_own_department_or_centre(conn, actor, case, "transfer")
     _department_exists(conn, department_id)
     if department_id == case.department_id:
         raise ValidationFailed("the case is already with that department", message_zh="案件已在该部门",

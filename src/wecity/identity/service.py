@@ -58,6 +58,14 @@ def list_departments(conn: Connection) -> list[dict[str, Any]]:
                   departments.c.is_dispatch_centre).order_by(departments.c.id))]
 
 
+def works_in_dispatch_centre(conn: Connection, user: StaffUser) -> bool:
+    """Whether the user's department is the city's dispatch centre (which acts across departments)."""
+    if user.department_id is None:
+        return False
+    return bool(conn.execute(sa.select(departments.c.is_dispatch_centre)
+                             .where(departments.c.id == user.department_id)).scalar())
+
+
 def department_names(conn: Connection, department_id: int | None) -> dict[str, str] | None:
     """{"zh_CN": ..., "en": ..., "code": ...} of a department, or None when the user has none."""
     if department_id is None:

@@ -15,10 +15,10 @@ from wecity.cases.categories import Category, list_categories
 from wecity.cases.choices import Channel
 from wecity.cases.intake import NewReport
 from wecity.cases.receive import idempotency, receive_report
+from wecity.core import csrf
 from wecity.core.errors import NotFound, ValidationFailed, WeCityError
 from wecity.core.http import request_locale
 from wecity.identity.deps import OptionalStaff
-from wecity.web import csrf
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.phone_codes import normalise_phone
 from wecity.web.render import page

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from wecity.cases.queries import reports_for_phone
+from wecity.core import csrf
 from wecity.core.errors import WeCityError
 from wecity.core.http import request_locale
 from wecity.identity.deps import OptionalStaff
-from wecity.web import csrf
 from wecity.web.i18n import gettext_for
 from wecity.web.phone_codes import (
     check_code,

@@ -13,11 +13,11 @@ from jinja2.runtime import Context
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from wecity.core import csrf
 from wecity.core.http import request_locale
 from wecity.geo.service import DEFAULT_TIMEZONE
 from wecity.identity.choices import Role
 from wecity.identity.service import StaffUser
-from wecity.web import csrf
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.labels import ACTOR_LABELS, CHANNEL_LABELS, EVENT_LABELS, RETURN_REASONS
 from wecity.web.timefmt import FORMATS, LEFT, OVERDUE, countdown

@@ -11,13 +11,13 @@ from starlette.datastructures import FormData, UploadFile
 
 from wecity.cases import engine, queries
 from wecity.cases.choices import Channel
+from wecity.core import csrf
 from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeCityError
 from wecity.core.http import client_address, request_locale
 from wecity.identity.choices import Role
 from wecity.identity.deps import OptionalStaff
 from wecity.identity.service import StaffUser, list_departments
 from wecity.media import uploads
-from wecity.web import csrf
 from wecity.web.i18n import gettext_for
 from wecity.web.render import page
 from wecity.web.views import login_redirect

@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Connection
 
+from wecity.core import csrf
 from wecity.core.context import AppContext
 from wecity.core.errors import AuthenticationRequired, PermissionDenied, WeCityError
 from wecity.core.http import client_address, problem_response, request_locale
@@ -30,7 +31,6 @@ from wecity.identity.service import (
     record_audit,
     start_session,
 )
-from wecity.web import csrf
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.render import page, safe_next
 

@@ -1,0 +1,74 @@
+"""Separation of duties: whoever resolved a case cannot verify or close it; outside the dispatch centre,
+transfers and the reporters' contacts stay within one's own department."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from wecity.cases import engine
+from wecity.cases.intake import NewReport, submit_report
+from wecity.core.errors import PermissionDenied
+from wecity.demo.changsha import DEMO_PASSWORD
+from wecity.geo.service import load_area_index
+from wecity.identity.models import audit_log
+from wecity.identity.service import authenticate, department_id_by_code
+
+from ..conftest import City, make_client
+
+# 五一广场, 芙蓉区 (WGS-84)
+LAT, LONG = 28.19567, 112.97170
+
+
+def _case(city: City, code: str) -> int:
+    return int(city.db.write_sync(lambda c: submit_report(
+        c, NewReport(service_code=code, lat=LAT, long=LONG, description="x", phone="13912345678"),
+        area_index=load_area_index(c), now=city.clock.now()).case_id))
+
+
+def _actor(city: City, username: str) -> engine.Actor:
+    return engine.Actor.staff(city.db.write_sync(authenticate, username, DEMO_PASSWORD))
+
+
+def test_whoever_resolved_a_case_cannot_verify_or_close_it(city: City) -> None:
+    case_id = _case(city, "streetlight")  # 城管 (chengguan)
+    lead, dispatcher = _actor(city, "chengguan-lead"), _actor(city, "dispatcher")  # lead: handler and supervisor
+    now = city.clock.now()
+    city.db.write_sync(lambda c: engine.acknowledge(c, case_id, lead, now))
+    city.db.write_sync(lambda c: engine.resolve(c, case_id, lead, now, note="已修复", evidence_media_id="photo"))
+    with pytest.raises(PermissionDenied) as refused:
+        city.db.write_sync(lambda c: engine.verify(c, case_id, lead, now))
+    assert refused.value.code == "case.separation_of_duties"
+    city.db.write_sync(lambda c: engine.verify(c, case_id, dispatcher, now))
+    with pytest.raises(PermissionDenied):
+        city.db.write_sync(lambda c: engine.close(c, case_id, lead, now))
+    city.db.write_sync(lambda c: engine.close(c, case_id, dispatcher, now))
+
+
+def test_only_the_dispatch_centre_transfers_another_departments_case(city: City) -> None:
+    case_id = _case(city, "pothole")  # 住建 (zhujian)
+    chengguan = city.db.read_sync(department_id_by_code, "chengguan")
+    lead, dispatcher = _actor(city, "chengguan-lead"), _actor(city, "dispatcher")
+    now = city.clock.now()
+    with pytest.raises(PermissionDenied):
+        city.db.write_sync(lambda c: engine.transfer(c, case_id, chengguan, lead, now, note="归我们"))
+    city.db.write_sync(lambda c: engine.transfer(c, case_id, chengguan, dispatcher, now, note="属城管职责"))
+
+
+def test_contacts_are_shown_to_the_responsible_department_and_the_dispatch_centre_only(city: City) -> None:
+    case_id = _case(city, "pothole")  # 住建 (zhujian)
+    with make_client(city) as api:
+        def contacts(username: str) -> object:
+            token = api.post("/api/v1/auth/token", json={"username": username, "password": DEMO_PASSWORD}).json()
+            api.cookies.clear()  # the bearer token alone says who asks
+            return api.get(f"/api/v1/cases/{case_id}/contacts",
+                           headers={"Authorization": f"Bearer {token['token']}"})
+
+        refused = contacts("chengguan-lead")
+        assert refused.status_code == 403 and "13912345678" not in refused.text
+        for username in ("zhujian", "dispatcher"):
+            shown = contacts(username)
+            assert shown.status_code == 200 and shown.json()[0]["phone"] == "13912345678"
+    denied = city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.actor).where(
+        audit_log.c.action == "personal_data.view", audit_log.c.outcome == "denied")).all())
+    assert len(denied) == 1

@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from wecity.core.logs import request_id_var
+from wecity.core.redact import redact_path
 
 log = logging.getLogger("wecity.access")
 
@@ -53,7 +54,8 @@ class RequestContextMiddleware:
             REQUESTS.labels(scope["method"], route_path, str(status)).inc()
             LATENCY.labels(scope["method"], route_path).observe(elapsed)
             if log.isEnabledFor(logging.INFO):
-                log.info("%s %s %s", scope["method"], scope["path"], status, extra={"fields": {
-                    "method": scope["method"], "path": scope["path"], "status": status,
+                path = redact_path(scope["path"])  # a tracking code in a path opens someone's report
+                log.info("%s %s %s", scope["method"], path, status, extra={"fields": {
+                    "method": scope["method"], "path": path, "status": status,
                     "duration_ms": round(elapsed * 1000, 2)}})
             request_id_var.reset(token)

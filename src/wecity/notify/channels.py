@@ -15,6 +15,7 @@ from wecity.core import outbound
 from wecity.core.context import AppContext
 from wecity.core.outbound import OutboundPolicy
 from wecity.core.outbox import OutboxMessage, Undeliverable
+from wecity.core.redact import redact_text
 from wecity.core.registry import DeliverFn
 from wecity.notify import service
 from wecity.notify.email import build_message, parse_smtp_url, send_sync
@@ -63,7 +64,8 @@ def webhook_channel(ctx: AppContext, client: httpx.AsyncClient) -> DeliverFn:
         else:
             # A gateway (sms, wechat) not configured: the development back-end writes it to the log.
             log.warning("webhook gateway %r is not configured (wecity notify add-webhook); message %d written "
-                        "to the log instead: %s", msg.target, msg.id, body_bytes(msg.payload).decode())
+                        "to the log instead, masked: %s", msg.target, msg.id,
+                        redact_text(body_bytes(msg.payload).decode()))
             return
         body = body_bytes(msg.payload)
         headers = {
@@ -99,7 +101,8 @@ def email_channel(ctx: AppContext) -> DeliverFn:
         if not isinstance(subject, str) or not isinstance(body, str):
             raise Undeliverable("an email message needs a subject and a body")
         if cfg is None:
-            log.warning("e-mail (log back-end, not sent) message %d to %s: %s\n%s", msg.id, msg.target, subject, body)
+            log.warning("e-mail (log back-end, not sent) message %d to %s, masked: %s\n%s", msg.id,
+                        redact_text(msg.target), redact_text(subject), redact_text(body))
             return
         email = build_message(cfg, to=msg.target, subject=subject, body=body,
                               message_id=f"<outbox-{msg.id}@wecity>")

@@ -154,13 +154,18 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         _pg_drop(name)
 
 
-def make_client(city: City, **overrides: object):  # noqa: ANN201
+# The address a test client's requests come from: Starlette's stand-in name, or this machine's.
+ELSEWHERE = ("testclient", 50000)
+LOOPBACK = ("127.0.0.1", 50000)
+
+
+def make_client(city: City, *, peer: tuple[str, int] = ELSEWHERE, **overrides: object):  # noqa: ANN201
     from fastapi.testclient import TestClient
 
     from wecity.api.app import create_app
 
     settings = replace(city.settings, **overrides) if overrides else city.settings
-    return TestClient(create_app(settings, clock=city.clock, db=city.db))
+    return TestClient(create_app(settings, clock=city.clock, db=city.db), client=peer)
 
 
 @pytest.fixture

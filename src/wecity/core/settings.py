@@ -37,6 +37,9 @@ class Settings:
     # Who may use the NGSI-LD API (/ngsi-ld): "required" (an API key or a staff sign-in for every request),
     # "writes" (reads are open, changes need credentials) or "off" (a closed network, conformance testing).
     ngsild_auth: str = "required"
+    # Who may read /metrics: with a token, whoever sends `Authorization: Bearer <token>` (a Prometheus on
+    # another machine); without one, only a client on this machine that no proxy forwarded.
+    metrics_token: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -122,6 +125,9 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
     ngsild_auth = values.get("WECITY_NGSILD_AUTH") or "required"
     if ngsild_auth not in NGSILD_AUTH_MODES:
         raise ConfigurationError("WECITY_NGSILD_AUTH", f"expected one of {', '.join(NGSILD_AUTH_MODES)}")
+    metrics_token = values.get("WECITY_METRICS_TOKEN") or None
+    if metrics_token is not None and len(metrics_token) < 16:
+        raise ConfigurationError("WECITY_METRICS_TOKEN", "must be at least 16 characters")
     return Settings(
         database_url=database_url,
         media_dir=media_dir,
@@ -139,6 +145,7 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         outbox_max_attempts=int(number("WECITY_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)),
         work_hours=work_hours,
         ngsild_auth=ngsild_auth,
+        metrics_token=metrics_token,
     )
 
 

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wecity import __version__
 from wecity.api import ops
+from wecity.api.hsts import HstsMiddleware
 from wecity.api.middleware import RequestContextMiddleware
 from wecity.core.assemble import build_context, domain_module
 from wecity.core.clock import Clock
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.state.ctx = ctx
     app.state.error_renderers = {}
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(HstsMiddleware)
 
     @app.exception_handler(WeCityError)
     async def _platform_error(request: Request, exc: WeCityError) -> Response:

@@ -59,6 +59,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         version=__version__,
         summary="城市运营平台 / city operating platform: Open311 GeoReport v2, NGSI-LD, staff API",
         lifespan=lifespan,
+        # /docs is the portal's page with a vendored Swagger UI (wecity.web.api_docs); FastAPI's own pages
+        # load their scripts from CDNs.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.error_renderers = {}

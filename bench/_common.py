@@ -224,15 +224,15 @@ class DemoCity:
 
 
 def make_demo_city(workdir: Path, database_url: str | None = None, *, history: bool = True) -> DemoCity:
-    """Changsha's demo city (wecity.cli.create_demo_database) in `workdir`, with a fresh API key.
+    """Changsha's demo city (wecity.demo.database.create_demo_database) in `workdir`, with a fresh API key.
 
     With `history`, the city carries its 30 days of cases, as `wecity demo` serves it: writes then meet
     tables and indexes that are not empty, and duplicate merge has open cases to consider.
     """
-    from wecity.cli import create_demo_database
     from wecity.core.clock import Clock
     from wecity.core.db import Database
     from wecity.core.settings import Settings
+    from wecity.demo.database import create_demo_database
     from wecity.identity.service import add_api_key
 
     url = database_url or f"sqlite:///{workdir / 'city.db'}"

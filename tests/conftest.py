@@ -138,13 +138,34 @@ def sqlite_city(templates: Templates, tmp_path: Path) -> Iterator[City]:
     db.close()
 
 
-def make_client(city: City, **overrides: object):  # noqa: ANN201
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a database with nothing in it yet, on each backend (a file not yet made, on SQLite)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need WECITY_TEST_PG_URL (make test sets it and starts the server)")
+    name = f"wecity_e_{uuid.uuid4().hex[:10]}"
+    url = _pg_create(name)
+    try:
+        yield url
+    finally:
+        _pg_drop(name)
+
+
+# The address a test client's requests come from: Starlette's stand-in name, or this machine's.
+ELSEWHERE = ("testclient", 50000)
+LOOPBACK = ("127.0.0.1", 50000)
+
+
+def make_client(city: City, *, peer: tuple[str, int] = ELSEWHERE, **overrides: object):  # noqa: ANN201
     from fastapi.testclient import TestClient
 
     from wecity.api.app import create_app
 
     settings = replace(city.settings, **overrides) if overrides else city.settings
-    return TestClient(create_app(settings, clock=city.clock, db=city.db))
+    return TestClient(create_app(settings, clock=city.clock, db=city.db), client=peer)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from wecity.core.errors import WeCityError
 
@@ -21,12 +20,6 @@ def _database(settings):  # noqa: ANN001, ANN202
     from wecity.core.db import Database
 
     return Database(settings.database_url, pool_size=2)
-
-
-def _now():  # noqa: ANN202
-    from wecity.core.clock import Clock
-
-    return Clock().now()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -65,33 +58,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _serve(settings, args.host, args.port, migrate=not args.no_migrate)
 
 
-def create_demo_database(settings, *, history: bool = True) -> str:  # noqa: ANN001
-    """Wipe the configured database and seed the demo city into it; return the demo API key."""
-    import sqlalchemy as sa
-
-    from wecity.core.db import Database
-    from wecity.core.migrate import upgrade
-    from wecity.demo.seed import seed_demo
-
-    if settings.is_sqlite:
-        path = Path(settings.database_url.split("///", 1)[1])
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
-    db = Database(settings.database_url, pool_size=2)
-    if not settings.is_sqlite:
-        with db.engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-            conn.execute(sa.text("CREATE SCHEMA public"))
-    upgrade(db.engine)
-    key = db.write_sync(lambda conn: seed_demo(conn, _now(), settings, history=history))
-    db.close()
-    return key
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from wecity.demo.changsha import DEMO_PASSWORD, STAFF
+    from wecity.demo.database import create_demo_database
 
     settings = _settings()
     if not os.environ.get("WECITY_DATABASE_URL"):

@@ -1,15 +1,17 @@
 """Operations surface: health, readiness, metrics, OpenAPI and request ids."""
 
-from ..conftest import City, make_client
+import pytest
+
+from ..conftest import LOOPBACK, City, make_client
 
 
 def test_health_ready_metrics_openapi(city: City) -> None:
-    with make_client(city) as client:
+    with make_client(city, peer=LOOPBACK) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["migrations"] == "current"
         client.get("/api/v1/areas/locate", params={"lat": 28.19, "long": 112.97})
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics").text  # from this machine: no token needed
         assert 'wecity_http_requests_total{method="GET",route="/api/v1/areas/locate",status="200"}' in metrics
         assert 'wecity_outbox_messages{status="dead"} 0.0' in metrics
         assert 'wecity_open_cases{kind="open"}' in metrics
@@ -44,3 +46,29 @@ def test_unknown_addresses_answer_in_each_protocols_format(sqlite_city: City) ->
         open311 = client.get("/open311/v2/no-such-thing.json")
         assert open311.status_code == 404 and open311.json()[0]["code"] == 404
         assert client.delete("/healthz").status_code == 405
+
+
+TOKEN = "prometheus-" + "t" * 20
+
+
+@pytest.mark.parametrize(("peer", "headers", "token", "status"), [
+    (("203.0.113.9", 40000), {}, None, 403),                                     # the internet, no token set
+    (LOOPBACK, {"X-Forwarded-For": "203.0.113.9"}, None, 403),                   # through a proxy on this machine
+    (LOOPBACK, {"Forwarded": "for=203.0.113.9"}, None, 403),
+    (("::1", 40000), {}, None, 200),
+    (("::ffff:127.0.0.1", 40000), {}, None, 200),
+    (("203.0.113.9", 40000), {}, TOKEN, 401),                                    # token set, none sent
+    (("203.0.113.9", 40000), {"Authorization": "Bearer wrong"}, TOKEN, 401),
+    (LOOPBACK, {}, TOKEN, 401),                                                  # with a token, it is the rule
+    (("203.0.113.9", 40000), {"Authorization": f"Bearer {TOKEN}"}, TOKEN, 200),
+])
+def test_metrics_answer_this_machine_or_the_token_bearer(sqlite_city: City, peer: tuple[str, int],
+                                                         headers: dict[str, str], token: str | None,
+                                                         status: int) -> None:
+    with make_client(sqlite_city, peer=peer, metrics_token=token) as client:
+        response = client.get("/metrics", headers=headers)
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert "wecity_http_requests_total" in response.text
+    else:
+        assert "WECITY_METRICS_TOKEN" in response.json()["title"]

@@ -41,6 +41,7 @@ def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
         ("WECITY_SECRET_KEY", "short", "at least 32"),
         ("WECITY_MERGE_RADIUS_M", "fifty", "not a number"),
         ("WECITY_MERGE_WINDOW_HOURS", "-1", "at least 0"),
+        ("WECITY_METRICS_TOKEN", "guessable", "at least 16"),
     ],
 )
 def test_bad_settings_fail_naming_the_setting_and_why(tmp_path: Path, name: str, value: str, says: str) -> None:

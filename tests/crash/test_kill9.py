@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-PG_URL = os.environ.get("WECITY_TEST_PG_URL")
 THREADS = 16
 KILL_AFTER_ACKS = 300           # kill once this many reports are acknowledged ...
 KILL_AFTER_SECONDS = 8.0        # ... or after this long, whichever comes first
@@ -97,41 +95,11 @@ class Server:
                 self.proc.wait(timeout=5)
 
 
-def _create_pg_database() -> tuple[str, str]:
-    assert PG_URL
-    name = f"wecity_crash_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return name, PG_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop_pg_database(name: str) -> None:
-    assert PG_URL
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'city.db'}"
-        return
-    if not PG_URL:
-        pytest.skip("PostgreSQL crash test needs WECITY_TEST_PG_URL (make test sets it and starts the server)")
-    name, url = _create_pg_database()
-    try:
-        yield url
-    finally:
-        _drop_pg_database(name)
-
-
 def _seed(url: str, tmp_path: Path) -> tuple[dict[str, str], str]:
-    from wecity.cli import create_demo_database
     from wecity.core.clock import Clock
     from wecity.core.db import Database
     from wecity.core.settings import Settings
+    from wecity.demo.database import create_demo_database
     from wecity.identity.service import add_api_key
 
     settings = Settings(database_url=url, media_dir=tmp_path / "media", secret_key="c" * 40, var_dir=tmp_path)
@@ -185,8 +153,8 @@ def _post_until_stopped(url: str, api_key: str, load: Load, stop: threading.Even
                     load.other_errors.append(f"{response.status_code}: {response.text[:200]}")
 
 
-def test_every_acknowledged_report_survives_kill_9(database_url: str, tmp_path: Path) -> None:
-    env, api_key = _seed(database_url, tmp_path)
+def test_every_acknowledged_report_survives_kill_9(empty_database_url: str, tmp_path: Path) -> None:
+    env, api_key = _seed(empty_database_url, tmp_path)
     server = Server(env, tmp_path / "server.log")
     server.start()
     load, stop, killed_at = Load(), threading.Event(), []
@@ -211,7 +179,7 @@ def test_every_acknowledged_report_survives_kill_9(database_url: str, tmp_path: 
         print(f"\n{len(acknowledged)} acknowledged of {load.sent} sent; {load.failed_in_flight} in flight at the kill;"
               f" {len(load.unanswered)} unanswered, to be retried")
         server.start()  # the same database, after the crash
-        _check_stored_exactly_once(database_url, acknowledged)
+        _check_stored_exactly_once(empty_database_url, acknowledged)
         with httpx.Client(base_url=server.url, timeout=10) as client:
             # Retried with the same key, every unanswered report is accepted once, committed or not before.
             retried: dict[str, tuple[str, str]] = {}
@@ -220,7 +188,7 @@ def test_every_acknowledged_report_survives_kill_9(database_url: str, tmp_path: 
                 assert response.status_code == 200, (marker, response.text[:200])
                 entry = response.json()[0]
                 retried[marker] = (entry["service_request_id"], entry["token"])
-            _check_stored_exactly_once(database_url, {**acknowledged, **retried})
+            _check_stored_exactly_once(empty_database_url, {**acknowledged, **retried})
             for marker, (service_request_id, _token) in {**acknowledged, **retried}.items():
                 response = client.get(f"/open311/v2/requests/{service_request_id}.json")
                 assert response.status_code == 200, (marker, response.text[:200])

@@ -49,10 +49,10 @@ def _mosquitto(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
 def test_every_published_reading_survives_kill_9(tmp_path: Path) -> None:
     import paho.mqtt.client as mqtt
 
-    from wecity.cli import create_demo_database
     from wecity.core.clock import Clock
     from wecity.core.db import Database
     from wecity.core.settings import Settings
+    from wecity.demo.database import create_demo_database
     from wecity.iot.service import provision
 
     url = f"sqlite:///{tmp_path / 'city.db'}"

@@ -194,3 +194,12 @@ def test_the_queue_shows_new_cases_without_a_reload(pages: Any) -> None:
     handler.wait_for_selector(f"a[href='/staff/cases/{case_id}']")
     assert handler.locator(".case-card").count() == before + 1
     assert handler.locator(f".case-card:has(a[href='/staff/cases/{case_id}']) .countdown").inner_text().startswith("剩余")
+
+
+def test_api_docs_render_swagger_ui_from_the_platform(pages: Any) -> None:
+    page = pages.open("en")
+    page.goto("/docs")
+    page.wait_for_selector(".opblock", timeout=20000)  # Swagger UI started (the CSP let its scripts run)
+    assert page.locator(".opblock").count() > 20
+    assert "WeCity API" in page.locator(".title").first.inner_text()
+    shot(page, "api-docs-en", full_page=False)

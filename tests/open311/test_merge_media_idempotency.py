@@ -183,3 +183,57 @@ def test_back_office_pushes_status_through_servicerequestupdates(city: City) -> 
                                  "status": "IN_PROGRESS"}).status_code == 403
         updates = client.get("/open311/v2/servicerequestupdates.json").json()
     assert [u["status"] for u in updates if u["service_request_id"] == rid][-2:] == ["INVESTIGATING", "IN_PROGRESS"]
+
+
+def _push_fixed(client, key: str, rid: str, media_url: str):  # noqa: ANN001, ANN202
+    for status in ("INVESTIGATING", "IN_PROGRESS"):
+        assert client.post("/open311/v2/servicerequestupdates.json", data={
+            "api_key": key, "service_request_id": rid, "status": status}).status_code == 200
+    return client.post("/open311/v2/servicerequestupdates.json", data={
+        "api_key": key, "service_request_id": rid, "status": "FIXED", "description": "已修复", "media_url": media_url})
+
+
+def _evidence_of(city: City, rid: str) -> tuple[str, str | None]:
+    row = city.db.read_sync(lambda c: c.execute(
+        cases.select().where(cases.c.id == reports.select().with_only_columns(reports.c.case_id)
+                             .where(reports.c.id == int(rid)).scalar_subquery())).one())
+    return row.status, row.evidence_media_id
+
+
+@pytest.mark.parametrize("media_url", [
+    "javascript:alert(document.cookie)",
+    "JavaScript:alert(1)//https://photos.example.cn/1.jpg",
+    "data:image/svg+xml;base64,PHN2Zy8+",
+    "/api/v1/admin/outbox",                 # a path of this site
+    "//photos.example.cn/1.jpg",            # no scheme
+    "http://testserver/logout",             # this site, not a photo of it
+    "https://user:secret@photos.example.cn/1.jpg",
+    "https://photos.example.cn/a\u0000b.jpg",
+    "ftp://photos.example.cn/1.jpg",
+    "https://photos.example.cn/" + "p" * 64 + ".jpg",  # longer than the evidence column holds
+    "a" * 32,                               # shaped like a media id, but nothing was uploaded
+])
+def test_pushed_evidence_is_only_an_uploaded_photo_or_an_outside_http_url(sqlite_city: City, media_url: str) -> None:
+    key = sqlite_city.db.write_sync(lambda c: add_api_key(c, name="back office", username="zhujian", now=SEED_TIME))
+    with make_client(sqlite_city) as client:
+        rid = post(client, sqlite_city).json()[0]["service_request_id"]
+        refused = _push_fixed(client, key, rid, media_url)
+    assert refused.status_code == 400, refused.text
+    assert "media_url" in refused.json()[0]["description"]
+    assert _evidence_of(sqlite_city, rid) == ("in_progress", None)
+
+
+def test_pushed_evidence_takes_an_outside_url_or_this_sites_photo(city: City) -> None:
+    from wecity.media.images import inspect_image
+    from wecity.media.service import media_store, store_image
+
+    key = city.db.write_sync(lambda c: add_api_key(c, name="back office", username="zhujian", now=SEED_TIME))
+    checked = inspect_image(jpeg(), max_bytes=city.settings.max_upload_bytes, max_pixels=city.settings.max_image_pixels)
+    photo = city.db.write_sync(lambda c: store_image(c, media_store(city.settings), checked, now=SEED_TIME))
+    with make_client(city) as client:
+        outside = post(client, city).json()[0]["service_request_id"]
+        ours = post(client, city, lat=WUYI_SQUARE[0] + 0.00063).json()[0]["service_request_id"]  # ~70 m: its own case
+        assert _push_fixed(client, key, outside, "https://photos.example.cn/e/1.jpg").status_code == 200
+        assert _push_fixed(client, key, ours, f"http://testserver/media/{photo.id}").status_code == 200
+    assert _evidence_of(city, outside) == ("resolved", "https://photos.example.cn/e/1.jpg")
+    assert _evidence_of(city, ours) == ("resolved", photo.id)

@@ -113,6 +113,23 @@ def test_xml_create_response(sqlite_city: City) -> None:
     assert root.find("request/account_id") is not None
 
 
+def test_control_characters_in_a_description_keep_the_xml_list_well_formed(city: City) -> None:
+    with make_client(city) as client:
+        assert post(client, city, description="井盖\x01\x0b松动 <旁边> & 有积水").status_code == 200
+        response = client.get("/open311/v2/requests.xml")
+    root = ET.fromstring(response.content)  # expat refuses any character XML 1.0 forbids
+    description = root.findtext("request/description")
+    assert description.startswith("井盖") and description.endswith("松动 <旁边> & 有积水")
+    assert "\x01" not in description and "\x0b" not in description
+
+
+def test_xml_text_replaces_every_character_xml_forbids() -> None:
+    from wecity.open311.render import xml_text
+
+    assert xml_text("a\x00b\x1fc\ud800d\ufffee\tf\ng") == "a\ufffdb\ufffdc\ufffdd\ufffde\tf\ng"
+    assert xml_text("𠀀 <&>") == "𠀀 &lt;&amp;&gt;"
+
+
 def test_personal_data_is_never_in_public_output(city: City) -> None:
     with make_client(city) as client:
         rid = post(client, city, email="citizen@example.cn", phone="13912345678", first_name="小明",

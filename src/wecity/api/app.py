@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wecity import __version__
 from wecity.api import ops
+from wecity.api.hsts import HstsMiddleware
 from wecity.api.middleware import RequestContextMiddleware
 from wecity.core.assemble import build_context, domain_module
 from wecity.core.clock import Clock
@@ -58,10 +59,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         version=__version__,
         summary="城市运营平台 / city operating platform: Open311 GeoReport v2, NGSI-LD, staff API",
         lifespan=lifespan,
+        # /docs is the portal's page with a vendored Swagger UI (wecity.web.api_docs); FastAPI's own pages
+        # load their scripts from CDNs.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.error_renderers = {}
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(HstsMiddleware)
 
     @app.exception_handler(WeCityError)
     async def _platform_error(request: Request, exc: WeCityError) -> Response:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
-from wecity.core.errors import WeCityError
+from wecity.core.errors import AuthenticationRequired, PermissionDenied, WeCityError
 from wecity.core.http import Ctx
 from wecity.core.migrate import current_heads, pending_heads
 
@@ -60,8 +62,41 @@ def _platform_gauges(conn: sa.Connection, now: Any) -> None:
         sa.and_(cases.c.status.in_(["acknowledged", "in_progress"]), cases.c.resolve_due_at < now)))).scalar_one())
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-async def metrics(ctx: Ctx) -> PlainTextResponse:
+# Headers a reverse proxy adds: a request that carries one came from elsewhere, even if the proxy is local.
+_FORWARDED = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def _is_loopback(host: str | None) -> bool:
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def check_metrics_access(request: Request, token: str | None) -> None:
+    """With WECITY_METRICS_TOKEN set, the request must bear it; without, it must come from this machine.
+
+    Metrics name routes, queue sizes and case counts: not secret, but not for anyone on the internet."""
+    if token:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise AuthenticationRequired("/metrics needs Authorization: Bearer <WECITY_METRICS_TOKEN>",
+                                         message_zh="/metrics 需要 Authorization: Bearer <WECITY_METRICS_TOKEN>",
+                                         code="metrics.token")
+        return
+    if not _is_loopback(request.client.host if request.client else None) or any(
+            name in request.headers for name in _FORWARDED):
+        raise PermissionDenied("/metrics answers only this machine; set WECITY_METRICS_TOKEN to scrape it from elsewhere",
+                               message_zh="/metrics 仅对本机开放；如需从其他机器采集，请设置 WECITY_METRICS_TOKEN",
+                               code="metrics.local_only")
+
+
+@router.get("/metrics", summary="Prometheus metrics (WECITY_METRICS_TOKEN as a bearer token, or from this machine)",
+            response_class=PlainTextResponse)
+async def metrics(request: Request, ctx: Ctx) -> PlainTextResponse:
+    check_metrics_access(request, ctx.settings.metrics_token)
     try:
         await ctx.db.read(_platform_gauges, ctx.clock.now())
     except WeCityError:

@@ -40,11 +40,14 @@ class Settings:
     # "writes" (reads are open, changes need credentials) or "off" (a closed network, conformance testing).
     ngsild_auth: str = "required"
     # Requests to user-given URLs (notifications, @context fetches, webhooks; wecity.core.outbound): the
-    # internal networks and host names they may reach after all (all others internal ones are refused),
+    # internal networks and host names they may reach after all (all other internal ones are refused),
     # their total timeout in seconds, and the largest @context document fetched.
     outbound_allow: tuple[str, ...] = ()
     outbound_timeout: float = 10.0
     context_max_bytes: int = 1024 * 1024
+    # Who may read /metrics: with a token, whoever sends `Authorization: Bearer <token>` (a Prometheus on
+    # another machine); without one, only a client on this machine that no proxy forwarded.
+    metrics_token: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -130,6 +133,9 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
     ngsild_auth = values.get("WECITY_NGSILD_AUTH") or "required"
     if ngsild_auth not in NGSILD_AUTH_MODES:
         raise ConfigurationError("WECITY_NGSILD_AUTH", f"expected one of {', '.join(NGSILD_AUTH_MODES)}")
+    metrics_token = values.get("WECITY_METRICS_TOKEN") or None
+    if metrics_token is not None and len(metrics_token) < 16:
+        raise ConfigurationError("WECITY_METRICS_TOKEN", "must be at least 16 characters")
     return Settings(
         database_url=database_url,
         media_dir=media_dir,
@@ -151,6 +157,7 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         context_max_bytes=int(number("WECITY_CONTEXT_MAX_BYTES", 1024 * 1024, minimum=1024)),
         work_hours=work_hours,
         ngsild_auth=ngsild_auth,
+        metrics_token=metrics_token,
     )
 
 

@@ -1,4 +1,4 @@
-"""`wecity user ...` and `wecity apikey ...`: staff users and API keys."""
+"""`wecity user ...`, `wecity apikey ...` and `wecity audit ...`: staff users, API keys, the audit log."""
 
 from __future__ import annotations
 
@@ -57,6 +57,31 @@ def cmd_apikey_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from wecity.identity.audit import verify_chain
+
+    db = database()
+    try:
+        found = db.read_sync(verify_chain)
+    finally:
+        db.close()
+    if not found.intact:
+        print(f"audit log broken at entry {found.broken_id} ({found.broken_at:%Y-%m-%d %H:%M:%S} UTC, "
+              f"{found.broken_action}): its hash does not match, so it or an entry before it was changed or removed; "
+              f"the {found.checked} entries before it verify / 审计日志在第 {found.broken_id} 条处断裂"
+              f"（{found.broken_at:%Y-%m-%d %H:%M:%S} UTC，{found.broken_action}）：哈希不符，该条或其之前的记录"
+              f"被修改或删除；其前 {found.checked} 条校验通过", file=sys.stderr)
+        return 1
+    if found.last_id is None:
+        print("audit log is empty / 审计日志为空")
+        return 0
+    print(f"audit log intact: {found.checked} entries / 审计日志完整：共 {found.checked} 条")
+    print(f"last entry / 最后一条: {found.last_id} {found.last_hash}")
+    print("keep that line somewhere else: a log with entries removed from its end still verifies, and only an "
+          "older copy of that line shows it / 请另行保存上一行：从末尾删除记录后的日志仍能通过校验，只有保存的这一行能发现")
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     user = sub.add_parser("user", help="staff users / 工作人员").add_subparsers(dest="user_command", required=True)
     uadd = user.add_parser("add", help="add a staff user / 添加工作人员")
@@ -78,3 +103,7 @@ def add_commands(sub: Any) -> None:
     krev = key.add_parser("revoke", help="revoke an API key / 吊销 API 密钥")
     krev.add_argument("prefix", help="the key, or its first 10 characters as `list` shows / 密钥或其前 10 个字符")
     krev.set_defaults(func=cmd_apikey_revoke)
+
+    audit = sub.add_parser("audit", help="the audit log / 审计日志").add_subparsers(dest="audit_command", required=True)
+    audit.add_parser("verify", help="check the audit log's hash chain / 校验审计日志哈希链").set_defaults(
+        func=cmd_audit_verify)

@@ -60,6 +60,8 @@ staff_sessions = sa.Table(
 )
 
 # Append-only: the fields China's MLPS level-3 audit asks for (time, actor, action, target, outcome, source).
+# Triggers refuse UPDATE and DELETE, and `entry_hash` chains the entries so that a change made around the
+# triggers shows (wecity.identity.audit).
 audit_log = sa.Table(
     "audit_log", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
@@ -70,5 +72,7 @@ audit_log = sa.Table(
     sa.Column("outcome", sa.String(20), nullable=False),
     sa.Column("source_address", sa.String(100)),
     sa.Column("detail", sa.JSON),
+    # SHA-256 (hex) of the previous entry's entry_hash followed by this entry's fields (audit.canonical).
+    sa.Column("entry_hash", sa.String(64), nullable=False),
     info=INFO,
 )

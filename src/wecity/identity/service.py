@@ -16,8 +16,9 @@ from sqlalchemy.engine import Connection
 from wecity.core import cache
 from wecity.core.db import inserted_id
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
+from wecity.identity.audit import record_audit as record_audit  # the domains record through the service
 from wecity.identity.choices import Role
-from wecity.identity.models import api_keys, audit_log, departments, staff_sessions, users
+from wecity.identity.models import api_keys, departments, staff_sessions, users
 
 _hasher = PasswordHasher()
 SESSION_LIFETIME = timedelta(hours=12)
@@ -199,12 +200,6 @@ def revoke_api_key(conn: Connection, prefix: str, now: datetime) -> int:
                         .values(revoked_at=now)).rowcount
     cache.invalidate(conn, "api key")
     return int(done or 0)
-
-
-def record_audit(conn: Connection, *, at: datetime, actor: str, action: str, target: str, outcome: str = "ok",
-                 source_address: str | None = None, detail: dict[str, Any] | None = None) -> None:
-    conn.execute(audit_log.insert().values(at=at, actor=actor, action=action, target=target, outcome=outcome,
-                                           source_address=source_address, detail=detail))
 
 
 def mask_phone(phone: str | None) -> str | None:

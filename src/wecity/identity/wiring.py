@@ -1,4 +1,4 @@
-"""What identity plugs into an app: the `wecity user` and `wecity apikey` commands."""
+"""What identity plugs into an app: the `wecity user`, `wecity apikey` and `wecity audit` commands."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from wecity.core.errors import (
 from wecity.core.http import MAX_ID, get_ctx, request_locale
 from wecity.core.settings import Settings
 from wecity.identity.service import api_key_is_valid, api_key_user
-from wecity.open311 import service
+from wecity.open311 import evidence, service
 from wecity.open311.render import errors_body, respond
 
 PREFIX = "/open311/v2"
@@ -414,6 +414,7 @@ async def post_update(request: Request, fmt: str) -> Response:
                                message_zh="status 无效")
     description = (_text(form, "description", 4000) or "").strip()
     media_url = _text(form, "media_url", 1000)
+    evidence_ref = evidence.check_form(media_url, request.url.hostname) if media_url else None
     now = ctx.clock.now()
     address = request.client.host if request.client else None
 
@@ -433,7 +434,8 @@ async def post_update(request: Request, fmt: str) -> Response:
         elif action == "start":
             engine.start(conn, case_id, actor, now, note=description or None)
         elif action == "resolve":
-            engine.resolve(conn, case_id, actor, now, note=description, evidence_media_id=media_url)
+            engine.resolve(conn, case_id, actor, now, note=description,
+                           evidence_media_id=evidence_ref and evidence.check_stored(conn, evidence_ref))
         elif action == "close":
             engine.close(conn, case_id, actor, now, note=description or None)
         elif action == "return":
@@ -460,6 +462,8 @@ def _openapi_schemas() -> dict[str, Any]:
     props["media"] = {"type": "string", "format": "binary"}
     update = {name: {"type": "string"} for name in ("api_key", "service_request_id", "status", "description",
                                                     "updated_datetime", "media_url")}
+    update["media_url"]["description"] = ("FIXED's evidence photo: the id of a photo uploaded here, or an http(s) URL "
+                                          f"of one elsewhere (at most {evidence.MAX_LENGTH} characters)")
     return {"Open311NewRequest": {"type": "object", "required": ["api_key", "service_code"], "properties": props},
             "Open311Update": {"type": "object", "required": ["api_key", "service_request_id", "status"],
                               "properties": update}}

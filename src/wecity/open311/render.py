@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -11,6 +12,16 @@ from fastapi.responses import Response
 XML_HEADER = '<?xml version="1.0" encoding="utf-8"?>\n'
 JSON_TYPE = "application/json; charset=utf-8"
 XML_TYPE = "text/xml; charset=utf-8"
+
+# Characters XML 1.0 does not allow anywhere in a document (§2.2 Char): C0 controls other than tab, newline
+# and carriage return, lone surrogates, and U+FFFE/U+FFFF. One of them in any citizen's text would make the
+# whole list ill-formed for every client, so each is written as U+FFFD instead.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value: str) -> str:
+    """`value` as XML character data: markup escaped, characters XML 1.0 forbids replaced by U+FFFD."""
+    return escape(_NOT_XML_CHAR.sub("\ufffd", value))
 
 
 def _xml_value(tag: str, value: Any, item_tags: dict[str, str]) -> str:
@@ -24,7 +35,7 @@ def _xml_value(tag: str, value: Any, item_tags: dict[str, str]) -> str:
     if isinstance(value, list):
         child = item_tags.get(tag, tag.rstrip("s") or "item")
         return f"<{tag}>{''.join(_xml_value(child, v, item_tags) for v in value)}</{tag}>"
-    return f"<{tag}>{escape(str(value))}</{tag}>"
+    return f"<{tag}>{xml_text(str(value))}</{tag}>"
 
 
 def to_xml(root: str, item: str | None, data: Any, item_tags: dict[str, str] | None = None) -> str:

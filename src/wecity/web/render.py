@@ -119,6 +119,22 @@ def content_security_policy(tile_url: str | None) -> str:
             f"img-src {img}; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
 
 
+def protect(response: HTMLResponse, tile_url: str | None) -> None:
+    """The headers every page of the platform is served with: its CSP, no sniffing, no framing."""
+    response.headers["Content-Security-Policy"] = content_security_policy(tile_url)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "DENY"
+
+
+def bare_page(request: Request, template: str, **values: Any) -> HTMLResponse:
+    """A page outside the portal's frame (no navigation, no session), with the same headers."""
+    html_lang = "zh-CN" if request_locale(request) == "zh_CN" else "en"
+    response = HTMLResponse(_env.get_template(template).render(vendor=VENDOR, html_lang=html_lang, **values))
+    protect(response, request.app.state.ctx.settings.tile_url)
+    return response
+
+
 def city_name(request: Request, locale: str, _: Any) -> str:
     """The jurisdiction's name in this language (kept by views.on_startup; a neutral name before)."""
     names: dict[str, str] = request.app.state.ctx.services.get("web.city_names") or {}
@@ -169,10 +185,7 @@ def page(request: Request, template: str, *, user: StaffUser | None, status: int
         **values,
     }
     response = HTMLResponse(_env.get_template(template).render(context), status_code=status)
-    response.headers["Content-Security-Policy"] = content_security_policy(ctx.settings.tile_url)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["X-Frame-Options"] = "DENY"
+    protect(response, ctx.settings.tile_url)
     response.headers["Cache-Control"] = "no-store" if user else "no-cache"
     response.headers["Content-Language"] = context["html_lang"]
     response.headers["Vary"] = "Accept-Language, Cookie"

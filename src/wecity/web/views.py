@@ -48,7 +48,7 @@ ROLE_LABELS = {Role.HANDLER: N_("Case handler"), Role.DISPATCHER: N_("Dispatcher
 
 
 def register(app: FastAPI) -> None:
-    from wecity.web import citizen, my_reports, operations, sensors, staff
+    from wecity.web import api_docs, citizen, my_reports, operations, sensors, staff
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Pages answer errors with a page in the reader's language; machine paths keep problem+json.
@@ -60,6 +60,7 @@ def register(app: FastAPI) -> None:
     app.include_router(my_reports.router)
     app.include_router(staff.router)
     app.include_router(operations.router)
+    app.include_router(api_docs.router)
     app.include_router(sensors.router)
 
 

@@ -1,0 +1,187 @@
+"""The audit log: the database refuses to change it, and the hash chain shows a change made around that."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+from wecity.cli import main
+from wecity.core.db import Database
+from wecity.core.errors import ValidationFailed
+from wecity.core.migrate import alembic_config, upgrade
+from wecity.core.types import UTCDateTime
+from wecity.identity.audit import GENESIS, verify_chain
+from wecity.identity.models import audit_log
+from wecity.identity.service import record_audit
+
+from ..conftest import SEED_TIME, City
+
+CHINA = timezone(timedelta(hours=8))
+
+
+def _record(city: City, n: int) -> None:
+    """`n` entries of the kinds the platform writes: zones other than UTC, details with Chinese and nesting."""
+    def write(conn: sa.Connection) -> None:
+        for i in range(n):
+            record_audit(conn, at=(SEED_TIME + timedelta(minutes=i, microseconds=7)).astimezone(CHINA),
+                         actor=f"user:{i}", action="case.dispatch", target=f"case:{i}", source_address="10.0.0.8",
+                         detail={"to": "dispatched", "reason": "转派至水务局", "n": [i, 1.5, None]})
+    city.db.write_sync(write)
+
+
+def _ids(city: City) -> list[int]:
+    return city.db.read_sync(lambda c: list(c.execute(sa.select(audit_log.c.id).order_by(audit_log.c.id)).scalars()))
+
+
+def _as_attacker(city: City, *statements: str) -> None:
+    """Someone with DDL rights: drop the triggers, then change the table directly."""
+    drop = ("DROP TRIGGER audit_log_append_only ON audit_log" if city.backend == "postgres"
+            else "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete")
+    with city.db.engine.begin() as conn:
+        for sql in (*drop.split("; "), *statements):
+            conn.exec_driver_sql(sql)
+
+
+def _verify(city: City, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setenv("WECITY_DATABASE_URL", city.settings.database_url)
+    monkeypatch.setenv("WECITY_SECRET_KEY", "y" * 40)
+    return main(["audit", "verify"])
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit_log SET outcome = 'ok'",
+    "UPDATE audit_log SET actor = 'someone-else' WHERE id = {id}",
+    "DELETE FROM audit_log WHERE id = {id}",
+    "DELETE FROM audit_log",
+])
+def test_the_database_refuses_to_change_or_remove_entries(city: City, statement: str) -> None:
+    _record(city, 3)
+    first = _ids(city)[0]
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), city.db.engine.begin() as conn:
+        conn.exec_driver_sql(statement.format(id=first))
+    assert len(_ids(city)) == 3
+    assert city.db.read_sync(verify_chain).intact
+
+
+def test_truncate_is_refused_on_postgresql(city: City) -> None:
+    if city.backend != "postgres":
+        pytest.skip("SQLite has no TRUNCATE")
+    _record(city, 2)
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), city.db.engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE audit_log")
+    assert len(_ids(city)) == 2
+
+
+def test_a_clean_log_verifies(city: City, monkeypatch: pytest.MonkeyPatch,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    _record(city, 5)
+    assert _verify(city, monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "audit log intact: 5 entries" in out and "审计日志完整" in out
+    found = city.db.read_sync(verify_chain)
+    assert found.checked == 5 and found.last_id == _ids(city)[-1] and found.last_hash in out
+
+
+def test_an_empty_log_verifies(city: City, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert _verify(city, monkeypatch) == 0
+    assert "审计日志为空" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    # A field rewritten: that entry no longer matches its hash.
+    ("UPDATE audit_log SET actor = 'user:99' WHERE id = {third}", "third"),
+    # The time moved back a second.
+    ("UPDATE audit_log SET at = {second_earlier} WHERE id = {third}", "third"),
+    # Rewritten with its hash recomputed (here: taken from elsewhere): the next entry no longer follows.
+    ("UPDATE audit_log SET entry_hash = (SELECT entry_hash FROM audit_log WHERE id = {first}) WHERE id = {third}",
+     "third"),
+    # Removed: the entry after the gap no longer follows the one before it.
+    ("DELETE FROM audit_log WHERE id = {third}", "fourth"),
+])
+def test_verify_names_the_first_entry_changed_around_the_triggers(
+        city: City, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        change: str, named: str) -> None:
+    _record(city, 5)
+    ids = _ids(city)
+    where = {"first": ids[0], "third": ids[2], "fourth": ids[3]}
+    earlier = "at - interval '1 second'" if city.backend == "postgres" else "datetime(at, '-1 second')"
+    _as_attacker(city, change.format(second_earlier=earlier, **where))
+
+    assert _verify(city, monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert f"audit log broken at entry {where[named]} " in err and f"审计日志在第 {where[named]} 条处断裂" in err
+    assert city.db.read_sync(verify_chain).broken_id == where[named]
+
+
+def test_group_committed_writes_with_failures_keep_one_chain(sqlite_city: City) -> None:
+    """SQLite's writer runs jobs in one transaction, re-running them one savepoint each when one fails:
+    an entry of a job rolled back must not stay in anyone's chain."""
+    def job(conn: sa.Connection, n: int) -> None:
+        record_audit(conn, at=SEED_TIME, actor="t", action="write", target=str(n))
+        if n % 5 == 2:
+            raise ValidationFailed("refused")
+
+    async def run() -> None:
+        await asyncio.gather(*(sqlite_city.db.write(job, n) for n in range(60)), return_exceptions=True)
+
+    asyncio.run(run())
+    found = sqlite_city.db.read_sync(verify_chain)
+    assert found.intact and found.checked == 48
+
+
+def test_concurrent_writers_on_postgresql_keep_one_chain(city: City) -> None:
+    """Writers that each read the last entry, append and commit a little later: without taking the chain in
+    turn, two would read the same last entry and fork it."""
+    if city.backend != "postgres":
+        pytest.skip("on SQLite a writer holds the database's only write lock")
+    writers, each = 6, 4
+    start = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        def slow(conn: sa.Connection) -> None:
+            record_audit(conn, at=SEED_TIME, actor=f"writer:{n}", action="write", target="x")
+            time.sleep(0.02)  # the rest of the writer's transaction
+
+        try:
+            start.wait()
+            for _ in range(each):
+                city.db.write_sync(slow)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    found = city.db.read_sync(verify_chain)
+    assert found.intact and found.checked == writers * each
+
+
+def test_the_migration_chains_entries_written_before_it(empty_database_url: str) -> None:
+    db = Database(empty_database_url, pool_size=1)
+    try:
+        with db.engine.begin() as conn:
+            cfg = alembic_config(empty_database_url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "8a7489ae683a")  # identity before entries were chained
+            legacy = sa.table("audit_log", sa.column("at", UTCDateTime()), sa.column("actor"), sa.column("action"),
+                              sa.column("target"), sa.column("outcome"), sa.column("detail", sa.JSON))
+            conn.execute(legacy.insert(), [
+                {"at": SEED_TIME + timedelta(hours=n), "actor": "user:1", "action": "case.close",
+                 "target": f"case:{n}", "outcome": "ok", "detail": {"reason": "已处理"} if n else None}
+                for n in range(3)])
+        upgrade(db.engine)
+        found = db.read_sync(verify_chain)
+        assert found.intact and found.checked == 3 and found.last_hash != GENESIS
+    finally:
+        db.close()

@@ -9,7 +9,7 @@ members of a compound value.
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,6 +20,10 @@ from typing import Any
 
 from wecity.context.errors import language_error
 from wecity.context.ldcontext import TermMap
+from wecity.core.errors import ValidationFailed
+from wecity.core.patterns import BadPattern, compile_pattern
+
+log = logging.getLogger(__name__)
 
 Predicate = Callable[[dict[str, Any]], bool]
 _OPS = ("!~=", "==", "!=", ">=", "<=", "~=", ">", "<")
@@ -309,10 +313,10 @@ def _plain_comparison(path: Path, op: str, raw: str, expand: Callable[[str], str
     literal = _literal if expand is None else (lambda token: _expanded_literal(token, expand))
     if op in ("~=", "!~="):
         pattern_text = _literal(raw)
-        try:
-            pattern = re.compile(str(pattern_text))
-        except re.error as exc:
-            raise _invalid_q(f"bad pattern {raw!r}", f"正则表达式 {raw!r} 无效") from exc
+        try:  # RE2: linear in the value whatever the pattern (wecity.core.patterns)
+            pattern = compile_pattern(str(pattern_text))
+        except BadPattern as exc:
+            raise _invalid_q(f"bad pattern {raw!r}: {exc}", f"正则表达式 {raw!r} 无效（{exc}）") from exc
 
         def matches(attrs: dict[str, Any]) -> bool:
             return any(isinstance(v, str) and pattern.search(v) for v in _values(attrs, path))
@@ -425,3 +429,15 @@ def _compiled(text: str, terms: TermMap, expand_values: frozenset[str]) -> Compi
 def compile_q(text: str, terms: TermMap, expand_values: frozenset[str] = frozenset()) -> Predicate:
     """A predicate over stored attributes for `q`."""
     return compile_query(text, terms, expand_values).predicate
+
+
+@lru_cache(maxsize=1024)
+def compile_stored_q(text: str, terms: TermMap) -> Predicate:
+    """A `q` the platform keeps (a subscription's, a sensor rule's), checked when it was stored. One kept
+    before a later version's limits (patterns on RE2, say) that no longer parses matches nothing,
+    rather than failing every write matched against it."""
+    try:
+        return compile_q(text, terms)
+    except ValidationFailed as exc:
+        log.warning("a stored q no longer parses and matches nothing: %s (%s)", text[:200], exc.message)
+        return lambda attrs: False

@@ -18,6 +18,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from wecity.context.boolexpr import MAX_NESTING
 from wecity.context.errors import language_error
 from wecity.context.ldcontext import TermMap
 from wecity.core.errors import ValidationFailed
@@ -48,6 +49,7 @@ class _Parser:
         self.terms = terms
         self.expand_values = expand_values
         self.depth = 0  # how deep linked-entity terms (`rel{attr}`) go
+        self.nesting = 0  # how deep the parentheses around the current term go
         self.names: list[str] = []  # the attribute names the query's terms start with, as written
 
     def parse(self) -> Predicate:
@@ -81,11 +83,15 @@ class _Parser:
 
     def _atom(self) -> Predicate:
         if self._peek() == "(":
+            self.nesting += 1
+            if self.nesting > MAX_NESTING:
+                raise _invalid_q(f"parentheses nest deeper than {MAX_NESTING} levels", f"括号嵌套超过 {MAX_NESTING} 层")
             self.pos += 1
             inner = self._or()
             if self._peek() != ")":
                 raise _invalid_q("missing ')'", "缺少右括号")
             self.pos += 1
+            self.nesting -= 1
             return inner
         return self._term()
 
@@ -121,6 +127,9 @@ class _Parser:
                 hint, _, inner = inner.partition(":")
                 type_hint = self.terms.expand(hint)
             rel = self._path(rel_text)
+            if depth + 1 > MAX_NESTING:
+                raise _invalid_q(f"linked-entity terms nest deeper than {MAX_NESTING} levels",
+                                 f"关联实体查询嵌套超过 {MAX_NESTING} 层")
             self.depth = max(self.depth, depth + 1)
             return _linked(rel, type_hint, self._build(inner, op, raw, negate_exists, depth + 1))
         path = self._path(raw_path)
@@ -434,7 +443,7 @@ def compile_q(text: str, terms: TermMap, expand_values: frozenset[str] = frozens
 @lru_cache(maxsize=1024)
 def compile_stored_q(text: str, terms: TermMap) -> Predicate:
     """A `q` the platform keeps (a subscription's, a sensor rule's), checked when it was stored. One kept
-    before a later version's limits (patterns on RE2, say) that no longer parses matches nothing,
+    before a later version's limits (patterns on RE2, nesting depth) that no longer parses matches nothing,
     rather than failing every write matched against it."""
     try:
         return compile_q(text, terms)

@@ -45,3 +45,51 @@ def test_a_subscription_with_deeply_nested_q_is_refused(ngsi: Any) -> None:
     body = {"type": "Subscription", "entities": [{"type": "Manhole"}], "q": "(" * DEEP + "a>1" + ")" * DEEP,
             "notification": {"endpoint": {"uri": "http://receiver.test/notify"}}}
     _bad_request(ngsi.post(f"{BASE}/subscriptions", json=body))
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _deep_body(depth: int) -> bytes:
+    # Built as text: json.dumps itself would run out of recursion on 10,000 levels.
+    return b'{"id": "urn:ngsi-ld:Manhole:deep", "type": "Manhole", "x": {"type": "Property", "value": ' + \
+        b"[" * depth + b"1" + b"]" * depth + b"}}"
+
+
+@pytest.mark.parametrize("depth", [10_000, 100])
+def test_a_deeply_nested_body_is_invalid_request_and_nothing_is_stored(ngsi: Any, depth: int) -> None:
+    headers = {"Content-Type": "application/json"}
+    attrs = b'{"x": {"type": "Property", "value": ' + b"[" * depth + b"1" + b"]" * depth + b"}}"
+    assert ngsi.post(f"{BASE}/entities", json=entity()).status_code == 201
+    for method, path, body in (("POST", "/entities", _deep_body(depth)),
+                               ("POST", "/entityOperations/upsert", b"[" + _deep_body(depth) + b"]"),
+                               ("POST", "/entityOperations/create", b"[" + _deep_body(depth) + b"]"),
+                               ("PATCH", "/entities/urn:ngsi-ld:Manhole:1/attrs", attrs),
+                               ("POST", "/entities/urn:ngsi-ld:Manhole:1/attrs", attrs)):
+        r = ngsi.request(method, f"{BASE}{path}", content=body, headers=headers)
+        _bad_request(r, "InvalidRequest")
+        assert "64" in r.json()["detail"]
+    assert ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:deep").status_code == 404
+    assert "x" not in ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:1").json()
+
+
+def test_a_body_nested_to_the_limit_is_taken(ngsi: Any) -> None:
+    # 64 levels: the entity, the attribute, then 62 arrays.
+    body = entity("urn:ngsi-ld:Manhole:deep", x=prop(_nested(62)))
+    assert ngsi.post(f"{BASE}/entities", json=body).status_code == 201
+
+
+def test_deeply_nested_json_in_strings_and_parameters_is_bad_request_data(ngsi: Any) -> None:
+    deep = "[" * 10_000 + "]" * 10_000
+    geometry = '{"type": "Point", "coordinates": ' + deep + "}"
+    r = ngsi.post(f"{BASE}/entities", json=entity(location={"type": "GeoProperty", "value": geometry}))
+    _bad_request(r)
+    params = {"type": "Manhole", "georel": "near;maxDistance==10", "geometry": "Point", "coordinates": deep}
+    _bad_request(ngsi.get(f"{BASE}/entities", params=params))
+    params = {"type": "Manhole", "orderBy": "location;dist-asc", "orderFrom": deep}
+    r = ngsi.get(f"{BASE}/entities", params=params)
+    assert r.status_code == 400, r.text

@@ -30,6 +30,7 @@ from wecity.context.render import View
 from wecity.core.context import AppContext
 from wecity.core.errors import WeCityError
 from wecity.core.http import request_locale
+from wecity.core.jsontext import MAX_DEPTH, BadJson, parse_json
 
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
 _TENANT = re.compile(r"^[A-Za-z0-9_\-.:]{1,64}$")
@@ -82,12 +83,11 @@ async def read_json(request: Request, *, allow_ld: bool = True) -> tuple[Any, st
                                      f"不支持的 Content-Type：{media or '（无）'}")
     raw = await request.body()
     try:
-        return orjson.loads(raw), media
-    except orjson.JSONDecodeError:
-        pass  # the standard parser takes a little more (integers beyond 64 bits, NaN); it decides
-    try:
-        return json.loads(raw), media
-    except ValueError as exc:
+        return parse_json(raw), media
+    except BadJson as exc:
+        if exc.too_deep:
+            raise invalid_request(f"the body nests deeper than {MAX_DEPTH} levels",
+                                  f"请求体嵌套超过 {MAX_DEPTH} 层") from exc
         raise invalid_request("the body is not valid JSON", "请求体不是有效的 JSON") from exc
 
 

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from wecity import __version__
 from wecity.api import ops
 from wecity.api.middleware import RequestContextMiddleware
+from wecity.core import bodylimit
 from wecity.core.assemble import build_context, domain_module
 from wecity.core.clock import Clock
 from wecity.core.db import Database
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     )
     app.state.ctx = ctx
     app.state.error_renderers = {}
+    bodylimit.install(app, settings)  # inside the request middleware (a 413 is logged and counted too)
     app.add_middleware(RequestContextMiddleware)
 
     @app.exception_handler(WeCityError)

@@ -35,8 +35,10 @@ from wecity.core.jsontext import MAX_DEPTH, BadJson, parse_json
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
 _TENANT = re.compile(r"^[A-Za-z0-9_\-.:]{1,64}$")
 # A wrong HTTP method has no ETSI type of its own: the request itself is wrong, InvalidRequest.
+# Nor does a body over the size limit (413).
 _BY_STATUS = {400: "BadRequestData", 404: "ResourceNotFound", 405: "InvalidRequest", 409: "AlreadyExists",
-              401: "InvalidRequest", 403: "InvalidRequest", 422: "OperationNotSupported", 429: "InvalidRequest"}
+              401: "InvalidRequest", 403: "InvalidRequest", 413: "InvalidRequest", 422: "OperationNotSupported",
+              429: "InvalidRequest"}
 
 
 def problem(exc: WeCityError, locale: str = "en") -> tuple[dict[str, Any], int]:

@@ -24,6 +24,8 @@ def test_an_http_status_becomes_the_class_that_has_it_or_an_error_of_exactly_tha
     refused = errors.error_for_status(405, "PUT is not allowed here", message_zh="此处不支持 PUT")
     assert type(refused) is errors.MethodNotAllowed and refused.code == "method_not_allowed"
     too_large = errors.error_for_status(413, "Content Too Large", message_zh="请求内容过大")
-    assert isinstance(too_large, errors.HttpError) and (too_large.status, too_large.code) == (413, "http.413")
+    assert type(too_large) is errors.PayloadTooLarge and too_large.code == "payload_too_large"
+    too_long = errors.error_for_status(414, "URI Too Long", message_zh="请求地址过长")
+    assert isinstance(too_long, errors.HttpError) and (too_long.status, too_long.code) == (414, "http.414")
     assert errors.HttpError.status == 500  # the status belongs to a class of its own, not to HttpError
-    assert type(errors.error_for_status(413, "again", message_zh="再次")) is type(too_large)
+    assert type(errors.error_for_status(414, "again", message_zh="再次")) is type(too_long)

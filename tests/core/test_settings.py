@@ -15,6 +15,16 @@ def test_defaults_put_sqlite_and_media_under_var(tmp_path: Path) -> None:
     assert s.is_sqlite and s.mqtt_url is None
 
 
+def test_body_limits_have_defaults_and_are_read(tmp_path: Path) -> None:
+    s = load_settings({}, cwd=tmp_path)
+    assert (s.max_json_bytes, s.max_form_bytes, s.max_batch_bytes) == (1 << 20, 64 << 10, 16 << 20)
+    assert s.max_multipart_bytes == 10 * s.max_upload_bytes + s.max_form_bytes
+    s = load_settings({"WECITY_MAX_JSON_BYTES": "2048", "WECITY_MAX_FORM_BYTES": "4096",
+                       "WECITY_MAX_BATCH_BYTES": "65536", "WECITY_MAX_UPLOAD_BYTES": "100000"}, cwd=tmp_path)
+    assert (s.max_json_bytes, s.max_form_bytes, s.max_batch_bytes) == (2048, 4096, 65536)
+    assert s.max_multipart_bytes == 1_004_096
+
+
 def test_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     first = load_settings({}, cwd=tmp_path).secret_key
     second = load_settings({}, cwd=tmp_path).secret_key
@@ -42,6 +52,9 @@ def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
         ("WECITY_MERGE_RADIUS_M", "fifty", "not a number"),
         ("WECITY_MERGE_WINDOW_HOURS", "-1", "at least 0"),
         ("WECITY_METRICS_TOKEN", "guessable", "at least 16"),
+        ("WECITY_MAX_JSON_BYTES", "1MB", "not a number"),
+        ("WECITY_MAX_FORM_BYTES", "0", "at least 1024"),
+        ("WECITY_MAX_BATCH_BYTES", "100", "at least 1024"),
     ],
 )
 def test_bad_settings_fail_naming_the_setting_and_why(tmp_path: Path, name: str, value: str, says: str) -> None:

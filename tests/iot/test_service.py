@@ -40,6 +40,11 @@ def test_parse_topics_and_payloads() -> None:
     assert parse("wecity/changsha/devices/d/attrs", b"{}").problem
 
 
+def test_a_deeply_nested_payload_is_a_problem_not_a_crash() -> None:
+    deep = b'{"tiltAngle": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    assert parse("wecity/changsha/devices/d/attrs", deep).problem == "payload is nested too deep"
+
+
 def test_provisioning_rules(city: City) -> None:
     _provision(city)
     with pytest.raises(AlreadyExists):

@@ -15,6 +15,7 @@ from wecity import __version__
 from wecity.api import ops
 from wecity.api.hsts import HstsMiddleware
 from wecity.api.middleware import RequestContextMiddleware
+from wecity.core import bodylimit
 from wecity.core.assemble import build_context, domain_module
 from wecity.core.clock import Clock
 from wecity.core.db import Database
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     )
     app.state.ctx = ctx
     app.state.error_renderers = {}
+    bodylimit.install(app, settings)  # inside the request middleware (a 413 is logged and counted too)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(HstsMiddleware)
 

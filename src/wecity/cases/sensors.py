@@ -106,7 +106,7 @@ def on_entity_changed(conn: Connection, *, tenant: str, now: datetime, terms: An
         sensor_rules.c.active.is_(True), sensor_rules.c.tenant == tenant)).all())
     if not rules:
         return
-    from wecity.context.query import compile_q
+    from wecity.context.query import compile_stored_q
 
     for rule in rules:
         if terms.expand(rule.entity_type) not in entity.types and rule.entity_type not in entity.types:
@@ -114,7 +114,7 @@ def on_entity_changed(conn: Connection, *, tenant: str, now: datetime, terms: An
         key = (rule.q, id(terms))
         predicate = _compiled.get(key)
         if predicate is None:
-            predicate = _compiled[key] = compile_q(rule.q, terms)
+            predicate = _compiled[key] = compile_stored_q(rule.q, terms)
         if not predicate(entity.attrs):
             continue
         source_ref = f"{tenant}|{entity.id}|{rule.id}"

@@ -43,6 +43,9 @@ async def on_shutdown(ctx: AppContext) -> None:
 
 def register(app: FastAPI) -> None:
     app.state.error_renderers["/ngsi-ld"] = render_problem
+    # Batches of up to 10,000 entities and temporal representations take more than one entity's body.
+    for prefix in ("/ngsi-ld/v1/entityOperations/", "/ngsi-ld/v1/temporal/"):
+        app.state.body_limits.allow_larger(prefix, app.state.ctx.settings.max_batch_bytes)
     # Every NGSI-LD route asks for credentials first, as WECITY_NGSILD_AUTH says (wecity.context.access).
     guarded = [Depends(require_access)]
     for module in (routes_entities, routes_batch, routes_subscriptions, routes_temporal, routes_entitymaps):

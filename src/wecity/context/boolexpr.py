@@ -10,6 +10,10 @@ from wecity.core.errors import ValidationFailed
 
 Predicate = Callable[[list[str]], bool]
 _STOP = ";|,()"
+# How deep parentheses may nest in the selection languages and q (and linked-entity terms in q). The
+# parsers recurse once per level, and so do the predicates they build: without a bound, a few hundred
+# parentheses end in a RecursionError (a 500) instead of a 400. No sensible query comes near it.
+MAX_NESTING = 32
 
 
 class BooleanParser:
@@ -22,6 +26,7 @@ class BooleanParser:
         self.bad = bad
         self.term = term
         self.has_and = False
+        self.nesting = 0
 
     def parse(self) -> Predicate:
         predicate = self._or()
@@ -50,11 +55,15 @@ class BooleanParser:
 
     def _atom(self) -> Predicate:
         if self._peek() == "(":
+            self.nesting += 1
+            if self.nesting > MAX_NESTING:
+                raise self.bad(f"parentheses nest deeper than {MAX_NESTING} levels", f"括号嵌套超过 {MAX_NESTING} 层")
             self.pos += 1
             inner = self._or()
             if self._peek() != ")":
                 raise self.bad("missing ')'", "缺少右括号")
             self.pos += 1
+            self.nesting -= 1
             return inner
         start = self.pos
         while self.pos < len(self.text) and self.text[self.pos] not in _STOP:

@@ -12,7 +12,6 @@ has none (`"datasetId": "@none"` on input means the default and is never stored)
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from wecity.context.errors import bad_request_data
 from wecity.context.geo import GEOMETRY_TYPES, to_shape
 from wecity.context.ldcontext import NGSI_LD, TermMap
 from wecity.core.errors import ValidationFailed
+from wecity.core.jsontext import parse_json
 
 LOCATION = NGSI_LD + "location"
 EXPIRES_AT = NGSI_LD + "expiresAt"
@@ -371,7 +371,7 @@ def check_value(kind: str, value: Any, name: str) -> Any:
     elif kind == "GeoProperty":
         if isinstance(value, str) and value.lstrip().startswith("{"):
             try:
-                value = json.loads(value)  # 4.7.2: a geometry may come JSON-encoded in a string
+                value = parse_json(value)  # 4.7.2: a geometry may come JSON-encoded in a string
             except ValueError:
                 pass
         if not is_geometry(value):

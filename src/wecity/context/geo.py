@@ -4,7 +4,6 @@ geometry, accurate to well under 1% at city scale."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from shapely.geometry.base import BaseGeometry
 
 from wecity.context.errors import bad_request_data
 from wecity.core.errors import ValidationFailed
+from wecity.core.jsontext import parse_json
 
 GEOMETRY_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
 GEORELS = {"near", "within", "contains", "intersects", "equals", "disjoint", "overlaps"}
@@ -158,7 +158,7 @@ def parse_geoquery(georel: str | None, geometry: str | None, coordinates: Any,
         raise bad_request_data(f"unknown geometry {geometry!r}", f"未知的几何类型：{geometry!r}")
     if isinstance(coordinates, str):
         try:
-            coordinates = json.loads(coordinates)
+            coordinates = parse_json(coordinates)
         except ValueError as exc:
             raise bad_request_data("coordinates are not a JSON array", "coordinates 不是 JSON 数组") from exc
     if not isinstance(coordinates, list):

@@ -4,7 +4,6 @@ platform's outbox in the change's transaction. Other platforms hear of every cha
 
 from __future__ import annotations
 
-import re
 import uuid
 from functools import lru_cache, partial
 from typing import Any
@@ -20,11 +19,12 @@ from wecity.context.env import Env, Stored
 from wecity.context.geo import GeoQuery, parse_geoquery
 from wecity.context.ldcontext import TermMap
 from wecity.context.models import subscriptions as t
-from wecity.context.query import compile_q, linked_entities
+from wecity.context.query import compile_stored_q, linked_entities
 from wecity.context.rows import entities_by_id
 from wecity.context.selection import TypeSelection, parse_type_selection
 from wecity.context.subscriptions import CHANNEL, DEFAULT_TRIGGERS
 from wecity.core import outbox
+from wecity.core.patterns import BadPattern, compile_pattern
 
 # Periodic subscriptions are left to the periodic runner: a change does not notify them.
 _ACTIVE = sa.select(t).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.is_active.is_(True),
@@ -64,10 +64,20 @@ def entity_matches(items: list[dict[str, Any]] | None, entity_id: str, types: li
                 continue
         if item.get("id") and item["id"] != entity_id:
             continue
-        if item.get("idPattern") and not re.fullmatch(item["idPattern"], entity_id):
+        if item.get("idPattern") and not _id_matches(item["idPattern"], entity_id):
             continue
         return True
     return False
+
+
+def _id_matches(pattern: str, entity_id: str) -> bool:
+    """The whole id matches the subscription's idPattern, run on RE2 (wecity.core.patterns). A pattern
+    stored before patterns were checked with RE2 (a lookahead, say) matches nothing rather than failing
+    the write that is being matched."""
+    try:
+        return compile_pattern(pattern).fullmatch(entity_id)
+    except BadPattern:
+        return False
 
 
 def emit_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, deleted: bool = False) -> None:
@@ -129,7 +139,7 @@ def on_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, 
         terms = env.store.term_map(row.context)
         if not entity_matches(sub.get("_entities"), entity.id, entity.types, terms):
             continue
-        if sub.get("q") and not deleted and not _q_holds(conn, env.tenant, compile_q(unquote(sub["q"]), terms),
+        if sub.get("q") and not deleted and not _q_holds(conn, env.tenant, compile_stored_q(unquote(sub["q"]), terms),
                                                          entity):
             continue
         if sub.get("geoQ") and not deleted and not _geo_matches(sub["geoQ"], terms, entity):

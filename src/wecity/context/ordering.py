@@ -22,6 +22,7 @@ from wecity.context.errors import bad_request_data
 from wecity.context.geo import GEOMETRY_TYPES, GeoQuery, to_shape
 from wecity.context.ldcontext import TermMap
 from wecity.context.query import Path, attribute_path, path_values
+from wecity.core.jsontext import parse_json
 
 _ENTITY_KEYS = ("id", "type", "createdAt", "modifiedAt")
 _DIRECTIONS = ("asc", "desc", "dist-asc", "dist-desc")
@@ -125,7 +126,7 @@ def _collator(tag: str) -> Any:
 def _reference(coordinates: Any, geometry: Any) -> GeoQuery:
     if isinstance(coordinates, str):
         try:
-            coordinates = json.loads(coordinates)
+            coordinates = parse_json(coordinates)
         except ValueError as exc:
             raise bad_request_data("orderFrom is not a JSON array of coordinates",
                                    "orderFrom 不是坐标 JSON 数组") from exc

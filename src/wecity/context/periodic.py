@@ -17,7 +17,7 @@ from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import ContextStore
 from wecity.context.matching import enqueue, entity_matches
 from wecity.context.models import subscriptions as t
-from wecity.context.query import compile_q
+from wecity.context.query import compile_stored_q
 from wecity.context.rows import entities_by_id
 from wecity.context.search import Query, query
 from wecity.core.registry import Events
@@ -37,7 +37,7 @@ def matching(conn: Connection, tenant: str, sub: dict[str, Any], store: ContextS
     types = None if not named or any(n is None for n in named) else sorted({x for n in named for x in n or ()})
     spec = Query(types=types)
     if sub.get("q"):
-        spec.q = compile_q(unquote(sub["q"]), terms)
+        spec.q = compile_stored_q(unquote(sub["q"]), terms)
     geo = sub.get("geoQ")
     if geo:
         spec.geo = parse_geoquery(geo.get("georel"), geo.get("geometry"), geo.get("coordinates"),

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from wecity.context.boolexpr import MAX_NESTING
 from wecity.context.errors import bad_request_data
 from wecity.context.ldcontext import TermMap
 from wecity.core.errors import ValidationFailed
@@ -38,6 +39,7 @@ class Projection:
 class _Parser:
     def __init__(self, text: str, what: str) -> None:
         self.text, self.pos, self.what = text, 0, what
+        self.nesting = 0  # how deep the `{...}` around the current member go
 
     def fail(self, why: str, zh: str) -> ValidationFailed:
         return bad_request_data(f"invalid {self.what} {self.text!r}: {why}",
@@ -63,11 +65,15 @@ class _Parser:
         self.pos = found.end()
         nested = None
         if self.pos < len(self.text) and self.text[self.pos] == "{":
+            self.nesting += 1
+            if self.nesting > MAX_NESTING:
+                raise self.fail(f"'{{' nests deeper than {MAX_NESTING} levels", f"'{{' 嵌套超过 {MAX_NESTING} 层")
             self.pos += 1
             nested = self.items()
             if self.pos >= len(self.text) or self.text[self.pos] != "}":
                 raise self.fail("'{' is not closed", "'{' 没有闭合")
             self.pos += 1
+            self.nesting -= 1
         return found.group(), nested
 
 

@@ -30,12 +30,15 @@ from wecity.context.render import View
 from wecity.core.context import AppContext
 from wecity.core.errors import WeCityError
 from wecity.core.http import request_locale
+from wecity.core.jsontext import MAX_DEPTH, BadJson, parse_json
 
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
 _TENANT = re.compile(r"^[A-Za-z0-9_\-.:]{1,64}$")
 # A wrong HTTP method has no ETSI type of its own: the request itself is wrong, InvalidRequest.
+# Nor does a body over the size limit (413).
 _BY_STATUS = {400: "BadRequestData", 404: "ResourceNotFound", 405: "InvalidRequest", 409: "AlreadyExists",
-              401: "InvalidRequest", 403: "InvalidRequest", 422: "OperationNotSupported", 429: "InvalidRequest"}
+              401: "InvalidRequest", 403: "InvalidRequest", 413: "InvalidRequest", 422: "OperationNotSupported",
+              429: "InvalidRequest"}
 
 
 def problem(exc: WeCityError, locale: str = "en") -> tuple[dict[str, Any], int]:
@@ -82,12 +85,11 @@ async def read_json(request: Request, *, allow_ld: bool = True) -> tuple[Any, st
                                      f"不支持的 Content-Type：{media or '（无）'}")
     raw = await request.body()
     try:
-        return orjson.loads(raw), media
-    except orjson.JSONDecodeError:
-        pass  # the standard parser takes a little more (integers beyond 64 bits, NaN); it decides
-    try:
-        return json.loads(raw), media
-    except ValueError as exc:
+        return parse_json(raw), media
+    except BadJson as exc:
+        if exc.too_deep:
+            raise invalid_request(f"the body nests deeper than {MAX_DEPTH} levels",
+                                  f"请求体嵌套超过 {MAX_DEPTH} 层") from exc
         raise invalid_request("the body is not valid JSON", "请求体不是有效的 JSON") from exc
 
 

@@ -9,7 +9,7 @@ members of a compound value.
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -18,8 +18,13 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from wecity.context.boolexpr import MAX_NESTING
 from wecity.context.errors import language_error
 from wecity.context.ldcontext import TermMap
+from wecity.core.errors import ValidationFailed
+from wecity.core.patterns import BadPattern, compile_pattern
+
+log = logging.getLogger(__name__)
 
 Predicate = Callable[[dict[str, Any]], bool]
 _OPS = ("!~=", "==", "!=", ">=", "<=", "~=", ">", "<")
@@ -44,6 +49,7 @@ class _Parser:
         self.terms = terms
         self.expand_values = expand_values
         self.depth = 0  # how deep linked-entity terms (`rel{attr}`) go
+        self.nesting = 0  # how deep the parentheses around the current term go
         self.names: list[str] = []  # the attribute names the query's terms start with, as written
 
     def parse(self) -> Predicate:
@@ -77,11 +83,15 @@ class _Parser:
 
     def _atom(self) -> Predicate:
         if self._peek() == "(":
+            self.nesting += 1
+            if self.nesting > MAX_NESTING:
+                raise _invalid_q(f"parentheses nest deeper than {MAX_NESTING} levels", f"括号嵌套超过 {MAX_NESTING} 层")
             self.pos += 1
             inner = self._or()
             if self._peek() != ")":
                 raise _invalid_q("missing ')'", "缺少右括号")
             self.pos += 1
+            self.nesting -= 1
             return inner
         return self._term()
 
@@ -117,6 +127,9 @@ class _Parser:
                 hint, _, inner = inner.partition(":")
                 type_hint = self.terms.expand(hint)
             rel = self._path(rel_text)
+            if depth + 1 > MAX_NESTING:
+                raise _invalid_q(f"linked-entity terms nest deeper than {MAX_NESTING} levels",
+                                 f"关联实体查询嵌套超过 {MAX_NESTING} 层")
             self.depth = max(self.depth, depth + 1)
             return _linked(rel, type_hint, self._build(inner, op, raw, negate_exists, depth + 1))
         path = self._path(raw_path)
@@ -309,10 +322,10 @@ def _plain_comparison(path: Path, op: str, raw: str, expand: Callable[[str], str
     literal = _literal if expand is None else (lambda token: _expanded_literal(token, expand))
     if op in ("~=", "!~="):
         pattern_text = _literal(raw)
-        try:
-            pattern = re.compile(str(pattern_text))
-        except re.error as exc:
-            raise _invalid_q(f"bad pattern {raw!r}", f"正则表达式 {raw!r} 无效") from exc
+        try:  # RE2: linear in the value whatever the pattern (wecity.core.patterns)
+            pattern = compile_pattern(str(pattern_text))
+        except BadPattern as exc:
+            raise _invalid_q(f"bad pattern {raw!r}: {exc}", f"正则表达式 {raw!r} 无效（{exc}）") from exc
 
         def matches(attrs: dict[str, Any]) -> bool:
             return any(isinstance(v, str) and pattern.search(v) for v in _values(attrs, path))
@@ -425,3 +438,15 @@ def _compiled(text: str, terms: TermMap, expand_values: frozenset[str]) -> Compi
 def compile_q(text: str, terms: TermMap, expand_values: frozenset[str] = frozenset()) -> Predicate:
     """A predicate over stored attributes for `q`."""
     return compile_query(text, terms, expand_values).predicate
+
+
+@lru_cache(maxsize=1024)
+def compile_stored_q(text: str, terms: TermMap) -> Predicate:
+    """A `q` the platform keeps (a subscription's, a sensor rule's), checked when it was stored. One kept
+    before a later version's limits (patterns on RE2, nesting depth) that no longer parses matches nothing,
+    rather than failing every write matched against it."""
+    try:
+        return compile_q(text, terms)
+    except ValidationFailed as exc:
+        log.warning("a stored q no longer parses and matches nothing: %s (%s)", text[:200], exc.message)
+        return lambda attrs: False

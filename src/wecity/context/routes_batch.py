@@ -176,7 +176,7 @@ def _selectors(items: Any, terms: TermMap, spec: service.Query) -> None:
         selection, ids, compiled = tests[0]
         spec.type_test = selection.test
         spec.ids = sorted(ids) if ids is not None else None
-        spec.id_pattern = compiled.pattern if compiled is not None else None
+        spec.id_pattern = compiled.text if compiled is not None else None
         return
     if all(ids is not None for _, ids, _ in tests):
         spec.ids = sorted({i for _, ids, _ in tests for i in ids or ()})

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,8 @@ from wecity.context.models import entities as t
 from wecity.context.ordering import Ordering
 from wecity.context.query import linked_entities
 from wecity.context.rows import COLUMNS, existing, stored
+from wecity.core.patterns import BadPattern, Pattern
+from wecity.core.patterns import compile_pattern as compile_user_pattern
 
 
 @dataclass
@@ -49,11 +50,12 @@ class Query:
                     or (self.order is not None and self.order.columns() is None) or self.entity_test)
 
 
-def compile_pattern(text: str) -> re.Pattern[str]:
+def compile_pattern(text: str) -> Pattern:
+    """An idPattern compiled on RE2 (wecity.core.patterns); BadRequestData when RE2 cannot compile it."""
     try:
-        return re.compile(text)
-    except re.error as exc:
-        raise bad_request_data(f"invalid idPattern {text!r}", f"idPattern 无效：{text!r}") from exc
+        return compile_user_pattern(text)
+    except BadPattern as exc:
+        raise bad_request_data(f"invalid idPattern {text!r}: {exc}", f"idPattern 无效：{text!r}（{exc}）") from exc
 
 
 def grid_cells(minx: float, miny: float, maxx: float, maxy: float, limit: int = 1600) -> list[int] | None:

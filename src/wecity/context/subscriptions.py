@@ -4,7 +4,6 @@ spec shows them, with the counters of the notifications that leave through the p
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -26,6 +25,7 @@ from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap
 from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_q
+from wecity.context.search import compile_pattern
 from wecity.context.selection import parse_type_selection
 from wecity.core.errors import NotFound
 from wecity.core.outbound import FORBIDDEN_HEADERS
@@ -191,10 +191,7 @@ def _simple_type(text: str) -> bool:
 def _check_pattern(pattern: Any) -> None:
     if not isinstance(pattern, str):
         raise bad_request_data("idPattern must be a string", "idPattern 必须是字符串")
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise bad_request_data(f"invalid idPattern {pattern!r}", f"idPattern 无效：{pattern!r}") from exc
+    compile_pattern(pattern)
 
 
 def _balanced(text: str) -> bool:

@@ -15,10 +15,11 @@ an HTTP `status`, and a message in English and 简体中文; each protocol rende
     ├── Conflict                     the request clashes with the current state; 409
     │   ├── AlreadyExists            a unique name or id is taken; 409
     │   └── InvalidTransition        a case cannot move that way from its state; 409
+    ├── PayloadTooLarge              a request body over its size limit (wecity.core.bodylimit); 413
     ├── RateLimited                  too many requests; 429
     ├── DependencyUnavailable        the database or a broker cannot be reached; 503
     └── HttpError                    an HTTP status the web framework answered that no class above has
-                                     (413 from a body size limit, say); one subclass per status
+                                     (414 for an overlong address, say); one subclass per status
 """
 
 from __future__ import annotations
@@ -94,6 +95,11 @@ class InvalidTransition(Conflict):
     default_code = "case.invalid_transition"
 
 
+class PayloadTooLarge(WeCityError):
+    status = 413
+    default_code = "payload_too_large"
+
+
 class RateLimited(WeCityError):
     status = 429
     default_code = "rate_limited"
@@ -122,7 +128,7 @@ def _http_error_class(code: int) -> type[HttpError]:
 
 _CLASS_OF_STATUS: dict[int, type[WeCityError]] = {
     cls.status: cls for cls in (ValidationFailed, AuthenticationRequired, PermissionDenied, NotFound,
-                                MethodNotAllowed, Conflict, RateLimited, DependencyUnavailable)}
+                                MethodNotAllowed, Conflict, PayloadTooLarge, RateLimited, DependencyUnavailable)}
 
 
 def error_for_status(status: int, message: str, *, message_zh: str) -> WeCityError:

@@ -11,6 +11,9 @@ from urllib.parse import urlparse
 from wecity.core.errors import ConfigurationError
 
 NGSILD_AUTH_MODES = ("required", "writes", "off")
+# The most files one form may carry (Open311 media; the portal's forms take fewer): with
+# max_upload_bytes it bounds a multipart body.
+UPLOAD_FILES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,12 @@ class Settings:
     max_image_pixels: int = 64_000_000  # a 48 MP phone photo (8064x6048) fits
     # Threads that decode uploaded photos, apart from those that serve the database.
     image_workers: int = 1
+    # Request bodies, counted as they arrive (wecity.core.bodylimit): JSON (and any body that is not a
+    # form), URL-encoded forms, and NGSI-LD batch operations and temporal representations (up to 10,000
+    # entities a batch). A multipart upload may carry UPLOAD_FILES files of max_upload_bytes and its fields.
+    max_json_bytes: int = 1024 * 1024
+    max_form_bytes: int = 64 * 1024
+    max_batch_bytes: int = 16 * 1024 * 1024
     run_background: bool = True
     tile_url: str | None = None
     # Notifications: SMTP server (unset: e-mail is written to the log), the webhook signing secret
@@ -49,6 +58,10 @@ class Settings:
     # another machine); without one, only a client on this machine that no proxy forwarded.
     metrics_token: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def max_multipart_bytes(self) -> int:
+        return self.max_upload_bytes * UPLOAD_FILES + self.max_form_bytes
 
     @property
     def is_sqlite(self) -> bool:
@@ -147,6 +160,9 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         max_upload_bytes=int(number("WECITY_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1024)),
         max_image_pixels=int(number("WECITY_MAX_IMAGE_PIXELS", 64_000_000, minimum=1)),
         image_workers=int(number("WECITY_IMAGE_WORKERS", max(1, (os.cpu_count() or 2) // 2), minimum=1)),
+        max_json_bytes=int(number("WECITY_MAX_JSON_BYTES", 1024 * 1024, minimum=1024)),
+        max_form_bytes=int(number("WECITY_MAX_FORM_BYTES", 64 * 1024, minimum=1024)),
+        max_batch_bytes=int(number("WECITY_MAX_BATCH_BYTES", 16 * 1024 * 1024, minimum=1024)),
         run_background=values.get("WECITY_RUN_BACKGROUND", "1") not in ("0", "false", "no"),
         tile_url=values.get("WECITY_TILE_URL") or None,
         smtp_url=smtp_url,

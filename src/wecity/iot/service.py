@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -22,6 +20,7 @@ from wecity.context.entity import (
 )
 from wecity.context.ldcontext import ContextStore
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
+from wecity.core.jsontext import BadJson, parse_json
 from wecity.core.registry import Events
 from wecity.iot.models import devices as t
 
@@ -94,12 +93,9 @@ def parse(topic: str, body: bytes) -> Reading | None:
         return None
     tenant = "" if parts[1] == DEFAULT_TENANT else parts[1]
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        try:  # what orjson refuses and the standard parser takes (integers beyond 64 bits, UTF-16)
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return Reading(tenant, parts[3], None, "payload is not JSON")
+        payload = parse_json(body)
+    except BadJson as exc:
+        return Reading(tenant, parts[3], None, f"payload is {'nested too deep' if exc.too_deep else 'not JSON'}")
     if not isinstance(payload, dict) or not payload:
         return Reading(tenant, parts[3], None, "payload is not a non-empty JSON object")
     return Reading(tenant, parts[3], payload)

@@ -28,7 +28,7 @@ from wecity.core.errors import (
     WeCityError,
 )
 from wecity.core.http import MAX_ID, get_ctx, request_locale
-from wecity.core.settings import Settings
+from wecity.core.settings import UPLOAD_FILES, Settings
 from wecity.identity.service import api_key_is_valid, api_key_user
 from wecity.open311 import evidence, service
 from wecity.open311.render import errors_body, respond
@@ -60,11 +60,12 @@ def _format(request: Request) -> str:
 
 def render_error(request: Request, exc: WeCityError) -> Response:
     """The spec's errors: 403 for a missing or bad api_key, 404 for unknown resources, 400 otherwise. A wrong
-    method stays 405, the one status its Allow header means something with."""
+    method stays 405, the one status its Allow header means something with, and a body over the size limit
+    413, which says to send less rather than to send something else."""
     status = exc.status
     if isinstance(exc, AuthenticationRequired | PermissionDenied):
         status = 403
-    elif status not in (404, 405, 422, 503, 429):
+    elif status not in (404, 405, 413, 422, 503, 429):
         status = 400 if status < 500 else status
     description = exc.localized(request_locale(request))
     if request_locale(request).startswith("zh") and exc.message != exc.message_zh:
@@ -229,7 +230,7 @@ def _report(form: FormData) -> NewReport:
 async def _request_form(request: Request, settings: Settings) -> AsyncIterator[FormData]:
     """The form with its spooled uploads, closed on leaving; a body that does not parse is a 400."""
     try:
-        form = await request.form(max_files=10, max_fields=200, max_part_size=settings.max_upload_bytes)
+        form = await request.form(max_files=UPLOAD_FILES, max_fields=200, max_part_size=settings.max_upload_bytes)
     except Exception as exc:  # malformed bodies are the client's error, whatever the parser raised
         if isinstance(exc, WeCityError):
             raise

@@ -241,7 +241,8 @@ def make_demo_city(workdir: Path, database_url: str | None = None, *, history: b
     create_demo_database(settings, history=history)
     db = Database(url, pool_size=1)
     try:
-        key = db.write_sync(lambda conn: add_api_key(conn, name="benchmark", now=Clock().now()))
+        key = db.write_sync(lambda conn: add_api_key(conn, name="benchmark", scopes=["admin"], tenant="*",
+                                                              now=Clock().now()))
     finally:
         db.close()
     env = {"WECITY_DATABASE_URL": url, "WECITY_VAR_DIR": str(workdir), "WECITY_MEDIA_DIR": str(workdir / "media"),

@@ -28,7 +28,10 @@ def test_user_and_apikey_add(sqlite_city: City, monkeypatch: pytest.MonkeyPatch,
                  "--password", "a-long-password"]) == 0
     assert main(["user", "add", "newhandler", "--password", "a-long-password"]) == 2
     assert "已存在" in capsys.readouterr().err
-    assert main(["apikey", "add", "partner"]) == 0
+    with pytest.raises(SystemExit):  # a key is made for a purpose: --scope is required
+        main(["apikey", "add", "partner"])
+    capsys.readouterr()
+    assert main(["apikey", "add", "partner", "--scope", "open311:write"]) == 0
     key = capsys.readouterr().out.strip().splitlines()[-1]
     assert key.startswith("wk_")
     from wecity.identity.service import api_key_is_valid
@@ -37,7 +40,7 @@ def test_user_and_apikey_add(sqlite_city: City, monkeypatch: pytest.MonkeyPatch,
 
     assert main(["apikey", "list"]) == 0
     listed = capsys.readouterr().out
-    assert f"{key[:10]}…  partner" in listed and "tests" in listed
+    assert f"{key[:10]}…  partner  -  open311:write  (default)" in listed and "tests" in listed
     assert main(["apikey", "revoke", "wk_"]) == 2  # too short to name one key
     assert "前 10 个字符" in capsys.readouterr().err
     assert main(["apikey", "revoke", key[:10]]) == 0

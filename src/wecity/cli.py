@@ -63,6 +63,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from wecity.demo.changsha import DEMO_PASSWORD, STAFF
     from wecity.demo.database import create_demo_database
+    from wecity.demo.seed import DEMO_KEYS
 
     settings = _settings()
     if not os.environ.get("WECITY_DATABASE_URL"):
@@ -70,13 +71,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.simulate_sensors and not settings.mqtt_url:
         settings = replace(settings, mqtt_url="mqtt://127.0.0.1:1883")
     print("creating the demo city 长沙市 with 30 days of history / 正在生成演示城市…", flush=True)
-    key = create_demo_database(settings, history=not args.no_history)
+    keys = create_demo_database(settings, history=not args.no_history)
     url = f"http://{args.host}:{args.port}"
     print(f"\nWeCity demo city 长沙市 / Changsha is at {url}\n")
     print(f"Staff logins / 工作人员账号 (password / 密码: {DEMO_PASSWORD}):")
     for username, name, dept, roles, _phone in STAFF:
         print(f"  {username:<16} {name:<14} {dept:<10} {' '.join(roles)}")
-    print(f"\nAPI key for Open311 and NGSI-LD clients / Open311 与 NGSI-LD 客户端 API 密钥: {key}", flush=True)
+    print("\nAPI keys, one per purpose / API 密钥（各司其职）:")
+    for purpose, (name, scopes) in DEMO_KEYS.items():
+        print(f"  {name} [{' '.join(scopes)}]: {keys[purpose]}")
+    print("", flush=True)
     if args.simulate_sensors:
         from wecity.demo import simulator
 

@@ -45,14 +45,15 @@ def test_an_api_key_opens_the_api_as_bearer_or_x_api_key(city: City) -> None:
 
 
 def test_a_revoked_key_is_refused(city: City) -> None:
-    key = city.db.write_sync(lambda conn: add_api_key(conn, name="gateway", now=city.clock.now()))
+    key = city.db.write_sync(lambda conn: add_api_key(conn, name="gateway", scopes=["ngsild:read", "ngsild:write"],
+                                                      now=city.clock.now()))
     with make_client(city) as client:
         assert client.get(f"{BASE}/entities?type=Manhole", headers=_bearer(key)).status_code == 200
         assert city.db.write_sync(lambda conn: revoke_api_key(conn, key[:10], city.clock.now())) == 1
         # This process forgets what it knew of the key at once; others within the cache's lifetime.
         from wecity.context import access
 
-        access._valid_keys.clear()
+        access._grants.clear()
         assert client.get(f"{BASE}/entities?type=Manhole", headers=_bearer(key)).status_code == 401
         assert client.get(f"{BASE}/entities?type=Manhole", headers=_bearer(city.api_key)).status_code == 200
 
@@ -77,3 +78,51 @@ def test_the_setting_is_checked_at_start(tmp_path: Any) -> None:
     assert load_settings({**env, "WECITY_NGSILD_AUTH": "writes"}, cwd=tmp_path).ngsild_auth == "writes"
     with pytest.raises(ConfigurationError, match="WECITY_NGSILD_AUTH"):
         load_settings({**env, "WECITY_NGSILD_AUTH": "maybe"}, cwd=tmp_path)
+
+
+def _key(city: City, *scopes: str, tenant: str = "") -> str:
+    return str(city.db.write_sync(lambda conn: add_api_key(conn, name="scoped", scopes=list(scopes), tenant=tenant,
+                                                           now=city.clock.now())))
+
+
+def test_keys_do_what_their_scopes_say_in_their_tenant(city: City) -> None:
+    reader, writer = _key(city, "ngsild:read"), _key(city, "ngsild:read", "ngsild:write")
+    open311_only, elsewhere = _key(city, "open311:write"), _key(city, "ngsild:read", "ngsild:write", tenant="t2")
+    with make_client(city) as client:
+        def create(key: str, tenant: str | None = None) -> int:
+            headers = {**_bearer(key), **({"NGSILD-Tenant": tenant} if tenant else {})}
+            body = {**MANHOLE, "id": f"urn:ngsi-ld:Manhole:{key[-6:]}"}
+            return int(client.post(f"{BASE}/entities", json=body, headers=headers).status_code)
+
+        refused = client.post(f"{BASE}/entities", json=MANHOLE, headers=_bearer(reader))
+        assert refused.status_code == 403 and "ngsild:write" in refused.json()["title"] + refused.json()["detail"]
+        assert refused.headers["content-type"].startswith("application/json")  # ProblemDetails
+        assert client.get(f"{BASE}/entities?type=Manhole", headers=_bearer(reader)).status_code == 200
+        assert client.get(f"{BASE}/entities?type=Manhole", headers=_bearer(open311_only)).status_code == 403
+        assert create(writer) == 201
+        assert create(elsewhere) == 403 and create(writer, "t2") == 403 and create(elsewhere, "t2") == 201
+
+
+def test_staff_roles_read_and_only_administrators_write(city: City) -> None:
+    with make_client(city) as client:
+        def token(username: str) -> str:
+            signed = client.post("/api/v1/auth/token", json={"username": username, "password": DEMO_PASSWORD})
+            client.cookies.clear()
+            return str(signed.json()["token"])
+
+        handler, admin = token("chengguan"), token("admin")
+        assert client.get(f"{BASE}/entities?type=Manhole", headers=_bearer(handler)).status_code == 200
+        # A handler cannot make fake sensor readings that open real cases.
+        fake = {**MANHOLE, "tiltAngle": {"type": "Property", "value": 80}}
+        assert client.post(f"{BASE}/entities", json=fake, headers=_bearer(handler)).status_code == 403
+        assert client.post(f"{BASE}/entities", json=MANHOLE, headers=_bearer(admin)).status_code == 201
+
+
+def test_open311_needs_a_key_with_open311_write(city: City) -> None:
+    sensors = _key(city, "ngsild:read", "ngsild:write")
+    form = {"service_code": "pothole", "lat": "28.19567", "long": "112.9717", "description": "坑"}
+    with make_client(city) as client:
+        refused = client.post("/open311/v2/requests.json", data={**form, "api_key": sensors})
+        assert refused.status_code == 403 and "open311:write" in refused.json()[0]["description"]
+        taken = client.post("/open311/v2/requests.json", data={**form, "api_key": _key(city, "open311:write")})
+    assert taken.status_code == 200, taken.text

@@ -107,7 +107,7 @@ def _seed(url: str, tmp_path: Path) -> tuple[dict[str, str], str]:
     create_demo_database(settings, history=False)
     db = Database(url, pool_size=1)
     try:
-        key = db.write_sync(lambda conn: add_api_key(conn, name="crash test", now=Clock().now()))
+        key = db.write_sync(lambda conn: add_api_key(conn, name="crash test", scopes=["open311:write"], now=Clock().now()))
     finally:
         db.close()
     env = {**os.environ, "WECITY_DATABASE_URL": url, "WECITY_VAR_DIR": str(tmp_path),

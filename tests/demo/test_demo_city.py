@@ -21,8 +21,8 @@ def test_demo_history_is_lived_in(tmp_path: Path) -> None:
                         secret_key="x" * 40, var_dir=tmp_path)
     db = Database(settings.database_url)
     upgrade(db.engine)
-    key = db.write_sync(lambda c: seed_demo(c, NOW, settings))
-    assert key.startswith("wk_")
+    keys = db.write_sync(lambda c: seed_demo(c, NOW, settings))
+    assert set(keys) == {"open311", "sensors", "dashboards"} and all(k.startswith("wk_") for k in keys.values())
     with db.engine.connect() as conn:
         statuses = dict(conn.exec_driver_sql("SELECT status, count(*) FROM cases GROUP BY status").all())
         for status in (CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGED, CaseStatus.RETURNED, CaseStatus.IN_PROGRESS,

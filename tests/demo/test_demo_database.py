@@ -70,4 +70,4 @@ def test_demo_takes_an_empty_database_url_and_replaces_its_own(empty_database_ur
     tables = sa.inspect(sa.create_engine(empty_database_url, poolclass=sa.pool.NullPool)).get_table_names()
     assert "left_by_the_last_demo" not in tables and "cases" in tables
     assert _count(empty_database_url, "SELECT count(*) FROM wecity_demo_mark") == 1
-    assert _count(empty_database_url, "SELECT count(*) FROM api_keys") == 1
+    assert _count(empty_database_url, "SELECT count(*) FROM api_keys") == 3  # one demo key per purpose, once

@@ -49,7 +49,8 @@ def test_user_rules(sqlite_city: City) -> None:
 
 
 def test_api_keys_are_stored_hashed(sqlite_city: City) -> None:
-    key = sqlite_city.db.write_sync(lambda c: add_api_key(c, name="partner app", now=SEED_TIME))
+    key = sqlite_city.db.write_sync(lambda c: add_api_key(c, name="partner app", scopes=["open311:write"],
+                                                                         now=SEED_TIME))
     assert sqlite_city.db.read_sync(api_key_is_valid, key)
     assert not sqlite_city.db.read_sync(api_key_is_valid, key + "x")
     with sqlite_city.db.engine.connect() as conn:

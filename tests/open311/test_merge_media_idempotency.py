@@ -163,7 +163,8 @@ def test_concurrent_retries_with_one_key_store_one_report(city: City) -> None:
 
 
 def test_back_office_pushes_status_through_servicerequestupdates(city: City) -> None:
-    key = city.db.write_sync(lambda c: add_api_key(c, name="住建 back office", username="zhujian", now=SEED_TIME))
+    key = city.db.write_sync(lambda c: add_api_key(c, name="住建 back office", username="zhujian",
+                                                                   scopes=["open311:write"], now=SEED_TIME))
     with make_client(city) as client:
         rid = post(client, city).json()[0]["service_request_id"]
         for status in ("INVESTIGATING", "IN_PROGRESS"):
@@ -214,7 +215,8 @@ def _evidence_of(city: City, rid: str) -> tuple[str, str | None]:
     "a" * 32,                               # shaped like a media id, but nothing was uploaded
 ])
 def test_pushed_evidence_is_only_an_uploaded_photo_or_an_outside_http_url(sqlite_city: City, media_url: str) -> None:
-    key = sqlite_city.db.write_sync(lambda c: add_api_key(c, name="back office", username="zhujian", now=SEED_TIME))
+    key = sqlite_city.db.write_sync(lambda c: add_api_key(c, name="back office", username="zhujian", scopes=["open311:write"],
+                                                          now=SEED_TIME))
     with make_client(sqlite_city) as client:
         rid = post(client, sqlite_city).json()[0]["service_request_id"]
         refused = _push_fixed(client, key, rid, media_url)
@@ -227,7 +229,8 @@ def test_pushed_evidence_takes_an_outside_url_or_this_sites_photo(city: City) ->
     from wecity.media.images import inspect_image
     from wecity.media.service import media_store, store_image
 
-    key = city.db.write_sync(lambda c: add_api_key(c, name="back office", username="zhujian", now=SEED_TIME))
+    key = city.db.write_sync(lambda c: add_api_key(c, name="back office", username="zhujian", scopes=["open311:write"],
+                                                          now=SEED_TIME))
     checked = inspect_image(jpeg(), max_bytes=city.settings.max_upload_bytes, max_pixels=city.settings.max_image_pixels)
     photo = city.db.write_sync(lambda c: store_image(c, media_store(city.settings), checked, now=SEED_TIME))
     with make_client(city) as client:

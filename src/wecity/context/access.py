@@ -1,9 +1,12 @@
-"""Who may use the context broker: callers with an API key or a staff sign-in (WECITY_NGSILD_AUTH).
+"""Who may use the context broker, and for what: API keys by their scopes and tenant, staff by their roles
+(WECITY_NGSILD_AUTH).
 
-Sensor data says where people are and what the city's equipment is doing, so by default every NGSI-LD
-request needs credentials: an API key (`Authorization: Bearer wk_...` or `X-API-Key`, made with
-`wecity apikey add`) for systems, a staff session (cookie or bearer token from /api/v1/auth/token) for
-people. `writes` opens reads to everyone; `off` is for closed networks and conformance testing.
+Sensor data says where people are and what the city's equipment is doing, and a reading can open a case,
+so by default every NGSI-LD request needs credentials: an API key (`Authorization: Bearer wk_...` or
+`X-API-Key`, made with `wecity apikey add --scope ...`) for systems, a staff session (cookie or bearer
+token from /api/v1/auth/token) for people. Reads need `ngsild:read`, changes `ngsild:write`, and a key
+acts only in its tenant (wecity.identity.keys). `writes` opens reads to everyone; `off` is for closed
+networks and conformance testing.
 """
 
 from __future__ import annotations
@@ -13,21 +16,23 @@ import time
 
 from fastapi import Request
 
-from wecity.context.errors import unauthorized
+from wecity.context.errors import forbidden, unauthorized
+from wecity.context.protocol import tenant_of
 from wecity.core.cache import DEFAULT_TTL
 from wecity.core.http import get_ctx
 from wecity.identity.deps import SESSION_COOKIE
-from wecity.identity.service import api_key_is_valid, user_for_session
+from wecity.identity.keys import NGSILD_READ, NGSILD_WRITE, Grant, api_key_grant, scopes_for_roles
+from wecity.identity.service import user_for_session
 
 API_KEY_PREFIX = "wk_"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-# Keys seen valid lately, by (database, digest): the broker's hot paths (a partial update every few
+# Grants of keys seen lately, by (database, digest): the broker's hot paths (a partial update every few
 # milliseconds per device gateway) should not pay a database round trip per request for the same key.
 # A revoked key stops working within DEFAULT_TTL, as everywhere else on the platform. Not an lru_cache:
 # whether a key is valid depends on the time and on the database (revocation), so each entry carries its
-# own expiry and only successes are kept; bounded (cleared past 10,000 keys) whatever callers send.
-_valid_keys: dict[tuple[str, str], float] = {}
+# own expiry and only live keys are kept; bounded (cleared past 10,000 keys) whatever callers send.
+_grants: dict[tuple[str, str], tuple[float, Grant]] = {}
 
 
 def _credentials(request: Request) -> tuple[str | None, str | None]:
@@ -45,26 +50,43 @@ def _credentials(request: Request) -> tuple[str | None, str | None]:
 
 
 async def require_access(request: Request) -> None:
-    """FastAPI dependency of every /ngsi-ld route: raise 401 unless the settings let the request through."""
+    """FastAPI dependency of every /ngsi-ld route: 401 without good credentials, 403 without the scope
+    (read or write) or outside the key's tenant, unless the settings let the request through."""
     ctx = get_ctx(request)
     mode = ctx.settings.ngsild_auth
-    if mode == "off" or (mode == "writes" and request.method in READ_METHODS):
+    reading = request.method in READ_METHODS
+    if mode == "off" or (mode == "writes" and reading):
         return
     key, session = _credentials(request)
-    if key:
-        slot = (ctx.settings.database_url, hashlib.sha256(key.encode()).hexdigest())
-        now = time.monotonic()
-        if _valid_keys.get(slot, 0.0) > now:
-            return
-        if await ctx.db.read(api_key_is_valid, key):
-            if len(_valid_keys) > 10_000:  # bounded, whatever a caller sends
-                _valid_keys.clear()
-            _valid_keys[slot] = now + DEFAULT_TTL
-            return
-    if session and await ctx.db.read(user_for_session, session, ctx.clock.now()) is not None:
-        return
-    raise unauthorized(
-        "the NGSI-LD API needs an API key (Authorization: Bearer wk_... or X-API-Key) or a staff sign-in"
-        if not (key or session) else "the API key or sign-in is not valid (revoked or expired?)",
-        "NGSI-LD 接口需要 API 密钥（Authorization: Bearer wk_… 或 X-API-Key）或工作人员登录"
-        if not (key or session) else "API 密钥或登录无效（已吊销或已过期？）")
+    grant = await _key_grant(request, key) if key else None
+    if grant is None and session:
+        user = await ctx.db.read(user_for_session, session, ctx.clock.now())
+        grant = Grant(scopes_for_roles(user.roles)) if user is not None else None
+    if grant is None:
+        raise unauthorized(
+            "the NGSI-LD API needs an API key (Authorization: Bearer wk_... or X-API-Key) or a staff sign-in"
+            if not (key or session) else "the API key or sign-in is not valid (revoked or expired?)",
+            "NGSI-LD 接口需要 API 密钥（Authorization: Bearer wk_… 或 X-API-Key）或工作人员登录"
+            if not (key or session) else "API 密钥或登录无效（已吊销或已过期？）")
+    scope = NGSILD_READ if reading else NGSILD_WRITE
+    if not grant.allows(scope):
+        raise forbidden(f"these credentials lack the {scope} scope", f"该凭据缺少 {scope} 权限")
+    tenant = tenant_of(request)
+    if not grant.allows(scope, tenant):
+        raise forbidden(f"this API key is not for tenant {tenant or '(default)'!r}",
+                        f"该 API 密钥不能用于租户 {tenant or '（默认）'}")
+
+
+async def _key_grant(request: Request, key: str) -> Grant | None:
+    ctx = get_ctx(request)
+    slot = (ctx.settings.database_url, hashlib.sha256(key.encode()).hexdigest())
+    now = time.monotonic()
+    kept = _grants.get(slot)
+    if kept is not None and kept[0] > now:
+        return kept[1]
+    grant = await ctx.db.read(api_key_grant, key)
+    if grant is not None:
+        if len(_grants) > 10_000:  # bounded, whatever a caller sends
+            _grants.clear()
+        _grants[slot] = (now + DEFAULT_TTL, grant)
+    return grant

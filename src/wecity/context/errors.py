@@ -14,6 +14,7 @@ from wecity.core.errors import (
     AuthenticationRequired,
     DependencyUnavailable,
     NotFound,
+    PermissionDenied,
     ValidationFailed,
 )
 
@@ -103,6 +104,11 @@ def resource_not_found(why: str, zh: str) -> NotFound:
 def already_exists(why: str, zh: str) -> AlreadyExists:
     """AlreadyExists (409)."""
     return AlreadyExists(why, message_zh=zh, code=ALREADY_EXISTS)
+
+
+def forbidden(why: str, zh: str) -> PermissionDenied:
+    """403: good credentials without the scope or tenant the request needs."""
+    return PermissionDenied(why, message_zh=zh, code="ngsild.forbidden")
 
 
 def unauthorized(why: str, zh: str) -> AuthenticationRequired:

@@ -87,8 +87,9 @@ def _mark(engine: sa.Engine, now: datetime) -> None:
         conn.execute(demo_mark.insert().values(made_at=now.isoformat()))
 
 
-def create_demo_database(settings: Any, *, history: bool = True) -> str:
-    """Replace the configured database (if empty or a demo's) with the demo city; return the demo API key."""
+def create_demo_database(settings: Any, *, history: bool = True) -> dict[str, str]:
+    """Replace the configured database (if empty or a demo's) with the demo city; return its API keys by
+    purpose (wecity.demo.seed.DEMO_KEYS)."""
     from wecity.core.clock import Clock
     from wecity.core.db import Database
     from wecity.core.migrate import upgrade

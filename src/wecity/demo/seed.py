@@ -10,15 +10,23 @@ from sqlalchemy.engine import Connection
 from wecity.demo.changsha import seed_city
 from wecity.identity.service import add_api_key
 
+# One key per purpose, as a city would hand them out: each can do its one job and nothing else.
+DEMO_KEYS = {
+    "open311": ("Open311 clients (citizen apps) / Open311 客户端", ["open311:write"]),
+    "sensors": ("sensor gateways / 传感器网关", ["ngsild:read", "ngsild:write"]),
+    "dashboards": ("dashboards (read only) / 大屏（只读）", ["ngsild:read"]),
+}
 
-def seed_demo(conn: Connection, now: datetime, settings: Any = None, *, history: bool = True) -> str:
-    """Seed the city (and, by default, 30 days of history); return the demo API key."""
+
+def seed_demo(conn: Connection, now: datetime, settings: Any = None, *, history: bool = True) -> dict[str, str]:
+    """Seed the city (and, by default, 30 days of history); return the demo API keys by purpose."""
     seed_city(conn, now)
-    key = add_api_key(conn, name="demo portal and Open311 clients", now=now)
+    keys = {purpose: add_api_key(conn, name=name, scopes=scopes, now=now)
+            for purpose, (name, scopes) in DEMO_KEYS.items()}
     if history:
         from wecity.demo.history import seed_history
         from wecity.demo.sensors import seed_sensors
 
         seed_history(conn, now, settings)
         seed_sensors(conn, now)
-    return key
+    return keys

@@ -29,7 +29,8 @@ def cmd_apikey_add(args: argparse.Namespace) -> int:
     from wecity.identity.service import add_api_key
 
     db = database()
-    key = db.write_sync(lambda conn: add_api_key(conn, name=args.name, username=args.user, now=now()))
+    key = db.write_sync(lambda conn: add_api_key(conn, name=args.name, username=args.user, scopes=args.scope,
+                                                 tenant=args.tenant, now=now()))
     print("API key (shown once; keep it safe) / API 密钥（仅显示一次，请妥善保存）:")
     print(key)
     return 0
@@ -39,10 +40,10 @@ def cmd_apikey_list(args: argparse.Namespace) -> int:
     from wecity.identity.service import list_api_keys
 
     keys = database().read_sync(list_api_keys)
-    print("prefix / 前缀  name / 名称  user / 用户  created / 创建  revoked / 吊销")
+    print("prefix / 前缀  name / 名称  user / 用户  scopes / 权限  tenant / 租户  created / 创建  revoked / 吊销")
     for k in keys:
-        print(f"{k['prefix']}…  {k['name']}  {k['username'] or '-'}  {k['created_at']:%Y-%m-%d %H:%M}  "
-              f"{k['revoked_at'] and format(k['revoked_at'], '%Y-%m-%d %H:%M') or '-'}")
+        print(f"{k['prefix']}…  {k['name']}  {k['username'] or '-'}  {k['scopes']}  {k['tenant'] or '(default)'}  "
+              f"{k['created_at']:%Y-%m-%d %H:%M}  {k['revoked_at'] and format(k['revoked_at'], '%Y-%m-%d %H:%M') or '-'}")
     return 0
 
 
@@ -98,6 +99,10 @@ def add_commands(sub: Any) -> None:
     kadd = key.add_parser("add", help="create an API key / 创建 API 密钥")
     kadd.add_argument("name")
     kadd.add_argument("--user", help="owner username / 所属用户")
+    kadd.add_argument("--scope", action="append", required=True, metavar="SCOPE",
+                      help="what the key may do, repeatable: open311:write, ngsild:read, ngsild:write, admin "
+                           "/ 权限范围，可重复")
+    kadd.add_argument("--tenant", default="", help='NGSI-LD tenant ("" the default one, "*" any) / 租户')
     kadd.set_defaults(func=cmd_apikey_add)
     key.add_parser("list", help="list API keys / 列出 API 密钥").set_defaults(func=cmd_apikey_list)
     krev = key.add_parser("revoke", help="revoke an API key / 吊销 API 密钥")

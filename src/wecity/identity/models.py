@@ -47,6 +47,9 @@ api_keys = sa.Table(
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime),
+    # What the key may do (space-separated, wecity.identity.keys.SCOPES) and in which NGSI-LD tenant ("*": any).
+    sa.Column("scopes", sa.String(500), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False, default=""),
     info=INFO,
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from wecity.core.db import inserted_id
 from wecity.core.errors import AlreadyExists, NotFound, ValidationFailed
 from wecity.identity.audit import record_audit as record_audit  # the domains record through the service
 from wecity.identity.choices import Role
+from wecity.identity.keys import api_key_grant, parse_scopes
 from wecity.identity.models import api_keys, departments, staff_sessions, users
 
 _hasher = PasswordHasher()
@@ -148,8 +150,11 @@ def end_session(conn: Connection, token: str) -> None:
     conn.execute(staff_sessions.delete().where(staff_sessions.c.token_hash == _sha256(token)))
 
 
-def add_api_key(conn: Connection, *, name: str, now: datetime, username: str | None = None) -> str:
-    """Create an API key and return it; only its hash is kept, so this is the one time it is shown."""
+def add_api_key(conn: Connection, *, name: str, now: datetime, scopes: Iterable[str], tenant: str = "",
+                username: str | None = None) -> str:
+    """Create an API key for `scopes` in `tenant` ("*": any) and return it; only its hash is kept, so this
+    is the one time it is shown."""
+    granted = " ".join(sorted(parse_scopes(scopes)))
     user_id = None
     if username:
         row = conn.execute(sa.select(users.c.id).where(users.c.username == username)).first()
@@ -158,31 +163,19 @@ def add_api_key(conn: Connection, *, name: str, now: datetime, username: str | N
         user_id = row.id
     key = "wk_" + secrets.token_urlsafe(32)
     conn.execute(api_keys.insert().values(key_hash=_sha256(key), prefix=key[:10], name=name, user_id=user_id,
-                                          created_at=now))
+                                          created_at=now, scopes=granted, tenant=tenant.strip()))
     return key
 
 
 def api_key_is_valid(conn: Connection, key: str) -> bool:
-    """Whether the key is a live API key. A good answer is kept for a few seconds (intake reads it on
-    every report), so a revoked key stops working within `cache.DEFAULT_TTL` in other processes."""
-    if not key:
-        return False
-    digest = _sha256(key)
-
-    def load() -> bool:
-        return conn.execute(sa.select(api_keys.c.id).where(
-            api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))).first() is not None
-
-    if cache.cached(conn, ("api key", digest), load):
-        return True
-    cache.invalidate(conn, "api key", digest)  # a bad key is not remembered: it may be created next
-    return False
+    """Whether the key is a live API key (whatever it may do: wecity.identity.keys.api_key_grant says)."""
+    return api_key_grant(conn, key) is not None
 
 
 def list_api_keys(conn: Connection) -> list[dict[str, Any]]:
     """Every key with its prefix (the first characters, enough to tell keys apart), owner and state."""
     rows = conn.execute(sa.select(api_keys.c.prefix, api_keys.c.name, users.c.username, api_keys.c.created_at,
-                                  api_keys.c.revoked_at)
+                                  api_keys.c.revoked_at, api_keys.c.scopes, api_keys.c.tenant)
                         .select_from(api_keys.outerjoin(users, users.c.id == api_keys.c.user_id))
                         .order_by(api_keys.c.id))
     return [dict(r._mapping) for r in rows]

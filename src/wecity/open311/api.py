@@ -29,7 +29,8 @@ from wecity.core.errors import (
 )
 from wecity.core.http import MAX_ID, get_ctx, request_locale
 from wecity.core.settings import UPLOAD_FILES, Settings
-from wecity.identity.service import api_key_is_valid, api_key_user
+from wecity.identity.keys import OPEN311_WRITE, api_key_grant
+from wecity.identity.service import api_key_user
 from wecity.open311 import evidence, service
 from wecity.open311.render import errors_body, respond
 
@@ -247,8 +248,12 @@ async def _checked_api_key(ctx: AppContext, form: FormData) -> str:
     if not api_key:
         raise AuthenticationRequired("api_key is required to create a request", code="open311.api_key",
                                      message_zh="创建诉求需要 api_key")
-    if not await ctx.db.read(api_key_is_valid, api_key):
+    grant = await ctx.db.read(api_key_grant, api_key)
+    if grant is None:
         raise AuthenticationRequired("invalid api_key", code="open311.api_key", message_zh="api_key 无效")
+    if not grant.allows(OPEN311_WRITE):
+        raise PermissionDenied("this api_key may not file requests (it lacks the open311:write scope)",
+                               code="open311.scope", message_zh="该 api_key 无权提交诉求（缺少 open311:write 权限）")
     return api_key
 
 
@@ -420,9 +425,11 @@ async def post_update(request: Request, fmt: str) -> Response:
     address = request.client.host if request.client else None
 
     def apply(conn: sa.Connection) -> int:
-        user = api_key_user(conn, api_key)
+        grant = api_key_grant(conn, api_key)
+        user = api_key_user(conn, api_key) if grant is not None and grant.allows(OPEN311_WRITE) else None
         if user is None:
-            raise AuthenticationRequired("invalid api_key, or it belongs to no staff user", code="open311.api_key",
+            raise AuthenticationRequired("invalid api_key, or it lacks open311:write or belongs to no staff user",
+                                         code="open311.api_key",
                                          message_zh="api_key 无效或未关联工作人员")
         row = conn.execute(sa.select(reports.c.case_id).where(reports.c.id == report_id)).first()
         if row is None:

@@ -4,6 +4,8 @@ Sensor data says where people are and what the city's equipment is doing, so by 
 request needs credentials: an API key (`Authorization: Bearer wk_...` or `X-API-Key`, made with
 `wecity apikey add`) for systems, a staff session (cookie or bearer token from /api/v1/auth/token) for
 people. `writes` opens reads to everyone; `off` is for closed networks and conformance testing.
+Writes count against their credential's rate limit (`ngsild`, wecity.core.limits); with `off` there is no
+credential to count, and no limit.
 """
 
 from __future__ import annotations
@@ -45,24 +47,35 @@ def _credentials(request: Request) -> tuple[str | None, str | None]:
 
 
 async def require_access(request: Request) -> None:
-    """FastAPI dependency of every /ngsi-ld route: raise 401 unless the settings let the request through."""
+    """FastAPI dependency of every /ngsi-ld route: raise 401 unless the settings let the request through,
+    and 429 when the caller's writes pass their rate limit (WECITY_RATE_LIMIT_NGSILD)."""
     ctx = get_ctx(request)
     mode = ctx.settings.ngsild_auth
     if mode == "off" or (mode == "writes" and request.method in READ_METHODS):
         return
+    caller = await _caller(request)
+    if request.method not in READ_METHODS and not request.url.path.rstrip("/").endswith("/query"):
+        # Per credential, so one gateway's runaway loop slows that gateway, not the broker.
+        await ctx.limits.hit("ngsild", caller)
+
+
+async def _caller(request: Request) -> str:
+    """Who the valid credentials name (an API key's or a session's digest); 401 without them."""
+    ctx = get_ctx(request)
     key, session = _credentials(request)
     if key:
-        slot = (ctx.settings.database_url, hashlib.sha256(key.encode()).hexdigest())
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        slot = (ctx.settings.database_url, digest)
         now = time.monotonic()
         if _valid_keys.get(slot, 0.0) > now:
-            return
+            return "key:" + digest
         if await ctx.db.read(api_key_is_valid, key):
             if len(_valid_keys) > 10_000:  # bounded, whatever a caller sends
                 _valid_keys.clear()
             _valid_keys[slot] = now + DEFAULT_TTL
-            return
+            return "key:" + digest
     if session and await ctx.db.read(user_for_session, session, ctx.clock.now()) is not None:
-        return
+        return "session:" + hashlib.sha256(session.encode()).hexdigest()
     raise unauthorized(
         "the NGSI-LD API needs an API key (Authorization: Bearer wk_... or X-API-Key) or a staff sign-in"
         if not (key or session) else "the API key or sign-in is not valid (revoked or expired?)",

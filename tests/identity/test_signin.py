@@ -123,3 +123,22 @@ def test_failures_are_forgotten_after_a_quiet_spell(sqlite_city: City) -> None:
     sqlite_city.clock.advance(minutes=2)
     asyncio.run(signin.purge_failures(ctx))
     assert sqlite_city.db.read_sync(lambda c: c.execute(rows).scalar()) == 0
+
+
+def test_guesses_sent_all_at_once_still_stop_at_the_threshold(city: City) -> None:
+    # Each guess reads the lockout before its password check; sent together, they would all read "not
+    # locked" and all be checked. Attempts on one account or address take turns in a process instead.
+    import asyncio
+
+    import httpx
+
+    from wecity.api.app import create_app
+
+    async def guess_all() -> list[int]:
+        app = create_app(city.settings, clock=city.clock, db=city.db)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            answers = await asyncio.gather(*(client.post(TOKEN, json={"username": "chengguan", "password": f"guess-{n}"})
+                                             for n in range(12)))
+        return sorted(r.status_code for r in answers)
+
+    assert asyncio.run(guess_all()) == [401] * 5 + [429] * 7

@@ -17,7 +17,9 @@ counts live in `sign_in_failures`, so every process sees them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -39,6 +41,7 @@ MAX_WAIT = timedelta(minutes=15)
 QUIET = timedelta(minutes=15)
 PASSWORD_WORKERS = 2
 _POOL = "identity.password_pool"
+_TURNS = "identity.sign_in_turns"
 
 Via = Literal["portal", "api"]
 
@@ -78,17 +81,51 @@ async def sign_in(ctx: AppContext, username: str, password: str, *, address: str
     """A new session for the account, or AuthenticationRequired (wrong username or password, one answer
     for both) or RateLimited (the account or the address must wait)."""
     attempt = _Attempt(username[:64], (address or "-")[:100], ctx.clock.now(), via)
-    user_id, stored, wait = await ctx.db.read(_look_up, attempt)
-    if wait > 0:
-        await ctx.db.write(_audit, attempt, None, "denied", "locked")
-        raise locked(wait)
-    good, new_hash = await asyncio.get_running_loop().run_in_executor(
-        password_pool(ctx), verify_password, stored, password)
-    signed_in = await ctx.db.write(_finish, attempt, user_id if good else None, stored, new_hash)
+    # Guesses sent together would all read "not locked" before the first failure is written: attempts on
+    # one account or from one address take turns in this process, each reading what the last one wrote.
+    async with _turns(ctx).take(*attempt.subjects.values()):
+        user_id, stored, wait = await ctx.db.read(_look_up, attempt)
+        if wait > 0:
+            await ctx.db.write(_audit, attempt, None, "denied", "locked")
+            raise locked(wait)
+        good, new_hash = await asyncio.get_running_loop().run_in_executor(
+            password_pool(ctx), verify_password, stored, password)
+        signed_in = await ctx.db.write(_finish, attempt, user_id if good else None, stored, new_hash)
     if signed_in is None:
         raise AuthenticationRequired("wrong username or password", message_zh="用户名或密码错误",
                                      code="auth.invalid_credentials")
     return signed_in
+
+
+class Turns:
+    """One lock per subject, held only while someone holds or waits for it (so a flood of usernames leaves
+    nothing behind). Subjects are always taken in the order given, account before address, so two
+    attempts never wait on each other in a circle."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def take(self, *subjects: str) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for subject in subjects:
+                lock, users_of = self._locks.get(subject) or (asyncio.Lock(), 0)
+                self._locks[subject] = (lock, users_of + 1)
+                stack.callback(self._leave, subject)
+                await stack.enter_async_context(lock)
+            yield
+
+    def _leave(self, subject: str) -> None:
+        lock, users_of = self._locks[subject]
+        if users_of == 1:
+            del self._locks[subject]
+        else:
+            self._locks[subject] = (lock, users_of - 1)
+
+
+def _turns(ctx: AppContext) -> Turns:
+    turns: Turns = ctx.services.setdefault(_TURNS, Turns())
+    return turns
 
 
 def locked(seconds: float) -> RateLimited:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import threading
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -55,9 +56,17 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-@functools.cache
+_no_account: list[str] = []
+_no_account_lock = threading.Lock()
+
+
 def _no_account_hash() -> str:
-    return _hasher.hash(secrets.token_urlsafe(16))
+    """A hash nothing matches, made once per process: under a lock, as the first guesses for unknown
+    usernames often arrive together and each would otherwise make its own."""
+    with _no_account_lock:
+        if not _no_account:
+            _no_account.append(_hasher.hash(secrets.token_urlsafe(16)))
+        return _no_account[0]
 
 
 def verify_password(stored: str | None, password: str) -> tuple[bool, str | None]:

@@ -126,3 +126,31 @@ def test_open311_needs_a_key_with_open311_write(city: City) -> None:
         assert refused.status_code == 403 and "open311:write" in refused.json()[0]["description"]
         taken = client.post("/open311/v2/requests.json", data={**form, "api_key": _key(city, "open311:write")})
     assert taken.status_code == 200, taken.text
+
+
+def test_writes_past_the_key_limit_are_429_problem_details_until_the_window_ends(city: City) -> None:
+    from datetime import timedelta
+
+    from wecity.core.limits import parse_rule
+
+    city.clock.at += timedelta(seconds=50)  # 10 s left of the minute
+    with make_client(city, rate_limits={"ngsild": parse_rule("3/minute")}) as client:
+        client.headers["Authorization"] = f"Bearer {city.api_key}"
+        assert client.post(f"{BASE}/entities", json=MANHOLE).status_code == 201
+        # The sensing loop's fast path (a partial update) counts like any other write.
+        path = f"{BASE}/entities/urn:ngsi-ld:Manhole:1/attrs/tiltAngle"
+        assert client.patch(path, json={"value": 4}).status_code == 204
+        assert client.post(f"{BASE}/entityOperations/upsert", json=[entity("urn:ngsi-ld:Manhole:2")]).status_code in (
+            201, 204)
+        for refused in (client.patch(path, json={"value": 5}),
+                        client.delete(f"{BASE}/entities/urn:ngsi-ld:Manhole:2")):
+            assert refused.status_code == 429 and refused.headers["retry-after"] == "10"
+            problem = refused.json()
+            assert problem["type"] == "https://uri.etsi.org/ngsi-ld/errors/InvalidRequest"
+            assert problem["status"] == 429 and "at most 3 per minute" in problem["detail"]
+        # Reads, the query endpoint included, are not writes.
+        assert client.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:1").json()["tiltAngle"]["value"] == 4
+        assert client.post(f"{BASE}/entityOperations/query", json={"type": "Query", "entities": [
+            {"type": "Manhole"}]}).status_code == 200
+        city.clock.advance(seconds=10)
+        assert client.patch(path, json={"value": 5}).status_code == 204

@@ -105,8 +105,10 @@ def test_repeated_failures_lock_the_login_for_a_while(web: Any, sqlite_city: Any
     for _ in range(5):
         assert log_in(web, "chengguan", password="wrong-password").status_code == 401
     locked = log_in(web, "chengguan")  # even the right password waits
-    assert locked.status_code == 429 and "登录失败次数过多" in locked.text
-    assert _audit(sqlite_city)[-1].detail == {"reason": "too many failures"}
+    assert locked.status_code == 429 and "登录失败次数过多，请 30 秒后再试" in locked.text
+    assert locked.headers["retry-after"] == "30"
+    assert 'value="chengguan"' in locked.text  # the form stays filled in
+    assert _audit(sqlite_city)[-1].detail == {"via": "portal", "reason": "locked"}
     assert _sessions(sqlite_city) == 0
-    sqlite_city.clock.at += timedelta(minutes=16)
+    sqlite_city.clock.at += timedelta(seconds=31)
     assert log_in(web, "chengguan").status_code == 303

@@ -7,6 +7,8 @@ so by default every NGSI-LD request needs credentials: an API key (`Authorizatio
 token from /api/v1/auth/token) for people. Reads need `ngsild:read`, changes `ngsild:write`, and a key
 acts only in its tenant (wecity.identity.keys). `writes` opens reads to everyone; `off` is for closed
 networks and conformance testing.
+Writes count against their credential's rate limit (`ngsild`, wecity.core.limits); with `off` there is no
+credential to count, and no limit.
 """
 
 from __future__ import annotations
@@ -51,23 +53,14 @@ def _credentials(request: Request) -> tuple[str | None, str | None]:
 
 async def require_access(request: Request) -> None:
     """FastAPI dependency of every /ngsi-ld route: 401 without good credentials, 403 without the scope
-    (read or write) or outside the key's tenant, unless the settings let the request through."""
+    (read or write) or outside the key's tenant, 429 when the caller's writes pass their rate limit
+    (WECITY_RATE_LIMIT_NGSILD); unless the settings let the request through."""
     ctx = get_ctx(request)
     mode = ctx.settings.ngsild_auth
     reading = request.method in READ_METHODS
     if mode == "off" or (mode == "writes" and reading):
         return
-    key, session = _credentials(request)
-    grant = await _key_grant(request, key) if key else None
-    if grant is None and session:
-        user = await ctx.db.read(user_for_session, session, ctx.clock.now())
-        grant = Grant(scopes_for_roles(user.roles)) if user is not None else None
-    if grant is None:
-        raise unauthorized(
-            "the NGSI-LD API needs an API key (Authorization: Bearer wk_... or X-API-Key) or a staff sign-in"
-            if not (key or session) else "the API key or sign-in is not valid (revoked or expired?)",
-            "NGSI-LD 接口需要 API 密钥（Authorization: Bearer wk_… 或 X-API-Key）或工作人员登录"
-            if not (key or session) else "API 密钥或登录无效（已吊销或已过期？）")
+    caller, grant = await _caller(request)
     scope = NGSILD_READ if reading else NGSILD_WRITE
     if not grant.allows(scope):
         raise forbidden(f"these credentials lack the {scope} scope", f"该凭据缺少 {scope} 权限")
@@ -75,6 +68,28 @@ async def require_access(request: Request) -> None:
     if not grant.allows(scope, tenant):
         raise forbidden(f"this API key is not for tenant {tenant or '(default)'!r}",
                         f"该 API 密钥不能用于租户 {tenant or '（默认）'}")
+    if not reading and not request.url.path.rstrip("/").endswith("/query"):
+        # Per credential, so one gateway's runaway loop slows that gateway, not the broker.
+        await ctx.limits.hit("ngsild", caller)
+
+
+async def _caller(request: Request) -> tuple[str, Grant]:
+    """Who the valid credentials name (an API key's or a session's digest) and what they may do; 401
+    without them."""
+    ctx = get_ctx(request)
+    key, session = _credentials(request)
+    grant = await _key_grant(request, key) if key else None
+    if grant is not None and key:
+        return "key:" + hashlib.sha256(key.encode()).hexdigest(), grant
+    if session:
+        user = await ctx.db.read(user_for_session, session, ctx.clock.now())
+        if user is not None:
+            return "session:" + hashlib.sha256(session.encode()).hexdigest(), Grant(scopes_for_roles(user.roles))
+    raise unauthorized(
+        "the NGSI-LD API needs an API key (Authorization: Bearer wk_... or X-API-Key) or a staff sign-in"
+        if not (key or session) else "the API key or sign-in is not valid (revoked or expired?)",
+        "NGSI-LD 接口需要 API 密钥（Authorization: Bearer wk_… 或 X-API-Key）或工作人员登录"
+        if not (key or session) else "API 密钥或登录无效（已吊销或已过期？）")
 
 
 async def _key_grant(request: Request, key: str) -> Grant | None:

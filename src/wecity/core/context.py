@@ -7,6 +7,7 @@ from typing import Any
 
 from wecity.core.clock import Clock
 from wecity.core.db import Database
+from wecity.core.limits import Limiter
 from wecity.core.registry import Registry
 from wecity.core.settings import Settings
 
@@ -21,6 +22,11 @@ class AppContext:
     # Filled by domains at start (e.g. "area_index" by geo); looked up by name to keep the base
     # free of imports from the layers above it.
     services: dict[str, Any] = field(default_factory=dict)
+    # The rate limits of this app (WECITY_RATE_LIMIT_*), on its clock and database.
+    limits: Limiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limits = Limiter(self.settings.rate_limits, self.clock, self.db)
 
     def __getitem__(self, name: str) -> Any:
         return self.services[name]

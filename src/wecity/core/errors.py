@@ -101,8 +101,15 @@ class PayloadTooLarge(WeCityError):
 
 
 class RateLimited(WeCityError):
+    """Too many requests; `retry_after` is the whole seconds to wait, sent as the Retry-After header."""
+
     status = 429
     default_code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int = 60, code: str | None = None,
+                 message_zh: str | None = None, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, code=code, message_zh=message_zh, details=details)
+        self.retry_after = max(1, int(retry_after))
 
 
 class DependencyUnavailable(WeCityError):

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from wecity.core.context import AppContext
-from wecity.core.errors import WeCityError
+from wecity.core.errors import RateLimited, WeCityError
 
 
 def get_ctx(request: Request) -> AppContext:
@@ -66,10 +66,16 @@ ErrorRenderer = Callable[[Request, WeCityError], Response]
 def render_error(request: Request, exc: WeCityError) -> Response:
     renderers: dict[str, ErrorRenderer] = getattr(request.app.state, "error_renderers", {})
     path = request.url.path
-    for prefix in sorted(renderers, key=len, reverse=True):
-        if path.startswith(prefix):
-            return renderers[prefix](request, exc)
-    return problem_response(request, exc)
+    render = next((renderers[p] for p in sorted(renderers, key=len, reverse=True) if path.startswith(p)),
+                  problem_response)
+    return with_retry_after(render(request, exc), exc)
+
+
+def with_retry_after(response: Response, exc: WeCityError) -> Response:
+    """A refusal for too many requests says when to come back (RFC 9110 Retry-After), in every protocol."""
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 # Database ids as path parameters: positive and within a 32-bit integer, so a hostile number is a clean

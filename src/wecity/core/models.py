@@ -1,4 +1,5 @@
-"""Tables of the base layer: the outbox, the job queue, periodic task state and the work calendar."""
+"""Tables of the base layer: the outbox, the job queue, periodic task state, the work calendar and the
+shared rate-limit counts."""
 
 import sqlalchemy as sa
 
@@ -73,5 +74,17 @@ calendar_days = sa.Table(
     sa.Column("name_zh", sa.String(100), nullable=False),
     sa.Column("name_en", sa.String(100), nullable=False),
     sa.Column("source", sa.String(300), nullable=False, default=""),
+    info=INFO,
+)
+
+# Requests counted per rate-limit window, shared by the processes of a PostgreSQL installation
+# (wecity.core.limits). `bucket` is the rule, the window's length and a hash of the key (an API key,
+# an address, a phone number: none is kept as such); rows of ended windows are purged periodically.
+rate_limit_counters = sa.Table(
+    "rate_limit_counters", metadata,
+    sa.Column("bucket", sa.String(100), primary_key=True),
+    sa.Column("window_start", UTCDateTime, primary_key=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("count", sa.Integer, nullable=False),
     info=INFO,
 )

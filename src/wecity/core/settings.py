@@ -9,11 +9,25 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from wecity.core.errors import ConfigurationError
+from wecity.core.limits import Rule, parse_rule
 
 NGSILD_AUTH_MODES = ("required", "writes", "off")
 # The most files one form may carry (Open311 media; the portal's forms take fewer): with
 # max_upload_bytes it bounds a multipart body.
 UPLOAD_FILES = 10
+# Rate limits (wecity.core.limits) by name, each set by WECITY_RATE_LIMIT_<NAME>, and what each counts.
+RATE_LIMITS = {
+    "open311": "300/minute",  # Open311 POSTs per API key
+    "ngsild": "6000/minute",  # NGSI-LD writes per API key (or staff session)
+    "portal_report": "10/minute,200/day",  # the portal's report form per client address
+    "portal_code": "5/minute,50/day",  # "my reports" SMS code requests per client address
+    "sms_phone": "2/minute,10/day",  # SMS codes per phone number
+    "sms_total": "1000/hour",  # SMS codes of the whole installation
+}
+
+
+def default_rate_limits() -> dict[str, Rule]:
+    return {name: parse_rule(text) for name, text in RATE_LIMITS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +71,7 @@ class Settings:
     # Who may read /metrics: with a token, whoever sends `Authorization: Bearer <token>` (a Prometheus on
     # another machine); without one, only a client on this machine that no proxy forwarded.
     metrics_token: str | None = None
+    rate_limits: dict[str, Rule] = field(default_factory=default_rate_limits)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -174,7 +189,25 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         work_hours=work_hours,
         ngsild_auth=ngsild_auth,
         metrics_token=metrics_token,
+        rate_limits=_rate_limits(values),
     )
+
+
+def _rate_limits(values: dict[str, str]) -> dict[str, Rule]:
+    """RATE_LIMITS with WECITY_RATE_LIMIT_<NAME> applied; an unknown name is refused, as it is a typo."""
+    rules = default_rate_limits()
+    for variable, raw in values.items():
+        if not variable.startswith("WECITY_RATE_LIMIT_"):
+            continue
+        name = variable.removeprefix("WECITY_RATE_LIMIT_").lower()
+        if name not in rules:
+            known = ", ".join("WECITY_RATE_LIMIT_" + n.upper() for n in RATE_LIMITS)
+            raise ConfigurationError(variable, f"no such rate limit; the known ones are {known}")
+        try:
+            rules[name] = parse_rule(raw)
+        except ValueError as exc:
+            raise ConfigurationError(variable, str(exc)) from None
+    return rules
 
 
 def _outbound_allow(raw: str) -> tuple[str, ...]:

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from wecity.core.errors import AuthenticationRequired
 from wecity.core.http import Ctx, client_address
+from wecity.identity import signin
 from wecity.identity.deps import SESSION_COOKIE, CurrentStaff
-from wecity.identity.service import StaffUser, authenticate, end_session, record_audit, start_session
+from wecity.identity.service import StaffUser, end_session, record_audit
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 
@@ -21,22 +21,10 @@ class Credentials(BaseModel):
 
 
 @router.post("/auth/token", summary="Sign in: a bearer token (and the session cookie) for 12 hours")
-async def sign_in(request: Request, response: Response, ctx: Ctx, body: Credentials) -> dict[str, Any]:
-    now = ctx.clock.now()
-    address = client_address(request)
-
-    def run(conn: Any) -> tuple[StaffUser | None, str | None]:
-        user = authenticate(conn, body.username, body.password)
-        record_audit(conn, at=now, actor=f"user:{user.id}" if user else f"username:{body.username[:64]}",
-                     action="auth.sign_in", target="api", outcome="ok" if user else "failed", source_address=address)
-        return user, start_session(conn, user.id, now) if user else None
-
-    user, token = await ctx.db.write(run)
-    if user is None or token is None:
-        raise AuthenticationRequired("wrong username or password", message_zh="用户名或密码错误",
-                                     code="auth.invalid_credentials")
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", max_age=12 * 3600)
-    return {"token": token, "token_type": "bearer", "expires_in": 12 * 3600, "user": _me(user)}
+async def issue_token(request: Request, response: Response, ctx: Ctx, body: Credentials) -> dict[str, Any]:
+    done = await signin.sign_in(ctx, body.username, body.password, address=client_address(request), via="api")
+    response.set_cookie(SESSION_COOKIE, done.token, httponly=True, samesite="lax", max_age=12 * 3600)
+    return {"token": done.token, "token_type": "bearer", "expires_in": 12 * 3600, "user": _me(done.user)}
 
 
 @router.delete("/auth/token", status_code=204, summary="Sign out")

@@ -79,3 +79,15 @@ audit_log = sa.Table(
     sa.Column("entry_hash", sa.String(64), nullable=False),
     info=INFO,
 )
+
+# Failed sign-ins in a row, per account and per client address (wecity.identity.signin): how many, the
+# last one, and until when that account or address may not try again. A quiet spell clears the count;
+# rows are read and written by the sign-in service only, never by the audit trail.
+sign_in_failures = sa.Table(
+    "sign_in_failures", metadata,
+    sa.Column("subject", sa.String(200), primary_key=True),  # "account:<username>" or "address:<ip>"
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_failure_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("locked_until", UTCDateTime),
+    info=INFO,
+)

@@ -10,8 +10,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection
 
 from wecity.core import cache
@@ -21,8 +19,8 @@ from wecity.identity.audit import record_audit as record_audit  # the domains re
 from wecity.identity.choices import Role
 from wecity.identity.keys import api_key_grant, parse_scopes
 from wecity.identity.models import api_keys, departments, staff_sessions, users
+from wecity.identity.passwords import check_password, hash_password, verify_password
 
-_hasher = PasswordHasher()
 SESSION_LIFETIME = timedelta(hours=12)
 
 
@@ -92,8 +90,7 @@ def department_id_by_code(conn: Connection, code: str) -> int:
 def add_user(conn: Connection, *, username: str, password: str, display_name: str, now: datetime,
              department_code: str | None = None, roles: list[str] | tuple[str, ...] = (),
              phone: str | None = None, email: str | None = None, locale: str = "zh_CN") -> int:
-    if len(password) < 8:
-        raise ValidationFailed("password must be at least 8 characters", message_zh="密码至少 8 位")
+    check_password(password, username=username)
     for role in roles:
         if role not in Role.__members__.values():
             raise ValidationFailed(f"unknown role {role!r}; use {', '.join(Role)}", message_zh=f"未知角色 {role}")
@@ -101,7 +98,7 @@ def add_user(conn: Connection, *, username: str, password: str, display_name: st
         raise AlreadyExists(f"user {username!r} exists", message_zh=f"用户 {username} 已存在")
     department_id = department_id_by_code(conn, department_code) if department_code else None
     return inserted_id(conn.execute(users.insert().values(
-        username=username, password_hash=_hasher.hash(password), display_name=display_name,
+        username=username, password_hash=hash_password(password), display_name=display_name,
         department_id=department_id, roles=" ".join(sorted(set(roles))), phone=phone, email=email,
         locale=locale, is_active=True, created_at=now,
     )))
@@ -113,18 +110,17 @@ def _staff_user(row: Any) -> StaffUser:
 
 
 def authenticate(conn: Connection, username: str, password: str) -> StaffUser | None:
-    """The user if the password matches an active account, else None (same answer for both failures)."""
+    """The user if the password matches an active account, else None (same answer for both failures).
+
+    For scripts and tests: it checks the password inside the caller's transaction. Requests sign in
+    through `wecity.identity.signin`, which keeps the slow check out of any transaction and counts failures.
+    """
     row = conn.execute(sa.select(users).where(users.c.username == username, users.c.is_active.is_(True))).first()
-    if row is None:
-        # Spend the same time as a real check, so response time does not reveal which usernames exist.
-        _hasher.hash(password)
+    good, new_hash = verify_password(row.password_hash if row else None, password)
+    if not good or row is None:
         return None
-    try:
-        _hasher.verify(row.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return None
-    if _hasher.check_needs_rehash(row.password_hash):
-        conn.execute(users.update().where(users.c.id == row.id).values(password_hash=_hasher.hash(password)))
+    if new_hash:
+        conn.execute(users.update().where(users.c.id == row.id).values(password_hash=new_hash))
     return _staff_user(row)
 
 

@@ -244,6 +244,7 @@ async def _request_form(request: Request, settings: Settings) -> AsyncIterator[F
 
 
 async def _checked_api_key(ctx: AppContext, form: FormData) -> str:
+    """The digest of the form's api_key once it is known valid and within its rate limit."""
     api_key = _text(form, "api_key") or ""
     if not api_key:
         raise AuthenticationRequired("api_key is required to create a request", code="open311.api_key",
@@ -254,7 +255,15 @@ async def _checked_api_key(ctx: AppContext, form: FormData) -> str:
     if not grant.allows(OPEN311_WRITE):
         raise PermissionDenied("this api_key may not file requests (it lacks the open311:write scope)",
                                code="open311.scope", message_zh="该 api_key 无权提交诉求（缺少 open311:write 权限）")
-    return api_key
+    return await _within_rate_limit(ctx, api_key)
+
+
+async def _within_rate_limit(ctx: AppContext, api_key: str) -> str:
+    """Count a POST against its key (WECITY_RATE_LIMIT_OPEN311): one partner's flood must not fill every
+    department's queue. Returns the key's digest, the name the key goes by from here on."""
+    digest = hashlib.sha256(api_key.encode()).hexdigest()[:16]
+    await ctx.limits.hit("open311", digest)
+    return digest
 
 
 @router.post("/requests.{fmt}", summary="Create a service request (form-urlencoded or multipart with media)",
@@ -267,12 +276,13 @@ async def create_request(request: Request, fmt: str) -> Response:
     limit = ctx.settings.max_upload_bytes
     async with _request_form(request, ctx.settings) as form:
         await _check_jurisdiction(request, ctx, form)
-        # Credentials before any photo is read or decoded: a wrong key costs the sender, not the city.
-        api_key = await _checked_api_key(ctx, form)
+        # Credentials and the rate limit before any photo is read or decoded: a wrong key, or one past its
+        # limit, costs the sender, not the city.
+        key_digest = await _checked_api_key(ctx, form)
         report = _report(form)
         photos = [await value.read(limit + 1) for name, value in form.multi_items()
                   if name in ("media", "media[]") and isinstance(value, UploadFile)]
-    scope = "open311.requests:" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
+    scope = "open311.requests:" + key_digest
     fields = [(name, value) for name, value in form.multi_items() if isinstance(value, str) and name != "api_key"]
     key = idempotency(scope, request.headers.get("idempotency-key"), fields, photos)
     receipt = await receive_report(ctx, report, photos=photos, idempotency=key)
@@ -406,6 +416,7 @@ async def post_update(request: Request, fmt: str) -> Response:
     api_key = str(form.get("api_key") or "")
     if not api_key:
         raise AuthenticationRequired("api_key is required", code="open311.api_key", message_zh="需要 api_key")
+    await _within_rate_limit(ctx, api_key)
     try:
         report_id = int(str(form.get("service_request_id") or ""))
         if not 0 < report_id <= MAX_ID:

@@ -16,8 +16,8 @@ from wecity.cases.choices import Channel
 from wecity.cases.intake import NewReport
 from wecity.cases.receive import idempotency, receive_report
 from wecity.core import csrf
-from wecity.core.errors import NotFound, ValidationFailed, WeCityError
-from wecity.core.http import request_locale
+from wecity.core.errors import NotFound, RateLimited, ValidationFailed, WeCityError
+from wecity.core.http import client_address, request_locale, with_retry_after
 from wecity.identity.deps import OptionalStaff
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.phone_codes import normalise_phone
@@ -97,6 +97,14 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
     if not csrf.token_is_valid(request, settings.secret_key, _text(form, csrf.CSRF_FIELD, 100)):
         return await _report_form(request, user, status=403, values=values,
                                   error=_("The form expired. Please try again."))
+    try:
+        # Anyone may report without an account, so the address is what a flood is counted by.
+        await ctx.limits.hit("portal_report", client_address(request) or "-")
+    except RateLimited as exc:
+        await form.close()
+        shown = await _report_form(request, user, status=exc.status, values=values,
+                                   error=exc.localized(request_locale(request)))
+        return with_retry_after(shown, exc)
     uploads = [v for k, v in form.multi_items() if k == "photo" and isinstance(v, UploadFile) and v.filename]
     if len(uploads) > MAX_PHOTOS:
         return await _report_form(request, user, status=400, values=values,

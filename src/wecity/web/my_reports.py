@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 from wecity.cases.queries import reports_for_phone
 from wecity.core import csrf
 from wecity.core.errors import WeCityError
-from wecity.core.http import request_locale
+from wecity.core.http import client_address, request_locale, with_retry_after
 from wecity.identity.deps import OptionalStaff
 from wecity.web.i18n import gettext_for
 from wecity.web.phone_codes import (
@@ -55,11 +55,16 @@ async def send_code(request: Request, user: OptionalStaff) -> Response:
                     error=_("The form expired. Please try again."))
     try:
         phone = normalise_phone(raw)
+        # Each SMS costs the city and reaches a stranger's phone: counted per sender address, per number,
+        # and for the whole city, the last so that many addresses together still cannot send thousands.
+        await ctx.limits.hit("portal_code", client_address(request) or "-")
+        await ctx.limits.hit("sms_phone", phone)
+        await ctx.limits.hit("sms_total", "all")
         await ctx.db.write(lambda conn: issue_code(conn, phone, secret_key=ctx.settings.secret_key,
                                                    now=ctx.clock.now()))
     except WeCityError as exc:
-        return page(request, "web/my_reports.html", user=user, status=exc.status, step="phone", phone=raw,
-                    error=exc.localized(locale))
+        return with_retry_after(page(request, "web/my_reports.html", user=user, status=exc.status, step="phone",
+                                     phone=raw, error=exc.localized(locale)), exc)
     # The same answer whether or not the number has reports: the page does not tell who reported what.
     return page(request, "web/my_reports.html", user=user, step="code", phone=phone, error=None)
 

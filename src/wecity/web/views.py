@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -16,21 +14,13 @@ from sqlalchemy.engine import Connection
 
 from wecity.core import csrf
 from wecity.core.context import AppContext
-from wecity.core.errors import AuthenticationRequired, PermissionDenied, WeCityError
-from wecity.core.http import client_address, problem_response, request_locale
+from wecity.core.errors import AuthenticationRequired, PermissionDenied, RateLimited, WeCityError
+from wecity.core.http import client_address, problem_response, request_locale, with_retry_after
 from wecity.geo.service import get_jurisdiction, list_areas
 from wecity.identity.choices import Role
 from wecity.identity.deps import SESSION_COOKIE, OptionalStaff
-from wecity.identity.models import audit_log
-from wecity.identity.service import (
-    SESSION_LIFETIME,
-    StaffUser,
-    authenticate,
-    department_names,
-    end_session,
-    record_audit,
-    start_session,
-)
+from wecity.identity.service import SESSION_LIFETIME, StaffUser, department_names, end_session, record_audit
+from wecity.identity.signin import sign_in
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.render import page, safe_next
 
@@ -39,9 +29,6 @@ STATIC_DIR = Path(__file__).parent / "static"
 LANG_COOKIE_AGE = 365 * 24 * 3600
 MAX_USERNAME = 64
 MAX_PASSWORD = 256
-LOCKOUT_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_USER = 5
-MAX_FAILURES_PER_ADDRESS = 20
 
 ROLE_LABELS = {Role.HANDLER: N_("Case handler"), Role.DISPATCHER: N_("Dispatcher"),
                Role.SUPERVISOR: N_("Supervisor"), Role.ADMIN: N_("Administrator")}
@@ -122,38 +109,6 @@ async def login_form(request: Request, user: OptionalStaff, next: str = "/staff"
     return page(request, "web/login.html", user=None, next=safe_next(next, "/staff"), username="", error=None)
 
 
-def _recent_failures(conn: Connection, username: str, address: str | None, now: Any) -> tuple[int, int]:
-    """Failed logins in the last LOCKOUT_WINDOW: for this username from this address, and from this address."""
-    since = now - LOCKOUT_WINDOW
-    denied = sa.and_(audit_log.c.action == "staff.login", audit_log.c.outcome == "denied", audit_log.c.at > since,
-                     audit_log.c.source_address == address)
-    per_user = conn.execute(sa.select(sa.func.count()).select_from(audit_log)
-                            .where(denied, audit_log.c.actor == username)).scalar_one()
-    per_address = conn.execute(sa.select(sa.func.count()).select_from(audit_log).where(denied)).scalar_one()
-    return int(per_user), int(per_address)
-
-
-def _login(conn: Connection, username: str, password: str, now: Any,
-           address: str | None) -> tuple[StaffUser | None, str | None]:
-    # Guessing passwords is slowed down: after too many failures from one address the password is not
-    # even checked until the window has passed. The refusal is audited like any other.
-    per_user, per_address = _recent_failures(conn, username, address, now)
-    if per_user >= MAX_FAILURES_PER_USER or per_address >= MAX_FAILURES_PER_ADDRESS:
-        record_audit(conn, at=now, actor=username or "-", action="staff.login", target=f"user:{username or '-'}",
-                     outcome="denied", source_address=address, detail={"reason": "too many failures"})
-        return None, "locked"
-    # The session and the audit entry commit together: no session exists without its login record.
-    user = authenticate(conn, username, password)
-    if user is None:
-        record_audit(conn, at=now, actor=username or "-", action="staff.login", target=f"user:{username or '-'}",
-                     outcome="denied", source_address=address, detail={"reason": "bad credentials"})
-        return None, None
-    token = start_session(conn, user.id, now)
-    record_audit(conn, at=now, actor=user.username, action="staff.login", target=f"user:{user.id}",
-                 outcome="ok", source_address=address)
-    return user, token
-
-
 @router.post("/login")
 async def login(request: Request) -> Response:
     ctx = request.app.state.ctx
@@ -168,15 +123,16 @@ async def login(request: Request) -> Response:
     if not username or not password:
         return page(request, "web/login.html", user=None, status=400, next=next_path, username=username,
                     error=_("Enter your username and password."))
-    user, token = await ctx.db.write(_login, username, password, ctx.clock.now(), client_address(request))
-    if token == "locked":
-        return page(request, "web/login.html", user=None, status=429, next=next_path, username=username,
-                    error=_("Too many failed attempts. Wait 15 minutes and try again."))
-    if user is None or token is None:
+    try:
+        done = await sign_in(ctx, username, password, address=client_address(request), via="portal")
+    except AuthenticationRequired:
         return page(request, "web/login.html", user=None, status=401, next=next_path, username=username,
                     error=_("Wrong username or password."))
+    except RateLimited as exc:  # the account or this address must wait; the page says how long
+        return with_retry_after(page(request, "web/login.html", user=None, status=exc.status, next=next_path,
+                                     username=username, error=exc.localized(request_locale(request))), exc)
     response = RedirectResponse(next_path, status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, max_age=int(SESSION_LIFETIME.total_seconds()), httponly=True,
+    response.set_cookie(SESSION_COOKIE, done.token, max_age=int(SESSION_LIFETIME.total_seconds()), httponly=True,
                         samesite="lax", path="/", secure=request.url.scheme == "https")
     return response
 

@@ -205,6 +205,8 @@ class ContextStore:
                 raise cause from exc
             raise bad_request_data(f"invalid @context: {exc.type if hasattr(exc, 'type') else exc}",
                                    "@context 无效") from exc
+        except ValueError as exc:  # pyld's IRI resolution: a context reference that is no absolute IRI
+            raise bad_request_data(f"invalid @context: {exc}", "@context 无效：引用的不是绝对 IRI") from exc
         return TermMap(active)
 
 

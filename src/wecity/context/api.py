@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from wecity.context import (
     fastpath,
+    openapi,
     routes_batch,
     routes_entities,
     routes_entitymaps,
@@ -23,6 +24,7 @@ from wecity.context.access import require_access
 from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.ldcontext import CORE_DOCUMENT, HOSTED_PATH, ContextStore, is_core_url
 from wecity.context.models import contexts as t
+from wecity.context.openapi import JSON_LD, operation
 from wecity.context.protocol import no_content, read_json, render_problem, respond
 from wecity.context.tasks import close_delivery, ensure_delivery, load_store
 from wecity.core.context import AppContext
@@ -43,6 +45,7 @@ async def on_shutdown(ctx: AppContext) -> None:
 
 def register(app: FastAPI) -> None:
     app.state.error_renderers["/ngsi-ld"] = render_problem
+    openapi.register(app)
     # Batches of up to 10,000 entities and temporal representations take more than one entity's body.
     for prefix in ("/ngsi-ld/v1/entityOperations/", "/ngsi-ld/v1/temporal/"):
         app.state.body_limits.allow_larger(prefix, app.state.ctx.settings.max_batch_bytes)
@@ -75,7 +78,8 @@ def _public_url(request: Request, row: Any) -> str:
     return str(row.url)
 
 
-@router.post("", status_code=201, summary="Add a @context for the broker to serve")
+@router.post("", status_code=201, summary="Add a @context for the broker to serve",
+             openapi_extra=operation(body="JsonLdContext"))
 @router.post("/", include_in_schema=False)
 async def add_context(request: Request, ctx: Ctx) -> Response:
     body, _ = await read_json(request)
@@ -96,7 +100,8 @@ async def add_context(request: Request, ctx: Ctx) -> Response:
     return Response(status_code=201, headers={"Location": str(request.base_url).rstrip("/") + path})
 
 
-@router.get("", summary="List the @contexts the broker serves or keeps")
+@router.get("", summary="List the @contexts the broker serves or keeps",
+            openapi_extra=operation("details", "kind", answers=JSON_LD))
 @router.get("/", include_in_schema=False)
 async def list_contexts(request: Request, ctx: Ctx) -> Response:
     details = request.query_params.get("details", "false") == "true"

@@ -278,7 +278,10 @@ def no_content(headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=204, headers=headers)
 
 
-def paging(request: Request, *, default: int = 20, maximum: int = 1000) -> tuple[int, int, bool]:
+MAX_LIMIT = 1000  # the most results in a page
+
+
+def paging(request: Request, *, default: int = 20, maximum: int = MAX_LIMIT) -> tuple[int, int, bool]:
     """limit, offset and count=true from the query string."""
     params = request.query_params
     try:

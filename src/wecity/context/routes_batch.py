@@ -14,6 +14,7 @@ from wecity.context.entity import Entity, check_entity_id, is_uri, normalize_ent
 from wecity.context.errors import bad_request_data
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap, parse_link_header
+from wecity.context.openapi import GEOJSON, HEADERS, PAGING, VIEW, operation
 from wecity.context.ordering import parse_ordering
 from wecity.context.protocol import (
     env_of,
@@ -89,7 +90,7 @@ def _options(request: Request) -> set[str]:
     return set(filter(None, request.query_params.get("options", "").split(",")))
 
 
-@router.post("/create", summary="Create many entities")
+@router.post("/create", summary="Create many entities", openapi_extra=operation(*HEADERS, body="NgsiLdEntityList"))
 @router.post("/create/", include_in_schema=False)
 async def batch_create(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
@@ -98,7 +99,8 @@ async def batch_create(request: Request, ctx: Ctx) -> Response:
     return _result(result, errors, ok_status=201, ok_body=result.success)
 
 
-@router.post("/upsert", summary="Create or replace/update many entities")
+@router.post("/upsert", summary="Create or replace/update many entities",
+             openapi_extra=operation("upsertOptions", *HEADERS, body="NgsiLdEntityList"))
 @router.post("/upsert/", include_in_schema=False)
 async def batch_upsert(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
@@ -110,7 +112,8 @@ async def batch_upsert(request: Request, ctx: Ctx) -> Response:
     return _result(result, errors, ok_status=204)
 
 
-@router.post("/update", summary="Update attributes of many entities")
+@router.post("/update", summary="Update attributes of many entities",
+             openapi_extra=operation("updateOptions", *HEADERS, body="NgsiLdEntityList"))
 @router.post("/update/", include_in_schema=False)
 async def batch_update(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
@@ -120,7 +123,7 @@ async def batch_update(request: Request, ctx: Ctx) -> Response:
     return _result(result, errors, ok_status=204)
 
 
-@router.post("/merge", summary="Merge many entities")
+@router.post("/merge", summary="Merge many entities", openapi_extra=operation(*HEADERS, body="NgsiLdEntityList"))
 @router.post("/merge/", include_in_schema=False)
 async def batch_merge(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
@@ -129,7 +132,8 @@ async def batch_merge(request: Request, ctx: Ctx) -> Response:
     return _result(result, errors, ok_status=204)
 
 
-@router.post("/delete", summary="Delete many entities")
+@router.post("/delete", summary="Delete many entities",
+             openapi_extra=operation("tenant", body="NgsiLdEntityIdList"))
 @router.post("/delete/", include_in_schema=False)
 async def batch_delete(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
@@ -232,7 +236,8 @@ def _query_spec(body: dict[str, Any], terms: TermMap) -> service.Query:
     return spec
 
 
-@router.post("/query", summary="Query entities with a Query body")
+@router.post("/query", summary="Query entities with a Query body",
+             openapi_extra=operation(*PAGING, *VIEW, *HEADERS, body="NgsiLdQuery", answers=GEOJSON))
 @router.post("/query/", include_in_schema=False)
 async def batch_query(request: Request, ctx: Ctx) -> Response:
     body, media = await read_json(request)

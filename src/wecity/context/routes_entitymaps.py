@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from wecity.context import entitymaps
 from wecity.context.entity import now_text
 from wecity.context.errors import resource_not_found
+from wecity.context.openapi import JSON_LD, operation
 from wecity.context.protocol import no_content, respond, tenant_of
 from wecity.core.errors import NotFound
 from wecity.core.http import Ctx
@@ -39,7 +40,7 @@ async def map_headers(request: Request, ctx: Ctx, entity_ids: list[str]) -> dict
     return {HEADER: location(found.map_id)}
 
 
-@router.get("/{map_id}", summary="Retrieve an EntityMap")
+@router.get("/{map_id}", summary="Retrieve an EntityMap", openapi_extra=operation("tenant", answers=JSON_LD))
 async def retrieve_map(map_id: str, request: Request, ctx: Ctx) -> Response:
     found = await ctx.db.read(entitymaps.get, tenant_of(request), map_id, ctx.clock.now())
     if found is None:
@@ -49,7 +50,7 @@ async def retrieve_map(map_id: str, request: Request, ctx: Ctx) -> Response:
     return respond(request, body, None)
 
 
-@router.delete("/{map_id}", status_code=204, summary="Delete an EntityMap")
+@router.delete("/{map_id}", status_code=204, summary="Delete an EntityMap", openapi_extra=operation("tenant"))
 async def delete_map(map_id: str, request: Request, ctx: Ctx) -> Response:
     if not await ctx.db.write(entitymaps.delete, tenant_of(request), map_id):
         raise _not_found(map_id)

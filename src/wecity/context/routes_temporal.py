@@ -12,6 +12,7 @@ from wecity.context import history
 from wecity.context.entity import EXPIRES_AT, check_entity_id, normalize_attribute, normalize_entity, now_text
 from wecity.context.errors import bad_request_data
 from wecity.context.ldcontext import TermMap
+from wecity.context.openapi import GEOJSON, HEADERS, PAGING, TEMPORAL, operation
 from wecity.context.protocol import (
     env_of,
     incoming,
@@ -94,7 +95,8 @@ def _temporal_entity(conn: Any, tenant: str, entity_id: str, entity_type: str, a
     return out
 
 
-@router.get("/{entity_id}", summary="Temporal representation of an entity")
+@router.get("/{entity_id}", summary="Temporal representation of an entity",
+            openapi_extra=operation(*TEMPORAL, *HEADERS, answers=GEOJSON))
 async def temporal_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     context, terms = await outgoing_terms(request, ctx)
@@ -113,7 +115,8 @@ async def temporal_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
     return respond(request, body, context)
 
 
-@router.get("", summary="Query temporal evolution of entities")
+@router.get("", summary="Query temporal evolution of entities",
+            openapi_extra=operation("type", "id", *TEMPORAL, *PAGING, *HEADERS, answers=GEOJSON))
 @router.get("/", include_in_schema=False)
 async def temporal_query(request: Request, ctx: Ctx) -> Response:
     context, terms = await outgoing_terms(request, ctx)
@@ -136,7 +139,8 @@ async def temporal_query(request: Request, ctx: Ctx) -> Response:
     return respond(request, rows, context, headers=headers)
 
 
-@router.post("", summary="Add to the temporal representation of an entity")
+@router.post("", summary="Add to the temporal representation of an entity",
+             openapi_extra=operation(*HEADERS, body="NgsiLdTemporalEntity"))
 @router.post("/", include_in_schema=False)
 async def temporal_create(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
@@ -167,7 +171,8 @@ async def temporal_create(request: Request, ctx: Ctx) -> Response:
     return Response(status_code=201, headers={"Location": BASE + quote(entity.id, safe=URI_SAFE)})
 
 
-@router.delete("/{entity_id}", status_code=204, summary="Delete the temporal representation of an entity")
+@router.delete("/{entity_id}", status_code=204, summary="Delete the temporal representation of an entity",
+               openapi_extra=operation("tenant"))
 async def temporal_delete(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     tenant = tenant_of(request)

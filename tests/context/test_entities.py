@@ -173,3 +173,19 @@ def test_ids_with_invisible_characters_are_refused_and_unicode_iris_work(ngsi: A
     assert r.status_code == 201
     assert r.headers["location"] == f"{BASE}/entities/urn:ngsi-ld:Manhole:%E4%BA%94%E4%B8%80%E5%B9%BF%E5%9C%BA"
     assert ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:五一广场").status_code == 200
+
+
+def test_geojson_is_offered_for_entities_only(ngsi: Any) -> None:
+    geo = {"accept": "application/geo+json"}
+    assert _create(ngsi, entity(location=point(112.98, 28.2))).status_code == 201
+    assert ngsi.post(f"{BASE}/jsonldContexts", json={"@context": {"tilt": "https://example.org/tilt"}}).status_code == 201
+    r = ngsi.get(f"{BASE}/entities/{E1}", headers=geo)
+    assert r.status_code == 200 and r.json()["geometry"]["type"] == "Point"
+    assert ngsi.get(f"{BASE}/entities", params={"type": "Manhole"}, headers=geo).json()["type"] == "FeatureCollection"
+    # A list of @context URLs, subscriptions or types are no entities: GeoJSON is not acceptable there.
+    for path in ("/jsonldContexts", "/subscriptions", "/types"):
+        r = ngsi.get(f"{BASE}{path}", headers=geo)
+        assert r.status_code == 406, path
+        assert r.json()["type"] == ERR + "InvalidRequest"
+    r = ngsi.get(f"{BASE}/jsonldContexts", headers={"accept": "application/geo+json, application/json;q=0.5"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")

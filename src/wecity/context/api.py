@@ -24,8 +24,8 @@ from wecity.context.access import require_access
 from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.ldcontext import CORE_DOCUMENT, HOSTED_PATH, ContextStore, is_core_url
 from wecity.context.models import contexts as t
-from wecity.context.openapi import JSON_LD, operation
-from wecity.context.protocol import no_content, read_json, render_problem, respond
+from wecity.context.openapi import operation
+from wecity.context.protocol import JSON_LD, no_content, read_json, render_problem, respond
 from wecity.context.tasks import close_delivery, ensure_delivery, load_store
 from wecity.core.context import AppContext
 from wecity.core.errors import NotFound

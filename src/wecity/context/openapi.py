@@ -206,16 +206,13 @@ def _with_context(schema: dict[str, Any]) -> dict[str, Any]:
 
 SCHEMAS.update({name + _IN_BODY: _with_context(schema) for name, schema in SCHEMAS.items()
                 if name not in _WITHOUT_LD})
-# What the Accept header may ask for (clause 6.3.4): entities also as GeoJSON (clause 4.5.16).
-JSON_LD = ("application/json", "application/ld+json")
-GEOJSON = (*JSON_LD, "application/geo+json")
 
 
 def operation(*parameters: str, body: str | None = None, answers: tuple[str, ...] = ()) -> dict[str, Any]:
     """`openapi_extra` for a route: the parameters (keys of PARAMETERS) and the body (a key of SCHEMAS), as
     application/json with the @context in a Link header or, for NGSI-LD documents, as application/ld+json
     with the @context in the body (clause 6.3.5). `answers`: the media types of a 200, as the Accept header
-    asks (JSON_LD or GEOJSON)."""
+    asks (wecity.context.protocol.JSON_LD or GEOJSON, as `respond` offers them)."""
     extra: dict[str, Any] = {"parameters": [{"$ref": "#/components/parameters/" + p} for p in parameters]}
     if body is not None:
         content = {"application/json": {"schema": _ref(body)}}

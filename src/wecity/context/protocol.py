@@ -158,8 +158,13 @@ async def outgoing_terms(request: Request, ctx: AppContext) -> tuple[Any, TermMa
     return link, await resolve(ctx, link)
 
 
-def accepts(request: Request) -> str:
-    """application/json, application/ld+json or application/geo+json, by the Accept header."""
+# What a response may be (clause 6.3.4): JSON or JSON-LD, and for entities also GeoJSON (clause 4.5.16).
+JSON_LD = ("application/json", "application/ld+json")
+GEOJSON = (*JSON_LD, "application/geo+json")
+
+
+def accepts(request: Request, offered: tuple[str, ...] = JSON_LD) -> str:
+    """The media type of `offered` the Accept header prefers; NotAcceptable when it takes none of them."""
     accept = request.headers.get("accept", "").lower()
     if not accept:
         return "application/json"
@@ -177,7 +182,7 @@ def accepts(request: Request) -> str:
         choice = {"application/ld+json": "application/ld+json", "application/json": "application/json",
                   "application/geo+json": "application/geo+json", "application/*": "application/json",
                   "*/*": "application/json"}.get(media)
-        if choice and q > best_q:
+        if choice in offered and q > best_q:
             best, best_q = choice, q
     if best is None:
         raise not_acceptable(f"cannot answer in {accept!r}", f"无法以 {accept!r} 格式应答")
@@ -211,10 +216,11 @@ def view_of(request: Request, terms: TermMap, attrs: frozenset[str] | None = Non
 
 
 def respond(request: Request, data: Any, context: Any, *, status: int = 200,
-            headers: dict[str, str] | None = None, geometry_property: str | None = None) -> Response:
-    """JSON with the @context in a Link header, or inside the body for application/ld+json and
-    application/geo+json (there the entities become GeoJSON Features, 4.5.16)."""
-    media = accepts(request)
+            headers: dict[str, str] | None = None, geometry_property: str | None = None,
+            offered: tuple[str, ...] = JSON_LD) -> Response:
+    """JSON with the @context in a Link header, or inside the body for application/ld+json and, where
+    entities are `offered` as GEOJSON, application/geo+json (there they become GeoJSON Features, 4.5.16)."""
+    media = accepts(request, offered)
     if geometry_property is None:
         geometry_property = request.query_params.get("geometryProperty")
     if geometry_property and media != "application/geo+json":

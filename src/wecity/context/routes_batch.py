@@ -14,9 +14,10 @@ from wecity.context.entity import Entity, check_entity_id, is_uri, normalize_ent
 from wecity.context.errors import bad_request_data
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap, parse_link_header
-from wecity.context.openapi import GEOJSON, HEADERS, PAGING, VIEW, operation
+from wecity.context.openapi import HEADERS, PAGING, VIEW, operation
 from wecity.context.ordering import parse_ordering
 from wecity.context.protocol import (
+    GEOJSON,
     env_of,
     no_content,
     paging,
@@ -267,6 +268,6 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
     page, headers = await read_page(request, ctx, tenant, spec, limit, offset, count)
     if shape is None:
         return respond(request, [render_stored(r, view) for r in page.rows], context, headers=headers,
-                       geometry_property=body.get("geometryProperty"))
+                       geometry_property=body.get("geometryProperty"), offered=GEOJSON)
     return respond(request, await ctx.db.read(shaped, tenant, page.rows, view, shape), context, headers=headers,
-                   geometry_property=body.get("geometryProperty"))
+                   geometry_property=body.get("geometryProperty"), offered=GEOJSON)

@@ -29,10 +29,12 @@ from wecity.context.entity import (
 from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap
-from wecity.context.openapi import GEOJSON, HEADERS, JSON_LD, PAGING, SHAPE, VIEW, operation
+from wecity.context.openapi import HEADERS, PAGING, SHAPE, VIEW, operation
 from wecity.context.ordering import parse_ordering
 from wecity.context.projection import select_datasets
 from wecity.context.protocol import (
+    GEOJSON,
+    JSON_LD,
     env_of,
     in_preferred_version,
     incoming,
@@ -214,9 +216,9 @@ async def query_entities(request: Request, ctx: Ctx) -> Response:
     page, headers = await read_page(request, ctx, tenant, spec, limit, offset, count)
     headers.update(await map_headers(request, ctx, [r.id for r in page.rows]))
     if shape is None:
-        return respond(request, [render_stored(r, view) for r in page.rows], context, headers=headers)
+        return respond(request, [render_stored(r, view) for r in page.rows], context, headers=headers, offered=GEOJSON)
     body = await ctx.db.read(shaped, tenant, page.rows, view, shape)
-    return respond(request, body, context, headers=headers)
+    return respond(request, body, context, headers=headers, offered=GEOJSON)
 
 
 @router.get("/entities/{entity_id}", summary="Retrieve an entity", openapi_extra=operation(
@@ -246,7 +248,7 @@ async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
             raise _nothing_left(entity_id)
         body = found[0] if len(found) == 1 else found
     body, status, preference = in_preferred_version(request, body)
-    return respond(request, body, context, status=status, headers={**(headers or {}), **preference})
+    return respond(request, body, context, status=status, headers={**(headers or {}), **preference}, offered=GEOJSON)
 
 
 def _nothing_left(entity_id: str) -> NotFound:

@@ -11,8 +11,8 @@ from fastapi.responses import Response
 from wecity.context import entitymaps
 from wecity.context.entity import now_text
 from wecity.context.errors import resource_not_found
-from wecity.context.openapi import JSON_LD, operation
-from wecity.context.protocol import no_content, respond, tenant_of
+from wecity.context.openapi import operation
+from wecity.context.protocol import JSON_LD, no_content, respond, tenant_of
 from wecity.core.errors import NotFound
 from wecity.core.http import Ctx
 

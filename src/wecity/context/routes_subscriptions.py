@@ -11,8 +11,9 @@ from fastapi.responses import Response
 from wecity.context import subscriptions
 from wecity.context.entity import check_entity_id
 from wecity.context.errors import bad_request_data, jsonld_context_unreachable
-from wecity.context.openapi import HEADERS, JSON_LD, PAGING, operation
+from wecity.context.openapi import HEADERS, PAGING, operation
 from wecity.context.protocol import (
+    JSON_LD,
     env_of,
     incoming,
     no_content,

@@ -12,8 +12,9 @@ from wecity.context import history
 from wecity.context.entity import EXPIRES_AT, check_entity_id, normalize_attribute, normalize_entity, now_text
 from wecity.context.errors import bad_request_data
 from wecity.context.ldcontext import TermMap
-from wecity.context.openapi import GEOJSON, HEADERS, PAGING, TEMPORAL, operation
+from wecity.context.openapi import HEADERS, PAGING, TEMPORAL, operation
 from wecity.context.protocol import (
+    GEOJSON,
     env_of,
     incoming,
     no_content,
@@ -112,7 +113,7 @@ async def temporal_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
     body = await ctx.db.read(read)
     if body is None:
         raise not_found(entity_id)
-    return respond(request, body, context)
+    return respond(request, body, context, offered=GEOJSON)
 
 
 @router.get("", summary="Query temporal evolution of entities",
@@ -136,7 +137,7 @@ async def temporal_query(request: Request, ctx: Ctx) -> Response:
 
     rows = await ctx.db.read(read)
     headers = {"NGSILD-Results-Count": str(len(rows))} if count else None
-    return respond(request, rows, context, headers=headers)
+    return respond(request, rows, context, headers=headers, offered=GEOJSON)
 
 
 @router.post("", summary="Add to the temporal representation of an entity",

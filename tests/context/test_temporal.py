@@ -66,6 +66,19 @@ def test_aggregation_per_period(ngsi: Any) -> None:
     assert ngsi.get(f"{TEMPORAL}/{E1}", params={"aggrMethods": "avg", "aggrPeriodDuration": "1h"}).status_code == 400
 
 
+@pytest.mark.parametrize("duration", ["P" + "9" * 400 + "Y", "PT" + "9" * 400 + "S", "P99999999999Y", "P1001Y",
+                                      "PT0.0001S"])
+def test_aggregation_period_out_of_range_is_bad_request(ngsi: Any, duration: str) -> None:
+    # 400 nines are an infinite float (its buckets were NaN, a 500), eleven are past the last date (a 404).
+    _readings(ngsi)
+    for extra in ({}, {"timerel": "after", "timeAt": "2026-11-02T00:00:00Z"}):
+        r = ngsi.get(f"{TEMPORAL}/{E1}", params={"aggrMethods": "sum", "aggrPeriodDuration": duration, **extra})
+        assert r.status_code == 400, r.text
+        assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+    r = ngsi.get(f"{TEMPORAL}/{E1}", params={"aggrMethods": "sum", "aggrPeriodDuration": "P1000Y"})
+    assert r.status_code == 200 and r.json()["pm25"]["sum"][0][0] == 150
+
+
 def test_temporal_query_and_delete(ngsi: Any) -> None:
     _readings(ngsi)
     ngsi.post(f"{BASE}/entities", json=entity(tiltAngle=prop(1)))

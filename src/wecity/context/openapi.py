@@ -109,7 +109,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
                         {"type": "string", "format": "date-time"}),
     "lastN": _query("lastN", "Only the last n instances of each attribute", {"type": "integer", "minimum": 1}),
     "aggrMethods": _query("aggrMethods", "Aggregation functions: a comma-separated list (clause 4.5.19)"),
-    "aggrPeriodDuration": _query("aggrPeriodDuration", "Aggregation period: an ISO 8601 duration (clause 4.5.19)"),
+    "aggrPeriodDuration": _query("aggrPeriodDuration", "Aggregation period: an ISO 8601 duration from PT0.001S to "
+                                                       "P1000Y, or PT0S for the whole time range (clause 4.5.19)"),
     "temporalOptions": _options(_TEMPORAL_OPTIONS, "Temporal representation options (clause 6.3.7)"),
     "temporalFormat": _query("format", "Temporal representation (clause 6.3.7)",
                              {"type": "string", "enum": ["normalized", "temporalValues", "aggregatedValues"]}),

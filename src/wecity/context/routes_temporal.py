@@ -57,6 +57,9 @@ class _Ask:
             duration = params.get("aggrPeriodDuration")
             if duration:
                 seconds = history.parse_duration(duration)
+                if seconds and not history.MIN_PERIOD <= seconds <= history.MAX_PERIOD:
+                    raise bad_request_data(f"aggrPeriodDuration {duration!r} must be PT0S or from PT0.001S to P1000Y",
+                                           f"aggrPeriodDuration {duration!r} 必须为 PT0S 或在 PT0.001S 到 P1000Y 之间")
                 self.period = seconds or None  # PT0S: the whole time range is one period
         try:
             self.last_n = int(params["lastN"]) if "lastN" in params else None

@@ -43,6 +43,9 @@ def test_timerel_before_after_between(ngsi: Any) -> None:
     assert values(timerel="after", timeAt="2026-11-02T00:40:00Z") == [30, 40, 50]
     assert values(timerel="between", timeAt="2026-11-02T00:20:00Z", endTimeAt="2026-11-02T01:10:00Z") == [20, 30]
     assert values(lastN="2") == [40, 50]
+    assert values(lastN="9") == [10, 20, 30, 40, 50]
+    for last_n in ("0", "-1", "two"):
+        assert ngsi.get(f"{TEMPORAL}/{E1}", params={"lastN": last_n}).status_code == 400, last_n
     for bad in ({"timerel": "during", "timeAt": "2026-11-02T00:00:00Z"}, {"timerel": "before"},
                 {"timerel": "between", "timeAt": "2026-11-02T00:00:00Z"}, {"timerel": "after", "timeAt": "soon"}):
         assert ngsi.get(f"{TEMPORAL}/{E1}", params=bad).status_code == 400, bad

@@ -64,7 +64,9 @@ class _Ask:
         try:
             self.last_n = int(params["lastN"]) if "lastN" in params else None
         except ValueError as exc:
-            raise bad_request_data("lastN must be an integer", "lastN 必须是整数") from exc
+            raise bad_request_data("lastN must be a positive integer", "lastN 必须是正整数") from exc
+        if self.last_n is not None and self.last_n < 1:  # 0 read as all instances, -1 as all but the first
+            raise bad_request_data("lastN must be a positive integer", "lastN 必须是正整数")
         self.terms = terms
 
 

@@ -81,7 +81,10 @@ class GeoQuery:
                 return None
             dlat = self.max_distance / METRES_PER_DEGREE
             dlon = self.max_distance / max(self._kx, 1e-9)
-            return minx - dlon, miny - dlat, maxx + dlon, maxy + dlat
+            if not math.isfinite(dlon + dlat):
+                return None
+            # Within the world, as every stored geometry is: a distance larger than the earth covers it all.
+            return max(minx - dlon, -180), max(miny - dlat, -90), min(maxx + dlon, 180), min(maxy + dlat, 90)
         if self.georel in ("disjoint",):
             return None
         return minx, miny, maxx, maxy

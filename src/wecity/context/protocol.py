@@ -378,7 +378,8 @@ def _split_outside_quotes(text: str, sep: str) -> list[str]:
 def preferred_version(request: Request) -> str | None:
     """The NGSI-LD version a client prefers (`Prefer: ngsi-ld=<version>`, 6.3.6), if it names one."""
     version = preferences(request.headers.get("prefer")).get("ngsi-ld")
-    return version if version and re.fullmatch(r"\d+(\.\d+)*", version) else None
+    # Numbers of a few digits: a longer one names no version (and would not even convert to an integer).
+    return version if version and re.fullmatch(r"\d{1,9}(\.\d{1,9}){0,9}", version) else None
 
 
 # Attribute types younger than some versions of the API (4.3.6.8): a client preferring an older version

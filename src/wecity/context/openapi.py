@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from wecity.context.entity import VALUE_MEMBER
 from wecity.context.geo import GEOMETRY_TYPES, GEORELS
 from wecity.context.linked import MAX_JOIN_LEVEL
-from wecity.context.protocol import MAX_LIMIT
+from wecity.context.protocol import MAX_LIMIT, MAX_OFFSET
 from wecity.core.http import amend_openapi
 
 _VIEW_OPTIONS = ["keyValues", "simplified", "concise", "normalized", "sysAttrs"]
@@ -93,7 +93,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     # Pagination (clause 5.5.9)
     "limit": _query("limit", "Pagination: the most results in a page",
                     {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT, "default": 20}),
-    "offset": _query("offset", "Pagination: results to skip", {"type": "integer", "minimum": 0, "default": 0}),
+    "offset": _query("offset", "Pagination: results to skip",
+                     {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
     "count": _boolean("count", "Request the total number of results (NGSILD-Results-Count header)"),
     # Writes (clauses 6.6, 6.7, 6.14, 6.15)
     "appendOptions": _options(["noOverwrite"], "Append Attributes options: noOverwrite keeps existing attributes"),

@@ -285,6 +285,7 @@ def no_content(headers: dict[str, str] | None = None) -> Response:
 
 
 MAX_LIMIT = 1000  # the most results in a page
+MAX_OFFSET = 2**63 - 1  # the most results a database can skip (a signed 64-bit integer)
 
 
 def paging(request: Request, *, default: int = 20, maximum: int = MAX_LIMIT) -> tuple[int, int, bool]:
@@ -297,6 +298,8 @@ def paging(request: Request, *, default: int = 20, maximum: int = MAX_LIMIT) -> 
         raise bad_request_data("limit and offset must be integers", "limit 和 offset 必须是整数") from exc
     if limit < 0 or offset < 0:
         raise bad_request_data("limit and offset must not be negative", "limit 和 offset 不能为负数")
+    if offset > MAX_OFFSET:
+        raise bad_request_data(f"offset must be at most {MAX_OFFSET}", f"offset 不能超过 {MAX_OFFSET}")
     if limit > maximum:
         raise too_many_results(f"limit {limit} exceeds the maximum {maximum}",
                                f"limit {limit} 超过上限 {maximum}")

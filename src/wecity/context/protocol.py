@@ -85,7 +85,7 @@ async def read_json(request: Request, *, allow_ld: bool = True) -> tuple[Any, st
                                      f"不支持的 Content-Type：{media or '（无）'}")
     raw = await request.body()
     try:
-        return parse_json(raw), media
+        return parse_json(raw, strict=True), media
     except BadJson as exc:
         if exc.too_deep:
             raise invalid_request(f"the body nests deeper than {MAX_DEPTH} levels",

@@ -21,6 +21,7 @@ from wecity.context import (
     routes_temporal,
 )
 from wecity.context.access import require_access
+from wecity.context.entity import has_control
 from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.ldcontext import CORE_DOCUMENT, HOSTED_PATH, ContextStore, is_core_url
 from wecity.context.models import contexts as t
@@ -129,6 +130,8 @@ async def list_contexts(request: Request, ctx: Ctx) -> Response:
 async def get_context(context_id: str, request: Request, ctx: Ctx) -> Response:
     if is_core_url(context_id):
         return Response(_dumps(CORE_DOCUMENT), media_type="application/ld+json")
+    if has_control(context_id):
+        raise _not_found(context_id)
     local = context_id.rsplit(":", 1)[-1]
     row = await ctx.db.read(lambda conn: conn.execute(
         sa.select(t).where(sa.or_(t.c.context_id == local, t.c.url == context_id))).first())
@@ -139,6 +142,8 @@ async def get_context(context_id: str, request: Request, ctx: Ctx) -> Response:
 
 @router.delete("/{context_id:path}", status_code=204, summary="Remove a @context")
 async def delete_context(context_id: str, request: Request, ctx: Ctx) -> Response:
+    if has_control(context_id):
+        raise _not_found(context_id)
     local = context_id.rsplit(":", 1)[-1]
     store: ContextStore = ctx.services["ngsild_contexts"]
 

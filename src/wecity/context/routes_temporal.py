@@ -9,7 +9,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from wecity.context import history
-from wecity.context.entity import EXPIRES_AT, check_entity_id, normalize_attribute, normalize_entity, now_text
+from wecity.context.entity import (
+    EXPIRES_AT,
+    check_entity_id,
+    check_name,
+    normalize_attribute,
+    normalize_entity,
+    now_text,
+)
 from wecity.context.errors import bad_request_data
 from wecity.context.ldcontext import TermMap
 from wecity.context.openapi import HEADERS, PAGING, TEMPORAL, operation
@@ -39,6 +46,8 @@ class _Ask:
         params = request.query_params
         self.when = history.TimeFilter.parse(params.get("timerel"), params.get("timeAt"), params.get("endTimeAt"))
         attrs = split_list(params.get("attrs"))
+        for name in attrs or ():
+            check_name(name)
         self.attrs = [terms.expand(a) for a in attrs] if attrs else None
         options = set(filter(None, params.get("options", "").split(",")))
         fmt = params.get("format")
@@ -130,6 +139,10 @@ async def temporal_query(request: Request, ctx: Ctx) -> Response:
     params = request.query_params
     types = split_list(params.get("type"))
     ids = split_list(params.get("id"))
+    for name in types or ():
+        check_name(name)
+    for i in ids or ():
+        check_entity_id(i)
     if not types and not ids and not ask.attrs:
         raise bad_request_data("a temporal query needs type, id or attrs", "时序查询需要 type、id 或 attrs")
     limit, offset, count = paging(request)

@@ -88,7 +88,7 @@ def test_core_context_is_served_offline(fetching: tuple[Any, list[str]]) -> None
     assert fetched == []
 
 
-@pytest.mark.parametrize("reference", ["", "manhole.jsonld", "~i eu!"])
+@pytest.mark.parametrize("reference", ["", "manhole.jsonld", "~i eu!", ":x", "1:x", "a:b c", "a:\x00"])
 def test_context_reference_that_is_no_absolute_iri_is_bad_request(fetching: tuple[Any, list[str]],
                                                                    reference: str) -> None:
     ngsi, fetched = fetching
@@ -96,8 +96,9 @@ def test_context_reference_that_is_no_absolute_iri_is_bad_request(fetching: tupl
     r = ngsi.post(f"{BASE}/entities", json=body, headers={"content-type": LD})
     assert r.status_code == 400
     assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
-    r = ngsi.get(f"{BASE}/entities", params={"type": "Manhole"}, headers=_link(reference))
-    assert r.status_code == 400
+    if reference.isprintable():
+        r = ngsi.get(f"{BASE}/entities", params={"type": "Manhole"}, headers=_link(reference))
+        assert r.status_code == 400
     # In a batch (the upsert is served by the fast path) the item fails, the others go ahead.
     items = [entity("urn:ngsi-ld:Manhole:7") | {"@context": CORE}, entity("urn:ngsi-ld:Manhole:8") | {"@context": reference}]
     r = ngsi.post(f"{BASE}/entityOperations/upsert", json=items, headers={"content-type": LD})

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from wecity.context import linked, service
 from wecity.context.entity import Entity, check_entity_id, is_uri, normalize_entity
 from wecity.context.errors import bad_request_data
-from wecity.context.geo import parse_geoquery
+from wecity.context.geo import parse_geoq
 from wecity.context.ldcontext import TermMap, parse_link_header
 from wecity.context.openapi import HEADERS, PAGING, VIEW, operation
 from wecity.context.ordering import parse_ordering
@@ -214,8 +214,6 @@ def _query_spec(body: dict[str, Any], terms: TermMap) -> service.Query:
         raise bad_request_data("q must be a string", "q 必须是字符串")
     if scope_q is not None and not isinstance(scope_q, str):
         raise bad_request_data("scopeQ must be a string", "scopeQ 必须是字符串")
-    if geo is not None and not isinstance(geo, dict):
-        raise bad_request_data("geoQ must be an object", "geoQ 必须是对象")
     if attrs:
         check_attrs(attrs)
         spec.attrs = [terms.expand(a) for a in attrs]
@@ -225,9 +223,8 @@ def _query_spec(body: dict[str, Any], terms: TermMap) -> service.Query:
                            join=body.get("join"), join_level=body.get("joinLevel"))
     if scope_q is not None:
         spec.scope_q = compile_scope_q(scope_q)
-    if geo:
-        spec.geo = parse_geoquery(geo.get("georel"), geo.get("geometry"), geo.get("coordinates"),
-                                  terms.expand(geo.get("geoproperty") or "location"))
+    if geo is not None:
+        spec.geo = parse_geoq(geo, terms.expand)
     ordering = body.get("ordering")
     if ordering is not None:
         if not isinstance(ordering, dict):

@@ -86,3 +86,22 @@ def test_core_context_is_served_offline(fetching: tuple[Any, list[str]]) -> None
     body = entity(tiltAngle=prop(1)) | {"@context": "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.6.jsonld"}
     assert ngsi.post(f"{BASE}/entities", json=body, headers={"content-type": LD}).status_code == 201
     assert fetched == []
+
+
+@pytest.mark.parametrize("reference", ["", "manhole.jsonld", "~i eu!", ":x", "1:x", "a:b c", "a:\x00"])
+def test_context_reference_that_is_no_absolute_iri_is_bad_request(fetching: tuple[Any, list[str]],
+                                                                   reference: str) -> None:
+    ngsi, fetched = fetching
+    body = entity(tiltAngle=prop(1)) | {"@context": reference}
+    r = ngsi.post(f"{BASE}/entities", json=body, headers={"content-type": LD})
+    assert r.status_code == 400
+    assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+    if reference.isprintable():
+        r = ngsi.get(f"{BASE}/entities", params={"type": "Manhole"}, headers=_link(reference))
+        assert r.status_code == 400
+    # In a batch (the upsert is served by the fast path) the item fails, the others go ahead.
+    items = [entity("urn:ngsi-ld:Manhole:7") | {"@context": CORE}, entity("urn:ngsi-ld:Manhole:8") | {"@context": reference}]
+    r = ngsi.post(f"{BASE}/entityOperations/upsert", json=items, headers={"content-type": LD})
+    assert r.status_code == 207
+    assert [(e["entityId"], e["error"]["status"]) for e in r.json()["errors"]] == [("urn:ngsi-ld:Manhole:8", 400)]
+    assert fetched == []

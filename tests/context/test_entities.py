@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.context.conftest import BASE, CORE, LD, entity, point, prop
 
 ERR = "https://uri.etsi.org/ngsi-ld/errors/"
@@ -173,3 +175,40 @@ def test_ids_with_invisible_characters_are_refused_and_unicode_iris_work(ngsi: A
     assert r.status_code == 201
     assert r.headers["location"] == f"{BASE}/entities/urn:ngsi-ld:Manhole:%E4%BA%94%E4%B8%80%E5%B9%BF%E5%9C%BA"
     assert ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:五一广场").status_code == 200
+
+
+def test_geojson_is_offered_for_entities_only(ngsi: Any) -> None:
+    geo = {"accept": "application/geo+json"}
+    assert _create(ngsi, entity(location=point(112.98, 28.2))).status_code == 201
+    assert ngsi.post(f"{BASE}/jsonldContexts", json={"@context": {"tilt": "https://example.org/tilt"}}).status_code == 201
+    r = ngsi.get(f"{BASE}/entities/{E1}", headers=geo)
+    assert r.status_code == 200 and r.json()["geometry"]["type"] == "Point"
+    assert ngsi.get(f"{BASE}/entities", params={"type": "Manhole"}, headers=geo).json()["type"] == "FeatureCollection"
+    # A list of @context URLs, subscriptions or types are no entities: GeoJSON is not acceptable there.
+    for path in ("/jsonldContexts", "/subscriptions", "/types"):
+        r = ngsi.get(f"{BASE}{path}", headers=geo)
+        assert r.status_code == 406, path
+        assert r.json()["type"] == ERR + "InvalidRequest"
+    r = ngsi.get(f"{BASE}/jsonldContexts", headers={"accept": "application/geo+json, application/json;q=0.5"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400", '"\\ud800"', '{"\\udc00": 1}'])
+def test_what_json_has_not_is_refused_before_it_is_stored(ngsi: Any, value: str) -> None:
+    # NaN and infinities were stored as null on SQLite and made PostgreSQL fail (a 500); a lone surrogate
+    # was stored, and from then on no response holding the entity could be encoded (a 500 on every query).
+    body = '{"id": "urn:ngsi-ld:Manhole:1", "type": "Manhole", "tiltAngle": {"type": "Property", "value": VALUE}}'
+    body = body.replace("VALUE", value)
+    json_ = {"content-type": "application/json"}
+    writes = [ngsi.post(f"{BASE}/entities", content=body, headers=json_),
+              ngsi.post(f"{BASE}/entityOperations/upsert", content=f"[{body}]", headers=json_),
+              ngsi.post(f"{BASE}/temporal/entities", content=body.replace('"tiltAngle": {', '"tiltAngle": [{')[:-1] + "]}",
+                        headers=json_)]
+    for r in writes:
+        assert r.status_code == 400, (r.request.url.path, r.text)
+        assert r.json()["type"] == ERR + "InvalidRequest"
+    assert _create(ngsi, entity(tiltAngle=prop(1))).status_code == 201
+    r = ngsi.patch(f"{BASE}/entities/{E1}/attrs/tiltAngle", content='{"value": ' + value + "}", headers=json_)
+    assert r.status_code == 400
+    r = ngsi.get(f"{BASE}/entities", params={"type": "Manhole"})
+    assert r.status_code == 200 and r.json()[0]["tiltAngle"] == prop(1)

@@ -57,3 +57,18 @@ def test_geo_query_errors(ngsi: Any) -> None:
         r = ngsi.get(f"{BASE}/entities", params={"type": "Manhole", **params})
         assert r.status_code == 400, params
         assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+
+
+def test_near_beyond_the_size_of_the_earth_matches_everything(ngsi: Any) -> None:
+    # A box that large used to overflow the grid-cell count (answered as 404), or the float range at a pole.
+    _seed(ngsi)
+    everything = sorted([f"urn:ngsi-ld:Manhole:{i}" for i in range(5)] + ["urn:ngsi-ld:Park:1"])
+    for distance in ("1e308", "1e15", "40075017"):
+        for where in ("Point", "Polygon"):
+            coords = (f"[{CENTRE[0]},{CENTRE[1]}]" if where == "Point" else
+                      f"[[[{CENTRE[0]},{CENTRE[1]}],[{CENTRE[0] + 0.01},{CENTRE[1]}],[{CENTRE[0]},{CENTRE[1] + 0.01}],"
+                      f"[{CENTRE[0]},{CENTRE[1]}]]]")
+            assert _ids(ngsi, georel=f"near;maxDistance=={distance}", geometry=where, coordinates=coords,
+                        type="Manhole,Park") == everything, (distance, where)
+    assert _ids(ngsi, georel="near;maxDistance==1e308", geometry="Point", coordinates="[0,90]", type="Manhole,Park") \
+        == everything

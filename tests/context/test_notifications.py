@@ -218,6 +218,11 @@ def test_an_entity_in_an_earlier_preferred_version(broker: Any) -> None:
     r = broker.get(f"{BASE}/entities/{E1}", headers={"Prefer": "ngsi-ld=1.9"})
     assert r.status_code == 200 and r.json()["colour"]["type"] == "VocabProperty"
     assert "preference-applied" not in broker.get(f"{BASE}/entities/{E1}").headers
+    # A "version" of thousands of digits is no version: ignored, as any preference the broker does not know.
+    for silly in ("ngsi-ld=1." + "1" * 5000, "ngsi-ld=" + "9" * 5000, "ngsi-ld=" + ".1" * 50):
+        for url in (f"{BASE}/entities/{E1}", SUBS):
+            r = broker.get(url, headers={"Prefer": silly})
+            assert r.status_code == 200 and "preference-applied" not in r.headers, (silly[:20], url)
 
 
 def test_datasetid_limits_the_instances_notified(broker: Any, receiver: Receiver) -> None:

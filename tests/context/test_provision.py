@@ -76,6 +76,36 @@ def test_names_ids_scopes_and_geometries_are_checked(ngsi: Any, body: dict[str, 
     _assert_bad(_create(ngsi, body))
 
 
+def test_control_characters_are_in_no_id_or_name(ngsi: Any) -> None:
+    # PostgreSQL text cannot hold NUL: an id, type or attribute name with one was a 500 there, in a body,
+    # a path or a query alike. No IRI or name holds a control character: BadRequestData, or nothing found.
+    bodies = [{"id": "urn:ngsi-ld:Manhole:\x00", "type": "Manhole"}, {"id": "urn:ngsi-ld:Manhole:\x01", "type": "Manhole"},
+              {"id": E1, "type": "a:\x00"}, entity(**{"a:\x00b": prop(1)}), entity(**{"a:b\x7f": prop(1)})]
+    for body in bodies:
+        _assert_bad(_create(ngsi, body))
+        r = ngsi.post(f"{OPS}/upsert", json=[body])
+        assert r.status_code == 207 and r.json()["errors"][0]["error"]["status"] == 400
+        _assert_bad(ngsi.post(f"{BASE}/temporal/entities", json=body))
+    r = ngsi.post(f"{OPS}/delete", json=["urn:ngsi-ld:Manhole:\x00"])
+    assert r.status_code == 207 and r.json()["errors"][0]["error"]["status"] == 400
+    sub = {"type": "Subscription", "id": "urn:ngsi-ld:Subscription:\x00", "entities": [{"type": "Manhole"}],
+           "notification": {"endpoint": {"uri": "http://receiver.test/n"}}}
+    _assert_bad(ngsi.post(f"{BASE}/subscriptions", json=sub))
+    for path in ("/entities/urn:a:%00", "/subscriptions/urn:a:%00", "/temporal/entities/urn:a:%00",
+                 "/entities/urn:a:1/attrs/a:%00"):
+        for method in ("GET", "DELETE") if "/attrs/" not in path else ("DELETE",):
+            _assert_bad(ngsi.request(method, f"{BASE}{path}"))
+    for params in ({"type": "Manhole\x00"}, {"type": "Manhole", "attrs": "a:\x00"}, {"id": "urn:a:\x00"}):
+        _assert_bad(ngsi.get(f"{BASE}/entities", params=params))
+        _assert_bad(ngsi.get(f"{BASE}/temporal/entities", params=params))
+    for path in ("/entityMaps/urn:a:%00", "/jsonldContexts/%00"):
+        for method in ("GET", "DELETE"):
+            assert ngsi.request(method, f"{BASE}{path}").status_code == 404, (method, path)
+    assert _create(ngsi, entity(tiltAngle=prop(1))).status_code == 201
+    r = ngsi.get(f"{BASE}/entities", params={"type": "Manhole"}, headers={"NGSILD-EntityMap": "urn:a:%00"})
+    assert r.status_code == 200 and r.headers["NGSILD-EntityMap"].startswith(f"{BASE}/entityMaps/urn:ngsi-ld:")
+
+
 def test_unicode_names_scopes_and_iris_are_accepted(ngsi: Any) -> None:
     body = {"id": E1, "type": "Škola", "výška_1": prop(7), "scope": ["/Madrid/Gardens/ParqueNorte", "/北京"],
             "owner": _rel("urn:ngsi-ld:Ciudad:París"), "vocab": {"type": "VocabProperty", "vocab": "stopped"},

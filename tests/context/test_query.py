@@ -103,6 +103,21 @@ def test_query_errors(ngsi: Any) -> None:
     assert r.status_code == 403 and r.json()["type"] == err + "TooManyResults"
 
 
+def test_an_offset_beyond_what_a_database_can_skip_is_bad_request_data(ngsi: Any) -> None:
+    # 2**63 overflowed the database driver: an OverflowError, answered as 404 "no such resource".
+    ngsi.post(f"{BASE}/entities", json=entity(tiltAngle=prop(1)))
+    query = {"type": "Query", "entities": [{"type": "Manhole"}]}
+    for offset in (str(2**63), "9" * 30):
+        for r in (ngsi.get(f"{BASE}/entities", params={"type": "Manhole", "offset": offset}),
+                  ngsi.post(f"{BASE}/entityOperations/query", params={"offset": offset}, json=query),
+                  ngsi.get(f"{BASE}/subscriptions", params={"offset": offset}),
+                  ngsi.get(f"{BASE}/temporal/entities", params={"type": "Manhole", "offset": offset})):
+            assert r.status_code == 400, (offset, r.request.url.path, r.text)
+            assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+    r = ngsi.get(f"{BASE}/entities", params={"type": "Manhole", "offset": str(2**63 - 1)})
+    assert r.status_code == 200 and r.json() == []
+
+
 def test_post_query(ngsi: Any) -> None:
     _seed(ngsi)
     body = {"type": "Query", "entities": [{"type": "Manhole"}], "q": "tiltAngle<10"}

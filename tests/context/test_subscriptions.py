@@ -115,6 +115,36 @@ def test_geo_filter_and_tenant_scope(broker: Any, receiver: Receiver) -> None:
     assert receiver.bodies()[0]["data"][0]["id"] == "urn:ngsi-ld:Manhole:near"
 
 
+def test_an_incomplete_or_malformed_geoq_is_refused(broker: Any) -> None:
+    # An incomplete geoQ was taken, then failed an assertion on every write of a matching entity (a 500);
+    # a geoproperty that is no string was a TypeError (a 500) in a subscription and a Query alike.
+    point_near = {"geometry": "Point", "coordinates": [112.98, 28.2], "georel": "near;maxDistance==500"}
+    for geo in ({"a": 1}, {"georel": "near;maxDistance==500"}, point_near | {"geoproperty": 5},
+                point_near | {"geoproperty": ["location"]}, []):
+        r = broker.post(SUBS, json=subscription(geoQ=geo))
+        assert r.status_code == 400 and r.json()["type"].endswith("BadRequestData"), (geo, r.text)
+        query = {"type": "Query", "entities": [{"type": "Manhole"}], "geoQ": geo}
+        r = broker.post(f"{BASE}/entityOperations/query", json=query)
+        assert r.status_code == 400 and r.json()["type"].endswith("BadRequestData"), (geo, r.text)
+    assert broker.post(f"{BASE}/entities", json=entity(tiltAngle=prop(1), location=point(112.98, 28.2))).status_code == 201
+
+
+def test_a_stored_geoq_that_names_no_geometry_narrows_nothing(broker: Any) -> None:
+    import sqlalchemy as sa
+
+    from wecity.context.models import subscriptions
+
+    broker.post(SUBS, json=subscription(id="urn:ngsi-ld:Subscription:old"))
+
+    def incomplete(conn: sa.Connection) -> None:  # as one stored before such a geoQ was refused
+        row = conn.execute(sa.select(subscriptions.c.pk, subscriptions.c.body)).one()
+        conn.execute(subscriptions.update().where(subscriptions.c.pk == row.pk).values(body=row.body | {"geoQ": {"a": 1}}))
+
+    broker.ctx.db.write_sync(incomplete)
+    assert broker.post(f"{BASE}/entities", json=entity(tiltAngle=prop(1))).status_code == 201
+    assert _pending(broker) == 1
+
+
 def test_a_failed_change_queues_nothing(broker: Any) -> None:
     broker.post(SUBS, json=subscription())
     assert broker.patch(f"{BASE}/entities/{E1}/attrs/tiltAngle", json={"value": 2}).status_code == 404

@@ -43,6 +43,9 @@ def test_timerel_before_after_between(ngsi: Any) -> None:
     assert values(timerel="after", timeAt="2026-11-02T00:40:00Z") == [30, 40, 50]
     assert values(timerel="between", timeAt="2026-11-02T00:20:00Z", endTimeAt="2026-11-02T01:10:00Z") == [20, 30]
     assert values(lastN="2") == [40, 50]
+    assert values(lastN="9") == [10, 20, 30, 40, 50]
+    for last_n in ("0", "-1", "two"):
+        assert ngsi.get(f"{TEMPORAL}/{E1}", params={"lastN": last_n}).status_code == 400, last_n
     for bad in ({"timerel": "during", "timeAt": "2026-11-02T00:00:00Z"}, {"timerel": "before"},
                 {"timerel": "between", "timeAt": "2026-11-02T00:00:00Z"}, {"timerel": "after", "timeAt": "soon"}):
         assert ngsi.get(f"{TEMPORAL}/{E1}", params=bad).status_code == 400, bad
@@ -64,6 +67,19 @@ def test_aggregation_per_period(ngsi: Any) -> None:
     assert whole[0][0] == 30
     assert ngsi.get(f"{TEMPORAL}/{E1}", params={"aggrMethods": "median"}).status_code == 400
     assert ngsi.get(f"{TEMPORAL}/{E1}", params={"aggrMethods": "avg", "aggrPeriodDuration": "1h"}).status_code == 400
+
+
+@pytest.mark.parametrize("duration", ["P" + "9" * 400 + "Y", "PT" + "9" * 400 + "S", "P99999999999Y", "P1001Y",
+                                      "PT0.0001S"])
+def test_aggregation_period_out_of_range_is_bad_request(ngsi: Any, duration: str) -> None:
+    # 400 nines are an infinite float (its buckets were NaN, a 500), eleven are past the last date (a 404).
+    _readings(ngsi)
+    for extra in ({}, {"timerel": "after", "timeAt": "2026-11-02T00:00:00Z"}):
+        r = ngsi.get(f"{TEMPORAL}/{E1}", params={"aggrMethods": "sum", "aggrPeriodDuration": duration, **extra})
+        assert r.status_code == 400, r.text
+        assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+    r = ngsi.get(f"{TEMPORAL}/{E1}", params={"aggrMethods": "sum", "aggrPeriodDuration": "P1000Y"})
+    assert r.status_code == 200 and r.json()["pm25"]["sum"][0][0] == 150
 
 
 def test_temporal_query_and_delete(ngsi: Any) -> None:

@@ -30,3 +30,17 @@ def test_what_orjson_refuses_the_standard_parser_decides() -> None:
     with pytest.raises(BadJson) as info:
         parse_json(b"{not json")
     assert not info.value.too_deep
+
+
+@pytest.mark.parametrize("raw", [b"[NaN]", b'{"a": Infinity}', b"[-Infinity]", b"[1e400]", b'["\\ud800"]',
+                                 b'{"\\udc00": 1}', '["\\ud800"]'.encode("utf-16")])
+def test_strict_takes_only_what_json_has(raw: bytes) -> None:
+    parse_json(raw)  # the standard parser takes them
+    with pytest.raises(BadJson) as info:
+        parse_json(raw, strict=True)
+    assert not info.value.too_deep
+
+
+def test_strict_still_takes_what_orjson_refuses_but_json_has() -> None:
+    assert parse_json('{"名": "长沙", "e": "\\ud83d\\ude00"}'.encode("utf-16"), strict=True) == {"名": "长沙", "e": "😀"}
+    assert parse_json("[1e308, -1e-400]".encode("utf-16"), strict=True) == [1e308, -0.0]

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from wecity.context import (
     fastpath,
+    openapi,
     routes_batch,
     routes_entities,
     routes_entitymaps,
@@ -20,10 +21,12 @@ from wecity.context import (
     routes_temporal,
 )
 from wecity.context.access import require_access
+from wecity.context.entity import has_control
 from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.ldcontext import CORE_DOCUMENT, HOSTED_PATH, ContextStore, is_core_url
 from wecity.context.models import contexts as t
-from wecity.context.protocol import no_content, read_json, render_problem, respond
+from wecity.context.openapi import operation
+from wecity.context.protocol import JSON_LD, no_content, read_json, render_problem, respond
 from wecity.context.tasks import close_delivery, ensure_delivery, load_store
 from wecity.core.context import AppContext
 from wecity.core.errors import NotFound
@@ -43,6 +46,7 @@ async def on_shutdown(ctx: AppContext) -> None:
 
 def register(app: FastAPI) -> None:
     app.state.error_renderers["/ngsi-ld"] = render_problem
+    openapi.register(app)
     # Batches of up to 10,000 entities and temporal representations take more than one entity's body.
     for prefix in ("/ngsi-ld/v1/entityOperations/", "/ngsi-ld/v1/temporal/"):
         app.state.body_limits.allow_larger(prefix, app.state.ctx.settings.max_batch_bytes)
@@ -75,7 +79,8 @@ def _public_url(request: Request, row: Any) -> str:
     return str(row.url)
 
 
-@router.post("", status_code=201, summary="Add a @context for the broker to serve")
+@router.post("", status_code=201, summary="Add a @context for the broker to serve",
+             openapi_extra=operation(body="JsonLdContext"))
 @router.post("/", include_in_schema=False)
 async def add_context(request: Request, ctx: Ctx) -> Response:
     body, _ = await read_json(request)
@@ -96,7 +101,8 @@ async def add_context(request: Request, ctx: Ctx) -> Response:
     return Response(status_code=201, headers={"Location": str(request.base_url).rstrip("/") + path})
 
 
-@router.get("", summary="List the @contexts the broker serves or keeps")
+@router.get("", summary="List the @contexts the broker serves or keeps",
+            openapi_extra=operation("details", "kind", answers=JSON_LD))
 @router.get("/", include_in_schema=False)
 async def list_contexts(request: Request, ctx: Ctx) -> Response:
     details = request.query_params.get("details", "false") == "true"
@@ -124,6 +130,8 @@ async def list_contexts(request: Request, ctx: Ctx) -> Response:
 async def get_context(context_id: str, request: Request, ctx: Ctx) -> Response:
     if is_core_url(context_id):
         return Response(_dumps(CORE_DOCUMENT), media_type="application/ld+json")
+    if has_control(context_id):
+        raise _not_found(context_id)
     local = context_id.rsplit(":", 1)[-1]
     row = await ctx.db.read(lambda conn: conn.execute(
         sa.select(t).where(sa.or_(t.c.context_id == local, t.c.url == context_id))).first())
@@ -134,6 +142,8 @@ async def get_context(context_id: str, request: Request, ctx: Ctx) -> Response:
 
 @router.delete("/{context_id:path}", status_code=204, summary="Remove a @context")
 async def delete_context(context_id: str, request: Request, ctx: Ctx) -> Response:
+    if has_control(context_id):
+        raise _not_found(context_id)
     local = context_id.rsplit(":", 1)[-1]
     store: ContextStore = ctx.services["ngsild_contexts"]
 

@@ -37,12 +37,14 @@ _TYPE_BY_MEMBER = {member: kind for kind, member in VALUE_MEMBER.items() if kind
 METADATA = ("observedAt", "unitCode", "datasetId", "createdAt", "modifiedAt", "lang")
 SYSTEM = ("createdAt", "modifiedAt", "instanceId", "deletedAt")
 ENTITY_MEMBERS = {"id", "type", "@context", "scope", "createdAt", "modifiedAt", "@id", "@type", "deletedAt"}
-_FORBIDDEN = re.compile(r"[<>\"'=;()\s]")
+# Control characters are in no name or IRI (and PostgreSQL text cannot hold NUL).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_FORBIDDEN = re.compile(r"[<>\"'=;()\s\x00-\x1f\x7f]")
 _NAME = re.compile(r"^[^\W\d_]\w*$")  # 4.6.2: a letter, then letters, digits and underscores
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 # Outside an IRI (RFC 3987): markup delimiters and the like, and the invisible characters (default
 # ignorable code points, fillers, blank patterns) that would make an id nobody can read back.
-_NOT_IRI = re.compile("[<>\"{}|\\^`\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164"
+_NOT_IRI = re.compile("[\x00-\x1f\x7f<>\"{}|\\^`\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164"
                       "\ufe00-\ufe0f\uffa0\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")
 # Core terms that are members of an attribute, never attribute names (4.5.1).
 RESERVED_NAMES = frozenset({
@@ -76,6 +78,11 @@ def is_uri(value: Any) -> bool:
     if not isinstance(value, str) or not _URI.match(value) or _NOT_IRI.search(value):
         return False
     return value.isascii() or all(unicodedata.category(c)[0] not in "CZ" for c in value)
+
+
+def has_control(text: str) -> bool:
+    """Whether `text` holds a control character, which no id or name does."""
+    return _CONTROL.search(text) is not None
 
 
 def check_entity_id(value: Any) -> str:

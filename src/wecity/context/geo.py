@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +82,10 @@ class GeoQuery:
                 return None
             dlat = self.max_distance / METRES_PER_DEGREE
             dlon = self.max_distance / max(self._kx, 1e-9)
-            return minx - dlon, miny - dlat, maxx + dlon, maxy + dlat
+            if not math.isfinite(dlon + dlat):
+                return None
+            # Within the world, as every stored geometry is: a distance larger than the earth covers it all.
+            return max(minx - dlon, -180), max(miny - dlat, -90), min(maxx + dlon, 180), min(maxy + dlat, 90)
         if self.georel in ("disjoint",):
             return None
         return minx, miny, maxx, maxy
@@ -187,4 +191,19 @@ def parse_geoquery(georel: str | None, geometry: str | None, coordinates: Any,
         query.__post_init__()
     elif len(parts) > 1:
         raise bad_request_data(f"{rel} takes no modifiers", f"{rel} 不接受参数")
+    return query
+
+
+def parse_geoq(geo: Any, expand: Callable[[str], str], *, required: bool = True) -> GeoQuery | None:
+    """The geo-query of a geoQ member (of a Query or a Subscription, clause 5.2.13); BadRequestData when it
+    is malformed or, if `required`, when it lacks georel, geometry and coordinates (else None then)."""
+    if not isinstance(geo, dict):
+        raise bad_request_data("geoQ must be an object", "geoQ 必须是对象")
+    geoproperty = geo.get("geoproperty")
+    if geoproperty is not None and not isinstance(geoproperty, str):
+        raise bad_request_data("geoproperty must be a string", "geoproperty 必须是字符串")
+    query = parse_geoquery(geo.get("georel"), geo.get("geometry"), geo.get("coordinates"),
+                           expand(geoproperty or "location"))
+    if query is None and required:
+        raise bad_request_data("geoQ needs georel, geometry and coordinates", "geoQ 需要 georel、geometry 和 coordinates")
     return query

@@ -32,6 +32,12 @@ def from_epoch(value: float) -> datetime:
     return _EPOCH + timedelta(seconds=value)
 
 
+# The aggregation periods a temporal query may ask for (besides PT0S, the whole time range): timestamps are
+# kept to the millisecond, and a period's end must still be a date (a number too big for one is no period).
+MIN_PERIOD = 0.001
+MAX_PERIOD = 1000 * 365 * 86400.0
+
+
 def parse_duration(text: str) -> float:
     """Seconds in an ISO 8601 duration; a year counts 365 days and a month 30 (fixed-length buckets)."""
     m = _DURATION.match(text or "")

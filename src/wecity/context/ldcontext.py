@@ -149,6 +149,10 @@ class ContextStore:
             doc = self.documents.get(HOSTED_PATH + url.rsplit("/", 1)[1])
         if doc is not None:
             return doc
+        from wecity.context.entity import is_uri  # entity reads term maps from here: imported when needed
+
+        if not is_uri(url):  # no IRI to retrieve (pyld takes any text with a colon for an absolute one)
+            raise bad_request_data(f"@context {url!r} is not an IRI", f"@context {url!r} 不是 IRI")
         if self.fetcher is None:
             raise _not_available(url, "no network fetch configured")
         try:
@@ -205,6 +209,8 @@ class ContextStore:
                 raise cause from exc
             raise bad_request_data(f"invalid @context: {exc.type if hasattr(exc, 'type') else exc}",
                                    "@context 无效") from exc
+        except ValueError as exc:  # pyld's IRI resolution: a context reference that is no absolute IRI
+            raise bad_request_data(f"invalid @context: {exc}", "@context 无效：引用的不是绝对 IRI") from exc
         return TermMap(active)
 
 

@@ -16,7 +16,7 @@ from wecity.context import notification
 from wecity.context.bulk import driver, run
 from wecity.context.entity import instances, now_text
 from wecity.context.env import Env, Stored
-from wecity.context.geo import GeoQuery, parse_geoquery
+from wecity.context.geo import parse_geoq
 from wecity.context.ldcontext import TermMap
 from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_stored_q, linked_entities
@@ -168,9 +168,9 @@ def _q_holds(conn: Connection, tenant: str, q: Any, entity: Stored) -> bool:
 
 
 def _geo_matches(geo: dict[str, Any], terms: TermMap, entity: Stored) -> bool:
-    query: GeoQuery | None = parse_geoquery(geo.get("georel"), geo.get("geometry"), geo.get("coordinates"),
-                                            terms.expand(geo.get("geoproperty") or "location"))
-    assert query is not None
+    query = parse_geoq(geo, terms.expand, required=False)
+    if query is None:  # stored before an incomplete geoQ was refused: it narrows nothing
+        return True
     attr = entity.attrs.get(query.geoproperty)
     return attr is not None and any(query.matches(i.get("value")) for i in instances(attr))
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.context import notification
 from wecity.context.env import Env
-from wecity.context.geo import parse_geoquery
+from wecity.context.geo import parse_geoq
 from wecity.context.ldcontext import ContextStore
 from wecity.context.matching import enqueue, entity_matches
 from wecity.context.models import subscriptions as t
@@ -40,8 +40,7 @@ def matching(conn: Connection, tenant: str, sub: dict[str, Any], store: ContextS
         spec.q = compile_stored_q(unquote(sub["q"]), terms)
     geo = sub.get("geoQ")
     if geo:
-        spec.geo = parse_geoquery(geo.get("georel"), geo.get("geometry"), geo.get("coordinates"),
-                                  terms.expand(geo.get("geoproperty") or "location"))
+        spec.geo = parse_geoq(geo, terms.expand, required=False)
     found, _ = query(conn, tenant, spec, limit=MAX_ENTITIES * 10, offset=0, count=False)
     return [e for e in found if entity_matches(items, e.id, e.types, terms)][:MAX_ENTITIES]
 

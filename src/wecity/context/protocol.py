@@ -85,7 +85,7 @@ async def read_json(request: Request, *, allow_ld: bool = True) -> tuple[Any, st
                                      f"不支持的 Content-Type：{media or '（无）'}")
     raw = await request.body()
     try:
-        return parse_json(raw), media
+        return parse_json(raw, strict=True), media
     except BadJson as exc:
         if exc.too_deep:
             raise invalid_request(f"the body nests deeper than {MAX_DEPTH} levels",
@@ -158,8 +158,13 @@ async def outgoing_terms(request: Request, ctx: AppContext) -> tuple[Any, TermMa
     return link, await resolve(ctx, link)
 
 
-def accepts(request: Request) -> str:
-    """application/json, application/ld+json or application/geo+json, by the Accept header."""
+# What a response may be (clause 6.3.4): JSON or JSON-LD, and for entities also GeoJSON (clause 4.5.16).
+JSON_LD = ("application/json", "application/ld+json")
+GEOJSON = (*JSON_LD, "application/geo+json")
+
+
+def accepts(request: Request, offered: tuple[str, ...] = JSON_LD) -> str:
+    """The media type of `offered` the Accept header prefers; NotAcceptable when it takes none of them."""
     accept = request.headers.get("accept", "").lower()
     if not accept:
         return "application/json"
@@ -177,7 +182,7 @@ def accepts(request: Request) -> str:
         choice = {"application/ld+json": "application/ld+json", "application/json": "application/json",
                   "application/geo+json": "application/geo+json", "application/*": "application/json",
                   "*/*": "application/json"}.get(media)
-        if choice and q > best_q:
+        if choice in offered and q > best_q:
             best, best_q = choice, q
     if best is None:
         raise not_acceptable(f"cannot answer in {accept!r}", f"无法以 {accept!r} 格式应答")
@@ -211,10 +216,11 @@ def view_of(request: Request, terms: TermMap, attrs: frozenset[str] | None = Non
 
 
 def respond(request: Request, data: Any, context: Any, *, status: int = 200,
-            headers: dict[str, str] | None = None, geometry_property: str | None = None) -> Response:
-    """JSON with the @context in a Link header, or inside the body for application/ld+json and
-    application/geo+json (there the entities become GeoJSON Features, 4.5.16)."""
-    media = accepts(request)
+            headers: dict[str, str] | None = None, geometry_property: str | None = None,
+            offered: tuple[str, ...] = JSON_LD) -> Response:
+    """JSON with the @context in a Link header, or inside the body for application/ld+json and, where
+    entities are `offered` as GEOJSON, application/geo+json (there they become GeoJSON Features, 4.5.16)."""
+    media = accepts(request, offered)
     if geometry_property is None:
         geometry_property = request.query_params.get("geometryProperty")
     if geometry_property and media != "application/geo+json":
@@ -278,7 +284,11 @@ def no_content(headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=204, headers=headers)
 
 
-def paging(request: Request, *, default: int = 20, maximum: int = 1000) -> tuple[int, int, bool]:
+MAX_LIMIT = 1000  # the most results in a page
+MAX_OFFSET = 2**63 - 1  # the most results a database can skip (a signed 64-bit integer)
+
+
+def paging(request: Request, *, default: int = 20, maximum: int = MAX_LIMIT) -> tuple[int, int, bool]:
     """limit, offset and count=true from the query string."""
     params = request.query_params
     try:
@@ -288,6 +298,8 @@ def paging(request: Request, *, default: int = 20, maximum: int = 1000) -> tuple
         raise bad_request_data("limit and offset must be integers", "limit 和 offset 必须是整数") from exc
     if limit < 0 or offset < 0:
         raise bad_request_data("limit and offset must not be negative", "limit 和 offset 不能为负数")
+    if offset > MAX_OFFSET:
+        raise bad_request_data(f"offset must be at most {MAX_OFFSET}", f"offset 不能超过 {MAX_OFFSET}")
     if limit > maximum:
         raise too_many_results(f"limit {limit} exceeds the maximum {maximum}",
                                f"limit {limit} 超过上限 {maximum}")
@@ -369,7 +381,8 @@ def _split_outside_quotes(text: str, sep: str) -> list[str]:
 def preferred_version(request: Request) -> str | None:
     """The NGSI-LD version a client prefers (`Prefer: ngsi-ld=<version>`, 6.3.6), if it names one."""
     version = preferences(request.headers.get("prefer")).get("ngsi-ld")
-    return version if version and re.fullmatch(r"\d+(\.\d+)*", version) else None
+    # Numbers of a few digits: a longer one names no version (and would not even convert to an integer).
+    return version if version and re.fullmatch(r"\d{1,9}(\.\d{1,9}){0,9}", version) else None
 
 
 # Attribute types younger than some versions of the API (4.3.6.8): a client preferring an older version

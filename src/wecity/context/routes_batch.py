@@ -12,10 +12,12 @@ from fastapi.responses import Response
 from wecity.context import linked, service
 from wecity.context.entity import Entity, check_entity_id, is_uri, normalize_entity
 from wecity.context.errors import bad_request_data
-from wecity.context.geo import parse_geoquery
+from wecity.context.geo import parse_geoq
 from wecity.context.ldcontext import TermMap, parse_link_header
+from wecity.context.openapi import HEADERS, PAGING, VIEW, operation
 from wecity.context.ordering import parse_ordering
 from wecity.context.protocol import (
+    GEOJSON,
     env_of,
     no_content,
     paging,
@@ -89,7 +91,7 @@ def _options(request: Request) -> set[str]:
     return set(filter(None, request.query_params.get("options", "").split(",")))
 
 
-@router.post("/create", summary="Create many entities")
+@router.post("/create", summary="Create many entities", openapi_extra=operation(*HEADERS, body="NgsiLdEntityList"))
 @router.post("/create/", include_in_schema=False)
 async def batch_create(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
@@ -98,7 +100,8 @@ async def batch_create(request: Request, ctx: Ctx) -> Response:
     return _result(result, errors, ok_status=201, ok_body=result.success)
 
 
-@router.post("/upsert", summary="Create or replace/update many entities")
+@router.post("/upsert", summary="Create or replace/update many entities",
+             openapi_extra=operation("upsertOptions", *HEADERS, body="NgsiLdEntityList"))
 @router.post("/upsert/", include_in_schema=False)
 async def batch_upsert(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
@@ -110,7 +113,8 @@ async def batch_upsert(request: Request, ctx: Ctx) -> Response:
     return _result(result, errors, ok_status=204)
 
 
-@router.post("/update", summary="Update attributes of many entities")
+@router.post("/update", summary="Update attributes of many entities",
+             openapi_extra=operation("updateOptions", *HEADERS, body="NgsiLdEntityList"))
 @router.post("/update/", include_in_schema=False)
 async def batch_update(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
@@ -120,7 +124,7 @@ async def batch_update(request: Request, ctx: Ctx) -> Response:
     return _result(result, errors, ok_status=204)
 
 
-@router.post("/merge", summary="Merge many entities")
+@router.post("/merge", summary="Merge many entities", openapi_extra=operation(*HEADERS, body="NgsiLdEntityList"))
 @router.post("/merge/", include_in_schema=False)
 async def batch_merge(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
@@ -129,7 +133,8 @@ async def batch_merge(request: Request, ctx: Ctx) -> Response:
     return _result(result, errors, ok_status=204)
 
 
-@router.post("/delete", summary="Delete many entities")
+@router.post("/delete", summary="Delete many entities",
+             openapi_extra=operation("tenant", body="NgsiLdEntityIdList"))
 @router.post("/delete/", include_in_schema=False)
 async def batch_delete(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
@@ -209,8 +214,6 @@ def _query_spec(body: dict[str, Any], terms: TermMap) -> service.Query:
         raise bad_request_data("q must be a string", "q 必须是字符串")
     if scope_q is not None and not isinstance(scope_q, str):
         raise bad_request_data("scopeQ must be a string", "scopeQ 必须是字符串")
-    if geo is not None and not isinstance(geo, dict):
-        raise bad_request_data("geoQ must be an object", "geoQ 必须是对象")
     if attrs:
         check_attrs(attrs)
         spec.attrs = [terms.expand(a) for a in attrs]
@@ -220,9 +223,8 @@ def _query_spec(body: dict[str, Any], terms: TermMap) -> service.Query:
                            join=body.get("join"), join_level=body.get("joinLevel"))
     if scope_q is not None:
         spec.scope_q = compile_scope_q(scope_q)
-    if geo:
-        spec.geo = parse_geoquery(geo.get("georel"), geo.get("geometry"), geo.get("coordinates"),
-                                  terms.expand(geo.get("geoproperty") or "location"))
+    if geo is not None:
+        spec.geo = parse_geoq(geo, terms.expand)
     ordering = body.get("ordering")
     if ordering is not None:
         if not isinstance(ordering, dict):
@@ -232,7 +234,8 @@ def _query_spec(body: dict[str, Any], terms: TermMap) -> service.Query:
     return spec
 
 
-@router.post("/query", summary="Query entities with a Query body")
+@router.post("/query", summary="Query entities with a Query body",
+             openapi_extra=operation(*PAGING, *VIEW, *HEADERS, body="NgsiLdQuery", answers=GEOJSON))
 @router.post("/query/", include_in_schema=False)
 async def batch_query(request: Request, ctx: Ctx) -> Response:
     body, media = await read_json(request)
@@ -262,6 +265,6 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
     page, headers = await read_page(request, ctx, tenant, spec, limit, offset, count)
     if shape is None:
         return respond(request, [render_stored(r, view) for r in page.rows], context, headers=headers,
-                       geometry_property=body.get("geometryProperty"))
+                       geometry_property=body.get("geometryProperty"), offered=GEOJSON)
     return respond(request, await ctx.db.read(shaped, tenant, page.rows, view, shape), context, headers=headers,
-                   geometry_property=body.get("geometryProperty"))
+                   geometry_property=body.get("geometryProperty"), offered=GEOJSON)

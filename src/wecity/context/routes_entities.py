@@ -29,9 +29,12 @@ from wecity.context.entity import (
 from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap
+from wecity.context.openapi import HEADERS, PAGING, SHAPE, VIEW, operation
 from wecity.context.ordering import parse_ordering
 from wecity.context.projection import select_datasets
 from wecity.context.protocol import (
+    GEOJSON,
+    JSON_LD,
     env_of,
     in_preferred_version,
     incoming,
@@ -72,7 +75,8 @@ def update_result(result: service.UpdateResult, terms: TermMap) -> Response | No
     return Response(json.dumps(body, ensure_ascii=False), status_code=207, media_type="application/json")
 
 
-@router.post("/entities", status_code=201, summary="Create an entity")
+@router.post("/entities", status_code=201, summary="Create an entity",
+             openapi_extra=operation(*HEADERS, body="NgsiLdEntity"))
 @router.post("/entities/", include_in_schema=False)
 async def create_entity(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
@@ -193,7 +197,10 @@ async def read_page(request: Request, ctx: Any, tenant: str, spec: Any, limit: i
     return page, headers
 
 
-@router.get("/entities", summary="Query entities")
+@router.get("/entities", summary="Query entities", openapi_extra=operation(
+    "id", "type", "idPattern", "attrs", "q", "csf", "scopeQ", "georel", "geometry", "coordinates", "geoproperty", "local",
+    "expandValues", "orderBy", "collation", "orderFrom", *SHAPE, *VIEW, "geometryProperty", "entityMap", *PAGING,
+    *HEADERS, "entityMapHeader", answers=GEOJSON))
 @router.get("/entities/", include_in_schema=False)
 async def query_entities(request: Request, ctx: Ctx) -> Response:
     context, terms = await outgoing_terms(request, ctx)
@@ -209,12 +216,14 @@ async def query_entities(request: Request, ctx: Ctx) -> Response:
     page, headers = await read_page(request, ctx, tenant, spec, limit, offset, count)
     headers.update(await map_headers(request, ctx, [r.id for r in page.rows]))
     if shape is None:
-        return respond(request, [render_stored(r, view) for r in page.rows], context, headers=headers)
+        return respond(request, [render_stored(r, view) for r in page.rows], context, headers=headers, offered=GEOJSON)
     body = await ctx.db.read(shaped, tenant, page.rows, view, shape)
-    return respond(request, body, context, headers=headers)
+    return respond(request, body, context, headers=headers, offered=GEOJSON)
 
 
-@router.get("/entities/{entity_id}", summary="Retrieve an entity")
+@router.get("/entities/{entity_id}", summary="Retrieve an entity", openapi_extra=operation(
+    "type", "attrs", *SHAPE, *VIEW, "geometryProperty", "entityMap", *HEADERS, "prefer", "entityMapHeader",
+    answers=GEOJSON))
 async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     context, terms = await outgoing_terms(request, ctx)
@@ -239,7 +248,7 @@ async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
             raise _nothing_left(entity_id)
         body = found[0] if len(found) == 1 else found
     body, status, preference = in_preferred_version(request, body)
-    return respond(request, body, context, status=status, headers={**(headers or {}), **preference})
+    return respond(request, body, context, status=status, headers={**(headers or {}), **preference}, offered=GEOJSON)
 
 
 def _nothing_left(entity_id: str) -> NotFound:
@@ -247,7 +256,8 @@ def _nothing_left(entity_id: str) -> NotFound:
                               f"实体 {entity_id} 没有所请求的成员")
 
 
-@router.put("/entities/{entity_id}", status_code=204, summary="Replace an entity")
+@router.put("/entities/{entity_id}", status_code=204, summary="Replace an entity",
+            openapi_extra=operation(*HEADERS, body="NgsiLdEntityFragment"))
 async def replace_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     env = env_of(request, ctx)
@@ -257,7 +267,8 @@ async def replace_entity(entity_id: str, request: Request, ctx: Ctx) -> Response
     return no_content()
 
 
-@router.patch("/entities/{entity_id}", status_code=204, summary="Merge an entity")
+@router.patch("/entities/{entity_id}", status_code=204, summary="Merge an entity",
+              openapi_extra=operation(*HEADERS, body="NgsiLdEntityFragment"))
 async def merge_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     env = env_of(request, ctx)
@@ -285,7 +296,8 @@ async def entity_without_id(request: Request) -> Response:
     raise bad_request_data("the entity id is missing from the path", "路径中缺少实体 id")
 
 
-@router.delete("/entities/{entity_id}", status_code=204, summary="Delete an entity")
+@router.delete("/entities/{entity_id}", status_code=204, summary="Delete an entity",
+               openapi_extra=operation("type", *HEADERS))
 async def delete_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     wanted = request.query_params.get("type")
@@ -297,7 +309,8 @@ async def delete_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     return no_content()
 
 
-@router.post("/entities/{entity_id}/attrs", summary="Append attributes")
+@router.post("/entities/{entity_id}/attrs", summary="Append attributes",
+             openapi_extra=operation("appendOptions", "type", *HEADERS, body="NgsiLdEntityFragment"))
 @router.post("/entities/{entity_id}/attrs/", include_in_schema=False)
 async def append_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
@@ -335,7 +348,8 @@ def _selector(request: Request, terms: TermMap) -> list[str] | None:
     return [terms.expand(t) for t in wanted] if wanted else None
 
 
-@router.patch("/entities/{entity_id}/attrs", summary="Update attributes")
+@router.patch("/entities/{entity_id}/attrs", summary="Update attributes",
+              openapi_extra=operation("type", *HEADERS, body="NgsiLdEntityFragment"))
 @router.patch("/entities/{entity_id}/attrs/", include_in_schema=False)
 async def update_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
@@ -360,7 +374,8 @@ def _fragment(body: Any, name: str, terms: TermMap, now: Any, *, partial: bool) 
     return normalize_attribute(body, terms, now, partial=partial, name=name, nulls="delete" if partial else "")
 
 
-@router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Partial attribute update")
+@router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Partial attribute update",
+              openapi_extra=operation("type", *HEADERS, body="NgsiLdAttribute"))
 async def patch_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     check_name(attr)
@@ -375,7 +390,8 @@ async def patch_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> R
     return no_content()
 
 
-@router.put("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Replace an attribute")
+@router.put("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Replace an attribute",
+            openapi_extra=operation(*HEADERS, body="NgsiLdAttribute"))
 async def replace_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     check_name(attr)
@@ -386,7 +402,8 @@ async def replace_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) ->
     return no_content()
 
 
-@router.delete("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Delete an attribute")
+@router.delete("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Delete an attribute",
+               openapi_extra=operation("type", "deleteDatasetId", "deleteAll", *HEADERS))
 async def delete_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     check_name(attr)
@@ -405,7 +422,7 @@ async def delete_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> 
     return no_content()
 
 
-@router.get("/types", summary="Entity types present")
+@router.get("/types", summary="Entity types present", openapi_extra=operation(*HEADERS, answers=JSON_LD))
 async def entity_types(request: Request, ctx: Ctx) -> Response:
     context, terms = await outgoing_terms(request, ctx)
     types = await ctx.db.read(service.entity_types, tenant_of(request))

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from wecity.context import entitymaps
-from wecity.context.entity import now_text
+from wecity.context.entity import is_uri, now_text
 from wecity.context.errors import resource_not_found
-from wecity.context.protocol import no_content, respond, tenant_of
+from wecity.context.openapi import operation
+from wecity.context.protocol import JSON_LD, no_content, respond, tenant_of
 from wecity.core.errors import NotFound
 from wecity.core.http import Ctx
 
@@ -35,13 +36,15 @@ async def map_headers(request: Request, ctx: Ctx, entity_ids: list[str]) -> dict
     if request.query_params.get("entityMap") != "true" and reference is None:
         return {}
     map_id = unquote(reference.rstrip("/").rsplit("/", 1)[-1]) if reference else None
+    if map_id is not None and not is_uri(map_id):
+        map_id = None  # names no map the broker made: as for an unknown one, a new map
     found = await ctx.db.write(entitymaps.use, tenant_of(request), map_id, entity_ids, ctx.clock.now())
     return {HEADER: location(found.map_id)}
 
 
-@router.get("/{map_id}", summary="Retrieve an EntityMap")
+@router.get("/{map_id}", summary="Retrieve an EntityMap", openapi_extra=operation("tenant", answers=JSON_LD))
 async def retrieve_map(map_id: str, request: Request, ctx: Ctx) -> Response:
-    found = await ctx.db.read(entitymaps.get, tenant_of(request), map_id, ctx.clock.now())
+    found = await ctx.db.read(entitymaps.get, tenant_of(request), map_id, ctx.clock.now()) if is_uri(map_id) else None
     if found is None:
         raise _not_found(map_id)
     body = {"id": found.map_id, "type": "EntityMap", "expiresAt": now_text(found.expires_at),
@@ -49,8 +52,8 @@ async def retrieve_map(map_id: str, request: Request, ctx: Ctx) -> Response:
     return respond(request, body, None)
 
 
-@router.delete("/{map_id}", status_code=204, summary="Delete an EntityMap")
+@router.delete("/{map_id}", status_code=204, summary="Delete an EntityMap", openapi_extra=operation("tenant"))
 async def delete_map(map_id: str, request: Request, ctx: Ctx) -> Response:
-    if not await ctx.db.write(entitymaps.delete, tenant_of(request), map_id):
+    if not is_uri(map_id) or not await ctx.db.write(entitymaps.delete, tenant_of(request), map_id):
         raise _not_found(map_id)
     return no_content()

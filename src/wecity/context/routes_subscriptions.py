@@ -11,7 +11,9 @@ from fastapi.responses import Response
 from wecity.context import subscriptions
 from wecity.context.entity import check_entity_id
 from wecity.context.errors import bad_request_data, jsonld_context_unreachable
+from wecity.context.openapi import HEADERS, PAGING, operation
 from wecity.context.protocol import (
+    JSON_LD,
     env_of,
     incoming,
     no_content,
@@ -62,7 +64,8 @@ def _preference_headers(request: Request) -> dict[str, str] | None:
     return {"Preference-Applied": f"ngsi-ld={version}"} if version else None
 
 
-@router.post("", status_code=201, summary="Create a subscription")
+@router.post("", status_code=201, summary="Create a subscription",
+             openapi_extra=operation(*HEADERS, body="NgsiLdSubscription"))
 @router.post("/", include_in_schema=False)
 async def create_subscription(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
@@ -74,7 +77,7 @@ async def create_subscription(request: Request, ctx: Ctx) -> Response:
     return Response(status_code=201, headers={"Location": BASE + quote(sub_id, safe=URI_SAFE)})
 
 
-@router.get("", summary="List subscriptions")
+@router.get("", summary="List subscriptions", openapi_extra=operation(*PAGING, *HEADERS, "prefer", answers=JSON_LD))
 @router.get("/", include_in_schema=False)
 async def list_subscriptions(request: Request, ctx: Ctx) -> Response:
     limit, offset, count = paging(request)
@@ -102,7 +105,8 @@ def _page_links(limit: int, offset: int, total: int) -> str:
     return ", ".join(links)
 
 
-@router.get("/{sub_id}", summary="Retrieve a subscription")
+@router.get("/{sub_id}", summary="Retrieve a subscription",
+            openapi_extra=operation(*HEADERS, "prefer", answers=JSON_LD))
 async def retrieve_subscription(sub_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(sub_id)
     link, terms = await outgoing_terms(request, ctx)
@@ -110,7 +114,8 @@ async def retrieve_subscription(sub_id: str, request: Request, ctx: Ctx) -> Resp
     return respond(request, body, [link] if link else None, headers=_preference_headers(request))
 
 
-@router.patch("/{sub_id}", status_code=204, summary="Update a subscription")
+@router.patch("/{sub_id}", status_code=204, summary="Update a subscription",
+              openapi_extra=operation(*HEADERS, body="NgsiLdSubscriptionFragment"))
 async def update_subscription(sub_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(sub_id)
     env = env_of(request, ctx)
@@ -122,7 +127,7 @@ async def update_subscription(sub_id: str, request: Request, ctx: Ctx) -> Respon
     return no_content()
 
 
-@router.delete("/{sub_id}", status_code=204, summary="Delete a subscription")
+@router.delete("/{sub_id}", status_code=204, summary="Delete a subscription", openapi_extra=operation("tenant"))
 async def delete_subscription(sub_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(sub_id)
     await ctx.db.write(subscriptions.delete, tenant_of(request), sub_id)

@@ -9,10 +9,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from wecity.context import history
-from wecity.context.entity import EXPIRES_AT, check_entity_id, normalize_attribute, normalize_entity, now_text
+from wecity.context.entity import (
+    EXPIRES_AT,
+    check_entity_id,
+    check_name,
+    normalize_attribute,
+    normalize_entity,
+    now_text,
+)
 from wecity.context.errors import bad_request_data
 from wecity.context.ldcontext import TermMap
+from wecity.context.openapi import HEADERS, PAGING, TEMPORAL, operation
 from wecity.context.protocol import (
+    GEOJSON,
     env_of,
     incoming,
     no_content,
@@ -37,6 +46,8 @@ class _Ask:
         params = request.query_params
         self.when = history.TimeFilter.parse(params.get("timerel"), params.get("timeAt"), params.get("endTimeAt"))
         attrs = split_list(params.get("attrs"))
+        for name in attrs or ():
+            check_name(name)
         self.attrs = [terms.expand(a) for a in attrs] if attrs else None
         options = set(filter(None, params.get("options", "").split(",")))
         fmt = params.get("format")
@@ -55,11 +66,16 @@ class _Ask:
             duration = params.get("aggrPeriodDuration")
             if duration:
                 seconds = history.parse_duration(duration)
+                if seconds and not history.MIN_PERIOD <= seconds <= history.MAX_PERIOD:
+                    raise bad_request_data(f"aggrPeriodDuration {duration!r} must be PT0S or from PT0.001S to P1000Y",
+                                           f"aggrPeriodDuration {duration!r} 必须为 PT0S 或在 PT0.001S 到 P1000Y 之间")
                 self.period = seconds or None  # PT0S: the whole time range is one period
         try:
             self.last_n = int(params["lastN"]) if "lastN" in params else None
         except ValueError as exc:
-            raise bad_request_data("lastN must be an integer", "lastN 必须是整数") from exc
+            raise bad_request_data("lastN must be a positive integer", "lastN 必须是正整数") from exc
+        if self.last_n is not None and self.last_n < 1:  # 0 read as all instances, -1 as all but the first
+            raise bad_request_data("lastN must be a positive integer", "lastN 必须是正整数")
         self.terms = terms
 
 
@@ -94,7 +110,8 @@ def _temporal_entity(conn: Any, tenant: str, entity_id: str, entity_type: str, a
     return out
 
 
-@router.get("/{entity_id}", summary="Temporal representation of an entity")
+@router.get("/{entity_id}", summary="Temporal representation of an entity",
+            openapi_extra=operation(*TEMPORAL, *HEADERS, answers=GEOJSON))
 async def temporal_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     context, terms = await outgoing_terms(request, ctx)
@@ -110,10 +127,11 @@ async def temporal_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
     body = await ctx.db.read(read)
     if body is None:
         raise not_found(entity_id)
-    return respond(request, body, context)
+    return respond(request, body, context, offered=GEOJSON)
 
 
-@router.get("", summary="Query temporal evolution of entities")
+@router.get("", summary="Query temporal evolution of entities",
+            openapi_extra=operation("type", "id", *TEMPORAL, *PAGING, *HEADERS, answers=GEOJSON))
 @router.get("/", include_in_schema=False)
 async def temporal_query(request: Request, ctx: Ctx) -> Response:
     context, terms = await outgoing_terms(request, ctx)
@@ -121,6 +139,10 @@ async def temporal_query(request: Request, ctx: Ctx) -> Response:
     params = request.query_params
     types = split_list(params.get("type"))
     ids = split_list(params.get("id"))
+    for name in types or ():
+        check_name(name)
+    for i in ids or ():
+        check_entity_id(i)
     if not types and not ids and not ask.attrs:
         raise bad_request_data("a temporal query needs type, id or attrs", "时序查询需要 type、id 或 attrs")
     limit, offset, count = paging(request)
@@ -133,10 +155,11 @@ async def temporal_query(request: Request, ctx: Ctx) -> Response:
 
     rows = await ctx.db.read(read)
     headers = {"NGSILD-Results-Count": str(len(rows))} if count else None
-    return respond(request, rows, context, headers=headers)
+    return respond(request, rows, context, headers=headers, offered=GEOJSON)
 
 
-@router.post("", summary="Add to the temporal representation of an entity")
+@router.post("", summary="Add to the temporal representation of an entity",
+             openapi_extra=operation(*HEADERS, body="NgsiLdTemporalEntity"))
 @router.post("/", include_in_schema=False)
 async def temporal_create(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
@@ -167,7 +190,8 @@ async def temporal_create(request: Request, ctx: Ctx) -> Response:
     return Response(status_code=201, headers={"Location": BASE + quote(entity.id, safe=URI_SAFE)})
 
 
-@router.delete("/{entity_id}", status_code=204, summary="Delete the temporal representation of an entity")
+@router.delete("/{entity_id}", status_code=204, summary="Delete the temporal representation of an entity",
+               openapi_extra=operation("tenant"))
 async def temporal_delete(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     tenant = tenant_of(request)

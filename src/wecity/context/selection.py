@@ -12,7 +12,7 @@ from wecity.context.errors import language_error
 from wecity.context.ldcontext import TermMap
 
 TypeTest = Callable[[list[str]], bool]
-_NAME = re.compile(r"^[^\s;|,()]+$")
+_NAME = re.compile(r"^[^\s;|,()\x00-\x1f\x7f]+$")
 
 
 _invalid_selection = language_error("type selection", "实体类型选择")

@@ -21,7 +21,7 @@ from wecity.context.errors import (
     operation_not_supported,
     resource_not_found,
 )
-from wecity.context.geo import parse_geoquery
+from wecity.context.geo import parse_geoq
 from wecity.context.ldcontext import TermMap
 from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_q
@@ -155,11 +155,7 @@ def _check_queries(sub: dict[str, Any], terms: TermMap) -> None:
             if key == "csf":
                 compile_q(unquote(sub[key]), terms)
     if sub.get("geoQ") is not None:
-        g = sub["geoQ"]
-        if not isinstance(g, dict):
-            raise bad_request_data("geoQ must be an object", "geoQ 必须是对象")
-        parse_geoquery(g.get("georel"), g.get("geometry"), g.get("coordinates"),
-                       terms.expand(g.get("geoproperty") or "location"))
+        parse_geoq(sub["geoQ"], terms.expand)
 
 
 def _check_settings(sub: dict[str, Any], now: datetime | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from wecity.core.context import AppContext
@@ -87,3 +87,16 @@ def id_param(description: str = "id") -> object:
     from fastapi import Path
 
     return Path(ge=1, le=MAX_ID, description=description)
+
+
+def amend_openapi(app: FastAPI, amend: Callable[[dict[str, Any]], None]) -> None:
+    """Let `amend` complete the app's /openapi.json once it is generated: definitions the routes refer to
+    by `$ref` from their `openapi_extra` (components), or what the framework cannot say of a parameter."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            amend(generate())
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -10,6 +10,7 @@ NGSI-LD attribute inside a batch is eight.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import orjson
@@ -25,21 +26,46 @@ class BadJson(ValueError):
         self.too_deep = too_deep
 
 
-def parse_json(raw: bytes | str) -> Any:
+def parse_json(raw: bytes | str, *, strict: bool = False) -> Any:
     """The value in `raw`: orjson, and the standard parser for what orjson refuses (integers beyond 64
-    bits, NaN, UTF-16). BadJson when neither takes it or when it nests deeper than MAX_DEPTH."""
+    bits, NaN, UTF-16). BadJson when neither takes it or when it nests deeper than MAX_DEPTH.
+
+    `strict`: only what JSON (RFC 8259) has and a database can keep, as orjson alone would take it: no NaN
+    or Infinity, no number beyond a double, no lone UTF-16 surrogate in a string (PostgreSQL refuses the
+    first two, and no response holding the third can be encoded)."""
+    fallback = False
     try:
         value = orjson.loads(raw)  # stops by itself past 1024 levels, then the standard parser decides
     except orjson.JSONDecodeError:
+        fallback = True
         try:
-            value = json.loads(raw)
+            value = json.loads(raw, **_STRICT) if strict else json.loads(raw)
         except RecursionError:  # the standard parser recurses per level: past ~1000 it gives up this way
             raise _too_deep() from None
         except ValueError as exc:
             raise BadJson(str(exc)) from exc
     if _may_be_too_deep(raw) and _deeper_than(value, MAX_DEPTH):
         raise _too_deep()
+    if fallback and strict:
+        try:
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            raise BadJson("a string holds a lone UTF-16 surrogate") from exc
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is beyond the range of a number")
+    return value
+
+
+_STRICT: dict[str, Any] = {"parse_constant": _no_constant, "parse_float": _finite}
 
 
 def _too_deep() -> BadJson:

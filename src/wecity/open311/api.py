@@ -27,7 +27,7 @@ from wecity.core.errors import (
     ValidationFailed,
     WeCityError,
 )
-from wecity.core.http import MAX_ID, get_ctx, request_locale
+from wecity.core.http import MAX_ID, amend_openapi, get_ctx, request_locale
 from wecity.core.settings import UPLOAD_FILES, Settings
 from wecity.identity.keys import OPEN311_WRITE, api_key_grant
 from wecity.identity.service import api_key_user
@@ -43,15 +43,7 @@ SPEC_URL = "http://wiki.open311.org/GeoReport_v2"
 def register(app: FastAPI) -> None:
     app.state.error_renderers[PREFIX] = render_error
     app.include_router(router)
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(_openapi_schemas())
-        return app.openapi_schema or {}
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    amend_openapi(app, _add_schemas)
 
 
 def _format(request: Request) -> str:
@@ -470,6 +462,10 @@ async def post_update(request: Request, fmt: str) -> Response:
     event_id = await ctx.db.write(apply)
     return respond(fmt, [{"update_id": f"{event_id}-{report_id}"}], root="service_request_updates",
                    item="request_update")
+
+
+def _add_schemas(doc: dict[str, Any]) -> None:
+    doc.setdefault("components", {}).setdefault("schemas", {}).update(_openapi_schemas())
 
 
 def _openapi_schemas() -> dict[str, Any]:

@@ -13,6 +13,7 @@ DOMAINS: tuple[str, ...] = (
     "iot",
     "cases",
     "notify",
+    "govservice",
     "open311",
     "web",
 )

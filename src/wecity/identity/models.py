@@ -91,3 +91,28 @@ sign_in_failures = sa.Table(
     sa.Column("locked_until", UTCDateTime),
     info=INFO,
 )
+
+# Those who apply for public services: a citizen (kind "citizen", signed in by proving a phone number) or an
+# enterprise (kind "enterprise", acting through the citizens in `applicant_agents`). `profile` holds what the
+# city's base registers say of them (name, id_number, address, ...), the source of once-only pre-filling;
+# it is personal data, read through wecity.identity.applicants only, each read by staff audited.
+applicants = sa.Table(
+    "applicants", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),  # citizen | enterprise
+    sa.Column("phone", sa.String(40), unique=True),    # citizens only: the number they sign in with
+    sa.Column("credit_code", sa.String(18), unique=True),  # enterprises only: 统一社会信用代码
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("profile", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    info=INFO,
+)
+
+# Who may act for an enterprise: its legal representative and authorised agents (citizen applicants).
+applicant_agents = sa.Table(
+    "applicant_agents", metadata,
+    sa.Column("enterprise_id", sa.Integer, sa.ForeignKey("applicants.id"), primary_key=True),
+    sa.Column("agent_id", sa.Integer, sa.ForeignKey("applicants.id"), primary_key=True, index=True),
+    sa.Column("role", sa.String(30), nullable=False),  # legal_representative | agent
+    info=INFO,
+)

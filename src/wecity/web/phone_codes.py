@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -13,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.core.errors import ValidationFailed
 from wecity.core.outbox import enqueue
+from wecity.identity.applicants import keyed_hash
 from wecity.web.models import portal_codes
 
 CODE_LIFETIME = timedelta(minutes=10)
@@ -37,17 +37,13 @@ def phone_variants(phone: str) -> list[str]:
     return [phone, f"+86{phone}", f"86{phone}", f"+86 {phone}"]
 
 
-def _keyed(secret_key: str, kind: str, value: str) -> str:
-    return hmac.new(secret_key.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-
-
 def issue_code(conn: Connection, phone: str, *, secret_key: str, now: datetime) -> None:
     """Make a 6-digit code and send it by SMS through the outbox (the `sms` webhook gateway). How often is
     the caller's to limit (the portal's `portal_code`, `sms_phone` and `sms_total` rate limits)."""
-    phone_hash = _keyed(secret_key, "phone", phone)
+    phone_hash = keyed_hash(secret_key, "phone", phone)
     code = f"{secrets.randbelow(1_000_000):06d}"
     conn.execute(portal_codes.insert().values(
-        phone_hash=phone_hash, code_hash=_keyed(secret_key, "code", f"{phone}:{code}"), created_at=now,
+        phone_hash=phone_hash, code_hash=keyed_hash(secret_key, "code", f"{phone}:{code}"), created_at=now,
         expires_at=now + CODE_LIFETIME, attempts=0))
     enqueue(conn, channel="webhook", target="sms", now=now, payload={
         "phone": phone, "event": "portal_code",
@@ -57,29 +53,13 @@ def issue_code(conn: Connection, phone: str, *, secret_key: str, now: datetime) 
 
 def check_code(conn: Connection, phone: str, code: str, *, secret_key: str, now: datetime) -> bool:
     """True, once, for the latest unexpired code of this number; at most MAX_ATTEMPTS guesses per code."""
-    phone_hash = _keyed(secret_key, "phone", phone)
+    phone_hash = keyed_hash(secret_key, "phone", phone)
     row = conn.execute(sa.select(portal_codes).where(
         portal_codes.c.phone_hash == phone_hash, portal_codes.c.used_at.is_(None),
         portal_codes.c.expires_at > now).order_by(portal_codes.c.id.desc()).limit(1)).first()
     if row is None or row.attempts >= MAX_ATTEMPTS:
         return False
-    good = hmac.compare_digest(row.code_hash, _keyed(secret_key, "code", f"{phone}:{code.strip()}"))
+    good = hmac.compare_digest(row.code_hash, keyed_hash(secret_key, "code", f"{phone}:{code.strip()}"))
     conn.execute(portal_codes.update().where(portal_codes.c.id == row.id).values(
         attempts=row.attempts + 1, used_at=now if good else None))
     return good
-
-
-def sign_citizen(secret_key: str, phone: str, expires: int) -> str:
-    return f"{phone}.{expires}.{_keyed(secret_key, 'citizen', f'{phone}.{expires}')}"
-
-
-def citizen_phone(secret_key: str, cookie: str | None, now_ts: int) -> str | None:
-    """The phone number a valid "my reports" cookie was signed for, or None."""
-    try:
-        phone, expires, mac = (cookie or "").split(".")
-        if int(expires) < now_ts:
-            return None
-    except ValueError:
-        return None
-    good = hmac.compare_digest(mac, _keyed(secret_key, "citizen", f"{phone}.{expires}"))
-    return phone if good else None

@@ -1,0 +1,249 @@
+"""The applicant's verbs: start an application pre-filled once-only, keep a draft, submit, supply what
+was asked for (补正), withdraw.
+
+Each verb is one transaction on a connection, checks who is asking first, and writes the change, its
+timeline entry and its notices together. The department's verbs are in wecity.govservice.approvals.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from wecity.govservice import certificates, process
+from wecity.govservice.forms import Found, Source, check_form, draft_errors, prefill
+from wecity.govservice.models import applications, matter_versions, matters
+from wecity.govservice.steps import (
+    Status,
+    after_step,
+    end_pause,
+    log_event,
+    tell_applicant,
+    tell_department,
+)
+from wecity.identity.applicants import Applicant, acting_as, may_act_for
+from wecity.identity.audit import record_audit
+
+MAX_IDEMPOTENCY_KEY = 100
+REPLACED, UPLOADED, MISSING, REQUESTED = "replaced", "uploaded", "missing", "requested"
+
+
+def matter_definition(conn: Connection, code: str, version: int | None = None) -> dict[str, Any]:
+    """A matter's definition: the current one, or the version an application was made under."""
+    if version is None:
+        row = conn.execute(sa.select(matters.c.definition, matters.c.active).where(matters.c.code == code)).first()
+        if row is None or not row.active:
+            raise NotFound(f"no matter {code} in the catalogue", message_zh=f"事项目录中没有事项 {code}")
+        return dict(row.definition)
+    found = conn.execute(sa.select(matter_versions.c.definition).where(
+        matter_versions.c.code == code, matter_versions.c.version == version)).scalar_one()
+    return dict(found)
+
+
+def _held_sources(conn: Connection, applicant: Applicant, definition: Mapping[str, Any],
+                  now: datetime) -> dict[str, Source]:
+    """The once-only sources for this applicant: their base-register record, and each certificate type the
+    form or the materials name, read from their wallet and checked against its signature."""
+    sources: dict[str, Source] = {"profile": lambda spec: Found(applicant.profile.get(spec.get("field", "")),
+                                                                via="profile")}
+    wanted = {spec["type"] for prop in definition["form"].get("properties", {}).values()
+              if isinstance(prop, dict) and isinstance(spec := prop.get("x-prefill"), dict)
+              and spec.get("source") == "certificate" and isinstance(spec.get("type"), str)}
+
+    def from_certificate(kind: str) -> Source:
+        def read(spec: Mapping[str, Any]) -> Found | None:
+            held = certificates.held_certificate(conn, applicant.id, kind, now)
+            if held is None:
+                return None
+            verdict = certificates.verify_number(conn, held["number"], now)
+            if verdict.status != "valid":
+                raise ValidationFailed(f"certificate {held['number']} does not verify: {verdict.reason_en}",
+                                       message_zh=f"证照 {held['number']} 验证未通过：{verdict.reason_zh}")
+            return Found(held["document"]["fields"].get(spec.get("field", "")), via=held["number"])
+        return read
+
+    for kind in wanted:
+        sources[f"certificate:{kind}"] = from_certificate(kind)
+    return sources
+
+
+def _materials(conn: Connection, applicant: Applicant, definition: Mapping[str, Any],
+               now: datetime) -> dict[str, Any]:
+    """Each material's state at the start: replaced by what the city holds, or still to be uploaded."""
+    out: dict[str, Any] = {}
+    for material in definition.get("materials", []):
+        by = material.get("replaced_by")
+        state: dict[str, Any] = {"state": MISSING, "media": []}
+        if by == "profile" and applicant.profile:
+            state = {"state": REPLACED, "media": [], "by": "profile"}
+        elif isinstance(by, str) and by.startswith("certificate:"):
+            held = certificates.held_certificate(conn, applicant.id, by.split(":", 1)[1], now)
+            if held is not None:
+                state = {"state": REPLACED, "media": [], "by": held["number"]}
+        out[material["code"]] = state
+    return out
+
+
+def _check_may_apply(applicant: Applicant, definition: Mapping[str, Any]) -> None:
+    if applicant.kind not in definition["applicants"]:
+        who = "enterprises" if applicant.kind == "enterprise" else "citizens"
+        raise PermissionDenied(f"{who} cannot apply for {definition['name_en']}",
+                               message_zh=f"{'企业' if applicant.kind == 'enterprise' else '个人'}不能申请{definition['name_zh']}",
+                               code="govservice.not_eligible")
+
+
+def start_application(conn: Connection, *, citizen: Applicant, matter_code: str, now: datetime,
+                      acting_for: int | None = None, idempotency_key: str | None = None) -> int:
+    """A new draft, pre-filled from what the city holds; returns its id. With an idempotency key, the
+    same key gives the same draft again."""
+    applicant = acting_as(conn, citizen, acting_for)
+    if idempotency_key:
+        found = conn.execute(sa.select(applications.c.id).where(
+            applications.c.filed_by == citizen.id, applications.c.idempotency_key == idempotency_key[:MAX_IDEMPOTENCY_KEY])
+        ).scalar()
+        if found is not None:
+            return int(found)
+    definition = matter_definition(conn, matter_code)
+    _check_may_apply(applicant, definition)
+    version = conn.execute(sa.select(matters.c.version).where(matters.c.code == matter_code)).scalar_one()
+    values, provenance = prefill(definition["form"], _held_sources(conn, applicant, definition, now))
+    materials = _materials(conn, applicant, definition, now)
+    app_id = conn.execute(applications.insert().values(
+        number=f"new-{secrets.token_hex(12)}", matter_code=matter_code, matter_version=version,
+        department_code=definition["department"], applicant_id=applicant.id, filed_by=citizen.id,
+        status=Status.DRAFT, form_data=values, prefill=provenance, materials=materials,
+        documents_spared=sum(m["state"] == REPLACED for m in materials.values()),
+        idempotency_key=idempotency_key[:MAX_IDEMPOTENCY_KEY] if idempotency_key else None,
+        created_at=now, updated_at=now, paused_days=0, extended_days=0)).inserted_primary_key[0]
+    conn.execute(applications.update().where(applications.c.id == app_id).values(number=application_number(app_id, now)))
+    log_event(conn, app_id, "created", actor=f"applicant:{citizen.id}", now=now,
+              detail={"prefilled": sorted(f for f, p in provenance.items() if p["status"] == "filled"),
+                      "prefill_failed": sorted(f for f, p in provenance.items() if p["status"] == "failed")})
+    return int(app_id)
+
+
+def application_number(app_id: int, now: datetime) -> str:
+    """办件编号: the year and a serial; the serial is the row's id, so numbers never collide."""
+    return f"SQ{now.year}{app_id:08d}"
+
+
+def own_application(conn: Connection, app_id: int, citizen: Applicant, *, lock: bool = False) -> Any:
+    """The application if this citizen filed it or may act for its applicant; to anyone else it does not
+    exist (a stranger learns nothing by trying numbers)."""
+    query = sa.select(applications).where(applications.c.id == app_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None or not (row.filed_by == citizen.id or may_act_for(conn, citizen.id, row.applicant_id)):
+        raise NotFound(f"no application {app_id}", message_zh=f"申请 {app_id} 不存在")
+    return row
+
+
+def save_draft(conn: Connection, app_id: int, *, citizen: Applicant, form_data: Mapping[str, Any],
+               now: datetime) -> None:
+    """Keep what the applicant typed so far: what is there must be well formed, the rest may wait."""
+    row = own_application(conn, app_id, citizen, lock=True)
+    if row.status != Status.DRAFT:
+        raise InvalidTransition("only a draft can be edited", message_zh="仅草稿可以修改")
+    definition = matter_definition(conn, row.matter_code, row.matter_version)
+    data = {**row.form_data, **dict(form_data)}
+    errors = draft_errors(definition["form"], data)
+    if errors:
+        raise ValidationFailed("; ".join(e.message_en for e in errors), message_zh="；".join(e.message_zh for e in errors),
+                               code="govservice.form_invalid", details={"fields": [e.as_dict() for e in errors]})
+    conn.execute(applications.update().where(applications.c.id == app_id).values(form_data=data, updated_at=now))
+
+
+def attach_material(conn: Connection, app_id: int, *, citizen: Applicant, material: str, media: list[str],
+                    now: datetime) -> None:
+    """Record the files uploaded for one material (a draft's, or one asked for in 补正)."""
+    row = own_application(conn, app_id, citizen, lock=True)
+    if row.status not in (Status.DRAFT, Status.SUPPLEMENT):
+        raise InvalidTransition("materials can be added to a draft or when asked for",
+                                message_zh="仅草稿或补正时可以上传材料")
+    if material not in row.materials:
+        raise ValidationFailed(f"the matter asks for no material {material!r}", message_zh=f"该事项无材料 {material!r}",
+                               code="govservice.unknown_material")
+    materials = {**row.materials, material: {"state": UPLOADED, "media": [*row.materials[material]["media"], *media]}}
+    conn.execute(applications.update().where(applications.c.id == app_id).values(materials=materials, updated_at=now))
+    log_event(conn, app_id, "material_added", actor=f"applicant:{citizen.id}", now=now,
+              detail={"material": material, "files": len(media)})
+
+
+def missing_materials(definition: Mapping[str, Any], materials: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Required materials not yet there, and any material a 补正 request asked for again."""
+    def lacking(m: Mapping[str, Any]) -> bool:
+        state = materials.get(m["code"], {}).get("state")
+        return state == REQUESTED or (bool(m.get("required")) and state == MISSING)
+    return [m for m in definition.get("materials", []) if lacking(m)]
+
+
+def submit(conn: Connection, app_id: int, *, citizen: Applicant, now: datetime) -> bool:
+    """Submit a draft: the whole form is checked and every required material is there or replaced; the
+    matter's process starts. Submitting again is answered as the first time (returns False)."""
+    row = own_application(conn, app_id, citizen, lock=True)
+    if row.status != Status.DRAFT:
+        if row.submitted_at is not None:
+            return False
+        raise InvalidTransition("this application cannot be submitted", message_zh="该申请不能提交")
+    definition = matter_definition(conn, row.matter_code, row.matter_version)
+    check_form(definition["form"], row.form_data)
+    missing = missing_materials(definition, row.materials)
+    if missing:
+        raise ValidationFailed("materials missing: " + ", ".join(m.get("name_en") or m["name_zh"] for m in missing),
+                               message_zh="缺少材料：" + "、".join(m["name_zh"] for m in missing),
+                               code="govservice.materials_missing",
+                               details={"materials": [m["code"] for m in missing]})
+    state = process.start(definition["process"], {"reviewers": list(definition.get("reviewers", []))})
+    conn.execute(applications.update().where(applications.c.id == app_id).values(
+        submitted_at=now, updated_at=now, workflow=state))
+    log_event(conn, app_id, "submitted", actor=f"applicant:{citizen.id}", now=now)
+    record_audit(conn, at=now, actor=f"applicant:{citizen.id}", action="application.submit",
+                 target=f"application:{row.number}")
+    after_step(conn, app_id, now=now)
+    tell_department(conn, row.department_code, app_id, "submitted", now=now)
+    return True
+
+
+def supply(conn: Connection, app_id: int, *, citizen: Applicant, form_data: Mapping[str, Any], now: datetime) -> None:
+    """The applicant answers a 补正 request: the form is checked whole, the materials asked for must now be
+    there, the clock runs again from here."""
+    row = own_application(conn, app_id, citizen, lock=True)
+    if row.status != Status.SUPPLEMENT:
+        raise InvalidTransition("nothing was asked of this application", message_zh="该申请无需补正")
+    definition = matter_definition(conn, row.matter_code, row.matter_version)
+    data = {**row.form_data, **dict(form_data)}
+    check_form(definition["form"], data)
+    missing = missing_materials(definition, row.materials)
+    if missing:
+        raise ValidationFailed("materials missing: " + ", ".join(m.get("name_en") or m["name_zh"] for m in missing),
+                               message_zh="缺少材料：" + "、".join(m["name_zh"] for m in missing),
+                               code="govservice.materials_missing", details={"materials": [m["code"] for m in missing]})
+    task = next((t for t in process.ready_tasks(row.workflow) if t.lane == "applicant"), None)
+    if task is None:
+        raise InvalidTransition("nothing was asked of this application", message_zh="该申请无需补正")
+    state = process.complete(row.workflow, task.id, {"supplied": True})
+    conn.execute(applications.update().where(applications.c.id == app_id).values(
+        form_data=data, workflow=state, updated_at=now))
+    end_pause(conn, app_id, now=now)
+    log_event(conn, app_id, "supplied", actor=f"applicant:{citizen.id}", now=now)
+    after_step(conn, app_id, now=now)
+    tell_department(conn, row.department_code, app_id, "supplied", now=now)
+
+
+def withdraw(conn: Connection, app_id: int, *, citizen: Applicant, now: datetime) -> None:
+    """The applicant takes the application back (a draft, or one not yet decided)."""
+    row = own_application(conn, app_id, citizen, lock=True)
+    if row.finished_at is not None:
+        raise InvalidTransition("this application is finished", message_zh="该申请已办结")
+    conn.execute(applications.update().where(applications.c.id == app_id).values(
+        status=Status.WITHDRAWN, outcome="withdrawn", finished_at=now, updated_at=now))
+    end_pause(conn, app_id, now=now)
+    log_event(conn, app_id, "withdrawn", actor=f"applicant:{citizen.id}", now=now)
+    if row.submitted_at is not None:
+        tell_department(conn, row.department_code, app_id, "withdrawn", now=now)
+    tell_applicant(conn, app_id, "withdrawn", now=now)

@@ -1,0 +1,183 @@
+"""Application forms: a matter's form is a JSON Schema (draft 2020-12), checked on the server with the
+`jsonschema` library, and pre-filled once-only from what the city already holds.
+
+The schema's own keywords carry the form: `title` (Chinese) and `x-title-en` for each field's label,
+`x-enum-en` for the English labels of an `enum`, and `x-prefill` for where a value can come from:
+`{"source": "profile", "field": "name"}` (the applicant's record in the base registers) or
+`{"source": "certificate", "type": "business_licence", "field": "credit_code"}` (a certificate the
+applicant holds, issued by an earlier application: its fields are that application's form data).
+
+`pattern` keywords run on RE2 (wecity.core.patterns), as every pattern the platform runs does: a city's
+catalogue is trusted, but a slow pattern would still stall every applicant's submission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker, validators
+from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import ValidationError as SchemaViolation
+
+from wecity.core.errors import ValidationFailed
+from wecity.core.patterns import BadPattern, compile_pattern
+
+PROFILE = "profile"
+CERTIFICATE = "certificate"
+FILLED, FAILED, ABSENT = "filled", "failed", "absent"
+
+
+def _re2_pattern(validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]) -> Iterator[SchemaViolation]:
+    if not validator.is_type(instance, "string"):
+        return
+    try:
+        matches = compile_pattern(pattern).search(instance)
+    except BadPattern as exc:
+        yield SchemaViolation(f"the form's pattern {pattern!r} cannot be used: {exc}")
+        return
+    if not matches:
+        yield SchemaViolation(f"{instance!r} does not match {pattern!r}")
+
+
+FormValidator = validators.extend(Draft202012Validator, validators={"pattern": _re2_pattern})
+
+
+def check_form_schema(schema: Any, *, matter: str) -> None:
+    """A form schema a city imports: a valid draft 2020-12 schema of an object, whose patterns RE2 takes."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ValidationFailed(f"matter {matter}: the form is not a valid JSON Schema: {exc.message}",
+                               message_zh=f"事项 {matter} 的表单不是有效的 JSON Schema：{exc.message}",
+                               code="govservice.form_schema") from None
+    if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
+        raise ValidationFailed(f"matter {matter}: the form must be an object with properties",
+                               message_zh=f"事项 {matter} 的表单须为带 properties 的 object",
+                               code="govservice.form_schema")
+    for name, prop in schema["properties"].items():
+        if isinstance(prop, dict) and "pattern" in prop:
+            try:
+                compile_pattern(prop["pattern"])
+            except BadPattern as exc:
+                raise ValidationFailed(f"matter {matter}: field {name}: pattern not supported: {exc}",
+                                       message_zh=f"事项 {matter} 字段 {name} 的正则表达式不受支持：{exc}",
+                                       code="govservice.form_schema") from None
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message_en: str
+    message_zh: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message_en, "message_zh": self.message_zh}
+
+
+def _labels(schema: Mapping[str, Any], field: str) -> tuple[str, str]:
+    prop = schema.get("properties", {}).get(field, {})
+    return str(prop.get("x-title-en") or prop.get("title") or field), str(prop.get("title") or field)
+
+
+def _explain(error: SchemaViolation, schema: Mapping[str, Any]) -> FieldError:
+    """One violation in words an applicant understands, in both languages."""
+    if error.validator == "required":
+        field = str(error.message.split("'")[1]) if "'" in error.message else ""
+    else:
+        field = str(error.path[0]) if error.path else ""
+    en, zh = _labels(schema, field)
+    v, expected = error.validator, error.validator_value
+    if v == "required":
+        return FieldError(field, f"{en} is required", f"请填写{zh}")
+    if v == "maxLength":
+        return FieldError(field, f"{en}: at most {expected} characters", f"{zh}最多 {expected} 个字")
+    if v == "minLength":
+        return FieldError(field, f"{en}: at least {expected} characters", f"{zh}至少 {expected} 个字")
+    if v in ("pattern", "format"):
+        return FieldError(field, f"{en} is not in the expected form", f"{zh}格式不正确")
+    if v == "enum":
+        return FieldError(field, f"{en}: choose one of the options", f"{zh}：请从选项中选择")
+    if v in ("minimum", "exclusiveMinimum"):
+        return FieldError(field, f"{en}: at least {expected}", f"{zh}不得小于 {expected}")
+    if v in ("maximum", "exclusiveMaximum"):
+        return FieldError(field, f"{en}: at most {expected}", f"{zh}不得大于 {expected}")
+    if v == "type":
+        return FieldError(field, f"{en}: expected {expected}", f"{zh}的类型不正确")
+    if v == "additionalProperties":
+        return FieldError(field, "the form has fields it does not ask for", "表单含有未定义的字段")
+    return FieldError(field, f"{en}: {error.message}", f"{zh}：{error.message}")
+
+
+def form_errors(schema: Mapping[str, Any], data: Mapping[str, Any]) -> list[FieldError]:
+    """Every problem of `data` against the form, one per field, in the form's order."""
+    validator = FormValidator(schema, format_checker=FormatChecker())
+    found: dict[str, FieldError] = {}
+    for error in validator.iter_errors(dict(data)):
+        explained = _explain(error, schema)
+        found.setdefault(explained.field, explained)
+    order = list(schema.get("properties", {}))
+    return sorted(found.values(), key=lambda e: order.index(e.field) if e.field in order else len(order))
+
+
+def check_form(schema: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+    """Raise ValidationFailed naming every field that is wrong (the portal shows each next to its field)."""
+    errors = form_errors(schema, data)
+    if errors:
+        raise ValidationFailed("; ".join(e.message_en for e in errors), message_zh="；".join(e.message_zh for e in errors),
+                               code="govservice.form_invalid", details={"fields": [e.as_dict() for e in errors]})
+
+
+def draft_errors(schema: Mapping[str, Any], data: Mapping[str, Any]) -> list[FieldError]:
+    """A draft may be incomplete, but what it holds is checked (types, lengths), so that no junk is kept."""
+    return [e for e in form_errors(schema, data) if e.field in data]
+
+
+# -- once-only pre-filling -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Found:
+    """A value a source holds, and what it came from (a certificate's number, a register's name)."""
+
+    value: Any
+    via: str = ""
+
+
+# A source answers Found, or None when it holds nothing, or raises: a raise is shown as failed.
+Source = Callable[[Mapping[str, Any]], Found | None]
+
+
+def prefill(schema: Mapping[str, Any], sources: Mapping[str, Source]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Values and their provenance for every field with `x-prefill`.
+
+    `sources` maps "profile" and "certificate:<type>" to a function of the field's `x-prefill` spec. Each
+    field is asked separately, so one failing source leaves the others filled; a failure is recorded as
+    failed with its reason and the field left for the applicant, never shown as an empty success."""
+    values: dict[str, Any] = {}
+    provenance: dict[str, Any] = {}
+    for field, prop in schema.get("properties", {}).items():
+        spec = prop.get("x-prefill") if isinstance(prop, dict) else None
+        if not isinstance(spec, dict):
+            continue
+        key = spec.get("source", "")
+        if key == CERTIFICATE:
+            key = f"{CERTIFICATE}:{spec.get('type', '')}"
+        source = sources.get(key)
+        record: dict[str, Any] = {"source": key}
+        if source is None:
+            record.update(status=ABSENT)
+        else:
+            try:
+                value = source(spec)
+            except Exception as exc:  # noqa: BLE001 - any failure of a source is shown, never hidden
+                record.update(status=FAILED, error=str(getattr(exc, "message", exc))[:300],
+                              error_zh=str(getattr(exc, "message_zh", exc))[:300])
+            else:
+                if value is None or value.value is None or value.value == "":
+                    record.update(status=ABSENT)
+                else:
+                    values[field] = value.value
+                    record.update(status=FILLED, via=value.via)
+        provenance[field] = record
+    return values, provenance

@@ -23,6 +23,9 @@ RATE_LIMITS = {
     "portal_code": "5/minute,50/day",  # "my reports" SMS code requests per client address
     "sms_phone": "2/minute,10/day",  # SMS codes per phone number
     "sms_total": "1000/hour",  # SMS codes of the whole installation
+    "services_read": "600/minute",  # the public catalogue of matters per client address
+    "certificate_verify": "60/minute,2000/day",  # certificate checks per client address (no enumeration)
+    "services_write": "60/minute,1000/day",  # an applicant's changes (drafts, submissions, uploads) per citizen
 }
 
 

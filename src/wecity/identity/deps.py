@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from wecity.core import csrf
 from wecity.core.errors import AuthenticationRequired, PermissionDenied
 from wecity.core.http import get_ctx
+from wecity.identity.applicants import citizen_phone
 from wecity.identity.service import StaffUser, user_for_session
 
 SESSION_COOKIE = "wecity_session"
@@ -65,3 +66,35 @@ def check_same_site(request: Request) -> None:
 
 OptionalStaff = Annotated[StaffUser | None, Depends(optional_staff)]
 CurrentStaff = Annotated[StaffUser, Depends(require_staff)]
+
+
+CITIZEN_COOKIE = "wecity_citizen"
+
+
+def _citizen_token(request: Request) -> tuple[str | None, bool]:
+    """The citizen token sent, and whether it came by cookie (a bearer token wins when both are sent)."""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer ") and auth.count(".") == 2:
+        return auth[7:].strip(), False
+    return request.cookies.get(CITIZEN_COOKIE), True
+
+
+def optional_citizen(request: Request) -> str | None:
+    """The phone number of the signed-in citizen (wecity.identity.applicants.sign_citizen), or None."""
+    ctx = get_ctx(request)
+    token, _by = _citizen_token(request)
+    return citizen_phone(ctx.settings.secret_key, token, int(ctx.clock.now().timestamp()))
+
+
+def require_citizen(request: Request) -> str:
+    phone = optional_citizen(request)
+    if phone is None:
+        raise AuthenticationRequired("sign in with your phone number first", message_zh="请先用手机号码登录",
+                                     code="auth.citizen_required")
+    if request.method not in SAFE_METHODS and _citizen_token(request)[1]:
+        check_same_site(request)
+    return phone
+
+
+OptionalCitizen = Annotated[str | None, Depends(optional_citizen)]
+CurrentCitizen = Annotated[str, Depends(require_citizen)]

@@ -10,13 +10,12 @@ from wecity.core import csrf
 from wecity.core.errors import WeCityError
 from wecity.core.http import client_address, request_locale, with_retry_after
 from wecity.identity.applicants import citizen_phone, sign_citizen
-from wecity.identity.deps import OptionalStaff
+from wecity.identity.deps import CITIZEN_COOKIE, OptionalStaff
 from wecity.web.i18n import gettext_for
 from wecity.web.phone_codes import check_code, issue_code, normalise_phone, phone_variants
 from wecity.web.render import page
 
 router = APIRouter(include_in_schema=False)
-CITIZEN_COOKIE = "wecity_citizen"
 CITIZEN_SESSION_SECONDS = 30 * 60
 
 

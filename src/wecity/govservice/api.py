@@ -1,0 +1,446 @@
+"""HTTP API of digital government under /api/v1: the public catalogue and certificate verification, the
+applicant's verbs (signed in as a citizen) and the departments' verbs (signed in as staff)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, File, Header, Query, Request, UploadFile
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from wecity.core.clock import CITY_TZ
+from wecity.core.errors import NotFound, PermissionDenied
+from wecity.core.http import Ctx, client_address, id_param
+from wecity.core.settings import UPLOAD_FILES
+from wecity.govservice import applications as apply
+from wecity.govservice import approvals, catalogue, certificates, queries, ratings
+from wecity.govservice.certificate_pdf import render_pdf
+from wecity.govservice.models import application_reviews, applications
+from wecity.identity.applicants import Applicant, citizen_for_phone, enterprises_of
+from wecity.identity.audit import record_audit
+from wecity.identity.deps import CurrentCitizen, CurrentStaff
+from wecity.identity.service import StaffUser
+from wecity.media import uploads
+
+router = APIRouter(prefix="/api/v1", tags=["services"])
+AppId = Annotated[int, id_param("application id")]
+# Matter codes, certificate numbers and material codes: short, and from a small alphabet.
+CodeText = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+FormData = dict[str, Any]
+
+
+class NewApplication(BaseModel):
+    matter_code: str = Field(min_length=1, max_length=64)
+    acting_for: int | None = Field(default=None, ge=1, description="an enterprise's applicant id, to apply for it")
+
+
+class FormIn(BaseModel):
+    form_data: FormData = Field(default_factory=dict)
+
+
+class RatingIn(BaseModel):
+    level: int = Field(ge=1, le=5, description="5 非常满意 … 1 非常不满意")
+    tags: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=8)
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+class ReasonIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+    legal_basis: str = Field(min_length=1, max_length=2000)
+
+
+class SupplementIn(BaseModel):
+    note: str = Field(min_length=1, max_length=2000)
+    materials: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=50)
+    fields: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=100)
+
+
+class ReviewIn(BaseModel):
+    outcome: Literal["approve", "refuse"]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class DecisionIn(BaseModel):
+    outcome: Literal["approve", "refuse"]
+    reason: str | None = Field(default=None, max_length=2000)
+    legal_basis: str | None = Field(default=None, max_length=2000)
+
+
+class SpecialIn(BaseModel):
+    kind: Literal["hearing", "inspection", "expert_review", "public_notice"]
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ExtensionIn(BaseModel):
+    days: int = Field(ge=1, le=approvals.MAX_EXTENSION_DAYS)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class RectificationIn(BaseModel):
+    callback_note: str = Field(min_length=1, max_length=1000)
+    measures: str = Field(min_length=1, max_length=1000)
+
+
+class VerifyIn(BaseModel):
+    document: dict[str, Any]
+    signature: str = Field(min_length=1, max_length=200)
+
+
+# -- public --------------------------------------------------------------------------------------------------
+
+@router.get("/matters", summary="Search the catalogue of matters (事项)")
+async def search_matters(request: Request, ctx: Ctx, q: Annotated[str | None, Query(max_length=100)] = None,
+                         department: Annotated[str | None, Query(max_length=64)] = None,
+                         applicant: Literal["citizen", "enterprise"] | None = None,
+                         online_level: Literal["full_online", "at_most_once"] | None = None,
+                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                         offset: Annotated[int, Query(ge=0, le=100_000)] = 0) -> list[dict[str, Any]]:
+    await ctx.limits.hit("services_read", client_address(request) or "-")
+    return await ctx.db.read(lambda c: queries.search_matters(c, text=q, department=department, applicant_kind=applicant,
+                                                              online_level=online_level, limit=limit, offset=offset))
+
+
+@router.get("/matters/{code}", summary="One matter: limits, materials, form (JSON Schema), fees, process")
+async def get_matter(request: Request, ctx: Ctx, code: CodeText) -> dict[str, Any]:
+    await ctx.limits.hit("services_read", client_address(request) or "-")
+    return await ctx.db.read(queries.matter_detail, code)
+
+
+@router.get("/catalogue", summary="The whole catalogue in its import format (wecity-matters/1)")
+async def export_catalogue(request: Request, ctx: Ctx) -> dict[str, Any]:
+    await ctx.limits.hit("services_read", client_address(request) or "-")
+    return await ctx.db.read(catalogue.export_catalogue)
+
+
+@router.post("/catalogue", summary="Import a catalogue (administrators)")
+async def import_catalogue(ctx: Ctx, user: CurrentStaff, body: dict[str, Any]) -> dict[str, int]:
+    if "admin" not in user.roles:
+        raise PermissionDenied("importing the catalogue needs the admin role", message_zh="导入事项目录需要管理员角色")
+    now = ctx.clock.now()
+
+    def run(conn: sa.Connection) -> dict[str, int]:
+        counts = catalogue.import_catalogue(conn, body, now=now)
+        record_audit(conn, at=now, actor=f"user:{user.username}", action="catalogue.import", target="matters",
+                     detail=counts)
+        return counts
+
+    return await ctx.db.write(run)
+
+
+@router.get("/certificates/verify/{number}", summary="Is this certificate genuine? valid / revoked / expired / unknown / forged")
+async def verify_number(request: Request, ctx: Ctx, number: CodeText) -> dict[str, Any]:
+    await ctx.limits.hit("certificate_verify", client_address(request) or "-")
+    verdict = await ctx.db.read(certificates.verify_number, number, ctx.clock.now())
+    return verdict.as_dict()
+
+
+@router.post("/certificates/verify", summary="Check a certificate document and its signature")
+async def verify_document(request: Request, ctx: Ctx, body: VerifyIn) -> dict[str, Any]:
+    await ctx.limits.hit("certificate_verify", client_address(request) or "-")
+    verdict = await ctx.db.read(certificates.verify, body.document, body.signature, ctx.clock.now())
+    return verdict.as_dict()
+
+
+@router.get("/certificates/keys", summary="The city's certificate signing keys (JWK set, RFC 8037)")
+async def signing_keys(request: Request, ctx: Ctx) -> dict[str, Any]:
+    await ctx.limits.hit("services_read", client_address(request) or "-")
+    return {"keys": await ctx.db.read(certificates.public_keys)}
+
+
+# -- applicants ----------------------------------------------------------------------------------------------
+
+async def _citizen(ctx: Any, phone: str) -> Applicant:
+    return await ctx.db.write(lambda c: citizen_for_phone(c, phone, now=ctx.clock.now()))
+
+
+async def _view(ctx: Any, citizen: Applicant, app_id: int) -> dict[str, Any]:
+    def read(conn: sa.Connection) -> dict[str, Any]:
+        apply.own_application(conn, app_id, citizen)
+        return queries.application_view(conn, app_id, today=_today(ctx))
+    return await ctx.db.read(read)
+
+
+def _today(ctx: Any) -> date:
+    """Today in the city (working days are the city's days, not UTC's)."""
+    return ctx.clock.now().astimezone(CITY_TZ).date()
+
+
+@router.get("/me", tags=["applicants"], summary="The signed-in citizen and the enterprises they may act for")
+async def me(ctx: Ctx, phone: CurrentCitizen) -> dict[str, Any]:
+    citizen = await _citizen(ctx, phone)
+    firms = await ctx.db.read(enterprises_of, citizen.id)
+    return {"id": citizen.id, "display_name": citizen.display_name, "kind": citizen.kind,
+            "enterprises": [{"id": e.id, "display_name": e.display_name, "credit_code": e.credit_code} for e in firms]}
+
+
+@router.post("/applications", tags=["applicants"], status_code=201,
+             summary="Start an application: a draft pre-filled once-only from what the city holds")
+async def start_application(ctx: Ctx, phone: CurrentCitizen, body: NewApplication,
+                            idempotency_key: Annotated[str | None, Header(max_length=100)] = None) -> dict[str, Any]:
+    await ctx.limits.hit("services_write", phone)
+    citizen = await _citizen(ctx, phone)
+    app_id = await ctx.db.write(lambda c: apply.start_application(
+        c, citizen=citizen, matter_code=body.matter_code, acting_for=body.acting_for, now=ctx.clock.now(),
+        idempotency_key=idempotency_key))
+    return await _view(ctx, citizen, app_id)
+
+
+@router.get("/applications", tags=["applicants"], summary="My applications (and my enterprises'), newest first")
+async def my_applications(ctx: Ctx, phone: CurrentCitizen) -> list[dict[str, Any]]:
+    citizen = await _citizen(ctx, phone)
+
+    def read(conn: sa.Connection) -> list[dict[str, Any]]:
+        ids = [citizen.id, *(e.id for e in enterprises_of(conn, citizen.id))]
+        return queries.applications_of(conn, ids, today=_today(ctx))
+    return await ctx.db.read(read)
+
+
+@router.get("/applications/{app_id}", tags=["applicants"], summary="One of my applications, with its timeline")
+async def my_application(ctx: Ctx, phone: CurrentCitizen, app_id: AppId) -> dict[str, Any]:
+    return await _view(ctx, await _citizen(ctx, phone), app_id)
+
+
+@router.patch("/applications/{app_id}", tags=["applicants"], summary="Save the draft's form")
+async def save_draft(ctx: Ctx, phone: CurrentCitizen, app_id: AppId, body: FormIn) -> dict[str, Any]:
+    await ctx.limits.hit("services_write", phone)
+    citizen = await _citizen(ctx, phone)
+    await ctx.db.write(lambda c: apply.save_draft(c, app_id, citizen=citizen, form_data=body.form_data,
+                                                  now=ctx.clock.now()))
+    return await _view(ctx, citizen, app_id)
+
+
+@router.post("/applications/{app_id}/materials/{material}", tags=["applicants"],
+             summary="Upload a material (a photo or scan of the document)")
+async def upload_material(ctx: Ctx, phone: CurrentCitizen, app_id: AppId, material: CodeText,
+                          files: Annotated[list[UploadFile], File()]) -> dict[str, Any]:
+    await ctx.limits.hit("services_write", phone)
+    citizen = await _citizen(ctx, phone)
+    # Rights before the costly decoding of images.
+    await ctx.db.read(lambda c: apply.own_application(c, app_id, citizen))
+    data = [await f.read(ctx.settings.max_upload_bytes + 1) for f in files[:UPLOAD_FILES]]
+    now = ctx.clock.now()
+    async with uploads.staged(data, ctx, now=now) as staged:
+        def write(conn: sa.Connection) -> None:
+            ids = staged.record(conn)
+            apply.attach_material(conn, app_id, citizen=citizen, material=material, media=ids, now=now)
+        await ctx.db.write(write)
+        staged.keep()
+    return await _view(ctx, citizen, app_id)
+
+
+@router.post("/applications/{app_id}/submit", tags=["applicants"], summary="Submit (idempotent)")
+async def submit(ctx: Ctx, phone: CurrentCitizen, app_id: AppId) -> dict[str, Any]:
+    await ctx.limits.hit("services_write", phone)
+    citizen = await _citizen(ctx, phone)
+    await ctx.db.write(lambda c: apply.submit(c, app_id, citizen=citizen, now=ctx.clock.now()))
+    return await _view(ctx, citizen, app_id)
+
+
+@router.post("/applications/{app_id}/supply", tags=["applicants"], summary="补正: supply what was asked for")
+async def supply(ctx: Ctx, phone: CurrentCitizen, app_id: AppId, body: FormIn) -> dict[str, Any]:
+    await ctx.limits.hit("services_write", phone)
+    citizen = await _citizen(ctx, phone)
+    await ctx.db.write(lambda c: apply.supply(c, app_id, citizen=citizen, form_data=body.form_data,
+                                              now=ctx.clock.now()))
+    return await _view(ctx, citizen, app_id)
+
+
+@router.post("/applications/{app_id}/withdraw", tags=["applicants"], summary="Withdraw the application")
+async def withdraw(ctx: Ctx, phone: CurrentCitizen, app_id: AppId) -> dict[str, Any]:
+    await ctx.limits.hit("services_write", phone)
+    citizen = await _citizen(ctx, phone)
+    await ctx.db.write(lambda c: apply.withdraw(c, app_id, citizen=citizen, now=ctx.clock.now()))
+    return await _view(ctx, citizen, app_id)
+
+
+@router.post("/applications/{app_id}/rating", tags=["applicants"], summary="好差评 of a finished application")
+async def rate(ctx: Ctx, phone: CurrentCitizen, app_id: AppId, body: RatingIn) -> dict[str, Any]:
+    await ctx.limits.hit("services_write", phone)
+    citizen = await _citizen(ctx, phone)
+    await ctx.db.write(lambda c: ratings.rate(c, app_id, citizen=citizen, level=body.level, tags=body.tags,
+                                              comment=body.comment, now=ctx.clock.now()))
+    return await _view(ctx, citizen, app_id)
+
+
+@router.get("/certificates", tags=["applicants"], summary="My certificates (电子证照), with their status")
+async def wallet(ctx: Ctx, phone: CurrentCitizen) -> list[dict[str, Any]]:
+    citizen = await _citizen(ctx, phone)
+
+    def read(conn: sa.Connection) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for holder in [citizen.id, *(e.id for e in enterprises_of(conn, citizen.id))]:
+            out += certificates.wallet(conn, holder, ctx.clock.now())
+        return out
+    return await ctx.db.read(read)
+
+
+async def _held(ctx: Any, phone: str, number: str) -> dict[str, Any]:
+    citizen = await _citizen(ctx, phone)
+
+    def read(conn: sa.Connection) -> dict[str, Any]:
+        holders = {citizen.id, *(e.id for e in enterprises_of(conn, citizen.id))}
+        found = certificates.certificate(conn, number)
+        if found is None or found["holder_id"] not in holders:
+            raise NotFound(f"no certificate {number} in your wallet", message_zh=f"您的证照夹中没有证照 {number}")
+        return found
+    return await ctx.db.read(read)
+
+
+@router.get("/certificates/{number}/signed", tags=["applicants"],
+            summary="My certificate as a signed document anyone can verify offline")
+async def signed_certificate(ctx: Ctx, phone: CurrentCitizen, number: CodeText) -> dict[str, Any]:
+    await _held(ctx, phone, number)
+    return await ctx.db.read(certificates.export, number)
+
+
+@router.get("/certificates/{number}/pdf", tags=["applicants"], summary="My certificate as a PDF with its QR code")
+async def certificate_pdf(request: Request, ctx: Ctx, phone: CurrentCitizen,
+                          number: CodeText) -> Response:
+    held = await _held(ctx, phone, number)
+    url = str(request.base_url).rstrip("/") + f"/verify/{number}"
+    pdf = render_pdf(held, url)
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
+
+
+# -- departments ---------------------------------------------------------------------------------------------
+
+def _may_see(conn: sa.Connection, user: StaffUser, app_id: int) -> bool:
+    """Staff of the matter's department, of a department asked to review it, or an administrator."""
+    if "admin" in user.roles:
+        return True
+    dept = approvals.staff_department(conn, user)
+    owner = conn.execute(sa.select(applications.c.department_code).where(applications.c.id == app_id)).scalar()
+    if owner is None:
+        raise NotFound(f"no application {app_id}", message_zh=f"申请 {app_id} 不存在")
+    return dept == owner or conn.execute(sa.select(application_reviews.c.id).where(
+        application_reviews.c.application_id == app_id, application_reviews.c.department_code == dept)).first() is not None
+
+
+async def _staff_view(request: Request, ctx: Any, user: StaffUser, app_id: int) -> dict[str, Any]:
+    """The application for staff: its form is personal data, so every look is in the audit log."""
+    now = ctx.clock.now()
+
+    def read(conn: sa.Connection) -> dict[str, Any]:
+        allowed = _may_see(conn, user, app_id)
+        record_audit(conn, at=now, actor=f"user:{user.username}", action="personal_data.view",
+                     target=f"application:{app_id}", outcome="ok" if allowed else "denied",
+                     source_address=client_address(request))
+        if not allowed:
+            return {}
+        return queries.application_view(conn, app_id, today=_today(ctx))
+
+    view = await ctx.db.write(read)
+    if not view:
+        raise PermissionDenied("this application belongs to another department", message_zh="该申请不属于您的部门",
+                               code="govservice.other_department")
+    return view
+
+
+@router.get("/department/applications", tags=["departments"],
+            summary="The department's applications: open (nearest due first), to accept, review, decide, finished")
+async def department_queue(ctx: Ctx, user: CurrentStaff,
+                           queue: Literal["open", "accept", "review", "decide", "supplement", "finished"] = "open",
+                           limit: Annotated[int, Query(ge=1, le=200)] = 100) -> list[dict[str, Any]]:
+    def read(conn: sa.Connection) -> list[dict[str, Any]]:
+        dept = approvals.staff_department(conn, user)
+        if dept is None:
+            raise PermissionDenied("you belong to no department", message_zh="您不属于任何部门")
+        return queries.department_queue(conn, dept, which=queue, today=_today(ctx),
+                                        limit=limit)
+    return await ctx.db.read(read)
+
+
+@router.get("/department/applications/{app_id}", tags=["departments"], summary="An application (audited access)")
+async def department_application(request: Request, ctx: Ctx, user: CurrentStaff, app_id: AppId) -> dict[str, Any]:
+    return await _staff_view(request, ctx, user, app_id)
+
+
+async def _staff_step(request: Request, ctx: Any, user: StaffUser, app_id: int, verb: Any, **kwargs: Any) -> dict[str, Any]:
+    await ctx.db.write(lambda c: verb(c, app_id, staff=user, now=ctx.clock.now(), **kwargs))
+    return await _staff_view(request, ctx, user, app_id)
+
+
+@router.post("/department/applications/{app_id}/accept", tags=["departments"], summary="受理: the clock starts")
+async def accept(request: Request, ctx: Ctx, user: CurrentStaff, app_id: AppId) -> dict[str, Any]:
+    return await _staff_step(request, ctx, user, app_id, approvals.accept)
+
+
+@router.post("/department/applications/{app_id}/not-accept", tags=["departments"],
+             summary="不予受理, with reasons and the legal basis")
+async def not_accept(request: Request, ctx: Ctx, user: CurrentStaff, app_id: AppId, body: ReasonIn) -> dict[str, Any]:
+    return await _staff_step(request, ctx, user, app_id, approvals.not_accept, reason=body.reason,
+                             legal_basis=body.legal_basis)
+
+
+@router.post("/department/applications/{app_id}/supplement", tags=["departments"],
+             summary="补正: ask once for everything missing; the clock pauses")
+async def supplement(request: Request, ctx: Ctx, user: CurrentStaff, app_id: AppId, body: SupplementIn) -> dict[str, Any]:
+    return await _staff_step(request, ctx, user, app_id, approvals.request_supplement, note=body.note,
+                             materials=body.materials, fields=body.fields)
+
+
+@router.post("/department/applications/{app_id}/review", tags=["departments"],
+             summary="并联审查: this department's opinion")
+async def review(request: Request, ctx: Ctx, user: CurrentStaff, app_id: AppId, body: ReviewIn) -> dict[str, Any]:
+    return await _staff_step(request, ctx, user, app_id, approvals.review, outcome=body.outcome, note=body.note)
+
+
+@router.post("/department/applications/{app_id}/decide", tags=["departments"],
+             summary="决定: approve (the certificate is issued) or refuse with reasons")
+async def decide(request: Request, ctx: Ctx, user: CurrentStaff, app_id: AppId, body: DecisionIn) -> dict[str, Any]:
+    return await _staff_step(request, ctx, user, app_id, approvals.decide, outcome=body.outcome, reason=body.reason,
+                             legal_basis=body.legal_basis, key_dir=ctx.settings.var_dir)
+
+
+@router.post("/department/applications/{app_id}/special", tags=["departments"],
+             summary="Start a special procedure the law does not count (听证, 检验检测, 专家评审, 公示)")
+async def start_special(request: Request, ctx: Ctx, user: CurrentStaff, app_id: AppId, body: SpecialIn) -> dict[str, Any]:
+    return await _staff_step(request, ctx, user, app_id, approvals.start_special_procedure, kind=body.kind,
+                             reason=body.reason)
+
+
+@router.post("/department/applications/{app_id}/special/end", tags=["departments"],
+             summary="End the special procedure: the clock runs again")
+async def end_special(request: Request, ctx: Ctx, user: CurrentStaff, app_id: AppId) -> dict[str, Any]:
+    return await _staff_step(request, ctx, user, app_id, approvals.end_special_procedure)
+
+
+@router.post("/department/applications/{app_id}/extend", tags=["departments"],
+             summary="延期: more working days, with the reason")
+async def extend(request: Request, ctx: Ctx, user: CurrentStaff, app_id: AppId, body: ExtensionIn) -> dict[str, Any]:
+    return await _staff_step(request, ctx, user, app_id, approvals.extend, days=body.days, reason=body.reason)
+
+
+@router.post("/certificates/{number}/revoke", tags=["departments"], summary="Revoke a certificate (issuing department)")
+async def revoke(ctx: Ctx, user: CurrentStaff, number: CodeText, body: RevokeIn) -> dict[str, Any]:
+    now = ctx.clock.now()
+
+    def run(conn: sa.Connection) -> dict[str, Any]:
+        certificates.revoke(conn, number, by=f"user:{user.username}",
+                            department_code=approvals.staff_department(conn, user) or "", reason=body.reason, now=now)
+        return certificates.verify_number(conn, number, now).as_dict()
+    return await ctx.db.write(run)
+
+
+@router.get("/department/rectifications", tags=["departments"], summary="Open rectifications after bad ratings")
+async def open_rectifications(ctx: Ctx, user: CurrentStaff) -> list[dict[str, Any]]:
+    return await ctx.db.read(lambda c: queries.open_rectifications(c, approvals.staff_department(c, user) or ""))
+
+
+@router.post("/department/rectifications/{rect_id}/close", tags=["departments"],
+             summary="整改 done, with the call back to the applicant")
+async def close_rectification(ctx: Ctx, user: CurrentStaff, rect_id: Annotated[int, id_param("rectification id")],
+                              body: RectificationIn) -> JSONResponse:
+    await ctx.db.write(lambda c: ratings.close_rectification(
+        c, rect_id, staff=user, department_code=approvals.staff_department(c, user), callback_note=body.callback_note,
+        measures=body.measures, now=ctx.clock.now()))
+    return JSONResponse({"closed": rect_id})

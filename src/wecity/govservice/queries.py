@@ -1,0 +1,199 @@
+"""The read model of digital government: what the portal, the API and other domains read of it."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wecity.core.errors import NotFound
+from wecity.core.worktime import load_calendar
+from wecity.govservice.clock import ClockReading, WorkingDays, local_day, read_clock
+from wecity.govservice.models import (
+    application_events,
+    application_extensions,
+    application_pauses,
+    application_ratings,
+    application_reviews,
+    applications,
+    certificates,
+    matter_versions,
+    matters,
+    rectifications,
+)
+from wecity.govservice.steps import FINISHED, STATUS_LABELS, Status
+from wecity.identity.models import applicants, departments
+
+MAX_PAGE = 200
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_matters(conn: Connection, *, text: str | None = None, department: str | None = None,
+                   applicant_kind: str | None = None, online_level: str | None = None, limit: int = 50,
+                   offset: int = 0) -> list[dict[str, Any]]:
+    """The active catalogue, filtered; a name or code containing `text` (Chinese or English)."""
+    query = (sa.select(matters.c.code, matters.c.name_zh, matters.c.name_en, matters.c.department_code,
+                       matters.c.applicants, matters.c.online_level, matters.c.definition,
+                       departments.c.name_zh.label("department_zh"), departments.c.name_en.label("department_en"))
+             .join(departments, departments.c.code == matters.c.department_code).where(matters.c.active))
+    if text:
+        pattern = _like(text.strip()[:100])
+        query = query.where(sa.or_(matters.c.name_zh.like(pattern, escape="\\"),
+                                   matters.c.name_en.ilike(pattern, escape="\\"),
+                                   matters.c.code.ilike(pattern, escape="\\")))
+    if department:
+        query = query.where(matters.c.department_code == department)
+    if applicant_kind:
+        query = query.where(matters.c.applicants.like(_like(applicant_kind), escape="\\"))
+    if online_level:
+        query = query.where(matters.c.online_level == online_level)
+    rows = conn.execute(query.order_by(matters.c.department_code, matters.c.code)
+                        .limit(min(max(limit, 1), MAX_PAGE)).offset(max(offset, 0)))
+    return [{"code": r.code, "name_zh": r.name_zh, "name_en": r.name_en, "department": r.department_code,
+             "department_zh": r.department_zh, "department_en": r.department_en,
+             "applicants": r.applicants.split(), "online_level": r.online_level,
+             "legal_limit_days": r.definition["legal_limit_days"],
+             "promised_limit_days": r.definition["promised_limit_days"]} for r in rows]
+
+
+def departments_with_matters(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(departments.c.code, departments.c.name_zh, departments.c.name_en,
+                                  sa.func.count().label("matters"))
+                        .join(matters, matters.c.department_code == departments.c.code).where(matters.c.active)
+                        .group_by(departments.c.code, departments.c.name_zh, departments.c.name_en)
+                        .order_by(departments.c.code))
+    return [dict(r._mapping) for r in rows]
+
+
+def matter_detail(conn: Connection, code: str) -> dict[str, Any]:
+    row = conn.execute(sa.select(matters, departments.c.name_zh.label("department_zh"),
+                                 departments.c.name_en.label("department_en"))
+                       .join(departments, departments.c.code == matters.c.department_code)
+                       .where(matters.c.code == code, matters.c.active)).first()
+    if row is None:
+        raise NotFound(f"no matter {code} in the catalogue", message_zh=f"事项目录中没有事项 {code}")
+    names = dict(conn.execute(sa.select(departments.c.code, departments.c.name_zh)).all())
+    return {**row.definition, "version": row.version, "department_zh": row.department_zh,
+            "department_en": row.department_en,
+            "reviewer_names": [{"code": c, "name_zh": names.get(c, c)} for c in row.definition.get("reviewers", [])]}
+
+
+def clock(row: Any, calendar: WorkingDays, today: date) -> ClockReading | None:
+    """The clock of an accepted, unfinished application (None before acceptance and once finished)."""
+    if row.accepted_at is None or row.limit_days is None or row.status in FINISHED:
+        return None
+    return read_clock(calendar, accepted=local_day(row.accepted_at, calendar), today=today, limit=row.limit_days,
+                      paused_days=row.paused_days, extended_days=row.extended_days,
+                      paused_since=local_day(row.paused_since, calendar) if row.paused_since else None)
+
+
+def _summary(row: Any, calendar: WorkingDays, today: date) -> dict[str, Any]:
+    reading = clock(row, calendar, today)
+    zh, en = STATUS_LABELS[row.status]
+    return {"id": row.id, "number": row.number, "matter_code": row.matter_code, "matter_zh": row.name_zh,
+            "matter_en": row.name_en, "department": row.department_code, "status": row.status,
+            "status_zh": zh, "status_en": en, "created_at": row.created_at, "submitted_at": row.submitted_at,
+            "accepted_at": row.accepted_at, "finished_at": row.finished_at, "due_on": row.due_on,
+            "clock": None if reading is None else {
+                "used": reading.used, "allowed": reading.allowed, "remaining": reading.remaining,
+                "paused": reading.paused, "warning": reading.warning, "overdue": reading.overdue}}
+
+
+def _listing() -> sa.Select[Any]:
+    return sa.select(applications, matters.c.name_zh, matters.c.name_en).join(
+        matters, matters.c.code == applications.c.matter_code)
+
+
+def applications_of(conn: Connection, applicant_ids: list[int], *, today: date) -> list[dict[str, Any]]:
+    """An applicant's applications (and those of the enterprises they act for), newest first."""
+    calendar = load_calendar(conn)
+    rows = conn.execute(_listing().where(applications.c.applicant_id.in_(applicant_ids))
+                        .order_by(applications.c.id.desc()).limit(MAX_PAGE))
+    return [_summary(r, calendar, today) for r in rows]
+
+
+QUEUES = ("open", "accept", "review", "decide", "supplement", "finished")
+
+
+def department_queue(conn: Connection, department: str, *, which: str = "open", today: date,
+                     limit: int = 100) -> list[dict[str, Any]]:
+    """A department's applications: open ones by due date (nearest first), those waiting for its review,
+    or the finished ones, newest first."""
+    calendar = load_calendar(conn)
+    query = _listing()
+    if which == "review":
+        pending = sa.select(application_reviews.c.application_id).where(
+            application_reviews.c.department_code == department, application_reviews.c.outcome.is_(None))
+        query = query.where(applications.c.id.in_(pending))
+    else:
+        query = query.where(applications.c.department_code == department)
+    if which == "finished":
+        query = query.where(applications.c.status.in_([str(s) for s in FINISHED]),
+                            applications.c.submitted_at.is_not(None)).order_by(applications.c.finished_at.desc())
+    else:
+        wanted = {"accept": [Status.SUBMITTED], "decide": [Status.DECIDING], "supplement": [Status.SUPPLEMENT],
+                  "review": [Status.IN_REVIEW]}.get(which, [Status.SUBMITTED, Status.SUPPLEMENT, Status.IN_REVIEW,
+                                                           Status.DECIDING])
+        query = query.where(applications.c.status.in_([str(s) for s in wanted])).order_by(
+            applications.c.due_on.is_(None), applications.c.due_on, applications.c.submitted_at)
+    rows = conn.execute(query.limit(min(max(limit, 1), MAX_PAGE)))
+    return [_summary(r, calendar, today) for r in rows]
+
+
+def application_view(conn: Connection, app_id: int, *, today: date) -> dict[str, Any]:
+    """Everything about one application: its form and where each value came from, materials, timeline,
+    pauses, extensions, the parallel reviews, the certificate, the rating and any rectification."""
+    row = conn.execute(_listing().where(applications.c.id == app_id)).first()
+    if row is None:
+        raise NotFound(f"no application {app_id}", message_zh=f"申请 {app_id} 不存在")
+    calendar = load_calendar(conn)
+    definition = conn.execute(sa.select(matter_versions.c.definition).where(
+        matter_versions.c.code == row.matter_code, matter_versions.c.version == row.matter_version)).scalar_one()
+    holder = conn.execute(sa.select(applicants.c.kind, applicants.c.display_name)
+                          .where(applicants.c.id == row.applicant_id)).one()
+
+    def rows_of(table: sa.Table, order: sa.Column[Any]) -> list[dict[str, Any]]:
+        return [dict(r._mapping) for r in conn.execute(
+            sa.select(table).where(table.c.application_id == app_id).order_by(order))]
+
+    rating = conn.execute(sa.select(application_ratings).where(application_ratings.c.application_id == app_id)).first()
+    rect = conn.execute(sa.select(rectifications).where(rectifications.c.application_id == app_id)).first()
+    issued = conn.execute(sa.select(certificates.c.number, certificates.c.type, certificates.c.issued_at,
+                                    certificates.c.revoked_at).where(certificates.c.application_id == app_id)).all()
+    return {**_summary(row, calendar, today), "applicant_id": row.applicant_id, "filed_by": row.filed_by,
+            "applicant_kind": holder.kind, "applicant_name": holder.display_name,
+            "matter": definition, "matter_version": row.matter_version, "form_data": row.form_data,
+            "prefill": row.prefill, "materials": row.materials, "documents_spared": row.documents_spared,
+            "limit_days": row.limit_days, "paused_days": row.paused_days, "extended_days": row.extended_days,
+            "outcome": row.outcome,
+            "events": rows_of(application_events, application_events.c.id),
+            "pauses": rows_of(application_pauses, application_pauses.c.id),
+            "extensions": rows_of(application_extensions, application_extensions.c.id),
+            "reviews": rows_of(application_reviews, application_reviews.c.id),
+            "certificates": [dict(c._mapping) for c in issued],
+            "rating": None if rating is None else dict(rating._mapping),
+            "rectification": None if rect is None else dict(rect._mapping)}
+
+
+def open_rectifications(conn: Connection, department: str) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(rectifications, applications.c.number, application_ratings.c.level,
+                                  application_ratings.c.comment)
+                        .join(applications, applications.c.id == rectifications.c.application_id)
+                        .join(application_ratings, application_ratings.c.application_id == rectifications.c.application_id)
+                        .where(rectifications.c.department_code == department, rectifications.c.closed_at.is_(None))
+                        .order_by(rectifications.c.due_on))
+    return [dict(r._mapping) for r in rows]
+
+
+def running_clocks(conn: Connection) -> list[Any]:
+    """Accepted applications whose clock runs (not paused, not finished): what the clock check reads."""
+    return list(conn.execute(sa.select(applications).where(
+        applications.c.accepted_at.is_not(None), applications.c.finished_at.is_(None),
+        applications.c.paused_since.is_(None), applications.c.due_on.is_not(None),
+        sa.or_(applications.c.warned_at.is_(None), applications.c.escalated_at.is_(None)))))

@@ -19,7 +19,6 @@ from wecity.core.settings import UPLOAD_FILES
 from wecity.govservice import applications as apply
 from wecity.govservice import approvals, catalogue, certificates, queries, ratings
 from wecity.govservice.certificate_pdf import render_pdf
-from wecity.govservice.models import application_reviews, applications
 from wecity.identity.applicants import Applicant, citizen_for_phone, enterprises_of
 from wecity.identity.audit import record_audit
 from wecity.identity.deps import CurrentCitizen, CurrentStaff
@@ -313,24 +312,12 @@ async def certificate_pdf(request: Request, ctx: Ctx, phone: CurrentCitizen,
 
 # -- departments ---------------------------------------------------------------------------------------------
 
-def _may_see(conn: sa.Connection, user: StaffUser, app_id: int) -> bool:
-    """Staff of the matter's department, of a department asked to review it, or an administrator."""
-    if "admin" in user.roles:
-        return True
-    dept = approvals.staff_department(conn, user)
-    owner = conn.execute(sa.select(applications.c.department_code).where(applications.c.id == app_id)).scalar()
-    if owner is None:
-        raise NotFound(f"no application {app_id}", message_zh=f"申请 {app_id} 不存在")
-    return dept == owner or conn.execute(sa.select(application_reviews.c.id).where(
-        application_reviews.c.application_id == app_id, application_reviews.c.department_code == dept)).first() is not None
-
-
 async def _staff_view(request: Request, ctx: Any, user: StaffUser, app_id: int) -> dict[str, Any]:
     """The application for staff: its form is personal data, so every look is in the audit log."""
     now = ctx.clock.now()
 
     def read(conn: sa.Connection) -> dict[str, Any]:
-        allowed = _may_see(conn, user, app_id)
+        allowed = approvals.may_see(conn, user, app_id)
         record_audit(conn, at=now, actor=f"user:{user.username}", action="personal_data.view",
                      target=f"application:{app_id}", outcome="ok" if allowed else "denied",
                      source_address=client_address(request))

@@ -52,6 +52,18 @@ def staff_department(conn: Connection, staff: StaffUser) -> str | None:
     return conn.execute(sa.select(departments.c.code).where(departments.c.id == staff.department_id)).scalar()
 
 
+def may_see(conn: Connection, staff: StaffUser, app_id: int) -> bool:
+    """Staff of the matter's department, of a department asked to review it, or an administrator."""
+    if "admin" in staff.roles:
+        return True
+    dept = staff_department(conn, staff)
+    owner = conn.execute(sa.select(applications.c.department_code).where(applications.c.id == app_id)).scalar()
+    if owner is None:
+        raise NotFound(f"no application {app_id}", message_zh=f"申请 {app_id} 不存在")
+    return dept == owner or conn.execute(sa.select(application_reviews.c.id).where(
+        application_reviews.c.application_id == app_id, application_reviews.c.department_code == dept)).first() is not None
+
+
 def _application(conn: Connection, app_id: int) -> Any:
     row = conn.execute(sa.select(applications).where(applications.c.id == app_id).with_for_update()).first()
     if row is None:

@@ -56,3 +56,34 @@ SENSOR_TYPE_LABELS = {
     "WasteContainer": N_("Waste containers"),
     "AirQualityObserved": N_("Air-quality stations"),
 }
+
+# The service loop (wecity.govservice): an application's timeline, review outcomes, uncounted procedures,
+# and what a certificate check found.
+APPLICATION_EVENTS = {
+    "created": N_("Application started"),
+    "material_added": N_("Material uploaded"),
+    "submitted": N_("Application submitted"),
+    "accepted": N_("Accepted by the department"),
+    "not_accepted": N_("Not accepted"),
+    "supplement_requested": N_("More materials asked for"),
+    "supplied": N_("The applicant supplied what was asked"),
+    "review_approved": N_("A reviewing department agreed"),
+    "review_refused": N_("A reviewing department disagreed"),
+    "approved": N_("Approved"),
+    "refused": N_("Refused"),
+    "delivered": N_("Result delivered"),
+    "withdrawn": N_("Withdrawn by the applicant"),
+    "special_started": N_("A procedure the time limit does not count started"),
+    "special_ended": N_("The uncounted procedure ended"),
+    "extended": N_("Time limit extended"),
+    "warned": N_("80% of the time limit used"),
+    "escalated": N_("Overdue: escalated"),
+    "rated": N_("Rated by the applicant"),
+    "rectification_opened": N_("Rectification opened after a bad rating"),
+    "rectification_closed": N_("Rectification done"),
+}
+REVIEW_OUTCOMES = {"approve": N_("agreed"), "refuse": N_("disagreed"), "supplement": N_("asked for more materials")}
+SPECIAL_PROCEDURES = {"hearing": N_("hearing"), "inspection": N_("inspection or testing"),
+                      "expert_review": N_("expert review"), "public_notice": N_("public notice")}
+VERDICTS = {"valid": N_("Genuine and valid"), "revoked": N_("Revoked"), "expired": N_("Expired"),
+            "unknown": N_("Not issued by this city"), "forged": N_("Forged or altered")}

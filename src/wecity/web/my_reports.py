@@ -13,7 +13,7 @@ from wecity.identity.applicants import citizen_phone, sign_citizen
 from wecity.identity.deps import CITIZEN_COOKIE, OptionalStaff
 from wecity.web.i18n import gettext_for
 from wecity.web.phone_codes import check_code, issue_code, normalise_phone, phone_variants
-from wecity.web.render import page
+from wecity.web.render import page, safe_next
 
 router = APIRouter(include_in_schema=False)
 CITIZEN_SESSION_SECONDS = 30 * 60
@@ -29,8 +29,12 @@ def _phone_of(request: Request) -> str | None:
 async def my_reports(request: Request, user: OptionalStaff) -> Response:
     ctx = request.app.state.ctx
     phone = _phone_of(request)
+    after = request.query_params.get("next")
     if phone is None:
-        return page(request, "web/my_reports.html", user=user, step="phone", phone="", error=None)
+        return page(request, "web/my_reports.html", user=user, step="phone", phone="", error=None,
+                    next_path=safe_next(after, ""))
+    if after:
+        return RedirectResponse(safe_next(after, "/my"), status_code=303)
     found = await ctx.db.read(lambda conn: reports_for_phone(conn, phone_variants(phone)))
     masked = phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
     return page(request, "web/my_reports.html", user=user, step="list", reports=found, masked=masked)
@@ -43,9 +47,10 @@ async def send_code(request: Request, user: OptionalStaff) -> Response:
     locale = request_locale(request)
     _ = gettext_for(locale).gettext
     raw = str(form.get("phone", ""))[:40]
+    after = safe_next(str(form.get("next", "")), "")
     if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
         return page(request, "web/my_reports.html", user=user, status=403, step="phone", phone=raw,
-                    error=_("The form expired. Please try again."))
+                    error=_("The form expired. Please try again."), next_path=after)
     try:
         phone = normalise_phone(raw)
         # Each SMS costs the city and reaches a stranger's phone: counted per sender address, per number,
@@ -57,9 +62,9 @@ async def send_code(request: Request, user: OptionalStaff) -> Response:
                                                    now=ctx.clock.now()))
     except WeCityError as exc:
         return with_retry_after(page(request, "web/my_reports.html", user=user, status=exc.status, step="phone",
-                                     phone=raw, error=exc.localized(locale)), exc)
+                                     phone=raw, error=exc.localized(locale), next_path=after), exc)
     # The same answer whether or not the number has reports: the page does not tell who reported what.
-    return page(request, "web/my_reports.html", user=user, step="code", phone=phone, error=None)
+    return page(request, "web/my_reports.html", user=user, step="code", phone=phone, error=None, next_path=after)
 
 
 @router.post("/my/verify")
@@ -69,16 +74,17 @@ async def verify_code(request: Request, user: OptionalStaff) -> Response:
     _ = gettext_for(request_locale(request)).gettext
     phone = str(form.get("phone", ""))[:20]
     code = str(form.get("code", ""))[:10]
+    after = safe_next(str(form.get("next", "")), "")
     if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
         return page(request, "web/my_reports.html", user=user, status=403, step="code", phone=phone,
-                    error=_("The form expired. Please try again."))
+                    error=_("The form expired. Please try again."), next_path=after)
     now = ctx.clock.now()
     good = bool(phone and code) and await ctx.db.write(
         lambda conn: check_code(conn, phone, code, secret_key=ctx.settings.secret_key, now=now))
     if not good:
         return page(request, "web/my_reports.html", user=user, status=400, step="code", phone=phone,
-                    error=_("That code is wrong or has expired."))
-    response = RedirectResponse("/my", status_code=303)
+                    error=_("That code is wrong or has expired."), next_path=after)
+    response = RedirectResponse(after or "/my", status_code=303)
     expires = int(now.timestamp()) + CITIZEN_SESSION_SECONDS
     response.set_cookie(CITIZEN_COOKIE, sign_citizen(ctx.settings.secret_key, phone, expires),
                         max_age=CITIZEN_SESSION_SECONDS, httponly=True, samesite="lax", path="/",

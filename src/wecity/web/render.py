@@ -19,7 +19,16 @@ from wecity.geo.service import DEFAULT_TIMEZONE
 from wecity.identity.choices import Role
 from wecity.identity.service import StaffUser
 from wecity.web.i18n import N_, gettext_for
-from wecity.web.labels import ACTOR_LABELS, CHANNEL_LABELS, EVENT_LABELS, RETURN_REASONS
+from wecity.web.labels import (
+    ACTOR_LABELS,
+    APPLICATION_EVENTS,
+    CHANNEL_LABELS,
+    EVENT_LABELS,
+    RETURN_REASONS,
+    REVIEW_OUTCOMES,
+    SPECIAL_PROCEDURES,
+    VERDICTS,
+)
 from wecity.web.timefmt import FORMATS, LEFT, OVERDUE, countdown
 from wecity.web.vendor import VENDOR
 
@@ -54,10 +63,12 @@ _NAV: list[tuple[str, str, str]] = [
     ("/report", N_("Report a problem"), "anyone"),
     ("/track", N_("Track a report"), "anyone"),
     ("/my", N_("My reports"), "anyone"),
+    ("/services", N_("Services"), "anyone"),
     ("/map", N_("City map"), "anyone"),
     ("/staff", N_("Staff desk"), "staff"),
     ("/staff/queue", N_("Case queue"), "staff"),
     ("/staff/dispatch", N_("Dispatch"), "dispatch"),
+    ("/staff/applications", N_("Applications"), "staff"),
     ("/ops", N_("Operations"), "operations"),
     ("/ops/sensors", N_("Sensors"), "operations"),
 ]
@@ -181,6 +192,10 @@ def page(request: Request, template: str, *, user: StaffUser | None, status: int
         "channel_labels": CHANNEL_LABELS,
         "actor_labels": ACTOR_LABELS,
         "reasons": RETURN_REASONS,
+        "application_events": APPLICATION_EVENTS,
+        "review_labels": REVIEW_OUTCOMES,
+        "special_labels": SPECIAL_PROCEDURES,
+        "verdict_labels": VERDICTS,
         "now": ctx.clock.now(),
         **values,
     }

@@ -35,7 +35,7 @@ ROLE_LABELS = {Role.HANDLER: N_("Case handler"), Role.DISPATCHER: N_("Dispatcher
 
 
 def register(app: FastAPI) -> None:
-    from wecity.web import api_docs, citizen, my_reports, operations, sensors, staff
+    from wecity.web import api_docs, citizen, my_reports, operations, sensors, services, services_staff, staff
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Pages answer errors with a page in the reader's language; machine paths keep problem+json.
@@ -49,6 +49,8 @@ def register(app: FastAPI) -> None:
     app.include_router(operations.router)
     app.include_router(api_docs.router)
     app.include_router(sensors.router)
+    app.include_router(services.router)
+    app.include_router(services_staff.router)
 
 
 def error_page(request: Request, exc: WeCityError) -> Response:

@@ -1,0 +1,287 @@
+"""The citizen's service pages (一网通办): the catalogue, a matter, applying with a form rendered from
+its schema and pre-filled once-only, my applications, 补正, rating, my certificates, and the public
+certificate check."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import FormData, UploadFile
+
+from wecity.core import csrf
+from wecity.core.clock import CITY_TZ
+from wecity.core.errors import NotFound, WeCityError
+from wecity.core.http import client_address, request_locale, with_retry_after
+from wecity.core.settings import UPLOAD_FILES
+from wecity.govservice import applications as apply
+from wecity.govservice import certificates, queries, ratings
+from wecity.govservice.steps import STATUS_LABELS
+from wecity.identity.applicants import Applicant, citizen_for_phone, citizen_phone, enterprises_of
+from wecity.identity.deps import CITIZEN_COOKIE, OptionalStaff
+from wecity.identity.service import StaffUser
+from wecity.media import uploads
+from wecity.web.i18n import gettext_for
+from wecity.web.render import page
+
+router = APIRouter(include_in_schema=False)
+
+
+def _today(request: Request) -> date:
+    return request.app.state.ctx.clock.now().astimezone(CITY_TZ).date()
+
+
+def _phone(request: Request) -> str | None:
+    ctx = request.app.state.ctx
+    return citizen_phone(ctx.settings.secret_key, request.cookies.get(CITIZEN_COOKIE), int(ctx.clock.now().timestamp()))
+
+
+def sign_in_redirect(request: Request) -> RedirectResponse:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/my?" + urlencode({"next": here}), status_code=303)
+
+
+async def _citizen(request: Request) -> Applicant | None:
+    phone = _phone(request)
+    if phone is None:
+        return None
+    ctx = request.app.state.ctx
+    return await ctx.db.write(lambda c: citizen_for_phone(c, phone, now=ctx.clock.now()))
+
+
+def _not_found(request: Request, user: StaffUser | None) -> Response:
+    _ = gettext_for(request_locale(request)).gettext
+    return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
+                message=_("There is no such page."))
+
+
+def coerce_form(schema: dict[str, Any], form: FormData) -> dict[str, Any]:
+    """An HTML form's strings as the schema's types; a value that does not convert is kept as typed, so
+    the schema check names the field. Empty fields are left out (they are not answers)."""
+    data: dict[str, Any] = {}
+    for name, prop in schema.get("properties", {}).items():
+        kind = prop.get("type") if isinstance(prop, dict) else None
+        if kind == "boolean":
+            if f"f.{name}.present" in form:
+                data[name] = form.get(f"f.{name}") == "on"
+            continue
+        raw = form.get(f"f.{name}")
+        if not isinstance(raw, str) or not raw.strip():
+            continue
+        text = raw.strip()
+        try:
+            data[name] = int(text) if kind == "integer" else float(text) if kind == "number" else text
+        except ValueError:
+            data[name] = text
+    return data
+
+
+# -- the catalogue -------------------------------------------------------------------------------------------
+
+@router.get("/services")
+async def catalogue(request: Request, user: OptionalStaff) -> Response:
+    ctx = request.app.state.ctx
+    q = request.query_params.get("q", "")[:100]
+    department = request.query_params.get("department", "")[:64] or None
+    kind = request.query_params.get("for")
+    kind = kind if kind in ("citizen", "enterprise") else None
+    try:
+        await ctx.limits.hit("services_read", client_address(request) or "-")
+    except WeCityError as exc:
+        return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title="429",
+                                     message=exc.localized(request_locale(request))), exc)
+    found = await ctx.db.read(lambda c: queries.search_matters(c, text=q or None, department=department,
+                                                               applicant_kind=kind, limit=200))
+    departments = await ctx.db.read(queries.departments_with_matters)
+    return page(request, "web/services.html", user=user, matters=found, q=q, department=department or "",
+                kind=kind or "", departments=departments, signed_in=_phone(request) is not None)
+
+
+@router.get("/services/matters/{code}")
+async def matter(request: Request, user: OptionalStaff, code: str) -> Response:
+    ctx = request.app.state.ctx
+    try:
+        detail = await ctx.db.read(queries.matter_detail, code[:64])
+    except NotFound:
+        return _not_found(request, user)
+    citizen = await _citizen(request)
+    firms = await ctx.db.read(enterprises_of, citizen.id) if citizen else []
+    return page(request, "web/services_matter.html", user=user, matter=detail, citizen=citizen, enterprises=firms)
+
+
+@router.post("/services/matters/{code}/apply")
+async def start(request: Request, user: OptionalStaff, code: str) -> Response:
+    ctx = request.app.state.ctx
+    citizen = await _citizen(request)
+    if citizen is None:
+        return sign_in_redirect(request)
+    form = await request.form(max_files=0, max_fields=10)
+    locale = request_locale(request)
+    _ = gettext_for(locale).gettext
+    if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
+                    message=_("The form expired. Please try again."))
+    acting = str(form.get("acting_for", "")).strip()
+    try:
+        await ctx.limits.hit("services_write", citizen.phone or str(citizen.id))
+        app_id = await ctx.db.write(lambda c: apply.start_application(
+            c, citizen=citizen, matter_code=code[:64], acting_for=int(acting) if acting.isdigit() else None,
+            now=ctx.clock.now(), idempotency_key=str(form.get("idempotency", ""))[:100] or None))
+    except WeCityError as exc:
+        if exc.status >= 500:
+            raise
+        return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title=_("Not allowed"),
+                                     message=exc.localized(locale)), exc)
+    return RedirectResponse(f"/services/applications/{app_id}", status_code=303)
+
+
+# -- my applications -----------------------------------------------------------------------------------------
+
+@router.get("/services/mine")
+async def mine(request: Request, user: OptionalStaff) -> Response:
+    ctx = request.app.state.ctx
+    citizen = await _citizen(request)
+    if citizen is None:
+        return sign_in_redirect(request)
+    now = ctx.clock.now()
+
+    def read(conn: sa.Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        holders = [citizen.id, *(e.id for e in enterprises_of(conn, citizen.id))]
+        wallet = [c for h in holders for c in certificates.wallet(conn, h, now)]
+        return queries.applications_of(conn, holders, today=_today(request)), wallet
+
+    found, wallet = await ctx.db.read(read)
+    return page(request, "web/services_mine.html", user=user, applications=found, wallet=wallet,
+                status_labels=STATUS_LABELS)
+
+
+async def application_page(request: Request, user: StaffUser | None, citizen: Applicant, app_id: int, *,
+                           status: int = 200, error: str | None = None, field_errors: list[dict[str, str]] | None = None,
+                           typed: dict[str, Any] | None = None) -> Response:
+    ctx = request.app.state.ctx
+
+    def read(conn: sa.Connection) -> dict[str, Any]:
+        apply.own_application(conn, app_id, citizen)
+        return queries.application_view(conn, app_id, today=_today(request))
+
+    try:
+        view = await ctx.db.read(read)
+    except NotFound:
+        return _not_found(request, user)
+    errors = {e["field"]: e for e in field_errors or []}
+    values = {**view["form_data"], **(typed or {})}
+    return page(request, "web/services_application.html", user=user, status=status, app=view, error=error,
+                field_errors=errors, values=values, status_labels=STATUS_LABELS, levels=ratings.LEVELS,
+                tags=ratings.TAGS, done=request.query_params.get("done", ""), upload_files=UPLOAD_FILES)
+
+
+@router.get("/services/applications/{app_id}")
+async def application(request: Request, user: OptionalStaff, app_id: int) -> Response:
+    citizen = await _citizen(request)
+    if citizen is None:
+        return sign_in_redirect(request)
+    return await application_page(request, user, citizen, app_id)
+
+
+def _verb(action: str, citizen: Applicant, app_id: int, form: FormData, schema: dict[str, Any], now: Any) -> Any:
+    """The applicant's verb an action button names, given the posted form."""
+    data = coerce_form(schema, form)
+    if action == "save":
+        return lambda c: apply.save_draft(c, app_id, citizen=citizen, form_data=data, now=now)
+    if action == "submit":
+        def save_and_submit(c: sa.Connection) -> None:
+            apply.save_draft(c, app_id, citizen=citizen, form_data=data, now=now)
+            apply.submit(c, app_id, citizen=citizen, now=now)
+        return save_and_submit
+    if action == "supply":
+        return lambda c: apply.supply(c, app_id, citizen=citizen, form_data=data, now=now)
+    if action == "withdraw":
+        return lambda c: apply.withdraw(c, app_id, citizen=citizen, now=now)
+    if action == "rate":
+        level = str(form.get("level", ""))
+        return lambda c: ratings.rate(c, app_id, citizen=citizen, level=int(level) if level.isdigit() else 0,
+                                      tags=[str(t) for t in form.getlist("tags")][:8],
+                                      comment=str(form.get("comment", ""))[:1000], now=now)
+    return None
+
+
+@router.post("/services/applications/{app_id}/{action}")
+async def act(request: Request, user: OptionalStaff, app_id: int, action: str) -> Response:
+    ctx = request.app.state.ctx
+    settings = ctx.settings
+    citizen = await _citizen(request)
+    if citizen is None:
+        return sign_in_redirect(request)
+    locale = request_locale(request)
+    _ = gettext_for(locale).gettext
+    try:
+        form = await request.form(max_files=UPLOAD_FILES, max_fields=200, max_part_size=settings.max_upload_bytes)
+    except Exception:  # an oversized or malformed body is a form error like any other
+        return await application_page(request, user, citizen, app_id, status=400,
+                                      error=_("The file is too large or the form is damaged."))
+    if not csrf.token_is_valid(request, settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        return await application_page(request, user, citizen, app_id, status=403,
+                                      error=_("The form expired. Please try again."))
+    now = ctx.clock.now()
+    try:
+        row = await ctx.db.read(lambda c: apply.own_application(c, app_id, citizen))
+        definition = await ctx.db.read(lambda c: apply.matter_definition(c, row.matter_code, row.matter_version))
+        await ctx.limits.hit("services_write", citizen.phone or str(citizen.id))
+        if action == "upload":
+            await _upload(ctx, citizen, app_id, form, now)
+        else:
+            verb = _verb(action, citizen, app_id, form, definition["form"], now)
+            if verb is None:
+                return _not_found(request, user)
+            await ctx.db.write(verb)
+    except NotFound:
+        return _not_found(request, user)
+    except WeCityError as exc:
+        if exc.status >= 500:
+            raise
+        typed = coerce_form(definition["form"], form) if action in ("save", "submit", "supply") else None
+        return with_retry_after(await application_page(
+            request, user, citizen, app_id, status=exc.status, error=exc.localized(locale),
+            field_errors=exc.details.get("fields"), typed=typed), exc)
+    finally:
+        await form.close()
+    return RedirectResponse(f"/services/applications/{app_id}?done={action}", status_code=303)
+
+
+async def _upload(ctx: Any, citizen: Applicant, app_id: int, form: FormData, now: Any) -> None:
+    material = str(form.get("material", ""))[:64]
+    files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
+    data = [await f.read(ctx.settings.max_upload_bytes + 1) for f in files[:UPLOAD_FILES]]
+    async with uploads.staged(data, ctx, now=now) as staged:
+        def write(conn: sa.Connection) -> None:
+            ids = staged.record(conn)
+            apply.attach_material(conn, app_id, citizen=citizen, material=material, media=ids, now=now)
+        await ctx.db.write(write)
+        staged.keep()
+
+
+# -- certificates --------------------------------------------------------------------------------------------
+
+@router.get("/verify")
+async def verify_form(request: Request, user: OptionalStaff) -> Response:
+    number = request.query_params.get("number", "").strip()[:64]
+    if number:
+        return RedirectResponse(f"/verify/{number}", status_code=303)
+    return page(request, "web/verify.html", user=user, verdict=None, number="")
+
+
+@router.get("/verify/{number}")
+async def verify(request: Request, user: OptionalStaff, number: str) -> Response:
+    """The page a certificate's QR code opens: genuine, revoked, expired, unknown or forged."""
+    ctx = request.app.state.ctx
+    try:
+        await ctx.limits.hit("certificate_verify", client_address(request) or "-")
+    except WeCityError as exc:
+        return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title="429",
+                                     message=exc.localized(request_locale(request))), exc)
+    verdict = await ctx.db.read(certificates.verify_number, number[:64], ctx.clock.now())
+    return page(request, "web/verify.html", user=user, verdict=verdict.as_dict(), number=number[:64])

@@ -1,0 +1,186 @@
+"""The service loop's HTTP API: every verb's rights (the applicant, another applicant, a reviewer of another
+department, anonymous), its errors as problem+json, and the public catalogue and certificate check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from wecity.identity.applicants import sign_citizen
+from wecity.identity.service import StaffUser, start_session
+
+from ..conftest import make_client
+from .conftest import CREDIT_CODE, Services
+
+
+def citizen_headers(s: Services, phone: str) -> dict[str, str]:
+    expires = int(s.city.clock.now().timestamp()) + 600
+    return {"Authorization": f"Bearer {sign_citizen(s.city.settings.secret_key, phone, expires)}"}
+
+
+def staff_headers(s: Services, user: StaffUser) -> dict[str, str]:
+    token = s.city.db.write_sync(lambda c: start_session(c, user.id, s.city.clock.now()))
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def api(services: Services) -> Iterator[TestClient]:
+    with make_client(services.city) as client:
+        yield client
+
+
+def _licence(api: TestClient, s: Services) -> str:
+    me = citizen_headers(s, "13912345678")
+    app = api.post("/api/v1/applications", json={"matter_code": "T-BIZ"}, headers=me).json()
+    api.patch(f"/api/v1/applications/{app['id']}", json={"form_data": {"business_name": "明记小吃",
+                                                                      "credit_code": CREDIT_CODE}}, headers=me)
+    assert api.post(f"/api/v1/applications/{app['id']}/submit", headers=me).status_code == 200
+    r = api.post(f"/api/v1/department/applications/{app['id']}/accept", headers=staff_headers(s, s.market))
+    assert r.status_code == 200, r.text
+    r = api.post(f"/api/v1/department/applications/{app['id']}/decide", json={"outcome": "approve"},
+                 headers=staff_headers(s, s.market_lead))
+    assert r.status_code == 200 and r.json()["status"] == "approved", r.text
+    return str(r.json()["certificates"][0]["number"])
+
+
+def _submitted_sign(api: TestClient, s: Services) -> dict[str, Any]:
+    me = citizen_headers(s, "13912345678")
+    app = api.post("/api/v1/applications", json={"matter_code": "T-SIGN"}, headers={**me, "Idempotency-Key": "a"})
+    assert app.status_code == 201, app.text
+    again = api.post("/api/v1/applications", json={"matter_code": "T-SIGN"}, headers={**me, "Idempotency-Key": "a"})
+    assert again.json()["id"] == app.json()["id"]
+    app_id = app.json()["id"]
+    r = api.patch(f"/api/v1/applications/{app_id}", json={"form_data": {"address": "五一大道 1 号", "width_m": 4}},
+                  headers=me)
+    assert r.status_code == 200, r.text
+    png = _png()
+    r = api.post(f"/api/v1/applications/{app_id}/materials/design", files={"files": ("d.png", png, "image/png")},
+                 headers=me)
+    assert r.status_code == 200 and r.json()["materials"]["design"]["state"] == "uploaded", r.text
+    r = api.post(f"/api/v1/applications/{app_id}/submit", headers=me)
+    assert r.status_code == 200 and r.json()["status"] == "submitted", r.text
+    return dict(r.json())
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 100, 50)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_the_public_catalogue_and_matter(api: TestClient, services: Services) -> None:
+    found = api.get("/api/v1/matters", params={"q": "招牌"}).json()
+    assert [m["code"] for m in found] == ["T-SIGN"]
+    assert [m["code"] for m in api.get("/api/v1/matters", params={"q": "sign"}).json()] == ["T-SIGN"]
+    assert api.get("/api/v1/matters", params={"q": "%"}).json() == []  # a wildcard is a character
+    detail = api.get("/api/v1/matters/T-SIGN").json()
+    assert detail["promised_limit_days"] == 5 and detail["form"]["type"] == "object"
+    missing = api.get("/api/v1/matters/NOPE")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
+    exported = api.get("/api/v1/catalogue").json()
+    assert {m["code"] for m in exported["matters"]} == {"T-BIZ", "T-SIGN"}
+
+
+def test_anonymous_callers_are_refused_before_anything_is_done(api: TestClient, services: Services) -> None:
+    for method, path in [("post", "/api/v1/applications"), ("get", "/api/v1/applications"),
+                         ("get", "/api/v1/applications/1"), ("post", "/api/v1/applications/1/submit"),
+                         ("get", "/api/v1/certificates"), ("get", "/api/v1/department/applications"),
+                         ("post", "/api/v1/department/applications/1/accept"),
+                         ("post", "/api/v1/certificates/X/revoke")]:
+        r = api.request(method, path, json={"matter_code": "T-SIGN", "reason": "x"})
+        assert r.status_code == 401, (method, path, r.status_code)
+    expired = {"Authorization": f"Bearer {sign_citizen(services.city.settings.secret_key, '13912345678', 1)}"}
+    assert api.get("/api/v1/applications", headers=expired).status_code == 401
+    forged = {"Authorization": "Bearer 13912345678.9999999999.deadbeef"}
+    assert api.get("/api/v1/applications", headers=forged).status_code == 401
+
+
+def test_rights_of_every_verb(api: TestClient, services: Services) -> None:
+    s = services
+    number = _licence(api, s)
+    app = _submitted_sign(api, s)
+    app_id = app["id"]
+    assert app["prefill"]["business_name"]["via"] == number and app["documents_spared"] == 1
+    me, other = citizen_headers(s, "13912345678"), citizen_headers(s, "13987654321")
+    # Another citizen: the application does not exist for them, whatever the verb.
+    for method, path, body in [("get", "", None), ("patch", "", {"form_data": {}}), ("post", "/submit", None),
+                               ("post", "/supply", {"form_data": {}}), ("post", "/withdraw", None),
+                               ("post", "/rating", {"level": 5})]:
+        r = api.request(method, f"/api/v1/applications/{app_id}{path}", json=body, headers=other)
+        assert r.status_code == 404, (method, path, r.text)
+    assert api.get("/api/v1/applications", headers=other).json() == []
+    assert api.get(f"/api/v1/certificates/{number}/signed", headers=other).status_code == 404
+    # Staff of an unrelated department may neither read nor act; reviewers may read but not accept.
+    market, transport = staff_headers(s, s.market), staff_headers(s, s.transport)
+    assert api.get(f"/api/v1/department/applications/{app_id}", headers=market).status_code == 403
+    assert api.post(f"/api/v1/department/applications/{app_id}/accept", headers=market).status_code == 403
+    assert api.post(f"/api/v1/department/applications/{app_id}/accept", headers=transport).status_code == 403
+    accepting = staff_headers(s, s.accepting)
+    assert api.get("/api/v1/department/applications", params={"queue": "accept"},
+                   headers=accepting).json()[0]["id"] == app_id
+    r = api.post(f"/api/v1/department/applications/{app_id}/accept", headers=accepting)
+    assert r.status_code == 200 and r.json()["status"] == "in_review"
+    assert api.get(f"/api/v1/department/applications/{app_id}", headers=transport).status_code == 200
+    assert [a["id"] for a in api.get("/api/v1/department/applications", params={"queue": "review"},
+                                     headers=transport).json()] == [app_id]
+    r = api.post(f"/api/v1/department/applications/{app_id}/review", json={"outcome": "approve"}, headers=market)
+    assert r.status_code == 403
+    r = api.post(f"/api/v1/department/applications/{app_id}/review", json={"outcome": "maybe"}, headers=transport)
+    assert r.status_code == 422
+    for who in (transport, staff_headers(s, s.police)):
+        assert api.post(f"/api/v1/department/applications/{app_id}/review", json={"outcome": "approve"},
+                        headers=who).status_code == 200
+    assert api.post(f"/api/v1/department/applications/{app_id}/decide", json={"outcome": "approve"},
+                    headers=accepting).status_code == 403  # a handler does not decide
+    r = api.post(f"/api/v1/department/applications/{app_id}/decide", json={"outcome": "approve"},
+                 headers=staff_headers(s, s.lead))
+    assert r.status_code == 200 and r.json()["status"] == "approved"
+    permit = r.json()["certificates"][0]["number"]
+    # The certificate: public check, holder's export and PDF, revocation by the issuing department only.
+    assert api.get(f"/api/v1/certificates/verify/{permit}").json()["status"] == "valid"
+    signed = api.get(f"/api/v1/certificates/{permit}/signed", headers=me).json()
+    assert api.post("/api/v1/certificates/verify", json={"document": signed["document"],
+                                                         "signature": signed["signature"]}).json()["status"] == "valid"
+    tampered = {**signed["document"], "fields": {**signed["document"]["fields"], "width_m": 40}}
+    assert api.post("/api/v1/certificates/verify", json={"document": tampered,
+                                                         "signature": signed["signature"]}).json()["status"] == "forged"
+    pdf = api.get(f"/api/v1/certificates/{permit}/pdf", headers=me)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert api.post(f"/api/v1/certificates/{permit}/revoke", json={"reason": "x"}, headers=transport).status_code == 403
+    r = api.post(f"/api/v1/certificates/{permit}/revoke", json={"reason": "招牌已拆除"}, headers=accepting)
+    assert r.status_code == 200 and r.json()["status"] == "revoked"
+    # Rating: the applicant only, once.
+    assert api.post(f"/api/v1/applications/{app_id}/rating", json={"level": 1, "tags": ["slow"]},
+                    headers=me).status_code == 200
+    assert api.post(f"/api/v1/applications/{app_id}/rating", json={"level": 5}, headers=me).status_code == 409
+    rects = api.get("/api/v1/department/rectifications", headers=accepting).json()
+    assert [r["application_id"] for r in rects] == [app_id]
+    assert api.post(f"/api/v1/department/rectifications/{rects[0]['id']}/close",
+                    json={"callback_note": "x", "measures": "y"}, headers=transport).status_code == 403
+
+
+def test_a_cookie_signed_in_citizen_needs_the_csrf_header_for_changes(api: TestClient, services: Services) -> None:
+    token = sign_citizen(services.city.settings.secret_key, "13912345678", int(services.city.clock.now().timestamp()) + 600)
+    api.cookies.set("wecity_citizen", token)
+    assert api.get("/api/v1/applications").status_code == 200
+    r = api.post("/api/v1/applications", json={"matter_code": "T-SIGN"})
+    assert r.status_code == 403 and r.json()["code"] == "auth.csrf"
+
+
+def test_bad_input_is_a_problem_with_the_fields_named(api: TestClient, services: Services) -> None:
+    me = citizen_headers(services, "13987654321")
+    app = api.post("/api/v1/applications", json={"matter_code": "T-SIGN"}, headers=me).json()
+    r = api.patch(f"/api/v1/applications/{app['id']}", json={"form_data": {"width_m": "wide"}}, headers=me)
+    assert r.status_code == 400
+    body = r.json()
+    assert body["code"] == "govservice.form_invalid" and body["details"]["fields"][0]["field"] == "width_m"
+    r = api.post(f"/api/v1/applications/{app['id']}/submit", headers=me)
+    assert r.status_code == 400 and {"business_name", "address"} <= {f["field"] for f in r.json()["details"]["fields"]}
+    assert api.get(f"/api/v1/applications/{app['id']}", headers=me).json()["status"] == "draft"  # nothing half-done

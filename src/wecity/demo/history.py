@@ -61,7 +61,7 @@ def _photo(text_colour: tuple[int, int, int], seed: int) -> bytes:
     return out.getvalue()
 
 
-def _store_photos(conn: Connection, settings: Any, now: datetime, n: int, colour: tuple[int, int, int]) -> list[str]:
+def store_photos(conn: Connection, settings: Any, now: datetime, n: int, colour: tuple[int, int, int]) -> list[str]:
     if settings is None:
         return []
     from wecity.media.images import inspect_image
@@ -114,8 +114,8 @@ def seed_history(conn: Connection, now: datetime, settings: Any = None, *, seed:
     supervisor = engine.Actor.staff(staff["supervisor"])
     admin = engine.Actor.staff(staff["admin"])
     start = now - timedelta(days=DAYS)
-    evidence = _store_photos(conn, settings, start, 4, (40, 170, 60))
-    report_photos = _store_photos(conn, settings, start, 6, (200, 60, 40))
+    evidence = store_photos(conn, settings, start, 4, (40, 170, 60))
+    report_photos = store_photos(conn, settings, start, 6, (200, 60, 40))
     codes = list(REPORTS)
     weights = [REPORTS[c][0] for c in codes]
     plan = _Timeline()

@@ -23,6 +23,9 @@ def seed_demo(conn: Connection, now: datetime, settings: Any = None, *, history:
     seed_city(conn, now)
     keys = {purpose: add_api_key(conn, name=name, scopes=scopes, now=now)
             for purpose, (name, scopes) in DEMO_KEYS.items()}
+    from wecity.demo.services import seed_services
+
+    seed_services(conn, now, settings, history=history)
     if history:
         from wecity.demo.history import seed_history
         from wecity.demo.sensors import seed_sensors

@@ -148,9 +148,7 @@ def _one(conn: Connection, now: datetime, key_dir: Path, rng: random.Random, cod
         return 1
     for reviewer in definition.get("reviewers", []):
         t += timedelta(hours=rng.randint(4, 60))
-        r_handler = dept_staff[reviewer][0]
-        if not story.step(t, lambda w, u=r_handler: approvals.review(conn, app_id, staff=u, outcome="approve",
-                                                                    note=None, now=w)):
+        if not story.step(t, _review(conn, app_id, dept_staff[reviewer][0])):
             return 1
     t += timedelta(hours=rng.randint(4, 72))
     refuse = rng.random() < 0.1
@@ -166,6 +164,10 @@ def _one(conn: Connection, now: datetime, key_dir: Path, rng: random.Random, cod
                                              tags=["fast"] if level >= 4 else ["slow"],
                                              comment=COMMENTS.get(level), now=w))
     return 1
+
+
+def _review(conn: Connection, app_id: int, reviewer: StaffUser) -> Callable[[datetime], None]:
+    return lambda when: approvals.review(conn, app_id, staff=reviewer, outcome="approve", note=None, now=when)
 
 
 def _supply(conn: Connection, app_id: int, citizen: Applicant, materials: dict[str, Any], scans: list[str],

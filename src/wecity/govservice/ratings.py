@@ -10,6 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from wecity.core.db import inserted_id
 from wecity.core.errors import AlreadyExists, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from wecity.core.worktime import load_calendar
 from wecity.govservice.applications import own_application
@@ -58,9 +59,9 @@ def rate(conn: Connection, app_id: int, *, citizen: Applicant, level: int, tags:
     if level > BAD:
         return None
     calendar = load_calendar(conn)
-    rect_id = conn.execute(rectifications.insert().values(
+    rect_id = inserted_id(conn.execute(rectifications.insert().values(
         application_id=app_id, department_code=row.department_code, opened_at=now,
-        due_on=add_working_days(calendar, local_day(now, calendar), RECTIFY_DAYS))).inserted_primary_key[0]
+        due_on=add_working_days(calendar, local_day(now, calendar), RECTIFY_DAYS))))
     log_event(conn, app_id, "rectification_opened", actor="system", now=now, department_code=row.department_code)
     tell_department(conn, row.department_code, app_id, "bad_rating", now=now)
     return int(rect_id)

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from wecity.core.db import inserted_id
 from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed
 from wecity.identity.models import applicant_agents, applicants
 
@@ -77,8 +78,8 @@ def citizen_for_phone(conn: Connection, phone: str, *, now: datetime) -> Applica
     if found is not None:
         return found
     masked = phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
-    new_id = conn.execute(applicants.insert().values(kind=CITIZEN, phone=phone, display_name=masked, profile={},
-                                                     created_at=now)).inserted_primary_key[0]
+    new_id = inserted_id(conn.execute(applicants.insert().values(kind=CITIZEN, phone=phone, display_name=masked, profile={},
+                                                     created_at=now)))
     return get_applicant(conn, int(new_id))
 
 
@@ -91,9 +92,9 @@ def create_applicant(conn: Connection, *, kind: str, display_name: str, now: dat
     if (kind == CITIZEN) != (phone is not None) or (kind == ENTERPRISE) != (credit_code is not None):
         raise ValidationFailed("a citizen has a phone number, an enterprise a credit code",
                                message_zh="公民须有手机号码，企业须有统一社会信用代码", code="identity.applicant_kind")
-    new_id = conn.execute(applicants.insert().values(
+    new_id = inserted_id(conn.execute(applicants.insert().values(
         kind=kind, display_name=display_name, phone=phone, credit_code=credit_code, profile=profile or {},
-        created_at=now)).inserted_primary_key[0]
+        created_at=now)))
     return get_applicant(conn, int(new_id))
 
 

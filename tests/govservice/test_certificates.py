@@ -17,11 +17,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from wecity.core.db import metadata
 from wecity.core.errors import (
     Conflict,
+    DependencyUnavailable,
     InvalidTransition,
     NotFound,
     PermissionDenied,
     ValidationFailed,
 )
+from wecity.govservice import certificate_pdf
 from wecity.govservice import certificates as certs
 from wecity.govservice.models import certificates
 from wecity.identity.models import applicants, audit_log
@@ -283,3 +285,21 @@ def test_a_certificate_holds_no_decimals_and_no_unknown_holder(sqlite_gov: Gov) 
     with pytest.raises(NotFound):
         sqlite_gov.issue(holder=999_999)
 
+
+def test_the_pdf_has_the_certificate_and_a_link_to_its_verification_page(sqlite_gov: Gov) -> None:
+    cert = sqlite_gov.issue()
+    url = f"https://city.example.cn/verify/{cert['number']}"
+    pdf = certificate_pdf.render_pdf(cert, url, labels={"enterprise_name": ("名称", "Name")})
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+    assert pdf.count(b"/Type /Page\n") == 1
+    assert f"/URI ({url})".encode() in pdf  # the address under the QR code is a link too
+    assert b"/Subtype /Image" in pdf  # the QR code
+
+
+def test_without_a_chinese_font_the_pdf_is_refused_with_the_package_to_install(
+        sqlite_gov: Gov, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert = sqlite_gov.issue()
+    monkeypatch.setattr(certificate_pdf, "FONT_PATHS", (("/nonexistent/font.ttc", 0),))
+    with pytest.raises(DependencyUnavailable) as caught:
+        certificate_pdf.render_pdf(cert, "https://city.example.cn/verify/x")
+    assert "fonts-wqy-microhei" in caught.value.message and "fonts-wqy-microhei" in caught.value.message_zh

@@ -133,7 +133,7 @@ def test_rights_of_every_verb(api: TestClient, services: Services) -> None:
     r = api.post(f"/api/v1/department/applications/{app_id}/review", json={"outcome": "approve"}, headers=market)
     assert r.status_code == 403
     r = api.post(f"/api/v1/department/applications/{app_id}/review", json={"outcome": "maybe"}, headers=transport)
-    assert r.status_code == 422
+    assert r.status_code == 400
     for who in (transport, staff_headers(s, s.police)):
         assert api.post(f"/api/v1/department/applications/{app_id}/review", json={"outcome": "approve"},
                         headers=who).status_code == 200

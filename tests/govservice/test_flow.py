@@ -16,6 +16,7 @@ from wecity.govservice import applications as apply
 from wecity.govservice import approvals, certificates, queries, ratings
 from wecity.govservice.clock import add_working_days, local_day
 from wecity.govservice.models import applications
+from wecity.govservice.models import certificates as certificates_table
 from wecity.identity.models import audit_log
 
 from .conftest import CREDIT_CODE, Services
@@ -63,9 +64,12 @@ def test_a_source_that_fails_shows_as_failed_not_as_an_empty_success(services: S
     s = services
     number = licensed(s)
     # The licence's stored document no longer matches its signature: reuse must not trust it.
-    write(s, lambda c: c.execute(sa.text(
-        "UPDATE certificates SET document = :d WHERE number = :n"), {"n": number, "d": __import__("json").dumps(
-            {**certificates.certificate(c, number)["document"], "fields": {"business_name": "假冒", "credit_code": "X"}})}))
+    def tamper(conn: sa.Connection) -> None:
+        document = certificates.get_certificate(conn, number)["document"]
+        forged = {**document, "fields": {**document["fields"], "business_name": "假冒"}}
+        conn.execute(certificates_table.update().where(certificates_table.c.number == number).values(document=forged))
+
+    write(s, tamper)
     app_id = write(s, lambda c: apply.start_application(c, citizen=s.citizen, matter_code="T-SIGN",
                                                          now=s.city.clock.now()))
     v = view(s, app_id)

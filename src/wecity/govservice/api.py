@@ -138,14 +138,14 @@ async def import_catalogue(ctx: Ctx, user: CurrentStaff, body: dict[str, Any]) -
 async def verify_number(request: Request, ctx: Ctx, number: CodeText) -> dict[str, Any]:
     await ctx.limits.hit("certificate_verify", client_address(request) or "-")
     verdict = await ctx.db.read(certificates.verify_number, number, ctx.clock.now())
-    return verdict.as_dict()
+    return verdict.public()
 
 
 @router.post("/certificates/verify", summary="Check a certificate document and its signature")
 async def verify_document(request: Request, ctx: Ctx, body: VerifyIn) -> dict[str, Any]:
     await ctx.limits.hit("certificate_verify", client_address(request) or "-")
     verdict = await ctx.db.read(certificates.verify, body.document, body.signature, ctx.clock.now())
-    return verdict.as_dict()
+    return verdict.public()
 
 
 @router.get("/certificates/keys", summary="The city's certificate signing keys (JWK set, RFC 8037)")
@@ -276,7 +276,7 @@ async def wallet(ctx: Ctx, phone: CurrentCitizen) -> list[dict[str, Any]]:
     def read(conn: sa.Connection) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for holder in [citizen.id, *(e.id for e in enterprises_of(conn, citizen.id))]:
-            out += certificates.wallet(conn, holder, ctx.clock.now())
+            out += certificates.wallet(conn, holder, now=ctx.clock.now())
         return out
     return await ctx.db.read(read)
 
@@ -286,8 +286,8 @@ async def _held(ctx: Any, phone: str, number: str) -> dict[str, Any]:
 
     def read(conn: sa.Connection) -> dict[str, Any]:
         holders = {citizen.id, *(e.id for e in enterprises_of(conn, citizen.id))}
-        found = certificates.certificate(conn, number)
-        if found is None or found["holder_id"] not in holders:
+        found = certificates.get_certificate(conn, number)
+        if found["holder_id"] not in holders:
             raise NotFound(f"no certificate {number} in your wallet", message_zh=f"您的证照夹中没有证照 {number}")
         return found
     return await ctx.db.read(read)
@@ -296,8 +296,8 @@ async def _held(ctx: Any, phone: str, number: str) -> dict[str, Any]:
 @router.get("/certificates/{number}/signed", tags=["applicants"],
             summary="My certificate as a signed document anyone can verify offline")
 async def signed_certificate(ctx: Ctx, phone: CurrentCitizen, number: CodeText) -> dict[str, Any]:
-    await _held(ctx, phone, number)
-    return await ctx.db.read(certificates.export, number)
+    held = await _held(ctx, phone, number)
+    return await ctx.db.read(lambda c: certificates.export_certificate(c, number, holder_id=held["holder_id"]))
 
 
 @router.get("/certificates/{number}/pdf", tags=["applicants"], summary="My certificate as a PDF with its QR code")
@@ -414,7 +414,7 @@ async def revoke(ctx: Ctx, user: CurrentStaff, number: CodeText, body: RevokeIn)
     def run(conn: sa.Connection) -> dict[str, Any]:
         certificates.revoke(conn, number, by=f"user:{user.username}",
                             department_code=approvals.staff_department(conn, user) or "", reason=body.reason, now=now)
-        return certificates.verify_number(conn, number, now).as_dict()
+        return certificates.verify_number(conn, number, now).public()
     return await ctx.db.write(run)
 
 

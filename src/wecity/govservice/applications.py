@@ -59,12 +59,12 @@ def _held_sources(conn: Connection, applicant: Applicant, definition: Mapping[st
 
     def from_certificate(kind: str) -> Source:
         def read(spec: Mapping[str, Any]) -> Found | None:
-            held = certificates.held_certificate(conn, applicant.id, kind, now)
+            held = certificates.held_certificate(conn, applicant.id, kind, now, verified=False)
             if held is None:
                 return None
             verdict = certificates.verify_number(conn, held["number"], now)
             if verdict.status != "valid":
-                raise ValidationFailed(f"certificate {held['number']} does not verify: {verdict.reason_en}",
+                raise ValidationFailed(f"certificate {held['number']} does not verify: {verdict.reason}",
                                        message_zh=f"证照 {held['number']} 验证未通过：{verdict.reason_zh}")
             return Found(held["document"]["fields"].get(spec.get("field", "")), via=held["number"])
         return read

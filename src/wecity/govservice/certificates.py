@@ -391,14 +391,19 @@ def wallet(conn: Connection, holder_id: int, *, now: datetime) -> list[dict[str,
     return [{**_as_dict(row), "status": status_of(row._mapping, now)} for row in rows]
 
 
-def held_certificate(conn: Connection, holder_id: int, type: str, now: datetime) -> dict[str, Any] | None:
-    """The holder's newest valid certificate of `type`, or None: what once-only pre-filling reads."""
+def held_certificate(conn: Connection, holder_id: int, type: str, now: datetime, *,
+                     verified: bool = True) -> dict[str, Any] | None:
+    """The holder's newest valid certificate of `type`, or None: what once-only pre-filling reads. With
+    `verified=False`, the newest one the database says is valid, its signature not yet checked (so that a
+    caller can tell "holds none" from "holds one that does not verify")."""
     rows = conn.execute(
         sa.select(certificates)
         .where(certificates.c.holder_id == holder_id, certificates.c.type == type,
                certificates.c.revoked_at.is_(None),
                sa.or_(certificates.c.valid_until.is_(None), certificates.c.valid_until > now))
         .order_by(certificates.c.issued_at.desc(), certificates.c.id.desc())).all()
+    if not verified:
+        return _as_dict(rows[0]) if rows else None
     # The database row says valid; the certificate is used only if its signature says so too.
     for row in rows:
         if verify_number(conn, row.number, now).status == "valid":
@@ -438,6 +443,20 @@ class Verdict:
 
     def localized(self, locale: str) -> str:
         return self.reason_zh if locale.startswith("zh") else self.reason
+
+    def public(self) -> dict[str, Any]:
+        """What anyone checking a certificate is told: the verdict and the certificate's face, with the
+        holder's name masked (the page is public; the number alone must not reveal who holds it)."""
+        doc = self.document or {}
+        holder = str((doc.get("holder") or {}).get("name") or "")
+        issuer = doc.get("issuer") or {}
+        face = None if not doc else {
+            "number": doc.get("number"), "name_zh": doc.get("name_zh"), "name_en": doc.get("name_en"),
+            "holder": holder[:1] + "*" * max(len(holder) - 1, 1) if holder else None,
+            "issuer_zh": issuer.get("name_zh"), "issuer_en": issuer.get("name_en"),
+            "issued_at": doc.get("issued_at"), "valid_until": doc.get("valid_until")}
+        return {"status": self.status, "reason": self.reason, "reason_zh": self.reason_zh, "number": self.number,
+                "revoked_at": _iso(self.revoked_at), "revoked_reason": self.revoked_reason, "certificate": face}
 
 
 def _forged(number: str | None, reason: str, reason_zh: str) -> Verdict:

@@ -148,6 +148,17 @@ class Found:
 Source = Callable[[Mapping[str, Any]], Found | None]
 
 
+def _as_schema_type(value: Any, prop: Mapping[str, Any]) -> Any:
+    """A number kept as text (certificates sign decimals as text) back as the number the form asks for."""
+    if isinstance(value, str) and prop.get("type") in ("number", "integer"):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if prop["type"] == "integer" and number.is_integer() else number
+    return value
+
+
 def prefill(schema: Mapping[str, Any], sources: Mapping[str, Source]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Values and their provenance for every field with `x-prefill`.
 
@@ -177,7 +188,7 @@ def prefill(schema: Mapping[str, Any], sources: Mapping[str, Source]) -> tuple[d
                 if value is None or value.value is None or value.value == "":
                     record.update(status=ABSENT)
                 else:
-                    values[field] = value.value
+                    values[field] = _as_schema_type(value.value, prop)
                     record.update(status=FILLED, via=value.via)
         provenance[field] = record
     return values, provenance

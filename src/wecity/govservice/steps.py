@@ -234,6 +234,12 @@ def after_step(conn: Connection, app_id: int, *, now: datetime, key_dir: Path | 
     return status
 
 
+def certificate_fields(form_data: dict[str, Any]) -> dict[str, Any]:
+    """The form's answers as a certificate carries them: a signed document holds no binary fractions, so a
+    decimal number is written as its shortest text ("6.5"); forms.prefill reads it back as a number."""
+    return {k: (repr(v) if isinstance(v, float) else v) for k, v in form_data.items()}
+
+
 def deliver(conn: Connection, app_id: int, *, now: datetime, key_dir: Path | None) -> None:
     """送达: the approval's certificate is issued into the holder's wallet, then the process ends."""
     row = conn.execute(sa.select(applications).where(applications.c.id == app_id)).one()
@@ -252,7 +258,8 @@ def deliver(conn: Connection, app_id: int, *, now: datetime, key_dir: Path | Non
             application_number=row.number, department_code=row.department_code,
             department_name_zh=dept.name_zh if dept else row.department_code,
             department_name_en=dept.name_en if dept else row.department_code,
-            fields=dict(row.form_data), valid_days=spec.get("valid_days"), now=now)
+            fields=certificate_fields(row.form_data), valid_days=spec.get("valid_days"), now=now,
+            holder_id_number=holder.profile.get("id_number"), by="system")
         detail = {"certificate": issued["number"]}
     task = next(t for t in process.ready_tasks(row.workflow) if t.name == "deliver")
     conn.execute(applications.update().where(applications.c.id == app_id).values(

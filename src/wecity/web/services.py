@@ -151,7 +151,7 @@ async def mine(request: Request, user: OptionalStaff) -> Response:
 
     def read(conn: sa.Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         holders = [citizen.id, *(e.id for e in enterprises_of(conn, citizen.id))]
-        wallet = [c for h in holders for c in certificates.wallet(conn, h, now)]
+        wallet = [c for h in holders for c in certificates.wallet(conn, h, now=now)]
         return queries.applications_of(conn, holders, today=_today(request)), wallet
 
     found, wallet = await ctx.db.read(read)
@@ -284,4 +284,4 @@ async def verify(request: Request, user: OptionalStaff, number: str) -> Response
         return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title="429",
                                      message=exc.localized(request_locale(request))), exc)
     verdict = await ctx.db.read(certificates.verify_number, number[:64], ctx.clock.now())
-    return page(request, "web/verify.html", user=user, verdict=verdict.as_dict(), number=number[:64])
+    return page(request, "web/verify.html", user=user, verdict=verdict.public(), number=number[:64])

@@ -172,8 +172,8 @@ def _today(ctx: Any) -> date:
     return ctx.clock.now().astimezone(CITY_TZ).date()
 
 
-@router.get("/me", tags=["applicants"], summary="The signed-in citizen and the enterprises they may act for")
-async def me(ctx: Ctx, phone: CurrentCitizen) -> dict[str, Any]:
+@router.get("/applicant", tags=["applicants"], summary="The signed-in citizen and the enterprises they may act for")
+async def signed_in_applicant(ctx: Ctx, phone: CurrentCitizen) -> dict[str, Any]:
     citizen = await _citizen(ctx, phone)
     firms = await ctx.db.read(enterprises_of, citizen.id)
     return {"id": citizen.id, "display_name": citizen.display_name, "kind": citizen.kind,

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from wecity.core.clock import CITY_TZ
 from wecity.demo.changsha import DEMO_PASSWORD
 from wecity.govservice import certificates
 from wecity.govservice.catalogue import import_catalogue, packaged_demo_catalogue
@@ -107,11 +108,44 @@ def seed_services(conn: Connection, now: datetime, settings: Any = None, *, hist
             "enterprise_name": name, "credit_code": code, "legal_representative": by_phone[rep_phone].display_name,
             "registered_address": address})
         add_agent(conn, enterprise_id=firm.id, agent_id=by_phone[rep_phone].id, role="legal_representative")
+    _register_marriage(conn, now - timedelta(days=200), key_dir, settings, people[0], people[1])
     if history:
         from wecity.demo.services_history import replay_applications
 
         replay_applications(conn, now, settings, random.Random(2026))
     return {"citizens": [(p.phone, p.display_name) for p in people]}
+
+
+MARRIAGE_MATTER = "CS-MZ-001"
+
+
+def _register_marriage(conn: Connection, when: datetime, key_dir: Path, settings: Any, person: Applicant,
+                       spouse: Applicant) -> None:
+    """李明 and 王芳 registered their marriage months ago, through the real verbs: so his wallet holds a
+    marriage certificate, which later applications (公共租赁住房) reuse once-only."""
+    from wecity.demo.history import store_photos
+    from wecity.govservice import applications as apply
+    from wecity.govservice import approvals
+    from wecity.identity.service import get_user
+
+    scans = store_photos(conn, settings, when, 1, (20, 20, 20))
+
+    def staff(username: str) -> Any:
+        return get_user(conn, conn.execute(sa.select(users.c.id).where(users.c.username == username)).scalar_one())
+
+    app_id = apply.start_application(conn, citizen=person, matter_code=MARRIAGE_MATTER, now=when)
+    apply.save_draft(conn, app_id, citizen=person, now=when, form_data={
+        "spouse_name": spouse.display_name, "spouse_id_number": spouse.profile["id_number"],
+        "spouse_phone": spouse.phone, "appointment_date": when.astimezone(CITY_TZ).date().isoformat()})
+    definition = apply.matter_definition(conn, MARRIAGE_MATTER)
+    for material in definition["materials"]:
+        if material.get("replaced_by") is None:
+            apply.attach_material(conn, app_id, citizen=person, material=material["code"], media=scans, now=when)
+    apply.submit(conn, app_id, citizen=person, now=when)
+    department = definition["department"]
+    approvals.accept(conn, app_id, staff=staff(department), now=when + timedelta(minutes=20))
+    approvals.decide(conn, app_id, staff=staff(f"{department}-lead"), outcome="approve", reason=None,
+                     legal_basis=None, now=when + timedelta(minutes=30), key_dir=key_dir)
 
 
 def _public_security(conn: Connection) -> str:

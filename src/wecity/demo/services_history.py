@@ -28,6 +28,8 @@ from wecity.identity.service import StaffUser, get_user
 
 DAYS = 30
 PER_DAY = (1, 4)
+# Marriage is registered once, on purpose (wecity.demo.services), not drawn at random.
+NOT_REPLAYED = {"CS-MZ-001"}
 COMMENTS = {5: "办理很快，一次办成", 4: "材料自动带出，省事", 2: "等待时间太长", 1: "补正说明不清楚，跑了两次"}
 
 
@@ -89,7 +91,8 @@ def replay_applications(conn: Connection, now: datetime, settings: Any, rng: ran
     """Make the applications of the last DAYS days; returns how many were submitted."""
     key_dir = Path(settings.var_dir) if settings is not None else Path("var")
     scans = store_photos(conn, settings, now - timedelta(days=DAYS), 4, (30, 30, 30))
-    codes = list(conn.execute(sa.select(matters.c.code).where(matters.c.active).order_by(matters.c.code)).scalars())
+    codes = [c for c in conn.execute(sa.select(matters.c.code).where(matters.c.active).order_by(matters.c.code)).scalars()
+             if c not in NOT_REPLAYED]
     citizens = [get_applicant(conn, i) for i in conn.execute(
         sa.select(applicants.c.id).where(applicants.c.kind == "citizen").order_by(applicants.c.id)).scalars()]
     if not codes or not citizens:

@@ -2,7 +2,7 @@
 `jsonschema` library, and pre-filled once-only from what the city already holds.
 
 The schema's own keywords carry the form: `title` (Chinese) and `x-title-en` for each field's label,
-`x-enum-en` for the English labels of an `enum`, and `x-prefill` for where a value can come from:
+`x-enum-zh` and `x-enum-en` for the labels of an `enum`'s codes, and `x-prefill` for where a value can come from:
 `{"source": "profile", "field": "name"}` (the applicant's record in the base registers) or
 `{"source": "certificate", "type": "business_licence", "field": "credit_code"}` (a certificate the
 applicant holds, issued by an earlier application: its fields are that application's form data).
@@ -42,6 +42,21 @@ def _re2_pattern(validator: Any, pattern: str, instance: Any, schema: Mapping[st
 
 
 FormValidator = validators.extend(Draft202012Validator, validators={"pattern": _re2_pattern})
+
+
+def answer_label(prop: Mapping[str, Any], value: Any, locale: str) -> str:
+    """An answer as a person reads it: an enum's label in their language, a yes/no in words."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return ("是" if value else "否") if locale.startswith("zh") else ("yes" if value else "no")
+    options = prop.get("enum")
+    labels = prop.get("x-enum-zh" if locale.startswith("zh") else "x-enum-en")
+    if isinstance(options, list) and isinstance(labels, list) and value in options:
+        index = options.index(value)
+        if index < len(labels):
+            return str(labels[index])
+    return str(value)
 
 
 def check_form_schema(schema: Any, *, matter: str) -> None:

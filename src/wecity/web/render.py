@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse
 from wecity.core import csrf
 from wecity.core.http import request_locale
 from wecity.geo.service import DEFAULT_TIMEZONE
+from wecity.govservice.forms import answer_label
 from wecity.identity.choices import Role
 from wecity.identity.service import StaffUser
 from wecity.web.i18n import N_, gettext_for
@@ -196,6 +197,7 @@ def page(request: Request, template: str, *, user: StaffUser | None, status: int
         "review_labels": REVIEW_OUTCOMES,
         "special_labels": SPECIAL_PROCEDURES,
         "verdict_labels": VERDICTS,
+        "answer_label": answer_label,
         "now": ctx.clock.now(),
         **values,
     }

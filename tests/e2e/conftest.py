@@ -6,9 +6,12 @@ through scripts/test-services.sh). Screenshots go to tests/e2e/screenshots/ (git
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -141,3 +144,21 @@ def shot(page: Any, name: str, *, full_page: bool = True) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def sms_code(phone: str, timeout: float = 30) -> str:
+    """The code from the SMS in the demo's outbox: with no SMS gateway the log shows it masked, as it must."""
+    database = SERVER_LOG["path"].parent / "demo.db"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+            rows = conn.execute("SELECT payload FROM outbox_messages WHERE channel = 'webhook' AND target = 'sms' "
+                                "ORDER BY id DESC").fetchall()
+        for (payload,) in rows:
+            message = json.loads(payload)
+            found = re.search(r"验证码是 (\d{6})", message.get("text", ""))
+            if message.get("event") == "portal_code" and message.get("phone") == phone and found:
+                assert found.group(1) not in SERVER_LOG["path"].read_text(errors="replace")
+                return found.group(1)
+        time.sleep(0.5)
+    raise AssertionError("no SMS with a code in the outbox")

@@ -50,6 +50,8 @@ def answer_label(prop: Mapping[str, Any], value: Any, locale: str) -> str:
         return "—"
     if isinstance(value, bool):
         return ("是" if value else "否") if locale.startswith("zh") else ("yes" if value else "no")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     options = prop.get("enum")
     labels = prop.get("x-enum-zh" if locale.startswith("zh") else "x-enum-en")
     if isinstance(options, list) and isinstance(labels, list) and value in options:

@@ -24,7 +24,7 @@ from wecity.govservice.models import (
     rectifications,
 )
 from wecity.govservice.steps import FINISHED, STATUS_LABELS, Status
-from wecity.identity.models import applicants, departments
+from wecity.identity.models import applicants, departments, users
 
 MAX_PAGE = 200
 
@@ -162,6 +162,18 @@ def application_view(conn: Connection, app_id: int, *, today: date) -> dict[str,
         return [dict(r._mapping) for r in conn.execute(
             sa.select(table).where(table.c.application_id == app_id).order_by(order))]
 
+    names = {r.code: (r.name_zh, r.name_en) for r in conn.execute(
+        sa.select(departments.c.code, departments.c.name_zh, departments.c.name_en))}
+    events = rows_of(application_events, application_events.c.id)
+    staff_names = dict(conn.execute(sa.select(users.c.username, users.c.display_name).where(
+        users.c.username.in_({e["actor"][5:] for e in events if e["actor"].startswith("user:")}))).all())
+    for event in events:
+        event["actor_name"] = _actor_name(event["actor"], staff_names)
+        event["department_zh"], event["department_en"] = names.get(event["department_code"] or "", (None, None))
+    reviews = rows_of(application_reviews, application_reviews.c.id)
+    for review in reviews:
+        review["department_zh"], review["department_en"] = names.get(review["department_code"],
+                                                                     (review["department_code"],) * 2)
     rating = conn.execute(sa.select(application_ratings).where(application_ratings.c.application_id == app_id)).first()
     rect = conn.execute(sa.select(rectifications).where(rectifications.c.application_id == app_id)).first()
     issued = conn.execute(sa.select(certificates.c.number, certificates.c.type, certificates.c.issued_at,
@@ -172,13 +184,25 @@ def application_view(conn: Connection, app_id: int, *, today: date) -> dict[str,
             "prefill": row.prefill, "materials": row.materials, "documents_spared": row.documents_spared,
             "limit_days": row.limit_days, "paused_days": row.paused_days, "extended_days": row.extended_days,
             "outcome": row.outcome,
-            "events": rows_of(application_events, application_events.c.id),
+            "department_zh": names.get(row.department_code, (row.department_code,) * 2)[0],
+            "department_en": names.get(row.department_code, (row.department_code,) * 2)[1],
+            "events": events,
             "pauses": rows_of(application_pauses, application_pauses.c.id),
             "extensions": rows_of(application_extensions, application_extensions.c.id),
-            "reviews": rows_of(application_reviews, application_reviews.c.id),
+            "reviews": reviews,
             "certificates": [dict(c._mapping) for c in issued],
             "rating": None if rating is None else dict(rating._mapping),
             "rectification": None if rect is None else dict(rect._mapping)}
+
+
+def _actor_name(actor: str, staff_names: dict[str, str]) -> dict[str, str]:
+    """Who took a step, as the timeline names them: the staff member, the applicant, or the platform."""
+    if actor.startswith("user:"):
+        name = staff_names.get(actor[5:], actor[5:])
+        return {"zh": name, "en": name}
+    if actor.startswith("applicant:"):
+        return {"zh": "申请人", "en": "the applicant"}
+    return {"zh": "系统", "en": "the platform"}
 
 
 def open_rectifications(conn: Connection, department: str) -> list[dict[str, Any]]:

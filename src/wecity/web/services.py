@@ -4,7 +4,7 @@ certificate check."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -283,5 +283,11 @@ async def verify(request: Request, user: OptionalStaff, number: str) -> Response
     except WeCityError as exc:
         return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title="429",
                                      message=exc.localized(request_locale(request))), exc)
-    verdict = await ctx.db.read(certificates.verify_number, number[:64], ctx.clock.now())
-    return page(request, "web/verify.html", user=user, verdict=verdict.public(), number=number[:64])
+    verdict = (await ctx.db.read(certificates.verify_number, number[:64], ctx.clock.now())).public()
+    face = verdict["certificate"]
+    if face:
+        # The signed document keeps UTC instants; a reader wants the city's calendar day.
+        for key in ("issued_at", "valid_until"):
+            if face[key]:
+                face[key] = datetime.fromisoformat(face[key]).astimezone(CITY_TZ).date().isoformat()
+    return page(request, "web/verify.html", user=user, verdict=verdict, number=number[:64])

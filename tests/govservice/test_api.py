@@ -184,3 +184,20 @@ def test_bad_input_is_a_problem_with_the_fields_named(api: TestClient, services:
     r = api.post(f"/api/v1/applications/{app['id']}/submit", headers=me)
     assert r.status_code == 400 and {"business_name", "address"} <= {f["field"] for f in r.json()["details"]["fields"]}
     assert api.get(f"/api/v1/applications/{app['id']}", headers=me).json()["status"] == "draft"  # nothing half-done
+
+
+def test_an_app_applies_in_one_call_and_a_replay_is_answered_alike(api: TestClient, services: Services) -> None:
+    s = services
+    _licence(api, s)
+    me = {**citizen_headers(s, "13912345678"), "Idempotency-Key": "one-call"}
+    body = {"matter_code": "T-SIGN", "form_data": {"address": "五一大道 2 号", "width_m": 3}, "submit": True}
+    # The drawing is not held anywhere: one call cannot submit without it, and nothing is left half-done.
+    r = api.post("/api/v1/applications", json=body, headers=me)
+    assert r.status_code == 400 and r.json()["code"] == "govservice.materials_missing"
+    assert [a["status"] for a in api.get("/api/v1/applications", headers=me).json()] == ["approved"]
+    biz = api.post("/api/v1/applications", json={"matter_code": "T-BIZ", "submit": True, "form_data": {
+        "business_name": "明记二店", "credit_code": CREDIT_CODE}}, headers=me)
+    assert biz.status_code == 201 and biz.json()["status"] == "submitted", biz.text
+    again = api.post("/api/v1/applications", json={"matter_code": "T-BIZ", "submit": True, "form_data": {
+        "business_name": "明记二店", "credit_code": CREDIT_CODE}}, headers=me)
+    assert again.status_code == 201 and again.json()["id"] == biz.json()["id"]

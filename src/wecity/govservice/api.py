@@ -19,7 +19,7 @@ from wecity.core.settings import UPLOAD_FILES
 from wecity.govservice import applications as apply
 from wecity.govservice import approvals, catalogue, certificates, queries, ratings
 from wecity.govservice.certificate_pdf import render_pdf
-from wecity.identity.applicants import Applicant, citizen_for_phone, enterprises_of
+from wecity.identity.applicants import Applicant, citizen_for_phone, enterprises_of, find_citizen
 from wecity.identity.audit import record_audit
 from wecity.identity.deps import CurrentCitizen, CurrentStaff
 from wecity.identity.service import StaffUser
@@ -35,6 +35,9 @@ FormData = dict[str, Any]
 class NewApplication(BaseModel):
     matter_code: str = Field(min_length=1, max_length=64)
     acting_for: int | None = Field(default=None, ge=1, description="an enterprise's applicant id, to apply for it")
+    form_data: FormData | None = Field(default=None, description="answers to keep in the draft at once")
+    submit: bool = Field(default=False, description="submit at once (all in one transaction): an app that "
+                         "collected the answers itself applies in one call")
 
 
 class FormIn(BaseModel):
@@ -157,7 +160,9 @@ async def signing_keys(request: Request, ctx: Ctx) -> dict[str, Any]:
 # -- applicants ----------------------------------------------------------------------------------------------
 
 async def _citizen(ctx: Any, phone: str) -> Applicant:
-    return await ctx.db.write(lambda c: citizen_for_phone(c, phone, now=ctx.clock.now()))
+    """The signed-in citizen's applicant record: read, and written only the first time they come."""
+    found = await ctx.db.read(find_citizen, phone)
+    return found or await ctx.db.write(lambda c: citizen_for_phone(c, phone, now=ctx.clock.now()))
 
 
 async def _view(ctx: Any, citizen: Applicant, app_id: int) -> dict[str, Any]:
@@ -186,9 +191,20 @@ async def start_application(ctx: Ctx, phone: CurrentCitizen, body: NewApplicatio
                             idempotency_key: Annotated[str | None, Header(max_length=100)] = None) -> dict[str, Any]:
     await ctx.limits.hit("services_write", phone)
     citizen = await _citizen(ctx, phone)
-    app_id = await ctx.db.write(lambda c: apply.start_application(
-        c, citizen=citizen, matter_code=body.matter_code, acting_for=body.acting_for, now=ctx.clock.now(),
-        idempotency_key=idempotency_key))
+    now = ctx.clock.now()
+
+    def run(conn: sa.Connection) -> int:
+        app_id = apply.start_application(conn, citizen=citizen, matter_code=body.matter_code,
+                                         acting_for=body.acting_for, now=now, idempotency_key=idempotency_key)
+        if apply.own_application(conn, app_id, citizen).submitted_at is not None:
+            return app_id  # a replay of an idempotency key whose application went in already
+        if body.form_data:
+            apply.save_draft(conn, app_id, citizen=citizen, form_data=body.form_data, now=now)
+        if body.submit:
+            apply.submit(conn, app_id, citizen=citizen, now=now)
+        return app_id
+
+    app_id = await ctx.db.write(run)
     return await _view(ctx, citizen, app_id)
 
 

@@ -7,6 +7,7 @@ timeline entry and its notices together. The department's verbs are in wecity.go
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
@@ -58,15 +59,23 @@ def _held_sources(conn: Connection, applicant: Applicant, definition: Mapping[st
               and spec.get("source") == "certificate" and isinstance(spec.get("type"), str)}
 
     def from_certificate(kind: str) -> Source:
-        def read(spec: Mapping[str, Any]) -> Found | None:
-            held = certificates.held_certificate(conn, applicant.id, kind, now, verified=False)
-            if held is None:
+        @functools.cache
+        def held() -> dict[str, Any] | None:
+            """The wallet's newest certificate of this kind, checked once for all the fields it fills."""
+            found = certificates.held_certificate(conn, applicant.id, kind, now, verified=False)
+            if found is None:
                 return None
-            verdict = certificates.verify_number(conn, held["number"], now)
+            verdict = certificates.verify_number(conn, found["number"], now)
             if verdict.status != "valid":
-                raise ValidationFailed(f"certificate {held['number']} does not verify: {verdict.reason}",
-                                       message_zh=f"证照 {held['number']} 验证未通过：{verdict.reason_zh}")
-            return Found(held["document"]["fields"].get(spec.get("field", "")), via=held["number"])
+                raise ValidationFailed(f"certificate {found['number']} does not verify: {verdict.reason}",
+                                       message_zh=f"证照 {found['number']} 验证未通过：{verdict.reason_zh}")
+            return found
+
+        def read(spec: Mapping[str, Any]) -> Found | None:
+            found = held()
+            if found is None:
+                return None
+            return Found(found["document"]["fields"].get(spec.get("field", "")), via=found["number"])
         return read
 
     for kind in wanted:

@@ -16,12 +16,14 @@ from typing import Any
 import sqlalchemy as sa
 from jsonschema import Draft202012Validator
 
+from wecity.core import cache
 from wecity.core.errors import NotFound, ValidationFailed
 from wecity.govservice.forms import check_form_schema
 from wecity.govservice.models import matter_versions, matters
 from wecity.identity.models import departments
 
 FORMAT = "wecity-matters/1"
+CATALOGUE_CACHE = "govservice catalogue"  # the key of wecity.govservice.queries' cached catalogue
 UNCOUNTED_STEPS = ("hearing", "inspection", "expert_review", "public_notice")
 APPLICANT_KINDS = ("citizen", "enterprise")
 ONLINE_LEVELS = ("full_online", "at_most_once")
@@ -117,6 +119,7 @@ def import_catalogue(conn: sa.Connection, document: Any, *, now: datetime) -> di
         conn.execute(matter_versions.insert().values(code=matter["code"], version=version, definition=matter,
                                                      created_at=now))
         counts["created" if row is None else "updated"] += 1
+    cache.invalidate(conn, CATALOGUE_CACHE)
     return counts
 
 
@@ -130,6 +133,7 @@ def set_active(conn: sa.Connection, code: str, active: bool, *, now: datetime) -
     """Withdraw a matter from the catalogue (no new applications) or bring it back."""
     if not conn.execute(matters.update().where(matters.c.code == code).values(active=active, updated_at=now)).rowcount:
         raise NotFound(f"no matter {code}", message_zh=f"事项 {code} 不存在")
+    cache.invalidate(conn, CATALOGUE_CACHE)
 
 
 def packaged_demo_catalogue() -> dict[str, Any]:

@@ -29,6 +29,7 @@ import json
 import re
 import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -84,12 +85,52 @@ def start(process: str, data: dict[str, Any]) -> str:
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(plain)
         _run_engine(workflow)
-        return str(_serializer().serialize_json(workflow))
+        state = str(_serializer().serialize_json(workflow))
+    _remember(state, workflow)
+    return state
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a state says, read once: finished or not, at which end, and the tasks waiting."""
+
+    finished: bool
+    end_event: str | None
+    ready: tuple[ReadyTask, ...]
+
+
+# Readings of recent states, newest last. A state is immutable text, so its reading never goes stale; a
+# step asks about the state it just made several times, and restoring a state is the engine's costliest part.
+_SNAPSHOTS: OrderedDict[str, Snapshot] = OrderedDict()
+_SNAPSHOTS_KEPT = 512
+_SNAPSHOTS_LOCK = threading.Lock()
+
+
+def snapshot(state: str) -> Snapshot:
+    """What `state` says: read once, then kept."""
+    with _SNAPSHOTS_LOCK:
+        found = _SNAPSHOTS.get(state)
+    if found is None:
+        found = _remember(state, _restore(state))
+    return found
+
+
+def _remember(state: str, workflow: BpmnWorkflow) -> Snapshot:
+    if workflow.is_completed():
+        ends = workflow.get_tasks(state=TaskState.COMPLETED, spec_class=EndEvent)
+        reading = Snapshot(True, str(ends[-1].task_spec.bpmn_id) if ends else None, ())
+    else:
+        reading = Snapshot(False, None, tuple(_ready_task(task) for task in _waiting(workflow)))
+    with _SNAPSHOTS_LOCK:
+        _SNAPSHOTS[state] = reading
+        if len(_SNAPSHOTS) > _SNAPSHOTS_KEPT:
+            _SNAPSHOTS.popitem(last=False)
+    return reading
 
 
 def ready_tasks(state: str) -> list[ReadyTask]:
     """The user tasks waiting now, in the engine's order."""
-    return [_ready_task(task) for task in _waiting(_restore(state))]
+    return list(snapshot(state).ready)
 
 
 def complete(state: str, task_id: str, data: dict[str, Any]) -> str:
@@ -108,20 +149,18 @@ def complete(state: str, task_id: str, data: dict[str, Any]) -> str:
     except SpiffWorkflowException as error:
         raise _engine_error(error) from error
     _run_engine(workflow)
-    return str(_serializer().serialize_json(workflow))
+    state = str(_serializer().serialize_json(workflow))
+    _remember(state, workflow)
+    return state
 
 
 def is_finished(state: str) -> bool:
-    return bool(_restore(state).is_completed())
+    return snapshot(state).finished
 
 
 def end_event(state: str) -> str | None:
     """The BPMN id of the end event the instance finished at ("approved", "refused" ...); None while running."""
-    workflow = _restore(state)
-    if not workflow.is_completed():
-        return None
-    ends = workflow.get_tasks(state=TaskState.COMPLETED, spec_class=EndEvent)
-    return str(ends[-1].task_spec.bpmn_id) if ends else None
+    return snapshot(state).end_event
 
 
 def data(state: str) -> dict[str, Any]:

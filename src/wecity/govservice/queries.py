@@ -8,8 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from wecity.core import cache
 from wecity.core.errors import NotFound
 from wecity.core.worktime import load_calendar
+from wecity.govservice.catalogue import CATALOGUE_CACHE
 from wecity.govservice.clock import ClockReading, WorkingDays, local_day, read_clock
 from wecity.govservice.models import (
     application_events,
@@ -29,37 +31,39 @@ from wecity.identity.models import applicants, departments, users
 MAX_PAGE = 200
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def catalogue_summaries(conn: Connection) -> list[dict[str, Any]]:
+    """The active catalogue as search lists it, in department and code order. Kept per process for a few
+    seconds and dropped when this process imports or withdraws a matter (wecity.core.cache): searched on
+    every keystroke of the portal's search box, it changes a few times a year."""
+    def load() -> list[dict[str, Any]]:
+        rows = conn.execute(
+            sa.select(matters.c.code, matters.c.name_zh, matters.c.name_en, matters.c.department_code,
+                      matters.c.applicants, matters.c.online_level, matters.c.definition,
+                      departments.c.name_zh.label("department_zh"), departments.c.name_en.label("department_en"))
+            .join(departments, departments.c.code == matters.c.department_code).where(matters.c.active)
+            .order_by(matters.c.department_code, matters.c.code))
+        return [{"code": r.code, "name_zh": r.name_zh, "name_en": r.name_en, "department": r.department_code,
+                 "department_zh": r.department_zh, "department_en": r.department_en,
+                 "applicants": r.applicants.split(), "online_level": r.online_level,
+                 "legal_limit_days": r.definition["legal_limit_days"],
+                 "promised_limit_days": r.definition["promised_limit_days"]} for r in rows]
+
+    return cache.cached(conn, (CATALOGUE_CACHE,), load)
 
 
 def search_matters(conn: Connection, *, text: str | None = None, department: str | None = None,
                    applicant_kind: str | None = None, online_level: str | None = None, limit: int = 50,
                    offset: int = 0) -> list[dict[str, Any]]:
-    """The active catalogue, filtered; a name or code containing `text` (Chinese or English)."""
-    query = (sa.select(matters.c.code, matters.c.name_zh, matters.c.name_en, matters.c.department_code,
-                       matters.c.applicants, matters.c.online_level, matters.c.definition,
-                       departments.c.name_zh.label("department_zh"), departments.c.name_en.label("department_en"))
-             .join(departments, departments.c.code == matters.c.department_code).where(matters.c.active))
-    if text:
-        pattern = _like(text.strip()[:100])
-        query = query.where(sa.or_(matters.c.name_zh.like(pattern, escape="\\"),
-                                   matters.c.name_en.ilike(pattern, escape="\\"),
-                                   matters.c.code.ilike(pattern, escape="\\")))
-    if department:
-        query = query.where(matters.c.department_code == department)
-    if applicant_kind:
-        query = query.where(matters.c.applicants.like(_like(applicant_kind), escape="\\"))
-    if online_level:
-        query = query.where(matters.c.online_level == online_level)
-    rows = conn.execute(query.order_by(matters.c.department_code, matters.c.code)
-                        .limit(min(max(limit, 1), MAX_PAGE)).offset(max(offset, 0)))
-    return [{"code": r.code, "name_zh": r.name_zh, "name_en": r.name_en, "department": r.department_code,
-             "department_zh": r.department_zh, "department_en": r.department_en,
-             "applicants": r.applicants.split(), "online_level": r.online_level,
-             "legal_limit_days": r.definition["legal_limit_days"],
-             "promised_limit_days": r.definition["promised_limit_days"]} for r in rows]
+    """The active catalogue, filtered; a name (Chinese or English, any case) or code containing `text`."""
+    needle = (text or "").strip()[:100].casefold()
+    found = [m for m in catalogue_summaries(conn)
+             if (not needle or needle in m["name_zh"].casefold() or needle in m["name_en"].casefold()
+                 or needle in m["code"].casefold())
+             and (not department or m["department"] == department)
+             and (not applicant_kind or applicant_kind in m["applicants"])
+             and (not online_level or m["online_level"] == online_level)]
+    start = max(offset, 0)
+    return [dict(m) for m in found[start:start + min(max(limit, 1), MAX_PAGE)]]
 
 
 def departments_with_matters(conn: Connection) -> list[dict[str, Any]]:

@@ -21,7 +21,13 @@ from wecity.core.settings import UPLOAD_FILES
 from wecity.govservice import applications as apply
 from wecity.govservice import certificates, queries, ratings
 from wecity.govservice.steps import STATUS_LABELS
-from wecity.identity.applicants import Applicant, citizen_for_phone, citizen_phone, enterprises_of
+from wecity.identity.applicants import (
+    Applicant,
+    citizen_for_phone,
+    citizen_phone,
+    enterprises_of,
+    find_citizen,
+)
 from wecity.identity.deps import CITIZEN_COOKIE, OptionalStaff
 from wecity.identity.service import StaffUser
 from wecity.media import uploads
@@ -50,7 +56,8 @@ async def _citizen(request: Request) -> Applicant | None:
     if phone is None:
         return None
     ctx = request.app.state.ctx
-    return await ctx.db.write(lambda c: citizen_for_phone(c, phone, now=ctx.clock.now()))
+    found = await ctx.db.read(find_citizen, phone)
+    return found or await ctx.db.write(lambda c: citizen_for_phone(c, phone, now=ctx.clock.now()))
 
 
 def _not_found(request: Request, user: StaffUser | None) -> Response:

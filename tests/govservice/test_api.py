@@ -201,3 +201,44 @@ def test_an_app_applies_in_one_call_and_a_replay_is_answered_alike(api: TestClie
     again = api.post("/api/v1/applications", json={"matter_code": "T-BIZ", "submit": True, "form_data": {
         "business_name": "明记二店", "credit_code": CREDIT_CODE}}, headers=me)
     assert again.status_code == 201 and again.json()["id"] == biz.json()["id"]
+
+
+DEPARTMENT_VERBS = [
+    ("post", "/accept", None), ("post", "/not-accept", {"reason": "x", "legal_basis": "y"}),
+    ("post", "/supplement", {"note": "x"}), ("post", "/review", {"outcome": "approve"}),
+    ("post", "/decide", {"outcome": "approve"}), ("post", "/special", {"kind": "inspection", "reason": "x"}),
+    ("post", "/special/end", None), ("post", "/extend", {"days": 2, "reason": "x"}), ("get", "", None),
+]
+APPLICANT_VERBS = [
+    ("get", "", None), ("patch", "", {"form_data": {}}), ("post", "/submit", None),
+    ("post", "/supply", {"form_data": {}}), ("post", "/withdraw", None), ("post", "/rating", {"level": 3}),
+]
+
+
+def test_the_rights_matrix_of_every_verb(api: TestClient, services: Services) -> None:
+    """Anonymous callers, the other applicant, staff of an unrelated department and a citizen's token on
+    staff verbs (and a staff token on applicant verbs) are refused by every verb, and nothing changes."""
+    s = services
+    _licence(api, s)
+    app_id = _submitted_sign(api, s)["id"]
+    citizen, other = citizen_headers(s, "13912345678"), citizen_headers(s, "13987654321")
+    unrelated = staff_headers(s, s.market)
+    for method, path, body in DEPARTMENT_VERBS:
+        url = f"/api/v1/department/applications/{app_id}{path}"
+        assert api.request(method, url, json=body).status_code == 401, (path, "anonymous")
+        assert api.request(method, url, json=body, headers=citizen).status_code == 401, (path, "a citizen")
+        assert api.request(method, url, json=body, headers=unrelated).status_code == 403, (path, "other department")
+    for method, path, body in APPLICANT_VERBS:
+        url = f"/api/v1/applications/{app_id}{path}"
+        assert api.request(method, url, json=body).status_code == 401, (path, "anonymous")
+        assert api.request(method, url, json=body, headers=other).status_code == 404, (path, "other applicant")
+        assert api.request(method, url, json=body, headers=unrelated).status_code == 401, (path, "staff")
+    # A reviewing department may review, but not take the owning department's steps.
+    api.post(f"/api/v1/department/applications/{app_id}/accept", headers=staff_headers(s, s.accepting))
+    transport = staff_headers(s, s.transport)
+    for path, body in [("/not-accept", {"reason": "x", "legal_basis": "y"}), ("/decide", {"outcome": "approve"}),
+                       ("/special", {"kind": "inspection", "reason": "x"}), ("/extend", {"days": 2, "reason": "x"})]:
+        r = api.post(f"/api/v1/department/applications/{app_id}{path}", json=body, headers=transport)
+        assert r.status_code == 403, (path, r.text)
+    v = api.get(f"/api/v1/applications/{app_id}", headers=citizen).json()
+    assert v["status"] == "in_review" and v["extended_days"] == 0 and v["pauses"] == []

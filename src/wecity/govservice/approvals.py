@@ -64,10 +64,15 @@ def may_see(conn: Connection, staff: StaffUser, app_id: int) -> bool:
         application_reviews.c.application_id == app_id, application_reviews.c.department_code == dept)).first() is not None
 
 
-def _application(conn: Connection, app_id: int) -> Any:
+def _application(conn: Connection, app_id: int, staff: StaffUser) -> Any:
+    """The application, locked, for a staff member who may see it at all: anyone else is refused before
+    learning anything of its state."""
     row = conn.execute(sa.select(applications).where(applications.c.id == app_id).with_for_update()).first()
     if row is None:
         raise NotFound(f"no application {app_id}", message_zh=f"申请 {app_id} 不存在")
+    if not may_see(conn, staff, app_id):
+        raise PermissionDenied("this application belongs to another department", message_zh="该申请不属于您的部门",
+                               code="govservice.other_department")
     return row
 
 
@@ -117,7 +122,7 @@ def _audit(conn: Connection, staff: StaffUser, action: str, row: Any, now: datet
 
 def accept(conn: Connection, app_id: int, *, staff: StaffUser, now: datetime) -> None:
     """受理: the materials are complete; the promised limit starts to run."""
-    row = _application(conn, app_id)
+    row = _application(conn, app_id, staff)
     dept = _own_department(conn, row, staff)
     task = _ready(row, "accept")
     if row.accepted_at is None:
@@ -131,7 +136,7 @@ def accept(conn: Connection, app_id: int, *, staff: StaffUser, now: datetime) ->
 def not_accept(conn: Connection, app_id: int, *, staff: StaffUser, reason: str, legal_basis: str,
                now: datetime) -> None:
     """不予受理, with the reasons and the law it rests on (the applicant may appeal)."""
-    row = _application(conn, app_id)
+    row = _application(conn, app_id, staff)
     dept = _own_department(conn, row, staff)
     task = _ready(row, "accept")
     reason_text = _note(reason, required=True, what="reason", what_zh="不予受理的理由")
@@ -146,7 +151,7 @@ def request_supplement(conn: Connection, app_id: int, *, staff: StaffUser, note:
                        materials: Sequence[str] = (), fields: Sequence[str] = (), now: datetime) -> None:
     """补正: ask for everything missing at once. At acceptance the accepting department asks; in review,
     each reviewing department adds its own request, and the applicant gets them together when the round ends."""
-    row = _application(conn, app_id)
+    row = _application(conn, app_id, staff)
     definition = conn.execute(sa.select(matter_versions.c.definition).where(
         matter_versions.c.code == row.matter_code, matter_versions.c.version == row.matter_version)).scalar_one()
     text = _note(note, required=True, what="note saying what is missing", what_zh="补正内容说明")
@@ -201,7 +206,7 @@ def review(conn: Connection, app_id: int, *, staff: StaffUser, outcome: str, not
     if outcome not in ("approve", "refuse"):
         raise ValidationFailed("a review approves or refuses", message_zh="审查意见应为同意或不同意",
                                code="govservice.bad_outcome")
-    row = _application(conn, app_id)
+    row = _application(conn, app_id, staff)
     task = _review_task(conn, row, staff)
     text = _note(note, required=outcome == "refuse", what="reason", what_zh="不同意的理由")
     _record_review(conn, row, task, staff, outcome, text, now)
@@ -217,7 +222,7 @@ def decide(conn: Connection, app_id: int, *, staff: StaffUser, outcome: str, rea
     if outcome not in ("approve", "refuse"):
         raise ValidationFailed("a decision approves or refuses", message_zh="决定应为准予或不予许可",
                                code="govservice.bad_outcome")
-    row = _application(conn, app_id)
+    row = _application(conn, app_id, staff)
     dept = _own_department(conn, row, staff, role="supervisor")
     task = _ready(row, "decide")
     text = _note(reason, required=outcome == "refuse", what="reason", what_zh="不予许可的理由")
@@ -231,7 +236,7 @@ def decide(conn: Connection, app_id: int, *, staff: StaffUser, outcome: str, rea
 def start_special_procedure(conn: Connection, app_id: int, *, staff: StaffUser, kind: str, reason: str,
                             now: datetime) -> None:
     """A special procedure the matter's definition says is not counted (听证, 检验检测, 专家评审, 公示)."""
-    row = _application(conn, app_id)
+    row = _application(conn, app_id, staff)
     _own_department(conn, row, staff)
     definition = conn.execute(sa.select(matter_versions.c.definition).where(
         matter_versions.c.code == row.matter_code, matter_versions.c.version == row.matter_version)).scalar_one()
@@ -249,7 +254,7 @@ def start_special_procedure(conn: Connection, app_id: int, *, staff: StaffUser, 
 
 
 def end_special_procedure(conn: Connection, app_id: int, *, staff: StaffUser, now: datetime) -> None:
-    row = _application(conn, app_id)
+    row = _application(conn, app_id, staff)
     _own_department(conn, row, staff)
     spell = open_pause(conn, app_id)
     if spell is None or spell.kind == "supplement":
@@ -263,7 +268,7 @@ def end_special_procedure(conn: Connection, app_id: int, *, staff: StaffUser, no
 
 def extend(conn: Connection, app_id: int, *, staff: StaffUser, days: int, reason: str, now: datetime) -> None:
     """延期: more working days, with the reason recorded and the applicant told; a supervisor's step."""
-    row = _application(conn, app_id)
+    row = _application(conn, app_id, staff)
     _own_department(conn, row, staff, role="supervisor")
     if not 1 <= days <= MAX_EXTENSION_DAYS:
         raise ValidationFailed(f"an extension is 1 to {MAX_EXTENSION_DAYS} working days",

@@ -112,6 +112,11 @@ async def catalogue(request: Request, user: OptionalStaff) -> Response:
 async def matter(request: Request, user: OptionalStaff, code: str) -> Response:
     ctx = request.app.state.ctx
     try:
+        await ctx.limits.hit("services_read", client_address(request) or "-")
+    except WeCityError as exc:
+        return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title="429",
+                                     message=exc.localized(request_locale(request))), exc)
+    try:
         detail = await ctx.db.read(queries.matter_detail, code[:64])
     except NotFound:
         return _not_found(request, user)

@@ -177,6 +177,15 @@ def _today(ctx: Any) -> date:
     return ctx.clock.now().astimezone(CITY_TZ).date()
 
 
+async def _applicant_step(ctx: Any, phone: str, app_id: int, verb: Any) -> dict[str, Any]:
+    """One applicant's verb `verb(conn, citizen, now)`: counted against their limit, run in one
+    transaction, answered with the application as it now is."""
+    await ctx.limits.hit("services_write", phone)
+    citizen = await _citizen(ctx, phone)
+    await ctx.db.write(lambda c: verb(c, citizen, ctx.clock.now()))
+    return await _view(ctx, citizen, app_id)
+
+
 @router.get("/applicant", tags=["applicants"], summary="The signed-in citizen and the enterprises they may act for")
 async def signed_in_applicant(ctx: Ctx, phone: CurrentCitizen) -> dict[str, Any]:
     citizen = await _citizen(ctx, phone)
@@ -225,11 +234,8 @@ async def my_application(ctx: Ctx, phone: CurrentCitizen, app_id: AppId) -> dict
 
 @router.patch("/applications/{app_id}", tags=["applicants"], summary="Save the draft's form")
 async def save_draft(ctx: Ctx, phone: CurrentCitizen, app_id: AppId, body: FormIn) -> dict[str, Any]:
-    await ctx.limits.hit("services_write", phone)
-    citizen = await _citizen(ctx, phone)
-    await ctx.db.write(lambda c: apply.save_draft(c, app_id, citizen=citizen, form_data=body.form_data,
-                                                  now=ctx.clock.now()))
-    return await _view(ctx, citizen, app_id)
+    return await _applicant_step(ctx, phone, app_id, lambda c, who, now: apply.save_draft(
+        c, app_id, citizen=who, form_data=body.form_data, now=now))
 
 
 @router.post("/applications/{app_id}/materials/{material}", tags=["applicants"],
@@ -253,36 +259,25 @@ async def upload_material(ctx: Ctx, phone: CurrentCitizen, app_id: AppId, materi
 
 @router.post("/applications/{app_id}/submit", tags=["applicants"], summary="Submit (idempotent)")
 async def submit(ctx: Ctx, phone: CurrentCitizen, app_id: AppId) -> dict[str, Any]:
-    await ctx.limits.hit("services_write", phone)
-    citizen = await _citizen(ctx, phone)
-    await ctx.db.write(lambda c: apply.submit(c, app_id, citizen=citizen, now=ctx.clock.now()))
-    return await _view(ctx, citizen, app_id)
+    return await _applicant_step(ctx, phone, app_id, lambda c, who, now: apply.submit(c, app_id, citizen=who, now=now))
 
 
 @router.post("/applications/{app_id}/supply", tags=["applicants"], summary="补正: supply what was asked for")
 async def supply(ctx: Ctx, phone: CurrentCitizen, app_id: AppId, body: FormIn) -> dict[str, Any]:
-    await ctx.limits.hit("services_write", phone)
-    citizen = await _citizen(ctx, phone)
-    await ctx.db.write(lambda c: apply.supply(c, app_id, citizen=citizen, form_data=body.form_data,
-                                              now=ctx.clock.now()))
-    return await _view(ctx, citizen, app_id)
+    return await _applicant_step(ctx, phone, app_id, lambda c, who, now: apply.supply(
+        c, app_id, citizen=who, form_data=body.form_data, now=now))
 
 
 @router.post("/applications/{app_id}/withdraw", tags=["applicants"], summary="Withdraw the application")
 async def withdraw(ctx: Ctx, phone: CurrentCitizen, app_id: AppId) -> dict[str, Any]:
-    await ctx.limits.hit("services_write", phone)
-    citizen = await _citizen(ctx, phone)
-    await ctx.db.write(lambda c: apply.withdraw(c, app_id, citizen=citizen, now=ctx.clock.now()))
-    return await _view(ctx, citizen, app_id)
+    return await _applicant_step(ctx, phone, app_id, lambda c, who, now: apply.withdraw(c, app_id, citizen=who,
+                                                                                           now=now))
 
 
 @router.post("/applications/{app_id}/rating", tags=["applicants"], summary="好差评 of a finished application")
 async def rate(ctx: Ctx, phone: CurrentCitizen, app_id: AppId, body: RatingIn) -> dict[str, Any]:
-    await ctx.limits.hit("services_write", phone)
-    citizen = await _citizen(ctx, phone)
-    await ctx.db.write(lambda c: ratings.rate(c, app_id, citizen=citizen, level=body.level, tags=body.tags,
-                                              comment=body.comment, now=ctx.clock.now()))
-    return await _view(ctx, citizen, app_id)
+    return await _applicant_step(ctx, phone, app_id, lambda c, who, now: ratings.rate(
+        c, app_id, citizen=who, level=body.level, tags=body.tags, comment=body.comment, now=now))
 
 
 @router.get("/certificates", tags=["applicants"], summary="My certificates (电子证照), with their status")

@@ -66,6 +66,16 @@ def _not_found(request: Request, user: StaffUser | None) -> Response:
                 message=_("There is no such page."))
 
 
+async def _over_limit(request: Request, user: StaffUser | None, rule: str) -> Response | None:
+    """The rate limit `rule` for this client address: None, or the page saying when to come back."""
+    try:
+        await request.app.state.ctx.limits.hit(rule, client_address(request) or "-")
+    except WeCityError as exc:
+        return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title="429",
+                                     message=exc.localized(request_locale(request))), exc)
+    return None
+
+
 def coerce_form(schema: dict[str, Any], form: FormData) -> dict[str, Any]:
     """An HTML form's strings as the schema's types; a value that does not convert is kept as typed, so
     the schema check names the field. Empty fields are left out (they are not answers)."""
@@ -96,11 +106,9 @@ async def catalogue(request: Request, user: OptionalStaff) -> Response:
     department = request.query_params.get("department", "")[:64] or None
     kind = request.query_params.get("for")
     kind = kind if kind in ("citizen", "enterprise") else None
-    try:
-        await ctx.limits.hit("services_read", client_address(request) or "-")
-    except WeCityError as exc:
-        return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title="429",
-                                     message=exc.localized(request_locale(request))), exc)
+    refused = await _over_limit(request, user, "services_read")
+    if refused is not None:
+        return refused
     found = await ctx.db.read(lambda c: queries.search_matters(c, text=q or None, department=department,
                                                                applicant_kind=kind, limit=200))
     departments = await ctx.db.read(queries.departments_with_matters)
@@ -111,11 +119,9 @@ async def catalogue(request: Request, user: OptionalStaff) -> Response:
 @router.get("/services/matters/{code}")
 async def matter(request: Request, user: OptionalStaff, code: str) -> Response:
     ctx = request.app.state.ctx
-    try:
-        await ctx.limits.hit("services_read", client_address(request) or "-")
-    except WeCityError as exc:
-        return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title="429",
-                                     message=exc.localized(request_locale(request))), exc)
+    refused = await _over_limit(request, user, "services_read")
+    if refused is not None:
+        return refused
     try:
         detail = await ctx.db.read(queries.matter_detail, code[:64])
     except NotFound:
@@ -290,11 +296,9 @@ async def verify_form(request: Request, user: OptionalStaff) -> Response:
 async def verify(request: Request, user: OptionalStaff, number: str) -> Response:
     """The page a certificate's QR code opens: genuine, revoked, expired, unknown or forged."""
     ctx = request.app.state.ctx
-    try:
-        await ctx.limits.hit("certificate_verify", client_address(request) or "-")
-    except WeCityError as exc:
-        return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title="429",
-                                     message=exc.localized(request_locale(request))), exc)
+    refused = await _over_limit(request, user, "certificate_verify")
+    if refused is not None:
+        return refused
     verdict = (await ctx.db.read(certificates.verify_number, number[:64], ctx.clock.now())).public()
     face = verdict["certificate"]
     if face:

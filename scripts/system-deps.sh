@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System libraries the Python dependencies build against, from Debian's packages, installed only when
 # missing: ICU (PyICU sorts strings by a language's collation, as NGSI-LD `collation=` asks), pkg-config
-# and a C++ compiler to build it. PyPI has no binary wheel of PyICU.
+# and a C++ compiler to build it. PyPI has no binary wheel of PyICU. And a Chinese font, which the
+# e-certificates' PDF embeds (wecity.govservice.certificate_pdf).
 set -euo pipefail
 
 need=()
@@ -10,6 +11,7 @@ command -v g++ >/dev/null || need+=(g++)
 if ! command -v pkg-config >/dev/null || ! pkg-config --exists icu-i18n; then
   need+=(libicu-dev)
 fi
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then
     echo "WeCity needs these Debian packages: ${need[*]} (apt-get install ${need[*]}); run as root or install them first" >&2

@@ -44,7 +44,7 @@ class FormIn(BaseModel):
     form_data: FormData = Field(default_factory=dict)
 
 
-class RatingIn(BaseModel):
+class ServiceRatingIn(BaseModel):
     level: int = Field(ge=1, le=5, description="5 非常满意 … 1 非常不满意")
     tags: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=8)
     comment: str | None = Field(default=None, max_length=1000)
@@ -275,7 +275,7 @@ async def withdraw(ctx: Ctx, phone: CurrentCitizen, app_id: AppId) -> dict[str, 
 
 
 @router.post("/applications/{app_id}/rating", tags=["applicants"], summary="好差评 of a finished application")
-async def rate(ctx: Ctx, phone: CurrentCitizen, app_id: AppId, body: RatingIn) -> dict[str, Any]:
+async def rate(ctx: Ctx, phone: CurrentCitizen, app_id: AppId, body: ServiceRatingIn) -> dict[str, Any]:
     return await _applicant_step(ctx, phone, app_id, lambda c, who, now: ratings.rate(
         c, app_id, citizen=who, level=body.level, tags=body.tags, comment=body.comment, now=now))
 

@@ -8,6 +8,9 @@
     dom_id: "#swagger-ui",
     layout: "BaseLayout",
     deepLinking: true,
+    // Tags start folded: with every operation of every domain open at once (150 and more), Swagger UI
+    // stops rendering after the first few tags.
+    docExpansion: "none",
     showExtensions: true,
     showCommonExtensions: true,
     // No badge fetched from validator.swagger.io: nothing on this page leaves the platform.

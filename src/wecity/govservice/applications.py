@@ -241,6 +241,8 @@ def supply(conn: Connection, app_id: int, *, citizen: Applicant, form_data: Mapp
         form_data=data, workflow=state, updated_at=now))
     end_pause(conn, app_id, now=now)
     log_event(conn, app_id, "supplied", actor=f"applicant:{citizen.id}", now=now)
+    record_audit(conn, at=now, actor=f"applicant:{citizen.id}", action="application.supply",
+                 target=f"application:{row.number}")
     after_step(conn, app_id, now=now)
     tell_department(conn, row.department_code, app_id, "supplied", now=now)
 
@@ -254,6 +256,8 @@ def withdraw(conn: Connection, app_id: int, *, citizen: Applicant, now: datetime
         status=Status.WITHDRAWN, outcome="withdrawn", finished_at=now, updated_at=now))
     end_pause(conn, app_id, now=now)
     log_event(conn, app_id, "withdrawn", actor=f"applicant:{citizen.id}", now=now)
+    record_audit(conn, at=now, actor=f"applicant:{citizen.id}", action="application.withdraw",
+                 target=f"application:{row.number}")
     if row.submitted_at is not None:
         tell_department(conn, row.department_code, app_id, "withdrawn", now=now)
     tell_applicant(conn, app_id, "withdrawn", now=now)

@@ -56,6 +56,8 @@ def rate(conn: Connection, app_id: int, *, citizen: Applicant, level: int, tags:
     conn.execute(application_ratings.insert().values(application_id=app_id, level=level, tags=list(dict.fromkeys(tags)),
                                                      comment=text, rated_at=now))
     log_event(conn, app_id, "rated", actor=f"applicant:{citizen.id}", now=now, detail={"level": level, "tags": list(tags)})
+    record_audit(conn, at=now, actor=f"applicant:{citizen.id}", action="application.rate",
+                 target=f"application:{row.number}", detail={"level": level})
     if level > BAD:
         return None
     calendar = load_calendar(conn)

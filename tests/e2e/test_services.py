@@ -188,6 +188,13 @@ def test_apply_supplement_parallel_review_certificate_revocation_and_rating(page
 
     citizen.goto(f"/services/applications/{app_id}")
     certificate = citizen.locator("#certificates strong").first.inner_text().strip()
+    # The runner delivers each step's notice to his inbox, beside the SMS.
+    for _ in range(30):
+        citizen.goto("/services/mine")
+        if "准予许可" in citizen.locator("main").inner_text() and number in citizen.locator("#my-messages").inner_text():
+            break
+        citizen.wait_for_timeout(1000)
+    assert number in citizen.locator("#my-messages").inner_text()
     citizen.goto(f"/verify/{certificate}")
     assert citizen.locator("#verdict").get_attribute("data-status") == "valid"
     assert "真实有效" in citizen.locator("#verdict").inner_text()

@@ -31,10 +31,12 @@ from wecity.identity.applicants import (
 from wecity.identity.deps import CITIZEN_COOKIE, OptionalStaff
 from wecity.identity.service import StaffUser
 from wecity.media import uploads
+from wecity.notify.service import list_notifications
 from wecity.web.i18n import gettext_for
 from wecity.web.render import page
 
 router = APIRouter(include_in_schema=False)
+MESSAGES_SHOWN = 20
 
 
 def _today(request: Request) -> date:
@@ -167,14 +169,16 @@ async def mine(request: Request, user: OptionalStaff) -> Response:
         return sign_in_redirect(request)
     now = ctx.clock.now()
 
-    def read(conn: sa.Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def read(conn: sa.Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         holders = [citizen.id, *(e.id for e in enterprises_of(conn, citizen.id))]
         wallet = [c for h in holders for c in certificates.wallet(conn, h, now=now)]
-        return queries.applications_of(conn, holders, today=_today(request)), wallet
+        # The notices each step sent to the applicant's inbox (the same ones go out by SMS).
+        messages = list_notifications(conn, [f"applicant:{h}" for h in holders], limit=MESSAGES_SHOWN)
+        return queries.applications_of(conn, holders, today=_today(request)), wallet, messages
 
-    found, wallet = await ctx.db.read(read)
+    found, wallet, messages = await ctx.db.read(read)
     return page(request, "web/services_mine.html", user=user, applications=found, wallet=wallet,
-                status_labels=STATUS_LABELS)
+                messages=messages, status_labels=STATUS_LABELS)
 
 
 async def application_page(request: Request, user: StaffUser | None, citizen: Applicant, app_id: int, *,

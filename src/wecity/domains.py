@@ -14,6 +14,7 @@ DOMAINS: tuple[str, ...] = (
     "cases",
     "notify",
     "govservice",
+    "datashare",
     "open311",
     "web",
 )

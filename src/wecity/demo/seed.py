@@ -26,6 +26,9 @@ def seed_demo(conn: Connection, now: datetime, settings: Any = None, *, history:
     from wecity.demo.services import seed_services
 
     seed_services(conn, now, settings, history=history)
+    from wecity.demo.datasets import seed_datasets
+
+    seed_datasets(conn, now)
     if history:
         from wecity.demo.history import seed_history
         from wecity.demo.sensors import seed_sensors

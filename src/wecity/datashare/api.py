@@ -1,0 +1,204 @@
+"""HTTP face of the data catalogue: the CKAN Action API's read calls (so CKAN harvesters and the `ckanapi`
+client work against the platform), the DCAT-AP export, and the platform's own catalogue API.
+
+CKAN's calls live where CKAN has them, `/api/action/<name>` and `/api/3/action/<name>`, by GET (query
+parameters) or POST (a JSON object), and answer in CKAN's envelope: `{"help", "success", "result"}`, or
+`{"success": false, "error": {"__type", "message"}}` with the HTTP status CKAN uses.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeCityError
+from wecity.core.http import Ctx, client_address
+from wecity.datashare import catalogue, dcat, queries
+from wecity.identity.audit import record_audit
+from wecity.identity.deps import CurrentStaff
+
+router = APIRouter(tags=["data catalogue"])
+CKAN_ACTIONS = ("package_search", "package_show", "organization_list", "package_list", "status_show")
+MAX_ROWS = 1000
+
+
+def register(app: FastAPI) -> None:
+    app.include_router(router)
+    # Errors under CKAN's paths in CKAN's envelope, so its clients raise the exception they expect.
+    for prefix in ("/api/action", "/api/3/action"):
+        app.state.error_renderers[prefix] = ckan_error
+
+
+_CKAN_TYPES = {400: "Validation Error", 403: "Authorization Error", 404: "Not Found Error", 409: "Validation Error"}
+
+
+def ckan_error(request: Request, exc: WeCityError) -> Response:
+    kind = _CKAN_TYPES.get(exc.status, "Internal Server Error" if exc.status >= 500 else "Validation Error")
+    return JSONResponse({"help": str(request.url), "success": False,
+                         "error": {"__type": kind, "message": f"{kind}: {exc.message}"}}, status_code=exc.status)
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def package(d: dict[str, Any], base: str) -> dict[str, Any]:
+    """A dataset as CKAN describes a package."""
+    org = {"id": d["publisher"], "name": d["publisher"], "title": d["publisher_zh"], "type": "organization",
+           "is_organization": True, "state": "active", "description": d["publisher_en"]}
+    resources = [{"id": f"{d['name']}-{fmt.lower()}", "package_id": str(d["id"]), "name": f"{d['title_zh']} ({fmt})",
+                  "url": dcat.data_api_url(base, d["name"], fmt), "format": fmt, "mimetype": media,
+                  "state": "active", "position": i, "created": d["created_at"].isoformat(),
+                  "last_modified": d["modified_at"].isoformat()}
+                 for i, (fmt, media) in enumerate(dcat.FORMATS.items())]
+    extras = {"title_en": d["title_en"], "notes_en": d["description_en"], "theme": d["theme"],
+              "frequency": d["frequency"], "spatial_text": d["spatial"], "share_class": d["share_class"],
+              "legal_basis": d["legal_basis"], "access_rights": dcat.access_right(d), "source": d["source"],
+              "temporal_start": d["temporal_start"].isoformat() if d["temporal_start"] else "",
+              "temporal_end": d["temporal_end"].isoformat() if d["temporal_end"] else "",
+              "fields": json.dumps([{k: f[k] for k in ("name", "title_zh", "title_en", "type", "sensitivity")}
+                                    for f in d["fields"]], ensure_ascii=False)}
+    return {"id": str(d["id"]), "name": d["name"], "title": d["title_zh"], "notes": d["description_zh"],
+            "type": "dataset", "state": "active", "private": False, "url": dcat.dataset_url(base, d["name"]),
+            "owner_org": d["publisher"], "organization": org, "license_id": "notspecified",
+            "metadata_created": d["created_at"].isoformat(), "metadata_modified": d["modified_at"].isoformat(),
+            "tags": [{"name": k, "display_name": k, "state": "active"} for k in d["keywords"]],
+            "num_tags": len(d["keywords"]), "resources": resources, "num_resources": len(resources),
+            "extras": [{"key": k, "value": v} for k, v in extras.items()]}
+
+
+async def _params(request: Request) -> dict[str, Any]:
+    """A CKAN call's parameters: the query string, and a POSTed JSON object over it."""
+    params: dict[str, Any] = dict(request.query_params)
+    if request.method == "POST":
+        raw = await request.body()
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                raise ValidationFailed("the body is not JSON", message_zh="请求体不是 JSON") from None
+            if not isinstance(body, dict):
+                raise ValidationFailed("the body is a JSON object", message_zh="请求体须为 JSON 对象")
+            params.update(body)
+    return params
+
+
+def _int(params: dict[str, Any], name: str, default: int, top: int) -> int:
+    try:
+        value = int(params.get(name, default))
+    except (TypeError, ValueError):
+        raise ValidationFailed(f"{name} is a whole number", message_zh=f"{name} 须为整数") from None
+    if not 0 <= value <= top:
+        raise ValidationFailed(f"{name} is 0 to {top}", message_zh=f"{name} 应在 0 至 {top} 之间")
+    return value
+
+
+def _filters(fq: str) -> dict[str, str]:
+    """CKAN's `fq` as far as this catalogue takes it: `organization:<code>`, `res_format:<fmt>` (every
+    dataset has JSON and CSV), `tags:<keyword>`; other terms are refused, not ignored."""
+    found: dict[str, str] = {}
+    for term in fq.split():
+        key, _, value = term.partition(":")
+        value = value.strip('"')
+        if key.lstrip("+") not in ("organization", "owner_org", "tags", "res_format") or not value:
+            raise ValidationFailed(f"fq term {term!r} is not supported; use organization:, tags: or res_format:",
+                                   message_zh=f"不支持的 fq 条件 {term!r}")
+        found[key.lstrip("+")] = value
+    return found
+
+
+@router.api_route("/api/action/{action}", methods=["GET", "POST"], include_in_schema=False)
+@router.api_route("/api/3/action/{action}", methods=["GET", "POST"],
+                  summary="CKAN Action API (read): package_search, package_show, organization_list, package_list")
+async def ckan_action(request: Request, ctx: Ctx, action: str) -> JSONResponse:
+    await ctx.limits.hit("data_read", client_address(request) or "-")
+    if action not in CKAN_ACTIONS:
+        raise NotFound(f"action {action!r}: this catalogue answers {', '.join(CKAN_ACTIONS)}",
+                       message_zh=f"不支持的操作 {action!r}")
+    params = await _params(request)
+    base = _base(request)
+    result: Any
+    if action == "status_show":
+        result = {"site_title": "WeCity", "ckan_version": "2.10.0", "api_version": 3, "extensions": ["dcat"]}
+    elif action == "package_show":
+        d = await ctx.db.read(queries.dataset, str(params.get("id") or params.get("name_or_id") or ""))
+        result = package(d, base)
+    elif action == "organization_list":
+        orgs = await ctx.db.read(queries.publishers)
+        all_fields = str(params.get("all_fields", "")).lower() in ("true", "1")
+        result = [{"id": o["code"], "name": o["code"], "title": o["name_zh"], "display_name": o["name_zh"],
+                   "description": o["name_en"], "package_count": o["datasets"], "is_organization": True}
+                  if all_fields else o["code"] for o in orgs]
+    elif action == "package_list":
+        _, items = await ctx.db.read(lambda c: queries.search_datasets(c, limit=MAX_ROWS))
+        result = [d["name"] for d in items]
+    else:
+        rows, start = _int(params, "rows", 10, MAX_ROWS), _int(params, "start", 0, 1_000_000)
+        fq = _filters(str(params.get("fq", "")))
+        q = str(params.get("q", "") or "")[:200]
+        q = "" if q in ("*:*", "*") else q
+        count, items = await ctx.db.read(lambda c: queries.search_datasets(
+            c, text=q or None, publisher=fq.get("organization") or fq.get("owner_org"), limit=MAX_ROWS * 10))
+        if "tags" in fq:
+            items = [d for d in items if fq["tags"] in d["keywords"]]
+        if "res_format" in fq and fq["res_format"].upper() not in dcat.FORMATS:
+            items = []
+        result = {"count": len(items), "results": [package(d, base) for d in items[start:start + rows]],
+                  "sort": "metadata_modified desc", "facets": {}, "search_facets": {}}
+    return JSONResponse({"help": f"{base}/api/3/action/help_show?name={action}", "success": True, "result": result})
+
+
+@router.get("/dcat/catalog.{extension}", summary="The catalogue as DCAT-AP: catalog.ttl (Turtle) or catalog.jsonld")
+async def dcat_export(request: Request, ctx: Ctx, extension: str) -> Response:
+    await ctx.limits.hit("data_read", client_address(request) or "-")
+    formats = {"ttl": ("turtle", "text/turtle"), "jsonld": ("json-ld", "application/ld+json"),
+               "rdf": ("xml", "application/rdf+xml")}
+    if extension not in formats:
+        raise NotFound(f"catalog.{extension}: use catalog.ttl, catalog.jsonld or catalog.rdf",
+                       message_zh="请使用 catalog.ttl、catalog.jsonld 或 catalog.rdf")
+    _, items = await ctx.db.read(lambda c: queries.search_datasets(c, limit=MAX_ROWS))
+    graph = dcat.catalogue_graph(items, base=_base(request), title_zh="城市数据资源目录", title_en="City data catalogue")
+    fmt, media = formats[extension]
+    return Response(graph.serialize(format=fmt), media_type=f"{media}; charset=utf-8")
+
+
+@router.get("/api/v1/datasets", summary="Search the data catalogue")
+async def list_datasets(request: Request, ctx: Ctx, q: Annotated[str | None, Query(max_length=100)] = None,
+                        publisher: Annotated[str | None, Query(max_length=64)] = None,
+                        theme: Annotated[str | None, Query(max_length=10)] = None,
+                        open_only: bool = False, limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 50,
+                        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> dict[str, Any]:
+    await ctx.limits.hit("data_read", client_address(request) or "-")
+    count, items = await ctx.db.read(lambda c: queries.search_datasets(
+        c, text=q, publisher=publisher, theme=theme, open_only=open_only, limit=limit, offset=offset))
+    return {"count": count, "datasets": items}
+
+
+@router.get("/api/v1/datasets/{name}", summary="One dataset: metadata, fields and their sensitivity")
+async def get_dataset(request: Request, ctx: Ctx, name: str) -> dict[str, Any]:
+    await ctx.limits.hit("data_read", client_address(request) or "-")
+    return await ctx.db.read(queries.dataset, name[:100])
+
+
+@router.put("/api/v1/datasets/{name}", summary="Publish or update a dataset (its department's staff, or an administrator)")
+async def publish_dataset(ctx: Ctx, user: CurrentStaff, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    now = ctx.clock.now()
+
+    def run(conn: sa.Connection) -> dict[str, Any]:
+        from wecity.identity.models import departments
+
+        own = conn.execute(sa.select(departments.c.code).where(departments.c.id == user.department_id)).scalar()
+        if "admin" not in user.roles and (own is None or own != body.get("publisher")):
+            raise PermissionDenied("a department publishes its own datasets", message_zh="部门只能发布本部门的数据集",
+                                   code="datashare.not_publisher")
+        if body.get("name") != name:
+            raise ValidationFailed("the body's name is the path's", message_zh="请求体中的 name 须与路径一致")
+        catalogue.publish(conn, body, now=now)
+        record_audit(conn, at=now, actor=f"user:{user.username}", action="dataset.publish", target=f"dataset:{name}")
+        return queries.dataset(conn, name)
+
+    return await ctx.db.write(run)

@@ -1,0 +1,98 @@
+"""The data catalogue: what a department may publish (share classes, open data, personal fields), updates,
+withdrawal, search, and who may publish over the API."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from wecity.core.errors import ValidationFailed
+from wecity.datashare import catalogue, queries
+from wecity.identity.models import users
+from wecity.identity.service import start_session
+
+from ..conftest import City, make_client
+
+
+def _doc(city: City, name: str = "air-quality") -> dict[str, Any]:
+    document = catalogue.packaged_demo_datasets()
+    return copy.deepcopy(next(d for d in document["datasets"] if d["name"] == name))
+
+
+def _refused(city: City, doc: dict[str, Any]) -> str:
+    with pytest.raises(ValidationFailed) as err:
+        city.db.write_sync(lambda c: catalogue.publish(c, doc, now=city.clock.now()))
+    return err.value.message
+
+
+def test_the_demo_catalogue_is_published_and_searchable(catalogued: City) -> None:
+    count, found = catalogued.db.read_sync(lambda c: queries.search_datasets(c, limit=100))
+    assert count == 16 and len({d["publisher"] for d in found}) >= 8
+    assert {d["share_class"] for d in found} == {"unconditional", "conditional", "not_shared"}
+    count, found = catalogued.db.read_sync(lambda c: queries.search_datasets(c, text="pm2.5"))
+    assert [d["name"] for d in found] == ["air-quality"]
+    _, open_data = catalogued.db.read_sync(lambda c: queries.search_datasets(c, open_only=True, limit=100))
+    assert open_data and all(d["open_data"] and not d["personal_fields"] for d in open_data)
+
+
+def test_open_data_holds_no_personal_field_and_conditions_have_a_legal_basis(catalogued: City) -> None:
+    doc = _doc(catalogued)
+    doc["fields"].append({"name": "owner_phone", "title_zh": "电话", "title_en": "Phone", "type": "string",
+                          "sensitivity": "personal"})
+    assert "owner_phone" in _refused(catalogued, doc)
+    doc = _doc(catalogued, "city-cases")
+    doc["legal_basis"] = " "
+    assert "legal basis" in _refused(catalogued, doc)
+    doc = _doc(catalogued)
+    doc["publisher"] = "nobody"
+    assert "no department" in _refused(catalogued, doc)
+    doc = _doc(catalogued)
+    doc["fields"].append(dict(doc["fields"][0]))
+    assert "twice" in _refused(catalogued, doc)
+    doc = _doc(catalogued)
+    doc["theme"] = "FOOD"
+    assert "theme" in _refused(catalogued, doc)
+
+
+def test_publishing_again_updates_and_withdrawing_removes(catalogued: City) -> None:
+    before = catalogued.db.read_sync(lambda c: queries.dataset(c, "air-quality"))
+    doc = _doc(catalogued)
+    doc["fields"] = doc["fields"][:2]
+    doc["title_en"] = "Air quality (stations)"
+    catalogued.clock.advance(days=1)
+    catalogued.db.write_sync(lambda c: catalogue.publish(c, doc, now=catalogued.clock.now()))
+    after = catalogued.db.read_sync(lambda c: queries.dataset(c, "air-quality"))
+    assert after["id"] == before["id"] and after["issued_at"] == before["issued_at"]
+    assert after["modified_at"] > before["modified_at"] and len(after["fields"]) == 2
+    assert after["title_en"] == "Air quality (stations)"
+    catalogued.db.write_sync(lambda c: catalogue.withdraw(c, "air-quality", now=catalogued.clock.now()))
+    count, _ = catalogued.db.read_sync(lambda c: queries.search_datasets(c, text="pm2.5"))
+    assert count == 0
+
+
+def _session(city: City, username: str) -> dict[str, str]:
+    token = city.db.write_sync(lambda c: start_session(c, c.execute(sa.select(users.c.id).where(
+        users.c.username == username)).scalar_one(), city.clock.now()))
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_only_the_publishing_department_or_an_administrator_publishes(catalogued: City) -> None:
+    doc = _doc(catalogued, "manhole-sensors")
+    with make_client(catalogued) as client:
+        assert client.put("/api/v1/datasets/manhole-sensors", json=doc).status_code == 401
+        r = client.put("/api/v1/datasets/manhole-sensors", json=doc, headers=_session(catalogued, "zhujian"))
+        assert r.status_code == 403
+        r = client.put("/api/v1/datasets/manhole-sensors", json={**doc, "name": "other"},
+                       headers=_session(catalogued, "chengguan"))
+        assert r.status_code == 400
+        r = client.put("/api/v1/datasets/manhole-sensors", json={**doc, "title_en": "Manholes"},
+                       headers=_session(catalogued, "chengguan"))
+        assert r.status_code == 200 and r.json()["title_en"] == "Manholes"
+        r = client.put("/api/v1/datasets/manhole-sensors", json={**doc, "frequency": "SOMETIMES"},
+                       headers=_session(catalogued, "admin"))
+        assert r.status_code == 400 and r.json()["code"] == "datashare.dataset_invalid"
+        assert client.get("/api/v1/datasets/manhole-sensors").json()["title_en"] == "Manholes"
+        assert client.get("/api/v1/datasets", params={"q": "井盖"}).json()["count"] == 1

@@ -1,0 +1,64 @@
+"""The catalogue as CKAN and DCAT-AP clients see it: the `ckanapi` client against a running server, and
+the Turtle and JSON-LD exports parsed by rdflib."""
+
+from __future__ import annotations
+
+import ckanapi
+import pytest
+from rdflib import Graph
+from rdflib.namespace import DCAT, DCTERMS, RDF
+
+from wecity.api.app import create_app
+from wecity.datashare import queries
+
+from ..conftest import City, make_client
+from ..open311.conftest import LiveServer
+
+
+def test_ckanapi_searches_shows_and_lists_organisations(catalogued: City) -> None:
+    app = create_app(catalogued.settings, clock=catalogued.clock, db=catalogued.db)
+    with LiveServer(app) as server:
+        ckan = ckanapi.RemoteCKAN(server.url, user_agent="wecity-tests")
+        found = ckan.action.package_search(q="空气质量")
+        assert found["count"] == 1 and found["results"][0]["name"] == "air-quality"
+        everything = ckan.action.package_search(rows=100)
+        assert everything["count"] == 16
+        page = ckan.action.package_search(rows=5, start=5)
+        assert [p["name"] for p in page["results"]] == [p["name"] for p in everything["results"][5:10]]
+        shown = ckan.action.package_show(id="air-quality")
+        assert shown["organization"]["name"] == "shengtai"
+        assert {r["format"] for r in shown["resources"]} == {"JSON", "CSV"}
+        assert all(r["url"].startswith(server.url + "/api/v1/data/air-quality") for r in shown["resources"])
+        assert {"PM2.5", "空气质量"} <= {t["name"] for t in shown["tags"]}
+        assert "shengtai" in ckan.action.organization_list()
+        orgs = {o["name"]: o for o in ckan.action.organization_list(all_fields=True)}
+        assert orgs["chengguan"]["package_count"] >= 4
+        by_org = ckan.action.package_search(fq="organization:shichang")
+        assert {p["name"] for p in by_org["results"]} == {"business-licences", "food-business-licences"}
+        with pytest.raises(ckanapi.NotFound):
+            ckan.action.package_show(id="no-such-dataset")
+        with pytest.raises(ckanapi.ValidationError):
+            ckan.action.package_search(fq="license_id:cc-by")
+        get_only = ckanapi.RemoteCKAN(server.url, get_only=True)
+        assert get_only.action.package_show(id="city-cases")["extras"]
+
+
+def test_the_dcat_ap_exports_parse_and_name_every_published_dataset(catalogued: City) -> None:
+    _, items = catalogued.db.read_sync(lambda c: queries.search_datasets(c, limit=1000))
+    names = {d["name"] for d in items}
+    with make_client(catalogued) as client:
+        turtle = client.get("/dcat/catalog.ttl")
+        assert turtle.status_code == 200 and turtle.headers["content-type"].startswith("text/turtle")
+        jsonld = client.get("/dcat/catalog.jsonld")
+        assert client.get("/dcat/catalog.exe").status_code == 404
+    for text, fmt in ((turtle.text, "turtle"), (jsonld.text, "json-ld")):
+        graph = Graph().parse(data=text, format=fmt)
+        datasets = set(graph.subjects(RDF.type, DCAT.Dataset))
+        assert {str(graph.value(d, DCTERMS.identifier)) for d in datasets} == names
+        air = next(d for d in datasets if str(graph.value(d, DCTERMS.identifier)) == "air-quality")
+        titles = {(t.language, str(t)) for t in graph.objects(air, DCTERMS.title)}
+        assert ("zh", "空气质量监测") in titles and ("en", "Air quality observations") in titles
+        assert str(graph.value(air, DCTERMS.accessRights)).endswith("/PUBLIC")
+        assert len(list(graph.objects(air, DCAT.distribution))) == 2
+        marriage = next(d for d in datasets if str(graph.value(d, DCTERMS.identifier)) == "marriage-registrations")
+        assert str(graph.value(marriage, DCTERMS.accessRights)).endswith("/NON_PUBLIC")

@@ -87,3 +87,17 @@ SPECIAL_PROCEDURES = {"hearing": N_("hearing"), "inspection": N_("inspection or 
                       "expert_review": N_("expert review"), "public_notice": N_("public notice")}
 VERDICTS = {"valid": N_("Genuine and valid"), "revoked": N_("Revoked"), "expired": N_("Expired"),
             "unknown": N_("Not issued by this city"), "forged": N_("Forged or altered")}
+
+# The data catalogue (wecity.datashare): share classes, EU data themes and frequencies, field sensitivity.
+SHARE_CLASSES = {"unconditional": N_("Shared unconditionally"), "conditional": N_("Shared on conditions"),
+                 "not_shared": N_("Not shared")}
+THEMES = {"AGRI": N_("Agriculture"), "ECON": N_("Economy and finance"), "EDUC": N_("Education and culture"),
+          "ENER": N_("Energy"), "ENVI": N_("Environment"), "GOVE": N_("Government and public sector"),
+          "HEAL": N_("Health"), "INTR": N_("International issues"), "JUST": N_("Justice and public safety"),
+          "REGI": N_("Regions and cities"), "SOCI": N_("Population and society"), "TECH": N_("Science and technology"),
+          "TRAN": N_("Transport")}
+FREQUENCIES = {"CONT": N_("continuously"), "HOURLY": N_("hourly"), "DAILY": N_("daily"), "WEEKLY": N_("weekly"),
+               "MONTHLY": N_("monthly"), "QUARTERLY": N_("quarterly"), "ANNUAL": N_("yearly"),
+               "IRREG": N_("irregularly"), "NEVER": N_("never")}
+SENSITIVITIES = {"public": N_("public"), "internal": N_("internal"), "personal": N_("personal"),
+                 "sensitive": N_("sensitive personal")}

@@ -25,9 +25,13 @@ from wecity.web.labels import (
     APPLICATION_EVENTS,
     CHANNEL_LABELS,
     EVENT_LABELS,
+    FREQUENCIES,
     RETURN_REASONS,
     REVIEW_OUTCOMES,
+    SENSITIVITIES,
+    SHARE_CLASSES,
     SPECIAL_PROCEDURES,
+    THEMES,
     VERDICTS,
 )
 from wecity.web.timefmt import FORMATS, LEFT, OVERDUE, countdown
@@ -65,6 +69,7 @@ _NAV: list[tuple[str, str, str]] = [
     ("/track", N_("Track a report"), "anyone"),
     ("/my", N_("My reports"), "anyone"),
     ("/services", N_("Services"), "anyone"),
+    ("/data", N_("Data catalogue"), "anyone"),
     ("/map", N_("City map"), "anyone"),
     ("/staff", N_("Staff desk"), "staff"),
     ("/staff/queue", N_("Case queue"), "staff"),
@@ -198,6 +203,10 @@ def page(request: Request, template: str, *, user: StaffUser | None, status: int
         "special_labels": SPECIAL_PROCEDURES,
         "verdict_labels": VERDICTS,
         "answer_label": answer_label,
+        "share_labels": SHARE_CLASSES,
+        "theme_labels": THEMES,
+        "frequency_labels": FREQUENCIES,
+        "sensitivity_labels": SENSITIVITIES,
         "now": ctx.clock.now(),
         **values,
     }

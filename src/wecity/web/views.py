@@ -35,7 +35,17 @@ ROLE_LABELS = {Role.HANDLER: N_("Case handler"), Role.DISPATCHER: N_("Dispatcher
 
 
 def register(app: FastAPI) -> None:
-    from wecity.web import api_docs, citizen, my_reports, operations, sensors, services, services_staff, staff
+    from wecity.web import (
+        api_docs,
+        citizen,
+        data,
+        my_reports,
+        operations,
+        sensors,
+        services,
+        services_staff,
+        staff,
+    )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Pages answer errors with a page in the reader's language; machine paths keep problem+json.
@@ -51,6 +61,7 @@ def register(app: FastAPI) -> None:
     app.include_router(sensors.router)
     app.include_router(services.router)
     app.include_router(services_staff.router)
+    app.include_router(data.router)
 
 
 def error_page(request: Request, exc: WeCityError) -> Response:

@@ -1,0 +1,63 @@
+"""The data catalogue's pages: browse and search the departments' datasets, and one dataset's fields,
+share class and ways to read it (CKAN, DCAT-AP, the data API)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from wecity.core.errors import NotFound, WeCityError
+from wecity.core.http import client_address, request_locale, with_retry_after
+from wecity.datashare import queries
+from wecity.datashare.catalogue import THEMES
+from wecity.datashare.dcat import access_right, data_api_url
+from wecity.identity.deps import OptionalStaff
+from wecity.web.i18n import gettext_for
+from wecity.web.render import page
+
+router = APIRouter(include_in_schema=False)
+
+
+async def _limited(request: Request) -> WeCityError | None:
+    try:
+        await request.app.state.ctx.limits.hit("data_read", client_address(request) or "-")
+    except WeCityError as exc:
+        return exc
+    return None
+
+
+@router.get("/data")
+async def catalogue(request: Request, user: OptionalStaff) -> Response:
+    ctx = request.app.state.ctx
+    refused = await _limited(request)
+    if refused is not None:
+        return with_retry_after(page(request, "web/error.html", user=user, status=refused.status, title="429",
+                                     message=refused.localized(request_locale(request))), refused)
+    q = request.query_params.get("q", "")[:100]
+    publisher = request.query_params.get("publisher", "")[:64] or None
+    theme = request.query_params.get("theme", "")
+    theme = theme if theme in THEMES else None
+    open_only = request.query_params.get("open") == "1"
+    count, found = await ctx.db.read(lambda c: queries.search_datasets(
+        c, text=q or None, publisher=publisher, theme=theme, open_only=open_only, limit=200))
+    publishers = await ctx.db.read(queries.publishers)
+    return page(request, "web/data.html", user=user, datasets=found, count=count, q=q, publisher=publisher or "",
+                theme=theme or "", open_only=open_only, publishers=publishers, themes=THEMES)
+
+
+@router.get("/data/{name}")
+async def dataset(request: Request, user: OptionalStaff, name: str) -> Response:
+    ctx = request.app.state.ctx
+    refused = await _limited(request)
+    if refused is not None:
+        return with_retry_after(page(request, "web/error.html", user=user, status=refused.status, title="429",
+                                     message=refused.localized(request_locale(request))), refused)
+    try:
+        d = await ctx.db.read(queries.dataset, name[:100])
+    except NotFound:
+        _ = gettext_for(request_locale(request)).gettext
+        return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
+                    message=_("There is no such dataset."))
+    base = str(request.base_url).rstrip("/")
+    return page(request, "web/dataset.html", user=user, d=d, access=access_right(d),
+                json_url=data_api_url(base, d["name"], "JSON"), csv_url=data_api_url(base, d["name"], "CSV"))

@@ -35,8 +35,8 @@ async def catalogue(request: Request, user: OptionalStaff) -> Response:
                                      message=refused.localized(request_locale(request))), refused)
     q = request.query_params.get("q", "")[:100]
     publisher = request.query_params.get("publisher", "")[:64] or None
-    theme = request.query_params.get("theme", "")
-    theme = theme if theme in THEMES else None
+    asked_theme = request.query_params.get("theme", "")
+    theme = asked_theme if asked_theme in THEMES else None
     open_only = request.query_params.get("open") == "1"
     count, found = await ctx.db.read(lambda c: queries.search_datasets(
         c, text=q or None, publisher=publisher, theme=theme, open_only=open_only, limit=200))

@@ -111,10 +111,20 @@ def _filters(fq: str) -> dict[str, str]:
     return found
 
 
+@router.get("/api/3/action/{action}",
+            summary="CKAN Action API (read): package_search, package_show, organization_list, package_list")
+async def ckan_action_get(request: Request, ctx: Ctx, action: str) -> JSONResponse:
+    return await ckan_action(request, ctx, action)
+
+
+@router.post("/api/3/action/{action}", summary="CKAN Action API (read), parameters as a JSON object")
+async def ckan_action_post(request: Request, ctx: Ctx, action: str) -> JSONResponse:
+    return await ckan_action(request, ctx, action)
+
+
 @router.api_route("/api/action/{action}", methods=["GET", "POST"], include_in_schema=False)
-@router.api_route("/api/3/action/{action}", methods=["GET", "POST"],
-                  summary="CKAN Action API (read): package_search, package_show, organization_list, package_list")
 async def ckan_action(request: Request, ctx: Ctx, action: str) -> JSONResponse:
+    """One CKAN call (also at `/api/action/…`, the path `ckanapi` uses)."""
     await ctx.limits.hit("data_read", client_address(request) or "-")
     if action not in CKAN_ACTIONS:
         raise NotFound(f"action {action!r}: this catalogue answers {', '.join(CKAN_ACTIONS)}",

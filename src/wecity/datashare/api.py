@@ -8,6 +8,8 @@ parameters) or POST (a JSON object), and answer in CKAN's envelope: `{"help", "s
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import Annotated, Any
 
@@ -17,9 +19,11 @@ from fastapi.responses import JSONResponse, Response
 
 from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeCityError
 from wecity.core.http import Ctx, client_address
-from wecity.datashare import catalogue, dcat, queries
+from wecity.datashare import catalogue, dcat, queries, sources
 from wecity.identity.audit import record_audit
-from wecity.identity.deps import CurrentStaff
+from wecity.identity.deps import CurrentStaff, OptionalStaff
+from wecity.identity.models import departments
+from wecity.identity.service import StaffUser
 
 router = APIRouter(tags=["data catalogue"])
 CKAN_ACTIONS = ("package_search", "package_show", "organization_list", "package_list", "status_show")
@@ -199,8 +203,6 @@ async def publish_dataset(ctx: Ctx, user: CurrentStaff, name: str, body: dict[st
     now = ctx.clock.now()
 
     def run(conn: sa.Connection) -> dict[str, Any]:
-        from wecity.identity.models import departments
-
         own = conn.execute(sa.select(departments.c.code).where(departments.c.id == user.department_id)).scalar()
         if "admin" not in user.roles and (own is None or own != body.get("publisher")):
             raise PermissionDenied("a department publishes its own datasets", message_zh="部门只能发布本部门的数据集",
@@ -212,3 +214,78 @@ async def publish_dataset(ctx: Ctx, user: CurrentStaff, name: str, body: dict[st
         return queries.dataset(conn, name)
 
     return await ctx.db.write(run)
+
+
+# -- the data API ---------------------------------------------------------------------------------------------
+
+DATA_PAGE = 1000
+
+
+def _may_read(conn: sa.Connection, d: dict[str, Any], user: StaffUser | None) -> bool:
+    """Open data: anyone. Otherwise, until sharing grants exist: the publishing department's own staff."""
+    if d["open_data"]:
+        return True
+    if user is None or user.department_id is None:
+        return False
+    own = conn.execute(sa.select(departments.c.code).where(departments.c.id == user.department_id)).scalar()
+    return own == d["publisher"]
+
+
+@router.get("/api/v1/data/{name}", summary="A dataset's rows: open data to anyone; other data to its publisher "
+            "(sharing grants to come). Filters: any field=value; fields=a,b; limit, offset; format=json|csv")
+async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
+                    fields: Annotated[str | None, Query(max_length=2000)] = None,
+                    limit: Annotated[int, Query(ge=1, le=DATA_PAGE)] = 100,
+                    offset: Annotated[int, Query(ge=0, le=sources.MAX_ROWS_READ)] = 0,
+                    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json") -> Response:
+    await ctx.limits.hit("data_read", client_address(request) or "-")
+    now = ctx.clock.now()
+    actor = f"user:{user.username}" if user else f"anonymous:{client_address(request) or '-'}"
+
+    def run(conn: sa.Connection) -> dict[str, Any]:
+        d = queries.dataset(conn, name[:100])
+        if not _may_read(conn, d, user):
+            # A refusal of data that is not open is itself on the record, as every access to it is.
+            record_audit(conn, at=now, actor=actor, action="data.read", target=f"dataset:{d['name']}",
+                         outcome="denied", source_address=client_address(request))
+            return {"denied": d["name"]}
+        known = {f["name"]: f for f in d["fields"]}
+        chosen = [f.strip() for f in fields.split(",") if f.strip()] if fields else list(known)
+        unknown = [f for f in chosen if f not in known]
+        filters = {k: v for k, v in request.query_params.items() if k in known}
+        extra = [k for k in request.query_params if k not in known and k not in ("fields", "limit", "offset", "format")]
+        if unknown or extra:
+            raise ValidationFailed(f"dataset {d['name']} has no field {', '.join(unknown + extra)}",
+                                   message_zh=f"数据集 {d['name']} 没有字段：{'、'.join(unknown + extra)}",
+                                   code="datashare.unknown_field")
+        rows = [r for r in sources.reader(d)(conn, d, now)
+                if all(str(sources.cell(r.get(k), known[k]["type"])) == v for k, v in filters.items())]
+        page = [{f: sources.cell(r.get(f), known[f]["type"]) for f in chosen} for r in rows[offset:offset + limit]]
+        if not d["open_data"]:
+            record_audit(conn, at=now, actor=actor, action="data.read", target=f"dataset:{d['name']}",
+                         source_address=client_address(request),
+                         detail={"rows": len(page), "offset": offset, "fields": chosen, "filters": filters})
+        return {"dataset": d["name"], "count": len(rows), "offset": offset, "limit": limit, "fields": chosen,
+                "rows": page}
+
+    result = await ctx.db.write(run)
+    if "denied" in result:
+        raise PermissionDenied(f"dataset {result['denied']} is not open data: it is read under a sharing grant",
+                               message_zh=f"数据集 {result['denied']} 不是开放数据，须凭共享授权获取",
+                               code="datashare.grant_required")
+    if format == "csv":
+        return Response(_csv(result["fields"], result["rows"]), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{result["dataset"]}.csv"'})
+    return JSONResponse(result)
+
+
+def _csv(fields: list[str], rows: list[dict[str, Any]]) -> str:
+    """CSV with a byte-order mark, so that spreadsheet programs read the Chinese as UTF-8."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out)
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else
+                         "" if v is None else v for v in (row[f] for f in fields)])
+    return out.getvalue()

@@ -225,3 +225,17 @@ def running_clocks(conn: Connection) -> list[Any]:
         applications.c.accepted_at.is_not(None), applications.c.finished_at.is_(None),
         applications.c.paused_since.is_(None), applications.c.due_on.is_not(None),
         sa.or_(applications.c.warned_at.is_(None), applications.c.escalated_at.is_(None)))))
+
+
+def certificates_of_type(conn: Connection, kind: str, *, now: Any, limit: int, offset: int
+                         ) -> tuple[int, list[dict[str, Any]]]:
+    """Valid (issued, not revoked, not expired) certificates of one type, oldest first: what the data
+    platform serves of them. Each row: number, issued_at, valid_until, and the certificate's fields."""
+    valid = sa.and_(certificates.c.type == kind, certificates.c.revoked_at.is_(None),
+                    sa.or_(certificates.c.valid_until.is_(None), certificates.c.valid_until > now))
+    total = int(conn.execute(sa.select(sa.func.count()).select_from(certificates).where(valid)).scalar_one())
+    rows = conn.execute(sa.select(certificates.c.number, certificates.c.issued_at, certificates.c.valid_until,
+                                  certificates.c.document).where(valid).order_by(certificates.c.id)
+                        .limit(limit).offset(offset))
+    return total, [{"number": r.number, "issued_at": r.issued_at, "valid_until": r.valid_until,
+                    **dict((r.document or {}).get("fields") or {})} for r in rows]

@@ -1,0 +1,82 @@
+"""The data API: open data to anyone (JSON and CSV, filters, fields, paging); data that is not open only
+to its publishing department until sharing grants exist, every read and refusal of it in the audit log;
+datasets catalogued but not served say so."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from wecity.govservice import certificates
+from wecity.identity.applicants import create_applicant
+from wecity.identity.models import audit_log, users
+from wecity.identity.service import start_session
+
+from ..conftest import City, make_client
+
+
+def _session(city: City, username: str) -> dict[str, str]:
+    token = city.db.write_sync(lambda c: start_session(c, c.execute(sa.select(users.c.id).where(
+        users.c.username == username)).scalar_one(), city.clock.now()))
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _licences(city: City) -> list[str]:
+    now = city.clock.now()
+
+    def issue(conn: sa.Connection) -> list[str]:
+        key = certificates.signing_key(conn, city.settings.var_dir)
+        numbers = []
+        for i, (name, place) in enumerate([("明记小吃", "芙蓉区五一大道 1 号"), ("湘味粉店", "天心区书院路 2 号"),
+                                          ("岳麓书店", "岳麓区麓山南路 3 号")]):
+            holder = create_applicant(conn, kind="citizen", display_name=f"经营者{i}", phone=f"1390000100{i}", now=now)
+            issued = certificates.issue(
+                conn, key=key, type="individual_business_licence", name_zh="个体工商户营业执照",
+                name_en="Individual business licence", holder_id=holder.id, holder_name=holder.display_name,
+                application_id=None, application_number=None, department_code="shichang",
+                department_name_zh="市场监督管理局", department_name_en="Market Regulation",
+                fields={"business_name": name, "business_address": place, "business_scope": "餐饮"},
+                valid_days=None, now=now)
+            numbers.append(issued["number"])
+        return numbers
+
+    return city.db.write_sync(issue)
+
+
+def test_open_data_is_served_to_anyone_as_json_and_csv(catalogued: City) -> None:
+    numbers = _licences(catalogued)
+    with make_client(catalogued) as client:
+        body = client.get("/api/v1/data/business-licences").json()
+        assert body["count"] == 3 and [r["number"] for r in body["rows"]] == numbers
+        assert body["rows"][0]["business_name"] == "明记小吃" and body["rows"][0]["issued_at"] == "2026-11-02"
+        picked = client.get("/api/v1/data/business-licences", params={"fields": "number,business_name",
+                                                                       "business_scope": "餐饮", "limit": 1,
+                                                                       "offset": 1}).json()
+        assert picked["count"] == 3 and picked["rows"] == [{"number": numbers[1], "business_name": "湘味粉店"}]
+        one = client.get("/api/v1/data/business-licences", params={"business_name": "岳麓书店"}).json()
+        assert [r["number"] for r in one["rows"]] == [numbers[2]]
+        csv_text = client.get("/api/v1/data/business-licences", params={"format": "csv"}).text
+        assert csv_text.startswith("\ufeffnumber,business_name") and "湘味粉店" in csv_text
+        bad = client.get("/api/v1/data/business-licences", params={"owner": "x"})
+        assert bad.status_code == 400 and bad.json()["code"] == "datashare.unknown_field"
+        areas = client.get("/api/v1/data/district-boundaries", params={"fields": "code,name_zh"}).json()
+        assert areas["count"] >= 9 and "芙蓉区" in {r["name_zh"] for r in areas["rows"]}
+        not_served = client.get("/api/v1/data/air-quality")
+        assert not_served.status_code == 404 and not_served.json()["code"] == "datashare.not_served"
+        assert client.get("/api/v1/data/no-such").status_code == 404
+    # Open data is public: reading it leaves no entry about anyone.
+    assert catalogued.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(audit_log).where(
+        audit_log.c.action == "data.read")).scalar()) == 0
+
+
+def test_data_that_is_not_open_is_refused_and_every_read_and_refusal_logged(catalogued: City) -> None:
+    with make_client(catalogued) as client:
+        assert client.get("/api/v1/data/road-occupation-permits").status_code == 403
+        other = client.get("/api/v1/data/road-occupation-permits", headers=_session(catalogued, "zhujian"))
+        assert other.status_code == 403 and other.json()["code"] == "datashare.grant_required"
+        own = client.get("/api/v1/data/road-occupation-permits", headers=_session(catalogued, "chengguan"))
+        assert own.status_code == 200 and own.json()["count"] == 0
+    log = catalogued.db.read_sync(lambda c: [(r.actor, r.outcome) for r in c.execute(
+        sa.select(audit_log.c.actor, audit_log.c.outcome).where(audit_log.c.action == "data.read")
+        .order_by(audit_log.c.id))])
+    assert [outcome for _, outcome in log] == ["denied", "denied", "ok"]
+    assert log[0][0].startswith("anonymous:") and log[1][0] == "user:zhujian" and log[2][0] == "user:chengguan"

@@ -287,3 +287,43 @@ def reports_for_phone(conn: Connection, phones: list[str], *, limit: int = 100) 
                                      .join(categories, categories.c.code == reports.c.service_code))
                         .where(reports.c.phone.in_(phones)).order_by(reports.c.id.desc()).limit(limit)).all()
     return [dict(r._mapping) for r in rows]
+
+
+# -- cases as rows of the data platform ---------------------------------------------------------------
+
+def _first_reporter_phone() -> Any:
+    return (sa.select(reports.c.phone).where(reports.c.case_id == cases.c.id).order_by(reports.c.id).limit(1)
+            .correlate(cases).scalar_subquery())
+
+
+def case_record_columns() -> dict[str, Any]:
+    """What a case offers the data platform, by the name a dataset's field uses for it."""
+    return {"case_id": cases.c.id, "category": cases.c.category_code, "district": areas.c.code,
+            "department": departments.c.code, "status": cases.c.status, "source": cases.c.source,
+            "created_at": cases.c.created_at, "closed_at": cases.c.closed_at, "lat": cases.c.lat,
+            "long": cases.c.long, "address": cases.c.address, "description": cases.c.description,
+            "reporter_phone": _first_reporter_phone()}
+
+
+def case_records(conn: Connection, columns: list[str], where: dict[str, list[Any]], *, limit: int, offset: int,
+                 with_subject: bool) -> tuple[int, list[dict[str, Any]]]:
+    """How many cases (merged ones excepted) pass `where` ({column: allowed values}), and one page of them,
+    oldest first, with the `columns` asked for. Each row also carries `_record` ("case:<id>") and, with
+    `with_subject`, `_phone`: the number of the person whose report opened the case (the person the record
+    is about), so that the reading can be shown to them."""
+    known = case_record_columns()
+    joined = (cases.outerjoin(areas, areas.c.id == cases.c.area_id)
+              .outerjoin(departments, departments.c.id == cases.c.department_id))
+    conditions = [cases.c.merged_into_id.is_(None), *(known[name].in_(values) for name, values in where.items())]
+    total = int(conn.execute(sa.select(sa.func.count()).select_from(joined).where(*conditions)).scalar_one())
+    chosen = [known[name].label(name) for name in columns]
+    if with_subject:
+        chosen.append(known["reporter_phone"].label("_phone"))
+    query = (sa.select(cases.c.id.label("_id"), *chosen).select_from(joined).where(*conditions)
+             .order_by(cases.c.id).limit(limit).offset(offset))
+    rows = []
+    for r in conn.execute(query):
+        row = dict(r._mapping)
+        row["_record"] = f"case:{row.pop('_id')}"
+        rows.append(row)
+    return total, rows

@@ -100,9 +100,10 @@ class Limiter:
         self.db = db if db is not None and not db.is_sqlite else None
         self._counts: dict[tuple[str, str, int], _Count] = {}
 
-    async def hit(self, name: str, key: str) -> None:
-        """Count one request of `key` under rule `name`; RateLimited (nothing counted) when a window is full."""
-        rule = self.rules.get(name)
+    async def hit(self, name: str, key: str, rule: Rule | None = None) -> None:
+        """Count one request of `key` under rule `name` (or under `rule`, when the rule belongs to what is
+        counted, such as a sharing grant's own limit); RateLimited (nothing counted) when a window is full."""
+        rule = self.rules.get(name) if rule is None else rule
         if not rule:
             return
         now = self.clock.now().timestamp()

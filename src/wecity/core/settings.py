@@ -75,6 +75,9 @@ class Settings:
     # Who may read /metrics: with a token, whoever sends `Authorization: Bearer <token>` (a Prometheus on
     # another machine); without one, only a client on this machine that no proxy forwarded.
     metrics_token: str | None = None
+    # The department that coordinates data sharing (the city's 政务数据主管部门): requests answered late are
+    # escalated to it, and it sees every department's requests and grants.
+    data_coordinator: str = "zhengwu"
     rate_limits: dict[str, Rule] = field(default_factory=default_rate_limits)
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -193,6 +196,7 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         work_hours=work_hours,
         ngsild_auth=ngsild_auth,
         metrics_token=metrics_token,
+        data_coordinator=values.get("WECITY_DATA_COORDINATOR") or "zhengwu",
         rate_limits=_rate_limits(values),
     )
 

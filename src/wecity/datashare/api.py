@@ -19,11 +19,11 @@ from fastapi.responses import JSONResponse, Response
 
 from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeCityError
 from wecity.core.http import Ctx, client_address
-from wecity.datashare import catalogue, dcat, queries, sources
+from wecity.core.limits import parse_rule
+from wecity.datashare import access, catalogue, dcat, queries, sources
 from wecity.identity.audit import record_audit
 from wecity.identity.deps import CurrentStaff, OptionalStaff
 from wecity.identity.models import departments
-from wecity.identity.service import StaffUser
 
 router = APIRouter(tags=["data catalogue"])
 CKAN_ACTIONS = ("package_search", "package_show", "organization_list", "package_list", "status_show")
@@ -219,60 +219,66 @@ async def publish_dataset(ctx: Ctx, user: CurrentStaff, name: str, body: dict[st
 # -- the data API ---------------------------------------------------------------------------------------------
 
 DATA_PAGE = 1000
+_PAGING = ("fields", "limit", "offset", "format", "grant")
 
 
-def _may_read(conn: sa.Connection, d: dict[str, Any], user: StaffUser | None) -> bool:
-    """Open data: anyone. Otherwise, until sharing grants exist: the publishing department's own staff."""
-    if d["open_data"]:
-        return True
-    if user is None or user.department_id is None:
-        return False
-    own = conn.execute(sa.select(departments.c.code).where(departments.c.id == user.department_id)).scalar()
-    return own == d["publisher"]
-
-
-@router.get("/api/v1/data/{name}", summary="A dataset's rows: open data to anyone; other data to its publisher "
-            "(sharing grants to come). Filters: any field=value; fields=a,b; limit, offset; format=json|csv")
+@router.get("/api/v1/data/{name}", summary="A dataset's rows: open data to anyone; other data to its publisher's "
+            "staff and, within their grant, to departments it was shared with. Filters: any field=value; "
+            "fields=a,b; limit, offset; format=json|csv; grant=id (when a department holds several)")
 async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
                     fields: Annotated[str | None, Query(max_length=2000)] = None,
                     limit: Annotated[int, Query(ge=1, le=DATA_PAGE)] = 100,
                     offset: Annotated[int, Query(ge=0, le=sources.MAX_ROWS_READ)] = 0,
-                    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json") -> Response:
-    await ctx.limits.hit("data_read", client_address(request) or "-")
+                    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+                    grant: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> Response:
+    address = client_address(request)
+    await ctx.limits.hit("data_read", address or "-")
     now = ctx.clock.now()
-    actor = f"user:{user.username}" if user else f"anonymous:{client_address(request) or '-'}"
+    actor = f"user:{user.username}" if user else f"anonymous:{address or '-'}"
+    d = await ctx.db.read(queries.dataset, name[:100])
+    found = await ctx.db.read(lambda c: access.resolve(c, d, user, now=now, grant_id=grant))
+    if isinstance(found, access.Refusal):
+        await ctx.db.write(lambda c: access.record_refusal(c, d, found, user, actor=actor, source_address=address, now=now))
+        raise access.refusal_error(d, found)
+    if found.grant_id is not None and found.rate_limit:
+        # Each grant is counted on its own, at the rate its provider set.
+        await ctx.limits.hit("data_grant", f"grant:{found.grant_id}", parse_rule(found.rate_limit))
+    chosen = [f.strip() for f in fields.split(",") if f.strip()] if fields else list(found.fields)
+    known = {f["name"] for f in d["fields"]}
+    unknown = [f for f in chosen if f not in known]
+    filters = {k: v for k, v in request.query_params.items() if k in known}
+    extra = [k for k in request.query_params if k not in known and k not in _PAGING]
+    if unknown or extra:
+        raise ValidationFailed(f"dataset {d['name']} has no field {', '.join(unknown + extra)}",
+                               message_zh=f"数据集 {d['name']} 没有字段：{'、'.join(unknown + extra)}",
+                               code="datashare.unknown_field")
+    outside = [f for f in [*chosen, *filters] if f not in found.fields and f not in found.row_filter]
+    if outside:
+        raise PermissionDenied(f"outside your grant: {', '.join(dict.fromkeys(outside))}",
+                               message_zh=f"超出授权范围的字段：{'、'.join(dict.fromkeys(outside))}",
+                               code="datashare.outside_grant")
+    query = sources.Query(chosen, access.combined_filter(filters, found.row_filter), limit, offset,
+                          with_subject=found.kind != access.OPEN)
+    kinds = {f["name"]: f["type"] for f in d["fields"]}
 
     def run(conn: sa.Connection) -> dict[str, Any]:
-        d = queries.dataset(conn, name[:100])
-        if not _may_read(conn, d, user):
-            # A refusal of data that is not open is itself on the record, as every access to it is.
-            record_audit(conn, at=now, actor=actor, action="data.read", target=f"dataset:{d['name']}",
-                         outcome="denied", source_address=client_address(request))
-            return {"denied": d["name"]}
-        known = {f["name"]: f for f in d["fields"]}
-        chosen = [f.strip() for f in fields.split(",") if f.strip()] if fields else list(known)
-        unknown = [f for f in chosen if f not in known]
-        filters = {k: v for k, v in request.query_params.items() if k in known}
-        extra = [k for k in request.query_params if k not in known and k not in ("fields", "limit", "offset", "format")]
-        if unknown or extra:
-            raise ValidationFailed(f"dataset {d['name']} has no field {', '.join(unknown + extra)}",
-                                   message_zh=f"数据集 {d['name']} 没有字段：{'、'.join(unknown + extra)}",
-                                   code="datashare.unknown_field")
-        rows = [r for r in sources.reader(d)(conn, d, now)
-                if all(str(sources.cell(r.get(k), known[k]["type"])) == v for k, v in filters.items())]
-        page = [{f: sources.cell(r.get(f), known[f]["type"]) for f in chosen} for r in rows[offset:offset + limit]]
-        if not d["open_data"]:
-            record_audit(conn, at=now, actor=actor, action="data.read", target=f"dataset:{d['name']}",
-                         source_address=client_address(request),
-                         detail={"rows": len(page), "offset": offset, "fields": chosen, "filters": filters})
-        return {"dataset": d["name"], "count": len(rows), "offset": offset, "limit": limit, "fields": chosen,
-                "rows": page}
+        # Again inside the transaction that logs the reading: a grant revoked in between is not used.
+        now_found = access.resolve(conn, d, user, now=now, grant_id=grant)
+        if isinstance(now_found, access.Refusal):
+            access.record_refusal(conn, d, now_found, user, actor=actor, source_address=address, now=now)
+            return {"refused": now_found}
+        count, rows = sources.reader(d)(conn, d, query, now)
+        access.record_reading(conn, d, found, rows, actor=actor, source_address=address, now=now,
+                              secret_key=ctx.settings.secret_key,
+                              detail={"rows": len(rows), "offset": offset, "fields": chosen, "filters": query.where})
+        page = [{f: access.mask(r.get(f), f) if f in found.masked else sources.cell(r.get(f), kinds[f])
+                 for f in chosen} for r in rows]
+        return {"dataset": d["name"], "count": count, "offset": offset, "limit": limit, "fields": chosen,
+                "masked": [f for f in chosen if f in found.masked], "grant": found.grant_id, "rows": page}
 
-    result = await ctx.db.write(run)
-    if "denied" in result:
-        raise PermissionDenied(f"dataset {result['denied']} is not open data: it is read under a sharing grant",
-                               message_zh=f"数据集 {result['denied']} 不是开放数据，须凭共享授权获取",
-                               code="datashare.grant_required")
+    result = await (ctx.db.read(run) if found.kind == access.OPEN else ctx.db.write(run))
+    if "refused" in result:
+        raise access.refusal_error(d, result["refused"])
     if format == "csv":
         return Response(_csv(result["fields"], result["rows"]), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{result["dataset"]}.csv"'})

@@ -54,3 +54,113 @@ dataset_fields = sa.Table(
     sa.UniqueConstraint("dataset_id", "name"),
     info=INFO,
 )
+
+# A department's request for a dataset (共享申请): what it wants (fields, the personal ones it asks to see
+# in clear, a row filter such as one district), why, and for how long. The provider decides on a clock of
+# working days from submission (2 for an unconditional resource, 5 for a conditional one); a request still
+# open on its due day is escalated to the coordinating department. A refusal carries reasons and their basis.
+data_requests = sa.Table(
+    "data_requests", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id"), nullable=False, index=True),
+    sa.Column("requester", sa.String(64), sa.ForeignKey("departments.code"), nullable=False, index=True),
+    sa.Column("provider", sa.String(64), sa.ForeignKey("departments.code"), nullable=False, index=True),
+    sa.Column("requested_by", sa.String(100), nullable=False),  # the requesting staff member's username
+    sa.Column("purpose", sa.Text, nullable=False),
+    sa.Column("basis", sa.Text, nullable=False, default=""),  # the requester's legal basis or duty
+    sa.Column("fields", sa.JSON, nullable=False),  # field names, in the dataset's order
+    sa.Column("clear_fields", sa.JSON, nullable=False),  # personal fields asked for unmasked
+    sa.Column("row_filter", sa.JSON, nullable=False),  # {field: [allowed values]}; {} is every row
+    sa.Column("days", sa.Integer, nullable=False),  # how long the grant is asked for, in calendar days
+    sa.Column("state", sa.String(20), nullable=False, index=True),  # submitted | granted | refused | withdrawn
+    sa.Column("submitted_at", UTCDateTime, nullable=False),
+    sa.Column("due_on", sa.Date, nullable=False),  # the working day by which the provider answers
+    sa.Column("warned_at", UTCDateTime),
+    sa.Column("escalated_at", UTCDateTime),  # when the coordinating department was told it is late
+    sa.Column("decided_at", UTCDateTime),
+    sa.Column("decided_by", sa.String(100)),
+    sa.Column("reasons", sa.Text),  # why it was refused, or what the grant narrowed
+    sa.Column("decision_basis", sa.Text),
+    info=INFO,
+)
+
+# What happened to a request, in order: submitted, warned, escalated, granted, refused, withdrawn, revoked,
+# disclosure_delayed. The pages show it as the request's timeline; the audit log has each step too.
+data_request_events = sa.Table(
+    "data_request_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("request_id", sa.Integer, sa.ForeignKey("data_requests.id"), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("event", sa.String(30), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),  # a username, or "system"
+    sa.Column("department", sa.String(64)),
+    sa.Column("note", sa.Text),
+    info=INFO,
+)
+
+# A grant (共享授权): the scope within which one department reads one dataset through the data API. Fields
+# outside it are not returned; its personal fields come masked unless `clear_fields` names them; rows are
+# those the row filter lets through; it ends at `expires_at` or when revoked. `rate_limit` counts its calls.
+# `disclose_from`: until this time, accesses under the grant are not shown to the people the data is about
+# (an investigation the law lets stay unannounced); setting it is logged, and so is its basis.
+data_grants = sa.Table(
+    "data_grants", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("request_id", sa.Integer, sa.ForeignKey("data_requests.id"), unique=True),
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id"), nullable=False, index=True),
+    sa.Column("grantee", sa.String(64), sa.ForeignKey("departments.code"), nullable=False, index=True),
+    sa.Column("purpose", sa.Text, nullable=False),
+    sa.Column("fields", sa.JSON, nullable=False),
+    sa.Column("clear_fields", sa.JSON, nullable=False),
+    sa.Column("row_filter", sa.JSON, nullable=False),
+    sa.Column("rate_limit", sa.String(40), nullable=False),
+    sa.Column("granted_at", UTCDateTime, nullable=False),
+    sa.Column("granted_by", sa.String(100), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
+    sa.Column("revoked_by", sa.String(100)),
+    sa.Column("revoke_reason", sa.Text),
+    sa.Column("disclose_from", UTCDateTime),
+    sa.Column("disclosure_basis", sa.Text),
+    info=INFO,
+)
+
+# Every call of the data API on data that is not open, answered or refused: the department's view of who used
+# its data, and a grant's access log. The audit-log entry (`audit_id`) is the tamper-evident record of the
+# same call; this table is the index that pages and figures read.
+data_accesses = sa.Table(
+    "data_accesses", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id"), nullable=False, index=True),
+    sa.Column("grant_id", sa.Integer, sa.ForeignKey("data_grants.id"), index=True),
+    sa.Column("reader", sa.String(64)),  # the reading department's code (none for an anonymous caller)
+    sa.Column("actor", sa.String(200), nullable=False),  # "user:<username>" or "anonymous:<address>"
+    sa.Column("access", sa.String(20), nullable=False),  # publisher | grant | refused
+    sa.Column("purpose", sa.Text, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),  # ok | no_grant | expired | revoked | anonymous
+    sa.Column("audit_id", sa.Integer, nullable=False),
+    info=INFO,
+)
+
+# The index behind "who used my data": one row per record about a person returned by the data API. The
+# person is a keyed hash of their phone number (never the number itself); `access_id` is the call (and through
+# it the audit-log entry whose hash chain makes the account tamper-evident). `visible_from` is when the
+# person may see it (the call's time, or the grant's `disclose_from` when that is later).
+data_disclosures = sa.Table(
+    "data_disclosures", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("subject", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("visible_from", UTCDateTime, nullable=False),
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id"), nullable=False),
+    sa.Column("grant_id", sa.Integer, sa.ForeignKey("data_grants.id")),
+    sa.Column("reader", sa.String(64), nullable=False),  # the reading department's code
+    sa.Column("purpose", sa.Text, nullable=False),
+    sa.Column("record", sa.String(100), nullable=False),  # "case:12", "application:40", "certificate:…"
+    sa.Column("access_id", sa.Integer, sa.ForeignKey("data_accesses.id"), nullable=False),
+    sa.Index("ix_data_disclosures_subject_at", "subject", "at"),
+    sa.Index("ix_data_disclosures_grant", "grant_id"),
+    info=INFO,
+)

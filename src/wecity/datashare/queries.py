@@ -20,24 +20,38 @@ def published(conn: Connection) -> list[dict[str, Any]]:
     """Every published dataset with its fields and publisher, newest change first. Kept per process for a
     few seconds and dropped when this process publishes (wecity.core.cache): the catalogue is read on every
     search and harvest, and changes a few times a week."""
-    def load() -> list[dict[str, Any]]:
-        names = {r.code: (r.name_zh, r.name_en) for r in conn.execute(
-            sa.select(departments.c.code, departments.c.name_zh, departments.c.name_en))}
-        fields: dict[int, list[dict[str, Any]]] = {}
-        for f in conn.execute(sa.select(dataset_fields).order_by(dataset_fields.c.dataset_id, dataset_fields.c.position)):
-            fields.setdefault(f.dataset_id, []).append(
-                {k: getattr(f, k) for k in ("name", "title_zh", "title_en", "type", "sensitivity", "description")})
-        out = []
-        for row in conn.execute(sa.select(datasets).where(datasets.c.state == "published")
-                                .order_by(datasets.c.modified_at.desc(), datasets.c.id.desc())):
-            d = dict(row._mapping)
-            d["publisher_zh"], d["publisher_en"] = names.get(d["publisher"], (d["publisher"], d["publisher"]))
-            d["fields"] = fields.get(d["id"], [])
-            d["personal_fields"] = [f["name"] for f in d["fields"] if f["sensitivity"] in PERSONAL]
-            out.append(d)
-        return out
+    return cache.cached(conn, (CATALOGUE_CACHE,), lambda: _load(conn, datasets.c.state == "published"))
 
-    return cache.cached(conn, (CATALOGUE_CACHE,), load)
+
+def _load(conn: Connection, where: sa.ColumnElement[bool]) -> list[dict[str, Any]]:
+    names = {r.code: (r.name_zh, r.name_en) for r in conn.execute(
+        sa.select(departments.c.code, departments.c.name_zh, departments.c.name_en))}
+    rows = conn.execute(sa.select(datasets).where(where)
+                        .order_by(datasets.c.modified_at.desc(), datasets.c.id.desc())).all()
+    fields: dict[int, list[dict[str, Any]]] = {}
+    for f in conn.execute(sa.select(dataset_fields).where(dataset_fields.c.dataset_id.in_([r.id for r in rows]))
+                          .order_by(dataset_fields.c.dataset_id, dataset_fields.c.position)):
+        fields.setdefault(f.dataset_id, []).append(
+            {k: getattr(f, k) for k in ("name", "title_zh", "title_en", "type", "sensitivity", "description")})
+    out = []
+    for row in rows:
+        d = dict(row._mapping)
+        d["publisher_zh"], d["publisher_en"] = names.get(d["publisher"], (d["publisher"], d["publisher"]))
+        d["fields"] = fields.get(d["id"], [])
+        d["personal_fields"] = [f["name"] for f in d["fields"] if f["sensitivity"] in PERSONAL]
+        out.append(d)
+    return out
+
+
+def dataset_by_id(conn: Connection, dataset_id: int) -> dict[str, Any]:
+    """A dataset by id, published or not (a request or grant outlives its dataset's withdrawal)."""
+    for d in published(conn):
+        if d["id"] == dataset_id:
+            return d
+    found = _load(conn, datasets.c.id == dataset_id)
+    if not found:
+        raise NotFound(f"no dataset {dataset_id}", message_zh=f"数据集 {dataset_id} 不存在")
+    return found[0]
 
 
 def _matches(d: dict[str, Any], needle: str) -> bool:

@@ -1,46 +1,52 @@
 """Where a dataset's rows come from: each source kind reads the read model of the domain that holds the
-data, and answers rows keyed by the dataset's field names.
+data, and answers one page of rows keyed by the dataset's field names, with how many rows pass the
+filters in all.
 
-Served so far: `certificates` (the valid certificates of the type `source_ref` names: their number, dates
-and fields) and `table` with `source_ref` "areas" (the city's districts and their boundaries). The other
-kinds (cases, NGSI-LD entity types, applications) are listed in the catalogue but not served yet: asking
-for them is answered as such, not with an empty table.
+- `cases`: the city's cases (wecity.cases.queries.case_records), filtered, counted and paged in SQL, so
+  that a grant for one district reads that district's rows only, however many cases the city has.
+- `applications`: submitted service applications (all, or of the matter `source_ref` names), their
+  answers by field name.
+- `certificates`: the valid certificates of the type `source_ref` names.
+- `table` "areas": the city's districts and their boundaries.
+
+Every row may carry `_record` (what it is: "case:12", "application:…", "certificate:…") and `_phone`
+(the person it is about), which the data API uses to tell that person who read it, and never returns.
+The other kinds (NGSI-LD entity types, daily case statistics) are listed in the catalogue but not served
+yet: asking for them is answered as such, not with an empty table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from wecity.core.errors import NotFound
+from wecity.cases.queries import case_record_columns, case_records
+from wecity.core.errors import NotFound, ValidationFailed
+from wecity.core.worktime import load_calendar
 from wecity.geo.service import list_areas
-from wecity.govservice.queries import certificates_of_type
+from wecity.govservice.queries import application_records, certificates_of_type
 
-# (conn, dataset, now) -> every row of the dataset (the data API filters, selects and pages them).
-Reader = Callable[[Connection, dict[str, Any], datetime], list[dict[str, Any]]]
 MAX_ROWS_READ = 100_000
 
 
-def _certificates(conn: Connection, d: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
-    _, rows = certificates_of_type(conn, d["source_ref"], now=now, limit=MAX_ROWS_READ, offset=0)
-    return rows
+@dataclass(frozen=True)
+class Query:
+    """What to read: the fields to return, the allowed values per field (the caller's filters and the
+    grant's row filter, already combined), and the page."""
+
+    fields: list[str]
+    where: dict[str, list[str]]
+    limit: int
+    offset: int
+    with_subject: bool
 
 
-def _areas(conn: Connection, d: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
-    return list_areas(conn, with_geometry=True)
-
-
-def reader(d: dict[str, Any]) -> Reader:
-    if d["source"] == "certificates":
-        return _certificates
-    if d["source"] == "table" and d["source_ref"] == "areas":
-        return _areas
-    raise NotFound(f"dataset {d['name']}: its data ({d['source']}) is catalogued but not served through the "
-                   "data API yet", message_zh=f"数据集 {d['name']} 已编目，但其数据（{d['source']}）尚未通过数据接口提供",
-                   code="datashare.not_served")
+# (conn, dataset, query, now) -> (rows passing the filters, one page of them)
+Reader = Callable[[Connection, dict[str, Any], Query, datetime], tuple[int, list[dict[str, Any]]]]
 
 
 def cell(value: Any, kind: str) -> Any:
@@ -50,3 +56,75 @@ def cell(value: Any, kind: str) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
+
+
+def _text(value: Any, kind: str) -> str:
+    value = cell(value, kind)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _in_memory(rows: list[dict[str, Any]], d: dict[str, Any], q: Query) -> tuple[int, list[dict[str, Any]]]:
+    """Filters and paging over rows already read (sources that are small: certificates, areas)."""
+    kinds = {f["name"]: f["type"] for f in d["fields"]}
+    passing = [r for r in rows if all(_text(r.get(k), kinds[k]) in set(v) for k, v in q.where.items())]
+    keep = [*q.fields, "_record", *(["_phone"] if q.with_subject else [])]
+    return len(passing), [{k: r.get(k) for k in keep} for r in passing[q.offset:q.offset + q.limit]]
+
+
+def _typed(value: str, kind: str, name: str) -> Any:
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+        if kind == "boolean":
+            return {"true": True, "false": False}[value.lower()]
+    except (ValueError, KeyError):
+        raise ValidationFailed(f"{name}={value!r} is not a {kind}", message_zh=f"{name}={value!r} 不是有效的{kind}值",
+                               code="datashare.bad_filter") from None
+    if kind in ("date", "datetime", "geometry"):
+        raise ValidationFailed(f"{name}: rows are filtered by equal values of text, number and yes/no fields",
+                               message_zh=f"{name}：仅支持按文本、数字和是/否字段的取值筛选",
+                               code="datashare.bad_filter")
+    return value
+
+
+def _cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int, list[dict[str, Any]]]:
+    known = case_record_columns()
+    missing = [f["name"] for f in d["fields"] if f["name"] not in known]
+    if missing:
+        raise NotFound(f"dataset {d['name']}: cases have no {', '.join(missing)}",
+                       message_zh=f"数据集 {d['name']}：案件数据中没有 {'、'.join(missing)}", code="datashare.not_served")
+    kinds = {f["name"]: f["type"] for f in d["fields"]}
+    where = {k: [_typed(v, kinds[k], k) for v in values] for k, values in q.where.items()}
+    return case_records(conn, q.fields, where, limit=q.limit, offset=q.offset, with_subject=q.with_subject)
+
+
+def _applications(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int, list[dict[str, Any]]]:
+    rows = application_records(conn, d["source_ref"] or None, calendar=load_calendar(conn), limit=MAX_ROWS_READ)
+    return _in_memory(rows, d, q)
+
+
+def _certificates(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int, list[dict[str, Any]]]:
+    _, rows = certificates_of_type(conn, d["source_ref"], now=now, limit=MAX_ROWS_READ, offset=0)
+    return _in_memory(rows, d, q)
+
+
+def _areas(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int, list[dict[str, Any]]]:
+    return _in_memory(list_areas(conn, with_geometry=True), d, q)
+
+
+def reader(d: dict[str, Any]) -> Reader:
+    if d["source"] == "cases" and not d["source_ref"]:
+        return _cases
+    if d["source"] == "applications":
+        return _applications
+    if d["source"] == "certificates":
+        return _certificates
+    if d["source"] == "table" and d["source_ref"] == "areas":
+        return _areas
+    raise NotFound(f"dataset {d['name']}: its data ({d['source']}) is catalogued but not served through the "
+                   "data API yet", message_zh=f"数据集 {d['name']} 已编目，但其数据（{d['source']}）尚未通过数据接口提供",
+                   code="datashare.not_served")

@@ -234,8 +234,38 @@ def certificates_of_type(conn: Connection, kind: str, *, now: Any, limit: int, o
     valid = sa.and_(certificates.c.type == kind, certificates.c.revoked_at.is_(None),
                     sa.or_(certificates.c.valid_until.is_(None), certificates.c.valid_until > now))
     total = int(conn.execute(sa.select(sa.func.count()).select_from(certificates).where(valid)).scalar_one())
+    # `_record` and `_phone` (the holder's, for a citizen) let the data platform tell the holder who read it.
     rows = conn.execute(sa.select(certificates.c.number, certificates.c.issued_at, certificates.c.valid_until,
-                                  certificates.c.document).where(valid).order_by(certificates.c.id)
-                        .limit(limit).offset(offset))
+                                  certificates.c.document, applicants.c.phone)
+                        .select_from(certificates.join(applicants, applicants.c.id == certificates.c.holder_id))
+                        .where(valid).order_by(certificates.c.id).limit(limit).offset(offset))
     return total, [{"number": r.number, "issued_at": r.issued_at, "valid_until": r.valid_until,
-                    **dict((r.document or {}).get("fields") or {})} for r in rows]
+                    **dict((r.document or {}).get("fields") or {}), "_record": f"certificate:{r.number}",
+                    "_phone": r.phone} for r in rows]
+
+
+def application_records(conn: Connection, matter_code: str | None, *, calendar: WorkingDays,
+                        limit: int) -> list[dict[str, Any]]:
+    """Submitted applications (of one matter, or all) as rows of the data platform, oldest first: number,
+    matter, department, when submitted and finished, whether on time, the outcome (`decision`), the rating,
+    the applicant's name and ID number, and every answer of the form by its field name. Each row carries
+    `_record` ("application:<number>") and `_phone`: the number of the citizen who filed it."""
+    filer = applicants.alias("filer")
+    query = (sa.select(applications, applicants.c.display_name, applicants.c.profile, filer.c.phone,
+                       application_ratings.c.level)
+             .select_from(applications.join(applicants, applicants.c.id == applications.c.applicant_id)
+                          .join(filer, filer.c.id == applications.c.filed_by)
+                          .outerjoin(application_ratings, application_ratings.c.application_id == applications.c.id))
+             .where(applications.c.submitted_at.is_not(None)).order_by(applications.c.id).limit(limit))
+    if matter_code:
+        query = query.where(applications.c.matter_code == matter_code)
+    out = []
+    for r in conn.execute(query):
+        finished = local_day(r.finished_at, calendar) if r.finished_at else None
+        out.append({**dict(r.form_data or {}), "number": r.number, "matter_code": r.matter_code,
+                    "department": r.department_code, "submitted_at": r.submitted_at, "finished_at": r.finished_at,
+                    "on_time": None if finished is None or r.due_on is None else finished <= r.due_on,
+                    "decision": r.outcome, "rating": r.level, "applicant_name": r.display_name,
+                    "applicant_id_number": (r.profile or {}).get("id_number"),
+                    "_record": f"application:{r.number}", "_phone": r.phone})
+    return out

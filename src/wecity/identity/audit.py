@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from wecity.core.db import inserted_id
 from wecity.identity.models import audit_log
 
 # The "previous hash" of the first entry.
@@ -62,11 +63,11 @@ def _take_chain(conn: Connection) -> str:
 
 
 def record_audit(conn: Connection, *, at: datetime, actor: str, action: str, target: str, outcome: str = "ok",
-                 source_address: str | None = None, detail: dict[str, Any] | None = None) -> None:
-    """Append one entry to the audit log, chained to the last, in the caller's transaction."""
+                 source_address: str | None = None, detail: dict[str, Any] | None = None) -> int:
+    """Append one entry to the audit log, chained to the last, in the caller's transaction; its id."""
     entry = {"at": at, "actor": actor, "action": action, "target": target, "outcome": outcome,
              "source_address": source_address, "detail": detail}
-    conn.execute(audit_log.insert().values(**entry, entry_hash=entry_hash(_take_chain(conn), entry)))
+    return inserted_id(conn.execute(audit_log.insert().values(**entry, entry_hash=entry_hash(_take_chain(conn), entry))))
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ def mask(value: Any, name: str) -> Any:
     if not isinstance(value, str) or not value:
         return None
     if "phone" in name.lower() or (value.isdigit() and len(value) == 11):
-        return mask_phone(value)
+        return mask_phone(normal_phone(value))
     if len(value) >= 15:  # ID numbers, credit codes: region and check digits
         return value[:4] + "*" * (len(value) - 8) + value[-4:]
     if len(value) <= 3:  # a Chinese name: the family name

@@ -31,7 +31,10 @@ MAX_ROWS = 1000
 
 
 def register(app: FastAPI) -> None:
+    from wecity.datashare import sharing_api
+
     app.include_router(router)
+    app.include_router(sharing_api.router)
     # Errors under CKAN's paths in CKAN's envelope, so its clients raise the exception they expect.
     for prefix in ("/api/action", "/api/3/action"):
         app.state.error_renderers[prefix] = ckan_error

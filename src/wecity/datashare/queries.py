@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +11,15 @@ from sqlalchemy.engine import Connection
 from wecity.core import cache
 from wecity.core.errors import NotFound
 from wecity.datashare.catalogue import CATALOGUE_CACHE, PERSONAL
-from wecity.datashare.models import dataset_fields, datasets
+from wecity.datashare.models import (
+    data_accesses,
+    data_disclosures,
+    data_grants,
+    data_request_events,
+    data_requests,
+    dataset_fields,
+    datasets,
+)
 from wecity.identity.models import departments
 
 MAX_PAGE = 1000
@@ -88,3 +97,132 @@ def publishers(conn: Connection) -> list[dict[str, Any]]:
                                                    "name_en": d["publisher_en"], "datasets": 0})
         entry["datasets"] += 1
     return sorted(counts.values(), key=lambda e: e["code"])
+
+
+# -- requests, grants and accesses ----------------------------------------------------------------------------
+
+def _department_names(conn: Connection) -> dict[str, tuple[str, str]]:
+    return {r.code: (r.name_zh, r.name_en) for r in conn.execute(
+        sa.select(departments.c.code, departments.c.name_zh, departments.c.name_en))}
+
+
+def _request_row(r: Any, names: dict[str, tuple[str, str]], today: date) -> dict[str, Any]:
+    out = dict(r._mapping)
+    for side in ("requester", "provider"):
+        out[f"{side}_zh"], out[f"{side}_en"] = names.get(out[side], (out[side], out[side]))
+    out["overdue"] = out["state"] == "submitted" and out["due_on"] < today
+    return out
+
+
+def _requests_query() -> sa.Select[Any]:
+    return (sa.select(data_requests, datasets.c.name.label("dataset"), datasets.c.title_zh, datasets.c.title_en,
+                      datasets.c.share_class, data_grants.c.id.label("grant_id"))
+            .select_from(data_requests.join(datasets, datasets.c.id == data_requests.c.dataset_id)
+                         .outerjoin(data_grants, data_grants.c.request_id == data_requests.c.id)))
+
+
+def data_requests_for(conn: Connection, *, today: date, department: str | None = None, side: str = "both",
+                      state: str | None = None, overdue_only: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+    """Requests made by (side "requester") or to ("provider") a department, or both; all of them when no
+    department is given (the coordinating department's overview). Newest first."""
+    query = _requests_query().order_by(data_requests.c.id.desc()).limit(min(limit, MAX_PAGE))
+    if department is not None:
+        made, asked = data_requests.c.requester == department, data_requests.c.provider == department
+        query = query.where(made if side == "requester" else asked if side == "provider" else sa.or_(made, asked))
+    if state:
+        query = query.where(data_requests.c.state == state)
+    if overdue_only:
+        query = query.where(data_requests.c.state == "submitted", data_requests.c.due_on < today)
+    names = _department_names(conn)
+    return [_request_row(r, names, today) for r in conn.execute(query)]
+
+
+def request_counts(conn: Connection, *, today: date) -> dict[str, int]:
+    """How many requests are in each state, and how many open ones are past their due day."""
+    counts = {state: int(n) for state, n in conn.execute(
+        sa.select(data_requests.c.state, sa.func.count()).group_by(data_requests.c.state))}
+    counts["overdue"] = int(conn.execute(sa.select(sa.func.count()).select_from(data_requests).where(
+        data_requests.c.state == "submitted", data_requests.c.due_on < today)).scalar_one())
+    counts["escalated"] = int(conn.execute(sa.select(sa.func.count()).select_from(data_requests).where(
+        data_requests.c.escalated_at.is_not(None))).scalar_one())
+    return counts
+
+
+def data_request(conn: Connection, request_id: int, *, today: date) -> dict[str, Any]:
+    """One request with its timeline and its grant (if any)."""
+    row = conn.execute(_requests_query().where(data_requests.c.id == request_id)).first()
+    if row is None:
+        raise NotFound(f"no data request {request_id}", message_zh=f"数据共享申请 {request_id} 不存在")
+    out = _request_row(row, _department_names(conn), today)
+    out["events"] = [dict(e._mapping) for e in conn.execute(
+        sa.select(data_request_events).where(data_request_events.c.request_id == request_id)
+        .order_by(data_request_events.c.id))]
+    grant = conn.execute(sa.select(data_grants).where(data_grants.c.request_id == request_id)).first()
+    out["grant"] = dict(grant._mapping) if grant else None
+    return out
+
+
+def grant_view(g: Any, now: datetime) -> dict[str, Any]:
+    out = dict(g._mapping)
+    out["state"] = "revoked" if g.revoked_at is not None else "expired" if g.expires_at <= now else "active"
+    return out
+
+
+def data_grants_for(conn: Connection, *, now: datetime, department: str | None = None, side: str = "both",
+                    limit: int = 200) -> list[dict[str, Any]]:
+    """Grants a department holds (side "grantee"), has given ("provider"), or both; all with no department."""
+    query = (sa.select(data_grants, datasets.c.name.label("dataset"), datasets.c.title_zh, datasets.c.title_en,
+                       datasets.c.publisher)
+             .select_from(data_grants.join(datasets, datasets.c.id == data_grants.c.dataset_id))
+             .order_by(data_grants.c.id.desc()).limit(min(limit, MAX_PAGE)))
+    if department is not None:
+        held, given = data_grants.c.grantee == department, datasets.c.publisher == department
+        query = query.where(held if side == "grantee" else given if side == "provider" else sa.or_(held, given))
+    return [grant_view(g, now) for g in conn.execute(query)]
+
+
+def data_grant(conn: Connection, grant_id: int, *, now: datetime) -> dict[str, Any]:
+    row = conn.execute(sa.select(data_grants, datasets.c.name.label("dataset"), datasets.c.title_zh,
+                                 datasets.c.title_en, datasets.c.publisher)
+                       .select_from(data_grants.join(datasets, datasets.c.id == data_grants.c.dataset_id))
+                       .where(data_grants.c.id == grant_id)).first()
+    if row is None:
+        raise NotFound(f"no data grant {grant_id}", message_zh=f"数据共享授权 {grant_id} 不存在")
+    return grant_view(row, now)
+
+
+def data_accesses_for(conn: Connection, *, publisher: str | None = None, reader: str | None = None,
+                      grant_id: int | None = None, limit: int = 200, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    """Calls of the data API on data that is not open, newest first: on one department's datasets (who used
+    its data), by one department, or under one grant."""
+    joined = data_accesses.join(datasets, datasets.c.id == data_accesses.c.dataset_id)
+    conditions = []
+    if publisher is not None:
+        conditions.append(datasets.c.publisher == publisher)
+    if reader is not None:
+        conditions.append(data_accesses.c.reader == reader)
+    if grant_id is not None:
+        conditions.append(data_accesses.c.grant_id == grant_id)
+    total = int(conn.execute(sa.select(sa.func.count()).select_from(joined).where(*conditions)).scalar_one())
+    rows = conn.execute(sa.select(data_accesses, datasets.c.name.label("dataset"), datasets.c.title_zh,
+                                  datasets.c.title_en, datasets.c.publisher).select_from(joined).where(*conditions)
+                        .order_by(data_accesses.c.id.desc()).limit(min(limit, MAX_PAGE)).offset(offset))
+    return total, [dict(r._mapping) for r in rows]
+
+
+def uses_of_my_data(conn: Connection, subject: str, *, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
+    """Who read records about one person (by their subject key), newest first: when, which department,
+    for what, which dataset and record. Readings under a delayed disclosure appear once it ends."""
+    names = _department_names(conn)
+    rows = conn.execute(sa.select(data_disclosures.c.at, data_disclosures.c.reader, data_disclosures.c.purpose,
+                                  data_disclosures.c.record, data_disclosures.c.grant_id, datasets.c.name.label("dataset"),
+                                  datasets.c.title_zh, datasets.c.title_en)
+                        .select_from(data_disclosures.join(datasets, datasets.c.id == data_disclosures.c.dataset_id))
+                        .where(data_disclosures.c.subject == subject, data_disclosures.c.visible_from <= now)
+                        .order_by(data_disclosures.c.at.desc(), data_disclosures.c.id.desc()).limit(limit))
+    out = []
+    for r in rows:
+        item = dict(r._mapping)
+        item["reader_zh"], item["reader_en"] = names.get(r.reader, (r.reader, r.reader))
+        out.append(item)
+    return out

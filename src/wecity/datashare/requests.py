@@ -190,7 +190,9 @@ class Scope:
 def _narrowed(d: dict[str, Any], asked: Any, body: dict[str, Any]) -> Scope:
     """The scope a provider grants: what was asked, or a part of it; never more."""
     fields: list[str] = body.get("fields") or list(asked.fields)
-    clear: list[str] = body["clear_fields"] if "clear_fields" in body else list(asked.clear_fields)
+    # Clear fields not said again: those asked for that are still granted.
+    clear: list[str] = body["clear_fields"] if "clear_fields" in body else [
+        f for f in asked.clear_fields if f in fields]
     row_filter: dict[str, list[str]] = body["row_filter"] if "row_filter" in body else dict(asked.row_filter)
     days: int = body.get("days") or asked.days
     ordered = _scope(d, fields, clear, row_filter)
@@ -343,3 +345,31 @@ def check_clocks(conn: Connection, now: datetime, coordinator: str) -> int:
         tell(conn, coordinator, "escalated", request_id=row.id, title=title, now=now)
         tell(conn, row.provider, "escalated", request_id=row.id, title=title, now=now, role="supervisor")
     return len(late)
+
+
+def delay_disclosure(conn: Connection, grant_id: int, user: StaffUser, *, days: int, basis: str, now: datetime) -> None:
+    """Keep readings under a grant from the people they are about for `days` from now (an investigation the
+    law lets stay unannounced): the provider's supervisors decide, give the basis, and the audit log has it.
+    Readings made meanwhile appear on their pages when the delay ends; nothing is hidden for good."""
+    grant = _grant(conn, grant_id)
+    d = queries.dataset_by_id(conn, grant.dataset_id)
+    _provider_lead(conn, user, d["publisher"])
+    basis = (basis or "").strip()
+    if not basis:
+        raise _invalid("a delayed disclosure gives the legal basis for it", "延迟告知须说明法律依据",
+                       "datashare.reasons_required")
+    if not 1 <= days <= MAX_DAYS:
+        raise _invalid(f"days is 1 to {MAX_DAYS}", f"天数应在 1 至 {MAX_DAYS} 之间")
+    until = now + timedelta(days=days)
+    conn.execute(data_grants.update().where(data_grants.c.id == grant_id).values(
+        disclose_from=until, disclosure_basis=basis[:2000]))
+    if grant.request_id is not None:
+        _event(conn, grant.request_id, "disclosure_delayed", actor=user.username, now=now,
+               department=d["publisher"], note=f"{until.date().isoformat()}: {basis[:500]}")
+    record_audit(conn, at=now, actor=f"user:{user.username}", action="data_grant.delay_disclosure",
+                 target=f"data_grant:{grant_id}", detail={"until": until.isoformat(), "basis": basis[:2000]})
+
+
+def may_see(conn: Connection, user: StaffUser, *, requester: str, provider: str, coordinator: str) -> bool:
+    """A request or grant is seen by both departments, the coordinating one, and administrators."""
+    return "admin" in user.roles or department_of(conn, user) in (requester, provider, coordinator)

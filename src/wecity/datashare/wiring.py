@@ -1,10 +1,13 @@
-"""What the data platform plugs into an app: the `wecity data` commands."""
+"""What the data platform plugs into an app: the request clock check and the `wecity data` commands."""
 
 from __future__ import annotations
 
 from wecity.core.registry import Registry
-from wecity.datashare import commands
+from wecity.datashare import commands, tasks
+
+CLOCK_CHECK_SECONDS = 600.0  # answers are due in working days: a check every ten minutes is plenty
 
 
 def wire(registry: Registry) -> None:
+    registry.add_periodic("datashare.clocks", CLOCK_CHECK_SECONDS, tasks.clock_check)
     registry.add_commands(commands.add_commands)

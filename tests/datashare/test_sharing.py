@@ -1,0 +1,234 @@
+"""Data sharing end to end: a department requests a dataset, the provider grants part of it, the data API
+serves exactly the grant (fields, rows, masking, expiry, revocation, its own rate limit), every call is
+logged, and the people the records are about see who read them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from wecity.cases.models import cases
+from wecity.datashare.models import data_accesses
+from wecity.geo.models import areas
+from wecity.identity.applicants import sign_citizen
+from wecity.identity.audit import verify_chain
+from wecity.identity.models import audit_log, users
+from wecity.identity.service import start_session
+
+from ..conftest import City, make_client
+
+FURONG = (28.1960, 112.9770)  # 五一广场, 芙蓉区
+YUELU = (28.1800, 112.9000)  # 岳麓区
+ASKED = {"dataset": "city-cases", "purpose": "排查城区道路塌陷隐患（住建部门安全巡查）",
+         "basis": "《城镇燃气管理条例》第六条；住建部门道路安全巡查职责",
+         "fields": ["case_id", "category", "district", "reporter_phone"], "clear_fields": ["reporter_phone"],
+         "row_filter": {}, "days": 60}
+
+
+def _staff(city: City, username: str) -> dict[str, str]:
+    token = city.db.write_sync(lambda c: start_session(c, c.execute(sa.select(users.c.id).where(
+        users.c.username == username)).scalar_one(), city.clock.now()))
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _citizen(city: City, phone: str) -> dict[str, str]:
+    expires = int(city.clock.now().timestamp()) + 3600 * 24 * 90
+    return {"Authorization": f"Bearer {sign_citizen(city.settings.secret_key, phone, expires)}"}
+
+
+def _report(client: Any, city: City, where: tuple[float, float], phone: str) -> int:
+    response = client.post("/open311/v2/requests.json", data={
+        "api_key": city.api_key, "service_code": "pothole", "lat": where[0], "long": where[1],
+        "description": "路面塌陷", "phone": phone})
+    assert response.status_code == 200, response.text
+    return int(response.json()[0]["service_request_id"])
+
+
+def _district(city: City, case_id: int) -> str:
+    return city.db.read_sync(lambda c: c.execute(sa.select(areas.c.code).select_from(
+        cases.join(areas, areas.c.id == cases.c.area_id)).where(cases.c.id == case_id)).scalar_one())
+
+
+def _reports(client: Any, city: City) -> tuple[list[int], list[int]]:
+    furong = [_report(client, city, FURONG, "13911110001"), _report(client, city, (28.2000, 112.9900), "+86 139 1111 0002")]
+    yuelu = [_report(client, city, YUELU, "13911110003")]
+    return furong, yuelu
+
+
+def test_a_conditional_dataset_granted_in_part_is_served_within_the_grant_logged_and_shown_to_the_citizen(
+        catalogued: City) -> None:
+    city = catalogued
+    with make_client(city) as client:
+        furong, yuelu = _reports(client, city)
+        furong_code = _district(city, furong[0])
+        assert _district(city, yuelu[0]) != furong_code
+        zhujian, provider = _staff(city, "zhujian"), _staff(city, "supervisor")
+        # No grant yet: refused, and the refusal is logged.
+        assert client.get("/api/v1/data/city-cases", headers=zhujian).json()["details"]["reason"] == "no_grant"
+
+        made = client.post("/api/v1/data-requests", json=ASKED, headers=zhujian)
+        assert made.status_code == 201, made.text
+        request = made.json()
+        assert request["state"] == "submitted" and request["provider"] == "dispatch"
+        assert request["due_on"] > city.clock.now().date().isoformat()  # 5 working days for a conditional one
+
+        # The provider may narrow what was asked, never widen it.
+        wider = client.post(f"/api/v1/data-requests/{request['id']}/decision", headers=provider, json={
+            "decision": "grant", "reasons": "符合共享条件", "fields": ["case_id", "description"]})
+        assert wider.status_code == 400 and wider.json()["code"] == "datashare.grant_wider"
+        decided = client.post(f"/api/v1/data-requests/{request['id']}/decision", headers=provider, json={
+            "decision": "grant", "reasons": "仅限芙蓉区试点范围，字段按最小必要原则", "basis": "长沙市政务数据共享管理办法",
+            "fields": ["case_id", "reporter_phone"], "clear_fields": ["reporter_phone"],
+            "row_filter": {"district": [furong_code]}, "days": 30})
+        assert decided.status_code == 200, decided.text
+        grant = decided.json()["grant"]
+        assert decided.json()["state"] == "granted" and grant["fields"] == ["case_id", "reporter_phone"]
+
+        # The requester's call returns the two granted fields, for the one district's rows.
+        served = client.get("/api/v1/data/city-cases", headers=zhujian)
+        assert served.status_code == 200, served.text
+        body = served.json()
+        assert body["grant"] == grant["id"] and body["count"] == 2
+        assert [set(r) for r in body["rows"]] == [{"case_id", "reporter_phone"}] * 2
+        assert sorted(r["case_id"] for r in body["rows"]) == sorted(furong)
+        assert {r["reporter_phone"] for r in body["rows"]} == {"13911110001", "+86 139 1111 0002"}
+        # A field outside the grant, or another district's rows, are not to be had by asking.
+        outside = client.get("/api/v1/data/city-cases", params={"fields": "case_id,description"}, headers=zhujian)
+        assert outside.status_code == 403 and outside.json()["code"] == "datashare.outside_grant"
+        other = client.get("/api/v1/data/city-cases", params={"district": _district(city, yuelu[0])}, headers=zhujian)
+        assert other.status_code == 200 and other.json()["count"] == 0
+
+        # After the 30 days: 403, logged like every call.
+        city.clock.advance(days=30, minutes=1)
+        zhujian, provider = _staff(city, "zhujian"), _staff(city, "supervisor")  # sessions end sooner
+        expired = client.get("/api/v1/data/city-cases", headers=zhujian)
+        assert expired.status_code == 403 and expired.json()["details"]["reason"] == "expired"
+
+        # The people the records are about see the reading; the one whose record was not read sees none.
+        mine = client.get("/api/v1/my/data-uses", headers=_citizen(city, "13911110002")).json()
+        assert [(u["reader"], u["record"], u["dataset"]) for u in mine["uses"]] == [
+            ("zhujian", f"case:{furong[1]}", "city-cases")]  # one reading returned their record
+        assert mine["uses"][0]["purpose"] == ASKED["purpose"] and mine["uses"][0]["reader_zh"]
+        assert client.get("/api/v1/my/data-uses", headers=_citizen(city, "13911110003")).json()["count"] == 0
+        assert client.get("/api/v1/my/data-uses").status_code == 401
+
+        # The grant's access log, for the provider.
+        log = client.get(f"/api/v1/data-grants/{grant['id']}", headers=provider).json()
+        assert [(a["outcome"], a["rows"]) for a in log["accesses"]["items"]] == [("expired", 0), ("ok", 0), ("ok", 2)]
+
+    # Every call is in the audit log, chained: the refusals too.
+    reads = city.db.read_sync(lambda c: [(r.outcome, (r.detail or {}).get("grant"), (r.detail or {}).get("records"))
+                                         for r in c.execute(sa.select(audit_log).where(audit_log.c.action == "data.read")
+                                                            .order_by(audit_log.c.id))])
+    assert [r[0] for r in reads] == ["denied", "ok", "ok", "denied"]
+    assert reads[1][1] == grant["id"] and sorted(reads[1][2]) == sorted(f"case:{i}" for i in furong)
+    assert city.db.read_sync(verify_chain).intact
+    counted = city.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(data_accesses)).scalar())
+    assert counted == 4  # the 403 for a field outside the grant is refused before any data is read
+
+
+def test_personal_fields_come_masked_unless_the_grant_names_them(catalogued: City) -> None:
+    city = catalogued
+    with make_client(city) as client:
+        _reports(client, city)
+        zhujian, provider = _staff(city, "zhujian"), _staff(city, "supervisor")
+        asked = {**ASKED, "clear_fields": []}
+        request = client.post("/api/v1/data-requests", json=asked, headers=zhujian).json()
+        client.post(f"/api/v1/data-requests/{request['id']}/decision", headers=provider,
+                    json={"decision": "grant", "reasons": "符合条件"}).raise_for_status()
+        body = client.get("/api/v1/data/city-cases", headers=zhujian).json()
+        assert body["masked"] == ["reporter_phone"]
+        assert sorted(r["reporter_phone"] for r in body["rows"]) == ["139****0001", "139****0002", "139****0003"]
+        # The provider's own staff read their own data in clear, and that is logged too.
+        own = client.get("/api/v1/data/city-cases", headers=_staff(city, "dispatcher")).json()
+        assert own["masked"] == [] and "13911110001" in {r["reporter_phone"] for r in own["rows"]}
+
+
+def test_refusal_needs_reasons_and_basis_and_only_the_providers_supervisors_decide(catalogued: City) -> None:
+    city = catalogued
+    with make_client(city) as client:
+        zhujian = _staff(city, "zhujian")
+        request = client.post("/api/v1/data-requests", json=ASKED, headers=zhujian).json()
+        path = f"/api/v1/data-requests/{request['id']}/decision"
+        assert client.post(path, headers=zhujian, json={"decision": "grant", "reasons": "x"}).status_code == 403
+        assert client.post(path, headers=_staff(city, "dispatcher"), json={"decision": "grant"}).status_code == 403
+        bare = client.post(path, headers=_staff(city, "supervisor"), json={"decision": "refuse"})
+        assert bare.status_code == 400 and bare.json()["code"] == "datashare.reasons_required"
+        refused = client.post(path, headers=_staff(city, "supervisor"), json={
+            "decision": "refuse", "reasons": "申请用途与所需个人信息不相称", "basis": "《个人信息保护法》第六条"})
+        assert refused.status_code == 200 and refused.json()["state"] == "refused"
+        assert [e["event"] for e in refused.json()["events"]] == ["submitted", "refused"]
+        again = client.post(path, headers=_staff(city, "supervisor"), json={"decision": "grant", "reasons": "x"})
+        assert again.status_code == 409
+        # A third department sees neither the request nor the grant lists of others.
+        assert client.get(f"/api/v1/data-requests/{request['id']}", headers=_staff(city, "shuiwu")).status_code == 403
+        assert client.get("/api/v1/data-requests", params={"side": "all"},
+                          headers=_staff(city, "shuiwu")).status_code == 403
+        # Resources not shared, open data and one's own data are not requested.
+        for name, code, who in (("marriage-registrations", "datashare.not_shared", zhujian),
+                                ("business-licences", "datashare.open_data", zhujian),
+                                ("city-cases", "datashare.own_dataset", _staff(city, "dispatcher"))):
+            answer = client.post("/api/v1/data-requests", headers=who, json={**ASKED, "dataset": name,
+                                                                             "fields": ["number"] if name != "city-cases" else ["case_id"],
+                                                                             "clear_fields": []})
+            assert answer.status_code in (404, 409) and answer.json()["code"] in (code, "not_found"), answer.text
+
+
+def test_revoked_grant_is_refused_and_the_grant_has_its_own_rate_limit(catalogued: City) -> None:
+    city = catalogued
+    with make_client(city) as client:
+        zhujian, provider = _staff(city, "zhujian"), _staff(city, "supervisor")
+        request = client.post("/api/v1/data-requests", json=ASKED, headers=zhujian).json()
+        grant = client.post(f"/api/v1/data-requests/{request['id']}/decision", headers=provider, json={
+            "decision": "grant", "reasons": "符合条件", "rate_limit": "2/minute"}).json()["grant"]
+        assert client.get("/api/v1/data/city-cases", headers=zhujian).status_code == 200
+        assert client.get("/api/v1/data/city-cases", headers=zhujian).status_code == 200
+        limited = client.get("/api/v1/data/city-cases", headers=zhujian)
+        assert limited.status_code == 429 and "Retry-After" in limited.headers
+        city.clock.advance(minutes=1)
+        path = f"/api/v1/data-grants/{grant['id']}/revoke"
+        assert client.post(path, headers=zhujian, json={"reason": "x"}).status_code == 403
+        revoked = client.post(path, headers=provider, json={"reason": "巡查任务已结束"})
+        assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
+        after = client.get("/api/v1/data/city-cases", headers=zhujian)
+        assert after.status_code == 403 and after.json()["details"]["reason"] == "revoked"
+
+
+def test_a_delayed_disclosure_shows_the_reading_once_the_delay_ends_and_is_itself_logged(catalogued: City) -> None:
+    city = catalogued
+    with make_client(city) as client:
+        _reports(client, city)
+        zhujian, provider = _staff(city, "zhujian"), _staff(city, "supervisor")
+        request = client.post("/api/v1/data-requests", json=ASKED, headers=zhujian).json()
+        grant = client.post(f"/api/v1/data-requests/{request['id']}/decision", headers=provider, json={
+            "decision": "grant", "reasons": "符合条件"}).json()["grant"]
+        unbased = client.post(f"/api/v1/data-grants/{grant['id']}/delay-disclosure", headers=provider,
+                              json={"days": 10, "basis": ""})
+        assert unbased.status_code == 400
+        delayed = client.post(f"/api/v1/data-grants/{grant['id']}/delay-disclosure", headers=provider,
+                              json={"days": 10, "basis": "《刑事诉讼法》第一百五十二条：侦查期间保密"})
+        assert delayed.status_code == 200
+        client.get("/api/v1/data/city-cases", headers=zhujian).raise_for_status()
+        citizen = _citizen(city, "13911110001")
+        assert client.get("/api/v1/my/data-uses", headers=citizen).json()["count"] == 0
+        city.clock.advance(days=10, seconds=1)
+        assert client.get("/api/v1/my/data-uses", headers=citizen).json()["count"] == 1
+    logged = city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.detail).where(
+        audit_log.c.action == "data_grant.delay_disclosure")).scalar_one())
+    assert "刑事诉讼法" in logged["basis"]
+
+
+def test_a_request_unanswered_after_its_due_day_is_escalated_to_the_coordinating_department(catalogued: City) -> None:
+    from wecity.datashare.requests import check_clocks
+
+    city = catalogued
+    with make_client(city) as client:
+        request = client.post("/api/v1/data-requests", json=ASKED, headers=_staff(city, "zhujian")).json()
+    assert city.db.write_sync(lambda c: check_clocks(c, city.clock.now(), "dispatch")) == 0
+    city.clock.advance(days=9)  # 5 working days and a weekend, and more
+    assert city.db.write_sync(lambda c: check_clocks(c, city.clock.now(), "dispatch")) == 1
+    assert city.db.write_sync(lambda c: check_clocks(c, city.clock.now(), "dispatch")) == 0  # once
+    with make_client(city) as client:
+        seen = client.get(f"/api/v1/data-requests/{request['id']}", headers=_staff(city, "supervisor")).json()
+        assert seen["escalated_at"] and seen["overdue"] and [e["event"] for e in seen["events"]][-1] == "escalated"

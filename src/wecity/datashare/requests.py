@@ -141,7 +141,7 @@ def tell(conn: Connection, department: str, event: str, *, request_id: int, titl
     enqueue_many(conn, [("in_app", target, {
         "title_zh": zh.format(id=request_id, dept=requester, title=title),
         "title_en": en.format(id=request_id, dept=requester, title=title), "body": "",
-        "link": f"/data/requests/{request_id}", "event": f"data_request.{event}", "request_id": request_id})], now=now)
+        "link": f"/sharing/requests/{request_id}", "event": f"data_request.{event}", "request_id": request_id})], now=now)
 
 
 def submit_request(conn: Connection, user: StaffUser, body: Any, *, now: datetime) -> int:
@@ -228,9 +228,12 @@ def _open_request(conn: Connection, request_id: int) -> Any:
 
 def decide(conn: Connection, request_id: int, user: StaffUser, body: Any, *, now: datetime) -> int | None:
     """The provider's answer: a grant (its id) or a refusal (None)."""
-    _check(_DECISION, body)
     req = _open_request(conn, request_id)
-    _provider_lead(conn, user, req.provider)
+    _provider_lead(conn, user, req.provider)  # who asks first: a stranger learns nothing from the checks below
+    if isinstance(body, dict) and body.get("decision") == "grant" and body.get("fields") == []:
+        raise _invalid("choose at least one field to grant, or refuse the request",
+                       "请至少选择一个授权字段，或作出不予共享的决定", "datashare.no_fields")
+    _check(_DECISION, body)
     if req.state != OPEN:
         raise Conflict(f"data request {request_id} is {req.state}", message_zh=f"该申请已处理（{req.state}）",
                        code="datashare.request_closed")

@@ -3,14 +3,17 @@ share class and ways to read it (CKAN, DCAT-AP, the data API)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from wecity.core.errors import NotFound, WeCityError
 from wecity.core.http import client_address, request_locale, with_retry_after
-from wecity.datashare import queries
+from wecity.datashare import queries, sources
 from wecity.datashare.catalogue import THEMES
 from wecity.datashare.dcat import access_right, data_api_url
+from wecity.datashare.requests import department_of
 from wecity.identity.deps import OptionalStaff
 from wecity.web.i18n import gettext_for
 from wecity.web.render import page
@@ -59,5 +62,25 @@ async def dataset(request: Request, user: OptionalStaff, name: str) -> Response:
         return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
                     message=_("There is no such dataset."))
     base = str(request.base_url).rstrip("/")
-    return page(request, "web/dataset.html", user=user, d=d, access=access_right(d),
-                json_url=data_api_url(base, d["name"], "JSON"), csv_url=data_api_url(base, d["name"], "CSV"))
+    own = await ctx.db.read(lambda c: department_of(c, user)) if user else None
+    return page(request, "web/dataset.html", user=user, d=d, access=access_right(d), own_department=own,
+                sample=await _sample(ctx, d), json_url=data_api_url(base, d["name"], "JSON"),
+                csv_url=data_api_url(base, d["name"], "CSV"))
+
+
+SAMPLE_ROWS = 5
+
+
+async def _sample(ctx: Any, d: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The first rows of open data, as the data API serves them; None for data that is not open (a sample
+    of it would be a reading like any other) or not served yet."""
+    if not d["open_data"]:
+        return None
+    fields = [f["name"] for f in d["fields"] if f["type"] != "geometry"]
+    query = sources.Query(fields, {}, SAMPLE_ROWS, 0, with_subject=False)
+    kinds = {f["name"]: f["type"] for f in d["fields"]}
+    try:
+        _, rows = await ctx.db.read(lambda c: sources.reader(d)(c, d, query, ctx.clock.now()))
+    except NotFound:
+        return None
+    return [{f: sources.cell(r.get(f), kinds[f]) for f in fields} for r in rows]

@@ -101,3 +101,13 @@ FREQUENCIES = {"CONT": N_("continuously"), "HOURLY": N_("hourly"), "DAILY": N_("
                "IRREG": N_("irregularly"), "NEVER": N_("never")}
 SENSITIVITIES = {"public": N_("public"), "internal": N_("internal"), "personal": N_("personal"),
                  "sensitive": N_("sensitive personal")}
+
+# Data sharing (wecity.datashare): request and grant states, and a request's timeline.
+REQUEST_STATES = {"submitted": N_("Awaiting decision"), "granted": N_("Granted"), "refused": N_("Refused"),
+                  "withdrawn": N_("Withdrawn")}
+GRANT_STATES = {"active": N_("In force"), "expired": N_("Expired"), "revoked": N_("Revoked")}
+REQUEST_EVENTS = {"submitted": N_("Requested"), "granted": N_("Granted"), "refused": N_("Refused"),
+                  "withdrawn": N_("Withdrawn"), "escalated": N_("Overdue: escalated to the coordinating department"),
+                  "revoked": N_("Grant revoked"), "disclosure_delayed": N_("Telling the people concerned delayed")}
+ACCESS_OUTCOMES = {"ok": N_("read"), "no_grant": N_("refused: no grant"), "expired": N_("refused: grant expired"),
+                   "revoked": N_("refused: grant revoked"), "anonymous": N_("refused: not signed in")}

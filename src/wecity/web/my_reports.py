@@ -97,3 +97,20 @@ async def forget(request: Request) -> Response:
     response = RedirectResponse("/my", status_code=303)
     response.delete_cookie(CITIZEN_COOKIE, path="/", httponly=True, samesite="lax")
     return response
+
+
+@router.get("/my/data-uses")
+async def my_data_uses(request: Request, user: OptionalStaff) -> Response:
+    """Who read records about the signed-in citizen through the data platform ("who used my data")."""
+    from wecity.datashare.access import normal_phone, subject_key
+    from wecity.datashare.queries import uses_of_my_data
+
+    ctx = request.app.state.ctx
+    phone = _phone_of(request)
+    if phone is None:
+        return RedirectResponse("/my?next=/my/data-uses", status_code=303)
+    now = ctx.clock.now()
+    subject = subject_key(ctx.settings.secret_key, normal_phone(phone) or phone)
+    uses = await ctx.db.read(lambda conn: uses_of_my_data(conn, subject, now=now))
+    masked = phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
+    return page(request, "web/my_data_uses.html", user=user, uses=uses, masked=masked)

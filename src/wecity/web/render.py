@@ -21,11 +21,15 @@ from wecity.identity.choices import Role
 from wecity.identity.service import StaffUser
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.labels import (
+    ACCESS_OUTCOMES,
     ACTOR_LABELS,
     APPLICATION_EVENTS,
     CHANNEL_LABELS,
     EVENT_LABELS,
     FREQUENCIES,
+    GRANT_STATES,
+    REQUEST_EVENTS,
+    REQUEST_STATES,
     RETURN_REASONS,
     REVIEW_OUTCOMES,
     SENSITIVITIES,
@@ -75,6 +79,7 @@ _NAV: list[tuple[str, str, str]] = [
     ("/staff/queue", N_("Case queue"), "staff"),
     ("/staff/dispatch", N_("Dispatch"), "dispatch"),
     ("/staff/applications", N_("Applications"), "staff"),
+    ("/sharing", N_("Data sharing"), "staff"),
     ("/ops", N_("Operations"), "operations"),
     ("/ops/sensors", N_("Sensors"), "operations"),
 ]
@@ -207,6 +212,10 @@ def page(request: Request, template: str, *, user: StaffUser | None, status: int
         "theme_labels": THEMES,
         "frequency_labels": FREQUENCIES,
         "sensitivity_labels": SENSITIVITIES,
+        "request_states": REQUEST_STATES,
+        "grant_states": GRANT_STATES,
+        "request_events": REQUEST_EVENTS,
+        "access_outcomes": ACCESS_OUTCOMES,
         "now": ctx.clock.now(),
         **values,
     }

@@ -44,6 +44,7 @@ def register(app: FastAPI) -> None:
         sensors,
         services,
         services_staff,
+        sharing,
         staff,
     )
 
@@ -61,6 +62,7 @@ def register(app: FastAPI) -> None:
     app.include_router(sensors.router)
     app.include_router(services.router)
     app.include_router(services_staff.router)
+    app.include_router(sharing.router)  # before data: /data/{name}/request is more specific than /data/{name}
     app.include_router(data.router)
 
 

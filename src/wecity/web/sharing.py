@@ -1,0 +1,249 @@
+"""Data sharing pages for staff: request a dataset (from its catalogue page), my department's requests and
+grants and who used its data, one request with its timeline and the provider's decision, and the
+coordinating department's overview. The citizen's "who used my data" page is in `my_data.py`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from wecity.core import csrf
+from wecity.core.clock import CITY_TZ
+from wecity.core.errors import NotFound, WeCityError
+from wecity.core.http import request_locale
+from wecity.datashare import queries, requests
+from wecity.identity.deps import OptionalStaff
+from wecity.identity.service import StaffUser
+from wecity.web.i18n import gettext_for
+from wecity.web.render import page
+from wecity.web.views import login_redirect
+
+router = APIRouter(include_in_schema=False)
+MAX_TEXT = 2000
+
+
+def _today(request: Request) -> date:
+    return request.app.state.ctx.clock.now().astimezone(CITY_TZ).date()
+
+
+def _error(request: Request, user: StaffUser | None, status: int, message: str) -> Response:
+    _ = gettext_for(request_locale(request)).gettext
+    titles = {403: _("Not allowed"), 404: _("Not found")}
+    return page(request, "web/error.html", user=user, status=status, title=titles.get(status, str(status)),
+                message=message)
+
+
+def _text(form: FormData, name: str) -> str:
+    return str(form.get(name, "")).strip()[:MAX_TEXT]
+
+
+def _int(form: FormData, name: str) -> int | None:
+    raw = _text(form, name)
+    return int(raw) if raw.isdigit() else None
+
+
+def _values(form: FormData, name: str) -> list[str]:
+    return [str(v)[:100] for v in form.getlist(name)][:200]
+
+
+def _row_filter(d: dict[str, Any], form: FormData) -> dict[str, list[str]]:
+    """`filter_<field>` inputs: comma- or line-separated values; empty inputs are no filter."""
+    found = {}
+    for f in d["fields"]:
+        raw = _text(form, f"filter_{f['name']}")
+        values = [v.strip() for v in raw.replace("，", ",").replace("\n", ",").split(",") if v.strip()]
+        if values:
+            found[f["name"]] = values[:100]
+    return found
+
+
+# -- request a dataset --------------------------------------------------------------------------------------
+
+async def _request_form(request: Request, user: StaffUser, name: str, *, status: int = 200,
+                        error: str | None = None, form: FormData | None = None) -> Response:
+    ctx = request.app.state.ctx
+    try:
+        d = await ctx.db.read(queries.dataset, name[:100])
+    except NotFound:
+        return _error(request, user, 404, gettext_for(request_locale(request)).gettext("There is no such dataset."))
+    own = await ctx.db.read(lambda c: requests.department_of(c, user))
+    kept = {"fields": form.getlist("fields") if form else [f["name"] for f in d["fields"]],
+            "clear_fields": form.getlist("clear_fields") if form else [],
+            "purpose": _text(form, "purpose") if form else "", "basis": _text(form, "basis") if form else "",
+            "days": _text(form, "days") if form else "90",
+            "filters": {f["name"]: _text(form, f"filter_{f['name']}") for f in d["fields"]} if form else {}}
+    return page(request, "web/sharing_new.html", user=user, status=status, d=d, error=error, kept=kept,
+                own_department=own, answer_days=requests.ANSWER_DAYS.get(d["share_class"]))
+
+
+@router.get("/data/{name}/request")
+async def request_form(request: Request, user: OptionalStaff, name: str) -> Response:
+    if user is None:
+        return login_redirect(request)
+    return await _request_form(request, user, name)
+
+
+@router.post("/data/{name}/request")
+async def submit_request(request: Request, user: OptionalStaff, name: str) -> Response:
+    if user is None:
+        return login_redirect(request)
+    ctx = request.app.state.ctx
+    locale = request_locale(request)
+    _ = gettext_for(locale).gettext
+    form = await request.form(max_files=0, max_fields=500)
+    if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        return await _request_form(request, user, name, status=403, error=_("The form expired. Please try again."),
+                                   form=form)
+    now = ctx.clock.now()
+    try:
+        d = await ctx.db.read(queries.dataset, name[:100])
+        body = {"dataset": d["name"], "purpose": _text(form, "purpose"), "basis": _text(form, "basis"),
+                "fields": _values(form, "fields"), "clear_fields": _values(form, "clear_fields"),
+                "row_filter": _row_filter(d, form), "days": _int(form, "days") or 0}
+        request_id = await ctx.db.write(lambda c: requests.submit_request(c, user, body, now=now))
+    except WeCityError as exc:
+        if exc.status >= 500:
+            raise
+        return await _request_form(request, user, name, status=exc.status, error=exc.localized(locale), form=form)
+    return RedirectResponse(f"/sharing/requests/{request_id}?done=submitted", status_code=303)
+
+
+# -- my department's requests, grants and accesses ----------------------------------------------------------
+
+@router.get("/sharing")
+async def sharing(request: Request, user: OptionalStaff) -> Response:
+    if user is None:
+        return login_redirect(request)
+    ctx = request.app.state.ctx
+    now, today = ctx.clock.now(), _today(request)
+
+    def read(conn: sa.Connection) -> dict[str, Any]:
+        own = requests.department_of(conn, user)
+        if own is None:
+            return {"department": None}
+        _, accesses = queries.data_accesses_for(conn, publisher=own, limit=50)
+        return {"department": own,
+                "incoming": queries.data_requests_for(conn, today=today, department=own, side="provider"),
+                "made": queries.data_requests_for(conn, today=today, department=own, side="requester"),
+                "held": queries.data_grants_for(conn, now=now, department=own, side="grantee"),
+                "given": queries.data_grants_for(conn, now=now, department=own, side="provider"),
+                "accesses": accesses,
+                "coordinator": own == ctx.settings.data_coordinator or "admin" in user.roles}
+
+    return page(request, "web/sharing.html", user=user, **await ctx.db.read(read))
+
+
+@router.get("/sharing/overview")
+async def overview(request: Request, user: OptionalStaff) -> Response:
+    """The coordinating department's view of every department's requests: counts by state, and the late ones."""
+    if user is None:
+        return login_redirect(request)
+    ctx = request.app.state.ctx
+    today = _today(request)
+    _ = gettext_for(request_locale(request)).gettext
+
+    def read(conn: sa.Connection) -> dict[str, Any] | None:
+        if "admin" not in user.roles and requests.department_of(conn, user) != ctx.settings.data_coordinator:
+            return None
+        return {"counts": queries.request_counts(conn, today=today),
+                "overdue": queries.data_requests_for(conn, today=today, overdue_only=True),
+                "recent": queries.data_requests_for(conn, today=today, limit=100)}
+
+    found = await ctx.db.read(read)
+    if found is None:
+        return _error(request, user, 403, _("This page is for the department that coordinates data sharing."))
+    return page(request, "web/sharing_overview.html", user=user, **found)
+
+
+# -- one request ---------------------------------------------------------------------------------------------
+
+async def _request_page(request: Request, user: StaffUser, request_id: int, *, status: int = 200,
+                        error: str | None = None) -> Response:
+    ctx = request.app.state.ctx
+    now, today = ctx.clock.now(), _today(request)
+    _ = gettext_for(request_locale(request)).gettext
+
+    def read(conn: sa.Connection) -> dict[str, Any] | None:
+        found = queries.data_request(conn, request_id, today=today)
+        if not requests.may_see(conn, user, requester=found["requester"], provider=found["provider"],
+                                coordinator=ctx.settings.data_coordinator):
+            return None
+        own = requests.department_of(conn, user)
+        grant = queries.data_grant(conn, found["grant"]["id"], now=now) if found["grant"] else None
+        accesses = queries.data_accesses_for(conn, grant_id=grant["id"], limit=50)[1] if grant else []
+        return {"req": found, "d": queries.dataset_by_id(conn, found["dataset_id"]), "grant": grant,
+                "accesses": accesses,
+                "decides": "admin" in user.roles or (own == found["provider"] and "supervisor" in user.roles),
+                "requester_side": "admin" in user.roles or own == found["requester"]}
+
+    try:
+        found = await ctx.db.read(read)
+    except NotFound:
+        return _error(request, user, 404, _("There is no such request."))
+    if found is None:
+        return _error(request, user, 403, _("This request is between two other departments."))
+    return page(request, "web/sharing_request.html", user=user, status=status, error=error,
+                done=request.query_params.get("done", ""), **found)
+
+
+@router.get("/sharing/requests/{request_id}")
+async def request_page(request: Request, user: OptionalStaff, request_id: int) -> Response:
+    if user is None:
+        return login_redirect(request)
+    return await _request_page(request, user, request_id)
+
+
+def _decision(conn: sa.Connection, request_id: int, user: StaffUser, form: FormData, now: Any) -> None:
+    req = queries.data_request(conn, request_id, today=now.date())
+    d = queries.dataset_by_id(conn, req["dataset_id"])
+    body: dict[str, Any] = {"decision": _text(form, "decision"), "reasons": _text(form, "reasons"),
+                            "basis": _text(form, "basis")}
+    if body["decision"] == "grant":
+        # Boxes left unticked narrow the grant (none ticked is refused by the verb, with its reason).
+        body.update(fields=_values(form, "fields"), clear_fields=_values(form, "clear_fields"),
+                    row_filter=_row_filter(d, form), days=_int(form, "days") or req["days"])
+        if _text(form, "rate_limit"):
+            body["rate_limit"] = _text(form, "rate_limit")
+    requests.decide(conn, request_id, user, body, now=now)
+
+
+# Each action on a request page: the verb it runs, given (conn, request id, staff, form, now).
+Action = Callable[[sa.Connection, int, StaffUser, FormData, Any], Any]
+ACTIONS: dict[str, Action] = {
+    "decide": _decision,
+    "withdraw": lambda c, i, u, f, n: requests.withdraw(c, i, u, now=n),
+    "revoke": lambda c, i, u, f, n: requests.revoke(c, _int(f, "grant") or 0, u, _text(f, "reason"), now=n),
+    "delay": lambda c, i, u, f, n: requests.delay_disclosure(c, _int(f, "grant") or 0, u, days=_int(f, "days") or 0,
+                                                             basis=_text(f, "basis"), now=n),
+}
+
+
+@router.post("/sharing/requests/{request_id}/{action}")
+async def act(request: Request, user: OptionalStaff, request_id: int, action: str) -> Response:
+    if user is None:
+        return login_redirect(request)
+    ctx = request.app.state.ctx
+    locale = request_locale(request)
+    _ = gettext_for(locale).gettext
+    verb = ACTIONS.get(action)
+    if verb is None:
+        return _error(request, user, 404, _("There is no such action."))
+    form = await request.form(max_files=0, max_fields=500)
+    if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        return await _request_page(request, user, request_id, status=403, error=_("The form expired. Please try again."))
+    now = ctx.clock.now()
+    try:
+        await ctx.db.write(lambda c: verb(c, request_id, user, form, now))
+    except NotFound:
+        return _error(request, user, 404, _("There is no such request."))
+    except WeCityError as exc:
+        if exc.status >= 500:
+            raise
+        return await _request_page(request, user, request_id, status=exc.status, error=exc.localized(locale))
+    return RedirectResponse(f"/sharing/requests/{request_id}?done={action}", status_code=303)

@@ -1,0 +1,107 @@
+"""The data sharing pages through the HTTP stack, in both languages: a department requests a dataset from
+its catalogue page, the provider's supervisor grants part of it on the request page, each side sees it
+in its lists, the coordinating department sees the overview (and nobody else does), and a citizen sees
+who read their record."""
+
+from __future__ import annotations
+
+import re
+
+from wecity.identity.applicants import sign_citizen
+from wecity.identity.deps import CITIZEN_COOKIE
+
+from ..conftest import City, make_client
+from ..web.conftest import csrf_token, log_in
+from .test_sharing import FURONG, _district, _report
+
+EN, ZH = {"Accept-Language": "en"}, {"Accept-Language": "zh-CN"}
+
+
+def test_request_grant_and_see_it_on_every_side(catalogued: City) -> None:
+    city = catalogued
+    with make_client(city) as api:
+        case_id = _report(api, city, FURONG, "13911110001")
+    furong = _district(city, case_id)
+    with make_client(city) as requester:
+        assert log_in(requester, "zhujian").status_code == 303
+        dataset = requester.get("/data/city-cases", headers=EN).text
+        assert 'href="/data/city-cases/request"' in dataset and "Shared on conditions" in dataset
+        form = requester.get("/data/city-cases/request", headers=ZH)
+        assert form.status_code == 200 and "5 个工作日内答复" in form.text
+        token = csrf_token(form.text)
+        # Nothing chosen: the error is on the page, what was typed is kept.
+        empty = requester.post("/data/city-cases/request", headers=EN, data={
+            "csrf_token": token, "purpose": "排查道路塌陷隐患", "days": "30"})
+        assert empty.status_code == 400 and "排查道路塌陷隐患" in empty.text and 'id="request-error"' in empty.text
+        sent = requester.post("/data/city-cases/request", headers=EN, follow_redirects=False, data={
+            "csrf_token": token, "purpose": "排查道路塌陷隐患", "basis": "住建部门安全巡查职责",
+            "fields": ["case_id", "district", "reporter_phone"], "clear_fields": ["reporter_phone"],
+            "filter_district": f"{furong}", "days": "30"})
+        assert sent.status_code == 303, sent.text
+        path = sent.headers["location"].split("?")[0]
+        request_id = int(path.rsplit("/", 1)[1])
+        mine = requester.get("/sharing", headers=EN).text
+        assert f'href="/sharing/requests/{request_id}"' in mine and "Awaiting decision" in mine
+        # The requester may not decide its own request.
+        page = requester.get(path, headers=EN).text
+        assert 'id="grant-form"' not in page and 'id="withdraw"' in page
+        refused = requester.post(f"{path}/decide", headers=EN, data={"csrf_token": csrf_token(page),
+                                                                     "decision": "grant", "reasons": "x"})
+        assert refused.status_code == 403
+
+    with make_client(city) as provider:
+        assert log_in(provider, "supervisor").status_code == 303
+        incoming = provider.get("/sharing", headers=ZH).text
+        assert 'id="incoming-requests"' in incoming and "待审核" in incoming
+        page = provider.get(path, headers=EN).text
+        assert 'id="grant-form"' in page and 'id="refuse-form"' in page
+        granted = provider.post(f"{path}/decide", headers=EN, follow_redirects=False, data={
+            "csrf_token": csrf_token(page), "decision": "grant", "fields": ["case_id", "reporter_phone"],
+            "clear_fields": ["reporter_phone"], "filter_district": furong, "days": "30",
+            "reasons": "最小必要：仅案件编号与联系电话"})
+        assert granted.status_code == 303, granted.text
+        decided = provider.get(path, headers=EN).text
+        assert 'id="grant-state"' in decided and "In force" in decided and 'id="revoke-form"' in decided
+        grant_id = int(re.search(r"Grant</span>|Grant #(\d+)", decided).group(1))  # type: ignore[union-attr]
+
+    with make_client(city) as requester:
+        log_in(requester, "zhujian")
+        held = requester.get("/sharing", headers=EN).text
+        assert f"/api/v1/data/city-cases?grant={grant_id}" in held
+        rows = requester.get(f"/api/v1/data/city-cases?grant={grant_id}").json()
+        assert rows["rows"] == [{"case_id": case_id, "reporter_phone": "13911110001"}]
+
+    with make_client(city) as provider:
+        log_in(provider, "supervisor")
+        used = provider.get("/sharing", headers=EN).text
+        assert 'id="accesses"' in used and "user:zhujian" in used
+        # The dispatch centre is not the coordinating department in this city: no overview for it.
+        assert provider.get("/sharing/overview", headers=EN).status_code == 403
+    with make_client(city, data_coordinator="dispatch") as coordinator:
+        log_in(coordinator, "supervisor")
+        overview = coordinator.get("/sharing/overview", headers=ZH)
+        assert overview.status_code == 200 and 'id="request-counts"' in overview.text and "全市数据共享情况" in overview.text
+
+    with make_client(city) as citizen:
+        expires = int(city.clock.now().timestamp()) + 3600
+        citizen.cookies.set(CITIZEN_COOKIE, sign_citizen(city.settings.secret_key, "13911110001", expires))
+        uses = citizen.get("/my/data-uses", headers=ZH).text
+        assert 'id="data-uses"' in uses and "排查道路塌陷隐患" in uses and f"case:{case_id}" in uses
+        citizen.cookies.set(CITIZEN_COOKIE, sign_citizen(city.settings.secret_key, "13911119999", expires))
+        assert 'id="no-uses"' in citizen.get("/my/data-uses", headers=EN).text
+    with make_client(city) as stranger:
+        assert stranger.get("/my/data-uses", follow_redirects=False).headers["location"] == "/my?next=/my/data-uses"
+        assert stranger.get(path, follow_redirects=False).status_code in (302, 303)
+    with make_client(city) as other:
+        log_in(other, "shuiwu")
+        assert other.get(path, headers=EN).status_code == 403
+
+
+def test_open_data_shows_a_sample_and_not_shared_data_no_request_button(catalogued: City) -> None:
+    with make_client(catalogued) as client:
+        log_in(client, "zhujian")
+        areas = client.get("/data/district-boundaries", headers=EN).text
+        assert 'id="sample"' in areas and "芙蓉区" in areas and 'id="request-data"' not in areas
+        marriage = client.get("/data/marriage-registrations", headers=EN).text
+        assert 'id="sample"' not in marriage and 'id="request-data"' not in marriage
+        assert "not shared with other departments" in marriage

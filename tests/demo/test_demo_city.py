@@ -46,6 +46,16 @@ def test_demo_history_is_lived_in(tmp_path: Path) -> None:
         assert unverified == 0
         entities = conn.exec_driver_sql("SELECT count(*) FROM ngsild_entities").scalar()
         rules = conn.exec_driver_sql("SELECT count(*) FROM sensor_rules").scalar()
+        # Data sharing in every state, with readings under the grants and refusals after expiry or revocation.
+        states = dict(conn.exec_driver_sql("SELECT state, count(*) FROM data_requests GROUP BY state").all())
+        assert set(states) == {"submitted", "granted", "refused", "withdrawn"}
+        assert conn.exec_driver_sql("SELECT count(*) FROM data_requests WHERE escalated_at IS NOT NULL").scalar() == 1
+        grants = conn.exec_driver_sql("SELECT revoked_at IS NOT NULL, expires_at < ?, count(*) FROM data_grants "
+                                      "GROUP BY 1, 2", (NOW.isoformat(),)).all()
+        assert {(bool(r), bool(e)) for r, e, _ in grants} == {(False, False), (False, True), (True, False)}
+        outcomes = dict(conn.exec_driver_sql("SELECT outcome, count(*) FROM data_accesses GROUP BY outcome").all())
+        assert outcomes["ok"] >= 8 and outcomes["expired"] == 1 and outcomes["revoked"] == 1
+        assert conn.exec_driver_sql("SELECT count(*) FROM data_disclosures").scalar() > 0
     assert rules == 3
     assert entities == 100
     db.close()

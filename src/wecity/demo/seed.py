@@ -35,4 +35,7 @@ def seed_demo(conn: Connection, now: datetime, settings: Any = None, *, history:
 
         seed_history(conn, now, settings)
         seed_sensors(conn, now)
+        from wecity.demo.sharing import seed_sharing
+
+        seed_sharing(conn, now, settings)
     return keys

@@ -214,12 +214,13 @@ def uses_of_my_data(conn: Connection, subject: str, *, now: datetime, limit: int
     """Who read records about one person (by their subject key), newest first: when, which department,
     for what, which dataset and record. Readings under a delayed disclosure appear once it ends."""
     names = _department_names(conn)
-    rows = conn.execute(sa.select(data_disclosures.c.at, data_disclosures.c.reader, data_disclosures.c.purpose,
-                                  data_disclosures.c.record, data_disclosures.c.grant_id, datasets.c.name.label("dataset"),
+    rows = conn.execute(sa.select(data_accesses.c.at, data_accesses.c.reader, data_accesses.c.purpose,
+                                  data_accesses.c.grant_id, data_disclosures.c.record, datasets.c.name.label("dataset"),
                                   datasets.c.title_zh, datasets.c.title_en)
-                        .select_from(data_disclosures.join(datasets, datasets.c.id == data_disclosures.c.dataset_id))
-                        .where(data_disclosures.c.subject == subject, data_disclosures.c.visible_from <= now)
-                        .order_by(data_disclosures.c.at.desc(), data_disclosures.c.id.desc()).limit(limit))
+                        .select_from(data_disclosures.join(data_accesses, data_accesses.c.id == data_disclosures.c.access_id)
+                                     .join(datasets, datasets.c.id == data_accesses.c.dataset_id))
+                        .where(data_disclosures.c.subject == subject, data_accesses.c.visible_from <= now)
+                        .order_by(data_accesses.c.at.desc(), data_disclosures.c.id.desc()).limit(limit))
     out = []
     for r in rows:
         item = dict(r._mapping)

@@ -43,10 +43,12 @@ class Query:
     limit: int
     offset: int
     with_subject: bool
+    with_total: bool = True
 
 
 # (conn, dataset, query, now) -> (rows passing the filters, one page of them)
-Reader = Callable[[Connection, dict[str, Any], Query, datetime], tuple[int, list[dict[str, Any]]]]
+# (None instead of the count when the query says `with_total=False` and counting would cost)
+Reader = Callable[[Connection, dict[str, Any], Query, datetime], tuple[int | None, list[dict[str, Any]]]]
 
 
 def cell(value: Any, kind: str) -> Any:
@@ -56,6 +58,21 @@ def cell(value: Any, kind: str) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _day(value: Any) -> Any:
+    return value.date().isoformat() if isinstance(value, datetime) else _iso(value)
+
+
+def converter(kind: str) -> Callable[[Any], Any]:
+    """`cell` for one field type, chosen once per field rather than once per value."""
+    if kind == "date":
+        return _day
+    return _iso
 
 
 def _text(value: Any, kind: str) -> str:
@@ -91,7 +108,7 @@ def _typed(value: str, kind: str, name: str) -> Any:
     return value
 
 
-def _cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int, list[dict[str, Any]]]:
+def _cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int | None, list[dict[str, Any]]]:
     known = case_record_columns()
     missing = [f["name"] for f in d["fields"] if f["name"] not in known]
     if missing:
@@ -99,7 +116,8 @@ def _cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tupl
                        message_zh=f"数据集 {d['name']}：案件数据中没有 {'、'.join(missing)}", code="datashare.not_served")
     kinds = {f["name"]: f["type"] for f in d["fields"]}
     where = {k: [_typed(v, kinds[k], k) for v in values] for k, values in q.where.items()}
-    return case_records(conn, q.fields, where, limit=q.limit, offset=q.offset, with_subject=q.with_subject)
+    return case_records(conn, q.fields, where, limit=q.limit, offset=q.offset, with_subject=q.with_subject,
+                        with_total=q.with_total)
 
 
 def _applications(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int, list[dict[str, Any]]]:

@@ -3,7 +3,7 @@ tracking views, nearby cases, a citizen's own reports. The staff API and the por
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -327,3 +327,26 @@ def case_records(conn: Connection, columns: list[str], where: dict[str, list[Any
     names = list(result.keys())[1:]
     # Plain tuples zipped with the names: a page may be a thousand rows, and Row mappings cost.
     return total, [{"_record": f"case:{r[0]}", **dict(zip(names, r[1:], strict=True))} for r in result]
+
+
+def daily_case_counts(conn: Connection, *, now: datetime, zone: str = "Asia/Shanghai") -> list[dict[str, Any]]:
+    """Cases by the local day they were opened, district and category: how many were received, how many of
+    them are closed, and how many overran their resolve deadline (closed late, or open past it). Merged
+    cases are counted once, in the case they joined. Oldest day first."""
+    from zoneinfo import ZoneInfo
+
+    day: sa.ColumnElement[Any]
+    if conn.dialect.name == "postgresql":
+        day = sa.cast(sa.func.timezone(zone, cases.c.created_at), sa.Date)
+    else:  # SQLite keeps naive UTC text: shift by the zone's offset now (the city's zones keep no summer time)
+        offset = int((now.astimezone(ZoneInfo(zone)).utcoffset() or timedelta(0)).total_seconds())
+        day = sa.func.date(cases.c.created_at, f"{offset:+d} seconds")
+    late = sa.case((sa.func.coalesce(cases.c.closed_at, now) > cases.c.resolve_due_at, 1), else_=0)
+    query = (sa.select(day.label("day"), areas.c.code.label("district"), cases.c.category_code.label("category"),
+                       sa.func.count().label("received"), sa.func.count(cases.c.closed_at).label("closed"),
+                       sa.func.sum(late).label("overdue"))
+             .select_from(cases.outerjoin(areas, areas.c.id == cases.c.area_id))
+             .where(cases.c.merged_into_id.is_(None)).group_by(day, areas.c.code, cases.c.category_code)
+             .order_by(day, areas.c.code, cases.c.category_code))
+    return [{"day": str(r.day), "district": r.district, "category": r.category, "received": int(r.received),
+             "closed": int(r.closed), "overdue": int(r.overdue or 0)} for r in conn.execute(query)]

@@ -48,3 +48,39 @@ def located_entities(conn: Connection, tenant: str = "", limit: int = 5000) -> l
                         .order_by(t.c.modified_at.desc()).limit(limit))
     return [{"id": r.entity_id, "type": short_type(r.type), "lon": (r.min_lon + r.max_lon) / 2,
              "lat": (r.min_lat + r.max_lat) / 2, "modified_at": r.modified_at} for r in rows]
+
+
+def _value(attribute: Any) -> Any:
+    """An attribute's value as a table cell: a Property's value, a GeoProperty's geometry, a Relationship's
+    object; of several instances (datasetId), the first."""
+    if isinstance(attribute, list):
+        attribute = attribute[0] if attribute else None
+    if not isinstance(attribute, dict):
+        return None
+    for key in ("value", "object", "languageMap", "vocab", "json"):
+        if key in attribute:
+            return attribute[key]
+    return None
+
+
+def entities_of_type(conn: Connection, entity_type: str, *, tenant: str = "",
+                     limit: int = 100_000) -> list[dict[str, Any]]:
+    """The current state of every entity of one type, flat: `id`, each attribute by its short name, and
+    `observedAt` (the latest observation among its attributes, else its last change). `entity_type` is a
+    full IRI or a name of the default context. Oldest entity first."""
+    from wecity.context.ldcontext import DEFAULT_VOCAB
+
+    expanded = entity_type if ":" in entity_type else DEFAULT_VOCAB + entity_type
+    out = []
+    for r in conn.execute(sa.select(t.c.entity_id, t.c.attrs, t.c.modified_at)
+                          .where(t.c.tenant == tenant, t.c.type == expanded).order_by(t.c.pk).limit(limit)):
+        row: dict[str, Any] = {"id": r.entity_id}
+        observed = []
+        for name, attribute in (r.attrs or {}).items():
+            row[short_type(name)] = _value(attribute)
+            first = attribute[0] if isinstance(attribute, list) and attribute else attribute
+            if isinstance(first, dict) and first.get("observedAt"):
+                observed.append(str(first["observedAt"]))
+        row["observedAt"] = max(observed) if observed else r.modified_at
+        out.append(row)
+    return out

@@ -4,15 +4,20 @@ filters in all.
 
 - `cases`: the city's cases (wecity.cases.queries.case_records), filtered, counted and paged in SQL, so
   that a grant for one district reads that district's rows only, however many cases the city has.
+- `cases` "daily": cases by the local day they were opened, district and category (received, closed,
+  overdue), grouped in SQL.
 - `applications`: submitted service applications (all, or of the matter `source_ref` names), their
   answers by field name.
 - `certificates`: the valid certificates of the type `source_ref` names.
 - `table` "areas": the city's districts and their boundaries.
+- `ngsild`: the current state of the NGSI-LD entities of the type `source_ref` names (their history is
+  the broker's temporal API).
 
 Every row may carry `_record` (what it is: "case:12", "application:…", "certificate:…") and `_phone`
 (the person it is about), which the data API uses to tell that person who read it, and never returns.
-The other kinds (NGSI-LD entity types, daily case statistics) are listed in the catalogue but not served
-yet: asking for them is answered as such, not with an empty table.
+
+A dataset whose source is none of these is listed in the catalogue but not served: asking for it is
+answered as such, not with an empty table.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from wecity.cases.queries import case_record_columns, case_records
+from wecity.cases.queries import case_record_columns, case_records, daily_case_counts
+from wecity.context.overview import entities_of_type
 from wecity.core.errors import NotFound, ValidationFailed
 from wecity.core.worktime import load_calendar
 from wecity.geo.service import list_areas
@@ -120,6 +126,14 @@ def _cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tupl
                         with_total=q.with_total)
 
 
+def _daily_cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int | None, list[dict[str, Any]]]:
+    return _in_memory(daily_case_counts(conn, now=now), d, q)
+
+
+def _entities(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int | None, list[dict[str, Any]]]:
+    return _in_memory(entities_of_type(conn, d["source_ref"], limit=MAX_ROWS_READ), d, q)
+
+
 def _applications(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int, list[dict[str, Any]]]:
     rows = application_records(conn, d["source_ref"] or None, calendar=load_calendar(conn), limit=MAX_ROWS_READ)
     return _in_memory(rows, d, q)
@@ -137,6 +151,10 @@ def _areas(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tupl
 def reader(d: dict[str, Any]) -> Reader:
     if d["source"] == "cases" and not d["source_ref"]:
         return _cases
+    if d["source"] == "cases" and d["source_ref"] == "daily":
+        return _daily_cases
+    if d["source"] == "ngsild" and d["source_ref"]:
+        return _entities
     if d["source"] == "applications":
         return _applications
     if d["source"] == "certificates":

@@ -77,6 +77,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Staff logins / 工作人员账号 (password / 密码: {DEMO_PASSWORD}):")
     for username, name, dept, roles, _phone in STAFF:
         print(f"  {username:<16} {name:<14} {dept:<10} {' '.join(roles)}")
+    print("  <department> and <department>-lead for the service departments (gongan, minzheng, zhufangbaozhang, "
+          "…)\n  / 各办事部门另有 <部门> 与 <部门>-lead（科长）账号；zhengwu-lead 协调数据共享 "
+          "(coordinates data sharing)")
+    print("Citizens / 市民: sign in on /my with 13900000001 … 13900000006 (the SMS code is in the log / 验证码见日志)")
     print("\nAPI keys, one per purpose / API 密钥（各司其职）:")
     for purpose, (name, scopes) in DEMO_KEYS.items():
         print(f"  {name} [{' '.join(scopes)}]: {keys[purpose]}")

@@ -86,7 +86,7 @@ def test_request_grant_and_see_it_on_every_side(catalogued: City) -> None:
         expires = int(city.clock.now().timestamp()) + 3600
         citizen.cookies.set(CITIZEN_COOKIE, sign_citizen(city.settings.secret_key, "13911110001", expires))
         uses = citizen.get("/my/data-uses", headers=ZH).text
-        assert 'id="data-uses"' in uses and "排查道路塌陷隐患" in uses and f"case:{case_id}" in uses
+        assert 'id="data-uses"' in uses and "排查道路塌陷隐患" in uses and f"您的反映（案件 {case_id}）" in uses
         citizen.cookies.set(CITIZEN_COOKIE, sign_citizen(city.settings.secret_key, "13911119999", expires))
         assert 'id="no-uses"' in citizen.get("/my/data-uses", headers=EN).text
     with make_client(city) as stranger:
@@ -105,3 +105,44 @@ def test_open_data_shows_a_sample_and_not_shared_data_no_request_button(catalogu
         marriage = client.get("/data/marriage-registrations", headers=EN).text
         assert 'id="sample"' not in marriage and 'id="request-data"' not in marriage
         assert "not shared with other departments" in marriage
+
+
+def test_unticking_a_field_drops_its_clear_box_and_a_filter_by_name_is_refused(catalogued: City) -> None:
+
+    city = catalogued
+    with make_client(city) as requester:
+        log_in(requester, "zhujian")
+        form = requester.get("/data/city-cases/request", headers=EN).text
+        assert 'type="checkbox" name="fields" value="case_id" checked' not in form  # nothing asked for by default
+        assert 'name="filter_district" value="430102"' in form  # districts offered by name
+        sent = requester.post("/data/city-cases/request", headers=EN, follow_redirects=False, data={
+            "csrf_token": csrf_token(form), "purpose": "道路安全巡查", "fields": ["case_id", "reporter_phone"],
+            "clear_fields": ["reporter_phone", "description"], "days": "30"})
+        assert sent.status_code == 303, sent.text
+        path = sent.headers["location"].split("?")[0]
+    with make_client(city) as provider:
+        log_in(provider, "supervisor")
+        page = provider.get(path, headers=EN).text
+        granted = provider.post(f"{path}/decide", headers=EN, follow_redirects=False, data={
+            "csrf_token": csrf_token(page), "decision": "grant", "fields": ["case_id"],
+            "clear_fields": ["reporter_phone"], "days": "30", "reasons": "只需案件编号"})
+        assert granted.status_code == 303, granted.text
+        shown = provider.get(path, headers=EN).text
+        assert "In force" in shown
+    with make_client(city) as api:
+        zhujian = {"Authorization": "Bearer " + _session_token(city, "zhujian")}
+        wrong = api.post("/api/v1/data-requests", headers=zhujian, json={
+            "dataset": "city-cases", "purpose": "道路安全巡查", "fields": ["case_id"], "days": 30,
+            "row_filter": {"district": ["芙蓉区"]}})
+        assert wrong.status_code == 400 and wrong.json()["code"] == "datashare.bad_filter"
+        assert "430102" in wrong.text
+
+
+def _session_token(city: City, username: str) -> str:
+    import sqlalchemy as sa
+
+    from wecity.identity.models import users
+    from wecity.identity.service import start_session
+
+    return city.db.write_sync(lambda c: start_session(c, c.execute(sa.select(users.c.id).where(
+        users.c.username == username)).scalar_one(), city.clock.now()))

@@ -153,10 +153,10 @@ def subject_key(secret_key: str, phone: str) -> str:
 
 def _access_row(conn: Connection, d: dict[str, Any], *, audit_id: int, at: datetime, grant_id: int | None,
                 reader: str | None, actor: str, kind: str, purpose: str, rows: int, outcome: str,
-                visible_from: datetime | None = None) -> int:
+                fields: list[str] | None = None, visible_from: datetime | None = None) -> int:
     return inserted_id(conn.execute(data_accesses.insert().values(
         at=at, dataset_id=d["id"], grant_id=grant_id, reader=reader, actor=actor, access=kind, purpose=purpose,
-        rows=rows, outcome=outcome, audit_id=audit_id, visible_from=visible_from or at)))
+        rows=rows, fields=fields or [], outcome=outcome, audit_id=audit_id, visible_from=visible_from or at)))
 
 
 def record_reading(conn: Connection, d: dict[str, Any], access: Access, rows: list[dict[str, Any]], *,
@@ -177,7 +177,7 @@ def record_reading(conn: Connection, d: dict[str, Any], access: Access, rows: li
             visible_from = delayed
     access_id = _access_row(conn, d, audit_id=audit_id, at=now, grant_id=access.grant_id, reader=access.department,
                             actor=actor, kind=access.kind, purpose=access.purpose, rows=len(rows), outcome="ok",
-                            visible_from=visible_from)
+                            fields=list(detail.get("fields") or access.fields), visible_from=visible_from)
     subjects: dict[str, str] = {}
     disclosures: list[tuple[int, str, str]] = []
     for r in rows:

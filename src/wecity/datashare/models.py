@@ -139,6 +139,7 @@ data_accesses = sa.Table(
     sa.Column("access", sa.String(20), nullable=False),  # publisher | grant | refused
     sa.Column("purpose", sa.Text, nullable=False),
     sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("fields", sa.JSON, nullable=False),  # the fields returned (empty when refused)
     sa.Column("outcome", sa.String(20), nullable=False),  # ok | no_grant | expired | revoked | anonymous
     sa.Column("audit_id", sa.Integer, nullable=False),
     # When the people the records are about may see this reading: its time, or later under a grant whose

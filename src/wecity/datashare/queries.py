@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.core import cache
+from wecity.core.clock import CITY_TZ
 from wecity.core.errors import NotFound
 from wecity.datashare.catalogue import CATALOGUE_CACHE, PERSONAL
 from wecity.datashare.models import (
@@ -111,12 +112,20 @@ def _request_row(r: Any, names: dict[str, tuple[str, str]], today: date) -> dict
     for side in ("requester", "provider"):
         out[f"{side}_zh"], out[f"{side}_en"] = names.get(out[side], (out[side], out[side]))
     out["overdue"] = out["state"] == "submitted" and out["due_on"] < today
+    # What the lists show: a granted request whose grant has ended says so.
+    out["shown_state"] = out["state"]
+    if out["state"] == "granted" and out.get("grant_revoked_at") is not None:
+        out["shown_state"] = "revoked"
+    elif out["state"] == "granted" and out.get("grant_expires_at") is not None \
+            and out["grant_expires_at"].astimezone(CITY_TZ).date() < today:
+        out["shown_state"] = "expired"
     return out
 
 
 def _requests_query() -> sa.Select[Any]:
     return (sa.select(data_requests, datasets.c.name.label("dataset"), datasets.c.title_zh, datasets.c.title_en,
-                      datasets.c.share_class, data_grants.c.id.label("grant_id"))
+                      datasets.c.share_class, data_grants.c.id.label("grant_id"),
+                      data_grants.c.revoked_at.label("grant_revoked_at"), data_grants.c.expires_at.label("grant_expires_at"))
             .select_from(data_requests.join(datasets, datasets.c.id == data_requests.c.dataset_id)
                          .outerjoin(data_grants, data_grants.c.request_id == data_requests.c.id)))
 
@@ -154,17 +163,23 @@ def data_request(conn: Connection, request_id: int, *, today: date) -> dict[str,
     if row is None:
         raise NotFound(f"no data request {request_id}", message_zh=f"数据共享申请 {request_id} 不存在")
     out = _request_row(row, _department_names(conn), today)
-    out["events"] = [dict(e._mapping) for e in conn.execute(
-        sa.select(data_request_events).where(data_request_events.c.request_id == request_id)
-        .order_by(data_request_events.c.id))]
+    names = _department_names(conn)
+    out["events"] = [{**e._mapping, "department_zh": names.get(e.department or "", (e.department, e.department))[0],
+                      "department_en": names.get(e.department or "", (e.department, e.department))[1]}
+                     for e in conn.execute(sa.select(data_request_events)
+                                           .where(data_request_events.c.request_id == request_id)
+                                           .order_by(data_request_events.c.id))]
     grant = conn.execute(sa.select(data_grants).where(data_grants.c.request_id == request_id)).first()
     out["grant"] = dict(grant._mapping) if grant else None
     return out
 
 
-def grant_view(g: Any, now: datetime) -> dict[str, Any]:
+def grant_view(g: Any, now: datetime, names: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
     out = dict(g._mapping)
     out["state"] = "revoked" if g.revoked_at is not None else "expired" if g.expires_at <= now else "active"
+    for side in ("grantee", "publisher"):
+        if names is not None and side in out:
+            out[f"{side}_zh"], out[f"{side}_en"] = names.get(out[side], (out[side], out[side]))
     return out
 
 
@@ -178,7 +193,8 @@ def data_grants_for(conn: Connection, *, now: datetime, department: str | None =
     if department is not None:
         held, given = data_grants.c.grantee == department, datasets.c.publisher == department
         query = query.where(held if side == "grantee" else given if side == "provider" else sa.or_(held, given))
-    return [grant_view(g, now) for g in conn.execute(query)]
+    names = _department_names(conn)
+    return [grant_view(g, now, names) for g in conn.execute(query)]
 
 
 def data_grant(conn: Connection, grant_id: int, *, now: datetime) -> dict[str, Any]:
@@ -188,7 +204,7 @@ def data_grant(conn: Connection, grant_id: int, *, now: datetime) -> dict[str, A
                        .where(data_grants.c.id == grant_id)).first()
     if row is None:
         raise NotFound(f"no data grant {grant_id}", message_zh=f"数据共享授权 {grant_id} 不存在")
-    return grant_view(row, now)
+    return grant_view(row, now, _department_names(conn))
 
 
 def data_accesses_for(conn: Connection, *, publisher: str | None = None, reader: str | None = None,
@@ -207,7 +223,9 @@ def data_accesses_for(conn: Connection, *, publisher: str | None = None, reader:
     rows = conn.execute(sa.select(data_accesses, datasets.c.name.label("dataset"), datasets.c.title_zh,
                                   datasets.c.title_en, datasets.c.publisher).select_from(joined).where(*conditions)
                         .order_by(data_accesses.c.id.desc()).limit(min(limit, MAX_PAGE)).offset(offset))
-    return total, [dict(r._mapping) for r in rows]
+    names = _department_names(conn)
+    return total, [{**r._mapping, "reader_zh": names.get(r.reader or "", (r.reader, r.reader))[0],
+                    "reader_en": names.get(r.reader or "", (r.reader, r.reader))[1]} for r in rows]
 
 
 def uses_of_my_data(conn: Connection, subject: str, *, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
@@ -215,15 +233,21 @@ def uses_of_my_data(conn: Connection, subject: str, *, now: datetime, limit: int
     for what, which dataset and record. Readings under a delayed disclosure appear once it ends."""
     names = _department_names(conn)
     rows = conn.execute(sa.select(data_accesses.c.at, data_accesses.c.reader, data_accesses.c.purpose,
-                                  data_accesses.c.grant_id, data_disclosures.c.record, datasets.c.name.label("dataset"),
-                                  datasets.c.title_zh, datasets.c.title_en)
+                                  data_accesses.c.grant_id, data_accesses.c.fields, data_disclosures.c.record,
+                                  datasets.c.id.label("dataset_id"), datasets.c.name.label("dataset"),
+                                  datasets.c.title_zh, datasets.c.title_en, data_requests.c.basis)
                         .select_from(data_disclosures.join(data_accesses, data_accesses.c.id == data_disclosures.c.access_id)
-                                     .join(datasets, datasets.c.id == data_accesses.c.dataset_id))
+                                     .join(datasets, datasets.c.id == data_accesses.c.dataset_id)
+                                     .outerjoin(data_grants, data_grants.c.id == data_accesses.c.grant_id)
+                                     .outerjoin(data_requests, data_requests.c.id == data_grants.c.request_id))
                         .where(data_disclosures.c.subject == subject, data_accesses.c.visible_from <= now)
                         .order_by(data_accesses.c.at.desc(), data_disclosures.c.id.desc()).limit(limit))
     out = []
     for r in rows:
         item = dict(r._mapping)
         item["reader_zh"], item["reader_en"] = names.get(r.reader, (r.reader, r.reader))
+        titles = {f["name"]: (f["title_zh"], f["title_en"]) for f in dataset_by_id(conn, r.dataset_id)["fields"]}
+        item["fields_zh"] = [titles.get(f, (f, f))[0] for f in r.fields or []]
+        item["fields_en"] = [titles.get(f, (f, f))[1] for f in r.fields or []]
         out.append(item)
     return out

@@ -27,7 +27,7 @@ from wecity.core.errors import Conflict, NotFound, PermissionDenied, ValidationF
 from wecity.core.limits import parse_rule
 from wecity.core.outbox import enqueue_many
 from wecity.core.worktime import load_calendar
-from wecity.datashare import queries
+from wecity.datashare import queries, sources
 from wecity.datashare.catalogue import PERSONAL
 from wecity.datashare.models import data_grants, data_request_events, data_requests
 from wecity.govservice.clock import add_working_days, local_day
@@ -80,11 +80,39 @@ def _invalid(message: str, message_zh: str, code: str = "datashare.request_inval
     return ValidationFailed(message, message_zh=message_zh, code=code)
 
 
+# What people call the parts of a request, in messages.
+_PARTS = {"fields": ("the fields", "字段"), "clear_fields": ("the fields in clear", "明文字段"),
+          "days": ("the number of days", "使用期限（天）"), "purpose": ("the purpose", "用途"),
+          "basis": ("the basis", "依据"), "reasons": ("the reasons", "理由"), "row_filter": ("the row filter", "记录范围"),
+          "dataset": ("the dataset", "数据集"), "rate_limit": ("the rate limit", "调用频率上限")}
+
+
+def _explained(error: Any) -> tuple[str, str]:
+    """A schema error in words a department officer reads, in both languages."""
+    part = str(error.path[0]) if error.path else ""
+    en, zh = _PARTS.get(part, (part or "the request", part or "申请"))
+    kind, bound = error.validator, error.validator_value
+    if kind == "minItems":
+        return f"Choose at least one of {en}.", f"请至少选择一项{zh}。"
+    if kind == "minLength":
+        return f"Fill in {en} (at least {bound} characters).", f"请填写{zh}（至少 {bound} 个字）。"
+    if kind in ("maxLength", "maxItems", "maxProperties"):
+        return f"{en.capitalize()} is too long (at most {bound}).", f"{zh}过长（最多 {bound}）。"
+    if kind == "minimum":
+        return f"{en.capitalize()} is at least {bound}.", f"{zh}不得小于 {bound}。"
+    if kind == "maximum":
+        return f"{en.capitalize()} is at most {bound}.", f"{zh}不得大于 {bound}。"
+    if kind == "required":
+        missing = ", ".join(bound) if isinstance(bound, list) else str(bound)
+        return f"Fill in {missing}.", f"请填写：{missing}。"
+    return f"{en.capitalize()}: {error.message}.", f"{zh}格式不正确（{error.message}）。"
+
+
 def _check(validator: Draft202012Validator, body: Any) -> None:
     errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
     if errors:
-        where = "/".join(str(p) for p in errors[0].path) or "body"
-        raise _invalid(f"{where}: {errors[0].message}", f"{where}：格式不正确（{errors[0].message}）")
+        en, zh = _explained(errors[0])
+        raise _invalid(en, zh)
 
 
 def department_of(conn: Connection, user: StaffUser) -> str | None:
@@ -97,7 +125,8 @@ def _department_id(conn: Connection, code: str) -> int | None:
     return conn.execute(sa.select(departments.c.id).where(departments.c.code == code)).scalar()
 
 
-def _scope(d: dict[str, Any], fields: list[str], clear: list[str], row_filter: dict[str, list[str]]) -> list[str]:
+def _scope(conn: Connection, d: dict[str, Any], fields: list[str], clear: list[str],
+           row_filter: dict[str, list[str]]) -> list[str]:
     """Check a scope against the dataset; the fields in the dataset's order."""
     known = {f["name"]: f for f in d["fields"]}
     unknown = [f for f in [*fields, *clear, *row_filter] if f not in known]
@@ -106,12 +135,22 @@ def _scope(d: dict[str, Any], fields: list[str], clear: list[str], row_filter: d
                        f"数据集 {d['name']} 没有字段：{'、'.join(dict.fromkeys(unknown))}", "datashare.unknown_field")
     not_asked = [f for f in clear if f not in fields]
     if not_asked:
-        raise _invalid(f"clear_fields {', '.join(not_asked)} must be among the fields asked for",
-                       f"明文字段 {'、'.join(not_asked)} 须在所申请的字段之内")
+        raise _invalid(f"{', '.join(not_asked)} in clear: tick the field itself too",
+                       f"明文字段 {'、'.join(not_asked)}：请同时勾选该字段本身")
     not_personal = [f for f in clear if known[f]["sensitivity"] not in PERSONAL]
     if not_personal:
         raise _invalid(f"{', '.join(not_personal)} are not personal: only personal fields are masked",
                        f"{'、'.join(not_personal)} 不是个人信息字段，无需申请明文")
+    vocabularies = sources.vocabularies(conn, d)
+    for name, values in row_filter.items():
+        allowed = {term[0]: term for term in vocabularies.get(name, [])}
+        strangers = [v for v in values if allowed and v not in allowed]
+        if strangers:
+            listed = ", ".join(f"{code} ({en})" for code, _, en in allowed.values())
+            listed_zh = "、".join(f"{code}（{zh}）" for code, zh, _ in allowed.values())
+            raise _invalid(f"{name}: {', '.join(strangers)} is not a value of this field; it takes {listed}",
+                           f"{name}：{'、'.join(strangers)} 不是该字段的取值，可选：{listed_zh}",
+                           "datashare.bad_filter")
     return [f["name"] for f in d["fields"] if f["name"] in set(fields)]
 
 
@@ -162,7 +201,7 @@ def submit_request(conn: Connection, user: StaffUser, body: Any, *, now: datetim
         raise Conflict("a department reads its own datasets without a grant", message_zh="本部门数据无需申请共享",
                        code="datashare.own_dataset")
     row_filter = body.get("row_filter") or {}
-    fields = _scope(d, body["fields"], body.get("clear_fields") or [], row_filter)
+    fields = _scope(conn, d, body["fields"], body.get("clear_fields") or [], row_filter)
     clear = [f for f in fields if f in set(body.get("clear_fields") or [])]
     calendar = load_calendar(conn)
     due = add_working_days(calendar, local_day(now, calendar), ANSWER_DAYS[d["share_class"]])
@@ -187,7 +226,7 @@ class Scope:
     days: int
 
 
-def _narrowed(d: dict[str, Any], asked: Any, body: dict[str, Any]) -> Scope:
+def _narrowed(conn: Connection, d: dict[str, Any], asked: Any, body: dict[str, Any]) -> Scope:
     """The scope a provider grants: what was asked, or a part of it; never more."""
     fields: list[str] = body.get("fields") or list(asked.fields)
     # Clear fields not said again: those asked for that are still granted.
@@ -195,7 +234,7 @@ def _narrowed(d: dict[str, Any], asked: Any, body: dict[str, Any]) -> Scope:
         f for f in asked.clear_fields if f in fields]
     row_filter: dict[str, list[str]] = body["row_filter"] if "row_filter" in body else dict(asked.row_filter)
     days: int = body.get("days") or asked.days
-    ordered = _scope(d, fields, clear, row_filter)
+    ordered = _scope(conn, d, fields, clear, row_filter)
     wider = [f for f in fields if f not in asked.fields] + [f for f in clear if f not in asked.clear_fields]
     for name, values in asked.row_filter.items():
         if name not in row_filter:
@@ -231,8 +270,8 @@ def decide(conn: Connection, request_id: int, user: StaffUser, body: Any, *, now
     req = _open_request(conn, request_id)
     _provider_lead(conn, user, req.provider)  # who asks first: a stranger learns nothing from the checks below
     if isinstance(body, dict) and body.get("decision") == "grant" and body.get("fields") == []:
-        raise _invalid("choose at least one field to grant, or refuse the request",
-                       "请至少选择一个授权字段，或作出不予共享的决定", "datashare.no_fields")
+        raise _invalid("Choose at least one field to grant, or refuse the request.",
+                       "请至少选择一个授权字段，或作出不予共享的决定。", "datashare.no_fields")
     _check(_DECISION, body)
     if req.state != OPEN:
         raise Conflict(f"data request {request_id} is {req.state}", message_zh=f"该申请已处理（{req.state}）",
@@ -241,7 +280,7 @@ def decide(conn: Connection, request_id: int, user: StaffUser, body: Any, *, now
     reasons, basis = (body.get("reasons") or "").strip(), (body.get("basis") or "").strip()
     if body["decision"] == "refuse":
         if not reasons or not basis:
-            raise _invalid("a refusal gives its reasons and their legal basis", "不予共享须说明理由及依据",
+            raise _invalid("Give the reasons for refusing and their legal basis.", "不予共享须说明理由及依据。",
                            "datashare.reasons_required")
         conn.execute(data_requests.update().where(data_requests.c.id == request_id).values(
             state="refused", decided_at=now, decided_by=user.username, reasons=reasons, decision_basis=basis))
@@ -251,9 +290,9 @@ def decide(conn: Connection, request_id: int, user: StaffUser, body: Any, *, now
         tell(conn, req.requester, "refused", request_id=request_id, title=d["title_zh"], now=now)
         return None
     if d["share_class"] == "conditional" and not reasons:
-        raise _invalid("a conditional resource is granted with reasons: the conditions it meets",
-                       "有条件共享的数据须说明授权理由（所满足的条件）", "datashare.reasons_required")
-    scope = _narrowed(d, req, body)
+        raise _invalid("Data shared on conditions is granted with reasons: say which conditions the request meets.",
+                       "有条件共享的数据须说明授权理由（满足了哪些条件）。", "datashare.reasons_required")
+    scope = _narrowed(conn, d, req, body)
     rate = body.get("rate_limit") or DEFAULT_RATE_LIMIT
     try:
         parse_rule(rate)
@@ -262,7 +301,7 @@ def decide(conn: Connection, request_id: int, user: StaffUser, body: Any, *, now
     delay = body.get("disclose_after_days")
     disclosure_basis = (body.get("disclosure_basis") or "").strip()
     if delay and not disclosure_basis:
-        raise _invalid("a delayed disclosure gives the legal basis for it", "延迟告知须说明法律依据",
+        raise _invalid("Give the legal basis for delaying the notice.", "延迟告知须说明法律依据。",
                        "datashare.reasons_required")
     grant_id = inserted_id(conn.execute(data_grants.insert().values(
         request_id=request_id, dataset_id=req.dataset_id, grantee=req.requester, purpose=req.purpose,
@@ -312,7 +351,7 @@ def revoke(conn: Connection, grant_id: int, user: StaffUser, reason: str, *, now
     _provider_lead(conn, user, d["publisher"])
     reason = (reason or "").strip()
     if not reason:
-        raise _invalid("a revocation gives its reason", "撤销授权须说明理由", "datashare.reasons_required")
+        raise _invalid("Give the reason for revoking the grant.", "撤销授权须说明理由。", "datashare.reasons_required")
     if grant.revoked_at is not None:
         raise Conflict(f"data grant {grant_id} is already revoked", message_zh="该授权已撤销",
                        code="datashare.grant_revoked")
@@ -342,8 +381,7 @@ def check_clocks(conn: Connection, now: datetime, coordinator: str) -> int:
                                data_requests.c.due_on < today)).all()
     for row in late:
         conn.execute(data_requests.update().where(data_requests.c.id == row.id).values(escalated_at=now))
-        _event(conn, row.id, "escalated", actor="system", now=now, department=coordinator,
-               note=f"due {row.due_on.isoformat()}")
+        _event(conn, row.id, "escalated", actor="system", now=now, department=coordinator)
         title = queries.dataset_by_id(conn, row.dataset_id)["title_zh"]
         tell(conn, coordinator, "escalated", request_id=row.id, title=title, now=now)
         tell(conn, row.provider, "escalated", request_id=row.id, title=title, now=now, role="supervisor")
@@ -359,7 +397,7 @@ def delay_disclosure(conn: Connection, grant_id: int, user: StaffUser, *, days: 
     _provider_lead(conn, user, d["publisher"])
     basis = (basis or "").strip()
     if not basis:
-        raise _invalid("a delayed disclosure gives the legal basis for it", "延迟告知须说明法律依据",
+        raise _invalid("Give the legal basis for delaying the notice.", "延迟告知须说明法律依据。",
                        "datashare.reasons_required")
     if not 1 <= days <= MAX_DAYS:
         raise _invalid(f"days is 1 to {MAX_DAYS}", f"天数应在 1 至 {MAX_DAYS} 之间")

@@ -164,3 +164,26 @@ def reader(d: dict[str, Any]) -> Reader:
     raise NotFound(f"dataset {d['name']}: its data ({d['source']}) is catalogued but not served through the "
                    "data API yet", message_zh=f"数据集 {d['name']} 已编目，但其数据（{d['source']}）尚未通过数据接口提供",
                    code="datashare.not_served")
+
+
+# (value, name in Chinese, name in English)
+Term = tuple[str, str, str]
+
+
+def vocabularies(conn: Connection, d: dict[str, Any]) -> dict[str, list[Term]]:
+    """The values a field of this dataset can take, where the platform knows them (a district, a category,
+    a case state): the request and grant forms offer them by name, and a row filter naming anything else
+    is refused rather than granted to an empty table."""
+    from wecity.cases.categories import list_categories
+    from wecity.cases.choices import CaseStatus
+
+    names = {f["name"] for f in d["fields"]}
+    found: dict[str, list[Term]] = {}
+    if "district" in names and d["source"] in ("cases", "certificates", "applications"):
+        found["district"] = [(str(a["code"]), a["name_zh"], a["name_en"]) for a in list_areas(conn)]
+    if d["source"] == "cases":
+        if "category" in names:
+            found["category"] = [(c.code, c.name_zh, c.name_en) for c in list_categories(conn, active_only=False)]
+        if "status" in names:
+            found["status"] = [(s.value, s.label_zh, s.label_en) for s in CaseStatus]
+    return found

@@ -17,7 +17,7 @@ from wecity.core import csrf
 from wecity.core.clock import CITY_TZ
 from wecity.core.errors import NotFound, WeCityError
 from wecity.core.http import request_locale
-from wecity.datashare import queries, requests
+from wecity.datashare import queries, requests, sources
 from wecity.identity.deps import OptionalStaff
 from wecity.identity.service import StaffUser
 from wecity.web.i18n import gettext_for
@@ -53,14 +53,20 @@ def _values(form: FormData, name: str) -> list[str]:
 
 
 def _row_filter(d: dict[str, Any], form: FormData) -> dict[str, list[str]]:
-    """`filter_<field>` inputs: comma- or line-separated values; empty inputs are no filter."""
+    """`filter_<field>` inputs: ticked values (fields whose values the platform knows), or values typed
+    comma- or line-separated; nothing given is no filter."""
     found = {}
     for f in d["fields"]:
-        raw = _text(form, f"filter_{f['name']}")
-        values = [v.strip() for v in raw.replace("，", ",").replace("\n", ",").split(",") if v.strip()]
+        values = [v.strip() for raw in form.getlist(f"filter_{f['name']}")
+                  for v in str(raw)[:MAX_TEXT].replace("，", ",").replace("\n", ",").split(",") if v.strip()]
         if values:
-            found[f["name"]] = values[:100]
+            found[f["name"]] = list(dict.fromkeys(values))[:100]
     return found
+
+
+def _titles(d: dict[str, Any], locale: str) -> dict[str, str]:
+    """A dataset's field names as people read them, in this language."""
+    return {f["name"]: f["title_zh"] if locale == "zh_CN" else f["title_en"] for f in d["fields"]}
 
 
 # -- request a dataset --------------------------------------------------------------------------------------
@@ -72,14 +78,15 @@ async def _request_form(request: Request, user: StaffUser, name: str, *, status:
         d = await ctx.db.read(queries.dataset, name[:100])
     except NotFound:
         return _error(request, user, 404, gettext_for(request_locale(request)).gettext("There is no such dataset."))
-    own = await ctx.db.read(lambda c: requests.department_of(c, user))
-    kept = {"fields": form.getlist("fields") if form else [f["name"] for f in d["fields"]],
+    own, vocab = await ctx.db.read(lambda c: (requests.department_of(c, user), sources.vocabularies(c, d)))
+    # Nothing is ticked to begin with: the officer asks for what the duty needs, field by field.
+    kept = {"fields": form.getlist("fields") if form else [],
             "clear_fields": form.getlist("clear_fields") if form else [],
             "purpose": _text(form, "purpose") if form else "", "basis": _text(form, "basis") if form else "",
             "days": _text(form, "days") if form else "90",
-            "filters": {f["name"]: _text(form, f"filter_{f['name']}") for f in d["fields"]} if form else {}}
+            "filters": _row_filter(d, form) if form else {}}
     return page(request, "web/sharing_new.html", user=user, status=status, d=d, error=error, kept=kept,
-                own_department=own, answer_days=requests.ANSWER_DAYS.get(d["share_class"]))
+                own_department=own, answer_days=requests.ANSWER_DAYS.get(d["share_class"]), vocab=vocab)
 
 
 @router.get("/data/{name}/request")
@@ -103,8 +110,10 @@ async def submit_request(request: Request, user: OptionalStaff, name: str) -> Re
     now = ctx.clock.now()
     try:
         d = await ctx.db.read(queries.dataset, name[:100])
+        fields = _values(form, "fields")
+        # "In clear" ticked for a field not asked for means nothing: it is dropped, not an error.
         body = {"dataset": d["name"], "purpose": _text(form, "purpose"), "basis": _text(form, "basis"),
-                "fields": _values(form, "fields"), "clear_fields": _values(form, "clear_fields"),
+                "fields": fields, "clear_fields": [f for f in _values(form, "clear_fields") if f in fields],
                 "row_filter": _row_filter(d, form), "days": _int(form, "days") or 0}
         request_id = await ctx.db.write(lambda c: requests.submit_request(c, user, body, now=now))
     except WeCityError as exc:
@@ -122,18 +131,21 @@ async def sharing(request: Request, user: OptionalStaff) -> Response:
         return login_redirect(request)
     ctx = request.app.state.ctx
     now, today = ctx.clock.now(), _today(request)
+    locale = request_locale(request)
 
     def read(conn: sa.Connection) -> dict[str, Any]:
         own = requests.department_of(conn, user)
         if own is None:
             return {"department": None}
         _, accesses = queries.data_accesses_for(conn, publisher=own, limit=50)
+        incoming = queries.data_requests_for(conn, today=today, department=own, side="provider")
         return {"department": own,
-                "incoming": queries.data_requests_for(conn, today=today, department=own, side="provider"),
+                "to_decide": [r for r in incoming if r["state"] == "submitted"],
+                "decided": [r for r in incoming if r["state"] != "submitted"],
                 "made": queries.data_requests_for(conn, today=today, department=own, side="requester"),
                 "held": queries.data_grants_for(conn, now=now, department=own, side="grantee"),
                 "given": queries.data_grants_for(conn, now=now, department=own, side="provider"),
-                "accesses": accesses,
+                "accesses": accesses, "titles": {d["name"]: _titles(d, locale) for d in queries.published(conn)},
                 "coordinator": own == ctx.settings.data_coordinator or "admin" in user.roles}
 
     return page(request, "web/sharing.html", user=user, **await ctx.db.read(read))
@@ -147,13 +159,15 @@ async def overview(request: Request, user: OptionalStaff) -> Response:
     ctx = request.app.state.ctx
     today = _today(request)
     _ = gettext_for(request_locale(request)).gettext
+    state = request.query_params.get("state", "")
+    state = state if state in requests.STATES else ""
 
     def read(conn: sa.Connection) -> dict[str, Any] | None:
         if "admin" not in user.roles and requests.department_of(conn, user) != ctx.settings.data_coordinator:
             return None
-        return {"counts": queries.request_counts(conn, today=today),
+        return {"counts": queries.request_counts(conn, today=today), "state": state,
                 "overdue": queries.data_requests_for(conn, today=today, overdue_only=True),
-                "recent": queries.data_requests_for(conn, today=today, limit=100)}
+                "recent": queries.data_requests_for(conn, today=today, state=state or None, limit=100)}
 
     found = await ctx.db.read(read)
     if found is None:
@@ -164,7 +178,7 @@ async def overview(request: Request, user: OptionalStaff) -> Response:
 # -- one request ---------------------------------------------------------------------------------------------
 
 async def _request_page(request: Request, user: StaffUser, request_id: int, *, status: int = 200,
-                        error: str | None = None) -> Response:
+                        error: str | None = None, form: FormData | None = None, action: str = "") -> Response:
     ctx = request.app.state.ctx
     now, today = ctx.clock.now(), _today(request)
     _ = gettext_for(request_locale(request)).gettext
@@ -177,8 +191,13 @@ async def _request_page(request: Request, user: StaffUser, request_id: int, *, s
         own = requests.department_of(conn, user)
         grant = queries.data_grant(conn, found["grant"]["id"], now=now) if found["grant"] else None
         accesses = queries.data_accesses_for(conn, grant_id=grant["id"], limit=50)[1] if grant else []
-        return {"req": found, "d": queries.dataset_by_id(conn, found["dataset_id"]), "grant": grant,
-                "accesses": accesses,
+        d = queries.dataset_by_id(conn, found["dataset_id"])
+        vocab = sources.vocabularies(conn, d)
+        return {"req": found, "d": d, "grant": grant, "accesses": accesses, "vocab": vocab,
+                "titles": _titles(d, request_locale(request)),
+                # The grant form offers a row filter for the fields whose values are known, and for those
+                # the request already filtered on.
+                "filterable": [f for f in d["fields"] if f["name"] in vocab or f["name"] in found["row_filter"]],
                 "decides": "admin" in user.roles or (own == found["provider"] and "supervisor" in user.roles),
                 "requester_side": "admin" in user.roles or own == found["requester"]}
 
@@ -188,8 +207,14 @@ async def _request_page(request: Request, user: StaffUser, request_id: int, *, s
         return _error(request, user, 404, _("There is no such request."))
     if found is None:
         return _error(request, user, 403, _("This request is between two other departments."))
-    return page(request, "web/sharing_request.html", user=user, status=status, error=error,
-                done=request.query_params.get("done", ""), **found)
+    kept = None
+    if form is not None and action == "decide":
+        kept = {"fields": form.getlist("fields"), "clear_fields": form.getlist("clear_fields"),
+                "filters": _row_filter(found["d"], form), "days": _text(form, "days"),
+                "reasons": _text(form, "reasons"), "basis": _text(form, "basis"),
+                "rate_limit": _text(form, "rate_limit"), "decision": _text(form, "decision")}
+    return page(request, "web/sharing_request.html", user=user, status=status, error=error, action=action,
+                kept=kept, done=request.query_params.get("done", ""), **found)
 
 
 @router.get("/sharing/requests/{request_id}")
@@ -205,8 +230,10 @@ def _decision(conn: sa.Connection, request_id: int, user: StaffUser, form: FormD
     body: dict[str, Any] = {"decision": _text(form, "decision"), "reasons": _text(form, "reasons"),
                             "basis": _text(form, "basis")}
     if body["decision"] == "grant":
-        # Boxes left unticked narrow the grant (none ticked is refused by the verb, with its reason).
-        body.update(fields=_values(form, "fields"), clear_fields=_values(form, "clear_fields"),
+        # Boxes left unticked narrow the grant (none ticked is refused by the verb, with its reason); "in
+        # clear" for a field no longer granted means nothing and is dropped.
+        fields = _values(form, "fields")
+        body.update(fields=fields, clear_fields=[f for f in _values(form, "clear_fields") if f in fields],
                     row_filter=_row_filter(d, form), days=_int(form, "days") or req["days"])
         if _text(form, "rate_limit"):
             body["rate_limit"] = _text(form, "rate_limit")
@@ -245,5 +272,6 @@ async def act(request: Request, user: OptionalStaff, request_id: int, action: st
     except WeCityError as exc:
         if exc.status >= 500:
             raise
-        return await _request_page(request, user, request_id, status=exc.status, error=exc.localized(locale))
+        return await _request_page(request, user, request_id, status=exc.status, error=exc.localized(locale),
+                                   form=form, action=action)
     return RedirectResponse(f"/sharing/requests/{request_id}?done={action}", status_code=303)

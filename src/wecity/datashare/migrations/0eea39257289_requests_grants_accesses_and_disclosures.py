@@ -1,8 +1,8 @@
 """requests, grants, accesses and disclosures
 
-Revision ID: 741b793b5afc
+Revision ID: 0eea39257289
 Revises: 9c01cde0b6d7
-Create Date: 2026-12-04 15:01:13.302161
+Create Date: 2026-12-04 15:09:13.259192
 """
 from collections.abc import Sequence
 
@@ -12,7 +12,7 @@ from alembic import op
 import wecity.core.types
 
 
-revision: str = '741b793b5afc'
+revision: str = '0eea39257289'
 down_revision: str | Sequence[str] | None = '9c01cde0b6d7'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -107,6 +107,7 @@ def upgrade() -> None:
     sa.Column('access', sa.String(length=20), nullable=False),
     sa.Column('purpose', sa.Text(), nullable=False),
     sa.Column('rows', sa.Integer(), nullable=False),
+    sa.Column('fields', sa.JSON(), nullable=False),
     sa.Column('outcome', sa.String(length=20), nullable=False),
     sa.Column('audit_id', sa.Integer(), nullable=False),
     sa.Column('visible_from', wecity.core.types.UTCDateTime(timezone=True), nullable=False),

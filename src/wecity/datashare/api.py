@@ -19,13 +19,15 @@ import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeCityError
+from wecity.core.errors import NotFound, PayloadTooLarge, PermissionDenied, ValidationFailed, WeCityError
 from wecity.core.http import Ctx, client_address
 from wecity.core.limits import parse_rule
-from wecity.datashare import access, catalogue, dcat, queries, sources
+from wecity.datashare import access, catalogue, dcat, queries, sources, uploads
+from wecity.datashare.requests import department_of
 from wecity.identity.audit import record_audit
 from wecity.identity.deps import CurrentStaff, OptionalStaff
 from wecity.identity.models import departments
+from wecity.identity.service import StaffUser
 
 router = APIRouter(tags=["data catalogue"])
 CKAN_ACTIONS = ("package_search", "package_show", "organization_list", "package_list", "status_show")
@@ -219,6 +221,48 @@ async def publish_dataset(ctx: Ctx, user: CurrentStaff, name: str, body: dict[st
         return queries.dataset(conn, name)
 
     return await ctx.db.write(run)
+
+
+@router.post("/api/v1/datasets/{name}/rows", summary="Upload a dataset's rows as CSV or XLSX (multipart `file`): "
+             "its department's staff, or an administrator; the rows are replaced, or nothing changes")
+async def upload_rows(request: Request, ctx: Ctx, user: CurrentStaff, name: str) -> dict[str, Any]:
+    d = await ctx.db.read(queries.dataset, name[:100])
+    rows = await checked_upload(request, ctx, user, d)
+    now = ctx.clock.now()
+
+    def run(conn: sa.Connection) -> dict[str, Any]:
+        count = uploads.replace_rows(conn, d, rows, now=now)
+        record_audit(conn, at=now, actor=f"user:{user.username}", action="dataset.upload",
+                     target=f"dataset:{d['name']}", detail={"rows": count})
+        return {"dataset": d["name"], "rows": count}
+
+    return await ctx.db.write(run)
+
+
+async def checked_upload(request: Request, ctx: Any, user: StaffUser, d: dict[str, Any]) -> list[dict[str, Any]]:
+    """The checked rows of the file a department's staff member sent for its own uploaded-table dataset."""
+    own = await ctx.db.read(lambda c: department_of(c, user))
+    if "admin" not in user.roles and own != d["publisher"]:
+        raise PermissionDenied("a department uploads its own datasets' tables", message_zh="部门只能上传本部门数据集的表格",
+                               code="datashare.not_publisher")
+    if (d["source"], d["source_ref"]) != ("table", "upload"):
+        raise ValidationFailed(f"dataset {d['name']} is read from {d['source']}, not from an uploaded table",
+                               message_zh=f"数据集 {d['name']} 的数据来自{d['source']}，不是上传的表格",
+                               code="datashare.not_uploaded")
+    form = await request.form(max_files=1, max_fields=5)
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ValidationFailed("send the table as the multipart field `file`", message_zh="请以 file 字段上传表格文件",
+                                   code="datashare.upload_invalid")
+        content = await upload.read(ctx.settings.max_upload_bytes + 1)
+        filename = upload.filename or ""
+    finally:
+        await form.close()
+    if len(content) > ctx.settings.max_upload_bytes:
+        raise PayloadTooLarge(f"the file is larger than {ctx.settings.max_upload_bytes:,} bytes",
+                              message_zh=f"文件超过 {ctx.settings.max_upload_bytes:,} 字节")
+    return uploads.parse_rows(d, uploads.read_table(content, filename))
 
 
 # -- the data API ---------------------------------------------------------------------------------------------

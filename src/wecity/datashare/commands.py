@@ -32,12 +32,41 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upload(args: argparse.Namespace) -> int:
+    from wecity.datashare import queries, uploads
+    from wecity.identity.audit import record_audit
+
+    path = Path(args.file)
+    with opened() as ctx:
+        now = ctx.clock.now()
+        d = ctx.db.read_sync(lambda c: queries.dataset(c, args.name))
+        if (d["source"], d["source_ref"]) != ("table", "upload"):
+            print(f"dataset {d['name']} is read from {d['source']}, not from an uploaded table / 该数据集不是上传表格",
+                  file=sys.stderr)
+            return 2
+        rows = uploads.parse_rows(d, uploads.read_table(path.read_bytes(), path.name))
+
+        def run(conn: Any) -> int:
+            count = uploads.replace_rows(conn, d, rows, now=now)
+            record_audit(conn, at=now, actor="cli", action="dataset.upload", target=f"dataset:{d['name']}",
+                         detail={"rows": count, "file": path.name})
+            return count
+
+        count = ctx.db.write_sync(run)
+    print(f"{count} rows uploaded to {d['name']} / 已上传 {count} 行")
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     data = sub.add_parser("data", help="the data catalogue / 数据资源目录").add_subparsers(dest="data_command",
                                                                                       required=True)
     pub = data.add_parser("publish", help="publish datasets from a wecity-datasets/1 file / 发布数据集")
     pub.add_argument("file")
     pub.set_defaults(func=cmd_publish)
+    up = data.add_parser("upload", help="replace an uploaded-table dataset's rows from CSV or XLSX / 上传表格数据")
+    up.add_argument("name")
+    up.add_argument("file")
+    up.set_defaults(func=cmd_upload)
     exp = data.add_parser("export", help="the catalogue as DCAT-AP / 导出 DCAT-AP 目录")
     exp.add_argument("--format", choices=("ttl", "jsonld"), default="ttl")
     exp.add_argument("--base", default="http://127.0.0.1:8000", help="the platform's public address / 平台地址")

@@ -161,3 +161,13 @@ data_disclosures = sa.Table(
     sa.Column("record", sa.String(100), nullable=False),  # "case:12", "application:…", "certificate:…"
     info=INFO,
 )
+
+# The rows of a table a department uploads (source "table", source_ref "upload"), as CSV or XLSX: each row
+# keyed by the dataset's field names, with values of its field types. An upload replaces them all.
+dataset_rows = sa.Table(
+    "dataset_rows", metadata,
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("row", sa.JSON, nullable=False),
+    info=INFO,
+)

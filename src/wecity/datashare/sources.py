@@ -9,7 +9,8 @@ filters in all.
 - `applications`: submitted service applications (all, or of the matter `source_ref` names), their
   answers by field name.
 - `certificates`: the valid certificates of the type `source_ref` names.
-- `table` "areas": the city's districts and their boundaries.
+- `table` "areas": the city's districts and their boundaries; `table` "upload": the rows of the CSV or XLSX
+  file its department last uploaded (wecity.datashare.uploads).
 - `ngsild`: the current state of the NGSI-LD entities of the type `source_ref` names (their history is
   the broker's temporal API).
 
@@ -144,6 +145,12 @@ def _certificates(conn: Connection, d: dict[str, Any], q: Query, now: datetime) 
     return _in_memory(rows, d, q)
 
 
+def _uploaded(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int | None, list[dict[str, Any]]]:
+    from wecity.datashare.uploads import uploaded_rows
+
+    return _in_memory(uploaded_rows(conn, d["id"]), d, q)
+
+
 def _areas(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int, list[dict[str, Any]]]:
     return _in_memory(list_areas(conn, with_geometry=True), d, q)
 
@@ -161,6 +168,8 @@ def reader(d: dict[str, Any]) -> Reader:
         return _certificates
     if d["source"] == "table" and d["source_ref"] == "areas":
         return _areas
+    if d["source"] == "table" and d["source_ref"] == "upload":
+        return _uploaded
     raise NotFound(f"dataset {d['name']}: its data ({d['source']}) is catalogued but not served through the "
                    "data API yet", message_zh=f"数据集 {d['name']} 已编目，但其数据（{d['source']}）尚未通过数据接口提供",
                    code="datashare.not_served")

@@ -84,3 +84,50 @@ async def _sample(ctx: Any, d: dict[str, Any]) -> list[dict[str, Any]] | None:
     except NotFound:
         return None
     return [{f: sources.cell(r.get(f), kinds[f]) for f in fields} for r in rows]
+
+
+@router.post("/data/{name}/rows")
+async def upload_rows(request: Request, user: OptionalStaff, name: str) -> Response:
+    """A department's staff replace the rows of one of its uploaded-table datasets (CSV or XLSX)."""
+    from fastapi.responses import RedirectResponse
+
+    from wecity.core import csrf
+    from wecity.datashare import uploads
+    from wecity.datashare.api import checked_upload
+    from wecity.identity.audit import record_audit
+    from wecity.web.views import login_redirect
+
+    if user is None:
+        return login_redirect(request)
+    ctx = request.app.state.ctx
+    locale = request_locale(request)
+    _ = gettext_for(locale).gettext
+    try:
+        d = await ctx.db.read(queries.dataset, name[:100])
+        form = await request.form(max_files=1, max_fields=5)
+        try:
+            if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+                return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
+                            message=_("The form expired. Please try again."))
+            rows = await checked_upload(request, ctx, user, d)  # reads the same (parsed once) form
+        finally:
+            await form.close()
+        now = ctx.clock.now()
+
+        def run(conn: Any) -> int:
+            count = uploads.replace_rows(conn, d, rows, now=now)
+            record_audit(conn, at=now, actor=f"user:{user.username}", action="dataset.upload",
+                         target=f"dataset:{d['name']}", detail={"rows": count})
+            return count
+
+        count = await ctx.db.write(run)
+    except NotFound:
+        return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
+                    message=_("There is no such dataset."))
+    except WeCityError as exc:
+        if exc.status >= 500:
+            raise
+        errors = exc.details.get("errors") or []
+        return page(request, "web/error.html", user=user, status=exc.status, title=_("The table was not uploaded"),
+                    message=exc.localized(locale) + ("" if not errors else " " + "; ".join(errors[:10])))
+    return RedirectResponse(f"/data/{d['name']}?uploaded={count}", status_code=303)

@@ -1,8 +1,8 @@
-"""requests, grants, accesses and disclosures
+"""requests, grants, accesses, disclosures and uploaded rows
 
-Revision ID: 0eea39257289
+Revision ID: f1ceed865aa5
 Revises: 9c01cde0b6d7
-Create Date: 2026-12-04 15:09:13.259192
+Create Date: 2026-12-04 15:15:07.648228
 """
 from collections.abc import Sequence
 
@@ -12,7 +12,7 @@ from alembic import op
 import wecity.core.types
 
 
-revision: str = '0eea39257289'
+revision: str = 'f1ceed865aa5'
 down_revision: str | Sequence[str] | None = '9c01cde0b6d7'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -53,6 +53,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_data_requests_requester'), ['requester'], unique=False)
         batch_op.create_index(batch_op.f('ix_data_requests_state'), ['state'], unique=False)
 
+    op.create_table('dataset_rows',
+    sa.Column('dataset_id', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('row', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'], name=op.f('fk_dataset_rows_dataset_id_datasets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('dataset_id', 'position', name=op.f('pk_dataset_rows')),
+    info={'domain': 'datashare'}
+    )
     op.create_table('data_grants',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('request_id', sa.Integer(), nullable=True),
@@ -157,6 +165,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_data_grants_dataset_id'))
 
     op.drop_table('data_grants')
+    op.drop_table('dataset_rows')
     with op.batch_alter_table('data_requests', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_data_requests_state'))
         batch_op.drop_index(batch_op.f('ix_data_requests_requester'))

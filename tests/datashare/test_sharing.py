@@ -232,3 +232,44 @@ def test_a_request_unanswered_after_its_due_day_is_escalated_to_the_coordinating
     with make_client(city) as client:
         seen = client.get(f"/api/v1/data-requests/{request['id']}", headers=_staff(city, "supervisor")).json()
         assert seen["escalated_at"] and seen["overdue"] and [e["event"] for e in seen["events"]][-1] == "escalated"
+
+
+def test_who_may_call_each_sharing_endpoint(catalogued: City) -> None:
+    """The rights matrix: nobody signed in gets 401 everywhere; a third department gets 403 on what is
+    between two others; the requester cannot decide, revoke or delay; the provider cannot withdraw."""
+    city = catalogued
+    with make_client(city) as client:
+        zhujian, provider, third = _staff(city, "zhujian"), _staff(city, "supervisor"), _staff(city, "shuiwu")
+        request = client.post("/api/v1/data-requests", json=ASKED, headers=zhujian).json()
+        rid = request["id"]
+        refused_first = client.post("/api/v1/data-requests", json=ASKED, headers=zhujian).json()["id"]
+        assert client.post(f"/api/v1/data-requests/{refused_first}/withdraw", headers=provider).status_code == 403
+        grant = client.post(f"/api/v1/data-requests/{rid}/decision", headers=provider,
+                            json={"decision": "grant", "reasons": "符合条件"}).json()["grant"]["id"]
+        calls = [
+            ("POST", "/api/v1/data-requests", ASKED), ("GET", "/api/v1/data-requests", None),
+            ("GET", f"/api/v1/data-requests/{rid}", None),
+            ("POST", f"/api/v1/data-requests/{rid}/decision", {"decision": "refuse", "reasons": "x", "basis": "y"}),
+            ("POST", f"/api/v1/data-requests/{rid}/withdraw", None), ("GET", "/api/v1/data-grants", None),
+            ("GET", f"/api/v1/data-grants/{grant}", None), ("POST", f"/api/v1/data-grants/{grant}/revoke", {"reason": "x"}),
+            ("POST", f"/api/v1/data-grants/{grant}/delay-disclosure", {"days": 5, "basis": "x"}),
+            ("GET", "/api/v1/data-accesses", None), ("GET", "/api/v1/my/data-uses", None)]
+        for method, path, body in calls:
+            assert client.request(method, path, json=body).status_code == 401, path
+        third_party = [c for c in calls if c[1].startswith((f"/api/v1/data-requests/{rid}", f"/api/v1/data-grants/{grant}"))]
+        assert len(third_party) == 6
+        for method, path, body in third_party:
+            assert client.request(method, path, json=body, headers=third).status_code == 403, path
+        for method, path, body in [c for c in calls if c[1].endswith(("/decision", "/revoke", "/delay-disclosure"))]:
+            assert client.request(method, path, json=body, headers=zhujian).status_code == 403, path
+        assert client.get("/api/v1/data-accesses", params={"side": "all"}, headers=third).status_code == 403
+        assert client.get("/api/v1/data-grants", params={"side": "all"}, headers=third).status_code == 403
+        # A department's own lists hold only what concerns it.
+        assert client.get("/api/v1/data-requests", headers=third).json()["count"] == 0
+        assert client.get("/api/v1/data-grants", headers=third).json()["count"] == 0
+        mine = client.get("/api/v1/data-accesses", params={"side": "reader"}, headers=zhujian).json()
+        assert mine["count"] == 0
+        with make_client(city, data_coordinator="shuiwu") as coordinated:
+            everything = coordinated.get("/api/v1/data-requests", params={"side": "all"}, headers=third).json()
+            assert everything["count"] == 2
+            assert coordinated.get(f"/api/v1/data-requests/{rid}", headers=third).status_code == 200

@@ -3,6 +3,7 @@ tracking views, nearby cases, a citizen's own reports. The staff API and the por
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -305,28 +306,52 @@ def case_record_columns() -> dict[str, Any]:
             "reporter_phone": _first_reporter_phone()}
 
 
+def iso_utc(conn: Connection, column: Any) -> Any:
+    """A timestamp column as ISO 8601 text in UTC to the millisecond (`2026-12-04T07:30:00.000Z`), made by
+    the database: a page of a thousand rows then needs no per-value work in Python."""
+    if conn.dialect.name == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+    return sa.func.strftime("%Y-%m-%dT%H:%M:%fZ", column)  # SQLite keeps naive UTC text
+
+
+@dataclass
+class RecordPage:
+    """One page of records for the data platform: the rows (JSON-ready values by column name), what each
+    row is (`records`, "case:<id>") and whom it is about (`phones`, the number of the person whose report
+    opened the case; None where unknown or not asked for), and how many rows pass the filters in all."""
+
+    total: int | None
+    rows: list[dict[str, Any]]
+    records: list[str]
+    phones: list[str | None]
+
+
 def case_records(conn: Connection, columns: list[str], where: dict[str, list[Any]], *, limit: int, offset: int,
-                 with_subject: bool, with_total: bool = True) -> tuple[int | None, list[dict[str, Any]]]:
-    """How many cases (merged ones excepted) pass `where` ({column: allowed values}), and one page of them,
-    oldest first, with the `columns` asked for. Each row also carries `_record` ("case:<id>") and, with
-    `with_subject`, `_phone`: the number of the person whose report opened the case (the person the record
-    is about), so that the reading can be shown to them. Without `with_total` the count is not made (None):
-    a client paging through the rows asks for it once."""
+                 with_subject: bool, with_total: bool = True) -> RecordPage:
+    """Cases (merged ones excepted) that pass `where` ({column: allowed values}), one page of them oldest
+    first, with the `columns` asked for; timestamps as ISO 8601 UTC text. Without `with_total` the count is
+    not made (None): a client paging through the rows asks for it once."""
     known = case_record_columns()
     joined = (cases.outerjoin(areas, areas.c.id == cases.c.area_id)
               .outerjoin(departments, departments.c.id == cases.c.department_id))
     conditions = [cases.c.merged_into_id.is_(None), *(known[name].in_(values) for name, values in where.items())]
     total = int(conn.execute(sa.select(sa.func.count()).select_from(joined).where(*conditions)).scalar_one()) \
         if with_total else None
-    chosen = [known[name].label(name) for name in columns]
-    if with_subject:
-        chosen.append(known["reporter_phone"].label("_phone"))
-    query = (sa.select(cases.c.id.label("_id"), *chosen).select_from(joined).where(*conditions)
+    times = ("created_at", "closed_at")
+    chosen = [(iso_utc(conn, known[name]) if name in times else known[name]).label(name) for name in columns]
+    subject = [known["reporter_phone"].label("_phone")] if with_subject else []
+    query = (sa.select(cases.c.id.label("_id"), *subject, *chosen).select_from(joined).where(*conditions)
              .order_by(cases.c.id).limit(limit).offset(offset))
     result = conn.execute(query)
-    names = list(result.keys())[1:]
+    first = 2 if with_subject else 1
+    names = list(result.keys())[first:]
+    page = RecordPage(total, [], [], [])
     # Plain tuples zipped with the names: a page may be a thousand rows, and Row mappings cost.
-    return total, [{"_record": f"case:{r[0]}", **dict(zip(names, r[1:], strict=True))} for r in result]
+    for r in result:
+        page.rows.append(dict(zip(names, r[first:], strict=True)))
+        page.records.append(f"case:{r[0]}")
+        page.phones.append(r[1] if with_subject else None)
+    return page
 
 
 def daily_case_counts(conn: Connection, *, now: datetime, zone: str = "Asia/Shanghai") -> list[dict[str, Any]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -310,7 +309,6 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
                                code="datashare.outside_grant")
     query = sources.Query(chosen, access.combined_filter(filters, found.row_filter), limit, offset,
                           with_subject=found.kind != access.OPEN, with_total=include_total)
-    kinds = {f["name"]: f["type"] for f in d["fields"]}
 
     def run(conn: sa.Connection) -> dict[str, Any]:
         # Again inside the transaction that logs the reading: a grant revoked in between is not used.
@@ -318,15 +316,14 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
         if isinstance(now_found, access.Refusal):
             access.record_refusal(conn, d, now_found, user, actor=actor, source_address=address, now=now)
             return {"refused": now_found}
-        count, rows = sources.reader(d)(conn, d, query, now)
-        access.record_reading(conn, d, found, rows, actor=actor, source_address=address, now=now,
+        found_page = sources.reader(d)(conn, d, query, now)
+        access.record_reading(conn, d, found, found_page, actor=actor, source_address=address, now=now,
                               secret_key=ctx.settings.secret_key,
-                              detail={"rows": len(rows), "offset": offset, "fields": chosen, "filters": query.where})
-        convert = [(f, partial(access.mask, name=f) if f in found.masked else sources.converter(kinds[f]))
-                   for f in chosen]
-        page = [{f: to(r.get(f)) for f, to in convert} for r in rows]
-        return {"dataset": d["name"], "count": count, "offset": offset, "limit": limit, "fields": chosen,
-                "masked": [f for f in chosen if f in found.masked], "grant": found.grant_id, "rows": page}
+                              detail={"rows": len(found_page.rows), "offset": offset, "fields": chosen,
+                                      "filters": query.where})
+        access.mask_page(found_page, found.masked)
+        return {"dataset": d["name"], "count": found_page.total, "offset": offset, "limit": limit, "fields": chosen,
+                "masked": [f for f in chosen if f in found.masked], "grant": found.grant_id, "rows": found_page.rows}
 
     result = await (ctx.db.read(run) if found.kind == access.OPEN else ctx.db.write(run))
     if "refused" in result:

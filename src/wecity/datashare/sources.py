@@ -14,8 +14,9 @@ filters in all.
 - `ngsild`: the current state of the NGSI-LD entities of the type `source_ref` names (their history is
   the broker's temporal API).
 
-Every row may carry `_record` (what it is: "case:12", "application:…", "certificate:…") and `_phone`
-(the person it is about), which the data API uses to tell that person who read it, and never returns.
+Each page says, beside its rows, what each row is ("case:12", "application:…", "certificate:…") and whom
+it is about (a phone number), which the data API uses to tell that person who read it, and never returns.
+Values come JSON-ready: dates as YYYY-MM-DD, times as ISO 8601 UTC to the millisecond.
 
 A dataset whose source is none of these is listed in the catalogue but not served: asking for it is
 answered as such, not with an empty table.
@@ -25,12 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from wecity.cases.queries import case_record_columns, case_records, daily_case_counts
+from wecity.cases.queries import RecordPage, case_record_columns, case_records, daily_case_counts
 from wecity.context.overview import entities_of_type
 from wecity.core.errors import NotFound, ValidationFailed
 from wecity.core.worktime import load_calendar
@@ -53,21 +54,31 @@ class Query:
     with_total: bool = True
 
 
-# (conn, dataset, query, now) -> (rows passing the filters, one page of them)
-# (None instead of the count when the query says `with_total=False` and counting would cost)
-Reader = Callable[[Connection, dict[str, Any], Query, datetime], tuple[int | None, list[dict[str, Any]]]]
+# One page: its rows with JSON-ready values (by the query's fields), what each row is (`records`), whom it
+# is about (`phones`), and how many rows pass the filters (None when not asked for and counting costs).
+Page = RecordPage
+# (conn, dataset, query, now) -> one page
+Reader = Callable[[Connection, dict[str, Any], Query, datetime], Page]
+
+
+def _iso_time(value: datetime) -> str:
+    """ISO 8601 in UTC to the millisecond, as the cases source has the database write it."""
+    utc = value.astimezone(UTC) if value.tzinfo else value
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def cell(value: Any, kind: str) -> Any:
-    """A value as the dataset's field type says: dates as YYYY-MM-DD, times as ISO 8601."""
+    """A value as the dataset's field type says: dates as YYYY-MM-DD, times as ISO 8601 UTC."""
     if isinstance(value, datetime):
-        return value.date().isoformat() if kind == "date" else value.isoformat()
+        return value.date().isoformat() if kind == "date" else _iso_time(value)
     if isinstance(value, date):
         return value.isoformat()
     return value
 
 
 def _iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso_time(value)
     return value.isoformat() if isinstance(value, date) else value
 
 
@@ -89,12 +100,15 @@ def _text(value: Any, kind: str) -> str:
     return "" if value is None else str(value)
 
 
-def _in_memory(rows: list[dict[str, Any]], d: dict[str, Any], q: Query) -> tuple[int, list[dict[str, Any]]]:
+def _in_memory(rows: list[dict[str, Any]], d: dict[str, Any], q: Query) -> Page:
     """Filters and paging over rows already read (sources that are small: certificates, areas)."""
     kinds = {f["name"]: f["type"] for f in d["fields"]}
     passing = [r for r in rows if all(_text(r.get(k), kinds[k]) in set(v) for k, v in q.where.items())]
-    keep = [*q.fields, "_record", *(["_phone"] if q.with_subject else [])]
-    return len(passing), [{k: r.get(k) for k in keep} for r in passing[q.offset:q.offset + q.limit]]
+    chosen = passing[q.offset:q.offset + q.limit]
+    convert = [(f, converter(kinds[f])) for f in q.fields]
+    return Page(len(passing), [{f: to(r.get(f)) for f, to in convert} for r in chosen],
+                [str(r.get("_record") or "") for r in chosen],
+                [r.get("_phone") if q.with_subject else None for r in chosen])
 
 
 def _typed(value: str, kind: str, name: str) -> Any:
@@ -115,7 +129,7 @@ def _typed(value: str, kind: str, name: str) -> Any:
     return value
 
 
-def _cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int | None, list[dict[str, Any]]]:
+def _cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     known = case_record_columns()
     missing = [f["name"] for f in d["fields"] if f["name"] not in known]
     if missing:
@@ -127,31 +141,31 @@ def _cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tupl
                         with_total=q.with_total)
 
 
-def _daily_cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int | None, list[dict[str, Any]]]:
+def _daily_cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     return _in_memory(daily_case_counts(conn, now=now), d, q)
 
 
-def _entities(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int | None, list[dict[str, Any]]]:
+def _entities(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     return _in_memory(entities_of_type(conn, d["source_ref"], limit=MAX_ROWS_READ), d, q)
 
 
-def _applications(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int, list[dict[str, Any]]]:
+def _applications(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     rows = application_records(conn, d["source_ref"] or None, calendar=load_calendar(conn), limit=MAX_ROWS_READ)
     return _in_memory(rows, d, q)
 
 
-def _certificates(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int, list[dict[str, Any]]]:
+def _certificates(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     _, rows = certificates_of_type(conn, d["source_ref"], now=now, limit=MAX_ROWS_READ, offset=0)
     return _in_memory(rows, d, q)
 
 
-def _uploaded(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int | None, list[dict[str, Any]]]:
+def _uploaded(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     from wecity.datashare.uploads import uploaded_rows
 
     return _in_memory(uploaded_rows(conn, d["id"]), d, q)
 
 
-def _areas(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> tuple[int, list[dict[str, Any]]]:
+def _areas(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     return _in_memory(list_areas(conn, with_geometry=True), d, q)
 
 

@@ -35,11 +35,11 @@ def _read(conn: Connection, dataset: str, reader: StaffUser, *, at: datetime, se
         access.record_refusal(conn, d, found, reader, actor=f"user:{reader.username}", source_address=None, now=at)
         return 0
     query = sources.Query(found.fields, dict(found.row_filter), 200, 0, with_subject=True)
-    _, rows = sources.reader(d)(conn, d, query, at)
-    access.record_reading(conn, d, found, rows, actor=f"user:{reader.username}", source_address=None, now=at,
-                          secret_key=secret_key, detail={"rows": len(rows), "offset": 0, "fields": found.fields,
+    page = sources.reader(d)(conn, d, query, at)
+    access.record_reading(conn, d, found, page, actor=f"user:{reader.username}", source_address=None, now=at,
+                          secret_key=secret_key, detail={"rows": len(page.rows), "offset": 0, "fields": found.fields,
                                                          "filters": query.where})
-    return len(rows)
+    return len(page.rows)
 
 
 def _district(conn: Connection, name_zh: str) -> str:

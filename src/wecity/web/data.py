@@ -78,12 +78,11 @@ async def _sample(ctx: Any, d: dict[str, Any]) -> list[dict[str, Any]] | None:
         return None
     fields = [f["name"] for f in d["fields"] if f["type"] != "geometry"]
     query = sources.Query(fields, {}, SAMPLE_ROWS, 0, with_subject=False)
-    kinds = {f["name"]: f["type"] for f in d["fields"]}
     try:
-        _, rows = await ctx.db.read(lambda c: sources.reader(d)(c, d, query, ctx.clock.now()))
+        found = await ctx.db.read(lambda c: sources.reader(d)(c, d, query, ctx.clock.now()))
     except NotFound:
         return None
-    return [{f: sources.cell(r.get(f), kinds[f]) for f in fields} for r in rows]
+    return found.rows
 
 
 @router.post("/data/{name}/rows")

@@ -45,6 +45,13 @@ def _report(client: Any, city: City, where: tuple[float, float], phone: str) -> 
     return int(response.json()[0]["service_request_id"])
 
 
+def _index(city: City) -> None:
+    """What the runner does moments after a reading: index its records under the people they are about."""
+    from wecity.datashare.disclosures import index_pending
+
+    city.db.write_sync(lambda c: index_pending(c, secret_key=city.settings.secret_key, now=city.clock.now()))
+
+
 def _district(city: City, case_id: int) -> str:
     return city.db.read_sync(lambda c: c.execute(sa.select(areas.c.code).select_from(
         cases.join(areas, areas.c.id == cases.c.area_id)).where(cases.c.id == case_id)).scalar_one())
@@ -106,6 +113,7 @@ def test_a_conditional_dataset_granted_in_part_is_served_within_the_grant_logged
         assert expired.status_code == 403 and expired.json()["details"]["reason"] == "expired"
 
         # The people the records are about see the reading; the one whose record was not read sees none.
+        _index(city)
         mine = client.get("/api/v1/my/data-uses", headers=_citizen(city, "13911110002")).json()
         assert [(u["reader"], u["record"], u["dataset"]) for u in mine["uses"]] == [
             ("zhujian", f"case:{furong[1]}", "city-cases")]  # one reading returned their record
@@ -210,6 +218,7 @@ def test_a_delayed_disclosure_shows_the_reading_once_the_delay_ends_and_is_itsel
                               json={"days": 10, "basis": "《刑事诉讼法》第一百五十二条：侦查期间保密"})
         assert delayed.status_code == 200
         client.get("/api/v1/data/city-cases", headers=zhujian).raise_for_status()
+        _index(city)
         citizen = _citizen(city, "13911110001")
         assert client.get("/api/v1/my/data-uses", headers=citizen).json()["count"] == 0
         city.clock.advance(days=10, seconds=1)
@@ -273,3 +282,31 @@ def test_who_may_call_each_sharing_endpoint(catalogued: City) -> None:
             everything = coordinated.get("/api/v1/data-requests", params={"side": "all"}, headers=third).json()
             assert everything["count"] == 2
             assert coordinated.get(f"/api/v1/data-requests/{rid}", headers=third).status_code == 200
+
+
+def test_readings_are_indexed_for_the_people_concerned_once_from_the_audit_log(catalogued: City) -> None:
+    from wecity.datashare.models import data_disclosures
+
+    city = catalogued
+    with make_client(city) as client:
+        furong, yuelu = _reports(client, city)
+        zhujian, provider = _staff(city, "zhujian"), _staff(city, "supervisor")
+        request = client.post("/api/v1/data-requests", json=ASKED, headers=zhujian).json()
+        client.post(f"/api/v1/data-requests/{request['id']}/decision", headers=provider,
+                    json={"decision": "grant", "reasons": "符合条件"}).raise_for_status()
+        assert client.get("/api/v1/data/city-cases", headers=zhujian).json()["count"] == 3
+
+    def state(conn: sa.Connection) -> tuple[list[object], list[tuple[str, str]]]:
+        pending = list(conn.execute(sa.select(data_accesses.c.indexed_at).order_by(data_accesses.c.id)).scalars())
+        rows = [(r.record, r.subject) for r in conn.execute(sa.select(data_disclosures).order_by(data_disclosures.c.id))]
+        return pending, rows
+
+    pending, rows = city.db.read_sync(state)
+    assert pending[-1] is None and rows == []  # the answer went out; the index follows
+    _index(city)
+    pending, rows = city.db.read_sync(state)
+    assert all(p is not None for p in pending)
+    assert sorted(r for r, _ in rows) == sorted(f"case:{i}" for i in furong + yuelu)
+    assert len({s for _, s in rows}) == 3 and not any("139" in s for _, s in rows)  # keyed hashes, not numbers
+    _index(city)
+    assert city.db.read_sync(state)[1] == rows  # indexed once

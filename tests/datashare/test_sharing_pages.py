@@ -12,7 +12,7 @@ from wecity.identity.deps import CITIZEN_COOKIE
 
 from ..conftest import City, make_client
 from ..web.conftest import csrf_token, log_in
-from .test_sharing import FURONG, _district, _report
+from .test_sharing import FURONG, _district, _index, _report
 
 EN, ZH = {"Accept-Language": "en"}, {"Accept-Language": "zh-CN"}
 
@@ -82,6 +82,7 @@ def test_request_grant_and_see_it_on_every_side(catalogued: City) -> None:
         overview = coordinator.get("/sharing/overview", headers=ZH)
         assert overview.status_code == 200 and 'id="request-counts"' in overview.text and "全市数据共享情况" in overview.text
 
+    _index(city)
     with make_client(city) as citizen:
         expires = int(city.clock.now().timestamp()) + 3600
         citizen.cookies.set(CITIZEN_COOKIE, sign_citizen(city.settings.secret_key, "13911110001", expires))

@@ -317,17 +317,15 @@ def iso_utc(conn: Connection, column: Any) -> Any:
 @dataclass
 class RecordPage:
     """One page of records for the data platform: the rows (JSON-ready values by column name), what each
-    row is (`records`, "case:<id>") and whom it is about (`phones`, the number of the person whose report
-    opened the case; None where unknown or not asked for), and how many rows pass the filters in all."""
+    row is (`records`, "case:<id>"), and how many rows pass the filters in all (None when not counted)."""
 
     total: int | None
     rows: list[dict[str, Any]]
     records: list[str]
-    phones: list[str | None]
 
 
 def case_records(conn: Connection, columns: list[str], where: dict[str, list[Any]], *, limit: int, offset: int,
-                 with_subject: bool, with_total: bool = True) -> RecordPage:
+                 with_total: bool = True) -> RecordPage:
     """Cases (merged ones excepted) that pass `where` ({column: allowed values}), one page of them oldest
     first, with the `columns` asked for; timestamps as ISO 8601 UTC text. Without `with_total` the count is
     not made (None): a client paging through the rows asks for it once."""
@@ -339,19 +337,26 @@ def case_records(conn: Connection, columns: list[str], where: dict[str, list[Any
         if with_total else None
     times = ("created_at", "closed_at")
     chosen = [(iso_utc(conn, known[name]) if name in times else known[name]).label(name) for name in columns]
-    subject = [known["reporter_phone"].label("_phone")] if with_subject else []
-    query = (sa.select(cases.c.id.label("_id"), *subject, *chosen).select_from(joined).where(*conditions)
+    query = (sa.select(cases.c.id.label("_id"), *chosen).select_from(joined).where(*conditions)
              .order_by(cases.c.id).limit(limit).offset(offset))
     result = conn.execute(query)
-    first = 2 if with_subject else 1
-    names = list(result.keys())[first:]
-    page = RecordPage(total, [], [], [])
-    # Plain tuples zipped with the names: a page may be a thousand rows, and Row mappings cost.
+    names = list(result.keys())[1:]
+    page = RecordPage(total, [], [])
+    # Plain tuples zipped with the names: a page may be ten thousand rows, and Row mappings cost.
     for r in result:
-        page.rows.append(dict(zip(names, r[first:], strict=True)))
+        page.rows.append(dict(zip(names, r[1:], strict=True)))
         page.records.append(f"case:{r[0]}")
-        page.phones.append(r[1] if with_subject else None)
     return page
+
+
+def reporter_phones(conn: Connection, case_ids: list[int]) -> dict[int, str]:
+    """The phone number of the person whose report opened each case (the person a case record is about),
+    where one was given."""
+    first = (sa.select(reports.c.case_id, sa.func.min(reports.c.id).label("first_id"))
+             .where(reports.c.case_id.in_(case_ids)).group_by(reports.c.case_id).subquery())
+    rows = conn.execute(sa.select(reports.c.case_id, reports.c.phone)
+                        .join(first, first.c.first_id == reports.c.id).where(reports.c.phone.is_not(None)))
+    return {int(r.case_id): r.phone for r in rows}
 
 
 def daily_case_counts(conn: Connection, *, now: datetime, zone: str = "Asia/Shanghai") -> list[dict[str, Any]]:

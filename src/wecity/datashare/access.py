@@ -10,7 +10,7 @@ and the record of every reading.
 
 Every reading of data that is not open is one entry in the hash-chained audit log (who, which grant,
 the purpose, which records, when), and each record in it that is about a person is indexed under that
-person (`data_disclosures`), so that they can see who read it.
+person (`data_disclosures`, by wecity.datashare.disclosures), so that they can see who read it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from wecity.core.db import inserted_id
 from wecity.core.errors import PermissionDenied
 from wecity.datashare.catalogue import PERSONAL
-from wecity.datashare.models import data_accesses, data_disclosures, data_grants
+from wecity.datashare.models import data_accesses, data_grants
 from wecity.datashare.requests import department_of
 from wecity.datashare.sources import Page
 from wecity.identity.audit import record_audit
@@ -152,15 +152,18 @@ def subject_key(secret_key: str, phone: str) -> str:
 
 def _access_row(conn: Connection, d: dict[str, Any], *, audit_id: int, at: datetime, grant_id: int | None,
                 reader: str | None, actor: str, kind: str, purpose: str, rows: int, outcome: str,
-                fields: list[str] | None = None, visible_from: datetime | None = None) -> int:
+                fields: list[str] | None = None, visible_from: datetime | None = None, indexed: bool = True) -> int:
     return inserted_id(conn.execute(data_accesses.insert().values(
         at=at, dataset_id=d["id"], grant_id=grant_id, reader=reader, actor=actor, access=kind, purpose=purpose,
-        rows=rows, fields=fields or [], outcome=outcome, audit_id=audit_id, visible_from=visible_from or at)))
+        rows=rows, fields=fields or [], outcome=outcome, audit_id=audit_id, visible_from=visible_from or at,
+        indexed_at=at if indexed else None)))
 
 
 def record_reading(conn: Connection, d: dict[str, Any], access: Access, page: Page, *, actor: str,
-                   source_address: str | None, now: datetime, secret_key: str, detail: dict[str, Any]) -> None:
-    """One audit entry and one access row for the reading, and one disclosure per record about a person."""
+                   source_address: str | None, now: datetime, detail: dict[str, Any]) -> None:
+    """The reading, durable before the answer leaves: one audit entry naming every record returned, and one
+    access row. The people the records are about are found from that list moments later, off the
+    request's path (wecity.datashare.disclosures)."""
     if access.kind == OPEN:
         return
     records = [r for r in page.records if r]
@@ -173,26 +176,10 @@ def record_reading(conn: Connection, d: dict[str, Any], access: Access, page: Pa
         delayed = conn.execute(sa.select(data_grants.c.disclose_from).where(data_grants.c.id == access.grant_id)).scalar()
         if delayed is not None and delayed > now:
             visible_from = delayed
-    access_id = _access_row(conn, d, audit_id=audit_id, at=now, grant_id=access.grant_id, reader=access.department,
-                            actor=actor, kind=access.kind, purpose=access.purpose, rows=len(page.rows), outcome="ok",
-                            fields=list(detail.get("fields") or access.fields), visible_from=visible_from)
-    subjects: dict[str, str] = {}
-    disclosures: list[tuple[int, str, str]] = []
-    for record, phone in zip(page.records, page.phones, strict=True):
-        if not phone or not record:
-            continue
-        subject = subjects.get(phone)
-        if subject is None:
-            normal = normal_phone(phone)
-            subject = subjects[phone] = subject_key(secret_key, normal) if normal else ""
-        if subject:
-            disclosures.append((access_id, subject, record))
-    if disclosures:
-        # Through the driver: a page writes up to a thousand rows, and SQLAlchemy's per-row work would
-        # double the cost of the reading.
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        conn.exec_driver_sql(f"INSERT INTO {data_disclosures.name} (access_id, subject, record) "
-                             f"VALUES ({mark}, {mark}, {mark})", disclosures)
+    _access_row(conn, d, audit_id=audit_id, at=now, grant_id=access.grant_id, reader=access.department,
+                actor=actor, kind=access.kind, purpose=access.purpose, rows=len(page.rows), outcome="ok",
+                fields=list(detail.get("fields") or access.fields), visible_from=visible_from,
+                indexed=not records)
 
 
 def mask_page(page: Page, masked: frozenset[str]) -> None:

@@ -145,11 +145,16 @@ data_accesses = sa.Table(
     # When the people the records are about may see this reading: its time, or later under a grant whose
     # disclosure is delayed (data_grants.disclose_from).
     sa.Column("visible_from", UTCDateTime, nullable=False),
+    # When the records of the reading were indexed under the people they are about (data_disclosures);
+    # NULL until the runner has done it, moments after the call (wecity.datashare.disclosures).
+    sa.Column("indexed_at", UTCDateTime),
+    sa.Index("ix_data_accesses_unindexed", "indexed_at", "id"),
     info=INFO,
 )
 
-# The index behind "who used my data": one row per record about a person returned by the data API, kept
-# small because a page of a thousand records writes a thousand of them. The person is a keyed hash of their
+# The index behind "who used my data": one row per record about a person returned by the data API, derived
+# from the audit log's list of the records each reading returned (wecity.datashare.disclosures), kept small
+# because one reading may return ten thousand records. The person is a keyed hash of their
 # phone number (never the number itself); `access_id` is the call: who, when, why, under which grant, and
 # from when the person may see it (and through it the audit-log entry whose hash chain makes the account
 # tamper-evident).

@@ -14,8 +14,9 @@ filters in all.
 - `ngsild`: the current state of the NGSI-LD entities of the type `source_ref` names (their history is
   the broker's temporal API).
 
-Each page says, beside its rows, what each row is ("case:12", "application:…", "certificate:…") and whom
-it is about (a phone number), which the data API uses to tell that person who read it, and never returns.
+Each page says, beside its rows, what each row is ("case:12", "application:…", "certificate:…"): the
+audit log keeps that list for every reading, and `subjects` finds from it whom each record is about, so
+that the person can be told who read it.
 Values come JSON-ready: dates as YYYY-MM-DD, times as ISO 8601 UTC to the millisecond.
 
 A dataset whose source is none of these is listed in the catalogue but not served: asking for it is
@@ -50,12 +51,11 @@ class Query:
     where: dict[str, list[str]]
     limit: int
     offset: int
-    with_subject: bool
     with_total: bool = True
 
 
-# One page: its rows with JSON-ready values (by the query's fields), what each row is (`records`), whom it
-# is about (`phones`), and how many rows pass the filters (None when not asked for and counting costs).
+# One page: its rows with JSON-ready values (by the query's fields), what each row is (`records`), and how
+# many rows pass the filters (None when not asked for and counting costs).
 Page = RecordPage
 # (conn, dataset, query, now) -> one page
 Reader = Callable[[Connection, dict[str, Any], Query, datetime], Page]
@@ -107,8 +107,7 @@ def _in_memory(rows: list[dict[str, Any]], d: dict[str, Any], q: Query) -> Page:
     chosen = passing[q.offset:q.offset + q.limit]
     convert = [(f, converter(kinds[f])) for f in q.fields]
     return Page(len(passing), [{f: to(r.get(f)) for f, to in convert} for r in chosen],
-                [str(r.get("_record") or "") for r in chosen],
-                [r.get("_phone") if q.with_subject else None for r in chosen])
+                [str(r.get("_record") or "") for r in chosen])
 
 
 def _typed(value: str, kind: str, name: str) -> Any:
@@ -137,8 +136,7 @@ def _cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page
                        message_zh=f"数据集 {d['name']}：案件数据中没有 {'、'.join(missing)}", code="datashare.not_served")
     kinds = {f["name"]: f["type"] for f in d["fields"]}
     where = {k: [_typed(v, kinds[k], k) for v in values] for k, values in q.where.items()}
-    return case_records(conn, q.fields, where, limit=q.limit, offset=q.offset, with_subject=q.with_subject,
-                        with_total=q.with_total)
+    return case_records(conn, q.fields, where, limit=q.limit, offset=q.offset, with_total=q.with_total)
 
 
 def _daily_cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
@@ -210,3 +208,28 @@ def vocabularies(conn: Connection, d: dict[str, Any]) -> dict[str, list[Term]]:
         if "status" in names:
             found["status"] = [(s.value, s.label_zh, s.label_en) for s in CaseStatus]
     return found
+
+
+def subjects(conn: Connection, records: list[str]) -> dict[str, str]:
+    """Whom each record is about, by phone number: a case's first reporter, an application's filer, a
+    certificate's holder. Records about nobody (or no one known) are left out."""
+    from wecity.cases.queries import reporter_phones
+    from wecity.govservice.queries import filer_phones, holder_phones
+
+    by_kind: dict[str, list[str]] = {}
+    for record in records:
+        kind, _, ref = record.partition(":")
+        by_kind.setdefault(kind, []).append(ref)
+    found: dict[str, str] = {}
+    for chunk in _chunks([int(ref) for ref in by_kind.get("case", []) if ref.isdigit()]):
+        found.update({f"case:{k}": v for k, v in reporter_phones(conn, chunk).items()})
+    for chunk in _chunks(by_kind.get("application", [])):
+        found.update({f"application:{k}": v for k, v in filer_phones(conn, chunk).items()})
+    for chunk in _chunks(by_kind.get("certificate", [])):
+        found.update({f"certificate:{k}": v for k, v in holder_phones(conn, chunk).items()})
+    return found
+
+
+def _chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
+    """IN lists of a size every database takes."""
+    return [items[i:i + size] for i in range(0, len(items), size)]

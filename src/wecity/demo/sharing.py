@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.datashare import access, queries, requests, sources
+from wecity.datashare.disclosures import index_pending
 from wecity.demo.changsha import DEMO_PASSWORD
 from wecity.identity.models import users
 from wecity.identity.service import StaffUser, add_user, get_user
@@ -27,17 +28,17 @@ def _user(conn: Connection, username: str) -> StaffUser:
     return found
 
 
-def _read(conn: Connection, dataset: str, reader: StaffUser, *, at: datetime, secret_key: str) -> int:
+def _read(conn: Connection, dataset: str, reader: StaffUser, *, at: datetime) -> int:
     """One call of the data API under the reader's grant, as the API makes it (scope, masking aside)."""
     d = queries.dataset(conn, dataset)
     found = access.resolve(conn, d, reader, now=at)
     if isinstance(found, access.Refusal):
         access.record_refusal(conn, d, found, reader, actor=f"user:{reader.username}", source_address=None, now=at)
         return 0
-    query = sources.Query(found.fields, dict(found.row_filter), 200, 0, with_subject=True)
+    query = sources.Query(found.fields, dict(found.row_filter), 200, 0)
     page = sources.reader(d)(conn, d, query, at)
     access.record_reading(conn, d, found, page, actor=f"user:{reader.username}", source_address=None, now=at,
-                          secret_key=secret_key, detail={"rows": len(page.rows), "offset": 0, "fields": found.fields,
+                          detail={"rows": len(page.rows), "offset": 0, "fields": found.fields,
                                                          "filters": query.where})
     return len(page.rows)
 
@@ -122,12 +123,13 @@ def seed_sharing(conn: Connection, now: datetime, settings: Any = None) -> dict[
 
     if settings is not None:
         for back in (18, 14, 9, 4, 1):
-            _read(conn, "city-cases", u["zhujian"], at=now - back * days, secret_key=settings.secret_key)
+            _read(conn, "city-cases", u["zhujian"], at=now - back * days)
         for back in (26, 22, 3):  # the last one after expiry: refused and logged
-            _read(conn, "city-cases", u["jiaojing"], at=now - back * days, secret_key=settings.secret_key)
+            _read(conn, "city-cases", u["jiaojing"], at=now - back * days)
         for back in (10, 2):
-            _read(conn, "public-rental-housing-eligibility", u["minzheng"], at=now - back * days,
-                  secret_key=settings.secret_key)
-        _read(conn, "city-cases", u["gongan"], at=now - 4 * days, secret_key=settings.secret_key)
-        _read(conn, "city-cases", u["chengguan"], at=now - 2 * days, secret_key=settings.secret_key)  # revoked
+            _read(conn, "public-rental-housing-eligibility", u["minzheng"], at=now - back * days)
+        _read(conn, "city-cases", u["gongan"], at=now - 4 * days)
+        _read(conn, "city-cases", u["chengguan"], at=now - 2 * days)  # revoked
+        while index_pending(conn, secret_key=settings.secret_key, now=now):
+            pass
     return made

@@ -234,14 +234,13 @@ def certificates_of_type(conn: Connection, kind: str, *, now: Any, limit: int, o
     valid = sa.and_(certificates.c.type == kind, certificates.c.revoked_at.is_(None),
                     sa.or_(certificates.c.valid_until.is_(None), certificates.c.valid_until > now))
     total = int(conn.execute(sa.select(sa.func.count()).select_from(certificates).where(valid)).scalar_one())
-    # `_record` and `_phone` (the holder's, for a citizen) let the data platform tell the holder who read it.
+    # `_record` lets the data platform tell the holder who read it (holder_phones).
     rows = conn.execute(sa.select(certificates.c.number, certificates.c.issued_at, certificates.c.valid_until,
-                                  certificates.c.document, applicants.c.phone)
-                        .select_from(certificates.join(applicants, applicants.c.id == certificates.c.holder_id))
-                        .where(valid).order_by(certificates.c.id).limit(limit).offset(offset))
+                                  certificates.c.document).where(valid).order_by(certificates.c.id)
+                        .limit(limit).offset(offset))
     return total, [{"number": r.number, "issued_at": r.issued_at, "valid_until": r.valid_until,
-                    **dict((r.document or {}).get("fields") or {}), "_record": f"certificate:{r.number}",
-                    "_phone": r.phone} for r in rows]
+                    **dict((r.document or {}).get("fields") or {}), "_record": f"certificate:{r.number}"}
+                   for r in rows]
 
 
 def application_records(conn: Connection, matter_code: str | None, *, calendar: WorkingDays,
@@ -249,12 +248,9 @@ def application_records(conn: Connection, matter_code: str | None, *, calendar: 
     """Submitted applications (of one matter, or all) as rows of the data platform, oldest first: number,
     matter, department, when submitted and finished, whether on time, the outcome (`decision`), the rating,
     the applicant's name and ID number, and every answer of the form by its field name. Each row carries
-    `_record` ("application:<number>") and `_phone`: the number of the citizen who filed it."""
-    filer = applicants.alias("filer")
-    query = (sa.select(applications, applicants.c.display_name, applicants.c.profile, filer.c.phone,
-                       application_ratings.c.level)
+    `_record` ("application:<number>"), by which the data platform tells the filer who read it (filer_phones)."""
+    query = (sa.select(applications, applicants.c.display_name, applicants.c.profile, application_ratings.c.level)
              .select_from(applications.join(applicants, applicants.c.id == applications.c.applicant_id)
-                          .join(filer, filer.c.id == applications.c.filed_by)
                           .outerjoin(application_ratings, application_ratings.c.application_id == applications.c.id))
              .where(applications.c.submitted_at.is_not(None)).order_by(applications.c.id).limit(limit))
     if matter_code:
@@ -267,5 +263,21 @@ def application_records(conn: Connection, matter_code: str | None, *, calendar: 
                     "on_time": None if finished is None or r.due_on is None else finished <= r.due_on,
                     "decision": r.outcome, "rating": r.level, "applicant_name": r.display_name,
                     "applicant_id_number": (r.profile or {}).get("id_number"),
-                    "_record": f"application:{r.number}", "_phone": r.phone})
+                    "_record": f"application:{r.number}"})
     return out
+
+
+def filer_phones(conn: Connection, numbers: list[str]) -> dict[str, str]:
+    """The phone number of the citizen who filed each application (by number), the person it is about."""
+    rows = conn.execute(sa.select(applications.c.number, applicants.c.phone)
+                        .join(applicants, applicants.c.id == applications.c.filed_by)
+                        .where(applications.c.number.in_(numbers), applicants.c.phone.is_not(None)))
+    return {r.number: r.phone for r in rows}
+
+
+def holder_phones(conn: Connection, numbers: list[str]) -> dict[str, str]:
+    """The phone number of each certificate's holder (by number), where the holder is a citizen."""
+    rows = conn.execute(sa.select(certificates.c.number, applicants.c.phone)
+                        .join(applicants, applicants.c.id == certificates.c.holder_id)
+                        .where(certificates.c.number.in_(numbers), applicants.c.phone.is_not(None)))
+    return {r.number: r.phone for r in rows}

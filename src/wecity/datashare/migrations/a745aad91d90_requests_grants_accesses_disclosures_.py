@@ -1,8 +1,8 @@
 """requests, grants, accesses, disclosures and uploaded rows
 
-Revision ID: f1ceed865aa5
+Revision ID: a745aad91d90
 Revises: 9c01cde0b6d7
-Create Date: 2026-12-04 15:15:07.648228
+Create Date: 2026-12-04 15:27:23.906544
 """
 from collections.abc import Sequence
 
@@ -12,7 +12,7 @@ from alembic import op
 import wecity.core.types
 
 
-revision: str = 'f1ceed865aa5'
+revision: str = 'a745aad91d90'
 down_revision: str | Sequence[str] | None = '9c01cde0b6d7'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -119,6 +119,7 @@ def upgrade() -> None:
     sa.Column('outcome', sa.String(length=20), nullable=False),
     sa.Column('audit_id', sa.Integer(), nullable=False),
     sa.Column('visible_from', wecity.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('indexed_at', wecity.core.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'], name=op.f('fk_data_accesses_dataset_id_datasets')),
     sa.ForeignKeyConstraint(['grant_id'], ['data_grants.id'], name=op.f('fk_data_accesses_grant_id_data_grants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_data_accesses')),
@@ -128,6 +129,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_data_accesses_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_data_accesses_dataset_id'), ['dataset_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_data_accesses_grant_id'), ['grant_id'], unique=False)
+        batch_op.create_index('ix_data_accesses_unindexed', ['indexed_at', 'id'], unique=False)
 
     op.create_table('data_disclosures',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -151,6 +153,7 @@ def downgrade() -> None:
 
     op.drop_table('data_disclosures')
     with op.batch_alter_table('data_accesses', schema=None) as batch_op:
+        batch_op.drop_index('ix_data_accesses_unindexed')
         batch_op.drop_index(batch_op.f('ix_data_accesses_grant_id'))
         batch_op.drop_index(batch_op.f('ix_data_accesses_dataset_id'))
         batch_op.drop_index(batch_op.f('ix_data_accesses_at'))

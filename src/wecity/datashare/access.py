@@ -114,7 +114,9 @@ def mask(value: Any, name: str) -> Any:
     other values cannot be hinted at and are withheld (null)."""
     if not isinstance(value, str) or not value:
         return None
-    if "phone" in name.lower() or (value.isdigit() and len(value) == 11):
+    if len(value) == 11 and value.isdigit():  # a mobile number as usually written: the hot path
+        return f"{value[:3]}****{value[-4:]}"
+    if "phone" in name.lower():
         return mask_phone(normal_phone(value))
     if len(value) >= 15:  # ID numbers, credit codes: region and check digits
         return value[:4] + "*" * (len(value) - 8) + value[-4:]

@@ -310,3 +310,15 @@ def test_readings_are_indexed_for_the_people_concerned_once_from_the_audit_log(c
     assert len({s for _, s in rows}) == 3 and not any("139" in s for _, s in rows)  # keyed hashes, not numbers
     _index(city)
     assert city.db.read_sync(state)[1] == rows  # indexed once
+
+
+def test_the_coordinating_department_urges_an_open_request_and_nobody_else_may(catalogued: City) -> None:
+    city = catalogued
+    with make_client(city, data_coordinator="shuiwu") as client:
+        request = client.post("/api/v1/data-requests", json=ASKED, headers=_staff(city, "zhujian")).json()
+        path = f"/api/v1/data-requests/{request['id']}/urge"
+        assert client.post(path, json={"note": "请尽快答复"}, headers=_staff(city, "zhujian")).status_code == 403
+        urged = client.post(path, json={"note": "请尽快答复"}, headers=_staff(city, "shuiwu"))
+        assert urged.status_code == 200 and urged.json()["events"][-1]["event"] == "urged"
+        client.post(f"/api/v1/data-requests/{request['id']}/withdraw", headers=_staff(city, "zhujian")).raise_for_status()
+        assert client.post(path, json={}, headers=_staff(city, "shuiwu")).status_code == 409

@@ -166,6 +166,7 @@ _TEXT = {
     "refused": ("数据共享申请 #{id} 未获同意：「{title}」", "Data request #{id} refused: “{title}”"),
     "escalated": ("数据共享申请 #{id} 已超期未答复：「{title}」", "Data request #{id} is overdue: “{title}”"),
     "revoked": ("数据共享授权 #{id} 已撤销：「{title}」", "Data grant #{id} revoked: “{title}”"),
+    "urged": ("数据共享协调部门督办申请 #{id}：「{title}」", "The coordinating department urges an answer to data request #{id}: “{title}”"),
 }
 
 
@@ -409,6 +410,24 @@ def delay_disclosure(conn: Connection, grant_id: int, user: StaffUser, *, days: 
                department=d["publisher"], note=f"{until.date().isoformat()}: {basis[:500]}")
     record_audit(conn, at=now, actor=f"user:{user.username}", action="data_grant.delay_disclosure",
                  target=f"data_grant:{grant_id}", detail={"until": until.isoformat(), "basis": basis[:2000]})
+
+
+def urge(conn: Connection, request_id: int, user: StaffUser, note: str, *, now: datetime, coordinator: str) -> None:
+    """The coordinating department presses the provider for an answer (督办): a notice to the provider's
+    supervisors, on the request's timeline and in the audit log. Only while the request is open."""
+    req = _open_request(conn, request_id)
+    if "admin" not in user.roles and department_of(conn, user) != coordinator:
+        raise PermissionDenied("only the coordinating department urges an answer", message_zh="仅数据共享协调部门可以督办",
+                               code="datashare.not_coordinator")
+    if req.state != OPEN:
+        raise Conflict(f"data request {request_id} is {req.state}", message_zh=f"该申请已处理（{req.state}）",
+                       code="datashare.request_closed")
+    note = (note or "").strip()[:2000]
+    _event(conn, request_id, "urged", actor=user.username, now=now, department=coordinator, note=note or None)
+    record_audit(conn, at=now, actor=f"user:{user.username}", action="data_request.urge",
+                 target=f"data_request:{request_id}", detail={"note": note})
+    title = queries.dataset_by_id(conn, req.dataset_id)["title_zh"]
+    tell(conn, req.provider, "urged", request_id=request_id, title=title, now=now, role="supervisor")
 
 
 def may_see(conn: Connection, user: StaffUser, *, requester: str, provider: str, coordinator: str) -> bool:

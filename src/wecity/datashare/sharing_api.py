@@ -119,6 +119,22 @@ async def withdraw(ctx: Ctx, user: CurrentStaff, request_id: RequestId) -> dict[
     return await ctx.db.write(run)
 
 
+class Urging(BaseModel):
+    note: str = Field("", max_length=2000)
+
+
+@router.post("/api/v1/data-requests/{request_id}/urge",
+             summary="Press the provider for an answer (the coordinating department): a notice and a timeline entry")
+async def urge(ctx: Ctx, user: CurrentStaff, request_id: RequestId, body: Urging) -> dict[str, Any]:
+    now, today = ctx.clock.now(), _today(ctx)
+
+    def run(conn: Any) -> dict[str, Any]:
+        requests.urge(conn, request_id, user, body.note, now=now, coordinator=ctx.settings.data_coordinator)
+        return queries.data_request(conn, request_id, today=today)
+
+    return await ctx.db.write(run)
+
+
 @router.get("/api/v1/data-grants", summary="Grants your department holds or has given (all: coordinating department)")
 async def list_grants(ctx: Ctx, user: CurrentStaff,
                       side: Literal["both", "grantee", "provider", "all"] = "both") -> dict[str, Any]:

@@ -108,6 +108,7 @@ REQUEST_STATES = {"submitted": N_("Awaiting decision"), "granted": N_("Granted")
 GRANT_STATES = {"active": N_("In force"), "expired": N_("Expired"), "revoked": N_("Revoked")}
 REQUEST_EVENTS = {"submitted": N_("Requested"), "granted": N_("Granted"), "refused": N_("Refused"),
                   "withdrawn": N_("Withdrawn"), "escalated": N_("Overdue: escalated to the coordinating department"),
-                  "revoked": N_("Grant revoked"), "disclosure_delayed": N_("Telling the people concerned delayed")}
+                  "revoked": N_("Grant revoked"), "disclosure_delayed": N_("Telling the people concerned delayed"),
+                  "urged": N_("Urged by the coordinating department")}
 ACCESS_OUTCOMES = {"ok": N_("read"), "no_grant": N_("refused: no grant"), "expired": N_("refused: grant expired"),
                    "revoked": N_("refused: grant revoked"), "anonymous": N_("refused: not signed in")}

@@ -199,6 +199,7 @@ async def _request_page(request: Request, user: StaffUser, request_id: int, *, s
                 # the request already filtered on.
                 "filterable": [f for f in d["fields"] if f["name"] in vocab or f["name"] in found["row_filter"]],
                 "decides": "admin" in user.roles or (own == found["provider"] and "supervisor" in user.roles),
+                "coordinates": "admin" in user.roles or own == ctx.settings.data_coordinator,
                 "requester_side": "admin" in user.roles or own == found["requester"]}
 
     try:
@@ -251,6 +252,11 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+def _urge(request: Request) -> Action:
+    coordinator = request.app.state.ctx.settings.data_coordinator
+    return lambda c, i, u, f, n: requests.urge(c, i, u, _text(f, "note"), now=n, coordinator=coordinator)
+
+
 @router.post("/sharing/requests/{request_id}/{action}")
 async def act(request: Request, user: OptionalStaff, request_id: int, action: str) -> Response:
     if user is None:
@@ -258,7 +264,7 @@ async def act(request: Request, user: OptionalStaff, request_id: int, action: st
     ctx = request.app.state.ctx
     locale = request_locale(request)
     _ = gettext_for(locale).gettext
-    verb = ACTIONS.get(action)
+    verb = _urge(request) if action == "urge" else ACTIONS.get(action)
     if verb is None:
         return _error(request, user, 404, _("There is no such action."))
     form = await request.form(max_files=0, max_fields=500)

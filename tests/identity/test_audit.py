@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from datetime import timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from wecity.core.db import Database
 from wecity.core.errors import ValidationFailed
 from wecity.core.migrate import alembic_config, upgrade
 from wecity.core.types import UTCDateTime
-from wecity.identity.audit import GENESIS, verify_chain
+from wecity.identity.audit import GENESIS, canonical, entry_hash, verify_chain
 from wecity.identity.models import audit_log
 from wecity.identity.service import record_audit
 
@@ -33,6 +34,41 @@ def _record(city: City, n: int) -> None:
                          actor=f"user:{i}", action="case.dispatch", target=f"case:{i}", source_address="10.0.0.8",
                          detail={"to": "dispatched", "reason": "转派至水务局", "n": [i, 1.5, None]})
     city.db.write_sync(write)
+
+
+# Two entries and their hashes as the chain was first written (commit 38411d4): the format of an entry's
+# hash may never change, or every entry written before would stop verifying. The detail holds what JSON
+# changes on the way through the column (int keys, a tuple), escapes, non-ASCII text and nesting.
+PINNED: list[dict[str, Any]] = [
+    {"at": datetime(2026, 11, 2, 17, 5, 9, 123456, tzinfo=CHINA), "actor": "user:7", "action": "data.read",
+     "target": "dataset:certificates", "outcome": "ok", "source_address": "10.0.0.8",
+     "detail": {"rows": 100, "grant": 12, "purpose": '核验居住登记 "quoted" \\ tab\t', "records": ("case:1", "case:2"),
+                3: {"nested": [1.5, None, True, 1e16, -0.0]}, "zh键": "长沙"}},
+    {"at": datetime(2026, 11, 2, 9, 0, tzinfo=UTC), "actor": "system", "action": "case.close", "target": "case:1",
+     "outcome": "refused", "source_address": None, "detail": None},
+]
+PINNED_CANONICAL = ('["2026-11-02T09:05:09.123456+00:00","user:7","data.read","dataset:certificates","ok","10.0.0.8",'
+                    '{"3":{"nested":[1.5,null,true,1e+16,-0.0]},"grant":12,"purpose":"核验居住登记 \\"quoted\\" \\\\ tab\\t",'
+                    '"records":["case:1","case:2"],"rows":100,"zh键":"长沙"}]')
+PINNED_HASHES = ["a1ec974692c14256b6aaac401fad3212ae68bf90cc5b9ad3ca2b3363bf37798e",
+                 "9ff6fc454d0790af4936e9959850bf58e39d43c675a518fd0bd02de88376e86a"]
+
+
+def test_the_hash_of_an_entry_is_pinned() -> None:
+    assert canonical(PINNED[0]) == PINNED_CANONICAL
+    assert entry_hash(GENESIS, PINNED[0]) == PINNED_HASHES[0]
+    assert entry_hash(PINNED_HASHES[0], PINNED[1]) == PINNED_HASHES[1]
+
+
+def test_pinned_entries_read_back_from_the_database_verify_to_the_same_hashes(city: City) -> None:
+    def write(conn: sa.Connection) -> None:
+        for entry in PINNED:
+            record_audit(conn, **entry)
+
+    city.db.write_sync(write)
+    assert city.db.read_sync(lambda c: list(c.execute(sa.select(audit_log.c.entry_hash)).scalars())) == PINNED_HASHES
+    found = city.db.read_sync(verify_chain)
+    assert found.intact and found.checked == 2 and found.last_hash == PINNED_HASHES[1]
 
 
 def _ids(city: City) -> list[int]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +20,15 @@ from wecity.core.db import Database
 from wecity.core.errors import ValidationFailed
 from wecity.core.migrate import alembic_config, upgrade
 from wecity.core.types import UTCDateTime
-from wecity.identity.audit import GENESIS, canonical, entry_hash, verify_chain
+from wecity.identity.audit import (
+    _JSON,
+    GENESIS,
+    _list_encoder,
+    _verify_rows,
+    canonical,
+    entry_hash,
+    verify_chain,
+)
 from wecity.identity.models import audit_log
 from wecity.identity.service import record_audit
 
@@ -69,6 +80,107 @@ def test_pinned_entries_read_back_from_the_database_verify_to_the_same_hashes(ci
     assert city.db.read_sync(lambda c: list(c.execute(sa.select(audit_log.c.entry_hash)).scalars())) == PINNED_HASHES
     found = city.db.read_sync(verify_chain)
     assert found.intact and found.checked == 2 and found.last_hash == PINNED_HASHES[1]
+
+
+# What a detail may hold, and the corners of JSON text: verify reads each back and must hash it as written.
+DETAILS: list[dict[Any, Any] | None] = [
+    None,
+    {},
+    {"b": 1, "a": "长沙", "é": "x", "A": None, "": 0, "Z": [], "z": {}, "長": "sorted by code point"},
+    {"control": "\x00\x1f\x7f\u2028\u2029 \"\\/\b\f\n\r\t", "emoji": "🏙️👩🏽‍💻", "cjk": "審批 核验", "ascii": "plain"},
+    {"numbers": [0, -0.0, 1.0, 1.5, 0.1, 1e16, 1e-7, 2 ** 70, -(2 ** 63), True, False, None]},
+    {"nested": {"list": [1, [2, [3, {"k": (4, 5)}]]]}, 7: "int key", True: "bool key", 2.5: "float key"},
+    {"grant": 12, "purpose": "核验居住登记", "rows": 100, "records": [f"case:{i}" for i in range(20)]},
+]
+ZONES = [UTC, CHINA, ZoneInfo("America/New_York"), timezone(timedelta(hours=-3, minutes=-30))]
+
+
+def _record_details(city: City) -> list[dict[str, Any]]:
+    entries = [{"at": (SEED_TIME + timedelta(days=i, microseconds=i % 2 * 999_999)).astimezone(ZONES[i % len(ZONES)]),
+                "actor": f"user:{i}", "action": "data.read", "target": f"dataset:{i}", "outcome": "ok",
+                "source_address": None if i % 2 else "10.0.0.8", "detail": detail}
+               for i, detail in enumerate(DETAILS)]
+
+    def write(conn: sa.Connection) -> None:
+        for entry in entries:
+            record_audit(conn, **entry)
+
+    city.db.write_sync(write)
+    return entries
+
+
+def _both_ways(city: City) -> Any:
+    """verify_chain, after checking that it finds what the check on SQLAlchemy's decoded rows finds."""
+    found = city.db.read_sync(verify_chain)
+    query = sa.select(audit_log.c.id, audit_log.c.entry_hash, *(audit_log.c[f] for f in
+                      ("at", "actor", "action", "target", "outcome", "source_address", "detail"))).order_by(audit_log.c.id)
+    assert city.db.read_sync(lambda conn: _verify_rows(conn, query)) == found
+    return found
+
+
+def test_every_kind_of_detail_verifies_as_written(city: City) -> None:
+    entries = _record_details(city)
+    previous = GENESIS
+    for entry in entries:
+        previous = entry_hash(previous, entry)
+    found = _both_ways(city)
+    assert found.intact and found.checked == len(DETAILS) and found.last_hash == previous
+
+
+def test_the_encoder_of_verify_writes_what_canonical_writes() -> None:
+    encode = _list_encoder()
+    for detail in DETAILS:
+        values = ["2026-11-02T09:00:00.000000+00:00", "user:1", "动作", None, "ok", "10.0.0.8",
+                  json.loads(json.dumps(detail))]
+        assert encode(values) == _JSON.encode(values)
+
+
+def test_values_stored_in_another_form_verify_as_the_column_types_read_them(sqlite_city: City) -> None:
+    """On SQLite verify turns `at` and `detail` into text without SQLAlchemy when they are stored as it stores
+    them; stored otherwise, they are decoded as the column types decode them: the same instant in another
+    format, the same JSON with other spacing or key order, SQL NULL for JSON null all read as the same values."""
+    _record_details(sqlite_city)
+    ids = _ids(sqlite_city)
+    _as_attacker(sqlite_city,
+                 f"UPDATE audit_log SET at = replace(at, ' ', 'T') WHERE id = {ids[1]}",
+                 f"UPDATE audit_log SET at = substr(at, 1, 19) || '+00:00' WHERE id = {ids[2]}",
+                 f"UPDATE audit_log SET detail = NULL WHERE id = {ids[0]}",
+                 f"UPDATE audit_log SET detail = ' {{ \"z\" : {{}}, \"長\": \"sorted by code point\", \"A\":null,"
+                 f" \"\":0, \"Z\":[], \"b\":1, \"a\":\"\\u957f\\u6c99\", \"é\":\"x\"}}\n' WHERE id = {ids[2]}")
+    found = _both_ways(sqlite_city)
+    assert found.intact and found.checked == len(DETAILS)
+
+    with sqlite_city.db.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE audit_log SET detail = '{{\"grant\": 13}}' WHERE id = {ids[-1]}")
+    assert _both_ways(sqlite_city).broken_id == ids[-1]
+
+
+def test_verify_reads_text_only_as_the_column_types_read_it(sqlite_city: City) -> None:
+    """Text the column types refuse is refused, even with a hash made to match: here the last entry moved to a
+    day that does not exist, then JSON with something after it."""
+    _record(sqlite_city, 3)
+    ids = _ids(sqlite_city)
+    with sqlite_city.db.engine.connect() as conn:
+        previous = conn.exec_driver_sql(f"SELECT entry_hash FROM audit_log WHERE id = {ids[1]}").scalar_one()
+        actor, action, target, outcome, source_address = conn.exec_driver_sql(
+            f"SELECT actor, action, target, outcome, source_address FROM audit_log WHERE id = {ids[2]}").one()
+    forged = hashlib.sha256((previous + _JSON.encode(["2026-02-30T09:00:00.000000+00:00", actor, action, target, outcome,
+                                                      source_address, {"to": 1}])).encode()).hexdigest()
+    _as_attacker(sqlite_city, f"UPDATE audit_log SET at = '2026-02-30 09:00:00.000000', detail = '{{\"to\": 1}}',"
+                              f" entry_hash = '{forged}' WHERE id = {ids[2]}")
+    with pytest.raises(ValueError, match="day is out of range"):
+        sqlite_city.db.read_sync(verify_chain)
+
+    forged = hashlib.sha256((previous + _JSON.encode(["2026-11-02T09:02:00.000007+00:00", actor, action, target, outcome,
+                                                      source_address, {"to": 1}])).encode()).hexdigest()
+    with sqlite_city.db.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE audit_log SET at = '2026-11-02 09:02:00.000007', detail = '{{\"to\": 1}} trailing',"
+                             f" entry_hash = '{forged}' WHERE id = {ids[2]}")
+    with pytest.raises(json.JSONDecodeError, match="Extra data"):
+        sqlite_city.db.read_sync(verify_chain)
+    with sqlite_city.db.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE audit_log SET detail = '{{\"to\": 1}}' WHERE id = {ids[2]}")
+    assert _both_ways(sqlite_city).intact  # the forged entries themselves verify: the chain cannot tell
 
 
 def _ids(city: City) -> list[int]:

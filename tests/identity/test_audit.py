@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -82,14 +83,24 @@ def test_pinned_entries_read_back_from_the_database_verify_to_the_same_hashes(ci
     assert found.intact and found.checked == 2 and found.last_hash == PINNED_HASHES[1]
 
 
+def _nested(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 # What a detail may hold, and the corners of JSON text: verify reads each back and must hash it as written.
 DETAILS: list[dict[Any, Any] | None] = [
     None,
     {},
-    {"b": 1, "a": "长沙", "é": "x", "A": None, "": 0, "Z": [], "z": {}, "長": "sorted by code point"},
+    {"b": 1, "a": "长沙", "é": "x", "A": None, "": 0, "Z": [], "z": {}, "長": "sorted by code point", "\U0001f600": 1,
+     "\uffff": 2},
     {"control": "\x00\x1f\x7f\u2028\u2029 \"\\/\b\f\n\r\t", "emoji": "🏙️👩🏽‍💻", "cjk": "審批 核验", "ascii": "plain"},
-    {"numbers": [0, -0.0, 1.0, 1.5, 0.1, 1e16, 1e-7, 2 ** 70, -(2 ** 63), True, False, None]},
+    {"floats": [-0.0, 1.0, 1.5, 0.1, 1e16, 1e-7, 1e300, 5e-324]},
+    {"integers": [0, -1, 2 ** 63 - 1, -(2 ** 63), 2 ** 64 - 1, 2 ** 70, -(2 ** 70)], "flags": [True, False, None]},
     {"nested": {"list": [1, [2, [3, {"k": (4, 5)}]]]}, 7: "int key", True: "bool key", 2.5: "float key"},
+    {"deep": _nested(300)},
     {"grant": 12, "purpose": "核验居住登记", "rows": 100, "records": [f"case:{i}" for i in range(20)]},
 ]
 ZONES = [UTC, CHINA, ZoneInfo("America/New_York"), timezone(timedelta(hours=-3, minutes=-30))]
@@ -135,6 +146,33 @@ def test_the_encoder_of_verify_writes_what_canonical_writes() -> None:
         assert encode(values) == _JSON.encode(values)
 
 
+def test_orjson_writes_what_canonical_writes_where_verify_lets_it() -> None:
+    """verify_chain has orjson write an entry's text when it holds no float: every character is escaped as
+    `_JSON` escapes it, integers of up to 64 bits and keys are written alike, and orjson refuses what it would
+    write otherwise (the entry then goes to `_JSON`)."""
+    every_character = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    for value in [every_character, {every_character[i:i + 7]: i for i in range(0, len(every_character), 997)},
+                  [0, -1, 2 ** 63 - 1, -(2 ** 63), 2 ** 64 - 1, True, False, None, [], {}, "", [[{"": {}}]]]]:
+        assert orjson.dumps(value, option=orjson.OPT_SORT_KEYS) == _JSON.encode(value).encode("utf-8")
+    for refused in [2 ** 64, -(2 ** 63) - 1, "\ud800", {"\udfff": 1}, _nested(300)]:
+        with pytest.raises(TypeError):
+            orjson.dumps(refused, option=orjson.OPT_SORT_KEYS)
+
+
+def test_details_only_sqlite_stores_verify_as_written(sqlite_city: City) -> None:
+    entries = [{"at": SEED_TIME, "actor": "user:1", "action": "data.read", "target": "dataset:1", "outcome": "ok",
+                "source_address": None, "detail": detail}
+               for detail in [{"nan": float("nan")}, {"inf": [float("inf"), float("-inf")]}, {"n": float("nan"), "i": 1}]]
+
+    def write(conn: sa.Connection) -> None:
+        for entry in entries:
+            record_audit(conn, **entry)
+
+    sqlite_city.db.write_sync(write)
+    found = _both_ways(sqlite_city)
+    assert found.intact and found.checked == 3
+
+
 def test_values_stored_in_another_form_verify_as_the_column_types_read_them(sqlite_city: City) -> None:
     """On SQLite verify turns `at` and `detail` into text without SQLAlchemy when they are stored as it stores
     them; stored otherwise, they are decoded as the column types decode them: the same instant in another
@@ -146,7 +184,8 @@ def test_values_stored_in_another_form_verify_as_the_column_types_read_them(sqli
                  f"UPDATE audit_log SET at = substr(at, 1, 19) || '+00:00' WHERE id = {ids[2]}",
                  f"UPDATE audit_log SET detail = NULL WHERE id = {ids[0]}",
                  f"UPDATE audit_log SET detail = ' {{ \"z\" : {{}}, \"長\": \"sorted by code point\", \"A\":null,"
-                 f" \"\":0, \"Z\":[], \"b\":1, \"a\":\"\\u957f\\u6c99\", \"é\":\"x\"}}\n' WHERE id = {ids[2]}")
+                 f" \"\":0, \"Z\":[], \"b\":1, \"a\":\"\\u957f\\u6c99\", \"é\":\"x\","
+                 f" \"\\ud83d\\ude00\": 1, \"\\uffff\": 2}}\n' WHERE id = {ids[2]}")
     found = _both_ways(sqlite_city)
     assert found.intact and found.checked == len(DETAILS)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -111,6 +112,14 @@ def _list_encoder() -> Callable[[list[Any]], str]:
     return lambda values: "".join(encode(values, 0))
 
 
+class _NotPlain(Exception):
+    """A number with a fraction or an exponent, NaN or Infinity: JSON that orjson does not write as _JSON does."""
+
+
+def _not_plain(text: str) -> Any:
+    raise _NotPlain(text)
+
+
 def verify_chain(conn: Connection, table: sa.Table | sa.TableClause = audit_log, *, batch: int = 500) -> ChainCheck:
     """Walk the chain in id order and stop at the first entry whose stored hash is not the one computed.
 
@@ -120,6 +129,13 @@ def verify_chain(conn: Connection, table: sa.Table | sa.TableClause = audit_log,
     what the JSON column returns is already what `canonical` would make of it; on SQLite, `at` stored in the
     column's own format becomes its canonical text without a datetime in between, and `detail` is read with
     json.loads's own parser, json.loads itself taking over for any text that parser does not read whole.
+
+    The text is written by orjson where it writes exactly what `_JSON` writes: strings (every character is
+    escaped alike, tests/identity/test_audit.py checks them all), integers of up to 64 bits (orjson refuses
+    larger ones), true, false, null, lists and objects with keys sorted by code point. Not floats: orjson
+    writes 1e16 where `_JSON` writes 1e+16. So orjson is given only entries whose text fields are strings and
+    whose `detail` is null or was parsed here and held no number other than an integer; anything orjson
+    refuses, and every other entry, is written by `_JSON`'s encoder.
     """
     names = ("id", "entry_hash", *FIELDS)
     query = sa.select(*(table.c[name] for name in names)).order_by(table.c.id)
@@ -132,8 +148,12 @@ def verify_chain(conn: Connection, table: sa.Table | sa.TableClause = audit_log,
     sqlite_text = dialect.name == "sqlite" and decoders["detail"] is not None and \
         getattr(dialect, "_json_deserializer", None) in (None, json.loads)  # the column reads text with json.loads
     at_text = _SQLITE_AT.fullmatch if dialect.name == "sqlite" else None
-    from_text, read_json = datetime.fromisoformat, json.JSONDecoder().raw_decode
-    encode, sha256 = _list_encoder(), hashlib.sha256
+    # Text columns (TEXT affinity on SQLite) hold strings or NULL, or bytes, which both encoders refuse.
+    text_fields = dialect.name in ("sqlite", "postgresql") and all(
+        isinstance(table.c[name].type, sa.String) for name in FIELDS[1:-1])
+    from_text = datetime.fromisoformat
+    read_plain = json.JSONDecoder(parse_float=_not_plain, parse_constant=_not_plain).raw_decode
+    encode, dumps, sorted_keys, sha256 = _list_encoder(), orjson.dumps, orjson.OPT_SORT_KEYS, hashlib.sha256
     previous, checked, last_id = GENESIS, 0, None
     # Streamed: the log may be far larger than memory.
     with conn.execution_options(stream_results=True, yield_per=batch).exec_driver_sql(
@@ -145,17 +165,27 @@ def verify_chain(conn: Connection, table: sa.Table | sa.TableClause = audit_log,
                     when = at.replace(" ", "T") + "+00:00"
                 else:
                     when = decode_at(at).astimezone(UTC).isoformat(timespec="microseconds")
+                plain = detail is None
                 if sqlite_text and type(detail) is str:
                     # json.loads is raw_decode with nothing but whitespace around the value.
                     try:
-                        value, end = read_json(detail)
-                    except ValueError:
-                        end = -1
-                    detail = value if end == len(detail) else decode_detail(detail)
+                        value, end = read_plain(detail)
+                        plain = end == len(detail)
+                    except (_NotPlain, ValueError):
+                        pass
+                    detail = value if plain else decode_detail(detail)
                 else:
                     detail = decode_detail(detail)
-                text = encode([when, actor, action, target, outcome, source_address, detail])
-                expected = sha256((previous + text).encode("utf-8")).hexdigest()
+                values = [when, actor, action, target, outcome, source_address, detail]
+                data = None
+                if plain and text_fields:
+                    try:
+                        data = dumps(values, option=sorted_keys)
+                    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, a lone surrogate ...
+                        pass
+                if data is None:
+                    data = encode(values).encode("utf-8")
+                expected = sha256(previous.encode() + data).hexdigest()
                 if stored != expected:
                     return ChainCheck(checked, last_id, previous, id_, decode_at(at), action)
                 previous, checked, last_id = expected, checked + 1, id_

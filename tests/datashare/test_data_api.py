@@ -53,6 +53,11 @@ def test_open_data_is_served_to_anyone_as_json_and_csv(catalogued: City) -> None
                                                                        "business_scope": "餐饮", "limit": 1,
                                                                        "offset": 1}).json()
         assert picked["count"] == 3 and picked["rows"] == [{"number": numbers[1], "business_name": "湘味粉店"}]
+        lists = client.get("/api/v1/data/business-licences", params={"fields": "number,business_name",
+                                                                      "records_format": "lists", "limit": 2}).json()
+        assert lists["fields"] == ["number", "business_name"] and lists["rows"] == [[numbers[0], "明记小吃"],
+                                                                                      [numbers[1], "湘味粉店"]]
+        assert client.get("/api/v1/data/business-licences", params={"records_format": "rows"}).status_code == 400
         one = client.get("/api/v1/data/business-licences", params={"business_name": "岳麓书店"}).json()
         assert [r["number"] for r in one["rows"]] == [numbers[2]]
         csv_text = client.get("/api/v1/data/business-licences", params={"format": "csv"}).text

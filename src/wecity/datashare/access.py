@@ -185,11 +185,17 @@ def record_reading(conn: Connection, d: dict[str, Any], access: Access, page: Pa
 
 
 def mask_page(page: Page, masked: frozenset[str]) -> None:
-    """Mask the page's personal values in place (the fields the grant does not name in clear)."""
-    for name in masked:
-        for row in page.rows:
-            if name in row:
-                row[name] = mask(row[name], name)
+    """Mask the page's personal values (the fields the grant does not name in clear)."""
+    places = [(i, name) for i, name in enumerate(page.columns) if name in masked]
+    if not places:
+        return
+    rows = []
+    for row in page.rows:
+        values = list(row)
+        for i, name in places:
+            values[i] = mask(values[i], name)
+        rows.append(values)
+    page.rows = rows
 
 
 def record_refusal(conn: Connection, d: dict[str, Any], refusal: Refusal, user: StaffUser | None, *, actor: str,

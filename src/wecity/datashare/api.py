@@ -269,20 +269,22 @@ async def checked_upload(request: Request, ctx: Any, user: StaffUser, d: dict[st
 # The largest page: CKAN's datastore allows 32,000; a page is one transaction, one audit entry (naming each
 # record) and one commit, so large pages are what bulk readers should use.
 DATA_PAGE = 10_000
-_PAGING = ("fields", "limit", "offset", "format", "grant", "include_total")
+_PAGING = ("fields", "limit", "offset", "format", "grant", "include_total", "records_format")
 
 
 @router.get("/api/v1/data/{name}", summary="A dataset's rows: open data to anyone; other data to its publisher's "
             "staff and, within their grant, to departments it was shared with. Filters: any field=value; "
             "fields=a,b; limit, offset; format=json|csv; grant=id (when a department holds several); "
-            "include_total=false to skip counting (CKAN's name) when paging on")
+            "include_total=false to skip counting when paging on; records_format=lists for rows as arrays in "
+            "`fields` order (both CKAN datastore_search's names)")
 async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
                     fields: Annotated[str | None, Query(max_length=2000)] = None,
                     limit: Annotated[int, Query(ge=1, le=DATA_PAGE)] = 100,
                     offset: Annotated[int, Query(ge=0, le=sources.MAX_ROWS_READ)] = 0,
                     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
                     grant: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-                    include_total: bool = True) -> Response:
+                    include_total: bool = True,
+                    records_format: Annotated[str, Query(pattern="^(objects|lists)$")] = "objects") -> Response:
     address = client_address(request)
     await ctx.limits.hit("data_read", address or "-")
     now = ctx.clock.now()
@@ -323,8 +325,10 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
                               detail={"rows": len(found_page.rows), "offset": offset, "fields": chosen,
                                       "filters": query.where})
         access.mask_page(found_page, found.masked)
+        rows = found_page.rows if records_format == "lists" or format == "csv" else \
+            [dict(zip(chosen, row, strict=True)) for row in found_page.rows]
         return {"dataset": d["name"], "count": found_page.total, "offset": offset, "limit": limit, "fields": chosen,
-                "masked": [f for f in chosen if f in found.masked], "grant": found.grant_id, "rows": found_page.rows}
+                "masked": [f for f in chosen if f in found.masked], "grant": found.grant_id, "rows": rows}
 
     result = await (ctx.db.read(run) if found.kind == access.OPEN else ctx.db.write(run))
     if "refused" in result:
@@ -336,13 +340,14 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
     return Response(orjson.dumps(result), media_type="application/json")
 
 
-def _csv(fields: list[str], rows: list[dict[str, Any]]) -> str:
-    """CSV with a byte-order mark, so that spreadsheet programs read the Chinese as UTF-8."""
+def _csv(fields: list[str], rows: list[Any]) -> str:
+    """CSV (rows in `fields` order) with a byte-order mark, so that spreadsheet programs read the Chinese as
+    UTF-8; a geometry or list as its JSON text."""
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow(fields)
     for row in rows:
         writer.writerow([json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else
-                         "" if v is None else v for v in (row[f] for f in fields)])
+                         "" if v is None else v for v in row])
     return out.getvalue()

@@ -54,8 +54,8 @@ class Query:
     with_total: bool = True
 
 
-# One page: its rows with JSON-ready values (by the query's fields), what each row is (`records`), and how
-# many rows pass the filters (None when not asked for and counting costs).
+# One page: its rows as tuples of JSON-ready values in the order of the query's fields, what each row is
+# (`records`), and how many rows pass the filters (None when not asked for and counting costs).
 Page = RecordPage
 # (conn, dataset, query, now) -> one page
 Reader = Callable[[Connection, dict[str, Any], Query, datetime], Page]
@@ -106,7 +106,7 @@ def _in_memory(rows: list[dict[str, Any]], d: dict[str, Any], q: Query) -> Page:
     passing = [r for r in rows if all(_text(r.get(k), kinds[k]) in set(v) for k, v in q.where.items())]
     chosen = passing[q.offset:q.offset + q.limit]
     convert = [(f, converter(kinds[f])) for f in q.fields]
-    return Page(len(passing), [{f: to(r.get(f)) for f, to in convert} for r in chosen],
+    return Page(len(passing), list(q.fields), [tuple(to(r.get(f)) for f, to in convert) for r in chosen],
                 [str(r.get("_record") or "") for r in chosen])
 
 

@@ -82,7 +82,7 @@ async def _sample(ctx: Any, d: dict[str, Any]) -> list[dict[str, Any]] | None:
         found = await ctx.db.read(lambda c: sources.reader(d)(c, d, query, ctx.clock.now()))
     except NotFound:
         return None
-    return found.rows
+    return [dict(zip(found.columns, row, strict=True)) for row in found.rows]
 
 
 @router.post("/data/{name}/rows")

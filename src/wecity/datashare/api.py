@@ -289,8 +289,12 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
     await ctx.limits.hit("data_read", address or "-")
     now = ctx.clock.now()
     actor = f"user:{user.username}" if user else f"anonymous:{address or '-'}"
-    d = await ctx.db.read(queries.dataset, name[:100])
-    found = await ctx.db.read(lambda c: access.resolve(c, d, user, now=now, grant_id=grant))
+
+    def look_up(conn: sa.Connection) -> tuple[dict[str, Any], access.Access | access.Refusal]:
+        d = queries.dataset(conn, name[:100])
+        return d, access.resolve(conn, d, user, now=now, grant_id=grant)
+
+    d, found = await ctx.db.read(look_up)
     if isinstance(found, access.Refusal):
         await ctx.db.write(lambda c: access.record_refusal(c, d, found, user, actor=actor, source_address=address, now=now))
         raise access.refusal_error(d, found)

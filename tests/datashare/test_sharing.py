@@ -4,6 +4,8 @@ logged, and the people the records are about see who read them."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC
 from typing import Any
 
 import sqlalchemy as sa
@@ -154,6 +156,10 @@ def test_personal_fields_come_masked_unless_the_grant_names_them(catalogued: Cit
         # The provider's own staff read their own data in clear, and that is logged too.
         own = client.get("/api/v1/data/city-cases", headers=_staff(city, "dispatcher")).json()
         assert own["masked"] == [] and "13911110001" in {r["reporter_phone"] for r in own["rows"]}
+        # Times as the database writes them, the same on SQLite and PostgreSQL: ISO 8601, UTC, milliseconds.
+        opened = city.clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["created_at"]) for r in own["rows"])
+        assert own["rows"][0]["created_at"].startswith(opened) and own["rows"][0]["closed_at"] is None
 
 
 def test_refusal_needs_reasons_and_basis_and_only_the_providers_supervisors_decide(catalogued: City) -> None:

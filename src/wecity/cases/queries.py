@@ -344,10 +344,27 @@ def case_records(conn: Connection, columns: list[str], where: dict[str, list[Any
     query = (sa.select(*chosen, cases.c.id.label("_id")).select_from(joined).where(*conditions)
              .order_by(cases.c.id).limit(limit).offset(offset))
     page = RecordPage(total, list(columns), [], [])
-    for r in conn.execute(query):
+    for r in _driver_rows(conn, query):
         page.rows.append(r[:-1])
         page.records.append(f"case:{r[-1]}")
     return page
+
+
+def _driver_rows(conn: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """The rows of `query` as the database driver's own tuples, in the connection's transaction: a page of
+    ten thousand rows spends a quarter of its time in SQLAlchemy's Row objects otherwise. Only for queries
+    whose parameters are text and numbers (no bind processing is applied) and whose columns need no
+    result processing (timestamps come formatted by the database)."""
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = compiled.construct_params()
+    if compiled.positiontup is not None:  # qmark (SQLite); psycopg takes the named parameters
+        params = [params[name] for name in compiled.positiontup]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def reporter_phones(conn: Connection, case_ids: list[int]) -> dict[int, str]:

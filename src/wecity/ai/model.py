@@ -59,6 +59,8 @@ class ReportClassifier:
     location_weights: Sequence[float] = LOCATION_WEIGHTS
     folds: int = FOLDS
     seed: int = SEED
+    char_ngrams: tuple[int, int] = (1, 3)
+    word_ngrams: tuple[int, int] = (1, 2)
     classes_: np.ndarray = field(init=False, repr=False)
     chosen_: dict[str, Any] = field(init=False, repr=False, default_factory=dict)
 
@@ -73,9 +75,9 @@ class ReportClassifier:
             raise ValidationFailed("at least two categories are needed to learn from",
                                    message_zh="至少需要两个类别才能训练")
         min_df = 2 if len(texts) >= SMALL else 1
-        self._chars = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=min_df,
+        self._chars = TfidfVectorizer(analyzer="char", ngram_range=self.char_ngrams, sublinear_tf=True, min_df=min_df,
                                       dtype=np.float32)
-        self._words = TfidfVectorizer(tokenizer=_word_tokens, token_pattern=None, ngram_range=(1, 2),
+        self._words = TfidfVectorizer(tokenizer=_word_tokens, token_pattern=None, ngram_range=self.word_ngrams,
                                       sublinear_tf=True, min_df=min_df, dtype=np.float32)
         text_features = sp.hstack([self._chars.fit_transform(texts), self._words.fit_transform(texts)]).tocsr()
         self._cells = None
@@ -108,8 +110,13 @@ class ReportClassifier:
             self._temperature = _fit_temperature(scores, index)
             self.chosen_ = {"C": self._c, "location_weight": self._weight, "cv_macro_f1": round(f1, 4),
                             "temperature": round(self._temperature, 4)}
-        self._svm = _svm(self._c).fit(_joined(text_features, cells, self._weight), y)
+        self._svm = self._classifier(self._c).fit(_joined(text_features, cells, self._weight), y)
         return self
+
+    def _classifier(self, c: float) -> Any:
+        from sklearn.svm import LinearSVC
+
+        return LinearSVC(C=c, class_weight="balanced", dual="auto", random_state=self.seed, max_iter=5000)
 
     def _held_out_scores(self, features: sp.csr_matrix, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
                          c: float) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +124,7 @@ class ReportClassifier:
         so the columns are `classes_`), and those rows."""
         scores, rows = [], []
         for train, held_out in splits:
-            svm = _svm(c).fit(features[train], y[train])
+            svm = self._classifier(c).fit(features[train], y[train])
             scores.append(_scores(svm, features[held_out]))
             rows.append(held_out)
         if not rows:
@@ -155,12 +162,6 @@ def _joined(text_features: sp.csr_matrix, cells: sp.csr_matrix | None, weight: f
     if cells is None or not weight:
         return text_features
     return sp.hstack([text_features, weight * cells]).tocsr()
-
-
-def _svm(c: float) -> Any:
-    from sklearn.svm import LinearSVC
-
-    return LinearSVC(C=c, class_weight="balanced", dual="auto", random_state=SEED, max_iter=5000)
 
 
 def _scores(svm: Any, features: sp.csr_matrix) -> np.ndarray:

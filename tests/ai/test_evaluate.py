@@ -36,6 +36,7 @@ def test_chinese_reports_title_and_text_joined(tmp_path: Path, capsys: pytest.Ca
     assert result["n_test"] == result["model"]["n_test"] == 32  # a stratified 80/20 split
     assert result["model"]["macro_f1"] > 0.9  # the made-up categories are easy to tell apart
     assert result["model"]["top1"] <= result["model"]["top3"] <= 1
+    assert 0 <= result["model"]["calibration_error"] <= 1 and result["model"]["log_loss"] >= 0
 
 
 def test_the_split_column_decides_train_and_test(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

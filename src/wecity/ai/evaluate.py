@@ -153,6 +153,7 @@ def evaluate(rows: Rows, *, say: Callable[[str], None] = print) -> dict[str, Any
             f"macro-F1 {figures['macro_f1']:.4f} in {time.monotonic() - tick:.1f} s, chose {model.chosen_}")
         if fraction == 1.0:
             result["model"] = {**figures, "log_loss": _log_loss(proba, model.classes_, test_labels),
+                               "calibration_error": _calibration_error(proba, model.classes_, test_labels),
                                "chosen": model.chosen_}
     tick = time.monotonic()
     base = baseline().fit(texts(train), labels[train])
@@ -177,4 +178,15 @@ def _log_loss(proba: np.ndarray, classes: np.ndarray, truth: Sequence[str]) -> f
     if not known:
         return None
     rows, columns = np.array(known).T
-    return round(float(-np.log(np.clip(proba[rows, columns], 1e-15, 1.0)).mean()), 4)
+    return round(float(-np.log(np.clip(proba[rows, columns], 1e-15, 1.0)).mean()) + 0.0, 4)  # no "-0.0"
+
+
+def _calibration_error(proba: np.ndarray, classes: np.ndarray, truth: Sequence[str], bins: int = 10) -> float:
+    """Expected calibration error of the top category: over ten bins of its probability, the gap between
+    the mean probability and the share of rows it was right, weighted by the rows in the bin."""
+    confidence = proba.max(axis=1)
+    right = classes[proba.argmax(axis=1)] == np.asarray(truth, dtype=object)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gaps = [abs(confidence[which == b].mean() - right[which == b].mean()) * np.sum(which == b)
+            for b in range(bins) if np.any(which == b)]
+    return round(float(np.sum(gaps) / len(confidence)), 4)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from wecity.cli import main
@@ -27,6 +28,8 @@ def test_chinese_reports_title_and_text_joined(tmp_path: Path, capsys: pytest.Ca
     progress, result = _run(capsys, str(path), "--text", "title", "--text", "text", "--label", "category")
     assert progress, "progress lines come before the JSON"
     assert FIGURES <= set(result["model"]) and FIGURES <= set(result["baseline"])
+    low, high = result["difference"]["ci95"]
+    assert low <= result["difference"]["macro_f1"] <= high
     assert [point["fraction"] for point in result["learning_curve"]] == [0.1, 0.25, 0.5, 1.0]
     assert all(0 <= point["macro_f1"] <= 1 for point in result["learning_curve"])
     assert result["learning_curve"][-1]["macro_f1"] == result["model"]["macro_f1"]
@@ -70,3 +73,14 @@ def test_a_missing_column_is_named(tmp_path: Path, capsys: pytest.CaptureFixture
     path = write_en(tmp_path / "en.csv")
     assert main(["ai", "evaluate", str(path), "--text", "summary", "--label", "kind"]) == 2
     assert "summary" in capsys.readouterr().err
+
+
+def test_the_resampled_macro_f1_is_scikit_learns() -> None:
+    from sklearn.metrics import f1_score
+
+    from wecity.ai.evaluate import _macro_f1
+
+    rng = np.random.default_rng(1)
+    truth, predicted = rng.integers(0, 6, 300), rng.integers(0, 7, 300)  # label 6 is only ever predicted
+    assert _macro_f1(truth, predicted, 7) == pytest.approx(f1_score(truth, predicted, average="macro",
+                                                                    zero_division=0))

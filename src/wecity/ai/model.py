@@ -111,6 +111,7 @@ class ReportClassifier:
             self.chosen_ = {"C": self._c, "location_weight": self._weight, "cv_macro_f1": round(f1, 4),
                             "temperature": round(self._temperature, 4)}
         self._svm = self._classifier(self._c).fit(_joined(text_features, cells, self._weight), y)
+        assert list(self._svm.classes_) == list(self.classes_)  # the score columns are `classes_`
         return self
 
     def _classifier(self, c: float) -> Any:

@@ -13,7 +13,8 @@ from .conftest import City
 @pytest.mark.parametrize("args", [[], ["serve"], ["demo"], ["db", "upgrade"], ["city", "import-areas"],
                                   ["city", "locate"], ["user", "add"], ["apikey", "add"],
                                   ["apikey", "list"], ["apikey", "revoke"],
-                                  ["device", "import"], ["device", "list"], ["device", "remove"], ["audit", "verify"]])
+                                  ["device", "import"], ["device", "list"], ["device", "remove"], ["audit", "verify"],
+                                  ["ai", "evaluate"]])
 def test_help_everywhere_and_bilingual(args: list[str]) -> None:
     out = subprocess.run([sys.executable, "-m", "wecity", *args, "--help"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

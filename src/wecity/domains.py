@@ -15,6 +15,7 @@ DOMAINS: tuple[str, ...] = (
     "notify",
     "govservice",
     "datashare",
+    "ai",
     "open311",
     "web",
 )

@@ -1,0 +1,37 @@
+"""`wecity ai ...`: evaluate the report-category classifier on a labelled CSV file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from wecity.ai.evaluate import evaluate, read_rows
+
+    if bool(args.lat) != bool(args.long):
+        print("--lat and --long go together / --lat 与 --long 须同时给出", file=sys.stderr)
+        return 2
+    rows = read_rows(Path(args.file), text=args.text, label=args.label, lat=args.lat, long=args.long,
+                     split=args.split)
+    result = evaluate(rows, say=lambda line: print(line, flush=True))
+    print(json.dumps({"file": Path(args.file).name, **result}, ensure_ascii=False), flush=True)
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    ai = sub.add_parser("ai", help="the AI platform / 智能中台").add_subparsers(dest="ai_command", required=True)
+    ev = ai.add_parser("evaluate", help="train the report classifier and a baseline on a labelled CSV and score "
+                                        "both; the figures as JSON on the last line / 评估案件分类模型")
+    ev.add_argument("file", help="UTF-8 CSV with a header row")
+    ev.add_argument("--text", action="append", required=True, metavar="COL",
+                    help="a text column; several are joined in order (title, then text) / 文本列，可多次给出")
+    ev.add_argument("--label", required=True, metavar="COL", help="the category column / 类别列")
+    ev.add_argument("--lat", metavar="COL", help="latitude column (WGS-84) / 纬度列")
+    ev.add_argument("--long", metavar="COL", help="longitude column (WGS-84) / 经度列")
+    ev.add_argument("--split", metavar="COL", help="rows saying `train` train, the others test; without it a "
+                                                   "stratified 80/20 split, seed 42 / 划分列")
+    ev.set_defaults(func=cmd_evaluate)

@@ -1,0 +1,68 @@
+"""The report classifier: ranked categories with calibrated probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wecity.ai.model import ReportClassifier
+from wecity.ai.tokens import words
+from wecity.core.errors import ValidationFailed
+
+from .reports import EN, ZH
+
+
+def _examples(vocabulary: dict[str, list[str]], per_label: int = 12) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    for label, terms in vocabulary.items():
+        for i in range(per_label):
+            texts.append(f"{terms[i % len(terms)]} {terms[(i + 1) % len(terms)]} {i}")
+            labels.append(label)
+    return texts, labels
+
+
+@pytest.mark.parametrize("vocabulary", [ZH, EN], ids=["zh", "en"])
+def test_top_k_is_ranked_and_sums_to_at_most_one(vocabulary: dict[str, list[str]]) -> None:
+    texts, labels = _examples(vocabulary)
+    model = ReportClassifier().fit(texts, labels)
+    assert sorted(model.classes_) == sorted(vocabulary)
+    proba = model.predict_proba(texts[:5])
+    assert proba.shape == (5, len(vocabulary))
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    for ranked in model.top_k(texts, k=3):
+        probabilities = [p for _, p in ranked]
+        assert len(ranked) == 3
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert 0 < sum(probabilities) <= 1 + 1e-9
+    first = next(iter(vocabulary))
+    assert model.top_k([" ".join(vocabulary[first])], k=1)[0][0][0] == first
+    assert model.predict([" ".join(vocabulary[first])]) == [first]
+
+
+def test_two_categories_and_a_category_of_one_report() -> None:
+    texts, labels = _examples({"a": ["pothole", "crack"], "b": ["graffiti", "paint"]})
+    model = ReportClassifier().fit([*texts, "a whale on the beach"], [*labels, "whale"])
+    assert len(model.classes_) == 3
+    assert model.predict(["deep pothole crack"]) == ["a"]
+    two = ReportClassifier().fit(texts, labels)
+    assert two.predict_proba(["graffiti"]).shape == (1, 2)
+    assert two.top_k(["graffiti paint"], k=3)[0][0][0] == "b"  # k larger than the classes: all of them
+
+
+def test_probabilities_are_temperature_scaled_from_held_out_rows() -> None:
+    texts, labels = _examples(ZH, per_label=20)
+    model = ReportClassifier().fit(texts, labels)
+    assert model.chosen_["C"] in model.c_grid
+    assert model.chosen_["temperature"] > 0
+    scores = model.decision_function(texts[:3])
+    assert (scores.argmax(axis=1) == model.predict_proba(texts[:3]).argmax(axis=1)).all()
+
+
+def test_one_category_is_not_enough() -> None:
+    with pytest.raises(ValidationFailed):
+        ReportClassifier().fit(["a", "b"], ["x", "x"])
+
+
+def test_words_of_any_script() -> None:
+    assert words("井盖丢失了，pothole on 5th Ave!") == ["井", "盖", "丢失", "了", "pothole", "on", "5th", "Ave"]
+    assert words("😀 路灯不亮 😀 lamp") == ["路灯", "不", "亮", "lamp"]  # ICU counts UTF-16 units

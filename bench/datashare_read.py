@@ -89,20 +89,14 @@ def _select_pages(path: str, code: str, page: int) -> float:
     """Seconds to run the cases source's page SELECT for all pages, with plain sqlite3."""
     import sqlalchemy as sa
 
-    from wecity.cases.queries import case_records
+    from wecity.cases.queries import case_records_query, driver_statement
 
-    # The statement exactly as the source builds it, compiled for SQLite with its parameters inline.
-    captured: list[str] = []
+    # The statement exactly as the source builds it and hands it to the driver.
     engine = sa.create_engine(f"sqlite:///{path}")
-
-    @sa.event.listens_for(engine, "before_cursor_execute")
-    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        captured.append((statement, parameters))  # type: ignore[arg-type]
-
     with engine.connect() as conn:
-        case_records(conn, FIELDS, {"district": [code]}, limit=page, offset=0, with_total=False)
+        statement, parameters = driver_statement(conn, case_records_query(
+            conn, FIELDS, {"district": [code]}, limit=page, offset=0))
     engine.dispose()
-    statement, parameters = captured[-1]  # type: ignore[misc]
     raw = sqlite3.connect(path)
     try:
         start = time.perf_counter()

@@ -332,36 +332,54 @@ def case_records(conn: Connection, columns: list[str], where: dict[str, list[Any
     """Cases (merged ones excepted) that pass `where` ({column: allowed values}), one page of them oldest
     first, with the `columns` asked for; timestamps as ISO 8601 UTC text. Without `with_total` the count is
     not made (None): a client paging through the rows asks for it once."""
-    known = case_record_columns()
-    joined = (cases.outerjoin(areas, areas.c.id == cases.c.area_id)
-              .outerjoin(departments, departments.c.id == cases.c.department_id))
-    conditions = [cases.c.merged_into_id.is_(None), *(known[name].in_(values) for name, values in where.items())]
+    joined, conditions = _records_from(where)
     total = int(conn.execute(sa.select(sa.func.count()).select_from(joined).where(*conditions)).scalar_one()) \
         if with_total else None
-    times = ("created_at", "closed_at")
-    chosen = [(iso_utc(conn, known[name]) if name in times else known[name]).label(name) for name in columns]
-    # The id last, so that each row is the tuple up to it.
-    query = (sa.select(*chosen, cases.c.id.label("_id")).select_from(joined).where(*conditions)
-             .order_by(cases.c.id).limit(limit).offset(offset))
     page = RecordPage(total, list(columns), [], [])
-    for r in _driver_rows(conn, query):
+    for r in _driver_rows(conn, case_records_query(conn, columns, where, limit=limit, offset=offset)):
         page.rows.append(r[:-1])
         page.records.append(f"case:{r[-1]}")
     return page
 
 
-def _driver_rows(conn: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
-    """The rows of `query` as the database driver's own tuples, in the connection's transaction: a page of
-    ten thousand rows spends a quarter of its time in SQLAlchemy's Row objects otherwise. Only for queries
-    whose parameters are text and numbers (no bind processing is applied) and whose columns need no
-    result processing (timestamps come formatted by the database)."""
+def _records_from(where: dict[str, list[Any]]) -> tuple[Any, list[Any]]:
+    """The cases (with their district and department) and the conditions `where` puts on them."""
+    known = case_record_columns()
+    joined = (cases.outerjoin(areas, areas.c.id == cases.c.area_id)
+              .outerjoin(departments, departments.c.id == cases.c.department_id))
+    return joined, [cases.c.merged_into_id.is_(None), *(known[name].in_(values) for name, values in where.items())]
+
+
+def case_records_query(conn: Connection, columns: list[str], where: dict[str, list[Any]], *, limit: int,
+                       offset: int) -> sa.Select[Any]:
+    """The page's SELECT: the columns asked for (times formatted by the database), then the case id."""
+    known = case_record_columns()
+    joined, conditions = _records_from(where)
+    times = ("created_at", "closed_at")
+    chosen = [(iso_utc(conn, known[name]) if name in times else known[name]).label(name) for name in columns]
+    # The id last, so that each row is the tuple up to it.
+    return (sa.select(*chosen, cases.c.id.label("_id")).select_from(joined).where(*conditions)
+            .order_by(cases.c.id).limit(limit).offset(offset))
+
+
+def driver_statement(conn: Connection, query: sa.Select[Any]) -> tuple[str, Any]:
+    """`query` as the driver takes it: its SQL text and parameters (a list for SQLite, names for psycopg).
+    Only for queries whose parameters are text and numbers: no bind processing is applied."""
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params: Any = compiled.construct_params()
-    if compiled.positiontup is not None:  # qmark (SQLite); psycopg takes the named parameters
+    if compiled.positiontup is not None:
         params = [params[name] for name in compiled.positiontup]
+    return str(compiled), params
+
+
+def _driver_rows(conn: Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """The rows of `query` as the database driver's own tuples, in the connection's transaction: a page of
+    ten thousand rows spends a quarter of its time in SQLAlchemy's Row objects otherwise. For queries whose
+    columns need no result processing (timestamps come formatted by the database)."""
+    statement, params = driver_statement(conn, query)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(str(compiled), params)
+        cursor.execute(statement, params)
         return list(cursor.fetchall())
     finally:
         cursor.close()

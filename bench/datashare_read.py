@@ -27,7 +27,7 @@ from bench._common import free_port, make_demo_city, row, wecity_server, workdir
 CASES, IN_DISTRICT, RUNS = 50_000, 10_000, 5
 # (rows a call, records_format): one call as objects and as lists (CKAN's bulk format), and paging.
 WAYS = ((10_000, "lists"), (10_000, "objects"), (1_000, "objects"))
-GOAL = "<= 2"
+GOAL = "ratio <= 2"  # to the ceiling, not the figure: `met` is set from the ratio
 FIELDS = ["case_id", "category", "district", "status", "created_at", "reporter_phone"]
 
 
@@ -150,9 +150,12 @@ def run() -> list[dict[str, Any]]:
         note = (f"median of {RUNS} reads of {IN_DISTRICT:,} rows of {CASES:,} cases, {calls} call(s) of {page:,}, "
                 f"records_format={shape}; {IN_DISTRICT / api:,.0f} rows/s through the API; ceiling: the same "
                 f"SELECT(s) with plain sqlite3, {select * 1000:.0f} ms")
-        rows.append(row(f"Data API, 10,000 rows under a grant's row filter, {calls} call(s), {shape} "
-                        "(wecity serve, SQLite)", api * 1000, "ms", ceiling=select * 1000, ceiling_unit="ms",
-                        goal=GOAL if calls == 1 else None, note=note))
+        result = row(f"Data API, 10,000 rows under a grant's row filter, {calls} call(s), {shape} "
+                     "(wecity serve, SQLite)", api * 1000, "ms", ceiling=select * 1000, ceiling_unit="ms",
+                     goal=GOAL if calls == 1 else None, note=note)
+        if calls == 1:
+            result["met"] = api / select <= 2
+        rows.append(result)
     rows.append(row("Indexing the readings for \"who used my data\" (the runner's work, SQLite)",
                     disclosed / index_seconds, "records/s",
                     note=f"{disclosed:,} records of {logged} readings indexed under their subjects in "

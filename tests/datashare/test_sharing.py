@@ -331,3 +331,38 @@ def test_the_coordinating_department_urges_an_open_request_and_nobody_else_may(c
         assert urged.status_code == 200 and urged.json()["events"][-1]["event"] == "urged"
         client.post(f"/api/v1/data-requests/{request['id']}/withdraw", headers=_staff(city, "zhujian")).raise_for_status()
         assert client.post(path, json={}, headers=_staff(city, "shuiwu")).status_code == 409
+
+
+def test_masking_applies_to_tables_read_in_memory_too(catalogued: City) -> None:
+    """Certificates are filtered in memory, not in SQL: their personal fields are masked all the same."""
+    from wecity.govservice import certificates
+    from wecity.identity.applicants import create_applicant
+
+    city = catalogued
+    now = city.clock.now()
+
+    def issue(conn: sa.Connection) -> None:
+        key = certificates.signing_key(conn, city.settings.var_dir)
+        holder = create_applicant(conn, kind="citizen", display_name="王小明", phone="13911112222", now=now)
+        certificates.issue(conn, key=key, type="residence_permit_endorsement", name_zh="居住证签注",
+                           name_en="Residence permit endorsement", holder_id=holder.id, holder_name="王小明",
+                           application_id=None, application_number=None, department_code="gongan",
+                           department_name_zh="市公安局", department_name_en="Public Security Bureau",
+                           fields={"holder_name": "王小明", "id_number": "430102199001011234", "district": "430102"},
+                           valid_days=None, now=now)
+
+    city.db.write_sync(issue)
+    with make_client(city) as client:
+        zhujian, admin = _staff(city, "zhujian"), _staff(city, "admin")
+        request = client.post("/api/v1/data-requests", headers=zhujian, json={
+            "dataset": "residence-permits", "purpose": "核对保障房申请人居住情况", "fields": ["number", "holder_name",
+                                                                               "id_number"], "days": 10}).json()
+        client.post(f"/api/v1/data-requests/{request['id']}/decision", headers=admin,
+                    json={"decision": "grant", "reasons": "保障房资格核对"}).raise_for_status()
+        body = client.get("/api/v1/data/residence-permits", headers=zhujian).json()
+        assert body["masked"] == ["holder_name", "id_number"]
+        assert [(r["holder_name"], r["id_number"]) for r in body["rows"]] == [("王**", "4301**********1234")]
+    _index(city)
+    with make_client(city) as client:
+        uses = client.get("/api/v1/my/data-uses", headers=_citizen(city, "13911112222")).json()["uses"]
+        assert [u["record"].split(":")[0] for u in uses] == ["certificate"]

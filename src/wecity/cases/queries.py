@@ -3,6 +3,7 @@ tracking views, nearby cases, a citizen's own reports. The staff API and the por
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -328,18 +329,18 @@ class RecordPage:
 
 
 def case_records(conn: Connection, columns: list[str], where: dict[str, list[Any]], *, limit: int, offset: int,
-                 with_total: bool = True) -> RecordPage:
+                 with_total: bool = True, row_of: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None,
+                 ) -> RecordPage:
     """Cases (merged ones excepted) that pass `where` ({column: allowed values}), one page of them oldest
     first, with the `columns` asked for; timestamps as ISO 8601 UTC text. Without `with_total` the count is
-    not made (None): a client paging through the rows asks for it once."""
+    not made (None): a client paging through the rows asks for it once. `row_of` makes each row from the
+    database's (the columns, then the case id), in the one pass over the page (the data platform masks so)."""
     joined, conditions = _records_from(where)
     total = int(conn.execute(sa.select(sa.func.count()).select_from(joined).where(*conditions)).scalar_one()) \
         if with_total else None
-    page = RecordPage(total, list(columns), [], [])
-    for r in _driver_rows(conn, case_records_query(conn, columns, where, limit=limit, offset=offset)):
-        page.rows.append(r[:-1])
-        page.records.append(f"case:{r[-1]}")
-    return page
+    raw = _driver_rows(conn, case_records_query(conn, columns, where, limit=limit, offset=offset))
+    return RecordPage(total, list(columns), [r[:-1] for r in raw] if row_of is None else [row_of(r) for r in raw],
+                      [f"case:{r[-1]}" for r in raw])
 
 
 def _records_from(where: dict[str, list[Any]]) -> tuple[Any, list[Any]]:

@@ -316,7 +316,7 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
                                message_zh=f"超出授权范围的字段：{'、'.join(dict.fromkeys(outside))}",
                                code="datashare.outside_grant")
     query = sources.Query(chosen, access.combined_filter(filters, found.row_filter), limit, offset,
-                          with_total=include_total)
+                          with_total=include_total, masked=found.masked, mask=access.mask)
 
     def run(conn: sa.Connection) -> dict[str, Any]:
         # Again inside the transaction that logs the reading: a grant revoked in between is not used.
@@ -328,7 +328,6 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
         access.record_reading(conn, d, found, found_page, actor=actor, source_address=address, now=now,
                               detail={"rows": len(found_page.rows), "offset": offset, "fields": chosen,
                                       "filters": query.where})
-        access.mask_page(found_page, found.masked)
         rows = found_page.rows if records_format == "lists" or format == "csv" else \
             [dict(zip(chosen, row, strict=True)) for row in found_page.rows]
         return {"dataset": d["name"], "count": found_page.total, "offset": offset, "limit": limit, "fields": chosen,

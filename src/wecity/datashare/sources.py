@@ -52,6 +52,9 @@ class Query:
     limit: int
     offset: int
     with_total: bool = True
+    # Personal fields to mask, and how: the reader masks them as it builds the rows (one pass).
+    masked: frozenset[str] = frozenset()
+    mask: Callable[[Any, str], Any] | None = None
 
 
 # One page: its rows as tuples of JSON-ready values in the order of the query's fields, what each row is
@@ -105,9 +108,36 @@ def _in_memory(rows: list[dict[str, Any]], d: dict[str, Any], q: Query) -> Page:
     kinds = {f["name"]: f["type"] for f in d["fields"]}
     passing = [r for r in rows if all(_text(r.get(k), kinds[k]) in set(v) for k, v in q.where.items())]
     chosen = passing[q.offset:q.offset + q.limit]
-    convert = [(f, converter(kinds[f])) for f in q.fields]
+    convert = [(f, _masking(q, f) if f in q.masked else converter(kinds[f])) for f in q.fields]
     return Page(len(passing), list(q.fields), [tuple(to(r.get(f)) for f, to in convert) for r in chosen],
                 [str(r.get("_record") or "") for r in chosen])
+
+
+def _masking(q: Query, name: str) -> Callable[[Any], Any]:
+    mask = q.mask
+    assert mask is not None, "a query that masks says how"
+    return lambda value: mask(value, name)
+
+
+def _row_maker(q: Query) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | None:
+    """For a row of the database's (the fields, then the record's id): the row without the id, its masked
+    fields masked; None when nothing is masked (the plain slice is faster)."""
+    places = [i for i, name in enumerate(q.fields) if name in q.masked]
+    if not places:
+        return None
+    mask, names = q.mask, q.fields
+    assert mask is not None, "a query that masks says how"
+    if len(places) == 1:
+        i, name = places[0], names[places[0]]
+        return lambda r: (*r[:i], mask(r[i], name), *r[i + 1:-1])
+
+    def masked_row(r: tuple[Any, ...]) -> tuple[Any, ...]:
+        values = list(r[:-1])
+        for i in places:
+            values[i] = mask(values[i], names[i])
+        return tuple(values)
+
+    return masked_row
 
 
 def _typed(value: str, kind: str, name: str) -> Any:
@@ -136,7 +166,8 @@ def _cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page
                        message_zh=f"数据集 {d['name']}：案件数据中没有 {'、'.join(missing)}", code="datashare.not_served")
     kinds = {f["name"]: f["type"] for f in d["fields"]}
     where = {k: [_typed(v, kinds[k], k) for v in values] for k, values in q.where.items()}
-    return case_records(conn, q.fields, where, limit=q.limit, offset=q.offset, with_total=q.with_total)
+    return case_records(conn, q.fields, where, limit=q.limit, offset=q.offset, with_total=q.with_total,
+                        row_of=_row_maker(q))
 
 
 def _daily_cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:

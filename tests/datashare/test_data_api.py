@@ -107,6 +107,20 @@ def test_sensor_entities_and_daily_case_counts_are_served_as_tables(catalogued: 
         assert rows[0]["location"] == {"type": "Point", "coordinates": [112.97, 28.19]}
         tilted = client.get("/api/v1/data/manhole-sensors", params={"tiltAngle": "27.5"}).json()
         assert [r["id"] for r in tilted["rows"]] == ["urn:ngsi-ld:Manhole:t1"]
+        # The history of a type: every recorded value, oldest first, filtered by entity and attribute in SQL.
+        for pm25, hour in ((35.0, "08"), (41.5, "09")):
+            upsert = client.post("/ngsi-ld/v1/entityOperations/upsert", json=[{
+                "id": "urn:ngsi-ld:AirQualityObserved:s1", "type": "AirQualityObserved",
+                "pm25": {"type": "Property", "value": pm25, "observedAt": f"2026-11-03T{hour}:00:00Z"}}],
+                headers={"Content-Type": "application/json"}, params={"options": "update"})
+            assert upsert.status_code in (201, 204), upsert.text
+        history = client.get("/api/v1/data/air-quality-history", params={"attribute": "pm25",
+                                                                         "id": "urn:ngsi-ld:AirQualityObserved:s1"}).json()
+        assert [(r["observedAt"], r["value"]) for r in history["rows"]] == [
+            ("2026-11-03T08:00:00.000Z", 35.0), ("2026-11-03T09:00:00.000Z", 41.5)]
+        assert history["count"] == 2
+        bad = client.get("/api/v1/data/air-quality-history", params={"value": "35"})
+        assert bad.status_code == 400 and bad.json()["code"] == "datashare.bad_filter"
 
         for long in (112.9770, 112.9900):  # apart, so that duplicate merge keeps them two cases
             report = client.post("/open311/v2/requests.json", data={

@@ -7,7 +7,7 @@ documents, so the overview costs one pass over the entities of a tenant whatever
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,3 +84,30 @@ def entities_of_type(conn: Connection, entity_type: str, *, tenant: str = "",
         row["observedAt"] = max(observed) if observed else r.modified_at
         out.append(row)
     return out
+
+
+def history_rows(conn: Connection, entity_type: str, *, where: dict[str, list[str]], limit: int, offset: int,
+                 with_total: bool = True, tenant: str = "") -> tuple[int | None, list[tuple[Any, ...]]]:
+    """The recorded values of every attribute of the entities of one type, oldest first, as rows of
+    (`id`, `attribute` by its short name, `observedAt` as ISO 8601 UTC, `value`): a number where the value
+    was one, else the instance's value. `where` filters on `id` and `attribute` (in SQL: a type's history
+    may be millions of rows)."""
+    from wecity.context.ldcontext import DEFAULT_VOCAB
+    from wecity.context.models import attribute_history as h
+
+    expanded = entity_type if ":" in entity_type else DEFAULT_VOCAB + entity_type
+    conditions = [h.c.tenant == tenant, h.c.entity_type == expanded]
+    if "id" in where:
+        conditions.append(h.c.entity_id.in_(where["id"]))
+    if "attribute" in where:
+        conditions.append(h.c.attr.in_([a if ":" in a else DEFAULT_VOCAB + a for a in where["attribute"]]))
+    total = int(conn.execute(sa.select(sa.func.count()).select_from(h).where(*conditions)).scalar_one()) \
+        if with_total else None
+    rows = conn.execute(sa.select(h.c.entity_id, h.c.attr, h.c.ts, h.c.number, h.c.instance).where(*conditions)
+                        .order_by(h.c.ts, h.c.pk).limit(limit).offset(offset))
+    out = []
+    for r in rows:
+        when = datetime.fromtimestamp(r.ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        value = r.number if r.number is not None else (r.instance or {}).get("value", (r.instance or {}).get("object"))
+        out.append((r.entity_id, short_type(r.attr), when, value))
+    return total, out

@@ -11,8 +11,8 @@ filters in all.
 - `certificates`: the valid certificates of the type `source_ref` names.
 - `table` "areas": the city's districts and their boundaries; `table` "upload": the rows of the CSV or XLSX
   file its department last uploaded (wecity.datashare.uploads).
-- `ngsild`: the current state of the NGSI-LD entities of the type `source_ref` names (their history is
-  the broker's temporal API).
+- `ngsild`: the current state of the NGSI-LD entities of the type `source_ref` names; with
+  `<Type>/history`, their recorded values (id, attribute, observedAt, value), filtered and paged in SQL.
 
 Each page says, beside its rows, what each row is ("case:12", "application:…", "certificate:…"): the
 audit log keeps that list for every reading, and `subjects` finds from it whom each record is about, so
@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from wecity.cases.queries import RecordPage, case_record_columns, case_records, daily_case_counts
-from wecity.context.overview import entities_of_type
+from wecity.context.overview import entities_of_type, history_rows
 from wecity.core.errors import NotFound, ValidationFailed
 from wecity.core.worktime import load_calendar
 from wecity.geo.service import list_areas
@@ -178,6 +178,23 @@ def _entities(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> P
     return _in_memory(entities_of_type(conn, d["source_ref"], limit=MAX_ROWS_READ), d, q)
 
 
+HISTORY_FIELDS = ("id", "attribute", "observedAt", "value")
+
+
+def _history(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
+    """An entity type's recorded values (source_ref "<Type>/history"), filtered and paged in SQL."""
+    unknown = [f["name"] for f in d["fields"] if f["name"] not in HISTORY_FIELDS]
+    strange = [k for k in q.where if k not in ("id", "attribute")]
+    if unknown or strange:
+        raise ValidationFailed(f"dataset {d['name']}: a history has the fields {', '.join(HISTORY_FIELDS)} and is "
+                               "filtered by id and attribute", message_zh=f"数据集 {d['name']}：历史数据的字段为 "
+                               f"{'、'.join(HISTORY_FIELDS)}，可按 id 与 attribute 筛选", code="datashare.bad_filter")
+    total, rows = history_rows(conn, d["source_ref"].removesuffix("/history"), where=q.where, limit=q.limit,
+                               offset=q.offset, with_total=q.with_total)
+    at = [HISTORY_FIELDS.index(f) for f in q.fields]
+    return Page(total, list(q.fields), [tuple(r[i] for i in at) for r in rows], ["" for _ in rows])
+
+
 def _applications(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     rows = application_records(conn, d["source_ref"] or None, calendar=load_calendar(conn), limit=MAX_ROWS_READ)
     return _in_memory(rows, d, q)
@@ -203,6 +220,8 @@ def reader(d: dict[str, Any]) -> Reader:
         return _cases
     if d["source"] == "cases" and d["source_ref"] == "daily":
         return _daily_cases
+    if d["source"] == "ngsild" and d["source_ref"].endswith("/history"):
+        return _history
     if d["source"] == "ngsild" and d["source_ref"]:
         return _entities
     if d["source"] == "applications":

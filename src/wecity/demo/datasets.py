@@ -1,4 +1,4 @@
-"""The demo city's data catalogue: 17 datasets of its departments (wecity/datashare/data/demo-datasets.json),
+"""The demo city's data catalogue: 18 datasets of its departments (wecity/datashare/data/demo-datasets.json),
 one of them a table uploaded as CSV through the real upload path (the city's own time limits per category)."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A city of 50,000 cases in five districts, 10,000 of them in 芙蓉区; a department holds a grant on the
 `city-cases` dataset limited to that district, with the reporter's phone masked. The department reads all
 10,000 rows through GET /api/v1/data/city-cases (credentials, the grant, the row filter, masking, the
-audit-log entry naming every record, the access row and one disclosure row per record about a person,
+audit-log entry naming every record and the access row,
 the commit, JSON): in one call, rows as arrays (`records_format=lists`, CKAN's bulk format) and as objects,
 and in pages of 1,000 asking for the total with the first page only, as a client paging through does
 (`include_total`). The ceiling is the same SELECT alone:

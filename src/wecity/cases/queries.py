@@ -329,7 +329,7 @@ class RecordPage:
 
 
 def case_records(conn: Connection, columns: list[str], where: dict[str, list[Any]], *, limit: int, offset: int,
-                 with_total: bool = True, row_of: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None,
+                 with_total: bool = True, row_of: Callable[[tuple[Any, ...]], Any] | None = None,
                  ) -> RecordPage:
     """Cases (merged ones excepted) that pass `where` ({column: allowed values}), one page of them oldest
     first, with the `columns` asked for; timestamps as ISO 8601 UTC text. Without `with_total` the count is

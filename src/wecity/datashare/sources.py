@@ -55,6 +55,9 @@ class Query:
     # Personal fields to mask, and how: the reader masks them as it builds the rows (one pass).
     masked: frozenset[str] = frozenset()
     mask: Callable[[Any, str], Any] | None = None
+    # Rows wanted as objects keyed by field: a source that builds its rows one by one may build them so
+    # (the cases source does), saving a second pass; any other gives tuples and the caller makes the objects.
+    objects: bool = False
 
 
 # One page: its rows as tuples of JSON-ready values in the order of the query's fields, what each row is
@@ -119,13 +122,17 @@ def _masking(q: Query, name: str) -> Callable[[Any], Any]:
     return lambda value: mask(value, name)
 
 
-def _row_maker(q: Query) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | None:
+def _row_maker(q: Query) -> Callable[[tuple[Any, ...]], Any] | None:
     """For a row of the database's (the fields, then the record's id): the row without the id, its masked
-    fields masked; None when nothing is masked (the plain slice is faster)."""
+    fields masked, as a tuple or (`q.objects`) an object; None for a tuple with nothing masked (the plain
+    slice is faster)."""
     places = [i for i, name in enumerate(q.fields) if name in q.masked]
+    names = q.fields
+    if q.objects:
+        return _object_maker(q, [names[i] for i in places])
     if not places:
         return None
-    mask, names = q.mask, q.fields
+    mask = q.mask
     assert mask is not None, "a query that masks says how"
     if len(places) == 1:
         i, name = places[0], names[places[0]]
@@ -138,6 +145,22 @@ def _row_maker(q: Query) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | None:
         return tuple(values)
 
     return masked_row
+
+
+def _object_maker(q: Query, masked: list[str]) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
+    """Objects from the database's rows: zip stops at the last field, so the record's id is left out."""
+    names, mask = q.fields, q.mask
+    if not masked:
+        return lambda r: dict(zip(names, r))
+    assert mask is not None, "a query that masks says how"
+
+    def masked_object(r: tuple[Any, ...]) -> dict[str, Any]:
+        values = dict(zip(names, r))
+        for name in masked:
+            values[name] = mask(values[name], name)
+        return values
+
+    return masked_object
 
 
 def _typed(value: str, kind: str, name: str) -> Any:

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.core.db import inserted_id
+from wecity.core.types import UTCDateTime
 from wecity.identity.models import audit_log
 
 # The "previous hash" of the first entry.
@@ -97,8 +98,16 @@ class ChainCheck:
 _SQLITE_AT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}")
 
 
+# `at` as `verify_chain` has PostgreSQL write it: the canonical text itself.
+_PG_AT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00")
+
+
 def _same(value: Any) -> Any:
     return value
+
+
+def _utc_from_text(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def _list_encoder() -> Callable[[list[Any]], str]:
@@ -145,9 +154,24 @@ def verify_chain(conn: Connection, table: sa.Table | sa.TableClause = audit_log,
         return _verify_rows(conn, query)  # a column decoded in a way this function does not know
     decode_at: Callable[[Any], Any] = decoders["at"] or _same
     decode_detail: Callable[[Any], Any] = decoders["detail"] or _same
-    sqlite_text = dialect.name == "sqlite" and decoders["detail"] is not None and \
-        getattr(dialect, "_json_deserializer", None) in (None, json.loads)  # the column reads text with json.loads
+    # The JSON column reads its text with json.loads (the dialect's default), so reading the text here with
+    # json.loads's own parser gives the same value.
+    json_text = getattr(dialect, "_json_deserializer", None) in (None, json.loads) and \
+        isinstance(table.c["detail"].type, sa.JSON)
+    sqlite_text = dialect.name == "sqlite" and decoders["detail"] is not None and json_text
     at_text = _SQLITE_AT.fullmatch if dialect.name == "sqlite" else None
+    at_is_canonical = False
+    at_type = table.c["at"].type
+    zoned = isinstance(at_type, UTCDateTime) or (isinstance(at_type, sa.DateTime) and at_type.timezone)
+    if dialect.name == "postgresql" and json_text and zoned:
+        # PostgreSQL writes each `at` as its canonical text and hands `detail` over as the text it stores
+        # (type json keeps it verbatim, jsonb in its own form; psycopg would give either text to json.loads):
+        # decoding a zone-aware datetime and a JSON value per row in the driver was most of the time here.
+        query = sa.select(table.c.id, table.c.entry_hash, sa.func.to_char(
+            sa.func.timezone("UTC", table.c.at), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+            *(table.c[name] for name in FIELDS[1:-1]), sa.cast(table.c.detail, sa.Text)).order_by(table.c.id)
+        sqlite_text, at_text, at_is_canonical = True, _PG_AT.fullmatch, True
+        decode_at, decode_detail = _utc_from_text, json.loads
     # Text columns (TEXT affinity on SQLite) hold strings or NULL, or bytes, which both encoders refuse.
     text_fields = dialect.name in ("sqlite", "postgresql") and all(
         isinstance(table.c[name].type, sa.String) for name in FIELDS[1:-1])
@@ -157,12 +181,12 @@ def verify_chain(conn: Connection, table: sa.Table | sa.TableClause = audit_log,
     previous, checked, last_id = GENESIS, 0, None
     # Streamed: the log may be far larger than memory.
     with conn.execution_options(stream_results=True, yield_per=batch).exec_driver_sql(
-            str(query.compile(dialect=dialect))) as result:
+            str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))) as result:
         for rows in result.partitions(batch):
             for id_, stored, at, actor, action, target, outcome, source_address, detail in rows:
                 if at_text is not None and type(at) is str and at_text(at):
                     from_text(at)  # what the column type does with it: raises on a date that does not exist
-                    when = at.replace(" ", "T") + "+00:00"
+                    when = at if at_is_canonical else at.replace(" ", "T") + "+00:00"
                 else:
                     when = decode_at(at).astimezone(UTC).isoformat(timespec="microseconds")
                 plain = detail is None

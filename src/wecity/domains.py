@@ -14,6 +14,7 @@ DOMAINS: tuple[str, ...] = (
     "cases",
     "notify",
     "govservice",
+    "enterprise",
     "datashare",
     "ai",
     "open311",

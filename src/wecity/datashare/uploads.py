@@ -13,8 +13,6 @@ programs set to Chinese save it. XLSX: the first sheet (openpyxl, read-only, val
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import date, datetime
 from typing import Any
@@ -22,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.core import cache
+from wecity.core import cache, tables
 from wecity.core.errors import ValidationFailed
 from wecity.datashare.catalogue import CATALOGUE_CACHE
 from wecity.datashare.models import dataset_rows, datasets
@@ -39,29 +37,7 @@ def _invalid(name: str, message: str, message_zh: str, errors: list[str] | None 
 
 def read_table(content: bytes, filename: str) -> list[list[Any]]:
     """The cells of a CSV or XLSX file, header row first."""
-    if filename.lower().endswith(".xlsx") or content[:2] == b"PK":
-        from openpyxl import load_workbook
-
-        try:
-            book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-        except Exception:  # openpyxl raises many kinds for a damaged file
-            raise ValidationFailed("the file is not a readable XLSX workbook", message_zh="文件不是可读取的 XLSX 工作簿",
-                                   code="datashare.upload_invalid") from None
-        try:
-            sheet = book.worksheets[0]
-            return [list(row) for _, row in zip(range(MAX_ROWS + 2), sheet.iter_rows(values_only=True), strict=False)]
-        finally:
-            book.close()
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = content.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise ValidationFailed("the CSV file is neither UTF-8 nor GB18030 text", message_zh="CSV 文件编码无法识别（应为 UTF-8 或 GB18030）",
-                               code="datashare.upload_invalid")
-    return [row for _, row in zip(range(MAX_ROWS + 2), csv.reader(io.StringIO(text)), strict=False)]
+    return tables.read_table(content, filename, max_rows=MAX_ROWS, code="datashare.upload_invalid")
 
 
 def _convert(value: Any, kind: str) -> Any:

@@ -94,7 +94,7 @@ class Compiled:
     vector: Callable[[Mapping[str, Column], int], Column]
 
 
-def compile_rule(source: str, *, variables: Mapping[str, str], parameters: Mapping[str, Any],
+def compile_rule(source: Any, *, variables: Mapping[str, str], parameters: Mapping[str, Any],
                  want: str | None = None) -> Compiled:
     """Check `source` and compile it. `variables` maps each name the register holds to its type;
     `parameters` are the policy's constants (numbers or text). `want` is the type the expression must have."""

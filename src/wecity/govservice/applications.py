@@ -109,9 +109,11 @@ def _check_may_apply(applicant: Applicant, definition: Mapping[str, Any]) -> Non
 
 
 def start_application(conn: Connection, *, citizen: Applicant, matter_code: str, now: datetime,
-                      acting_for: int | None = None, idempotency_key: str | None = None) -> int:
+                      acting_for: int | None = None, idempotency_key: str | None = None,
+                      sources: Mapping[str, Source] | None = None) -> int:
     """A new draft, pre-filled from what the city holds; returns its id. With an idempotency key, the
-    same key gives the same draft again."""
+    same key gives the same draft again. `sources`: once-only sources of domains built on this one (the
+    enterprise register answers `{"source": "enterprise", "field": …}`), beside the profile and the wallet."""
     applicant = acting_as(conn, citizen, acting_for)
     if idempotency_key:
         found = conn.execute(sa.select(applications.c.id).where(
@@ -122,7 +124,8 @@ def start_application(conn: Connection, *, citizen: Applicant, matter_code: str,
     definition = matter_definition(conn, matter_code)
     _check_may_apply(applicant, definition)
     version = conn.execute(sa.select(matters.c.version).where(matters.c.code == matter_code)).scalar_one()
-    values, provenance = prefill(definition["form"], _held_sources(conn, applicant, definition, now))
+    values, provenance = prefill(definition["form"], {**_held_sources(conn, applicant, definition, now),
+                                                      **(sources or {})})
     materials = _materials(conn, applicant, definition, now)
     app_id = inserted_id(conn.execute(applications.insert().values(
         number=f"new-{secrets.token_hex(12)}", matter_code=matter_code, matter_version=version,

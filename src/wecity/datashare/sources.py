@@ -151,11 +151,11 @@ def _object_maker(q: Query, masked: list[str]) -> Callable[[tuple[Any, ...]], di
     """Objects from the database's rows: zip stops at the last field, so the record's id is left out."""
     names, mask = q.fields, q.mask
     if not masked:
-        return lambda r: dict(zip(names, r))
+        return lambda r: dict(zip(names, r, strict=False))  # the row ends with the record id: left out
     assert mask is not None, "a query that masks says how"
 
     def masked_object(r: tuple[Any, ...]) -> dict[str, Any]:
-        values = dict(zip(names, r))
+        values = dict(zip(names, r, strict=False))
         for name in masked:
             values[name] = mask(values[name], name)
         return values

@@ -42,6 +42,7 @@ ELIGIBLE, INELIGIBLE, UNKNOWN = "eligible", "ineligible", "unknown"
 OUTCOMES = (ELIGIBLE, INELIGIBLE, UNKNOWN)
 # The pseudo-condition a policy out of force fails.
 IN_FORCE = "in_force"
+MAX_VARIABLES = 60
 _CODE = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 _ID = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
@@ -189,8 +190,11 @@ def compile_policy(document: Mapping[str, Any], *, version: int, on: date,
         _text(benefit, key, f"{where}, benefit", limit=500)
     amount = rules.compile_rule(benefit["amount"], variables=types, parameters=parameters, want=NUMBER) \
         if benefit.get("amount") is not None else None
-    return Policy(code, version, dict(document), valid_from, valid_until, bool(document.get("automatic")),
-                  tuple(conditions), amount, parameters, on)
+    policy = Policy(code, version, dict(document), valid_from, valid_until, bool(document.get("automatic")),
+                    tuple(conditions), amount, parameters, on)
+    if len(policy.names) > MAX_VARIABLES:  # the whole-register evaluator keeps what is lacking in 63 bits
+        raise _invalid(where, f"reads more than {MAX_VARIABLES} variables", f"引用的变量超过 {MAX_VARIABLES} 个")
+    return policy
 
 
 def check_document(document: Any) -> tuple[dict[str, Variable], list[dict[str, Any]]]:
@@ -239,7 +243,7 @@ def evaluate(policy: Policy, env: Mapping[str, Any], *, on: date | None = None) 
         result = c.rule.scalar(env)
         state = "unknown" if isinstance(result, Unknown) else "true" if result else "false"
         if isinstance(result, Unknown):
-            missing |= result.names
+            missing |= lacking(c.rule, env)
         elif not result and failed is None:
             failed = c.id
         trace.append({"id": c.id, "clause": c.clause, "rule": c.rule.source, "result": state,
@@ -254,12 +258,20 @@ def evaluate(policy: Policy, env: Mapping[str, Any], *, on: date | None = None) 
                       "values": {name: _shown(env.get(name)) for name in sorted(policy.amount.names)},
                       "amount": None if isinstance(value, Unknown) else money(value)})
         if isinstance(value, Unknown):
-            missing |= value.names
+            missing |= lacking(policy.amount, env)
         else:
             amount = money(value)
     if missing or (policy.amount is not None and amount is None):
         return Evaluation(UNKNOWN, missing=tuple(sorted(missing)), trace=trace)
     return Evaluation(ELIGIBLE, amount=amount, trace=trace)
+
+
+def lacking(rule: Compiled, env: Mapping[str, Any]) -> set[str]:
+    """What an undecided condition lacks: every variable it reads that the register does not hold. (Not
+    only those the three-valued result depends on: to decide `(a and b) or c` with `a` false the register
+    needs only `c`, but asking for `b` too is what a person filling in the condition would expect, and the
+    whole-register evaluator can say it for every enterprise at once.)"""
+    return {name for name in rule.names if env.get(name) is None}
 
 
 def money(value: float) -> float:
@@ -272,11 +284,18 @@ def money(value: float) -> float:
 @dataclass(frozen=True)
 class Outcomes:
     """One policy over n enterprises: outcome codes (0 ineligible, 1 eligible, 2 unknown), amounts (NaN
-    where none), and the index of the first condition failed (-1 where none)."""
+    where none, unrounded), the index of the first condition failed (-1 where none), and what is lacking."""
 
     codes: np.ndarray
     amounts: np.ndarray
     failed: np.ndarray
+    lacks: np.ndarray                 # where unknown: a bit per variable lacking, bit i for names[i]
+    names: tuple[str, ...]
+
+    def missing(self, i: int) -> tuple[str, ...]:
+        """The variables enterprise i lacks (as `evaluate` names them)."""
+        mask = int(self.lacks[i])
+        return tuple(name for bit, name in enumerate(self.names) if mask >> bit & 1)
 
 
 OUTCOME_CODES = {0: INELIGIBLE, 1: ELIGIBLE, 2: UNKNOWN}
@@ -286,21 +305,32 @@ def evaluate_all(policy: Policy, columns: Mapping[str, Column], n: int, *, on: d
     """The same outcomes as `evaluate` for every enterprise of the register at once."""
     day = on or policy.on
     if not policy.in_force(day):
-        return Outcomes(np.zeros(n, np.int8), np.full(n, np.nan), np.full(n, -1, np.int16))
+        return Outcomes(np.zeros(n, np.int8), np.full(n, np.nan), np.full(n, -1, np.int16), np.zeros(n, np.int64),
+                        tuple(sorted(policy.names)))
     fails = []
     unknown = np.zeros(n, bool)
+    bits = {name: np.int64(1) << i for i, name in enumerate(sorted(policy.names))}
+    lacks = np.zeros(n, np.int64)
+
+    def lacking_bits(rule: Compiled, undecided: np.ndarray) -> None:
+        nonlocal lacks
+        for name in rule.names:
+            lacks |= np.where(undecided & ~columns[name][1], bits[name], np.int64(0))
+
     for c in policy.conditions:
         value, known = c.rule.vector(columns, n)
         value = value.astype(bool)
         fails.append(known & ~value)
         unknown |= ~known
+        lacking_bits(c.rule, ~known)
     failed_any = np.logical_or.reduce(fails) if fails else np.zeros(n, bool)
     first = np.where(failed_any, np.argmax(np.vstack(fails), axis=0), -1).astype(np.int16)
     amounts = np.full(n, np.nan)
     if policy.amount is not None:
         value, known = policy.amount.vector(columns, n)
         unknown |= ~known
+        lacking_bits(policy.amount, ~known)
         amounts = np.where(known, value.astype(float), np.nan)  # unrounded: `money` rounds each as `evaluate` does
     codes = np.where(failed_any, 0, np.where(unknown, 2, 1)).astype(np.int8)
     amounts = np.where(codes == 1, amounts, np.nan)
-    return Outcomes(codes, amounts, first)
+    return Outcomes(codes, amounts, first, np.where(codes == 2, lacks, 0), tuple(sorted(policy.names)))

@@ -11,6 +11,7 @@ import functools
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from wecity.govservice.steps import (
     Status,
     after_step,
     end_pause,
+    issue_certificate,
     log_event,
     tell_applicant,
     tell_department,
@@ -264,3 +266,29 @@ def withdraw(conn: Connection, app_id: int, *, citizen: Applicant, now: datetime
     if row.submitted_at is not None:
         tell_department(conn, row.department_code, app_id, "withdrawn", now=now)
     tell_applicant(conn, app_id, "withdrawn", now=now)
+
+
+def record_granted(conn: Connection, *, applicant_id: int, filed_by: int, matter_code: str, form_data: Mapping[str, Any],
+                   basis: str, now: datetime, key_dir: Path | None, actor: str) -> int:
+    """A benefit granted without an application (免申即享): recorded as an application decided at once —
+    approved under its matter, the certificate issued, the applicant told — so that it sits in the same
+    records, timeline and wallet as any other. `basis` says why (the policy, its version, its outcome);
+    `filed_by` is the citizen told by SMS (the enterprise's legal representative), or the applicant itself."""
+    definition = matter_definition(conn, matter_code)
+    version = conn.execute(sa.select(matters.c.version).where(matters.c.code == matter_code)).scalar_one()
+    app_id = inserted_id(conn.execute(applications.insert().values(
+        number=f"new-{secrets.token_hex(12)}", matter_code=matter_code, matter_version=version,
+        department_code=definition["department"], applicant_id=applicant_id, filed_by=filed_by,
+        status=Status.APPROVED, outcome="approved", form_data=dict(form_data), prefill={}, materials={},
+        documents_spared=len(definition.get("materials", [])), created_at=now, updated_at=now, submitted_at=now,
+        accepted_at=now, finished_at=now, paused_days=0, extended_days=0)))
+    number = application_number(app_id, now)
+    conn.execute(applications.update().where(applications.c.id == app_id).values(number=number))
+    log_event(conn, app_id, "granted_without_application", actor=actor, now=now,
+              department_code=definition["department"], note=basis)
+    detail = issue_certificate(conn, app_id, now=now, key_dir=key_dir)
+    log_event(conn, app_id, "delivered", actor="system", now=now, department_code=definition["department"], detail=detail)
+    record_audit(conn, at=now, actor=actor, action="application.granted_without_application",
+                 target=f"application:{number}", detail={"matter": matter_code, "applicant_id": applicant_id})
+    tell_applicant(conn, app_id, "approved", now=now, note=basis)
+    return int(app_id)

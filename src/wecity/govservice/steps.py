@@ -243,6 +243,17 @@ def certificate_fields(form_data: dict[str, Any]) -> dict[str, Any]:
 def deliver(conn: Connection, app_id: int, *, now: datetime, key_dir: Path | None) -> None:
     """送达: the approval's certificate is issued into the holder's wallet, then the process ends."""
     row = conn.execute(sa.select(applications).where(applications.c.id == app_id)).one()
+    detail = issue_certificate(conn, app_id, now=now, key_dir=key_dir)
+    task = next(t for t in process.ready_tasks(row.workflow) if t.name == "deliver")
+    conn.execute(applications.update().where(applications.c.id == app_id).values(
+        workflow=process.complete(row.workflow, task.id, {"delivered": True})))
+    log_event(conn, app_id, "delivered", actor="system", now=now, department_code=row.department_code, detail=detail)
+
+
+def issue_certificate(conn: Connection, app_id: int, *, now: datetime, key_dir: Path | None) -> dict[str, Any]:
+    """The certificate an approved application's matter issues, from its form data ({"certificate": number},
+    or {} for a matter that issues none)."""
+    row = conn.execute(sa.select(applications).where(applications.c.id == app_id)).one()
     definition = conn.execute(sa.select(matter_versions.c.definition).where(
         matter_versions.c.code == row.matter_code, matter_versions.c.version == row.matter_version)).scalar_one()
     detail: dict[str, Any] = {}
@@ -261,7 +272,4 @@ def deliver(conn: Connection, app_id: int, *, now: datetime, key_dir: Path | Non
             fields=certificate_fields(row.form_data), valid_days=spec.get("valid_days"), now=now,
             holder_id_number=holder.profile.get("id_number"), by="system")
         detail = {"certificate": issued["number"]}
-    task = next(t for t in process.ready_tasks(row.workflow) if t.name == "deliver")
-    conn.execute(applications.update().where(applications.c.id == app_id).values(
-        workflow=process.complete(row.workflow, task.id, {"delivered": True})))
-    log_event(conn, app_id, "delivered", actor="system", now=now, department_code=row.department_code, detail=detail)
+    return detail

@@ -1,0 +1,223 @@
+"""Matching the register against the policies: in one batch over everything, and incrementally when an
+enterprise's data or a policy changes.
+
+Both run the same code: the enterprises concerned are read as columns and every policy is evaluated over
+them at once (`policies.evaluate_all`), then `policy_matches` is brought in step — eligible and unknown
+outcomes kept with the amount or what is lacking, rows that are now ineligible removed. What a match
+changes is what follows from it:
+
+- newly eligible for a 免申即享 policy in force: the grant is due (`grant_due`), made by the runner in
+  small transactions (`grant_pending`), each recorded as a decided application with its certificate;
+- newly eligible for any other policy: the enterprise is told, once, that it can apply with one click (快申快享);
+- the incremental run (`match_pending`, the runner every few seconds) takes the enterprises whose
+  `data_version` moved on and the policies whose `version` did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wecity.core.clock import CITY_TZ
+from wecity.core.outbox import enqueue_many
+from wecity.enterprise import catalogue
+from wecity.enterprise.models import enterprises, policies, policy_matches
+from wecity.enterprise.policies import ELIGIBLE, UNKNOWN, Policy, evaluate_all, money
+from wecity.enterprise.register import columns_of, known_variables, register_rows
+from wecity.identity.models import applicant_agents
+
+log = logging.getLogger(__name__)
+PENDING_BATCH = 500       # enterprises per incremental run
+GRANT_BATCH = 50          # 免申即享 grants per transaction
+
+
+@dataclass
+class MatchReport:
+    enterprises: int = 0
+    policies: int = 0
+    outcomes: dict[str, int] = field(default_factory=lambda: {"eligible": 0, "ineligible": 0, "unknown": 0})
+    written: int = 0
+    removed: int = 0
+    newly_eligible: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"enterprises": self.enterprises, "policies": self.policies, "outcomes": self.outcomes,
+                "written": self.written, "removed": self.removed, "newly_eligible": self.newly_eligible}
+
+
+def local_day(now: datetime) -> date:
+    return now.astimezone(CITY_TZ).date()
+
+
+def match(conn: Connection, rows: Sequence[dict[str, Any]], chosen: Sequence[Policy], *, now: datetime,
+          whole_register: bool = False) -> MatchReport:
+    """Evaluate `chosen` over the enterprises `rows` (register_rows) and keep what changed."""
+    day = local_day(now)
+    report = MatchReport(enterprises=len(rows), policies=len(chosen))
+    if not rows or not chosen:
+        return report
+    names: set[str] = set()
+    for p in chosen:
+        names |= p.names
+    ids, columns = columns_of(rows, known_variables(conn), day, names)
+    n = len(ids)
+    id_list = ids.tolist()
+    for p in chosen:
+        outcomes = evaluate_all(p, columns, n, on=day)
+        counts = np.bincount(outcomes.codes, minlength=3)
+        report.outcomes["ineligible"] += int(counts[0])
+        report.outcomes["eligible"] += int(counts[1])
+        report.outcomes["unknown"] += int(counts[2])
+        _keep(conn, p, id_list, outcomes, now=now, report=report, whole_register=whole_register)
+    return report
+
+
+def _keep(conn: Connection, p: Policy, ids: list[int], outcomes: Any, *, now: datetime, report: MatchReport,
+          whole_register: bool) -> None:
+    """Bring `policy_matches` for policy `p` and these enterprises in step with `outcomes`."""
+    query = sa.select(policy_matches.c.enterprise_id, policy_matches.c.outcome, policy_matches.c.amount,
+                      policy_matches.c.missing, policy_matches.c.policy_version).where(policy_matches.c.policy_code == p.code)
+    if not whole_register:
+        query = query.where(policy_matches.c.enterprise_id.in_(ids))
+    before = {r.enterprise_id: r for r in conn.execute(query)}
+    codes = outcomes.codes.tolist()
+    amounts = outcomes.amounts.tolist()
+    inserts, updates, gone = [], [], []
+    for i, enterprise_id in enumerate(ids):
+        code = codes[i]
+        old = before.get(enterprise_id)
+        if code == 0:
+            if old is not None:
+                gone.append(enterprise_id)
+            continue
+        outcome = ELIGIBLE if code == 1 else UNKNOWN
+        amount = money(amounts[i]) if code == 1 and amounts[i] == amounts[i] else None
+        missing = list(outcomes.missing(i)) if code == 2 else []
+        if old is None:
+            inserts.append({"enterprise_id": enterprise_id, "policy_code": p.code, "policy_version": p.version,
+                            "outcome": outcome, "amount": amount, "missing": missing, "matched_at": now})
+            report.newly_eligible += code == 1
+        elif (old.outcome, old.amount, list(old.missing or []), old.policy_version) != (outcome, amount, missing, p.version):
+            updates.append({"e": enterprise_id, "v": p.version, "o": outcome, "a": amount, "m": missing, "t": now,
+                            "newly": old.outcome != ELIGIBLE and outcome == ELIGIBLE})
+            report.newly_eligible += old.outcome != ELIGIBLE and outcome == ELIGIBLE
+    if inserts:
+        conn.execute(policy_matches.insert(), inserts)
+    if updates:
+        # An enterprise newly eligible is told again (notified_at cleared); one whose amount moved is not.
+        for newly in (True, False):
+            chunk = [u for u in updates if u["newly"] is newly]
+            if not chunk:
+                continue
+            values: dict[str, Any] = {"policy_version": sa.bindparam("v"), "outcome": sa.bindparam("o"),
+                                      "amount": sa.bindparam("a"), "missing": sa.bindparam("m"),
+                                      "matched_at": sa.bindparam("t")}
+            if newly:
+                values["notified_at"] = None
+            conn.execute(policy_matches.update().where(
+                policy_matches.c.policy_code == p.code, policy_matches.c.enterprise_id == sa.bindparam("e"),
+                policy_matches.c.granted_at.is_(None)).values(**values),
+                [{k: u[k] for k in ("e", "v", "o", "a", "m", "t")} for u in chunk])
+    if gone:
+        for start in range(0, len(gone), 500):
+            conn.execute(policy_matches.delete().where(
+                policy_matches.c.policy_code == p.code, policy_matches.c.enterprise_id.in_(gone[start:start + 500]),
+                policy_matches.c.granted_at.is_(None), policy_matches.c.application_id.is_(None)))
+    report.written += len(inserts) + len(updates)
+    report.removed += len(gone)
+
+
+def match_all(conn: Connection, *, now: datetime, codes: Sequence[str] | None = None) -> MatchReport:
+    """The batch: every active policy (or those named) over the whole register."""
+    chosen = [p for p in catalogue.load_all(conn, local_day(now)) if codes is None or p.code in codes]
+    rows = register_rows(conn)
+    report = match(conn, rows, chosen, now=now, whole_register=True)
+    if codes is None:  # every enterprise now matched against every policy
+        conn.execute(enterprises.update().values(matched_version=enterprises.c.data_version))
+    for p in chosen:
+        conn.execute(policies.update().where(policies.c.code == p.code).values(matched_version=p.version))
+    return report
+
+
+def match_pending(conn: Connection, *, now: datetime) -> MatchReport:
+    """The incremental run: policies whose version moved on, over the whole register; then enterprises
+    whose data moved on (a batch of them), against every policy."""
+    day = local_day(now)
+    stale = [r.code for r in conn.execute(sa.select(policies.c.code).where(
+        policies.c.active, policies.c.matched_version < policies.c.version))]
+    report = MatchReport()
+    if stale:
+        report = match_all(conn, now=now, codes=stale)
+        return report
+    changed = register_rows(conn, enterprises.c.matched_version < enterprises.c.data_version)[:PENDING_BATCH]
+    if changed:
+        report = match(conn, changed, catalogue.load_all(conn, day), now=now)
+        ids = [r["id"] for r in changed]
+        conn.execute(enterprises.update().where(enterprises.c.id.in_(ids))
+                     .values(matched_version=enterprises.c.data_version))
+    return report
+
+
+# -- what follows a match -----------------------------------------------------------------------------------
+
+def grant_due(conn: Connection, *, limit: int = GRANT_BATCH) -> list[Any]:
+    """Eligible outcomes of 免申即享 policies not yet granted (oldest match first)."""
+    return list(conn.execute(
+        sa.select(policy_matches.c.enterprise_id, policy_matches.c.policy_code, policy_matches.c.policy_version,
+                  policy_matches.c.amount)
+        .join(policies, policies.c.code == policy_matches.c.policy_code)
+        .where(policy_matches.c.outcome == ELIGIBLE, policies.c.automatic, policies.c.active,
+               policy_matches.c.granted_at.is_(None), policy_matches.c.application_id.is_(None))
+        .order_by(policy_matches.c.matched_at, policy_matches.c.enterprise_id).limit(limit)))
+
+
+def legal_representative(conn: Connection, enterprise_applicant: int) -> int | None:
+    return conn.execute(sa.select(applicant_agents.c.agent_id).where(
+        applicant_agents.c.enterprise_id == enterprise_applicant,
+        applicant_agents.c.role == "legal_representative")).scalar()
+
+
+def grant_pending(conn: Connection, *, now: datetime, key_dir: Path | None) -> int:
+    """Make the 免申即享 grants that are due (a batch); how many were made."""
+    from wecity.enterprise import benefits  # the grant's record lives beside the 快申快享 application
+
+    due = grant_due(conn)
+    for row in due:
+        benefits.grant(conn, row.enterprise_id, row.policy_code, now=now, key_dir=key_dir)
+    return len(due)
+
+
+def notify_pending(conn: Connection, *, now: datetime, limit: int = 500) -> int:
+    """Tell enterprises newly eligible for a policy they must apply for (once per match), in their inbox."""
+    rows = list(conn.execute(
+        sa.select(policy_matches.c.enterprise_id, policy_matches.c.policy_code, policy_matches.c.amount,
+                  enterprises.c.applicant_id, policies.c.document)
+        .join(policies, policies.c.code == policy_matches.c.policy_code)
+        .join(enterprises, enterprises.c.id == policy_matches.c.enterprise_id)
+        .where(policy_matches.c.outcome == ELIGIBLE, policy_matches.c.notified_at.is_(None),
+               sa.not_(policies.c.automatic), policy_matches.c.application_id.is_(None))
+        .limit(limit)))
+    messages: list[tuple[str, str, dict[str, object]]] = []
+    for r in rows:
+        amount = f"{r.amount:,.2f}" if r.amount is not None else ""
+        messages.append(("in_app", f"applicant:{r.applicant_id}", {
+            "title_zh": f"您的企业符合「{r.document['name_zh']}」的条件" + (f"，预计可享 {amount} 元" if amount else "") + "，可一键申报",
+            "title_en": f"Your enterprise qualifies for {r.document['name_en']}" + (f" (about CNY {amount})" if amount else "")
+                        + ": apply in one click",
+            "body": r.policy_code, "link": f"/enterprise/policies/{r.policy_code}",
+            "event": "enterprise.policy_eligible", "policy": r.policy_code}))
+    if messages:
+        enqueue_many(conn, messages, now=now)
+        for r in rows:
+            conn.execute(policy_matches.update().where(
+                policy_matches.c.enterprise_id == r.enterprise_id,
+                policy_matches.c.policy_code == r.policy_code).values(notified_at=now))
+    return len(rows)

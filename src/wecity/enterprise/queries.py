@@ -1,0 +1,157 @@
+"""The read model of enterprise services: what the API and the pages show of policies, enterprises and
+take-up. One place, so that the enterprise's page and its API answer say the same."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wecity.enterprise import catalogue
+from wecity.enterprise.codes import SIZE_LABELS
+from wecity.enterprise.models import enterprises, policy_matches
+from wecity.enterprise.policies import (
+    ELIGIBLE,
+    IN_FORCE,
+    INELIGIBLE,
+    UNKNOWN,
+    Policy,
+    evaluate,
+    evaluate_all,
+    money,
+)
+from wecity.enterprise.register import (
+    columns_of,
+    enterprise_of_applicant,
+    known_variables,
+    register_rows,
+    variables_of,
+)
+from wecity.govservice.models import applications
+
+_SHOWN = ("code", "name_zh", "name_en", "department", "matter", "automatic", "valid_from", "valid_until", "basis")
+
+
+def policy_summary(row: dict[str, Any], today: date) -> dict[str, Any]:
+    doc = row["document"]
+    in_force = row["valid_from"] <= today and (row["valid_until"] is None or today <= row["valid_until"])
+    return {**{k: doc.get(k) for k in _SHOWN}, "version": row["version"], "in_force": in_force,
+            "benefit": doc["benefit"], "conditions": [{k: c[k] for k in ("id", "clause", "text_zh", "text_en")}
+                                                      for c in doc["conditions"]]}
+
+
+def policy_view(conn: Connection, code: str, today: date) -> dict[str, Any]:
+    policy = catalogue.load(conn, code, today)
+    row = next(r for r in catalogue.policy_rows(conn, active_only=False) if r["code"] == code)
+    return {**policy_summary(row, today), "document": policy.document, "parameters": policy.parameters,
+            "versions": [{**v, "imported_at": v["imported_at"].isoformat()} for v in catalogue.versions(conn, code)]}
+
+
+def _labels(conn: Connection) -> dict[str, dict[str, str]]:
+    return {name: {"zh": v.label_zh, "en": v.label_en, "unit": v.unit} for name, v in known_variables(conn).items()}
+
+
+def enterprise_home(conn: Connection, applicant_id: int, today: date) -> dict[str, Any]:
+    """An enterprise's record and what every active policy says of it, with the trace; its benefits and
+    applications. (The enterprise's own page, and the policy officer's view of one enterprise.)"""
+    found = enterprise_of_applicant(conn, applicant_id)
+    apps = [dict(r._mapping) for r in conn.execute(
+        sa.select(applications.c.id, applications.c.number, applications.c.matter_code, applications.c.status,
+                  applications.c.created_at, applications.c.finished_at)
+        .where(applications.c.applicant_id == applicant_id).order_by(applications.c.id.desc()).limit(100))]
+    for a in apps:
+        a["created_at"] = a["created_at"].isoformat()
+        a["finished_at"] = a["finished_at"].isoformat() if a["finished_at"] else None
+    if found is None:
+        return {"enterprise": None, "policies": [], "applications": apps}
+    env = variables_of(found, today)
+    held = {r.policy_code: r for r in conn.execute(sa.select(policy_matches).where(
+        policy_matches.c.enterprise_id == found["id"]))}
+    results = []
+    for policy in catalogue.load_all(conn, today):
+        result = evaluate(policy, env, on=today)
+        match = held.get(policy.code)
+        results.append({
+            "code": policy.code, "name_zh": policy.name_zh, "name_en": policy.name_en, "version": policy.version,
+            "automatic": policy.automatic, "in_force": policy.in_force(today), **result.as_dict(),
+            "failed_text": _condition_text(policy, result.failed),
+            "granted_at": match.granted_at.isoformat() if match is not None and match.granted_at else None,
+            "application_id": match.application_id if match is not None else None,
+        })
+    order = {ELIGIBLE: 0, UNKNOWN: 1, INELIGIBLE: 2}
+    results.sort(key=lambda r: (order[r["outcome"]], not r["in_force"], r["code"]))
+    record = {k: v for k, v in found.items() if k not in ("data_version", "matched_version")}
+    record["registered_on"] = found["registered_on"].isoformat() if found["registered_on"] else None
+    record["created_at"] = found["created_at"].isoformat()
+    record["updated_at"] = found["updated_at"].isoformat()
+    record["size_class_derived"] = env["size_class"]
+    record["size_label"] = SIZE_LABELS.get(env["size_class"] or "", ("未知", "Unknown"))
+    return {"enterprise": record, "policies": results, "applications": apps, "variables": _labels(conn)}
+
+
+def _condition_text(policy: Policy, failed: str | None) -> dict[str, str] | None:
+    if failed is None:
+        return None
+    if failed == IN_FORCE:
+        return {"zh": "政策不在有效期内", "en": "The policy is not in force"}
+    c = next(c for c in policy.conditions if c.id == failed)
+    return {"zh": c.text_zh, "en": c.text_en, "clause": c.clause}
+
+
+def search_enterprises(conn: Connection, *, q: str | None, district: str | None, size_class: str | None,
+                       limit: int, offset: int) -> dict[str, Any]:
+    conditions = []
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(sa.or_(enterprises.c.name.like(pattern, escape="\\"),
+                                 enterprises.c.credit_code.like(pattern, escape="\\")))
+    if district:
+        conditions.append(enterprises.c.district == district)
+    if size_class:
+        conditions.append(enterprises.c.size_class == size_class)
+    total = conn.execute(sa.select(sa.func.count()).select_from(enterprises).where(*conditions)).scalar_one()
+    rows = conn.execute(sa.select(enterprises.c.id, enterprises.c.applicant_id, enterprises.c.credit_code,
+                                  enterprises.c.name, enterprises.c.industry_code, enterprises.c.district,
+                                  enterprises.c.size_class, enterprises.c.employees, enterprises.c.revenue)
+                        .where(*conditions).order_by(enterprises.c.id).limit(limit).offset(offset))
+    return {"total": total, "items": [dict(r._mapping) for r in rows]}
+
+
+def dry_run(conn: Connection, policy: Policy, day: date) -> dict[str, Any]:
+    """A policy over the whole register, written nowhere: counts by outcome, the total amount, which
+    conditions fail most, which data are most often missing."""
+    rows = register_rows(conn)
+    ids, columns = columns_of(rows, known_variables(conn), day, set(policy.names))
+    outcomes = evaluate_all(policy, columns, len(ids), on=day)
+    counts = np.bincount(outcomes.codes, minlength=3)
+    eligible = outcomes.codes == 1
+    total = sum(money(a) for a in outcomes.amounts[eligible].tolist()) if policy.amount is not None else None
+    failing = Counter(outcomes.failed[outcomes.codes == 0].tolist())
+    names = [c.id for c in policy.conditions]
+    lacking: Counter[str] = Counter()
+    for i in np.flatnonzero(outcomes.codes == 2).tolist():
+        lacking.update(outcomes.missing(i))
+    return {"policy": policy.code, "version": policy.version, "on": day.isoformat(), "enterprises": len(ids),
+            "outcomes": {ELIGIBLE: int(counts[1]), INELIGIBLE: int(counts[0]), UNKNOWN: int(counts[2])},
+            "amount_total": round(total, 2) if total is not None else None,
+            "failed_by": {(names[i] if i >= 0 else IN_FORCE): n for i, n in failing.most_common()},
+            "missing": dict(lacking.most_common())}
+
+
+def take_up(conn: Connection, code: str) -> dict[str, Any]:
+    """Of the enterprises a policy finds eligible: granted without applying, applied (and how it went), and
+    not taking it up (eligible, no application)."""
+    rows = conn.execute(sa.select(policy_matches.c.outcome, policy_matches.c.granted_at, applications.c.status)
+                        .select_from(policy_matches.outerjoin(applications, applications.c.id == policy_matches.c.application_id))
+                        .where(policy_matches.c.policy_code == code)).all()
+    eligible = [r for r in rows if r.outcome == ELIGIBLE]
+    granted = sum(1 for r in eligible if r.granted_at is not None)
+    applied = [r for r in rows if r.granted_at is None and r.status is not None]
+    return {"policy": code, "eligible": len(eligible), "unknown": sum(1 for r in rows if r.outcome == UNKNOWN),
+            "granted_without_application": granted,
+            "applied": len(applied), "applications": dict(Counter(r.status for r in applied)),
+            "not_taken_up": sum(1 for r in eligible if r.granted_at is None and r.status is None)}

@@ -1,0 +1,134 @@
+"""Enterprise services' HTTP API: every endpoint's rights (the enterprise's agent, another citizen, staff by
+role, anonymous), the public policies, the enterprise's home, 快申快享, the register, dry run and take-up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from wecity.enterprise import matching, register
+from wecity.identity.applicants import sign_citizen
+from wecity.identity.models import users
+from wecity.identity.service import start_session
+
+from ..conftest import City, make_client
+from .conftest import POLICIES, RETENTION, uscc
+from .test_matching import COMPLETE
+
+AGENT, STRANGER = "13800000001", "13900009999"
+
+
+def citizen(city: City, phone: str) -> dict[str, str]:
+    expires = int(city.clock.now().timestamp()) + 600
+    return {"Authorization": f"Bearer {sign_citizen(city.settings.secret_key, phone, expires)}"}
+
+
+def staff(city: City, username: str) -> dict[str, str]:
+    def run(c: sa.Connection) -> str:
+        return start_session(c, c.execute(sa.select(users.c.id).where(users.c.username == username)).scalar_one(),
+                             city.clock.now())
+    return {"Authorization": f"Bearer {city.db.write_sync(run)}"}
+
+
+@pytest.fixture
+def api(policy_city: City) -> Iterator[TestClient]:
+    with make_client(policy_city) as client:
+        yield client
+
+
+@pytest.fixture
+def firm(policy_city: City) -> dict[str, object]:
+    city = policy_city
+    now = city.clock.now()
+    data = {**COMPLETE, "credit_code": uscc("91430102MA4T00011"),
+            "facts": {k: v for k, v in COMPLETE["facts"].items() if k != "rent_paid"}}
+    firm_id = city.db.write_sync(lambda c: register.save_enterprise(c, data, now=now))[0]
+    city.db.write_sync(lambda c: matching.match_all(c, now=now))
+    return city.db.read_sync(lambda c: register.get_enterprise(c, firm_id))
+
+
+def test_policies_are_public(api: TestClient) -> None:
+    listed = api.get("/api/v1/policies")
+    assert listed.status_code == 200
+    codes = {p["code"]: p for p in listed.json()["policies"]}
+    assert set(codes) == {"t-wengang", "t-rent"}
+    assert codes["t-wengang"]["automatic"] and codes["t-wengang"]["in_force"]
+    assert codes["t-wengang"]["conditions"][0]["clause"] == "第一条（一）"
+    one = api.get("/api/v1/policies/t-wengang").json()
+    assert one["versions"][0]["version"] == 1 and one["parameters"] == {"sme_rate": 0.6, "large_rate": 0.3}
+    assert api.get("/api/v1/policies/nope").status_code == 404
+
+
+def test_the_enterprise_home_and_quick_apply(api: TestClient, policy_city: City, firm: dict[str, object]) -> None:
+    applicant = firm["applicant_id"]
+    home = api.get(f"/api/v1/enterprise/{applicant}", headers=citizen(policy_city, AGENT))
+    assert home.status_code == 200, home.text
+    outcomes = {p["code"]: p for p in home.json()["policies"]}
+    assert outcomes["t-wengang"]["outcome"] == "eligible" and outcomes["t-wengang"]["amount"] == 31200.0
+    assert outcomes["t-rent"]["outcome"] == "unknown" and outcomes["t-rent"]["missing"] == ["rent_paid"]
+    assert [t["id"] for t in outcomes["t-wengang"]["trace"]] == ["insured", "layoffs", "honest", "benefit"]
+    # Another citizen: not listed for this enterprise.
+    assert api.get(f"/api/v1/enterprise/{applicant}", headers=citizen(policy_city, STRANGER)).status_code == 403
+    assert api.get(f"/api/v1/enterprise/{applicant}").status_code == 401
+    draft = api.post(f"/api/v1/enterprise/{applicant}/policies/t-rent/apply", headers=citizen(policy_city, AGENT))
+    assert draft.status_code == 201, draft.text
+    assert draft.json()["to_fill"] == ["rent_paid"]
+    assert api.post(f"/api/v1/enterprise/{applicant}/policies/t-rent/apply",
+                    headers=citizen(policy_city, STRANGER)).status_code == 403
+
+
+def test_the_register_is_read_by_staff_and_written_by_supervisors(api: TestClient, policy_city: City,
+                                                                   firm: dict[str, object]) -> None:
+    assert api.get("/api/v1/enterprises").status_code == 401
+    listed = api.get("/api/v1/enterprises", params={"q": "数智"}, headers=staff(policy_city, "chengguan"))
+    assert listed.status_code == 200 and listed.json()["total"] == 1
+    one = api.get(f"/api/v1/enterprises/{firm['id']}", headers=staff(policy_city, "chengguan"))
+    assert one.status_code == 200 and one.json()["enterprise"]["size_class_derived"] == "small"
+    change = {"facts": {"rent_paid": 90000}}
+    assert api.patch(f"/api/v1/enterprises/{firm['id']}", json=change,
+                     headers=staff(policy_city, "chengguan")).status_code == 403
+    done = api.patch(f"/api/v1/enterprises/{firm['id']}", json=change, headers=staff(policy_city, "supervisor"))
+    assert done.status_code == 200 and done.json()["changed"] is True
+    good = uscc("91430102MA4T00019")
+    wrong = good[:17] + ("0" if good[17] != "0" else "1")  # a check character that does not add up
+    bad = api.post("/api/v1/enterprises", json={"credit_code": wrong, "name": "x"},
+                   headers=staff(policy_city, "admin"))
+    assert bad.status_code == 400 and "check character" in bad.text, bad.text
+    csv = ("统一社会信用代码,企业名称,行业代码,从业人员\n"
+           f"{uscc('91430102MA4T00012')},长沙甲公司,C3981,120\n"
+           f"{uscc('91430102MA4T00013')},长沙乙公司,Z99,abc\n").encode()
+    refused = api.post("/api/v1/enterprises/import", files={"file": ("e.csv", csv, "text/csv")},
+                       headers=staff(policy_city, "admin"))
+    assert refused.status_code in (400, 422)
+    errors = refused.json()["errors"] if "errors" in refused.json() else refused.json()["details"]["errors"]
+    assert {(e["row"], e["field"]) for e in errors} == {(3, "industry_code"), (3, "employees")}
+    assert api.get("/api/v1/enterprises", params={"q": "长沙甲"},
+                   headers=staff(policy_city, "admin")).json()["total"] == 0  # nothing written
+    fixed = csv.replace(b"Z99,abc", b"I6513,8")
+    assert api.post("/api/v1/enterprises/import", files={"file": ("e.csv", fixed, "text/csv")},
+                    headers=staff(policy_city, "chengguan")).status_code == 403
+    ok = api.post("/api/v1/enterprises/import", files={"file": ("e.csv", fixed, "text/csv")},
+                  headers=staff(policy_city, "admin"))
+    assert ok.status_code == 200 and ok.json() == {"added": 2, "changed": 0, "unchanged": 0}
+
+
+def test_policy_import_dry_run_and_take_up(api: TestClient, policy_city: City, firm: dict[str, object]) -> None:
+    assert api.post("/api/v1/policies", json=POLICIES).status_code == 401
+    assert api.post("/api/v1/policies", json=POLICIES, headers=staff(policy_city, "chengguan-lead")).status_code == 403
+    assert api.post("/api/v1/policies", json=POLICIES, headers=staff(policy_city, "admin")).json() == \
+        {"added": 0, "changed": 0, "unchanged": 2}
+    run = api.post("/api/v1/policies/t-wengang/dry-run", json={}, headers=staff(policy_city, "chengguan"))
+    assert run.status_code == 200, run.text
+    assert run.json()["outcomes"] == {"eligible": 1, "ineligible": 0, "unknown": 0}
+    assert run.json()["amount_total"] == 31200.0
+    stricter = {**RETENTION, "conditions": [{**RETENTION["conditions"][0], "rule": "unemployment_insurance_months >= 48"},
+                                            *RETENTION["conditions"][1:]]}
+    tried = api.post("/api/v1/policies/t-wengang/dry-run", json={"policy": stricter},
+                     headers=staff(policy_city, "chengguan")).json()
+    assert tried["outcomes"]["ineligible"] == 1 and tried["failed_by"] == {"insured": 1}
+    assert api.post("/api/v1/policies/t-wengang/dry-run", json={}).status_code == 401
+    taken = api.get("/api/v1/policies/t-wengang/take-up", headers=staff(policy_city, "chengguan")).json()
+    assert taken["eligible"] == 1 and taken["not_taken_up"] == 1 and taken["granted_without_application"] == 0

@@ -38,4 +38,7 @@ def seed_demo(conn: Connection, now: datetime, settings: Any = None, *, history:
         from wecity.demo.sharing import seed_sharing
 
         seed_sharing(conn, now, settings)
+        from wecity.demo.enterprises import seed_enterprises
+
+        seed_enterprises(conn, now)
     return keys

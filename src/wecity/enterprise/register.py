@@ -70,8 +70,9 @@ def known_variables(conn: Connection) -> dict[str, Variable]:
     return declared(extra)
 
 
-def _convert(value: Any, kind: str) -> Any:
-    """A cell or JSON value as its field's type; ValueError with the reason otherwise. Empty is None."""
+def _convert(value: Any, kind: str, *, signed: bool = False) -> Any:
+    """A cell or JSON value as its field's type; ValueError with the reason otherwise. Empty is None.
+    Numbers of the register's own fields are zero or more; facts (a growth rate) may be negative."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if kind == "list":
@@ -81,7 +82,9 @@ def _convert(value: Any, kind: str) -> Any:
         if isinstance(value, bool):
             raise ValueError("not a number")
         number = float(str(value).replace(",", "").strip()) if not isinstance(value, int | float) else float(value)
-        if number != number or number in (float("inf"), float("-inf")) or number < 0:
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError("not a finite number")
+        if number < 0 and not signed:
             raise ValueError("not a number of zero or more")
         if kind == "integer":
             if number != int(number):
@@ -127,7 +130,7 @@ def check_profile(data: Mapping[str, Any], *, districts: set[str], variables: Ma
             continue
         kind = field.kind if field else {NUMBER: "number", BOOLEAN: "boolean", LIST: "list"}.get(variable.type, "text")  # type: ignore[union-attr]
         try:
-            converted = _convert(value, kind)
+            converted = _convert(value, kind, signed=field is None)
         except (ValueError, TypeError) as e:
             errors.append((name, f"{value!r}: {e}", f"{value!r} 无效：{e}"))
             continue

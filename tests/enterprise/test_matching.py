@@ -129,3 +129,17 @@ def test_notifies_newly_eligible_enterprises_once(policy_city: City) -> None:
     city.db.write_sync(lambda c: matching.match_all(c, now=now))
     assert city.db.write_sync(lambda c: matching.notify_pending(c, now=now)) == 1  # the rent subsidy, to apply for
     assert city.db.write_sync(lambda c: matching.notify_pending(c, now=now)) == 0
+
+
+def test_matching_again_with_nothing_changed_writes_nothing(policy_city: City) -> None:
+    city = policy_city
+    now = city.clock.now()
+    for n, facts in enumerate(({}, {"layoff_rate": None}, {"rent_paid": None, "layoff_rate": None})):
+        data = {**COMPLETE, "credit_code": uscc(f"91430102MA4T0010{n}"),
+                "facts": {k: v for k, v in COMPLETE["facts"].items() if k not in facts}}
+        city.db.write_sync(lambda c, data=data: register.save_enterprise(c, data, now=now))
+    first = city.db.write_sync(lambda c: matching.match_all(c, now=now))
+    assert first.written == first.outcomes["eligible"] + first.outcomes["unknown"] > 0
+    again = city.db.write_sync(lambda c: matching.match_all(c, now=now))
+    assert (again.written, again.removed, again.newly_eligible) == (0, 0, 0)
+    assert again.outcomes == first.outcomes

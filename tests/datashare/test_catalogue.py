@@ -30,7 +30,7 @@ def _refused(city: City, doc: dict[str, Any]) -> str:
 
 def test_the_demo_catalogue_is_published_and_searchable(catalogued: City) -> None:
     count, found = catalogued.db.read_sync(lambda c: queries.search_datasets(c, limit=100))
-    assert count == 18 and len({d["publisher"] for d in found}) >= 8
+    assert count == 19 and len({d["publisher"] for d in found}) >= 8
     assert {d["share_class"] for d in found} == {"unconditional", "conditional", "not_shared"}
     count, found = catalogued.db.read_sync(lambda c: queries.search_datasets(c, text="pm2.5"))
     assert sorted(d["name"] for d in found) == ["air-quality", "air-quality-history"]

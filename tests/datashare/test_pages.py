@@ -11,7 +11,7 @@ from ..conftest import City, make_client
 def test_browse_search_and_one_dataset_in_both_languages(catalogued: City) -> None:
     with make_client(catalogued) as client:
         page = client.get("/data", headers={"Accept-Language": "zh-CN"})
-        assert page.status_code == 200 and "共找到 18 个数据集" in page.text
+        assert page.status_code == 200 and "共找到 19 个数据集" in page.text
         found = client.get("/data", params={"q": "pm2.5"}, headers={"Accept-Language": "zh-CN"}).text
         assert "/data/air-quality" in found and "/data/city-cases" not in found
         open_only = client.get("/data", params={"open": "1"}).text

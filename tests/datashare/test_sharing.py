@@ -366,3 +366,43 @@ def test_masking_applies_to_tables_read_in_memory_too(catalogued: City) -> None:
     with make_client(city) as client:
         uses = client.get("/api/v1/my/data-uses", headers=_citizen(city, "13911112222")).json()["uses"]
         assert [u["record"].split(":")[0] for u in uses] == ["certificate"]
+
+
+def test_the_enterprise_register_is_a_dataset_served_within_its_grant(catalogued: City) -> None:
+    """Enterprise records (wecity.enterprise) through the data API: a department granted two fields for one
+    district reads only those, with the derived size class; every reading names the enterprises read."""
+    from wecity.enterprise.codes import uscc_check_character
+    from wecity.enterprise.register import save_enterprise
+
+    city = catalogued
+    now = city.clock.now()
+
+    def firms(conn: sa.Connection) -> None:
+        for n, (district, employees) in enumerate((("430102", 40), ("430102", 5), ("430104", 300))):
+            first17 = f"91{district}MA4T00{n:03d}"
+            save_enterprise(conn, {"credit_code": first17 + uscc_check_character(first17), "name": f"长沙测试{n}有限公司",
+                                   "industry_code": "I6513", "district": district, "employees": employees,
+                                   "revenue": employees * 40.0}, now=now)
+
+    city.db.write_sync(firms)
+    with make_client(city) as client:
+        renshe, admin = _staff(city, "zhujian"), _staff(city, "admin")
+        assert client.get("/api/v1/data/enterprise-register", headers=renshe).status_code == 403
+        request = client.post("/api/v1/data-requests", headers=renshe, json={
+            "dataset": "enterprise-register", "purpose": "稳岗返还资格核对（住建领域企业）",
+            "fields": ["credit_code", "size_class"], "row_filter": {"district": ["430102"]}, "days": 30}).json()
+        decided = client.post(f"/api/v1/data-requests/{request['id']}/decision", headers=admin,
+                              json={"decision": "grant", "reasons": "政策核对"})
+        assert decided.status_code == 200, decided.text
+        body = client.get("/api/v1/data/enterprise-register", headers=renshe).json()
+        assert body["fields"] == ["credit_code", "size_class"] and body["count"] == 2
+        assert sorted(r["size_class"] for r in body["rows"]) == ["micro", "small"]
+        assert client.get("/api/v1/data/enterprise-register", params={"fields": "revenue"},
+                          headers=renshe).status_code == 403
+
+    def last_reading(conn: sa.Connection) -> list[str]:
+        detail = conn.execute(sa.select(audit_log.c.detail).where(audit_log.c.action == "data.read")
+                              .order_by(audit_log.c.id.desc()).limit(1)).scalar_one()
+        return sorted(detail["records"])
+
+    assert [r.split(":")[0] for r in city.db.read_sync(last_reading)] == ["enterprise", "enterprise"]

@@ -26,7 +26,7 @@ from wecity.identity.models import departments
 # EU vocabularies DCAT-AP uses: data themes and update frequencies (publications.europa.eu authority tables).
 THEMES = ("AGRI", "ECON", "EDUC", "ENER", "ENVI", "GOVE", "HEAL", "INTR", "JUST", "REGI", "SOCI", "TECH", "TRAN")
 FREQUENCIES = ("CONT", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "QUARTERLY", "ANNUAL", "IRREG", "NEVER")
-SOURCES = ("cases", "ngsild", "applications", "certificates", "table")
+SOURCES = ("cases", "ngsild", "applications", "certificates", "enterprises", "table")
 SHARE_CLASSES = ("unconditional", "conditional", "not_shared")
 SENSITIVITIES = ("public", "internal", "personal", "sensitive")
 FIELD_TYPES = ("string", "integer", "number", "boolean", "date", "datetime", "geometry")

@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.cases.queries import RecordPage, case_record_columns, case_records, daily_case_counts
 from wecity.context.overview import entities_of_type, history_rows
+from wecity.core.clock import CITY_TZ
 from wecity.core.errors import NotFound, ValidationFailed
 from wecity.core.worktime import load_calendar
 from wecity.geo.service import list_areas
@@ -228,6 +229,12 @@ def _certificates(conn: Connection, d: dict[str, Any], q: Query, now: datetime) 
     return _in_memory(rows, d, q)
 
 
+def _enterprises(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
+    from wecity.enterprise.queries import register_records
+
+    return _in_memory(register_records(conn, now.astimezone(CITY_TZ).date())[:MAX_ROWS_READ], d, q)
+
+
 def _uploaded(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     from wecity.datashare.uploads import uploaded_rows
 
@@ -251,6 +258,8 @@ def reader(d: dict[str, Any]) -> Reader:
         return _applications
     if d["source"] == "certificates":
         return _certificates
+    if d["source"] == "enterprises":
+        return _enterprises
     if d["source"] == "table" and d["source_ref"] == "areas":
         return _areas
     if d["source"] == "table" and d["source_ref"] == "upload":

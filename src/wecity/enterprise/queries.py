@@ -155,3 +155,19 @@ def take_up(conn: Connection, code: str) -> dict[str, Any]:
             "granted_without_application": granted,
             "applied": len(applied), "applications": dict(Counter(r.status for r in applied)),
             "not_taken_up": sum(1 for r in eligible if r.granted_at is None and r.status is None)}
+
+
+def register_records(conn: Connection, on: date) -> list[dict[str, Any]]:
+    """The register as the data platform serves it (dataset source "enterprises"): each enterprise's
+    record with its derived industry section and size class; `_record` names it in the audit log."""
+    out = []
+    for r in register_rows(conn):
+        env = variables_of(r, on)
+        out.append({"credit_code": r["credit_code"], "name": r["name"], "legal_form": r["legal_form"],
+                    "industry_code": r["industry_code"], "industry_section": env["industry_section"],
+                    "district": r["district"], "registered_on": r["registered_on"],
+                    "registered_capital": r["registered_capital"], "employees": r["employees"],
+                    "revenue": r["revenue"], "total_assets": r["total_assets"], "size_class": env["size_class"],
+                    "tax_credit_grade": r["tax_credit_grade"], "certificates": ";".join(r["certificates"] or []),
+                    "_record": f"enterprise:{r['credit_code']}"})
+    return out

@@ -362,7 +362,7 @@ def variables_of(enterprise: Mapping[str, Any], on: date) -> dict[str, Any]:
     return env
 
 
-_REGISTER_COLUMNS = (enterprises.c.id, enterprises.c.legal_form, enterprises.c.industry_code, enterprises.c.district,
+_REGISTER_COLUMNS = (enterprises.c.id, enterprises.c.credit_code, enterprises.c.name, enterprises.c.legal_form, enterprises.c.industry_code, enterprises.c.district,
                      enterprises.c.registered_on, enterprises.c.registered_capital, enterprises.c.employees,
                      enterprises.c.revenue, enterprises.c.total_assets, enterprises.c.tax_credit_grade,
                      enterprises.c.size_class, enterprises.c.certificates, enterprises.c.tags, enterprises.c.facts)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from wecity.enterprise import matching, register
 from wecity.enterprise.catalogue import import_policies
 from wecity.enterprise.codes import uscc_check_character
 from wecity.govservice.catalogue import import_catalogue
@@ -83,6 +84,12 @@ RENT: dict[str, Any] = {
 }
 POLICIES = {"format": "wecity-policies/1", "policies": [RETENTION, RENT]}
 DISTRICT = "430102"
+# Complete for the job-retention refund: a small software firm (40 employees, revenue 800 万元).
+COMPLETE = {"name": "长沙数智软件有限公司", "industry_code": "I6513", "district": DISTRICT, "employees": 40,
+            "revenue": 800, "registered_on": "2019-05-01", "tax_credit_grade": "A",
+            "legal_representative_phone": "13800000001",
+            "facts": {"unemployment_insurance_months": 36, "unemployment_insurance_paid": 52000.0,
+                      "layoff_rate": 0.02, "serious_violation": False, "rent_paid": 120000}}
 
 
 @pytest.fixture
@@ -96,3 +103,15 @@ def policy_city(city: City) -> City:
 
     city.db.write_sync(seed)
     return city
+
+
+@pytest.fixture
+def firm(policy_city: City) -> dict[str, object]:
+    """An enterprise complete for the refund, lacking the rent it paid; matched."""
+    city = policy_city
+    now = city.clock.now()
+    data = {**COMPLETE, "credit_code": uscc("91430102MA4T00011"),
+            "facts": {k: v for k, v in COMPLETE["facts"].items() if k != "rent_paid"}}
+    firm_id = city.db.write_sync(lambda c: register.save_enterprise(c, data, now=now))[0]
+    city.db.write_sync(lambda c: matching.match_all(c, now=now))
+    return city.db.read_sync(lambda c: register.get_enterprise(c, firm_id))

@@ -9,14 +9,12 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from wecity.enterprise import matching, register
 from wecity.identity.applicants import sign_citizen
 from wecity.identity.models import users
 from wecity.identity.service import start_session
 
 from ..conftest import City, make_client
 from .conftest import POLICIES, RETENTION, uscc
-from .test_matching import COMPLETE
 
 AGENT, STRANGER = "13800000001", "13900009999"
 
@@ -37,17 +35,6 @@ def staff(city: City, username: str) -> dict[str, str]:
 def api(policy_city: City) -> Iterator[TestClient]:
     with make_client(policy_city) as client:
         yield client
-
-
-@pytest.fixture
-def firm(policy_city: City) -> dict[str, object]:
-    city = policy_city
-    now = city.clock.now()
-    data = {**COMPLETE, "credit_code": uscc("91430102MA4T00011"),
-            "facts": {k: v for k, v in COMPLETE["facts"].items() if k != "rent_paid"}}
-    firm_id = city.db.write_sync(lambda c: register.save_enterprise(c, data, now=now))[0]
-    city.db.write_sync(lambda c: matching.match_all(c, now=now))
-    return city.db.read_sync(lambda c: register.get_enterprise(c, firm_id))
 
 
 def test_policies_are_public(api: TestClient) -> None:

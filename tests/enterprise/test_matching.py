@@ -13,14 +13,7 @@ from wecity.govservice.models import application_events, applications, certifica
 from wecity.identity.applicants import citizen_for_phone
 
 from ..conftest import City
-from .conftest import DISTRICT, uscc
-
-# Complete for the job-retention refund: a small software firm (40 employees, revenue 800 万元).
-COMPLETE = {"name": "长沙数智软件有限公司", "industry_code": "I6513", "district": DISTRICT, "employees": 40,
-            "revenue": 800, "registered_on": "2019-05-01", "tax_credit_grade": "A",
-            "legal_representative_phone": "13800000001",
-            "facts": {"unemployment_insurance_months": 36, "unemployment_insurance_paid": 52000.0,
-                      "layoff_rate": 0.02, "serious_violation": False, "rent_paid": 120000}}
+from .conftest import COMPLETE, uscc
 
 
 def _outcome(city: City, enterprise_id: int, code: str) -> tuple[str, float | None, list[str]] | None:

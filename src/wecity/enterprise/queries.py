@@ -51,7 +51,7 @@ def policy_view(conn: Connection, code: str, today: date) -> dict[str, Any]:
             "versions": [{**v, "imported_at": v["imported_at"].isoformat()} for v in catalogue.versions(conn, code)]}
 
 
-def _labels(conn: Connection) -> dict[str, dict[str, str]]:
+def variable_labels(conn: Connection) -> dict[str, dict[str, str]]:
     return {name: {"zh": v.label_zh, "en": v.label_en, "unit": v.unit} for name, v in known_variables(conn).items()}
 
 
@@ -90,7 +90,7 @@ def enterprise_home(conn: Connection, applicant_id: int, today: date) -> dict[st
     record["updated_at"] = found["updated_at"].isoformat()
     record["size_class_derived"] = env["size_class"]
     record["size_label"] = SIZE_LABELS.get(env["size_class"] or "", ("未知", "Unknown"))
-    return {"enterprise": record, "policies": results, "applications": apps, "variables": _labels(conn)}
+    return {"enterprise": record, "policies": results, "applications": apps, "variables": variable_labels(conn)}
 
 
 def _condition_text(policy: Policy, failed: str | None) -> dict[str, str] | None:

@@ -73,6 +73,7 @@ _NAV: list[tuple[str, str, str]] = [
     ("/track", N_("Track a report"), "anyone"),
     ("/my", N_("My reports"), "anyone"),
     ("/services", N_("Services"), "anyone"),
+    ("/policies", N_("Business support"), "anyone"),
     ("/data", N_("Data catalogue"), "anyone"),
     ("/map", N_("City map"), "anyone"),
     ("/staff", N_("Staff desk"), "staff"),
@@ -80,6 +81,7 @@ _NAV: list[tuple[str, str, str]] = [
     ("/staff/dispatch", N_("Dispatch"), "dispatch"),
     ("/staff/applications", N_("Applications"), "staff"),
     ("/sharing", N_("Data sharing"), "staff"),
+    ("/staff/policies", N_("Policies"), "staff"),
     ("/ops", N_("Operations"), "operations"),
     ("/ops/sensors", N_("Sensors"), "operations"),
 ]

@@ -39,6 +39,7 @@ def register(app: FastAPI) -> None:
         api_docs,
         citizen,
         data,
+        enterprise,
         my_reports,
         operations,
         sensors,
@@ -64,6 +65,7 @@ def register(app: FastAPI) -> None:
     app.include_router(services_staff.router)
     app.include_router(sharing.router)  # before data: /data/{name}/request is more specific than /data/{name}
     app.include_router(data.router)
+    app.include_router(enterprise.router)
 
 
 def error_page(request: Request, exc: WeCityError) -> Response:

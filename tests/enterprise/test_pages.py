@@ -1,0 +1,76 @@
+"""Enterprise services' portal pages in both languages: the public policies, the enterprise's home with its
+outcomes and one-click apply, the policy page's trace, and the policy officer's pages; who may see what."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from wecity.identity.applicants import sign_citizen
+
+from ..conftest import City, make_client
+from ..web.conftest import csrf_token, log_in
+from .test_api import AGENT, STRANGER
+
+EN, ZH = {"Accept-Language": "en"}, {"Accept-Language": "zh-CN"}
+
+
+@pytest.fixture
+def portal(policy_city: City) -> Iterator[TestClient]:
+    with make_client(policy_city) as client:
+        yield client
+
+
+def _as_citizen(client: TestClient, city: City, phone: str) -> None:
+    client.cookies.set("wecity_citizen", sign_citizen(city.settings.secret_key, phone,
+                                                      int(city.clock.now().timestamp()) + 600))
+
+
+def test_policies_are_public_in_both_languages(portal: TestClient) -> None:
+    zh = portal.get("/policies", headers=ZH)
+    assert zh.status_code == 200 and "失业保险稳岗返还" in zh.text and "免申即享" in zh.text
+    en = portal.get("/policies/t-wengang", headers=EN).text
+    assert "Job-retention refund" in en and "第一条（一）" in en and "Insured 12 months" in en
+    assert "unemployment_insurance_months &gt;= 12" in en  # the rule as the platform checks it
+    assert portal.get("/policies/nope", headers=EN).status_code == 404
+
+
+def test_the_enterprise_home_shows_outcomes_and_applies_in_one_click(portal: TestClient, policy_city: City,
+                                                                     firm: dict[str, object]) -> None:
+    assert portal.get("/enterprise", follow_redirects=False).status_code == 303  # sign in first
+    _as_citizen(portal, policy_city, AGENT)
+    zh = portal.get("/enterprise", headers=ZH).text
+    assert "长沙数智软件有限公司" in zh and "31,200.00" in zh and "上年度实际支付房租" in zh
+    assert "免申即享" in zh or "无需申请" in zh
+    en = portal.get("/enterprise", headers=EN).text
+    assert "You qualify" in en and "Apply in one click" in en
+    page = portal.get("/policies/t-rent", headers=EN)
+    assert "How it was decided" in page.text and "Information missing" in page.text
+    applied = portal.post(f"/enterprise/{firm['applicant_id']}/policies/t-rent/apply",
+                          data={"csrf_token": csrf_token(page.text)}, follow_redirects=False)
+    assert applied.status_code == 303 and applied.headers["location"].startswith("/services/applications/")
+    form = portal.get(applied.headers["location"], headers=EN).text
+    assert "长沙数智软件有限公司" in form
+    # Without the form's token: refused.
+    assert portal.post(f"/enterprise/{firm['applicant_id']}/policies/t-rent/apply", data={}).status_code == 403
+
+
+def test_another_citizen_sees_no_enterprise_and_cannot_apply_for_it(portal: TestClient, policy_city: City,
+                                                                    firm: dict[str, object]) -> None:
+    _as_citizen(portal, policy_city, STRANGER)
+    page = portal.get("/enterprise", headers=EN)
+    assert "not listed" in page.text and "长沙数智软件有限公司" not in page.text
+    token = csrf_token(portal.get("/services/matters/T-RENT", headers=EN).text)  # any form of the portal
+    refused = portal.post(f"/enterprise/{firm['applicant_id']}/policies/t-rent/apply", data={"csrf_token": token})
+    assert refused.status_code == 403
+
+
+def test_the_policy_officer_pages(portal: TestClient, firm: dict[str, object]) -> None:
+    assert portal.get("/staff/policies", follow_redirects=False).status_code in (302, 303)
+    log_in(portal, "chengguan")
+    listing = portal.get("/staff/policies", headers=ZH)
+    assert listing.status_code == 200 and "失业保险稳岗返还" in listing.text
+    one = portal.get("/staff/policies/t-rent", headers=EN).text
+    assert "Dry run over the register today" in one and "rent_paid" in one and "Not taken up" in one

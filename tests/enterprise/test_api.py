@@ -119,3 +119,41 @@ def test_policy_import_dry_run_and_take_up(api: TestClient, policy_city: City, f
     assert api.post("/api/v1/policies/t-wengang/dry-run", json={}).status_code == 401
     taken = api.get("/api/v1/policies/t-wengang/take-up", headers=staff(policy_city, "chengguan")).json()
     assert taken["eligible"] == 1 and taken["not_taken_up"] == 1 and taken["granted_without_application"] == 0
+
+
+def test_enterprise_requests_go_through_the_one_intake(api: TestClient, policy_city: City, firm: dict[str, object]) -> None:
+    from wecity.enterprise.appeals import seed_business_categories
+    from wecity.identity.service import add_department
+
+    def seed(c: sa.Connection) -> None:
+        add_department(c, code="gongxin", name_zh="市工业和信息化局", name_en="Industry and Information Technology")
+        seed_business_categories(c)
+
+    policy_city.db.write_sync(seed)
+    applicant = firm["applicant_id"]
+    categories = api.get("/api/v1/enterprise/request-categories").json()["categories"]
+    assert [c["code"] for c in categories][:1] == ["ent-policy"] and categories[0]["resolve_hours"] == 40
+    body = {"service_code": "ent-policy", "description": "稳岗返还资金尚未到账"}
+    assert api.post(f"/api/v1/enterprise/{applicant}/requests", json=body,
+                    headers=citizen(policy_city, STRANGER)).status_code == 403
+    assert api.post(f"/api/v1/enterprise/{applicant}/requests", json={**body, "service_code": "manhole"},
+                    headers=citizen(policy_city, AGENT)).status_code == 400
+    filed = api.post(f"/api/v1/enterprise/{applicant}/requests", json=body, headers=citizen(policy_city, AGENT))
+    assert filed.status_code == 201, filed.text
+    case_id = filed.json()["case_id"]
+
+    def case(c: sa.Connection) -> tuple[object, ...]:
+        from wecity.cases.models import cases, reports
+        from wecity.identity.models import departments
+        row = c.execute(sa.select(cases.c.category_code, cases.c.resolve_due_at, cases.c.created_at,
+                                  departments.c.code).join(departments, departments.c.id == cases.c.department_id)
+                        .where(cases.c.id == case_id)).one()
+        channel = c.execute(sa.select(reports.c.channel).where(reports.c.case_id == case_id)).scalar_one()
+        return (*row, channel)
+
+    category, due, created, department, channel = policy_city.db.read_sync(case)
+    assert (category, department, channel) == ("ent-policy", "gongxin", "enterprise")
+    assert due > created  # its own target: 40 working hours
+    listed = api.get(f"/api/v1/enterprise/{applicant}/requests", headers=citizen(policy_city, AGENT)).json()["requests"]
+    assert [(r["case_id"], r["description"]) for r in listed] == [(case_id, "稳岗返还资金尚未到账")]
+    assert api.get(f"/api/v1/enterprise/{applicant}/requests", headers=citizen(policy_city, STRANGER)).status_code == 403

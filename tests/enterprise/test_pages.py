@@ -74,3 +74,23 @@ def test_the_policy_officer_pages(portal: TestClient, firm: dict[str, object]) -
     assert listing.status_code == 200 and "失业保险稳岗返还" in listing.text
     one = portal.get("/staff/policies/t-rent", headers=EN).text
     assert "Dry run over the register today" in one and "rent_paid" in one and "Not taken up" in one
+
+
+def test_an_enterprise_request_from_its_home_page(portal: TestClient, policy_city: City, firm: dict[str, object]) -> None:
+    import sqlalchemy as sa
+
+    from wecity.enterprise.appeals import seed_business_categories
+    from wecity.identity.service import add_department
+
+    def seed(c: sa.Connection) -> None:
+        add_department(c, code="gongxin", name_zh="市工业和信息化局", name_en="Industry and Information Technology")
+        seed_business_categories(c)
+
+    policy_city.db.write_sync(seed)
+    _as_citizen(portal, policy_city, AGENT)
+    home = portal.get("/enterprise", headers=ZH).text
+    assert "惠企政策兑现问题" in home and "提交诉求" in home
+    sent = portal.post(f"/enterprise/{firm['applicant_id']}/requests", follow_redirects=False,
+                       data={"csrf_token": csrf_token(home), "service_code": "ent-approval", "description": "营业执照变更已超期"})
+    assert sent.status_code == 303 and sent.headers["location"].startswith("/track/")
+    assert "营业执照变更已超期" in portal.get("/enterprise", headers=ZH).text

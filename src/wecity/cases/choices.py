@@ -97,4 +97,5 @@ class Channel(StrEnum):
     SENSOR = "sensor"
     HOTLINE = "hotline"
     STAFF_API = "staff_api"
+    ENTERPRISE = "enterprise"  # an enterprise's 诉求, filed by a citizen acting for it (wecity.enterprise.appeals)
     SYSTEM = "system"

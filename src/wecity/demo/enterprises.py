@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from wecity.enterprise.appeals import seed_business_categories
 from wecity.enterprise.catalogue import import_policies, packaged_demo_policies, packaged_policy_matters
 from wecity.enterprise.codes import uscc_check_character
 from wecity.enterprise.matching import match_all
@@ -97,6 +98,7 @@ def seed_enterprises(conn: Connection, now: datetime, *, count: int = ENTERPRISE
             add_department(conn, code=d["code"], name_zh=d["name_zh"], name_en=d["name_en"])
     import_catalogue(conn, matters, now=now)
     import_policies(conn, packaged_demo_policies(), now=now, actor="demo")
+    seed_business_categories(conn)
     rng = random.Random(20261204)
     known = (districts(conn), known_variables(conn))
     # The demo citizens' enterprises first, complete, so that their agents see benefits at once.

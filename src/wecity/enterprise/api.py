@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from wecity.core.clock import CITY_TZ
 from wecity.core.errors import PermissionDenied, ValidationFailed
 from wecity.core.http import Ctx, client_address, id_param
-from wecity.enterprise import benefits, catalogue, queries
+from wecity.enterprise import appeals, benefits, catalogue, queries
 from wecity.enterprise import (
     register as the_register,  # not `register`: the app factory calls a module's register()
 )
@@ -77,6 +77,13 @@ async def _acting(ctx: Any, phone: str, applicant_id: int) -> Any:
     return citizen
 
 
+@router.get("/enterprise/request-categories", tags=["applicants"],
+            summary="The categories of enterprise 诉求, with their targets (minutes to acknowledge, working hours to resolve)")
+async def request_categories(request: Request, ctx: Ctx) -> dict[str, Any]:
+    await ctx.limits.hit("services_read", client_address(request) or "-")
+    return {"categories": await ctx.db.read(appeals.business_categories)}
+
+
 @router.get("/enterprise/{applicant_id}", tags=["applicants"],
             summary="My enterprise: its record, and what every policy in force says of it (outcome, amount, "
                     "what is missing, the trace), with its benefits and applications")
@@ -93,6 +100,37 @@ async def quick_apply(ctx: Ctx, phone: CurrentCitizen, applicant_id: ApplicantId
     citizen = await _acting(ctx, phone, applicant_id)
     return await ctx.db.write(lambda c: benefits.quick_apply(c, citizen=citizen, enterprise_applicant_id=applicant_id,
                                                              policy_code=code, now=ctx.clock.now()))
+
+
+class RequestIn(BaseModel):
+    service_code: str = Field(min_length=1, max_length=64, description="a category of the group 营商环境 / Business "
+                              "environment (GET /api/v1/enterprise/request-categories)")
+    description: str = Field(min_length=1, max_length=4000)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    long: float | None = Field(default=None, ge=-180, le=180)
+    address: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/enterprise/{applicant_id}/requests", tags=["applicants"], status_code=201,
+             summary="File an enterprise 诉求: a case of channel \"enterprise\" through the one intake, tracked like any case")
+async def file_request(ctx: Ctx, phone: CurrentCitizen, applicant_id: ApplicantId, body: RequestIn) -> dict[str, Any]:
+    await ctx.limits.hit("services_write", phone)
+    citizen = await _acting(ctx, phone, applicant_id)
+    receipt = await appeals.file_request(ctx, citizen=citizen, applicant_id=applicant_id, service_code=body.service_code,
+                                         description=body.description, lat=body.lat, long=body.long, address=body.address)
+    return {"case_id": receipt.case_id, "token": receipt.token, "merged": receipt.merged,
+            "expected_at": receipt.expected_at.isoformat() if receipt.expected_at else None,
+            "track": f"/track/{receipt.token}"}
+
+
+@router.get("/enterprise/{applicant_id}/requests", tags=["applicants"], summary="The enterprise's 诉求, newest first")
+async def list_requests(ctx: Ctx, phone: CurrentCitizen, applicant_id: ApplicantId) -> dict[str, Any]:
+    await _acting(ctx, phone, applicant_id)
+
+    def read(conn: sa.Connection) -> dict[str, Any]:
+        found = the_register.enterprise_of_applicant(conn, applicant_id)
+        return {"requests": appeals.requests_of(conn, found["credit_code"]) if found else []}
+    return await ctx.db.read(read)
 
 
 # -- staff: the register ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.enterprise import catalogue
+from wecity.enterprise import appeals, catalogue
 from wecity.enterprise.codes import SIZE_LABELS
 from wecity.enterprise.models import enterprises, policy_matches
 from wecity.enterprise.policies import (
@@ -90,7 +90,9 @@ def enterprise_home(conn: Connection, applicant_id: int, today: date) -> dict[st
     record["updated_at"] = found["updated_at"].isoformat()
     record["size_class_derived"] = env["size_class"]
     record["size_label"] = SIZE_LABELS.get(env["size_class"] or "", ("未知", "Unknown"))
-    return {"enterprise": record, "policies": results, "applications": apps, "variables": variable_labels(conn)}
+    return {"enterprise": record, "policies": results, "applications": apps, "variables": variable_labels(conn),
+            "requests": appeals.requests_of(conn, found["credit_code"]),
+            "request_categories": appeals.business_categories(conn)}
 
 
 def _condition_text(policy: Policy, failed: str | None) -> dict[str, str] | None:

@@ -22,7 +22,7 @@ from wecity.core import csrf
 from wecity.core.clock import CITY_TZ
 from wecity.core.errors import NotFound, WeCityError
 from wecity.core.http import request_locale, with_retry_after
-from wecity.enterprise import benefits, catalogue, queries
+from wecity.enterprise import appeals, benefits, catalogue, queries
 from wecity.identity.applicants import Applicant, enterprises_of
 from wecity.identity.deps import OptionalStaff
 from wecity.web.i18n import gettext_for
@@ -89,6 +89,32 @@ async def quick_apply(request: Request, user: OptionalStaff, applicant_id: int, 
         return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title=_("Not allowed"),
                                      message=exc.localized(locale)), exc)
     return RedirectResponse(draft["link"], status_code=303)
+
+
+@router.post("/enterprise/{applicant_id}/requests")
+async def file_request(request: Request, user: OptionalStaff, applicant_id: int) -> Response:
+    """An enterprise 诉求 from its home page: through the one intake, then to the case's tracking page."""
+    ctx = request.app.state.ctx
+    citizen = await _citizen(request)
+    if citizen is None:
+        return sign_in_redirect(request)
+    form = await request.form(max_files=0, max_fields=5)
+    locale = request_locale(request)
+    _ = gettext_for(locale).gettext
+    if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
+                    message=_("The form expired. Please try again."))
+    try:
+        await ctx.limits.hit("services_write", citizen.phone or str(citizen.id))
+        receipt = await appeals.file_request(ctx, citizen=citizen, applicant_id=applicant_id,
+                                             service_code=str(form.get("service_code", ""))[:64],
+                                             description=str(form.get("description", ""))[:4000])
+    except WeCityError as exc:
+        if exc.status >= 500:
+            raise
+        return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title=_("Not allowed"),
+                                     message=exc.localized(locale)), exc)
+    return RedirectResponse(f"/track/{receipt.token}?new={'merged' if receipt.merged else 'case'}", status_code=303)
 
 
 @router.get("/policies")

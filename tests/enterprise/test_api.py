@@ -157,3 +157,25 @@ def test_enterprise_requests_go_through_the_one_intake(api: TestClient, policy_c
     listed = api.get(f"/api/v1/enterprise/{applicant}/requests", headers=citizen(policy_city, AGENT)).json()["requests"]
     assert [(r["case_id"], r["description"]) for r in listed] == [(case_id, "稳岗返还资金尚未到账")]
     assert api.get(f"/api/v1/enterprise/{applicant}/requests", headers=citizen(policy_city, STRANGER)).status_code == 403
+
+
+def test_the_legal_representative_authorises_and_withdraws_agents(api: TestClient, policy_city: City,
+                                                                  firm: dict[str, object]) -> None:
+    applicant, helper = firm["applicant_id"], "13900001234"
+    assert api.get(f"/api/v1/enterprise/{applicant}", headers=citizen(policy_city, helper)).status_code == 403
+    added = api.post(f"/api/v1/enterprise/{applicant}/agents", json={"phone": helper}, headers=citizen(policy_city, AGENT))
+    assert added.status_code == 201 and added.json()["role"] == "agent" and added.json()["phone"] == "139****1234"
+    # The agent now acts for the enterprise, but does not change who its agents are.
+    assert api.get(f"/api/v1/enterprise/{applicant}", headers=citizen(policy_city, helper)).status_code == 200
+    assert api.post(f"/api/v1/enterprise/{applicant}/agents", json={"phone": STRANGER},
+                    headers=citizen(policy_city, helper)).status_code == 403
+    people = api.get(f"/api/v1/enterprise/{applicant}/agents", headers=citizen(policy_city, helper)).json()["agents"]
+    assert [p["role"] for p in people] == ["legal_representative", "agent"]
+    lead = people[0]["citizen_id"]
+    assert api.delete(f"/api/v1/enterprise/{applicant}/agents/{lead}", headers=citizen(policy_city, AGENT)).status_code == 409
+    agent_id = added.json()["citizen_id"]
+    assert api.delete(f"/api/v1/enterprise/{applicant}/agents/{agent_id}",
+                      headers=citizen(policy_city, AGENT)).status_code == 204
+    assert api.get(f"/api/v1/enterprise/{applicant}", headers=citizen(policy_city, helper)).status_code == 403
+    assert api.post(f"/api/v1/enterprise/{applicant}/agents", json={"phone": "12"},
+                    headers=citizen(policy_city, AGENT)).status_code in (400, 422)

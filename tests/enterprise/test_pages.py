@@ -46,6 +46,7 @@ def test_the_enterprise_home_shows_outcomes_and_applies_in_one_click(portal: Tes
     assert "免申即享" in zh or "无需申请" in zh
     en = portal.get("/enterprise", headers=EN).text
     assert "You qualify" in en and "Apply in one click" in en
+    assert "Legal representative" in en and "Authorise an agent by mobile number" in en
     page = portal.get("/policies/t-rent", headers=EN)
     assert "How it was decided" in page.text and "Information missing" in page.text
     applied = portal.post(f"/enterprise/{firm['applicant_id']}/policies/t-rent/apply",
@@ -62,6 +63,9 @@ def test_another_citizen_sees_no_enterprise_and_cannot_apply_for_it(portal: Test
     _as_citizen(portal, policy_city, STRANGER)
     page = portal.get("/enterprise", headers=EN)
     assert "not listed" in page.text and "长沙数智软件有限公司" not in page.text
+    assert portal.post(f"/enterprise/{firm['applicant_id']}/agents", data={
+        "csrf_token": csrf_token(portal.get("/services/matters/T-RENT", headers=EN).text), "phone": STRANGER},
+    ).status_code == 403
     token = csrf_token(portal.get("/services/matters/T-RENT", headers=EN).text)  # any form of the portal
     refused = portal.post(f"/enterprise/{firm['applicant_id']}/policies/t-rent/apply", data={"csrf_token": token})
     assert refused.status_code == 403

@@ -15,14 +15,14 @@ from datetime import date
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from wecity.core.clock import CITY_TZ
 from wecity.core.errors import PermissionDenied, ValidationFailed
 from wecity.core.http import Ctx, client_address, id_param
-from wecity.enterprise import appeals, benefits, catalogue, queries
+from wecity.enterprise import accounts, appeals, benefits, catalogue, queries
 from wecity.enterprise import (
     register as the_register,  # not `register`: the app factory calls a module's register()
 )
@@ -131,6 +131,35 @@ async def list_requests(ctx: Ctx, phone: CurrentCitizen, applicant_id: Applicant
         found = the_register.enterprise_of_applicant(conn, applicant_id)
         return {"requests": appeals.requests_of(conn, found["credit_code"]) if found else []}
     return await ctx.db.read(read)
+
+
+class AgentIn(BaseModel):
+    phone: str = Field(min_length=11, max_length=11, pattern=r"^1[0-9]{10}$")
+
+
+@router.get("/enterprise/{applicant_id}/agents", tags=["applicants"],
+            summary="Who acts for the enterprise: its legal representative and authorised agents (phones masked)")
+async def list_agents(ctx: Ctx, phone: CurrentCitizen, applicant_id: ApplicantId) -> dict[str, Any]:
+    citizen = await _acting(ctx, phone, applicant_id)
+    return {"agents": await ctx.db.read(lambda c: accounts.agents(c, applicant_id, by=citizen))}
+
+
+@router.post("/enterprise/{applicant_id}/agents", tags=["applicants"], status_code=201,
+             summary="The legal representative authorises an agent (授权经办人) by mobile number")
+async def authorise_agent(ctx: Ctx, phone: CurrentCitizen, applicant_id: ApplicantId, body: AgentIn) -> dict[str, Any]:
+    await ctx.limits.hit("services_write", phone)
+    citizen = await _acting(ctx, phone, applicant_id)
+    return await ctx.db.write(lambda c: accounts.authorise(c, applicant_id, body.phone, by=citizen, now=ctx.clock.now()))
+
+
+@router.delete("/enterprise/{applicant_id}/agents/{citizen_id}", tags=["applicants"], status_code=204,
+               summary="The legal representative withdraws an agent's authority")
+async def withdraw_agent(ctx: Ctx, phone: CurrentCitizen, applicant_id: ApplicantId,
+                         citizen_id: Annotated[int, id_param("the agent's applicant id")]) -> Response:
+    await ctx.limits.hit("services_write", phone)
+    citizen = await _acting(ctx, phone, applicant_id)
+    await ctx.db.write(lambda c: accounts.withdraw(c, applicant_id, citizen_id, by=citizen, now=ctx.clock.now()))
+    return Response(status_code=204)
 
 
 # -- staff: the register ---------------------------------------------------------------------------------------

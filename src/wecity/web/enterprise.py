@@ -22,7 +22,7 @@ from wecity.core import csrf
 from wecity.core.clock import CITY_TZ
 from wecity.core.errors import NotFound, WeCityError
 from wecity.core.http import request_locale, with_retry_after
-from wecity.enterprise import appeals, benefits, catalogue, queries
+from wecity.enterprise import accounts, appeals, benefits, catalogue, queries
 from wecity.identity.applicants import Applicant, enterprises_of
 from wecity.identity.deps import OptionalStaff
 from wecity.web.i18n import gettext_for
@@ -58,11 +58,43 @@ async def home(request: Request, user: OptionalStaff) -> Response:
         return sign_in_redirect(request)
     firms = await _firms(request, citizen)
     firm = _chosen(request, firms)
-    view = None
+    view, people = None, []
     if firm is not None:
         view = await request.app.state.ctx.db.read(lambda c: queries.enterprise_home(c, firm.id, _today(request)))
+        people = await request.app.state.ctx.db.read(lambda c: accounts.agents(c, firm.id, by=citizen))
     return page(request, "web/enterprise_home.html", user=user, firms=firms, firm=firm, view=view,
-                outcome_labels=OUTCOME_LABELS)
+                outcome_labels=OUTCOME_LABELS, people=people,
+                legal_representative=any(p["me"] and p["role"] == accounts.LEGAL_REPRESENTATIVE for p in people))
+
+
+@router.post("/enterprise/{applicant_id}/agents")
+async def change_agents(request: Request, user: OptionalStaff, applicant_id: int) -> Response:
+    """The legal representative authorises an agent (phone) or withdraws one (withdraw=<citizen id>)."""
+    ctx = request.app.state.ctx
+    citizen = await _citizen(request)
+    if citizen is None:
+        return sign_in_redirect(request)
+    form = await request.form(max_files=0, max_fields=5)
+    locale = request_locale(request)
+    _ = gettext_for(locale).gettext
+    if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
+                    message=_("The form expired. Please try again."))
+    now = ctx.clock.now()
+    withdraw = str(form.get("withdraw", "")).strip()
+    phone = str(form.get("phone", "")).strip()[:20]
+    try:
+        await ctx.limits.hit("services_write", citizen.phone or str(citizen.id))
+        if withdraw.isdigit():
+            await ctx.db.write(lambda c: accounts.withdraw(c, applicant_id, int(withdraw), by=citizen, now=now))
+        else:
+            await ctx.db.write(lambda c: accounts.authorise(c, applicant_id, phone, by=citizen, now=now))
+    except WeCityError as exc:
+        if exc.status >= 500:
+            raise
+        return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title=_("Not allowed"),
+                                     message=exc.localized(locale)), exc)
+    return RedirectResponse(f"/enterprise?for={applicant_id}#agents", status_code=303)
 
 
 @router.post("/enterprise/{applicant_id}/policies/{code}/apply")

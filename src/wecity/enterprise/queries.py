@@ -32,6 +32,7 @@ from wecity.enterprise.register import (
     variables_of,
 )
 from wecity.govservice.models import applications
+from wecity.govservice.steps import STATUS_LABELS
 
 _SHOWN = ("code", "name_zh", "name_en", "department", "matter", "automatic", "valid_from", "valid_until", "basis")
 
@@ -64,6 +65,7 @@ def enterprise_home(conn: Connection, applicant_id: int, today: date) -> dict[st
                   applications.c.created_at, applications.c.finished_at)
         .where(applications.c.applicant_id == applicant_id).order_by(applications.c.id.desc()).limit(100))]
     for a in apps:
+        a["status_zh"], a["status_en"] = STATUS_LABELS.get(a["status"], (a["status"], a["status"]))
         a["created_at"] = a["created_at"].isoformat()
         a["finished_at"] = a["finished_at"].isoformat() if a["finished_at"] else None
     if found is None:

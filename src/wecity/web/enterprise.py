@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import FormData
 
 from wecity.core import csrf
 from wecity.core.clock import CITY_TZ
@@ -25,6 +27,7 @@ from wecity.core.http import request_locale, with_retry_after
 from wecity.enterprise import accounts, appeals, benefits, catalogue, queries
 from wecity.identity.applicants import Applicant, enterprises_of
 from wecity.identity.deps import OptionalStaff
+from wecity.identity.service import StaffUser
 from wecity.web.i18n import gettext_for
 from wecity.web.render import page
 from wecity.web.services import _citizen, _not_found, _over_limit, sign_in_redirect
@@ -67,38 +70,13 @@ async def home(request: Request, user: OptionalStaff) -> Response:
                 legal_representative=any(p["me"] and p["role"] == accounts.LEGAL_REPRESENTATIVE for p in people))
 
 
-@router.post("/enterprise/{applicant_id}/agents")
-async def change_agents(request: Request, user: OptionalStaff, applicant_id: int) -> Response:
-    """The legal representative authorises an agent (phone) or withdraws one (withdraw=<citizen id>)."""
-    ctx = request.app.state.ctx
-    citizen = await _citizen(request)
-    if citizen is None:
-        return sign_in_redirect(request)
-    form = await request.form(max_files=0, max_fields=5)
-    locale = request_locale(request)
-    _ = gettext_for(locale).gettext
-    if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
-        return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
-                    message=_("The form expired. Please try again."))
-    now = ctx.clock.now()
-    withdraw = str(form.get("withdraw", "")).strip()
-    phone = str(form.get("phone", "")).strip()[:20]
-    try:
-        await ctx.limits.hit("services_write", citizen.phone or str(citizen.id))
-        if withdraw.isdigit():
-            await ctx.db.write(lambda c: accounts.withdraw(c, applicant_id, int(withdraw), by=citizen, now=now))
-        else:
-            await ctx.db.write(lambda c: accounts.authorise(c, applicant_id, phone, by=citizen, now=now))
-    except WeCityError as exc:
-        if exc.status >= 500:
-            raise
-        return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title=_("Not allowed"),
-                                     message=exc.localized(locale)), exc)
-    return RedirectResponse(f"/enterprise?for={applicant_id}#agents", status_code=303)
+# What a signed-in citizen's form on an enterprise's behalf does: (citizen, form) -> the address to go to.
+Action = Callable[[Applicant, FormData], Awaitable[str]]
 
 
-@router.post("/enterprise/{applicant_id}/policies/{code}/apply")
-async def quick_apply(request: Request, user: OptionalStaff, applicant_id: int, code: str) -> Response:
+async def _citizen_action(request: Request, user: StaffUser | None, act: Action) -> Response:
+    """A form a citizen sends for an enterprise: signed in, the form's CSRF token, the citizen's rate limit,
+    then `act`; its refusals (not listed for the enterprise, bad input) as a page in the reader's language."""
     ctx = request.app.state.ctx
     citizen = await _citizen(request)
     if citizen is None:
@@ -111,8 +89,7 @@ async def quick_apply(request: Request, user: OptionalStaff, applicant_id: int, 
                     message=_("The form expired. Please try again."))
     try:
         await ctx.limits.hit("services_write", citizen.phone or str(citizen.id))
-        draft = await ctx.db.write(lambda c: benefits.quick_apply(
-            c, citizen=citizen, enterprise_applicant_id=applicant_id, policy_code=code[:64], now=ctx.clock.now()))
+        target = await act(citizen, form)
     except WeCityError as exc:
         if exc.status >= 500:
             raise
@@ -120,33 +97,52 @@ async def quick_apply(request: Request, user: OptionalStaff, applicant_id: int, 
             return _not_found(request, user)
         return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title=_("Not allowed"),
                                      message=exc.localized(locale)), exc)
-    return RedirectResponse(draft["link"], status_code=303)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/enterprise/{applicant_id}/agents")
+async def change_agents(request: Request, user: OptionalStaff, applicant_id: int) -> Response:
+    """The legal representative authorises an agent (phone) or withdraws one (withdraw=<citizen id>)."""
+    ctx = request.app.state.ctx
+
+    async def act(citizen: Applicant, form: FormData) -> str:
+        now = ctx.clock.now()
+        withdraw = str(form.get("withdraw", "")).strip()
+        phone = str(form.get("phone", "")).strip()[:20]
+        if withdraw.isdigit():
+            await ctx.db.write(lambda c: accounts.withdraw(c, applicant_id, int(withdraw), by=citizen, now=now))
+        else:
+            await ctx.db.write(lambda c: accounts.authorise(c, applicant_id, phone, by=citizen, now=now))
+        return f"/enterprise?for={applicant_id}#agents"
+
+    return await _citizen_action(request, user, act)
+
+
+@router.post("/enterprise/{applicant_id}/policies/{code}/apply")
+async def quick_apply(request: Request, user: OptionalStaff, applicant_id: int, code: str) -> Response:
+    """快申快享 from the enterprise's home or a policy's page: to the pre-filled draft."""
+    ctx = request.app.state.ctx
+
+    async def act(citizen: Applicant, form: FormData) -> str:
+        draft = await ctx.db.write(lambda c: benefits.quick_apply(
+            c, citizen=citizen, enterprise_applicant_id=applicant_id, policy_code=code[:64], now=ctx.clock.now()))
+        return str(draft["link"])
+
+    return await _citizen_action(request, user, act)
 
 
 @router.post("/enterprise/{applicant_id}/requests")
 async def file_request(request: Request, user: OptionalStaff, applicant_id: int) -> Response:
     """An enterprise 诉求 from its home page: through the one intake, then to the case's tracking page."""
     ctx = request.app.state.ctx
-    citizen = await _citizen(request)
-    if citizen is None:
-        return sign_in_redirect(request)
-    form = await request.form(max_files=0, max_fields=5)
-    locale = request_locale(request)
-    _ = gettext_for(locale).gettext
-    if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
-        return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
-                    message=_("The form expired. Please try again."))
-    try:
-        await ctx.limits.hit("services_write", citizen.phone or str(citizen.id))
+
+    async def act(citizen: Applicant, form: FormData) -> str:
         receipt = await appeals.file_request(ctx, citizen=citizen, applicant_id=applicant_id,
                                              service_code=str(form.get("service_code", ""))[:64],
                                              description=str(form.get("description", ""))[:4000])
-    except WeCityError as exc:
-        if exc.status >= 500:
-            raise
-        return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title=_("Not allowed"),
-                                     message=exc.localized(locale)), exc)
-    return RedirectResponse(f"/track/{receipt.token}?new={'merged' if receipt.merged else 'case'}", status_code=303)
+        return f"/track/{receipt.token}?new={'merged' if receipt.merged else 'case'}"
+
+    return await _citizen_action(request, user, act)
 
 
 @router.get("/policies")

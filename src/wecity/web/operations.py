@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from wecity.ai.hotspots import hotspots
 from wecity.cases.figures import WINDOW_DAYS, open_cases_geojson, overview
 from wecity.core.http import request_locale
 from wecity.identity.choices import Role
@@ -27,10 +28,11 @@ async def operations(request: Request, user: OptionalStaff) -> Response:
     ctx = request.app.state.ctx
     now = ctx.clock.now()
     figures = await ctx.db.read(lambda conn: overview(conn, now))
+    hot = await ctx.db.read(lambda conn: hotspots(conn, now=now, days=WINDOW_DAYS))
     _ = gettext_for(request_locale(request)).gettext
     labels = {code: _(label) for code, label in STATUS_LABELS.items()}
     return page(request, "web/operations.html", user=user, figures=figures, window=WINDOW_DAYS,
-                statuses_translated=labels)
+                statuses_translated=labels, hot=hot)
 
 
 @router.get("/ops/open-cases.geojson")

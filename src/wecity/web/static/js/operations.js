@@ -16,6 +16,20 @@
       return fetch(element.getAttribute("data-cases-url"), { credentials: "same-origin" })
         .then(function (response) { return response.json(); })
         .then(function (collection) {
+          var hot = document.getElementById("hotspot-data");
+          if (hot) {
+            // Significant hot spots under the cases: outlined cells, the darker the stronger (Gi*).
+            L.geoJSON(JSON.parse(hot.textContent), {
+              style: function (feature) {
+                var z = feature.properties.gi_star;
+                return { color: "#b3261e", weight: 2, fillColor: "#b3261e", fillOpacity: Math.min(0.15 + z / 20, 0.45) };
+              },
+              onEachFeature: function (feature, layer) {
+                layer.bindTooltip(element.getAttribute("data-hotspot-label") + " · " + feature.properties.cases +
+                  " · Gi* " + feature.properties.gi_star.toFixed(2));
+              }
+            }).addTo(result.map);
+          }
           var points = L.geoJSON(collection, {
             pointToLayer: function (feature, latlng) {
               var p = feature.properties;

@@ -1,0 +1,137 @@
+"""Hot spots: Gi* on H3 cells with the false-discovery-rate correction finds a cluster built into the data,
+and finds nothing in cases spread at random over the same districts."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from datetime import timedelta
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from wecity.ai.hotspots import benjamini_hochberg, gi_star, hotspots
+from wecity.cases.models import cases, categories
+from wecity.geo.models import areas
+
+from ..conftest import City
+
+WUYI = (28.1960, 112.9770)  # 五一广场, 芙蓉区
+
+
+def _cases(city: City, points: list[tuple[float, float]], category: str = "pothole") -> None:
+    now = city.clock.now()
+
+    def add(conn: sa.Connection) -> None:
+        furong = conn.execute(sa.select(areas.c.id).where(areas.c.name_zh == "芙蓉区")).scalar_one()
+        dept = conn.execute(sa.select(categories.c.department_id).where(categories.c.code == category)).scalar_one()
+        conn.execute(cases.insert(), [{
+            "category_code": category, "status": "dispatched", "department_id": dept, "area_id": furong,
+            "lat": lat, "long": lon, "description": "测试", "source": "citizen",
+            "created_at": now - timedelta(days=i % 20), "updated_at": now} for i, (lat, lon) in enumerate(points)])
+
+    city.db.write_sync(add)
+
+
+def _spread(city: City, rng: random.Random, n: int) -> list[tuple[float, float]]:
+    """n cases at random over the whole of 芙蓉区 (the study area), a random cell's centre each."""
+    import h3
+
+    outline = city.db.read_sync(lambda c: c.execute(sa.select(areas.c.geometry).where(
+        areas.c.name_zh == "芙蓉区")).scalar_one())
+    cells = sorted(h3.geo_to_cells(outline, 8))
+    return [h3.cell_to_latlng(rng.choice(cells)) for _ in range(n)]
+
+
+def test_gi_star_is_the_textbook_statistic_on_a_small_grid() -> None:
+    import h3
+
+    centre = h3.latlng_to_cell(*WUYI, 8)
+    cells = sorted(h3.grid_disk(centre, 3))
+    counts = Counter({centre: 10, **{c: 1 for c in h3.grid_ring(centre, 2)}})
+    z, p = gi_star(cells, counts)
+    x = np.array([counts.get(c, 0) for c in cells], float)
+    n, mean = len(x), x.mean()
+    s = np.sqrt((x ** 2).mean() - mean ** 2)
+    i = cells.index(centre)
+    neighbours = [cells.index(c) for c in h3.grid_disk(centre, 1)]
+    expected = (x[neighbours].sum() - mean * 7) / (s * np.sqrt((n * 7 - 49) / (n - 1)))
+    assert z[i] == pytest.approx(expected)
+    assert p[i] == pytest.approx(2 * (1 - 0.5 * (1 + math.erf(abs(expected) / math.sqrt(2)))))
+
+
+def test_benjamini_hochberg_q_values() -> None:
+    q = benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.2]))
+    assert q.tolist() == pytest.approx([0.04, 0.04 * 4 / 3 * 3 / 4 * 4 / 3, 0.04 * 4 / 3 * 3 / 4 * 4 / 3, 0.2])
+    assert (q >= np.array([0.01, 0.04, 0.03, 0.2])).all()
+
+
+def test_on_cases_spread_at_random_hot_spots_are_rare(city: City) -> None:
+    """The complete null: cases dropped at random over the study area. The false-discovery-rate correction
+    promises at most 5% of such cities with any hot spot; with sparse counts the normal approximation of Gi*
+    is a little generous (docs/ai.md), so the bound for 80 cases is 10%."""
+    import h3
+
+    outline = city.db.read_sync(lambda c: c.execute(sa.select(areas.c.geometry).where(
+        areas.c.name_zh == "芙蓉区")).scalar_one())
+    cells = sorted(h3.geo_to_cells(outline, 8))
+    for n, bound in ((80, 0.10), (300, 0.05)):
+        with_hot_spots = 0
+        for seed in range(200):
+            rng = random.Random(seed)
+            z, p = gi_star(cells, Counter(rng.choice(cells) for _ in range(n)))
+            with_hot_spots += bool(((benjamini_hochberg(p) <= 0.05) & (z > 0)).any())
+        assert with_hot_spots / 200 <= bound, (n, with_hot_spots)
+
+
+def test_a_cluster_built_into_the_cases_is_the_hot_spot(city: City) -> None:
+    import h3
+
+    rng = random.Random(4)
+    _cases(city, _spread(city, rng, 300))
+    # A neighbourhood of about a kilometre with 60 more: Gi* looks at a cell with its six neighbours, so a
+    # cluster is found at that scale (25 cases in one cell alone, over this background, are not).
+    _cases(city, [(WUYI[0] + rng.uniform(-0.004, 0.004), WUYI[1] + rng.uniform(-0.004, 0.004)) for _ in range(60)])
+    found = city.db.read_sync(lambda c: hotspots(c, now=city.clock.now(), days=30, category="pothole"))
+    assert found["method"]["cases"] == 360 and found["method"]["cells"] > 40
+    centre = h3.latlng_to_cell(*WUYI, 8)
+    hot = {f["id"]: f["properties"] for f in found["features"]}
+    assert centre in hot and hot[centre]["q"] <= 0.05
+    # Gi* is a neighbourhood's statistic: the strongest cell is the cluster's or one touching it.
+    assert found["features"][0]["id"] in h3.grid_disk(centre, 1)
+    # Another category: nothing.
+    assert city.db.read_sync(lambda c: hotspots(c, now=city.clock.now(), category="noise"))["features"] == []
+
+
+def test_the_hotspots_api_is_for_staff(city: City) -> None:
+    from wecity.identity.models import users
+    from wecity.identity.service import start_session
+
+    from ..conftest import make_client
+
+    token = city.db.write_sync(lambda c: start_session(c, c.execute(sa.select(users.c.id).where(
+        users.c.username == "chengguan")).scalar_one(), city.clock.now()))
+    with make_client(city) as client:
+        assert client.get("/api/v1/ai/hotspots").status_code == 401
+        answer = client.get("/api/v1/ai/hotspots", params={"days": 7}, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200 and answer.json()["type"] == "FeatureCollection"
+        assert answer.json()["method"]["days"] == 7
+        assert client.get("/api/v1/ai/hotspots", params={"days": 0},
+                          headers={"Authorization": f"Bearer {token}"}).status_code in (400, 422)
+
+
+def test_the_operations_page_shows_hot_spots_with_their_method(city: City) -> None:
+    from ..conftest import make_client
+    from ..web.conftest import log_in
+
+    rng = random.Random(4)
+    _cases(city, _spread(city, rng, 300))
+    _cases(city, [(WUYI[0] + rng.uniform(-0.004, 0.004), WUYI[1] + rng.uniform(-0.004, 0.004)) for _ in range(60)])
+    with make_client(city) as client:
+        log_in(client, "supervisor")
+        zh = client.get("/ops", headers={"Accept-Language": "zh-CN"}).text
+        assert "近 30 天的热点" in zh and "Getis-Ord Gi*" in zh and 'id="hotspot-table"' in zh
+        en = client.get("/ops", headers={"Accept-Language": "en"}).text
+        assert "false-discovery rate" in en and "Hot spot" in en

@@ -1,8 +1,10 @@
 """Hot spots: where cases cluster more than chance would put them, per category and period.
 
 Cases are counted on H3 cells (resolution 8 by default: cells of about 0.74 km², edges of about 460 m).
-The study area is every cell of the districts where the period has cases, empty cells included, so that a
-cell is compared with the whole of its districts and not only with places that had cases. Each cell's
+The study area is every cell within the convex hull of the period's cases, empty cells included: a cell is
+compared with the whole extent over which cases were reported, not only with places that had one, and not
+with the empty countryside of a large district either (against which the whole built-up city would be one
+hot spot: the first version, on the districts' outlines, showed exactly that on the demo). Each cell's
 Getis-Ord Gi* (Ord and Getis 1995) compares the count of the cell and its six neighbours (binary weights,
 the cell itself included) with what the mean over the study area would give:
 
@@ -30,20 +32,20 @@ import h3
 import numpy as np
 import sqlalchemy as sa
 from scipy.stats import norm
+from shapely.geometry import MultiPoint, mapping
 from sqlalchemy.engine import Connection
 
 from wecity.cases.models import cases
-from wecity.geo.models import areas
 
 RESOLUTION = 8
 ALPHA = 0.05
 MAX_DAYS = 366
 METHOD = {
     "zh": "H3 六边形网格（{res} 级）计数；Getis-Ord Gi* 局部统计（本格及相邻 6 格）；正态近似的双侧 p 值经 "
-          "Benjamini-Hochberg 错误发现率校正，q ≤ {alpha} 且 Gi* > 0 为热点。研究区为本期有案件的区县的全部网格。",
+          "Benjamini-Hochberg 错误发现率校正，q ≤ {alpha} 且 Gi* > 0 为热点。研究区为本期案件凸包内的全部网格。",
     "en": "Counts on H3 cells (resolution {res}); Getis-Ord Gi* (each cell with its 6 neighbours); two-sided "
           "p-values from the normal approximation, corrected for the false-discovery rate (Benjamini-Hochberg): a hot "
-          "spot has q <= {alpha} and Gi* > 0. The study area is every cell of the districts with cases in the period.",
+          "spot has q <= {alpha} and Gi* > 0. The study area is every cell within the convex hull of the period's cases.",
 }
 
 
@@ -92,10 +94,14 @@ def gi_star(cells: list[str], counts: Counter[str]) -> tuple[np.ndarray, np.ndar
     return z, 2 * norm.sf(np.abs(z))
 
 
-def _study_area(conn: Connection, area_ids: set[int], resolution: int) -> list[str]:
-    cells: set[str] = set()
-    for (geometry,) in conn.execute(sa.select(areas.c.geometry).where(areas.c.id.in_(area_ids))):
-        cells.update(h3.geo_to_cells(geometry, resolution))
+def _study_area(points: list[tuple[float, float]], resolution: int) -> list[str]:
+    """The cells within the convex hull of the points (lat, long), and every cell holding one."""
+    cells = {h3.latlng_to_cell(lat, lon, resolution) for lat, lon in points}
+    hull = MultiPoint([(lon, lat) for lat, lon in points]).convex_hull if len(points) >= 3 else None
+    if hull is not None and hull.geom_type == "Polygon":
+        cells.update(h3.geo_to_cells(mapping(hull), resolution))
+    else:  # one or two places, or all on a line: their neighbourhoods
+        cells = {n for c in cells for n in h3.grid_disk(c, 1)}
     return sorted(cells)
 
 
@@ -104,16 +110,14 @@ def hotspots(conn: Connection, *, now: datetime, days: int = 30, category: str |
     """The significant hot spots of the last `days` days (of one category, or all) as GeoJSON, with the
     method, the study area's size and every cell's figures."""
     since = now - timedelta(days=days)
-    query = sa.select(cases.c.lat, cases.c.long, cases.c.area_id).where(
+    query = sa.select(cases.c.lat, cases.c.long).where(
         cases.c.created_at >= since, cases.c.created_at <= now, cases.c.lat.is_not(None),
         cases.c.merged_into_id.is_(None))
     if category:
         query = query.where(cases.c.category_code == category)
-    points = conn.execute(query).all()
-    counts: Counter[str] = Counter(h3.latlng_to_cell(p.lat, p.long, resolution) for p in points)
-    study = _study_area(conn, {p.area_id for p in points if p.area_id is not None}, resolution)
-    known = set(study)
-    study.extend(sorted(c for c in counts if c not in known))  # cases just outside a district's outline
+    points = [(float(r.lat), float(r.long)) for r in conn.execute(query)]
+    counts: Counter[str] = Counter(h3.latlng_to_cell(lat, lon, resolution) for lat, lon in points)
+    study = _study_area(points, resolution)
     z, p = gi_star(study, counts)
     q = benjamini_hochberg(p)
     hot = [Cell(c, counts.get(c, 0), float(z[i]), float(p[i]), float(q[i]))

@@ -30,8 +30,10 @@ def test_automatic_grant_end_to_end(policy_city: City) -> None:
     incomplete = {**COMPLETE, "credit_code": uscc("91430102MA4T00001"),
                   "facts": {k: v for k, v in COMPLETE["facts"].items() if k != "layoff_rate"}}
     firm = city.db.write_sync(lambda c: register.save_enterprise(c, incomplete, now=now))[0]
-    report = city.db.write_sync(lambda c: matching.match_pending(c, now=now))
-    assert report.enterprises == 1
+    # The runner's first runs: the two policies just imported, each over the register (one a run), then the
+    # enterprise, new since, against every policy.
+    runs = [city.db.write_sync(lambda c: matching.match_pending(c, now=now)) for _ in range(4)]
+    assert [(r.policies, r.enterprises) for r in runs] == [(1, 1), (1, 1), (2, 1), (0, 0)]
     assert _outcome(city, firm, "t-wengang") == ("unknown", None, ["layoff_rate"])
     assert city.db.write_sync(lambda c: matching.grant_pending(c, now=now, key_dir=city.settings.var_dir)) == 0
 
@@ -136,3 +138,33 @@ def test_matching_again_with_nothing_changed_writes_nothing(policy_city: City) -
     again = city.db.write_sync(lambda c: matching.match_all(c, now=now))
     assert (again.written, again.removed, again.newly_eligible) == (0, 0, 0)
     assert again.outcomes == first.outcomes
+
+
+def test_a_changed_policy_is_matched_over_the_register_one_chunk_a_transaction(policy_city: City, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from wecity.enterprise.catalogue import import_policies
+    from wecity.enterprise.models import policies
+
+    from .conftest import POLICIES, RETENTION
+
+    city = policy_city
+    now = city.clock.now()
+    firms = [city.db.write_sync(lambda c, n=n: register.save_enterprise(
+        c, {**COMPLETE, "credit_code": uscc(f"91430102MA4T0020{n}")}, now=now))[0] for n in range(3)]
+    city.db.write_sync(lambda c: matching.match_all(c, now=now))
+    assert all(_outcome(city, f, "t-wengang") is not None for f in firms)
+    stricter = {**RETENTION, "conditions": [*RETENTION["conditions"][:1], {
+        **RETENTION["conditions"][1], "rule": "layoff_rate <= 0.01"}, *RETENTION["conditions"][2:]]}
+    city.db.write_sync(lambda c: import_policies(c, {**POLICIES, "policies": [stricter, POLICIES["policies"][1]]},
+                                                 now=now, actor="test"))
+    monkeypatch.setattr(matching, "REMATCH_CHUNK", 2)
+    first = city.db.write_sync(lambda c: matching.match_pending(c, now=now))
+    assert (first.enterprises, first.removed) == (2, 2)
+    cursor = city.db.read_sync(lambda c: c.execute(sa.select(policies.c.match_cursor, policies.c.matched_version)
+                                                   .where(policies.c.code == "t-wengang")).one())
+    assert cursor == (firms[1], 1)  # half way: still matched against version 1
+    second = city.db.write_sync(lambda c: matching.match_pending(c, now=now))
+    assert (second.enterprises, second.removed) == (1, 1)
+    done = city.db.read_sync(lambda c: c.execute(sa.select(policies.c.match_cursor, policies.c.matched_version)
+                                                 .where(policies.c.code == "t-wengang")).one())
+    assert done == (None, 2)
+    assert all(_outcome(city, f, "t-wengang") is None for f in firms)

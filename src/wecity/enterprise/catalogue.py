@@ -71,7 +71,8 @@ def import_policies(conn: Connection, document: Any, *, now: datetime, actor: st
             counts["added"] += 1
         elif _canonical(row.document) != _canonical(p):
             version = row.version + 1
-            conn.execute(policies.update().where(policies.c.code == p["code"]).values(version=version, **columns))
+            conn.execute(policies.update().where(policies.c.code == p["code"]).values(version=version, match_cursor=None,
+                                                                                      **columns))
             counts["changed"] += 1
         else:
             counts["unchanged"] += 1

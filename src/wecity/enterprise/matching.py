@@ -37,6 +37,7 @@ from wecity.identity.models import applicant_agents
 
 log = logging.getLogger(__name__)
 PENDING_BATCH = 500       # enterprises per incremental run
+REMATCH_CHUNK = 10_000    # enterprises per transaction when the register is matched against a changed policy
 GRANT_BATCH = 50          # 免申即享 grants per transaction
 
 
@@ -59,7 +60,7 @@ def local_day(now: datetime) -> date:
 
 
 def match(conn: Connection, rows: Sequence[dict[str, Any]], chosen: Sequence[Policy], *, now: datetime,
-          whole_register: bool = False) -> MatchReport:
+          whole_register: bool = False, id_range: tuple[int, int | None] | None = None) -> MatchReport:
     """Evaluate `chosen` over the enterprises `rows` (register_rows) and keep what changed."""
     day = local_day(now)
     report = MatchReport(enterprises=len(rows), policies=len(chosen))
@@ -79,12 +80,12 @@ def match(conn: Connection, rows: Sequence[dict[str, Any]], chosen: Sequence[Pol
         report.outcomes["ineligible"] += int(counts[0])
         report.outcomes["eligible"] += int(counts[1])
         report.outcomes["unknown"] += int(counts[2])
-        _keep(conn, p, ids, outcomes, now=now, report=report, whole_register=whole_register)
+        _keep(conn, p, ids, outcomes, now=now, report=report, whole_register=whole_register, id_range=id_range)
     return report
 
 
 def _keep(conn: Connection, p: Policy, ids: np.ndarray, outcomes: Any, *, now: datetime, report: MatchReport,
-          whole_register: bool) -> None:
+          whole_register: bool, id_range: tuple[int, int | None] | None = None) -> None:
     """Bring `policy_matches` for policy `p` and the enterprises `ids` (ascending) in step with `outcomes`.
 
     Written for the whole register at once (2 million outcomes in the benchmark): only enterprises that
@@ -97,7 +98,12 @@ def _keep(conn: Connection, p: Policy, ids: np.ndarray, outcomes: Any, *, now: d
     query = sa.select(policy_matches.c.enterprise_id, policy_matches.c.outcome, policy_matches.c.amount,
                       sa.cast(policy_matches.c.missing, sa.Text), policy_matches.c.policy_version
                       ).where(policy_matches.c.policy_code == p.code)
-    if not whole_register:
+    if id_range is not None:  # a chunk of the register: every enterprise with an id in (after, up to]
+        after, up_to = id_range
+        query = query.where(policy_matches.c.enterprise_id > after)
+        if up_to is not None:
+            query = query.where(policy_matches.c.enterprise_id <= up_to)
+    elif not whole_register:
         query = query.where(policy_matches.c.enterprise_id.in_(ids.tolist()))
     before = {r[0]: r for r in conn.execute(query)}
     # Per combination of missing variables: the value to bind, and the text both databases store for it
@@ -181,16 +187,25 @@ def match_all(conn: Connection, *, now: datetime, codes: Sequence[str] | None = 
 
 
 def match_pending(conn: Connection, *, now: datetime) -> MatchReport:
-    """The incremental run: policies whose version moved on, over the whole register; then enterprises
-    whose data moved on (a batch of them), against every policy."""
+    """The incremental run, one transaction's worth: the next chunk of the register for a policy whose
+    version moved on (its cursor says where it stands); else enterprises whose data moved on (a batch of
+    them), against every policy."""
     day = local_day(now)
-    stale = [r.code for r in conn.execute(sa.select(policies.c.code).where(
-        policies.c.active, policies.c.matched_version < policies.c.version))]
-    report = MatchReport()
-    if stale:
-        report = match_all(conn, now=now, codes=stale)
+    stale = conn.execute(sa.select(policies.c.code, policies.c.version, policies.c.match_cursor).where(
+        policies.c.active, policies.c.matched_version < policies.c.version).order_by(policies.c.code)).first()
+    if stale is not None:
+        after = stale.match_cursor or 0
+        rows = register_rows(conn, enterprises.c.id > after, limit=REMATCH_CHUNK)
+        last = len(rows) < REMATCH_CHUNK
+        policy = catalogue.load(conn, stale.code, day)
+        report = match(conn, rows, [policy], now=now,
+                       id_range=(after, None if last else rows[-1]["id"]))
+        report.policies = 1
+        conn.execute(policies.update().where(policies.c.code == stale.code, policies.c.version == stale.version).values(
+            **({"matched_version": stale.version, "match_cursor": None} if last else {"match_cursor": rows[-1]["id"]})))
         return report
-    changed = register_rows(conn, enterprises.c.matched_version < enterprises.c.data_version)[:PENDING_BATCH]
+    changed = register_rows(conn, enterprises.c.matched_version < enterprises.c.data_version, limit=PENDING_BATCH)
+    report = MatchReport()
     if changed:
         report = match(conn, changed, catalogue.load_all(conn, day), now=now)
         ids = [r["id"] for r in changed]

@@ -67,6 +67,9 @@ policies = sa.Table(
     # The version the register was last matched against (below `version`: a match over the whole register
     # is due).
     sa.Column("matched_version", sa.Integer, nullable=False, default=0),
+    # While the register is matched against a new version chunk by chunk (one transaction each, so that a
+    # city's writers are not held up): the last enterprise id done.
+    sa.Column("match_cursor", sa.Integer),
     info=INFO,
 )
 

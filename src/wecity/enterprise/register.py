@@ -368,8 +368,9 @@ _REGISTER_COLUMNS = (enterprises.c.id, enterprises.c.credit_code, enterprises.c.
                      enterprises.c.size_class, enterprises.c.certificates, enterprises.c.tags, enterprises.c.facts)
 
 
-def register_rows(conn: Connection, where: Any = None) -> list[dict[str, Any]]:
-    query = sa.select(*_REGISTER_COLUMNS).order_by(enterprises.c.id)
+def register_rows(conn: Connection, where: Any = None, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """The register's rows as the evaluators read them, in id order (all, or those `where` selects)."""
+    query = sa.select(*_REGISTER_COLUMNS).order_by(enterprises.c.id).limit(limit)
     if where is not None:
         query = query.where(where)
     return [dict(r._mapping) for r in conn.execute(query)]

@@ -135,3 +135,22 @@ def test_the_operations_page_shows_hot_spots_with_their_method(city: City) -> No
         assert "近 30 天的热点" in zh and "Getis-Ord Gi*" in zh and 'id="hotspot-table"' in zh
         en = client.get("/ops", headers={"Accept-Language": "en"}).text
         assert "false-discovery rate" in en and "Hot spot" in en
+
+
+def test_the_operations_page_filters_hot_spots_by_category_and_period(city: City) -> None:
+    from ..conftest import make_client
+    from ..web.conftest import log_in
+
+    rng = random.Random(4)
+    _cases(city, _spread(city, rng, 300))
+    _cases(city, [(WUYI[0] + rng.uniform(-0.004, 0.004), WUYI[1] + rng.uniform(-0.004, 0.004)) for _ in range(60)])
+    with make_client(city) as client:
+        log_in(client, "supervisor")
+        potholes = client.get("/ops", params={"hot_category": "pothole", "hot_days": "30"},
+                              headers={"Accept-Language": "en"}).text
+        assert 'id="hotspot-table"' in potholes and '<option value="pothole" selected>' in potholes
+        noise = client.get("/ops", params={"hot_category": "noise", "hot_days": "7"}, headers={"Accept-Language": "en"}).text
+        assert 'id="no-hotspots"' in noise and "Hot spots, last 7 days" in noise
+        # Anything else is the default: all categories, 30 days.
+        odd = client.get("/ops", params={"hot_category": "<x>", "hot_days": "999"}, headers={"Accept-Language": "en"})
+        assert odd.status_code == 200 and "Hot spots, last 30 days" in odd.text

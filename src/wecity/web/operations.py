@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from wecity.ai.hotspots import hotspots
+from wecity.cases.categories import list_categories
 from wecity.cases.figures import WINDOW_DAYS, open_cases_geojson, overview
 from wecity.core.http import request_locale
 from wecity.identity.choices import Role
@@ -15,6 +16,7 @@ from wecity.web.render import STATUS_LABELS, page
 from wecity.web.views import login_redirect, require_supervisor
 
 router = APIRouter(include_in_schema=False)
+HOTSPOT_PERIODS = ("7", "30", "90")
 
 
 @router.get("/ops")
@@ -28,11 +30,18 @@ async def operations(request: Request, user: OptionalStaff) -> Response:
     ctx = request.app.state.ctx
     now = ctx.clock.now()
     figures = await ctx.db.read(lambda conn: overview(conn, now))
-    hot = await ctx.db.read(lambda conn: hotspots(conn, now=now, days=WINDOW_DAYS))
+    # Hot spots of one category or all, over the period chosen (the form under the map; the URL keeps them).
+    known = {c.code: c for c in await ctx.db.read(list_categories)}
+    category = request.query_params.get("hot_category") or None
+    category = category if category in known else None
+    period = request.query_params.get("hot_days", "")
+    days = int(period) if period in HOTSPOT_PERIODS else WINDOW_DAYS
+    hot = await ctx.db.read(lambda conn: hotspots(conn, now=now, days=days, category=category))
     _ = gettext_for(request_locale(request)).gettext
     labels = {code: _(label) for code, label in STATUS_LABELS.items()}
     return page(request, "web/operations.html", user=user, figures=figures, window=WINDOW_DAYS,
-                statuses_translated=labels, hot=hot)
+                statuses_translated=labels, hot=hot, hot_categories=list(known.values()), hot_category=category,
+                hot_days=days, hot_periods=HOTSPOT_PERIODS)
 
 
 @router.get("/ops/open-cases.geojson")

@@ -1,14 +1,21 @@
-"""HTTP API of the AI platform under /api/v1/ai: hot spots (for staff; the operations page draws them)."""
+"""HTTP API of the AI platform under /api/v1/ai: category suggestion (anyone, rate-limited: the report
+form asks as the citizen types), the model cards and retraining (administrators), hot spots (staff)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 
+from wecity.ai import training
 from wecity.ai.hotspots import ALPHA, MAX_DAYS, RESOLUTION, hotspots
-from wecity.core.http import Ctx
+from wecity.ai.suggest import MAX_TEXT, ModelCache, suggest
+from wecity.core.errors import PermissionDenied
+from wecity.core.http import Ctx, client_address
+from wecity.identity.choices import Role
 from wecity.identity.deps import CurrentStaff
+from wecity.identity.service import StaffUser
 
 router = APIRouter(prefix="/api/v1/ai", tags=["ai"])
 
@@ -23,3 +30,41 @@ async def get_hotspots(ctx: Ctx, user: CurrentStaff,
     now = ctx.clock.now()
     return await ctx.db.read(lambda c: hotspots(c, now=now, days=days, category=category, resolution=resolution,
                                                 alpha=alpha))
+
+
+class SuggestIn(BaseModel):
+    description: str = Field(max_length=MAX_TEXT)
+    k: int = Field(default=3, ge=1, le=10)
+
+
+def _cache(ctx: Any) -> ModelCache:
+    found = ctx.services.get("ai_model_cache")
+    if found is None:
+        found = ctx.services["ai_model_cache"] = ModelCache()
+    return found  # type: ignore[no-any-return]
+
+
+@router.post("/suggest", summary="The likeliest categories for a description, with calibrated probabilities, and "
+             "whether the first is sure enough to route without a person")
+async def post_suggest(request: Request, ctx: Ctx, body: SuggestIn) -> dict[str, Any]:
+    await ctx.limits.hit("ai_suggest", client_address(request) or "-")
+    cache, var_dir = _cache(ctx), ctx.settings.var_dir
+    return await ctx.db.read(lambda c: suggest(c, cache, var_dir, body.description, k=body.k))
+
+
+def _admin(user: StaffUser) -> None:
+    if not user.has(Role.ADMIN):
+        raise PermissionDenied("for administrators", message_zh="仅限管理员", code="ai.not_allowed")
+
+
+@router.get("/models", summary="The category model's versions with their model cards (administrators)")
+async def get_models(ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
+    _admin(user)
+    return {"models": await ctx.db.read(training.model_cards)}
+
+
+@router.post("/train", summary="Train a new version on the city's cases now; it serves only if better on the "
+             "held-back cases (administrators)")
+async def post_train(ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
+    _admin(user)
+    return await training.train_async(ctx, by=f"user:{user.username}")

@@ -22,6 +22,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from wecity.ai.training import train_sync
+    from wecity.core.commands import opened
+
+    with opened() as ctx:
+        card = train_sync(ctx.db, var_dir=Path(ctx.settings.var_dir), now=ctx.clock.now(), by="cli")
+    m = card["metrics"]
+    print(f"model v{card['version']}: {card['state']}; held-back cases {card['rows_holdout']}, macro-F1 "
+          f"{m['macro_f1']}, top-3 {m['top3']} / 模型 v{card['version']}："
+          f"{'已启用' if card['state'] == 'serving' else '未启用（不优于在用模型）'}")
+    print(json.dumps({k: card[k] for k in ("version", "state", "metrics", "serving_metrics")}, ensure_ascii=False))
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     ai = sub.add_parser("ai", help="the AI platform / 智能中台").add_subparsers(dest="ai_command", required=True)
     ev = ai.add_parser("evaluate", help="train the report classifier and a baseline on a labelled CSV and score "
@@ -35,3 +52,6 @@ def add_commands(sub: Any) -> None:
     ev.add_argument("--split", metavar="COL", help="rows saying `train` train, the others test; without it a "
                                                    "stratified 80/20 split, seed 42 / 划分列")
     ev.set_defaults(func=cmd_evaluate)
+    tr = ai.add_parser("train", help="train the category model on the city's cases; it serves only if better on "
+                                     "the held-back cases / 用本市案件训练类别模型")
+    tr.set_defaults(func=cmd_train)

@@ -1,10 +1,26 @@
-"""What the AI platform plugs into an app: for now only the `wecity ai` commands."""
+"""What the AI platform plugs into an app: the daily retrain of the category model and the `wecity ai`
+commands."""
 
 from __future__ import annotations
 
+import logging
+
 from wecity.ai import commands
+from wecity.core.context import AppContext
 from wecity.core.registry import Registry
+
+log = logging.getLogger(__name__)
+RETRAIN_SECONDS = 24 * 3600.0
+
+
+async def retrain(ctx: AppContext) -> None:
+    from wecity.ai.training import train_async
+
+    card = await train_async(ctx, by="runner")
+    log.info("category model trained", extra={"fields": {"version": card["version"], "state": card["state"],
+                                                         "macro_f1": card["metrics"]["macro_f1"]}})
 
 
 def wire(registry: Registry) -> None:
+    registry.add_periodic("ai.retrain", RETRAIN_SECONDS, retrain)
     registry.add_commands(commands.add_commands)

@@ -233,6 +233,16 @@ async def transfer(request: Request, ctx: Ctx, user: CurrentStaff, case_id: Case
     return await _act(request, ctx, user, case_id, engine.transfer, department_id, note=body.note)
 
 
+class CategoryIn(BaseModel):
+    category_code: str = Field(min_length=1, max_length=64)
+    note: str | None = Field(default=None, max_length=4000)
+
+
+@router.post("/cases/{case_id}/recategorise", summary="改类: file the case under the right category (dispatch centre)")
+async def recategorise(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: CategoryIn) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, engine.recategorise, body.category_code, note=body.note)
+
+
 @router.post("/cases/{case_id}/merge", summary="并单: fold this case into another")
 async def merge(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: MergeIn) -> dict[str, Any]:
     await _act(request, ctx, user, case_id, engine.merge, body.into_case_id)

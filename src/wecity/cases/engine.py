@@ -78,7 +78,7 @@ def _require_state(case: Any, allowed: tuple[CaseStatus, ...], action: str) -> N
 
 _ACTION_ZH = {"acknowledge": "签收", "return": "退单", "dispatch": "派遣", "start": "开始处置", "resolve": "办结",
               "verify": "核查", "reject": "核查不通过", "close": "结案", "reopen": "重新打开", "transfer": "转办",
-              "merge": "并单", "rate": "评价", "note": "备注"}
+              "merge": "并单", "rate": "评价", "note": "备注", "recategorise": "改类"}
 
 
 def _require_department_handler(actor: Actor, case: Any) -> None:
@@ -281,6 +281,34 @@ def transfer(conn: Connection, case_id: int, department_id: int, actor: Actor, n
           values={"department_id": department_id, "assignee_id": None, **_restart_clocks(conn, case, now)},
           detail={"from_department_id": case.department_id})
     notifications.case_dispatched(conn, case_id=case_id, now=now)
+
+
+def recategorise(conn: Connection, case_id: int, category_code: str, actor: Actor, now: datetime,
+                 note: str | None = None) -> None:
+    """改类: the dispatch centre files a case under the right category (a handler returned it as the wrong
+    one, or it was misfiled at intake). The corrected category is what the category model learns from
+    (wecity.ai.training); the case keeps its status, and a dispatcher dispatches it as usual."""
+    _require_role(actor, Role.DISPATCHER)
+    case = _case(conn, case_id)
+    _require_state(case, (CaseStatus.SUBMITTED, CaseStatus.RETURNED, CaseStatus.DISPATCHED), "recategorise")
+    try:
+        category = get_category(conn, category_code)
+    except NotFound:
+        raise ValidationFailed(f"no category {category_code!r}", message_zh=f"没有类别 {category_code}",
+                               code="case.category") from None
+    if not category.active or category.code == case.category_code:
+        raise ValidationFailed("choose another active category", message_zh="请选择另一个有效类别", code="case.category")
+    changed = conn.execute(cases.update().where(cases.c.id == case.id, cases.c.status == case.status,
+                                                cases.c.category_code == case.category_code)
+                           .values(category_code=category.code, updated_at=now)).rowcount
+    if changed != 1:
+        raise InvalidTransition("the case changed meanwhile; reload and try again",
+                                message_zh="案件状态已被他人更新，请刷新后重试", code="case.concurrent_change")
+    detail = {"from": case.category_code, "to": category.code}
+    add_event(conn, case.id, at=now, event="recategorised", actor=actor.id, actor_name=actor.name, channel=actor.channel,
+              from_status=case.status, to_status=case.status, department_id=case.department_id, note=note,
+              public=False, detail=detail)
+    _audit(conn, actor, "recategorised", case.id, now, detail=detail)
 
 
 def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: datetime) -> None:

@@ -1,0 +1,29 @@
+"""Tables of the AI platform: the versions of the category model, each with its model card."""
+
+import sqlalchemy as sa
+
+from wecity.core.db import metadata
+from wecity.core.types import UTCDateTime
+
+INFO = {"domain": "ai"}
+
+# Every model trained, kept: its figures on the slice held back from training, the serving model's figures
+# on the same slice at the time, and whether it replaced it. The model itself is a file under the var
+# directory (`file`, relative to it), written by the platform and read only by it.
+ai_models = sa.Table(
+    "ai_models", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),          # category
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("trained_at", UTCDateTime, nullable=False),
+    sa.Column("trained_by", sa.String(200), nullable=False),   # the runner's schedule, or who asked
+    sa.Column("rows_train", sa.Integer, nullable=False),
+    sa.Column("rows_holdout", sa.Integer, nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),              # the categories it knows
+    sa.Column("metrics", sa.JSON, nullable=False),             # top1, top3, macro_f1, per category, on the holdout
+    sa.Column("serving_metrics", sa.JSON),                     # the serving model's, on the same holdout
+    sa.Column("state", sa.String(12), nullable=False),         # serving | retired | rejected
+    sa.Column("file", sa.String(300), nullable=False),
+    sa.UniqueConstraint("kind", "version"),
+    info=INFO,
+)

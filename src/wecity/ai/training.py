@@ -1,0 +1,177 @@
+"""The category model learns from the city's own cases, and only replaces the serving model when better.
+
+Training rows are the cases' descriptions (the first report's text and the case's) with the category each
+case has **now**: when a handler returns a case as the wrong category and the dispatch centre re-files it,
+or a dispatcher re-dispatches it, the corrected category is the label the next model learns. A new city
+without history starts from its categories' names and keywords, and from `wecity ai import-history`.
+
+Each training holds back a stratified fifth of the cases (seed 42), fits on the rest, and scores the new
+model and the serving one on the same held-back rows (top-1, top-3, macro-F1, per category). The new
+model serves only when its macro-F1 there is higher; either way it is kept, with its figures (the model
+card), in `ai_models`. The runner retrains daily (`ai.retrain`); `wecity ai train` does it on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from wecity.ai.models import ai_models
+from wecity.ai.splits import stratified_split
+from wecity.cases.models import cases, categories, reports
+
+KIND = "category"
+MIN_ROWS = 20          # below this the city has too little history to hold any back
+MAX_ROWS = 200_000     # the newest cases, when a city has more
+HOLDOUT = 0.2
+SEED = 42
+
+
+def training_rows(conn: Connection) -> tuple[list[str], list[str]]:
+    """(texts, categories): every case with a description, newest first, under its current category."""
+    first_report = sa.select(reports.c.description).where(reports.c.case_id == cases.c.id) \
+        .order_by(reports.c.id).limit(1).scalar_subquery()
+    rows = conn.execute(sa.select(sa.func.coalesce(first_report, cases.c.description), cases.c.category_code)
+                        .where(cases.c.merged_into_id.is_(None)).order_by(cases.c.id.desc()).limit(MAX_ROWS)).all()
+    pairs = [(str(text).strip(), str(code)) for text, code in rows if text and str(text).strip()]
+    return [t for t, _ in pairs], [c for _, c in pairs]
+
+
+def vocabulary_rows(conn: Connection) -> tuple[list[str], list[str]]:
+    """Each active category's names and keywords as rows of their own: what a city starts with."""
+    texts, labels = [], []
+    for r in conn.execute(sa.select(categories.c.code, categories.c.name_zh, categories.c.name_en,
+                                    categories.c.keywords).where(categories.c.active)):
+        for text in (r.name_zh, r.name_en, *(r.keywords or "").split()):
+            if text:
+                texts.append(text)
+                labels.append(r.code)
+    return texts, labels
+
+
+def figures(model: Any, texts: list[str], labels: list[str]) -> dict[str, Any]:
+    """top1, top3, macro-F1 and per-category F1 of `model` on the rows given."""
+    from sklearn.metrics import f1_score
+
+    if not texts:
+        return {"top1": None, "top3": None, "macro_f1": None, "n": 0, "per_category": {}}
+    ranked = model.top_k(texts, k=3)
+    predicted = [r[0][0] for r in ranked]
+    top3 = float(np.mean([label in {c for c, _ in r} for label, r in zip(labels, ranked, strict=True)]))
+    present = sorted(set(labels))
+    per = f1_score(labels, predicted, labels=present, average=None, zero_division=0)
+    return {"top1": round(float(np.mean([p == t for p, t in zip(predicted, labels, strict=True)])), 4),
+            "top3": round(top3, 4), "n": len(texts),
+            "macro_f1": round(float(f1_score(labels, predicted, labels=present, average="macro", zero_division=0)), 4),
+            "per_category": {code: round(float(f), 4) for code, f in zip(present, per, strict=True)}}
+
+
+def serving(conn: Connection) -> Any:
+    return conn.execute(sa.select(ai_models).where(ai_models.c.kind == KIND, ai_models.c.state == "serving")
+                        .order_by(ai_models.c.version.desc()).limit(1)).first()
+
+
+def load_model(var_dir: Path, row: Any) -> Any:
+    """A model file the platform wrote (never one from elsewhere: pickle runs what it reads)."""
+    with (var_dir / row.file).open("rb") as f:
+        return pickle.load(f)  # noqa: S301 - the platform's own file in its own var directory
+
+
+@dataclass
+class Dataset:
+    texts: list[str]
+    labels: list[str]
+    extra_texts: list[str]
+    extra_labels: list[str]
+    serving: Any  # the serving model's row when the data were read, or None
+
+
+def collect(conn: Connection) -> Dataset:
+    texts, labels = training_rows(conn)
+    extra_texts, extra_labels = vocabulary_rows(conn)
+    return Dataset(texts, labels, extra_texts, extra_labels, serving(conn))
+
+
+@dataclass
+class Candidate:
+    model: Any
+    rows_train: int
+    rows_holdout: int
+    metrics: dict[str, Any]
+    serving_metrics: dict[str, Any] | None
+    serving_version: int | None
+
+
+def fit(data: Dataset, var_dir: Path) -> Candidate:
+    """Fit a model on all but the held-back cases and score it and the serving model on those: CPU work,
+    outside any transaction (a city's history takes a minute; the database is not held meanwhile)."""
+    from wecity.ai.model import ReportClassifier
+
+    texts, labels = data.texts, data.labels
+    if len(texts) >= MIN_ROWS and len(set(labels)) >= 2:
+        train_idx, hold_idx = stratified_split(labels, HOLDOUT, seed=SEED)
+    else:
+        train_idx, hold_idx = np.arange(len(texts)), np.arange(0)
+    fit_texts = [texts[i] for i in train_idx] + data.extra_texts
+    fit_labels = [labels[i] for i in train_idx] + data.extra_labels
+    model = ReportClassifier().fit(fit_texts, fit_labels)
+    hold_texts, hold_labels = [texts[i] for i in hold_idx], [labels[i] for i in hold_idx]
+    theirs = figures(load_model(var_dir, data.serving), hold_texts, hold_labels) if data.serving is not None else None
+    return Candidate(model, len(fit_texts), len(hold_texts), figures(model, hold_texts, hold_labels), theirs,
+                     data.serving.version if data.serving is not None else None)
+
+
+def decide(conn: Connection, candidate: Candidate, *, var_dir: Path, now: datetime, by: str) -> dict[str, Any]:
+    """Keep the candidate as the next version; it serves if there was none, or if it beat the serving model
+    on the held-back cases (and that model still serves)."""
+    mine, theirs = candidate.metrics, candidate.serving_metrics
+    current = serving(conn)
+    still = (current.version if current is not None else None) == candidate.serving_version
+    better = current is None or (still and mine["macro_f1"] is not None and theirs is not None
+                                 and (theirs["macro_f1"] is None or mine["macro_f1"] > theirs["macro_f1"]))
+    version = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(ai_models.c.version), 0))
+                               .where(ai_models.c.kind == KIND)).scalar_one()) + 1
+    relative = Path("ai") / "models" / f"{KIND}-v{version}.pkl"
+    path = var_dir / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("wb") as f:
+        pickle.dump(candidate.model, f, protocol=pickle.HIGHEST_PROTOCOL)
+    temporary.replace(path)  # whole or not at all
+    if better and current is not None:
+        conn.execute(ai_models.update().where(ai_models.c.id == current.id).values(state="retired"))
+    card = {"kind": KIND, "version": version, "trained_at": now, "trained_by": by,
+            "rows_train": candidate.rows_train, "rows_holdout": candidate.rows_holdout,
+            "labels": [str(c) for c in candidate.model.classes_], "metrics": mine, "serving_metrics": theirs,
+            "state": "serving" if better else "rejected", "file": str(relative)}
+    conn.execute(ai_models.insert().values(**card))
+    return {**card, "trained_at": now.isoformat(), "replaced": current.version if better and current else None}
+
+
+def train_sync(db: Any, *, var_dir: Path, now: datetime, by: str) -> dict[str, Any]:
+    """`wecity ai train`: read, fit, decide."""
+    candidate = fit(db.read_sync(collect), var_dir)
+    return dict(db.write_sync(lambda c: decide(c, candidate, var_dir=var_dir, now=now, by=by)))
+
+
+async def train_async(ctx: Any, *, by: str) -> dict[str, Any]:
+    """The runner's retrain and the administrators' `POST /api/v1/ai/train`: the fit in a worker thread."""
+    var_dir = Path(ctx.settings.var_dir)
+    data = await ctx.db.read(collect)
+    candidate = await asyncio.to_thread(fit, data, var_dir)
+    now = ctx.clock.now()
+    return dict(await ctx.db.write(lambda c: decide(c, candidate, var_dir=var_dir, now=now, by=by)))
+
+
+def model_cards(conn: Connection, *, limit: int = 20) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(ai_models).where(ai_models.c.kind == KIND).order_by(ai_models.c.version.desc())
+                        .limit(limit))
+    return [{**dict(r._mapping), "trained_at": r.trained_at.isoformat()} for r in rows]

@@ -41,4 +41,13 @@ def seed_demo(conn: Connection, now: datetime, settings: Any = None, *, history:
         from wecity.demo.enterprises import seed_enterprises
 
         seed_enterprises(conn, now)
+        if settings is not None:
+            # A first category model from the 30 days of history, so that the report form suggests at once
+            # (the runner retrains it daily).
+            from pathlib import Path
+
+            from wecity.ai.training import collect, decide, fit
+
+            var_dir = Path(settings.var_dir)
+            decide(conn, fit(collect(conn), var_dir), var_dir=var_dir, now=now, by="demo")
     return keys

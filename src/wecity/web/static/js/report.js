@@ -109,9 +109,74 @@
     });
   }
 
+  // Category suggestions as the citizen types (the city's model, POST /api/v1/ai/suggest): the three
+  // likeliest categories with their probabilities; a tap chooses one in step 1.
+  function suggestions(form) {
+    var url = form.getAttribute("data-suggest-url");
+    if (!url || !window.fetch) return;
+    var locale = form.getAttribute("data-locale");
+    var search = form.querySelector("[data-category-search]");
+
+    function choose(code) {
+      if (search && search.value) {  // the keyword filter may hide the category: show them all again
+        search.value = "";
+        search.dispatchEvent(new Event("input", { bubbles: true }));
+      }
+      var radio = Array.prototype.find.call(form.querySelectorAll("input[name=service_code]"),
+        function (r) { return r.value === code; });
+      if (!radio) return;
+      radio.checked = true;
+      radio.dispatchEvent(new Event("change", { bubbles: true }));
+      radio.focus();
+    }
+
+    function render(box, answer) {
+      box.textContent = "";
+      if (!answer || !answer.suggestions || !answer.suggestions.length) { box.hidden = true; return; }
+      var label = document.createElement("span");
+      label.className = "hint";
+      label.textContent = box.getAttribute("data-label");
+      box.appendChild(label);
+      answer.suggestions.forEach(function (s) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "chip";
+        button.setAttribute("data-code", s.code);
+        button.textContent = (locale === "en" ? s.name_en : s.name_zh) + " · " + Math.round(s.probability * 100) + "%";
+        button.addEventListener("click", function () { choose(s.code); });
+        box.appendChild(button);
+      });
+      box.hidden = false;
+    }
+
+    function attach(input, box) {
+      if (!input || !box) return;
+      var timer = null;
+      var asked = "";
+      input.addEventListener("input", function () {
+        clearTimeout(timer);
+        timer = setTimeout(function () {
+          var text = input.value.trim();
+          if (text.length < 2) { render(box, null); asked = ""; return; }
+          if (text === asked) return;
+          asked = text;
+          fetch(url, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ description: text, k: 3 }) })
+            .then(function (response) { return response.ok ? response.json() : null; })
+            .then(function (answer) { if (asked === text) render(box, answer); })
+            .catch(function () { render(box, null); });
+        }, 250);
+      });
+    }
+
+    attach(search, document.getElementById("category-suggestions"));
+    attach(document.getElementById("description"), document.getElementById("description-suggestions"));
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.getElementById("report-form");
     if (!form) return;
+    suggestions(form);
     photoPreviews(form);
     filterCategories(form);
     detailFields(form);

@@ -179,3 +179,21 @@ def test_the_legal_representative_authorises_and_withdraws_agents(api: TestClien
     assert api.get(f"/api/v1/enterprise/{applicant}", headers=citizen(policy_city, helper)).status_code == 403
     assert api.post(f"/api/v1/enterprise/{applicant}/agents", json={"phone": "12"},
                     headers=citizen(policy_city, AGENT)).status_code in (400, 422)
+
+
+def test_enterprise_categories_are_not_offered_to_other_channels(api: TestClient, policy_city: City) -> None:
+    from wecity.enterprise.appeals import seed_business_categories
+    from wecity.identity.service import add_department
+
+    def seed(c: sa.Connection) -> None:
+        add_department(c, code="gongxin", name_zh="市工业和信息化局", name_en="Industry and Information Technology")
+        seed_business_categories(c)
+
+    policy_city.db.write_sync(seed)
+    services = {s["service_code"] for s in api.get("/open311/v2/services.json").json()}
+    assert "manhole" in services and not services & {"ent-policy", "ent-approval"}
+    refused = api.post("/open311/v2/requests.json", data={
+        "api_key": policy_city.api_key, "service_code": "ent-policy", "lat": "28.196", "long": "112.977",
+        "description": "政策资金未到账"})
+    assert refused.status_code == 400 and "not offered through this channel" in refused.text
+    assert "惠企政策兑现问题" not in api.get("/report", headers={"Accept-Language": "zh-CN"}).text

@@ -35,6 +35,8 @@ async def get_hotspots(ctx: Ctx, user: CurrentStaff,
 class SuggestIn(BaseModel):
     description: str = Field(max_length=MAX_TEXT)
     k: int = Field(default=3, ge=1, le=10)
+    channel: str = Field(default="portal", pattern=r"^[a-z_0-9]{1,20}$",
+                         description="the intake channel asking: only categories it takes are suggested")
 
 
 def _cache(ctx: Any) -> ModelCache:
@@ -49,7 +51,7 @@ def _cache(ctx: Any) -> ModelCache:
 async def post_suggest(request: Request, ctx: Ctx, body: SuggestIn) -> dict[str, Any]:
     await ctx.limits.hit("ai_suggest", client_address(request) or "-")
     cache, var_dir = _cache(ctx), ctx.settings.var_dir
-    return await ctx.db.read(lambda c: suggest(c, cache, var_dir, body.description, k=body.k))
+    return await ctx.db.read(lambda c: suggest(c, cache, var_dir, body.description, k=body.k, channel=body.channel))
 
 
 def _admin(user: StaffUser) -> None:

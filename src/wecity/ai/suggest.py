@@ -29,6 +29,7 @@ class Serving:
     version: int
     model: Any
     names: dict[str, tuple[str, str]]
+    channels: dict[str, list[str] | None]  # the intake channels each category is offered on (None: all)
 
 
 class ModelCache:
@@ -47,22 +48,26 @@ class ModelCache:
             return current
         with self._lock:
             if self._current is None or self._current.version != row.version:
-                names = {r.code: (r.name_zh, r.name_en) for r in conn.execute(
-                    sa.select(categories.c.code, categories.c.name_zh, categories.c.name_en))}
-                self._current = Serving(row.version, load_model(var_dir, row), names)
+                rows = conn.execute(sa.select(categories.c.code, categories.c.name_zh, categories.c.name_en,
+                                              categories.c.channels)).all()
+                self._current = Serving(row.version, load_model(var_dir, row),
+                                        {r.code: (r.name_zh, r.name_en) for r in rows},
+                                        {r.code: r.channels for r in rows})
             return self._current
 
 
 def suggest(conn: Connection, cache: ModelCache, var_dir: Path, text: str, *, k: int = 3,
-            threshold: float = AUTO_THRESHOLD) -> dict[str, Any]:
-    """The top `k` categories for `text`; `route` is "automatic" when the first is at least `threshold`
-    likely, else "dispatch_centre". Without a trained model: no suggestions."""
+            threshold: float = AUTO_THRESHOLD, channel: str | None = None) -> dict[str, Any]:
+    """The top `k` categories for `text` (of those `channel` takes, when given); `route` is "automatic"
+    when the first is at least `threshold` likely, else "dispatch_centre". Without a trained model: none."""
     found = cache.get(conn, var_dir)
     text = (text or "").strip()[:MAX_TEXT]
     if found is None or not text:
         return {"model_version": found.version if found else None, "suggestions": [], "route": "dispatch_centre",
                 "threshold": threshold}
-    ranked = found.model.top_k([text], k=k)[0]
+    ranked = [(code, p) for code, p in found.model.top_k([text], k=len(found.model.classes_))[0]
+              if channel is None or (found.channels.get(code) is None or channel in (found.channels.get(code) or []))
+              and code in found.names][:k]
     out = [{"code": code, "name_zh": found.names.get(code, (code, code))[0],
             "name_en": found.names.get(code, (code, code))[1], "probability": round(p, 4)} for code, p in ranked]
     sure = bool(out) and out[0]["probability"] >= threshold

@@ -33,6 +33,7 @@ class Category:
     sort_order: int
     active: bool
     attributes: list[dict[str, Any]] | None = None
+    channels: list[str] | None = None  # the intake channels that take it; None: every channel
 
     def name(self, locale: str) -> str:
         return self.name_zh if locale.startswith("zh") else self.name_en
@@ -41,7 +42,8 @@ class Category:
 def add_category(conn: Connection, *, code: str, name_zh: str, name_en: str, group_zh: str, group_en: str,
                  department_code: str, ack_minutes: int, resolve_hours: int, calendar: str = "24x7",
                  keywords: str = "", description_zh: str = "", description_en: str = "",
-                 sort_order: int = 0, attributes: list[dict[str, Any]] | None = None) -> None:
+                 sort_order: int = 0, attributes: list[dict[str, Any]] | None = None,
+                 channels: list[str] | None = None) -> None:
     if calendar not in CALENDARS:
         raise ValidationFailed(f"calendar must be one of {CALENDARS}", message_zh="日历必须是 24x7 或 working")
     if ack_minutes <= 0 or resolve_hours <= 0:
@@ -53,7 +55,7 @@ def add_category(conn: Connection, *, code: str, name_zh: str, name_en: str, gro
         description_zh=description_zh, description_en=description_en, keywords=keywords,
         department_id=department_id_by_code(conn, department_code), ack_minutes=ack_minutes,
         resolve_hours=resolve_hours, calendar=calendar, sort_order=sort_order, active=True,
-        attributes=attributes))
+        attributes=attributes, channels=channels))
     cache.invalidate(conn, "category")
 
 
@@ -68,11 +70,17 @@ def set_area_department(conn: Connection, *, category_code: str, area_id: int, d
     cache.invalidate(conn, "category")
 
 
-def list_categories(conn: Connection, *, active_only: bool = True) -> list[Category]:
+def list_categories(conn: Connection, *, active_only: bool = True, channel: str | None = None) -> list[Category]:
+    """The categories (active ones by default); with `channel`, only those that channel takes."""
     query = sa.select(categories).order_by(categories.c.sort_order, categories.c.code)
     if active_only:
         query = query.where(categories.c.active.is_(True))
-    return [Category(**r._mapping) for r in conn.execute(query)]
+    found = [Category(**r._mapping) for r in conn.execute(query)]
+    return found if channel is None else [c for c in found if offered(c, channel)]
+
+
+def offered(category: Category, channel: str) -> bool:
+    return category.channels is None or str(channel) in category.channels
 
 
 def get_category(conn: Connection, code: str) -> Category:

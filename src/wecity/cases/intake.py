@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.cases import notifications, sla
-from wecity.cases.categories import Category, get_category, responsible_department
+from wecity.cases.categories import Category, get_category, offered, responsible_department
 from wecity.cases.choices import MERGEABLE, CaseStatus, Channel, Source
 from wecity.cases.models import cases, reports
 from wecity.cases.timeline import add_event, add_events
@@ -183,6 +183,9 @@ def _checked(conn: Connection, report: NewReport, area_index: AreaIndex) -> _Che
     if not category.active:
         raise ValidationFailed(f"service {category.code} is not accepting requests", code="request.service_code",
                                message_zh=f"服务 {category.code} 暂停受理")
+    if not offered(category, report.channel):
+        raise ValidationFailed(f"service {category.code} is not offered through this channel",
+                               code="request.service_code", message_zh=f"服务 {category.code} 不通过此渠道受理")
     description = (report.description or "").strip()
     if len(description) > MAX_DESCRIPTION:
         raise ValidationFailed(f"description is longer than {MAX_DESCRIPTION} characters",

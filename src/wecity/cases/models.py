@@ -28,6 +28,8 @@ categories = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False, default=True),
     # Open311 service definition attributes: [{"code", "datatype", "required", "description_zh", ...}].
     sa.Column("attributes", sa.JSON),
+    # The intake channels that take this category (["enterprise"] for enterprise 诉求); NULL: every channel.
+    sa.Column("channels", sa.JSON),
     info=INFO,
 )
 

@@ -39,7 +39,7 @@ def seed_business_categories(conn: Connection) -> None:
     for order, (code, zh, en, department, ack, resolve) in enumerate(BUSINESS_CATEGORIES):
         add_category(conn, code=code, name_zh=zh, name_en=en, group_zh=GROUP_ZH, group_en=GROUP_EN,
                      department_code=department, ack_minutes=ack, resolve_hours=resolve, calendar="working",
-                     keywords="企业 诉求 营商环境 enterprise", sort_order=900 + order)
+                     keywords="企业 诉求 营商环境 enterprise", sort_order=900 + order, channels=[str(Channel.ENTERPRISE)])
 
 
 def business_categories(conn: Connection) -> list[dict[str, Any]]:

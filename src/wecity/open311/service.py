@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.cases.categories import Category, get_category, list_categories
-from wecity.cases.choices import CaseStatus
+from wecity.cases.choices import CaseStatus, Channel
 from wecity.cases.models import cases, categories, reports, timeline
 from wecity.core.clock import isoformat
 from wecity.identity.models import departments
@@ -48,7 +48,7 @@ def service_entry(category: Category, locale: str) -> dict[str, Any]:
 
 
 def services(conn: Connection, locale: str) -> list[dict[str, Any]]:
-    return [service_entry(c, locale) for c in list_categories(conn)]
+    return [service_entry(c, locale) for c in list_categories(conn, channel=Channel.OPEN311)]
 
 
 def service_definition(conn: Connection, code: str, locale: str) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def _groups(categories: list[Category], locale: str) -> list[dict[str, Any]]:
 async def _report_form(request: Request, user: Any, *, status: int = 200, error: str | None = None,
                        values: dict[str, Any] | None = None) -> Response:
     ctx = request.app.state.ctx
-    categories = await ctx.db.read(list_categories)
+    categories = await ctx.db.read(lambda c: list_categories(c, channel=Channel.PORTAL))
     locale = request_locale(request)
     values = values or {}
     # A new key for a new form; a form shown again after an error keeps its key.
@@ -117,7 +117,8 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
     if not service_code:
         return await _report_form(request, user, status=400, values=values, error=_("Choose what kind of problem it is."))
     # The form carries every category's detail fields; only the chosen category's are sent on.
-    chosen = next((c for c in await ctx.db.read(list_categories) if c.code == service_code), None)
+    chosen = next((c for c in await ctx.db.read(lambda c: list_categories(c, channel=Channel.PORTAL))
+                   if c.code == service_code), None)
     codes = {a["code"] for a in (chosen.attributes or [])} if chosen else set()
     attributes = {code: values[f"attribute[{code}]"] for code in codes if values.get(f"attribute[{code}]")}
     report = NewReport(

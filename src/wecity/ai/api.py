@@ -69,4 +69,6 @@ async def get_models(ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
              "held-back cases (administrators)")
 async def post_train(ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
     _admin(user)
-    return await training.train_async(ctx, by=f"user:{user.username}")
+    card = await training.train_async(ctx, by=f"user:{user.username}")
+    assert card is not None  # trained whatever the data
+    return card

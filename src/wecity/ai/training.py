@@ -14,6 +14,7 @@ card), in `ai_models`. The runner retrains daily (`ai.retrain`); `wecity ai trai
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import pickle
 from dataclasses import dataclass
 from datetime import datetime
@@ -93,11 +94,26 @@ class Dataset:
     extra_labels: list[str]
     serving: Any  # the serving model's row when the data were read, or None
 
+    @property
+    def digest(self) -> str:
+        """What the model would learn from, in 16 hex digits: equal digests, equal models."""
+        h = hashlib.sha256()
+        for text, label in zip([*self.texts, *self.extra_texts], [*self.labels, *self.extra_labels], strict=True):
+            h.update(f"{label}\t{text}\n".encode())
+        return h.hexdigest()[:16]
+
 
 def collect(conn: Connection) -> Dataset:
     texts, labels = training_rows(conn)
     extra_texts, extra_labels = vocabulary_rows(conn)
     return Dataset(texts, labels, extra_texts, extra_labels, serving(conn))
+
+
+def last_digest(conn: Connection) -> str | None:
+    """The data digest of the newest version (served or not)."""
+    metrics = conn.execute(sa.select(ai_models.c.metrics).where(ai_models.c.kind == KIND)
+                           .order_by(ai_models.c.version.desc()).limit(1)).scalar()
+    return (metrics or {}).get("data_digest")
 
 
 @dataclass
@@ -125,7 +141,8 @@ def fit(data: Dataset, var_dir: Path) -> Candidate:
     model = ReportClassifier().fit(fit_texts, fit_labels)
     hold_texts, hold_labels = [texts[i] for i in hold_idx], [labels[i] for i in hold_idx]
     theirs = figures(load_model(var_dir, data.serving), hold_texts, hold_labels) if data.serving is not None else None
-    return Candidate(model, len(fit_texts), len(hold_texts), figures(model, hold_texts, hold_labels), theirs,
+    mine = {**figures(model, hold_texts, hold_labels), "data_digest": data.digest}
+    return Candidate(model, len(fit_texts), len(hold_texts), mine, theirs,
                      data.serving.version if data.serving is not None else None)
 
 
@@ -162,10 +179,14 @@ def train_sync(db: Any, *, var_dir: Path, now: datetime, by: str) -> dict[str, A
     return dict(db.write_sync(lambda c: decide(c, candidate, var_dir=var_dir, now=now, by=by)))
 
 
-async def train_async(ctx: Any, *, by: str) -> dict[str, Any]:
-    """The runner's retrain and the administrators' `POST /api/v1/ai/train`: the fit in a worker thread."""
+async def train_async(ctx: Any, *, by: str, unless_unchanged: bool = False) -> dict[str, Any] | None:
+    """The runner's retrain and the administrators' `POST /api/v1/ai/train`: the fit in a worker thread.
+    With `unless_unchanged` (the runner), nothing is trained when the data are what the newest version
+    learnt from (None): a quiet city does not pile up identical versions."""
     var_dir = Path(ctx.settings.var_dir)
     data = await ctx.db.read(collect)
+    if unless_unchanged and await ctx.db.read(last_digest) == data.digest:
+        return None
     candidate = await asyncio.to_thread(fit, data, var_dir)
     now = ctx.clock.now()
     return dict(await ctx.db.write(lambda c: decide(c, candidate, var_dir=var_dir, now=now, by=by)))

@@ -16,7 +16,9 @@ RETRAIN_SECONDS = 24 * 3600.0
 async def retrain(ctx: AppContext) -> None:
     from wecity.ai.training import train_async
 
-    card = await train_async(ctx, by="runner")
+    card = await train_async(ctx, by="runner", unless_unchanged=True)
+    if card is None:
+        return  # nothing new to learn from
     log.info("category model trained", extra={"fields": {"version": card["version"], "state": card["state"],
                                                          "macro_f1": card["metrics"]["macro_f1"]}})
 

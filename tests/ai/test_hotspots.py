@@ -154,3 +154,13 @@ def test_the_operations_page_filters_hot_spots_by_category_and_period(city: City
         # Anything else is the default: all categories, 30 days.
         odd = client.get("/ops", params={"hot_category": "<x>", "hot_days": "999"}, headers={"Accept-Language": "en"})
         assert odd.status_code == 200 and "Hot spots, last 30 days" in odd.text
+
+
+def test_a_neighbourhood_that_is_the_whole_study_area_has_nothing_to_test() -> None:
+    import h3
+
+    centre = h3.latlng_to_cell(*WUYI, 8)
+    cells = sorted(h3.grid_disk(centre, 1))  # the centre's neighbourhood is the whole area
+    z, p = gi_star(cells, Counter({centre: 5, cells[0]: 1}))
+    i = cells.index(centre)
+    assert z[i] == 0 and p[i] == 1 and np.isfinite(z).all()

@@ -90,7 +90,9 @@ def gi_star(cells: list[str], counts: Counter[str]) -> tuple[np.ndarray, np.ndar
             if j is not None:
                 local[i] += x[j]
                 weight[i] += 1
-    z = (local - mean * weight) / (s * np.sqrt((n * weight - weight ** 2) / (n - 1)))
+    # A neighbourhood that is the whole study area (a handful of cells) has no variance to test against.
+    spread = s * np.sqrt(np.maximum(n * weight - weight ** 2, 0.0) / (n - 1))
+    z = np.divide(local - mean * weight, spread, out=np.zeros(n), where=spread > 0)
     return z, 2 * norm.sf(np.abs(z))
 
 

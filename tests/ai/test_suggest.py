@@ -152,3 +152,19 @@ def test_the_scheduled_retrain_skips_data_it_has_learnt_already(city: City) -> N
     _add_cases(city, [("garbage", "小区门口垃圾三天没人收")])
     asyncio.run(retrain(ctx))
     assert [v for v, _ in versions()] == [1, 2]
+
+
+def test_administrators_see_the_model_cards(city: City) -> None:
+    from ..web.conftest import log_in
+
+    _add_cases(city, _history(random.Random(6), per_category=6))
+    with make_client(city) as client:
+        log_in(client, "chengguan")
+        assert client.get("/staff/ai").status_code == 403
+    _train(city)
+    with make_client(city) as client:
+        log_in(client, "admin")
+        zh = client.get("/staff/ai", headers={"Accept-Language": "zh-CN"}).text
+        assert 'id="model-v1"' in zh and "在用" in zh and "macro-F1" in zh and "井盖缺失/破损" in zh
+        en = client.get("/staff/ai", headers={"Accept-Language": "en"}).text
+        assert "Serving" in en and "F1 per category" in en

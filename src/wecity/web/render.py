@@ -82,6 +82,7 @@ _NAV: list[tuple[str, str, str]] = [
     ("/staff/applications", N_("Applications"), "staff"),
     ("/sharing", N_("Data sharing"), "staff"),
     ("/staff/policies", N_("Policies"), "staff"),
+    ("/staff/ai", N_("Category model"), "admin"),
     ("/ops", N_("Operations"), "operations"),
     ("/ops/sensors", N_("Sensors"), "operations"),
 ]

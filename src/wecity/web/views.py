@@ -36,6 +36,7 @@ ROLE_LABELS = {Role.HANDLER: N_("Case handler"), Role.DISPATCHER: N_("Dispatcher
 
 def register(app: FastAPI) -> None:
     from wecity.web import (
+        ai_models,
         api_docs,
         citizen,
         data,
@@ -66,6 +67,7 @@ def register(app: FastAPI) -> None:
     app.include_router(sharing.router)  # before data: /data/{name}/request is more specific than /data/{name}
     app.include_router(data.router)
     app.include_router(enterprise.router)
+    app.include_router(ai_models.router)
 
 
 def error_page(request: Request, exc: WeCityError) -> Response:

@@ -168,3 +168,34 @@ def test_administrators_see_the_model_cards(city: City) -> None:
         assert 'id="model-v1"' in zh and "在用" in zh and "macro-F1" in zh and "井盖缺失/破损" in zh
         en = client.get("/staff/ai", headers={"Accept-Language": "en"}).text
         assert "Serving" in en and "F1 per category" in en
+
+
+def test_a_new_city_starts_from_its_imported_history(city: City, tmp_path: Any) -> None:
+    import csv
+
+    path = tmp_path / "history.csv"
+    rng = random.Random(8)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["标题", "内容", "类别", "纬度", "经度", "时间"])
+        for code, text in _history(rng, per_category=8):
+            writer.writerow([text[:6], text, code, "28.19", "112.97", "2025-06-01 09:30"])
+        writer.writerow(["", "", "manhole", "", "", ""])          # no text
+        writer.writerow(["井盖", "井盖", "", "", "", ""])          # no label
+    counts = city.db.write_sync(lambda c: training.import_history(
+        c, path, text=["标题", "内容"], label="类别", lat="纬度", long="经度", time="时间", now=city.clock.now()))
+    assert counts["imported"] == 14 * 8 - counts["repeated"] and counts["without_text"] == 1
+    assert counts["without_label"] == 1
+    card = _train(city)  # the city has no case yet: the history is what it learns from
+    assert card["state"] == "serving" and card["rows_holdout"] >= 0.19 * counts["imported"]
+    cache = ModelCache()
+    top = city.db.read_sync(lambda c: suggest(c, cache, city.settings.var_dir, "晚上路灯全都不亮"))
+    assert top["suggestions"][0]["code"] == "streetlight"
+    # A label that is no category of the city: nothing is imported.
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\n井盖丢了,no-such-category\n", encoding="utf-8")
+    import pytest
+
+    from wecity.core.errors import ValidationFailed
+    with pytest.raises(ValidationFailed, match="no-such-category"):
+        city.db.write_sync(lambda c: training.import_history(c, bad, text=["text"], label="label", now=city.clock.now()))

@@ -39,6 +39,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_history(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from wecity.ai.training import import_history
+    from wecity.core.commands import opened
+
+    path = Path(args.file)
+    with opened() as ctx:
+        counts = ctx.db.write_sync(lambda c: import_history(
+            c, path, text=args.text, label=args.label, lat=args.lat, long=args.long, time=args.time,
+            now=ctx.clock.now()))
+    print(f"{counts['imported']:,} past cases imported of {counts['read']:,} rows ({counts['without_label']} without "
+          f"a category, {counts['without_text']} without text, {counts['repeated']} repeated); `wecity ai train` "
+          f"learns from them / 已导入 {counts['imported']:,} 条历史案件")
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     ai = sub.add_parser("ai", help="the AI platform / 智能中台").add_subparsers(dest="ai_command", required=True)
     ev = ai.add_parser("evaluate", help="train the report classifier and a baseline on a labelled CSV and score "
@@ -55,3 +72,12 @@ def add_commands(sub: Any) -> None:
     tr = ai.add_parser("train", help="train the category model on the city's cases; it serves only if better on "
                                      "the held-back cases / 用本市案件训练类别模型")
     tr.set_defaults(func=cmd_train)
+    imp = ai.add_parser("import-history", help="load past cases (text, category, place, time) from a CSV file so "
+                                               "that a new city starts with a model / 导入历史案件")
+    imp.add_argument("file")
+    imp.add_argument("--text", action="append", required=True, help="text column (repeat to join several)")
+    imp.add_argument("--label", required=True, help="the column with the city's category code")
+    imp.add_argument("--lat")
+    imp.add_argument("--long")
+    imp.add_argument("--time", help="ISO 8601; without a zone, the city's local time")
+    imp.set_defaults(func=cmd_import_history)

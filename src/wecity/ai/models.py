@@ -27,3 +27,18 @@ ai_models = sa.Table(
     sa.UniqueConstraint("kind", "version"),
     info=INFO,
 )
+
+# Past cases a city brings from its earlier system (`wecity ai import-history`), so that it starts with a
+# model: training rows only — they are not cases, and count in no figure of the operations page.
+ai_history = sa.Table(
+    "ai_history", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("category_code", sa.String(64), nullable=False, index=True),
+    sa.Column("lat", sa.Float),
+    sa.Column("long", sa.Float),
+    sa.Column("at", UTCDateTime),
+    sa.Column("source", sa.String(200), nullable=False),  # the file it came from
+    sa.Column("imported_at", UTCDateTime, nullable=False),
+    info=INFO,
+)

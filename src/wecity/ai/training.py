@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import pickle
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,9 +26,11 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.ai.models import ai_models
+from wecity.ai.models import ai_history, ai_models
 from wecity.ai.splits import stratified_split
 from wecity.cases.models import cases, categories, reports
+from wecity.core.clock import CITY_TZ
+from wecity.core.errors import ValidationFailed
 
 KIND = "category"
 MIN_ROWS = 20          # below this the city has too little history to hold any back
@@ -37,13 +40,82 @@ SEED = 42
 
 
 def training_rows(conn: Connection) -> tuple[list[str], list[str]]:
-    """(texts, categories): every case with a description, newest first, under its current category."""
+    """(texts, categories): every case with a description, newest first, under its current category; then
+    the imported history (`ai_history`) in categories the city still has."""
     first_report = sa.select(reports.c.description).where(reports.c.case_id == cases.c.id) \
         .order_by(reports.c.id).limit(1).scalar_subquery()
     rows = conn.execute(sa.select(sa.func.coalesce(first_report, cases.c.description), cases.c.category_code)
                         .where(cases.c.merged_into_id.is_(None)).order_by(cases.c.id.desc()).limit(MAX_ROWS)).all()
     pairs = [(str(text).strip(), str(code)) for text, code in rows if text and str(text).strip()]
+    room = MAX_ROWS - len(pairs)
+    if room > 0:
+        pairs += [(str(text), str(code)) for text, code in conn.execute(
+            sa.select(ai_history.c.text, ai_history.c.category_code)
+            .join(categories, categories.c.code == ai_history.c.category_code)
+            .where(categories.c.active).order_by(ai_history.c.id.desc()).limit(room))]
     return [t for t, _ in pairs], [c for _, c in pairs]
+
+
+def import_history(conn: Connection, path: Path, *, text: list[str], label: str, lat: str | None = None,
+                   long: str | None = None, time: str | None = None, now: datetime) -> dict[str, int]:
+    """Past cases from a CSV file (UTF-8, a header row) as training rows, all or nothing. Every label must be
+    a category code of the city; rows without a label or a text, and repeated texts, are counted and left
+    out; a coordinate or time that cannot be read is left empty."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        missing = [c for c in [*text, label, *(c for c in (lat, long, time) if c)] if c not in header]
+        if missing:
+            raise ValidationFailed(f"{path.name} has no column {', '.join(missing)}",
+                                   message_zh=f"{path.name} 中没有列 {'、'.join(missing)}", code="ai.bad_file")
+        counts = {"read": 0, "without_label": 0, "without_text": 0, "repeated": 0}
+        rows: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for record in reader:
+            counts["read"] += 1
+            if counts["read"] > MAX_ROWS:
+                raise ValidationFailed(f"more than {MAX_ROWS:,} rows", message_zh=f"超过 {MAX_ROWS:,} 行",
+                                       code="ai.bad_file")
+            code = (record.get(label) or "").strip()
+            words = " ".join((record.get(c) or "").strip() for c in text).strip()
+            if not code:
+                counts["without_label"] += 1
+                continue
+            if not words:
+                counts["without_text"] += 1
+                continue
+            if words in seen:
+                counts["repeated"] += 1
+                continue
+            seen.add(words)
+            rows.append({"text": words[:4000], "category_code": code[:64], "lat": _number(record, lat),
+                         "long": _number(record, long), "at": _moment(record, time)})
+    unknown = sorted({r["category_code"] for r in rows} - set(conn.execute(sa.select(categories.c.code)).scalars()))
+    if unknown:
+        raise ValidationFailed(f"{path.name}: labels that are no category of the city: {', '.join(unknown[:20])}",
+                               message_zh=f"{path.name}：以下标签不是本市的类别：{'、'.join(unknown[:20])}",
+                               code="ai.unknown_category")
+    if rows:
+        conn.execute(ai_history.insert(), [{**r, "source": path.name[:200], "imported_at": now} for r in rows])
+    return {"imported": len(rows), **counts}
+
+
+def _number(record: dict[str, Any], column: str | None) -> float | None:
+    try:
+        value = float((record.get(column) or "").strip()) if column else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _moment(record: dict[str, Any], column: str | None) -> datetime | None:
+    try:
+        at = datetime.fromisoformat((record.get(column) or "").strip()) if column else None
+    except ValueError:
+        return None
+    return at.replace(tzinfo=CITY_TZ) if at is not None and at.tzinfo is None else at
 
 
 def vocabulary_rows(conn: Connection) -> tuple[list[str], list[str]]:

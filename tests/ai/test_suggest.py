@@ -199,3 +199,47 @@ def test_a_new_city_starts_from_its_imported_history(city: City, tmp_path: Any) 
     from wecity.core.errors import ValidationFailed
     with pytest.raises(ValidationFailed, match="no-such-category"):
         city.db.write_sync(lambda c: training.import_history(c, bad, text=["text"], label="label", now=city.clock.now()))
+
+
+def test_a_report_the_city_sorts_is_routed_by_confidence_and_counted(city: City) -> None:
+    """"Not sure": a clear description is filed under the model's first choice automatically; a vague one
+    goes to the dispatch centre (category other); both are on the case's timeline and counted."""
+    from wecity.cases.models import timeline
+
+    from ..web.conftest import csrf_token
+
+    _add_cases(city, _history(random.Random(9)))
+    _train(city)
+
+    def send(client: Any, description: str) -> int:
+        form = client.get("/report", headers={"Accept-Language": "zh-CN"}).text
+        answer = client.post("/report", follow_redirects=False, data={
+            "csrf_token": csrf_token(form), "service_code": "__auto", "description": description,
+            "lat": "28.196", "long": "112.977"})
+        assert answer.status_code == 303, answer.text[-500:]
+        return int(city.db.read_sync(lambda c: c.execute(sa.select(sa.func.max(cases.c.id))).scalar_one()))
+
+    with make_client(city) as client:
+        assert "由系统根据我的描述判断类别" in client.get("/report", headers={"Accept-Language": "zh-CN"}).text
+        clear = send(client, "小区门口路灯连续三晚不亮，晚上很黑")
+        vague = send(client, "你好")
+        empty_form = client.get("/report").text
+        refused = client.post("/report", data={"csrf_token": csrf_token(empty_form), "service_code": "__auto",
+                                               "description": "", "lat": "28.196", "long": "112.977"})
+        assert refused.status_code == 400
+
+    def routed(c: sa.Connection, case_id: int) -> tuple[str, dict[str, Any]]:
+        code = c.execute(sa.select(cases.c.category_code).where(cases.c.id == case_id)).scalar_one()
+        detail = c.execute(sa.select(timeline.c.detail).where(timeline.c.case_id == case_id,
+                                                              timeline.c.event == "submitted")).scalar_one()
+        return code, detail["routing"]
+
+    code, record = city.db.read_sync(lambda c: routed(c, clear))
+    assert code == "streetlight" and record["route"] == "automatic" and record["probability"] >= 0.6
+    code, record = city.db.read_sync(lambda c: routed(c, vague))
+    assert code == "other" and record["route"] == "dispatch_centre"
+    admin = city.db.write_sync(lambda c: start_session(c, c.execute(sa.select(users.c.id).where(
+        users.c.username == "admin")).scalar_one(), city.clock.now()))
+    with make_client(city) as client:
+        counts = client.get("/api/v1/ai/routing", headers={"Authorization": f"Bearer {admin}"}).json()
+    assert (counts["automatic"], counts["dispatch_centre"]) == (1, 1)

@@ -3,6 +3,7 @@ form asks as the citizen types), the model cards and retraining (administrators)
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -10,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from wecity.ai import training
 from wecity.ai.hotspots import ALPHA, MAX_DAYS, RESOLUTION, hotspots
-from wecity.ai.suggest import MAX_TEXT, ModelCache, suggest
+from wecity.ai.suggest import MAX_TEXT, cache_of, routing_counts, suggest
 from wecity.core.errors import PermissionDenied
 from wecity.core.http import Ctx, client_address
 from wecity.identity.choices import Role
@@ -39,18 +40,11 @@ class SuggestIn(BaseModel):
                          description="the intake channel asking: only categories it takes are suggested")
 
 
-def _cache(ctx: Any) -> ModelCache:
-    found = ctx.services.get("ai_model_cache")
-    if found is None:
-        found = ctx.services["ai_model_cache"] = ModelCache()
-    return found  # type: ignore[no-any-return]
-
-
 @router.post("/suggest", summary="The likeliest categories for a description, with calibrated probabilities, and "
              "whether the first is sure enough to route without a person")
 async def post_suggest(request: Request, ctx: Ctx, body: SuggestIn) -> dict[str, Any]:
     await ctx.limits.hit("ai_suggest", client_address(request) or "-")
-    cache, var_dir = _cache(ctx), ctx.settings.var_dir
+    cache, var_dir = cache_of(ctx), ctx.settings.var_dir
     return await ctx.db.read(lambda c: suggest(c, cache, var_dir, body.description, k=body.k, channel=body.channel))
 
 
@@ -72,3 +66,10 @@ async def post_train(ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
     card = await training.train_async(ctx, by=f"user:{user.username}")
     assert card is not None  # trained whatever the data
     return card
+
+
+@router.get("/routing", summary="Reports whose category the model chose: routed automatically, left to the dispatch "
+            "centre, and automatic ones staff later re-filed (staff)")
+async def get_routing(ctx: Ctx, user: CurrentStaff, days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 30) -> dict[str, Any]:
+    since = ctx.clock.now() - timedelta(days=days)
+    return {"days": days, **await ctx.db.read(lambda c: routing_counts(c, since=since))}

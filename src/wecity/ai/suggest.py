@@ -22,6 +22,9 @@ from wecity.cases.models import categories
 
 MAX_TEXT = 2000
 AUTO_THRESHOLD = 0.6
+# Where a report goes when the model is not sure enough: the category the dispatch centre sorts.
+FALLBACK = "other"
+AUTOMATIC, PERSON = "automatic", "dispatch_centre"
 
 
 @dataclass
@@ -63,7 +66,7 @@ def suggest(conn: Connection, cache: ModelCache, var_dir: Path, text: str, *, k:
     found = cache.get(conn, var_dir)
     text = (text or "").strip()[:MAX_TEXT]
     if found is None or not text:
-        return {"model_version": found.version if found else None, "suggestions": [], "route": "dispatch_centre",
+        return {"model_version": found.version if found else None, "suggestions": [], "route": PERSON,
                 "threshold": threshold}
     ranked = [(code, p) for code, p in found.model.top_k([text], k=len(found.model.classes_))[0]
               if channel is None or (found.channels.get(code) is None or channel in (found.channels.get(code) or []))
@@ -72,4 +75,50 @@ def suggest(conn: Connection, cache: ModelCache, var_dir: Path, text: str, *, k:
             "name_en": found.names.get(code, (code, code))[1], "probability": round(p, 4)} for code, p in ranked]
     sure = bool(out) and out[0]["probability"] >= threshold
     return {"model_version": found.version, "suggestions": out, "threshold": threshold,
-            "route": "automatic" if sure else "dispatch_centre"}
+            "route": AUTOMATIC if sure else PERSON}
+
+
+def cache_of(ctx: Any) -> ModelCache:
+    """The app's model cache (one per app, made on first use)."""
+    found = ctx.services.get("ai_model_cache")
+    if found is None:
+        found = ctx.services["ai_model_cache"] = ModelCache()
+    return found  # type: ignore[no-any-return]
+
+
+def route(conn: Connection, cache: ModelCache, var_dir: Path, text: str, *, channel: str,
+          threshold: float = AUTO_THRESHOLD) -> tuple[str | None, dict[str, Any]]:
+    """The category for a report whose reporter let the city decide: the model's first choice when it is
+    at least `threshold` likely, else FALLBACK (sorted by a person). (code or None without a fallback,
+    the routing record kept on the case's timeline)."""
+    answer = suggest(conn, cache, var_dir, text, k=3, threshold=threshold, channel=channel)
+    top = answer["suggestions"][0] if answer["suggestions"] else None
+    record = {"model_version": answer["model_version"], "route": answer["route"], "threshold": threshold,
+              "suggested": top["code"] if top else None, "probability": top["probability"] if top else None}
+    if answer["route"] == AUTOMATIC and top is not None:
+        return top["code"], record
+    fallback = conn.execute(sa.select(categories.c.code).where(categories.c.code == FALLBACK,
+                                                               categories.c.active)).scalar()
+    return fallback, {**record, "route": PERSON}
+
+
+def routing_counts(conn: Connection, *, since: Any) -> dict[str, Any]:
+    """Reports whose category the model chose since `since`: how many it routed itself and how many it left
+    to the dispatch centre, and of the latter how many staff re-filed (改类) since."""
+    from wecity.cases.models import timeline
+
+    rows = conn.execute(sa.select(timeline.c.case_id, timeline.c.detail).where(
+        timeline.c.at >= since, timeline.c.event.in_(("submitted", "report_merged")),
+        sa.cast(timeline.c.detail, sa.Text).like('%"routing"%'))).all()
+    counts = {AUTOMATIC: 0, PERSON: 0}
+    cases_by_route: dict[str, set[int]] = {AUTOMATIC: set(), PERSON: set()}
+    for case_id, detail in rows:
+        found = (detail or {}).get("routing") or {}
+        kind = found.get("route")
+        if kind in counts:
+            counts[kind] += 1
+            cases_by_route[kind].add(case_id)
+    refiled = conn.execute(sa.select(sa.func.count(sa.distinct(timeline.c.case_id))).where(
+        timeline.c.event == "recategorised", timeline.c.case_id.in_(sorted(cases_by_route[AUTOMATIC]) or [0]))
+    ).scalar_one()
+    return {"automatic": counts[AUTOMATIC], "dispatch_centre": counts[PERSON], "automatic_refiled_by_staff": refiled}

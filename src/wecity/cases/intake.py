@@ -54,6 +54,9 @@ class NewReport:
     account_id: str | None = None
     # Sensors: "<entity id>|<rule id>"; one open case per source_ref.
     source_ref: str | None = None
+    # When the category was not chosen by the reporter but by the city's model: its version, the
+    # probability and the route (automatic, or to the dispatch centre); kept on the timeline, counted.
+    routing: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +227,8 @@ def _join_case(conn: Connection, report: NewReport, checked: _Checked, case_id: 
     conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
     report_id = _insert_report(conn, report, case_id, token, checked, now)
     add_event(conn, case_id, at=now, event="report_merged", actor=_actor(report), channel=report.channel,
-              note=checked.description or None, detail={"report_id": report_id}, media_id=_first(report.media_ids))
+              note=checked.description or None, media_id=_first(report.media_ids),
+              detail={"report_id": report_id, **({"routing": report.routing} if report.routing else {})})
     row = conn.execute(sa.select(cases.c.status, cases.c.department_id, cases.c.area_id, cases.c.resolve_due_at)
                        .where(cases.c.id == case_id)).one()
     return IntakeResult(report_id=report_id, token=token, case_id=case_id, merged=True, status=row.status,
@@ -249,7 +253,8 @@ def _open_case(conn: Connection, report: NewReport, checked: _Checked, token: st
     actor = _actor(report)
     add_events(conn, [
         dict(case_id=case_id, at=now, event="submitted", actor=actor, channel=report.channel,
-             to_status=CaseStatus.SUBMITTED, detail={"area_id": area_id}),
+             to_status=CaseStatus.SUBMITTED,
+             detail={"area_id": area_id, **({"routing": report.routing} if report.routing else {})}),
         dict(case_id=case_id, at=now, event="dispatched", actor="system", actor_name="自动派遣 / auto-dispatch",
              channel=Channel.SYSTEM, from_status=CaseStatus.SUBMITTED, to_status=CaseStatus.DISPATCHED,
              department_id=department_id,

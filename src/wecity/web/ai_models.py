@@ -4,9 +4,12 @@ per category, and whether it serves."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from wecity.ai.suggest import routing_counts
 from wecity.ai.training import model_cards
 from wecity.cases.categories import list_categories
 from wecity.core.http import request_locale
@@ -17,6 +20,7 @@ from wecity.web.render import page
 from wecity.web.views import login_redirect
 
 router = APIRouter(include_in_schema=False)
+ROUTING_DAYS = 30
 
 
 @router.get("/staff/ai")
@@ -29,5 +33,8 @@ async def cards(request: Request, user: OptionalStaff) -> Response:
                     message=_("This page is for another department or role."))
     ctx = request.app.state.ctx
     found = await ctx.db.read(model_cards)
+    since = ctx.clock.now() - timedelta(days=ROUTING_DAYS)
+    routing = await ctx.db.read(lambda c: routing_counts(c, since=since))
     names = {c.code: c for c in await ctx.db.read(lambda c: list_categories(c, active_only=False))}
-    return page(request, "web/staff_ai.html", user=user, cards=found, categories=names)
+    return page(request, "web/staff_ai.html", user=user, cards=found, categories=names, routing=routing,
+                routing_days=ROUTING_DAYS)

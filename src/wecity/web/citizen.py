@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
+from wecity.ai.suggest import cache_of, route
 from wecity.cases import engine, queries
 from wecity.cases.categories import Category, list_categories
 from wecity.cases.choices import Channel
@@ -23,6 +24,8 @@ from wecity.web.i18n import N_, gettext_for
 from wecity.web.phone_codes import normalise_phone
 from wecity.web.render import page
 
+# The report form's choice "not sure: let the city tell from my description".
+LET_THE_CITY_DECIDE = "__auto"
 router = APIRouter(include_in_schema=False)
 
 MAX_PHOTOS = 3
@@ -116,6 +119,18 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
     service_code = _text(form, "service_code", 64)
     if not service_code:
         return await _report_form(request, user, status=400, values=values, error=_("Choose what kind of problem it is."))
+    routing = None
+    if service_code == LET_THE_CITY_DECIDE:
+        description = _text(form, "description", 4000)
+        if not description:
+            return await _report_form(request, user, status=400, values=values,
+                                      error=_("Describe the problem, so that the city can tell what kind it is."))
+        cache, var_dir = cache_of(ctx), settings.var_dir
+        decided, routing = await ctx.db.read(lambda c: route(c, cache, var_dir, description, channel=Channel.PORTAL))
+        if decided is None:
+            return await _report_form(request, user, status=400, values=values,
+                                      error=_("Choose what kind of problem it is."))
+        service_code = decided
     # The form carries every category's detail fields; only the chosen category's are sent on.
     chosen = next((c for c in await ctx.db.read(lambda c: list_categories(c, channel=Channel.PORTAL))
                    if c.code == service_code), None)
@@ -124,7 +139,7 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
     report = NewReport(
         service_code=service_code, channel=Channel.PORTAL, lat=_number(form, "lat"), long=_number(form, "long"),
         address=_text(form, "address", 500) or None, description=_text(form, "description", 4000),
-        attributes=attributes, phone=_phone(_text(form, "phone", 40)))
+        attributes=attributes, phone=_phone(_text(form, "phone", 40)), routing=routing)
     # A repeated post of the same form (a double tap, a retry on a bad connection) returns the first
     # report instead of making a second one.
     fields = [(name, value) for name, value in values.items() if name not in (csrf.CSRF_FIELD, "idempotency_key")]

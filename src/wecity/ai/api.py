@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from wecity.ai import training
+from wecity.ai.forecasts import forecast
 from wecity.ai.hotspots import ALPHA, MAX_DAYS, RESOLUTION, hotspots
 from wecity.ai.suggest import MAX_TEXT, cache_of, routing_counts, suggest
 from wecity.core.errors import PermissionDenied
@@ -73,3 +74,13 @@ async def post_train(ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
 async def get_routing(ctx: Ctx, user: CurrentStaff, days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 30) -> dict[str, Any]:
     since = ctx.clock.now() - timedelta(days=days)
     return {"days": days, **await ctx.db.read(lambda c: routing_counts(c, since=since))}
+
+
+@router.get("/forecast", summary="Daily cases for the next 14 days with 80% intervals, from the model (seasonal naive "
+            "or ETS) with the lower error on the last 14 days, both errors shown (staff)")
+async def get_forecast(ctx: Ctx, user: CurrentStaff,
+                       category: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
+                       district: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9A-Za-z]+$")] = None,
+                       ) -> dict[str, Any]:
+    now = ctx.clock.now()
+    return await ctx.db.read(lambda c: forecast(c, now=now, category=category, district=district))

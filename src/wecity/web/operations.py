@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from wecity.ai.forecasts import forecast
 from wecity.ai.hotspots import hotspots
 from wecity.cases.categories import list_categories
 from wecity.cases.figures import WINDOW_DAYS, open_cases_geojson, overview
@@ -37,11 +38,12 @@ async def operations(request: Request, user: OptionalStaff) -> Response:
     period = request.query_params.get("hot_days", "")
     days = int(period) if period in HOTSPOT_PERIODS else WINDOW_DAYS
     hot = await ctx.db.read(lambda conn: hotspots(conn, now=now, days=days, category=category))
+    ahead = await ctx.db.read(lambda conn: forecast(conn, now=now, category=category))
     _ = gettext_for(request_locale(request)).gettext
     labels = {code: _(label) for code, label in STATUS_LABELS.items()}
     return page(request, "web/operations.html", user=user, figures=figures, window=WINDOW_DAYS,
                 statuses_translated=labels, hot=hot, hot_categories=list(known.values()), hot_category=category,
-                hot_days=days, hot_periods=HOTSPOT_PERIODS)
+                hot_days=days, hot_periods=HOTSPOT_PERIODS, ahead=ahead)
 
 
 @router.get("/ops/open-cases.geojson")

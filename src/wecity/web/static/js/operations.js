@@ -72,8 +72,39 @@
     window.addEventListener("resize", function () { chart.resize(); });
   }
 
+  function forecastChart() {
+    var element = document.getElementById("forecast-chart");
+    var source = document.getElementById("forecast-data");
+    if (!element || !source || !window.echarts) return;
+    var data = JSON.parse(source.textContent);
+    var days = data.recent.days.concat(data.days).map(function (d) { return d.slice(5); });
+    var gap = data.recent.days.map(function () { return null; });
+    var chart = window.echarts.init(element, null, { renderer: "svg" });
+    chart.setOption({
+      animation: false,
+      color: ["#0b4f9c", "#b85c00", "#b85c00"],
+      tooltip: { trigger: "axis" },
+      legend: { top: 0, textStyle: { color: "#1b1f24" } },
+      grid: { left: 36, right: 12, top: 36, bottom: 28 },
+      xAxis: { type: "category", data: days, axisLabel: { color: "#4a5562" } },
+      yAxis: { type: "value", minInterval: 1, axisLabel: { color: "#4a5562" } },
+      series: [
+        { name: element.getAttribute("data-recent-label"), type: "line", data: data.recent.counts, symbolSize: 4 },
+        { name: element.getAttribute("data-forecast-label"), type: "line", data: gap.concat(data.forecast), symbolSize: 4,
+          lineStyle: { type: "dashed" } },
+        { name: element.getAttribute("data-interval-label"), type: "line", data: gap.concat(data.upper), symbol: "none",
+          lineStyle: { width: 1, type: "dotted" } },
+        { name: element.getAttribute("data-interval-label"), type: "line", data: gap.concat(data.lower), symbol: "none",
+          lineStyle: { width: 1, type: "dotted", color: "#b85c00" } }
+      ]
+    });
+    element.setAttribute("data-chart-ready", "true");
+    window.addEventListener("resize", function () { chart.resize(); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     casesMap();
     trendChart();
+    forecastChart();
   });
 })();

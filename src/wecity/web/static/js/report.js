@@ -132,7 +132,7 @@
 
     function render(box, answer) {
       box.textContent = "";
-      if (!answer || !answer.suggestions || !answer.suggestions.length) { box.hidden = true; return; }
+      if (!answer || !answer.suggestions || !answer.suggestions.length) { box.classList.add("is-empty"); return; }
       var label = document.createElement("span");
       label.className = "hint";
       label.textContent = box.getAttribute("data-label");
@@ -146,7 +146,7 @@
         button.addEventListener("click", function () { choose(s.code); });
         box.appendChild(button);
       });
-      box.hidden = false;
+      box.classList.remove("is-empty");
     }
 
     function attach(input, box) {
@@ -154,6 +154,7 @@
       var timer = null;
       var asked = "";
       input.addEventListener("input", function () {
+        box.classList.add("is-reserved");
         clearTimeout(timer);
         timer = setTimeout(function () {
           var text = input.value.trim();

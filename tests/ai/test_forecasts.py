@@ -1,0 +1,71 @@
+"""Forecasts: the model with the lower backtest error serves, its intervals hold its forecast, and a weekly
+pattern in the cases shows in the next two weeks."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from wecity.ai.forecasts import forecast
+from wecity.cases.models import cases, categories
+from wecity.core.clock import CITY_TZ
+
+from ..conftest import City
+
+
+def _weekly_cases(city: City, weeks: int = 8) -> None:
+    now = city.clock.now()
+    today = now.astimezone(CITY_TZ).date()
+    rng = random.Random(3)
+
+    def add(conn: sa.Connection) -> None:
+        dept = conn.execute(sa.select(categories.c.department_id).where(categories.c.code == "garbage")).scalar_one()
+        rows = []
+        for back in range(1, weeks * 7 + 1):
+            day = today - timedelta(days=back)
+            n = (12 if day.weekday() < 5 else 3) + rng.randint(-2, 2)
+            at = datetime.combine(day, datetime.min.time(), tzinfo=CITY_TZ) + timedelta(hours=10)
+            rows += [{"category_code": "garbage", "status": "closed", "department_id": dept, "description": "垃圾",
+                      "source": "citizen", "created_at": at, "updated_at": at} for _ in range(n)]
+        conn.execute(cases.insert(), rows)
+
+    city.db.write_sync(add)
+
+
+def test_the_better_model_serves_with_its_intervals(city: City) -> None:
+    _weekly_cases(city)
+    found = city.db.read_sync(lambda c: forecast(c, now=city.clock.now(), category="garbage"))
+    errors = found["backtest_mae"]
+    assert set(errors) == {"seasonal_naive", "ets"} and found["backtest_days"] == 14
+    assert found["method"] == min((k for k in errors if errors[k] is not None), key=lambda k: errors[k])
+    assert len(found["forecast"]) == len(found["days"]) == 14 and found["history_days"] == 56
+    assert all(lo <= f <= hi for lo, f, hi in zip(found["lower"], found["forecast"], found["upper"], strict=True))
+    by_day = {datetime.fromisoformat(d).weekday(): f for d, f in zip(found["days"], found["forecast"], strict=True)}
+    assert min(by_day[d] for d in range(5)) > max(by_day[5], by_day[6])  # the weekly pattern carries on
+
+
+def test_a_city_without_history_forecasts_nothing(city: City) -> None:
+    found = city.db.read_sync(lambda c: forecast(c, now=city.clock.now(), category="noise"))
+    assert found["history_days"] == 0 and found["backtest_mae"] == {} and set(found["forecast"]) == {0.0}
+
+
+def test_the_operations_page_and_the_api_show_the_forecast_with_its_method_and_errors(city: City) -> None:
+    from wecity.identity.models import users
+    from wecity.identity.service import start_session
+
+    from ..conftest import make_client
+    from ..web.conftest import log_in
+
+    _weekly_cases(city)
+    token = city.db.write_sync(lambda c: start_session(c, c.execute(sa.select(users.c.id).where(
+        users.c.username == "chengguan")).scalar_one(), city.clock.now()))
+    with make_client(city) as client:
+        assert client.get("/api/v1/ai/forecast").status_code == 401
+        answer = client.get("/api/v1/ai/forecast", params={"category": "garbage"},
+                            headers={"Authorization": f"Bearer {token}"}).json()
+        assert len(answer["forecast"]) == 14 and answer["method"] in ("seasonal_naive", "ets")
+        log_in(client, "supervisor")
+        zh = client.get("/ops", params={"hot_category": "garbage"}, headers={"Accept-Language": "zh-CN"}).text
+        assert "未来 14 天" in zh and "平均绝对误差" in zh and 'id="forecast-table"' in zh

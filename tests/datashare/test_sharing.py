@@ -160,6 +160,14 @@ def test_personal_fields_come_masked_unless_the_grant_names_them(catalogued: Cit
         opened = city.clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.")
         assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["created_at"]) for r in own["rows"])
         assert own["rows"][0]["created_at"].startswith(opened) and own["rows"][0]["closed_at"] is None
+        # The total, whether the page shows it (a last page) or it must be counted (a page with more after
+        # it, a page past the end); none when not asked for.
+        for params, count, rows in (({"limit": 1}, 3, 1), ({"limit": 1, "offset": 1}, 3, 1), ({"limit": 1, "offset": 2}, 3, 1),
+                                    ({"limit": 1, "offset": 5}, 3, 0), ({"limit": 3}, 3, 3),
+                                    ({"limit": 1, "include_total": "false"}, None, 1),
+                                    ({"limit": 5, "include_total": "false"}, None, 3)):
+            paged = client.get("/api/v1/data/city-cases", params=params, headers=zhujian).json()
+            assert (paged["count"], len(paged["rows"])) == (count, rows), params
 
 
 def test_refusal_needs_reasons_and_basis_and_only_the_providers_supervisors_decide(catalogued: City) -> None:

@@ -332,13 +332,22 @@ def case_records(conn: Connection, columns: list[str], where: dict[str, list[Any
                  with_total: bool = True, row_of: Callable[[tuple[Any, ...]], Any] | None = None,
                  ) -> RecordPage:
     """Cases (merged ones excepted) that pass `where` ({column: allowed values}), one page of them oldest
-    first, with the `columns` asked for; timestamps as ISO 8601 UTC text. Without `with_total` the count is
-    not made (None): a client paging through the rows asks for it once. `row_of` makes each row from the
-    database's (the columns, then the case id), in the one pass over the page (the data platform masks so)."""
-    joined, conditions = _records_from(where)
-    total = int(conn.execute(sa.select(sa.func.count()).select_from(joined).where(*conditions)).scalar_one()) \
-        if with_total else None
-    raw = _driver_rows(conn, case_records_query(conn, columns, where, limit=limit, offset=offset))
+    first, with the `columns` asked for; timestamps as ISO 8601 UTC text. Without `with_total` the total is
+    None: a client paging through the rows asks for it once. `row_of` makes each row from the database's
+    (the columns, then the case id), in the one pass over the page (the data platform masks so)."""
+    # One row more than the page: when it does not come, this page is the last and the total is known
+    # without counting (a reader taking a dataset in one call, the usual bulk read, never pays for a count).
+    raw = _driver_rows(conn, case_records_query(conn, columns, where, limit=limit + 1, offset=offset))
+    total: int | None = None
+    if len(raw) > limit:
+        del raw[limit:]
+    elif raw or offset == 0:
+        total = offset + len(raw)
+    if not with_total:
+        total = None
+    elif total is None:
+        joined, conditions = _records_from(where)
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(joined).where(*conditions)).scalar_one())
     return RecordPage(total, list(columns), [r[:-1] for r in raw] if row_of is None else [row_of(r) for r in raw],
                       [f"case:{r[-1]}" for r in raw])
 

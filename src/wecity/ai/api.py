@@ -1,18 +1,21 @@
 """HTTP API of the AI platform under /api/v1/ai: category suggestion (anyone, rate-limited: the report
-form asks as the citizen types), the model cards and retraining (administrators), hot spots (staff)."""
+form asks as the citizen types), the model cards and retraining (administrators), hot spots, forecasts and
+routing figures (staff), duplicate proposals (dispatchers and supervisors)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from wecity.ai import training
+from wecity.ai import duplicates, training
 from wecity.ai.forecasts import forecast
 from wecity.ai.hotspots import ALPHA, MAX_DAYS, RESOLUTION, hotspots
 from wecity.ai.suggest import MAX_TEXT, cache_of, routing_counts, suggest
+from wecity.cases import engine
+from wecity.cases.choices import Channel
 from wecity.core.errors import PermissionDenied
 from wecity.core.http import Ctx, client_address
 from wecity.identity.choices import Role
@@ -84,3 +87,37 @@ async def get_forecast(ctx: Ctx, user: CurrentStaff,
                        ) -> dict[str, Any]:
     now = ctx.clock.now()
     return await ctx.db.read(lambda c: forecast(c, now=now, category=category, district=district))
+
+
+def _dispatcher(user: StaffUser) -> None:
+    if not (user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR)):
+        raise PermissionDenied("for dispatchers and supervisors, who merge cases",
+                               message_zh="仅限派遣员和督办人员（并单由其决定）", code="ai.not_allowed")
+
+
+@router.get("/duplicates", summary="Older open cases that this case may repeat (or newer ones that may repeat it), "
+            "found by text, photo, place and category, each with its score and parts (dispatchers, supervisors)")
+async def get_duplicates(ctx: Ctx, user: CurrentStaff,
+                         case_id: Annotated[int, Query(ge=1, le=2**31 - 1)]) -> dict[str, Any]:
+    _dispatcher(user)
+    return {"case_id": case_id, "proposals": await ctx.db.read(lambda c: duplicates.proposals_for(c, case_id)),
+            "method": {"radius_m": duplicates.RADIUS_M, "window_days": duplicates.WINDOW.days,
+                       "propose_at": duplicates.PROPOSE, "photo_match": duplicates.PHOTO_MATCH,
+                       "auto_radius_m": duplicates.AUTO_RADIUS_M}}
+
+
+@router.post("/duplicates/{proposal_id}/dismiss", summary="Say the two cases of a proposal are different problems; "
+             "the pair is not proposed again (dispatchers, supervisors)")
+async def dismiss_duplicate(request: Request, ctx: Ctx, user: CurrentStaff,
+                            proposal_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> dict[str, Any]:
+    _dispatcher(user)
+    actor = engine.Actor.staff(user, channel=Channel.STAFF_API, source_address=client_address(request))
+    now = ctx.clock.now()
+    await ctx.db.write(lambda c: duplicates.dismiss(c, proposal_id, actor, now))
+    return {"id": proposal_id, "state": duplicates.DISMISSED}
+
+
+@router.get("/duplicates/figures", summary="Pairs merged by the platform, merged by staff from a proposal, dismissed "
+            "and still proposed (staff)")
+async def get_duplicate_figures(ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
+    return await ctx.db.read(duplicates.merge_figures)

@@ -1,4 +1,5 @@
-"""Tables of the AI platform: the versions of the category model, each with its model card."""
+"""Tables of the AI platform: the versions of the category model with their model cards, history imported
+for training, and duplicate reports found by text and photo."""
 
 import sqlalchemy as sa
 
@@ -40,5 +41,35 @@ ai_history = sa.Table(
     sa.Column("at", UTCDateTime),
     sa.Column("source", sa.String(200), nullable=False),  # the file it came from
     sa.Column("imported_at", UTCDateTime, nullable=False),
+    info=INFO,
+)
+
+# Duplicate reports the exact rule of intake (same category, within the merge radius and window) did not
+# catch: a newer case and an older open one that may be the same problem, with the score and its parts.
+# `state`: proposed (for a dispatcher to decide), merged (by the platform above the threshold, or by a
+# dispatcher from the proposal) or dismissed (a dispatcher said they differ: never proposed again).
+ai_duplicates = sa.Table(
+    "ai_duplicates", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("case_id", sa.Integer, nullable=False, index=True),       # the newer case
+    sa.Column("candidate_id", sa.Integer, nullable=False, index=True),  # the older open case it may repeat
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("text_similarity", sa.Float, nullable=False),
+    sa.Column("photo_similarity", sa.Float),                            # none when either has no photo
+    sa.Column("distance_m", sa.Float, nullable=False),
+    sa.Column("same_category", sa.Boolean, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("found_at", UTCDateTime, nullable=False),
+    sa.Column("decided_at", UTCDateTime),
+    sa.Column("decided_by", sa.String(200)),
+    sa.UniqueConstraint("case_id", "candidate_id"),
+    info=INFO,
+)
+
+# Where each of the platform's incremental jobs has got to (the last case id it looked at).
+ai_cursors = sa.Table(
+    "ai_cursors", metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
     info=INFO,
 )

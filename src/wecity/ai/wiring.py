@@ -1,5 +1,5 @@
-"""What the AI platform plugs into an app: the daily retrain of the category model and the `wecity ai`
-commands."""
+"""What the AI platform plugs into an app: the daily retrain of the category model, the duplicate finder
+that looks at new cases moments after intake, and the `wecity ai` commands."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from wecity.core.registry import Registry
 
 log = logging.getLogger(__name__)
 RETRAIN_SECONDS = 24 * 3600.0
+DUPLICATES_SECONDS = 30.0
 
 
 async def retrain(ctx: AppContext) -> None:
@@ -23,6 +24,15 @@ async def retrain(ctx: AppContext) -> None:
                                                          "macro_f1": card["metrics"]["macro_f1"]}})
 
 
+async def find_duplicates(ctx: AppContext) -> None:
+    from wecity.ai.duplicates import review_new
+
+    now = ctx.clock.now()
+    while await ctx.db.write(lambda conn: review_new(conn, now=now)):
+        pass  # a full batch: there may be more
+
+
 def wire(registry: Registry) -> None:
     registry.add_periodic("ai.retrain", RETRAIN_SECONDS, retrain)
+    registry.add_periodic("ai.duplicates", DUPLICATES_SECONDS, find_duplicates)
     registry.add_commands(commands.add_commands)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import heapq
 import io
+import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageEnhance
 from sqlalchemy.engine import Connection
 
 from wecity.cases import engine
@@ -49,16 +51,67 @@ REPORTS = {
 }
 
 
-def _photo(text_colour: tuple[int, int, int], seed: int) -> bytes:
-    rng = random.Random(seed)
-    image = Image.new("RGB", (640, 480), (rng.randint(90, 160), rng.randint(90, 160), rng.randint(90, 160)))
+# A second reporter may file the same problem under a neighbouring category.
+CONFUSED = {"manhole": "pothole", "pothole": "manhole", "sewage-overflow": "waterlogging",
+            "waterlogging": "sewage-overflow", "garbage": "street-vending", "street-vending": "garbage",
+            "noise": "cooking-fumes", "cooking-fumes": "noise", "illegal-parking": "shared-bikes",
+            "shared-bikes": "illegal-parking", "streetlight": "traffic-signal", "traffic-signal": "streetlight",
+            "fallen-tree": "other", "other": "fallen-tree", "illegal-construction": "other"}
+
+# The same problems in a second reporter's words.
+RETOLD = {
+    "manhole": ["这个井盖不见了，有人差点踩空", "路边下水井口没盖子，太危险了"],
+    "streetlight": ["这一段路灯晚上都不亮，走路看不清", "路灯坏了好几天了，一到晚上漆黑一片"],
+    "pothole": ["路上坑很深，电动车经过很危险", "马路塌了一块，车子都绕着走"],
+    "garbage": ["垃圾好几天没人收，味道很大", "这里堆满了垃圾，苍蝇很多"],
+    "illegal-parking": ["车停在消防通道上，堵死了", "好多车乱停在人行道，行人只能走马路"],
+    "noise": ["晚上十一点还在施工，吵得睡不着", "音响声音太大了，每天晚上都这样"],
+    "street-vending": ["摊贩把人行道占满了", "小摊占道，行人没法走"],
+    "sewage-overflow": ["下水道污水冒出来了，很臭", "污水漫到路面上了"],
+    "fallen-tree": ["树倒了横在路上，车过不去", "大树枝掉下来挡住了路"],
+    "shared-bikes": ["单车乱停一大片，堵住了路口", "共享单车把盲道都占了"],
+    "illegal-construction": ["有人在楼顶加盖房子", "绿地上搭了违章棚子"],
+    "cooking-fumes": ["饭店油烟直接排到楼上", "烧烤油烟太大，窗户都不敢开"],
+    "waterlogging": ["路口积水太深，车熄火了", "隧道里的水没过了轮子"],
+    "traffic-signal": ["红绿灯坏了，路口很乱", "信号灯一直黄闪，没人指挥"],
+    "other": ["公园的椅子坏了", "路牌倒了"],
+}
+
+
+def _photo(text_colour: tuple[int, int, int], seed: int, *, street: int | None = None, variant: int = 0) -> bytes:
+    """A made-up photo: a street (its background and five shapes, the same for every photo taken in it)
+    and the problem (six larger shapes of its own). Variants are copies of one photo as they come back
+    when people forward it (a little cropped, lighter or darker, compressed otherwise)."""
+    street_rng = random.Random(seed if street is None else street)
+    image = Image.new("RGB", (640, 480), tuple(street_rng.randint(90, 160) for _ in range(3)))  # type: ignore[arg-type]
     draw = ImageDraw.Draw(image)
-    for _ in range(12):
-        x, y = rng.randint(0, 600), rng.randint(0, 440)
-        draw.rectangle((x, y, x + rng.randint(20, 120), y + rng.randint(20, 80)), fill=text_colour)
+    for _ in range(5):
+        x, y = street_rng.randint(0, 600), street_rng.randint(0, 440)
+        draw.rectangle((x, y, x + street_rng.randint(20, 120), y + street_rng.randint(20, 80)),
+                       fill=(street_rng.randint(0, 255),) * 3)
+    rng = random.Random(seed)
+    for _ in range(6):
+        x, y = rng.randint(0, 560), rng.randint(0, 400)
+        draw.rectangle((x, y, x + rng.randint(40, 160), y + rng.randint(30, 120)), fill=text_colour)
+    quality = 80
+    if variant:
+        other = random.Random(seed * 1000 + variant)
+        left, top = other.randint(0, 20), other.randint(0, 15)
+        image = image.crop((left, top, 640 - other.randint(0, 20), 480 - other.randint(0, 15))).resize((640, 480))
+        image = ImageEnhance.Brightness(image).enhance(other.uniform(0.9, 1.1))
+        quality = other.randint(60, 90)
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=80)
+    image.save(out, "JPEG", quality=quality)
     return out.getvalue()
+
+
+def _store_photo(conn: Connection, settings: Any, now: datetime, seed: int, street: int, variant: int) -> str:
+    from wecity.media.images import inspect_image
+    from wecity.media.service import insert_record, media_store, write_files
+
+    checked = inspect_image(_photo((200, 60, 40), seed, street=street, variant=variant),
+                            max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+    return insert_record(conn, write_files(media_store(settings), checked, now=now)).id
 
 
 def store_photos(conn: Connection, settings: Any, now: datetime, n: int, colour: tuple[int, int, int]) -> list[str]:
@@ -74,6 +127,28 @@ def store_photos(conn: Connection, settings: Any, now: datetime, n: int, colour:
                                 max_pixels=settings.max_image_pixels)
         ids.append(insert_record(conn, write_files(store, checked, now=now)).id)
     return ids
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """One problem in the street: where, what, and the scene its first photo shows (None: no photo)."""
+
+    number: int
+    lat: float
+    lon: float
+    code: str
+    photo_seed: int | None
+
+    @property
+    def street(self) -> int:
+        """The stretch of street (a cell of about 300 m) the problem's photos show in the background."""
+        return int(self.lat / 0.003) * 100_000 + int(self.lon / 0.003)
+
+
+def _metres_away(lat: float, lon: float, rng: random.Random, low: float, high: float) -> tuple[float, float]:
+    distance, bearing = rng.uniform(low, high), rng.uniform(0, 2 * math.pi)
+    return (lat + distance * math.cos(bearing) / 111_320,
+            lon + distance * math.sin(bearing) / (111_320 * math.cos(math.radians(lat))))
 
 
 class _Timeline:
@@ -100,8 +175,16 @@ class _Timeline:
             next_check += clock_every
 
 
-def seed_history(conn: Connection, now: datetime, settings: Any = None, *, seed: int = 2026) -> int:
-    """Create about 30 days of cases ending at `now`; returns how many reports were made."""
+def seed_history(conn: Connection, now: datetime, settings: Any = None, *, seed: int = 2026,
+                 problems: dict[int, int] | None = None) -> int:
+    """Create about 30 days of cases ending at `now`; returns how many reports were made.
+
+    Some problems are reported twice: at the same spot under the same category (intake merges them), or a
+    street corner away, in other words, perhaps under a neighbouring category and with another photo of
+    the same scene (the AI platform's duplicate finder runs after each report, as the runner would, and
+    merges or proposes). Others are different problems close to an earlier one (a second streetlight out
+    down the road). `problems`, if given, is filled with each case's problem number: the truth the
+    duplicate finder is measured against (`bench/ai_duplicates.py`)."""
     rng = random.Random(seed)
     index = load_area_index(conn)
     staff = {r.username: user for r in conn.execute(sa.select(users.c.id, users.c.username))
@@ -110,23 +193,27 @@ def seed_history(conn: Connection, now: datetime, settings: Any = None, *, seed:
     for user in staff.values():
         if user.has("handler") and user.department_id is not None and "admin" not in user.roles:
             handlers_by_department.setdefault(user.department_id, []).append(engine.Actor.staff(user))
-    dispatcher = engine.Actor.staff(staff["dispatcher"])
-    supervisor = engine.Actor.staff(staff["supervisor"])
-    admin = engine.Actor.staff(staff["admin"])
+    story = _Story(conn, rng, index, now, settings, _Timeline(), handlers_by_department,
+                   engine.Actor.staff(staff["dispatcher"]), engine.Actor.staff(staff["supervisor"]),
+                   engine.Actor.staff(staff["admin"]), problems if problems is not None else {})
     start = now - timedelta(days=DAYS)
-    evidence = store_photos(conn, settings, start, 4, (40, 170, 60))
-    report_photos = store_photos(conn, settings, start, 6, (200, 60, 40))
+    story.evidence = store_photos(conn, settings, start, 4, (40, 170, 60))
     codes = list(REPORTS)
     weights = [REPORTS[c][0] for c in codes]
-    plan = _Timeline()
     made = 0
-    hotspots: list[tuple[float, float, str]] = []
+    recent: list[_Problem] = []
 
     def point() -> tuple[float, float]:
         while True:
             lat, lon = rng.gauss(CENTRE[0], 0.05), rng.gauss(CENTRE[1], 0.06)
             if index.locate(lat, lon) is not None:
                 return lat, lon
+
+    def new_problem(lat: float, lon: float, code: str) -> _Problem:
+        photo_seed = 10_000 + len(recent) if settings is not None and rng.random() < 0.6 else None
+        problem = _Problem(len(recent) + 1, lat, lon, code, photo_seed)
+        recent.append(problem)
+        return problem
 
     city_tz = city_timezone(conn)  # reports come by the city's own day and night
     for day in range(DAYS + 1):
@@ -137,29 +224,97 @@ def seed_history(conn: Connection, now: datetime, settings: Any = None, *, seed:
             when = local.astimezone(UTC)
             if when >= now or when < start:
                 continue
-            code = rng.choices(codes, weights)[0]
-            lat, lon = point()
-            if hotspots and rng.random() < 0.12:  # a second report of a recent problem: merges (并单)
-                lat, lon, code = rng.choice(hotspots[-15:])
-                lat += rng.uniform(-0.0002, 0.0002)
-            hotspots.append((lat, lon, code))
-            plan.at(when, _report(conn, rng, index, code, lat, lon, report_photos, now, plan, handlers_by_department,
-                                  dispatcher, supervisor, admin, evidence))
+            roll = rng.random()
+            if recent and roll < 0.12:  # the same problem at the same spot: intake merges it (并单)
+                seen = rng.choice(recent[-15:])
+                lat, lon = seen.lat + rng.uniform(-0.0002, 0.0002), seen.lon
+                plan = story.report(seen, seen.code, lat, lon, rng.choice(REPORTS[seen.code][1]),
+                                    variant=1 if seen.photo_seed is not None and rng.random() < 0.5 else None)
+            elif recent and roll < 0.19:  # the same problem retold a street corner away, maybe misfiled
+                seen = rng.choice(recent[-6:])  # within hours: people report what they pass today
+                lat, lon = _metres_away(seen.lat, seen.lon, rng, 60, 200)
+                code = seen.code if rng.random() < 0.5 else CONFUSED[seen.code]
+                plan = story.report(seen, code, lat, lon, rng.choice(RETOLD[seen.code]),
+                                    variant=2 if seen.photo_seed is not None and rng.random() < 0.75 else None)
+            elif recent and roll < 0.25:  # a different problem near an earlier one
+                seen = rng.choice(recent[-15:])
+                lat, lon = _metres_away(seen.lat, seen.lon, rng, 60, 250)
+                code = seen.code if rng.random() < 0.6 else rng.choices(codes, weights)[0]
+                if index.locate(lat, lon) is None:
+                    lat, lon = point()
+                problem = new_problem(lat, lon, code)
+                plan = story.report(problem, code, lat, lon, rng.choice(REPORTS[code][1]), variant=0)
+            else:
+                code = rng.choices(codes, weights)[0]
+                lat, lon = point()
+                problem = new_problem(lat, lon, code)
+                plan = story.report(problem, code, lat, lon, rng.choice(REPORTS[code][1]), variant=0)
+            story.plan.at(when, plan)
             made += 1
     # The small hours before `now`: a few fresh reports still waiting for 签收 or being worked on.
     # Each in a different state, so every page has one of each to show.
     fresh = [(170, "verified"), (150, "resolved"), (120, "returned"), (95, "in_progress"), (60, "acknowledged"),
              (35, "dispatched"), (12, "dispatched"), (4, "dispatched")]
-    for minutes_ago, story in fresh:
+    for minutes_ago, state in fresh:
         lat, lon = point()
         code = rng.choice(["manhole", "waterlogging", "noise", "traffic-signal", "garbage", "streetlight"])
-        plan.at(now - timedelta(minutes=minutes_ago), _report(
-            conn, rng, index, code, lat, lon, report_photos, now, plan, handlers_by_department, dispatcher,
-            supervisor, admin, evidence, story=story))
+        problem = new_problem(lat, lon, code)
+        story.plan.at(now - timedelta(minutes=minutes_ago), story.report(
+            problem, code, lat, lon, rng.choice(REPORTS[code][1]), variant=0, state=state))
         made += 1
-    plan.replay(conn, now, timedelta(minutes=30))
+    story.plan.replay(conn, now, timedelta(minutes=30))
     _settle_past_messages(conn, now)
     return made
+
+
+@dataclass
+class _Story:
+    """What every report of the history needs: the connection, the dice, the city, and the staff."""
+
+    conn: Connection
+    rng: random.Random
+    index: Any
+    now: datetime
+    settings: Any
+    plan: _Timeline
+    handlers: dict[int, list[engine.Actor]]
+    dispatcher: engine.Actor
+    supervisor: engine.Actor
+    admin: engine.Actor
+    problems: dict[int, int]
+    evidence: list[str] = field(default_factory=list)
+
+    def report(self, problem: _Problem, code: str, lat: float, lon: float, description: str, *,
+               variant: int | None, state: str | None = None) -> Callable[[datetime], None]:
+        """A report of `problem`, with the scene's photo (`variant` 0 the first reporter's, other numbers
+        another person's photo of it; None no photo), to be submitted at its time."""
+        conn, rng = self.conn, self.rng
+        attributes = {"cover_state": rng.choice(["missing", "broken", "sunken"])} if code == "manhole" else {}
+        phone = f"13{rng.randint(100000000, 999999999)}"
+        photo = ((problem.photo_seed, problem.street, variant) if problem.photo_seed is not None and variant is not None
+                 else None)
+
+        def submit(when: datetime) -> None:
+            from wecity.ai.duplicates import MERGED, review_case
+
+            media_ids = [_store_photo(conn, self.settings, when, *photo)] if photo else []
+            result = submit_report(conn, NewReport(
+                service_code=code, channel=rng.choice(["portal", "portal", "open311"]), lat=lat, long=lon,
+                description=description, attributes=attributes, phone=phone, media_ids=media_ids),
+                area_index=self.index, now=when)
+            if result.merged:
+                return
+            self.problems[result.case_id] = problem.number
+            if state is None and any(p["state"] == MERGED for p in review_case(conn, result.case_id, now=when)):
+                return  # the duplicate finder folded it into an earlier case, as the runner would have
+            if state is None:
+                _plan_case(conn, rng, result.case_id, when, self.now, self.plan, self.handlers, self.dispatcher,
+                           self.supervisor, self.admin, self.evidence)
+            else:
+                _plan_fresh(conn, rng, result.case_id, when, state, self.plan, self.handlers, self.dispatcher,
+                            self.admin, self.evidence)
+
+        return submit
 
 
 def _settle_past_messages(conn: Connection, now: datetime) -> None:
@@ -172,30 +327,6 @@ def _settle_past_messages(conn: Connection, now: datetime) -> None:
         outbox_messages.c.status == "pending", outbox_messages.c.channel != "in_app",
         outbox_messages.c.created_at < now - timedelta(hours=1),
     ).values(status="delivered", delivered_at=outbox_messages.c.created_at))
-
-
-def _report(conn: Connection, rng: random.Random, index: Any, code: str, lat: float, lon: float, photos: list[str],
-            now: datetime, plan: _Timeline, handlers: dict[int, list[engine.Actor]], dispatcher: engine.Actor,
-            supervisor: engine.Actor, admin: engine.Actor, evidence: list[str],
-            story: str | None = None) -> Callable[[datetime], None]:
-    description = rng.choice(REPORTS[code][1])
-    attributes = {"cover_state": rng.choice(["missing", "broken", "sunken"])} if code == "manhole" else {}
-    phone = f"13{rng.randint(100000000, 999999999)}"
-    with_photo = bool(photos) and rng.random() < 0.6
-
-    def submit(when: datetime) -> None:
-        result = submit_report(conn, NewReport(
-            service_code=code, channel=rng.choice(["portal", "portal", "open311"]), lat=lat, long=lon,
-            description=description, attributes=attributes, phone=phone,
-            media_ids=[rng.choice(photos)] if with_photo else []), area_index=index, now=when)
-        if result.merged:
-            return
-        if story is None:
-            _plan_case(conn, rng, result.case_id, when, now, plan, handlers, dispatcher, supervisor, admin, evidence)
-        else:
-            _plan_fresh(conn, rng, result.case_id, when, story, plan, handlers, dispatcher, admin, evidence)
-
-    return submit
 
 
 def _plan_case(conn: Connection, rng: random.Random, case_id: int, opened: datetime, now: datetime, plan: _Timeline,

@@ -54,6 +54,9 @@ class CheckedImage:
     source_type: str
     # The EXIF GPS position the upload carried, for a report that has no location of its own.
     gps: GpsPoint | None
+    # A perceptual hash (DCT, 64 bits as 16 hex digits): near photos of one scene have near hashes, so
+    # two reports of one problem can be told by their photos (wecity.ai.duplicates).
+    phash: str | None = None
 
 
 def _refuse(code: str, message: str, message_zh: str, **details: object) -> UnsupportedMedia:
@@ -136,8 +139,17 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedIma
         sha256=hashlib.sha256(content).hexdigest(),
         thumbnail=thumbnail, thumb_content_type=thumb_content_type, thumb_width=thumb.width,
         thumb_height=thumb.height, thumb_sha256=hashlib.sha256(thumbnail).hexdigest(),
-        source_type=SOURCE_TYPES[fmt], gps=gps,
+        source_type=SOURCE_TYPES[fmt], gps=gps, phash=perceptual_hash(thumb),
     )
+
+
+def perceptual_hash(image: Image.Image) -> str:
+    """imagehash's pHash (a 32×32 grey image, its DCT's lowest 8×8 frequencies against their median): it
+    survives re-encoding, rescaling and small crops and changes of light. Made from the thumbnail, which
+    loses nothing it looks at."""
+    import imagehash
+
+    return str(imagehash.phash(image))
 
 
 def _too_many_pixels(width: int | None, height: int | None, max_pixels: int) -> UnsupportedMedia:

@@ -28,6 +28,8 @@ media = sa.Table(
     # The EXIF GPS position the upload carried (WGS-84); kept for intake, never served.
     sa.Column("gps_lat", sa.Float),
     sa.Column("gps_long", sa.Float),
+    # The photo's perceptual hash (wecity.media.images.perceptual_hash); none for photos stored before it.
+    sa.Column("phash", sa.String(16)),
     # What the media belongs to, set by the owning domain (e.g. "report:SR-123", "case:42").
     sa.Column("ref", sa.String(100), index=True),
     sa.Column("owner", sa.String(100)),

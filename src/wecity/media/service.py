@@ -50,6 +50,7 @@ class MediaRecord:
     ref: str | None
     owner: str | None
     created_at: datetime
+    phash: str | None = None
 
     @property
     def key(self) -> str:
@@ -87,6 +88,7 @@ def write_files(store: MediaStore, checked: CheckedImage, *, now: datetime, ref:
         thumb_content_type=checked.thumb_content_type, thumb_width=checked.thumb_width,
         thumb_height=checked.thumb_height, thumb_bytes=len(checked.thumbnail), thumb_sha256=checked.thumb_sha256,
         source_type=checked.source_type, gps=checked.gps, ref=ref, owner=owner, created_at=now,
+        phash=checked.phash,
     )
     try:
         store.put(record.key, checked.content)
@@ -106,7 +108,7 @@ def insert_record(conn: Connection, record: MediaRecord) -> MediaRecord:
         thumb_height=record.thumb_height, thumb_bytes=record.thumb_bytes, thumb_sha256=record.thumb_sha256,
         source_type=record.source_type, gps_lat=record.gps.lat if record.gps else None,
         gps_long=record.gps.long if record.gps else None, ref=record.ref, owner=record.owner,
-        created_at=record.created_at,
+        created_at=record.created_at, phash=record.phash,
     ))
     return record
 
@@ -223,5 +225,5 @@ def _record(row: Any) -> MediaRecord:
         thumb_content_type=row["thumb_content_type"], thumb_width=row["thumb_width"],
         thumb_height=row["thumb_height"], thumb_bytes=row["thumb_bytes"], thumb_sha256=row["thumb_sha256"],
         source_type=row["source_type"], gps=gps, ref=row["ref"], owner=row["owner"],
-        created_at=row["created_at"],
+        created_at=row["created_at"], phash=row["phash"],
     )

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
+from wecity.ai import duplicates
 from wecity.cases import engine, queries
 from wecity.cases.choices import Channel
 from wecity.core import csrf
@@ -76,9 +77,10 @@ async def _case_page(request: Request, user: StaffUser, case_id: int, *, status:
     if not sees_every_department(user) and case["department_id"] != user.department_id:
         return _forbidden(request, user)
     departments = await ctx.db.read(list_departments)
+    proposals = await ctx.db.read(lambda c: duplicates.proposals_for(c, case_id)) if sees_every_department(user) else []
     handler = user.has(Role.HANDLER) and (user.department_id == case["department_id"] or user.has(Role.ADMIN))
     return page(request, "web/staff_case.html", user=user, status=status, case=case, error=error,
-                departments=departments, is_handler=handler, is_dispatcher=sees_every_department(user),
+                departments=departments, proposals=proposals, is_handler=handler, is_dispatcher=sees_every_department(user),
                 is_supervisor=user.has(Role.SUPERVISOR), done=request.query_params.get("done", ""))
 
 
@@ -111,6 +113,14 @@ def _case_number(form: FormData) -> int:
                                code="case.merge") from None
 
 
+def _proposal(form: FormData) -> int:
+    try:
+        return int(str(form.get("proposal_id", "")))
+    except ValueError:
+        raise ValidationFailed("no duplicate proposal was chosen", message_zh="未选择并单建议",
+                               code="ai.duplicate_not_found") from None
+
+
 # Each action: the engine verb it calls, given (conn, case_id, actor, now, form, evidence media id).
 Action = Callable[[Any, int, engine.Actor, Any, FormData, str | None], Any]
 ACTIONS: dict[str, Action] = {
@@ -128,6 +138,8 @@ ACTIONS: dict[str, Action] = {
                                                      media_id=m),
     "merge": lambda c, i, a, n, f, m: engine.merge(c, i, _case_number(f), a, n),
     "followup": lambda c, i, a, n, f, m: engine.close_followup(c, i, a, n, _note(f, True)),
+    "merge-proposal": lambda c, i, a, n, f, m: duplicates.merge_proposal(c, _proposal(f), a, n),
+    "not-duplicate": lambda c, i, a, n, f, m: duplicates.dismiss(c, _proposal(f), a, n),
 }
 
 
@@ -157,7 +169,8 @@ async def act(request: Request, user: OptionalStaff, case_id: int, action: str) 
     actor = engine.Actor.staff(user, channel=Channel.PORTAL, source_address=client_address(request))
     try:
         if not sees_every_department(user) and action in ("dispatch", "transfer", "verify", "reject", "close",
-                                                            "reopen", "merge"):
+                                                            "reopen", "merge", "merge-proposal",
+                                                            "not-duplicate"):
             raise PermissionDenied("needs the dispatcher or supervisor role", message_zh="需要派遣员或督办角色")
         now = ctx.clock.now()
         async with uploads.staged([raw] if raw else [], ctx, now=now) as evidence:

@@ -262,6 +262,11 @@ def seed_history(conn: Connection, now: datetime, settings: Any = None, *, seed:
         story.plan.at(now - timedelta(minutes=minutes_ago), story.report(
             problem, code, lat, lon, rng.choice(REPORTS[code][1]), variant=0, state=state))
         made += 1
+        if minutes_ago == 35:  # told again 150 m away without a photo: a proposal on the dispatchers' pages
+            lat, lon = _metres_away(problem.lat, problem.lon, rng, 150, 150)
+            story.plan.at(now - timedelta(minutes=20), story.report(
+                problem, code, lat, lon, rng.choice(RETOLD[code]), variant=None, state="dispatched"))
+            made += 1
     story.plan.replay(conn, now, timedelta(minutes=30))
     _settle_past_messages(conn, now)
     return made
@@ -305,7 +310,7 @@ class _Story:
             if result.merged:
                 return
             self.problems[result.case_id] = problem.number
-            if state is None and any(p["state"] == MERGED for p in review_case(conn, result.case_id, now=when)):
+            if any(p["state"] == MERGED for p in review_case(conn, result.case_id, now=when)):
                 return  # the duplicate finder folded it into an earlier case, as the runner would have
             if state is None:
                 _plan_case(conn, rng, result.case_id, when, self.now, self.plan, self.handlers, self.dispatcher,

@@ -13,7 +13,7 @@ from wecity.ai import training
 from wecity.ai.models import ai_models
 from wecity.ai.suggest import ModelCache, suggest
 from wecity.cases import engine
-from wecity.cases.models import cases, categories
+from wecity.cases.models import cases, categories, reports
 from wecity.core.limits import parse_rule
 from wecity.demo.history import REPORTS
 from wecity.identity.models import users
@@ -227,6 +227,15 @@ def test_a_report_the_city_sorts_is_routed_by_confidence_and_counted(city: City)
         refused = client.post("/report", data={"csrf_token": csrf_token(empty_form), "service_code": "__auto",
                                                "description": "", "lat": "28.196", "long": "112.977"})
         assert refused.status_code == 400
+        # A back office that does not know the city's codes: Open311 with service_code=auto.
+        by_api = client.post("/open311/v2/requests.json", data={
+            "api_key": city.api_key, "service_code": "auto", "lat": "28.196", "long": "112.977",
+            "description": "路灯坏了，整条路晚上都不亮"})
+        assert by_api.status_code == 200, by_api.text
+        from_api = int(by_api.json()[0]["service_request_id"])
+        no_text = client.post("/open311/v2/requests.json", data={
+            "api_key": city.api_key, "service_code": "auto", "lat": "28.196", "long": "112.977"})
+        assert no_text.status_code == 400 and "description" in no_text.text
 
     def routed(c: sa.Connection, case_id: int) -> tuple[str, dict[str, Any]]:
         code = c.execute(sa.select(cases.c.category_code).where(cases.c.id == case_id)).scalar_one()
@@ -242,4 +251,9 @@ def test_a_report_the_city_sorts_is_routed_by_confidence_and_counted(city: City)
         users.c.username == "admin")).scalar_one(), city.clock.now()))
     with make_client(city) as client:
         counts = client.get("/api/v1/ai/routing", headers={"Authorization": f"Bearer {admin}"}).json()
-    assert (counts["automatic"], counts["dispatch_centre"]) == (1, 1)
+    code, record = city.db.read_sync(lambda c: routed(c, city.db.read_sync(lambda c2: c2.execute(
+        sa.select(reports.c.case_id).where(reports.c.id == from_api)).scalar_one())))
+    assert code == "streetlight" and record["route"] == "automatic"
+    assert (counts["automatic"], counts["dispatch_centre"]) == (2, 1)
+    assert counts["by_channel"] == {"portal": {"automatic": 1, "dispatch_centre": 1},
+                                    "open311": {"automatic": 1, "dispatch_centre": 0}}

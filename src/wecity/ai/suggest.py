@@ -104,21 +104,25 @@ def route(conn: Connection, cache: ModelCache, var_dir: Path, text: str, *, chan
 
 def routing_counts(conn: Connection, *, since: Any) -> dict[str, Any]:
     """Reports whose category the model chose since `since`: how many it routed itself and how many it left
-    to the dispatch centre, and of the latter how many staff re-filed (改类) since."""
+    to the dispatch centre, and of the latter how many staff re-filed (改类) since; in all and per intake
+    channel (the portal's "not sure", Open311's service_code=auto)."""
     from wecity.cases.models import timeline
 
-    rows = conn.execute(sa.select(timeline.c.case_id, timeline.c.detail).where(
+    rows = conn.execute(sa.select(timeline.c.case_id, timeline.c.channel, timeline.c.detail).where(
         timeline.c.at >= since, timeline.c.event.in_(("submitted", "report_merged")),
         sa.cast(timeline.c.detail, sa.Text).like('%"routing"%'))).all()
     counts = {AUTOMATIC: 0, PERSON: 0}
+    by_channel: dict[str, dict[str, int]] = {}
     cases_by_route: dict[str, set[int]] = {AUTOMATIC: set(), PERSON: set()}
-    for case_id, detail in rows:
+    for case_id, channel, detail in rows:
         found = (detail or {}).get("routing") or {}
         kind = found.get("route")
         if kind in counts:
             counts[kind] += 1
+            by_channel.setdefault(channel, {AUTOMATIC: 0, PERSON: 0})[kind] += 1
             cases_by_route[kind].add(case_id)
     refiled = conn.execute(sa.select(sa.func.count(sa.distinct(timeline.c.case_id))).where(
         timeline.c.event == "recategorised", timeline.c.case_id.in_(sorted(cases_by_route[AUTOMATIC]) or [0]))
     ).scalar_one()
-    return {"automatic": counts[AUTOMATIC], "dispatch_centre": counts[PERSON], "automatic_refiled_by_staff": refiled}
+    return {"automatic": counts[AUTOMATIC], "dispatch_centre": counts[PERSON], "automatic_refiled_by_staff": refiled,
+            "by_channel": by_channel}

@@ -272,6 +272,8 @@ async def create_request(request: Request, fmt: str) -> Response:
         # limit, costs the sender, not the city.
         key_digest = await _checked_api_key(ctx, form)
         report = _report(form)
+        if report.service_code == LET_THE_CITY_DECIDE:
+            await _route_by_description(ctx, report)
         photos = [await value.read(limit + 1) for name, value in form.multi_items()
                   if name in ("media", "media[]") and isinstance(value, UploadFile)]
     scope = "open311.requests:" + key_digest
@@ -281,6 +283,26 @@ async def create_request(request: Request, fmt: str) -> Response:
     entry = {"service_request_id": str(receipt.report_id), "token": receipt.token,
              "service_notice": _notice(receipt), "account_id": report.account_id}
     return respond(fmt, [entry], root="service_requests", item="request")
+
+
+# An extension of GeoReport v2 for back offices that do not know the city's codes (a hotline, another
+# city's system): service_code=auto files the request under the category the city's model finds in the
+# description when it is sure enough, else under "other" for the dispatch centre to sort; counted either way.
+LET_THE_CITY_DECIDE = "auto"
+
+
+async def _route_by_description(ctx: AppContext, report: NewReport) -> None:
+    from wecity.ai.suggest import cache_of, route
+
+    if not report.description.strip():
+        raise ValidationFailed("service_code=auto needs a description to tell the category from",
+                               code="request.description", message_zh="service_code=auto 需要描述，平台据此判断类别")
+    cache, var_dir, text = cache_of(ctx), ctx.settings.var_dir, report.description
+    decided, routing = await ctx.db.read(lambda c: route(c, cache, var_dir, text, channel=Channel.OPEN311))
+    if decided is None:
+        raise ValidationFailed("the city cannot choose a category for this description; send a service_code",
+                               code="request.service_code", message_zh="平台无法据描述判断类别，请提供 service_code")
+    report.service_code, report.routing = decided, routing
 
 
 def _notice(result: Receipt) -> str:
@@ -475,6 +497,10 @@ def _openapi_schemas() -> dict[str, Any]:
     props["lat"] = {"type": "number"}
     props["long"] = {"type": "number"}
     props["media"] = {"type": "string", "format": "binary"}
+    props["service_code"]["description"] = (
+        "a code from services.json, or `auto` (an extension): the city's model files the request under the "
+        "category it finds in the description when it is at least 60% sure, else under `other` for the "
+        "dispatch centre to sort")
     update = {name: {"type": "string"} for name in ("api_key", "service_request_id", "status", "description",
                                                     "updated_datetime", "media_url")}
     update["media_url"]["description"] = ("FIXED's evidence photo: the id of a photo uploaded here, or an http(s) URL "

@@ -9,6 +9,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from wecity.ai.duplicates import merge_figures
 from wecity.ai.suggest import routing_counts
 from wecity.ai.training import model_cards
 from wecity.cases.categories import list_categories
@@ -35,6 +36,7 @@ async def cards(request: Request, user: OptionalStaff) -> Response:
     found = await ctx.db.read(model_cards)
     since = ctx.clock.now() - timedelta(days=ROUTING_DAYS)
     routing = await ctx.db.read(lambda c: routing_counts(c, since=since))
+    duplicate_figures = await ctx.db.read(merge_figures)
     names = {c.code: c for c in await ctx.db.read(lambda c: list_categories(c, active_only=False))}
     return page(request, "web/staff_ai.html", user=user, cards=found, categories=names, routing=routing,
-                routing_days=ROUTING_DAYS)
+                routing_days=ROUTING_DAYS, duplicates=duplicate_figures)

@@ -11,24 +11,26 @@ import sqlalchemy as sa
 from wecity.ai.forecasts import forecast
 from wecity.cases.models import cases, categories
 from wecity.core.clock import CITY_TZ
+from wecity.geo.models import areas
 
 from ..conftest import City
 
 
-def _weekly_cases(city: City, weeks: int = 8) -> None:
+def _weekly_cases(city: City, weeks: int = 8, district: str | None = None) -> None:
     now = city.clock.now()
     today = now.astimezone(CITY_TZ).date()
     rng = random.Random(3)
 
     def add(conn: sa.Connection) -> None:
         dept = conn.execute(sa.select(categories.c.department_id).where(categories.c.code == "garbage")).scalar_one()
+        area = conn.execute(sa.select(areas.c.id).where(areas.c.name_zh == district)).scalar_one() if district else None
         rows = []
         for back in range(1, weeks * 7 + 1):
             day = today - timedelta(days=back)
             n = (12 if day.weekday() < 5 else 3) + rng.randint(-2, 2)
             at = datetime.combine(day, datetime.min.time(), tzinfo=CITY_TZ) + timedelta(hours=10)
             rows += [{"category_code": "garbage", "status": "closed", "department_id": dept, "description": "垃圾",
-                      "source": "citizen", "created_at": at, "updated_at": at} for _ in range(n)]
+                      "source": "citizen", "created_at": at, "updated_at": at, "area_id": area} for _ in range(n)]
         conn.execute(cases.insert(), rows)
 
     city.db.write_sync(add)
@@ -69,3 +71,24 @@ def test_the_operations_page_and_the_api_show_the_forecast_with_its_method_and_e
         log_in(client, "supervisor")
         zh = client.get("/ops", params={"hot_category": "garbage"}, headers={"Accept-Language": "zh-CN"}).text
         assert "未来 14 天" in zh and "平均绝对误差" in zh and 'id="forecast-table"' in zh
+
+
+def test_a_district_s_forecast_counts_its_own_cases_and_the_page_keeps_the_choice(city: City) -> None:
+    from ..conftest import make_client
+    from ..web.conftest import log_in
+
+    _weekly_cases(city, district="芙蓉区")
+    codes = dict(city.db.read_sync(lambda c: c.execute(sa.select(areas.c.name_zh, areas.c.code)).all()))
+    furong = city.db.read_sync(lambda c: forecast(c, now=city.clock.now(), district=codes["芙蓉区"]))
+    yuelu = city.db.read_sync(lambda c: forecast(c, now=city.clock.now(), district=codes["岳麓区"]))
+    assert furong["history_days"] == 56 and sum(furong["forecast"]) > 14 * 3
+    assert yuelu["history_days"] == 0 and set(yuelu["forecast"]) == {0.0}
+    with make_client(city) as client:
+        log_in(client, "supervisor")
+        page = client.get("/ops", params={"forecast_district": codes["芙蓉区"], "hot_category": "garbage"},
+                          headers={"Accept-Language": "zh-CN"}).text
+        assert "未来 14 天 · " in page and "芙蓉区</h2>" in page
+        assert f'<option value="{codes["芙蓉区"]}" selected>' in page
+        assert 'name="forecast_district" value="' + codes["芙蓉区"] + '"' in page  # kept by the hot-spot form
+        # An unknown district is the whole city, not an error.
+        assert client.get("/ops", params={"forecast_district": "nowhere"}).status_code == 200

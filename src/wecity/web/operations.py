@@ -10,6 +10,7 @@ from wecity.ai.hotspots import hotspots
 from wecity.cases.categories import list_categories
 from wecity.cases.figures import WINDOW_DAYS, open_cases_geojson, overview
 from wecity.core.http import request_locale
+from wecity.geo.service import list_areas
 from wecity.identity.choices import Role
 from wecity.identity.deps import OptionalStaff
 from wecity.web.i18n import gettext_for
@@ -38,12 +39,17 @@ async def operations(request: Request, user: OptionalStaff) -> Response:
     period = request.query_params.get("hot_days", "")
     days = int(period) if period in HOTSPOT_PERIODS else WINDOW_DAYS
     hot = await ctx.db.read(lambda conn: hotspots(conn, now=now, days=days, category=category))
-    ahead = await ctx.db.read(lambda conn: forecast(conn, now=now, category=category))
+    # The forecast for the city or one district (its own select; the URL keeps it with the others).
+    districts = await ctx.db.read(list_areas)
+    district = request.query_params.get("forecast_district") or None
+    district = district if district in {a["code"] for a in districts} else None
+    ahead = await ctx.db.read(lambda conn: forecast(conn, now=now, category=category, district=district))
     _ = gettext_for(request_locale(request)).gettext
     labels = {code: _(label) for code, label in STATUS_LABELS.items()}
     return page(request, "web/operations.html", user=user, figures=figures, window=WINDOW_DAYS,
                 statuses_translated=labels, hot=hot, hot_categories=list(known.values()), hot_category=category,
-                hot_days=days, hot_periods=HOTSPOT_PERIODS, ahead=ahead)
+                hot_days=days, hot_periods=HOTSPOT_PERIODS, ahead=ahead, districts=districts,
+                forecast_district=district)
 
 
 @router.get("/ops/open-cases.geojson")

@@ -1,5 +1,6 @@
 """HTTP API of the AI platform under /api/v1/ai: category suggestion (anyone, rate-limited: the report
-form asks as the citizen types), the model cards and retraining (administrators), hot spots (staff)."""
+form asks as the citizen types), the model cards and retraining (administrators), hot spots and forecasts
+(staff), a sensor's readings judged for anomalies (supervisors)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from wecity.ai import training
+from wecity.ai.anomaly_rules import MAX_SHOWN, judged_readings
 from wecity.ai.forecasts import forecast
 from wecity.ai.hotspots import ALPHA, MAX_DAYS, RESOLUTION, hotspots
 from wecity.ai.suggest import MAX_TEXT, cache_of, routing_counts, suggest
+from wecity.context.protocol import store_of
 from wecity.core.errors import PermissionDenied
 from wecity.core.http import Ctx, client_address
 from wecity.identity.choices import Role
@@ -84,3 +87,19 @@ async def get_forecast(ctx: Ctx, user: CurrentStaff,
                        ) -> dict[str, Any]:
     now = ctx.clock.now()
     return await ctx.db.read(lambda c: forecast(c, now=now, category=category, district=district))
+
+
+@router.get("/anomalies", summary="A sensor's last readings of one attribute, each judged against its own past "
+            "(spike, stuck, drift: robust z-scores), as sensor rules judge them (supervisors)")
+async def get_anomalies(ctx: Ctx, user: CurrentStaff,
+                        entity: Annotated[str, Query(min_length=1, max_length=512, description="entity id")],
+                        attr: Annotated[str, Query(min_length=1, max_length=300, examples=["tiltAngle"],
+                                                   description="attribute name (core @context) or IRI")],
+                        tenant: Annotated[str, Query(max_length=64)] = "",
+                        last: Annotated[int, Query(ge=1, le=MAX_SHOWN)] = 50) -> dict[str, Any]:
+    if not user.has(Role.SUPERVISOR):
+        raise PermissionDenied("for supervisors and administrators", message_zh="仅限督办人员和管理员",
+                               code="ai.not_allowed")
+    iri = store_of(ctx).core.expand(attr)
+    return await ctx.db.read(lambda c: judged_readings(c, tenant=tenant, entity_id=entity, attribute=attr, iri=iri,
+                                                       last=last))

@@ -1,11 +1,11 @@
-"""What the AI platform plugs into an app: the daily retrain of the category model and the `wecity ai`
-commands."""
+"""What the AI platform plugs into an app: the daily retrain of the category model, the `wecity ai`
+commands, and the judging of readings for sensor rules with an anomaly condition."""
 
 from __future__ import annotations
 
 import logging
 
-from wecity.ai import commands
+from wecity.ai import anomaly_rules, commands
 from wecity.core.context import AppContext
 from wecity.core.registry import Registry
 
@@ -26,3 +26,5 @@ async def retrain(ctx: AppContext) -> None:
 def wire(registry: Registry) -> None:
     registry.add_periodic("ai.retrain", RETRAIN_SECONDS, retrain)
     registry.add_commands(commands.add_commands)
+    # A stored reading may be an anomaly a sensor rule watches for, and open its case in the same transaction.
+    registry.events.subscribe("context.entity_changed", anomaly_rules.on_entity_changed)

@@ -149,3 +149,20 @@ def test_the_readings_need_a_signed_in_staff_member(sqlite_city: City) -> None:
     with make_client(sqlite_city) as client:
         r = client.get("/api/v1/ai/anomalies", params={"entity": "urn:ngsi-ld:Manhole:x", "attr": "tiltAngle"})
     assert r.status_code == 401
+
+
+def test_the_history_read_is_the_default_instance_s_numbers_oldest_first(city: City) -> None:
+    from wecity.context.history import recent_readings
+
+    with make_client(city) as client:
+        client.headers["Authorization"] = f"Bearer {city.api_key}"
+        device = Device(client, "datasets", seed=6)  # its first reading, at 08:10
+        device.send(2.5)
+        other = device._reading(80.0) | {"datasetId": "urn:ngsi-ld:Dataset:second-sensor"}
+        r = client.post(f"/ngsi-ld/v1/entities/{device.id}/attrs", json={"tiltAngle": other}, headers={"Link": CORE})
+        assert r.status_code == 204, r.text
+        device.send(2.7)
+    iri = "https://uri.etsi.org/ngsi-ld/default-context/tiltAngle"
+    readings = city.db.read_sync(lambda c: recent_readings(c, "", device.id, iri, 10))
+    assert [v for _, v in readings] == [float(device.noise[0]), 2.5, 2.7]  # the second sensor's 80 is not in
+    assert [v for _, v in city.db.read_sync(lambda c: recent_readings(c, "", device.id, iri, 2))] == [2.5, 2.7]

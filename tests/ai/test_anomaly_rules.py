@@ -166,3 +166,10 @@ def test_the_history_read_is_the_default_instance_s_numbers_oldest_first(city: C
     readings = city.db.read_sync(lambda c: recent_readings(c, "", device.id, iri, 10))
     assert [v for _, v in readings] == [float(device.noise[0]), 2.5, 2.7]  # the second sensor's 80 is not in
     assert [v for _, v in city.db.read_sync(lambda c: recent_readings(c, "", device.id, iri, 2))] == [2.5, 2.7]
+
+
+def test_a_control_character_in_the_query_is_refused_in_the_platform_s_format(city: City) -> None:
+    with make_client(city) as client:
+        r = client.get("/api/v1/ai/anomalies", params={"entity": "urn:ngsi-ld:Manhole:\x00", "attr": "tiltAngle"},
+                       headers=_signed_in(client, "supervisor"))
+    assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json")

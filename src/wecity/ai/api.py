@@ -23,6 +23,7 @@ from wecity.identity.deps import CurrentStaff
 from wecity.identity.service import StaffUser
 
 router = APIRouter(prefix="/api/v1/ai", tags=["ai"])
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"  # no control characters (PostgreSQL refuses a NUL in text)
 
 
 @router.get("/hotspots", summary="Statistically significant clusters of cases (Getis-Ord Gi* on H3 cells, "
@@ -92,10 +93,12 @@ async def get_forecast(ctx: Ctx, user: CurrentStaff,
 @router.get("/anomalies", summary="A sensor's last readings of one attribute, each judged against its own past "
             "(spike, stuck, drift: robust z-scores), as sensor rules judge them (supervisors)")
 async def get_anomalies(ctx: Ctx, user: CurrentStaff,
-                        entity: Annotated[str, Query(min_length=1, max_length=512, description="entity id")],
-                        attr: Annotated[str, Query(min_length=1, max_length=300, examples=["tiltAngle"],
+                        entity: Annotated[str, Query(min_length=1, max_length=512, pattern=PRINTABLE,
+                                                     description="entity id")],
+                        attr: Annotated[str, Query(min_length=1, max_length=300, pattern=PRINTABLE,
+                                                   examples=["tiltAngle"],
                                                    description="attribute name (core @context) or IRI")],
-                        tenant: Annotated[str, Query(max_length=64)] = "",
+                        tenant: Annotated[str, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
                         last: Annotated[int, Query(ge=1, le=MAX_SHOWN)] = 50) -> dict[str, Any]:
     if not user.has(Role.SUPERVISOR):
         raise PermissionDenied("for supervisors and administrators", message_zh="仅限督办人员和管理员",

@@ -10,7 +10,7 @@ A rule may instead (or as well) watch one attribute for **reading anomalies**: a
 drift, judged against the sensor's own history (`anomaly_attribute`, `anomaly_kind`, `anomaly_threshold`).
 Such rules need the history the broker keeps and the statistics of the AI platform, which comes after this
 domain: `wecity.ai.anomaly_rules` listens to the same changes, judges them and opens the case through
-`open_case_for` here. This module's listener passes them by, so rules without one cost nothing more.
+`open_case_for` here. This module's listener passes them by, so rules without one cost next to nothing more.
 """
 
 from __future__ import annotations

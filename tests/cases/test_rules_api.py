@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from wecity.cases.models import cases
@@ -79,3 +80,51 @@ def test_only_administrators_manage_rules(city: City) -> None:
         assert client.get(RULES, headers=dispatcher).status_code == 403
         assert client.post(RULES, json=TILT, headers=dispatcher).status_code == 403
         assert client.delete(f"{RULES}/1", headers=dispatcher).status_code == 403
+
+
+ANOMALY = TILT | {"q": "", "anomaly_attribute": "tiltAngle", "description_zh": "井盖传感器异常",
+                  "description_en": "manhole sensor anomaly"}
+
+
+def test_a_rule_may_watch_an_attribute_for_anomalies_instead_of_a_q_condition(city: City) -> None:
+    with make_client(city) as client:
+        admin = _signed_in(client, "admin")
+        r = client.post(RULES, json=ANOMALY, headers=admin)
+        assert r.status_code == 201, r.text
+        rule = r.json()
+        assert (rule["q"], rule["anomaly_attribute"], rule["anomaly_kind"], rule["anomaly_threshold"]) == (
+            "", "tiltAngle", "any", None)  # any kind, the platform's threshold
+        r = client.post(RULES, json=ANOMALY | {"q": "tiltAngle>10", "anomaly_kind": "drift", "anomaly_threshold": 4},
+                        headers=admin)
+        assert r.status_code == 201, r.text
+        assert (r.json()["anomaly_kind"], r.json()["anomaly_threshold"]) == ("drift", 4.0)
+        listed = client.get(RULES, headers=admin).json()
+        assert [x["anomaly_kind"] for x in listed] == ["any", "drift"]
+        plain = client.post(RULES, json=TILT, headers=admin).json()
+        assert (plain["anomaly_attribute"], plain["anomaly_kind"]) == (None, None)
+    detail = city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.detail).where(
+        audit_log.c.target == f"sensor_rule:{rule['id']}")).scalar_one())
+    assert detail["anomaly"] == {"attribute": "tiltAngle", "kind": "any", "threshold": None}
+
+
+@pytest.mark.parametrize("change, code, en, zh", [
+    ({"anomaly_attribute": None}, "rule.condition", "needs a q condition, an anomaly condition", "规则需要 q 条件"),
+    ({"anomaly_kind": "wobble"}, "rule.anomaly_kind", "any, spike, stuck, drift", "之一"),
+    ({"anomaly_kind": "stuck", "anomaly_threshold": 5}, "rule.anomaly_threshold", "not to a stuck device", "不适用于卡滞"),
+    ({"anomaly_threshold": 1}, "rule.anomaly_threshold", "between 2 and 100", "2 到 100 之间"),
+    ({"anomaly_attribute": "tilt angle"}, "rule.anomaly_attribute", "not an NGSI-LD attribute name", "属性名"),
+    ({"anomaly_attribute": "observedAt"}, "rule.anomaly_attribute", "not an NGSI-LD attribute name", "属性名"),
+    ({"anomaly_attribute": None, "q": "tiltAngle>15", "anomaly_kind": "spike"}, "rule.anomaly_attribute",
+     "need anomaly_attribute", "需要同时指定 anomaly_attribute"),
+])
+def test_bad_anomaly_conditions_are_refused_with_the_reason_in_both_languages(
+        sqlite_city: City, change: dict[str, Any], code: str, en: str, zh: str) -> None:
+    with make_client(sqlite_city) as client:
+        admin = _signed_in(client, "admin")
+        r = client.post(RULES, json=ANOMALY | change, headers={**admin, "Accept-Language": "en"})
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["code"] == code and en in r.json()["title"]
+        r = client.post(RULES, json=ANOMALY | change, headers={**admin, "Accept-Language": "zh-CN"})
+        assert r.status_code == 400 and zh in r.json()["title"]
+        assert client.get(RULES, headers=admin).json() == []  # nothing half-written

@@ -56,3 +56,20 @@ def test_sensors_page_is_for_supervisors(web: Any) -> None:
     assert web.get("/ops/sensors", follow_redirects=False).status_code == 303
     log_in(web, "dispatcher")
     assert web.get("/ops/sensors").status_code == 403
+
+
+def test_a_rule_s_anomaly_condition_is_shown_in_both_languages(web_city: tuple[Any, City]) -> None:
+    web, city = web_city
+    city.db.write_sync(lambda c: add_rule(c, entity_type="Manhole", q="", category_code="manhole",
+                                          description_zh="井盖传感器卡滞", description_en="manhole sensor stuck",
+                                          now=city.clock.now(), anomaly_attribute="tiltAngle", anomaly_kind="stuck"))
+    city.db.write_sync(lambda c: add_rule(c, entity_type="Manhole", q="tiltAngle>10", category_code="manhole",
+                                          description_zh="井盖突变", description_en="manhole jolt", now=city.clock.now(),
+                                          anomaly_attribute="tiltAngle", anomaly_kind="spike", anomaly_threshold=8))
+    log_in(web, "supervisor")
+    html = web.get("/ops/sensors").text
+    assert "tiltAngle 读数异常：卡滞" in html
+    assert "<code>tiltAngle&gt;10</code> 且 tiltAngle 读数异常：突变 (稳健 z 值超过 8.0)" in " ".join(html.split())
+    english = " ".join(web.get("/ops/sensors?lang=en").text.split())
+    assert "reading anomaly of tiltAngle: stuck readings" in english
+    assert "<code>tiltAngle&gt;10</code> and reading anomaly of tiltAngle: a spike (robust z above 8.0)" in english

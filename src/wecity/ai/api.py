@@ -1,6 +1,7 @@
 """HTTP API of the AI platform under /api/v1/ai: category suggestion (anyone, rate-limited: the report
 form asks as the citizen types), the model cards and retraining (administrators), hot spots, forecasts and
-routing figures (staff), duplicate proposals (dispatchers and supervisors)."""
+routing figures (staff), duplicate proposals (dispatchers and supervisors), a sensor's readings judged for
+anomalies (supervisors)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from wecity.ai import duplicates, training
+from wecity.ai.anomaly_rules import MAX_SHOWN, judged_readings
 from wecity.ai.forecasts import forecast
 from wecity.ai.hotspots import ALPHA, MAX_DAYS, RESOLUTION, hotspots
 from wecity.ai.suggest import MAX_TEXT, cache_of, routing_counts, suggest
 from wecity.cases import engine
 from wecity.cases.choices import Channel
+from wecity.context.protocol import store_of
 from wecity.core.errors import PermissionDenied
 from wecity.core.http import Ctx, client_address
 from wecity.identity.choices import Role
@@ -23,6 +26,7 @@ from wecity.identity.deps import CurrentStaff
 from wecity.identity.service import StaffUser
 
 router = APIRouter(prefix="/api/v1/ai", tags=["ai"])
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"  # no control characters (PostgreSQL refuses a NUL in text)
 
 
 @router.get("/hotspots", summary="Statistically significant clusters of cases (Getis-Ord Gi* on H3 cells, "
@@ -121,3 +125,19 @@ async def dismiss_duplicate(request: Request, ctx: Ctx, user: CurrentStaff,
             "and still proposed (staff)")
 async def get_duplicate_figures(ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
     return await ctx.db.read(duplicates.merge_figures)
+@router.get("/anomalies", summary="A sensor's last readings of one attribute, each judged against its own past "
+            "(spike, stuck, drift: robust z-scores), as sensor rules judge them (supervisors)")
+async def get_anomalies(ctx: Ctx, user: CurrentStaff,
+                        entity: Annotated[str, Query(min_length=1, max_length=512, pattern=PRINTABLE,
+                                                     description="entity id")],
+                        attr: Annotated[str, Query(min_length=1, max_length=300, pattern=PRINTABLE,
+                                                   examples=["tiltAngle"],
+                                                   description="attribute name (core @context) or IRI")],
+                        tenant: Annotated[str, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
+                        last: Annotated[int, Query(ge=1, le=MAX_SHOWN)] = 50) -> dict[str, Any]:
+    if not user.has(Role.SUPERVISOR):
+        raise PermissionDenied("for supervisors and administrators", message_zh="仅限督办人员和管理员",
+                               code="ai.not_allowed")
+    iri = store_of(ctx).core.expand(attr)
+    return await ctx.db.read(lambda c: judged_readings(c, tenant=tenant, entity_id=entity, attribute=attr, iri=iri,
+                                                       last=last))

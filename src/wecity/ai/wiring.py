@@ -1,11 +1,12 @@
 """What the AI platform plugs into an app: the daily retrain of the category model, the duplicate finder
-that looks at new cases moments after intake, and the `wecity ai` commands."""
+that looks at new cases moments after intake, the judging of readings for sensor rules with an anomaly
+condition, and the `wecity ai` commands."""
 
 from __future__ import annotations
 
 import logging
 
-from wecity.ai import commands
+from wecity.ai import anomaly_rules, commands
 from wecity.core.context import AppContext
 from wecity.core.registry import Registry
 
@@ -36,3 +37,5 @@ def wire(registry: Registry) -> None:
     registry.add_periodic("ai.retrain", RETRAIN_SECONDS, retrain)
     registry.add_periodic("ai.duplicates", DUPLICATES_SECONDS, find_duplicates)
     registry.add_commands(commands.add_commands)
+    # A stored reading may be an anomaly a sensor rule watches for, and open its case in the same transaction.
+    registry.events.subscribe("context.entity_changed", anomaly_rules.on_entity_changed)

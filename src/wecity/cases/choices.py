@@ -99,3 +99,12 @@ class Channel(StrEnum):
     STAFF_API = "staff_api"
     ENTERPRISE = "enterprise"  # an enterprise's 诉求, filed by a citizen acting for it (wecity.enterprise.appeals)
     SYSTEM = "system"
+
+
+class AnomalyKind(StrEnum):
+    """Which reading anomaly opens a sensor rule's case (the tests are wecity.ai.anomalies')."""
+
+    ANY = "any"      # 任一异常
+    SPIKE = "spike"  # 突变: one reading far from the sensor's past
+    STUCK = "stuck"  # 卡滞: the same reading over and over
+    DRIFT = "drift"  # 漂移: the level moving away from where it was

@@ -175,5 +175,11 @@ sensor_rules = sa.Table(
     sa.Column("description_en", sa.String(500), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False, default=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # An anomaly condition (judged by wecity.ai.anomaly_rules): the attribute whose readings are compared with
+    # the sensor's own past, the kind of anomaly that opens a case (choices.AnomalyKind) and the rule's own
+    # z threshold (NULL: the platform's). `q` may be empty on such a rule; when both are given, both must hold.
+    sa.Column("anomaly_attribute", sa.String(300), nullable=True),
+    sa.Column("anomaly_kind", sa.String(16), nullable=True),
+    sa.Column("anomaly_threshold", sa.Float, nullable=True),
     info=INFO,
 )

@@ -224,3 +224,15 @@ def delete_attribute(conn: Connection, tenant: str, entity_id: str, attr: str) -
 
 def value_of(instance: dict[str, Any]) -> Any:
     return instance.get(VALUE_MEMBER.get(instance.get("type", "Property"), "value"))
+
+
+def recent_readings(conn: Connection, tenant: str, entity_id: str, attr: str, limit: int) -> list[tuple[float, float]]:
+    """The last `limit` numeric readings of an attribute as (epoch seconds, value), oldest first (by observedAt,
+    then as they arrived): a sensor judged against its own past. One index range, read from its end.
+    Instances with a datasetId are another series and left out (in SQL, so that `limit` counts readings of
+    the default instance, and no row's document is decoded here)."""
+    rows = conn.execute(sa.select(h.c.ts, h.c.number).where(
+        h.c.tenant == tenant, h.c.entity_id == entity_id, h.c.attr == attr, h.c.number.is_not(None),
+        h.c.instance["datasetId"].as_string().is_(None))
+        .order_by(h.c.ts.desc(), h.c.pk.desc()).limit(limit)).all()
+    return [(float(r.ts), float(r.number)) for r in reversed(rows)]

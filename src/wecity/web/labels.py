@@ -58,6 +58,10 @@ SENSOR_TYPE_LABELS = {
     "AirQualityObserved": N_("Air-quality stations"),
 }
 
+# What a sensor rule's anomaly condition watches for (wecity.cases.choices.AnomalyKind).
+ANOMALY_KIND_LABELS = {"any": N_("any anomaly"), "spike": N_("a spike"), "stuck": N_("stuck readings"),
+                       "drift": N_("drift")}
+
 # The service loop (wecity.govservice): an application's timeline, review outcomes, uncounted procedures,
 # and what a certificate check found.
 APPLICATION_EVENTS = {

@@ -15,7 +15,7 @@ from wecity.identity.choices import Role
 from wecity.identity.deps import OptionalStaff
 from wecity.iot.service import list_devices
 from wecity.web.i18n import gettext_for
-from wecity.web.labels import SENSOR_TYPE_LABELS
+from wecity.web.labels import ANOMALY_KIND_LABELS, SENSOR_TYPE_LABELS
 from wecity.web.render import page
 from wecity.web.views import login_redirect, require_supervisor
 
@@ -54,7 +54,8 @@ async def sensors(request: Request, user: OptionalStaff) -> Response:
     data = await ctx.db.read(read)
     _ = gettext_for(request_locale(request)).gettext
     type_names = {code: _(label) for code, label in SENSOR_TYPE_LABELS.items()}
-    return page(request, "web/sensors.html", user=user, data=data, type_names=type_names,
+    anomaly_kinds = {code: _(label) for code, label in ANOMALY_KIND_LABELS.items()}
+    return page(request, "web/sensors.html", user=user, data=data, type_names=type_names, anomaly_kinds=anomaly_kinds,
                 listener=_listener_counts(request), quiet_hours=int(QUIET_AFTER.total_seconds() // 3600),
                 map_limit=MAP_LIMIT)
 

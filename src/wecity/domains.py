@@ -17,6 +17,7 @@ DOMAINS: tuple[str, ...] = (
     "enterprise",
     "datashare",
     "ai",
+    "insight",
     "open311",
     "web",
 )

@@ -41,6 +41,9 @@ def seed_demo(conn: Connection, now: datetime, settings: Any = None, *, history:
         from wecity.demo.enterprises import seed_enterprises
 
         seed_enterprises(conn, now)
+        from wecity.insight.rollup import rebuild
+
+        rebuild(conn, now=now)  # the KPI pages show the month at once; the runner keeps them from here
         if settings is not None:
             # A first category model from the 30 days of history, so that the report form suggests at once
             # (the runner retrains it daily).

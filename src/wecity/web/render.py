@@ -84,6 +84,7 @@ _NAV: list[tuple[str, str, str]] = [
     ("/staff/policies", N_("Policies"), "staff"),
     ("/staff/ai", N_("Category model"), "admin"),
     ("/ops", N_("Operations"), "operations"),
+    ("/insight", N_("KPIs"), "operations"),
     ("/ops/sensors", N_("Sensors"), "operations"),
 ]
 

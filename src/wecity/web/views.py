@@ -41,6 +41,7 @@ def register(app: FastAPI) -> None:
         citizen,
         data,
         enterprise,
+        insight,
         my_reports,
         operations,
         sensors,
@@ -68,6 +69,7 @@ def register(app: FastAPI) -> None:
     app.include_router(data.router)
     app.include_router(enterprise.router)
     app.include_router(ai_models.router)
+    app.include_router(insight.router)
 
 
 def error_page(request: Request, exc: WeCityError) -> Response:
@@ -194,6 +196,9 @@ async def staff_desk(request: Request, user: OptionalStaff) -> Response:
     if user.has(Role.SUPERVISOR):
         links.append({"href": "/ops", "title": N_("Operations"),
                       "text": N_("Today's figures, closure rates, satisfaction, the map and the trend.")})
+        links.append({"href": "/insight", "title": N_("KPIs"),
+                      "text": N_("Every KPI with its definition, for any period, district, department, category "
+                                 "and channel; drill down to the cases; export.")})
     return page(request, "web/staff.html", user=user, department=department, role_labels=roles, staff_links=links)
 
 

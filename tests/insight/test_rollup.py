@@ -19,7 +19,7 @@ from wecity.identity.models import departments, users
 from wecity.identity.service import get_user
 from wecity.insight import queries
 from wecity.insight.kpis import KPIS
-from wecity.insight.models import insight_daily
+from wecity.insight.models import insight_daily, insight_daily_city, insight_daily_places
 from wecity.insight.rollup import consume, rebuild
 
 from ..conftest import City
@@ -128,6 +128,20 @@ def _rollup(conn: sa.Connection) -> dict[tuple[Any, ...], dict[str, int]]:
                                                                "channel") and v} for r in rows}
 
 
+def _smaller(conn: sa.Connection, table: Any, dimensions: tuple[str, ...]) -> dict[tuple[Any, ...], dict[str, int]]:
+    return {(r.day, *(getattr(r, d) for d in dimensions)): {k: v for k, v in r._mapping.items()
+                                                           if k not in ("day", *dimensions) and v}
+            for r in conn.execute(sa.select(table))}
+
+
+def _projected(full: dict[tuple[Any, ...], dict[str, int]], keep: tuple[int, ...]) -> dict[tuple[Any, ...], dict[str, int]]:
+    out: dict[tuple[Any, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for key, counts in full.items():
+        for name, n in counts.items():
+            out[(key[0], *(key[i] for i in keep))][name] += n
+    return {k: {n: v for n, v in counts.items() if v} for k, counts in out.items()}
+
+
 def test_every_kpi_recomputed_from_the_event_log_matches_the_dashboard(city: City) -> None:
     now = city.clock.now()
     _seed(city)
@@ -146,6 +160,10 @@ def test_every_kpi_recomputed_from_the_event_log_matches_the_dashboard(city: Cit
                     if any(counts.values())}
     assert sum(c.get("recategorised", 0) for c in kept.values()) == 3
     assert sum(c.get("reopened", 0) for c in kept.values()) >= 1
+    # The places' and the city's rollups are the full one summed over what they leave out.
+    assert city.db.read_sync(lambda c: _smaller(c, insight_daily_places, ("area_id", "department_id"))) == \
+        _projected(kept, (1, 2))
+    assert city.db.read_sync(lambda c: _smaller(c, insight_daily_city, ())) == _projected(kept, ())
     # A rebuild from nothing gives the same rollup.
     city.db.write_sync(lambda c: rebuild(c, now=later))
     assert city.db.read_sync(_rollup) == kept

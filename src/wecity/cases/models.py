@@ -85,6 +85,8 @@ cases = sa.Table(
     # Duplicate merge looks for a category within a few metres: the latitude band narrows it at once.
     sa.Index("ix_cases_category_lat", "category_code", "lat"),
     sa.Index("ix_cases_department_status", "department_id", "status"),
+    # The open cases of the whole city (the operations centre's "open now" and "overdue now").
+    sa.Index("ix_cases_status", "status"),
     sa.Index("ix_cases_source_ref", "source_ref"),
     info=INFO,
 )

@@ -2,8 +2,9 @@
 level of the drill-down (city → district → department → category → the cases → one case), open and
 overdue cases now, and tables for export.
 
-Figures of the period come from the daily rollup (`insight_daily`), never from scanning cases: a sum over
-the days, districts, departments, categories and channels the filter keeps. Open and overdue cases are
+Figures of the period come from the daily rollups, never from scanning cases: a sum over the days,
+districts, departments, categories and channels the filter keeps, in the smallest rollup that holds them
+(the city's, the places', or the full one: wecity.insight.models). Open and overdue cases are
 the state now, counted by the database over open cases only (an index on status).
 """
 
@@ -23,7 +24,7 @@ from wecity.geo.models import areas
 from wecity.geo.service import city_timezone
 from wecity.identity.models import departments
 from wecity.insight.kpis import KPIS
-from wecity.insight.models import COUNTERS, insight_daily
+from wecity.insight.models import COUNTERS, ROLLUPS, insight_daily
 from wecity.insight.rollup import as_of
 
 LEVELS = ("district", "department", "category")
@@ -90,22 +91,35 @@ def _ids(conn: Connection, f: Filters) -> _Ids:
     return _Ids(-1 if f.district and area is None else area, -1 if f.department and department is None else department)
 
 
-def _rollup_conditions(f: Filters, ids: _Ids) -> list[Any]:
-    where: list[Any] = [insight_daily.c.day.between(f.start, f.end)]
+def _rollup(f: Filters, *, by: str | None = None) -> Any:
+    """The smallest rollup that holds the filter's dimensions (and the one grouped by)."""
+    needed = {name for name, on in (("area_id", f.district), ("department_id", f.department),
+                                    ("category_code", f.category), ("channel", f.channel)) if on}
+    if by:
+        needed.add(_LEVEL_DIMENSION[by])
+    for table, dimensions in reversed(ROLLUPS):  # the city's first, the full one last
+        if needed <= set(dimensions):
+            return table
+    return insight_daily
+
+
+def _rollup_conditions(table: Any, f: Filters, ids: _Ids) -> list[Any]:
+    where: list[Any] = [table.c.day.between(f.start, f.end)]
     if ids.area_id is not None:
-        where.append(insight_daily.c.area_id == ids.area_id)
+        where.append(table.c.area_id == ids.area_id)
     if ids.department_id is not None:
-        where.append(insight_daily.c.department_id == ids.department_id)
+        where.append(table.c.department_id == ids.department_id)
     if f.category:
-        where.append(insight_daily.c.category_code == f.category)
+        where.append(table.c.category_code == f.category)
     if f.channel:
-        where.append(insight_daily.c.channel == f.channel)
+        where.append(table.c.channel == f.channel)
     return where
 
 
 def _sums(conn: Connection, f: Filters, ids: _Ids) -> dict[str, int]:
-    row = conn.execute(sa.select(*(sa.func.coalesce(sa.func.sum(getattr(insight_daily.c, c)), 0).label(c)
-                                   for c in COUNTERS)).where(*_rollup_conditions(f, ids))).one()
+    table = _rollup(f)
+    row = conn.execute(sa.select(*(sa.func.coalesce(sa.func.sum(getattr(table.c, c)), 0).label(c)
+                                   for c in COUNTERS)).where(*_rollup_conditions(table, f, ids))).one()
     return {c: int(getattr(row, c)) for c in COUNTERS}
 
 
@@ -171,9 +185,9 @@ def _names(conn: Connection, level: str) -> dict[Any, dict[str, Any]]:
     return {r.id: {"code": r.code, "name_zh": r.name_zh, "name_en": r.name_en} for r in rows}
 
 
-_LEVEL_COLUMNS = {"district": (insight_daily.c.area_id, cases.c.area_id),
-                  "department": (insight_daily.c.department_id, cases.c.department_id),
-                  "category": (insight_daily.c.category_code, cases.c.category_code)}
+_LEVEL_DIMENSION = {"district": "area_id", "department": "department_id", "category": "category_code"}
+_LEVEL_CASE_COLUMNS = {"district": cases.c.area_id, "department": cases.c.department_id,
+                       "category": cases.c.category_code}
 
 
 def breakdown(conn: Connection, f: Filters, now: datetime, level: str | None = None) -> list[dict[str, Any]]:
@@ -181,10 +195,11 @@ def breakdown(conn: Connection, f: Filters, now: datetime, level: str | None = N
     the open and overdue cases now; busiest first."""
     level = level or f.level
     ids = _ids(conn, f)
-    rolled, live = _LEVEL_COLUMNS[level]
+    table = _rollup(f, by=level)
+    rolled, live = getattr(table.c, _LEVEL_DIMENSION[level]), _LEVEL_CASE_COLUMNS[level]
     sums = {r[0]: {c: int(getattr(r, c)) for c in COUNTERS} for r in conn.execute(
-        sa.select(rolled, *(sa.func.sum(getattr(insight_daily.c, c)).label(c) for c in COUNTERS))
-        .where(*_rollup_conditions(f, ids)).group_by(rolled))}
+        sa.select(rolled, *(sa.func.sum(getattr(table.c, c)).label(c) for c in COUNTERS))
+        .where(*_rollup_conditions(table, f, ids)).group_by(rolled))}
     now_counts = _now_counts(conn, f, ids, now, group=live)
     names = _names(conn, level)
     rows = []

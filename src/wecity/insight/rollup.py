@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from wecity.cases.models import cases, reports, timeline
 from wecity.geo.service import city_timezone
 from wecity.insight.counting import CaseFacts, Key, count_case
-from wecity.insight.models import COUNTERS, insight_cursor, insight_daily
+from wecity.insight.models import COUNTERS, ROLLUPS, insight_cursor
 
 CURSOR = "case_events"
 BATCH = 5_000  # events a run reads at most
@@ -66,20 +66,27 @@ def tally(conn: Connection, case_ids: list[int], counted: Callable[[int], bool])
 
 
 def _add(conn: Connection, totals: dict[Key, dict[str, int]]) -> None:
-    """Add the counts to the rollup: one upsert per key (SQLite and PostgreSQL spell it alike)."""
+    """Add the counts to the three rollups: one upsert per key of each (SQLite and PostgreSQL spell it
+    alike)."""
     if not totals:
         return
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    rows = [{"day": k.day, "area_id": k.area_id, "department_id": k.department_id, "category_code": k.category_code,
-             "channel": k.channel, **v} for k, v in totals.items()]
-    statement = insert(insight_daily)
-    statement = statement.on_conflict_do_update(
-        index_elements=["day", "area_id", "department_id", "category_code", "channel"],
-        set_={name: getattr(insight_daily.c, name) + getattr(statement.excluded, name) for name in COUNTERS})
-    conn.execute(statement, rows)
+    for table, dimensions in ROLLUPS:
+        merged: dict[tuple[Any, ...], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
+        for key, counts in totals.items():
+            row = merged[(key.day, *(getattr(key, d) for d in dimensions))]
+            for name, n in counts.items():
+                row[name] += n
+        rows = [{"day": k[0], **dict(zip(dimensions, k[1:], strict=True)), **v} for k, v in merged.items()]
+        statement = insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=["day", *dimensions],
+            set_={name: getattr(table.c, name) + getattr(statement.excluded, name) for name in COUNTERS})
+        for chunk in (rows[i:i + 5_000] for i in range(0, len(rows), 5_000)):
+            conn.execute(statement, chunk)
 
 
 def _cursor(conn: Connection, now: datetime) -> Any:
@@ -118,7 +125,8 @@ def consume(conn: Connection, *, now: datetime, batch: int = BATCH) -> int:
 
 def rebuild(conn: Connection, *, now: datetime) -> int:
     """Recompute the whole rollup from the events; returns the number of events it covers."""
-    conn.execute(insight_daily.delete())
+    for table, _ in ROLLUPS:
+        conn.execute(table.delete())
     last = conn.execute(sa.select(sa.func.max(timeline.c.id))).scalar() or 0
     case_ids = [r[0] for r in conn.execute(sa.select(cases.c.id).order_by(cases.c.id))]
     _add(conn, tally(conn, case_ids, lambda event_id: event_id <= last))

@@ -6,8 +6,9 @@ A loader writes what the intake and the case engine write for a year of cases (`
 `case_events`: submitted, dispatched, acknowledged, started, resolved, rated, verified, closed, with the
 returned, re-filed, escalated and reopened cases a city has), in large batches through SQLAlchemy. The
 rollup is then rebuilt from those events by `wecity.insight.rollup.rebuild` (timed: what `wecity insight
-rebuild` costs at this size). Timed: `queries.figures` — the KPIs and their previous period, open and
-overdue cases now, the next level of the drill-down — for 300 filters drawn at random (periods of 1 to 366
+rebuild` costs at this size). Timed: `queries.figures` with the process's copy of the rollup (as the API
+and the pages call it) — the KPIs and their previous period, open and overdue cases now, the next level of
+the drill-down — for 300 filters drawn at random (periods of 1 to 366
 days ending on random days; no filter, or a district, department, category and channel in any
 combination), each on a connection of its own pool as the API uses it. Ceiling: the same rollup sum as one
 raw SELECT with the driver (what a hand-written dashboard would run for the KPIs alone).
@@ -155,6 +156,7 @@ def _measure(url: str) -> dict[str, Any]:
     from wecity.geo.models import areas
     from wecity.identity.models import departments
     from wecity.insight import queries
+    from wecity.insight.frame import RollupFrame
     from wecity.insight.rollup import rebuild
 
     db = Database(url, pool_size=2)
@@ -169,12 +171,16 @@ def _measure(url: str) -> dict[str, Any]:
             "channel": list(dict.fromkeys(CHANNELS))})
         rng = random.Random(5)
         filters = [_filters(rng, codes) for _ in range(CALLS)]
+        copy = RollupFrame()  # the process's copy of the rollup, as the API and the pages use it
+        t0 = time.perf_counter()
+        db.read_sync(copy.current)
+        first_read = time.perf_counter() - t0
         for f in filters[:20]:  # warm the caches
-            db.read_sync(lambda c, f=f: queries.figures(c, f, NOW))
+            db.read_sync(lambda c, f=f: queries.figures(c, f, NOW, copy.current(c)))
         times, raw_times = [], []
         for f in filters:
             t0 = time.perf_counter()
-            db.read_sync(lambda c, f=f: queries.figures(c, f, NOW))
+            db.read_sync(lambda c, f=f: queries.figures(c, f, NOW, copy.current(c)))
             times.append(time.perf_counter() - t0)
         rows = db.read_sync(lambda c: c.execute(sa.text("SELECT count(*) FROM insight_daily")).scalar_one())
         raw = sa.create_engine(url)
@@ -190,7 +196,8 @@ def _measure(url: str) -> dict[str, Any]:
                 cursor.fetchall()
                 raw_times.append(time.perf_counter() - t0)
         raw.dispose()
-        return {"rebuild": rebuilt, "events": covered, "rollup_rows": rows, "times": times, "raw": raw_times}
+        return {"rebuild": rebuilt, "events": covered, "rollup_rows": rows, "times": times, "raw": raw_times,
+                "first_read": first_read}
     finally:
         db.close()
 
@@ -255,8 +262,9 @@ def run() -> list[dict[str, Any]]:
         result = row(f"KPI figures for a random filter, {CASES:,} cases ({name})", p99, "ms p99", ceiling=ceiling,
                      ceiling_unit="ms p99", goal="p99 < 100 ms",
                      note=f"p50 {p50:.1f} ms over {CALLS} filters; {events:,} events loaded in {loaded:.0f} s; rollup "
-                          f"rebuilt from them in {m['rebuild']:.0f} s ({m['rollup_rows']:,} rows); ceiling: the KPI "
-                          "sums alone as one raw SELECT on the rollup")
+                          f"rebuilt from them in {m['rebuild']:.0f} s ({m['rollup_rows']:,} rows), read into the process's "
+                          f"copy in {m['first_read']:.2f} s (once; then only the days that change); ceiling: the "
+                          "KPI sums alone as one raw SELECT over the rollup's rows of the period")
         result["met"] = p99 < 100
         out.append(result)
         if page is not None:

@@ -16,6 +16,7 @@ from wecity.identity.choices import Role
 from wecity.identity.deps import CurrentStaff
 from wecity.identity.service import StaffUser
 from wecity.insight import exports, queries
+from wecity.insight.frame import frame_of
 from wecity.insight.kpis import KPIS
 
 router = APIRouter(prefix="/api/v1/insight", tags=["insight"])
@@ -65,7 +66,8 @@ async def get_figures(ctx: Ctx, user: CurrentStaff, start: Annotated[Day, Query(
     now = ctx.clock.now()
 
     def run(conn: Any) -> dict[str, Any]:
-        return queries.figures(conn, filters_of(conn, now, start, end, district, department, category, channel), now)
+        f = filters_of(conn, now, start, end, district, department, category, channel)
+        return queries.figures(conn, f, now, frame_of(ctx).current(conn))
 
     return await ctx.db.read(run)
 
@@ -107,12 +109,13 @@ async def export_response(ctx: Any, locale: str, extension: str, table: str, whi
 
     def run(conn: Any) -> tuple[queries.Filters, list[dict[str, Any]]]:
         f = filters_of(conn, now, *asked)
-        if table == "kpis":
-            return f, queries.figures(conn, f, now)["kpis"]
         if table == "cases":
             return f, queries.case_list(conn, f, now, which=which)
+        frame = frame_of(ctx).current(conn)
+        if table == "kpis":
+            return f, queries.figures(conn, f, now, frame)["kpis"]
         level = f.level if f.level != "cases" else "category"
-        return f, queries.breakdown(conn, f, now, level)
+        return f, queries.breakdown(conn, f, now, level, frame)
 
     f, data = await ctx.db.read(run)
     header, rows = exports.rows_of(table, data, locale)

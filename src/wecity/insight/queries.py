@@ -2,9 +2,9 @@
 level of the drill-down (city → district → department → category → the cases → one case), open and
 overdue cases now, and tables for export.
 
-Figures of the period come from the daily rollups, never from scanning cases: a sum over the days,
-districts, departments, categories and channels the filter keeps, in the smallest rollup that holds them
-(the city's, the places', or the full one: wecity.insight.models). Open and overdue cases are
+Figures of the period come from the daily rollup, never from scanning cases: a sum over the days,
+districts, departments, categories and channels the filter keeps, over the process's copy of the rollup in
+memory (wecity.insight.frame) when the caller passes it. Open and overdue cases are
 the state now, counted by the database over open cases only (an index on status).
 """
 
@@ -23,8 +23,9 @@ from wecity.cases.models import cases, categories, reports
 from wecity.geo.models import areas
 from wecity.geo.service import city_timezone
 from wecity.identity.models import departments
+from wecity.insight.frame import Frame, load
 from wecity.insight.kpis import KPIS
-from wecity.insight.models import COUNTERS, ROLLUPS, insight_daily
+from wecity.insight.models import COUNTERS
 from wecity.insight.rollup import as_of
 
 LEVELS = ("district", "department", "category")
@@ -91,36 +92,14 @@ def _ids(conn: Connection, f: Filters) -> _Ids:
     return _Ids(-1 if f.district and area is None else area, -1 if f.department and department is None else department)
 
 
-def _rollup(f: Filters, *, by: str | None = None) -> Any:
-    """The smallest rollup that holds the filter's dimensions (and the one grouped by)."""
-    needed = {name for name, on in (("area_id", f.district), ("department_id", f.department),
-                                    ("category_code", f.category), ("channel", f.channel)) if on}
-    if by:
-        needed.add(_LEVEL_DIMENSION[by])
-    for table, dimensions in reversed(ROLLUPS):  # the city's first, the full one last
-        if needed <= set(dimensions):
-            return table
-    return insight_daily
+def _selection(frame: Frame, f: Filters, ids: _Ids) -> tuple[slice, Any]:
+    return frame.select(f.start, f.end, area=ids.area_id, department=ids.department_id, category=f.category,
+                        channel=f.channel)
 
 
-def _rollup_conditions(table: Any, f: Filters, ids: _Ids) -> list[Any]:
-    where: list[Any] = [table.c.day.between(f.start, f.end)]
-    if ids.area_id is not None:
-        where.append(table.c.area_id == ids.area_id)
-    if ids.department_id is not None:
-        where.append(table.c.department_id == ids.department_id)
-    if f.category:
-        where.append(table.c.category_code == f.category)
-    if f.channel:
-        where.append(table.c.channel == f.channel)
-    return where
-
-
-def _sums(conn: Connection, f: Filters, ids: _Ids) -> dict[str, int]:
-    table = _rollup(f)
-    row = conn.execute(sa.select(*(sa.func.coalesce(sa.func.sum(getattr(table.c, c)), 0).label(c)
-                                   for c in COUNTERS)).where(*_rollup_conditions(table, f, ids))).one()
-    return {c: int(getattr(row, c)) for c in COUNTERS}
+def _frame(conn: Connection, frame: Frame | None) -> Frame:
+    """The rollup in memory: the process's copy when the caller has one, else read now."""
+    return frame if frame is not None else Frame.from_rows(load(conn))
 
 
 def _open_conditions(f: Filters, ids: _Ids) -> list[Any]:
@@ -185,22 +164,21 @@ def _names(conn: Connection, level: str) -> dict[Any, dict[str, Any]]:
     return {r.id: {"code": r.code, "name_zh": r.name_zh, "name_en": r.name_en} for r in rows}
 
 
-_LEVEL_DIMENSION = {"district": "area_id", "department": "department_id", "category": "category_code"}
+_LEVEL_DIMENSION = {"district": "area", "department": "department", "category": "category"}
 _LEVEL_CASE_COLUMNS = {"district": cases.c.area_id, "department": cases.c.department_id,
                        "category": cases.c.category_code}
 
 
-def breakdown(conn: Connection, f: Filters, now: datetime, level: str | None = None) -> list[dict[str, Any]]:
+def breakdown(conn: Connection, f: Filters, now: datetime, level: str | None = None,
+              frame: Frame | None = None) -> list[dict[str, Any]]:
     """One row per district, department or category under the filter: the period's counts and rates, and
     the open and overdue cases now; busiest first."""
     level = level or f.level
     ids = _ids(conn, f)
-    table = _rollup(f, by=level)
-    rolled, live = getattr(table.c, _LEVEL_DIMENSION[level]), _LEVEL_CASE_COLUMNS[level]
-    sums = {r[0]: {c: int(getattr(r, c)) for c in COUNTERS} for r in conn.execute(
-        sa.select(rolled, *(sa.func.sum(getattr(table.c, c)).label(c) for c in COUNTERS))
-        .where(*_rollup_conditions(table, f, ids)).group_by(rolled))}
-    now_counts = _now_counts(conn, f, ids, now, group=live)
+    data = _frame(conn, frame)
+    part, mask = _selection(data, f, ids)
+    sums = data.grouped(part, mask, _LEVEL_DIMENSION[level])
+    now_counts = _now_counts(conn, f, ids, now, group=_LEVEL_CASE_COLUMNS[level])
     names = _names(conn, level)
     rows = []
     for key in set(sums) | set(now_counts):
@@ -219,16 +197,18 @@ def _rate(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 1) if whole else None
 
 
-def figures(conn: Connection, f: Filters, now: datetime) -> dict[str, Any]:
+def figures(conn: Connection, f: Filters, now: datetime, frame: Frame | None = None) -> dict[str, Any]:
     """Everything the dashboard shows for a filter (the breakdown at the filter's next level)."""
     ids = _ids(conn, f)
-    sums, before = _sums(conn, f, ids), _sums(conn, f.previous(), ids)
+    data = _frame(conn, frame)
+    sums = data.sums(*_selection(data, f, ids))
+    before = data.sums(*_selection(data, f.previous(), ids))
     open_now = _now_counts(conn, f, ids, now)
     level = f.level
     return {"filters": asdict(f) | {"start": f.start.isoformat(), "end": f.end.isoformat()},
             "previous": {"start": f.previous().start.isoformat(), "end": f.previous().end.isoformat()},
             "kpis": _kpi_rows(sums, before), "open": int(open_now.open), "overdue": int(open_now.overdue or 0),
-            "level": level, "breakdown": breakdown(conn, f, now) if level != "cases" else [],
+            "level": level, "breakdown": breakdown(conn, f, now, frame=data) if level != "cases" else [],
             "counters": sums, "as_of": as_of(conn)}
 
 

@@ -23,11 +23,12 @@ from sqlalchemy.engine import Connection
 from wecity.cases.models import cases, reports, timeline
 from wecity.geo.service import city_timezone
 from wecity.insight.counting import CaseFacts, Key, count_case
-from wecity.insight.models import COUNTERS, ROLLUPS, insight_cursor
+from wecity.insight.models import COUNTERS, insight_changes, insight_cursor, insight_daily
 
 CURSOR = "case_events"
 BATCH = 5_000  # events a run reads at most
 GAP_WAIT = timedelta(seconds=60)
+KEEP_CHANGES = 10_000  # a process that has missed more reads the rollup whole
 _EVENT_COLUMNS = (timeline.c.id, timeline.c.case_id, timeline.c.at, timeline.c.event, timeline.c.department_id,
                   timeline.c.detail)
 
@@ -66,27 +67,25 @@ def tally(conn: Connection, case_ids: list[int], counted: Callable[[int], bool])
 
 
 def _add(conn: Connection, totals: dict[Key, dict[str, int]]) -> None:
-    """Add the counts to the three rollups: one upsert per key of each (SQLite and PostgreSQL spell it
-    alike)."""
+    """Add the counts to the rollup, one upsert per key (SQLite and PostgreSQL spell it alike), and note
+    the days touched for the processes' copies (wecity.insight.frame)."""
     if not totals:
         return
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    for table, dimensions in ROLLUPS:
-        merged: dict[tuple[Any, ...], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
-        for key, counts in totals.items():
-            row = merged[(key.day, *(getattr(key, d) for d in dimensions))]
-            for name, n in counts.items():
-                row[name] += n
-        rows = [{"day": k[0], **dict(zip(dimensions, k[1:], strict=True)), **v} for k, v in merged.items()]
-        statement = insert(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=["day", *dimensions],
-            set_={name: getattr(table.c, name) + getattr(statement.excluded, name) for name in COUNTERS})
-        for chunk in (rows[i:i + 5_000] for i in range(0, len(rows), 5_000)):
-            conn.execute(statement, chunk)
+    rows = [{"day": k.day, "area_id": k.area_id, "department_id": k.department_id, "category_code": k.category_code,
+             "channel": k.channel, **v} for k, v in totals.items()]
+    statement = insert(insight_daily)
+    statement = statement.on_conflict_do_update(
+        index_elements=["day", "area_id", "department_id", "category_code", "channel"],
+        set_={name: getattr(insight_daily.c, name) + getattr(statement.excluded, name) for name in COUNTERS})
+    for chunk in (rows[i:i + 5_000] for i in range(0, len(rows), 5_000)):
+        conn.execute(statement, chunk)
+    conn.execute(insight_changes.insert(), [{"day": d} for d in sorted({k.day for k in totals})])
+    latest = conn.execute(sa.select(sa.func.max(insight_changes.c.seq))).scalar() or 0
+    conn.execute(insight_changes.delete().where(insight_changes.c.seq <= latest - KEEP_CHANGES))
 
 
 def _cursor(conn: Connection, now: datetime) -> Any:
@@ -125,14 +124,14 @@ def consume(conn: Connection, *, now: datetime, batch: int = BATCH) -> int:
 
 def rebuild(conn: Connection, *, now: datetime) -> int:
     """Recompute the whole rollup from the events; returns the number of events it covers."""
-    for table, _ in ROLLUPS:
-        conn.execute(table.delete())
+    conn.execute(insight_daily.delete())
     last = conn.execute(sa.select(sa.func.max(timeline.c.id))).scalar() or 0
     case_ids = [r[0] for r in conn.execute(sa.select(cases.c.id).order_by(cases.c.id))]
     _add(conn, tally(conn, case_ids, lambda event_id: event_id <= last))
     _cursor(conn, now)
+    conn.execute(insight_changes.delete())
     conn.execute(insight_cursor.update().where(insight_cursor.c.name == CURSOR).values(
-        position=last, gap_since=None, updated_at=now))
+        position=last, gap_since=None, updated_at=now, generation=insight_cursor.c.generation + 1))
     return int(last)
 
 

@@ -21,6 +21,7 @@ from wecity.identity.deps import OptionalStaff
 from wecity.identity.models import departments
 from wecity.insight import queries
 from wecity.insight.api import export_response, filters_of
+from wecity.insight.frame import frame_of
 from wecity.web.i18n import gettext_for
 from wecity.web.render import STATUS_LABELS, page
 from wecity.web.views import login_redirect
@@ -120,7 +121,8 @@ async def insight_page(request: Request, user: OptionalStaff) -> Response:
     if not user.has(Role.SUPERVISOR):
         return _forbidden(request, user)
     return await _view(request, user, "web/insight.html",
-                       lambda conn, f, now: {"figures": queries.figures(conn, f, now)})
+                       lambda conn, f, now: {"figures": queries.figures(
+                           conn, f, now, frame_of(request.app.state.ctx).current(conn))})
 
 
 @router.get("/insight/cases")

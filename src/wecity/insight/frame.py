@@ -113,12 +113,15 @@ class Frame:
         out: dict[Any, dict[str, int]] = {}
         if not len(keys):
             return out
-        values, inverse = np.unique(keys, return_inverse=True)
-        totals = np.zeros((len(values), len(COUNTERS)), np.int64)
-        np.add.at(totals, inverse, block)
-        for value, row in zip(values, totals, strict=True):
+        # The keys are small whole numbers (ids, category codes): one bincount per counter, no sorting.
+        size = int(keys.max()) + 1
+        columns = np.ascontiguousarray(block.T, dtype=np.float64)  # exact: counts stay far below 2**53
+        totals = np.stack([np.bincount(keys, weights=columns[i], minlength=size) for i in range(len(COUNTERS))],
+                          axis=1)
+        present = np.flatnonzero(np.bincount(keys, minlength=size))
+        for value in present:
             key = self.categories[int(value)] if by == "category" else int(value)
-            out[key] = {name: int(row[i]) for i, name in enumerate(COUNTERS)}
+            out[key] = {name: int(round(totals[value, i])) for i, name in enumerate(COUNTERS)}
         return out
 
 

@@ -114,7 +114,9 @@ def _case_conditions(f: Filters, ids: _Ids) -> list[Any]:
     if ids.department_id is not None:
         where.append(cases.c.department_id == ids.department_id)
     if f.category:
-        where.append(cases.c.category_code == f.category)
+        # Wrapped, so that no planner reads every case of the category by its index (there is one, for
+        # intake's merge) rather than the few open ones by the index on status.
+        where.append(sa.func.coalesce(cases.c.category_code, "") == f.category)
     if f.channel:  # the channel of the case's first report
         first, earlier = sa.orm.aliased(reports), sa.orm.aliased(reports)
         where.append(sa.exists().where(
@@ -129,13 +131,38 @@ def _overdue(now: datetime) -> Any:
         sa.and_(cases.c.status.in_([s.value for s in RESOLVE_CLOCK_STATES]), cases.c.resolve_due_at < now))
 
 
-def _now_counts(conn: Connection, f: Filters, ids: _Ids, now: datetime, group: Any = None) -> Any:
-    columns = [sa.func.count().label("open"), sa.func.sum(sa.case((_overdue(now), 1), else_=0)).label("overdue")]
-    if group is None:
-        return conn.execute(sa.select(*columns).where(*_open_conditions(f, ids))).one()
-    # Keyed as the rollup keys: 0 for a case with no district or department yet.
-    return {r[0] if r[0] is not None else 0: (int(r.open), int(r.overdue or 0)) for r in conn.execute(
-        sa.select(group, *columns).where(*_open_conditions(f, ids)).group_by(group))}
+_GROUP_COLUMNS = {"district": cases.c.area_id, "department": cases.c.department_id, "category": cases.c.category_code}
+
+
+def _open_counts(conn: Connection, f: Filters, ids: _Ids, now: datetime, by: str | None) -> dict[Any, tuple[int, int]]:
+    """(open, overdue) cases now under the filter (the period aside), per district, department or category
+    (`by`), or all under the key None. Counted by the database over the open cases (the index on status);
+    for a channel (the first report's) the few thousand open cases are read and their first reports looked up."""
+    group = _GROUP_COLUMNS[by] if by else sa.literal(None)
+    conditions = [cases.c.status.in_([s.value for s in OPEN_STATES]), *_case_conditions(replace(f, channel=None), ids)]
+    out: dict[Any, tuple[int, int]] = {}
+    if not f.channel:
+        for key, n, late in conn.execute(sa.select(group, sa.func.count(), sa.func.sum(
+                sa.case((_overdue(now), 1), else_=0))).where(*conditions).group_by(group)):
+            out[key if key is not None or by is None else 0] = (int(n), int(late or 0))
+        return out
+    rows = conn.execute(sa.select(cases.c.id, group, sa.case((_overdue(now), 1), else_=0)).where(*conditions)).all()
+    first: dict[int, str] = {}
+    found = [r[0] for r in rows]
+    for chunk in (found[i:i + 500] for i in range(0, len(found), 500)):
+        for case_id, channel in conn.execute(sa.select(reports.c.case_id, reports.c.channel)
+                                             .where(reports.c.case_id.in_(chunk)).order_by(reports.c.id)):
+            first.setdefault(case_id, channel)
+    for case_id, key, late in rows:
+        if first.get(case_id) == f.channel:
+            key = key if key is not None or by is None else 0  # keyed as the rollup: 0 for none yet
+            n, overdue = out.get(key, (0, 0))
+            out[key] = (n + 1, overdue + late)
+    return out
+
+
+def _total(counts: dict[Any, tuple[int, int]]) -> tuple[int, int]:
+    return sum(n for n, _ in counts.values()), sum(late for _, late in counts.values())
 
 
 def _kpi_rows(sums: dict[str, int], before: dict[str, int]) -> list[dict[str, Any]]:
@@ -165,12 +192,11 @@ def _names(conn: Connection, level: str) -> dict[Any, dict[str, Any]]:
 
 
 _LEVEL_DIMENSION = {"district": "area", "department": "department", "category": "category"}
-_LEVEL_CASE_COLUMNS = {"district": cases.c.area_id, "department": cases.c.department_id,
-                       "category": cases.c.category_code}
 
 
 def breakdown(conn: Connection, f: Filters, now: datetime, level: str | None = None,
-              frame: Frame | None = None) -> list[dict[str, Any]]:
+              frame: Frame | None = None, open_counts: dict[Any, tuple[int, int]] | None = None,
+              ) -> list[dict[str, Any]]:
     """One row per district, department or category under the filter: the period's counts and rates, and
     the open and overdue cases now; busiest first."""
     level = level or f.level
@@ -178,7 +204,7 @@ def breakdown(conn: Connection, f: Filters, now: datetime, level: str | None = N
     data = _frame(conn, frame)
     part, mask = _selection(data, f, ids)
     sums = data.grouped(part, mask, _LEVEL_DIMENSION[level])
-    now_counts = _now_counts(conn, f, ids, now, group=_LEVEL_CASE_COLUMNS[level])
+    now_counts = open_counts if open_counts is not None else _open_counts(conn, f, ids, now, level)
     names = _names(conn, level)
     rows = []
     for key in set(sums) | set(now_counts):
@@ -203,12 +229,14 @@ def figures(conn: Connection, f: Filters, now: datetime, frame: Frame | None = N
     data = _frame(conn, frame)
     sums = data.sums(*_selection(data, f, ids))
     before = data.sums(*_selection(data, f.previous(), ids))
-    open_now = _now_counts(conn, f, ids, now)
     level = f.level
+    open_counts = _open_counts(conn, f, ids, now, level if level != "cases" else None)
+    open_now, overdue_now = _total(open_counts)
     return {"filters": asdict(f) | {"start": f.start.isoformat(), "end": f.end.isoformat()},
             "previous": {"start": f.previous().start.isoformat(), "end": f.previous().end.isoformat()},
-            "kpis": _kpi_rows(sums, before), "open": int(open_now.open), "overdue": int(open_now.overdue or 0),
-            "level": level, "breakdown": breakdown(conn, f, now, frame=data) if level != "cases" else [],
+            "kpis": _kpi_rows(sums, before), "open": open_now, "overdue": overdue_now,
+            "level": level, "breakdown": breakdown(conn, f, now, frame=data, open_counts=open_counts)
+            if level != "cases" else [],
             "counters": sums, "as_of": as_of(conn)}
 
 

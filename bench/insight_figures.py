@@ -129,8 +129,10 @@ def _load(url: str, n: int) -> tuple[float, int]:
                                   "acknowledged_at": state["acknowledged_at"], "resolved_at": state["resolved_at"],
                                   "closed_at": state["closed_at"], "ack_due_at": state["ack_due_at"],
                                   "resolve_due_at": state["resolve_due_at"]})
+                channel = rng.choice(CHANNELS)
+                case_rows[-1]["channel"] = channel
                 report_rows.append({"id": case_id, "case_id": case_id, "token": f"b{case_id:09d}", "service_code": code,
-                                    "description": "路面破损", "channel": rng.choice(CHANNELS), "requested_at": opened,
+                                    "description": "路面破损", "channel": channel, "requested_at": opened,
                                     "updated_at": opened})
                 event_rows.extend(events)
             db.write_sync(lambda c, a=case_rows, b=report_rows, e=event_rows: (

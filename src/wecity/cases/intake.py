@@ -244,7 +244,8 @@ def _open_case(conn: Connection, report: NewReport, checked: _Checked, token: st
     case_id = inserted_id(conn.execute(_INSERT_CASE, dict(
         category_code=category.code, status=CaseStatus.DISPATCHED.value, department_id=department_id,
         area_id=area_id, lat=checked.lat, long=checked.lon, address=report.address,
-        description=checked.description, source=str(report.source), source_ref=report.source_ref, created_at=now,
+        description=checked.description, source=str(report.source), channel=str(report.channel),
+        source_ref=report.source_ref, created_at=now,
         updated_at=now, dispatched_at=now, **clocks.values(), ack_warned=False, ack_escalated=False,
         resolve_warned=False, resolve_escalated=False, reopen_count=0, followup_open=False,
         notice_seq=1,  # the dispatch notice below is the case's first

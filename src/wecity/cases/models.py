@@ -56,6 +56,9 @@ cases = sa.Table(
     sa.Column("address", sa.String(500)),
     sa.Column("description", sa.Text, nullable=False, default=""),
     sa.Column("source", sa.String(20), nullable=False),            # citizen, sensor, hotline, staff
+    # The intake channel of the report that opened it (portal, open311, hotline, sensor, enterprise): the
+    # operations centre's filter, without a look at the reports.
+    sa.Column("channel", sa.String(20)),
     sa.Column("source_ref", sa.String(300)),                        # e.g. "<entity id>|<rule id>" for sensors
     sa.Column("status_notes", sa.Text),                             # the latest public note
     sa.Column("merged_into_id", sa.Integer, sa.ForeignKey("cases.id")),

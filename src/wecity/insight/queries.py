@@ -15,11 +15,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-import sqlalchemy.orm
 from sqlalchemy.engine import Connection
 
 from wecity.cases.choices import ACK_CLOCK_STATES, OPEN_STATES, RESOLVE_CLOCK_STATES
-from wecity.cases.models import cases, categories, reports
+from wecity.cases.models import cases, categories
 from wecity.geo.models import areas
 from wecity.geo.service import city_timezone
 from wecity.identity.models import departments
@@ -117,11 +116,8 @@ def _case_conditions(f: Filters, ids: _Ids) -> list[Any]:
         # Wrapped, so that no planner reads every case of the category by its index (there is one, for
         # intake's merge) rather than the few open ones by the index on status.
         where.append(sa.func.coalesce(cases.c.category_code, "") == f.category)
-    if f.channel:  # the channel of the case's first report
-        first, earlier = sa.orm.aliased(reports), sa.orm.aliased(reports)
-        where.append(sa.exists().where(
-            first.c.case_id == cases.c.id, first.c.channel == f.channel,
-            ~sa.exists().where(earlier.c.case_id == first.c.case_id, earlier.c.id < first.c.id)))
+    if f.channel:
+        where.append(cases.c.channel == f.channel)
     return where
 
 
@@ -136,28 +132,13 @@ _GROUP_COLUMNS = {"district": cases.c.area_id, "department": cases.c.department_
 
 def _open_counts(conn: Connection, f: Filters, ids: _Ids, now: datetime, by: str | None) -> dict[Any, tuple[int, int]]:
     """(open, overdue) cases now under the filter (the period aside), per district, department or category
-    (`by`), or all under the key None. Counted by the database over the open cases (the index on status);
-    for a channel (the first report's) the few thousand open cases are read and their first reports looked up."""
+    (`by`), or all under the key None; counted by the database over the open cases (the index on status)."""
     group = _GROUP_COLUMNS[by] if by else sa.literal(None)
-    conditions = [cases.c.status.in_([s.value for s in OPEN_STATES]), *_case_conditions(replace(f, channel=None), ids)]
+    conditions = [cases.c.status.in_([s.value for s in OPEN_STATES]), *_case_conditions(f, ids)]
     out: dict[Any, tuple[int, int]] = {}
-    if not f.channel:
-        for key, n, late in conn.execute(sa.select(group, sa.func.count(), sa.func.sum(
-                sa.case((_overdue(now), 1), else_=0))).where(*conditions).group_by(group)):
-            out[key if key is not None or by is None else 0] = (int(n), int(late or 0))
-        return out
-    rows = conn.execute(sa.select(cases.c.id, group, sa.case((_overdue(now), 1), else_=0)).where(*conditions)).all()
-    first: dict[int, str] = {}
-    found = [r[0] for r in rows]
-    for chunk in (found[i:i + 500] for i in range(0, len(found), 500)):
-        for case_id, channel in conn.execute(sa.select(reports.c.case_id, reports.c.channel)
-                                             .where(reports.c.case_id.in_(chunk)).order_by(reports.c.id)):
-            first.setdefault(case_id, channel)
-    for case_id, key, late in rows:
-        if first.get(case_id) == f.channel:
-            key = key if key is not None or by is None else 0  # keyed as the rollup: 0 for none yet
-            n, overdue = out.get(key, (0, 0))
-            out[key] = (n + 1, overdue + late)
+    for key, n, late in conn.execute(sa.select(group, sa.func.count(), sa.func.sum(
+            sa.case((_overdue(now), 1), else_=0))).where(*conditions).group_by(group)):
+        out[key if key is not None or by is None else 0] = (int(n), int(late or 0))  # 0: none yet, as the rollup
     return out
 
 

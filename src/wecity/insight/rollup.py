@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.cases.models import cases, reports, timeline
+from wecity.cases.models import cases, timeline
 from wecity.geo.service import city_timezone
 from wecity.insight.counting import CaseFacts, Key, count_case
 from wecity.insight.models import COUNTERS, insight_changes, insight_cursor, insight_daily
@@ -34,13 +34,10 @@ _EVENT_COLUMNS = (timeline.c.id, timeline.c.case_id, timeline.c.at, timeline.c.e
 
 
 def _facts(conn: Connection, case_ids: list[int]) -> dict[int, CaseFacts]:
-    first_report = (sa.select(reports.c.case_id, sa.func.min(reports.c.id).label("first_id"))
-                    .where(reports.c.case_id.in_(case_ids)).group_by(reports.c.case_id).subquery())
-    channels = dict(conn.execute(sa.select(reports.c.case_id, reports.c.channel)
-                                 .join(first_report, first_report.c.first_id == reports.c.id)).all())
-    return {r.id: CaseFacts(r.id, r.category_code, r.department_id, r.area_id, channels.get(r.id) or r.source)
+    return {r.id: CaseFacts(r.id, r.category_code, r.department_id, r.area_id, r.channel or r.source)
             for r in conn.execute(sa.select(cases.c.id, cases.c.category_code, cases.c.department_id,
-                                            cases.c.area_id, cases.c.source).where(cases.c.id.in_(case_ids)))}
+                                            cases.c.area_id, cases.c.channel, cases.c.source)
+                                  .where(cases.c.id.in_(case_ids)))}
 
 
 def tally(conn: Connection, case_ids: list[int], counted: Callable[[int], bool]) -> dict[Key, dict[str, int]]:

@@ -13,7 +13,7 @@ days ending on random days; no filter, or a district, department, category and c
 combination), each on a connection of its own pool as the API uses it. Ceiling: the same rollup sum as one
 raw SELECT with the driver (what a hand-written dashboard would run for the KPIs alone).
 
-BENCH_INSIGHT_CASES changes the size (default 1,000,000).
+BENCH_INSIGHT_CASES changes the size (default 1,000,000); BENCH_INSIGHT_BACKENDS=sqlite or postgresql runs one.
 """
 
 from __future__ import annotations
@@ -239,6 +239,8 @@ def _page_seconds(url: str, tmp: Any) -> float:
 def run() -> list[dict[str, Any]]:
     out = []
     backends = [("SQLite", None)] + ([("PostgreSQL", pg_admin_url())] if pg_admin_url() else [])
+    only = os.environ.get("BENCH_INSIGHT_BACKENDS")  # e.g. "PostgreSQL": one of them
+    backends = [b for b in backends if not only or b[0].lower() in only.lower().split(",")]
     for name, admin in backends:
         with workdir(f"insight-{name.lower()}") as tmp:
             if admin is None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install (from Debian's packages) and start what the test suite talks to, when not already running:
 # PostgreSQL on 127.0.0.1:5432 with a `wecity` role, Mosquitto on 127.0.0.1:1883, and Chromium with
-# Chinese fonts for the browser tests. Safe to run again: it only does what is missing.
+# Chinese fonts for the browser tests, poppler-utils to read PDFs back. Safe to run again: it only does what is missing.
 set -euo pipefail
 
 need=()
@@ -9,6 +9,7 @@ command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 command -v mosquitto >/dev/null || need+=(mosquitto mosquitto-clients)
 command -v chromium >/dev/null || need+=(chromium)
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+command -v pdftotext >/dev/null || need+=(poppler-utils)  # the briefing test reads the PDF back
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   apt-get update -qq

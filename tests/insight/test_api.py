@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -112,3 +113,29 @@ def test_docs_define_every_kpi() -> None:
     doc = (Path(__file__).parents[2] / "docs" / "insight.md").read_text(encoding="utf-8")
     for k in KPIS:
         assert f"`{k.code}`" in doc and k.name_zh in doc and k.definition_en in doc, k.code
+
+
+def test_the_daily_briefing_says_the_day_s_figures_and_what_is_overdue(city: City, tmp_path: Any) -> None:
+    import subprocess
+
+    _history(city)
+    leader = _token(city, "supervisor")
+    with make_client(city) as client:
+        assert client.get("/api/v1/insight/briefing.pdf").status_code == 401
+        assert client.get("/api/v1/insight/briefing.pdf", headers=_token(city, "zhujian")).status_code == 403
+        answer = client.get("/api/v1/insight/briefing.pdf", headers=leader)
+        assert answer.status_code == 200 and answer.headers["content-type"] == "application/pdf"
+        figures = client.get("/api/v1/insight/figures", params={
+            "from": answer.headers["content-disposition"].split("briefing-")[1][:10],
+            "to": answer.headers["content-disposition"].split("briefing-")[1][:10]}, headers=leader).json()
+        overdue = client.get("/api/v1/insight/cases", params={"which": "overdue"}, headers=leader).json()["cases"]
+    path = tmp_path / "briefing.pdf"
+    path.write_bytes(answer.content)
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "每日简报" in text and "Daily briefing" in text
+    received = next(k for k in figures["kpis"] if k["code"] == "received")
+    assert "受理量 Cases received" in text and str(int(received["value"])) in text
+    assert f"当前超期 Overdue now: {figures['overdue']}" in text
+    assert overdue and f"#{overdue[0]['id']}" in text  # the most overdue case is named
+    assert "Gi*" in text

@@ -126,3 +126,30 @@ async def export_response(ctx: Any, locale: str, extension: str, table: str, whi
     return Response(exports.to_xlsx(table, header, rows),
                     media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+
+
+@router.get("/briefing.pdf", summary="The daily briefing (PDF): a day's KPIs against the day before, what is overdue "
+            "now, the week's hot spots; yesterday unless `day` says")
+async def get_briefing(ctx: Ctx, user: CurrentStaff, day: Day = None) -> Response:
+    require_leader(user)
+    return await briefing_response(ctx, day)
+
+
+async def briefing_response(ctx: Any, day: date | None) -> Response:
+    """The briefing PDF of `day` (the city's yesterday by default), for the API and the page's link."""
+    from datetime import timedelta
+
+    from wecity.geo.service import city_timezone, get_jurisdiction
+    from wecity.insight.briefing import briefing_data, render
+
+    now = ctx.clock.now()
+
+    def run(conn: Any) -> tuple[dict[str, Any], str]:
+        wanted = day or (now.astimezone(city_timezone(conn)).date() - timedelta(days=1))
+        city = get_jurisdiction(conn)
+        return briefing_data(conn, wanted, now, frame_of(ctx).current(conn)), city.name_zh if city else "WeCity"
+
+    data, city = await ctx.db.read(run)
+    body = render(data, city=city, generated=now)
+    return Response(body, media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="wecity-briefing-{data["day"].isoformat()}.pdf"'})

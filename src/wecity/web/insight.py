@@ -20,7 +20,7 @@ from wecity.identity.choices import Role
 from wecity.identity.deps import OptionalStaff
 from wecity.identity.models import departments
 from wecity.insight import queries
-from wecity.insight.api import export_response, filters_of
+from wecity.insight.api import briefing_response, export_response, filters_of
 from wecity.insight.frame import frame_of
 from wecity.web.i18n import gettext_for
 from wecity.web.render import STATUS_LABELS, page
@@ -149,3 +149,12 @@ async def insight_export(request: Request, user: OptionalStaff, extension: str) 
     return await export_response(request.app.state.ctx, request_locale(request), extension,
                                  table if table in ("kpis", "breakdown", "cases") else "breakdown",
                                  which if which in ("received", "open", "overdue") else "received", _asked(request))
+
+
+@router.get("/insight/briefing.pdf")
+async def insight_briefing(request: Request, user: OptionalStaff) -> Response:
+    if user is None:
+        return login_redirect(request)
+    if not user.has(Role.SUPERVISOR):
+        return _forbidden(request, user)
+    return await briefing_response(request.app.state.ctx, _day(request.query_params.get("day")))

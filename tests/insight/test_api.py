@@ -34,7 +34,7 @@ def _history(city: City) -> None:
 def test_who_may_see_the_kpis(city: City) -> None:
     with make_client(city) as client:
         for path in ("/api/v1/insight/kpis", "/api/v1/insight/figures", "/api/v1/insight/cases",
-                     "/api/v1/insight/export.csv"):
+                     "/api/v1/insight/export.csv", "/api/v1/insight/loops"):
             assert client.get(path).status_code == 401, path
             for username in ("zhujian", "dispatcher"):  # a handler, a dispatcher: not leaders
                 assert client.get(path, headers=_token(city, username)).status_code == 403, (path, username)

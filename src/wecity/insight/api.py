@@ -153,3 +153,20 @@ async def briefing_response(ctx: Any, day: date | None) -> Response:
     body = render(data, city=city, generated=now)
     return Response(body, media_type="application/pdf", headers={
         "Content-Disposition": f'inline; filename="wecity-briefing-{data["day"].isoformat()}.pdf"'})
+
+
+@router.get("/loops", summary="The other loops' figures for the period (and department): service applications "
+            "(按时办结率, 好差评, 整改), data sharing (answered on time), enterprise policies (免申即享), sensors")
+async def get_loops(ctx: Ctx, user: CurrentStaff, start: Annotated[Day, Query(alias="from")] = None,
+                    end: Annotated[Day, Query(alias="to")] = None, department: Code = None) -> dict[str, Any]:
+    from wecity.insight.loops import loop_figures
+
+    require_leader(user)
+    now = ctx.clock.now()
+
+    def run(conn: Any) -> dict[str, Any]:
+        f = filters_of(conn, now, start, end, None, department, None, None)
+        return {"from": f.start.isoformat(), "to": f.end.isoformat(), "department": f.department,
+                "loops": loop_figures(conn, f, now)}
+
+    return await ctx.db.read(run)

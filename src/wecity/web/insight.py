@@ -22,6 +22,7 @@ from wecity.identity.models import departments
 from wecity.insight import queries
 from wecity.insight.api import briefing_response, export_response, filters_of
 from wecity.insight.frame import frame_of
+from wecity.insight.loops import loop_figures
 from wecity.web.i18n import gettext_for
 from wecity.web.render import STATUS_LABELS, page
 from wecity.web.views import login_redirect
@@ -122,7 +123,8 @@ async def insight_page(request: Request, user: OptionalStaff) -> Response:
         return _forbidden(request, user)
     return await _view(request, user, "web/insight.html",
                        lambda conn, f, now: {"figures": queries.figures(
-                           conn, f, now, frame_of(request.app.state.ctx).current(conn))})
+                           conn, f, now, frame_of(request.app.state.ctx).current(conn)),
+                           "loops": loop_figures(conn, f, now)})
 
 
 @router.get("/insight/cases")

@@ -33,11 +33,14 @@
           var points = L.geoJSON(collection, {
             pointToLayer: function (feature, latlng) {
               var p = feature.properties;
-              return L.circleMarker(latlng, {
+              var marker = L.circleMarker(latlng, {
                 radius: 6, weight: p.overdue ? 3 : 1, color: p.overdue ? "#b3261e" : "#ffffff",
                 fillColor: COLOURS[p.status] || "#333", fillOpacity: 0.9
               }).bindTooltip("#" + feature.id + " " + (locale === "en" ? p.name_en : p.name_zh) + " · " +
                 (labels[p.status] || p.status));
+              // Every marker leads to its case, as every figure leads to its cases.
+              marker.on("click", function () { window.location.href = "/staff/cases/" + feature.id; });
+              return marker;
             }
           }).addTo(result.map);
           // Open cases gather in the built-up districts: show where they are rather than the whole county.

@@ -67,3 +67,19 @@ def test_a_leader_drills_from_a_district_s_week_to_an_overdue_case_and_exports(p
     header = [c.value for c in sheet[1]]
     assert header[0] == ("代码" if locale == "zh-CN" else "code") and len(header) == 11
     assert sheet.max_row >= 2  # the district's departments
+
+
+def test_an_open_case_on_the_operations_map_opens_its_case(pages: Any) -> None:
+    page = pages.open("zh-CN")
+    page.goto("/login")
+    page.fill("#username", "supervisor")
+    page.fill("#password", DEMO_PASSWORD)
+    page.locator("form button[type=submit]").last.click()
+    page.wait_for_url("**/staff")
+    page.goto("/ops")
+    page.wait_for_selector("[data-cases-loaded]", timeout=15_000)
+    markers = page.locator("path.leaflet-interactive")
+    assert markers.count() > 0
+    markers.last.click(force=True)
+    page.wait_for_url("**/staff/cases/*", timeout=10_000)
+    assert page.locator("h1").inner_text().startswith("案件")

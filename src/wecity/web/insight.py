@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from wecity.cases.categories import list_categories
-from wecity.core.errors import ValidationFailed
+from wecity.core.errors import NotFound, ValidationFailed
 from wecity.core.http import request_locale
 from wecity.geo.models import areas
 from wecity.identity.choices import Role
@@ -51,7 +51,12 @@ def _asked(request: Request) -> tuple[Any, ...]:
             code("channel"))
 
 
-def _forbidden(request: Request, user: Any) -> Response:
+def _not_a_leader(request: Request, user: Any) -> Response | None:
+    """The answer for someone who may not see the KPI pages (the sign-in page, or 403), else None."""
+    if user is None:
+        return login_redirect(request)
+    if user.has(Role.SUPERVISOR):
+        return None
     _ = gettext_for(request_locale(request)).gettext
     return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
                 message=_("This page is for another department or role."))
@@ -117,10 +122,8 @@ async def _view(request: Request, user: Any, template: str, extra: Any) -> Respo
 
 @router.get("/insight")
 async def insight_page(request: Request, user: OptionalStaff) -> Response:
-    if user is None:
-        return login_redirect(request)
-    if not user.has(Role.SUPERVISOR):
-        return _forbidden(request, user)
+    if (refused := _not_a_leader(request, user)) is not None:
+        return refused
     return await _view(request, user, "web/insight.html",
                        lambda conn, f, now: {"figures": queries.figures(
                            conn, f, now, frame_of(request.app.state.ctx).current(conn)),
@@ -129,10 +132,8 @@ async def insight_page(request: Request, user: OptionalStaff) -> Response:
 
 @router.get("/insight/cases")
 async def insight_cases(request: Request, user: OptionalStaff) -> Response:
-    if user is None:
-        return login_redirect(request)
-    if not user.has(Role.SUPERVISOR):
-        return _forbidden(request, user)
+    if (refused := _not_a_leader(request, user)) is not None:
+        return refused
     which = request.query_params.get("which", "received")
     which = which if which in ("received", "open", "overdue") else "received"
     return await _view(request, user, "web/insight_cases.html",
@@ -141,10 +142,10 @@ async def insight_cases(request: Request, user: OptionalStaff) -> Response:
 
 @router.get("/insight/export.{extension}")
 async def insight_export(request: Request, user: OptionalStaff, extension: str) -> Response:
-    if user is None:
-        return login_redirect(request)
-    if not user.has(Role.SUPERVISOR) or extension not in ("csv", "xlsx"):
-        return _forbidden(request, user)
+    if (refused := _not_a_leader(request, user)) is not None:
+        return refused
+    if extension not in ("csv", "xlsx"):
+        raise NotFound(f"no export as {extension}", message_zh=f"不支持导出为 {extension}", code="insight.format")
     q = request.query_params
     table = q.get("table", "breakdown")
     which = q.get("which", "received")
@@ -155,8 +156,6 @@ async def insight_export(request: Request, user: OptionalStaff, extension: str) 
 
 @router.get("/insight/briefing.pdf")
 async def insight_briefing(request: Request, user: OptionalStaff) -> Response:
-    if user is None:
-        return login_redirect(request)
-    if not user.has(Role.SUPERVISOR):
-        return _forbidden(request, user)
+    if (refused := _not_a_leader(request, user)) is not None:
+        return refused
     return await briefing_response(request.app.state.ctx, _day(request.query_params.get("day")))

@@ -1,25 +1,33 @@
 # WeCity — two commands on a fresh machine:
-#   make run    the demo city on http://127.0.0.1:8000 (embedded SQLite)
+#   make run    the demo city on http://127.0.0.1:8000 (embedded SQLite); HOST=0.0.0.0 PORT=8080 to change
 #   make test   installs and starts what the tests need (PostgreSQL, Mosquitto, Chromium), runs everything
 VENV    ?= .venv
 PYTHON  ?= python3
 BIN     := $(VENV)/bin
 export WECITY_TEST_PG_URL ?= postgresql+psycopg://wecity:wecity@127.0.0.1:5432/postgres
 export WECITY_TEST_MQTT_URL ?= mqtt://127.0.0.1:1883
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
 
 .PHONY: run test install services lint typecheck bench fuzz clean ngsild-client
 
-$(BIN)/.installed: pyproject.toml
+# What running needs, and (for the tests) the test extras on top: `make run` installs no test tools.
+$(BIN)/.installed-run: pyproject.toml
 	bash scripts/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.installed-run
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
 install: $(BIN)/.installed
 
-run: install
-	$(BIN)/wecity demo
+# HOST=0.0.0.0 lets a phone on the same network open it (at this machine's address and PORT).
+run: $(BIN)/.installed-run
+	$(BIN)/wecity demo --host $(HOST) --port $(PORT)
 
 services:
 	bash scripts/test-services.sh

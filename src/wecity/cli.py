@@ -65,7 +65,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from wecity.demo.database import create_demo_database
     from wecity.demo.seed import DEMO_KEYS
 
-    settings = _settings()
+    settings = replace(_settings(), demo=True)
     if not os.environ.get("WECITY_DATABASE_URL"):
         settings = replace(settings, database_url=f"sqlite:///{settings.var_dir / 'demo.db'}")
     if args.simulate_sensors and not settings.mqtt_url:
@@ -80,7 +80,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("  <department> and <department>-lead for the service departments (gongan, minzheng, zhufangbaozhang, "
           "…)\n  / 各办事部门另有 <部门> 与 <部门>-lead（科长）账号；zhengwu-lead 协调数据共享 "
           "(coordinates data sharing)")
-    print("Citizens / 市民: sign in on /my with 13900000001 … 13900000006 (the SMS code is in the log / 验证码见日志)")
+    print("Citizens / 市民: sign in on /my or /services with 13900000001 … 13900000006; no SMS is sent in the demo, "
+          "the code is shown on the page / 演示城市不发短信，验证码直接显示在页面上")
     print("\nAPI keys, one per purpose / API 密钥（各司其职）:")
     for purpose, (name, scopes) in DEMO_KEYS.items():
         print(f"  {name} [{' '.join(scopes)}]: {keys[purpose]}")

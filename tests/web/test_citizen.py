@@ -130,17 +130,18 @@ def test_rating_after_resolution_confirms_the_fix(web_city: Any) -> None:
     assert 'id="rate-title"' not in web.get(f"/track/{token}").text  # nothing to rate before it is resolved
     case_id = resolve_case_of(sqlite_city, token)
     page = web.get(f"/track/{token}").text
-    assert 'id="rate-title"' in page and "已办结" in page and "责任部门上传的处置结果照片" in page
+    # Citizens read plain words for the state (已办结 is the office's word): fixed, and being checked.
+    assert 'id="rate-title"' in page and "已处理，待核实" in page and "责任部门上传的处置结果照片" in page
     r = web.post(f"/track/{token}/rate", data={"csrf_token": csrf_token(page), "stars": "5",
                                                "tags": ["fast", "bogus"], "comment": "很快"}, follow_redirects=False)
     assert r.status_code == 303
     after = web.get(r.headers["location"]).text
-    assert "感谢您的评价。" in after and "您的评价：5 星" in after and "已核查" in after
+    assert "感谢您的评价。" in after and "您的评价：5 星" in after and '<span class="badge status-verified" id="case-status">已解决</span>' in after
     again = web.post(f"/track/{token}/rate", data={"csrf_token": csrf_token(page), "stars": "4"},
                      follow_redirects=False)
     assert again.status_code == 409 and "该诉求已评价" in again.text
     public = web.get(f"/cases/{case_id}").text
-    assert "已核查" in public and "13912345678" not in public and "很快" in public
+    assert 'id="case-status">已解决<' in public and "13912345678" not in public and "很快" in public
 
 
 def test_sending_the_same_form_twice_makes_one_report(web: Any, sqlite_city: Any) -> None:

@@ -252,12 +252,15 @@ def close(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str
 
 
 def reopen(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str) -> None:
-    """重新打开: within 7 days of closing, when the citizen is not satisfied; back to its department."""
+    """重新打开 (重办): within 7 days of closing, when the citizen is not satisfied; back to its department.
+    The reporter may also say "still not fixed" to a case the department has only marked resolved."""
     case = _case(conn, case_id)
-    _require_state(case, (CaseStatus.CLOSED, CaseStatus.VERIFIED), "reopen")
     if actor.kind == "staff":
         _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
-    since = case.closed_at or case.updated_at
+        _require_state(case, (CaseStatus.CLOSED, CaseStatus.VERIFIED), "reopen")
+    else:
+        _require_state(case, (CaseStatus.CLOSED, CaseStatus.VERIFIED, CaseStatus.RESOLVED), "reopen")
+    since = case.closed_at or case.resolved_at or case.updated_at
     if now - since > REOPEN_WINDOW:
         raise InvalidTransition("a case can be reopened only within 7 days of closing",
                                 message_zh="结案 7 天后不能重新打开", code="case.reopen_window")
@@ -387,7 +390,8 @@ def close_followup(conn: Connection, case_id: int, actor: Actor, now: datetime, 
 
 
 def citizen_reopen(conn: Connection, token: str, now: datetime, note: str) -> None:
-    """The reporter is not satisfied with a closed case: reopen it within 7 days (by tracking code)."""
+    """The reporter says "still not fixed" (by tracking code): the case is done again (重办), within 7 days of
+    being resolved or closed."""
     report = conn.execute(sa.select(reports.c.case_id).where(reports.c.token == token)).first()
     if report is None:
         raise NotFound("no report with that tracking code", message_zh="没有该查询码对应的诉求", code="report.not_found")

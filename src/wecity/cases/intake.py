@@ -48,6 +48,8 @@ class NewReport:
     photo_location: tuple[float, float] | None = None
     email: str | None = None
     phone: str | None = None
+    # The reporter's language (zh_CN, en), so that what they are told is in it; None: both.
+    lang: str | None = None
     first_name: str | None = None
     last_name: str | None = None
     device_id: str | None = None
@@ -267,7 +269,7 @@ def _open_case(conn: Connection, report: NewReport, checked: _Checked, token: st
     # The department and the reporter are told, in this transaction, through the outbox.
     notifications.new_case_dispatched(conn, case_id=case_id, status=CaseStatus.DISPATCHED,
                                       category_code=category.code, department_id=department_id, token=token,
-                                      email=report.email, phone=report.phone, now=now)
+                                      email=report.email, phone=report.phone, now=now, lang=report.lang)
     return IntakeResult(report_id=report_id, token=token, case_id=case_id, merged=False,
                         status=CaseStatus.DISPATCHED, department_id=department_id, area_id=area_id,
                         expected_at=clocks.resolve_due_at, lat=checked.lat, long=checked.lon)
@@ -281,7 +283,7 @@ def _insert_report(conn: Connection, report: NewReport, case_id: int, token: str
         lat=checked.lat, long=checked.lon, address=report.address, address_id=report.address_id,
         attributes={**attributes, "media_url": report.media_url} if report.media_url else attributes or None,
         media_ids=report.media_ids or None, channel=str(report.channel), email=report.email, phone=report.phone,
-        first_name=report.first_name, last_name=report.last_name, device_id=report.device_id,
+        lang=report.lang, first_name=report.first_name, last_name=report.last_name, device_id=report.device_id,
         account_id=report.account_id, requested_at=now, updated_at=now,
     )))
 

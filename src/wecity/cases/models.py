@@ -116,6 +116,8 @@ reports = sa.Table(
     sa.Column("last_name", sa.String(100)),
     sa.Column("device_id", sa.String(200)),
     sa.Column("account_id", sa.String(200)),
+    # The language the reporter used (zh_CN, en): every message to them is in it.
+    sa.Column("lang", sa.String(10)),
     sa.Column("requested_at", UTCDateTime, nullable=False, index=True),
     sa.Column("updated_at", UTCDateTime, nullable=False, index=True),
     info=INFO,
@@ -155,6 +157,21 @@ ratings = sa.Table(
 )
 
 # Safe retries: the first response to a POST with an Idempotency-Key, returned again for a repeat.
+# 关注 / +1: people who have the same problem and say so (counted once per person) without filing a report;
+# with an e-mail address they are told when it is fixed. The key is a keyed hash of who they are (their
+# address, or the browser's follow cookie), never the address itself.
+case_followers = sa.Table(
+    "case_followers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=False),
+    sa.Column("follower_key", sa.String(64), nullable=False),
+    sa.Column("email", sa.String(200)),  # personal data: never shown, used only for the case's notices
+    sa.Column("lang", sa.String(10)),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("case_id", "follower_key", name="uq_case_followers_case_key"),
+    info=INFO,
+)
+
 idempotency_keys = sa.Table(
     "idempotency_keys", metadata,
     sa.Column("scope", sa.String(100), primary_key=True),           # endpoint + client

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.cases.choices import CaseStatus
-from wecity.cases.models import cases, reports
+from wecity.cases.models import case_followers, cases, reports
 from wecity.core import cache
 from wecity.core.outbox import enqueue, enqueue_many
 from wecity.identity.models import departments
@@ -28,6 +28,12 @@ _CITIZEN_TEXT = {
     "closed": ("您的诉求已结案，感谢您参与城市共治", "Your report is closed. Thank you for helping your city"),
 }
 
+# To people who follow a case (+1) and left an e-mail address.
+_FOLLOWER_TEXT = {
+    "resolved": ("您关注的问题已处理，请查看结果", "A problem you follow has been fixed; see the result"),
+    "closed": ("您关注的问题已结案", "A problem you follow is closed"),
+}
+
 _DEPARTMENT_TEXT = {
     "dispatched": ("新派遣案件 #{case}：{category}", "New case #{case} dispatched: {category}"),
     "verification_failed": ("案件 #{case} 核查不通过，请继续处置", "Case #{case} failed verification; please continue"),
@@ -36,6 +42,7 @@ _DEPARTMENT_TEXT = {
     "ack_escalated": ("催办：案件 #{case} 超时未签收", "Escalation: case #{case} not acknowledged in time"),
     "resolve_escalated": ("催办：案件 #{case} 超时未办结", "Escalation: case #{case} not resolved in time"),
     "returned": ("案件 #{case} 被退单，请重新派遣", "Case #{case} was returned; please re-dispatch"),
+    "citizen_update": ("案件 #{case}：市民补充了新情况", "Case #{case}: the reporter added an update"),
     "low_rating": ("案件 #{case} 收到差评（{stars} 星），请回访", "Case #{case} rated {stars}/5; please follow up"),
 }
 
@@ -68,13 +75,14 @@ def department_facts(conn: Connection, department_id: int) -> tuple[str, str, st
 
 
 def new_case_dispatched(conn: Connection, *, case_id: int, status: str, category_code: str, department_id: int,
-                        token: str, email: str | None, phone: str | None, now: datetime) -> None:
+                        token: str, email: str | None, phone: str | None, now: datetime,
+                        lang: str | None = None) -> None:
     """The intake's notices for a case it just opened and dispatched, from what it already knows (its first
     webhook notice is number 1: the intake inserted the case with notice_seq 1)."""
     name_zh, name_en, webhook = department_facts(conn, department_id)
     facts = Facts(case_id, status, category_code, department_id, name_zh, name_en, webhook)
     messages = _department_messages(facts, "dispatched", now, sequence=lambda: 1)
-    messages += _reporter_messages(facts, "dispatched", [(token, email, phone)])
+    messages += _reporter_messages(facts, "dispatched", [(token, email, phone, lang)])
     enqueue_many(conn, messages, now=now)
 
 
@@ -162,33 +170,66 @@ def _tell_dispatch_centre(conn: Connection, facts: Facts | sa.Row, event: str, n
             payload=_department_payload(facts, event, **extra), now=now)
 
 
-def _reporter_messages(facts: Facts | sa.Row, event: str,
-                       reporters: list[tuple[str, str | None, str | None]]) -> list[tuple[str, str, dict[str, object]]]:
+Reporter = tuple[str, str | None, str | None, str | None]  # (tracking code, e-mail, phone, language)
+
+
+def _reporter_messages(facts: Facts | sa.Row, event: str, reporters: list[Reporter], *,
+                       dedupe: str | None = None) -> list[tuple[str, str, dict[str, object]]]:
+    """What each reporter is told: in the language they reported in (both when it is not known), with the
+    link to their report, which the e-mail and SMS channels make absolute (settings.public_url)."""
     zh, en = _CITIZEN_TEXT[event]
     title_zh = zh.format(dept=facts.name_zh or "")
     title_en = en.format(dept_en=facts.name_en or "the responsible department")
     status = CaseStatus(facts.status)
     messages: list[tuple[str, str, dict[str, object]]] = []
-    for token, email, phone in reporters:
+    for token, email, phone, lang in reporters:
         link = f"/track/{token}"
         messages.append(("in_app", f"citizen:{token}", {
             "title_zh": title_zh, "title_en": title_en, "body": f"{status.label_zh} / {status.label_en}",
             "link": link, "event": event, "case_id": facts.id}))
+        title = title_en if lang == "en" else title_zh if lang == "zh_CN" else f"{title_zh} / {title_en}"
+        code = "Tracking code" if lang == "en" else "查询码" if lang == "zh_CN" else "查询码 / tracking code"
         if email:
             messages.append(("email", email, {
-                "subject": f"{title_zh} / {title_en}",
-                "body": f"{title_zh}\n{title_en}\n\n查询码 / tracking code: {token}\n{link}\n"}))
+                "subject": title, "body": f"{title}\n\n{code}: {token}\n", "link": link, "lang": lang or "",
+                **({"dedupe": f"{dedupe}:email:{token}"} if dedupe else {})}))
         if phone:
+            sms = f"[WeCity] {title_en}. {code}: {token}" if lang == "en" else f"【WeCity】{title_zh}，{code} {token}"
             messages.append(("webhook", "sms", {
-                "phone": phone, "text": f"【WeCity】{title_zh}，查询码 {token}", "event": event}))
+                "phone": phone, "text": sms, "event": event, "link": link,
+                **({"dedupe": f"{dedupe}:sms:{token}"} if dedupe else {})}))
     return messages
 
 
-def _reporters(conn: Connection, case_id: int) -> list[tuple[str, str | None, str | None]]:
-    rows = conn.execute(sa.select(reports.c.token, reports.c.email, reports.c.phone)
+def _reporters(conn: Connection, case_id: int) -> list[Reporter]:
+    rows = conn.execute(sa.select(reports.c.token, reports.c.email, reports.c.phone, reports.c.lang)
                         .where(reports.c.case_id == case_id)).all()
-    return [(r.token, r.email, r.phone) for r in rows]
+    return [(r.token, r.email, r.phone, r.lang) for r in rows]
 
 
 def _tell_reporters(conn: Connection, facts: Facts | sa.Row, event: str, now: datetime) -> None:
-    enqueue_many(conn, _reporter_messages(facts, event, _reporters(conn, facts.id)), now=now)
+    """Each reporter (and each follower with an e-mail address) is told once per event and round of the case:
+    a repeated step (a resolve undone and redone the same day) does not text them twice."""
+    round_ = conn.execute(sa.select(cases.c.reopen_count).where(cases.c.id == facts.id)).scalar_one()
+    dedupe = f"case:{facts.id}:{round_}:{event}"
+    messages = _reporter_messages(facts, event, _reporters(conn, facts.id), dedupe=dedupe)
+    messages += _follower_messages(conn, facts, event, dedupe)
+    for channel, target, payload in messages:
+        key = payload.pop("dedupe", None)
+        enqueue(conn, channel=channel, target=target, payload=payload, now=now,
+                dedupe_key=str(key) if key else None)
+
+
+def _follower_messages(conn: Connection, facts: Facts | sa.Row, event: str,
+                       dedupe: str) -> list[tuple[str, str, dict[str, object]]]:
+    if event not in _FOLLOWER_TEXT:
+        return []
+    rows = conn.execute(sa.select(case_followers.c.email, case_followers.c.lang, case_followers.c.follower_key)
+                        .where(case_followers.c.case_id == facts.id, case_followers.c.email.is_not(None))).all()
+    zh, en = _FOLLOWER_TEXT[event]
+    messages: list[tuple[str, str, dict[str, object]]] = []
+    for r in rows:
+        title = en if r.lang == "en" else zh if r.lang == "zh_CN" else f"{zh} / {en}"
+        messages.append(("email", r.email, {"subject": title, "body": f"{title}\n", "link": f"/cases/{facts.id}",
+                                            "dedupe": f"{dedupe}:follower:{r.follower_key}"}))
+    return messages

@@ -20,6 +20,7 @@ from wecity.cases.choices import (
     RESOLVE_CLOCK_STATES,
     CaseStatus,
 )
+from wecity.cases.citizen_voice import follower_count
 from wecity.cases.models import cases, categories, ratings, reports, timeline
 from wecity.core.errors import NotFound, ValidationFailed
 from wecity.geo.coords import distance_m, metres_box
@@ -136,9 +137,15 @@ def case_detail(conn: Connection, case_id: int, now: datetime, *, reveal_contact
     detail = case_summary(row, now)
     detail["status_notes"] = row.status_notes
     detail["evidence_media_id"] = row.evidence_media_id
+    detail["followers"] = follower_count(conn, case_id)
     detail["reports"] = [_staff_report(r, reveal_contacts) for r in conn.execute(
         sa.select(reports).where(reports.c.case_id == case_id).order_by(reports.c.id))]
     detail["photos"] = [m for r in detail["reports"] for m in r["media_ids"]]
+    given: dict[str, Any] = {}
+    for r in detail["reports"]:
+        for code, value in (r["attributes"] or {}).items():
+            given.setdefault(code, value)
+    detail["answers"] = labelled_answers(conn, row.category_code, given)
     detail["timeline"] = [dict(r._mapping) for r in conn.execute(
         sa.select(timeline, departments.c.name_zh.label("department_zh"), departments.c.name_en.label("department_en"))
         .select_from(timeline.outerjoin(departments, departments.c.id == timeline.c.department_id))
@@ -210,15 +217,25 @@ def tracking_view(conn: Connection, token: str, now: datetime) -> dict[str, Any]
         "can_rate": found["rating"] is None and status in (CaseStatus.RESOLVED, CaseStatus.VERIFIED,
                                                            CaseStatus.CLOSED),
         "rating": found["rating"]["stars"] if found["rating"] else None,
-        "can_reopen": status in (CaseStatus.CLOSED, CaseStatus.VERIFIED) and (
-            case["closed_at"] is None or (now - case["closed_at"]).days < 7),
+        "can_reopen": can_say_not_fixed(case, now),
     }
+
+
+def can_say_not_fixed(case: dict[str, Any], now: datetime) -> bool:
+    """Whether the reporter may still say "still not fixed" (重办): within 7 days of its being resolved or
+    closed (the engine's REOPEN_WINDOW decides; this only spares them a form that would be refused)."""
+    status = CaseStatus(case["status"])
+    if status not in (CaseStatus.RESOLVED, CaseStatus.VERIFIED, CaseStatus.CLOSED):
+        return False
+    since = case.get("closed_at") or case.get("resolved_at")
+    return since is None or (now - since).days < 7
 
 
 def report_by_token(conn: Connection, token: str) -> dict[str, Any]:
     """The reporter's view: their report, its case (the public view) and their rating, if any."""
     row = conn.execute(sa.select(reports.c.id, reports.c.case_id, reports.c.token, reports.c.requested_at,
-                                 reports.c.description, reports.c.media_ids, reports.c.lat, reports.c.long)
+                                 reports.c.description, reports.c.media_ids, reports.c.lat, reports.c.long,
+                                 reports.c.service_code, reports.c.attributes)
                        .where(reports.c.token == token)).first()
     if row is None:
         raise NotFound("no report with that tracking code", message_zh="没有该查询码对应的诉求",
@@ -245,8 +262,15 @@ def public_case(conn: Connection, case_id: int) -> dict[str, Any]:
 
 def _public_view(conn: Connection, row: Any) -> dict[str, Any]:
     status = CaseStatus(row.status)
-    photos = conn.execute(sa.select(reports.c.media_ids).where(reports.c.case_id == row.id)
-                          .order_by(reports.c.id)).scalars().all()
+    given = conn.execute(sa.select(reports.c.media_ids, reports.c.attributes).where(reports.c.case_id == row.id)
+                         .order_by(reports.c.id)).all()
+    photos = [g.media_ids for g in given]
+    # The details the reporters gave (the category's questions, e.g. 井盖情况), the first answer to each.
+    answers: dict[str, Any] = {}
+    for g in given:
+        for code, value in (g.attributes or {}).items():
+            if code != "media_url":
+                answers.setdefault(code, value)
     return {
         "id": row.id, "status": row.status, "status_zh": status.label_zh, "status_en": status.label_en,
         "merged_into_id": row.merged_into_id, "category_zh": row.category_zh, "category_en": row.category_en,
@@ -255,8 +279,33 @@ def _public_view(conn: Connection, row: Any) -> dict[str, Any]:
         "created_at": row.created_at, "closed_at": row.closed_at, "expected_at": row.resolve_due_at,
         "resolve_due_at": row.resolve_due_at, "description": row.description, "report_count": len(photos),
         "photos": [m for ids in photos for m in (ids or [])], "evidence_media_id": row.evidence_media_id,
-        "timeline": _public_events(conn, row.id),
+        "timeline": _public_events(conn, row.id), "resolved_at": row.resolved_at,
+        "attributes": labelled_answers(conn, row.category_code, answers), "followers": follower_count(conn, row.id),
     }
+
+
+def labelled_answers(conn: Connection, category_code: str, answers: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reporter's answers to the category's questions, each with its question and its chosen value in
+    both languages (a value the definitions do not list is shown as given)."""
+    if not answers:
+        return []
+    questions = conn.execute(sa.select(categories.c.attributes).where(categories.c.code == category_code)
+                             ).scalar() or []
+    out = []
+    for q in questions:
+        if q.get("code") not in answers:
+            continue
+        given = answers[q["code"]]
+        picked = [given] if not isinstance(given, list) else given
+        names = {v.get("key"): v for v in q.get("values") or []}
+        out.append({
+            "code": q["code"], "question_zh": q.get("description_zh") or q.get("description") or q["code"],
+            "question_en": q.get("description_en") or q.get("description") or q["code"],
+            "answer_zh": "、".join(str(names[p].get("name_zh") or names[p].get("name") or p) if p in names else str(p)
+                                  for p in picked),
+            "answer_en": ", ".join(str(names[p].get("name_en") or names[p].get("name") or p) if p in names else str(p)
+                                   for p in picked)})
+    return out
 
 
 def nearby_open_cases(conn: Connection, *, lat: float, lon: float, category_code: str | None, now: datetime,

@@ -20,6 +20,7 @@ RATE_LIMITS = {
     "open311": "300/minute",  # Open311 POSTs per API key
     "ngsild": "6000/minute",  # NGSI-LD writes per API key (or staff session)
     "portal_report": "10/minute,200/day",  # the portal's report form per client address
+    "portal_voice": "20/minute,200/day",  # after reporting: updates, "still not fixed", +1, per client address
     "portal_code": "5/minute,50/day",  # "my reports" SMS code requests per client address
     "sms_phone": "2/minute,10/day",  # SMS codes per phone number
     "sms_total": "1000/hour",  # SMS codes of the whole installation
@@ -57,6 +58,9 @@ class Settings:
     max_batch_bytes: int = 16 * 1024 * 1024
     run_background: bool = True
     tile_url: str | None = None
+    # The address citizens and staff reach the platform at (https://wecity.example.gov.cn): links in SMS,
+    # e-mail and group-robot messages are made absolute with it. Unset: the messages carry the path only.
+    public_url: str | None = None
     # Notifications: SMTP server (unset: e-mail is written to the log), the webhook signing secret
     # (unset: derived from secret_key), attempts before a message is dead-lettered.
     smtp_url: str | None = None
@@ -79,6 +83,9 @@ class Settings:
     # The department that coordinates data sharing (the city's 政务数据主管部门): requests answered late are
     # escalated to it, and it sees every department's requests and grants.
     data_coordinator: str = "zhengwu"
+    # A demo city (`wecity demo`): with no SMS gateway to send them, one-time codes are shown on the page
+    # that asked for them, so a visitor can sign in as a demo citizen. Never set for a real city.
+    demo: bool = False
     rate_limits: dict[str, Rule] = field(default_factory=default_rate_limits)
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -188,6 +195,7 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         max_batch_bytes=int(number("WECITY_MAX_BATCH_BYTES", 16 * 1024 * 1024, minimum=1024)),
         run_background=values.get("WECITY_RUN_BACKGROUND", "1") not in ("0", "false", "no"),
         tile_url=values.get("WECITY_TILE_URL") or None,
+        public_url=(values.get("WECITY_PUBLIC_URL") or "").rstrip("/") or None,
         smtp_url=smtp_url,
         webhook_secret=values.get("WECITY_WEBHOOK_SECRET") or None,
         outbox_max_attempts=int(number("WECITY_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)),

@@ -7,6 +7,7 @@ import json
 import logging
 import smtplib
 import time
+from typing import Any
 
 import httpx
 
@@ -36,6 +37,21 @@ def body_bytes(payload: dict[str, object]) -> bytes:
 GATEWAYS_TTL = 5.0
 
 
+def with_link(payload: dict[str, Any], public_url: str | None) -> dict[str, Any]:
+    """A message's `link` (a path of the portal) made absolute with the platform's public address and put
+    at the end of its text and body, so that an SMS or an e-mail opens the page it speaks of."""
+    link = payload.get("link")
+    if not isinstance(link, str) or not link.startswith("/"):
+        return payload
+    absolute = f"{public_url}{link}" if public_url else link
+    out = {**payload, "link": absolute}
+    if isinstance(out.get("text"), str):
+        out["text"] = f"{out['text']} {absolute}"
+    if isinstance(out.get("body"), str):
+        out["body"] = f"{out['body'].rstrip()}\n{absolute}\n"
+    return out
+
+
 def webhook_channel(ctx: AppContext, client: httpx.AsyncClient) -> DeliverFn:
     default_secret = service.default_webhook_secret(ctx.settings)
     policy = OutboundPolicy.from_settings(ctx.settings)
@@ -57,6 +73,7 @@ def webhook_channel(ctx: AppContext, client: httpx.AsyncClient) -> DeliverFn:
 
     async def deliver(msg: OutboxMessage) -> None:
         found = await gateway(msg.target)
+        payload = msg.payload if "://" in msg.target else with_link(msg.payload, ctx.settings.public_url)
         if found is not None:
             url, secret = found
         elif "://" in msg.target:
@@ -65,9 +82,9 @@ def webhook_channel(ctx: AppContext, client: httpx.AsyncClient) -> DeliverFn:
             # A gateway (sms, wechat) not configured: the development back-end writes it to the log.
             log.warning("webhook gateway %r is not configured (wecity notify add-webhook); message %d written "
                         "to the log instead, masked: %s", msg.target, msg.id,
-                        redact_text(body_bytes(msg.payload).decode()))
+                        redact_text(body_bytes(payload).decode()))
             return
-        body = body_bytes(msg.payload)
+        body = body_bytes(payload)
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": f"WeCity/{__version__}",
@@ -97,7 +114,8 @@ def email_channel(ctx: AppContext) -> DeliverFn:
         log.info("e-mail goes through SMTP server %s:%d", cfg.host, cfg.port)
 
     async def deliver(msg: OutboxMessage) -> None:
-        subject, body = msg.payload.get("subject"), msg.payload.get("body")
+        payload = with_link(msg.payload, ctx.settings.public_url)
+        subject, body = payload.get("subject"), payload.get("body")
         if not isinstance(subject, str) or not isinstance(body, str):
             raise Undeliverable("an email message needs a subject and a body")
         if cfg is None:

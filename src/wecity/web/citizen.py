@@ -77,6 +77,13 @@ def _number(form: FormData, name: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _looks_like_email(text: str) -> bool:
+    """One @ with something on each side and a dot after it, no spaces: what a typo usually breaks."""
+    local, at, domain = text.partition("@")
+    return bool(at and local and "." in domain.strip(".") and "@" not in domain
+                and not any(c.isspace() for c in text))
+
+
 def _phone(raw: str) -> str | None:
     """The number as "my reports" will look it up; left as typed when it is not a plain phone number."""
     if not raw:
@@ -131,6 +138,10 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
             return await _report_form(request, user, status=400, values=values,
                                       error=_("Choose what kind of problem it is."))
         service_code = decided
+    email = _text(form, "email", 200)
+    if email and not _looks_like_email(email):
+        return await _report_form(request, user, status=400, values=values,
+                                  error=_("Check the e-mail address: it should look like name@example.com."))
     # The form carries every category's detail fields; only the chosen category's are sent on.
     chosen = next((c for c in await ctx.db.read(lambda c: list_categories(c, channel=Channel.PORTAL))
                    if c.code == service_code), None)
@@ -139,7 +150,8 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
     report = NewReport(
         service_code=service_code, channel=Channel.PORTAL, lat=_number(form, "lat"), long=_number(form, "long"),
         address=_text(form, "address", 500) or None, description=_text(form, "description", 4000),
-        attributes=attributes, phone=_phone(_text(form, "phone", 40)), routing=routing)
+        attributes=attributes, phone=_phone(_text(form, "phone", 40)), email=email or None,
+        lang=request_locale(request), routing=routing)
     # A repeated post of the same form (a double tap, a retry on a bad connection) returns the first
     # report instead of making a second one.
     fields = [(name, value) for name, value in values.items() if name not in (csrf.CSRF_FIELD, "idempotency_key")]
@@ -201,6 +213,7 @@ async def _tracked(ctx: Any, token: str) -> dict[str, Any] | None:
         found: dict[str, Any] = await ctx.db.read(queries.report_by_token, token[:40])
     except NotFound:
         return None
+    found["can_reopen"] = queries.can_say_not_fixed(found["case"], ctx.clock.now())
     return found
 
 
@@ -245,4 +258,6 @@ async def case_page(request: Request, user: OptionalStaff, case_id: int) -> Resp
         _ = gettext_for(request_locale(request)).gettext
         return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
                     message=_("There is no such case."))
-    return page(request, "web/case_public.html", user=user, case=case)
+    followed = request.query_params.get("followed")
+    return page(request, "web/case_public.html", user=user, case=case,
+                followed=followed if followed in ("new", "again") else None)

@@ -15,6 +15,7 @@ EVENT_LABELS = {
     "verification_failed": N_("Fix not confirmed; back to the department"),
     "closed": N_("Case closed"),
     "reopened": N_("Case reopened"),
+    "citizen_update": N_("The reporter added an update"),
     "transferred": N_("Transferred to another department"),
     "recategorised": N_("Filed under another category"),
     "merged": N_("Merged into another case"),

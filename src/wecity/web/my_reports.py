@@ -58,13 +58,14 @@ async def send_code(request: Request, user: OptionalStaff) -> Response:
         await ctx.limits.hit("portal_code", client_address(request) or "-")
         await ctx.limits.hit("sms_phone", phone)
         await ctx.limits.hit("sms_total", "all")
-        await ctx.db.write(lambda conn: issue_code(conn, phone, secret_key=ctx.settings.secret_key,
-                                                   now=ctx.clock.now()))
+        code = await ctx.db.write(lambda conn: issue_code(conn, phone, secret_key=ctx.settings.secret_key,
+                                                          now=ctx.clock.now()))
     except WeCityError as exc:
         return with_retry_after(page(request, "web/my_reports.html", user=user, status=exc.status, step="phone",
                                      phone=raw, error=exc.localized(locale), next_path=after), exc)
     # The same answer whether or not the number has reports: the page does not tell who reported what.
-    return page(request, "web/my_reports.html", user=user, step="code", phone=phone, error=None, next_path=after)
+    return page(request, "web/my_reports.html", user=user, step="code", phone=phone, error=None, next_path=after,
+                demo_code=code if ctx.settings.demo else None)
 
 
 @router.post("/my/verify")

@@ -37,9 +37,10 @@ def phone_variants(phone: str) -> list[str]:
     return [phone, f"+86{phone}", f"86{phone}", f"+86 {phone}"]
 
 
-def issue_code(conn: Connection, phone: str, *, secret_key: str, now: datetime) -> None:
+def issue_code(conn: Connection, phone: str, *, secret_key: str, now: datetime) -> str:
     """Make a 6-digit code and send it by SMS through the outbox (the `sms` webhook gateway). How often is
-    the caller's to limit (the portal's `portal_code`, `sms_phone` and `sms_total` rate limits)."""
+    the caller's to limit (the portal's `portal_code`, `sms_phone` and `sms_total` rate limits). Returns the
+    code, which only a demo city shows (settings.demo)."""
     phone_hash = keyed_hash(secret_key, "phone", phone)
     code = f"{secrets.randbelow(1_000_000):06d}"
     conn.execute(portal_codes.insert().values(
@@ -49,6 +50,7 @@ def issue_code(conn: Connection, phone: str, *, secret_key: str, now: datetime) 
         "phone": phone, "event": "portal_code",
         "text": f"【WeCity】您的验证码是 {code}，10 分钟内有效。Your WeCity code is {code} (valid 10 minutes).",
     })
+    return code
 
 
 def check_code(conn: Connection, phone: str, code: str, *, secret_key: str, now: datetime) -> bool:

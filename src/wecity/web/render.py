@@ -96,6 +96,15 @@ STATUS_LABELS = {
     "verified": N_("Verified"), "closed": N_("Closed"), "merged": N_("Merged"),
 }
 
+# The same states as a citizen reads them: plain words for what is happening to the problem, not the
+# office's steps (已派遣/已签收/已办结/已核查/已结案 mean little to a reporter).
+CITIZEN_STATUS_LABELS = {
+    "submitted": N_("Received by the city"), "dispatched": N_("Passed to the department"),
+    "acknowledged": N_("The department has it"), "returned": N_("Finding the right department"),
+    "in_progress": N_("Being fixed"), "resolved": N_("Fixed, being checked"),
+    "verified": N_("Fixed"), "closed": N_("Fixed"), "merged": N_("Joined a report of the same problem"),
+}
+
 
 def _allowed(who: str, user: StaffUser | None) -> bool:
     if who == "anyone":
@@ -114,10 +123,9 @@ def _allowed(who: str, user: StaffUser | None) -> bool:
 def navigation(request: Request, user: StaffUser | None, _: Any) -> list[NavItem]:
     path = request.url.path
     items = []
-    # Staff see their own pages first: on a phone the row scrolls, and work comes before the citizen's pages.
-    ordered = sorted(_NAV, key=lambda entry: entry[2] == "anyone") if user else _NAV
-    for href, label, who in ordered:
-        if _allowed(who, user):
+    # Staff see their work only: the citizen's pages stay a URL away, not in a menu that grows with every role.
+    for href, label, who in _NAV:
+        if (user is None and who == "anyone") or (user is not None and who != "anyone" and _allowed(who, user)):
             current = path == href if href in ("/", "/staff", "/ops") else path.startswith(href)
             items.append(NavItem(href, _(label), current))
     return items
@@ -201,6 +209,7 @@ def page(request: Request, template: str, *, user: StaffUser | None, status: int
         "city_name": city_name(request, locale, _),
         "city_zone": city_zone(request),
         "statuses": STATUS_LABELS,
+        "citizen_statuses": CITIZEN_STATUS_LABELS,
         "countdown": lambda seconds: countdown(seconds, _),
         "time_formats": {k: _(v) for k, v in FORMATS.items()} | {"left": _(LEFT), "overdue": _(OVERDUE)},
         "event_labels": EVENT_LABELS,

@@ -39,6 +39,7 @@ def register(app: FastAPI) -> None:
         ai_models,
         api_docs,
         citizen,
+        citizen_voice,
         data,
         enterprise,
         insight,
@@ -58,6 +59,7 @@ def register(app: FastAPI) -> None:
         app.state.error_renderers.setdefault(prefix, problem_response)
     app.include_router(router)
     app.include_router(citizen.router)
+    app.include_router(citizen_voice.router)
     app.include_router(my_reports.router)
     app.include_router(staff.router)
     app.include_router(operations.router)

@@ -1,0 +1,139 @@
+"""The citizen after submitting: "still not fixed" (重办), an update or a photo, and "me too" (关注 / +1).
+
+The tracking code is the reporter's key (as for rating); following needs no key at all, so each of these is
+counted per client address (`portal_voice`) before any work is done.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import UploadFile
+
+from wecity.cases import citizen_voice, engine
+from wecity.core import csrf
+from wecity.core.errors import ValidationFailed, WeCityError
+from wecity.core.http import client_address, request_locale, with_retry_after
+from wecity.identity.applicants import keyed_hash
+from wecity.identity.deps import OptionalStaff
+from wecity.media import uploads
+from wecity.web.citizen import RATING_TAGS, STAR_LABELS, _tracked
+from wecity.web.i18n import gettext_for
+from wecity.web.render import page
+
+router = APIRouter(include_in_schema=False)
+
+FOLLOW_COOKIE = "wecity_follow"
+FOLLOW_COOKIE_SECONDS = 365 * 24 * 3600
+MAX_NOTE = 1000
+
+
+async def _track_page_again(request: Request, user: Any, token: str, status: int, error: str,
+                            where: str) -> Response:
+    """The tracking page with the error beside the form that caused it (`where`: reopen or update)."""
+    ctx = request.app.state.ctx
+    found = await _tracked(ctx, token)
+    if found is None:
+        _ = gettext_for(request_locale(request)).gettext
+        return page(request, "web/track_form.html", user=user, status=404,
+                    error=_("No report has this tracking code. Check it and try again."))
+    return page(request, "web/track.html", user=user, status=status, token=token, new="", tags=RATING_TAGS,
+                star_labels=STAR_LABELS, voice_error={where: error}, **found)
+
+
+@router.post("/track/{token}/reopen")
+async def still_not_fixed(request: Request, user: OptionalStaff, token: str) -> Response:
+    ctx = request.app.state.ctx
+    locale = request_locale(request)
+    _ = gettext_for(locale).gettext
+    token = token[:40]
+    form = await request.form(max_files=0, max_fields=10)
+    if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        return await _track_page_again(request, user, token, 403, _("The form expired. Please try again."), "reopen")
+    note = str(form.get("note", "")).strip()[:MAX_NOTE]
+    try:
+        await ctx.limits.hit("portal_voice", client_address(request) or "-")
+        if not note:
+            raise ValidationFailed("say what is still wrong", message_zh="请说明仍未解决的问题", code="case.note")
+        await ctx.db.write(lambda conn: engine.citizen_reopen(conn, token, ctx.clock.now(), note))
+    except WeCityError as exc:
+        if exc.status >= 500:
+            raise
+        shown = await _track_page_again(request, user, token, exc.status, exc.localized(locale), "reopen")
+        return with_retry_after(shown, exc)
+    return RedirectResponse(f"/track/{token}?new=reopened", status_code=303)
+
+
+@router.post("/track/{token}/update")
+async def add_update(request: Request, user: OptionalStaff, token: str) -> Response:
+    ctx = request.app.state.ctx
+    settings = ctx.settings
+    locale = request_locale(request)
+    _ = gettext_for(locale).gettext
+    token = token[:40]
+    try:
+        form = await request.form(max_files=1, max_fields=10, max_part_size=settings.max_upload_bytes)
+    except Exception:  # an oversized or malformed body is the sender's problem, shown beside the form
+        return await _track_page_again(request, user, token, 400,
+                                       _("The photo is too large or the form is damaged."), "update")
+    if not csrf.token_is_valid(request, settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        await form.close()
+        return await _track_page_again(request, user, token, 403, _("The form expired. Please try again."), "update")
+    note = str(form.get("note", "")).strip()
+    upload = form.get("photo")
+    try:
+        await ctx.limits.hit("portal_voice", client_address(request) or "-")
+        raw = await upload.read(settings.max_upload_bytes + 1) if isinstance(upload, UploadFile) and upload.filename \
+            else None
+        await form.close()
+        if len(note) > MAX_NOTE:
+            raise ValidationFailed(f"at most {MAX_NOTE} characters", message_zh=f"最多 {MAX_NOTE} 个字",
+                                   code="case.update_long")
+        now = ctx.clock.now()
+        async with uploads.staged([raw] if raw else [], ctx, now=now) as photo:
+
+            def run(conn: Any) -> None:
+                media = photo.record(conn)
+                citizen_voice.add_update(conn, token, now, note, media_id=media[0] if media else None)
+
+            await ctx.db.write(run)
+            photo.keep()
+    except WeCityError as exc:
+        if exc.status >= 500:
+            raise
+        shown = await _track_page_again(request, user, token, exc.status, exc.localized(locale), "update")
+        return with_retry_after(shown, exc)
+    return RedirectResponse(f"/track/{token}?new=updated", status_code=303)
+
+
+@router.post("/cases/{case_id}/follow")
+async def follow(request: Request, user: OptionalStaff, case_id: int) -> Response:
+    """关注 / +1 on a case's public page: counted once per person (their e-mail address if they give one,
+    else this browser), and told by e-mail when it is fixed if they gave an address."""
+    ctx = request.app.state.ctx
+    settings = ctx.settings
+    locale = request_locale(request)
+    _ = gettext_for(locale).gettext
+    form = await request.form(max_files=0, max_fields=10)
+    if not csrf.token_is_valid(request, settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        return page(request, "web/error.html", user=user, status=403, title=_("The form expired"),
+                    message=_("The form expired. Please try again."))
+    email = str(form.get("email", "")).strip()[:200] or None
+    browser = request.cookies.get(FOLLOW_COOKIE) or secrets.token_hex(16)
+    key = keyed_hash(settings.secret_key, "follow", email.lower() if email else f"browser:{browser[:64]}")
+    try:
+        await ctx.limits.hit("portal_voice", client_address(request) or "-")
+        added = await ctx.db.write(lambda conn: citizen_voice.follow(
+            conn, case_id, follower_key=key, now=ctx.clock.now(), email=email, lang=locale))
+    except WeCityError as exc:
+        if exc.status >= 500:
+            raise
+        return with_retry_after(page(request, "web/error.html", user=user, status=exc.status,
+                                     title=_("Not followed"), message=exc.localized(locale)), exc)
+    response = RedirectResponse(f"/cases/{case_id}?followed={'new' if added else 'again'}", status_code=303)
+    response.set_cookie(FOLLOW_COOKIE, browser[:64], max_age=FOLLOW_COOKIE_SECONDS, httponly=True, samesite="lax",
+                        path="/", secure=request.url.scheme == "https")
+    return response

@@ -1,0 +1,213 @@
+"""The citizen after submitting: "still not fixed", an update with a photo, +1, messages in their language,
+their answers shown; and the newcomer's troubles: demo codes on the page, the staff menu, plain status words."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+
+from tests.conftest import make_client
+from tests.web.conftest import csrf_token, log_in
+from tests.web.test_citizen import LAT, LONG, _jpeg, _report, _tracking_token, resolve_case_of
+from wecity.cases.models import case_followers, cases, timeline
+from wecity.core.limits import parse_rule
+from wecity.core.models import outbox_messages as outbox
+from wecity.notify.channels import with_link
+
+
+def _case(city: Any, case_id: int) -> Any:
+    return city.db.read_sync(lambda c: c.execute(sa.select(cases).where(cases.c.id == case_id)).one())
+
+
+def _case_id(web: Any, token: str) -> int:
+    match = re.search(r'href="/cases/(\d+)" id="case-number"', web.get(f"/track/{token}").text)
+    assert match
+    return int(match.group(1))
+
+
+def _outbox(city: Any, channel: str) -> list[Any]:
+    return city.db.read_sync(lambda c: c.execute(sa.select(outbox).where(outbox.c.channel == channel)
+                                                 .order_by(outbox.c.id)).all())
+
+
+def test_still_not_fixed_sends_a_resolved_case_back_to_the_department(web_city: Any) -> None:
+    web, city = web_city
+    token = _tracking_token(_report(web))
+    assert 'id="reopen-title"' not in web.get(f"/track/{token}").text  # nothing to send back while open
+    case_id = resolve_case_of(city, token)
+    page = web.get(f"/track/{token}").text
+    assert "问题仍未解决？" in page
+    # Without saying what is wrong: refused, the words beside the field, the case untouched.
+    empty = web.post(f"/track/{token}/reopen", data={"csrf_token": csrf_token(page), "note": "  "})
+    assert empty.status_code == 400 and 'id="reopen-error"' in empty.text and "请说明仍未解决的问题" in empty.text
+    assert _case(city, case_id).status == "resolved"
+    r = web.post(f"/track/{token}/reopen", data={"csrf_token": csrf_token(page), "note": "垃圾还在路口"},
+                 follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("?new=reopened")
+    row = _case(city, case_id)
+    assert row.status == "dispatched" and row.reopen_count == 1 and row.resolved_at is None
+    events = city.db.read_sync(lambda c: c.execute(sa.select(timeline.c.event, timeline.c.note)
+                                                   .where(timeline.c.case_id == case_id)).all())
+    assert ("reopened", "垃圾还在路口") in [(e.event, e.note) for e in events]
+    after = web.get(r.headers["location"]).text
+    assert 'id="reopened"' in after and "已转交责任部门" in after
+
+
+def test_still_not_fixed_needs_the_form_token(web_city: Any) -> None:
+    web, city = web_city
+    token = _tracking_token(_report(web))
+    case_id = resolve_case_of(city, token)
+    r = web.post(f"/track/{token}/reopen", data={"csrf_token": "forged", "note": "还在"})
+    assert r.status_code == 403 and _case(city, case_id).status == "resolved"
+
+
+def test_the_reporter_adds_an_update_with_a_photo_and_the_department_is_told(web_city: Any) -> None:
+    web, city = web_city
+    token = _tracking_token(_report(web))
+    case_id = _case_id(web, token)
+    page = web.get(f"/track/{token}").text
+    r = web.post(f"/track/{token}/update", data={"csrf_token": csrf_token(page), "note": "又多了两袋"},
+                 files=[("photo", ("n.jpg", _jpeg(), "image/jpeg"))], follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("?new=updated")
+    event = city.db.read_sync(lambda c: c.execute(sa.select(timeline).where(
+        timeline.c.case_id == case_id, timeline.c.event == "citizen_update")).one())
+    assert event.note == "又多了两袋" and event.public and event.media_id
+    shown = web.get(f"/track/{token}").text
+    assert "市民补充了新情况" in shown and f"/media/{event.media_id}/thumbnail" in shown
+    told = [m.payload for m in _outbox(city, "in_app") if m.payload.get("event") == "citizen_update"]
+    assert told and told[0]["case_id"] == case_id
+    # Nothing to add: refused beside the form.
+    empty = web.post(f"/track/{token}/update", data={"csrf_token": csrf_token(page), "note": ""})
+    assert empty.status_code == 400 and "请填写新情况或添加照片" in empty.text, re.findall(r"field-error[^<]*<", empty.text)
+
+
+def test_an_update_to_a_finished_case_is_refused(web_city: Any) -> None:
+    web, city = web_city
+    token = _tracking_token(_report(web))
+    resolve_case_of(city, token)
+    page = web.get(f"/track/{token}").text
+    assert 'id="update-title"' not in page
+    r = web.post(f"/track/{token}/update", data={"csrf_token": csrf_token(page), "note": "还有"})
+    assert r.status_code == 409 and "问题仍未解决" in r.text
+
+
+def test_plus_one_counts_each_person_once_and_tells_them_by_email_in_their_language(web_city: Any) -> None:
+    web, city = web_city
+    token = _tracking_token(_report(web))
+    case_id = _case_id(web, token)
+    page = web.get(f"/cases/{case_id}").text
+    assert 'id="follow-button"' in page and 'id="case-followers"' not in page
+    first = web.post(f"/cases/{case_id}/follow", data={"csrf_token": csrf_token(page)}, follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"].endswith("followed=new")
+    again = web.post(f"/cases/{case_id}/follow", data={"csrf_token": csrf_token(page)}, follow_redirects=False)
+    assert again.headers["location"].endswith("followed=again")  # the same browser is one person
+    with make_client(city) as neighbour:
+        other = neighbour.get(f"/cases/{case_id}", headers={"Accept-Language": "en"}).text
+        r = neighbour.post(f"/cases/{case_id}/follow", headers={"Accept-Language": "en"},
+                           data={"csrf_token": csrf_token(other), "email": "neighbour@example.com"},
+                           follow_redirects=False)
+        assert r.status_code == 303
+        bad = neighbour.post(f"/cases/{case_id}/follow", data={"csrf_token": csrf_token(other), "email": "nope"})
+        assert bad.status_code == 400
+    assert city.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(case_followers)
+                                                 .where(case_followers.c.case_id == case_id)).scalar()) == 2
+    shown = web.get(f"/cases/{case_id}").text
+    assert re.search(r'id="case-followers">2<', shown)
+    log_in(web, "chengguan")
+    assert "另有 2 人反映同样问题（+1）" in web.get(f"/staff/cases/{case_id}").text
+    resolve_case_of(city, token)
+    mails = [m for m in _outbox(city, "email") if m.target == "neighbour@example.com"]
+    assert len(mails) == 1
+    assert mails[0].payload["subject"] == "A problem you follow has been fixed; see the result"
+    assert mails[0].payload["link"] == f"/cases/{case_id}"
+    assert "neighbour@example.com" not in web.get(f"/cases/{case_id}").text
+
+
+def test_plus_one_is_counted_per_address_before_any_work(web_city: Any) -> None:
+    web, city = web_city
+    token = _tracking_token(_report(web))
+    case_id = _case_id(web, token)
+    rules = {**city.settings.rate_limits, "portal_voice": parse_rule("1/minute")}
+    with make_client(city, rate_limits=rules) as limited:
+        page = limited.get(f"/cases/{case_id}").text
+        assert limited.post(f"/cases/{case_id}/follow", data={"csrf_token": csrf_token(page)},
+                            follow_redirects=False).status_code == 303
+        refused = limited.post(f"/cases/{case_id}/follow", data={"csrf_token": csrf_token(page)})
+        assert refused.status_code == 429 and "Retry-After" in refused.headers
+
+
+def test_messages_to_the_reporter_are_in_their_language_with_the_link(web_city: Any) -> None:
+    web, city = web_city
+    page = web.get("/report", headers={"Accept-Language": "en"}).text
+    r = web.post("/report", headers={"Accept-Language": "en"}, data={
+        "csrf_token": csrf_token(page), "service_code": "garbage", "lat": str(LAT), "long": str(LONG),
+        "description": "rubbish", "phone": "13912345679", "email": "me@example.com"}, follow_redirects=False)
+    token = _tracking_token(r)
+    mail = [m for m in _outbox(city, "email") if m.target == "me@example.com"][0].payload
+    assert mail["subject"].startswith("Your report has been sent to") and "查询码" not in mail["body"]
+    sms = [m for m in _outbox(city, "webhook") if m.payload.get("phone") == "13912345679"][0].payload
+    assert sms["text"].startswith("[WeCity] Your report has been sent to") and token in sms["text"]
+    # The channels make the link absolute with the platform's public address.
+    sent = with_link(sms, "https://wecity.example.gov.cn")
+    assert sent["text"].endswith(f" https://wecity.example.gov.cn/track/{token}")
+    assert with_link(mail, None)["body"].rstrip().endswith(f"/track/{token}")
+    bad = web.post("/report", data={"csrf_token": csrf_token(page), "service_code": "garbage", "lat": str(LAT),
+                                    "long": str(LONG), "email": "me at example"})
+    assert bad.status_code == 400 and "请检查电子邮箱" in bad.text
+
+
+def test_resolving_twice_the_same_round_texts_the_reporter_once(web_city: Any) -> None:
+    from wecity.cases import notifications
+
+    web, city = web_city
+    token = _tracking_token(_report(web))
+    case_id = resolve_case_of(city, token)
+    city.db.write_sync(lambda c: notifications.case_resolved(c, case_id=case_id, now=city.clock.now()))
+    texts = [m for m in _outbox(city, "webhook") if m.payload.get("event") == "resolved"]
+    assert len(texts) == 1
+
+
+def test_the_citizens_answers_are_shown_to_staff_and_on_the_case_page(web_city: Any) -> None:
+    web, city = web_city
+    page = web.get("/report").text
+    r = web.post("/report", data={"csrf_token": csrf_token(page), "service_code": "manhole", "lat": str(LAT),
+                                  "long": str(LONG), "description": "井盖没了", "attribute[cover_state]": "missing"},
+                 follow_redirects=False)
+    token = _tracking_token(r)
+    shown = web.get(f"/track/{token}").text
+    assert re.search(r"<dt>井盖情况</dt><dd>缺失</dd>", shown)
+    case_id = _case_id(web, token)
+    assert re.search(r"<dt>State of the cover</dt><dd>Missing</dd>",
+                     web.get(f"/cases/{case_id}", headers={"Accept-Language": "en"}).text)
+    log_in(web, "chengguan")
+    assert re.search(r"<dt>井盖情况</dt><dd>缺失</dd>", web.get(f"/staff/cases/{case_id}").text)
+
+
+def test_a_demo_city_shows_the_sign_in_code_on_the_page_and_a_real_one_does_not(sqlite_city: Any) -> None:
+    for demo in (True, False):
+        with make_client(sqlite_city, demo=demo) as web:
+            page = web.get("/my").text
+            r = web.post("/my/code", data={"csrf_token": csrf_token(page), "phone": f"1390000000{int(demo)}"})
+            assert r.status_code == 200
+            shown = re.search(r'id="demo-code">演示城市不发送短信。您的验证码是 (\d{6})。', r.text)
+            if not demo:
+                assert shown is None and "验证码是" not in r.text
+                continue
+            assert shown
+            signed_in = web.post("/my/verify", data={"csrf_token": csrf_token(r.text), "phone": "13900000001",
+                                                     "code": shown.group(1)}, follow_redirects=False)
+            assert signed_in.status_code == 303
+
+
+def test_staff_menu_has_only_staff_links_and_citizens_only_theirs(web: Any) -> None:
+    def links(html: str) -> list[str]:
+        nav = html.split('<nav class="main-nav"')[1].split("</nav>")[0]
+        return re.findall(r'<a href="([^"]+)"', nav)
+
+    citizen = links(web.get("/").text)
+    assert "/report" in citizen and not any(h.startswith("/staff") for h in citizen)
+    log_in(web, "chengguan")
+    staff = links(web.get("/staff").text)
+    assert "/staff/queue" in staff and "/report" not in staff and "/" not in staff and "/ops" not in staff

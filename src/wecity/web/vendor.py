@@ -4,6 +4,7 @@ VENDOR = {
     "leaflet_js": "/static/vendor/leaflet-1.9.4/leaflet.js",
     "leaflet_css": "/static/vendor/leaflet-1.9.4/leaflet.css",
     "htmx_js": "/static/vendor/htmx-2.0.11/htmx.min.js",
+    "exifr_js": "/static/vendor/exifr-7.1.3/lite.umd.js",
     "echarts_js": "/static/vendor/echarts-6.1.0/echarts.min.js",
     "swagger_js": "/static/vendor/swagger-ui-dist-5.35.0/swagger-ui-bundle.js",
     "swagger_css": "/static/vendor/swagger-ui-dist-5.35.0/swagger-ui.css",

@@ -68,6 +68,8 @@
     }
 
     map.on("click", function (event) { place(event.latlng, false); });
+    // The photo's own location, once the citizen said yes (photoPlace below).
+    form.addEventListener("wecity:photo-location", function (event) { place(event.detail, true); });
     created.ready.then(function () {
       if (lat.value && lon.value) place({ lat: parseFloat(lat.value), lng: parseFloat(lon.value) }, true);
     });
@@ -107,6 +109,34 @@
         }
       });
     });
+  }
+
+  // A photo that knows where it was taken (EXIF GPS, read here in the browser: nothing is sent) offers to
+  // move the pin there; only a "yes" moves it, and the move looks for nearby reports like any other.
+  function photoPlace(form) {
+    var box = document.getElementById("photo-place");
+    if (!box || !window.exifr) return;
+    var text = document.getElementById("photo-place-text");
+    var offered = null;
+    form.querySelectorAll("input[type=file][name=photo]").forEach(function (input) {
+      input.addEventListener("change", function () {
+        var file = input.files && input.files[0];
+        if (!file) return;
+        window.exifr.gps(file).then(function (gps) {
+          if (!gps || !isFinite(gps.latitude) || !isFinite(gps.longitude)) return;
+          if (Math.abs(gps.latitude) > 90 || Math.abs(gps.longitude) > 180) return;
+          offered = { lat: gps.latitude, lng: gps.longitude };
+          text.textContent = box.getAttribute("data-text")
+            .replace("%(lat)s", gps.latitude.toFixed(5)).replace("%(long)s", gps.longitude.toFixed(5));
+          box.hidden = false;
+        }).catch(function () { /* no readable EXIF: nothing to offer */ });
+      });
+    });
+    document.getElementById("photo-place-yes").addEventListener("click", function () {
+      box.hidden = true;
+      if (offered) form.dispatchEvent(new CustomEvent("wecity:photo-location", { detail: offered }));
+    });
+    document.getElementById("photo-place-no").addEventListener("click", function () { box.hidden = true; });
   }
 
   // Category suggestions as the citizen types (the city's model, POST /api/v1/ai/suggest): the three
@@ -182,5 +212,6 @@
     filterCategories(form);
     detailFields(form);
     locationPicker(form);
+    photoPlace(form);
   });
 })();

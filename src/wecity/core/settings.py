@@ -79,6 +79,9 @@ class Settings:
     # The department that coordinates data sharing (the city's 政务数据主管部门): requests answered late are
     # escalated to it, and it sees every department's requests and grants.
     data_coordinator: str = "zhengwu"
+    # The platform's public address (https://city.example), for absolute links in messages that leave it:
+    # group robots link each case to the staff portal with it.
+    public_url: str | None = None
     rate_limits: dict[str, Rule] = field(default_factory=default_rate_limits)
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -172,6 +175,11 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
     metrics_token = values.get("WECITY_METRICS_TOKEN") or None
     if metrics_token is not None and len(metrics_token) < 16:
         raise ConfigurationError("WECITY_METRICS_TOKEN", "must be at least 16 characters")
+    public_url = (values.get("WECITY_PUBLIC_URL") or "").rstrip("/") or None
+    if public_url:
+        parsed = urlparse(public_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+            raise ConfigurationError("WECITY_PUBLIC_URL", "expected http(s)://host[:port][/path]")
     return Settings(
         database_url=database_url,
         media_dir=media_dir,
@@ -198,6 +206,7 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         ngsild_auth=ngsild_auth,
         metrics_token=metrics_token,
         data_coordinator=values.get("WECITY_DATA_COORDINATOR") or "zhengwu",
+        public_url=public_url,
         rate_limits=_rate_limits(values),
     )
 

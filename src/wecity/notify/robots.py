@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -134,7 +134,8 @@ def masked_url(kind: str, url: str) -> str:
     parts = urlsplit(url)
     query = [(k, (v[:4] + "…") if k == key or k in ("key", "access_token", "token") else v)
              for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, safe="…"), ""))
+    # Written out, not URL-encoded: it is for reading, and "…" is not a key's character.
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(f"{k}={v}" for k, v in query), ""))
 
 
 def public_robot(robot: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from .conftest import City
                                   ["city", "locate"], ["user", "add"], ["apikey", "add"],
                                   ["apikey", "list"], ["apikey", "revoke"],
                                   ["device", "import"], ["device", "list"], ["device", "remove"], ["audit", "verify"],
-                                  ["ai", "evaluate"]])
+                                  ["ai", "evaluate"], ["notify", "add-robot"], ["notify", "list-robots"]])
 def test_help_everywhere_and_bilingual(args: list[str]) -> None:
     out = subprocess.run([sys.executable, "-m", "wecity", *args, "--help"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -62,3 +62,12 @@ def test_bad_settings_fail_naming_the_setting_and_why(tmp_path: Path, name: str,
         load_settings({name: value}, cwd=tmp_path)
     assert err.value.setting == name
     assert says in str(err.value)
+
+
+def test_the_public_url_is_read_without_its_trailing_slash_and_checked(tmp_path: Path) -> None:
+    env = {"WECITY_VAR_DIR": str(tmp_path), "WECITY_SECRET_KEY": "k" * 40}
+    assert load_settings(env, cwd=tmp_path).public_url is None
+    assert load_settings(env | {"WECITY_PUBLIC_URL": "https://city.example/"}, cwd=tmp_path).public_url \
+        == "https://city.example"
+    with pytest.raises(ConfigurationError, match="WECITY_PUBLIC_URL"):
+        load_settings(env | {"WECITY_PUBLIC_URL": "city.example"}, cwd=tmp_path)

@@ -75,6 +75,11 @@ class DepartmentIn(BaseModel):
     note: str | None = Field(default=None, max_length=4000)
 
 
+class AssignIn(BaseModel):
+    user_id: int = Field(ge=1, le=2**31 - 1, description="an active handler of the case's department")
+    note: str | None = Field(default=None, max_length=4000)
+
+
 class MergeIn(BaseModel):
     into_case_id: CaseId
 
@@ -173,6 +178,11 @@ async def _act(request: Request, ctx: Any, user: StaffUser, case_id: CaseId, ver
 @router.post("/cases/{case_id}/acknowledge", summary="签收: take the case")
 async def acknowledge(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId) -> dict[str, Any]:
     return await _act(request, ctx, user, case_id, engine.acknowledge)
+
+
+@router.post("/cases/{case_id}/assign", summary="交办: give the case to one of the department's handlers (a supervisor)")
+async def assign(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: AssignIn) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, engine.assign, body.user_id, note=body.note)
 
 
 @router.post("/cases/{case_id}/return", summary="退单: send back to the dispatch centre with a reason")

@@ -27,7 +27,7 @@ from wecity.cases.models import cases, ratings, reports, timeline
 from wecity.cases.timeline import add_event
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from wecity.identity.choices import Role
-from wecity.identity.models import departments
+from wecity.identity.models import departments, users
 from wecity.identity.service import StaffUser, record_audit, works_in_dispatch_centre
 
 REOPEN_WINDOW = timedelta(days=7)
@@ -78,7 +78,7 @@ def _require_state(case: Any, allowed: tuple[CaseStatus, ...], action: str) -> N
 
 _ACTION_ZH = {"acknowledge": "签收", "return": "退单", "dispatch": "派遣", "start": "开始处置", "resolve": "办结",
               "verify": "核查", "reject": "核查不通过", "close": "结案", "reopen": "重新打开", "transfer": "转办",
-              "merge": "并单", "rate": "评价", "note": "备注", "recategorise": "改类"}
+              "merge": "并单", "rate": "评价", "assign": "交办", "note": "备注", "recategorise": "改类"}
 
 
 def _require_department_handler(actor: Actor, case: Any) -> None:
@@ -175,6 +175,30 @@ def acknowledge(conn: Connection, case_id: int, actor: Actor, now: datetime) -> 
     _require_state(case, (CaseStatus.DISPATCHED,), "acknowledge")
     _move(conn, case, CaseStatus.ACKNOWLEDGED, actor, now, event="acknowledged",
           values={"acknowledged_at": now, "assignee_id": actor.user.id if actor.user else None})
+
+
+def assign(conn: Connection, case_id: int, user_id: int, actor: Actor, now: datetime,
+           note: str | None = None) -> None:
+    """交办: a supervisor of the responsible department (or of the dispatch centre) gives an open case to one
+    of the department's handlers, who hears of it in the portal and through the group robots."""
+    _require_role(actor, Role.SUPERVISOR)
+    case = _case(conn, case_id)
+    if (actor.user is not None and not actor.has(Role.ADMIN) and actor.user.department_id != case.department_id
+            and not works_in_dispatch_centre(conn, actor.user)):
+        raise PermissionDenied("only a supervisor of the responsible department may assign its cases",
+                               message_zh="只有责任部门的主管可以交办该案件", code="case.not_your_department")
+    _require_state(case, (CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS), "assign")
+    person = conn.execute(sa.select(users.c.department_id, users.c.roles, users.c.display_name)
+                          .where(users.c.id == user_id, users.c.is_active.is_(True))).first()
+    if person is None or person.department_id != case.department_id or Role.HANDLER not in person.roles.split():
+        raise ValidationFailed("a case is assigned to an active handler of its department",
+                               message_zh="案件只能交办给责任部门在岗的处置人员", code="case.assignee")
+    conn.execute(cases.update().where(cases.c.id == case.id).values(assignee_id=user_id, updated_at=now))
+    add_event(conn, case.id, at=now, event="assigned", actor=actor.id, actor_name=actor.name, channel=actor.channel,
+              department_id=case.department_id, note=note, public=False,
+              detail={"assignee_id": user_id, "assignee": person.display_name})
+    _audit(conn, actor, "assign", case.id, now, detail={"assignee": f"user:{user_id}"})
+    notifications.case_assigned(conn, case_id=case_id, now=now)
 
 
 def return_case(conn: Connection, case_id: int, reason: str, actor: Actor, now: datetime,

@@ -3,7 +3,9 @@
 The citizen is told on dispatch, resolution and closure (in-app on the tracking page, e-mail if given,
 SMS through the `sms` webhook gateway if a phone was given); the department on dispatch, return of a
 verification and escalation (in-app for its staff, and its own webhook if it has one); the supervisor
-on escalation and low ratings.
+on escalation and low ratings. Each event staff must hear of where they work (a case dispatched to a
+department or assigned to a person, an escalation, a low rating) is also one `staff_event` message, which
+the notification domain passes on to the group robots (WeCom, DingTalk) and webhooks that want it.
 """
 
 from __future__ import annotations
@@ -44,12 +46,14 @@ _DEPARTMENT_TEXT = {
     "returned": ("案件 #{case} 被退单，请重新派遣", "Case #{case} was returned; please re-dispatch"),
     "citizen_update": ("案件 #{case}：市民补充了新情况", "Case #{case}: the reporter added an update"),
     "low_rating": ("案件 #{case} 收到差评（{stars} 星），请回访", "Case #{case} rated {stars}/5; please follow up"),
+    "assigned": ("案件 #{case} 已交办给您", "Case #{case} has been assigned to you"),
 }
 
 
 def _case_facts(conn: Connection, case_id: int) -> sa.Row:
     return conn.execute(sa.select(cases.c.id, cases.c.status, cases.c.category_code, cases.c.department_id,
-                                  departments.c.name_zh, departments.c.name_en, departments.c.webhook_url)
+                                  departments.c.name_zh, departments.c.name_en, departments.c.webhook_url,
+                                  cases.c.assignee_id)
                         .select_from(cases.outerjoin(departments, departments.c.id == cases.c.department_id))
                         .where(cases.c.id == case_id)).one()
 
@@ -65,6 +69,7 @@ class Facts:
     name_zh: str | None
     name_en: str | None
     webhook_url: str | None
+    assignee_id: int | None = None
 
 
 def department_facts(conn: Connection, department_id: int) -> tuple[str, str, str | None]:
@@ -83,13 +88,24 @@ def new_case_dispatched(conn: Connection, *, case_id: int, status: str, category
     facts = Facts(case_id, status, category_code, department_id, name_zh, name_en, webhook)
     messages = _department_messages(facts, "dispatched", now, sequence=lambda: 1)
     messages += _reporter_messages(facts, "dispatched", [(token, email, phone, lang)])
+    messages.append(_staff_event(facts, "dispatched", now))
     enqueue_many(conn, messages, now=now)
 
 
 def case_dispatched(conn: Connection, *, case_id: int, now: datetime) -> None:
     facts = _case_facts(conn, case_id)
     enqueue_many(conn, _department_messages(facts, "dispatched", now, sequence=_numbered(conn, case_id))
-                 + _reporter_messages(facts, "dispatched", _reporters(conn, case_id)), now=now)
+                 + _reporter_messages(facts, "dispatched", _reporters(conn, case_id))
+                 + [_staff_event(facts, "dispatched", now)], now=now)
+
+
+def case_assigned(conn: Connection, *, case_id: int, now: datetime) -> None:
+    """The person the case was given to hears of it in the portal and through the group robots."""
+    facts = _case_facts(conn, case_id)
+    if facts.assignee_id is None:
+        return
+    enqueue_many(conn, [("in_app", f"user:{facts.assignee_id}", _department_payload(facts, "assigned")),
+                        _staff_event(facts, "assigned", now)], now=now)
 
 
 def case_resolved(conn: Connection, *, case_id: int, now: datetime) -> None:
@@ -105,7 +121,9 @@ def case_returned(conn: Connection, *, case_id: int, now: datetime) -> None:
 
 
 def low_rating(conn: Connection, *, case_id: int, stars: int, now: datetime) -> None:
-    _tell_dispatch_centre(conn, _case_facts(conn, case_id), "low_rating", now, stars=stars, role="supervisor")
+    facts = _case_facts(conn, case_id)
+    _tell_dispatch_centre(conn, facts, "low_rating", now, stars=stars, role="supervisor")
+    enqueue_many(conn, [_staff_event(facts, "low_rating", now, stars=stars)], now=now)
 
 
 def clock_event(conn: Connection, *, case_id: int, event: str, now: datetime) -> None:
@@ -113,6 +131,7 @@ def clock_event(conn: Connection, *, case_id: int, event: str, now: datetime) ->
     facts = _case_facts(conn, case_id)
     enqueue_many(conn, _department_messages(facts, event, now, sequence=_numbered(conn, case_id)), now=now)
     if event.endswith("escalated"):
+        enqueue_many(conn, [_staff_event(facts, "escalated", now, detail=event)], now=now)
         _tell_dispatch_centre(conn, facts, event, now, role="supervisor")
         enqueue(conn, channel="in_app", target=f"department:{facts.department_id}:supervisor",
                 payload=_department_payload(facts, event), now=now, dedupe_key=f"case:{case_id}:{event}:dept-sup")
@@ -124,6 +143,15 @@ def _department_payload(facts: Facts | sa.Row, event: str, **extra: object) -> d
     return {"title_zh": zh.format(**fields), "title_en": en.format(**fields),
             "body": f"case {facts.id} / {facts.category_code} / {facts.status}", "link": f"/staff/cases/{facts.id}",
             "event": event, "case_id": facts.id}
+
+
+def _staff_event(facts: Facts | sa.Row, event: str, now: datetime, *, detail: str | None = None,
+                 stars: int | None = None) -> tuple[str, str, dict[str, object]]:
+    """The `staff_event` message: what happened to which case, for whom; nothing of the reporter."""
+    return ("staff_event", f"case:{facts.id}", {
+        "event": event, "detail": detail or event, "case_id": facts.id, "category": facts.category_code,
+        "department_id": facts.department_id, "assignee_id": facts.assignee_id, "stars": stars,
+        "at": now.isoformat()})
 
 
 _NEXT_NOTICE = cases.update().where(cases.c.id == sa.bindparam("b_case")).values(

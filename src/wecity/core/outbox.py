@@ -75,10 +75,11 @@ _INSERT = t.insert().returning(t.c.id)
 
 
 def enqueue(conn: sa.Connection, *, channel: str, target: str, payload: dict[str, Any], now: datetime,
-            dedupe_key: str | None = None) -> int:
+            dedupe_key: str | None = None, not_before: datetime | None = None) -> int:
     """Queue a message in the caller's transaction and return its id.
 
-    With a `dedupe_key` already used, nothing is added and the existing message's id is returned.
+    With a `dedupe_key` already used, nothing is added and the existing message's id is returned. With
+    `not_before`, the first attempt waits until then (a receiver's rate limit spreads a burst out).
     """
     if not channel or not target:
         raise ValidationFailed("outbox message needs a channel and a target",
@@ -89,7 +90,7 @@ def enqueue(conn: sa.Connection, *, channel: str, target: str, payload: dict[str
         raise ValidationFailed(f"outbox payload is not JSON: {exc}", message_zh=f"待发消息内容不是 JSON：{exc}",
                                code="outbox.invalid") from None
     values = dict(channel=channel, target=target, payload=payload, status=PENDING, attempts=0,
-                  next_attempt_at=now, created_at=now, dedupe_key=dedupe_key)
+                  next_attempt_at=max(now, not_before) if not_before else now, created_at=now, dedupe_key=dedupe_key)
     announce(conn)
     if dedupe_key is None:
         return int(conn.execute(_INSERT, values).scalar_one())

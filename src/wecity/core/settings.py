@@ -179,6 +179,11 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
     metrics_token = values.get("WECITY_METRICS_TOKEN") or None
     if metrics_token is not None and len(metrics_token) < 16:
         raise ConfigurationError("WECITY_METRICS_TOKEN", "must be at least 16 characters")
+    public_url = (values.get("WECITY_PUBLIC_URL") or "").rstrip("/") or None
+    if public_url:
+        parsed = urlparse(public_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+            raise ConfigurationError("WECITY_PUBLIC_URL", "expected http(s)://host[:port][/path]")
     return Settings(
         database_url=database_url,
         media_dir=media_dir,
@@ -195,7 +200,6 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         max_batch_bytes=int(number("WECITY_MAX_BATCH_BYTES", 16 * 1024 * 1024, minimum=1024)),
         run_background=values.get("WECITY_RUN_BACKGROUND", "1") not in ("0", "false", "no"),
         tile_url=values.get("WECITY_TILE_URL") or None,
-        public_url=(values.get("WECITY_PUBLIC_URL") or "").rstrip("/") or None,
         smtp_url=smtp_url,
         webhook_secret=values.get("WECITY_WEBHOOK_SECRET") or None,
         outbox_max_attempts=int(number("WECITY_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)),
@@ -206,6 +210,7 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         ngsild_auth=ngsild_auth,
         metrics_token=metrics_token,
         data_coordinator=values.get("WECITY_DATA_COORDINATOR") or "zhengwu",
+        public_url=public_url,
         rate_limits=_rate_limits(values),
     )
 

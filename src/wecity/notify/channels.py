@@ -1,4 +1,5 @@
-"""The outbox channels: webhook (HMAC-signed JSON POST), email (SMTP or log) and in_app (a stored notice)."""
+"""The outbox channels: webhook (HMAC-signed JSON POST), email (SMTP or log), in_app (a stored notice), and
+staff_event (a case event passed on to the group robots) with robot (one message to one robot)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ import httpx
 from wecity import __version__
 from wecity.core import outbound
 from wecity.core.context import AppContext
+from wecity.core.errors import NotFound
 from wecity.core.outbound import OutboundPolicy
 from wecity.core.outbox import OutboxMessage, Undeliverable
 from wecity.core.redact import redact_text
 from wecity.core.registry import DeliverFn
-from wecity.notify import service
+from wecity.notify import robots, service
+from wecity.notify.choices import RobotKind
 from wecity.notify.email import build_message, parse_smtp_url, send_sync
+from wecity.notify.robot_messages import dingtalk_signed_url
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +150,101 @@ def in_app_channel(ctx: AppContext) -> DeliverFn:
     return deliver
 
 
+def staff_event_channel(ctx: AppContext) -> DeliverFn:
+    """A case event for staff (target ``case:<id>``), passed on as one ``robot`` message per robot that wants
+    it (wecity.notify.robots.fan_out)."""
+    if not ctx.settings.public_url:
+        log.warning("WECITY_PUBLIC_URL is not set: group robot messages link to cases by path only, "
+                    "which a chat cannot open")
+
+    async def deliver(msg: OutboxMessage) -> None:
+        event = msg.payload
+        if not isinstance(event.get("case_id"), int) or not isinstance(event.get("event"), str):
+            raise Undeliverable("a staff event needs case_id and event")
+        # A read first: most events have no robot, and then no write is needed.
+        wanted = [r["id"] for r in await ctx.db.read(lambda c: robots.list_robots(c, active_only=True))
+                  if robots.wants(r, event)]
+        if wanted:
+            await ctx.db.write(lambda conn: robots.fan_out(conn, message_id=msg.id, event=event, robot_ids=wanted,
+                                                           now=ctx.clock.now(), public_url=ctx.settings.public_url))
+
+    return deliver
+
+
+# The most of a robot's answer read for its errcode: the services answer a few dozen bytes.
+ROBOT_ANSWER_BYTES = 64 * 1024
+
+
+def robot_answer_error(response: httpx.Response) -> str | None:
+    """What went wrong by a WeCom or DingTalk robot's answer, or None when it accepted the message. Both
+    answer {"errcode": 0, "errmsg": "ok"}; any other errcode is a failure even with HTTP 200."""
+    if not 200 <= response.status_code < 300:
+        return f"HTTP {response.status_code}"
+    if len(response.content) > ROBOT_ANSWER_BYTES:
+        return "an answer too long to be a robot's"
+    try:
+        answer = json.loads(response.content)
+    except ValueError:
+        return "an answer that is not JSON"
+    if not isinstance(answer, dict) or "errcode" not in answer:
+        return "an answer without errcode"
+    if answer["errcode"] != 0:
+        return f"errcode {answer['errcode']}: {str(answer.get('errmsg', ''))[:200]}"
+    return None
+
+
+def robot_channel(ctx: AppContext, client: httpx.AsyncClient) -> DeliverFn:
+    """One message to one robot (target ``robot:<id>``; payload ``body``, the JSON it is sent)."""
+    default_secret = service.default_webhook_secret(ctx.settings)
+    policy = OutboundPolicy.from_settings(ctx.settings)
+
+    async def deliver(msg: OutboxMessage) -> None:
+        try:
+            robot_id = int(msg.target.removeprefix("robot:"))
+        except ValueError:
+            raise Undeliverable(f"not a robot: {msg.target!r}") from None
+        try:
+            robot = await ctx.db.read(lambda c: robots.get_robot(c, robot_id))
+        except NotFound:
+            raise Undeliverable(f"robot {robot_id} was removed") from None
+        if not robot["active"]:
+            raise Undeliverable(f"robot {robot['name']!r} is switched off")
+        body = msg.payload.get("body")
+        if not isinstance(body, dict):
+            raise Undeliverable("a robot message needs a body")
+        content = body_bytes(body)
+        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": f"WeCity/{__version__}"}
+        url = robot["url"]
+        if robot["kind"] == RobotKind.DINGTALK and robot["secret"]:
+            # The service checks the timestamp against its own clock (within an hour): the real time, then.
+            url = dingtalk_signed_url(url, robot["secret"], int(time.time() * 1000))
+        elif robot["kind"] == RobotKind.WEBHOOK:
+            headers |= {"X-WeCity-Signature": service.sign(robot["secret"] or default_secret, content),
+                        "X-WeCity-Message-Id": str(msg.id), "X-WeCity-Attempt": str(msg.attempts + 1)}
+        try:
+            response = await outbound.post(client, policy, url, content=content, headers=headers)
+        except outbound.OutboundRefused as exc:
+            raise Undeliverable(f"robot {robot['name']!r}: {exc.reason}") from None
+        except outbound.OutboundFailed:
+            # The URL carries the robot's key: the error names the robot instead.
+            raise DeliveryFailed(f"robot {robot['name']!r} could not be reached") from None
+        if robot["kind"] == RobotKind.WEBHOOK:
+            if response.status_code == 410:
+                raise Undeliverable(f"robot {robot['name']!r} answered 410 Gone")
+            if not 200 <= response.status_code < 300:
+                raise DeliveryFailed(f"robot {robot['name']!r} answered HTTP {response.status_code}")
+            return
+        error = robot_answer_error(response)
+        if error is not None:
+            raise DeliveryFailed(f"robot {robot['name']!r} answered {error}")
+
+    return deliver
+
+
 def install(ctx: AppContext, *, client: httpx.AsyncClient) -> None:
-    """Add the three channels to this app's registry, bound to its context and HTTP client."""
+    """Add the channels to this app's registry, bound to its context and HTTP client."""
     ctx.registry.add_channel("webhook", webhook_channel(ctx, client))
     ctx.registry.add_channel("email", email_channel(ctx))
     ctx.registry.add_channel("in_app", in_app_channel(ctx))
+    ctx.registry.add_channel("staff_event", staff_event_channel(ctx))
+    ctx.registry.add_channel("robot", robot_channel(ctx, client))

@@ -8,6 +8,7 @@ EVENT_LABELS = {
     "report_merged": N_("Another report of the same problem joined this case"),
     "dispatched": N_("Sent to the responsible department"),
     "acknowledged": N_("The department took the case"),
+    "assigned": N_("Assigned to a handler"),
     "returned": N_("Returned to the dispatch centre"),
     "started": N_("Work started"),
     "resolved": N_("Resolved by the department"),

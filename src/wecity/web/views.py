@@ -45,6 +45,7 @@ def register(app: FastAPI) -> None:
         insight,
         my_reports,
         operations,
+        robots,
         sensors,
         services,
         services_staff,
@@ -71,6 +72,7 @@ def register(app: FastAPI) -> None:
     app.include_router(data.router)
     app.include_router(enterprise.router)
     app.include_router(ai_models.router)
+    app.include_router(robots.router)
     app.include_router(insight.router)
 
 
@@ -201,6 +203,11 @@ async def staff_desk(request: Request, user: OptionalStaff) -> Response:
         links.append({"href": "/insight", "title": N_("KPIs"),
                       "text": N_("Every KPI with its definition, for any period, district, department, category "
                                  "and channel; drill down to the cases; export.")})
+    links.append({"href": "/staff/me", "title": N_("My account and group robots"),
+                  "text": N_("The mobile number the group robots @mention you by.")})
+    if user.has(Role.ADMIN):
+        links.append({"href": "/staff/robots", "title": N_("Group robots"),
+                      "text": N_("WeCom and DingTalk group robots and webhooks: which departments, which events.")})
     return page(request, "web/staff.html", user=user, department=department, role_labels=roles, staff_links=links)
 
 

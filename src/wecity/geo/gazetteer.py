@@ -176,7 +176,8 @@ def _read(pbf_path: Path, writer: _Writer) -> None:
     boundaries = osmium.filter.TagFilter(("boundary", "administrative"))
     wkb = osmium.geom.WKBFactory()
     processor = osmium.FileProcessor(str(pbf_path)).with_locations().with_areas(boundaries)
-    for obj in processor:
+    for item in processor:
+        obj: Any = item  # a Node, Way or Area: each branch below asks which before it reads
         tags = obj.tags
         name, name_zh, name_en = _names(tags)
         if obj.is_area():

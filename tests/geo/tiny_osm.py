@@ -24,6 +24,7 @@ NODES = [
 def write_changsha_osm(path: Path) -> Path:
     import osmium
 
+    path.unlink(missing_ok=True)  # osmium does not overwrite
     writer = osmium.SimpleWriter(str(path))
     try:
         node_id = 1

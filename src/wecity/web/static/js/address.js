@@ -33,6 +33,7 @@
     function choose(place) {
       list.textContent = "";
       found = [];
+      asked = "";  // the same words typed again ask again
       var label = localName(place, zh);
       input.value = label;
       if (address && !address.value.trim()) address.value = label;

@@ -29,6 +29,7 @@ RATE_LIMITS = {
     "services_write": "60/minute,1000/day",  # an applicant's changes (drafts, submissions, uploads) per citizen
     "data_read": "600/minute",  # the data catalogue (CKAN calls, DCAT export, search) per client address
     "ai_suggest": "120/minute",  # category suggestions (the report form asks as the citizen types) per client address
+    "geo_search": "120/minute",  # address search and reverse geocoding (the report form asks) per client address
 }
 
 

@@ -1,4 +1,4 @@
-"""`wecity city ...`: import the city's districts, find the area of a point."""
+"""`wecity city ...`: import the city's districts, find the area of a point, import the gazetteer."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from wecity.core.commands import database, now
+from wecity.geo import gazetteer_commands
 
 
 def cmd_import_areas(args: argparse.Namespace) -> int:
@@ -49,3 +50,4 @@ def add_commands(sub: Any) -> None:
     loc.add_argument("long", type=float)
     loc.add_argument("--coord-system", default="wgs84", choices=["wgs84", "gcj02", "bd09"])
     loc.set_defaults(func=cmd_locate)
+    gazetteer_commands.add(city)

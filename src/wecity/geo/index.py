@@ -31,6 +31,7 @@ class AreaIndex:
         for geom in self._geoms:
             shapely.prepare(geom)
         self.cell = cell_deg
+        self._points: dict[int, tuple[float, float]] = {}
         self._cells: dict[tuple[int, int], Area | tuple[int, ...]] = {}
         if not self._geoms:
             return
@@ -69,6 +70,14 @@ class AreaIndex:
         for i in self._tree.query(shapely.Point(lon, lat), predicate="intersects").tolist():
             return self.areas[i]
         return None
+
+    def point_of(self, area: Area) -> tuple[float, float]:
+        """A (lat, lon) inside the area: where a search that knows only the area puts its answer."""
+        found = self._points.get(area.id)
+        if found is None:
+            point = self._geoms[self.areas.index(area)].representative_point()
+            found = self._points[area.id] = (point.y, point.x)
+        return found
 
     def __len__(self) -> int:
         return len(self.areas)

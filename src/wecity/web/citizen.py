@@ -20,6 +20,8 @@ from wecity.core import csrf
 from wecity.core.errors import NotFound, RateLimited, ValidationFailed, WeCityError
 from wecity.core.http import client_address, request_locale, with_retry_after
 from wecity.identity.deps import OptionalStaff
+from wecity.web.address import place_line
+from wecity.web.address import place_of_address as address_place
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.phone_codes import normalise_phone
 from wecity.web.render import page
@@ -147,9 +149,16 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
                    if c.code == service_code), None)
     codes = {a["code"] for a in (chosen.attributes or [])} if chosen else set()
     attributes = {code: values[f"attribute[{code}]"] for code in codes if values.get(f"attribute[{code}]")}
+    lat, lon, address = _number(form, "lat"), _number(form, "long"), _text(form, "address", 500)
+    placed = ""
+    if (lat is None or lon is None) and address:
+        # No pin but an address in words: placed at the gazetteer's best match in the city, else kept without
+        # a place (the dispatch centre reads the words); the tracking page says which.
+        found = address_place(ctx, address)
+        lat, lon, placed = (found.lat, found.lon, "address") if found else (None, None, "none")
     report = NewReport(
-        service_code=service_code, channel=Channel.PORTAL, lat=_number(form, "lat"), long=_number(form, "long"),
-        address=_text(form, "address", 500) or None, description=_text(form, "description", 4000),
+        service_code=service_code, channel=Channel.PORTAL, lat=lat, long=lon,
+        address=address or None, description=_text(form, "description", 4000),
         attributes=attributes, phone=_phone(_text(form, "phone", 40)), email=email or None,
         lang=request_locale(request), routing=routing)
     # A repeated post of the same form (a double tap, a retry on a bad connection) returns the first
@@ -167,7 +176,9 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
             error = _("This form was already sent with other content. Your changes are kept: send it again "
                       "to make a new report.")
         return await _report_form(request, user, status=exc.status, values=values, error=error)
-    return RedirectResponse(f"/track/{receipt.token}?new={'merged' if receipt.merged else 'case'}", status_code=303)
+    placed_query = f"&placed={placed}" if placed else ""
+    return RedirectResponse(f"/track/{receipt.token}?new={'merged' if receipt.merged else 'case'}{placed_query}",
+                            status_code=303)
 
 
 @router.get("/report/nearby")
@@ -197,14 +208,19 @@ async def track_form(request: Request, user: OptionalStaff, code: str = "") -> R
 
 
 @router.get("/track/{token}")
-async def track(request: Request, user: OptionalStaff, token: str, new: str = "") -> Response:
+async def track(request: Request, user: OptionalStaff, token: str, new: str = "", placed: str = "") -> Response:
     ctx = request.app.state.ctx
     found = await _tracked(ctx, token)
     if found is None:
         _ = gettext_for(request_locale(request)).gettext
         return page(request, "web/track_form.html", user=user, status=404,
                     error=_("No report has this tracking code. Check it and try again."))
-    return page(request, "web/track.html", user=user, token=token, new=new, tags=RATING_TAGS, star_labels=STAR_LABELS, **found)
+    report = found["report"]
+    # Right after a report sent without a pin: where its address placed it, in words (from the stored place).
+    placed_at = (place_line(ctx, report["lat"], report["long"], request_locale(request))
+                 if placed == "address" and report["lat"] is not None else "")
+    return page(request, "web/track.html", user=user, token=token, new=new, tags=RATING_TAGS, star_labels=STAR_LABELS,
+                placed=placed if new else "", placed_at=placed_at, **found)
 
 
 async def _tracked(ctx: Any, token: str) -> dict[str, Any] | None:

@@ -70,6 +70,8 @@
     map.on("click", function (event) { place(event.latlng, false); });
     // The photo's own location, once the citizen said yes (photoPlace below).
     form.addEventListener("wecity:photo-location", function (event) { place(event.detail, true); });
+    // The address search (address.js) moves the pin to the place chosen.
+    form.addEventListener("wecity:place", function (event) { place(event.detail, true); });
     created.ready.then(function () {
       if (lat.value && lon.value) place({ lat: parseFloat(lat.value), lng: parseFloat(lon.value) }, true);
     });

@@ -475,3 +475,38 @@ def daily_case_counts(conn: Connection, *, now: datetime, zone: str = "Asia/Shan
              .order_by(day, areas.c.code, cases.c.category_code))
     return [{"day": str(r.day), "district": r.district, "category": r.category, "received": int(r.received),
              "closed": int(r.closed), "overdue": int(r.overdue or 0)} for r in conn.execute(query)]
+
+
+# -- the public map of reports ------------------------------------------------------------------------
+
+PUBLIC_MAP_RECENT_DAYS = 30
+PUBLIC_MAP_LIMIT = 3000
+
+
+def public_map(conn: Connection, now: datetime, *, category_code: str | None = None, state: str = "all",
+               limit: int = PUBLIC_MAP_LIMIT) -> list[dict[str, Any]]:
+    """The cases anyone may see on the city's map: open ones, and those fixed in the last 30 days; where,
+    what, how far along, and a photo. No description, address or anything about who reported."""
+    fixed = [CaseStatus.RESOLVED.value, CaseStatus.VERIFIED.value, CaseStatus.CLOSED.value]
+    open_ = [s.value for s in OPEN_STATES if s.value not in fixed and s != CaseStatus.MERGED]
+    recent = cases.c.updated_at >= now - timedelta(days=PUBLIC_MAP_RECENT_DAYS)
+    which: sa.ColumnElement[bool]
+    if state == "open":
+        which = cases.c.status.in_(open_)
+    elif state == "fixed":
+        which = sa.and_(cases.c.status.in_(fixed), recent)
+    else:
+        which = sa.or_(cases.c.status.in_(open_), sa.and_(cases.c.status.in_(fixed), recent))
+    first_photo = (sa.select(reports.c.media_ids).where(reports.c.case_id == cases.c.id).order_by(reports.c.id)
+                   .limit(1).correlate(cases).scalar_subquery())
+    query = (sa.select(cases.c.id, cases.c.status, cases.c.category_code, cases.c.lat, cases.c.long,
+                       cases.c.created_at, categories.c.name_zh, categories.c.name_en,
+                       first_photo.label("media_ids"))
+             .select_from(cases.join(categories, categories.c.code == cases.c.category_code))
+             .where(which, cases.c.lat.is_not(None), cases.c.long.is_not(None))
+             .order_by(cases.c.id.desc()).limit(limit))
+    if category_code:
+        query = query.where(cases.c.category_code == category_code)
+    return [{"case_id": r.id, "status": r.status, "category_code": r.category_code, "category_zh": r.name_zh,
+             "category_en": r.name_en, "lat": r.lat, "long": r.long, "created_at": r.created_at,
+             "photo": (r.media_ids or [None])[0]} for r in conn.execute(query)]

@@ -12,6 +12,8 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Connection
 
+from wecity.cases.categories import list_categories
+from wecity.cases.choices import Channel
 from wecity.core import csrf
 from wecity.core.context import AppContext
 from wecity.core.errors import AuthenticationRequired, PermissionDenied, RateLimited, WeCityError
@@ -45,6 +47,7 @@ def register(app: FastAPI) -> None:
         insight,
         my_reports,
         operations,
+        public_map,
         robots,
         sensors,
         services,
@@ -61,6 +64,7 @@ def register(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(citizen.router)
     app.include_router(citizen_voice.router)
+    app.include_router(public_map.router)
     app.include_router(my_reports.router)
     app.include_router(staff.router)
     app.include_router(operations.router)
@@ -114,7 +118,8 @@ async def home(request: Request, user: OptionalStaff) -> Response:
 async def city_map(request: Request, user: OptionalStaff) -> Response:
     ctx = request.app.state.ctx
     areas = await ctx.db.read(list_areas)
-    return page(request, "web/map.html", user=user, areas=areas)
+    categories = await ctx.db.read(lambda conn: list_categories(conn, channel=Channel.PORTAL))
+    return page(request, "web/map.html", user=user, areas=areas, categories=categories)
 
 
 @router.get("/lang")

@@ -28,6 +28,7 @@ RATE_LIMITS = {
     "services_write": "60/minute,1000/day",  # an applicant's changes (drafts, submissions, uploads) per citizen
     "data_read": "600/minute",  # the data catalogue (CKAN calls, DCAT export, search) per client address
     "ai_suggest": "120/minute",  # category suggestions (the report form asks as the citizen types) per client address
+    "basemap": "1200/minute",  # the base map's style and tile ranges (a map asks for dozens as it moves) per client address
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, FastAPI, Query
 from pydantic import BaseModel
 
 from wecity.core.context import AppContext
@@ -14,6 +14,13 @@ from wecity.geo.index import AreaIndex
 from wecity.geo.service import list_areas, load_area_index
 
 router = APIRouter(prefix="/api/v1/areas", tags=["geo"])
+
+
+def register(app: FastAPI) -> None:
+    from wecity.geo import basemap_api
+
+    app.include_router(router)
+    app.include_router(basemap_api.router)
 
 
 async def on_startup(ctx: AppContext) -> None:

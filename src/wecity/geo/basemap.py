@@ -284,3 +284,18 @@ def _version(exe: str) -> str:
     result = subprocess.run([exe, "--help"], capture_output=True, text=True, errors="replace")
     first = (result.stdout or result.stderr).strip().splitlines()
     return first[0] if first else "tilemaker"
+
+
+def current_basemap(var_dir: Path, services: dict[str, Any]) -> Basemap | None:
+    """The imported base map, read again only when `basemap.json` changes (an import while serving);
+    `services` is the app's own (AppContext.services), so each app keeps its own copy."""
+    try:
+        stamp = (basemap_dir(var_dir) / META_FILE).stat().st_mtime_ns
+    except OSError:
+        return None
+    cached = services.get("geo.basemap")
+    if cached is not None and cached[0] == stamp:
+        return cached[1]  # type: ignore[no-any-return]
+    basemap = load_basemap(var_dir)
+    services["geo.basemap"] = (stamp, basemap)
+    return basemap

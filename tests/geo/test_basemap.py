@@ -114,3 +114,24 @@ def test_the_command_imports_into_the_var_dir(tmp_path: Path, monkeypatch: pytes
     assert load_basemap(tmp_path) is not None
     assert main(["city", "import-basemap", str(tmp_path / "missing.osm.pbf")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_cut_extract_is_completed_and_its_extent_read_from_its_nodes(tmp_path: Path) -> None:
+    import osmium
+
+    from wecity.geo.basemap import complete_extract, extract_bounds
+
+    complete = tmp_path / "complete.osm.pbf"
+    complete_extract(EXTRACT, complete)
+    nodes: set[int] = set()
+    ways = dangling = 0
+    for obj in osmium.FileProcessor(str(complete)):
+        if isinstance(obj, osmium.osm.Node):
+            nodes.add(obj.id)
+        elif isinstance(obj, osmium.osm.Way):
+            ways += 1
+            dangling += sum(1 for n in obj.nodes if n.ref not in nodes)
+    assert ways > 2000 and dangling == 0
+    # The copy has no header box, so its extent comes from its nodes: inside the original's box.
+    west, south, east, north = extract_bounds(complete)
+    assert 26.93 <= west < east <= 26.97 and 60.52 <= south < north <= 60.54

@@ -206,6 +206,8 @@ def extract_bounds(path: Path) -> tuple[float, float, float, float]:
     west = south = 180.0
     east = north = -180.0
     for node in osmium.FileProcessor(str(path), osmium.osm.NODE):
+        if not isinstance(node, osmium.osm.Node):
+            continue
         lon, lat = node.location.lon, node.location.lat
         west, east, south, north = min(west, lon), max(east, lon), min(south, lat), max(north, lat)
     if west > east:
@@ -219,17 +221,18 @@ def complete_extract(source: Path, target: Path) -> None:
     import osmium
 
     kept: set[int] = set()
+    entities = osmium.osm.NODE | osmium.osm.WAY | osmium.osm.RELATION
     writer = osmium.SimpleWriter(str(target))
     try:
-        for obj in osmium.FileProcessor(str(source)).with_locations():
-            if obj.is_node():
+        for obj in osmium.FileProcessor(str(source), entities).with_locations():
+            if isinstance(obj, osmium.osm.Node):
                 writer.add_node(obj)
-            elif obj.is_way():
+            elif isinstance(obj, osmium.osm.Way):
                 refs = [n.ref for n in obj.nodes if n.location.valid()]
                 if len(refs) >= 2:
                     kept.add(obj.id)
                     writer.add_way(obj.replace(nodes=refs))
-            elif obj.is_relation():
+            elif isinstance(obj, osmium.osm.Relation):
                 members = [(m.type, m.ref, m.role) for m in obj.members if m.type != "w" or m.ref in kept]
                 if members:
                     writer.add_relation(obj.replace(members=members))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.geo.conftest import EXTRACT, need_tilemaker
+from tests.geo.conftest import EXTRACT, TRANSLATED_NAMES, TRANSLATED_STREET, need_tilemaker
 from wecity.core.errors import DependencyUnavailable, ValidationFailed
 from wecity.geo.basemap import ATTRIBUTION, import_basemap, load_basemap
 
@@ -50,6 +50,13 @@ def test_a_street_level_tile_carries_real_street_names(built_basemap: Path) -> N
     assert {"Hiidenkirnuntie", "Suurniitynkatu", "Hillerinkatu"} <= names
     classes = {f["properties"]["class"] for f in tile["transportation"]["features"]}
     assert {"minor", "tertiary"} & classes
+    # A street with names in the portal's languages carries them beside its own.
+    translated = [f["properties"] for f in tile["transportation_name"]["features"]
+                  if f["properties"].get("name") == TRANSLATED_STREET]
+    assert translated and all(p["name:zh"] == TRANSLATED_NAMES["name:zh"] for p in translated)
+    assert all(p["name:en"] == TRANSLATED_NAMES["name:en"] for p in translated)
+    assert not any("name:zh" in f["properties"] for f in tile["transportation_name"]["features"]
+                   if f["properties"].get("name") != TRANSLATED_STREET)
 
 
 def test_reimport_replaces_the_map_whole(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 # System libraries the Python dependencies build against, from Debian's packages, installed only when
 # missing: ICU (PyICU sorts strings by a language's collation, as NGSI-LD `collation=` asks), pkg-config
 # and a C++ compiler to build it. PyPI has no binary wheel of PyICU. And a Chinese font, which the
-# e-certificates' PDF embeds (wecity.govservice.certificate_pdf).
+# e-certificates' PDF embeds (wecity.govservice.certificate_pdf). And tilemaker, which builds the city's
+# street map from an OpenStreetMap extract (`wecity city import-basemap`, docs/basemap.md).
 set -euo pipefail
 
 need=()
@@ -12,6 +13,7 @@ if ! command -v pkg-config >/dev/null || ! pkg-config --exists icu-i18n; then
   need+=(libicu-dev)
 fi
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+command -v tilemaker >/dev/null || need+=(tilemaker)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then
     echo "WeCity needs these Debian packages: ${need[*]} (apt-get install ${need[*]}); run as root or install them first" >&2

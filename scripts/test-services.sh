@@ -10,6 +10,7 @@ command -v mosquitto >/dev/null || need+=(mosquitto mosquitto-clients)
 command -v chromium >/dev/null || need+=(chromium)
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 command -v pdftotext >/dev/null || need+=(poppler-utils)  # the briefing test reads the PDF back
+command -v tilemaker >/dev/null || need+=(tilemaker)  # the base-map tests build tiles from an OSM extract
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   apt-get update -qq

@@ -85,6 +85,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("\nAPI keys, one per purpose / API 密钥（各司其职）:")
     for purpose, (name, scopes) in DEMO_KEYS.items():
         print(f"  {name} [{' '.join(scopes)}]: {keys[purpose]}")
+    from wecity.geo.basemap import basemap_dir, load_basemap
+
+    basemap = load_basemap(settings.var_dir)
+    if basemap is not None:
+        print(f"\nBase map / 底图: {basemap.path} ({basemap.size / 1e6:.1f} MB)")
+    else:
+        print(f"\nNo base map in / 未导入底图: {basemap_dir(settings.var_dir)} (wecity city import-basemap CITY.osm.pbf)")
     print("", flush=True)
     if args.simulate_sensors:
         from wecity.demo import simulator

@@ -40,13 +40,20 @@ def _free_port() -> int:
 @pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh demo city served by `wecity demo` (its own SQLite database) on 127.0.0.1:<free port>."""
-    var = tmp_path_factory.mktemp("e2e-var")
+    yield from serve_demo(tmp_path_factory.mktemp("e2e-var"))
+
+
+def serve_demo(var: Path, *args: str, record_log: bool = True) -> Iterator[str]:
+    """`wecity demo [args]` with WECITY_VAR_DIR=var (what is already there, a base map say, it uses), until
+    closed; its log is the one the tests read SMS codes from when `record_log`."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WECITY_")}
     env.update(WECITY_VAR_DIR=str(var), PYTHONUNBUFFERED="1")
     log = (var / "server.log").open("wb")
-    SERVER_LOG["path"] = var / "server.log"
-    process = subprocess.Popen([sys.executable, "-m", "wecity", "demo", "--host", "127.0.0.1", "--port", str(port)],
+    if record_log:
+        SERVER_LOG["path"] = var / "server.log"
+    process = subprocess.Popen([sys.executable, "-m", "wecity", "demo", "--host", "127.0.0.1", "--port", str(port),
+                                *args],
                                env=env, cwd=var, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90

@@ -19,8 +19,11 @@ search_router = APIRouter(prefix="/api/v1/geo", tags=["geo"])
 
 
 def register(app: FastAPI) -> None:
+    from wecity.geo import basemap_api
+
     app.include_router(router)
     app.include_router(search_router)
+    app.include_router(basemap_api.router)
 
 
 async def on_startup(ctx: AppContext) -> None:

@@ -1,4 +1,4 @@
-"""`wecity city ...`: import the city's districts, find the area of a point, import the gazetteer."""
+"""`wecity city ...`: import the city's districts, find the area of a point, import the base map and the gazetteer."""
 
 from __future__ import annotations
 
@@ -36,6 +36,19 @@ def cmd_locate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_basemap(args: argparse.Namespace) -> int:
+    from wecity.core.settings import load_settings
+    from wecity.geo.basemap import basemap_dir, import_basemap
+
+    out = Path(args.out) if args.out else basemap_dir(load_settings().var_dir)
+    meta = import_basemap(Path(args.file), out)
+    west, south, east, north = meta["bounds"]
+    print(f"base map / 底图: {out / meta['tiles']} ({meta['bytes'] / 1e6:.1f} MB, {meta['tile_count']} tiles, "
+          f"z{meta['minzoom']}-{meta['maxzoom']}, {west:.4f},{south:.4f},{east:.4f},{north:.4f}) "
+          f"in {meta['build_seconds']} s; {meta['attribution']}")
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     city = sub.add_parser("city", help="the city model / 城市模型").add_subparsers(dest="city_command", required=True)
     imp = city.add_parser("import-areas", help="import districts from GeoJSON / 从 GeoJSON 导入区域")
@@ -51,3 +64,8 @@ def add_commands(sub: Any) -> None:
     loc.add_argument("--coord-system", default="wgs84", choices=["wgs84", "gcj02", "bd09"])
     loc.set_defaults(func=cmd_locate)
     gazetteer_commands.add(city)
+    basemap = city.add_parser("import-basemap", help="build the street map from an OpenStreetMap extract / "
+                                                      "从 OpenStreetMap 数据生成街道底图")
+    basemap.add_argument("file", help="the extract, .osm.pbf / OSM 数据文件（.osm.pbf）")
+    basemap.add_argument("--out", help="folder for city.pmtiles and basemap.json (default: <var>/basemap) / 输出目录")
+    basemap.set_defaults(func=cmd_import_basemap)

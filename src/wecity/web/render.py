@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse
 
 from wecity.core import csrf
 from wecity.core.http import request_locale
+from wecity.geo.basemap import current_basemap
 from wecity.geo.service import DEFAULT_TIMEZONE
 from wecity.govservice.forms import answer_label
 from wecity.identity.choices import Role
@@ -150,7 +151,7 @@ def content_security_policy(tile_url: str | None) -> str:
         if parsed.scheme and parsed.netloc:
             img += f" {parsed.scheme}://{parsed.netloc.replace('tile-subdomain', '*')}"
     return ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-            f"img-src {img}; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+            f"img-src {img}; connect-src 'self'; worker-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
 
 
 def protect(response: HTMLResponse, tile_url: str | None) -> None:
@@ -205,6 +206,7 @@ def page(request: Request, template: str, *, user: StaffUser | None, status: int
         "switch_lang": "en" if other == "en" else "zh-CN",
         "vendor": VENDOR,
         "tile_url": ctx.settings.tile_url,
+        "basemap": current_basemap(ctx.settings.var_dir, ctx.services),
         "roles": sorted(user.roles) if user else [],
         "city_name": city_name(request, locale, _),
         "city_zone": city_zone(request),

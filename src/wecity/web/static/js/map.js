@@ -1,4 +1,6 @@
-// The city map: district outlines from the platform's own GeoJSON; a tile layer only when configured.
+// The city map: district outlines from the platform's own GeoJSON over a background: the city's own street
+// map when one is imported (data-basemap-style, drawn by basemap.js), else the tile server's raster tiles when
+// one is configured (data-tile-url), else a plain tint.
 (function () {
   "use strict";
 
@@ -15,10 +17,26 @@
       options = options || {};
       var locale = element.getAttribute("data-locale") || "zh_CN";
       var tileUrl = element.getAttribute("data-tile-url");
-      var map = L.map(element, { attributionControl: !!tileUrl, zoomSnap: 0.25 });
+      var basemapStyle = element.getAttribute("data-basemap-style");
+      var background = !!(tileUrl || basemapStyle);
+      var map = L.map(element, background ? { attributionControl: true, zoomSnap: 0.25, maxZoom: 19 }
+                                          : { attributionControl: false, zoomSnap: 0.25 });
       element.wecityMap = map;  // for scripts and browser tests that place things on this map
-      if (tileUrl) {
+      var addTiles = function () {
         L.tileLayer(tileUrl, { maxZoom: 19, attribution: element.getAttribute("data-tile-attribution") || "" }).addTo(map);
+      };
+      if (basemapStyle && window.WeCityBasemap) {
+        element.setAttribute("data-basemap", "loading");
+        window.WeCityBasemap.add(map, element).then(function (layer) {
+          element.wecityBasemap = layer;  // layer.getMaplibreMap(): what the browser tests ask what was drawn
+          element.setAttribute("data-basemap", "ready");
+        }).catch(function (error) {
+          // No WebGL, say: the tile server's raster tiles if there is one, else the plain tint.
+          element.setAttribute("data-basemap", "failed: " + error);
+          if (tileUrl) addTiles();
+        });
+      } else if (tileUrl) {
+        addTiles();
       }
       map.setView([28.2, 112.95], 9);
       var ready = fetch(element.getAttribute("data-areas-url") || "/api/v1/areas", { credentials: "same-origin" })
@@ -32,7 +50,7 @@
           var layer = L.geoJSON(collection, {
             style: function () {
               var colour = PALETTE[index++ % PALETTE.length];
-              return { color: colour, weight: 2, fillColor: colour, fillOpacity: tileUrl ? 0.08 : 0.16 };
+              return { color: colour, weight: 2, fillColor: colour, fillOpacity: background ? 0.08 : 0.16 };
             },
             onEachFeature: function (feature, featureLayer) {
               var name = areaName(feature, locale);

@@ -119,6 +119,12 @@ def test_the_command_imports_into_the_var_dir(tmp_path: Path, monkeypatch: pytes
     out = capsys.readouterr().out
     assert str(tmp_path / "basemap" / "city.pmtiles") in out and ATTRIBUTION in out
     assert load_basemap(tmp_path) is not None
+    # The same command builds the address search from the same extract: a street the map draws is found.
+    from wecity.geo.gazetteer import Gazetteer
+
+    assert str(tmp_path / "gazetteer.sqlite") in out
+    found = Gazetteer(tmp_path / "gazetteer.sqlite").search("Hiidenkirnun")
+    assert found and found[0].name == "Hiidenkirnuntie"
     assert main(["city", "import-basemap", str(tmp_path / "missing.osm.pbf")]) == 2
     assert "no such file" in capsys.readouterr().err
 

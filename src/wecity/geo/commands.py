@@ -40,13 +40,19 @@ def cmd_import_basemap(args: argparse.Namespace) -> int:
     from wecity.core.settings import load_settings
     from wecity.geo.basemap import basemap_dir, import_basemap
 
-    out = Path(args.out) if args.out else basemap_dir(load_settings().var_dir)
+    var_dir = load_settings().var_dir
+    out = Path(args.out) if args.out else basemap_dir(var_dir)
     meta = import_basemap(Path(args.file), out)
     west, south, east, north = meta["bounds"]
     print(f"base map / 底图: {out / meta['tiles']} ({meta['bytes'] / 1e6:.1f} MB, {meta['tile_count']} tiles, "
           f"z{meta['minzoom']}-{meta['maxzoom']}, {west:.4f},{south:.4f},{east:.4f},{north:.4f}) "
           f"in {meta['build_seconds']} s; {meta['attribution']}")
-    return 0
+    if args.no_gazetteer:
+        return 0
+    # The same extract names the streets the map draws: the address search is built from it too, so the
+    # map and the search never disagree about a street.
+    gazetteer_args = argparse.Namespace(file=args.file, out=args.gazetteer_out)
+    return gazetteer_commands.cmd_import_gazetteer(gazetteer_args)
 
 
 def add_commands(sub: Any) -> None:
@@ -68,4 +74,7 @@ def add_commands(sub: Any) -> None:
                                                       "从 OpenStreetMap 数据生成街道底图")
     basemap.add_argument("file", help="the extract, .osm.pbf / OSM 数据文件（.osm.pbf）")
     basemap.add_argument("--out", help="folder for city.pmtiles and basemap.json (default: <var>/basemap) / 输出目录")
+    basemap.add_argument("--no-gazetteer", action="store_true",
+                         help="the map only, not the address search from the same extract / 只生成底图，不生成地名库")
+    basemap.add_argument("--gazetteer-out", help="the gazetteer file (default: <var dir>/gazetteer.sqlite) / 地名库文件")
     basemap.set_defaults(func=cmd_import_basemap)

@@ -72,11 +72,31 @@ def test_report_errors_come_back_on_the_form_in_the_readers_language(web: Any) -
     r = _report(web, service_code="")
     assert r.status_code == 400 and "请选择问题类别。" in r.text
     assert "路口垃圾堆了三天" in r.text  # what was typed is kept
+    assert 'id="error-category"' in r.text and 'href="#step-category"' in r.text  # beside the field, linked
     outside = _report(web, lat="39.9", long="116.4")
-    assert outside.status_code == 400 and "该位置不在本市辖区内" in outside.text
+    assert outside.status_code == 400 and "该位置不在长沙市范围内" in outside.text
+    assert 'id="error-where"' in outside.text and 'aria-invalid="true" aria-describedby="error-where"' in outside.text
     web.cookies.set("lang", "en")
     en = _report(web, lat="39.9", long="116.4")
-    assert "the location is outside the city" in en.text
+    assert "That place is outside Changsha: move the pin" in en.text
+
+
+def test_report_errors_name_no_api_fields(web: Any) -> None:
+    """The intake speaks to API clients ("address_string", "attribute[cover_state]"); the form does not."""
+    nowhere = _report(web, lat="", long="", address="")
+    assert nowhere.status_code == 400 and "请说明位置：在地图上放置标记，或填写地址、地标。" in nowhere.text
+    unanswered = _report(web, service_code="manhole")
+    assert unanswered.status_code == 400 and "请填写“井盖情况”。" in unanswered.text
+    assert 'id="error-attr-manhole-cover_state"' in unanswered.text
+    wordless = _report(web, service_code="other", description="")
+    assert wordless.status_code == 400 and "请描述问题：这一类问题需要用文字说明。" in wordless.text
+    for page in (nowhere, unanswered, wordless):
+        assert "address_string" not in page.text and "attribute[" not in page.text.split("<form")[0]
+    # The photo's field carries the photo's error.
+    token = csrf_token(web.get("/report").text)
+    bad = web.post("/report", data={"csrf_token": token, "service_code": "garbage", "lat": str(LAT),
+                                    "long": str(LONG)}, files=[("photo", ("x.jpg", b"not a jpeg", "image/jpeg"))])
+    assert bad.status_code == 400 and 'id="error-photo"' in bad.text
 
 
 def test_report_refuses_a_file_that_is_not_an_image(web: Any, sqlite_city: Any) -> None:

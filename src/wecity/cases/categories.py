@@ -34,6 +34,7 @@ class Category:
     active: bool
     attributes: list[dict[str, Any]] | None = None
     channels: list[str] | None = None  # the intake channels that take it; None: every channel
+    description_required: bool = False  # a citizen must say in words what is wrong
 
     def name(self, locale: str) -> str:
         return self.name_zh if locale.startswith("zh") else self.name_en
@@ -43,7 +44,7 @@ def add_category(conn: Connection, *, code: str, name_zh: str, name_en: str, gro
                  department_code: str, ack_minutes: int, resolve_hours: int, calendar: str = "24x7",
                  keywords: str = "", description_zh: str = "", description_en: str = "",
                  sort_order: int = 0, attributes: list[dict[str, Any]] | None = None,
-                 channels: list[str] | None = None) -> None:
+                 channels: list[str] | None = None, description_required: bool = False) -> None:
     if calendar not in CALENDARS:
         raise ValidationFailed(f"calendar must be one of {CALENDARS}", message_zh="日历必须是 24x7 或 working")
     if ack_minutes <= 0 or resolve_hours <= 0:
@@ -55,7 +56,7 @@ def add_category(conn: Connection, *, code: str, name_zh: str, name_en: str, gro
         description_zh=description_zh, description_en=description_en, keywords=keywords,
         department_id=department_id_by_code(conn, department_code), ack_minutes=ack_minutes,
         resolve_hours=resolve_hours, calendar=calendar, sort_order=sort_order, active=True,
-        attributes=attributes, channels=channels))
+        attributes=attributes, channels=channels, description_required=description_required))
     cache.invalidate(conn, "category")
 
 

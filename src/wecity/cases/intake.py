@@ -195,6 +195,10 @@ def _checked(conn: Connection, report: NewReport, area_index: AreaIndex) -> _Che
     if len(description) > MAX_DESCRIPTION:
         raise ValidationFailed(f"description is longer than {MAX_DESCRIPTION} characters",
                                code="request.description", message_zh=f"描述不能超过 {MAX_DESCRIPTION} 个字符")
+    if category.description_required and not description and report.source == Source.CITIZEN:
+        raise ValidationFailed(f"service {category.code} needs a description of the problem",
+                               code="request.description_required",
+                               message_zh=f"服务 {category.code} 需要填写问题描述")
     attributes = _validated_attributes(category, report.attributes, source=report.source)
     lat, lon = _validated_location(report)
     area = area_index.locate(lat, lon) if lat is not None and lon is not None else None

@@ -30,6 +30,9 @@ categories = sa.Table(
     sa.Column("attributes", sa.JSON),
     # The intake channels that take this category (["enterprise"] for enterprise 诉求); NULL: every channel.
     sa.Column("channels", sa.JSON),
+    # A citizen's report of this category needs a description ("Other", noise: the place and photo alone
+    # do not say what is wrong).
+    sa.Column("description_required", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     info=INFO,
 )
 

@@ -81,6 +81,9 @@ CATEGORIES = [
     ("other", "其他", "Other", "other", "dispatch", 60, 72, "working", "其他 other"),
 ]
 
+# "Other" says nothing by itself: a report of it must say in words what is wrong.
+DESCRIPTION_REQUIRED = {"other"}
+
 # Open311 service definitions for the categories that ask for more than a description.
 ATTRIBUTES = {
     "manhole": [
@@ -131,7 +134,8 @@ def seed_city(conn: Connection, now: datetime, *, with_staff: bool = True) -> No
         group_zh, group_en = GROUPS[group]
         add_category(conn, code=code, name_zh=zh, name_en=en, group_zh=group_zh, group_en=group_en,
                      department_code=dept, ack_minutes=ack, resolve_hours=resolve, calendar=calendar,
-                     keywords=keywords, sort_order=order, attributes=ATTRIBUTES.get(code))
+                     keywords=keywords, sort_order=order, attributes=ATTRIBUTES.get(code),
+                     description_required=code in DESCRIPTION_REQUIRED)
     if with_staff:
         for username, name, dept, roles, phone in STAFF:
             add_user(conn, username=username, password=DEMO_PASSWORD, display_name=name, department_code=dept,

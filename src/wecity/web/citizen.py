@@ -14,7 +14,7 @@ from wecity.ai.suggest import cache_of, route
 from wecity.cases import engine, queries
 from wecity.cases.categories import Category, list_categories
 from wecity.cases.choices import Channel
-from wecity.cases.intake import NewReport
+from wecity.cases.intake import MAX_DESCRIPTION, NewReport
 from wecity.cases.receive import idempotency, receive_report
 from wecity.core import csrf
 from wecity.core.errors import NotFound, RateLimited, ValidationFailed, WeCityError
@@ -24,7 +24,7 @@ from wecity.web.address import place_line
 from wecity.web.address import place_of_address as address_place
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.phone_codes import normalise_phone
-from wecity.web.render import page
+from wecity.web.render import city_name, page
 
 # The report form's choice "not sure: let the city tell from my description".
 LET_THE_CITY_DECIDE = "__auto"
@@ -47,7 +47,7 @@ def _groups(categories: list[Category], locale: str) -> list[dict[str, Any]]:
 
 
 async def _report_form(request: Request, user: Any, *, status: int = 200, error: str | None = None,
-                       values: dict[str, Any] | None = None) -> Response:
+                       values: dict[str, Any] | None = None, field_errors: dict[str, str] | None = None) -> Response:
     ctx = request.app.state.ctx
     categories = await ctx.db.read(lambda c: list_categories(c, channel=Channel.PORTAL))
     locale = request_locale(request)
@@ -55,7 +55,9 @@ async def _report_form(request: Request, user: Any, *, status: int = 200, error:
     # A new key for a new form; a form shown again after an error keeps its key.
     key = values.get("idempotency_key") or uuid.uuid4().hex
     return page(request, "web/report.html", user=user, status=status, error=error, values=values,
-                groups=_groups(categories, locale), max_photos=MAX_PHOTOS, idempotency_key=key)
+                groups=_groups(categories, locale), max_photos=MAX_PHOTOS, idempotency_key=key,
+                field_errors=field_errors or {}, max_upload_bytes=ctx.settings.max_upload_bytes,
+                max_description=MAX_DESCRIPTION)
 
 
 @router.get("/report")
@@ -77,6 +79,37 @@ def _number(form: FormData, name: str) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+# The intake's errors (worded for API clients: "address_string", "attribute[...]") as the form says them,
+# beside the field they are about.
+FIELD_OF_ERROR = {"request.location": "where", "request.outside_city": "where", "request.description": "description",
+                  "request.description_required": "description", "request.service_code": "category"}
+PORTAL_WORDS = {
+    "request.location": N_("Say where it is: put the pin on the map, or write the address or a landmark."),
+    "request.outside_city": N_("That place is outside %(city)s: move the pin to where the problem is in the city."),
+    "request.description": N_("The description is too long: shorten it to 4,000 characters."),
+    "request.description_required": N_("Describe the problem: for this kind, the city needs it in words."),
+    "request.service_code": N_("This kind of problem cannot be reported here now: choose another."),
+}
+
+
+def _city_name(request: Request) -> str:
+    locale = request_locale(request)
+    return city_name(request, locale, gettext_for(locale).gettext)
+
+
+def _unanswered(category: Category | None, given: dict[str, str], locale: str) -> dict[str, str]:
+    """The category's required questions left unanswered, each by its field, in the reader's words."""
+    _ = gettext_for(locale).gettext
+    missing: dict[str, str] = {}
+    if category is None:
+        return missing
+    for a in category.attributes or []:
+        if a.get("required") and a.get("variable", True) and not given.get(a["code"]):
+            question = (a.get("description_zh") if locale == "zh_CN" else a.get("description_en")) or a["code"]
+            missing[f"attr-{category.code}-{a['code']}"] = _("Answer “%(question)s”.") % {"question": question}
+    return missing
 
 
 def _looks_like_email(text: str) -> bool:
@@ -120,35 +153,42 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
     uploads = [v for k, v in form.multi_items() if k == "photo" and isinstance(v, UploadFile) and v.filename]
     if len(uploads) > MAX_PHOTOS:
         return await _report_form(request, user, status=400, values=values,
-                                  error=_("At most %(n)d photos.") % {"n": MAX_PHOTOS})
+                                  field_errors={"photo": _("At most %(n)d photos.") % {"n": MAX_PHOTOS}})
     try:
         raw = [await u.read(settings.max_upload_bytes + 1) for u in uploads]
     finally:
         await form.close()
     service_code = _text(form, "service_code", 64)
     if not service_code:
-        return await _report_form(request, user, status=400, values=values, error=_("Choose what kind of problem it is."))
+        return await _report_form(request, user, status=400, values=values,
+                                  field_errors={"category": _("Choose what kind of problem it is.")})
     routing = None
     if service_code == LET_THE_CITY_DECIDE:
         description = _text(form, "description", 4000)
         if not description:
-            return await _report_form(request, user, status=400, values=values,
-                                      error=_("Describe the problem, so that the city can tell what kind it is."))
+            return await _report_form(request, user, status=400, values=values, field_errors={
+                "description": _("Describe the problem, so that the city can tell what kind it is.")})
         cache, var_dir = cache_of(ctx), settings.var_dir
         decided, routing = await ctx.db.read(lambda c: route(c, cache, var_dir, description, channel=Channel.PORTAL))
         if decided is None:
-            return await _report_form(request, user, status=400, values=values,
-                                      error=_("Choose what kind of problem it is."))
+            return await _report_form(request, user, status=400, values=values, field_errors={
+                "category": _("The city could not tell the kind of problem from your words: choose it.")})
         service_code = decided
     email = _text(form, "email", 200)
     if email and not _looks_like_email(email):
-        return await _report_form(request, user, status=400, values=values,
-                                  error=_("Check the e-mail address: it should look like name@example.com."))
+        return await _report_form(request, user, status=400, values=values, field_errors={
+            "email": _("Check the e-mail address: it should look like name@example.com.")})
     # The form carries every category's detail fields; only the chosen category's are sent on.
     chosen = next((c for c in await ctx.db.read(lambda c: list_categories(c, channel=Channel.PORTAL))
                    if c.code == service_code), None)
     codes = {a["code"] for a in (chosen.attributes or [])} if chosen else set()
     attributes = {code: values[f"attribute[{code}]"] for code in codes if values.get(f"attribute[{code}]")}
+    missing = _unanswered(chosen, attributes, request_locale(request))
+    if chosen and chosen.description_required and not _text(form, "description", 4000):
+        missing["description"] = _("Describe the problem: for this kind, the city needs it in words.")
+    if missing:
+        return await _report_form(request, user, status=400, values=values, field_errors={
+            name: message for name, message in missing.items()})
     lat, lon, address = _number(form, "lat"), _number(form, "long"), _text(form, "address", 500)
     placed = ""
     if (lat is None or lon is None) and address:
@@ -175,6 +215,11 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
             values.pop("idempotency_key", None)  # the edited form is a new report: give it a new key
             error = _("This form was already sent with other content. Your changes are kept: send it again "
                       "to make a new report.")
+        field = FIELD_OF_ERROR.get(exc.code or "") or ("photo" if (exc.code or "").startswith("media.") else None)
+        if field:
+            message = _(PORTAL_WORDS[exc.code]) % {"city": _city_name(request)} if exc.code in PORTAL_WORDS else error
+            return await _report_form(request, user, status=exc.status, values=values,
+                                      field_errors={field: message})
         return await _report_form(request, user, status=exc.status, values=values, error=error)
     placed_query = f"&placed={placed}" if placed else ""
     return RedirectResponse(f"/track/{receipt.token}?new={'merged' if receipt.merged else 'case'}{placed_query}",

@@ -87,6 +87,7 @@
           };
           placeLabels();
           map.on("zoomend", placeLabels);
+          element.wecityAreas = collection;  // for the report form's "is the pin inside the city?"
           element.setAttribute("data-areas-loaded", String(collection.features.length));
           return { map: map, areas: layer };
         })

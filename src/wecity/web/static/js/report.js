@@ -141,6 +141,176 @@
     document.getElementById("photo-place-no").addEventListener("click", function () { box.hidden = true; });
   }
 
+  // Checks in the browser before anything is sent, each said in words beside its field: a photo too
+  // large for the city, a pin outside the city's districts, a missing category, answer or description.
+  // A form the server still refuses is sent in the background so the chosen photos stay chosen; its
+  // errors are put beside the fields of this page.
+  function formChecks(form) {
+    var description = document.getElementById("description");
+    var counter = document.getElementById("description-counter");
+    var maxBytes = parseInt(form.getAttribute("data-max-photo-bytes"), 10) || 0;
+    var whereCheck = document.getElementById("where-check");
+    var mapElement = document.getElementById("report-map");
+
+    function fieldError(input, id, text) {
+      var old = document.getElementById(id);
+      if (old) old.remove();
+      if (!text) {
+        input.removeAttribute("aria-invalid");
+        return;
+      }
+      var p = document.createElement("p");
+      p.className = "field-error";
+      p.id = id;
+      p.textContent = text;
+      input.parentNode.insertBefore(p, input);
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", id);
+    }
+
+    if (description && counter) {
+      var count = function () {
+        counter.textContent = counter.getAttribute("data-text")
+          .replace("%(n)s", String(description.value.length)).replace("%(max)s", counter.getAttribute("data-max"));
+      };
+      description.addEventListener("input", count);
+      count();
+    }
+
+    form.querySelectorAll("input[type=file][name=photo]").forEach(function (input) {
+      input.addEventListener("change", function () {
+        var file = input.files && input.files[0];
+        var tooLarge = file && maxBytes && file.size > maxBytes;
+        fieldError(input, "check-" + input.id, tooLarge ? form.getAttribute("data-photo-too-large")
+          .replace("%(size)s", (file.size / 1048576).toFixed(1)).replace("%(max)s", String(Math.round(maxBytes / 1048576))) : "");
+        if (tooLarge) input.value = "";
+      });
+    });
+
+    // The city's districts as the map drew them, for "is the pin inside the city?".
+    function inRing(ring, x, y) {
+      var inside = false;
+      for (var i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+        var xi = ring[i][0], yi = ring[i][1], xj = ring[j][0], yj = ring[j][1];
+        if ((yi > y) !== (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi) inside = !inside;
+      }
+      return inside;
+    }
+    function inPolygon(rings, x, y) {
+      if (!inRing(rings[0], x, y)) return false;
+      for (var k = 1; k < rings.length; k++) if (inRing(rings[k], x, y)) return false;
+      return true;
+    }
+    function insideCity(lat, lng) {
+      var areas = mapElement && mapElement.wecityAreas;
+      if (!areas) return true;  // not loaded: the server checks
+      return areas.features.some(function (f) {
+        var g = f.geometry;
+        if (!g) return false;
+        if (g.type === "Polygon") return inPolygon(g.coordinates, lng, lat);
+        if (g.type === "MultiPolygon") return g.coordinates.some(function (p) { return inPolygon(p, lng, lat); });
+        return false;
+      });
+    }
+    function checkWhere() {
+      var lat = parseFloat(document.getElementById("lat").value);
+      var lng = parseFloat(document.getElementById("long").value);
+      var outside = isFinite(lat) && isFinite(lng) && !insideCity(lat, lng);
+      whereCheck.hidden = !outside;
+      whereCheck.textContent = outside ? mapElement.getAttribute("data-outside-text") : "";
+      return !outside;
+    }
+    document.getElementById("lat").addEventListener("change", checkWhere);
+
+    function problems() {
+      var found = [];
+      var chosen = form.querySelector("input[name=service_code]:checked");
+      if (!chosen) found.push({ target: document.getElementById("step-category"), text: form.getAttribute("data-choose-category") });
+      if (chosen) {
+        form.querySelectorAll("[data-for-category='" + chosen.value + "'] [data-required-text]").forEach(function (input) {
+          if (!input.value) found.push({ target: input, text: input.getAttribute("data-required-text") });
+        });
+        var needs = (description.getAttribute("data-needs-description") || "").split(" ");
+        if (needs.indexOf(chosen.value) !== -1 && !description.value.trim()) {
+          found.push({ target: description, text: description.getAttribute("data-required-text") });
+        }
+      }
+      if (!checkWhere()) found.push({ target: document.getElementById("address"), text: whereCheck.textContent });
+      return found;
+    }
+
+    function showSummary(found) {
+      var old = document.getElementById("form-check");
+      if (old) old.remove();
+      if (!found.length) return;
+      var box = document.createElement("div");
+      box.className = "alert error";
+      box.id = "form-check";
+      box.setAttribute("role", "alert");
+      box.tabIndex = -1;
+      var title = document.createElement("p");
+      title.textContent = form.getAttribute("data-summary-title");
+      box.appendChild(title);
+      var list = document.createElement("ul");
+      found.forEach(function (problem) {
+        var item = document.createElement("li");
+        var link = document.createElement("a");
+        link.href = "#" + problem.target.id;
+        link.textContent = problem.text;
+        item.appendChild(link);
+        list.appendChild(item);
+      });
+      box.appendChild(list);
+      form.parentNode.insertBefore(box, form);
+      box.focus();
+    }
+
+    // The server's answer to a refused form, put into this page: its summary and its field errors.
+    function showServerErrors(html) {
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      document.querySelectorAll("#form-error, #form-check, p.field-error[id^=error-]").forEach(function (e) { e.remove(); });
+      doc.querySelectorAll("p.field-error[id^=error-]").forEach(function (error) {
+        var input = error.nextElementSibling;
+        var here = input && input.id && document.getElementById(input.id);
+        if (here) {
+          here.parentNode.insertBefore(document.importNode(error, true), here);
+          here.setAttribute("aria-invalid", "true");
+          here.setAttribute("aria-describedby", error.id);
+        }
+      });
+      var key = doc.querySelector("input[name=idempotency_key]");
+      if (key) form.querySelector("input[name=idempotency_key]").value = key.value;
+      var summary = doc.getElementById("form-error");
+      if (summary) {
+        var copy = document.importNode(summary, true);
+        copy.querySelectorAll("p.hint").forEach(function (hint) { hint.remove(); });  // the photos are still chosen
+        form.parentNode.insertBefore(copy, form);
+        copy.tabIndex = -1;
+        copy.focus();
+      }
+    }
+
+    form.addEventListener("submit", function (event) {
+      var found = problems();
+      if (found.length) {
+        event.preventDefault();
+        showSummary(found);
+        return;
+      }
+      if (!window.fetch || !window.FormData) return;
+      event.preventDefault();
+      var button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+        .then(function (response) {
+          if (response.redirected && response.ok) { window.location.assign(response.url); return null; }
+          return response.text().then(showServerErrors);
+        })
+        .catch(function () { form.submit(); })
+        .then(function () { button.disabled = false; });
+    });
+  }
+
   // Category suggestions as the citizen types (the city's model, POST /api/v1/ai/suggest): the three
   // likeliest categories with their probabilities; a tap chooses one in step 1.
   function suggestions(form) {
@@ -215,5 +385,6 @@
     detailFields(form);
     locationPicker(form);
     photoPlace(form);
+    formChecks(form);
   });
 })();

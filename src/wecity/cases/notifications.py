@@ -37,6 +37,7 @@ _DEPARTMENT_TEXT = {
     "resolve_escalated": ("催办：案件 #{case} 超时未办结", "Escalation: case #{case} not resolved in time"),
     "returned": ("案件 #{case} 被退单，请重新派遣", "Case #{case} was returned; please re-dispatch"),
     "low_rating": ("案件 #{case} 收到差评（{stars} 星），请回访", "Case #{case} rated {stars}/5; please follow up"),
+    "assigned": ("案件 #{case} 已指派给您：{category}", "Case #{case} is assigned to you: {category}"),
 }
 
 
@@ -98,6 +99,22 @@ def case_returned(conn: Connection, *, case_id: int, now: datetime) -> None:
 
 def low_rating(conn: Connection, *, case_id: int, stars: int, now: datetime) -> None:
     _tell_dispatch_centre(conn, _case_facts(conn, case_id), "low_rating", now, stars=stars, role="supervisor")
+
+
+def case_assigned(conn: Connection, *, case_id: int, assignee_id: int, by: str, now: datetime,
+                  note: str | None = None) -> None:
+    """指派: the assignee is told in-app (`user:<id>`, event "assigned"); the department's webhook, if it has
+    one, hears `case.assigned` with the assignee, numbered like every notice about the case."""
+    facts = _case_facts(conn, case_id)
+    payload = _department_payload(facts, "assigned")
+    payload.update({"assignee_id": assignee_id, "by": by, **({"body": note} if note else {})})
+    messages: list[tuple[str, str, dict[str, object]]] = [("in_app", f"user:{assignee_id}", payload)]
+    if facts.webhook_url:
+        messages.append(("webhook", facts.webhook_url, {
+            "event": "case.assigned", "case_id": facts.id, "sequence": next_notice_number(conn, case_id),
+            "status": facts.status, "category": facts.category_code, "department_id": facts.department_id,
+            "assignee_id": assignee_id, "at": now.isoformat(), "note": note}))
+    enqueue_many(conn, messages, now=now)
 
 
 def clock_event(conn: Connection, *, case_id: int, event: str, now: datetime) -> None:

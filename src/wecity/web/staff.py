@@ -121,7 +121,8 @@ async def _case_page(request: Request, user: StaffUser, case_id: int, *, status:
         found["templates"] = {use: replies.templates_for(conn, status=case["status"], category_code=case["category_code"],
                                                          use=use, locale="zh_CN" if locale == "zh_CN" else "en")
                               for use in ReplyUse}
-        found["may_call"] = in_department or works_in_dispatch_centre(conn, user)
+        found["centre"] = works_in_dispatch_centre(conn, user)
+        found["may_call"] = in_department or found["centre"]
         return found
 
     found = await ctx.db.read(gather)
@@ -131,7 +132,9 @@ async def _case_page(request: Request, user: StaffUser, case_id: int, *, status:
                 departments=found["departments"], candidates=found["candidates"], is_handler=handler,
                 is_dispatcher=sees_every_department(user), is_supervisor=user.has(Role.SUPERVISOR),
                 done=request.query_params.get("done", ""), categories=found["categories"],
-                assignees=found["assignees"], may_organise=handler or sees_every_department(user)
+                assignees=found["assignees"],
+                # As handling.set_priority and handling.assign decide: the department, or the dispatch centre.
+                may_organise=handler or (found["centre"] and sees_every_department(user))
                 or (user.has(Role.SUPERVISOR) and in_department),
                 may_recategorise=user.has(Role.DISPATCHER) or handler, templates=found["templates"], chosen=chosen,
                 priorities=PRIORITY_LABELS, may_call=found["may_call"], max_photos=engine.MAX_EVIDENCE_PHOTOS,

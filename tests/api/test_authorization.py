@@ -83,9 +83,38 @@ MATRIX = {
     "transfer": ("POST", "/api/v1/cases/{case}/transfer", {"department_code": "zhujian", "note": "属住建"}, {
         **ALL_STAFF_OK, "handler": DENIED, "other_handler": DENIED, "dispatcher": OK, "supervisor": OK,
         "admin": OK}),
+    # Both cases are the handler's department's: it may merge them; another department's handler may not.
     "merge": ("POST", "/api/v1/cases/{resolved}/merge", {"into_case_id": "{case}"}, {
-        **ALL_STAFF_OK, "handler": DENIED, "other_handler": DENIED, "dispatcher": OK, "supervisor": OK,
+        **ALL_STAFF_OK, "handler": OK, "other_handler": DENIED, "dispatcher": OK, "supervisor": OK,
         "admin": OK}),
+    "priority": ("POST", "/api/v1/cases/{case}/priority", {"priority": "urgent"}, {
+        **ALL_STAFF_OK, "handler": OK, "other_handler": DENIED, "dispatcher": OK, "supervisor": OK, "admin": OK}),
+    "assignees": ("GET", "/api/v1/cases/{case}/assignees", None, {
+        **ALL_STAFF_OK, "handler": OK, "other_handler": DENIED, "dispatcher": OK, "supervisor": OK, "admin": OK}),
+    "assign": ("POST", "/api/v1/cases/{case}/assign", {"user_id": "{lead}"}, {
+        **ALL_STAFF_OK, "handler": OK, "other_handler": DENIED, "dispatcher": OK, "supervisor": OK, "admin": OK}),
+    # Within the department's own categories (streetlight is 城管's too); the dispatch centre re-files any.
+    "recategorise": ("POST", "/api/v1/cases/{case}/recategorise", {"category_code": "streetlight"}, {
+        **ALL_STAFF_OK, "handler": OK, "other_handler": DENIED, "dispatcher": OK, "supervisor": DENIED,
+        "admin": OK}),
+    "inbox": ("GET", "/api/v1/inbox", None, {
+        **ALL_STAFF_OK, "handler": OK, "other_handler": OK, "dispatcher": OK, "supervisor": OK, "admin": OK}),
+    "reply templates for a case": ("GET", "/api/v1/cases/{case}/reply-templates", None, {
+        **ALL_STAFF_OK, "handler": OK, "other_handler": DENIED, "dispatcher": OK, "supervisor": OK, "admin": OK}),
+    "every reply template": ("GET", "/api/v1/reply-templates", None, {
+        **ALL_STAFF_OK, "handler": DENIED, "other_handler": DENIED, "dispatcher": DENIED, "supervisor": DENIED,
+        "admin": OK}),
+    "add a reply template": ("POST", "/api/v1/reply-templates",
+                             {"name": "t", "locale": "en", "use": "resolve", "body": "Done: {{what}}"}, {
+        **ALL_STAFF_OK, "handler": DENIED, "other_handler": DENIED, "dispatcher": DENIED, "supervisor": DENIED,
+        "admin": 201}),
+    "change a reply template": ("PUT", "/api/v1/reply-templates/1",
+                                {"name": "t", "locale": "en", "use": "resolve", "body": "Done: {{what}}"}, {
+        **ALL_STAFF_OK, "handler": DENIED, "other_handler": DENIED, "dispatcher": DENIED, "supervisor": DENIED,
+        "admin": OK}),
+    "remove a reply template": ("DELETE", "/api/v1/reply-templates/1", None, {
+        **ALL_STAFF_OK, "handler": DENIED, "other_handler": DENIED, "dispatcher": DENIED, "supervisor": DENIED,
+        "admin": 204}),
     "verify": ("POST", "/api/v1/cases/{resolved}/verify", None, {
         **ALL_STAFF_OK, "handler": DENIED, "other_handler": DENIED, "dispatcher": OK, "supervisor": OK,
         "admin": OK}),
@@ -103,6 +132,9 @@ MATRIX = {
 
 def _fill(text: str, world: World, caller: str) -> str:
     own = world.other_token if caller == "other_citizen" else world.token
+    if "{lead}" in text:  # a handler of the case's department, to assign it to
+        text = text.replace("{lead}", str(world.city.db.read_sync(lambda c: c.execute(
+            sa.select(users.c.id).where(users.c.username == "chengguan-lead")).scalar_one())))
     return (text.replace("{case}", str(world.case_id)).replace("{resolved}", str(world.resolved_case_id))
             .replace("{own_token}", own))
 

@@ -1,11 +1,11 @@
-"""交办: a supervisor of the responsible department gives a case to one of its handlers, who is told."""
+"""指派: a case given to one of its department's handlers, who is told in the portal and through the group robots."""
 
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
 
-from wecity.cases import engine
+from wecity.cases import engine, handling
 from wecity.cases.models import cases
 from wecity.cases.timeline import case_events
 from wecity.core.errors import PermissionDenied, ValidationFailed
@@ -29,7 +29,7 @@ def test_a_supervisor_assigns_a_case_to_a_handler_of_the_department(city: City, 
     handler = staff.handler.user
     assert handler is not None
     now = city.clock.now()
-    city.db.write_sync(lambda c: engine.assign(c, case_id, handler.id, _actor(city, "chengguan-lead"), now, note="今天去"))
+    city.db.write_sync(lambda c: handling.assign(c, case_id, handler.id, _actor(city, "chengguan-lead"), now, note="今天去"))
     assert city.db.read_sync(lambda c: c.execute(sa.select(cases.c.assignee_id).where(cases.c.id == case_id))
                              .scalar()) == handler.id
     events = city.db.read_sync(lambda c: case_events(c, case_id, public_only=False))
@@ -45,9 +45,9 @@ def test_assigning_is_refused_to_others_and_to_people_outside_the_department(cit
     handler, other = staff.handler.user, staff.other_handler.user
     assert handler is not None and other is not None
     now = city.clock.now()
-    with pytest.raises(PermissionDenied):  # a handler does not hand out work
-        city.db.write_sync(lambda c: engine.assign(c, case_id, handler.id, staff.handler, now))
+    with pytest.raises(PermissionDenied):  # another department's handler does not hand out this one's work
+        city.db.write_sync(lambda c: handling.assign(c, case_id, handler.id, staff.other_handler, now))
     with pytest.raises(ValidationFailed):  # the 住建 handler is not of this case's department
-        city.db.write_sync(lambda c: engine.assign(c, case_id, other.id, _actor(city, "chengguan-lead"), now))
+        city.db.write_sync(lambda c: handling.assign(c, case_id, other.id, _actor(city, "chengguan-lead"), now))
     assert city.db.read_sync(lambda c: c.execute(sa.select(cases.c.assignee_id).where(cases.c.id == case_id))
                              .scalar()) is None

@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from wecity.cases import engine, notifications
+from wecity.cases import engine, handling, notifications
 from wecity.cases.engine import Actor
 from wecity.core import outbound, outbox
 from wecity.core.context import AppContext
@@ -99,7 +99,7 @@ def test_a_wecom_robot_gets_the_documented_markdown_and_the_assignee_is_mentione
     lead_user = ctx.db.read_sync(lambda c: get_user(c, _user_id(ctx, "chengguan-lead")))
     assert lead_user is not None
     lead = Actor.staff(lead_user)
-    ctx.db.write_sync(lambda c: engine.assign(c, case_id, handler, lead, ctx.clock.now()))
+    ctx.db.write_sync(lambda c: handling.assign(c, case_id, handler, lead, ctx.clock.now()))
     _run(ctx, rounds=2, step=robots.SPACING.total_seconds())
 
     assert [r.path for r in fake.received] == ["/cgi-bin/webhook/send"] * 2

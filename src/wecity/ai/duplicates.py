@@ -295,6 +295,16 @@ def merge_proposal(conn: Connection, proposal_id: int, actor: engine.Actor, now:
     return int(row.candidate_id)
 
 
+def on_case_merged(conn: Connection, *, case_id: int, into_case_id: int, actor: str, now: datetime) -> None:
+    """The case engine merged two cases (through the staff API or the case page, not from a proposal): the
+    open proposal for that pair, either way round, is marked merged by whoever merged them."""
+    conn.execute(ai_duplicates.update().where(
+        ai_duplicates.c.state == PROPOSED,
+        sa.or_(sa.and_(ai_duplicates.c.case_id == case_id, ai_duplicates.c.candidate_id == into_case_id),
+               sa.and_(ai_duplicates.c.case_id == into_case_id, ai_duplicates.c.candidate_id == case_id)))
+        .values(state=MERGED, decided_at=now, decided_by=actor))
+
+
 def merge_figures(conn: Connection) -> dict[str, int]:
     """How many pairs the platform merged, dispatchers merged from a proposal, dismissed, and still open."""
     rows = conn.execute(sa.select(ai_duplicates.c.state, ai_duplicates.c.decided_by, sa.func.count())

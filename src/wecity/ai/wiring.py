@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from wecity.ai import anomaly_rules, commands
+from wecity.ai import anomaly_rules, commands, duplicates
 from wecity.core.context import AppContext
 from wecity.core.registry import Registry
 
@@ -39,3 +39,5 @@ def wire(registry: Registry) -> None:
     registry.add_commands(commands.add_commands)
     # A stored reading may be an anomaly a sensor rule watches for, and open its case in the same transaction.
     registry.events.subscribe("context.entity_changed", anomaly_rules.on_entity_changed)
+    # A merge done by staff outside a proposal settles the proposal for the same pair.
+    registry.events.subscribe("cases.merged", duplicates.on_case_merged)

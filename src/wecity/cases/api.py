@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from wecity.cases import engine, queries, rules_api
+from wecity.cases import engine, handling, queries, replies, rules_api
 from wecity.cases.categories import list_categories
-from wecity.cases.choices import CaseStatus, Channel, ReturnReason
+from wecity.cases.choices import CaseStatus, Channel, Priority, ReplyUse, ReturnReason
 from wecity.cases.models import cases
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from wecity.core.http import Ctx, client_address, id_param
@@ -53,11 +53,20 @@ class CaseSummary(BaseModel):
     resolve_escalated: bool
     followup_open: bool
     reopen_count: int
+    priority: Priority
+    assignee_id: int | None
+
+
+# A standard reply's fields: at most 20, each name up to 40 characters and value up to 500.
+ReplyFields = Annotated[dict[Annotated[str, Field(max_length=40)], Annotated[str, Field(max_length=500)]],
+                        Field(max_length=replies.MAX_FIELDS)]
 
 
 class Note(BaseModel):
-    note: str = Field(min_length=1, max_length=4000)
+    note: str | None = Field(default=None, max_length=4000)
     public: bool = False
+    template_id: int | None = Field(default=None, description="a standard reply to send (public notes only)")
+    fields: ReplyFields = Field(default_factory=dict, description="the values of the template's {{fields}}")
 
 
 class ReturnIn(BaseModel):
@@ -66,8 +75,28 @@ class ReturnIn(BaseModel):
 
 
 class ResolveIn(BaseModel):
-    note: str = Field(min_length=1, max_length=4000)
-    evidence_media_id: str = Field(min_length=1, max_length=64)
+    note: str | None = Field(default=None, max_length=4000,
+                             description="what was done; with template_id, words added after the reply")
+    evidence_media_id: str | None = Field(default=None, min_length=1, max_length=64)
+    evidence_media_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=engine.MAX_EVIDENCE_PHOTOS, description="several evidence photos")
+    template_id: int | None = Field(default=None, description="a standard reply to send as the note")
+    fields: ReplyFields = Field(default_factory=dict, description="the values of the template's {{fields}}")
+
+
+class PriorityIn(BaseModel):
+    priority: Priority
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class ReplyTemplateIn(BaseModel):
+    name: str = Field(min_length=1, max_length=replies.MAX_NAME)
+    locale: str = Field(pattern="^(zh_CN|en)$")
+    use: ReplyUse
+    status: CaseStatus | None = None
+    category_code: str | None = Field(default=None, max_length=64)
+    body: str = Field(min_length=1, max_length=replies.MAX_BODY)
+    active: bool = True
 
 
 class DepartmentIn(BaseModel):
@@ -118,11 +147,17 @@ async def _can_see(ctx: Any, user: StaffUser, case_id: CaseId) -> None:
 
 @router.get("/cases", response_model=list[CaseSummary], summary="A queue of cases, most urgent first")
 async def list_cases(ctx: Ctx, user: CurrentStaff,
-                     queue: Annotated[str, Query(pattern="^(department|dispatch|overdue|all|followup)$")] = "department",
+                     queue: Annotated[str, Query(pattern="^(department|dispatch|overdue|all|followup|mine)$")] = "department",
                      status: CaseStatus | None = None,
+                     sort: Annotated[str, Query(pattern="^(due|priority)$")] = "due",
                      limit: Annotated[int, Query(ge=1, le=500)] = 200) -> list[dict[str, Any]]:
     return await ctx.db.read(lambda c: queries.queue(c, user, ctx.clock.now(), name=queue, status=status,
-                                                     limit=limit))
+                                                     limit=limit, sort=sort))
+
+
+@router.get("/inbox", summary="催办 and low ratings awaiting a follow-up (my department's; all for supervisors)")
+async def inbox(ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
+    return await ctx.db.read(lambda c: queries.inbox(c, user, ctx.clock.now()))
 
 
 @router.get("/cases/{case_id}", summary="Case detail with reports (contacts masked) and timeline")
@@ -180,11 +215,6 @@ async def acknowledge(request: Request, ctx: Ctx, user: CurrentStaff, case_id: C
     return await _act(request, ctx, user, case_id, engine.acknowledge)
 
 
-@router.post("/cases/{case_id}/assign", summary="交办: give the case to one of the department's handlers (a supervisor)")
-async def assign(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: AssignIn) -> dict[str, Any]:
-    return await _act(request, ctx, user, case_id, engine.assign, body.user_id, note=body.note)
-
-
 @router.post("/cases/{case_id}/return", summary="退单: send back to the dispatch centre with a reason")
 async def return_case(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: ReturnIn) -> dict[str, Any]:
     return await _act(request, ctx, user, case_id, engine.return_case, body.reason, note=body.note)
@@ -196,11 +226,17 @@ async def start(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId,
     return await _act(request, ctx, user, case_id, engine.start, note=body.note if body else None)
 
 
-@router.post("/cases/{case_id}/resolve", summary="办结: resolved, with a note and an evidence photo")
+@router.post("/cases/{case_id}/resolve", summary="办结: resolved, with a note (or a standard reply) and evidence photos")
 async def resolve(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: ResolveIn) -> dict[str, Any]:
-    await _check_media(ctx, body.evidence_media_id)
-    return await _act(request, ctx, user, case_id, engine.resolve, note=body.note,
-                      evidence_media_id=body.evidence_media_id)
+    photos = list(dict.fromkeys([*([body.evidence_media_id] if body.evidence_media_id else []),
+                                 *body.evidence_media_ids]))
+    if len(photos) > engine.MAX_EVIDENCE_PHOTOS:
+        raise ValidationFailed(f"at most {engine.MAX_EVIDENCE_PHOTOS} evidence photos",
+                               message_zh=f"处置照片最多 {engine.MAX_EVIDENCE_PHOTOS} 张", code="case.evidence")
+    for media_id in photos:
+        await _check_media(ctx, media_id)
+    return await _act(request, ctx, user, case_id, handling.resolve, note=body.note, template_id=body.template_id,
+                      fields=body.fields, photos=photos)
 
 
 @router.post("/cases/{case_id}/verify", summary="核查通过")
@@ -248,20 +284,99 @@ class CategoryIn(BaseModel):
     note: str | None = Field(default=None, max_length=4000)
 
 
-@router.post("/cases/{case_id}/recategorise", summary="改类: file the case under the right category (dispatch centre)")
+@router.post("/cases/{case_id}/recategorise",
+             summary="改类: file the case under the right category (dispatch centre; a handler within its department's)")
 async def recategorise(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: CategoryIn) -> dict[str, Any]:
     return await _act(request, ctx, user, case_id, engine.recategorise, body.category_code, note=body.note)
 
 
+@router.post("/cases/{case_id}/priority", summary="优先级: low, normal, high or urgent (the department or the dispatch centre)")
+async def set_priority(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId,
+                       body: PriorityIn) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, handling.set_priority, body.priority, note=body.note)
+
+
+@router.get("/cases/{case_id}/assignees", summary="Whom the case may be assigned to: its department's handlers")
+async def assignees(ctx: Ctx, user: CurrentStaff, case_id: CaseId) -> list[dict[str, Any]]:
+    await _can_see(ctx, user, case_id)
+    department = await ctx.db.read(lambda c: c.execute(sa.select(cases.c.department_id)
+                                                       .where(cases.c.id == case_id)).scalar())
+    return await ctx.db.read(handling.assignable, department)
+
+
+@router.post("/cases/{case_id}/assign", summary="指派 to a handler of the department (told in-app; webhook case.assigned)")
+async def assign(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: AssignIn) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, handling.assign, body.user_id, note=body.note)
+
+
 @router.post("/cases/{case_id}/merge", summary="并单: fold this case into another")
 async def merge(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: MergeIn) -> dict[str, Any]:
-    await _act(request, ctx, user, case_id, engine.merge, body.into_case_id)
+    await _act(request, ctx, user, case_id, engine.merge, body.into_case_id, events=ctx.registry.events)
     return await ctx.db.read(queries.case_detail, body.into_case_id, ctx.clock.now())
 
 
 @router.post("/cases/{case_id}/notes", summary="备注 on the timeline (public notes are shown to citizens)")
 async def add_note(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: Note) -> dict[str, Any]:
-    return await _act(request, ctx, user, case_id, engine.add_note, note=body.note, public=body.public)
+    if body.template_id is None and not (body.note or "").strip():
+        raise ValidationFailed("the note is empty", message_zh="备注为空", code="case.note")
+    return await _act(request, ctx, user, case_id, handling.add_note, note=body.note, public=body.public,
+                      template_id=body.template_id, fields=body.fields)
+
+
+@router.get("/cases/{case_id}/reply-templates", tags=["reply templates"],
+            summary="The standard replies that fit the case's state and category")
+async def case_reply_templates(ctx: Ctx, user: CurrentStaff, case_id: CaseId,
+                               use: ReplyUse | None = None) -> list[dict[str, Any]]:
+    await _can_see(ctx, user, case_id)
+
+    def run(conn: sa.Connection) -> list[dict[str, Any]]:
+        case = conn.execute(sa.select(cases.c.status, cases.c.category_code).where(cases.c.id == case_id)).one()
+        return replies.templates_for(conn, status=case.status, category_code=case.category_code, use=use)
+
+    return await ctx.db.read(run)
+
+
+def _require_admin(user: StaffUser) -> None:
+    if not user.has(Role.ADMIN):
+        raise PermissionDenied("administrators only", message_zh="仅限管理员", code="auth.admin_only")
+
+
+TemplateId = Annotated[int, id_param("reply template id")]
+
+
+@router.get("/reply-templates", tags=["reply templates"], summary="Every standard reply (administrators)")
+async def list_reply_templates(ctx: Ctx, user: CurrentStaff) -> list[dict[str, Any]]:
+    _require_admin(user)
+    return await ctx.db.read(replies.list_templates)
+
+
+@router.post("/reply-templates", tags=["reply templates"], status_code=201, summary="Add a standard reply")
+async def create_reply_template(request: Request, ctx: Ctx, user: CurrentStaff,
+                                body: ReplyTemplateIn) -> dict[str, Any]:
+    _require_admin(user)
+    now = ctx.clock.now()
+    template_id = await ctx.db.write(lambda c: replies.create_template(
+        c, user, body.model_dump(mode="json"), now=now, source_address=client_address(request)))
+    return await ctx.db.read(replies.get_template, template_id)
+
+
+@router.put("/reply-templates/{template_id}", tags=["reply templates"], summary="Change a standard reply")
+async def update_reply_template(request: Request, ctx: Ctx, user: CurrentStaff, template_id: TemplateId,
+                                body: ReplyTemplateIn) -> dict[str, Any]:
+    _require_admin(user)
+    now = ctx.clock.now()
+    await ctx.db.write(lambda c: replies.update_template(
+        c, user, template_id, body.model_dump(mode="json"), now=now, source_address=client_address(request)))
+    return await ctx.db.read(replies.get_template, template_id)
+
+
+@router.delete("/reply-templates/{template_id}", tags=["reply templates"], status_code=204,
+               summary="Remove a standard reply")
+async def delete_reply_template(request: Request, ctx: Ctx, user: CurrentStaff, template_id: TemplateId) -> None:
+    _require_admin(user)
+    now = ctx.clock.now()
+    await ctx.db.write(lambda c: replies.delete_template(c, user, template_id, now=now,
+                                                         source_address=client_address(request)))
 
 
 @router.post("/cases/{case_id}/followup/close", summary="The supervisor's answer to a low rating")

@@ -108,3 +108,28 @@ class AnomalyKind(StrEnum):
     SPIKE = "spike"  # 突变: one reading far from the sensor's past
     STUCK = "stuck"  # 卡滞: the same reading over and over
     DRIFT = "drift"  # 漂移: the level moving away from where it was
+
+
+class Priority(StrEnum):
+    """How urgent a case is to treat (优先级), beside its SLA clock: the queue can be sorted on it."""
+
+    LOW = "low"          # 低
+    NORMAL = "normal"    # 普通
+    HIGH = "high"        # 紧急
+    URGENT = "urgent"    # 特急
+
+    @property
+    def rank(self) -> int:
+        return list(Priority).index(self)
+
+    def label(self, locale: str) -> str:
+        zh, en = {"low": ("低", "Low"), "normal": ("普通", "Normal"), "high": ("紧急", "High"),
+                  "urgent": ("特急", "Urgent")}[self.value]
+        return zh if locale.startswith("zh") else en
+
+
+class ReplyUse(StrEnum):
+    """Where a standard reply (标准回复) is offered: the resolution note, or a note shown to the citizen."""
+
+    RESOLVE = "resolve"
+    NOTE = "note"

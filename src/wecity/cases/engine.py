@@ -24,13 +24,16 @@ from wecity.cases import notifications, sla
 from wecity.cases.categories import get_category
 from wecity.cases.choices import CaseStatus, Channel, ReturnReason
 from wecity.cases.models import cases, ratings, reports, timeline
+from wecity.cases.replies import require_filled
 from wecity.cases.timeline import add_event
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from wecity.core.registry import Events
 from wecity.identity.choices import Role
-from wecity.identity.models import departments, users
+from wecity.identity.models import departments
 from wecity.identity.service import StaffUser, record_audit, works_in_dispatch_centre
 
 REOPEN_WINDOW = timedelta(days=7)
+MAX_EVIDENCE_PHOTOS = 6
 LOW_RATING = 2  # ratings at or below open a follow-up for the supervisor
 
 
@@ -78,7 +81,8 @@ def _require_state(case: Any, allowed: tuple[CaseStatus, ...], action: str) -> N
 
 _ACTION_ZH = {"acknowledge": "签收", "return": "退单", "dispatch": "派遣", "start": "开始处置", "resolve": "办结",
               "verify": "核查", "reject": "核查不通过", "close": "结案", "reopen": "重新打开", "transfer": "转办",
-              "merge": "并单", "rate": "评价", "assign": "交办", "note": "备注", "recategorise": "改类"}
+              "merge": "并单", "rate": "评价", "note": "备注", "recategorise": "改类",
+              "prioritise": "设置优先级", "assign": "指派"}
 
 
 def _require_department_handler(actor: Actor, case: Any) -> None:
@@ -174,31 +178,8 @@ def acknowledge(conn: Connection, case_id: int, actor: Actor, now: datetime) -> 
     _require_department_handler(actor, case)
     _require_state(case, (CaseStatus.DISPATCHED,), "acknowledge")
     _move(conn, case, CaseStatus.ACKNOWLEDGED, actor, now, event="acknowledged",
-          values={"acknowledged_at": now, "assignee_id": actor.user.id if actor.user else None})
-
-
-def assign(conn: Connection, case_id: int, user_id: int, actor: Actor, now: datetime,
-           note: str | None = None) -> None:
-    """交办: a supervisor of the responsible department (or of the dispatch centre) gives an open case to one
-    of the department's handlers, who hears of it in the portal and through the group robots."""
-    _require_role(actor, Role.SUPERVISOR)
-    case = _case(conn, case_id)
-    if (actor.user is not None and not actor.has(Role.ADMIN) and actor.user.department_id != case.department_id
-            and not works_in_dispatch_centre(conn, actor.user)):
-        raise PermissionDenied("only a supervisor of the responsible department may assign its cases",
-                               message_zh="只有责任部门的主管可以交办该案件", code="case.not_your_department")
-    _require_state(case, (CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS), "assign")
-    person = conn.execute(sa.select(users.c.department_id, users.c.roles, users.c.display_name)
-                          .where(users.c.id == user_id, users.c.is_active.is_(True))).first()
-    if person is None or person.department_id != case.department_id or Role.HANDLER not in person.roles.split():
-        raise ValidationFailed("a case is assigned to an active handler of its department",
-                               message_zh="案件只能交办给责任部门在岗的处置人员", code="case.assignee")
-    conn.execute(cases.update().where(cases.c.id == case.id).values(assignee_id=user_id, updated_at=now))
-    add_event(conn, case.id, at=now, event="assigned", actor=actor.id, actor_name=actor.name, channel=actor.channel,
-              department_id=case.department_id, note=note, public=False,
-              detail={"assignee_id": user_id, "assignee": person.display_name})
-    _audit(conn, actor, "assign", case.id, now, detail={"assignee": f"user:{user_id}"})
-    notifications.case_assigned(conn, case_id=case_id, now=now)
+          values={"acknowledged_at": now,
+                  "assignee_id": case.assignee_id or (actor.user.id if actor.user else None)})
 
 
 def return_case(conn: Connection, case_id: int, reason: str, actor: Actor, now: datetime,
@@ -228,18 +209,24 @@ def start(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str
 
 
 def resolve(conn: Connection, case_id: int, actor: Actor, now: datetime, *, note: str,
-            evidence_media_id: str | None) -> None:
-    """办结: the department says it is fixed, with a note and an evidence photo."""
+            evidence_media_id: str | None = None, evidence_media_ids: list[str] | None = None) -> None:
+    """办结: the department says it is fixed, with a note and one or more evidence photos."""
     case = _case(conn, case_id)
     _require_department_handler(actor, case)
     _require_state(case, (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS), "resolve")
     if not (note or "").strip():
         raise ValidationFailed("a resolution note is required", message_zh="办结须填写处置说明", code="case.note")
-    if not evidence_media_id:
+    require_filled(note)
+    photos = list(dict.fromkeys(evidence_media_ids or ([evidence_media_id] if evidence_media_id else [])))
+    if not photos:
         raise ValidationFailed("an evidence photo is required", message_zh="办结须上传处置后照片",
                                code="case.evidence")
-    _move(conn, case, CaseStatus.RESOLVED, actor, now, event="resolved", note=note, media_id=evidence_media_id,
-          values={"resolved_at": now, "evidence_media_id": evidence_media_id})
+    if len(photos) > MAX_EVIDENCE_PHOTOS:
+        raise ValidationFailed(f"at most {MAX_EVIDENCE_PHOTOS} evidence photos",
+                               message_zh=f"处置照片最多 {MAX_EVIDENCE_PHOTOS} 张", code="case.evidence")
+    _move(conn, case, CaseStatus.RESOLVED, actor, now, event="resolved", note=note, media_id=photos[0],
+          values={"resolved_at": now, "evidence_media_id": photos[0], "evidence_media_ids": photos},
+          detail={"media_ids": photos} if len(photos) > 1 else None)
     notifications.case_resolved(conn, case_id=case_id, now=now)
 
 
@@ -312,12 +299,19 @@ def transfer(conn: Connection, case_id: int, department_id: int, actor: Actor, n
 
 def recategorise(conn: Connection, case_id: int, category_code: str, actor: Actor, now: datetime,
                  note: str | None = None) -> None:
-    """改类: the dispatch centre files a case under the right category (a handler returned it as the wrong
-    one, or it was misfiled at intake). The corrected category is what the category model learns from
-    (wecity.ai.training); the case keeps its status, and a dispatcher dispatches it as usual."""
-    _require_role(actor, Role.DISPATCHER)
+    """改类: file a case under the right category. The dispatch centre re-files any open case it or a
+    department holds (a handler returned it as the wrong one, or it was misfiled at intake); a handler of
+    the responsible department re-files a case it holds within the categories that department handles (for
+    another department's category, the case goes back to the dispatch centre with 退单). The corrected
+    category is what the category model learns from (wecity.ai.training reads each case under its category
+    now; the `recategorised` events say which were corrected); the case keeps its status and department."""
     case = _case(conn, case_id)
-    _require_state(case, (CaseStatus.SUBMITTED, CaseStatus.RETURNED, CaseStatus.DISPATCHED), "recategorise")
+    by_centre = actor.has(Role.DISPATCHER)
+    if not by_centre:
+        _require_department_handler(actor, case)
+    _require_state(case, (CaseStatus.SUBMITTED, CaseStatus.RETURNED, CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGED,
+                          CaseStatus.IN_PROGRESS) if by_centre else
+                   (CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS), "recategorise")
     try:
         category = get_category(conn, category_code)
     except NotFound:
@@ -325,26 +319,35 @@ def recategorise(conn: Connection, case_id: int, category_code: str, actor: Acto
                                code="case.category") from None
     if not category.active or category.code == case.category_code:
         raise ValidationFailed("choose another active category", message_zh="请选择另一个有效类别", code="case.category")
+    if not by_centre and actor.kind == "staff" and category.department_id != case.department_id:
+        raise PermissionDenied("that category is another department's: return the case to the dispatch centre",
+                               message_zh="该类别属于其他部门，请退单至派遣中心", code="case.category_of_another_department")
     changed = conn.execute(cases.update().where(cases.c.id == case.id, cases.c.status == case.status,
                                                 cases.c.category_code == case.category_code)
                            .values(category_code=category.code, updated_at=now)).rowcount
     if changed != 1:
         raise InvalidTransition("the case changed meanwhile; reload and try again",
                                 message_zh="案件状态已被他人更新，请刷新后重试", code="case.concurrent_change")
-    detail = {"from": case.category_code, "to": category.code}
+    detail = {"from": case.category_code, "to": category.code, "by": "dispatch_centre" if by_centre else "department"}
     add_event(conn, case.id, at=now, event="recategorised", actor=actor.id, actor_name=actor.name, channel=actor.channel,
               from_status=case.status, to_status=case.status, department_id=case.department_id, note=note,
               public=False, detail=detail)
     _audit(conn, actor, "recategorised", case.id, now, detail=detail)
 
 
-def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: datetime) -> None:
-    """并单: fold a duplicate case into another; its reports follow and show the surviving case's status."""
-    _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
+def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: datetime, *,
+          events: Events | None = None) -> int:
+    """并单: fold a duplicate case into another; its reports follow and show the surviving case's status.
+    The dispatch centre and supervisors merge any two open cases; a handler, two of its department's.
+    Emits "cases.merged" on `events` (the AI platform marks its duplicate proposals for the pair merged).
+    Returns the surviving case."""
     if case_id == into_case_id:
         raise ValidationFailed("a case cannot be merged into itself", message_zh="不能与自身并单", code="case.merge")
     case = _case(conn, case_id)
     target = _case(conn, into_case_id)
+    if not (actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR)):
+        _require_department_handler(actor, case)
+        _require_department_handler(actor, target)
     _require_state(case, tuple(s for s in CaseStatus if s.is_open), "merge")
     _require_state(target, tuple(s for s in CaseStatus if s.is_open), "merge")
     _move(conn, case, CaseStatus.MERGED, actor, now, event="merged", values={"merged_into_id": target.id},
@@ -353,6 +356,9 @@ def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: 
     add_event(conn, target.id, at=now, event="case_merged_in", actor=actor.id, actor_name=actor.name,
               channel=actor.channel, detail={"from_case_id": case.id})
     conn.execute(cases.update().where(cases.c.id == target.id).values(updated_at=now))
+    if events is not None:
+        events.emit("cases.merged", conn, case_id=case.id, into_case_id=target.id, actor=actor.id, now=now)
+    return int(target.id)
 
 
 def add_note(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str, *, public: bool = False,
@@ -363,6 +369,8 @@ def add_note(conn: Connection, case_id: int, actor: Actor, now: datetime, note: 
         _require_department_handler(actor, case)
     if not (note or "").strip():
         raise ValidationFailed("the note is empty", message_zh="备注为空", code="case.note")
+    if public:
+        require_filled(note)
     event_id = add_event(conn, case_id, at=now, event="note", actor=actor.id, actor_name=actor.name,
                          channel=actor.channel, note=note, public=public, media_id=media_id,
                          department_id=case.department_id)

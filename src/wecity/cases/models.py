@@ -88,6 +88,10 @@ cases = sa.Table(
     # since the outbox delivers several at once and retries some later.
     sa.Column("notice_seq", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("evidence_media_id", sa.String(64)),
+    # Every evidence photo of the resolution, in the order sent (evidence_media_id is the first).
+    sa.Column("evidence_media_ids", sa.JSON),
+    # How urgent the department is to treat it (choices.Priority): set by the dispatch centre or the handler.
+    sa.Column("priority", sa.String(10), nullable=False, default="normal", server_default="normal"),
     # Duplicate merge looks for a category within a few metres: the latitude band narrows it at once.
     sa.Index("ix_cases_category_lat", "category_code", "lat"),
     sa.Index("ix_cases_department_status", "department_id", "status"),
@@ -144,6 +148,23 @@ timeline = sa.Table(
     sa.Column("public", sa.Boolean, nullable=False, default=True),
     sa.Column("media_id", sa.String(64)),
     sa.Column("detail", sa.JSON),
+    info=INFO,
+)
+
+# Standard replies (标准回复): text a handler starts from when resolving or writing to the citizen, for a
+# state and a category (NULL: any), in one language, with `{{field}}` placeholders the handler must fill.
+reply_templates = sa.Table(
+    "reply_templates", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("locale", sa.String(10), nullable=False),              # zh_CN, en
+    sa.Column("use", sa.String(12), nullable=False),                 # resolve, note (a public note)
+    sa.Column("status", sa.String(20)),                              # the case state it is for; NULL: any
+    sa.Column("category_code", sa.String(64), sa.ForeignKey("categories.code")),  # NULL: any
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
     info=INFO,
 )
 

@@ -46,7 +46,7 @@ _DEPARTMENT_TEXT = {
     "returned": ("案件 #{case} 被退单，请重新派遣", "Case #{case} was returned; please re-dispatch"),
     "citizen_update": ("案件 #{case}：市民补充了新情况", "Case #{case}: the reporter added an update"),
     "low_rating": ("案件 #{case} 收到差评（{stars} 星），请回访", "Case #{case} rated {stars}/5; please follow up"),
-    "assigned": ("案件 #{case} 已交办给您", "Case #{case} has been assigned to you"),
+    "assigned": ("案件 #{case} 已指派给您：{category}", "Case #{case} is assigned to you: {category}"),
 }
 
 
@@ -99,15 +99,6 @@ def case_dispatched(conn: Connection, *, case_id: int, now: datetime) -> None:
                  + [_staff_event(facts, "dispatched", now)], now=now)
 
 
-def case_assigned(conn: Connection, *, case_id: int, now: datetime) -> None:
-    """The person the case was given to hears of it in the portal and through the group robots."""
-    facts = _case_facts(conn, case_id)
-    if facts.assignee_id is None:
-        return
-    enqueue_many(conn, [("in_app", f"user:{facts.assignee_id}", _department_payload(facts, "assigned")),
-                        _staff_event(facts, "assigned", now)], now=now)
-
-
 def case_resolved(conn: Connection, *, case_id: int, now: datetime) -> None:
     _tell_reporters(conn, _case_facts(conn, case_id), "resolved", now)
 
@@ -124,6 +115,23 @@ def low_rating(conn: Connection, *, case_id: int, stars: int, now: datetime) -> 
     facts = _case_facts(conn, case_id)
     _tell_dispatch_centre(conn, facts, "low_rating", now, stars=stars, role="supervisor")
     enqueue_many(conn, [_staff_event(facts, "low_rating", now, stars=stars)], now=now)
+
+
+def case_assigned(conn: Connection, *, case_id: int, assignee_id: int, by: str, now: datetime,
+                  note: str | None = None) -> None:
+    """指派: the assignee is told in-app (`user:<id>`, event "assigned"); the department's webhook, if it has
+    one, hears `case.assigned` with the assignee, numbered like every notice about the case."""
+    facts = _case_facts(conn, case_id)
+    payload = _department_payload(facts, "assigned")
+    payload.update({"assignee_id": assignee_id, "by": by, **({"body": note} if note else {})})
+    messages: list[tuple[str, str, dict[str, object]]] = [("in_app", f"user:{assignee_id}", payload)]
+    if facts.webhook_url:
+        messages.append(("webhook", facts.webhook_url, {
+            "event": "case.assigned", "case_id": facts.id, "sequence": next_notice_number(conn, case_id),
+            "status": facts.status, "category": facts.category_code, "department_id": facts.department_id,
+            "assignee_id": assignee_id, "at": now.isoformat(), "note": note}))
+    messages.append(_staff_event(facts, "assigned", now))  # the group robots @mention the assignee
+    enqueue_many(conn, messages, now=now)
 
 
 def clock_event(conn: Connection, *, case_id: int, event: str, now: datetime) -> None:

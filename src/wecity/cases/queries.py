@@ -19,6 +19,7 @@ from wecity.cases.choices import (
     OPEN_STATES,
     RESOLVE_CLOCK_STATES,
     CaseStatus,
+    Priority,
 )
 from wecity.cases.citizen_voice import follower_count
 from wecity.cases.models import cases, categories, ratings, reports, timeline
@@ -29,7 +30,8 @@ from wecity.identity.choices import Role
 from wecity.identity.models import departments, users
 from wecity.identity.service import StaffUser, mask_phone
 
-QUEUES = ("department", "dispatch", "overdue", "all", "followup")
+QUEUES = ("department", "dispatch", "overdue", "all", "followup", "mine")
+SORTS = ("due", "priority")
 
 # What a neighbour may see of a timeline event (no actor, no department, nothing internal).
 PUBLIC_EVENT_FIELDS = ("at", "event", "to_status", "note", "reason", "media_id", "channel")
@@ -64,6 +66,8 @@ _RUNNING_DUE = sa.case(
     (cases.c.status.in_([s.value for s in ACK_CLOCK_STATES]), cases.c.ack_due_at),
     (cases.c.status.in_([s.value for s in RESOLVE_CLOCK_STATES]), cases.c.resolve_due_at),
     else_=None)
+# Highest priority first when a queue is sorted on it.
+_PRIORITY_RANK = sa.case({p.value: -p.rank for p in Priority}, value=cases.c.priority, else_=0)
 _DISPATCH_RANK = sa.case({s.value: i for i, s in enumerate(DISPATCH_WORK)}, value=cases.c.status,
                          else_=len(DISPATCH_WORK))
 
@@ -82,29 +86,36 @@ def case_summary(row: Any, now: datetime) -> dict[str, Any]:
         "overdue": due is not None and due < now, "ack_escalated": row.ack_escalated,
         "resolve_escalated": row.resolve_escalated, "followup_open": row.followup_open,
         "reopen_count": row.reopen_count, "merged_into_id": row.merged_into_id,
+        "priority": row.priority, "assignee_id": row.assignee_id,
     }
 
 
 def queue(conn: Connection, user: StaffUser, now: datetime, *, name: str = "department",
-          status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+          status: str | None = None, limit: int = 200, sort: str = "due") -> list[dict[str, Any]]:
     """Cases for this user, most urgent first: the running clock nearest to running out (overdue ones at
     the top), then the dispatch centre's order of work, then the longest waiting. Ordered and cut by the
     database, so a long queue never loses its most urgent cases.
 
     department: the user's department's work (dispatched to resolved); dispatch: what the dispatch centre
     must act on (returned, not yet dispatched, waiting for 核查 or 结案, follow-ups); overdue: running clocks
-    past their deadline; followup: open follow-ups; all: every open case. Users who are neither
-    dispatchers nor supervisors only ever see their own department's cases.
+    past their deadline; followup: open follow-ups; all: every open case; mine: the department's work
+    assigned to the user. Users who are neither dispatchers nor supervisors only ever see their own
+    department's cases. `sort="priority"` puts the highest priority first, then the order above.
     """
+    if sort not in SORTS:
+        raise ValidationFailed(f"no sort {sort!r}; one of {', '.join(SORTS)}", message_zh=f"没有排序方式 {sort}",
+                               code="case.sort")
     if name not in QUEUES:
         raise ValidationFailed(f"no queue {name!r}; one of {', '.join(QUEUES)}", message_zh=f"没有队列 {name}",
                                code="case.queue")
     query = _case_select()
     sees_all = user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR)
-    if name == "department" or not sees_all:
+    if name in ("department", "mine") or not sees_all:
         query = query.where(cases.c.department_id == user.department_id)
-    if name == "department":
+    if name in ("department", "mine"):
         query = query.where(cases.c.status.in_([s.value for s in DEPARTMENT_WORK]))
+        if name == "mine":
+            query = query.where(cases.c.assignee_id == user.id)
     elif name == "dispatch":
         query = query.where(sa.or_(
             cases.c.status.in_([s.value for s in DISPATCH_WORK]),
@@ -118,9 +129,61 @@ def queue(conn: Connection, user: StaffUser, now: datetime, *, name: str = "depa
         query = query.where(cases.c.status.in_([s.value for s in OPEN_STATES]))
     if status:
         query = query.where(cases.c.status == status)
-    query = query.order_by(_RUNNING_DUE.is_(None), _RUNNING_DUE, _DISPATCH_RANK, cases.c.updated_at,
-                           cases.c.id).limit(limit)
+    order = [_RUNNING_DUE.is_(None), _RUNNING_DUE, _DISPATCH_RANK, cases.c.updated_at, cases.c.id]
+    if sort == "priority":
+        order.insert(0, _PRIORITY_RANK)
+    query = query.order_by(*order).limit(limit)
     return [case_summary(r, now) for r in conn.execute(query)]
+
+
+def inbox(conn: Connection, user: StaffUser, now: datetime, *, limit: int = 200) -> dict[str, list[dict[str, Any]]]:
+    """What waits for an answer: open cases escalated (催办) by the SLA clock, and low ratings awaiting a
+    follow-up; the user's department's, or every department's for supervisors and dispatchers."""
+    sees_all = user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR)
+    mine = [] if sees_all else [cases.c.department_id == user.department_id]
+    escalated = _case_select().where(
+        *mine, cases.c.status.in_([s.value for s in OPEN_STATES]),
+        sa.or_(sa.and_(cases.c.ack_escalated.is_(True), cases.c.status.in_([s.value for s in ACK_CLOCK_STATES])),
+               sa.and_(cases.c.resolve_escalated.is_(True),
+                       cases.c.status.in_([s.value for s in (*ACK_CLOCK_STATES, *RESOLVE_CLOCK_STATES)]))))
+    followups = _case_select().where(*mine, cases.c.followup_open.is_(True))
+    order = (_RUNNING_DUE.is_(None), _RUNNING_DUE, cases.c.updated_at, cases.c.id)
+    return {"escalated": [case_summary(r, now) for r in conn.execute(escalated.order_by(*order).limit(limit))],
+            "followups": [case_summary(r, now) for r in conn.execute(followups.order_by(cases.c.updated_at.desc(),
+                                                                                       cases.c.id).limit(limit))]}
+
+
+def inbox_counts(conn: Connection, user: StaffUser) -> dict[str, int]:
+    """How many cases `inbox` lists in each part (for the staff menu)."""
+    sees_all = user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR)
+    mine = [] if sees_all else [cases.c.department_id == user.department_id]
+    count = sa.select(sa.func.count()).select_from(cases)
+    escalated = conn.execute(count.where(
+        *mine, sa.or_(sa.and_(cases.c.ack_escalated.is_(True), cases.c.status.in_([s.value for s in ACK_CLOCK_STATES])),
+                      sa.and_(cases.c.resolve_escalated.is_(True), cases.c.status.in_(
+                          [s.value for s in (*ACK_CLOCK_STATES, *RESOLVE_CLOCK_STATES)]))))).scalar_one()
+    followups = conn.execute(count.where(*mine, cases.c.followup_open.is_(True))).scalar_one()
+    return {"escalated": int(escalated), "followups": int(followups)}
+
+
+def case_departments(conn: Connection, case_ids: list[int]) -> dict[int, int | None]:
+    """The responsible department of each case."""
+    if not case_ids:
+        return {}
+    return {int(r.id): r.department_id for r in conn.execute(
+        sa.select(cases.c.id, cases.c.department_id).where(cases.c.id.in_(case_ids)))}
+
+
+def first_photos(conn: Connection, case_ids: list[int]) -> dict[int, str]:
+    """The first photo sent with each case's reports, for thumbnails in lists."""
+    found: dict[int, str] = {}
+    if not case_ids:
+        return found
+    for case_id, media in conn.execute(sa.select(reports.c.case_id, reports.c.media_ids)
+                                       .where(reports.c.case_id.in_(case_ids)).order_by(reports.c.id)):
+        if media and case_id not in found:
+            found[int(case_id)] = str(media[0])
+    return found
 
 
 def _get_case(conn: Connection, case_id: int) -> Any:
@@ -138,6 +201,7 @@ def case_detail(conn: Connection, case_id: int, now: datetime, *, reveal_contact
     detail["status_notes"] = row.status_notes
     detail["evidence_media_id"] = row.evidence_media_id
     detail["followers"] = follower_count(conn, case_id)
+    detail["evidence_media_ids"] = evidence_photos(row)
     detail["reports"] = [_staff_report(r, reveal_contacts) for r in conn.execute(
         sa.select(reports).where(reports.c.case_id == case_id).order_by(reports.c.id))]
     detail["photos"] = [m for r in detail["reports"] for m in r["media_ids"]]
@@ -155,6 +219,13 @@ def case_detail(conn: Connection, case_id: int, now: datetime, *, reveal_contact
     detail["assignee"] = None if row.assignee_id is None else conn.execute(
         sa.select(users.c.display_name).where(users.c.id == row.assignee_id)).scalar()
     return detail
+
+
+def evidence_photos(row: Any) -> list[str]:
+    """Every evidence photo of the resolution (cases resolved before several were kept have one)."""
+    if row.evidence_media_ids:
+        return [str(m) for m in row.evidence_media_ids]
+    return [row.evidence_media_id] if row.evidence_media_id else []
 
 
 def _staff_report(r: Any, reveal_contacts: bool) -> dict[str, Any]:
@@ -211,7 +282,7 @@ def tracking_view(conn: Connection, token: str, now: datetime) -> dict[str, Any]
         "area_zh": case["area_zh"], "area_en": case["area_en"], "description": report["description"],
         "lat": report["lat"], "long": report["long"], "requested_at": report["requested_at"],
         "expected_at": case["resolve_due_at"], "media_ids": report["media_ids"] or [],
-        "evidence_media_id": case["evidence_media_id"],
+        "evidence_media_id": case["evidence_media_id"], "evidence_media_ids": case["evidence_media_ids"],
         "timeline": [{k: e[k] for k in ("at", "event", "to_status", "note", "media_id", "channel")}
                      for e in case["timeline"]],
         "can_rate": found["rating"] is None and status in (CaseStatus.RESOLVED, CaseStatus.VERIFIED,
@@ -279,6 +350,7 @@ def _public_view(conn: Connection, row: Any) -> dict[str, Any]:
         "created_at": row.created_at, "closed_at": row.closed_at, "expected_at": row.resolve_due_at,
         "resolve_due_at": row.resolve_due_at, "description": row.description, "report_count": len(photos),
         "photos": [m for ids in photos for m in (ids or [])], "evidence_media_id": row.evidence_media_id,
+        "evidence_media_ids": evidence_photos(row),
         "timeline": _public_events(conn, row.id), "resolved_at": row.resolved_at,
         "attributes": labelled_answers(conn, row.category_code, answers), "followers": follower_count(conn, row.id),
     }

@@ -116,6 +116,41 @@ STAFF = [
 ]
 
 
+# Standard replies (标准回复): (name, locale, use, status, category, body with {{fields}} to fill).
+REPLY_TEMPLATES = [
+    ("通用办结回复", "zh_CN", "resolve", None, None,
+     "您反映的问题已处理。处置措施：{{处置措施}}；完成时间：{{完成时间}}。感谢您对城市管理的支持。"),
+    ("General resolution", "en", "resolve", None, None,
+     "The problem you reported has been dealt with. What we did: {{measures}}; finished: {{finished at}}. "
+     "Thank you for helping your city."),
+    ("道路坑洼修复", "zh_CN", "resolve", None, "pothole",
+     "道路坑洼已修复：{{修复方式}}，修复面积约 {{面积}} 平方米，于 {{完成时间}} 完成。"),
+    ("Pothole repaired", "en", "resolve", None, "pothole",
+     "The pothole has been repaired ({{repair method}}, about {{area}} m²), finished {{finished at}}."),
+    ("井盖处置", "zh_CN", "resolve", None, "manhole",
+     "井盖已{{处置方式}}，现场警示已撤除，于 {{完成时间}} 完成。"),
+    ("Manhole cover fixed", "en", "resolve", None, "manhole",
+     "The manhole cover has been {{what was done}}; the warning signs are gone. Finished {{finished at}}."),
+    ("处置进展告知", "zh_CN", "note", "in_progress", None,
+     "您反映的问题正在处置中：{{当前进展}}，预计 {{预计完成时间}} 前完成。"),
+    ("Progress update", "en", "note", "in_progress", None,
+     "We are working on the problem you reported: {{progress}}. We expect to finish by {{expected by}}."),
+    ("已签收告知", "zh_CN", "note", "acknowledged", None,
+     "您反映的问题已由{{处置单位}}签收，将于 {{上门时间}} 到现场查看。"),
+    ("Acknowledged", "en", "note", "acknowledged", None,
+     "{{team}} has taken on the problem you reported and will be on site by {{visit time}}."),
+]
+
+
+def seed_replies(conn: Connection, now: datetime) -> None:
+    from wecity.cases.models import reply_templates
+
+    conn.execute(reply_templates.insert(), [
+        {"name": name, "locale": locale, "use": use, "status": status, "category_code": category, "body": body,
+         "active": True, "updated_at": now, "updated_by": "demo"}
+        for name, locale, use, status, category, body in REPLY_TEMPLATES])
+
+
 def boundaries(city: str = "changsha") -> list[dict[str, Any]]:
     import json
 
@@ -136,6 +171,7 @@ def seed_city(conn: Connection, now: datetime, *, with_staff: bool = True) -> No
                      department_code=dept, ack_minutes=ack, resolve_hours=resolve, calendar=calendar,
                      keywords=keywords, sort_order=order, attributes=ATTRIBUTES.get(code),
                      description_required=code in DESCRIPTION_REQUIRED)
+    seed_replies(conn, now)
     if with_staff:
         for username, name, dept, roles, phone in STAFF:
             add_user(conn, username=username, password=DEMO_PASSWORD, display_name=name, department_code=dept,

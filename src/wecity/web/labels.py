@@ -30,7 +30,15 @@ EVENT_LABELS = {
     "ack_escalated": N_("Escalated: not acknowledged in time"),
     "resolve_warning": N_("Resolve deadline close"),
     "resolve_escalated": N_("Escalated: not resolved in time"),
+    "priority_changed": N_("Priority changed"),
 }
+
+# Case priorities (cases.choices.Priority), highest last.
+PRIORITY_LABELS = {"low": N_("Low priority"), "normal": N_("Normal priority"), "high": N_("High priority"),
+                   "urgent": N_("Urgent")}
+
+# What a standard reply is for (cases.choices.ReplyUse).
+REPLY_USES = {"resolve": N_("Resolution note"), "note": N_("Note to the citizen")}
 
 RETURN_REASONS = {
     "not_our_area": N_("Not our area"),

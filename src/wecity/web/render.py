@@ -65,6 +65,7 @@ class NavItem:
     href: str
     label: str
     current: bool
+    count: int | None = None  # waiting items, where the page that renders knows them (the inbox)
 
 
 # (href, English label, who sees it). Labels are msgids; "anyone" pages are the citizen's.
@@ -79,11 +80,13 @@ _NAV: list[tuple[str, str, str]] = [
     ("/map", N_("City map"), "anyone"),
     ("/staff", N_("Staff desk"), "staff"),
     ("/staff/queue", N_("Case queue"), "staff"),
+    ("/staff/inbox", N_("Inbox"), "staff"),
     ("/staff/dispatch", N_("Dispatch"), "dispatch"),
     ("/staff/applications", N_("Applications"), "staff"),
     ("/sharing", N_("Data sharing"), "staff"),
     ("/staff/policies", N_("Policies"), "staff"),
     ("/staff/ai", N_("Category model"), "admin"),
+    ("/staff/replies", N_("Standard replies"), "admin"),
     ("/ops", N_("Operations"), "operations"),
     ("/insight", N_("KPIs"), "operations"),
     ("/ops/sensors", N_("Sensors"), "operations"),
@@ -128,7 +131,8 @@ def navigation(request: Request, user: StaffUser | None, _: Any) -> list[NavItem
     for href, label, who in _NAV:
         if (user is None and who == "anyone") or (user is not None and who != "anyone" and _allowed(who, user)):
             current = path == href if href in ("/", "/staff", "/ops") else path.startswith(href)
-            items.append(NavItem(href, _(label), current))
+            count = getattr(request.state, "inbox_count", None) if href == "/staff/inbox" else None
+            items.append(NavItem(href, _(label), current, count))
     return items
 
 

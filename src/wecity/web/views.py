@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Connection
 
+from wecity.cases import queries as case_queries
 from wecity.cases.categories import list_categories
 from wecity.cases.choices import Channel
 from wecity.core import csrf
@@ -198,7 +199,11 @@ async def staff_desk(request: Request, user: OptionalStaff) -> Response:
     department = await ctx.db.read(department_names, user.department_id)
     roles = [ROLE_LABELS[Role(r)] for r in sorted(user.roles) if r in Role.__members__.values()]
     links = [{"href": "/staff/queue", "title": N_("Case queue"),
-              "text": N_("Your department's cases, most urgent first.")}]
+              "text": N_("Your department's cases, most urgent first.")},
+             {"href": "/staff/inbox", "title": N_("Inbox"),
+              "text": N_("Escalated cases (催办) and low ratings waiting for a follow-up.")}]
+    counts = await ctx.db.read(lambda conn: case_queries.inbox_counts(conn, user))
+    request.state.inbox_count = counts["escalated"] + counts["followups"]
     if user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR):
         links.append({"href": "/staff/dispatch", "title": N_("Dispatch centre"),
                       "text": N_("Returned and unassigned cases, resolutions to verify, follow-ups.")})
@@ -213,6 +218,9 @@ async def staff_desk(request: Request, user: OptionalStaff) -> Response:
     if user.has(Role.ADMIN):
         links.append({"href": "/staff/robots", "title": N_("Group robots"),
                       "text": N_("WeCom and DingTalk group robots and webhooks: which departments, which events.")})
+    if user.has(Role.ADMIN):
+        links.append({"href": "/staff/replies", "title": N_("Standard replies"),
+                      "text": N_("The replies handlers start from, per state and category, with fields to fill.")})
     return page(request, "web/staff.html", user=user, department=department, role_labels=roles, staff_links=links)
 
 

@@ -1,7 +1,7 @@
 """report language, case followers, categories that need a description
 
 Revision ID: a016c2ef6a5a
-Revises: 54b4fd890194
+Revises: 3f6a2c91d0e7
 Create Date: 2026-12-04 23:04:23.352940
 """
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ import wecity.core.types
 
 
 revision: str = 'a016c2ef6a5a'
-down_revision: str | Sequence[str] | None = '54b4fd890194'
+down_revision: str | Sequence[str] | None = '3f6a2c91d0e7'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,4 +1,5 @@
-// Staff pages: live SLA countdowns, and the case location on the map.
+// Staff pages: live SLA countdowns, the case location on the map, and standard replies (fields filled
+// before sending; the server checks the same).
 (function () {
   "use strict";
 
@@ -33,7 +34,64 @@
     });
   }
 
+  // The same placeholder rule as wecity.cases.replies: {{ name }}, the name without braces, up to 40 characters.
+  var PLACEHOLDER = /\{\{\s*([^{}]{1,40}?)\s*\}\}/g;
+
+  function replyTemplates() {
+    document.querySelectorAll(".template-picker select").forEach(function (select) {
+      // Picking a reply shows its fields at once (the button is for browsers without JavaScript).
+      select.addEventListener("change", function () { select.form.submit(); });
+    });
+    document.querySelectorAll(".reply-template").forEach(function (box) {
+      var form = box.closest("form");
+      var body = box.getAttribute("data-template");
+      var preview = box.querySelector(".reply-preview");
+      var error = box.querySelector(".reply-error");
+      var inputs = Array.prototype.slice.call(box.querySelectorAll("input[data-field]"));
+      function values() {
+        var found = {};
+        inputs.forEach(function (input) { found[input.getAttribute("data-field")] = input.value.trim(); });
+        return found;
+      }
+      function render() {
+        var filled = values();
+        preview.textContent = body.replace(PLACEHOLDER, function (whole, name) {
+          return filled[name.trim()] || whole;
+        });
+      }
+      inputs.forEach(function (input) { input.addEventListener("input", render); });
+      form.noValidate = true;  // our own message names the fields; the server refuses the same
+      form.addEventListener("submit", function (event) {
+        var empty = inputs.filter(function (input) { return !input.value.trim(); });
+        if (empty.length) {
+          event.preventDefault();
+          error.textContent = box.getAttribute("data-unfilled").replace("%(fields)s",
+            empty.map(function (input) { return input.getAttribute("data-field"); }).join(", "));
+          error.hidden = false;
+          empty.forEach(function (input) { input.setAttribute("aria-invalid", "true"); });
+          empty[0].focus();
+          return;
+        }
+        var missing = Array.prototype.slice.call(form.querySelectorAll("[required]")).filter(function (el) {
+          return !el.value;
+        });
+        if (missing.length) {  // other required fields (the evidence photo) keep the browser's own check
+          event.preventDefault();
+          form.reportValidity();
+        }
+      });
+      render();
+    });
+    document.querySelectorAll("input[type=file][data-max-files]").forEach(function (input) {
+      input.addEventListener("change", function () {
+        var most = Number(input.getAttribute("data-max-files"));
+        input.setCustomValidity(input.files.length > most ? input.getAttribute("data-too-many") : "");
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    replyTemplates();
     if (formats.left) {
       tick();
       setInterval(tick, 30000);

@@ -20,7 +20,7 @@
       var basemapStyle = element.getAttribute("data-basemap-style");
       var background = !!(tileUrl || basemapStyle);
       var map = L.map(element, background ? { attributionControl: true, zoomSnap: 0.25, maxZoom: 19 }
-                                          : { attributionControl: false, zoomSnap: 0.25 });
+                                          : { attributionControl: false, zoomSnap: 0.25, maxZoom: 19 });
       element.wecityMap = map;  // for scripts and browser tests that place things on this map
       var addTiles = function () {
         L.tileLayer(tileUrl, { maxZoom: 19, attribution: element.getAttribute("data-tile-attribution") || "" }).addTo(map);

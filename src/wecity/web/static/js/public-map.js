@@ -36,8 +36,10 @@
     if (!element || !form || !window.WeCityMap || !L.markerClusterGroup) return;
     var locale = element.getAttribute("data-locale");
     var created = window.WeCityMap.create(element);
-    var clusters = L.markerClusterGroup({ showCoverageOnHover: false, maxClusterRadius: 50 });
+    // At street level every report shows on its own (one place may hold several: they spread on a tap).
+    var clusters = L.markerClusterGroup({ showCoverageOnHover: false, maxClusterRadius: 50, disableClusteringAtZoom: 18 });
     created.map.addLayer(clusters);
+    element.wecityReports = clusters;  // for browser tests that open one report
     var count = document.getElementById("map-count");
 
     function load() {

@@ -330,7 +330,9 @@ async def case_reply_templates(ctx: Ctx, user: CurrentStaff, case_id: CaseId,
     await _can_see(ctx, user, case_id)
 
     def run(conn: sa.Connection) -> list[dict[str, Any]]:
-        case = conn.execute(sa.select(cases.c.status, cases.c.category_code).where(cases.c.id == case_id)).one()
+        case = conn.execute(sa.select(cases.c.status, cases.c.category_code).where(cases.c.id == case_id)).first()
+        if case is None:
+            raise NotFound(f"no case {case_id}", message_zh=f"没有案件 {case_id}", code="case.not_found")
         return replies.templates_for(conn, status=case.status, category_code=case.category_code, use=use)
 
     return await ctx.db.read(run)

@@ -169,3 +169,24 @@ def sms_code(phone: str, timeout: float = 30) -> str:
                 return found.group(1)
         time.sleep(0.5)
     raise AssertionError("no SMS with a code in the outbox")
+
+
+def import_basemap(var: Path, extract: Path) -> str:
+    """`wecity city import-basemap` run for real into `var` (the street map and the address search), skipped
+    with its reason where Debian's tilemaker is missing; what the command printed."""
+    if shutil.which("tilemaker") is None:
+        pytest.skip("the street map needs Debian's tilemaker (scripts/test-services.sh installs it)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WECITY_")} | {"WECITY_VAR_DIR": str(var)}
+    done = subprocess.run([sys.executable, "-m", "wecity", "city", "import-basemap", str(extract)], env=env,
+                          cwd=var, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def checked_pages(browser: Any, base: str) -> Iterator[Pages]:
+    """Pages on another server than the package's, with the same checks when they close."""
+    p = Pages(browser, base)
+    yield p
+    p.close()
+    assert not p.external, f"pages asked for external URLs: {p.external}"
+    assert not p.errors, "\n".join(p.errors)

@@ -4,17 +4,13 @@ from elsewhere."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import DESKTOP, PHONE, Pages, serve_demo, shot
+from tests.e2e.conftest import DESKTOP, PHONE, Pages, checked_pages, import_basemap, serve_demo, shot
 from tests.geo.conftest import TRANSLATED_NAMES, TRANSLATED_STREET, with_translated_street
 
 pytestmark = pytest.mark.e2e
@@ -26,26 +22,16 @@ CENTRE = (60.5300, 26.9500)  # lat, long: the middle of the extract
 def basemap_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A demo city (without history, to start sooner) with the extract (one street given Chinese and English
     names) imported by the real command."""
-    if shutil.which("tilemaker") is None:
-        pytest.skip("the base-map browser test needs Debian's tilemaker (scripts/test-services.sh installs it)")
     var = tmp_path_factory.mktemp("e2e-basemap")
-    extract = with_translated_street(var / "city.osm.pbf")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WECITY_")} | {"WECITY_VAR_DIR": str(var)}
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "wecity", "city", "import-basemap", str(extract)], env=env,
-                            cwd=var, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    print(f"import-basemap: {time.monotonic() - started:.1f} s; {result.stdout.strip()}")
+    printed = import_basemap(var, with_translated_street(var / "city.osm.pbf"))
+    print(f"import-basemap: {time.monotonic() - started:.1f} s; {printed.strip()}")
     yield from serve_demo(var, "--no-history", record_log=False)
 
 
 @pytest.fixture
 def map_pages(browser: Any, basemap_server: str) -> Iterator[Pages]:
-    p = Pages(browser, basemap_server)
-    yield p
-    p.close()
-    assert not p.external, f"pages asked for external URLs: {p.external}"
-    assert not p.errors, "\n".join(p.errors)
+    yield from checked_pages(browser, basemap_server)
 
 
 def drawn(page: Any, zoom: float, selector: str = "#city-map") -> dict[str, Any]:

@@ -7,11 +7,7 @@ an open report nearby is shown, the report is sent; the department says it is fi
 from __future__ import annotations
 
 import io
-import os
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.e2e import a11y
-from tests.e2e.conftest import PHONE, Pages, serve_demo, shot
+from tests.e2e.conftest import PHONE, Pages, checked_pages, import_basemap, serve_demo, shot
 from tests.e2e.test_loop import _drop_pin, _log_in, _log_out
 from tests.geo.tiny_osm import write_changsha_osm
 from tests.media.samples import exif_bytes
@@ -32,24 +28,15 @@ pytestmark = pytest.mark.e2e
 def street_city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The demo city with central Changsha's streets (a small extract with Chinese and English names, written
     with pyosmium) imported by the real command: the street map and the address search."""
-    if shutil.which("tilemaker") is None:
-        pytest.skip("the street map needs Debian's tilemaker (scripts/test-services.sh installs it)")
     var = tmp_path_factory.mktemp("e2e-street-city")
-    extract = write_changsha_osm(var / "changsha.osm.pbf")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WECITY_")} | {"WECITY_VAR_DIR": str(var)}
-    done = subprocess.run([sys.executable, "-m", "wecity", "city", "import-basemap", str(extract)], env=env,
-                          cwd=var, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    import_basemap(var, write_changsha_osm(var / "changsha.osm.pbf"))
     yield from serve_demo(var, "--no-history", record_log=False)
 
 
 @pytest.fixture
 def street_pages(browser: Any, street_city: str) -> Iterator[Pages]:
-    p = Pages(browser, street_city)
-    yield p
-    p.close()
-    assert not p.external, f"pages asked for external URLs: {p.external}"
-    assert not p.errors, "\n".join(p.errors)
+    yield from checked_pages(browser, street_city)
+
 
 TEXT = {
     "zh-CN": {"search": "垃圾", "where": (28.19020, 113.00500), "ask": "这张照片拍摄于", "yes": "好，移动标记",

@@ -211,3 +211,22 @@ def test_staff_menu_has_only_staff_links_and_citizens_only_theirs(web: Any) -> N
     log_in(web, "chengguan")
     staff = links(web.get("/staff").text)
     assert "/staff/queue" in staff and "/report" not in staff and "/" not in staff and "/ops" not in staff
+
+
+def test_a_low_rating_saying_not_fixed_is_a_redo(web_city: Any) -> None:
+    """不满意 because it is not fixed becomes 重办 (as 12345 does), and the supervisor's follow-up stays open."""
+    web, city = web_city
+    token = _tracking_token(_report(web))
+    case_id = resolve_case_of(city, token)
+    page = web.get(f"/track/{token}").text
+    r = web.post(f"/track/{token}/rate", data={"csrf_token": csrf_token(page), "stars": "1", "tags": ["not_fixed"],
+                                               "comment": "根本没清"}, follow_redirects=False)
+    assert r.status_code == 303
+    row = _case(city, case_id)
+    assert row.status == "dispatched" and row.reopen_count == 1 and row.followup_open
+    # A low rating for other reasons (slow, say) leaves the fix standing: a follow-up only.
+    other = _tracking_token(_report(web, lat=str(LAT + 0.01)))
+    other_id = resolve_case_of(city, other)
+    page = web.get(f"/track/{other}").text
+    web.post(f"/track/{other}/rate", data={"csrf_token": csrf_token(page), "stars": "2", "tags": ["slow"]})
+    assert _case(city, other_id).status == "resolved" and _case(city, other_id).followup_open

@@ -385,7 +385,7 @@ def add_note(conn: Connection, case_id: int, actor: Actor, now: datetime, note: 
 def rate(conn: Connection, token: str, stars: int, now: datetime, *, tags: list[str] | None = None,
          comment: str | None = None) -> None:
     """好差评: the reporter rates a resolved case 1–5. A rating confirms the fix (核查 by the citizen);
-    a low one opens a follow-up for the supervisor."""
+    a low one opens a follow-up for the supervisor, and a low one saying "not fixed" is also a 重办."""
     report = conn.execute(sa.select(reports).where(reports.c.token == token)).first()
     if report is None:
         raise NotFound("no report with that tracking code", message_zh="没有该查询码对应的诉求", code="report.not_found")
@@ -405,6 +405,11 @@ def rate(conn: Connection, token: str, stars: int, now: datetime, *, tags: list[
         add_event(conn, case.id, at=now, event="followup_opened", actor="system", actor_name="system",
                   channel=Channel.SYSTEM, public=False, detail={"stars": stars})
         notifications.low_rating(conn, case_id=case.id, stars=stars, now=now)
+        # 不满意 because it is not fixed becomes 重办, as 12345 does: back to the department at once, while
+        # the supervisor's follow-up stays open; too late for that, the follow-up alone answers it.
+        since = case.closed_at or case.resolved_at or case.updated_at
+        if "not_fixed" in (tags or []) and now - since <= REOPEN_WINDOW:
+            reopen(conn, case.id, citizen, now, (comment or "").strip() or "评价：问题未解决 / rated: not fixed")
     elif case.status == CaseStatus.RESOLVED:
         verify(conn, case.id, citizen, now, note="市民确认已解决 / confirmed by the citizen")
 

@@ -9,11 +9,12 @@ import sqlalchemy as sa
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from wecity.cases import engine, handling, queries, replies, rules_api
+from wecity.cases import engine, handling, ngsild, queries, replies, rules_api
 from wecity.cases.categories import list_categories
 from wecity.cases.choices import CaseStatus, Channel, Priority, ReplyUse, ReturnReason
 from wecity.cases.models import cases
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from wecity.core.context import AppContext
 from wecity.core.http import Ctx, client_address, id_param
 from wecity.identity.choices import Role
 from wecity.identity.deps import CurrentStaff
@@ -24,6 +25,13 @@ from wecity.media import uploads
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 router.include_router(rules_api.router)  # /api/v1/sensor-rules
 CaseId = Annotated[int, id_param("case id")]
+
+
+async def on_startup(ctx: AppContext) -> None:
+    """The cases' NGSI-LD entities are written with the app's @context store (the broker's, loaded first)."""
+    store = ctx.services.get("ngsild_contexts")
+    if store is not None:
+        ngsild.use_store(ctx.db.engine, store)
 
 
 class CaseSummary(BaseModel):

@@ -1,8 +1,9 @@
-"""What the case engine plugs into an app: the SLA clock check and the sensor rules' listener."""
+"""What the case engine plugs into an app: the SLA clock check, the sensor rules' listener, its NGSI-LD
+entities (read-only through the broker) and its commands."""
 
 from __future__ import annotations
 
-from wecity.cases import sensors, tasks
+from wecity.cases import commands, ngsild, sensors, tasks
 from wecity.core.registry import Registry
 
 SLA_CHECK_SECONDS = 30.0
@@ -12,3 +13,6 @@ def wire(registry: Registry) -> None:
     registry.add_periodic("cases.sla_clocks", SLA_CHECK_SECONDS, tasks.sla_clock_check)
     # A reading the context broker stores may meet a sensor rule and open a case, in the same transaction.
     registry.events.subscribe("context.entity_changed", sensors.on_entity_changed)
+    # Every case is a ServiceRequest entity the engine keeps in step; the broker's API only reads it.
+    registry.own_entities(ngsild.ID_PREFIX, ngsild.OWNER)
+    registry.add_commands(commands.add_commands)

@@ -16,6 +16,7 @@ from wecity.context.entity import Entity
 from wecity.context.env import Env, Stored
 from wecity.context.errors import already_exists, bad_request_data
 from wecity.context.models import entities as t
+from wecity.context.owned import refusal
 from wecity.context.rows import SAVE, entity_exists, existing, not_found, row_values
 from wecity.context.verbs import merge_stored
 
@@ -44,6 +45,10 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
     changes: list[_Change] = []
     pending: dict[str, Stored] = {}  # entity id -> its state after this batch
     for entity in items:
+        refused = refusal(env, entity.id) if env.owned else None
+        if refused is not None:
+            result.errors.append((entity.id, refused))
+            continue
         old = pending.get(entity.id) or found.get(entity.id)
         if old is None:
             if mode in ("update-only", "no-overwrite"):
@@ -134,6 +139,10 @@ def batch_merge(conn: Connection, env: Env, items: list[Entity]) -> BatchResult:
     found = existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)))
     for entity in items:
         stored = found.get(entity.id)
+        refused = refusal(env, entity.id) if env.owned else None
+        if refused is not None:
+            result.errors.append((entity.id, refused))
+            continue
         if stored is None:
             result.errors.append((entity.id, not_found(entity.id)))
             continue
@@ -148,6 +157,10 @@ def batch_delete(conn: Connection, env: Env, ids: list[str]) -> BatchResult:
     gone: set[str] = set()
     for entity_id in ids:
         stored = found.get(entity_id)
+        refused = refusal(env, entity_id) if env.owned else None
+        if refused is not None:
+            result.errors.append((entity_id, refused))
+            continue
         if stored is None or entity_id in gone:
             result.errors.append((entity_id, not_found(entity_id)))
             continue

@@ -4,7 +4,7 @@ notifications and linked-entity retrieval all import them at top level."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,9 @@ class Env:
     now: datetime
     store: ContextStore
     events: Events
+    # Entity id prefixes kept by another domain (`Registry.owned_entities`): a write through the API
+    # (whose Env carries them) to such an entity is refused; the owning domain writes with none.
+    owned: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -74,7 +74,7 @@ def store_of(ctx: AppContext) -> ContextStore:
 
 
 def env_of(request: Request, ctx: AppContext) -> Env:
-    return Env(tenant_of(request), ctx.clock.now(), store_of(ctx), ctx.registry.events)
+    return Env(tenant_of(request), ctx.clock.now(), store_of(ctx), ctx.registry.events, ctx.registry.owned_entities)
 
 
 async def read_json(request: Request, *, allow_ld: bool = True) -> tuple[Any, str]:

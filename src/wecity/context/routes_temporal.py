@@ -19,6 +19,7 @@ from wecity.context.entity import (
 )
 from wecity.context.errors import bad_request_data
 from wecity.context.ldcontext import TermMap
+from wecity.context.owned import require_writable
 from wecity.context.openapi import HEADERS, PAGING, TEMPORAL, operation
 from wecity.context.protocol import (
     GEOJSON,
@@ -169,6 +170,7 @@ async def temporal_create(request: Request, ctx: Ctx) -> Response:
         raise bad_request_data("the body must be a temporal entity", "请求体必须是时序实体")
     plain = {k: v for k, v in body.items() if not isinstance(v, list)}
     entity = normalize_entity(plain, data.terms, env.now)
+    require_writable(env, entity.id)
     rows: list[tuple[str, str, dict[str, dict[str, Any]]]] = []
     for name, value in body.items():
         if not isinstance(value, list):
@@ -194,6 +196,7 @@ async def temporal_create(request: Request, ctx: Ctx) -> Response:
                openapi_extra=operation("tenant"))
 async def temporal_delete(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
+    require_writable(env_of(request, ctx), entity_id)
     tenant = tenant_of(request)
     removed = await ctx.db.write(history.delete_entity, tenant, entity_id)
     if not removed:

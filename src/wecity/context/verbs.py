@@ -24,6 +24,7 @@ from wecity.context.entity import NULL, Entity, has_null, instances, is_null
 from wecity.context.env import Env, Stored
 from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.models import entities as t
+from wecity.context.owned import require_writable
 from wecity.context.rows import SAVE, entity_exists, get, not_found, require, row_values
 from wecity.core.errors import NotFound
 
@@ -42,6 +43,7 @@ def after_change(conn: Connection, env: Env, entity: Stored, changed: dict[str, 
 
 
 def create(conn: Connection, env: Env, entity: Entity) -> None:
+    require_writable(env, entity.id)
     if not entity.types:
         raise bad_request_data("entity type is missing", "缺少实体类型")
     if get(conn, env.tenant, entity.id) is not None:
@@ -65,6 +67,7 @@ def _save(conn: Connection, env: Env, stored: Stored, changed: dict[str, Any],
 
 def replace(conn: Connection, env: Env, entity: Entity) -> None:
     """PUT /entities/{id}: every attribute replaced; type kept when none is given."""
+    require_writable(env, entity.id)
     stored = require(conn, env.tenant, entity.id)
     previous = stored.attrs
     if entity.types:
@@ -76,6 +79,7 @@ def replace(conn: Connection, env: Env, entity: Entity) -> None:
 
 def delete(conn: Connection, env: Env, entity_id: str, types: list[str] | None = None) -> None:
     """DELETE /entities/{id}; with `types`, only an entity of one of those types (else NotFound)."""
+    require_writable(env, entity_id)
     stored = require(conn, env.tenant, entity_id)
     if types and not set(types).intersection(stored.types):
         raise not_found(entity_id)
@@ -92,6 +96,7 @@ def append(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
            selector: list[str] | None = None) -> UpdateResult:
     """POST /entities/{id}/attrs: add attributes (instances by datasetId), overwriting existing ones
     unless `no_overwrite`; a scope given replaces the entity's, or joins it with `no_overwrite`."""
+    require_writable(env, entity_id)
     stored = require(conn, env.tenant, entity_id, selector)
     previous = dict(stored.attrs)
     if scope is not None:
@@ -155,6 +160,7 @@ def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
     not have yet are appended (as the ETSI conformance suite reads clause 5.6.2: 011_01_03 "update existing
     attributes and append non-existing attributes"); an instance whose value is the NGSI-LD Null is
     deleted. Types given are added; a scope replaces the entity's existing one."""
+    require_writable(env, entity_id)
     stored = require(conn, env.tenant, entity_id, selector)
     previous = dict(stored.attrs)
     result = UpdateResult()
@@ -228,6 +234,7 @@ def _merge_into(old: Any, new: Any, now: datetime) -> tuple[Any, Any, list[dict[
 def merge(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
           types: list[str] | None = None, scope: Any = None) -> None:
     """PATCH /entities/{id}: merge the fragment into the entity (NGSI-LD Null deletes)."""
+    require_writable(env, entity_id)
     stored = require(conn, env.tenant, entity_id)
     merge_stored(conn, env, stored, attrs, types=types, scope=scope)
 
@@ -272,6 +279,7 @@ def patch_attr(conn: Connection, env: Env, entity_id: str, iri: str, fragment: d
                selector: list[str] | None = None) -> None:
     """PATCH /entities/{id}/attrs/{attrId}: only the members given change (of the instance the
     fragment's datasetId names, the default one without); the NGSI-LD Null as value deletes it."""
+    require_writable(env, entity_id)
     stored = require(conn, env.tenant, entity_id, selector)
     n, items = _instance_at(stored, iri, fragment.get("datasetId"))
     if is_null(dict(fragment, type=items[n].get("type", "Property"))):
@@ -287,6 +295,7 @@ def patch_attr(conn: Connection, env: Env, entity_id: str, iri: str, fragment: d
 
 
 def replace_attr(conn: Connection, env: Env, entity_id: str, iri: str, attr: dict[str, Any]) -> None:
+    require_writable(env, entity_id)
     stored = require(conn, env.tenant, entity_id)
     n, items = _instance_at(stored, iri, attr.get("datasetId"))
     items = list(items)
@@ -300,6 +309,7 @@ def delete_attr(conn: Connection, env: Env, entity_id: str, iri: str, *, dataset
                 delete_all: bool = False, selector: list[str] | None = None) -> None:
     """DELETE /entities/{id}/attrs/{attrId}: the default instance, the one of `dataset`, or all;
     `scope` as the attribute removes the entity's scope."""
+    require_writable(env, entity_id)
     stored = require(conn, env.tenant, entity_id, selector)
     if iri == "scope" and iri not in stored.attrs:
         if stored.scope is None:

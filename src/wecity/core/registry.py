@@ -70,6 +70,9 @@ class Registry:
     runner_start: list[HookFn] = field(default_factory=list)
     runner_stop: list[HookFn] = field(default_factory=list)
     commands: list[CommandFn] = field(default_factory=list)
+    # NGSI-LD entities a platform domain keeps in step with its own records (the case engine's
+    # ServiceRequest): entity id prefix -> the domain. Read-only through the broker's API.
+    owned_entities: dict[str, str] = field(default_factory=dict)
 
     def add_channel(self, name: str, deliver: DeliverFn) -> None:
         """Deliver outbox messages of `channel=name` with `deliver`; it returns on success, raises to fail."""
@@ -91,6 +94,11 @@ class Registry:
             self.runner_start.append(start)
         if stop is not None:
             self.runner_stop.append(stop)
+
+    def own_entities(self, id_prefix: str, owner: str) -> None:
+        """NGSI-LD entities whose id starts with `id_prefix` are written only by `owner` (a domain), never
+        through the broker's API, which refuses such writes."""
+        self.owned_entities[id_prefix] = owner
 
     def add_commands(self, add: CommandFn) -> None:
         """Sub-commands of `wecity` that this domain brings."""

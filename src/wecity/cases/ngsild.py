@@ -1,0 +1,177 @@
+"""Every case is also an NGSI-LD entity of type `ServiceRequest`, so FIWARE tools can query the city's
+cases and subscribe to their changes through the context broker.
+
+The entity follows the Smart Data Models `Open311_ServiceRequest` model (dataModel.IssueTracking): the
+Open311 attribute names (`service_request_id`, `service_code`, `service_name`, `description`, `status`,
+`requested_datetime`, `updated_datetime`, `expected_datetime`, `agency_responsible`, `address_string`,
+`location`), plus `areaServed` and, for a case merged into another, the Relationship `mergedInto`. It
+shows exactly what the public case page shows (`queries._public_view`) and nothing about the reporters:
+no name, phone, e-mail, device, account or tracking code.
+
+The case engine writes it in the transaction of each change it shows (intake, every status change
+through `engine._move`, recategorisation), through the broker's own batch upsert: the entity, its
+attribute history (the temporal API) and the notifications of the subscriptions it meets. Only the
+attributes whose value changed are written, so a subscription watching `status` hears of status changes
+only. The broker refuses writes to these entities through its API (`Registry.own_entities`,
+`wecity.context.owned`). The change is told to nobody else: the events passed are empty, so sensor rules
+never see a case's own entity (a rule on `ServiceRequest` would otherwise open cases from cases).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from wecity.cases.models import cases
+from wecity.cases.queries import _case_select
+from wecity.context import service as context
+from wecity.context.entity import Entity, normalize_entity, now_text
+from wecity.context.ldcontext import ContextStore
+from wecity.context.models import contexts as contexts_table
+from wecity.core.registry import Events
+
+ENTITY_TYPE = "ServiceRequest"
+ID_PREFIX = f"urn:ngsi-ld:{ENTITY_TYPE}:"
+TENANT = ""  # the default tenant
+OWNER = "cases"
+# Stamped on every change of what the entity shows; not compared (it would always differ).
+UPDATED = "updated_datetime"
+_PAYLOAD_KEYS = ("type", "value", "object", "languageMap")
+_CHUNK = 500
+
+# The @context store of each database's app (the web app shares its own, which knows every hosted and
+# fetched context); elsewhere (the runner, a command) one reading contexts from the database, never the
+# network. A subscription's @context is needed to tell whether a change meets it.
+_stores: weakref.WeakKeyDictionary[Engine, ContextStore] = weakref.WeakKeyDictionary()
+
+
+def use_store(engine: Engine, store: ContextStore) -> None:
+    _stores[engine] = store
+
+
+# The connection a publish runs on, for the store's reads of a context it does not hold yet (the same
+# transaction: a second connection could wait for the writer's own lock).
+_running = threading.local()
+
+
+def _from_table(url: str) -> Any:
+    conn: Connection | None = getattr(_running, "conn", None)
+    body = None if conn is None else conn.execute(
+        sa.select(contexts_table.c.body).where(contexts_table.c.url == url)).scalar()
+    if body is None:
+        raise LookupError(url)
+    return body
+
+
+def _store_for(conn: Connection) -> ContextStore:
+    store = _stores.get(conn.engine)
+    if store is None:
+        store = _stores.setdefault(conn.engine, ContextStore(fetcher=_from_table))
+    return store
+
+
+def entity_id(case_id: int) -> str:
+    return f"{ID_PREFIX}{case_id}"
+
+
+def _time(at: datetime | None) -> dict[str, Any] | None:
+    return None if at is None else {"type": "Property", "value": {"@type": "DateTime", "@value": now_text(at)}}
+
+
+def _text(value: Any) -> dict[str, Any] | None:
+    return None if value in (None, "") else {"type": "Property", "value": value}
+
+
+def _both(zh: str | None, en: str | None) -> dict[str, Any] | None:
+    names = {k: v for k, v in (("zh", zh), ("en", en)) if v}
+    return {"type": "LanguageProperty", "languageMap": names} if names else None
+
+
+def body(row: Any) -> dict[str, Any]:
+    """The entity (normalized NGSI-LD, core @context) of a case row of `queries._case_select`: the public
+    view's fields, no personal data."""
+    attrs: dict[str, dict[str, Any] | None] = {
+        "service_request_id": _text(str(row.id)),
+        "service_code": _text(row.category_code),
+        "service_name": _both(row.category_zh, row.category_en),
+        "status": _text(row.status),
+        "description": _text(row.description),
+        "requested_datetime": _time(row.created_at),
+        "expected_datetime": _time(row.resolve_due_at),
+        "agency_responsible": _both(row.department_zh, row.department_en),
+        "areaServed": _both(row.area_zh, row.area_en),
+        "address_string": _text(row.address),
+        "location": None if row.lat is None or row.long is None else {
+            "type": "GeoProperty", "value": {"type": "Point", "coordinates": [row.long, row.lat]}},
+        "mergedInto": None if row.merged_into_id is None else {
+            "type": "Relationship", "object": entity_id(row.merged_into_id)},
+    }
+    return {"id": entity_id(row.id), "type": ENTITY_TYPE, **{k: v for k, v in attrs.items() if v is not None}}
+
+
+def _payload(instance: Any) -> Any:
+    if isinstance(instance, dict):
+        return {k: instance[k] for k in _PAYLOAD_KEYS if k in instance}
+    return [_payload(i) for i in instance]
+
+
+def publish(conn: Connection, case_id: int, now: datetime) -> None:
+    """Bring the case's entity in step with the case, in the caller's transaction."""
+    publish_many(conn, [case_id], now)
+
+
+def publish_many(conn: Connection, case_ids: Iterable[int], now: datetime) -> int:
+    """Bring the entities of these cases in step; how many were created or changed."""
+    ids = list(dict.fromkeys(case_ids))
+    env = context.Env(TENANT, now, _store_for(conn), Events())
+    _running.conn = conn
+    try:
+        written = _publish(conn, env, ids, now)
+    finally:
+        _running.conn = None
+    return written
+
+
+def _publish(conn: Connection, env: context.Env, ids: list[int], now: datetime) -> int:
+    terms = env.store.core
+    updated_iri = terms.expand(UPDATED)
+    written = 0
+    for start in range(0, len(ids), _CHUNK):
+        rows = conn.execute(_case_select().where(cases.c.id.in_(ids[start:start + _CHUNK]))).all()
+        found = context.entities_by_id(conn, TENANT, [entity_id(r.id) for r in rows])
+        items: list[Entity] = []
+        for row in rows:
+            wanted = normalize_entity(body(row), terms, now)
+            old = found.get(wanted.id)
+            if old is None:
+                changed = wanted.attrs
+            else:
+                changed = {iri: a for iri, a in wanted.attrs.items()
+                           if iri not in old.attrs or _payload(old.attrs[iri]) != _payload(a)}
+                for iri in set(old.attrs) - set(wanted.attrs) - {updated_iri}:
+                    context.delete_attr(conn, env, wanted.id, iri, delete_all=True)
+                if not changed:
+                    continue
+            changed[updated_iri] = normalize_entity({"id": wanted.id, "type": ENTITY_TYPE,
+                                                     UPDATED: _time(now)}, terms, now).attrs[updated_iri]
+            items.append(Entity(wanted.id, wanted.types, changed))
+        if items:
+            context.batch_upsert(conn, env, items, mode="update")
+            written += len(items)
+    return written
+
+
+def publish_all(conn: Connection, now: datetime, *, after_id: int = 0, limit: int = 2000) -> tuple[int, int]:
+    """The backfill (`wecity cases publish-ngsild`): the next `limit` cases by id after `after_id`; returns
+    (the last case id seen, how many entities were written), (after_id, 0) when none is left."""
+    ids = list(conn.execute(sa.select(cases.c.id).where(cases.c.id > after_id).order_by(cases.c.id).limit(limit))
+               .scalars())
+    if not ids:
+        return after_id, 0
+    return ids[-1], publish_many(conn, ids, now)

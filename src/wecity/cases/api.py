@@ -13,8 +13,8 @@ from wecity.cases import engine, handling, ngsild, queries, replies, rules_api
 from wecity.cases.categories import list_categories
 from wecity.cases.choices import CaseStatus, Channel, Priority, ReplyUse, ReturnReason
 from wecity.cases.models import cases
-from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from wecity.core.context import AppContext
+from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from wecity.core.http import Ctx, client_address, id_param
 from wecity.identity.choices import Role
 from wecity.identity.deps import CurrentStaff

@@ -8,16 +8,20 @@ from typing import Any
 from wecity.core.commands import database, now
 
 
+def publish_all_after(conn: Any, after: int, chunk: int) -> tuple[int, int]:
+    from wecity.cases.ngsild import publish_all
+
+    return publish_all(conn, now(), after_id=after, limit=chunk)
+
+
 def cmd_publish_ngsild(args: argparse.Namespace) -> int:
     """Write (or bring in step) the NGSI-LD `ServiceRequest` entity of every case: for cases from before
     the case engine kept them, and as a repair. Each chunk is one transaction."""
-    from wecity.cases.ngsild import publish_all
-
     db = database(pool_size=1)
     after, written = 0, 0
     try:
         while True:
-            last, done = db.write_sync(lambda conn: publish_all(conn, now(), after_id=after, limit=args.chunk))
+            last, done = db.write_sync(publish_all_after, after, args.chunk)
             if last == after:
                 break
             after, written = last, written + done

@@ -19,8 +19,8 @@ from wecity.context.entity import (
 )
 from wecity.context.errors import bad_request_data
 from wecity.context.ldcontext import TermMap
-from wecity.context.owned import require_writable
 from wecity.context.openapi import HEADERS, PAGING, TEMPORAL, operation
+from wecity.context.owned import require_writable
 from wecity.context.protocol import (
     GEOJSON,
     env_of,

@@ -1,0 +1,200 @@
+"""Every case is an NGSI-LD ServiceRequest entity: kept in step by the case engine, queried and subscribed
+to through the broker, read-only there, and without the reporters' personal data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from tests.cases.conftest import WUYI_SQUARE, Staff, open_case
+from tests.conftest import City
+from tests.core.receiver import free_port
+from wecity.cases import engine
+from wecity.cases.ngsild import entity_id, publish_all
+
+BASE = "/ngsi-ld/v1"
+ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+
+
+class Notifications:
+    """A real HTTP receiver on 127.0.0.1: keeps the JSON body of every notification POSTed to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[Any] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/notify"
+
+
+@pytest.fixture
+def api(city: City) -> Iterator[Any]:
+    """The app, its NGSI-LD client and `deliver()` (one outbox round); the outbound policy lets
+    notifications reach this machine, as an operator allows an internal subscriber."""
+    from wecity.api.app import create_app
+    from wecity.core import outbound
+    from wecity.core.outbound import OutboundPolicy
+    from wecity.core.runner import Runner
+
+    settings = replace(city.settings, outbound_allow=("127.0.0.1",))
+    app = create_app(settings, clock=city.clock, db=city.db)
+    ctx = app.state.ctx
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {city.api_key}"
+
+        def deliver() -> int:
+            async def run() -> int:
+                async with outbound.async_client(OutboundPolicy.from_settings(settings)) as http:
+                    ctx.services["ngsild_http"] = http
+                    return await Runner(ctx).deliver_outbox()
+            return asyncio.run(run())
+
+        client.deliver = deliver  # type: ignore[attr-defined]
+        yield client
+
+
+def _entity(api: Any, case_id: int) -> dict[str, Any]:
+    r = api.get(f"{BASE}/entities/{entity_id(case_id)}", params={"options": "keyValues"})
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_a_subscriber_hears_when_a_case_is_dispatched(api: Any, city: City, staff: Staff) -> None:
+    receiver = Notifications()
+    r = api.post(f"{BASE}/subscriptions", json={
+        "type": "Subscription", "entities": [{"type": "ServiceRequest"}], "watchedAttributes": ["status"],
+        "notification": {"endpoint": {"uri": receiver.url, "accept": "application/json"}, "format": "keyValues",
+                         "attributes": ["status", "service_code"]}})
+    assert r.status_code == 201, r.text
+    case_id = open_case(city)  # opened and dispatched at once to 城管
+    now = city.clock.now()
+    city.db.write_sync(lambda c: engine.add_note(c, case_id, staff.handler, now, "路过看了一下"))  # shows nothing
+    city.db.write_sync(lambda c: engine.return_case(c, case_id, "not_our_duty", staff.handler, now))
+    city.db.write_sync(lambda c: engine.dispatch(c, case_id, staff.handler.user.department_id,  # type: ignore[union-attr]
+                                                 staff.dispatcher, now))
+    api.deliver()  # the outbox also holds the department's and the reporter's messages
+    seen = [(n["data"][0]["id"], n["data"][0]["status"]) for n in receiver.bodies]
+    eid = entity_id(case_id)
+    # Delivered concurrently, so in any order: each change of status once, and nothing for the note.
+    assert sorted(seen) == [(eid, "dispatched"), (eid, "dispatched"), (eid, "returned")]
+    assert receiver.bodies[0]["data"][0]["service_code"] == "manhole"
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+def test_cases_are_queried_by_type_status_and_place(api: Any, city: City, staff: Staff) -> None:
+    case_id = open_case(city)
+    eid = entity_id(case_id)
+    near = {"type": "ServiceRequest", "georel": "near;maxDistance==100", "geometry": "Point",
+            "coordinates": f"[{WUYI_SQUARE[1]},{WUYI_SQUARE[0]}]", "limit": "1000"}
+    dispatched = {"type": "ServiceRequest", "q": 'status=="dispatched"', "limit": "1000"}
+    assert eid in [e["id"] for e in api.get(f"{BASE}/entities", params=dispatched).json()]
+    assert eid in [e["id"] for e in api.get(f"{BASE}/entities", params=near).json()]
+    far = {**near, "coordinates": "[113.1,28.3]"}
+    assert eid not in [e["id"] for e in api.get(f"{BASE}/entities", params=far).json()]
+    now = city.clock.now()
+    city.db.write_sync(lambda c: engine.acknowledge(c, case_id, staff.handler, now))
+    assert eid not in [e["id"] for e in api.get(f"{BASE}/entities", params=dispatched).json()]
+    shown = _entity(api, case_id)
+    assert shown["status"] == "acknowledged" and shown["service_request_id"] == str(case_id)
+    assert shown["location"] == {"type": "Point", "coordinates": [WUYI_SQUARE[1], WUYI_SQUARE[0]]}
+    # Its history is the temporal API's: the status it went through.
+    r = api.get(f"{BASE}/temporal/entities/{eid}", params={"attrs": "status"})
+    assert r.status_code == 200, r.text
+    assert [i["value"] for i in r.json()["status"]] == ["dispatched", "acknowledged"]
+
+
+def test_a_merged_case_points_to_the_surviving_one(api: Any, city: City, staff: Staff) -> None:
+    first = open_case(city)
+    second = open_case(city, lat=WUYI_SQUARE[0] + 0.01)
+    now = city.clock.now()
+    city.db.write_sync(lambda c: engine.merge(c, second, first, staff.dispatcher, now))
+    shown = _entity(api, second)
+    assert shown["status"] == "merged" and shown["mergedInto"] == entity_id(first)
+
+
+def test_service_requests_are_read_only_through_ngsild(api: Any, city: City) -> None:
+    case_id = open_case(city)
+    eid = entity_id(case_id)
+    before = _entity(api, case_id)
+    refused = [
+        api.patch(f"{BASE}/entities/{eid}/attrs", json={"status": {"type": "Property", "value": "closed"}}),
+        api.post(f"{BASE}/entities/{eid}/attrs", json={"note": {"type": "Property", "value": 1}}),
+        api.patch(f"{BASE}/entities/{eid}/attrs/status", json={"value": "closed"}),
+        api.put(f"{BASE}/entities/{eid}/attrs/status", json={"type": "Property", "value": "closed"}),
+        api.patch(f"{BASE}/entities/{eid}", json={"status": {"type": "Property", "value": "closed"}}),
+        api.put(f"{BASE}/entities/{eid}", json={"type": "ServiceRequest"}),
+        api.delete(f"{BASE}/entities/{eid}/attrs/status"),
+        api.delete(f"{BASE}/entities/{eid}"),
+        api.post(f"{BASE}/entities", json={"id": entity_id(999999), "type": "ServiceRequest"}),
+        api.post(f"{BASE}/temporal/entities", json={"id": eid, "type": "ServiceRequest",
+                                                   "status": [{"type": "Property", "value": "closed"}]}),
+        api.delete(f"{BASE}/temporal/entities/{eid}"),
+    ]
+    for r in refused:
+        assert r.status_code == 422, (r.request.method, r.request.url, r.text)
+        assert r.json()["type"] == ERRORS + "OperationNotSupported"
+    for op, body in (("upsert", [{"id": eid, "type": "ServiceRequest", "status": {"type": "Property", "value": "x"}}]),
+                     ("update", [{"id": eid, "status": {"type": "Property", "value": "x"}}]),
+                     ("merge", [{"id": eid, "status": {"type": "Property", "value": "x"}}]),
+                     ("delete", [eid])):
+        r = api.post(f"{BASE}/entityOperations/{op}", json=body)
+        assert r.status_code in (207, 400), (op, r.text)
+        errors = r.json()["errors"] if r.status_code == 207 else [r.json()]
+        assert any(e.get("entityId") == eid and e["error"]["type"] == ERRORS + "OperationNotSupported"
+                   for e in errors), (op, r.text)
+    assert _entity(api, case_id) == before
+
+
+def test_no_personal_data_is_shown(api: Any, city: City) -> None:
+    case_id = open_case(city, email="zhang.san@example.cn", phone="13800138000", first_name="三", last_name="张",
+                        device_id="device-7f3a", account_id="acct-42")
+    token = city.db.read_sync(lambda c: c.execute(sa.text("select token from reports where case_id = :c"),
+                                                  {"c": case_id}).scalar())
+    shown = _entity(api, case_id)
+    text = json.dumps(shown, ensure_ascii=False)
+    for secret in ("zhang.san@example.cn", "13800138000", "张", "device-7f3a", "acct-42", token):
+        assert secret not in text
+    assert set(shown) == {"id", "type", "service_request_id", "service_code", "service_name", "status",
+                          "description", "requested_datetime", "updated_datetime", "expected_datetime",
+                          "agency_responsible", "areaServed", "location"}
+    assert shown["description"] == "井盖没了，很危险"  # the public case page shows it
+
+
+def test_the_backfill_writes_missing_entities(api: Any, city: City) -> None:
+    case_id = open_case(city)
+    city.db.write_sync(lambda c: c.execute(sa.text("delete from ngsild_entities where entity_id = :e"),
+                                           {"e": entity_id(case_id)}))
+    assert api.get(f"{BASE}/entities/{entity_id(case_id)}").status_code == 404
+    after, written = 0, 0
+    while True:
+        last, done = city.db.write_sync(lambda c: publish_all(c, city.clock.now(), after_id=after, limit=50))  # noqa: B023
+        if last == after:
+            break
+        after, written = last, written + done
+    assert written == 1  # only the missing one: the others were in step
+    assert _entity(api, case_id)["status"] == "dispatched"

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import City
 from tests.context.conftest import BASE, entity, prop
 from wecity.api.app import create_app
+from wecity.context import subscriptions
 from wecity.context.mqttnotify import Publisher
 from wecity.core import outbox
 from wecity.core.models import outbox_messages as outbox_table
@@ -133,6 +134,11 @@ def test_the_password_is_never_shown(mq: Broker) -> None:
     assert shown["notification"]["endpoint"]["uri"] == "mqtt://alice:***@127.0.0.1:1883/city/alerts"
     listed = mq.client.get(SUBS).json()
     assert "s3cret" not in json.dumps(listed) and "alice:***@" in json.dumps(listed)
+    # What was shown, given back, keeps the password; a new URI replaces it.
+    shown["notification"]["format"] = "keyValues"
+    assert mq.client.patch(location, json={"notification": shown["notification"]}).status_code == 204
+    stored = mq.ctx.db.read_sync(subscriptions.endpoint_uri, "", shown["id"])
+    assert stored == uri
     mq.client.post(f"{BASE}/entities", json=entity(depth=prop(1)))
     (row,) = _outbox_rows(mq.ctx)  # what operators see of queued and dead notifications
     assert row.target == "mqtt://alice:***@127.0.0.1:1883/city/alerts"

@@ -317,7 +317,7 @@ def update(conn: Connection, env: Env, sub_id: str, fragment: dict[str, Any]) ->
     body = dict(row.body)
     for key, value in fragment.items():
         if key == "notification":
-            body["notification"] = value
+            body["notification"] = _keep_password(value, body.get("notification"))
             body.pop("_attrs", None)
             if fragment.get("_attrs"):
                 body["_attrs"] = fragment["_attrs"]
@@ -335,6 +335,15 @@ def update(conn: Connection, env: Env, sub_id: str, fragment: dict[str, Any]) ->
         # Re-activating (isActive dropped or status not given) keeps the paused state unless asked.
         values["is_active"] = row.is_active if "isActive" not in fragment else True
     conn.execute(t.update().where(t.c.pk == row.pk).values(body=body, modified_at=env.now, **values))
+
+
+def _keep_password(new: dict[str, Any], old: Any) -> dict[str, Any]:
+    """A notification given back as it was shown (the MQTT password masked) keeps the stored password."""
+    uri = (new.get("endpoint") or {}).get("uri")
+    kept = ((old or {}).get("endpoint") or {}).get("uri")
+    if isinstance(uri, str) and isinstance(kept, str) and uri != kept and mqttnotify.masked(kept) == uri:
+        return dict(new, endpoint=dict(new["endpoint"], uri=kept))
+    return new
 
 
 def _check_whole(body: dict[str, Any], now: datetime) -> None:

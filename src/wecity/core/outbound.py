@@ -15,6 +15,9 @@ request goes through a client made here, which:
 - reports every failure the same way (`OutboundFailed`), whatever the target did, so the error a caller
   sees does not tell an open port from a closed one; the reason is logged for the operator.
 
+Brokers of MQTT notification endpoints (`wecity.context.mqttnotify`) are reached the same way: their
+address comes from `allowed_address`, resolved and checked here, and `refuses_outright` takes their schemes.
+
 Tests and embedders inject their own transports (`httpx.MockTransport`) where no network is wanted.
 """
 

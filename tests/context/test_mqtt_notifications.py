@@ -175,12 +175,14 @@ def test_mqtt5_and_the_qos_asked_for(mq: Broker, qos: int) -> None:
     mq.client.post(SUBS, json=sub(f"mqtt://{HOST}:{PORT}/{where}", accept="application/ld+json",
                                   notifierInfo=[{"key": "MQTT-Version", "value": "mqtt5.0"},
                                                 {"key": "MQTT-QoS", "value": str(qos)}],
-                                  receiverInfo=[{"key": "X-Fleet", "value": "north"}]))
-    mq.client.post(f"{BASE}/entities", json=entity(depth=prop(1)))
+                                  receiverInfo=[{"key": "X-Fleet", "value": "north"}]),
+                   headers={"NGSILD-Tenant": "changsha"})
+    mq.client.post(f"{BASE}/entities", json=entity(depth=prop(1)), headers={"NGSILD-Tenant": "changsha"})
     (msg,) = mq.deliver_and_listen(where, qos=2)
     assert msg.qos == qos  # the subscriber asked for 2: what it gets is what the notifier published with
     message = json.loads(msg.payload)  # type: ignore[arg-type]
     assert message["metadata"]["Content-Type"] == "application/ld+json" and "Link" not in message["metadata"]
+    assert message["metadata"]["NGSILD-Tenant"] == "changsha"
     assert "@context" in message["body"] and "@context" in message["body"]["data"][0]
     assert msg.properties is not None and msg.properties.ContentType == "application/json"
     assert ("X-Fleet", "north") in msg.properties.UserProperty

@@ -168,6 +168,7 @@ class Publisher:
             properties.UserProperty = list(metadata.items())
         try:
             connection = await self._connection(key, endpoint, version)
+            connection.used = time.monotonic()  # in use: not idle while this publish waits
             await connection.client.publish(endpoint.topic, message(metadata, body), qos=qos, properties=properties,
                                             timeout=self.policy.timeout)
             connection.used = time.monotonic()

@@ -1,5 +1,6 @@
-"""Delivery of NGSI-LD notifications taken from the outbox: an HTTP POST to the subscriber, and the
-subscription's timesSent / lastNotification / lastSuccess / lastFailure kept as the spec says."""
+"""Delivery of NGSI-LD notifications taken from the outbox: an HTTP POST to the subscriber, or a message
+published on an MQTT endpoint (`mqttnotify`), and the subscription's timesSent / lastNotification /
+lastSuccess / lastFailure kept as the spec says."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from wecity.context import subscriptions
+from wecity.context import mqttnotify, subscriptions
 from wecity.context.ldcontext import CORE_URL, link_header
 from wecity.core import outbound
 from wecity.core.context import AppContext
@@ -30,36 +32,30 @@ def _link_for(context: Any) -> tuple[str, Any]:
 
 
 def make_deliver(ctx: AppContext) -> Callable[[OutboxMessage], Awaitable[None]]:
-    """The "ngsild" outbox channel for this app: POSTs each notification with the app's HTTP client, under
-    the outbound policy (wecity.core.outbound)."""
+    """The "ngsild" outbox channel for this app: POSTs each notification with the app's HTTP client, or
+    publishes it with the app's MQTT publisher, under the outbound policy (wecity.core.outbound)."""
     policy = OutboundPolicy.from_settings(ctx.settings)
 
     async def deliver(message: OutboxMessage) -> None:
         payload = message.payload
-        body = dict(payload["notification"])
-        headers = {"Content-Type": payload.get("accept", "application/json")}
-        link, ctx_member = _link_for(payload.get("context"))
-        if headers["Content-Type"] == "application/ld+json":
-            body["@context"] = ctx_member
-            # Each entity is a JSON-LD document of its own as well, for receivers that take `data` apart.
-            body["data"] = [dict(d, **{"@context": ctx_member}) if isinstance(d, dict) else d
-                            for d in body.get("data", [])]
-        else:
-            headers["Link"] = link_header(link)
-        if payload.get("tenant"):
-            headers["NGSILD-Tenant"] = payload["tenant"]
-        for item in payload.get("receiverInfo", []):
-            if isinstance(item, dict) and "key" in item and "value" in item:
-                headers[str(item["key"])] = str(item["value"])
-        client: httpx.AsyncClient = ctx.services["ngsild_http"]
+        body, headers = _prepared(payload)
         tenant, sub_id = payload.get("tenant", ""), payload["subscriptionId"]
+        mqtt = mqttnotify.is_mqtt(message.target)
+        endpoint = await _mqtt_endpoint(ctx, message.target, tenant, sub_id) if mqtt else None
         # Counted before it leaves, so a subscriber that looks as soon as it is told sees it counted.
         await ctx.db.write(subscriptions.record_sending, tenant, sub_id, ctx.clock.now())
         status: int | None = None
         try:
-            response = await outbound.post(client, policy, message.target,
-                                           content=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
-            status = response.status_code
+            if endpoint is not None:
+                version, qos = mqttnotify.settings(payload.get("notifierInfo"))
+                publisher: mqttnotify.Publisher = ctx.services["ngsild_mqtt"]
+                await publisher.publish(endpoint, version, qos, headers, body)
+                status = 200  # the broker took it (at QoS 1 and 2, acknowledged)
+            else:
+                http: httpx.AsyncClient = ctx.services["ngsild_http"]
+                response = await outbound.post(http, policy, message.target,
+                                               content=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
+                status = response.status_code
         except outbound.OutboundRefused as exc:
             # An address the policy refuses will not become allowed by trying again.
             await ctx.db.write(subscriptions.record_attempt, tenant, sub_id, False, ctx.clock.now())
@@ -76,3 +72,38 @@ def make_deliver(ctx: AppContext) -> Callable[[OutboxMessage], Awaitable[None]]:
             raise RuntimeError(error)
 
     return deliver
+
+
+def _prepared(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The notification and the headers that go with it (over MQTT, the message's `metadata`)."""
+    body = dict(payload["notification"])
+    headers = {"Content-Type": payload.get("accept", "application/json")}
+    link, ctx_member = _link_for(payload.get("context"))
+    if headers["Content-Type"] == "application/ld+json":
+        body["@context"] = ctx_member
+        # Each entity is a JSON-LD document of its own as well, for receivers that take `data` apart.
+        body["data"] = [dict(d, **{"@context": ctx_member}) if isinstance(d, dict) else d
+                        for d in body.get("data", [])]
+    else:
+        headers["Link"] = link_header(link)
+    if payload.get("tenant"):
+        headers["NGSILD-Tenant"] = payload["tenant"]
+    for item in payload.get("receiverInfo", []):
+        if isinstance(item, dict) and "key" in item and "value" in item:
+            headers[str(item["key"])] = str(item["value"])
+    return body, headers
+
+
+async def _mqtt_endpoint(ctx: AppContext, target: str, tenant: str, sub_id: str) -> mqttnotify.Endpoint:
+    """The MQTT endpoint to publish on. The outbox holds the URI with its password masked; the password
+    is read from the subscription, which must still notify that endpoint."""
+    uri = target
+    if urlsplit(target).password is not None:
+        current = await ctx.db.read(subscriptions.endpoint_uri, tenant, sub_id)
+        if current is None or mqttnotify.masked(current) != target:
+            raise Undeliverable("the subscription no longer notifies this MQTT endpoint")
+        uri = current
+    try:
+        return mqttnotify.parse(uri)
+    except ValueError as exc:
+        raise Undeliverable(f"not an MQTT endpoint: {exc}") from None

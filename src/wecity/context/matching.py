@@ -12,7 +12,7 @@ from urllib.parse import unquote
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.context import notification
+from wecity.context import mqttnotify, notification
 from wecity.context.bulk import driver, run
 from wecity.context.entity import instances, now_text
 from wecity.context.env import Env, Stored
@@ -181,8 +181,11 @@ def enqueue(conn: Connection, env: Env, row: Any, data: list[dict[str, Any]]) ->
     endpoint = note["endpoint"]
     body: dict[str, Any] = {"id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}", "type": "Notification",
                             "subscriptionId": row.subscription_id, "notifiedAt": now_text(env.now), "data": data}
-    outbox.enqueue(conn, channel=CHANNEL, target=endpoint["uri"], now=env.now, payload={
-        "tenant": env.tenant, "subscriptionId": row.subscription_id, "notification": body,
-        "accept": endpoint.get("accept", "application/json"), "context": notification.context_of(row),
-        "receiverInfo": endpoint.get("receiverInfo") or []})
+    # An MQTT endpoint's password stays with the subscription: the outbox (logged, listed) has it masked.
+    payload = {"tenant": env.tenant, "subscriptionId": row.subscription_id, "notification": body,
+               "accept": endpoint.get("accept", "application/json"), "context": notification.context_of(row),
+               "receiverInfo": endpoint.get("receiverInfo") or []}
+    if endpoint.get("notifierInfo"):
+        payload["notifierInfo"] = endpoint["notifierInfo"]
+    outbox.enqueue(conn, channel=CHANNEL, target=mqttnotify.masked(endpoint["uri"]), now=env.now, payload=payload)
     conn.execute(t.update().where(t.c.pk == row.pk).values(last_triggered=env.now))

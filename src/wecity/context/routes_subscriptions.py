@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from wecity.context import subscriptions
+from wecity.context import mqttnotify, subscriptions
 from wecity.context.entity import check_entity_id
 from wecity.context.errors import bad_request_data, jsonld_context_unreachable
 from wecity.context.openapi import HEADERS, PAGING, operation
@@ -38,7 +38,8 @@ def _check_endpoint(ctx: AppContext, sub: dict[str, Any]) -> None:
     """An endpoint on this host, or on an internal address the operator did not allow, is refused now;
     a name is checked on every delivery, when it is resolved (wecity.core.outbound)."""
     uri = ((sub.get("notification") or {}).get("endpoint") or {}).get("uri")
-    if uri and OutboundPolicy.from_settings(ctx.settings).refuses_outright(uri):
+    schemes = mqttnotify.SCHEMES if mqttnotify.is_mqtt(uri) else ("http", "https")
+    if uri and OutboundPolicy.from_settings(ctx.settings).refuses_outright(uri, schemes):
         raise bad_request_data("notification.endpoint.uri names an internal address this broker does not send to "
                                "(WECITY_OUTBOUND_ALLOW lists the allowed ones)",
                                "notification.endpoint.uri 指向内部地址，本代理不向其发送通知（允许的地址见 WECITY_OUTBOUND_ALLOW）")

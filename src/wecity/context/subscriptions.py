@@ -12,7 +12,7 @@ from urllib.parse import unquote
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.context import notification
+from wecity.context import mqttnotify, notification
 from wecity.context.entity import check_name, is_uri, now_text, parse_time
 from wecity.context.env import Env
 from wecity.context.errors import (
@@ -219,8 +219,17 @@ def _validate_notification(note: Any, terms: TermMap) -> dict[str, Any]:
     endpoint = note.get("endpoint")
     if not isinstance(endpoint, dict) or not is_uri(endpoint.get("uri")):
         raise bad_request_data("notification.endpoint.uri must be a URI", "notification.endpoint.uri 必须是 URI")
-    if not str(endpoint["uri"]).startswith(("http://", "https://")):
-        raise operation_not_supported("a notification endpoint other than HTTP is not supported", "不支持HTTP 以外的通知端点")
+    mqtt = mqttnotify.is_mqtt(endpoint["uri"])
+    if mqtt:
+        try:
+            mqttnotify.parse(endpoint["uri"])
+        except ValueError as exc:
+            raise bad_request_data(f"notification.endpoint.uri is not a usable MQTT endpoint: {exc}",
+                                   "notification.endpoint.uri 不是可用的 MQTT 端点（mqtt[s]://[用户[:密码]@]主机[:端口]/主题）"
+                                   ) from None
+    elif not str(endpoint["uri"]).startswith(("http://", "https://")):
+        raise operation_not_supported("a notification endpoint other than HTTP or MQTT is not supported",
+                                      "不支持 HTTP 和 MQTT 以外的通知端点")
     accept = endpoint.get("accept", "application/json")
     if accept not in ("application/json", "application/ld+json"):
         raise bad_request_data("endpoint.accept must be application/json or application/ld+json",
@@ -228,6 +237,10 @@ def _validate_notification(note: Any, terms: TermMap) -> dict[str, Any]:
     for key in ("receiverInfo", "notifierInfo"):
         if key in endpoint:
             _key_values(endpoint[key], f"endpoint.{key}")
+    problem = mqttnotify.check_notifier_info(endpoint.get("notifierInfo") or []) if mqtt else None
+    if problem:
+        raise bad_request_data(f"endpoint.notifierInfo: {problem}",
+                               "endpoint.notifierInfo 无效：MQTT-Version 取 mqtt3.1.1 或 mqtt5.0，MQTT-QoS 取 0、1 或 2")
     form = note.get("format", "normalized")
     if form not in FORMATS:
         raise bad_request_data(f"notification.format must be one of {', '.join(FORMATS)}",
@@ -304,7 +317,7 @@ def update(conn: Connection, env: Env, sub_id: str, fragment: dict[str, Any]) ->
     body = dict(row.body)
     for key, value in fragment.items():
         if key == "notification":
-            body["notification"] = value
+            body["notification"] = _keep_password(value, body.get("notification"))
             body.pop("_attrs", None)
             if fragment.get("_attrs"):
                 body["_attrs"] = fragment["_attrs"]
@@ -322,6 +335,15 @@ def update(conn: Connection, env: Env, sub_id: str, fragment: dict[str, Any]) ->
         # Re-activating (isActive dropped or status not given) keeps the paused state unless asked.
         values["is_active"] = row.is_active if "isActive" not in fragment else True
     conn.execute(t.update().where(t.c.pk == row.pk).values(body=body, modified_at=env.now, **values))
+
+
+def _keep_password(new: dict[str, Any], old: Any) -> dict[str, Any]:
+    """A notification given back as it was shown (the MQTT password masked) keeps the stored password."""
+    uri = (new.get("endpoint") or {}).get("uri")
+    kept = ((old or {}).get("endpoint") or {}).get("uri")
+    if isinstance(uri, str) and isinstance(kept, str) and uri != kept and mqttnotify.masked(kept) == uri:
+        return dict(new, endpoint=dict(new["endpoint"], uri=kept))
+    return new
 
 
 def _check_whole(body: dict[str, Any], now: datetime) -> None:
@@ -368,6 +390,9 @@ def render(row: Any, now: datetime, terms: TermMap | None = None) -> dict[str, A
     body["status"] = "expired" if expired else ("active" if row.is_active else "paused")
     body.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
     note = dict(body.get("notification", {}))
+    endpoint = note.get("endpoint")
+    if isinstance(endpoint, dict) and isinstance(endpoint.get("uri"), str):
+        note["endpoint"] = dict(endpoint, uri=mqttnotify.masked(endpoint["uri"]))  # no password shown
     if row.times_sent:
         note["timesSent"] = row.times_sent
     if row.times_failed:
@@ -380,6 +405,13 @@ def render(row: Any, now: datetime, terms: TermMap | None = None) -> dict[str, A
         note["status"] = "failed" if row.last_failure == row.last_notification else "ok"
     body["notification"] = note
     return body
+
+
+def endpoint_uri(conn: Connection, tenant: str, sub_id: str) -> str | None:
+    """The notification endpoint a subscription has now (with its credentials), if it still exists."""
+    body = conn.execute(sa.select(t.c.body).where(t.c.tenant == tenant, t.c.subscription_id == sub_id)).scalar()
+    uri = ((body or {}).get("notification") or {}).get("endpoint", {}).get("uri")
+    return uri if isinstance(uri, str) else None
 
 
 def record_sending(conn: Connection, tenant: str, sub_id: str, now: datetime) -> None:

@@ -13,6 +13,7 @@ from wecity.context import periodic
 from wecity.context.delivery import make_deliver
 from wecity.context.ldcontext import ContextStore
 from wecity.context.models import contexts
+from wecity.context.mqttnotify import Publisher
 from wecity.context.subscriptions import CHANNEL
 from wecity.core import outbound
 from wecity.core.context import AppContext
@@ -23,16 +24,23 @@ PERIODIC_CHECK_SECONDS = 1.0  # how often due periodic subscriptions are looked 
 
 
 def ensure_delivery(ctx: AppContext) -> None:
-    """An HTTP client for notifications (unless one was injected) and the channel, on this app's registry."""
+    """An HTTP client and an MQTT publisher for notifications (unless injected) and the channel, on this
+    app's registry."""
+    policy = OutboundPolicy.from_settings(ctx.settings)
     if "ngsild_http" not in ctx.services:
-        ctx.services["ngsild_http"] = outbound.async_client(OutboundPolicy.from_settings(ctx.settings))
+        ctx.services["ngsild_http"] = outbound.async_client(policy)
         ctx.services["ngsild_http_owned"] = True
+    if "ngsild_mqtt" not in ctx.services:
+        ctx.services["ngsild_mqtt"] = Publisher(policy)
     ctx.registry.add_channel(CHANNEL, make_deliver(ctx))
 
 
 async def close_delivery(ctx: AppContext) -> None:
     if ctx.services.pop("ngsild_http_owned", False):
         await ctx.services.pop("ngsild_http").aclose()
+    publisher = ctx.services.pop("ngsild_mqtt", None)
+    if publisher is not None:
+        await publisher.close()
 
 
 def context_fetcher(settings: Any) -> Callable[[str], Any]:

@@ -15,6 +15,9 @@ request goes through a client made here, which:
 - reports every failure the same way (`OutboundFailed`), whatever the target did, so the error a caller
   sees does not tell an open port from a closed one; the reason is logged for the operator.
 
+Brokers of MQTT notification endpoints (`wecity.context.mqttnotify`) are reached the same way: their
+address comes from `allowed_address`, resolved and checked here, and `refuses_outright` takes their schemes.
+
 Tests and embedders inject their own transports (`httpx.MockTransport`) where no network is wanted.
 """
 
@@ -93,12 +96,13 @@ class OutboundPolicy:
         mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1
         return (mapped or address).is_global and not (mapped or address).is_multicast
 
-    def refuses_outright(self, url: str) -> bool:
-        """Whether `url` is refused without resolving any name: not http(s), or a loopback name or an
-        address literal the policy does not allow. (Names are checked when a request connects.)"""
+    def refuses_outright(self, url: str, schemes: tuple[str, ...] = ("http", "https")) -> bool:
+        """Whether `url` is refused without resolving any name: not one of `schemes` (http(s) unless told),
+        or a loopback name or an address literal the policy does not allow. (Names are checked when a
+        request connects.)"""
         parts = urlsplit(url)
         host = (parts.hostname or "").lower().rstrip(".")
-        if parts.scheme not in ("http", "https") or not host:
+        if parts.scheme not in schemes or not host:
             return True
         if host in self.allow_hosts:
             return False
@@ -132,6 +136,16 @@ def _vetted(policy: OutboundPolicy, host: str, infos: Iterable[Any]) -> str:
         if not policy.allows(host, ipaddress.ip_address(address.split("%", 1)[0])):
             raise OutboundRefused(f"{host} resolves to {address}, which is not allowed")
     return str(addresses[0])
+
+
+async def allowed_address(policy: OutboundPolicy, host: str, port: int) -> str:
+    """The address to connect to for a user-given host that is not spoken to over HTTP (an MQTT
+    broker): the name resolved here, every address it has checked; `OutboundRefused` otherwise."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise OutboundFailed(f"{host} does not resolve: {exc}") from None
+    return _vetted(policy, host, infos)
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.cases import ngsild, notifications, sla
+from wecity.cases import notifications, sla
 from wecity.cases.categories import get_category
 from wecity.cases.choices import CaseStatus, Channel, ReturnReason
 from wecity.cases.models import cases, ratings, reports, timeline
@@ -116,7 +116,6 @@ def _move(conn: Connection, case: Any, to: CaseStatus, actor: Actor, now: dateti
               public=public, media_id=media_id, detail=detail)
     _audit(conn, actor, event, case.id, now, detail={"from": case.status, "to": str(to), "reason": reason})
     conn.execute(reports.update().where(reports.c.case_id == case.id).values(updated_at=now))
-    ngsild.publish(conn, case.id, now)  # its NGSI-LD entity, in this transaction
 
 
 def _audit(conn: Connection, actor: Actor, action: str, case_id: int, now: datetime,
@@ -334,7 +333,6 @@ def recategorise(conn: Connection, case_id: int, category_code: str, actor: Acto
               from_status=case.status, to_status=case.status, department_id=case.department_id, note=note,
               public=False, detail=detail)
     _audit(conn, actor, "recategorised", case.id, now, detail=detail)
-    ngsild.publish(conn, case.id, now)
 
 
 def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: datetime, *,

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.cases import ngsild, notifications, sla
+from wecity.cases import notifications, sla
 from wecity.cases.categories import Category, get_category, offered, responsible_department
 from wecity.cases.choices import MERGEABLE, CaseStatus, Channel, Source
 from wecity.cases.models import cases, reports
@@ -270,7 +270,6 @@ def _open_case(conn: Connection, report: NewReport, checked: _Checked, token: st
         dict(case_id=case_id, at=now, event="report_added", actor=actor, channel=report.channel,
              note=checked.description or None, detail={"report_id": report_id}, media_id=_first(report.media_ids)),
     ])
-    ngsild.publish(conn, case_id, now)  # the case's NGSI-LD entity, in this transaction
     # The department and the reporter are told, in this transaction, through the outbox.
     notifications.new_case_dispatched(conn, case_id=case_id, status=CaseStatus.DISPATCHED,
                                       category_code=category.code, department_id=department_id, token=token,

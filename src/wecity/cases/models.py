@@ -229,3 +229,16 @@ sensor_rules = sa.Table(
     sa.Column("anomaly_threshold", sa.Float, nullable=True),
     info=INFO,
 )
+
+
+# Readers of the case events that keep something else in step (the cases' NGSI-LD entities): the last event
+# taken, and since when the reader has waited at a gap in the event ids (on PostgreSQL an id can commit
+# after a higher one; a gap older than a minute is a rolled-back insert).
+case_event_cursors = sa.Table(
+    "case_event_cursors", metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("gap_since", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    info=INFO,
+)

@@ -8,15 +8,17 @@ Open311 attribute names (`service_request_id`, `service_code`, `service_name`, `
 shows exactly what the public case page shows (`queries._public_view`) and nothing about the reporters:
 no name, phone, e-mail, device, account or tracking code.
 
-The case engine writes it in the transaction of each change it shows (intake, every status change
-through `engine._move`, recategorisation), through the broker's own batch upsert: the entity, its
-attribute history (the temporal API) and the notifications of the subscriptions it meets. Only the
-attributes whose value changed are written, so a subscription watching `status` hears of status changes
-only. The broker refuses writes to these entities through its API (`Registry.own_entities`,
-`wecity.context.owned`). The change is told to nobody else: the events passed are empty, so sensor rules
-never see a case's own entity (a rule on `ServiceRequest` would otherwise open cases from cases).
+The runner keeps the entities in step from the case events (`consume`, every PUBLISH_SECONDS), not the
+case engine's own transactions: intake is the platform's hot path and a broker write costs more than the
+intake's own. Each status an event moved a case to is written in turn, at the event's time, so a
+subscriber hears every step (returned, then dispatched again) and the temporal API keeps each one even when
+both happened between two runs. Writes go through the broker's own batch upsert: the entity, its attribute
+history and the notifications of the subscriptions it meets. Only the attributes whose value changed are
+written, so a subscription watching `status` hears of status changes only. The broker refuses writes to
+these entities through its API (`Registry.own_entities`, `wecity.context.owned`). The change is told to
+nobody else: the events passed are empty, so sensor rules never see a case's own entity (a rule on
+`ServiceRequest` would otherwise open cases from cases).
 """
-
 from __future__ import annotations
 
 import threading
@@ -121,6 +123,42 @@ def _payload(instance: Any) -> Any:
     return [_payload(i) for i in instance]
 
 
+PUBLISH_SECONDS = 2.0  # subscribers hear of a case's change this long after it at most (when keeping up)
+CURSOR = "ngsild"
+BATCH = 500
+
+
+def consume(conn: Connection, *, now: datetime, batch: int = BATCH) -> int:
+    """Write the entities of the cases whose events follow the cursor; returns how many events were taken."""
+    from wecity.cases import event_feed
+
+    events = event_feed.take(conn, CURSOR, now=now, batch=batch)
+    if not events:
+        return 0
+    env_store = _store_for(conn)
+    _running.conn = conn
+    try:
+        by_case: dict[int, list[Any]] = {}
+        for e in events:
+            by_case.setdefault(e.case_id, []).append(e)
+        for start in range(0, len(by_case), _CHUNK):
+            ids = list(by_case)[start:start + _CHUNK]
+            rows = {r.id: r for r in conn.execute(_case_select().where(cases.c.id.in_(ids)))}
+            for case_id in ids:
+                row = rows.get(case_id)
+                if row is None:
+                    continue
+                # Each status the events moved the case to, at the event's time; then the case as it is now.
+                for e in by_case[case_id]:
+                    if e.to_status:
+                        _publish_rows(conn, context.Env(TENANT, e.at, env_store, Events()), [row], e.at,
+                                      status=e.to_status)
+                _publish_rows(conn, context.Env(TENANT, now, env_store, Events()), [row], now)
+    finally:
+        _running.conn = None
+    return len(events)
+
+
 def publish(conn: Connection, case_id: int, now: datetime) -> None:
     """Bring the case's entity in step with the case, in the caller's transaction."""
     publish_many(conn, [case_id], now)
@@ -139,31 +177,44 @@ def publish_many(conn: Connection, case_ids: Iterable[int], now: datetime) -> in
 
 
 def _publish(conn: Connection, env: context.Env, ids: list[int], now: datetime) -> int:
-    terms = env.store.core
-    updated_iri = terms.expand(UPDATED)
     written = 0
     for start in range(0, len(ids), _CHUNK):
         rows = conn.execute(_case_select().where(cases.c.id.in_(ids[start:start + _CHUNK]))).all()
-        found = context.entities_by_id(conn, TENANT, [entity_id(r.id) for r in rows])
-        items: list[Entity] = []
-        for row in rows:
-            wanted = normalize_entity(body(row), terms, now)
-            old = found.get(wanted.id)
-            if old is None:
-                changed = wanted.attrs
-            else:
-                changed = {iri: a for iri, a in wanted.attrs.items()
-                           if iri not in old.attrs or _payload(old.attrs[iri]) != _payload(a)}
-                for iri in set(old.attrs) - set(wanted.attrs) - {updated_iri}:
-                    context.delete_attr(conn, env, wanted.id, iri, delete_all=True)
-                if not changed:
-                    continue
-            changed[updated_iri] = normalize_entity({"id": wanted.id, "type": ENTITY_TYPE,
-                                                     UPDATED: _time(now)}, terms, now).attrs[updated_iri]
-            items.append(Entity(wanted.id, wanted.types, changed))
-        if items:
-            context.batch_upsert(conn, env, items, mode="update")
-            written += len(items)
+        written += _publish_rows(conn, env, rows, now)
+    return written
+
+
+def _publish_rows(conn: Connection, env: context.Env, rows: Iterable[Any], now: datetime, *,
+                  status: str | None = None) -> int:
+    """Write what differs between these cases (with `status` in place of theirs, for a step between two
+    runs) and their entities; how many entities were written."""
+    terms = env.store.core
+    updated_iri = terms.expand(UPDATED)
+    written = 0
+    rows = list(rows)
+    found = context.entities_by_id(conn, TENANT, [entity_id(r.id) for r in rows])
+    items: list[Entity] = []
+    for row in rows:
+        shown = body(row)
+        if status is not None:
+            shown["status"] = _text(status)
+        wanted = normalize_entity(shown, terms, now)
+        old = found.get(wanted.id)
+        if old is None:
+            changed = wanted.attrs
+        else:
+            changed = {iri: a for iri, a in wanted.attrs.items()
+                       if iri not in old.attrs or _payload(old.attrs[iri]) != _payload(a)}
+            for iri in set(old.attrs) - set(wanted.attrs) - {updated_iri}:
+                context.delete_attr(conn, env, wanted.id, iri, delete_all=True)
+            if not changed:
+                continue
+        changed[updated_iri] = normalize_entity({"id": wanted.id, "type": ENTITY_TYPE,
+                                                 UPDATED: _time(now)}, terms, now).attrs[updated_iri]
+        items.append(Entity(wanted.id, wanted.types, changed))
+    if items:
+        context.batch_upsert(conn, env, items, mode="update")
+        written += len(items)
     return written
 
 

@@ -4,9 +4,17 @@ entities (read-only through the broker) and its commands."""
 from __future__ import annotations
 
 from wecity.cases import commands, ngsild, sensors, tasks
+from wecity.core.context import AppContext
 from wecity.core.registry import Registry
 
 SLA_CHECK_SECONDS = 30.0
+
+
+async def keep_entities(ctx: AppContext) -> None:
+    """The cases' NGSI-LD entities, brought in step with the case events since the last run."""
+    now = ctx.clock.now()
+    while await ctx.db.write(lambda conn: ngsild.consume(conn, now=now)):
+        pass  # a full batch: there may be more
 
 
 def wire(registry: Registry) -> None:
@@ -15,4 +23,5 @@ def wire(registry: Registry) -> None:
     registry.events.subscribe("context.entity_changed", sensors.on_entity_changed)
     # Every case is a ServiceRequest entity the engine keeps in step; the broker's API only reads it.
     registry.own_entities(ngsild.ID_PREFIX, ngsild.OWNER)
+    registry.add_periodic("cases.ngsild", ngsild.PUBLISH_SECONDS, keep_entities)
     registry.add_commands(commands.add_commands)

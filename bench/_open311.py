@@ -16,17 +16,19 @@ GOAL_P99 = "< 50 ms"
 
 
 def category_codes(url: str) -> list[str]:
-    """Active categories a plain report can use (those with a required attribute need more form fields)."""
+    """Active categories a plain Open311 report can use: not those with a required attribute (they need more
+    form fields), nor those another channel alone takes (enterprise 诉求: Open311 refuses them with a 400)."""
     from wecity.cases.models import categories
 
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
-            found = conn.execute(sa.select(categories.c.code, categories.c.attributes)
+            found = conn.execute(sa.select(categories.c.code, categories.c.attributes, categories.c.channels)
                                  .where(categories.c.active.is_(True)).order_by(categories.c.sort_order)).all()
     finally:
         engine.dispose()
-    return [r.code for r in found if not any(a.get("required") for a in r.attributes or [])]
+    return [r.code for r in found if not any(a.get("required") for a in r.attributes or [])
+            and (r.channels is None or "open311" in r.channels)]
 
 
 def count_reports(url: str) -> int:

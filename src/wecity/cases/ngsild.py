@@ -12,7 +12,7 @@ The runner keeps the entities in step from the case events (`consume`, every PUB
 case engine's own transactions: intake is the platform's hot path and a broker write costs more than the
 intake's own. Each status an event moved a case to is written in turn, at the event's time, so a
 subscriber hears every step (returned, then dispatched again) and the temporal API keeps each one even when
-both happened between two runs. Writes go through the broker's own batch upsert: the entity, its attribute
+both happened between two runs; the steps of one instant (the intake's submitted-and-dispatched) are one. Writes go through the broker's own batch upsert: the entity, its attribute
 history and the notifications of the subscriptions it meets. Only the attributes whose value changed are
 written, so a subscription watching `status` hears of status changes only. The broker refuses writes to
 these entities through its API (`Registry.own_entities`, `wecity.context.owned`). The change is told to
@@ -148,15 +148,23 @@ def consume(conn: Connection, *, now: datetime, batch: int = BATCH) -> int:
                 row = rows.get(case_id)
                 if row is None:
                     continue
-                # Each status the events moved the case to, at the event's time; then the case as it is now.
-                for e in by_case[case_id]:
-                    if e.to_status:
-                        _publish_rows(conn, context.Env(TENANT, e.at, env_store, Events()), [row], e.at,
-                                      status=e.to_status)
-                _publish_rows(conn, context.Env(TENANT, now, env_store, Events()), [row], now)
+                steps = _status_steps(by_case[case_id])
+                for e in steps:
+                    _publish_rows(conn, context.Env(TENANT, e.at, env_store, Events()), [row], e.at,
+                                  status=e.to_status)
+                if not steps or steps[-1].to_status != row.status:
+                    _publish_rows(conn, context.Env(TENANT, now, env_store, Events()), [row], now)
     finally:
         _running.conn = None
     return len(events)
+
+
+def _status_steps(events: list[Any]) -> list[Any]:
+    """The statuses the events moved a case to, in order, each at its event's time; of several at the same
+    instant (one transaction: the intake's submitted-and-dispatched) only the last, which is what anyone
+    could have seen. The last step shows the case as it is now, so it needs no write of its own after it."""
+    steps = [e for e in events if e.to_status]
+    return [e for i, e in enumerate(steps) if i + 1 == len(steps) or steps[i + 1].at != e.at]
 
 
 def publish(conn: Connection, case_id: int, now: datetime) -> None:

@@ -230,3 +230,17 @@ def test_a_low_rating_saying_not_fixed_is_a_redo(web_city: Any) -> None:
     page = web.get(f"/track/{other}").text
     web.post(f"/track/{other}/rate", data={"csrf_token": csrf_token(page), "stars": "2", "tags": ["slow"]})
     assert _case(city, other_id).status == "resolved" and _case(city, other_id).followup_open
+
+
+def test_a_code_or_case_that_does_not_exist_changes_nothing(web_city: Any) -> None:
+    """Whoever holds no tracking code (or names no case) is answered 404 on the page, nothing written."""
+    web, city = web_city
+    page = web.get("/report").text
+    before = city.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(timeline)).scalar())
+    for path in ("/track/nosuchcode0000000/reopen", "/track/nosuchcode0000000/update"):
+        r = web.post(path, data={"csrf_token": csrf_token(page), "note": "还在"})
+        assert r.status_code == 404 and "没有与该查询码对应的诉求" in r.text, path
+    r = web.post("/cases/987654/follow", data={"csrf_token": csrf_token(page)})
+    assert r.status_code == 404 and "没有该案件" in r.text
+    assert city.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(timeline)).scalar()) == before
+    assert city.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(case_followers)).scalar()) == 0

@@ -55,6 +55,13 @@ def add_update(conn: Connection, token: str, now: datetime, note: str, *, media_
     return event_id
 
 
+def looks_like_email(text: str) -> bool:
+    """One @ with something on each side and a dot after it, no spaces: what a typo usually breaks."""
+    local, at, domain = text.partition("@")
+    return bool(at and local and "." in domain.strip(".") and "@" not in domain
+                and not any(c.isspace() for c in text))
+
+
 def follow(conn: Connection, case_id: int, *, follower_key: str, now: datetime, email: str | None = None,
            lang: str | None = None) -> bool:
     """关注 / +1: count this person once for the case (a repeat only adds an e-mail address they did not give
@@ -63,7 +70,7 @@ def follow(conn: Connection, case_id: int, *, follower_key: str, now: datetime, 
     if row is None:
         raise NotFound("there is no such case", message_zh="没有该案件", code="case.not_found")
     target = row.merged_into_id or case_id
-    if email is not None and ("@" not in email or len(email) > 200 or any(c.isspace() for c in email)):
+    if email is not None and (len(email) > 200 or not looks_like_email(email)):
         raise ValidationFailed("that is not an e-mail address", message_zh="请输入正确的电子邮箱",
                                code="follow.email")
     existing = conn.execute(sa.select(case_followers.c.id, case_followers.c.email).where(

@@ -15,8 +15,8 @@ def publish_all_after(conn: Any, after: int, chunk: int) -> tuple[int, int]:
 
 
 def cmd_publish_ngsild(args: argparse.Namespace) -> int:
-    """Write (or bring in step) the NGSI-LD `ServiceRequest` entity of every case: for cases from before
-    the case engine kept them, and as a repair. Each chunk is one transaction."""
+    """Write (or bring in step) the NGSI-LD `ServiceRequest` entity of every case at once, as a repair (the
+    runner's `cases.ngsild` job keeps them from the case events). Each chunk is one transaction."""
     db = database(pool_size=1)
     after, written = 0, 0
     try:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +70,16 @@ def _from_table(url: str) -> Any:
     if body is None:
         raise LookupError(url)
     return body
+
+
+@contextmanager
+def _lent(conn: Connection) -> Iterator[ContextStore]:
+    """The @context store, reading any context it does not hold on `conn` while the block runs."""
+    _running.conn = conn
+    try:
+        yield _store_for(conn)
+    finally:
+        _running.conn = None
 
 
 def _store_for(conn: Connection) -> ContextStore:
@@ -133,29 +144,16 @@ def consume(conn: Connection, *, now: datetime, batch: int = BATCH) -> int:
     from wecity.cases import event_feed
 
     events = event_feed.take(conn, CURSOR, now=now, batch=batch)
-    if not events:
-        return 0
-    env_store = _store_for(conn)
-    _running.conn = conn
-    try:
-        by_case: dict[int, list[Any]] = {}
-        for e in events:
-            by_case.setdefault(e.case_id, []).append(e)
-        for start in range(0, len(by_case), _CHUNK):
-            ids = list(by_case)[start:start + _CHUNK]
-            rows = {r.id: r for r in conn.execute(_case_select().where(cases.c.id.in_(ids)))}
-            for case_id in ids:
-                row = rows.get(case_id)
-                if row is None:
-                    continue
-                steps = _status_steps(by_case[case_id])
-                for e in steps:
-                    _publish_rows(conn, context.Env(TENANT, e.at, env_store, Events()), [row], e.at,
-                                  status=e.to_status)
-                if not steps or steps[-1].to_status != row.status:
-                    _publish_rows(conn, context.Env(TENANT, now, env_store, Events()), [row], now)
-    finally:
-        _running.conn = None
+    by_case: dict[int, list[Any]] = {}
+    for e in events:
+        by_case.setdefault(e.case_id, []).append(e)
+    with _lent(conn) as store:
+        for row in conn.execute(_case_select().where(cases.c.id.in_(list(by_case)))) if by_case else ():
+            steps = _status_steps(by_case[row.id])
+            for e in steps:
+                _publish_rows(conn, context.Env(TENANT, e.at, store, Events()), [row], e.at, status=e.to_status)
+            if not steps or steps[-1].to_status != row.status:
+                _publish_rows(conn, context.Env(TENANT, now, store, Events()), [row], now)
     return len(events)
 
 
@@ -167,28 +165,15 @@ def _status_steps(events: list[Any]) -> list[Any]:
     return [e for i, e in enumerate(steps) if i + 1 == len(steps) or steps[i + 1].at != e.at]
 
 
-def publish(conn: Connection, case_id: int, now: datetime) -> None:
-    """Bring the case's entity in step with the case, in the caller's transaction."""
-    publish_many(conn, [case_id], now)
-
-
 def publish_many(conn: Connection, case_ids: Iterable[int], now: datetime) -> int:
     """Bring the entities of these cases in step; how many were created or changed."""
     ids = list(dict.fromkeys(case_ids))
-    env = context.Env(TENANT, now, _store_for(conn), Events())
-    _running.conn = conn
-    try:
-        written = _publish(conn, env, ids, now)
-    finally:
-        _running.conn = None
-    return written
-
-
-def _publish(conn: Connection, env: context.Env, ids: list[int], now: datetime) -> int:
     written = 0
-    for start in range(0, len(ids), _CHUNK):
-        rows = conn.execute(_case_select().where(cases.c.id.in_(ids[start:start + _CHUNK]))).all()
-        written += _publish_rows(conn, env, rows, now)
+    with _lent(conn) as store:
+        env = context.Env(TENANT, now, store, Events())
+        for start in range(0, len(ids), _CHUNK):
+            rows = conn.execute(_case_select().where(cases.c.id.in_(ids[start:start + _CHUNK]))).all()
+            written += _publish_rows(conn, env, rows, now)
     return written
 
 

@@ -14,6 +14,7 @@ from wecity.ai.suggest import cache_of, route
 from wecity.cases import engine, queries
 from wecity.cases.categories import Category, list_categories
 from wecity.cases.choices import Channel
+from wecity.cases.citizen_voice import looks_like_email
 from wecity.cases.intake import MAX_DESCRIPTION, NewReport
 from wecity.cases.receive import idempotency, receive_report
 from wecity.core import csrf
@@ -112,13 +113,6 @@ def _unanswered(category: Category | None, given: dict[str, str], locale: str) -
     return missing
 
 
-def _looks_like_email(text: str) -> bool:
-    """One @ with something on each side and a dot after it, no spaces: what a typo usually breaks."""
-    local, at, domain = text.partition("@")
-    return bool(at and local and "." in domain.strip(".") and "@" not in domain
-                and not any(c.isspace() for c in text))
-
-
 def _phone(raw: str) -> str | None:
     """The number as "my reports" will look it up; left as typed when it is not a plain phone number."""
     if not raw:
@@ -175,7 +169,7 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
                 "category": _("The city could not tell the kind of problem from your words: choose it.")})
         service_code = decided
     email = _text(form, "email", 200)
-    if email and not _looks_like_email(email):
+    if email and not looks_like_email(email):
         return await _report_form(request, user, status=400, values=values, field_errors={
             "email": _("Check the e-mail address: it should look like name@example.com.")})
     # The form carries every category's detail fields; only the chosen category's are sent on.

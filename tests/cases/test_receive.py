@@ -138,3 +138,22 @@ def test_photos_are_decoded_in_a_pool_of_their_own(sqlite_city: City, monkeypatc
         taken = client.post("/open311/v2/requests.json", data=data, files={"media": ("a.jpg", _jpeg(), "image/jpeg")})
     assert taken.status_code == 200
     assert len(threads) == 1 and threads[0].startswith("wecity-image")
+
+
+def test_idempotency_keys_are_kept_a_day_then_purged(sqlite_city: City) -> None:
+    from wecity.cases import wiring
+    from wecity.core.context import AppContext
+
+    data = {"api_key": sqlite_city.api_key, "service_code": "pothole", "lat": LAT, "long": LONG}
+    ctx = AppContext(settings=sqlite_city.settings, db=sqlite_city.db, clock=sqlite_city.clock)
+    with make_client(sqlite_city) as client:
+        first = client.post("/open311/v2/requests.json", data=data, headers={"Idempotency-Key": "day"})
+        sqlite_city.clock.advance(hours=23)
+        asyncio.run(wiring.purge_idempotency_keys(ctx))
+        within_a_day = client.post("/open311/v2/requests.json", data=data, headers={"Idempotency-Key": "day"})
+        assert within_a_day.json()[0]["token"] == first.json()[0]["token"] and _count(sqlite_city, reports) == 1
+        sqlite_city.clock.advance(hours=2)
+        asyncio.run(wiring.purge_idempotency_keys(ctx))
+        assert _count(sqlite_city, idempotency_keys) == 0
+        after = client.post("/open311/v2/requests.json", data=data, headers={"Idempotency-Key": "day"})
+    assert after.status_code == 200 and after.json()[0]["token"] != first.json()[0]["token"]

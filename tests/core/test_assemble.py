@@ -24,7 +24,7 @@ from ..conftest import City
 
 def test_every_domain_wires_its_parts_into_the_registry() -> None:
     registry = wire_domains(Registry())
-    assert {"cases.sla_clocks", "cases.ngsild", "media.sweep_orphans", "context.periodic_notifications"} <= set(registry.periodic)
+    assert {"cases.sla_clocks", "cases.ngsild", "cases.idempotency_purge", "media.sweep_orphans", "context.periodic_notifications"} <= set(registry.periodic)
     # Sensor rules hear of stored readings: the case engine's own, and the AI platform's anomaly conditions.
     assert [f.__module__ for f in registry.events.listeners("context.entity_changed")] == [
         "wecity.cases.sensors", "wecity.ai.anomaly_rules"]

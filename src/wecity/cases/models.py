@@ -122,7 +122,7 @@ reports = sa.Table(
     sa.Column("first_name", sa.String(100)),
     sa.Column("last_name", sa.String(100)),
     sa.Column("device_id", sa.String(200)),
-    sa.Column("account_id", sa.String(200)),
+    sa.Column("account_id", sa.String(200), index=True),           # an enterprise's appeals list reads by it
     # The language the reporter used (zh_CN, en): every message to them is in it.
     sa.Column("lang", sa.String(10)),
     sa.Column("requested_at", UTCDateTime, nullable=False, index=True),
@@ -180,7 +180,6 @@ ratings = sa.Table(
     info=INFO,
 )
 
-# Safe retries: the first response to a POST with an Idempotency-Key, returned again for a repeat.
 # 关注 / +1: people who have the same problem and say so (counted once per person) without filing a report;
 # with an e-mail address they are told when it is fixed. The key is a keyed hash of who they are (their
 # address, or the browser's follow cookie), never the address itself.
@@ -196,6 +195,8 @@ case_followers = sa.Table(
     info=INFO,
 )
 
+# Safe retries: the first response to a POST with an Idempotency-Key, returned again for a repeat within
+# wecity.cases.receive.IDEMPOTENCY_KEEP; older keys are purged by the runner.
 idempotency_keys = sa.Table(
     "idempotency_keys", metadata,
     sa.Column("scope", sa.String(100), primary_key=True),           # endpoint + client
@@ -204,7 +205,7 @@ idempotency_keys = sa.Table(
     sa.Column("status_code", sa.Integer, nullable=False),
     sa.Column("content_type", sa.String(100), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
-    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),  # the purge reads by age
     info=INFO,
 )
 

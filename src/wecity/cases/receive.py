@@ -35,6 +35,9 @@ from wecity.media import uploads
 MAX_KEY_LENGTH = 200
 # How a stored result is marked as a receipt of this module (rather than an older channel's response).
 RECEIPT_TYPE = "application/vnd.wecity.intake-receipt+json"
+# How long a repeat with the same Idempotency-Key gets the first answer: at least this long, until the
+# runner's purge (cases.idempotency_purge) removes the key. A day covers a client's retries after an outage.
+IDEMPOTENCY_KEEP = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,12 @@ def _remember(conn: Connection, key: Idempotency, receipt: Receipt, now: datetim
     conn.execute(idempotency_keys.insert().values(
         scope=key.scope, key=key.key, fingerprint=key.fingerprint, status_code=201,
         content_type=RECEIPT_TYPE, body=json.dumps(body), created_at=now))
+
+
+def purge_idempotency_keys(conn: Connection, now: datetime) -> int:
+    """Forget the keys older than IDEMPOTENCY_KEEP; returns how many."""
+    return conn.execute(idempotency_keys.delete().where(
+        idempotency_keys.c.created_at < now - IDEMPOTENCY_KEEP)).rowcount
 
 
 def _replay(conn: Connection, key: Idempotency) -> Receipt | None:

@@ -45,6 +45,7 @@ def _serve(settings, host: str, port: int, *, migrate: bool) -> int:  # noqa: AN
         upgrade(db.engine)
         db.close()
     app = create_app(settings)
+    app.state.freeze_heap_after_start = True  # one app per process here (wecity.api.app's lifespan says why)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, loop="auto", http="auto")
     return 0
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from wecity.context import csourcenotify, subscriptions
+from wecity.context import csourcenotify, delivery, subscriptions
 from wecity.context.entity import check_entity_id
 from wecity.context.env import Env
 from wecity.context.openapi import HEADERS, PAGING, operation
@@ -87,6 +87,7 @@ async def list_csource_subscriptions(request: Request, ctx: Ctx) -> Response:
 async def retrieve_csource_subscription(sub_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(sub_id)
     link, terms = await outgoing_terms(request, ctx)
+    await delivery.settled(ctx, tenant_of(request), sub_id)
     body = await ctx.db.read(subscriptions.get, tenant_of(request), sub_id, ctx.clock.now(), terms, CSOURCE)
     return respond(request, body, [link] if link else None)
 

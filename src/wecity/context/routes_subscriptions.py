@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from wecity.context import mqttnotify, subscriptions
+from wecity.context import delivery, mqttnotify, subscriptions
 from wecity.context.entity import check_entity_id
 from wecity.context.errors import bad_request_data, jsonld_context_unreachable
 from wecity.context.openapi import HEADERS, PAGING, operation
@@ -111,6 +111,7 @@ def page_links(limit: int, offset: int, total: int, base: str = BASE) -> str:
 async def retrieve_subscription(sub_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(sub_id)
     link, terms = await outgoing_terms(request, ctx)
+    await delivery.settled(ctx, tenant_of(request), sub_id)
     body = await ctx.db.read(subscriptions.get, tenant_of(request), sub_id, ctx.clock.now(), terms)
     return respond(request, body, [link] if link else None, headers=preference_headers(request))
 

@@ -442,10 +442,12 @@ def endpoint_uri(conn: Connection, tenant: str, sub_id: str) -> str | None:
     return uri if isinstance(uri, str) else None
 
 
-def record_sending(conn: Connection, tenant: str, sub_id: str, now: datetime) -> None:
-    """A notification is about to leave: counted before the subscriber can look (timesSent)."""
-    conn.execute(t.update().where(t.c.tenant == tenant, t.c.subscription_id == sub_id).values(
+def record_sending(conn: Connection, tenant: str, sub_id: str, now: datetime) -> bool:
+    """A notification is about to leave: counted before the subscriber can look (timesSent). False when
+    the subscription is gone (deleted after the notification was queued): then it is not sent."""
+    done = conn.execute(t.update().where(t.c.tenant == tenant, t.c.subscription_id == sub_id).values(
         last_notification=now, times_sent=t.c.times_sent + 1))
+    return bool(done.rowcount)
 
 
 def record_attempt(conn: Connection, tenant: str, sub_id: str, ok: bool, now: datetime) -> None:

@@ -26,7 +26,10 @@ def test_without_credentials_every_ngsild_route_answers_401_problem_details(city
         for method, path in [("GET", "/entities?type=Manhole"), ("POST", "/entities"),
                              ("GET", "/entities/urn:ngsi-ld:Manhole:1"), ("POST", "/entityOperations/upsert"),
                              ("GET", "/subscriptions"), ("GET", "/temporal/entities?type=Manhole"),
-                             ("GET", "/jsonldContexts"), ("PATCH", "/entities/urn:ngsi-ld:Manhole:1/attrs")]:
+                             ("GET", "/jsonldContexts"), ("PATCH", "/entities/urn:ngsi-ld:Manhole:1/attrs"),
+                             ("GET", "/csourceRegistrations?type=Manhole"), ("POST", "/csourceRegistrations"),
+                             ("GET", "/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:1"),
+                             ("GET", "/csourceSubscriptions"), ("POST", "/csourceSubscriptions")]:
             r = client.request(method, BASE + path, json=MANHOLE if method != "GET" else None)
             assert r.status_code == 401, (method, path, r.status_code)
             assert r.headers["WWW-Authenticate"].startswith("Bearer")

@@ -4,9 +4,11 @@ lastSuccess / lastFailure kept as the spec says."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,35 +45,73 @@ def make_deliver(ctx: AppContext) -> Callable[[OutboxMessage], Awaitable[None]]:
         mqtt = mqttnotify.is_mqtt(message.target)
         endpoint = await _mqtt_endpoint(ctx, message.target, tenant, sub_id) if mqtt else None
         # Counted before it leaves, so a subscriber that looks as soon as it is told sees it counted.
-        await ctx.db.write(subscriptions.record_sending, tenant, sub_id, ctx.clock.now())
-        status: int | None = None
-        try:
-            if endpoint is not None:
-                version, qos = mqttnotify.settings(payload.get("notifierInfo"))
-                publisher: mqttnotify.Publisher = ctx.services["ngsild_mqtt"]
-                await publisher.publish(endpoint, version, qos, headers, body)
-                status = 200  # the broker took it (at QoS 1 and 2, acknowledged)
-            else:
-                http: httpx.AsyncClient = ctx.services["ngsild_http"]
-                response = await outbound.post(http, policy, message.target,
-                                               content=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
-                status = response.status_code
-        except outbound.OutboundRefused as exc:
-            # An address the policy refuses will not become allowed by trying again.
-            await ctx.db.write(subscriptions.record_attempt, tenant, sub_id, False, ctx.clock.now())
-            raise Undeliverable(str(exc)) from None
-        except outbound.OutboundFailed as exc:
-            error = str(exc)
-        else:
-            error = f"subscriber answered {status}"
-        ok = status is not None and 200 <= status < 300
-        await ctx.db.write(subscriptions.record_attempt, tenant, sub_id, ok, ctx.clock.now())
-        if not ok:
-            if status == 410:
-                raise Undeliverable(error)
-            raise RuntimeError(error)
+        if not await ctx.db.write(subscriptions.record_sending, tenant, sub_id, ctx.clock.now()):
+            # Deleted after the notification was queued: nobody is subscribed any more, nothing to send.
+            log.debug("notification of deleted subscription %s dropped", sub_id)
+            return
+        with _in_flight(ctx, tenant, sub_id):
+            await _send(ctx, policy, message, payload, body, headers, endpoint)
 
     return deliver
+
+
+async def _send(ctx: AppContext, policy: OutboundPolicy, message: OutboxMessage, payload: dict[str, Any],
+                body: dict[str, Any], headers: dict[str, str], endpoint: mqttnotify.Endpoint | None) -> None:
+    """Send one notification and record what the subscriber answered."""
+    tenant, sub_id = payload.get("tenant", ""), payload["subscriptionId"]
+    status: int | None = None
+    try:
+        if endpoint is not None:
+            version, qos = mqttnotify.settings(payload.get("notifierInfo"))
+            publisher: mqttnotify.Publisher = ctx.services["ngsild_mqtt"]
+            await publisher.publish(endpoint, version, qos, headers, body)
+            status = 200  # the broker took it (at QoS 1 and 2, acknowledged)
+        else:
+            http: httpx.AsyncClient = ctx.services["ngsild_http"]
+            response = await outbound.post(http, policy, message.target,
+                                           content=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
+            status = response.status_code
+    except outbound.OutboundRefused as exc:
+        # An address the policy refuses will not become allowed by trying again.
+        await ctx.db.write(subscriptions.record_attempt, tenant, sub_id, False, ctx.clock.now())
+        raise Undeliverable(str(exc)) from None
+    except outbound.OutboundFailed as exc:
+        error = str(exc)
+    else:
+        error = f"subscriber answered {status}"
+    ok = status is not None and 200 <= status < 300
+    await ctx.db.write(subscriptions.record_attempt, tenant, sub_id, ok, ctx.clock.now())
+    if not ok:
+        if status == 410:
+            raise Undeliverable(error)
+        raise RuntimeError(error)
+
+
+SETTLE_SECONDS = 1.0  # the longest a read of a subscription waits for its notification's answer
+
+
+@contextlib.contextmanager
+def _in_flight(ctx: AppContext, tenant: str, sub_id: str) -> Iterator[None]:
+    """Mark a notification of the subscription as on its way until its answer is recorded (`settled`)."""
+    flights: dict[tuple[str, str], asyncio.Event] = ctx.services.setdefault("ngsild_in_flight", {})
+    key, event = (tenant, sub_id), asyncio.Event()
+    flights[key] = event
+    try:
+        yield
+    finally:
+        event.set()
+        if flights.get(key) is event:
+            del flights[key]
+
+
+async def settled(ctx: AppContext, tenant: str, sub_id: str) -> None:
+    """Wait, a second at most, for the answer to a notification of the subscription that is on its way
+    from this process: a subscriber that reads its subscription as soon as it has answered finds the
+    answer counted (lastSuccess or lastFailure), not a moment early."""
+    event = ctx.services.get("ngsild_in_flight", {}).get((tenant, sub_id))
+    if event is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), SETTLE_SECONDS)
 
 
 def _prepared(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -30,6 +30,7 @@ NONEXISTENT_TENANT = "ngsild.nonexistent_tenant"
 NOT_FOUND = "ngsild.not_found"
 ALREADY_EXISTS = "ngsild.already_exists"
 UNAUTHORIZED = "ngsild.unauthorized"
+CONFLICT = "ngsild.conflict"
 
 # ProblemDetails type (after https://uri.etsi.org/ngsi-ld/errors/) and HTTP status by code, where the
 # error's class alone would say otherwise.
@@ -43,6 +44,8 @@ PROBLEMS: dict[str, tuple[str, int]] = {
     # A subscription's jsonldContext that cannot be fetched: the broker as a gateway got no answer (5.8.1).
     JSONLD_CONTEXT_UNREACHABLE: ("LdContextNotAvailable", 504),
     NONEXISTENT_TENANT: ("NonexistentTenant", 404),
+    # A registration that would take over what another registration or an existing entity holds (5.9.2.4).
+    CONFLICT: ("Conflict", 409),
 }
 
 
@@ -104,6 +107,11 @@ def resource_not_found(why: str, zh: str) -> NotFound:
 def already_exists(why: str, zh: str) -> AlreadyExists:
     """AlreadyExists (409)."""
     return AlreadyExists(why, message_zh=zh, code=ALREADY_EXISTS)
+
+
+def conflict(why: str, zh: str) -> AlreadyExists:
+    """Conflict (409): the request contradicts what the broker already holds, other than by an id."""
+    return AlreadyExists(why, message_zh=zh, code=CONFLICT)
 
 
 def forbidden(why: str, zh: str) -> PermissionDenied:

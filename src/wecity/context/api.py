@@ -15,6 +15,7 @@ from wecity.context import (
     fastpath,
     openapi,
     routes_batch,
+    routes_discovery,
     routes_entities,
     routes_entitymaps,
     routes_subscriptions,
@@ -52,7 +53,7 @@ def register(app: FastAPI) -> None:
         app.state.body_limits.allow_larger(prefix, app.state.ctx.settings.max_batch_bytes)
     # Every NGSI-LD route asks for credentials first, as WECITY_NGSILD_AUTH says (wecity.context.access).
     guarded = [Depends(require_access)]
-    for module in (routes_entities, routes_batch, routes_subscriptions, routes_temporal, routes_entitymaps):
+    for module in (routes_entities, routes_discovery, routes_batch, routes_subscriptions, routes_temporal, routes_entitymaps):
         app.include_router(module.router, dependencies=guarded)
     app.include_router(router, dependencies=guarded)
     # The sensing loop's writes and its history read, served without the framework's per-request routing

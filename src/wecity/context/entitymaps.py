@@ -55,3 +55,8 @@ def use(conn: Connection, tenant: str, reference: str | None, entity_ids: list[s
 def delete(conn: Connection, tenant: str, map_id: str) -> bool:
     """Remove a map; False when there was none."""
     return bool(conn.execute(m.delete().where(m.c.tenant == tenant, m.c.map_id == map_id)).rowcount)
+
+
+def sweep(conn: Connection, now: datetime) -> int:
+    """Remove the maps that have expired; how many."""
+    return int(conn.execute(m.delete().where(m.c.expires_at <= now)).rowcount or 0)

@@ -48,11 +48,18 @@ entities = sa.Table(
     # cells (`geo_large`, looked up apart by plain box overlap).
     sa.Column("geo_cell", sa.BigInteger, nullable=True),
     sa.Column("geo_large", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    # Transient entities (clause 4.22): when the entity itself expires (its expiresAt), and the earliest
+    # expiresAt of its attribute instances. Both NULL for the usual durable entity; reads hide an expired
+    # entity and drop expired instances at once, the cleanup task removes them for good.
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("attrs_expire_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("tenant", "entity_id", name="uq_ngsild_entities_tenant_entity_id"),
     sa.Index("ix_ngsild_entities_type_cell", "tenant", "type", "geo_cell"),
     sa.Index("ix_ngsild_entities_cell", "tenant", "geo_cell"),
     sa.Index("ix_ngsild_entities_multi_typed", "tenant", "multi_typed"),
     sa.Index("ix_ngsild_entities_geo_large", "tenant", "geo_large"),
+    sa.Index("ix_ngsild_entities_expires_at", "expires_at"),
+    sa.Index("ix_ngsild_entities_attrs_expire_at", "attrs_expire_at"),
     info=INFO,
 )
 

@@ -68,6 +68,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "coordinates": _query("coordinates", "Geo-query coordinates: a JSON array as in GeoJSON (clause 4.10)"),
     "geoproperty": _query("geoproperty", "Geo-query property, location by default (clause 4.10)"),
     "local": _boolean("local", "Local only: no distributed operation (clause 6.3.18)"),
+    "keep": _query("keep", "Purge: the attributes to keep, every other one is deleted (clause 5.6.21)"),
+    "drop": _query("drop", "Purge: the attributes to delete, the entities are kept (clause 5.6.21)"),
     "expandValues": _query("expandValues", "Attributes whose string values in q are expanded as terms "
                                            "(clause 4.9)"),
     "orderBy": _query("orderBy", "Ordering: comma-separated attribute;asc|desc|dist-asc|dist-desc"),
@@ -116,7 +118,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "temporalFormat": _query("format", "Temporal representation (clause 6.3.7)",
                              {"type": "string", "enum": ["normalized", "temporalValues", "aggregatedValues"]}),
     # @context management (clause 6.30)
-    "details": _boolean("details", "List the @contexts with their details, not only their URLs"),
+    "details": _boolean("details", "The detailed representation of each item, not only its name or URL"),
     "kind": _query("kind", "Kind of @context to list",
                    {"type": "string", "enum": ["hosted", "cached", "implicitlycreated"]}),
 }

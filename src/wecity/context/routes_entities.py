@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import replace
 from functools import partial
@@ -20,6 +19,7 @@ from wecity.context.entity import (
     check_entity_id,
     check_name,
     check_scope,
+    entity_expiry,
     is_uri,
     normalize_attribute,
     normalize_entity,
@@ -34,7 +34,6 @@ from wecity.context.ordering import parse_ordering
 from wecity.context.projection import select_datasets
 from wecity.context.protocol import (
     GEOJSON,
-    JSON_LD,
     env_of,
     in_preferred_version,
     incoming,
@@ -52,6 +51,8 @@ from wecity.context.render import View, render_entity
 from wecity.context.routes_entitymaps import map_headers
 from wecity.context.scopeq import compile_scope_q
 from wecity.context.selection import parse_type_selection
+from wecity.context.transient import expiry_text
+from wecity.context.verbs import KEEP
 from wecity.core.errors import NotFound
 from wecity.core.http import Ctx
 
@@ -63,7 +64,8 @@ URI_SAFE = ":/?#[]@!$&'()*+,;=-._~%"  # kept as they are in a Location header; a
 def render_stored(stored: service.Stored, view: View) -> dict[str, Any]:
     attrs = stored.attrs if view.datasets is None else select_datasets(stored.attrs, view.datasets)
     return render_entity(stored.id, stored.types, attrs, view, created_at=now_text(stored.created_at),
-                         modified_at=now_text(stored.modified_at), scope=stored.scope)
+                         modified_at=now_text(stored.modified_at), scope=stored.scope,
+                         expires_at=expiry_text(stored.expires_at) if stored.expires_at else None)
 
 
 def update_result(result: service.UpdateResult, terms: TermMap) -> Response | None:
@@ -189,7 +191,7 @@ async def read_page(request: Request, ctx: Any, tenant: str, spec: Any, limit: i
     """One page of a query (GET /entities or POST /entityOperations/query) and its headers: the total when
     `count=true`, and the prev/next links."""
     page = await ctx.db.read(partial(service.query_page, tenant=tenant, spec=spec, limit=limit, offset=offset,
-                                     count=count))
+                                     count=count, now=ctx.clock.now()))
     headers = {"NGSILD-Results-Count": str(page.total)} if page.total is not None else {}
     links = page_links(request, limit=limit, offset=offset, more=page.more)
     if links:
@@ -232,7 +234,7 @@ async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
     view = view_of(request, terms, expanded)
     shape = shape_from(request, terms, has_attrs=bool(attrs))
     tenant = tenant_of(request)
-    stored = await ctx.db.read(service.get, tenant, entity_id)
+    stored = await ctx.db.read(service.get, tenant, entity_id, ctx.clock.now())
     wanted_type = request.query_params.get("type")
     if stored is None or (wanted_type and terms.expand(wanted_type) not in stored.types):
         raise service.not_found(entity_id)
@@ -281,7 +283,9 @@ async def merge_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     scope = data.body.get("scope") if isinstance(data.body, dict) else None
     if scope is not None and scope != NULL:
         check_scope(scope)
-    await ctx.db.write(lambda conn: service.merge(conn, env, entity_id, attrs, types=types, scope=scope))
+    expires = entity_expiry(data.body) if isinstance(data.body, dict) and "expiresAt" in data.body else KEEP
+    await ctx.db.write(lambda conn: service.merge(conn, env, entity_id, attrs, types=types, scope=scope,
+                                                  expires_at=expires))
     return no_content()
 
 
@@ -306,6 +310,48 @@ async def delete_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
         _, terms = await outgoing_terms(request, ctx)
         types = [terms.expand(t) for t in split_list(wanted) or []]
     await ctx.db.write(partial(service.delete, env=env_of(request, ctx), entity_id=entity_id, types=types))
+    return no_content()
+
+
+PURGE_ALL = 1_000_000  # a purge goes through every entity it matches, not one page
+
+
+@router.delete("/entities", status_code=204, summary="Purge entities", openapi_extra=operation(
+    "id", "type", "idPattern", "attrs", "q", "scopeQ", "georel", "geometry", "coordinates", "geoproperty", "local",
+    "keep", "drop", *HEADERS))
+@router.delete("/entities/", include_in_schema=False)
+async def purge_entities(request: Request, ctx: Ctx) -> Response:
+    """Delete every entity a query matches, or with `drop`/`keep` only some of their attributes (5.6.21).
+    The query must be narrowed as for a query (type, attrs, q, a geo-query or scopeQ on non-system
+    attributes, or local=true): an id list or idPattern alone does not do."""
+    params = request.query_params
+    if "keep" in params and "drop" in params:
+        raise bad_request_data("keep and drop cannot be used together", "keep 与 drop 不能同时使用")
+    _, terms = await outgoing_terms(request, ctx)
+    if too_wide(request, terms):
+        raise bad_request_data("a purge needs type, attrs, q, scopeQ or a geo-query (or local=true); ids and "
+                               "system attributes alone do not narrow it", "清除需要 type、attrs、q、scopeQ 或地理条件"
+                               "（或 local=true），仅有 id 或系统属性不足以限定范围")
+    q = params.get("q")
+    if q and compile_query(q, terms).depth:
+        raise bad_request_data("a purge cannot query linked entities", "清除不能查询关联实体")
+    spec = query_of(request, terms)
+    keep = drop = None
+    for name in ("keep", "drop"):
+        listed = split_list(params.get(name))
+        if name in params and not listed:
+            raise bad_request_data(f"{name} names no attribute", f"{name} 未指定属性")
+        if listed:
+            check_attrs(listed)
+            chosen = {terms.expand(a) for a in listed}
+            keep, drop = (chosen, drop) if name == "keep" else (keep, chosen)
+    env = env_of(request, ctx)
+
+    def write(conn: Connection) -> int:
+        found, _ = service.query(conn, env.tenant, spec, limit=PURGE_ALL, offset=0, count=False, now=env.now)
+        return service.purge(conn, env, found, keep=keep, drop=drop)
+
+    await ctx.db.write(write)
     return no_content()
 
 
@@ -420,12 +466,3 @@ async def delete_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> 
                                iri="scope" if attr == "scope" else terms.expand(attr), selector=_selector(request, terms),
                                dataset=None if dataset == "@none" else dataset, delete_all=delete_all == "true"))
     return no_content()
-
-
-@router.get("/types", summary="Entity types present", openapi_extra=operation(*HEADERS, answers=JSON_LD))
-async def entity_types(request: Request, ctx: Ctx) -> Response:
-    context, terms = await outgoing_terms(request, ctx)
-    types = await ctx.db.read(service.entity_types, tenant_of(request))
-    body = {"id": "urn:ngsi-ld:EntityTypeList:" + hashlib.sha1("\n".join(types).encode()).hexdigest()[:16], "type": "EntityTypeList",
-            "typeList": [terms.compact(t) for t in types]}
-    return respond(request, body, context)

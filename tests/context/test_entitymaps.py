@@ -22,9 +22,13 @@ def test_entity_map_lifecycle(city: City, ngsi: Any) -> None:
     assert got.status_code == 200
     assert got.json()["type"] == "EntityMap" and got.json()["entityMap"] == {"urn:ngsi-ld:Manhole:1": ["@none"]}
 
-    # a live map is used again (and grows with what the query returned); its location is echoed
+    # a live map fixes the entities a query referring to it answers with; its location is echoed
     r = ngsi.get(f"{BASE}/entities", params={"type": "Manhole"}, headers={"NGSILD-EntityMap": where})
     assert r.status_code == 200 and r.headers["ngsild-entitymap"] == where
+    assert [e["id"] for e in r.json()] == ["urn:ngsi-ld:Manhole:1"]
+    # a retrieval referring to it adds the entity it named
+    r = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:2", headers={"NGSILD-EntityMap": where})
+    assert r.headers["ngsild-entitymap"] == where
     assert set(ngsi.get(where).json()["entityMap"]) == {"urn:ngsi-ld:Manhole:1", "urn:ngsi-ld:Manhole:2"}
 
     # an unknown or expired reference gets a new map, never an error

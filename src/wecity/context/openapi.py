@@ -76,6 +76,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "collation": _query("collation", "Ordering collation: a BCP 47 language tag"),
     "orderFrom": _query("orderFrom", "Ordering by distance from these coordinates (a JSON array)"),
     "entityMap": _boolean("entityMap", "Create an EntityMap of the result (clause 5.7.1.4)"),
+    "entityMapLifetime": _query("entityMapLifetime", "How long the EntityMap is to live: an ISO 8601 duration, "
+                                                     "bounded by the broker"),
     # Representation (clauses 4.5, 4.15, 6.3.7)
     "pick": _query("pick", "Entity members to include (projection, clause 4.21)"),
     "omit": _query("omit", "Entity members to leave out (projection, clause 4.21)"),
@@ -192,8 +194,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                     **_ENTITY),
     "JsonLdContext": _schema("A JSON-LD @context for the broker to host (clause 5.13.2)", required=("@context",),
                              **{"@context": _CONTEXT}),
+    "EntityMapFragment": _schema("EntityMap update (clause 5.14.2): its expiry, bounded by the broker",
+                                 expiresAt={"type": "string", "format": "date-time"}),
 }
-_WITHOUT_LD = {"NgsiLdEntityIdList", "JsonLdContext"}  # their media type is application/json only
+_WITHOUT_LD = {"NgsiLdEntityIdList", "JsonLdContext", "EntityMapFragment"}  # their media type is application/json only
 _IN_BODY = "Ld"  # the suffix of a body's schema as application/ld+json
 
 

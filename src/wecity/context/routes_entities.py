@@ -29,6 +29,7 @@ from wecity.context.entity import (
 from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap
+from wecity.context.mapped import HEADER, location, map_headers, mapped_page
 from wecity.context.openapi import HEADERS, PAGING, SHAPE, VIEW, operation
 from wecity.context.ordering import parse_ordering
 from wecity.context.projection import select_datasets
@@ -48,7 +49,6 @@ from wecity.context.protocol import (
 )
 from wecity.context.query import Predicate, compile_q, compile_query
 from wecity.context.render import View, render_entity
-from wecity.context.routes_entitymaps import map_headers
 from wecity.context.scopeq import compile_scope_q
 from wecity.context.selection import parse_type_selection
 from wecity.context.transient import expiry_text
@@ -189,14 +189,29 @@ def shaped(conn: Connection, tenant: str, roots: list[service.Stored], view: Vie
 async def read_page(request: Request, ctx: Any, tenant: str, spec: Any, limit: int, offset: int,
                     count: bool) -> tuple[Any, dict[str, str]]:
     """One page of a query (GET /entities or POST /entityOperations/query) and its headers: the total when
-    `count=true`, and the prev/next links."""
-    page = await ctx.db.read(partial(service.query_page, tenant=tenant, spec=spec, limit=limit, offset=offset,
-                                     count=count, now=ctx.clock.now()))
+    `count=true`, the prev/next links, and the EntityMap the request asked for or referred to."""
+    page, headers, _ = await read_mapped_page(request, ctx, tenant, spec, limit, offset, count)
+    return page, headers
+
+
+async def read_mapped_page(request: Request, ctx: Any, tenant: str, spec: Any, limit: int, offset: int,
+                           count: bool) -> tuple[Any, dict[str, str], int]:
+    """`read_page` and its status: 201 when the request asked for an EntityMap and one was made."""
+    mapped = await mapped_page(request, ctx, tenant, spec, limit, offset, count)
+    if mapped is None:
+        page = await ctx.db.read(partial(service.query_page, tenant=tenant, spec=spec, limit=limit, offset=offset,
+                                         count=count, now=ctx.clock.now()))
+    else:
+        page = mapped.page
     headers = {"NGSILD-Results-Count": str(page.total)} if page.total is not None else {}
     links = page_links(request, limit=limit, offset=offset, more=page.more)
     if links:
         headers["Link"] = ", ".join(links)
-    return page, headers
+    if mapped is None:
+        return page, headers, 200
+    headers[HEADER] = location(mapped.map_id)
+    asked = request.query_params.get("entityMap") == "true"
+    return page, headers, 201 if mapped.created and asked else 200
 
 
 @router.get("/entities", summary="Query entities", openapi_extra=operation(
@@ -215,12 +230,12 @@ async def query_entities(request: Request, ctx: Ctx) -> Response:
     view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)
     shape = shape_from(request, terms, has_attrs=bool(spec.attrs))
     tenant = tenant_of(request)
-    page, headers = await read_page(request, ctx, tenant, spec, limit, offset, count)
-    headers.update(await map_headers(request, ctx, [r.id for r in page.rows]))
+    page, headers, status = await read_mapped_page(request, ctx, tenant, spec, limit, offset, count)
     if shape is None:
-        return respond(request, [render_stored(r, view) for r in page.rows], context, headers=headers, offered=GEOJSON)
+        return respond(request, [render_stored(r, view) for r in page.rows], context, status=status, headers=headers,
+                       offered=GEOJSON)
     body = await ctx.db.read(shaped, tenant, page.rows, view, shape)
-    return respond(request, body, context, headers=headers, offered=GEOJSON)
+    return respond(request, body, context, status=status, headers=headers, offered=GEOJSON)
 
 
 @router.get("/entities/{entity_id}", summary="Retrieve an entity", openapi_extra=operation(

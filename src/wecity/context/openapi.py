@@ -194,10 +194,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                     **_ENTITY),
     "JsonLdContext": _schema("A JSON-LD @context for the broker to host (clause 5.13.2)", required=("@context",),
                              **{"@context": _CONTEXT}),
+    "Snapshot": _schema("Snapshot (clause 5.2.41): the queries whose results are frozen, and its priority",
+                        required=("snapshotQueries",), snapshotQueries={"type": "array", "items": _OBJECT},
+                        snapshotPriority={"type": "integer", "minimum": 1}),
+    "SnapshotFragment": _schema("Snapshot update or clone (clauses 5.16.2, 5.16.4): its priority",
+                                snapshotPriority={"type": "integer", "minimum": 1}),
     "EntityMapFragment": _schema("EntityMap update (clause 5.14.2): its expiry, bounded by the broker",
                                  expiresAt={"type": "string", "format": "date-time"}),
 }
-_WITHOUT_LD = {"NgsiLdEntityIdList", "JsonLdContext", "EntityMapFragment"}  # their media type is application/json only
+_WITHOUT_LD = {"NgsiLdEntityIdList", "JsonLdContext", "EntityMapFragment", "SnapshotFragment"}  # their media type is application/json only
 _IN_BODY = "Ld"  # the suffix of a body's schema as application/ld+json
 
 

@@ -155,7 +155,7 @@ def query_page(conn: Connection, tenant: str, spec: Query, *, limit: int, offset
         return [(s.types, s.attrs) for s in (cache[i] for i in ids) if s is not None]
 
     with linked_entities(resolve):
-        matched = _matching(rows, spec, now)
+        matched = select_matching(rows, spec, now)
     if spec.order is not None:
         matched = spec.order.sort(matched)
     return Page(matched[offset:offset + limit], len(matched) if count else None,
@@ -181,7 +181,7 @@ def _shown(row: Any, now: datetime) -> Stored:
     return entity if entity.prune_at is None else live(entity, now) or entity
 
 
-def _matching(rows: list[Any], spec: Query, now: datetime) -> list[Stored]:
+def select_matching(rows: list[Any], spec: Query, now: datetime) -> list[Stored]:
     pattern = compile_pattern(spec.id_pattern) if spec.id_pattern else None
     attrs = spec.attrs
     matched: list[Stored] = []

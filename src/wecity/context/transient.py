@@ -41,18 +41,13 @@ def _instant(value: Any) -> datetime | None:
 
 
 def earliest_expiry(attrs: dict[str, Any]) -> datetime | None:
-    """The earliest expiresAt among the attribute instances and their sub-attributes; None for none."""
+    """The earliest expiresAt among the attribute instances; None for none. Runs on every write, so it
+    looks at the instances only: a sub-attribute's expiresAt is kept and shown, but does not remove it."""
     earliest: datetime | None = None
     for attr in attrs.values():
         for inst in attr if type(attr) is list else (attr,):
-            if type(inst) is not dict:
-                continue
-            for key, value in inst.items():
-                when = None
-                if key == "expiresAt":
-                    when = _instant(value)
-                elif type(value) is dict and "expiresAt" in value:
-                    when = _instant(value["expiresAt"])
+            if "expiresAt" in inst:
+                when = _instant(inst["expiresAt"])
                 if when is not None and (earliest is None or when < earliest):
                     earliest = when
     return earliest
@@ -66,16 +61,10 @@ def _alive(item: Any, now: datetime) -> bool:
 
 
 def prune(attrs: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The attributes without the instances (and sub-attributes) that have expired by `now`."""
+    """The attributes without the instances that have expired by `now`."""
     out: dict[str, Any] = {}
     for iri, attr in attrs.items():
-        kept = []
-        for inst in instances(attr):
-            if not _alive(inst, now):
-                continue
-            if any(type(v) is dict and not _alive(v, now) for v in inst.values()):
-                inst = {k: v for k, v in inst.items() if _alive(v, now)}
-            kept.append(inst)
+        kept = [inst for inst in instances(attr) if _alive(inst, now)]
         if kept:
             out[iri] = kept if type(attr) is list and len(kept) > 1 else kept[0]
     return out

@@ -91,3 +91,11 @@ def test_merge_sets_the_expiry_a_replace_clears_it_and_bad_ones_are_refused(brok
         r = broker.post(f"{BASE}/entities", json=entity("urn:ngsi-ld:Manhole:9", depth=prop(1, expiresAt=bad)))
         assert r.status_code == 400
     assert broker.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:9").status_code == 404
+
+
+def test_an_expired_attribute_instance_leaves_the_temporal_representation(broker: Any) -> None:
+    body = entity(E1, gone=prop(1, expiresAt="2000-01-01T00:00:00Z"), later=prop(2, expiresAt="2999-01-01T00:00:00Z"),
+                  steady=prop(3))
+    assert broker.post(f"{BASE}/entities", json=body).status_code == 201
+    got = broker.get(f"{BASE}/temporal/entities/{E1}").json()
+    assert "gone" not in got and {"later", "steady"} <= set(got)

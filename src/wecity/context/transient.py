@@ -53,7 +53,8 @@ def earliest_expiry(attrs: dict[str, Any]) -> datetime | None:
     return earliest
 
 
-def _alive(item: Any, now: datetime) -> bool:
+def alive(item: Any, now: datetime) -> bool:
+    """Whether an attribute instance is still served at `now` (it has no expiresAt, or a later one)."""
     if type(item) is not dict or "expiresAt" not in item:
         return True
     when = _instant(item["expiresAt"])
@@ -64,7 +65,7 @@ def prune(attrs: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The attributes without the instances that have expired by `now`."""
     out: dict[str, Any] = {}
     for iri, attr in attrs.items():
-        kept = [inst for inst in instances(attr) if _alive(inst, now)]
+        kept = [inst for inst in instances(attr) if alive(inst, now)]
         if kept:
             out[iri] = kept if type(attr) is list and len(kept) > 1 else kept[0]
     return out

@@ -18,7 +18,7 @@ from wecity.context.errors import already_exists, bad_request_data
 from wecity.context.models import entities as t
 from wecity.context.owned import refusal
 from wecity.context.rows import SAVE, entity_exists, existing, not_found, row_values
-from wecity.context.verbs import merge_stored
+from wecity.context.verbs import KEEP, merge_stored
 
 # A change a batch made: the entity as it was right after it, the attributes changed, the attributes before
 # the change (None: not read) and whether the entity is new.
@@ -41,7 +41,11 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
     with a few bulk statements."""
     result = BatchResult()
     # A replace throws the old attributes away: they are not even decoded.
-    found = existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)), attrs=mode != "replace")
+    expired: list[int] = []
+    found = existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)), attrs=mode != "replace",
+                     now=env.now, expired=expired)
+    if expired and mode not in ("update-only", "no-overwrite"):
+        conn.execute(t.delete().where(t.c.pk.in_(expired)))  # expired, not yet swept: their ids are free
     changes: list[_Change] = []
     pending: dict[str, Stored] = {}  # entity id -> its state after this batch
     for entity in items:
@@ -58,7 +62,7 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
             else:
                 # Its own copy of the attributes: a later item for the same id must not rewrite this change.
                 pending[entity.id] = Stored(0, entity.id, entity.types, dict(entity.attrs), env.now, env.now,
-                                            entity.scope)
+                                            entity.scope, entity.expires_at)
                 changes.append((_as_now(pending[entity.id]), entity.attrs, None, True))
                 result.created.append(entity.id)
                 result.success.append(entity.id)
@@ -97,6 +101,7 @@ def _write_over(old: Stored, entity: Entity, mode: str,
         old.attrs = dict(entity.attrs)
         changed = entity.attrs
         old.scope = entity.scope
+        old.expires_at = entity.expires_at
         if entity.types:
             old.types = entity.types
     else:
@@ -110,6 +115,8 @@ def _write_over(old: Stored, entity: Entity, mode: str,
                 kept.append(iri)
         if entity.scope is not None:
             old.scope = entity.scope
+        if entity.expires_at is not None:
+            old.expires_at = entity.expires_at
         if entity.types:
             old.types = list(dict.fromkeys(old.types + entity.types))
     old.modified_at = now
@@ -136,7 +143,7 @@ def batch_merge(conn: Connection, env: Env, items: list[Entity]) -> BatchResult:
     """POST /entityOperations/merge: merge each entity (as PATCH /entities/{id} does); an entity
     that does not exist is an error of its own."""
     result = BatchResult()
-    found = existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)))
+    found = existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)), now=env.now)
     for entity in items:
         stored = found.get(entity.id)
         refused = refusal(env, entity.id) if env.owned else None
@@ -146,14 +153,15 @@ def batch_merge(conn: Connection, env: Env, items: list[Entity]) -> BatchResult:
         if stored is None:
             result.errors.append((entity.id, not_found(entity.id)))
             continue
-        merge_stored(conn, env, stored, entity.attrs, types=entity.types, scope=entity.scope)
+        merge_stored(conn, env, stored, entity.attrs, types=entity.types, scope=entity.scope,
+                     expires_at=entity.expires_at if entity.expires_at is not None else KEEP)
         result.success.append(entity.id)
     return result
 
 
 def batch_delete(conn: Connection, env: Env, ids: list[str]) -> BatchResult:
     result = BatchResult()
-    found = existing(conn, env.tenant, list(dict.fromkeys(ids)))
+    found = existing(conn, env.tenant, list(dict.fromkeys(ids)), now=env.now)
     gone: set[str] = set()
     for entity_id in ids:
         stored = found.get(entity_id)

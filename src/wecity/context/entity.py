@@ -145,6 +145,7 @@ class Entity:
     types: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)  # IRI -> instance dict, or list of instances
     scope: Any = None
+    expires_at: datetime | None = None  # a transient entity's expiresAt (4.22)
 
     @property
     def type(self) -> str:
@@ -442,9 +443,9 @@ def normalize_entity(body: Any, terms: TermMap, now: datetime, *, entity_id: str
     scope = body.get("scope")
     if scope is not None and not (nulls and scope == NULL):
         check_scope(scope)
-    entity = Entity(eid, types, scope=scope)
+    entity = Entity(eid, types, scope=scope, expires_at=entity_expiry(body))
     for name, raw in body.items():
-        if name in ENTITY_MEMBERS:
+        if name in ENTITY_MEMBERS or name == "expiresAt":
             continue
         check_attribute_name(name)
         iri = terms.expand(name)
@@ -453,6 +454,15 @@ def normalize_entity(body: Any, terms: TermMap, now: datetime, *, entity_id: str
         if iri == LOCATION and not (nulls and any(is_null(i) for i in instances(attr))):
             _check_location(attr)
     return entity
+
+
+def entity_expiry(body: dict[str, Any]) -> datetime | None:
+    """The expiresAt member of an entity (4.22: it is transient until then); None when absent (or the
+    NGSI-LD Null, which makes the entity durable again in a merge)."""
+    value = body.get("expiresAt")
+    if value is None or value == NULL:
+        return None
+    return parse_time(value, "expiresAt")
 
 
 def _check_location(attr: Any) -> None:
@@ -466,7 +476,7 @@ def normalize_fragment(body: Any, terms: TermMap, now: datetime, *, nulls: str =
         raise bad_request_data("the body must be a JSON object of attributes", "请求体必须是属性的 JSON 对象")
     out: dict[str, Any] = {}
     for name, raw in body.items():
-        if name in ENTITY_MEMBERS:
+        if name in ENTITY_MEMBERS or name == "expiresAt":
             continue
         check_attribute_name(name)
         iri = terms.expand(name)

@@ -35,6 +35,10 @@ class Stored:
     created_at: datetime
     modified_at: datetime
     scope: Any = None
+    # Transient entities (wecity.context.transient): the entity's own expiresAt, and the earliest expiresAt
+    # of its attribute instances.
+    expires_at: datetime | None = None
+    prune_at: datetime | None = None
 
     @property
     def type(self) -> str:

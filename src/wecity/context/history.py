@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from wecity.context import transient
 from wecity.context.bulk import driver, dumps_document, insert_many, run, sqlite_timestamp
 from wecity.context.entity import VALUE_MEMBER, now_text, parse_time
 from wecity.context.env import Env
@@ -158,13 +159,20 @@ def entity_type_of(conn: Connection, tenant: str, entity_id: str) -> str | None:
 
 def instances(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | None, when: TimeFilter, *,
               last_n: int | None = None) -> dict[str, list[tuple[int, float, dict[str, Any]]]]:
-    """Attribute IRI -> [(pk, ts, instance)] in time order (the last `last_n` of each when given)."""
+    """Attribute IRI -> [(pk, ts, instance)] in time order (the last `last_n` of each when given). The
+    instances of a transient attribute are left out once their expiresAt has passed (clause 4.22); an
+    expired entity's own history stays."""
     stmt = sa.select(h.c.pk, h.c.attr, h.c.ts, h.c.instance).where(
         h.c.tenant == tenant, h.c.entity_id == entity_id, *when.where())
     if attrs is not None:
         stmt = stmt.where(h.c.attr.in_(attrs))
     out: dict[str, list[tuple[int, float, dict[str, Any]]]] = {}
+    now: datetime | None = None
     for row in conn.execute(stmt.order_by(h.c.attr, h.c.ts, h.c.pk)):
+        if "expiresAt" in row.instance:
+            now = now or datetime.now(UTC)
+            if not transient.alive(row.instance, now):
+                continue
         out.setdefault(row.attr, []).append((row.pk, row.ts, row.instance))
     if last_n:
         out = {k: v[-last_n:] for k, v in out.items()}

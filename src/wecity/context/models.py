@@ -48,11 +48,18 @@ entities = sa.Table(
     # cells (`geo_large`, looked up apart by plain box overlap).
     sa.Column("geo_cell", sa.BigInteger, nullable=True),
     sa.Column("geo_large", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    # Transient entities (clause 4.22): when the entity itself expires (its expiresAt), and the earliest
+    # expiresAt of its attribute instances. Both NULL for the usual durable entity; reads hide an expired
+    # entity and drop expired instances at once, the cleanup task removes them for good.
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("attrs_expire_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("tenant", "entity_id", name="uq_ngsild_entities_tenant_entity_id"),
     sa.Index("ix_ngsild_entities_type_cell", "tenant", "type", "geo_cell"),
     sa.Index("ix_ngsild_entities_cell", "tenant", "geo_cell"),
     sa.Index("ix_ngsild_entities_multi_typed", "tenant", "multi_typed"),
     sa.Index("ix_ngsild_entities_geo_large", "tenant", "geo_large"),
+    sa.Index("ix_ngsild_entities_expires_at", "expires_at"),
+    sa.Index("ix_ngsild_entities_attrs_expire_at", "attrs_expire_at"),
     info=INFO,
 )
 
@@ -155,5 +162,43 @@ entity_maps = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("tenant", "map_id", name="uq_ngsild_entity_maps_tenant_map_id"),
     sa.Index("ix_ngsild_entity_maps_expires_at", "expires_at"),
+    info=INFO,
+)
+
+# Snapshots (clause 5.16): the result of some queries frozen at one time, which later queries naming the
+# snapshot (NGSILD-Snapshot header) are answered from. `body` holds the snapshotQueries as given, with the
+# @context they are read with; `details` the snapshotQueriesDetails.
+snapshots = sa.Table(
+    "ngsild_snapshots",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("snapshot_id", sa.String(512), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("tenant", "snapshot_id", name="uq_ngsild_snapshots_tenant_snapshot_id"),
+    info=INFO,
+)
+
+# The frozen entities of a snapshot, in the columns of `entities` a query reads.
+snapshot_entities = sa.Table(
+    "ngsild_snapshot_entities",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("snapshot_pk", sa.Integer, sa.ForeignKey("ngsild_snapshots.pk", ondelete="CASCADE"), nullable=False),
+    sa.Column("entity_id", sa.String(512), nullable=False),
+    sa.Column("type", sa.String(512), nullable=False),
+    sa.Column("extra_types", sa.JSON, nullable=True),
+    sa.Column("scope", sa.JSON, nullable=True),
+    sa.Column("attrs", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("modified_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("attrs_expire_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("snapshot_pk", "entity_id", name="uq_ngsild_snapshot_entities_snapshot_entity"),
     info=INFO,
 )

@@ -68,12 +68,16 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "coordinates": _query("coordinates", "Geo-query coordinates: a JSON array as in GeoJSON (clause 4.10)"),
     "geoproperty": _query("geoproperty", "Geo-query property, location by default (clause 4.10)"),
     "local": _boolean("local", "Local only: no distributed operation (clause 6.3.18)"),
+    "keep": _query("keep", "Purge: the attributes to keep, every other one is deleted (clause 5.6.21)"),
+    "drop": _query("drop", "Purge: the attributes to delete, the entities are kept (clause 5.6.21)"),
     "expandValues": _query("expandValues", "Attributes whose string values in q are expanded as terms "
                                            "(clause 4.9)"),
     "orderBy": _query("orderBy", "Ordering: comma-separated attribute;asc|desc|dist-asc|dist-desc"),
     "collation": _query("collation", "Ordering collation: a BCP 47 language tag"),
     "orderFrom": _query("orderFrom", "Ordering by distance from these coordinates (a JSON array)"),
     "entityMap": _boolean("entityMap", "Create an EntityMap of the result (clause 5.7.1.4)"),
+    "entityMapLifetime": _query("entityMapLifetime", "How long the EntityMap is to live: an ISO 8601 duration, "
+                                                     "bounded by the broker"),
     # Representation (clauses 4.5, 4.15, 6.3.7)
     "pick": _query("pick", "Entity members to include (projection, clause 4.21)"),
     "omit": _query("omit", "Entity members to leave out (projection, clause 4.21)"),
@@ -118,7 +122,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "temporalFormat": _query("format", "Temporal representation (clause 6.3.7)",
                              {"type": "string", "enum": ["normalized", "temporalValues", "aggregatedValues"]}),
     # @context management (clause 6.30)
-    "details": _boolean("details", "List the @contexts with their details, not only their URLs"),
+    "details": _boolean("details", "The detailed representation of each item, not only its name or URL"),
     "kind": _query("kind", "Kind of @context to list",
                    {"type": "string", "enum": ["hosted", "cached", "implicitlycreated"]}),
 }
@@ -209,8 +213,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                     **_ENTITY),
     "JsonLdContext": _schema("A JSON-LD @context for the broker to host (clause 5.13.2)", required=("@context",),
                              **{"@context": _CONTEXT}),
+    "Snapshot": _schema("Snapshot (clause 5.2.41): the queries whose results are frozen, and its priority",
+                        required=("snapshotQueries",), snapshotQueries={"type": "array", "items": _OBJECT},
+                        snapshotPriority={"type": "integer", "minimum": 1}),
+    "SnapshotFragment": _schema("Snapshot update or clone (clauses 5.16.2, 5.16.4): its priority",
+                                snapshotPriority={"type": "integer", "minimum": 1}),
+    "EntityMapFragment": _schema("EntityMap update (clause 5.14.2): its expiry, bounded by the broker",
+                                 expiresAt={"type": "string", "format": "date-time"}),
 }
-_WITHOUT_LD = {"NgsiLdEntityIdList", "JsonLdContext"}  # their media type is application/json only
+_WITHOUT_LD = {"NgsiLdEntityIdList", "JsonLdContext", "EntityMapFragment", "SnapshotFragment"}  # their media type is application/json only
 _IN_BODY = "Ld"  # the suffix of a body's schema as application/ld+json
 
 

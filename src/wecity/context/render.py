@@ -120,7 +120,8 @@ def render_attribute(attr: dict[str, Any], view: View) -> Any:
 
 
 def render_entity(entity_id: str, types: list[str], attrs: dict[str, Any], view: View, *,
-                  created_at: str | None = None, modified_at: str | None = None, scope: Any = None) -> dict[str, Any]:
+                  created_at: str | None = None, modified_at: str | None = None, scope: Any = None,
+                  expires_at: str | None = None) -> dict[str, Any]:
     compacted = [view.terms.compact(t) for t in types]
     out: dict[str, Any] = {"id": entity_id, "type": compacted[0] if len(compacted) == 1 else compacted}
     if scope is not None:
@@ -128,10 +129,12 @@ def render_entity(entity_id: str, types: list[str], attrs: dict[str, Any], view:
     if view.sys_attrs and view.form != "keyValues":
         out["createdAt"] = created_at
         out["modifiedAt"] = modified_at
+        if expires_at is not None:  # a system member of a transient entity, shown with sysAttrs only (6.3.11)
+            out["expiresAt"] = expires_at
     for iri, attr in attrs.items():
         if view.attrs is not None and iri not in view.attrs:
             continue
-        if iri == EXPIRES_AT:  # a system attribute of a transient entity, shown with sysAttrs only (6.3.11)
+        if iri == EXPIRES_AT:  # kept among the attributes by older versions; shown as the member above
             if view.sys_attrs and view.form != "keyValues":
                 out["expiresAt"] = attr.get("value") if isinstance(attr, dict) else attr
             continue

@@ -202,7 +202,7 @@ def _selectors(items: Any, terms: TermMap, spec: service.Query) -> None:
     spec.entity_test = selected
 
 
-def _query_spec(body: dict[str, Any], terms: TermMap) -> service.Query:
+def query_spec(body: dict[str, Any], terms: TermMap) -> service.Query:
     """What a Query body selects (entities, attrs, q, scopeQ, geoQ, ordering), checked and expanded."""
     spec = service.Query()
     if "entities" in body:
@@ -248,7 +248,7 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
         raise bad_request_data("joinLevel must be a positive integer", "joinLevel 必须是正整数")
     context = body.get("@context") if media == "application/ld+json" else parse_link_header(request.headers.get("link"))
     terms = await resolve(ctx, context)
-    spec = _query_spec(body, terms)
+    spec = query_spec(body, terms)
     limit, offset, count = paging(request)
     view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)
     datasets = body.get("datasetId")

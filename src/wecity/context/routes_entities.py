@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import replace
 from functools import partial
@@ -13,13 +12,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from wecity.context import linked, service
+from wecity.context import linked, service, snapshots
 from wecity.context.entity import (
     ENTITY_MEMBERS,
     NULL,
     check_entity_id,
     check_name,
     check_scope,
+    entity_expiry,
     is_uri,
     normalize_attribute,
     normalize_entity,
@@ -29,12 +29,12 @@ from wecity.context.entity import (
 from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap
+from wecity.context.mapped import HEADER, location, map_headers, mapped_page
 from wecity.context.openapi import HEADERS, PAGING, SHAPE, VIEW, operation
 from wecity.context.ordering import parse_ordering
 from wecity.context.projection import select_datasets
 from wecity.context.protocol import (
     GEOJSON,
-    JSON_LD,
     env_of,
     in_preferred_version,
     incoming,
@@ -49,13 +49,15 @@ from wecity.context.protocol import (
 )
 from wecity.context.query import Predicate, compile_q, compile_query
 from wecity.context.render import View, render_entity
-from wecity.context.routes_entitymaps import map_headers
 from wecity.context.scopeq import compile_scope_q
 from wecity.context.selection import parse_type_selection
+from wecity.context.transient import expiry_text
+from wecity.context.verbs import KEEP
 from wecity.core.errors import NotFound
 from wecity.core.http import Ctx
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"])
+SNAPSHOT = "NGSILD-Snapshot"
 BASE = "/ngsi-ld/v1/entities/"
 URI_SAFE = ":/?#[]@!$&'()*+,;=-._~%"  # kept as they are in a Location header; anything else is percent-encoded
 
@@ -63,7 +65,8 @@ URI_SAFE = ":/?#[]@!$&'()*+,;=-._~%"  # kept as they are in a Location header; a
 def render_stored(stored: service.Stored, view: View) -> dict[str, Any]:
     attrs = stored.attrs if view.datasets is None else select_datasets(stored.attrs, view.datasets)
     return render_entity(stored.id, stored.types, attrs, view, created_at=now_text(stored.created_at),
-                         modified_at=now_text(stored.modified_at), scope=stored.scope)
+                         modified_at=now_text(stored.modified_at), scope=stored.scope,
+                         expires_at=expiry_text(stored.expires_at) if stored.expires_at else None)
 
 
 def update_result(result: service.UpdateResult, terms: TermMap) -> Response | None:
@@ -187,14 +190,35 @@ def shaped(conn: Connection, tenant: str, roots: list[service.Stored], view: Vie
 async def read_page(request: Request, ctx: Any, tenant: str, spec: Any, limit: int, offset: int,
                     count: bool) -> tuple[Any, dict[str, str]]:
     """One page of a query (GET /entities or POST /entityOperations/query) and its headers: the total when
-    `count=true`, and the prev/next links."""
-    page = await ctx.db.read(partial(service.query_page, tenant=tenant, spec=spec, limit=limit, offset=offset,
-                                     count=count))
+    `count=true`, the prev/next links, and the EntityMap the request asked for or referred to."""
+    page, headers, _ = await read_mapped_page(request, ctx, tenant, spec, limit, offset, count)
+    return page, headers
+
+
+async def read_mapped_page(request: Request, ctx: Any, tenant: str, spec: Any, limit: int, offset: int,
+                           count: bool) -> tuple[Any, dict[str, str], int]:
+    """`read_page` and its status: 201 when the request asked for an EntityMap and one was made."""
+    snapshot_id = request.headers.get(SNAPSHOT.lower())
+    mapped = None
+    if snapshot_id is not None:  # answered from the snapshot's frozen entities (6.3.22)
+        page = await ctx.db.write(partial(snapshots.query_page, tenant=tenant, snapshot_id=snapshot_id, spec=spec,
+                                          limit=limit, offset=offset, count=count, now=ctx.clock.now()))
+    elif (mapped := await mapped_page(request, ctx, tenant, spec, limit, offset, count)) is not None:
+        page = mapped.page
+    else:
+        page = await ctx.db.read(partial(service.query_page, tenant=tenant, spec=spec, limit=limit, offset=offset,
+                                         count=count, now=ctx.clock.now()))
     headers = {"NGSILD-Results-Count": str(page.total)} if page.total is not None else {}
     links = page_links(request, limit=limit, offset=offset, more=page.more)
     if links:
         headers["Link"] = ", ".join(links)
-    return page, headers
+    if snapshot_id is not None:
+        headers[SNAPSHOT] = snapshot_id
+    if mapped is None:
+        return page, headers, 200
+    headers[HEADER] = location(mapped.map_id)
+    asked = request.query_params.get("entityMap") == "true"
+    return page, headers, 201 if mapped.created and asked else 200
 
 
 @router.get("/entities", summary="Query entities", openapi_extra=operation(
@@ -213,12 +237,12 @@ async def query_entities(request: Request, ctx: Ctx) -> Response:
     view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)
     shape = shape_from(request, terms, has_attrs=bool(spec.attrs))
     tenant = tenant_of(request)
-    page, headers = await read_page(request, ctx, tenant, spec, limit, offset, count)
-    headers.update(await map_headers(request, ctx, [r.id for r in page.rows]))
+    page, headers, status = await read_mapped_page(request, ctx, tenant, spec, limit, offset, count)
     if shape is None:
-        return respond(request, [render_stored(r, view) for r in page.rows], context, headers=headers, offered=GEOJSON)
+        return respond(request, [render_stored(r, view) for r in page.rows], context, status=status, headers=headers,
+                       offered=GEOJSON)
     body = await ctx.db.read(shaped, tenant, page.rows, view, shape)
-    return respond(request, body, context, headers=headers, offered=GEOJSON)
+    return respond(request, body, context, status=status, headers=headers, offered=GEOJSON)
 
 
 @router.get("/entities/{entity_id}", summary="Retrieve an entity", openapi_extra=operation(
@@ -232,13 +256,17 @@ async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
     view = view_of(request, terms, expanded)
     shape = shape_from(request, terms, has_attrs=bool(attrs))
     tenant = tenant_of(request)
-    stored = await ctx.db.read(service.get, tenant, entity_id)
+    snapshot_id = request.headers.get(SNAPSHOT.lower())
+    if snapshot_id is not None:  # the entity as the snapshot froze it (6.3.22)
+        stored = await ctx.db.write(snapshots.entity, tenant, snapshot_id, entity_id, ctx.clock.now())
+    else:
+        stored = await ctx.db.read(service.get, tenant, entity_id, ctx.clock.now())
     wanted_type = request.query_params.get("type")
     if stored is None or (wanted_type and terms.expand(wanted_type) not in stored.types):
         raise service.not_found(entity_id)
     if expanded is not None and expanded.isdisjoint(stored.attrs):
         raise _nothing_left(entity_id)
-    headers = await map_headers(request, ctx, [stored.id])
+    headers = {SNAPSHOT: snapshot_id} if snapshot_id is not None else await map_headers(request, ctx, [stored.id])
     body: Any
     if shape is None:
         body = render_stored(stored, view)
@@ -281,7 +309,9 @@ async def merge_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     scope = data.body.get("scope") if isinstance(data.body, dict) else None
     if scope is not None and scope != NULL:
         check_scope(scope)
-    await ctx.db.write(lambda conn: service.merge(conn, env, entity_id, attrs, types=types, scope=scope))
+    expires = entity_expiry(data.body) if isinstance(data.body, dict) and "expiresAt" in data.body else KEEP
+    await ctx.db.write(lambda conn: service.merge(conn, env, entity_id, attrs, types=types, scope=scope,
+                                                  expires_at=expires))
     return no_content()
 
 
@@ -306,6 +336,48 @@ async def delete_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
         _, terms = await outgoing_terms(request, ctx)
         types = [terms.expand(t) for t in split_list(wanted) or []]
     await ctx.db.write(partial(service.delete, env=env_of(request, ctx), entity_id=entity_id, types=types))
+    return no_content()
+
+
+PURGE_ALL = 1_000_000  # a purge goes through every entity it matches, not one page
+
+
+@router.delete("/entities", status_code=204, summary="Purge entities", openapi_extra=operation(
+    "id", "type", "idPattern", "attrs", "q", "scopeQ", "georel", "geometry", "coordinates", "geoproperty", "local",
+    "keep", "drop", *HEADERS))
+@router.delete("/entities/", include_in_schema=False)
+async def purge_entities(request: Request, ctx: Ctx) -> Response:
+    """Delete every entity a query matches, or with `drop`/`keep` only some of their attributes (5.6.21).
+    The query must be narrowed as for a query (type, attrs, q, a geo-query or scopeQ on non-system
+    attributes, or local=true): an id list or idPattern alone does not do."""
+    params = request.query_params
+    if "keep" in params and "drop" in params:
+        raise bad_request_data("keep and drop cannot be used together", "keep 与 drop 不能同时使用")
+    _, terms = await outgoing_terms(request, ctx)
+    if too_wide(request, terms):
+        raise bad_request_data("a purge needs type, attrs, q, scopeQ or a geo-query (or local=true); ids and "
+                               "system attributes alone do not narrow it", "清除需要 type、attrs、q、scopeQ 或地理条件"
+                               "（或 local=true），仅有 id 或系统属性不足以限定范围")
+    q = params.get("q")
+    if q and compile_query(q, terms).depth:
+        raise bad_request_data("a purge cannot query linked entities", "清除不能查询关联实体")
+    spec = query_of(request, terms)
+    keep = drop = None
+    for name in ("keep", "drop"):
+        listed = split_list(params.get(name))
+        if name in params and not listed:
+            raise bad_request_data(f"{name} names no attribute", f"{name} 未指定属性")
+        if listed:
+            check_attrs(listed)
+            chosen = {terms.expand(a) for a in listed}
+            keep, drop = (chosen, drop) if name == "keep" else (keep, chosen)
+    env = env_of(request, ctx)
+
+    def write(conn: Connection) -> int:
+        found, _ = service.query(conn, env.tenant, spec, limit=PURGE_ALL, offset=0, count=False, now=env.now)
+        return service.purge(conn, env, found, keep=keep, drop=drop)
+
+    await ctx.db.write(write)
     return no_content()
 
 
@@ -420,12 +492,3 @@ async def delete_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> 
                                iri="scope" if attr == "scope" else terms.expand(attr), selector=_selector(request, terms),
                                dataset=None if dataset == "@none" else dataset, delete_all=delete_all == "true"))
     return no_content()
-
-
-@router.get("/types", summary="Entity types present", openapi_extra=operation(*HEADERS, answers=JSON_LD))
-async def entity_types(request: Request, ctx: Ctx) -> Response:
-    context, terms = await outgoing_terms(request, ctx)
-    types = await ctx.db.read(service.entity_types, tenant_of(request))
-    body = {"id": "urn:ngsi-ld:EntityTypeList:" + hashlib.sha1("\n".join(types).encode()).hexdigest()[:16], "type": "EntityTypeList",
-            "typeList": [terms.compact(t) for t in types]}
-    return respond(request, body, context)

@@ -3,6 +3,7 @@ entity (its types, attributes, scope and the `location` bounding box with its gr
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,16 +16,19 @@ from wecity.context.env import Stored
 from wecity.context.errors import already_exists, resource_not_found
 from wecity.context.models import entities as t
 from wecity.context.models import geo_cell
+from wecity.context.transient import earliest_expiry, is_expired, live
 from wecity.core.errors import AlreadyExists, NotFound
 
-COLUMNS = (t.c.pk, t.c.entity_id, t.c.type, t.c.extra_types, t.c.attrs, t.c.created_at, t.c.modified_at, t.c.scope)
+COLUMNS = (t.c.pk, t.c.entity_id, t.c.type, t.c.extra_types, t.c.attrs, t.c.created_at, t.c.modified_at, t.c.scope,
+           t.c.expires_at, t.c.attrs_expire_at)
 
 # Built once: constructing Core statements costs more than running them on the hot paths.
 GET = sa.select(*COLUMNS).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.entity_id == sa.bindparam("b_id"))
-_ROW_COLUMNS = ("geo_cell", "geo_large", "type", "extra_types", "multi_typed", "attrs", "scope", "min_lon", "min_lat", "max_lon", "max_lat", "modified_at")
+_ROW_COLUMNS = ("geo_cell", "geo_large", "type", "extra_types", "multi_typed", "attrs", "scope", "min_lon", "min_lat", "max_lon", "max_lat", "modified_at",
+                "expires_at", "attrs_expire_at")
 SAVE = t.update().where(t.c.pk == sa.bindparam("b_pk")).values({c: sa.bindparam(c) for c in _ROW_COLUMNS})
 
-_RAW_COLUMNS = "pk, entity_id, type, extra_types, attrs, created_at, modified_at, scope"
+_RAW_COLUMNS = "pk, entity_id, type, extra_types, attrs, created_at, modified_at, scope, expires_at, attrs_expire_at"
 _RAW_GET = f"SELECT {_RAW_COLUMNS} FROM ngsild_entities WHERE tenant = ? AND entity_id = ?"
 
 
@@ -39,18 +43,25 @@ def entity_exists(entity_id: str) -> AlreadyExists:
 def stored(row: Any) -> Stored:
     """A row read through SQLAlchemy Core."""
     types = [row.type] + list(row.extra_types or [])
-    return Stored(row.pk, row.entity_id, types, row.attrs, row.created_at, row.modified_at, row.scope)
+    return Stored(row.pk, row.entity_id, types, row.attrs, row.created_at, row.modified_at, row.scope,
+                  row.expires_at, row.attrs_expire_at)
 
 
 def _stored_raw(row: tuple[Any, ...], *, attrs: bool = True) -> Stored:
     """A row read through the driver (SQLite): JSON and timestamps decoded as the column types would."""
-    pk, entity_id, kind, extra, document, created, modified, scope = row
+    pk, entity_id, kind, extra, document, created, modified, scope, expires, prune_at = row
     types = [kind, *(loads(extra) or ())] if extra is not None else [kind]
     return Stored(pk, entity_id, types, loads(document) if attrs else {}, utc(created), utc(modified),  # type: ignore[arg-type]
-                  loads(scope) if scope is not None else None)
+                  loads(scope) if scope is not None else None, utc(expires), utc(prune_at))
 
 
-def get(conn: Connection, tenant: str, entity_id: str) -> Stored | None:
+def get(conn: Connection, tenant: str, entity_id: str, now: datetime | None = None) -> Stored | None:
+    """The entity as a reader at `now` (default: the wall clock) sees it; None when absent or expired."""
+    return live(get_row(conn, tenant, entity_id), now)
+
+
+def get_row(conn: Connection, tenant: str, entity_id: str) -> Stored | None:
+    """The entity's row as stored, expired or not."""
     raw = driver(conn)
     if raw is not None:
         found = run(raw, _RAW_GET, (tenant, entity_id)).fetchone()
@@ -59,18 +70,21 @@ def get(conn: Connection, tenant: str, entity_id: str) -> Stored | None:
     return stored(row) if row else None
 
 
-def require(conn: Connection, tenant: str, entity_id: str, selector: list[str] | None = None) -> Stored:
+def require(conn: Connection, tenant: str, entity_id: str, selector: list[str] | None = None,
+            now: datetime | None = None) -> Stored:
     """The stored entity; NotFound when absent, or not of one of the `selector` types when given."""
-    found = get(conn, tenant, entity_id)
+    found = get(conn, tenant, entity_id, now)
     if found is None or (selector and not set(selector).intersection(found.types)):
         raise not_found(entity_id)
     return found
 
 
-def existing(conn: Connection, tenant: str, ids: list[str], *, attrs: bool = True) -> dict[str, Stored]:
-    """The stored entities among `ids`, by id, in a few statements; without `attrs`, their attributes
-    are left empty (not decoded)."""
+def existing(conn: Connection, tenant: str, ids: list[str], *, attrs: bool = True, now: datetime | None = None,
+             expired: list[int] | None = None) -> dict[str, Stored]:
+    """The live entities among `ids` (as a reader at `now` sees them), by id, in a few statements; without
+    `attrs`, their attributes are left empty (not decoded). The rows of expired ones go to `expired`."""
     found: dict[str, Stored] = {}
+    stale: list[Stored] = []
     raw = driver(conn)
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
@@ -82,12 +96,21 @@ def existing(conn: Connection, tenant: str, ids: list[str], *, attrs: bool = Tru
             continue
         for row in conn.execute(sa.select(*COLUMNS).where(t.c.tenant == tenant, t.c.entity_id.in_(chunk))):
             found[row.entity_id] = stored(row)
+    for entity_id, entity in list(found.items()):
+        if entity.expires_at is None and entity.prune_at is None:
+            continue
+        if is_expired(entity, now):
+            stale.append(found.pop(entity_id))
+        elif attrs:
+            live(entity, now)
+    if expired is not None:
+        expired.extend(s.pk for s in stale)
     return found
 
 
-def entities_by_id(conn: Connection, tenant: str, ids: list[str]) -> dict[str, Stored]:
-    """The entities with these ids that exist, by id (a few statements for many ids)."""
-    return existing(conn, tenant, ids)
+def entities_by_id(conn: Connection, tenant: str, ids: list[str], now: datetime | None = None) -> dict[str, Stored]:
+    """The live entities with these ids, by id (a few statements for many ids)."""
+    return existing(conn, tenant, ids, now=now)
 
 
 def row_values(entity: Entity | Stored, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +121,7 @@ def row_values(entity: Entity | Stored, attrs: dict[str, Any]) -> dict[str, Any]
         cell = geo_cell(min_lon, min_lat)
         if geo_cell(max_lon, max_lat) != cell:
             cell, large = None, True
-    return dict(geo_cell=cell, geo_large=bool(large), type=entity.types[0], extra_types=entity.types[1:] or None, multi_typed=len(entity.types) > 1,
+    return dict(expires_at=entity.expires_at, attrs_expire_at=earliest_expiry(attrs),
+                geo_cell=cell, geo_large=bool(large), type=entity.types[0], extra_types=entity.types[1:] or None, multi_typed=len(entity.types) > 1,
                 attrs=attrs, scope=entity.scope,
                 min_lon=min_lon, min_lat=min_lat, max_lon=max_lon, max_lat=max_lat)

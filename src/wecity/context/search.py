@@ -9,6 +9,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from wecity.context.models import entities as t
 from wecity.context.ordering import Ordering
 from wecity.context.query import linked_entities
 from wecity.context.rows import COLUMNS, existing, stored
+from wecity.context.transient import live, wall_now
 from wecity.core.patterns import BadPattern, Pattern
 from wecity.core.patterns import compile_pattern as compile_user_pattern
 
@@ -88,9 +90,9 @@ def _sql_order(conn: Connection, order: Ordering | None) -> list[Any]:
 
 
 def query(conn: Connection, tenant: str, spec: Query, *, limit: int, offset: int,
-          count: bool) -> tuple[list[Stored], int | None]:
+          count: bool, now: datetime | None = None) -> tuple[list[Stored], int | None]:
     """A page of matching entities and how many match in all when `count`."""
-    page = query_page(conn, tenant, spec, limit=limit, offset=offset, count=count)
+    page = query_page(conn, tenant, spec, limit=limit, offset=offset, count=count, now=now)
     return page.rows, page.total
 
 
@@ -125,16 +127,20 @@ def _geo_variants(conn: Connection, tenant: str, spec: Query) -> list[list[Any]]
     return variants
 
 
-def query_page(conn: Connection, tenant: str, spec: Query, *, limit: int, offset: int, count: bool) -> Page:
-    """Matching entities (in creation order unless `spec.order` says otherwise): one page of them, how
-    many match in all when `count`, and whether more follow."""
-    where = [t.c.tenant == tenant]
+def query_page(conn: Connection, tenant: str, spec: Query, *, limit: int, offset: int, count: bool,
+               now: datetime | None = None) -> Page:
+    """Matching entities (in creation order unless `spec.order` says otherwise) as a reader at `now`
+    (default: the wall clock) sees them: one page of them, how many match in all when `count`, and
+    whether more follow."""
+    now = now or wall_now()
+    # Expired entities are out at once (an indexed column; NULL for the usual durable entity).
+    where = [t.c.tenant == tenant, sa.or_(t.c.expires_at.is_(None), t.c.expires_at > now)]
     if spec.ids is not None:
         where.append(t.c.entity_id.in_(spec.ids))
     type_variants, geo_variants = _type_variants(conn, tenant, spec), _geo_variants(conn, tenant, spec)
     selects = [sa.select(*COLUMNS).where(*where, *tv, *gv) for tv in type_variants for gv in geo_variants]
     if not spec.needs_python() and len(selects) == 1:
-        return _sql_page(conn, selects[0], spec, limit=limit, offset=offset, count=count)
+        return _sql_page(conn, selects[0], spec, limit=limit, offset=offset, count=count, now=now)
     rows = [r for s in selects for r in conn.execute(s.order_by(t.c.pk))]
     if len(selects) > 1:
         rows.sort(key=lambda r: r.pk)
@@ -144,36 +150,43 @@ def query_page(conn: Connection, tenant: str, spec: Query, *, limit: int, offset
         """Targets of linked-entity terms in `q`, each entity read once per query."""
         missing = [i for i in ids if i not in cache]
         if missing:
-            found = existing(conn, tenant, missing)
+            found = existing(conn, tenant, missing, now=now)
             cache.update({i: found.get(i) for i in missing})
         return [(s.types, s.attrs) for s in (cache[i] for i in ids) if s is not None]
 
     with linked_entities(resolve):
-        matched = _matching(rows, spec)
+        matched = select_matching(rows, spec, now)
     if spec.order is not None:
         matched = spec.order.sort(matched)
     return Page(matched[offset:offset + limit], len(matched) if count else None,
                 limit > 0 and len(matched) > offset + limit)
 
 
-def _sql_page(conn: Connection, select: Any, spec: Query, *, limit: int, offset: int, count: bool) -> Page:
+def _sql_page(conn: Connection, select: Any, spec: Query, *, limit: int, offset: int, count: bool,
+              now: datetime) -> Page:
     """A page the database orders and cuts (the query tests nothing in Python)."""
     total = None
     if count:
         total = int(conn.execute(sa.select(sa.func.count()).select_from(select.subquery())).scalar_one())
     if limit == 0:
         return Page([], total, False)
-    found = [stored(r) for r in conn.execute(select.order_by(*_sql_order(conn, spec.order)).limit(limit + 1)
-                                             .offset(offset))]
+    found = [_shown(r, now) for r in conn.execute(select.order_by(*_sql_order(conn, spec.order)).limit(limit + 1)
+                                                  .offset(offset))]
     return Page(found[:limit], total, len(found) > limit)
 
 
-def _matching(rows: list[Any], spec: Query) -> list[Stored]:
+def _shown(row: Any, now: datetime) -> Stored:
+    """A row of a live entity as a reader at `now` sees it: without its expired attribute instances."""
+    entity = stored(row)
+    return entity if entity.prune_at is None else live(entity, now) or entity
+
+
+def select_matching(rows: list[Any], spec: Query, now: datetime) -> list[Stored]:
     pattern = compile_pattern(spec.id_pattern) if spec.id_pattern else None
     attrs = spec.attrs
     matched: list[Stored] = []
     for row in rows:
-        entity = stored(row)
+        entity = _shown(row, now)
         if pattern is not None and not pattern.search(entity.id):
             continue
         if spec.type_test is not None and not spec.type_test(entity.types):

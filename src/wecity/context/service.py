@@ -17,6 +17,7 @@ from wecity.context.verbs import (
     delete_attr,
     merge,
     patch_attr,
+    purge,
     replace,
     replace_attr,
     update,
@@ -25,6 +26,6 @@ from wecity.context.verbs import (
 __all__ = [
     "BatchResult", "Env", "Page", "Query", "Stored", "UpdateResult", "append", "batch_create", "batch_delete",
     "batch_merge", "batch_upsert", "compile_pattern", "create", "delete", "delete_attr", "entities_by_id",
-    "entity_types", "get", "merge", "not_found", "patch_attr", "query", "query_page", "replace",
+    "entity_types", "get", "merge", "not_found", "patch_attr", "purge", "query", "query_page", "replace",
     "replace_attr", "require", "update",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from wecity.context import periodic
+from wecity.context import entitymaps, periodic, transient
 from wecity.context.delivery import make_deliver
 from wecity.context.ldcontext import ContextStore
 from wecity.context.models import contexts
@@ -72,6 +72,14 @@ async def periodic_notifications(ctx: AppContext) -> None:
                               ctx.registry.events)
     if sent:
         wake(ctx)
+
+
+async def sweep_expired(ctx: AppContext) -> None:
+    """Remove for good the transient entities and attribute instances that have expired (reads already
+    hide them) and the EntityMaps past their expiry."""
+    now = ctx.clock.now()
+    await ctx.db.write(transient.sweep, now)
+    await ctx.db.write(entitymaps.sweep, now)
 
 
 async def on_runner_start(ctx: AppContext) -> None:

@@ -24,8 +24,9 @@ from wecity.context.entity import NULL, Entity, has_null, instances, is_null
 from wecity.context.env import Env, Stored
 from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.models import entities as t
-from wecity.context.owned import require_writable
-from wecity.context.rows import SAVE, entity_exists, get, not_found, require, row_values
+from wecity.context.owned import refusal, require_writable
+from wecity.context.rows import SAVE, entity_exists, get_row, not_found, require, row_values
+from wecity.context.transient import is_expired
 from wecity.core.errors import NotFound
 
 
@@ -46,12 +47,16 @@ def create(conn: Connection, env: Env, entity: Entity) -> None:
     require_writable(env, entity.id)
     if not entity.types:
         raise bad_request_data("entity type is missing", "缺少实体类型")
-    if get(conn, env.tenant, entity.id) is not None:
-        raise entity_exists(entity.id)
+    found = get_row(conn, env.tenant, entity.id)
+    if found is not None:
+        if not is_expired(found, env.now):
+            raise entity_exists(entity.id)
+        conn.execute(t.delete().where(t.c.pk == found.pk))  # expired, not yet swept: its id is free
     inserted = conn.execute(t.insert().values(tenant=env.tenant, entity_id=entity.id, created_at=env.now,
                                               modified_at=env.now, **row_values(entity, entity.attrs)))
     pk = inserted.inserted_primary_key[0]  # type: ignore[index]
-    stored = Stored(int(pk), entity.id, entity.types, entity.attrs, env.now, env.now, entity.scope)
+    stored = Stored(int(pk), entity.id, entity.types, entity.attrs, env.now, env.now, entity.scope,
+                    entity.expires_at)
     after_change(conn, env, stored, entity.attrs, created=True)
 
 
@@ -68,19 +73,20 @@ def _save(conn: Connection, env: Env, stored: Stored, changed: dict[str, Any],
 def replace(conn: Connection, env: Env, entity: Entity) -> None:
     """PUT /entities/{id}: every attribute replaced; type kept when none is given."""
     require_writable(env, entity.id)
-    stored = require(conn, env.tenant, entity.id)
+    stored = require(conn, env.tenant, entity.id, now=env.now)
     previous = stored.attrs
     if entity.types:
         stored.types = entity.types
     stored.attrs = entity.attrs
     stored.scope = entity.scope
+    stored.expires_at = entity.expires_at  # a whole replace leaves a transient entity durable unless it says again
     _save(conn, env, stored, entity.attrs, previous)
 
 
 def delete(conn: Connection, env: Env, entity_id: str, types: list[str] | None = None) -> None:
     """DELETE /entities/{id}; with `types`, only an entity of one of those types (else NotFound)."""
     require_writable(env, entity_id)
-    stored = require(conn, env.tenant, entity_id)
+    stored = require(conn, env.tenant, entity_id, now=env.now)
     if types and not set(types).intersection(stored.types):
         raise not_found(entity_id)
     conn.execute(t.delete().where(t.c.pk == stored.pk))
@@ -97,7 +103,7 @@ def append(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
     """POST /entities/{id}/attrs: add attributes (instances by datasetId), overwriting existing ones
     unless `no_overwrite`; a scope given replaces the entity's, or joins it with `no_overwrite`."""
     require_writable(env, entity_id)
-    stored = require(conn, env.tenant, entity_id, selector)
+    stored = require(conn, env.tenant, entity_id, selector, now=env.now)
     previous = dict(stored.attrs)
     if scope is not None:
         if no_overwrite and stored.scope is not None:
@@ -161,7 +167,7 @@ def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
     attributes and append non-existing attributes"); an instance whose value is the NGSI-LD Null is
     deleted. Types given are added; a scope replaces the entity's existing one."""
     require_writable(env, entity_id)
-    stored = require(conn, env.tenant, entity_id, selector)
+    stored = require(conn, env.tenant, entity_id, selector, now=env.now)
     previous = dict(stored.attrs)
     result = UpdateResult()
     if types:
@@ -231,17 +237,23 @@ def _merge_into(old: Any, new: Any, now: datetime) -> tuple[Any, Any, list[dict[
     return pack([i for i in out if i is not None]), pack(written), removed
 
 
+KEEP = object()  # a merge that leaves the entity's expiresAt as it is
+
+
 def merge(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
-          types: list[str] | None = None, scope: Any = None) -> None:
+          types: list[str] | None = None, scope: Any = None, expires_at: Any = KEEP) -> None:
     """PATCH /entities/{id}: merge the fragment into the entity (NGSI-LD Null deletes)."""
     require_writable(env, entity_id)
-    stored = require(conn, env.tenant, entity_id)
-    merge_stored(conn, env, stored, attrs, types=types, scope=scope)
+    stored = require(conn, env.tenant, entity_id, now=env.now)
+    merge_stored(conn, env, stored, attrs, types=types, scope=scope, expires_at=expires_at)
 
 
 def merge_stored(conn: Connection, env: Env, stored: Stored, attrs: dict[str, Any], *,
-                 types: list[str] | None = None, scope: Any = None) -> None:
-    """The merge of PATCH /entities/{id} on an entity already read (a batch merge reads them all at once)."""
+                 types: list[str] | None = None, scope: Any = None, expires_at: Any = KEEP) -> None:
+    """The merge of PATCH /entities/{id} on an entity already read (a batch merge reads them all at once);
+    `expires_at` a new expiry (None: durable again), KEEP to leave it."""
+    if expires_at is not KEEP:
+        stored.expires_at = expires_at
     changed: dict[str, Any] = {}
     removed: dict[str, list[dict[str, Any]]] = {}
     for iri, attr in attrs.items():
@@ -280,7 +292,7 @@ def patch_attr(conn: Connection, env: Env, entity_id: str, iri: str, fragment: d
     """PATCH /entities/{id}/attrs/{attrId}: only the members given change (of the instance the
     fragment's datasetId names, the default one without); the NGSI-LD Null as value deletes it."""
     require_writable(env, entity_id)
-    stored = require(conn, env.tenant, entity_id, selector)
+    stored = require(conn, env.tenant, entity_id, selector, now=env.now)
     n, items = _instance_at(stored, iri, fragment.get("datasetId"))
     if is_null(dict(fragment, type=items[n].get("type", "Property"))):
         gone = _remove(stored, iri, fragment.get("datasetId"))
@@ -296,7 +308,7 @@ def patch_attr(conn: Connection, env: Env, entity_id: str, iri: str, fragment: d
 
 def replace_attr(conn: Connection, env: Env, entity_id: str, iri: str, attr: dict[str, Any]) -> None:
     require_writable(env, entity_id)
-    stored = require(conn, env.tenant, entity_id)
+    stored = require(conn, env.tenant, entity_id, now=env.now)
     n, items = _instance_at(stored, iri, attr.get("datasetId"))
     items = list(items)
     old = items[n]
@@ -310,7 +322,7 @@ def delete_attr(conn: Connection, env: Env, entity_id: str, iri: str, *, dataset
     """DELETE /entities/{id}/attrs/{attrId}: the default instance, the one of `dataset`, or all;
     `scope` as the attribute removes the entity's scope."""
     require_writable(env, entity_id)
-    stored = require(conn, env.tenant, entity_id, selector)
+    stored = require(conn, env.tenant, entity_id, selector, now=env.now)
     if iri == "scope" and iri not in stored.attrs:
         if stored.scope is None:
             raise _attr_not_found(entity_id, iri)
@@ -324,3 +336,28 @@ def delete_attr(conn: Connection, env: Env, entity_id: str, iri: str, *, dataset
     _notify_removed(conn, env, stored, {iri: gone}, {iri: gone[0]} if len(gone) == 1 else None)
 
 
+
+
+def purge(conn: Connection, env: Env, found: list[Stored], *, keep: set[str] | None = None,
+          drop: set[str] | None = None) -> int:
+    """DELETE /entities (5.6.21): the entities a query found deleted, or with `drop` those attributes
+    taken out of them, with `keep` every attribute but those; entities another domain keeps are left
+    alone. How many entities changed."""
+    changed = 0
+    for stored in found:
+        if refusal(env, stored.id) is not None:
+            continue
+        if keep is None and drop is None:
+            conn.execute(t.delete().where(t.c.pk == stored.pk))
+            matching.on_change(conn, env, stored, set(), deleted=True)
+            changed += 1
+            continue
+        names = [i for i in stored.attrs if (i in drop if drop is not None else i not in (keep or set()))]
+        if not names:
+            continue
+        previous = dict(stored.attrs)
+        removed = {iri: _remove(stored, iri, None, every=True) for iri in names}
+        _save(conn, env, stored, {})
+        _notify_removed(conn, env, stored, removed, previous)
+        changed += 1
+    return changed

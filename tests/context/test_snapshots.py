@@ -1,0 +1,62 @@
+"""Snapshots (clause 5.16): query results frozen at creation and served by the NGSILD-Snapshot header;
+priority updates, clones, deletion and purge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.context.conftest import BASE, entity, prop
+
+FAST, SLOW = "urn:ngsi-ld:Manhole:fast", "urn:ngsi-ld:Manhole:slow"
+QUERY = {"type": "Query", "entities": [{"type": "Manhole"}], "q": "depth>50"}
+
+
+def _setup(ngsi: Any) -> str:
+    for eid, depth in ((FAST, 80), (SLOW, 30)):
+        assert ngsi.post(f"{BASE}/entities", json=entity(eid, depth=prop(depth))).status_code == 201
+    r = ngsi.post(f"{BASE}/snapshots", json={"type": "Snapshot", "snapshotQueries": [QUERY]})
+    assert r.status_code == 201
+    return str(r.headers["location"])
+
+
+def test_a_snapshot_freezes_what_its_queries_matched(ngsi: Any) -> None:
+    where = _setup(ngsi)
+    snap = ngsi.get(where).json()
+    assert snap["snapshotStatus"] == "success" and snap["snapshotPriority"] == 5 and snap["lastUsedAt"]
+    assert snap["snapshotQueriesDetails"][0]["resultStatus"] == "success"
+    headers = {"NGSILD-Snapshot": snap["id"]}
+    r = ngsi.get(f"{BASE}/entities", params={"type": "Manhole"}, headers=headers)
+    assert r.headers["NGSILD-Snapshot"] == snap["id"] and [e["id"] for e in r.json()] == [FAST]
+    assert ngsi.patch(f"{BASE}/entities/{FAST}/attrs", json={"depth": prop(10)}).status_code == 204
+    assert ngsi.get(f"{BASE}/entities/{FAST}", headers=headers).json()["depth"]["value"] == 80
+    assert ngsi.get(f"{BASE}/entities/{FAST}").json()["depth"]["value"] == 10
+    assert ngsi.get(f"{BASE}/entities/{SLOW}", headers=headers).status_code == 404
+    r = ngsi.get(f"{BASE}/entities", params={"type": "Manhole"}, headers={"NGSILD-Snapshot": "urn:ngsi-ld:Snapshot:x"})
+    assert r.status_code == 404
+
+
+def test_bad_snapshots_are_refused(ngsi: Any) -> None:
+    for body in ({"type": "Snapshot"}, {"type": "Snapshot", "snapshotQueries": []},
+                 {"type": "Snapshot", "snapshotQueries": [dict(QUERY, temporalQ={"timerel": "after"})]},
+                 {"type": "Snapshot", "snapshotQueries": [QUERY], "snapshotPriority": 0}):
+        r = ngsi.post(f"{BASE}/snapshots", json=body)
+        assert r.status_code == 400 and r.json()["type"].endswith("BadRequestData"), body
+
+
+def test_update_clone_delete_and_purge(ngsi: Any) -> None:
+    where = _setup(ngsi)
+    r = ngsi.patch(where, json={"snapshotPriority": 2})
+    assert r.status_code == 200 and r.json()["snapshotPriority"] == 2
+    assert ngsi.patch(where, json={"snapshotQueries": []}).status_code == 400
+    r = ngsi.post(f"{where}/clone", json={"type": "Snapshot", "snapshotPriority": 9})
+    assert r.status_code == 201
+    clone = r.headers["location"]
+    assert ngsi.delete(f"{BASE}/snapshots", params={"q": "depth>50"}).status_code == 400  # not a snapshot member
+    assert ngsi.delete(f"{BASE}/snapshots", params={"q": "snapshotPriority<5"}).status_code == 204
+    assert ngsi.get(where).status_code == 404
+    snap = ngsi.get(clone).json()
+    assert snap["snapshotPriority"] == 9
+    r = ngsi.get(f"{BASE}/entities", params={"type": "Manhole"}, headers={"NGSILD-Snapshot": snap["id"]})
+    assert [e["id"] for e in r.json()] == [FAST]
+    assert ngsi.delete(clone).status_code == 204
+    assert ngsi.get(clone).status_code == 404 and ngsi.delete(clone).status_code == 404

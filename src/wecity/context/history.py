@@ -12,12 +12,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.context.bulk import driver, dumps_document, insert_many, run, sqlite_timestamp
-from wecity.context.entity import VALUE_MEMBER, now_text, parse_time
+from wecity.context.entity import VALUE_MEMBER, parse_time
 from wecity.context.env import Env
 from wecity.context.errors import bad_request_data
+from wecity.context.ldcontext import NGSI_LD
 from wecity.context.models import attribute_history as h
 
 AGGREGATES = ("totalCount", "distinctCount", "sum", "avg", "min", "max")
+# Rows that are no attribute: the types a temporal representation was given (one row per type, so the type
+# filter stays one indexed IN), kept apart from the attributes under a name no IRI can have.
+TYPES = "@type"
+# The entity's scope, a temporal property of its own (4.18): each value valid from its time to the next.
+SCOPE = NGSI_LD + "scope"
+TIME_PROPERTIES = ("observedAt", "createdAt", "modifiedAt", "deletedAt")
+INSTANCE_PREFIX = "urn:ngsi-ld:attribute:instance:"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DURATION = re.compile(
     r"^P(?:(?P<y>\d+(?:\.\d+)?)Y)?(?:(?P<mo>\d+(?:\.\d+)?)M)?(?:(?P<w>\d+(?:\.\d+)?)W)?(?:(?P<d>\d+(?:\.\d+)?)D)?"
@@ -30,6 +38,24 @@ def epoch(value: datetime) -> float:
 
 def from_epoch(value: float) -> datetime:
     return _EPOCH + timedelta(seconds=value)
+
+
+def time_text(value: float) -> str:
+    """An instant as NGSI-LD writes a DateTime: UTC with Z, milliseconds only when there are some
+    (4.6.3; "12:03:00Z", "12:03:00.250Z")."""
+    moment = from_epoch(round(value, 3))
+    millis = moment.microsecond // 1000
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{millis:03d}Z" if millis else "Z")
+
+
+def instance_id(pk: int) -> str:
+    return f"{INSTANCE_PREFIX}{pk}"
+
+
+def instance_pk(text: str) -> int | None:
+    """The row an instanceId names, None when it names none the broker made."""
+    tail = text[len(INSTANCE_PREFIX):] if text.startswith(INSTANCE_PREFIX) else ""
+    return int(tail) if tail.isdigit() and len(tail) < 19 else None
 
 
 # The aggregation periods a temporal query may ask for (besides PT0S, the whole time range): timestamps are
@@ -111,8 +137,8 @@ class TimeFilter:
     end_time_at: float | None = None
 
     @classmethod
-    def parse(cls, timerel: str | None, time_at: str | None, end_time_at: str | None) -> TimeFilter:
-        if timerel is None:
+    def parse(cls, timerel: Any, time_at: Any, end_time_at: Any) -> TimeFilter:
+        if timerel is None or timerel == "":
             if time_at or end_time_at:
                 raise bad_request_data("timeAt needs timerel", "timeAt 需要 timerel")
             return cls()
@@ -120,12 +146,12 @@ class TimeFilter:
             raise bad_request_data(f"unknown timerel {timerel!r}", f"未知的 timerel：{timerel!r}")
         if not time_at:
             raise bad_request_data("timerel needs timeAt", "timerel 需要 timeAt")
-        start = epoch(parse_time(time_at, "timeAt"))
+        start = epoch(_date_time(time_at, "timeAt"))
         end = None
         if timerel == "between":
             if not end_time_at:
                 raise bad_request_data("timerel=between needs endTimeAt", "timerel=between 需要 endTimeAt")
-            end = epoch(parse_time(end_time_at, "endTimeAt"))
+            end = epoch(_date_time(end_time_at, "endTimeAt"))
             if end <= start:
                 raise bad_request_data("endTimeAt must be after timeAt", "endTimeAt 必须晚于 timeAt")
         return cls(timerel, start, end)
@@ -139,16 +165,42 @@ class TimeFilter:
             return [h.c.ts >= self.time_at, h.c.ts < self.end_time_at]
         return []
 
+    def holds(self, ts: float) -> bool:
+        if self.timerel == "before":
+            return ts < self.time_at  # type: ignore[operator]
+        if self.timerel == "after":
+            return ts >= self.time_at  # type: ignore[operator]
+        if self.timerel == "between":
+            return self.time_at <= ts < self.end_time_at  # type: ignore[operator]
+        return True
 
-def entities_with_history(conn: Connection, tenant: str, *, types: list[str] | None, ids: list[str] | None,
-                          limit: int, offset: int) -> list[tuple[str, str]]:
-    stmt = sa.select(h.c.entity_id, h.c.entity_type).where(h.c.tenant == tenant).distinct()
+
+def _date_time(value: Any, what: str) -> datetime:
+    """A DateTime (4.6.3), not a Date alone: "2020-08-01" names a day, not an instant."""
+    if not isinstance(value, str) or "T" not in value:
+        raise bad_request_data(f"{what} must be a date-time, got {value!r}", f"{what} 必须是日期时间：{value!r}")
+    return parse_time(value, what)
+
+
+def entity_ids(conn: Connection, tenant: str, *, types: list[str] | None, ids: list[str] | None) -> list[str]:
+    """The entities with a temporal representation, of one of `types` and among `ids` when given."""
+    stmt = sa.select(h.c.entity_id).where(h.c.tenant == tenant).distinct()
     if types is not None:
         stmt = stmt.where(h.c.entity_type.in_(types))
     if ids is not None:
         stmt = stmt.where(h.c.entity_id.in_(ids))
-    stmt = stmt.order_by(h.c.entity_id).limit(limit).offset(offset)
-    return [(r.entity_id, r.entity_type) for r in conn.execute(stmt)]
+    return [r.entity_id for r in conn.execute(stmt)]
+
+
+def types_of(conn: Connection, tenant: str, ids: list[str]) -> dict[str, list[str]]:
+    """Entity id -> its types, the first it was given first."""
+    out: dict[str, list[str]] = {}
+    stmt = (sa.select(h.c.entity_id, h.c.entity_type, sa.func.min(h.c.pk).label("first"))
+            .where(h.c.tenant == tenant, h.c.entity_id.in_(ids))
+            .group_by(h.c.entity_id, h.c.entity_type).order_by(h.c.entity_id, "first"))
+    for row in conn.execute(stmt):
+        out.setdefault(row.entity_id, []).append(row.entity_type)
+    return out
 
 
 def entity_type_of(conn: Connection, tenant: str, entity_id: str) -> str | None:
@@ -156,16 +208,33 @@ def entity_type_of(conn: Connection, tenant: str, entity_id: str) -> str | None:
                         .limit(1)).scalar_one_or_none()
 
 
+Row = tuple[int, str, float, dict[str, Any]]  # pk, attribute IRI, epoch seconds, instance
+
+
+def rows_of(conn: Connection, tenant: str, ids: list[str], *, attrs: list[str] | None,
+            where: list[Any]) -> dict[str, list[Row]]:
+    """Entity id -> its attribute instances (no type rows) in time order, those `where` keeps."""
+    stmt = sa.select(h.c.pk, h.c.entity_id, h.c.attr, h.c.ts, h.c.instance).where(
+        h.c.tenant == tenant, h.c.entity_id.in_(ids), h.c.attr != TYPES, *where)
+    if attrs is not None:
+        stmt = stmt.where(h.c.attr.in_(attrs))
+    out: dict[str, list[Row]] = {}
+    for row in conn.execute(stmt.order_by(h.c.entity_id, h.c.ts, h.c.pk)):
+        out.setdefault(row.entity_id, []).append((row.pk, row.attr, row.ts, row.instance))
+    return out
+
+
+def attribute_names(conn: Connection, tenant: str, entity_id: str) -> set[str]:
+    return {r.attr for r in conn.execute(sa.select(h.c.attr).where(
+        h.c.tenant == tenant, h.c.entity_id == entity_id, h.c.attr != TYPES).distinct())}
+
+
 def instances(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | None, when: TimeFilter, *,
               last_n: int | None = None) -> dict[str, list[tuple[int, float, dict[str, Any]]]]:
     """Attribute IRI -> [(pk, ts, instance)] in time order (the last `last_n` of each when given)."""
-    stmt = sa.select(h.c.pk, h.c.attr, h.c.ts, h.c.instance).where(
-        h.c.tenant == tenant, h.c.entity_id == entity_id, *when.where())
-    if attrs is not None:
-        stmt = stmt.where(h.c.attr.in_(attrs))
     out: dict[str, list[tuple[int, float, dict[str, Any]]]] = {}
-    for row in conn.execute(stmt.order_by(h.c.attr, h.c.ts, h.c.pk)):
-        out.setdefault(row.attr, []).append((row.pk, row.ts, row.instance))
+    for pk, attr, ts, inst in rows_of(conn, tenant, [entity_id], attrs=attrs, where=when.where()).get(entity_id, []):
+        out.setdefault(attr, []).append((pk, ts, inst))
     if last_n:
         out = {k: v[-last_n:] for k, v in out.items()}
     return out
@@ -173,15 +242,13 @@ def instances(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | 
 
 def aggregate(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | None, when: TimeFilter,
               methods: list[str], period: float | None) -> dict[str, dict[str, list[list[Any]]]]:
-    """Attribute IRI -> method -> [[value, startAt, endAt], ...], one entry per period with data."""
+    """Attribute IRI -> method -> [[value, startAt, endAt], ...], one entry per period with data. Periods
+    start at the first instance in the time range."""
     base = [h.c.tenant == tenant, h.c.entity_id == entity_id, *when.where()]
-    if attrs is not None:
-        base.append(h.c.attr.in_(attrs))
-    start = when.time_at if when.timerel in ("after", "between") else None
+    base.append(h.c.attr.in_(attrs) if attrs is not None else h.c.attr != TYPES)
+    start = conn.execute(sa.select(sa.func.min(h.c.ts)).where(*base)).scalar_one_or_none()
     if start is None:
-        start = conn.execute(sa.select(sa.func.min(h.c.ts)).where(*base)).scalar_one_or_none()
-        if start is None:
-            return {}
+        return {}
     offset = h.c.ts - start
     number: Any = sa.literal(0)
     if period:
@@ -203,7 +270,7 @@ def aggregate(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | 
             lo, hi = start + b * period, start + (b + 1) * period
         else:
             lo, hi = start, (when.end_time_at if when.timerel == "between" else row.last)
-        span = [now_text(from_epoch(lo)), now_text(from_epoch(hi))]
+        span = [time_text(lo), time_text(hi)]
         per_attr = out.setdefault(row.attr, {})
         for method in methods:
             value = getattr(row, pick[method])
@@ -213,13 +280,43 @@ def aggregate(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | 
     return out
 
 
+# -- changes to the temporal representation ---------------------------------------------------------
+
+def type_rows(env: Env, entity_id: str, types: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The rows that give an entity its types in the history (one per type), for `record_many`."""
+    return [(entity_id, t, {TYPES: {"type": "Types"}}) for t in types]
+
+
 def delete_entity(conn: Connection, tenant: str, entity_id: str) -> int:
     return int(conn.execute(h.delete().where(h.c.tenant == tenant, h.c.entity_id == entity_id)).rowcount or 0)
 
 
-def delete_attribute(conn: Connection, tenant: str, entity_id: str, attr: str) -> int:
-    return int(conn.execute(h.delete().where(h.c.tenant == tenant, h.c.entity_id == entity_id,
-                                             h.c.attr == attr)).rowcount or 0)
+def delete_attribute(conn: Connection, tenant: str, entity_id: str, attr: str, *, dataset: str | None = None,
+                     every: bool = False) -> int:
+    """Remove an attribute's instances: those of one datasetId (None: the default instances), or all."""
+    cond = [h.c.tenant == tenant, h.c.entity_id == entity_id, h.c.attr == attr]
+    if not every:
+        pks = [r.pk for r in conn.execute(sa.select(h.c.pk, h.c.instance).where(*cond))
+               if r.instance.get("datasetId") == dataset]
+        if not pks:
+            return 0
+        cond.append(h.c.pk.in_(pks))
+    return int(conn.execute(h.delete().where(*cond)).rowcount or 0)
+
+
+def instance_row(conn: Connection, tenant: str, entity_id: str, attr: str, pk: int) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(h.c.instance).where(h.c.tenant == tenant, h.c.entity_id == entity_id,
+                                                     h.c.attr == attr, h.c.pk == pk)).first()
+    return dict(row.instance) if row is not None else None
+
+
+def delete_instance(conn: Connection, pk: int) -> None:
+    conn.execute(h.delete().where(h.c.pk == pk))
+
+
+def replace_instance(conn: Connection, pk: int, instance: dict[str, Any], fallback: float) -> None:
+    conn.execute(h.update().where(h.c.pk == pk).values(instance=instance, ts=_instance_time(instance, fallback),
+                                                       number=_number(instance)))
 
 
 def value_of(instance: dict[str, Any]) -> Any:

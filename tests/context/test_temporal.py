@@ -97,8 +97,10 @@ def test_temporal_create_adds_instances(ngsi: Any) -> None:
     body = {"id": E1, "type": "AirQualityObserved",
             "pm25": [prop(5, observedAt="2026-11-01T00:00:00Z"), prop(6, observedAt="2026-11-01T01:00:00Z")]}
     assert ngsi.post(TEMPORAL, json=body).status_code == 201
-    assert ngsi.post(TEMPORAL, json=body).status_code == 204
-    assert len(ngsi.get(f"{TEMPORAL}/{E1}").json()["pm25"]) == 4
+    more = {**body, "pm25": [prop(7, observedAt="2026-11-01T01:00:00Z"), prop(8, observedAt="2026-11-01T02:00:00Z")]}
+    assert ngsi.post(TEMPORAL, json=more).status_code == 204
+    # the observation at 01:00 given again is corrected, the one at 02:00 is added
+    assert [i["value"] for i in ngsi.get(f"{TEMPORAL}/{E1}").json()["pm25"]] == [5, 7, 8]
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("PT1H", 3600), ("P1D", 86400), ("PT1M30S", 90), ("P1W", 604800),

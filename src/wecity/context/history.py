@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.context.bulk import driver, dumps_document, insert_many, run, sqlite_timestamp
-from wecity.context.entity import VALUE_MEMBER, parse_time
+from wecity.context.entity import NULL, VALUE_MEMBER, parse_time
 from wecity.context.env import Env
 from wecity.context.errors import bad_request_data
 from wecity.context.ldcontext import NGSI_LD
@@ -64,17 +64,17 @@ MIN_PERIOD = 0.001
 MAX_PERIOD = 1000 * 365 * 86400.0
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, what: str = "aggrPeriodDuration") -> float:
     """Seconds in an ISO 8601 duration; a year counts 365 days and a month 30 (fixed-length buckets)."""
     m = _DURATION.match(text or "")
     if not m or text in ("P", "PT") or text.endswith("T"):
-        raise bad_request_data(f"invalid ISO 8601 duration {text!r}", f"ISO 8601 时长无效：{text!r}")
+        raise bad_request_data(f"{what} {text!r} is no ISO 8601 duration", f"{what} {text!r} 不是 ISO 8601 时长")
     parts = {k: float(v) for k, v in m.groupdict().items() if v}
     return (parts.get("y", 0) * 365 * 86400 + parts.get("mo", 0) * 30 * 86400 + parts.get("w", 0) * 7 * 86400
             + parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600 + parts.get("mi", 0) * 60 + parts.get("s", 0))
 
 
-def _instance_time(attr: dict[str, Any], fallback: float) -> float:
+def instance_time(attr: dict[str, Any], fallback: float) -> float:
     observed = attr.get("observedAt")
     if isinstance(observed, str):
         try:
@@ -91,7 +91,7 @@ def _rows(env: Env, entity_id: str, entity_type: str, changed: dict[str, Any]) -
     for iri, attr in changed.items():
         for inst in attr if type(attr) is list else (attr,):  # a multi-attribute: one row per instance
             out.append(dict(tenant=env.tenant, entity_id=entity_id, entity_type=entity_type, attr=iri,
-                            ts=_instance_time(inst, fallback), number=_number(inst), instance=inst,
+                            ts=instance_time(inst, fallback), number=_number(inst), instance=inst,
                             recorded_at=env.now))
     return out
 
@@ -99,6 +99,42 @@ def _rows(env: Env, entity_id: str, entity_type: str, changed: dict[str, Any]) -
 def _number(attr: dict[str, Any]) -> float | None:
     value = attr.get("value")
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def record_deleted(conn: Connection, env: Env, entity_id: str, entity_type: str,
+                   removed: dict[str, list[dict[str, Any]]]) -> None:
+    """The instances an attribute deletion removed, as instances whose value is the NGSI-LD Null with
+    the time they were deleted (`deletedAt`, 4.5.7): the temporal evolution shows the attribute ended."""
+    stamp = _stamp(env)
+    changed: dict[str, Any] = {}
+    for iri, gone in removed.items():
+        marks = []
+        for inst in gone:
+            kind = inst.get("type", "Property")
+            mark: dict[str, Any] = {"type": kind, VALUE_MEMBER.get(kind, "value"):
+                                    {"@none": NULL} if kind == "LanguageProperty" else NULL}
+            if "datasetId" in inst:
+                mark["datasetId"] = inst["datasetId"]
+            mark["deletedAt"] = stamp
+            marks.append(mark)
+        changed[iri] = marks
+    record(conn, env, entity_id, entity_type, changed)
+
+
+def record_scope(conn: Connection, env: Env, entity_id: str, entity_type: str, scope: Any) -> None:
+    """A change of the entity's scope as an instance of its temporal scope (4.5.6): a Property observed
+    when it was made; a removed scope is an empty one, deleted then."""
+    stamp = _stamp(env)
+    inst: dict[str, Any] = {"type": "Property", "value": scope if scope is not None else []}
+    if scope is None:
+        inst["deletedAt"] = stamp
+    else:
+        inst.update(observedAt=stamp, createdAt=stamp, modifiedAt=stamp)
+    record(conn, env, entity_id, entity_type, {SCOPE: inst})
+
+
+def _stamp(env: Env) -> str:
+    return time_text(epoch(env.now))
 
 
 def record(conn: Connection, env: Env, entity_id: str, entity_type: str, changed: dict[str, Any]) -> None:
@@ -116,7 +152,7 @@ def record_many(conn: Connection, env: Env, items: list[tuple[str, str, dict[str
     if raw is not None:
         # SQLite: the rows as the driver takes them, without a dict per row (a batch has thousands).
         fallback, stamp, tenant = epoch(env.now), sqlite_timestamp(env.now), env.tenant
-        values = [(tenant, entity_id, entity_type, iri, _instance_time(inst, fallback), _number(inst),
+        values = [(tenant, entity_id, entity_type, iri, instance_time(inst, fallback), _number(inst),
                    dumps_document(inst), stamp)
                   for entity_id, entity_type, changed in items for iri, attr in changed.items()
                   for inst in (attr if type(attr) is list else (attr,))]  # a multi-attribute: a row each
@@ -304,6 +340,23 @@ def delete_attribute(conn: Connection, tenant: str, entity_id: str, attr: str, *
     return int(conn.execute(h.delete().where(*cond)).rowcount or 0)
 
 
+def drop_same_instants(conn: Connection, env: Env, entity_id: str,
+                       items: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Remove the stored instances the new ones take the place of: an attribute's instance of the same
+    datasetId at the same time is the same observation given again (an upsert corrects it, 5.6.11)."""
+    fallback = epoch(env.now)
+    fresh = {(iri, instance_time(inst, fallback), inst.get("datasetId"))
+             for _, _, changed in items for iri, inst in changed.items() if iri != TYPES and "observedAt" in inst}
+    if not fresh:
+        return
+    stmt = sa.select(h.c.pk, h.c.attr, h.c.ts, h.c.instance).where(
+        h.c.tenant == env.tenant, h.c.entity_id == entity_id, h.c.attr.in_({f[0] for f in fresh}),
+        h.c.ts.in_({f[1] for f in fresh}))
+    gone = [r.pk for r in conn.execute(stmt) if (r.attr, r.ts, r.instance.get("datasetId")) in fresh]
+    if gone:
+        conn.execute(h.delete().where(h.c.pk.in_(gone)))
+
+
 def instance_row(conn: Connection, tenant: str, entity_id: str, attr: str, pk: int) -> dict[str, Any] | None:
     row = conn.execute(sa.select(h.c.instance).where(h.c.tenant == tenant, h.c.entity_id == entity_id,
                                                      h.c.attr == attr, h.c.pk == pk)).first()
@@ -315,7 +368,7 @@ def delete_instance(conn: Connection, pk: int) -> None:
 
 
 def replace_instance(conn: Connection, pk: int, instance: dict[str, Any], fallback: float) -> None:
-    conn.execute(h.update().where(h.c.pk == pk).values(instance=instance, ts=_instance_time(instance, fallback),
+    conn.execute(h.update().where(h.c.pk == pk).values(instance=instance, ts=instance_time(instance, fallback),
                                                        number=_number(instance)))
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from wecity.context import entitymaps, history, temporal
+from wecity.context import rows as entity_rows
 from wecity.context.entity import (
     ENTITY_MEMBERS,
     Entity,
@@ -26,6 +27,7 @@ from wecity.context.entity import (
 from wecity.context.errors import bad_request_data, invalid_request, resource_not_found
 from wecity.context.history import SCOPE
 from wecity.context.ldcontext import TermMap, parse_link_header
+from wecity.context.models import entities
 from wecity.context.openapi import HEADERS, PAGING, TEMPORAL, operation
 from wecity.context.owned import require_writable
 from wecity.context.protocol import (
@@ -258,7 +260,10 @@ def _temporal_rows(body: dict[str, Any], terms: TermMap, env: Any) -> tuple[Enti
     rows: list[tuple[str, str, dict[str, Any]]] = history.type_rows(env, entity.id, entity.types)
     for name, value in body.items():
         if name == "scope":
-            for inst in value if isinstance(value, list) else [{"type": "Property", "value": value}]:
+            # instances of the temporal scope, or (a string or a list of strings) the scope itself
+            given = value if isinstance(value, list) and all(isinstance(v, dict) for v in value) and value \
+                else [{"type": "Property", "value": value}]
+            for inst in given:
                 scope = normalize_attribute(inst, terms, env.now, name="scope", nulls="delete")
                 if scope.get("value") != "urn:ngsi-ld:null":
                     check_scope(scope.get("value"))
@@ -286,7 +291,15 @@ async def temporal_create(request: Request, ctx: Ctx) -> Response:
 
     def write(conn: Any) -> bool:
         existed = history.entity_type_of(conn, env.tenant, entity.id) is not None
+        if existed:
+            history.drop_same_instants(conn, env, entity.id, rows)
         history.record_many(conn, env, rows)
+        if entity_rows.get(conn, env.tenant, entity.id) is None:
+            # An entity the broker does not hold yet is held from now on, as its newest instances say, so
+            # that the Core API reads and changes it and its temporal evolution goes on from there.
+            current = temporal.current_state(entity, rows, history.epoch(env.now))
+            conn.execute(entities.insert().values(tenant=env.tenant, entity_id=entity.id, created_at=env.now,
+                                                  modified_at=env.now, **entity_rows.row_values(current, current.attrs)))
         return existed
 
     if await ctx.db.write(write):
@@ -324,7 +337,9 @@ async def temporal_append(entity_id: str, request: Request, ctx: Ctx) -> Respons
         if types is None:
             raise not_found(entity_id)
         _, rows = _temporal_rows({**body, "id": entity_id, "type": types}, data.terms, env)
-        history.record_many(conn, env, [r for r in rows if history.TYPES not in r[2]])
+        rows = [r for r in rows if history.TYPES not in r[2]]
+        history.drop_same_instants(conn, env, entity_id, rows)
+        history.record_many(conn, env, rows)
 
     await ctx.db.write(write)
     return no_content()

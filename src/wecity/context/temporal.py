@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from wecity.context import history, projection
-from wecity.context.entity import EXPIRES_AT, NULL, VALUE_MEMBER, check_name, parse_time
+from wecity.context.entity import EXPIRES_AT, NULL, VALUE_MEMBER, Entity, check_name, is_null, parse_time
 from wecity.context.env import Stored
 from wecity.context.errors import bad_request_data, invalid_request
 from wecity.context.history import SCOPE, Row
@@ -368,6 +368,29 @@ def aggregated(conn: Connection, tenant: str, entity_id: str, types: list[str], 
             continue
         out[ask.terms.compact(iri)] = {"type": "Property", **methods}
     return projection.project(out, ask.pick, ask.omit)
+
+
+def current_state(entity: Entity, rows: list[tuple[str, str, dict[str, Any]]], fallback: float) -> Entity:
+    """The entity as its temporal representation leaves it now: the newest instance of each attribute
+    (per datasetId) and the newest scope, attributes whose newest instance deletes them left out."""
+    newest: dict[tuple[str, Any], tuple[float, dict[str, Any]]] = {}
+    for _, _, changed in rows:
+        for iri, inst in changed.items():
+            if iri == history.TYPES:
+                continue
+            moment = history.instance_time(inst, fallback)
+            key = (iri, inst.get("datasetId"))
+            if key not in newest or moment >= newest[key][0]:
+                newest[key] = (moment, inst)
+    out = Entity(entity.id, list(entity.types))
+    for (iri, _), (_, inst) in sorted(newest.items(), key=lambda kv: kv[1][0]):
+        if iri == SCOPE:
+            value = inst.get("value")
+            out.scope = None if value in (NULL, []) else value
+        elif not is_null(inst):
+            held = out.attrs.get(iri)
+            out.attrs[iri] = inst if held is None else [*(held if isinstance(held, list) else [held]), inst]
+    return out
 
 
 def id_test(spec: Query) -> Any:

@@ -229,13 +229,19 @@ def entity_ids(conn: Connection, tenant: str, *, types: list[str] | None, ids: l
 
 
 def types_of(conn: Connection, tenant: str, ids: list[str]) -> dict[str, list[str]]:
-    """Entity id -> its types, the first it was given first."""
+    """Entity id -> its types, the first it was given first: the type rows of a temporal representation,
+    else the type its first instance was recorded with (one index seek each, whatever the history's size)."""
     out: dict[str, list[str]] = {}
-    stmt = (sa.select(h.c.entity_id, h.c.entity_type, sa.func.min(h.c.pk).label("first"))
-            .where(h.c.tenant == tenant, h.c.entity_id.in_(ids))
-            .group_by(h.c.entity_id, h.c.entity_type).order_by(h.c.entity_id, "first"))
+    stmt = (sa.select(h.c.entity_id, h.c.entity_type).where(h.c.tenant == tenant, h.c.entity_id.in_(ids),
+                                                            h.c.attr == TYPES).order_by(h.c.pk))
     for row in conn.execute(stmt):
-        out.setdefault(row.entity_id, []).append(row.entity_type)
+        if row.entity_type not in out.setdefault(row.entity_id, []):
+            out[row.entity_id].append(row.entity_type)
+    for entity_id in ids:
+        if entity_id not in out:
+            first = entity_type_of(conn, tenant, entity_id)
+            if first is not None:
+                out[entity_id] = [first]
     return out
 
 

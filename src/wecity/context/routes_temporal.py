@@ -354,7 +354,7 @@ def _attribute(name: str, terms: TermMap) -> str:
 
 @router.delete("/entities/{entity_id}/attrs/{attr}", status_code=204,
                summary="Delete an attribute from a temporal representation",
-               openapi_extra=operation("datasetId", "deleteAll", *HEADERS))
+               openapi_extra=operation("deleteDatasetId", "deleteAll", *HEADERS))
 async def temporal_delete_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     _, terms = await outgoing_terms(request, ctx)

@@ -75,7 +75,7 @@ def test_every_operation_on_tenant_data_declares_the_tenant_header(doc: dict[str
 def test_writes_declare_their_json_and_json_ld_bodies(doc: dict[str, Any]) -> None:
     bodies = {(method, path): op.get("requestBody") for method, path, op in _ngsild_operations(doc)
               if method in ("post", "put", "patch")}
-    assert len(bodies) == 21 and all(bodies.values())
+    assert len(bodies) == 28 and all(bodies.values())
     create = bodies["post", "/ngsi-ld/v1/entities"]["content"]
     assert _resolve(doc, create["application/json"]["schema"])["required"] == ["id", "type"]
     assert _resolve(doc, create["application/ld+json"]["schema"])["required"] == ["id", "type", "@context"]

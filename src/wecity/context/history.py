@@ -13,12 +13,20 @@ from sqlalchemy.engine import Connection
 
 from wecity.context import transient
 from wecity.context.bulk import driver, dumps_document, insert_many, run, sqlite_timestamp
-from wecity.context.entity import VALUE_MEMBER, now_text, parse_time
+from wecity.context.entity import NULL, VALUE_MEMBER, parse_time
 from wecity.context.env import Env
 from wecity.context.errors import bad_request_data
+from wecity.context.ldcontext import NGSI_LD
 from wecity.context.models import attribute_history as h
 
 AGGREGATES = ("totalCount", "distinctCount", "sum", "avg", "min", "max")
+# Rows that are no attribute: the types a temporal representation was given (one row per type, so the type
+# filter stays one indexed IN), kept apart from the attributes under a name no IRI can have.
+TYPES = "@type"
+# The entity's scope, a temporal property of its own (4.18): each value valid from its time to the next.
+SCOPE = NGSI_LD + "scope"
+TIME_PROPERTIES = ("observedAt", "createdAt", "modifiedAt", "deletedAt")
+INSTANCE_PREFIX = "urn:ngsi-ld:attribute:instance:"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DURATION = re.compile(
     r"^P(?:(?P<y>\d+(?:\.\d+)?)Y)?(?:(?P<mo>\d+(?:\.\d+)?)M)?(?:(?P<w>\d+(?:\.\d+)?)W)?(?:(?P<d>\d+(?:\.\d+)?)D)?"
@@ -33,23 +41,41 @@ def from_epoch(value: float) -> datetime:
     return _EPOCH + timedelta(seconds=value)
 
 
+def time_text(value: float) -> str:
+    """An instant as NGSI-LD writes a DateTime: UTC with Z, milliseconds only when there are some
+    (4.6.3; "12:03:00Z", "12:03:00.250Z")."""
+    moment = from_epoch(round(value, 3))
+    millis = moment.microsecond // 1000
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{millis:03d}Z" if millis else "Z")
+
+
+def instance_id(pk: int) -> str:
+    return f"{INSTANCE_PREFIX}{pk}"
+
+
+def instance_pk(text: str) -> int | None:
+    """The row an instanceId names, None when it names none the broker made."""
+    tail = text[len(INSTANCE_PREFIX):] if text.startswith(INSTANCE_PREFIX) else ""
+    return int(tail) if tail.isdigit() and len(tail) < 19 else None
+
+
 # The aggregation periods a temporal query may ask for (besides PT0S, the whole time range): timestamps are
 # kept to the millisecond, and a period's end must still be a date (a number too big for one is no period).
 MIN_PERIOD = 0.001
 MAX_PERIOD = 1000 * 365 * 86400.0
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, what: str = "aggrPeriodDuration") -> float:
     """Seconds in an ISO 8601 duration; a year counts 365 days and a month 30 (fixed-length buckets)."""
     m = _DURATION.match(text or "")
     if not m or text in ("P", "PT") or text.endswith("T"):
-        raise bad_request_data(f"invalid ISO 8601 duration {text!r}", f"ISO 8601 时长无效：{text!r}")
+        raise bad_request_data(f"{what} {text!r} is no ISO 8601 duration", f"{what} {text!r} 不是 ISO 8601 时长")
     parts = {k: float(v) for k, v in m.groupdict().items() if v}
     return (parts.get("y", 0) * 365 * 86400 + parts.get("mo", 0) * 30 * 86400 + parts.get("w", 0) * 7 * 86400
             + parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600 + parts.get("mi", 0) * 60 + parts.get("s", 0))
 
 
-def _instance_time(attr: dict[str, Any], fallback: float) -> float:
+def instance_time(attr: dict[str, Any], fallback: float) -> float:
     observed = attr.get("observedAt")
     if isinstance(observed, str):
         try:
@@ -66,7 +92,7 @@ def _rows(env: Env, entity_id: str, entity_type: str, changed: dict[str, Any]) -
     for iri, attr in changed.items():
         for inst in attr if type(attr) is list else (attr,):  # a multi-attribute: one row per instance
             out.append(dict(tenant=env.tenant, entity_id=entity_id, entity_type=entity_type, attr=iri,
-                            ts=_instance_time(inst, fallback), number=_number(inst), instance=inst,
+                            ts=instance_time(inst, fallback), number=_number(inst), instance=inst,
                             recorded_at=env.now))
     return out
 
@@ -74,6 +100,42 @@ def _rows(env: Env, entity_id: str, entity_type: str, changed: dict[str, Any]) -
 def _number(attr: dict[str, Any]) -> float | None:
     value = attr.get("value")
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def record_deleted(conn: Connection, env: Env, entity_id: str, entity_type: str,
+                   removed: dict[str, list[dict[str, Any]]]) -> None:
+    """The instances an attribute deletion removed, as instances whose value is the NGSI-LD Null with
+    the time they were deleted (`deletedAt`, 4.5.7): the temporal evolution shows the attribute ended."""
+    stamp = _stamp(env)
+    changed: dict[str, Any] = {}
+    for iri, gone in removed.items():
+        marks = []
+        for inst in gone:
+            kind = inst.get("type", "Property")
+            mark: dict[str, Any] = {"type": kind, VALUE_MEMBER.get(kind, "value"):
+                                    {"@none": NULL} if kind == "LanguageProperty" else NULL}
+            if "datasetId" in inst:
+                mark["datasetId"] = inst["datasetId"]
+            mark["deletedAt"] = stamp
+            marks.append(mark)
+        changed[iri] = marks
+    record(conn, env, entity_id, entity_type, changed)
+
+
+def record_scope(conn: Connection, env: Env, entity_id: str, entity_type: str, scope: Any) -> None:
+    """A change of the entity's scope as an instance of its temporal scope (4.5.6): a Property observed
+    when it was made; a removed scope is an empty one, deleted then."""
+    stamp = _stamp(env)
+    inst: dict[str, Any] = {"type": "Property", "value": scope if scope is not None else []}
+    if scope is None:
+        inst["deletedAt"] = stamp
+    else:
+        inst.update(observedAt=stamp, createdAt=stamp, modifiedAt=stamp)
+    record(conn, env, entity_id, entity_type, {SCOPE: inst})
+
+
+def _stamp(env: Env) -> str:
+    return time_text(epoch(env.now))
 
 
 def record(conn: Connection, env: Env, entity_id: str, entity_type: str, changed: dict[str, Any]) -> None:
@@ -91,7 +153,7 @@ def record_many(conn: Connection, env: Env, items: list[tuple[str, str, dict[str
     if raw is not None:
         # SQLite: the rows as the driver takes them, without a dict per row (a batch has thousands).
         fallback, stamp, tenant = epoch(env.now), sqlite_timestamp(env.now), env.tenant
-        values = [(tenant, entity_id, entity_type, iri, _instance_time(inst, fallback), _number(inst),
+        values = [(tenant, entity_id, entity_type, iri, instance_time(inst, fallback), _number(inst),
                    dumps_document(inst), stamp)
                   for entity_id, entity_type, changed in items for iri, attr in changed.items()
                   for inst in (attr if type(attr) is list else (attr,))]  # a multi-attribute: a row each
@@ -112,8 +174,8 @@ class TimeFilter:
     end_time_at: float | None = None
 
     @classmethod
-    def parse(cls, timerel: str | None, time_at: str | None, end_time_at: str | None) -> TimeFilter:
-        if timerel is None:
+    def parse(cls, timerel: Any, time_at: Any, end_time_at: Any) -> TimeFilter:
+        if timerel is None or timerel == "":
             if time_at or end_time_at:
                 raise bad_request_data("timeAt needs timerel", "timeAt 需要 timerel")
             return cls()
@@ -121,12 +183,12 @@ class TimeFilter:
             raise bad_request_data(f"unknown timerel {timerel!r}", f"未知的 timerel：{timerel!r}")
         if not time_at:
             raise bad_request_data("timerel needs timeAt", "timerel 需要 timeAt")
-        start = epoch(parse_time(time_at, "timeAt"))
+        start = epoch(_date_time(time_at, "timeAt"))
         end = None
         if timerel == "between":
             if not end_time_at:
                 raise bad_request_data("timerel=between needs endTimeAt", "timerel=between 需要 endTimeAt")
-            end = epoch(parse_time(end_time_at, "endTimeAt"))
+            end = epoch(_date_time(end_time_at, "endTimeAt"))
             if end <= start:
                 raise bad_request_data("endTimeAt must be after timeAt", "endTimeAt 必须晚于 timeAt")
         return cls(timerel, start, end)
@@ -140,16 +202,48 @@ class TimeFilter:
             return [h.c.ts >= self.time_at, h.c.ts < self.end_time_at]
         return []
 
+    def holds(self, ts: float) -> bool:
+        if self.timerel == "before":
+            return ts < self.time_at  # type: ignore[operator]
+        if self.timerel == "after":
+            return ts >= self.time_at  # type: ignore[operator]
+        if self.timerel == "between":
+            return self.time_at <= ts < self.end_time_at  # type: ignore[operator]
+        return True
 
-def entities_with_history(conn: Connection, tenant: str, *, types: list[str] | None, ids: list[str] | None,
-                          limit: int, offset: int) -> list[tuple[str, str]]:
-    stmt = sa.select(h.c.entity_id, h.c.entity_type).where(h.c.tenant == tenant).distinct()
+
+def _date_time(value: Any, what: str) -> datetime:
+    """A DateTime (4.6.3), not a Date alone: "2020-08-01" names a day, not an instant."""
+    if not isinstance(value, str) or "T" not in value:
+        raise bad_request_data(f"{what} must be a date-time, got {value!r}", f"{what} 必须是日期时间：{value!r}")
+    return parse_time(value, what)
+
+
+def entity_ids(conn: Connection, tenant: str, *, types: list[str] | None, ids: list[str] | None) -> list[str]:
+    """The entities with a temporal representation, of one of `types` and among `ids` when given."""
+    stmt = sa.select(h.c.entity_id).where(h.c.tenant == tenant).distinct()
     if types is not None:
         stmt = stmt.where(h.c.entity_type.in_(types))
     if ids is not None:
         stmt = stmt.where(h.c.entity_id.in_(ids))
-    stmt = stmt.order_by(h.c.entity_id).limit(limit).offset(offset)
-    return [(r.entity_id, r.entity_type) for r in conn.execute(stmt)]
+    return [r.entity_id for r in conn.execute(stmt)]
+
+
+def types_of(conn: Connection, tenant: str, ids: list[str]) -> dict[str, list[str]]:
+    """Entity id -> its types, the first it was given first: the type rows of a temporal representation,
+    else the type its first instance was recorded with (one index seek each, whatever the history's size)."""
+    out: dict[str, list[str]] = {}
+    stmt = (sa.select(h.c.entity_id, h.c.entity_type).where(h.c.tenant == tenant, h.c.entity_id.in_(ids),
+                                                            h.c.attr == TYPES).order_by(h.c.pk))
+    for row in conn.execute(stmt):
+        if row.entity_type not in out.setdefault(row.entity_id, []):
+            out[row.entity_id].append(row.entity_type)
+    for entity_id in ids:
+        if entity_id not in out:
+            first = entity_type_of(conn, tenant, entity_id)
+            if first is not None:
+                out[entity_id] = [first]
+    return out
 
 
 def entity_type_of(conn: Connection, tenant: str, entity_id: str) -> str | None:
@@ -157,23 +251,40 @@ def entity_type_of(conn: Connection, tenant: str, entity_id: str) -> str | None:
                         .limit(1)).scalar_one_or_none()
 
 
-def instances(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | None, when: TimeFilter, *,
-              last_n: int | None = None) -> dict[str, list[tuple[int, float, dict[str, Any]]]]:
-    """Attribute IRI -> [(pk, ts, instance)] in time order (the last `last_n` of each when given). The
-    instances of a transient attribute are left out once their expiresAt has passed (clause 4.22); an
-    expired entity's own history stays."""
-    stmt = sa.select(h.c.pk, h.c.attr, h.c.ts, h.c.instance).where(
-        h.c.tenant == tenant, h.c.entity_id == entity_id, *when.where())
+Row = tuple[int, str, float, dict[str, Any]]  # pk, attribute IRI, epoch seconds, instance
+
+
+def rows_of(conn: Connection, tenant: str, ids: list[str], *, attrs: list[str] | None,
+            where: list[Any]) -> dict[str, list[Row]]:
+    """Entity id -> its attribute instances (no type rows) in time order, those `where` keeps."""
+    stmt = sa.select(h.c.pk, h.c.entity_id, h.c.attr, h.c.ts, h.c.instance).where(
+        h.c.tenant == tenant, h.c.entity_id.in_(ids), h.c.attr != TYPES, *where)
     if attrs is not None:
         stmt = stmt.where(h.c.attr.in_(attrs))
-    out: dict[str, list[tuple[int, float, dict[str, Any]]]] = {}
+    out: dict[str, list[Row]] = {}
     now: datetime | None = None
-    for row in conn.execute(stmt.order_by(h.c.attr, h.c.ts, h.c.pk)):
+    for row in conn.execute(stmt.order_by(h.c.entity_id, h.c.ts, h.c.pk)):
+        # The instances of a transient attribute are left out once their expiresAt has passed (clause
+        # 4.22); an expired entity's own history stays.
         if "expiresAt" in row.instance:
             now = now or datetime.now(UTC)
             if not transient.alive(row.instance, now):
                 continue
-        out.setdefault(row.attr, []).append((row.pk, row.ts, row.instance))
+        out.setdefault(row.entity_id, []).append((row.pk, row.attr, row.ts, row.instance))
+    return out
+
+
+def attribute_names(conn: Connection, tenant: str, entity_id: str) -> set[str]:
+    return {r.attr for r in conn.execute(sa.select(h.c.attr).where(
+        h.c.tenant == tenant, h.c.entity_id == entity_id, h.c.attr != TYPES).distinct())}
+
+
+def instances(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | None, when: TimeFilter, *,
+              last_n: int | None = None) -> dict[str, list[tuple[int, float, dict[str, Any]]]]:
+    """Attribute IRI -> [(pk, ts, instance)] in time order (the last `last_n` of each when given)."""
+    out: dict[str, list[tuple[int, float, dict[str, Any]]]] = {}
+    for pk, attr, ts, inst in rows_of(conn, tenant, [entity_id], attrs=attrs, where=when.where()).get(entity_id, []):
+        out.setdefault(attr, []).append((pk, ts, inst))
     if last_n:
         out = {k: v[-last_n:] for k, v in out.items()}
     return out
@@ -181,15 +292,13 @@ def instances(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | 
 
 def aggregate(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | None, when: TimeFilter,
               methods: list[str], period: float | None) -> dict[str, dict[str, list[list[Any]]]]:
-    """Attribute IRI -> method -> [[value, startAt, endAt], ...], one entry per period with data."""
+    """Attribute IRI -> method -> [[value, startAt, endAt], ...], one entry per period with data. Periods
+    start at the first instance in the time range."""
     base = [h.c.tenant == tenant, h.c.entity_id == entity_id, *when.where()]
-    if attrs is not None:
-        base.append(h.c.attr.in_(attrs))
-    start = when.time_at if when.timerel in ("after", "between") else None
+    base.append(h.c.attr.in_(attrs) if attrs is not None else h.c.attr != TYPES)
+    start = conn.execute(sa.select(sa.func.min(h.c.ts)).where(*base)).scalar_one_or_none()
     if start is None:
-        start = conn.execute(sa.select(sa.func.min(h.c.ts)).where(*base)).scalar_one_or_none()
-        if start is None:
-            return {}
+        return {}
     offset = h.c.ts - start
     number: Any = sa.literal(0)
     if period:
@@ -211,7 +320,7 @@ def aggregate(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | 
             lo, hi = start + b * period, start + (b + 1) * period
         else:
             lo, hi = start, (when.end_time_at if when.timerel == "between" else row.last)
-        span = [now_text(from_epoch(lo)), now_text(from_epoch(hi))]
+        span = [time_text(lo), time_text(hi)]
         per_attr = out.setdefault(row.attr, {})
         for method in methods:
             value = getattr(row, pick[method])
@@ -221,13 +330,60 @@ def aggregate(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | 
     return out
 
 
+# -- changes to the temporal representation ---------------------------------------------------------
+
+def type_rows(env: Env, entity_id: str, types: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The rows that give an entity its types in the history (one per type), for `record_many`."""
+    return [(entity_id, t, {TYPES: {"type": "Types"}}) for t in types]
+
+
 def delete_entity(conn: Connection, tenant: str, entity_id: str) -> int:
     return int(conn.execute(h.delete().where(h.c.tenant == tenant, h.c.entity_id == entity_id)).rowcount or 0)
 
 
-def delete_attribute(conn: Connection, tenant: str, entity_id: str, attr: str) -> int:
-    return int(conn.execute(h.delete().where(h.c.tenant == tenant, h.c.entity_id == entity_id,
-                                             h.c.attr == attr)).rowcount or 0)
+def delete_attribute(conn: Connection, tenant: str, entity_id: str, attr: str, *, dataset: str | None = None,
+                     every: bool = False) -> int:
+    """Remove an attribute's instances: those of one datasetId (None: the default instances), or all."""
+    cond = [h.c.tenant == tenant, h.c.entity_id == entity_id, h.c.attr == attr]
+    if not every:
+        pks = [r.pk for r in conn.execute(sa.select(h.c.pk, h.c.instance).where(*cond))
+               if r.instance.get("datasetId") == dataset]
+        if not pks:
+            return 0
+        cond.append(h.c.pk.in_(pks))
+    return int(conn.execute(h.delete().where(*cond)).rowcount or 0)
+
+
+def drop_same_instants(conn: Connection, env: Env, entity_id: str,
+                       items: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Remove the stored instances the new ones take the place of: an attribute's instance of the same
+    datasetId at the same time is the same observation given again (an upsert corrects it, 5.6.11)."""
+    fallback = epoch(env.now)
+    fresh = {(iri, instance_time(inst, fallback), inst.get("datasetId"))
+             for _, _, changed in items for iri, inst in changed.items() if iri != TYPES and "observedAt" in inst}
+    if not fresh:
+        return
+    stmt = sa.select(h.c.pk, h.c.attr, h.c.ts, h.c.instance).where(
+        h.c.tenant == env.tenant, h.c.entity_id == entity_id, h.c.attr.in_({f[0] for f in fresh}),
+        h.c.ts.in_({f[1] for f in fresh}))
+    gone = [r.pk for r in conn.execute(stmt) if (r.attr, r.ts, r.instance.get("datasetId")) in fresh]
+    if gone:
+        conn.execute(h.delete().where(h.c.pk.in_(gone)))
+
+
+def instance_row(conn: Connection, tenant: str, entity_id: str, attr: str, pk: int) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(h.c.instance).where(h.c.tenant == tenant, h.c.entity_id == entity_id,
+                                                     h.c.attr == attr, h.c.pk == pk)).first()
+    return dict(row.instance) if row is not None else None
+
+
+def delete_instance(conn: Connection, pk: int) -> None:
+    conn.execute(h.delete().where(h.c.pk == pk))
+
+
+def replace_instance(conn: Connection, pk: int, instance: dict[str, Any], fallback: float) -> None:
+    conn.execute(h.update().where(h.c.pk == pk).values(instance=instance, ts=instance_time(instance, fallback),
+                                                       number=_number(instance)))
 
 
 def value_of(instance: dict[str, Any]) -> Any:

@@ -118,6 +118,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "aggrMethods": _query("aggrMethods", "Aggregation functions: a comma-separated list (clause 4.5.19)"),
     "aggrPeriodDuration": _query("aggrPeriodDuration", "Aggregation period: an ISO 8601 duration from PT0.001S to "
                                                        "P1000Y, or PT0S for the whole time range (clause 4.5.19)"),
+    "timeproperty": _query("timeproperty", "The time the interval applies to (clause 4.11)",
+                           {"type": "string", "enum": ["observedAt", "createdAt", "modifiedAt", "deletedAt"]}),
     "temporalOptions": _options(_TEMPORAL_OPTIONS, "Temporal representation options (clause 6.3.7)"),
     "temporalFormat": _query("format", "Temporal representation (clause 6.3.7)",
                              {"type": "string", "enum": ["normalized", "temporalValues", "aggregatedValues"]}),

@@ -92,11 +92,12 @@ def history_rows(conn: Connection, entity_type: str, *, where: dict[str, list[st
     (`id`, `attribute` by its short name, `observedAt` as ISO 8601 UTC, `value`): a number where the value
     was one, else the instance's value. `where` filters on `id` and `attribute` (in SQL: a type's history
     may be millions of rows)."""
+    from wecity.context.history import TYPES
     from wecity.context.ldcontext import DEFAULT_VOCAB
     from wecity.context.models import attribute_history as h
 
     expanded = entity_type if ":" in entity_type else DEFAULT_VOCAB + entity_type
-    conditions = [h.c.tenant == tenant, h.c.entity_type == expanded]
+    conditions = [h.c.tenant == tenant, h.c.entity_type == expanded, h.c.attr != TYPES]
     if "id" in where:
         conditions.append(h.c.entity_id.in_(where["id"]))
     if "attribute" in where:

@@ -58,6 +58,8 @@ def create(conn: Connection, env: Env, entity: Entity) -> None:
     stored = Stored(int(pk), entity.id, entity.types, entity.attrs, env.now, env.now, entity.scope,
                     entity.expires_at)
     after_change(conn, env, stored, entity.attrs, created=True)
+    if entity.scope is not None:
+        history.record_scope(conn, env, stored.id, stored.type, entity.scope)
 
 
 def _save(conn: Connection, env: Env, stored: Stored, changed: dict[str, Any],
@@ -78,9 +80,12 @@ def replace(conn: Connection, env: Env, entity: Entity) -> None:
     if entity.types:
         stored.types = entity.types
     stored.attrs = entity.attrs
+    scope_changed = stored.scope != entity.scope
     stored.scope = entity.scope
     stored.expires_at = entity.expires_at  # a whole replace leaves a transient entity durable unless it says again
     _save(conn, env, stored, entity.attrs, previous)
+    if scope_changed:
+        history.record_scope(conn, env, stored.id, stored.type, stored.scope)
 
 
 def delete(conn: Connection, env: Env, entity_id: str, types: list[str] | None = None) -> None:
@@ -125,6 +130,8 @@ def append(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
         stored.types = list(dict.fromkeys(stored.types + types))
     if changed or types or scope is not None:
         _save(conn, env, stored, changed, previous)
+    if scope is not None:
+        history.record_scope(conn, env, stored.id, stored.type, stored.scope)
     return result
 
 
@@ -145,9 +152,11 @@ def _remove(stored: Stored, iri: str, dataset: str | None, *, every: bool = Fals
 def _notify_removed(conn: Connection, env: Env, stored: Stored, removed: dict[str, list[dict[str, Any]]],
                     previous: dict[str, Any] | None = None) -> None:
     """attributeDeleted notifications: the entity shows each removed instance with the NGSI-LD Null
-    as its value; `previous` (the attributes before) lets showChanges tell what they were."""
+    as its value; `previous` (the attributes before) lets showChanges tell what they were. The history
+    keeps when each instance was deleted."""
     if not removed:
         return
+    history.record_deleted(conn, env, stored.id, stored.type, removed)
     attrs = dict(stored.attrs)
     for iri, gone in removed.items():
         if iri in attrs:
@@ -202,6 +211,8 @@ def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
         result.updated.append(iri)
     if result.updated or types:
         _save(conn, env, stored, changed, previous)
+    if "scope" in result.updated:
+        history.record_scope(conn, env, stored.id, stored.type, stored.scope)
     _notify_removed(conn, env, stored, removed, previous)
     return result
 
@@ -271,6 +282,8 @@ def merge_stored(conn: Connection, env: Env, stored: Stored, attrs: dict[str, An
     if scope is not None:
         stored.scope = None if scope == NULL else scope
     _save(conn, env, stored, changed)
+    if scope is not None:
+        history.record_scope(conn, env, stored.id, stored.type, stored.scope)
     _notify_removed(conn, env, stored, removed)
 
 
@@ -328,6 +341,7 @@ def delete_attr(conn: Connection, env: Env, entity_id: str, iri: str, *, dataset
             raise _attr_not_found(entity_id, iri)
         stored.scope = None
         _save(conn, env, stored, {})
+        history.record_scope(conn, env, stored.id, stored.type, None)
         return
     gone = _remove(stored, iri, dataset, every=delete_all)
     if not gone:

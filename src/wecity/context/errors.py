@@ -12,6 +12,7 @@ from collections.abc import Callable
 from wecity.core.errors import (
     AlreadyExists,
     AuthenticationRequired,
+    Conflict,
     DependencyUnavailable,
     NotFound,
     PermissionDenied,
@@ -30,6 +31,8 @@ NONEXISTENT_TENANT = "ngsild.nonexistent_tenant"
 NOT_FOUND = "ngsild.not_found"
 ALREADY_EXISTS = "ngsild.already_exists"
 UNAUTHORIZED = "ngsild.unauthorized"
+CONFLICT = "ngsild.conflict"
+LOOP_DETECTED = "ngsild.loop_detected"
 
 # ProblemDetails type (after https://uri.etsi.org/ngsi-ld/errors/) and HTTP status by code, where the
 # error's class alone would say otherwise.
@@ -43,6 +46,9 @@ PROBLEMS: dict[str, tuple[str, int]] = {
     # A subscription's jsonldContext that cannot be fetched: the broker as a gateway got no answer (5.8.1).
     JSONLD_CONTEXT_UNREACHABLE: ("LdContextNotAvailable", 504),
     NONEXISTENT_TENANT: ("NonexistentTenant", 404),
+    CONFLICT: ("Conflict", 409),
+    # A forwarded request that came back to this broker (clause 6.3.17, RFC 5842).
+    LOOP_DETECTED: ("LoopDetected", 508),
 }
 
 
@@ -104,6 +110,17 @@ def resource_not_found(why: str, zh: str) -> NotFound:
 def already_exists(why: str, zh: str) -> AlreadyExists:
     """AlreadyExists (409)."""
     return AlreadyExists(why, message_zh=zh, code=ALREADY_EXISTS)
+
+
+def conflict(why: str, zh: str) -> Conflict:
+    """Conflict (409): the operation cannot be done where the data is held (a context source that does
+    not support it, clause 5.6.x.4)."""
+    return Conflict(why, message_zh=zh, code=CONFLICT)
+
+
+def loop_detected(why: str, zh: str) -> ValidationFailed:
+    """LoopDetected (508): the request was forwarded back to a broker it had passed through."""
+    return ValidationFailed(why, message_zh=zh, code=LOOP_DETECTED)
 
 
 def forbidden(why: str, zh: str) -> PermissionDenied:

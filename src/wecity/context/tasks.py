@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from wecity.context import periodic
 from wecity.context.delivery import make_deliver
+from wecity.context.forwarding import Forwarder, RegistrationCache, new_identity
 from wecity.context.ldcontext import ContextStore
 from wecity.context.models import contexts
 from wecity.context.mqttnotify import Publisher
@@ -33,6 +34,18 @@ def ensure_delivery(ctx: AppContext) -> None:
     if "ngsild_mqtt" not in ctx.services:
         ctx.services["ngsild_mqtt"] = Publisher(policy)
     ctx.registry.add_channel(CHANNEL, make_deliver(ctx))
+
+
+def ensure_forwarding(ctx: AppContext) -> None:
+    """What distributed operations need (`wecity.context.distributed`): the registrations in memory (the
+    registration store gives the loader as the service "ngsild_registration_loader", or its own cache)
+    and a forwarder that sends through the same outbound client as notifications."""
+    if "ngsild_registrations" not in ctx.services:
+        ctx.services["ngsild_registrations"] = RegistrationCache(ctx.services.get("ngsild_registration_loader"))
+    if "ngsild_forwarder" not in ctx.services:
+        policy = OutboundPolicy.from_settings(ctx.settings, max_bytes=ctx.settings.max_batch_bytes)
+        ctx.services["ngsild_forwarder"] = Forwarder(ctx.services["ngsild_http"], policy, new_identity(),
+                                                     max_bytes=ctx.settings.max_batch_bytes)
 
 
 async def close_delivery(ctx: AppContext) -> None:

@@ -15,8 +15,10 @@ from wecity.context import (
     fastpath,
     openapi,
     routes_batch,
+    routes_csourcesubs,
     routes_entities,
     routes_entitymaps,
+    routes_registrations,
     routes_subscriptions,
     routes_temporal,
 )
@@ -53,7 +55,8 @@ def register(app: FastAPI) -> None:
         app.state.body_limits.allow_larger(prefix, app.state.ctx.settings.max_batch_bytes)
     # Every NGSI-LD route asks for credentials first, as WECITY_NGSILD_AUTH says (wecity.context.access).
     guarded = [Depends(require_access)]
-    for module in (routes_entities, routes_batch, routes_subscriptions, routes_temporal, routes_entitymaps):
+    for module in (routes_entities, routes_batch, routes_subscriptions, routes_temporal, routes_entitymaps,
+                   routes_registrations, routes_csourcesubs):
         app.include_router(module.router, dependencies=guarded)
     app.include_router(router, dependencies=guarded)
     # The sensing loop's writes and its history read, served without the framework's per-request routing

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from wecity.core.errors import (
     AlreadyExists,
     AuthenticationRequired,
-    Conflict,
     DependencyUnavailable,
     NotFound,
     PermissionDenied,
@@ -46,6 +45,8 @@ PROBLEMS: dict[str, tuple[str, int]] = {
     # A subscription's jsonldContext that cannot be fetched: the broker as a gateway got no answer (5.8.1).
     JSONLD_CONTEXT_UNREACHABLE: ("LdContextNotAvailable", 504),
     NONEXISTENT_TENANT: ("NonexistentTenant", 404),
+    # A registration that would take over what another registration or an existing entity holds (5.9.2.4),
+    # or an operation a context source holding the data does not support (5.6.x.4).
     CONFLICT: ("Conflict", 409),
     # A forwarded request that came back to this broker (clause 6.3.17, RFC 5842).
     LOOP_DETECTED: ("LoopDetected", 508),
@@ -112,10 +113,10 @@ def already_exists(why: str, zh: str) -> AlreadyExists:
     return AlreadyExists(why, message_zh=zh, code=ALREADY_EXISTS)
 
 
-def conflict(why: str, zh: str) -> Conflict:
-    """Conflict (409): the operation cannot be done where the data is held (a context source that does
-    not support it, clause 5.6.x.4)."""
-    return Conflict(why, message_zh=zh, code=CONFLICT)
+def conflict(why: str, zh: str) -> AlreadyExists:
+    """Conflict (409): the request contradicts what the broker already holds, other than by an id (or
+    the context source holding the data does not support the operation)."""
+    return AlreadyExists(why, message_zh=zh, code=CONFLICT)
 
 
 def loop_detected(why: str, zh: str) -> ValidationFailed:

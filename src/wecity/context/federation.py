@@ -164,7 +164,7 @@ def parse_registration(doc: dict[str, Any], terms: TermMap | None) -> Registrati
     return Registration(id=str(doc.get("id")), endpoint=str(doc.get("endpoint", "")).rstrip("/"), mode=mode,
                         operations=expand_operations(operations), information=tuple(information),
                         context_source_info=info_pairs, tenant=doc.get("tenant"),
-                        local_only=bool(doc.get("localOnly")), properties=properties, context=doc.get("@context"))
+                        local_only=bool(doc.get("localOnly") or (doc.get("management") or {}).get("localOnly")), properties=properties, context=doc.get("@context"))
 
 
 def matching(registrations: Iterable[Registration], operation: str, entity_id: str | None,

@@ -22,15 +22,17 @@ from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_stored_q, linked_entities
 from wecity.context.rows import entities_by_id
 from wecity.context.selection import TypeSelection, parse_type_selection
-from wecity.context.subscriptions import CHANNEL, DEFAULT_TRIGGERS
+from wecity.context.subscriptions import CHANNEL, DEFAULT_TRIGGERS, ENTITY
 from wecity.core import outbox
 from wecity.core.patterns import BadPattern, compile_pattern
 
 # Periodic subscriptions are left to the periodic runner: a change does not notify them.
+# Subscriptions to context source registrations are matched against registrations (csourcenotify.py).
 _ACTIVE = sa.select(t).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.is_active.is_(True),
-                             t.c.time_interval.is_(None))
-_RAW_ANY = "SELECT 1 FROM ngsild_subscriptions WHERE tenant = ? AND is_active = 1 LIMIT 1"
-_ANY = sa.select(t.c.pk).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.is_active.is_(True)).limit(1)
+                             t.c.time_interval.is_(None), t.c.kind == ENTITY)
+_RAW_ANY = "SELECT 1 FROM ngsild_subscriptions WHERE tenant = ? AND is_active = 1 AND kind = 'entity' LIMIT 1"
+_ANY = sa.select(t.c.pk).where(t.c.tenant == sa.bindparam("b_tenant"), t.c.is_active.is_(True),
+                               t.c.kind == ENTITY).limit(1)
 
 
 def has_any(conn: Connection, tenant: str) -> bool:
@@ -175,12 +177,15 @@ def _geo_matches(geo: dict[str, Any], terms: TermMap, entity: Stored) -> bool:
     return attr is not None and any(query.matches(i.get("value")) for i in instances(attr))
 
 
-def enqueue(conn: Connection, env: Env, row: Any, data: list[dict[str, Any]]) -> None:
-    """Put one notification of `row` carrying `data` in the outbox, in the caller's transaction."""
+def enqueue(conn: Connection, env: Env, row: Any, data: list[dict[str, Any]], *, note_type: str = "Notification",
+            extra: dict[str, Any] | None = None) -> None:
+    """Put one notification of `row` carrying `data` in the outbox, in the caller's transaction; a
+    ContextSourceNotification (5.3.2) has its own `note_type` and a triggerReason in `extra`."""
     note = row.body.get("notification", {})
     endpoint = note["endpoint"]
-    body: dict[str, Any] = {"id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}", "type": "Notification",
-                            "subscriptionId": row.subscription_id, "notifiedAt": now_text(env.now), "data": data}
+    body: dict[str, Any] = {"id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}", "type": note_type,
+                            "subscriptionId": row.subscription_id, "notifiedAt": now_text(env.now), "data": data,
+                            **(extra or {})}
     # An MQTT endpoint's password stays with the subscription: the outbox (logged, listed) has it masked.
     payload = {"tenant": env.tenant, "subscriptionId": row.subscription_id, "notification": body,
                "accept": endpoint.get("accept", "application/json"), "context": notification.context_of(row),

@@ -80,6 +80,9 @@ subscriptions = sa.Table(
     sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("tenant", sa.String(64), nullable=False),
     sa.Column("subscription_id", sa.String(512), nullable=False),
+    # "entity" for a subscription to entities (/subscriptions), "csource" for one to context source
+    # registrations (/csourceSubscriptions): one table, one id space, one way to count and deliver.
+    sa.Column("kind", sa.String(16), nullable=False, default="entity", server_default="entity"),
     # The subscription as given, with entity types and attribute names expanded to IRIs.
     sa.Column("body", sa.JSON, nullable=False),
     # The @context its notifications are compacted with.
@@ -101,6 +104,26 @@ subscriptions = sa.Table(
     sa.Column("modified_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("tenant", "subscription_id", name="uq_ngsild_subscriptions_tenant_subscription_id"),
     sa.Index("ix_ngsild_subscriptions_next_notification", "next_notification_at"),
+    info=INFO,
+)
+
+# Context source registrations (clause 5.2.9): which other NGSI-LD systems hold which entities and
+# attributes. `body` is the registration with entity types, attribute names and context source property
+# names expanded to IRIs; `mode` and `expires_at` are kept beside it for the look-ups by index.
+registrations = sa.Table(
+    "ngsild_registrations",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("registration_id", sa.String(512), nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    # The @context it was created with (its readers may use another).
+    sa.Column("context", sa.JSON, nullable=True),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("modified_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("tenant", "registration_id", name="uq_ngsild_registrations_tenant_registration_id"),
     info=INFO,
 )
 

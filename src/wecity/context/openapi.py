@@ -159,6 +159,12 @@ _ENDPOINT = _schema("Endpoint (clause 5.2.15)", required=("uri",), uri=_URI, acc
 _NOTIFICATION = _schema("NotificationParams (clause 5.2.14)", required=("endpoint",), endpoint=_ENDPOINT,
                         attributes={"type": "array", "items": _NAME}, format=_STRING)
 
+_REGISTRATION_INFO = _schema("RegistrationInfo (clause 5.2.10)", entities={
+    "type": "array", "minItems": 1, "items": {"type": "object", "properties": {"type": _TYPE, "id": _URI,
+                                                                               "idPattern": _STRING}}},
+    propertyNames={"type": "array", "items": _NAME}, relationshipNames={"type": "array", "items": _NAME})
+_KEY_VALUE = _schema("KeyValuePair (clause 5.2.22)", required=("key", "value"), key=_STRING, value=_STRING)
+
 # Request bodies (without @context: application/ld+json adds it, see `operation`).
 SCHEMAS: dict[str, dict[str, Any]] = {
     "NgsiLdEntity": _schema("NGSI-LD Entity (clause 5.2.4): id, type and attributes", required=("id", "type"),
@@ -185,6 +191,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                            "anyOf": [{"required": ["entities"]}, {"required": ["watchedAttributes"]}]},
     "NgsiLdSubscriptionFragment": {**_schema("NGSI-LD Subscription fragment (clause 5.8.2)",
                                              notification=_NOTIFICATION), "minProperties": 1},
+    "NgsiLdCSourceRegistration": _schema(
+        "NGSI-LD CSourceRegistration (clause 5.2.9); members beyond those of 5.2.9 are context source properties",
+        required=("type", "information", "endpoint"), id=_URI,
+        type={"type": "string", "enum": ["ContextSourceRegistration"]},
+        information={"type": "array", "minItems": 1, "items": _REGISTRATION_INFO}, endpoint=_URI,
+        mode={"type": "string", "enum": ["inclusive", "exclusive", "redirect", "auxiliary"]},
+        operations={"type": "array", "minItems": 1, "items": _STRING}, expiresAt={"type": "string",
+                                                                                  "format": "date-time"},
+        contextSourceInfo={"type": "array", "items": _KEY_VALUE}, management=_OBJECT, scope=_SCOPE),
+    "NgsiLdCSourceRegistrationFragment": {**_schema("NGSI-LD CSourceRegistration fragment (clause 5.9.3)"),
+                                          "minProperties": 1},
     "NgsiLdTemporalEntity": _schema("NGSI-LD temporal Entity (clause 5.2.20): attributes as lists of instances",
                                     required=("id", "type"), members={"type": "array", "items": _OBJECT},
                                     **_ENTITY),
@@ -241,6 +258,7 @@ TEMPORAL = ("attrs", "timerel", "timeAt", "endTimeAt", "lastN", "temporalOptions
 _ID_IN_PATH = {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9+.\-]*:[!#-.0-;=?-\[\]_a-z~]+$"}
 PATH_PARAMETERS = {"entity_id": ("Entity id: a URI", _ID_IN_PATH),
                    "sub_id": ("Subscription id: a URI", _ID_IN_PATH),
+                   "reg_id": ("Context source registration id: a URI", _ID_IN_PATH),
                    "attr": ("Attribute name (clause 4.6.2)", _NAME)}
 
 

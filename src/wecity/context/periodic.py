@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.context import notification
+from wecity.context import csourcenotify, notification
 from wecity.context.env import Env
 from wecity.context.geo import parse_geoq
 from wecity.context.ldcontext import ContextStore
@@ -20,6 +20,7 @@ from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_stored_q
 from wecity.context.rows import entities_by_id
 from wecity.context.search import Query, query
+from wecity.context.subscriptions import CSOURCE
 from wecity.core.registry import Events
 
 BATCH = 50  # subscriptions handled per transaction
@@ -53,10 +54,13 @@ def run_due(conn: Connection, store: ContextStore, now: datetime, events: Events
         conn.execute(t.update().where(t.c.pk == row.pk).values(next_notification_at=now + interval))
         if row.expires_at is not None and row.expires_at <= now:
             continue
+        env = Env(row.tenant, now, store, events)
+        if row.kind == CSOURCE:
+            sent += csourcenotify.every_match(conn, env, row, "newlyMatching")
+            continue
         entities = matching(conn, row.tenant, row.body, store, row.context)
         if not entities:
             continue
-        env = Env(row.tenant, now, store, events)
         terms = store.term_map(notification.context_of(row))
         change = notification.Change(now=now)
         data = notification.entities(row.body, [(e, change) for e in entities], terms,

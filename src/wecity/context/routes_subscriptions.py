@@ -34,7 +34,7 @@ router = APIRouter(prefix="/ngsi-ld/v1/subscriptions", tags=["ngsi-ld"])
 BASE = "/ngsi-ld/v1/subscriptions/"
 
 
-def _check_endpoint(ctx: AppContext, sub: dict[str, Any]) -> None:
+def check_endpoint(ctx: AppContext, sub: dict[str, Any]) -> None:
     """An endpoint on this host, or on an internal address the operator did not allow, is refused now;
     a name is checked on every delivery, when it is resolved (wecity.core.outbound)."""
     uri = ((sub.get("notification") or {}).get("endpoint") or {}).get("uri")
@@ -45,7 +45,7 @@ def _check_endpoint(ctx: AppContext, sub: dict[str, Any]) -> None:
                                "notification.endpoint.uri 指向内部地址，本代理不向其发送通知（允许的地址见 WECITY_OUTBOUND_ALLOW）")
 
 
-async def _check_jsonld_context(ctx: AppContext, sub: dict[str, Any]) -> None:
+async def check_jsonld_context(ctx: AppContext, sub: dict[str, Any]) -> None:
     """A jsonldContext must be a context the broker can fetch now, or notifications could never be
     compacted with it; fetched once, it is kept with the others."""
     url = sub.get("jsonldContext")
@@ -58,7 +58,7 @@ async def _check_jsonld_context(ctx: AppContext, sub: dict[str, Any]) -> None:
                                          f"无法获取 jsonldContext {url}") from exc
 
 
-def _preference_headers(request: Request) -> dict[str, str] | None:
+def preference_headers(request: Request) -> dict[str, str] | None:
     """A subscription has no older forms (4.3.6.8): whatever version is preferred, it is served as is,
     and Preference-Applied says so."""
     version = preferred_version(request)
@@ -72,8 +72,8 @@ async def create_subscription(request: Request, ctx: Ctx) -> Response:
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
     sub = subscriptions.validate(data.body, data.terms, now=env.now)
-    _check_endpoint(ctx, sub)
-    await _check_jsonld_context(ctx, sub)
+    check_endpoint(ctx, sub)
+    await check_jsonld_context(ctx, sub)
     sub_id = await ctx.db.write(subscriptions.create, env, sub, data.context)
     return Response(status_code=201, headers={"Location": BASE + quote(sub_id, safe=URI_SAFE)})
 
@@ -85,23 +85,23 @@ async def list_subscriptions(request: Request, ctx: Ctx) -> Response:
     link, terms = await outgoing_terms(request, ctx)
     rows, total = await ctx.db.read(lambda conn: subscriptions.list_all(conn, tenant_of(request), ctx.clock.now(),
                                                                          limit=limit, offset=offset, terms=terms))
-    headers = dict(_preference_headers(request) or {})
+    headers = dict(preference_headers(request) or {})
     if count:
         headers["NGSILD-Results-Count"] = str(total)
-    pages = _page_links(limit, offset, total)
+    pages = page_links(limit, offset, total)
     if pages:
         headers["Link"] = pages
     return respond(request, rows, [link] if link else None, headers=headers)
 
 
-def _page_links(limit: int, offset: int, total: int) -> str:
+def page_links(limit: int, offset: int, total: int, base: str = BASE) -> str:
     """rel="prev" / rel="next" links to the neighbouring pages (5.8.4, 6.3.11)."""
     links = []
     if offset > 0 and limit > 0:
-        links.append(f'<{BASE.rstrip("/")}?limit={limit}&offset={max(offset - limit, 0)}>;rel="prev";'
+        links.append(f'<{base.rstrip("/")}?limit={limit}&offset={max(offset - limit, 0)}>;rel="prev";'
                      'type="application/ld+json"')
     if limit > 0 and offset + limit < total:
-        links.append(f'<{BASE.rstrip("/")}?limit={limit}&offset={offset + limit}>;rel="next";'
+        links.append(f'<{base.rstrip("/")}?limit={limit}&offset={offset + limit}>;rel="next";'
                      'type="application/ld+json"')
     return ", ".join(links)
 
@@ -112,7 +112,7 @@ async def retrieve_subscription(sub_id: str, request: Request, ctx: Ctx) -> Resp
     check_entity_id(sub_id)
     link, terms = await outgoing_terms(request, ctx)
     body = await ctx.db.read(subscriptions.get, tenant_of(request), sub_id, ctx.clock.now(), terms)
-    return respond(request, body, [link] if link else None, headers=_preference_headers(request))
+    return respond(request, body, [link] if link else None, headers=preference_headers(request))
 
 
 @router.patch("/{sub_id}", status_code=204, summary="Update a subscription",
@@ -122,8 +122,8 @@ async def update_subscription(sub_id: str, request: Request, ctx: Ctx) -> Respon
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
     fragment = subscriptions.validate(data.body, data.terms, partial=True, now=env.now)
-    _check_endpoint(ctx, fragment)
-    await _check_jsonld_context(ctx, fragment)
+    check_endpoint(ctx, fragment)
+    await check_jsonld_context(ctx, fragment)
     await ctx.db.write(subscriptions.update, env, sub_id, fragment)
     return no_content()
 

@@ -31,6 +31,8 @@ from wecity.core.errors import NotFound
 from wecity.core.outbound import FORBIDDEN_HEADERS
 
 CHANNEL = "ngsild"
+ENTITY = "entity"  # a subscription to entities (/subscriptions)
+CSOURCE = "csource"  # a subscription to context source registrations (/csourceSubscriptions, 5.11)
 FORMATS = ("normalized", "keyValues", "simplified", "concise")  # simplified: another name for keyValues
 TRIGGERS = ("entityCreated", "entityUpdated", "entityDeleted", "attributeCreated", "attributeUpdated",
             "attributeDeleted")
@@ -53,10 +55,12 @@ def _names(value: Any, what: str, *, allow_empty: bool = False) -> list[str]:
     return value
 
 
-def validate(body: Any, terms: TermMap, *, partial: bool = False, now: datetime | None = None) -> dict[str, Any]:
+def validate(body: Any, terms: TermMap, *, partial: bool = False, now: datetime | None = None,
+             kind: str = ENTITY) -> dict[str, Any]:
     """A subscription (or, with `partial`, a fragment of one) checked, with types and names expanded
     under `_`-prefixed keys that matching uses; BadRequestData when malformed. Client members starting
-    with `_` are dropped: those names are the broker's own."""
+    with `_` are dropped: those names are the broker's own. A subscription to context source
+    registrations (`kind` CSOURCE) may also carry a temporalQ (on the registrations' intervals)."""
     if not isinstance(body, dict):
         raise bad_request_data("a subscription must be a JSON object", "订阅必须是 JSON 对象")
     sub = {k: v for k, v in body.items() if k != "@context" and k not in _SYSTEM and not k.startswith("_")}
@@ -77,6 +81,11 @@ def validate(body: Any, terms: TermMap, *, partial: bool = False, now: datetime 
             raise bad_request_data(f"notificationTrigger must list some of {', '.join(TRIGGERS)}",
                                    f"notificationTrigger 只能取 {'、'.join(TRIGGERS)}")
     _check_queries(sub, terms)
+    if sub.get("temporalQ") is not None:
+        if kind != CSOURCE:
+            raise bad_request_data("temporalQ is for subscriptions to context source registrations",
+                                   "temporalQ 只适用于上下文源注册订阅")
+        _check_temporal_q(sub["temporalQ"])
     _check_settings(sub, now)
     if sub.get("notification") is not None:
         # In a fragment too, notification is whole NotificationParams (endpoint included): it replaces.
@@ -85,6 +94,21 @@ def validate(body: Any, terms: TermMap, *, partial: bool = False, now: datetime 
         if "attributes" in note:
             sub["_attrs"] = [terms.expand(a) for a in note["attributes"]]
     return sub
+
+
+def _check_temporal_q(value: Any) -> None:
+    """A TemporalQuery (5.2.21): timerel and timeAt (endTimeAt with between), timeproperty observedAt
+    (the default), createdAt or modifiedAt."""
+    from wecity.context.history import TimeFilter
+
+    if not isinstance(value, dict):
+        raise bad_request_data("temporalQ must be an object", "temporalQ 必须是对象")
+    TimeFilter.parse(value.get("timerel"), value.get("timeAt"), value.get("endTimeAt"))
+    if not value.get("timerel"):
+        raise bad_request_data("temporalQ needs timerel and timeAt", "temporalQ 需要 timerel 和 timeAt")
+    if value.get("timeproperty", "observedAt") not in ("observedAt", "createdAt", "modifiedAt"):
+        raise bad_request_data("temporalQ.timeproperty must be observedAt, createdAt or modifiedAt",
+                               "temporalQ.timeproperty 只能取 observedAt、createdAt 或 modifiedAt")
 
 
 def _check_required(sub: dict[str, Any]) -> None:
@@ -199,7 +223,7 @@ def _balanced(text: str) -> bool:
     return depth == 0 and bool(text.strip())
 
 
-def _key_values(value: Any, what: str) -> None:
+def check_key_values(value: Any, what: str) -> None:
     """receiverInfo / notifierInfo: a list of {"key": string, "value": string} (5.2.22)."""
     ok = isinstance(value, list) and all(
         isinstance(p, dict) and set(p) == {"key", "value"} and isinstance(p["key"], str) and p["key"]
@@ -236,7 +260,7 @@ def _validate_notification(note: Any, terms: TermMap) -> dict[str, Any]:
                                "endpoint.accept 必须是 application/json 或 application/ld+json")
     for key in ("receiverInfo", "notifierInfo"):
         if key in endpoint:
-            _key_values(endpoint[key], f"endpoint.{key}")
+            check_key_values(endpoint[key], f"endpoint.{key}")
     problem = mqttnotify.check_notifier_info(endpoint.get("notifierInfo") or []) if mqtt else None
     if problem:
         raise bad_request_data(f"endpoint.notifierInfo: {problem}",
@@ -273,12 +297,12 @@ def _derived(sub: dict[str, Any], now: datetime) -> dict[str, Any]:
                 time_interval=float(interval) if interval else None, next_notification_at=now if interval else None)
 
 
-def create(conn: Connection, env: Env, sub: dict[str, Any], context: Any) -> str:
+def create(conn: Connection, env: Env, sub: dict[str, Any], context: Any, kind: str = ENTITY) -> str:
     sub_id = sub.setdefault("id", f"urn:ngsi-ld:Subscription:{uuid.uuid4()}")
     exists = conn.execute(sa.select(t.c.pk).where(t.c.tenant == env.tenant, t.c.subscription_id == sub_id)).first()
     if exists:
         raise already_exists(f"subscription {sub_id} already exists", f"订阅 {sub_id} 已存在")
-    conn.execute(t.insert().values(tenant=env.tenant, subscription_id=sub_id, body=sub, context=context,
+    conn.execute(t.insert().values(tenant=env.tenant, subscription_id=sub_id, kind=kind, body=sub, context=context,
                                    times_sent=0, times_failed=0, created_at=env.now, modified_at=env.now,
                                    **_derived(sub, env.now)))
     return str(sub_id)
@@ -288,30 +312,33 @@ def _expires(sub: dict[str, Any]) -> datetime | None:
     return parse_time(sub["expiresAt"], "expiresAt") if sub.get("expiresAt") else None
 
 
-def _row(conn: Connection, tenant: str, sub_id: str) -> Any:
-    row = conn.execute(sa.select(t).where(t.c.tenant == tenant, t.c.subscription_id == sub_id)).first()
+def _row(conn: Connection, tenant: str, sub_id: str, kind: str = ENTITY) -> Any:
+    row = conn.execute(sa.select(t).where(t.c.tenant == tenant, t.c.subscription_id == sub_id,
+                                          t.c.kind == kind)).first()
     if row is None:
         raise _not_found(sub_id)
     return row
 
 
-def get(conn: Connection, tenant: str, sub_id: str, now: datetime, terms: TermMap | None = None) -> dict[str, Any]:
-    return render(_row(conn, tenant, sub_id), now, terms)
+def get(conn: Connection, tenant: str, sub_id: str, now: datetime, terms: TermMap | None = None,
+        kind: str = ENTITY) -> dict[str, Any]:
+    return render(_row(conn, tenant, sub_id, kind), now, terms)
 
 
 def list_all(conn: Connection, tenant: str, now: datetime, *, limit: int, offset: int,
-             terms: TermMap | None = None) -> tuple[list[dict[str, Any]], int]:
-    total = int(conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.tenant == tenant)).scalar_one())
-    rows = conn.execute(sa.select(t).where(t.c.tenant == tenant).order_by(t.c.pk).limit(limit).offset(offset))
+             terms: TermMap | None = None, kind: str = ENTITY) -> tuple[list[dict[str, Any]], int]:
+    mine = (t.c.tenant == tenant, t.c.kind == kind)
+    total = int(conn.execute(sa.select(sa.func.count()).select_from(t).where(*mine)).scalar_one())
+    rows = conn.execute(sa.select(t).where(*mine).order_by(t.c.pk).limit(limit).offset(offset))
     return [render(r, now, terms) for r in rows], total
 
 
 _DERIVED_KEYS = {"entities": "_entities", "watchedAttributes": "_watched"}
 
 
-def update(conn: Connection, env: Env, sub_id: str, fragment: dict[str, Any]) -> None:
+def update(conn: Connection, env: Env, sub_id: str, fragment: dict[str, Any], kind: str = ENTITY) -> None:
     """PATCH: the members given replace those stored, null removes one; notification merges member-wise."""
-    row = _row(conn, env.tenant, sub_id)
+    row = _row(conn, env.tenant, sub_id, kind)
     if "id" in fragment and fragment["id"] != sub_id:
         raise bad_request_data("the id of a subscription cannot change", "订阅的 id 不能修改")
     body = dict(row.body)
@@ -363,8 +390,8 @@ def _check_whole(body: dict[str, Any], now: datetime) -> None:
                                "showChanges 不能与 keyValues 格式同时使用")
 
 
-def delete(conn: Connection, tenant: str, sub_id: str) -> None:
-    row = _row(conn, tenant, sub_id)
+def delete(conn: Connection, tenant: str, sub_id: str, kind: str = ENTITY) -> None:
+    row = _row(conn, tenant, sub_id, kind)
     conn.execute(t.delete().where(t.c.pk == row.pk))
 
 
@@ -388,7 +415,8 @@ def render(row: Any, now: datetime, terms: TermMap | None = None) -> dict[str, A
         _compacted(body, row.body, terms)
     expired = row.expires_at is not None and row.expires_at <= now
     body["status"] = "expired" if expired else ("active" if row.is_active else "paused")
-    body.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
+    if row.kind == ENTITY:  # a registration has no triggers: it is new, updated or no longer matching
+        body.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
     note = dict(body.get("notification", {}))
     endpoint = note.get("endpoint")
     if isinstance(endpoint, dict) and isinstance(endpoint.get("uri"), str):

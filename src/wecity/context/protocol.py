@@ -280,6 +280,14 @@ def _geojson(data: Any, geometry_property: str) -> dict[str, Any]:
     return _feature(data, geometry_property)
 
 
+def created(location: str) -> Response:
+    """201 with the new resource's Location. The header name goes out as spelled here (the framework
+    would lower-case it): header names are case-insensitive, but some clients look them up as written."""
+    response = Response(status_code=201)
+    response.raw_headers.append((b"Location", location.encode("latin-1")))
+    return response
+
+
 def no_content(headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=204, headers=headers)
 

@@ -124,7 +124,9 @@ def _member(key: str, value: Any, terms: TermMap, now: datetime | None) -> Any:
     if key == "refreshRate":
         _duration(value, key)
         return value
-    return _management(value)
+    if key == "management":
+        return _management(value)
+    return value  # type, checked with the whole
 
 
 def _information(value: Any, terms: TermMap) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from wecity.context.env import Env
 from wecity.context.openapi import HEADERS, PAGING, operation
 from wecity.context.protocol import (
     JSON_LD,
+    created,
     env_of,
     incoming,
     no_content,
@@ -61,7 +62,7 @@ async def create_csource_subscription(request: Request, ctx: Ctx) -> Response:
     check_endpoint(ctx, sub)
     await check_jsonld_context(ctx, sub)
     sub_id = await ctx.db.write(_create, env, sub, data.context)
-    return Response(status_code=201, headers={"Location": BASE + quote(sub_id, safe=URI_SAFE)})
+    return created(BASE + quote(sub_id, safe=URI_SAFE))
 
 
 @router.get("", summary="List subscriptions to context source registrations",

@@ -17,6 +17,7 @@ from wecity.context.history import TimeFilter
 from wecity.context.openapi import HEADERS, PAGING, operation
 from wecity.context.protocol import (
     JSON_LD,
+    created,
     env_of,
     incoming,
     no_content,
@@ -84,7 +85,7 @@ async def register_source(request: Request, ctx: Ctx) -> Response:
     _check_endpoint(ctx, reg)
     reg_id = await ctx.db.write(csourcenotify.create_registration, env, reg, data.context)
     registrations_changed(ctx)
-    return Response(status_code=201, headers={"Location": f"{BASE}/{quote(reg_id, safe=URI_SAFE)}"})
+    return created(f"{BASE}/{quote(reg_id, safe=URI_SAFE)}")
 
 
 def _filter(request: Request, terms: Any) -> registrations.Filter:

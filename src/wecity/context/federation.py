@@ -63,7 +63,8 @@ class EntityInfo:
             return False
         if self.id_pattern is not None:
             try:
-                return compile_pattern(self.id_pattern).fullmatch(entity_id)
+                # as idPattern in a query: the pattern found in the id (registrations write `urn:x:Type:*`)
+                return compile_pattern(self.id_pattern).search(entity_id)
             except BadPattern:
                 return False
         return True
@@ -161,10 +162,15 @@ def parse_registration(doc: dict[str, Any], terms: TermMap | None) -> Registrati
                        if isinstance(i, dict) and "key" in i and "value" in i)
     properties = {terms.expand(k) if terms is not None else k: v for k, v in doc.items()
                   if k not in _REGISTRATION_MEMBERS and isinstance(v, dict) and "type" in v}
+    # the registration store keeps a source's own properties apart, by expanded name
+    properties.update({k: v for k, v in (doc.get("_properties") or {}).items() if isinstance(v, dict)})
+    local_only = bool(doc.get("localOnly") or (doc.get("management") or {}).get("localOnly") or any(
+        k.rsplit("/", 1)[-1].rsplit(":", 1)[-1] == "localOnly" and v is True
+        for k, v in (doc.get("_properties") or {}).items()))
     return Registration(id=str(doc.get("id")), endpoint=str(doc.get("endpoint", "")).rstrip("/"), mode=mode,
                         operations=expand_operations(operations), information=tuple(information),
                         context_source_info=info_pairs, tenant=doc.get("tenant"),
-                        local_only=bool(doc.get("localOnly") or (doc.get("management") or {}).get("localOnly")), properties=properties, context=doc.get("@context"))
+                        local_only=local_only, properties=properties, context=doc.get("@context"))
 
 
 def matching(registrations: Iterable[Registration], operation: str, entity_id: str | None,

@@ -31,7 +31,7 @@ from wecity.context.ldcontext import CORE_DOCUMENT, HOSTED_PATH, ContextStore, i
 from wecity.context.models import contexts as t
 from wecity.context.openapi import operation
 from wecity.context.protocol import JSON_LD, no_content, read_json, render_problem, respond
-from wecity.context.tasks import close_delivery, ensure_delivery, load_store
+from wecity.context.tasks import close_delivery, ensure_delivery, ensure_forwarding, load_store
 from wecity.core.context import AppContext
 from wecity.core.errors import NotFound
 from wecity.core.http import Ctx
@@ -42,6 +42,7 @@ router = APIRouter(prefix="/ngsi-ld/v1/jsonldContexts", tags=["ngsi-ld"])
 async def on_startup(ctx: AppContext) -> None:
     await load_store(ctx)
     ensure_delivery(ctx)
+    ensure_forwarding(ctx)
 
 
 async def on_shutdown(ctx: AppContext) -> None:

@@ -31,6 +31,7 @@ NOT_FOUND = "ngsild.not_found"
 ALREADY_EXISTS = "ngsild.already_exists"
 UNAUTHORIZED = "ngsild.unauthorized"
 CONFLICT = "ngsild.conflict"
+LOOP_DETECTED = "ngsild.loop_detected"
 
 # ProblemDetails type (after https://uri.etsi.org/ngsi-ld/errors/) and HTTP status by code, where the
 # error's class alone would say otherwise.
@@ -44,8 +45,11 @@ PROBLEMS: dict[str, tuple[str, int]] = {
     # A subscription's jsonldContext that cannot be fetched: the broker as a gateway got no answer (5.8.1).
     JSONLD_CONTEXT_UNREACHABLE: ("LdContextNotAvailable", 504),
     NONEXISTENT_TENANT: ("NonexistentTenant", 404),
-    # A registration that would take over what another registration or an existing entity holds (5.9.2.4).
+    # A registration that would take over what another registration or an existing entity holds (5.9.2.4),
+    # or an operation a context source holding the data does not support (5.6.x.4).
     CONFLICT: ("Conflict", 409),
+    # A forwarded request that came back to this broker (clause 6.3.17, RFC 5842).
+    LOOP_DETECTED: ("LoopDetected", 508),
 }
 
 
@@ -110,8 +114,14 @@ def already_exists(why: str, zh: str) -> AlreadyExists:
 
 
 def conflict(why: str, zh: str) -> AlreadyExists:
-    """Conflict (409): the request contradicts what the broker already holds, other than by an id."""
+    """Conflict (409): the request contradicts what the broker already holds, other than by an id (or
+    the context source holding the data does not support the operation)."""
     return AlreadyExists(why, message_zh=zh, code=CONFLICT)
+
+
+def loop_detected(why: str, zh: str) -> ValidationFailed:
+    """LoopDetected (508): the request was forwarded back to a broker it had passed through."""
+    return ValidationFailed(why, message_zh=zh, code=LOOP_DETECTED)
 
 
 def forbidden(why: str, zh: str) -> PermissionDenied:

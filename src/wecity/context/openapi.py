@@ -112,8 +112,6 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "timeAt": _query("timeAt", "Temporal query time (clause 4.11)", {"type": "string", "format": "date-time"}),
     "endTimeAt": _query("endTimeAt", "Temporal query end time, with timerel=between (clause 4.11)",
                         {"type": "string", "format": "date-time"}),
-    "timeproperty": _query("timeproperty", "Temporal query property: observedAt (default), createdAt or modifiedAt",
-                           {"type": "string", "enum": ["observedAt", "createdAt", "modifiedAt"]}),
     "lastN": _query("lastN", "Only the last n instances of each attribute", {"type": "integer", "minimum": 1}),
     "aggrMethods": _query("aggrMethods", "Aggregation functions: a comma-separated list (clause 4.5.19)"),
     "aggrPeriodDuration": _query("aggrPeriodDuration", "Aggregation period: an ISO 8601 duration from PT0.001S to "

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from wecity.context import linked, service
+from wecity.context import distributed, linked, service
 from wecity.context.entity import Entity, check_entity_id, is_uri, normalize_entity
 from wecity.context.errors import bad_request_data
 from wecity.context.geo import parse_geoq
@@ -28,7 +28,14 @@ from wecity.context.protocol import (
     tenant_of,
     view_of,
 )
-from wecity.context.routes_entities import check_attrs, checked_q, read_page, render_stored, shaped
+from wecity.context.routes_entities import (
+    check_attrs,
+    checked_q,
+    distributed_page,
+    read_page,
+    render_stored,
+    shaped,
+)
 from wecity.context.scopeq import compile_scope_q
 from wecity.context.selection import parse_type_selection
 from wecity.core.errors import WeCityError
@@ -94,6 +101,9 @@ def _options(request: Request) -> set[str]:
 @router.post("/create", summary="Create many entities", openapi_extra=operation(*HEADERS, body="NgsiLdEntityList"))
 @router.post("/create/", include_in_schema=False)
 async def batch_create(request: Request, ctx: Ctx) -> Response:
+    forwarded = await distributed.write_batch(request, ctx, "createBatch", "/entityOperations/create", lambda: batch_create(request, ctx), 201)
+    if forwarded is not None:
+        return forwarded
     env = env_of(request, ctx)
     entities, errors = await _entities(request, ctx, env)
     result = await ctx.db.write(service.batch_create, env, entities)
@@ -104,6 +114,9 @@ async def batch_create(request: Request, ctx: Ctx) -> Response:
              openapi_extra=operation("upsertOptions", *HEADERS, body="NgsiLdEntityList"))
 @router.post("/upsert/", include_in_schema=False)
 async def batch_upsert(request: Request, ctx: Ctx) -> Response:
+    forwarded = await distributed.write_batch(request, ctx, "upsertBatch", "/entityOperations/upsert", lambda: batch_upsert(request, ctx), 201)
+    if forwarded is not None:
+        return forwarded
     env = env_of(request, ctx)
     mode = "update" if "update" in _options(request) else "replace"
     entities, errors = await _entities(request, ctx, env)
@@ -117,6 +130,9 @@ async def batch_upsert(request: Request, ctx: Ctx) -> Response:
              openapi_extra=operation("updateOptions", *HEADERS, body="NgsiLdEntityList"))
 @router.post("/update/", include_in_schema=False)
 async def batch_update(request: Request, ctx: Ctx) -> Response:
+    forwarded = await distributed.write_batch(request, ctx, "updateBatch", "/entityOperations/update", lambda: batch_update(request, ctx), 204)
+    if forwarded is not None:
+        return forwarded
     env = env_of(request, ctx)
     mode = "no-overwrite" if "noOverwrite" in _options(request) else "update-only"
     entities, errors = await _entities(request, ctx, env)
@@ -127,6 +143,9 @@ async def batch_update(request: Request, ctx: Ctx) -> Response:
 @router.post("/merge", summary="Merge many entities", openapi_extra=operation(*HEADERS, body="NgsiLdEntityList"))
 @router.post("/merge/", include_in_schema=False)
 async def batch_merge(request: Request, ctx: Ctx) -> Response:
+    forwarded = await distributed.write_batch(request, ctx, "mergeBatch", "/entityOperations/merge", lambda: batch_merge(request, ctx), 204)
+    if forwarded is not None:
+        return forwarded
     env = env_of(request, ctx)
     entities, errors = await _entities(request, ctx, env, nulls="merge")
     result = await ctx.db.write(service.batch_merge, env, entities)
@@ -137,6 +156,9 @@ async def batch_merge(request: Request, ctx: Ctx) -> Response:
              openapi_extra=operation("tenant", body="NgsiLdEntityIdList"))
 @router.post("/delete/", include_in_schema=False)
 async def batch_delete(request: Request, ctx: Ctx) -> Response:
+    forwarded = await distributed.write_batch(request, ctx, "deleteBatch", "/entityOperations/delete", lambda: batch_delete(request, ctx), 204)
+    if forwarded is not None:
+        return forwarded
     env = env_of(request, ctx)
     body, _ = await read_json(request)
     if not isinstance(body, list) or not body:
@@ -234,6 +256,24 @@ def query_spec(body: dict[str, Any], terms: TermMap) -> service.Query:
     return spec
 
 
+def _query_params(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """A Query body as the query parameters of GET /entities, for forwarding it to context sources."""
+    params: list[tuple[str, str]] = []
+    selectors = body.get("entities") or []
+    types = [s["type"] for s in selectors if isinstance(s, dict) and isinstance(s.get("type"), str)]
+    if types:
+        params.append(("type", ",".join(dict.fromkeys(types))))
+    ids = [i for s in selectors if isinstance(s, dict) for i in ([s["id"]] if isinstance(s.get("id"), str) else s.get("id") or [])]
+    if ids:
+        params.append(("id", ",".join(ids)))
+    if body.get("attrs"):
+        params.append(("attrs", ",".join(body["attrs"])))
+    for key in ("q", "scopeQ"):
+        if isinstance(body.get(key), str):
+            params.append((key, body[key]))
+    return params
+
+
 @router.post("/query", summary="Query entities with a Query body",
              openapi_extra=operation(*PAGING, *VIEW, *HEADERS, body="NgsiLdQuery", answers=GEOJSON))
 @router.post("/query/", include_in_schema=False)
@@ -262,9 +302,19 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
                             join_level=body.get("joinLevel"), contained_by=body.get("containedBy"),
                             has_attrs=bool(spec.attrs))
     tenant = tenant_of(request)
-    page, headers = await read_page(request, ctx, tenant, spec, limit, offset, count)
+    regs = await distributed.registrations_of(request, ctx)
+    matches = distributed.query_matches(regs, spec.types, spec.ids, spec.attrs, None) if regs else []
+    if matches:
+        if spec.order is not None:
+            raise bad_request_data("ordering cannot be used in a query that context sources take part in",
+                                   "有上下文源参与的查询不能使用排序")
+        rows, headers = await distributed_page(request, ctx, tenant, spec, matches, terms, context, limit, offset,
+                                                count, params=_query_params(body))
+    else:
+        page, headers = await read_page(request, ctx, tenant, spec, limit, offset, count)
+        rows = page.rows
     if shape is None:
-        return respond(request, [render_stored(r, view) for r in page.rows], context, headers=headers,
+        return respond(request, [render_stored(r, view) for r in rows], context, headers=headers,
                        geometry_property=body.get("geometryProperty"), offered=GEOJSON)
-    return respond(request, await ctx.db.read(shaped, tenant, page.rows, view, shape), context, headers=headers,
+    return respond(request, await ctx.db.read(shaped, tenant, rows, view, shape), context, headers=headers,
                    geometry_property=body.get("geometryProperty"), offered=GEOJSON)

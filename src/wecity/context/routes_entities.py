@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from functools import partial
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from wecity.context import linked, service, snapshots
+from wecity.context import distributed, linked, service, snapshots
 from wecity.context.entity import (
     ENTITY_MEMBERS,
     NULL,
@@ -42,6 +43,7 @@ from wecity.context.protocol import (
     outgoing_terms,
     page_links,
     paging,
+    render_problem,
     respond,
     split_list,
     tenant_of,
@@ -53,7 +55,7 @@ from wecity.context.scopeq import compile_scope_q
 from wecity.context.selection import parse_type_selection
 from wecity.context.transient import expiry_text
 from wecity.context.verbs import KEEP
-from wecity.core.errors import NotFound
+from wecity.core.errors import NotFound, WeCityError
 from wecity.core.http import Ctx
 
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"])
@@ -82,11 +84,21 @@ def update_result(result: service.UpdateResult, terms: TermMap) -> Response | No
              openapi_extra=operation(*HEADERS, body="NgsiLdEntity"))
 @router.post("/entities/", include_in_schema=False)
 async def create_entity(request: Request, ctx: Ctx) -> Response:
+    forwarded = await distributed.write(request, ctx, distributed.Write("createEntity", "POST", "/entities", None,
+                                                                        ok_status=201),
+                                        lambda: create_entity(request, ctx))
+    if forwarded is not None:
+        return forwarded
     env = env_of(request, ctx)
     data = await incoming(request, ctx, want_object=True)
     entity = normalize_entity(data.body, data.terms, env.now)
     await ctx.db.write(service.create, env, entity)
     return Response(status_code=201, headers={"Location": BASE + quote(entity.id, safe=URI_SAFE)})
+
+
+def _path(entity_id: str) -> str:
+    """The path of an entity at a context source, under /ngsi-ld/v1."""
+    return "/entities/" + quote(entity_id, safe=":")
 
 
 _NOT_ATTRIBUTES = {"id", "type", "@id", "@type", "@context"}
@@ -162,7 +174,7 @@ def query_of(request: Request, terms: TermMap) -> service.Query:
                            join_level=params.get("joinLevel"))
     csf = params.get("csf")
     if csf is not None:
-        compile_q(csf, terms)  # no context sources are registered here, but a malformed filter is still an error
+        compile_q(csf, terms)  # a malformed filter is an error even when no registration is there to filter
     scope_q = params.get("scopeQ")
     spec.scope_q = compile_scope_q(scope_q) if scope_q is not None else None
     spec.geo = parse_geoquery(params.get("georel"), params.get("geometry"), params.get("coordinates"),
@@ -221,6 +233,29 @@ async def read_mapped_page(request: Request, ctx: Any, tenant: str, spec: Any, l
     return page, headers, 201 if mapped.created and asked else 200
 
 
+def _csf(request: Request, terms: TermMap) -> Predicate | None:
+    csf = request.query_params.get("csf")
+    return compile_q(csf, terms) if csf else None
+
+
+async def distributed_page(request: Request, ctx: Any, tenant: str, spec: Any, matches: list[Any], terms: TermMap,
+                            context: Any, limit: int, offset: int, count: bool,
+                            params: list[tuple[str, str]] | None = None) -> tuple[list[Any], dict[str, str]]:
+    """One page of a query that context sources take part in: the local entities up to the end of the
+    page and what the sources hold, merged by id, then cut (the sources are asked concurrently)."""
+    local_read = ctx.db.read(partial(service.query_page, tenant=tenant, spec=spec, limit=offset + limit, offset=0,
+                                     count=False))
+    remote_read = distributed.query(request, ctx, matches, terms, context, params=params,
+                                    prefer_post=params is not None)
+    page, (found, remote) = await asyncio.gather(local_read, remote_read)
+    merged = distributed.merge(page.rows, found,
+                               auxiliary={s.id for s in found} if all(m.registration.mode == "auxiliary" for m in matches) else ())
+    headers = dict(remote.headers)
+    if count:
+        headers["NGSILD-Results-Count"] = str(len(merged))
+    return merged[offset:offset + limit], headers
+
+
 @router.get("/entities", summary="Query entities", openapi_extra=operation(
     "id", "type", "idPattern", "attrs", "q", "csf", "scopeQ", "georel", "geometry", "coordinates", "geoproperty", "local",
     "expandValues", "orderBy", "collation", "orderFrom", *SHAPE, *VIEW, "geometryProperty", "entityMap", *PAGING,
@@ -237,11 +272,19 @@ async def query_entities(request: Request, ctx: Ctx) -> Response:
     view = view_of(request, terms, frozenset(spec.attrs) if spec.attrs else None)
     shape = shape_from(request, terms, has_attrs=bool(spec.attrs))
     tenant = tenant_of(request)
-    page, headers, status = await read_mapped_page(request, ctx, tenant, spec, limit, offset, count)
+    regs = await distributed.registrations_of(request, ctx)
+    matches = distributed.query_matches(regs, spec.types, spec.ids, spec.attrs, _csf(request, terms)) if regs else []
+    status = 200
+    if matches:
+        distributed.refuse_ordering(request, matches)
+        rows, headers = await distributed_page(request, ctx, tenant, spec, matches, terms, context, limit, offset, count)
+    else:
+        page, headers, status = await read_mapped_page(request, ctx, tenant, spec, limit, offset, count)
+        rows = page.rows
     if shape is None:
-        return respond(request, [render_stored(r, view) for r in page.rows], context, status=status, headers=headers,
+        return respond(request, [render_stored(r, view) for r in rows], context, status=status, headers=headers,
                        offered=GEOJSON)
-    body = await ctx.db.read(shaped, tenant, page.rows, view, shape)
+    body = await ctx.db.read(shaped, tenant, rows, view, shape)
     return respond(request, body, context, status=status, headers=headers, offered=GEOJSON)
 
 
@@ -262,11 +305,21 @@ async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
     else:
         stored = await ctx.db.read(service.get, tenant, entity_id, ctx.clock.now())
     wanted_type = request.query_params.get("type")
+    warnings: dict[str, str] = {}
+    regs = await distributed.registrations_of(request, ctx)
+    if regs:
+        wanted = [terms.expand(t) for t in split_list(wanted_type) or []] or None
+        held, remote = await distributed.retrieve(request, ctx, regs, entity_id, wanted, expanded, terms, context)
+        warnings = remote.headers
+        if held:
+            merged = distributed.merge([stored] if stored is not None else [], held)
+            stored = merged[0]
     if stored is None or (wanted_type and terms.expand(wanted_type) not in stored.types):
-        raise service.not_found(entity_id)
+        return _problem_with(request, service.not_found(entity_id), warnings)
     if expanded is not None and expanded.isdisjoint(stored.attrs):
-        raise _nothing_left(entity_id)
+        return _problem_with(request, _nothing_left(entity_id), warnings)
     headers = {SNAPSHOT: snapshot_id} if snapshot_id is not None else await map_headers(request, ctx, [stored.id])
+    headers = {**(headers or {}), **warnings}
     body: Any
     if shape is None:
         body = render_stored(stored, view)
@@ -279,6 +332,13 @@ async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
     return respond(request, body, context, status=status, headers={**(headers or {}), **preference}, offered=GEOJSON)
 
 
+def _problem_with(request: Request, exc: WeCityError, headers: dict[str, str]) -> Response:
+    """An error answer that keeps the NGSILD-Warning of the context sources asked on the way."""
+    response = render_problem(request, exc)
+    response.headers.update(headers)
+    return response
+
+
 def _nothing_left(entity_id: str) -> NotFound:
     return resource_not_found(f"entity {entity_id} has none of the members asked for",
                               f"实体 {entity_id} 没有所请求的成员")
@@ -288,6 +348,10 @@ def _nothing_left(entity_id: str) -> NotFound:
             openapi_extra=operation(*HEADERS, body="NgsiLdEntityFragment"))
 async def replace_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
+    forwarded = await distributed.write(request, ctx, distributed.Write("replaceEntity", "PUT", _path(entity_id), entity_id),
+                                        lambda: replace_entity(entity_id, request, ctx))
+    if forwarded is not None:
+        return forwarded
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
     entity = normalize_entity(data.body, data.terms, env.now, entity_id=entity_id, require_type=False)
@@ -299,6 +363,10 @@ async def replace_entity(entity_id: str, request: Request, ctx: Ctx) -> Response
               openapi_extra=operation(*HEADERS, body="NgsiLdEntityFragment"))
 async def merge_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
+    forwarded = await distributed.write(request, ctx, distributed.Write("mergeEntity", "PATCH", _path(entity_id), entity_id),
+                                        lambda: merge_entity(entity_id, request, ctx))
+    if forwarded is not None:
+        return forwarded
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
     if isinstance(data.body, dict) and data.body.get("id", entity_id) != entity_id:
@@ -330,6 +398,11 @@ async def entity_without_id(request: Request) -> Response:
                openapi_extra=operation("type", *HEADERS))
 async def delete_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
+    forwarded = await distributed.write(request, ctx, distributed.Write("deleteEntity", "DELETE", _path(entity_id), entity_id,
+                                                                        has_body=False),
+                                        lambda: delete_entity(entity_id, request, ctx))
+    if forwarded is not None:
+        return forwarded
     wanted = request.query_params.get("type")
     types = None
     if wanted:
@@ -386,6 +459,11 @@ async def purge_entities(request: Request, ctx: Ctx) -> Response:
 @router.post("/entities/{entity_id}/attrs/", include_in_schema=False)
 async def append_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
+    forwarded = await distributed.write(request, ctx, distributed.Write("appendAttrs", "POST", _path(entity_id) + "/attrs",
+                                                                        entity_id),
+                                        lambda: append_attrs(entity_id, request, ctx))
+    if forwarded is not None:
+        return forwarded
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
     options = set(filter(None, request.query_params.get("options", "").split(",")))
@@ -425,6 +503,11 @@ def _selector(request: Request, terms: TermMap) -> list[str] | None:
 @router.patch("/entities/{entity_id}/attrs/", include_in_schema=False)
 async def update_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
+    forwarded = await distributed.write(request, ctx, distributed.Write("updateEntity", "PATCH", _path(entity_id) + "/attrs",
+                                                                        entity_id),
+                                        lambda: update_attrs(entity_id, request, ctx))
+    if forwarded is not None:
+        return forwarded
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
     attrs = normalize_fragment(data.body, data.terms, env.now, nulls="delete")
@@ -451,6 +534,11 @@ def _fragment(body: Any, name: str, terms: TermMap, now: Any, *, partial: bool) 
 async def patch_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     check_name(attr)
+    forwarded = await distributed.write(request, ctx, distributed.Write("updateAttrs", "PATCH",
+                                                                        _path(entity_id) + "/attrs/" + attr, entity_id),
+                                        lambda: patch_attr(entity_id, attr, request, ctx))
+    if forwarded is not None:
+        return forwarded
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
     if attr == "scope":
@@ -467,6 +555,11 @@ async def patch_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> R
 async def replace_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     check_name(attr)
+    forwarded = await distributed.write(request, ctx, distributed.Write("replaceAttrs", "PUT",
+                                                                        _path(entity_id) + "/attrs/" + attr, entity_id),
+                                        lambda: replace_attr(entity_id, attr, request, ctx))
+    if forwarded is not None:
+        return forwarded
     env = env_of(request, ctx)
     data = await incoming(request, ctx)
     new = _fragment(data.body, attr, data.terms, env.now, partial=False)
@@ -479,6 +572,12 @@ async def replace_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) ->
 async def delete_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     check_name(attr)
+    forwarded = await distributed.write(request, ctx, distributed.Write("deleteAttrs", "DELETE",
+                                                                        _path(entity_id) + "/attrs/" + attr, entity_id,
+                                                                        has_body=False),
+                                        lambda: delete_attr(entity_id, attr, request, ctx))
+    if forwarded is not None:
+        return forwarded
     env = env_of(request, ctx)
     _, terms = await outgoing_terms(request, ctx)
     params = request.query_params

@@ -68,6 +68,13 @@ def _shown(row: Any, terms: Any, sys_attrs: bool) -> dict[str, Any]:
                                 modified_at=row.modified_at if sys_attrs else None)
 
 
+def registrations_changed(ctx: Ctx) -> None:
+    """Distributed operations read the registrations from memory (`wecity.context.forwarding`)."""
+    cache = ctx.services.get("ngsild_registrations")
+    if cache is not None:
+        cache.invalidate()
+
+
 @router.post("", status_code=201, summary="Register a context source",
              openapi_extra=operation(*HEADERS, body="NgsiLdCSourceRegistration"))
 @router.post("/", include_in_schema=False)
@@ -77,6 +84,7 @@ async def register_source(request: Request, ctx: Ctx) -> Response:
     reg = registrations.validate(data.body, data.terms, now=env.now)
     _check_endpoint(ctx, reg)
     reg_id = await ctx.db.write(csourcenotify.create_registration, env, reg, data.context)
+    registrations_changed(ctx)
     return created(f"{BASE}/{quote(reg_id, safe=URI_SAFE)}")
 
 
@@ -169,6 +177,7 @@ async def update_source(reg_id: str, request: Request, ctx: Ctx) -> Response:
     fragment = registrations.validate(data.body, data.terms, partial=True, now=env.now)
     _check_endpoint(ctx, fragment)
     await ctx.db.write(csourcenotify.update_registration, env, reg_id, fragment)
+    registrations_changed(ctx)
     return no_content()
 
 
@@ -177,4 +186,5 @@ async def update_source(reg_id: str, request: Request, ctx: Ctx) -> Response:
 async def delete_source(reg_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(reg_id)
     await ctx.db.write(csourcenotify.delete_registration, env_of(request, ctx), reg_id)
+    registrations_changed(ctx)
     return no_content()

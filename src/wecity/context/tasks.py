@@ -11,8 +11,9 @@ import sqlalchemy as sa
 
 from wecity.context import entitymaps, periodic, transient
 from wecity.context.delivery import make_deliver
+from wecity.context.forwarding import Forwarder, RegistrationCache, RegistrationRow, new_identity
 from wecity.context.ldcontext import ContextStore
-from wecity.context.models import contexts
+from wecity.context.models import contexts, registrations
 from wecity.context.mqttnotify import Publisher
 from wecity.context.subscriptions import CHANNEL
 from wecity.core import outbound
@@ -33,6 +34,31 @@ def ensure_delivery(ctx: AppContext) -> None:
     if "ngsild_mqtt" not in ctx.services:
         ctx.services["ngsild_mqtt"] = Publisher(policy)
     ctx.registry.add_channel(CHANNEL, make_deliver(ctx))
+
+
+def ensure_forwarding(ctx: AppContext) -> None:
+    """What distributed operations need (`wecity.context.distributed`): the registrations in memory (the
+    registration store gives the loader as the service "ngsild_registration_loader", or its own cache)
+    and a forwarder that sends through the same outbound client as notifications."""
+    if "ngsild_registrations" not in ctx.services:
+        loader = ctx.services.get("ngsild_registration_loader") or partial(_stored_registrations, ctx)
+        ctx.services["ngsild_registrations"] = RegistrationCache(loader)
+    if "ngsild_forwarder" not in ctx.services:
+        policy = OutboundPolicy.from_settings(ctx.settings, max_bytes=ctx.settings.max_batch_bytes)
+        ctx.services["ngsild_forwarder"] = Forwarder(ctx.services["ngsild_http"], policy, new_identity(),
+                                                     max_bytes=ctx.settings.max_batch_bytes)
+
+
+async def _stored_registrations(ctx: AppContext) -> list[RegistrationRow]:
+    """Every registration that has not expired, in the spec form the store keeps (names expanded)."""
+    now = ctx.clock.now()
+
+    def read(conn: sa.Connection) -> list[RegistrationRow]:
+        rows = conn.execute(sa.select(registrations)).all()
+        return [(row.tenant, {**row.body, "mode": row.mode, "@context": row.context}, None) for row in rows
+                if row.expires_at is None or row.expires_at > now]
+
+    return await ctx.db.read(read)
 
 
 async def close_delivery(ctx: AppContext) -> None:

@@ -58,6 +58,10 @@ class OutboundFailed(Exception):
         self.reason = reason  # for the operator's log only
 
 
+class OutboundTooLarge(OutboundFailed):
+    """The target answered with a body longer than the caller takes."""
+
+
 class OutboundRefused(OutboundFailed):
     """The URL names an address the policy does not allow (or a scheme other than http/https)."""
 
@@ -219,6 +223,33 @@ async def post(client: httpx.AsyncClient, policy: OutboundPolicy, url: str, *, c
         raise
     except (httpx.HTTPError, httpx.InvalidURL, OSError, TimeoutError) as exc:
         log.info("outbound POST to %s failed: %r", url[:200], exc)
+        raise OutboundFailed(f"{exc.__class__.__name__}: {exc}") from None
+
+
+async def request(client: httpx.AsyncClient, policy: OutboundPolicy, method: str, url: str, *,
+                  params: list[tuple[str, str | int | float | bool | None]] | None = None,
+                  content: bytes | None = None, headers: Mapping[str, str], max_bytes: int, timeout: float | None = None) -> tuple[int, httpx.Headers, bytes]:
+    """Any method to a user-given URL within the total timeout (the policy's, or a shorter one), reading
+    at most `max_bytes` of the answer: its status, headers and body. Any failure, and a longer body, is
+    `OutboundFailed`."""
+
+    async def send() -> tuple[int, httpx.Headers, bytes]:
+        async with client.stream(method, policy.checked_url(url), params=params, content=content,
+                                 headers=safe_headers(headers)) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise OutboundTooLarge(f"answer longer than {max_bytes} bytes")
+            return response.status_code, response.headers, bytes(body)
+
+    try:
+        return await asyncio.wait_for(send(), min(timeout or policy.timeout, policy.timeout))
+    except OutboundFailed as exc:
+        log.info("outbound %s to %s failed: %s", method, url[:200], exc.reason)
+        raise
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, TimeoutError) as exc:
+        log.info("outbound %s to %s failed: %r", method, url[:200], exc)
         raise OutboundFailed(f"{exc.__class__.__name__}: {exc}") from None
 
 

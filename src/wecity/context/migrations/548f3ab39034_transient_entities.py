@@ -13,7 +13,7 @@ import wecity.core.types
 
 
 revision: str = '548f3ab39034'
-down_revision: str | Sequence[str] | None = 'e0fb8c0933a6'
+down_revision: str | Sequence[str] | None = ('e0fb8c0933a6', 'd6ba1af0ab32')  # joins the two heads before it
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,198 @@
+"""Distributed operations between two real brokers: two apps of this platform, each on its own SQLite
+database, served by uvicorn on two ports of 127.0.0.1. Broker A knows broker B as a context source
+(the registration given to A's registration cache in its spec JSON form); queries and retrievals on A
+merge what both hold, writes reach B where the registration says so, and `local=true` keeps A alone."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from wecity.core.db import Database
+from wecity.core.settings import Settings
+
+BASE = "/ngsi-ld/v1"
+VEHICLE = "https://uri.etsi.org/ngsi-ld/default-context/Vehicle"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Broker:
+    url: str
+    app: Any
+    registrations: list[dict[str, Any]]
+
+    def register(self, doc: dict[str, Any]) -> None:
+        self.registrations.append(doc)
+        self.app.state.ctx.services["ngsild_registrations"].invalidate()
+
+
+def _serve(templates: Any, tmp_path: Path, name: str) -> Iterator[Broker]:
+    from wecity.api.app import create_app
+
+    template_url, _ = templates.get("sqlite")
+    path = tmp_path / f"{name}.db"
+    shutil.copy(template_url.split("///", 1)[1], path)
+    settings = Settings(database_url=f"sqlite:///{path}", media_dir=tmp_path / f"media-{name}", secret_key="x" * 40,
+                        var_dir=tmp_path, run_background=False, ngsild_auth="off",
+                        outbound_allow=("127.0.0.1",))
+    db = Database(settings.database_url, pool_size=4)
+    registrations: list[dict[str, Any]] = []
+
+    async def loader() -> list[tuple[str, dict[str, Any], Any]]:
+        return [("", doc, None) for doc in registrations]
+
+    app = create_app(settings, db=db)
+    app.state.ctx.services["ngsild_registration_loader"] = loader
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    try:
+        yield Broker(f"http://127.0.0.1:{port}", app, registrations)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        db.close()
+
+
+@pytest.fixture
+def broker_a(templates: Any, tmp_path: Path) -> Iterator[Broker]:
+    yield from _serve(templates, tmp_path, "a")
+
+
+@pytest.fixture
+def broker_b(templates: Any, tmp_path: Path) -> Iterator[Broker]:
+    yield from _serve(templates, tmp_path, "b")
+
+
+def _registration(endpoint: str, **extra: Any) -> dict[str, Any]:
+    return {"id": "urn:ngsi-ld:ContextSourceRegistration:b", "type": "ContextSourceRegistration",
+            "information": [{"entities": [{"type": VEHICLE}]}], "endpoint": endpoint, **extra}
+
+
+def _create(url: str, body: dict[str, Any], **params: str) -> httpx.Response:
+    return httpx.post(url + BASE + "/entities", json=body, params=params)
+
+
+def _vehicle(eid: str, **attrs: Any) -> dict[str, Any]:
+    return {"id": eid, "type": "Vehicle", **{k: {"type": "Property", "value": v} for k, v in attrs.items()}}
+
+
+def test_a_query_on_one_broker_merges_the_entities_of_both(broker_a: Broker, broker_b: Broker) -> None:
+    assert _create(broker_a.url, _vehicle("urn:ngsi-ld:Vehicle:on-a", speed=30)).status_code == 201
+    assert _create(broker_b.url, _vehicle("urn:ngsi-ld:Vehicle:on-b", speed=50)).status_code == 201
+    broker_a.register(_registration(broker_b.url))
+
+    found = httpx.get(broker_a.url + BASE + "/entities", params={"type": "Vehicle"}).json()
+    assert sorted(e["id"] for e in found) == ["urn:ngsi-ld:Vehicle:on-a", "urn:ngsi-ld:Vehicle:on-b"]
+    assert {e["id"]: e["speed"]["value"] for e in found} == {"urn:ngsi-ld:Vehicle:on-a": 30,
+                                                             "urn:ngsi-ld:Vehicle:on-b": 50}
+    # the filters travel with the forwarded query
+    fast = httpx.get(broker_a.url + BASE + "/entities", params={"type": "Vehicle", "q": "speed>40"}).json()
+    assert [e["id"] for e in fast] == ["urn:ngsi-ld:Vehicle:on-b"]
+    # local=true: broker A alone
+    alone = httpx.get(broker_a.url + BASE + "/entities", params={"type": "Vehicle", "local": "true"}).json()
+    assert [e["id"] for e in alone] == ["urn:ngsi-ld:Vehicle:on-a"]
+    # and B, asked directly, was not changed by any of this
+    assert [e["id"] for e in httpx.get(broker_b.url + BASE + "/entities", params={"type": "Vehicle"}).json()] == \
+        ["urn:ngsi-ld:Vehicle:on-b"]
+
+
+def test_a_retrieval_merges_the_attributes_one_entity_has_on_both(broker_a: Broker, broker_b: Broker) -> None:
+    eid = "urn:ngsi-ld:Vehicle:both"
+    assert _create(broker_a.url, _vehicle(eid, brandName="Mercedes", speed=10)).status_code == 201
+    time.sleep(0.01)  # B's speed is the more recent one
+    assert _create(broker_b.url, _vehicle(eid, isParked=True, speed=80)).status_code == 201
+    broker_a.register(_registration(broker_b.url))
+
+    got = httpx.get(broker_a.url + BASE + "/entities/" + eid)
+    assert got.status_code == 200
+    body = got.json()
+    assert body["brandName"]["value"] == "Mercedes"  # only on A
+    assert body["isParked"]["value"] is True  # only on B
+    assert body["speed"]["value"] == 80  # on both: the most recently modified wins
+    local = httpx.get(broker_a.url + BASE + "/entities/" + eid, params={"local": "true"}).json()
+    assert "isParked" not in local and local["speed"]["value"] == 10
+
+
+def test_an_entity_only_the_source_holds_is_retrieved_through_the_broker(broker_a: Broker, broker_b: Broker) -> None:
+    eid = "urn:ngsi-ld:Vehicle:only-b"
+    assert _create(broker_b.url, _vehicle(eid, speed=5)).status_code == 201
+    assert httpx.get(broker_a.url + BASE + "/entities/" + eid).status_code == 404
+    broker_a.register(_registration(broker_b.url))
+    assert httpx.get(broker_a.url + BASE + "/entities/" + eid).json()["speed"]["value"] == 5
+    assert httpx.get(broker_a.url + BASE + "/entities/" + eid, params={"local": "true"}).status_code == 404
+
+
+def test_writes_go_where_the_registration_says(broker_a: Broker, broker_b: Broker) -> None:
+    eid = "urn:ngsi-ld:Vehicle:written"
+    # inclusive with redirectionOps: the create is done on both
+    broker_a.register(_registration(broker_b.url, operations=["redirectionOps"]))
+    assert _create(broker_a.url, _vehicle(eid, speed=1)).status_code == 201
+    for url in (broker_a.url, broker_b.url):
+        assert httpx.get(url + BASE + "/entities/" + eid, params={"local": "true"}).status_code == 200
+    # an update reaches B as well
+    patched = httpx.patch(broker_a.url + BASE + f"/entities/{eid}/attrs",
+                          json={"speed": {"type": "Property", "value": 2}})
+    assert patched.status_code == 204
+    on_b = httpx.get(broker_b.url + BASE + "/entities/" + eid).json()
+    assert on_b["speed"]["value"] == 2
+    # deleted on both
+    assert httpx.delete(broker_a.url + BASE + "/entities/" + eid).status_code == 204
+    assert httpx.get(broker_b.url + BASE + "/entities/" + eid).status_code == 404
+
+
+def test_exclusive_attributes_are_kept_off_the_local_store(broker_a: Broker, broker_b: Broker) -> None:
+    eid = "urn:ngsi-ld:Vehicle:exclusive"
+    speed = "https://uri.etsi.org/ngsi-ld/default-context/speed"
+    broker_a.register(_registration(broker_b.url, mode="exclusive", operations=["redirectionOps"],
+                                    information=[{"entities": [{"id": eid, "type": VEHICLE}], "propertyNames": [speed]}]))
+    assert _create(broker_a.url, _vehicle(eid, speed=7, brandName="BMW")).status_code == 201
+    local = httpx.get(broker_a.url + BASE + "/entities/" + eid, params={"local": "true"}).json()
+    assert "speed" not in local and local["brandName"]["value"] == "BMW"
+    on_b = httpx.get(broker_b.url + BASE + "/entities/" + eid).json()
+    assert on_b["speed"]["value"] == 7 and "brandName" not in on_b
+    merged = httpx.get(broker_a.url + BASE + "/entities/" + eid).json()
+    assert merged["speed"]["value"] == 7 and merged["brandName"]["value"] == "BMW"
+
+
+def test_a_source_that_cannot_be_reached_is_a_warning_not_a_failure(broker_a: Broker) -> None:
+    assert _create(broker_a.url, _vehicle("urn:ngsi-ld:Vehicle:here", speed=3)).status_code == 201
+    broker_a.register(_registration(f"http://127.0.0.1:{_free_port()}"))
+    answer = httpx.get(broker_a.url + BASE + "/entities", params={"type": "Vehicle"})
+    assert answer.status_code == 200
+    assert [e["id"] for e in answer.json()] == ["urn:ngsi-ld:Vehicle:here"]
+    assert answer.headers["NGSILD-Warning"].startswith("199 urn:ngsi-ld:ContextSourceRegistration:b")
+
+
+def test_a_request_that_comes_back_is_a_loop(broker_a: Broker, broker_b: Broker) -> None:
+    eid = "urn:ngsi-ld:Vehicle:loop"
+    # A redirects to B and B redirects back to A: the request must stop instead of circling
+    broker_a.register(_registration(broker_b.url, mode="redirect", operations=["redirectionOps"],
+                                    information=[{"entities": [{"id": eid, "type": VEHICLE}]}]))
+    broker_b.register(_registration(broker_a.url, mode="redirect", operations=["redirectionOps"],
+                                    information=[{"entities": [{"id": eid, "type": VEHICLE}]}]))
+    answer = httpx.delete(broker_a.url + BASE + "/entities/" + eid)
+    assert answer.status_code == 508
+    assert answer.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/LoopDetected"

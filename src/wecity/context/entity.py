@@ -443,7 +443,7 @@ def normalize_entity(body: Any, terms: TermMap, now: datetime, *, entity_id: str
     scope = body.get("scope")
     if scope is not None and not (nulls and scope == NULL):
         check_scope(scope)
-    entity = Entity(eid, types, scope=scope, expires_at=entity_expiry(body))
+    entity = Entity(eid, types, scope=scope, expires_at=entity_expiry(body, nulls=nulls))
     for name, raw in body.items():
         if name in ENTITY_MEMBERS or name == "expiresAt":
             continue
@@ -456,11 +456,11 @@ def normalize_entity(body: Any, terms: TermMap, now: datetime, *, entity_id: str
     return entity
 
 
-def entity_expiry(body: dict[str, Any]) -> datetime | None:
-    """The expiresAt member of an entity (4.22: it is transient until then); None when absent (or the
-    NGSI-LD Null, which makes the entity durable again in a merge)."""
+def entity_expiry(body: dict[str, Any], *, nulls: bool = True) -> datetime | None:
+    """The expiresAt member of an entity (4.22: it is transient until then); None when absent (or, where
+    `nulls` allows it, the NGSI-LD Null, which makes the entity durable again in a merge)."""
     value = body.get("expiresAt")
-    if value is None or value == NULL:
+    if value is None or (nulls and value == NULL):
         return None
     return parse_time(value, "expiresAt")
 

@@ -3,10 +3,12 @@ answers with Content-Range, the representations and their validation, and the Co
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from tests.conftest import City, make_client
 from tests.context.conftest import BASE
 
 TEMPORAL = f"{BASE}/temporal/entities"
@@ -109,7 +111,14 @@ def test_query_needs_more_than_ids(ngsi: Any) -> None:
     assert ngsi.get(TEMPORAL, params={"id": "urn:ngsi-ld:Vehicle:x", **WINDOW}).status_code == 400
 
 
-def test_more_instances_than_a_page_answer_206_with_content_range(ngsi: Any) -> None:
+def test_more_instances_than_a_page_answer_206_with_content_range(city: City) -> None:
+    city.settings = replace(city.settings, ngsild_temporal_instances=30)  # WECITY_NGSILD_TEMPORAL_INSTANCES
+    with make_client(city) as ngsi:
+        ngsi.headers["Authorization"] = f"Bearer {city.api_key}"
+        _more_than_a_page(ngsi)
+
+
+def _more_than_a_page(ngsi: Any) -> None:
     e = "urn:ngsi-ld:Vehicle:many"
     _create(ngsi, e, speed=[_at(n, f"2026-03-01T10:{n:02d}:00Z") for n in range(40)])
     r = ngsi.get(f"{TEMPORAL}/{e}")

@@ -57,9 +57,13 @@ _ASK_PARAMS = ("timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "attrs
                "aggrMethods", "aggrPeriodDuration", "datasetId", "pick", "omit")
 
 
+def _page(request: Request) -> int:
+    return int(request.app.state.ctx.settings.ngsild_temporal_instances)
+
+
 def _ask(request: Request, terms: TermMap) -> temporal.Ask:
     params = request.query_params
-    return temporal.parse_ask({k: params[k] for k in _ASK_PARAMS if k in params}, terms)
+    return temporal.parse_ask({k: params[k] for k in _ASK_PARAMS if k in params}, terms, page=_page(request))
 
 
 def _attr_not_found(entity_id: str, name: str) -> NotFound:
@@ -240,7 +244,7 @@ async def temporal_query_body(request: Request, ctx: Ctx) -> Response:
     for key in ("options", "format"):
         if key in request.query_params:
             values[key] = request.query_params[key]
-    ask = temporal.parse_ask(values, terms)
+    ask = temporal.parse_ask(values, terms, page=_page(request))
     if "entities" not in body and not any(k in body for k in ("attrs", "q", "geoQ", "scopeQ")):
         raise bad_request_data("a temporal query needs entities, attrs, q, geoQ or scopeQ",
                                "时序查询需要 entities、attrs、q、geoQ 或 scopeQ")

@@ -26,9 +26,10 @@ from wecity.context.projection import Projection
 from wecity.context.search import Query, compile_pattern
 from wecity.core.errors import ValidationFailed
 
-# Instances one answer carries per entity: past it the answer is partial (206) and its Content-Range tells
-# the time range it covers, so a client asks for the rest from there (6.3.10). Aggregates are not paged.
-INSTANCE_PAGE = 30
+# Instances one answer carries per entity by default (WECITY_NGSILD_TEMPORAL_INSTANCES): past it the answer
+# is partial (206) and its Content-Range tells the time range it covers, so a client asks for the rest from
+# there (6.3.10). Aggregates are not paged.
+INSTANCE_PAGE = 1000
 FORMATS = {"normalized": "normalized", "temporalValues": "simplified", "aggregatedValues": "aggregated"}
 OPTIONS = frozenset({"normalized", "temporalValues", "aggregatedValues", "sysAttrs"})
 # The member the simplified representation lists an attribute's values under (4.5.9).
@@ -55,6 +56,7 @@ class Ask:
     last_n: int | None = None
     pick: Projection | None = None
     omit: Projection | None = None
+    page: int = INSTANCE_PAGE  # instances per entity in one answer
 
 
 def _names(value: Any, what: str) -> list[str] | None:
@@ -99,9 +101,9 @@ def _form(fmt: Any, options: list[str], methods: list[str]) -> str:
     return "aggregated" if methods else "normalized"
 
 
-def parse_ask(values: Mapping[str, Any], terms: TermMap) -> Ask:
+def parse_ask(values: Mapping[str, Any], terms: TermMap, *, page: int = INSTANCE_PAGE) -> Ask:
     """An `Ask` from the query string or a Query body's members (temporalQ and aggrParams merged in)."""
-    ask = Ask(terms)
+    ask = Ask(terms, page=page)
     ask.when = history.TimeFilter.parse(values.get("timerel"), values.get("timeAt"), values.get("endTimeAt"))
     prop = values.get("timeproperty") or "observedAt"
     if prop not in history.TIME_PROPERTIES:
@@ -268,10 +270,10 @@ class Page:
 def boundary(rows: list[Row], ask: Ask) -> float | None:
     """Where an entity's instances are cut when there are more than a page: the time of the last one
     shown, counting from the oldest (from the newest with lastN)."""
-    if len(rows) <= INSTANCE_PAGE:
+    if len(rows) <= ask.page:
         return None
     times = sorted((r[2] for r in rows), reverse=bool(ask.last_n))
-    return times[INSTANCE_PAGE - 1]
+    return times[ask.page - 1]
 
 
 def cut(rows: list[Row], edge: float, ask: Ask) -> list[Row]:

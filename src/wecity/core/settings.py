@@ -59,6 +59,8 @@ class Settings:
     max_json_bytes: int = 1024 * 1024
     max_form_bytes: int = 64 * 1024
     max_batch_bytes: int = 16 * 1024 * 1024
+    # Temporal instances one NGSI-LD answer carries per entity before it is partial (206, Content-Range).
+    ngsild_temporal_instances: int = 1000
     run_background: bool = True
     tile_url: str | None = None
     # The address citizens and staff reach the platform at (https://wecity.example.gov.cn): links in SMS,
@@ -201,6 +203,7 @@ def load_settings(env: dict[str, str] | None = None, *, cwd: Path | None = None)
         max_json_bytes=int(number("WECITY_MAX_JSON_BYTES", 1024 * 1024, minimum=1024)),
         max_form_bytes=int(number("WECITY_MAX_FORM_BYTES", 64 * 1024, minimum=1024)),
         max_batch_bytes=int(number("WECITY_MAX_BATCH_BYTES", 16 * 1024 * 1024, minimum=1024)),
+        ngsild_temporal_instances=int(number("WECITY_NGSILD_TEMPORAL_INSTANCES", 1000, minimum=1)),
         run_background=values.get("WECITY_RUN_BACKGROUND", "1") not in ("0", "false", "no"),
         tile_url=values.get("WECITY_TILE_URL") or None,
         smtp_url=smtp_url,

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
+from starlette.middleware import Middleware
 
 from wecity.context import (
     fastpath,
@@ -26,6 +27,7 @@ from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.ldcontext import CORE_DOCUMENT, HOSTED_PATH, ContextStore, is_core_url
 from wecity.context.models import contexts as t
 from wecity.context.openapi import operation
+from wecity.context.preconditions import Preconditions
 from wecity.context.protocol import JSON_LD, no_content, read_json, render_problem, respond
 from wecity.context.tasks import close_delivery, ensure_delivery, load_store
 from wecity.core.context import AppContext
@@ -55,6 +57,8 @@ def register(app: FastAPI) -> None:
     for module in (routes_entities, routes_batch, routes_subscriptions, routes_temporal, routes_entitymaps):
         app.include_router(module.router, dependencies=guarded)
     app.include_router(router, dependencies=guarded)
+    # Content-Length, Accept and tenant preconditions (6.3, 5.5.10), in front of the fast path too.
+    app.user_middleware.append(Middleware(Preconditions))
     # The sensing loop's writes and its history read, served without the framework's per-request routing
     # (docs/benchmarks.md); the same access check first.
     fastpath.install(app, [

@@ -18,6 +18,7 @@ from pyld import jsonld
 
 from wecity.context.errors import bad_request_data, ld_context_not_available
 from wecity.core.errors import DependencyUnavailable, ValidationFailed
+from wecity.core.outbound import NotJson
 
 CORE_URL = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 _CORE_ALIAS = re.compile(r"^https?://uri\.etsi\.org/ngsi-ld/v1/ngsi-ld-core-context(-v1\.\d+)?\.jsonld$")
@@ -157,12 +158,14 @@ class ContextStore:
             raise _not_available(url, "no network fetch configured")
         try:
             doc = self.fetcher(url)
+        except NotJson:
+            raise _invalid(url) from None
         except Exception:
             # One answer whatever went wrong (refused, closed port, timeout, too big): the reason is in the
             # operator's log, not in an answer that would map the network behind the broker.
-            raise _not_available(url, "not reachable, or not a JSON document") from None
+            raise _not_available(url, "not reachable") from None
         if not isinstance(doc, dict) or "@context" not in doc:
-            raise _not_available(url, "not a JSON-LD context document")
+            raise _invalid(url)
         with self._lock:
             self.documents[url] = doc
             self._fetched.append((url, doc))
@@ -224,6 +227,12 @@ def _root_cause(exc: BaseException) -> BaseException:
             return nxt
         exc, seen = nxt, seen + 1
     return exc
+
+
+def _invalid(url: str) -> ValidationFailed:
+    """A remote @context that was retrieved but is none (5.5.6): the request's data is wrong."""
+    return bad_request_data(f"@context {url} is not a JSON-LD context document (a JSON object with @context)",
+                            f"@context {url} 不是 JSON-LD 上下文文档（带 @context 的 JSON 对象）")
 
 
 def _not_available(url: str, why: str) -> DependencyUnavailable:

@@ -66,12 +66,13 @@ def render_stored(stored: service.Stored, view: View) -> dict[str, Any]:
                          modified_at=now_text(stored.modified_at), scope=stored.scope)
 
 
-def update_result(result: service.UpdateResult, terms: TermMap) -> Response | None:
-    """None when every attribute was updated (204), else the 207 body the spec gives."""
+def update_result(result: service.UpdateResult) -> Response | None:
+    """None when every attribute was updated (204), else the 207 body the spec gives. It is plain JSON
+    with no @context to read short names with, so the attribute names are the full IRIs."""
     if not result.not_updated:
         return None
-    body = {"updated": [terms.compact(i) for i in result.updated],
-            "notUpdated": [{"attributeName": terms.compact(i), "reason": why} for i, why in result.not_updated]}
+    body = {"updated": list(result.updated),
+            "notUpdated": [{"attributeName": i, "reason": why} for i, why in result.not_updated]}
     return Response(json.dumps(body, ensure_ascii=False), status_code=207, media_type="application/json")
 
 
@@ -322,7 +323,7 @@ async def append_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     selector = _selector(request, data.terms)
     result = await ctx.db.write(lambda conn: service.append(conn, env, entity_id, attrs, scope=scope, selector=selector,
                                                              no_overwrite="noOverwrite" in options, types=types))
-    return update_result(result, data.terms) or no_content()
+    return update_result(result) or no_content()
 
 
 def _types_and_scope(body: Any, terms: TermMap) -> tuple[list[str] | None, Any]:
@@ -364,7 +365,7 @@ async def update_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
                                         scope=scope, selector=selector))
     if not result.updated and not types and scope is None:
         raise resource_not_found("none of the attributes exist", "这些属性都不存在")
-    return update_result(result, data.terms) or no_content()
+    return update_result(result) or no_content()
 
 
 def _fragment(body: Any, name: str, terms: TermMap, now: Any, *, partial: bool) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -111,8 +112,25 @@ def _page_links(limit: int, offset: int, total: int) -> str:
 async def retrieve_subscription(sub_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(sub_id)
     link, terms = await outgoing_terms(request, ctx)
-    body = await ctx.db.read(subscriptions.get, tenant_of(request), sub_id, ctx.clock.now(), terms)
+    tenant = tenant_of(request)
+    body = await ctx.db.read(subscriptions.get, tenant, sub_id, ctx.clock.now(), terms)
+    # A notification on its way has no outcome yet: wait a moment for it, so that a subscriber that
+    # looks as soon as it has answered sees its answer counted (lastSuccess / lastFailure).
+    waited = 0.0
+    while _in_flight(body) and waited < IN_FLIGHT_WAIT:
+        await asyncio.sleep(0.02)
+        waited += 0.02
+        body = await ctx.db.read(subscriptions.get, tenant, sub_id, ctx.clock.now(), terms)
     return respond(request, body, [link] if link else None, headers=_preference_headers(request))
+
+
+IN_FLIGHT_WAIT = 1.0  # seconds a retrieval waits for the outcome of a notification being delivered
+
+
+def _in_flight(body: dict[str, Any]) -> bool:
+    note = body.get("notification") or {}
+    sent = note.get("lastNotification")
+    return bool(sent) and note.get("lastFailure") != sent and (note.get("lastSuccess") or "") < sent
 
 
 @router.patch("/{sub_id}", status_code=204, summary="Update a subscription",

@@ -101,13 +101,16 @@ async def resolve(ctx: AppContext, context: Any) -> TermMap:
     store = store_of(ctx)
     if context is None or context == CORE_URL:
         return store.core
-    cached = store.cached(context if isinstance(context, str) else json.dumps(context, sort_keys=True))
-    if cached is not None:
-        return cached
-    terms = await asyncio.to_thread(store.term_map, context)
-    fetched = store.take_fetched()
-    if fetched:
-        await ctx.db.write(_keep_fetched, fetched, ctx.clock.now())
+    terms = store.cached(context if isinstance(context, str) else json.dumps(context, sort_keys=True))
+    if terms is None:
+        terms = await asyncio.to_thread(store.term_map, context)
+        fetched = store.take_fetched()
+        if fetched:
+            await ctx.db.write(_keep_fetched, fetched, ctx.clock.now())
+    # Each request that used a kept @context counts once for it (numberOfHits of /jsonldContexts).
+    for item in context if isinstance(context, list) else [context]:
+        if isinstance(item, str):
+            store.hit(item, ctx.clock.now)
     return terms
 
 

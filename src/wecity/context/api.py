@@ -18,7 +18,7 @@ from wecity.context import (
     routes_temporal,
 )
 from wecity.context.access import require_access
-from wecity.context.preconditions import Preconditions
+from wecity.context.preconditions import Preconditions, declared
 from wecity.context.protocol import render_problem
 from wecity.context.tasks import close_delivery, ensure_delivery, load_store
 from wecity.core.context import AppContext
@@ -43,11 +43,14 @@ def register(app: FastAPI) -> None:
         app.state.body_limits.allow_larger(prefix, app.state.ctx.settings.max_batch_bytes)
     # Every NGSI-LD route asks for credentials first, as WECITY_NGSILD_AUTH says (wecity.context.access).
     guarded = [Depends(require_access)]
-    for module in (routes_entities, routes_batch, routes_subscriptions, routes_temporal, routes_entitymaps,
-                   routes_info, routes_contexts):
+    modules = (routes_entities, routes_batch, routes_subscriptions, routes_temporal, routes_entitymaps, routes_info,
+               routes_contexts)
+    for module in modules:
         app.include_router(module.router, dependencies=guarded)
-    # Content-Length, Accept and tenant preconditions (6.3, 5.5.10), in front of the fast path too.
-    app.user_middleware.append(Middleware(Preconditions))
+    # Content-Length, Accept, query parameter and tenant preconditions (6.3, 5.5.10), in front of the fast
+    # path too; the query parameters each route declares are the ones it takes.
+    operations = declared(r for module in modules for r in module.router.routes)
+    app.user_middleware.append(Middleware(Preconditions, declared=operations))
     # The sensing loop's writes and its history read, served without the framework's per-request routing
     # (docs/benchmarks.md); the same access check first.
     fastpath.install(app, [

@@ -109,6 +109,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "endTimeAt": _query("endTimeAt", "Temporal query end time, with timerel=between (clause 4.11)",
                         {"type": "string", "format": "date-time"}),
     "lastN": _query("lastN", "Only the last n instances of each attribute", {"type": "integer", "minimum": 1}),
+    "timeproperty": _query("timeproperty", "Temporal property the query's time refers to (clause 4.11): "
+                                           "observedAt (default), createdAt, modifiedAt or deletedAt"),
     "aggrMethods": _query("aggrMethods", "Aggregation functions: a comma-separated list (clause 4.5.19)"),
     "aggrPeriodDuration": _query("aggrPeriodDuration", "Aggregation period: an ISO 8601 duration from PT0.001S to "
                                                        "P1000Y, or PT0S for the whole time range (clause 4.5.19)"),
@@ -118,7 +120,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     # @context management (clause 6.30)
     "details": _boolean("details", "List the @contexts with their details, not only their URLs"),
     "kind": _query("kind", "Kind of @context to list",
-                   {"type": "string", "enum": ["hosted", "cached", "implicitlycreated"]}),
+                   {"type": "string", "enum": ["Hosted", "Cached", "ImplicitlyCreated"]}),
+    "reload": _boolean("reload", "Fetch a cached @context anew instead of removing it"),
 }
 
 _OBJECT = {"type": "object"}
@@ -234,6 +237,7 @@ VIEW = ("options", "format", "lang", "datasetId")
 SHAPE = ("pick", "omit", "join", "joinLevel", "containedBy")
 TEMPORAL = ("attrs", "timerel", "timeAt", "endTimeAt", "lastN", "temporalOptions", "temporalFormat", "aggrMethods",
             "aggrPeriodDuration")
+TEMPORAL_VIEW = ("timeproperty", "lang", "datasetId", "local", "pick", "omit")
 
 
 # The path parameters, as the broker takes them (the framework knows only that they are strings).

@@ -3,6 +3,8 @@ routed endpoints and the fast path alike (it sits in front of both):
 
 - a POST, PATCH or PUT without Content-Length is a bare 411 (6.3.2, 6.3.4), decided before anything else;
 - an Accept the operation cannot answer is a 406 (6.3.4), before the target is looked up (so before a 404);
+- a query parameter the operation does not define is an InvalidRequest (6.3.20): the parameters each
+  route declares for /openapi.json (`openapi_extra=operation(...)`) are the ones it takes;
 - the NGSILD-Tenant a request names is echoed on its response, errors included (6.3.14);
 - an operation other than a creation on a tenant that does not exist is a NonexistentTenant, and a
   creation that succeeds makes its tenant exist (5.5.10; wecity.context.tenants).
@@ -12,12 +14,17 @@ Each check is a scan of the request's headers; a known tenant costs no database 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
+from fastapi.routing import APIRoute
 from starlette.requests import Request
 
 from wecity.context import tenants
-from wecity.context.errors import not_acceptable
+from wecity.context.errors import invalid_request, not_acceptable
+from wecity.context.openapi import PARAMETERS
 from wecity.context.protocol import GEOJSON, JSON_LD, negotiate, render_problem
 from wecity.core.context import AppContext
 from wecity.core.errors import WeCityError
@@ -41,11 +48,49 @@ def offered(method: str, path: str) -> tuple[str, ...]:
     return GEOJSON if method in ("GET", "POST") and _GEO.match(path) else JSON_LD
 
 
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """The query parameters an operation takes, as its route declares them."""
+
+    methods: frozenset[str]
+    path: re.Pattern[str]
+    names: frozenset[str]
+
+
+def declared(routes: Iterable[Any]) -> list[Declared]:
+    """The query parameters of each route that declares its parameters; a route without a declaration of
+    its own (the same path with a trailing "/") takes that of its path without it."""
+    by_path: dict[tuple[str, frozenset[str]], frozenset[str]] = {}
+    routes = [r for r in routes if isinstance(r, APIRoute)]
+    for route in routes:
+        refs = (route.openapi_extra or {}).get("parameters")
+        if refs is not None:
+            params = [PARAMETERS[ref["$ref"].rsplit("/", 1)[1]] for ref in refs]
+            names = frozenset(p["name"] for p in params if p["in"] == "query")
+            by_path[(route.path.rstrip("/"), frozenset(route.methods))] = names
+    out = []
+    for route in routes:
+        taken = by_path.get((route.path.rstrip("/"), frozenset(route.methods)))
+        if taken is not None:
+            out.append(Declared(frozenset(route.methods), route.path_regex, taken))
+    return out
+
+
+def undeclared(table: list[Declared], method: str, path: str, query: bytes) -> list[str]:
+    """The query parameters of a request its operation does not take (none when no route declares)."""
+    for entry in table:
+        if method in entry.methods and entry.path.match(path):
+            given = {name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)}
+            return sorted(given - entry.names)
+    return []
+
+
 class Preconditions:
     """ASGI middleware checking the preconditions above for requests under /ngsi-ld/."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, declared: list[Declared] | None = None) -> None:
         self.app = app
+        self.declared = declared or []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
@@ -71,6 +116,11 @@ class Preconditions:
                 text = accept.decode("latin-1")
                 if negotiate(text, offered(method, path)) is None:
                     raise not_acceptable(f"cannot answer in {text!r}", f"无法以 {text!r} 格式应答")
+            if scope.get("query_string"):
+                unknown = undeclared(self.declared, method, path, scope["query_string"])
+                if unknown:
+                    raise invalid_request(f"{', '.join(unknown)[:200]}: not a parameter of this operation",
+                                          f"{'、'.join(unknown)[:200]}：不是此操作的参数")
             name = tenant.decode("latin-1") if tenant else ""
             if name and tenants.NAME.match(name) and not path.startswith(_TENANTLESS):
                 ctx: AppContext = scope["app"].state.ctx

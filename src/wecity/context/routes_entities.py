@@ -223,7 +223,7 @@ async def query_entities(request: Request, ctx: Ctx) -> Response:
 
 
 @router.get("/entities/{entity_id}", summary="Retrieve an entity", openapi_extra=operation(
-    "type", "attrs", *SHAPE, *VIEW, "geometryProperty", "entityMap", *HEADERS, "prefer", "entityMapHeader",
+    "type", "attrs", *SHAPE, *VIEW, "geometryProperty", "entityMap", "local", *HEADERS, "prefer", "entityMapHeader",
     answers=GEOJSON))
 async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
@@ -298,7 +298,7 @@ async def entity_without_id(request: Request) -> Response:
 
 
 @router.delete("/entities/{entity_id}", status_code=204, summary="Delete an entity",
-               openapi_extra=operation("type", *HEADERS))
+               openapi_extra=operation("type", "local", *HEADERS))
 async def delete_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     wanted = request.query_params.get("type")
@@ -423,7 +423,8 @@ async def delete_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> 
     return no_content()
 
 
-@router.get("/types", summary="Entity types present", openapi_extra=operation(*HEADERS, answers=JSON_LD))
+@router.get("/types", summary="Entity types present",
+            openapi_extra=operation("details", "local", *HEADERS, answers=JSON_LD))
 async def entity_types(request: Request, ctx: Ctx) -> Response:
     context, terms = await outgoing_terms(request, ctx)
     types = await ctx.db.read(service.entity_types, tenant_of(request))

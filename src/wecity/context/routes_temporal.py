@@ -19,10 +19,10 @@ from wecity.context.entity import (
 )
 from wecity.context.errors import bad_request_data
 from wecity.context.ldcontext import TermMap
-from wecity.context.openapi import HEADERS, PAGING, TEMPORAL, operation
+from wecity.context.openapi import HEADERS, PAGING, TEMPORAL, TEMPORAL_VIEW, operation
 from wecity.context.owned import require_writable
 from wecity.context.protocol import (
-    GEOJSON,
+    JSON_LD,
     env_of,
     incoming,
     no_content,
@@ -112,7 +112,7 @@ def _temporal_entity(conn: Any, tenant: str, entity_id: str, entity_type: str, a
 
 
 @router.get("/{entity_id}", summary="Temporal representation of an entity",
-            openapi_extra=operation(*TEMPORAL, *HEADERS, answers=GEOJSON))
+            openapi_extra=operation(*TEMPORAL, *TEMPORAL_VIEW, *HEADERS, answers=JSON_LD))
 async def temporal_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     context, terms = await outgoing_terms(request, ctx)
@@ -128,11 +128,13 @@ async def temporal_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
     body = await ctx.db.read(read)
     if body is None:
         raise not_found(entity_id)
-    return respond(request, body, context, offered=GEOJSON)
+    return respond(request, body, context)
 
 
 @router.get("", summary="Query temporal evolution of entities",
-            openapi_extra=operation("type", "id", *TEMPORAL, *PAGING, *HEADERS, answers=GEOJSON))
+            openapi_extra=operation("type", "id", "idPattern", "q", "csf", "scopeQ", "georel", "geometry", "coordinates",
+                                    "geoproperty", "expandValues", *TEMPORAL, *TEMPORAL_VIEW, *PAGING, *HEADERS,
+                                    answers=JSON_LD))
 @router.get("/", include_in_schema=False)
 async def temporal_query(request: Request, ctx: Ctx) -> Response:
     context, terms = await outgoing_terms(request, ctx)
@@ -156,7 +158,7 @@ async def temporal_query(request: Request, ctx: Ctx) -> Response:
 
     rows = await ctx.db.read(read)
     headers = {"NGSILD-Results-Count": str(len(rows))} if count else None
-    return respond(request, rows, context, headers=headers, offered=GEOJSON)
+    return respond(request, rows, context, headers=headers)
 
 
 @router.post("", summary="Add to the temporal representation of an entity",

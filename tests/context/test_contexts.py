@@ -59,7 +59,7 @@ def test_user_context_is_fetched_once_and_used_both_ways(fetching: tuple[Any, li
 def test_unreachable_context_is_ld_context_not_available(fetching: tuple[Any, list[str]]) -> None:
     ngsi, _ = fetching
     r = ngsi.post(f"{BASE}/entities", json=entity(tiltAngle=prop(1)), headers=_link("https://nowhere.example/c.jsonld"))
-    assert r.status_code == 503
+    assert r.status_code == 504
     assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/LdContextNotAvailable"
 
 
@@ -74,7 +74,7 @@ def test_hosted_context_round_trip(fetching: tuple[Any, list[str]]) -> None:
     assert ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:2", headers=_link(url)).json()["tilt"] == prop(3)
     assert fetched == []  # served from the broker's own store, never over the network
     details = ngsi.get(f"{BASE}/jsonldContexts", params={"details": "true"}).json()
-    assert details[0]["kind"] == "hosted"
+    assert details[0]["kind"] == "Hosted"
     assert ngsi.delete(url).status_code == 204
     assert ngsi.get(url).status_code == 404
 

@@ -123,12 +123,15 @@ def test_append_update_partial_update_and_delete_attribute(ngsi: Any) -> None:
     assert ngsi.post(attrs, json={"depth": prop(2)}).status_code == 204
     r = ngsi.post(attrs, params={"options": "noOverwrite"}, json={"depth": prop(3), "lid": prop("iron")})
     assert r.status_code == 207
-    assert r.json() == {"updated": ["lid"], "notUpdated": [{"attributeName": "depth", "reason": r.json()["notUpdated"][0]["reason"]}]}
+    # A 207 body is plain JSON without a @context: the names are the full IRIs.
+    vocab = "https://uri.etsi.org/ngsi-ld/default-context/"
+    assert r.json() == {"updated": [vocab + "lid"],
+                        "notUpdated": [{"attributeName": vocab + "depth", "reason": r.json()["notUpdated"][0]["reason"]}]}
     r = ngsi.patch(attrs, json={"depth": prop(5), "cover": prop("new")})  # an attribute not there yet is appended
     assert r.status_code == 204
     assert ngsi.get(f"{BASE}/entities/{E1}").json()["cover"] == prop("new")
     r = ngsi.patch(attrs, json={"depth": prop(5), "missing": {"type": "Property", "value": "urn:ngsi-ld:null"}})
-    assert r.status_code == 207 and r.json()["updated"] == ["depth"]  # nothing to delete: not updated
+    assert r.status_code == 207 and r.json()["updated"] == [vocab + "depth"]  # nothing to delete: not updated
     assert ngsi.patch(f"{attrs}/tiltAngle", json={"value": 17}).status_code == 204
     got = ngsi.get(f"{BASE}/entities/{E1}").json()
     assert got["tiltAngle"] == prop(17, unitCode="DD")  # partial update keeps the unit

@@ -20,7 +20,9 @@ def test_fast_routes_update_and_answer_like_routed_ones(ngsi: Any, city: City) -
     r = ngsi.patch(f"{BASE}/entities/{E1}/attrs",
                    json={"status": prop("open"), "nope": {"type": "Property", "value": "urn:ngsi-ld:null"}})
     assert r.status_code == 207
-    assert r.json() == {"updated": ["status"], "notUpdated": [{"attributeName": "nope", "reason": "attribute does not exist"}]}
+    assert r.json() == {"updated": ["https://uri.etsi.org/ngsi-ld/status"],
+                        "notUpdated": [{"attributeName": "https://uri.etsi.org/ngsi-ld/default-context/nope",
+                                        "reason": "attribute does not exist"}]}
     body = ngsi.get(f"{BASE}/entities/{E1}").json()
     assert body["tiltAngle"]["value"] == 7 and body["status"]["value"] == "open"
     with make_client(city, peer=LOOPBACK) as local:  # /metrics answers this machine only

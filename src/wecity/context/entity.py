@@ -443,7 +443,7 @@ def normalize_entity(body: Any, terms: TermMap, now: datetime, *, entity_id: str
     scope = body.get("scope")
     if scope is not None and not (nulls and scope == NULL):
         check_scope(scope)
-    entity = Entity(eid, types, scope=scope, expires_at=entity_expiry(body, nulls=nulls))
+    entity = Entity(eid, types, scope=scope, expires_at=entity_expiry(body, nulls=bool(nulls)))
     for name, raw in body.items():
         if name in ENTITY_MEMBERS or name == "expiresAt":
             continue

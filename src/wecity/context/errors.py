@@ -41,7 +41,8 @@ PROBLEMS: dict[str, tuple[str, int]] = {
     NOT_ACCEPTABLE: ("InvalidRequest", 406),
     OPERATION_NOT_SUPPORTED: ("OperationNotSupported", 422),
     TOO_MANY_RESULTS: ("TooManyResults", 403),
-    LD_CONTEXT_NOT_AVAILABLE: ("LdContextNotAvailable", 503),
+    # A remote @context that cannot be retrieved: the broker, as a gateway to it, got no answer (5.5.6).
+    LD_CONTEXT_NOT_AVAILABLE: ("LdContextNotAvailable", 504),
     # A subscription's jsonldContext that cannot be fetched: the broker as a gateway got no answer (5.8.1).
     JSONLD_CONTEXT_UNREACHABLE: ("LdContextNotAvailable", 504),
     NONEXISTENT_TENANT: ("NonexistentTenant", 404),
@@ -99,8 +100,13 @@ def jsonld_context_unreachable(why: str, zh: str) -> ValidationFailed:
 
 
 def ld_context_not_available(why: str, zh: str) -> DependencyUnavailable:
-    """LdContextNotAvailable (503): a request's @context cannot be retrieved."""
+    """LdContextNotAvailable (504): a request's @context cannot be retrieved."""
     return DependencyUnavailable(why, message_zh=zh, code=LD_CONTEXT_NOT_AVAILABLE)
+
+
+def nonexistent_tenant(why: str, zh: str) -> NotFound:
+    """NonexistentTenant (404): an operation other than a creation on a tenant that does not exist."""
+    return NotFound(why, message_zh=zh, code=NONEXISTENT_TENANT)
 
 
 def resource_not_found(why: str, zh: str) -> NotFound:

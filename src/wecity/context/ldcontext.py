@@ -18,6 +18,7 @@ from pyld import jsonld
 
 from wecity.context.errors import bad_request_data, ld_context_not_available
 from wecity.core.errors import DependencyUnavailable, ValidationFailed
+from wecity.core.outbound import NotJson
 
 CORE_URL = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 _CORE_ALIAS = re.compile(r"^https?://uri\.etsi\.org/ngsi-ld/v1/ngsi-ld-core-context(-v1\.\d+)?\.jsonld$")
@@ -122,6 +123,8 @@ class ContextStore:
         self._lock = threading.Lock()
         # URLs fetched since the last call of `take_fetched` (the API persists them as cached contexts).
         self._fetched: list[tuple[str, Any]] = []
+        # Uses of kept @contexts since the last `take_hits`: key -> (count, when last used).
+        self._hits: dict[str, tuple[int, Any]] = {}
         self.core = self._build([CORE_URL])
 
     # -- documents ------------------------------------------------------------------------------
@@ -135,6 +138,41 @@ class ContextStore:
         with self._lock:
             self.documents.pop(url, None)
             self._maps.clear()
+
+    def key_of(self, url: str) -> str | None:
+        """The key a kept @context is stored under (hosted ones by their path, whatever host a client
+        reached the broker by), or None for a URL the broker keeps nothing for."""
+        if HOSTED_PATH in url:
+            return HOSTED_PATH + url.rsplit("/", 1)[1]
+        return url if url in self.documents else None
+
+    def hit(self, url: str, now: Callable[[], Any]) -> None:
+        """A request used the @context at `url` (numberOfHits, lastUsage of /jsonldContexts)."""
+        key = self.key_of(url)
+        if key is not None:
+            count = self._hits.get(key, (0, None))[0]
+            self._hits[key] = (count + 1, now())
+
+    def take_hits(self) -> dict[str, tuple[int, Any]]:
+        with self._lock:
+            hits, self._hits = self._hits, {}
+        return hits
+
+    def refetch(self, url: str) -> Any:
+        """The document at `url` fetched anew, not yet kept; the errors of a first fetch (blocking)."""
+        if self.fetcher is None:
+            raise _not_available(url, "no network fetch configured")
+        try:
+            doc = self.fetcher(url)
+        except NotJson:
+            raise _invalid(url) from None
+        except Exception:
+            # One answer whatever went wrong (refused, closed port, timeout, too big): the reason is in the
+            # operator's log, not in an answer that would map the network behind the broker.
+            raise _not_available(url, "not reachable") from None
+        if not isinstance(doc, dict) or "@context" not in doc:
+            raise _invalid(url)
+        return doc
 
     def take_fetched(self) -> list[tuple[str, Any]]:
         with self._lock:
@@ -153,16 +191,7 @@ class ContextStore:
 
         if not is_uri(url):  # no IRI to retrieve (pyld takes any text with a colon for an absolute one)
             raise bad_request_data(f"@context {url!r} is not an IRI", f"@context {url!r} 不是 IRI")
-        if self.fetcher is None:
-            raise _not_available(url, "no network fetch configured")
-        try:
-            doc = self.fetcher(url)
-        except Exception:
-            # One answer whatever went wrong (refused, closed port, timeout, too big): the reason is in the
-            # operator's log, not in an answer that would map the network behind the broker.
-            raise _not_available(url, "not reachable, or not a JSON document") from None
-        if not isinstance(doc, dict) or "@context" not in doc:
-            raise _not_available(url, "not a JSON-LD context document")
+        doc = self.refetch(url)
         with self._lock:
             self.documents[url] = doc
             self._fetched.append((url, doc))
@@ -186,11 +215,27 @@ class ContextStore:
         found = self._maps.get(key)
         if found is not None:
             return found
-        items = context if isinstance(context, list) else [context]
-        built = self._build([c for c in items if not (isinstance(c, str) and is_core_url(c))] + [CORE_URL])
+        items: list[Any] = []
+        for item in context if isinstance(context, list) else [context]:
+            if isinstance(item, str) and item.startswith(HOSTED_PATH):
+                items.extend(c for c in self._hosted_here(item) if not (isinstance(c, str) and is_core_url(c)))
+            elif not (isinstance(item, str) and is_core_url(item)):
+                items.append(item)
+        built = self._build(items + [CORE_URL])
         with self._lock:
             self._maps[key] = built
         return built
+
+    def _hosted_here(self, path: str) -> list[Any]:
+        """A reference relative to the broker itself (the Location of a hosted @context, as given to the
+        client that added it): that @context's content, as the reference resolved against the request
+        would find it."""
+        doc = self.documents.get(HOSTED_PATH + path.rsplit("/", 1)[1])
+        if not isinstance(doc, dict) or "@context" not in doc:
+            raise bad_request_data(f"@context {path!r} names no @context this broker hosts",
+                                   f"@context {path!r} 不是本代理托管的 @context")
+        inner = doc["@context"]
+        return list(inner) if isinstance(inner, list) else [inner]
 
     def _build(self, items: list[Any]) -> TermMap:
         for item in items:
@@ -224,6 +269,12 @@ def _root_cause(exc: BaseException) -> BaseException:
             return nxt
         exc, seen = nxt, seen + 1
     return exc
+
+
+def _invalid(url: str) -> ValidationFailed:
+    """A remote @context that was retrieved but is none (5.5.6): the request's data is wrong."""
+    return bad_request_data(f"@context {url} is not a JSON-LD context document (a JSON object with @context)",
+                            f"@context {url} 不是 JSON-LD 上下文文档（带 @context 的 JSON 对象）")
 
 
 def _not_available(url: str, why: str) -> DependencyUnavailable:

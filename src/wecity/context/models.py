@@ -134,14 +134,17 @@ registrations = sa.Table(
     info=INFO,
 )
 
-# @contexts the broker hosts (posted to /jsonldContexts) or has fetched once and keeps (cached).
+# @contexts the broker hosts (kind Hosted: posted to /jsonldContexts; ImplicitlyCreated: made for a
+# request whose @context was not one URL) or has fetched once and keeps (Cached). Hosted and implicitly
+# created ones belong to a tenant; cached ones are copies of public documents, shared by all ("").
 contexts = sa.Table(
     "ngsild_contexts",
     metadata,
     sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("context_id", sa.String(64), nullable=False, unique=True),
     sa.Column("url", sa.String(2048), nullable=False, unique=True),
-    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False, default="", server_default=""),
     sa.Column("body", sa.JSON, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_used", UTCDateTime, nullable=True),
@@ -200,5 +203,16 @@ snapshot_entities = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=True),
     sa.Column("attrs_expire_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("snapshot_pk", "entity_id", name="uq_ngsild_snapshot_entities_snapshot_entity"),
+    info=INFO,
+)
+
+# Tenants other than the default one (clause 5.5.10), from the first operation that created something
+# in them; operations other than creations on a tenant not listed here are a NonexistentTenant.
+tenants = sa.Table(
+    "ngsild_tenants",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
     info=INFO,
 )

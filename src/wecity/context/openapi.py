@@ -124,7 +124,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     # @context management (clause 6.30)
     "details": _boolean("details", "The detailed representation of each item, not only its name or URL"),
     "kind": _query("kind", "Kind of @context to list",
-                   {"type": "string", "enum": ["hosted", "cached", "implicitlycreated"]}),
+                   {"type": "string", "enum": ["Hosted", "Cached", "ImplicitlyCreated"]}),
+    "reload": _boolean("reload", "Fetch a cached @context anew instead of removing it"),
 }
 
 _OBJECT = {"type": "object"}
@@ -264,6 +265,7 @@ VIEW = ("options", "format", "lang", "datasetId")
 SHAPE = ("pick", "omit", "join", "joinLevel", "containedBy")
 TEMPORAL = ("attrs", "timerel", "timeAt", "endTimeAt", "lastN", "temporalOptions", "temporalFormat", "aggrMethods",
             "aggrPeriodDuration")
+TEMPORAL_VIEW = ("timeproperty", "lang", "datasetId", "local", "pick", "omit")
 
 
 # The path parameters, as the broker takes them (the framework knows only that they are strings).

@@ -7,6 +7,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -80,6 +81,8 @@ def env_of(request: Request, ctx: AppContext) -> Env:
 async def read_json(request: Request, *, allow_ld: bool = True) -> tuple[Any, str]:
     """The parsed body and its media type; 415 for other media types, 400 for malformed JSON."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/merge-patch+json" and request.method == "PATCH":
+        media = "application/json"  # a PATCH may say what it is (6.3.4); read as JSON with a Link header
     if media not in ("application/json", "application/ld+json") or (media == "application/ld+json" and not allow_ld):
         raise unsupported_media_type(f"unsupported Content-Type {media or '(none)'!r}",
                                      f"不支持的 Content-Type：{media or '（无）'}")
@@ -98,13 +101,16 @@ async def resolve(ctx: AppContext, context: Any) -> TermMap:
     store = store_of(ctx)
     if context is None or context == CORE_URL:
         return store.core
-    cached = store.cached(context if isinstance(context, str) else json.dumps(context, sort_keys=True))
-    if cached is not None:
-        return cached
-    terms = await asyncio.to_thread(store.term_map, context)
-    fetched = store.take_fetched()
-    if fetched:
-        await ctx.db.write(_keep_fetched, fetched, ctx.clock.now())
+    terms = store.cached(context if isinstance(context, str) else json.dumps(context, sort_keys=True))
+    if terms is None:
+        terms = await asyncio.to_thread(store.term_map, context)
+        fetched = store.take_fetched()
+        if fetched:
+            await ctx.db.write(_keep_fetched, fetched, ctx.clock.now())
+    # Each request that used a kept @context counts once for it (numberOfHits of /jsonldContexts).
+    for item in context if isinstance(context, list) else [context]:
+        if isinstance(item, str):
+            store.hit(item, ctx.clock.now)
     return terms
 
 
@@ -112,7 +118,7 @@ def _keep_fetched(conn: sa.Connection, fetched: list[tuple[str, Any]], now: Any)
     for url, doc in fetched:
         exists = conn.execute(sa.select(contexts_table.c.pk).where(contexts_table.c.url == url)).first()
         if exists is None:
-            conn.execute(contexts_table.insert().values(context_id=uuid.uuid4().hex, url=url, kind="cached",
+            conn.execute(contexts_table.insert().values(context_id=uuid.uuid4().hex, url=url, kind="Cached",
                                                         body=doc, created_at=now, times_used=0))
 
 
@@ -165,28 +171,59 @@ GEOJSON = (*JSON_LD, "application/geo+json")
 
 def accepts(request: Request, offered: tuple[str, ...] = JSON_LD) -> str:
     """The media type of `offered` the Accept header prefers; NotAcceptable when it takes none of them."""
-    accept = request.headers.get("accept", "").lower()
-    if not accept:
-        return "application/json"
-    best, best_q = None, -1.0
-    for part in accept.split(","):
-        bits = part.strip().split(";")
-        media = bits[0].strip()
-        q = 1.0
-        for b in bits[1:]:
-            if b.strip().startswith("q="):
-                try:
-                    q = float(b.strip()[2:])
-                except ValueError:
-                    q = 0.0
-        choice = {"application/ld+json": "application/ld+json", "application/json": "application/json",
-                  "application/geo+json": "application/geo+json", "application/*": "application/json",
-                  "*/*": "application/json"}.get(media)
-        if choice in offered and q > best_q:
-            best, best_q = choice, q
-    if best is None:
+    accept = request.headers.get("accept", "")
+    choice = negotiate(accept, offered)
+    if choice is None:
         raise not_acceptable(f"cannot answer in {accept!r}", f"无法以 {accept!r} 格式应答")
+    return choice
+
+
+# The representations in the order of clause 6.3.4: when an Accept header takes several equally, the
+# first of this list is chosen.
+_LIST_ORDER = ("application/json", "application/ld+json", "application/geo+json")
+
+
+@lru_cache(maxsize=512)
+def negotiate(accept: str, offered: tuple[str, ...] = JSON_LD) -> str | None:
+    """The representation of `offered` an Accept header selects (6.3.4), or None when it takes none.
+
+    Each representation weighs what the most specific media range matching it says (RFC 9110 5.3.2:
+    exact type, then type/*, then */*), so "application/json;q=0, */*" refuses JSON however the
+    wildcard reads; a weight of 0 refuses; equal weights go to the first of the 6.3.4 list. A weight
+    that is not a number in [0, 1] is no weight at all (the default 1). No Accept is "*/*"."""
+    ranges: list[tuple[str, float]] = []
+    for part in (accept or "*/*").split(","):
+        bits = part.split(";")
+        media = bits[0].strip().lower()
+        if not media:
+            continue
+        weight = 1.0
+        for bit in bits[1:]:
+            name, _, value = bit.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    given = float(value.strip())
+                except ValueError:
+                    given = 1.0
+                weight = given if 0.0 <= given <= 1.0 else 1.0
+        ranges.append((media, weight))
+    best, best_weight = None, 0.0
+    for choice in _LIST_ORDER:
+        if choice in offered:
+            weight = _weight(choice, ranges)
+            if weight > best_weight:
+                best, best_weight = choice, weight
     return best
+
+
+def _weight(media: str, ranges: list[tuple[str, float]]) -> float:
+    family = media.split("/", 1)[0] + "/*"
+    weight, specificity = 0.0, 0
+    for given, q in ranges:
+        rank = 3 if given == media else 2 if given == family else 1 if given == "*/*" else 0
+        if rank > specificity:
+            weight, specificity = q, rank
+    return weight
 
 
 _FORMS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues", "concise": "concise"}
@@ -240,7 +277,10 @@ def respond(request: Request, data: Any, context: Any, *, status: int = 200,
     else:
         headers["Link"] = link_header(url)
         if media == "application/geo+json" and isinstance(data, list | dict):
-            data = dict(_geojson(data, geometry_property or "location"), **{"@context": ctx_value})
+            data = _geojson(data, geometry_property or "location")
+            # The @context is in the body too, unless the client prefers a plain JSON body (6.3.6).
+            if preferences(request.headers.get("prefer")).get("body") != "json":
+                data = dict(data, **{"@context": ctx_value})
     if links:
         headers["Link"] = ", ".join([headers["Link"], *links] if "Link" in headers else links)
     return Response(dumps(data), status_code=status, media_type=media, headers=headers)

@@ -275,7 +275,7 @@ def _query_params(body: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 @router.post("/query", summary="Query entities with a Query body",
-             openapi_extra=operation(*PAGING, *VIEW, *HEADERS, body="NgsiLdQuery", answers=GEOJSON))
+             openapi_extra=operation(*PAGING, *VIEW, "local", *HEADERS, body="NgsiLdQuery", answers=GEOJSON))
 @router.post("/query/", include_in_schema=False)
 async def batch_query(request: Request, ctx: Ctx) -> Response:
     body, media = await read_json(request)

@@ -71,12 +71,13 @@ def render_stored(stored: service.Stored, view: View) -> dict[str, Any]:
                          expires_at=expiry_text(stored.expires_at) if stored.expires_at else None)
 
 
-def update_result(result: service.UpdateResult, terms: TermMap) -> Response | None:
-    """None when every attribute was updated (204), else the 207 body the spec gives."""
+def update_result(result: service.UpdateResult) -> Response | None:
+    """None when every attribute was updated (204), else the 207 body the spec gives. It is plain JSON
+    with no @context to read short names with, so the attribute names are the full IRIs."""
     if not result.not_updated:
         return None
-    body = {"updated": [terms.compact(i) for i in result.updated],
-            "notUpdated": [{"attributeName": terms.compact(i), "reason": why} for i, why in result.not_updated]}
+    body = {"updated": list(result.updated),
+            "notUpdated": [{"attributeName": i, "reason": why} for i, why in result.not_updated]}
     return Response(json.dumps(body, ensure_ascii=False), status_code=207, media_type="application/json")
 
 
@@ -289,7 +290,7 @@ async def query_entities(request: Request, ctx: Ctx) -> Response:
 
 
 @router.get("/entities/{entity_id}", summary="Retrieve an entity", openapi_extra=operation(
-    "type", "attrs", *SHAPE, *VIEW, "geometryProperty", "entityMap", *HEADERS, "prefer", "entityMapHeader",
+    "type", "attrs", *SHAPE, *VIEW, "geometryProperty", "entityMap", "local", *HEADERS, "prefer", "entityMapHeader",
     answers=GEOJSON))
 async def retrieve_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
@@ -395,7 +396,7 @@ async def entity_without_id(request: Request) -> Response:
 
 
 @router.delete("/entities/{entity_id}", status_code=204, summary="Delete an entity",
-               openapi_extra=operation("type", *HEADERS))
+               openapi_extra=operation("type", "local", *HEADERS))
 async def delete_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     forwarded = await distributed.write(request, ctx, distributed.Write("deleteEntity", "DELETE", _path(entity_id), entity_id,
@@ -472,7 +473,7 @@ async def append_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     selector = _selector(request, data.terms)
     result = await ctx.db.write(lambda conn: service.append(conn, env, entity_id, attrs, scope=scope, selector=selector,
                                                              no_overwrite="noOverwrite" in options, types=types))
-    return update_result(result, data.terms) or no_content()
+    return update_result(result) or no_content()
 
 
 def _types_and_scope(body: Any, terms: TermMap) -> tuple[list[str] | None, Any]:
@@ -519,7 +520,7 @@ async def update_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
                                         scope=scope, selector=selector))
     if not result.updated and not types and scope is None:
         raise resource_not_found("none of the attributes exist", "这些属性都不存在")
-    return update_result(result, data.terms) or no_content()
+    return update_result(result) or no_content()
 
 
 def _fragment(body: Any, name: str, terms: TermMap, now: Any, *, partial: bool) -> dict[str, Any]:

@@ -7,8 +7,9 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy import Connection
 
-from wecity.context import delivery, mqttnotify, subscriptions
+from wecity.context import delivery, mqttnotify, routes_contexts, subscriptions
 from wecity.context.entity import check_entity_id
 from wecity.context.errors import bad_request_data, jsonld_context_unreachable
 from wecity.context.openapi import HEADERS, PAGING, operation
@@ -74,8 +75,27 @@ async def create_subscription(request: Request, ctx: Ctx) -> Response:
     sub = subscriptions.validate(data.body, data.terms, now=env.now)
     check_endpoint(ctx, sub)
     await check_jsonld_context(ctx, sub)
-    sub_id = await ctx.db.write(subscriptions.create, env, sub, data.context)
+    implicit = sub.get("jsonldContext") is None and not _one_url(data.context)
+    base = str(request.base_url).rstrip("/")
+
+    def write(conn: Connection) -> tuple[str, str | None]:
+        # A @context that is not one URL is kept as an implicitly created one, so that the subscription
+        # can name it (jsonldContext) as a Link header names a @context: by one URL (5.13.1).
+        path = routes_contexts.keep(conn, env.tenant, routes_contexts.IMPLICIT, data.context, env.now) \
+            if implicit else None
+        if path is not None:
+            sub[subscriptions.IMPLICIT_CONTEXT] = base + path
+        return subscriptions.create(conn, env, sub, data.context), path
+
+    sub_id, path = await ctx.db.write(write)
+    if path is not None:
+        routes_contexts.learn(ctx, path, data.context)
     return Response(status_code=201, headers={"Location": BASE + quote(sub_id, safe=URI_SAFE)})
+
+
+def _one_url(context: Any) -> bool:
+    return context is None or isinstance(context, str) or (
+        isinstance(context, list) and len(context) == 1 and isinstance(context[0], str))
 
 
 @router.get("", summary="List subscriptions", openapi_extra=operation(*PAGING, *HEADERS, "prefer", answers=JSON_LD))

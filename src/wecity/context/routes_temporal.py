@@ -28,10 +28,10 @@ from wecity.context.errors import bad_request_data, invalid_request, resource_no
 from wecity.context.history import SCOPE
 from wecity.context.ldcontext import TermMap, parse_link_header
 from wecity.context.models import entities
-from wecity.context.openapi import HEADERS, PAGING, TEMPORAL, operation
+from wecity.context.openapi import HEADERS, PAGING, TEMPORAL, TEMPORAL_VIEW, operation
 from wecity.context.owned import require_writable
 from wecity.context.protocol import (
-    GEOJSON,
+    JSON_LD,
     env_of,
     incoming,
     no_content,
@@ -97,7 +97,7 @@ def _partial(page: temporal.Page | None) -> tuple[int, dict[str, str]]:
 
 
 @router.get("/entities/{entity_id}", summary="Temporal representation of an entity",
-            openapi_extra=operation(*TEMPORAL, "timeproperty", "pick", "omit", "entityMap", *HEADERS, answers=GEOJSON))
+            openapi_extra=operation(*TEMPORAL, *TEMPORAL_VIEW, "entityMap", *HEADERS, answers=JSON_LD))
 async def temporal_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     context, terms = await outgoing_terms(request, ctx)
@@ -114,7 +114,7 @@ async def temporal_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
     if request.query_params.get("entityMap") == "true":
         made = await ctx.db.write(entitymaps.use, tenant, None, [entity_id], ctx.clock.now())
         headers[MAP_HEADER] = map_location(made.map_id)
-    return respond(request, body, context, status=status, headers=headers, offered=GEOJSON)
+    return respond(request, body, context, status=status, headers=headers)
 
 
 # -- queries --------------------------------------------------------------------------------------------
@@ -194,13 +194,13 @@ async def _answer(request: Request, ctx: Any, context: Any, spec: Query, ask: te
         made = await ctx.db.write(entitymaps.use, tenant, None, [e["id"] for e in body if "id" in e], ctx.clock.now())
         headers[MAP_HEADER] = map_location(made.map_id)
         status = 201 if status == 200 else status
-    return respond(request, body, context, status=status, headers=headers, offered=GEOJSON)
+    return respond(request, body, context, status=status, headers=headers)
 
 
 @router.get("/entities", summary="Query temporal evolution of entities", openapi_extra=operation(
-    "type", "id", "idPattern", "q", "csf", "scopeQ", "georel", "geometry", "coordinates", "geoproperty", "local",
-    "expandValues", "orderBy", *TEMPORAL, "timeproperty", "pick", "omit", "entityMap", *PAGING, *HEADERS,
-    "entityMapHeader", answers=GEOJSON))
+    "type", "id", "idPattern", "q", "csf", "scopeQ", "georel", "geometry", "coordinates", "geoproperty",
+    "expandValues", "orderBy", *TEMPORAL, *TEMPORAL_VIEW, "entityMap", *PAGING, *HEADERS, "entityMapHeader",
+    answers=JSON_LD))
 @router.get("/entities/", include_in_schema=False)
 async def temporal_query(request: Request, ctx: Ctx) -> Response:
     context, terms = await outgoing_terms(request, ctx)
@@ -226,7 +226,7 @@ def _without(request: Request, name: str) -> Request:
 
 @router.post("/entityOperations/query", summary="Query temporal evolution of entities with a Query body",
              openapi_extra=operation(*PAGING, "temporalOptions", "temporalFormat", *HEADERS, body="NgsiLdQuery",
-                                     answers=GEOJSON))
+                                     answers=JSON_LD))
 @router.post("/entityOperations/query/", include_in_schema=False)
 async def temporal_query_body(request: Request, ctx: Ctx) -> Response:
     body, media = await read_json(request)

@@ -297,6 +297,11 @@ def _derived(sub: dict[str, Any], now: datetime) -> dict[str, Any]:
                 time_interval=float(interval) if interval else None, next_notification_at=now if interval else None)
 
 
+# The URL of the implicitly created @context of a subscription whose @context was not one URL: its
+# jsonldContext when it names none itself (wecity.context.routes_contexts).
+IMPLICIT_CONTEXT = "_jsonldContext"
+
+
 def create(conn: Connection, env: Env, sub: dict[str, Any], context: Any, kind: str = ENTITY) -> str:
     sub_id = sub.setdefault("id", f"urn:ngsi-ld:Subscription:{uuid.uuid4()}")
     exists = conn.execute(sa.select(t.c.pk).where(t.c.tenant == env.tenant, t.c.subscription_id == sub_id)).first()
@@ -411,6 +416,8 @@ def render(row: Any, now: datetime, terms: TermMap | None = None) -> dict[str, A
     """The subscription as the spec shows it: as given (names compacted with `terms` when given), with
     status, the default notificationTrigger and the notification's counters once there are some."""
     body = {k: v for k, v in row.body.items() if not k.startswith("_")}
+    if "jsonldContext" not in body and row.body.get(IMPLICIT_CONTEXT):
+        body["jsonldContext"] = row.body[IMPLICIT_CONTEXT]
     if terms is not None:
         _compacted(body, row.body, terms)
     expired = row.expires_at is not None and row.expires_at <= now

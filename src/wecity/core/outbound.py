@@ -66,6 +66,11 @@ class OutboundRefused(OutboundFailed):
     """The URL names an address the policy does not allow (or a scheme other than http/https)."""
 
 
+class NotJson(OutboundFailed):
+    """The target answered, successfully, with a body that is not JSON: what it serves is wrong,
+    not the way to it."""
+
+
 @dataclass(frozen=True, slots=True)
 class OutboundPolicy:
     allow_networks: tuple[IPNetwork, ...] = ()
@@ -274,7 +279,10 @@ def fetch_json(policy: OutboundPolicy, url: str, *, accept: str, client: httpx.C
                         raise OutboundFailed(f"longer than {policy.max_bytes} bytes")
                     if time.monotonic() > deadline:
                         raise OutboundFailed("took longer than the total timeout")
-                return httpx.Response(200, content=bytes(body)).json()
+                try:
+                    return httpx.Response(200, content=bytes(body)).json()
+                except ValueError:
+                    raise NotJson("the answer is not JSON") from None
         raise OutboundFailed(f"more than {MAX_REDIRECTS} redirects")
     except OutboundFailed as exc:
         log.info("outbound GET %s refused or failed: %s", url[:200], exc.reason)

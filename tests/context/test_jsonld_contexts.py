@@ -1,0 +1,199 @@
+"""/jsonldContexts (clause 5.13): hosted, cached and implicitly created @contexts, their details, tenants,
+delete and reload; remote @contexts that are not ones; the broker's identity (/info/sourceIdentity)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import City
+from tests.context.conftest import BASE, LD, entity, prop
+from wecity.core.outbound import NotJson
+
+REMOTE = "https://contexts.example.org/manhole.jsonld"
+NOT_JSON = "https://contexts.example.org/broken.jsonld"
+NOT_CONTEXT = "https://contexts.example.org/note.json"
+DOC = {"@context": {"tilt": "https://example.org/manhole#tiltAngle"}}
+ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+CONTEXTS = f"{BASE}/jsonldContexts"
+
+
+def _link(url: str) -> dict[str, str]:
+    return {"Link": f'<{url}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'}
+
+
+class Remote:
+    """The documents the broker's fetcher finds; `up` False: nothing answers."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.doc: Any = DOC
+        self.fetched: list[str] = []
+
+    def __call__(self, url: str) -> Any:
+        self.fetched.append(url)
+        if not self.up:
+            raise OSError("unreachable")
+        if url == REMOTE:
+            return self.doc
+        if url == NOT_JSON:
+            raise NotJson("the answer is not JSON")
+        if url == NOT_CONTEXT:
+            return {"note": "no context member here"}
+        raise OSError("unreachable")
+
+
+@pytest.fixture
+def remote() -> Remote:
+    return Remote()
+
+
+@pytest.fixture
+def ngsi(city: City, remote: Remote) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    from wecity.api.app import create_app
+
+    app = create_app(city.settings, clock=city.clock, db=city.db)
+    app.state.ctx.services["ngsild_fetcher"] = remote
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {city.api_key}"
+        yield client
+
+
+def _details(ngsi: Any, context_id: str, **headers: str) -> Any:
+    return ngsi.get(f"{CONTEXTS}/{context_id}", params={"details": "true"}, headers=headers)
+
+
+def test_a_remote_context_that_is_none_is_bad_request_data_and_writes_nothing(ngsi: Any) -> None:
+    for url in (NOT_JSON, NOT_CONTEXT):
+        r = ngsi.post(f"{BASE}/entities", json=entity(tilt=prop(1)), headers=_link(url))
+        assert (r.status_code, r.json()["type"]) == (400, ERRORS + "BadRequestData"), url
+    assert ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:1").status_code == 404
+
+
+def test_hosted_context_kind_details_and_hits(ngsi: Any, remote: Remote) -> None:
+    r = ngsi.post(CONTEXTS, json=DOC)
+    assert r.status_code == 201 and r.content == b""
+    location = r.headers["location"]
+    assert location.startswith("/ngsi-ld/v1/jsonldContexts/")  # usable as a relative @context too
+    local = location.rsplit("/", 1)[1]
+    assert ngsi.get(location).json() == DOC
+    details = _details(ngsi, local).json()
+    assert details["kind"] == "Hosted" and details["numberOfHits"] == 0 and "lastUsage" not in details
+    assert details["URL"].endswith(location) and details["localId"].endswith(local)
+    body = {**entity(tilt=prop(3)), "@context": location}
+    assert ngsi.post(f"{BASE}/entities", json=body, headers={"Content-Type": LD}).status_code == 201
+    assert ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:1", headers=_link(details["URL"])).json()["tilt"] == prop(3)
+    details = _details(ngsi, local).json()
+    assert details["numberOfHits"] == 2 and "lastUsage" in details  # the creation and the retrieval
+    listed = ngsi.get(CONTEXTS, params={"kind": "Hosted", "details": "true"}).json()
+    assert [d["localId"] for d in listed] == [details["localId"]]
+    assert remote.fetched == []
+
+
+@pytest.mark.parametrize("query", [{"kind": "hosted"}, {"kind": "other"}, {"details": "yes"}])
+def test_listing_takes_the_kinds_as_the_spec_spells_them(ngsi: Any, query: dict[str, str]) -> None:
+    r = ngsi.get(CONTEXTS, params=query)
+    assert (r.status_code, r.json()["type"]) == (400, ERRORS + "BadRequestData")
+
+
+@pytest.mark.parametrize(("body", "kind"), [({"A1": "urn:a"}, "InvalidRequest"), ({"@context": 7}, "BadRequestData"),
+                                            ({"@context": ["https://example.org/c", 7]}, "BadRequestData")])
+def test_a_body_that_is_no_context_is_refused(ngsi: Any, body: Any, kind: str) -> None:
+    r = ngsi.post(CONTEXTS, json=body)
+    assert (r.status_code, r.json()["type"]) == (400, ERRORS + kind) and "location" not in r.headers
+    assert ngsi.get(CONTEXTS).json() == []
+
+
+def test_adding_a_context_that_lists_urls_fetches_nothing_yet(ngsi: Any, remote: Remote) -> None:
+    remote.up = False
+    assert ngsi.post(CONTEXTS, json={"@context": [REMOTE, {"A1": "urn:a"}]}).status_code == 201
+    assert remote.fetched == []
+
+
+def test_hosted_contexts_are_private_to_their_tenant(ngsi: Any) -> None:
+    a, b = {"NGSILD-Tenant": "tenanta"}, {"NGSILD-Tenant": "tenantb"}
+    local = ngsi.post(CONTEXTS, json=DOC, headers=a).headers["location"].rsplit("/", 1)[1]
+    assert ngsi.get(f"{CONTEXTS}/{local}", headers=b).status_code == 404
+    assert _details(ngsi, local, **b).status_code == 404
+    assert local not in ngsi.get(CONTEXTS, headers=b).text and local not in ngsi.get(CONTEXTS).text
+    assert ngsi.delete(f"{CONTEXTS}/{local}", headers=b).status_code == 404
+    assert ngsi.get(f"{CONTEXTS}/{local}", headers=a).json() == DOC
+    assert ngsi.delete(f"{CONTEXTS}/{local}", headers=a).status_code == 204
+    assert ngsi.get(f"{CONTEXTS}/{local}", headers=a).status_code == 404
+
+
+def test_cached_context_is_everyones_and_reloads(ngsi: Any, remote: Remote) -> None:
+    assert ngsi.post(f"{BASE}/entities", json=entity(tilt=prop(1)), headers=_link(REMOTE)).status_code == 201
+    details = _details(ngsi, REMOTE, **{"NGSILD-Tenant": "anyone"}).json()
+    assert (details["kind"], details["URL"], details["numberOfHits"]) == ("Cached", REMOTE, 1)
+    assert ngsi.get(CONTEXTS, params={"kind": "Cached"}).json() == [REMOTE]
+    remote.up = False  # a reload that fails keeps the cached copy
+    r = ngsi.delete(f"{CONTEXTS}/{REMOTE}", params={"reload": "true"})
+    assert (r.status_code, r.json()["type"]) == (504, ERRORS + "LdContextNotAvailable")
+    assert ngsi.get(f"{CONTEXTS}/{REMOTE}").json() == DOC
+    remote.up, remote.doc = True, {"@context": {"tilt": "https://example.org/v2#tilt"}}
+    assert ngsi.delete(f"{CONTEXTS}/{REMOTE}", params={"reload": "true"}).status_code == 204
+    assert ngsi.get(f"{CONTEXTS}/{REMOTE}").json() == remote.doc
+    got = ngsi.get(f"{BASE}/entities", params={"type": "Manhole", "attrs": "tilt"}, headers=_link(REMOTE))
+    assert got.json() == []  # the new document's tilt is another attribute
+    assert ngsi.delete(f"{CONTEXTS}/{REMOTE}").status_code == 204
+    assert ngsi.get(f"{CONTEXTS}/{REMOTE}").status_code == 404
+
+
+def test_delete_and_reload_rules(ngsi: Any) -> None:
+    core = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.6.jsonld"
+    local = ngsi.post(CONTEXTS, json=DOC).headers["location"].rsplit("/", 1)[1]
+    for context_id, reload, status in ((core, None, 400), (core, "false", 400), (core, "true", 204),
+                                       ("unknown", "true", 400), ("unknown", "xxx", 400), ("unknown", None, 404),
+                                       (local, "true", 400)):
+        params = {"reload": reload} if reload else {}
+        assert ngsi.delete(f"{CONTEXTS}/{context_id}", params=params).status_code == status, (context_id, reload)
+    assert _details(ngsi, core).json()["kind"] == "Cached"
+    assert ngsi.get(f"{CONTEXTS}/{local}").json() == DOC  # still there after the refused reload
+
+
+def test_a_subscription_with_several_contexts_names_an_implicitly_created_one(ngsi: Any, remote: Remote) -> None:
+    context = [REMOTE, {"Manhole": "https://example.org/Manhole"}]
+    sub = {"id": "urn:ngsi-ld:Subscription:1", "type": "Subscription", "entities": [{"type": "Manhole"}],
+           "notification": {"endpoint": {"uri": "https://subscriber.example.org/notify"}}, "@context": context}
+    assert ngsi.post(f"{BASE}/subscriptions", json=sub, headers={"Content-Type": LD}).status_code == 201
+    url = ngsi.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:1").json()["jsonldContext"]
+    local = url.rsplit("/", 1)[1]
+    assert ngsi.get(f"{CONTEXTS}/{local}").json() == {"@context": context}
+    assert _details(ngsi, local).json()["kind"] == "ImplicitlyCreated"
+    assert [d["URL"] for d in ngsi.get(CONTEXTS, params={"kind": "ImplicitlyCreated", "details": "true"}).json()] == [url]
+    assert REMOTE in ngsi.get(CONTEXTS, params={"kind": "Cached"}).json()
+    one = {**sub, "id": "urn:ngsi-ld:Subscription:2", "@context": REMOTE}
+    assert ngsi.post(f"{BASE}/subscriptions", json=one, headers={"Content-Type": LD}).status_code == 201
+    assert "jsonldContext" not in ngsi.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:2").json()
+    assert ngsi.delete(f"{CONTEXTS}/{local}").status_code == 204
+
+
+DURATION = re.compile(r"^P(?!$)(\d+D)?(T(?!$)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$")
+
+
+def test_source_identity_has_one_alias_per_tenant(ngsi: Any) -> None:
+    default = ngsi.get(f"{BASE}/info/sourceIdentity").json()
+    assert default["type"] == "ContextSourceIdentity" and default["id"].startswith("urn:")
+    assert DURATION.match(default["contextSourceUptime"])
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$", default["contextSourceTimeAt"])
+    a = ngsi.get(f"{BASE}/info/sourceIdentity", headers={"NGSILD-Tenant": "alias-a"}).json()
+    b = ngsi.get(f"{BASE}/info/sourceIdentity", headers={"NGSILD-Tenant": "alias-b"}).json()
+    again = ngsi.get(f"{BASE}/info/sourceIdentity", headers={"NGSILD-Tenant": "alias-a"}).json()
+    aliases = {default["contextSourceAlias"], a["contextSourceAlias"], b["contextSourceAlias"]}
+    assert len(aliases) == 3 and again["contextSourceAlias"] == a["contextSourceAlias"]
+    assert a["id"] == default["id"]
+
+
+def test_uptime_is_an_iso_8601_duration() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from wecity.context.routes_info import uptime
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert [uptime(start, start + timedelta(seconds=s)) for s in (0, 61.5, 90061)] == ["PT0S", "PT1M1.5S", "P1DT1H1M1S"]

@@ -244,15 +244,3 @@ def test_linked_entity_terms_in_q_read_the_target(broker: Any, receiver: Receive
         broker.post(f"{BASE}/entities", json=entity(f"urn:ngsi-ld:Manhole:{n}", connectedTo=rel))
     assert broker.deliver() == 1
     assert receiver.bodies()[0]["data"][0]["id"] == "urn:ngsi-ld:Manhole:1"
-
-
-def test_a_notification_on_its_way_is_told_apart_from_one_with_an_outcome() -> None:
-    from wecity.context.routes_subscriptions import _in_flight
-
-    sent, later = "2026-01-01T10:00:00.000Z", "2026-01-01T10:00:00.250Z"
-    assert not _in_flight({"notification": {}})
-    assert _in_flight({"notification": {"lastNotification": sent}})
-    assert _in_flight({"notification": {"lastNotification": later, "lastSuccess": sent}})  # a second one going
-    assert not _in_flight({"notification": {"lastNotification": sent, "lastSuccess": later}})
-    assert not _in_flight({"notification": {"lastNotification": sent, "lastSuccess": sent}})
-    assert not _in_flight({"notification": {"lastNotification": later, "lastFailure": later}})

@@ -81,15 +81,16 @@ def test_hosted_context_kind_details_and_hits(ngsi: Any, remote: Remote) -> None
     location = r.headers["location"]
     assert location.startswith("/ngsi-ld/v1/jsonldContexts/")  # usable as a relative @context too
     local = location.rsplit("/", 1)[1]
-    assert ngsi.get(location).json() == DOC
     details = _details(ngsi, local).json()
     assert details["kind"] == "Hosted" and details["numberOfHits"] == 0 and "lastUsage" not in details
     assert details["URL"].endswith(location) and details["localId"].endswith(local)
+    assert _details(ngsi, local).json()["numberOfHits"] == 0  # reading the details is no use of it
+    assert ngsi.get(location).json() == DOC
     body = {**entity(tilt=prop(3)), "@context": location}
     assert ngsi.post(f"{BASE}/entities", json=body, headers={"Content-Type": LD}).status_code == 201
     assert ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:1", headers=_link(details["URL"])).json()["tilt"] == prop(3)
     details = _details(ngsi, local).json()
-    assert details["numberOfHits"] == 2 and "lastUsage" in details  # the creation and the retrieval
+    assert details["numberOfHits"] == 3 and "lastUsage" in details  # served, then the creation and the retrieval
     listed = ngsi.get(CONTEXTS, params={"kind": "Hosted", "details": "true"}).json()
     assert [d["localId"] for d in listed] == [details["localId"]]
     assert remote.fetched == []

@@ -123,3 +123,9 @@ def test_a_failed_creation_creates_no_tenant(ngsi: Any) -> None:
     tenant = {"NGSILD-Tenant": "district8"}
     assert ngsi.post(f"{BASE}/entities", json={"type": "Manhole"}, headers=tenant).status_code == 400
     assert ngsi.get(f"{BASE}/entities", params={"type": "Manhole"}, headers=tenant).status_code == 404
+
+
+def test_an_anonymous_caller_learns_nothing_about_tenants(city: City) -> None:
+    with make_client(city) as anonymous:
+        r = anonymous.get(f"{BASE}/entities", params={"type": "Manhole"}, headers={"NGSILD-Tenant": "nosuchtenant"})
+        assert r.status_code == 401

@@ -22,7 +22,7 @@ from wecity.context import (
     routes_temporal,
 )
 from wecity.context.access import require_access
-from wecity.context.preconditions import Preconditions, declared
+from wecity.context.preconditions import Preconditions, declared, require_tenant
 from wecity.context.protocol import render_problem
 from wecity.context.tasks import close_delivery, ensure_delivery, ensure_forwarding, load_store
 from wecity.core.context import AppContext
@@ -46,8 +46,9 @@ def register(app: FastAPI) -> None:
     # Batches of up to 10,000 entities and temporal representations take more than one entity's body.
     for prefix in ("/ngsi-ld/v1/entityOperations/", "/ngsi-ld/v1/temporal/"):
         app.state.body_limits.allow_larger(prefix, app.state.ctx.settings.max_batch_bytes)
-    # Every NGSI-LD route asks for credentials first, as WECITY_NGSILD_AUTH says (wecity.context.access).
-    guarded = [Depends(require_access)]
+    # Every NGSI-LD route asks for credentials first, as WECITY_NGSILD_AUTH says (wecity.context.access),
+    # then for a tenant that exists (wecity.context.preconditions).
+    guarded = [Depends(require_access), Depends(require_tenant)]
     modules = (routes_entities, routes_discovery, routes_batch, routes_subscriptions, routes_temporal, routes_entitymaps,
                routes_snapshots, routes_registrations, routes_csourcesubs, routes_info, routes_contexts)
     for module in modules:
@@ -65,4 +66,4 @@ def register(app: FastAPI) -> None:
         fastpath.route("POST", "/ngsi-ld/v1/entityOperations/upsert", routes_batch.batch_upsert),
         fastpath.route("POST", "/ngsi-ld/v1/entityOperations/update", routes_batch.batch_update),
         fastpath.route("GET", "/ngsi-ld/v1/temporal/entities/{entity_id}", routes_temporal.temporal_entity),
-    ], guards=[require_access])
+    ], guards=[require_access, require_tenant])

@@ -6,8 +6,9 @@ routed endpoints and the fast path alike (it sits in front of both):
 - a query parameter the operation does not define is an InvalidRequest (6.3.20): the parameters each
   route declares for /openapi.json (`openapi_extra=operation(...)`) are the ones it takes;
 - the NGSILD-Tenant a request names is echoed on its response, errors included (6.3.14);
-- an operation other than a creation on a tenant that does not exist is a NonexistentTenant, and a
-  creation that succeeds makes its tenant exist (5.5.10; wecity.context.tenants).
+- a creation that succeeds makes its tenant exist (5.5.10; wecity.context.tenants); any other operation
+  on a tenant that does not exist is a NonexistentTenant, decided by `require_tenant`, a guard that runs
+  after the access check (an anonymous caller learns nothing about which tenants exist).
 
 Each check is a scan of the request's headers; a known tenant costs no database read."""
 
@@ -122,16 +123,24 @@ class Preconditions:
                     raise invalid_request(f"{', '.join(unknown)[:200]}: not a parameter of this operation",
                                           f"{'、'.join(unknown)[:200]}：不是此操作的参数")
             name = tenant.decode("latin-1") if tenant else ""
-            if name and tenants.NAME.match(name) and not path.startswith(_TENANTLESS):
-                ctx: AppContext = scope["app"].state.ctx
-                if method == "POST" and _CREATES.match(path):
-                    send = _creating(send, ctx, name)
-                else:
-                    await tenants.require(ctx, name)
+            if name and method == "POST" and _CREATES.match(path) and tenants.NAME.match(name):
+                send = _creating(send, scope["app"].state.ctx, name)
         except WeCityError as exc:
             await render_problem(Request(scope, receive), exc)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+async def require_tenant(request: Request) -> None:
+    """Guard of every NGSI-LD route (after the access check): NonexistentTenant for an operation other
+    than a creation on a tenant that does not exist."""
+    name = request.headers.get("ngsild-tenant")
+    path = request.url.path
+    if not name or not tenants.NAME.match(name) or path.startswith(_TENANTLESS):
+        return
+    if request.method == "POST" and _CREATES.match(path):
+        return
+    await tenants.require(request.app.state.ctx, name)
 
 
 async def _bare(send: Any, status: int) -> None:

@@ -7,7 +7,8 @@
 
 Hosted and implicitly created @contexts belong to the tenant that made them: no other tenant sees, serves
 or deletes them. Cached ones are copies of public documents, the same for all. numberOfHits counts the
-requests that used a @context (counted in memory, written whenever details are asked for)."""
+requests that used a @context or fetched its document here (not those asking for its details); counted in
+memory, written whenever details are asked for and when the broker stops."""
 
 from __future__ import annotations
 
@@ -172,7 +173,10 @@ async def get_context(context_id: str, request: Request, ctx: Ctx) -> Response:
     row = await _row(ctx, tenant_of(request), context_id)
     if row is None:
         raise _not_found(context_id)
-    return _json(request, _details(request, row) if details else row.body)
+    if details:
+        return _json(request, _details(request, row))
+    store_of(ctx).hit(str(row.url), ctx.clock.now)  # the document itself served: a use of it
+    return _json(request, row.body)
 
 
 @router.delete("/{context_id:path}", status_code=204, summary="Remove a @context, or fetch a cached one anew",

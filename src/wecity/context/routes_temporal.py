@@ -133,7 +133,7 @@ async def temporal_entity(entity_id: str, request: Request, ctx: Ctx) -> Respons
 
 @router.get("", summary="Query temporal evolution of entities",
             openapi_extra=operation("type", "id", "idPattern", "q", "csf", "scopeQ", "georel", "geometry", "coordinates",
-                                    "geoproperty", "expandValues", *TEMPORAL, *TEMPORAL_VIEW, *PAGING, *HEADERS,
+                                    "geoproperty", "expandValues", "orderBy", *TEMPORAL, *TEMPORAL_VIEW, *PAGING, *HEADERS,
                                     answers=JSON_LD))
 @router.get("/", include_in_schema=False)
 async def temporal_query(request: Request, ctx: Ctx) -> Response:

@@ -78,3 +78,21 @@ def test_a_maps_expiry_can_be_moved_within_bounds(city: City, ngsi: Any) -> None
     assert ngsi.patch(where, json={"expiresAt": "2000-01-01T00:00:00Z"}).status_code == 204
     assert ngsi.get(where).status_code == 404
     assert ngsi.get(f"{BASE}/entityMaps/not%20a%20uri").status_code == 400
+
+
+def test_a_temporal_map_selects_by_the_time_property_asked_for(ngsi: Any) -> None:
+    e = "urn:ngsi-ld:Vehicle:old-readings"
+    readings = [{"type": "Property", "value": v, "observedAt": f"2020-01-0{v}T00:00:00Z"} for v in (1, 2)]
+    assert ngsi.post(f"{BASE}/temporal/entities", json={"id": e, "type": "Vehicle", "speed": readings}).status_code == 201
+
+    def mapped(**params: str) -> list[str]:
+        r = ngsi.get(f"{BASE}/temporal/entityMaps", params={"type": "Vehicle", **params})
+        assert r.status_code == 201, r.text
+        return list(r.json()["entityMap"])
+
+    assert mapped(timerel="after", timeAt="2021-01-01T00:00:00Z") == []  # observedAt: 2020
+    assert mapped(timerel="after", timeAt="2021-01-01T00:00:00Z", timeproperty="createdAt") == [e]  # stored now
+    assert mapped(timerel="before", timeAt="2021-01-01T00:00:00Z", timeproperty="createdAt") == []
+    r = ngsi.get(f"{BASE}/temporal/entityMaps", params={"type": "Vehicle", "timerel": "after",
+                                                         "timeAt": "2021-01-01T00:00:00Z", "timeproperty": "when"})
+    assert r.status_code == 400 and r.json()["type"].endswith("BadRequestData")

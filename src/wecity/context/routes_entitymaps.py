@@ -12,10 +12,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from wecity.context import entitymaps
+from wecity.context import entitymaps, temporal
 from wecity.context.entity import is_uri, now_text, parse_time
 from wecity.context.errors import bad_request_data, resource_not_found
-from wecity.context.history import TimeFilter, parse_duration
+from wecity.context.history import TIME_PROPERTIES, TYPES, TimeFilter, parse_duration
 from wecity.context.mapped import HEADER, location
 from wecity.context.models import attribute_history as h
 from wecity.context.openapi import HEADERS, operation
@@ -90,7 +90,7 @@ async def map_for_query(request: Request, ctx: Ctx) -> Response:
 
 
 @router.get("/temporal/entityMaps", summary="Create an EntityMap for a temporal query", openapi_extra=operation(
-    "id", "type", "timerel", "timeAt", "endTimeAt", "entityMapLifetime", *HEADERS, answers=JSON_LD))
+    "id", "type", "timerel", "timeAt", "endTimeAt", "timeproperty", "entityMapLifetime", *HEADERS, answers=JSON_LD))
 @router.get("/temporal/entityMaps/", include_in_schema=False)
 async def map_for_temporal_query(request: Request, ctx: Ctx) -> Response:
     """The entities with history inside the query's time window, kept as a new EntityMap (5.14.5)."""
@@ -98,6 +98,10 @@ async def map_for_temporal_query(request: Request, ctx: Ctx) -> Response:
     if not params.get("timerel"):
         raise bad_request_data("a temporal EntityMap needs timerel and timeAt", "时间 EntityMap 需要 timerel 和 timeAt")
     when = TimeFilter.parse(params.get("timerel"), params.get("timeAt"), params.get("endTimeAt"))
+    prop = params.get("timeproperty") or "observedAt"
+    if prop not in TIME_PROPERTIES:
+        raise bad_request_data(f"timeproperty must be one of {', '.join(TIME_PROPERTIES)}",
+                               f"timeproperty 必须是 {'、'.join(TIME_PROPERTIES)} 之一")
     _, terms = await outgoing_terms(request, ctx)
     types = [terms.expand(x) for x in split_list(params.get("type")) or []]
     ids = split_list(params.get("id"))
@@ -105,13 +109,25 @@ async def map_for_temporal_query(request: Request, ctx: Ctx) -> Response:
         raise bad_request_data("a temporal EntityMap query needs type or id", "时间 EntityMap 查询需要 type 或 id")
     lifetime, tenant, now = _lifetime(request), tenant_of(request), ctx.clock.now()
 
-    def write(conn: Connection) -> entitymaps.EntityMap:
-        stmt = sa.select(h.c.entity_id).where(h.c.tenant == tenant, *when.where()).distinct()
+    def narrowed(stmt: Any) -> Any:
+        stmt = stmt.where(h.c.attr != TYPES)  # an entity's type rows are no instances
         if types:
             stmt = stmt.where(h.c.entity_type.in_(types))
-        if ids:
-            stmt = stmt.where(h.c.entity_id.in_(ids))
-        found = [r.entity_id for r in conn.execute(stmt.order_by(h.c.entity_id).limit(entitymaps.MAX_ENTITIES))]
+        return stmt.where(h.c.entity_id.in_(ids)) if ids else stmt
+
+    def write(conn: Connection) -> entitymaps.EntityMap:
+        if prop == "observedAt":  # the rows' own time, selected in SQL
+            stmt = narrowed(sa.select(h.c.entity_id).where(h.c.tenant == tenant, *when.where()).distinct())
+            found = [r.entity_id for r in conn.execute(stmt.order_by(h.c.entity_id).limit(entitymaps.MAX_ENTITIES))]
+        else:  # createdAt, modifiedAt, deletedAt: read from the instances, as the temporal query does
+            seen: set[str] = set()
+            for r in conn.execute(narrowed(sa.select(h.c.entity_id, h.c.instance).where(h.c.tenant == tenant))):
+                if r.entity_id not in seen and (t := temporal.moment_of(r.instance, prop)) is not None \
+                        and when.holds(t):
+                    seen.add(r.entity_id)
+                    if len(seen) >= entitymaps.MAX_ENTITIES:
+                        break
+            found = sorted(seen)
         return entitymaps.create(conn, tenant, found, now, lifetime)
 
     return _made(request, await ctx.db.write(write))

@@ -155,7 +155,7 @@ def check_order(order_by: Any) -> bool:
 
 # -- choosing instances -------------------------------------------------------------------------------
 
-def _moment(inst: dict[str, Any], prop: str) -> float | None:
+def moment_of(inst: dict[str, Any], prop: str) -> float | None:
     text = inst.get(prop)
     if not isinstance(text, str):
         return None
@@ -172,7 +172,7 @@ def windowed(rows: list[Row], ask: Ask) -> list[Row]:
         return rows
     out: list[Row] = []
     for pk, attr, _, inst in rows:
-        moment = _moment(inst, ask.timeproperty)
+        moment = moment_of(inst, ask.timeproperty)
         if moment is not None and ask.when.holds(moment):
             out.append((pk, attr, moment, inst))
     out.sort(key=lambda r: (r[2], r[0]))

@@ -9,6 +9,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -274,3 +275,13 @@ def test_a_csource_subscription_is_checked_like_a_subscription(ngsi: Any) -> Non
     assert ngsi.patch(f"{CSUBS}/{sub_id}", json={"expiresAt": "2020-01-01T00:00:00Z"}).status_code == 204
     assert ngsi.get(f"{CSUBS}/{sub_id}").json()["status"] == "expired"
     _problem(ngsi.get(f"{CSUBS}/urn:ngsi-ld:Subscription:none"), 404, "ResourceNotFound")
+
+
+def test_an_expired_registration_is_gone_for_every_reader(city: City, ngsi: Any) -> None:
+    soon = (city.clock.now() + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert ngsi.post(REGS, json=reg(expiresAt=soon)).status_code == 201
+    assert ngsi.get(f"{REGS}/{R1}").status_code == 200
+    city.clock.advance(minutes=6)
+    _problem(ngsi.get(f"{REGS}/{R1}"), 404, "ResourceNotFound")
+    _problem(ngsi.patch(f"{REGS}/{R1}", json={"endpoint": "http://source.example.com/other"}), 404, "ResourceNotFound")
+    assert [x["id"] for x in ngsi.get(REGS, params={"type": "Vehicle"}).json()] == []

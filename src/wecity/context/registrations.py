@@ -314,9 +314,11 @@ def _expires(reg: dict[str, Any]) -> datetime | None:
     return parse_time(reg["expiresAt"], "expiresAt") if reg.get("expiresAt") else None
 
 
-def row_of(conn: Connection, tenant: str, reg_id: str) -> Any:
+def row_of(conn: Connection, tenant: str, reg_id: str, now: datetime | None = None) -> Any:
+    """The registration's row; NotFound when there is none or (given `now`) once its expiresAt has passed,
+    as for a deleted one (4.22), before any sweep removes it."""
     row = conn.execute(sa.select(t).where(t.c.tenant == tenant, t.c.registration_id == reg_id)).first()
-    if row is None:
+    if row is None or (now is not None and sources.expired(row.expires_at, now)):
         raise _not_found(reg_id)
     return row
 
@@ -324,7 +326,7 @@ def row_of(conn: Connection, tenant: str, reg_id: str) -> Any:
 def update(conn: Connection, env: Env, reg_id: str, fragment: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """PATCH (5.9.3): the members given replace those stored, null removes one; context source properties
     likewise one by one. Returns the registration before and after."""
-    row = row_of(conn, env.tenant, reg_id)
+    row = row_of(conn, env.tenant, reg_id, env.now)
     if fragment.get("id") not in (None, reg_id):
         raise bad_request_data("the id of a registration cannot change", "注册的 id 不能修改")
     before = dict(row.body)

@@ -164,7 +164,7 @@ async def retrieve_source(reg_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(reg_id)
     link, terms = await outgoing_terms(request, ctx)
     sys_attrs = _sys_attrs(request)
-    row = await ctx.db.read(registrations.row_of, tenant_of(request), reg_id)
+    row = await ctx.db.read(registrations.row_of, tenant_of(request), reg_id, ctx.clock.now())
     return respond(request, _shown(row, terms, sys_attrs), [link] if link else None)
 
 

@@ -1,6 +1,6 @@
 """Distributed operations between two real brokers: two apps of this platform, each on its own SQLite
 database, served by uvicorn on two ports of 127.0.0.1. Broker A knows broker B as a context source
-(the registration given to A's registration cache in its spec JSON form); queries and retrievals on A
+(registered through A's /csourceRegistrations); queries and retrievals on A
 merge what both hold, writes reach B where the registration says so, and `local=true` keeps A alone."""
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ def _free_port() -> int:
 class Broker:
     url: str
     app: Any
-    registrations: list[dict[str, Any]]
 
     def register(self, doc: dict[str, Any]) -> None:
-        self.registrations.append(doc)
-        self.app.state.ctx.services["ngsild_registrations"].invalidate()
+        """Register a context source with this broker, as any client does (POST /csourceRegistrations)."""
+        answer = httpx.post(self.url + BASE + "/csourceRegistrations", json=doc)
+        assert answer.status_code == 201, answer.text
 
 
 def _serve(templates: Any, tmp_path: Path, name: str) -> Iterator[Broker]:
@@ -53,13 +53,7 @@ def _serve(templates: Any, tmp_path: Path, name: str) -> Iterator[Broker]:
                         var_dir=tmp_path, run_background=False, ngsild_auth="off",
                         outbound_allow=("127.0.0.1",))
     db = Database(settings.database_url, pool_size=4)
-    registrations: list[dict[str, Any]] = []
-
-    async def loader() -> list[tuple[str, dict[str, Any], Any]]:
-        return [("", doc, None) for doc in registrations]
-
     app = create_app(settings, db=db)
-    app.state.ctx.services["ngsild_registration_loader"] = loader
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
@@ -69,7 +63,7 @@ def _serve(templates: Any, tmp_path: Path, name: str) -> Iterator[Broker]:
         time.sleep(0.05)
     assert server.started
     try:
-        yield Broker(f"http://127.0.0.1:{port}", app, registrations)
+        yield Broker(f"http://127.0.0.1:{port}", app)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -196,3 +190,23 @@ def test_a_request_that_comes_back_is_a_loop(broker_a: Broker, broker_b: Broker)
     answer = httpx.delete(broker_a.url + BASE + "/entities/" + eid)
     assert answer.status_code == 508
     assert answer.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/LoopDetected"
+
+
+def test_a_snapshot_holds_what_the_sources_held_when_it_was_taken(broker_a: Broker, broker_b: Broker) -> None:
+    assert _create(broker_a.url, _vehicle("urn:ngsi-ld:Vehicle:snap-a", speed=60)).status_code == 201
+    assert _create(broker_b.url, _vehicle("urn:ngsi-ld:Vehicle:snap-b", speed=70)).status_code == 201
+    assert _create(broker_b.url, _vehicle("urn:ngsi-ld:Vehicle:snap-slow", speed=20)).status_code == 201
+    broker_a.register(_registration(broker_b.url))
+    made = httpx.post(broker_a.url + BASE + "/snapshots", json={"type": "Snapshot", "snapshotQueries": [
+        {"type": "Query", "entities": [{"type": "Vehicle"}], "q": "speed>50"}]})
+    assert made.status_code == 201, made.text
+    where = broker_a.url + made.headers["Location"]
+    deadline = time.monotonic() + 10
+    while (snapshot := httpx.get(where).json())["snapshotStatus"] == "preparing" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert snapshot["snapshotStatus"] == "success"
+    # B changes afterwards; the snapshot does not
+    assert httpx.delete(broker_b.url + BASE + "/entities/urn:ngsi-ld:Vehicle:snap-b").status_code == 204
+    frozen = httpx.get(broker_a.url + BASE + "/entities", params={"type": "Vehicle"},
+                       headers={"NGSILD-Snapshot": snapshot["id"]}).json()
+    assert sorted(e["id"] for e in frozen) == ["urn:ngsi-ld:Vehicle:snap-a", "urn:ngsi-ld:Vehicle:snap-b"]

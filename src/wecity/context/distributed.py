@@ -50,9 +50,11 @@ def forwarder_of(ctx: AppContext) -> Forwarder:
 
 
 async def registrations_of(request: Request, ctx: AppContext) -> tuple[Registration, ...]:
-    """The tenant's registrations, none for a request limited to this broker (`local=true`, or the local
-    part of a distributed one). An in-memory look-up."""
-    if request.scope.get(LOCAL_ONLY) or request.query_params.get("local") == "true":
+    """The tenant's registrations, none for a request limited to this broker (`local=true`, the local
+    part of a distributed one, or a read from a snapshot, which holds its sources' entities already). An
+    in-memory look-up."""
+    if request.scope.get(LOCAL_ONLY) or request.query_params.get("local") == "true" \
+            or "ngsild-snapshot" in request.headers:
         return ()
     cache = cache_of(ctx)
     if cache is None:

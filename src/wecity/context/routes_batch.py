@@ -256,7 +256,7 @@ def query_spec(body: dict[str, Any], terms: TermMap) -> service.Query:
     return spec
 
 
-def _query_params(body: dict[str, Any]) -> list[tuple[str, str]]:
+def query_params_of(body: dict[str, Any]) -> list[tuple[str, str]]:
     """A Query body as the query parameters of GET /entities, for forwarding it to context sources."""
     params: list[tuple[str, str]] = []
     selectors = body.get("entities") or []
@@ -309,7 +309,7 @@ async def batch_query(request: Request, ctx: Ctx) -> Response:
             raise bad_request_data("ordering cannot be used in a query that context sources take part in",
                                    "有上下文源参与的查询不能使用排序")
         rows, headers = await distributed_page(request, ctx, tenant, spec, matches, terms, context, limit, offset,
-                                                count, params=_query_params(body))
+                                                count, params=query_params_of(body))
     else:
         page, headers = await read_page(request, ctx, tenant, spec, limit, offset, count)
         rows = page.rows

@@ -4,13 +4,16 @@ routes_entities from its frozen entities."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from wecity.context import snapshots
+from wecity.context import distributed, service, snapshots
 from wecity.context.entity import now_text
 from wecity.context.errors import bad_request_data
 from wecity.context.ldcontext import TermMap, parse_link_header
@@ -25,8 +28,11 @@ from wecity.context.protocol import (
     tenant_of,
 )
 from wecity.context.query import compile_query
-from wecity.context.routes_batch import query_spec
+from wecity.context.routes_batch import query_params_of, query_spec
+from wecity.context.routes_entities import distributed_page
 from wecity.core.http import Ctx
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/ngsi-ld/v1/snapshots", tags=["ngsi-ld"])
 BASE = "/ngsi-ld/v1/snapshots/"
@@ -81,8 +87,42 @@ async def create_snapshot(request: Request, ctx: Ctx) -> Response:
     specs = [query_spec(q, terms) for q in queries]
     priority = _priority(body)
     kept = {"snapshotQueries": queries, "@context": context}
-    snap = await ctx.db.write(snapshots.create, tenant_of(request), kept, specs, priority, ctx.clock.now())
+    tenant, now = tenant_of(request), ctx.clock.now()
+    regs = await distributed.registrations_of(request, ctx)
+    federated = [distributed.query_matches(regs, spec.types, spec.ids, spec.attrs, None) if regs else []
+                 for spec in specs]
+    if not any(federated):
+        return _created(await ctx.db.write(snapshots.create, tenant, kept, specs, priority, now))
+    # Context sources hold some of what the queries ask for: the queries run as a distributed query does
+    # (5.16.1.4, following 5.7.2.4), after the answer, and the snapshot is "preparing" until they are done.
+    snap = await ctx.db.write(snapshots.begin, tenant, kept, priority, now)
+    task = asyncio.create_task(_fill(request, ctx, snap, list(zip(queries, specs, federated, strict=True)), terms,
+                                     context))
+    _FILLING.add(task)
+    task.add_done_callback(_FILLING.discard)
     return _created(snap)
+
+
+_FILLING: set[asyncio.Task[None]] = set()  # the fills under way, kept until done
+
+
+async def _fill(request: Request, ctx: Ctx, snap: snapshots.Snapshot, queries: list[tuple[dict[str, Any], Any, Any]],
+                terms: TermMap, context: Any) -> None:
+    tenant = tenant_of(request)
+    try:
+        found = []
+        for body, spec, matches in queries:
+            if matches:
+                rows, _ = await distributed_page(request, ctx, tenant, spec, matches, terms, context,
+                                                 snapshots.MAX_ENTITIES, 0, False, params=query_params_of(body))
+            else:
+                rows = (await ctx.db.read(partial(service.query_page, tenant=tenant, spec=spec,
+                                                  limit=snapshots.MAX_ENTITIES, offset=0, count=False))).rows
+            found.append(rows)
+        await ctx.db.write(snapshots.fill, snap, found)
+    except Exception:
+        log.exception("snapshot %s could not be filled", snap.snapshot_id)
+        await ctx.db.write(snapshots.failed, snap)
 
 
 @router.get("", summary="List snapshots", openapi_extra=operation(*HEADERS, answers=JSON_LD))

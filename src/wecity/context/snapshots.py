@@ -1,7 +1,8 @@
 """Snapshots (ETSI GS CIM 009 clause 5.16): the entities some queries match, copied at one time into
 rows of their own, so that queries naming the snapshot (NGSILD-Snapshot header) keep answering with
 them whatever happens to the live entities. The copy is made in the request that creates the snapshot
-(its status is "success" once the 201 is sent); entities held by context sources are not copied."""
+(its status is "success" once the 201 is sent), unless context sources take part in its queries: then the
+snapshot is "preparing" until they have answered (wecity.context.routes_snapshots)."""
 
 from __future__ import annotations
 
@@ -85,16 +86,30 @@ def create(conn: Connection, tenant: str, body: dict[str, Any], specs: list[Quer
            now: datetime) -> Snapshot:
     """A snapshot of what `specs` (the snapshotQueries) match now, copied in this transaction."""
     snap = _insert(conn, tenant, body, priority, now)
+    found = [query(conn, tenant, spec, limit=MAX_ENTITIES, offset=0, count=False, now=now)[0] for spec in specs]
+    return fill(conn, snap, found)
+
+
+def begin(conn: Connection, tenant: str, body: dict[str, Any], priority: int, now: datetime) -> Snapshot:
+    """A snapshot whose entities come later (`fill`, `failed`): its status is "preparing" meanwhile."""
+    return _insert(conn, tenant, body, priority, now)
+
+
+def fill(conn: Connection, snap: Snapshot, found: list[list[Stored]]) -> Snapshot:
+    """Copy what each of the snapshotQueries found (one list per query), each entity once."""
     copied: set[str] = set()
     details = []
-    for spec in specs:
-        found, _ = query(conn, tenant, spec, limit=MAX_ENTITIES, offset=0, count=False, now=now)
-        fresh = [e for e in found if e.id not in copied]
+    for entities in found:
+        fresh = [e for e in entities if e.id not in copied]
         copied.update(e.id for e in fresh)
         if fresh:
             conn.execute(se.insert(), [_copy(snap.pk, e) for e in fresh])
-        details.append({"resultStatus": "success", "entityCount": len(found)})
+        details.append({"resultStatus": "success", "entityCount": len(entities)})
     return _finish(conn, snap, details)
+
+
+def failed(conn: Connection, snap: Snapshot) -> Snapshot:
+    return _finish(conn, snap, [{"resultStatus": "failed", "entityCount": 0}])
 
 
 def _copy(snapshot_pk: int, e: Stored) -> dict[str, Any]:

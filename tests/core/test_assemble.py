@@ -50,12 +50,17 @@ def test_two_apps_in_one_process_deliver_through_their_own_channels(city: City) 
             "b": create_app(city.settings, clock=city.clock, db=other_db)}
     for name, app in apps.items():
         app.state.ctx.services["ngsild_http"] = _recording_client(seen[name])
+    sub_id = "urn:ngsi-ld:Subscription:two-apps"
     message = OutboxMessage(id=1, channel="ngsild", target="http://receiver.example/notify", attempts=0,
                             created_at=city.clock.now(),
                             payload={"notification": {"id": "urn:n:1", "type": "Notification", "data": []},
-                                     "subscriptionId": "urn:ngsi-ld:Subscription:none"})
+                                     "subscriptionId": sub_id})
     try:
-        with TestClient(apps["a"]), TestClient(apps["b"]):  # both started: B's start must not replace A's channel
+        with TestClient(apps["a"]) as a, TestClient(apps["b"]):  # both started: B's start must not replace A's channel
+            # a notification is sent only while its subscription exists
+            assert a.post("/ngsi-ld/v1/subscriptions", headers={"Authorization": f"Bearer {city.api_key}"}, json={
+                "id": sub_id, "type": "Subscription", "entities": [{"type": "Manhole"}],
+                "notification": {"endpoint": {"uri": "http://receiver.example/notify"}}}).status_code == 201
             ctx_a, ctx_b = apps["a"].state.ctx, apps["b"].state.ctx
             assert ctx_a.registry is not ctx_b.registry
             [outcome] = asyncio.run(outbox.deliver([message], ctx_a.registry.channels))

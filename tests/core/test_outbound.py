@@ -176,7 +176,7 @@ def test_a_context_link_redirecting_inside_is_not_fetched_or_served(city: City, 
         with _ngsi(city, outbound_allow=("contexts.example",)) as ngsi:
             answer = ngsi.post("/ngsi-ld/v1/entities", json={"id": "urn:ngsi-ld:Manhole:x", "type": "Manhole"},
                                headers={"Link": link})
-            assert answer.status_code == 503 and answer.json()["type"].endswith("LdContextNotAvailable")
+            assert answer.status_code == 504 and answer.json()["type"].endswith("LdContextNotAvailable")
             assert "refused" not in answer.text and "127.0.0.1" not in answer.text
             stored = ngsi.get("/ngsi-ld/v1/jsonldContexts", params={"details": "true"}).text
     finally:

@@ -82,7 +82,7 @@ def update_result(result: service.UpdateResult) -> Response | None:
 
 
 @router.post("/entities", status_code=201, summary="Create an entity",
-             openapi_extra=operation(*HEADERS, body="NgsiLdEntity"))
+             openapi_extra=operation("local", *HEADERS, body="NgsiLdEntity"))
 @router.post("/entities/", include_in_schema=False)
 async def create_entity(request: Request, ctx: Ctx) -> Response:
     forwarded = await distributed.write(request, ctx, distributed.Write("createEntity", "POST", "/entities", None,
@@ -346,7 +346,7 @@ def _nothing_left(entity_id: str) -> NotFound:
 
 
 @router.put("/entities/{entity_id}", status_code=204, summary="Replace an entity",
-            openapi_extra=operation(*HEADERS, body="NgsiLdEntityFragment"))
+            openapi_extra=operation("local", *HEADERS, body="NgsiLdEntityFragment"))
 async def replace_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     forwarded = await distributed.write(request, ctx, distributed.Write("replaceEntity", "PUT", _path(entity_id), entity_id),
@@ -361,7 +361,7 @@ async def replace_entity(entity_id: str, request: Request, ctx: Ctx) -> Response
 
 
 @router.patch("/entities/{entity_id}", status_code=204, summary="Merge an entity",
-              openapi_extra=operation(*HEADERS, body="NgsiLdEntityFragment"))
+              openapi_extra=operation("local", *HEADERS, body="NgsiLdEntityFragment"))
 async def merge_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     forwarded = await distributed.write(request, ctx, distributed.Write("mergeEntity", "PATCH", _path(entity_id), entity_id),
@@ -456,7 +456,7 @@ async def purge_entities(request: Request, ctx: Ctx) -> Response:
 
 
 @router.post("/entities/{entity_id}/attrs", summary="Append attributes",
-             openapi_extra=operation("appendOptions", "type", *HEADERS, body="NgsiLdEntityFragment"))
+             openapi_extra=operation("appendOptions", "type", "local", *HEADERS, body="NgsiLdEntityFragment"))
 @router.post("/entities/{entity_id}/attrs/", include_in_schema=False)
 async def append_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
@@ -500,7 +500,7 @@ def _selector(request: Request, terms: TermMap) -> list[str] | None:
 
 
 @router.patch("/entities/{entity_id}/attrs", summary="Update attributes",
-              openapi_extra=operation("type", *HEADERS, body="NgsiLdEntityFragment"))
+              openapi_extra=operation("type", "local", *HEADERS, body="NgsiLdEntityFragment"))
 @router.patch("/entities/{entity_id}/attrs/", include_in_schema=False)
 async def update_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
@@ -531,7 +531,7 @@ def _fragment(body: Any, name: str, terms: TermMap, now: Any, *, partial: bool) 
 
 
 @router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Partial attribute update",
-              openapi_extra=operation("type", *HEADERS, body="NgsiLdAttribute"))
+              openapi_extra=operation("type", "local", *HEADERS, body="NgsiLdAttribute"))
 async def patch_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     check_name(attr)
@@ -552,7 +552,7 @@ async def patch_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> R
 
 
 @router.put("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Replace an attribute",
-            openapi_extra=operation(*HEADERS, body="NgsiLdAttribute"))
+            openapi_extra=operation("local", *HEADERS, body="NgsiLdAttribute"))
 async def replace_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     check_name(attr)
@@ -569,7 +569,7 @@ async def replace_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) ->
 
 
 @router.delete("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Delete an attribute",
-               openapi_extra=operation("type", "deleteDatasetId", "deleteAll", *HEADERS))
+               openapi_extra=operation("type", "deleteDatasetId", "deleteAll", "local", *HEADERS))
 async def delete_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     check_name(attr)

@@ -446,6 +446,24 @@ def _combined(verb: Write, entity_id: str, outcomes: list[Outcome], local: Respo
                     media_type="application/json")
 
 
+async def purge(request: Request, ctx: AppContext, types: list[str] | None) -> list[Outcome]:
+    """A purge (DELETE /entities, clause 5.6.21) sent on, as the client asked it, to every source registered
+    for purgeEntity that may hold entities of `types` (expanded; None: any type). What each answered; a
+    source that had nothing to purge (404) did no wrong."""
+    regs = await registrations_of(request, ctx)
+    if not regs:
+        return []
+    matches = [m for reg in regs if reg.mode != "auxiliary" and reg.supports("purgeEntity")
+               and (m := reg.match(None, types)) is not None]
+    matches = unlooped(request, ctx, matches)
+    if not matches:
+        return []
+    params = tuple((k, v) for k, v in request.query_params.multi_items() if k != "local")
+    outs = [Outgoing(m.registration, "DELETE", "/entities", params) for m in matches]
+    answers = await forwarder_of(ctx).send_all(outs, request.headers, parse_link_header(request.headers.get("link")))
+    return [Outcome(a.registration.id, 204) if a.status == 404 else outcome(a) for a in answers]
+
+
 def refuse_ordering(request: Request, matches: list[Match]) -> None:
     """Ordering a distributed query is not supported (4.23): the sources' orders cannot be merged."""
     if matches and request.query_params.get("orderBy"):

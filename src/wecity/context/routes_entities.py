@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -28,6 +29,7 @@ from wecity.context.entity import (
     now_text,
 )
 from wecity.context.errors import bad_request_data, resource_not_found
+from wecity.context.federation import Outcome, partial_result
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap
 from wecity.context.mapped import HEADER, location, map_headers, mapped_page
@@ -413,6 +415,7 @@ async def delete_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     return no_content()
 
 
+_TYPE_NAME_SPLIT = re.compile(r"[,;|()\s]+")  # the operators of a type selection (4.17) between its names
 PURGE_ALL = 1_000_000  # a purge goes through every entity it matches, not one page
 
 
@@ -452,7 +455,19 @@ async def purge_entities(request: Request, ctx: Ctx) -> Response:
         return service.purge(conn, env, found, keep=keep, drop=drop)
 
     await ctx.db.write(write)
+    type_names = split_list(params.get("type")) if params.get("type") else None
+    remote = await distributed.purge(request, ctx, _type_names(type_names, terms))
+    if any(not o.ok for o in remote):
+        return Response(json.dumps(partial_result(None, [Outcome(None, 204), *remote]), ensure_ascii=False),
+                        status_code=207, media_type="application/json")
     return no_content()
+
+
+def _type_names(listed: list[str] | None, terms: TermMap) -> list[str] | None:
+    """The type names of a type selection, expanded (an expression's names, whatever its operators)."""
+    if not listed:
+        return None
+    return [terms.expand(n) for item in listed for n in _TYPE_NAME_SPLIT.split(item) if n]
 
 
 @router.post("/entities/{entity_id}/attrs", summary="Append attributes",

@@ -261,7 +261,7 @@ async def distributed_page(request: Request, ctx: Any, tenant: str, spec: Any, m
 
 @router.get("/entities", summary="Query entities", openapi_extra=operation(
     "id", "type", "idPattern", "attrs", "q", "csf", "scopeQ", "georel", "geometry", "coordinates", "geoproperty", "local",
-    "expandValues", "orderBy", "collation", "orderFrom", *SHAPE, *VIEW, "geometryProperty", "entityMap", *PAGING,
+    "splitEntities", "expandValues", "orderBy", "collation", "orderFrom", *SHAPE, *VIEW, "geometryProperty", "entityMap", *PAGING,
     *HEADERS, "entityMapHeader", answers=GEOJSON))
 @router.get("/entities/", include_in_schema=False)
 async def query_entities(request: Request, ctx: Ctx) -> Response:

@@ -6,6 +6,7 @@ merge what both hold, writes reach B where the registration says so, and `local=
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import threading
@@ -210,3 +211,74 @@ def test_a_snapshot_holds_what_the_sources_held_when_it_was_taken(broker_a: Brok
     frozen = httpx.get(broker_a.url + BASE + "/entities", params={"type": "Vehicle"},
                        headers={"NGSILD-Snapshot": snapshot["id"]}).json()
     assert sorted(e["id"] for e in frozen) == ["urn:ngsi-ld:Vehicle:snap-a", "urn:ngsi-ld:Vehicle:snap-b"]
+
+
+def _batch(url: str, op: str, body: list[Any], **params: str) -> httpx.Response:
+    return httpx.post(url + BASE + "/entityOperations/" + op, json=body, params=params)
+
+
+def _local(url: str, eid: str) -> httpx.Response:
+    return httpx.get(url + BASE + "/entities/" + eid, params={"local": "true"})
+
+
+def test_a_batch_reaches_the_source_once_and_is_done_locally_too(broker_a: Broker, broker_b: Broker) -> None:
+    ids = ["urn:ngsi-ld:Vehicle:batch-1", "urn:ngsi-ld:Vehicle:batch-2"]
+    broker_a.register(_registration(broker_b.url, operations=["redirectionOps", "createBatch", "upsertBatch",
+                                                              "deleteBatch"]))
+    created = _batch(broker_a.url, "create", [_vehicle(i, speed=1) for i in ids])
+    assert created.status_code == 201 and created.json() == ids
+    for url in (broker_a.url, broker_b.url):
+        assert all(_local(url, i).status_code == 200 for i in ids)
+    # upsert with options=update: B merges the attribute in, it does not replace the entity
+    upserted = _batch(broker_a.url, "upsert", [_vehicle(ids[0], brandName="BMW")], options="update")
+    assert upserted.status_code == 204
+    on_b = _local(broker_b.url, ids[0]).json()
+    assert on_b["brandName"]["value"] == "BMW" and on_b["speed"]["value"] == 1
+    assert _batch(broker_a.url, "delete", ids).status_code == 204
+    for url in (broker_a.url, broker_b.url):
+        assert all(_local(url, i).status_code == 404 for i in ids)
+
+
+def test_a_batch_item_is_matched_with_its_own_context(broker_a: Broker, broker_b: Broker) -> None:
+    # the registration names the type by an IRI that only the items' inline @context gives "Car"
+    car = "https://example.org/vocab/Car"
+    context = {"Car": car}
+    broker_a.register(_registration(broker_b.url, mode="redirect", operations=["createBatch"],
+                                    information=[{"entities": [{"type": car}]}]))
+    item = {"id": "urn:ngsi-ld:Car:1", "type": "Car", "speed": {"type": "Property", "value": 3}, "@context": context}
+    answer = httpx.post(broker_a.url + BASE + "/entityOperations/create", content=json.dumps([item]),
+                        headers={"Content-Type": "application/ld+json"})
+    assert answer.status_code == 201
+    assert _local(broker_a.url, "urn:ngsi-ld:Car:1").status_code == 404  # redirect: not kept here
+    on_b = httpx.get(broker_b.url + BASE + "/entities/urn:ngsi-ld:Car:1", headers={"Accept": "application/ld+json"})
+    assert on_b.status_code == 200 and on_b.json()["type"] == car
+
+
+def test_a_batch_a_source_fails_is_a_partial_result(broker_a: Broker, broker_b: Broker) -> None:
+    eid = "urn:ngsi-ld:Vehicle:twice"
+    assert _create(broker_b.url, _vehicle(eid, speed=1)).status_code == 201
+    broker_a.register(_registration(broker_b.url, operations=["createBatch"]))
+    answer = _batch(broker_a.url, "create", [_vehicle(eid, speed=2)])
+    assert answer.status_code == 207
+    body = answer.json()
+    assert body["success"] == []
+    assert body["errors"][0]["entityId"] == eid
+    assert body["errors"][0]["registrationId"] == "urn:ngsi-ld:ContextSourceRegistration:b"
+    assert body["errors"][0]["error"]["status"] == 409
+    assert _local(broker_a.url, eid).status_code == 200  # the broker's own part was done
+
+
+def test_a_purge_is_sent_on_to_the_sources(broker_a: Broker, broker_b: Broker) -> None:
+    for url, eid in ((broker_a.url, "urn:ngsi-ld:Vehicle:purge-a"), (broker_b.url, "urn:ngsi-ld:Vehicle:purge-b")):
+        assert _create(url, _vehicle(eid, speed=1)).status_code == 201
+    assert _create(broker_b.url, {"id": "urn:ngsi-ld:Bus:kept", "type": "Bus"}).status_code == 201
+    broker_a.register(_registration(broker_b.url, operations=["redirectionOps"]))
+    assert httpx.delete(broker_a.url + BASE + "/entities", params={"type": "Bus"}).status_code == 204
+    assert _local(broker_b.url, "urn:ngsi-ld:Bus:kept").status_code == 200  # not a type B is registered for
+    assert httpx.delete(broker_a.url + BASE + "/entities", params={"type": "Vehicle"}).status_code == 204
+    assert _local(broker_a.url, "urn:ngsi-ld:Vehicle:purge-a").status_code == 404
+    assert _local(broker_b.url, "urn:ngsi-ld:Vehicle:purge-b").status_code == 404
+    # local=true: this broker alone
+    assert _create(broker_b.url, _vehicle("urn:ngsi-ld:Vehicle:purge-c", speed=1)).status_code == 201
+    assert httpx.delete(broker_a.url + BASE + "/entities", params={"type": "Vehicle", "local": "true"}).status_code == 204
+    assert _local(broker_b.url, "urn:ngsi-ld:Vehicle:purge-c").status_code == 200

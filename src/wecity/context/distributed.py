@@ -62,7 +62,7 @@ async def registrations_of(request: Request, ctx: AppContext) -> tuple[Registrat
     return await cache.for_tenant(tenant_of(request))
 
 
-def _unlooped(request: Request, ctx: AppContext, matches: list[Match]) -> list[Match]:
+def unlooped(request: Request, ctx: AppContext, matches: list[Match]) -> list[Match]:
     """The matches to forward to. A request that already passed through this broker is not forwarded
     again; if its data is held only elsewhere, that is a loop (508, clause 6.3.17)."""
     if not matches or not forwarder_of(ctx).has_looped(request.headers):
@@ -182,7 +182,7 @@ async def query(request: Request, ctx: AppContext, matches: list[Match], terms: 
                 params: list[tuple[str, str]] | None = None, prefer_post: bool = False) -> tuple[list[Stored], Remote]:
     """The entities the matching sources hold for a query (GET /entities, or the Query of a POST when
     `params` are given), each source asked once, all at once."""
-    matches = _unlooped(request, ctx, matches)
+    matches = unlooped(request, ctx, matches)
     split = request.query_params.get("splitEntities") == "true"
     outs = []
     for m in matches:
@@ -219,7 +219,7 @@ async def retrieve(request: Request, ctx: AppContext, regs: tuple[Registration, 
         found = reg.match(entity_id, types, attrs)
         if found is not None:
             matches.append(found)
-    matches = _unlooped(request, ctx, matches)
+    matches = unlooped(request, ctx, matches)
     outs = []
     for m in matches:
         reg = m.registration
@@ -300,17 +300,17 @@ async def write(request: Request, ctx: AppContext, verb: Write,
     if not regs:
         return None
     try:
-        body, context, terms = await _body_of(request, ctx, verb.has_body)
+        body, context, terms = await body_of(request, ctx, verb.has_body)
     except WeCityError:
         return None  # the local handler answers the malformed request
     entity_id = verb.entity_id or (body.get("id") if isinstance(body, dict) else None)
     if not isinstance(entity_id, str) or not is_uri(entity_id):
         return None
-    types = _body_types(body, terms)
+    types = body_types(body, terms)
     attrs = _body_attrs(body, terms, verb)
     matches = [m for reg in regs if (m := reg.match(entity_id, types, attrs)) is not None]
     matches = [m for m in matches if m.registration.mode != "auxiliary"]
-    matches = _unlooped(request, ctx, matches)
+    matches = unlooped(request, ctx, matches)
     if not matches:
         return None
     outs: list[Outgoing] = []
@@ -337,15 +337,15 @@ async def write(request: Request, ctx: AppContext, verb: Write,
         outs.append(Outgoing(reg, verb.method, _path_for(verb, m, terms), _write_params(request), part if verb.has_body else None))
     if isinstance(body, dict) and has_attributes(body) and isinstance(local_body, dict) and not has_attributes(local_body):
         keep_local = False  # every attribute went to the sources that hold them
-    run_local = keep_local and (verb.operation != "deleteAttrs" or not _attr_elsewhere(matches, verb, terms))
+    do_local = keep_local and (verb.operation != "deleteAttrs" or not _attr_elsewhere(matches, verb, terms))
     tasks: list[Awaitable[Any]] = [forwarder_of(ctx).send_all(outs, request.headers, context)]
-    if run_local:
-        tasks.append(_run_local(request, local, local_body if verb.has_body else None))
+    if do_local:
+        tasks.append(run_local(request, local, local_body if verb.has_body else None))
     results = await asyncio.gather(*tasks)
     answers: list[Answer] = results[0]
-    outcomes = [_outcome(a) for a in answers] + refused
+    outcomes = [outcome(a) for a in answers] + refused
     local_response: Response | None = None
-    if run_local:
+    if do_local:
         local_response, local_outcome = results[1]
         outcomes.insert(0, local_outcome)
     return _combined(verb, entity_id, outcomes, local_response)
@@ -357,7 +357,7 @@ def _attr_elsewhere(matches: list[Match], verb: Write, terms: TermMap) -> bool:
                for m in matches)
 
 
-async def _body_of(request: Request, ctx: AppContext, has_body: bool) -> tuple[Any, Any, TermMap]:
+async def body_of(request: Request, ctx: AppContext, has_body: bool) -> tuple[Any, Any, TermMap]:
     link = parse_link_header(request.headers.get("link"))
     if not has_body:
         return None, link, await resolve(ctx, link)
@@ -366,7 +366,7 @@ async def _body_of(request: Request, ctx: AppContext, has_body: bool) -> tuple[A
     return body, context, await resolve(ctx, context)
 
 
-def _body_types(body: Any, terms: TermMap) -> list[str] | None:
+def body_types(body: Any, terms: TermMap) -> list[str] | None:
     raw = body.get("type") if isinstance(body, dict) else None
     if raw is None:
         return None
@@ -396,7 +396,7 @@ def _conflict_problem(request: Request, reg: Registration) -> dict[str, Any]:
                             f"注册 {reg.id} 的上下文源不支持此操作"))[0]
 
 
-async def _run_local(request: Request, local: Callable[[], Awaitable[Response]], body: Any) -> tuple[Response | None, Outcome]:
+async def run_local(request: Request, local: Callable[[], Awaitable[Response]], body: Any) -> tuple[Response | None, Outcome]:
     request.scope[LOCAL_ONLY] = True
     if body is not None:
         request._body = json.dumps(body, ensure_ascii=False).encode()
@@ -417,7 +417,7 @@ async def _run_local(request: Request, local: Callable[[], Awaitable[Response]],
     return response, Outcome(None, response.status_code, outcome_problem)
 
 
-def _outcome(answer: Answer) -> Outcome:
+def outcome(answer: Answer) -> Outcome:
     problem_body = answer.body if isinstance(answer.body, dict) and "type" in answer.body else None
     if answer.status is None:
         return Outcome(answer.registration.id, 504, {"type": "https://uri.etsi.org/ngsi-ld/errors/InternalError",
@@ -448,80 +448,22 @@ def _combined(verb: Write, entity_id: str, outcomes: list[Outcome], local: Respo
                     media_type="application/json")
 
 
-# -- batch writes -------------------------------------------------------------------------------------
-
-async def write_batch(request: Request, ctx: AppContext, operation: str, path: str,
-                      local: Callable[[], Awaitable[Response]], ok_status: int) -> Response | None:
-    """A batch operation, distributed: each source gets one batch of its parts of the entities."""
+async def purge(request: Request, ctx: AppContext, types: list[str] | None) -> list[Outcome]:
+    """A purge (DELETE /entities, clause 5.6.21) sent on, as the client asked it, to every source registered
+    for purgeEntity that may hold entities of `types` (expanded; None: any type). What each answered; a
+    source that had nothing to purge (404) did no wrong."""
     regs = await registrations_of(request, ctx)
     if not regs:
-        return None
-    try:
-        body, context, terms = await _body_of(request, ctx, True)
-    except WeCityError:
-        return None
-    if not isinstance(body, list):
-        return None
-    deleting = operation == "deleteBatch"
-    per_reg: dict[str, tuple[Registration, list[Any]]] = {}
-    local_items: list[Any] = []
-    for item in body:
-        entity_id = item if deleting else item.get("id") if isinstance(item, dict) else None
-        if not isinstance(entity_id, str):
-            local_items.append(item)
-            continue
-        types = None if deleting else _body_types(item, terms)
-        attrs = None if deleting or not has_attributes(item) else \
-            [terms.expand(k) for k in item if k not in ("id", "type", "@context", "scope")]
-        matches = [m for reg in regs if reg.mode != "auxiliary" and (m := reg.match(entity_id, types, attrs)) is not None]
-        matches = _unlooped(request, ctx, matches)
-        rest = item
-        keep = True
-        for m in matches:
-            reg = m.registration
-            if reg.holds_data_elsewhere:
-                if m.attrs is None or deleting:
-                    keep = False
-                elif isinstance(rest, dict):
-                    rest = split_attributes(rest, m.attrs, terms.expand)[1]
-            if not reg.supports(operation):
-                continue
-            part = item
-            if isinstance(item, dict):
-                part = {k: v for k, v in (split_attributes(item, m.attrs, terms.expand)[0] if m.attrs is not None
-                                          else item).items() if k != "@context"}
-            per_reg.setdefault(reg.id, (reg, []))[1].append(part)
-        if isinstance(item, dict) and has_attributes(item) and isinstance(rest, dict) and not has_attributes(rest):
-            keep = False
-        if keep:
-            local_items.append(rest)
-    if not per_reg and len(local_items) == len(body):
-        return None
-    params = tuple((k, v) for k, v in request.query_params.multi_items() if k == "options")
-    outs = [Outgoing(reg, "POST", path, params, items) for reg, items in per_reg.values()]
-    tasks: list[Awaitable[Any]] = [forwarder_of(ctx).send_all(outs, request.headers, context)]
-    if local_items:
-        tasks.append(_run_local(request, local, local_items))
-    results = await asyncio.gather(*tasks)
-    answers: list[Answer] = results[0]
-    failed = [a for a in answers if not (a.status is not None and 200 <= a.status < 300 and a.status != 207)]
-    local_response: Response | None = results[1][0] if local_items else None
-    if not failed:
-        if local_response is not None:
-            return local_response
-        if local_items:
-            return Response(json.dumps(results[1][1].problem), status_code=results[1][1].status,
-                            media_type="application/json")
-        return Response(status_code=ok_status)
-    errors = [{"entityId": None, "registrationId": a.registration.id, "error": _outcome(a).problem} for a in failed]
-    success: list[Any] = []
-    if local_response is not None and local_response.status_code < 300 and local_response.body:
-        try:
-            success = json.loads(bytes(local_response.body))
-        except ValueError:
-            success = []
-    return Response(json.dumps({"success": success if isinstance(success, list) else [], "errors": errors},
-                               ensure_ascii=False), status_code=207, media_type="application/json")
+        return []
+    matches = [m for reg in regs if reg.mode != "auxiliary" and reg.supports("purgeEntity")
+               and (m := reg.match(None, types)) is not None]
+    matches = unlooped(request, ctx, matches)
+    if not matches:
+        return []
+    params = tuple((k, v) for k, v in request.query_params.multi_items() if k != "local")
+    outs = [Outgoing(m.registration, "DELETE", "/entities", params) for m in matches]
+    answers = await forwarder_of(ctx).send_all(outs, request.headers, parse_link_header(request.headers.get("link")))
+    return [Outcome(a.registration.id, 204) if a.status == 404 else outcome(a) for a in answers]
 
 
 def refuse_ordering(request: Request, matches: list[Match]) -> None:

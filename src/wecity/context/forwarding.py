@@ -102,16 +102,18 @@ class Forwarder:
         context = steering.get("jsonldcontext", context)
         headers = {"Via": self.via(incoming), "Accept": steering.get("accept", "application/json")}
         inline = None
-        if steering.get("contenttype", "").startswith("application/ld+json") and has_body:
+        url = context if isinstance(context, str) else \
+            context[0] if isinstance(context, list) and len(context) == 1 and isinstance(context[0], str) else None
+        # a @context that is no single URL cannot go in a Link header: it travels in the body (6.3.5)
+        in_body = has_body and context is not None and url is None
+        if has_body and (in_body or steering.get("contenttype", "").startswith("application/ld+json")):
             headers["Content-Type"] = "application/ld+json"
             inline = context
         else:
             if has_body:
                 headers["Content-Type"] = "application/json"
-            if isinstance(context, str):
-                headers["Link"] = link_header(context)
-            elif isinstance(context, list) and len(context) == 1 and isinstance(context[0], str):
-                headers["Link"] = link_header(context[0])
+            if url is not None:
+                headers["Link"] = link_header(url)
         if reg.tenant:
             headers["NGSILD-Tenant"] = reg.tenant
         for key, value in reg.context_source_info:

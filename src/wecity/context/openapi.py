@@ -68,6 +68,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "coordinates": _query("coordinates", "Geo-query coordinates: a JSON array as in GeoJSON (clause 4.10)"),
     "geoproperty": _query("geoproperty", "Geo-query property, location by default (clause 4.10)"),
     "local": _boolean("local", "Local only: no distributed operation (clause 6.3.18)"),
+    "splitEntities": _boolean("splitEntities", "Distributed query: the context sources are asked without q and "
+                                               "scopeQ, which apply to the merged entities (clause 5.7.2.4)"),
     "keep": _query("keep", "Purge: the attributes to keep, every other one is deleted (clause 5.6.21)"),
     "drop": _query("drop", "Purge: the attributes to delete, the entities are kept (clause 5.6.21)"),
     "expandValues": _query("expandValues", "Attributes whose string values in q are expanded as terms "

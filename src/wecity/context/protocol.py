@@ -321,11 +321,9 @@ def _geojson(data: Any, geometry_property: str) -> dict[str, Any]:
 
 
 def created(location: str) -> Response:
-    """201 with the new resource's Location. The header name goes out as spelled here (the framework
-    would lower-case it): header names are case-insensitive, but some clients look them up as written."""
-    response = Response(status_code=201)
-    response.raw_headers.append((b"Location", location.encode("latin-1")))
-    return response
+    """201 with the new resource's Location. On the wire the server writes header names lower-case, as
+    HTTP allows (names are case-insensitive, RFC 9110 5.1)."""
+    return Response(status_code=201, headers={"Location": location})
 
 
 def no_content(headers: dict[str, str] | None = None) -> Response:

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from wecity.context import distributed, linked, service
+from wecity.context import distributed, distributed_batch, linked, service
 from wecity.context.entity import Entity, check_entity_id, is_uri, normalize_entity
 from wecity.context.errors import bad_request_data
 from wecity.context.geo import parse_geoq
@@ -98,10 +98,10 @@ def _options(request: Request) -> set[str]:
     return set(filter(None, request.query_params.get("options", "").split(",")))
 
 
-@router.post("/create", summary="Create many entities", openapi_extra=operation(*HEADERS, body="NgsiLdEntityList"))
+@router.post("/create", summary="Create many entities", openapi_extra=operation("local", *HEADERS, body="NgsiLdEntityList"))
 @router.post("/create/", include_in_schema=False)
 async def batch_create(request: Request, ctx: Ctx) -> Response:
-    forwarded = await distributed.write_batch(request, ctx, "createBatch", "/entityOperations/create", lambda: batch_create(request, ctx), 201)
+    forwarded = await distributed_batch.write_batch(request, ctx, "createBatch", "/entityOperations/create", lambda: batch_create(request, ctx), max_items=MAX_BATCH)
     if forwarded is not None:
         return forwarded
     env = env_of(request, ctx)
@@ -111,10 +111,10 @@ async def batch_create(request: Request, ctx: Ctx) -> Response:
 
 
 @router.post("/upsert", summary="Create or replace/update many entities",
-             openapi_extra=operation("upsertOptions", *HEADERS, body="NgsiLdEntityList"))
+             openapi_extra=operation("upsertOptions", "local", *HEADERS, body="NgsiLdEntityList"))
 @router.post("/upsert/", include_in_schema=False)
 async def batch_upsert(request: Request, ctx: Ctx) -> Response:
-    forwarded = await distributed.write_batch(request, ctx, "upsertBatch", "/entityOperations/upsert", lambda: batch_upsert(request, ctx), 201)
+    forwarded = await distributed_batch.write_batch(request, ctx, "upsertBatch", "/entityOperations/upsert", lambda: batch_upsert(request, ctx), max_items=MAX_BATCH)
     if forwarded is not None:
         return forwarded
     env = env_of(request, ctx)
@@ -127,10 +127,10 @@ async def batch_upsert(request: Request, ctx: Ctx) -> Response:
 
 
 @router.post("/update", summary="Update attributes of many entities",
-             openapi_extra=operation("updateOptions", *HEADERS, body="NgsiLdEntityList"))
+             openapi_extra=operation("updateOptions", "local", *HEADERS, body="NgsiLdEntityList"))
 @router.post("/update/", include_in_schema=False)
 async def batch_update(request: Request, ctx: Ctx) -> Response:
-    forwarded = await distributed.write_batch(request, ctx, "updateBatch", "/entityOperations/update", lambda: batch_update(request, ctx), 204)
+    forwarded = await distributed_batch.write_batch(request, ctx, "updateBatch", "/entityOperations/update", lambda: batch_update(request, ctx), max_items=MAX_BATCH)
     if forwarded is not None:
         return forwarded
     env = env_of(request, ctx)
@@ -140,10 +140,10 @@ async def batch_update(request: Request, ctx: Ctx) -> Response:
     return _result(result, errors, ok_status=204)
 
 
-@router.post("/merge", summary="Merge many entities", openapi_extra=operation(*HEADERS, body="NgsiLdEntityList"))
+@router.post("/merge", summary="Merge many entities", openapi_extra=operation("local", *HEADERS, body="NgsiLdEntityList"))
 @router.post("/merge/", include_in_schema=False)
 async def batch_merge(request: Request, ctx: Ctx) -> Response:
-    forwarded = await distributed.write_batch(request, ctx, "mergeBatch", "/entityOperations/merge", lambda: batch_merge(request, ctx), 204)
+    forwarded = await distributed_batch.write_batch(request, ctx, "mergeBatch", "/entityOperations/merge", lambda: batch_merge(request, ctx), max_items=MAX_BATCH)
     if forwarded is not None:
         return forwarded
     env = env_of(request, ctx)
@@ -153,10 +153,10 @@ async def batch_merge(request: Request, ctx: Ctx) -> Response:
 
 
 @router.post("/delete", summary="Delete many entities",
-             openapi_extra=operation("tenant", body="NgsiLdEntityIdList"))
+             openapi_extra=operation("tenant", "local", body="NgsiLdEntityIdList"))
 @router.post("/delete/", include_in_schema=False)
 async def batch_delete(request: Request, ctx: Ctx) -> Response:
-    forwarded = await distributed.write_batch(request, ctx, "deleteBatch", "/entityOperations/delete", lambda: batch_delete(request, ctx), 204)
+    forwarded = await distributed_batch.write_batch(request, ctx, "deleteBatch", "/entityOperations/delete", lambda: batch_delete(request, ctx), max_items=MAX_BATCH)
     if forwarded is not None:
         return forwarded
     env = env_of(request, ctx)

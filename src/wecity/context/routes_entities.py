@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -28,6 +29,7 @@ from wecity.context.entity import (
     now_text,
 )
 from wecity.context.errors import bad_request_data, resource_not_found
+from wecity.context.federation import Outcome, partial_result
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap
 from wecity.context.mapped import HEADER, location, map_headers, mapped_page
@@ -82,7 +84,7 @@ def update_result(result: service.UpdateResult) -> Response | None:
 
 
 @router.post("/entities", status_code=201, summary="Create an entity",
-             openapi_extra=operation(*HEADERS, body="NgsiLdEntity"))
+             openapi_extra=operation("local", *HEADERS, body="NgsiLdEntity"))
 @router.post("/entities/", include_in_schema=False)
 async def create_entity(request: Request, ctx: Ctx) -> Response:
     forwarded = await distributed.write(request, ctx, distributed.Write("createEntity", "POST", "/entities", None,
@@ -259,7 +261,7 @@ async def distributed_page(request: Request, ctx: Any, tenant: str, spec: Any, m
 
 @router.get("/entities", summary="Query entities", openapi_extra=operation(
     "id", "type", "idPattern", "attrs", "q", "csf", "scopeQ", "georel", "geometry", "coordinates", "geoproperty", "local",
-    "expandValues", "orderBy", "collation", "orderFrom", *SHAPE, *VIEW, "geometryProperty", "entityMap", *PAGING,
+    "splitEntities", "expandValues", "orderBy", "collation", "orderFrom", *SHAPE, *VIEW, "geometryProperty", "entityMap", *PAGING,
     *HEADERS, "entityMapHeader", answers=GEOJSON))
 @router.get("/entities/", include_in_schema=False)
 async def query_entities(request: Request, ctx: Ctx) -> Response:
@@ -346,7 +348,7 @@ def _nothing_left(entity_id: str) -> NotFound:
 
 
 @router.put("/entities/{entity_id}", status_code=204, summary="Replace an entity",
-            openapi_extra=operation(*HEADERS, body="NgsiLdEntityFragment"))
+            openapi_extra=operation("local", *HEADERS, body="NgsiLdEntityFragment"))
 async def replace_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     forwarded = await distributed.write(request, ctx, distributed.Write("replaceEntity", "PUT", _path(entity_id), entity_id),
@@ -361,7 +363,7 @@ async def replace_entity(entity_id: str, request: Request, ctx: Ctx) -> Response
 
 
 @router.patch("/entities/{entity_id}", status_code=204, summary="Merge an entity",
-              openapi_extra=operation(*HEADERS, body="NgsiLdEntityFragment"))
+              openapi_extra=operation("local", *HEADERS, body="NgsiLdEntityFragment"))
 async def merge_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     forwarded = await distributed.write(request, ctx, distributed.Write("mergeEntity", "PATCH", _path(entity_id), entity_id),
@@ -413,6 +415,7 @@ async def delete_entity(entity_id: str, request: Request, ctx: Ctx) -> Response:
     return no_content()
 
 
+_TYPE_NAME_SPLIT = re.compile(r"[,;|()\s]+")  # the operators of a type selection (4.17) between its names
 PURGE_ALL = 1_000_000  # a purge goes through every entity it matches, not one page
 
 
@@ -452,11 +455,23 @@ async def purge_entities(request: Request, ctx: Ctx) -> Response:
         return service.purge(conn, env, found, keep=keep, drop=drop)
 
     await ctx.db.write(write)
+    type_names = split_list(params.get("type")) if params.get("type") else None
+    remote = await distributed.purge(request, ctx, _type_names(type_names, terms))
+    if any(not o.ok for o in remote):
+        return Response(json.dumps(partial_result(None, [Outcome(None, 204), *remote]), ensure_ascii=False),
+                        status_code=207, media_type="application/json")
     return no_content()
 
 
+def _type_names(listed: list[str] | None, terms: TermMap) -> list[str] | None:
+    """The type names of a type selection, expanded (an expression's names, whatever its operators)."""
+    if not listed:
+        return None
+    return [terms.expand(n) for item in listed for n in _TYPE_NAME_SPLIT.split(item) if n]
+
+
 @router.post("/entities/{entity_id}/attrs", summary="Append attributes",
-             openapi_extra=operation("appendOptions", "type", *HEADERS, body="NgsiLdEntityFragment"))
+             openapi_extra=operation("appendOptions", "type", "local", *HEADERS, body="NgsiLdEntityFragment"))
 @router.post("/entities/{entity_id}/attrs/", include_in_schema=False)
 async def append_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
@@ -500,7 +515,7 @@ def _selector(request: Request, terms: TermMap) -> list[str] | None:
 
 
 @router.patch("/entities/{entity_id}/attrs", summary="Update attributes",
-              openapi_extra=operation("type", *HEADERS, body="NgsiLdEntityFragment"))
+              openapi_extra=operation("type", "local", *HEADERS, body="NgsiLdEntityFragment"))
 @router.patch("/entities/{entity_id}/attrs/", include_in_schema=False)
 async def update_attrs(entity_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
@@ -531,7 +546,7 @@ def _fragment(body: Any, name: str, terms: TermMap, now: Any, *, partial: bool) 
 
 
 @router.patch("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Partial attribute update",
-              openapi_extra=operation("type", *HEADERS, body="NgsiLdAttribute"))
+              openapi_extra=operation("type", "local", *HEADERS, body="NgsiLdAttribute"))
 async def patch_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     check_name(attr)
@@ -552,7 +567,7 @@ async def patch_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> R
 
 
 @router.put("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Replace an attribute",
-            openapi_extra=operation(*HEADERS, body="NgsiLdAttribute"))
+            openapi_extra=operation("local", *HEADERS, body="NgsiLdAttribute"))
 async def replace_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     check_name(attr)
@@ -569,7 +584,7 @@ async def replace_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) ->
 
 
 @router.delete("/entities/{entity_id}/attrs/{attr}", status_code=204, summary="Delete an attribute",
-               openapi_extra=operation("type", "deleteDatasetId", "deleteAll", *HEADERS))
+               openapi_extra=operation("type", "deleteDatasetId", "deleteAll", "local", *HEADERS))
 async def delete_attr(entity_id: str, attr: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(entity_id)
     check_name(attr)

@@ -157,3 +157,19 @@ def test_writes_past_the_key_limit_are_429_problem_details_until_the_window_ends
             {"type": "Manhole"}]}).status_code == 200
         city.clock.advance(seconds=10)
         assert client.patch(path, json={"value": 5}).status_code == 204
+
+
+def test_every_route_of_the_api_asks_for_credentials_before_anything_else(city: City) -> None:
+    """Every NGSI-LD operation the app documents (the fast path in front of some of them included), with a
+    body or not: 401 ProblemDetails without credentials, so no handler's work is done for a stranger."""
+    import re
+
+    with make_client(city) as client:
+        operations = [(method.upper(), path) for path, item in client.app.openapi()["paths"].items()
+                      if path.startswith("/ngsi-ld/") for method in item if method in ("get", "post", "patch", "put", "delete")]
+        assert len(operations) > 60
+        for method, template in operations:
+            path = re.sub(r"\{[^}]+\}", "urn:ngsi-ld:X:1", template)
+            r = client.request(method, path, json={} if method in ("POST", "PATCH", "PUT") else None)
+            assert r.status_code == 401, (method, template, r.status_code, r.text[:200])
+            assert r.json()["type"].startswith("https://uri.etsi.org/ngsi-ld/errors/"), (method, template)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -17,38 +15,12 @@ from fastapi.testclient import TestClient
 
 from tests.cases.conftest import WUYI_SQUARE, Staff, open_case
 from tests.conftest import City
-from tests.core.receiver import free_port
+from tests.core.notifications import Notifications
 from wecity.cases import engine
 from wecity.cases.ngsild import consume, entity_id, publish_all
 
 BASE = "/ngsi-ld/v1"
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
-
-
-class Notifications:
-    """A real HTTP receiver on 127.0.0.1: keeps the JSON body of every notification POSTed to it."""
-
-    def __init__(self) -> None:
-        self.bodies: list[Any] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/notify"
 
 
 @pytest.fixture

@@ -5,19 +5,16 @@ subscriptions to registrations (/csourceSubscriptions) notifying a real HTTP rec
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import City
-from tests.core.receiver import free_port
+from tests.core.notifications import Notifications
 
 from .conftest import BASE, entity, prop
 
@@ -159,35 +156,6 @@ def test_sources_for_a_request_follow_operation_entity_attributes_and_mode(city:
     assert [s.registration_id for s in ask("queryEntity", entity_id="urn:ngsi-ld:Vehicle:B2")] == ["urn:x:inc"]
     assert city.db.read_sync(lambda c: sources_for(c, "other", SourceRequest("retrieveEntity", CAR),
                                                    city.clock.now())) == []
-
-
-class Notifications:
-    """A real HTTP receiver on 127.0.0.1: keeps the JSON body of every notification POSTed to it."""
-
-    def __init__(self) -> None:
-        self.bodies: list[Any] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/notify"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

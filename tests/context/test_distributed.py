@@ -1,7 +1,8 @@
 """Distributed operations between two real brokers: two apps of this platform, each on its own SQLite
 database, served by uvicorn on two ports of 127.0.0.1. Broker A knows broker B as a context source
 (registered through A's /csourceRegistrations); queries and retrievals on A
-merge what both hold, writes reach B where the registration says so, and `local=true` keeps A alone."""
+merge what both hold, writes reach B where the registration says so, and `local=true` keeps A alone.
+A subscription on A reaches B as a copy, and B's notifications come to A's subscriber through A."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import httpx
 import pytest
 import uvicorn
 
+from tests.core.notifications import Notifications
 from wecity.core.db import Database
 from wecity.core.settings import Settings
 
@@ -44,14 +46,14 @@ class Broker:
         assert answer.status_code == 201, answer.text
 
 
-def _serve(templates: Any, tmp_path: Path, name: str) -> Iterator[Broker]:
+def _serve(templates: Any, tmp_path: Path, name: str, *, runner: bool = False) -> Iterator[Broker]:
     from wecity.api.app import create_app
 
     template_url, _ = templates.get("sqlite")
     path = tmp_path / f"{name}.db"
     shutil.copy(template_url.split("///", 1)[1], path)
     settings = Settings(database_url=f"sqlite:///{path}", media_dir=tmp_path / f"media-{name}", secret_key="x" * 40,
-                        var_dir=tmp_path, run_background=False, ngsild_auth="off",
+                        var_dir=tmp_path, run_background=runner, ngsild_auth="off",
                         outbound_allow=("127.0.0.1",))
     db = Database(settings.database_url, pool_size=4)
     app = create_app(settings, db=db)
@@ -282,3 +284,104 @@ def test_a_purge_is_sent_on_to_the_sources(broker_a: Broker, broker_b: Broker) -
     assert _create(broker_b.url, _vehicle("urn:ngsi-ld:Vehicle:purge-c", speed=1)).status_code == 201
     assert httpx.delete(broker_a.url + BASE + "/entities", params={"type": "Vehicle", "local": "true"}).status_code == 204
     assert _local(broker_b.url, "urn:ngsi-ld:Vehicle:purge-c").status_code == 200
+
+
+@pytest.fixture
+def running_pair(templates: Any, tmp_path: Path) -> Iterator[tuple[Broker, Broker]]:
+    """Brokers A and B with their runners (A sends the subscription copies, B the notifications)."""
+    a, b = _serve(templates, tmp_path, "a", runner=True), _serve(templates, tmp_path, "b", runner=True)
+    yield next(a), next(b)
+    for served in (b, a):
+        next(served, None)
+
+
+def test_a_subscription_reaches_the_source_and_its_notifications_come_back_through_the_broker(
+        running_pair: tuple[Broker, Broker]) -> None:
+    broker_a, broker_b = running_pair
+    receiver = Notifications()
+    try:
+        broker_a.register(_registration(broker_b.url))
+        assert _create(broker_a.url, _vehicle("urn:ngsi-ld:Vehicle:split", brandName="Tesla"),
+                       local="true").status_code == 201
+        sub_id = "urn:ngsi-ld:Subscription:fast-teslas"
+        made = httpx.post(broker_a.url + BASE + "/subscriptions", json={
+            "id": sub_id, "type": "Subscription", "entities": [{"type": "Vehicle"}],
+            "q": 'speed>50;brandName=="Tesla"', "splitEntities": True,
+            "notification": {"endpoint": {"uri": receiver.url}}})
+        assert made.status_code == 201, made.text
+        # B holds a copy of its own, which notifies A, not the subscriber, and leaves q to A
+        deadline = time.monotonic() + 15
+        while not (copies := httpx.get(broker_b.url + BASE + "/subscriptions").json()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(copies) == 1 and copies[0]["id"] != sub_id
+        assert copies[0]["notification"]["endpoint"]["uri"] == broker_a.url + "/ngsi-ld/ex/remote-notify"
+        assert "q" not in copies[0] and copies[0]["splitEntities"] is True
+        # and A keeps a subscription to registrations for it, to reach sources registered later
+        assert len(httpx.get(broker_a.url + BASE + "/csourceSubscriptions").json()) == 1
+
+        # B's part of the entity (the speed) merged with A's (the brand), judged by q on A: sent on
+        assert _create(broker_b.url, _vehicle("urn:ngsi-ld:Vehicle:split", speed=99)).status_code == 201
+        bodies = receiver.wait_for(lambda b: len(b) >= 1)
+        assert bodies[0]["subscriptionId"] == sub_id
+        entity = bodies[0]["data"][0]
+        assert (entity["id"], entity["speed"]["value"], entity["brandName"]["value"]) == \
+            ("urn:ngsi-ld:Vehicle:split", 99, "Tesla")
+        # too slow once merged: B notifies A, A sends nothing on
+        patched = httpx.patch(broker_b.url + BASE + "/entities/urn:ngsi-ld:Vehicle:split/attrs",
+                              json={"speed": {"type": "Property", "value": 10}})
+        assert patched.status_code == 204
+        deadline = time.monotonic() + 15
+        while httpx.get(broker_b.url + BASE + "/subscriptions").json()[0]["notification"].get("timesSent", 0) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert len(receiver.bodies) == 1
+
+        # deleting the subscription on A deletes the copy on B and A's subscription to registrations
+        assert httpx.delete(broker_a.url + BASE + f"/subscriptions/{sub_id}").status_code == 204
+        deadline = time.monotonic() + 15
+        while httpx.get(broker_b.url + BASE + "/subscriptions").json():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert httpx.get(broker_a.url + BASE + "/csourceSubscriptions").json() == []
+    finally:
+        receiver.close()
+
+
+def test_a_notification_for_no_copy_of_this_broker_is_refused(broker_a: Broker) -> None:
+    """The copy's id is what lets a source's notification in: an unknown one is a 404, and nothing is sent."""
+    answer = httpx.post(broker_a.url + "/ngsi-ld/ex/remote-notify", json={
+        "type": "Notification", "subscriptionId": "urn:ngsi-ld:Subscription:guessed",
+        "data": [_vehicle("urn:ngsi-ld:Vehicle:x", speed=1)]})
+    assert answer.status_code == 404
+    assert answer.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound"
+    malformed = httpx.post(broker_a.url + "/ngsi-ld/ex/remote-notify", json={"subscriptionId": 3})
+    assert malformed.status_code == 400
+
+
+def test_a_source_registered_after_the_subscription_gets_its_copy_and_loses_it_when_it_goes(
+        running_pair: tuple[Broker, Broker]) -> None:
+    broker_a, broker_b = running_pair
+    made = httpx.post(broker_a.url + BASE + "/subscriptions", json={
+        "id": "urn:ngsi-ld:Subscription:later", "type": "Subscription", "entities": [{"type": "Vehicle"}],
+        "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}}})
+    assert made.status_code == 201
+    local_only = httpx.post(broker_a.url + BASE + "/subscriptions", json={
+        "id": "urn:ngsi-ld:Subscription:here", "type": "Subscription", "entities": [{"type": "Vehicle"}],
+        "localOnly": True, "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}}})
+    assert local_only.status_code == 201
+    assert httpx.get(broker_a.url + BASE + "/csourceSubscriptions").json() == []  # no source yet
+
+    broker_a.register(_registration(broker_b.url))
+    deadline = time.monotonic() + 15
+    while not (copies := httpx.get(broker_b.url + BASE + "/subscriptions").json()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert [c["entities"] for c in copies] == [[{"type": "Vehicle"}]]  # one copy: not the local-only one
+    assert len(httpx.get(broker_a.url + BASE + "/csourceSubscriptions").json()) == 1
+
+    gone = httpx.delete(broker_a.url + BASE + "/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:b")
+    assert gone.status_code == 204
+    while httpx.get(broker_b.url + BASE + "/subscriptions").json():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)

@@ -17,6 +17,7 @@ from wecity.context import (
     routes_entitymaps,
     routes_info,
     routes_registrations,
+    routes_remote,
     routes_snapshots,
     routes_subscriptions,
     routes_temporal,
@@ -53,6 +54,8 @@ def register(app: FastAPI) -> None:
                routes_snapshots, routes_registrations, routes_csourcesubs, routes_info, routes_contexts)
     for module in modules:
         app.include_router(module.router, dependencies=guarded)
+    # Context sources' notifications of forwarded subscriptions: let in by the copy's secret id instead.
+    app.include_router(routes_remote.router)
     # Content-Length, Accept, query parameter and tenant preconditions (6.3, 5.5.10), in front of the fast
     # path too; the query parameters each route declares are the ones it takes.
     operations = declared(r for module in modules for r in module.router.routes)

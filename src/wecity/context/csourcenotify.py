@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.context import notification, registrations, sources
+from wecity.context import notification, registrations, sources, subforward
 from wecity.context.env import Env
 from wecity.context.geo import parse_geoq
 from wecity.context.history import TimeFilter
@@ -108,6 +108,8 @@ def on_registration(conn: Connection, env: Env, before: dict[str, Any] | None, a
             else []
         now = matching_information(row.body, after, terms, core) if after is not None and not _gone(after, env) \
             else []
+        if row.body.get(subforward.WATCHES):
+            continue  # the broker's own, for a forwarded subscription: `subforward.on_registration` acts
         if now:
             _notify(conn, env, row, [(after, now)], "updated" if was else "newlyMatching")  # type: ignore[list-item]
         elif was:
@@ -126,7 +128,7 @@ def _gone(reg: dict[str, Any], env: Env) -> bool:
 def every_match(conn: Connection, env: Env, row: Any, reason: str) -> int:
     """One notification with every registration the subscription `row` matches now, if any (on
     subscribing, on a change of the subscription, and at each interval of a periodic one)."""
-    if not _live(row, env):
+    if not _live(row, env) or row.body.get(subforward.WATCHES):
         return 0
     terms = env.store.term_map(row.context)
     core = env.store.core
@@ -159,14 +161,17 @@ def after_subscription_write(conn: Connection, env: Env, sub_id: str) -> int:
 def create_registration(conn: Connection, env: Env, reg: dict[str, Any], context: Any) -> str:
     stored = registrations.create(conn, env, reg, context)
     on_registration(conn, env, None, stored)
+    subforward.on_registration(conn, env, str(stored["id"]), {**stored, "@context": context})
     return str(stored["id"])
 
 
 def update_registration(conn: Connection, env: Env, reg_id: str, fragment: dict[str, Any]) -> None:
     before, after = registrations.update(conn, env, reg_id, fragment)
     on_registration(conn, env, before, after)
+    subforward.on_registration(conn, env, reg_id, after)
 
 
 def delete_registration(conn: Connection, env: Env, reg_id: str) -> None:
     before = registrations.delete(conn, env.tenant, reg_id)
     on_registration(conn, env, before, None)
+    subforward.on_registration(conn, env, reg_id, None)

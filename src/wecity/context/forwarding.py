@@ -137,7 +137,7 @@ class Forwarder:
             if inline is not None:
                 body = [dict(b, **{"@context": inline}) for b in body] if isinstance(body, list) \
                     else dict(body, **{"@context": inline})
-            content = json.dumps(body, ensure_ascii=False).encode()
+            content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()  # compact on the wire
         params: list[tuple[str, str | int | float | bool | None]] = list(out.params)
         if reg.local_only and ("local", "true") not in params:
             params.append(("local", "true"))

@@ -134,6 +134,24 @@ registrations = sa.Table(
     info=INFO,
 )
 
+# Copies of this broker's subscriptions sent to context sources (clause 5.8.1.4): each copy has an id of
+# its own, made here and known only to this broker and that source, by which the source's notifications
+# (to /ngsi-ld/ex/remote-notify) find the subscription they are for.
+forwarded_subscriptions = sa.Table(
+    "ngsild_forwarded_subscriptions",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("subscription_id", sa.String(512), nullable=False),
+    sa.Column("remote_id", sa.String(512), nullable=False, unique=True),
+    sa.Column("registration_id", sa.String(512), nullable=False),
+    # Where the copy went: its delete goes there even when the registration is gone by then.
+    sa.Column("endpoint", sa.String(2048), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_ngsild_forwarded_subscriptions_tenant_subscription_id", "tenant", "subscription_id"),
+    info=INFO,
+)
+
 # @contexts the broker hosts (kind Hosted: posted to /jsonldContexts; ImplicitlyCreated: made for a
 # request whose @context was not one URL) or has fetched once and keeps (Cached). Hosted and implicitly
 # created ones belong to a tenant; cached ones are copies of public documents, shared by all ("").

@@ -36,6 +36,7 @@ from wecity.context.selection import parse_type_selection
 from wecity.core.context import AppContext
 from wecity.core.http import Ctx
 from wecity.core.outbound import OutboundPolicy
+from wecity.core.runner import wake
 
 router = APIRouter(prefix="/ngsi-ld/v1/csourceRegistrations", tags=["ngsi-ld"])
 BASE = "/ngsi-ld/v1/csourceRegistrations"
@@ -69,10 +70,13 @@ def _shown(row: Any, terms: Any, sys_attrs: bool) -> dict[str, Any]:
 
 
 def registrations_changed(ctx: Ctx) -> None:
-    """Distributed operations read the registrations from memory (`wecity.context.forwarding`)."""
+    """Distributed operations read the registrations from memory (`wecity.context.forwarding`); a change
+    may have queued subscription copies to send or withdraw (`wecity.context.subforward`): now, not at the
+    runner's next look."""
     cache = ctx.services.get("ngsild_registrations")
     if cache is not None:
         cache.invalidate()
+    wake(ctx)
 
 
 @router.post("", status_code=201, summary="Register a context source",

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
-from wecity.context import delivery, mqttnotify, routes_contexts, subscriptions
+from wecity.context import delivery, distributed, mqttnotify, routes_contexts, subforward, subscriptions
 from wecity.context.entity import check_entity_id
 from wecity.context.errors import bad_request_data, jsonld_context_unreachable
 from wecity.context.openapi import HEADERS, PAGING, operation
@@ -30,6 +30,7 @@ from wecity.core.context import AppContext
 from wecity.core.errors import DependencyUnavailable
 from wecity.core.http import Ctx
 from wecity.core.outbound import OutboundPolicy
+from wecity.core.runner import wake
 
 router = APIRouter(prefix="/ngsi-ld/v1/subscriptions", tags=["ngsi-ld"])
 BASE = "/ngsi-ld/v1/subscriptions/"
@@ -77,6 +78,9 @@ async def create_subscription(request: Request, ctx: Ctx) -> Response:
     await check_jsonld_context(ctx, sub)
     implicit = sub.get("jsonldContext") is None and not _one_url(data.context)
     base = str(request.base_url).rstrip("/")
+    # Context sources that hold some of these entities get a copy (5.8.1.4), sent by the runner.
+    sources = await distributed.registrations_of(request, ctx) if subforward.forwards(sub) else ()
+    subforward.prepare(sub, (ctx.settings.public_url or base) + subforward.NOTIFY_PATH)
 
     def write(conn: Connection) -> tuple[str, str | None]:
         # A @context that is not one URL is kept as an implicitly created one, so that the subscription
@@ -85,11 +89,15 @@ async def create_subscription(request: Request, ctx: Ctx) -> Response:
             if implicit else None
         if path is not None:
             sub[subscriptions.IMPLICIT_CONTEXT] = base + path
-        return subscriptions.create(conn, env, sub, data.context), path
+        sub_id = subscriptions.create(conn, env, sub, data.context)
+        subforward.on_created(conn, env, sub, data.context, sources)
+        return sub_id, path
 
     sub_id, path = await ctx.db.write(write)
     if path is not None:
         routes_contexts.learn(ctx, path, data.context)
+    if sources:
+        wake(ctx)
     return Response(status_code=201, headers={"Location": BASE + quote(sub_id, safe=URI_SAFE)})
 
 
@@ -152,5 +160,12 @@ async def update_subscription(sub_id: str, request: Request, ctx: Ctx) -> Respon
 @router.delete("/{sub_id}", status_code=204, summary="Delete a subscription", openapi_extra=operation("tenant"))
 async def delete_subscription(sub_id: str, request: Request, ctx: Ctx) -> Response:
     check_entity_id(sub_id)
-    await ctx.db.write(subscriptions.delete, tenant_of(request), sub_id)
+    env = env_of(request, ctx)
+
+    def delete(conn: Connection) -> None:
+        subscriptions.delete(conn, env.tenant, sub_id)
+        subforward.on_deleted(conn, env, sub_id)  # its copies at context sources withdrawn (5.8.5.4)
+
+    await ctx.db.write(delete)
+    wake(ctx)
     return no_content()

@@ -3,7 +3,7 @@ entities and EntityMaps, and the "ngsild" delivery channel."""
 
 from __future__ import annotations
 
-from wecity.context import tasks, transient
+from wecity.context import subforward, tasks, transient
 from wecity.core.registry import Registry
 
 
@@ -11,5 +11,8 @@ def wire(registry: Registry) -> None:
     registry.add_periodic("context.periodic_notifications", tasks.PERIODIC_CHECK_SECONDS,
                           tasks.periodic_notifications)
     registry.add_periodic("context.sweep_expired", transient.SWEEP_SECONDS, tasks.sweep_expired)
+    # Subscriptions forwarded to context sources: their copies sent and withdrawn (5.8.1.4, 5.8.5.4).
+    registry.add_job(subforward.JOB_FORWARD, subforward.forward)
+    registry.add_job(subforward.JOB_WITHDRAW, subforward.withdraw)
     # The channel needs the app's HTTP client, made when the runner starts (the web app makes it at start).
     registry.on_runner(start=tasks.on_runner_start, stop=tasks.on_runner_stop)

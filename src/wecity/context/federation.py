@@ -29,8 +29,9 @@ FEDERATION_OPS = RETRIEVE_OPS | {"queryBatch"} | _DISCOVERY | frozenset({
     "createSubscription", "updateSubscription", "retrieveSubscription", "querySubscription", "deleteSubscription"})
 REDIRECTION_OPS = RETRIEVE_OPS | UPDATE_OPS | _DISCOVERY | frozenset({
     "createEntity", "appendAttrs", "deleteAttrs", "deleteEntity", "mergeEntity", "purgeEntity"})
-GROUPS = {"federationOps": FEDERATION_OPS, "updateOps": UPDATE_OPS, "retrieveOps": RETRIEVE_OPS,
-          "redirectionOps": REDIRECTION_OPS}
+# associationOps: the name some registrations use for the same consumption operations as federationOps.
+GROUPS = {"federationOps": FEDERATION_OPS, "associationOps": FEDERATION_OPS, "updateOps": UPDATE_OPS,
+          "retrieveOps": RETRIEVE_OPS, "redirectionOps": REDIRECTION_OPS}
 READS = RETRIEVE_OPS | {"queryBatch"}
 # What an auxiliary registration may be asked (4.3.6.2): it only ever adds to what is read.
 AUXILIARY_OPS = RETRIEVE_OPS

@@ -18,25 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from wecity.context.federation import FEDERATION_OPS, GROUPS, expand_operations
 from wecity.context.models import registrations as t
 from wecity.core.patterns import BadPattern, compile_pattern
 
-# Operations (Table 4.20-1) and their groups (Table 4.20-2). A registration without `operations` offers
-# federationOps.
-_CONSUMPTION = ("retrieveEntity", "queryEntity", "queryBatch", "retrieveEntityTypes", "retrieveEntityTypeDetails",
-                "retrieveEntityTypeInfo", "retrieveAttrTypes", "retrieveAttrTypeDetails", "retrieveAttrTypeInfo",
-                "createSubscription", "updateSubscription", "retrieveSubscription", "querySubscription",
-                "deleteSubscription")
-OPERATION_GROUPS: dict[str, tuple[str, ...]] = {
-    "federationOps": _CONSUMPTION,
-    "associationOps": _CONSUMPTION,
-    "updateOps": ("updateEntity", "updateAttrs", "replaceEntity", "replaceAttrs"),
-    "retrieveOps": ("retrieveEntity", "queryEntity"),
-    "redirectionOps": ("createEntity", "updateEntity", "appendAttrs", "updateAttrs", "deleteAttrs", "deleteEntity",
-                       "mergeEntity", "replaceEntity", "replaceAttrs", "retrieveEntity", "queryEntity",
-                       "retrieveEntityTypes", "retrieveEntityTypeDetails", "retrieveEntityTypeInfo",
-                       "retrieveAttrTypes", "retrieveAttrTypeDetails", "retrieveAttrTypeInfo"),
-}
+# Operations (Table 4.20-1); their groups (Table 4.20-2) are `federation.GROUPS`, the one table of them. A
+# registration without `operations` offers federationOps.
+OPERATION_GROUPS = GROUPS
+_CONSUMPTION = tuple(sorted(FEDERATION_OPS))
 OPERATIONS = frozenset({
     *_CONSUMPTION, "createEntity", "updateEntity", "appendAttrs", "updateAttrs", "deleteAttrs", "deleteEntity",
     "mergeEntity", "replaceEntity", "replaceAttrs", "purgeEntity", "createBatch", "upsertBatch", "updateBatch",
@@ -55,10 +44,7 @@ _ANY = sa.select(t.c.pk).where(t.c.tenant == sa.bindparam("b_tenant")).limit(1)
 
 def operations_of(reg: dict[str, Any]) -> frozenset[str]:
     """Every operation a registration offers, its groups expanded."""
-    out: set[str] = set()
-    for name in reg.get("operations") or DEFAULT_OPERATIONS:
-        out.update(OPERATION_GROUPS.get(name, (name,)))
-    return frozenset(out)
+    return expand_operations(reg.get("operations") or DEFAULT_OPERATIONS)
 
 
 def _types(item: dict[str, Any]) -> list[str]:

@@ -385,3 +385,19 @@ def test_a_source_registered_after_the_subscription_gets_its_copy_and_loses_it_w
     while httpx.get(broker_b.url + BASE + "/subscriptions").json():
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_a_merge_keeps_what_the_local_entity_has_beyond_its_attributes() -> None:
+    """The expiry of a transient entity (and the rest of its stored form) survives the merge with a source's."""
+    from datetime import UTC, datetime, timedelta
+
+    from wecity.context.distributed import merge
+    from wecity.context.env import Stored
+
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    speed = "https://uri.etsi.org/ngsi-ld/default-context/speed"
+    local = Stored(7, "urn:ngsi-ld:Vehicle:t", [VEHICLE], {}, now, now, expires_at=now + timedelta(hours=1))
+    remote = Stored(0, "urn:ngsi-ld:Vehicle:t", [VEHICLE], {speed: {"type": "Property", "value": 3}}, now, now)
+    merged = merge([local], [remote])
+    assert [(m.pk, m.expires_at, list(m.attrs)) for m in merged] == [(7, now + timedelta(hours=1), [speed])]
+    assert local.attrs == {}  # the local entity itself is left as it was

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -268,11 +268,11 @@ def merge(local: list[Stored], remote: list[Stored], auxiliary: Iterable[str] = 
     sources hold; one entity per id."""
     by_id: dict[str, Stored] = {}
     for s in local:
-        by_id[s.id] = Stored(s.pk, s.id, list(s.types), dict(s.attrs), s.created_at, s.modified_at, s.scope)
+        by_id[s.id] = replace(s, types=list(s.types), attrs=dict(s.attrs))  # a copy: the merge changes it
     for s in remote:
         kept = by_id.get(s.id)
         if kept is None:
-            by_id[s.id] = Stored(s.pk, s.id, list(s.types), dict(s.attrs), s.created_at, s.modified_at, s.scope)
+            by_id[s.id] = replace(s, types=list(s.types), attrs=dict(s.attrs))
             continue
         kept.types.extend(t for t in s.types if t not in kept.types)
         merge_attrs(kept.attrs, s.attrs, auxiliary=s.id in auxiliary)

@@ -380,6 +380,16 @@ def test_a_source_registered_after_the_subscription_gets_its_copy_and_loses_it_w
     assert [c["entities"] for c in copies] == [[{"type": "Vehicle"}]]  # one copy: not the local-only one
     assert len(httpx.get(broker_a.url + BASE + "/csourceSubscriptions").json()) == 1
 
+    # a change follows to the source: the copy is replaced by one of the subscription as it is now
+    changed = httpx.patch(broker_a.url + BASE + "/subscriptions/urn:ngsi-ld:Subscription:later", json={"q": "speed>80"})
+    assert changed.status_code == 204
+    def queries_at_b() -> list[Any]:
+        return [c.get("q") for c in httpx.get(broker_b.url + BASE + "/subscriptions").json()]
+
+    while queries_at_b() != ["speed>80"]:
+        assert time.monotonic() < deadline, queries_at_b()
+        time.sleep(0.05)
+
     gone = httpx.delete(broker_a.url + BASE + "/csourceRegistrations/urn:ngsi-ld:ContextSourceRegistration:b")
     assert gone.status_code == 204
     while httpx.get(broker_b.url + BASE + "/subscriptions").json():

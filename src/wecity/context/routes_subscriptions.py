@@ -80,7 +80,7 @@ async def create_subscription(request: Request, ctx: Ctx) -> Response:
     base = str(request.base_url).rstrip("/")
     # Context sources that hold some of these entities get a copy (5.8.1.4), sent by the runner.
     sources = await distributed.registrations_of(request, ctx) if subforward.forwards(sub) else ()
-    subforward.prepare(sub, (ctx.settings.public_url or base) + subforward.NOTIFY_PATH)
+    subforward.prepare(sub, notify_uri_of(request, ctx))
 
     def write(conn: Connection) -> tuple[str, str | None]:
         # A @context that is not one URL is kept as an implicitly created one, so that the subscription
@@ -99,6 +99,11 @@ async def create_subscription(request: Request, ctx: Ctx) -> Response:
     if sources:
         wake(ctx)
     return Response(status_code=201, headers={"Location": BASE + quote(sub_id, safe=URI_SAFE)})
+
+
+def notify_uri_of(request: Request, ctx: AppContext) -> str:
+    """Where context sources send the notifications of this broker's subscription copies."""
+    return (ctx.settings.public_url or str(request.base_url).rstrip("/")) + subforward.NOTIFY_PATH
 
 
 def _one_url(context: Any) -> bool:
@@ -153,7 +158,14 @@ async def update_subscription(sub_id: str, request: Request, ctx: Ctx) -> Respon
     fragment = subscriptions.validate(data.body, data.terms, partial=True, now=env.now)
     check_endpoint(ctx, fragment)
     await check_jsonld_context(ctx, fragment)
-    await ctx.db.write(subscriptions.update, env, sub_id, fragment)
+    sources = await distributed.registrations_of(request, ctx)
+
+    def update(conn: Connection) -> None:
+        subscriptions.update(conn, env, sub_id, fragment)
+        subforward.on_updated(conn, env, sub_id, sources, notify_uri_of(request, ctx))  # its copies follow (5.8.2.4)
+
+    await ctx.db.write(update)
+    wake(ctx)
     return no_content()
 
 

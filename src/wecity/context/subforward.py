@@ -157,6 +157,30 @@ def _withdraw(conn: Connection, env: Env, rows: Iterable[Any]) -> None:
                     now=env.now)
 
 
+def on_updated(conn: Connection, env: Env, sub_id: str, registrations: Iterable[Registration],
+               notify_uri: str) -> None:
+    """After `sub_id` is changed: each copy is replaced by one of the subscription as it is now (withdrawn,
+    and a new copy sent: a PATCH could not take away a member the change removed, `q` say); a source that
+    now holds its entities gets its first copy; and with `localOnly` there are none any more."""
+    row = conn.execute(sa.select(st.c.pk, st.c.body, st.c.context).where(
+        st.c.tenant == env.tenant, st.c.subscription_id == sub_id, st.c.kind == subscriptions.ENTITY)).first()
+    if row is None:
+        return
+    sub = dict(row.body)
+    copies = conn.execute(sa.select(ft).where(ft.c.tenant == env.tenant, ft.c.subscription_id == sub_id)).all()
+    _withdraw(conn, env, copies)
+    if not forwards(sub):
+        conn.execute(st.delete().where(st.c.tenant == env.tenant, st.c.kind == subscriptions.CSOURCE,
+                                       st.c.subscription_id == internal_id(env.tenant, sub_id)))
+        return
+    if not sub.get(NOTIFY_URI):  # made local only at first
+        sub[NOTIFY_URI] = notify_uri
+        conn.execute(st.update().where(st.c.pk == row.pk).values(body=sub))
+    for reg in registrations:
+        if covers(reg, sub):
+            _plan_copy(conn, env, sub, row.context, reg)
+
+
 def on_deleted(conn: Connection, env: Env, sub_id: str) -> None:
     """After a subscription is deleted: its copies withdrawn and its internal subscription gone."""
     _withdraw(conn, env, conn.execute(sa.select(ft).where(ft.c.tenant == env.tenant,

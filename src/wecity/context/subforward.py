@@ -292,6 +292,8 @@ def receive(conn: Connection, env_for: Any, note: Any, terms: TermMap) -> int:
         raise resource_not_found(f"no subscription copy {note['subscriptionId']}",
                                  f"没有订阅副本 {note['subscriptionId']}")
     env: Env = env_for(copy.tenant)
+    if not row.is_active or (row.expires_at is not None and row.expires_at <= env.now):
+        return 0  # paused or expired here, whatever the source's copy says
     received = [s for s in (to_stored(raw, terms, env.now) for raw in note["data"]) if s is not None]
     sub = row.body
     entities: list[Stored] = received

@@ -127,7 +127,9 @@ class ReportClassifier:
                 held_out["nbsvm"] = (nb_f1, self._nb_scale * nb_scores)
                 held_out["svm+nbsvm"] = (_macro_f1(y[rows], self.classes_[both.argmax(axis=1)]), both)
                 self.chosen_ |= {"C_nbsvm": nb_c,
-                                 "cv_macro_f1_of": {k: round(v[0], 4) for k, v in held_out.items()}}
+                                 "cv_macro_f1_of": {k: round(v[0], 4) for k, v in held_out.items()},
+                                 "member_temperatures": {"svm": round(1 / self._svm_scale, 4),
+                                                         "nbsvm": round(1 / self._nb_scale, 4)}}
             chosen = max(held_out, key=lambda k: held_out[k][0])  # a tie goes to the simpler, listed first
             f1, scores = held_out[chosen]
             if chosen == "nbsvm":

@@ -218,19 +218,22 @@ class _NaiveBayesSVM:
         present = features.copy()
         present.data[:] = 1
         self.classes_ = np.array(sorted(set(y)), dtype=object)
-        self._ratios, self._svms = [], []
+        weights, intercepts = [], []
         for label in self.classes_:
             mine = y == label
             p = np.asarray(present[mine].sum(axis=0)).ravel() + 1
             q = np.asarray(present[~mine].sum(axis=0)).ravel() + 1
-            ratio = sp.diags(np.log((p / p.sum()) / (q / q.sum())).astype(np.float32))
-            self._ratios.append(ratio)
-            self._svms.append(self._classifier(self.c).fit(features @ ratio, mine))
+            ratio = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
+            svm = self._classifier(self.c).fit(features @ sp.diags(ratio), mine)
+            # (x · ratio) · w + b = x · (ratio · w) + b: one weight column per class serves every prediction
+            weights.append(ratio * svm.coef_.ravel())
+            intercepts.append(svm.intercept_[0])
+        self._weights = np.column_stack(weights).astype(np.float32)
+        self._intercepts = np.array(intercepts)
         return self
 
     def decision_function(self, features: sp.csr_matrix) -> np.ndarray:
-        return np.column_stack([svm.decision_function(features @ ratio)
-                                for ratio, svm in zip(self._ratios, self._svms, strict=True)])
+        return np.asarray(features @ self._weights, dtype=np.float64) + self._intercepts
 
 
 def _joined(text_features: sp.csr_matrix, cells: sp.csr_matrix | None, weight: float) -> sp.csr_matrix:

@@ -3,19 +3,16 @@ to through the broker, read-only there, and without the reporters' personal data
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
 from tests.cases.conftest import WUYI_SQUARE, Staff, open_case
 from tests.conftest import City
-from tests.core.notifications import Notifications
+from tests.core.notifications import Notifications, delivering_client
 from wecity.cases import engine
 from wecity.cases.ngsild import consume, entity_id, publish_all
 
@@ -25,27 +22,7 @@ ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
 
 @pytest.fixture
 def api(city: City) -> Iterator[Any]:
-    """The app, its NGSI-LD client and `deliver()` (one outbox round); the outbound policy lets
-    notifications reach this machine, as an operator allows an internal subscriber."""
-    from wecity.api.app import create_app
-    from wecity.core import outbound
-    from wecity.core.outbound import OutboundPolicy
-    from wecity.core.runner import Runner
-
-    settings = replace(city.settings, outbound_allow=("127.0.0.1",))
-    app = create_app(settings, clock=city.clock, db=city.db)
-    ctx = app.state.ctx
-    with TestClient(app) as client:
-        client.headers["Authorization"] = f"Bearer {city.api_key}"
-
-        def deliver() -> int:
-            async def run() -> int:
-                async with outbound.async_client(OutboundPolicy.from_settings(settings)) as http:
-                    ctx.services["ngsild_http"] = http
-                    return await Runner(ctx).deliver_outbox()
-            return asyncio.run(run())
-
-        client.deliver = deliver  # type: ignore[attr-defined]
+    with delivering_client(city) as client:
         yield client
 
 

@@ -4,17 +4,14 @@ subscriptions to registrations (/csourceSubscriptions) notifying a real HTTP rec
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.conftest import City
-from tests.core.notifications import Notifications
+from tests.core.notifications import Notifications, delivering_client
 
 from .conftest import BASE, entity, prop
 
@@ -160,27 +157,7 @@ def test_sources_for_a_request_follow_operation_entity_attributes_and_mode(city:
 
 @pytest.fixture
 def api(city: City) -> Iterator[Any]:
-    """The app, its NGSI-LD client and `deliver()` (one outbox round) with a real HTTP client; the outbound
-    policy lets notifications reach this machine, as an operator allows an internal subscriber."""
-    from wecity.api.app import create_app
-    from wecity.core import outbound
-    from wecity.core.outbound import OutboundPolicy
-    from wecity.core.runner import Runner
-
-    settings = replace(city.settings, outbound_allow=("127.0.0.1",))
-    app = create_app(settings, clock=city.clock, db=city.db)
-    ctx = app.state.ctx
-    with TestClient(app) as client:
-        client.headers["Authorization"] = f"Bearer {city.api_key}"
-
-        def deliver() -> int:
-            async def run() -> int:
-                async with outbound.async_client(OutboundPolicy.from_settings(settings)) as http:
-                    ctx.services["ngsild_http"] = http
-                    return await Runner(ctx).deliver_outbox()
-            return asyncio.run(run())
-
-        client.deliver = deliver  # type: ignore[attr-defined]
+    with delivering_client(city) as client:
         yield client
 
 

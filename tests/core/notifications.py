@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -48,3 +51,32 @@ class Notifications:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextlib.contextmanager
+def delivering_client(city: Any) -> Iterator[Any]:
+    """The app's NGSI-LD client (holding the city's API key) and `client.deliver()`, one outbox round through
+    a real HTTP client; the outbound policy lets notifications reach this machine, as an operator allows an
+    internal subscriber."""
+    from fastapi.testclient import TestClient
+
+    from wecity.api.app import create_app
+    from wecity.core import outbound
+    from wecity.core.outbound import OutboundPolicy
+    from wecity.core.runner import Runner
+
+    settings = replace(city.settings, outbound_allow=("127.0.0.1",))
+    app = create_app(settings, clock=city.clock, db=city.db)
+    ctx = app.state.ctx
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {city.api_key}"
+
+        def deliver() -> int:
+            async def run() -> int:
+                async with outbound.async_client(OutboundPolicy.from_settings(settings)) as http:
+                    ctx.services["ngsild_http"] = http
+                    return await Runner(ctx).deliver_outbox()
+            return asyncio.run(run())
+
+        client.deliver = deliver  # type: ignore[attr-defined]
+        yield client

@@ -138,9 +138,10 @@ def on_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, 
         triggers = sub.get("notificationTrigger") or DEFAULT_TRIGGERS
         if not _fires(triggers, sub.get("_watched"), kinds, entity, created=created, deleted=deleted):
             continue
-        if not entity_matches(sub.get("_entities"), entity.id, entity.types, env.store.term_map(row.context)):
+        terms = env.store.term_map(row.context)
+        if not entity_matches(sub.get("_entities"), entity.id, entity.types, terms):
             continue
-        if not deleted and not filters_hold(conn, env, row, entity):
+        if not deleted and not filters_hold(conn, env, row, entity, terms):
             continue
         if row.throttling and row.last_triggered is not None and \
                 (env.now - row.last_triggered).total_seconds() < row.throttling:
@@ -154,12 +155,13 @@ def on_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, 
     return sent
 
 
-def filters_hold(conn: Connection, env: Env, row: Any, entity: Stored) -> bool:
-    """The subscription `row`'s q and geoQ on the entity as it is now (a deleted one is not judged)."""
+def filters_hold(conn: Connection, env: Env, row: Any, entity: Stored, terms: TermMap | None = None) -> bool:
+    """The subscription `row`'s q and geoQ on the entity as it is now (a deleted one is not judged);
+    `terms`, the term map of the subscription's @context when the caller has it already."""
     sub = row.body
     if not sub.get("q") and not sub.get("geoQ"):
         return True
-    terms = env.store.term_map(row.context)
+    terms = terms or env.store.term_map(row.context)
     if sub.get("q") and not _q_holds(conn, env.tenant, compile_stored_q(unquote(sub["q"]), terms), entity):
         return False
     return not (sub.get("geoQ") and not _geo_matches(sub["geoQ"], terms, entity))

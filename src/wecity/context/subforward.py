@@ -242,9 +242,9 @@ async def forward(ctx: AppContext, args: dict[str, Any]) -> None:
                             .where(ft.c.remote_id == remote_id)).first()
 
     found = await ctx.db.read(read)
-    forwarder = _forwarder(ctx)
     if found is None:
         return
+    forwarder = _forwarder(ctx)
     reg = await _registration(ctx, tenant, found.registration_id)
     if reg is None:
         return  # the registration went meanwhile (its copies are withdrawn with it)

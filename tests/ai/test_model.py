@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,24 @@ def test_one_category_is_not_enough() -> None:
 def test_words_of_any_script() -> None:
     assert words("井盖丢失了，pothole on 5th Ave!") == ["井", "盖", "丢失", "了", "pothole", "on", "5th", "Ave"]
     assert words("😀 路灯不亮 😀 lamp") == ["路灯", "不", "亮", "lamp"]  # ICU counts UTF-16 units
+
+
+def test_the_members_are_chosen_by_cross_validation() -> None:
+    texts, labels = _examples(ZH, per_label=20)
+    model = ReportClassifier().fit(texts, labels)
+    assert set(model.chosen_["members"]) <= {"svm", "nbsvm"}
+    options = model.chosen_["cv_macro_f1_of"]
+    assert model.chosen_["cv_macro_f1"] == max(options.values())
+    svm_alone = ReportClassifier(nb_c_grid=()).fit(texts, labels)
+    assert svm_alone.chosen_["members"] == ["svm"]
+    assert "cv_macro_f1_of" not in svm_alone.chosen_
+
+
+def test_a_model_saved_before_nbsvm_still_serves() -> None:
+    texts, labels = _examples(EN, per_label=20)
+    model = ReportClassifier(nb_c_grid=()).fit(texts, labels)
+    expected = model.predict_proba(texts[:4])
+    old = pickle.loads(pickle.dumps(model))
+    old._temperature = model._temperature / model._svm_scale  # what the old fit kept: one T for the raw scores
+    del old._nbsvm, old._svm_scale  # attributes the old model never had
+    assert np.allclose(old.predict_proba(texts[:4]), expected, atol=1e-6)

@@ -4,17 +4,22 @@ any label set.
 Features: TF-IDF (sublinear term frequency) of character 1–3-grams and of word 1–2-grams, words found
 by ICU (`wecity.ai.tokens`), so Chinese needs no segmenter of its own and English no stemmer; where
 reports carry coordinates, the grid cells they fall in (about 100 m, 300 m and 1 km) as further tokens.
-Classifier: a linear SVM (scikit-learn's LinearSVC, classes weighted by their inverse frequency), its
+Classifiers: a linear SVM (scikit-learn's LinearSVC, classes weighted by their inverse frequency), its
 regularisation C and the weight of the location tokens chosen by 3-fold cross-validation on the training
-rows (macro-F1). Probabilities: the SVM's scores scaled by one temperature and passed through softmax,
-the temperature fitted (least log loss) to the scores the cross-validation models gave the rows they did
-not see. Temperature scaling keeps the ranking and only makes the numbers honest.
+rows (macro-F1); and an NB-SVM (Wang and Manning, 2012: the same features scaled by each class's naive
+Bayes log-count ratios, one binary SVM per class), its C chosen the same way. Each one's held-out scores
+are scaled by its own temperature, which puts them in the same units (log-probabilities), and the sum of
+the two is used where the cross-validation says it beats either alone. Probabilities: those scores scaled
+by one more temperature and passed through softmax, every temperature fitted (least log loss) to the
+scores the cross-validation models gave the rows they did not see. Temperature scaling keeps the ranking
+and only makes the numbers honest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,6 +34,7 @@ from wecity.core.errors import ValidationFailed
 Location = tuple[float, float] | None  # (latitude, longitude) in degrees, or None where unknown
 
 C_GRID = (0.25, 0.5, 1.0, 2.0)
+NB_C_GRID = (0.1, 0.3, 1.0)  # NB-SVM's features are larger (scaled by log-ratios): its best C is smaller
 LOCATION_WEIGHTS = (0.0, 0.3, 1.0)  # 0: the text alone; tried only when some training rows have coordinates
 CELL_DEGREES = (0.001, 0.003, 0.01)  # about 100 m, 300 m and 1 km of latitude
 FOLDS = 3
@@ -56,6 +62,7 @@ class ReportClassifier:
     """
 
     c_grid: Sequence[float] = C_GRID
+    nb_c_grid: Sequence[float] = NB_C_GRID  # empty: the SVM alone
     location_weights: Sequence[float] = LOCATION_WEIGHTS
     folds: int = FOLDS
     seed: int = SEED
@@ -90,29 +97,62 @@ class ReportClassifier:
 
         y = np.asarray(labels, dtype=object)
         self.classes_ = np.array(sorted(set(labels)), dtype=object)
+        self._nbsvm: _NaiveBayesSVM | None = None
         best: tuple[float, float, float, np.ndarray, np.ndarray] | None = None
         splits = stratified_folds(list(labels), self.folds, seed=self.seed)
         for weight in weights:
             features = _joined(text_features, cells, weight)
             for c in self.c_grid:
-                scores, rows = self._held_out_scores(features, y, splits, c)
+                scores, rows = self._held_out_scores(features, y, splits, partial(self._classifier, c))
                 if not len(rows):
                     break  # every label has one row: nothing to hold out, keep the first setting
                 f1 = _macro_f1(y[rows], self.classes_[scores.argmax(axis=1)])
                 if best is None or f1 > best[0]:
                     best = (f1, weight, c, scores, rows)
         if best is None:
-            self._weight, self._c, self._temperature = weights[0], 0.5, 1.0
-            self.chosen_ = {"C": self._c, "location_weight": self._weight, "temperature": 1.0}
+            self._weight, self._c, self._temperature, self._svm_scale = weights[0], 0.5, 1.0, 1.0
+            self.chosen_ = {"C": self._c, "location_weight": self._weight, "members": ["svm"], "temperature": 1.0}
+            features = _joined(text_features, cells, self._weight)
         else:
             f1, self._weight, self._c, scores, rows = best
-            index = np.searchsorted(self.classes_, y[rows])
-            self._temperature = _fit_temperature(scores, index)
-            self.chosen_ = {"C": self._c, "location_weight": self._weight, "cv_macro_f1": round(f1, 4),
-                            "temperature": round(self._temperature, 4)}
-        self._svm = self._classifier(self._c).fit(_joined(text_features, cells, self._weight), y)
-        assert list(self._svm.classes_) == list(self.classes_)  # the score columns are `classes_`
+            features = _joined(text_features, cells, self._weight)
+            truth = np.searchsorted(self.classes_, y[rows])
+            self._svm_scale = 1 / _fit_temperature(scores, truth)
+            self.chosen_ = {"C": self._c, "location_weight": self._weight}
+            nb_c, nb_scores, nb_f1 = self._choose_nbsvm(features, y, splits, rows)
+            held_out = {"svm": (f1, self._svm_scale * scores)}
+            if nb_scores is not None:
+                self._nb_scale = 1 / _fit_temperature(nb_scores, truth)
+                both = held_out["svm"][1] + self._nb_scale * nb_scores
+                held_out["nbsvm"] = (nb_f1, self._nb_scale * nb_scores)
+                held_out["svm+nbsvm"] = (_macro_f1(y[rows], self.classes_[both.argmax(axis=1)]), both)
+                self.chosen_ |= {"C_nbsvm": nb_c,
+                                 "cv_macro_f1_of": {k: round(v[0], 4) for k, v in held_out.items()},
+                                 "member_temperatures": {"svm": round(1 / self._svm_scale, 4),
+                                                         "nbsvm": round(1 / self._nb_scale, 4)}}
+            chosen = max(held_out, key=lambda k: held_out[k][0])  # a tie goes to the simpler, listed first
+            f1, scores = held_out[chosen]
+            if chosen == "nbsvm":
+                self._svm_scale = 0.0
+            if chosen != "svm":
+                self._nbsvm = _NaiveBayesSVM(nb_c, self._classifier).fit(features, y)
+            self._temperature = _fit_temperature(scores, truth)
+            self.chosen_ |= {"members": chosen.split("+"), "cv_macro_f1": round(f1, 4),
+                             "temperature": round(self._temperature, 4)}
+        self._svm = self._classifier(self._c).fit(features, y) if self._svm_scale else None
+        assert self._svm is None or list(self._svm.classes_) == list(self.classes_)  # score columns: `classes_`
         return self
+
+    def _choose_nbsvm(self, features: sp.csr_matrix, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
+                      rows: np.ndarray) -> tuple[float, np.ndarray | None, float]:
+        """NB-SVM's C by the same folds: (C, its held-out scores, their macro-F1); no scores when not tried."""
+        best: tuple[float, np.ndarray | None, float] = (0.0, None, -1.0)
+        for c in self.nb_c_grid:
+            scores, _ = self._held_out_scores(features, y, splits, partial(_NaiveBayesSVM, c, self._classifier))
+            f1 = _macro_f1(y[rows], self.classes_[scores.argmax(axis=1)])
+            if f1 > best[2]:
+                best = (c, scores, f1)
+        return best
 
     def _classifier(self, c: float) -> Any:
         from sklearn.svm import LinearSVC
@@ -120,12 +160,12 @@ class ReportClassifier:
         return LinearSVC(C=c, class_weight="balanced", dual="auto", random_state=self.seed, max_iter=5000)
 
     def _held_out_scores(self, features: sp.csr_matrix, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
-                         c: float) -> tuple[np.ndarray, np.ndarray]:
-        """The scores each fold's SVM gives the rows it did not see (every label is in every training part,
+                         make: Callable[[], Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The scores each fold's model gives the rows it did not see (every label is in every training part,
         so the columns are `classes_`), and those rows."""
         scores, rows = [], []
         for train, held_out in splits:
-            svm = self._classifier(c).fit(features[train], y[train])
+            svm = make().fit(features[train], y[train])
             scores.append(_scores(svm, features[held_out]))
             rows.append(held_out)
         if not rows:
@@ -141,8 +181,15 @@ class ReportClassifier:
         return sp.hstack(parts).tocsr()
 
     def decision_function(self, texts: Sequence[str], locations: Sequence[Location] | None = None) -> np.ndarray:
-        """The SVM's scores, one column per class (uncalibrated)."""
-        return _scores(self._svm, self._features(texts, locations))
+        """The classifiers' scores, one column per class, before the last temperature: each one's scores over
+        its own temperature, summed over the classifiers the cross-validation chose."""
+        features = self._features(texts, locations)
+        nbsvm = getattr(self, "_nbsvm", None)  # None in models saved before NB-SVM was added
+        scale = getattr(self, "_svm_scale", 1.0)
+        total = scale * _scores(self._svm, features) if self._svm is not None else 0.0
+        if nbsvm is not None:
+            total = total + self._nb_scale * nbsvm.decision_function(features)
+        return np.asarray(total, dtype=np.float64)
 
     def predict_proba(self, texts: Sequence[str], locations: Sequence[Location] | None = None) -> np.ndarray:
         """Calibrated probabilities, one row per text and one column per entry of `classes_`; rows sum to 1."""
@@ -157,6 +204,36 @@ class ReportClassifier:
         proba = self.predict_proba(texts, locations)
         order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         return [[(str(self.classes_[j]), float(p[j])) for j in row] for p, row in zip(proba, order, strict=True)]
+
+
+class _NaiveBayesSVM:
+    """NB-SVM (Wang and Manning, 2012), one-vs-rest: for each class the features scaled by the log-ratio of how
+    often each term occurs in the class's rows and in the others' (add-one smoothed), and a binary linear SVM
+    on them. The scaling makes terms that tell the class apart count for more before the SVM weighs them."""
+
+    def __init__(self, c: float, classifier: Callable[[float], Any]) -> None:
+        self.c, self._classifier = c, classifier
+
+    def fit(self, features: sp.csr_matrix, y: np.ndarray) -> _NaiveBayesSVM:
+        present = features.copy()
+        present.data[:] = 1
+        self.classes_ = np.array(sorted(set(y)), dtype=object)
+        weights, intercepts = [], []
+        for label in self.classes_:
+            mine = y == label
+            p = np.asarray(present[mine].sum(axis=0)).ravel() + 1
+            q = np.asarray(present[~mine].sum(axis=0)).ravel() + 1
+            ratio = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
+            svm = self._classifier(self.c).fit(features @ sp.diags(ratio), mine)
+            # (x · ratio) · w + b = x · (ratio · w) + b: one weight column per class serves every prediction
+            weights.append(ratio * svm.coef_.ravel())
+            intercepts.append(svm.intercept_[0])
+        self._weights = np.column_stack(weights).astype(np.float32)
+        self._intercepts = np.array(intercepts)
+        return self
+
+    def decision_function(self, features: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(features @ self._weights, dtype=np.float64) + self._intercepts
 
 
 def _joined(text_features: sp.csr_matrix, cells: sp.csr_matrix | None, weight: float) -> sp.csr_matrix:

@@ -73,19 +73,35 @@ def test_words_of_any_script() -> None:
 def test_the_members_are_chosen_by_cross_validation() -> None:
     texts, labels = _examples(ZH, per_label=20)
     model = ReportClassifier().fit(texts, labels)
-    assert set(model.chosen_["members"]) <= {"svm", "nbsvm"}
+    assert set(model.chosen_["members"]) <= {"svm", "nbsvm", "knn"}
     options = model.chosen_["cv_macro_f1_of"]
+    assert set(options) >= {"svm", "nbsvm", "svm+nbsvm", "svm+knn", "nbsvm+knn", "svm+nbsvm+knn"}
     assert model.chosen_["cv_macro_f1"] == max(options.values())
-    svm_alone = ReportClassifier(nb_c_grid=()).fit(texts, labels)
+    assert model.chosen_["head_weight"] in model.head_weights
+    svm_alone = ReportClassifier(nb_c_grid=(), knn_weights=()).fit(texts, labels)
     assert svm_alone.chosen_["members"] == ["svm"]
-    assert "cv_macro_f1_of" not in svm_alone.chosen_
+    assert list(svm_alone.chosen_["cv_macro_f1_of"]) == ["svm"]
+
+
+def test_the_nearest_reports_share_out_their_similarity_by_category() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from wecity.ai.model import _NearestReports
+
+    train = ["井盖丢失", "井盖不见了", "路灯不亮", "路灯坏了", "垃圾没人收"]
+    vectors = TfidfVectorizer(analyzer="char").fit(train)
+    near = _NearestReports(k=2).fit(vectors.transform(train), np.array([0, 0, 1, 1, 2]), 3)
+    shares = near.scores(vectors.transform(["路灯不亮", "井盖丢失了", "天气很好"]))
+    assert shares[0].argmax() == 1 and shares[1].argmax() == 0
+    assert np.allclose(shares[:2].sum(axis=1), 1.0)
+    assert (shares[2] == 0).all()  # nothing alike: no share for any category
 
 
 def test_a_model_saved_before_nbsvm_still_serves() -> None:
     texts, labels = _examples(EN, per_label=20)
-    model = ReportClassifier(nb_c_grid=()).fit(texts, labels)
+    model = ReportClassifier(nb_c_grid=(), knn_weights=(), head_weights=(0.0,)).fit(texts, labels)
     expected = model.predict_proba(texts[:4])
     old = pickle.loads(pickle.dumps(model))
     old._temperature = model._temperature / model._svm_scale  # what the old fit kept: one T for the raw scores
-    del old._nbsvm, old._svm_scale  # attributes the old model never had
+    del old._nbsvm, old._svm_scale, old._knn, old._knn_weight, old._head_weight  # what the old model never had
     assert np.allclose(old.predict_proba(texts[:4]), expected, atol=1e-6)

@@ -32,11 +32,18 @@ from wecity.ai.tokens import words
 from wecity.core.errors import ValidationFailed
 
 Location = tuple[float, float] | None  # (latitude, longitude) in degrees, or None where unknown
+Folds = list[tuple[np.ndarray, np.ndarray]]
 
 C_GRID = (0.25, 0.5, 1.0, 2.0)
 NB_C_GRID = (0.1, 0.3, 1.0)  # NB-SVM's features are larger (scaled by log-ratios): its best C is smaller
 LOCATION_WEIGHTS = (0.0, 0.3, 1.0)  # 0: the text alone; tried only when some training rows have coordinates
 CELL_DEGREES = (0.001, 0.003, 0.01)  # about 100 m, 300 m and 1 km of latitude
+HEAD_CHARS = 40  # the opening of a report, weighted apart
+HEAD_NGRAMS = (1, 3)
+HEAD_WEIGHTS = (0.6, 0.0)  # the first is tried with every C; the others at the C chosen
+KNN_NEIGHBOURS = 5
+KNN_WEIGHTS = (1.0, 2.0, 4.0)  # in units of the classifiers' temperature-scaled scores
+KNN_CHUNK = 512
 FOLDS = 3
 SEED = 42
 SMALL = 100  # below this many rows a term seen once is kept: pruning it could leave no terms at all
@@ -66,7 +73,9 @@ class ReportClassifier:
     location_weights: Sequence[float] = LOCATION_WEIGHTS
     folds: int = FOLDS
     seed: int = SEED
-    char_ngrams: tuple[int, int] = (1, 3)
+    head_weights: Sequence[float] = HEAD_WEIGHTS
+    knn_weights: Sequence[float] = KNN_WEIGHTS  # empty: no nearest reports
+    char_ngrams: tuple[int, int] = (1, 2)
     word_ngrams: tuple[int, int] = (1, 2)
     classes_: np.ndarray = field(init=False, repr=False)
     chosen_: dict[str, Any] = field(init=False, repr=False, default_factory=dict)
@@ -86,62 +95,114 @@ class ReportClassifier:
                                       dtype=np.float32)
         self._words = TfidfVectorizer(tokenizer=_word_tokens, token_pattern=None, ngram_range=self.word_ngrams,
                                       sublinear_tf=True, min_df=min_df, dtype=np.float32)
-        text_features = sp.hstack([self._chars.fit_transform(texts), self._words.fit_transform(texts)]).tocsr()
+        self._head = TfidfVectorizer(analyzer="char", ngram_range=HEAD_NGRAMS, sublinear_tf=True, min_df=min_df,
+                                     dtype=np.float32)
+        body = sp.hstack([self._chars.fit_transform(texts), self._words.fit_transform(texts)]).tocsr()
+        head = self._head.fit_transform([_opening(t) for t in texts])
         self._cells = None
         cells: sp.csr_matrix | None = None
         if locations is not None and any(loc is not None for loc in locations):
             self._cells = TfidfVectorizer(token_pattern=r"\S+", lowercase=False, sublinear_tf=True,
                                           dtype=np.float32)
             cells = self._cells.fit_transform([_cell_tokens(loc) for loc in locations])
-        weights = self.location_weights if cells is not None else (0.0,)
 
         y = np.asarray(labels, dtype=object)
         self.classes_ = np.array(sorted(set(labels)), dtype=object)
         self._nbsvm: _NaiveBayesSVM | None = None
-        best: tuple[float, float, float, np.ndarray, np.ndarray] | None = None
+        self._knn: _NearestReports | None = None
+        self._svm_scale, self._knn_weight = 1.0, 0.0
         splits = stratified_folds(list(labels), self.folds, seed=self.seed)
-        for weight in weights:
-            features = _joined(text_features, cells, weight)
+        best = self._choose_svm(body, head, cells, y, splits)
+        if best is None:  # every label has one row: nothing to hold out, keep the first settings
+            self._c, self._head_weight, self._weight, self._temperature = 0.5, self.head_weights[0], 0.0, 1.0
+            self.chosen_ = {"C": self._c, "head_weight": self._head_weight, "location_weight": self._weight,
+                            "members": ["svm"], "temperature": 1.0}
+            features = _joined(body, [(head, self._head_weight)])
+        else:
+            f1, self._c, self._head_weight, self._weight, scores, rows = best
+            features = _joined(body, [(head, self._head_weight), (cells, self._weight)])
+            self._choose_members(features, y, splits, f1, scores, rows)
+        if self._svm_scale:
+            self._svm = self._classifier(self._c).fit(features, y)
+            assert list(self._svm.classes_) == list(self.classes_)  # the score columns are `classes_`
+        else:
+            self._svm = None
+        if "nbsvm" in self.chosen_["members"]:
+            self._nbsvm = _NaiveBayesSVM(self.chosen_["C_nbsvm"], self._classifier).fit(features, y)
+        if "knn" in self.chosen_["members"]:
+            self._knn = _NearestReports(KNN_NEIGHBOURS).fit(features, np.searchsorted(self.classes_, y),
+                                                            len(self.classes_))
+        return self
+
+    def _choose_svm(self, body: sp.csr_matrix, head: sp.csr_matrix, cells: sp.csr_matrix | None, y: np.ndarray,
+                    splits: Folds) -> tuple[float, float, float, float, np.ndarray, np.ndarray] | None:
+        """The SVM's C and the location weight by cross-validation (the opening at its first weight), then the
+        opening's weight at that C: (macro-F1, C, opening weight, location weight, held-out scores, rows)."""
+        best: tuple[float, float, float, float, np.ndarray, np.ndarray] | None = None
+        head_weight = self.head_weights[0]
+        for weight in self.location_weights if cells is not None else (0.0,):
+            features = _joined(body, [(head, head_weight), (cells, weight)])
             for c in self.c_grid:
                 scores, rows = self._held_out_scores(features, y, splits, partial(self._classifier, c))
                 if not len(rows):
-                    break  # every label has one row: nothing to hold out, keep the first setting
+                    return None
                 f1 = _macro_f1(y[rows], self.classes_[scores.argmax(axis=1)])
                 if best is None or f1 > best[0]:
-                    best = (f1, weight, c, scores, rows)
-        if best is None:
-            self._weight, self._c, self._temperature, self._svm_scale = weights[0], 0.5, 1.0, 1.0
-            self.chosen_ = {"C": self._c, "location_weight": self._weight, "members": ["svm"], "temperature": 1.0}
-            features = _joined(text_features, cells, self._weight)
-        else:
-            f1, self._weight, self._c, scores, rows = best
-            features = _joined(text_features, cells, self._weight)
-            truth = np.searchsorted(self.classes_, y[rows])
-            self._svm_scale = 1 / _fit_temperature(scores, truth)
-            self.chosen_ = {"C": self._c, "location_weight": self._weight}
-            nb_c, nb_scores, nb_f1 = self._choose_nbsvm(features, y, splits, rows)
-            held_out = {"svm": (f1, self._svm_scale * scores)}
-            if nb_scores is not None:
-                self._nb_scale = 1 / _fit_temperature(nb_scores, truth)
-                both = held_out["svm"][1] + self._nb_scale * nb_scores
-                held_out["nbsvm"] = (nb_f1, self._nb_scale * nb_scores)
-                held_out["svm+nbsvm"] = (_macro_f1(y[rows], self.classes_[both.argmax(axis=1)]), both)
-                self.chosen_ |= {"C_nbsvm": nb_c,
-                                 "cv_macro_f1_of": {k: round(v[0], 4) for k, v in held_out.items()},
-                                 "member_temperatures": {"svm": round(1 / self._svm_scale, 4),
-                                                         "nbsvm": round(1 / self._nb_scale, 4)}}
-            chosen = max(held_out, key=lambda k: held_out[k][0])  # a tie goes to the simpler, listed first
-            f1, scores = held_out[chosen]
-            if chosen == "nbsvm":
-                self._svm_scale = 0.0
-            if chosen != "svm":
-                self._nbsvm = _NaiveBayesSVM(nb_c, self._classifier).fit(features, y)
-            self._temperature = _fit_temperature(scores, truth)
-            self.chosen_ |= {"members": chosen.split("+"), "cv_macro_f1": round(f1, 4),
-                             "temperature": round(self._temperature, 4)}
-        self._svm = self._classifier(self._c).fit(features, y) if self._svm_scale else None
-        assert self._svm is None or list(self._svm.classes_) == list(self.classes_)  # score columns: `classes_`
-        return self
+                    best = (f1, c, head_weight, weight, scores, rows)
+        assert best is not None
+        for head_weight in self.head_weights[1:]:
+            c, weight = best[1], best[3]
+            features = _joined(body, [(head, head_weight), (cells, weight)])
+            scores, rows = self._held_out_scores(features, y, splits, partial(self._classifier, c))
+            f1 = _macro_f1(y[rows], self.classes_[scores.argmax(axis=1)])
+            if f1 > best[0]:
+                best = (f1, c, head_weight, weight, scores, rows)
+        return best
+
+    def _choose_members(self, features: sp.csr_matrix, y: np.ndarray, splits: Folds, svm_f1: float,
+                        svm_scores: np.ndarray, rows: np.ndarray) -> None:
+        """Which of SVM, NB-SVM and nearest reports to sum, by the macro-F1 of the sum on the held-out rows;
+        sets the members' scales, the last temperature and `chosen_`."""
+        truth = np.searchsorted(self.classes_, y[rows])
+        self._svm_scale = 1 / _fit_temperature(svm_scores, truth)
+        held_out = {"svm": (svm_f1, self._svm_scale * svm_scores)}
+        self.chosen_ = {"C": self._c, "head_weight": self._head_weight, "location_weight": self._weight}
+        temperatures = {"svm": round(1 / self._svm_scale, 4)}
+        nb_c, nb_scores, nb_f1 = self._choose_nbsvm(features, y, splits, rows)
+        if nb_scores is not None:
+            self._nb_scale = 1 / _fit_temperature(nb_scores, truth)
+            temperatures["nbsvm"] = round(1 / self._nb_scale, 4)
+            both = held_out["svm"][1] + self._nb_scale * nb_scores
+            held_out["nbsvm"] = (nb_f1, self._nb_scale * nb_scores)
+            held_out["svm+nbsvm"] = (_macro_f1(y[rows], self.classes_[both.argmax(axis=1)]), both)
+            self.chosen_["C_nbsvm"] = nb_c
+        knn_weights: dict[str, float] = {}
+        if self.knn_weights:
+            near = self._held_out_neighbours(features, y, splits)
+            for name, (_, scores) in list(held_out.items()):
+                for weight in self.knn_weights:  # the first weight that does best, for each sum
+                    summed = scores + weight * near
+                    f1 = _macro_f1(y[rows], self.classes_[summed.argmax(axis=1)])
+                    if f1 > held_out.get(f"{name}+knn", (-1.0,))[0]:
+                        held_out[f"{name}+knn"] = (f1, summed)
+                        knn_weights[f"{name}+knn"] = weight
+        chosen = max(held_out, key=lambda k: held_out[k][0])  # a tie goes to the simpler, listed first
+        f1, scores = held_out[chosen]
+        members = chosen.split("+")
+        if "svm" not in members:
+            self._svm_scale = 0.0
+        self._knn_weight = knn_weights.get(chosen, 0.0)
+        self._temperature = _fit_temperature(scores, truth)
+        self.chosen_ |= {"members": members, "knn_weight": self._knn_weight, "member_temperatures": temperatures,
+                         "cv_macro_f1_of": {k: round(v[0], 4) for k, v in held_out.items()},
+                         "cv_macro_f1": round(f1, 4), "temperature": round(self._temperature, 4)}
+
+    def _held_out_neighbours(self, features: sp.csr_matrix, y: np.ndarray, splits: Folds) -> np.ndarray:
+        """The nearest-report scores each fold gives the rows it did not see, in the order of the rows."""
+        index = np.searchsorted(self.classes_, y)
+        parts = [_NearestReports(KNN_NEIGHBOURS).fit(features[train], index[train], len(self.classes_))
+                 .scores(features[held_out]) for train, held_out in splits]
+        return np.vstack(parts)
 
     def _choose_nbsvm(self, features: sp.csr_matrix, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
                       rows: np.ndarray) -> tuple[float, np.ndarray | None, float]:
@@ -174,6 +235,9 @@ class ReportClassifier:
 
     def _features(self, texts: Sequence[str], locations: Sequence[Location] | None) -> sp.csr_matrix:
         parts = [self._chars.transform(texts), self._words.transform(texts)]
+        head_weight = getattr(self, "_head_weight", 0.0)  # 0 in models saved before the opening was added
+        if head_weight:
+            parts.append(head_weight * self._head.transform([_opening(t) for t in texts]))
         if self._weight:
             assert self._cells is not None
             cells = [_cell_tokens(loc) for loc in (locations if locations is not None else [None] * len(texts))]
@@ -181,14 +245,18 @@ class ReportClassifier:
         return sp.hstack(parts).tocsr()
 
     def decision_function(self, texts: Sequence[str], locations: Sequence[Location] | None = None) -> np.ndarray:
-        """The classifiers' scores, one column per class, before the last temperature: each one's scores over
-        its own temperature, summed over the classifiers the cross-validation chose."""
+        """The members' scores, one column per class, before the last temperature: each classifier's scores
+        over its own temperature, and the nearest reports' shares times their weight, summed over the members
+        the cross-validation chose."""
         features = self._features(texts, locations)
-        nbsvm = getattr(self, "_nbsvm", None)  # None in models saved before NB-SVM was added
+        # Models saved before NB-SVM and the nearest reports were added have neither.
+        nbsvm, knn = getattr(self, "_nbsvm", None), getattr(self, "_knn", None)
         scale = getattr(self, "_svm_scale", 1.0)
         total = scale * _scores(self._svm, features) if self._svm is not None else 0.0
         if nbsvm is not None:
             total = total + self._nb_scale * nbsvm.decision_function(features)
+        if knn is not None:
+            total = total + self._knn_weight * knn.scores(features)
         return np.asarray(total, dtype=np.float64)
 
     def predict_proba(self, texts: Sequence[str], locations: Sequence[Location] | None = None) -> np.ndarray:
@@ -236,10 +304,40 @@ class _NaiveBayesSVM:
         return np.asarray(features @ self._weights, dtype=np.float64) + self._intercepts
 
 
-def _joined(text_features: sp.csr_matrix, cells: sp.csr_matrix | None, weight: float) -> sp.csr_matrix:
-    if cells is None or not weight:
-        return text_features
-    return sp.hstack([text_features, weight * cells]).tocsr()
+class _NearestReports:
+    """The training reports most like a new one (cosine of their TF-IDF features): each class's share of the
+    similarity of the `k` nearest. A report that repeats or retells one the city has seen gets that one's
+    category, which a linear model, weighing every term of every report at once, can miss."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def fit(self, features: sp.csr_matrix, labels: np.ndarray, classes: int) -> _NearestReports:
+        self._features, self._labels, self._classes = features.T.tocsr(), labels, classes
+        return self
+
+    def scores(self, features: sp.csr_matrix) -> np.ndarray:
+        out = np.zeros((features.shape[0], self._classes))
+        k = min(self.k, len(self._labels))
+        for start in range(0, features.shape[0], KNN_CHUNK):  # a dense block of similarities at a time
+            similarity = (features[start:start + KNN_CHUNK] @ self._features).toarray()
+            nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+            weights = np.take_along_axis(similarity, nearest, axis=1)
+            block = out[start:start + KNN_CHUNK]
+            np.add.at(block, (np.repeat(np.arange(len(block)), k), self._labels[nearest].ravel()), weights.ravel())
+        totals = out.sum(axis=1, keepdims=True)
+        return np.divide(out, totals, out=np.zeros_like(out), where=totals > 0)
+
+
+def _joined(base: sp.csr_matrix, blocks: Sequence[tuple[sp.csr_matrix | None, float]]) -> sp.csr_matrix:
+    """`base` with each further block times its weight beside it; a block weighted 0 (or absent) left out."""
+    parts = [weight * block for block, weight in blocks if block is not None and weight]
+    return sp.hstack([base, *parts]).tocsr() if parts else base
+
+
+def _opening(text: str) -> str:
+    """The first characters of a report, where people say what the matter is (a title, a first sentence)."""
+    return text[:HEAD_CHARS]
 
 
 def _scores(svm: Any, features: sp.csr_matrix) -> np.ndarray:

@@ -1,18 +1,25 @@
 """The report-category classifier: ranked categories with calibrated probabilities, for any language and
 any label set.
 
-Features: TF-IDF (sublinear term frequency) of character 1–3-grams and of word 1–2-grams, words found
-by ICU (`wecity.ai.tokens`), so Chinese needs no segmenter of its own and English no stemmer; where
-reports carry coordinates, the grid cells they fall in (about 100 m, 300 m and 1 km) as further tokens.
-Classifiers: a linear SVM (scikit-learn's LinearSVC, classes weighted by their inverse frequency), its
-regularisation C and the weight of the location tokens chosen by 3-fold cross-validation on the training
-rows (macro-F1); and an NB-SVM (Wang and Manning, 2012: the same features scaled by each class's naive
-Bayes log-count ratios, one binary SVM per class), its C chosen the same way. Each one's held-out scores
-are scaled by its own temperature, which puts them in the same units (log-probabilities), and the sum of
-the two is used where the cross-validation says it beats either alone. Probabilities: those scores scaled
-by one more temperature and passed through softmax, every temperature fitted (least log loss) to the
-scores the cross-validation models gave the rows they did not see. Temperature scaling keeps the ranking
-and only makes the numbers honest.
+Features: TF-IDF (sublinear term frequency) of character 1–2-grams and of word 1–2-grams, words found
+by ICU (`wecity.ai.tokens`), so Chinese needs no segmenter of its own and English no stemmer; character
+1–3-grams of a report's opening (its first 40 characters, where people say what the matter is) as a block
+of their own with its own weight; where reports carry coordinates, the grid cells they fall in (about
+100 m, 300 m and 1 km) as further tokens.
+
+Members, each chosen by 3-fold cross-validation on the training rows (macro-F1 of the rows held out):
+- a linear SVM (scikit-learn's LinearSVC, classes weighted by their inverse frequency), its C, the weight
+  of the location cells and the weight of the opening chosen by the folds;
+- an NB-SVM (Wang and Manning, 2012: the same features scaled by each class's naive-Bayes log-count
+  ratios, one binary SVM per class), its C chosen the same way;
+- the nearest reports: the five training reports most like the new one, each class's share of their
+  similarity.
+Each classifier's held-out scores are divided by its own temperature, which puts them in the same units
+(log-probabilities); the nearest reports' shares are added with a weight the folds choose; the sum used is
+the one of SVM, NB-SVM, or both, with or without the nearest reports, that the folds rank best (a tie goes
+to the simpler). Probabilities: that sum scaled by one more temperature and passed through softmax, every
+temperature fitted (least log loss) to the scores the cross-validation models gave the rows they did not
+see. Temperature scaling keeps the ranking and only makes the numbers honest.
 """
 
 from __future__ import annotations

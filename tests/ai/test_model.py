@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from wecity.ai.model import ReportClassifier
 from wecity.ai.tokens import words
@@ -105,3 +106,13 @@ def test_a_model_saved_before_nbsvm_still_serves() -> None:
     old._temperature = model._temperature / model._svm_scale  # what the old fit kept: one T for the raw scores
     del old._nbsvm, old._svm_scale, old._knn, old._knn_weight, old._head_weight  # what the old model never had
     assert np.allclose(old.predict_proba(texts[:4]), expected, atol=1e-6)
+
+
+def test_the_nearest_reports_compare_each_report_by_its_strongest_terms() -> None:
+    from wecity.ai.model import _strongest
+
+    rows = sp.csr_matrix(np.array([[0.1, 0.5, 0.2, 0.9, 0.3], [0.0, 0.4, 0.0, 0.0, 0.0]], dtype=np.float32))
+    kept = _strongest(rows, terms=2).toarray()
+    assert (kept[0] > 0).tolist() == [False, True, False, True, False]  # 0.5 and 0.9, the two largest
+    assert np.allclose(np.linalg.norm(kept, axis=1), 1.0)
+    assert kept[1].tolist() == [0.0, 1.0, 0.0, 0.0, 0.0]  # fewer terms than the cut: all kept

@@ -50,6 +50,7 @@ HEAD_NGRAMS = (1, 3)
 HEAD_WEIGHTS = (0.6, 0.0)  # the first is tried with every C; the others at the C chosen
 KNN_NEIGHBOURS = 5
 KNN_WEIGHTS = (1.0, 2.0, 4.0)  # in units of the classifiers' temperature-scaled scores
+KNN_TERMS = 32  # of each report, the strongest, by which reports are compared
 KNN_CHUNK = 512
 FOLDS = 3
 SEED = 42
@@ -314,16 +315,20 @@ class _NaiveBayesSVM:
 class _NearestReports:
     """The training reports most like a new one (cosine of their TF-IDF features): each class's share of the
     similarity of the `k` nearest. A report that repeats or retells one the city has seen gets that one's
-    category, which a linear model, weighing every term of every report at once, can miss."""
+    category, which a linear model, weighing every term of every report at once, can miss.
+
+    Each report is compared by its `KNN_TERMS` strongest terms only: the model file keeps every training
+    report's, and on zh that is 14 times smaller than all their terms for the same held-out macro-F1."""
 
     def __init__(self, k: int) -> None:
         self.k = k
 
     def fit(self, features: sp.csr_matrix, labels: np.ndarray, classes: int) -> _NearestReports:
-        self._features, self._labels, self._classes = features.T.tocsr(), labels, classes
+        self._features, self._labels, self._classes = _strongest(features).T.tocsr(), labels, classes
         return self
 
     def scores(self, features: sp.csr_matrix) -> np.ndarray:
+        features = _strongest(features)
         out = np.zeros((features.shape[0], self._classes))
         k = min(self.k, len(self._labels))
         for start in range(0, features.shape[0], KNN_CHUNK):  # a dense block of similarities at a time
@@ -334,6 +339,19 @@ class _NearestReports:
             np.add.at(block, (np.repeat(np.arange(len(block)), k), self._labels[nearest].ravel()), weights.ravel())
         totals = out.sum(axis=1, keepdims=True)
         return np.divide(out, totals, out=np.zeros_like(out), where=totals > 0)
+
+
+def _strongest(features: sp.csr_matrix, terms: int = KNN_TERMS) -> sp.csr_matrix:
+    """Each row with only its `terms` largest entries (ties at the cut kept), scaled to unit length again."""
+    from sklearn.preprocessing import normalize
+
+    kept = features.tocsr(copy=True)
+    for row in range(kept.shape[0]):
+        values = kept.data[kept.indptr[row]:kept.indptr[row + 1]]  # a view: zeroing it edits `kept`
+        if len(values) > terms:
+            values[values < np.partition(values, len(values) - terms)[len(values) - terms]] = 0
+    kept.eliminate_zeros()
+    return normalize(kept).astype(np.float32)
 
 
 def _joined(base: sp.csr_matrix, blocks: Sequence[tuple[sp.csr_matrix | None, float]]) -> sp.csr_matrix:

@@ -166,8 +166,12 @@ def test_administrators_see_the_model_cards(city: City) -> None:
         log_in(client, "admin")
         zh = client.get("/staff/ai", headers={"Accept-Language": "zh-CN"}).text
         assert 'id="model-v1"' in zh and "在用" in zh and "macro-F1" in zh and "井盖缺失/破损" in zh
+        assert "方法" in zh and "3 折交叉验证" in zh
         en = client.get("/staff/ai", headers={"Accept-Language": "en"}).text
         assert "Serving" in en and "F1 per category" in en
+        method = en.split('id="method-v1">', 1)[1].split("</p>", 1)[0]
+        assert method.startswith("Method: ") and "chosen by 3-fold cross-validation" in method
+        assert any(name in method for name in ("linear SVM", "NB-SVM", "nearest reports"))
 
 
 def test_a_new_city_starts_from_its_imported_history(city: City, tmp_path: Any) -> None:

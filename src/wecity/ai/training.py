@@ -213,7 +213,8 @@ def fit(data: Dataset, var_dir: Path) -> Candidate:
     model = ReportClassifier().fit(fit_texts, fit_labels)
     hold_texts, hold_labels = [texts[i] for i in hold_idx], [labels[i] for i in hold_idx]
     theirs = figures(load_model(var_dir, data.serving), hold_texts, hold_labels) if data.serving is not None else None
-    mine = {**figures(model, hold_texts, hold_labels), "data_digest": data.digest}
+    # The method goes on the card: which members the cross-validation chose, and their settings.
+    mine = {**figures(model, hold_texts, hold_labels), "data_digest": data.digest, "method": model.chosen_}
     return Candidate(model, len(fit_texts), len(hold_texts), mine, theirs,
                      data.serving.version if data.serving is not None else None)
 

@@ -21,7 +21,8 @@ from ..conftest import City
 WUYI = (28.1960, 112.9770)  # 五一广场, 芙蓉区
 
 
-def _cases(city: City, points: list[tuple[float, float]], category: str = "pothole") -> None:
+def _cases(city: City, points: list[tuple[float, float]], category: str = "pothole", *,
+           place_from_address: bool = False) -> None:
     now = city.clock.now()
 
     def add(conn: sa.Connection) -> None:
@@ -29,8 +30,8 @@ def _cases(city: City, points: list[tuple[float, float]], category: str = "potho
         dept = conn.execute(sa.select(categories.c.department_id).where(categories.c.code == category)).scalar_one()
         conn.execute(cases.insert(), [{
             "category_code": category, "status": "dispatched", "department_id": dept, "area_id": furong,
-            "lat": lat, "long": lon, "description": "测试", "source": "citizen",
-            "created_at": now - timedelta(days=i % 20), "updated_at": now} for i, (lat, lon) in enumerate(points)])
+            "lat": lat, "long": lon, "place_from_address": place_from_address, "description": "测试",
+            "source": "citizen", "created_at": now - timedelta(days=i % 20), "updated_at": now} for i, (lat, lon) in enumerate(points)])
 
     city.db.write_sync(add)
 
@@ -103,6 +104,18 @@ def test_a_cluster_built_into_the_cases_is_the_hot_spot(city: City) -> None:
     assert found["features"][0]["id"] in h3.grid_disk(centre, 1)
     # Another category: nothing.
     assert city.db.read_sync(lambda c: hotspots(c, now=city.clock.now(), category="noise"))["features"] == []
+
+
+def test_cases_placed_from_an_address_are_left_out_of_hot_spots(city: City) -> None:
+    """Reports with only an address get their road's one point: 60 of them there are no cluster."""
+    rng = random.Random(4)
+    _cases(city, _spread(city, rng, 300))
+    _cases(city, [WUYI] * 60, place_from_address=True)
+    found = city.db.read_sync(lambda c: hotspots(c, now=city.clock.now(), days=30, category="pothole"))
+    assert found["method"]["cases"] == 300
+    _cases(city, [WUYI] * 60)  # the same, pinned there: a cluster
+    found = city.db.read_sync(lambda c: hotspots(c, now=city.clock.now(), days=30, category="pothole"))
+    assert found["method"]["cases"] == 360 and found["features"]
 
 
 def test_the_hotspots_api_is_for_staff(city: City) -> None:

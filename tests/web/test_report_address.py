@@ -65,3 +65,31 @@ def test_a_pinned_report_is_not_moved_by_its_address(web: Any, sqlite_city: City
                                      "lat": "28.2100", "long": "112.9150", "description": "x"}, follow_redirects=False)
     assert sent.status_code == 303 and "placed" not in sent.headers["location"]
     assert _case(sqlite_city).lat == 28.21
+
+
+def test_reports_placed_from_one_road_are_not_merged_by_that_place(web: Any, sqlite_city: City) -> None:
+    """Every address on 人民东路 gets the road's one point: two such reports of one category, a kilometre
+    apart in fact, must stay two cases; and a pinned report at that point does not join one of them."""
+    var = sqlite_city.settings.var_dir
+    build_gazetteer(write_changsha_osm(var / "changsha.osm.pbf"), var / "gazetteer.sqlite")
+    first, second = _report(web, "人民东路 东头菜市场"), _report(web, "人民东路 西头桥下")
+    assert "new=case" in first.headers["location"] and "new=case" in second.headers["location"]
+    placed = sqlite_city.db.read_sync(lambda c: c.execute(
+        sa.select(cases.c.id, cases.c.lat, cases.c.long, cases.c.place_from_address)
+        .order_by(cases.c.id.desc()).limit(2)).all())
+    assert len({(r.lat, r.long) for r in placed}) == 1 and all(r.place_from_address for r in placed)
+    token = csrf_token(web.get("/report").text)
+    pinned = web.post("/report", data={"csrf_token": token, "service_code": "garbage", "lat": str(placed[0].lat),
+                                       "long": str(placed[0].long), "description": "垃圾堆了三天"},
+                      follow_redirects=False)
+    assert "new=case" in pinned.headers["location"]
+    assert not _case_flag(sqlite_city)
+    again = web.post("/report", data={"csrf_token": csrf_token(web.get("/report").text), "service_code": "garbage",
+                                      "lat": str(placed[0].lat), "long": str(placed[0].long), "description": "又一次"},
+                     follow_redirects=False)
+    assert "new=merged" in again.headers["location"]  # pinned reports still merge with each other
+
+
+def _case_flag(city: City) -> bool:
+    return bool(city.db.read_sync(lambda c: c.execute(sa.select(cases.c.place_from_address)
+                                                      .order_by(cases.c.id.desc()).limit(1)).scalar_one()))

@@ -114,7 +114,7 @@ def hotspots(conn: Connection, *, now: datetime, days: int = 30, category: str |
     since = now - timedelta(days=days)
     query = sa.select(cases.c.lat, cases.c.long).where(
         cases.c.created_at >= since, cases.c.created_at <= now, cases.c.lat.is_not(None),
-        cases.c.merged_into_id.is_(None))
+        cases.c.merged_into_id.is_(None), cases.c.place_from_address.is_(False))
     if category:
         query = query.where(cases.c.category_code == category)
     points = [(float(r.lat), float(r.long)) for r in conn.execute(query)]

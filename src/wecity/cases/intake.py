@@ -44,6 +44,9 @@ class NewReport:
     media_ids: list[str] = field(default_factory=list)
     # A photo hosted elsewhere (Open311's media_url): kept with the attributes as given, never fetched.
     media_url: str | None = None
+    # lat/long are the gazetteer's match for `address` (no pin): the case is dispatched by that place but
+    # never merged with another by it, since every report naming one road gets the same point.
+    place_from_address: bool = False
     # A location read from a photo's EXIF GPS (WGS-84), used only when the report has none.
     photo_location: tuple[float, float] | None = None
     email: str | None = None
@@ -139,6 +142,7 @@ _MERGE_CANDIDATES = sa.select(cases.c.id, cases.c.lat, cases.c.long).where(
     cases.c.created_at >= sa.bindparam("since", type_=cases.c.created_at.type),
     cases.c.lat.between(sa.bindparam("lat_min"), sa.bindparam("lat_max")),
     cases.c.long.between(sa.bindparam("lon_min"), sa.bindparam("lon_max")),
+    cases.c.place_from_address.is_(False),
 )
 _INSERT_CASE = cases.insert()
 _INSERT_REPORT = reports.insert()
@@ -215,7 +219,7 @@ def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex,
     case_id: int | None = None
     if report.source_ref:
         case_id = _open_case_for_source(conn, report.source_ref)
-    if case_id is None and checked.lat is not None and checked.lon is not None:
+    if case_id is None and checked.lat is not None and checked.lon is not None and not report.place_from_address:
         case_id = _mergeable_case(conn, checked.category.code, checked.lat, checked.lon, now, policy)
     token = secrets.token_urlsafe(12)
     if case_id is not None:
@@ -250,7 +254,7 @@ def _open_case(conn: Connection, report: NewReport, checked: _Checked, token: st
     case_id = inserted_id(conn.execute(_INSERT_CASE, dict(
         category_code=category.code, status=CaseStatus.DISPATCHED.value, department_id=department_id,
         area_id=area_id, lat=checked.lat, long=checked.lon, address=report.address,
-        description=checked.description, source=str(report.source), channel=str(report.channel),
+        place_from_address=report.place_from_address and checked.lat is not None, description=checked.description, source=str(report.source), channel=str(report.channel),
         source_ref=report.source_ref, created_at=now,
         updated_at=now, dispatched_at=now, **clocks.values(), ack_warned=False, ack_escalated=False,
         resolve_warned=False, resolve_escalated=False, reopen_count=0, followup_open=False,

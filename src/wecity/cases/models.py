@@ -57,6 +57,9 @@ cases = sa.Table(
     sa.Column("lat", sa.Float),
     sa.Column("long", sa.Float),
     sa.Column("address", sa.String(500)),
+    # The place is the gazetteer's match for an address in words (a road's point, say), not a pin: near
+    # enough to dispatch, too coarse to tell two reports on one road apart, so never merged by place.
+    sa.Column("place_from_address", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Column("description", sa.Text, nullable=False, default=""),
     sa.Column("source", sa.String(20), nullable=False),            # citizen, sensor, hotline, staff
     # The intake channel of the report that opened it (portal, open311, hotline, sensor, enterprise): the

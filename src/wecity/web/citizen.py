@@ -192,8 +192,8 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
         lat, lon, placed = (found.lat, found.lon, "address") if found else (None, None, "none")
     report = NewReport(
         service_code=service_code, channel=Channel.PORTAL, lat=lat, long=lon,
-        address=address or None, description=_text(form, "description", 4000),
-        attributes=attributes, phone=_phone(_text(form, "phone", 40)), email=email or None,
+        address=address or None, place_from_address=placed == "address",
+        description=_text(form, "description", 4000), attributes=attributes, phone=_phone(_text(form, "phone", 40)), email=email or None,
         lang=request_locale(request), routing=routing)
     # A repeated post of the same form (a double tap, a retry on a bad connection) returns the first
     # report instead of making a second one.

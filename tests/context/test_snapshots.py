@@ -60,3 +60,24 @@ def test_update_clone_delete_and_purge(ngsi: Any) -> None:
     assert [e["id"] for e in r.json()] == [FAST]
     assert ngsi.delete(clone).status_code == 204
     assert ngsi.get(clone).status_code == 404 and ngsi.delete(clone).status_code == 404
+
+
+def test_a_snapshot_whose_fill_was_lost_fails_instead_of_preparing_for_ever(broker: Any) -> None:
+    """A fill with context sources runs after the answer, in the process that gave it; if that process
+    stops, the runner's sweep marks the snapshot failed once it has been preparing for ten minutes."""
+    import asyncio
+
+    from wecity.context import snapshots, tasks
+
+    city = broker.city
+    lost = city.db.write_sync(lambda c: snapshots.begin(c, "", {"snapshotQueries": []}, 5, city.clock.now()))
+    city.clock.advance(seconds=9 * 60)
+    fresh = city.db.write_sync(lambda c: snapshots.begin(c, "", {"snapshotQueries": []}, 5, city.clock.now()))
+    asyncio.run(tasks.sweep_expired(broker.ctx))
+    assert broker.get(f"{BASE}/snapshots/{lost.snapshot_id}").json()["snapshotStatus"] == "preparing"
+    city.clock.advance(seconds=61)
+    asyncio.run(tasks.sweep_expired(broker.ctx))
+    got = broker.get(f"{BASE}/snapshots/{lost.snapshot_id}").json()
+    assert got["snapshotStatus"] == "failed" and got["snapshotQueriesDetails"] == [
+        {"resultStatus": "failed", "entityCount": 0}]
+    assert broker.get(f"{BASE}/snapshots/{fresh.snapshot_id}").json()["snapshotStatus"] == "preparing"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +25,9 @@ from wecity.core.errors import NotFound
 PREFIX = "urn:ngsi-ld:Snapshot:"
 DEFAULT_PRIORITY = 5
 MAX_ENTITIES = 100_000  # entities one snapshot query copies
+# A fill runs in the process that answered the create, after the answer; one still "preparing" this long
+# after (context sources answer or time out within seconds) was lost with that process.
+ABANDONED = timedelta(minutes=10)
 _COPIED = ("entity_id", "type", "extra_types", "scope", "attrs", "created_at", "modified_at", "expires_at",
            "attrs_expire_at")
 _READ = (se.c.pk, se.c.entity_id, se.c.type, se.c.extra_types, se.c.attrs, se.c.created_at, se.c.modified_at,
@@ -110,6 +113,15 @@ def fill(conn: Connection, snap: Snapshot, found: list[list[Stored]]) -> Snapsho
 
 def failed(conn: Connection, snap: Snapshot) -> Snapshot:
     return _finish(conn, snap, [{"resultStatus": "failed", "entityCount": 0}])
+
+
+def fail_abandoned(conn: Connection, now: datetime) -> int:
+    """Snapshots whose fill was lost (its process stopped before it finished): "failed", so that a client
+    waiting for them is told, instead of "preparing" for ever. How many."""
+    rows = conn.execute(sa.select(s).where(s.c.status == "preparing", s.c.created_at < now - ABANDONED)).all()
+    for row in rows:
+        failed(conn, _snapshot(row))
+    return len(rows)
 
 
 def _copy(snapshot_pk: int, e: Stored) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from wecity.context import entitymaps, periodic, transient
+from wecity.context import entitymaps, periodic, snapshots, transient
 from wecity.context.delivery import make_deliver
 from wecity.context.forwarding import Forwarder, RegistrationCache, RegistrationRow, new_identity
 from wecity.context.ldcontext import ContextStore
@@ -102,10 +102,11 @@ async def periodic_notifications(ctx: AppContext) -> None:
 
 async def sweep_expired(ctx: AppContext) -> None:
     """Remove for good the transient entities and attribute instances that have expired (reads already
-    hide them) and the EntityMaps past their expiry."""
+    hide them) and the EntityMaps past their expiry; mark as failed the snapshots whose fill was lost."""
     now = ctx.clock.now()
     await ctx.db.write(transient.sweep, now)
     await ctx.db.write(entitymaps.sweep, now)
+    await ctx.db.write(snapshots.fail_abandoned, now)
 
 
 async def on_runner_start(ctx: AppContext) -> None:

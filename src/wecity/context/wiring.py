@@ -1,5 +1,5 @@
 """What the context broker plugs into an app: periodic notifications, the sweep of expired transient
-entities and EntityMaps, and the "ngsild" delivery channel."""
+entities and EntityMaps (and of snapshots whose fill was lost), and the "ngsild" delivery channel."""
 
 from __future__ import annotations
 

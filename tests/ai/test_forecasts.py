@@ -4,7 +4,7 @@ pattern in the cases shows in the next two weeks."""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -92,3 +92,34 @@ def test_a_district_s_forecast_counts_its_own_cases_and_the_page_keeps_the_choic
         assert 'name="forecast_district" value="' + codes["芙蓉区"] + '"' in page  # kept by the hot-spot form
         # An unknown district is the whole city, not an error.
         assert client.get("/ops", params={"forecast_district": "nowhere"}).status_code == 200
+
+
+def test_days_are_the_city_s_own(city: City) -> None:
+    """A case at 02:00 UTC is yesterday's in New York and today's in Changsha: the forecast's history counts it
+    by the city's own zone (its jurisdiction's), not a fixed one."""
+    from wecity.ai.forecasts import daily_counts
+    from wecity.geo.service import get_jurisdiction, set_jurisdiction
+
+    now = city.clock.now()
+    at = datetime.combine((now - timedelta(days=3)).date(), datetime.min.time(), tzinfo=UTC) + timedelta(hours=2)
+
+    def add(conn: sa.Connection) -> None:
+        dept = conn.execute(sa.select(categories.c.department_id).where(categories.c.code == "garbage")).scalar_one()
+        conn.execute(cases.insert(), [{"category_code": "garbage", "status": "closed", "department_id": dept,
+                                       "description": "垃圾", "source": "citizen", "created_at": at,
+                                       "updated_at": at}])
+
+    city.db.write_sync(add)
+
+    def day_counted(zone: str) -> str:
+        def move(conn: sa.Connection) -> None:
+            row = get_jurisdiction(conn)
+            set_jurisdiction(conn, id=row.id, name_zh=row.name_zh, name_en=row.name_en, adcode=row.adcode,
+                             timezone=zone)
+
+        city.db.write_sync(move)
+        days, counts = city.db.read_sync(lambda c: daily_counts(c, now=now, category="garbage"))
+        return days[int(counts.argmax())].isoformat()
+
+    assert day_counted("Asia/Shanghai") == at.date().isoformat()
+    assert day_counted("America/New_York") == (at.date() - timedelta(days=1)).isoformat()

@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.cases.models import cases
-from wecity.core.clock import CITY_TZ
 from wecity.geo.models import areas
+from wecity.geo.service import city_timezone
 
 HORIZON = 14
 HISTORY_DAYS = 365
@@ -35,11 +35,13 @@ Z80 = 1.2816  # the 80% interval
 
 def daily_counts(conn: Connection, *, now: datetime, category: str | None = None, district: str | None = None,
                  history: int = HISTORY_DAYS) -> tuple[list[date], np.ndarray]:
-    """Cases received per local day over the last `history` days (today excluded: it is not over)."""
-    today = now.astimezone(CITY_TZ).date()
+    """Cases received per day of the city's own time zone over the last `history` days (today excluded: it
+    is not over)."""
+    zone = city_timezone(conn)
+    today = now.astimezone(zone).date()
     first = today - timedelta(days=history)
-    start = datetime.combine(first, datetime.min.time(), tzinfo=CITY_TZ)
-    end = datetime.combine(today, datetime.min.time(), tzinfo=CITY_TZ)
+    start = datetime.combine(first, datetime.min.time(), tzinfo=zone)
+    end = datetime.combine(today, datetime.min.time(), tzinfo=zone)
     query = sa.select(cases.c.created_at).where(cases.c.created_at >= start, cases.c.created_at < end,
                                                 cases.c.merged_into_id.is_(None))
     if category:
@@ -49,7 +51,7 @@ def daily_counts(conn: Connection, *, now: datetime, category: str | None = None
     days = [first + timedelta(days=i) for i in range(history)]
     counts = np.zeros(history)
     for (at,) in conn.execute(query):
-        index = (at.astimezone(CITY_TZ).date() - first).days
+        index = (at.astimezone(zone).date() - first).days
         if 0 <= index < history:
             counts[index] += 1
     # The city's history starts with its first case: the days before are not zeros, they are unknown.
@@ -105,7 +107,7 @@ def forecast(conn: Connection, *, now: datetime, category: str | None = None, di
     usable = {k: v for k, v in errors.items() if v is not None}
     chosen = min(usable, key=lambda k: usable[k]) if usable else "seasonal_naive"
     point, low, high = MODELS[chosen](y, horizon) if len(y) else (np.zeros(horizon),) * 3
-    today = now.astimezone(CITY_TZ).date()
+    today = now.astimezone(city_timezone(conn)).date()
     return {
         "category": category, "district": district, "history_days": len(y),
         "method": chosen, "backtest_mae": errors, "backtest_days": horizon if errors else 0, "interval": 0.8,

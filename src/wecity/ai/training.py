@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import sqlalchemy as sa
@@ -29,8 +30,8 @@ from sqlalchemy.engine import Connection
 from wecity.ai.models import ai_history, ai_models
 from wecity.ai.splits import stratified_split
 from wecity.cases.models import cases, categories, reports
-from wecity.core.clock import CITY_TZ
 from wecity.core.errors import ValidationFailed
+from wecity.geo.service import city_timezone
 
 KIND = "category"
 MIN_ROWS = 20          # below this the city has too little history to hold any back
@@ -71,6 +72,7 @@ def import_history(conn: Connection, path: Path, *, text: list[str], label: str,
             raise ValidationFailed(f"{path.name} has no column {', '.join(missing)}",
                                    message_zh=f"{path.name} 中没有列 {'、'.join(missing)}", code="ai.bad_file")
         counts = {"read": 0, "without_label": 0, "without_text": 0, "repeated": 0}
+        zone = city_timezone(conn)
         rows: list[dict[str, Any]] = []
         seen: set[str] = set()
         for record in reader:
@@ -91,7 +93,7 @@ def import_history(conn: Connection, path: Path, *, text: list[str], label: str,
                 continue
             seen.add(words)
             rows.append({"text": words[:4000], "category_code": code[:64], "lat": _number(record, lat),
-                         "long": _number(record, long), "at": _moment(record, time)})
+                         "long": _number(record, long), "at": _moment(record, time, zone)})
     unknown = sorted({r["category_code"] for r in rows} - set(conn.execute(sa.select(categories.c.code)).scalars()))
     if unknown:
         raise ValidationFailed(f"{path.name}: labels that are no category of the city: {', '.join(unknown[:20])}",
@@ -110,12 +112,13 @@ def _number(record: dict[str, Any], column: str | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _moment(record: dict[str, Any], column: str | None) -> datetime | None:
+def _moment(record: dict[str, Any], column: str | None, zone: ZoneInfo) -> datetime | None:
+    """The time of a row; one without an offset is read in the city's own zone."""
     try:
         at = datetime.fromisoformat((record.get(column) or "").strip()) if column else None
     except ValueError:
         return None
-    return at.replace(tzinfo=CITY_TZ) if at is not None and at.tzinfo is None else at
+    return at.replace(tzinfo=zone) if at is not None and at.tzinfo is None else at
 
 
 def vocabulary_rows(conn: Connection) -> tuple[list[str], list[str]]:

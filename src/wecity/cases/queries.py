@@ -526,12 +526,15 @@ def reporter_phones(conn: Connection, case_ids: list[int]) -> dict[int, str]:
     return {int(r.case_id): r.phone for r in rows}
 
 
-def daily_case_counts(conn: Connection, *, now: datetime, zone: str = "Asia/Shanghai") -> list[dict[str, Any]]:
-    """Cases by the local day they were opened, district and category: how many were received, how many of
-    them are closed, and how many overran their resolve deadline (closed late, or open past it). Merged
-    cases are counted once, in the case they joined. Oldest day first."""
+def daily_case_counts(conn: Connection, *, now: datetime, zone: str | None = None) -> list[dict[str, Any]]:
+    """Cases by the local day they were opened (in `zone`, else the city's own), district and category: how
+    many were received, how many of them are closed, and how many overran their resolve deadline (closed
+    late, or open past it). Merged cases are counted once, in the case they joined. Oldest day first."""
     from zoneinfo import ZoneInfo
 
+    from wecity.geo.service import city_timezone
+
+    zone = zone or city_timezone(conn).key
     day: sa.ColumnElement[Any]
     if conn.dialect.name == "postgresql":
         day = sa.cast(sa.func.timezone(zone, cases.c.created_at), sa.Date)

@@ -69,6 +69,23 @@ def test_english_labels_never_seen_before_with_locations(tmp_path: Path,
     assert result["model"]["chosen"]["location_weight"] in (0.0, 0.3, 1.0)
 
 
+def test_repeated_splits_give_the_mean_difference_and_its_error(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_en(tmp_path / "en.csv")
+    progress, result = _run(capsys, str(path), "--text", "description", "--label", "kind", "--repeats", "3")
+    repeated = result["repeated"]
+    assert repeated["splits"] == 3 and repeated["seeds"] == [42, 44] and len(repeated["differences"]) == 3
+    assert repeated["mean_difference"] == pytest.approx(np.mean(repeated["differences"]), abs=1e-4)
+    assert repeated["standard_error"] == pytest.approx(
+        np.std(repeated["differences"], ddof=1) / np.sqrt(3), abs=1e-4)
+    # The first split is the one of the single run (seed 42): the same difference.
+    assert repeated["differences"][0] == result["difference"]["macro_f1"]
+    assert sum(line.startswith("split seed ") for line in progress) == 3
+    for bad in (["--repeats", "1"], ["--repeats", "101"], ["--repeats", "3", "--split", "part"]):
+        assert main(["ai", "evaluate", str(path), "--text", "description", "--label", "kind", *bad]) == 2
+    assert "--repeats takes 2 to 100" in capsys.readouterr().err
+
+
 def test_a_missing_column_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_en(tmp_path / "en.csv")
     assert main(["ai", "evaluate", str(path), "--text", "summary", "--label", "kind"]) == 2

@@ -8,16 +8,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
+MAX_REPEATS = 100
+
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from wecity.ai.evaluate import evaluate, read_rows
+    from wecity.ai.evaluate import evaluate, read_rows, repeated
 
     if bool(args.lat) != bool(args.long):
         print("--lat and --long go together / --lat 与 --long 须同时给出", file=sys.stderr)
         return 2
+    if args.repeats is not None and (args.split or not 2 <= args.repeats <= MAX_REPEATS):
+        print(f"--repeats takes 2 to {MAX_REPEATS} random splits, and no --split column / "
+              f"--repeats 须为 2 至 {MAX_REPEATS}，且不能与 --split 同用", file=sys.stderr)
+        return 2
     rows = read_rows(Path(args.file), text=args.text, label=args.label, lat=args.lat, long=args.long,
                      split=args.split)
-    result = evaluate(rows, say=lambda line: print(line, flush=True))
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    result = evaluate(rows, say=say)
+    if args.repeats:
+        result["repeated"] = repeated(rows, args.repeats, say=say)
     print(json.dumps({"file": Path(args.file).name, **result}, ensure_ascii=False), flush=True)
     return 0
 
@@ -68,6 +77,9 @@ def add_commands(sub: Any) -> None:
     ev.add_argument("--long", metavar="COL", help="longitude column (WGS-84) / 经度列")
     ev.add_argument("--split", metavar="COL", help="rows saying `train` train, the others test; without it a "
                                                    "stratified 80/20 split, seed 42 / 划分列")
+    ev.add_argument("--repeats", type=int, metavar="N",
+                    help="also N stratified 80/20 splits (seeds 42…), model minus baseline on each, their mean and "
+                         "standard error: for files too small for one split to tell / 另做 N 次随机划分")
     ev.set_defaults(func=cmd_evaluate)
     tr = ai.add_parser("train", help="train the category model on the city's cases; it serves only if better on "
                                      "the held-back cases / 用本市案件训练类别模型")

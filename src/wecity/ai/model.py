@@ -83,7 +83,7 @@ class ReportClassifier:
     seed: int = SEED
     head_weights: Sequence[float] = HEAD_WEIGHTS
     knn_weights: Sequence[float] = KNN_WEIGHTS  # empty: no nearest reports
-    char_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (1, 3)
     word_ngrams: tuple[int, int] = (1, 2)
     classes_: np.ndarray = field(init=False, repr=False)
     chosen_: dict[str, Any] = field(init=False, repr=False, default_factory=dict)

@@ -1,7 +1,7 @@
 """The report-category classifier: ranked categories with calibrated probabilities, for any language and
 any label set.
 
-Features: TF-IDF (sublinear term frequency) of character 1–2-grams and of word 1–2-grams, words found
+Features: TF-IDF (sublinear term frequency) of character 1–3-grams and of word 1–2-grams, words found
 by ICU (`wecity.ai.tokens`), so Chinese needs no segmenter of its own and English no stemmer; character
 1–3-grams of a report's opening (its first 40 characters, where people say what the matter is) as a block
 of their own with its own weight; where reports carry coordinates, the grid cells they fall in (about

@@ -26,7 +26,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     say = lambda line: print(line, flush=True)  # noqa: E731
     result = evaluate(rows, say=say)
     if args.repeats:
-        result["repeated"] = repeated(rows, args.repeats, say=say)
+        result["repeated"] = repeated(rows, args.repeats, result["difference"]["macro_f1"], say=say)
     print(json.dumps({"file": Path(args.file).name, **result}, ensure_ascii=False), flush=True)
     return 0
 

@@ -151,18 +151,16 @@ class ReportClassifier:
         for weight in self.location_weights if cells is not None else (0.0,):
             features = _joined(body, [(head, head_weight), (cells, weight)])
             for c in self.c_grid:
-                scores, rows = self._held_out_scores(features, y, splits, partial(self._classifier, c))
+                f1, scores, rows = self._cross_validated(features, y, splits, partial(self._classifier, c))
                 if not len(rows):
                     return None
-                f1 = _macro_f1(y[rows], self.classes_[scores.argmax(axis=1)])
                 if best is None or f1 > best[0]:
                     best = (f1, c, head_weight, weight, scores, rows)
         assert best is not None
+        c, weight = best[1], best[3]
         for head_weight in self.head_weights[1:]:
-            c, weight = best[1], best[3]
             features = _joined(body, [(head, head_weight), (cells, weight)])
-            scores, rows = self._held_out_scores(features, y, splits, partial(self._classifier, c))
-            f1 = _macro_f1(y[rows], self.classes_[scores.argmax(axis=1)])
+            f1, scores, rows = self._cross_validated(features, y, splits, partial(self._classifier, c))
             if f1 > best[0]:
                 best = (f1, c, head_weight, weight, scores, rows)
         return best
@@ -176,7 +174,7 @@ class ReportClassifier:
         held_out = {"svm": (svm_f1, self._svm_scale * svm_scores)}
         self.chosen_ = {"C": self._c, "head_weight": self._head_weight, "location_weight": self._weight}
         temperatures = {"svm": round(1 / self._svm_scale, 4)}
-        nb_c, nb_scores, nb_f1 = self._choose_nbsvm(features, y, splits, rows)
+        nb_c, nb_scores, nb_f1 = self._choose_nbsvm(features, y, splits)
         if nb_scores is not None:
             self._nb_scale = 1 / _fit_temperature(nb_scores, truth)
             temperatures["nbsvm"] = round(1 / self._nb_scale, 4)
@@ -212,13 +210,12 @@ class ReportClassifier:
                  .scores(features[held_out]) for train, held_out in splits]
         return np.vstack(parts)
 
-    def _choose_nbsvm(self, features: sp.csr_matrix, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
-                      rows: np.ndarray) -> tuple[float, np.ndarray | None, float]:
+    def _choose_nbsvm(self, features: sp.csr_matrix, y: np.ndarray,
+                      splits: Folds) -> tuple[float, np.ndarray | None, float]:
         """NB-SVM's C by the same folds: (C, its held-out scores, their macro-F1); no scores when not tried."""
         best: tuple[float, np.ndarray | None, float] = (0.0, None, -1.0)
         for c in self.nb_c_grid:
-            scores, _ = self._held_out_scores(features, y, splits, partial(_NaiveBayesSVM, c, self._classifier))
-            f1 = _macro_f1(y[rows], self.classes_[scores.argmax(axis=1)])
+            f1, scores, _ = self._cross_validated(features, y, splits, partial(_NaiveBayesSVM, c, self._classifier))
             if f1 > best[2]:
                 best = (c, scores, f1)
         return best
@@ -228,7 +225,14 @@ class ReportClassifier:
 
         return LinearSVC(C=c, class_weight="balanced", dual="auto", random_state=self.seed, max_iter=5000)
 
-    def _held_out_scores(self, features: sp.csr_matrix, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
+    def _cross_validated(self, features: sp.csr_matrix, y: np.ndarray, splits: Folds,
+                         make: Callable[[], Any]) -> tuple[float, np.ndarray, np.ndarray]:
+        """The macro-F1 of the held-out scores (below), the scores and their rows; -1 when nothing is held out."""
+        scores, rows = self._held_out_scores(features, y, splits, make)
+        f1 = _macro_f1(y[rows], self.classes_[scores.argmax(axis=1)]) if len(rows) else -1.0
+        return f1, scores, rows
+
+    def _held_out_scores(self, features: sp.csr_matrix, y: np.ndarray, splits: Folds,
                          make: Callable[[], Any]) -> tuple[np.ndarray, np.ndarray]:
         """The scores each fold's model gives the rows it did not see (every label is in every training part,
         so the columns are `classes_`), and those rows."""

@@ -254,7 +254,8 @@ def _open_case(conn: Connection, report: NewReport, checked: _Checked, token: st
     case_id = inserted_id(conn.execute(_INSERT_CASE, dict(
         category_code=category.code, status=CaseStatus.DISPATCHED.value, department_id=department_id,
         area_id=area_id, lat=checked.lat, long=checked.lon, address=report.address,
-        place_from_address=report.place_from_address and checked.lat is not None, description=checked.description, source=str(report.source), channel=str(report.channel),
+        place_from_address=report.place_from_address and checked.lat is not None,
+        description=checked.description, source=str(report.source), channel=str(report.channel),
         source_ref=report.source_ref, created_at=now,
         updated_at=now, dispatched_at=now, **clocks.values(), ack_warned=False, ack_escalated=False,
         resolve_warned=False, resolve_escalated=False, reopen_count=0, followup_open=False,

@@ -4,11 +4,13 @@ role, anonymous), the public policies, the enterprise's home, 快申快享, the 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from wecity.geo.service import get_jurisdiction, set_jurisdiction
 from wecity.identity.applicants import sign_citizen
 from wecity.identity.models import users
 from wecity.identity.service import start_session
@@ -47,6 +49,27 @@ def test_policies_are_public(api: TestClient) -> None:
     one = api.get("/api/v1/policies/t-wengang").json()
     assert one["versions"][0]["version"] == 1 and one["parameters"] == {"sme_rate": 0.6, "large_rate": 0.3}
     assert api.get("/api/v1/policies/nope").status_code == 404
+
+
+def test_a_policy_is_in_force_by_the_city_s_own_day(api: TestClient, policy_city: City) -> None:
+    """t-wengang runs to 2026-12-31: at 02:00 UTC on 1 January it has ended in China, not yet in New York."""
+    policy_city.clock.at = datetime(2027, 1, 1, 2, 0, tzinfo=UTC)
+
+    def in_force() -> bool:
+        listed = {p["code"]: p for p in api.get("/api/v1/policies").json()["policies"]}
+        one = api.get("/api/v1/policies/t-wengang").json()
+        assert one["in_force"] == listed["t-wengang"]["in_force"]
+        return bool(one["in_force"])
+
+    assert not in_force()  # the test city's zone is China's
+
+    def move_to_new_york(conn: sa.Connection) -> None:
+        row = get_jurisdiction(conn)
+        set_jurisdiction(conn, id=row.id, name_zh=row.name_zh, name_en=row.name_en, adcode=row.adcode,
+                         timezone="America/New_York")
+
+    policy_city.db.write_sync(move_to_new_york)
+    assert in_force()
 
 
 def test_the_enterprise_home_and_quick_apply(api: TestClient, policy_city: City, firm: dict[str, object]) -> None:

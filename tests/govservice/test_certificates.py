@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from wecity.core.clock import CITY_TZ
 from wecity.core.db import metadata
 from wecity.core.errors import (
     Conflict,
@@ -289,7 +290,7 @@ def test_a_certificate_holds_no_decimals_and_no_unknown_holder(sqlite_gov: Gov) 
 def test_the_pdf_has_the_certificate_and_a_link_to_its_verification_page(sqlite_gov: Gov) -> None:
     cert = sqlite_gov.issue()
     url = f"https://city.example.cn/verify/{cert['number']}"
-    pdf = certificate_pdf.render_pdf(cert, url, labels={"enterprise_name": ("名称", "Name")})
+    pdf = certificate_pdf.render_pdf(cert, url, zone=CITY_TZ, labels={"enterprise_name": ("名称", "Name")})
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
     assert pdf.count(b"/Type /Page\n") == 1
     assert f"/URI ({url})".encode() in pdf  # the address under the QR code is a link too
@@ -301,5 +302,5 @@ def test_without_a_chinese_font_the_pdf_is_refused_with_the_package_to_install(
     cert = sqlite_gov.issue()
     monkeypatch.setattr(certificate_pdf, "FONT_PATHS", (("/nonexistent/font.ttc", 0),))
     with pytest.raises(DependencyUnavailable) as caught:
-        certificate_pdf.render_pdf(cert, "https://city.example.cn/verify/x")
+        certificate_pdf.render_pdf(cert, "https://city.example.cn/verify/x", zone=CITY_TZ)
     assert "fonts-wqy-microhei" in caught.value.message and "fonts-wqy-microhei" in caught.value.message_zh

@@ -3,7 +3,7 @@ clock paused, parallel review, decision, a certificate issued and reused, rating
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from wecity.core.models import outbox_messages as outbox
-from wecity.core.worktime import load_calendar
+from wecity.geo.service import city_calendar, city_today, get_jurisdiction, set_jurisdiction
 from wecity.govservice import applications as apply
 from wecity.govservice import approvals, certificates, queries, ratings
 from wecity.govservice.clock import add_working_days, local_day
@@ -23,8 +23,7 @@ from .conftest import CREDIT_CODE, Services
 
 
 def view(s: Services, app_id: int) -> dict[str, Any]:
-    return s.city.db.read_sync(lambda c: queries.application_view(
-        c, app_id, today=s.city.clock.now().astimezone(load_calendar(c).tz).date()))
+    return s.city.db.read_sync(lambda c: queries.application_view(c, app_id, today=city_today(c, s.city.clock.now())))
 
 
 def write(s: Services, fn: Any) -> Any:
@@ -114,7 +113,7 @@ def test_the_whole_loop_with_a_supplement_that_moves_the_due_date(services: Serv
     assert view(s, app_id)["status"] == "submitted"
     write(s, lambda c: approvals.accept(c, app_id, staff=s.accepting, now=clock.now()))
     v = view(s, app_id)
-    calendar = s.city.db.read_sync(load_calendar)
+    calendar = s.city.db.read_sync(city_calendar)
     accepted_day = local_day(clock.now(), calendar)
     assert v["status"] == "in_review" and v["due_on"] == add_working_days(calendar, accepted_day, 5)
     assert sorted(r["department_code"] for r in v["reviews"]) == ["jiaojing", "jiaotong"]
@@ -228,7 +227,7 @@ def test_special_procedure_and_extension_move_the_due_date_and_the_clock_warns_t
     clock = s.city.clock
     app_id = _ready_sign_application(s)
     write(s, lambda c: approvals.accept(c, app_id, staff=s.accepting, now=clock.now()))
-    calendar = s.city.db.read_sync(load_calendar)
+    calendar = s.city.db.read_sync(city_calendar)
     due = view(s, app_id)["due_on"]
     with pytest.raises(ValidationFailed):  # hearings are not an uncounted step of this matter
         write(s, lambda c: approvals.start_special_procedure(c, app_id, staff=s.accepting, kind="hearing",
@@ -254,3 +253,22 @@ def test_special_procedure_and_extension_move_the_due_date_and_the_clock_warns_t
     row = s.city.db.read_sync(lambda c: c.execute(sa.select(applications.c.escalated_at).where(
         applications.c.id == app_id)).scalar())
     assert row is not None
+
+
+def test_due_dates_and_certificate_numbers_are_counted_in_the_city_s_own_days(services: Services) -> None:
+    s = services
+
+    def move_to_new_york(conn: sa.Connection) -> None:
+        row = get_jurisdiction(conn)
+        set_jurisdiction(conn, id=row.id, name_zh=row.name_zh, name_en=row.name_en, adcode=row.adcode,
+                         timezone="America/New_York")
+
+    write(s, move_to_new_york)
+    s.city.clock.at = datetime(2026, 11, 3, 2, 0, tzinfo=UTC)  # Monday 2 Nov 21:00 in New York; Tuesday in China
+    assert "-20261102-" in licensed(s)
+    app_id = _ready_sign_application(s)
+    write(s, lambda c: approvals.accept(c, app_id, staff=s.accepting, now=s.city.clock.now()))
+    calendar = s.city.db.read_sync(city_calendar)
+    assert str(calendar.tz) == "America/New_York"
+    # Five working days from Monday (not counted) in New York: the next Monday, not Tuesday as in China.
+    assert view(s, app_id)["due_on"] == add_working_days(calendar, date(2026, 11, 2), 5) == date(2026, 11, 9)

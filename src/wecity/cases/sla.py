@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Connection
 
 from wecity.cases.categories import Category
-from wecity.core.worktime import add_working_minutes, load_calendar
-from wecity.geo.service import city_timezone
+from wecity.core.worktime import add_working_minutes
+from wecity.geo.service import city_calendar
 
 WARN_AT = 0.8
 
@@ -36,7 +36,7 @@ def clocks(conn: Connection, category: Category, start: datetime) -> Clocks:
     ack = timedelta(minutes=category.ack_minutes)
     minutes = category.resolve_hours * 60
     if category.calendar == "working":
-        calendar = load_calendar(conn, tz=city_timezone(conn))  # working hours are the city's local hours
+        calendar = city_calendar(conn)  # working hours are the city's local hours
         resolve_warn = add_working_minutes(start, minutes * WARN_AT, calendar)
         resolve_due = add_working_minutes(start, minutes, calendar)
     else:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.core import cache
-from wecity.core.clock import CITY_TZ
 from wecity.core.errors import NotFound
 from wecity.datashare.catalogue import CATALOGUE_CACHE, PERSONAL
 from wecity.datashare.models import (
@@ -21,6 +21,7 @@ from wecity.datashare.models import (
     dataset_fields,
     datasets,
 )
+from wecity.geo.service import city_timezone
 from wecity.identity.models import departments
 
 MAX_PAGE = 1000
@@ -107,7 +108,7 @@ def _department_names(conn: Connection) -> dict[str, tuple[str, str]]:
         sa.select(departments.c.code, departments.c.name_zh, departments.c.name_en))}
 
 
-def _request_row(r: Any, names: dict[str, tuple[str, str]], today: date) -> dict[str, Any]:
+def _request_row(r: Any, names: dict[str, tuple[str, str]], today: date, zone: ZoneInfo) -> dict[str, Any]:
     out = dict(r._mapping)
     for side in ("requester", "provider"):
         out[f"{side}_zh"], out[f"{side}_en"] = names.get(out[side], (out[side], out[side]))
@@ -117,7 +118,7 @@ def _request_row(r: Any, names: dict[str, tuple[str, str]], today: date) -> dict
     if out["state"] == "granted" and out.get("grant_revoked_at") is not None:
         out["shown_state"] = "revoked"
     elif out["state"] == "granted" and out.get("grant_expires_at") is not None \
-            and out["grant_expires_at"].astimezone(CITY_TZ).date() < today:
+            and out["grant_expires_at"].astimezone(zone).date() < today:
         out["shown_state"] = "expired"
     return out
 
@@ -143,7 +144,8 @@ def data_requests_for(conn: Connection, *, today: date, department: str | None =
     if overdue_only:
         query = query.where(data_requests.c.state == "submitted", data_requests.c.due_on < today)
     names = _department_names(conn)
-    return [_request_row(r, names, today) for r in conn.execute(query)]
+    zone = city_timezone(conn)
+    return [_request_row(r, names, today, zone) for r in conn.execute(query)]
 
 
 def request_counts(conn: Connection, *, today: date) -> dict[str, int]:
@@ -162,7 +164,7 @@ def data_request(conn: Connection, request_id: int, *, today: date) -> dict[str,
     row = conn.execute(_requests_query().where(data_requests.c.id == request_id)).first()
     if row is None:
         raise NotFound(f"no data request {request_id}", message_zh=f"数据共享申请 {request_id} 不存在")
-    out = _request_row(row, _department_names(conn), today)
+    out = _request_row(row, _department_names(conn), today, city_timezone(conn))
     names = _department_names(conn)
     out["events"] = [{**e._mapping, "department_zh": names.get(e.department or "", (e.department, e.department))[0],
                       "department_en": names.get(e.department or "", (e.department, e.department))[1]}

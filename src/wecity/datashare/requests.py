@@ -26,10 +26,10 @@ from wecity.core.db import inserted_id
 from wecity.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from wecity.core.limits import parse_rule
 from wecity.core.outbox import enqueue_many
-from wecity.core.worktime import load_calendar
 from wecity.datashare import queries, sources
 from wecity.datashare.catalogue import PERSONAL
 from wecity.datashare.models import data_grants, data_request_events, data_requests
+from wecity.geo.service import city_calendar
 from wecity.govservice.clock import add_working_days, local_day
 from wecity.identity.audit import record_audit
 from wecity.identity.models import departments
@@ -204,7 +204,7 @@ def submit_request(conn: Connection, user: StaffUser, body: Any, *, now: datetim
     row_filter = body.get("row_filter") or {}
     fields = _scope(conn, d, body["fields"], body.get("clear_fields") or [], row_filter)
     clear = [f for f in fields if f in set(body.get("clear_fields") or [])]
-    calendar = load_calendar(conn)
+    calendar = city_calendar(conn)
     due = add_working_days(calendar, local_day(now, calendar), ANSWER_DAYS[d["share_class"]])
     request_id = inserted_id(conn.execute(data_requests.insert().values(
         dataset_id=d["id"], requester=requester, provider=d["publisher"], requested_by=user.username,
@@ -374,7 +374,7 @@ def grant_state(grant: Any, now: datetime) -> str:
 def check_clocks(conn: Connection, now: datetime, coordinator: str) -> int:
     """Escalate every request still open after its due day: to the coordinating department, and to the
     provider's supervisors. Once per request. Returns how many were escalated."""
-    calendar = load_calendar(conn)
+    calendar = city_calendar(conn)
     today = local_day(now, calendar)
     late = conn.execute(sa.select(data_requests.c.id, data_requests.c.provider, data_requests.c.dataset_id,
                                   data_requests.c.due_on)

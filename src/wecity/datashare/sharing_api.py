@@ -4,27 +4,21 @@ sees who read records about them (`/api/v1/my/data-uses`)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from wecity.core.clock import CITY_TZ
 from wecity.core.errors import PermissionDenied
 from wecity.core.http import Ctx, id_param
 from wecity.datashare import access, queries, requests
+from wecity.geo.service import city_today
 from wecity.identity.deps import CurrentCitizen, CurrentStaff
 from wecity.identity.service import StaffUser
 
 router = APIRouter(tags=["data sharing"])
 RequestId = Annotated[int, id_param("data request id")]
 GrantId = Annotated[int, id_param("data grant id")]
-
-
-def _today(ctx: Any) -> date:
-    """The city's date: due days are counted in its time zone."""
-    return ctx.clock.now().astimezone(CITY_TZ).date()
 
 
 def _own(conn: Any, user: StaffUser) -> str:
@@ -43,16 +37,15 @@ def _overseer(ctx: Any, conn: Any, user: StaffUser) -> bool:
 @router.post("/api/v1/data-requests", status_code=201, summary="Request a dataset for your department")
 async def create_request(ctx: Ctx, user: CurrentStaff, body: dict[str, Any]) -> dict[str, Any]:
     now = ctx.clock.now()
-    today = _today(ctx)
     return await ctx.db.write(lambda c: queries.data_request(c, requests.submit_request(c, user, body, now=now),
-                                                            today=today))
+                                                            today=city_today(c, now)))
 
 
 @router.get("/api/v1/data-requests", summary="Requests made by or to your department (all: coordinating department)")
 async def list_requests(ctx: Ctx, user: CurrentStaff, side: Literal["both", "requester", "provider", "all"] = "both",
                         state: Annotated[str | None, Query(pattern="^(submitted|granted|refused|withdrawn)$")] = None,
                         overdue: bool = False) -> dict[str, Any]:
-    today = _today(ctx)
+    now = ctx.clock.now()
 
     def run(conn: Any) -> dict[str, Any]:
         own = _own(conn, user)
@@ -60,7 +53,7 @@ async def list_requests(ctx: Ctx, user: CurrentStaff, side: Literal["both", "req
             raise PermissionDenied("every department's requests are the coordinating department's to see",
                                    message_zh="仅数据共享协调部门可查看全部申请", code="datashare.not_coordinator")
         dept = None if side == "all" else own
-        items = queries.data_requests_for(conn, today=today, department=dept, side=side, state=state,
+        items = queries.data_requests_for(conn, today=city_today(conn, now), department=dept, side=side, state=state,
                                           overdue_only=overdue)
         return {"count": len(items), "requests": items}
 
@@ -69,10 +62,10 @@ async def list_requests(ctx: Ctx, user: CurrentStaff, side: Literal["both", "req
 
 @router.get("/api/v1/data-requests/{request_id}", summary="One request, its timeline and its grant")
 async def get_request(ctx: Ctx, user: CurrentStaff, request_id: RequestId) -> dict[str, Any]:
-    today = _today(ctx)
+    now = ctx.clock.now()
 
     def run(conn: Any) -> dict[str, Any]:
-        found = queries.data_request(conn, request_id, today=today)
+        found = queries.data_request(conn, request_id, today=city_today(conn, now))
         if not requests.may_see(conn, user, requester=found["requester"], provider=found["provider"],
                                 coordinator=ctx.settings.data_coordinator):
             raise PermissionDenied("this request is between two other departments",
@@ -98,23 +91,23 @@ class Decision(BaseModel):
 @router.post("/api/v1/data-requests/{request_id}/decision",
              summary="Grant (all that was asked, or less) or refuse, with reasons: the provider's supervisors")
 async def decide(ctx: Ctx, user: CurrentStaff, request_id: RequestId, body: Decision) -> dict[str, Any]:
-    now, today = ctx.clock.now(), _today(ctx)
+    now = ctx.clock.now()
     given = body.model_dump(exclude_none=True)
 
     def run(conn: Any) -> dict[str, Any]:
         requests.decide(conn, request_id, user, given, now=now)
-        return queries.data_request(conn, request_id, today=today)
+        return queries.data_request(conn, request_id, today=city_today(conn, now))
 
     return await ctx.db.write(run)
 
 
 @router.post("/api/v1/data-requests/{request_id}/withdraw", summary="Withdraw a request not yet answered")
 async def withdraw(ctx: Ctx, user: CurrentStaff, request_id: RequestId) -> dict[str, Any]:
-    now, today = ctx.clock.now(), _today(ctx)
+    now = ctx.clock.now()
 
     def run(conn: Any) -> dict[str, Any]:
         requests.withdraw(conn, request_id, user, now=now)
-        return queries.data_request(conn, request_id, today=today)
+        return queries.data_request(conn, request_id, today=city_today(conn, now))
 
     return await ctx.db.write(run)
 
@@ -126,11 +119,11 @@ class Urging(BaseModel):
 @router.post("/api/v1/data-requests/{request_id}/urge",
              summary="Press the provider for an answer (the coordinating department): a notice and a timeline entry")
 async def urge(ctx: Ctx, user: CurrentStaff, request_id: RequestId, body: Urging) -> dict[str, Any]:
-    now, today = ctx.clock.now(), _today(ctx)
+    now = ctx.clock.now()
 
     def run(conn: Any) -> dict[str, Any]:
         requests.urge(conn, request_id, user, body.note, now=now, coordinator=ctx.settings.data_coordinator)
-        return queries.data_request(conn, request_id, today=today)
+        return queries.data_request(conn, request_id, today=city_today(conn, now))
 
     return await ctx.db.write(run)
 

@@ -34,10 +34,8 @@ from sqlalchemy.engine import Connection
 
 from wecity.cases.queries import RecordPage, case_record_columns, case_records, daily_case_counts
 from wecity.context.overview import entities_of_type, history_rows
-from wecity.core.clock import CITY_TZ
 from wecity.core.errors import NotFound, ValidationFailed
-from wecity.core.worktime import load_calendar
-from wecity.geo.service import list_areas
+from wecity.geo.service import city_calendar, city_today, list_areas
 from wecity.govservice.queries import application_records, certificates_of_type
 
 MAX_ROWS_READ = 100_000
@@ -219,7 +217,7 @@ def _history(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Pa
 
 
 def _applications(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
-    rows = application_records(conn, d["source_ref"] or None, calendar=load_calendar(conn), limit=MAX_ROWS_READ)
+    rows = application_records(conn, d["source_ref"] or None, calendar=city_calendar(conn), limit=MAX_ROWS_READ)
     return _in_memory(rows, d, q)
 
 
@@ -231,7 +229,7 @@ def _certificates(conn: Connection, d: dict[str, Any], q: Query, now: datetime) 
 def _enterprises(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     from wecity.enterprise.queries import register_records
 
-    return _in_memory(register_records(conn, now.astimezone(CITY_TZ).date())[:MAX_ROWS_READ], d, q)
+    return _in_memory(register_records(conn, city_today(conn, now))[:MAX_ROWS_READ], d, q)
 
 
 def _uploaded(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:

@@ -19,7 +19,6 @@ from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
-from wecity.core.clock import CITY_TZ
 from wecity.core.errors import PermissionDenied, ValidationFailed
 from wecity.core.http import Ctx, client_address, id_param
 from wecity.enterprise import accounts, appeals, benefits, catalogue, queries
@@ -27,6 +26,7 @@ from wecity.enterprise import (
     register as the_register,  # not `register`: the app factory calls a module's register()
 )
 from wecity.enterprise.policies import check_document, compile_policy
+from wecity.geo.service import city_today
 from wecity.identity.applicants import acting_as, citizen_for_phone, find_citizen
 from wecity.identity.audit import record_audit
 from wecity.identity.choices import Role
@@ -41,10 +41,6 @@ EnterpriseId = Annotated[int, id_param("enterprise id")]
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
 
-def _today(ctx: Any) -> date:
-    return ctx.clock.now().astimezone(CITY_TZ).date()
-
-
 def _may_write_register(user: StaffUser) -> None:
     if not (user.has(Role.ADMIN) or user.has(Role.SUPERVISOR)):
         raise PermissionDenied("the register is changed by administrators and supervisors",
@@ -56,7 +52,7 @@ def _may_write_register(user: StaffUser) -> None:
 @router.get("/policies", summary="The city's support policies (惠企政策): in force today or not, with their conditions")
 async def list_policies(request: Request, ctx: Ctx) -> dict[str, Any]:
     await ctx.limits.hit("services_read", client_address(request) or "-")
-    today = _today(ctx)
+    today = await ctx.db.read(city_today, ctx.clock.now())
     rows = await ctx.db.read(catalogue.policy_rows)
     return {"policies": [queries.policy_summary(r, today) for r in rows]}
 
@@ -65,7 +61,7 @@ async def list_policies(request: Request, ctx: Ctx) -> dict[str, Any]:
             "and its versions")
 async def get_policy(request: Request, ctx: Ctx, code: PolicyCode) -> dict[str, Any]:
     await ctx.limits.hit("services_read", client_address(request) or "-")
-    return await ctx.db.read(lambda c: queries.policy_view(c, code, _today(ctx)))
+    return await ctx.db.read(lambda c: queries.policy_view(c, code, city_today(c, ctx.clock.now())))
 
 
 # -- the enterprise -------------------------------------------------------------------------------------------
@@ -89,7 +85,7 @@ async def request_categories(request: Request, ctx: Ctx) -> dict[str, Any]:
                     "what is missing, the trace), with its benefits and applications")
 async def my_enterprise(ctx: Ctx, phone: CurrentCitizen, applicant_id: ApplicantId) -> dict[str, Any]:
     await _acting(ctx, phone, applicant_id)
-    return await ctx.db.read(lambda c: queries.enterprise_home(c, applicant_id, _today(ctx)))
+    return await ctx.db.read(lambda c: queries.enterprise_home(c, applicant_id, city_today(c, ctx.clock.now())))
 
 
 @router.post("/enterprise/{applicant_id}/policies/{code}/apply", tags=["applicants"], status_code=201,
@@ -180,7 +176,7 @@ async def list_enterprises(ctx: Ctx, user: CurrentStaff,
 async def get_enterprise(ctx: Ctx, user: CurrentStaff, enterprise_id: EnterpriseId) -> dict[str, Any]:
     def read(conn: sa.Connection) -> dict[str, Any]:
         found = the_register.get_enterprise(conn, enterprise_id)
-        return queries.enterprise_home(conn, found["applicant_id"], _today(ctx))
+        return queries.enterprise_home(conn, found["applicant_id"], city_today(conn, ctx.clock.now()))
     return await ctx.db.read(read)
 
 
@@ -268,7 +264,7 @@ class DryRun(BaseModel):
              summary="What a policy (or a change to it) would say of the whole register: counts by outcome, the "
                      "amount in total, the conditions that fail most and the data most missing — nothing is written")
 async def dry_run(ctx: Ctx, user: CurrentStaff, code: PolicyCode, body: DryRun) -> dict[str, Any]:
-    day = body.on or _today(ctx)
+    day = body.on if body.on is not None else await ctx.db.read(city_today, ctx.clock.now())
 
     def run(conn: sa.Connection) -> dict[str, Any]:
         if body.policy is None:

@@ -17,10 +17,11 @@ from sqlalchemy.engine import Connection
 
 from wecity.core.errors import Conflict
 from wecity.enterprise import catalogue
-from wecity.enterprise.matching import legal_representative, local_day
+from wecity.enterprise.matching import legal_representative
 from wecity.enterprise.models import policy_matches
 from wecity.enterprise.policies import ELIGIBLE, Policy, evaluate
 from wecity.enterprise.register import enterprise_of_applicant, get_enterprise, variables_of
+from wecity.geo.service import city_today
 from wecity.govservice.applications import matter_definition, record_granted, start_application
 from wecity.govservice.forms import Found, Source, draft_errors
 from wecity.govservice.models import applications
@@ -69,7 +70,7 @@ def grant(conn: Connection, enterprise_id: int, policy_code: str, *, now: dateti
     """Grant a 免申即享 benefit: the policy is evaluated again on the register as it is now (it may have
     changed since the match), and only an eligible outcome is granted. The application's id, or None."""
     enterprise = get_enterprise(conn, enterprise_id)
-    day = local_day(now)
+    day = city_today(conn, now)
     policy = catalogue.load(conn, policy_code, day)
     env = variables_of(enterprise, day)
     result = evaluate(policy, env)
@@ -98,7 +99,7 @@ def quick_apply(conn: Connection, *, citizen: Applicant, enterprise_applicant_id
     if enterprise is None:
         raise Conflict("this enterprise is not in the register", message_zh="企业档案中没有该企业",
                        code="enterprise.not_registered")
-    day = local_day(now)
+    day = city_today(conn, now)
     policy = catalogue.load(conn, policy_code, day)
     held = conn.execute(sa.select(policy_matches.c.application_id).where(
         policy_matches.c.enterprise_id == enterprise["id"], policy_matches.c.policy_code == policy_code)).scalar()

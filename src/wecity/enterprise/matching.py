@@ -19,7 +19,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,12 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.core.clock import CITY_TZ
 from wecity.core.outbox import enqueue_many
 from wecity.enterprise import catalogue
 from wecity.enterprise.models import enterprises, policies, policy_matches
 from wecity.enterprise.policies import ELIGIBLE, UNKNOWN, Policy, evaluate_all, money
 from wecity.enterprise.register import columns_of, known_variables, register_rows
+from wecity.geo.service import city_today
 from wecity.identity.models import applicant_agents
 
 log = logging.getLogger(__name__)
@@ -58,14 +58,10 @@ class MatchReport:
                 "written": self.written, "removed": self.removed, "newly_eligible": self.newly_eligible}
 
 
-def local_day(now: datetime) -> date:
-    return now.astimezone(CITY_TZ).date()
-
-
 def match(conn: Connection, rows: Sequence[dict[str, Any]], chosen: Sequence[Policy], *, now: datetime,
           whole_register: bool = False, id_range: tuple[int, int | None] | None = None) -> MatchReport:
     """Evaluate `chosen` over the enterprises `rows` (register_rows) and keep what changed."""
-    day = local_day(now)
+    day = city_today(conn, now)
     report = MatchReport(enterprises=len(rows), policies=len(chosen))
     if not rows or not chosen:
         return report
@@ -179,7 +175,7 @@ def _keep(conn: Connection, p: Policy, ids: np.ndarray, outcomes: Any, *, now: d
 
 def match_all(conn: Connection, *, now: datetime, codes: Sequence[str] | None = None) -> MatchReport:
     """The batch: every active policy (or those named) over the whole register."""
-    chosen = [p for p in catalogue.load_all(conn, local_day(now)) if codes is None or p.code in codes]
+    chosen = [p for p in catalogue.load_all(conn, city_today(conn, now)) if codes is None or p.code in codes]
     rows = register_rows(conn)
     report = match(conn, rows, chosen, now=now, whole_register=True)
     if codes is None:  # every enterprise now matched against every policy
@@ -193,7 +189,7 @@ def match_pending(conn: Connection, *, now: datetime) -> MatchReport:
     """The incremental run, one transaction's worth: the next chunk of the register for a policy whose
     version moved on (its cursor says where it stands); else enterprises whose data moved on (a batch of
     them), against every policy."""
-    day = local_day(now)
+    day = city_today(conn, now)
     stale = conn.execute(sa.select(policies.c.code, policies.c.version, policies.c.match_cursor).where(
         policies.c.active, policies.c.matched_version < policies.c.version).order_by(policies.c.code)).first()
     if stale is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from wecity.core import cache
 from wecity.core.clock import CITY_TZ
 from wecity.core.errors import ValidationFailed
+from wecity.core.worktime import WorkCalendar, load_calendar
 from wecity.geo.coords import CoordSystem, to_wgs84
 from wecity.geo.index import Area, AreaIndex
 from wecity.geo.models import areas, jurisdiction
@@ -135,6 +136,17 @@ def city_timezone(conn: Connection) -> ZoneInfo:
         return name or DEFAULT_TIMEZONE
 
     return ZoneInfo(cache.cached(conn, ("geo.timezone",), load))
+
+
+def city_today(conn: Connection, now: datetime) -> date:
+    """The city's date at `now`: due dates, validity and eligibility are counted in the city's days, so a
+    moment just after midnight UTC is still yesterday in New York and already today in Shanghai."""
+    return now.astimezone(city_timezone(conn)).date()
+
+
+def city_calendar(conn: Connection, *, hours: str | None = None) -> WorkCalendar:
+    """The city's working calendar, read in the city's own zone (its working days and hours are local)."""
+    return load_calendar(conn, hours=hours, tz=city_timezone(conn))
 
 
 def list_areas(conn: Connection, *, with_geometry: bool = False) -> list[dict[str, Any]]:

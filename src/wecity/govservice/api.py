@@ -3,7 +3,6 @@ applicant's verbs (signed in as a citizen) and the departments' verbs (signed in
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -12,10 +11,10 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from wecity.core.clock import CITY_TZ
 from wecity.core.errors import NotFound, PermissionDenied
 from wecity.core.http import Ctx, client_address, id_param
 from wecity.core.settings import UPLOAD_FILES
+from wecity.geo.service import city_timezone, city_today
 from wecity.govservice import applications as apply
 from wecity.govservice import approvals, catalogue, certificates, queries, ratings
 from wecity.govservice.certificate_pdf import render_pdf
@@ -168,13 +167,8 @@ async def _citizen(ctx: Any, phone: str) -> Applicant:
 async def _view(ctx: Any, citizen: Applicant, app_id: int) -> dict[str, Any]:
     def read(conn: sa.Connection) -> dict[str, Any]:
         apply.own_application(conn, app_id, citizen)
-        return queries.application_view(conn, app_id, today=_today(ctx))
+        return queries.application_view(conn, app_id, today=city_today(conn, ctx.clock.now()))
     return await ctx.db.read(read)
-
-
-def _today(ctx: Any) -> date:
-    """Today in the city (working days are the city's days, not UTC's)."""
-    return ctx.clock.now().astimezone(CITY_TZ).date()
 
 
 async def _applicant_step(ctx: Any, phone: str, app_id: int, verb: Any) -> dict[str, Any]:
@@ -223,7 +217,7 @@ async def my_applications(ctx: Ctx, phone: CurrentCitizen) -> list[dict[str, Any
 
     def read(conn: sa.Connection) -> list[dict[str, Any]]:
         ids = [citizen.id, *(e.id for e in enterprises_of(conn, citizen.id))]
-        return queries.applications_of(conn, ids, today=_today(ctx))
+        return queries.applications_of(conn, ids, today=city_today(conn, ctx.clock.now()))
     return await ctx.db.read(read)
 
 
@@ -316,7 +310,7 @@ async def certificate_pdf(request: Request, ctx: Ctx, phone: CurrentCitizen,
                           number: CodeText) -> Response:
     held = await _held(ctx, phone, number)
     url = str(request.base_url).rstrip("/") + f"/verify/{number}"
-    pdf = render_pdf(held, url)
+    pdf = render_pdf(held, url, zone=await ctx.db.read(city_timezone))
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
 
@@ -334,7 +328,7 @@ async def _staff_view(request: Request, ctx: Any, user: StaffUser, app_id: int) 
                      source_address=client_address(request))
         if not allowed:
             return {}
-        return queries.application_view(conn, app_id, today=_today(ctx))
+        return queries.application_view(conn, app_id, today=city_today(conn, ctx.clock.now()))
 
     view = await ctx.db.write(read)
     if not view:
@@ -352,7 +346,7 @@ async def department_queue(ctx: Ctx, user: CurrentStaff,
         dept = approvals.staff_department(conn, user)
         if dept is None:
             raise PermissionDenied("you belong to no department", message_zh="您不属于任何部门")
-        return queries.department_queue(conn, dept, which=queue, today=_today(ctx),
+        return queries.department_queue(conn, dept, which=queue, today=city_today(conn, ctx.clock.now()),
                                         limit=limit)
     return await ctx.db.read(read)
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
-from wecity.core.worktime import load_calendar
+from wecity.geo.service import city_calendar
 from wecity.govservice import process
 from wecity.govservice.clock import due_on, local_day
 from wecity.govservice.models import (
@@ -276,7 +276,7 @@ def extend(conn: Connection, app_id: int, *, staff: StaffUser, days: int, reason
     if row.accepted_at is None or row.status in FINISHED:
         raise InvalidTransition("the clock is not running", message_zh="时限计时未在进行", code="govservice.clock_not_running")
     text = _note(reason, required=True, what="reason", what_zh="延期理由")
-    calendar = load_calendar(conn)
+    calendar = city_calendar(conn)
     extended = row.extended_days + days
     conn.execute(application_extensions.insert().values(application_id=app_id, days=days, reason=text,
                                                         approved_by=f"user:{staff.username}", at=now))

@@ -7,13 +7,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import qrcode
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 from qrcode.constants import ERROR_CORRECT_M
 
-from wecity.core.clock import CITY_TZ
 from wecity.core.errors import DependencyUnavailable
 
 # Fonts with Chinese glyphs (and Latin ones, so one font does the whole page), first found is used: the
@@ -48,10 +48,10 @@ def cjk_font() -> tuple[str, int]:
         code="certificate.font_missing", details={"package": FONT_PACKAGE, "looked_in": [p for p, _ in FONT_PATHS]})
 
 
-def _date(text: str | None) -> str | None:
+def _date(text: str | None, zone: ZoneInfo) -> str | None:
     if not text:
         return None
-    return datetime.fromisoformat(text).astimezone(CITY_TZ).strftime("%Y-%m-%d")
+    return datetime.fromisoformat(text).astimezone(zone).strftime("%Y-%m-%d")
 
 
 def _text(value: Any) -> str:
@@ -73,10 +73,11 @@ def _qr_image(data: str) -> Any:
     return code.make_image().get_image()
 
 
-def render_pdf(certificate: Mapping[str, Any], verify_url: str, *,
+def render_pdf(certificate: Mapping[str, Any], verify_url: str, *, zone: ZoneInfo,
                labels: Mapping[str, tuple[str, str]] | None = None) -> bytes:
-    """The certificate (as `certificates.issue` returns it) on one A4 page. `labels` names the content's
-    fields in Chinese and English (field -> (zh, en)); a field without a label shows its key."""
+    """The certificate (as `certificates.issue` returns it) on one A4 page, its dates as days in `zone` (the
+    city's). `labels` names the content's fields in Chinese and English (field -> (zh, en)); a field without
+    a label shows its key."""
     document: Mapping[str, Any] = certificate["document"]
     holder: Mapping[str, Any] = document.get("holder") or {}
     issuer: Mapping[str, Any] = document.get("issuer") or {}
@@ -126,8 +127,8 @@ def render_pdf(certificate: Mapping[str, Any], verify_url: str, *,
         zh, en = (labels or {}).get(key, ("", key))
         rows.append((f"{zh} {en}".strip(), _text(value)))
     rows.append(("发证机关 Issued by", f"{issuer.get('name_zh', '')}\n{issuer.get('name_en', '')}".strip()))
-    rows.append(("发证日期 Issued on", _date(document.get("issued_at")) or "—"))
-    rows.append(("有效期至 Valid until", _date(document.get("valid_until")) or "长期有效 No expiry"))
+    rows.append(("发证日期 Issued on", _date(document.get("issued_at"), zone) or "—"))
+    rows.append(("有效期至 Valid until", _date(document.get("valid_until"), zone) or "长期有效 No expiry"))
     if document.get("application"):
         rows.append(("办件编号 Application", str(document["application"])))
 
@@ -145,7 +146,7 @@ def render_pdf(certificate: Mapping[str, Any], verify_url: str, *,
         pdf.ln(4)
         pdf.set_text_color(*ACCENT)
         pdf.set_font(FONT, size=14)
-        when = certificate["revoked_at"].astimezone(CITY_TZ).strftime("%Y-%m-%d")
+        when = certificate["revoked_at"].astimezone(zone).strftime("%Y-%m-%d")
         pdf.multi_cell(width, 8, f"已撤销 REVOKED {when}：{certificate.get('revoked_reason') or ''}",
                        align="C", new_x="LMARGIN", new_y="NEXT")
         pdf.set_text_color(*INK)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
@@ -44,8 +45,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.engine import Connection
 
-from wecity.core.clock import CITY_TZ
 from wecity.core.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from wecity.geo.service import city_timezone
 from wecity.govservice.models import certificates, signing_keys
 from wecity.identity.audit import record_audit
 
@@ -287,10 +288,10 @@ def type_code(type: str) -> str:
     return code.upper()[:4]
 
 
-def new_number(type: str, now: datetime) -> str:
-    """WC-<type>-<yyyymmdd>-<6 random base32 characters>; the date is the city's."""
+def new_number(type: str, now: datetime, zone: ZoneInfo) -> str:
+    """WC-<type>-<yyyymmdd>-<6 random base32 characters>; the date is the city's (`zone`)."""
     random_part = "".join(secrets.choice(NUMBER_ALPHABET) for _ in range(NUMBER_RANDOM))
-    return f"WC-{type_code(type)}-{now.astimezone(CITY_TZ):%Y%m%d}-{random_part}"
+    return f"WC-{type_code(type)}-{now.astimezone(zone):%Y%m%d}-{random_part}"
 
 
 def normalize_number(number: str) -> str:
@@ -322,7 +323,7 @@ def issue(conn: Connection, *, key: SigningKey, type: str, name_zh: str, name_en
     if holder_id_number:
         holder["id_number_masked"] = mask_id_number(holder_id_number)
     for _ in range(5):
-        number = new_number(type, issued_at)
+        number = new_number(type, issued_at, city_timezone(conn))
         document = {
             "@type": DOCUMENT_TYPE, "version": DOCUMENT_VERSION, "number": number, "type": type,
             "name_zh": name_zh, "name_en": name_en, "holder": holder,
@@ -473,16 +474,16 @@ def _signature_holds(public: Ed25519PublicKey, document: Mapping[str, Any], sign
     return True
 
 
-def _judge(row: Any, now: datetime) -> Verdict:
-    """The verdict on a genuine certificate: revoked, expired or valid."""
+def _judge(row: Any, now: datetime, zone: ZoneInfo) -> Verdict:
+    """The verdict on a genuine certificate: revoked, expired or valid (the day it ended in the city's `zone`)."""
     number, document = row.number, row.document
     if row.revoked_at is not None:
-        when = row.revoked_at.astimezone(CITY_TZ).strftime("%Y-%m-%d")
+        when = row.revoked_at.astimezone(zone).strftime("%Y-%m-%d")
         return Verdict("revoked", f"revoked on {when}: {row.revoked_reason}",
                        f"已于 {when} 撤销：{row.revoked_reason}", number, document,
                        revoked_at=row.revoked_at, revoked_reason=row.revoked_reason, valid_until=row.valid_until)
     if row.valid_until is not None and row.valid_until <= now:
-        when = row.valid_until.astimezone(CITY_TZ).strftime("%Y-%m-%d")
+        when = row.valid_until.astimezone(zone).strftime("%Y-%m-%d")
         return Verdict("expired", f"expired on {when}", f"已于 {when} 过期", number, document,
                        valid_until=row.valid_until)
     return Verdict("valid", "issued by the city, signature valid, not revoked",
@@ -507,7 +508,7 @@ def verify(conn: Connection, document: Any, signature: Any, now: datetime) -> Ve
     if canonical(row.document) != canonical(document) or row.key_id != document.get("key_id"):
         return _forged(number, "the document differs from the one the city issued under this number",
                        "证照内容与本市以此编号签发的不一致")
-    return _judge(row, now)
+    return _judge(row, now, city_timezone(conn))
 
 
 # The columns of a certificate row that repeat what its signed document says.
@@ -535,7 +536,7 @@ def verify_number(conn: Connection, number: str, now: datetime) -> Verdict:
             return _forged(number, "the stored certificate does not match its signature", "存档证照与其签名不符")
     if (document.get("issued_at") != _iso(row.issued_at) or document.get("valid_until") != _iso(row.valid_until)):
         return _forged(number, "the stored certificate does not match its signature", "存档证照与其签名不符")
-    return _judge(row, now)
+    return _judge(row, now, city_timezone(conn))
 
 
 # -- revoking -----------------------------------------------------------------------------------------------

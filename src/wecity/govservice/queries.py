@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.core import cache
 from wecity.core.errors import NotFound
-from wecity.core.worktime import load_calendar
+from wecity.geo.service import city_calendar
 from wecity.govservice.catalogue import CATALOGUE_CACHE
 from wecity.govservice.clock import ClockReading, WorkingDays, local_day, read_clock
 from wecity.govservice.models import (
@@ -116,7 +116,7 @@ def _listing() -> sa.Select[Any]:
 
 def applications_of(conn: Connection, applicant_ids: list[int], *, today: date) -> list[dict[str, Any]]:
     """An applicant's applications (and those of the enterprises they act for), newest first."""
-    calendar = load_calendar(conn)
+    calendar = city_calendar(conn)
     rows = conn.execute(_listing().where(applications.c.applicant_id.in_(applicant_ids))
                         .order_by(applications.c.id.desc()).limit(MAX_PAGE))
     return [_summary(r, calendar, today) for r in rows]
@@ -129,7 +129,7 @@ def department_queue(conn: Connection, department: str, *, which: str = "open", 
                      limit: int = 100) -> list[dict[str, Any]]:
     """A department's applications: open ones by due date (nearest first), those waiting for its review,
     or the finished ones, newest first."""
-    calendar = load_calendar(conn)
+    calendar = city_calendar(conn)
     query = _listing()
     if which == "review":
         pending = sa.select(application_reviews.c.application_id).where(
@@ -156,7 +156,7 @@ def application_view(conn: Connection, app_id: int, *, today: date) -> dict[str,
     row = conn.execute(_listing().where(applications.c.id == app_id)).first()
     if row is None:
         raise NotFound(f"no application {app_id}", message_zh=f"申请 {app_id} 不存在")
-    calendar = load_calendar(conn)
+    calendar = city_calendar(conn)
     definition = conn.execute(sa.select(matter_versions.c.definition).where(
         matter_versions.c.code == row.matter_code, matter_versions.c.version == row.matter_version)).scalar_one()
     holder = conn.execute(sa.select(applicants.c.kind, applicants.c.display_name)

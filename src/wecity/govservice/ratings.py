@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.core.db import inserted_id
 from wecity.core.errors import AlreadyExists, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
-from wecity.core.worktime import load_calendar
+from wecity.geo.service import city_calendar
 from wecity.govservice.applications import own_application
 from wecity.govservice.clock import add_working_days, local_day
 from wecity.govservice.models import application_ratings, rectifications
@@ -60,7 +60,7 @@ def rate(conn: Connection, app_id: int, *, citizen: Applicant, level: int, tags:
                  target=f"application:{row.number}", detail={"level": level})
     if level > BAD:
         return None
-    calendar = load_calendar(conn)
+    calendar = city_calendar(conn)
     rect_id = inserted_id(conn.execute(rectifications.insert().values(
         application_id=app_id, department_code=row.department_code, opened_at=now,
         due_on=add_working_days(calendar, local_day(now, calendar), RECTIFY_DAYS))))

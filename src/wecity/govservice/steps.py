@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.core.outbox import enqueue_many
-from wecity.core.worktime import load_calendar
+from wecity.geo.service import city_calendar
 from wecity.govservice import certificates, process
 from wecity.govservice.clock import due_on, local_day, working_days_between
 from wecity.govservice.models import (
@@ -139,7 +139,7 @@ def end_pause(conn: Connection, app_id: int, *, now: datetime) -> None:
     if spell is None:
         return
     row = conn.execute(sa.select(applications).where(applications.c.id == app_id)).one()
-    calendar = load_calendar(conn)
+    calendar = city_calendar(conn)
     days = 0
     if row.paused_since is not None:
         days = working_days_between(calendar, local_day(row.paused_since, calendar), local_day(now, calendar))
@@ -160,7 +160,7 @@ def start_clock(conn: Connection, app_id: int, *, now: datetime) -> None:
                        .where(applications.c.id == app_id)).one()
     definition = conn.execute(sa.select(matter_versions.c.definition).where(
         matter_versions.c.code == row.matter_code, matter_versions.c.version == row.matter_version)).scalar_one()
-    calendar = load_calendar(conn)
+    calendar = city_calendar(conn)
     limit = int(definition["promised_limit_days"])
     conn.execute(applications.update().where(applications.c.id == app_id).values(
         accepted_at=now, limit_days=limit, due_on=due_on(calendar, local_day(now, calendar), limit=limit)))

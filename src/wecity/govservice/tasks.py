@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 
 from wecity.core.context import AppContext
-from wecity.core.worktime import load_calendar
+from wecity.geo.service import city_calendar
 from wecity.govservice.clock import local_day
 from wecity.govservice.models import applications
 from wecity.govservice.queries import clock, running_clocks
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def check_clocks(conn: Connection, now: datetime) -> int:
     """Warn the department once at 80% of the allowed working days; escalate to its supervisors (and
     say so on the timeline) once the due date has passed. Returns how many notices were made."""
-    calendar = load_calendar(conn)
+    calendar = city_calendar(conn)
     today = local_day(now, calendar)
     fired = 0
     for row in running_clocks(conn):

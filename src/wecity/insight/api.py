@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from wecity.core.errors import PermissionDenied, ValidationFailed
 from wecity.core.http import Ctx, request_locale
+from wecity.geo.service import city_timezone
 from wecity.identity.choices import Role
 from wecity.identity.deps import CurrentStaff
 from wecity.identity.service import StaffUser
@@ -118,7 +119,7 @@ async def export_response(ctx: Any, locale: str, extension: str, table: str, whi
         return f, queries.breakdown(conn, f, now, level, frame)
 
     f, data = await ctx.db.read(run)
-    header, rows = exports.rows_of(table, data, locale)
+    header, rows = exports.rows_of(table, data, locale, await ctx.db.read(city_timezone))
     name = f"wecity-{table}-{f.start.isoformat()}-{f.end.isoformat()}"
     if extension == "csv":
         return Response(exports.to_csv(header, rows), media_type="text/csv; charset=utf-8",
@@ -139,7 +140,7 @@ async def briefing_response(ctx: Any, day: date | None) -> Response:
     """The briefing PDF of `day` (the city's yesterday by default), for the API and the page's link."""
     from datetime import timedelta
 
-    from wecity.geo.service import city_timezone, get_jurisdiction
+    from wecity.geo.service import get_jurisdiction
     from wecity.insight.briefing import briefing_data, render
 
     now = ctx.clock.now()

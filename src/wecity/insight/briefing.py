@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 from sqlalchemy.engine import Connection
 
-from wecity.core.clock import CITY_TZ
+from wecity.geo.service import city_timezone
 from wecity.govservice.certificate_pdf import FONT, cjk_font
 from wecity.insight import queries
 from wecity.insight.frame import Frame
@@ -31,15 +32,17 @@ def briefing_data(conn: Connection, day: date, now: datetime, frame: Frame | Non
     f = queries.Filters(day, day)
     figures = queries.figures(conn, f, now, frame)
     overdue = queries.case_list(conn, f, now, which="overdue")
-    week_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), CITY_TZ)
+    zone = city_timezone(conn)
+    week_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), zone)
     hot = hotspots(conn, now=min(now, week_end), days=HOTSPOT_DAYS)
-    return {"day": day, "figures": figures, "overdue": overdue, "hotspots": hot}
+    return {"day": day, "figures": figures, "overdue": overdue, "hotspots": hot, "zone": zone}
 
 
 def render(data: dict[str, Any], *, city: str, generated: datetime) -> bytes:
     font_path, font_index = cjk_font()
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
     day: date = data["day"]
+    zone: ZoneInfo = data["zone"]
     pdf.set_title(f"{city} 每日简报 Daily briefing {day.isoformat()}")
     pdf.set_creator("WeCity")
     pdf.set_lang("zh-CN")
@@ -56,7 +59,7 @@ def render(data: dict[str, Any], *, city: str, generated: datetime) -> bytes:
     pdf.set_font(FONT, size=10)
     pdf.set_text_color(*MUTED)
     pdf.cell(width, 6, f"{day.isoformat()}（对比前一日 against the day before）· 生成于 generated "
-             f"{generated.astimezone(CITY_TZ).strftime('%Y-%m-%d %H:%M')}", new_x="LMARGIN", new_y="NEXT")
+             f"{generated.astimezone(zone).strftime('%Y-%m-%d %H:%M')}", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
 
     _heading(pdf, width, "当日指标 The day's figures")
@@ -72,7 +75,7 @@ def render(data: dict[str, Any], *, city: str, generated: datetime) -> bytes:
         rows = [["案件 Case", "类别 Category", "区域 District", "部门 Department", "时限 Due"]]
         for c in overdue[:OVERDUE_SHOWN]:
             rows.append([f"#{c['id']}", c["category_zh"], c["area_zh"] or "—", c["department_zh"] or "—",
-                         c["due_at"].astimezone(CITY_TZ).strftime("%m-%d %H:%M") if c["due_at"] else "—"])
+                         c["due_at"].astimezone(zone).strftime("%m-%d %H:%M") if c["due_at"] else "—"])
         _table(pdf, rows, (0.12, 0.24, 0.18, 0.30, 0.16))
         if len(overdue) > OVERDUE_SHOWN:
             _note(pdf, width, f"另有 {len(overdue) - OVERDUE_SHOWN} 件，见 /insight/cases?which=overdue · "

@@ -8,8 +8,7 @@ import io
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-
-from wecity.core.clock import CITY_TZ
+from zoneinfo import ZoneInfo
 
 TABLES = ("kpis", "breakdown", "cases")
 
@@ -29,8 +28,8 @@ _HEADERS = {
 }
 
 
-def rows_of(table: str, data: list[dict[str, Any]], locale: str) -> tuple[list[str], list[list[Any]]]:
-    """The header and rows of `table` in `locale` (zh_CN or en)."""
+def rows_of(table: str, data: list[dict[str, Any]], locale: str, zone: ZoneInfo) -> tuple[list[str], list[list[Any]]]:
+    """The header and rows of `table` in `locale` (zh_CN or en), times as the city's clocks (`zone`) read."""
     zh = locale == "zh_CN"
     columns = _HEADERS[table]
     header = [zh_name if zh else en_name for _, zh_name, en_name in columns]
@@ -41,7 +40,7 @@ def rows_of(table: str, data: list[dict[str, Any]], locale: str) -> tuple[list[s
             return item.get(f"{base}_zh" if zh else f"{base}_en")
         found = item.get(key)
         if isinstance(found, datetime):
-            return found.astimezone(CITY_TZ).strftime("%Y-%m-%d %H:%M")  # as the city reads its clocks
+            return found.astimezone(zone).strftime("%Y-%m-%d %H:%M")
         if isinstance(found, bool):
             return ("是" if found else "否") if zh else ("yes" if found else "no")
         return found

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,10 +20,10 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from wecity.core import csrf
-from wecity.core.clock import CITY_TZ
 from wecity.core.errors import NotFound, WeCityError
 from wecity.core.http import request_locale, with_retry_after
 from wecity.enterprise import accounts, appeals, benefits, catalogue, queries
+from wecity.geo.service import city_today
 from wecity.identity.applicants import Applicant, enterprises_of
 from wecity.identity.deps import OptionalStaff
 from wecity.identity.service import StaffUser
@@ -36,10 +35,6 @@ from wecity.web.views import login_redirect
 router = APIRouter(include_in_schema=False)
 OUTCOME_LABELS = {"eligible": ("符合条件", "Eligible"), "unknown": ("待补充信息", "Information missing"),
                   "ineligible": ("不符合", "Not eligible")}
-
-
-def _today(request: Request) -> date:
-    return request.app.state.ctx.clock.now().astimezone(CITY_TZ).date()
 
 
 async def _firms(request: Request, citizen: Applicant) -> list[Applicant]:
@@ -63,7 +58,7 @@ async def home(request: Request, user: OptionalStaff) -> Response:
     firm = _chosen(request, firms)
     view, people = None, []
     if firm is not None:
-        view = await request.app.state.ctx.db.read(lambda c: queries.enterprise_home(c, firm.id, _today(request)))
+        view = await request.app.state.ctx.db.read(lambda c: queries.enterprise_home(c, firm.id, city_today(c, request.app.state.ctx.clock.now())))
         people = await request.app.state.ctx.db.read(lambda c: accounts.agents(c, firm.id, by=citizen))
     return page(request, "web/enterprise_home.html", user=user, firms=firms, firm=firm, view=view,
                 outcome_labels=OUTCOME_LABELS, people=people,
@@ -150,8 +145,9 @@ async def policies(request: Request, user: OptionalStaff) -> Response:
     over = await _over_limit(request, user, "services_read")
     if over is not None:
         return over
-    rows = await request.app.state.ctx.db.read(catalogue.policy_rows)
-    today = _today(request)
+    ctx = request.app.state.ctx
+    rows = await ctx.db.read(catalogue.policy_rows)
+    today = await ctx.db.read(city_today, ctx.clock.now())
     return page(request, "web/policies.html", user=user, policies=[queries.policy_summary(r, today) for r in rows])
 
 
@@ -161,7 +157,7 @@ async def policy(request: Request, user: OptionalStaff, code: str) -> Response:
     if over is not None:
         return over
     ctx = request.app.state.ctx
-    today = _today(request)
+    today = await ctx.db.read(city_today, ctx.clock.now())
     try:
         view = await ctx.db.read(lambda c: queries.policy_view(c, code[:64], today))
     except NotFound:
@@ -184,7 +180,7 @@ async def staff_policies(request: Request, user: OptionalStaff) -> Response:
     if user is None:
         return login_redirect(request)
     ctx = request.app.state.ctx
-    today = _today(request)
+    today = await ctx.db.read(city_today, ctx.clock.now())
 
     def read(conn: sa.Connection) -> list[dict[str, Any]]:
         return [{**queries.policy_summary(r, today), "take_up": queries.take_up(conn, r["code"])}
@@ -197,7 +193,7 @@ async def staff_policy(request: Request, user: OptionalStaff, code: str) -> Resp
     if user is None:
         return login_redirect(request)
     ctx = request.app.state.ctx
-    today = _today(request)
+    today = await ctx.db.read(city_today, ctx.clock.now())
 
     def read(conn: sa.Connection) -> dict[str, Any]:
         view = queries.policy_view(conn, code[:64], today)

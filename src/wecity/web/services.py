@@ -4,7 +4,7 @@ certificate check."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,10 +14,10 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
 from wecity.core import csrf
-from wecity.core.clock import CITY_TZ
 from wecity.core.errors import NotFound, WeCityError
 from wecity.core.http import client_address, request_locale, with_retry_after
 from wecity.core.settings import UPLOAD_FILES
+from wecity.geo.service import city_timezone, city_today
 from wecity.govservice import applications as apply
 from wecity.govservice import certificates, queries, ratings
 from wecity.govservice.steps import STATUS_LABELS
@@ -37,10 +37,6 @@ from wecity.web.render import page
 
 router = APIRouter(include_in_schema=False)
 MESSAGES_SHOWN = 20
-
-
-def _today(request: Request) -> date:
-    return request.app.state.ctx.clock.now().astimezone(CITY_TZ).date()
 
 
 def _phone(request: Request) -> str | None:
@@ -174,7 +170,7 @@ async def mine(request: Request, user: OptionalStaff) -> Response:
         wallet = [c for h in holders for c in certificates.wallet(conn, h, now=now)]
         # The notices each step sent to the applicant's inbox (the same ones go out by SMS).
         messages = list_notifications(conn, [f"applicant:{h}" for h in holders], limit=MESSAGES_SHOWN)
-        return queries.applications_of(conn, holders, today=_today(request)), wallet, messages
+        return queries.applications_of(conn, holders, today=city_today(conn, now)), wallet, messages
 
     found, wallet, messages = await ctx.db.read(read)
     return page(request, "web/services_mine.html", user=user, applications=found, wallet=wallet,
@@ -188,7 +184,7 @@ async def application_page(request: Request, user: StaffUser | None, citizen: Ap
 
     def read(conn: sa.Connection) -> dict[str, Any]:
         apply.own_application(conn, app_id, citizen)
-        return queries.application_view(conn, app_id, today=_today(request))
+        return queries.application_view(conn, app_id, today=city_today(conn, ctx.clock.now()))
 
     try:
         view = await ctx.db.read(read)
@@ -307,7 +303,8 @@ async def verify(request: Request, user: OptionalStaff, number: str) -> Response
     face = verdict["certificate"]
     if face:
         # The signed document keeps UTC instants; a reader wants the city's calendar day.
+        zone = await ctx.db.read(city_timezone)
         for key in ("issued_at", "valid_until"):
             if face[key]:
-                face[key] = datetime.fromisoformat(face[key]).astimezone(CITY_TZ).date().isoformat()
+                face[key] = datetime.fromisoformat(face[key]).astimezone(zone).date().isoformat()
     return page(request, "web/verify.html", user=user, verdict=verdict, number=number[:64])

@@ -4,7 +4,6 @@ actions (受理, 补正, 并联审查, 决定, special procedures, extension, re
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,9 +12,9 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from wecity.core import csrf
-from wecity.core.clock import CITY_TZ
 from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeCityError
 from wecity.core.http import client_address, request_locale
+from wecity.geo.service import city_today
 from wecity.govservice import approvals, certificates, queries, ratings
 from wecity.identity.audit import record_audit
 from wecity.identity.deps import OptionalStaff
@@ -26,10 +25,6 @@ from wecity.web.views import login_redirect
 
 router = APIRouter(include_in_schema=False)
 MAX_TEXT = 2000
-
-
-def _today(request: Request) -> date:
-    return request.app.state.ctx.clock.now().astimezone(CITY_TZ).date()
 
 
 @router.get("/staff/applications")
@@ -44,7 +39,7 @@ async def queue(request: Request, user: OptionalStaff) -> Response:
         dept = approvals.staff_department(conn, user)
         if dept is None:
             return None, [], []
-        return dept, queries.department_queue(conn, dept, which=which, today=_today(request)), \
+        return dept, queries.department_queue(conn, dept, which=which, today=city_today(conn, ctx.clock.now())), \
             queries.open_rectifications(conn, dept)
 
     dept, rows, rects = await ctx.db.read(read)
@@ -106,7 +101,8 @@ async def _application_page(request: Request, user: StaffUser, app_id: int, *, s
                      source_address=client_address(request))
         if not allowed:
             return False, {}, None
-        return True, queries.application_view(conn, app_id, today=_today(request)), approvals.staff_department(conn, user)
+        return True, queries.application_view(conn, app_id, today=city_today(conn, now)), \
+            approvals.staff_department(conn, user)
 
     try:
         allowed, view, dept = await ctx.db.write(read)

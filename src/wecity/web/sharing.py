@@ -5,7 +5,6 @@ coordinating department's overview. The citizen's "who used my data" page is in 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,10 +13,10 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from wecity.core import csrf
-from wecity.core.clock import CITY_TZ
 from wecity.core.errors import NotFound, WeCityError
 from wecity.core.http import request_locale
 from wecity.datashare import queries, requests, sources
+from wecity.geo.service import city_today
 from wecity.identity.deps import OptionalStaff
 from wecity.identity.service import StaffUser
 from wecity.web.i18n import gettext_for
@@ -26,10 +25,6 @@ from wecity.web.views import login_redirect
 
 router = APIRouter(include_in_schema=False)
 MAX_TEXT = 2000
-
-
-def _today(request: Request) -> date:
-    return request.app.state.ctx.clock.now().astimezone(CITY_TZ).date()
 
 
 def _error(request: Request, user: StaffUser | None, status: int, message: str) -> Response:
@@ -130,10 +125,11 @@ async def sharing(request: Request, user: OptionalStaff) -> Response:
     if user is None:
         return login_redirect(request)
     ctx = request.app.state.ctx
-    now, today = ctx.clock.now(), _today(request)
+    now = ctx.clock.now()
     locale = request_locale(request)
 
     def read(conn: sa.Connection) -> dict[str, Any]:
+        today = city_today(conn, now)
         own = requests.department_of(conn, user)
         if own is None:
             return {"department": None}
@@ -157,12 +153,13 @@ async def overview(request: Request, user: OptionalStaff) -> Response:
     if user is None:
         return login_redirect(request)
     ctx = request.app.state.ctx
-    today = _today(request)
+    now = ctx.clock.now()
     _ = gettext_for(request_locale(request)).gettext
     state = request.query_params.get("state", "")
     state = state if state in requests.STATES else ""
 
     def read(conn: sa.Connection) -> dict[str, Any] | None:
+        today = city_today(conn, now)
         if "admin" not in user.roles and requests.department_of(conn, user) != ctx.settings.data_coordinator:
             return None
         return {"counts": queries.request_counts(conn, today=today), "state": state,
@@ -180,10 +177,11 @@ async def overview(request: Request, user: OptionalStaff) -> Response:
 async def _request_page(request: Request, user: StaffUser, request_id: int, *, status: int = 200,
                         error: str | None = None, form: FormData | None = None, action: str = "") -> Response:
     ctx = request.app.state.ctx
-    now, today = ctx.clock.now(), _today(request)
+    now = ctx.clock.now()
     _ = gettext_for(request_locale(request)).gettext
 
     def read(conn: sa.Connection) -> dict[str, Any] | None:
+        today = city_today(conn, now)
         found = queries.data_request(conn, request_id, today=today)
         if not requests.may_see(conn, user, requester=found["requester"], provider=found["provider"],
                                 coordinator=ctx.settings.data_coordinator):
@@ -226,7 +224,7 @@ async def request_page(request: Request, user: OptionalStaff, request_id: int) -
 
 
 def _decision(conn: sa.Connection, request_id: int, user: StaffUser, form: FormData, now: Any) -> None:
-    req = queries.data_request(conn, request_id, today=now.date())
+    req = queries.data_request(conn, request_id, today=city_today(conn, now))
     d = queries.dataset_by_id(conn, req["dataset_id"])
     body: dict[str, Any] = {"decision": _text(form, "decision"), "reasons": _text(form, "reasons"),
                             "basis": _text(form, "basis")}

@@ -243,7 +243,7 @@ def test_the_inbox_holds_escalated_cases_and_open_follow_ups_of_the_department(c
     assert [c["id"] for c in mine["escalated"]] == [escalated]
     assert [c["id"] for c in mine["followups"]] == [followup]
     assert quiet not in [c["id"] for part in mine.values() for c in part]
-    assert city.db.read_sync(lambda c: queries.inbox_counts(c, staff.handler.user)) == {"escalated": 1,
+    assert city.db.read_sync(lambda c: queries.inbox_counts(c, staff.handler.user)) == {"escalated": 1, "urged": 0,
                                                                                         "followups": 1}
     every = city.db.read_sync(lambda c: queries.inbox(c, staff.supervisor.user, now))
     assert {c["id"] for c in every["escalated"]} == {escalated, theirs}

@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from wecity.cases import engine, handling, notifications
+from wecity.cases import citizen_voice, engine, handling, notifications
 from wecity.cases.engine import Actor
 from wecity.core import outbound, outbox
 from wecity.core.context import AppContext
@@ -166,6 +166,25 @@ def test_a_dingtalk_robot_is_signed_and_mentions_by_mobile(robot_ctx: AppContext
     # One person mentioned: their language (the demo's handler reads Chinese), whatever the robot's.
     assert body["markdown"]["title"] == f"【差评回访】案件 #{case_id} 收到 1 星评价"
     assert "@13912345678" in body["markdown"]["text"] and f"{PUBLIC}/staff/cases/{case_id}" in body["markdown"]["text"]
+
+
+def test_a_citizen_s_urge_of_a_case_nobody_holds_mentions_the_department_s_supervisors(
+        robot_ctx: AppContext, city: City, fake: FakeRobot) -> None:
+    ctx = robot_ctx
+    _add_robot(ctx, name="城管群", kind="wecom", url=fake.url("/send?key=k2"), department_ids=[CHENGGUAN],
+               events=["citizen_urged"])
+    lead = _user_id(ctx, "chengguan-lead")
+    ctx.db.write_sync(lambda c: robots.set_link(c, user_id=lead, mobile="13811112222", wecom_userid=None,
+                                                now=ctx.clock.now()))
+    case_id = open_case(city)  # dispatched to 城管, not yet taken by anyone
+    token = ctx.db.read_sync(lambda c: c.execute(sa.text("SELECT token FROM reports WHERE case_id = :c"),
+                                                 {"c": case_id}).scalar_one())
+    ctx.clock.advance(hours=25)
+    ctx.db.write_sync(lambda c: citizen_voice.urge(c, token, ctx.clock.now()))
+    _run(ctx)
+    [got] = fake.received  # the robot hears of urges only, not of the dispatch
+    assert got.body["msgtype"] == "text" and got.body["text"]["mentioned_mobile_list"] == ["13811112222"]
+    assert f"【市民催办】案件 #{case_id}" in got.body["text"]["content"]
 
 
 def test_an_errcode_answer_is_a_failure_retried_then_dead(robot_ctx: AppContext, city: City) -> None:

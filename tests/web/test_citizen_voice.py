@@ -11,9 +11,12 @@ import sqlalchemy as sa
 from tests.conftest import make_client
 from tests.web.conftest import csrf_token, log_in
 from tests.web.test_citizen import LAT, LONG, _jpeg, _report, _tracking_token, resolve_case_of
+from wecity.cases import engine
 from wecity.cases.models import case_followers, cases, timeline
+from wecity.cases.queries import inbox_counts
 from wecity.core.limits import parse_rule
 from wecity.core.models import outbox_messages as outbox
+from wecity.identity.service import get_user
 from wecity.notify.channels import with_link
 
 
@@ -244,3 +247,93 @@ def test_a_code_or_case_that_does_not_exist_changes_nothing(web_city: Any) -> No
     assert r.status_code == 404 and "没有该案件" in r.text
     assert city.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(timeline)).scalar()) == before
     assert city.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(case_followers)).scalar()) == 0
+
+
+# -- 催办 -------------------------------------------------------------------------------------------------
+
+def _urge(web: Any, token: str, **kw: Any) -> Any:
+    page = web.get(f"/track/{token}").text
+    return web.post(f"/track/{token}/urge", data={"csrf_token": csrf_token(page)}, **kw)
+
+
+def test_the_reporter_urges_a_case_that_waited_and_the_department_has_it_in_its_inbox(web_city: Any) -> None:
+    web, city = web_city
+    token = _tracking_token(_report(web))
+    case_id = _case_id(web, token)
+    # Just reported, its 30-minute acknowledge clock running: too soon, and the page says from when.
+    page = web.get(f"/track/{token}").text
+    assert 'id="urge-later"' in page and 'id="urge-button"' not in page
+    early = _urge(web, token)
+    assert early.status_code == 409 and "之后催办" in early.text and 'id="urge-error"' in early.text
+    assert _case(city, case_id).urge_count == 0
+
+    city.clock.advance(minutes=31)  # the acknowledge clock has run out
+    assert 'id="urge-button"' in web.get(f"/track/{token}").text
+    r = _urge(web, token, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("?new=urged")
+    row = _case(city, case_id)
+    assert row.urged_at == city.clock.now() and row.urge_count == 1
+    event = city.db.read_sync(lambda c: c.execute(sa.select(timeline).where(
+        timeline.c.case_id == case_id, timeline.c.event == "citizen_urged")).one())
+    assert event.public and event.detail == {"count": 1, "overdue": True}
+    told = {m.target for m in _outbox(city, "in_app") if m.payload.get("event") == "citizen_urged"}
+    centre = city.db.read_sync(lambda c: c.execute(sa.text(
+        "select id from departments where is_dispatch_centre")).scalar_one())
+    assert told == {f"department:{row.department_id}", f"department:{row.department_id}:supervisor",
+                    f"department:{centre}:supervisor"}  # overdue: the dispatch centre's supervisors too
+    robots = [m.payload for m in _outbox(city, "staff_event") if m.payload.get("event") == "citizen_urged"]
+    assert len(robots) == 1 and robots[0]["case_id"] == case_id  # the group robots that subscribe hear of it
+    shown = web.get(r.headers["location"]).text
+    assert 'id="urged"' in shown and "市民催办" in shown
+    # Once a day: a second press is refused, and the page says the first is waiting for an answer.
+    again = _urge(web, token)
+    assert again.status_code == 409 and "上次催办尚待部门答复" in again.text
+    assert _case(city, case_id).urge_count == 1
+
+    with make_client(city) as staff:
+        log_in(staff, "chengguan")
+        inbox = staff.get("/staff/inbox").text
+        assert f'href="/staff/cases/{case_id}"' in inbox.split('id="urged"')[1].split('id="followups"')[0]
+        assert 'data-urged="1"' in inbox
+    handler = city.db.read_sync(lambda c: get_user(c, c.execute(sa.text(
+        "select id from users where username = 'chengguan'")).scalar_one()))
+    assert handler is not None
+    assert city.db.read_sync(lambda c: inbox_counts(c, handler))["urged"] == 1
+    # The department signs for it: the urge is answered and leaves the inbox; the count stays on the case.
+    city.db.write_sync(lambda c: engine.acknowledge(c, case_id, engine.Actor.staff(handler), city.clock.now()))
+    assert city.db.read_sync(lambda c: inbox_counts(c, handler))["urged"] == 0
+    row = _case(city, case_id)
+    assert row.urged_at is None and row.urge_count == 1
+
+    city.clock.advance(hours=24)
+    assert _urge(web, token, follow_redirects=False).status_code == 303
+    assert _case(city, case_id).urge_count == 2
+
+
+def test_a_finished_case_cannot_be_urged_nor_without_the_form_token(web_city: Any) -> None:
+    web, city = web_city
+    token = _tracking_token(_report(web))
+    case_id = _case_id(web, token)
+    city.clock.advance(hours=25)
+    forged = web.post(f"/track/{token}/urge", data={"csrf_token": "forged"})
+    assert forged.status_code == 403 and _case(city, case_id).urge_count == 0
+    resolve_case_of(city, token)
+    page = web.get(f"/track/{token}").text
+    assert 'id="urge-title"' not in page
+    r = web.post(f"/track/{token}/urge", data={"csrf_token": csrf_token(page)})
+    assert r.status_code == 409 and "问题仍未解决" in r.text and _case(city, case_id).urge_count == 0
+
+
+def test_the_api_urges_by_tracking_code_and_says_when_it_may(web_city: Any) -> None:
+    web, city = web_city
+    token = _tracking_token(_report(web))
+    early = web.post(f"/api/v1/track/{token}/urge")
+    assert early.status_code == 409 and early.json()["code"] == "case.urge_too_soon"
+    assert "allowed_from" in early.json()["details"]
+    assert web.get(f"/api/v1/track/{token}").json()["urge"]["allowed"] is False
+    city.clock.advance(minutes=31)
+    done = web.post(f"/api/v1/track/{token}/urge")
+    assert done.status_code == 200, done.text
+    assert done.json()["urge"]["count"] == 1 and done.json()["urge"]["allowed"] is False
+    assert done.json()["timeline"][-1]["event"] == "citizen_urged"
+    assert web.post("/api/v1/track/not-a-code/urge").status_code == 404

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from wecity.cases import engine, handling, ngsild, queries, replies, rules_api
+from wecity.cases import citizen_voice, engine, handling, ngsild, queries, replies, rules_api
 from wecity.cases.categories import list_categories
 from wecity.cases.choices import CaseStatus, Channel, Priority, ReplyUse, ReturnReason
 from wecity.cases.models import cases
@@ -449,6 +449,15 @@ async def citizen_reopen(ctx: Ctx, token: str, body: ReopenIn) -> dict[str, Any]
     now = ctx.clock.now()
     await ctx.db.write(lambda c: engine.citizen_reopen(c, token, now, body.note))
     return await ctx.db.read(queries.tracking_view, token, ctx.clock.now())
+
+
+@router.post("/track/{token}/urge", tags=["citizens"],
+             summary="催办: ask for an open case to be hurried (after a day, or once a deadline passed; once a day)")
+async def citizen_urge(request: Request, ctx: Ctx, token: str) -> dict[str, Any]:
+    await ctx.limits.hit("portal_voice", client_address(request) or "-")
+    now = ctx.clock.now()
+    await ctx.db.write(lambda c: citizen_voice.urge(c, token[:40], now))
+    return await ctx.db.read(queries.tracking_view, token[:40], now)
 
 
 @router.get("/public/cases/{case_id}", tags=["citizens"], summary="A case's public view (no personal data)")

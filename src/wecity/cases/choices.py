@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class CaseStatus(StrEnum):
@@ -58,6 +60,16 @@ MERGEABLE = (CaseStatus.SUBMITTED, CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGE
 # it works on it. No clock runs while the dispatch centre holds a case (submitted, returned).
 ACK_CLOCK_STATES = (CaseStatus.DISPATCHED,)
 RESOLVE_CLOCK_STATES = (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS)
+
+
+def running_clock(row: Any) -> tuple[str, datetime | None]:
+    """The clock that matters now and when it runs out: acknowledge while waiting for 签收, then resolve."""
+    if row.status in ACK_CLOCK_STATES:
+        return "acknowledge", row.ack_due_at
+    if row.status in RESOLVE_CLOCK_STATES:
+        return "resolve", row.resolve_due_at
+    return "none", None
+
 
 # A department's own work: cases sent to it and not yet verified.
 DEPARTMENT_WORK = (CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS, CaseStatus.RESOLVED)

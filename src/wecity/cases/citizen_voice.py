@@ -1,26 +1,34 @@
 """What a citizen can still say about a case after reporting it: an update or a photo (by tracking code),
-and "me too" (关注 / +1) by anyone who has the same problem, without filing a report of their own.
+催办 ("please hurry", by tracking code), and "me too" (关注 / +1) by anyone who has the same problem,
+without filing a report of their own.
 
 "Still not fixed" is the engine's `citizen_reopen` (重办): it changes the case's state, these do not.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.cases import notifications
-from wecity.cases.choices import CaseStatus, Channel
-from wecity.cases.models import case_followers, cases, reports
+from wecity.cases.choices import CaseStatus, Channel, running_clock
+from wecity.cases.models import case_followers, cases, reports, timeline
 from wecity.cases.timeline import add_event
 from wecity.core.errors import InvalidTransition, NotFound, ValidationFailed
+from wecity.geo.service import city_timezone
 
 MAX_UPDATE = 1000
 # Done as far as the department is concerned: what the reporter can say now is "still not fixed".
 FINISHED = (CaseStatus.RESOLVED, CaseStatus.VERIFIED, CaseStatus.CLOSED, CaseStatus.MERGED)
 CITIZEN = ("citizen", "市民 / citizen")
+# 催办: a reporter may press for progress once the case has waited a day (or sooner, once a clock of the
+# case has run out), and again a day after the last time anyone urged it. A department is not hurried by
+# the same case more often than that, however many people reported it.
+URGE_AFTER = timedelta(hours=24)
+URGE_EVERY = timedelta(hours=24)
 
 
 def _open_case_of_token(conn: Connection, token: str) -> sa.Row:
@@ -52,6 +60,57 @@ def add_update(conn: Connection, token: str, now: datetime, note: str, *, media_
                          channel=Channel.PORTAL, note=text or None, public=True, media_id=media_id)
     conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
     notifications.tell_department(conn, case_id=case_id, event="citizen_update", now=now, note=text or None)
+    return event_id
+
+
+def urge_allowed_from(conn: Connection, case: sa.Row, now: datetime) -> datetime | None:
+    """When the case may next be urged (now or earlier: it may be urged now); None once it is finished."""
+    if not CaseStatus(case.status).is_open or CaseStatus(case.status) in FINISHED:
+        return None
+    due = running_clock(case)[1]
+    waited = case.created_at + URGE_AFTER
+    first = min(waited, due) if due is not None else waited
+    last = conn.execute(sa.select(sa.func.max(timeline.c.at)).where(
+        timeline.c.case_id == case.id, timeline.c.event == "citizen_urged")).scalar()
+    return max(first, last + URGE_EVERY) if last is not None else first
+
+
+def urge_state(conn: Connection, case_id: int, now: datetime) -> dict[str, Any] | None:
+    """What the reporter's page says of 催办: whether it can be pressed now, else from when, and how many
+    times the case was urged; None once the case is finished."""
+    case = conn.execute(sa.select(cases).where(cases.c.id == case_id)).one()
+    allowed_from = urge_allowed_from(conn, case, now)
+    if allowed_from is None:
+        return None
+    return {"allowed": allowed_from <= now, "allowed_from": allowed_from, "count": int(case.urge_count),
+            "waiting_answer": case.urged_at is not None}
+
+
+def urge(conn: Connection, token: str, now: datetime) -> int:
+    """催办: the reporter asks for the open case to be hurried. A public entry on its timeline, the case in
+    the department's inbox until it moves or answers in public, and word to the department (to the dispatch
+    centre's supervisors too when a clock has already run out). Returns the event id."""
+    row = _open_case_of_token(conn, token)
+    case_id = row.merged_into_id or row.id
+    case = conn.execute(sa.select(cases).where(cases.c.id == case_id).with_for_update()).one()
+    allowed_from = urge_allowed_from(conn, case, now)
+    if allowed_from is None:
+        raise InvalidTransition("the case is finished; if the problem is still there, say \"still not fixed\"",
+                                message_zh="该诉求已办结；如问题仍在，请选择“问题仍未解决”", code="case.urge_closed")
+    if allowed_from > now:
+        shown = allowed_from.astimezone(city_timezone(conn)).strftime("%Y-%m-%d %H:%M")
+        raise InvalidTransition(f"the case can be urged from {shown}", message_zh=f"该诉求可于 {shown} 之后催办",
+                                code="case.urge_too_soon", details={"allowed_from": allowed_from.isoformat()})
+    due = running_clock(case)[1]
+    overdue = due is not None and due <= now
+    count = int(case.urge_count) + 1
+    event_id = add_event(conn, case_id, at=now, event="citizen_urged", actor=CITIZEN[0], actor_name=CITIZEN[1],
+                         channel=Channel.PORTAL, public=True, department_id=case.department_id,
+                         detail={"count": count, "overdue": overdue})
+    # The inbox orders by the oldest urge not yet answered, so a second urge keeps the first one's time.
+    conn.execute(cases.update().where(cases.c.id == case_id).values(
+        urged_at=case.urged_at or now, urge_count=count, updated_at=now))
+    notifications.citizen_urged(conn, case_id=case_id, now=now, overdue=overdue)
     return event_id
 
 

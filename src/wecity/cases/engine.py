@@ -104,9 +104,11 @@ def _require_role(actor: Actor, *roles: Role) -> None:
 def _move(conn: Connection, case: Any, to: CaseStatus, actor: Actor, now: datetime, *, event: str,
           note: str | None = None, reason: str | None = None, media_id: str | None = None,
           public: bool = True, values: dict[str, Any] | None = None, detail: dict[str, Any] | None = None) -> None:
-    # Optimistic guard: the update only applies if nobody moved the case since we read it.
+    # Optimistic guard: the update only applies if nobody moved the case since we read it. A move answers
+    # a citizen's 催办 (urged_at), which leaves the inbox.
     changed = conn.execute(cases.update().where(cases.c.id == case.id, cases.c.status == case.status).values(
-        status=to, updated_at=now, **({"status_notes": note} if note and public else {}), **(values or {}))).rowcount
+        status=to, updated_at=now, urged_at=None, **({"status_notes": note} if note and public else {}),
+        **(values or {}))).rowcount
     if changed != 1:
         raise InvalidTransition("the case changed meanwhile; reload and try again",
                                 message_zh="案件状态已被他人更新，请刷新后重试", code="case.concurrent_change")
@@ -375,8 +377,8 @@ def add_note(conn: Connection, case_id: int, actor: Actor, now: datetime, note: 
                          channel=actor.channel, note=note, public=public, media_id=media_id,
                          department_id=case.department_id)
     values: dict[str, Any] = {"updated_at": now}
-    if public:
-        values["status_notes"] = note
+    if public:  # a public reply answers a citizen's 催办 as well
+        values.update(status_notes=note, urged_at=None)
     conn.execute(cases.update().where(cases.c.id == case_id).values(**values))
     _audit(conn, actor, "note", case_id, now, detail={"public": public})
     return event_id

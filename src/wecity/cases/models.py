@@ -87,6 +87,10 @@ cases = sa.Table(
     sa.Column("resolve_escalated", sa.Boolean, nullable=False, default=False),
     sa.Column("reopen_count", sa.Integer, nullable=False, default=0),
     sa.Column("followup_open", sa.Boolean, nullable=False, default=False),
+    # 市民催办: the reporter's last "please hurry" not yet answered by the department (a move or a public
+    # reply clears it), and how many times the case was urged in all.
+    sa.Column("urged_at", UTCDateTime),
+    sa.Column("urge_count", sa.Integer, nullable=False, default=0, server_default="0"),
     # The number of the last webhook notice about the case: receivers order notices by it after an outage,
     # since the outbox delivers several at once and retries some later.
     sa.Column("notice_seq", sa.Integer, nullable=False, default=0, server_default="0"),

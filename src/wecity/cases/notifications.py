@@ -45,6 +45,7 @@ _DEPARTMENT_TEXT = {
     "resolve_escalated": ("催办：案件 #{case} 超时未办结", "Escalation: case #{case} not resolved in time"),
     "returned": ("案件 #{case} 被退单，请重新派遣", "Case #{case} was returned; please re-dispatch"),
     "citizen_update": ("案件 #{case}：市民补充了新情况", "Case #{case}: the reporter added an update"),
+    "citizen_urged": ("市民催办：案件 #{case}，请尽快办理并答复", "The reporter urges case #{case}: please act and answer"),
     "low_rating": ("案件 #{case} 收到差评（{stars} 星），请回访", "Case #{case} rated {stars}/5; please follow up"),
     "assigned": ("案件 #{case} 已指派给您：{category}", "Case #{case} is assigned to you: {category}"),
 }
@@ -143,6 +144,22 @@ def clock_event(conn: Connection, *, case_id: int, event: str, now: datetime) ->
         _tell_dispatch_centre(conn, facts, event, now, role="supervisor")
         enqueue(conn, channel="in_app", target=f"department:{facts.department_id}:supervisor",
                 payload=_department_payload(facts, event), now=now, dedupe_key=f"case:{case_id}:{event}:dept-sup")
+
+
+def citizen_urged(conn: Connection, *, case_id: int, now: datetime, overdue: bool) -> None:
+    """市民催办 goes to the department and its supervisors (to the dispatch centre while no department holds
+    the case), and to the centre's supervisors as well when a clock of the case has already run out."""
+    facts = _case_facts(conn, case_id)
+    if facts.department_id is None:
+        _tell_dispatch_centre(conn, facts, "citizen_urged", now)
+        return
+    messages = _department_messages(facts, "citizen_urged", now, sequence=_numbered(conn, case_id))
+    messages.append(("in_app", f"department:{facts.department_id}:supervisor",
+                     _department_payload(facts, "citizen_urged")))
+    messages.append(_staff_event(facts, "citizen_urged", now))
+    enqueue_many(conn, messages, now=now)
+    if overdue:
+        _tell_dispatch_centre(conn, facts, "citizen_urged", now, role="supervisor")
 
 
 def _department_payload(facts: Facts | sa.Row, event: str, **extra: object) -> dict[str, object]:

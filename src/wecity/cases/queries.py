@@ -20,8 +20,9 @@ from wecity.cases.choices import (
     RESOLVE_CLOCK_STATES,
     CaseStatus,
     Priority,
+    running_clock,
 )
-from wecity.cases.citizen_voice import follower_count
+from wecity.cases.citizen_voice import follower_count, urge_state
 from wecity.cases.models import cases, categories, ratings, reports, timeline
 from wecity.core.errors import NotFound, ValidationFailed
 from wecity.geo.coords import distance_m, metres_box
@@ -48,15 +49,6 @@ def _case_select() -> sa.Select[Any]:
         .outerjoin(areas, areas.c.id == cases.c.area_id))
 
 
-def running_clock(row: Any) -> tuple[str, datetime | None]:
-    """The clock that matters now and when it runs out: acknowledge while waiting for 签收, then resolve."""
-    if row.status in ACK_CLOCK_STATES:
-        return "acknowledge", row.ack_due_at
-    if row.status in RESOLVE_CLOCK_STATES:
-        return "resolve", row.resolve_due_at
-    return "none", None
-
-
 def next_deadline(row: Any) -> datetime | None:
     return running_clock(row)[1]
 
@@ -66,6 +58,8 @@ _RUNNING_DUE = sa.case(
     (cases.c.status.in_([s.value for s in ACK_CLOCK_STATES]), cases.c.ack_due_at),
     (cases.c.status.in_([s.value for s in RESOLVE_CLOCK_STATES]), cases.c.resolve_due_at),
     else_=None)
+# A citizen's 催办 not yet answered, on a case still open.
+_URGED_OPEN = sa.and_(cases.c.urged_at.is_not(None), cases.c.status.in_([s.value for s in OPEN_STATES]))
 # Highest priority first when a queue is sorted on it.
 _PRIORITY_RANK = sa.case({p.value: -p.rank for p in Priority}, value=cases.c.priority, else_=0)
 _DISPATCH_RANK = sa.case({s.value: i for i, s in enumerate(DISPATCH_WORK)}, value=cases.c.status,
@@ -87,6 +81,7 @@ def case_summary(row: Any, now: datetime) -> dict[str, Any]:
         "resolve_escalated": row.resolve_escalated, "followup_open": row.followup_open,
         "reopen_count": row.reopen_count, "merged_into_id": row.merged_into_id,
         "priority": row.priority, "assignee_id": row.assignee_id,
+        "urged_at": row.urged_at, "urge_count": row.urge_count,
     }
 
 
@@ -137,8 +132,9 @@ def queue(conn: Connection, user: StaffUser, now: datetime, *, name: str = "depa
 
 
 def inbox(conn: Connection, user: StaffUser, now: datetime, *, limit: int = 200) -> dict[str, list[dict[str, Any]]]:
-    """What waits for an answer: open cases escalated (催办) by the SLA clock, and low ratings awaiting a
-    follow-up; the user's department's, or every department's for supervisors and dispatchers."""
+    """What waits for an answer: open cases escalated (催办) by the SLA clock, open cases a reporter urged
+    (市民催办) that nobody has moved or answered in public since, and low ratings awaiting a follow-up; the
+    user's department's, or every department's for supervisors and dispatchers."""
     sees_all = user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR)
     mine = [] if sees_all else [cases.c.department_id == user.department_id]
     escalated = _case_select().where(
@@ -147,8 +143,10 @@ def inbox(conn: Connection, user: StaffUser, now: datetime, *, limit: int = 200)
                sa.and_(cases.c.resolve_escalated.is_(True),
                        cases.c.status.in_([s.value for s in (*ACK_CLOCK_STATES, *RESOLVE_CLOCK_STATES)]))))
     followups = _case_select().where(*mine, cases.c.followup_open.is_(True))
+    urged = _case_select().where(*mine, _URGED_OPEN).order_by(cases.c.urged_at, cases.c.id).limit(limit)
     order = (_RUNNING_DUE.is_(None), _RUNNING_DUE, cases.c.updated_at, cases.c.id)
     return {"escalated": [case_summary(r, now) for r in conn.execute(escalated.order_by(*order).limit(limit))],
+            "urged": [case_summary(r, now) for r in conn.execute(urged)],
             "followups": [case_summary(r, now) for r in conn.execute(followups.order_by(cases.c.updated_at.desc(),
                                                                                        cases.c.id).limit(limit))]}
 
@@ -163,7 +161,8 @@ def inbox_counts(conn: Connection, user: StaffUser) -> dict[str, int]:
                       sa.and_(cases.c.resolve_escalated.is_(True), cases.c.status.in_(
                           [s.value for s in (*ACK_CLOCK_STATES, *RESOLVE_CLOCK_STATES)]))))).scalar_one()
     followups = conn.execute(count.where(*mine, cases.c.followup_open.is_(True))).scalar_one()
-    return {"escalated": int(escalated), "followups": int(followups)}
+    urged = conn.execute(count.where(*mine, _URGED_OPEN)).scalar_one()
+    return {"escalated": int(escalated), "urged": int(urged), "followups": int(followups)}
 
 
 def case_departments(conn: Connection, case_ids: list[int]) -> dict[int, int | None]:
@@ -289,6 +288,7 @@ def tracking_view(conn: Connection, token: str, now: datetime) -> dict[str, Any]
                                                            CaseStatus.CLOSED),
         "rating": found["rating"]["stars"] if found["rating"] else None,
         "can_reopen": can_say_not_fixed(case, now),
+        "urge": urge_state(conn, case["id"], now),
     }
 
 

@@ -20,6 +20,7 @@ class RobotEvent(StrEnum):
     ASSIGNED = "assigned"      # a case given to one of its staff (交办)
     ESCALATED = "escalated"    # 催办: an SLA clock ran out
     LOW_RATING = "low_rating"  # 差评: a rating of 2 stars or fewer, to follow up
+    URGED = "citizen_urged"    # 市民催办: the reporter asked for the case to be hurried
 
     def label(self, locale: str) -> str:
         zh, en = _EVENT_LABELS[self]
@@ -36,4 +37,5 @@ _EVENT_LABELS = {
     RobotEvent.ASSIGNED: ("交办给个人的案件", "Cases assigned to a person"),
     RobotEvent.ESCALATED: ("催办（超时）", "Escalations (deadline passed)"),
     RobotEvent.LOW_RATING: ("差评回访", "Low ratings to follow up"),
+    RobotEvent.URGED: ("市民催办", "Cases urged by their reporters"),
 }

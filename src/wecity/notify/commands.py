@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from wecity.core.commands import opened
+from wecity.notify.choices import RobotEvent
 
 
 def cmd_add_webhook(args: argparse.Namespace) -> int:
@@ -75,7 +76,7 @@ def add_commands(sub: Any) -> None:
     robot.add_argument("url", help="the robot's webhook address, with its key or access_token / 机器人 Webhook 地址")
     robot.add_argument("--secret", help="DingTalk 加签 secret (SEC...), or a webhook's signing secret / 加签密钥")
     robot.add_argument("--department", action="append", help="department code, repeatable (default: all) / 部门代码")
-    robot.add_argument("--event", action="append", choices=["dispatched", "assigned", "escalated", "low_rating"],
+    robot.add_argument("--event", action="append", choices=[e.value for e in RobotEvent],
                        help="repeatable (default: dispatched and escalated) / 事件")
     robot.add_argument("--locale", default="zh_CN", choices=["zh_CN", "en"])
     robot.set_defaults(func=cmd_add_robot)

@@ -34,6 +34,7 @@ HEADLINES: dict[str, tuple[str, str]] = {
     "ack_escalated": ("【催办】案件 #{case} 超时未签收", "Escalation: case #{case} not acknowledged in time"),
     "resolve_escalated": ("【催办】案件 #{case} 超时未办结", "Escalation: case #{case} not resolved in time"),
     "low_rating": ("【差评回访】案件 #{case} 收到 {stars} 星评价", "Case #{case} rated {stars}/5: please follow up"),
+    "citizen_urged": ("【市民催办】案件 #{case}，请尽快办理并答复", "The reporter urges case #{case}: please act and answer"),
 }
 LABELS = {
     "category": ("类别", "Category"),
@@ -57,7 +58,7 @@ class Mentions:
 class CaseNotice:
     """What one robot message says about a case (no personal data of the citizen)."""
 
-    event: str  # the kind a robot subscribes to: dispatched, assigned, escalated, low_rating
+    event: str  # the kind a robot subscribes to: dispatched, assigned, escalated, low_rating, citizen_urged
     detail: str  # the headline: a key of HEADLINES
     case_id: int
     category: str

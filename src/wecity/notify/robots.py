@@ -184,8 +184,8 @@ def wants(robot: dict[str, Any], event: dict[str, Any]) -> bool:
 
 
 def _mentioned(conn: Connection, event: dict[str, Any]) -> list[Any]:
-    """The staff a message @mentions: the person a case is assigned to; for an escalation of a case no one
-    holds yet, the department's supervisors. Only those who linked a mobile or userid."""
+    """The staff a message @mentions: the person a case is assigned to; for an escalation or a citizen's
+    催办 of a case no one holds yet, the department's supervisors. Only those who linked a mobile or userid."""
     kind, assignee, department_id = event.get("event"), event.get("assignee_id"), event.get("department_id")
     if kind == RobotEvent.DISPATCHED:
         return []
@@ -195,7 +195,7 @@ def _mentioned(conn: Connection, event: dict[str, Any]) -> list[Any]:
              .where(users.c.is_active.is_(True)))
     if assignee is not None:
         return list(conn.execute(query.where(users.c.id == assignee)))
-    if kind == RobotEvent.ESCALATED and department_id is not None:
+    if kind in (RobotEvent.ESCALATED, RobotEvent.URGED) and department_id is not None:
         rows = conn.execute(query.where(users.c.department_id == department_id).order_by(users.c.id))
         return [r for r in rows if Role.SUPERVISOR in r.roles.split()]
     return []

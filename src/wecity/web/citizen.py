@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
 from wecity.ai.suggest import cache_of, route
-from wecity.cases import engine, queries
+from wecity.cases import citizen_voice, engine, queries
 from wecity.cases.categories import Category, list_categories
 from wecity.cases.choices import Channel
 from wecity.cases.citizen_voice import looks_like_email
@@ -264,11 +264,18 @@ async def track(request: Request, user: OptionalStaff, token: str, new: str = ""
 
 async def _tracked(ctx: Any, token: str) -> dict[str, Any] | None:
     """The reporter's view of their report, or None for a code that names none."""
+    now = ctx.clock.now()
+
+    def read(conn: Any) -> dict[str, Any]:
+        found = queries.report_by_token(conn, token[:40])
+        found["urge"] = citizen_voice.urge_state(conn, found["case"]["id"], now)
+        return found
+
     try:
-        found: dict[str, Any] = await ctx.db.read(queries.report_by_token, token[:40])
+        found: dict[str, Any] = await ctx.db.read(read)
     except NotFound:
         return None
-    found["can_reopen"] = queries.can_say_not_fixed(found["case"], ctx.clock.now())
+    found["can_reopen"] = queries.can_say_not_fixed(found["case"], now)
     return found
 
 

@@ -1,4 +1,5 @@
-"""The citizen after submitting: "still not fixed" (重办), an update or a photo, and "me too" (关注 / +1).
+"""The citizen after submitting: "still not fixed" (重办), an update or a photo, "please hurry" (催办), and
+"me too" (关注 / +1).
 
 The tracking code is the reporter's key (as for rating); following needs no key at all, so each of these is
 counted per client address (`portal_voice`) before any work is done.
@@ -7,11 +8,12 @@ counted per client address (`portal_voice`) before any work is done.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from wecity.cases import citizen_voice, engine
 from wecity.core import csrf
@@ -44,27 +46,47 @@ async def _track_page_again(request: Request, user: Any, token: str, status: int
                 star_labels=STAR_LABELS, voice_error={where: error}, **found)
 
 
-@router.post("/track/{token}/reopen")
-async def still_not_fixed(request: Request, user: OptionalStaff, token: str) -> Response:
+async def _say(request: Request, user: Any, token: str, where: str, done: str,
+               verb: Callable[[Any, str, FormData], Awaitable[None]]) -> Response:
+    """A small form on the tracking page (`where`): its form token checked and the client address counted
+    before `verb(ctx, token, form)` runs; an error is shown beside that form, success goes to `?new=done`."""
     ctx = request.app.state.ctx
     locale = request_locale(request)
     _ = gettext_for(locale).gettext
     token = token[:40]
     form = await request.form(max_files=0, max_fields=10)
     if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
-        return await _track_page_again(request, user, token, 403, _("The form expired. Please try again."), "reopen")
-    note = str(form.get("note", "")).strip()[:MAX_NOTE]
+        return await _track_page_again(request, user, token, 403, _("The form expired. Please try again."), where)
     try:
         await ctx.limits.hit("portal_voice", client_address(request) or "-")
-        if not note:
-            raise ValidationFailed("say what is still wrong", message_zh="请说明仍未解决的问题", code="case.note")
-        await ctx.db.write(lambda conn: engine.citizen_reopen(conn, token, ctx.clock.now(), note))
+        await verb(ctx, token, form)
     except WeCityError as exc:
         if exc.status >= 500:
             raise
-        shown = await _track_page_again(request, user, token, exc.status, exc.localized(locale), "reopen")
+        shown = await _track_page_again(request, user, token, exc.status, exc.localized(locale), where)
         return with_retry_after(shown, exc)
-    return RedirectResponse(f"/track/{token}?new=reopened", status_code=303)
+    return RedirectResponse(f"/track/{token}?new={done}", status_code=303)
+
+
+async def _reopen(ctx: Any, token: str, form: FormData) -> None:
+    note = str(form.get("note", "")).strip()[:MAX_NOTE]
+    if not note:
+        raise ValidationFailed("say what is still wrong", message_zh="请说明仍未解决的问题", code="case.note")
+    await ctx.db.write(lambda conn: engine.citizen_reopen(conn, token, ctx.clock.now(), note))
+
+
+async def _urge(ctx: Any, token: str, form: FormData) -> None:
+    await ctx.db.write(lambda conn: citizen_voice.urge(conn, token, ctx.clock.now()))
+
+
+@router.post("/track/{token}/reopen")
+async def still_not_fixed(request: Request, user: OptionalStaff, token: str) -> Response:
+    return await _say(request, user, token, "reopen", "reopened", _reopen)
+
+
+@router.post("/track/{token}/urge")
+async def urge(request: Request, user: OptionalStaff, token: str) -> Response:
+    return await _say(request, user, token, "urge", "urged", _urge)
 
 
 @router.post("/track/{token}/update")

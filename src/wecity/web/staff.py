@@ -44,7 +44,7 @@ async def count_inbox(request: Request, user: StaffUser) -> None:
     """The inbox's counts, for the staff menu of the page being rendered."""
     ctx = request.app.state.ctx
     counts = await ctx.db.read(lambda conn: queries.inbox_counts(conn, user))
-    request.state.inbox_count = counts["escalated"] + counts["followups"]
+    request.state.inbox_count = counts["escalated"] + counts["urged"] + counts["followups"]
 
 
 @router.get("/staff/queue")
@@ -65,16 +65,16 @@ async def queue(request: Request, user: OptionalStaff) -> Response:
 
 @router.get("/staff/inbox")
 async def inbox_view(request: Request, user: OptionalStaff) -> Response:
-    """催办 and low ratings waiting for a follow-up: the department's, or every department's for supervisors
-    and dispatchers."""
+    """催办 (by the SLA clock and by reporters) and low ratings waiting for a follow-up: the department's, or
+    every department's for supervisors and dispatchers."""
     if user is None:
         return login_redirect(request)
     ctx = request.app.state.ctx
     now = ctx.clock.now()
     found = await ctx.db.read(lambda conn: queries.inbox(conn, user, now))
-    request.state.inbox_count = len(found["escalated"]) + len(found["followups"])
-    return page(request, "web/staff_inbox.html", user=user, escalated=found["escalated"], followups=found["followups"],
-                every_department=sees_every_department(user), priorities=PRIORITY_LABELS)
+    request.state.inbox_count = len(found["escalated"]) + len(found["urged"]) + len(found["followups"])
+    return page(request, "web/staff_inbox.html", user=user, escalated=found["escalated"], urged=found["urged"],
+                followups=found["followups"], every_department=sees_every_department(user), priorities=PRIORITY_LABELS)
 
 
 @router.get("/staff/dispatch")

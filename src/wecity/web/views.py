@@ -201,7 +201,7 @@ async def staff_desk(request: Request, user: OptionalStaff) -> Response:
     links = [{"href": "/staff/queue", "title": N_("Case queue"),
               "text": N_("Your department's cases, most urgent first.")},
              {"href": "/staff/inbox", "title": N_("Inbox"),
-              "text": N_("Escalated cases (催办) and low ratings waiting for a follow-up.")}]
+              "text": N_("Escalated and urged cases (催办) and low ratings waiting for a follow-up.")}]
     counts = await ctx.db.read(lambda conn: case_queries.inbox_counts(conn, user))
     request.state.inbox_count = counts["escalated"] + counts["followups"]
     if user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR):

@@ -104,6 +104,8 @@ def _recount(conn: sa.Connection) -> dict[tuple[date, int, int, str, str], dict[
                 counts["solved"] += stars >= 3 and not tags & {"not_fixed", "没解决", "未解决"}
             elif e.event in ("returned", "recategorised", "reopened", "merged", "verification_failed"):
                 counts[e.event] += 1
+            elif e.event == "citizen_urged":
+                counts["urged"] += 1
             elif e.event in ("ack_escalated", "resolve_escalated"):
                 counts["escalated"] += 1
                 ack_escalated = ack_escalated or e.event == "ack_escalated"

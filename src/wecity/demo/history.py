@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from PIL import Image, ImageDraw, ImageEnhance
 from sqlalchemy.engine import Connection
 
-from wecity.cases import engine
+from wecity.cases import citizen_voice, engine
 from wecity.cases.clocks import check_clocks
 from wecity.cases.intake import NewReport, submit_report
 from wecity.cases.models import cases, categories
@@ -342,7 +342,7 @@ def _plan_case(conn: Connection, rng: random.Random, case_id: int, opened: datet
         department = conn.execute(sa.select(cases.c.department_id).where(cases.c.id == case_id)).scalar()
         return rng.choice(handlers.get(int(department or 0), [admin]))
 
-    def guarded(action: Callable[[datetime], None]) -> Callable[[datetime], None]:
+    def guarded(action: Callable[[datetime], object]) -> Callable[[datetime], None]:
         def run(when: datetime) -> None:
             try:
                 with conn.begin_nested():
@@ -363,7 +363,14 @@ def _plan_case(conn: Connection, rng: random.Random, case_id: int, opened: datet
     t += timedelta(minutes=rng.uniform(10, 60))
     plan.at(t, guarded(lambda w: engine.start(conn, case_id, department_handler(), w, note="已到现场处置")))
     if rng.random() < 0.06:
-        return  # still in progress (some will run out of time and be escalated)
+        # Still in progress (some will run out of time and be escalated); half of their reporters press 催办
+        # after a day or more. A generator of the case's own decides, so every other story stays as it was.
+        urging = random.Random(case_id)
+        if urging.random() < 0.5:
+            token_of = _first_token(conn, case_id)
+            plan.at(t + timedelta(hours=urging.uniform(25, 72)),
+                    guarded(lambda w: citizen_voice.urge(conn, token_of(), w)))
+        return
     # Most are fixed within the SLA, some late: relative to the category's own target.
     resolve_hours = conn.execute(sa.select(categories.c.resolve_hours).select_from(
         cases.join(categories, categories.c.code == cases.c.category_code)).where(cases.c.id == case_id)).scalar_one()

@@ -12,7 +12,7 @@ the case's district, intake channel, and its department and category *as they we
   / "没解决"): `rated`;
 - returned (退回): `returned`; recategorised (改类): `recategorised`; reopened (重办): `reopened`;
   escalated (超时升级): `ack_escalated` and `resolve_escalated`; merged (并单, a duplicate folded into another
-  case): `merged`; verification_failed (核查不通过): `verification_failed`.
+  case): `merged`; verification_failed (核查不通过): `verification_failed`; urged (市民催办): `citizen_urged`.
 
 A case's category at an event is the one it had then: where it was re-filed later, the first later
 `recategorised` says what it was (`from`). Its department is the event's own where the engine wrote one;
@@ -31,7 +31,7 @@ NOT_FIXED_TAGS = frozenset({"not_fixed", "没解决", "未解决"})
 CLOCK_STARTS = frozenset({"dispatched", "transferred", "reopened"})
 SIMPLE = {"submitted": "received", "closed": "closed", "returned": "returned", "recategorised": "recategorised",
           "reopened": "reopened", "ack_escalated": "escalated", "resolve_escalated": "escalated",
-          "merged": "merged", "verification_failed": "verification_failed"}
+          "merged": "merged", "verification_failed": "verification_failed", "citizen_urged": "urged"}
 
 
 @dataclass(frozen=True, slots=True)

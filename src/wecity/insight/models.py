@@ -11,7 +11,7 @@ INFO = {"domain": "insight"}
 # (wecity.insight.counting says which); a rate over a period is a sum of one counter over another.
 COUNTERS = ("received", "acknowledged", "acknowledged_on_time", "resolved", "resolved_on_time", "closed", "rated",
             "stars", "satisfied", "solved", "returned", "recategorised", "reopened", "escalated", "merged",
-            "verification_failed")
+            "verification_failed", "urged")
 DIMENSIONS = ("area_id", "department_id", "category_code", "channel")
 
 

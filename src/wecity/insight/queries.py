@@ -195,7 +195,7 @@ def breakdown(conn: Connection, f: Filters, now: datetime, level: str | None = N
         rows.append({"id": key, **name, "received": s["received"], "resolved": s["resolved"],
                      "on_time_rate": _rate(s["resolved_on_time"], s["resolved"]),
                      "solved_rate": _rate(s["solved"], s["rated"]), "returned": s["returned"],
-                     "recategorised": s["recategorised"], "reopened": s["reopened"],
+                     "recategorised": s["recategorised"], "reopened": s["reopened"], "urged": s["urged"],
                      "open": open_now, "overdue": overdue_now})
     return sorted(rows, key=lambda r: (-r["received"], -r["open"], str(r["code"])))
 

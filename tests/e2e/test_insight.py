@@ -65,7 +65,7 @@ def test_a_leader_drills_from_a_district_s_week_to_an_overdue_case_and_exports(p
     book = load_workbook(io.BytesIO(download.value.path().read_bytes()))
     sheet = book.active
     header = [c.value for c in sheet[1]]
-    assert header[0] == ("代码" if locale == "zh-CN" else "code") and len(header) == 11
+    assert header[0] == ("代码" if locale == "zh-CN" else "code") and len(header) == 12
     assert sheet.max_row >= 2  # the district's departments
 
 

@@ -63,7 +63,7 @@ def add_update(conn: Connection, token: str, now: datetime, note: str, *, media_
     return event_id
 
 
-def urge_allowed_from(conn: Connection, case: sa.Row, now: datetime) -> datetime | None:
+def urge_allowed_from(conn: Connection, case: sa.Row) -> datetime | None:
     """When the case may next be urged (now or earlier: it may be urged now); None once it is finished."""
     if not CaseStatus(case.status).is_open or CaseStatus(case.status) in FINISHED:
         return None
@@ -79,7 +79,7 @@ def urge_state(conn: Connection, case_id: int, now: datetime) -> dict[str, Any] 
     """What the reporter's page says of 催办: whether it can be pressed now, else from when, and how many
     times the case was urged; None once the case is finished."""
     case = conn.execute(sa.select(cases).where(cases.c.id == case_id)).one()
-    allowed_from = urge_allowed_from(conn, case, now)
+    allowed_from = urge_allowed_from(conn, case)
     if allowed_from is None:
         return None
     return {"allowed": allowed_from <= now, "allowed_from": allowed_from, "count": int(case.urge_count),
@@ -93,7 +93,7 @@ def urge(conn: Connection, token: str, now: datetime) -> int:
     row = _open_case_of_token(conn, token)
     case_id = row.merged_into_id or row.id
     case = conn.execute(sa.select(cases).where(cases.c.id == case_id).with_for_update()).one()
-    allowed_from = urge_allowed_from(conn, case, now)
+    allowed_from = urge_allowed_from(conn, case)
     if allowed_from is None:
         raise InvalidTransition("the case is finished; if the problem is still there, say \"still not fixed\"",
                                 message_zh="该诉求已办结；如问题仍在，请选择“问题仍未解决”", code="case.urge_closed")

@@ -127,6 +127,9 @@ MATRIX = {
     "rate a report still open": ("POST", "/api/v1/track/{own_token}/rating", {"stars": 5}, {
         c: 409 for c in CALLERS}),
     "track with a made-up code": ("GET", "/api/v1/track/not-a-token", None, {c: 404 for c in CALLERS}),
+    # 催办 by the code alone: too soon for a report just made, whoever asks; a made-up code names nothing.
+    "urge a report just made": ("POST", "/api/v1/track/{own_token}/urge", None, {c: 409 for c in CALLERS}),
+    "urge with a made-up code": ("POST", "/api/v1/track/not-a-token/urge", None, {c: 404 for c in CALLERS}),
 }
 
 

@@ -17,7 +17,7 @@ from wecity.core.assemble import build_context, wire_domains
 from wecity.core.db import Database
 from wecity.core.outbox import OutboxMessage
 from wecity.core.registry import Registry
-from wecity.core.worktime import load_calendar
+from wecity.geo.service import city_calendar
 
 from ..conftest import City
 
@@ -75,7 +75,7 @@ def test_working_hours_belong_to_the_app_that_set_them(city: City) -> None:
     other_db = Database(city.settings.database_url, pool_size=2)
     try:
         b = build_context(replace(city.settings, work_hours="09:00-12:00,13:30-17:30"), db=other_db)
-        hours: dict[str, Any] = {name: ctx.db.read_sync(load_calendar).hours for name, ctx in (("a", a), ("b", b))}
+        hours: dict[str, Any] = {name: ctx.db.read_sync(city_calendar).hours for name, ctx in (("a", a), ("b", b))}
     finally:
         other_db.close()
     assert hours["a"] == ((time(8), time(16)),)

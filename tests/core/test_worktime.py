@@ -21,11 +21,11 @@ from wecity.core.worktime import (
     add_working_minutes,
     calendar_for,
     calendar_rows,
-    load_calendar,
     minutes_between_24x7,
     packaged_calendar,
     working_minutes_between,
 )
+from wecity.geo.service import city_calendar
 
 from ..conftest import City
 
@@ -137,14 +137,14 @@ def test_packaged_data_matches_the_state_council_notices() -> None:
 
 
 def test_calendar_is_data_the_city_can_update(city: City, tmp_path: Path) -> None:
-    cal = city.db.read_sync(load_calendar)
+    cal = city.db.read_sync(city_calendar)
     assert date(2026, 10, 1) in cal.holidays and date(2026, 10, 10) in cal.workdays
 
     # The city declares an extra day off, and turns a make-up day back into an ordinary Saturday.
     city.db.write_sync(worktime.set_days, [dict(day=date(2026, 12, 1), kind="holiday", name_zh="防汛", name_en="Flood",
                                                 source="city")])
     assert city.db.write_sync(worktime.remove_day, date(2026, 10, 10))
-    cal = city.db.read_sync(load_calendar)
+    cal = city.db.read_sync(city_calendar)
     assert date(2026, 12, 1) in cal.holidays and not cal.is_working_day(date(2026, 10, 10))
 
     # Loading the next year's notice replaces what was there for those days.
@@ -154,7 +154,7 @@ def test_calendar_is_data_the_city_can_update(city: City, tmp_path: Path) -> Non
     path = tmp_path / "2027.json"
     path.write_text(json.dumps(notice, ensure_ascii=False), encoding="utf-8")
     assert city.db.write_sync(worktime.load_calendar_file, path) == 9
-    cal = city.db.read_sync(load_calendar)
+    cal = city.db.read_sync(city_calendar)
     assert date(2027, 10, 7) in cal.holidays and date(2027, 10, 9) in cal.workdays
 
     # A malformed file is refused and changes nothing.
@@ -170,7 +170,7 @@ def test_calendar_is_data_the_city_can_update(city: City, tmp_path: Path) -> Non
 def test_configured_hours_apply_to_loaded_calendars(city: City) -> None:
     try:
         worktime.configure(city.db.engine, hours="08:00-16:00")
-        assert city.db.read_sync(load_calendar).hours == ((time(8), time(16)),)
+        assert city.db.read_sync(city_calendar).hours == ((time(8), time(16)),)
     finally:
         worktime.configure(city.db.engine, hours=worktime.DEFAULT_HOURS)
 

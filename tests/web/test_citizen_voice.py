@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from tests.conftest import make_client
 from tests.web.conftest import csrf_token, log_in
 from tests.web.test_citizen import LAT, LONG, _jpeg, _report, _tracking_token, resolve_case_of
-from wecity.cases import engine
+from wecity.cases import engine, queries
 from wecity.cases.models import case_followers, cases, timeline
 from wecity.cases.queries import inbox_counts
 from wecity.core.limits import parse_rule
@@ -264,7 +264,7 @@ def test_the_reporter_urges_a_case_that_waited_and_the_department_has_it_in_its_
     page = web.get(f"/track/{token}").text
     assert 'id="urge-later"' in page and 'id="urge-button"' not in page
     early = _urge(web, token)
-    assert early.status_code == 409 and "之后催办" in early.text and 'id="urge-error"' in early.text
+    assert early.status_code == 409 and 'id="urge-error"' in early.text and "该诉求可于" in early.text
     assert _case(city, case_id).urge_count == 0
 
     city.clock.advance(minutes=31)  # the acknowledge clock has run out
@@ -321,7 +321,8 @@ def test_a_finished_case_cannot_be_urged_nor_without_the_form_token(web_city: An
     page = web.get(f"/track/{token}").text
     assert 'id="urge-title"' not in page
     r = web.post(f"/track/{token}/urge", data={"csrf_token": csrf_token(page)})
-    assert r.status_code == 409 and "问题仍未解决" in r.text and _case(city, case_id).urge_count == 0
+    assert r.status_code == 409 and 'id="urge-error"' in r.text and "该诉求已办结" in r.text
+    assert _case(city, case_id).urge_count == 0
 
 
 def test_the_api_urges_by_tracking_code_and_says_when_it_may(web_city: Any) -> None:
@@ -337,3 +338,69 @@ def test_the_api_urges_by_tracking_code_and_says_when_it_may(web_city: Any) -> N
     assert done.json()["urge"]["count"] == 1 and done.json()["urge"]["allowed"] is False
     assert done.json()["timeline"][-1]["event"] == "citizen_urged"
     assert web.post("/api/v1/track/not-a-code/urge").status_code == 404
+
+
+def _staff(city: Any, username: str) -> Any:
+    user = city.db.read_sync(lambda c: get_user(c, c.execute(sa.text(
+        "select id from users where username = :u"), {"u": username}).scalar_one()))
+    assert user is not None
+    return user
+
+
+def test_an_urge_waits_for_whoever_holds_the_case_until_a_step_of_the_work_or_a_public_reply(web_city: Any) -> None:
+    web, city = web_city
+    handler, dispatcher = _staff(city, "chengguan"), _staff(city, "dispatcher")
+    token = _tracking_token(_report(web))
+    case_id = _case_id(web, token)
+    department = _case(city, case_id).department_id
+    now = city.clock.now
+    city.db.write_sync(lambda c: engine.return_case(c, case_id, "not_our_duty", engine.Actor.staff(handler), now()))
+
+    def urged_in(user: Any) -> list[int]:
+        found = city.db.read_sync(lambda c: queries.inbox(c, user, now()))
+        assert len(found["urged"]) == city.db.read_sync(lambda c: inbox_counts(c, user))["urged"]
+        return [c["id"] for c in found["urged"]]
+
+    # Sent back, no clock runs: it may be urged after a day (not before), and not as overdue.
+    city.clock.advance(hours=23, minutes=59)
+    assert _urge(web, token).status_code == 409
+    city.clock.advance(minutes=1)
+    assert _urge(web, token, follow_redirects=False).status_code == 303
+    event = city.db.read_sync(lambda c: c.execute(sa.select(timeline.c.detail).where(
+        timeline.c.case_id == case_id, timeline.c.event == "citizen_urged")).scalar_one())
+    assert event == {"count": 1, "overdue": False}
+    centre = city.db.read_sync(lambda c: c.execute(sa.text(
+        "select id from departments where is_dispatch_centre")).scalar_one())
+    told = {m.target for m in _outbox(city, "in_app") if m.payload.get("event") == "citizen_urged"}
+    assert told == {f"department:{centre}:dispatcher"}  # the centre holds it: not the department that sent it back
+    assert urged_in(dispatcher) == [case_id] and urged_in(handler) == []
+
+    # Dispatched again: handed on, not answered; the department now holds it and sees the urge.
+    city.db.write_sync(lambda c: engine.dispatch(c, case_id, department, engine.Actor.staff(dispatcher), now()))
+    assert urged_in(handler) == [case_id]
+    # A public reply answers it.
+    city.db.write_sync(lambda c: engine.add_note(c, case_id, engine.Actor.staff(handler), now(), "明早清运",
+                                                 public=True))
+    assert urged_in(handler) == [] and _case(city, case_id).urged_at is None
+    # An internal note does not.
+    city.clock.advance(days=1)
+    assert _urge(web, token, follow_redirects=False).status_code == 303
+    city.db.write_sync(lambda c: engine.add_note(c, case_id, engine.Actor.staff(handler), now(), "已联系环卫"))
+    assert urged_in(handler) == [case_id] and _case(city, case_id).urge_count == 2
+
+
+def test_merging_carries_an_unanswered_urge_to_the_surviving_case(web_city: Any) -> None:
+    web, city = web_city
+    handler = _staff(city, "chengguan")
+    older = _case_id(web, _tracking_token(_report(web, lat=str(LAT + 0.01))))
+    token = _tracking_token(_report(web, lat=str(LAT + 0.02)))
+    newer = _case_id(web, token)
+    city.clock.advance(minutes=31)
+    assert _urge(web, token, follow_redirects=False).status_code == 303  # its 30-minute clock has run out
+    urged_at = _case(city, newer).urged_at
+    city.clock.advance(hours=1)
+    city.db.write_sync(lambda c: engine.merge(c, newer, older, engine.Actor.staff(handler), city.clock.now()))
+    kept = _case(city, older)
+    assert kept.urged_at == urged_at and kept.urge_count == 1
+    assert [c["id"] for c in city.db.read_sync(lambda c: queries.inbox(c, handler, city.clock.now()))["urged"]] \
+        == [older]

@@ -163,7 +163,8 @@ async def list_cases(ctx: Ctx, user: CurrentStaff,
                                                      limit=limit, sort=sort))
 
 
-@router.get("/inbox", summary="催办 and low ratings awaiting a follow-up (my department's; all for supervisors)")
+@router.get("/inbox", summary="催办 (by the SLA clock and by reporters) and low ratings awaiting a follow-up (my department's; "
+                            "all for supervisors)")
 async def inbox(ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
     return await ctx.db.read(lambda c: queries.inbox(c, user, ctx.clock.now()))
 

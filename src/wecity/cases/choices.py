@@ -71,6 +71,8 @@ def running_clock(row: Any) -> tuple[str, datetime | None]:
     return "none", None
 
 
+# The dispatch centre holds the case, whatever department it last went to: not yet sent, or sent back.
+CENTRE_HOLDS = (CaseStatus.SUBMITTED, CaseStatus.RETURNED)
 # A department's own work: cases sent to it and not yet verified.
 DEPARTMENT_WORK = (CaseStatus.DISPATCHED, CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS, CaseStatus.RESOLVED)
 # The dispatch centre's work, in the order it takes it: sent back, not yet sent, waiting for 核查, for 结案.

@@ -101,13 +101,19 @@ def _require_role(actor: Actor, *roles: Role) -> None:
                            message_zh=f"需要角色：{'或'.join(r.label_zh for r in roles)}", code="case.role_required")
 
 
+# Moves that hand a case to another holder (or back to its department) without doing any of its work.
+_HANDS_ON = frozenset({"dispatched", "returned", "transferred", "verification_failed"})
+
+
 def _move(conn: Connection, case: Any, to: CaseStatus, actor: Actor, now: datetime, *, event: str,
           note: str | None = None, reason: str | None = None, media_id: str | None = None,
           public: bool = True, values: dict[str, Any] | None = None, detail: dict[str, Any] | None = None) -> None:
-    # Optimistic guard: the update only applies if nobody moved the case since we read it. A move answers
-    # a citizen's 催办 (urged_at), which leaves the inbox.
+    # Optimistic guard: the update only applies if nobody moved the case since we read it. A step of the work
+    # answers a citizen's 催办 (urged_at), which leaves the inbox; a move that only hands the case on keeps
+    # it, so the next holder sees it.
+    answered = {} if event in _HANDS_ON else {"urged_at": None}
     changed = conn.execute(cases.update().where(cases.c.id == case.id, cases.c.status == case.status).values(
-        status=to, updated_at=now, urged_at=None, **({"status_notes": note} if note and public else {}),
+        status=to, updated_at=now, **answered, **({"status_notes": note} if note and public else {}),
         **(values or {}))).rowcount
     if changed != 1:
         raise InvalidTransition("the case changed meanwhile; reload and try again",
@@ -357,7 +363,11 @@ def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: 
     conn.execute(reports.update().where(reports.c.case_id == case.id).values(case_id=target.id, updated_at=now))
     add_event(conn, target.id, at=now, event="case_merged_in", actor=actor.id, actor_name=actor.name,
               channel=actor.channel, detail={"from_case_id": case.id})
-    conn.execute(cases.update().where(cases.c.id == target.id).values(updated_at=now))
+    # The duplicate's unanswered 催办 now waits on the surviving case, and its urges count there.
+    urged = [t for t in (case.urged_at, target.urged_at) if t is not None]
+    conn.execute(cases.update().where(cases.c.id == target.id).values(
+        updated_at=now, urged_at=min(urged) if urged else None,
+        urge_count=cases.c.urge_count + case.urge_count))
     if events is not None:
         events.emit("cases.merged", conn, case_id=case.id, into_case_id=target.id, actor=actor.id, now=now)
     return int(target.id)

@@ -2,9 +2,10 @@
 
 The citizen is told on dispatch, resolution and closure (in-app on the tracking page, e-mail if given,
 SMS through the `sms` webhook gateway if a phone was given); the department on dispatch, return of a
-verification and escalation (in-app for its staff, and its own webhook if it has one); the supervisor
-on escalation and low ratings. Each event staff must hear of where they work (a case dispatched to a
-department or assigned to a person, an escalation, a low rating) is also one `staff_event` message, which
+verification, escalation and a reporter's 催办 (in-app for its staff, and its own webhook if it has one);
+the supervisor on escalation, 催办 and low ratings. Each event staff must hear of where they work (a case
+dispatched to a department or assigned to a person, an escalation, a 催办, a low rating) is also one
+`staff_event` message, which
 the notification domain passes on to the group robots (WeCom, DingTalk) and webhooks that want it.
 """
 
@@ -17,7 +18,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.cases.choices import CaseStatus
+from wecity.cases.choices import CENTRE_HOLDS, CaseStatus
 from wecity.cases.models import case_followers, cases, reports
 from wecity.core import cache
 from wecity.core.outbox import enqueue, enqueue_many
@@ -147,10 +148,11 @@ def clock_event(conn: Connection, *, case_id: int, event: str, now: datetime) ->
 
 
 def citizen_urged(conn: Connection, *, case_id: int, now: datetime, overdue: bool) -> None:
-    """市民催办 goes to the department and its supervisors (to the dispatch centre while no department holds
-    the case), and to the centre's supervisors as well when a clock of the case has already run out."""
+    """市民催办 goes to the department and its supervisors (to the dispatch centre's dispatchers while the
+    centre holds the case: not yet sent, or sent back), and to the centre's supervisors as well when a clock
+    of the case has already run out."""
     facts = _case_facts(conn, case_id)
-    if facts.department_id is None:
+    if facts.department_id is None or CaseStatus(facts.status) in CENTRE_HOLDS:
         _tell_dispatch_centre(conn, facts, "citizen_urged", now)
         return
     messages = _department_messages(facts, "citizen_urged", now, sequence=_numbered(conn, case_id))

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.cases.choices import (
     ACK_CLOCK_STATES,
+    CENTRE_HOLDS,
     DEPARTMENT_WORK,
     DISPATCH_WORK,
     MERGEABLE,
@@ -131,6 +132,13 @@ def queue(conn: Connection, user: StaffUser, now: datetime, *, name: str = "depa
     return [case_summary(r, now) for r in conn.execute(query)]
 
 
+def _urged_for(user: StaffUser) -> list[Any]:
+    """Whose urged cases a user answers: a department's while it holds them (the centre's: every one)."""
+    if user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR):
+        return []
+    return [cases.c.department_id == user.department_id, cases.c.status.not_in([s.value for s in CENTRE_HOLDS])]
+
+
 def inbox(conn: Connection, user: StaffUser, now: datetime, *, limit: int = 200) -> dict[str, list[dict[str, Any]]]:
     """What waits for an answer: open cases escalated (催办) by the SLA clock, open cases a reporter urged
     (市民催办) that nobody has moved or answered in public since, and low ratings awaiting a follow-up; the
@@ -143,7 +151,7 @@ def inbox(conn: Connection, user: StaffUser, now: datetime, *, limit: int = 200)
                sa.and_(cases.c.resolve_escalated.is_(True),
                        cases.c.status.in_([s.value for s in (*ACK_CLOCK_STATES, *RESOLVE_CLOCK_STATES)]))))
     followups = _case_select().where(*mine, cases.c.followup_open.is_(True))
-    urged = _case_select().where(*mine, _URGED_OPEN).order_by(cases.c.urged_at, cases.c.id).limit(limit)
+    urged = _case_select().where(*_urged_for(user), _URGED_OPEN).order_by(cases.c.urged_at, cases.c.id).limit(limit)
     order = (_RUNNING_DUE.is_(None), _RUNNING_DUE, cases.c.updated_at, cases.c.id)
     return {"escalated": [case_summary(r, now) for r in conn.execute(escalated.order_by(*order).limit(limit))],
             "urged": [case_summary(r, now) for r in conn.execute(urged)],
@@ -161,7 +169,7 @@ def inbox_counts(conn: Connection, user: StaffUser) -> dict[str, int]:
                       sa.and_(cases.c.resolve_escalated.is_(True), cases.c.status.in_(
                           [s.value for s in (*ACK_CLOCK_STATES, *RESOLVE_CLOCK_STATES)]))))).scalar_one()
     followups = conn.execute(count.where(*mine, cases.c.followup_open.is_(True))).scalar_one()
-    urged = conn.execute(count.where(*mine, _URGED_OPEN)).scalar_one()
+    urged = conn.execute(count.where(*_urged_for(user), _URGED_OPEN)).scalar_one()
     return {"escalated": int(escalated), "urged": int(urged), "followups": int(followups)}
 
 

@@ -22,7 +22,7 @@ RATE_LIMITS = {
     "ngsild_remote": "6000/minute",  # notifications from context sources (forwarded subscriptions) per client address
     "portal_report": "10/minute,200/day",  # the portal's report form per client address
     "public_map": "120/minute",  # the public map of reports (GeoJSON) per client address
-    "portal_voice": "20/minute,200/day",  # after reporting: updates, "still not fixed", +1, per client address
+    "portal_voice": "20/minute,200/day",  # after reporting: updates, 催办, "still not fixed", +1, per client address
     "portal_code": "5/minute,50/day",  # "my reports" SMS code requests per client address
     "sms_phone": "2/minute,10/day",  # SMS codes per phone number
     "sms_total": "1000/hour",  # SMS codes of the whole installation

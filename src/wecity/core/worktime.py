@@ -228,8 +228,9 @@ def configure(engine: sa.Engine, *, hours: str) -> None:
     _configured_hours[engine] = hours
 
 
-def load_calendar(conn: sa.Connection, *, hours: str | None = None, tz: ZoneInfo = CITY_TZ) -> WorkCalendar:
-    """The city's working calendar as kept in the database, with the configured working hours.
+def load_calendar(conn: sa.Connection, *, tz: ZoneInfo, hours: str | None = None) -> WorkCalendar:
+    """The city's working calendar as kept in the database, with the configured working hours, read in `tz`
+    (the city's zone: `wecity.geo.service.city_calendar` passes it; the core cannot read the jurisdiction).
 
     Kept per process for a few seconds (every working-time report reads it); changes made here through
     `set_days` / `remove_day` drop it at once."""

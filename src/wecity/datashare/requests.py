@@ -29,7 +29,7 @@ from wecity.core.outbox import enqueue_many
 from wecity.datashare import queries, sources
 from wecity.datashare.catalogue import PERSONAL
 from wecity.datashare.models import data_grants, data_request_events, data_requests
-from wecity.geo.service import city_calendar
+from wecity.geo.service import city_calendar, city_today
 from wecity.govservice.clock import add_working_days, local_day
 from wecity.identity.audit import record_audit
 from wecity.identity.models import departments
@@ -407,7 +407,7 @@ def delay_disclosure(conn: Connection, grant_id: int, user: StaffUser, *, days: 
         disclose_from=until, disclosure_basis=basis[:2000]))
     if grant.request_id is not None:
         _event(conn, grant.request_id, "disclosure_delayed", actor=user.username, now=now,
-               department=d["publisher"], note=f"{until.date().isoformat()}: {basis[:500]}")
+               department=d["publisher"], note=f"{city_today(conn, until).isoformat()}: {basis[:500]}")
     record_audit(conn, at=now, actor=f"user:{user.username}", action="data_grant.delay_disclosure",
                  target=f"data_grant:{grant_id}", detail={"until": until.isoformat(), "basis": basis[:2000]})
 

@@ -29,13 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
 
 from wecity.cases.queries import RecordPage, case_record_columns, case_records, daily_case_counts
 from wecity.context.overview import entities_of_type, history_rows
 from wecity.core.errors import NotFound, ValidationFailed
-from wecity.geo.service import city_calendar, city_today, list_areas
+from wecity.geo.service import city_calendar, city_timezone, city_today, list_areas
 from wecity.govservice.queries import application_records, certificates_of_type
 
 MAX_ROWS_READ = 100_000
@@ -72,10 +73,11 @@ def _iso_time(value: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
-def cell(value: Any, kind: str) -> Any:
-    """A value as the dataset's field type says: dates as YYYY-MM-DD, times as ISO 8601 UTC."""
+def cell(value: Any, kind: str, zone: ZoneInfo | None = None) -> Any:
+    """A value as the dataset's field type says: dates as YYYY-MM-DD (an instant's day in the city's `zone`),
+    times as ISO 8601 UTC."""
     if isinstance(value, datetime):
-        return value.date().isoformat() if kind == "date" else _iso_time(value)
+        return _day(value, zone) if kind == "date" else _iso_time(value)
     if isinstance(value, date):
         return value.isoformat()
     return value
@@ -87,30 +89,35 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def _day(value: Any) -> Any:
-    return value.date().isoformat() if isinstance(value, datetime) else _iso(value)
+def _day(value: Any, zone: ZoneInfo | None) -> Any:
+    """The calendar day of a date, or of an instant where the city is (`zone`): a certificate issued at
+    01:00 in Shanghai was issued that day, not the day before as UTC has it."""
+    if isinstance(value, datetime):
+        return (value.astimezone(zone) if zone is not None and value.tzinfo else value).date().isoformat()
+    return _iso(value)
 
 
-def converter(kind: str) -> Callable[[Any], Any]:
+def converter(kind: str, zone: ZoneInfo | None = None) -> Callable[[Any], Any]:
     """`cell` for one field type, chosen once per field rather than once per value."""
     if kind == "date":
-        return _day
+        return lambda value: _day(value, zone)
     return _iso
 
 
-def _text(value: Any, kind: str) -> str:
-    value = cell(value, kind)
+def _text(value: Any, kind: str, zone: ZoneInfo) -> str:
+    value = cell(value, kind, zone)
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
 
 
-def _in_memory(rows: list[dict[str, Any]], d: dict[str, Any], q: Query) -> Page:
+def _in_memory(conn: Connection, rows: list[dict[str, Any]], d: dict[str, Any], q: Query) -> Page:
     """Filters and paging over rows already read (sources that are small: certificates, areas)."""
     kinds = {f["name"]: f["type"] for f in d["fields"]}
-    passing = [r for r in rows if all(_text(r.get(k), kinds[k]) in set(v) for k, v in q.where.items())]
+    zone = city_timezone(conn)
+    passing = [r for r in rows if all(_text(r.get(k), kinds[k], zone) in set(v) for k, v in q.where.items())]
     chosen = passing[q.offset:q.offset + q.limit]
-    convert = [(f, _masking(q, f) if f in q.masked else converter(kinds[f])) for f in q.fields]
+    convert = [(f, _masking(q, f) if f in q.masked else converter(kinds[f], zone)) for f in q.fields]
     return Page(len(passing), list(q.fields), [tuple(to(r.get(f)) for f, to in convert) for r in chosen],
                 [str(r.get("_record") or "") for r in chosen])
 
@@ -192,11 +199,11 @@ def _cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page
 
 
 def _daily_cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
-    return _in_memory(daily_case_counts(conn, now=now), d, q)
+    return _in_memory(conn, daily_case_counts(conn, now=now), d, q)
 
 
 def _entities(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
-    return _in_memory(entities_of_type(conn, d["source_ref"], limit=MAX_ROWS_READ), d, q)
+    return _in_memory(conn, entities_of_type(conn, d["source_ref"], limit=MAX_ROWS_READ), d, q)
 
 
 HISTORY_FIELDS = ("id", "attribute", "observedAt", "value")
@@ -218,28 +225,28 @@ def _history(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Pa
 
 def _applications(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     rows = application_records(conn, d["source_ref"] or None, calendar=city_calendar(conn), limit=MAX_ROWS_READ)
-    return _in_memory(rows, d, q)
+    return _in_memory(conn, rows, d, q)
 
 
 def _certificates(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     _, rows = certificates_of_type(conn, d["source_ref"], now=now, limit=MAX_ROWS_READ, offset=0)
-    return _in_memory(rows, d, q)
+    return _in_memory(conn, rows, d, q)
 
 
 def _enterprises(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     from wecity.enterprise.queries import register_records
 
-    return _in_memory(register_records(conn, city_today(conn, now))[:MAX_ROWS_READ], d, q)
+    return _in_memory(conn, register_records(conn, city_today(conn, now))[:MAX_ROWS_READ], d, q)
 
 
 def _uploaded(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     from wecity.datashare.uploads import uploaded_rows
 
-    return _in_memory(uploaded_rows(conn, d["id"]), d, q)
+    return _in_memory(conn, uploaded_rows(conn, d["id"]), d, q)
 
 
 def _areas(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
-    return _in_memory(list_areas(conn, with_geometry=True), d, q)
+    return _in_memory(conn, list_areas(conn, with_geometry=True), d, q)
 
 
 def reader(d: dict[str, Any]) -> Reader:

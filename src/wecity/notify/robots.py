@@ -2,9 +2,10 @@
 of a case event to the robots that want it.
 
 The case engine writes one ``staff_event`` outbox message per event staff should hear of (a case
-dispatched to a department or assigned to a person, an escalation, a low rating), in the transaction of
-the change. Delivering it (`wecity.notify.channels`) calls `fan_out`, which queues one ``robot`` message
-per robot whose departments and events match, in one transaction: each with the idempotency key
+dispatched to a department or assigned to a person, an escalation, a reporter's 催办, a low rating), in
+the transaction of the change. Delivering it (`wecity.notify.channels`) calls `fan_out`, which queues one
+``robot`` message per robot whose departments and events match, in one transaction: each with the
+idempotency key
 ``robot:<robot id>:<event message id>``, so a fan-out run twice (a runner that died before recording it)
 queues nothing twice. A burst for one robot is spread to the robot's documented limit (WeCom and DingTalk:
 20 messages a minute per robot) by giving each message a later first attempt, never by dropping one.

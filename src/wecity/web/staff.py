@@ -44,7 +44,7 @@ async def count_inbox(request: Request, user: StaffUser) -> None:
     """The inbox's counts, for the staff menu of the page being rendered."""
     ctx = request.app.state.ctx
     counts = await ctx.db.read(lambda conn: queries.inbox_counts(conn, user))
-    request.state.inbox_count = counts["escalated"] + counts["urged"] + counts["followups"]
+    request.state.inbox_count = sum(counts.values())
 
 
 @router.get("/staff/queue")
@@ -72,7 +72,7 @@ async def inbox_view(request: Request, user: OptionalStaff) -> Response:
     ctx = request.app.state.ctx
     now = ctx.clock.now()
     found = await ctx.db.read(lambda conn: queries.inbox(conn, user, now))
-    request.state.inbox_count = len(found["escalated"]) + len(found["urged"]) + len(found["followups"])
+    request.state.inbox_count = sum(len(part) for part in found.values())
     return page(request, "web/staff_inbox.html", user=user, escalated=found["escalated"], urged=found["urged"],
                 followups=found["followups"], every_department=sees_every_department(user), priorities=PRIORITY_LABELS)
 

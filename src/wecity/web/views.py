@@ -203,7 +203,7 @@ async def staff_desk(request: Request, user: OptionalStaff) -> Response:
              {"href": "/staff/inbox", "title": N_("Inbox"),
               "text": N_("Escalated and urged cases (催办) and low ratings waiting for a follow-up.")}]
     counts = await ctx.db.read(lambda conn: case_queries.inbox_counts(conn, user))
-    request.state.inbox_count = counts["escalated"] + counts["followups"]
+    request.state.inbox_count = sum(counts.values())  # every part of the inbox waits for someone
     if user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR):
         links.append({"href": "/staff/dispatch", "title": N_("Dispatch centre"),
                       "text": N_("Returned and unassigned cases, resolutions to verify, follow-ups.")})

@@ -43,6 +43,17 @@ def _licences(city: City) -> list[str]:
     return city.db.write_sync(issue)
 
 
+def test_a_date_field_is_the_city_s_day_of_the_instant(catalogued: City) -> None:
+    catalogued.clock.at = catalogued.clock.at.replace(hour=17)  # 17:00 UTC: already the next day in Changsha
+    _licences(catalogued)
+    with make_client(catalogued) as client:
+        rows = client.get("/api/v1/data/business-licences").json()["rows"]
+        assert rows[0]["issued_at"] == "2026-11-03"
+        by_day = {day: client.get("/api/v1/data/business-licences", params={"issued_at": day}).json()["count"]
+                  for day in ("2026-11-02", "2026-11-03")}
+        assert by_day == {"2026-11-02": 0, "2026-11-03": 3}
+
+
 def test_open_data_is_served_to_anyone_as_json_and_csv(catalogued: City) -> None:
     numbers = _licences(catalogued)
     with make_client(catalogued) as client:

@@ -38,10 +38,16 @@ def test_operations_counts_received_open_closed_and_ratings(web: Any, sqlite_cit
 def test_overdue_cases_are_counted_once_the_clock_runs_out(web: Any, sqlite_city: Any) -> None:
     from datetime import timedelta
 
-    _report(web)
+    token = _tracking_token(_report(web))
     sqlite_city.clock.at += timedelta(hours=2)  # 垃圾堆积 must be acknowledged within 30 minutes
     log_in(web, "supervisor")
-    assert _kpi(web.get("/ops").text, "overdue") == "1"
+    html = web.get("/ops").text
+    assert _kpi(html, "overdue") == "1" and _kpi(html, "urged") == "0"
+    # The reporter presses 催办: counted until the department answers.
+    page = web.get(f"/track/{token}").text
+    assert web.post(f"/track/{token}/urge", data={"csrf_token": csrf_token(page)},
+                    follow_redirects=False).status_code == 303
+    assert _kpi(web.get("/ops").text, "urged") == "1"
 
 
 def test_operations_is_for_supervisors(web: Any) -> None:

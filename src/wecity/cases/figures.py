@@ -40,7 +40,7 @@ def overview(conn: Connection, now: datetime) -> dict[str, Any]:
     rows = conn.execute(sa.select(
         cases.c.id, cases.c.status, cases.c.department_id, cases.c.area_id, cases.c.created_at, cases.c.closed_at,
         cases.c.resolved_at, cases.c.ack_due_at, cases.c.resolve_due_at, cases.c.lat, cases.c.long,
-        cases.c.category_code,
+        cases.c.category_code, cases.c.urged_at,
     ).where(cases.c.status.not_in(NOT_COUNTED), sa.or_(
         cases.c.created_at >= since, cases.c.closed_at >= since, cases.c.status.in_(open_states)))).all()
 
@@ -93,6 +93,8 @@ def overview(conn: Connection, now: datetime) -> dict[str, Any]:
         "received_today": received_today,
         "open": len(open_rows),
         "overdue": len(overdue),
+        # 市民催办 not yet answered by a step of the work or a public reply.
+        "urged": sum(1 for r in open_rows if r.urged_at is not None),
         "received_30d": len(window),
         "closed_30d": len(closed_in_window),
         # 按期结案率: of the cases closed in the window, the share resolved by the resolve deadline.

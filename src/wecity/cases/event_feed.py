@@ -8,6 +8,7 @@ insert and going on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,20 @@ from sqlalchemy.engine import Connection
 from wecity.cases.models import case_event_cursors, timeline
 
 GAP_WAIT = timedelta(minutes=1)
+
+
+def in_order(ids: Sequence[int], position: int, gap_since: datetime | None, now: datetime
+             ) -> tuple[int, datetime | None]:
+    """How far a reader at `position` may go along the event `ids` that follow it (ascending): up to the
+    first gap, unless that gap has stood since `gap_since` for GAP_WAIT. Returns the new position (the last
+    id taken, or `position`) and when the gap it stops at was first seen (None when it stopped at none)."""
+    expected, last = position + 1, position
+    waited = gap_since is not None and now - gap_since >= GAP_WAIT
+    for event_id in ids:
+        if event_id != expected and not waited:
+            return last, gap_since or now
+        last, expected = event_id, event_id + 1
+    return last, None
 
 
 def take(conn: Connection, name: str, *, now: datetime, batch: int) -> list[Any]:
@@ -29,15 +44,8 @@ def take(conn: Connection, name: str, *, now: datetime, batch: int) -> list[Any]
     rows = conn.execute(sa.select(timeline.c.id, timeline.c.case_id, timeline.c.event, timeline.c.to_status,
                                   timeline.c.at)
                         .where(timeline.c.id > cursor.position).order_by(timeline.c.id).limit(batch)).all()
-    taken: list[Any] = []
-    expected, gap_since = cursor.position + 1, None
-    for row in rows:
-        if row.id != expected and not (cursor.gap_since is not None and now - cursor.gap_since >= GAP_WAIT):
-            gap_since = cursor.gap_since or now
-            break
-        taken.append(row)
-        expected = row.id + 1
+    position, gap_since = in_order([r.id for r in rows], cursor.position, cursor.gap_since, now)
     if rows:
         conn.execute(case_event_cursors.update().where(case_event_cursors.c.name == name).values(
-            position=taken[-1].id if taken else cursor.position, gap_since=gap_since, updated_at=now))
-    return taken
+            position=position, gap_since=gap_since, updated_at=now))
+    return [r for r in rows if r.id <= position]

@@ -5,8 +5,9 @@ cursor, loads each touched case's facts and earlier events (a case's department 
 depend on its history: wecity.insight.counting), and adds the increments of the new events to
 `insight_daily` with one upsert per key. It never scans all cases: the work is proportional to the new
 events. On PostgreSQL an event id can become visible after a higher one (two transactions committing in
-the other order), so the consumer stops at a gap in the ids and waits up to `GAP_WAIT` for it to fill; a
-gap still there is an insert that rolled back. `rebuild` recomputes everything from the events (`wecity
+the other order), so the consumer stops at a gap in the ids and waits up to a minute for it to fill
+(`wecity.cases.event_feed.in_order`, the rule every reader of the events keeps); a gap still there is an
+insert that rolled back. `rebuild` recomputes everything from the events (`wecity
 insight rebuild`), for a new install or after a change of definitions.
 """
 
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from wecity.cases.event_feed import in_order
 from wecity.cases.models import cases, timeline
 from wecity.geo.service import city_timezone
 from wecity.insight.counting import CaseFacts, Key, count_case
@@ -27,7 +29,6 @@ from wecity.insight.models import COUNTERS, insight_changes, insight_cursor, ins
 
 CURSOR = "case_events"
 BATCH = 5_000  # events a run reads at most
-GAP_WAIT = timedelta(seconds=60)
 KEEP_CHANGES = 10_000  # a process that has missed more reads the rollup whole
 _EVENT_COLUMNS = (timeline.c.id, timeline.c.case_id, timeline.c.at, timeline.c.event, timeline.c.department_id,
                   timeline.c.detail)
@@ -100,22 +101,14 @@ def consume(conn: Connection, *, now: datetime, batch: int = BATCH) -> int:
                                       .order_by(timeline.c.id).limit(batch))]
     if not ids:
         return 0
-    expected, taken = cursor.position + 1, []
-    gap_since = None
-    for event_id in ids:
-        if event_id != expected:
-            waited = cursor.gap_since is not None and now - cursor.gap_since >= GAP_WAIT
-            if not waited:
-                gap_since = cursor.gap_since or now
-                break
-        taken.append(event_id)
-        expected = event_id + 1
+    position, gap_since = in_order(ids, cursor.position, cursor.gap_since, now)
+    taken = [i for i in ids if i <= position]
     if taken:
         case_ids = sorted({r[0] for r in conn.execute(sa.select(timeline.c.case_id).where(
             timeline.c.id.between(taken[0], taken[-1])))})
         _add(conn, tally(conn, case_ids, set(taken).__contains__))
     conn.execute(insight_cursor.update().where(insight_cursor.c.name == CURSOR).values(
-        position=taken[-1] if taken else cursor.position, gap_since=gap_since, updated_at=now))
+        position=position, gap_since=gap_since, updated_at=now))
     return len(taken)
 
 

@@ -304,6 +304,11 @@ def test_the_reporter_urges_a_case_that_waited_and_the_department_has_it_in_its_
     assert city.db.read_sync(lambda c: inbox_counts(c, handler))["urged"] == 0
     row = _case(city, case_id)
     assert row.urged_at is None and row.urge_count == 1
+    # ... and the reporter is told, by SMS too (they gave a phone), once.
+    answered = [m for m in _outbox(city, "webhook") if m.payload.get("event") == "urge_answered"]
+    assert len(answered) == 1 and "您的催办已有答复" in answered[0].payload["text"]
+    city.db.write_sync(lambda c: engine.start(c, case_id, engine.Actor.staff(handler), city.clock.now()))
+    assert len([m for m in _outbox(city, "webhook") if m.payload.get("event") == "urge_answered"]) == 1
 
     city.clock.advance(hours=24)
     assert _urge(web, token, follow_redirects=False).status_code == 303
@@ -382,11 +387,14 @@ def test_an_urge_waits_for_whoever_holds_the_case_until_a_step_of_the_work_or_a_
     city.db.write_sync(lambda c: engine.add_note(c, case_id, engine.Actor.staff(handler), now(), "明早清运",
                                                  public=True))
     assert urged_in(handler) == [] and _case(city, case_id).urged_at is None
+    told = [m.payload for m in _outbox(city, "in_app") if m.payload.get("event") == "urge_answered"]
+    assert [m["case_id"] for m in told] == [case_id]  # the reply answered it; the dispatch did not
     # An internal note does not.
     city.clock.advance(days=1)
     assert _urge(web, token, follow_redirects=False).status_code == 303
     city.db.write_sync(lambda c: engine.add_note(c, case_id, engine.Actor.staff(handler), now(), "已联系环卫"))
     assert urged_in(handler) == [case_id] and _case(city, case_id).urge_count == 2
+    assert len([m for m in _outbox(city, "in_app") if m.payload.get("event") == "urge_answered"]) == 1
 
 
 def test_merging_carries_an_unanswered_urge_to_the_surviving_case(web_city: Any) -> None:
@@ -402,5 +410,6 @@ def test_merging_carries_an_unanswered_urge_to_the_surviving_case(web_city: Any)
     city.db.write_sync(lambda c: engine.merge(c, newer, older, engine.Actor.staff(handler), city.clock.now()))
     kept = _case(city, older)
     assert kept.urged_at == urged_at and kept.urge_count == 1
+    assert not [m for m in _outbox(city, "in_app") if m.payload.get("event") == "urge_answered"]  # not answered
     assert [c["id"] for c in city.db.read_sync(lambda c: queries.inbox(c, handler, city.clock.now()))["urged"]] \
         == [older]

@@ -103,6 +103,9 @@ def _require_role(actor: Actor, *roles: Role) -> None:
 
 # Moves that hand a case to another holder (or back to its department) without doing any of its work.
 _HANDS_ON = frozenset({"dispatched", "returned", "transferred", "verification_failed"})
+# Moves after which the reporter hears no "your 催办 has an answer": a resolution and a closure are told to
+# them anyway, and a merge carries the urge, unanswered, to the surviving case.
+_NO_ANSWER_NOTICE = frozenset({"resolved", "closed", "merged"})
 
 
 def _move(conn: Connection, case: Any, to: CaseStatus, actor: Actor, now: datetime, *, event: str,
@@ -124,6 +127,8 @@ def _move(conn: Connection, case: Any, to: CaseStatus, actor: Actor, now: dateti
               public=public, media_id=media_id, detail=detail)
     _audit(conn, actor, event, case.id, now, detail={"from": case.status, "to": str(to), "reason": reason})
     conn.execute(reports.update().where(reports.c.case_id == case.id).values(updated_at=now))
+    if answered and case.urged_at is not None and event not in _NO_ANSWER_NOTICE:
+        notifications.urge_answered(conn, case_id=case.id, urged_at=case.urged_at, now=now)
 
 
 def _audit(conn: Connection, actor: Actor, action: str, case_id: int, now: datetime,
@@ -391,6 +396,8 @@ def add_note(conn: Connection, case_id: int, actor: Actor, now: datetime, note: 
         values.update(status_notes=note, urged_at=None)
     conn.execute(cases.update().where(cases.c.id == case_id).values(**values))
     _audit(conn, actor, "note", case_id, now, detail={"public": public})
+    if public and case.urged_at is not None:
+        notifications.urge_answered(conn, case_id=case_id, urged_at=case.urged_at, now=now)
     return event_id
 
 

@@ -1,12 +1,12 @@
 """Who is told what about a case, written to the outbox in the same transaction as the change.
 
-The citizen is told on dispatch, resolution and closure (in-app on the tracking page, e-mail if given,
-SMS through the `sms` webhook gateway if a phone was given); the department on dispatch, return of a
-verification, escalation and a reporter's 催办 (in-app for its staff, and its own webhook if it has one);
-the supervisor on escalation, 催办 and low ratings. Each event staff must hear of where they work (a case
-dispatched to a department or assigned to a person, an escalation, a 催办, a low rating) is also one
-`staff_event` message, which
-the notification domain passes on to the group robots (WeCom, DingTalk) and webhooks that want it.
+The citizen is told on dispatch, resolution and closure, and when their 催办 is answered (in-app on the
+tracking page, e-mail if given, SMS through the `sms` webhook gateway if a phone was given); the department
+on dispatch, return of a verification, escalation and a reporter's 催办 (in-app for its staff, and its own
+webhook if it has one); the supervisor on escalation, 催办 and low ratings. Each event staff must hear of
+where they work (a case dispatched to a department or assigned to a person, an escalation, a 催办, a low
+rating) is also one `staff_event` message, which the notification domain passes on to the group robots
+(WeCom, DingTalk) and webhooks that want it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ _CITIZEN_TEXT = {
     "dispatched": ("您的诉求已派遣至{dept}处理", "Your report has been sent to {dept_en}"),
     "resolved": ("您的诉求已办结，请查看处置结果并评价", "Your report has been resolved; please check and rate it"),
     "closed": ("您的诉求已结案，感谢您参与城市共治", "Your report is closed. Thank you for helping your city"),
+    "urge_answered": ("您的催办已有答复：{dept}已跟进，请查看进展",
+                      "Your request to hurry has an answer: {dept_en} acted on it; see the progress"),
 }
 
 # To people who follow a case (+1) and left an e-mail address.
@@ -262,11 +264,20 @@ def _reporters(conn: Connection, case_id: int) -> list[Reporter]:
     return [(r.token, r.email, r.phone, r.lang) for r in rows]
 
 
-def _tell_reporters(conn: Connection, facts: Facts | sa.Row, event: str, now: datetime) -> None:
+def urge_answered(conn: Connection, *, case_id: int, urged_at: datetime, now: datetime) -> None:
+    """The reporters learn that the department acted on their 催办 (a step of the work or a public reply),
+    once per urge answered."""
+    _tell_reporters(conn, _case_facts(conn, case_id), "urge_answered", now,
+                    dedupe=f"case:{case_id}:urge:{urged_at.isoformat()}")
+
+
+def _tell_reporters(conn: Connection, facts: Facts | sa.Row, event: str, now: datetime, *,
+                    dedupe: str | None = None) -> None:
     """Each reporter (and each follower with an e-mail address) is told once per event and round of the case:
     a repeated step (a resolve undone and redone the same day) does not text them twice."""
-    round_ = conn.execute(sa.select(cases.c.reopen_count).where(cases.c.id == facts.id)).scalar_one()
-    dedupe = f"case:{facts.id}:{round_}:{event}"
+    if dedupe is None:
+        round_ = conn.execute(sa.select(cases.c.reopen_count).where(cases.c.id == facts.id)).scalar_one()
+        dedupe = f"case:{facts.id}:{round_}:{event}"
     messages = _reporter_messages(facts, event, _reporters(conn, facts.id), dedupe=dedupe)
     messages += _follower_messages(conn, facts, event, dedupe)
     for channel, target, payload in messages:

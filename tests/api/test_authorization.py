@@ -97,6 +97,10 @@ MATRIX = {
     "recategorise": ("POST", "/api/v1/cases/{case}/recategorise", {"category_code": "streetlight"}, {
         **ALL_STAFF_OK, "handler": OK, "other_handler": DENIED, "dispatcher": OK, "supervisor": DENIED,
         "admin": OK}),
+    # 来电催办 is the dispatch centre's; allowed, it is still too soon for a case just reported (409).
+    "a caller's urge": ("POST", "/api/v1/cases/{case}/urge", {"note": "来电"}, {
+        **ALL_STAFF_OK, "handler": DENIED, "other_handler": DENIED, "dispatcher": 409, "supervisor": 409,
+        "admin": 409}),
     "inbox": ("GET", "/api/v1/inbox", None, {
         **ALL_STAFF_OK, "handler": OK, "other_handler": OK, "dispatcher": OK, "supervisor": OK, "admin": OK}),
     "reply templates for a case": ("GET", "/api/v1/cases/{case}/reply-templates", None, {

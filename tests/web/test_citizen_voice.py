@@ -413,3 +413,38 @@ def test_merging_carries_an_unanswered_urge_to_the_surviving_case(web_city: Any)
     assert not [m for m in _outbox(city, "in_app") if m.payload.get("event") == "urge_answered"]  # not answered
     assert [c["id"] for c in city.db.read_sync(lambda c: queries.inbox(c, handler, city.clock.now()))["urged"]] \
         == [older]
+
+
+def test_the_dispatch_centre_takes_down_a_caller_s_urge(web_city: Any) -> None:
+    web, city = web_city
+    token = _tracking_token(_report(web))
+    case_id = _case_id(web, token)
+    with make_client(city) as staff:
+        # A handler of the department cannot: the dispatch centre takes calls.
+        log_in(staff, "chengguan")
+        page = staff.get(f"/staff/cases/{case_id}").text
+        assert 'data-action="urge"' not in page
+        refused = staff.post(f"/staff/cases/{case_id}/urge", data={"csrf_token": csrf_token(page)})
+        assert refused.status_code == 403 and _case(city, case_id).urge_count == 0
+    city.clock.advance(hours=25)
+    with make_client(city) as centre:
+        log_in(centre, "dispatcher")
+        page = centre.get(f"/staff/cases/{case_id}").text
+        assert 'data-action="urge"' in page
+        r = centre.post(f"/staff/cases/{case_id}/urge", data={"csrf_token": csrf_token(page),
+                                                              "note": "来电人李先生 13912345678 说垃圾还在"},
+                        follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].endswith("?done=urge")
+        # Once a day, whichever way it comes: the reporter's own press is refused now.
+        assert _urge(web, token).status_code == 409
+    events = city.db.read_sync(lambda c: c.execute(sa.select(timeline.c.event, timeline.c.channel, timeline.c.public,
+                                                             timeline.c.note)
+                                                   .where(timeline.c.case_id == case_id).order_by(timeline.c.id)).all())
+    urged = [e for e in events if e.event == "citizen_urged"]
+    assert [(e.channel, e.public, e.note) for e in urged] == [("hotline", True, None)]
+    assert [e.note for e in events if e.event == "note"] == ["来电催办 / caller's words: 来电人李先生 13912345678 说垃圾还在"]
+    assert [e.public for e in events if e.event == "note"] == [False]
+    # The reporter's page shows the step, not the caller's words.
+    shown = web.get(f"/track/{token}").text
+    assert "市民催办" in shown and "13912345678" not in shown and "李先生" not in shown
+    assert _case(city, case_id).urge_count == 1

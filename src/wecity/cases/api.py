@@ -305,6 +305,18 @@ async def set_priority(request: Request, ctx: Ctx, user: CurrentStaff, case_id: 
     return await _act(request, ctx, user, case_id, handling.set_priority, body.priority, note=body.note)
 
 
+class UrgeIn(BaseModel):
+    note: str | None = Field(default=None, max_length=1000, description="what the caller said (kept internal)")
+
+
+@router.post("/cases/{case_id}/urge",
+             summary="来电催办: a caller presses for the case, taken down by the dispatch centre (as a reporter's 催办: "
+                     "once a day per case)")
+async def urge_for_caller(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId,
+                          body: UrgeIn) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, handling.urge_for_caller, note=body.note)
+
+
 @router.get("/cases/{case_id}/assignees", summary="Whom the case may be assigned to: its department's handlers")
 async def assignees(ctx: Ctx, user: CurrentStaff, case_id: CaseId) -> list[dict[str, Any]]:
     await _can_see(ctx, user, case_id)

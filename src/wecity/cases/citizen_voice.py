@@ -87,12 +87,19 @@ def urge_state(conn: Connection, case_id: int, now: datetime) -> dict[str, Any] 
 
 
 def urge(conn: Connection, token: str, now: datetime) -> int:
-    """催办: the reporter asks for the open case to be hurried. A public entry on its timeline, the case in
-    the department's inbox until it moves or answers in public, and word to the department (to the dispatch
-    centre's supervisors too when a clock has already run out). Returns the event id."""
+    """催办: the reporter asks for the open case to be hurried (by tracking code). Returns the event id."""
     row = _open_case_of_token(conn, token)
-    case_id = row.merged_into_id or row.id
-    case = conn.execute(sa.select(cases).where(cases.c.id == case_id).with_for_update()).one()
+    return urge_case(conn, row.merged_into_id or row.id, now, by=CITIZEN, channel=Channel.PORTAL)
+
+
+def urge_case(conn: Connection, case_id: int, now: datetime, *, by: tuple[str, str], channel: str) -> int:
+    """催办 of an open case, by its reporter on the portal or taken down by the hotline from a caller (`by`:
+    the actor's id and name): a public entry on its timeline, the case in the inbox of whoever holds it
+    until a step of the work or a public reply answers it, and word to them (to the dispatch centre's
+    supervisors too when a clock has already run out). Returns the event id."""
+    case = conn.execute(sa.select(cases).where(cases.c.id == case_id).with_for_update()).first()
+    if case is None:
+        raise NotFound("there is no such case", message_zh="没有该案件", code="case.not_found")
     allowed_from = urge_allowed_from(conn, case)
     if allowed_from is None:
         raise InvalidTransition("the case is finished; if the problem is still there, say \"still not fixed\"",
@@ -104,8 +111,8 @@ def urge(conn: Connection, token: str, now: datetime) -> int:
     due = running_clock(case)[1]
     overdue = due is not None and due <= now
     count = int(case.urge_count) + 1
-    event_id = add_event(conn, case_id, at=now, event="citizen_urged", actor=CITIZEN[0], actor_name=CITIZEN[1],
-                         channel=Channel.PORTAL, public=True, department_id=case.department_id,
+    event_id = add_event(conn, case_id, at=now, event="citizen_urged", actor=by[0], actor_name=by[1],
+                         channel=channel, public=True, department_id=case.department_id,
                          detail={"count": count, "overdue": overdue})
     # The inbox orders by the oldest urge not yet answered, so a second urge keeps the first one's time.
     conn.execute(cases.update().where(cases.c.id == case_id).values(

@@ -10,12 +10,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.cases import engine, notifications, replies
-from wecity.cases.choices import CaseStatus, Priority, ReplyUse
+from wecity.cases import citizen_voice, engine, notifications, replies
+from wecity.cases.choices import CaseStatus, Channel, Priority, ReplyUse
 from wecity.cases.engine import Actor, _audit, _case, _require_department_handler, _require_state
 from wecity.cases.models import cases
 from wecity.cases.timeline import add_event
-from wecity.core.errors import InvalidTransition, ValidationFailed
+from wecity.core.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from wecity.identity.choices import Role
 from wecity.identity.models import users
 from wecity.identity.service import works_in_dispatch_centre
@@ -121,3 +121,19 @@ def add_note(conn: Connection, case_id: int, actor: Actor, now: datetime, *, not
                                    message_zh="标准回复仅用于向市民公开的备注", code="reply.not_applicable")
         note = replies.reply_text(conn, case_id, template_id, fields or {}, use=ReplyUse.NOTE, extra=note)
     engine.add_note(conn, case_id, actor, now, note or "", public=public, media_id=media_id)
+
+
+def urge_for_caller(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str | None = None) -> int:
+    """来电催办: a citizen calls the hotline (12345) to press for their case, and the dispatch centre takes it
+    down. The same 催办 as the reporter's own on the portal (once a day per case, the same people told); what
+    the caller said stays an internal note, as callers say names and numbers. Returns the urge's event id."""
+    if not (actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR)):
+        raise PermissionDenied("a caller's 催办 is taken down by the dispatch centre",
+                               message_zh="来电催办由派遣中心登记", code="case.role_required")
+    event_id = citizen_voice.urge_case(conn, case_id, now, by=(actor.id, actor.name), channel=Channel.HOTLINE)
+    words = (note or "").strip()
+    if words:
+        add_event(conn, case_id, at=now, event="note", actor=actor.id, actor_name=actor.name, channel=Channel.HOTLINE,
+                  note=f"来电催办 / caller's words: {words[:1000]}", public=False)
+    _audit(conn, actor, "citizen_urged", case_id, now, detail={"channel": Channel.HOTLINE})
+    return event_id

@@ -288,6 +288,7 @@ ACTIONS: dict[str, Action] = {
                                                                  _note(f) or None),
     "priority": lambda c, i, a, n, f, m: handling.set_priority(c, i, str(f.get("priority", "")), a, n),
     "assign": lambda c, i, a, n, f, m: handling.assign(c, i, _user_id(f), a, n, _note(f) or None),
+    "urge": lambda c, i, a, n, f, m: handling.urge_for_caller(c, i, a, n, _note(f) or None),
 }
 
 
@@ -310,7 +311,7 @@ MERGES: dict[str, Callable[[Any], Action]] = {
     "merge-proposal": lambda events: lambda c, i, a, n, f, m: duplicates.merge_proposal(c, _proposal(f), a, n),
 }
 # Dispatch-centre work: refused to others before the form is read.
-CENTRE_ONLY = ("dispatch", "transfer", "verify", "reject", "close", "reopen", "not-duplicate")
+CENTRE_ONLY = ("dispatch", "transfer", "verify", "reject", "close", "reopen", "not-duplicate", "urge")
 # Actions that take photos, and how many.
 PHOTOS = {"resolve": engine.MAX_EVIDENCE_PHOTOS, "note": 1}
 

@@ -19,8 +19,8 @@ TEXT = {
     "zh-CN": {"urge": "催办", "urged": "已催办承办部门及其负责人", "later": "之后催办", "step": "市民催办",
               "log_in": "登录", "badge": "市民催办 ×1"},
     "en": {"urge": "Please hurry (催办)", "urged": "The department and its supervisors were asked to hurry",
-           "later": "You can ask for it to be hurried from", "step": "The reporter asked for it to be hurried",
-           "log_in": "Log in", "badge": "Urged by the reporter ×1"},
+           "later": "You can ask for it to be hurried from", "step": "A citizen asked for it to be hurried",
+           "log_in": "Log in", "badge": "Urged by citizens ×1"},
 }
 
 

@@ -16,7 +16,8 @@ from wecity.cases.models import case_followers, cases, timeline
 from wecity.cases.queries import inbox_counts
 from wecity.core.limits import parse_rule
 from wecity.core.models import outbox_messages as outbox
-from wecity.identity.service import get_user
+from wecity.identity.models import audit_log
+from wecity.identity.service import get_user, start_session
 from wecity.notify.channels import with_link
 
 
@@ -448,3 +449,56 @@ def test_the_dispatch_centre_takes_down_a_caller_s_urge(web_city: Any) -> None:
     shown = web.get(f"/track/{token}").text
     assert "市民催办" in shown and "13912345678" not in shown and "李先生" not in shown
     assert _case(city, case_id).urge_count == 1
+
+
+def _sms(city: Any, event: str) -> list[Any]:
+    return [m.payload for m in _outbox(city, "webhook") if m.target == "sms" and m.payload.get("event") == event]
+
+
+def test_each_urge_answered_is_told_and_a_resolution_answering_one_is_told_again(web_city: Any) -> None:
+    web, city = web_city
+    handler, dispatcher = _staff(city, "chengguan"), _staff(city, "dispatcher")
+    token = _tracking_token(_report(web))
+    case_id = _case_id(web, token)
+    now = city.clock.now
+    # Two urges in one round, each answered by a public reply: two notices, one per urge.
+    for reply in ("明早清运", "今天下午清运"):
+        city.clock.advance(days=1)
+        assert _urge(web, token, follow_redirects=False).status_code == 303
+        city.db.write_sync(lambda c, reply=reply: engine.add_note(c, case_id, engine.Actor.staff(handler), now(),
+                                                                  reply, public=True))
+    assert len(_sms(city, "urge_answered")) == 2
+    # Resolved, the fix rejected, urged again, resolved again: the second resolution answers the urge and is
+    # texted although this round's resolution was texted before; no separate "urge answered".
+    resolve_case_of(city, token)
+    assert len(_sms(city, "resolved")) == 1
+    city.db.write_sync(lambda c: engine.reject_resolution(c, case_id, engine.Actor.staff(dispatcher), now(), "仍有垃圾"))
+    city.clock.advance(days=1)
+    assert _urge(web, token, follow_redirects=False).status_code == 303
+    evidence = _case(city, case_id).evidence_media_id
+    city.db.write_sync(lambda c: engine.resolve(c, case_id, engine.Actor.staff(handler), now(), note="已再次清运",
+                                                evidence_media_id=evidence))
+    assert len(_sms(city, "resolved")) == 2 and len(_sms(city, "urge_answered")) == 2
+
+
+def test_a_caller_s_urge_by_the_api_keeps_the_caller_s_words_internal(web_city: Any) -> None:
+    web, city = web_city
+    token = _tracking_token(_report(web))
+    case_id = _case_id(web, token)
+    city.clock.advance(hours=25)
+    words = "来电人王女士 13600001111 说还没人来"
+
+    def bearer(username: str) -> dict[str, str]:
+        user = _staff(city, username)
+        return {"Authorization": f"Bearer {city.db.write_sync(lambda c: start_session(c, user.id, now()))}"}
+
+    now = city.clock.now
+    lead = web.post(f"/api/v1/cases/{case_id}/urge", json={"note": words}, headers=bearer("chengguan-lead"))
+    assert lead.status_code == 403 and lead.json()["code"] == "case.role_required"  # a department's supervisor
+    done = web.post(f"/api/v1/cases/{case_id}/urge", json={"note": words}, headers=bearer("dispatcher"))
+    assert done.status_code == 200, done.text
+    assert done.json()["urge_count"] == 1 and done.json()["urged_at"] is not None
+    payloads = [str(m.payload) for m in _outbox(city, "in_app") + _outbox(city, "staff_event") + _outbox(city, "webhook")]
+    audits = city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.detail)).scalars().all())
+    assert payloads and not [p for p in payloads if "13600001111" in p or "王女士" in p]
+    assert not [a for a in audits if a and ("13600001111" in str(a) or "王女士" in str(a))]

@@ -306,7 +306,7 @@ async def set_priority(request: Request, ctx: Ctx, user: CurrentStaff, case_id: 
 
 
 class UrgeIn(BaseModel):
-    note: str | None = Field(default=None, max_length=1000, description="what the caller said (kept internal)")
+    note: str | None = Field(default=None, max_length=2000, description="what the caller said (kept internal)")
 
 
 @router.post("/cases/{case_id}/urge",

@@ -103,9 +103,10 @@ def _require_role(actor: Actor, *roles: Role) -> None:
 
 # Moves that hand a case to another holder (or back to its department) without doing any of its work.
 _HANDS_ON = frozenset({"dispatched", "returned", "transferred", "verification_failed"})
-# Moves after which the reporter hears no "your 催办 has an answer": a resolution and a closure are told to
-# them anyway, and a merge carries the urge, unanswered, to the surviving case.
-_NO_ANSWER_NOTICE = frozenset({"resolved", "closed", "merged"})
+# Moves after which the reporter hears no "your 催办 has an answer": a resolution is told to them anyway
+# (case_resolved, even a second one in a round), and a merge carries the urge, unanswered, to the surviving
+# case. (A case is never urged while it waits for its closure.)
+_NO_ANSWER_NOTICE = frozenset({"resolved", "merged"})
 
 
 def _move(conn: Connection, case: Any, to: CaseStatus, actor: Actor, now: datetime, *, event: str,
@@ -240,7 +241,7 @@ def resolve(conn: Connection, case_id: int, actor: Actor, now: datetime, *, note
     _move(conn, case, CaseStatus.RESOLVED, actor, now, event="resolved", note=note, media_id=photos[0],
           values={"resolved_at": now, "evidence_media_id": photos[0], "evidence_media_ids": photos},
           detail={"media_ids": photos} if len(photos) > 1 else None)
-    notifications.case_resolved(conn, case_id=case_id, now=now)
+    notifications.case_resolved(conn, case_id=case_id, now=now, urged_at=case.urged_at)
 
 
 def verify(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str | None = None) -> None:
@@ -380,8 +381,9 @@ def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: 
 
 def add_note(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str, *, public: bool = False,
              media_id: str | None = None) -> int:
-    """备注: a note on the timeline; public notes are shown to citizens."""
-    case = _case(conn, case_id, lock=False)
+    """备注: a note on the timeline; public notes are shown to citizens (and answer a 催办: the case is locked
+    then, so an urge made meanwhile is neither lost nor answered twice)."""
+    case = _case(conn, case_id, lock=public)
     if not (actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR)):
         _require_department_handler(actor, case)
     if not (note or "").strip():

@@ -123,17 +123,28 @@ def add_note(conn: Connection, case_id: int, actor: Actor, now: datetime, *, not
     engine.add_note(conn, case_id, actor, now, note or "", public=public, media_id=media_id)
 
 
+MAX_CALLER_WORDS = 2000  # as every note of the case page
+
+
 def urge_for_caller(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str | None = None) -> int:
     """来电催办: a citizen calls the hotline (12345) to press for their case, and the dispatch centre takes it
     down. The same 催办 as the reporter's own on the portal (once a day per case, the same people told); what
     the caller said stays an internal note, as callers say names and numbers. Returns the urge's event id."""
-    if not (actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR)):
+    user = actor.user
+    if not (actor.has(Role.ADMIN) or (user is not None and (user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR))
+                                      and works_in_dispatch_centre(conn, user))):
         raise PermissionDenied("a caller's 催办 is taken down by the dispatch centre",
                                message_zh="来电催办由派遣中心登记", code="case.role_required")
-    event_id = citizen_voice.urge_case(conn, case_id, now, by=(actor.id, actor.name), channel=Channel.HOTLINE)
     words = (note or "").strip()
+    if len(words) > MAX_CALLER_WORDS:
+        raise ValidationFailed(f"at most {MAX_CALLER_WORDS} characters", message_zh=f"最多 {MAX_CALLER_WORDS} 个字",
+                               code="case.note")
+    case = _case(conn, case_id, lock=False)
+    case_id = case.merged_into_id or case_id  # a caller's case that joined another: that one is urged
+    event_id = citizen_voice.urge_case(conn, case_id, now, by=(actor.id, actor.name), channel=Channel.HOTLINE)
     if words:
+        department = conn.execute(sa.select(cases.c.department_id).where(cases.c.id == case_id)).scalar()
         add_event(conn, case_id, at=now, event="note", actor=actor.id, actor_name=actor.name, channel=Channel.HOTLINE,
-                  note=f"来电催办 / caller's words: {words[:1000]}", public=False)
+                  note=f"来电催办 / caller's words: {words}", public=False, department_id=department)
     _audit(conn, actor, "citizen_urged", case_id, now, detail={"channel": Channel.HOTLINE})
     return event_id

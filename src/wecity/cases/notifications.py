@@ -29,8 +29,7 @@ _CITIZEN_TEXT = {
     "dispatched": ("您的诉求已派遣至{dept}处理", "Your report has been sent to {dept_en}"),
     "resolved": ("您的诉求已办结，请查看处置结果并评价", "Your report has been resolved; please check and rate it"),
     "closed": ("您的诉求已结案，感谢您参与城市共治", "Your report is closed. Thank you for helping your city"),
-    "urge_answered": ("您的催办已有答复：{dept}已跟进，请查看进展",
-                      "Your request to hurry has an answer: {dept_en} acted on it; see the progress"),
+    "urge_answered": ("您的催办已有答复，请查看办理进展", "Your request to hurry has been answered; see the progress"),
 }
 
 # To people who follow a case (+1) and left an e-mail address.
@@ -48,7 +47,7 @@ _DEPARTMENT_TEXT = {
     "resolve_escalated": ("催办：案件 #{case} 超时未办结", "Escalation: case #{case} not resolved in time"),
     "returned": ("案件 #{case} 被退单，请重新派遣", "Case #{case} was returned; please re-dispatch"),
     "citizen_update": ("案件 #{case}：市民补充了新情况", "Case #{case}: the reporter added an update"),
-    "citizen_urged": ("市民催办：案件 #{case}，请尽快办理并答复", "The reporter urges case #{case}: please act and answer"),
+    "citizen_urged": ("市民催办：案件 #{case}，请尽快办理并答复", "A citizen urges case #{case}: please act and answer"),
     "low_rating": ("案件 #{case} 收到差评（{stars} 星），请回访", "Case #{case} rated {stars}/5; please follow up"),
     "assigned": ("案件 #{case} 已指派给您：{category}", "Case #{case} is assigned to you: {category}"),
 }
@@ -103,8 +102,11 @@ def case_dispatched(conn: Connection, *, case_id: int, now: datetime) -> None:
                  + [_staff_event(facts, "dispatched", now)], now=now)
 
 
-def case_resolved(conn: Connection, *, case_id: int, now: datetime) -> None:
-    _tell_reporters(conn, _case_facts(conn, case_id), "resolved", now)
+def case_resolved(conn: Connection, *, case_id: int, now: datetime, urged_at: datetime | None = None) -> None:
+    """A resolution that answers a 催办 (`urged_at`) is told even when this round's was told before: the
+    reporter who pressed is waiting for it."""
+    _tell_reporters(conn, _case_facts(conn, case_id), "resolved", now,
+                    tail=f":{urged_at.isoformat()}" if urged_at is not None else "")
 
 
 def case_closed(conn: Connection, *, case_id: int, now: datetime) -> None:
@@ -243,7 +245,8 @@ def _reporter_messages(facts: Facts | sa.Row, event: str, reporters: list[Report
         link = f"/track/{token}"
         messages.append(("in_app", f"citizen:{token}", {
             "title_zh": title_zh, "title_en": title_en, "body": f"{status.label_zh} / {status.label_en}",
-            "link": link, "event": event, "case_id": facts.id}))
+            "link": link, "event": event, "case_id": facts.id,
+            **({"dedupe": f"{dedupe}:in_app:{token}"} if dedupe else {})}))
         title = title_en if lang == "en" else title_zh if lang == "zh_CN" else f"{title_zh} / {title_en}"
         code = "Tracking code" if lang == "en" else "查询码" if lang == "zh_CN" else "查询码 / tracking code"
         if email:
@@ -265,19 +268,16 @@ def _reporters(conn: Connection, case_id: int) -> list[Reporter]:
 
 
 def urge_answered(conn: Connection, *, case_id: int, urged_at: datetime, now: datetime) -> None:
-    """The reporters learn that the department acted on their 催办 (a step of the work or a public reply),
-    once per urge answered."""
-    _tell_reporters(conn, _case_facts(conn, case_id), "urge_answered", now,
-                    dedupe=f"case:{case_id}:urge:{urged_at.isoformat()}")
+    """The reporters learn that their 催办 was acted on (a step of the work or a public reply), once per urge."""
+    _tell_reporters(conn, _case_facts(conn, case_id), "urge_answered", now, tail=f":{urged_at.isoformat()}")
 
 
-def _tell_reporters(conn: Connection, facts: Facts | sa.Row, event: str, now: datetime, *,
-                    dedupe: str | None = None) -> None:
-    """Each reporter (and each follower with an e-mail address) is told once per event and round of the case:
-    a repeated step (a resolve undone and redone the same day) does not text them twice."""
-    if dedupe is None:
-        round_ = conn.execute(sa.select(cases.c.reopen_count).where(cases.c.id == facts.id)).scalar_one()
-        dedupe = f"case:{facts.id}:{round_}:{event}"
+def _tell_reporters(conn: Connection, facts: Facts | sa.Row, event: str, now: datetime, *, tail: str = "") -> None:
+    """Each reporter (and each follower with an e-mail address) is told once per event and round of the case
+    (and `tail`, where one event can happen more than once in a round): a repeated step (a resolve undone
+    and redone the same day) does not text them twice."""
+    round_ = conn.execute(sa.select(cases.c.reopen_count).where(cases.c.id == facts.id)).scalar_one()
+    dedupe = f"case:{facts.id}:{round_}:{event}{tail}"
     messages = _reporter_messages(facts, event, _reporters(conn, facts.id), dedupe=dedupe)
     messages += _follower_messages(conn, facts, event, dedupe)
     for channel, target, payload in messages:

@@ -77,10 +77,10 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("escalated", "超时升级", "Escalated", ("escalated",), better=-1,
         definition_zh="期间内签收或办理时限到期而升级的次数。",
         definition_en="Times an acknowledge or resolve clock ran out and escalated the case."),
-    Kpi("urged", "市民催办", "Urged by reporters", ("urged",), better=-1,
-        definition_zh="期间内市民对未办结诉求点击“催办”的次数（每件每天至多一次）。",
-        definition_en="Times a reporter pressed 催办 (please hurry) on an open case in the period (at most once a "
-                      "day per case)."),
+    Kpi("urged", "市民催办", "Urged by citizens", ("urged",), better=-1,
+        definition_zh="期间内市民对未办结诉求催办的次数（网上或来电，每件每天至多一次）。",
+        definition_en="Times citizens pressed for an open case in the period (催办), on the portal or by calling the "
+                      "hotline (at most once a day per case)."),
     Kpi("merged", "并单数", "Merged duplicates", ("merged",),
         definition_zh="期间内作为重复案件并入其他案件的数量。", definition_en="Cases merged into another as duplicates."),
 )

@@ -34,7 +34,7 @@ HEADLINES: dict[str, tuple[str, str]] = {
     "ack_escalated": ("【催办】案件 #{case} 超时未签收", "Escalation: case #{case} not acknowledged in time"),
     "resolve_escalated": ("【催办】案件 #{case} 超时未办结", "Escalation: case #{case} not resolved in time"),
     "low_rating": ("【差评回访】案件 #{case} 收到 {stars} 星评价", "Case #{case} rated {stars}/5: please follow up"),
-    "citizen_urged": ("【市民催办】案件 #{case}，请尽快办理并答复", "The reporter urges case #{case}: please act and answer"),
+    "citizen_urged": ("【市民催办】案件 #{case}，请尽快办理并答复", "A citizen urges case #{case}: please act and answer"),
 }
 LABELS = {
     "category": ("类别", "Category"),

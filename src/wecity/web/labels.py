@@ -17,7 +17,7 @@ EVENT_LABELS = {
     "closed": N_("Case closed"),
     "reopened": N_("Case reopened"),
     "citizen_update": N_("The reporter added an update"),
-    "citizen_urged": N_("The reporter asked for it to be hurried (催办)"),
+    "citizen_urged": N_("A citizen asked for it to be hurried (催办)"),
     "transferred": N_("Transferred to another department"),
     "recategorised": N_("Filed under another category"),
     "merged": N_("Merged into another case"),

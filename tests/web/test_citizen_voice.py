@@ -427,6 +427,11 @@ def test_the_dispatch_centre_takes_down_a_caller_s_urge(web_city: Any) -> None:
         assert 'data-action="urge"' not in page
         refused = staff.post(f"/staff/cases/{case_id}/urge", data={"csrf_token": csrf_token(page)})
         assert refused.status_code == 403 and _case(city, case_id).urge_count == 0
+        # On the record, as the staff API writes refusals.
+        entry = city.db.read_sync(lambda c: c.execute(sa.select(audit_log).where(
+            audit_log.c.action == "case.urge")).one())
+        assert (entry.target, entry.outcome, entry.detail) == (f"case:{case_id}", "refused",
+                                                               {"code": "case.role_required"})
     city.clock.advance(hours=25)
     with make_client(city) as centre:
         log_in(centre, "dispatcher")
@@ -436,8 +441,15 @@ def test_the_dispatch_centre_takes_down_a_caller_s_urge(web_city: Any) -> None:
                                                               "note": "来电人李先生 13912345678 说垃圾还在"},
                         follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].endswith("?done=urge")
-        # Once a day, whichever way it comes: the reporter's own press is refused now.
+        # Once a day, whichever way it comes: the reporter's own press is refused now, and a second call too.
         assert _urge(web, token).status_code == 409
+        page = centre.get(f"/staff/cases/{case_id}").text
+        assert centre.post(f"/staff/cases/{case_id}/urge", data={"csrf_token": csrf_token(page)}).status_code == 409
+        entries = city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.outcome, audit_log.c.detail).where(
+            audit_log.c.action == "case.urge").order_by(audit_log.c.id)).all())
+        assert [(o, d) for o, d in entries] == [("refused", {"code": "case.role_required"}),
+                                                ("ok", {"channel": "hotline"}),
+                                                ("refused", {"code": "case.urge_too_soon"})]
     events = city.db.read_sync(lambda c: c.execute(sa.select(timeline.c.event, timeline.c.channel, timeline.c.public,
                                                              timeline.c.note)
                                                    .where(timeline.c.case_id == case_id).order_by(timeline.c.id)).all())

@@ -314,7 +314,7 @@ class UrgeIn(BaseModel):
                      "once a day per case)")
 async def urge_for_caller(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId,
                           body: UrgeIn) -> dict[str, Any]:
-    return await _act(request, ctx, user, case_id, handling.urge_for_caller, note=body.note)
+    return await _act(request, ctx, user, case_id, handling.urge, note=body.note)
 
 
 @router.get("/cases/{case_id}/assignees", summary="Whom the case may be assigned to: its department's handlers")

@@ -126,7 +126,7 @@ def add_note(conn: Connection, case_id: int, actor: Actor, now: datetime, *, not
 MAX_CALLER_WORDS = 2000  # as every note of the case page
 
 
-def urge_for_caller(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str | None = None) -> int:
+def urge(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str | None = None) -> int:
     """来电催办: a citizen calls the hotline (12345) to press for their case, and the dispatch centre takes it
     down. The same 催办 as the reporter's own on the portal (once a day per case, the same people told); what
     the caller said stays an internal note, as callers say names and numbers. Returns the urge's event id."""
@@ -146,5 +146,5 @@ def urge_for_caller(conn: Connection, case_id: int, actor: Actor, now: datetime,
         department = conn.execute(sa.select(cases.c.department_id).where(cases.c.id == case_id)).scalar()
         add_event(conn, case_id, at=now, event="note", actor=actor.id, actor_name=actor.name, channel=Channel.HOTLINE,
                   note=f"来电催办 / caller's words: {words}", public=False, department_id=department)
-    _audit(conn, actor, "citizen_urged", case_id, now, detail={"channel": Channel.HOTLINE})
+    _audit(conn, actor, "urge", case_id, now, detail={"channel": Channel.HOTLINE})
     return event_id

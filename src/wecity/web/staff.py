@@ -288,7 +288,7 @@ ACTIONS: dict[str, Action] = {
                                                                  _note(f) or None),
     "priority": lambda c, i, a, n, f, m: handling.set_priority(c, i, str(f.get("priority", "")), a, n),
     "assign": lambda c, i, a, n, f, m: handling.assign(c, i, _user_id(f), a, n, _note(f) or None),
-    "urge": lambda c, i, a, n, f, m: handling.urge_for_caller(c, i, a, n, _note(f) or None),
+    "urge": lambda c, i, a, n, f, m: handling.urge(c, i, a, n, _note(f) or None),
 }
 
 
@@ -361,6 +361,16 @@ async def call_reporter(request: Request, user: OptionalStaff, case_id: int) -> 
     return response
 
 
+async def _refused(request: Request, user: StaffUser, case_id: int, action: str, code: str) -> None:
+    """A refused action is on the record as a done one is (as the staff API writes it: MLPS asks for failed
+    operations too), with the reason's code."""
+    ctx = request.app.state.ctx
+    now, address = ctx.clock.now(), client_address(request)
+    await ctx.db.write(lambda conn: record_audit(
+        conn, at=now, actor=f"user:{user.id}", action=f"case.{action}", target=f"case:{case_id}", outcome="refused",
+        source_address=address, detail={"code": code}))
+
+
 @router.post("/staff/cases/{case_id}/{action}")
 async def act(request: Request, user: OptionalStaff, case_id: int, action: str) -> Response:
     """Run one case-engine verb as this staff user; the engine checks role, department and state."""
@@ -375,6 +385,7 @@ async def act(request: Request, user: OptionalStaff, case_id: int, action: str) 
         return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
                     message=_("There is no such action."))
     if action in CENTRE_ONLY and not sees_every_department(user):
+        await _refused(request, user, case_id, action, "case.role_required")
         return await _case_page(request, user, case_id, status=403,
                                 error=PermissionDenied("needs the dispatcher or supervisor role",
                                                        message_zh="需要派遣员或督办角色").localized(locale))
@@ -406,6 +417,7 @@ async def act(request: Request, user: OptionalStaff, case_id: int, action: str) 
     except WeCityError as exc:
         if exc.status >= 500:
             raise  # the city's fault, shown as such by the error page, not as a mistake in the form
+        await _refused(request, user, case_id, action, exc.code)
         return await _case_page(request, user, case_id, status=exc.status, error=exc.localized(locale))
     target = kept if isinstance(kept, int) and action.startswith("merge") else case_id
     return RedirectResponse(f"/staff/cases/{target}?done={action}", status_code=303)

@@ -88,18 +88,22 @@ def urge_state(conn: Connection, case_id: int, now: datetime) -> dict[str, Any] 
 
 def urge(conn: Connection, token: str, now: datetime) -> int:
     """催办: the reporter asks for the open case to be hurried (by tracking code). Returns the event id."""
-    row = _open_case_of_token(conn, token)
-    return urge_case(conn, row.merged_into_id or row.id, now, by=CITIZEN, channel=Channel.PORTAL)
+    return urge_case(conn, _open_case_of_token(conn, token).id, now, by=CITIZEN, channel=Channel.PORTAL)
 
 
-def urge_case(conn: Connection, case_id: int, now: datetime, *, by: tuple[str, str], channel: str) -> int:
-    """催办 of an open case, by its reporter on the portal or taken down by the hotline from a caller (`by`:
-    the actor's id and name): a public entry on its timeline, the case in the inbox of whoever holds it
-    until a step of the work or a public reply answers it, and word to them (to the dispatch centre's
-    supervisors too when a clock has already run out). Returns the event id."""
+def urge_case(conn: Connection, case_id: int, now: datetime, *, by: tuple[str, str], channel: str,
+              internal_note: str | None = None) -> int:
+    """催办 of an open case (the one it joined, for a merged one), by its reporter on the portal or taken down
+    by the hotline from a caller (`by`: the actor's id and name, `internal_note` what the caller said): a
+    public entry on its timeline, the case in the inbox of whoever holds it until a step of the work or a
+    public reply answers it, and word to them (to the dispatch centre's supervisors too when a clock has
+    already run out). Returns the event id."""
     case = conn.execute(sa.select(cases).where(cases.c.id == case_id).with_for_update()).first()
+    if case is not None and case.merged_into_id is not None:
+        case = conn.execute(sa.select(cases).where(cases.c.id == case.merged_into_id).with_for_update()).first()
     if case is None:
         raise NotFound("there is no such case", message_zh="没有该案件", code="case.not_found")
+    case_id = case.id
     allowed_from = urge_allowed_from(conn, case)
     if allowed_from is None:
         raise InvalidTransition("the case is finished; if the problem is still there, say \"still not fixed\"",
@@ -114,6 +118,9 @@ def urge_case(conn: Connection, case_id: int, now: datetime, *, by: tuple[str, s
     event_id = add_event(conn, case_id, at=now, event="citizen_urged", actor=by[0], actor_name=by[1],
                          channel=channel, public=True, department_id=case.department_id,
                          detail={"count": count, "overdue": overdue})
+    if internal_note:
+        add_event(conn, case_id, at=now, event="note", actor=by[0], actor_name=by[1], channel=channel,
+                  note=internal_note, public=False, department_id=case.department_id)
     # The inbox orders by the oldest urge not yet answered, so a second urge keeps the first one's time.
     conn.execute(cases.update().where(cases.c.id == case_id).values(
         urged_at=case.urged_at or now, urge_count=count, updated_at=now))

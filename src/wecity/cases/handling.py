@@ -139,12 +139,7 @@ def urge(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str 
     if len(words) > MAX_CALLER_WORDS:
         raise ValidationFailed(f"at most {MAX_CALLER_WORDS} characters", message_zh=f"最多 {MAX_CALLER_WORDS} 个字",
                                code="case.note")
-    case = _case(conn, case_id, lock=False)
-    case_id = case.merged_into_id or case_id  # a caller's case that joined another: that one is urged
-    event_id = citizen_voice.urge_case(conn, case_id, now, by=(actor.id, actor.name), channel=Channel.HOTLINE)
-    if words:
-        department = conn.execute(sa.select(cases.c.department_id).where(cases.c.id == case_id)).scalar()
-        add_event(conn, case_id, at=now, event="note", actor=actor.id, actor_name=actor.name, channel=Channel.HOTLINE,
-                  note=f"来电催办 / caller's words: {words}", public=False, department_id=department)
+    event_id = citizen_voice.urge_case(conn, case_id, now, by=(actor.id, actor.name), channel=Channel.HOTLINE,
+                                       internal_note=f"来电催办 / caller's words: {words}" if words else None)
     _audit(conn, actor, "urge", case_id, now, detail={"channel": Channel.HOTLINE})
     return event_id

@@ -28,6 +28,7 @@ from wecity.cases.models import cases, categories, ratings, reports, timeline
 from wecity.core.errors import NotFound, ValidationFailed
 from wecity.geo.coords import distance_m, metres_box
 from wecity.geo.models import areas
+from wecity.geo.service import city_timezone
 from wecity.identity.choices import Role
 from wecity.identity.models import departments, users
 from wecity.identity.service import StaffUser, mask_phone
@@ -59,6 +60,12 @@ _RUNNING_DUE = sa.case(
     (cases.c.status.in_([s.value for s in ACK_CLOCK_STATES]), cases.c.ack_due_at),
     (cases.c.status.in_([s.value for s in RESOLVE_CLOCK_STATES]), cases.c.resolve_due_at),
     else_=None)
+# Escalated by the SLA clock that still runs: the acknowledge clock's while waiting for 签收, the resolve
+# clock's while the department works on it.
+_ESCALATED_OPEN = sa.or_(
+    sa.and_(cases.c.ack_escalated.is_(True), cases.c.status.in_([s.value for s in ACK_CLOCK_STATES])),
+    sa.and_(cases.c.resolve_escalated.is_(True),
+            cases.c.status.in_([s.value for s in (*ACK_CLOCK_STATES, *RESOLVE_CLOCK_STATES)])))
 # A citizen's 催办 not yet answered, on a case still open.
 _URGED_OPEN = sa.and_(cases.c.urged_at.is_not(None), cases.c.status.in_([s.value for s in OPEN_STATES]))
 # Highest priority first when a queue is sorted on it.
@@ -132,26 +139,25 @@ def queue(conn: Connection, user: StaffUser, now: datetime, *, name: str = "depa
     return [case_summary(r, now) for r in conn.execute(query)]
 
 
-def _urged_for(user: StaffUser) -> list[Any]:
-    """Whose urged cases a user answers: a department's while it holds them (the centre's: every one)."""
-    if user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR):
-        return []
-    return [cases.c.department_id == user.department_id, cases.c.status.not_in([s.value for s in CENTRE_HOLDS])]
+def _inbox_parts(user: StaffUser) -> dict[str, list[Any]]:
+    """The conditions of each part of the inbox, for `inbox` and `inbox_counts` alike: the user's
+    department's cases (urged ones while it holds them), or every department's for supervisors and
+    dispatchers."""
+    sees_all = user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR)
+    mine = [] if sees_all else [cases.c.department_id == user.department_id]
+    held = [] if sees_all else [cases.c.status.not_in([s.value for s in CENTRE_HOLDS])]
+    return {"escalated": [*mine, _ESCALATED_OPEN], "urged": [*mine, *held, _URGED_OPEN],
+            "followups": [*mine, cases.c.followup_open.is_(True)]}
 
 
 def inbox(conn: Connection, user: StaffUser, now: datetime, *, limit: int = 200) -> dict[str, list[dict[str, Any]]]:
     """What waits for an answer: open cases escalated (催办) by the SLA clock, open cases a reporter urged
     (市民催办) that nobody has moved or answered in public since, and low ratings awaiting a follow-up; the
     user's department's, or every department's for supervisors and dispatchers."""
-    sees_all = user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR)
-    mine = [] if sees_all else [cases.c.department_id == user.department_id]
-    escalated = _case_select().where(
-        *mine, cases.c.status.in_([s.value for s in OPEN_STATES]),
-        sa.or_(sa.and_(cases.c.ack_escalated.is_(True), cases.c.status.in_([s.value for s in ACK_CLOCK_STATES])),
-               sa.and_(cases.c.resolve_escalated.is_(True),
-                       cases.c.status.in_([s.value for s in (*ACK_CLOCK_STATES, *RESOLVE_CLOCK_STATES)]))))
-    followups = _case_select().where(*mine, cases.c.followup_open.is_(True))
-    urged = _case_select().where(*_urged_for(user), _URGED_OPEN).order_by(cases.c.urged_at, cases.c.id).limit(limit)
+    parts = _inbox_parts(user)
+    escalated = _case_select().where(*parts["escalated"])
+    followups = _case_select().where(*parts["followups"])
+    urged = _case_select().where(*parts["urged"]).order_by(cases.c.urged_at, cases.c.id).limit(limit)
     order = (_RUNNING_DUE.is_(None), _RUNNING_DUE, cases.c.updated_at, cases.c.id)
     return {"escalated": [case_summary(r, now) for r in conn.execute(escalated.order_by(*order).limit(limit))],
             "urged": [case_summary(r, now) for r in conn.execute(urged)],
@@ -161,16 +167,9 @@ def inbox(conn: Connection, user: StaffUser, now: datetime, *, limit: int = 200)
 
 def inbox_counts(conn: Connection, user: StaffUser) -> dict[str, int]:
     """How many cases `inbox` lists in each part (for the staff menu)."""
-    sees_all = user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR)
-    mine = [] if sees_all else [cases.c.department_id == user.department_id]
     count = sa.select(sa.func.count()).select_from(cases)
-    escalated = conn.execute(count.where(
-        *mine, sa.or_(sa.and_(cases.c.ack_escalated.is_(True), cases.c.status.in_([s.value for s in ACK_CLOCK_STATES])),
-                      sa.and_(cases.c.resolve_escalated.is_(True), cases.c.status.in_(
-                          [s.value for s in (*ACK_CLOCK_STATES, *RESOLVE_CLOCK_STATES)]))))).scalar_one()
-    followups = conn.execute(count.where(*mine, cases.c.followup_open.is_(True))).scalar_one()
-    urged = conn.execute(count.where(*_urged_for(user), _URGED_OPEN)).scalar_one()
-    return {"escalated": int(escalated), "urged": int(urged), "followups": int(followups)}
+    return {name: int(conn.execute(count.where(*conditions)).scalar_one())
+            for name, conditions in _inbox_parts(user).items()}
 
 
 def case_departments(conn: Connection, case_ids: list[int]) -> dict[int, int | None]:
@@ -539,8 +538,6 @@ def daily_case_counts(conn: Connection, *, now: datetime, zone: str | None = Non
     many were received, how many of them are closed, and how many overran their resolve deadline (closed
     late, or open past it). Merged cases are counted once, in the case they joined. Oldest day first."""
     from zoneinfo import ZoneInfo
-
-    from wecity.geo.service import city_timezone
 
     zone = zone or city_timezone(conn).key
     day: sa.ColumnElement[Any]

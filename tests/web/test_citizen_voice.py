@@ -514,3 +514,33 @@ def test_a_caller_s_urge_by_the_api_keeps_the_caller_s_words_internal(web_city: 
     audits = city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.detail)).scalars().all())
     assert payloads and not [p for p in payloads if "13600001111" in p or "王女士" in p]
     assert not [a for a in audits if a and ("13600001111" in str(a) or "王女士" in str(a))]
+
+
+def test_urge_routes_answer_bad_input_in_their_own_format_and_write_nothing(web_city: Any) -> None:
+    web, city = web_city
+    token = _tracking_token(_report(web))
+    case_id = _case_id(web, token)
+    city.clock.advance(hours=25)
+    # The portal: a code that names no report is the tracking form again, with its words.
+    page = web.get(f"/track/{token}").text
+    unknown = web.post("/track/no-such-code/urge", data={"csrf_token": csrf_token(page)})
+    assert unknown.status_code == 404 and "没有与该查询码对应的诉求" in unknown.text
+    # The staff page: anonymous goes to the login; a case that does not exist is said on the page.
+    with make_client(city) as anonymous:
+        r = anonymous.post(f"/staff/cases/{case_id}/urge", data={"note": "x"}, follow_redirects=False)
+        assert r.status_code in (302, 303) and "/login" in r.headers["location"]
+    with make_client(city) as centre:
+        log_in(centre, "dispatcher")
+        page = centre.get(f"/staff/cases/{case_id}").text
+        missing_page = centre.post("/staff/cases/999999/urge", data={"csrf_token": csrf_token(page), "note": "来电"})
+        assert missing_page.status_code == 404
+    # The API: problem details, nothing written.
+    user = _staff(city, "dispatcher")
+    bearer = {"Authorization": f"Bearer {city.db.write_sync(lambda c: start_session(c, user.id, city.clock.now()))}"}
+    too_long = web.post(f"/api/v1/cases/{case_id}/urge", json={"note": "长" * 2001}, headers=bearer)
+    assert too_long.status_code == 400 and too_long.headers["content-type"].startswith("application/problem+json")
+    missing = web.post("/api/v1/cases/999999/urge", json={}, headers=bearer)
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
+    unknown_code = web.post("/api/v1/track/no-such-code/urge")
+    assert unknown_code.status_code == 404 and unknown_code.json()["code"] == "report.not_found"
+    assert _case(city, case_id).urge_count == 0

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import paho.mqtt.publish as publish
 import pytest
+from paho.mqtt.packettypes import PacketTypes
 
 from wecity.iot.mqtt import Message, Subscriber
 
@@ -89,3 +90,33 @@ def test_unacknowledged_messages_come_again_and_acknowledged_ones_do_not() -> No
     assert {m.qos for m in first} == {1}
     assert sorted(m.payload for m in second) == sorted(m.payload for m in first)  # not acknowledged: again
     assert third == []  # acknowledged: gone (and this connection's echo did come back)
+
+
+def test_connected_means_subscribed_not_merely_connected() -> None:
+    """`connected` is what callers wait for before publishing: set at CONNACK, a reading published by another
+    client before the broker has taken the SUBSCRIBE finds no subscription and is dropped."""
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    class Client:
+        subscribed: list[str] = []
+
+        def subscribe(self, topic: str, qos: int) -> None:
+            self.subscribed.append(topic)
+
+    async def scenario() -> None:
+        subscriber = Subscriber(HOST, PORT, client_id="unit", topic="wecity-test/unit", on_messages=lambda batch: None)
+        subscriber._loop = asyncio.get_running_loop()
+        client = Client()
+        subscriber._on_connect(client, None, None, ReasonCode(PacketTypes.CONNACK, "Success"), None)  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        assert client.subscribed == ["wecity-test/unit"]
+        assert not subscriber.connected.is_set()
+        refused = ReasonCode(PacketTypes.SUBACK, "Not authorized")
+        subscriber._on_subscribe(client, None, 1, [refused], None)  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        assert not subscriber.connected.is_set()
+        granted = ReasonCode(PacketTypes.SUBACK, "Granted QoS 1")
+        subscriber._on_subscribe(client, None, 2, [granted], None)  # type: ignore[arg-type]
+        await asyncio.wait_for(subscriber.connected.wait(), 1)
+
+    asyncio.run(scenario())

@@ -61,6 +61,7 @@ class Subscriber:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(1, 30)
         self._client: mqtt.Client | None = client
 
@@ -73,6 +74,13 @@ class Subscriber:
         with self._lock:
             self.session += 1
         client.subscribe(self.topic, qos=1)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+        # `connected` means "receiving": it is set on the broker's SUBACK, not on CONNACK. Set any earlier,
+        # a reading published by another client in between finds no subscription and is dropped.
+        if any(getattr(reason, "is_failure", False) for reason in reasons):
+            log.error("MQTT subscription to %s on %s:%d refused: %s", self.topic, self.host, self.port, reasons)
+            return
         log.info("MQTT listening on %s:%d to %s", self.host, self.port, self.topic)
         self._call(self.connected.set)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from wecity.datashare.models import data_requests
 from wecity.identity.applicants import sign_citizen
 from wecity.identity.deps import CITIZEN_COOKIE
 
@@ -147,3 +148,17 @@ def _session_token(city: City, username: str) -> str:
 
     return city.db.write_sync(lambda c: start_session(c, c.execute(sa.select(users.c.id).where(
         users.c.username == username)).scalar_one(), city.clock.now()))
+
+
+def test_an_over_long_purpose_is_refused_and_kept_on_the_form(catalogued: City) -> None:
+    city = catalogued
+    with make_client(city) as requester:
+        log_in(requester, "zhujian")
+        form = requester.get("/data/city-cases/request", headers=ZH).text
+        purpose = "排查道路塌陷隐患" * 251  # 2,008 characters: the form allows 2,000
+        refused = requester.post("/data/city-cases/request", headers=ZH, data={
+            "csrf_token": csrf_token(form), "purpose": purpose, "basis": "住建部门安全巡查职责",
+            "fields": ["case_id"], "days": "30"})
+        assert refused.status_code == 400 and "内容过长：最多 2000 字（提交了 2008 字）" in refused.text
+        assert purpose in refused.text  # shown again, so that it can be shortened
+    assert city.db.read_sync(lambda c: c.execute(data_requests.select()).all()) == []

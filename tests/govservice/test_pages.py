@@ -85,3 +85,22 @@ def test_the_staff_review_page_and_who_may_open_it(portal: TestClient, services:
                            headers=EN, follow_redirects=False)
     assert accepted.status_code == 303
     assert "In review" in portal.get(f"/staff/applications/{app_id}", headers=EN).text
+
+
+def test_an_over_long_reason_is_refused_not_cut_short(portal: TestClient, services: Services) -> None:
+    s = services
+    licensed(s)
+    app_id = s.city.db.write_sync(lambda c: apply.start_application(c, citizen=s.citizen, matter_code="T-SIGN",
+                                                                     now=s.city.clock.now()))
+    s.city.db.write_sync(lambda c: apply.save_draft(c, app_id, citizen=s.citizen, now=s.city.clock.now(),
+                                                    form_data={"address": "五一大道 9 号", "width_m": 2}))
+    s.city.db.write_sync(lambda c: apply.attach_material(c, app_id, citizen=s.citizen, material="design", media=[],
+                                                         now=s.city.clock.now()))
+    s.city.db.write_sync(lambda c: apply.submit(c, app_id, citizen=s.citizen, now=s.city.clock.now()))
+    assert log_in(portal, "chengguan").status_code == 303
+    page = portal.get(f"/staff/applications/{app_id}", headers=EN).text
+    before = s.city.db.read_sync(lambda c: apply.own_application(c, app_id, s.citizen)).status
+    refused = portal.post(f"/staff/applications/{app_id}/not-accept", headers=EN, data={
+        "csrf_token": csrf_token(page), "reason": "不符合" * 667, "legal_basis": "《行政许可法》第三十二条"})
+    assert refused.status_code == 400 and "reason is too long: at most 2,000 characters (2,001 sent)" in refused.text
+    assert s.city.db.read_sync(lambda c: apply.own_application(c, app_id, s.citizen)).status == before == "submitted"

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tests.web.conftest import csrf_token, log_in
 from tests.web.test_citizen import _jpeg, _report, _tracking_token
-from wecity.cases.models import cases, reports
+from wecity.cases.models import cases, reports, timeline
 from wecity.identity.models import audit_log
 
 
@@ -128,3 +128,21 @@ def test_dispatcher_merges_a_duplicate_case(web: Any, sqlite_city: Any) -> None:
     assert _act(web, second, "merge", into_case_id=f"#{first}").status_code == 303
     assert _status(sqlite_city, second) == "merged"
     assert "重复案件已并入本案件" in web.get(f"/staff/cases/{first}").text
+
+
+def test_an_over_long_note_is_refused_not_cut_short(web: Any, sqlite_city: Any) -> None:
+    """The form says maxlength 2,000; a longer note (a script's, a hostile caller's) is an error on the page,
+    and nothing is written: cutting it would keep a note other than the one sent."""
+    case_id = _case_id(sqlite_city, _tracking_token(_report(web)))
+    log_in(web, "chengguan")
+
+    def events() -> int:
+        return len(sqlite_city.db.read_sync(lambda c: c.execute(
+            sa.select(timeline.c.id).where(timeline.c.case_id == case_id)).all()))
+
+    before = events()
+    refused = _act(web, case_id, "note", note="井" * 2001)
+    assert refused.status_code == 400 and "内容过长：最多 2000 字（提交了 2001 字）" in refused.text
+    assert events() == before
+    assert _act(web, case_id, "note", note="井" * 2000).status_code == 303
+    assert events() == before + 1

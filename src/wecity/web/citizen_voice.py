@@ -23,6 +23,7 @@ from wecity.identity.applicants import keyed_hash
 from wecity.identity.deps import OptionalStaff
 from wecity.media import uploads
 from wecity.web.citizen import RATING_TAGS, STAR_LABELS, _tracked
+from wecity.web.forms import form_text
 from wecity.web.i18n import gettext_for
 from wecity.web.render import page
 
@@ -143,11 +144,11 @@ async def follow(request: Request, user: OptionalStaff, case_id: int) -> Respons
     if not csrf.token_is_valid(request, settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
         return page(request, "web/error.html", user=user, status=403, title=_("The form expired"),
                     message=_("The form expired. Please try again."))
-    email = str(form.get("email", "")).strip()[:200] or None
     browser = request.cookies.get(FOLLOW_COOKIE) or secrets.token_hex(16)
-    key = keyed_hash(settings.secret_key, "follow", email.lower() if email else f"browser:{browser[:64]}")
     try:
         await ctx.limits.hit("portal_voice", client_address(request) or "-")
+        email = form_text(form, "email", limit=200) or None
+        key = keyed_hash(settings.secret_key, "follow", email.lower() if email else f"browser:{browser[:64]}")
         added = await ctx.db.write(lambda conn: citizen_voice.follow(
             conn, case_id, follower_key=key, now=ctx.clock.now(), email=email, lang=locale))
     except WeCityError as exc:

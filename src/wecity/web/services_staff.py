@@ -19,6 +19,7 @@ from wecity.govservice import approvals, certificates, queries, ratings
 from wecity.identity.audit import record_audit
 from wecity.identity.deps import OptionalStaff
 from wecity.identity.service import StaffUser
+from wecity.web.forms import form_text
 from wecity.web.i18n import gettext_for
 from wecity.web.render import page
 from wecity.web.views import login_redirect
@@ -48,7 +49,7 @@ async def queue(request: Request, user: OptionalStaff) -> Response:
 
 
 def _text(form: FormData, name: str, *, required: bool = False) -> str:
-    value = str(form.get(name, "")).strip()[:MAX_TEXT]
+    value = form_text(form, name, limit=MAX_TEXT)
     if required and not value:
         raise ValidationFailed(f"fill in {name.replace('_', ' ')}", message_zh="请填写必填项", code="govservice.reason_required")
     return value

@@ -19,6 +19,7 @@ from wecity.datashare import queries, requests, sources
 from wecity.geo.service import city_today
 from wecity.identity.deps import OptionalStaff
 from wecity.identity.service import StaffUser
+from wecity.web.forms import form_text
 from wecity.web.i18n import gettext_for
 from wecity.web.render import page
 from wecity.web.views import login_redirect
@@ -35,7 +36,12 @@ def _error(request: Request, user: StaffUser | None, status: int, message: str) 
 
 
 def _text(form: FormData, name: str) -> str:
-    return str(form.get(name, "")).strip()[:MAX_TEXT]
+    return form_text(form, name, limit=MAX_TEXT)
+
+
+def _kept(form: FormData, name: str) -> str:
+    """What was typed, shown again beside the error (an over-long text too, so that it can be shortened)."""
+    return str(form.get(name, "")).strip()
 
 
 def _int(form: FormData, name: str) -> int | None:
@@ -77,8 +83,8 @@ async def _request_form(request: Request, user: StaffUser, name: str, *, status:
     # Nothing is ticked to begin with: the officer asks for what the duty needs, field by field.
     kept = {"fields": form.getlist("fields") if form else [],
             "clear_fields": form.getlist("clear_fields") if form else [],
-            "purpose": _text(form, "purpose") if form else "", "basis": _text(form, "basis") if form else "",
-            "days": _text(form, "days") if form else "90",
+            "purpose": _kept(form, "purpose") if form else "", "basis": _kept(form, "basis") if form else "",
+            "days": _kept(form, "days") if form else "90",
             "filters": _row_filter(d, form) if form else {}}
     return page(request, "web/sharing_new.html", user=user, status=status, d=d, error=error, kept=kept,
                 own_department=own, answer_days=requests.ANSWER_DAYS.get(d["share_class"]), vocab=vocab)
@@ -209,9 +215,9 @@ async def _request_page(request: Request, user: StaffUser, request_id: int, *, s
     kept = None
     if form is not None and action == "decide":
         kept = {"fields": form.getlist("fields"), "clear_fields": form.getlist("clear_fields"),
-                "filters": _row_filter(found["d"], form), "days": _text(form, "days"),
-                "reasons": _text(form, "reasons"), "basis": _text(form, "basis"),
-                "rate_limit": _text(form, "rate_limit"), "decision": _text(form, "decision")}
+                "filters": _row_filter(found["d"], form), "days": _kept(form, "days"),
+                "reasons": _kept(form, "reasons"), "basis": _kept(form, "basis"),
+                "rate_limit": _kept(form, "rate_limit"), "decision": _kept(form, "decision")}
     return page(request, "web/sharing_request.html", user=user, status=status, error=error, action=action,
                 kept=kept, done=request.query_params.get("done", ""), **found)
 

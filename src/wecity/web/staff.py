@@ -23,6 +23,7 @@ from wecity.identity.choices import Role
 from wecity.identity.deps import OptionalStaff
 from wecity.identity.service import StaffUser, list_departments, record_audit, works_in_dispatch_centre
 from wecity.media import uploads
+from wecity.web.forms import form_text
 from wecity.web.i18n import gettext_for
 from wecity.web.labels import PRIORITY_LABELS, REPLY_USES
 from wecity.web.render import page
@@ -202,7 +203,7 @@ async def case_view(request: Request, user: OptionalStaff, case_id: int) -> Resp
 
 
 def _note(form: FormData, required: bool = False) -> str:
-    note = str(form.get("note", "")).strip()[:MAX_NOTE]
+    note = form_text(form, "note", limit=MAX_NOTE)
     if required and not note:
         raise ValidationFailed("write a note", message_zh="请填写说明", code="case.note")
     return note

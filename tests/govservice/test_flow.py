@@ -152,6 +152,9 @@ def test_the_whole_loop_with_a_supplement_that_moves_the_due_date(services: Serv
     verdict = s.city.db.read_sync(lambda c: certificates.verify_number(c, number, clock.now()))
     assert verdict.status == "valid"
 
+    with pytest.raises(ValidationFailed) as too_long:
+        write(s, lambda c: ratings.rate(c, app_id, citizen=s.citizen, level=2, comment="慢" * 1001, now=clock.now()))
+    assert too_long.value.code == "govservice.comment_too_long"
     rect = write(s, lambda c: ratings.rate(c, app_id, citizen=s.citizen, level=2, tags=["slow"], comment="太慢",
                                            now=clock.now()))
     assert rect is not None

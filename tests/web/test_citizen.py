@@ -152,6 +152,11 @@ def test_rating_after_resolution_confirms_the_fix(web_city: Any) -> None:
     page = web.get(f"/track/{token}").text
     # Citizens read plain words for the state (已办结 is the office's word): fixed, and being checked.
     assert 'id="rate-title"' in page and "已处理，待核实" in page and "责任部门上传的处置结果照片" in page
+    # A comment over the form's 1,000 characters is refused, not cut short, and the case is not rated.
+    long = web.post(f"/track/{token}/rate", data={"csrf_token": csrf_token(page), "stars": "5",
+                                                  "comment": "很" * 1001}, follow_redirects=False)
+    assert long.status_code == 400 and "内容过长：最多 1000 字（提交了 1001 字）" in long.text
+    assert 'id="rate-title"' in web.get(f"/track/{token}").text
     r = web.post(f"/track/{token}/rate", data={"csrf_token": csrf_token(page), "stars": "5",
                                                "tags": ["fast", "bogus"], "comment": "很快"}, follow_redirects=False)
     assert r.status_code == 303

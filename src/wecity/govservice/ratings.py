@@ -50,7 +50,10 @@ def rate(conn: Connection, app_id: int, *, citizen: Applicant, level: int, tags:
     if unknown:
         raise ValidationFailed(f"unknown tags: {', '.join(unknown)}", message_zh=f"未知标签：{'、'.join(unknown)}",
                                code="govservice.bad_tag")
-    text = (comment or "").strip()[:MAX_COMMENT] or None
+    text = (comment or "").strip() or None
+    if text is not None and len(text) > MAX_COMMENT:
+        raise ValidationFailed(f"the comment is too long: at most {MAX_COMMENT:,} characters",
+                               message_zh=f"评价内容过长：最多 {MAX_COMMENT} 字", code="govservice.comment_too_long")
     if conn.execute(sa.select(application_ratings.c.level).where(application_ratings.c.application_id == app_id)).first():
         raise AlreadyExists("this application was rated already", message_zh="该申请已评价")
     conn.execute(application_ratings.insert().values(application_id=app_id, level=level, tags=list(dict.fromkeys(tags)),

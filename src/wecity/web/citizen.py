@@ -23,6 +23,7 @@ from wecity.core.http import client_address, request_locale, with_retry_after
 from wecity.identity.deps import OptionalStaff
 from wecity.web.address import place_line
 from wecity.web.address import place_of_address as address_place
+from wecity.web.forms import form_text
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.phone_codes import normalise_phone
 from wecity.web.render import city_name, page
@@ -290,7 +291,6 @@ async def rate(request: Request, user: OptionalStaff, token: str) -> Response:
                     message=_("The form expired. Please try again."))
     known = {code for code, _label in RATING_TAGS}
     tags = [t for t in form.getlist("tags") if isinstance(t, str) and t in known]
-    comment = str(form.get("comment", ""))[:1000]
     try:
         stars = int(str(form.get("stars", "")))
     except ValueError:
@@ -298,6 +298,7 @@ async def rate(request: Request, user: OptionalStaff, token: str) -> Response:
     try:
         if not 1 <= stars <= 5:
             raise ValidationFailed("choose 1 to 5 stars", message_zh="请选择 1 到 5 星", code="rating.stars")
+        comment = form_text(form, "comment", limit=1000)
         await ctx.db.write(lambda conn: engine.rate(conn, token[:40], stars, ctx.clock.now(), tags=tags,
                                                     comment=comment))
     except WeCityError as exc:

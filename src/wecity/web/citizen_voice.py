@@ -70,7 +70,7 @@ async def _say(request: Request, user: Any, token: str, where: str, done: str,
 
 
 async def _reopen(ctx: Any, token: str, form: FormData) -> None:
-    note = str(form.get("note", "")).strip()[:MAX_NOTE]
+    note = form_text(form, "note", limit=MAX_NOTE)
     if not note:
         raise ValidationFailed("say what is still wrong", message_zh="请说明仍未解决的问题", code="case.note")
     await ctx.db.write(lambda conn: engine.citizen_reopen(conn, token, ctx.clock.now(), note))
@@ -105,16 +105,13 @@ async def add_update(request: Request, user: OptionalStaff, token: str) -> Respo
     if not csrf.token_is_valid(request, settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
         await form.close()
         return await _track_page_again(request, user, token, 403, _("The form expired. Please try again."), "update")
-    note = str(form.get("note", "")).strip()
     upload = form.get("photo")
     try:
         await ctx.limits.hit("portal_voice", client_address(request) or "-")
         raw = await upload.read(settings.max_upload_bytes + 1) if isinstance(upload, UploadFile) and upload.filename \
             else None
         await form.close()
-        if len(note) > MAX_NOTE:
-            raise ValidationFailed(f"at most {MAX_NOTE} characters", message_zh=f"最多 {MAX_NOTE} 个字",
-                                   code="case.update_long")
+        note = form_text(form, "note", limit=MAX_NOTE)
         now = ctx.clock.now()
         async with uploads.staged([raw] if raw else [], ctx, now=now) as photo:
 

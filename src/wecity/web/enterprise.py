@@ -134,7 +134,7 @@ async def file_request(request: Request, user: OptionalStaff, applicant_id: int)
     async def act(citizen: Applicant, form: FormData) -> str:
         receipt = await appeals.file_request(ctx, citizen=citizen, applicant_id=applicant_id,
                                              service_code=str(form.get("service_code", ""))[:64],
-                                             description=str(form.get("description", ""))[:4000])
+                                             description=str(form.get("description", "")))  # the intake's limit
         return f"/track/{receipt.token}?new={'merged' if receipt.merged else 'case'}"
 
     return await _citizen_action(request, user, act)

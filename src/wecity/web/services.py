@@ -223,7 +223,7 @@ def _verb(action: str, citizen: Applicant, app_id: int, form: FormData, schema: 
         level = str(form.get("level", ""))
         return lambda c: ratings.rate(c, app_id, citizen=citizen, level=int(level) if level.isdigit() else 0,
                                       tags=[str(t) for t in form.getlist("tags")][:8],
-                                      comment=str(form.get("comment", ""))[:1000], now=now)
+                                      comment=str(form.get("comment", "")), now=now)
     return None
 
 

@@ -96,3 +96,34 @@ def test_only_the_publishing_department_or_an_administrator_publishes(catalogued
         assert r.status_code == 400 and r.json()["code"] == "datashare.dataset_invalid"
         assert client.get("/api/v1/datasets/manhole-sensors").json()["title_en"] == "Manholes"
         assert client.get("/api/v1/datasets", params={"q": "井盖"}).json()["count"] == 1
+
+
+def test_a_department_cannot_take_over_a_dataset_or_open_up_domain_records(catalogued: City) -> None:
+    """The stored publisher decides who updates a dataset, not the document's; a new dataset over the
+    platform's records is an administrator's; no document declares a known personal column public."""
+    cases_doc = _doc(catalogued, "city-cases")
+    with make_client(catalogued) as client:
+        # 住建 re-publishing the dispatch centre's cases under its own name: refused, nothing changed.
+        taken = client.put("/api/v1/datasets/city-cases", json={**cases_doc, "publisher": "zhujian"},
+                           headers=_session(catalogued, "zhujian"))
+        assert taken.status_code == 403 and taken.json()["code"] == "datashare.not_publisher"
+        assert client.get("/api/v1/datasets/city-cases").json()["publisher"] == "dispatch"
+        # A new dataset over the cases, under a department's own name: an administrator's to catalogue.
+        fresh = {**cases_doc, "name": "my-cases", "publisher": "zhujian"}
+        made = client.put("/api/v1/datasets/my-cases", json=fresh, headers=_session(catalogued, "zhujian"))
+        assert made.status_code == 403 and made.json()["code"] == "datashare.admin_catalogues"
+        # Nor may a department point its sensor dataset at the cases.
+        sensors = _doc(catalogued, "manhole-sensors")
+        moved = client.put("/api/v1/datasets/manhole-sensors", json={**sensors, "source": "cases", "source_ref": ""},
+                           headers=_session(catalogued, "chengguan"))
+        assert moved.status_code == 403 and moved.json()["code"] == "datashare.admin_catalogues"
+        assert client.get("/api/v1/datasets/my-cases").status_code == 404
+        # The reporter's phone declared public, as open data, even by an administrator: refused.
+        opened = {**cases_doc, "share_class": "unconditional", "open_data": True, "fields": [
+            {**f, "sensitivity": "public"} for f in cases_doc["fields"]]}
+        refused = client.put("/api/v1/datasets/city-cases", json=opened, headers=_session(catalogued, "admin"))
+        assert refused.status_code == 400 and "reporter_phone 属于个人信息" in refused.json()["title"]
+        # The dispatch centre maintains its own dataset.
+        kept = client.put("/api/v1/datasets/city-cases", json={**cases_doc, "title_en": "Cases"},
+                          headers=_session(catalogued, "dispatcher"))
+        assert kept.status_code == 200 and kept.json()["title_en"] == "Cases"

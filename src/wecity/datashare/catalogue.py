@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 
 from wecity.core import cache
 from wecity.core.db import inserted_id
-from wecity.core.errors import NotFound, ValidationFailed
+from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed
 from wecity.datashare.models import dataset_fields, datasets
 from wecity.identity.models import departments
 
@@ -31,6 +31,19 @@ SHARE_CLASSES = ("unconditional", "conditional", "not_shared")
 SENSITIVITIES = ("public", "internal", "personal", "sensitive")
 FIELD_TYPES = ("string", "integer", "number", "boolean", "date", "datetime", "geometry")
 PERSONAL = frozenset({"personal", "sensitive"})
+# Sources holding records of the platform's own domains, across departments and about people: a new dataset
+# over one is catalogued by an administrator (its publisher maintains it after); a department catalogues
+# its sensors (ngsild) and its own tables (table) itself.
+DOMAIN_SOURCES = frozenset({"cases", "applications", "certificates", "enterprises"})
+# Columns the platform knows to be about a person, whatever a document says: the least sensitivity a field
+# of that name over that source may declare (so that no document serves them unmasked, or as open data).
+KNOWN_PERSONAL: dict[tuple[str, str], str] = {
+    ("cases", "reporter_phone"): "personal",
+    ("applications", "applicant_name"): "personal",
+    ("applications", "applicant_id_number"): "sensitive",
+    ("certificates", "holder_name"): "personal",
+    ("certificates", "id_number"): "sensitive",
+}
 CATALOGUE_CACHE = "datashare catalogue"
 
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 300}
@@ -85,6 +98,12 @@ def check_dataset(conn: sa.Connection, doc: Any) -> None:
     names = [f["name"] for f in doc["fields"]]
     if len(set(names)) != len(names):
         raise _invalid(name, "a field is named twice", "字段名重复")
+    lowered = [f["name"] for f in doc["fields"]
+               if SENSITIVITIES.index(f["sensitivity"]) < SENSITIVITIES.index(
+                   KNOWN_PERSONAL.get((doc["source"], f["name"]), "public"))]
+    if lowered:
+        raise _invalid(name, f"{', '.join(lowered)} is about a person: it is personal or sensitive",
+                       f"{'、'.join(lowered)} 属于个人信息，敏感级别须为个人或敏感")
     personal = [f["name"] for f in doc["fields"] if f["sensitivity"] in PERSONAL]
     if doc.get("open_data") and (doc["share_class"] != "unconditional" or personal):
         raise _invalid(name, "open data is shared unconditionally and holds no personal field"
@@ -96,6 +115,26 @@ def check_dataset(conn: sa.Connection, doc: Any) -> None:
     period = doc.get("temporal") or {}
     if period.get("start") and period.get("end") and period["end"] < period["start"]:
         raise _invalid(name, "the temporal coverage ends before it starts", "时间范围的结束早于开始")
+
+
+def may_publish(conn: sa.Connection, department_id: int | None, doc: Any) -> None:
+    """Refuse a department's staff a dataset document they may not publish (administrators publish any): a
+    department publishes under its own name, updates only its own datasets (the stored publisher, not the
+    document's, decides), and points a dataset at the platform's domain records only where an
+    administrator already did."""
+    own = conn.execute(sa.select(departments.c.code).where(departments.c.id == department_id)).scalar()
+    name = doc.get("name") if isinstance(doc, dict) else None
+    stored = conn.execute(sa.select(datasets.c.publisher, datasets.c.source, datasets.c.source_ref)
+                          .where(datasets.c.name == name)).first() if isinstance(name, str) else None
+    if own is None or own != doc.get("publisher") or (stored is not None and stored.publisher != own):
+        raise PermissionDenied("a department publishes and updates its own datasets only",
+                               message_zh="部门只能发布和更新本部门的数据集", code="datashare.not_publisher")
+    source = (doc.get("source"), doc.get("source_ref", ""))
+    if source[0] in DOMAIN_SOURCES and (stored is None or (stored.source, stored.source_ref) != source):
+        raise PermissionDenied("a dataset over the platform's records (cases, applications, certificates, "
+                               "enterprises) is catalogued by an administrator; its department maintains it after",
+                               message_zh="基于平台业务记录（案件、办件、证照、企业）的数据集由管理员编目，之后由发布部门维护",
+                               code="datashare.admin_catalogues")
 
 
 def publish(conn: sa.Connection, doc: dict[str, Any], *, now: datetime) -> int:

@@ -128,6 +128,11 @@ def test_the_register_is_read_by_staff_and_written_by_supervisors(api: TestClien
 def test_policy_import_dry_run_and_take_up(api: TestClient, policy_city: City, firm: dict[str, object]) -> None:
     assert api.post("/api/v1/policies", json=POLICIES).status_code == 401
     assert api.post("/api/v1/policies", json=POLICIES, headers=staff(policy_city, "chengguan-lead")).status_code == 403
+    # Nor may another department's supervisor take 人社's policy over by writing its own name into it.
+    taken = {**RETENTION, "department": "chengguan", "amount": "unemployment_insurance_paid * 10"}
+    refused = api.post("/api/v1/policies", json={"format": "wecity-policies/1", "policies": [taken]},
+                       headers=staff(policy_city, "chengguan-lead"))
+    assert refused.status_code == 403 and refused.json()["code"] == "enterprise.not_allowed"
     assert api.post("/api/v1/policies", json=POLICIES, headers=staff(policy_city, "admin")).json() == \
         {"added": 0, "changed": 0, "unchanged": 2}
     run = api.post("/api/v1/policies/t-wengang/dry-run", json={}, headers=staff(policy_city, "chengguan"))

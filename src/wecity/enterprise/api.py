@@ -25,6 +25,7 @@ from wecity.enterprise import accounts, appeals, benefits, catalogue, queries
 from wecity.enterprise import (
     register as the_register,  # not `register`: the app factory calls a module's register()
 )
+from wecity.enterprise.models import policies
 from wecity.enterprise.policies import check_document, compile_policy
 from wecity.geo.service import city_today
 from wecity.identity.applicants import acting_as, citizen_for_phone, find_citizen
@@ -243,7 +244,13 @@ async def import_policies(ctx: Ctx, user: CurrentStaff, body: dict[str, Any]) ->
     def run(conn: sa.Connection) -> dict[str, int]:
         if not user.has(Role.ADMIN):
             own = conn.execute(sa.select(departments.c.code).where(departments.c.id == user.department_id)).scalar()
-            theirs = {p.get("department") for p in body.get("policies", []) if isinstance(p, dict)}
+            given = [p for p in body.get("policies", []) if isinstance(p, dict)] \
+                if isinstance(body.get("policies"), list) else []
+            theirs = {p.get("department") for p in given}
+            # A policy already imported stays its department's: the stored department decides, not the document.
+            codes = [p["code"] for p in given if isinstance(p.get("code"), str)]
+            theirs |= set(conn.execute(sa.select(policies.c.department_code).where(policies.c.code.in_(codes)))
+                          .scalars()) if codes else set()
             if not user.has(Role.SUPERVISOR) or theirs - {own}:
                 raise PermissionDenied("a department's supervisors import its own policies; administrators any",
                                        message_zh="仅本部门督办可导入本部门政策，管理员可导入全部", code="enterprise.not_allowed")

@@ -153,9 +153,16 @@ def test_personal_fields_come_masked_unless_the_grant_names_them(catalogued: Cit
         body = client.get("/api/v1/data/city-cases", headers=zhujian).json()
         assert body["masked"] == ["reporter_phone"]
         assert sorted(r["reporter_phone"] for r in body["rows"]) == ["139****0001", "139****0002", "139****0003"]
+        # A masked field is no search key: a known number would find that person's cases.
+        searched = client.get("/api/v1/data/city-cases", params={"reporter_phone": "13911110003"}, headers=zhujian)
+        assert searched.status_code == 403 and searched.json()["code"] == "datashare.outside_grant"
+        assert "reporter_phone" in searched.json()["title"]
         # The provider's own staff read their own data in clear, and that is logged too.
         own = client.get("/api/v1/data/city-cases", headers=_staff(city, "dispatcher")).json()
         assert own["masked"] == [] and "13911110001" in {r["reporter_phone"] for r in own["rows"]}
+        mine = client.get("/api/v1/data/city-cases", params={"reporter_phone": "13911110001"},
+                          headers=_staff(city, "dispatcher")).json()
+        assert [r["reporter_phone"] for r in mine["rows"]] == ["13911110001"]  # in clear, a filter like any
         # Times as the database writes them, the same on SQLite and PostgreSQL: ISO 8601, UTC, milliseconds.
         opened = city.clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.")
         assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["created_at"]) for r in own["rows"])

@@ -313,6 +313,13 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
         raise PermissionDenied(f"outside your grant: {', '.join(dict.fromkeys(outside))}",
                                message_zh=f"超出授权范围的字段：{'、'.join(dict.fromkeys(outside))}",
                                code="datashare.outside_grant")
+    # A masked field is not a search key: filtering by a phone number would find a person's records (and
+    # tell whether a guessed number is theirs) through a value the grant does not show.
+    by_masked = [f for f in filters if f in found.masked]
+    if by_masked:
+        raise PermissionDenied(f"masked fields cannot be filtered by: {', '.join(by_masked)}",
+                               message_zh=f"脱敏字段不能作为筛选条件：{'、'.join(by_masked)}",
+                               code="datashare.outside_grant")
     query = sources.Query(chosen, access.combined_filter(filters, found.row_filter), limit, offset,
                           with_total=include_total, masked=found.masked, mask=access.mask,
                           objects=format == "json" and records_format == "objects")

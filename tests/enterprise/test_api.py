@@ -225,3 +225,22 @@ def test_enterprise_categories_are_not_offered_to_other_channels(api: TestClient
         "description": "政策资金未到账"})
     assert refused.status_code == 400 and "not offered through this channel" in refused.text
     assert "惠企政策兑现问题" not in api.get("/report", headers={"Accept-Language": "zh-CN"}).text
+
+
+def test_a_new_legal_representative_in_the_register_replaces_the_old_one(api: TestClient, policy_city: City,
+                                                                         firm: dict[str, object]) -> None:
+    """The register decides who the legal representative is: an agent named there is raised to it, and the
+    former one no longer acts for the enterprise (nor can anyone else withdraw them)."""
+    from wecity.enterprise import matching, register
+
+    applicant, helper = firm["applicant_id"], "13900001234"
+    added = api.post(f"/api/v1/enterprise/{applicant}/agents", json={"phone": helper}, headers=citizen(policy_city, AGENT))
+    assert added.status_code == 201
+    policy_city.db.write_sync(lambda c: register.update_facts(c, int(str(firm["id"])),
+                                                              {"legal_representative_phone": helper},
+                                                              now=policy_city.clock.now()))
+    people = api.get(f"/api/v1/enterprise/{applicant}/agents", headers=citizen(policy_city, helper)).json()["agents"]
+    assert [(p["phone"], p["role"]) for p in people] == [("139****1234", "legal_representative")]
+    assert api.get(f"/api/v1/enterprise/{applicant}", headers=citizen(policy_city, AGENT)).status_code == 403
+    assert policy_city.db.read_sync(lambda c: matching.legal_representative(c, int(str(applicant)))) == \
+        added.json()["citizen_id"]

@@ -235,11 +235,19 @@ def _write(conn: Connection, row: dict[str, Any], facts: dict[str, Any], *, now:
 
 
 def _legal_representative(conn: Connection, enterprise_applicant: int, phone: str, *, now: datetime) -> None:
+    """The register says who the legal representative is: that citizen holds the role (an agent until now is
+    raised to it), and whoever held it before no longer acts for the enterprise at all (the new legal
+    representative may authorise them again as an agent)."""
     citizen = citizen_for_phone(conn, phone, now=now)
-    held = conn.execute(sa.select(applicant_agents.c.role).where(
-        applicant_agents.c.enterprise_id == enterprise_applicant, applicant_agents.c.agent_id == citizen.id)).scalar()
+    mine = applicant_agents.c.enterprise_id == enterprise_applicant
+    conn.execute(applicant_agents.delete().where(mine, applicant_agents.c.role == "legal_representative",
+                                                 applicant_agents.c.agent_id != citizen.id))
+    held = conn.execute(sa.select(applicant_agents.c.role).where(mine, applicant_agents.c.agent_id == citizen.id)).scalar()
     if held is None:
         add_agent(conn, enterprise_id=enterprise_applicant, agent_id=citizen.id, role="legal_representative")
+    elif held != "legal_representative":
+        conn.execute(applicant_agents.update().where(mine, applicant_agents.c.agent_id == citizen.id)
+                     .values(role="legal_representative"))
 
 
 def update_facts(conn: Connection, enterprise_id: int, changes: Mapping[str, Any], *, now: datetime) -> bool:

@@ -124,6 +124,13 @@ def test_notifies_newly_eligible_enterprises_once(policy_city: City) -> None:
     city.db.write_sync(lambda c: matching.match_all(c, now=now))
     assert city.db.write_sync(lambda c: matching.notify_pending(c, now=now)) == 1  # the rent subsidy, to apply for
     assert city.db.write_sync(lambda c: matching.notify_pending(c, now=now)) == 0
+    told = city.db.read_sync(lambda c: c.execute(sa.select(outbox_messages.c.payload).where(
+        outbox_messages.c.target.like("applicant:%"))).scalars().all())
+    assert [p["link"] for p in told] == ["/policies/t-rent"]
+    from ..conftest import make_client
+
+    with make_client(city) as client:
+        assert client.get("/policies/t-rent").status_code == 200  # the page the notice links to
 
 
 def test_matching_again_with_nothing_changed_writes_nothing(policy_city: City) -> None:
@@ -168,3 +175,56 @@ def test_a_changed_policy_is_matched_over_the_register_one_chunk_a_transaction(p
                                                  .where(policies.c.code == "t-wengang")).one())
     assert done == (None, 2)
     assert all(_outcome(city, f, "t-wengang") is None for f in firms)
+
+
+def _run_pending(city: City, now: object) -> list[matching.MatchReport]:
+    """The runner's incremental match until it has nothing left."""
+    reports = []
+    for _ in range(10):
+        report = city.db.write_sync(lambda c: matching.match_pending(c, now=now))
+        if not (report.enterprises or report.policies):
+            return reports
+        reports.append(report)
+    raise AssertionError("the incremental match never settled")
+
+
+def test_a_policy_coming_into_force_is_matched_on_its_first_day_and_granted(policy_city: City) -> None:
+    """Imported before it is in force (the usual practice): nobody is eligible on import; on its first day
+    the daily match finds the enterprises, and the 免申即享 grants follow, with no change to policy or data."""
+    from wecity.enterprise.catalogue import import_policies
+
+    from .conftest import RETENTION
+
+    city = policy_city
+    now = city.clock.now()  # 2026-11-02
+    firm = city.db.write_sync(lambda c: register.save_enterprise(
+        c, {**COMPLETE, "credit_code": uscc("91430102MA4T00301")}, now=now))[0]
+    coming = {**RETENTION, "code": "t-coming", "valid_from": "2026-11-20", "valid_until": None}
+    city.db.write_sync(lambda c: import_policies(c, {"format": "wecity-policies/1", "policies": [coming]},
+                                                 now=now, actor="test"))
+    _run_pending(city, now)
+    assert _outcome(city, firm, "t-coming") is None
+    assert _run_pending(city, now + timedelta(hours=6)) == []  # the same day: nothing to do again
+    eve = now + timedelta(days=17)  # 19 November
+    assert [r.policies for r in _run_pending(city, eve)] == [1, 1, 1]  # each policy once on a new day
+    assert _outcome(city, firm, "t-coming") is None
+    first_day = now + timedelta(days=18)  # 20 November, 17:00 in Changsha
+    _run_pending(city, first_day)
+    assert _outcome(city, firm, "t-coming") == ("eligible", 31200.0, [])
+    assert city.db.write_sync(lambda c: matching.grant_pending(c, now=first_day, key_dir=city.settings.var_dir)) == 2
+
+
+def test_a_match_no_longer_eligible_when_granted_leaves_the_due_list(policy_city: City) -> None:
+    """The refund ends on 31 December: a match made before that but granted after it is not granted, and
+    no longer due, so that it is not tried on every run (nor holds up the grants behind it)."""
+    city = policy_city
+    now = city.clock.now()
+    firm = city.db.write_sync(lambda c: register.save_enterprise(
+        c, {**COMPLETE, "credit_code": uscc("91430102MA4T00302")}, now=now))[0]
+    city.db.write_sync(lambda c: matching.match_all(c, now=now))
+    assert _outcome(city, firm, "t-wengang") == ("eligible", 31200.0, [])
+    assert len(city.db.read_sync(lambda c: matching.grant_due(c))) == 1
+    ended = now + timedelta(days=70)  # 11 January 2027
+    assert city.db.write_sync(lambda c: matching.grant_pending(c, now=ended, key_dir=city.settings.var_dir)) == 0
+    assert _outcome(city, firm, "t-wengang") is None
+    assert city.db.read_sync(lambda c: matching.grant_due(c)) == []

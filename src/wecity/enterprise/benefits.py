@@ -19,7 +19,7 @@ from wecity.core.errors import Conflict
 from wecity.enterprise import catalogue
 from wecity.enterprise.matching import legal_representative
 from wecity.enterprise.models import policy_matches
-from wecity.enterprise.policies import ELIGIBLE, Policy, evaluate
+from wecity.enterprise.policies import ELIGIBLE, INELIGIBLE, UNKNOWN, Evaluation, Policy, evaluate
 from wecity.enterprise.register import enterprise_of_applicant, get_enterprise, variables_of
 from wecity.geo.service import city_today
 from wecity.govservice.applications import matter_definition, record_granted, start_application
@@ -66,6 +66,19 @@ def basis_text(policy: Policy, amount: float | None) -> str:
             f" Granted without application under {policy.name_en}: the city's data meet every condition.")
 
 
+def _no_longer_due(conn: Connection, enterprise_id: int, policy_code: str, result: Evaluation, *,
+                   now: datetime) -> None:
+    """The match said eligible, the register or the policy now say otherwise: the match row follows (as
+    the matching would write it), so that it is no longer due and is not tried again on every run."""
+    row = ((policy_matches.c.enterprise_id == enterprise_id) & (policy_matches.c.policy_code == policy_code)
+           & policy_matches.c.granted_at.is_(None) & policy_matches.c.application_id.is_(None))
+    if result.outcome == INELIGIBLE:
+        conn.execute(policy_matches.delete().where(row))
+    elif result.outcome == UNKNOWN:
+        conn.execute(policy_matches.update().where(row).values(outcome=UNKNOWN, amount=None,
+                                                               missing=list(result.missing), matched_at=now))
+
+
 def grant(conn: Connection, enterprise_id: int, policy_code: str, *, now: datetime, key_dir: Path | None) -> int | None:
     """Grant a 免申即享 benefit: the policy is evaluated again on the register as it is now (it may have
     changed since the match), and only an eligible outcome is granted. The application's id, or None."""
@@ -75,6 +88,7 @@ def grant(conn: Connection, enterprise_id: int, policy_code: str, *, now: dateti
     env = variables_of(enterprise, day)
     result = evaluate(policy, env)
     if result.outcome != ELIGIBLE or not policy.automatic:
+        _no_longer_due(conn, enterprise_id, policy_code, result, now=now)
         return None
     definition = matter_definition(conn, policy.document["matter"])
     form = {**_form_from_register(definition, enterprise, env), "policy": policy.code,

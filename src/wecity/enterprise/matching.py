@@ -10,7 +10,9 @@ changes is what follows from it:
   small transactions (`grant_pending`), each recorded as a decided application with its certificate;
 - newly eligible for any other policy: the enterprise is told, once, that it can apply with one click (快申快享);
 - the incremental run (`match_pending`, the runner every few seconds) takes the enterprises whose
-  `data_version` moved on and the policies whose `version` did.
+  `data_version` moved on and the policies whose `version` did, and once a day every active policy again
+  (`matched_on`): outcomes move with the day alone, as a policy comes into force or ends, a dated
+  parameter changes or an enterprise grows a year older.
 """
 
 from __future__ import annotations
@@ -180,18 +182,22 @@ def match_all(conn: Connection, *, now: datetime, codes: Sequence[str] | None = 
     report = match(conn, rows, chosen, now=now, whole_register=True)
     if codes is None:  # every enterprise now matched against every policy
         conn.execute(enterprises.update().values(matched_version=enterprises.c.data_version))
+    day = city_today(conn, now)
     for p in chosen:
-        conn.execute(policies.update().where(policies.c.code == p.code).values(matched_version=p.version))
+        conn.execute(policies.update().where(policies.c.code == p.code).values(matched_version=p.version,
+                                                                              matched_on=day, match_cursor=None))
     return report
 
 
 def match_pending(conn: Connection, *, now: datetime) -> MatchReport:
     """The incremental run, one transaction's worth: the next chunk of the register for a policy whose
-    version moved on (its cursor says where it stands); else enterprises whose data moved on (a batch of
-    them), against every policy."""
+    version moved on, or that was last matched on an earlier day (its cursor says where it stands); else
+    enterprises whose data moved on (a batch of them), against every policy."""
     day = city_today(conn, now)
     stale = conn.execute(sa.select(policies.c.code, policies.c.version, policies.c.match_cursor).where(
-        policies.c.active, policies.c.matched_version < policies.c.version).order_by(policies.c.code)).first()
+        policies.c.active, (policies.c.matched_version < policies.c.version) | policies.c.matched_on.is_(None)
+        | (policies.c.matched_on < day))
+        .order_by(policies.c.matched_version >= policies.c.version, policies.c.code)).first()
     if stale is not None:
         after = stale.match_cursor or 0
         rows = register_rows(conn, enterprises.c.id > after, limit=REMATCH_CHUNK)
@@ -201,7 +207,8 @@ def match_pending(conn: Connection, *, now: datetime) -> MatchReport:
                        id_range=(after, None if last else rows[-1]["id"]))
         report.policies = 1
         conn.execute(policies.update().where(policies.c.code == stale.code, policies.c.version == stale.version).values(
-            **({"matched_version": stale.version, "match_cursor": None} if last else {"match_cursor": rows[-1]["id"]})))
+            **({"matched_version": stale.version, "matched_on": day, "match_cursor": None} if last
+               else {"match_cursor": rows[-1]["id"]})))
         return report
     changed = register_rows(conn, enterprises.c.matched_version < enterprises.c.data_version, limit=PENDING_BATCH)
     report = MatchReport()
@@ -233,13 +240,14 @@ def legal_representative(conn: Connection, enterprise_applicant: int) -> int | N
 
 
 def grant_pending(conn: Connection, *, now: datetime, key_dir: Path | None) -> int:
-    """Make the 免申即享 grants that are due (a batch); how many were made."""
+    """Make the 免申即享 grants that are due (a batch); how many were made. A match that is no longer
+    eligible when granted leaves the due list (`benefits.grant` brings its row in step)."""
     from wecity.enterprise import benefits  # the grant's record lives beside the 快申快享 application
 
-    due = grant_due(conn)
-    for row in due:
-        benefits.grant(conn, row.enterprise_id, row.policy_code, now=now, key_dir=key_dir)
-    return len(due)
+    made = 0
+    for row in grant_due(conn):
+        made += benefits.grant(conn, row.enterprise_id, row.policy_code, now=now, key_dir=key_dir) is not None
+    return made
 
 
 def notify_pending(conn: Connection, *, now: datetime, limit: int = 500) -> int:
@@ -259,7 +267,7 @@ def notify_pending(conn: Connection, *, now: datetime, limit: int = 500) -> int:
             "title_zh": f"您的企业符合「{r.document['name_zh']}」的条件" + (f"，预计可享 {amount} 元" if amount else "") + "，可一键申报",
             "title_en": f"Your enterprise qualifies for {r.document['name_en']}" + (f" (about CNY {amount})" if amount else "")
                         + ": apply in one click",
-            "body": r.policy_code, "link": f"/enterprise/policies/{r.policy_code}",
+            "body": r.policy_code, "link": f"/policies/{r.policy_code}",  # its page offers each of the citizen's firms one click
             "event": "enterprise.policy_eligible", "policy": r.policy_code}))
     if messages:
         enqueue_many(conn, messages, now=now)

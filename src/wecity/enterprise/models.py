@@ -70,6 +70,10 @@ policies = sa.Table(
     # While the register is matched against a new version chunk by chunk (one transaction each, so that a
     # city's writers are not held up): the last enterprise id done.
     sa.Column("match_cursor", sa.Integer),
+    # The city's day of the last whole-register match. Outcomes move with the day alone (a policy coming
+    # into force or ending, a dated parameter such as the LPR, an enterprise's age): a policy last matched
+    # on an earlier day is matched again.
+    sa.Column("matched_on", sa.Date),
     info=INFO,
 )
 

@@ -8,10 +8,11 @@ import re
 from datetime import UTC
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from wecity.cases.models import cases
-from wecity.datashare.models import data_accesses
+from wecity.datashare.models import data_accesses, data_requests
 from wecity.geo.models import areas
 from wecity.identity.applicants import sign_citizen
 from wecity.identity.audit import verify_chain
@@ -421,3 +422,45 @@ def test_the_enterprise_register_is_a_dataset_served_within_its_grant(catalogued
         return sorted(detail["records"])
 
     assert [r.split(":")[0] for r in city.db.read_sync(last_reading)] == ["enterprise", "enterprise"]
+
+
+def test_a_grant_and_a_refusal_at_the_same_moment_are_taken_one_after_the_other(catalogued: City) -> None:
+    """On PostgreSQL two supervisors answering at once: the request row is locked, so the second answer
+    finds it decided (409) instead of leaving a refused request with a live grant."""
+    import threading
+
+    from wecity.core.errors import Conflict
+    from wecity.datashare import requests
+    from wecity.identity.service import _staff_user
+
+    city = catalogued
+    if city.backend != "postgres":
+        pytest.skip("SQLite has one writer: two answers cannot overlap there")
+    with make_client(city) as client:
+        request_id = client.post("/api/v1/data-requests", json=ASKED, headers=_staff(city, "zhujian")).json()["id"]
+    lead = city.db.read_sync(lambda c: _staff_user(c.execute(sa.select(users).where(users.c.username == "supervisor")).one()))
+    now = city.clock.now()
+    outcomes: list[str] = []
+    first_holds = threading.Event()
+
+    def refuse() -> None:
+        first_holds.wait(10)
+        try:
+            city.db.write_sync(lambda c: requests.decide(c, request_id, lead, {
+                "decision": "refuse", "reasons": "不符合条件", "basis": "第六条"}, now=now))
+            outcomes.append("refused")
+        except Conflict:
+            outcomes.append("conflict")
+
+    second = threading.Thread(target=refuse)
+    second.start()
+    with city.db.engine.begin() as conn:
+        grant_id = requests.decide(conn, request_id, lead, {"decision": "grant", "reasons": "符合条件"}, now=now)
+        first_holds.set()
+        second.join(1.0)  # the refusal waits on the lock while the grant's transaction is open
+        assert second.is_alive()
+    second.join(10)
+    assert grant_id is not None and outcomes == ["conflict"]
+    state = city.db.read_sync(lambda c: c.execute(sa.select(data_requests.c.state).where(
+        data_requests.c.id == request_id)).scalar_one())
+    assert state == "granted"

@@ -54,8 +54,9 @@ def test_a_bad_table_changes_nothing_and_says_where_and_others_may_not_upload(ca
         bad = (CSV_HEAD + "manhole,井盖缺失,Missing cover,chengguan,半小时,4\npothole,坑洼,Pothole,zhujian,30,x\n")
         refused = _post(client, city, "dispatcher", bad.encode("utf-8"), "s.csv")
         assert refused.status_code == 400 and refused.json()["code"] == "datashare.upload_invalid"
-        assert refused.json()["details"]["errors"] == ["row 2, ack_minutes: '半小时' is not a integer",
-                                                       "row 3, resolve_hours: 'x' is not a integer"]
+        assert refused.json()["details"]["errors"] == ["row 2, ack_minutes: '半小时' is not an integer",
+                                                       "row 3, resolve_hours: 'x' is not an integer"]
+        assert refused.json()["details"]["errors_zh"][0].startswith("第 2 行，") and "不是整数" in refused.json()["title"]
         unknown = _post(client, city, "dispatcher", b"category,colour\nmanhole,red\n", "s.csv")
         assert unknown.status_code == 400 and "colour" in unknown.text
         assert _post(client, city, "dispatcher", b"PK\x03\x04 not really", "s.xlsx").status_code == 400
@@ -78,4 +79,20 @@ def test_the_publisher_uploads_from_the_dataset_page(catalogued: City) -> None:
         assert 'id="uploaded"' in client.get(done.headers["location"], headers={"Accept-Language": "en"}).text
     with make_client(catalogued) as other:
         log_in(other, "chengguan")
-        assert 'id="upload-form"' not in other.get("/data/service-standards").text
+        page = other.get("/data/service-standards").text
+        assert 'id="upload-form"' not in page
+        refused = other.post("/data/service-standards/rows", data={"csrf_token": csrf_token(page)},
+                             files={"file": ("s.csv", CSV_HEAD.encode())})
+        assert refused.status_code == 403  # before the file is read
+
+
+def test_a_date_and_time_without_offset_is_the_city_s_local_time() -> None:
+    from zoneinfo import ZoneInfo
+
+    from wecity.datashare.uploads import parse_rows
+
+    d = {"name": "inspections", "fields": [{"name": "at", "title_zh": "检查时间", "title_en": "Inspected at",
+                                             "type": "datetime"}]}
+    rows = parse_rows(d, [["检查时间"], ["2026-03-01 09:00"], ["2026-03-01T09:00:00+00:00"]],
+                      zone=ZoneInfo("Asia/Shanghai"))
+    assert [r["at"] for r in rows] == ["2026-03-01T01:00:00.000Z", "2026-03-01T09:00:00.000Z"]

@@ -24,6 +24,7 @@ from wecity.core.http import Ctx, client_address
 from wecity.core.limits import parse_rule
 from wecity.datashare import access, catalogue, dcat, queries, sources, uploads
 from wecity.datashare.requests import department_of
+from wecity.geo.service import city_timezone
 from wecity.identity.audit import record_audit
 from wecity.identity.deps import CurrentStaff, OptionalStaff
 from wecity.identity.service import StaffUser
@@ -238,6 +239,13 @@ async def upload_rows(request: Request, ctx: Ctx, user: CurrentStaff, name: str)
 
 async def checked_upload(request: Request, ctx: Any, user: StaffUser, d: dict[str, Any]) -> list[dict[str, Any]]:
     """The checked rows of the file a department's staff member sent for its own uploaded-table dataset."""
+    await may_upload(ctx, user, d)
+    return await read_upload(request, ctx, d)
+
+
+async def may_upload(ctx: Any, user: StaffUser, d: dict[str, Any]) -> None:
+    """Refuse anyone but the dataset's department (or an administrator), and a dataset not read from an
+    uploaded table: before the body is read."""
     own = await ctx.db.read(lambda c: department_of(c, user))
     if "admin" not in user.roles and own != d["publisher"]:
         raise PermissionDenied("a department uploads its own datasets' tables", message_zh="部门只能上传本部门数据集的表格",
@@ -246,6 +254,10 @@ async def checked_upload(request: Request, ctx: Any, user: StaffUser, d: dict[st
         raise ValidationFailed(f"dataset {d['name']} is read from {d['source']}, not from an uploaded table",
                                message_zh=f"数据集 {d['name']} 的数据来自{d['source']}，不是上传的表格",
                                code="datashare.not_uploaded")
+
+
+async def read_upload(request: Request, ctx: Any, d: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of the uploaded file, read and checked against the dataset's fields."""
     form = await request.form(max_files=1, max_fields=5)
     try:
         upload = form.get("file")
@@ -259,7 +271,8 @@ async def checked_upload(request: Request, ctx: Any, user: StaffUser, d: dict[st
     if len(content) > ctx.settings.max_upload_bytes:
         raise PayloadTooLarge(f"the file is larger than {ctx.settings.max_upload_bytes:,} bytes",
                               message_zh=f"文件超过 {ctx.settings.max_upload_bytes:,} 字节")
-    return uploads.parse_rows(d, uploads.read_table(content, filename))
+    zone = await ctx.db.read(city_timezone)
+    return uploads.parse_rows(d, uploads.read_table(content, filename), zone=zone)
 
 
 # -- the data API ---------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_upload(args: argparse.Namespace) -> int:
     from wecity.datashare import queries, uploads
+    from wecity.geo.service import city_timezone
     from wecity.identity.audit import record_audit
 
     path = Path(args.file)
@@ -44,7 +45,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
             print(f"dataset {d['name']} is read from {d['source']}, not from an uploaded table / 该数据集不是上传表格",
                   file=sys.stderr)
             return 2
-        rows = uploads.parse_rows(d, uploads.read_table(path.read_bytes(), path.name))
+        zone = ctx.db.read_sync(city_timezone)
+        rows = uploads.parse_rows(d, uploads.read_table(path.read_bytes(), path.name), zone=zone)
 
         def run(conn: Any) -> int:
             count = uploads.replace_rows(conn, d, rows, now=now)

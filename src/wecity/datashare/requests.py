@@ -260,7 +260,10 @@ def _provider_lead(conn: Connection, user: StaffUser, provider: str) -> None:
 
 
 def _open_request(conn: Connection, request_id: int) -> Any:
-    row = conn.execute(sa.select(data_requests).where(data_requests.c.id == request_id)).first()
+    """The request, locked for the rest of the transaction (FOR UPDATE; SQLite has one writer anyway): a
+    grant and a refusal, or a withdrawal, at the same moment are taken one after the other, and the second
+    finds the request no longer open."""
+    row = conn.execute(sa.select(data_requests).where(data_requests.c.id == request_id).with_for_update()).first()
     if row is None:
         raise NotFound(f"no data request {request_id}", message_zh=f"数据共享申请 {request_id} 不存在")
     return row

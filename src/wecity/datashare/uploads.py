@@ -3,7 +3,8 @@ source_ref "upload").
 
 The first row names the columns: each a field of the dataset, by its name or its Chinese or English
 title. Every value is converted to its field's type (integer, number, yes/no, date, date and time, text,
-GeoJSON geometry); an empty cell is null. The whole file is checked before anything is written, and the
+GeoJSON geometry); an empty cell is null. A date and time without an offset is the city's local time,
+kept as ISO 8601 in UTC, as the data API serves every instant. The whole file is checked before anything is written, and the
 errors are reported together with their row and column (the first 20): an upload replaces the dataset's
 rows entirely, or changes nothing.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -24,15 +26,24 @@ from wecity.core import cache, tables
 from wecity.core.errors import ValidationFailed
 from wecity.datashare.catalogue import CATALOGUE_CACHE
 from wecity.datashare.models import dataset_rows, datasets
+from wecity.datashare.sources import cell
 
 MAX_ROWS = 100_000
 MAX_ERRORS = 20
 _TRUE, _FALSE = {"true", "yes", "1", "是", "y"}, {"false", "no", "0", "否", "n"}
 
 
-def _invalid(name: str, message: str, message_zh: str, errors: list[str] | None = None) -> ValidationFailed:
+# A field type as the row errors name it: English (with its article), Chinese.
+TYPE_NAMES = {"integer": ("an integer", "整数"), "number": ("a number", "数字"), "boolean": ("yes or no", "是或否"),
+              "date": ("a date", "日期"), "datetime": ("a date and time", "日期时间"),
+              "geometry": ("a GeoJSON geometry", "GeoJSON 几何"), "string": ("text", "文本")}
+
+
+def _invalid(name: str, message: str, message_zh: str, errors: list[str] | None = None,
+             errors_zh: list[str] | None = None) -> ValidationFailed:
     return ValidationFailed(f"table for {name}: {message}", message_zh=f"数据集 {name} 的表格：{message_zh}",
-                            code="datashare.upload_invalid", details={"errors": errors or []})
+                            code="datashare.upload_invalid",
+                            details={"errors": errors or [], "errors_zh": errors_zh or errors or []})
 
 
 def read_table(content: bytes, filename: str) -> list[list[Any]]:
@@ -40,7 +51,7 @@ def read_table(content: bytes, filename: str) -> list[list[Any]]:
     return tables.read_table(content, filename, max_rows=MAX_ROWS, code="datashare.upload_invalid")
 
 
-def _convert(value: Any, kind: str) -> Any:
+def _convert(value: Any, kind: str, zone: ZoneInfo) -> Any:
     """A cell as its field's type; ValueError when it is not one."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -65,9 +76,8 @@ def _convert(value: Any, kind: str) -> Any:
             return text.isoformat()
         return date.fromisoformat(str(text).replace("/", "-")).isoformat()
     if kind == "datetime":
-        if isinstance(text, datetime):
-            return text.isoformat()
-        return datetime.fromisoformat(str(text)).isoformat()
+        moment = text if isinstance(text, datetime) else datetime.fromisoformat(str(text))
+        return cell(moment if moment.tzinfo else moment.replace(tzinfo=zone), "datetime")
     if kind == "geometry":
         geometry = json.loads(text) if isinstance(text, str) else text
         if not isinstance(geometry, dict) or "type" not in geometry:
@@ -76,8 +86,9 @@ def _convert(value: Any, kind: str) -> Any:
     return str(text)
 
 
-def parse_rows(d: dict[str, Any], cells: list[list[Any]]) -> list[dict[str, Any]]:
-    """The file's rows keyed by field name and typed; ValidationFailed listing what is wrong."""
+def parse_rows(d: dict[str, Any], cells: list[list[Any]], *, zone: ZoneInfo) -> list[dict[str, Any]]:
+    """The file's rows keyed by field name and typed (a date and time without offset in the city's `zone`);
+    ValidationFailed listing what is wrong."""
     name = d["name"]
     if not cells:
         raise _invalid(name, "the file is empty", "文件为空")
@@ -100,6 +111,7 @@ def parse_rows(d: dict[str, Any], cells: list[list[Any]]) -> list[dict[str, Any]
         raise _invalid(name, f"columns name {', '.join(twice)} more than once", f"字段 {'、'.join(twice)} 重复出现")
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
+    errors_zh: list[str] = []
     for number, cells_of_row in enumerate(cells[1:], start=2):
         if not any(c not in (None, "") for c in cells_of_row):
             continue  # blank lines, as spreadsheets leave at the end
@@ -109,14 +121,16 @@ def parse_rows(d: dict[str, Any], cells: list[list[Any]]) -> list[dict[str, Any]
                 continue
             value = cells_of_row[position] if position < len(cells_of_row) else None
             try:
-                row[f["name"]] = _convert(value, f["type"])
+                row[f["name"]] = _convert(value, f["type"], zone)
             except (ValueError, TypeError):
                 if len(errors) < MAX_ERRORS:
-                    errors.append(f"row {number}, {f['name']}: {str(value)[:50]!r} is not a {f['type']}")
+                    en, zh = TYPE_NAMES.get(f["type"], (f["type"], f["type"]))
+                    errors.append(f"row {number}, {f['name']}: {str(value)[:50]!r} is not {en}")
+                    errors_zh.append(f"第 {number} 行，{f['title_zh']}：{str(value)[:50]!r} 不是{zh}")
         rows.append(row)
     if errors:
         raise _invalid(name, f"{len(errors)} values do not fit their fields: " + "; ".join(errors[:3]),
-                       f"{len(errors)} 个值与字段类型不符：" + "；".join(errors[:3]), errors)
+                       f"{len(errors)} 个值与字段类型不符：" + "；".join(errors_zh[:3]), errors, errors_zh)
     return rows
 
 

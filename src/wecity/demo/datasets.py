@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from wecity.cases.categories import list_categories
 from wecity.datashare import queries, uploads
 from wecity.datashare.catalogue import packaged_demo_datasets, publish_all
+from wecity.geo.service import city_timezone
 from wecity.identity.models import departments
 from wecity.identity.service import add_department
 
@@ -38,5 +39,5 @@ def seed_datasets(conn: Connection, now: datetime) -> int:
     count = publish_all(conn, document, now=now)
     standards = queries.dataset(conn, "service-standards")
     uploads.replace_rows(conn, standards, uploads.parse_rows(standards, uploads.read_table(
-        _standards_csv(conn), "service-standards.csv")), now=now)
+        _standards_csv(conn), "service-standards.csv"), zone=city_timezone(conn)), now=now)
     return count

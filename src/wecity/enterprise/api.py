@@ -15,7 +15,7 @@ from datetime import date
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
@@ -217,19 +217,35 @@ async def update_enterprise(ctx: Ctx, user: CurrentStaff, enterprise_id: Enterpr
     return await ctx.db.write(run)
 
 
-@router.post("/enterprises/import", tags=["staff"], summary="Add or update enterprises from a CSV or XLSX file, "
-             "all rows or none")
-async def import_enterprises(ctx: Ctx, user: CurrentStaff, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+@router.post("/enterprises/import", tags=["staff"], summary="Add or update enterprises from a CSV or XLSX file "
+             "(multipart `file`, at most 20 MB), all rows or none",
+             openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                 "type": "object", "required": ["file"],
+                 "properties": {"file": {"type": "string", "format": "binary"}}}}}}})
+async def import_enterprises(request: Request, ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
+    # The body is read here, after the caller's rights: as a declared `UploadFile` parameter FastAPI would
+    # take in the whole upload before the credentials were looked at.
     _may_write_register(user)
-    content = await file.read(MAX_IMPORT_BYTES + 1)
+    form = await request.form(max_files=1, max_fields=5)
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ValidationFailed("send the table as the multipart field `file`", message_zh="请以 file 字段上传表格文件",
+                                   code="enterprise.invalid_profile")
+        content = await upload.read(MAX_IMPORT_BYTES + 1)
+        filename = upload.filename or "upload.csv"
+    finally:
+        await form.close()
     if len(content) > MAX_IMPORT_BYTES:
         raise ValidationFailed("the file is larger than 20 MB", message_zh="文件超过 20 MB", code="enterprise.invalid_profile")
+    # Read and checked in a read transaction; the writer is held only to write the checked rows.
+    checked = await ctx.db.read(lambda c: the_register.check_table(c, content, filename))
     now = ctx.clock.now()
 
     def run(conn: sa.Connection) -> dict[str, int]:
-        counts = the_register.import_table(conn, content, file.filename or "upload.csv", now=now)
+        counts = the_register.write_checked(conn, checked, now=now)
         record_audit(conn, at=now, actor=f"user:{user.username}", action="enterprise.import",
-                     target=f"file:{(file.filename or '')[:100]}", detail=counts)
+                     target=f"file:{filename[:100]}", detail=counts)
         return counts
     return await ctx.db.write(run)
 

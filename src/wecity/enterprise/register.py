@@ -263,9 +263,19 @@ def update_facts(conn: Connection, enterprise_id: int, changes: Mapping[str, Any
     return _write(conn, {**current, **row}, facts, now=now)[1]
 
 
+Checked = list[tuple[dict[str, Any], dict[str, Any]]]
+
+
 def import_table(conn: Connection, content: bytes, filename: str, *, now: datetime) -> dict[str, int]:
     """Enterprises from a CSV or XLSX file (header: field names, or their Chinese or English labels; facts
     by their variable names): all rows or none. Returns how many were added, changed and unchanged."""
+    return write_checked(conn, check_table(conn, content, filename), now=now)
+
+
+def check_table(conn: Connection, content: bytes, filename: str) -> Checked:
+    """The rows of an enterprise file, read and checked (every error at once, as one ValidationFailed);
+    nothing written. Apart from `write_checked` so that a service reads a large file in a read
+    transaction, and holds the database's writer only to write."""
     cells = tables.read_table(content, filename, max_rows=MAX_IMPORT_ROWS, code="enterprise.invalid_profile")
     if not cells:
         raise ValidationFailed("the file is empty", message_zh="文件为空", code="enterprise.invalid_profile")
@@ -282,7 +292,7 @@ def import_table(conn: Connection, content: bytes, filename: str, *, now: dateti
         raise ValidationFailed(f"unknown columns: {', '.join(unknown)}", message_zh=f"无法识别的列：{'、'.join(unknown)}",
                                code="enterprise.invalid_profile")
     district_codes = districts(conn)
-    checked: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    checked: Checked = []
     errors: list[tuple[str, str, str]] = []
     error_rows: list[int | None] = []
     seen: dict[str, int] = {}
@@ -302,6 +312,11 @@ def import_table(conn: Connection, content: bytes, filename: str, *, now: dateti
         if len(errors) >= MAX_ERRORS:
             break
     _raise(errors, error_rows)
+    return checked
+
+
+def write_checked(conn: Connection, checked: Checked, *, now: datetime) -> dict[str, int]:
+    """Add or update the enterprises `check_table` checked; how many were added, changed and unchanged."""
     counts = {"added": 0, "changed": 0, "unchanged": 0}
     existing = set(conn.execute(sa.select(enterprises.c.credit_code)).scalars())
     for row, facts in checked:

@@ -92,7 +92,7 @@ async def upload_rows(request: Request, user: OptionalStaff, name: str) -> Respo
 
     from wecity.core import csrf
     from wecity.datashare import uploads
-    from wecity.datashare.api import checked_upload
+    from wecity.datashare.api import may_upload, read_upload
     from wecity.identity.audit import record_audit
     from wecity.web.views import login_redirect
 
@@ -103,12 +103,13 @@ async def upload_rows(request: Request, user: OptionalStaff, name: str) -> Respo
     _ = gettext_for(locale).gettext
     try:
         d = await ctx.db.read(queries.dataset, name[:100])
+        await may_upload(ctx, user, d)  # before the body is read
         form = await request.form(max_files=1, max_fields=5)
         try:
             if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
                 return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
                             message=_("The form expired. Please try again."))
-            rows = await checked_upload(request, ctx, user, d)  # reads the same (parsed once) form
+            rows = await read_upload(request, ctx, d)  # reads the same (parsed once) form
         finally:
             await form.close()
         now = ctx.clock.now()
@@ -126,7 +127,7 @@ async def upload_rows(request: Request, user: OptionalStaff, name: str) -> Respo
     except WeCityError as exc:
         if exc.status >= 500:
             raise
-        errors = exc.details.get("errors") or []
+        errors = exc.details.get("errors_zh" if locale == "zh_CN" else "errors") or []
         return page(request, "web/error.html", user=user, status=exc.status, title=_("The table was not uploaded"),
                     message=exc.localized(locale) + ("" if not errors else " " + "; ".join(errors[:10])))
     return RedirectResponse(f"/data/{d['name']}?uploaded={count}", status_code=303)

@@ -26,12 +26,13 @@ TEXT = {
 
 def _waiting_cases() -> list[tuple[str, int, str]]:
     """Tracking codes of demo cases a department has held for more than a day, never urged: (code, case,
-    the department's code, which is its handler's user name in the demo)."""
+    the department's code, which is its handler's user name in the demo). Only departments with such a
+    handler: the demo's other departments (an enterprise 诉求's, say) have no user of their code's name."""
     database = SERVER_LOG["path"].parent / "demo.db"
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
         return conn.execute(
             "SELECT r.token, c.id, d.code FROM reports r JOIN cases c ON c.id = r.case_id "
-            "JOIN departments d ON d.id = c.department_id "
+            "JOIN departments d ON d.id = c.department_id JOIN users u ON u.username = d.code "
             "WHERE c.status IN ('acknowledged', 'in_progress') AND c.urge_count = 0 "
             "AND c.created_at < datetime('now', '-2 days') ORDER BY c.id").fetchall()
 

@@ -15,6 +15,7 @@ from wecity.ai.suggest import ModelCache, suggest
 from wecity.cases import engine
 from wecity.cases.models import cases, categories, reports
 from wecity.core.limits import parse_rule
+from wecity.core.runner import hold_periodic, release_periodic
 from wecity.demo.history import REPORTS
 from wecity.identity.models import users
 from wecity.identity.service import get_user, start_session
@@ -120,6 +121,13 @@ def test_the_suggestion_api_is_public_and_rate_limited_and_training_is_for_admin
         assert empty.status_code == 200 and empty.json()["suggestions"] == []  # no model yet
         assert client.post("/api/v1/ai/train").status_code == 401
         assert client.post("/api/v1/ai/train", headers={"Authorization": f"Bearer {handler}"}).status_code == 403
+        # While the runner (or another administrator) trains, a second training is refused, not run beside it.
+        held = city.db.write_sync(lambda c: hold_periodic(c, training.RETRAIN_TASK, now=city.clock.now(),
+                                                          holder="runner-x", lease_seconds=600))
+        assert held
+        busy = client.post("/api/v1/ai/train", headers={"Authorization": f"Bearer {admin}"})
+        assert busy.status_code == 409 and busy.json()["code"] == "ai.training_under_way"
+        city.db.write_sync(lambda c: release_periodic(c, training.RETRAIN_TASK, holder="runner-x"))
         trained = client.post("/api/v1/ai/train", headers={"Authorization": f"Bearer {admin}"})
         assert trained.status_code == 200 and trained.json()["state"] == "serving"
         found = client.post("/api/v1/ai/suggest", json={"description": "小区门口路灯一直不亮"}).json()
@@ -261,3 +269,40 @@ def test_a_report_the_city_sorts_is_routed_by_confidence_and_counted(city: City)
     assert (counts["automatic"], counts["dispatch_centre"]) == (2, 1)
     assert counts["by_channel"] == {"portal": {"automatic": 1, "dispatch_centre": 1},
                                     "open311": {"automatic": 1, "dispatch_centre": 0}}
+
+
+def test_the_held_back_cases_are_the_same_in_every_training() -> None:
+    """The serving model is graded beside the new one on the held-back cases: those must be cases neither
+    learnt from, so a case held back once is held back in every later training, whatever came in since."""
+    labels = ["a", "b", "c"] * 200
+    keys = [f"case:{i}" for i in range(600)]
+    first_train, first_back = training.held_back(keys[:450], labels[:450])
+    later_train, later_back = training.held_back(keys, labels)
+    learnt_first = {keys[i] for i in first_train}
+    assert {keys[i] for i in later_back}.isdisjoint(learnt_first)
+    assert {keys[i] for i in first_back} <= {keys[i] for i in later_back}
+    assert 0.15 < len(later_back) / len(keys) < 0.25
+    # A category whose every row falls in the held-back fifth is learnt from instead.
+    lone = [k for k in keys if k not in {keys[i] for i in later_train}][:2]
+    trained, back = training.held_back([*keys[:30], *lone], [*labels[:30], "new", "new"])
+    assert {30, 31} <= set(trained.tolist()) and not {30, 31} & set(back.tolist())
+
+
+def test_model_files_nothing_will_load_are_removed(city: City) -> None:
+    """Every training writes a file of tens of megabytes: a rejected version's goes, and of the versions
+    that served before only the newest is kept (a process may still be loading it)."""
+    _add_cases(city, _history(random.Random(8), per_category=6))
+    first = _train(city)
+    _add_cases(city, [("garbage", "小区门口垃圾三天没人收")])
+    second = _train(city)
+    _add_cases(city, [("garbage", "楼下垃圾桶满了没人清")])
+    third = _train(city)
+    cards = {c["version"]: c for c in (first, second, third)}
+    on_disk = {v for v, c in cards.items() if (city.settings.var_dir / c["file"]).exists()}
+    states = {v: c["state"] for v, c in cards.items()}
+    serving = max(v for v, s in states.items() if s == "serving")
+    retired = sorted(v for v, s in city.db.read_sync(lambda c: c.execute(
+        sa.select(ai_models.c.version, ai_models.c.state)).all()) if s == "retired")
+    assert serving in on_disk
+    assert on_disk == {serving, *retired[-1:]}
+    assert not list((city.settings.var_dir / training.MODELS_DIR).glob("*.tmp"))  # renamed, none left behind

@@ -71,9 +71,7 @@ async def get_models(ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
              "held-back cases (administrators)")
 async def post_train(ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
     _admin(user)
-    card = await training.train_async(ctx, by=f"user:{user.username}")
-    assert card is not None  # trained whatever the data
-    return card
+    return await training.train_now(ctx, by=f"user:{user.username}")
 
 
 @router.get("/routing", summary="Reports whose category the model chose: routed automatically, left to the dispatch "

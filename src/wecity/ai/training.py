@@ -5,8 +5,10 @@ case has **now**: when a handler returns a case as the wrong category and the di
 or a dispatcher re-dispatches it, the corrected category is the label the next model learns. A new city
 without history starts from its categories' names and keywords, and from `wecity ai import-history`.
 
-Each training holds back a stratified fifth of the cases (seed 42), fits on the rest, and scores the new
-model and the serving one on the same held-back rows (top-1, top-3, macro-F1, per category). The new
+Each training holds back a fifth of the cases, fits on the rest, and scores the new model and the serving
+one on the same held-back rows (top-1, top-3, macro-F1, per category). Which fifth is fixed per case (a
+hash of its id), so a case held back from one training was held back from the one before too: the serving
+model is never graded on cases it learnt from. The new
 model serves only when its macro-F1 there is higher; either way it is kept, with its figures (the model
 card), in `ai_models`. The runner retrains daily (`ai.retrain`); `wecity ai train` does it on demand.
 """
@@ -17,6 +19,8 @@ import asyncio
 import hashlib
 import math
 import pickle
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,33 +32,49 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.ai.models import ai_history, ai_models
-from wecity.ai.splits import stratified_split
 from wecity.cases.models import cases, categories, reports
-from wecity.core.errors import ValidationFailed
+from wecity.core.errors import Conflict, ValidationFailed
+from wecity.core.runner import hold_periodic, release_periodic
 from wecity.geo.service import city_timezone
 
 KIND = "category"
 MIN_ROWS = 20          # below this the city has too little history to hold any back
 MAX_ROWS = 200_000     # the newest cases, when a city has more
-HOLDOUT = 0.2
-SEED = 42
 
 
 def training_rows(conn: Connection) -> tuple[list[str], list[str]]:
     """(texts, categories): every case with a description, newest first, under its current category; then
     the imported history (`ai_history`) in categories the city still has."""
+    texts, labels, _ = keyed_training_rows(conn)
+    return texts, labels
+
+
+def keyed_training_rows(conn: Connection) -> tuple[list[str], list[str], list[str]]:
+    """`training_rows` with what each row is (`case:<id>`, `history:<id>`): the key that decides whether
+    it is held back."""
     first_report = sa.select(reports.c.description).where(reports.c.case_id == cases.c.id) \
         .order_by(reports.c.id).limit(1).scalar_subquery()
-    rows = conn.execute(sa.select(sa.func.coalesce(first_report, cases.c.description), cases.c.category_code)
+    rows = conn.execute(sa.select(sa.func.coalesce(first_report, cases.c.description), cases.c.category_code, cases.c.id)
                         .where(cases.c.merged_into_id.is_(None)).order_by(cases.c.id.desc()).limit(MAX_ROWS)).all()
-    pairs = [(str(text).strip(), str(code)) for text, code in rows if text and str(text).strip()]
-    room = MAX_ROWS - len(pairs)
+    found = [(str(text).strip(), str(code), f"case:{i}") for text, code, i in rows if text and str(text).strip()]
+    room = MAX_ROWS - len(found)
     if room > 0:
-        pairs += [(str(text), str(code)) for text, code in conn.execute(
-            sa.select(ai_history.c.text, ai_history.c.category_code)
+        found += [(str(text), str(code), f"history:{i}") for text, code, i in conn.execute(
+            sa.select(ai_history.c.text, ai_history.c.category_code, ai_history.c.id)
             .join(categories, categories.c.code == ai_history.c.category_code)
             .where(categories.c.active).order_by(ai_history.c.id.desc()).limit(room))]
-    return [t for t, _ in pairs], [c for _, c in pairs]
+    return [t for t, _, _ in found], [c for _, c, _ in found], [k for _, _, k in found]
+
+
+def held_back(keys: list[str], labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, held-back rows): a row is held back when the hash of its key falls in the fifth, so
+    the same cases are held back in every training. A category whose rows all fall there keeps them for
+    training (the model could not learn it otherwise)."""
+    back = np.array([int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big") % 5 == 0
+                     for k in keys], dtype=bool)
+    trained = {label for label, b in zip(labels, back, strict=True) if not b}
+    back &= np.array([label in trained for label in labels], dtype=bool)
+    return np.flatnonzero(~back), np.flatnonzero(back)
 
 
 def import_history(conn: Connection, path: Path, *, text: list[str], label: str, lat: str | None = None,
@@ -168,6 +188,7 @@ class Dataset:
     extra_texts: list[str]
     extra_labels: list[str]
     serving: Any  # the serving model's row when the data were read, or None
+    keys: list[str]  # what each of `texts` is (`case:<id>`): decides the held-back fifth
 
     @property
     def digest(self) -> str:
@@ -179,9 +200,9 @@ class Dataset:
 
 
 def collect(conn: Connection) -> Dataset:
-    texts, labels = training_rows(conn)
+    texts, labels, keys = keyed_training_rows(conn)
     extra_texts, extra_labels = vocabulary_rows(conn)
-    return Dataset(texts, labels, extra_texts, extra_labels, serving(conn))
+    return Dataset(texts, labels, extra_texts, extra_labels, serving(conn), keys)
 
 
 def last_digest(conn: Connection) -> str | None:
@@ -199,6 +220,11 @@ class Candidate:
     metrics: dict[str, Any]
     serving_metrics: dict[str, Any] | None
     serving_version: int | None
+    staged: Path  # the model's file, written before the transaction that records it (tens of MB)
+
+
+MODELS_DIR = Path("ai") / "models"
+KEEP_RETIRED = 1  # model files kept of versions that served before: a process may be loading the last one
 
 
 def fit(data: Dataset, var_dir: Path) -> Candidate:
@@ -208,7 +234,7 @@ def fit(data: Dataset, var_dir: Path) -> Candidate:
 
     texts, labels = data.texts, data.labels
     if len(texts) >= MIN_ROWS and len(set(labels)) >= 2:
-        train_idx, hold_idx = stratified_split(labels, HOLDOUT, seed=SEED)
+        train_idx, hold_idx = held_back(data.keys, labels)
     else:
         train_idx, hold_idx = np.arange(len(texts)), np.arange(0)
     fit_texts = [texts[i] for i in train_idx] + data.extra_texts
@@ -218,8 +244,12 @@ def fit(data: Dataset, var_dir: Path) -> Candidate:
     theirs = figures(load_model(var_dir, data.serving), hold_texts, hold_labels) if data.serving is not None else None
     # The method goes on the card: which members the cross-validation chose, and their settings.
     mine = {**figures(model, hold_texts, hold_labels), "data_digest": data.digest, "method": model.chosen_}
+    staged = var_dir / MODELS_DIR / f"{KIND}-{uuid.uuid4().hex}.tmp"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    with staged.open("wb") as f:
+        pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
     return Candidate(model, len(fit_texts), len(hold_texts), mine, theirs,
-                     data.serving.version if data.serving is not None else None)
+                     data.serving.version if data.serving is not None else None, staged)
 
 
 def decide(conn: Connection, candidate: Candidate, *, var_dir: Path, now: datetime, by: str) -> dict[str, Any]:
@@ -232,13 +262,8 @@ def decide(conn: Connection, candidate: Candidate, *, var_dir: Path, now: dateti
                                  and (theirs["macro_f1"] is None or mine["macro_f1"] > theirs["macro_f1"]))
     version = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(ai_models.c.version), 0))
                                .where(ai_models.c.kind == KIND)).scalar_one()) + 1
-    relative = Path("ai") / "models" / f"{KIND}-v{version}.pkl"
-    path = var_dir / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    with temporary.open("wb") as f:
-        pickle.dump(candidate.model, f, protocol=pickle.HIGHEST_PROTOCOL)
-    temporary.replace(path)  # whole or not at all
+    relative = MODELS_DIR / f"{KIND}-v{version}.pkl"
+    candidate.staged.replace(var_dir / relative)  # written whole before; a rename here
     if better and current is not None:
         conn.execute(ai_models.update().where(ai_models.c.id == current.id).values(state="retired"))
     card = {"kind": KIND, "version": version, "trained_at": now, "trained_by": by,
@@ -246,13 +271,65 @@ def decide(conn: Connection, candidate: Candidate, *, var_dir: Path, now: dateti
             "labels": [str(c) for c in candidate.model.classes_], "metrics": mine, "serving_metrics": theirs,
             "state": "serving" if better else "rejected", "file": str(relative)}
     conn.execute(ai_models.insert().values(**card))
+    _prune_files(conn, var_dir)
     return {**card, "trained_at": now.isoformat(), "replaced": current.version if better and current else None}
 
 
+def _prune_files(conn: Connection, var_dir: Path) -> None:
+    """Model files nothing will load again: of rejected versions, and of retired ones but the newest. Their
+    cards stay. (A rolled-back transaction leaves only files of versions that never served.)"""
+    rows = conn.execute(sa.select(ai_models.c.state, ai_models.c.file).where(
+        ai_models.c.kind == KIND, ai_models.c.state.in_(("rejected", "retired")))
+        .order_by(ai_models.c.version.desc())).all()
+    retired = [r.file for r in rows if r.state == "retired"]
+    for name in [r.file for r in rows if r.state == "rejected"] + retired[KEEP_RETIRED:]:
+        if name:
+            (var_dir / name).unlink(missing_ok=True)
+    # Files staged by a training whose process stopped before recording it.
+    for staged in (var_dir / MODELS_DIR).glob(f"{KIND}-*.tmp"):
+        if staged.stat().st_mtime < time.time() - 24 * 3600:
+            staged.unlink(missing_ok=True)
+
+
+# The runner's daily retrain; an on-demand training holds it too, so two never run at once.
+RETRAIN_TASK = "ai.retrain"
+# A training may take minutes (a big city's history, a busy machine): the runner cuts it off at half of
+# this, and one that dies while training keeps the task from the others for as long.
+RETRAIN_LEASE_SECONDS = 4 * 3600.0
+
+
+def _under_way() -> Conflict:
+    return Conflict("a training of the category model is under way; its model card will be listed when it ends",
+                    message_zh="类别模型正在训练，训练结束后可在模型列表中查看", code="ai.training_under_way")
+
+
 def train_sync(db: Any, *, var_dir: Path, now: datetime, by: str) -> dict[str, Any]:
-    """`wecity ai train`: read, fit, decide."""
-    candidate = fit(db.read_sync(collect), var_dir)
-    return dict(db.write_sync(lambda c: decide(c, candidate, var_dir=var_dir, now=now, by=by)))
+    """`wecity ai train`: read, fit, decide, holding the retrain task meanwhile (Conflict if it is held)."""
+    holder = f"{by}:{uuid.uuid4().hex[:12]}"
+    if not db.write_sync(lambda c: hold_periodic(c, RETRAIN_TASK, now=now, holder=holder,
+                                                 lease_seconds=RETRAIN_LEASE_SECONDS)):
+        raise _under_way()
+    try:
+        candidate = fit(db.read_sync(collect), var_dir)
+        return dict(db.write_sync(lambda c: decide(c, candidate, var_dir=var_dir, now=now, by=by)))
+    finally:
+        db.write_sync(lambda c: release_periodic(c, RETRAIN_TASK, holder=holder))
+
+
+async def train_now(ctx: Any, *, by: str) -> dict[str, Any]:
+    """An administrator's "train now" (`POST /api/v1/ai/train`): as the runner's, whatever the data, while
+    holding the retrain task (Conflict when the runner or another administrator is training)."""
+    holder = f"{by}:{uuid.uuid4().hex[:12]}"
+    now = ctx.clock.now()
+    if not await ctx.db.write(lambda c: hold_periodic(c, RETRAIN_TASK, now=now, holder=holder,
+                                                      lease_seconds=RETRAIN_LEASE_SECONDS)):
+        raise _under_way()
+    try:
+        card = await train_async(ctx, by=by)
+        assert card is not None  # trained whatever the data
+        return card
+    finally:
+        await ctx.db.write(lambda c: release_periodic(c, RETRAIN_TASK, holder=holder))
 
 
 async def train_async(ctx: Any, *, by: str, unless_unchanged: bool = False) -> dict[str, Any] | None:

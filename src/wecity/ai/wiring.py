@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from wecity.ai import anomaly_rules, commands, duplicates
+from wecity.ai.training import RETRAIN_LEASE_SECONDS, RETRAIN_TASK
 from wecity.core.context import AppContext
 from wecity.core.registry import Registry
 
@@ -34,7 +35,7 @@ async def find_duplicates(ctx: AppContext) -> None:
 
 
 def wire(registry: Registry) -> None:
-    registry.add_periodic("ai.retrain", RETRAIN_SECONDS, retrain)
+    registry.add_periodic(RETRAIN_TASK, RETRAIN_SECONDS, retrain, lease_seconds=RETRAIN_LEASE_SECONDS)
     registry.add_periodic("ai.duplicates", DUPLICATES_SECONDS, find_duplicates)
     registry.add_commands(commands.add_commands)
     # A stored reading may be an anomaly a sensor rule watches for, and open its case in the same transaction.

@@ -34,6 +34,9 @@ class Periodic:
     name: str
     every_seconds: float
     fn: PeriodicFn
+    # How long a run may take (it is cut off at half of it), when longer than the runner's own lease: a
+    # model's training takes minutes. Also how long a dead runner keeps the task from the others.
+    lease_seconds: float | None = None
 
 
 class Events:
@@ -82,11 +85,13 @@ class Registry:
         """Run queued jobs named `name` with `await fn(ctx, args)`; raise to fail (it is retried)."""
         self.jobs[name] = fn
 
-    def add_periodic(self, name: str, every_seconds: float, fn: PeriodicFn) -> None:
-        """Run `await fn(ctx)` about every `every_seconds`, once per period in the whole installation."""
+    def add_periodic(self, name: str, every_seconds: float, fn: PeriodicFn, *,
+                     lease_seconds: float | None = None) -> None:
+        """Run `await fn(ctx)` about every `every_seconds`, once per period in the whole installation (a run
+        is cut off at half of `lease_seconds`, if longer than the runner's lease)."""
         if every_seconds <= 0:
             raise ValueError("every_seconds must be positive")
-        self.periodic[name] = Periodic(name, every_seconds, fn)
+        self.periodic[name] = Periodic(name, every_seconds, fn, lease_seconds)
 
     def on_runner(self, *, start: HookFn | None = None, stop: HookFn | None = None) -> None:
         """Set-up the runner needs with the context and a running loop (an HTTP client, say), and its undoing."""

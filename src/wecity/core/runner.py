@@ -130,9 +130,15 @@ class Runner:
             if not rows:
                 break
             task = tasks[rows[0].name]
+            lease = max(self.lease_seconds, task.lease_seconds or 0)
+            if lease > self.lease_seconds:  # a long task holds its claim for as long as it may run
+                await self.ctx.db.write(lambda conn, task=task, now=now, lease=lease: conn.execute(
+                    periodic_tasks.update().where(periodic_tasks.c.name == task.name,
+                                                  periodic_tasks.c.claimed_by == self.id)
+                    .values(claimed_until=now + timedelta(seconds=lease))))
             error = None
             try:
-                await asyncio.wait_for(task.fn(self.ctx), self.lease_seconds / 2)
+                await asyncio.wait_for(task.fn(self.ctx), lease / 2)
             except Exception as exc:  # a failing task runs again next period; the error is kept
                 log.exception("periodic task %s failed", task.name)
                 error = f"{exc.__class__.__name__}: {exc}"[:2000]
@@ -198,6 +204,22 @@ def _ensure_periodic_rows(conn: sa.Connection, names: list[str], now: Any) -> No
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     conn.execute(dialect_insert(periodic_tasks).on_conflict_do_nothing(index_elements=["name"]),
                  [dict(name=n, next_run_at=now) for n in names])
+
+
+def hold_periodic(conn: sa.Connection, name: str, *, now: Any, holder: str, lease_seconds: float) -> bool:
+    """Claim the periodic task `name` out of turn (an administrator's "train now"), unless a runner or another
+    holder has it: whether it is now this `holder`'s. So the task and its on-demand twin never run at once,
+    in any process. `release_periodic` gives it back."""
+    _ensure_periodic_rows(conn, [name], now)
+    free = sa.or_(periodic_tasks.c.claimed_until.is_(None), periodic_tasks.c.claimed_until < now)
+    done = conn.execute(periodic_tasks.update().where(periodic_tasks.c.name == name, free).values(
+        claimed_until=now + timedelta(seconds=lease_seconds), claimed_by=holder))
+    return bool(done.rowcount)
+
+
+def release_periodic(conn: sa.Connection, name: str, *, holder: str) -> None:
+    conn.execute(periodic_tasks.update().where(periodic_tasks.c.name == name, periodic_tasks.c.claimed_by == holder)
+                 .values(claimed_until=None, claimed_by=None))
 
 
 def _finish_periodic(conn: sa.Connection, task: Periodic, started: Any, error: str | None, runner_id: str) -> None:

@@ -92,3 +92,39 @@ def test_the_whole_city_sends_at_most_its_hourly_cap(portal: Any, sqlite_city: C
     browsers = [portal(f"192.0.2.{n}", sms_total="3/hour") for n in range(4)]
     assert [_ask_code(web, f"1370000000{n}").status_code for n, web in enumerate(browsers)] == [200, 200, 200, 429]
     assert _codes_sent(sqlite_city) == 3
+
+
+def test_code_guesses_from_one_address_stop_at_its_limit(portal: Any, sqlite_city: City) -> None:
+    web = portal("198.51.100.40", portal_verify="2/minute")
+    page = _ask_code(web, "13912340000")
+    guess = {"csrf_token": csrf_token(page.text), "phone": "13912340000", "code": "000000"}
+    assert [web.post("/my/verify", data=guess).status_code for _ in range(2)] == [400, 400]
+    refused = web.post("/my/verify", data=guess)
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "60" and "请求过于频繁" in refused.text
+
+
+def test_guesses_at_the_same_moment_are_counted_one_by_one(city: City) -> None:
+    """On PostgreSQL eight wrong guesses sent together all read the same count without a lock, and the
+    right code then still worked: the code's row is locked, so the limit of five holds."""
+    import threading
+
+    from wecity.web.models import portal_codes
+    from wecity.web.phone_codes import MAX_ATTEMPTS, check_code, issue_code
+
+    key, phone, now = city.settings.secret_key, "13912349999", city.clock.now()
+    code = city.db.write_sync(lambda c: issue_code(c, phone, secret_key=key, now=now))
+    wrong = "000000" if code != "000000" else "111111"
+    start = threading.Barrier(8)
+
+    def guess() -> None:
+        start.wait(10)
+        city.db.write_sync(lambda c: check_code(c, phone, wrong, secret_key=key, now=now))
+
+    threads = [threading.Thread(target=guess) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    attempts = city.db.read_sync(lambda c: c.execute(sa.select(portal_codes.c.attempts)).scalar_one())
+    assert attempts == MAX_ATTEMPTS
+    assert city.db.write_sync(lambda c: check_code(c, phone, code, secret_key=key, now=now)) is False

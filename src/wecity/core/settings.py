@@ -24,6 +24,7 @@ RATE_LIMITS = {
     "public_map": "120/minute",  # the public map of reports (GeoJSON) per client address
     "portal_voice": "20/minute,200/day",  # after reporting: updates, 催办, "still not fixed", +1, per client address
     "portal_code": "5/minute,50/day",  # "my reports" SMS code requests per client address
+    "portal_verify": "10/minute,100/day",  # SMS code guesses per client address (each code takes 5 at most)
     "sms_phone": "2/minute,10/day",  # SMS codes per phone number
     "sms_total": "1000/hour",  # SMS codes of the whole installation
     "services_read": "600/minute",  # the public catalogue of matters per client address

@@ -80,6 +80,11 @@ async def verify_code(request: Request, user: OptionalStaff) -> Response:
         return page(request, "web/my_reports.html", user=user, status=403, step="code", phone=phone,
                     error=_("The form expired. Please try again."), next_path=after)
     now = ctx.clock.now()
+    try:
+        await ctx.limits.hit("portal_verify", client_address(request) or "-")
+    except WeCityError as exc:
+        return with_retry_after(page(request, "web/my_reports.html", user=user, status=exc.status, step="code",
+                                     phone=phone, error=exc.localized(request_locale(request)), next_path=after), exc)
     good = bool(phone and code) and await ctx.db.write(
         lambda conn: check_code(conn, phone, code, secret_key=ctx.settings.secret_key, now=now))
     if not good:

@@ -56,9 +56,11 @@ def issue_code(conn: Connection, phone: str, *, secret_key: str, now: datetime) 
 def check_code(conn: Connection, phone: str, code: str, *, secret_key: str, now: datetime) -> bool:
     """True, once, for the latest unexpired code of this number; at most MAX_ATTEMPTS guesses per code."""
     phone_hash = keyed_hash(secret_key, "phone", phone)
+    # Locked (FOR UPDATE): guesses sent at the same moment are counted one after the other, so they cannot
+    # all read the same count and get past the limit together.
     row = conn.execute(sa.select(portal_codes).where(
         portal_codes.c.phone_hash == phone_hash, portal_codes.c.used_at.is_(None),
-        portal_codes.c.expires_at > now).order_by(portal_codes.c.id.desc()).limit(1)).first()
+        portal_codes.c.expires_at > now).order_by(portal_codes.c.id.desc()).limit(1).with_for_update()).first()
     if row is None or row.attempts >= MAX_ATTEMPTS:
         return False
     good = hmac.compare_digest(row.code_hash, keyed_hash(secret_key, "code", f"{phone}:{code.strip()}"))

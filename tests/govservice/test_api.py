@@ -181,6 +181,14 @@ def test_bad_input_is_a_problem_with_the_fields_named(api: TestClient, services:
     assert r.status_code == 400
     body = r.json()
     assert body["code"] == "govservice.form_invalid" and body["details"]["fields"][0]["field"] == "width_m"
+    # A field the form does not ask for is refused, not kept: the certificate signs the form's answers, and
+    # no reviewer would see it.
+    r = api.patch(f"/api/v1/applications/{app['id']}", json={"form_data": {"licensed_scope": "全市任意经营"}},
+                  headers=me)
+    assert r.status_code == 400 and r.json()["details"]["fields"] == [
+        {"field": "licensed_scope", "message": "the form does not ask for 'licensed_scope'",
+         "message_zh": "表单中没有字段「licensed_scope」"}]
+    assert "licensed_scope" not in api.get(f"/api/v1/applications/{app['id']}", headers=me).json()["form_data"]
     r = api.post(f"/api/v1/applications/{app['id']}/submit", headers=me)
     assert r.status_code == 400 and {"business_name", "address"} <= {f["field"] for f in r.json()["details"]["fields"]}
     assert api.get(f"/api/v1/applications/{app['id']}", headers=me).json()["status"] == "draft"  # nothing half-done

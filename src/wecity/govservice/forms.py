@@ -131,7 +131,16 @@ def form_errors(schema: Mapping[str, Any], data: Mapping[str, Any]) -> list[Fiel
     """Every problem of `data` against the form, one per field, in the form's order."""
     validator = FormValidator(schema, format_checker=FormatChecker())
     found: dict[str, FieldError] = {}
+    # A field the form does not ask for is refused whatever the schema says of additional properties: the
+    # approval's certificate carries the form's answers, signed, and nobody reviewed a field not shown.
+    asked = schema.get("properties", {})
+    for field in data:
+        if field not in asked:
+            found[str(field)] = FieldError(str(field), f"the form does not ask for {str(field)[:40]!r}",
+                                           f"表单中没有字段「{str(field)[:40]}」")
     for error in validator.iter_errors(dict(data)):
+        if error.validator == "additionalProperties":
+            continue  # named one by one above
         explained = _explain(error, schema)
         found.setdefault(explained.field, explained)
     order = list(schema.get("properties", {}))

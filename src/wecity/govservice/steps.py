@@ -237,7 +237,16 @@ def after_step(conn: Connection, app_id: int, *, now: datetime, key_dir: Path | 
 def certificate_fields(form_data: dict[str, Any]) -> dict[str, Any]:
     """The form's answers as a certificate carries them: a signed document holds no binary fractions, so a
     decimal number is written as its shortest text ("6.5"); forms.prefill reads it back as a number."""
-    return {k: (repr(v) if isinstance(v, float) else v) for k, v in form_data.items()}
+    def signed(v: Any) -> Any:
+        if isinstance(v, float):
+            return repr(v)
+        if isinstance(v, list):
+            return [signed(x) for x in v]
+        if isinstance(v, dict):
+            return {k: signed(x) for k, x in v.items()}
+        return v
+
+    return {k: signed(v) for k, v in form_data.items()}
 
 
 def deliver(conn: Connection, app_id: int, *, now: datetime, key_dir: Path | None) -> None:

@@ -202,9 +202,17 @@ def test_the_legal_representative_authorises_and_withdraws_agents(api: TestClien
     lead = people[0]["citizen_id"]
     assert api.delete(f"/api/v1/enterprise/{applicant}/agents/{lead}", headers=citizen(policy_city, AGENT)).status_code == 409
     agent_id = added.json()["citizen_id"]
+    # The agent applies for the enterprise; withdrawn, they no longer see or act on that application.
+    draft = api.post(f"/api/v1/enterprise/{applicant}/policies/t-rent/apply", headers=citizen(policy_city, helper))
+    assert draft.status_code == 201, draft.text
+    app_path = f"/api/v1/applications/{draft.json()['application_id']}"
+    assert api.get(app_path, headers=citizen(policy_city, helper)).status_code == 200
     assert api.delete(f"/api/v1/enterprise/{applicant}/agents/{agent_id}",
                       headers=citizen(policy_city, AGENT)).status_code == 204
     assert api.get(f"/api/v1/enterprise/{applicant}", headers=citizen(policy_city, helper)).status_code == 403
+    assert api.get(app_path, headers=citizen(policy_city, helper)).status_code == 404
+    assert api.post(f"{app_path}/withdraw", headers=citizen(policy_city, helper)).status_code == 404
+    assert api.get(app_path, headers=citizen(policy_city, AGENT)).status_code == 200  # the enterprise's still
     assert api.post(f"/api/v1/enterprise/{applicant}/agents", json={"phone": "12"},
                     headers=citizen(policy_city, AGENT)).status_code in (400, 422)
 
@@ -231,7 +239,8 @@ def test_a_new_legal_representative_in_the_register_replaces_the_old_one(api: Te
                                                                          firm: dict[str, object]) -> None:
     """The register decides who the legal representative is: an agent named there is raised to it, and the
     former one no longer acts for the enterprise (nor can anyone else withdraw them)."""
-    from wecity.enterprise import matching, register
+    from wecity.enterprise import register
+    from wecity.identity.applicants import legal_representative
 
     applicant, helper = firm["applicant_id"], "13900001234"
     added = api.post(f"/api/v1/enterprise/{applicant}/agents", json={"phone": helper}, headers=citizen(policy_city, AGENT))
@@ -242,5 +251,5 @@ def test_a_new_legal_representative_in_the_register_replaces_the_old_one(api: Te
     people = api.get(f"/api/v1/enterprise/{applicant}/agents", headers=citizen(policy_city, helper)).json()["agents"]
     assert [(p["phone"], p["role"]) for p in people] == [("139****1234", "legal_representative")]
     assert api.get(f"/api/v1/enterprise/{applicant}", headers=citizen(policy_city, AGENT)).status_code == 403
-    assert policy_city.db.read_sync(lambda c: matching.legal_representative(c, int(str(applicant)))) == \
+    assert policy_city.db.read_sync(lambda c: legal_representative(c, int(str(applicant)))) == \
         added.json()["citizen_id"]

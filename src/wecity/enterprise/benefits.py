@@ -17,7 +17,6 @@ from sqlalchemy.engine import Connection
 
 from wecity.core.errors import Conflict
 from wecity.enterprise import catalogue
-from wecity.enterprise.matching import legal_representative
 from wecity.enterprise.models import policy_matches
 from wecity.enterprise.policies import ELIGIBLE, INELIGIBLE, UNKNOWN, Evaluation, Policy, evaluate
 from wecity.enterprise.register import enterprise_of_applicant, get_enterprise, variables_of
@@ -25,7 +24,7 @@ from wecity.geo.service import city_today
 from wecity.govservice.applications import matter_definition, record_granted, start_application
 from wecity.govservice.forms import Found, Source, draft_errors
 from wecity.govservice.models import applications
-from wecity.identity.applicants import Applicant, acting_as
+from wecity.identity.applicants import Applicant, acting_as, legal_representative
 
 VIA = "enterprise_register"
 

@@ -35,7 +35,6 @@ from wecity.enterprise.models import enterprises, policies, policy_matches
 from wecity.enterprise.policies import ELIGIBLE, UNKNOWN, Policy, evaluate_all, money
 from wecity.enterprise.register import columns_of, known_variables, register_rows
 from wecity.geo.service import city_today
-from wecity.identity.models import applicant_agents
 
 log = logging.getLogger(__name__)
 PENDING_BATCH = 500       # enterprises per incremental run
@@ -231,12 +230,6 @@ def grant_due(conn: Connection, *, limit: int = GRANT_BATCH) -> list[Any]:
         .where(policy_matches.c.outcome == ELIGIBLE, policies.c.automatic, policies.c.active,
                policy_matches.c.granted_at.is_(None), policy_matches.c.application_id.is_(None))
         .order_by(policy_matches.c.matched_at, policy_matches.c.enterprise_id).limit(limit)))
-
-
-def legal_representative(conn: Connection, enterprise_applicant: int) -> int | None:
-    return conn.execute(sa.select(applicant_agents.c.agent_id).where(
-        applicant_agents.c.enterprise_id == enterprise_applicant,
-        applicant_agents.c.role == "legal_representative")).scalar()
 
 
 def grant_pending(conn: Connection, *, now: datetime, key_dir: Path | None) -> int:

@@ -149,11 +149,12 @@ def application_number(app_id: int, now: datetime) -> str:
 
 
 def own_application(conn: Connection, app_id: int, citizen: Applicant, *, lock: bool = False) -> Any:
-    """The application if this citizen filed it or may act for its applicant; to anyone else it does not
-    exist (a stranger learns nothing by trying numbers)."""
+    """The application if this citizen may act for its applicant now (themselves, or an enterprise that lists
+    them); to anyone else it does not exist (a stranger learns nothing by trying numbers). Having filed it
+    is not enough: an agent the legal representative withdrew no longer sees the enterprise's applications."""
     query = sa.select(applications).where(applications.c.id == app_id)
     row = conn.execute(query.with_for_update() if lock else query).first()
-    if row is None or not (row.filed_by == citizen.id or may_act_for(conn, citizen.id, row.applicant_id)):
+    if row is None or not may_act_for(conn, citizen.id, row.applicant_id):
         raise NotFound(f"no application {app_id}", message_zh=f"申请 {app_id} 不存在")
     return row
 

@@ -27,7 +27,7 @@ from wecity.govservice.models import (
     applications,
     matter_versions,
 )
-from wecity.identity.applicants import get_applicant
+from wecity.identity.applicants import get_applicant, legal_representative, may_act_for
 from wecity.identity.models import departments
 
 
@@ -107,7 +107,11 @@ def tell_applicant(conn: Connection, app_id: int, event: str, *, now: datetime, 
     messages: list[tuple[str, str, dict[str, object]]] = [("in_app", f"applicant:{row.applicant_id}", {
         "title_zh": title_zh, "title_en": title_en, "body": note or "", "link": link,
         "event": f"application.{event}", "application_id": app_id})]
-    phone = get_applicant(conn, row.filed_by).phone
+    # The citizen who filed it, while they may still act for the applicant; else (an agent withdrawn since)
+    # the enterprise's legal representative.
+    teller = row.filed_by if may_act_for(conn, row.filed_by, row.applicant_id) \
+        else legal_representative(conn, row.applicant_id)
+    phone = get_applicant(conn, teller).phone if teller is not None else None
     if phone:
         messages.append(("webhook", "sms", {"phone": phone, "text": f"【WeCity】{title_zh}。{title_en}.",
                                             "event": f"application.{event}"}))

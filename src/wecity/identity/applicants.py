@@ -123,6 +123,13 @@ def acting_as(conn: Connection, citizen: Applicant, applicant_id: int | None) ->
     return get_applicant(conn, applicant_id)
 
 
+def legal_representative(conn: Connection, enterprise_id: int) -> int | None:
+    """The citizen the register names the enterprise's legal representative, if any."""
+    return conn.execute(sa.select(applicant_agents.c.agent_id).where(
+        applicant_agents.c.enterprise_id == enterprise_id,
+        applicant_agents.c.role == "legal_representative")).scalar()
+
+
 def may_act_for(conn: Connection, citizen_id: int, applicant_id: int) -> bool:
     return citizen_id == applicant_id or conn.execute(sa.select(applicant_agents.c.role).where(
         applicant_agents.c.enterprise_id == applicant_id, applicant_agents.c.agent_id == citizen_id)).first() is not None

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, File, Header, Query, Request, UploadFile
+from fastapi import APIRouter, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile as StarletteUpload
 
-from wecity.core.errors import NotFound, PermissionDenied
+from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed
 from wecity.core.http import Ctx, client_address, id_param
 from wecity.core.settings import UPLOAD_FILES
 from wecity.geo.service import city_timezone, city_today
@@ -233,14 +234,27 @@ async def save_draft(ctx: Ctx, phone: CurrentCitizen, app_id: AppId, body: FormI
 
 
 @router.post("/applications/{app_id}/materials/{material}", tags=["applicants"],
-             summary="Upload a material (a photo or scan of the document)")
-async def upload_material(ctx: Ctx, phone: CurrentCitizen, app_id: AppId, material: CodeText,
-                          files: Annotated[list[UploadFile], File()]) -> dict[str, Any]:
+             summary="Upload a material (a photo or scan of the document; multipart `files`, up to "
+             f"{UPLOAD_FILES})",
+             openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                 "type": "object", "required": ["files"], "properties": {"files": {
+                     "type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
+async def upload_material(request: Request, ctx: Ctx, phone: CurrentCitizen, app_id: AppId,
+                          material: CodeText) -> dict[str, Any]:
     await ctx.limits.hit("services_write", phone)
     citizen = await _citizen(ctx, phone)
-    # Rights before the costly decoding of images.
+    # Rights before the body is read (as a declared `UploadFile` parameter FastAPI would take in the whole
+    # upload before the credentials were looked at), and before the costly decoding of images.
     await ctx.db.read(lambda c: apply.own_application(c, app_id, citizen))
-    data = [await f.read(ctx.settings.max_upload_bytes + 1) for f in files[:UPLOAD_FILES]]
+    form = await request.form(max_files=UPLOAD_FILES, max_fields=5, max_part_size=ctx.settings.max_upload_bytes + 1)
+    try:
+        files = [f for f in form.getlist("files") if isinstance(f, StarletteUpload)]
+        if not files:
+            raise ValidationFailed("send the files as the multipart field `files`",
+                                   message_zh="请以 files 字段上传材料文件", code="govservice.no_files")
+        data = [await f.read(ctx.settings.max_upload_bytes + 1) for f in files[:UPLOAD_FILES]]
+    finally:
+        await form.close()
     now = ctx.clock.now()
     async with uploads.staged(data, ctx, now=now) as staged:
         def write(conn: sa.Connection) -> None:

@@ -150,6 +150,22 @@ def department_queue(conn: Connection, department: str, *, which: str = "open", 
     return [_summary(r, calendar, today) for r in rows]
 
 
+def applicant_view(conn: Connection, app_id: int, *, today: date) -> dict[str, Any]:
+    """`application_view` as its applicant sees it: officers by name and department, never by their sign-in
+    names (`user:<username>` would let an unhappy applicant lock the officer's account with bad passwords)."""
+    return _without_sign_in_names(application_view(conn, app_id, today=today))
+
+
+def _without_sign_in_names(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("user:"):
+        return "staff"
+    if isinstance(value, dict):
+        return {k: _without_sign_in_names(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_sign_in_names(v) for v in value]
+    return value
+
+
 def application_view(conn: Connection, app_id: int, *, today: date) -> dict[str, Any]:
     """Everything about one application: its form and where each value came from, materials, timeline,
     pauses, extensions, the parallel reviews, the certificate, the rating and any rectification."""

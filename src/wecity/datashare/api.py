@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from wecity.core.errors import NotFound, PayloadTooLarge, PermissionDenied, ValidationFailed, WeCityError
 from wecity.core.http import Ctx, client_address
 from wecity.core.limits import parse_rule
+from wecity.core.tables import spreadsheet_text
 from wecity.datashare import access, catalogue, dcat, queries, sources, uploads
 from wecity.datashare.requests import department_of
 from wecity.geo.service import city_timezone
@@ -381,5 +382,5 @@ def _csv(fields: list[str], rows: list[Any]) -> str:
     writer.writerow(fields)
     for row in rows:
         writer.writerow([json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else
-                         "" if v is None else v for v in row])
+                         "" if v is None else spreadsheet_text(v) for v in row])
     return out.getvalue()

@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from wecity.core.tables import spreadsheet_text
+
 TABLES = ("kpis", "breakdown", "cases")
 
 _HEADERS = {
@@ -53,7 +55,7 @@ def to_csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow(header)
-    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    writer.writerows(["" if v is None else spreadsheet_text(v) for v in row] for row in rows)
     return out.getvalue().encode("utf-8")
 
 
@@ -70,6 +72,9 @@ def to_xlsx(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) ->
         cell.font = Font(bold=True)
     for row in rows:
         sheet.append(list(row))
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str) and cell.value.startswith("="):
+                cell.data_type = "s"  # a citizen's text, kept as text: openpyxl would write it as a formula
     sheet.freeze_panes = "A2"
     out = io.BytesIO()
     book.save(out)

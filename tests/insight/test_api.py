@@ -160,3 +160,20 @@ def test_a_citizen_s_text_is_no_formula_in_an_export() -> None:
     assert sheet is not None
     cell = sheet.cell(row=2, column=len(header))
     assert cell.value == evil and cell.data_type == "s"
+
+
+def test_a_cut_list_of_overdue_cases_holds_the_most_overdue(city: City) -> None:
+    """More overdue cases than a list shows: the list is ordered by deadline before it is cut, so the most
+    overdue are never the ones left out."""
+    from datetime import date
+
+    from wecity.insight import queries
+
+    _history(city)
+    now = city.clock.now()
+    f = queries.Filters(date(2000, 1, 1), now.date())
+    every = city.db.read_sync(lambda c: queries.case_list(c, f, now, which="overdue", limit=100_000))
+    assert len(every) > 3
+    first = city.db.read_sync(lambda c: queries.case_list(c, f, now, which="overdue", limit=3))
+    assert [c["id"] for c in first] == [c["id"] for c in every[:3]]
+    assert [c["due_at"] for c in first] == sorted(c["due_at"] for c in every)[:3]

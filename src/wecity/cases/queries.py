@@ -56,7 +56,7 @@ def next_deadline(row: Any) -> datetime | None:
 
 
 # The same rule in SQL, so that queues are ordered (and cut) by the database.
-_RUNNING_DUE = sa.case(
+RUNNING_DUE = sa.case(
     (cases.c.status.in_([s.value for s in ACK_CLOCK_STATES]), cases.c.ack_due_at),
     (cases.c.status.in_([s.value for s in RESOLVE_CLOCK_STATES]), cases.c.resolve_due_at),
     else_=None)
@@ -125,14 +125,14 @@ def queue(conn: Connection, user: StaffUser, now: datetime, *, name: str = "depa
             sa.and_(cases.c.department_id.is_(None), cases.c.status.in_([s.value for s in OPEN_STATES])),
             cases.c.followup_open.is_(True)))
     elif name == "overdue":
-        query = query.where(_RUNNING_DUE < now)
+        query = query.where(RUNNING_DUE < now)
     elif name == "followup":
         query = query.where(cases.c.followup_open.is_(True))
     else:
         query = query.where(cases.c.status.in_([s.value for s in OPEN_STATES]))
     if status:
         query = query.where(cases.c.status == status)
-    order = [_RUNNING_DUE.is_(None), _RUNNING_DUE, _DISPATCH_RANK, cases.c.updated_at, cases.c.id]
+    order = [RUNNING_DUE.is_(None), RUNNING_DUE, _DISPATCH_RANK, cases.c.updated_at, cases.c.id]
     if sort == "priority":
         order.insert(0, _PRIORITY_RANK)
     query = query.order_by(*order).limit(limit)
@@ -158,7 +158,7 @@ def inbox(conn: Connection, user: StaffUser, now: datetime, *, limit: int = 200)
     escalated = _case_select().where(*parts["escalated"])
     followups = _case_select().where(*parts["followups"])
     urged = _case_select().where(*parts["urged"]).order_by(cases.c.urged_at, cases.c.id).limit(limit)
-    order = (_RUNNING_DUE.is_(None), _RUNNING_DUE, cases.c.updated_at, cases.c.id)
+    order = (RUNNING_DUE.is_(None), RUNNING_DUE, cases.c.updated_at, cases.c.id)
     return {"escalated": [case_summary(r, now) for r in conn.execute(escalated.order_by(*order).limit(limit))],
             "urged": [case_summary(r, now) for r in conn.execute(urged)],
             "followups": [case_summary(r, now) for r in conn.execute(followups.order_by(cases.c.updated_at.desc(),

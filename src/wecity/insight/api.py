@@ -111,7 +111,7 @@ async def export_response(ctx: Any, locale: str, extension: str, table: str, whi
     def run(conn: Any) -> tuple[queries.Filters, list[dict[str, Any]]]:
         f = filters_of(conn, now, *asked)
         if table == "cases":
-            return f, queries.case_list(conn, f, now, which=which)
+            return f, queries.case_list(conn, f, now, which=which, limit=queries.EXPORT_LIMIT)
         frame = frame_of(ctx).current(conn)
         if table == "kpis":
             return f, queries.figures(conn, f, now, frame)["kpis"]
@@ -120,6 +120,10 @@ async def export_response(ctx: Any, locale: str, extension: str, table: str, whi
 
     f, data = await ctx.db.read(run)
     header, rows = exports.rows_of(table, data, locale, await ctx.db.read(city_timezone))
+    if table == "cases" and len(data) >= queries.EXPORT_LIMIT:
+        rows.append([f"仅导出前 {queries.EXPORT_LIMIT:,} 件，请缩小筛选范围" if locale == "zh_CN" else
+                     f"Only the first {queries.EXPORT_LIMIT:,} cases: narrow the filter for the rest",
+                     *[None] * (len(header) - 1)])
     name = f"wecity-{table}-{f.start.isoformat()}-{f.end.isoformat()}"
     if extension == "csv":
         return Response(exports.to_csv(header, rows), media_type="text/csv; charset=utf-8",

@@ -77,9 +77,9 @@ def render(data: dict[str, Any], *, city: str, generated: datetime) -> bytes:
             rows.append([f"#{c['id']}", c["category_zh"], c["area_zh"] or "—", c["department_zh"] or "—",
                          c["due_at"].astimezone(zone).strftime("%m-%d %H:%M") if c["due_at"] else "—"])
         _table(pdf, rows, (0.12, 0.24, 0.18, 0.30, 0.16))
-        if len(overdue) > OVERDUE_SHOWN:
-            _note(pdf, width, f"另有 {len(overdue) - OVERDUE_SHOWN} 件，见 /insight/cases?which=overdue · "
-                              f"{len(overdue) - OVERDUE_SHOWN} more on the KPI pages")
+        more = max(data["figures"]["overdue"], len(overdue)) - OVERDUE_SHOWN  # the list is cut; the count is not
+        if more > 0:
+            _note(pdf, width, f"另有 {more} 件，见 /insight/cases?which=overdue · {more} more on the KPI pages")
     else:
         _note(pdf, width, "无超期案件 Nothing is overdue.")
 

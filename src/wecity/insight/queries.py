@@ -31,6 +31,7 @@ LEVELS = ("district", "department", "category")
 CHANNELS = ("portal", "open311", "hotline", "sensor", "enterprise")
 MAX_DAYS = 366
 LIST_LIMIT = 500
+EXPORT_LIMIT = 10_000  # cases in one export file; a longer list says so in its last row
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +226,7 @@ def case_list(conn: Connection, f: Filters, now: datetime, *, which: str = "rece
               limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
     """The cases behind a figure: opened in the period (`received`), open now (`open`) or overdue now
     (`overdue`), under the filter; the most urgent first for open and overdue, the newest first else."""
-    from wecity.cases.queries import next_deadline
+    from wecity.cases.queries import RUNNING_DUE, next_deadline
 
     ids = _ids(conn, f)
     zone = city_timezone(conn)
@@ -246,12 +247,14 @@ def case_list(conn: Connection, f: Filters, now: datetime, *, which: str = "rece
                         .select_from(cases.join(categories, categories.c.code == cases.c.category_code)
                                      .outerjoin(areas, areas.c.id == cases.c.area_id)
                                      .outerjoin(departments, departments.c.id == cases.c.department_id))
-                        .where(*conditions).order_by(cases.c.id.desc()).limit(limit)).all()
+                        .where(*conditions)
+                        # Ordered before the cut: the most overdue are the ones a list of the first N must hold.
+                        .order_by(*((RUNNING_DUE.is_(None), RUNNING_DUE, cases.c.id) if which in ("open", "overdue")
+                                    else (cases.c.id.desc(),)))
+                        .limit(limit)).all()
     out = [{"id": r.id, "status": r.status, "category_code": r.category_code, "category_zh": r.category_zh,
             "category_en": r.category_en, "area_zh": r.area_zh, "area_en": r.area_en,
             "department_zh": r.department_zh, "department_en": r.department_en, "created_at": r.created_at,
             "due_at": next_deadline(r), "overdue": bool((next_deadline(r) or now) < now),
             "description": (r.description or "")[:120]} for r in rows]
-    if which in ("open", "overdue"):
-        out.sort(key=lambda c: (c["due_at"] is None, c["due_at"] or now))
     return out

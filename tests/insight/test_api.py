@@ -177,3 +177,17 @@ def test_a_cut_list_of_overdue_cases_holds_the_most_overdue(city: City) -> None:
     first = city.db.read_sync(lambda c: queries.case_list(c, f, now, which="overdue", limit=3))
     assert [c["id"] for c in first] == [c["id"] for c in every[:3]]
     assert [c["due_at"] for c in first] == sorted(c["due_at"] for c in every)[:3]
+
+
+def test_days_outside_any_city_s_figures_are_a_clear_error(city: City) -> None:
+    from ..web.conftest import log_in
+
+    leader = _token(city, "supervisor")
+    with make_client(city) as client:
+        for path, params in (("/api/v1/insight/figures", {"from": "0001-01-01", "to": "0001-01-05"}),
+                             ("/api/v1/insight/cases", {"from": "9999-12-01", "to": "9999-12-31"}),
+                             ("/api/v1/insight/briefing.pdf", {"day": "0001-01-01"})):
+            answer = client.get(path, params=params, headers=leader)
+            assert answer.status_code == 400 and answer.headers["content-type"].startswith("application/problem+json")
+        log_in(client, "supervisor")
+        assert client.get("/insight/briefing.pdf", params={"day": "0001-01-01"}).status_code == 200  # yesterday's

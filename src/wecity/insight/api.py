@@ -23,7 +23,9 @@ from wecity.insight.kpis import KPIS
 router = APIRouter(prefix="/api/v1/insight", tags=["insight"])
 
 Code = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-Day = Annotated[date | None, Query()]
+# Days a city's figures can be about; outside, the date arithmetic of a period overflows (year 1, year 9999).
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+Day = Annotated[date | None, Query(ge=FIRST_DAY, le=LAST_DAY)]
 
 
 def require_leader(user: StaffUser) -> None:

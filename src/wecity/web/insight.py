@@ -20,7 +20,7 @@ from wecity.identity.choices import Role
 from wecity.identity.deps import OptionalStaff
 from wecity.identity.models import departments
 from wecity.insight import queries
-from wecity.insight.api import briefing_response, export_response, filters_of
+from wecity.insight.api import FIRST_DAY, LAST_DAY, briefing_response, export_response, filters_of
 from wecity.insight.frame import frame_of
 from wecity.insight.loops import loop_figures
 from wecity.web.i18n import gettext_for
@@ -35,9 +35,10 @@ CHANNEL_LABELS = {"portal": "Report form", "open311": "Open311 partners", "hotli
 
 def _day(value: str | None) -> date | None:
     try:
-        return date.fromisoformat(value) if value else None
+        found = date.fromisoformat(value) if value else None
     except ValueError:
         return None  # a hand-edited URL with a bad date shows the default period, not an error page
+    return found if found is not None and FIRST_DAY <= found <= LAST_DAY else None
 
 
 def _asked(request: Request) -> tuple[Any, ...]:

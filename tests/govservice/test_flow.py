@@ -53,7 +53,8 @@ def test_a_draft_is_prefilled_from_the_profile_and_a_held_certificate_and_spares
                                                          now=s.city.clock.now()))
     v = view(s, app_id)
     assert v["form_data"] == {"business_name": "明记小吃", "credit_code": CREDIT_CODE, "contact": "李明"}
-    assert v["prefill"]["business_name"] == {"source": "certificate:business_licence", "status": "filled", "via": number}
+    assert v["prefill"]["business_name"] == {"source": "certificate:business_licence", "status": "filled", "via": number,
+                                             "value": "明记小吃"}
     assert v["prefill"]["contact"]["source"] == "profile"
     assert v["materials"]["licence"] == {"state": "replaced", "media": [], "by": number}
     assert v["materials"]["design"]["state"] == "missing"

@@ -68,8 +68,10 @@ def test_the_staff_review_page_and_who_may_open_it(portal: TestClient, services:
     licensed(s)
     app_id = s.city.db.write_sync(lambda c: apply.start_application(c, citizen=s.citizen, matter_code="T-SIGN",
                                                                      now=s.city.clock.now()))
+    original = s.city.db.read_sync(lambda c: apply.own_application(c, app_id, s.citizen)).form_data["business_name"]
     s.city.db.write_sync(lambda c: apply.save_draft(c, app_id, citizen=s.citizen, now=s.city.clock.now(),
-                                                    form_data={"address": "五一大道 9 号", "width_m": 2}))
+                                                    form_data={"address": "五一大道 9 号", "width_m": 2,
+                                                               "business_name": "别家公司"}))
     s.city.db.write_sync(lambda c: apply.attach_material(c, app_id, citizen=s.citizen, material="design", media=[],
                                                          now=s.city.clock.now()))
     s.city.db.write_sync(lambda c: apply.submit(c, app_id, citizen=s.citizen, now=s.city.clock.now()))
@@ -79,6 +81,9 @@ def test_the_staff_review_page_and_who_may_open_it(portal: TestClient, services:
     assert log_in(portal, "chengguan").status_code == 303
     page = portal.get(f"/staff/applications/{app_id}", headers=EN).text
     assert "Accept (the clock starts)" in page and "from certificate" in page and CREDIT_CODE in page
+    # The applicant's own value is not passed off as the certificate's.
+    assert f"别家公司 <span class=\"hint edited\">(changed by the applicant; certificate " in page
+    assert f"said {original})" in page
     queue = portal.get("/staff/applications", params={"queue": "accept"}, headers=ZH).text
     assert f"/staff/applications/{app_id}" in queue and "待受理" in queue
     accepted = portal.post(f"/staff/applications/{app_id}/accept", data={"csrf_token": csrf_token(page)},

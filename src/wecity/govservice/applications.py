@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from wecity.core.db import inserted_id
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from wecity.govservice import certificates, process
-from wecity.govservice.forms import Found, Source, check_form, draft_errors, prefill
+from wecity.govservice.forms import Found, Source, check_form, draft_errors, prefill, provenance_after
 from wecity.govservice.models import applications, matter_versions, matters
 from wecity.govservice.steps import (
     Status,
@@ -171,7 +171,8 @@ def save_draft(conn: Connection, app_id: int, *, citizen: Applicant, form_data: 
     if errors:
         raise ValidationFailed("; ".join(e.message_en for e in errors), message_zh="；".join(e.message_zh for e in errors),
                                code="govservice.form_invalid", details={"fields": [e.as_dict() for e in errors]})
-    conn.execute(applications.update().where(applications.c.id == app_id).values(form_data=data, updated_at=now))
+    conn.execute(applications.update().where(applications.c.id == app_id).values(
+        form_data=data, prefill=provenance_after(row.prefill or {}, data), updated_at=now))
 
 
 def attach_material(conn: Connection, app_id: int, *, citizen: Applicant, material: str, media: list[str],
@@ -244,7 +245,7 @@ def supply(conn: Connection, app_id: int, *, citizen: Applicant, form_data: Mapp
         raise InvalidTransition("nothing was asked of this application", message_zh="该申请无需补正")
     state = process.complete(row.workflow, task.id, {"supplied": True})
     conn.execute(applications.update().where(applications.c.id == app_id).values(
-        form_data=data, workflow=state, updated_at=now))
+        form_data=data, prefill=provenance_after(row.prefill or {}, data), workflow=state, updated_at=now))
     end_pause(conn, app_id, now=now)
     log_event(conn, app_id, "supplied", actor=f"applicant:{citizen.id}", now=now)
     record_audit(conn, at=now, actor=f"applicant:{citizen.id}", action="application.supply",

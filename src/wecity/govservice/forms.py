@@ -26,7 +26,9 @@ from wecity.core.patterns import BadPattern, compile_pattern
 
 PROFILE = "profile"
 CERTIFICATE = "certificate"
-FILLED, FAILED, ABSENT = "filled", "failed", "absent"
+# A field's provenance: filled from a source, the source failed or held nothing, or filled and then
+# changed by the applicant (staff must not read the applicant's value as the city's).
+FILLED, FAILED, ABSENT, EDITED = "filled", "failed", "absent", "edited"
 
 
 def _re2_pattern(validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]) -> Iterator[SchemaViolation]:
@@ -185,6 +187,18 @@ def _as_schema_type(value: Any, prop: Mapping[str, Any]) -> Any:
     return value
 
 
+def provenance_after(provenance: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """The provenance once the applicant has saved `data`: a pre-filled field whose value they changed is
+    `edited` (the source's value kept beside it), one changed back is `filled` again."""
+    out = dict(provenance)
+    for field, record in provenance.items():
+        if not isinstance(record, dict) or record.get("status") not in (FILLED, EDITED) or "value" not in record:
+            continue  # recorded before the pre-filled value was kept: nothing to compare
+        changed = data.get(field) != record["value"]
+        out[field] = {**record, "status": EDITED if changed else FILLED}
+    return out
+
+
 def prefill(schema: Mapping[str, Any], sources: Mapping[str, Source]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Values and their provenance for every field with `x-prefill`.
 
@@ -215,6 +229,6 @@ def prefill(schema: Mapping[str, Any], sources: Mapping[str, Source]) -> tuple[d
                     record.update(status=ABSENT)
                 else:
                     values[field] = _as_schema_type(value.value, prop)
-                    record.update(status=FILLED, via=value.via)
+                    record.update(status=FILLED, via=value.via, value=values[field])
         provenance[field] = record
     return values, provenance

@@ -4,6 +4,7 @@ department, anonymous), its errors as problem+json, and the public catalogue and
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import pytest
@@ -250,3 +251,36 @@ def test_the_rights_matrix_of_every_verb(api: TestClient, services: Services) ->
         assert r.status_code == 403, (path, r.text)
     v = api.get(f"/api/v1/applications/{app_id}", headers=citizen).json()
     assert v["status"] == "in_review" and v["extended_days"] == 0 and v["pauses"] == []
+
+
+def test_补正_during_an_inspection_keeps_the_clock_stopped_until_both_end(api: TestClient, services: Services) -> None:
+    """Two uncounted spells overlap: an inspection, and 补正 asked for meanwhile. The applicant's answer
+    ends the 补正 only; the clock stays stopped until the inspection ends too, and the due date then moves
+    on by the working days it stood still, counted once."""
+    from wecity.govservice.clock import add_working_days
+    from wecity.geo.service import city_calendar
+
+    s = services
+    _licence(api, s)
+    app_id = _submitted_sign(api, s)["id"]
+    accepted = api.post(f"/api/v1/department/applications/{app_id}/accept", headers=staff_headers(s, s.accepting))
+    due = date.fromisoformat(accepted.json()["due_on"])
+    s.city.clock.advance(days=1)
+    assert api.post(f"/api/v1/department/applications/{app_id}/special", json={"kind": "inspection", "reason": "现场勘验"},
+                    headers=staff_headers(s, s.accepting)).status_code == 200
+    assert api.post(f"/api/v1/department/applications/{app_id}/supplement", json={"note": "补充效果图"},
+                    headers=staff_headers(s, s.transport)).status_code == 200
+    api.post(f"/api/v1/department/applications/{app_id}/review", json={"outcome": "approve"},
+             headers=staff_headers(s, s.police))
+    s.city.clock.advance(days=1)
+    supplied = api.post(f"/api/v1/applications/{app_id}/supply", json={"form_data": {}},
+                        headers=citizen_headers(s, "13912345678")).json()
+    assert [p["kind"] for p in supplied["pauses"] if p["ended_at"] is None] == ["inspection"]
+    assert date.fromisoformat(supplied["due_on"]) == due  # still stopped: the inspection runs on
+    s.city.clock.advance(days=6)
+    ended = api.post(f"/api/v1/department/applications/{app_id}/special/end", headers=staff_headers(s, s.accepting))
+    assert ended.status_code == 200, ended.text
+    calendar = s.city.db.read_sync(city_calendar)
+    stood_still = {p["kind"]: p["working_days"] for p in ended.json()["pauses"]}
+    assert stood_still["supplement"] == 1 and stood_still["inspection"] >= 4
+    assert date.fromisoformat(ended.json()["due_on"]) == add_working_days(calendar, due, stood_still["inspection"])

@@ -82,7 +82,7 @@ def test_the_staff_review_page_and_who_may_open_it(portal: TestClient, services:
     page = portal.get(f"/staff/applications/{app_id}", headers=EN).text
     assert "Accept (the clock starts)" in page and "from certificate" in page and CREDIT_CODE in page
     # The applicant's own value is not passed off as the certificate's.
-    assert f"别家公司 <span class=\"hint edited\">(changed by the applicant; certificate " in page
+    assert "别家公司 <span class=\"hint edited\">(changed by the applicant; certificate " in page
     assert f"said {original})" in page
     queue = portal.get("/staff/applications", params={"queue": "accept"}, headers=ZH).text
     assert f"/staff/applications/{app_id}" in queue and "待受理" in queue

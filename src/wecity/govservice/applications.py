@@ -246,7 +246,7 @@ def supply(conn: Connection, app_id: int, *, citizen: Applicant, form_data: Mapp
     state = process.complete(row.workflow, task.id, {"supplied": True})
     conn.execute(applications.update().where(applications.c.id == app_id).values(
         form_data=data, prefill=provenance_after(row.prefill or {}, data), workflow=state, updated_at=now))
-    end_pause(conn, app_id, now=now)
+    end_pause(conn, app_id, now=now, kind="supplement")
     log_event(conn, app_id, "supplied", actor=f"applicant:{citizen.id}", now=now)
     record_audit(conn, at=now, actor=f"applicant:{citizen.id}", action="application.supply",
                  target=f"application:{row.number}")

@@ -32,6 +32,7 @@ from wecity.govservice.steps import (
     end_pause,
     log_event,
     open_pause,
+    open_pauses,
     start_clock,
     start_pause,
     tell_applicant,
@@ -256,11 +257,11 @@ def start_special_procedure(conn: Connection, app_id: int, *, staff: StaffUser, 
 def end_special_procedure(conn: Connection, app_id: int, *, staff: StaffUser, now: datetime) -> None:
     row = _application(conn, app_id, staff)
     _own_department(conn, row, staff)
-    spell = open_pause(conn, app_id)
-    if spell is None or spell.kind == "supplement":
+    spell = next((s for s in open_pauses(conn, app_id) if s.kind != "supplement"), None)
+    if spell is None:
         raise InvalidTransition("no special procedure is running", message_zh="没有进行中的特别程序",
                                 code="govservice.clock_not_paused")
-    end_pause(conn, app_id, now=now)
+    end_pause(conn, app_id, now=now, kind=spell.kind)
     log_event(conn, app_id, "special_ended", actor=f"user:{staff.username}", now=now,
               department_code=row.department_code, detail={"kind": spell.kind})
     _audit(conn, staff, "special_end", row, now, kind=spell.kind)

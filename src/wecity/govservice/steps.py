@@ -131,26 +131,37 @@ def start_pause(conn: Connection, app_id: int, kind: str, *, reason: str, now: d
         conn.execute(applications.update().where(applications.c.id == app_id).values(paused_since=now))
 
 
-def open_pause(conn: Connection, app_id: int) -> Any:
-    return conn.execute(sa.select(application_pauses).where(
+def open_pauses(conn: Connection, app_id: int) -> list[Any]:
+    """The spells still open, newest first: two may overlap (补正 asked for during an inspection)."""
+    return list(conn.execute(sa.select(application_pauses).where(
         application_pauses.c.application_id == app_id, application_pauses.c.ended_at.is_(None))
-        .order_by(application_pauses.c.id.desc())).first()
+        .order_by(application_pauses.c.id.desc())))
 
 
-def end_pause(conn: Connection, app_id: int, *, now: datetime) -> None:
-    """The clock runs again; the due date moves on by the working days the spell took."""
-    spell = open_pause(conn, app_id)
-    if spell is None:
+def open_pause(conn: Connection, app_id: int) -> Any:
+    found = open_pauses(conn, app_id)
+    return found[0] if found else None
+
+
+def end_pause(conn: Connection, app_id: int, *, now: datetime, kind: str | None = None) -> None:
+    """End the newest open spell of `kind` (every open spell when None: the application ends). The clock runs
+    again only when no spell is left open, and the due date moves on by the working days it stood still,
+    counted once however many spells overlapped; each spell keeps its own length."""
+    spells = [s for s in open_pauses(conn, app_id) if kind is None or s.kind == kind]
+    if kind is not None:
+        spells = spells[:1]
+    if not spells:
         return
     row = conn.execute(sa.select(applications).where(applications.c.id == app_id)).one()
     calendar = city_calendar(conn)
-    days = 0
-    if row.paused_since is not None:
-        days = working_days_between(calendar, local_day(row.paused_since, calendar), local_day(now, calendar))
-    conn.execute(application_pauses.update().where(application_pauses.c.id == spell.id).values(
-        ended_at=now, working_days=days))
-    if row.accepted_at is None:
+    for spell in spells:
+        own = working_days_between(calendar, local_day(spell.started_at, calendar), local_day(now, calendar)) \
+            if row.accepted_at is not None else 0
+        conn.execute(application_pauses.update().where(application_pauses.c.id == spell.id).values(
+            ended_at=now, working_days=own))
+    if row.accepted_at is None or open_pause(conn, app_id) is not None or row.paused_since is None:
         return
+    days = working_days_between(calendar, local_day(row.paused_since, calendar), local_day(now, calendar))
     paused = row.paused_days + days
     conn.execute(applications.update().where(applications.c.id == app_id).values(
         paused_days=paused, paused_since=None,

@@ -8,9 +8,11 @@ from datetime import date
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from wecity.identity.applicants import sign_citizen
+from wecity.identity.models import audit_log
 from wecity.identity.service import StaffUser, start_session
 
 from ..conftest import make_client
@@ -249,6 +251,12 @@ def test_the_rights_matrix_of_every_verb(api: TestClient, services: Services) ->
                        ("/special", {"kind": "inspection", "reason": "x"}), ("/extend", {"days": 2, "reason": "x"})]:
         r = api.post(f"/api/v1/department/applications/{app_id}{path}", json=body, headers=transport)
         assert r.status_code == 403, (path, r.text)
+    # Each refusal is on the audit record, though the step's own transaction rolled back.
+    refused = s.city.db.read_sync(lambda c: [(r.action, r.outcome) for r in c.execute(
+        sa.select(audit_log.c.action, audit_log.c.outcome).where(
+            audit_log.c.actor == f"user:{s.transport.username}", audit_log.c.target == f"application:{app_id}"))])
+    assert refused == [("application.not_accept", "denied"), ("application.decide", "denied"),
+                       ("application.start_special_procedure", "denied"), ("application.extend", "denied")]
     v = api.get(f"/api/v1/applications/{app_id}", headers=citizen).json()
     assert v["status"] == "in_review" and v["extended_days"] == 0 and v["pauses"] == []
 
@@ -257,8 +265,8 @@ def test_补正_during_an_inspection_keeps_the_clock_stopped_until_both_end(api:
     """Two uncounted spells overlap: an inspection, and 补正 asked for meanwhile. The applicant's answer
     ends the 补正 only; the clock stays stopped until the inspection ends too, and the due date then moves
     on by the working days it stood still, counted once."""
-    from wecity.govservice.clock import add_working_days
     from wecity.geo.service import city_calendar
+    from wecity.govservice.clock import add_working_days
 
     s = services
     _licence(api, s)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile as StarletteUpload
 
-from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed
+from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeCityError
 from wecity.core.http import Ctx, client_address, id_param
 from wecity.core.settings import UPLOAD_FILES
 from wecity.geo.service import city_timezone, city_today
@@ -371,7 +371,18 @@ async def department_application(request: Request, ctx: Ctx, user: CurrentStaff,
 
 
 async def _staff_step(request: Request, ctx: Any, user: StaffUser, app_id: int, verb: Any, **kwargs: Any) -> dict[str, Any]:
-    await ctx.db.write(lambda c: verb(c, app_id, staff=user, now=ctx.clock.now(), **kwargs))
+    try:
+        await ctx.db.write(lambda c: verb(c, app_id, staff=user, now=ctx.clock.now(), **kwargs))
+    except WeCityError as exc:
+        # The step's transaction rolled back with its audit entry: the refusal is recorded on its own, as
+        # failed operations must be (a department trying another's application, a step out of turn).
+        if exc.status < 500:
+            now, outcome, code = ctx.clock.now(), "denied" if exc.status == 403 else "refused", exc.code
+            await ctx.db.write(lambda c: record_audit(
+                c, at=now, actor=f"user:{user.username}", action=f"application.{verb.__name__}",
+                target=f"application:{app_id}", outcome=outcome, source_address=client_address(request),
+                detail={"code": code}))
+        raise
     return await _staff_view(request, ctx, user, app_id)
 
 

@@ -61,6 +61,27 @@ def test_a_draft_is_prefilled_from_the_profile_and_a_held_certificate_and_spares
     assert v["documents_spared"] == 1
 
 
+def test_a_certificate_revoked_after_the_draft_began_spares_nothing_at_submission(services: Services) -> None:
+    s = services
+    number = licensed(s)
+    app_id = write(s, lambda c: apply.start_application(c, citizen=s.citizen, matter_code="T-SIGN",
+                                                         now=s.city.clock.now()))
+    write(s, lambda c: apply.save_draft(c, app_id, citizen=s.citizen, now=s.city.clock.now(),
+                                        form_data={"address": "五一大道 9 号", "width_m": 2}))
+    write(s, lambda c: apply.attach_material(c, app_id, citizen=s.citizen, material="design", media=["m1"],
+                                             now=s.city.clock.now()))
+    write(s, lambda c: certificates.revoke(c, number, by="user:shichang", department_code="shichang",
+                                           reason="吊销", now=s.city.clock.now()))
+    with pytest.raises(ValidationFailed) as lapsed:
+        write(s, lambda c: apply.submit(c, app_id, citizen=s.citizen, now=s.city.clock.now()))
+    assert lapsed.value.code == "govservice.certificate_lapsed" and lapsed.value.details["materials"] == ["licence"]
+    assert f"电子证照 {number} 已失效" in lapsed.value.message_zh
+    # Uploaded instead, the material counts, and the application goes in.
+    write(s, lambda c: apply.attach_material(c, app_id, citizen=s.citizen, material="licence", media=["m2"],
+                                             now=s.city.clock.now()))
+    assert write(s, lambda c: apply.submit(c, app_id, citizen=s.citizen, now=s.city.clock.now())) is True
+
+
 def test_a_source_that_fails_shows_as_failed_not_as_an_empty_success(services: Services) -> None:
     s = services
     number = licensed(s)

@@ -199,6 +199,27 @@ def missing_materials(definition: Mapping[str, Any], materials: Mapping[str, Any
     return [m for m in definition.get("materials", []) if lacking(m)]
 
 
+def _certificates_still_valid(conn: Connection, definition: Mapping[str, Any], materials: Mapping[str, Any],
+                              now: datetime) -> None:
+    """A material a certificate spared when the draft began is spared only if that certificate is still
+    valid at submission (not revoked, not expired since): else the applicant is told to upload it."""
+    names = {m["code"]: m for m in definition.get("materials", [])}
+    lapsed = []
+    for code, state in materials.items():
+        by = state.get("by")
+        if state.get("state") == REPLACED and by and by != "profile":
+            verdict = certificates.verify_number(conn, by, now)
+            if verdict.status != "valid":
+                lapsed.append((names.get(code, {"code": code}), by, verdict))
+    if lapsed:
+        raise ValidationFailed(
+            "; ".join(f"certificate {by} is no longer valid ({v.reason}): upload "
+                      f"{m.get('name_en') or m.get('name_zh') or m['code']}" for m, by, v in lapsed),
+            message_zh="；".join(f"电子证照 {by} 已失效（{v.reason_zh}），请上传{m.get('name_zh') or m['code']}"
+                                 for m, by, v in lapsed),
+            code="govservice.certificate_lapsed", details={"materials": [m["code"] for m, _, _ in lapsed]})
+
+
 def submit(conn: Connection, app_id: int, *, citizen: Applicant, now: datetime) -> bool:
     """Submit a draft: the whole form is checked and every required material is there or replaced; the
     matter's process starts. Submitting again is answered as the first time (returns False)."""
@@ -209,6 +230,7 @@ def submit(conn: Connection, app_id: int, *, citizen: Applicant, now: datetime) 
         raise InvalidTransition("this application cannot be submitted", message_zh="该申请不能提交")
     definition = matter_definition(conn, row.matter_code, row.matter_version)
     check_form(definition["form"], row.form_data)
+    _certificates_still_valid(conn, definition, row.materials, now)
     missing = missing_materials(definition, row.materials)
     if missing:
         raise ValidationFailed("materials missing: " + ", ".join(m.get("name_en") or m["name_zh"] for m in missing),

@@ -303,3 +303,34 @@ def test_due_dates_and_certificate_numbers_are_counted_in_the_city_s_own_days(se
     assert str(calendar.tz) == "America/New_York"
     # Five working days from Monday (not counted) in New York: the next Monday, not Tuesday as in China.
     assert view(s, app_id)["due_on"] == add_working_days(calendar, date(2026, 11, 2), 5) == date(2026, 11, 9)
+
+
+def test_the_same_first_request_twice_at_once_makes_one_citizen_and_one_draft(services: Services) -> None:
+    """An app retrying while its first request still runs: on PostgreSQL both saw nothing and the second
+    hit the unique constraint (a 500). Now both get the same citizen and the same draft."""
+    import threading
+
+    from wecity.identity.applicants import citizen_for_phone
+
+    s = services
+    start = threading.Barrier(2)
+    got: list[tuple[int, int]] = []
+    failed: list[BaseException] = []
+
+    def first_request() -> None:
+        start.wait(10)
+        try:
+            def run(c: sa.Connection) -> tuple[int, int]:
+                who = citizen_for_phone(c, "13955550000", now=s.city.clock.now())
+                return who.id, apply.start_application(c, citizen=who, matter_code="T-SIGN", now=s.city.clock.now(),
+                                                       idempotency_key="retry-1")
+            got.append(s.city.db.write_sync(run))
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            failed.append(exc)
+
+    threads = [threading.Thread(target=first_request) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert failed == [] and len(got) == 2 and got[0] == got[1]

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.core.db import inserted_id
+from wecity.core.db import insert_unless_there, inserted_id
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from wecity.govservice import certificates, process
 from wecity.govservice.forms import Found, Source, check_form, draft_errors, prefill, provenance_after
@@ -129,13 +129,17 @@ def start_application(conn: Connection, *, citizen: Applicant, matter_code: str,
     values, provenance = prefill(definition["form"], {**_held_sources(conn, applicant, definition, now),
                                                       **(sources or {})})
     materials = _materials(conn, applicant, definition, now)
-    app_id = inserted_id(conn.execute(applications.insert().values(
+    key = idempotency_key[:MAX_IDEMPOTENCY_KEY] if idempotency_key else None
+    new_id = insert_unless_there(conn, applications, dict(
         number=f"new-{secrets.token_hex(12)}", matter_code=matter_code, matter_version=version,
         department_code=definition["department"], applicant_id=applicant.id, filed_by=citizen.id,
         status=Status.DRAFT, form_data=values, prefill=provenance, materials=materials,
-        documents_spared=sum(m["state"] == REPLACED for m in materials.values()),
-        idempotency_key=idempotency_key[:MAX_IDEMPOTENCY_KEY] if idempotency_key else None,
-        created_at=now, updated_at=now, paused_days=0, extended_days=0)))
+        documents_spared=sum(m["state"] == REPLACED for m in materials.values()), idempotency_key=key,
+        created_at=now, updated_at=now, paused_days=0, extended_days=0), unique=["filed_by", "idempotency_key"])
+    if new_id is None:  # the same key, sent twice at the same moment: the first request's draft
+        return int(conn.execute(sa.select(applications.c.id).where(
+            applications.c.filed_by == citizen.id, applications.c.idempotency_key == key)).scalar_one())
+    app_id = new_id
     conn.execute(applications.update().where(applications.c.id == app_id).values(number=application_number(app_id, now)))
     log_event(conn, app_id, "created", actor=f"applicant:{citizen.id}", now=now,
               detail={"prefilled": sorted(f for f, p in provenance.items() if p["status"] == "filled"),

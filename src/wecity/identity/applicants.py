@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.core.db import inserted_id
+from wecity.core.db import insert_unless_there, inserted_id
 from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed
 from wecity.identity.models import applicant_agents, applicants
 
@@ -78,9 +78,13 @@ def citizen_for_phone(conn: Connection, phone: str, *, now: datetime) -> Applica
     if found is not None:
         return found
     masked = phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
-    new_id = inserted_id(conn.execute(applicants.insert().values(kind=CITIZEN, phone=phone, display_name=masked, profile={},
-                                                     created_at=now)))
-    return get_applicant(conn, int(new_id))
+    new_id = insert_unless_there(conn, applicants, dict(kind=CITIZEN, phone=phone, display_name=masked, profile={},
+                                                        created_at=now), unique=["phone"])
+    if new_id is None:  # a first request of the same citizen at the same moment made them
+        made = find_citizen(conn, phone)
+        assert made is not None
+        return made
+    return get_applicant(conn, new_id)
 
 
 def create_applicant(conn: Connection, *, kind: str, display_name: str, now: datetime, phone: str | None = None,

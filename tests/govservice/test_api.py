@@ -292,3 +292,15 @@ def test_补正_during_an_inspection_keeps_the_clock_stopped_until_both_end(api:
     stood_still = {p["kind"]: p["working_days"] for p in ended.json()["pauses"]}
     assert stood_still["supplement"] == 1 and stood_still["inspection"] >= 4
     assert date.fromisoformat(ended.json()["due_on"]) == add_working_days(calendar, due, stood_still["inspection"])
+
+
+def test_an_applicant_clears_an_answer_with_null(api: TestClient, services: Services) -> None:
+    """A wrong optional answer, or a pre-filled value that is not right, can be removed, not only replaced."""
+    me = citizen_headers(services, "13987654321")
+    app = api.post("/api/v1/applications", json={"matter_code": "T-SIGN"}, headers=me).json()
+    saved = api.patch(f"/api/v1/applications/{app['id']}", json={"form_data": {"address": "五一大道 9 号", "width_m": 2}},
+                      headers=me).json()
+    assert saved["form_data"]["width_m"] == 2
+    cleared = api.patch(f"/api/v1/applications/{app['id']}", json={"form_data": {"width_m": None}}, headers=me)
+    assert cleared.status_code == 200 and "width_m" not in cleared.json()["form_data"]
+    assert cleared.json()["form_data"]["address"] == "五一大道 9 号"

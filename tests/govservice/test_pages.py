@@ -109,3 +109,13 @@ def test_an_over_long_reason_is_refused_not_cut_short(portal: TestClient, servic
         "csrf_token": csrf_token(page), "reason": "不符合" * 667, "legal_basis": "《行政许可法》第三十二条"})
     assert refused.status_code == 400 and "reason is too long: at most 2,000 characters (2,001 sent)" in refused.text
     assert s.city.db.read_sync(lambda c: apply.own_application(c, app_id, s.citizen)).status == before == "submitted"
+
+
+def test_a_field_sent_empty_clears_it_and_one_not_on_the_form_is_left_alone() -> None:
+    from starlette.datastructures import FormData
+
+    from wecity.web.services import coerce_form
+
+    schema = {"properties": {"address": {"type": "string"}, "width_m": {"type": "number"}, "contact": {"type": "string"}}}
+    assert coerce_form(schema, FormData([("f.address", " 五一大道 "), ("f.width_m", "")])) == \
+        {"address": "五一大道", "width_m": None}

@@ -163,6 +163,11 @@ def own_application(conn: Connection, app_id: int, citizen: Applicant, *, lock: 
     return row
 
 
+def _merged(stored: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The form as it stands after `changes`: a field given None is cleared (the applicant removed it)."""
+    return {k: v for k, v in {**stored, **dict(changes)}.items() if v is not None}
+
+
 def save_draft(conn: Connection, app_id: int, *, citizen: Applicant, form_data: Mapping[str, Any],
                now: datetime) -> None:
     """Keep what the applicant typed so far: what is there must be well formed, the rest may wait."""
@@ -170,7 +175,7 @@ def save_draft(conn: Connection, app_id: int, *, citizen: Applicant, form_data: 
     if row.status != Status.DRAFT:
         raise InvalidTransition("only a draft can be edited", message_zh="仅草稿可以修改")
     definition = matter_definition(conn, row.matter_code, row.matter_version)
-    data = {**row.form_data, **dict(form_data)}
+    data = _merged(row.form_data, form_data)
     errors = draft_errors(definition["form"], data)
     if errors:
         raise ValidationFailed("; ".join(e.message_en for e in errors), message_zh="；".join(e.message_zh for e in errors),
@@ -259,7 +264,7 @@ def supply(conn: Connection, app_id: int, *, citizen: Applicant, form_data: Mapp
     if row.status != Status.SUPPLEMENT:
         raise InvalidTransition("nothing was asked of this application", message_zh="该申请无需补正")
     definition = matter_definition(conn, row.matter_code, row.matter_version)
-    data = {**row.form_data, **dict(form_data)}
+    data = _merged(row.form_data, form_data)
     check_form(definition["form"], data)
     missing = missing_materials(definition, row.materials)
     if missing:

@@ -76,7 +76,8 @@ async def _over_limit(request: Request, user: StaffUser | None, rule: str) -> Re
 
 def coerce_form(schema: dict[str, Any], form: FormData) -> dict[str, Any]:
     """An HTML form's strings as the schema's types; a value that does not convert is kept as typed, so
-    the schema check names the field. Empty fields are left out (they are not answers)."""
+    the schema check names the field. A field sent empty is None: the applicant cleared it (an optional
+    answer withdrawn, a wrong pre-filled value removed); a field not on the form is left out."""
     data: dict[str, Any] = {}
     for name, prop in schema.get("properties", {}).items():
         kind = prop.get("type") if isinstance(prop, dict) else None
@@ -85,7 +86,10 @@ def coerce_form(schema: dict[str, Any], form: FormData) -> dict[str, Any]:
                 data[name] = form.get(f"f.{name}") == "on"
             continue
         raw = form.get(f"f.{name}")
-        if not isinstance(raw, str) or not raw.strip():
+        if not isinstance(raw, str):
+            continue
+        if not raw.strip():
+            data[name] = None
             continue
         text = raw.strip()
         try:

@@ -157,7 +157,9 @@ def test_rights_of_every_verb(api: TestClient, services: Services) -> None:
     pdf = api.get(f"/api/v1/certificates/{permit}/pdf", headers=me)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert api.post(f"/api/v1/certificates/{permit}/revoke", json={"reason": "x"}, headers=transport).status_code == 403
-    r = api.post(f"/api/v1/certificates/{permit}/revoke", json={"reason": "招牌已拆除"}, headers=accepting)
+    refused = api.post(f"/api/v1/certificates/{permit}/revoke", json={"reason": "招牌已拆除"}, headers=accepting)
+    assert refused.status_code == 403 and refused.json()["code"] == "govservice.role"  # a handler: not theirs to do
+    r = api.post(f"/api/v1/certificates/{permit}/revoke", json={"reason": "招牌已拆除"}, headers=staff_headers(s, s.lead))
     assert r.status_code == 200 and r.json()["status"] == "revoked"
     # Rating: the applicant only, once.
     assert api.post(f"/api/v1/applications/{app_id}/rating", json={"level": 1, "tags": ["slow"]},

@@ -442,8 +442,7 @@ async def revoke(ctx: Ctx, user: CurrentStaff, number: CodeText, body: RevokeIn)
     now = ctx.clock.now()
 
     def run(conn: sa.Connection) -> dict[str, Any]:
-        certificates.revoke(conn, number, by=f"user:{user.username}",
-                            department_code=approvals.staff_department(conn, user) or "", reason=body.reason, now=now)
+        approvals.revoke_certificate(conn, number, staff=user, reason=body.reason, now=now)
         return certificates.verify_number(conn, number, now).public()
     return await ctx.db.write(run)
 

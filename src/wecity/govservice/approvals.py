@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from wecity.geo.service import city_calendar
-from wecity.govservice import process
+from wecity.govservice import certificates, process
 from wecity.govservice.clock import due_on, local_day
 from wecity.govservice.models import (
     application_extensions,
@@ -289,3 +289,13 @@ def extend(conn: Connection, app_id: int, *, staff: StaffUser, days: int, reason
               note=text, detail={"days": days})
     _audit(conn, staff, "extend", row, now, days=days)
     tell_applicant(conn, app_id, "extended", now=now, note=text)
+
+
+def revoke_certificate(conn: Connection, number: str, *, staff: StaffUser, reason: str, now: datetime) -> dict[str, Any]:
+    """Revoke a certificate the staff member's department issued: a supervisor's step (as a decision is),
+    since it withdraws what a decision granted."""
+    if not (staff.has("supervisor") or staff.has("admin")):
+        raise PermissionDenied("revoking a certificate is a supervisor's step", message_zh="注销证照须由负责人办理",
+                               code="govservice.role")
+    return certificates.revoke(conn, number, by=f"user:{staff.username}",
+                               department_code=staff_department(conn, staff) or "", reason=reason, now=now)

@@ -15,7 +15,7 @@ from wecity.core import csrf
 from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeCityError
 from wecity.core.http import client_address, request_locale
 from wecity.geo.service import city_today
-from wecity.govservice import approvals, certificates, queries, ratings
+from wecity.govservice import approvals, queries, ratings
 from wecity.identity.audit import record_audit
 from wecity.identity.deps import OptionalStaff
 from wecity.identity.service import StaffUser
@@ -82,9 +82,8 @@ ACTIONS: dict[str, Action] = {
     "special-end": lambda c, i, u, n, f, k: approvals.end_special_procedure(c, i, staff=u, now=n),
     "extend": lambda c, i, u, n, f, k: approvals.extend(c, i, staff=u, days=_days(f),
                                                         reason=_text(f, "reason", required=True), now=n),
-    "revoke": lambda c, i, u, n, f, k: certificates.revoke(
-        c, _text(f, "number", required=True), by=f"user:{u.username}",
-        department_code=approvals.staff_department(c, u) or "", reason=_text(f, "reason", required=True), now=n),
+    "revoke": lambda c, i, u, n, f, k: approvals.revoke_certificate(
+        c, _text(f, "number", required=True), staff=u, reason=_text(f, "reason", required=True), now=n),
 }
 
 

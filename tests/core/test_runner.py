@@ -129,8 +129,8 @@ def test_runner_task_delivers_in_the_background_until_stopped(wired_ctx: AppCont
         mid = await ctx.db.write(lambda c: outbox.enqueue(c, channel="test", target="x", payload={},
                                                           now=ctx.clock.now()))
         runner.wake(ctx)
-        # Well under the 30-s poll; the round the wake-up interrupts may be the first, which trains the
-        # category model (a second or two, more on a busy machine).
+        # Well under the 30-s poll, with room for a busy machine (the first round also starts the category
+        # model's training, beside the rounds).
         for _ in range(2000):
             if delivered:
                 break
@@ -292,9 +292,24 @@ def test_a_long_periodic_task_runs_under_its_own_lease(ctx: AppContext) -> None:
         await asyncio.sleep(0.3)
 
     ctx.registry.add_periodic("test.slow", 60, slow, lease_seconds=3600)
+    delivered: list[int] = []
+
+    async def deliver(msg: OutboxMessage) -> None:
+        delivered.append(msg.id)
+
+    ctx.registry.add_channel("test", deliver)
+    ctx.db.write_sync(lambda c: outbox.enqueue(c, channel="test", target="x", payload={}, now=ctx.clock.now()))
     r = Runner(ctx)
     r.lease_seconds = 0.2  # the runner's own cut-off would be 0.1 s
-    asyncio.run(r.run_periodic())
+
+    async def round_then_settle() -> None:
+        await r.run_periodic()
+        # The long task runs beside the round: the outbox is delivered meanwhile, not after it.
+        assert await r.deliver_outbox() == 1 and delivered and not seen[1:]
+        assert "test.slow" in r._long
+        await r.settle()
+
+    asyncio.run(round_then_settle())
     row = ctx.db.read_sync(lambda c: c.execute(sa.select(periodic_tasks).where(periodic_tasks.c.name == "test.slow")).one())
     assert row.last_error is None and row.claimed_until is None
     assert seen == [ctx.clock.now() + timedelta(seconds=3600)]

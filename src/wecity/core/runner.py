@@ -69,6 +69,9 @@ class Runner:
         self._wake = asyncio.Event()
         self._known_periodic: set[str] = set()
         self._listener: Listener | None = None
+        # Periodic tasks with a lease of their own (a model's training: minutes) run beside the rounds, so
+        # that the outbox, jobs and the other tasks are not held up meanwhile.
+        self._long: dict[str, asyncio.Task[None]] = {}
 
     # -- one round -------------------------------------------------------------------------------
 
@@ -77,10 +80,11 @@ class Runner:
         return await self.run_periodic() + await self.deliver_outbox() + await self.run_jobs()
 
     async def run_until_idle(self, max_rounds: int = 10_000) -> int:
-        """Work until a round finds nothing due (tests and one-shot use)."""
+        """Work until a round finds nothing due (tests and one-shot use), long tasks included."""
         total = 0
         for _ in range(max_rounds):
             done = await self.run_once()
+            await self.settle()
             total += done
             if done == 0:
                 break
@@ -131,20 +135,35 @@ class Runner:
                 break
             task = tasks[rows[0].name]
             lease = max(self.lease_seconds, task.lease_seconds or 0)
-            if lease > self.lease_seconds:  # a long task holds its claim for as long as it may run
+            if lease > self.lease_seconds:  # a long task holds its claim for as long as it may run, beside the rounds
                 await self.ctx.db.write(lambda conn, task=task, now=now, lease=lease: conn.execute(
                     periodic_tasks.update().where(periodic_tasks.c.name == task.name,
                                                   periodic_tasks.c.claimed_by == self.id)
                     .values(claimed_until=now + timedelta(seconds=lease))))
-            error = None
-            try:
-                await asyncio.wait_for(task.fn(self.ctx), lease / 2)
-            except Exception as exc:  # a failing task runs again next period; the error is kept
-                log.exception("periodic task %s failed", task.name)
-                error = f"{exc.__class__.__name__}: {exc}"[:2000]
-            await self.ctx.db.write(_finish_periodic, task, now, error, self.id)
+                running = asyncio.create_task(self._run_periodic_task(task, now, lease), name=f"wecity-{task.name}")
+                self._long[task.name] = running
+                running.add_done_callback(partial(self._forget_long, task.name))
+            else:
+                await self._run_periodic_task(task, now, lease)
             ran += 1
         return ran
+
+    async def _run_periodic_task(self, task: Periodic, now: Any, lease: float) -> None:
+        error = None
+        try:
+            await asyncio.wait_for(task.fn(self.ctx), lease / 2)
+        except Exception as exc:  # a failing task runs again next period; the error is kept
+            log.exception("periodic task %s failed", task.name)
+            error = f"{exc.__class__.__name__}: {exc}"[:2000]
+        await self.ctx.db.write(_finish_periodic, task, now, error, self.id)
+
+    def _forget_long(self, name: str, _: object) -> None:
+        self._long.pop(name, None)
+
+    async def settle(self) -> None:
+        """Wait for the long periodic tasks under way (tests, and a one-shot run)."""
+        while self._long:
+            await asyncio.gather(*self._long.values())
 
     # -- as a task ---------------------------------------------------------------------------------
 
@@ -175,6 +194,14 @@ class Runner:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        for name, running in list(self._long.items()):
+            running.cancel()  # its claim is given back, so another runner need not wait out the lease
+            try:
+                await running
+            except asyncio.CancelledError:
+                pass
+            await self.ctx.db.write(partial(release_periodic, name=name, holder=self.id))
+        self._long.clear()
         for hook in reversed(self.ctx.registry.runner_stop):
             await hook(self.ctx)
         log.info("runner %s stopped", self.id)

@@ -306,3 +306,24 @@ def test_model_files_nothing_will_load_are_removed(city: City) -> None:
     assert serving in on_disk
     assert on_disk == {serving, *retired[-1:]}
     assert not list((city.settings.var_dir / training.MODELS_DIR).glob("*.tmp"))  # renamed, none left behind
+
+
+def test_recording_a_version_can_run_again_after_a_rollback(city: City) -> None:
+    """SQLite's grouped commits run a failed group's writes again one by one: recording a trained model must
+    find everything as it was the first time (it once renamed the file and then found it gone)."""
+    import pytest
+
+    _add_cases(city, _history(random.Random(9), per_category=6))
+    var_dir = city.settings.var_dir
+    candidate = training.fit(city.db.read_sync(training.collect), var_dir)
+
+    def fails_after(conn: sa.Connection) -> None:
+        training.decide(conn, candidate, var_dir=var_dir, now=city.clock.now(), by="test")
+        raise RuntimeError("another write of the group failed")
+
+    with pytest.raises(RuntimeError):
+        city.db.write_sync(fails_after)
+    card = city.db.write_sync(lambda c: training.decide(c, candidate, var_dir=var_dir, now=city.clock.now(), by="test"))
+    assert card["version"] == 1 and card["state"] == "serving"
+    row = city.db.read_sync(training.serving)
+    assert training.load_model(var_dir, row).top_k(["路灯不亮"], k=1)

@@ -220,7 +220,7 @@ class Candidate:
     metrics: dict[str, Any]
     serving_metrics: dict[str, Any] | None
     serving_version: int | None
-    staged: Path  # the model's file, written before the transaction that records it (tens of MB)
+    file: Path  # the model's file under the var directory, written whole before the transaction records it
 
 
 MODELS_DIR = Path("ai") / "models"
@@ -244,12 +244,17 @@ def fit(data: Dataset, var_dir: Path) -> Candidate:
     theirs = figures(load_model(var_dir, data.serving), hold_texts, hold_labels) if data.serving is not None else None
     # The method goes on the card: which members the cross-validation chose, and their settings.
     mine = {**figures(model, hold_texts, hold_labels), "data_digest": data.digest, "method": model.chosen_}
-    staged = var_dir / MODELS_DIR / f"{KIND}-{uuid.uuid4().hex}.tmp"
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    with staged.open("wb") as f:
+    # Named once and for all here: the transaction that records the version moves no file, so running it
+    # again (SQLite's grouped commits retry a group one write at a time) finds everything as it was.
+    relative = MODELS_DIR / f"{KIND}-{uuid.uuid4().hex}.pkl"
+    path = var_dir / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("wb") as f:
         pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+    temporary.replace(path)  # whole or not at all
     return Candidate(model, len(fit_texts), len(hold_texts), mine, theirs,
-                     data.serving.version if data.serving is not None else None, staged)
+                     data.serving.version if data.serving is not None else None, relative)
 
 
 def decide(conn: Connection, candidate: Candidate, *, var_dir: Path, now: datetime, by: str) -> dict[str, Any]:
@@ -262,14 +267,12 @@ def decide(conn: Connection, candidate: Candidate, *, var_dir: Path, now: dateti
                                  and (theirs["macro_f1"] is None or mine["macro_f1"] > theirs["macro_f1"]))
     version = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(ai_models.c.version), 0))
                                .where(ai_models.c.kind == KIND)).scalar_one()) + 1
-    relative = MODELS_DIR / f"{KIND}-v{version}.pkl"
-    candidate.staged.replace(var_dir / relative)  # written whole before; a rename here
     if better and current is not None:
         conn.execute(ai_models.update().where(ai_models.c.id == current.id).values(state="retired"))
     card = {"kind": KIND, "version": version, "trained_at": now, "trained_by": by,
             "rows_train": candidate.rows_train, "rows_holdout": candidate.rows_holdout,
             "labels": [str(c) for c in candidate.model.classes_], "metrics": mine, "serving_metrics": theirs,
-            "state": "serving" if better else "rejected", "file": str(relative)}
+            "state": "serving" if better else "rejected", "file": str(candidate.file)}
     conn.execute(ai_models.insert().values(**card))
     _prune_files(conn, var_dir)
     return {**card, "trained_at": now.isoformat(), "replaced": current.version if better and current else None}
@@ -285,10 +288,12 @@ def _prune_files(conn: Connection, var_dir: Path) -> None:
     for name in [r.file for r in rows if r.state == "rejected"] + retired[KEEP_RETIRED:]:
         if name:
             (var_dir / name).unlink(missing_ok=True)
-    # Files staged by a training whose process stopped before recording it.
-    for staged in (var_dir / MODELS_DIR).glob(f"{KIND}-*.tmp"):
-        if staged.stat().st_mtime < time.time() - 24 * 3600:
-            staged.unlink(missing_ok=True)
+    # Files of trainings never recorded (the process stopped, the transaction failed), a day on.
+    recorded = {Path(f).name for f in conn.execute(sa.select(ai_models.c.file).where(ai_models.c.kind == KIND)).scalars()
+                if f}
+    for stray in [*(var_dir / MODELS_DIR).glob(f"{KIND}-*.tmp"), *(var_dir / MODELS_DIR).glob(f"{KIND}-*.pkl")]:
+        if stray.name not in recorded and stray.stat().st_mtime < time.time() - 24 * 3600:
+            stray.unlink(missing_ok=True)
 
 
 # The runner's daily retrain; an on-demand training holds it too, so two never run at once.

@@ -146,3 +146,14 @@ def test_an_over_long_note_is_refused_not_cut_short(web: Any, sqlite_city: Any) 
     assert events() == before
     assert _act(web, case_id, "note", note="井" * 2000).status_code == 303
     assert events() == before + 1
+
+
+def test_a_note_at_the_form_s_limit_with_line_breaks_is_taken(web: Any, sqlite_city: Any) -> None:
+    """The browser counts a line break as one character against maxlength and sends it as two (CR LF)."""
+    case_id = _case_id(sqlite_city, _tracking_token(_report(web)))
+    log_in(web, "chengguan")
+    note = "\r\n".join(["井" * 399] * 5)  # 1,999 characters as the browser counts them, 2,003 as sent
+    assert _act(web, case_id, "note", note=note).status_code == 303
+    stored = sqlite_city.db.read_sync(lambda c: c.execute(sa.select(timeline.c.note).where(
+        timeline.c.case_id == case_id).order_by(timeline.c.id.desc())).scalars().first())
+    assert stored == note.replace("\r\n", "\n")

@@ -12,8 +12,10 @@ from wecity.core.errors import ValidationFailed
 
 
 def form_text(form: FormData, name: str, *, limit: int) -> str:
-    """The field `name`, stripped; at most `limit` characters, or a ValidationFailed naming the limit."""
-    value = str(form.get(name, "")).strip()
+    """The field `name`, stripped, its line breaks as "\n"; at most `limit` characters, or a ValidationFailed
+    naming the limit. (A browser counts a line break as one character against `maxlength` and sends it as
+    two, CR LF: counted as sent, a note the browser allowed would be refused.)"""
+    value = str(form.get(name, "")).replace("\r\n", "\n").strip()
     if len(value) > limit:
         raise ValidationFailed(f"{name.replace('_', ' ')} is too long: at most {limit:,} characters ({len(value):,} sent)",
                                message_zh=f"内容过长：最多 {limit} 字（提交了 {len(value)} 字）",

@@ -123,7 +123,14 @@ def test_a_department_cannot_take_over_a_dataset_or_open_up_domain_records(catal
             {**f, "sensitivity": "public"} for f in cases_doc["fields"]]}
         refused = client.put("/api/v1/datasets/city-cases", json=opened, headers=_session(catalogued, "admin"))
         assert refused.status_code == 400 and "reporter_phone 属于个人信息" in refused.json()["title"]
-        # The dispatch centre maintains its own dataset.
+        # Nor may its own department open it up: the fields' sensitivity and the sharing are an administrator's.
+        widened = {**cases_doc, "fields": [{**f, "sensitivity": "public"} if f["name"] == "description" else f
+                                           for f in cases_doc["fields"]]}
+        refused = client.put("/api/v1/datasets/city-cases", json=widened, headers=_session(catalogued, "dispatcher"))
+        assert refused.status_code == 403 and refused.json()["code"] == "datashare.admin_catalogues"
+        assert client.put("/api/v1/datasets/city-cases", json=widened, headers=_session(catalogued, "admin")).status_code == 200
+        # The dispatch centre maintains its own dataset's descriptions.
+        cases_doc = widened
         kept = client.put("/api/v1/datasets/city-cases", json={**cases_doc, "title_en": "Cases"},
                           headers=_session(catalogued, "dispatcher"))
         assert kept.status_code == 200 and kept.json()["title_en"] == "Cases"

@@ -124,12 +124,27 @@ def may_publish(conn: sa.Connection, department_id: int | None, doc: Any) -> Non
     administrator already did."""
     own = conn.execute(sa.select(departments.c.code).where(departments.c.id == department_id)).scalar()
     name = doc.get("name") if isinstance(doc, dict) else None
-    stored = conn.execute(sa.select(datasets.c.publisher, datasets.c.source, datasets.c.source_ref)
+    stored = conn.execute(sa.select(datasets.c.id, datasets.c.publisher, datasets.c.source, datasets.c.source_ref,
+                                    datasets.c.share_class, datasets.c.open_data)
                           .where(datasets.c.name == name)).first() if isinstance(name, str) else None
     if own is None or own != doc.get("publisher") or (stored is not None and stored.publisher != own):
         raise PermissionDenied("a department publishes and updates its own datasets only",
                                message_zh="部门只能发布和更新本部门的数据集", code="datashare.not_publisher")
     source = (doc.get("source"), doc.get("source_ref", ""))
+    if source[0] in DOMAIN_SOURCES and stored is not None and (stored.source, stored.source_ref) == source:
+        # Over the platform's records its department keeps the words up to date; what is shared, how, and how
+        # sensitive each field is stay as an administrator catalogued them.
+        fields = [(r.name, r.type, r.sensitivity) for r in conn.execute(
+            sa.select(dataset_fields.c.name, dataset_fields.c.type, dataset_fields.c.sensitivity)
+            .where(dataset_fields.c.dataset_id == stored.id).order_by(dataset_fields.c.position))]
+        asked = [(f.get("name"), f.get("type"), f.get("sensitivity")) for f in doc.get("fields") or []
+                 if isinstance(f, dict)]
+        if (asked != fields or doc.get("share_class") != stored.share_class
+                or bool(doc.get("open_data")) != bool(stored.open_data)):
+            raise PermissionDenied("the fields, their sensitivity and how a dataset over the platform's records is "
+                                   "shared are an administrator's to change; its department edits its descriptions",
+                                   message_zh="基于平台业务记录的数据集，其字段、敏感级别和共享方式由管理员修改，发布部门可修改描述",
+                                   code="datashare.admin_catalogues")
     if source[0] in DOMAIN_SOURCES and (stored is None or (stored.source, stored.source_ref) != source):
         raise PermissionDenied("a dataset over the platform's records (cases, applications, certificates, "
                                "enterprises) is catalogued by an administrator; its department maintains it after",

@@ -194,7 +194,7 @@ def test_the_whole_loop_with_a_supplement_that_moves_the_due_date(services: Serv
     # The applicant reads the officers by name and department, never by their sign-in names.
     staff_view = json.dumps(view(s, app_id), default=str, ensure_ascii=False)
     mine = json.dumps(s.city.db.read_sync(lambda c: queries.applicant_view(
-        c, app_id, today=city_today(c, s.city.clock.now()))), default=str, ensure_ascii=False)
+        c, app_id, now=s.city.clock.now())), default=str, ensure_ascii=False)
     assert '"user:' in staff_view and '"user:' not in mine and "已回访" in mine
     assert {"accepted", "supplement_requested", "supplied", "review_approved", "approved", "delivered", "rated",
             "rectification_opened", "rectification_closed"} <= set(kinds)

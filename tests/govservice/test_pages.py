@@ -119,3 +119,19 @@ def test_a_field_sent_empty_clears_it_and_one_not_on_the_form_is_left_alone() ->
     schema = {"properties": {"address": {"type": "string"}, "width_m": {"type": "number"}, "contact": {"type": "string"}}}
     assert coerce_form(schema, FormData([("f.address", " 五一大道 "), ("f.width_m", "")])) == \
         {"address": "五一大道", "width_m": None}
+
+
+def test_a_material_a_revoked_certificate_spared_asks_to_be_uploaded(portal: TestClient, services: Services) -> None:
+    from wecity.govservice import certificates
+
+    s = services
+    number = licensed(s)
+    app_id = s.city.db.write_sync(lambda c: apply.start_application(c, citizen=s.citizen, matter_code="T-SIGN",
+                                                                     now=s.city.clock.now()))
+    _as_citizen(portal, s, "13912345678")
+    page = portal.get(f"/services/applications/{app_id}", headers=ZH).text
+    assert 'data-material="licence" data-state="replaced"' in page and 'id="file-licence"' not in page
+    s.city.db.write_sync(lambda c: certificates.revoke(c, number, by="user:shichang", department_code="shichang",
+                                                       reason="吊销", now=s.city.clock.now()))
+    page = portal.get(f"/services/applications/{app_id}", headers=ZH).text
+    assert f"电子证照 {number} 已失效，请上传此材料。" in page and 'id="file-licence"' in page

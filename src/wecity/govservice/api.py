@@ -168,7 +168,7 @@ async def _citizen(ctx: Any, phone: str) -> Applicant:
 async def _view(ctx: Any, citizen: Applicant, app_id: int) -> dict[str, Any]:
     def read(conn: sa.Connection) -> dict[str, Any]:
         apply.own_application(conn, app_id, citizen)
-        return queries.applicant_view(conn, app_id, today=city_today(conn, ctx.clock.now()))
+        return queries.applicant_view(conn, app_id, now=ctx.clock.now())
     return await ctx.db.read(read)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.core import cache
 from wecity.core.errors import NotFound
-from wecity.geo.service import city_calendar
+from wecity.geo.service import city_calendar, city_today
 from wecity.govservice.catalogue import CATALOGUE_CACHE
 from wecity.govservice.clock import ClockReading, WorkingDays, local_day, read_clock
 from wecity.govservice.models import (
@@ -150,10 +150,20 @@ def department_queue(conn: Connection, department: str, *, which: str = "open", 
     return [_summary(r, calendar, today) for r in rows]
 
 
-def applicant_view(conn: Connection, app_id: int, *, today: date) -> dict[str, Any]:
+def applicant_view(conn: Connection, app_id: int, *, now: datetime) -> dict[str, Any]:
     """`application_view` as its applicant sees it: officers by name and department, never by their sign-in
     names (`user:<username>` would let an unhappy applicant lock the officer's account with bad passwords)."""
-    return _without_sign_in_names(application_view(conn, app_id, today=today))
+    view = _without_sign_in_names(application_view(conn, app_id, today=city_today(conn, now)))
+    if view["status"] == "draft":
+        # A certificate that spared a material may have been revoked or have expired since the draft began:
+        # the page then asks for the material (submission would refuse it as it stands).
+        from wecity.govservice.certificates import verify_number
+
+        for state in view["materials"].values():
+            by = state.get("by")
+            if state.get("state") == "replaced" and by and by != "profile":
+                state["lapsed"] = verify_number(conn, by, now).status != "valid"
+    return view
 
 
 def _without_sign_in_names(value: Any) -> Any:

@@ -188,7 +188,7 @@ async def application_page(request: Request, user: StaffUser | None, citizen: Ap
 
     def read(conn: sa.Connection) -> dict[str, Any]:
         apply.own_application(conn, app_id, citizen)
-        return queries.applicant_view(conn, app_id, today=city_today(conn, ctx.clock.now()))
+        return queries.applicant_view(conn, app_id, now=ctx.clock.now())
 
     try:
         view = await ctx.db.read(read)

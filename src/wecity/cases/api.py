@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from wecity.cases import citizen_voice, engine, handling, ngsild, queries, replies, rules_api
@@ -416,10 +416,21 @@ async def _check_media(ctx: Any, media_id: str) -> None:
                                code="case.evidence")
 
 
-@router.post("/media", summary="Upload a photo (evidence); returns its id for resolve")
-async def upload_media(ctx: Ctx, user: CurrentStaff, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
-    data = await file.read(ctx.settings.max_upload_bytes + 1)
-    await file.close()
+@router.post("/media", summary="Upload a photo (evidence; multipart `file`); returns its id for resolve",
+             openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                 "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}})
+async def upload_media(request: Request, ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
+    # The body is read here, after the staff credentials (a declared `UploadFile` parameter would have
+    # FastAPI take in the whole upload first).
+    form = await request.form(max_files=1, max_fields=5)
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ValidationFailed("send the photo as the multipart field `file`", message_zh="请以 file 字段上传照片",
+                                   code="media.missing")
+        data = await upload.read(ctx.settings.max_upload_bytes + 1)
+    finally:
+        await form.close()
     now = ctx.clock.now()
     async with uploads.staged([data], ctx, now=now) as photo:
         ids = await ctx.db.write(photo.record)

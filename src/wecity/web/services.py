@@ -240,6 +240,10 @@ async def act(request: Request, user: OptionalStaff, app_id: int, action: str) -
         return sign_in_redirect(request)
     locale = request_locale(request)
     _ = gettext_for(locale).gettext
+    try:  # whose application it is, before the body (files, perhaps) is read
+        await ctx.db.read(lambda c: apply.own_application(c, app_id, citizen))
+    except NotFound:
+        return _not_found(request, user)
     try:
         form = await request.form(max_files=UPLOAD_FILES, max_fields=200, max_part_size=settings.max_upload_bytes)
     except Exception:  # an oversized or malformed body is a form error like any other

@@ -159,6 +159,10 @@ def test_rights_of_every_verb(api: TestClient, services: Services) -> None:
     assert api.post(f"/api/v1/certificates/{permit}/revoke", json={"reason": "x"}, headers=transport).status_code == 403
     refused = api.post(f"/api/v1/certificates/{permit}/revoke", json={"reason": "招牌已拆除"}, headers=accepting)
     assert refused.status_code == 403 and refused.json()["code"] == "govservice.role"  # a handler: not theirs to do
+    refusals = s.city.db.read_sync(lambda c: [tuple(r) for r in c.execute(sa.select(
+        audit_log.c.actor, audit_log.c.outcome, audit_log.c.detail).where(
+        audit_log.c.action == "certificate.revoke", audit_log.c.target == f"certificate:{permit}"))])
+    assert (f"user:{s.accepting.username}", "denied", {"code": "govservice.role"}) in refusals
     r = api.post(f"/api/v1/certificates/{permit}/revoke", json={"reason": "招牌已拆除"}, headers=staff_headers(s, s.lead))
     assert r.status_code == 200 and r.json()["status"] == "revoked"
     # Rating: the applicant only, once.

@@ -77,6 +77,17 @@ def test_the_staff_review_page_and_who_may_open_it(portal: TestClient, services:
     s.city.db.write_sync(lambda c: apply.submit(c, app_id, citizen=s.citizen, now=s.city.clock.now()))
     assert log_in(portal, "shichang").status_code == 303
     assert portal.get(f"/staff/applications/{app_id}", headers=EN).status_code == 403
+    # A step tried on another department's application is refused, and on the audit record.
+    staff_page = portal.get("/staff", headers=EN).text
+    tried = portal.post(f"/staff/applications/{app_id}/accept", data={"csrf_token": csrf_token(staff_page)},
+                        headers=EN, follow_redirects=False)
+    assert tried.status_code == 403
+    import sqlalchemy as sa
+
+    from wecity.identity.models import audit_log
+    assert s.city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.outcome).where(
+        audit_log.c.action == "application.accept", audit_log.c.actor == "user:shichang",
+        audit_log.c.target == f"application:{app_id}")).scalar_one()) == "denied"
     portal.post("/logout", data={"csrf_token": csrf_token(portal.get("/staff").text)})
     assert log_in(portal, "chengguan").status_code == 303
     page = portal.get(f"/staff/applications/{app_id}", headers=EN).text

@@ -437,14 +437,23 @@ async def extend(request: Request, ctx: Ctx, user: CurrentStaff, app_id: AppId, 
     return await _staff_step(request, ctx, user, app_id, approvals.extend, days=body.days, reason=body.reason)
 
 
-@router.post("/certificates/{number}/revoke", tags=["departments"], summary="Revoke a certificate (issuing department)")
-async def revoke(ctx: Ctx, user: CurrentStaff, number: CodeText, body: RevokeIn) -> dict[str, Any]:
+@router.post("/certificates/{number}/revoke", tags=["departments"],
+             summary="Revoke a certificate (the issuing department's supervisors)")
+async def revoke(request: Request, ctx: Ctx, user: CurrentStaff, number: CodeText, body: RevokeIn) -> dict[str, Any]:
     now = ctx.clock.now()
 
     def run(conn: sa.Connection) -> dict[str, Any]:
         approvals.revoke_certificate(conn, number, staff=user, reason=body.reason, now=now)
         return certificates.verify_number(conn, number, now).public()
-    return await ctx.db.write(run)
+    try:
+        return await ctx.db.write(run)
+    except WeCityError as exc:
+        if exc.status < 500:
+            outcome, code = "denied" if exc.status == 403 else "refused", exc.code
+            await ctx.db.write(lambda c: record_audit(
+                c, at=now, actor=f"user:{user.username}", action="certificate.revoke", target=f"certificate:{number}",
+                outcome=outcome, source_address=client_address(request), detail={"code": code}))
+        raise
 
 
 @router.get("/department/rectifications", tags=["departments"], summary="Open rectifications after bad ratings")

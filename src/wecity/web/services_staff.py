@@ -151,6 +151,13 @@ async def act(request: Request, user: OptionalStaff, app_id: int, action: str) -
     except WeCityError as exc:
         if exc.status >= 500:
             raise
+        # The step's transaction rolled back with its audit entry; the refusal is recorded on its own, as
+        # the API's are (failed operations belong on the record).
+        outcome, code = "denied" if exc.status == 403 else "refused", exc.code
+        await ctx.db.write(lambda c: record_audit(
+            c, at=now, actor=f"user:{user.username}", action=f"application.{action.replace('-', '_')}",
+            target=f"application:{app_id}", outcome=outcome, source_address=client_address(request),
+            detail={"code": code}))
         return await _application_page(request, user, app_id, status=exc.status, error=exc.localized(locale))
     return RedirectResponse(f"/staff/applications/{app_id}?done={action}", status_code=303)
 

@@ -310,7 +310,7 @@ def _under_way() -> Conflict:
 
 def train_sync(db: Any, *, var_dir: Path, now: datetime, by: str) -> dict[str, Any]:
     """`wecity ai train`: read, fit, decide, holding the retrain task meanwhile (Conflict if it is held)."""
-    holder = f"{by}:{uuid.uuid4().hex[:12]}"
+    holder = f"{by[:48]}:{uuid.uuid4().hex[:12]}"  # claimed_by holds 64
     if not db.write_sync(lambda c: hold_periodic(c, RETRAIN_TASK, now=now, holder=holder,
                                                  lease_seconds=RETRAIN_LEASE_SECONDS)):
         raise _under_way()
@@ -324,7 +324,7 @@ def train_sync(db: Any, *, var_dir: Path, now: datetime, by: str) -> dict[str, A
 async def train_now(ctx: Any, *, by: str) -> dict[str, Any]:
     """An administrator's "train now" (`POST /api/v1/ai/train`): as the runner's, whatever the data, while
     holding the retrain task (Conflict when the runner or another administrator is training)."""
-    holder = f"{by}:{uuid.uuid4().hex[:12]}"
+    holder = f"{by[:48]}:{uuid.uuid4().hex[:12]}"  # claimed_by holds 64
     now = ctx.clock.now()
     if not await ctx.db.write(lambda c: hold_periodic(c, RETRAIN_TASK, now=now, holder=holder,
                                                       lease_seconds=RETRAIN_LEASE_SECONDS)):

@@ -113,7 +113,7 @@ async def export_response(ctx: Any, locale: str, extension: str, table: str, whi
     def run(conn: Any) -> tuple[queries.Filters, list[dict[str, Any]]]:
         f = filters_of(conn, now, *asked)
         if table == "cases":
-            return f, queries.case_list(conn, f, now, which=which, limit=queries.EXPORT_LIMIT)
+            return f, queries.case_list(conn, f, now, which=which, limit=queries.EXPORT_LIMIT + 1)
         frame = frame_of(ctx).current(conn)
         if table == "kpis":
             return f, queries.figures(conn, f, now, frame)["kpis"]
@@ -121,8 +121,10 @@ async def export_response(ctx: Any, locale: str, extension: str, table: str, whi
         return f, queries.breakdown(conn, f, now, level, frame)
 
     f, data = await ctx.db.read(run)
+    cut = table == "cases" and len(data) > queries.EXPORT_LIMIT  # one row more was asked for, to know
+    data = data[:queries.EXPORT_LIMIT] if cut else data
     header, rows = exports.rows_of(table, data, locale, await ctx.db.read(city_timezone))
-    if table == "cases" and len(data) >= queries.EXPORT_LIMIT:
+    if cut:
         rows.append([f"仅导出前 {queries.EXPORT_LIMIT:,} 件，请缩小筛选范围" if locale == "zh_CN" else
                      f"Only the first {queries.EXPORT_LIMIT:,} cases: narrow the filter for the rest",
                      *[None] * (len(header) - 1)])

@@ -15,7 +15,7 @@ from wecity.cases.choices import CaseStatus, Channel, Priority, ReplyUse, Return
 from wecity.cases.models import cases
 from wecity.core.context import AppContext
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
-from wecity.core.http import Ctx, client_address, id_param
+from wecity.core.http import ONE_FILE_BODY, Ctx, client_address, id_param, one_file
 from wecity.identity.choices import Role
 from wecity.identity.deps import CurrentStaff
 from wecity.identity.models import departments
@@ -417,20 +417,10 @@ async def _check_media(ctx: Any, media_id: str) -> None:
 
 
 @router.post("/media", summary="Upload a photo (evidence; multipart `file`); returns its id for resolve",
-             openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                 "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}})
+             openapi_extra=ONE_FILE_BODY)
 async def upload_media(request: Request, ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
-    # The body is read here, after the staff credentials (a declared `UploadFile` parameter would have
-    # FastAPI take in the whole upload first).
-    form = await request.form(max_files=1, max_fields=5)
-    try:
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise ValidationFailed("send the photo as the multipart field `file`", message_zh="请以 file 字段上传照片",
-                                   code="media.missing")
-        data = await upload.read(ctx.settings.max_upload_bytes + 1)
-    finally:
-        await form.close()
+    data, _ = await one_file(request, max_bytes=ctx.settings.max_upload_bytes, code="media.missing",
+                             what_en="photo", what_zh="照片")
     now = ctx.clock.now()
     async with uploads.staged([data], ctx, now=now) as photo:
         ids = await ctx.db.write(photo.record)

@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from wecity.core.context import AppContext
-from wecity.core.errors import RateLimited, WeCityError
+from wecity.core.errors import RateLimited, ValidationFailed, WeCityError
 
 
 def get_ctx(request: Request) -> AppContext:
@@ -100,3 +100,24 @@ def amend_openapi(app: FastAPI, amend: Callable[[dict[str, Any]], None]) -> None
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# The request body of a route that takes one file, for its OpenAPI description (the route reads the body
+# itself, with `one_file`, so it declares no `UploadFile` parameter).
+ONE_FILE_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
+
+
+async def one_file(request: Request, *, max_bytes: int, code: str, what_en: str, what_zh: str) -> tuple[bytes, str]:
+    """The multipart field `file` of the request: (its bytes, at most `max_bytes` + 1 of them, so the caller
+    can tell a file over the limit; its name). Called after the caller's rights are checked: a route that
+    declared an `UploadFile` parameter would have FastAPI take in the whole upload before any check."""
+    form = await request.form(max_files=1, max_fields=5)
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ValidationFailed(f"send the {what_en} as the multipart field `file`",
+                                   message_zh=f"请以 file 字段上传{what_zh}", code=code)
+        return await upload.read(max_bytes + 1), upload.filename or ""
+    finally:
+        await form.close()

@@ -20,7 +20,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from wecity.core.errors import NotFound, PayloadTooLarge, PermissionDenied, ValidationFailed, WeCityError
-from wecity.core.http import Ctx, client_address
+from wecity.core.http import Ctx, client_address, one_file
 from wecity.core.limits import parse_rule
 from wecity.core.tables import spreadsheet_text
 from wecity.datashare import access, catalogue, dcat, queries, sources, uploads
@@ -259,16 +259,8 @@ async def may_upload(ctx: Any, user: StaffUser, d: dict[str, Any]) -> None:
 
 async def read_upload(request: Request, ctx: Any, d: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of the uploaded file, read and checked against the dataset's fields."""
-    form = await request.form(max_files=1, max_fields=5)
-    try:
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise ValidationFailed("send the table as the multipart field `file`", message_zh="请以 file 字段上传表格文件",
-                                   code="datashare.upload_invalid")
-        content = await upload.read(ctx.settings.max_upload_bytes + 1)
-        filename = upload.filename or ""
-    finally:
-        await form.close()
+    content, filename = await one_file(request, max_bytes=ctx.settings.max_upload_bytes,
+                                       code="datashare.upload_invalid", what_en="table", what_zh="表格文件")
     if len(content) > ctx.settings.max_upload_bytes:
         raise PayloadTooLarge(f"the file is larger than {ctx.settings.max_upload_bytes:,} bytes",
                               message_zh=f"文件超过 {ctx.settings.max_upload_bytes:,} 字节")

@@ -20,7 +20,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from wecity.core.errors import PermissionDenied, ValidationFailed
-from wecity.core.http import Ctx, client_address, id_param
+from wecity.core.http import ONE_FILE_BODY, Ctx, client_address, id_param, one_file
 from wecity.enterprise import accounts, appeals, benefits, catalogue, queries
 from wecity.enterprise import (
     register as the_register,  # not `register`: the app factory calls a module's register()
@@ -219,23 +219,12 @@ async def update_enterprise(ctx: Ctx, user: CurrentStaff, enterprise_id: Enterpr
 
 @router.post("/enterprises/import", tags=["staff"], summary="Add or update enterprises from a CSV or XLSX file "
              "(multipart `file`, at most 20 MB), all rows or none",
-             openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                 "type": "object", "required": ["file"],
-                 "properties": {"file": {"type": "string", "format": "binary"}}}}}}})
+             openapi_extra=ONE_FILE_BODY)
 async def import_enterprises(request: Request, ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
-    # The body is read here, after the caller's rights: as a declared `UploadFile` parameter FastAPI would
-    # take in the whole upload before the credentials were looked at.
-    _may_write_register(user)
-    form = await request.form(max_files=1, max_fields=5)
-    try:
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise ValidationFailed("send the table as the multipart field `file`", message_zh="请以 file 字段上传表格文件",
-                                   code="enterprise.invalid_profile")
-        content = await upload.read(MAX_IMPORT_BYTES + 1)
-        filename = upload.filename or "upload.csv"
-    finally:
-        await form.close()
+    _may_write_register(user)  # before the body is read
+    content, name = await one_file(request, max_bytes=MAX_IMPORT_BYTES, code="enterprise.invalid_profile",
+                                   what_en="table", what_zh="表格文件")
+    filename = name or "upload.csv"
     if len(content) > MAX_IMPORT_BYTES:
         raise ValidationFailed("the file is larger than 20 MB", message_zh="文件超过 20 MB", code="enterprise.invalid_profile")
     # Read and checked in a read transaction; the writer is held only to write the checked rows.

@@ -34,3 +34,16 @@ def test_an_upload_by_a_caller_without_the_right_is_refused_before_its_body_is_r
         assert refused.status_code == 403
         assert client.post("/api/v1/applications/1/materials/design", content=b"not multipart",
                            headers=BROKEN).status_code == 401
+
+
+def test_staff_upload_an_evidence_photo(city: City) -> None:
+    from tests.web.test_citizen import _jpeg
+
+    with make_client(city) as client:
+        done = client.post("/api/v1/media", files={"file": ("p.jpg", _jpeg(), "image/jpeg")},
+                           headers=_staff(city, "chengguan"))
+        assert done.status_code == 200, done.text
+        assert client.get(done.json()["url"]).status_code == 200
+        missing = client.post("/api/v1/media", files={"other": ("p.jpg", _jpeg(), "image/jpeg")},
+                              headers=_staff(city, "chengguan"))
+        assert missing.status_code == 400 and missing.json()["code"] == "media.missing"

@@ -49,6 +49,14 @@ def test_a_citizen_sees_their_reports_after_proving_the_number(web_city: Any) ->
     # A code works once.
     again = web.post("/my/verify", data={"csrf_token": csrf_token(r.text), "phone": "13912345678", "code": code})
     assert again.status_code == 400
+    # Signed out on this device (a service hall's kiosk): a copy of the cookie no longer works either, on the
+    # pages or as the API's bearer token.
+    kept = web.cookies.get("wecity_citizen")
+    assert kept and web.get("/api/v1/applicant", headers={"Authorization": f"Bearer {kept}"}).status_code == 200
+    web.post("/my/forget", data={"csrf_token": csrf_token(web.get("/my").text)})
+    web.cookies.set("wecity_citizen", kept)
+    assert 'id="my-phone"' in web.get("/my").text  # asked for the number again
+    assert web.get("/api/v1/applicant", headers={"Authorization": f"Bearer {kept}"}).status_code == 401
 
 
 def test_codes_expire_and_are_rate_limited(web: Any, sqlite_city: Any) -> None:

@@ -253,7 +253,7 @@ def inserted_id(result: sa.CursorResult[Any]) -> int:
     return int(key[0])
 
 
-def insert_unless_there(conn: Connection, table: sa.Table, values: dict[str, Any], *, unique: list[str]) -> int | None:
+def insert_unless_there(conn: Connection, table: sa.Table, values: dict[str, Any], *, unique: list[str]) -> Any:
     """Insert a row unless one with the same values of the `unique` columns (a unique constraint's) is there
     already, perhaps written by a request running at the same moment: the new row's primary key, or None.
     On PostgreSQL a plain SELECT-then-INSERT lets two requests both see nothing and the second fail on the
@@ -264,4 +264,4 @@ def insert_unless_there(conn: Connection, table: sa.Table, values: dict[str, Any
     pk = next(iter(table.primary_key.columns))
     row = conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing(index_elements=unique)
                        .returning(pk)).first()
-    return None if row is None else int(row[0])
+    return None if row is None else row[0]

@@ -139,7 +139,7 @@ def start_application(conn: Connection, *, citizen: Applicant, matter_code: str,
     if new_id is None:  # the same key, sent twice at the same moment: the first request's draft
         return int(conn.execute(sa.select(applications.c.id).where(
             applications.c.filed_by == citizen.id, applications.c.idempotency_key == key)).scalar_one())
-    app_id = new_id
+    app_id = int(new_id)
     conn.execute(applications.update().where(applications.c.id == app_id).values(number=application_number(app_id, now)))
     log_event(conn, app_id, "created", actor=f"applicant:{citizen.id}", now=now,
               detail={"prefilled": sorted(f for f, p in provenance.items() if p["status"] == "filled"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.core.db import insert_unless_there, inserted_id
 from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed
-from wecity.identity.models import applicant_agents, applicants
+from wecity.identity.models import applicant_agents, applicants, citizen_sign_outs
 
 CITIZEN, ENTERPRISE = "citizen", "enterprise"
 
@@ -42,6 +42,26 @@ def citizen_phone(secret_key: str, token: str | None, now_ts: int) -> str | None
         return None
     good = hmac.compare_digest(mac, keyed_hash(secret_key, "citizen", f"{phone}.{expires}"))
     return phone if good else None
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def sign_out_citizen(conn: Connection, secret_key: str, token: str | None, now: datetime) -> None:
+    """End a citizen's sign-in on this device now, not when its token expires (and forget sign-outs whose
+    tokens have expired anyway)."""
+    if citizen_phone(secret_key, token, int(now.timestamp())) is None or token is None:
+        return
+    conn.execute(citizen_sign_outs.delete().where(citizen_sign_outs.c.expires_at < now))
+    expires = datetime.fromtimestamp(int(token.split(".")[1]), UTC)
+    insert_unless_there(conn, citizen_sign_outs, {"token_hash": _token_hash(token), "expires_at": expires},
+                        unique=["token_hash"])
+
+
+def citizen_signed_out(conn: Connection, token: str) -> bool:
+    return conn.execute(sa.select(citizen_sign_outs.c.token_hash).where(
+        citizen_sign_outs.c.token_hash == _token_hash(token))).first() is not None
 
 
 @dataclass(frozen=True)
@@ -84,7 +104,7 @@ def citizen_for_phone(conn: Connection, phone: str, *, now: datetime) -> Applica
         made = find_citizen(conn, phone)
         assert made is not None
         return made
-    return get_applicant(conn, new_id)
+    return get_applicant(conn, int(new_id))
 
 
 def create_applicant(conn: Connection, *, kind: str, display_name: str, now: datetime, phone: str | None = None,

@@ -13,9 +13,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from wecity.core import csrf
+from wecity.core.context import AppContext
 from wecity.core.errors import AuthenticationRequired, PermissionDenied
 from wecity.core.http import get_ctx
-from wecity.identity.applicants import citizen_phone
+from wecity.identity.applicants import citizen_phone, citizen_signed_out
 from wecity.identity.service import StaffUser, user_for_session
 
 SESSION_COOKIE = "wecity_session"
@@ -79,15 +80,23 @@ def _citizen_token(request: Request) -> tuple[str | None, bool]:
     return request.cookies.get(CITIZEN_COOKIE), True
 
 
-def optional_citizen(request: Request) -> str | None:
-    """The phone number of the signed-in citizen (wecity.identity.applicants.sign_citizen), or None."""
-    ctx = get_ctx(request)
+async def signed_in_phone(ctx: AppContext, token: str | None) -> str | None:
+    """The phone number a citizen token was signed for (wecity.identity.applicants.sign_citizen), unless it
+    has expired or was signed out; else None."""
+    phone = citizen_phone(ctx.settings.secret_key, token, int(ctx.clock.now().timestamp()))
+    if phone is None or token is None:
+        return None
+    return None if await ctx.db.read(citizen_signed_out, token) else phone
+
+
+async def optional_citizen(request: Request) -> str | None:
+    """The phone number of the signed-in citizen, or None."""
     token, _by = _citizen_token(request)
-    return citizen_phone(ctx.settings.secret_key, token, int(ctx.clock.now().timestamp()))
+    return await signed_in_phone(get_ctx(request), token)
 
 
-def require_citizen(request: Request) -> str:
-    phone = optional_citizen(request)
+async def require_citizen(request: Request) -> str:
+    phone = await optional_citizen(request)
     if phone is None:
         raise AuthenticationRequired("sign in with your phone number first", message_zh="请先用手机号码登录",
                                      code="auth.citizen_required")

@@ -108,6 +108,15 @@ applicants = sa.Table(
     info=INFO,
 )
 
+# Citizen sign-ins ended before their time ("forget my number on this device", at a service hall's kiosk):
+# a citizen token is self-contained and valid until it expires, so the ones signed out are kept until then.
+citizen_sign_outs = sa.Table(
+    "citizen_sign_outs", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+    info=INFO,
+)
+
 # Who may act for an enterprise: its legal representative and authorised agents (citizen applicants).
 applicant_agents = sa.Table(
     "applicant_agents", metadata,

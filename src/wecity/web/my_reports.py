@@ -9,8 +9,8 @@ from wecity.cases.queries import reports_for_phone
 from wecity.core import csrf
 from wecity.core.errors import WeCityError
 from wecity.core.http import client_address, request_locale, with_retry_after
-from wecity.identity.applicants import citizen_phone, sign_citizen
-from wecity.identity.deps import CITIZEN_COOKIE, OptionalStaff
+from wecity.identity.applicants import sign_citizen, sign_out_citizen
+from wecity.identity.deps import CITIZEN_COOKIE, OptionalStaff, signed_in_phone
 from wecity.web.i18n import gettext_for
 from wecity.web.phone_codes import check_code, issue_code, normalise_phone, phone_variants
 from wecity.web.render import page, safe_next
@@ -19,16 +19,14 @@ router = APIRouter(include_in_schema=False)
 CITIZEN_SESSION_SECONDS = 30 * 60
 
 
-def _phone_of(request: Request) -> str | None:
-    ctx = request.app.state.ctx
-    return citizen_phone(ctx.settings.secret_key, request.cookies.get(CITIZEN_COOKIE),
-                         int(ctx.clock.now().timestamp()))
+async def _phone_of(request: Request) -> str | None:
+    return await signed_in_phone(request.app.state.ctx, request.cookies.get(CITIZEN_COOKIE))
 
 
 @router.get("/my")
 async def my_reports(request: Request, user: OptionalStaff) -> Response:
     ctx = request.app.state.ctx
-    phone = _phone_of(request)
+    phone = await _phone_of(request)
     after = request.query_params.get("next")
     if phone is None:
         return page(request, "web/my_reports.html", user=user, step="phone", phone="", error=None,
@@ -100,6 +98,10 @@ async def verify_code(request: Request, user: OptionalStaff) -> Response:
 
 @router.post("/my/forget")
 async def forget(request: Request) -> Response:
+    # The sign-in ends now on the server too: a copy of the cookie (a shared kiosk's) no longer works.
+    ctx = request.app.state.ctx
+    token, now = request.cookies.get(CITIZEN_COOKIE), ctx.clock.now()
+    await ctx.db.write(lambda conn: sign_out_citizen(conn, ctx.settings.secret_key, token, now))
     response = RedirectResponse("/my", status_code=303)
     response.delete_cookie(CITIZEN_COOKIE, path="/", httponly=True, samesite="lax")
     return response
@@ -112,7 +114,7 @@ async def my_data_uses(request: Request, user: OptionalStaff) -> Response:
     from wecity.datashare.queries import uses_of_my_data
 
     ctx = request.app.state.ctx
-    phone = _phone_of(request)
+    phone = await _phone_of(request)
     if phone is None:
         return RedirectResponse("/my?next=/my/data-uses", status_code=303)
     now = ctx.clock.now()

@@ -24,11 +24,10 @@ from wecity.govservice.steps import STATUS_LABELS
 from wecity.identity.applicants import (
     Applicant,
     citizen_for_phone,
-    citizen_phone,
     enterprises_of,
     find_citizen,
 )
-from wecity.identity.deps import CITIZEN_COOKIE, OptionalStaff
+from wecity.identity.deps import CITIZEN_COOKIE, OptionalStaff, signed_in_phone
 from wecity.identity.service import StaffUser
 from wecity.media import uploads
 from wecity.notify.service import list_notifications
@@ -39,9 +38,8 @@ router = APIRouter(include_in_schema=False)
 MESSAGES_SHOWN = 20
 
 
-def _phone(request: Request) -> str | None:
-    ctx = request.app.state.ctx
-    return citizen_phone(ctx.settings.secret_key, request.cookies.get(CITIZEN_COOKIE), int(ctx.clock.now().timestamp()))
+async def _phone(request: Request) -> str | None:
+    return await signed_in_phone(request.app.state.ctx, request.cookies.get(CITIZEN_COOKIE))
 
 
 def sign_in_redirect(request: Request) -> RedirectResponse:
@@ -50,7 +48,7 @@ def sign_in_redirect(request: Request) -> RedirectResponse:
 
 
 async def _citizen(request: Request) -> Applicant | None:
-    phone = _phone(request)
+    phone = await _phone(request)
     if phone is None:
         return None
     ctx = request.app.state.ctx
@@ -115,7 +113,7 @@ async def catalogue(request: Request, user: OptionalStaff) -> Response:
                                                                applicant_kind=kind, limit=200))
     departments = await ctx.db.read(queries.departments_with_matters)
     return page(request, "web/services.html", user=user, matters=found, q=q, department=department or "",
-                kind=kind or "", departments=departments, signed_in=_phone(request) is not None)
+                kind=kind or "", departments=departments, signed_in=await _phone(request) is not None)
 
 
 @router.get("/services/matters/{code}")

@@ -20,7 +20,7 @@ from wecity.govservice import applications as apply
 from wecity.govservice import approvals, catalogue, certificates, queries, ratings
 from wecity.govservice.certificate_pdf import render_pdf
 from wecity.identity.applicants import Applicant, citizen_for_phone, enterprises_of, find_citizen
-from wecity.identity.audit import record_audit
+from wecity.identity.audit import record_audit, record_refusal
 from wecity.identity.deps import CurrentCitizen, CurrentStaff
 from wecity.identity.service import StaffUser
 from wecity.media import uploads
@@ -377,11 +377,8 @@ async def _staff_step(request: Request, ctx: Any, user: StaffUser, app_id: int, 
         # The step's transaction rolled back with its audit entry: the refusal is recorded on its own, as
         # failed operations must be (a department trying another's application, a step out of turn).
         if exc.status < 500:
-            now, outcome, code = ctx.clock.now(), "denied" if exc.status == 403 else "refused", exc.code
-            await ctx.db.write(lambda c: record_audit(
-                c, at=now, actor=f"user:{user.username}", action=f"application.{verb.__name__}",
-                target=f"application:{app_id}", outcome=outcome, source_address=client_address(request),
-                detail={"code": code}))
+            await record_refusal(ctx, actor=f"user:{user.username}", action=f"application.{verb.__name__}",
+                                 target=f"application:{app_id}", error=exc, source_address=client_address(request))
         raise
     return await _staff_view(request, ctx, user, app_id)
 
@@ -449,10 +446,8 @@ async def revoke(request: Request, ctx: Ctx, user: CurrentStaff, number: CodeTex
         return await ctx.db.write(run)
     except WeCityError as exc:
         if exc.status < 500:
-            outcome, code = "denied" if exc.status == 403 else "refused", exc.code
-            await ctx.db.write(lambda c: record_audit(
-                c, at=now, actor=f"user:{user.username}", action="certificate.revoke", target=f"certificate:{number}",
-                outcome=outcome, source_address=client_address(request), detail={"code": code}))
+            await record_refusal(ctx, actor=f"user:{user.username}", action="certificate.revoke",
+                                 target=f"certificate:{number}", error=exc, source_address=client_address(request))
         raise
 
 

@@ -240,3 +240,14 @@ def chain_existing(conn: Connection, table: sa.Table | sa.TableClause, *, batch:
         if len(rows) < batch:
             return
         after = rows[-1].id
+
+
+async def record_refusal(ctx: Any, *, actor: str, action: str, target: str, error: Any,
+                         source_address: str | None) -> None:
+    """A refused operation on the audit record, in a transaction of its own (the operation's own transaction
+    rolled back with its entry): outcome `denied` for a 403, `refused` otherwise, with the error's code.
+    Failed operations belong on the record as much as done ones."""
+    at, outcome, code = ctx.clock.now(), "denied" if error.status == 403 else "refused", error.code
+    await ctx.db.write(lambda conn: record_audit(conn, at=at, actor=actor, action=action, target=target,
+                                                 outcome=outcome, source_address=source_address,
+                                                 detail={"code": code}))

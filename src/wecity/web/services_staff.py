@@ -16,7 +16,7 @@ from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeC
 from wecity.core.http import client_address, request_locale
 from wecity.geo.service import city_today
 from wecity.govservice import approvals, queries, ratings
-from wecity.identity.audit import record_audit
+from wecity.identity.audit import record_audit, record_refusal
 from wecity.identity.deps import OptionalStaff
 from wecity.identity.service import StaffUser
 from wecity.web.forms import form_text
@@ -153,11 +153,8 @@ async def act(request: Request, user: OptionalStaff, app_id: int, action: str) -
             raise
         # The step's transaction rolled back with its audit entry; the refusal is recorded on its own, as
         # the API's are (failed operations belong on the record).
-        outcome, code = "denied" if exc.status == 403 else "refused", exc.code
-        await ctx.db.write(lambda c: record_audit(
-            c, at=now, actor=f"user:{user.username}", action=f"application.{action.replace('-', '_')}",
-            target=f"application:{app_id}", outcome=outcome, source_address=client_address(request),
-            detail={"code": code}))
+        await record_refusal(ctx, actor=f"user:{user.username}", action=f"application.{action.replace('-', '_')}",
+                             target=f"application:{app_id}", error=exc, source_address=client_address(request))
         return await _application_page(request, user, app_id, status=exc.status, error=exc.localized(locale))
     return RedirectResponse(f"/staff/applications/{app_id}?done={action}", status_code=303)
 

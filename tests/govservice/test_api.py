@@ -163,6 +163,8 @@ def test_rights_of_every_verb(api: TestClient, services: Services) -> None:
         audit_log.c.actor, audit_log.c.outcome, audit_log.c.detail).where(
         audit_log.c.action == "certificate.revoke", audit_log.c.target == f"certificate:{permit}"))])
     assert (f"user:{s.accepting.username}", "denied", {"code": "govservice.role"}) in refusals
+    empty = api.post(f"/api/v1/certificates/{permit}/revoke", json={"reason": ""}, headers=staff_headers(s, s.lead))
+    assert empty.status_code == 400 and empty.headers["content-type"].startswith("application/problem+json")
     r = api.post(f"/api/v1/certificates/{permit}/revoke", json={"reason": "招牌已拆除"}, headers=staff_headers(s, s.lead))
     assert r.status_code == 200 and r.json()["status"] == "revoked"
     # Rating: the applicant only, once.

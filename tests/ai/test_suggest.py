@@ -128,8 +128,14 @@ def test_the_suggestion_api_is_public_and_rate_limited_and_training_is_for_admin
         busy = client.post("/api/v1/ai/train", headers={"Authorization": f"Bearer {admin}"})
         assert busy.status_code == 409 and busy.json()["code"] == "ai.training_under_way"
         city.db.write_sync(lambda c: release_periodic(c, training.RETRAIN_TASK, holder="runner-x"))
-        trained = client.post("/api/v1/ai/train", headers={"Authorization": f"Bearer {admin}"})
-        assert trained.status_code == 200 and trained.json()["state"] == "serving"
+        # The answer comes at once; the training runs after it (the test client waits for it to end).
+        started = client.post("/api/v1/ai/train", headers={"Authorization": f"Bearer {admin}"})
+        assert started.status_code == 202 and started.json()["training"]["under_way"] is True
+        assert started.json()["training"]["by"] == "user:admin"
+        listed = client.get("/api/v1/ai/models", headers={"Authorization": f"Bearer {admin}"}).json()
+        assert listed["models"][0]["state"] == "serving" and listed["models"][0]["trained_by"] == "user:admin"
+        assert listed["training"]["under_way"] is False and listed["training"]["last_error"] is None
+        assert listed["training"]["last_run_at"] is not None
         found = client.post("/api/v1/ai/suggest", json={"description": "小区门口路灯一直不亮"}).json()
         assert found["suggestions"][0]["code"] == "streetlight"
         assert client.post("/api/v1/ai/suggest", json={"description": "x" * 2001}).status_code in (400, 422)
@@ -180,6 +186,50 @@ def test_administrators_see_the_model_cards(city: City) -> None:
         method = en.split('id="method-v1">', 1)[1].split("</p>", 1)[0]
         assert method.startswith("Method: ") and "chosen by 3-fold cross-validation" in method
         assert any(name in method for name in ("linear SVM", "NB-SVM", "nearest reports"))
+
+
+def test_administrators_train_from_the_page_and_see_it_under_way_or_failed(city: City, monkeypatch: Any) -> None:
+    from ..web.conftest import csrf_token, log_in
+
+    _add_cases(city, _history(random.Random(7), per_category=6))
+    with make_client(city) as client:
+        log_in(client, "chengguan")
+        token = csrf_token(client.get("/staff/me").text)
+        refused = client.post("/staff/ai/train", data={"csrf_token": token}, follow_redirects=False)
+        assert refused.status_code == 403 and not city.db.read_sync(training.model_cards)
+    with make_client(city) as client:
+        log_in(client, "admin")
+        page = client.get("/staff/ai", headers={"Accept-Language": "zh-CN"}).text
+        assert 'id="train-now"' in page and "立即训练新版本" in page
+        stale = client.post("/staff/ai/train", data={"csrf_token": "0" * 64}, follow_redirects=False)
+        assert stale.status_code == 403 and not city.db.read_sync(training.model_cards)
+        started = client.post("/staff/ai/train", data={"csrf_token": csrf_token(page)}, follow_redirects=False)
+        assert started.status_code == 303 and started.headers["location"] == "/staff/ai?started=1"
+        cards = city.db.read_sync(training.model_cards)
+        assert [(c["version"], c["trained_by"]) for c in cards] == [(1, "user:admin")]
+        ended = client.get("/staff/ai?started=1", headers={"Accept-Language": "en"}).text
+        assert 'id="training-started"' in ended and 'id="model-v1"' in ended
+        # While the daily retrain holds the task, the page says so and offers no button; a second start is 409.
+        held = city.db.write_sync(lambda c: hold_periodic(c, training.RETRAIN_TASK, now=city.clock.now(),
+                                                          holder="runner:host:1:abc", lease_seconds=600))
+        assert held
+        busy = client.get("/staff/ai", headers={"Accept-Language": "en"}).text
+        assert 'id="training-under-way"' in busy and "the daily retrain" in busy and 'id="train-now"' not in busy
+        refused = client.post("/staff/ai/train", data={"csrf_token": csrf_token(busy)}, follow_redirects=False)
+        assert refused.status_code == 409 and 'id="training-error"' in refused.text
+        city.db.write_sync(lambda c: release_periodic(c, training.RETRAIN_TASK, holder="runner:host:1:abc"))
+
+        # A training that fails gives the task back and says why on the page.
+        def broken(data: Any, var_dir: Any) -> Any:
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(training, "fit", broken)
+        page = client.get("/staff/ai").text
+        client.post("/staff/ai/train", data={"csrf_token": csrf_token(page)}, follow_redirects=False)
+        failed = client.get("/staff/ai?started=1", headers={"Accept-Language": "en"}).text
+        assert 'id="training-failed"' in failed and "RuntimeError: disk full" in failed
+        assert 'id="training-started"' not in failed and 'id="train-now"' in failed
+        assert len(city.db.read_sync(training.model_cards)) == 1
 
 
 def test_a_new_city_starts_from_its_imported_history(city: City, tmp_path: Any) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from wecity.ai import duplicates, training
@@ -64,14 +64,19 @@ def _admin(user: StaffUser) -> None:
 @router.get("/models", summary="The category model's versions with their model cards (administrators)")
 async def get_models(ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
     _admin(user)
-    return {"models": await ctx.db.read(training.model_cards)}
+    now = ctx.clock.now()
+    return {"models": await ctx.db.read(training.model_cards),
+            "training": await ctx.db.read(lambda c: training.training_state(c, now=now))}
 
 
-@router.post("/train", summary="Train a new version on the city's cases now; it serves only if better on the "
-             "held-back cases (administrators)")
-async def post_train(ctx: Ctx, user: CurrentStaff) -> dict[str, Any]:
+@router.post("/train", status_code=202,
+             summary="Start training a new version on the city's cases; it serves only if better on the held-back "
+             "cases. Answers at once; the model card is listed in /api/v1/ai/models when it ends (administrators)")
+async def post_train(ctx: Ctx, user: CurrentStaff, background: BackgroundTasks) -> dict[str, Any]:
     _admin(user)
-    return await training.train_now(ctx, by=f"user:{user.username}")
+    state, run = await training.begin_training(ctx, by=f"user:{user.username}")
+    background.add_task(run)
+    return {"training": state, "models": "/api/v1/ai/models"}
 
 
 @router.get("/routing", summary="Reports whose category the model chose: routed automatically, left to the dispatch "

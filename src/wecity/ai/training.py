@@ -10,19 +10,22 @@ one on the same held-back rows (top-1, top-3, macro-F1, per category). Which fif
 hash of its id), so a case held back from one training was held back from the one before too: the serving
 model is never graded on cases it learnt from. The new
 model serves only when its macro-F1 there is higher; either way it is kept, with its figures (the model
-card), in `ai_models`. The runner retrains daily (`ai.retrain`); `wecity ai train` does it on demand.
+card), in `ai_models`. The runner retrains daily (`ai.retrain`); `wecity ai train`, `POST /api/v1/ai/train` and the button on
+`/staff/ai` do it on demand.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import pickle
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,9 +37,11 @@ from sqlalchemy.engine import Connection
 from wecity.ai.models import ai_history, ai_models
 from wecity.cases.models import cases, categories, reports
 from wecity.core.errors import Conflict, ValidationFailed
+from wecity.core.models import periodic_tasks
 from wecity.core.runner import hold_periodic, release_periodic
 from wecity.geo.service import city_timezone
 
+log = logging.getLogger(__name__)
 KIND = "category"
 MIN_ROWS = 20          # below this the city has too little history to hold any back
 MAX_ROWS = 200_000     # the newest cases, when a city has more
@@ -308,33 +313,74 @@ def _under_way() -> Conflict:
                     message_zh="类别模型正在训练，训练结束后可在模型列表中查看", code="ai.training_under_way")
 
 
+def _holder(by: str) -> str:
+    return f"{by[:48]}:{uuid.uuid4().hex[:12]}"  # claimed_by holds 64
+
+
 def train_sync(db: Any, *, var_dir: Path, now: datetime, by: str) -> dict[str, Any]:
     """`wecity ai train`: read, fit, decide, holding the retrain task meanwhile (Conflict if it is held)."""
-    holder = f"{by[:48]}:{uuid.uuid4().hex[:12]}"  # claimed_by holds 64
+    holder = _holder(by)
     if not db.write_sync(lambda c: hold_periodic(c, RETRAIN_TASK, now=now, holder=holder,
                                                  lease_seconds=RETRAIN_LEASE_SECONDS)):
         raise _under_way()
+    error: str | None = "interrupted"
     try:
         candidate = fit(db.read_sync(collect), var_dir)
-        return dict(db.write_sync(lambda c: decide(c, candidate, var_dir=var_dir, now=now, by=by)))
+        card = dict(db.write_sync(lambda c: decide(c, candidate, var_dir=var_dir, now=now, by=by)))
+        error = None
+        return card
+    except Exception as exc:
+        error = _error_text(exc)
+        raise
     finally:
-        db.write_sync(lambda c: release_periodic(c, RETRAIN_TASK, holder=holder))
+        db.write_sync(lambda c: release_periodic(c, RETRAIN_TASK, holder=holder, ran_at=now, error=error))
 
 
-async def train_now(ctx: Any, *, by: str) -> dict[str, Any]:
-    """An administrator's "train now" (`POST /api/v1/ai/train`): as the runner's, whatever the data, while
-    holding the retrain task (Conflict when the runner or another administrator is training)."""
-    holder = f"{by[:48]}:{uuid.uuid4().hex[:12]}"  # claimed_by holds 64
+async def begin_training(ctx: Any, *, by: str) -> tuple[dict[str, Any], Callable[[], Awaitable[None]]]:
+    """An administrator's "train now" (`POST /api/v1/ai/train`, the button on `/staff/ai`): take the retrain
+    task (Conflict when the runner or another administrator is training), and return the state to answer
+    with and the training itself, for the caller to run once the answer is sent. A big city's training takes
+    minutes, longer than a reverse proxy waits for an answer; its model card is listed when it ends, and
+    the task's `last_error` says if it failed."""
+    holder = _holder(by)
     now = ctx.clock.now()
     if not await ctx.db.write(lambda c: hold_periodic(c, RETRAIN_TASK, now=now, holder=holder,
                                                       lease_seconds=RETRAIN_LEASE_SECONDS)):
         raise _under_way()
-    try:
-        card = await train_async(ctx, by=by)
-        assert card is not None  # trained whatever the data
-        return card
-    finally:
-        await ctx.db.write(lambda c: release_periodic(c, RETRAIN_TASK, holder=holder))
+
+    async def run() -> None:
+        error: str | None = "interrupted"
+        try:
+            card = await train_async(ctx, by=by)
+            assert card is not None  # trained whatever the data
+            error = None
+            log.info("category model trained on demand", extra={"fields": {
+                "version": card["version"], "state": card["state"], "by": by}})
+        except Exception as exc:
+            error = _error_text(exc)
+            log.exception("training the category model failed")
+        finally:
+            await ctx.db.write(lambda c: release_periodic(c, RETRAIN_TASK, holder=holder, ran_at=now, error=error))
+
+    return await ctx.db.read(lambda c: training_state(c, now=now)), run
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def training_state(conn: Connection, *, now: datetime) -> dict[str, Any]:
+    """Whether a training is under way (the runner's or an administrator's), since when and by whom, and how
+    the last one ended: for the model cards' page and `GET /api/v1/ai/models`."""
+    row = conn.execute(sa.select(periodic_tasks).where(periodic_tasks.c.name == RETRAIN_TASK)).first()
+    if row is None:
+        return {"under_way": False, "by": None, "since": None, "last_run_at": None, "last_error": None}
+    under_way = row.claimed_until is not None and row.claimed_until > now
+    # Both the runner and "train now" hold the task for RETRAIN_LEASE_SECONDS from the start.
+    since = row.claimed_until - timedelta(seconds=RETRAIN_LEASE_SECONDS) if under_way else None
+    return {"under_way": under_way,
+            "by": row.claimed_by.rsplit(":", 1)[0] if under_way and row.claimed_by else None,
+            "since": since, "last_run_at": row.last_run_at, "last_error": row.last_error}
 
 
 async def train_async(ctx: Any, *, by: str, unless_unchanged: bool = False) -> dict[str, Any] | None:

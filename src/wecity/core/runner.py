@@ -244,9 +244,15 @@ def hold_periodic(conn: sa.Connection, name: str, *, now: Any, holder: str, leas
     return bool(done.rowcount)
 
 
-def release_periodic(conn: sa.Connection, name: str, *, holder: str) -> None:
+def release_periodic(conn: sa.Connection, name: str, *, holder: str, ran_at: Any = None,
+                     error: str | None = None) -> None:
+    """Give back what `hold_periodic` took. With `ran_at`, the out-of-turn run is recorded as the task's last
+    (`last_run_at`, and `last_error`: None when it went well), so administrators see how it ended."""
+    values: dict[str, Any] = dict(claimed_until=None, claimed_by=None)
+    if ran_at is not None:
+        values.update(last_run_at=ran_at, last_error=error)
     conn.execute(periodic_tasks.update().where(periodic_tasks.c.name == name, periodic_tasks.c.claimed_by == holder)
-                 .values(claimed_until=None, claimed_by=None))
+                 .values(**values))
 
 
 def _finish_periodic(conn: sa.Connection, task: Periodic, started: Any, error: str | None, runner_id: str) -> None:

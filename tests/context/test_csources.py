@@ -85,6 +85,10 @@ def test_names_are_kept_expanded_and_shown_in_the_readers_terms(ngsi: Any) -> No
     ({"management": {"cooldown": 0}}, "cooldown"),
     ({"management": {"cacheDuration": "soon"}}, "cacheDuration"),
     ({"contextSourceInfo": [{"key": "X-Token", "value": 5}]}, "key and value pairs"),
+    # a source of anyone's choosing would collect every reader's key and session
+    ({"contextSourceInfo": [{"key": "Authorization", "value": "urn:ngsi-ld:request"}]}, "caller's credentials"),
+    ({"contextSourceInfo": [{"key": "cookie", "value": "urn:ngsi-ld:request"}]}, "caller's credentials"),
+    ({"contextSourceInfo": [{"key": "X-API-Key", "value": "urn:ngsi-ld:request"}]}, "caller's credentials"),
     ({"operations": ["teleportEntity"]}, "unknown operations"),
     ({"mode": "auxiliary", "operations": ["updateOps"]}, "auxiliary"),
     ({"mode": "exclusive"}, "by its id"),  # a type alone
@@ -230,3 +234,23 @@ def test_an_expired_registration_is_gone_for_every_reader(city: City, ngsi: Any)
     _problem(ngsi.get(f"{REGS}/{R1}"), 404, "ResourceNotFound")
     _problem(ngsi.patch(f"{REGS}/{R1}", json={"endpoint": "http://source.example.com/other"}), 404, "ResourceNotFound")
     assert [x["id"] for x in ngsi.get(REGS, params={"type": "Vehicle"}).json()] == []
+
+
+def test_a_stored_registration_never_has_the_callers_credentials_copied() -> None:
+    """Registrations kept before credentials were refused are still not given them."""
+    import httpx
+
+    from wecity.context.federation import Registration
+    from wecity.context.forwarding import Forwarder
+    from wecity.core.outbound import OutboundPolicy
+
+    reg = Registration(id="urn:x:old", endpoint="http://source.example.com", mode="inclusive",
+                       operations=frozenset(), information=(),
+                       context_source_info=(("Authorization", "urn:ngsi-ld:request"),
+                                            ("Cookie", "urn:ngsi-ld:request"),
+                                            ("X-Trace", "urn:ngsi-ld:request"), ("X-Token", "mine")))
+    forwarder = Forwarder(httpx.AsyncClient(), OutboundPolicy(), "broker-a", max_bytes=1000)
+    incoming = {"authorization": "Bearer wk_secret", "cookie": "wecity_session=s", "x-trace": "t1"}
+    headers, _ = forwarder.headers_for(reg, incoming, None, has_body=False)
+    assert headers["X-Trace"] == "t1" and headers["X-Token"] == "mine"
+    assert not {k.lower() for k in headers} & {"authorization", "cookie"}

@@ -19,6 +19,11 @@ from wecity.context.ldcontext import TermMap
 from wecity.core.patterns import BadPattern, compile_pattern
 
 MODES = ("inclusive", "exclusive", "redirect", "auxiliary")
+REQUEST_VALUE = "urn:ngsi-ld:request"  # contextSourceInfo: copy this header from the request being served
+# Headers that carry the caller's own credentials to this broker. A registration may not have them copied
+# to its context source (REQUEST_VALUE): anyone with a write key could otherwise register a source of their
+# own and collect every reader's bearer key and session cookie.
+CALLER_CREDENTIALS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 
 # Table 4.20-2: the groups a registration may name instead of single operations.
 RETRIEVE_OPS = frozenset({"retrieveEntity", "queryEntity"})

@@ -19,13 +19,12 @@ from typing import Any
 
 import httpx
 
-from wecity.context.federation import Registration, parse_registration
+from wecity.context.federation import CALLER_CREDENTIALS, REQUEST_VALUE, Registration, parse_registration
 from wecity.context.ldcontext import TermMap, link_header
 from wecity.core import outbound
 from wecity.core.outbound import OutboundPolicy
 
 FORWARD_TIMEOUT = 5.0  # seconds a context source has to answer (at most the outbound policy's timeout)
-REQUEST_VALUE = "urn:ngsi-ld:request"  # contextSourceInfo: copy this header from the request being served
 # contextSourceInfo keys that say how to talk to the source rather than being headers (4.3.6.5).
 _STEERING = {"jsonldcontext", "contenttype", "accept"}
 # Headers a registration may not set: the tenant is the registration's own member, the rest describe
@@ -121,6 +120,8 @@ class Forwarder:
             if low in _STEERING or low in _NOT_FROM_REGISTRATION:
                 continue
             if value == REQUEST_VALUE:
+                if low in CALLER_CREDENTIALS:
+                    continue  # refused at registration; never copied, whatever is stored
                 copied = incoming.get(low)
                 if copied is not None:
                     headers[key] = copied

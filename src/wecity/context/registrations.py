@@ -18,6 +18,7 @@ from wecity.context import sources
 from wecity.context.entity import check_name, check_scope, is_uri, now_text, parse_time
 from wecity.context.env import Env
 from wecity.context.errors import already_exists, bad_request_data, conflict, resource_not_found
+from wecity.context.federation import CALLER_CREDENTIALS, REQUEST_VALUE
 from wecity.context.geo import GeoQuery, to_shape
 from wecity.context.history import TimeFilter, epoch
 from wecity.context.ldcontext import TermMap
@@ -106,6 +107,12 @@ def _member(key: str, value: Any, terms: TermMap, now: datetime | None) -> Any:
         return value
     if key == "contextSourceInfo":
         check_key_values(value, key)
+        copied = sorted({p["key"] for p in value if p["value"] == REQUEST_VALUE
+                         and p["key"].lower() in CALLER_CREDENTIALS})
+        if copied:
+            raise bad_request_data(
+                f"contextSourceInfo cannot copy the caller's credentials ({', '.join(copied)}) to a context source",
+                f"contextSourceInfo 不能把调用方的凭据（{', '.join(copied)}）转发给上下文源")
         return value
     if key == "scope":
         return check_scope(value)

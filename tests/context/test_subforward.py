@@ -99,3 +99,23 @@ def test_a_local_only_subscription_goes_to_no_source(broker: Any, receiver: Any)
     _run_jobs(broker)
     assert _sent_to_source(receiver) == [] and _copies(broker) == []
     assert broker.get(f"{BASE}/csourceSubscriptions").json() == []
+
+
+def test_an_unknown_copy_is_refused_before_any_context_it_names_is_fetched(ngsi: Any, monkeypatch: Any) -> None:
+    """The route is open to anyone: a made-up id must not make the broker fetch (and keep) a remote @context."""
+    from wecity.context import protocol
+
+    asked: list[Any] = []
+
+    async def resolving(ctx: Any, context: Any) -> Any:
+        asked.append(context)
+        raise AssertionError("resolved a @context for an unknown copy")
+
+    monkeypatch.setattr(protocol, "resolve", resolving)
+    answer = ngsi.post("/ngsi-ld/ex/remote-notify", headers={
+        "Authorization": "", "Link": '<https://attacker.example/ctx.jsonld>; rel="http://www.w3.org/ns/json-ld#context"'},
+        json={"subscriptionId": "urn:ngsi-ld:Subscription:guessed", "data": []})
+    assert answer.status_code == 404 and answer.json()["type"].endswith("/ResourceNotFound")
+    assert asked == []
+    assert ngsi.post("/ngsi-ld/ex/remote-notify", headers={"Authorization": ""},
+                     json={"data": []}).status_code == 400

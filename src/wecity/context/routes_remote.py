@@ -12,7 +12,8 @@ from fastapi.responses import Response
 
 from wecity.context import subforward
 from wecity.context.env import Env
-from wecity.context.protocol import incoming, store_of
+from wecity.context.errors import bad_request_data, resource_not_found
+from wecity.context.protocol import incoming, read_json, store_of
 from wecity.core.http import Ctx, client_address
 from wecity.core.runner import wake
 
@@ -23,6 +24,13 @@ router = APIRouter(tags=["ngsi-ld"])
              include_in_schema=False)
 async def remote_notify(request: Request, ctx: Ctx) -> Response:
     await ctx.limits.hit("ngsild_remote", client_address(request) or "-")
+    # The copy's id first: an unknown caller gets its 404 before any @context it names is fetched or kept.
+    body, _ = await read_json(request)
+    remote_id = body.get("subscriptionId") if isinstance(body, dict) else None
+    if not isinstance(remote_id, str):
+        raise bad_request_data("a notification needs subscriptionId", "通知需要 subscriptionId")
+    if not await ctx.db.read(lambda c: subforward.copy_exists(c, remote_id)):
+        raise resource_not_found(f"no subscription copy {remote_id}", f"没有订阅副本 {remote_id}")
     data = await incoming(request, ctx)
     now = ctx.clock.now()
 

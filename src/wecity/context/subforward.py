@@ -274,6 +274,11 @@ async def withdraw(ctx: AppContext, args: dict[str, Any]) -> None:
 
 # -- notifications from sources ------------------------------------------------------------------------
 
+def copy_exists(conn: Connection, remote_id: str) -> bool:
+    """Whether `remote_id` names a subscription copy this broker gave a source (the route's first check)."""
+    return conn.execute(sa.select(ft.c.remote_id).where(ft.c.remote_id == remote_id)).first() is not None
+
+
 def receive(conn: Connection, env_for: Any, note: Any, terms: TermMap) -> int:
     """A notification a source sent for a copy: queued as a notification of the subscription the copy
     stands for, under that subscription's id. `env_for(tenant)` gives the Env of the copy's tenant.

@@ -198,3 +198,23 @@ def test_uptime_is_an_iso_8601_duration() -> None:
 
     start = datetime(2026, 1, 1, tzinfo=UTC)
     assert [uptime(start, start + timedelta(seconds=s)) for s in (0, 61.5, 90061)] == ["PT0S", "PT1M1.5S", "P1DT1H1M1S"]
+
+
+def test_a_subscription_whose_context_is_gone_is_passed_over_and_writes_go_on(ngsi: Any, remote: Remote,
+                                                                             caplog: Any) -> None:
+    """Matching runs inside the write: it never fetches. A subscription whose @context was deleted from the
+    cache (and whose source is down) no longer fails every write to the entities it watches."""
+    assert ngsi.post(f"{BASE}/entities", json=entity(tilt=prop(1)), headers=_link(REMOTE)).status_code == 201
+    made = ngsi.post(f"{BASE}/subscriptions", headers=_link(REMOTE), json={
+        "type": "Subscription", "entities": [{"type": "Manhole"}], "q": "tilt>5",
+        "notification": {"endpoint": {"uri": "http://receiver.test/notify"}}})
+    assert made.status_code == 201
+    assert ngsi.delete(f"{CONTEXTS}/{REMOTE}").status_code == 204
+    remote.up = False
+    fetched = len(remote.fetched)
+    changed = ngsi.patch(f"{BASE}/entities/urn:ngsi-ld:Manhole:1/attrs", json={"tilt": prop(9)},
+                         headers={"Link": '<https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld>; '
+                                          'rel="http://www.w3.org/ns/json-ld#context"'})
+    assert changed.status_code == 204, changed.text
+    assert len(remote.fetched) == fetched  # nothing fetched while writing
+    assert "passed over" in caplog.text

@@ -86,7 +86,9 @@ def matching_information(sub: dict[str, Any], reg: dict[str, Any], terms: TermMa
 
 def _notify(conn: Connection, env: Env, row: Any, regs: list[tuple[dict[str, Any], list[Any]]], reason: str) -> None:
     """One notification of `row` with the registrations (each shown with its matching information)."""
-    terms = env.store.term_map(notification.context_of(row))
+    terms = env.subscription_terms(row, notification.context_of(row))
+    if terms is None:
+        return
     data = [registrations.render(reg, terms, information=infos) for reg, infos in regs]
     enqueue(conn, env, row, data, note_type=NOTIFICATION_TYPE, extra={"triggerReason": reason})
 
@@ -103,7 +105,9 @@ def on_registration(conn: Connection, env: Env, before: dict[str, Any] | None, a
     for row in conn.execute(_ACTIVE, {"b_tenant": env.tenant}).all():
         if not _live(row, env):
             continue
-        terms = env.store.term_map(row.context)
+        terms = env.subscription_terms(row, row.context)
+        if terms is None:
+            continue
         was = matching_information(row.body, before, terms, core) if before is not None and not _gone(before, env) \
             else []
         now = matching_information(row.body, after, terms, core) if after is not None and not _gone(after, env) \
@@ -130,7 +134,9 @@ def every_match(conn: Connection, env: Env, row: Any, reason: str) -> int:
     subscribing, on a change of the subscription, and at each interval of a periodic one)."""
     if not _live(row, env) or row.body.get(subforward.WATCHES):
         return 0
-    terms = env.store.term_map(row.context)
+    terms = env.subscription_terms(row, row.context)
+    if terms is None:
+        return 0
     core = env.store.core
     found = []
     for reg in conn.execute(sa.select(registrations.t).where(registrations.t.c.tenant == env.tenant)

@@ -4,12 +4,16 @@ notifications and linked-entity retrieval all import them at top level."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from wecity.context.ldcontext import ContextStore
+from wecity.context.ldcontext import ContextStore, TermMap
+from wecity.core.errors import DependencyUnavailable
 from wecity.core.registry import Events
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,6 +28,18 @@ class Env:
     # Entity id prefixes kept by another domain (`Registry.owned_entities`): a write through the API
     # (whose Env carries them) to such an entity is refused; the owning domain writes with none.
     owned: dict[str, str] = field(default_factory=dict)
+
+    def subscription_terms(self, row: Any, context: Any) -> TermMap | None:
+        """The term map of a subscription's @context, inside a write: from what the broker keeps, never
+        fetched (a fetch would hold the one writer for seconds, and a source that is down would fail every
+        write that touches the subscription). None, logged, when a document is no longer kept (deleted
+        from /jsonldContexts): that subscription is passed over, the write goes on."""
+        try:
+            return self.store.term_map(context, fetch=False)
+        except DependencyUnavailable:
+            log.warning("subscription %s passed over: its @context %s is not kept by the broker",
+                        getattr(row, "subscription_id", "?"), context)
+            return None
 
 
 @dataclass

@@ -179,7 +179,7 @@ class ContextStore:
             fetched, self._fetched = self._fetched, []
         return fetched
 
-    def _document(self, url: str) -> Any:
+    def _document(self, url: str, fetch: bool = True) -> Any:
         if is_core_url(url):
             return CORE_DOCUMENT
         doc = self.documents.get(url)
@@ -191,6 +191,8 @@ class ContextStore:
 
         if not is_uri(url):  # no IRI to retrieve (pyld takes any text with a colon for an absolute one)
             raise bad_request_data(f"@context {url!r} is not an IRI", f"@context {url!r} 不是 IRI")
+        if not fetch:
+            raise _not_available(url, "not kept by the broker, and not fetched here")
         doc = self.refetch(url)
         with self._lock:
             self.documents[url] = doc
@@ -201,14 +203,20 @@ class ContextStore:
         return {"contextUrl": None, "documentUrl": url, "document": self._document(url),
                 "contentType": "application/ld+json"}
 
+    def _kept_only_loader(self, url: str, options: Any = None) -> dict[str, Any]:
+        return {"contextUrl": None, "documentUrl": url, "document": self._document(url, fetch=False),
+                "contentType": "application/ld+json"}
+
     # -- term maps ------------------------------------------------------------------------------
 
     def cached(self, key: str) -> TermMap | None:
         """The term map already built for a context key (a URL, or the JSON of an inline context)."""
         return self._maps.get(key)
 
-    def term_map(self, context: Any) -> TermMap:
-        """The term map for a request's @context (a URL, an inline object or a list); core always last."""
+    def term_map(self, context: Any, *, fetch: bool = True) -> TermMap:
+        """The term map for a request's @context (a URL, an inline object or a list); core always last.
+        With `fetch=False` (inside a write transaction, where a fetch would hold the writer for seconds) a
+        document the broker does not keep is LdContextNotAvailable instead of being fetched."""
         if context is None or context == CORE_URL:
             return self.core
         key = context if isinstance(context, str) else json.dumps(context, sort_keys=True)
@@ -221,7 +229,7 @@ class ContextStore:
                 items.extend(c for c in self._hosted_here(item) if not (isinstance(c, str) and is_core_url(c)))
             elif not (isinstance(item, str) and is_core_url(item)):
                 items.append(item)
-        built = self._build(items + [CORE_URL])
+        built = self._build(items + [CORE_URL], self._loader if fetch else self._kept_only_loader)
         with self._lock:
             self._maps[key] = built
         return built
@@ -237,14 +245,14 @@ class ContextStore:
         inner = doc["@context"]
         return list(inner) if isinstance(inner, list) else [inner]
 
-    def _build(self, items: list[Any]) -> TermMap:
+    def _build(self, items: list[Any], loader: Callable[..., dict[str, Any]] | None = None) -> TermMap:
         for item in items:
             if not isinstance(item, str | dict):
                 raise bad_request_data("@context entries must be URLs or objects", "@context 的每一项必须是 URL 或对象")
             if isinstance(item, dict) and any(isinstance(d, dict) and "@context" in d for d in item.values()):
                 raise bad_request_data("a user @context cannot hold scoped contexts",
                                        "用户 @context 不能包含作用域上下文（scoped context）")
-        options = {"documentLoader": self._loader, "base": "", "processingMode": "json-ld-1.1"}
+        options = {"documentLoader": loader or self._loader, "base": "", "processingMode": "json-ld-1.1"}
         processor = jsonld.JsonLdProcessor()
         try:
             active = processor.process_context(processor._get_initial_context(options), items, options)

@@ -138,7 +138,10 @@ def on_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, 
         triggers = sub.get("notificationTrigger") or DEFAULT_TRIGGERS
         if not _fires(triggers, sub.get("_watched"), kinds, entity, created=created, deleted=deleted):
             continue
-        terms = env.store.term_map(row.context)
+        terms = env.subscription_terms(row, row.context)
+        note_terms = env.subscription_terms(row, notification.context_of(row))
+        if terms is None or note_terms is None:
+            continue
         if not entity_matches(sub.get("_entities"), entity.id, entity.types, terms):
             continue
         if not deleted and not filters_hold(conn, env, row, entity, terms):
@@ -147,7 +150,7 @@ def on_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, 
                 (env.now - row.last_triggered).total_seconds() < row.throttling:
             continue
         change = notification.Change(kinds=kinds, previous=previous or {}, deleted=deleted, now=env.now)
-        data = notification.entities(sub, [(entity, change)], env.store.term_map(notification.context_of(row)),
+        data = notification.entities(sub, [(entity, change)], note_terms,
                                      partial(entities_by_id, conn, env.tenant))
         if data:
             enqueue(conn, env, row, data)
@@ -161,7 +164,9 @@ def filters_hold(conn: Connection, env: Env, row: Any, entity: Stored, terms: Te
     sub = row.body
     if not sub.get("q") and not sub.get("geoQ"):
         return True
-    terms = terms or env.store.term_map(row.context)
+    terms = terms or env.subscription_terms(row, row.context)
+    if terms is None:
+        return False
     if sub.get("q") and not _q_holds(conn, env.tenant, compile_stored_q(unquote(sub["q"]), terms), entity):
         return False
     return not (sub.get("geoQ") and not _geo_matches(sub["geoQ"], terms, entity))

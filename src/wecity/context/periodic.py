@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from wecity.context import csourcenotify, notification
 from wecity.context.env import Env
 from wecity.context.geo import parse_geoq
-from wecity.context.ldcontext import ContextStore
+from wecity.context.ldcontext import ContextStore, TermMap
 from wecity.context.matching import enqueue, entity_matches
 from wecity.context.models import subscriptions as t
 from wecity.context.query import compile_stored_q
@@ -30,9 +30,8 @@ _DUE = (sa.select(t).where(t.c.next_notification_at <= sa.bindparam("b_now"), t.
         .order_by(t.c.next_notification_at).limit(BATCH))
 
 
-def matching(conn: Connection, tenant: str, sub: dict[str, Any], store: ContextStore, context: Any) -> list[Any]:
-    """The entities a subscription selects now (entities, q, geoQ), oldest first."""
-    terms = store.term_map(context)
+def matching(conn: Connection, tenant: str, sub: dict[str, Any], terms: TermMap) -> list[Any]:
+    """The entities a subscription selects now (entities, q, geoQ), oldest first; `terms`, its @context's."""
     items = sub.get("_entities") or []
     named = [item.get("types") or ([item["type"]] if item.get("type") else None) for item in items]
     types = None if not named or any(n is None for n in named) else sorted({x for n in named for x in n or ()})
@@ -58,10 +57,13 @@ def run_due(conn: Connection, store: ContextStore, now: datetime, events: Events
         if row.kind == CSOURCE:
             sent += csourcenotify.every_match(conn, env, row, "newlyMatching")
             continue
-        entities = matching(conn, row.tenant, row.body, store, row.context)
+        selecting, terms = env.subscription_terms(row, row.context), env.subscription_terms(
+            row, notification.context_of(row))
+        if selecting is None or terms is None:
+            continue
+        entities = matching(conn, row.tenant, row.body, selecting)
         if not entities:
             continue
-        terms = store.term_map(notification.context_of(row))
         change = notification.Change(now=now)
         data = notification.entities(row.body, [(e, change) for e in entities], terms,
                                      partial(entities_by_id, conn, row.tenant))

@@ -308,9 +308,11 @@ def receive(conn: Connection, env_for: Any, note: Any, terms: TermMap) -> int:
         entities = [s for s in entities if matching.filters_hold(conn, env, row, s)]
     if not entities:
         return 0
+    note_terms = env.subscription_terms(row, notification.context_of(row))
+    if note_terms is None:
+        return 0
     change = notification.Change(now=env.now)
-    data = notification.entities(sub, [(s, change) for s in entities],
-                                 env.store.term_map(notification.context_of(row)),
+    data = notification.entities(sub, [(s, change) for s in entities], note_terms,
                                  lambda ids: entities_by_id(conn, env.tenant, ids))
     matching.enqueue(conn, env, row, data)
     return len(data)

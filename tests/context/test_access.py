@@ -75,6 +75,31 @@ def test_modes_open_reads_or_everything(city: City, mode: str, read: int, write:
         assert client.post(f"{BASE}/entities", json=MANHOLE).status_code == write
 
 
+def test_a_read_only_key_may_query_with_a_body_but_not_write(city: City) -> None:
+    key = city.db.write_sync(lambda conn: add_api_key(conn, name="dashboard", scopes=["ngsild:read"],
+                                                      now=city.clock.now()))
+    query = {"type": "Query", "entities": [{"type": "Manhole"}]}
+    with make_client(city) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
+        assert client.post(f"{BASE}/entityOperations/query", json=query).status_code == 200
+        assert client.post(f"{BASE}/temporal/entityOperations/query",
+                           json={**query, "temporalQ": {"timerel": "after", "timeAt": "2020-01-01T00:00:00Z"}}
+                           ).status_code == 200
+        assert client.post(f"{BASE}/entities", json=MANHOLE).status_code == 403
+        assert client.post(f"{BASE}/entityOperations/upsert", json=[MANHOLE]).status_code == 403
+
+
+def test_open_reads_are_counted_per_address(city: City) -> None:
+    from wecity.core.limits import parse_rule
+
+    with make_client(city, ngsild_auth="writes", rate_limits={"ngsild_public": parse_rule("2/minute")}) as client:
+        assert client.get(f"{BASE}/entities?type=Manhole").status_code == 200
+        assert client.post(f"{BASE}/entityOperations/query", json={"type": "Query", "entities": [
+            {"type": "Manhole"}]}).status_code == 200
+        refused = client.get(f"{BASE}/entities?type=Manhole")
+        assert refused.status_code == 429 and refused.json()["type"].startswith("https://uri.etsi.org/ngsi-ld/errors/")
+
+
 def test_the_setting_is_checked_at_start(tmp_path: Any) -> None:
     env = {"WECITY_SECRET_KEY": "k" * 40, "WECITY_VAR_DIR": str(tmp_path)}
     assert load_settings(env, cwd=tmp_path).ngsild_auth == "required"

@@ -7,8 +7,8 @@ so by default every NGSI-LD request needs credentials: an API key (`Authorizatio
 token from /api/v1/auth/token) for people. Reads need `ngsild:read`, changes `ngsild:write`, and a key
 acts only in its tenant (wecity.identity.keys). `writes` opens reads to everyone; `off` is for closed
 networks and conformance testing.
-Writes count against their credential's rate limit (`ngsild`, wecity.core.limits); with `off` there is no
-credential to count, and no limit.
+Writes count against their credential's rate limit (`ngsild`, wecity.core.limits); with `writes`, reads
+without credentials count per client address (`ngsild_public`); with `off` nothing is counted.
 """
 
 from __future__ import annotations
@@ -21,13 +21,15 @@ from fastapi import Request
 from wecity.context.errors import forbidden, unauthorized
 from wecity.context.protocol import tenant_of
 from wecity.core.cache import DEFAULT_TTL
-from wecity.core.http import get_ctx
+from wecity.core.http import client_address, get_ctx
 from wecity.identity.deps import SESSION_COOKIE
 from wecity.identity.keys import NGSILD_READ, NGSILD_WRITE, Grant, api_key_grant, scopes_for_roles
 from wecity.identity.service import user_for_session
 
 API_KEY_PREFIX = "wk_"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# POST /entityOperations/query and POST /temporal/entityOperations/query: queries with a body, reads.
+QUERY_SUFFIX = "/entityOperations/query"
 
 # Grants of keys seen lately, by (database, digest): the broker's hot paths (a partial update every few
 # milliseconds per device gateway) should not pay a database round trip per request for the same key.
@@ -57,8 +59,13 @@ async def require_access(request: Request) -> None:
     (WECITY_RATE_LIMIT_NGSILD); unless the settings let the request through."""
     ctx = get_ctx(request)
     mode = ctx.settings.ngsild_auth
-    reading = request.method in READ_METHODS
-    if mode == "off" or (mode == "writes" and reading):
+    query = request.url.path.rstrip("/").endswith(QUERY_SUFFIX)
+    reading = request.method in READ_METHODS or (request.method == "POST" and query)
+    if mode == "off":
+        return
+    if mode == "writes" and reading:
+        # Open to anyone: counted per client address, so one caller cannot scan the broker without pause.
+        await ctx.limits.hit("ngsild_public", client_address(request) or "-")
         return
     caller, grant = await _caller(request)
     scope = NGSILD_READ if reading else NGSILD_WRITE
@@ -68,7 +75,7 @@ async def require_access(request: Request) -> None:
     if not grant.allows(scope, tenant):
         raise forbidden(f"this API key is not for tenant {tenant or '(default)'!r}",
                         f"该 API 密钥不能用于租户 {tenant or '（默认）'}")
-    if not reading and not request.url.path.rstrip("/").endswith("/query"):
+    if not reading:
         # Per credential, so one gateway's runaway loop slows that gateway, not the broker.
         await ctx.limits.hit("ngsild", caller)
 

@@ -19,6 +19,7 @@ UPLOAD_FILES = 10
 RATE_LIMITS = {
     "open311": "300/minute",  # Open311 POSTs per API key
     "ngsild": "6000/minute",  # NGSI-LD writes per API key (or staff session)
+    "ngsild_public": "600/minute",  # NGSI-LD reads without credentials (WECITY_NGSILD_AUTH=writes) per client address
     "ngsild_remote": "6000/minute",  # notifications from context sources (forwarded subscriptions) per client address
     "portal_report": "10/minute,200/day",  # the portal's report form per client address
     "public_map": "120/minute",  # the public map of reports (GeoJSON) per client address

@@ -54,6 +54,29 @@ def test_provisioning_rules(city: City) -> None:
     assert [d.device_id for d in city.db.read_sync(service.list_devices, "")] == ["dev-1"]
 
 
+def test_a_tenant_with_devices_exists_for_the_ngsi_ld_api(city: City) -> None:
+    """Readings of a device in tenant district7 are read through the API in that tenant, whether the tenant
+    was made by provisioning or (a device kept from before) by the first reading."""
+    from sqlalchemy import insert
+
+    from tests.conftest import make_client
+    from wecity.iot.models import devices
+
+    with pytest.raises(ValidationFailed):
+        _provision(city, device_id="d0", tenant="bad tenant/name")
+    _provision(city, device_id="d1", tenant="district7")
+    city.db.write_sync(lambda conn: conn.execute(insert(devices).values(
+        tenant="district8", device_id="d2", entity_id="urn:ngsi-ld:Manhole:d2", entity_type="Manhole",
+        created_at=city.clock.now())))
+    assert _ingest(city, ("wecity/district7/devices/d1/attrs", b'{"tiltAngle": 1}'),
+                   ("wecity/district8/devices/d2/attrs", b'{"tiltAngle": 2}')).stored == 2
+    with make_client(city) as client:
+        client.headers["Authorization"] = f"Bearer {city.api_key}"
+        for tenant, device in (("district7", "d1"), ("district8", "d2")):
+            found = client.get(f"/ngsi-ld/v1/entities/urn:ngsi-ld:Manhole:{device}", headers={"NGSILD-Tenant": tenant})
+            assert found.status_code == 200, (tenant, found.text)
+
+
 def test_reading_creates_then_updates_the_entity_with_history(city: City) -> None:
     _provision(city, attribute_map={"tilt": "tiltAngle"})
     result = _ingest(city, ("wecity/default/devices/dev-1/attrs",

@@ -8,12 +8,14 @@ request on a known tenant costs no database read."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import sqlalchemy as sa
 
 from wecity.context.errors import nonexistent_tenant
 from wecity.context.models import tenants as t
 from wecity.core.context import AppContext
+from wecity.core.db import insert_unless_there
 
 DEFAULT = ""
 NAME = re.compile(r"^[A-Za-z0-9_\-.:]{1,64}$")  # what an NGSILD-Tenant header may say
@@ -54,3 +56,10 @@ async def ensure(ctx: AppContext, tenant: str) -> None:
     except sa.exc.IntegrityError:  # created at the same moment by another request
         pass
     _known(ctx).add(tenant)
+
+
+def ensure_in(conn: sa.Connection, tenant: str, now: Any) -> None:
+    """Inside a write that creates something in `tenant` outside the API (a device provisioned in it, a
+    reading stored by MQTT ingestion): the tenant exists from now on, as a creation through the API makes it."""
+    if tenant != DEFAULT:
+        insert_unless_there(conn, t, dict(name=tenant, created_at=now), unique=["name"])

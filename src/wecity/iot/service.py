@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.context import service as context
+from wecity.context import tenants
 from wecity.context.entity import (
     Entity,
     check_entity_id,
@@ -49,6 +50,9 @@ def provision(conn: Connection, *, tenant: str, device_id: str, entity_id: str, 
     if not device_id or "/" in device_id or "+" in device_id or "#" in device_id or len(device_id) > 128:
         raise ValidationFailed(f"invalid device id {device_id!r}", message_zh=f"设备编号无效：{device_id!r}",
                                code="iot.invalid_device")
+    if tenant and not tenants.NAME.match(tenant):
+        raise ValidationFailed(f"invalid tenant {tenant!r}", message_zh=f"租户名无效：{tenant!r}",
+                               code="iot.invalid_tenant")
     check_entity_id(entity_id)
     check_name(entity_type)
     for name in (attribute_map or {}).values():
@@ -59,6 +63,7 @@ def provision(conn: Connection, *, tenant: str, device_id: str, entity_id: str, 
                             code="iot.device_exists")
     conn.execute(t.insert().values(tenant=tenant, device_id=device_id, entity_id=entity_id, entity_type=entity_type,
                                    attribute_map=attribute_map or None, created_at=now))
+    tenants.ensure_in(conn, tenant, now)  # its readings are read through the API in that tenant
     return Device(tenant, device_id, entity_id, entity_type, attribute_map)
 
 
@@ -156,6 +161,7 @@ def ingest(conn: Connection, readings: list[Reading], *, now: datetime, store: C
                 continue
             entities.append(Entity(device.entity_id, [store.core.expand(device.entity_type)], attrs))
         if entities:
+            tenants.ensure_in(conn, tenant, now)  # devices provisioned before provisioning made the tenant
             context.batch_upsert(conn, context.Env(tenant, now, store, events), entities, mode="update")
             result.stored += len(entities)
     return result

@@ -169,3 +169,60 @@ def test_an_ngsild_body_without_a_declared_length_is_not_read_at_all(small: Any,
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {small.api_key}"}
     taken, status, body = small.portal.call(_stream, small.app, "POST", path, headers, b" " * 1024, HUGE)
     assert (status, body, taken) == (411, b"", 0)
+
+
+def test_a_multipart_body_has_the_upload_limit_only_where_files_are_taken(small: Any) -> None:
+    """The declared Content-Type does not buy a route the upload allowance: a sign-in sent as multipart is
+    cut at the form limit, as any route that takes no files."""
+    body = b"--x\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\n" + b"u" * (3 * FORM_LIMIT) + b"\r\n--x--\r\n"
+    assert len(body) < MULTIPART_LIMIT
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+    for r in _both_ways(small, "POST", "/api/v1/auth/token", body, headers):
+        assert r.status_code == 413, r.text
+        assert r.json()["code"] == "payload_too_large" and r.json()["details"] == {"limit": FORM_LIMIT}
+    auth = {"Authorization": f"Bearer {small.api_key}", "Content-Type": "multipart/form-data; boundary=x"}
+    r = small.post("/ngsi-ld/v1/entities", content=body, headers=auth)
+    assert r.status_code == 413 and r.json()["type"] == NGSI_PROBLEM
+    # an upload route keeps it: the same body is read (and refused for what it holds, not for its size)
+    r = small.post("/api/v1/media", content=body, headers=auth)
+    assert r.status_code != 413
+
+
+def test_two_content_types_are_refused_before_the_body_is_read(small: Any) -> None:
+    """The app reads the first Content-Type; a limit chosen from another would not be the body's."""
+    entity = {"id": "urn:ngsi-ld:Manhole:twice", "type": "Manhole", "note": {"type": "Property", "value": "x" * JSON_LIMIT}}
+    body = json.dumps(entity).encode()
+    headers = [("Authorization", f"Bearer {small.api_key}"), ("Content-Type", "application/json"),
+               ("Content-Type", "multipart/form-data; boundary=x")]
+    r = small.post("/ngsi-ld/v1/entities", content=body, headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+    assert small.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Manhole:twice",
+                     headers={"Authorization": f"Bearer {small.api_key}"}).status_code == 404
+    r = small.post("/api/v1/auth/token", content=b"{}", headers=[("Content-Type", "application/json"),
+                                                                 ("Content-Type", "application/json")])
+    assert r.status_code == 400 and r.json()["code"] == "request.content_type_repeated"
+    taken, status, _ = small.portal.call(_stream_headers, small.app, "/api/v1/auth/token",
+                                         [(b"content-type", b"application/json"), (b"content-type", b"text/plain")])
+    assert (status, taken) == (400, 0)
+
+
+async def _stream_headers(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, int, bytes]:
+    """A small POST with exactly these headers (repeated ones included) straight to the ASGI app."""
+    taken = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal taken
+        taken += 1
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
+             "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+    await app(scope, receive, send)
+    return taken, sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])

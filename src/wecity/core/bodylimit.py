@@ -7,16 +7,21 @@ uploads, and larger limits that a domain asks for under a path prefix (NGSI-LD b
 Content-Length over the limit is refused before a byte is read. The answer is a 413 in the protocol's
 own format (wecity.core.http.render_error), and the connection is closed, since the rest of the body
 is left unread.
+
+The Content-Type is the caller's word, so it does not choose the limit alone: the upload allowance
+(UPLOAD_PATHS) is only for the routes that take files, and a request with two Content-Type headers is
+refused (the app reads the first; a limit chosen from another would not be the body's).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 
-from wecity.core.errors import PayloadTooLarge
+from wecity.core.errors import PayloadTooLarge, ValidationFailed, WeCityError
 from wecity.core.http import render_error
 from wecity.core.settings import Settings
 
@@ -24,6 +29,25 @@ _FORM = b"application/x-www-form-urlencoded"
 _MULTIPART = b"multipart/form-data"
 _KINDS = {"json": ("JSON bodies", "JSON 请求体"), "form": ("forms", "表单"), "multipart": ("uploads", "上传内容"),
           "larger": ("bodies at this address", "此地址的请求体")}
+# The routes that take files, the only ones a multipart body may be as large as an upload on (`*`: one path
+# segment). Any other route gets the form limit for a multipart body: a sign-in declared as multipart would
+# otherwise have been read up to the upload allowance (about 100 MB) before anything refused it.
+UPLOAD_PATHS = (
+    "/report",  # the portal's report form, with photos
+    "/track/*/update",  # a reporter's update, with a photo
+    "/staff/cases/*/resolve", "/staff/cases/*/note",  # staff actions with evidence photos
+    "/services/applications/*/upload",  # an applicant's materials (portal)
+    "/data/*/rows",  # a dataset's table, CSV or XLSX (portal)
+    "/open311/v2/requests.*",  # Open311 requests with media
+    "/api/v1/media",  # a staff evidence photo
+    "/api/v1/applications/*/materials/*",  # an applicant's materials (API)
+    "/api/v1/datasets/*/rows",  # a dataset's table (API)
+    "/api/v1/enterprises/import",  # the enterprise register, CSV or XLSX
+)
+
+
+def _paths(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(p).replace(r"\*", "[^/]+") for p in patterns))
 
 
 @dataclass(slots=True)
@@ -35,6 +59,7 @@ class BodyLimits:
     form: int
     multipart: int
     larger: dict[str, int] = field(default_factory=dict)
+    uploads: re.Pattern[str] = field(default_factory=lambda: _paths(UPLOAD_PATHS))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BodyLimits:
@@ -46,11 +71,12 @@ class BodyLimits:
         self.larger = dict(sorted(self.larger.items(), key=lambda item: len(item[0]), reverse=True))
 
     def of(self, path: str, content_type: bytes) -> tuple[int, str]:
-        """The limit for a body to `path` of that Content-Type, and the kind it counts as."""
+        """The limit for a body to `path` of that Content-Type, and the kind it counts as: a multipart body
+        has the upload limit on a route that takes files, the form limit elsewhere."""
         media = content_type.split(b";", 1)[0].strip().lower()
-        if media == _MULTIPART:
+        if media == _MULTIPART and self.uploads.fullmatch(path):
             return self.multipart, "multipart"
-        if media == _FORM:
+        if media in (_MULTIPART, _FORM):
             return self.form, "form"
         for prefix, limit in self.larger.items():
             if path.startswith(prefix):
@@ -75,13 +101,14 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        content_type, declared = b"", b""
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value
-            elif name == b"content-length":
-                declared = value
-        limit, kind = self.limits.of(scope["path"], content_type)
+        types = [value for name, value in scope["headers"] if name == b"content-type"]
+        if len(types) > 1:
+            await _refuse(scope, receive, send, ValidationFailed(
+                "send one Content-Type header", message_zh="请求只能有一个 Content-Type 头",
+                code="request.content_type_repeated"))
+            return
+        declared = next((value for name, value in scope["headers"] if name == b"content-length"), b"")
+        limit, kind = self.limits.of(scope["path"], types[0] if types else b"")
         if declared.isdigit() and int(declared) > limit:
             await _refuse(scope, receive, send, too_large(limit, kind))
             return
@@ -115,7 +142,7 @@ class BodyLimit:
             await _refuse(scope, receive, send, cut)
 
 
-async def _refuse(scope: dict[str, Any], receive: Any, send: Any, error: PayloadTooLarge) -> None:
+async def _refuse(scope: dict[str, Any], receive: Any, send: Any, error: WeCityError) -> None:
     response = render_error(Request(scope, receive), error)
     response.headers["Connection"] = "close"
     await response(scope, receive, send)

@@ -1,5 +1,6 @@
 """Separation of duties: whoever resolved a case cannot verify or close it; outside the dispatch centre,
-transfers and the reporters' contacts stay within one's own department."""
+a case's work (transfer, verify, close, reopen, merge, notes) and its reporters' contacts stay within one's
+own department."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sqlalchemy as sa
 
 from wecity.cases import engine
 from wecity.cases.intake import NewReport, submit_report
+from wecity.cases.models import timeline
 from wecity.core.errors import PermissionDenied
 from wecity.demo.changsha import DEMO_PASSWORD
 from wecity.geo.service import load_area_index
@@ -72,3 +74,51 @@ def test_contacts_are_shown_to_the_responsible_department_and_the_dispatch_centr
     denied = city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.actor).where(
         audit_log.c.action == "personal_data.view", audit_log.c.outcome == "denied")).all())
     assert len(denied) == 1
+
+
+def _bearer(city: City, username: str) -> dict[str, str]:
+    """A staff session made directly (the password check is tested in tests/identity, and slow on purpose)."""
+    from wecity.identity.models import users
+    from wecity.identity.service import start_session
+
+    def run(c: sa.Connection) -> str:
+        user_id = c.execute(sa.select(users.c.id).where(users.c.username == username)).scalar_one()
+        return start_session(c, user_id, city.clock.now())
+
+    return {"Authorization": f"Bearer {city.db.write_sync(run)}"}
+
+
+def test_a_supervisor_acts_only_on_their_own_departments_cases_the_dispatch_centre_on_any(city: City) -> None:
+    noise, fumes = _case(city, "noise"), _case(city, "cooking-fumes")  # both 生态 (shengtai)
+    ours = _case(city, "streetlight")  # 城管 (chengguan), the supervisor's own
+    shengtai = _actor(city, "shengtai")
+    now = city.clock.now()
+    city.db.write_sync(lambda c: engine.acknowledge(c, noise, shengtai, now))
+    city.db.write_sync(lambda c: engine.resolve(c, noise, shengtai, now, note="已处理", evidence_media_id="photo"))
+    lead, centre = _bearer(city, "chengguan-lead"), _bearer(city, "dispatcher")
+    with make_client(city) as api:
+        def act(who: dict[str, str], verb: str, case_id: int = noise, **body: object) -> int:
+            return api.post(f"/api/v1/cases/{case_id}/{verb}", headers=who, json=body or None).status_code
+
+        assert act(lead, "notes", note="城管来的备注", public=True) == 403
+        assert act(lead, "notes", note="internal") == 403
+        assert act(lead, "reject", note="没修好") == 403
+        assert act(lead, "verify") == 403
+        assert act(centre, "verify") == 200
+        assert act(lead, "close") == 403
+        assert act(centre, "close") == 200
+        assert act(lead, "reopen", note="市民不满意") == 403
+        assert act(centre, "reopen", note="市民不满意") == 200
+        # Merging takes both cases: neither may be another department's.
+        assert act(lead, "merge", fumes, into_case_id=noise) == 403
+        assert act(lead, "merge", ours, into_case_id=noise) == 403
+        assert act(lead, "merge", noise, into_case_id=ours) == 403
+        assert act(centre, "merge", fumes, into_case_id=noise) == 200
+        assert act(lead, "notes", ours, note="本部门备注", public=True) == 200
+    refused = city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.action).where(
+        audit_log.c.actor.like("user:%"), audit_log.c.outcome == "refused",
+        audit_log.c.target == f"case:{noise}")).scalars().all())
+    assert len(refused) == 7  # every refusal on it is on the record (the merges of the other two are theirs)
+    public_notes = city.db.read_sync(lambda c: c.execute(sa.select(timeline.c.note).where(
+        timeline.c.case_id == noise, timeline.c.event == "note")).scalars().all())
+    assert public_notes == []

@@ -82,7 +82,7 @@ def _require_state(case: Any, allowed: tuple[CaseStatus, ...], action: str) -> N
 _ACTION_ZH = {"acknowledge": "签收", "return": "退单", "dispatch": "派遣", "start": "开始处置", "resolve": "办结",
               "verify": "核查", "reject": "核查不通过", "close": "结案", "reopen": "重新打开", "transfer": "转办",
               "merge": "并单", "rate": "评价", "note": "备注", "recategorise": "改类",
-              "prioritise": "设置优先级", "assign": "指派"}
+              "prioritise": "设置优先级", "assign": "指派", "follow up": "回访"}
 
 
 def _require_department_handler(actor: Actor, case: Any) -> None:
@@ -140,10 +140,10 @@ def _audit(conn: Connection, actor: Actor, action: str, case_id: int, now: datet
 
 
 def _require_own_department_or_centre(conn: Connection, actor: Actor, case: Any, action: str) -> None:
-    """Across departments only the dispatch centre acts: a supervisor of one department cannot take
-    another's case (separation of duties)."""
+    """Across departments only the dispatch centre (and administrators) act: a supervisor of one department
+    cannot take, verify, close, reopen, merge or answer another's case (separation of duties)."""
     user = actor.user
-    if actor.kind != "staff" or user is None or user.department_id == case.department_id:
+    if actor.kind != "staff" or user is None or user.department_id == case.department_id or actor.has(Role.ADMIN):
         return
     if not works_in_dispatch_centre(conn, user):
         raise PermissionDenied(f"only the dispatch centre may {action} another department's case",
@@ -249,6 +249,7 @@ def verify(conn: Connection, case_id: int, actor: Actor, now: datetime, note: st
     if actor.kind != "citizen":
         _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
     case = _case(conn, case_id)
+    _require_own_department_or_centre(conn, actor, case, "verify")
     _require_state(case, (CaseStatus.RESOLVED,), "verify")
     _require_not_the_resolver(conn, actor, case, "verify")
     _move(conn, case, CaseStatus.VERIFIED, actor, now, event="verified", note=note)
@@ -258,6 +259,7 @@ def reject_resolution(conn: Connection, case_id: int, actor: Actor, now: datetim
     """核查不通过: not fixed after all; back to the department, resolve clock still running."""
     _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
     case = _case(conn, case_id)
+    _require_own_department_or_centre(conn, actor, case, "reject")
     _require_state(case, (CaseStatus.RESOLVED,), "reject")
     if not (note or "").strip():
         raise ValidationFailed("say what is still wrong", message_zh="请说明核查不通过的原因", code="case.note")
@@ -270,6 +272,7 @@ def close(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str
     """结案."""
     _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
     case = _case(conn, case_id)
+    _require_own_department_or_centre(conn, actor, case, "close")
     _require_state(case, (CaseStatus.VERIFIED,), "close")
     _require_not_the_resolver(conn, actor, case, "close")
     _move(conn, case, CaseStatus.CLOSED, actor, now, event="closed", note=note, values={"closed_at": now})
@@ -282,6 +285,7 @@ def reopen(conn: Connection, case_id: int, actor: Actor, now: datetime, note: st
     case = _case(conn, case_id)
     if actor.kind == "staff":
         _require_role(actor, Role.DISPATCHER, Role.SUPERVISOR)
+        _require_own_department_or_centre(conn, actor, case, "reopen")
         _require_state(case, (CaseStatus.CLOSED, CaseStatus.VERIFIED), "reopen")
     else:
         _require_state(case, (CaseStatus.CLOSED, CaseStatus.VERIFIED, CaseStatus.RESOLVED), "reopen")
@@ -352,14 +356,17 @@ def recategorise(conn: Connection, case_id: int, category_code: str, actor: Acto
 def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: datetime, *,
           events: Events | None = None) -> int:
     """并单: fold a duplicate case into another; its reports follow and show the surviving case's status.
-    The dispatch centre and supervisors merge any two open cases; a handler, two of its department's.
+    The dispatch centre merges any two open cases; a supervisor or a handler, two of its department's.
     Emits "cases.merged" on `events` (the AI platform marks its duplicate proposals for the pair merged).
     Returns the surviving case."""
     if case_id == into_case_id:
         raise ValidationFailed("a case cannot be merged into itself", message_zh="不能与自身并单", code="case.merge")
     case = _case(conn, case_id)
     target = _case(conn, into_case_id)
-    if not (actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR)):
+    if actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR):
+        _require_own_department_or_centre(conn, actor, case, "merge")
+        _require_own_department_or_centre(conn, actor, target, "merge")
+    else:
         _require_department_handler(actor, case)
         _require_department_handler(actor, target)
     _require_state(case, tuple(s for s in CaseStatus if s.is_open), "merge")
@@ -384,7 +391,9 @@ def add_note(conn: Connection, case_id: int, actor: Actor, now: datetime, note: 
     """备注: a note on the timeline; public notes are shown to citizens (and answer a 催办: the case is locked
     then, so an urge made meanwhile is neither lost nor answered twice)."""
     case = _case(conn, case_id, lock=public)
-    if not (actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR)):
+    if actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR):
+        _require_own_department_or_centre(conn, actor, case, "note")
+    else:
         _require_department_handler(actor, case)
     if not (note or "").strip():
         raise ValidationFailed("the note is empty", message_zh="备注为空", code="case.note")
@@ -439,6 +448,7 @@ def close_followup(conn: Connection, case_id: int, actor: Actor, now: datetime, 
     """The supervisor's answer to a low rating."""
     _require_role(actor, Role.SUPERVISOR)
     case = _case(conn, case_id)
+    _require_own_department_or_centre(conn, actor, case, "follow up")
     if not case.followup_open:
         raise InvalidTransition("there is no open follow-up", message_zh="没有待处理的回访", code="case.followup")
     conn.execute(cases.update().where(cases.c.id == case_id).values(followup_open=False, updated_at=now))

@@ -186,3 +186,20 @@ def test_sending_the_same_form_twice_makes_one_report(web: Any, sqlite_city: Any
     assert count == 1
     changed = web.post("/report", data={**data, "description": "别的内容"}, follow_redirects=False)
     assert changed.status_code == 400 and "该表单已提交过不同的内容" in changed.text
+
+
+def test_a_text_field_larger_than_a_form_is_refused_though_the_form_takes_photos(web: Any, sqlite_city: Any) -> None:
+    """The report form's body may be as large as its photos; a text field in it, only as large as a form."""
+    from sqlalchemy import func, select
+
+    from wecity.cases.models import reports
+
+    big = "x" * (sqlite_city.settings.max_form_bytes + 1)
+    r = _report(web, junk=big)
+    assert r.status_code == 400 and "照片过大或表单内容损坏。" in r.text
+    assert sqlite_city.db.read_sync(lambda c: c.execute(select(func.count()).select_from(reports)).scalar()) == 0
+    token = _tracking_token(_report(web))
+    page = web.get(f"/track/{token}").text
+    r = web.post(f"/track/{token}/update", data={"csrf_token": csrf_token(page), "note": "又多了", "junk": big},
+                 files=[("photo", ("p.jpg", _jpeg(), "image/jpeg"))])
+    assert r.status_code == 400 and "照片过大或表单内容损坏。" in r.text

@@ -129,8 +129,9 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
     ctx = request.app.state.ctx
     settings = ctx.settings
     _ = gettext_for(request_locale(request)).gettext
+    # A text field holds at most a form's worth (max_part_size bounds the fields, not the files).
     try:
-        form = await request.form(max_files=MAX_PHOTOS + 1, max_fields=100, max_part_size=settings.max_upload_bytes)
+        form = await request.form(max_files=MAX_PHOTOS + 1, max_fields=100, max_part_size=settings.max_form_bytes)
     except Exception:  # a malformed or oversized body is the sender's problem, shown as a form error
         return await _report_form(request, user, status=400, error=_("The photo is too large or the form is damaged."))
     values = {k: v for k, v in form.multi_items() if isinstance(v, str)}

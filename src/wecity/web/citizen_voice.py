@@ -97,8 +97,9 @@ async def add_update(request: Request, user: OptionalStaff, token: str) -> Respo
     locale = request_locale(request)
     _ = gettext_for(locale).gettext
     token = token[:40]
+    # A text field holds at most a form's worth (max_part_size bounds the fields, not the files).
     try:
-        form = await request.form(max_files=1, max_fields=10, max_part_size=settings.max_upload_bytes)
+        form = await request.form(max_files=1, max_fields=10, max_part_size=settings.max_form_bytes)
     except Exception:  # an oversized or malformed body is the sender's problem, shown beside the form
         return await _track_page_again(request, user, token, 400,
                                        _("The photo is too large or the form is damaged."), "update")

@@ -242,8 +242,9 @@ async def act(request: Request, user: OptionalStaff, app_id: int, action: str) -
         await ctx.db.read(lambda c: apply.own_application(c, app_id, citizen))
     except NotFound:
         return _not_found(request, user)
+    # A text field holds at most a form's worth (max_part_size bounds the fields, not the files).
     try:
-        form = await request.form(max_files=UPLOAD_FILES, max_fields=200, max_part_size=settings.max_upload_bytes)
+        form = await request.form(max_files=UPLOAD_FILES, max_fields=200, max_part_size=settings.max_form_bytes)
     except Exception:  # an oversized or malformed body is a form error like any other
         return await application_page(request, user, citizen, app_id, status=400,
                                       error=_("The file is too large or the form is damaged."))

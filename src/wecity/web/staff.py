@@ -390,8 +390,9 @@ async def act(request: Request, user: OptionalStaff, case_id: int, action: str) 
         return await _case_page(request, user, case_id, status=403,
                                 error=PermissionDenied("needs the dispatcher or supervisor role",
                                                        message_zh="需要派遣员或督办角色").localized(locale))
+    # A text field holds at most a form's worth (max_part_size bounds the fields, not the files).
     try:
-        form = await request.form(max_files=MAX_FORM_FILES, max_fields=80, max_part_size=settings.max_upload_bytes)
+        form = await request.form(max_files=MAX_FORM_FILES, max_fields=80, max_part_size=settings.max_form_bytes)
     except Exception:  # an oversized or malformed body is shown as a form error, like any other
         return await _case_page(request, user, case_id, status=400,
                                 error=_("The photo is too large or the form is damaged."))

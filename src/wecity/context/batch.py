@@ -42,7 +42,7 @@ def batch_upsert(conn: Connection, env: Env, items: list[Entity], *, mode: str =
     result = BatchResult()
     # A replace throws the old attributes away: they are not even decoded.
     expired: list[int] = []
-    found = existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)), attrs=mode != "replace",
+    found = existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)), attrs=mode != "replace", lock=True,
                      now=env.now, expired=expired)
     if expired and mode not in ("update-only", "no-overwrite"):
         conn.execute(t.delete().where(t.c.pk.in_(expired)))  # expired, not yet swept: their ids are free
@@ -143,7 +143,7 @@ def batch_merge(conn: Connection, env: Env, items: list[Entity]) -> BatchResult:
     """POST /entityOperations/merge: merge each entity (as PATCH /entities/{id} does); an entity
     that does not exist is an error of its own."""
     result = BatchResult()
-    found = existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)), now=env.now)
+    found = existing(conn, env.tenant, list(dict.fromkeys(e.id for e in items)), now=env.now, lock=True)
     for entity in items:
         stored = found.get(entity.id)
         refused = refusal(env, entity.id) if env.owned else None
@@ -161,7 +161,7 @@ def batch_merge(conn: Connection, env: Env, items: list[Entity]) -> BatchResult:
 
 def batch_delete(conn: Connection, env: Env, ids: list[str]) -> BatchResult:
     result = BatchResult()
-    found = existing(conn, env.tenant, list(dict.fromkeys(ids)), now=env.now)
+    found = existing(conn, env.tenant, list(dict.fromkeys(ids)), now=env.now, lock=True)
     gone: set[str] = set()
     for entity_id in ids:
         stored = found.get(entity_id)

@@ -55,13 +55,29 @@ def _stored_raw(row: tuple[Any, ...], *, attrs: bool = True) -> Stored:
                   loads(scope) if scope is not None else None, utc(expires), utc(prune_at))
 
 
-def get(conn: Connection, tenant: str, entity_id: str, now: datetime | None = None) -> Stored | None:
+def get(conn: Connection, tenant: str, entity_id: str, now: datetime | None = None, *,
+        lock: bool = False) -> Stored | None:
     """The entity as a reader at `now` (default: the wall clock) sees it; None when absent or expired."""
-    return live(get_row(conn, tenant, entity_id), now)
+    return live(get_row(conn, tenant, entity_id, lock=lock), now)
 
 
-def get_row(conn: Connection, tenant: str, entity_id: str) -> Stored | None:
-    """The entity's row as stored, expired or not."""
+def lock_ids(conn: Connection, tenant: str, ids: list[str]) -> None:
+    """Before a write reads entities to change them: on PostgreSQL, hold a transaction lock per entity id
+    (taken in one order, so two writers cannot deadlock on them), so that two updates of one entity run one
+    after the other instead of both merging into the same old attributes (the second would drop the first's
+    change), and two creations of one id are an AlreadyExists, not a unique-constraint failure. A lock on
+    the id, not the row: it holds for an entity not yet created too. SQLite has one writer: nothing to do."""
+    if conn.dialect.name != "postgresql" or not ids:
+        return
+    keys = sorted({f"{tenant}\x1f{i}" for i in ids})
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(CAST(:keys AS text[])) AS k"),
+                 {"keys": keys})
+
+
+def get_row(conn: Connection, tenant: str, entity_id: str, *, lock: bool = False) -> Stored | None:
+    """The entity's row as stored, expired or not; with `lock`, under `lock_ids` (a write about to change it)."""
+    if lock:
+        lock_ids(conn, tenant, [entity_id])
     raw = driver(conn)
     if raw is not None:
         found = run(raw, _RAW_GET, (tenant, entity_id)).fetchone()
@@ -71,18 +87,21 @@ def get_row(conn: Connection, tenant: str, entity_id: str) -> Stored | None:
 
 
 def require(conn: Connection, tenant: str, entity_id: str, selector: list[str] | None = None,
-            now: datetime | None = None) -> Stored:
+            now: datetime | None = None, *, lock: bool = False) -> Stored:
     """The stored entity; NotFound when absent, or not of one of the `selector` types when given."""
-    found = get(conn, tenant, entity_id, now)
+    found = get(conn, tenant, entity_id, now, lock=lock)
     if found is None or (selector and not set(selector).intersection(found.types)):
         raise not_found(entity_id)
     return found
 
 
 def existing(conn: Connection, tenant: str, ids: list[str], *, attrs: bool = True, now: datetime | None = None,
-             expired: list[int] | None = None) -> dict[str, Stored]:
+             expired: list[int] | None = None, lock: bool = False) -> dict[str, Stored]:
     """The live entities among `ids` (as a reader at `now` sees them), by id, in a few statements; without
-    `attrs`, their attributes are left empty (not decoded). The rows of expired ones go to `expired`."""
+    `attrs`, their attributes are left empty (not decoded). The rows of expired ones go to `expired`. With
+    `lock`, under `lock_ids` (a batch about to write them)."""
+    if lock:
+        lock_ids(conn, tenant, ids)
     found: dict[str, Stored] = {}
     stale: list[Stored] = []
     raw = driver(conn)

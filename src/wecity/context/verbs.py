@@ -47,7 +47,7 @@ def create(conn: Connection, env: Env, entity: Entity) -> None:
     require_writable(env, entity.id)
     if not entity.types:
         raise bad_request_data("entity type is missing", "缺少实体类型")
-    found = get_row(conn, env.tenant, entity.id)
+    found = get_row(conn, env.tenant, entity.id, lock=True)
     if found is not None:
         if not is_expired(found, env.now):
             raise entity_exists(entity.id)
@@ -75,7 +75,7 @@ def _save(conn: Connection, env: Env, stored: Stored, changed: dict[str, Any],
 def replace(conn: Connection, env: Env, entity: Entity) -> None:
     """PUT /entities/{id}: every attribute replaced; type kept when none is given."""
     require_writable(env, entity.id)
-    stored = require(conn, env.tenant, entity.id, now=env.now)
+    stored = require(conn, env.tenant, entity.id, now=env.now, lock=True)
     previous = stored.attrs
     if entity.types:
         stored.types = entity.types
@@ -91,7 +91,7 @@ def replace(conn: Connection, env: Env, entity: Entity) -> None:
 def delete(conn: Connection, env: Env, entity_id: str, types: list[str] | None = None) -> None:
     """DELETE /entities/{id}; with `types`, only an entity of one of those types (else NotFound)."""
     require_writable(env, entity_id)
-    stored = require(conn, env.tenant, entity_id, now=env.now)
+    stored = require(conn, env.tenant, entity_id, now=env.now, lock=True)
     if types and not set(types).intersection(stored.types):
         raise not_found(entity_id)
     conn.execute(t.delete().where(t.c.pk == stored.pk))
@@ -108,7 +108,7 @@ def append(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
     """POST /entities/{id}/attrs: add attributes (instances by datasetId), overwriting existing ones
     unless `no_overwrite`; a scope given replaces the entity's, or joins it with `no_overwrite`."""
     require_writable(env, entity_id)
-    stored = require(conn, env.tenant, entity_id, selector, now=env.now)
+    stored = require(conn, env.tenant, entity_id, selector, now=env.now, lock=True)
     previous = dict(stored.attrs)
     if scope is not None:
         if no_overwrite and stored.scope is not None:
@@ -176,7 +176,7 @@ def update(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
     attributes and append non-existing attributes"); an instance whose value is the NGSI-LD Null is
     deleted. Types given are added; a scope replaces the entity's existing one."""
     require_writable(env, entity_id)
-    stored = require(conn, env.tenant, entity_id, selector, now=env.now)
+    stored = require(conn, env.tenant, entity_id, selector, now=env.now, lock=True)
     previous = dict(stored.attrs)
     result = UpdateResult()
     if types:
@@ -255,7 +255,7 @@ def merge(conn: Connection, env: Env, entity_id: str, attrs: dict[str, Any], *,
           types: list[str] | None = None, scope: Any = None, expires_at: Any = KEEP) -> None:
     """PATCH /entities/{id}: merge the fragment into the entity (NGSI-LD Null deletes)."""
     require_writable(env, entity_id)
-    stored = require(conn, env.tenant, entity_id, now=env.now)
+    stored = require(conn, env.tenant, entity_id, now=env.now, lock=True)
     merge_stored(conn, env, stored, attrs, types=types, scope=scope, expires_at=expires_at)
 
 
@@ -305,7 +305,7 @@ def patch_attr(conn: Connection, env: Env, entity_id: str, iri: str, fragment: d
     """PATCH /entities/{id}/attrs/{attrId}: only the members given change (of the instance the
     fragment's datasetId names, the default one without); the NGSI-LD Null as value deletes it."""
     require_writable(env, entity_id)
-    stored = require(conn, env.tenant, entity_id, selector, now=env.now)
+    stored = require(conn, env.tenant, entity_id, selector, now=env.now, lock=True)
     n, items = _instance_at(stored, iri, fragment.get("datasetId"))
     if is_null(dict(fragment, type=items[n].get("type", "Property"))):
         gone = _remove(stored, iri, fragment.get("datasetId"))
@@ -321,7 +321,7 @@ def patch_attr(conn: Connection, env: Env, entity_id: str, iri: str, fragment: d
 
 def replace_attr(conn: Connection, env: Env, entity_id: str, iri: str, attr: dict[str, Any]) -> None:
     require_writable(env, entity_id)
-    stored = require(conn, env.tenant, entity_id, now=env.now)
+    stored = require(conn, env.tenant, entity_id, now=env.now, lock=True)
     n, items = _instance_at(stored, iri, attr.get("datasetId"))
     items = list(items)
     old = items[n]
@@ -335,7 +335,7 @@ def delete_attr(conn: Connection, env: Env, entity_id: str, iri: str, *, dataset
     """DELETE /entities/{id}/attrs/{attrId}: the default instance, the one of `dataset`, or all;
     `scope` as the attribute removes the entity's scope."""
     require_writable(env, entity_id)
-    stored = require(conn, env.tenant, entity_id, selector, now=env.now)
+    stored = require(conn, env.tenant, entity_id, selector, now=env.now, lock=True)
     if iri == "scope" and iri not in stored.attrs:
         if stored.scope is None:
             raise _attr_not_found(entity_id, iri)

@@ -31,6 +31,7 @@ class World:
     city: City
     case_id: int
     resolved_case_id: int
+    twin_case_id: int  # another open case of the department, to merge with
     token: str
     other_token: str
     headers: dict[str, dict[str, str]]
@@ -42,6 +43,7 @@ def world(sqlite_city: City) -> Iterator[World]:
     case_id = open_case(city, phone="13912345678", first_name="小明", last_name="王")
     other_case = open_case(city, code="noise", lat=28.23)
     resolved = open_case(city, lat=28.21)
+    twin = open_case(city, lat=28.22)
 
     def resolve(conn: sa.Connection) -> None:
         # Resolved by the department's handler, so that every other caller may verify it (separation of duties).
@@ -60,7 +62,7 @@ def world(sqlite_city: City) -> Iterator[World]:
             return start_session(conn, uid, SEED_TIME)
 
         headers[caller] = {"Authorization": f"Bearer {city.db.write_sync(session)}"}
-    yield World(city, case_id, resolved, tokens[case_id], tokens[other_case], headers)
+    yield World(city, case_id, resolved, twin, tokens[case_id], tokens[other_case], headers)
 
 
 OK, DENIED, UNAUTHENTICATED = 200, 403, 401
@@ -84,7 +86,7 @@ MATRIX = {
         **ALL_STAFF_OK, "handler": DENIED, "other_handler": DENIED, "dispatcher": OK, "supervisor": OK,
         "admin": OK}),
     # Both cases are the handler's department's: it may merge them; another department's handler may not.
-    "merge": ("POST", "/api/v1/cases/{resolved}/merge", {"into_case_id": "{case}"}, {
+    "merge": ("POST", "/api/v1/cases/{twin}/merge", {"into_case_id": "{case}"}, {
         **ALL_STAFF_OK, "handler": OK, "other_handler": DENIED, "dispatcher": OK, "supervisor": OK,
         "admin": OK}),
     "priority": ("POST", "/api/v1/cases/{case}/priority", {"priority": "urgent"}, {
@@ -143,6 +145,7 @@ def _fill(text: str, world: World, caller: str) -> str:
         text = text.replace("{lead}", str(world.city.db.read_sync(lambda c: c.execute(
             sa.select(users.c.id).where(users.c.username == "chengguan-lead")).scalar_one())))
     return (text.replace("{case}", str(world.case_id)).replace("{resolved}", str(world.resolved_case_id))
+            .replace("{twin}", str(world.twin_case_id))
             .replace("{own_token}", own))
 
 

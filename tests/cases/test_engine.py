@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from wecity.cases import engine
-from wecity.cases.choices import CaseStatus
+from wecity.cases.choices import MERGEABLE, CaseStatus
 from wecity.cases.models import cases, reports
 from wecity.cases.timeline import case_events
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
@@ -182,6 +182,23 @@ def test_merge_moves_reports_to_the_surviving_case(city: City, staff: Staff) -> 
         city.db.write_sync(lambda c: engine.merge(c, b, a, staff.dispatcher, city.clock.now()))
     with pytest.raises(ValidationFailed):
         city.db.write_sync(lambda c: engine.merge(c, a, a, staff.dispatcher, city.clock.now()))
+
+
+def test_only_cases_still_being_worked_on_are_merged_as_intake_merges(city: City, staff: Staff) -> None:
+    working = open_case(city)
+    resolved = open_case(city, lat=28.2100)
+    verified = open_case(city, lat=28.2200)
+    _drive(city, staff, resolved, PATHS[CaseStatus.RESOLVED])
+    _drive(city, staff, verified, PATHS[CaseStatus.VERIFIED])
+    now = city.clock.now()
+    for done in (resolved, verified):
+        for case_id, into in ((done, working), (working, done)):
+            with pytest.raises(InvalidTransition) as refused:
+                city.db.write_sync(lambda c, a=case_id, b=into: engine.merge(c, a, b, staff.dispatcher, now))
+            assert refused.value.details["allowed_from"] == [s.value for s in MERGEABLE]
+    assert case_row(city, resolved).status == CaseStatus.RESOLVED
+    assert case_row(city, verified).status == CaseStatus.VERIFIED
+    assert case_row(city, working).status == CaseStatus.DISPATCHED
 
 
 def _token(city: City, case_id: int) -> str:

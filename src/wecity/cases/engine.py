@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.cases import notifications, sla
 from wecity.cases.categories import get_category
-from wecity.cases.choices import CaseStatus, Channel, ReturnReason
+from wecity.cases.choices import MERGEABLE, CaseStatus, Channel, ReturnReason
 from wecity.cases.models import cases, ratings, reports, timeline
 from wecity.cases.replies import require_filled
 from wecity.cases.timeline import add_event
@@ -356,7 +356,8 @@ def recategorise(conn: Connection, case_id: int, category_code: str, actor: Acto
 def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: datetime, *,
           events: Events | None = None) -> int:
     """并单: fold a duplicate case into another; its reports follow and show the surviving case's status.
-    The dispatch centre merges any two open cases; a supervisor or a handler, two of its department's.
+    The dispatch centre merges any two cases still being worked on (MERGEABLE: not yet resolved); a
+    supervisor or a handler, two of its department's.
     Emits "cases.merged" on `events` (the AI platform marks its duplicate proposals for the pair merged).
     Returns the surviving case."""
     if case_id == into_case_id:
@@ -369,8 +370,11 @@ def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: 
     else:
         _require_department_handler(actor, case)
         _require_department_handler(actor, target)
-    _require_state(case, tuple(s for s in CaseStatus if s.is_open), "merge")
-    _require_state(target, tuple(s for s in CaseStatus if s.is_open), "merge")
+    # Only cases still being worked on, as intake merges: a resolved or verified case folded in would leave
+    # its reporters' rating and the 核查 of its fix hanging, and one folded into would take reports that
+    # nobody works on.
+    _require_state(case, MERGEABLE, "merge")
+    _require_state(target, MERGEABLE, "merge")
     _move(conn, case, CaseStatus.MERGED, actor, now, event="merged", values={"merged_into_id": target.id},
           detail={"into_case_id": target.id})
     conn.execute(reports.update().where(reports.c.case_id == case.id).values(case_id=target.id, updated_at=now))

@@ -105,3 +105,14 @@ def test_context_reference_that_is_no_absolute_iri_is_bad_request(fetching: tupl
     assert r.status_code == 207
     assert [(e["entityId"], e["error"]["status"]) for e in r.json()["errors"]] == [("urn:ngsi-ld:Manhole:8", 400)]
     assert fetched == []
+
+
+def test_the_term_maps_kept_are_bounded(monkeypatch: Any) -> None:
+    from wecity.context import ldcontext
+
+    monkeypatch.setattr(ldcontext, "MAX_TERM_MAPS", 3)
+    store = ldcontext.ContextStore()
+    maps = [store.term_map({"x": f"https://example.org/{n}#x"}) for n in range(5)]
+    assert len(store._maps) == 3
+    assert store.term_map({"x": "https://example.org/4#x"}) is maps[4]  # the newest kept
+    assert store.term_map({"x": "https://example.org/0#x"}).expand("x") == "https://example.org/0#x"  # built again

@@ -254,3 +254,14 @@ def test_a_stored_registration_never_has_the_callers_credentials_copied() -> Non
     headers, _ = forwarder.headers_for(reg, incoming, None, has_body=False)
     assert headers["X-Trace"] == "t1" and headers["X-Token"] == "mine"
     assert not {k.lower() for k in headers} & {"authorization", "cookie"}
+
+
+def test_a_query_sources_take_part_in_pages_through_a_window_only(ngsi: Any) -> None:
+    """Its local read takes every row before the page: a huge offset is TooManyResults, not a database
+    overflow answered as a 404."""
+    assert ngsi.post(REGS, json=reg()).status_code == 201
+    for offset in (2**63 - 10, 9_990):
+        problem = _problem(ngsi.get(f"{BASE}/entities", params={"type": "Vehicle", "offset": offset, "limit": 20}),
+                           403, "TooManyResults")
+        assert "10000" in problem["detail"]
+    assert ngsi.get(f"{BASE}/entities", params={"type": "Vehicle", "offset": 2**63 - 10, "local": "true"}).status_code == 200

@@ -81,3 +81,19 @@ def test_a_snapshot_whose_fill_was_lost_fails_instead_of_preparing_for_ever(brok
     assert got["snapshotStatus"] == "failed" and got["snapshotQueriesDetails"] == [
         {"resultStatus": "failed", "entityCount": 0}]
     assert broker.get(f"{BASE}/snapshots/{fresh.snapshot_id}").json()["snapshotStatus"] == "preparing"
+
+
+def test_a_snapshot_query_that_matches_too_much_is_refused_not_cut(ngsi: Any, monkeypatch: Any) -> None:
+    from wecity.context import snapshots
+
+    monkeypatch.setattr(snapshots, "MAX_ENTITIES", 2)
+    for n in range(3):
+        assert ngsi.post(f"{BASE}/entities", json=entity(f"urn:ngsi-ld:Manhole:{n}", depth=prop(n))).status_code == 201
+    every = {"type": "Query", "entities": [{"type": "Manhole"}]}
+    r = ngsi.post(f"{BASE}/snapshots", json={"type": "Snapshot", "snapshotQueries": [every]})
+    assert r.status_code == 403 and r.json()["type"].endswith("/TooManyResults"), r.text
+    assert ngsi.get(f"{BASE}/snapshots").json() == []  # nothing half-made
+    two = {"type": "Query", "entities": [{"type": "Manhole"}], "q": "depth>0"}
+    assert ngsi.post(f"{BASE}/snapshots", json={"type": "Snapshot", "snapshotQueries": [two]}).status_code == 201
+    many = ngsi.post(f"{BASE}/snapshots", json={"type": "Snapshot", "snapshotQueries": [two] * 11})
+    assert many.status_code == 400 and "at most 10" in many.json()["detail"]

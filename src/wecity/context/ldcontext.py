@@ -108,6 +108,10 @@ class TermMap:
         return f"{best}:{iri[len(self._prefixes[best]):]}" if best else iri
 
 
+# Term maps kept built (one per distinct @context a request named); one forgotten is built again when asked.
+MAX_TERM_MAPS = 1000
+
+
 class ContextStore:
     """Where @context documents come from, and the cache of term maps built from them.
 
@@ -231,6 +235,8 @@ class ContextStore:
                 items.append(item)
         built = self._build(items + [CORE_URL], self._loader if fetch else self._kept_only_loader)
         with self._lock:
+            if len(self._maps) >= MAX_TERM_MAPS:  # bounded whatever @contexts callers send: the oldest goes
+                self._maps.pop(next(iter(self._maps)))
             self._maps[key] = built
         return built
 

@@ -28,7 +28,7 @@ from wecity.context.entity import (
     normalize_fragment,
     now_text,
 )
-from wecity.context.errors import bad_request_data, resource_not_found
+from wecity.context.errors import bad_request_data, resource_not_found, too_many_results
 from wecity.context.federation import Outcome, partial_result
 from wecity.context.geo import parse_geoquery
 from wecity.context.ldcontext import TermMap
@@ -241,11 +241,22 @@ def _csf(request: Request, terms: TermMap) -> Predicate | None:
     return compile_q(csf, terms) if csf else None
 
 
+DISTRIBUTED_WINDOW = 10_000  # offset + limit of a query context sources take part in
+
+
 async def distributed_page(request: Request, ctx: Any, tenant: str, spec: Any, matches: list[Any], terms: TermMap,
                             context: Any, limit: int, offset: int, count: bool,
-                            params: list[tuple[str, str]] | None = None) -> tuple[list[Any], dict[str, str]]:
+                            params: list[tuple[str, str]] | None = None,
+                            window: int = DISTRIBUTED_WINDOW) -> tuple[list[Any], dict[str, str]]:
     """One page of a query that context sources take part in: the local entities up to the end of the
-    page and what the sources hold, merged by id, then cut (the sources are asked concurrently)."""
+    page and what the sources hold, merged by id, then cut (the sources are asked concurrently). The
+    local read takes every row before the page, so such a query pages through the first
+    `window` entities only (a snapshot's fill, in the background, takes more)."""
+    if offset + limit > window:
+        raise too_many_results(
+            f"a query that context sources take part in pages through the first {window} entities only "
+            "(narrow it, or use local=true)",
+            f"有上下文源参与的查询只能分页浏览前 {window} 个实体（请缩小查询范围，或使用 local=true）")
     local_read = ctx.db.read(partial(service.query_page, tenant=tenant, spec=spec, limit=offset + limit, offset=0,
                                      count=False))
     remote_read = distributed.query(request, ctx, matches, terms, context, params=params,

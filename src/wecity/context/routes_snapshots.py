@@ -77,6 +77,9 @@ async def create_snapshot(request: Request, ctx: Ctx) -> Response:
     if not isinstance(queries, list) or not queries or not all(isinstance(q, dict) for q in queries):
         raise bad_request_data("snapshotQueries must be a non-empty list of Query objects",
                                "snapshotQueries 必须是非空的 Query 对象列表")
+    if len(queries) > snapshots.MAX_QUERIES:
+        raise bad_request_data(f"a snapshot takes at most {snapshots.MAX_QUERIES} snapshotQueries",
+                               f"一个快照最多包含 {snapshots.MAX_QUERIES} 个 snapshotQueries")
     for q in queries:
         if q.get("type", "Query") != "Query":
             raise bad_request_data("each of snapshotQueries must be a Query", "snapshotQueries 的每一项必须是 Query")
@@ -114,10 +117,11 @@ async def _fill(request: Request, ctx: Ctx, snap: snapshots.Snapshot, queries: l
         for body, spec, matches in queries:
             if matches:
                 rows, _ = await distributed_page(request, ctx, tenant, spec, matches, terms, context,
-                                                 snapshots.MAX_ENTITIES, 0, False, params=query_params_of(body))
+                                                 snapshots.MAX_ENTITIES + 1, 0, False, params=query_params_of(body),
+                                                 window=snapshots.MAX_ENTITIES + 1)
             else:
                 rows = (await ctx.db.read(partial(service.query_page, tenant=tenant, spec=spec,
-                                                  limit=snapshots.MAX_ENTITIES, offset=0, count=False))).rows
+                                                  limit=snapshots.MAX_ENTITIES + 1, offset=0, count=False))).rows
             found.append(rows)
         await ctx.db.write(snapshots.fill, snap, found)
     except Exception:

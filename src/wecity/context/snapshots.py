@@ -15,16 +15,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.context.env import Stored
-from wecity.context.errors import resource_not_found
+from wecity.context.errors import resource_not_found, too_many_results
 from wecity.context.models import snapshot_entities as se
 from wecity.context.models import snapshots as s
 from wecity.context.rows import stored
 from wecity.context.search import Page, Query, query, select_matching
-from wecity.core.errors import NotFound
+from wecity.core.errors import NotFound, ValidationFailed
 
 PREFIX = "urn:ngsi-ld:Snapshot:"
 DEFAULT_PRIORITY = 5
-MAX_ENTITIES = 100_000  # entities one snapshot query copies
+MAX_ENTITIES = 100_000  # entities one snapshot query may copy: a query that matches more is refused, not cut
+MAX_QUERIES = 10  # snapshotQueries of one snapshot
 # A fill runs in the process that answered the create, after the answer; one still "preparing" this long
 # after (context sources answer or time out within seconds) was lost with that process.
 ABANDONED = timedelta(minutes=10)
@@ -89,8 +90,15 @@ def create(conn: Connection, tenant: str, body: dict[str, Any], specs: list[Quer
            now: datetime) -> Snapshot:
     """A snapshot of what `specs` (the snapshotQueries) match now, copied in this transaction."""
     snap = _insert(conn, tenant, body, priority, now)
-    found = [query(conn, tenant, spec, limit=MAX_ENTITIES, offset=0, count=False, now=now)[0] for spec in specs]
+    found = [query(conn, tenant, spec, limit=MAX_ENTITIES + 1, offset=0, count=False, now=now)[0] for spec in specs]
+    if any(len(entities) > MAX_ENTITIES for entities in found):
+        raise too_large()
     return fill(conn, snap, found)
+
+
+def too_large() -> ValidationFailed:
+    return too_many_results(f"a snapshot query matches more than {MAX_ENTITIES} entities: narrow it",
+                            f"快照查询匹配的实体超过 {MAX_ENTITIES} 个：请缩小查询范围")
 
 
 def begin(conn: Connection, tenant: str, body: dict[str, Any], priority: int, now: datetime) -> Snapshot:
@@ -103,6 +111,9 @@ def fill(conn: Connection, snap: Snapshot, found: list[list[Stored]]) -> Snapsho
     copied: set[str] = set()
     details = []
     for entities in found:
+        if len(entities) > MAX_ENTITIES:  # the sources held more than a snapshot keeps: none of it is kept
+            details.append({"resultStatus": "failed", "entityCount": 0})
+            continue
         fresh = [e for e in entities if e.id not in copied]
         copied.update(e.id for e in fresh)
         if fresh:

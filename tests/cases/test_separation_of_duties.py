@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from wecity.cases import engine
 from wecity.cases.intake import NewReport, submit_report
-from wecity.cases.models import timeline
+from wecity.cases.models import reports, timeline
 from wecity.core.errors import PermissionDenied
 from wecity.demo.changsha import DEMO_PASSWORD
 from wecity.geo.service import load_area_index
@@ -122,3 +122,20 @@ def test_a_supervisor_acts_only_on_their_own_departments_cases_the_dispatch_cent
     public_notes = city.db.read_sync(lambda c: c.execute(sa.select(timeline.c.note).where(
         timeline.c.case_id == noise, timeline.c.event == "note")).scalars().all())
     assert public_notes == []
+
+
+def test_staff_never_see_a_reporters_tracking_code(city: City) -> None:
+    """The tracking code rates and reopens as the citizen: a handler who held it could confirm their own fix."""
+    case_id = _case(city, "noise")  # 生态 (shengtai)
+    token = city.db.read_sync(lambda c: c.execute(sa.select(reports.c.token).where(
+        reports.c.case_id == case_id)).scalar_one())
+    handler = _bearer(city, "shengtai")
+    with make_client(city) as api:
+        for path in (f"/api/v1/cases/{case_id}", f"/api/v1/cases/{case_id}/contacts"):
+            shown = api.get(path, headers=handler)
+            assert shown.status_code == 200 and token not in shown.text
+        detail = api.get(f"/api/v1/cases/{case_id}", headers=handler).json()
+        assert detail["reports"] and all("token" not in r for r in detail["reports"])
+        api.cookies.set("wecity_session", handler["Authorization"].removeprefix("Bearer "))
+        page = api.get(f"/staff/cases/{case_id}")
+        assert page.status_code == 200 and token not in page.text

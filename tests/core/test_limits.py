@@ -106,7 +106,39 @@ def test_memory_stays_bounded_whatever_keys_are_sent(monkeypatch: pytest.MonkeyP
     limiter = Limiter({"portal_report": parse_rule("1/minute")}, clock)
     for n in range(200):
         _hits(limiter, "portal_report", f"198.51.100.{n}", 1)
-    assert len(limiter._counts) <= 50
+    assert len(limiter._counts["portal_report"]) <= 50
+
+
+def test_a_flood_of_keys_on_one_rule_leaves_the_other_rules_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Room is made in the flooded rule alone, its ended windows first, then its oldest: the installation's
+    SMS cap and one address's code guesses stay counted (on SQLite every count is in memory), and so do
+    the flood's newest keys."""
+    from wecity.core import limits
+
+    monkeypatch.setattr(limits, "MAX_KEYS", 100)
+    limiter = Limiter({"sms_total": parse_rule("3/hour"), "portal_verify": parse_rule("2/minute"),
+                       "public_map": parse_rule("1/minute")}, FrozenClock(SEED_TIME))
+    assert _hits(limiter, "sms_total", "all", 3) == 3
+    assert _hits(limiter, "portal_verify", "203.0.113.5", 2) == 2
+    for n in range(1000):
+        assert _hits(limiter, "public_map", f"2001:db8:{n:x}::1", 1) == 1
+    assert _hits(limiter, "sms_total", "all", 1) == 0
+    assert _hits(limiter, "portal_verify", "203.0.113.5", 1) == 0
+    assert len(limiter._counts["public_map"]) <= 100
+    assert [_hits(limiter, "public_map", f"2001:db8:{n:x}::1", 1) for n in range(950, 1000)] == [0] * 50
+
+
+def test_an_ipv6_address_is_counted_by_its_64() -> None:
+    from wecity.core.limits import limit_key
+
+    limiter = Limiter({"portal_report": parse_rule("3/minute")}, FrozenClock(SEED_TIME))
+    assert _hits(limiter, "portal_report", "2001:db8:1:2::1", 2) == 2
+    assert _hits(limiter, "portal_report", "2001:db8:1:2:ffff:ffff:ffff:fffe", 5) == 1  # the same /64
+    assert _hits(limiter, "portal_report", "2001:db8:1:3::1", 3) == 3  # the next /64: another subscriber
+    assert _hits(limiter, "portal_report", "::ffff:198.51.100.7", 3) == 3
+    assert _hits(limiter, "portal_report", "198.51.100.7", 1) == 0  # the IPv4 address it maps
+    assert limit_key("grant:7") == "grant:7" and limit_key("13912345678") == "13912345678"
+    assert limit_key("203.0.113.5") == "203.0.113.5"
 
 
 # SQLite serves a city from one process, so its counts stay in memory: these are PostgreSQL's alone.

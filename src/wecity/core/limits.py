@@ -8,6 +8,9 @@ seconds until the window that refused ends, which each protocol renders with a R
 Windows are aligned on the clock (a minute window runs from :00 to :59), so a key may get up to twice
 its limit across a window's edge; that is the price of a check that is a dictionary look-up.
 
+An IPv6 client address is counted by its /64 (limit_key): one subscriber is given a whole /64 (often
+more) and may send from any address in it.
+
 Where the counts live:
 - SQLite (one process serves the city): in memory only.
 - PostgreSQL (several processes): in memory, shared through the `rate_limit_counters` table. A rule
@@ -20,7 +23,10 @@ Where the counts live:
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ipaddress
+import itertools
 import math
 import time
 from collections.abc import Mapping
@@ -42,7 +48,7 @@ if TYPE_CHECKING:
 
 EXACT_UP_TO = 20
 SYNC_SECONDS = 1.0
-MAX_KEYS = 100_000  # distinct (rule, key, window) counts kept in memory before ended ones are dropped
+MAX_KEYS = 100_000  # distinct (key, window) counts one rule keeps in memory before ended ones are dropped
 PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _PERIOD_NAMES = {seconds: (name, zh) for (name, seconds), zh in zip(PERIODS.items(), ("秒", "分钟", "小时", "天"),
                                                                     strict=True)}
@@ -98,7 +104,8 @@ class Limiter:
         self.rules = dict(rules)
         self.clock = clock
         self.db = db if db is not None and not db.is_sqlite else None
-        self._counts: dict[tuple[str, str, int], _Count] = {}
+        # Rule name -> (key, window seconds) -> count, each rule's oldest first (a new window is put last).
+        self._counts: dict[str, dict[tuple[str, int], _Count]] = {}
 
     async def hit(self, name: str, key: str, rule: Rule | None = None) -> None:
         """Count one request of `key` under rule `name` (or under `rule`, when the rule belongs to what is
@@ -106,6 +113,7 @@ class Limiter:
         rule = self.rules.get(name) if rule is None else rule
         if not rule:
             return
+        key = limit_key(key)
         now = self.clock.now().timestamp()
         if self.db is not None and min(w.limit for w in rule) <= EXACT_UP_TO:
             await self.db.write(_take, name, key, rule, now)
@@ -121,21 +129,15 @@ class Limiter:
 
     def _count(self, name: str, key: str, window: Window, now: float) -> _Count:
         start = int(now // window.seconds) * window.seconds
-        slot = (name, key, window.seconds)
-        count = self._counts.get(slot)
+        counts = self._counts.setdefault(name, {})
+        slot = (key, window.seconds)
+        count = counts.get(slot)
         if count is None or count.start != start:
-            if len(self._counts) >= MAX_KEYS:
-                self._forget_ended(now)
-            count = self._counts[slot] = _Count(start)
+            if count is None and len(counts) >= MAX_KEYS:
+                _make_room(counts, now)
+            counts.pop(slot, None)  # and put last: the rule's counts stay in the order their windows began
+            count = counts[slot] = _Count(start)
         return count
-
-    def _forget_ended(self, now: float) -> None:
-        # Bounded whatever keys callers send: ended windows go first, everything if that is not enough.
-        ended = [slot for slot, c in self._counts.items() if c.start + slot[2] <= now]
-        for slot in ended:
-            del self._counts[slot]
-        if len(self._counts) >= MAX_KEYS:
-            self._counts.clear()
 
     async def _share(self, name: str, key: str, rule: Rule, counts: list[_Count]) -> None:
         assert self.db is not None
@@ -143,6 +145,34 @@ class Limiter:
         totals = await self.db.write(_add, name, key, added)
         for count, (_, _, sent), total in zip(counts, added, totals, strict=True):
             count.known, count.pending, count.synced = total, count.pending - sent, time.monotonic()
+
+
+def _make_room(counts: dict[tuple[str, int], _Count], now: float) -> None:
+    """Room in one rule's counts, whatever keys callers send: its ended windows go first, then its oldest, a
+    tenth of them (so that the next thousands of new keys need no search). Only this rule's counts go: a
+    flood of addresses on the public map once cleared every count, the SMS caps and code guesses too."""
+    for slot in [slot for slot, c in counts.items() if c.start + slot[1] <= now]:
+        del counts[slot]
+    excess = len(counts) - MAX_KEYS + max(1, MAX_KEYS // 10)
+    for slot in list(itertools.islice(counts, max(0, excess))):
+        del counts[slot]
+
+
+@functools.lru_cache(maxsize=4096)
+def limit_key(key: str) -> str:
+    """The key a request is counted under: an IPv6 address as its /64 (an IPv4-mapped one as the IPv4
+    address), since a subscriber may send from any address of its /64 and would otherwise have a limit per
+    address; any other key (an IPv4 address, a phone number, a digest) as it is. Audit records keep the
+    whole address: this is for counting only."""
+    if ":" not in key:
+        return key
+    try:
+        address = ipaddress.IPv6Address(key.split("%", 1)[0])
+    except ValueError:
+        return key
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
 
 
 def _share_due(window: Window, count: _Count) -> bool:

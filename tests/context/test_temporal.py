@@ -107,3 +107,45 @@ def test_temporal_create_adds_instances(ngsi: Any) -> None:
                                                ("PT0.5S", 0.5), ("P1Y", 365 * 86400)])
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_last_n_reads_the_newest_of_each_attribute_as_the_whole_history_shows_them(ngsi: Any, monkeypatch: Any) -> None:
+    """lastN reads each attribute newest first and stops (a sensor's year is half a million rows); what it
+    shows is what cutting the whole history gives, with datasets, a time window and a page."""
+    from wecity.context import history
+
+    def at(minute: int) -> str:
+        return f"2026-11-02T{minute // 60:02d}:{minute % 60:02d}:00Z"
+
+    body = {"id": E1, "type": "AirQualityObserved",
+            "pm25": [prop(m, observedAt=at(m)) for m in range(0, 60, 3)]
+            + [prop(100 + m, observedAt=at(m), datasetId="urn:ngsi-ld:Dataset:b") for m in range(1, 60, 7)],
+            "no2": [prop(200 + m, observedAt=at(m)) for m in range(2, 60, 11)]}
+    assert ngsi.post(TEMPORAL, json=body).status_code == 201
+    asks = [{"lastN": "1"}, {"lastN": "3"}, {"lastN": "50"}, {"lastN": "2", "attrs": "no2"},
+            {"lastN": "2", "datasetId": "urn:ngsi-ld:Dataset:b"},
+            {"lastN": "4", "timerel": "before", "timeAt": at(30)},
+            {"lastN": "3", "timerel": "between", "timeAt": at(10), "endTimeAt": at(40)}]
+    read_newest = history.newest_rows
+    calls: list[int] = []
+    monkeypatch.setattr(history, "newest_rows", lambda *a, **k: calls.append(1) or read_newest(*a, **k))
+    newest = [ngsi.get(f"{TEMPORAL}/{E1}", params=params) for params in asks]
+    assert len(calls) == len(asks)
+    # The same asks answered by cutting the whole history, as before.
+    import wecity.context.routes_temporal as routes
+    from wecity.context import temporal
+
+    def whole(conn: Any, tenant: str, entity_id: str, ask: Any) -> Any:
+        last_n, ask.last_n = ask.last_n, None
+        rows = history.rows_of(conn, tenant, [entity_id], attrs=ask.attrs,
+                               where=ask.when.where()).get(entity_id, [])
+        ask.last_n = last_n
+        chosen = temporal.select_instances(rows, ask)
+        return temporal.represent(entity_id, history.types_of(conn, tenant, [entity_id])[entity_id], chosen, ask), None
+
+    monkeypatch.setattr(routes, "_entity", whole)
+    for params, answer in zip(asks, newest, strict=True):
+        expected = ngsi.get(f"{TEMPORAL}/{E1}", params=params)
+        assert answer.status_code == expected.status_code == 200, params
+        assert answer.json() == expected.json(), params
+    assert [i["value"] for i in newest[1].json()["no2"]] == [235, 246, 257]

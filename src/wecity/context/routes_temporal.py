@@ -82,7 +82,13 @@ def _entity(conn: Any, tenant: str, entity_id: str, ask: temporal.Ask) -> tuple[
     if ask.form == "aggregated":
         return temporal.aggregated(conn, tenant, entity_id, types, ask), None
     where = ask.when.where() if ask.timeproperty == "observedAt" else []
-    rows = history.rows_of(conn, tenant, [entity_id], attrs=ask.attrs, where=where).get(entity_id, [])
+    if ask.last_n and ask.timeproperty == "observedAt":  # the newest of each attribute, not all of its history
+        datasets = ask.datasets
+        rows = history.newest_rows(conn, tenant, entity_id, attrs=ask.attrs, where=where, last_n=ask.last_n,
+                                   keep=None if datasets is None else
+                                   lambda inst: inst.get("datasetId", "@none") in datasets)
+    else:
+        rows = history.rows_of(conn, tenant, [entity_id], attrs=ask.attrs, where=where).get(entity_id, [])
     chosen = temporal.select_instances(temporal.windowed(rows, ask), ask)
     edge = temporal.boundary(chosen, ask)
     if edge is None:

@@ -145,6 +145,21 @@ def test_placeholders_are_plain_substitution_and_none_may_be_left_empty() -> Non
     replies.require_filled("已处理：更换井盖")
 
 
+def test_a_long_run_of_spaces_between_braces_is_no_placeholder_and_is_read_in_one_pass() -> None:
+    # 8,000 characters a handler (or a back office's public note) may send: braces around a run of spaces,
+    # ideographic ones included. Such a run is no name (a placeholder holds at most 40 characters between
+    # its braces); the pattern once matched it, after trying every split of the run (seconds, in the write).
+    run = "\u3000 " * 3994
+    text = "{{" + run + "}}，{{ 地点 }}"
+    assert len(text) >= 8000
+    assert replies.fields(text) == ["地点"]
+    assert replies.fields("已处理。{{" + run + "。") == []
+    replies.require_filled("已处理。{{" + run + "}}")  # nothing to fill: sent as written
+    with pytest.raises(ValidationFailed) as refused:
+        replies.require_filled(text)
+    assert refused.value.details == {"fields": ["地点"]}
+
+
 def test_resolving_with_a_template_needs_every_field(city: City, staff: Staff) -> None:
     case_id = open_case(city)  # manhole
     now = city.clock.now()

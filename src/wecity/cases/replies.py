@@ -1,8 +1,8 @@
 """Standard replies (标准回复): texts administrators keep per case state and category, with `{{field}}`
 placeholders a handler fills before the reply is sent (a resolution note, or a note shown to the citizen).
 
-The format is plain substitution and nothing more: a placeholder is `{{` a name `}}`, the name up to 40
-characters without braces; filling replaces each placeholder once, in one pass, with the text given (a
+The format is plain substitution and nothing more: a placeholder is `{{` a name `}}`, up to 40 characters
+between the braces (spaces around the name included) and none of them a brace; filling replaces each placeholder once, in one pass, with the text given (a
 value that itself looks like a placeholder is not filled again). There are no expressions, loops or
 filters, so a template written by an administrator, or a value typed by a handler, is never code. A text
 that still holds a placeholder is not sent (`require_filled`, which the case engine runs on every
@@ -24,7 +24,10 @@ from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed
 from wecity.identity.choices import Role
 from wecity.identity.service import StaffUser, record_audit
 
-PLACEHOLDER = re.compile(r"\{\{\s*([^{}]{1,40}?)\s*\}\}")
+# Whatever lies between the braces, at most 40 characters, is the name once stripped of spaces. Spaces are not
+# matched on their own around it (`\{\{\s*(…{1,40}?)\s*\}\}`): unbounded runs that the name may match as well
+# made a search quadratic in a run of spaces, seconds for a few thousand in a note, inside the write.
+PLACEHOLDER = re.compile(r"\{\{([^{}]{1,40})\}\}")
 LOCALES = ("zh_CN", "en")
 MAX_BODY = 4000
 MAX_NAME = 200

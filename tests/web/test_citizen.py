@@ -203,3 +203,38 @@ def test_a_text_field_larger_than_a_form_is_refused_though_the_form_takes_photos
     r = web.post(f"/track/{token}/update", data={"csrf_token": csrf_token(page), "note": "又多了", "junk": big},
                  files=[("photo", ("p.jpg", _jpeg(), "image/jpeg"))])
     assert r.status_code == 400 and "照片过大或表单内容损坏。" in r.text
+
+
+def test_typed_fields_are_counted_as_the_browser_counts_and_refused_over_the_limit(web: Any, sqlite_city: Any) -> None:
+    """A description the browser allowed (4,000 characters, its line breaks sent as CR LF) is kept whole;
+    longer text, or a category answer longer than its field, is refused beside the field, never cut."""
+    from sqlalchemy import func, select
+
+    from wecity.cases.models import reports
+
+    def stored() -> list[Any]:
+        return sqlite_city.db.read_sync(lambda c: c.execute(
+            select(reports.c.description, reports.c.attributes).order_by(reports.c.id)).all())
+
+    description = ("x" * 39 + "\r\n") * 99 + "y" * 37 + "END"
+    assert len(description.replace("\r\n", "\n")) == 4000
+    assert _report(web, description=description).status_code == 303
+    assert stored()[-1].description == description.replace("\r\n", "\n")
+
+    too_long = _report(web, description="很" * 4001)
+    assert too_long.status_code == 400 and 'id="error-description"' in too_long.text
+    assert "内容过长：最多 4000 字（提交了 4001 字），请删减。" in too_long.text
+    assert "很" * 4001 in too_long.text  # what was typed is kept, to be shortened
+    phone = _report(web, phone="1" * 41)
+    assert phone.status_code == 400 and 'id="error-phone"' in phone.text and 'href="#phone"' in phone.text
+    answer = _report(web, service_code="streetlight", description="路灯不亮", **{"attribute[pole_number]": "P" * 201})
+    assert answer.status_code == 400 and 'id="error-attr-streetlight-pole_number"' in answer.text
+    assert "最多 200 字（提交了 201 字）" in answer.text
+    web.cookies.set("lang", "en")
+    english = _report(web, address="长沙" * 251)
+    assert english.status_code == 400 and 'id="error-where"' in english.text
+    assert "Too long: at most 500 characters (502 sent). Shorten it." in english.text
+    assert sqlite_city.db.read_sync(lambda c: c.execute(select(func.count()).select_from(reports)).scalar()) == 1
+
+    fine = _report(web, service_code="streetlight", description="路灯不亮", **{"attribute[pole_number]": "P" * 200})
+    assert fine.status_code == 303 and stored()[-1].attributes == {"pole_number": "P" * 200}

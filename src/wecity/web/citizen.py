@@ -68,8 +68,36 @@ async def report_form(request: Request, user: OptionalStaff) -> Response:
 
 
 def _text(form: FormData, name: str, limit: int) -> str:
+    """A field the form fills itself (a category code, a key, a coordinate): what a browser never sends longer."""
     value = form.get(name)
     return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+# The fields a citizen types, at most the form's maxlength each (a browser counts a line break as one), and
+# the field an error is shown beside. Longer text is refused, never cut: a cut description would lose its
+# end while the page says it was sent.
+TYPED = {"description": (MAX_DESCRIPTION, "description"), "address": (500, "where"), "phone": (40, "phone"),
+         "email": (200, "email")}
+MAX_ANSWER = 200  # a typed answer to a category's question
+
+
+def _typed(form: FormData) -> dict[str, str]:
+    """The typed fields, their line breaks as "\n"; ValidationFailed (form.too_long) for one over its limit."""
+    return {name: form_text(form, name, limit=limit) for name, (limit, _field) in TYPED.items()}
+
+
+def _answers(form: FormData, codes: set[str]) -> dict[str, str]:
+    """The answers given to the chosen category's questions; ValidationFailed for one over MAX_ANSWER."""
+    answers = {code: form_text(form, f"attribute[{code}]", limit=MAX_ANSWER) for code in sorted(codes)}
+    return {code: answer for code, answer in answers.items() if answer}
+
+
+def _too_long(exc: ValidationFailed, form: FormData, locale: str) -> str:
+    """form_text's refusal in the words shown beside the field (which names the field already)."""
+    _ = gettext_for(locale).gettext
+    sent = len(str(form.get(exc.details["field"], "")).replace("\r\n", "\n").strip())
+    return _("Too long: at most %(limit)d characters (%(sent)d sent). Shorten it.") % {
+        "limit": exc.details["limit"], "sent": sent}
 
 
 def _number(form: FormData, name: str) -> float | None:
@@ -154,13 +182,18 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
         raw = [await u.read(settings.max_upload_bytes + 1) for u in uploads]
     finally:
         await form.close()
+    try:
+        typed = _typed(form)
+    except ValidationFailed as exc:
+        return await _report_form(request, user, status=400, values=values, field_errors={
+            TYPED[exc.details["field"]][1]: _too_long(exc, form, request_locale(request))})
     service_code = _text(form, "service_code", 64)
     if not service_code:
         return await _report_form(request, user, status=400, values=values,
                                   field_errors={"category": _("Choose what kind of problem it is.")})
     routing = None
     if service_code == LET_THE_CITY_DECIDE:
-        description = _text(form, "description", 4000)
+        description = typed["description"]
         if not description:
             return await _report_form(request, user, status=400, values=values, field_errors={
                 "description": _("Describe the problem, so that the city can tell what kind it is.")})
@@ -170,7 +203,7 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
             return await _report_form(request, user, status=400, values=values, field_errors={
                 "category": _("The city could not tell the kind of problem from your words: choose it.")})
         service_code = decided
-    email = _text(form, "email", 200)
+    email = typed["email"]
     if email and not looks_like_email(email):
         return await _report_form(request, user, status=400, values=values, field_errors={
             "email": _("Check the e-mail address: it should look like name@example.com.")})
@@ -178,14 +211,19 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
     chosen = next((c for c in await ctx.db.read(lambda c: list_categories(c, channel=Channel.PORTAL))
                    if c.code == service_code), None)
     codes = {a["code"] for a in (chosen.attributes or [])} if chosen else set()
-    attributes = {code: values[f"attribute[{code}]"] for code in codes if values.get(f"attribute[{code}]")}
+    try:
+        attributes = _answers(form, codes)
+    except ValidationFailed as exc:
+        code = exc.details["field"][len("attribute["):-1]
+        return await _report_form(request, user, status=400, values=values, field_errors={
+            f"attr-{service_code}-{code}": _too_long(exc, form, request_locale(request))})
     missing = _unanswered(chosen, attributes, request_locale(request))
-    if chosen and chosen.description_required and not _text(form, "description", 4000):
+    if chosen and chosen.description_required and not typed["description"]:
         missing["description"] = _("Describe the problem: for this kind, the city needs it in words.")
     if missing:
         return await _report_form(request, user, status=400, values=values, field_errors={
             name: message for name, message in missing.items()})
-    lat, lon, address = _number(form, "lat"), _number(form, "long"), _text(form, "address", 500)
+    lat, lon, address = _number(form, "lat"), _number(form, "long"), typed["address"]
     placed = ""
     if (lat is None or lon is None) and address:
         # No pin but an address in words: placed at the gazetteer's best match in the city, else kept without
@@ -195,7 +233,7 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
     report = NewReport(
         service_code=service_code, channel=Channel.PORTAL, lat=lat, long=lon,
         address=address or None, place_from_address=placed == "address",
-        description=_text(form, "description", 4000), attributes=attributes, phone=_phone(_text(form, "phone", 40)), email=email or None,
+        description=typed["description"], attributes=attributes, phone=_phone(typed["phone"]), email=email or None,
         lang=request_locale(request), routing=routing)
     # A repeated post of the same form (a double tap, a retry on a bad connection) returns the first
     # report instead of making a second one.

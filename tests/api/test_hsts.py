@@ -41,3 +41,19 @@ def test_a_client_claiming_https_does_not(sqlite_city: City) -> None:
     with _client(sqlite_city, "http://city.example", ("203.0.113.9", 40000)) as client:
         response = client.get("/healthz", headers={"X-Forwarded-Proto": "https"})
     assert "strict-transport-security" not in response.headers
+
+
+def test_the_api_sign_in_cookie_is_secure_over_https_only(sqlite_city: City) -> None:
+    from wecity.demo.changsha import DEMO_PASSWORD
+
+    credentials = {"username": "supervisor", "password": DEMO_PASSWORD}
+    with _client(sqlite_city, "https://city.example", ELSEWHERE) as client:
+        cookie = client.post("/api/v1/auth/token", json=credentials).headers["set-cookie"]
+    assert "; secure" in cookie.lower() and "path=/" in cookie.lower() and "httponly" in cookie.lower()
+    with _client(sqlite_city, "http://city.example", LOOPBACK) as client:
+        cookie = client.post("/api/v1/auth/token", json=credentials,
+                             headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}).headers["set-cookie"]
+    assert "; secure" in cookie.lower()  # TLS ended at a trusted proxy
+    with _client(sqlite_city, "http://city.example", ELSEWHERE) as client:
+        cookie = client.post("/api/v1/auth/token", json=credentials).headers["set-cookie"]
+    assert "secure" not in cookie.lower()

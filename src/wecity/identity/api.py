@@ -23,7 +23,9 @@ class Credentials(BaseModel):
 @router.post("/auth/token", summary="Sign in: a bearer token (and the session cookie) for 12 hours")
 async def issue_token(request: Request, response: Response, ctx: Ctx, body: Credentials) -> dict[str, Any]:
     done = await signin.sign_in(ctx, body.username, body.password, address=client_address(request), via="api")
-    response.set_cookie(SESSION_COOKIE, done.token, httponly=True, samesite="lax", max_age=12 * 3600)
+    # As the portal's sign-in sets it: Secure over HTTPS (as the server saw it), for the whole site.
+    response.set_cookie(SESSION_COOKIE, done.token, httponly=True, samesite="lax", max_age=12 * 3600, path="/",
+                        secure=request.url.scheme == "https")
     return {"token": done.token, "token_type": "bearer", "expires_in": 12 * 3600, "user": _me(done.user)}
 
 

@@ -96,3 +96,27 @@ def test_redispatch_resets_the_clocks(city: City, staff: Staff) -> None:
     city.db.write_sync(lambda c: engine.transfer(c, case_id, 3, staff.dispatcher, later, note="属住建"))
     row = case_row(city, case_id)
     assert not row.ack_escalated and row.ack_due_at == later + timedelta(minutes=15)
+
+
+def test_each_escalation_reaches_the_supervisors_of_the_department_holding_the_case(city: City, staff: Staff) -> None:
+    from wecity.cases import engine
+
+    def told(department: int) -> int:
+        return len(city.db.read_sync(lambda c: c.execute(sa.select(outbox_messages.c.id).where(
+            outbox_messages.c.target == f"department:{department}:supervisor",
+            outbox_messages.c.payload["event"].as_string() == "ack_escalated")).all()))
+
+    start = city.clock.now()
+    case_id = open_case(city)  # 城管 (department 2), acknowledge within 15 min
+    assert (case_id, "ack_escalated") in city.db.write_sync(check_clocks, start + timedelta(minutes=16))
+    assert told(2) == 1
+    # Transferred to 住建 (3) and overdue there too: its supervisors hear of it.
+    moved = start + timedelta(minutes=20)
+    city.db.write_sync(lambda c: engine.transfer(c, case_id, 3, staff.dispatcher, moved, note="属住建"))
+    assert (case_id, "ack_escalated") in city.db.write_sync(check_clocks, moved + timedelta(minutes=16))
+    assert told(3) == 1
+    # Back to 城管 for a new round, overdue again: its supervisors hear of this round as well.
+    back = moved + timedelta(minutes=40)
+    city.db.write_sync(lambda c: engine.transfer(c, case_id, 2, staff.dispatcher, back, note="仍属城管"))
+    assert (case_id, "ack_escalated") in city.db.write_sync(check_clocks, back + timedelta(minutes=16))
+    assert told(2) == 2

@@ -147,8 +147,13 @@ def clock_event(conn: Connection, *, case_id: int, event: str, now: datetime) ->
     if event.endswith("escalated"):
         enqueue_many(conn, [_staff_event(facts, "escalated", now, detail=event)], now=now)
         _tell_dispatch_centre(conn, facts, event, now, role="supervisor")
+        # Once per department and SLA round: a dedupe key is kept for good, and a case transferred (or
+        # reopened) and escalated again must reach the supervisors who hold it now.
+        dispatched_at = conn.execute(sa.select(cases.c.dispatched_at).where(cases.c.id == case_id)).scalar()
+        round_ = dispatched_at.isoformat() if dispatched_at is not None else "-"
         enqueue(conn, channel="in_app", target=f"department:{facts.department_id}:supervisor",
-                payload=_department_payload(facts, event), now=now, dedupe_key=f"case:{case_id}:{event}:dept-sup")
+                payload=_department_payload(facts, event), now=now,
+                dedupe_key=f"case:{case_id}:{event}:dept-sup:{facts.department_id}:{round_}")
 
 
 def citizen_urged(conn: Connection, *, case_id: int, now: datetime, overdue: bool) -> None:

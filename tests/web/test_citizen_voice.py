@@ -250,6 +250,34 @@ def test_a_code_or_case_that_does_not_exist_changes_nothing(web_city: Any) -> No
     assert city.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(case_followers)).scalar()) == 0
 
 
+
+def test_an_update_to_a_code_that_names_no_report_is_refused_before_its_photo_is_read(
+        web: Any, monkeypatch: Any) -> None:
+    """The code is checked first: a body that is not even multipart gets the 404, not a 400 about the body,
+    and a real photo sent with a wrong code is never decoded."""
+    from wecity.media import uploads
+
+    decoded: list[int] = []
+    check_all = uploads.check_all
+
+    async def counted(files: Any, ctx: Any) -> Any:
+        decoded.append(len(files))
+        return await check_all(files, ctx)
+
+    monkeypatch.setattr(uploads, "check_all", counted)
+    page = web.get("/report").text
+    broken = web.post("/track/nosuchcode0000000/update", content=b"not multipart",
+                      headers={"Content-Type": "multipart/form-data; boundary=nothing-follows"})
+    assert broken.status_code == 404 and "没有与该查询码对应的诉求" in broken.text
+    photo = web.post("/track/nosuchcode0000000/update", data={"csrf_token": csrf_token(page), "note": "x"},
+                     files=[("photo", ("p.jpg", _jpeg(), "image/jpeg"))])
+    assert photo.status_code == 404 and decoded == []
+    token = _tracking_token(_report(web))
+    decoded.clear()  # the report's own photo
+    taken = web.post(f"/track/{token}/update", data={"csrf_token": csrf_token(page), "note": "又多了"},
+                     files=[("photo", ("p.jpg", _jpeg(), "image/jpeg"))], follow_redirects=False)
+    assert taken.status_code == 303 and decoded == [1]
+
 # -- 催办 -------------------------------------------------------------------------------------------------
 
 def _urge(web: Any, token: str, **kw: Any) -> Any:

@@ -157,3 +157,39 @@ def test_a_note_at_the_form_s_limit_with_line_breaks_is_taken(web: Any, sqlite_c
     stored = sqlite_city.db.read_sync(lambda c: c.execute(sa.select(timeline.c.note).where(
         timeline.c.case_id == case_id).order_by(timeline.c.id.desc())).scalars().first())
     assert stored == note.replace("\r\n", "\n")
+
+
+def test_photos_are_taken_in_only_from_staff_who_may_act_on_the_case(web: Any, sqlite_city: Any,
+                                                                     monkeypatch: Any) -> None:
+    """Resolve and note take photos: whoever may not do them on this case is refused before the form is
+    read (a body that is not even multipart gets the 403, not a 400 about the body), and no photo is
+    decoded."""
+    from wecity.media import uploads
+
+    decoded: list[int] = []
+    check_all = uploads.check_all
+
+    async def counted(files: Any, ctx: Any) -> Any:
+        decoded.append(len(files))
+        return await check_all(files, ctx)
+
+    monkeypatch.setattr(uploads, "check_all", counted)
+    case_id = _case_id(sqlite_city, _tracking_token(_report(web)))
+    decoded.clear()  # the report's own photo
+    photo = [("evidence", ("after.jpg", _jpeg(), "image/jpeg"))]
+    log_in(web, "dispatcher")  # sees the case, but resolving is the department's
+    broken = web.post(f"/staff/cases/{case_id}/resolve", content=b"not multipart",
+                      headers={"Content-Type": "multipart/form-data; boundary=nothing-follows"})
+    assert broken.status_code == 403 and "只有责任部门的处置人员可以执行此操作" in broken.text
+    assert _act(web, case_id, "resolve", note="已清运", files=photo).status_code == 403
+    log_in(web, "zhujian")  # another department's handler
+    token = csrf_token(web.get("/staff").text)
+    r = web.post(f"/staff/cases/{case_id}/note", data={"csrf_token": token, "note": "看看"}, files=photo)
+    assert r.status_code == 403
+    assert decoded == []
+    refused = sqlite_city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.action, audit_log.c.detail).where(
+        audit_log.c.target == f"case:{case_id}", audit_log.c.outcome == "refused").order_by(audit_log.c.id)).all())
+    assert [r.action for r in refused] == ["case.resolve", "case.resolve", "case.note"]
+    assert all(r.detail["code"] == "case.not_your_department" for r in refused)
+    log_in(web, "supervisor")  # the dispatch centre notes any department's case
+    assert _act(web, case_id, "note", note="已督办", files=photo).status_code == 303 and decoded == [1]

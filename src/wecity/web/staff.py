@@ -15,7 +15,7 @@ from wecity.ai import duplicates
 from wecity.cases import engine, handling, queries, replies
 from wecity.cases.categories import list_categories
 from wecity.cases.choices import CaseStatus, Channel, ReplyUse
-from wecity.cases.models import reports
+from wecity.cases.models import cases, reports
 from wecity.core import csrf
 from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeCityError
 from wecity.core.http import client_address, request_locale
@@ -372,6 +372,23 @@ async def _refused(request: Request, user: StaffUser, case_id: int, action: str,
         source_address=address, detail={"code": code}))
 
 
+def _photo_refusal(conn: Any, user: StaffUser, case_id: int, action: str) -> WeCityError | None:
+    """Why `user` may not `action` (resolve or note, the actions that take photos) the case, as the engine's
+    resolve and add_note judge it, or None. Asked before the form is read, so that a photo is read and
+    decoded only for whoever may act; the engine judges again, with the state, in the write."""
+    department = conn.execute(sa.select(cases.c.department_id).where(cases.c.id == case_id)).first()
+    if department is None:
+        return NotFound(f"no case {case_id}", message_zh=f"没有案件 {case_id}", code="case.not_found")
+    ours = user.department_id == department.department_id
+    if user.has(Role.ADMIN) or (ours and user.has(Role.HANDLER)):
+        return None
+    if action == "note" and (user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR)) \
+            and (ours or works_in_dispatch_centre(conn, user)):
+        return None
+    return PermissionDenied("only a handler of the responsible department may do this",
+                           message_zh="只有责任部门的处置人员可以执行此操作", code="case.not_your_department")
+
+
 @router.post("/staff/cases/{case_id}/{action}")
 async def act(request: Request, user: OptionalStaff, case_id: int, action: str) -> Response:
     """Run one case-engine verb as this staff user; the engine checks role, department and state."""
@@ -390,6 +407,9 @@ async def act(request: Request, user: OptionalStaff, case_id: int, action: str) 
         return await _case_page(request, user, case_id, status=403,
                                 error=PermissionDenied("needs the dispatcher or supervisor role",
                                                        message_zh="需要派遣员或督办角色").localized(locale))
+    if action in PHOTOS and (refusal := await ctx.db.read(_photo_refusal, user, case_id, action)) is not None:
+        await _refused(request, user, case_id, action, refusal.code)
+        return await _case_page(request, user, case_id, status=refusal.status, error=refusal.localized(locale))
     # A text field holds at most a form's worth (max_part_size bounds the fields, not the files).
     try:
         form = await request.form(max_files=MAX_FORM_FILES, max_fields=80, max_part_size=settings.max_form_bytes)

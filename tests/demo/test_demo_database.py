@@ -55,6 +55,21 @@ def test_demo_refuses_a_sqlite_path_holding_another_file(tmp_path: Path, demo_en
     assert notes.read_text().startswith("not a database")
 
 
+def test_demo_refuses_a_real_city_named_with_url_options(city: City, demo_env: None,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`?timeout=60` is an option of the URL, not part of the file's name: the real file is still found."""
+    url = city.settings.database_url
+    if not url.startswith("sqlite"):
+        pytest.skip("SQLite file URLs only")
+    keys_before = _count(url, "SELECT count(*) FROM api_keys")
+    for named in (f"{url}?timeout=60", f"sqlite:///file:{url.split('///', 1)[1]}?uri=true"):
+        monkeypatch.setenv("WECITY_DATABASE_URL", named)
+        assert main(["demo", "--no-history"]) == 2, named
+    assert _count(url, "SELECT count(*) FROM api_keys") == keys_before >= 1
+    tables = sa.inspect(sa.create_engine(url, poolclass=sa.pool.NullPool)).get_table_names()
+    assert "wecity_demo_mark" not in tables
+
+
 def test_demo_takes_an_empty_database_url_and_replaces_its_own(empty_database_url: str, demo_env: None,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WECITY_DATABASE_URL", empty_database_url)

@@ -46,7 +46,19 @@ def _objects(conn: sa.Connection) -> set[str]:
 
 
 def _sqlite_path(url: str) -> Path | None:
-    return Path(url.split("///", 1)[1]) if url.startswith("sqlite") else None
+    """The file of a SQLite URL, as SQLAlchemy opens it (`?timeout=60` and such are options, not part of
+    the name: a path taken from the raw text would name a file that does not exist, and a real city's
+    database would be taken for an empty one). None for other databases and an in-memory one; a URI
+    filename (`file:…`, `?uri=true`) is not one the demo replaces."""
+    parsed = sa.engine.make_url(url)
+    if not parsed.drivername.startswith("sqlite"):
+        return None
+    name = parsed.database
+    if not name or name == ":memory:":
+        return None
+    if name.startswith("file:") or "uri" in parsed.query:
+        raise NotADemoDatabase(url)
+    return Path(name)
 
 
 def check_replaceable(url: str) -> None:

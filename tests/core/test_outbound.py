@@ -102,6 +102,26 @@ def test_the_policy_refuses_internal_addresses_and_allows_the_listed_ones() -> N
         "Authorization": "Bearer t"}
 
 
+@pytest.mark.parametrize("address", [
+    "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe",  # NAT64 (RFC 6052) to loopback, to cloud metadata
+    "64:ff9b:1::a00:1",  # NAT64 for local use (RFC 8215)
+    "2002:7f00:1::1", "2002:c0a8:10a::",  # 6to4 carrying 127.0.0.1, 192.168.1.10
+    "::127.0.0.1", "::a00:1",  # IPv4-compatible
+    "::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe",  # IPv4-translated (RFC 2765)
+    "fec0::1", "fec0:1234::5",  # site-local
+])
+def test_ipv6_forms_of_internal_addresses_are_refused(address: str) -> None:
+    """A transition address reaches the IPv4 address inside it: judged by that address, not as the
+    public IPv6 address Python's `is_global` takes it for."""
+    assert OutboundPolicy().refuses_outright(f"http://[{address}]:8080/x")
+    assert not OutboundPolicy.parse([address]).refuses_outright(f"http://[{address}]/x")  # unless allowed
+
+
+def test_ipv6_forms_of_public_addresses_stay_allowed() -> None:
+    for address in ("64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8", "2606:4700:4700::1111"):
+        assert not OutboundPolicy().refuses_outright(f"http://[{address}]/x"), address
+
+
 def test_a_connection_is_checked_on_the_address_the_name_resolves_to(site: _Site, names: dict[str, str]) -> None:
     names["rebind.example"] = "127.0.0.1"  # a public-looking name that answers with loopback
     refused = OutboundPolicy()

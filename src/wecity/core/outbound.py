@@ -5,7 +5,8 @@ a way to make the platform reach into the network it runs in (server-side reques
 request goes through a client made here, which:
 
 - refuses loopback, private, link-local (cloud metadata at 169.254.169.254), carrier-grade NAT,
-  multicast, reserved and unspecified addresses, unless the operator allows them
+  multicast, reserved and unspecified addresses, and IPv6 forms that carry one of them (NAT64, 6to4,
+  IPv4-mapped, -compatible and -translated; site-local fec0::/10), unless the operator allows them
   (`WECITY_OUTBOUND_ALLOW`: networks such as ``10.20.0.0/16`` or host names, for closed networks whose
   receivers are internal);
 - checks the address it actually connects to, after resolving the name itself, on every connection, so
@@ -48,6 +49,13 @@ FORBIDDEN_HEADERS = frozenset({
 })
 DEFAULT_MAX_BYTES = 1024 * 1024  # a @context document; notification and webhook answers are not read
 MAX_REDIRECTS = 3
+# IPv6 prefixes whose last 32 bits are an IPv4 address that the packet reaches (RFC 6052 NAT64, RFC 4291
+# IPv4-compatible, RFC 2765 IPv4-translated): judged by that address. 6to4 (2002::/16) carries it in bits
+# 16-47 (`sixtofour`), IPv4-mapped (::ffff:0:0/96) in `ipv4_mapped`.
+_CARRY_IPV4 = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96"))
+# Never the open internet, though Python's `is_global` says so: site-local (deprecated, RFC 3879, still
+# routed inside some networks) and NAT64 for local use (RFC 8215, which translates to internal addresses).
+_INTERNAL_V6 = tuple(ipaddress.IPv6Network(n) for n in ("fec0::/10", "64:ff9b:1::/48"))
 
 
 class OutboundFailed(Exception):
@@ -102,8 +110,10 @@ class OutboundPolicy:
     def allows(self, host: str, address: IPAddress) -> bool:
         if host.lower().rstrip(".") in self.allow_hosts or any(address in n for n in self.allow_networks):
             return True
-        mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1
-        return (mapped or address).is_global and not (mapped or address).is_multicast
+        if isinstance(address, ipaddress.IPv6Address) and any(address in n for n in _INTERNAL_V6):
+            return False
+        reached = carried_ipv4(address) or address  # 64:ff9b::7f00:1 and 2002:7f00:1:: are 127.0.0.1
+        return reached.is_global and not reached.is_multicast
 
     def refuses_outright(self, url: str, schemes: tuple[str, ...] = ("http", "https")) -> bool:
         """Whether `url` is refused without resolving any name: not one of `schemes` (http(s) unless told),
@@ -129,6 +139,17 @@ class OutboundPolicy:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OutboundRefused(f"not an http(s) URL: {url[:200]!r}")
         return url
+
+
+def carried_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries, which is what a connection to it reaches; None for others."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.ipv4_mapped is not None or address.sixtofour is not None:
+        return address.ipv4_mapped or address.sixtofour
+    if any(address in n for n in _CARRY_IPV4):
+        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    return None
 
 
 def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:

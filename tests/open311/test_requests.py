@@ -82,6 +82,13 @@ def test_chinese_map_coordinates_are_converted(sqlite_city: City, system: str) -
     ({"service_code": "manhole"}, 400, "cover_state"),
     ({"service_code": "manhole", "attribute[cover_state]": "stolen"}, 400, "cover_state"),
     ({"attribute[colour]": "red"}, 400, "colour"),
+    # One address and one number, as the portal takes them: a list becomes several recipients, a line break
+    # a header the message cannot be built with.
+    ({"email": "victim1@example.com, victim2@example.org"}, 400, "email"),
+    ({"email": "a@example.com,b"}, 400, "email"),
+    ({"email": "a@example.com\r\nBcc: z@example.com"}, 400, "email"),
+    ({"phone": "not a phone; call 110"}, 400, "phone"),
+    ({"phone": "13912345678\r\n13812345678"}, 400, "phone"),
 ])
 def test_create_errors(city: City, fmt: str, fields: dict, status: int, says: str) -> None:
     with make_client(city) as client:

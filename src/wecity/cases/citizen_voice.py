@@ -7,6 +7,7 @@ without filing a report of their own.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -128,11 +129,27 @@ def urge_case(conn: Connection, case_id: int, now: datetime, *, by: tuple[str, s
     return event_id
 
 
+# What a mail header reads as more than one address, or as a name beside one ("a@x.cn, b@y.cn", "<b@y.cn>").
+_NOT_IN_AN_ADDRESS = frozenset(',;<>"()[]\\:')
+
+
 def looks_like_email(text: str) -> bool:
-    """One @ with something on each side and a dot after it, no spaces: what a typo usually breaks."""
+    """One @ with something on each side and a dot after it, no spaces: what a typo usually breaks. And one
+    address only: nothing a mail header would read as a list, a display name or a line break."""
     local, at, domain = text.partition("@")
     return bool(at and local and "." in domain.strip(".") and "@" not in domain
-                and not any(c.isspace() for c in text))
+                and not any(c.isspace() or not c.isprintable() or c in _NOT_IN_AN_ADDRESS for c in text))
+
+
+# A phone number as people write it: digits, perhaps grouped by spaces, dashes or brackets, perhaps after
+# + or China's 0086; 6 to 15 digits (E.164's most). The portal's "my reports" reads numbers so.
+_PHONE = re.compile(r"\+?[\d\s()-]{6,30}")
+
+
+def looks_like_phone(text: str) -> bool:
+    """A phone number, nothing else: no letters, no second number after a comma, no line break."""
+    digits = sum(c.isdigit() for c in text)
+    return _PHONE.fullmatch(text) is not None and 6 <= digits <= 15 and "\n" not in text and "\r" not in text
 
 
 def follow(conn: Connection, case_id: int, *, follower_key: str, now: datetime, email: str | None = None,

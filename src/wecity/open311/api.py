@@ -15,6 +15,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from wecity.cases import engine
 from wecity.cases.choices import Channel, ReturnReason
+from wecity.cases.citizen_voice import looks_like_email, looks_like_phone
 from wecity.cases.intake import NewReport
 from wecity.cases.models import reports
 from wecity.cases.receive import Receipt, idempotency, receive_report
@@ -203,17 +204,32 @@ def _text(form: FormData, name: str, limit: int = 200) -> str | None:
     return value or None
 
 
+def _contact(form: FormData) -> tuple[str | None, str | None]:
+    """The reporter's e-mail address and phone number, each one address as the portal takes them: they become
+    a mail header's recipient and an SMS gateway's number, where "a@x.cn, b@y.cn" is a list and a line break
+    a second header."""
+    email, phone = _text(form, "email"), _text(form, "phone", 40)
+    if email is not None and not looks_like_email(email):
+        raise ValidationFailed("email must be one e-mail address, like name@example.com", code="request.email",
+                               message_zh="email 须为一个电子邮箱地址，如 name@example.com")
+    if phone is not None and not looks_like_phone(phone):
+        raise ValidationFailed("phone must be one phone number (digits, perhaps with +, spaces or dashes)",
+                               code="request.phone", message_zh="phone 须为一个电话号码（数字，可含 +、空格或连字符）")
+    return email, phone
+
+
 def _report(form: FormData) -> NewReport:
     service_code = _text(form, "service_code", 64)
     if not service_code:
         raise ValidationFailed("service_code is required", code="request.service_code",
                                message_zh="必须提供 service_code")
+    email, phone = _contact(form)
     return NewReport(
         service_code=service_code, channel=Channel.OPEN311, lat=_float(form, "lat"), long=_float(form, "long"),
         coord_system=_text(form, "coord_system", 10) or "wgs84",
         address=_text(form, "address_string", 500), address_id=_text(form, "address_id", 100),
         description=_text(form, "description", 4000) or "", attributes=_attributes(form),
-        media_url=_text(form, "media_url", 1000), email=_text(form, "email"), phone=_text(form, "phone", 40),
+        media_url=_text(form, "media_url", 1000), email=email, phone=phone,
         first_name=_text(form, "first_name", 100), last_name=_text(form, "last_name", 100),
         device_id=_text(form, "device_id"), account_id=_text(form, "account_id"),
     )

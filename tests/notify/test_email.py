@@ -93,6 +93,19 @@ def test_email_without_subject_is_dead_at_once(ctx: AppContext) -> None:
     assert _row(ctx, mid).status == "dead"
 
 
+@pytest.mark.parametrize("target", ["victim1@example.com, victim2@example.org", "a@example.com,b",
+                                    "a@example.com\r\nBcc: z@example.com", "Someone <a@example.org>"])
+def test_a_target_that_is_not_one_address_is_dead_at_once(ctx: AppContext, target: str) -> None:
+    # Kept from before the channels checked addresses: sent, it would reach several people, or fail at
+    # every attempt.
+    mid = ctx.db.write_sync(lambda c: outbox.enqueue(c, channel="email", target=target, now=ctx.clock.now(),
+                                                     payload={"subject": "s", "body": "b"}))
+    ctx.registry.add_channel("email", email_channel(ctx))
+    asyncio.run(Runner(ctx).run_once())
+    row = _row(ctx, mid)
+    assert (row.status, row.attempts) == ("dead", 1) and "not one e-mail address" in row.last_error
+
+
 def test_smtp_url_forms() -> None:
     cfg = parse_smtp_url("smtp://user%40city:p%3Ass@mail.city.example?starttls=1&from=wecity@city.example")
     assert (cfg.host, cfg.port, cfg.username, cfg.password, cfg.starttls, cfg.use_ssl, cfg.sender) == (

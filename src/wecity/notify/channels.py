@@ -22,7 +22,7 @@ from wecity.core.redact import redact_text
 from wecity.core.registry import DeliverFn
 from wecity.notify import robots, service
 from wecity.notify.choices import RobotKind
-from wecity.notify.email import build_message, parse_smtp_url, send_sync
+from wecity.notify.email import build_message, one_address, parse_smtp_url, send_sync
 from wecity.notify.robot_messages import dingtalk_signed_url
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,8 @@ def email_channel(ctx: AppContext) -> DeliverFn:
         subject, body = payload.get("subject"), payload.get("body")
         if not isinstance(subject, str) or not isinstance(body, str):
             raise Undeliverable("an email message needs a subject and a body")
+        if not one_address(msg.target):
+            raise Undeliverable("the target is not one e-mail address")
         if cfg is None:
             log.warning("e-mail (log back-end, not sent) message %d to %s, masked: %s\n%s", msg.id,
                         redact_text(msg.target), redact_text(subject), redact_text(body))

@@ -7,7 +7,7 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, getaddresses, make_msgid
 from urllib.parse import parse_qs, unquote, urlparse
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,16 @@ def parse_smtp_url(url: str) -> SmtpConfig:
                       username=unquote(parsed.username) if parsed.username else None,
                       password=unquote(parsed.password) if parsed.password else None,
                       use_ssl=use_ssl, starttls=starttls, sender=query.get("from", "wecity@localhost"))
+
+
+def one_address(to: str) -> bool:
+    """Whether `to` is one bare address as a mail header reads it. A list ("a@x.cn, b@y.cn") would reach
+    every one of them, a display name is not ours to send, and a line break cannot be sent at all (the
+    message would fail at every attempt until it is dead)."""
+    if "\r" in to or "\n" in to or "@" not in to:
+        return False
+    found = getaddresses([to])
+    return len(found) == 1 and found[0][1] == to.strip()
 
 
 def build_message(cfg: SmtpConfig, *, to: str, subject: str, body: str, message_id: str | None = None) -> EmailMessage:

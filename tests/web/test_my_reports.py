@@ -53,6 +53,10 @@ def test_a_citizen_sees_their_reports_after_proving_the_number(web_city: Any) ->
     # pages or as the API's bearer token.
     kept = web.cookies.get("wecity_citizen")
     assert kept and web.get("/api/v1/applicant", headers={"Authorization": f"Bearer {kept}"}).status_code == 200
+    # Not by another site's form (no form token): the sign-in stands.
+    forged = web.post("/my/forget", data={}, follow_redirects=False)
+    assert forged.status_code == 403 and "wecity_citizen" not in forged.headers.get("set-cookie", "")
+    assert 'id="my-phone"' not in web.get("/my").text
     web.post("/my/forget", data={"csrf_token": csrf_token(web.get("/my").text)})
     web.cookies.set("wecity_citizen", kept)
     assert 'id="my-phone"' in web.get("/my").text  # asked for the number again

@@ -97,9 +97,15 @@ async def verify_code(request: Request, user: OptionalStaff) -> Response:
 
 
 @router.post("/my/forget")
-async def forget(request: Request) -> Response:
+async def forget(request: Request, user: OptionalStaff) -> Response:
     # The sign-in ends now on the server too: a copy of the cookie (a shared kiosk's) no longer works.
     ctx = request.app.state.ctx
+    form = await request.form(max_files=0, max_fields=5)
+    if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
+        # Another site's page must not sign a citizen out (nor learn, by the redirect, that one was in).
+        _ = gettext_for(request_locale(request)).gettext
+        return page(request, "web/error.html", user=user, status=403, title=_("The form expired"),
+                    message=_("The form expired. Please try again."))
     token, now = request.cookies.get(CITIZEN_COOKIE), ctx.clock.now()
     await ctx.db.write(lambda conn: sign_out_citizen(conn, ctx.settings.secret_key, token, now))
     response = RedirectResponse("/my", status_code=303)

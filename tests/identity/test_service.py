@@ -61,3 +61,16 @@ def test_api_keys_are_stored_hashed(sqlite_city: City) -> None:
                                                ("12345", "1**45"), (None, None), ("", "")])
 def test_mask_phone(phone: str | None, masked: str | None) -> None:
     assert mask_phone(phone) == masked
+
+
+def test_a_key_made_for_a_staff_member_stops_when_they_are_deactivated(city: City) -> None:
+    from wecity.core import cache
+
+    key = city.db.write_sync(lambda c: add_api_key(c, name="chengguan's gateway", scopes=["ngsild:read"],
+                                                   username="chengguan", now=SEED_TIME))
+    unowned = city.db.write_sync(lambda c: add_api_key(c, name="partner app", scopes=["open311:write"], now=SEED_TIME))
+    assert city.db.read_sync(api_key_is_valid, key)
+    city.db.write_sync(lambda c: c.execute(users.update().where(users.c.username == "chengguan").values(is_active=False)))
+    city.db.read_sync(lambda c: cache.invalidate(c, "api key"))
+    assert not city.db.read_sync(api_key_is_valid, key)
+    assert city.db.read_sync(api_key_is_valid, unowned)

@@ -142,3 +142,20 @@ def test_guesses_sent_all_at_once_still_stop_at_the_threshold(city: City) -> Non
         return sorted(r.status_code for r in answers)
 
     assert asyncio.run(guess_all()) == [401] * 5 + [429] * 7
+
+
+def test_signing_out_ends_the_session_the_request_was_signed_in_with(sqlite_city: City) -> None:
+    """A client holding a cookie of one sign-in and sending another's bearer token ends the bearer's."""
+    city = sqlite_city
+    with make_client(city) as client:
+        def token() -> str:
+            r = client.post("/api/v1/auth/token", json={"username": "admin", "password": DEMO_PASSWORD})
+            assert r.status_code == 200
+            return str(r.json()["token"])
+
+        bearer, cookie = token(), token()  # the client keeps the second's cookie
+        assert client.cookies.get("wecity_session") == cookie
+        assert client.delete("/api/v1/auth/token", headers={"Authorization": f"Bearer {bearer}"}).status_code == 204
+        client.cookies.clear()
+        assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {bearer}"}).status_code == 401
+        assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {cookie}"}).status_code == 200

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from wecity.core.http import Ctx, client_address
 from wecity.identity import signin
-from wecity.identity.deps import SESSION_COOKIE, CurrentStaff
+from wecity.identity.deps import SESSION_COOKIE, CurrentStaff, session_token
 from wecity.identity.service import StaffUser, end_session, record_audit
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
@@ -31,7 +31,7 @@ async def issue_token(request: Request, response: Response, ctx: Ctx, body: Cred
 
 @router.delete("/auth/token", status_code=204, summary="Sign out")
 async def sign_out(request: Request, ctx: Ctx, user: CurrentStaff) -> Response:
-    token = request.cookies.get(SESSION_COOKIE) or request.headers.get("authorization", "")[7:].strip()
+    token = session_token(request) or ""  # the one that signed this request in, not another the client holds
     now = ctx.clock.now()
 
     def run(conn: Any) -> None:

@@ -23,11 +23,17 @@ SESSION_COOKIE = "wecity_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def optional_staff(request: Request) -> StaffUser | None:
-    token = request.cookies.get(SESSION_COOKIE)
+def session_token(request: Request) -> str | None:
+    """The staff session a request presents: its bearer token when it has one, else the session cookie
+    (what signs it in, and so what signing out ends)."""
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        token = auth[7:].strip()
+        return auth[7:].strip() or None
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+async def optional_staff(request: Request) -> StaffUser | None:
+    token = session_token(request)
     if not token:
         return None
     ctx = get_ctx(request)

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.core import cache
 from wecity.core.errors import ValidationFailed
-from wecity.identity.models import api_keys
+from wecity.identity.models import api_keys, users
 
 OPEN311_WRITE, NGSILD_READ, NGSILD_WRITE, ADMIN = "open311:write", "ngsild:read", "ngsild:write", "admin"
 SCOPES = {
@@ -69,8 +69,11 @@ def api_key_grant(conn: Connection, key: str) -> Grant | None:
     digest = hashlib.sha256(key.encode()).hexdigest()
 
     def load() -> Grant | None:
+        # A key made for a staff member stops with them: a deactivated owner's key is no key.
+        owner_active = sa.or_(api_keys.c.user_id.is_(None), sa.exists().where(
+            users.c.id == api_keys.c.user_id, users.c.is_active.is_(True)))
         row = conn.execute(sa.select(api_keys.c.scopes, api_keys.c.tenant, api_keys.c.user_id).where(
-            api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))).first()
+            api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None), owner_active)).first()
         return Grant(frozenset(row.scopes.split()), row.tenant, row.user_id) if row else None
 
     grant = cache.cached(conn, ("api key", digest), load)

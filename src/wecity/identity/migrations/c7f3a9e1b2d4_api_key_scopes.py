@@ -26,6 +26,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Before scopes every key could do everything, and an upgrade gives a key without them full access: a
+    # key narrowed since (fewer scopes, one tenant) is revoked here rather than come back wider.
+    from datetime import UTC, datetime
+
+    from wecity.core.types import UTCDateTime
+
+    keys = sa.table('api_keys', sa.column('revoked_at', UTCDateTime), sa.column('scopes', sa.String),
+                    sa.column('tenant', sa.String))
+    every = sa.or_(keys.c.scopes.contains('admin'), sa.and_(*(keys.c.scopes.contains(scope) for scope in (
+        'open311:write', 'ngsild:read', 'ngsild:write'))))
+    op.execute(keys.update().where(keys.c.revoked_at.is_(None), sa.not_(sa.and_(keys.c.tenant == '*', every)))
+               .values(revoked_at=datetime.now(UTC)))
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.drop_column('tenant')
         batch_op.drop_column('scopes')

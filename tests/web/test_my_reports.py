@@ -90,3 +90,19 @@ def test_bad_numbers_and_forged_cookies_are_refused(web: Any) -> None:
     assert r.status_code == 400 and "请输入正确的手机号码" in r.text
     web.cookies.set("wecity_citizen", "13912345678.9999999999.forged")
     assert 'id="my-phone"' in web.get("/my").text
+
+
+def test_pages_for_a_signed_in_citizen_are_not_stored(web: Any, sqlite_city: Any) -> None:
+    """A page sent with a citizen's sign-in may show their own reports and applications: no cache keeps it
+    (as staff pages), whatever page it is."""
+    _report(web, phone="13912345678")
+    assert web.get("/my").headers["cache-control"] == "no-cache"
+    r = _ask_code(web, "13912345678")
+    code = _sent_code(sqlite_city, "13912345678")
+    web.post("/my/verify", data={"csrf_token": csrf_token(r.text), "phone": "13912345678", "code": code})
+    for path in ("/my", "/my/data-uses", "/services/mine", "/"):
+        assert web.get(path).headers["cache-control"] == "no-store", path
+    kept = web.cookies.get("wecity_citizen")
+    web.cookies.clear()
+    assert web.get("/services/mine", headers={"Authorization": f"Bearer {kept}"}).headers["cache-control"] == "no-store"
+    assert web.get("/").headers["cache-control"] == "no-cache"

@@ -19,6 +19,7 @@ from wecity.geo.basemap import current_basemap
 from wecity.geo.service import DEFAULT_TIMEZONE
 from wecity.govservice.forms import answer_label
 from wecity.identity.choices import Role
+from wecity.identity.deps import CITIZEN_COOKIE
 from wecity.identity.service import StaffUser
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.labels import (
@@ -186,6 +187,13 @@ def city_zone(request: Request) -> ZoneInfo:
     return zone or ZoneInfo(DEFAULT_TIMEZONE)
 
 
+def citizen_signed_in(request: Request) -> bool:
+    """Whether a citizen's sign-in came with the request (the cookie, or an app's bearer token): the page may
+    then show their own data (their reports, applications, certificates), which no cache may keep."""
+    return bool(request.cookies.get(CITIZEN_COOKIE)) or \
+        request.headers.get("authorization", "").lower().startswith("bearer ")
+
+
 def page(request: Request, template: str, *, user: StaffUser | None, status: int = 200,
          **values: Any) -> HTMLResponse:
     """Render `template` for this request's language and user, with security headers and the CSRF cookie."""
@@ -240,7 +248,7 @@ def page(request: Request, template: str, *, user: StaffUser | None, status: int
     }
     response = HTMLResponse(_env.get_template(template).render(context), status_code=status)
     protect(response, ctx.settings.tile_url)
-    response.headers["Cache-Control"] = "no-store" if user else "no-cache"
+    response.headers["Cache-Control"] = "no-store" if user or citizen_signed_in(request) else "no-cache"
     response.headers["Content-Language"] = context["html_lang"]
     response.headers["Vary"] = "Accept-Language, Cookie"
     csrf.set_cookie_if_new(request, response)

@@ -108,3 +108,16 @@ def test_the_command_builds_the_file_and_a_reader_sees_a_new_build(tmp_path: Pat
     assert main(["city", "import-gazetteer", str(tmp_path / "bad.osm.pbf"), "--out", str(out)]) == 2
     assert reader.search("Hiidenkirnuntie")  # a failed build leaves the last one in place
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_search_matching_many_features_ranks_a_bounded_set(finnish: Gazetteer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A word in nearly every name ranks the first MATCHED matches, not all of them; what is found still
+    contains the word, best first."""
+    from wecity.geo import gazetteer
+
+    every = finnish.search("tie", limit=50)
+    assert len(every) > 5
+    monkeypatch.setattr(gazetteer, "MATCHED", 5)
+    bounded = finnish.search("tie", limit=50)
+    assert 0 < len(bounded) <= 5 and all("tie" in f"{f.name} {f.address}".lower() for f in bounded)
+    assert [f.name for f in finnish.search("kirnun")] == ["Hiidenkirnuntie"]

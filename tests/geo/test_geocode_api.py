@@ -77,3 +77,33 @@ def test_search_and_reverse_share_one_rate_limit_per_address(sqlite_city: City) 
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert client.get("/api/v1/geo/search", params={"q": "岳麓"}).status_code == 429
+
+
+def test_search_and_reverse_read_the_gazetteer_off_the_event_loop(sqlite_city: City, monkeypatch: object) -> None:
+    """A search reads a file and ranks its matches: it must not stop the process serving other requests."""
+    import asyncio
+
+    import pytest
+
+    from wecity.geo import geocode
+
+    on_loop: list[bool] = []
+
+    def running_loop() -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    search, reverse = geocode.search, geocode.reverse
+    patch = pytest.MonkeyPatch()
+    patch.setattr(geocode, "search", lambda *a, **k: on_loop.append(running_loop()) or search(*a, **k))
+    patch.setattr(geocode, "reverse", lambda *a, **k: on_loop.append(running_loop()) or reverse(*a, **k))
+    try:
+        with make_client(sqlite_city) as client:
+            assert client.get("/api/v1/geo/search", params={"q": "岳麓"}).status_code == 200
+            assert client.get("/api/v1/geo/reverse", params={"lat": 28.1960, "long": 112.9770}).status_code == 200
+    finally:
+        patch.undo()
+    assert on_loop == [False, False]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -135,7 +136,9 @@ async def search(request: Request, ctx: Ctx,
     (`approximate`: the division codes carry no coordinates)."""
     await ctx.limits.hit("geo_search", client_address(request) or "-")
     gazetteer = ctx["gazetteer"]
-    found = geocode.search(q, index=ctx["area_index"], gazetteer=gazetteer, streets=ctx["streets"], limit=limit)
+    # A search reads the gazetteer file: off the event loop, so other requests are served meanwhile.
+    found = await asyncio.to_thread(geocode.search, q, index=ctx["area_index"], gazetteer=gazetteer,
+                                    streets=ctx["streets"], limit=limit)
     return SearchOut(query=q.strip(), gazetteer=gazetteer.exists(), results=[
         PlaceOut(name=p.name, name_zh=p.name_zh, name_en=p.name_en, kind=p.kind, category=p.category,
                  address=p.address, district=_area_out(p.district), lat=p.lat, long=p.lon, approximate=p.approximate)
@@ -154,7 +157,8 @@ async def reverse(request: Request, ctx: Ctx,
     await ctx.limits.hit("geo_search", client_address(request) or "-")
     wlat, wlon = to_wgs84(lat, long, coord_system)
     gazetteer = ctx["gazetteer"]
-    found = geocode.reverse(wlat, wlon, index=ctx["area_index"], gazetteer=gazetteer, radius_m=radius)
+    found = await asyncio.to_thread(geocode.reverse, wlat, wlon, index=ctx["area_index"], gazetteer=gazetteer,
+                                    radius_m=radius)
     road = None if found.road is None or found.distance_m is None else RoadOut(
         name=found.road.name, name_zh=found.road.name_zh, name_en=found.road.name_en, category=found.road.category,
         distance_m=found.distance_m)

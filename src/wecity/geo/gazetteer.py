@@ -38,6 +38,7 @@ NOT_ROADS = frozenset({"bus_stop", "platform", "street_lamp", "elevator", "propo
                        "abandoned"})
 MIN_TRIGRAM = 3
 CANDIDATES = 200  # FTS rows ranked in Python for one search
+MATCHED = 5000  # FTS matches ranked by the index for one search
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -359,10 +360,12 @@ class Gazetteer:
         if conn is None or not query:
             return []
         if len(query) >= MIN_TRIGRAM:
+            # Ranking every match costs as much as the matches: a city's name or a postcode is in nearly
+            # every address (270 ms over 200,000). The first MATCHED ones are ranked, then the best kept.
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM features_fts JOIN features f ON f.id = features_fts.rowid "
-                "WHERE features_fts MATCH ? ORDER BY features_fts.rank LIMIT ?",
-                (fts_phrase(query), CANDIDATES)).fetchall()
+                f"SELECT {_COLUMNS} FROM (SELECT rowid, rank FROM features_fts WHERE features_fts MATCH ? LIMIT ?) m "
+                "JOIN features f ON f.id = m.rowid ORDER BY m.rank LIMIT ?",
+                (fts_phrase(query), MATCHED, CANDIDATES)).fetchall()
         else:
             key = query.casefold()
             rows = conn.execute(

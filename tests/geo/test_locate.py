@@ -133,3 +133,22 @@ def test_areas_are_served_as_geojson_in_wgs84(sqlite_city: City) -> None:
     assert {"芙蓉区", "岳麓区", "长沙县"} <= names
     lon, lat = collection["features"][0]["geometry"]["coordinates"][0][0][0]
     assert 111 < lon < 115 and 27 < lat < 29.5
+
+
+def test_areas_imported_while_the_server_runs_are_used_for_the_next_reports(city: City) -> None:
+    """The running server locates reports with the areas as stored (within the cache's seconds), not as
+    they were at its start."""
+    from wecity.core import cache
+
+    beijing = {"type": "Feature", "properties": {"name": "东城区", "name_en": "Dongcheng", "adcode": "110101"},
+               "geometry": {"type": "Polygon", "coordinates": [[[116.3, 39.8], [116.5, 39.8], [116.5, 40.0],
+                                                                [116.3, 40.0], [116.3, 39.8]]]}}
+    with make_client(city) as client:
+        data = {"api_key": city.api_key, "service_code": "noise", "lat": 39.9042, "long": 116.4074}
+        assert client.post("/open311/v2/requests.json", data=data).status_code == 400  # outside the city
+        city.db.write_sync(lambda c: import_areas(c, [beijing], coord_system="wgs84", now=SEED_TIME, replace=False))
+        city.db.read_sync(lambda c: cache.invalidate(c, "area index"))  # what the cache's lifetime does in seconds
+        taken = client.post("/open311/v2/requests.json", data=data)
+        assert taken.status_code == 200, taken.text
+        case = client.get(f"/open311/v2/requests/{taken.json()[0]['service_request_id']}.json").json()[0]
+        assert case["lat"] == pytest.approx(39.9042, abs=0.01)

@@ -30,6 +30,7 @@ from wecity.cases.intake import MergePolicy, NewReport, submit_report
 from wecity.cases.models import cases, idempotency_keys, reports
 from wecity.core.context import AppContext
 from wecity.core.errors import ValidationFailed
+from wecity.geo.service import current_area_index
 from wecity.media import uploads
 
 MAX_KEY_LENGTH = 200
@@ -87,7 +88,6 @@ async def receive_report(ctx: AppContext, report: NewReport, *, photos: list[byt
     settings = ctx.settings
     now = ctx.clock.now()
     policy = MergePolicy(radius_m=settings.merge_radius_m, window=timedelta(hours=settings.merge_window_hours))
-    area_index = ctx["area_index"]
     async with uploads.staged(photos or [], ctx, now=now) as staged:
         if report.photo_location is None and staged.location is not None:
             report = replace(report, photo_location=staged.location)
@@ -97,7 +97,8 @@ async def receive_report(ctx: AppContext, report: NewReport, *, photos: list[byt
                 prior = _replay(conn, idempotency)
                 if prior is not None:
                     return prior
-            result = submit_report(conn, replace(report, media_ids=staged.record(conn)), area_index=area_index,
+            result = submit_report(conn, replace(report, media_ids=staged.record(conn)),
+                                   area_index=current_area_index(conn),
                                    now=now, policy=policy)
             receipt = Receipt(report_id=result.report_id, token=result.token, case_id=result.case_id,
                               merged=result.merged, expected_at=result.expected_at)

@@ -220,7 +220,7 @@ def open_case_for(conn: Connection, rule: Any, entity: Any, *, tenant: str, now:
 
 def _open(conn: Connection, rule: Any, entity_id: str, point: tuple[float, float], ref: str, now: datetime,
           finding: tuple[str, str] | None) -> None:
-    from wecity.geo.service import load_area_index
+    from wecity.geo.service import current_area_index
 
     zh, en = rule.description_zh, rule.description_en
     if finding is not None:
@@ -230,8 +230,7 @@ def _open(conn: Connection, rule: Any, entity_id: str, point: tuple[float, float
         long=point[1], description=f"{zh} / {en} ({entity_id})", device_id=entity_id, source_ref=ref)
     try:
         with conn.begin_nested():  # a refused report (e.g. outside the city) must not undo the reading
-            index = cache.cached(conn, ("area index",), lambda: load_area_index(conn))
-            result = submit_report(conn, report, area_index=index, now=now)
+            result = submit_report(conn, report, area_index=current_area_index(conn), now=now)
         log.info("sensor rule opened or joined a case", extra={"fields": {
             "rule": rule.id, "entity": entity_id, "case": result.case_id, "merged": result.merged}})
     except WeCityError as exc:

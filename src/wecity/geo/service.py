@@ -97,6 +97,15 @@ def import_areas(conn: Connection, features: list[dict[str, Any]], *, coord_syst
     return imported
 
 
+def current_area_index(conn: Connection) -> AreaIndex:
+    """The area index as the database has it now, give or take `cache.DEFAULT_TTL`: what a write that
+    locates a report uses, so that areas imported while the servers run (`wecity city import-areas`) are
+    used within seconds, not after a restart (a report located in a replaced area failed on its key)."""
+    from wecity.core import cache
+
+    return cache.cached(conn, ("area index",), lambda: load_area_index(conn))  # type: ignore[no-any-return]
+
+
 def load_area_index(conn: Connection) -> AreaIndex:
     """The lookup index of the stored areas; built again only when they differ from those of a recent build."""
     rows = conn.execute(sa.select(areas.c.id, areas.c.code, areas.c.name_zh, areas.c.name_en,

@@ -48,6 +48,17 @@ def test_user_and_apikey_add(sqlite_city: City, monkeypatch: pytest.MonkeyPatch,
     assert "revoked 1" in capsys.readouterr().out
     assert not sqlite_city.db.read_sync(api_key_is_valid, key)
     assert main(["apikey", "revoke", key]) == 1  # already revoked: nothing left to revoke
+    # Each change is on the audit log, by the account that ran the command; the key itself is not.
+    import sqlalchemy as sa
+
+    from wecity.identity.models import audit_log
+
+    audits = sqlite_city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.action, audit_log.c.actor,
+                                                                    audit_log.c.target, audit_log.c.detail).where(
+        audit_log.c.action.in_(["user.add", "apikey.add", "apikey.revoke"])).order_by(audit_log.c.id)).all())
+    assert [a.action for a in audits] == ["user.add", "apikey.add", "apikey.revoke"]
+    assert all(a.actor.startswith("cli:") for a in audits) and key not in str(audits)
+    assert audits[0].detail["roles"] == ["handler"] and audits[1].target == f"apikey:{key[:10]}"
 
 
 def test_bad_setting_fails_at_start_with_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001

@@ -92,3 +92,9 @@ def test_the_command_line_adds_lists_and_removes_robots(sqlite_city: City, monke
     assert (robot["secret"], robot["department_ids"], robot["events"]) == ("SECxyz", [2], ["escalated"])
     assert main(["notify", "remove-robot", str(robot["id"])]) == 0
     assert sqlite_city.db.read_sync(robots.list_robots) == []
+    # As from the page: on the audit log, by the account that ran the command, the key not in it.
+    audits = sqlite_city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.action, audit_log.c.actor,
+                                                                    audit_log.c.detail).where(
+        audit_log.c.action.in_(["robot.set", "robot.remove"])).order_by(audit_log.c.id)).all())
+    assert [a.action for a in audits] == ["robot.set", "robot.remove"]
+    assert all(a.actor.startswith("cli:") for a in audits) and "abcdef" not in str(audits)

@@ -27,6 +27,17 @@ def now() -> Any:
     return Clock().now()
 
 
+def cli_actor() -> str:
+    """Who a command's change is recorded as on the audit log: the operating-system account that ran it."""
+    import getpass
+
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no name for the process's uid (a bare container)
+        name = "unknown"
+    return f"cli:{name}"[:100]
+
+
 def context() -> Any:
     from wecity.core.assemble import build_context
     from wecity.core.settings import load_settings

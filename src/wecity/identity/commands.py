@@ -8,29 +8,48 @@ import os
 import sys
 from typing import Any
 
-from wecity.core.commands import database, now
+from wecity.core.commands import cli_actor, database, now
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
+    from wecity.identity.audit import record_audit
     from wecity.identity.service import add_user
 
     password = args.password or os.environ.get("WECITY_NEW_USER_PASSWORD")
     if not password:
         password = getpass.getpass("password / 密码: ")
     db = database()
-    user_id = db.write_sync(lambda conn: add_user(
-        conn, username=args.username, password=password, display_name=args.name or args.username,
-        department_code=args.department, roles=args.role or [], phone=args.phone, email=args.email, now=now()))
+    at = now()
+
+    def write(conn: Any) -> int:
+        user_id = add_user(conn, username=args.username, password=password, display_name=args.name or args.username,
+                           department_code=args.department, roles=args.role or [], phone=args.phone, email=args.email,
+                           now=at)
+        record_audit(conn, at=at, actor=cli_actor(), action="user.add", target=f"user:{user_id}",
+                     detail={"username": args.username, "roles": sorted(args.role or []),
+                             "department": args.department})
+        return user_id
+
+    user_id = db.write_sync(write)
     print(f"user {args.username} added (id {user_id}) / 已添加用户 {args.username}")
     return 0
 
 
 def cmd_apikey_add(args: argparse.Namespace) -> int:
+    from wecity.identity.audit import record_audit
     from wecity.identity.service import add_api_key
 
     db = database()
-    key = db.write_sync(lambda conn: add_api_key(conn, name=args.name, username=args.user, scopes=args.scope,
-                                                 tenant=args.tenant, now=now()))
+    at = now()
+
+    def write(conn: Any) -> str:
+        key = add_api_key(conn, name=args.name, username=args.user, scopes=args.scope, tenant=args.tenant, now=at)
+        record_audit(conn, at=at, actor=cli_actor(), action="apikey.add", target=f"apikey:{key[:10]}",
+                     detail={"name": args.name, "user": args.user, "scopes": sorted(args.scope or []),
+                             "tenant": args.tenant})
+        return key
+
+    key = db.write_sync(write)
     print("API key (shown once; keep it safe) / API 密钥（仅显示一次，请妥善保存）:")
     print(key)
     return 0
@@ -48,9 +67,19 @@ def cmd_apikey_list(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_revoke(args: argparse.Namespace) -> int:
+    from wecity.identity.audit import record_audit
     from wecity.identity.service import revoke_api_key
 
-    done = database().write_sync(lambda conn: revoke_api_key(conn, args.prefix, now()))
+    at = now()
+
+    def write(conn: Any) -> int:
+        done = revoke_api_key(conn, args.prefix, at)
+        if done:
+            record_audit(conn, at=at, actor=cli_actor(), action="apikey.revoke",
+                         target=f"apikey:{args.prefix.rstrip('…')[:10]}", detail={"revoked": done})
+        return done
+
+    done = database().write_sync(write)
     if not done:
         print(f"no live key starts with {args.prefix!r} / 没有以 {args.prefix!r} 开头的有效密钥", file=sys.stderr)
         return 1

@@ -10,27 +10,40 @@ from wecity.notify.choices import RobotEvent
 
 
 def cmd_add_webhook(args: argparse.Namespace) -> int:
+    from wecity.core.commands import cli_actor
+    from wecity.identity.audit import record_audit
     from wecity.notify.service import set_webhook
 
     with opened() as ctx:
-        secret = ctx.db.write_sync(lambda c: set_webhook(c, name=args.name, url=args.url, secret=args.secret,
-                                                         now=ctx.clock.now()))
+        def write(conn: Any) -> str:
+            secret = set_webhook(conn, name=args.name, url=args.url, secret=args.secret, now=ctx.clock.now())
+            record_audit(conn, at=ctx.clock.now(), actor=cli_actor(), action="webhook.set",
+                         target=f"webhook:{args.name}", detail={"url": args.url})
+            return secret
+
+        secret = ctx.db.write_sync(write)
         print(f"webhook {args.name} -> {args.url}; signing secret / 签名密钥: {secret}")
     return 0
 
 
 def cmd_add_robot(args: argparse.Namespace) -> int:
+    from wecity.core.commands import cli_actor
     from wecity.core.outbound import OutboundPolicy
+    from wecity.identity.audit import record_audit
     from wecity.identity.service import department_id_by_code
     from wecity.notify import robots
 
     with opened() as ctx:
         def write(conn: Any) -> dict[str, Any]:
             department_ids = [department_id_by_code(conn, code) for code in args.department or ()]
-            return robots.set_robot(conn, name=args.name, kind=args.kind, url=args.url, secret=args.secret,
-                                    department_ids=department_ids, events=args.event or ["dispatched", "escalated"],
-                                    locale=args.locale, now=ctx.clock.now(),
-                                    policy=OutboundPolicy.from_settings(ctx.settings))
+            robot = robots.set_robot(conn, name=args.name, kind=args.kind, url=args.url, secret=args.secret,
+                                     department_ids=department_ids, events=args.event or ["dispatched", "escalated"],
+                                     locale=args.locale, now=ctx.clock.now(),
+                                     policy=OutboundPolicy.from_settings(ctx.settings))
+            record_audit(conn, at=ctx.clock.now(), actor=cli_actor(), action="robot.set", target=f"robot:{robot['id']}",
+                         detail={"name": robot["name"], "kind": robot["kind"], "departments": robot["department_ids"],
+                                 "events": robot["events"], "active": robot["active"]})
+            return robot
 
         robot = ctx.db.write_sync(write)
         shown = robots.public_robot(robot)
@@ -52,10 +65,18 @@ def cmd_list_robots(args: argparse.Namespace) -> int:
 
 
 def cmd_remove_robot(args: argparse.Namespace) -> int:
+    from wecity.core.commands import cli_actor
+    from wecity.identity.audit import record_audit
     from wecity.notify import robots
 
     with opened() as ctx:
-        robot = ctx.db.write_sync(lambda c: robots.remove_robot(c, args.id))
+        def remove(conn: Any) -> dict[str, Any]:
+            robot = robots.remove_robot(conn, args.id)
+            record_audit(conn, at=ctx.clock.now(), actor=cli_actor(), action="robot.remove",
+                         target=f"robot:{args.id}", detail={"name": robot["name"]})
+            return robot
+
+        robot = ctx.db.write_sync(remove)
         print(f"removed robot {robot['name']} / 已删除机器人")
     return 0
 

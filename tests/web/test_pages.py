@@ -127,3 +127,27 @@ def test_the_map_data_source_returns_the_districts_as_geojson(web: Any) -> None:
     assert collection["type"] == "FeatureCollection"
     assert len(collection["features"]) == 9
     assert all(f["geometry"]["type"] in ("Polygon", "MultiPolygon") for f in collection["features"])
+
+
+def test_the_insight_channels_are_named_in_the_readers_language(web: Any) -> None:
+    assert log_in(web, "supervisor").status_code == 303
+    html = web.get("/insight").text
+    channels = re.search(r'<select id="f-channel".*?</select>', html, re.S)
+    assert channels
+    for zh in ("网页报事", "Open311 合作方", "热线", "物联感知", "企业"):
+        assert zh in channels.group(0), zh
+    assert "Report form" not in channels.group(0) and "Hotline" not in channels.group(0)
+
+
+def test_an_address_a_page_cannot_read_is_answered_in_the_readers_words(web: Any) -> None:
+    """/cases/abc: a page in the reader's language, not the framework's English inside the Chinese; the
+    APIs keep their problem answer naming the parameter."""
+    zh = web.get("/cases/abc")
+    assert zh.status_code == 400 and zh.headers["content-type"].startswith("text/html")
+    assert "该地址或表单中有无效的内容，请检查后重试。" in zh.text and "Input should be" not in zh.text
+    web.cookies.set("lang", "en")
+    en = web.get("/cases/abc")
+    assert en.status_code == 400 and "Part of this address or form is not valid." in en.text
+    api = web.get("/api/v1/datasets", params={"limit": "abc"})
+    assert api.status_code == 400 and api.headers["content-type"] == "application/problem+json"
+    assert "limit" in api.json()["title"]

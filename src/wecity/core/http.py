@@ -63,12 +63,16 @@ def problem_response(request: Request, exc: WeCityError) -> Response:
 ErrorRenderer = Callable[[Request, WeCityError], Response]
 
 
-def render_error(request: Request, exc: WeCityError) -> Response:
+def renderer_for(request: Request) -> ErrorRenderer:
+    """How an error on this request's path is answered: the renderer of the longest matching prefix."""
     renderers: dict[str, ErrorRenderer] = getattr(request.app.state, "error_renderers", {})
     path = request.url.path
-    render = next((renderers[p] for p in sorted(renderers, key=len, reverse=True) if path.startswith(p)),
-                  problem_response)
-    return with_retry_after(render(request, exc), exc)
+    return next((renderers[p] for p in sorted(renderers, key=len, reverse=True) if path.startswith(p)),
+                problem_response)
+
+
+def render_error(request: Request, exc: WeCityError) -> Response:
+    return with_retry_after(renderer_for(request)(request, exc), exc)
 
 
 def with_retry_after(response: Response, exc: WeCityError) -> Response:

@@ -23,14 +23,14 @@ from wecity.insight import queries
 from wecity.insight.api import FIRST_DAY, LAST_DAY, briefing_response, export_response, filters_of
 from wecity.insight.frame import frame_of
 from wecity.insight.loops import loop_figures
-from wecity.web.i18n import gettext_for
+from wecity.web.i18n import N_, gettext_for
 from wecity.web.render import STATUS_LABELS, page
 from wecity.web.views import login_redirect
 
 router = APIRouter(include_in_schema=False)
 FILTER_NAMES = ("from", "to", "district", "department", "category", "channel")
-CHANNEL_LABELS = {"portal": "Report form", "open311": "Open311 partners", "hotline": "Hotline",
-                  "sensor": "Sensors", "enterprise": "Enterprises"}
+CHANNEL_LABELS = {"portal": N_("Report form"), "open311": N_("Open311 partners"), "hotline": N_("Hotline"),
+                  "sensor": N_("Sensors"), "enterprise": N_("Enterprises")}
 
 
 def _day(value: str | None) -> date | None:

@@ -8,6 +8,8 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Connection
@@ -18,7 +20,7 @@ from wecity.cases.choices import Channel
 from wecity.core import csrf
 from wecity.core.context import AppContext
 from wecity.core.errors import AuthenticationRequired, PermissionDenied, RateLimited, WeCityError
-from wecity.core.http import client_address, problem_response, request_locale, with_retry_after
+from wecity.core.http import client_address, problem_response, renderer_for, request_locale, with_retry_after
 from wecity.geo.service import get_jurisdiction, list_areas
 from wecity.identity.choices import Role
 from wecity.identity.deps import SESSION_COOKIE, OptionalStaff
@@ -62,6 +64,7 @@ def register(app: FastAPI) -> None:
     app.state.error_renderers["/"] = error_page
     for prefix in ("/api", "/media", "/static", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
         app.state.error_renderers.setdefault(prefix, problem_response)
+    _answer_invalid_requests_with_a_page(app)
     app.include_router(router)
     app.include_router(citizen.router)
     app.include_router(citizen_voice.router)
@@ -92,6 +95,22 @@ def error_page(request: Request, exc: WeCityError) -> Response:
         title = exc.localized(request_locale(request))
     return page(request, "web/error.html", user=None, status=exc.status, title=title,
                 message=exc.localized(request_locale(request)))
+
+
+def _answer_invalid_requests_with_a_page(app: FastAPI) -> None:
+    """A page's address or form that the framework cannot read (/cases/abc) is answered with a page in the
+    reader's words: the framework's own message (English, naming its types) is for the APIs' answers."""
+    for_the_apis = app.exception_handlers.get(RequestValidationError, request_validation_exception_handler)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        if renderer_for(request) is not error_page:
+            answered = for_the_apis(request, exc)
+            return answered if isinstance(answered, Response) else await answered
+        _ = gettext_for(request_locale(request)).gettext
+        return page(request, "web/error.html", user=None, status=400, title=_("Not a valid address"),
+                    message=_("Part of this address or form is not valid. Check it and try again."))
+
+    app.add_exception_handler(RequestValidationError, invalid)
 
 
 def login_redirect(request: Request) -> RedirectResponse:

@@ -149,6 +149,45 @@ def test_personal_data_is_never_in_public_output(city: City) -> None:
             assert secret not in text
 
 
+def test_an_enterprises_complaints_are_not_published(city: City) -> None:
+    """诉求 of an enterprise name it (its address) and what it complains of: GeoReport publishes the categories
+    offered in services.json, filed through a public channel."""
+    from wecity.cases.categories import add_category
+    from wecity.cases.choices import Channel
+    from wecity.cases.intake import NewReport, submit_report
+    from wecity.geo.service import load_area_index
+
+    def file(conn, code: str) -> int:  # noqa: ANN001
+        report = NewReport(service_code=code, channel=Channel.ENTERPRISE, address="湖南某某科技有限公司（岳麓区）",
+                           description="区住建局工作人员多次索要好处费", phone="13900000001",
+                           account_id="enterprise:91430100X")
+        return submit_report(conn, report, area_index=load_area_index(conn), now=city.clock.now()).report_id
+
+    def seed(conn) -> list[int]:  # noqa: ANN001
+        add_category(conn, code="ent-policy", name_zh="惠企政策兑现问题", name_en="Support policy not delivered",
+                     group_zh="营商环境", group_en="Business environment", department_code="shichang",
+                     ack_minutes=240, resolve_hours=40, calendar="working", channels=[str(Channel.ENTERPRISE)])
+        # In a business category, and in a public one through the enterprise channel.
+        return [file(conn, "ent-policy"), file(conn, "noise")]
+
+    hidden = city.db.write_sync(seed)
+    with make_client(city) as client:
+        public = post(client, city).json()[0]["service_request_id"]
+        services = [s["service_code"] for s in client.get("/open311/v2/services.json").json()]
+        assert "ent-policy" not in services
+        for fmt in ("json", "xml"):
+            listed = client.get(f"/open311/v2/requests.{fmt}?extensions=true")
+            assert listed.status_code == 200 and "湖南某某科技" not in listed.text and "好处费" not in listed.text
+            updates = client.get(f"/open311/v2/servicerequestupdates.{fmt}")
+            assert updates.status_code == 200 and "好处费" not in updates.text
+        assert [r["service_request_id"] for r in client.get("/open311/v2/requests.json").json()] == [public]
+        for rid in hidden:
+            assert client.get(f"/open311/v2/requests/{rid}.json").status_code == 404
+            assert client.get(f"/open311/v2/requests.json?service_request_id={rid}").json() == []
+        assert {u["service_request_id"] for u in client.get("/open311/v2/servicerequestupdates.json").json()} \
+            == {public}
+
+
 def test_list_filters_and_paging(city: City) -> None:
     with make_client(city) as client:
         ids = []

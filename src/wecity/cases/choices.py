@@ -115,6 +115,12 @@ class Channel(StrEnum):
     SYSTEM = "system"
 
 
+# Channels whose cases are not shown to the public (Open311's requests, the public case page, the map, open
+# cases nearby): an enterprise's 诉求 names the enterprise and what it complains of, often an office of the
+# city. The reporter still follows theirs by its tracking code.
+UNPUBLISHED_CHANNELS = (Channel.ENTERPRISE,)
+
+
 class AnomalyKind(StrEnum):
     """Which reading anomaly opens a sensor rule's case (the tests are wecity.ai.anomalies')."""
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.cases.categories import Category, get_category, list_categories
-from wecity.cases.choices import CaseStatus, Channel
+from wecity.cases.choices import UNPUBLISHED_CHANNELS, CaseStatus, Channel
 from wecity.cases.models import cases, categories, reports, timeline
 from wecity.core.clock import isoformat
 from wecity.identity.models import departments
@@ -97,8 +97,15 @@ def _request_select() -> sa.Select[Any]:
         .outerjoin(departments, departments.c.id == cases.c.department_id))
 
 
+def _published(conn: Connection) -> list[Any]:
+    """What GeoReport publishes: reports in the categories offered here (services.json; retired ones too,
+    for the requests filed in them), sent through a public channel."""
+    codes = [c.code for c in list_categories(conn, active_only=False, channel=Channel.OPEN311)]
+    return [reports.c.service_code.in_(codes), reports.c.channel.not_in([str(c) for c in UNPUBLISHED_CHANNELS])]
+
+
 def find_requests(conn: Connection, q: RequestQuery, now: datetime) -> list[sa.Row[Any]]:
-    query = _request_select()
+    query = _request_select().where(*_published(conn))
     if q.ids:
         query = query.where(reports.c.id.in_(q.ids))
     else:
@@ -196,7 +203,7 @@ def request_updates(conn: Connection, *, start: datetime | None, end: datetime |
                        reports.c.id.label("report_id"))
              .select_from(timeline.join(reports, reports.c.case_id == timeline.c.case_id))
              .where(timeline.c.public.is_(True), timeline.c.to_status.is_not(None), timeline.c.at >= start,
-                    timeline.c.at >= reports.c.requested_at)
+                    timeline.c.at >= reports.c.requested_at, *_published(conn))
              .order_by(timeline.c.at, timeline.c.id).limit(limit))
     if end is not None:
         query = query.where(timeline.c.at <= end)

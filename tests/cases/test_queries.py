@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from tests.conftest import City, make_client
@@ -108,3 +109,39 @@ def test_the_api_and_the_portal_read_the_same_queue(sqlite_city: City) -> None:
     portal = [int(n) for n in re.findall(r'href="/staff/cases/(\d+)"', html)]
     assert [c["id"] for c in api.json()] == portal[:50]
     assert api.json()[0]["id"] == urgent and api.json()[0]["status"] == CaseStatus.DISPATCHED
+
+
+def test_an_enterprises_case_is_not_shown_to_the_public_but_followed_by_its_tracking_code(city: City) -> None:
+    """An enterprise's 诉求 names the enterprise and what it complains of: not on the public case page, the
+    map or the open cases nearby; its reporter follows it by tracking code."""
+    from wecity.cases.categories import add_category
+    from wecity.cases.choices import Channel
+    from wecity.cases.models import reports
+    from wecity.core.errors import NotFound
+
+    def seed(conn: sa.Connection) -> None:
+        add_category(conn, code="ent-policy", name_zh="惠企政策兑现问题", name_en="Support policy not delivered",
+                     group_zh="营商环境", group_en="Business environment", department_code="shichang",
+                     ack_minutes=240, resolve_hours=40, calendar="working", channels=[str(Channel.ENTERPRISE)])
+
+    city.db.write_sync(seed)
+    lat, lon = 28.1960, 112.9770
+    hidden = open_case(city, code="ent-policy", lat=lat, long=lon, channel=Channel.ENTERPRISE,
+                       address="湖南某某科技有限公司（芙蓉区）")
+    shown = open_case(city, lat=lat + 0.01, long=lon)  # a citizen's report, 1 km north
+    now = city.clock.now()
+    with pytest.raises(NotFound):
+        city.db.read_sync(queries.public_view, hidden)
+    assert city.db.read_sync(queries.public_view, shown)["id"] == shown
+    mapped = {r["case_id"] for r in city.db.read_sync(lambda c: queries.public_map(c, now))}
+    assert shown in mapped and hidden not in mapped
+    near = city.db.read_sync(lambda c: queries.nearby_open_cases(c, lat=lat, lon=lon, category_code=None, now=now,
+                                                                 radius_m=2000))
+    assert [n["case_id"] for n in near] == [shown]
+    token = city.db.read_sync(lambda c: c.execute(sa.select(reports.c.token).where(reports.c.case_id == hidden))
+                              .scalar_one())
+    assert city.db.read_sync(queries.tracking_view, token, now)["case_id"] == hidden
+    with make_client(city) as client:
+        assert client.get(f"/api/v1/public/cases/{hidden}").status_code == 404
+        assert client.get(f"/cases/{hidden}").status_code == 404
+        assert client.get(f"/api/v1/public/cases?lat={lat}&long={lon}&radius_m=2000").json()[0]["case_id"] == shown

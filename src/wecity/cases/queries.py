@@ -19,6 +19,7 @@ from wecity.cases.choices import (
     MERGEABLE,
     OPEN_STATES,
     RESOLVE_CLOCK_STATES,
+    UNPUBLISHED_CHANNELS,
     CaseStatus,
     Priority,
     running_clock,
@@ -327,9 +328,10 @@ def report_by_token(conn: Connection, token: str) -> dict[str, Any]:
 
 
 def public_view(conn: Connection, case_id: int) -> dict[str, Any]:
-    """A case as anyone may see it (a neighbour following a problem already reported): no personal data."""
+    """A case as anyone may see it (a neighbour following a problem already reported): no personal data;
+    none at all of a case not published (an enterprise's 诉求, which its reporter follows by tracking code)."""
     row = _get_case(conn, case_id)
-    if row.status == CaseStatus.MERGED and row.merged_into_id is None:
+    if (row.status == CaseStatus.MERGED and row.merged_into_id is None) or not _is_published(row):
         raise NotFound(f"no case {case_id}", message_zh=f"没有案件 {case_id}", code="case.not_found")
     return _public_view(conn, row)
 
@@ -338,6 +340,14 @@ def public_case(conn: Connection, case_id: int) -> dict[str, Any]:
     """The public view in the staff API's words: `case_id`, and `reports` as their number."""
     view = public_view(conn, case_id)
     return {"case_id": view.pop("id"), "reports": view.pop("report_count"), **view}
+
+
+# Cases anyone may see: those of channels the public is shown (NULL: opened before cases kept one).
+PUBLISHED = sa.or_(cases.c.channel.is_(None), cases.c.channel.not_in([str(c) for c in UNPUBLISHED_CHANNELS]))
+
+
+def _is_published(row: Any) -> bool:
+    return row.channel not in {str(c) for c in UNPUBLISHED_CHANNELS}
 
 
 def _public_view(conn: Connection, row: Any) -> dict[str, Any]:
@@ -391,9 +401,10 @@ def labelled_answers(conn: Connection, category_code: str, answers: dict[str, An
 
 def nearby_open_cases(conn: Connection, *, lat: float, lon: float, category_code: str | None, now: datetime,
                       radius_m: float = 200.0, limit: int = 10) -> list[dict[str, Any]]:
-    """Open cases near a point (public fields only), nearest first: "already reported — follow it"."""
+    """Open cases near a point (public fields only, published cases only), nearest first: "already reported
+    — follow it"."""
     south, west, north, east = metres_box(lat, lon, radius_m)
-    query = _case_select().where(cases.c.status.in_([s.value for s in MERGEABLE]),
+    query = _case_select().where(cases.c.status.in_([s.value for s in MERGEABLE]), PUBLISHED,
                                  cases.c.lat.between(south, north), cases.c.long.between(west, east))
     if category_code:
         query = query.where(cases.c.category_code == category_code)
@@ -568,7 +579,8 @@ PUBLIC_MAP_LIMIT = 3000
 def public_map(conn: Connection, now: datetime, *, category_code: str | None = None, state: str = "all",
                limit: int = PUBLIC_MAP_LIMIT) -> list[dict[str, Any]]:
     """The cases anyone may see on the city's map: open ones, and those fixed in the last 30 days; where,
-    what, how far along, and a photo. No description, address or anything about who reported."""
+    what, how far along, and a photo. No description, address or anything about who reported; no case that is
+    not published (PUBLISHED)."""
     fixed = [CaseStatus.RESOLVED.value, CaseStatus.VERIFIED.value, CaseStatus.CLOSED.value]
     open_ = [s.value for s in OPEN_STATES if s.value not in fixed and s != CaseStatus.MERGED]
     recent = cases.c.updated_at >= now - timedelta(days=PUBLIC_MAP_RECENT_DAYS)
@@ -585,7 +597,7 @@ def public_map(conn: Connection, now: datetime, *, category_code: str | None = N
                        cases.c.created_at, categories.c.name_zh, categories.c.name_en,
                        first_photo.label("media_ids"))
              .select_from(cases.join(categories, categories.c.code == cases.c.category_code))
-             .where(which, cases.c.lat.is_not(None), cases.c.long.is_not(None))
+             .where(which, PUBLISHED, cases.c.lat.is_not(None), cases.c.long.is_not(None))
              .order_by(cases.c.id.desc()).limit(limit))
     if category_code:
         query = query.where(cases.c.category_code == category_code)

@@ -63,3 +63,16 @@ def test_the_dcat_ap_exports_parse_and_name_every_published_dataset(catalogued: 
         assert len(list(graph.objects(air, DCAT.distribution))) == 2
         marriage = next(d for d in datasets if str(graph.value(d, DCTERMS.identifier)) == "marriage-registrations")
         assert str(graph.value(marriage, DCTERMS.accessRights)).endswith("/NON_PUBLIC")
+
+
+def test_a_ckan_body_nested_too_deep_is_a_validation_error(catalogued: City) -> None:
+    """CKAN's envelope with a 400, not a 500 from the parser's recursion."""
+    with make_client(catalogued) as client:
+        deep = client.post("/api/3/action/package_show", content=b"[" * 100_000 + b"]" * 100_000,
+                           headers={"Content-Type": "application/json"})
+        assert deep.status_code == 400, deep.text
+        assert deep.json()["success"] is False and "64" in deep.json()["error"]["message"]
+        nested = client.post("/api/3/action/package_show", content=b'{"id": ' + b"[" * 70 + b"]" * 70 + b"}",
+                             headers={"Content-Type": "application/json"})
+        assert nested.status_code == 400 and nested.json()["error"]["__type"] == "Validation Error"
+        assert client.post("/api/3/action/package_show", json={"id": "air-quality"}).json()["success"] is True

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 
 from wecity.core.errors import NotFound, PayloadTooLarge, PermissionDenied, ValidationFailed, WeCityError
 from wecity.core.http import Ctx, client_address, one_file
+from wecity.core.jsontext import MAX_DEPTH, BadJson, parse_json
 from wecity.core.limits import parse_rule
 from wecity.core.tables import spreadsheet_text
 from wecity.datashare import access, catalogue, dcat, queries, sources, uploads
@@ -90,8 +91,11 @@ async def _params(request: Request) -> dict[str, Any]:
         raw = await request.body()
         if raw.strip():
             try:
-                body = json.loads(raw)
-            except ValueError:
+                body = parse_json(raw)  # bounded nesting: a body 200,000 deep was a RecursionError, a 500
+            except BadJson as exc:
+                if exc.too_deep:
+                    raise ValidationFailed(f"the body nests deeper than {MAX_DEPTH} levels",
+                                           message_zh=f"请求体嵌套超过 {MAX_DEPTH} 层") from None
                 raise ValidationFailed("the body is not JSON", message_zh="请求体不是 JSON") from None
             if not isinstance(body, dict):
                 raise ValidationFailed("the body is a JSON object", message_zh="请求体须为 JSON 对象")

@@ -234,3 +234,33 @@ def test_settings_check_the_allow_list() -> None:
     with pytest.raises(ConfigurationError):
         load_settings({**base, "WECITY_OUTBOUND_ALLOW": "http://bad/"})
     assert json.dumps(load_settings(base).outbound_allow) == "[]"
+
+
+def test_a_post_reads_a_bounded_answer_and_logs_no_query(site: _Site, caplog: pytest.LogCaptureFixture) -> None:
+    """A receiver streaming a big answer is not held in memory; a failed POST's log line shows the URL
+    without its query, where robots carry their keys."""
+    import httpx
+
+    allowed = OutboundPolicy.parse(["127.0.0.1"])
+
+    async def run() -> tuple[httpx.Response, httpx.Response]:
+        async with outbound.async_client(allowed) as client:
+            big = await outbound.post(client, allowed, site.url("/big"), content=b"{}", headers={}, max_bytes=1000)
+            small = await outbound.post(client, allowed, site.url("/ok"), content=b"{}", headers={})
+            return big, small
+
+    big, small = asyncio.run(run())
+    assert big.status_code == 200 and len(big.content) == 1001  # cut: its reader can tell it was longer
+    assert small.content.startswith(b'{"@context"')
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    key_url = f"http://127.0.0.1:{closed_port}/cgi-bin/webhook/send?key=693a91f6-secret"
+
+    async def failing() -> None:
+        async with outbound.async_client(allowed) as client:
+            await outbound.post(client, allowed, key_url, content=b"{}", headers={})
+
+    with caplog.at_level("INFO", logger="wecity.core.outbound"), pytest.raises(OutboundFailed):
+        asyncio.run(failing())
+    assert "/cgi-bin/webhook/send" in caplog.text and "693a91f6" not in caplog.text

@@ -239,16 +239,44 @@ def sync_client(policy: OutboundPolicy) -> httpx.Client:
     return httpx.Client(transport=transport, timeout=_timeout(policy), follow_redirects=False, trust_env=False)
 
 
-async def post(client: httpx.AsyncClient, policy: OutboundPolicy, url: str, *, content: bytes,
-               headers: Mapping[str, str]) -> httpx.Response:
-    """POST to a user-given URL within the total timeout; any failure is `OutboundFailed`."""
+ANSWER_BYTES = 64 * 1024  # the most of the answer to a POST read: receivers answer a status and a few bytes
+
+
+def shown_url(url: str) -> str:
+    """A user-given URL as logs and errors show it: scheme, host and path, without the query, the fragment
+    or a user and password, which carry the keys of robots and webhooks (WeCom's `key=`, DingTalk's
+    `access_token=` and signature)."""
     try:
-        return await asyncio.wait_for(
-            client.post(policy.checked_url(url), content=content, headers=safe_headers(headers)), policy.timeout)
+        parts = httpx.URL(url)
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.host}{port}{parts.path}"[:200]
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "(not a URL)"
+
+
+async def post(client: httpx.AsyncClient, policy: OutboundPolicy, url: str, *, content: bytes,
+               headers: Mapping[str, str], max_bytes: int = ANSWER_BYTES) -> httpx.Response:
+    """POST to a user-given URL within the total timeout; any failure is `OutboundFailed`. Of the answer at
+    most `max_bytes` and one more are read (a receiver streaming a big body is not held in memory): a
+    longer one comes back cut, which its reader can tell by its length."""
+
+    async def send() -> httpx.Response:
+        async with client.stream("POST", policy.checked_url(url), content=content,
+                                 headers=safe_headers(headers)) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    break
+            return httpx.Response(response.status_code, headers=response.headers, content=bytes(body[:max_bytes + 1]),
+                                  request=response.request)
+
+    try:
+        return await asyncio.wait_for(send(), policy.timeout)
     except OutboundFailed:
         raise
     except (httpx.HTTPError, httpx.InvalidURL, OSError, TimeoutError) as exc:
-        log.info("outbound POST to %s failed: %r", url[:200], exc)
+        log.info("outbound POST to %s failed: %r", shown_url(url), exc)
         raise OutboundFailed(f"{exc.__class__.__name__}: {exc}") from None
 
 
@@ -272,10 +300,10 @@ async def request(client: httpx.AsyncClient, policy: OutboundPolicy, method: str
     try:
         return await asyncio.wait_for(send(), min(timeout or policy.timeout, policy.timeout))
     except OutboundFailed as exc:
-        log.info("outbound %s to %s failed: %s", method, url[:200], exc.reason)
+        log.info("outbound %s to %s failed: %s", method, shown_url(url), exc.reason)
         raise
     except (httpx.HTTPError, httpx.InvalidURL, OSError, TimeoutError) as exc:
-        log.info("outbound %s to %s failed: %r", method, url[:200], exc)
+        log.info("outbound %s to %s failed: %r", method, shown_url(url), exc)
         raise OutboundFailed(f"{exc.__class__.__name__}: {exc}") from None
 
 
@@ -306,10 +334,10 @@ def fetch_json(policy: OutboundPolicy, url: str, *, accept: str, client: httpx.C
                     raise NotJson("the answer is not JSON") from None
         raise OutboundFailed(f"more than {MAX_REDIRECTS} redirects")
     except OutboundFailed as exc:
-        log.info("outbound GET %s refused or failed: %s", url[:200], exc.reason)
+        log.info("outbound GET %s refused or failed: %s", shown_url(url), exc.reason)
         raise
     except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-        log.info("outbound GET %s failed: %r", url[:200], exc)
+        log.info("outbound GET %s failed: %r", shown_url(url), exc)
         raise OutboundFailed(f"{exc.__class__.__name__}: {exc}") from None
     finally:
         if own:

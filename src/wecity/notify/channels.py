@@ -99,12 +99,13 @@ def webhook_channel(ctx: AppContext, client: httpx.AsyncClient) -> DeliverFn:
         }
         try:
             response = await outbound.post(client, policy, url, content=body, headers=headers)
-        except outbound.OutboundRefused as exc:
-            raise Undeliverable(f"{url}: {exc.reason}") from None  # trying again cannot make it allowed
+        except outbound.OutboundRefused as exc:  # trying again cannot make it allowed
+            raise Undeliverable(f"{outbound.shown_url(url)}: {exc.reason}") from None
+        shown = outbound.shown_url(url)  # the error is kept and shown: without the URL's query, which may hold a key
         if response.status_code == 410:
-            raise Undeliverable(f"{url} answered 410 Gone")
+            raise Undeliverable(f"{shown} answered 410 Gone")
         if not 200 <= response.status_code < 300:
-            raise DeliveryFailed(f"{url} answered HTTP {response.status_code}")
+            raise DeliveryFailed(f"{shown} answered HTTP {response.status_code}")
 
     return deliver
 

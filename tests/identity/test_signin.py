@@ -88,6 +88,18 @@ def test_an_address_guessing_many_accounts_is_locked_for_all_of_them(city: City)
         assert _api(colleague, "admin").status_code == 200  # the accounts themselves are not locked
 
 
+def test_an_ipv6_guesser_is_one_address_across_its_64(sqlite_city: City) -> None:
+    """A fresh address of the same /64 for each guess does not escape the address lockout."""
+    app = make_client(sqlite_city).app
+    for n in range(20):
+        with TestClient(app, client=(f"2001:db8:1:2::{n + 1:x}", 40000)) as guesser:
+            assert _api(guesser, f"staff{n}", "wrong-password").status_code == 401
+    with TestClient(app, client=("2001:db8:1:2::ffff", 40000)) as guesser:
+        assert _api(guesser, "admin").status_code == 429
+    with TestClient(app, client=("2001:db8:1:3::1", 40000)) as neighbour:  # another /64
+        assert _api(neighbour, "admin").status_code == 200
+
+
 def test_the_password_is_checked_in_its_own_pool_not_in_a_database_thread(sqlite_city: City,
                                                                           monkeypatch: Any) -> None:
     # Before, argon2 ran inside the write: on SQLite in the one writer thread, holding every other write.

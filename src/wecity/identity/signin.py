@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.core.context import AppContext
 from wecity.core.errors import AuthenticationRequired, RateLimited
+from wecity.core.limits import limit_key
 from wecity.identity.models import sign_in_failures as failures
 from wecity.identity.models import users
 from wecity.identity.passwords import verify_password
@@ -64,7 +65,8 @@ class _Attempt:
     @property
     def subjects(self) -> dict[str, str]:
         """The rows of `sign_in_failures` this attempt counts in, by kind."""
-        return {"account": f"account:{self.username}", "address": f"address:{self.address}"}
+        # An IPv6 client is one /64 (it may send from any address in it), as the rate limits count it.
+        return {"account": f"account:{self.username}", "address": f"address:{limit_key(self.address)}"}
 
 
 def password_pool(ctx: AppContext) -> ThreadPoolExecutor:

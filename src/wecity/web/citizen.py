@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from typing import Any
@@ -228,7 +229,7 @@ async def submit(request: Request, user: OptionalStaff) -> Response:
     if (lat is None or lon is None) and address:
         # No pin but an address in words: placed at the gazetteer's best match in the city, else kept without
         # a place (the dispatch centre reads the words); the tracking page says which.
-        found = address_place(ctx, address)
+        found = await asyncio.to_thread(address_place, ctx, address)  # reads the gazetteer: off the event loop
         lat, lon, placed = (found.lat, found.lon, "address") if found else (None, None, "none")
     report = NewReport(
         service_code=service_code, channel=Channel.PORTAL, lat=lat, long=lon,
@@ -296,7 +297,7 @@ async def track(request: Request, user: OptionalStaff, token: str, new: str = ""
                     error=_("No report has this tracking code. Check it and try again."))
     report = found["report"]
     # Right after a report sent without a pin: where its address placed it, in words (from the stored place).
-    placed_at = (place_line(ctx, report["lat"], report["long"], request_locale(request))
+    placed_at = (await asyncio.to_thread(place_line, ctx, report["lat"], report["long"], request_locale(request))
                  if placed == "address" and report["lat"] is not None else "")
     return page(request, "web/track.html", user=user, token=token, new=new, tags=RATING_TAGS, star_labels=STAR_LABELS,
                 placed=placed if new else "", placed_at=placed_at, **found)

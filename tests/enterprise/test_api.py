@@ -253,3 +253,26 @@ def test_a_new_legal_representative_in_the_register_replaces_the_old_one(api: Te
     assert api.get(f"/api/v1/enterprise/{applicant}", headers=citizen(policy_city, AGENT)).status_code == 403
     assert policy_city.db.read_sync(lambda c: legal_representative(c, int(str(applicant)))) == \
         added.json()["citizen_id"]
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(document.cookie)", "data:text/html,<script>x()</script>",
+                                 "//evil.example/p", "https:///nohost", "http://[::1", "https://a.example/ x"])
+def test_a_policy_s_basis_url_is_an_http_address(api: TestClient, policy_city: City, url: str) -> None:
+    """The public policy page links to it: only http(s) is imported, refused in both languages."""
+    policy = {**RETENTION, "basis": {**RETENTION["basis"], "url": url}}
+    refused = api.post("/api/v1/policies", json={"format": "wecity-policies/1", "policies": [policy]},
+                       headers=staff(policy_city, "admin"))
+    assert refused.status_code == 400 and refused.json()["code"] == "enterprise.bad_policy"
+    assert "basis.url" in refused.json()["title"] and "网址" in refused.json()["title"]
+    english = api.post("/api/v1/policies", json={"format": "wecity-policies/1", "policies": [policy]},
+                       headers={**staff(policy_city, "admin"), "Accept-Language": "en"})
+    assert "must be an http or https address" in english.json()["title"]
+
+
+def test_a_policy_with_an_http_basis_url_links_to_it(api: TestClient, policy_city: City) -> None:
+    url = "https://www.example.gov.cn/zcwj/2026/1.html"
+    policy = {**RETENTION, "basis": {**RETENTION["basis"], "url": url}}
+    done = api.post("/api/v1/policies", json={"format": "wecity-policies/1", "policies": [policy]},
+                    headers=staff(policy_city, "admin"))
+    assert done.status_code == 200 and done.json()["changed"] == 1
+    assert f'href="{url}"' in api.get("/policies/t-wengang").text

@@ -98,3 +98,19 @@ def test_an_enterprise_request_from_its_home_page(portal: TestClient, policy_cit
                        data={"csrf_token": csrf_token(home), "service_code": "ent-approval", "description": "营业执照变更已超期"})
     assert sent.status_code == 303 and sent.headers["location"].startswith("/track/")
     assert "营业执照变更已超期" in portal.get("/enterprise", headers=ZH).text
+
+
+def test_a_stored_basis_url_that_is_not_http_is_not_a_link(portal: TestClient, policy_city: City) -> None:
+    """A policy kept from before basis URLs were checked: its page shows no link that could run a script."""
+    import sqlalchemy as sa
+
+    from wecity.enterprise.models import policies
+
+    def spoil(conn: sa.Connection) -> None:
+        document = conn.execute(sa.select(policies.c.document).where(policies.c.code == "t-wengang")).scalar_one()
+        document = {**document, "basis": {**document["basis"], "url": "javascript:alert(1)"}}
+        conn.execute(policies.update().where(policies.c.code == "t-wengang").values(document=document))
+
+    policy_city.db.write_sync(spoil)
+    page = portal.get("/policies/t-wengang", headers=ZH)
+    assert page.status_code == 200 and "javascript:" not in page.text

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -216,7 +217,26 @@ def check_document(document: Any) -> tuple[dict[str, Variable], list[dict[str, A
         raise _invalid("policies", "each code once", "政策编码不得重复")
     for p in policies:
         compile_policy(p, version=1, on=_date(p.get("valid_from"), f"policy {p.get('code')!r}"), variables=known)
+        _basis_url(p["basis"].get("url"), f"policy {p.get('code')!r}")
     return known, policies
+
+
+def _basis_url(url: Any, where: str) -> None:
+    """The policy text's address, if given, is an http(s) URL: the public policy page links to it, and a
+    `javascript:` or `data:` one would run in the browser of whoever follows the link."""
+    if url is not None and url != "" and not _http_url(url):
+        raise _invalid(where, "basis.url must be an http or https address (https://…)",
+                       "basis.url 应为 http 或 https 网址（https://…）")
+
+
+def _http_url(url: Any) -> bool:
+    if not isinstance(url, str) or len(url) > 2000 or not url.isprintable() or " " in url:
+        return False
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a broken [IPv6] host, a port out of range
+        return False
 
 
 # -- one enterprise ---------------------------------------------------------------------------------------

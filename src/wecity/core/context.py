@@ -19,7 +19,7 @@ class AppContext:
     clock: Clock = field(default_factory=Clock)
     # What the domains plug into this app (channels, tasks, listeners): see wecity.core.assemble.
     registry: Registry = field(default_factory=Registry)
-    # Filled by domains at start (e.g. "area_index" by geo); looked up by name to keep the base
+    # Filled by domains at start (e.g. "gazetteer" by geo); looked up by name to keep the base
     # free of imports from the layers above it.
     services: dict[str, Any] = field(default_factory=dict)
     # The rate limits of this app (WECITY_RATE_LIMIT_*), on its clock and database.

@@ -6,21 +6,23 @@ from __future__ import annotations
 from typing import Any
 
 from wecity.geo import geocode
+from wecity.geo.service import current_area_index
 from wecity.web.i18n import gettext_for
 
 
 def place_of_address(ctx: Any, text: str) -> geocode.Place | None:
-    """The best match of the address in the city's districts (the gazetteer's roads, places, POIs and
+    """(Blocking: called in a worker thread.) The best match of the address in the city's districts (the gazetteer's roads, places, POIs and
     addresses only), or None: the report is then kept with the address in words and no place."""
     if not text.strip():
         return None
-    return geocode.best_in_city(text, index=ctx["area_index"], gazetteer=ctx["gazetteer"], streets=ctx["streets"])
+    return geocode.best_in_city(text, index=ctx.db.read_sync(current_area_index), gazetteer=ctx["gazetteer"],
+                                streets=ctx["streets"])
 
 
 def place_line(ctx: Any, lat: float, lon: float, locale: str) -> str:
     """"人民东路附近，芙蓉区" / "near Renmin East Road, Furong District": what is at a point, in words."""
     _ = gettext_for(locale).gettext
-    found = geocode.reverse(lat, lon, index=ctx["area_index"], gazetteer=ctx["gazetteer"])
+    found = geocode.reverse(lat, lon, index=ctx.db.read_sync(current_area_index), gazetteer=ctx["gazetteer"])
     zh = locale.startswith("zh")
     district = None if found.district is None else (found.district.name_zh if zh else found.district.name_en)
     road = None if found.road is None else found.road.label(locale)

@@ -47,11 +47,53 @@ def test_the_request_past_the_key_limit_is_429_in_the_open311_format_until_the_w
     assert _reports(city) == 5
 
 
+def _back_office_key(city: City) -> str:
+    """A key of 住建's back office (the pothole's department), acting as its handler."""
+    return city.db.write_sync(lambda c: add_api_key(c, name="zhujian back office", scopes=["open311:write"],
+                                                    username="zhujian", now=SEED_TIME))
+
+
 def test_status_updates_from_a_back_office_count_too(sqlite_city: City) -> None:
+    back_office = _back_office_key(sqlite_city)
     with make_client(sqlite_city, rate_limits={"open311": parse_rule("2/minute")}) as client:
-        assert post(client, sqlite_city).status_code == 200
-        update = {"api_key": sqlite_city.api_key, "service_request_id": "1", "status": "OPEN", "description": "x"}
-        # The first update spends the key's second request; its answer is the key's business, not the limit's.
-        assert client.post("/open311/v2/servicerequestupdates.json", data=update).status_code != 429
+        assert post(client, sqlite_city, api_key=back_office).status_code == 200
+        update = {"api_key": back_office, "service_request_id": "1", "status": "OPEN", "description": "已安排"}
+        assert client.post("/open311/v2/servicerequestupdates.json", data=update).status_code == 200
         refused = client.post("/open311/v2/servicerequestupdates.json", data=update)
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) <= 60
+
+
+@pytest.mark.parametrize("path", ["requests.json", "servicerequestupdates.xml"])
+def test_a_made_up_key_is_refused_by_a_read_before_it_is_counted_or_anything_is_written(
+        sqlite_city: City, path: str) -> None:
+    city = sqlite_city
+    with make_client(city) as client:
+        assert post(client, city).status_code == 200
+        counted: list[tuple[str, str]] = []
+        limits = client.app.state.ctx.limits
+        hit = limits.hit
+
+        async def counting(name: str, key: str, *args: object) -> None:
+            counted.append((name, key))
+            await hit(name, key, *args)
+
+        writes = {"n": 0}
+        write = city.db.write
+
+        async def writing(*args: object, **kwargs: object) -> object:
+            writes["n"] += 1
+            return await write(*args, **kwargs)
+
+        limits.hit, city.db.write = counting, writing
+        try:
+            for n in range(5):
+                refused = client.post(f"/open311/v2/{path}", data={
+                    "api_key": f"made-up-{n}", "service_request_id": "1", "status": "OPEN", "description": "x",
+                    "service_code": "pothole", "lat": "28.196", "long": "112.977"})
+                assert refused.status_code == 403, refused.text
+            # Nor a key that is real but acts for no staff member (it may file requests, not update them).
+            assert client.post("/open311/v2/servicerequestupdates.json", data={
+                "api_key": city.api_key, "service_request_id": "1", "status": "OPEN"}).status_code == 403
+        finally:
+            limits.hit, city.db.write = hit, write
+        assert counted == [] and writes["n"] == 0

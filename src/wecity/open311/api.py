@@ -31,7 +31,7 @@ from wecity.core.errors import (
 from wecity.core.http import MAX_ID, amend_openapi, get_ctx, request_locale
 from wecity.core.settings import UPLOAD_FILES, Settings
 from wecity.identity.keys import OPEN311_WRITE, api_key_grant
-from wecity.identity.service import api_key_user
+from wecity.identity.service import StaffUser, api_key_user
 from wecity.open311 import evidence, service
 from wecity.open311.render import errors_body, respond
 
@@ -428,6 +428,12 @@ async def list_updates(request: Request, fmt: str) -> Response:
     return respond(fmt, data, root="service_request_updates", item="request_update")
 
 
+def _back_office_user(conn: sa.Connection, api_key: str) -> StaffUser | None:
+    """The staff user a back office acts as: its key's, when the key is live and may write Open311."""
+    grant = api_key_grant(conn, api_key)
+    return api_key_user(conn, api_key) if grant is not None and grant.allows(OPEN311_WRITE) else None
+
+
 # Back-office statuses -> the case engine's verb.
 _UPDATE_ACTIONS = {
     "INVESTIGATING": "acknowledge", "ACTION_SCHEDULED": "acknowledge", "IN_PROGRESS": "start", "FIXED": "resolve",
@@ -446,6 +452,12 @@ async def post_update(request: Request, fmt: str) -> Response:
     api_key = str(form.get("api_key") or "")
     if not api_key:
         raise AuthenticationRequired("api_key is required", code="open311.api_key", message_zh="需要 api_key")
+    # The key is checked by a read, before it is counted or anything is written: a made-up key would have a
+    # count of its own (as many as a sender can make up), and would take the writer to be refused.
+    user = await ctx.db.read(_back_office_user, api_key)
+    if user is None:
+        raise AuthenticationRequired("invalid api_key, or it lacks open311:write or belongs to no staff user",
+                                     code="open311.api_key", message_zh="api_key 无效或未关联工作人员")
     await _within_rate_limit(ctx, api_key)
     try:
         report_id = int(str(form.get("service_request_id") or ""))
@@ -466,12 +478,6 @@ async def post_update(request: Request, fmt: str) -> Response:
     address = request.client.host if request.client else None
 
     def apply(conn: sa.Connection) -> int:
-        grant = api_key_grant(conn, api_key)
-        user = api_key_user(conn, api_key) if grant is not None and grant.allows(OPEN311_WRITE) else None
-        if user is None:
-            raise AuthenticationRequired("invalid api_key, or it lacks open311:write or belongs to no staff user",
-                                         code="open311.api_key",
-                                         message_zh="api_key 无效或未关联工作人员")
         row = conn.execute(sa.select(reports.c.case_id).where(reports.c.id == report_id)).first()
         if row is None:
             raise NotFound(f"no service request {report_id}", code="open311.request_not_found",

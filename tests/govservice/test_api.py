@@ -312,3 +312,15 @@ def test_an_applicant_clears_an_answer_with_null(api: TestClient, services: Serv
     cleared = api.patch(f"/api/v1/applications/{app['id']}", json={"form_data": {"width_m": None}}, headers=me)
     assert cleared.status_code == 200 and "width_m" not in cleared.json()["form_data"]
     assert cleared.json()["form_data"]["address"] == "五一大道 9 号"
+
+
+def test_an_upload_s_text_field_holds_at_most_a_form(api: TestClient, services: Services) -> None:
+    """The files may be megabytes; a text field beside them is a form's worth, not the photo limit."""
+    me = citizen_headers(services, "13912345678")
+    app_id = api.post("/api/v1/applications", json={"matter_code": "T-SIGN"}, headers=me).json()["id"]
+    big = api.post(f"/api/v1/applications/{app_id}/materials/design", headers=me,
+                   files={"files": ("d.png", _png(), "image/png")}, data={"note": "x" * (200 * 1024)})
+    assert big.status_code == 400 and big.headers["content-type"].startswith("application/problem+json")
+    fine = api.post(f"/api/v1/applications/{app_id}/materials/design", headers=me,
+                    files={"files": ("d.png", _png(), "image/png")}, data={"note": "a short note"})
+    assert fine.status_code == 200, fine.text

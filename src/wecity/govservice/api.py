@@ -246,7 +246,8 @@ async def upload_material(request: Request, ctx: Ctx, phone: CurrentCitizen, app
     # Rights before the body is read (as a declared `UploadFile` parameter FastAPI would take in the whole
     # upload before the credentials were looked at), and before the costly decoding of images.
     await ctx.db.read(lambda c: apply.own_application(c, app_id, citizen))
-    form = await request.form(max_files=UPLOAD_FILES, max_fields=5, max_part_size=ctx.settings.max_upload_bytes + 1)
+    # A text field holds at most a form's worth (max_part_size bounds the fields; the files are read below).
+    form = await request.form(max_files=UPLOAD_FILES, max_fields=5, max_part_size=ctx.settings.max_form_bytes)
     try:
         files = [f for f in form.getlist("files") if isinstance(f, StarletteUpload)]
         if not files:

@@ -452,14 +452,18 @@ async def track(ctx: Ctx, token: str) -> dict[str, Any]:
 
 
 @router.post("/track/{token}/rating", tags=["citizens"], summary="好差评: rate the result 1–5")
-async def rate(ctx: Ctx, token: str, body: RatingIn) -> dict[str, Any]:
+async def rate(request: Request, ctx: Ctx, token: str, body: RatingIn) -> dict[str, Any]:
+    # Counted per address before any work, as every citizen's verb without credentials: each guess at a
+    # code is a read, and each rating a write.
+    await ctx.limits.hit("case_rating", client_address(request) or "-")
     now = ctx.clock.now()
     await ctx.db.write(lambda c: engine.rate(c, token, body.stars, now, tags=body.tags, comment=body.comment))
     return await ctx.db.read(queries.tracking_view, token, ctx.clock.now())
 
 
 @router.post("/track/{token}/reopen", tags=["citizens"], summary="Not fixed: reopen within 7 days of closing")
-async def citizen_reopen(ctx: Ctx, token: str, body: ReopenIn) -> dict[str, Any]:
+async def citizen_reopen(request: Request, ctx: Ctx, token: str, body: ReopenIn) -> dict[str, Any]:
+    await ctx.limits.hit("portal_voice", client_address(request) or "-")  # as the portal's "still not fixed"
     now = ctx.clock.now()
     await ctx.db.write(lambda c: engine.citizen_reopen(c, token, now, body.note))
     return await ctx.db.read(queries.tracking_view, token, ctx.clock.now())

@@ -24,6 +24,7 @@ RATE_LIMITS = {
     "portal_report": "10/minute,200/day",  # the portal's report form per client address
     "public_map": "120/minute",  # the public map of reports (GeoJSON) per client address
     "portal_voice": "20/minute,200/day",  # after reporting: updates, 催办, "still not fixed", +1, per client address
+    "case_rating": "10/minute,100/day",  # a reporter's rating (好差评) by tracking code, per client address
     "portal_code": "5/minute,50/day",  # "my reports" SMS code requests per client address
     "portal_verify": "10/minute,100/day",  # SMS code guesses per client address (each code takes 5 at most)
     "sms_phone": "2/minute,10/day",  # SMS codes per phone number

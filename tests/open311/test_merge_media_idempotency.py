@@ -4,6 +4,7 @@ import asyncio
 import io
 
 import pytest
+import sqlalchemy as sa
 from PIL import Image
 
 from wecity.cases import engine
@@ -73,6 +74,10 @@ def test_photo_with_exif_gps_gives_the_location_and_is_stripped(city: City) -> N
         rid = response.json()[0]["service_request_id"]
         entry = client.get(f"/open311/v2/requests/{rid}.json?extensions=true").json()[0]
         assert abs(entry["lat"] - WUYI_SQUARE[0]) < 1e-4 and abs(entry["long"] - WUYI_SQUARE[1]) < 1e-4
+        # Without coordinates or an address, the photo's position is the case's, published as any location.
+        assert city.db.read_sync(lambda c: c.execute(sa.select(cases.c.lat, cases.c.long).join(
+            reports, reports.c.case_id == cases.c.id).where(reports.c.id == int(rid))).one()) == (
+            entry["lat"], entry["long"])
         assert entry["agency_responsible"] == "市城市管理和综合执法局"
         served = client.get(entry["media_url"].replace("http://testserver", ""))
         assert served.status_code == 200 and served.headers["content-type"].startswith("image/")
@@ -80,6 +85,28 @@ def test_photo_with_exif_gps_gives_the_location_and_is_stripped(city: City) -> N
         assert not image.getexif(), "metadata must be stripped"
         thumb = entry["extended_attributes"]["photos"][0]["thumbnail_url"].replace("http://testserver", "")
         assert client.get(thumb).status_code == 200
+
+
+def test_an_address_given_wins_over_the_photos_gps_which_is_never_published(city: City) -> None:
+    # Taken 1 km from the place the reporter names: the place they wrote is the report's.
+    photo = jpeg(gps=(28.2050, 112.9880))
+    with make_client(city) as client:
+        response = client.post("/open311/v2/requests.json",
+                               data={"api_key": city.api_key, "service_code": "garbage", "description": "垃圾",
+                                     "address_string": "五一广场东侧"},
+                               files={"media": ("IMG_0002.jpg", photo, "image/jpeg")})
+        assert response.status_code == 200, response.text
+        rid = response.json()[0]["service_request_id"]
+        entry = client.get(f"/open311/v2/requests/{rid}.json").json()[0]
+        listed = client.get("/open311/v2/requests.json").text
+        case_id = city.db.read_sync(lambda c: c.execute(sa.select(reports.c.case_id).where(
+            reports.c.id == int(rid))).scalar_one())
+        public = client.get(f"/api/v1/public/cases/{case_id}").json()
+    assert (entry["address"], entry["lat"], entry["long"]) == ("五一广场东侧", None, None)
+    assert (public["address"], public["lat"], public["long"]) == ("五一广场东侧", None, None)
+    assert "28.205" not in listed and "112.988" not in listed
+    assert city.db.read_sync(lambda c: c.execute(sa.select(cases.c.lat, cases.c.long).where(
+        cases.c.id == case_id)).one()) == (None, None)
 
 
 def test_v21_media_array_keeps_every_photo(sqlite_city: City) -> None:

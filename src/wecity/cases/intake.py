@@ -47,7 +47,8 @@ class NewReport:
     # lat/long are the gazetteer's match for `address` (no pin): the case is dispatched by that place but
     # never merged with another by it, since every report naming one road gets the same point.
     place_from_address: bool = False
-    # A location read from a photo's EXIF GPS (WGS-84), used only when the report has none.
+    # A location read from a photo's EXIF GPS (WGS-84), used only when the report has neither coordinates nor
+    # an address; it is then the report's (and its case's) location, published as any other.
     photo_location: tuple[float, float] | None = None
     email: str | None = None
     phone: str | None = None
@@ -99,9 +100,11 @@ def _validated_location(report: NewReport) -> tuple[float | None, float | None]:
             raise ValidationFailed("coord_system must be wgs84, gcj02 or bd09", code="request.coord_system",
                                    message_zh="coord_system 必须是 wgs84、gcj02 或 bd09") from None
         return to_wgs84(report.lat, report.long, system)
-    if report.photo_location is not None:
-        return report.photo_location
     if not (report.address or report.address_id):
+        # The photo's position only when the reporter said nowhere: where a photo was taken is not always
+        # where the problem is, and an address they wrote is their word on it.
+        if report.photo_location is not None:
+            return report.photo_location
         raise ValidationFailed("a location is required: lat and long, address_string or address_id",
                                code="request.location",
                                message_zh="必须提供位置：经纬度、地址 address_string 或 address_id")

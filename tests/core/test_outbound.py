@@ -264,3 +264,24 @@ def test_a_post_reads_a_bounded_answer_and_logs_no_query(site: _Site, caplog: py
     with caplog.at_level("INFO", logger="wecity.core.outbound"), pytest.raises(OutboundFailed):
         asyncio.run(failing())
     assert "/cgi-bin/webhook/send" in caplog.text and "693a91f6" not in caplog.text
+
+
+def test_a_compressed_answer_to_a_post_is_read_once() -> None:
+    """httpx asks for compression; a receiver that sends gzip is a success like any other."""
+    import gzip
+
+    import httpx
+
+    body = b'{"errcode": 0, "errmsg": "ok"}'
+    site = _Site({"/gz": (200, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, gzip.compress(body))})
+    allowed = OutboundPolicy.parse(["127.0.0.1"])
+
+    async def run() -> httpx.Response:
+        async with outbound.async_client(allowed) as client:
+            return await outbound.post(client, allowed, site.url("/gz"), content=b"{}", headers={})
+
+    try:
+        answer = asyncio.run(run())
+    finally:
+        site.close()
+    assert answer.status_code == 200 and answer.content == body and answer.json()["errcode"] == 0

@@ -268,7 +268,10 @@ async def post(client: httpx.AsyncClient, policy: OutboundPolicy, url: str, *, c
                 body += chunk
                 if len(body) > max_bytes:
                     break
-            return httpx.Response(response.status_code, headers=response.headers, content=bytes(body[:max_bytes + 1]),
+            # The body is decoded already (gzip and the like): the new answer must not say it is encoded.
+            kept = [(k, v) for k, v in response.headers.multi_items()
+                    if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+            return httpx.Response(response.status_code, headers=kept, content=bytes(body[:max_bytes + 1]),
                                   request=response.request)
 
     try:

@@ -98,6 +98,10 @@ def test_open_reads_are_counted_per_address(city: City) -> None:
             {"type": "Manhole"}]}).status_code == 200
         refused = client.get(f"{BASE}/entities?type=Manhole")
         assert refused.status_code == 429 and refused.json()["type"].startswith("https://uri.etsi.org/ngsi-ld/errors/")
+        # A dashboard with its key is not an anonymous reader.
+        for _ in range(3):
+            assert client.get(f"{BASE}/entities?type=Manhole", headers=_bearer(city.api_key)).status_code == 200
+        assert client.get(f"{BASE}/entities?type=Manhole", headers={"X-API-Key": "wk_made-up"}).status_code == 401
 
 
 def test_the_setting_is_checked_at_start(tmp_path: Any) -> None:

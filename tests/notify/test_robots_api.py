@@ -98,3 +98,13 @@ def test_the_command_line_adds_lists_and_removes_robots(sqlite_city: City, monke
         audit_log.c.action.in_(["robot.set", "robot.remove"])).order_by(audit_log.c.id)).all())
     assert [a.action for a in audits] == ["robot.set", "robot.remove"]
     assert all(a.actor.startswith("cli:") for a in audits) and "abcdef" not in str(audits)
+
+
+def test_a_webhook_added_from_the_command_line_is_audited_without_its_key(sqlite_city: City,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WECITY_DATABASE_URL", sqlite_city.settings.database_url)
+    monkeypatch.setenv("WECITY_SECRET_KEY", "y" * 40)
+    assert main(["notify", "add-webhook", "sms", "https://gateway.example/send?token=TOKEN-123"]) == 0
+    [entry] = sqlite_city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.actor, audit_log.c.detail).where(
+        audit_log.c.action == "webhook.set")).all())
+    assert entry.actor.startswith("cli:") and entry.detail == {"url": "https://gateway.example/send"}

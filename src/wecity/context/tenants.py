@@ -61,5 +61,6 @@ async def ensure(ctx: AppContext, tenant: str) -> None:
 def ensure_in(conn: sa.Connection, tenant: str, now: Any) -> None:
     """Inside a write that creates something in `tenant` outside the API (a device provisioned in it, a
     reading stored by MQTT ingestion): the tenant exists from now on, as a creation through the API makes it."""
-    if tenant != DEFAULT:
-        insert_unless_there(conn, t, dict(name=tenant, created_at=now), unique=["name"])
+    if tenant == DEFAULT or conn.execute(sa.select(t.c.pk).where(t.c.name == tenant)).first() is not None:
+        return  # looked up first: on PostgreSQL an INSERT that does nothing still takes a number of the key
+    insert_unless_there(conn, t, dict(name=tenant, created_at=now), unique=["name"])

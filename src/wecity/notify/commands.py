@@ -11,6 +11,7 @@ from wecity.notify.choices import RobotEvent
 
 def cmd_add_webhook(args: argparse.Namespace) -> int:
     from wecity.core.commands import cli_actor
+    from wecity.core.outbound import shown_url
     from wecity.identity.audit import record_audit
     from wecity.notify.service import set_webhook
 
@@ -18,7 +19,7 @@ def cmd_add_webhook(args: argparse.Namespace) -> int:
         def write(conn: Any) -> str:
             secret = set_webhook(conn, name=args.name, url=args.url, secret=args.secret, now=ctx.clock.now())
             record_audit(conn, at=ctx.clock.now(), actor=cli_actor(), action="webhook.set",
-                         target=f"webhook:{args.name}", detail={"url": args.url})
+                         target=f"webhook:{args.name}", detail={"url": shown_url(args.url)})  # no key kept
             return secret
 
         secret = ctx.db.write_sync(write)

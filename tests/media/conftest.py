@@ -9,6 +9,7 @@ import pytest
 from wecity.media.store import LocalMediaStore
 
 from ..conftest import City
+from ..govservice.conftest import services  # noqa: F401 (an application's materials: test_private_media)
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from wecity.govservice.steps import (
 )
 from wecity.identity.applicants import Applicant, acting_as, may_act_for
 from wecity.identity.audit import record_audit
+from wecity.media.service import claim_media
 
 MAX_IDEMPOTENCY_KEY = 100
 REPLACED, UPLOADED, MISSING, REQUESTED = "replaced", "uploaded", "missing", "requested"
@@ -196,6 +197,8 @@ def attach_material(conn: Connection, app_id: int, *, citizen: Applicant, materi
                                code="govservice.unknown_material")
     materials = {**row.materials, material: {"state": UPLOADED, "media": [*row.materials[material]["media"], *media]}}
     conn.execute(applications.update().where(applications.c.id == app_id).values(materials=materials, updated_at=now))
+    # Scans of licences and identity cards: served only to whom may see the application (materials.py).
+    claim_media(conn, media, f"application:{app_id}")
     log_event(conn, app_id, "material_added", actor=f"applicant:{citizen.id}", now=now,
               detail={"material": material, "files": len(media)})
 

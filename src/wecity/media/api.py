@@ -1,4 +1,5 @@
-"""HTTP adapter of the media domain: serves stored images and their thumbnails."""
+"""HTTP adapter of the media domain: serves stored images and their thumbnails (to anyone, or, for media
+that belong to something other than a report or a case, to whom its owner allows: wecity.media.access)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ from fastapi.responses import Response
 
 from wecity.core.context import AppContext
 from wecity.core.errors import NotFound
-from wecity.core.http import Ctx
+from wecity.core.http import Ctx, client_address
+from wecity.identity.deps import optional_citizen, optional_staff
+from wecity.media.access import Viewing, is_public, may_view
 from wecity.media.service import MediaRecord, MediaStore, get_media, is_media_id, media_store, read_content
 
 router = APIRouter(prefix="/media", tags=["media"])
 
 # A stored image never changes under its id, so clients and proxies may keep it for a year.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
+# Personal data (an application's material): no cache keeps it, shared or the browser's own.
+PRIVATE_CACHE_CONTROL = "private, no-store"
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}
 
 
@@ -33,7 +38,8 @@ def _store(ctx: AppContext) -> MediaStore:
 
 class _RecordCache:
     """Recently served records. A stored image never changes under its id, so a record read once is
-    good for as long as the row exists; a page of thumbnails then costs no database reads."""
+    good for as long as the row exists; a page of thumbnails then costs no database reads. (Whom a medium
+    belongs to, its ref, is set in the transaction that stores it: wecity.media.service.claim_media.)"""
 
     def __init__(self, size: int = 10_000) -> None:
         self.size = size
@@ -65,15 +71,37 @@ async def _record(ctx: AppContext, media_id: str) -> MediaRecord | None:
     return record
 
 
+def _not_found(media_id: str) -> NotFound:
+    return NotFound(f"no such media: {media_id}", message_zh=f"没有该媒体文件：{media_id}", code="media.not_found")
+
+
+async def _may_see(ctx: AppContext, request: Request, record: MediaRecord) -> bool:
+    """Whether the caller may see a medium that is not public: asked of its owner (wecity.media.access) in
+    a transaction of its own, which puts the look on the audit log. Nobody signed in is refused without
+    asking."""
+    staff = await optional_staff(request)
+    phone = await optional_citizen(request)
+    if staff is None and phone is None:
+        return False
+    assert record.ref is not None  # public otherwise
+    viewing = Viewing(media_id=record.id, ref=record.ref, staff=staff, citizen_phone=phone,
+                      source_address=client_address(request), now=ctx.clock.now())
+    return bool(await ctx.db.write(lambda conn: may_view(conn, ctx.registry.events, viewing)))
+
+
 async def _serve(ctx: AppContext, request: Request, media_id: str, *, thumbnail: bool) -> Response:
     record = await _record(ctx, media_id)
     if record is None:
-        raise NotFound(f"no such media: {media_id}", message_zh=f"没有该媒体文件：{media_id}", code="media.not_found")
+        raise _not_found(media_id)
+    public = is_public(record.ref)
+    # Refused, a medium that is not public is as unknown as a wrong id (404): the id tells nothing more.
+    if not public and not await _may_see(ctx, request, record):
+        raise _not_found(media_id)
     digest = record.thumb_sha256 if thumbnail else record.sha256
     content_type = record.thumb_content_type if thumbnail else record.content_type
     etag = f'"{digest}"'
     headers = {
-        "Cache-Control": CACHE_CONTROL,
+        "Cache-Control": CACHE_CONTROL if public else PRIVATE_CACHE_CONTROL,
         "ETag": etag,
         "X-Content-Type-Options": "nosniff",
         # Opened directly, the image may run nothing and load nothing.

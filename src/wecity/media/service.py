@@ -21,8 +21,8 @@ from wecity.media.models import media
 from wecity.media.store import KEY_PATTERN, LocalMediaStore, MediaStore
 
 __all__ = [
-    "CheckedImage", "GpsPoint", "LocalMediaStore", "MediaRecord", "MediaStore", "discard", "get_media",
-    "insert_record", "inspect_image", "is_media_id", "link_media", "media_for_ref", "media_store",
+    "CheckedImage", "GpsPoint", "LocalMediaStore", "MediaRecord", "MediaStore", "claim_media", "discard",
+    "get_media", "insert_record", "inspect_image", "is_media_id", "link_media", "media_for_ref", "media_store",
     "media_url", "new_media_id", "read_content", "store_image", "sweep_orphans", "write_files",
 ]
 
@@ -155,6 +155,15 @@ def link_media(conn: Connection, media_ids: Iterable[str], ref: str) -> None:
     ).rowcount
     if done != len(ids):
         raise _not_found(", ".join(ids))
+
+
+def claim_media(conn: Connection, media_ids: Iterable[str], ref: str) -> None:
+    """Make media that belong to nothing yet `ref`'s, in the caller's transaction (those that belong to
+    something keep it; unknown ids are passed over). Call it in the transaction that stores them, before
+    their links are given out: a record once served is kept in memory with the ref it had."""
+    ids = [i for i in set(media_ids) if is_media_id(i)]
+    if ids:
+        conn.execute(media.update().where(media.c.id.in_(ids), media.c.ref.is_(None)).values(ref=ref))
 
 
 def get_media(conn: Connection, media_id: str) -> MediaRecord | None:

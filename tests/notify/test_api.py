@@ -49,3 +49,30 @@ def test_admin_lists_and_retries_dead_letters(city: City, ctx: AppContext) -> No
     audits = ctx.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.action, audit_log.c.target, audit_log.c.outcome)
                                                   .where(audit_log.c.action == "outbox.retry")).all())
     assert [tuple(a) for a in audits] == [("outbox.retry", f"outbox:{dead}", "ok")]
+
+
+def test_the_list_masks_citizens_addresses_and_is_on_the_audit_record(city: City, ctx: AppContext) -> None:
+    now = ctx.clock.now()
+
+    def seed(c: sa.Connection) -> list[int]:
+        return [outbox.enqueue(c, channel="email", target="citizen@example.org", payload={}, now=now),
+                outbox.enqueue(c, channel="in_app", target="citizen:Qar_cLzVWdGkrztc", payload={}, now=now),
+                outbox.enqueue(c, channel="webhook", target="sms", payload={"phone": "13912345678"}, now=now),
+                outbox.enqueue(c, channel="in_app", target="department:2:supervisor", payload={}, now=now)]
+
+    ids = ctx.db.write_sync(seed)
+    ctx.db.write_sync(lambda c: c.execute(sa.text(
+        "UPDATE outbox_messages SET status='dead', attempts=1, "
+        "last_error='recipient refused: {''citizen@example.org'': (550, ''no such user'')}'")))
+    with make_client(city) as client:
+        r = client.get("/api/v1/admin/outbox", headers=_token(client, "admin"))
+    assert r.status_code == 200
+    for secret in ("citizen@example.org", "Qar_cLzVWdGkrztc", "13912345678"):
+        assert secret not in r.text
+    shown = {m["id"]: (m["target"], m["last_error"]) for m in r.json()["messages"]}
+    assert shown[ids[0]][0] == "c***@example.org" and "c***@example.org" in shown[ids[0]][1]
+    assert shown[ids[1]][0] == "citizen:Qar***"
+    assert shown[ids[2]][0] == "sms" and shown[ids[3]][0] == "department:2:supervisor"
+    looked = ctx.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.target, audit_log.c.detail).where(
+        audit_log.c.action == "personal_data.view")).all())
+    assert [(t, d["messages"]) for t, d in looked] == [("outbox", 4)]

@@ -12,6 +12,7 @@ from wecity.core import outbound, outbox
 from wecity.core.clock import isoformat
 from wecity.core.errors import PermissionDenied
 from wecity.core.http import Ctx, client_address, id_param
+from wecity.core.redact import redact_text
 from wecity.identity.choices import Role
 from wecity.identity.deps import CurrentStaff
 from wecity.identity.service import StaffUser, department_id_by_code, record_audit
@@ -58,18 +59,44 @@ async def require_admin(user: CurrentStaff) -> StaffUser:
 Admin = Annotated[StaffUser, Depends(require_admin)]
 
 
+def masked_target(target: str) -> str:
+    """Whom a message goes to, as an administrator sees it: a citizen's e-mail address, phone number and
+    tracking code (the in-app inbox `citizen:<code>`, which opens their report) masked; departments,
+    staff and gateways as they are."""
+    kind, _, code = target.partition(":")
+    if kind == "citizen" and code:
+        return f"citizen:{code[:3]}***"
+    return redact_text(target)
+
+
 def _public(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "channel": row["channel"], "target": row["target"], "status": row["status"],
-            "attempts": row["attempts"], "last_error": row["last_error"], "created_at": isoformat(row["created_at"]),
-            "next_attempt_at": isoformat(row["next_attempt_at"]), "delivered_at": isoformat(row["delivered_at"])}
+    # An error may quote the recipient ("recipient refused: {'a@example.cn': …}"): masked as the log is.
+    return {"id": row["id"], "channel": row["channel"], "target": masked_target(row["target"]),
+            "status": row["status"], "attempts": row["attempts"],
+            "last_error": redact_text(row["last_error"]) if row["last_error"] else row["last_error"],
+            "created_at": isoformat(row["created_at"]), "next_attempt_at": isoformat(row["next_attempt_at"]),
+            "delivered_at": isoformat(row["delivered_at"])}
 
 
-@router.get("", summary="Outgoing messages by status (dead letters by default), with counts")
-async def list_messages(ctx: Ctx, user: CurrentStaff, status: Literal["dead", "pending", "delivered"] = "dead",
+@router.get("", summary="Outgoing messages by status (dead letters by default), with counts; citizens' "
+                        "addresses masked (audited)")
+async def list_messages(request: Request, ctx: Ctx, user: CurrentStaff,
+                        status: Literal["dead", "pending", "delivered"] = "dead",
                         channel: str | None = None, limit: int = 100) -> dict[str, Any]:
     _require_admin(user)
     limit = max(1, min(limit, 1000))
-    rows = await ctx.db.read(lambda c: outbox.list_messages(c, status=status, channel=channel, limit=limit))
+    now = ctx.clock.now()
+
+    def read(conn: Any) -> list[dict[str, Any]]:
+        # Masked, the list still says who was written to and when: a look at it is on the record, as every
+        # look at citizens' contacts is.
+        rows = outbox.list_messages(conn, status=status, channel=channel, limit=limit)
+        record_audit(conn, at=now, actor=f"user:{user.id}", action="personal_data.view", target="outbox",
+                     source_address=client_address(request),
+                     detail={"status": status, "channel": channel, "messages": len(rows), "masked": True})
+        return rows
+
+    rows = await ctx.db.write(read)
     return {"counts": await ctx.db.read(outbox.counts), "messages": [_public(r) for r in rows]}
 
 

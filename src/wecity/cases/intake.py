@@ -166,6 +166,19 @@ def _mergeable_case(conn: Connection, category_code: str, lat: float, lon: float
     return best[1] if best else None
 
 
+def _still_mergeable(conn: Connection, case_id: int) -> bool:
+    """The candidate locked and read again. The candidates were read without a lock, and under PostgreSQL a
+    merge or a closure of the case may commit meanwhile: the lock waits for it, and the status read after
+    is the one it left. (SQLite has one writer: nothing commits between the read and the join.)"""
+    if conn.dialect.name != "postgresql":
+        return True
+    status = conn.execute(sa.select(cases.c.status).where(cases.c.id == case_id).with_for_update()).scalar()
+    return status in _MERGEABLE_VALUES
+
+
+_MERGEABLE_VALUES = frozenset(s.value for s in MERGEABLE)
+
+
 def _open_case_for_source(conn: Connection, source_ref: str) -> int | None:
     row = conn.execute(sa.select(cases.c.id).where(
         cases.c.source_ref == source_ref, cases.c.status.in_([s.value for s in MERGEABLE])
@@ -224,6 +237,8 @@ def submit_report(conn: Connection, report: NewReport, *, area_index: AreaIndex,
         case_id = _open_case_for_source(conn, report.source_ref)
     if case_id is None and checked.lat is not None and checked.lon is not None and not report.place_from_address:
         case_id = _mergeable_case(conn, checked.category.code, checked.lat, checked.lon, now, policy)
+    if case_id is not None and not _still_mergeable(conn, case_id):
+        case_id = None  # merged, resolved or closed a moment ago: the report opens a case of its own
     token = secrets.token_urlsafe(12)
     if case_id is not None:
         return _join_case(conn, report, checked, case_id, token, now)
@@ -236,7 +251,8 @@ def _actor(report: NewReport) -> str:
 
 def _join_case(conn: Connection, report: NewReport, checked: _Checked, case_id: int, token: str,
                now: datetime) -> IntakeResult:
-    """并单: the report joins the open case; its reporter follows that case's progress."""
+    """并单: the report joins the open case (locked and found still open: `_still_mergeable`); its reporter
+    follows that case's progress."""
     conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
     report_id = _insert_report(conn, report, case_id, token, checked, now)
     add_event(conn, case_id, at=now, event="report_merged", actor=_actor(report), channel=report.channel,

@@ -104,6 +104,25 @@ def test_an_applications_material_is_seen_only_by_the_applicant_and_its_departme
     assert len(looks) == 8  # nobody signed in is refused without asking: nobody to put on the record
 
 
+def test_a_file_listed_by_two_applications_is_seen_by_the_applicants_of_both(api: TestClient,
+                                                                           services: Services) -> None:
+    """The first application keeps the file (its ref); another that lists it too (the demo city's share a
+    few scans) lets its own applicant see it as well."""
+    from wecity.govservice import applications as apply
+
+    s = services
+    first, material = _material(api, s)
+    other = _citizen(s, "13987654321")
+    second = api.post("/api/v1/applications", json={"matter_code": "T-SIGN"}, headers=other).json()["id"]
+    assert api.get(f"/media/{material}", headers=other).status_code == 404
+    s.city.db.write_sync(lambda c: apply.attach_material(c, second, citizen=s.stranger, material="design",
+                                                         media=[material], now=s.city.clock.now()))
+    assert api.get(f"/media/{material}", headers=other).status_code == 200
+    assert s.city.db.read_sync(lambda c: c.execute(sa.select(media.c.ref).where(media.c.id == material)).scalar()) \
+        == f"application:{first}"
+    assert _looks(s.city, second) == [(f"applicant:{s.stranger.id}", "ok")]
+
+
 def test_materials_uploaded_before_are_claimed_by_their_application(api: TestClient, services: Services) -> None:
     s = services
     app_id, material = _material(api, s)

@@ -84,3 +84,32 @@ def test_a_batch_and_an_update_at_once_both_stay(city: City) -> None:
     found = city.db.read_sync(lambda c: rows.get(c, "", entity_id))
     assert found is not None
     assert (found.attrs[TERMS.expand("a")]["value"], found.attrs[TERMS.expand("b")]["value"]) == (1, 2)
+
+
+def test_a_batch_of_ten_thousand_takes_a_bounded_number_of_locks(city: City) -> None:
+    """Locks live in the server's shared lock table: a big batch takes at most LOCK_BUCKETS of them."""
+    import sqlalchemy as sa
+
+    if city.backend != "postgres":
+        pytest.skip("SQLite takes no locks: it has one writer")
+    with city.db.engine.connect() as conn, conn.begin():
+        rows.lock_ids(conn, "", [f"urn:ngsi-ld:Manhole:{n}" for n in range(10_000)])
+        held = conn.execute(sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+                            ).scalar_one()
+    assert 0 < held <= rows.LOCK_BUCKETS
+
+
+def test_a_purge_of_attributes_keeps_a_change_made_meanwhile(city: City) -> None:
+    from wecity.context import search
+
+    env = Env("", city.clock.now(), STORE, Events())
+    entity_id = "urn:ngsi-ld:Manhole:purge"
+    city.db.write_sync(lambda c: verbs.create(c, env, Entity(
+        entity_id, [TERMS.expand("Manhole")], {**_prop("a", 0, env), **_prop("b", 0, env)})))
+    found = city.db.read_sync(lambda c: search.query(c, "", search.Query(ids=[entity_id]), limit=10, offset=0,
+                                                      count=False, now=env.now)[0])
+    outcome = _overlapping(city, lambda c: verbs.update(c, env, entity_id, _prop("a", 1, env)),
+                           lambda c: verbs.purge(c, env, found, drop={TERMS.expand("b")}))
+    assert outcome == [1]
+    kept = city.db.read_sync(lambda c: rows.get(c, "", entity_id))
+    assert kept is not None and kept.attrs[TERMS.expand("a")]["value"] == 1 and TERMS.expand("b") not in kept.attrs

@@ -185,6 +185,8 @@ def _publish_rows(conn: Connection, env: context.Env, rows: Iterable[Any], now: 
     updated_iri = terms.expand(UPDATED)
     written = 0
     rows = list(rows)
+    # All of them locked at once, in one order, before the attributes removed one by one and the batch.
+    context.lock_ids(conn, TENANT, [entity_id(r.id) for r in rows])
     found = context.entities_by_id(conn, TENANT, [entity_id(r.id) for r in rows])
     items: list[Entity] = []
     for row in rows:

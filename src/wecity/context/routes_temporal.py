@@ -300,6 +300,7 @@ async def temporal_create(request: Request, ctx: Ctx) -> Response:
     require_writable(env, entity.id)
 
     def write(conn: Any) -> bool:
+        entity_rows.lock_ids(conn, env.tenant, [entity.id])  # as any write of the entity: one at a time
         existed = history.entity_type_of(conn, env.tenant, entity.id) is not None
         if existed:
             history.drop_same_instants(conn, env, entity.id, rows)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from wecity.context.batch import BatchResult, batch_create, batch_delete, batch_merge, batch_upsert
 from wecity.context.env import Env, Stored
-from wecity.context.rows import entities_by_id, get, not_found, require
+from wecity.context.rows import entities_by_id, get, lock_entities, lock_ids, not_found, require
 from wecity.context.search import Page, Query, compile_pattern, entity_types, query, query_page
 from wecity.context.verbs import (
     UpdateResult,
@@ -26,6 +26,6 @@ from wecity.context.verbs import (
 __all__ = [
     "BatchResult", "Env", "Page", "Query", "Stored", "UpdateResult", "append", "batch_create", "batch_delete",
     "batch_merge", "batch_upsert", "compile_pattern", "create", "delete", "delete_attr", "entities_by_id",
-    "entity_types", "get", "merge", "not_found", "patch_attr", "purge", "query", "query_page", "replace",
+    "entity_types", "get", "lock_entities", "lock_ids", "merge", "not_found", "patch_attr", "purge", "query", "query_page", "replace",
     "replace_attr", "require", "update",
 ]

@@ -25,7 +25,16 @@ from wecity.context.env import Env, Stored
 from wecity.context.errors import bad_request_data, resource_not_found
 from wecity.context.models import entities as t
 from wecity.context.owned import refusal, require_writable
-from wecity.context.rows import SAVE, entity_exists, get_row, not_found, require, row_values
+from wecity.context.rows import (
+    SAVE,
+    entity_exists,
+    existing,
+    get_row,
+    lock_ids,
+    not_found,
+    require,
+    row_values,
+)
 from wecity.context.transient import is_expired
 from wecity.core.errors import NotFound
 
@@ -358,6 +367,12 @@ def purge(conn: Connection, env: Env, found: list[Stored], *, keep: set[str] | N
     taken out of them, with `keep` every attribute but those; entities another domain keeps are left
     alone. How many entities changed."""
     changed = 0
+    if keep is not None or drop is not None:
+        # Attributes are taken out of the entities as they are now: under their locks, read again (the query
+        # found them before, and a change meanwhile would be written over).
+        lock_ids(conn, env.tenant, [s.id for s in found])
+        fresh = existing(conn, env.tenant, [s.id for s in found], now=env.now)
+        found = [fresh[s.id] for s in found if s.id in fresh]
     for stored in found:
         if refusal(env, stored.id) is not None:
             continue

@@ -142,12 +142,18 @@ def ingest(conn: Connection, readings: list[Reading], *, now: datetime, store: C
     by_tenant: dict[str, list[Reading]] = {}
     for r in readings:
         by_tenant.setdefault(r.tenant, []).append(r)
+    known_by_tenant: dict[str, dict[str, Device]] = {}
     for tenant, items in by_tenant.items():
         ids = list({r.device_id for r in items})
-        known: dict[str, Device] = {}
+        known = known_by_tenant[tenant] = {}
         for start in range(0, len(ids), 500):
             rows = conn.execute(sa.select(t).where(t.c.tenant == tenant, t.c.device_id.in_(ids[start:start + 500])))
             known.update({row.device_id: _device(row) for row in rows})
+    # Every entity of the batch locked at once, in one order: the tenants are written one after the other.
+    context.lock_entities(conn, [(tenant, d.entity_id) for tenant, known in known_by_tenant.items()
+                                 for d in known.values()])
+    for tenant, items in by_tenant.items():
+        known = known_by_tenant[tenant]
         entities: list[Entity] = []
         for reading in items:
             device = known.get(reading.device_id)

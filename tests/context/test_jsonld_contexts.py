@@ -218,3 +218,36 @@ def test_a_subscription_whose_context_is_gone_is_passed_over_and_writes_go_on(ng
     assert changed.status_code == 204, changed.text
     assert len(remote.fetched) == fetched  # nothing fetched while writing
     assert "passed over" in caplog.text
+
+
+def test_a_subscription_made_in_another_process_is_matched_with_the_context_the_database_keeps(
+        city: City, caplog: Any) -> None:
+    """Two servers on one database: the one that did not make the subscription finds its @context in the
+    database (it was fetched and kept by the other), without fetching it, and notifies."""
+    import sqlalchemy as sa
+    from fastapi.testclient import TestClient
+
+    from wecity.api.app import create_app
+    from wecity.core.models import outbox_messages as outbox
+
+    def app(remote: Remote) -> Any:
+        made = create_app(city.settings, clock=city.clock, db=city.db)
+        made.state.ctx.services["ngsild_fetcher"] = remote
+        return made
+
+    here, elsewhere = Remote(), Remote()
+    elsewhere.up = False  # the second server could not fetch it: it must find it kept
+    with TestClient(app(here)) as first, TestClient(app(elsewhere)) as second:
+        for client in (first, second):
+            client.headers["Authorization"] = f"Bearer {city.api_key}"
+        assert first.post(f"{BASE}/entities", json=entity(tilt=prop(1)), headers=_link(REMOTE)).status_code == 201
+        assert first.post(f"{BASE}/subscriptions", headers=_link(REMOTE), json={
+            "type": "Subscription", "entities": [{"type": "Manhole"}], "q": "tilt>5",
+            "notification": {"endpoint": {"uri": "http://receiver.test/notify"}}}).status_code == 201
+        changed = second.patch(f"{BASE}/entities/urn:ngsi-ld:Manhole:1/attrs",
+                               json={"https://example.org/manhole#tiltAngle": prop(9)})
+        assert changed.status_code == 204, changed.text
+    assert elsewhere.fetched == [] and "passed over" not in caplog.text
+    queued = city.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(outbox).where(
+        outbox.c.target == "http://receiver.test/notify")).scalar_one())
+    assert queued == 1

@@ -86,7 +86,7 @@ def matching_information(sub: dict[str, Any], reg: dict[str, Any], terms: TermMa
 
 def _notify(conn: Connection, env: Env, row: Any, regs: list[tuple[dict[str, Any], list[Any]]], reason: str) -> None:
     """One notification of `row` with the registrations (each shown with its matching information)."""
-    terms = env.subscription_terms(row, notification.context_of(row))
+    terms = env.subscription_terms(conn, row, notification.context_of(row))
     if terms is None:
         return
     data = [registrations.render(reg, terms, information=infos) for reg, infos in regs]
@@ -105,7 +105,7 @@ def on_registration(conn: Connection, env: Env, before: dict[str, Any] | None, a
     for row in conn.execute(_ACTIVE, {"b_tenant": env.tenant}).all():
         if not _live(row, env):
             continue
-        terms = env.subscription_terms(row, row.context)
+        terms = env.subscription_terms(conn, row, row.context)
         if terms is None:
             continue
         was = matching_information(row.body, before, terms, core) if before is not None and not _gone(before, env) \
@@ -134,7 +134,7 @@ def every_match(conn: Connection, env: Env, row: Any, reason: str) -> int:
     subscribing, on a change of the subscription, and at each interval of a periodic one)."""
     if not _live(row, env) or row.body.get(subforward.WATCHES):
         return 0
-    terms = env.subscription_terms(row, row.context)
+    terms = env.subscription_terms(conn, row, row.context)
     if terms is None:
         return 0
     core = env.store.core

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from wecity.context.ldcontext import ContextStore, TermMap
-from wecity.core.errors import DependencyUnavailable
+from wecity.core.errors import DependencyUnavailable, ValidationFailed
 from wecity.core.registry import Events
 
 log = logging.getLogger(__name__)
@@ -29,17 +29,42 @@ class Env:
     # (whose Env carries them) to such an entity is refused; the owning domain writes with none.
     owned: dict[str, str] = field(default_factory=dict)
 
-    def subscription_terms(self, row: Any, context: Any) -> TermMap | None:
-        """The term map of a subscription's @context, inside a write: from what the broker keeps, never
+    def subscription_terms(self, conn: Any, row: Any, context: Any) -> TermMap | None:
+        """The term map of a subscription's @context, inside a write: from what the broker keeps (in this
+        process, else in the database: another process may have kept it since this one started), never
         fetched (a fetch would hold the one writer for seconds, and a source that is down would fail every
-        write that touches the subscription). None, logged, when a document is no longer kept (deleted
-        from /jsonldContexts): that subscription is passed over, the write goes on."""
-        try:
-            return self.store.term_map(context, fetch=False)
-        except DependencyUnavailable:
-            log.warning("subscription %s passed over: its @context %s is not kept by the broker",
-                        getattr(row, "subscription_id", "?"), context)
-            return None
+        write that touches the subscription). None, logged, when a document is kept nowhere (deleted from
+        /jsonldContexts): that subscription is passed over, the write goes on."""
+        for attempt in range(2):
+            try:
+                return self.store.term_map(context, fetch=False)
+            except (DependencyUnavailable, ValidationFailed):  # not kept (a hosted one names no document)
+                if attempt or not _keep_from_database(conn, self.store, context):
+                    break
+        log.warning("subscription %s passed over: its @context %s is kept neither here nor in the database",
+                    getattr(row, "subscription_id", "?"), context)
+        return None
+
+
+def _keep_from_database(conn: Any, store: ContextStore, context: Any) -> int:
+    """The documents of `context`'s references that the database keeps, put in `store`; how many."""
+    import sqlalchemy as sa
+
+    from wecity.context.ldcontext import HOSTED_PATH
+    from wecity.context.models import contexts
+
+    wanted: set[str] = set()
+    for item in context if isinstance(context, list) else [context]:
+        if isinstance(item, str):
+            wanted.add(item)
+            if HOSTED_PATH in item:
+                wanted.add(HOSTED_PATH + item.rsplit("/", 1)[1])
+    if not wanted:
+        return 0
+    found = conn.execute(sa.select(contexts.c.url, contexts.c.body).where(contexts.c.url.in_(sorted(wanted)))).all()
+    for url, body in found:
+        store.keep(url, body)
+    return len(found)
 
 
 @dataclass

@@ -138,6 +138,12 @@ class ContextStore:
             self.documents[url] = document
             self._maps.clear()  # a changed document invalidates every map built from it
 
+    def keep(self, url: str, document: Any) -> None:
+        """A document found kept elsewhere (the database) that this process did not have: added, leaving
+        the term maps built from the others as they are."""
+        with self._lock:
+            self.documents.setdefault(url, document)
+
     def remove(self, url: str) -> None:
         with self._lock:
             self.documents.pop(url, None)

@@ -138,8 +138,8 @@ def on_change(conn: Connection, env: Env, entity: Stored, changed: set[str], *, 
         triggers = sub.get("notificationTrigger") or DEFAULT_TRIGGERS
         if not _fires(triggers, sub.get("_watched"), kinds, entity, created=created, deleted=deleted):
             continue
-        terms = env.subscription_terms(row, row.context)
-        note_terms = env.subscription_terms(row, notification.context_of(row))
+        terms = env.subscription_terms(conn, row, row.context)
+        note_terms = env.subscription_terms(conn, row, notification.context_of(row))
         if terms is None or note_terms is None:
             continue
         if not entity_matches(sub.get("_entities"), entity.id, entity.types, terms):
@@ -164,7 +164,7 @@ def filters_hold(conn: Connection, env: Env, row: Any, entity: Stored, terms: Te
     sub = row.body
     if not sub.get("q") and not sub.get("geoQ"):
         return True
-    terms = terms or env.subscription_terms(row, row.context)
+    terms = terms or env.subscription_terms(conn, row, row.context)
     if terms is None:
         return False
     if sub.get("q") and not _q_holds(conn, env.tenant, compile_stored_q(unquote(sub["q"]), terms), entity):

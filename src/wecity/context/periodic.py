@@ -57,8 +57,8 @@ def run_due(conn: Connection, store: ContextStore, now: datetime, events: Events
         if row.kind == CSOURCE:
             sent += csourcenotify.every_match(conn, env, row, "newlyMatching")
             continue
-        selecting, terms = env.subscription_terms(row, row.context), env.subscription_terms(
-            row, notification.context_of(row))
+        selecting, terms = env.subscription_terms(conn, row, row.context), env.subscription_terms(
+            conn, row, notification.context_of(row))
         if selecting is None or terms is None:
             continue
         entities = matching(conn, row.tenant, row.body, selecting)

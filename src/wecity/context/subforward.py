@@ -308,7 +308,7 @@ def receive(conn: Connection, env_for: Any, note: Any, terms: TermMap) -> int:
         entities = [s for s in entities if matching.filters_hold(conn, env, row, s)]
     if not entities:
         return 0
-    note_terms = env.subscription_terms(row, notification.context_of(row))
+    note_terms = env.subscription_terms(conn, row, notification.context_of(row))
     if note_terms is None:
         return 0
     change = notification.Change(now=env.now)

@@ -174,3 +174,35 @@ def test_entities_follow_the_events_after_the_fact_and_intake_does_not_wait(api:
     _published(city)
     assert _entity(api, case_id)["status"] == "dispatched"
     assert city.db.write_sync(lambda c: consume(c, now=city.clock.now())) == 0  # nothing new: nothing taken
+
+
+def test_an_enterprises_case_is_no_entity_and_one_kept_from_before_is_withdrawn(api: Any, city: City) -> None:
+    """The ServiceRequest entities show what the public case page shows: an enterprise's 诉求 is not there."""
+    from wecity.cases.categories import add_category
+    from wecity.cases.choices import Channel
+    from wecity.cases.ngsild import publish_many
+
+    city.db.write_sync(lambda c: add_category(
+        c, code="ent-policy", name_zh="惠企政策兑现问题", name_en="Support policy not delivered", group_zh="营商环境",
+        group_en="Business environment", department_code="shichang", ack_minutes=240, resolve_hours=40,
+        calendar="working", channels=[str(Channel.ENTERPRISE)]))
+    hidden = open_case(city, code="ent-policy", channel=Channel.ENTERPRISE, address="湖南某某科技有限公司（芙蓉区）")
+    shown = open_case(city)
+    _published(city)
+    assert api.get(f"{BASE}/entities/{entity_id(hidden)}").status_code == 404
+    assert _entity(api, shown)["status"] == "dispatched"
+    # Nor can anyone follow it by its id (the ids are sequential).
+    from wecity.cases.citizen_voice import follow
+    from wecity.core.errors import NotFound
+
+    with pytest.raises(NotFound):
+        city.db.write_sync(lambda c: follow(c, hidden, follower_key="ip:1", now=city.clock.now()))
+    assert city.db.write_sync(lambda c: follow(c, shown, follower_key="ip:1", now=city.clock.now()))
+    # One written before enterprise cases were left out: the backfill takes it away.
+    city.db.write_sync(lambda c: c.execute(sa.text("update cases set channel = 'portal' where id = :i"), {"i": hidden}))
+    city.db.write_sync(lambda c: publish_many(c, [hidden], city.clock.now()))
+    assert _entity(api, hidden)["address_string"] == "湖南某某科技有限公司（芙蓉区）"
+    city.db.write_sync(lambda c: c.execute(sa.text("update cases set channel = 'enterprise' where id = :i"), {"i": hidden}))
+    assert city.db.write_sync(lambda c: publish_all(c, city.clock.now(), after_id=0, limit=50))[0] >= hidden
+    assert api.get(f"{BASE}/entities/{entity_id(hidden)}").status_code == 404
+    assert _entity(api, shown)["status"] == "dispatched"

@@ -156,7 +156,11 @@ def follow(conn: Connection, case_id: int, *, follower_key: str, now: datetime, 
            lang: str | None = None) -> bool:
     """关注 / +1: count this person once for the case (a repeat only adds an e-mail address they did not give
     before). Returns True when they were not counted yet."""
-    row = conn.execute(sa.select(cases.c.status, cases.c.merged_into_id).where(cases.c.id == case_id)).first()
+    # Only a case the public sees can be followed by its id (an enterprise's 诉求 is not one of them).
+    from wecity.cases.queries import PUBLISHED  # queries reads this module's counts: imported when needed
+
+    row = conn.execute(sa.select(cases.c.status, cases.c.merged_into_id).where(cases.c.id == case_id, PUBLISHED)
+                       ).first()
     if row is None:
         raise NotFound("there is no such case", message_zh="没有该案件", code="case.not_found")
     target = row.merged_into_id or case_id

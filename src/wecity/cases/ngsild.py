@@ -1,5 +1,6 @@
-"""Every case is also an NGSI-LD entity of type `ServiceRequest`, so FIWARE tools can query the city's
-cases and subscribe to their changes through the context broker.
+"""Every case the public sees is also an NGSI-LD entity of type `ServiceRequest`, so FIWARE tools can query
+the city's cases and subscribe to their changes through the context broker. An enterprise's 诉求 is not
+one (`queries.PUBLISHED`); an entity kept from before is deleted when its case is next written or backfilled.
 
 The entity follows the Smart Data Models `Open311_ServiceRequest` model (dataModel.IssueTracking): the
 Open311 attribute names (`service_request_id`, `service_code`, `service_name`, `description`, `status`,
@@ -32,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from wecity.cases.models import cases
-from wecity.cases.queries import _case_select
+from wecity.cases.queries import PUBLISHED, _case_select
 from wecity.context import service as context
 from wecity.context.entity import Entity, normalize_entity, now_text
 from wecity.context.ldcontext import ContextStore
@@ -148,7 +149,8 @@ def consume(conn: Connection, *, now: datetime, batch: int = BATCH) -> int:
     for e in events:
         by_case.setdefault(e.case_id, []).append(e)
     with _lent(conn) as store:
-        for row in conn.execute(_case_select().where(cases.c.id.in_(list(by_case)))) if by_case else ():
+        _withdraw(conn, context.Env(TENANT, now, store, Events()), list(by_case))
+        for row in conn.execute(_published().where(cases.c.id.in_(list(by_case)))) if by_case else ():
             steps = _status_steps(by_case[row.id])
             for e in steps:
                 _publish_rows(conn, context.Env(TENANT, e.at, store, Events()), [row], e.at, status=e.to_status)
@@ -172,9 +174,27 @@ def publish_many(conn: Connection, case_ids: Iterable[int], now: datetime) -> in
     with _lent(conn) as store:
         env = context.Env(TENANT, now, store, Events())
         for start in range(0, len(ids), _CHUNK):
-            rows = conn.execute(_case_select().where(cases.c.id.in_(ids[start:start + _CHUNK]))).all()
+            chunk = ids[start:start + _CHUNK]
+            _withdraw(conn, env, chunk)
+            rows = conn.execute(_published().where(cases.c.id.in_(chunk))).all()
             written += _publish_rows(conn, env, rows, now)
     return written
+
+
+def _published() -> Any:
+    """The cases the public sees (an enterprise's 诉求 is not one of them), as the public case page shows them."""
+    return _case_select().where(PUBLISHED)
+
+
+def _withdraw(conn: Connection, env: context.Env, case_ids: list[int]) -> None:
+    """Delete the entities of those of these cases the public does not see (kept from before they were
+    left out, or a case that became unpublished)."""
+    hidden = list(conn.execute(sa.select(cases.c.id).where(cases.c.id.in_(case_ids), sa.not_(PUBLISHED))).scalars())
+    if not hidden:
+        return
+    held = context.entities_by_id(conn, TENANT, [entity_id(i) for i in hidden])
+    for held_id in held:
+        context.delete(conn, env, held_id)
 
 
 def _publish_rows(conn: Connection, env: context.Env, rows: Iterable[Any], now: datetime, *,

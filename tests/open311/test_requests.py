@@ -248,3 +248,16 @@ def test_georeport_client_reads_services_and_requests(city: City, live_server) -
         one = geo.get_service_request(rid)
         one = one[0] if isinstance(one, list) else one
         assert one["service_code"] == "manhole"
+
+
+def test_a_text_field_beside_photos_holds_at_most_a_form(sqlite_city: City) -> None:
+    """The photos may be megabytes; a text field beside them is a form's worth, not a photo's."""
+    from .conftest import jpeg
+
+    data = {"api_key": sqlite_city.api_key, "service_code": "pothole", "lat": WUYI_SQUARE[0],
+            "long": WUYI_SQUARE[1], "description": "路面有个大坑", "address_string": "x" * (200 * 1024)}
+    with make_client(sqlite_city) as client:
+        refused = client.post("/open311/v2/requests.json", data=data, files={"media": ("a.jpg", jpeg(), "image/jpeg")})
+        # Refused as the form is read, not after the field was taken in whole and judged.
+        assert refused.status_code == 400 and "form body" in refused.json()[0]["description"], refused.text
+    assert sqlite_city.db.read_sync(lambda c: c.execute(reports.select()).all()) == []

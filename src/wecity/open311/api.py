@@ -239,7 +239,8 @@ def _report(form: FormData) -> NewReport:
 async def _request_form(request: Request, settings: Settings) -> AsyncIterator[FormData]:
     """The form with its spooled uploads, closed on leaving; a body that does not parse is a 400."""
     try:
-        form = await request.form(max_files=UPLOAD_FILES, max_fields=200, max_part_size=settings.max_upload_bytes)
+        # A text field holds at most a form's worth (max_part_size bounds the fields; the photos are read apart).
+        form = await request.form(max_files=UPLOAD_FILES, max_fields=200, max_part_size=settings.max_form_bytes)
     except Exception as exc:  # malformed bodies are the client's error, whatever the parser raised
         if isinstance(exc, WeCityError):
             raise

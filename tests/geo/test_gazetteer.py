@@ -121,3 +121,26 @@ def test_a_search_matching_many_features_ranks_a_bounded_set(finnish: Gazetteer,
     bounded = finnish.search("tie", limit=50)
     assert 0 < len(bounded) <= 5 and all("tie" in f"{f.name} {f.address}".lower() for f in bounded)
     assert [f.name for f in finnish.search("kirnun")] == ["Hiidenkirnuntie"]
+
+
+def test_a_road_is_found_first_though_thousands_of_addresses_name_it(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from wecity.geo import gazetteer
+
+    monkeypatch.setattr(gazetteer, "MATCHED", 50)
+    path = tmp_path / "g.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(gazetteer.SCHEMA)
+    writer = gazetteer._Writer(conn)
+    for n in range(300):  # written before the road, as an extract's addresses are
+        writer.feature("address", f"{n}号", None, None, None, f"人民东路{n}号, 410000 长沙市", 113.0, 28.2, f"n{n}")
+    writer.feature("road", "人民东路", "人民东路", "Renmin East Road", "highway=primary", None, 113.0, 28.2, "w1")
+    conn.execute("INSERT INTO features_fts(features_fts) VALUES ('rebuild')")
+    conn.execute("INSERT INTO meta VALUES ('format', ?)", (gazetteer.FORMAT,))
+    conn.commit()
+    conn.close()
+    found = Gazetteer(path).search("人民东路", limit=3)
+    assert (found[0].kind, found[0].name) == ("road", "人民东路")
+    assert Gazetteer(path).search("民东路", limit=3)  # inside a name: the trigram index still answers

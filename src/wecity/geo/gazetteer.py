@@ -359,19 +359,21 @@ class Gazetteer:
         conn = self._conn()
         if conn is None or not query:
             return []
+        # Names that start with the query, by an index range: the best answers, whatever else matches.
+        key = query.casefold()
+        rows = conn.execute(
+            f"SELECT DISTINCT {_COLUMNS} FROM name_keys k JOIN features f ON f.id = k.feature_id "
+            "WHERE k.key >= ? AND k.key < ? LIMIT ?", (key, key + "\U0010ffff", CANDIDATES)).fetchall()
         if len(query) >= MIN_TRIGRAM:
-            # Ranking every match costs as much as the matches: a city's name or a postcode is in nearly
-            # every address (270 ms over 200,000). The first MATCHED ones are ranked, then the best kept.
-            rows = conn.execute(
+            # And names (and address lines) that contain it. Ranking every match costs as much as the matches:
+            # a city's name or a postcode is in nearly every address (270 ms over 200,000), so the first
+            # MATCHED are ranked and the best kept; a name that starts with the query is found above anyway.
+            rows += conn.execute(
                 f"SELECT {_COLUMNS} FROM (SELECT rowid, rank FROM features_fts WHERE features_fts MATCH ? LIMIT ?) m "
                 "JOIN features f ON f.id = m.rowid ORDER BY m.rank LIMIT ?",
                 (fts_phrase(query), MATCHED, CANDIDATES)).fetchall()
-        else:
-            key = query.casefold()
-            rows = conn.execute(
-                f"SELECT DISTINCT {_COLUMNS} FROM name_keys k JOIN features f ON f.id = k.feature_id "
-                "WHERE k.key >= ? AND k.key < ? LIMIT ?", (key, key + "\U0010ffff", CANDIDATES)).fetchall()
-        return rank(query, map(_feature, rows))[:limit]
+        unique = {row[0]: row for row in rows}  # a feature found both ways, once
+        return rank(query, map(_feature, unique.values()))[:limit]
 
     def nearest_road(self, lat: float, lon: float, max_m: float) -> tuple[Feature, float] | None:
         """The named road nearest the point within `max_m` metres, with its distance in metres."""

@@ -128,3 +128,14 @@ def test_guesses_at_the_same_moment_are_counted_one_by_one(city: City) -> None:
     attempts = city.db.read_sync(lambda c: c.execute(sa.select(portal_codes.c.attempts)).scalar_one())
     assert attempts == MAX_ATTEMPTS
     assert city.db.write_sync(lambda c: check_code(c, phone, code, secret_key=key, now=now)) is False
+
+
+def test_ratings_from_the_tracking_page_are_counted_per_address(portal: Any, sqlite_city: City) -> None:
+    """As the API's rating: a made-up tracking code tried again and again meets the limit."""
+    sqlite_city.clock.at = SEED_TIME + timedelta(seconds=30)
+    web = portal("203.0.113.9", case_rating="2/minute")
+    token = csrf_token(web.get("/report").text)
+    answers = [web.post(f"/track/NOSUCHCODE{n}/rate", data={"csrf_token": token, "stars": "5"},
+                        follow_redirects=False) for n in range(3)]
+    assert [a.status_code for a in answers] == [404, 404, 429]
+    assert answers[2].headers["retry-after"] == "30"

@@ -323,7 +323,7 @@ async def _tracked(ctx: Any, token: str) -> dict[str, Any] | None:
 @router.post("/track/{token}/rate")
 async def rate(request: Request, user: OptionalStaff, token: str) -> Response:
     ctx = request.app.state.ctx
-    form = await request.form()
+    form = await request.form(max_files=0, max_fields=20)
     locale = request_locale(request)
     _ = gettext_for(locale).gettext
     if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
@@ -335,6 +335,12 @@ async def rate(request: Request, user: OptionalStaff, token: str) -> Response:
         stars = int(str(form.get("stars", "")))
     except ValueError:
         stars = 0
+    try:
+        # Counted per address as the API's rating (a tracking code guessed at, a rating pressed again and again).
+        await ctx.limits.hit("case_rating", client_address(request) or "-")
+    except RateLimited as exc:
+        shown = page(request, "web/track_form.html", user=user, status=429, error=exc.localized(locale))
+        return with_retry_after(shown, exc)
     try:
         if not 1 <= stars <= 5:
             raise ValidationFailed("choose 1 to 5 stars", message_zh="请选择 1 到 5 星", code="rating.stars")

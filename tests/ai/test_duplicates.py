@@ -195,3 +195,19 @@ def test_who_may_see_and_decide_duplicates(city: City) -> None:
         supervisor = _staff(city, "supervisor")
         assert client.get("/api/v1/ai/duplicates", params={"case_id": 1}, headers=supervisor).status_code == 200
         assert client.get("/api/v1/ai/duplicates", params={"case_id": 0}, headers=supervisor).status_code == 400
+
+
+def test_a_pair_with_a_resolved_case_is_no_longer_proposed(city: City) -> None:
+    """A merge takes only cases still being worked on: a resolved one leaves the proposals."""
+    with make_client(city) as client:
+        _review(city)
+        first = _report(client, city, "streetlight", WUYI, "整条路的路灯都不亮")
+        city.clock.advance(hours=2)
+        second = _report(client, city, "streetlight", ABOUT_120_M_NORTH, "这条路的路灯晚上都不亮")
+        _review(city)
+        dispatcher = _staff(city, "dispatcher")
+        assert client.get("/api/v1/ai/duplicates", params={"case_id": first}, headers=dispatcher).json()["proposals"]
+        city.db.write_sync(lambda c: c.execute(sa.text("update cases set status = 'resolved' where id = :i"),
+                                               {"i": first}))
+        assert client.get("/api/v1/ai/duplicates", params={"case_id": second}, headers=dispatcher).json()[
+            "proposals"] == []

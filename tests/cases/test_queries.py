@@ -145,3 +145,7 @@ def test_an_enterprises_case_is_not_shown_to_the_public_but_followed_by_its_trac
         assert client.get(f"/api/v1/public/cases/{hidden}").status_code == 404
         assert client.get(f"/cases/{hidden}").status_code == 404
         assert client.get(f"/api/v1/public/cases?lat={lat}&long={lon}&radius_m=2000").json()[0]["case_id"] == shown
+    # Staff merging duplicates see it among the open cases nearby.
+    for_staff = city.db.read_sync(lambda c: queries.nearby_open_cases(
+        c, lat=lat, lon=lon, category_code=None, now=now, radius_m=2000, published_only=False))
+    assert {n["case_id"] for n in for_staff} == {hidden, shown}

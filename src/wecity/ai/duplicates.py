@@ -44,7 +44,7 @@ from sqlalchemy.engine import Connection
 from wecity.ai.models import ai_cursors, ai_duplicates
 from wecity.ai.tokens import words
 from wecity.cases import engine
-from wecity.cases.choices import MERGEABLE, CaseStatus, Source
+from wecity.cases.choices import MERGEABLE, Source
 from wecity.cases.models import cases, categories, reports
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from wecity.geo.coords import distance_m, metres_box
@@ -240,7 +240,8 @@ def review_new(conn: Connection, *, now: datetime, batch: int = BATCH) -> int:
 
 def proposals_for(conn: Connection, case_id: int) -> list[dict[str, Any]]:
     """The open proposals involving `case_id` (as the newer case or the older), best first, each with the
-    other case's summary; pairs whose cases are no longer both open are left out."""
+    other case's summary; pairs whose cases are no longer both being worked on (MERGEABLE, what a merge
+    takes: not a resolved or verified one) are left out."""
     other = sa.case((ai_duplicates.c.case_id == case_id, ai_duplicates.c.candidate_id),
                     else_=ai_duplicates.c.case_id).label("other_id")
     rows = conn.execute(sa.select(ai_duplicates, other).where(
@@ -248,7 +249,7 @@ def proposals_for(conn: Connection, case_id: int) -> list[dict[str, Any]]:
         sa.or_(ai_duplicates.c.case_id == case_id, ai_duplicates.c.candidate_id == case_id))).all()
     if not rows:
         return []
-    open_states = [s.value for s in CaseStatus if s.is_open]
+    open_states = [s.value for s in MERGEABLE]
     summaries = {r.id: r for r in conn.execute(
         sa.select(cases.c.id, cases.c.status, cases.c.description, cases.c.created_at,
                   categories.c.name_zh, categories.c.name_en)

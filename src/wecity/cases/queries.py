@@ -400,12 +400,14 @@ def labelled_answers(conn: Connection, category_code: str, answers: dict[str, An
 
 
 def nearby_open_cases(conn: Connection, *, lat: float, lon: float, category_code: str | None, now: datetime,
-                      radius_m: float = 200.0, limit: int = 10) -> list[dict[str, Any]]:
-    """Open cases near a point (public fields only, published cases only), nearest first: "already reported
-    — follow it"."""
+                      radius_m: float = 200.0, limit: int = 10, published_only: bool = True) -> list[dict[str, Any]]:
+    """Open cases near a point (public fields only; published cases only unless staff ask, for merging),
+    nearest first: "already reported — follow it"."""
     south, west, north, east = metres_box(lat, lon, radius_m)
-    query = _case_select().where(cases.c.status.in_([s.value for s in MERGEABLE]), PUBLISHED,
+    query = _case_select().where(cases.c.status.in_([s.value for s in MERGEABLE]),
                                  cases.c.lat.between(south, north), cases.c.long.between(west, east))
+    if published_only:
+        query = query.where(PUBLISHED)
     if category_code:
         query = query.where(cases.c.category_code == category_code)
     found = []

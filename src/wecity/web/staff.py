@@ -178,7 +178,7 @@ def _merge_candidates(conn: Any, user: StaffUser, case: dict[str, Any], now: Any
     if case["lat"] is not None:
         seen = {c["case_id"] for c in found} | {case["id"]}
         for n in queries.nearby_open_cases(conn, lat=case["lat"], lon=case["long"], category_code=case["category_code"],
-                                           now=now, radius_m=NEARBY_M):
+                                           now=now, radius_m=NEARBY_M, published_only=False):  # staff merge any
             if n["case_id"] in seen:
                 continue
             newer, older = max(n["case_id"], case["id"]), min(n["case_id"], case["id"])

@@ -222,11 +222,27 @@ def start(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str
     _move(conn, case, CaseStatus.IN_PROGRESS, actor, now, event="started", note=note)
 
 
+def _require_may(conn: Connection, actor: Actor, case: Any, action: str) -> None:
+    """Who may resolve a case or write a note on it (the verbs that take photos): a handler of its
+    department; a note also its department's dispatchers and supervisors, or the dispatch centre's."""
+    if action == "note" and (actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR)):
+        _require_own_department_or_centre(conn, actor, case, "note")
+    else:
+        _require_department_handler(actor, case)
+
+
+def check_may(conn: Connection, case_id: int, actor: Actor, action: str) -> None:
+    """PermissionDenied (NotFound without the case) unless `actor` may `action` ("resolve", "note") the case,
+    as the verb itself judges it: asked before a form's photos are read, so that they are read and decoded
+    only for whoever may act. The verb judges again, with the case's state, in its write."""
+    _require_may(conn, actor, _case(conn, case_id, lock=False), action)
+
+
 def resolve(conn: Connection, case_id: int, actor: Actor, now: datetime, *, note: str,
             evidence_media_id: str | None = None, evidence_media_ids: list[str] | None = None) -> None:
     """办结: the department says it is fixed, with a note and one or more evidence photos."""
     case = _case(conn, case_id)
-    _require_department_handler(actor, case)
+    _require_may(conn, actor, case, "resolve")
     _require_state(case, (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS), "resolve")
     if not (note or "").strip():
         raise ValidationFailed("a resolution note is required", message_zh="办结须填写处置说明", code="case.note")
@@ -395,10 +411,7 @@ def add_note(conn: Connection, case_id: int, actor: Actor, now: datetime, note: 
     """备注: a note on the timeline; public notes are shown to citizens (and answer a 催办: the case is locked
     then, so an urge made meanwhile is neither lost nor answered twice)."""
     case = _case(conn, case_id, lock=public)
-    if actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR):
-        _require_own_department_or_centre(conn, actor, case, "note")
-    else:
-        _require_department_handler(actor, case)
+    _require_may(conn, actor, case, "note")
     if not (note or "").strip():
         raise ValidationFailed("the note is empty", message_zh="备注为空", code="case.note")
     if public:

@@ -15,7 +15,7 @@ from wecity.ai import duplicates
 from wecity.cases import engine, handling, queries, replies
 from wecity.cases.categories import list_categories
 from wecity.cases.choices import CaseStatus, Channel, ReplyUse
-from wecity.cases.models import cases, reports
+from wecity.cases.models import reports
 from wecity.core import csrf
 from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeCityError
 from wecity.core.http import client_address, request_locale
@@ -372,21 +372,14 @@ async def _refused(request: Request, user: StaffUser, case_id: int, action: str,
         source_address=address, detail={"code": code}))
 
 
-def _photo_refusal(conn: Any, user: StaffUser, case_id: int, action: str) -> WeCityError | None:
-    """Why `user` may not `action` (resolve or note, the actions that take photos) the case, as the engine's
-    resolve and add_note judge it, or None. Asked before the form is read, so that a photo is read and
-    decoded only for whoever may act; the engine judges again, with the state, in the write."""
-    department = conn.execute(sa.select(cases.c.department_id).where(cases.c.id == case_id)).first()
-    if department is None:
-        return NotFound(f"no case {case_id}", message_zh=f"没有案件 {case_id}", code="case.not_found")
-    ours = user.department_id == department.department_id
-    if user.has(Role.ADMIN) or (ours and user.has(Role.HANDLER)):
-        return None
-    if action == "note" and (user.has(Role.DISPATCHER) or user.has(Role.SUPERVISOR)) \
-            and (ours or works_in_dispatch_centre(conn, user)):
-        return None
-    return PermissionDenied("only a handler of the responsible department may do this",
-                           message_zh="只有责任部门的处置人员可以执行此操作", code="case.not_your_department")
+def _photo_refusal(conn: Any, actor: engine.Actor, case_id: int, action: str) -> WeCityError | None:
+    """Why the actor may not `action` (resolve or note, the actions that take photos) the case, as the
+    engine judges it (`engine.check_may`), or None: asked before the form is read."""
+    try:
+        engine.check_may(conn, case_id, actor, action)
+    except WeCityError as exc:
+        return exc
+    return None
 
 
 @router.post("/staff/cases/{case_id}/{action}")
@@ -407,7 +400,8 @@ async def act(request: Request, user: OptionalStaff, case_id: int, action: str) 
         return await _case_page(request, user, case_id, status=403,
                                 error=PermissionDenied("needs the dispatcher or supervisor role",
                                                        message_zh="需要派遣员或督办角色").localized(locale))
-    if action in PHOTOS and (refusal := await ctx.db.read(_photo_refusal, user, case_id, action)) is not None:
+    actor = engine.Actor.staff(user, channel=Channel.PORTAL, source_address=client_address(request))
+    if action in PHOTOS and (refusal := await ctx.db.read(_photo_refusal, actor, case_id, action)) is not None:
         await _refused(request, user, case_id, action, refusal.code)
         return await _case_page(request, user, case_id, status=refusal.status, error=refusal.localized(locale))
     # A text field holds at most a form's worth (max_part_size bounds the fields, not the files).
@@ -423,7 +417,6 @@ async def act(request: Request, user: OptionalStaff, case_id: int, action: str) 
         if isinstance(upload, UploadFile) and upload.filename:
             raw.append(await upload.read(settings.max_upload_bytes + 1))
     await form.close()
-    actor = engine.Actor.staff(user, channel=Channel.PORTAL, source_address=client_address(request))
     try:
         if len(raw) > PHOTOS.get(action, 0):
             raise ValidationFailed(f"at most {PHOTOS.get(action, 0)} photos here",

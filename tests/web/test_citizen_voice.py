@@ -277,6 +277,14 @@ def test_an_update_to_a_code_that_names_no_report_is_refused_before_its_photo_is
     taken = web.post(f"/track/{token}/update", data={"csrf_token": csrf_token(page), "note": "又多了"},
                      files=[("photo", ("p.jpg", _jpeg(), "image/jpeg"))], follow_redirects=False)
     assert taken.status_code == 303 and decoded == [1]
+    # A finished case takes no update: refused before its photo is decoded too.
+    db = web.app.state.ctx.db
+    db.write_sync(lambda c: c.execute(sa.text(
+        "update cases set status = 'closed' where id = (select case_id from reports where token = :t)"), {"t": token}))
+    decoded.clear()
+    finished = web.post(f"/track/{token}/update", data={"csrf_token": csrf_token(page), "note": "还有"},
+                        files=[("photo", ("p.jpg", _jpeg(), "image/jpeg"))], follow_redirects=False)
+    assert finished.status_code == 409 and decoded == []
 
 # -- 催办 -------------------------------------------------------------------------------------------------
 

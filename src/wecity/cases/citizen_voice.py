@@ -41,15 +41,23 @@ def _open_case_of_token(conn: Connection, token: str) -> sa.Row:
     return row
 
 
-def add_update(conn: Connection, token: str, now: datetime, note: str, *, media_id: str | None = None) -> int:
-    """The reporter adds what they have seen since (text, a photo or both) to an open case: a public entry
-    on its timeline, and the department is told. Returns the event id."""
+def updatable_case(conn: Connection, token: str) -> int:
+    """The case a reporter's update by this tracking code goes to (a merged report's words belong on the case
+    it joined); NotFound for no such code, InvalidTransition for a finished case. Asked before the update's
+    photo is read, and again in its write."""
     row = _open_case_of_token(conn, token)
-    case_id = row.merged_into_id or row.id  # a merged report's words belong on the case it joined
+    case_id = int(row.merged_into_id or row.id)
     status = conn.execute(sa.select(cases.c.status).where(cases.c.id == case_id)).scalar_one()
     if CaseStatus(status) in FINISHED:
         raise InvalidTransition("the case is finished; say \"still not fixed\" instead",
                                 message_zh="该诉求已办结；如问题仍在，请选择“问题仍未解决”", code="case.update_closed")
+    return case_id
+
+
+def add_update(conn: Connection, token: str, now: datetime, note: str, *, media_id: str | None = None) -> int:
+    """The reporter adds what they have seen since (text, a photo or both) to an open case: a public entry
+    on its timeline, and the department is told. Returns the event id."""
+    case_id = updatable_case(conn, token)
     text = (note or "").strip()
     if not text and not media_id:
         raise ValidationFailed("write what has changed or add a photo", message_zh="请填写新情况或添加照片",

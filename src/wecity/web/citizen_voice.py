@@ -11,15 +11,13 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
 from wecity.cases import citizen_voice, engine
-from wecity.cases.models import reports
 from wecity.core import csrf
-from wecity.core.errors import ValidationFailed, WeCityError
+from wecity.core.errors import NotFound, ValidationFailed, WeCityError
 from wecity.core.http import client_address, request_locale, with_retry_after
 from wecity.identity.applicants import keyed_hash
 from wecity.identity.deps import OptionalStaff
@@ -92,10 +90,6 @@ async def urge(request: Request, user: OptionalStaff, token: str) -> Response:
     return await _say(request, user, token, "urge", "urged", _urge)
 
 
-def _names_a_report(conn: Any, token: str) -> bool:
-    return conn.execute(sa.select(reports.c.id).where(reports.c.token == token)).first() is not None
-
-
 @router.post("/track/{token}/update")
 async def add_update(request: Request, user: OptionalStaff, token: str) -> Response:
     ctx = request.app.state.ctx
@@ -103,10 +97,15 @@ async def add_update(request: Request, user: OptionalStaff, token: str) -> Respo
     locale = request_locale(request)
     _ = gettext_for(locale).gettext
     token = token[:40]
-    # The code is the reporter's key: a photo is taken in and decoded only for one that names a report.
-    if not await ctx.db.read(_names_a_report, token):
+    # The code is the reporter's key: a photo is taken in and decoded only for one that names a report whose
+    # case is still open.
+    try:
+        await ctx.db.read(lambda conn: citizen_voice.updatable_case(conn, token))
+    except NotFound:
         return page(request, "web/track_form.html", user=user, status=404,
                     error=_("No report has this tracking code. Check it and try again."))
+    except WeCityError as exc:
+        return await _track_page_again(request, user, token, exc.status, exc.localized(locale), "update")
     # A text field holds at most a form's worth (max_part_size bounds the fields, not the files).
     try:
         form = await request.form(max_files=1, max_fields=10, max_part_size=settings.max_form_bytes)

@@ -140,3 +140,24 @@ def test_a_query_without_any_filter_is_refused_unless_local(ngsi: Any) -> None:
     assert r.status_code == 400 and r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
     r = ngsi.get(f"{BASE}/entities", params={"local": "true", "count": "true", "limit": 0})
     assert r.status_code == 200 and r.headers["ngsild-results-count"] == "8"
+
+
+def test_a_query_tested_in_python_reads_no_further_than_its_page(ngsi: Any, monkeypatch: Any) -> None:
+    """Without a count or an order, the scan stops once the page (and one more, for the next link) is found;
+    with a count every row is judged."""
+    from wecity.context import search
+
+    for n in range(30):
+        assert ngsi.post(f"{BASE}/entities", json=entity(f"urn:ngsi-ld:Manhole:{n}", depth=prop(n))).status_code == 201
+    judged: list[str] = []
+    shown = search._shown
+    monkeypatch.setattr(search, "_shown", lambda row, now: judged.append(row.entity_id) or shown(row, now))
+    page = ngsi.get(f"{BASE}/entities", params={"type": "Manhole", "q": "depth>=0", "limit": 2})
+    assert [e["id"] for e in page.json()] == ["urn:ngsi-ld:Manhole:0", "urn:ngsi-ld:Manhole:1"]
+    assert 'rel="next"' in page.headers["Link"] and len(judged) == 3
+    judged.clear()
+    counted = ngsi.get(f"{BASE}/entities", params={"type": "Manhole", "q": "depth>=0", "limit": 2, "count": "true"})
+    assert counted.headers["NGSILD-Results-Count"] == "30" and len(judged) == 30
+    judged.clear()
+    later = ngsi.get(f"{BASE}/entities", params={"type": "Manhole", "q": "depth>=20", "limit": 3, "offset": 2})
+    assert [e["id"] for e in later.json()] == [f"urn:ngsi-ld:Manhole:{n}" for n in (22, 23, 24)]

@@ -5,9 +5,11 @@ the page is cut."""
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -127,6 +129,9 @@ def _geo_variants(conn: Connection, tenant: str, spec: Query) -> list[list[Any]]
     return variants
 
 
+SCAN_CHUNK = 500  # rows fetched at a time when a query tests entities in Python
+
+
 def query_page(conn: Connection, tenant: str, spec: Query, *, limit: int, offset: int, count: bool,
                now: datetime | None = None) -> Page:
     """Matching entities (in creation order unless `spec.order` says otherwise) as a reader at `now`
@@ -141,9 +146,6 @@ def query_page(conn: Connection, tenant: str, spec: Query, *, limit: int, offset
     selects = [sa.select(*COLUMNS).where(*where, *tv, *gv) for tv in type_variants for gv in geo_variants]
     if not spec.needs_python() and len(selects) == 1:
         return _sql_page(conn, selects[0], spec, limit=limit, offset=offset, count=count, now=now)
-    rows = [r for s in selects for r in conn.execute(s.order_by(t.c.pk))]
-    if len(selects) > 1:
-        rows.sort(key=lambda r: r.pk)
     cache: dict[str, Stored | None] = {}
 
     def resolve(ids: list[str]) -> list[tuple[list[str], dict[str, Any]]]:
@@ -154,8 +156,14 @@ def query_page(conn: Connection, tenant: str, spec: Query, *, limit: int, offset
             cache.update({i: found.get(i) for i in missing})
         return [(s.types, s.attrs) for s in (cache[i] for i in ids) if s is not None]
 
-    with linked_entities(resolve):
-        matched = select_matching(rows, spec, now)
+    # The rows are streamed in creation order (one SELECT per variant, merged), not read all at once; without
+    # a count or an order, the scan stops as soon as the page and one more match are found.
+    enough = None if count or spec.order is not None else offset + limit + 1
+    with ExitStack() as open_results, linked_entities(resolve):
+        streams = [open_results.enter_context(conn.execute(s.order_by(t.c.pk).execution_options(yield_per=SCAN_CHUNK)))
+                   for s in selects]
+        rows = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda r: r.pk)
+        matched = select_matching(rows, spec, now, enough=enough)
     if spec.order is not None:
         matched = spec.order.sort(matched)
     return Page(matched[offset:offset + limit], len(matched) if count else None,
@@ -181,11 +189,15 @@ def _shown(row: Any, now: datetime) -> Stored:
     return entity if entity.prune_at is None else live(entity, now) or entity
 
 
-def select_matching(rows: list[Any], spec: Query, now: datetime) -> list[Stored]:
+def select_matching(rows: Iterable[Any], spec: Query, now: datetime, *, enough: int | None = None) -> list[Stored]:
+    """The entities of `rows` the query keeps, in their order; with `enough`, no more than that many (the
+    rows after are not read)."""
     pattern = compile_pattern(spec.id_pattern) if spec.id_pattern else None
     attrs = spec.attrs
     matched: list[Stored] = []
     for row in rows:
+        if enough is not None and len(matched) >= enough:
+            break
         entity = _shown(row, now)
         if pattern is not None and not pattern.search(entity.id):
             continue

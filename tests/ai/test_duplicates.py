@@ -132,12 +132,17 @@ def test_a_misfiled_report_with_a_forwarded_photo_is_merged_into_the_first_by_th
     assert city.db.read_sync(duplicates.merge_figures)["merged_by_platform"] == 1
 
 
+def _streetlight_pair(client: Any, city: City) -> tuple[int, int]:
+    """Two reports of the same dark street, two hours and 120 m apart, without photos: the older case first."""
+    _review(city)
+    first = _report(client, city, "streetlight", WUYI, "整条路的路灯都不亮")
+    city.clock.advance(hours=2)
+    return first, _report(client, city, "streetlight", ABOUT_120_M_NORTH, "这条路的路灯晚上都不亮")
+
+
 def test_without_photos_a_likely_pair_is_proposed_and_the_dispatcher_decides(city: City) -> None:
     with make_client(city) as client:
-        _review(city)
-        first = _report(client, city, "streetlight", WUYI, "整条路的路灯都不亮")
-        city.clock.advance(hours=2)
-        second = _report(client, city, "streetlight", ABOUT_120_M_NORTH, "这条路的路灯晚上都不亮")
+        first, second = _streetlight_pair(client, city)
         third = _report(client, city, "noise", (WUYI[0], WUYI[1] + 0.0012), "广场舞音响太大声")
         _review(city)
         assert _case_of(city, second).status == "dispatched"  # proposed, not merged
@@ -200,10 +205,7 @@ def test_who_may_see_and_decide_duplicates(city: City) -> None:
 def test_a_pair_with_a_resolved_case_is_no_longer_proposed(city: City) -> None:
     """A merge takes only cases still being worked on: a resolved one leaves the proposals."""
     with make_client(city) as client:
-        _review(city)
-        first = _report(client, city, "streetlight", WUYI, "整条路的路灯都不亮")
-        city.clock.advance(hours=2)
-        second = _report(client, city, "streetlight", ABOUT_120_M_NORTH, "这条路的路灯晚上都不亮")
+        first, second = _streetlight_pair(client, city)
         _review(city)
         dispatcher = _staff(city, "dispatcher")
         assert client.get("/api/v1/ai/duplicates", params={"case_id": first}, headers=dispatcher).json()["proposals"]

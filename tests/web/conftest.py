@@ -37,3 +37,19 @@ def web_city(city: City) -> Iterator[tuple[Any, City]]:
     """A client and its city, on SQLite and on PostgreSQL, for the flows that write through the case engine."""
     with make_client(city) as c:
         yield c, city
+
+
+@pytest.fixture
+def decoded_photos(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many photos each call of the upload check decoded (`uploads.check_all`), in order."""
+    from wecity.media import uploads
+
+    decoded: list[int] = []
+    check_all = uploads.check_all
+
+    async def counted(files: Any, ctx: Any) -> Any:
+        decoded.append(len(files))
+        return await check_all(files, ctx)
+
+    monkeypatch.setattr(uploads, "check_all", counted)
+    return decoded

@@ -252,19 +252,10 @@ def test_a_code_or_case_that_does_not_exist_changes_nothing(web_city: Any) -> No
 
 
 def test_an_update_to_a_code_that_names_no_report_is_refused_before_its_photo_is_read(
-        web: Any, monkeypatch: Any) -> None:
+        web: Any, decoded_photos: list[int]) -> None:
     """The code is checked first: a body that is not even multipart gets the 404, not a 400 about the body,
     and a real photo sent with a wrong code is never decoded."""
-    from wecity.media import uploads
-
-    decoded: list[int] = []
-    check_all = uploads.check_all
-
-    async def counted(files: Any, ctx: Any) -> Any:
-        decoded.append(len(files))
-        return await check_all(files, ctx)
-
-    monkeypatch.setattr(uploads, "check_all", counted)
+    decoded = decoded_photos
     page = web.get("/report").text
     broken = web.post("/track/nosuchcode0000000/update", content=b"not multipart",
                       headers={"Content-Type": "multipart/form-data; boundary=nothing-follows"})

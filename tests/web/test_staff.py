@@ -160,20 +160,11 @@ def test_a_note_at_the_form_s_limit_with_line_breaks_is_taken(web: Any, sqlite_c
 
 
 def test_photos_are_taken_in_only_from_staff_who_may_act_on_the_case(web: Any, sqlite_city: Any,
-                                                                     monkeypatch: Any) -> None:
+                                                                     decoded_photos: list[int]) -> None:
     """Resolve and note take photos: whoever may not do them on this case is refused before the form is
     read (a body that is not even multipart gets the 403, not a 400 about the body), and no photo is
     decoded."""
-    from wecity.media import uploads
-
-    decoded: list[int] = []
-    check_all = uploads.check_all
-
-    async def counted(files: Any, ctx: Any) -> Any:
-        decoded.append(len(files))
-        return await check_all(files, ctx)
-
-    monkeypatch.setattr(uploads, "check_all", counted)
+    decoded = decoded_photos
     case_id = _case_id(sqlite_city, _tracking_token(_report(web)))
     decoded.clear()  # the report's own photo
     photo = [("evidence", ("after.jpg", _jpeg(), "image/jpeg"))]

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from pydantic import BaseModel
 
+from wecity.core.cache import DEFAULT_TTL
 from wecity.core.context import AppContext
 from wecity.core.http import Ctx, client_address
 from wecity.geo import geocode
 from wecity.geo.coords import CoordSystem, to_wgs84
-from wecity.geo.index import Area
-from wecity.geo.service import current_area_index, list_areas
+from wecity.geo.index import Area, AreaIndex
+from wecity.geo.service import list_areas, load_area_index
 
 router = APIRouter(prefix="/api/v1/areas", tags=["geo"])
 search_router = APIRouter(prefix="/api/v1/geo", tags=["geo"])
@@ -28,11 +30,24 @@ def register(app: FastAPI) -> None:
 
 
 async def on_startup(ctx: AppContext) -> None:
-    # The areas are read as stored at each use (geo.service.current_area_index, cached for seconds), so
-    # areas imported while the server runs are used without a restart; built once here, before the first report.
-    await ctx.db.read(current_area_index)
+    await area_index(ctx)  # built once here, before the first request
     ctx.services["gazetteer"] = geocode.gazetteer_for(ctx.settings.var_dir)
     ctx.services["streets"] = geocode.streets_for(ctx.settings.var_dir)
+
+
+async def area_index(ctx: AppContext) -> AreaIndex:
+    """The areas as stored, read again at most every `cache.DEFAULT_TTL` seconds, so that areas imported
+    while the server runs are used without a restart. Held by the app: a lookup (the report form asks as the
+    pin moves) costs no trip to the database."""
+    held: tuple[float, AreaIndex] | None = ctx.services.get(_AREA_INDEX)
+    now = time.monotonic()
+    if held is None or now - held[0] > DEFAULT_TTL:
+        held = (now, await ctx.db.read(load_area_index))
+        ctx.services[_AREA_INDEX] = held
+    return held[1]
+
+
+_AREA_INDEX = "geo_area_index"
 
 
 class AreaOut(BaseModel):
@@ -58,7 +73,7 @@ async def locate(
 ) -> LocateOut:
     """The area containing the point (converted to WGS-84 first), or `inside: false` outside the city."""
     wlat, wlon = to_wgs84(lat, long, coord_system)
-    area = (await ctx.db.read(current_area_index)).locate(wlat, wlon)
+    area = (await area_index(ctx)).locate(wlat, wlon)
     if area is None:
         return LocateOut(inside=False, area=None, wgs84=(wlat, wlon),
                          message="outside the city / 不在本市范围内")
@@ -133,7 +148,7 @@ async def search(request: Request, ctx: Ctx,
     await ctx.limits.hit("geo_search", client_address(request) or "-")
     gazetteer = ctx["gazetteer"]
     # A search reads the gazetteer file: off the event loop, so other requests are served meanwhile.
-    found = await asyncio.to_thread(geocode.search, q, index=await ctx.db.read(current_area_index), gazetteer=gazetteer,
+    found = await asyncio.to_thread(geocode.search, q, index=await area_index(ctx), gazetteer=gazetteer,
                                     streets=ctx["streets"], limit=limit)
     return SearchOut(query=q.strip(), gazetteer=gazetteer.exists(), results=[
         PlaceOut(name=p.name, name_zh=p.name_zh, name_en=p.name_en, kind=p.kind, category=p.category,
@@ -153,7 +168,7 @@ async def reverse(request: Request, ctx: Ctx,
     await ctx.limits.hit("geo_search", client_address(request) or "-")
     wlat, wlon = to_wgs84(lat, long, coord_system)
     gazetteer = ctx["gazetteer"]
-    found = await asyncio.to_thread(geocode.reverse, wlat, wlon, index=await ctx.db.read(current_area_index),
+    found = await asyncio.to_thread(geocode.reverse, wlat, wlon, index=await area_index(ctx),
                                     gazetteer=gazetteer,
                                     radius_m=radius)
     road = None if found.road is None or found.distance_m is None else RoadOut(

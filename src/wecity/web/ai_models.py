@@ -22,7 +22,7 @@ from wecity.identity.deps import OptionalStaff
 from wecity.identity.service import StaffUser
 from wecity.web.i18n import gettext_for
 from wecity.web.render import page
-from wecity.web.views import login_redirect
+from wecity.web.views import login_redirect, not_allowed
 
 router = APIRouter(include_in_schema=False)
 ROUTING_DAYS = 30
@@ -33,7 +33,7 @@ async def cards(request: Request, user: OptionalStaff) -> Response:
     if user is None:
         return login_redirect(request)
     if not user.has(Role.ADMIN):
-        return _forbidden(request, user)
+        return not_allowed(request, user)
     return await _cards_page(request, user, started=request.query_params.get("started") == "1")
 
 
@@ -44,7 +44,7 @@ async def train(request: Request, user: OptionalStaff) -> Response:
     if user is None:
         return login_redirect(request)
     if not user.has(Role.ADMIN):
-        return _forbidden(request, user)
+        return not_allowed(request, user)
     ctx = request.app.state.ctx
     form = await request.form(max_files=0, max_fields=10)
     locale = request_locale(request)
@@ -58,12 +58,6 @@ async def train(request: Request, user: OptionalStaff) -> Response:
             raise
         return await _cards_page(request, user, status=exc.status, error=exc.localized(locale))
     return RedirectResponse("/staff/ai?started=1", status_code=303, background=BackgroundTask(run))
-
-
-def _forbidden(request: Request, user: StaffUser) -> Response:
-    _ = gettext_for(request_locale(request)).gettext
-    return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
-                message=_("This page is for another department or role."))
 
 
 async def _cards_page(request: Request, user: StaffUser, *, status: int = 200, error: str | None = None,

@@ -25,7 +25,7 @@ from wecity.insight.frame import frame_of
 from wecity.insight.loops import loop_figures
 from wecity.web.i18n import N_, gettext_for
 from wecity.web.render import STATUS_LABELS, page
-from wecity.web.views import login_redirect
+from wecity.web.views import login_redirect, not_allowed
 
 router = APIRouter(include_in_schema=False)
 FILTER_NAMES = ("from", "to", "district", "department", "category", "channel")
@@ -58,9 +58,7 @@ def _not_a_leader(request: Request, user: Any) -> Response | None:
         return login_redirect(request)
     if user.has(Role.SUPERVISOR):
         return None
-    _ = gettext_for(request_locale(request)).gettext
-    return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
-                message=_("This page is for another department or role."))
+    return not_allowed(request, user)
 
 
 def _choices(conn: sa.Connection) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from wecity.identity.choices import Role
 from wecity.identity.deps import OptionalStaff
 from wecity.web.i18n import gettext_for
 from wecity.web.render import STATUS_LABELS, page
-from wecity.web.views import login_redirect, require_supervisor
+from wecity.web.views import login_redirect, not_allowed, require_supervisor
 
 router = APIRouter(include_in_schema=False)
 HOTSPOT_PERIODS = ("7", "30", "90")
@@ -26,9 +26,7 @@ async def operations(request: Request, user: OptionalStaff) -> Response:
     if user is None:
         return login_redirect(request)
     if not user.has(Role.SUPERVISOR):
-        _ = gettext_for(request_locale(request)).gettext
-        return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
-                    message=_("This page is for another department or role."))
+        return not_allowed(request, user)
     ctx = request.app.state.ctx
     now = ctx.clock.now()
     figures = await ctx.db.read(lambda conn: overview(conn, now))

@@ -19,7 +19,7 @@ from wecity.notify import robots
 from wecity.notify.choices import RobotEvent, RobotKind
 from wecity.web.i18n import gettext_for
 from wecity.web.render import page
-from wecity.web.views import login_redirect
+from wecity.web.views import login_redirect, not_allowed
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,12 +65,6 @@ async def set_me(request: Request, user: OptionalStaff) -> Response:
     return RedirectResponse("/staff/me?done=1", status_code=303)
 
 
-def _forbidden(request: Request, user: StaffUser) -> Response:
-    _ = gettext_for(request_locale(request)).gettext
-    return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
-                message=_("This page is for another department or role."))
-
-
 async def _robots_page(request: Request, user: StaffUser, *, status: int = 200, error: str | None = None,
                        secret: str | None = None) -> Response:
     ctx = request.app.state.ctx
@@ -86,7 +80,7 @@ async def robots_page(request: Request, user: OptionalStaff) -> Response:
     if user is None:
         return login_redirect(request)
     if not user.has(Role.ADMIN):
-        return _forbidden(request, user)
+        return not_allowed(request, user)
     return await _robots_page(request, user)
 
 
@@ -95,7 +89,7 @@ async def add_robot(request: Request, user: OptionalStaff) -> Response:
     if user is None:
         return login_redirect(request)
     if not user.has(Role.ADMIN):
-        return _forbidden(request, user)
+        return not_allowed(request, user)
     _ = gettext_for(request_locale(request)).gettext
     form, fresh = await _form(request)
     if not fresh:
@@ -133,7 +127,7 @@ async def remove_robot(request: Request, robot_id: int, user: OptionalStaff) -> 
     if user is None:
         return login_redirect(request)
     if not user.has(Role.ADMIN):
-        return _forbidden(request, user)
+        return not_allowed(request, user)
     _ = gettext_for(request_locale(request)).gettext
     _form_data, fresh = await _form(request)
     if not fresh:

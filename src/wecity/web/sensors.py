@@ -17,7 +17,7 @@ from wecity.iot.service import list_devices
 from wecity.web.i18n import gettext_for
 from wecity.web.labels import ANOMALY_KIND_LABELS, SENSOR_TYPE_LABELS
 from wecity.web.render import page
-from wecity.web.views import login_redirect, require_supervisor
+from wecity.web.views import login_redirect, not_allowed, require_supervisor
 
 router = APIRouter(include_in_schema=False)
 MAP_LIMIT = 5000  # points on the map; the tables count every entity
@@ -32,18 +32,12 @@ def _listener_counts(request: Request) -> dict[str, Any] | None:
             "counts": dict(getattr(listener, "counts", {}))}
 
 
-def _refused(request: Request, user: Any) -> Response:
-    _ = gettext_for(request_locale(request)).gettext
-    return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
-                message=_("This page is for another department or role."))
-
-
 @router.get("/ops/sensors")
 async def sensors(request: Request, user: OptionalStaff) -> Response:
     if user is None:
         return login_redirect(request)
     if not user.has(Role.SUPERVISOR):
-        return _refused(request, user)
+        return not_allowed(request, user)
     ctx = request.app.state.ctx
     now = ctx.clock.now()
 

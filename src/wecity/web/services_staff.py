@@ -22,7 +22,7 @@ from wecity.identity.service import StaffUser
 from wecity.web.forms import form_text
 from wecity.web.i18n import gettext_for
 from wecity.web.render import page
-from wecity.web.views import login_redirect
+from wecity.web.views import login_redirect, not_allowed
 
 router = APIRouter(include_in_schema=False)
 MAX_TEXT = 2000
@@ -110,8 +110,7 @@ async def _application_page(request: Request, user: StaffUser, app_id: int, *, s
         return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
                     message=_("There is no such application."))
     if not allowed:
-        return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
-                    message=_("This page is for another department or role."))
+        return not_allowed(request, user)
     mine = dept == view["department"] or "admin" in user.roles
     my_review = next((r for r in view["reviews"] if r["department_code"] == dept and r["outcome"] is None), None)
     return page(request, "web/staff_application.html", user=user, status=status, app=view, error=error,

@@ -27,7 +27,7 @@ from wecity.web.forms import form_text
 from wecity.web.i18n import gettext_for
 from wecity.web.labels import PRIORITY_LABELS, REPLY_USES
 from wecity.web.render import page
-from wecity.web.views import login_redirect
+from wecity.web.views import login_redirect, not_allowed
 
 router = APIRouter(include_in_schema=False)
 
@@ -83,18 +83,12 @@ async def dispatch_view(request: Request, user: OptionalStaff) -> Response:
     if user is None:
         return login_redirect(request)
     if not sees_every_department(user):
-        return _forbidden(request, user)
+        return not_allowed(request, user)
     ctx = request.app.state.ctx
     now = ctx.clock.now()
     cases = await ctx.db.read(lambda conn: queries.queue(conn, user, now, name="dispatch", limit=QUEUE_PAGE))
     await count_inbox(request, user)
     return page(request, "web/staff_dispatch.html", user=user, cases=cases, priorities=PRIORITY_LABELS)
-
-
-def _forbidden(request: Request, user: StaffUser | None) -> Response:
-    _ = gettext_for(request_locale(request)).gettext
-    return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
-                message=_("This page is for another department or role."))
 
 
 async def _case_page(request: Request, user: StaffUser, case_id: int, *, status: int = 200,
@@ -109,7 +103,7 @@ async def _case_page(request: Request, user: StaffUser, case_id: int, *, status:
         return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
                     message=_("There is no such case."))
     if not sees_every_department(user) and case["department_id"] != user.department_id:
-        return _forbidden(request, user)
+        return not_allowed(request, user)
     handler = user.has(Role.HANDLER) and (user.department_id == case["department_id"] or user.has(Role.ADMIN))
     in_department = user.department_id == case["department_id"]
 
@@ -355,7 +349,7 @@ async def call_reporter(request: Request, user: OptionalStaff, case_id: int) -> 
         await ctx.db.write(lambda conn: record_audit(
             conn, at=now, actor=f"user:{user.id}", action="personal_data.view", target=f"case:{case_id}",
             outcome="denied", source_address=address, detail={"fields": ["phone"], "purpose": "call"}))
-        return _forbidden(request, user)
+        return not_allowed(request, user)
     number = "".join(ch for ch in phone if ch.isdigit() or ch == "+")
     response = RedirectResponse(f"tel:{number}", status_code=303)
     response.headers["Cache-Control"] = "no-store"
@@ -462,7 +456,7 @@ async def replies_view(request: Request, user: OptionalStaff) -> Response:
     if user is None:
         return login_redirect(request)
     if not user.has(Role.ADMIN):
-        return _forbidden(request, user)
+        return not_allowed(request, user)
     return await _replies_page(request, user)
 
 
@@ -472,7 +466,7 @@ async def replies_act(request: Request, user: OptionalStaff, action: str) -> Res
     if user is None:
         return login_redirect(request)
     if not user.has(Role.ADMIN):
-        return _forbidden(request, user)
+        return not_allowed(request, user)
     ctx = request.app.state.ctx
     locale = request_locale(request)
     _ = gettext_for(locale).gettext

@@ -118,6 +118,13 @@ def login_redirect(request: Request) -> RedirectResponse:
     return RedirectResponse("/login?" + urlencode({"next": here}), status_code=303)
 
 
+def not_allowed(request: Request, user: StaffUser | None) -> Response:
+    """The page a signed-in staff member gets for a page of another department or role (403)."""
+    _ = gettext_for(request_locale(request)).gettext
+    return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
+                message=_("This page is for another department or role."))
+
+
 def require_supervisor(user: StaffUser | None) -> StaffUser:
     """The signed-in supervisor, for the data behind the operations pages' maps. A script asks for it, so a
     missing session is a 401 rather than a redirect; both refusals are the platform's errors, rendered like

@@ -193,6 +193,8 @@ def test_administrators_train_from_the_page_and_see_it_under_way_or_failed(city:
 
     _add_cases(city, _history(random.Random(7), per_category=6))
     with make_client(city) as client:
+        anonymous = client.post("/staff/ai/train", data={"csrf_token": "0" * 64}, follow_redirects=False)
+        assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login?")
         log_in(client, "chengguan")
         token = csrf_token(client.get("/staff/me").text)
         refused = client.post("/staff/ai/train", data={"csrf_token": token}, follow_redirects=False)

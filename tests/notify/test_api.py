@@ -45,6 +45,8 @@ def test_admin_lists_and_retries_dead_letters(city: City, ctx: AppContext) -> No
         assert client.post(f"/api/v1/admin/outbox/{alive}/retry", headers=dispatcher).status_code == 403
         client.cookies.clear()  # signing in also set a session cookie
         assert client.get("/api/v1/admin/outbox").status_code == 401
+        bad = client.get("/api/v1/admin/outbox", params={"status": "lost"}, headers=admin)
+        assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")
     assert ctx.db.read_sync(outbox.counts) == {"pending": 2, "delivered": 0, "dead": 0}
     audits = ctx.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.action, audit_log.c.target, audit_log.c.outcome)
                                                   .where(audit_log.c.action == "outbox.retry")).all())

@@ -251,3 +251,59 @@ def test_a_subscription_made_in_another_process_is_matched_with_the_context_the_
     queued = city.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(outbox).where(
         outbox.c.target == "http://receiver.test/notify")).scalar_one())
     assert queued == 1
+
+
+class ManyRemotes(Remote):
+    """Serves a @context at any URL under contexts.example.org, as a caller's own server would."""
+
+    def __call__(self, url: str) -> Any:
+        self.fetched.append(url)
+        name = url.rsplit("/", 1)[1].split(".")[0]
+        return {"@context": {"tilt": f"https://example.org/{name}#tilt"}}
+
+
+def _remote(i: int) -> str:
+    return f"https://contexts.example.org/c{i}.jsonld"
+
+
+def test_cached_contexts_are_bounded_and_those_subscriptions_name_stay(ngsi: Any, city: City, monkeypatch: Any,
+                                                                       caplog: Any) -> None:
+    """A caller naming ever new @context URLs fills neither the database nor the memory: past the bound the
+    least recently used cached ones are forgotten, except those a subscription names (matched inside writes,
+    which never fetch); a forgotten one is fetched again when named."""
+    import sqlalchemy as sa
+
+    from wecity.context import ldcontext, protocol
+    from wecity.core.models import outbox_messages as outbox
+
+    monkeypatch.setattr(protocol, "MAX_CACHED_CONTEXTS", 10)
+    monkeypatch.setattr(ldcontext, "MAX_REMOTE_DOCUMENTS", 5)
+    remote = ManyRemotes()
+    ngsi.app.state.ctx.services["ngsild_contexts"].fetcher = remote
+    # its @context is a hosted one, which names the remote one
+    hosted = ngsi.post(CONTEXTS, json={"@context": [_remote(0), {"Manhole": "https://example.org/Manhole"}]})
+    sub = {"id": "urn:ngsi-ld:Subscription:kept", "type": "Subscription", "entities": [{"type": "Manhole"}],
+           "notification": {"endpoint": {"uri": "https://subscriber.example.org/notify"}}}
+    assert ngsi.post(f"{BASE}/subscriptions", json=sub, headers=_link(hosted.headers["location"])).status_code == 201
+    for i in range(1, 30):  # a caller naming ever new URLs
+        assert ngsi.get(f"{BASE}/entities", params={"type": "Manhole"}, headers=_link(_remote(i))).status_code == 200
+    cached = ngsi.get(CONTEXTS, params={"kind": "Cached"}).json()
+    assert len(cached) <= 10 and _remote(0) in cached and _remote(29) in cached and _remote(1) not in cached
+    store = ngsi.app.state.ctx.services["ngsild_contexts"]
+    assert len([u for u in store.documents if u.startswith("https://contexts.example.org/")]) == 5
+    # the subscription still matches a write (no fetch inside it): its @context comes from the database
+    remote.fetched.clear()
+    body = {"id": "urn:ngsi-ld:Manhole:2", "type": "https://example.org/Manhole",
+            "https://example.org/c0#tilt": prop(2)}  # full names: the write itself names no @context
+    for url in list(store.documents):  # as in a process that has forgotten them (or never had them)
+        store.documents.pop(url)
+    store._maps.clear()
+    assert ngsi.post(f"{BASE}/entities", json=body).status_code == 201
+    queued = city.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(outbox).where(
+        outbox.c.target == "https://subscriber.example.org/notify")).scalar_one())
+    assert queued == 1 and remote.fetched == [] and "passed over" not in caplog.text
+    # one forgotten is fetched again when named (once its term map is gone too), and kept again
+    store._maps.clear()
+    got = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:2", headers=_link(_remote(1)))
+    assert got.status_code == 200 and remote.fetched == [_remote(1)]
+    assert _remote(1) in ngsi.get(CONTEXTS, params={"kind": "Cached"}).json()

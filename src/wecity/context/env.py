@@ -50,21 +50,31 @@ def _keep_from_database(conn: Any, store: ContextStore, context: Any) -> int:
     """The documents of `context`'s references that the database keeps, put in `store`; how many."""
     import sqlalchemy as sa
 
-    from wecity.context.ldcontext import HOSTED_PATH
+    from wecity.context.ldcontext import HOSTED_PATH, is_core_url
     from wecity.context.models import contexts
 
-    wanted: set[str] = set()
-    for item in context if isinstance(context, list) else [context]:
-        if isinstance(item, str):
-            wanted.add(item)
-            if HOSTED_PATH in item:
-                wanted.add(HOSTED_PATH + item.rsplit("/", 1)[1])
-    if not wanted:
-        return 0
-    found = conn.execute(sa.select(contexts.c.url, contexts.c.body).where(contexts.c.url.in_(sorted(wanted)))).all()
-    for url, body in found:
-        store.keep(url, body)
-    return len(found)
+    kept = 0
+    for _ in range(2):  # the references, then what a hosted @context among them names in turn
+        wanted: set[str] = set()
+        for item in context if isinstance(context, list) else [context]:
+            if isinstance(item, str) and not is_core_url(item):
+                wanted.add(item)
+                if HOSTED_PATH in item:
+                    wanted.add(HOSTED_PATH + item.rsplit("/", 1)[1])
+        if not wanted:
+            break
+        found = conn.execute(sa.select(contexts.c.url, contexts.c.body)
+                             .where(contexts.c.url.in_(sorted(wanted)))).all()
+        for url, body in found:
+            store.keep(url, body)
+        kept += len(found)
+        context = [inner for _, body in found if isinstance(body, dict)
+                   for inner in _listed(body.get("@context"))]
+    return kept
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 @dataclass

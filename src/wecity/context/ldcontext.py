@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -110,6 +111,9 @@ class TermMap:
 
 # Term maps kept built (one per distinct @context a request named); one forgotten is built again when asked.
 MAX_TERM_MAPS = 1000
+# Remote @contexts a process keeps in memory: the least recently used goes first (the database keeps its own
+# bounded set, `protocol.MAX_CACHED_CONTEXTS`), so callers naming ever new URLs cannot fill the memory.
+MAX_REMOTE_DOCUMENTS = 1000
 
 
 class ContextStore:
@@ -129,6 +133,8 @@ class ContextStore:
         self._fetched: list[tuple[str, Any]] = []
         # Uses of kept @contexts since the last `take_hits`: key -> (count, when last used).
         self._hits: dict[str, tuple[int, Any]] = {}
+        # The remote (fetched or cached) documents among `documents`, least recently used first.
+        self._remote: OrderedDict[str, None] = OrderedDict()
         self.core = self._build([CORE_URL])
 
     # -- documents ------------------------------------------------------------------------------
@@ -136,18 +142,34 @@ class ContextStore:
     def add(self, url: str, document: Any) -> None:
         with self._lock:
             self.documents[url] = document
+            self._remember_remote(url)
             self._maps.clear()  # a changed document invalidates every map built from it
 
     def keep(self, url: str, document: Any) -> None:
         """A document found kept elsewhere (the database) that this process did not have: added, leaving
         the term maps built from the others as they are."""
         with self._lock:
-            self.documents.setdefault(url, document)
+            if url not in self.documents:
+                self.documents[url] = document
+                self._remember_remote(url)
 
     def remove(self, url: str) -> None:
         with self._lock:
             self.documents.pop(url, None)
+            self._remote.pop(url, None)
             self._maps.clear()
+
+    def _remember_remote(self, url: str) -> None:
+        """Count `url` as a remote document just used (under the lock); past the bound the least recently
+        used remote document is dropped from memory (a term map built from it stays until it too goes: the
+        database, or a fetch, gives the document again)."""
+        if HOSTED_PATH in url:
+            return
+        self._remote[url] = None
+        self._remote.move_to_end(url)
+        while len(self._remote) > MAX_REMOTE_DOCUMENTS:
+            oldest, _ = self._remote.popitem(last=False)
+            self.documents.pop(oldest, None)
 
     def key_of(self, url: str) -> str | None:
         """The key a kept @context is stored under (hosted ones by their path, whatever host a client
@@ -162,6 +184,9 @@ class ContextStore:
         if key is not None:
             count = self._hits.get(key, (0, None))[0]
             self._hits[key] = (count + 1, now())
+            with self._lock:
+                if key in self._remote:
+                    self._remote.move_to_end(key)
 
     def take_hits(self) -> dict[str, tuple[int, Any]]:
         with self._lock:
@@ -206,6 +231,7 @@ class ContextStore:
         doc = self.refetch(url)
         with self._lock:
             self.documents[url] = doc
+            self._remember_remote(url)
             self._fetched.append((url, doc))
         return doc
 

@@ -27,6 +27,7 @@ from wecity.context.errors import (
 )
 from wecity.context.ldcontext import CORE_URL, ContextStore, TermMap, link_header, parse_link_header
 from wecity.context.models import contexts as contexts_table
+from wecity.context.models import registrations, subscriptions
 from wecity.context.render import View
 from wecity.core.context import AppContext
 from wecity.core.errors import WeCityError
@@ -115,11 +116,66 @@ async def resolve(ctx: AppContext, context: Any) -> TermMap:
 
 
 def _keep_fetched(conn: sa.Connection, fetched: list[tuple[str, Any]], now: Any) -> None:
+    added = False
     for url, doc in fetched:
         exists = conn.execute(sa.select(contexts_table.c.pk).where(contexts_table.c.url == url)).first()
         if exists is None:
             conn.execute(contexts_table.insert().values(context_id=uuid.uuid4().hex, url=url, kind="Cached",
                                                         body=doc, created_at=now, times_used=0))
+            added = True
+    if added:
+        forget_unused_cached(conn)
+
+
+# Remote @contexts the database keeps (kind Cached). Past this many, the least recently used that no
+# subscription or registration names are forgotten down to nine tenths of it, so callers naming ever new
+# URLs cannot fill the database; a forgotten one is fetched again when next named.
+MAX_CACHED_CONTEXTS = 1000
+
+
+def forget_unused_cached(conn: sa.Connection) -> int:
+    """Delete the least recently used cached @contexts past MAX_CACHED_CONTEXTS (down to nine tenths of it),
+    keeping every one a subscription or registration names: matching inside a write never fetches
+    (`Env.subscription_terms`), so those must stay kept. How many were deleted. "Used" is what the database
+    knows: uses counted in memory reach it when /jsonldContexts details are read and when the broker stops."""
+    t, most = contexts_table, MAX_CACHED_CONTEXTS
+    cached = conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.kind == "Cached")).scalar_one()
+    if cached <= most:
+        return 0
+    named = _named_by_subscriptions(conn)
+    # Oldest use first; never used ones by when they were fetched. The rows are about `most`: read at once.
+    order = sa.func.coalesce(t.c.last_used, t.c.created_at)
+    surplus, gone = cached - most * 9 // 10, list[int]()
+    rows = conn.execute(sa.select(t.c.pk, t.c.url).where(t.c.kind == "Cached").order_by(order, t.c.pk)).all()
+    for pk, url in rows:
+        if len(gone) >= surplus:
+            break
+        if url not in named:
+            gone.append(pk)
+    for start in range(0, len(gone), 500):
+        conn.execute(t.delete().where(t.c.pk.in_(gone[start:start + 500])))
+    return len(gone)
+
+
+def _named_by_subscriptions(conn: sa.Connection) -> set[str]:
+    """Every URL a subscription's or a registration's @context (or notifications' jsonldContext) names, and
+    every URL a hosted or implicitly created @context names."""
+    names: set[str] = set()
+
+    def collect(value: Any) -> None:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                names.add(item)
+
+    for context, body in conn.execute(sa.select(subscriptions.c.context, subscriptions.c.body)):
+        collect(context)
+        collect((body or {}).get("jsonldContext"))
+    for (context,) in conn.execute(sa.select(registrations.c.context)):
+        collect(context)
+    # and what hosted and implicitly created @contexts name: a subscription may name one of those
+    for (body,) in conn.execute(sa.select(contexts_table.c.body).where(contexts_table.c.kind != "Cached")):
+        collect((body or {}).get("@context") if isinstance(body, dict) else None)
+    return names
 
 
 @dataclass

@@ -85,7 +85,7 @@ async def load_store(ctx: AppContext) -> ContextStore:
     """The @context store, with the contexts the database keeps (the app's, or a runner's on its own)."""
     store = ContextStore(fetcher=ctx.services.get("ngsild_fetcher") or context_fetcher(ctx.settings))
     for row in await ctx.db.read(_load_contexts):
-        store.documents[row.url] = row.body
+        store.keep(row.url, row.body)
     ctx.services["ngsild_contexts"] = store
     return store
 

@@ -153,6 +153,8 @@ def request_supplement(conn: Connection, app_id: int, *, staff: StaffUser, note:
     """补正: ask for everything missing at once. At acceptance the accepting department asks; in review,
     each reviewing department adds its own request, and the applicant gets them together when the round ends."""
     row = _application(conn, app_id, staff)
+    if row.status in FINISHED:
+        raise InvalidTransition("this application is finished", message_zh="该申请已办结", code="govservice.finished")
     definition = conn.execute(sa.select(matter_versions.c.definition).where(
         matter_versions.c.code == row.matter_code, matter_versions.c.version == row.matter_version)).scalar_one()
     text = _note(note, required=True, what="note saying what is missing", what_zh="补正内容说明")
@@ -184,6 +186,8 @@ def _review_task(conn: Connection, row: Any, staff: StaffUser) -> process.ReadyT
     dept = staff_department(conn, staff)
     if not (staff.has("handler") or staff.has("supervisor")):
         raise PermissionDenied("reviewing needs the handler role", message_zh="审查需要处置人员角色", code="govservice.role")
+    if row.status in FINISHED:  # withdrawn while the reviews waited: the process is left as it stood
+        raise InvalidTransition("this application is finished", message_zh="该申请已办结", code="govservice.finished")
     if row.workflow is None or not any(t.name == "review" for t in process.ready_tasks(row.workflow)):
         raise InvalidTransition("this application is not in review", message_zh="该申请不在审查环节",
                                 code="govservice.not_this_step")

@@ -212,6 +212,8 @@ def _open_review_round(conn: Connection, app_id: int, tasks: list[process.ReadyT
 def after_step(conn: Connection, app_id: int, *, now: datetime, key_dir: Path | None = None) -> Status:
     """Bring the application's row in step with its process after a step; returns the new status."""
     row = conn.execute(sa.select(applications).where(applications.c.id == app_id)).one()
+    if row.status in FINISHED:  # withdrawn (or decided): what the process says now changes nothing
+        return Status(row.status)
     state = row.workflow
     if process.is_finished(state):
         status = _END_STATUS[process.end_event(state) or "refused"]

@@ -72,7 +72,7 @@ def test_the_staff_review_page_and_who_may_open_it(portal: TestClient, services:
     s.city.db.write_sync(lambda c: apply.save_draft(c, app_id, citizen=s.citizen, now=s.city.clock.now(),
                                                     form_data={"address": "五一大道 9 号", "width_m": 2,
                                                                "business_name": "别家公司"}))
-    s.city.db.write_sync(lambda c: apply.attach_material(c, app_id, citizen=s.citizen, material="design", media=[],
+    s.city.db.write_sync(lambda c: apply.attach_material(c, app_id, citizen=s.citizen, material="design", media=["m1"],
                                                          now=s.city.clock.now()))
     s.city.db.write_sync(lambda c: apply.submit(c, app_id, citizen=s.citizen, now=s.city.clock.now()))
     assert log_in(portal, "shichang").status_code == 303
@@ -110,7 +110,7 @@ def test_an_over_long_reason_is_refused_not_cut_short(portal: TestClient, servic
                                                                      now=s.city.clock.now()))
     s.city.db.write_sync(lambda c: apply.save_draft(c, app_id, citizen=s.citizen, now=s.city.clock.now(),
                                                     form_data={"address": "五一大道 9 号", "width_m": 2}))
-    s.city.db.write_sync(lambda c: apply.attach_material(c, app_id, citizen=s.citizen, material="design", media=[],
+    s.city.db.write_sync(lambda c: apply.attach_material(c, app_id, citizen=s.citizen, material="design", media=["m1"],
                                                          now=s.city.clock.now()))
     s.city.db.write_sync(lambda c: apply.submit(c, app_id, citizen=s.citizen, now=s.city.clock.now()))
     assert log_in(portal, "chengguan").status_code == 303

@@ -244,8 +244,9 @@ async def upload_material(request: Request, ctx: Ctx, phone: CurrentCitizen, app
     await ctx.limits.hit("services_write", phone)
     citizen = await _citizen(ctx, phone)
     # Rights before the body is read (as a declared `UploadFile` parameter FastAPI would take in the whole
-    # upload before the credentials were looked at), and before the costly decoding of images.
-    await ctx.db.read(lambda c: apply.own_application(c, app_id, citizen))
+    # upload before the credentials were looked at), and before the costly decoding of images: whose
+    # application, whether it takes uploads now, and whether the matter asks for this material.
+    await ctx.db.read(lambda c: apply.uploadable(c, app_id, citizen, material))
     # A text field holds at most a form's worth (max_part_size bounds the fields; the files are read below).
     form = await request.form(max_files=UPLOAD_FILES, max_fields=5, max_part_size=ctx.settings.max_form_bytes)
     try:

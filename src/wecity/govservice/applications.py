@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.core.db import insert_unless_there, inserted_id
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from wecity.core.settings import UPLOAD_FILES
 from wecity.govservice import certificates, process
 from wecity.govservice.forms import Found, Source, check_form, draft_errors, prefill, provenance_after
 from wecity.govservice.models import applications, matter_versions, matters
@@ -36,6 +37,7 @@ from wecity.identity.audit import record_audit
 from wecity.media.service import claim_media
 
 MAX_IDEMPOTENCY_KEY = 100
+MAX_MATERIAL_FILES = UPLOAD_FILES  # files one material holds, over all its uploads: one upload's worth
 REPLACED, UPLOADED, MISSING, REQUESTED = "replaced", "uploaded", "missing", "requested"
 
 
@@ -185,17 +187,40 @@ def save_draft(conn: Connection, app_id: int, *, citizen: Applicant, form_data: 
         form_data=data, prefill=provenance_after(row.prefill or {}, data), updated_at=now))
 
 
-def attach_material(conn: Connection, app_id: int, *, citizen: Applicant, material: str, media: list[str],
-                    now: datetime) -> None:
-    """Record the files uploaded for one material (a draft's, or one asked for in 补正)."""
-    row = own_application(conn, app_id, citizen, lock=True)
+def uploadable(conn: Connection, app_id: int, citizen: Applicant, material: str | None = None, *,
+               lock: bool = False) -> Any:
+    """The application, if this citizen may upload to it now: a draft, or one a 补正 request sent back, and
+    `material` one the matter asks for with room for more files. Asked before an upload's body is read
+    and its images decoded, and again in the write."""
+    row = own_application(conn, app_id, citizen, lock=lock)
     if row.status not in (Status.DRAFT, Status.SUPPLEMENT):
         raise InvalidTransition("materials can be added to a draft or when asked for",
                                 message_zh="仅草稿或补正时可以上传材料")
-    if material not in row.materials:
-        raise ValidationFailed(f"the matter asks for no material {material!r}", message_zh=f"该事项无材料 {material!r}",
-                               code="govservice.unknown_material")
-    materials = {**row.materials, material: {"state": UPLOADED, "media": [*row.materials[material]["media"], *media]}}
+    if material is not None:
+        if material not in row.materials:
+            raise ValidationFailed(f"the matter asks for no material {material!r}",
+                                   message_zh=f"该事项无材料 {material!r}", code="govservice.unknown_material")
+        if len(row.materials[material].get("media", [])) >= MAX_MATERIAL_FILES:
+            raise _too_many_files()
+    return row
+
+
+def _too_many_files() -> ValidationFailed:
+    return ValidationFailed(f"a material holds at most {MAX_MATERIAL_FILES} files",
+                            message_zh=f"每项材料最多 {MAX_MATERIAL_FILES} 个文件", code="govservice.too_many_files")
+
+
+def attach_material(conn: Connection, app_id: int, *, citizen: Applicant, material: str, media: list[str],
+                    now: datetime) -> None:
+    """Record the files uploaded for one material (a draft's, or one asked for in 补正)."""
+    if not media:  # no file is not an upload: the material would count as there
+        raise ValidationFailed("choose at least one file to upload", message_zh="请选择要上传的文件",
+                               code="govservice.no_files")
+    row = uploadable(conn, app_id, citizen, material, lock=True)
+    files = [*row.materials[material]["media"], *media]
+    if len(files) > MAX_MATERIAL_FILES:
+        raise _too_many_files()
+    materials = {**row.materials, material: {"state": UPLOADED, "media": files}}
     conn.execute(applications.update().where(applications.c.id == app_id).values(materials=materials, updated_at=now))
     # Scans of licences and identity cards: served only to whom may see the application (materials.py).
     claim_media(conn, media, f"application:{app_id}")

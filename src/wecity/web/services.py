@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
 from wecity.core import csrf
-from wecity.core.errors import NotFound, WeCityError
+from wecity.core.errors import NotFound, ValidationFailed, WeCityError
 from wecity.core.http import client_address, request_locale, with_retry_after
 from wecity.core.settings import UPLOAD_FILES
 from wecity.geo.service import city_timezone, city_today
@@ -238,10 +238,16 @@ async def act(request: Request, user: OptionalStaff, app_id: int, action: str) -
         return sign_in_redirect(request)
     locale = request_locale(request)
     _ = gettext_for(locale).gettext
-    try:  # whose application it is, before the body (files, perhaps) is read
-        await ctx.db.read(lambda c: apply.own_application(c, app_id, citizen))
+    try:  # whose application it is (and, to upload, whether it takes files now), before the body is read
+        await ctx.db.read(lambda c: apply.uploadable(c, app_id, citizen) if action == "upload"
+                          else apply.own_application(c, app_id, citizen))
     except NotFound:
         return _not_found(request, user)
+    except WeCityError as exc:
+        if exc.status >= 500:
+            raise
+        return await application_page(request, user, citizen, app_id, status=exc.status,
+                                      error=exc.localized(locale))
     # A text field holds at most a form's worth (max_part_size bounds the fields, not the files).
     try:
         form = await request.form(max_files=UPLOAD_FILES, max_fields=200, max_part_size=settings.max_form_bytes)
@@ -280,6 +286,11 @@ async def act(request: Request, user: OptionalStaff, app_id: int, action: str) -
 async def _upload(ctx: Any, citizen: Applicant, app_id: int, form: FormData, now: Any) -> None:
     material = str(form.get("material", ""))[:64]
     files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
+    if not files:
+        raise ValidationFailed("choose at least one file to upload", message_zh="请选择要上传的文件",
+                               code="govservice.no_files")
+    # The material is one the matter asks for, with room left, before any file is read and decoded.
+    await ctx.db.read(lambda c: apply.uploadable(c, app_id, citizen, material))
     data = [await f.read(ctx.settings.max_upload_bytes + 1) for f in files[:UPLOAD_FILES]]
     async with uploads.staged(data, ctx, now=now) as staged:
         def write(conn: sa.Connection) -> None:

@@ -109,6 +109,56 @@ def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
+def test_a_page_reads_the_oldest_of_each_attribute_as_the_whole_history_shows_them(ngsi: Any,
+                                                                                   monkeypatch: Any) -> None:
+    """Without lastN each attribute is read oldest first and stopped past the page (a sensor's year is half a
+    million rows); the answer, its status and Content-Range are what cutting the whole history gives, with
+    instances at the same time across the cut, datasets, a time window and attrs."""
+    import wecity.context.routes_temporal as routes
+    from wecity.context import history, temporal
+
+    def at(minute: int) -> str:
+        return f"2026-11-02T{minute // 60:02d}:{minute % 60:02d}:00Z"
+
+    body = {"id": E1, "type": "AirQualityObserved",
+            "pm25": [prop(m, observedAt=at(m)) for m in range(0, 60, 3)]
+            + [prop(100 + m, observedAt=at(m), datasetId="urn:ngsi-ld:Dataset:b") for m in range(1, 60, 7)],
+            "no2": [prop(200 + m, observedAt=at(m)) for m in (0, 3, 3, 6, 9, 30)]}  # two at once: a tie
+    assert ngsi.post(TEMPORAL, json=body).status_code == 201
+    asks = [{}, {"attrs": "no2"}, {"datasetId": "urn:ngsi-ld:Dataset:b"},
+            {"timerel": "after", "timeAt": at(20)}, {"timerel": "between", "timeAt": at(2), "endTimeAt": at(40)}]
+    read_earliest = history.earliest_rows
+    seen: list[int] = []
+    monkeypatch.setattr(history, "earliest_rows", lambda *a, **k: seen.append(len(rows := read_earliest(*a, **k)))
+                        or rows)
+    answers = {}
+    for page in (1, 2, 3, 4, 7, 100):
+        monkeypatch.setattr(routes, "_page", lambda request, page=page: page)
+        answers[page] = [ngsi.get(f"{TEMPORAL}/{E1}", params=params) for params in asks]
+    assert len(seen) == 6 * len(asks) and max(seen[:len(asks)]) <= 2 * 3  # page 1: two of each attribute at most
+
+    def whole(conn: Any, tenant: str, entity_id: str, ask: Any) -> Any:  # the whole history, cut as before
+        rows = history.rows_of(conn, tenant, [entity_id], attrs=ask.attrs, where=ask.when.where()).get(entity_id, [])
+        chosen = temporal.select_instances(rows, ask)
+        types = history.types_of(conn, tenant, [entity_id])[entity_id]
+        edge = temporal.boundary(chosen, ask)
+        if edge is None:
+            return temporal.represent(entity_id, types, chosen, ask), None
+        kept = temporal.cut(chosen, edge, ask)
+        emptied = {r[1] for r in chosen} - {r[1] for r in kept}
+        return temporal.represent(entity_id, types, kept, ask, emptied=emptied), temporal.page_of(edge, kept, ask)
+
+    monkeypatch.setattr(routes, "_entity", whole)
+    for page, got in answers.items():
+        monkeypatch.setattr(routes, "_page", lambda request, page=page: page)
+        for params, answer in zip(asks, got, strict=True):
+            expected = ngsi.get(f"{TEMPORAL}/{E1}", params=params)
+            assert answer.status_code == expected.status_code, (page, params)
+            assert answer.headers.get("content-range") == expected.headers.get("content-range"), (page, params)
+            assert answer.json() == expected.json(), (page, params)
+    assert answers[3][1].status_code == 206 and [i["value"] for i in answers[3][1].json()["no2"]] == [200, 203, 203]
+
+
 def test_last_n_reads_the_newest_of_each_attribute_as_the_whole_history_shows_them(ngsi: Any, monkeypatch: Any) -> None:
     """lastN reads each attribute newest first and stops (a sensor's year is half a million rows); what it
     shows is what cutting the whole history gives, with datasets, a time window and a page."""
@@ -149,3 +199,21 @@ def test_last_n_reads_the_newest_of_each_attribute_as_the_whole_history_shows_th
         assert answer.status_code == expected.status_code == 200, params
         assert answer.json() == expected.json(), params
     assert [i["value"] for i in newest[1].json()["no2"]] == [235, 246, 257]
+
+
+def test_a_temporal_query_that_would_read_too_much_history_is_too_many_results(ngsi: Any, monkeypatch: Any) -> None:
+    """A query's answer is built in memory from the candidates' instances: past the bound it is refused with
+    how to narrow it, not read until the server runs out of memory; within the bound it is answered."""
+    from wecity.context import history
+
+    body = {"id": E1, "type": "AirQualityObserved",
+            "pm25": [prop(m, observedAt=f"2026-11-02T00:{m:02d}:00Z") for m in range(12)]}
+    assert ngsi.post(TEMPORAL, json=body).status_code == 201
+    monkeypatch.setattr(history, "MAX_ROWS_READ", 10)
+    r = ngsi.get(f"{BASE}/temporal/entities", params={"type": "AirQualityObserved"})
+    assert (r.status_code, r.json()["type"]) == (403, "https://uri.etsi.org/ngsi-ld/errors/TooManyResults")
+    assert "timerel" in r.json()["detail"]
+    narrowed = ngsi.get(f"{BASE}/temporal/entities", params={"type": "AirQualityObserved", "timerel": "after",
+                                                             "timeAt": "2026-11-02T00:05:00Z"})
+    assert narrowed.status_code == 200 and len(narrowed.json()[0]["pm25"]) == 7  # from 00:05 on
+    assert ngsi.get(f"{TEMPORAL}/{E1}").status_code == 200  # one entity's page reads only the page

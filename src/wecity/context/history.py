@@ -15,7 +15,7 @@ from wecity.context import transient
 from wecity.context.bulk import driver, dumps_document, insert_many, run, sqlite_timestamp
 from wecity.context.entity import NULL, VALUE_MEMBER, parse_time
 from wecity.context.env import Env
-from wecity.context.errors import bad_request_data
+from wecity.context.errors import bad_request_data, too_many_results
 from wecity.context.ldcontext import NGSI_LD
 from wecity.context.models import attribute_history as h
 
@@ -23,6 +23,9 @@ AGGREGATES = ("totalCount", "distinctCount", "sum", "avg", "min", "max")
 # Rows that are no attribute: the types a temporal representation was given (one row per type, so the type
 # filter stays one indexed IN), kept apart from the attributes under a name no IRI can have.
 TYPES = "@type"
+# The most instances one temporal query reads to build its answer (the one-entity retrieval by observedAt
+# reads only its page: `earliest_rows`, `newest_rows`).
+MAX_ROWS_READ = 100_000
 # The entity's scope, a temporal property of its own (4.18): each value valid from its time to the next.
 SCOPE = NGSI_LD + "scope"
 TIME_PROPERTIES = ("observedAt", "createdAt", "modifiedAt", "deletedAt")
@@ -256,21 +259,32 @@ Row = tuple[int, str, float, dict[str, Any]]  # pk, attribute IRI, epoch seconds
 
 def rows_of(conn: Connection, tenant: str, ids: list[str], *, attrs: list[str] | None,
             where: list[Any]) -> dict[str, list[Row]]:
-    """Entity id -> its attribute instances (no type rows) in time order, those `where` keeps."""
+    """Entity id -> its attribute instances (no type rows) in time order, those `where` keeps; more than
+    MAX_ROWS_READ rows is TooManyResults (the answer is built in memory: a type's whole history would not fit)."""
     stmt = sa.select(h.c.pk, h.c.entity_id, h.c.attr, h.c.ts, h.c.instance).where(
         h.c.tenant == tenant, h.c.entity_id.in_(ids), h.c.attr != TYPES, *where)
     if attrs is not None:
         stmt = stmt.where(h.c.attr.in_(attrs))
     out: dict[str, list[Row]] = {}
     now: datetime | None = None
-    for row in conn.execute(stmt.order_by(h.c.entity_id, h.c.ts, h.c.pk)):
-        # The instances of a transient attribute are left out once their expiresAt has passed (clause
-        # 4.22); an expired entity's own history stays.
-        if "expiresAt" in row.instance:
-            now = now or datetime.now(UTC)
-            if not transient.alive(row.instance, now):
-                continue
-        out.setdefault(row.entity_id, []).append((row.pk, row.attr, row.ts, row.instance))
+    read = 0
+    ordered = stmt.order_by(h.c.entity_id, h.c.ts, h.c.pk).execution_options(yield_per=1000)
+    with conn.execute(ordered) as result:  # streamed: the bound below is reached before the memory is filled
+        for row in result:
+            read += 1
+            if read > MAX_ROWS_READ:
+                raise too_many_results(
+                    f"the request would read more than {MAX_ROWS_READ} attribute instances: narrow it by a time "
+                    "interval (timerel, timeAt), entity types or ids, or attrs",
+                    f"该请求将读取超过 {MAX_ROWS_READ} 个属性实例：请用时间区间（timerel、timeAt）、实体类型或标识、"
+                    "或 attrs 缩小范围")
+            # The instances of a transient attribute are left out once their expiresAt has passed (clause
+            # 4.22); an expired entity's own history stays.
+            if "expiresAt" in row.instance:
+                now = now or datetime.now(UTC)
+                if not transient.alive(row.instance, now):
+                    continue
+            out.setdefault(row.entity_id, []).append((row.pk, row.attr, row.ts, row.instance))
     return out
 
 
@@ -299,6 +313,38 @@ def newest_rows(conn: Connection, tenant: str, entity_id: str, *, attrs: list[st
                 found.append((row.pk, row.attr, row.ts, row.instance))
                 if len(found) == last_n:
                     break
+        out.extend(found)
+    out.sort(key=lambda r: (r[2], r[0]))
+    return out
+
+
+def earliest_rows(conn: Connection, tenant: str, entity_id: str, *, attrs: list[str] | None, where: list[Any],
+                  page: int, keep: Any = None) -> list[Row]:
+    """Enough of one entity's oldest instances to answer a page of `page` instances as the whole history
+    would (`temporal.boundary` and `cut`): of each attribute its oldest `page` + 1 that `where` and
+    `keep(instance)` keep, and those at the same time as its `page`-th, in time order. The page-th
+    oldest of all attributes together is among them, and so is every instance no later than it (one of an
+    attribute past its own page-th can only be at that same time); the one past it says there are more.
+    Read oldest first along the history's index and stopped there, not the whole history."""
+    names = sorted(attribute_names(conn, tenant, entity_id) if attrs is None else set(attrs))
+    out: list[Row] = []
+    now: datetime | None = None
+    for attr in names:
+        stmt = (sa.select(h.c.pk, h.c.attr, h.c.ts, h.c.instance)
+                .where(h.c.tenant == tenant, h.c.entity_id == entity_id, h.c.attr == attr, *where)
+                .order_by(h.c.ts, h.c.pk).execution_options(yield_per=min(page + 1, 1000)))
+        found: list[Row] = []
+        with conn.execute(stmt) as result:  # closed when left early (on PostgreSQL a server-side cursor)
+            for row in result:
+                if "expiresAt" in row.instance:
+                    now = now or datetime.now(UTC)
+                    if not transient.alive(row.instance, now):
+                        continue
+                if keep is not None and not keep(row.instance):
+                    continue
+                if len(found) > page and row.ts != found[page - 1][2]:
+                    break  # one past the page-th is read, and no more at its time
+                found.append((row.pk, row.attr, row.ts, row.instance))
         out.extend(found)
     out.sort(key=lambda r: (r[2], r[0]))
     return out

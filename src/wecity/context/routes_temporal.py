@@ -82,11 +82,16 @@ def _entity(conn: Any, tenant: str, entity_id: str, ask: temporal.Ask) -> tuple[
     if ask.form == "aggregated":
         return temporal.aggregated(conn, tenant, entity_id, types, ask), None
     where = ask.when.where() if ask.timeproperty == "observedAt" else []
-    if ask.last_n and ask.timeproperty == "observedAt":  # the newest of each attribute, not all of its history
-        datasets = ask.datasets
+    datasets = ask.datasets
+    keep = None if datasets is None else lambda inst: inst.get("datasetId", "@none") in datasets
+    # By observedAt (the rows' own time), only what the page shows is read, not the whole history: the
+    # newest of each attribute with lastN, else the oldest.
+    if ask.last_n and ask.timeproperty == "observedAt":
         rows = history.newest_rows(conn, tenant, entity_id, attrs=ask.attrs, where=where, last_n=ask.last_n,
-                                   keep=None if datasets is None else
-                                   lambda inst: inst.get("datasetId", "@none") in datasets)
+                                   keep=keep)
+    elif ask.timeproperty == "observedAt":
+        rows = history.earliest_rows(conn, tenant, entity_id, attrs=ask.attrs, where=where, page=ask.page,
+                                     keep=keep)
     else:
         rows = history.rows_of(conn, tenant, [entity_id], attrs=ask.attrs, where=where).get(entity_id, [])
     chosen = temporal.select_instances(temporal.windowed(rows, ask), ask)

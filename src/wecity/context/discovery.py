@@ -41,7 +41,9 @@ def _rows(conn: Connection, tenant: str, now: datetime, *, with_attrs: bool, typ
     if type_iri is not None:
         # single-typed entities through the (tenant, type) index; multi-typed ones by their list of types
         stmt = stmt.where(sa.or_(t.c.type == type_iri, t.c.multi_typed.is_(True)))
-    yield from conn.execute(stmt, {"b_now": now})
+    # Streamed (on PostgreSQL a server-side cursor): a tenant's every entity does not sit in memory at once.
+    with conn.execute(stmt.execution_options(yield_per=1000), {"b_now": now}) as result:
+        yield from result
 
 
 def _types_of(row: Any) -> list[str]:

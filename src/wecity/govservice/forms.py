@@ -13,6 +13,7 @@ catalogue is trusted, but a slow pattern would still stall every applicant's sub
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -129,10 +130,38 @@ def _explain(error: SchemaViolation, schema: Mapping[str, Any]) -> FieldError:
     return FieldError(field, f"{en}: {error.message}", f"{zh}：{error.message}")
 
 
+# The largest integer a JSON number carries exactly (2^53 - 1): a larger one could not be signed into a
+# certificate (certificates._check_json), so the application could never be approved.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _unsafe_number(value: Any) -> str | None:
+    """"nan" for a NaN or infinity anywhere in `value` (it passes minimum and maximum, as every comparison
+    with it is false), "big" for an integer past MAX_SAFE_INTEGER, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "nan"
+    if isinstance(value, int):
+        return "big" if abs(value) > MAX_SAFE_INTEGER else None
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return next((found for found in map(_unsafe_number, value) if found), None)
+    return None
+
+
 def form_errors(schema: Mapping[str, Any], data: Mapping[str, Any]) -> list[FieldError]:
     """Every problem of `data` against the form, one per field, in the form's order."""
     validator = FormValidator(schema, format_checker=FormatChecker())
     found: dict[str, FieldError] = {}
+    for field, value in data.items():
+        unsafe = _unsafe_number(value)
+        if unsafe is not None:
+            en, zh = _labels(schema, str(field))
+            found[str(field)] = (FieldError(str(field), f"{en}: not a number", f"{zh}不是有效的数字") if unsafe == "nan"
+                                 else FieldError(str(field), f"{en}: at most {MAX_SAFE_INTEGER}",
+                                                 f"{zh}不得大于 {MAX_SAFE_INTEGER}"))
     # A field the form does not ask for is refused whatever the schema says of additional properties: the
     # approval's certificate carries the form's answers, signed, and nobody reviewed a field not shown.
     asked = schema.get("properties", {})
@@ -183,6 +212,8 @@ def _as_schema_type(value: Any, prop: Mapping[str, Any]) -> Any:
             number = float(value)
         except ValueError:
             return value
+        if not math.isfinite(number):
+            return value  # "nan" is not a number: the form check names the field
         return int(number) if prop["type"] == "integer" and number.is_integer() else number
     return value
 

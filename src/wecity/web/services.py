@@ -4,6 +4,7 @@ certificate check."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -94,6 +95,8 @@ def coerce_form(schema: dict[str, Any], form: FormData) -> dict[str, Any]:
             data[name] = int(text) if kind == "integer" else float(text) if kind == "number" else text
         except ValueError:
             data[name] = text
+        if isinstance(data[name], float) and not math.isfinite(data[name]):
+            data[name] = text  # "nan", "inf": not a number, as the schema check then says
     return data
 
 

@@ -1,0 +1,71 @@
+"""A form's numbers are numbers a certificate can carry: NaN and infinity (which pass every minimum and
+maximum) and integers past 2^53 - 1 (which no signed document holds) are refused when the form is checked,
+through the API and the page alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from wecity.core.errors import ValidationFailed
+from wecity.govservice import applications as apply
+from wecity.govservice.forms import MAX_SAFE_INTEGER, check_form, form_errors
+
+from ..conftest import make_client
+from ..web.conftest import csrf_token
+from .conftest import SIGN_MATTER, Services
+from .test_api import citizen_headers
+from .test_flow import licensed, view, write
+from .test_pages import EN, _as_citizen
+
+FORM = {"type": "object", "properties": {
+    "width": {"type": "number", "title": "宽度", "x-title-en": "Width", "minimum": 0.5, "maximum": 30},
+    "count": {"type": "integer", "title": "数量", "x-title-en": "Count"},
+    "sizes": {"type": "array", "title": "尺寸", "items": {"type": "number"}}}}
+
+
+@pytest.mark.parametrize("data", [{"width": float("nan")}, {"width": float("inf")}, {"width": -float("inf")},
+                                  {"sizes": [1.0, float("nan")]}])
+def test_a_number_that_is_not_one_is_refused(data: dict[str, object]) -> None:
+    errors = form_errors(FORM, data)
+    assert [e.field for e in errors] == list(data) and "not a number" in errors[0].message_en
+    with pytest.raises(ValidationFailed):
+        check_form(FORM, data)
+
+
+def test_an_integer_past_2_53_is_refused_and_up_to_it_taken() -> None:
+    assert form_errors(FORM, {"count": MAX_SAFE_INTEGER, "width": 2}) == []
+    for big in (MAX_SAFE_INTEGER + 1, -(MAX_SAFE_INTEGER + 1), 10**30):
+        assert [e.field for e in form_errors(FORM, {"count": big})] == ["count"]
+    assert [e.field for e in form_errors(FORM, {"sizes": [2**60]})] == ["sizes"]
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    with make_client(services.city) as c:
+        yield c
+
+
+def test_nan_through_the_api_and_the_page_is_a_form_error_not_a_saved_answer(client: TestClient,
+                                                                               services: Services) -> None:
+    s = services
+    assert SIGN_MATTER["form"]["properties"]["width_m"]["type"] == "number"
+    licensed(s)
+    app_id = write(s, lambda c: apply.start_application(c, citizen=s.citizen, matter_code="T-SIGN",
+                                                         now=s.city.clock.now()))
+    me = {**citizen_headers(s, "13912345678"), "Content-Type": "application/json"}
+    for raw in (b"NaN", b"Infinity", b"1e400", b"12345678901234567890"):
+        r = client.patch(f"/api/v1/applications/{app_id}", headers=me,
+                         content=b'{"form_data": {"address": "x", "width_m": ' + raw + b"}}")
+        assert r.status_code == 400, (raw, r.text)
+        assert r.json()["code"] == "govservice.form_invalid"
+    assert "width_m" not in view(s, app_id)["form_data"]
+    _as_citizen(client, s, "13912345678")
+    token = csrf_token(client.get(f"/services/applications/{app_id}", headers=EN).text)
+    for typed in ("nan", "inf", "-Infinity"):
+        r = client.post(f"/services/applications/{app_id}/save", headers=EN, follow_redirects=False,
+                        data={"csrf_token": token, "f.address": "x", "f.width_m": typed})
+        assert r.status_code == 400, typed
+    assert "width_m" not in view(s, app_id)["form_data"]

@@ -54,7 +54,7 @@ class Access:
 
 @dataclass(frozen=True)
 class Refusal:
-    reason: str  # no_grant | expired | revoked | anonymous
+    reason: str  # no_grant | expired | revoked | anonymous | outside_grant | masked_filter
     grant_id: int | None = None
 
 

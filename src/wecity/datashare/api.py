@@ -318,8 +318,11 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
         raise ValidationFailed(f"dataset {d['name']} has no field {', '.join(unknown + extra)}",
                                message_zh=f"数据集 {d['name']} 没有字段：{'、'.join(unknown + extra)}",
                                code="datashare.unknown_field")
-    outside = [f for f in [*chosen, *filters] if f not in found.fields and f not in found.row_filter]
+    # Only the grant's fields are read or searched by: a field of its row filter that it does not name (a
+    # phone number the rows were limited to, say) stays unseen, and is no search key either.
+    outside = [f for f in [*chosen, *filters] if f not in found.fields]
     if outside:
+        await _refuse(ctx, d, found, user, "outside_grant", actor=actor, address=address, now=now)
         raise PermissionDenied(f"outside your grant: {', '.join(dict.fromkeys(outside))}",
                                message_zh=f"超出授权范围的字段：{'、'.join(dict.fromkeys(outside))}",
                                code="datashare.outside_grant")
@@ -327,6 +330,7 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
     # tell whether a guessed number is theirs) through a value the grant does not show.
     by_masked = [f for f in filters if f in found.masked]
     if by_masked:
+        await _refuse(ctx, d, found, user, "masked_filter", actor=actor, address=address, now=now)
         raise PermissionDenied(f"masked fields cannot be filtered by: {', '.join(by_masked)}",
                                message_zh=f"脱敏字段不能作为筛选条件：{'、'.join(by_masked)}",
                                code="datashare.outside_grant")
@@ -356,6 +360,14 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
                         headers={"Content-Disposition": f'attachment; filename="{result["dataset"]}.csv"'})
     # orjson: a page may be a thousand rows, and the standard encoder is several times slower.
     return Response(orjson.dumps(result), media_type="application/json")
+
+
+async def _refuse(ctx: Any, d: dict[str, Any], found: access.Access, user: StaffUser | None, reason: str, *,
+                  actor: str, address: str | None, now: Any) -> None:
+    """A call asking for more than its access allows, in the audit log and the access log like any refusal."""
+    refusal = access.Refusal(reason, found.grant_id)
+    await ctx.db.write(lambda c: access.record_refusal(c, d, refusal, user, actor=actor, source_address=address,
+                                                       now=now))
 
 
 def _objects(fields: list[str], rows: list[Any]) -> list[dict[str, Any]]:

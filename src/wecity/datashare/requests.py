@@ -141,6 +141,12 @@ def _scope(conn: Connection, d: dict[str, Any], fields: list[str], clear: list[s
     if not_personal:
         raise _invalid(f"{', '.join(not_personal)} are not personal: only personal fields are masked",
                        f"{'、'.join(not_personal)} 不是个人信息字段，无需申请明文")
+    # A row filter on a personal field would pick people out by a value the grant shows masked, or not at all.
+    by_personal = [f for f in row_filter if known[f]["sensitivity"] in PERSONAL and f not in clear]
+    if by_personal:
+        raise _invalid(f"{', '.join(by_personal)} are personal: rows are not chosen by them unless the field is "
+                       "granted in clear", f"{'、'.join(by_personal)} 属于个人信息，除非明文授权该字段，不能作为记录范围条件",
+                       "datashare.bad_filter")
     vocabularies = sources.vocabularies(conn, d)
     for name, values in row_filter.items():
         allowed = {term[0]: term for term in vocabularies.get(name, [])}
@@ -203,6 +209,11 @@ def submit_request(conn: Connection, user: StaffUser, body: Any, *, now: datetim
                        code="datashare.own_dataset")
     row_filter = body.get("row_filter") or {}
     fields = _scope(conn, d, body["fields"], body.get("clear_fields") or [], row_filter)
+    # The fields that choose the rows are asked for as fields: what a grant lets be seen is in its fields.
+    unasked = [f for f in row_filter if f not in fields]
+    if unasked:
+        raise _invalid(f"{', '.join(unasked)}: tick a field to limit the rows by it",
+                       f"{'、'.join(unasked)}：请先勾选该字段，再按其限定记录范围", "datashare.bad_filter")
     clear = [f for f in fields if f in set(body.get("clear_fields") or [])]
     calendar = city_calendar(conn)
     due = add_working_days(calendar, local_day(now, calendar), ANSWER_DAYS[d["share_class"]])

@@ -3,6 +3,7 @@ applicant's verbs (signed in as a citizen) and the departments' verbs (signed in
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeCityError
 from wecity.core.http import Ctx, client_address, id_param
+from wecity.core.limits import parse_rule
 from wecity.core.settings import UPLOAD_FILES
 from wecity.geo.service import city_timezone, city_today
 from wecity.govservice import applications as apply
@@ -30,6 +32,8 @@ AppId = Annotated[int, id_param("application id")]
 # Matter codes, certificate numbers and material codes: short, and from a small alphabet.
 CodeText = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 FormData = dict[str, Any]
+# Certificate PDFs a citizen may have drawn (each about half a second of CPU): a wallet holds a few.
+CERTIFICATE_PDF_LIMIT = parse_rule("10/minute,100/day")
 
 
 class NewApplication(BaseModel):
@@ -324,9 +328,11 @@ async def signed_certificate(ctx: Ctx, phone: CurrentCitizen, number: CodeText) 
 @router.get("/certificates/{number}/pdf", tags=["applicants"], summary="My certificate as a PDF with its QR code")
 async def certificate_pdf(request: Request, ctx: Ctx, phone: CurrentCitizen,
                           number: CodeText) -> Response:
+    # Drawing a PDF takes about half a second of CPU: counted per citizen, and drawn off the event loop.
+    await ctx.limits.hit("certificate_pdf", phone, CERTIFICATE_PDF_LIMIT)
     held = await _held(ctx, phone, number)
     url = str(request.base_url).rstrip("/") + f"/verify/{number}"
-    pdf = render_pdf(held, url, zone=await ctx.db.read(city_timezone))
+    pdf = await asyncio.to_thread(render_pdf, held, url, zone=await ctx.db.read(city_timezone))
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
 

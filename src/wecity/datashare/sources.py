@@ -220,7 +220,16 @@ def _history(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Pa
     total, rows = history_rows(conn, d["source_ref"].removesuffix("/history"), where=q.where, limit=q.limit,
                                offset=q.offset, with_total=q.with_total)
     at = [HISTORY_FIELDS.index(f) for f in q.fields]
-    return Page(total, list(q.fields), [tuple(r[i] for i in at) for r in rows], ["" for _ in rows])
+    if any(f in q.masked for f in q.fields):  # masked as every other source masks its personal fields
+        convert = [(i, _masking(q, f) if f in q.masked else _same) for i, f in zip(at, q.fields, strict=True)]
+        out = [tuple(to(r[i]) for i, to in convert) for r in rows]
+    else:
+        out = [tuple(r[i] for i in at) for r in rows]
+    return Page(total, list(q.fields), out, ["" for _ in rows])
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _applications(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:

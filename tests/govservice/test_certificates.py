@@ -154,6 +154,19 @@ def test_a_changed_database_row_shows_as_forged(gov: Gov) -> None:
     assert gov.verify_number(second["number"]).status == "forged"
     # The holder's copy no longer matches what is stored either.
     assert gov.verify(first["document"], first["signature"]).status == "forged"
+    # Nor does a genuine copy whose row's expiry was moved: expiry is read from the row, so it is forged,
+    # never "valid" past the date that was signed (nor "expired" before it).
+    assert gov.verify(second["document"], second["signature"]).status == "forged"
+    third = gov.issue()
+    with gov.city.db.engine.begin() as conn:
+        conn.execute(certificates.update().where(certificates.c.number == third["number"])
+                     .values(valid_until=NOW - timedelta(days=1)))
+    assert gov.verify(third["document"], third["signature"]).status == "forged"
+    fourth = gov.issue()
+    with gov.city.db.engine.begin() as conn:
+        conn.execute(certificates.update().where(certificates.c.number == fourth["number"])
+                     .values(holder_id=gov.other))
+    assert gov.verify(fourth["document"], fourth["signature"]).status == "forged"
 
 
 def test_only_the_issuing_department_revokes(gov: Gov) -> None:

@@ -508,12 +508,26 @@ def verify(conn: Connection, document: Any, signature: Any, now: datetime) -> Ve
     if canonical(row.document) != canonical(document) or row.key_id != document.get("key_id"):
         return _forged(number, "the document differs from the one the city issued under this number",
                        "证照内容与本市以此编号签发的不一致")
+    if not _columns_match(row):  # expiry is judged by the row's columns: they must say what was signed
+        return _forged(number, "the stored certificate does not match its signature", "存档证照与其签名不符")
     return _judge(row, now, city_timezone(conn))
 
 
 # The columns of a certificate row that repeat what its signed document says.
 _SIGNED_COLUMNS = {"type": ("type",), "holder_id": ("holder", "id"), "department_code": ("issuer", "department"),
                    "key_id": ("key_id",), "number": ("number",)}
+
+
+def _columns_match(row: Any) -> bool:
+    """The row's columns say what its signed document says (a changed row does not)."""
+    document = row.document
+    for column, path in _SIGNED_COLUMNS.items():
+        value: Any = document
+        for part in path:
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value != row._mapping[column]:
+            return False
+    return document.get("issued_at") == _iso(row.issued_at) and document.get("valid_until") == _iso(row.valid_until)
 
 
 def verify_number(conn: Connection, number: str, now: datetime) -> Verdict:
@@ -528,13 +542,7 @@ def verify_number(conn: Connection, number: str, now: datetime) -> Verdict:
     public = _public_key(conn, row.key_id)
     if not isinstance(document, Mapping) or public is None or not _signature_holds(public, document, row.signature):
         return _forged(number, "the stored certificate does not match its signature", "存档证照与其签名不符")
-    for column, path in _SIGNED_COLUMNS.items():
-        value: Any = document
-        for part in path:
-            value = value.get(part) if isinstance(value, Mapping) else None
-        if value != row._mapping[column]:
-            return _forged(number, "the stored certificate does not match its signature", "存档证照与其签名不符")
-    if (document.get("issued_at") != _iso(row.issued_at) or document.get("valid_until") != _iso(row.valid_until)):
+    if not _columns_match(row):
         return _forged(number, "the stored certificate does not match its signature", "存档证照与其签名不符")
     return _judge(row, now, city_timezone(conn))
 

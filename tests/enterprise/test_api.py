@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from wecity.geo.service import get_jurisdiction, set_jurisdiction
 from wecity.identity.applicants import sign_citizen
-from wecity.identity.models import users
+from wecity.identity.models import audit_log, users
 from wecity.identity.service import start_session
 
 from ..conftest import City, make_client
@@ -185,6 +185,33 @@ def test_enterprise_requests_go_through_the_one_intake(api: TestClient, policy_c
     listed = api.get(f"/api/v1/enterprise/{applicant}/requests", headers=citizen(policy_city, AGENT)).json()["requests"]
     assert [(r["case_id"], r["description"]) for r in listed] == [(case_id, "稳岗返还资金尚未到账")]
     assert api.get(f"/api/v1/enterprise/{applicant}/requests", headers=citizen(policy_city, STRANGER)).status_code == 403
+
+
+def test_the_staff_view_of_an_enterprise_carries_no_tracking_code_and_is_audited(
+        api: TestClient, policy_city: City, firm: dict[str, object]) -> None:
+    """A 诉求's tracking code is the reporter's credential: the enterprise sees it, no staff member does."""
+    from wecity.enterprise.appeals import seed_business_categories
+    from wecity.identity.service import add_department
+
+    def seed(c: sa.Connection) -> None:
+        add_department(c, code="gongxin", name_zh="市工业和信息化局", name_en="Industry and Information Technology")
+        seed_business_categories(c)
+
+    policy_city.db.write_sync(seed)
+    applicant = firm["applicant_id"]
+    filed = api.post(f"/api/v1/enterprise/{applicant}/requests", json={"service_code": "ent-policy", "description": "钱没到"},
+                     headers=citizen(policy_city, AGENT))
+    assert filed.status_code == 201, filed.text
+    token = filed.json()["token"]
+    own = api.get(f"/api/v1/enterprise/{applicant}", headers=citizen(policy_city, AGENT)).json()
+    assert [r["token"] for r in own["requests"]] == [token]
+    one = api.get(f"/api/v1/enterprises/{firm['id']}", headers=staff(policy_city, "chengguan"))
+    assert one.status_code == 200, one.text
+    assert [r["case_id"] for r in one.json()["requests"]] == [filed.json()["case_id"]]
+    assert token not in one.text and all("token" not in r for r in one.json()["requests"])
+    looks = policy_city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.actor).where(
+        audit_log.c.action == "personal_data.view", audit_log.c.target == f"enterprise:{firm['credit_code']}")).all())
+    assert [r.actor for r in looks] == ["user:chengguan"]
 
 
 def test_the_legal_representative_authorises_and_withdraws_agents(api: TestClient, policy_city: City,

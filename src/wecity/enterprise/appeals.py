@@ -81,8 +81,9 @@ async def file_request(ctx: AppContext, *, citizen: Applicant, applicant_id: int
     return await receive_report(ctx, report, authorize=lambda conn: acting_as(conn, citizen, applicant_id))
 
 
-def requests_of(conn: Connection, credit_code: str, *, limit: int = 100) -> list[dict[str, Any]]:
-    """The enterprise's 诉求, newest first, with where each stands."""
+def requests_of(conn: Connection, credit_code: str, *, limit: int = 100, with_token: bool = True) -> list[dict[str, Any]]:
+    """The enterprise's 诉求, newest first, with where each stands; for the enterprise, each with its tracking
+    code (`with_token`), which is the reporter's credential and never in a staff view."""
     rows = conn.execute(
         sa.select(reports.c.token, reports.c.requested_at, cases.c.id, cases.c.status, cases.c.resolve_due_at,
                   cases.c.closed_at, categories.c.name_zh, categories.c.name_en, reports.c.description)
@@ -93,6 +94,8 @@ def requests_of(conn: Connection, credit_code: str, *, limit: int = 100) -> list
     for r in rows:
         item = dict(r._mapping)
         item["case_id"] = item.pop("id")
+        if not with_token:
+            del item["token"]
         for key in ("requested_at", "resolve_due_at", "closed_at"):
             item[key] = item[key].isoformat() if item[key] else None
         out.append(item)

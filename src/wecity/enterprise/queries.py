@@ -56,9 +56,10 @@ def variable_labels(conn: Connection) -> dict[str, dict[str, str]]:
     return {name: {"zh": v.label_zh, "en": v.label_en, "unit": v.unit} for name, v in known_variables(conn).items()}
 
 
-def enterprise_home(conn: Connection, applicant_id: int, today: date) -> dict[str, Any]:
+def enterprise_home(conn: Connection, applicant_id: int, today: date, *, for_staff: bool = False) -> dict[str, Any]:
     """An enterprise's record and what every active policy says of it, with the trace; its benefits and
-    applications. (The enterprise's own page, and the policy officer's view of one enterprise.)"""
+    applications. (The enterprise's own page, and the policy officer's view of one enterprise: `for_staff`,
+    in which its 诉求 carry no tracking code, as no staff view of a report does.)"""
     found = enterprise_of_applicant(conn, applicant_id)
     apps = [dict(r._mapping) for r in conn.execute(
         sa.select(applications.c.id, applications.c.number, applications.c.matter_code, applications.c.status,
@@ -93,7 +94,7 @@ def enterprise_home(conn: Connection, applicant_id: int, today: date) -> dict[st
     record["size_class_derived"] = env["size_class"]
     record["size_label"] = SIZE_LABELS.get(env["size_class"] or "", ("未知", "Unknown"))
     return {"enterprise": record, "policies": results, "applications": apps, "variables": variable_labels(conn),
-            "requests": appeals.requests_of(conn, found["credit_code"]),
+            "requests": appeals.requests_of(conn, found["credit_code"], with_token=not for_staff),
             "request_categories": appeals.business_categories(conn)}
 
 

@@ -45,3 +45,19 @@ def test_a_review_or_a_supplement_request_after_withdrawal_is_refused_and_change
     assert state() == before
     v = view(s, app_id)
     assert v["status"] == "withdrawn" and v["certificates"] == []
+
+
+def test_a_withdrawn_application_is_not_rated_and_opens_no_rectification(services: Services) -> None:
+    from wecity.govservice import ratings
+    from wecity.govservice.models import application_ratings, rectifications
+
+    s = services
+    now = s.city.clock.now
+    app_id = _ready_sign_application(s)
+    write(s, lambda c: apply.withdraw(c, app_id, citizen=s.citizen, now=now()))
+    with pytest.raises(InvalidTransition) as refused:
+        write(s, lambda c: ratings.rate(c, app_id, citizen=s.citizen, level=1, tags=["slow"], now=now()))
+    assert refused.value.code == "govservice.withdrawn"
+    assert s.city.db.read_sync(lambda c: (
+        c.execute(sa.select(sa.func.count()).select_from(application_ratings)).scalar(),
+        c.execute(sa.select(sa.func.count()).select_from(rectifications)).scalar())) == (0, 0)

@@ -16,7 +16,7 @@ from wecity.geo.service import city_calendar
 from wecity.govservice.applications import own_application
 from wecity.govservice.clock import add_working_days, local_day
 from wecity.govservice.models import application_ratings, rectifications
-from wecity.govservice.steps import FINISHED, log_event, tell_department
+from wecity.govservice.steps import FINISHED, Status, log_event, tell_department
 from wecity.identity.applicants import Applicant
 from wecity.identity.audit import record_audit
 from wecity.identity.service import StaffUser
@@ -43,6 +43,9 @@ def rate(conn: Connection, app_id: int, *, citizen: Applicant, level: int, tags:
     if row.status not in FINISHED or row.submitted_at is None:
         raise InvalidTransition("an application can be rated once it is finished", message_zh="办结后方可评价",
                                 code="govservice.not_finished")
+    if row.status == Status.WITHDRAWN:  # the applicant ended it: no service of the department's to rate
+        raise InvalidTransition("a withdrawn application is not rated", message_zh="已撤回的申请不能评价",
+                                code="govservice.withdrawn")
     if level not in LEVELS:
         raise ValidationFailed("the level is 1 (very dissatisfied) to 5 (very satisfied)",
                                message_zh="评价等级应为 1（非常不满意）至 5（非常满意）", code="govservice.bad_level")

@@ -46,3 +46,56 @@ def test_a_history_s_personal_fields_come_masked(catalogued: City) -> None:
     assert all("WaterMeter" not in r[0] and r[0].startswith("u") for r in page.rows)
     clear = _read(catalogued, "meter-history", ["id", "value"])
     assert clear.rows == [("urn:ngsi-ld:WaterMeter:0", "张三丰"), ("urn:ngsi-ld:WaterMeter:1", "李四")]
+
+
+def test_a_history_is_read_in_order_from_an_index_and_counted_only_so_far(catalogued: City, monkeypatch: Any) -> None:
+    city = catalogued
+    _history_dataset(city)
+    indexes = city.db.read_sync(lambda c: [i["column_names"] for i in sa.inspect(c).get_indexes(
+        "ngsild_attribute_history")])
+    assert ["tenant", "entity_type", "ts", "pk"] in indexes
+    if city.db.engine.dialect.name == "sqlite":
+        statements: list[tuple[str, Any]] = []
+
+        def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+            if "ORDER BY" in statement and "ngsild_attribute_history" in statement:
+                statements.append((statement, parameters))
+
+        sa.event.listen(city.db.engine, "before_cursor_execute", seen)
+        try:
+            _read(city, "meter-history", ["id", "value"])
+        finally:
+            sa.event.remove(city.db.engine, "before_cursor_execute", seen)
+        statement, parameters = statements[-1]
+        plan = " ".join(str(r[-1]) for r in city.db.read_sync(
+            lambda c: c.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()))
+        assert "ix_ngsild_attribute_history_type_ts" in plan and "TEMP B-TREE" not in plan, plan
+    assert _read(city, "meter-history", ["id"]).total == 2
+    monkeypatch.setattr(sources, "HISTORY_COUNTED", 1)
+    assert _read(city, "meter-history", ["id"]).total is None  # more than counted: no total, not a wrong one
+
+
+def test_the_sample_on_an_open_dataset_s_page_is_not_counted(catalogued: City, monkeypatch: Any) -> None:
+    from ..conftest import make_client
+
+    city = catalogued
+    _history_dataset(city)
+    doc = city.db.read_sync(lambda c: queries.dataset(c, "meter-history"))
+    opened = {k: doc[k] for k in ("name", "title_zh", "title_en", "description_zh", "description_en", "publisher",
+                                  "theme", "keywords", "frequency", "spatial", "source", "source_ref")}
+    opened.update(share_class="unconditional", legal_basis="", open_data=True,
+                  fields=[{"name": n, "title_zh": n, "title_en": n, "type": "string", "sensitivity": "public"}
+                          for n in _SENSITIVITY])
+    city.db.write_sync(lambda c: catalogue.publish(c, opened, now=city.clock.now()))
+    asked: list[bool] = []
+    real = sources.history_rows
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs["with_total"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sources, "history_rows", spy)
+    with make_client(city) as client:
+        shown = client.get("/data/meter-history")
+        assert shown.status_code == 200 and "张三丰" in shown.text
+    assert asked == [False]

@@ -87,11 +87,14 @@ def entities_of_type(conn: Connection, entity_type: str, *, tenant: str = "",
 
 
 def history_rows(conn: Connection, entity_type: str, *, where: dict[str, list[str]], limit: int, offset: int,
-                 with_total: bool = True, tenant: str = "") -> tuple[int | None, list[tuple[Any, ...]]]:
+                 with_total: bool = True, count_up_to: int | None = None,
+                 tenant: str = "") -> tuple[int | None, list[tuple[Any, ...]]]:
     """The recorded values of every attribute of the entities of one type, oldest first, as rows of
     (`id`, `attribute` by its short name, `observedAt` as ISO 8601 UTC, `value`): a number where the value
     was one, else the instance's value. `where` filters on `id` and `attribute` (in SQL: a type's history
-    may be millions of rows)."""
+    may be millions of rows; the index on (tenant, entity_type, ts, pk) gives them in order). With
+    `count_up_to`, rows are counted that far only, and the total is None when there are more: counting a
+    million rows for every page would cost more than the page."""
     from wecity.context.history import TYPES
     from wecity.context.ldcontext import DEFAULT_VOCAB
     from wecity.context.models import attribute_history as h
@@ -102,8 +105,14 @@ def history_rows(conn: Connection, entity_type: str, *, where: dict[str, list[st
         conditions.append(h.c.entity_id.in_(where["id"]))
     if "attribute" in where:
         conditions.append(h.c.attr.in_([a if ":" in a else DEFAULT_VOCAB + a for a in where["attribute"]]))
-    total = int(conn.execute(sa.select(sa.func.count()).select_from(h).where(*conditions)).scalar_one()) \
-        if with_total else None
+    total: int | None = None
+    if with_total:
+        counted = sa.select(h.c.pk).where(*conditions)
+        if count_up_to is not None:
+            counted = counted.limit(count_up_to + 1)
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(counted.subquery())).scalar_one())
+        if count_up_to is not None and total > count_up_to:
+            total = None
     rows = conn.execute(sa.select(h.c.entity_id, h.c.attr, h.c.ts, h.c.number, h.c.instance).where(*conditions)
                         .order_by(h.c.ts, h.c.pk).limit(limit).offset(offset))
     out = []

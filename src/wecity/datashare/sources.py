@@ -207,6 +207,9 @@ def _entities(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> P
 
 
 HISTORY_FIELDS = ("id", "attribute", "observedAt", "value")
+# A history's rows are counted this far, and its total is null beyond (page on until a page comes back
+# short): a type's history may be millions of rows, read by anyone when it is open data.
+HISTORY_COUNTED = 10_000
 
 
 def _history(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
@@ -218,7 +221,7 @@ def _history(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Pa
                                "filtered by id and attribute", message_zh=f"数据集 {d['name']}：历史数据的字段为 "
                                f"{'、'.join(HISTORY_FIELDS)}，可按 id 与 attribute 筛选", code="datashare.bad_filter")
     total, rows = history_rows(conn, d["source_ref"].removesuffix("/history"), where=q.where, limit=q.limit,
-                               offset=q.offset, with_total=q.with_total)
+                               offset=q.offset, with_total=q.with_total, count_up_to=HISTORY_COUNTED)
     at = [HISTORY_FIELDS.index(f) for f in q.fields]
     if any(f in q.masked for f in q.fields):  # masked as every other source masks its personal fields
         convert = [(i, _masking(q, f) if f in q.masked else _same) for i, f in zip(at, q.fields, strict=True)]

@@ -77,7 +77,7 @@ async def _sample(ctx: Any, d: dict[str, Any]) -> list[dict[str, Any]] | None:
     if not d["open_data"]:
         return None
     fields = [f["name"] for f in d["fields"] if f["type"] != "geometry"]
-    query = sources.Query(fields, {}, SAMPLE_ROWS, 0)
+    query = sources.Query(fields, {}, SAMPLE_ROWS, 0, with_total=False)  # a sample shows rows, not a count
     try:
         found = await ctx.db.read(lambda c: sources.reader(d)(c, d, query, ctx.clock.now()))
     except NotFound:

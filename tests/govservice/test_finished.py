@@ -61,3 +61,24 @@ def test_a_withdrawn_application_is_not_rated_and_opens_no_rectification(service
     assert s.city.db.read_sync(lambda c: (
         c.execute(sa.select(sa.func.count()).select_from(application_ratings)).scalar(),
         c.execute(sa.select(sa.func.count()).select_from(rectifications)).scalar())) == (0, 0)
+
+
+def test_after_an_extension_the_clock_warns_and_escalates_again(services: Services) -> None:
+    from wecity.govservice.tasks import check_clocks
+
+    s = services
+    clock = s.city.clock
+    app_id = _ready_sign_application(s)
+    write(s, lambda c: approvals.accept(c, app_id, staff=s.accepting, now=clock.now()))
+    clock.advance(days=14)  # well past the 5 promised working days
+    assert write(s, lambda c: check_clocks(c, clock.now())) == 1
+    assert "escalated" in [e["kind"] for e in view(s, app_id)["events"]]
+    write(s, lambda c: approvals.extend(c, app_id, staff=s.lead, days=20, reason="需征求相关部门意见", now=clock.now()))
+    assert not view(s, app_id)["clock"]["overdue"]
+    assert write(s, lambda c: check_clocks(c, clock.now())) == 0  # 10 of 25 working days: nothing to say
+    clock.advance(days=21)  # 25 of 25: past 80%
+    assert write(s, lambda c: check_clocks(c, clock.now())) == 1
+    clock.advance(days=7)  # past the new due date
+    assert write(s, lambda c: check_clocks(c, clock.now())) == 1
+    kinds = [e["kind"] for e in view(s, app_id)["events"]]
+    assert kinds.count("escalated") == 2 and kinds.count("warned") == 1

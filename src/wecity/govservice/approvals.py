@@ -285,10 +285,12 @@ def extend(conn: Connection, app_id: int, *, staff: StaffUser, days: int, reason
     extended = row.extended_days + days
     conn.execute(application_extensions.insert().values(application_id=app_id, days=days, reason=text,
                                                         approved_by=f"user:{staff.username}", at=now))
+    new_due = due_on(calendar, local_day(row.accepted_at, calendar), limit=row.limit_days or 0,
+                     paused=row.paused_days, extended=extended)
+    # A later due date is a new limit: the clock warns at 80% of it and escalates past it again.
+    again = {"warned_at": None, "escalated_at": None} if row.due_on is None or new_due > row.due_on else {}
     conn.execute(applications.update().where(applications.c.id == app_id).values(
-        extended_days=extended, updated_at=now,
-        due_on=due_on(calendar, local_day(row.accepted_at, calendar), limit=row.limit_days or 0,
-                      paused=row.paused_days, extended=extended)))
+        extended_days=extended, updated_at=now, due_on=new_due, **again))
     log_event(conn, app_id, "extended", actor=f"user:{staff.username}", now=now, department_code=row.department_code,
               note=text, detail={"days": days})
     _audit(conn, staff, "extend", row, now, days=days)

@@ -91,8 +91,8 @@ class RevokeIn(BaseModel):
 
 
 class RectificationIn(BaseModel):
-    callback_note: str = Field(min_length=1, max_length=1000)
-    measures: str = Field(min_length=1, max_length=1000)
+    callback_note: str = Field(min_length=1, max_length=ratings.MAX_RECTIFICATION_TEXT)
+    measures: str = Field(min_length=1, max_length=ratings.MAX_RECTIFICATION_TEXT)
 
 
 class VerifyIn(BaseModel):
@@ -466,9 +466,16 @@ async def open_rectifications(ctx: Ctx, user: CurrentStaff) -> list[dict[str, An
 
 @router.post("/department/rectifications/{rect_id}/close", tags=["departments"],
              summary="整改 done, with the call back to the applicant")
-async def close_rectification(ctx: Ctx, user: CurrentStaff, rect_id: Annotated[int, id_param("rectification id")],
+async def close_rectification(request: Request, ctx: Ctx, user: CurrentStaff,
+                              rect_id: Annotated[int, id_param("rectification id")],
                               body: RectificationIn) -> JSONResponse:
-    await ctx.db.write(lambda c: ratings.close_rectification(
-        c, rect_id, staff=user, department_code=approvals.staff_department(c, user), callback_note=body.callback_note,
-        measures=body.measures, now=ctx.clock.now()))
+    try:
+        await ctx.db.write(lambda c: ratings.close_rectification(
+            c, rect_id, staff=user, department_code=approvals.staff_department(c, user),
+            callback_note=body.callback_note, measures=body.measures, now=ctx.clock.now()))
+    except WeCityError as exc:
+        if exc.status < 500:
+            await record_refusal(ctx, actor=f"user:{user.username}", action="rectification.close",
+                                 target=f"rectification:{rect_id}", error=exc, source_address=client_address(request))
+        raise
     return JSONResponse({"closed": rect_id})

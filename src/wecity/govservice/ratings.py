@@ -34,6 +34,7 @@ TAGS: dict[str, tuple[str, str]] = {
     "system": ("系统不好用", "system hard to use"),
 }
 MAX_COMMENT = 1000
+MAX_RECTIFICATION_TEXT = 1000  # the call back and the measures of a closed rectification, each
 
 
 def rate(conn: Connection, app_id: int, *, citizen: Applicant, level: int, tags: Sequence[str] = (),
@@ -90,10 +91,14 @@ def close_rectification(conn: Connection, rect_id: int, *, staff: StaffUser, dep
     if not callback or not done:
         raise ValidationFailed("record the call back and the measures taken", message_zh="请填写回访记录和整改措施",
                                code="govservice.reason_required")
+    for text, what, what_zh in ((callback, "the call back", "回访记录"), (done, "the measures", "整改措施")):
+        if len(text) > MAX_RECTIFICATION_TEXT:  # refused, never cut short: the record says what was written
+            raise ValidationFailed(f"{what} is too long: at most {MAX_RECTIFICATION_TEXT:,} characters",
+                                   message_zh=f"{what_zh}过长：最多 {MAX_RECTIFICATION_TEXT} 字",
+                                   code="govservice.note_too_long")
     conn.execute(rectifications.update().where(rectifications.c.id == rect_id).values(
-        callback_note=callback[:MAX_COMMENT], measures=done[:MAX_COMMENT], closed_at=now,
-        closed_by=f"user:{staff.username}"))
+        callback_note=callback, measures=done, closed_at=now, closed_by=f"user:{staff.username}"))
     log_event(conn, row.application_id, "rectification_closed", actor=f"user:{staff.username}", now=now,
-              department_code=row.department_code, note=done[:MAX_COMMENT])
+              department_code=row.department_code, note=done)
     record_audit(conn, at=now, actor=f"user:{staff.username}", action="rectification.close",
                  target=f"rectification:{rect_id}")

@@ -169,13 +169,17 @@ async def close_rectification(request: Request, user: OptionalStaff, rect_id: in
     if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
         return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
                     message=_("The form expired. Please try again."))
+    limit = ratings.MAX_RECTIFICATION_TEXT  # the form's maxlength: more is refused, never cut short
     try:
         await ctx.db.write(lambda c: ratings.close_rectification(
             c, rect_id, staff=user, department_code=approvals.staff_department(c, user),
-            callback_note=_text(form, "callback_note"), measures=_text(form, "measures"), now=ctx.clock.now()))
+            callback_note=form_text(form, "callback_note", limit=limit),
+            measures=form_text(form, "measures", limit=limit), now=ctx.clock.now()))
     except WeCityError as exc:
         if exc.status >= 500:
             raise
+        await record_refusal(ctx, actor=f"user:{user.username}", action="rectification.close",
+                             target=f"rectification:{rect_id}", error=exc, source_address=client_address(request))
         return page(request, "web/error.html", user=user, status=exc.status, title=_("Not allowed"),
                     message=exc.localized(locale))
     return RedirectResponse("/staff/applications?done=rectification", status_code=303)

@@ -149,6 +149,17 @@ def test_policy_import_dry_run_and_take_up(api: TestClient, policy_city: City, f
     assert taken["eligible"] == 1 and taken["not_taken_up"] == 1 and taken["granted_without_application"] == 0
 
 
+def test_a_policy_grants_only_under_a_matter_of_its_own_department(api: TestClient, policy_city: City) -> None:
+    """城管's supervisor may import 城管's policies, not one whose grants would be 人社's decisions (T-WG)."""
+    theirs = {**RETENTION, "code": "t-borrowed", "department": "chengguan"}
+    for user in ("chengguan-lead", "admin"):
+        refused = api.post("/api/v1/policies", json={"format": "wecity-policies/1", "policies": [theirs]},
+                           headers=staff(policy_city, user))
+        assert refused.status_code == 400 and refused.json()["code"] == "enterprise.bad_policy", refused.text
+        assert "事项 T-WG 属于部门 renshe" in refused.json()["title"], refused.text
+    assert api.get("/api/v1/policies/t-borrowed").status_code == 404
+
+
 def test_enterprise_requests_go_through_the_one_intake(api: TestClient, policy_city: City, firm: dict[str, object]) -> None:
     from wecity.enterprise.appeals import seed_business_categories
     from wecity.identity.service import add_department

@@ -41,15 +41,26 @@ def import_policies(conn: Connection, document: Any, *, now: datetime, actor: st
         document = {**document, "variables": extra}
     variables, found = check_document(document)
     known_departments = set(conn.execute(sa.select(departments.c.code)).scalars())
-    known_matters = set(conn.execute(sa.select(matters.c.code)).scalars())
+    matter_departments = {r.code: r.department_code
+                          for r in conn.execute(sa.select(matters.c.code, matters.c.department_code))}
     for p in found:
         if p["department"] not in known_departments:
             raise ValidationFailed(f"policy {p['code']}: no department {p['department']}",
                                    message_zh=f"政策 {p['code']}：部门 {p['department']} 不存在", code="enterprise.bad_policy")
-        if p["matter"] not in known_matters:
+        if p["matter"] not in matter_departments:
             raise ValidationFailed(f"policy {p['code']}: no matter {p['matter']} in the service catalogue",
                                    message_zh=f"政策 {p['code']}：事项目录中没有事项 {p['matter']}",
                                    code="enterprise.bad_policy")
+        # A 免申即享 grant is a decision recorded under the matter, in the matter's department: a policy
+        # grants only under a matter of its own department (else importing a policy would let one
+        # department's supervisor decide in another's name).
+        if matter_departments[p["matter"]] != p["department"]:
+            raise ValidationFailed(
+                f"policy {p['code']}: the matter {p['matter']} is department {matter_departments[p['matter']]}'s, "
+                f"not the policy's ({p['department']})",
+                message_zh=f"政策 {p['code']}：事项 {p['matter']} 属于部门 {matter_departments[p['matter']]}，"
+                           f"不属于本政策的部门 {p['department']}",
+                code="enterprise.bad_policy")
     for v in variables.values():
         if v.name in PACKAGED:
             continue

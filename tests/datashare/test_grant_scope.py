@@ -85,3 +85,57 @@ def test_a_request_limits_rows_by_fields_it_asks_for_and_never_by_a_masked_perso
             **base, "fields": ["case_id", "reporter_phone"], "clear_fields": ["reporter_phone"],
             "row_filter": {"reporter_phone": ["13911110001"]}})
         assert in_clear.status_code == 201, in_clear.text
+
+
+def test_a_page_is_read_outside_the_writer_and_served_within_the_grant_as_it_is_when_logged(
+        catalogued: City, monkeypatch: Any) -> None:
+    """The grant narrowed (the phone number no longer in clear) while a page was being read: the page the
+    caller gets, and the one logged, is read again within the grant as it now is. The change itself is
+    written while the page is read: the reading does not hold the database's one writer."""
+    from wecity.datashare import sources
+
+    city = catalogued
+    with make_client(city) as client:
+        _reports(client, city)
+        zhujian, grant_id = _granted(client, city, {
+            "dataset": "city-cases", "purpose": "道路安全巡查", "fields": ["case_id", "reporter_phone"],
+            "clear_fields": ["reporter_phone"], "days": 30}, {"decision": "grant", "reasons": "符合条件"})
+        real = sources.reader
+        calls: list[frozenset[str]] = []
+
+        def reader(d: dict[str, Any]) -> Any:
+            read = real(d)
+
+            def narrowing(conn: sa.Connection, d: dict[str, Any], q: Any, now: Any) -> Any:
+                calls.append(q.masked)
+                if len(calls) == 1:
+                    city.db.write_sync(lambda c: c.execute(data_grants.update().where(
+                        data_grants.c.id == grant_id).values(clear_fields=[])))
+                return read(conn, d, q, now)
+
+            return narrowing
+
+        monkeypatch.setattr(sources, "reader", reader)
+        body = client.get("/api/v1/data/city-cases", headers=zhujian).json()
+        assert calls == [frozenset(), frozenset({"reporter_phone"})]
+        assert body["masked"] == ["reporter_phone"] and body["count"] == 3
+        assert all("****" in r["reporter_phone"] for r in body["rows"] if r["reporter_phone"])
+        # Revoked while a page is read: refused, and the refusal logged, not the reading.
+        calls.clear()
+
+        def revoking(d: dict[str, Any]) -> Any:
+            read = real(d)
+
+            def run(conn: sa.Connection, d: dict[str, Any], q: Any, now: Any) -> Any:
+                city.db.write_sync(lambda c: c.execute(data_grants.update().where(
+                    data_grants.c.id == grant_id).values(revoked_at=now)))
+                return read(conn, d, q, now)
+
+            return run
+
+        monkeypatch.setattr(sources, "reader", revoking)
+        refused = client.get("/api/v1/data/city-cases", headers=zhujian)
+        assert refused.status_code == 403 and refused.json()["details"]["reason"] == "revoked"
+    outcomes = city.db.read_sync(lambda c: [r.outcome for r in c.execute(
+        sa.select(data_accesses.c.outcome).order_by(data_accesses.c.id))])
+    assert outcomes == ["ok", "revoked"]

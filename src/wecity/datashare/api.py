@@ -19,7 +19,14 @@ import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from wecity.core.errors import NotFound, PayloadTooLarge, PermissionDenied, ValidationFailed, WeCityError
+from wecity.core.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    ValidationFailed,
+    WeCityError,
+)
 from wecity.core.http import Ctx, client_address, one_file
 from wecity.core.jsontext import MAX_DEPTH, BadJson, parse_json
 from wecity.core.limits import parse_rule
@@ -304,11 +311,50 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
 
     d, found = await ctx.db.read(look_up)
     if isinstance(found, access.Refusal):
-        await ctx.db.write(lambda c: access.record_refusal(c, d, found, user, actor=actor, source_address=address, now=now))
-        raise access.refusal_error(d, found)
+        refusal = found
+        await ctx.db.write(lambda c: access.record_refusal(c, d, refusal, user, actor=actor, source_address=address,
+                                                           now=now))
+        raise access.refusal_error(d, refusal)
     if found.grant_id is not None and found.rate_limit:
         # Each grant is counted on its own, at the rate its provider set.
         await ctx.limits.hit("data_grant", f"grant:{found.grant_id}", parse_rule(found.rate_limit))
+    for _ in range(_ATTEMPTS):
+        query = await _checked_query(request, ctx, d, found, user, fields=fields, limit=limit, offset=offset,
+                                     include_total=include_total, objects=format == "json" and records_format == "objects",
+                                     actor=actor, address=address, now=now)
+        # The page is read in a read transaction (the source's work never holds the one writer SQLite has),
+        # then logged in a short write that finds the same access again: the same grant with the same scope.
+        # A grant revoked or expired meanwhile is refused; one whose scope changed is read again within it.
+        page = await ctx.db.read(lambda c, q=query: sources.reader(d)(c, d, q, now))
+        if found.kind == access.OPEN:
+            break
+        outcome = await ctx.db.write(lambda c, f=found, q=query, p=page: _logged(
+            c, d, user, f, q, p, grant=grant, actor=actor, address=address, now=now, offset=offset))
+        if isinstance(outcome, access.Refusal):
+            raise access.refusal_error(d, outcome)
+        if outcome is None:
+            break
+        found = outcome
+    else:
+        raise Conflict("the grant changed while the data was being read: try again",
+                       message_zh="读取数据期间授权发生了变化，请重试", code="datashare.grant_changed")
+    rows = _objects(query.fields, page.rows) if query.objects else page.rows
+    result = {"dataset": d["name"], "count": page.total, "offset": offset, "limit": limit, "fields": query.fields,
+              "masked": [f for f in query.fields if f in found.masked], "grant": found.grant_id, "rows": rows}
+    if format == "csv":
+        return Response(_csv(result["fields"], result["rows"]), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{result["dataset"]}.csv"'})
+    # orjson: a page may be a thousand rows, and the standard encoder is several times slower.
+    return Response(orjson.dumps(result), media_type="application/json")
+
+
+_ATTEMPTS = 3
+
+
+async def _checked_query(request: Request, ctx: Any, d: dict[str, Any], found: access.Access, user: StaffUser | None,
+                         *, fields: str | None, limit: int, offset: int, include_total: bool, objects: bool,
+                         actor: str, address: str | None, now: Any) -> sources.Query:
+    """What to read for this call within `found`'s scope; a refusal (logged) for fields or filters outside it."""
     chosen = [f.strip() for f in fields.split(",") if f.strip()] if fields else list(found.fields)
     known = {f["name"] for f in d["fields"]}
     unknown = [f for f in chosen if f not in known]
@@ -334,32 +380,25 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
         raise PermissionDenied(f"masked fields cannot be filtered by: {', '.join(by_masked)}",
                                message_zh=f"脱敏字段不能作为筛选条件：{'、'.join(by_masked)}",
                                code="datashare.outside_grant")
-    query = sources.Query(chosen, access.combined_filter(filters, found.row_filter), limit, offset,
-                          with_total=include_total, masked=found.masked, mask=access.mask,
-                          objects=format == "json" and records_format == "objects")
+    return sources.Query(chosen, access.combined_filter(filters, found.row_filter), limit, offset,
+                         with_total=include_total, masked=found.masked, mask=access.mask, objects=objects)
 
-    def run(conn: sa.Connection) -> dict[str, Any]:
-        # Again inside the transaction that logs the reading: a grant revoked in between is not used.
-        now_found = access.resolve(conn, d, user, now=now, grant_id=grant)
-        if isinstance(now_found, access.Refusal):
-            access.record_refusal(conn, d, now_found, user, actor=actor, source_address=address, now=now)
-            return {"refused": now_found}
-        found_page = sources.reader(d)(conn, d, query, now)
-        access.record_reading(conn, d, found, found_page, actor=actor, source_address=address, now=now,
-                              detail={"rows": len(found_page.rows), "offset": offset, "fields": chosen,
-                                      "filters": query.where})
-        rows = _objects(chosen, found_page.rows) if query.objects else found_page.rows
-        return {"dataset": d["name"], "count": found_page.total, "offset": offset, "limit": limit, "fields": chosen,
-                "masked": [f for f in chosen if f in found.masked], "grant": found.grant_id, "rows": rows}
 
-    result = await (ctx.db.read(run) if found.kind == access.OPEN else ctx.db.write(run))
-    if "refused" in result:
-        raise access.refusal_error(d, result["refused"])
-    if format == "csv":
-        return Response(_csv(result["fields"], result["rows"]), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{result["dataset"]}.csv"'})
-    # orjson: a page may be a thousand rows, and the standard encoder is several times slower.
-    return Response(orjson.dumps(result), media_type="application/json")
+def _logged(conn: sa.Connection, d: dict[str, Any], user: StaffUser | None, found: access.Access,
+            query: sources.Query, page: sources.Page, *, grant: int | None, actor: str, address: str | None,
+            now: Any, offset: int) -> access.Access | access.Refusal | None:
+    """Log a page read under `found`, if the caller's access is still that (None); else the refusal (logged)
+    or the access as it is now, not logged: the page must be read again within it."""
+    now_found = access.resolve(conn, d, user, now=now, grant_id=grant)
+    if isinstance(now_found, access.Refusal):
+        access.record_refusal(conn, d, now_found, user, actor=actor, source_address=address, now=now)
+        return now_found
+    if now_found != found:
+        return now_found
+    access.record_reading(conn, d, found, page, actor=actor, source_address=address, now=now,
+                          detail={"rows": len(page.rows), "offset": offset, "fields": query.fields,
+                                  "filters": query.where})
+    return None
 
 
 async def _refuse(ctx: Any, d: dict[str, Any], found: access.Access, user: StaffUser | None, reason: str, *,

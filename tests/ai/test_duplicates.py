@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageEnhance
 from wecity.ai import duplicates
 from wecity.ai.duplicates import PHOTO_MATCH, Pair, cosine, photo_similarity, text_features
 from wecity.ai.models import ai_duplicates
-from wecity.cases.models import cases
+from wecity.cases.models import cases, reports
 from wecity.identity.models import users
 from wecity.identity.service import start_session
 from wecity.media.images import inspect_image
@@ -130,6 +130,45 @@ def test_a_misfiled_report_with_a_forwarded_photo_is_merged_into_the_first_by_th
     assert found.photo_similarity >= PHOTO_MATCH and 100 < found.distance_m < 140 and not found.same_category
     assert _review(city) == 0  # each case is looked at once
     assert city.db.read_sync(duplicates.merge_figures)["merged_by_platform"] == 1
+
+
+def test_a_platform_merge_is_taken_apart_on_the_case_page_and_never_made_again(city: City) -> None:
+    """A merge made by the platform is undone by a dispatcher (why required): the case comes back with its
+    report, the pair is never proposed or merged again, and the figures count the merge as a wrong one."""
+    from tests.web.conftest import csrf_token, log_in
+
+    scene = _scene(7)
+    with make_client(city) as client:
+        _review(city)
+        first = _report(client, city, "pothole", WUYI, "路面塌陷，电动车容易摔", _jpeg(scene))
+        city.clock.advance(hours=3)
+        second = _report(client, city, "manhole", ABOUT_120_M_NORTH, "路面塌陷一个大坑", _jpeg(_forwarded(scene), 60))
+        _review(city)
+        assert tuple(_case_of(city, second)) == ("merged", first)
+        # the staff API: a sign-in is required, and why; another department's handler may not
+        assert client.post(f"/api/v1/cases/{second}/unmerge", json={"note": "两处不同的坑"}).status_code == 401
+        refused = client.post(f"/api/v1/cases/{second}/unmerge", json={"note": "  "},
+                              headers=_staff(city, "dispatcher"))
+        assert refused.status_code == 400 and refused.json()["code"] == "case.note"
+        assert client.post(f"/api/v1/cases/{second}/unmerge", json={"note": "两处不同的坑"},
+                           headers=_staff(city, "zhujian")).status_code == 403
+        assert log_in(client, "dispatcher").status_code == 303
+        page = client.get(f"/staff/cases/{second}")
+        assert page.status_code == 200 and f'action="/staff/cases/{second}/unmerge"' in page.text
+        undone = client.post(f"/staff/cases/{second}/unmerge", data={
+            "note": "两处不同的坑，相隔一百多米", "csrf_token": csrf_token(page.text)}, follow_redirects=False)
+        assert undone.status_code == 303, undone.text[:500]
+        assert f'action="/staff/cases/{second}/unmerge"' not in client.get(f"/staff/cases/{second}").text
+    assert tuple(_case_of(city, second)) == ("dispatched", None)
+    reports_of_second = city.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(reports).where(
+        reports.c.case_id == second)).scalar_one())
+    assert reports_of_second == 1
+    pair = city.db.read_sync(lambda c: c.execute(sa.select(ai_duplicates)).one())
+    assert (pair.state, pair.decided_by) == ("undone", "platform:ai")
+    figures = city.db.read_sync(duplicates.merge_figures)
+    assert (figures["merged_by_platform"], figures["undone"]) == (0, 1)
+    city.db.write_sync(lambda c: duplicates.review_case(c, second, now=city.clock.now()))
+    assert tuple(_case_of(city, second)) == ("dispatched", None)  # not merged again
 
 
 def _streetlight_pair(client: Any, city: City) -> tuple[int, int]:

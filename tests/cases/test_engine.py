@@ -184,6 +184,50 @@ def test_merge_moves_reports_to_the_surviving_case(city: City, staff: Staff) -> 
         city.db.write_sync(lambda c: engine.merge(c, a, a, staff.dispatcher, city.clock.now()))
 
 
+def test_a_merge_is_undone_with_the_reports_that_moved_and_the_state_it_was_merged_from(city: City,
+                                                                                        staff: Staff) -> None:
+    a = open_case(city)
+    b = open_case(city, lat=28.2100)
+    c = open_case(city, lat=28.2200)
+    _drive(city, staff, b, PATHS[CaseStatus.ACKNOWLEDGED])
+    now = city.clock.now()
+    own = city.db.read_sync(lambda conn: set(conn.execute(sa.select(reports.c.id).where(reports.c.case_id == b))
+                                             .scalars()))
+    city.db.write_sync(lambda conn: engine.merge(conn, b, a, staff.dispatcher, now))
+    city.db.write_sync(lambda conn: engine.merge(conn, a, c, staff.dispatcher, now))  # merged on since
+    with pytest.raises(ValidationFailed):  # why is required
+        city.db.write_sync(lambda conn: engine.unmerge(conn, b, staff.dispatcher, now, ""))
+    with pytest.raises(PermissionDenied):  # another department's handler
+        city.db.write_sync(lambda conn: engine.unmerge(conn, b, staff.other_handler, now, "两处不同的井盖"))
+    with pytest.raises(InvalidTransition):  # only a merged case
+        city.db.write_sync(lambda conn: engine.unmerge(conn, c, staff.dispatcher, now, "两处不同的井盖"))
+    assert city.db.write_sync(lambda conn: engine.unmerge(conn, b, staff.dispatcher, now, "两处不同的井盖")) == b
+    row = case_row(city, b)
+    assert (row.status, row.merged_into_id) == (CaseStatus.ACKNOWLEDGED, None)
+    back = city.db.read_sync(lambda conn: set(conn.execute(sa.select(reports.c.id).where(reports.c.case_id == b))
+                                              .scalars()))
+    assert back == own and case_row(city, a).status == CaseStatus.MERGED  # a's own merge stands
+    events = [e["event"] for e in city.db.read_sync(lambda conn: case_events(conn, b, public_only=False))]
+    assert events[-2:] == ["merged", "unmerged"]
+    assert "case_unmerged_out" in [e["event"] for e in city.db.read_sync(
+        lambda conn: case_events(conn, a, public_only=False))]
+    with pytest.raises(InvalidTransition):  # once
+        city.db.write_sync(lambda conn: engine.unmerge(conn, b, staff.dispatcher, now, "两处不同的井盖"))
+
+
+def test_a_merge_that_did_not_record_its_reports_is_not_undone_by_guessing(city: City, staff: Staff) -> None:
+    from wecity.cases.models import timeline
+
+    a, b = open_case(city), open_case(city, lat=28.2100)
+    now = city.clock.now()
+    city.db.write_sync(lambda conn: engine.merge(conn, b, a, staff.dispatcher, now))
+    city.db.write_sync(lambda conn: conn.execute(timeline.update().where(  # as merges made before they named them
+        timeline.c.case_id == b, timeline.c.event == "merged").values(detail={"into_case_id": a})))
+    with pytest.raises(InvalidTransition) as refused:
+        city.db.write_sync(lambda conn: engine.unmerge(conn, b, staff.dispatcher, now, "两处不同的井盖"))
+    assert refused.value.code == "case.unmerge_unrecorded" and case_row(city, b).status == CaseStatus.MERGED
+
+
 def test_only_cases_still_being_worked_on_are_merged_as_intake_merges(city: City, staff: Staff) -> None:
     working = open_case(city)
     resolved = open_case(city, lat=28.2100)

@@ -65,6 +65,7 @@ BATCH = 500  # new cases a run looks at, at most
 PLATFORM = "platform:ai"
 
 PROPOSED, MERGED, DISMISSED = "proposed", "merged", "dismissed"
+UNDONE = "undone"  # merged, then taken apart by staff (`engine.unmerge`): the merge was wrong
 _PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
 
 
@@ -189,7 +190,7 @@ def review_case(conn: Connection, case_id: int, *, now: datetime) -> list[dict[s
     """Look for the older cases `case_id` may repeat: record the proposals, merge the best pair if it is
     strong enough (into the older case, as a dispatcher would). Returns what was recorded."""
     dismissed = {r.candidate_id for r in conn.execute(sa.select(ai_duplicates.c.candidate_id).where(
-        ai_duplicates.c.case_id == case_id, ai_duplicates.c.state == DISMISSED))}
+        ai_duplicates.c.case_id == case_id, ai_duplicates.c.state.in_([DISMISSED, UNDONE])))}
     found = [p for p in pairs_for(conn, case_id) if p.score >= PROPOSE and p.candidate_id not in dismissed]
     if not found:
         return []
@@ -306,14 +307,31 @@ def on_case_merged(conn: Connection, *, case_id: int, into_case_id: int, actor: 
         .values(state=MERGED, decided_at=now, decided_by=actor))
 
 
+def on_case_unmerged(conn: Connection, *, case_id: int, into_case_id: int, actor: str, now: datetime) -> None:
+    """Staff took a merge apart: the pair, either way round, is never proposed or merged again, and a merge
+    the platform made counts as a wrong one (`merge_figures`: `undone`)."""
+    pair = sa.or_(sa.and_(ai_duplicates.c.case_id == case_id, ai_duplicates.c.candidate_id == into_case_id),
+                  sa.and_(ai_duplicates.c.case_id == into_case_id, ai_duplicates.c.candidate_id == case_id))
+    # `decided_by` stays whoever merged (the platform, or a dispatcher); who took it apart is on the timeline.
+    changed = conn.execute(ai_duplicates.update().where(pair).values(state=UNDONE)).rowcount
+    if not changed:  # merged by staff without a proposal: recorded so that the finder passes the pair over
+        newer, older = max(case_id, into_case_id), min(case_id, into_case_id)
+        conn.execute(ai_duplicates.insert().values(
+            case_id=newer, candidate_id=older, score=0.0, text_similarity=0.0, distance_m=0.0, same_category=False,
+            state=UNDONE, found_at=now, decided_at=now, decided_by=actor))
+
+
 def merge_figures(conn: Connection) -> dict[str, int]:
-    """How many pairs the platform merged, dispatchers merged from a proposal, dismissed, and still open."""
+    """How many pairs the platform merged (and, apart, how many of its merges staff took apart: `undone`),
+    dispatchers merged from a proposal, dismissed, and still open."""
     rows = conn.execute(sa.select(ai_duplicates.c.state, ai_duplicates.c.decided_by, sa.func.count())
                         .group_by(ai_duplicates.c.state, ai_duplicates.c.decided_by)).all()
-    out = {"merged_by_platform": 0, "merged_by_staff": 0, "dismissed": 0, "proposed": 0}
+    out = {"merged_by_platform": 0, "merged_by_staff": 0, "dismissed": 0, "proposed": 0, "undone": 0}
     for state, by, n in rows:
         if state == MERGED:
             out["merged_by_platform" if by == PLATFORM else "merged_by_staff"] += n
         elif state in (DISMISSED, PROPOSED):
             out[state] += n
+        elif state == UNDONE and by == PLATFORM:
+            out["undone"] += n
     return out

@@ -42,3 +42,5 @@ def wire(registry: Registry) -> None:
     registry.events.subscribe("context.entity_changed", anomaly_rules.on_entity_changed)
     # A merge done by staff outside a proposal settles the proposal for the same pair.
     registry.events.subscribe("cases.merged", duplicates.on_case_merged)
+    # A merge taken apart: the pair is never proposed or merged again.
+    registry.events.subscribe("cases.unmerged", duplicates.on_case_unmerged)

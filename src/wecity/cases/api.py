@@ -336,6 +336,16 @@ async def merge(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId,
     return await ctx.db.read(queries.case_detail, body.into_case_id, ctx.clock.now())
 
 
+class UnmergeIn(BaseModel):
+    note: str = Field(min_length=1, max_length=4000, description="why the merge was wrong (kept internal)")
+
+
+@router.post("/cases/{case_id}/unmerge",
+             summary="撤销并单: take a merged case out of its merge, with the reports that were its own (whoever merged it)")
+async def unmerge(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: UnmergeIn) -> dict[str, Any]:
+    return await _act(request, ctx, user, case_id, engine.unmerge, note=body.note, events=ctx.registry.events)
+
+
 @router.post("/cases/{case_id}/notes", summary="备注 on the timeline (public notes are shown to citizens)")
 async def add_note(request: Request, ctx: Ctx, user: CurrentStaff, case_id: CaseId, body: Note) -> dict[str, Any]:
     if body.template_id is None and not (body.note or "").strip():

@@ -81,7 +81,7 @@ def _require_state(case: Any, allowed: tuple[CaseStatus, ...], action: str) -> N
 
 _ACTION_ZH = {"acknowledge": "签收", "return": "退单", "dispatch": "派遣", "start": "开始处置", "resolve": "办结",
               "verify": "核查", "reject": "核查不通过", "close": "结案", "reopen": "重新打开", "transfer": "转办",
-              "merge": "并单", "rate": "评价", "note": "备注", "recategorise": "改类",
+              "merge": "并单", "unmerge": "撤销并单", "rate": "评价", "note": "备注", "recategorise": "改类",
               "prioritise": "设置优先级", "assign": "指派", "follow up": "回访"}
 
 
@@ -102,7 +102,7 @@ def _require_role(actor: Actor, *roles: Role) -> None:
 
 
 # Moves that hand a case to another holder (or back to its department) without doing any of its work.
-_HANDS_ON = frozenset({"dispatched", "returned", "transferred", "verification_failed"})
+_HANDS_ON = frozenset({"dispatched", "returned", "transferred", "verification_failed", "unmerged"})
 # Moves after which the reporter hears no "your 催办 has an answer": a resolution is told to them anyway
 # (case_resolved, even a second one in a round), and a merge carries the urge, unanswered, to the surviving
 # case. (A case is never urged while it waits for its closure.)
@@ -391,8 +391,11 @@ def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: 
     # nobody works on.
     _require_state(case, MERGEABLE, "merge")
     _require_state(target, MERGEABLE, "merge")
+    # The reports that move are named in the event, so that the merge can be undone (`unmerge`).
+    moved = [int(r) for r in conn.execute(sa.select(reports.c.id).where(reports.c.case_id == case.id)
+                                          .order_by(reports.c.id)).scalars()]
     _move(conn, case, CaseStatus.MERGED, actor, now, event="merged", values={"merged_into_id": target.id},
-          detail={"into_case_id": target.id})
+          detail={"into_case_id": target.id, "report_ids": moved})
     conn.execute(reports.update().where(reports.c.case_id == case.id).values(case_id=target.id, updated_at=now))
     add_event(conn, target.id, at=now, event="case_merged_in", actor=actor.id, actor_name=actor.name,
               channel=actor.channel, detail={"from_case_id": case.id})
@@ -404,6 +407,46 @@ def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: 
     if events is not None:
         events.emit("cases.merged", conn, case_id=case.id, into_case_id=target.id, actor=actor.id, now=now)
     return int(target.id)
+
+
+def unmerge(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str, *,
+            events: Events | None = None) -> int:
+    """Undo a 并单 (by staff or by the platform's duplicate finder): the merged case comes back in the state it
+    was merged from, with the reports that were its own then (wherever they are now: the surviving case may
+    have been merged on since), and both timelines say so. Who may merge the two cases may undo it; why is
+    required. Reports that joined the surviving case after the merge stay there. Emits "cases.unmerged" (the
+    AI platform stops proposing the pair). Returns the case brought back."""
+    note = note.strip()
+    if not note:
+        raise ValidationFailed("say why the merge was wrong", message_zh="请说明并单错误的原因", code="case.note")
+    case = _case(conn, case_id)
+    if case.status != CaseStatus.MERGED or case.merged_into_id is None:
+        raise InvalidTransition("only a merged case can be taken out of its merge",
+                                message_zh="只有已并单的案件才能撤销并单", code="case.not_merged")
+    target = _case(conn, case.merged_into_id)
+    if actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR):
+        _require_own_department_or_centre(conn, actor, case, "unmerge")
+        _require_own_department_or_centre(conn, actor, target, "unmerge")
+    else:
+        _require_department_handler(actor, case)
+        _require_department_handler(actor, target)
+    merged = conn.execute(sa.select(timeline.c.from_status, timeline.c.detail).where(
+        timeline.c.case_id == case.id, timeline.c.event == "merged").order_by(timeline.c.id.desc()).limit(1)).first()
+    moved = (merged.detail or {}).get("report_ids") if merged is not None else None
+    if merged is None or moved is None:
+        raise InvalidTransition("this merge was made before merges recorded which reports moved; it cannot be undone",
+                                message_zh="该并单发生在记录所移报告之前，无法撤销", code="case.unmerge_unrecorded")
+    back_to = next((s for s in MERGEABLE if s.value == merged.from_status), CaseStatus.SUBMITTED)
+    # Public, as the merge was (its reporters see their case again); why stays with staff.
+    _move(conn, case, back_to, actor, now, event="unmerged", values={"merged_into_id": None},
+          detail={"from_case_id": target.id, "report_ids": moved, "why": note})
+    if moved:
+        conn.execute(reports.update().where(reports.c.id.in_(moved)).values(case_id=case.id, updated_at=now))
+    add_event(conn, target.id, at=now, event="case_unmerged_out", actor=actor.id, actor_name=actor.name,
+              channel=actor.channel, note=note, public=False, detail={"case_id": case.id})
+    if events is not None:
+        events.emit("cases.unmerged", conn, case_id=case.id, into_case_id=target.id, actor=actor.id, now=now)
+    return int(case.id)
 
 
 def add_note(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str, *, public: bool = False,

@@ -22,6 +22,8 @@ EVENT_LABELS = {
     "recategorised": N_("Filed under another category"),
     "merged": N_("Merged into another case"),
     "case_merged_in": N_("A duplicate case was merged into this one"),
+    "unmerged": N_("Taken out of a merge: not the same problem"),
+    "case_unmerged_out": N_("A case merged into this one was taken out again"),
     "note": N_("Note"),
     "rated": N_("Rated by the reporter"),
     "followup_opened": N_("Follow-up opened after a low rating"),

@@ -304,6 +304,8 @@ def _merge(events: Any) -> Action:
 MERGES: dict[str, Callable[[Any], Action]] = {
     "merge": _merge,
     "merge-proposal": lambda events: lambda c, i, a, n, f, m: duplicates.merge_proposal(c, _proposal(f), a, n),
+    # 撤销并单: this merged case out of its merge; the AI platform hears of it (`cases.unmerged`)
+    "unmerge": lambda events: lambda c, i, a, n, f, m: engine.unmerge(c, i, a, n, _note(f, True), events=events),
 }
 # Dispatch-centre work: refused to others before the form is read.
 CENTRE_ONLY = ("dispatch", "transfer", "verify", "reject", "close", "reopen", "not-duplicate", "urge")

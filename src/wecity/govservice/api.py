@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeCityError
-from wecity.core.http import Ctx, client_address, id_param
+from wecity.core.http import MAX_ID, Ctx, client_address, id_param
 from wecity.core.limits import parse_rule
 from wecity.core.settings import UPLOAD_FILES
 from wecity.geo.service import city_timezone, city_today
@@ -38,7 +38,7 @@ CERTIFICATE_PDF_LIMIT = parse_rule("10/minute,100/day")
 
 class NewApplication(BaseModel):
     matter_code: str = Field(min_length=1, max_length=64)
-    acting_for: int | None = Field(default=None, ge=1, description="an enterprise's applicant id, to apply for it")
+    acting_for: int | None = Field(default=None, ge=1, le=MAX_ID, description="an enterprise's applicant id, to apply for it")
     form_data: FormData | None = Field(default=None, description="answers to keep in the draft at once")
     submit: bool = Field(default=False, description="submit at once (all in one transaction): an app that "
                          "collected the answers itself applies in one call")

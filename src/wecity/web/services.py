@@ -16,7 +16,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from wecity.core import csrf
 from wecity.core.errors import NotFound, ValidationFailed, WeCityError
-from wecity.core.http import client_address, request_locale, with_retry_after
+from wecity.core.http import MAX_ID, client_address, request_locale, with_retry_after
 from wecity.core.settings import UPLOAD_FILES
 from wecity.geo.service import city_timezone, city_today
 from wecity.govservice import applications as apply
@@ -147,10 +147,13 @@ async def start(request: Request, user: OptionalStaff, code: str) -> Response:
         return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
                     message=_("The form expired. Please try again."))
     acting = str(form.get("acting_for", "")).strip()
+    # An enterprise's id, or nothing (for oneself); anything else is no enterprise's (0: refused as such).
+    acting_for = (int(acting) if acting.isascii() and acting.isdigit() and len(acting) <= 10 and int(acting) <= MAX_ID
+                  else 0 if acting else None)
     try:
         await ctx.limits.hit("services_write", citizen.phone or str(citizen.id))
         app_id = await ctx.db.write(lambda c: apply.start_application(
-            c, citizen=citizen, matter_code=code[:64], acting_for=int(acting) if acting.isdigit() else None,
+            c, citizen=citizen, matter_code=code[:64], acting_for=acting_for,
             now=ctx.clock.now(), idempotency_key=str(form.get("idempotency", ""))[:100] or None))
     except WeCityError as exc:
         if exc.status >= 500:
@@ -207,6 +210,8 @@ async def application(request: Request, user: OptionalStaff, app_id: int) -> Res
     citizen = await _citizen(request)
     if citizen is None:
         return sign_in_redirect(request)
+    if not 0 < app_id <= MAX_ID:  # no row has it (and PostgreSQL would refuse to compare)
+        return _not_found(request, user)
     return await application_page(request, user, citizen, app_id)
 
 
@@ -241,6 +246,8 @@ async def act(request: Request, user: OptionalStaff, app_id: int, action: str) -
         return sign_in_redirect(request)
     locale = request_locale(request)
     _ = gettext_for(locale).gettext
+    if not 0 < app_id <= MAX_ID:
+        return _not_found(request, user)
     try:  # whose application it is (and, to upload, whether it takes files now), before the body is read
         await ctx.db.read(lambda c: apply.uploadable(c, app_id, citizen) if action == "upload"
                           else apply.own_application(c, app_id, citizen))

@@ -13,7 +13,7 @@ from starlette.datastructures import FormData
 
 from wecity.core import csrf
 from wecity.core.errors import NotFound, PermissionDenied, ValidationFailed, WeCityError
-from wecity.core.http import client_address, request_locale
+from wecity.core.http import MAX_ID, client_address, request_locale
 from wecity.geo.service import city_today
 from wecity.govservice import approvals, queries, ratings
 from wecity.identity.audit import record_audit, record_refusal
@@ -122,6 +122,10 @@ async def _application_page(request: Request, user: StaffUser, app_id: int, *, s
 async def application(request: Request, user: OptionalStaff, app_id: int) -> Response:
     if user is None:
         return login_redirect(request)
+    if not 0 < app_id <= MAX_ID:  # no row has it (and PostgreSQL would refuse to compare)
+        _ = gettext_for(request_locale(request)).gettext
+        return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
+                    message=_("There is no such application."))
     return await _application_page(request, user, app_id)
 
 
@@ -132,6 +136,9 @@ async def act(request: Request, user: OptionalStaff, app_id: int, action: str) -
     ctx = request.app.state.ctx
     locale = request_locale(request)
     _ = gettext_for(locale).gettext
+    if not 0 < app_id <= MAX_ID:
+        return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
+                    message=_("There is no such application."))
     verb = ACTIONS.get(action)
     if verb is None:
         return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
@@ -169,6 +176,9 @@ async def close_rectification(request: Request, user: OptionalStaff, rect_id: in
     if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
         return page(request, "web/error.html", user=user, status=403, title=_("Not allowed"),
                     message=_("The form expired. Please try again."))
+    if not 0 < rect_id <= MAX_ID:
+        return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
+                    message=_("There is no such page."))
     limit = ratings.MAX_RECTIFICATION_TEXT  # the form's maxlength: more is refused, never cut short
     try:
         await ctx.db.write(lambda c: ratings.close_rectification(

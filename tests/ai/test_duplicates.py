@@ -87,6 +87,19 @@ def test_only_a_photo_match_lets_the_platform_merge_and_only_with_something_else
     assert Pair(2, 1, 0.0, 0.5, 290.0, False).score < duplicates.PROPOSE  # chance photos, nothing else
 
 
+def test_a_case_placed_only_by_an_address_in_words_gets_nothing_from_its_place() -> None:
+    """Every case placed from one road's name sits at the road's one point: a distance of 0 says nothing, so
+    two cases of a category on one road are not proposed for that, and a photo match does not merge them."""
+    same_point = dict(case_id=2, candidate_id=1, distance_m=0.0, same_category=True)
+    assert Pair(text=0.0, photo=None, **same_point).score >= duplicates.PROPOSE  # type: ignore[arg-type]
+    assert Pair(text=0.0, photo=None, placed_by_address=True,  # type: ignore[arg-type]
+                **same_point).score < duplicates.PROPOSE
+    assert not Pair(text=0.3, photo=0.95, placed_by_address=True, **same_point).merges  # type: ignore[arg-type]
+    # what it says is still evidence: the same words and a matching photo are proposed
+    assert Pair(text=0.6, photo=0.95, placed_by_address=True,  # type: ignore[arg-type]
+                **same_point).score >= duplicates.PROPOSE
+
+
 def _staff(city: City, username: str) -> dict[str, str]:
     token = city.db.write_sync(lambda c: start_session(c, c.execute(sa.select(users.c.id).where(
         users.c.username == username)).scalar_one(), city.clock.now()))

@@ -107,6 +107,9 @@ class Pair:
     distance_m: float
     same_category: bool
     same_department: bool = False
+    # Either case is placed only at the gazetteer's point for an address in words (a road's, a 街道's): every
+    # case on that road has that point, so the distance says nothing and the place counts for nothing.
+    placed_by_address: bool = False
 
     @property
     def photo_evidence(self) -> float:
@@ -116,7 +119,7 @@ class Pair:
 
     @property
     def score(self) -> float:
-        place = max(0.0, 1 - self.distance_m / RADIUS_M)
+        place = 0.0 if self.placed_by_address else max(0.0, 1 - self.distance_m / RADIUS_M)
         return 1 - ((1 - 0.9 * self.photo_evidence) * (1 - 0.7 * self.text)
                     * (1 - 0.3 * self.same_category) * (1 - 0.2 * place))
 
@@ -124,7 +127,7 @@ class Pair:
     def merges(self) -> bool:
         """Strong enough for the platform to merge it without asking: see the module's docstring."""
         return (self.photo is not None and self.photo >= PHOTO_MATCH and self.distance_m <= AUTO_RADIUS_M
-                and (self.same_category or self.same_department or self.text >= TEXT_SHARED))
+                and not self.placed_by_address and (self.same_category or self.same_department or self.text >= TEXT_SHARED))
 
 
 # -- finding pairs -------------------------------------------------------------------------------------
@@ -139,6 +142,7 @@ class _Case:
     created_at: datetime
     text: Counter[str]
     photos: list[str]
+    placed_by_address: bool
 
 
 def _cases_with_evidence(conn: Connection, rows: list[Any]) -> list[_Case]:
@@ -157,11 +161,11 @@ def _cases_with_evidence(conn: Connection, rows: list[Any]) -> list[_Case]:
         media.c.id.in_(wanted), media.c.phash.is_not(None))).all()) if wanted else {}
     return [_Case(r.id, r.category_code, r.department_id, r.lat, r.long, r.created_at,
                   text_features(" ".join(texts[r.id]) or (r.description or "")),
-                  [hashes[m] for m in media_of[r.id] if m in hashes]) for r in rows]
+                  [hashes[m] for m in media_of[r.id] if m in hashes], bool(r.place_from_address)) for r in rows]
 
 
 _CASE_COLUMNS = (cases.c.id, cases.c.category_code, cases.c.department_id, cases.c.lat, cases.c.long, cases.c.created_at,
-                 cases.c.description)
+                 cases.c.description, cases.c.place_from_address)
 
 
 def pairs_for(conn: Connection, case_id: int) -> list[Pair]:
@@ -181,7 +185,8 @@ def pairs_for(conn: Connection, case_id: int) -> list[Pair]:
     found = [Pair(this.id, other.id, round(cosine(this.text, other.text), 4),
                   photo_similarity(this.photos, other.photos),
                   round(distance_m(this.lat, this.long, other.lat, other.long), 1), this.category == other.category,
-                  this.department is not None and this.department == other.department)
+                  this.department is not None and this.department == other.department,
+                  this.placed_by_address or other.placed_by_address)
              for other in others]
     return sorted(found, key=lambda p: (-p.score, p.candidate_id))
 

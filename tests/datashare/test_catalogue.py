@@ -134,3 +134,34 @@ def test_a_department_cannot_take_over_a_dataset_or_open_up_domain_records(catal
         kept = client.put("/api/v1/datasets/city-cases", json={**cases_doc, "title_en": "Cases"},
                           headers=_session(catalogued, "dispatcher"))
         assert kept.status_code == 200 and kept.json()["title_en"] == "Cases"
+
+
+def test_an_entity_type_is_catalogued_by_an_administrator_and_opened_up_by_a_supervisor(catalogued: City) -> None:
+    sensors = _doc(catalogued, "manhole-sensors")
+    with make_client(catalogued) as client:
+        # 住建 publishing the city's manholes (城管's sensors) as its own open data: refused, nothing published.
+        taken = {**sensors, "name": "someone-elses", "publisher": "zhujian"}
+        refused = client.put("/api/v1/datasets/someone-elses", json=taken, headers=_session(catalogued, "zhujian"))
+        assert refused.status_code == 403 and refused.json()["code"] == "datashare.admin_catalogues"
+        assert client.get("/api/v1/data/someone-elses").status_code == 404
+        # Nor may 城管 point its dataset at another type; it keeps its descriptions up to date.
+        moved = client.put("/api/v1/datasets/manhole-sensors", json={**sensors, "source_ref": "AirQualityObserved"},
+                           headers=_session(catalogued, "chengguan"))
+        assert moved.status_code == 403 and moved.json()["code"] == "datashare.admin_catalogues"
+        kept = client.put("/api/v1/datasets/manhole-sensors", json={**sensors, "title_en": "Manholes"},
+                          headers=_session(catalogued, "chengguan"))
+        assert kept.status_code == 200, kept.text
+        # An administrator catalogues a type for a department.
+        made = client.put("/api/v1/datasets/someone-elses", json=taken, headers=_session(catalogued, "admin"))
+        assert made.status_code == 200, made.text
+        # A department's own table is its to catalogue; as open data, by a supervisor.
+        table = {**_doc(catalogued, "service-standards"), "name": "street-cleaning", "publisher": "chengguan"}
+        opened = client.put("/api/v1/datasets/street-cleaning", json=table, headers=_session(catalogued, "chengguan"))
+        assert opened.status_code == 403 and opened.json()["code"] == "datashare.open_data_supervisor"
+        closed = {**table, "open_data": False}
+        assert client.put("/api/v1/datasets/street-cleaning", json=closed,
+                          headers=_session(catalogued, "chengguan")).status_code == 200
+        assert client.put("/api/v1/datasets/street-cleaning", json=table,
+                          headers=_session(catalogued, "chengguan")).status_code == 403
+        lead = client.put("/api/v1/datasets/street-cleaning", json=table, headers=_session(catalogued, "chengguan-lead"))
+        assert lead.status_code == 200 and lead.json()["open_data"] is True

@@ -222,10 +222,10 @@ async def publish_dataset(ctx: Ctx, user: CurrentStaff, name: str, body: dict[st
     now = ctx.clock.now()
 
     def run(conn: sa.Connection) -> dict[str, Any]:
-        if "admin" not in user.roles:
-            catalogue.may_publish(conn, user.department_id, body)
         if body.get("name") != name:
             raise ValidationFailed("the body's name is the path's", message_zh="请求体中的 name 须与路径一致")
+        if "admin" not in user.roles:
+            catalogue.may_publish(conn, user.department_id, body, user.roles)
         catalogue.publish(conn, body, now=now)
         record_audit(conn, at=now, actor=f"user:{user.username}", action="dataset.publish", target=f"dataset:{name}")
         return queries.dataset(conn, name)

@@ -10,6 +10,7 @@ says why (its legal basis).
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import date, datetime
 from importlib import resources
 from typing import Any
@@ -33,8 +34,11 @@ FIELD_TYPES = ("string", "integer", "number", "boolean", "date", "datetime", "ge
 PERSONAL = frozenset({"personal", "sensitive"})
 # Sources holding records of the platform's own domains, across departments and about people: a new dataset
 # over one is catalogued by an administrator (its publisher maintains it after); a department catalogues
-# its sensors (ngsild) and its own tables (table) itself.
+# its own tables (table) itself.
 DOMAIN_SOURCES = frozenset({"cases", "applications", "certificates", "enterprises"})
+# The city's NGSI-LD entity types belong to no department in the broker: which department publishes one
+# (and so may open it up) is an administrator's to say, once; the department maintains the dataset after.
+ADMIN_CATALOGUED = DOMAIN_SOURCES | {"ngsild"}
 # Columns the platform knows to be about a person, whatever a document says: the least sensitivity a field
 # of that name over that source may declare (so that no document serves them unmasked, or as open data).
 KNOWN_PERSONAL: dict[tuple[str, str], str] = {
@@ -117,11 +121,11 @@ def check_dataset(conn: sa.Connection, doc: Any) -> None:
         raise _invalid(name, "the temporal coverage ends before it starts", "时间范围的结束早于开始")
 
 
-def may_publish(conn: sa.Connection, department_id: int | None, doc: Any) -> None:
+def may_publish(conn: sa.Connection, department_id: int | None, doc: Any, roles: Collection[str] = ()) -> None:
     """Refuse a department's staff a dataset document they may not publish (administrators publish any): a
     department publishes under its own name, updates only its own datasets (the stored publisher, not the
-    document's, decides), and points a dataset at the platform's domain records only where an
-    administrator already did."""
+    document's, decides), points a dataset at the platform's domain records or at an NGSI-LD entity type
+    only where an administrator already did, and makes a dataset open data only by a supervisor."""
     own = conn.execute(sa.select(departments.c.code).where(departments.c.id == department_id)).scalar()
     name = doc.get("name") if isinstance(doc, dict) else None
     stored = conn.execute(sa.select(datasets.c.id, datasets.c.publisher, datasets.c.source, datasets.c.source_ref,
@@ -150,6 +154,15 @@ def may_publish(conn: sa.Connection, department_id: int | None, doc: Any) -> Non
                                "enterprises) is catalogued by an administrator; its department maintains it after",
                                message_zh="基于平台业务记录（案件、办件、证照、企业）的数据集由管理员编目，之后由发布部门维护",
                                code="datashare.admin_catalogues")
+    if source[0] in ADMIN_CATALOGUED and (stored is None or (stored.source, stored.source_ref) != source):
+        raise PermissionDenied("a dataset over the city's NGSI-LD entities is catalogued by an administrator, who "
+                               "says which department publishes the entity type; its department maintains it after",
+                               message_zh="基于城市 NGSI-LD 实体的数据集由管理员编目并指定发布部门，之后由发布部门维护",
+                               code="datashare.admin_catalogues")
+    if doc.get("open_data") is True and not (stored is not None and stored.open_data) and "supervisor" not in roles:
+        raise PermissionDenied("making a dataset open data is for its department's supervisors or an administrator",
+                               message_zh="将数据集设为开放数据须由本部门负责人或管理员操作",
+                               code="datashare.open_data_supervisor")
 
 
 def publish(conn: sa.Connection, doc: dict[str, Any], *, now: datetime) -> int:

@@ -35,6 +35,7 @@ from wecity.enterprise.models import enterprises, policies, policy_matches
 from wecity.enterprise.policies import ELIGIBLE, UNKNOWN, Policy, evaluate_all, money
 from wecity.enterprise.register import columns_of, known_variables, register_rows
 from wecity.geo.service import city_today
+from wecity.govservice.models import applications
 
 log = logging.getLogger(__name__)
 PENDING_BATCH = 500       # enterprises per incremental run
@@ -222,13 +223,18 @@ def match_pending(conn: Connection, *, now: datetime) -> MatchReport:
 # -- what follows a match -----------------------------------------------------------------------------------
 
 def grant_due(conn: Connection, *, limit: int = GRANT_BATCH) -> list[Any]:
-    """Eligible outcomes of 免申即享 policies not yet granted (oldest match first)."""
+    """Eligible outcomes of 免申即享 policies not yet granted (oldest match first): with no application, or
+    one that does not stand in the way (a draft the grant withdraws, one withdrawn or refused)."""
+    from wecity.enterprise.benefits import PASSIVE
+
     return list(conn.execute(
         sa.select(policy_matches.c.enterprise_id, policy_matches.c.policy_code, policy_matches.c.policy_version,
                   policy_matches.c.amount)
-        .join(policies, policies.c.code == policy_matches.c.policy_code)
+        .select_from(policy_matches.join(policies, policies.c.code == policy_matches.c.policy_code)
+                     .outerjoin(applications, applications.c.id == policy_matches.c.application_id))
         .where(policy_matches.c.outcome == ELIGIBLE, policies.c.automatic, policies.c.active,
-               policy_matches.c.granted_at.is_(None), policy_matches.c.application_id.is_(None))
+               policy_matches.c.granted_at.is_(None),
+               policy_matches.c.application_id.is_(None) | applications.c.status.in_(PASSIVE))
         .order_by(policy_matches.c.matched_at, policy_matches.c.enterprise_id).limit(limit)))
 
 

@@ -278,3 +278,23 @@ def test_whole_register_evaluation_agrees(code):
         assert (conditions[whole.failed[i]] if whole.failed[i] >= 0 else None) == one.failed, (i, envs[i])
         if one.amount is not None:
             assert policies.money(whole.amounts[i]) == one.amount, (i, envs[i])
+
+
+def test_an_undefined_condition_is_unknown_in_both_evaluators():
+    """A condition that divides by zero is neither met nor failed: unknown, with nothing named missing, one
+    by one as over the whole register (one by one it once counted as met, and the grant re-checks that way)."""
+    doc = {**BY_CODE["wengang-fanhuan"], "conditions": [
+        {"id": "per_head", "clause": "一", "text_zh": "人均", "text_en": "Per head",
+         "rule": "unemployment_insurance_paid / employees >= 100"},
+        {"id": "insured", "clause": "二", "text_zh": "参保", "text_en": "Insured", "rule": "unemployment_insurance_months >= 12"}],
+        "benefit": {**BY_CODE["wengang-fanhuan"]["benefit"], "amount": "unemployment_insurance_paid * 0.5"}}
+    policy = policies.compile_policy(doc, version=1, on=ON, variables=VARIABLES)
+    base = {"unemployment_insurance_paid": 50000.0, "unemployment_insurance_months": 24.0}
+    envs = [{**base, "employees": 0.0}, {**base, "employees": 10.0}, {**base, "employees": 0.0,
+                                                                        "unemployment_insurance_months": 6.0}]
+    whole = policies.evaluate_all(policy, _columns(envs), len(envs))
+    ones = [policies.evaluate(policy, e) for e in envs]
+    assert [o.outcome for o in ones] == ["unknown", "eligible", "ineligible"]
+    assert ones[0].missing == () and ones[0].amount is None
+    assert [policies.OUTCOME_CODES[int(c)] for c in whole.codes] == [o.outcome for o in ones]
+    assert whole.missing(0) == ()

@@ -259,10 +259,12 @@ def evaluate(policy: Policy, env: Mapping[str, Any], *, on: date | None = None) 
         return Evaluation(INELIGIBLE, failed=IN_FORCE, trace=trace)
     failed: str | None = None
     missing: set[str] = set()
+    undecided = False  # a condition neither met nor failed (data lacking, or undefined: a division by zero)
     for c in policy.conditions:
         result = c.rule.scalar(env)
         state = "unknown" if isinstance(result, Unknown) else "true" if result else "false"
         if isinstance(result, Unknown):
+            undecided = True
             missing |= lacking(c.rule, env)
         elif not result and failed is None:
             failed = c.id
@@ -281,7 +283,7 @@ def evaluate(policy: Policy, env: Mapping[str, Any], *, on: date | None = None) 
             missing |= lacking(policy.amount, env)
         else:
             amount = money(value)
-    if missing or (policy.amount is not None and amount is None):
+    if undecided or missing or (policy.amount is not None and amount is None):
         return Evaluation(UNKNOWN, missing=tuple(sorted(missing)), trace=trace)
     return Evaluation(ELIGIBLE, amount=amount, trace=trace)
 

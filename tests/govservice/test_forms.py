@@ -69,3 +69,46 @@ def test_nan_through_the_api_and_the_page_is_a_form_error_not_a_saved_answer(cli
                         data={"csrf_token": token, "f.address": "x", "f.width_m": typed})
         assert r.status_code == 400, typed
     assert "width_m" not in view(s, app_id)["form_data"]
+
+
+# -- patterns run on RE2, at every depth -------------------------------------------------------------------
+
+SLOW = "^(a+)+$"  # catastrophic for a backtracking engine on "aaa…ab"
+
+
+def _nested(where: str) -> dict[str, object]:
+    inner: dict[str, object] = {"type": "object", "patternProperties": {SLOW: {"type": "string"}}}
+    if where == "pattern":
+        inner = {"type": "object", "properties": {"code": {"type": "string", "pattern": "(a)\\1"}}}
+    return {"type": "object", "properties": {"extra": {"type": "object", "properties": {"inner": inner}}}}
+
+
+def test_pattern_properties_run_on_re2_on_the_applicant_s_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    def no_backtracking(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Python's re ran on an applicant's key")
+
+    form = {"type": "object", "properties": {"extra": {
+        "type": "object", "patternProperties": {SLOW: {"type": "integer"}}, "additionalProperties": False}}}
+    monkeypatch.setattr(re, "search", no_backtracking)
+    key = "a" * 40 + "b"
+    errors = form_errors(form, {"extra": {key: 1}})
+    assert [e.field for e in errors] == ["extra"]  # not one of the keys allowed: additionalProperties
+    assert form_errors(form, {"extra": {"aaaa": 1}}) == []
+    assert [e.field for e in form_errors(form, {"extra": {"aaaa": "one"}})] == ["extra"]  # matched: an integer
+
+
+@pytest.mark.parametrize("where", ["patternProperties", "pattern"])
+def test_a_pattern_re2_refuses_is_refused_at_import_however_deep(where: str) -> None:
+    from wecity.govservice.forms import check_form_schema
+
+    schema = _nested(where)
+    if where == "patternProperties":  # RE2 takes ^(a+)+$; a backreference it refuses
+        schema["properties"]["extra"]["properties"]["inner"]["patternProperties"] = {"(a)\\1": {}}  # type: ignore[index]
+    with pytest.raises(ValidationFailed) as refused:
+        check_form_schema(schema, matter="T-X")
+    assert refused.value.code == "govservice.form_schema" and "/properties/extra/properties/inner" in refused.value.message
+    check_form_schema(_nested("patternProperties"), matter="T-X")  # RE2 runs ^(a+)+$ in linear time
+    # A "pattern" key inside an enum's value is data, not a pattern.
+    check_form_schema({"type": "object", "properties": {"k": {"enum": [{"pattern": "(a)\\1"}]}}}, matter="T-X")

@@ -7,8 +7,9 @@ The schema's own keywords carry the form: `title` (Chinese) and `x-title-en` for
 `{"source": "certificate", "type": "business_licence", "field": "credit_code"}` (a certificate the
 applicant holds, issued by an earlier application: its fields are that application's form data).
 
-`pattern` keywords run on RE2 (wecity.core.patterns), as every pattern the platform runs does: a city's
-catalogue is trusted, but a slow pattern would still stall every applicant's submission.
+`pattern` keywords and `patternProperties` keys run on RE2 (wecity.core.patterns), as every pattern the
+platform runs does, at any depth of the schema: a city's catalogue is trusted, but a slow pattern would
+still stall every applicant's submission (and patternProperties runs on keys the applicant chooses).
 """
 
 from __future__ import annotations
@@ -44,7 +45,64 @@ def _re2_pattern(validator: Any, pattern: str, instance: Any, schema: Mapping[st
         yield SchemaViolation(f"{instance!r} does not match {pattern!r}")
 
 
-FormValidator = validators.extend(Draft202012Validator, validators={"pattern": _re2_pattern})
+def _re2_search(pattern: str, text: str) -> bool:
+    """Whether `pattern` (a key of `patternProperties`) matches in `text`, on RE2; a pattern RE2 refuses
+    matches nothing (import refuses it first: check_form_schema)."""
+    try:
+        return compile_pattern(pattern).search(text)
+    except BadPattern:
+        return False
+
+
+def _re2_pattern_properties(validator: Any, patterns: Mapping[str, Any], instance: Any,
+                            schema: Mapping[str, Any]) -> Iterator[SchemaViolation]:
+    # jsonschema's own runs Python's re on the keys, which the applicant chooses: ^(a+)+$ took seconds.
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if _re2_search(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _re2_additional_properties(validator: Any, additional: Any, instance: Any,
+                               schema: Mapping[str, Any]) -> Iterator[SchemaViolation]:
+    """jsonschema's additionalProperties, with the keys matched against `patternProperties` on RE2."""
+    if not validator.is_type(instance, "object"):
+        return
+    properties, patterns = schema.get("properties", {}), list(schema.get("patternProperties", {}))
+    extras = sorted((key for key in instance if key not in properties
+                     and not any(_re2_search(p, key) for p in patterns)), key=str)
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif not additional and extras:
+        yield SchemaViolation(f"Additional properties are not allowed ({', '.join(map(repr, extras))} unexpected)")
+
+
+FormValidator = validators.extend(Draft202012Validator, validators={
+    "pattern": _re2_pattern, "patternProperties": _re2_pattern_properties,
+    "additionalProperties": _re2_additional_properties})
+
+# Keywords whose values are data, not schemas: a "pattern" key inside an enum's object is no pattern.
+_DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
+
+
+def _patterns(node: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """Every pattern in a schema, however deep (`pattern` values and `patternProperties` keys), with
+    where it is: a nested one runs on every submission as a top-level one does."""
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _patterns(item, f"{where}/{index}")
+    elif isinstance(node, Mapping):
+        if "pattern" in node:
+            yield f"{where}/pattern", node["pattern"]
+        if isinstance(node.get("patternProperties"), Mapping):
+            for key in node["patternProperties"]:
+                yield f"{where}/patternProperties", key
+        for key, value in node.items():
+            if key not in _DATA_KEYWORDS and not str(key).startswith("x-"):
+                yield from _patterns(value, f"{where}/{key}")
 
 
 def answer_label(prop: Mapping[str, Any], value: Any, locale: str) -> str:
@@ -76,14 +134,26 @@ def check_form_schema(schema: Any, *, matter: str) -> None:
         raise ValidationFailed(f"matter {matter}: the form must be an object with properties",
                                message_zh=f"事项 {matter} 的表单须为带 properties 的 object",
                                code="govservice.form_schema")
-    for name, prop in schema["properties"].items():
-        if isinstance(prop, dict) and "pattern" in prop:
-            try:
-                compile_pattern(prop["pattern"])
-            except BadPattern as exc:
-                raise ValidationFailed(f"matter {matter}: field {name}: pattern not supported: {exc}",
-                                       message_zh=f"事项 {matter} 字段 {name} 的正则表达式不受支持：{exc}",
-                                       code="govservice.form_schema") from None
+    if _uses(schema, "unevaluatedProperties") and _uses(schema, "patternProperties"):
+        # jsonschema matches patternProperties for unevaluatedProperties with Python's re.
+        raise ValidationFailed(f"matter {matter}: a form may not use unevaluatedProperties with patternProperties",
+                               message_zh=f"事项 {matter} 的表单不能同时使用 unevaluatedProperties 与 patternProperties",
+                               code="govservice.form_schema")
+    for where, pattern in _patterns(schema, ""):
+        try:
+            compile_pattern(pattern)
+        except (BadPattern, TypeError) as exc:
+            raise ValidationFailed(f"matter {matter}: {where or '/'}: pattern not supported: {exc}",
+                                   message_zh=f"事项 {matter} 的 {where or '/'} 处的正则表达式不受支持：{exc}",
+                                   code="govservice.form_schema") from None
+
+
+def _uses(node: Any, keyword: str) -> bool:
+    if isinstance(node, list):
+        return any(_uses(item, keyword) for item in node)
+    if isinstance(node, Mapping):
+        return keyword in node or any(_uses(v, keyword) for k, v in node.items() if k not in _DATA_KEYWORDS)
+    return False
 
 
 @dataclass(frozen=True)
@@ -170,8 +240,8 @@ def form_errors(schema: Mapping[str, Any], data: Mapping[str, Any]) -> list[Fiel
             found[str(field)] = FieldError(str(field), f"the form does not ask for {str(field)[:40]!r}",
                                            f"表单中没有字段「{str(field)[:40]}」")
     for error in validator.iter_errors(dict(data)):
-        if error.validator == "additionalProperties":
-            continue  # named one by one above
+        if error.validator == "additionalProperties" and not error.path:
+            continue  # the form's own fields: named one by one above (a nested object's are its field's)
         explained = _explain(error, schema)
         found.setdefault(explained.field, explained)
     order = list(schema.get("properties", {}))

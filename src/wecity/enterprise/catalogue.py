@@ -34,6 +34,14 @@ def import_policies(conn: Connection, document: Any, *, now: datetime, actor: st
     extra = [dict(r._mapping) for r in conn.execute(sa.select(policy_variables))]
     known_extra = {v["name"]: v for v in extra}
     if isinstance(document, dict) and isinstance(document.get("variables"), list):
+        # A variable keeps its type: the stored policies (and the register's facts) read it as declared.
+        for v in document["variables"]:
+            held = known_extra.get(v.get("name")) if isinstance(v, dict) else None
+            if held is not None and v.get("type") != held["type"]:
+                raise ValidationFailed(
+                    f"variables: {held['name']} is a {held['type']}, not a {v.get('type')}",
+                    message_zh=f"variables：变量 {held['name']} 的类型是 {held['type']}，不能改为 {v.get('type')}",
+                    code="enterprise.bad_policy")
         # Variables declared before stay declared: a document need not repeat them.
         merged = {**known_extra, **{v.get("name"): v for v in document["variables"] if isinstance(v, dict)}}
         document = {**document, "variables": list(merged.values())}

@@ -76,3 +76,33 @@ def test_a_ckan_body_nested_too_deep_is_a_validation_error(catalogued: City) -> 
                              headers={"Content-Type": "application/json"})
         assert nested.status_code == 400 and nested.json()["error"]["__type"] == "Validation Error"
         assert client.post("/api/3/action/package_show", json={"id": "air-quality"}).json()["success"] is True
+
+
+def test_a_catalogue_of_more_than_a_thousand_datasets_is_listed_counted_and_exported_whole(catalogued: City) -> None:
+    import copy
+
+    from wecity.datashare import catalogue
+
+    template = next(d for d in catalogue.packaged_demo_datasets()["datasets"] if d["name"] == "air-quality")
+
+    def many(conn: object) -> None:
+        for i in range(1005):
+            doc = copy.deepcopy(template)
+            doc.update(name=f"bulk-{i:04d}", keywords=["bulk"] + (["tenth"] if i % 10 == 0 else []))
+            catalogue.publish(conn, doc, now=catalogued.clock.now())  # type: ignore[arg-type]
+
+    catalogued.db.write_sync(many)
+    everything = len(catalogued.db.read_sync(queries.published))
+    assert everything == 1005 + 19
+    with make_client(catalogued) as client:
+        names = client.get("/api/3/action/package_list").json()["result"]
+        assert len(names) == everything and len(set(names)) == everything
+        assert client.get("/api/3/action/package_list", params={"limit": 10, "offset": 1020}).json()["result"] == \
+            names[1020:]
+        found = client.get("/api/3/action/package_search", params={"rows": 1000, "start": 1000}).json()["result"]
+        assert found["count"] == everything and len(found["results"]) == everything - 1000
+        tenth = client.get("/api/3/action/package_search", params={"fq": "tags:tenth", "rows": 5, "start": 100}).json()
+        assert tenth["result"]["count"] == 101 and [p["name"] for p in tenth["result"]["results"]] == ["bulk-0000"]
+        turtle = client.get("/dcat/catalog.ttl").text
+    graph = Graph().parse(data=turtle, format="turtle")
+    assert len(set(graph.subjects(RDF.type, DCAT.Dataset))) == everything

@@ -167,20 +167,23 @@ async def ckan_action(request: Request, ctx: Ctx, action: str) -> JSONResponse:
                    "description": o["name_en"], "package_count": o["datasets"], "is_organization": True}
                   if all_fields else o["code"] for o in orgs]
     elif action == "package_list":
-        _, items = await ctx.db.read(lambda c: queries.search_datasets(c, limit=MAX_ROWS))
-        result = [d["name"] for d in items]
+        # Every published name (CKAN pages it only when asked: limit, offset).
+        everything = await ctx.db.read(queries.published)
+        start = _int(params, "offset", 0, 1_000_000)
+        end = start + _int(params, "limit", MAX_ROWS, MAX_ROWS) if "limit" in params else None
+        result = [d["name"] for d in everything[start:end]]
     else:
         rows, start = _int(params, "rows", 10, MAX_ROWS), _int(params, "start", 0, 1_000_000)
         fq = _filters(str(params.get("fq", "")))
         q = str(params.get("q", "") or "")[:200]
         q = "" if q in ("*:*", "*") else q
-        count, items = await ctx.db.read(lambda c: queries.search_datasets(
-            c, text=q or None, publisher=fq.get("organization") or fq.get("owner_org"), limit=MAX_ROWS * 10))
-        if "tags" in fq:
-            items = [d for d in items if fq["tags"] in d["keywords"]]
-        if "res_format" in fq and fq["res_format"].upper() not in dcat.FORMATS:
-            items = []
-        result = {"count": len(items), "results": [package(d, base) for d in items[start:start + rows]],
+        count, items = 0, list[dict[str, Any]]()  # no dataset has a format other than JSON and CSV
+        if "res_format" not in fq or fq["res_format"].upper() in dcat.FORMATS:
+            # Filtered first, then counted and paged: the count is every match, however many.
+            count, items = await ctx.db.read(lambda c: queries.search_datasets(
+                c, text=q or None, publisher=fq.get("organization") or fq.get("owner_org"), tag=fq.get("tags"),
+                limit=rows, offset=start))
+        result = {"count": count, "results": [package(d, base) for d in items],
                   "sort": "metadata_modified desc", "facets": {}, "search_facets": {}}
     return JSONResponse({"help": f"{base}/api/3/action/help_show?name={action}", "success": True, "result": result})
 
@@ -193,7 +196,7 @@ async def dcat_export(request: Request, ctx: Ctx, extension: str) -> Response:
     if extension not in formats:
         raise NotFound(f"catalog.{extension}: use catalog.ttl, catalog.jsonld or catalog.rdf",
                        message_zh="请使用 catalog.ttl、catalog.jsonld 或 catalog.rdf")
-    _, items = await ctx.db.read(lambda c: queries.search_datasets(c, limit=MAX_ROWS))
+    items = await ctx.db.read(queries.published)  # the whole catalogue, however large
     graph = dcat.catalogue_graph(items, base=_base(request), title_zh="城市数据资源目录", title_en="City data catalogue")
     fmt, media = formats[extension]
     return Response(graph.serialize(format=fmt), media_type=f"{media}; charset=utf-8")

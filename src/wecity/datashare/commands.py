@@ -23,10 +23,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from wecity.datashare.dcat import catalogue_graph
-    from wecity.datashare.queries import search_datasets
+    from wecity.datashare.queries import published
 
     with opened() as ctx:
-        _, items = ctx.db.read_sync(lambda c: search_datasets(c, limit=1000))
+        items = ctx.db.read_sync(published)  # every published dataset, however many
     graph = catalogue_graph(items, base=args.base.rstrip("/"), title_zh="城市数据资源目录", title_en="City data catalogue")
     sys.stdout.write(graph.serialize(format="turtle" if args.format == "ttl" else "json-ld"))
     return 0

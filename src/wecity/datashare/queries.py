@@ -73,13 +73,14 @@ def _matches(d: dict[str, Any], needle: str) -> bool:
 
 def search_datasets(conn: Connection, *, text: str | None = None, publisher: str | None = None,
                     theme: str | None = None, share_class: str | None = None, open_only: bool = False,
-                    limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
-    """How many published datasets match, and one page of them (newest change first)."""
+                    tag: str | None = None, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    """How many published datasets match (all of them, however many), and one page of them (newest change
+    first). `tag` is a keyword the dataset has."""
     needle = (text or "").strip()[:100].casefold()
     found = [d for d in published(conn)
              if (not needle or _matches(d, needle)) and (not publisher or d["publisher"] == publisher)
              and (not theme or d["theme"] == theme) and (not share_class or d["share_class"] == share_class)
-             and (not open_only or d["open_data"])]
+             and (not open_only or d["open_data"]) and (tag is None or tag in d["keywords"])]
     start = max(offset, 0)
     return len(found), found[start:start + min(max(limit, 0), MAX_PAGE)]
 

@@ -206,9 +206,12 @@ def save_enterprise(conn: Connection, data: Mapping[str, Any], *, now: datetime,
 def _write(conn: Connection, row: dict[str, Any], facts: dict[str, Any], *, now: datetime) -> tuple[int, bool]:
     phone = row.pop("legal_representative_phone", None)
     found = conn.execute(sa.select(enterprises).where(enterprises.c.credit_code == row["credit_code"])).first()
-    values = {k: row.get(k) for k in COLUMNS}
-    values["certificates"] = values["certificates"] or []
-    values["tags"] = values["tags"] or []
+    # A new enterprise has every column (None where not given); an update changes only the columns the
+    # profile or the file carries, as `update_facts` does: a column it does not have is not wiped.
+    values = {k: row.get(k) for k in COLUMNS if found is None or k in row}
+    for k in ("certificates", "tags"):
+        if k in values:
+            values[k] = values[k] or []
     if found is None:
         applicant_id = conn.execute(sa.select(applicants.c.id).where(
             applicants.c.credit_code == row["credit_code"])).scalar()
@@ -223,7 +226,7 @@ def _write(conn: Connection, row: dict[str, Any], facts: dict[str, Any], *, now:
     else:
         enterprise_id, applicant_id = found.id, found.applicant_id
         merged_facts = {**found.facts, **facts}
-        old = {k: getattr(found, k) for k in COLUMNS}
+        old = {k: getattr(found, k) for k in values}
         changed = old != values or merged_facts != found.facts
         if changed:
             conn.execute(enterprises.update().where(enterprises.c.id == found.id).values(

@@ -99,3 +99,21 @@ def test_the_sample_on_an_open_dataset_s_page_is_not_counted(catalogued: City, m
         shown = client.get("/data/meter-history")
         assert shown.status_code == 200 and "张三丰" in shown.text
     assert asked == [False]
+
+
+def test_a_source_read_in_memory_that_holds_more_than_is_read_says_so(catalogued: City, monkeypatch: Any) -> None:
+    from ..conftest import make_client
+    from .test_data_api import _licences
+
+    numbers = _licences(catalogued)
+    with make_client(catalogued) as client:
+        whole = client.get("/api/v1/data/business-licences")
+        assert whole.json()["truncated"] is False and whole.json()["count"] == 3
+        assert "X-WeCity-Rows-Read" not in whole.headers
+        monkeypatch.setattr(sources, "MAX_ROWS_READ", 2)
+        part = client.get("/api/v1/data/business-licences")
+        body = part.json()
+        assert body["truncated"] is True and body["count"] is None
+        assert [r["number"] for r in body["rows"]] == numbers[:2] and part.headers["X-WeCity-Rows-Read"] == "2"
+        csv_part = client.get("/api/v1/data/business-licences", params={"format": "csv"})
+        assert csv_part.headers["X-WeCity-Rows-Read"] == "2"

@@ -342,13 +342,21 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
         raise Conflict("the grant changed while the data was being read: try again",
                        message_zh="读取数据期间授权发生了变化，请重试", code="datashare.grant_changed")
     rows = _objects(query.fields, page.rows) if query.objects else page.rows
+    # A source filtered in memory and holding more rows than are read at once says so: the page and its
+    # filters cover only the oldest sources.MAX_ROWS_READ rows, and there is no total.
+    partial = sources.truncated(page)
     result = {"dataset": d["name"], "count": page.total, "offset": offset, "limit": limit, "fields": query.fields,
-              "masked": [f for f in query.fields if f in found.masked], "grant": found.grant_id, "rows": rows}
+              "masked": [f for f in query.fields if f in found.masked], "grant": found.grant_id,
+              "truncated": partial, "rows": rows}
+    headers = {TRUNCATED_HEADER: str(sources.MAX_ROWS_READ)} if partial else {}
     if format == "csv":
-        return Response(_csv(result["fields"], result["rows"]), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{result["dataset"]}.csv"'})
+        return Response(_csv(result["fields"], result["rows"]), media_type="text/csv; charset=utf-8", headers={
+            **headers, "Content-Disposition": f'attachment; filename="{result["dataset"]}.csv"'})
     # orjson: a page may be a thousand rows, and the standard encoder is several times slower.
-    return Response(orjson.dumps(result), media_type="application/json")
+    return Response(orjson.dumps(result), media_type="application/json", headers=headers)
+
+
+TRUNCATED_HEADER = "X-WeCity-Rows-Read"
 
 
 _ATTEMPTS = 3

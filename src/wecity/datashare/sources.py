@@ -63,6 +63,19 @@ class Query:
 # One page: its rows as tuples of JSON-ready values in the order of the query's fields, what each row is
 # (`records`), and how many rows pass the filters (None when not asked for and counting costs).
 Page = RecordPage
+
+
+@dataclass
+class PartialPage(RecordPage):
+    """A page of a source filtered in memory that holds more than MAX_ROWS_READ rows: only the oldest
+    MAX_ROWS_READ were read, so the page is of those (`truncated`), and no total is given."""
+
+    truncated: bool = False
+
+
+def truncated(page: Page) -> bool:
+    """Whether the page was read from only part of its source's rows (the data API says so)."""
+    return isinstance(page, PartialPage) and page.truncated
 # (conn, dataset, query, now) -> one page
 Reader = Callable[[Connection, dict[str, Any], Query, datetime], Page]
 
@@ -111,15 +124,20 @@ def _text(value: Any, kind: str, zone: ZoneInfo) -> str:
     return "" if value is None else str(value)
 
 
-def _in_memory(conn: Connection, rows: list[dict[str, Any]], d: dict[str, Any], q: Query) -> Page:
-    """Filters and paging over rows already read (sources that are small: certificates, areas)."""
+def _in_memory(conn: Connection, rows: list[dict[str, Any]], d: dict[str, Any], q: Query, *,
+               more: bool = False) -> Page:
+    """Filters and paging over rows already read (sources that are small: certificates, areas). `more`:
+    the source holds more rows than were read (MAX_ROWS_READ), which the page says rather than hide."""
     kinds = {f["name"]: f["type"] for f in d["fields"]}
     zone = city_timezone(conn)
     passing = [r for r in rows if all(_text(r.get(k), kinds[k], zone) in set(v) for k, v in q.where.items())]
     chosen = passing[q.offset:q.offset + q.limit]
     convert = [(f, _masking(q, f) if f in q.masked else converter(kinds[f], zone)) for f in q.fields]
-    return Page(len(passing), list(q.fields), [tuple(to(r.get(f)) for f, to in convert) for r in chosen],
-                [str(r.get("_record") or "") for r in chosen])
+    values = [tuple(to(r.get(f)) for f, to in convert) for r in chosen]
+    records = [str(r.get("_record") or "") for r in chosen]
+    if more:
+        return PartialPage(None, list(q.fields), values, records, truncated=True)
+    return Page(len(passing), list(q.fields), values, records)
 
 
 def _masking(q: Query, name: str) -> Callable[[Any], Any]:
@@ -203,7 +221,8 @@ def _daily_cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -
 
 
 def _entities(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
-    return _in_memory(conn, entities_of_type(conn, d["source_ref"], limit=MAX_ROWS_READ), d, q)
+    rows = entities_of_type(conn, d["source_ref"], limit=MAX_ROWS_READ + 1)
+    return _in_memory(conn, rows[:MAX_ROWS_READ], d, q, more=len(rows) > MAX_ROWS_READ)
 
 
 HISTORY_FIELDS = ("id", "attribute", "observedAt", "value")
@@ -236,19 +255,20 @@ def _same(value: Any) -> Any:
 
 
 def _applications(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
-    rows = application_records(conn, d["source_ref"] or None, calendar=city_calendar(conn), limit=MAX_ROWS_READ)
-    return _in_memory(conn, rows, d, q)
+    rows = application_records(conn, d["source_ref"] or None, calendar=city_calendar(conn), limit=MAX_ROWS_READ + 1)
+    return _in_memory(conn, rows[:MAX_ROWS_READ], d, q, more=len(rows) > MAX_ROWS_READ)
 
 
 def _certificates(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
-    _, rows = certificates_of_type(conn, d["source_ref"], now=now, limit=MAX_ROWS_READ, offset=0)
-    return _in_memory(conn, rows, d, q)
+    total, rows = certificates_of_type(conn, d["source_ref"], now=now, limit=MAX_ROWS_READ, offset=0)
+    return _in_memory(conn, rows, d, q, more=total > MAX_ROWS_READ)
 
 
 def _enterprises(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     from wecity.enterprise.queries import register_records
 
-    return _in_memory(conn, register_records(conn, city_today(conn, now))[:MAX_ROWS_READ], d, q)
+    rows = register_records(conn, city_today(conn, now))
+    return _in_memory(conn, rows[:MAX_ROWS_READ], d, q, more=len(rows) > MAX_ROWS_READ)
 
 
 def _uploaded(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:

@@ -102,6 +102,10 @@ def test_staff_corrections_teach_the_next_model(city: City) -> None:
     second = _train(city)
     assert second["state"] == "serving" and second["replaced"] == 1
     assert second["metrics"]["macro_f1"] > second["serving_metrics"]["macro_f1"]
+    # The cache loads the new version beside the one serving; once it has, the new one answers.
+    assert city.db.read_sync(lambda c: suggest(c, cache, city.settings.var_dir, unseen[0]))["model_version"] == 1
+    cache.join(timeout=60)
+    assert city.db.read_sync(lambda c: suggest(c, cache, city.settings.var_dir, unseen[0]))["model_version"] == 2
     assert city.db.read_sync(shared_bikes_share) >= 0.75
     cards = city.db.read_sync(lambda c: c.execute(sa.select(ai_models.c.version, ai_models.c.state)
                                                   .order_by(ai_models.c.version)).all())
@@ -379,3 +383,60 @@ def test_recording_a_version_can_run_again_after_a_rollback(city: City) -> None:
     assert card["version"] == 1 and card["state"] == "serving"
     row = city.db.read_sync(training.serving)
     assert training.load_model(var_dir, row).top_k(["路灯不亮"], k=1)
+
+
+def test_a_retired_category_is_neither_suggested_nor_learnt(city: City, monkeypatch: Any) -> None:
+    """A category the city stops taking leaves the suggestions within seconds (not at the next model), and
+    the next model does not learn it from its old cases: routing never picks a category intake refuses."""
+    from wecity.ai import suggest as suggesting
+
+    _add_cases(city, _history(random.Random(11)))
+    _train(city)
+    cache = ModelCache()
+    text = "中山路井盖被偷了，很危险"
+
+    def first(c: sa.Connection) -> str:
+        return str(suggest(c, cache, city.settings.var_dir, text)["suggestions"][0]["code"])
+
+    assert city.db.read_sync(first) == "manhole"
+    city.db.write_sync(lambda c: c.execute(categories.update().where(categories.c.code == "manhole")
+                                           .values(active=False)))
+    assert city.db.read_sync(first) == "manhole"  # the categories are read again every CATEGORIES_TTL seconds
+    monkeypatch.setattr(suggesting, "CATEGORIES_TTL", 0.0)
+    assert city.db.read_sync(first) != "manhole"
+    texts, labels = city.db.read_sync(training.training_rows)
+    assert "manhole" not in labels and texts
+
+
+def test_a_serving_model_whose_file_is_lost_stops_nothing(city: City, caplog: Any) -> None:
+    """A missing or cut-short file (a disk restored without it, a crash): suggestions are empty and reports go
+    to the dispatch centre, logged, not a 500 for every report; the next training replaces it."""
+    from wecity.ai.suggest import route
+
+    _add_cases(city, _history(random.Random(12)))
+    first = _train(city)
+    (city.settings.var_dir / first["file"]).write_bytes(b"cut sho")
+    cache = ModelCache()
+    answer = city.db.read_sync(lambda c: suggest(c, cache, city.settings.var_dir, "中山路井盖被偷了"))
+    assert answer["suggestions"] == [] and answer["route"] == "dispatch_centre"
+    code, record = city.db.read_sync(lambda c: route(c, cache, city.settings.var_dir, "中山路井盖被偷了",
+                                                     channel="portal"))
+    assert code == "other" and record["route"] == "dispatch_centre"
+    assert "cannot be read" in caplog.text
+    _add_cases(city, [("manhole", "井盖又丢了一个")])  # new data: the retrain is not skipped as unchanged
+    second = _train(city)
+    assert second["state"] == "serving" and second["replaced"] == 1
+    assert second["serving_metrics"]["unreadable"] is True
+
+
+def test_a_model_row_naming_another_file_is_not_loaded(city: City, tmp_path: Any) -> None:
+    """pickle runs what it reads: a row changed to name any other file (a path out of the models directory,
+    an absolute one) is refused before anything is opened."""
+    import pytest
+
+    evil = tmp_path / "category-0123456789abcdef0123456789abcdef.pkl"
+    evil.write_bytes(b"not read")
+    for name in (str(evil), "../../etc/passwd", "ai/models/../../x.pkl", "ai/models/other.pkl"):
+        row = type("Row", (), {"version": 9, "file": name})()
+        with pytest.raises(training.ModelUnavailable, match="not a model file"):
+            training.load_model(city.settings.var_dir, row)

@@ -3,13 +3,15 @@ probabilities, and whether the first is sure enough to route the case without a 
 
 The serving model is read from its file once per version and kept in the app (`ctx.services`); each call
 asks the database which version serves (one indexed row), so a retrain elsewhere (the runner) is picked up
-at the next suggestion. Below `settings.ai_auto_threshold` (default 0.6) a suggestion is marked for the
-dispatch centre to sort; above it, routing may follow it.
+at the next suggestion. Below AUTO_THRESHOLD (0.6) a suggestion is marked for the dispatch centre to sort;
+above it, routing may follow it. Only the categories the city takes now (active) are suggested.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from wecity.ai.training import load_model, serving
+from wecity.ai.training import ModelUnavailable, load_model, serving
 from wecity.cases.models import categories
 
+log = logging.getLogger(__name__)
 MAX_TEXT = 2000
 AUTO_THRESHOLD = 0.6
 # Where a report goes when the model is not sure enough: the category the dispatch centre sorts.
@@ -31,32 +34,84 @@ AUTOMATIC, PERSON = "automatic", "dispatch_centre"
 class Serving:
     version: int
     model: Any
-    names: dict[str, tuple[str, str]]
+    names: dict[str, tuple[str, str]]  # the categories the city takes now (active): only these are suggested
     channels: dict[str, list[str] | None]  # the intake channels each category is offered on (None: all)
+    read_at: float = 0.0  # when `names` and `channels` were read (time.monotonic)
+
+
+CATEGORIES_TTL = 10.0  # seconds: a category retired, renamed or moved to other channels is followed this soon
+RETRY_SECONDS = 60.0  # a model file that could not be read is tried again after this long
 
 
 class ModelCache:
-    """The serving model of one app, loaded once per version (a few MB; loading takes ~100 ms)."""
+    """The serving model of one app, loaded once per version (on a big city a file of about 100 MB, loaded in
+    a second or two). A new version is loaded in a thread of its own while the one before goes on serving,
+    so suggestions and the database reads they ride on never wait for it; only the first model of a process
+    is loaded on the spot. A file that cannot be read (missing, cut short) is logged and retried after a
+    minute: meanwhile nothing is suggested and reports go to the dispatch centre, as without a model."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._current: Serving | None = None
+        self._loading: int | None = None  # the version a thread is loading
+        self._failed: dict[int, float] = {}  # version -> when it could not be read
+        self._thread: threading.Thread | None = None
 
     def get(self, conn: Connection, var_dir: Path) -> Serving | None:
         row = serving(conn)
         if row is None:
             return None
         current = self._current
-        if current is not None and current.version == row.version:
+        if current is None or current.version != row.version:
+            current = self._switch(row, var_dir, current)
+        if current is not None and time.monotonic() - current.read_at > CATEGORIES_TTL:
+            current = self._with_categories(conn, current)
+        return current
+
+    def _switch(self, row: Any, var_dir: Path, current: Serving | None) -> Serving | None:
+        failed = self._failed.get(row.version)
+        if failed is not None and time.monotonic() - failed < RETRY_SECONDS:
             return current
+        if current is None:
+            with self._lock:  # the first model of the process: loaded here, once
+                if self._current is None or self._current.version != row.version:
+                    self._load(row, var_dir)
+                return self._current
         with self._lock:
-            if self._current is None or self._current.version != row.version:
-                rows = conn.execute(sa.select(categories.c.code, categories.c.name_zh, categories.c.name_en,
-                                              categories.c.channels)).all()
-                self._current = Serving(row.version, load_model(var_dir, row),
-                                        {r.code: (r.name_zh, r.name_en) for r in rows},
-                                        {r.code: r.channels for r in rows})
-            return self._current
+            if self._loading is not None:
+                return current
+            self._loading = row.version
+            self._thread = threading.Thread(target=self._load, args=(row, var_dir), name="ai-model-load",
+                                            daemon=True)
+        self._thread.start()
+        return current
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for a new version being loaded (if any): what a caller that must see it next does."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _load(self, row: Any, var_dir: Path) -> None:
+        try:
+            model = load_model(var_dir, row)
+        except ModelUnavailable as exc:
+            log.error("%s: suggestions go on without it", exc)
+            self._failed[row.version] = time.monotonic()
+        else:
+            # names and channels are read at the next call (read_at 0), in that call's transaction
+            self._current = Serving(row.version, model, {}, {})
+        finally:
+            self._loading = None
+
+    def _with_categories(self, conn: Connection, current: Serving) -> Serving:
+        rows = conn.execute(sa.select(categories.c.code, categories.c.name_zh, categories.c.name_en,
+                                      categories.c.channels).where(categories.c.active)).all()
+        fresh = Serving(current.version, current.model, {r.code: (r.name_zh, r.name_en) for r in rows},
+                        {r.code: r.channels for r in rows}, time.monotonic())
+        if self._current is current:
+            self._current = fresh
+        return fresh
 
 
 def suggest(conn: Connection, cache: ModelCache, var_dir: Path, text: str, *, k: int = 3,
@@ -69,8 +124,8 @@ def suggest(conn: Connection, cache: ModelCache, var_dir: Path, text: str, *, k:
         return {"model_version": found.version if found else None, "suggestions": [], "route": PERSON,
                 "threshold": threshold}
     ranked = [(code, p) for code, p in found.model.top_k([text], k=len(found.model.classes_))[0]
-              if channel is None or (found.channels.get(code) is None or channel in (found.channels.get(code) or []))
-              and code in found.names][:k]
+              if code in found.names and (channel is None or found.channels.get(code) is None
+                                          or channel in (found.channels.get(code) or []))][:k]
     out = [{"code": code, "name_zh": found.names.get(code, (code, code))[0],
             "name_en": found.names.get(code, (code, code))[1], "probability": round(p, 4)} for code, p in ranked]
     sure = bool(out) and out[0]["probability"] >= threshold

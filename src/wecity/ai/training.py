@@ -20,7 +20,9 @@ import asyncio
 import hashlib
 import logging
 import math
+import os
 import pickle
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -59,8 +61,11 @@ def keyed_training_rows(conn: Connection) -> tuple[list[str], list[str], list[st
     it is held back."""
     first_report = sa.select(reports.c.description).where(reports.c.case_id == cases.c.id) \
         .order_by(reports.c.id).limit(1).scalar_subquery()
+    # Cases of categories the city no longer takes are not learnt: the model would keep suggesting them.
     rows = conn.execute(sa.select(sa.func.coalesce(first_report, cases.c.description), cases.c.category_code, cases.c.id)
-                        .where(cases.c.merged_into_id.is_(None)).order_by(cases.c.id.desc()).limit(MAX_ROWS)).all()
+                        .join(categories, categories.c.code == cases.c.category_code)
+                        .where(cases.c.merged_into_id.is_(None), categories.c.active)
+                        .order_by(cases.c.id.desc()).limit(MAX_ROWS)).all()
     found = [(str(text).strip(), str(code), f"case:{i}") for text, code, i in rows if text and str(text).strip()]
     room = MAX_ROWS - len(found)
     if room > 0:
@@ -180,10 +185,26 @@ def serving(conn: Connection) -> Any:
                         .order_by(ai_models.c.version.desc()).limit(1)).first()
 
 
+# The names the platform gives its model files (`fit`); a row naming anything else is not read.
+_MODEL_FILE = re.compile(rf"{KIND}-[0-9a-f]{{32}}\.pkl")
+
+
+class ModelUnavailable(Exception):
+    """A serving model's file is missing, unreadable or not one the platform wrote."""
+
+
 def load_model(var_dir: Path, row: Any) -> Any:
-    """A model file the platform wrote (never one from elsewhere: pickle runs what it reads)."""
-    with (var_dir / row.file).open("rb") as f:
-        return pickle.load(f)  # noqa: S301 - the platform's own file in its own var directory
+    """A model file the platform wrote (never one from elsewhere: pickle runs what it reads): the row must
+    name a file of the platform's own pattern in its models directory, so a changed row cannot point the
+    loader at another file. ModelUnavailable when it cannot be read."""
+    relative = Path(str(row.file))
+    if relative.parent != MODELS_DIR or not _MODEL_FILE.fullmatch(relative.name):
+        raise ModelUnavailable(f"model version {row.version} names {row.file!r}, not a model file of the platform")
+    try:
+        with (var_dir / relative).open("rb") as f:
+            return pickle.load(f)  # noqa: S301 - the platform's own file in its own var directory
+    except Exception as exc:  # missing, cut short by a crash, or from another version of the libraries
+        raise ModelUnavailable(f"model version {row.version} ({row.file}) cannot be read: {exc!r}") from exc
 
 
 @dataclass
@@ -246,7 +267,7 @@ def fit(data: Dataset, var_dir: Path) -> Candidate:
     fit_labels = [labels[i] for i in train_idx] + data.extra_labels
     model = ReportClassifier().fit(fit_texts, fit_labels)
     hold_texts, hold_labels = [texts[i] for i in hold_idx], [labels[i] for i in hold_idx]
-    theirs = figures(load_model(var_dir, data.serving), hold_texts, hold_labels) if data.serving is not None else None
+    theirs = _serving_figures(data, var_dir, hold_texts, hold_labels)
     # The method goes on the card: which members the cross-validation chose, and their settings.
     mine = {**figures(model, hold_texts, hold_labels), "data_digest": data.digest, "method": model.chosen_}
     # Named once and for all here: the transaction that records the version moves no file, so running it
@@ -257,9 +278,38 @@ def fit(data: Dataset, var_dir: Path) -> Candidate:
     temporary = path.with_suffix(".tmp")
     with temporary.open("wb") as f:
         pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+        f.flush()
+        os.fsync(f.fileno())  # on disk before the database names it: a power cut leaves no empty model file
     temporary.replace(path)  # whole or not at all
+    _sync_directory(path.parent)
     return Candidate(model, len(fit_texts), len(hold_texts), mine, theirs,
                      data.serving.version if data.serving is not None else None, relative)
+
+
+def _serving_figures(data: Dataset, var_dir: Path, texts: list[str], labels: list[str]) -> dict[str, Any] | None:
+    """The serving model's figures on the held-back rows; a serving model that cannot be read scores
+    nothing (macro-F1 None), so the candidate replaces it instead of every training failing on it."""
+    if data.serving is None:
+        return None
+    try:
+        return figures(load_model(var_dir, data.serving), texts, labels)
+    except ModelUnavailable as exc:
+        log.error("%s: the new model will replace it", exc)
+        return {"top1": None, "top3": None, "macro_f1": None, "n": 0, "per_category": {}, "unreadable": True}
+
+
+def _sync_directory(path: Path) -> None:
+    """The directory's entry for a renamed file on disk too (POSIX; elsewhere nothing to do)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def decide(conn: Connection, candidate: Candidate, *, var_dir: Path, now: datetime, by: str) -> dict[str, Any]:

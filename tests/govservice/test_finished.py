@@ -82,3 +82,20 @@ def test_after_an_extension_the_clock_warns_and_escalates_again(services: Servic
     assert write(s, lambda c: check_clocks(c, clock.now())) == 1
     kinds = [e["kind"] for e in view(s, app_id)["events"]]
     assert kinds.count("escalated") == 2 and kinds.count("warned") == 1
+
+
+def test_an_idempotency_key_sent_again_for_another_matter_or_applicant_is_a_conflict(services: Services) -> None:
+    from wecity.core.errors import Conflict
+
+    s = services
+    now = s.city.clock.now
+    first = write(s, lambda c: apply.start_application(c, citizen=s.citizen, matter_code="T-SIGN", now=now(),
+                                                        idempotency_key="k"))
+    assert write(s, lambda c: apply.start_application(c, citizen=s.citizen, matter_code="T-SIGN", now=now(),
+                                                      idempotency_key="k")) == first
+    for matter, acting in (("T-BIZ", None), ("T-SIGN", s.firm.id)):
+        with pytest.raises(Conflict) as refused:
+            write(s, lambda c, m=matter, a=acting: apply.start_application(
+                c, citizen=s.citizen, matter_code=m, acting_for=a, now=now(), idempotency_key="k"))
+        assert refused.value.code == "govservice.idempotency_key_reused" and refused.value.status == 409
+    assert s.city.db.read_sync(lambda c: c.execute(sa.select(sa.func.count()).select_from(applications)).scalar()) == 1

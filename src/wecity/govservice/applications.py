@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.core.db import insert_unless_there, inserted_id
-from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from wecity.core.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from wecity.core.settings import UPLOAD_FILES
 from wecity.govservice import certificates, process
 from wecity.govservice.forms import Found, Source, check_form, draft_errors, prefill, provenance_after
@@ -121,11 +121,9 @@ def start_application(conn: Connection, *, citizen: Applicant, matter_code: str,
     enterprise register answers `{"source": "enterprise", "field": …}`), beside the profile and the wallet."""
     applicant = acting_as(conn, citizen, acting_for)
     if idempotency_key:
-        found = conn.execute(sa.select(applications.c.id).where(
-            applications.c.filed_by == citizen.id, applications.c.idempotency_key == idempotency_key[:MAX_IDEMPOTENCY_KEY])
-        ).scalar()
+        found = _replayed(conn, citizen, idempotency_key[:MAX_IDEMPOTENCY_KEY], matter_code, applicant)
         if found is not None:
-            return int(found)
+            return found
     definition = matter_definition(conn, matter_code)
     _check_may_apply(applicant, definition)
     version = conn.execute(sa.select(matters.c.version).where(matters.c.code == matter_code)).scalar_one()
@@ -140,14 +138,30 @@ def start_application(conn: Connection, *, citizen: Applicant, matter_code: str,
         documents_spared=sum(m["state"] == REPLACED for m in materials.values()), idempotency_key=key,
         created_at=now, updated_at=now, paused_days=0, extended_days=0), unique=["filed_by", "idempotency_key"])
     if new_id is None:  # the same key, sent twice at the same moment: the first request's draft
-        return int(conn.execute(sa.select(applications.c.id).where(
-            applications.c.filed_by == citizen.id, applications.c.idempotency_key == key)).scalar_one())
+        found = _replayed(conn, citizen, key or "", matter_code, applicant)
+        if found is None:
+            raise RuntimeError("the idempotency key's draft was refused as already there, yet it is not")
+        return found
     app_id = int(new_id)
     conn.execute(applications.update().where(applications.c.id == app_id).values(number=application_number(app_id, now)))
     log_event(conn, app_id, "created", actor=f"applicant:{citizen.id}", now=now,
               detail={"prefilled": sorted(f for f, p in provenance.items() if p["status"] == "filled"),
                       "prefill_failed": sorted(f for f, p in provenance.items() if p["status"] == "failed")})
     return int(app_id)
+
+
+def _replayed(conn: Connection, citizen: Applicant, key: str, matter_code: str, applicant: Applicant) -> int | None:
+    """The draft an earlier request with this idempotency key made, if any; the key sent again with another
+    matter or for another applicant is a mistake, answered as such, never with the earlier draft."""
+    found = conn.execute(sa.select(applications.c.id, applications.c.matter_code, applications.c.applicant_id).where(
+        applications.c.filed_by == citizen.id, applications.c.idempotency_key == key)).first()
+    if found is None:
+        return None
+    if found.matter_code != matter_code or found.applicant_id != applicant.id:
+        raise Conflict("this Idempotency-Key was used for another matter or applicant: use a new key",
+                       message_zh="该 Idempotency-Key 已用于其他事项或申请人，请使用新的键",
+                       code="govservice.idempotency_key_reused")
+    return int(found.id)
 
 
 def application_number(app_id: int, now: datetime) -> str:

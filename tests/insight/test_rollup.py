@@ -214,3 +214,21 @@ def test_the_consumer_waits_at_a_gap_then_passes_it(sqlite_city: City, batch: in
     while city.db.write_sync(lambda c: consume(c, now=now + timedelta(seconds=62), batch=batch)):
         pass
     assert city.db.read_sync(lambda c: c.execute(sa.select(insight_cursor.c.position)).scalar_one()) == last
+
+
+def test_a_gap_that_has_waited_is_passed_and_the_next_gap_waits_its_own_time() -> None:
+    """Two gaps in one batch (105 and 108 not there yet): once 105 has waited its minute it is passed, but
+    the reader stops at 108, which it only sees now, rather than passing it too and never counting 108."""
+    from datetime import UTC, datetime
+
+    from wecity.cases.event_feed import in_order
+
+    now = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+    ids = [100, 101, 102, 103, 104, 106, 107, 109]
+    assert in_order(ids, 99, None, now) == (104, now)
+    assert in_order(ids[5:], 104, now - timedelta(seconds=30), now) == (104, now - timedelta(seconds=30))
+    assert in_order(ids[5:], 104, now - timedelta(seconds=61), now) == (107, now)
+    # The gap waited for was filled meanwhile (the reader stood at 99): the next one is new.
+    assert in_order(ids, 99, now - timedelta(seconds=61), now) == (104, now)
+    assert in_order([106, 107, 108], 104, now - timedelta(seconds=61), now) == (108, None)
+    assert in_order([105, 106, 108], 104, now - timedelta(seconds=10), now) == (106, now)  # a new gap: a new wait

@@ -24,12 +24,16 @@ def in_order(ids: Sequence[int], position: int, gap_since: datetime | None, now:
              ) -> tuple[int, datetime | None]:
     """How far a reader at `position` may go along the event `ids` that follow it (ascending): up to the
     first gap, unless that gap has stood since `gap_since` for GAP_WAIT. Returns the new position (the last
-    id taken, or `position`) and when the gap it stops at was first seen (None when it stopped at none)."""
+    id taken, or `position`) and when the gap it stops at was first seen (None when it stopped at none).
+    Only the gap that has waited is passed: a later gap in the same ids is seen now, and waited for."""
     expected, last = position + 1, position
+    # `gap_since` is when the gap at the reader's position was first seen: only that gap has waited.
     waited = gap_since is not None and now - gap_since >= GAP_WAIT
     for event_id in ids:
-        if event_id != expected and not waited:
-            return last, gap_since or now
+        if event_id != expected:
+            at_cursor = last == position
+            if not (waited and at_cursor):
+                return last, (gap_since or now) if at_cursor else now
         last, expected = event_id, event_id + 1
     return last, None
 

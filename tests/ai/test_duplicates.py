@@ -7,15 +7,18 @@ import io
 import random
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from PIL import Image, ImageDraw, ImageEnhance
 
 from wecity.ai import duplicates
 from wecity.ai.duplicates import PHOTO_MATCH, Pair, cosine, photo_similarity, text_features
 from wecity.ai.models import ai_duplicates
+from wecity.cases import engine
 from wecity.cases.models import cases, reports
+from wecity.core.errors import NotFound
 from wecity.identity.models import users
-from wecity.identity.service import start_session
+from wecity.identity.service import get_user, start_session
 from wecity.media.images import inspect_image
 
 from ..conftest import City, make_client
@@ -215,6 +218,42 @@ def test_without_photos_a_likely_pair_is_proposed_and_the_dispatcher_decides(cit
                            headers=dispatcher).json()["code"] == "ai.duplicate_not_found"
         city.db.write_sync(lambda c: duplicates.review_case(c, second, now=city.clock.now()))
         assert client.get("/api/v1/ai/duplicates", params={"case_id": first}, headers=dispatcher).json()["proposals"] == []
+
+
+def test_a_proposal_is_dismissed_only_by_whoever_may_merge_the_pair_and_it_is_on_the_record(city: City) -> None:
+    """A department's supervisor decides only pairs of its own cases (the dispatch centre any); from a case's
+    page only a proposal about that case; both timelines and the audit log say who decided."""
+    from wecity.cases.timeline import case_events
+    from wecity.identity.models import audit_log
+
+    with make_client(city) as client:
+        _review(city)
+        first = _report(client, city, "pothole", WUYI, "路面塌陷一个大坑，很危险")  # 住建's
+        city.clock.advance(hours=1)
+        second = _report(client, city, "pothole", ABOUT_120_M_NORTH, "路面塌陷了一个大坑")
+        _review(city)
+        proposal = client.get("/api/v1/ai/duplicates", params={"case_id": second},
+                              headers=_staff(city, "dispatcher")).json()["proposals"][0]
+        other_department = client.post(f"/api/v1/ai/duplicates/{proposal['id']}/dismiss",
+                                       headers=_staff(city, "chengguan-lead"))
+        assert other_department.status_code == 403 and other_department.json()["code"] == "case.not_your_department"
+        dispatcher = city.db.read_sync(lambda c: get_user(c, c.execute(sa.select(users.c.id).where(
+            users.c.username == "dispatcher")).scalar_one()))
+        assert dispatcher is not None
+        actor = engine.Actor.staff(dispatcher)
+        with pytest.raises(NotFound):  # from another case's page
+            city.db.write_sync(lambda c: duplicates.dismiss(c, proposal["id"], actor, city.clock.now(),
+                                                            case_id=first + second + 100))
+        dismissed = client.post(f"/api/v1/ai/duplicates/{proposal['id']}/dismiss", headers=_staff(city, "dispatcher"))
+        assert dismissed.status_code == 200
+    for case_id in (first, second):
+        events = city.db.read_sync(lambda c, case_id=case_id: case_events(c, case_id))
+        assert [e["event"] for e in events if e["event"] == "duplicate_dismissed"] == ["duplicate_dismissed"]
+        assert not [e for e in city.db.read_sync(lambda c, case_id=case_id: case_events(c, case_id, public_only=True))
+                    if e["event"] == "duplicate_dismissed"]
+    audited = city.db.read_sync(lambda c: c.execute(sa.select(audit_log.c.outcome).where(
+        audit_log.c.action == "ai.duplicate_dismissed")).scalars().all())
+    assert audited == ["ok"]
 
 
 def test_a_dispatcher_merges_from_the_proposal_on_the_case_page(city: City) -> None:

@@ -46,9 +46,11 @@ from wecity.ai.tokens import words
 from wecity.cases import engine
 from wecity.cases.choices import MERGEABLE, Source
 from wecity.cases.models import cases, categories, reports
+from wecity.cases.timeline import add_event
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from wecity.geo.coords import distance_m, metres_box
 from wecity.identity.choices import Role
+from wecity.identity.service import record_audit
 
 log = logging.getLogger(__name__)
 
@@ -276,16 +278,33 @@ def proposals_for(conn: Connection, case_id: int) -> list[dict[str, Any]]:
     return sorted(out, key=lambda p: (-p["score"], p["id"]))
 
 
-def dismiss(conn: Connection, proposal_id: int, actor: engine.Actor, now: datetime) -> None:
-    """A dispatcher says the two cases differ: the pair is not proposed again."""
+def dismiss(conn: Connection, proposal_id: int, actor: engine.Actor, now: datetime, *,
+            case_id: int | None = None) -> None:
+    """A dispatcher says the two cases differ: the pair is not proposed again. Whoever may merge the two
+    decides (the dispatch centre; a department's dispatcher or supervisor for two of its own cases); from a
+    case's page (`case_id`) only a proposal about that case. Both timelines (for staff) and the audit log
+    say who decided."""
     if not (actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR)):
         raise PermissionDenied("needs the dispatcher or supervisor role", message_zh="需要派遣员或督办角色")
+    row = conn.execute(sa.select(ai_duplicates).where(ai_duplicates.c.id == proposal_id,
+                                                      ai_duplicates.c.state == PROPOSED)).first()
+    if row is None or (case_id is not None and case_id not in (row.case_id, row.candidate_id)):
+        raise NotFound(f"no open duplicate proposal {proposal_id}", message_zh=f"没有待处理的并单建议 {proposal_id}",
+                       code="ai.duplicate_not_found")
+    for one in (row.case_id, row.candidate_id):
+        engine.check_may(conn, one, actor, "merge")
     changed = conn.execute(ai_duplicates.update().where(ai_duplicates.c.id == proposal_id,
                                                         ai_duplicates.c.state == PROPOSED)
                            .values(state=DISMISSED, decided_at=now, decided_by=actor.id)).rowcount
     if changed != 1:
         raise NotFound(f"no open duplicate proposal {proposal_id}", message_zh=f"没有待处理的并单建议 {proposal_id}",
                        code="ai.duplicate_not_found")
+    for one, other in ((row.case_id, row.candidate_id), (row.candidate_id, row.case_id)):
+        add_event(conn, one, at=now, event="duplicate_dismissed", actor=actor.id, actor_name=actor.name,
+                  channel=actor.channel, public=False, detail={"other_case_id": other, "proposal_id": proposal_id})
+    record_audit(conn, at=now, actor=actor.id, action="ai.duplicate_dismissed", target=f"case:{row.case_id}",
+                 outcome="ok", source_address=actor.source_address,
+                 detail={"candidate_id": row.candidate_id, "proposal_id": proposal_id})
 
 
 def merge_proposal(conn: Connection, proposal_id: int, actor: engine.Actor, now: datetime) -> int:

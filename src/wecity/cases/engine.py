@@ -223,16 +223,17 @@ def start(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str
 
 
 def _require_may(conn: Connection, actor: Actor, case: Any, action: str) -> None:
-    """Who may resolve a case or write a note on it (the verbs that take photos): a handler of its
-    department; a note also its department's dispatchers and supervisors, or the dispatch centre's."""
-    if action == "note" and (actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR)):
-        _require_own_department_or_centre(conn, actor, case, "note")
+    """Who may resolve a case, write a note on it (the verbs that take photos) or decide whether it is a
+    duplicate (merge): a handler of its department; a note or a merge also its department's dispatchers and
+    supervisors, or the dispatch centre's."""
+    if action in ("note", "merge") and (actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR)):
+        _require_own_department_or_centre(conn, actor, case, action)
     else:
         _require_department_handler(actor, case)
 
 
 def check_may(conn: Connection, case_id: int, actor: Actor, action: str) -> None:
-    """PermissionDenied (NotFound without the case) unless `actor` may `action` ("resolve", "note") the case,
+    """PermissionDenied (NotFound without the case) unless `actor` may `action` ("resolve", "note", "merge") the case,
     as the verb itself judges it: asked before a form's photos are read, so that they are read and decoded
     only for whoever may act. The verb judges again, with the case's state, in its write."""
     _require_may(conn, actor, _case(conn, case_id, lock=False), action)

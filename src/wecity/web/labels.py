@@ -24,6 +24,7 @@ EVENT_LABELS = {
     "case_merged_in": N_("A duplicate case was merged into this one"),
     "unmerged": N_("Taken out of a merge: not the same problem"),
     "case_unmerged_out": N_("A case merged into this one was taken out again"),
+    "duplicate_dismissed": N_("Not the same problem as a case the platform proposed"),
     "note": N_("Note"),
     "rated": N_("Rated by the reporter"),
     "followup_opened": N_("Follow-up opened after a low rating"),

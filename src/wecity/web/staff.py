@@ -278,7 +278,7 @@ ACTIONS: dict[str, Action] = {
     "reopen": lambda c, i, a, n, f, m: engine.reopen(c, i, a, n, _note(f, True)),
     "note": _add_note,
     "followup": lambda c, i, a, n, f, m: engine.close_followup(c, i, a, n, _note(f, True)),
-    "not-duplicate": lambda c, i, a, n, f, m: duplicates.dismiss(c, _proposal(f), a, n),
+    "not-duplicate": lambda c, i, a, n, f, m: duplicates.dismiss(c, _proposal(f), a, n, case_id=i),
     "recategorise": lambda c, i, a, n, f, m: engine.recategorise(c, i, str(f.get("category_code", "")), a, n,
                                                                  _note(f) or None),
     "priority": lambda c, i, a, n, f, m: handling.set_priority(c, i, str(f.get("priority", "")), a, n),

@@ -117,3 +117,35 @@ def test_a_source_read_in_memory_that_holds_more_than_is_read_says_so(catalogued
         assert [r["number"] for r in body["rows"]] == numbers[:2] and part.headers["X-WeCity-Rows-Read"] == "2"
         csv_part = client.get("/api/v1/data/business-licences", params={"format": "csv"})
         assert csv_part.headers["X-WeCity-Rows-Read"] == "2"
+
+
+def test_every_source_names_its_rows_for_the_audit_log_once_each(catalogued: City) -> None:
+    from ..conftest import make_client
+
+    city = catalogued
+    _history_dataset(city)
+    with make_client(city, ngsild_auth="off") as client:
+        created = client.post("/ngsi-ld/v1/entities", json={"id": "urn:ngsi-ld:Manhole:r1", "type": "Manhole",
+                                                            "tiltAngle": {"type": "Property", "value": 1.5}},
+                              headers={"Content-Type": "application/json"})
+        assert created.status_code == 201, created.text
+    assert _read(city, "meter-history", ["value"]).records == ["entity:urn:ngsi-ld:WaterMeter:0",
+                                                               "entity:urn:ngsi-ld:WaterMeter:1"]
+    assert _read(city, "manhole-sensors", ["tiltAngle"]).records == ["entity:urn:ngsi-ld:Manhole:r1"]
+    assert _read(city, "service-standards", ["category"]).records[:2] == ["table:service-standards:0",
+                                                                        "table:service-standards:1"]
+    areas = _read(city, "district-boundaries", ["code"])
+    assert areas.records and areas.records == [f"area:{r[0]}" for r in areas.rows]
+
+    def logged(conn: sa.Connection) -> list[str]:
+        from wecity.identity.models import audit_log
+
+        d = queries.dataset(conn, "meter-history")
+        page = sources.Page(None, ["value"], [("a",), ("b",), ("c",)], ["entity:x", "entity:y", "entity:x"])
+        reader = access.Access(access.PUBLISHER, "shengtai", "own", ["value"])
+        access.record_reading(conn, d, reader, page, actor="user:t", source_address=None, now=city.clock.now(),
+                              detail={"rows": 3})
+        return list(conn.execute(sa.select(audit_log.c.detail).order_by(audit_log.c.id.desc()).limit(1))
+                    .scalar_one()["records"])
+
+    assert city.db.write_sync(logged) == ["entity:x", "entity:y"]

@@ -168,7 +168,7 @@ def record_reading(conn: Connection, d: dict[str, Any], access: Access, page: Pa
     request's path (wecity.datashare.disclosures)."""
     if access.kind == OPEN:
         return
-    records = [r for r in page.records if r]
+    records = list(dict.fromkeys(r for r in page.records if r))  # once each: a history's rows share their entity
     audit_id = record_audit(conn, at=now, actor=actor, action="data.read", target=f"dataset:{d['name']}",
                             source_address=source_address, detail={
                                 **detail, "access": access.kind, "grant": access.grant_id,

@@ -14,7 +14,8 @@ filters in all.
 - `ngsild`: the current state of the NGSI-LD entities of the type `source_ref` names; with
   `<Type>/history`, their recorded values (id, attribute, observedAt, value), filtered and paged in SQL.
 
-Each page says, beside its rows, what each row is ("case:12", "application:…", "certificate:…"): the
+Each page says, beside its rows, what each row is ("case:12", "application:…", "certificate:…",
+"enterprise:…", "table:<dataset>:<position>", "area:<code>", "entity:<id>", a history's rows their entity): the
 audit log keeps that list for every reading, and `subjects` finds from it whom each record is about, so
 that the person can be told who read it.
 Values come JSON-ready: dates as YYYY-MM-DD, times as ISO 8601 UTC to the millisecond.
@@ -221,7 +222,7 @@ def _daily_cases(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -
 
 
 def _entities(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
-    rows = entities_of_type(conn, d["source_ref"], limit=MAX_ROWS_READ + 1)
+    rows = [{**r, "_record": f"entity:{r['id']}"} for r in entities_of_type(conn, d["source_ref"], limit=MAX_ROWS_READ + 1)]
     return _in_memory(conn, rows[:MAX_ROWS_READ], d, q, more=len(rows) > MAX_ROWS_READ)
 
 
@@ -247,7 +248,7 @@ def _history(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Pa
         out = [tuple(to(r[i]) for i, to in convert) for r in rows]
     else:
         out = [tuple(r[i] for i in at) for r in rows]
-    return Page(total, list(q.fields), out, ["" for _ in rows])
+    return Page(total, list(q.fields), out, [f"entity:{r[0]}" for r in rows])
 
 
 def _same(value: Any) -> Any:
@@ -274,11 +275,11 @@ def _enterprises(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -
 def _uploaded(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
     from wecity.datashare.uploads import uploaded_rows
 
-    return _in_memory(conn, uploaded_rows(conn, d["id"]), d, q)
+    return _in_memory(conn, uploaded_rows(conn, d["id"], d["name"]), d, q)
 
 
 def _areas(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page:
-    return _in_memory(conn, list_areas(conn, with_geometry=True), d, q)
+    return _in_memory(conn, [{**a, "_record": f"area:{a['code']}"} for a in list_areas(conn, with_geometry=True)], d, q)
 
 
 def reader(d: dict[str, Any]) -> Reader:

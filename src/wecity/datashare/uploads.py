@@ -145,6 +145,9 @@ def replace_rows(conn: Connection, d: dict[str, Any], rows: list[dict[str, Any]]
     return len(rows)
 
 
-def uploaded_rows(conn: Connection, dataset_id: int) -> list[dict[str, Any]]:
-    return [dict(r.row) for r in conn.execute(sa.select(dataset_rows.c.row).where(dataset_rows.c.dataset_id == dataset_id)
-                                              .order_by(dataset_rows.c.position))]
+def uploaded_rows(conn: Connection, dataset_id: int, name: str = "") -> list[dict[str, Any]]:
+    """The rows of a dataset's uploaded table, in the file's order; each names itself for the audit log as
+    `_record` "table:<dataset>:<position>" (position 0 the first row under the header)."""
+    return [{**r.row, "_record": f"table:{name}:{r.position}"} for r in conn.execute(
+        sa.select(dataset_rows.c.position, dataset_rows.c.row).where(dataset_rows.c.dataset_id == dataset_id)
+        .order_by(dataset_rows.c.position))]

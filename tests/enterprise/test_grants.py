@@ -97,3 +97,19 @@ def test_a_draft_left_unsent_does_not_hold_up_the_grant(policy_city: City) -> No
     shown = next(p for p in home["policies"] if p["code"] == "t-wengang")
     assert shown["granted_at"] is not None and shown["application_id"] != draft["application_id"]
     assert _grant_pending(city, later) == 0
+
+
+def test_the_operations_page_counts_a_grant_once(policy_city: City) -> None:
+    """A 免申即享 grant is recorded as an application decided at once: it is a grant, not also an application."""
+    from wecity.insight.loops import enterprise
+    from wecity.insight.queries import default_filters
+
+    city = policy_city
+    firm = _firm(city, "91430102MA4T00404", dict(COMPLETE["facts"]))
+    now = city.clock.now()
+    assert _grant_pending(city, now) == 1
+    later = now + timedelta(hours=1)
+    figures = city.db.read_sync(lambda c: {f["code"]: f["value"] for f in enterprise(c, default_filters(c, later))})
+    assert (figures["policy_granted"], figures["policy_applied"]) == (1, 0)
+    assert figures["policy_no_application_share"] == 100.0
+    assert _applications(city, firm["applicant_id"]) == [("T-WG", "approved")]

@@ -111,6 +111,7 @@ def enterprise(conn: Connection, f: Any) -> list[dict[str, Any]]:
         policy_matches.c.granted_at >= start, policy_matches.c.granted_at < end)).scalar_one()
     applied = conn.execute(sa.select(sa.func.count()).select_from(policy_matches.join(
         applications, applications.c.id == policy_matches.c.application_id)).where(
+        policy_matches.c.granted_at.is_(None),  # a grant is an application too, submitted and decided at once
         applications.c.submitted_at >= start, applications.c.submitted_at < end)).scalar_one()
     return [
         _figure("policy_eligible", "符合条件（当前）", "Eligible now", eligible,

@@ -96,3 +96,17 @@ def test_a_date_and_time_without_offset_is_the_city_s_local_time() -> None:
     rows = parse_rows(d, [["检查时间"], ["2026-03-01 09:00"], ["2026-03-01T09:00:00+00:00"]],
                       zone=ZoneInfo("Asia/Shanghai"))
     assert [r["at"] for r in rows] == ["2026-03-01T01:00:00.000Z", "2026-03-01T09:00:00.000Z"]
+
+
+def test_a_csv_cell_longer_than_the_csv_reader_takes_is_a_400_saying_so(catalogued: City) -> None:
+    city = catalogued
+    huge = (CSV_HEAD + "manhole," + "井" * 140_000 + ",Cover,chengguan,30,4\n").encode("utf-8")
+    with make_client(city) as client:
+        refused = _post(client, city, "dispatcher", huge, "s.csv")
+        assert refused.status_code == 400 and refused.json()["code"] == "datashare.upload_invalid", refused.text
+        assert "KiB" in refused.json()["title"]
+        log_in(client, "dispatcher")
+        page = client.get("/data/service-standards", headers={"Accept-Language": "en"}).text
+        shown = client.post("/data/service-standards/rows", data={"csrf_token": csrf_token(page)},
+                            files={"file": ("s.csv", huge)}, headers={"Accept-Language": "en"})
+        assert shown.status_code == 400 and "KiB" in shown.text

@@ -52,4 +52,9 @@ def read_table(content: bytes, filename: str, *, max_rows: int, code: str) -> li
     else:
         raise ValidationFailed("the CSV file is neither UTF-8 nor GB18030 text", message_zh="CSV 文件编码无法识别（应为 UTF-8 或 GB18030）",
                                code=code)
-    return [row for _, row in zip(range(max_rows + 2), csv.reader(io.StringIO(text)), strict=False)]
+    try:
+        return [row for _, row in zip(range(max_rows + 2), csv.reader(io.StringIO(text)), strict=False)]
+    except csv.Error as exc:  # a cell over the csv module's limit (128 KiB), a NUL byte: not a table we read
+        raise ValidationFailed(f"the CSV file cannot be read as a table ({exc}); a cell holds at most "
+                               f"{csv.field_size_limit() // 1024} KiB", message_zh=f"CSV 文件无法按表格读取（{exc}），"
+                               f"单元格最多 {csv.field_size_limit() // 1024} KiB", code=code) from None

@@ -31,3 +31,33 @@ def test_an_import_or_a_profile_changes_only_the_columns_it_carries(policy_city:
     cleared = f"credit_code,name,employees\n{firm['credit_code']},{firm['name']},\n".encode()
     city.db.write_sync(lambda c: register.import_table(c, cleared, "f.csv", now=now))
     assert city.db.read_sync(lambda c: register.get_enterprise(c, firm["id"]))["employees"] is None
+
+
+def test_a_change_of_legal_representative_is_audited(policy_city: City, firm: dict[str, Any]) -> None:
+    import sqlalchemy as sa
+
+    from wecity.identity.applicants import find_citizen
+    from wecity.identity.models import audit_log
+
+    city = policy_city
+    now = city.clock.now()
+    former = city.db.read_sync(lambda c: find_citizen(c, "13800000001"))
+    assert former is not None
+
+    def entries(c: sa.Connection) -> list[Any]:
+        return c.execute(sa.select(audit_log.c.actor, audit_log.c.detail).where(
+            audit_log.c.action == "enterprise.legal_representative",
+            audit_log.c.target == f"enterprise:{firm['credit_code']}").order_by(audit_log.c.id)).all()
+
+    named = city.db.read_sync(entries)  # named when the enterprise was registered
+    assert [r.detail for r in named] == [{"old": [], "new": former.id}]
+    # The same one again: no change, nothing logged.
+    city.db.write_sync(lambda c: register.update_facts(c, firm["id"], {"legal_representative_phone": "13800000001"},
+                                                       now=now, actor="user:supervisor"))
+    assert len(city.db.read_sync(entries)) == 1
+    city.db.write_sync(lambda c: register.update_facts(c, firm["id"], {"legal_representative_phone": "13900001234"},
+                                                       now=now, actor="user:supervisor"))
+    successor = city.db.read_sync(lambda c: find_citizen(c, "13900001234"))
+    assert successor is not None
+    last = city.db.read_sync(entries)[-1]
+    assert (last.actor, last.detail) == ("user:supervisor", {"old": [former.id], "new": successor.id})

@@ -201,7 +201,8 @@ async def save_enterprise(ctx: Ctx, user: CurrentStaff, body: Profile) -> dict[s
     now = ctx.clock.now()
 
     def run(conn: sa.Connection) -> dict[str, Any]:
-        enterprise_id, changed = the_register.save_enterprise(conn, body.model_dump(), now=now)
+        enterprise_id, changed = the_register.save_enterprise(conn, body.model_dump(), now=now,
+                                                                  actor=f"user:{user.username}")
         record_audit(conn, at=now, actor=f"user:{user.username}", action="enterprise.save",
                      target=f"enterprise:{body.credit_code}", detail={"changed": changed})
         return {"id": enterprise_id, "changed": changed}
@@ -216,7 +217,7 @@ async def update_enterprise(ctx: Ctx, user: CurrentStaff, enterprise_id: Enterpr
     now = ctx.clock.now()
 
     def run(conn: sa.Connection) -> dict[str, Any]:
-        changed = the_register.update_facts(conn, enterprise_id, body, now=now)
+        changed = the_register.update_facts(conn, enterprise_id, body, now=now, actor=f"user:{user.username}")
         record_audit(conn, at=now, actor=f"user:{user.username}", action="enterprise.update",
                      target=f"enterprise:{enterprise_id}", detail={"fields": sorted(body)[:50], "changed": changed})
         return {"id": enterprise_id, "changed": changed}
@@ -238,7 +239,7 @@ async def import_enterprises(request: Request, ctx: Ctx, user: CurrentStaff) -> 
     now = ctx.clock.now()
 
     def run(conn: sa.Connection) -> dict[str, int]:
-        counts = the_register.write_checked(conn, checked, now=now)
+        counts = the_register.write_checked(conn, checked, now=now, actor=f"user:{user.username}")
         record_audit(conn, at=now, actor=f"user:{user.username}", action="enterprise.import",
                      target=f"file:{filename[:100]}", detail=counts)
         return counts

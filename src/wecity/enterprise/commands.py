@@ -13,11 +13,13 @@ from wecity.core.commands import opened
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from wecity.core.commands import cli_actor
     from wecity.enterprise.register import import_table
 
     path = Path(args.file)
     with opened() as ctx:
-        counts = ctx.db.write_sync(lambda c: import_table(c, path.read_bytes(), path.name, now=ctx.clock.now()))
+        counts = ctx.db.write_sync(lambda c: import_table(c, path.read_bytes(), path.name, now=ctx.clock.now(),
+                                                          actor=cli_actor()))
     print(f"{counts['added']} added, {counts['changed']} changed, {counts['unchanged']} unchanged / "
           f"新增 {counts['added']}，更新 {counts['changed']}，未变 {counts['unchanged']}")
     return 0

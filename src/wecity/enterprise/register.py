@@ -26,6 +26,7 @@ from wecity.enterprise.rules import BOOLEAN, LIST, NUMBER, Column
 from wecity.enterprise.variables import FACT, Variable, age_years, declared
 from wecity.geo.models import areas
 from wecity.identity.applicants import ENTERPRISE, add_agent, citizen_for_phone, create_applicant
+from wecity.identity.audit import record_audit
 from wecity.identity.models import applicant_agents, applicants
 
 MAX_IMPORT_ROWS = 200_000
@@ -194,16 +195,18 @@ def districts(conn: Connection) -> set[str]:
 
 
 def save_enterprise(conn: Connection, data: Mapping[str, Any], *, now: datetime,
-                    known: tuple[set[str], dict[str, Variable]] | None = None) -> tuple[int, bool]:
+                    known: tuple[set[str], dict[str, Variable]] | None = None, actor: str = "system") -> tuple[int, bool]:
     """Add an enterprise to the register or update it (by credit code); returns (id, whether anything a
-    policy reads changed). The identity applicant and the legal representative's account come with it."""
+    policy reads changed). The identity applicant and the legal representative's account come with it;
+    `actor` (who writes) is on the audit log of a change of legal representative."""
     district_codes, variables = known or (districts(conn), known_variables(conn))
     row, facts, errors = check_profile(data, districts=district_codes, variables=variables)
     _raise(errors)
-    return _write(conn, row, facts, now=now)
+    return _write(conn, row, facts, now=now, actor=actor)
 
 
-def _write(conn: Connection, row: dict[str, Any], facts: dict[str, Any], *, now: datetime) -> tuple[int, bool]:
+def _write(conn: Connection, row: dict[str, Any], facts: dict[str, Any], *, now: datetime,
+           actor: str) -> tuple[int, bool]:
     phone = row.pop("legal_representative_phone", None)
     found = conn.execute(sa.select(enterprises).where(enterprises.c.credit_code == row["credit_code"])).first()
     # A new enterprise has every column (None where not given); an update changes only the columns the
@@ -233,16 +236,23 @@ def _write(conn: Connection, row: dict[str, Any], facts: dict[str, Any], *, now:
                 **values, facts=merged_facts, updated_at=now, data_version=found.data_version + 1))
             conn.execute(applicants.update().where(applicants.c.id == applicant_id).values(display_name=row["name"]))
     if phone:
-        _legal_representative(conn, applicant_id, phone, now=now)
+        _legal_representative(conn, applicant_id, row["credit_code"], phone, now=now, actor=actor)
     return int(enterprise_id), changed
 
 
-def _legal_representative(conn: Connection, enterprise_applicant: int, phone: str, *, now: datetime) -> None:
+def _legal_representative(conn: Connection, enterprise_applicant: int, credit_code: str, phone: str, *,
+                          now: datetime, actor: str) -> None:
     """The register says who the legal representative is: that citizen holds the role (an agent until now is
     raised to it), and whoever held it before no longer acts for the enterprise at all (the new legal
-    representative may authorise them again as an agent)."""
+    representative may authorise them again as an agent). A change is on the audit log, with the citizen
+    ids of the former and the new one (`enterprise.legal_representative`)."""
     citizen = citizen_for_phone(conn, phone, now=now)
     mine = applicant_agents.c.enterprise_id == enterprise_applicant
+    former = sorted(conn.execute(sa.select(applicant_agents.c.agent_id).where(
+        mine, applicant_agents.c.role == "legal_representative")).scalars())
+    if former != [citizen.id]:
+        record_audit(conn, at=now, actor=actor, action="enterprise.legal_representative",
+                     target=f"enterprise:{credit_code}", detail={"old": former, "new": citizen.id})
     conn.execute(applicant_agents.delete().where(mine, applicant_agents.c.role == "legal_representative",
                                                  applicant_agents.c.agent_id != citizen.id))
     held = conn.execute(sa.select(applicant_agents.c.role).where(mine, applicant_agents.c.agent_id == citizen.id)).scalar()
@@ -253,7 +263,8 @@ def _legal_representative(conn: Connection, enterprise_applicant: int, phone: st
                      .values(role="legal_representative"))
 
 
-def update_facts(conn: Connection, enterprise_id: int, changes: Mapping[str, Any], *, now: datetime) -> bool:
+def update_facts(conn: Connection, enterprise_id: int, changes: Mapping[str, Any], *, now: datetime,
+                 actor: str = "system") -> bool:
     """Change some of an enterprise's profile or facts (an update from a department's register); whether
     anything changed."""
     found = get_enterprise(conn, enterprise_id)
@@ -263,16 +274,17 @@ def update_facts(conn: Connection, enterprise_id: int, changes: Mapping[str, Any
         errors.append(("credit_code", "cannot be changed", "不可更改"))
     _raise(errors)
     current = {k: found[k] for k in COLUMNS}
-    return _write(conn, {**current, **row}, facts, now=now)[1]
+    return _write(conn, {**current, **row}, facts, now=now, actor=actor)[1]
 
 
 Checked = list[tuple[dict[str, Any], dict[str, Any]]]
 
 
-def import_table(conn: Connection, content: bytes, filename: str, *, now: datetime) -> dict[str, int]:
+def import_table(conn: Connection, content: bytes, filename: str, *, now: datetime,
+                 actor: str = "system") -> dict[str, int]:
     """Enterprises from a CSV or XLSX file (header: field names, or their Chinese or English labels; facts
     by their variable names): all rows or none. Returns how many were added, changed and unchanged."""
-    return write_checked(conn, check_table(conn, content, filename), now=now)
+    return write_checked(conn, check_table(conn, content, filename), now=now, actor=actor)
 
 
 def check_table(conn: Connection, content: bytes, filename: str) -> Checked:
@@ -318,13 +330,13 @@ def check_table(conn: Connection, content: bytes, filename: str) -> Checked:
     return checked
 
 
-def write_checked(conn: Connection, checked: Checked, *, now: datetime) -> dict[str, int]:
+def write_checked(conn: Connection, checked: Checked, *, now: datetime, actor: str = "system") -> dict[str, int]:
     """Add or update the enterprises `check_table` checked; how many were added, changed and unchanged."""
     counts = {"added": 0, "changed": 0, "unchanged": 0}
     existing = set(conn.execute(sa.select(enterprises.c.credit_code)).scalars())
     for row, facts in checked:
         new = row["credit_code"] not in existing
-        _, changed = _write(conn, row, facts, now=now)
+        _, changed = _write(conn, row, facts, now=now, actor=actor)
         counts["added" if new else "changed" if changed else "unchanged"] += 1
     return counts
 

@@ -7,6 +7,7 @@ import math
 import random
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -118,21 +119,45 @@ def test_cases_placed_from_an_address_are_left_out_of_hot_spots(city: City) -> N
     assert found["method"]["cases"] == 360 and found["features"]
 
 
-def test_the_hotspots_api_is_for_staff(city: City) -> None:
+def test_the_hotspots_api_is_for_supervisors_and_counted(city: City) -> None:
+    from wecity.core.limits import parse_rule
     from wecity.identity.models import users
     from wecity.identity.service import start_session
 
     from ..conftest import make_client
 
-    token = city.db.write_sync(lambda c: start_session(c, c.execute(sa.select(users.c.id).where(
-        users.c.username == "chengguan")).scalar_one(), city.clock.now()))
-    with make_client(city) as client:
+    def token(name: str) -> dict[str, str]:
+        value = city.db.write_sync(lambda c: start_session(c, c.execute(sa.select(users.c.id).where(
+            users.c.username == name)).scalar_one(), city.clock.now()))
+        return {"Authorization": f"Bearer {value}"}
+
+    limits = {**city.settings.rate_limits, "ai_figures": parse_rule("3/minute")}
+    with make_client(city, rate_limits=limits) as client:
         assert client.get("/api/v1/ai/hotspots").status_code == 401
-        answer = client.get("/api/v1/ai/hotspots", params={"days": 7}, headers={"Authorization": f"Bearer {token}"})
+        handler = client.get("/api/v1/ai/hotspots", params={"days": 7}, headers=token("chengguan"))
+        assert handler.status_code == 403 and handler.json()["code"] == "ai.not_allowed"
+        supervisor = token("supervisor")
+        answer = client.get("/api/v1/ai/hotspots", params={"days": 7}, headers=supervisor)
         assert answer.status_code == 200 and answer.json()["type"] == "FeatureCollection"
         assert answer.json()["method"]["days"] == 7
-        assert client.get("/api/v1/ai/hotspots", params={"days": 0},
-                          headers={"Authorization": f"Bearer {token}"}).status_code in (400, 422)
+        assert client.get("/api/v1/ai/hotspots", params={"days": 0}, headers=supervisor).status_code in (400, 422)
+        assert client.get("/api/v1/ai/forecast", headers=supervisor).status_code == 200
+        assert client.get("/api/v1/ai/hotspots", headers=supervisor).status_code == 200
+        assert client.get("/api/v1/ai/forecast", headers=supervisor).status_code == 429  # 3 a minute, both count
+
+
+def test_a_study_area_too_big_for_its_resolution_is_taken_coarser(city: City, monkeypatch: Any) -> None:
+    """Fine cells over a wide area are seconds of CPU a request: past MAX_CELLS the next coarser resolution
+    is used, and the method says which was asked for and which was used."""
+    from wecity.ai import hotspots as module
+
+    _cases(city, _spread(city, random.Random(5), 300))
+    fine = city.db.read_sync(lambda c: hotspots(c, now=city.clock.now(), resolution=9))
+    assert fine["method"]["resolution"] == 9 and fine["method"]["resolution_asked"] == 9
+    monkeypatch.setattr(module, "MAX_CELLS", fine["method"]["cells"] // 2)
+    coarser = city.db.read_sync(lambda c: hotspots(c, now=city.clock.now(), resolution=9))
+    assert coarser["method"]["resolution"] < 9 and coarser["method"]["resolution_asked"] == 9
+    assert coarser["method"]["cells"] <= fine["method"]["cells"] // 2
 
 
 def test_the_operations_page_shows_hot_spots_with_their_method(city: City) -> None:

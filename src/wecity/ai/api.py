@@ -30,15 +30,25 @@ PRINTABLE = r"^[^\x00-\x1f\x7f]+$"  # no control characters (PostgreSQL refuses 
 
 
 @router.get("/hotspots", summary="Statistically significant clusters of cases (Getis-Ord Gi* on H3 cells, "
-            "false-discovery-rate corrected) as GeoJSON, with the method and its figures")
+            "false-discovery-rate corrected) as GeoJSON, with the method and its figures (supervisors)")
 async def get_hotspots(ctx: Ctx, user: CurrentStaff,
                        days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 30,
                        category: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
                        resolution: Annotated[int, Query(ge=6, le=9)] = RESOLUTION,
                        alpha: Annotated[float, Query(gt=0, le=0.2)] = ALPHA) -> dict[str, Any]:
+    await _figures_allowed(ctx, user)
     now = ctx.clock.now()
     return await ctx.db.read(lambda c: hotspots(c, now=now, days=days, category=category, resolution=resolution,
                                                 alpha=alpha))
+
+
+async def _figures_allowed(ctx: Any, user: StaffUser) -> None:
+    """Hot spots and forecasts: for supervisors (the operations page's readers), counted per person (each
+    costs seconds of CPU on a big city)."""
+    if not user.has(Role.SUPERVISOR):
+        raise PermissionDenied("for supervisors and administrators", message_zh="仅限督办人员和管理员",
+                               code="ai.not_allowed")
+    await ctx.limits.hit("ai_figures", f"user:{user.id}")
 
 
 class SuggestIn(BaseModel):
@@ -87,11 +97,12 @@ async def get_routing(ctx: Ctx, user: CurrentStaff, days: Annotated[int, Query(g
 
 
 @router.get("/forecast", summary="Daily cases for the next 14 days with 80% intervals, from the model (seasonal naive "
-            "or ETS) with the lower error on the last 14 days, both errors shown (staff)")
+            "or ETS) with the lower error on the last 14 days, both errors shown (supervisors)")
 async def get_forecast(ctx: Ctx, user: CurrentStaff,
                        category: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
                        district: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9A-Za-z]+$")] = None,
                        ) -> dict[str, Any]:
+    await _figures_allowed(ctx, user)
     now = ctx.clock.now()
     return await ctx.db.read(lambda c: forecast(c, now=now, category=category, district=district))
 

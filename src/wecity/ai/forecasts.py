@@ -54,9 +54,11 @@ def daily_counts(conn: Connection, *, now: datetime, category: str | None = None
         index = (at.astimezone(zone).date() - first).days
         if 0 <= index < history:
             counts[index] += 1
-    # The city's history starts with its first case: the days before are not zeros, they are unknown.
-    nonzero = np.flatnonzero(counts)
-    begin = int(nonzero[0]) if len(nonzero) else history
+    # The city's history starts with its first case (of any category, anywhere): the days before are not
+    # zeros, they are unknown; after it a category's or a district's quiet days are zeros.
+    first_case = conn.execute(sa.select(sa.func.min(cases.c.created_at)).where(
+        cases.c.created_at >= start, cases.c.created_at < end, cases.c.merged_into_id.is_(None))).scalar()
+    begin = history if first_case is None else max(0, (first_case.astimezone(zone).date() - first).days)
     return days[begin:], counts[begin:]
 
 

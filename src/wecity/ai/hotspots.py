@@ -40,6 +40,10 @@ from wecity.cases.models import cases
 RESOLUTION = 8
 ALPHA = 0.05
 MAX_DAYS = 366
+# The most cells one study area holds: past it the next coarser resolution is taken (and said in the
+# method). Resolution 9 over a province-sized hull is ~190,000 cells, seconds of CPU per request.
+MAX_CELLS = 50_000
+COARSEST = 6
 METHOD = {
     "zh": "H3 六边形网格（{res} 级）计数；Getis-Ord Gi* 局部统计（本格及相邻 6 格）；正态近似的双侧 p 值经 "
           "Benjamini-Hochberg 错误发现率校正，q ≤ {alpha} 且 Gi* > 0 为热点。研究区为本期案件凸包内的全部网格。",
@@ -107,6 +111,17 @@ def _study_area(points: list[tuple[float, float]], resolution: int) -> list[str]
     return sorted(cells)
 
 
+def _cells_estimate(points: list[tuple[float, float]], resolution: int) -> float:
+    """About how many cells of `resolution` the study area of `points` holds: the hull's area over a cell's
+    (degrees to km at the hull's latitude), before any cell is listed."""
+    if len(points) < 3:
+        return 7.0 * max(len(points), 1)
+    hull = MultiPoint([(lon, lat) for lat, lon in points]).convex_hull
+    lat = hull.centroid.y
+    km2 = hull.area * 111.32 * 111.32 * max(np.cos(np.radians(lat)), 0.01)
+    return km2 / h3.average_hexagon_area(resolution, unit="km^2") + len(points)
+
+
 def hotspots(conn: Connection, *, now: datetime, days: int = 30, category: str | None = None,
              resolution: int = RESOLUTION, alpha: float = ALPHA) -> dict[str, Any]:
     """The significant hot spots of the last `days` days (of one category, or all) as GeoJSON, with the
@@ -118,6 +133,9 @@ def hotspots(conn: Connection, *, now: datetime, days: int = 30, category: str |
     if category:
         query = query.where(cases.c.category_code == category)
     points = [(float(r.lat), float(r.long)) for r in conn.execute(query)]
+    asked = resolution
+    while resolution > COARSEST and _cells_estimate(points, resolution) > MAX_CELLS:
+        resolution -= 1
     counts: Counter[str] = Counter(h3.latlng_to_cell(lat, lon, resolution) for lat, lon in points)
     study = _study_area(points, resolution)
     z, p = gi_star(study, counts)
@@ -134,6 +152,7 @@ def hotspots(conn: Connection, *, now: datetime, days: int = 30, category: str |
             for cell in hot],
         "method": {"zh": METHOD["zh"].format(res=resolution, alpha=alpha),
                    "en": METHOD["en"].format(res=resolution, alpha=alpha),
-                   "resolution": resolution, "alpha": alpha, "days": days, "category": category,
+                   "resolution": resolution, "resolution_asked": asked, "alpha": alpha, "days": days,
+                   "category": category,
                    "cases": len(points), "cells": len(study)},
     }

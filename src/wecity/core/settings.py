@@ -34,6 +34,7 @@ RATE_LIMITS = {
     "services_write": "60/minute,1000/day",  # an applicant's changes (drafts, submissions, uploads) per citizen
     "data_read": "600/minute",  # the data catalogue (CKAN calls, DCAT export, search) per client address
     "ai_suggest": "120/minute",  # category suggestions (the report form asks as the citizen types) per client address
+    "ai_figures": "30/minute",  # hot spots and forecasts (seconds of CPU each on a big city) per staff member
     "geo_search": "120/minute",  # address search and reverse geocoding (the report form asks) per client address
     "basemap": "1200/minute",  # the base map's style and tile ranges (a map asks for dozens as it moves) per client address
 }

@@ -28,6 +28,7 @@ async def operations(request: Request, user: OptionalStaff) -> Response:
     if not user.has(Role.SUPERVISOR):
         return not_allowed(request, user)
     ctx = request.app.state.ctx
+    await ctx.limits.hit("ai_figures", f"user:{user.id}")  # the page computes hot spots and a forecast
     now = ctx.clock.now()
     figures = await ctx.db.read(lambda conn: overview(conn, now))
     # Hot spots of one category or all, over the period chosen (the form under the map; the URL keeps them).

@@ -165,3 +165,15 @@ def test_an_entity_type_is_catalogued_by_an_administrator_and_opened_up_by_a_sup
                           headers=_session(catalogued, "chengguan")).status_code == 403
         lead = client.put("/api/v1/datasets/street-cleaning", json=table, headers=_session(catalogued, "chengguan-lead"))
         assert lead.status_code == 200 and lead.json()["open_data"] is True
+
+
+def test_a_name_of_digits_only_is_refused_so_that_no_name_shadows_a_dataset_s_number(catalogued: City) -> None:
+    from wecity.datashare.queries import published
+
+    last = max(catalogued.db.read_sync(published), key=lambda d: d["id"])
+    assert last["id"] >= 10
+    doc = _doc(catalogued)
+    doc["name"] = str(last["id"])
+    assert "digits" in _refused(catalogued, doc)
+    with make_client(catalogued) as client:
+        assert client.get(f"/api/v1/datasets/{last['id']}").json()["name"] == last["name"]

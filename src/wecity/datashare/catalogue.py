@@ -97,6 +97,9 @@ def check_dataset(conn: sa.Connection, doc: Any) -> None:
     if errors:
         where = "/".join(str(p) for p in errors[0].path) or "(dataset)"
         raise _invalid(name, f"{where}: {errors[0].message}", f"{where}：{errors[0].message}")
+    if doc["name"].isdigit():  # the API and CKAN find a dataset by name or id: "12" would hide dataset 12
+        raise _invalid(name, "a name is not all digits (datasets are also found by their number)",
+                       "名称不能全为数字（数据集也按编号查找）")
     if conn.execute(sa.select(departments.c.id).where(departments.c.code == doc["publisher"])).first() is None:
         raise _invalid(name, f"no department {doc['publisher']!r}", f"部门 {doc['publisher']!r} 不存在")
     names = [f["name"] for f in doc["fields"]]

@@ -7,6 +7,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from wecity.ai import training
@@ -325,6 +326,20 @@ def test_a_report_the_city_sorts_is_routed_by_confidence_and_counted(city: City)
     assert (counts["automatic"], counts["dispatch_centre"]) == (2, 1)
     assert counts["by_channel"] == {"portal": {"automatic": 1, "dispatch_centre": 1},
                                     "open311": {"automatic": 1, "dispatch_centre": 0}}
+    assert counts["automatic_refiled_by_staff"] == 0
+    # Staff re-file one automatic route; counted in slices of ids (a year of a big city binds too many at once).
+    dispatcher = city.db.read_sync(lambda c: get_user(c, c.execute(sa.select(users.c.id).where(
+        users.c.username == "dispatcher")).scalar_one()))
+    assert dispatcher is not None
+    city.db.write_sync(lambda c: engine.recategorise(c, clear, "noise", engine.Actor.staff(dispatcher),
+                                                     city.clock.now(), note="是噪音"))
+    from wecity.ai import suggest as suggesting
+
+    for size in (1, 10_000):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(suggesting, "ID_SLICE", size)
+            refiled = city.db.read_sync(lambda c: suggesting.routing_counts(c, since=city.clock.now() - timedelta(1)))
+        assert refiled["automatic_refiled_by_staff"] == 1, size
 
 
 def test_the_held_back_cases_are_the_same_in_every_training() -> None:

@@ -28,6 +28,7 @@ AUTO_THRESHOLD = 0.6
 # Where a report goes when the model is not sure enough: the category the dispatch centre sorts.
 FALLBACK = "other"
 AUTOMATIC, PERSON = "automatic", "dispatch_centre"
+ID_SLICE = 10_000
 
 
 @dataclass
@@ -176,8 +177,11 @@ def routing_counts(conn: Connection, *, since: Any) -> dict[str, Any]:
             counts[kind] += 1
             by_channel.setdefault(channel, {AUTOMATIC: 0, PERSON: 0})[kind] += 1
             cases_by_route[kind].add(case_id)
-    refiled = conn.execute(sa.select(sa.func.count(sa.distinct(timeline.c.case_id))).where(
-        timeline.c.event == "recategorised", timeline.c.case_id.in_(sorted(cases_by_route[AUTOMATIC]) or [0]))
-    ).scalar_one()
+    # In slices: a year of a big city's automatic routes is more ids than a statement may bind (65,535 on
+    # PostgreSQL); the slices hold different cases, so their counts add up.
+    routed = sorted(cases_by_route[AUTOMATIC])
+    refiled = sum(conn.execute(sa.select(sa.func.count(sa.distinct(timeline.c.case_id))).where(
+        timeline.c.event == "recategorised", timeline.c.case_id.in_(routed[start:start + ID_SLICE]))).scalar_one()
+        for start in range(0, len(routed), ID_SLICE))
     return {"automatic": counts[AUTOMATIC], "dispatch_centre": counts[PERSON], "automatic_refiled_by_staff": refiled,
             "by_channel": by_channel}

@@ -40,3 +40,47 @@ def test_a_document_cannot_change_the_type_of_a_declared_variable(policy_city: C
     # Declared again with its own type: fine.
     same = {**retyped, "variables": _loan("number")}
     assert city.db.write_sync(lambda c: import_policies(c, same, now=now, actor="t"))["added"] == 1
+
+
+def _document(**changes: Any) -> dict[str, Any]:
+    return {"format": "wecity-policies/1", "policies": [{**copy.deepcopy(RENT), **changes}]}
+
+
+@pytest.mark.parametrize("document", [
+    _document(parameters={"r": []}),                                     # dated, with no value
+    _document(parameters={"r": [0.3]}),                                  # dated, not {"from", "value"}
+    {"format": "wecity-policies/1", "policies": [{**RENT, "code": ["t-rent"]}]},  # a code that is a list
+    {"format": "wecity-policies/1", "policies": ["t-rent"]},
+    _document(benefit={**RENT["benefit"], "amount": "rent_paid * " + "9" * 400}),   # beyond a float
+    _document(benefit={**RENT["benefit"], "amount": "rent_paid * 1e400"}),
+    _document(benefit={**RENT["benefit"], "amount": "+".join(["1"] * 995)}),      # chained: deep in the tree
+    _document(conditions=[{**RENT["conditions"][0], "rule": "not " * 498 + "True"}]),
+    _document(benefit={**RENT["benefit"], "amount": "-" * 600 + "rent_paid"}),
+    # Before its first date (2026-03-01) the rate would have the later value: refused.
+    _document(parameters={"r": [{"from": "2026-03-01", "value": 0.3}]}),
+], ids=["empty-dated", "dated-not-objects", "list-code", "policy-not-object", "huge-literal", "infinite-literal",
+        "chained", "nested-not", "nested-minus", "first-date-after-valid-from"])
+def test_a_malformed_document_is_a_400_that_says_why(policy_city: City, document: dict[str, Any]) -> None:
+    from ..conftest import make_client
+    from .test_api import staff
+
+    city = policy_city
+    with pytest.raises(ValidationFailed):
+        city.db.write_sync(lambda c: import_policies(c, document, now=city.clock.now(), actor="t"))
+    with make_client(city) as api:
+        answer = api.post("/api/v1/policies", json=document, headers=staff(city, "admin"))
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["code"] in ("enterprise.bad_policy", "enterprise.bad_rule")
+
+
+def test_a_dated_parameter_beginning_with_the_policy_is_taken(policy_city: City) -> None:
+    from datetime import date
+
+    from wecity.enterprise.policies import check_document, compile_policy
+
+    dated = {**copy.deepcopy(RENT), "parameters": {"r": [{"from": "2026-06-01", "value": 0.4},
+                                                          {"from": "2026-01-01", "value": 0.3}]},
+             "benefit": {**RENT["benefit"], "amount": "rent_paid * r"}}
+    check_document({"format": "wecity-policies/1", "policies": [dated]})
+    assert compile_policy(dated, version=1, on=date(2026, 3, 1)).parameters == {"r": 0.3}
+    assert compile_policy(dated, version=1, on=date(2026, 7, 1)).parameters == {"r": 0.4}

@@ -123,9 +123,10 @@ def _text(policy: Mapping[str, Any], key: str, where: str, *, limit: int = 2000)
     return value
 
 
-def parameter_values(raw: Any, on: date, where: str) -> dict[str, Any]:
+def parameter_values(raw: Any, on: date, where: str, *, valid_from: date | None = None) -> dict[str, Any]:
     """The policy's parameters as they stand on `on`: a value, or dated values [{"from", "value"}, ...] of
-    which the latest that has begun applies (OpenFisca's dated parameters)."""
+    which the latest that has begun applies (OpenFisca's dated parameters). The first of them begins no
+    later than the policy (`valid_from`): before it, the parameter would have no value."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -135,8 +136,14 @@ def parameter_values(raw: Any, on: date, where: str) -> dict[str, Any]:
         if not isinstance(name, str) or not _ID.fullmatch(name):
             raise _invalid(where, f"parameter name {name!r} is not a lower-case identifier", f"参数名 {name!r} 不合规范")
         if isinstance(value, list):
-            dated = sorted(((_date(v.get("from") if isinstance(v, dict) else None, f"{where}.{name}"),
-                             v.get("value")) for v in value), key=lambda p: p[0])
+            if not value or not all(isinstance(v, dict) for v in value):
+                raise _invalid(where, f"parameter {name}: dated values are a list of at least one "
+                               '{"from": date, "value": …}', f"参数 {name}：分期取值应为至少一项 {{\"from\": 日期, \"value\": …}} 的列表")
+            dated = sorted(((_date(v.get("from"), f"{where}.{name}"), v.get("value")) for v in value),
+                           key=lambda p: p[0])
+            if valid_from is not None and dated[0][0] > valid_from:
+                raise _invalid(where, f"parameter {name} has no value from valid_from ({valid_from}) to its first date "
+                               f"({dated[0][0]})", f"参数 {name} 自生效日期（{valid_from}）至其首个日期（{dated[0][0]}）之间没有取值")
             current = [v for start, v in dated if start <= on]
             value = current[-1] if current else dated[0][1]
         if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -163,7 +170,7 @@ def compile_policy(document: Mapping[str, Any], *, version: int, on: date,
         raise _invalid(where, "basis.title_zh must name the policy text", "basis.title_zh 应写明政策文件")
     known = variables if variables is not None else declared()
     types = {name: v.type for name, v in known.items()}
-    parameters = parameter_values(document.get("parameters"), on, where)
+    parameters = parameter_values(document.get("parameters"), on, where, valid_from=valid_from)
     clash = sorted(set(parameters) & set(types))
     if clash:
         raise _invalid(where, f"parameters {clash} have the names of variables", f"参数 {clash} 与变量同名")
@@ -212,7 +219,9 @@ def check_document(document: Any) -> tuple[dict[str, Variable], list[dict[str, A
     policies = document.get("policies")
     if not isinstance(policies, list) or not policies:
         raise _invalid("policies", "a list of policies is needed", "应包含政策列表")
-    codes = [p.get("code") if isinstance(p, dict) else None for p in policies]
+    if not all(isinstance(p, dict) and isinstance(p.get("code"), str) for p in policies):
+        raise _invalid("policies", "each policy is an object with a code (text)", "每项政策应为带编码（文本）的对象")
+    codes = [p["code"] for p in policies]
     if len(set(codes)) != len(codes):
         raise _invalid("policies", "each code once", "政策编码不得重复")
     for p in policies:

@@ -41,6 +41,7 @@ from wecity.core.errors import ValidationFailed
 
 NUMBER, TEXT, BOOLEAN, LIST = "number", "text", "boolean", "list"
 MAX_RULE_LENGTH = 2000
+MAX_RULE_DEPTH = 100  # nesting of the expression: the evaluators recurse once a level
 
 
 class Unknown:
@@ -106,11 +107,32 @@ def compile_rule(source: Any, *, variables: Mapping[str, str], parameters: Mappi
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as e:
         raise RuleError(source, f"cannot be read: {e.msg}", f"无法解析：{e.msg}") from None
+    except (RecursionError, MemoryError):
+        raise _too_deep(source) from None
+    if _depth(tree.body) > MAX_RULE_DEPTH:
+        raise _too_deep(source)
     builder = _Builder(source, variables, parameters)
     kind, scalar, vector = builder.build(tree.body)
     if want is not None and kind != want:
         raise RuleError(source, f"gives a {kind}, not a {want}", f"结果是 {kind}，应为 {want}")
     return Compiled(source, kind, frozenset(builder.names), scalar, vector)
+
+
+def _too_deep(source: str) -> RuleError:
+    return RuleError(source[:40] + "…", f"nested more than {MAX_RULE_DEPTH} levels deep",
+                     f"嵌套超过 {MAX_RULE_DEPTH} 层")
+
+
+def _depth(node: ast.AST) -> int:
+    """How deep the expression nests (walked without recursion: the tree may be deep)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        here, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_RULE_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(here))
+    return deepest
 
 
 _Scalar = Callable[[Mapping[str, Any]], Any]
@@ -141,7 +163,12 @@ class _Builder:
         if isinstance(value, bool):
             kind = BOOLEAN
         elif isinstance(value, int | float):
-            kind, value = NUMBER, float(value)
+            try:
+                kind, value = NUMBER, float(value)
+            except OverflowError:
+                raise self.fail(f"the number {str(value)[:20]}… is too large", f"数字 {str(value)[:20]}… 过大") from None
+            if value in (float("inf"), float("-inf")):
+                raise self.fail("a number too large", "数字过大")
         elif isinstance(value, str):
             kind = TEXT
         else:

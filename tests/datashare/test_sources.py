@@ -149,3 +149,14 @@ def test_every_source_names_its_rows_for_the_audit_log_once_each(catalogued: Cit
                     .scalar_one()["records"])
 
     assert city.db.write_sync(logged) == ["entity:x", "entity:y"]
+
+
+def test_masking_keeps_the_ends_of_id_numbers_and_credit_codes_only() -> None:
+    assert access.mask("430102199001011234", "id_number") == "4301**********1234"
+    assert access.mask("43010219900101123X", "id_number") == "4301**********123X"
+    assert access.mask("91430100MA4L0XXX7Q", "credit_code") == "9143**********XX7Q"
+    assert access.mask("王小明", "holder_name") == "王**"
+    # A long text that is no ID: an address or an e-mail address keeps no tail, and hides its length.
+    assert access.mask("长沙市芙蓉区五一大道123号4栋502室", "address") == "长沙****"
+    assert access.mask("wang.xiaoming@example.com", "email") == "wa****"
+    assert access.mask("欧阳小明", "holder_name") == "欧阳****"

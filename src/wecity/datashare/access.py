@@ -109,20 +109,26 @@ def combined_filter(requested: dict[str, str], row_filter: dict[str, list[str]])
     return where
 
 
+# Resident ID numbers (18 characters, or the old 15 digits) and unified social credit codes: their first
+# four (the region) and last four (with the check character) are the usual hint.
+_ID_SHAPE = re.compile(r"\d{17}[\dXx]|\d{15}|[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}")
+
+
 def mask(value: Any, name: str) -> Any:
-    """A personal value made unrecognisable but for a hint: 138****5678, 张*, 4301**********1234. Numbers and
-    other values cannot be hinted at and are withheld (null)."""
+    """A personal value made unrecognisable but for a hint: 138****5678, 张*, 4301**********1234; other text
+    its first two characters only (an address, an e-mail address: its tail would say too much), the
+    length not shown. Numbers and other values cannot be hinted at and are withheld (null)."""
     if not isinstance(value, str) or not value:
         return None
     if len(value) == 11 and value.isdigit():  # a mobile number as usually written: the hot path
         return f"{value[:3]}****{value[-4:]}"
     if "phone" in name.lower():
         return mask_phone(normal_phone(value))
-    if len(value) >= 15:  # ID numbers, credit codes: region and check digits
+    if _ID_SHAPE.fullmatch(value):
         return value[:4] + "*" * (len(value) - 8) + value[-4:]
     if len(value) <= 3:  # a Chinese name: the family name
         return value[0] + "*" * (len(value) - 1)
-    return value[0] + "*" * (len(value) - 2) + value[-1]
+    return value[:2] + "****"
 
 
 def normal_phone(raw: str | None) -> str | None:

@@ -84,3 +84,8 @@ def test_a_dated_parameter_beginning_with_the_policy_is_taken(policy_city: City)
     check_document({"format": "wecity-policies/1", "policies": [dated]})
     assert compile_policy(dated, version=1, on=date(2026, 3, 1)).parameters == {"r": 0.3}
     assert compile_policy(dated, version=1, on=date(2026, 7, 1)).parameters == {"r": 0.4}
+    # Refused at import only: a policy stored before still compiles, so that one cannot stop the others.
+    late = {**dated, "parameters": {"r": [{"from": "2026-06-01", "value": 0.4}]}}
+    with pytest.raises(ValidationFailed):
+        check_document({"format": "wecity-policies/1", "policies": [late]})
+    assert compile_policy(late, version=1, on=date(2026, 3, 1)).parameters == {"r": 0.4}

@@ -125,8 +125,8 @@ def _text(policy: Mapping[str, Any], key: str, where: str, *, limit: int = 2000)
 
 def parameter_values(raw: Any, on: date, where: str, *, valid_from: date | None = None) -> dict[str, Any]:
     """The policy's parameters as they stand on `on`: a value, or dated values [{"from", "value"}, ...] of
-    which the latest that has begun applies (OpenFisca's dated parameters). The first of them begins no
-    later than the policy (`valid_from`): before it, the parameter would have no value."""
+    which the latest that has begun applies (OpenFisca's dated parameters). Given `valid_from` (an import),
+    the first of them begins no later than the policy: before it, the parameter would have no value."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -170,7 +170,7 @@ def compile_policy(document: Mapping[str, Any], *, version: int, on: date,
         raise _invalid(where, "basis.title_zh must name the policy text", "basis.title_zh 应写明政策文件")
     known = variables if variables is not None else declared()
     types = {name: v.type for name, v in known.items()}
-    parameters = parameter_values(document.get("parameters"), on, where, valid_from=valid_from)
+    parameters = parameter_values(document.get("parameters"), on, where)
     clash = sorted(set(parameters) & set(types))
     if clash:
         raise _invalid(where, f"parameters {clash} have the names of variables", f"参数 {clash} 与变量同名")
@@ -225,7 +225,10 @@ def check_document(document: Any) -> tuple[dict[str, Variable], list[dict[str, A
     if len(set(codes)) != len(codes):
         raise _invalid("policies", "each code once", "政策编码不得重复")
     for p in policies:
-        compile_policy(p, version=1, on=_date(p.get("valid_from"), f"policy {p.get('code')!r}"), variables=known)
+        where = f"policy {p.get('code')!r}"
+        valid_from = _date(p.get("valid_from"), where)
+        compile_policy(p, version=1, on=valid_from, variables=known)
+        parameter_values(p.get("parameters"), valid_from, where, valid_from=valid_from)
         _basis_url(p["basis"].get("url"), f"policy {p.get('code')!r}")
     return known, policies
 

@@ -113,3 +113,16 @@ def test_the_operations_page_counts_a_grant_once(policy_city: City) -> None:
     assert (figures["policy_granted"], figures["policy_applied"]) == (1, 0)
     assert figures["policy_no_application_share"] == 100.0
     assert _applications(city, firm["applicant_id"]) == [("T-WG", "approved")]
+
+
+def test_take_up_counts_an_application_once_it_is_submitted(policy_city: City) -> None:
+    """A draft opened in one click is not yet an application: the policy's take-up counts it as not taken up."""
+    city = policy_city
+    firm = _firm(city, "91430102MA4T00405", dict(COMPLETE["facts"]))
+    draft = _quick_apply(city, firm, "t-rent")
+    taken = city.db.read_sync(lambda c: queries.take_up(c, "t-rent"))
+    assert (taken["eligible"], taken["applied"], taken["not_taken_up"], taken["applications"]) == (1, 0, 1, {})
+    citizen = city.db.read_sync(lambda c: find_citizen(c, str(COMPLETE["legal_representative_phone"])))
+    city.db.write_sync(lambda c: submit(c, draft["application_id"], citizen=citizen, now=city.clock.now()))
+    taken = city.db.read_sync(lambda c: queries.take_up(c, "t-rent"))
+    assert (taken["applied"], taken["not_taken_up"], taken["applications"]) == (1, 0, {"submitted": 1})

@@ -148,18 +148,18 @@ def dry_run(conn: Connection, policy: Policy, day: date) -> dict[str, Any]:
 
 
 def take_up(conn: Connection, code: str) -> dict[str, Any]:
-    """Of the enterprises a policy finds eligible: granted without applying, applied (and how it went), and
-    not taking it up (eligible, no application)."""
+    """Of the enterprises a policy finds eligible: granted without applying, applied (submitted, and how it
+    went), and not taking it up (eligible, no application submitted: none, or a draft not sent)."""
     rows = conn.execute(sa.select(policy_matches.c.outcome, policy_matches.c.granted_at, applications.c.status)
                         .select_from(policy_matches.outerjoin(applications, applications.c.id == policy_matches.c.application_id))
                         .where(policy_matches.c.policy_code == code)).all()
     eligible = [r for r in rows if r.outcome == ELIGIBLE]
     granted = sum(1 for r in eligible if r.granted_at is not None)
-    applied = [r for r in rows if r.granted_at is None and r.status is not None]
+    applied = [r for r in rows if r.granted_at is None and r.status not in (None, "draft")]
     return {"policy": code, "eligible": len(eligible), "unknown": sum(1 for r in rows if r.outcome == UNKNOWN),
             "granted_without_application": granted,
             "applied": len(applied), "applications": dict(Counter(r.status for r in applied)),
-            "not_taken_up": sum(1 for r in eligible if r.granted_at is None and r.status is None)}
+            "not_taken_up": sum(1 for r in eligible if r.granted_at is None and r.status in (None, "draft"))}
 
 
 def register_records(conn: Connection, on: date) -> list[dict[str, Any]]:

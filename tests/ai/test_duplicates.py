@@ -15,7 +15,7 @@ from wecity.ai import duplicates
 from wecity.ai.duplicates import PHOTO_MATCH, Pair, cosine, photo_similarity, text_features
 from wecity.ai.models import ai_duplicates
 from wecity.cases import engine
-from wecity.cases.models import cases, reports
+from wecity.cases.models import cases, categories, reports
 from wecity.core.errors import NotFound
 from wecity.identity.models import users
 from wecity.identity.service import get_user, start_session
@@ -185,6 +185,32 @@ def test_a_platform_merge_is_taken_apart_on_the_case_page_and_never_made_again(c
     assert (figures["merged_by_platform"], figures["undone"]) == (0, 1)
     city.db.write_sync(lambda c: duplicates.review_case(c, second, now=city.clock.now()))
     assert tuple(_case_of(city, second)) == ("dispatched", None)  # not merged again
+
+
+def test_the_finder_waits_at_a_gap_in_case_ids_instead_of_passing_a_case_not_yet_committed(city: City) -> None:
+    """On PostgreSQL case 100 can commit after case 101: the finder stops at the gap, and takes it for a
+    rolled-back insert only once it has stood a minute."""
+
+    from wecity.ai.models import ai_cursors
+
+    assert _review(city) == 0  # the cursor starts at the newest case
+    position = city.db.read_sync(lambda c: c.execute(sa.select(ai_cursors.c.position)).scalar_one())
+
+    def add_after_a_gap(conn: sa.Connection) -> None:
+        row = conn.execute(sa.select(categories.c.code, categories.c.department_id).where(
+            categories.c.code == "garbage")).one()
+        now = city.clock.now()
+        conn.execute(cases.insert().values(id=position + 2, category_code=row.code, department_id=row.department_id,
+                                           status="dispatched", description="垃圾桶满了", source="citizen",
+                                           lat=WUYI[0], long=WUYI[1], created_at=now, updated_at=now))
+
+    city.db.write_sync(add_after_a_gap)
+    assert _review(city) == 0  # id position + 1 may still commit
+    city.clock.advance(seconds=30)
+    assert _review(city) == 0
+    city.clock.advance(seconds=31)
+    assert _review(city) == 1  # stood a minute: taken for a rolled-back insert
+    assert city.db.read_sync(lambda c: c.execute(sa.select(ai_cursors.c.position)).scalar_one()) == position + 2
 
 
 def _streetlight_pair(client: Any, city: City) -> tuple[int, int]:

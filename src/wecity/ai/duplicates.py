@@ -45,6 +45,7 @@ from wecity.ai.models import ai_cursors, ai_duplicates
 from wecity.ai.tokens import words
 from wecity.cases import engine
 from wecity.cases.choices import MERGEABLE, Source
+from wecity.cases.event_feed import in_order
 from wecity.cases.models import cases, categories, reports
 from wecity.cases.timeline import add_event
 from wecity.core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
@@ -221,6 +222,10 @@ def review_case(conn: Connection, case_id: int, *, now: datetime) -> list[dict[s
     return recorded
 
 
+# Where the cursor waits at a gap and since when (the runner's process keeps it; a restart waits again).
+_GAPS: dict[str, tuple[int | None, datetime | None]] = {}
+
+
 def review_new(conn: Connection, *, now: datetime, batch: int = BATCH) -> int:
     """The runner's job: review the cases opened since the last run (citizens' and enterprises' reports;
     sensors have their own one-case-per-device rule). Returns how many were looked at."""
@@ -230,8 +235,14 @@ def review_new(conn: Connection, *, now: datetime, batch: int = BATCH) -> int:
         position = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(cases.c.id), 0))).scalar_one())
         conn.execute(ai_cursors.insert().values(name=CURSOR, position=position))
         return 0
-    new = conn.execute(sa.select(cases.c.id, cases.c.status, cases.c.source).where(cases.c.id > position)
-                       .order_by(cases.c.id).limit(batch)).all()
+    found = conn.execute(sa.select(cases.c.id, cases.c.status, cases.c.source).where(cases.c.id > position)
+                         .order_by(cases.c.id).limit(batch)).all()
+    # On PostgreSQL a case id can commit after a higher one: the cursor waits at a gap (a minute, then takes
+    # it for a rolled-back insert) instead of passing a case it has not seen.
+    waiting_at, since = _GAPS.get(CURSOR, (None, None))
+    reached, since = in_order([r.id for r in found], position, since if waiting_at == position else None, now)
+    _GAPS[CURSOR] = (reached, since)
+    new = [r for r in found if r.id <= reached]
     for row in new:
         if row.status in {s.value for s in MERGEABLE} and row.source != Source.SENSOR.value:
             try:

@@ -27,7 +27,7 @@ from wecity.core.errors import (
     ValidationFailed,
     WeCityError,
 )
-from wecity.core.http import Ctx, client_address, one_file
+from wecity.core.http import Ctx, client_address, one_file, request_locale
 from wecity.core.jsontext import MAX_DEPTH, BadJson, parse_json
 from wecity.core.limits import parse_rule
 from wecity.core.tables import spreadsheet_text
@@ -58,8 +58,10 @@ _CKAN_TYPES = {400: "Validation Error", 403: "Authorization Error", 404: "Not Fo
 
 def ckan_error(request: Request, exc: WeCityError) -> Response:
     kind = _CKAN_TYPES.get(exc.status, "Internal Server Error" if exc.status >= 500 else "Validation Error")
+    # The message in the caller's language (`lang`, Accept-Language; Chinese by default), as every API gives it.
+    message = exc.localized(request_locale(request))
     return JSONResponse({"help": str(request.url), "success": False,
-                         "error": {"__type": kind, "message": f"{kind}: {exc.message}"}}, status_code=exc.status)
+                         "error": {"__type": kind, "message": f"{kind}: {message}"}}, status_code=exc.status)
 
 
 def _base(request: Request) -> str:

@@ -103,8 +103,10 @@ def _explained(error: Any) -> tuple[str, str]:
     if kind == "maximum":
         return f"{en.capitalize()} is at most {bound}.", f"{zh}不得大于 {bound}。"
     if kind == "required":
-        missing = ", ".join(bound) if isinstance(bound, list) else str(bound)
-        return f"Fill in {missing}.", f"请填写：{missing}。"
+        given = error.instance if isinstance(error.instance, dict) else {}
+        missing = [str(k) for k in (bound if isinstance(bound, list) else [bound]) if k not in given]
+        named = [_PARTS.get(k, (k, k)) for k in missing]
+        return (f"Fill in {', '.join(en for en, _ in named)}.", f"请填写：{'、'.join(zh for _, zh in named)}。")
     return f"{en.capitalize()}: {error.message}.", f"{zh}格式不正确（{error.message}）。"
 
 

@@ -187,6 +187,11 @@ def _object_maker(q: Query, masked: list[str]) -> Callable[[tuple[Any, ...]], di
     return maker
 
 
+# A filter's type as its error names it: English (with its article), Chinese.
+_FILTER_TYPES = {"integer": ("an integer", "整数"), "number": ("a number", "数字"),
+                 "boolean": ("true or false", "是/否值（true 或 false）")}
+
+
 def _typed(value: str, kind: str, name: str) -> Any:
     try:
         if kind == "integer":
@@ -196,7 +201,8 @@ def _typed(value: str, kind: str, name: str) -> Any:
         if kind == "boolean":
             return {"true": True, "false": False}[value.lower()]
     except (ValueError, KeyError):
-        raise ValidationFailed(f"{name}={value!r} is not a {kind}", message_zh=f"{name}={value!r} 不是有效的{kind}值",
+        en, zh = _FILTER_TYPES[kind]
+        raise ValidationFailed(f"{name}={value!r} is not {en}", message_zh=f"{name}={value!r} 不是有效的{zh}",
                                code="datashare.bad_filter") from None
     if kind in ("date", "datetime", "geometry"):
         raise ValidationFailed(f"{name}: rows are filtered by equal values of text, number and yes/no fields",

@@ -21,11 +21,14 @@ TEXT = {
     "zh-CN": {"log_in": "登录", "acknowledge": "签收", "recategorise": "更改类别", "category": "占道经营",
               "template": "通用办结回复", "fields": ("处置措施", "完成时间"), "resolve": "办结",
               "unfilled": "请填写回复中的所有字段", "resolved": "已办结", "merged": "已并单",
-              "where": (28.2050, 112.9900), "escalated": "催办"},
+              "where": (28.2050, 112.9900), "escalated": "催办", "unmerge": "撤销并单（不是同一问题）",
+              "why": "两处垃圾不是同一堆", "acknowledged": "已签收", "dispatched": "已派遣"},
     "en-US": {"log_in": "Log in", "acknowledge": "Acknowledge", "recategorise": "Change the category",
               "category": "Street vending on the road", "template": "General resolution",
               "fields": ("measures", "finished at"), "resolve": "Resolve", "unfilled": "Fill in every field of the reply",
-              "resolved": "Resolved", "merged": "Merged", "where": (28.1700, 112.9900), "escalated": "Escalated"},
+              "resolved": "Resolved", "merged": "Merged", "where": (28.1700, 112.9900), "escalated": "Escalated",
+              "unmerge": "Take out of the merge (not the same problem)", "why": "Two different piles",
+              "acknowledged": "Acknowledged", "dispatched": "Dispatched"},
 }
 
 
@@ -118,12 +121,22 @@ def test_a_handler_refiles_replies_merges_and_reads_the_inbox(pages: Any, locale
     handler.goto(f"/staff/cases/{newer}")
     assert handler.locator("#case-status").inner_text() == t["merged"]
 
-    # 4. The inbox holds the department's escalated cases, and the menu says how many wait.
+    # 4. It was not the same pile after all: the handler takes it out of the merge, saying why.
+    form = handler.locator("form[data-action=unmerge]")
+    form.locator("[name=note]").fill(t["why"])
+    shot(handler, f"tools-{tag}-4-unmerge")
+    form.get_by_role("button", name=t["unmerge"]).click()
+    handler.wait_for_url(f"**/staff/cases/{newer}?done=unmerge")
+    assert handler.locator("#case-status").inner_text() in (t["dispatched"], t["acknowledged"])
+    assert handler.locator("form[data-action=unmerge]").count() == 0
+    assert t["why"] not in handler.locator("#case-status").inner_text()
+
+    # 5. The inbox holds the department's escalated cases, and the menu says how many wait.
     handler.goto("/staff/inbox")
     escalated = handler.locator("#escalated .case-card")
     assert escalated.count() >= 1
     assert t["escalated"] in escalated.first.inner_text()
     count = handler.locator(".main-nav .nav-count")
     assert int(count.get_attribute("data-count") or 0) >= escalated.count()
-    shot(handler, f"tools-{tag}-4-inbox")
+    shot(handler, f"tools-{tag}-5-inbox")
     assert a11y.problems(handler) == []

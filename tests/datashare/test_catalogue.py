@@ -177,3 +177,25 @@ def test_a_name_of_digits_only_is_refused_so_that_no_name_shadows_a_dataset_s_nu
     assert "digits" in _refused(catalogued, doc)
     with make_client(catalogued) as client:
         assert client.get(f"/api/v1/datasets/{last['id']}").json()["name"] == last["name"]
+
+
+def test_a_search_while_a_dataset_is_published_does_not_keep_the_old_catalogue(
+        catalogued: City, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search between the publishing transaction's own cache drop and its commit loads the catalogue as
+    it was; the cache is dropped again once the change is committed, so the change shows at once."""
+    from wecity.datashare import queries
+
+    doc = _doc(catalogued)
+    real = catalogue.publish
+
+    def publish_while_someone_searches(conn: sa.Connection, document: dict[str, Any], *, now: Any) -> int:
+        found = real(conn, document, now=now)
+        catalogued.db.read_sync(queries.published)  # another request, seeing what is committed
+        return found
+
+    monkeypatch.setattr(catalogue, "publish", publish_while_someone_searches)
+    with make_client(catalogued) as client:
+        done = client.put("/api/v1/datasets/air-quality", json={**doc, "title_en": "Air, renamed"},
+                          headers=_session(catalogued, "admin"))
+        assert done.status_code == 200, done.text
+        assert client.get("/api/v1/datasets/air-quality").json()["title_en"] == "Air, renamed"

@@ -235,7 +235,9 @@ async def publish_dataset(ctx: Ctx, user: CurrentStaff, name: str, body: dict[st
         record_audit(conn, at=now, actor=f"user:{user.username}", action="dataset.publish", target=f"dataset:{name}")
         return queries.dataset(conn, name)
 
-    return await ctx.db.write(run)
+    published = await ctx.db.write(run)
+    await catalogue.forget_cached(ctx.db)
+    return published
 
 
 @router.post("/api/v1/datasets/{name}/rows", summary="Upload a dataset's rows as CSV or XLSX (multipart `file`): "
@@ -251,7 +253,9 @@ async def upload_rows(request: Request, ctx: Ctx, user: CurrentStaff, name: str)
                      target=f"dataset:{d['name']}", detail={"rows": count})
         return {"dataset": d["name"], "rows": count}
 
-    return await ctx.db.write(run)
+    uploaded = await ctx.db.write(run)
+    await catalogue.forget_cached(ctx.db)
+    return uploaded
 
 
 async def checked_upload(request: Request, ctx: Any, user: StaffUser, d: dict[str, Any]) -> list[dict[str, Any]]:

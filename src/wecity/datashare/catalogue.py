@@ -168,6 +168,13 @@ def may_publish(conn: sa.Connection, department_id: int | None, doc: Any, roles:
                                code="datashare.open_data_supervisor")
 
 
+async def forget_cached(db: Any) -> None:
+    """Drop this process's cached catalogue once a change is committed. The change's own transaction drops
+    it too, but before its commit: a search in between would load the old catalogue and keep it for the
+    cache's lifetime."""
+    await db.read(lambda conn: cache.invalidate(conn, CATALOGUE_CACHE))
+
+
 def publish(conn: sa.Connection, doc: dict[str, Any], *, now: datetime) -> int:
     """Publish a dataset, or update the one of that name; returns its id."""
     check_dataset(conn, doc)

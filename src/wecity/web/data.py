@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from wecity.core.errors import NotFound, WeCityError
 from wecity.core.http import client_address, request_locale, with_retry_after
 from wecity.datashare import queries, sources
-from wecity.datashare.catalogue import THEMES
+from wecity.datashare.catalogue import THEMES, forget_cached
 from wecity.datashare.dcat import access_right, data_api_url
 from wecity.datashare.requests import department_of
 from wecity.identity.deps import OptionalStaff
@@ -121,6 +121,7 @@ async def upload_rows(request: Request, user: OptionalStaff, name: str) -> Respo
             return count
 
         count = await ctx.db.write(run)
+        await forget_cached(ctx.db)
     except NotFound:
         return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
                     message=_("There is no such dataset."))

@@ -467,3 +467,66 @@ def test_a_grant_and_a_refusal_at_the_same_moment_are_taken_one_after_the_other(
     state = city.db.read_sync(lambda c: c.execute(sa.select(data_requests.c.state).where(
         data_requests.c.id == request_id)).scalar_one())
     assert state == "granted"
+
+
+def test_two_revocations_or_two_uploads_at_the_same_moment_are_taken_one_after_the_other(catalogued: City) -> None:
+    """On PostgreSQL: the grant's (or the dataset's) row is locked, so a second revocation finds the grant
+    revoked (409) and a second upload waits and replaces the rows after the first, instead of a 500."""
+    import threading
+
+    from wecity.core.errors import Conflict
+    from wecity.datashare import queries, requests, uploads
+    from wecity.identity.service import _staff_user
+
+    city = catalogued
+    if city.backend != "postgres":
+        pytest.skip("SQLite has one writer: two writes cannot overlap there")
+    with make_client(city) as client:
+        made = client.post("/api/v1/data-requests", json=ASKED, headers=_staff(city, "zhujian")).json()
+        grant_id = client.post(f"/api/v1/data-requests/{made['id']}/decision", headers=_staff(city, "supervisor"),
+                               json={"decision": "grant", "reasons": "符合条件"}).json()["grant"]["id"]
+    lead = city.db.read_sync(lambda c: _staff_user(c.execute(sa.select(users).where(users.c.username == "supervisor")).one()))
+    now = city.clock.now()
+    outcomes: list[str] = []
+    first_holds = threading.Event()
+
+    def revoke_too() -> None:
+        first_holds.wait(10)
+        try:
+            city.db.write_sync(lambda c: requests.revoke(c, grant_id, lead, "第二次撤销", now=now))
+            outcomes.append("revoked")
+        except Conflict:
+            outcomes.append("conflict")
+
+    second = threading.Thread(target=revoke_too)
+    second.start()
+    with city.db.engine.begin() as conn:
+        requests.revoke(conn, grant_id, lead, "第一次撤销", now=now)
+        first_holds.set()
+        second.join(1.0)
+        assert second.is_alive()
+    second.join(10)
+    assert outcomes == ["conflict"]
+
+    d = city.db.read_sync(lambda c: queries.dataset(c, "service-standards"))
+    row = {f["name"]: None for f in d["fields"]}
+    failures: list[Exception] = []
+    first_holds.clear()
+
+    def upload_too() -> None:
+        first_holds.wait(10)
+        try:
+            city.db.write_sync(lambda c: uploads.replace_rows(c, d, [{**row, "category": "second"}], now=now))
+        except Exception as exc:  # noqa: BLE001 -- the failure is what is asserted
+            failures.append(exc)
+
+    second = threading.Thread(target=upload_too)
+    second.start()
+    with city.db.engine.begin() as conn:
+        uploads.replace_rows(conn, d, [{**row, "category": "first"}], now=now)
+        first_holds.set()
+        second.join(1.0)
+        assert second.is_alive()
+    second.join(10)
+    assert failures == []
+    assert [r["category"] for r in city.db.read_sync(lambda c: uploads.uploaded_rows(c, d["id"]))] == ["second"]

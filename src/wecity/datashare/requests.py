@@ -355,7 +355,9 @@ def withdraw(conn: Connection, request_id: int, user: StaffUser, *, now: datetim
 
 
 def _grant(conn: Connection, grant_id: int) -> Any:
-    row = conn.execute(sa.select(data_grants).where(data_grants.c.id == grant_id)).first()
+    """The grant, locked for the rest of the transaction (FOR UPDATE): two revocations at once are taken one
+    after the other, and the second finds it revoked."""
+    row = conn.execute(sa.select(data_grants).where(data_grants.c.id == grant_id).with_for_update()).first()
     if row is None:
         raise NotFound(f"no data grant {grant_id}", message_zh=f"数据共享授权 {grant_id} 不存在")
     return row

@@ -135,7 +135,10 @@ def parse_rows(d: dict[str, Any], cells: list[list[Any]], *, zone: ZoneInfo) -> 
 
 
 def replace_rows(conn: Connection, d: dict[str, Any], rows: list[dict[str, Any]], *, now: datetime) -> int:
-    """The dataset's rows become `rows`, in one transaction; how many."""
+    """The dataset's rows become `rows`, in one transaction; how many. The dataset's row is locked first
+    (FOR UPDATE; SQLite has one writer anyway): two uploads at once replace the rows one after the other,
+    where both deleting and then inserting the same positions was a primary-key violation."""
+    conn.execute(sa.select(datasets.c.id).where(datasets.c.id == d["id"]).with_for_update())
     conn.execute(dataset_rows.delete().where(dataset_rows.c.dataset_id == d["id"]))
     if rows:
         conn.execute(dataset_rows.insert(), [{"dataset_id": d["id"], "position": i, "row": r}

@@ -160,6 +160,46 @@ def test_a_policy_grants_only_under_a_matter_of_its_own_department(api: TestClie
     assert api.get("/api/v1/policies/t-borrowed").status_code == 404
 
 
+def test_a_refused_or_malformed_policy_import_never_takes_the_writer(api: TestClient, policy_city: City,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rights and the document are checked in a read transaction, before the database's one writer is
+    asked for."""
+    headers = {user: staff(policy_city, user) for user in ("chengguan-lead", "admin")}
+    writes: list[object] = []
+    real_write = policy_city.db.write
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        writes.append(args[0])
+        return await real_write(*args, **kwargs)
+
+    monkeypatch.setattr(policy_city.db, "write", counted)
+    refused = api.post("/api/v1/policies", json=POLICIES, headers=headers["chengguan-lead"])
+    assert refused.status_code == 403
+    broken = {"format": "wecity-policies/1", "policies": [{**RETENTION, "conditions": [
+        {**RETENTION["conditions"][0], "rule": "no_such_variable > 1"}]}]}
+    assert api.post("/api/v1/policies", json=broken, headers=headers["admin"]).status_code == 400
+    assert writes == []
+    assert api.post("/api/v1/policies", json=POLICIES, headers=headers["admin"]).status_code == 200
+    assert len(writes) == 1
+
+
+def test_dry_runs_are_rate_limited_per_staff_member(api: TestClient, policy_city: City,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each evaluates the whole register: the API's and the policy page's count together."""
+    from wecity.core.limits import parse_rule
+    from wecity.enterprise import api as enterprise_api
+
+    monkeypatch.setattr(enterprise_api, "DRY_RUN_LIMIT", parse_rule("2/minute"))
+    headers = staff(policy_city, "chengguan")
+    assert api.post("/api/v1/policies/t-wengang/dry-run", json={}, headers=headers).status_code == 200
+    assert api.get("/staff/policies/t-wengang", headers=headers).status_code == 200
+    over = api.post("/api/v1/policies/t-wengang/dry-run", json={}, headers=headers)
+    assert over.status_code == 429 and "Retry-After" in over.headers
+    assert api.get("/staff/policies/t-wengang", headers=headers).status_code == 429
+    # Another staff member has their own.
+    assert api.post("/api/v1/policies/t-wengang/dry-run", json={}, headers=staff(policy_city, "admin")).status_code == 200
+
+
 def test_enterprise_requests_go_through_the_one_intake(api: TestClient, policy_city: City, firm: dict[str, object]) -> None:
     from wecity.enterprise.appeals import seed_business_categories
     from wecity.identity.service import add_department

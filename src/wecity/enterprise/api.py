@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from wecity.core.errors import PermissionDenied, ValidationFailed
 from wecity.core.http import ONE_FILE_BODY, Ctx, client_address, id_param, one_file
+from wecity.core.limits import parse_rule
 from wecity.enterprise import accounts, appeals, benefits, catalogue, queries
 from wecity.enterprise import (
     register as the_register,  # not `register`: the app factory calls a module's register()
@@ -40,6 +41,9 @@ PolicyCode = Annotated[str, PathParam(min_length=2, max_length=64, pattern=r"^[a
 ApplicantId = Annotated[int, id_param("the enterprise's applicant id")]
 EnterpriseId = Annotated[int, id_param("enterprise id")]
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
+# A dry run reads and evaluates the whole register (seconds on a big city's): per staff member, as the API's
+# POST /policies/{code}/dry-run and the policy officer's page of one policy count them together.
+DRY_RUN_LIMIT = parse_rule("30/minute,500/day")
 
 
 def _may_write_register(user: StaffUser) -> None:
@@ -253,19 +257,31 @@ async def import_enterprises(request: Request, ctx: Ctx, user: CurrentStaff) -> 
 async def import_policies(ctx: Ctx, user: CurrentStaff, body: dict[str, Any]) -> dict[str, int]:
     now = ctx.clock.now()
 
+    def may_import(conn: sa.Connection) -> None:
+        if user.has(Role.ADMIN):
+            return
+        own = conn.execute(sa.select(departments.c.code).where(departments.c.id == user.department_id)).scalar()
+        given = [p for p in body.get("policies", []) if isinstance(p, dict)] \
+            if isinstance(body.get("policies"), list) else []
+        theirs = {p.get("department") for p in given}
+        # A policy already imported stays its department's: the stored department decides, not the document.
+        codes = [p["code"] for p in given if isinstance(p.get("code"), str)]
+        theirs |= set(conn.execute(sa.select(policies.c.department_code).where(policies.c.code.in_(codes)))
+                      .scalars()) if codes else set()
+        if not user.has(Role.SUPERVISOR) or theirs - {own}:
+            raise PermissionDenied("a department's supervisors import its own policies; administrators any",
+                                   message_zh="仅本部门督办可导入本部门政策，管理员可导入全部", code="enterprise.not_allowed")
+
+    def check(conn: sa.Connection) -> None:
+        may_import(conn)
+        catalogue.check_import(conn, body)
+
+    # The rights and the whole document are checked in a read transaction, so that a refused or malformed
+    # import never holds the database's one writer; the write checks both again (they may have moved).
+    await ctx.db.read(check)
+
     def run(conn: sa.Connection) -> dict[str, int]:
-        if not user.has(Role.ADMIN):
-            own = conn.execute(sa.select(departments.c.code).where(departments.c.id == user.department_id)).scalar()
-            given = [p for p in body.get("policies", []) if isinstance(p, dict)] \
-                if isinstance(body.get("policies"), list) else []
-            theirs = {p.get("department") for p in given}
-            # A policy already imported stays its department's: the stored department decides, not the document.
-            codes = [p["code"] for p in given if isinstance(p.get("code"), str)]
-            theirs |= set(conn.execute(sa.select(policies.c.department_code).where(policies.c.code.in_(codes)))
-                          .scalars()) if codes else set()
-            if not user.has(Role.SUPERVISOR) or theirs - {own}:
-                raise PermissionDenied("a department's supervisors import its own policies; administrators any",
-                                       message_zh="仅本部门督办可导入本部门政策，管理员可导入全部", code="enterprise.not_allowed")
+        may_import(conn)
         counts = catalogue.import_policies(conn, body, now=now, actor=f"user:{user.username}")
         record_audit(conn, at=now, actor=f"user:{user.username}", action="policy.import", target="policies",
                      detail=counts)
@@ -283,6 +299,7 @@ class DryRun(BaseModel):
              summary="What a policy (or a change to it) would say of the whole register: counts by outcome, the "
                      "amount in total, the conditions that fail most and the data most missing — nothing is written")
 async def dry_run(ctx: Ctx, user: CurrentStaff, code: PolicyCode, body: DryRun) -> dict[str, Any]:
+    await ctx.limits.hit("policy_dry_run", f"user:{user.id}", DRY_RUN_LIMIT)
     day = body.on if body.on is not None else await ctx.db.read(city_today, ctx.clock.now())
 
     def run(conn: sa.Connection) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from wecity.core.errors import NotFound, ValidationFailed
 from wecity.enterprise.models import policies, policy_variables, policy_versions
 from wecity.enterprise.policies import FORMAT, Policy, check_document, compile_policy
 from wecity.enterprise.register import known_variables
-from wecity.enterprise.variables import PACKAGED
+from wecity.enterprise.variables import PACKAGED, Variable
 from wecity.govservice.models import matters
 from wecity.identity.models import departments
 
@@ -29,8 +29,10 @@ def _canonical(document: Any) -> str:
     return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def import_policies(conn: Connection, document: Any, *, now: datetime, actor: str) -> dict[str, int]:
-    """Load a policy document: all or nothing. Returns how many policies were added, changed, unchanged."""
+def check_import(conn: Connection, document: Any) -> tuple[dict[str, Variable], list[dict[str, Any]]]:
+    """A policy document checked whole against what is stored (its variables, departments and matters), as
+    `import_policies` checks it, writing nothing: (the variables, with those declared before, by name; the
+    policies)."""
     extra = [dict(r._mapping) for r in conn.execute(sa.select(policy_variables))]
     known_extra = {v["name"]: v for v in extra}
     if isinstance(document, dict) and isinstance(document.get("variables"), list):
@@ -69,6 +71,13 @@ def import_policies(conn: Connection, document: Any, *, now: datetime, actor: st
                 message_zh=f"政策 {p['code']}：事项 {p['matter']} 属于部门 {matter_departments[p['matter']]}，"
                            f"不属于本政策的部门 {p['department']}",
                 code="enterprise.bad_policy")
+    return variables, found
+
+
+def import_policies(conn: Connection, document: Any, *, now: datetime, actor: str) -> dict[str, int]:
+    """Load a policy document: all or nothing. Returns how many policies were added, changed, unchanged."""
+    variables, found = check_import(conn, document)
+    known_extra = {r.name for r in conn.execute(sa.select(policy_variables.c.name))}
     for v in variables.values():
         if v.name in PACKAGED:
             continue

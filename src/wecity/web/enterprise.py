@@ -23,6 +23,7 @@ from wecity.core import csrf
 from wecity.core.errors import NotFound, WeCityError
 from wecity.core.http import request_locale, with_retry_after
 from wecity.enterprise import accounts, appeals, benefits, catalogue, queries
+from wecity.enterprise import api as enterprise_api
 from wecity.geo.service import city_today
 from wecity.identity.applicants import Applicant, enterprises_of
 from wecity.identity.deps import OptionalStaff
@@ -193,6 +194,11 @@ async def staff_policy(request: Request, user: OptionalStaff, code: str) -> Resp
     if user is None:
         return login_redirect(request)
     ctx = request.app.state.ctx
+    try:  # the page runs the policy over the whole register: counted with the API's dry runs
+        await ctx.limits.hit("policy_dry_run", f"user:{user.id}", enterprise_api.DRY_RUN_LIMIT)
+    except WeCityError as exc:
+        return with_retry_after(page(request, "web/error.html", user=user, status=exc.status, title="429",
+                                     message=exc.localized(request_locale(request))), exc)
     today = await ctx.db.read(city_today, ctx.clock.now())
 
     def read(conn: sa.Connection) -> dict[str, Any]:

@@ -61,3 +61,28 @@ def test_a_change_of_legal_representative_is_audited(policy_city: City, firm: di
     assert successor is not None
     last = city.db.read_sync(entries)[-1]
     assert (last.actor, last.detail) == ("user:supervisor", {"old": [former.id], "new": successor.id})
+
+
+def test_a_refused_value_is_explained_in_chinese_too() -> None:
+    import re
+
+    import pytest
+
+    from wecity.core.errors import ValidationFailed
+    from wecity.enterprise.policies import check_document
+    from wecity.enterprise.variables import declared
+
+    data = {"credit_code": "x", "name": "甲", "employees": "abc", "revenue": -1, "registered_on": "yesterday",
+            "facts": {"serious_violation": "perhaps", "layoff_rate": "1e999"}}
+    _, _, errors = register.check_profile(data, districts=set(), variables=declared())
+    by_field = {field: zh for field, _, zh in errors}
+    for field in ("employees", "revenue", "registered_on", "serious_violation", "layoff_rate"):
+        reason = by_field[field].split("无效：")[-1]
+        assert reason and not re.search(r"[a-z]", reason), (field, by_field[field])  # YYYY-MM-DD aside
+    with pytest.raises(ValidationFailed) as e:
+        check_document({"format": "wecity-policies/1", "variables": [{"name": "x"}], "policies": []})
+    assert e.value.message_zh == "variables：每个变量应为含 name、type、label_zh、label_en 的对象"
+    with pytest.raises(ValidationFailed) as e:
+        check_document({"format": "wecity-policies/1", "policies": [],
+                        "variables": [{"name": "employees", "type": "text", "label_zh": "人", "label_en": "P"}]})
+    assert e.value.message_zh == "variables：不得改变已有变量的类型"

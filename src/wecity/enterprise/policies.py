@@ -212,8 +212,11 @@ def check_document(document: Any) -> tuple[dict[str, Variable], list[dict[str, A
                                code="enterprise.bad_policy")
     try:
         known = declared(document.get("variables"))
-    except (KeyError, TypeError, ValueError) as e:
-        raise _invalid("variables", str(e), str(e)) from None
+    except ValueError as e:  # a packaged variable declared with another type
+        raise _invalid("variables", str(e), "不得改变已有变量的类型") from None
+    except (KeyError, TypeError, AttributeError) as e:
+        raise _invalid("variables", f"each variable is an object with name, type, label_zh and label_en ({e!r})",
+                       "每个变量应为含 name、type、label_zh、label_en 的对象") from None
     if any(v.type not in ("number", "text", "boolean", "list") for v in known.values()):
         raise _invalid("variables", "a variable's type is number, text, boolean or list", "变量类型应为 number、text、boolean 或 list")
     policies = document.get("policies")

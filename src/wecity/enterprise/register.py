@@ -71,8 +71,16 @@ def known_variables(conn: Connection) -> dict[str, Variable]:
     return declared(extra)
 
 
+class _Bad(ValueError):
+    """Why a value is not of its field's type, in both languages."""
+
+    def __init__(self, en: str, zh: str) -> None:
+        super().__init__(en)
+        self.zh = zh
+
+
 def _convert(value: Any, kind: str, *, signed: bool = False) -> Any:
-    """A cell or JSON value as its field's type; ValueError with the reason otherwise. Empty is None.
+    """A cell or JSON value as its field's type; _Bad with the reason otherwise. Empty is None.
     Numbers of the register's own fields are zero or more; facts (a growth rate) may be negative."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -81,15 +89,18 @@ def _convert(value: Any, kind: str, *, signed: bool = False) -> Any:
         return sorted({str(i).strip() for i in items if str(i).strip()})
     if kind in ("integer", "number"):
         if isinstance(value, bool):
-            raise ValueError("not a number")
-        number = float(str(value).replace(",", "").strip()) if not isinstance(value, int | float) else float(value)
+            raise _Bad("not a number", "不是数字")
+        try:
+            number = float(str(value).replace(",", "").strip()) if not isinstance(value, int | float) else float(value)
+        except (ValueError, OverflowError):
+            raise _Bad("not a number", "不是数字") from None
         if number != number or number in (float("inf"), float("-inf")):
-            raise ValueError("not a finite number")
+            raise _Bad("not a finite number", "不是有限的数字")
         if number < 0 and not signed:
-            raise ValueError("not a number of zero or more")
+            raise _Bad("not a number of zero or more", "应为零或正数")
         if kind == "integer":
             if number != int(number):
-                raise ValueError("not a whole number")
+                raise _Bad("not a whole number", "不是整数")
             return int(number)
         return number
     if kind == "boolean":
@@ -100,13 +111,16 @@ def _convert(value: Any, kind: str, *, signed: bool = False) -> Any:
             return True
         if text in _FALSE:
             return False
-        raise ValueError("not yes or no")
+        raise _Bad("not yes or no", "应为是或否")
     if kind == "date":
         if isinstance(value, datetime):
             return value.date()
         if isinstance(value, date):
             return value
-        return date.fromisoformat(str(value).strip()[:10])
+        try:
+            return date.fromisoformat(str(value).strip()[:10])
+        except ValueError:
+            raise _Bad("not a date (YYYY-MM-DD)", "不是日期（YYYY-MM-DD）") from None
     return str(value).strip()
 
 
@@ -132,8 +146,11 @@ def check_profile(data: Mapping[str, Any], *, districts: set[str], variables: Ma
         kind = field.kind if field else {NUMBER: "number", BOOLEAN: "boolean", LIST: "list"}.get(variable.type, "text")  # type: ignore[union-attr]
         try:
             converted = _convert(value, kind, signed=field is None)
+        except _Bad as e:
+            errors.append((name, f"{value!r}: {e}", f"{value!r} 无效：{e.zh}"))
+            continue
         except (ValueError, TypeError) as e:
-            errors.append((name, f"{value!r}: {e}", f"{value!r} 无效：{e}"))
+            errors.append((name, f"{value!r}: {e}", f"{value!r} 无效：类型不符"))
             continue
         if field is None:
             facts[name] = converted

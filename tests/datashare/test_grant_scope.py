@@ -139,3 +139,19 @@ def test_a_page_is_read_outside_the_writer_and_served_within_the_grant_as_it_is_
     outcomes = city.db.read_sync(lambda c: [r.outcome for r in c.execute(
         sa.select(data_accesses.c.outcome).order_by(data_accesses.c.id))])
     assert outcomes == ["ok", "revoked"]
+
+
+def test_requests_and_grants_are_listed_page_by_page_with_their_real_total(catalogued: City) -> None:
+    city = catalogued
+    with make_client(city) as client:
+        made = [_granted(client, city, {"dataset": "city-cases", "purpose": f"道路安全巡查 {i}", "fields": ["case_id"],
+                                        "days": 30}, {"decision": "grant", "reasons": "符合条件"})[1] for i in range(3)]
+        zhujian = _staff(city, "zhujian")
+        for path, key in (("/api/v1/data-requests", "requests"), ("/api/v1/data-grants", "grants")):
+            first = client.get(path, params={"limit": 2}, headers=zhujian).json()
+            rest = client.get(path, params={"limit": 2, "offset": 2}, headers=zhujian).json()
+            assert (first["count"], len(first[key]), rest["count"], len(rest[key])) == (3, 2, 3, 1), path
+            assert len({item["id"] for item in first[key] + rest[key]}) == 3
+        grants = client.get("/api/v1/data-grants", params={"limit": 2, "offset": 1}, headers=zhujian).json()["grants"]
+        assert [g["id"] for g in grants] == sorted(made, reverse=True)[1:]
+        assert client.get("/api/v1/data-grants", params={"limit": 0}, headers=zhujian).status_code == 400

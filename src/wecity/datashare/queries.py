@@ -132,21 +132,37 @@ def _requests_query() -> sa.Select[Any]:
                          .outerjoin(data_grants, data_grants.c.request_id == data_requests.c.id)))
 
 
-def data_requests_for(conn: Connection, *, today: date, department: str | None = None, side: str = "both",
-                      state: str | None = None, overdue_only: bool = False, limit: int = 200) -> list[dict[str, Any]]:
-    """Requests made by (side "requester") or to ("provider") a department, or both; all of them when no
-    department is given (the coordinating department's overview). Newest first."""
-    query = _requests_query().order_by(data_requests.c.id.desc()).limit(min(limit, MAX_PAGE))
+def _requests_where(today: date, department: str | None, side: str, state: str | None,
+                    overdue_only: bool) -> list[sa.ColumnElement[bool]]:
+    conditions = []
     if department is not None:
         made, asked = data_requests.c.requester == department, data_requests.c.provider == department
-        query = query.where(made if side == "requester" else asked if side == "provider" else sa.or_(made, asked))
+        conditions.append(made if side == "requester" else asked if side == "provider" else sa.or_(made, asked))
     if state:
-        query = query.where(data_requests.c.state == state)
+        conditions.append(data_requests.c.state == state)
     if overdue_only:
-        query = query.where(data_requests.c.state == "submitted", data_requests.c.due_on < today)
+        conditions += [data_requests.c.state == "submitted", data_requests.c.due_on < today]
+    return conditions
+
+
+def data_requests_for(conn: Connection, *, today: date, department: str | None = None, side: str = "both",
+                      state: str | None = None, overdue_only: bool = False, limit: int = 200,
+                      offset: int = 0) -> list[dict[str, Any]]:
+    """Requests made by (side "requester") or to ("provider") a department, or both; all of them when no
+    department is given (the coordinating department's overview). Newest first, one page
+    (`count_data_requests` says how many there are in all)."""
+    query = (_requests_query().where(*_requests_where(today, department, side, state, overdue_only))
+             .order_by(data_requests.c.id.desc()).limit(min(limit, MAX_PAGE)).offset(max(offset, 0)))
     names = _department_names(conn)
     zone = city_timezone(conn)
     return [_request_row(r, names, today, zone) for r in conn.execute(query)]
+
+
+def count_data_requests(conn: Connection, *, today: date, department: str | None = None, side: str = "both",
+                        state: str | None = None, overdue_only: bool = False) -> int:
+    """How many requests `data_requests_for` pages through."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(data_requests).where(
+        *_requests_where(today, department, side, state, overdue_only))).scalar_one())
 
 
 def request_counts(conn: Connection, *, today: date) -> dict[str, int]:
@@ -186,18 +202,32 @@ def grant_view(g: Any, now: datetime, names: dict[str, tuple[str, str]] | None =
     return out
 
 
+def _grants_where(department: str | None, side: str) -> list[sa.ColumnElement[bool]]:
+    if department is None:
+        return []
+    held, given = data_grants.c.grantee == department, datasets.c.publisher == department
+    return [held if side == "grantee" else given if side == "provider" else sa.or_(held, given)]
+
+
+_GRANTS_JOINED = data_grants.join(datasets, datasets.c.id == data_grants.c.dataset_id)
+
+
 def data_grants_for(conn: Connection, *, now: datetime, department: str | None = None, side: str = "both",
-                    limit: int = 200) -> list[dict[str, Any]]:
-    """Grants a department holds (side "grantee"), has given ("provider"), or both; all with no department."""
+                    limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+    """Grants a department holds (side "grantee"), has given ("provider"), or both; all with no department.
+    Newest first, one page (`count_data_grants` says how many there are in all)."""
     query = (sa.select(data_grants, datasets.c.name.label("dataset"), datasets.c.title_zh, datasets.c.title_en,
                        datasets.c.publisher)
-             .select_from(data_grants.join(datasets, datasets.c.id == data_grants.c.dataset_id))
-             .order_by(data_grants.c.id.desc()).limit(min(limit, MAX_PAGE)))
-    if department is not None:
-        held, given = data_grants.c.grantee == department, datasets.c.publisher == department
-        query = query.where(held if side == "grantee" else given if side == "provider" else sa.or_(held, given))
+             .select_from(_GRANTS_JOINED).where(*_grants_where(department, side))
+             .order_by(data_grants.c.id.desc()).limit(min(limit, MAX_PAGE)).offset(max(offset, 0)))
     names = _department_names(conn)
     return [grant_view(g, now, names) for g in conn.execute(query)]
+
+
+def count_data_grants(conn: Connection, *, department: str | None = None, side: str = "both") -> int:
+    """How many grants `data_grants_for` pages through."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(_GRANTS_JOINED)
+                            .where(*_grants_where(department, side))).scalar_one())
 
 
 def data_grant(conn: Connection, grant_id: int, *, now: datetime) -> dict[str, Any]:

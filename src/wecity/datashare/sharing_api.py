@@ -44,7 +44,8 @@ async def create_request(ctx: Ctx, user: CurrentStaff, body: dict[str, Any]) -> 
 @router.get("/api/v1/data-requests", summary="Requests made by or to your department (all: coordinating department)")
 async def list_requests(ctx: Ctx, user: CurrentStaff, side: Literal["both", "requester", "provider", "all"] = "both",
                         state: Annotated[str | None, Query(pattern="^(submitted|granted|refused|withdrawn)$")] = None,
-                        overdue: bool = False) -> dict[str, Any]:
+                        overdue: bool = False, limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> dict[str, Any]:
     now = ctx.clock.now()
 
     def run(conn: Any) -> dict[str, Any]:
@@ -53,9 +54,12 @@ async def list_requests(ctx: Ctx, user: CurrentStaff, side: Literal["both", "req
             raise PermissionDenied("every department's requests are the coordinating department's to see",
                                    message_zh="仅数据共享协调部门可查看全部申请", code="datashare.not_coordinator")
         dept = None if side == "all" else own
-        items = queries.data_requests_for(conn, today=city_today(conn, now), department=dept, side=side, state=state,
-                                          overdue_only=overdue)
-        return {"count": len(items), "requests": items}
+        today = city_today(conn, now)
+        items = queries.data_requests_for(conn, today=today, department=dept, side=side, state=state,
+                                          overdue_only=overdue, limit=limit, offset=offset)
+        total = queries.count_data_requests(conn, today=today, department=dept, side=side, state=state,
+                                            overdue_only=overdue)
+        return {"count": total, "offset": offset, "limit": limit, "requests": items}
 
     return await ctx.db.read(run)
 
@@ -130,7 +134,9 @@ async def urge(ctx: Ctx, user: CurrentStaff, request_id: RequestId, body: Urging
 
 @router.get("/api/v1/data-grants", summary="Grants your department holds or has given (all: coordinating department)")
 async def list_grants(ctx: Ctx, user: CurrentStaff,
-                      side: Literal["both", "grantee", "provider", "all"] = "both") -> dict[str, Any]:
+                      side: Literal["both", "grantee", "provider", "all"] = "both",
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                      offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> dict[str, Any]:
     now = ctx.clock.now()
 
     def run(conn: Any) -> dict[str, Any]:
@@ -138,8 +144,10 @@ async def list_grants(ctx: Ctx, user: CurrentStaff,
         if side == "all" and not _overseer(ctx, conn, user):
             raise PermissionDenied("every department's grants are the coordinating department's to see",
                                    message_zh="仅数据共享协调部门可查看全部授权", code="datashare.not_coordinator")
-        items = queries.data_grants_for(conn, now=now, department=None if side == "all" else own, side=side)
-        return {"count": len(items), "grants": items}
+        dept = None if side == "all" else own
+        items = queries.data_grants_for(conn, now=now, department=dept, side=side, limit=limit, offset=offset)
+        total = queries.count_data_grants(conn, department=dept, side=side)
+        return {"count": total, "offset": offset, "limit": limit, "grants": items}
 
     return await ctx.db.read(run)
 

@@ -232,3 +232,30 @@ def test_a_gap_that_has_waited_is_passed_and_the_next_gap_waits_its_own_time() -
     assert in_order(ids, 99, now - timedelta(seconds=61), now) == (104, now)
     assert in_order([106, 107, 108], 104, now - timedelta(seconds=61), now) == (108, None)
     assert in_order([105, 106, 108], 104, now - timedelta(seconds=10), now) == (106, now)  # a new gap: a new wait
+
+
+def test_a_process_s_copy_never_goes_back_to_an_older_snapshot(sqlite_city: City) -> None:
+    """A request whose read began before the latest change (its snapshot older than the one the copy has
+    already taken) keeps the copy as it is: it neither reloads the whole rollup nor moves it back."""
+    from wecity.insight.models import insight_changes
+
+    city = sqlite_city
+    now = city.clock.now()
+    _seed(city)
+    while city.db.write_sync(lambda c: consume(c, now=now, batch=997)):
+        pass
+    copy = RollupFrame()
+    taken = city.db.read_sync(copy.current)
+    latest = city.db.read_sync(lambda c: c.execute(sa.select(sa.func.max(insight_changes.c.seq))).scalar_one())
+    assert latest > 1
+
+    def older_snapshot(c: sa.Connection) -> Frame:  # as a snapshot from before the last change sees it
+        c.execute(insight_changes.delete().where(insight_changes.c.seq == latest))
+        try:
+            return copy.current(c)
+        finally:
+            c.rollback()
+
+    with city.db.engine.connect() as conn:
+        assert older_snapshot(conn) is taken
+    assert city.db.read_sync(copy.current) is taken  # and nothing to catch up with afterwards

@@ -154,7 +154,7 @@ class RollupFrame:
                              ).scalar()
         latest = conn.execute(sa.select(sa.func.max(insight_changes.c.seq))).scalar() or 0
         with self._lock:
-            if self._frame is None or state != self._generation or latest < self._seen:
+            if self._frame is None or state != self._generation:
                 self._frame = Frame.from_rows(load(conn))
                 self._generation, self._seen = state, latest
             elif latest > self._seen:
@@ -166,6 +166,8 @@ class RollupFrame:
                         insight_changes.c.seq > self._seen))})
                     self._frame = self._frame.with_days(days, load(conn, days))
                 self._seen = latest
+            # latest < _seen with the same generation: this request's snapshot is older than one already
+            # taken (another request read later and got the lock first); the frame stays, never goes back.
             return self._frame
 
 

@@ -298,3 +298,10 @@ def test_an_undefined_condition_is_unknown_in_both_evaluators():
     assert ones[0].missing == () and ones[0].amount is None
     assert [policies.OUTCOME_CODES[int(c)] for c in whole.codes] == [o.outcome for o in ones]
     assert whole.missing(0) == ()
+
+
+@pytest.mark.parametrize("value, fen", [(100.05 * 0.3, 30.02), (0.125, 0.13), (2.675, 2.68), (1.005, 1.01),
+                                        (31200.0, 31200.0), (12345.67 * 0.6, 7407.4), (-3.2, 0.0),
+                                        (1_000_000.004999, 1_000_000.0)])
+def test_amounts_are_rounded_half_up_to_the_fen(value, fen):
+    assert policies.money(value) == fen

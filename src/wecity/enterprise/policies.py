@@ -28,6 +28,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -312,8 +313,11 @@ def lacking(rule: Compiled, env: Mapping[str, Any]) -> set[str]:
 
 
 def money(value: float) -> float:
-    """An amount to the fen, never below zero."""
-    return max(round(float(value), 2), 0.0)
+    """An amount to the fen, never below zero, rounded half up as amounts of money are (四舍五入): the
+    float's binary noise taken off at the sixth decimal first, so that 100.05 × 0.3 (30.014999… in binary)
+    is 30.02, not 30.01 as round() makes it."""
+    exact = Decimal(f"{float(value):.6f}").quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return max(float(exact), 0.0)
 
 
 # -- the whole register -----------------------------------------------------------------------------------

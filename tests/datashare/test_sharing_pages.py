@@ -162,3 +162,42 @@ def test_an_over_long_purpose_is_refused_and_kept_on_the_form(catalogued: City) 
         assert refused.status_code == 400 and "内容过长：最多 2000 字（提交了 2008 字）" in refused.text
         assert purpose in refused.text  # shown again, so that it can be shortened
     assert city.db.read_sync(lambda c: c.execute(data_requests.select()).all()) == []
+
+
+def test_who_used_my_data_is_paged_with_its_real_total_on_the_api_and_the_page(catalogued: City) -> None:
+    import sqlalchemy as sa
+
+    from wecity.datashare import access
+    from wecity.datashare.models import data_disclosures
+    from wecity.datashare.queries import dataset
+    from wecity.identity.audit import record_audit
+    from wecity.web.my_reports import USES_PAGE
+
+    city = catalogued
+    phone = "13911119999"
+    subject = access.subject_key(city.settings.secret_key, phone)
+    readings = USES_PAGE + 5
+
+    def read_often(conn: sa.Connection) -> None:
+        d = dataset(conn, "city-cases")
+        audit_id = record_audit(conn, at=city.clock.now(), actor="user:t", action="data.read",
+                                       target="dataset:city-cases")
+        access_id = access._access_row(conn, d, audit_id=audit_id, at=city.clock.now(), grant_id=None,
+                                       reader="dispatch", actor="user:t", kind="publisher", purpose="own", rows=1,
+                                       outcome="ok", fields=["case_id"])
+        conn.execute(data_disclosures.insert(), [{"access_id": access_id, "subject": subject, "record": f"case:{i}"}
+                                                 for i in range(readings)])
+
+    city.db.write_sync(read_often)
+    token = sign_citizen(city.settings.secret_key, phone, int(city.clock.now().timestamp()) + 3600)
+    with make_client(city) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        first = client.get("/api/v1/my/data-uses", params={"limit": 100}, headers=headers).json()
+        rest = client.get("/api/v1/my/data-uses", params={"limit": 100, "offset": 100}, headers=headers).json()
+        assert (first["count"], len(first["uses"]), rest["count"], len(rest["uses"])) == (readings, 100, readings, 5)
+        client.cookies.set(CITIZEN_COOKIE, token)
+        shown = client.get("/my/data-uses", headers=EN).text
+        assert shown.count('class="case-card"') == USES_PAGE and f"of {readings}" in shown
+        assert f'href="/my/data-uses?offset={USES_PAGE}"' in shown
+        earlier = client.get(f"/my/data-uses?offset={USES_PAGE}", headers=EN).text
+        assert earlier.count('class="case-card"') == 5 and 'id="earlier-uses"' not in earlier

@@ -261,9 +261,20 @@ def data_accesses_for(conn: Connection, *, publisher: str | None = None, reader:
                     "reader_en": names.get(r.reader or "", (r.reader, r.reader))[1]} for r in rows]
 
 
-def uses_of_my_data(conn: Connection, subject: str, *, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
+_MY_USES_JOINED = data_disclosures.join(data_accesses, data_accesses.c.id == data_disclosures.c.access_id)
+
+
+def count_uses_of_my_data(conn: Connection, subject: str, *, now: datetime) -> int:
+    """How many readings `uses_of_my_data` pages through."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(_MY_USES_JOINED).where(
+        data_disclosures.c.subject == subject, data_accesses.c.visible_from <= now)).scalar_one())
+
+
+def uses_of_my_data(conn: Connection, subject: str, *, now: datetime, limit: int = 500,
+                    offset: int = 0) -> list[dict[str, Any]]:
     """Who read records about one person (by their subject key), newest first: when, which department,
-    for what, which dataset and record. Readings under a delayed disclosure appear once it ends."""
+    for what, which dataset and record; one page (`count_uses_of_my_data` says how many in all). Readings
+    under a delayed disclosure appear once it ends."""
     names = _department_names(conn)
     rows = conn.execute(sa.select(data_accesses.c.at, data_accesses.c.reader, data_accesses.c.purpose,
                                   data_accesses.c.grant_id, data_accesses.c.fields, data_disclosures.c.record,
@@ -274,7 +285,8 @@ def uses_of_my_data(conn: Connection, subject: str, *, now: datetime, limit: int
                                      .outerjoin(data_grants, data_grants.c.id == data_accesses.c.grant_id)
                                      .outerjoin(data_requests, data_requests.c.id == data_grants.c.request_id))
                         .where(data_disclosures.c.subject == subject, data_accesses.c.visible_from <= now)
-                        .order_by(data_accesses.c.at.desc(), data_disclosures.c.id.desc()).limit(limit))
+                        .order_by(data_accesses.c.at.desc(), data_disclosures.c.id.desc())
+                        .limit(min(limit, MAX_PAGE)).offset(max(offset, 0)))
     out = []
     for r in rows:
         item = dict(r._mapping)

@@ -224,8 +224,14 @@ async def list_accesses(ctx: Ctx, user: CurrentStaff, side: Literal["provider", 
 
 
 @router.get("/api/v1/my/data-uses", summary="Who read records about me (the signed-in citizen), when and why")
-async def my_data_uses(ctx: Ctx, phone: CurrentCitizen) -> dict[str, Any]:
+async def my_data_uses(ctx: Ctx, phone: CurrentCitizen, limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+                       offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> dict[str, Any]:
     now = ctx.clock.now()
     subject = access.subject_key(ctx.settings.secret_key, access.normal_phone(phone) or phone)
-    items = await ctx.db.read(lambda c: queries.uses_of_my_data(c, subject, now=now))
-    return {"count": len(items), "uses": items}
+
+    def run(conn: Any) -> dict[str, Any]:
+        items = queries.uses_of_my_data(conn, subject, now=now, limit=limit, offset=offset)
+        return {"count": queries.count_uses_of_my_data(conn, subject, now=now), "offset": offset, "limit": limit,
+                "uses": items}
+
+    return await ctx.db.read(run)

@@ -117,7 +117,7 @@ async def forget(request: Request, user: OptionalStaff) -> Response:
 async def my_data_uses(request: Request, user: OptionalStaff) -> Response:
     """Who read records about the signed-in citizen through the data platform ("who used my data")."""
     from wecity.datashare.access import normal_phone, subject_key
-    from wecity.datashare.queries import uses_of_my_data
+    from wecity.datashare.queries import count_uses_of_my_data, uses_of_my_data
 
     ctx = request.app.state.ctx
     phone = await _phone_of(request)
@@ -125,6 +125,15 @@ async def my_data_uses(request: Request, user: OptionalStaff) -> Response:
         return RedirectResponse("/my?next=/my/data-uses", status_code=303)
     now = ctx.clock.now()
     subject = subject_key(ctx.settings.secret_key, normal_phone(phone) or phone)
-    uses = await ctx.db.read(lambda conn: uses_of_my_data(conn, subject, now=now))
+    asked = request.query_params.get("offset", "")
+    offset = min(int(asked), 1_000_000) if asked.isdigit() else 0
+    uses, total = await ctx.db.read(lambda conn: (
+        uses_of_my_data(conn, subject, now=now, limit=USES_PAGE, offset=offset),
+        count_uses_of_my_data(conn, subject, now=now)))
     masked = phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
-    return page(request, "web/my_data_uses.html", user=user, uses=uses, masked=masked)
+    return page(request, "web/my_data_uses.html", user=user, uses=uses, masked=masked, total=total, offset=offset,
+                first=offset + 1, last=offset + len(uses),
+                earlier=offset + USES_PAGE if offset + len(uses) < total else None)
+
+
+USES_PAGE = 100  # readings on one page of "who used my data"; the page links to the earlier ones

@@ -259,3 +259,33 @@ def test_a_process_s_copy_never_goes_back_to_an_older_snapshot(sqlite_city: City
     with city.db.engine.connect() as conn:
         assert older_snapshot(conn) is taken
     assert city.db.read_sync(copy.current) is taken  # and nothing to catch up with afterwards
+
+
+def test_the_cases_behind_received_are_the_ones_the_figure_counts(city: City) -> None:
+    """The list behind "received" counts as the rollup does: a re-filed case under the category it was
+    received in, a case under the department it was first sent to, a case later merged still received."""
+    _seed(city)
+    city.clock.advance(hours=2)
+    _stir(city)  # three cases re-filed to "other" (or from it)
+    now = city.clock.now()
+
+    def merge_one(conn: sa.Connection) -> None:
+        a, b = conn.execute(sa.select(cases.c.id).where(cases.c.status.in_(("dispatched", "acknowledged")))
+                            .order_by(cases.c.id.desc()).limit(2)).scalars().all()
+        engine.merge(conn, a, b, _staff(conn, "dispatcher"), now)
+
+    city.db.write_sync(merge_one)
+    while city.db.write_sync(lambda c: consume(c, now=now, batch=997)):
+        pass
+    today = now.astimezone(city.db.read_sync(city_timezone)).date()
+    moved = city.db.read_sync(lambda c: c.execute(sa.select(timeline.c.detail).where(
+        timeline.c.event == "recategorised")).scalars().all())
+    left = {d["from"] for d in moved}
+    assert left
+    for f in [queries.Filters(today - timedelta(days=29), today),
+              *[queries.Filters(today - timedelta(days=29), today, category=code) for code in sorted(left | {"other"})],
+              queries.Filters(today - timedelta(days=29), today, department="chengguan"),
+              queries.Filters(today - timedelta(days=6), today, channel="portal")]:
+        shown = city.db.read_sync(lambda c, f=f: queries.figures(c, f, now))
+        listed = city.db.read_sync(lambda c, f=f: queries.case_list(c, f, now, which="received", limit=100_000))
+        assert len(listed) == shown["counters"]["received"], f

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from wecity.cases.choices import ACK_CLOCK_STATES, OPEN_STATES, RESOLVE_CLOCK_STATES
-from wecity.cases.models import cases, categories
+from wecity.cases.models import cases, categories, timeline
 from wecity.geo.models import areas
 from wecity.geo.service import city_timezone
 from wecity.identity.models import departments
@@ -117,6 +117,30 @@ def _case_conditions(f: Filters, ids: _Ids) -> list[Any]:
         # Wrapped, so that no planner reads every case of the category by its index (there is one, for
         # intake's merge) rather than the few open ones by the index on status.
         where.append(sa.func.coalesce(cases.c.category_code, "") == f.category)
+    if f.channel:
+        where.append(cases.c.channel == f.channel)
+    return where
+
+
+def _received_conditions(f: Filters, ids: _Ids) -> list[Any]:
+    """The filter on the cases received, as the rollup counts them (wecity.insight.counting): under the
+    category and department each case had when it was submitted — the category it left at its first
+    re-filing, the department of its first dispatch — and merged ones too (a case later folded into
+    another was received all the same)."""
+    where: list[Any] = []
+    if ids.area_id is not None:
+        where.append(cases.c.area_id == ids.area_id)
+    if ids.department_id is not None:
+        first_dispatch = (sa.select(timeline.c.department_id)
+                          .where(timeline.c.case_id == cases.c.id, timeline.c.event == "dispatched",
+                                 timeline.c.department_id.is_not(None))
+                          .order_by(timeline.c.id).limit(1).scalar_subquery())
+        where.append(sa.func.coalesce(first_dispatch, cases.c.department_id) == ids.department_id)
+    if f.category:
+        first_refiling = (sa.select(timeline.c.detail["from"].as_string())
+                          .where(timeline.c.case_id == cases.c.id, timeline.c.event == "recategorised")
+                          .order_by(timeline.c.id).limit(1).scalar_subquery())
+        where.append(sa.func.coalesce(first_refiling, cases.c.category_code, "") == f.category)
     if f.channel:
         where.append(cases.c.channel == f.channel)
     return where
@@ -236,8 +260,7 @@ def case_list(conn: Connection, f: Filters, now: datetime, *, which: str = "rece
     else:
         start = datetime.combine(f.start, datetime.min.time(), zone)
         end = datetime.combine(f.end + timedelta(days=1), datetime.min.time(), zone)
-        conditions = [*_case_conditions(f, ids), cases.c.created_at >= start, cases.c.created_at < end,
-                      cases.c.status != "merged"]
+        conditions = [*_received_conditions(f, ids), cases.c.created_at >= start, cases.c.created_at < end]
     rows = conn.execute(sa.select(cases.c.id, cases.c.status, cases.c.category_code, cases.c.created_at,
                                   cases.c.ack_due_at, cases.c.resolve_due_at, cases.c.description,
                                   categories.c.name_zh.label("category_zh"), categories.c.name_en.label("category_en"),

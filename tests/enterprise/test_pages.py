@@ -114,3 +114,25 @@ def test_a_stored_basis_url_that_is_not_http_is_not_a_link(portal: TestClient, p
     policy_city.db.write_sync(spoil)
     page = portal.get("/policies/t-wengang", headers=ZH)
     assert page.status_code == 200 and "javascript:" not in page.text
+
+
+def test_the_home_says_where_an_application_stands_rather_than_being_granted(portal: TestClient, policy_city: City,
+                                                                              firm: dict[str, object]) -> None:
+    """An enterprise that applied for a 免申即享 benefit (submitted) will not be granted it again: its home
+    shows the application's status, not "Being granted"."""
+    from wecity.enterprise import benefits
+    from wecity.govservice.applications import submit
+    from wecity.identity.applicants import find_citizen
+
+    city = policy_city
+    _as_citizen(portal, city, AGENT)
+    assert "Being granted: no application needed" in portal.get("/enterprise", headers=EN).text
+    citizen = city.db.read_sync(lambda c: find_citizen(c, AGENT))
+    draft = city.db.write_sync(lambda c: benefits.quick_apply(c, citizen=citizen, enterprise_applicant_id=int(str(
+        firm["applicant_id"])), policy_code="t-wengang", now=city.clock.now()))
+    assert "Being granted: no application needed" in portal.get("/enterprise", headers=EN).text  # a draft: granted still
+    city.db.write_sync(lambda c: submit(c, draft["application_id"], citizen=citizen, now=city.clock.now()))
+    en = portal.get("/enterprise", headers=EN).text
+    assert "Being granted: no application needed" not in en and "Awaiting acceptance" in en
+    assert f"/services/applications/{draft['application_id']}" in en
+    assert "待受理" in portal.get("/enterprise", headers=ZH).text

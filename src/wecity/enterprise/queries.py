@@ -72,8 +72,10 @@ def enterprise_home(conn: Connection, applicant_id: int, today: date, *, for_sta
     if found is None:
         return {"enterprise": None, "policies": [], "applications": apps}
     env = variables_of(found, today)
-    held = {r.policy_code: r for r in conn.execute(sa.select(policy_matches).where(
-        policy_matches.c.enterprise_id == found["id"]))}
+    held = {r.policy_code: r for r in conn.execute(
+        sa.select(policy_matches, applications.c.status.label("application_status"))
+        .select_from(policy_matches.outerjoin(applications, applications.c.id == policy_matches.c.application_id))
+        .where(policy_matches.c.enterprise_id == found["id"]))}
     results = []
     for policy in catalogue.load_all(conn, today):
         result = evaluate(policy, env, on=today)
@@ -84,6 +86,10 @@ def enterprise_home(conn: Connection, applicant_id: int, today: date, *, for_sta
             "failed_text": _condition_text(policy, result.failed),
             "granted_at": match.granted_at.isoformat() if match is not None and match.granted_at else None,
             "application_id": match.application_id if match is not None else None,
+            # The application that followed, where it stands: an open one means no grant will follow.
+            "application_status": match.application_status if match is not None else None,
+            "application_label": STATUS_LABELS.get(match.application_status, ("", ""))
+            if match is not None and match.application_status else None,
         })
     order = {ELIGIBLE: 0, UNKNOWN: 1, INELIGIBLE: 2}
     results.sort(key=lambda r: (order[r["outcome"]], not r["in_force"], r["code"]))

@@ -78,6 +78,8 @@ attribute_history = sa.Table(
     sa.Column("instance", sa.JSON, nullable=False),
     sa.Column("recorded_at", UTCDateTime, nullable=False),
     sa.Index("ix_ngsild_attribute_history_entity", "tenant", "entity_id", "attr", "ts"),
+    # a type's history oldest first (the data platform's `<Type>/history` datasets)
+    sa.Index("ix_ngsild_attribute_history_type_ts", "tenant", "entity_type", "ts", "pk"),
     info=INFO,
 )
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+import sqlalchemy as sa
+
 from wecity.datashare.models import data_requests
 from wecity.identity.applicants import sign_citizen
 from wecity.identity.deps import CITIZEN_COOKIE
@@ -165,7 +167,6 @@ def test_an_over_long_purpose_is_refused_and_kept_on_the_form(catalogued: City) 
 
 
 def test_who_used_my_data_is_paged_with_its_real_total_on_the_api_and_the_page(catalogued: City) -> None:
-    import sqlalchemy as sa
 
     from wecity.datashare import access
     from wecity.datashare.models import data_disclosures
@@ -201,3 +202,22 @@ def test_who_used_my_data_is_paged_with_its_real_total_on_the_api_and_the_page(c
         assert f'href="/my/data-uses?offset={USES_PAGE}"' in shown
         earlier = client.get(f"/my/data-uses?offset={USES_PAGE}", headers=EN).text
         assert earlier.count('class="case-card"') == 5 and 'id="earlier-uses"' not in earlier
+
+
+def test_a_field_chosen_to_limit_rows_by_is_asked_for_with_the_rest(catalogued: City) -> None:
+    """The request form's district filter without the district field ticked: rows can be limited only by a
+    field the grant shows, so the field is asked for too, not refused with an error about the form."""
+    city = catalogued
+    with make_client(city) as api:
+        case_id = _report(api, city, FURONG, "13911110002")
+    furong = _district(city, case_id)
+    with make_client(city) as requester:
+        assert log_in(requester, "zhujian").status_code == 303
+        form = requester.get("/data/city-cases/request", headers=EN)
+        sent = requester.post("/data/city-cases/request", headers=EN, follow_redirects=False, data={
+            "csrf_token": csrf_token(form.text), "purpose": "排查道路塌陷隐患", "basis": "住建部门安全巡查职责",
+            "fields": ["case_id", "category"], "filter_district": f"{furong}", "days": "30"})
+        assert sent.status_code == 303, sent.text[-800:]
+    fields = city.db.read_sync(lambda c: c.execute(sa.select(data_requests.c.fields)
+                                                   .order_by(data_requests.c.id.desc()).limit(1)).scalar_one())
+    assert list(fields) == ["case_id", "category", "district"]

@@ -111,11 +111,14 @@ async def submit_request(request: Request, user: OptionalStaff, name: str) -> Re
     now = ctx.clock.now()
     try:
         d = await ctx.db.read(queries.dataset, name[:100])
-        fields = _values(form, "fields")
+        row_filter = _row_filter(d, form)
+        # Rows are limited only by fields the grant shows: a field chosen to limit rows by is asked for too
+        # (a personal one still has to be asked for in clear, which the verb says).
+        fields = list(dict.fromkeys([*_values(form, "fields"), *row_filter]))
         # "In clear" ticked for a field not asked for means nothing: it is dropped, not an error.
         body = {"dataset": d["name"], "purpose": _text(form, "purpose"), "basis": _text(form, "basis"),
                 "fields": fields, "clear_fields": [f for f in _values(form, "clear_fields") if f in fields],
-                "row_filter": _row_filter(d, form), "days": _int(form, "days") or 0}
+                "row_filter": row_filter, "days": _int(form, "days") or 0}
         request_id = await ctx.db.write(lambda c: requests.submit_request(c, user, body, now=now))
     except WeCityError as exc:
         if exc.status >= 500:

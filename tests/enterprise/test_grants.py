@@ -126,3 +126,33 @@ def test_take_up_counts_an_application_once_it_is_submitted(policy_city: City) -
     city.db.write_sync(lambda c: submit(c, draft["application_id"], citizen=citizen, now=city.clock.now()))
     taken = city.db.read_sync(lambda c: queries.take_up(c, "t-rent"))
     assert (taken["applied"], taken["not_taken_up"], taken["applications"]) == (1, 0, {"submitted": 1})
+
+
+def test_two_runners_granting_at_once_on_postgresql_make_one_grant(policy_city: City) -> None:
+    """Two transactions grant the same match at the same moment: the second waits on the first's claim of
+    the row and, once the first commits, finds it granted."""
+    import threading
+    import time
+
+    import pytest
+
+    city = policy_city
+    if city.backend != "postgres":
+        pytest.skip("SQLite has one writer: two grants cannot overlap")
+    firm = _firm(city, "91430102MA4T00406", dict(COMPLETE["facts"]))
+    now = city.clock.now()
+    second: list[int | None] = []
+
+    def run_second() -> None:
+        with city.db.engine.begin() as c:
+            second.append(benefits.grant(c, firm["id"], "t-wengang", now=now, key_dir=city.settings.var_dir))
+
+    with city.db.engine.connect() as first:
+        with first.begin():
+            made = benefits.grant(first, firm["id"], "t-wengang", now=now, key_dir=city.settings.var_dir)
+            other = threading.Thread(target=run_second)
+            other.start()
+            time.sleep(0.5)  # the second is at the claim, waiting on the first's row lock
+        other.join(timeout=30)
+    assert made is not None and second == [None]
+    assert _applications(city, firm["applicant_id"]) == [("T-WG", "approved")]

@@ -156,3 +156,16 @@ def test_two_runners_granting_at_once_on_postgresql_make_one_grant(policy_city: 
         other.join(timeout=30)
     assert made is not None and second == [None]
     assert _applications(city, firm["applicant_id"]) == [("T-WG", "approved")]
+
+
+def test_a_benefit_s_amount_is_kept_to_the_fen_exactly(policy_city: City) -> None:
+    """NUMERIC(14, 2), not a binary float: the database holds 31200.00 and sums to the fen."""
+    city = policy_city
+    _firm(city, "91430102MA4T00407", dict(COMPLETE["facts"]))
+    column = next(c for c in city.db.read_sync(lambda c: sa.inspect(c).get_columns("policy_matches"))
+                  if c["name"] == "amount")
+    assert isinstance(column["type"], sa.Numeric) and not isinstance(column["type"], sa.Float)
+    assert (column["type"].precision, column["type"].scale) == (14, 2)
+    amount = city.db.read_sync(lambda c: c.execute(sa.select(policy_matches.c.amount).where(
+        policy_matches.c.policy_code == "t-wengang")).scalar_one())
+    assert amount == 31200.0 and isinstance(amount, int | float)  # SQLite gives 31200 back as a whole number

@@ -97,7 +97,8 @@ policy_matches = sa.Table(
     sa.Column("policy_code", sa.String(64), sa.ForeignKey("policies.code"), primary_key=True),
     sa.Column("policy_version", sa.Integer, nullable=False),
     sa.Column("outcome", sa.String(12), nullable=False),   # eligible | unknown
-    sa.Column("amount", sa.Float),
+    # Money to the fen, exact in the database; read as a float (amounts are worked out half up to the fen).
+    sa.Column("amount", sa.Numeric(14, 2, asdecimal=False)),
     sa.Column("missing", sa.JSON, nullable=False),         # variable names
     sa.Column("matched_at", UTCDateTime, nullable=False),
     sa.Column("notified_at", UTCDateTime),

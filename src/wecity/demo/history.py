@@ -11,7 +11,7 @@ import heapq
 import io
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from wecity.cases.models import cases, categories
 from wecity.geo.service import city_timezone, load_area_index
 from wecity.identity.models import users
 from wecity.identity.service import get_user
+from wecity.media.store import MediaStore
 
 DAYS = 30
 CENTRE = (28.195, 112.975)
@@ -114,19 +115,40 @@ def _store_photo(conn: Connection, settings: Any, now: datetime, seed: int, stre
     return insert_record(conn, write_files(media_store(settings), checked, now=now)).id
 
 
-def store_photos(conn: Connection, settings: Any, now: datetime, n: int, colour: tuple[int, int, int]) -> list[str]:
-    if settings is None:
-        return []
+def store_photos(conn: Connection, settings: Any, now: datetime, n: int, colour: tuple[int, int, int], *,
+                 rows_without_store: bool = False) -> list[str]:
+    """`n` made-up photos stored as uploads are. Without settings (a seed of the database alone, as tests
+    make) there is no media store: none, or with `rows_without_store` their rows only (whose files nobody
+    serves), for what needs a file to go on, as an application's materials do."""
     from wecity.media.images import inspect_image
     from wecity.media.service import insert_record, media_store, write_files
 
-    store = media_store(settings)
+    if settings is None and not rows_without_store:
+        return []
+    store: MediaStore = media_store(settings) if settings is not None else _NoFiles()
+    max_bytes, max_pixels = ((settings.max_upload_bytes, settings.max_image_pixels) if settings is not None
+                             else (10 * 1024 * 1024, 64_000_000))
     ids = []
     for i in range(n):
-        checked = inspect_image(_photo(colour, i), max_bytes=settings.max_upload_bytes,
-                                max_pixels=settings.max_image_pixels)
+        checked = inspect_image(_photo(colour, i), max_bytes=max_bytes, max_pixels=max_pixels)
         ids.append(insert_record(conn, write_files(store, checked, now=now)).id)
     return ids
+
+
+class _NoFiles:
+    """A media store that keeps nothing: the demo's rows without files, when it seeds a database alone."""
+
+    def put(self, key: str, data: bytes) -> None:
+        return None
+
+    def read(self, key: str) -> bytes:
+        raise FileNotFoundError(key)
+
+    def delete(self, key: str) -> None:
+        return None
+
+    def keys(self) -> Iterator[tuple[str, datetime]]:
+        return iter(())
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,7 +128,7 @@ def _register_marriage(conn: Connection, when: datetime, key_dir: Path, settings
     from wecity.govservice import approvals
     from wecity.identity.service import get_user
 
-    scans = store_photos(conn, settings, when, 1, (20, 20, 20))
+    scans = store_photos(conn, settings, when, 1, (20, 20, 20), rows_without_store=True)
 
     def staff(username: str) -> Any:
         return get_user(conn, conn.execute(sa.select(users.c.id).where(users.c.username == username)).scalar_one())

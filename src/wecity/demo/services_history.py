@@ -90,7 +90,7 @@ def _working_time(day: datetime, rng: random.Random) -> datetime:
 def replay_applications(conn: Connection, now: datetime, settings: Any, rng: random.Random) -> int:
     """Make the applications of the last DAYS days; returns how many were submitted."""
     key_dir = Path(settings.var_dir) if settings is not None else Path("var")
-    scans = store_photos(conn, settings, now - timedelta(days=DAYS), 4, (30, 30, 30))
+    scans = store_photos(conn, settings, now - timedelta(days=DAYS), 4, (30, 30, 30), rows_without_store=True)
     codes = [c for c in conn.execute(sa.select(matters.c.code).where(matters.c.active).order_by(matters.c.code)).scalars()
              if c not in NOT_REPLAYED]
     citizens = [get_applicant(conn, i) for i in conn.execute(

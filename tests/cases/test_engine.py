@@ -215,6 +215,41 @@ def test_a_merge_is_undone_with_the_reports_that_moved_and_the_state_it_was_merg
         city.db.write_sync(lambda conn: engine.unmerge(conn, b, staff.dispatcher, now, "两处不同的井盖"))
 
 
+def test_undoing_merges_in_a_chain_keeps_each_case_s_reports_urges_and_clocks(city: City, staff: Staff) -> None:
+    """B into A, then A into C: taking B out, then A, leaves each with its own report (A's merge record lists
+    B's too, which came back already); an urge B carried to A goes back with it; and the clocks stood while a
+    case was merged, so it is not escalated at once for days its department never held it."""
+    from wecity.cases import handling
+    from wecity.cases.clocks import check_clocks
+
+    a, b, c = open_case(city), open_case(city, lat=28.2100), open_case(city, lat=28.2200)
+    city.clock.advance(days=1)  # a case is urged once it has waited a while
+    now = city.clock.now()
+
+    def reports_of(case_id: int) -> set[int]:
+        return city.db.read_sync(lambda conn: set(conn.execute(sa.select(reports.c.id).where(
+            reports.c.case_id == case_id)).scalars()))
+
+    own = {x: reports_of(x) for x in (a, b, c)}
+    city.db.write_sync(lambda conn: check_clocks(conn, now))  # what was due before the merges has fired
+    due = case_row(city, b).resolve_due_at
+    city.db.write_sync(lambda conn: handling.urge(conn, b, staff.dispatcher, now, "来电催办"))
+    city.db.write_sync(lambda conn: engine.merge(conn, b, a, staff.dispatcher, now))
+    assert case_row(city, a).urge_count == 1 and case_row(city, a).urged_at is not None
+    city.db.write_sync(lambda conn: engine.merge(conn, a, c, staff.dispatcher, now))
+    city.clock.advance(days=5)
+    later = city.clock.now()
+    city.db.write_sync(lambda conn: engine.unmerge(conn, b, staff.dispatcher, later, "不是同一处"))
+    city.db.write_sync(lambda conn: engine.unmerge(conn, a, staff.dispatcher, later, "不是同一处"))
+    assert {x: reports_of(x) for x in (a, b, c)} == own
+    back = case_row(city, b)
+    assert back.urged_at is not None and back.urge_count == 1  # its urge waits on it again
+    assert case_row(city, c).urge_count == 0 and case_row(city, c).urged_at is None
+    assert due is not None and back.resolve_due_at == due + timedelta(days=5)  # moved on by the five days
+    fired = city.db.write_sync(lambda conn: check_clocks(conn, later))
+    assert [e for case_id, e in fired if case_id in (a, b)] == []
+
+
 def test_a_merge_that_did_not_record_its_reports_is_not_undone_by_guessing(city: City, staff: Staff) -> None:
     from wecity.cases.models import timeline
 

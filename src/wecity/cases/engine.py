@@ -395,8 +395,11 @@ def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: 
     # The reports that move are named in the event, so that the merge can be undone (`unmerge`).
     moved = [int(r) for r in conn.execute(sa.select(reports.c.id).where(reports.c.case_id == case.id)
                                           .order_by(reports.c.id)).scalars()]
+    # So are the urges it carries to the surviving case, for the same reason.
+    urges = {"urged_at": case.urged_at.isoformat() if case.urged_at else None, "urge_count": case.urge_count,
+             "into_urged_at": target.urged_at.isoformat() if target.urged_at else None}
     _move(conn, case, CaseStatus.MERGED, actor, now, event="merged", values={"merged_into_id": target.id},
-          detail={"into_case_id": target.id, "report_ids": moved})
+          detail={"into_case_id": target.id, "report_ids": moved, **urges})
     conn.execute(reports.update().where(reports.c.case_id == case.id).values(case_id=target.id, updated_at=now))
     add_event(conn, target.id, at=now, event="case_merged_in", actor=actor.id, actor_name=actor.name,
               channel=actor.channel, detail={"from_case_id": case.id})
@@ -431,18 +434,40 @@ def unmerge(conn: Connection, case_id: int, actor: Actor, now: datetime, note: s
     else:
         _require_department_handler(actor, case)
         _require_department_handler(actor, target)
-    merged = conn.execute(sa.select(timeline.c.from_status, timeline.c.detail).where(
+    merged = conn.execute(sa.select(timeline.c.from_status, timeline.c.detail, timeline.c.at).where(
         timeline.c.case_id == case.id, timeline.c.event == "merged").order_by(timeline.c.id.desc()).limit(1)).first()
-    moved = (merged.detail or {}).get("report_ids") if merged is not None else None
+    detail = (merged.detail or {}) if merged is not None else {}
+    moved = detail.get("report_ids")
     if merged is None or moved is None:
         raise InvalidTransition("this merge was made before merges recorded which reports moved; it cannot be undone",
                                 message_zh="该并单发生在记录所移报告之前，无法撤销", code="case.unmerge_unrecorded")
     back_to = next((s for s in MERGEABLE if s.value == merged.from_status), CaseStatus.SUBMITTED)
+    # The clocks stood while the case was merged: its due times move on by that long (the events that fired
+    # before stay fired), so it is not escalated at once for time its department never held it.
+    stood = now - merged.at
+    clocks = {name: getattr(case, name) + stood for name in ("ack_warn_at", "ack_due_at", "resolve_warn_at",
+                                                               "resolve_due_at") if getattr(case, name) is not None}
+    urged_at = detail.get("urged_at")
     # Public, as the merge was (its reporters see their case again); why stays with staff.
-    _move(conn, case, back_to, actor, now, event="unmerged", values={"merged_into_id": None},
+    _move(conn, case, back_to, actor, now, event="unmerged",
+          values={"merged_into_id": None, "urged_at": datetime.fromisoformat(urged_at) if urged_at else None,
+                  **clocks},
           detail={"from_case_id": target.id, "report_ids": moved, "why": note})
+    # Its reports come back from the surviving case, or from where that was merged since; one taken out of a
+    # merge before (a case merged into this one, brought back already) stays where it is.
+    chain, holder = {target.id}, target
+    while holder.merged_into_id is not None and holder.merged_into_id not in chain:
+        chain.add(holder.merged_into_id)
+        holder = _case(conn, holder.merged_into_id, lock=False)
     if moved:
-        conn.execute(reports.update().where(reports.c.id.in_(moved)).values(case_id=case.id, updated_at=now))
+        conn.execute(reports.update().where(reports.c.id.in_(moved), reports.c.case_id.in_(chain))
+                     .values(case_id=case.id, updated_at=now))
+    # Its urges leave the surviving case: the count it brought, and the wait it started there if that wait
+    # is still unanswered (the surviving case's own, if it had one, goes on).
+    own = detail.get("into_urged_at")
+    conn.execute(cases.update().where(cases.c.id == target.id).values(  # the row is locked (`_case`)
+        urge_count=max(0, target.urge_count - int(detail.get("urge_count") or 0)),
+        urged_at=None if target.urged_at is None else (datetime.fromisoformat(own) if own else None)))
     add_event(conn, target.id, at=now, event="case_unmerged_out", actor=actor.id, actor_name=actor.name,
               channel=actor.channel, note=note, public=False, detail={"case_id": case.id})
     if events is not None:

@@ -56,14 +56,17 @@ def test_a_quantised_sensor_at_rest_is_not_stuck_but_one_stuck_elsewhere_is() ->
 
 
 def test_a_sensor_resting_at_its_floor_or_ceiling_is_not_stuck() -> None:
-    """A rain gauge when the rain stops, humidity saturated at 100%: a run at the edge of the range the past
-    covers is where a working sensor rests; frozen inside the range it is stuck."""
+    """A rain gauge when the rain stops, humidity saturated at 100%: a run at the lowest or highest value the
+    past reached is where a working sensor rests; frozen inside the range, or at a new high, it is stuck."""
     rng = np.random.default_rng(5)
-    rain = list(np.round(rng.gamma(2.0, 1.5, 60), 1))
+    rain = [0.0] * 6 + list(np.round(rng.gamma(2.0, 1.5, 60), 1))  # dry hours, then showers
     assert not assess([*rain, *[0.0] * 14]).has(Kind.STUCK)
-    humidity = list(np.round(np.clip(rng.normal(90, 6, 60), 0, 100), 1))
+    humidity = [100.0] * 3 + list(np.round(np.clip(rng.normal(90, 6, 60), 0, 99.9), 1))
     assert not assess([*humidity, *[100.0] * 14]).has(Kind.STUCK)
     assert assess([*humidity, *[float(np.median(humidity))] * 14]).has(Kind.STUCK)
+    # frozen at a new high as the reading climbed (a morning's temperature): not a ceiling it ever rested at
+    rising = list(np.round(15 + 0.2 * np.arange(60) + rng.normal(0, 0.3, 60), 2))
+    assert assess([*rising, *[rising[-1] + 0.5] * 14]).has(Kind.STUCK)
 
 
 def test_a_constant_sensor_is_never_stuck() -> None:

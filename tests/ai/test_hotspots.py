@@ -202,3 +202,12 @@ def test_a_neighbourhood_that_is_the_whole_study_area_has_nothing_to_test() -> N
     z, p = gi_star(cells, Counter({centre: 5, cells[0]: 1}))
     i = cells.index(centre)
     assert z[i] == 0 and p[i] == 1 and np.isfinite(z).all()
+
+
+def test_a_busy_city_keeps_its_resolution() -> None:
+    """The estimate is of cells, not of cases: 60,000 cases in a city-sized area stay at resolution 8."""
+    from wecity.ai.hotspots import MAX_CELLS, _cells_estimate
+
+    rng = random.Random(1)
+    points = [(28.1 + rng.random() * 0.2, 112.9 + rng.random() * 0.2) for _ in range(60_000)]
+    assert _cells_estimate(points, 8) < MAX_CELLS / 10

@@ -16,9 +16,10 @@ Nothing is judged before `min_history` (20) past readings: a short past says too
   1/1000 such runs were its readings independent (n · share^run, share being how often the past read that
   value). A sensor whose readings never repeat is stuck after 12 equal ones; a quantised one that reads the
   same step most of the time is not, until its run is far longer than its past makes likely. A run at the
-  edge of the range the sensor's past covers — at or below its lowest reading, at or above its highest,
-  where the past held more than two values — is not stuck: that is a floor or a ceiling (a rain gauge when the rain stops, humidity saturated at 100%),
-  where a working sensor rests; a device that freezes does so at whatever it last read, inside its range.
+  lowest or the highest value the sensor's past reached (a past of more than two values) is not stuck: that
+  is a floor or a ceiling (a rain gauge when the rain stops, humidity saturated at 100%), where a working
+  sensor rests. A run at a new high or low is judged as any other: a device that freezes as its reading
+  climbs past its old range is stuck.
 - **Drift**: the median of the last `recent` (12) readings as a robust z-score against the older half of
   the window; flagged when |z| > `threshold` too. The reference is the older half, not all the earlier
   readings, so that it lags a slow drift instead of following it; a median of 12 readings varies far less
@@ -161,8 +162,8 @@ def stuck_chance(before: np.ndarray, value: float, run: int, limits: Limits) -> 
     `before` is too short to tell or never varied."""
     if len(before) < limits.min_history or len(np.unique(before)) < 2:
         return 1.0
-    if len(np.unique(before)) > 2 and (value <= float(np.min(before)) or value >= float(np.max(before))):
-        return 1.0  # at the edge of its own range: a floor or a ceiling (no rain, saturated humidity), at rest
+    if len(np.unique(before)) > 2 and value in (float(np.min(before)), float(np.max(before))):
+        return 1.0  # the lowest or highest its past reached: a floor or a ceiling (no rain, saturated humidity)
     share = float(np.mean(before == value))
     return len(before) * share ** run
 

@@ -23,6 +23,7 @@ tests check it on cases built to cluster and on cases spread at random.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -119,7 +120,8 @@ def _cells_estimate(points: list[tuple[float, float]], resolution: int) -> float
     hull = MultiPoint([(lon, lat) for lat, lon in points]).convex_hull
     lat = hull.centroid.y
     km2 = hull.area * 111.32 * 111.32 * max(np.cos(np.radians(lat)), 0.01)
-    return km2 / h3.average_hexagon_area(resolution, unit="km^2") + len(points)
+    # the cells inside the hull, and a ring of edge cells (those holding a point on the hull's edge)
+    return km2 / h3.average_hexagon_area(resolution, unit="km^2") + 6 * math.sqrt(max(km2, 0.0) + 1.0)
 
 
 def hotspots(conn: Connection, *, now: datetime, days: int = 30, category: str | None = None,

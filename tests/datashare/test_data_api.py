@@ -143,3 +143,26 @@ def test_sensor_entities_and_daily_case_counts_are_served_as_tables(catalogued: 
         today = [r for r in daily["rows"] if r["category"] == "pothole" and r["received"] >= 1]
         assert sum(r["received"] for r in today) == 2 and all(r["closed"] == 0 for r in today)
         assert today[0]["day"] == catalogued.clock.now().astimezone(CITY_TZ).date().isoformat()
+
+
+def test_every_row_of_a_source_paged_in_sql_is_reachable_and_an_in_memory_one_refuses_past_what_it_reads(
+        catalogued: City) -> None:
+    with make_client(catalogued, ngsild_auth="off") as client:
+        upsert = client.post("/ngsi-ld/v1/entityOperations/upsert", json=[{
+            "id": "urn:ngsi-ld:AirQualityObserved:far", "type": "AirQualityObserved",
+            "pm25": {"type": "Property", "value": 12.0, "observedAt": "2026-11-03T08:00:00Z"}}],
+            headers={"Content-Type": "application/json"}, params={"options": "update"})
+        assert upsert.status_code in (201, 204), upsert.text
+        # A history of millions of rows is paged on until a page comes back short: far past 100,000 (and past
+        # what a 32-bit integer holds) is a page, here an empty one, not a refusal.
+        for offset in (100_001, 3_000_000_000):
+            far = client.get("/api/v1/data/air-quality-history", params={"offset": offset})
+            assert far.status_code == 200, far.text
+            assert far.json()["rows"] == [] and far.json()["offset"] == offset
+        cases = client.get("/api/v1/data/city-cases", params={"offset": 3_000_000_000},
+                           headers=_session(catalogued, "dispatcher"))
+        assert cases.status_code == 200 and cases.json()["rows"] == [], cases.text
+        # A source read in memory holds at most its oldest 100,000 rows: an offset past them is refused.
+        assert client.get("/api/v1/data/manhole-sensors", params={"offset": 100_000}).status_code == 200
+        past = client.get("/api/v1/data/manhole-sensors", params={"offset": 100_001, "lang": "zh"})
+        assert past.status_code == 400 and past.json()["code"] == "datashare.offset_too_large"

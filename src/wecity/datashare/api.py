@@ -293,6 +293,9 @@ async def read_upload(request: Request, ctx: Any, d: dict[str, Any]) -> list[dic
 # The largest page: CKAN's datastore allows 32,000; a page is one transaction, one audit entry (naming each
 # record) and one commit, so large pages are what bulk readers should use.
 DATA_PAGE = 10_000
+# The furthest offset: sources paged in SQL (cases, a type's history) may hold millions of rows, every one
+# reachable; a source read in memory holds at most sources.MAX_ROWS_READ, and an offset past that is refused.
+MAX_OFFSET = 2**53 - 1
 _PAGING = ("fields", "limit", "offset", "format", "grant", "include_total", "records_format")
 
 
@@ -304,7 +307,7 @@ _PAGING = ("fields", "limit", "offset", "format", "grant", "include_total", "rec
 async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
                     fields: Annotated[str | None, Query(max_length=2000)] = None,
                     limit: Annotated[int, Query(ge=1, le=DATA_PAGE)] = 100,
-                    offset: Annotated[int, Query(ge=0, le=sources.MAX_ROWS_READ)] = 0,
+                    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
                     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
                     grant: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
                     include_total: bool = True,
@@ -324,6 +327,11 @@ async def read_data(request: Request, ctx: Ctx, user: OptionalStaff, name: str,
         await ctx.db.write(lambda c: access.record_refusal(c, d, refusal, user, actor=actor, source_address=address,
                                                            now=now))
         raise access.refusal_error(d, refusal)
+    if offset > sources.MAX_ROWS_READ and not sources.paged_in_sql(d):
+        raise ValidationFailed(f"offset is 0 to {sources.MAX_ROWS_READ:,} for dataset {d['name']}: its rows are "
+                               f"read {sources.MAX_ROWS_READ:,} at most",
+                               message_zh=f"数据集 {d['name']} 的 offset 应在 0 至 {sources.MAX_ROWS_READ:,} 之间："
+                               f"其数据最多读取 {sources.MAX_ROWS_READ:,} 行", code="datashare.offset_too_large")
     if found.grant_id is not None and found.rate_limit:
         # Each grant is counted on its own, at the rate its provider set.
         await ctx.limits.hit("data_grant", f"grant:{found.grant_id}", parse_rule(found.rate_limit))

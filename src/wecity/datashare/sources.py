@@ -288,6 +288,12 @@ def _areas(conn: Connection, d: dict[str, Any], q: Query, now: datetime) -> Page
     return _in_memory(conn, [{**a, "_record": f"area:{a['code']}"} for a in list_areas(conn, with_geometry=True)], d, q)
 
 
+def paged_in_sql(d: dict[str, Any]) -> bool:
+    """Whether the dataset's source pages in SQL (any offset reaches its rows), not in memory (the oldest
+    MAX_ROWS_READ rows only)."""
+    return reader(d) in (_cases, _history)
+
+
 def reader(d: dict[str, Any]) -> Reader:
     if d["source"] == "cases" and not d["source_ref"]:
         return _cases

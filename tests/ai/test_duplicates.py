@@ -213,6 +213,25 @@ def test_the_finder_waits_at_a_gap_in_case_ids_instead_of_passing_a_case_not_yet
     assert city.db.read_sync(lambda c: c.execute(sa.select(ai_cursors.c.position)).scalar_one()) == position + 2
 
 
+def test_taking_a_merge_apart_settles_the_pair_s_record_as_what_it_was(city: City) -> None:
+    """A platform merge becomes undone; a proposal still open becomes dismissed (staff said they differ); a
+    dismissed pair stays dismissed; a pair never recorded is recorded, so the finder passes it over."""
+    now = city.clock.now()
+    base = dict(score=0.5, text_similarity=0.5, distance_m=10.0, same_category=True, found_at=now)
+    city.db.write_sync(lambda c: c.execute(ai_duplicates.insert(), [
+        {**base, "case_id": 2, "candidate_id": 1, "state": "merged", "decided_by": "platform:ai"},
+        {**base, "case_id": 4, "candidate_id": 3, "state": "proposed", "decided_by": None},
+        {**base, "case_id": 6, "candidate_id": 5, "state": "dismissed", "decided_by": "user:x"}]))
+    for case_id, into in ((2, 1), (4, 3), (6, 5), (8, 7)):
+        city.db.write_sync(lambda c, case_id=case_id, into=into: duplicates.on_case_unmerged(
+            c, case_id=case_id, into_case_id=into, actor="user:dispatcher", now=now))
+    states = dict(city.db.read_sync(lambda c: c.execute(sa.select(ai_duplicates.c.case_id, ai_duplicates.c.state))
+                                    .all()))
+    assert states == {2: "undone", 4: "dismissed", 6: "dismissed", 8: "undone"}
+    figures = city.db.read_sync(duplicates.merge_figures)
+    assert (figures["undone"], figures["dismissed"], figures["proposed"]) == (1, 2, 0)
+
+
 def _streetlight_pair(client: Any, city: City) -> tuple[int, int]:
     """Two reports of the same dark street, two hours and 120 m apart, without photos: the older case first."""
     _review(city)

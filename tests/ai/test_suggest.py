@@ -455,3 +455,6 @@ def test_a_model_row_naming_another_file_is_not_loaded(city: City, tmp_path: Any
         row = type("Row", (), {"version": 9, "file": name})()
         with pytest.raises(training.ModelUnavailable, match="not a model file"):
             training.load_model(city.settings.var_dir, row)
+    # the names versions had before (category-v<n>.pkl) are still the platform's own: read (here: missing)
+    with pytest.raises(training.ModelUnavailable, match="cannot be read"):
+        training.load_model(city.settings.var_dir, type("Row", (), {"version": 3, "file": "ai/models/category-v3.pkl"})())

@@ -348,8 +348,13 @@ def on_case_unmerged(conn: Connection, *, case_id: int, into_case_id: int, actor
     pair = sa.or_(sa.and_(ai_duplicates.c.case_id == case_id, ai_duplicates.c.candidate_id == into_case_id),
                   sa.and_(ai_duplicates.c.case_id == into_case_id, ai_duplicates.c.candidate_id == case_id))
     # `decided_by` stays whoever merged (the platform, or a dispatcher); who took it apart is on the timeline.
-    changed = conn.execute(ai_duplicates.update().where(pair).values(state=UNDONE)).rowcount
-    if not changed:  # merged by staff without a proposal: recorded so that the finder passes the pair over
+    changed = conn.execute(ai_duplicates.update().where(pair, ai_duplicates.c.state == MERGED)
+                           .values(state=UNDONE)).rowcount
+    # A proposal still open for the pair is settled: staff said the two differ.
+    changed += conn.execute(ai_duplicates.update().where(pair, ai_duplicates.c.state == PROPOSED)
+                            .values(state=DISMISSED, decided_at=now, decided_by=actor)).rowcount
+    known = conn.execute(sa.select(ai_duplicates.c.id).where(pair)).first() is not None
+    if not changed and not known:  # merged by staff without a proposal: recorded so that the finder passes it
         newer, older = max(case_id, into_case_id), min(case_id, into_case_id)
         conn.execute(ai_duplicates.insert().values(
             case_id=newer, candidate_id=older, score=0.0, text_similarity=0.0, distance_m=0.0, same_category=False,

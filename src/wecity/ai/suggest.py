@@ -37,7 +37,7 @@ class Serving:
     model: Any
     names: dict[str, tuple[str, str]]  # the categories the city takes now (active): only these are suggested
     channels: dict[str, list[str] | None]  # the intake channels each category is offered on (None: all)
-    read_at: float = 0.0  # when `names` and `channels` were read (time.monotonic)
+    read_at: float | None = None  # when `names` and `channels` were read (time.monotonic); None: not yet
 
 
 CATEGORIES_TTL = 10.0  # seconds: a category retired, renamed or moved to other channels is followed this soon
@@ -65,7 +65,7 @@ class ModelCache:
         current = self._current
         if current is None or current.version != row.version:
             current = self._switch(row, var_dir, current)
-        if current is not None and time.monotonic() - current.read_at > CATEGORIES_TTL:
+        if current is not None and (current.read_at is None or time.monotonic() - current.read_at > CATEGORIES_TTL):
             current = self._with_categories(conn, current)
         return current
 
@@ -100,7 +100,7 @@ class ModelCache:
             log.error("%s: suggestions go on without it", exc)
             self._failed[row.version] = time.monotonic()
         else:
-            # names and channels are read at the next call (read_at 0), in that call's transaction
+            # names and channels are read at the next call (read_at None), in that call's transaction
             self._current = Serving(row.version, model, {}, {})
         finally:
             self._loading = None

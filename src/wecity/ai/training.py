@@ -186,7 +186,7 @@ def serving(conn: Connection) -> Any:
 
 
 # The names the platform gives its model files (`fit`); a row naming anything else is not read.
-_MODEL_FILE = re.compile(rf"{KIND}-[0-9a-f]{{32}}\.pkl")
+_MODEL_FILE = re.compile(rf"{KIND}-(?:[0-9a-f]{{32}}|v[0-9]+)\.pkl")  # and versions' names of before (v<n>)
 
 
 class ModelUnavailable(Exception):

@@ -275,9 +275,8 @@ def rows_of(conn: Connection, tenant: str, ids: list[str], *, attrs: list[str] |
             if read > MAX_ROWS_READ:
                 raise too_many_results(
                     f"the request would read more than {MAX_ROWS_READ} attribute instances: narrow it by a time "
-                    "interval (timerel, timeAt), entity types or ids, or attrs",
-                    f"该请求将读取超过 {MAX_ROWS_READ} 个属性实例：请用时间区间（timerel、timeAt）、实体类型或标识、"
-                    "或 attrs 缩小范围")
+                    "interval (timerel, timeAt) or by entity types or ids",
+                    f"该请求将读取超过 {MAX_ROWS_READ} 个属性实例：请用时间区间（timerel、timeAt）或实体类型、标识缩小范围")
             # The instances of a transient attribute are left out once their expiresAt has passed (clause
             # 4.22); an expired entity's own history stays.
             if "expiresAt" in row.instance:

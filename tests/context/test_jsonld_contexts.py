@@ -307,3 +307,39 @@ def test_cached_contexts_are_bounded_and_those_subscriptions_name_stay(ngsi: Any
     got = ngsi.get(f"{BASE}/entities/urn:ngsi-ld:Manhole:2", headers=_link(_remote(1)))
     assert got.status_code == 200 and remote.fetched == [_remote(1)]
     assert _remote(1) in ngsi.get(CONTEXTS, params={"kind": "Cached"}).json()
+
+
+class NamingRemotes(ManyRemotes):
+    """As ManyRemotes, and c0 names c1 in turn (a Smart Data Models @context names others)."""
+
+    def __call__(self, url: str) -> Any:
+        if url == _remote(0):
+            self.fetched.append(url)
+            return {"@context": [_remote(1), {"Manhole": "https://example.org/Manhole"}]}
+        return super().__call__(url)
+
+
+def test_a_subscription_keeps_in_the_database_the_contexts_it_names_and_those_they_name(
+        ngsi: Any, city: City, monkeypatch: Any) -> None:
+    """A @context this process holds in memory but the database forgot (bounded, least recently used first)
+    is kept again when a subscription names it, and with it the @contexts it names; those stay however many
+    others callers name after."""
+    import sqlalchemy as sa
+
+    from wecity.context import protocol
+    from wecity.context.models import contexts
+
+    monkeypatch.setattr(protocol, "MAX_CACHED_CONTEXTS", 10)
+    remote = NamingRemotes()
+    ngsi.app.state.ctx.services["ngsild_contexts"].fetcher = remote
+    assert ngsi.get(f"{BASE}/entities", params={"type": "Manhole"}, headers=_link(_remote(0))).status_code == 200
+    city.db.write_sync(lambda c: c.execute(contexts.delete().where(contexts.c.kind == "Cached")))  # forgotten
+    sub = {"type": "Subscription", "entities": [{"type": "Manhole"}],
+           "notification": {"endpoint": {"uri": "https://subscriber.example.org/notify"}}}
+    assert ngsi.post(f"{BASE}/subscriptions", json=sub, headers=_link(_remote(0))).status_code == 201
+    kept = city.db.read_sync(lambda c: set(c.execute(sa.select(contexts.c.url)).scalars()))
+    assert {_remote(0), _remote(1)} <= kept
+    for i in range(2, 30):  # a caller naming ever new URLs
+        assert ngsi.get(f"{BASE}/entities", params={"type": "Manhole"}, headers=_link(_remote(i))).status_code == 200
+    cached = ngsi.get(CONTEXTS, params={"kind": "Cached"}).json()
+    assert len(cached) <= 10 and _remote(0) in cached and _remote(1) in cached

@@ -5,6 +5,7 @@ notifications and linked-entity retrieval all import them at top level."""
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -54,7 +55,7 @@ def _keep_from_database(conn: Any, store: ContextStore, context: Any) -> int:
     from wecity.context.models import contexts
 
     kept = 0
-    for _ in range(2):  # the references, then what a hosted @context among them names in turn
+    for _ in range(NAMED_DEPTH):  # the references, then what those name in turn (hosted or remote)
         wanted: set[str] = set()
         for item in context if isinstance(context, list) else [context]:
             if isinstance(item, str) and not is_core_url(item):
@@ -75,6 +76,43 @@ def _keep_from_database(conn: Any, store: ContextStore, context: Any) -> int:
 
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+# How deep @contexts naming @contexts are followed (a hosted one naming Smart Data Models' naming others).
+NAMED_DEPTH = 5
+
+
+def keep_named_contexts(conn: Any, env: Env, *contexts: Any) -> None:
+    """The remote @contexts a subscription or registration names, and those they name in turn, kept in the
+    database (kind Cached) where this process holds them only in memory: matching inside a write never
+    fetches, and another process (or this one after a restart) finds them only there."""
+    import sqlalchemy as sa
+
+    from wecity.context.ldcontext import HOSTED_PATH, is_core_url
+    from wecity.context.models import contexts as t
+
+    seen: set[str] = set()
+    frontier = [item for context in contexts for item in _listed(context) if isinstance(item, str)]
+    for _ in range(NAMED_DEPTH):
+        named: list[str] = []
+        for url in frontier:
+            if url in seen or is_core_url(url):
+                continue
+            seen.add(url)
+            key = env.store.key_of(url)
+            document = env.store.documents.get(key) if key is not None else None
+            if not isinstance(document, dict):
+                continue
+            named += [item for item in _listed(document.get("@context")) if isinstance(item, str)]
+            if HOSTED_PATH in url or conn.execute(sa.select(t.c.pk).where(t.c.url == url)).first() is not None:
+                continue
+            try:
+                with conn.begin_nested():  # another process may keep it at the same moment: then it is kept
+                    conn.execute(t.insert().values(context_id=uuid.uuid4().hex, url=url, kind="Cached",
+                                                   body=document, created_at=env.now, times_used=0))
+            except sa.exc.IntegrityError:
+                pass
+        frontier = named
 
 
 @dataclass

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from fastapi import Request
 from fastapi.responses import Response
 
-from wecity.context.env import Env
+from wecity.context.env import NAMED_DEPTH, Env
 from wecity.context.errors import (
     PROBLEMS,
     bad_request_data,
@@ -175,6 +175,18 @@ def _named_by_subscriptions(conn: sa.Connection) -> set[str]:
     # and what hosted and implicitly created @contexts name: a subscription may name one of those
     for (body,) in conn.execute(sa.select(contexts_table.c.body).where(contexts_table.c.kind != "Cached")):
         collect((body or {}).get("@context") if isinstance(body, dict) else None)
+    # and what the cached ones so named name in turn (Smart Data Models' @contexts name others), a few deep
+    cached = dict(conn.execute(sa.select(contexts_table.c.url, contexts_table.c.body)
+                               .where(contexts_table.c.kind == "Cached")).all())
+    frontier = set(names)
+    for _ in range(NAMED_DEPTH):
+        before = set(names)
+        for url in frontier:
+            body = cached.get(url)
+            collect(body.get("@context") if isinstance(body, dict) else None)
+        frontier = names - before
+        if not frontier:
+            break
     return names
 
 

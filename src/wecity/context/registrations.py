@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.context import sources
 from wecity.context.entity import check_name, check_scope, is_uri, now_text, parse_time
-from wecity.context.env import Env
+from wecity.context.env import Env, keep_named_contexts
 from wecity.context.errors import already_exists, bad_request_data, conflict, resource_not_found
 from wecity.context.federation import CALLER_CREDENTIALS, REQUEST_VALUE
 from wecity.context.geo import GeoQuery, to_shape
@@ -314,6 +314,7 @@ def create(conn: Connection, env: Env, reg: dict[str, Any], context: Any) -> dic
     conn.execute(t.insert().values(tenant=env.tenant, registration_id=reg["id"], body=reg, context=context,
                                    mode=reg.get("mode") or sources.DEFAULT_MODE, expires_at=_expires(reg),
                                    created_at=env.now, modified_at=env.now))
+    keep_named_contexts(conn, env, context)
     return reg
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from wecity.context import mqttnotify, notification
 from wecity.context.entity import check_name, is_uri, now_text, parse_time
-from wecity.context.env import Env
+from wecity.context.env import Env, keep_named_contexts
 from wecity.context.errors import (
     already_exists,
     bad_request_data,
@@ -310,6 +310,7 @@ def create(conn: Connection, env: Env, sub: dict[str, Any], context: Any, kind: 
     conn.execute(t.insert().values(tenant=env.tenant, subscription_id=sub_id, kind=kind, body=sub, context=context,
                                    times_sent=0, times_failed=0, created_at=env.now, modified_at=env.now,
                                    **_derived(sub, env.now)))
+    keep_named_contexts(conn, env, context, sub.get("jsonldContext"))
     return str(sub_id)
 
 
@@ -367,6 +368,8 @@ def update(conn: Connection, env: Env, sub_id: str, fragment: dict[str, Any], ki
         # Re-activating (isActive dropped or status not given) keeps the paused state unless asked.
         values["is_active"] = row.is_active if "isActive" not in fragment else True
     conn.execute(t.update().where(t.c.pk == row.pk).values(body=body, modified_at=env.now, **values))
+    if "jsonldContext" in fragment:
+        keep_named_contexts(conn, env, body.get("jsonldContext"))
 
 
 def _keep_password(new: dict[str, Any], old: Any) -> dict[str, Any]:

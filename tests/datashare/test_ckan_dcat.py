@@ -3,13 +3,18 @@ the Turtle and JSON-LD exports parsed by rdflib."""
 
 from __future__ import annotations
 
+import asyncio
+import copy
+from typing import Any
+
 import ckanapi
 import pytest
 from rdflib import Graph
 from rdflib.namespace import DCAT, DCTERMS, RDF
 
 from wecity.api.app import create_app
-from wecity.datashare import queries
+from wecity.core import cache
+from wecity.datashare import catalogue, dcat, queries
 
 from ..conftest import City, make_client
 from ..open311.conftest import LiveServer
@@ -106,3 +111,35 @@ def test_a_catalogue_of_more_than_a_thousand_datasets_is_listed_counted_and_expo
         turtle = client.get("/dcat/catalog.ttl").text
     graph = Graph().parse(data=turtle, format="turtle")
     assert len(set(graph.subjects(RDF.type, DCAT.Dataset))) == everything
+
+
+def test_the_dcat_ap_export_is_built_off_the_event_loop_and_kept_until_the_catalogue_changes(
+        catalogued: City, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dcat, "_exports", {})
+    builds: list[tuple[int, bool]] = []
+    real = dcat.catalogue_graph
+
+    def spy(items: list[dict[str, Any]], **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            on_loop = True
+        except RuntimeError:
+            on_loop = False
+        builds.append((len(items), on_loop))
+        return real(items, **kwargs)
+
+    monkeypatch.setattr(dcat, "catalogue_graph", spy)
+    with make_client(catalogued) as client:
+        first = client.get("/dcat/catalog.ttl").text
+        assert client.get("/dcat/catalog.ttl").text == first
+        client.get("/dcat/catalog.jsonld")
+        assert builds == [(19, False), (19, False)]  # once per format, never on the event loop
+        # The catalogue dropped with nothing changed: the export stands.
+        catalogued.db.read_sync(lambda c: cache.invalidate(c, catalogue.CATALOGUE_CACHE))
+        assert client.get("/dcat/catalog.ttl").text == first and len(builds) == 2
+        # A dataset published: the export is built again and names it.
+        doc = copy.deepcopy(next(d for d in catalogue.packaged_demo_datasets()["datasets"] if d["name"] == "air-quality"))
+        doc["name"] = "air-quality-copy"
+        catalogued.db.write_sync(lambda c: catalogue.publish(c, doc, now=catalogued.clock.now()))
+        again = client.get("/dcat/catalog.ttl").text
+    assert builds[2:] == [(20, False)] and "air-quality-copy" in again and "air-quality-copy" not in first

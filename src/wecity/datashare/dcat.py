@@ -10,8 +10,13 @@ data API.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import threading
+import weakref
 from typing import Any
 
+import orjson
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, XSD
 
@@ -90,3 +95,58 @@ def catalogue_graph(items: list[dict[str, Any]], *, base: str, title_zh: str, ti
             g.add((dist, DCAT.mediaType, URIRef(f"https://www.iana.org/assignments/media-types/{media_type}")))
             g.add((dist, DCTERMS.title, Literal(f"{d['title_en']} ({fmt})", lang="en")))
     return g
+
+
+
+# Serialised exports, by (format, base address): each with the catalogue list it was built from and a digest
+# of that list's content. The catalogue cache (wecity.datashare.queries.published) hands out the same list
+# until it is dropped (a publish, an upload, its few seconds running out); an export is served as it is
+# while its list is still the one handed out, and after a drop only if the catalogue read again is the same.
+_exports: dict[tuple[str, str], tuple[list[dict[str, Any]], bytes, str]] = {}
+_exports_lock = threading.Lock()
+MAX_EXPORTS = 16
+# One build at a time per event loop: a build of a large catalogue takes seconds of CPU, and callers who
+# find none cached wait for it rather than each start their own.
+_building: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def serialized(items: list[dict[str, Any]], *, base: str, fmt: str) -> str:
+    """The catalogue `items` as DCAT-AP in rdflib's format `fmt` (turtle, json-ld, xml)."""
+    graph = catalogue_graph(items, base=base, title_zh="城市数据资源目录", title_en="City data catalogue")
+    return graph.serialize(format=fmt)
+
+
+def _digest(items: list[dict[str, Any]]) -> bytes:
+    """What the export is built from, in a few milliseconds for thousands of datasets."""
+    return hashlib.blake2b(orjson.dumps(items, default=str, option=orjson.OPT_NON_STR_KEYS), digest_size=16).digest()
+
+
+def _cached_or_built(key: tuple[str, str], items: list[dict[str, Any]], base: str, fmt: str) -> str:
+    digest = _digest(items)
+    hit = _exports.get(key)
+    text = hit[2] if hit is not None and hit[1] == digest else serialized(items, base=base, fmt=fmt)
+    with _exports_lock:
+        if len(_exports) >= MAX_EXPORTS and key not in _exports:
+            _exports.clear()
+        _exports[key] = (items, digest, text)
+    return text
+
+
+async def export(db: Any, *, base: str, fmt: str) -> str:
+    """The published catalogue as DCAT-AP, built off the event loop in a worker thread, and kept until the
+    catalogue changes."""
+    from wecity.datashare.queries import published
+
+    key = (fmt, base)
+    items = await db.read(published)
+    hit = _exports.get(key)
+    if hit is not None and hit[0] is items:
+        return hit[2]
+    loop = asyncio.get_running_loop()
+    lock = _building.get(loop) or _building.setdefault(loop, asyncio.Lock())
+    async with lock:
+        items = await db.read(published)  # built by another caller while this one waited?
+        hit = _exports.get(key)
+        if hit is not None and hit[0] is items:
+            return hit[2]
+        return await asyncio.to_thread(_cached_or_built, key, items, base, fmt)

@@ -99,6 +99,21 @@ def test_a_draft_left_unsent_does_not_hold_up_the_grant(policy_city: City) -> No
     assert _grant_pending(city, later) == 0
 
 
+def test_an_application_a_reviewer_refused_is_not_overturned_by_a_grant(policy_city: City) -> None:
+    """A person refused the enterprise's application for the benefit: the platform does not grant it anyway
+    when the register later says it is eligible."""
+    city = policy_city
+    firm = _firm(city, "91430102MA4T00409", {k: v for k, v in COMPLETE["facts"].items() if k != "layoff_rate"})
+    draft = _quick_apply(city, firm, "t-wengang")
+    city.db.write_sync(lambda c: c.execute(applications.update().where(
+        applications.c.id == draft["application_id"]).values(status="refused")))  # as a reviewer's decision
+    later = city.clock.now() + timedelta(hours=1)
+    city.db.write_sync(lambda c: register.update_facts(c, firm["id"], {"facts": {"layoff_rate": 0.01}}, now=later))
+    city.db.write_sync(lambda c: matching.match_pending(c, now=later))
+    assert _grant_pending(city, later) == 0
+    assert _applications(city, firm["applicant_id"]) == [("T-WG", "refused")]
+
+
 def test_the_operations_page_counts_a_grant_once(policy_city: City) -> None:
     """A 免申即享 grant is recorded as an application decided at once: it is a grant, not also an application."""
     from wecity.insight.loops import enterprise

@@ -70,7 +70,10 @@ def basis_text(policy: Policy, amount: float | None) -> str:
 
 # An application that does not stand in the way of a benefit: not filed (a draft, which a grant withdraws),
 # or ended without it. Any other application of the policy's matter is the benefit applied for or had.
-PASSIVE = ("draft", "withdrawn", "refused", "not_accepted")
+# Applications that do not stand in the way of a 免申即享 grant: a draft nobody sent, one withdrawn. One a
+# reviewer refused (or did not accept) does: the platform does not overturn a person's decision on the same
+# benefit; the enterprise may apply again.
+PASSIVE = ("draft", "withdrawn")
 
 
 def _no_longer_due(conn: Connection, enterprise_id: int, policy_code: str, result: Evaluation, *,
@@ -191,7 +194,10 @@ def quick_apply(conn: Connection, *, citizen: Applicant, enterprise_applicant_id
     day = city_today(conn, now)
     policy = catalogue.load(conn, policy_code, day)
     this_row = ((policy_matches.c.enterprise_id == enterprise["id"]) & (policy_matches.c.policy_code == policy_code))
-    match_row = conn.execute(sa.select(policy_matches.c.application_id).where(this_row)).first()
+    # Locked (PostgreSQL): a 免申即享 grant claims this row; one under way is waited for and then seen granted,
+    # instead of a draft for the same benefit being made beside it.
+    query = sa.select(policy_matches.c.application_id, policy_matches.c.granted_at).where(this_row)
+    match_row = conn.execute(query.with_for_update() if conn.dialect.name == "postgresql" else query).first()
     held = match_row.application_id if match_row is not None else None
     if held is not None:
         status = conn.execute(sa.select(applications.c.status).where(applications.c.id == held)).scalar()

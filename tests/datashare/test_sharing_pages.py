@@ -221,3 +221,41 @@ def test_a_field_chosen_to_limit_rows_by_is_asked_for_with_the_rest(catalogued: 
     fields = city.db.read_sync(lambda c: c.execute(sa.select(data_requests.c.fields)
                                                    .order_by(data_requests.c.id.desc()).limit(1)).scalar_one())
     assert list(fields) == ["case_id", "category", "district"]
+
+
+def test_an_older_open_request_stays_on_the_provider_s_to_do_list_and_every_list_is_paged(catalogued: City) -> None:
+    from wecity.web.sharing import SHARING_PAGE
+
+    from .test_sharing import ASKED, _staff
+
+    city = catalogued
+    with make_client(city) as api:
+        made = api.post("/api/v1/data-requests", json=ASKED, headers=_staff(city, "zhujian"))
+        assert made.status_code == 201, made.text
+    open_id = made.json()["id"]
+    answered = 200 + 1  # newer than the open one, and more than a list used to show
+
+    def answer_many(conn: sa.Connection) -> None:
+        row = dict(conn.execute(data_requests.select().where(data_requests.c.id == open_id)).one()._mapping)
+        del row["id"]
+        conn.execute(data_requests.insert(), [{**row, "state": "refused", "decided_at": row["submitted_at"],
+                                               "decided_by": "supervisor", "reasons": "不符合"}] * answered)
+
+    city.db.write_sync(answer_many)
+    with make_client(city) as provider:
+        log_in(provider, "supervisor")
+        shown = provider.get("/sharing", headers=EN).text
+        to_decide = shown.split('id="incoming-requests"')[1].split("</table>")[0]
+        assert f'href="/sharing/requests/{open_id}"' in to_decide
+        assert f"Requests we have answered ({answered})" in shown
+        decided = shown.split('id="decided-requests"')[1].split("</table>")[0]
+        assert decided.count("<tr") == SHARING_PAGE + 1  # the heading's row and one page
+        assert f'href="/sharing?decided={SHARING_PAGE}#answered"' in shown
+        last = provider.get(f"/sharing?decided={answered - 1}", headers=ZH).text
+        assert last.split('id="decided-requests"')[1].split("</table>")[0].count("<tr") == 2
+        assert 'id="decided-earlier"' not in last and 'href="/sharing#answered"' in last
+    with make_client(city) as requester:
+        log_in(requester, "zhujian")
+        ours = requester.get("/sharing", headers=EN).text
+        assert f"1 to {SHARING_PAGE} of {answered + 1}, newest first." in ours
+        assert f'href="/sharing?made={SHARING_PAGE}#ours"' in ours

@@ -132,13 +132,15 @@ def _requests_query() -> sa.Select[Any]:
                          .outerjoin(data_grants, data_grants.c.request_id == data_requests.c.id)))
 
 
-def _requests_where(today: date, department: str | None, side: str, state: str | None,
+def _requests_where(today: date, department: str | None, side: str, state: str | tuple[str, ...] | None,
                     overdue_only: bool) -> list[sa.ColumnElement[bool]]:
     conditions = []
     if department is not None:
         made, asked = data_requests.c.requester == department, data_requests.c.provider == department
         conditions.append(made if side == "requester" else asked if side == "provider" else sa.or_(made, asked))
-    if state:
+    if isinstance(state, tuple):
+        conditions.append(data_requests.c.state.in_(state))
+    elif state:
         conditions.append(data_requests.c.state == state)
     if overdue_only:
         conditions += [data_requests.c.state == "submitted", data_requests.c.due_on < today]
@@ -146,10 +148,11 @@ def _requests_where(today: date, department: str | None, side: str, state: str |
 
 
 def data_requests_for(conn: Connection, *, today: date, department: str | None = None, side: str = "both",
-                      state: str | None = None, overdue_only: bool = False, limit: int = 200,
+                      state: str | tuple[str, ...] | None = None, overdue_only: bool = False, limit: int = 200,
                       offset: int = 0) -> list[dict[str, Any]]:
     """Requests made by (side "requester") or to ("provider") a department, or both; all of them when no
-    department is given (the coordinating department's overview). Newest first, one page
+    department is given (the coordinating department's overview); in one state, or any of several. Newest
+    first, one page
     (`count_data_requests` says how many there are in all)."""
     query = (_requests_query().where(*_requests_where(today, department, side, state, overdue_only))
              .order_by(data_requests.c.id.desc()).limit(min(limit, MAX_PAGE)).offset(max(offset, 0)))
@@ -159,7 +162,7 @@ def data_requests_for(conn: Connection, *, today: date, department: str | None =
 
 
 def count_data_requests(conn: Connection, *, today: date, department: str | None = None, side: str = "both",
-                        state: str | None = None, overdue_only: bool = False) -> int:
+                        state: str | tuple[str, ...] | None = None, overdue_only: bool = False) -> int:
     """How many requests `data_requests_for` pages through."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(data_requests).where(
         *_requests_where(today, department, side, state, overdue_only))).scalar_one())

@@ -137,23 +137,50 @@ async def sharing(request: Request, user: OptionalStaff) -> Response:
     now = ctx.clock.now()
     locale = request_locale(request)
 
+    offsets = {name: _offset(request, name) for name in SHARING_LISTS}
+
     def read(conn: sa.Connection) -> dict[str, Any]:
         today = city_today(conn, now)
         own = requests.department_of(conn, user)
         if own is None:
             return {"department": None}
-        _, accesses = queries.data_accesses_for(conn, publisher=own, limit=50)
-        incoming = queries.data_requests_for(conn, today=today, department=own, side="provider")
-        return {"department": own,
-                "to_decide": [r for r in incoming if r["state"] == "submitted"],
-                "decided": [r for r in incoming if r["state"] != "submitted"],
-                "made": queries.data_requests_for(conn, today=today, department=own, side="requester"),
-                "held": queries.data_grants_for(conn, now=now, department=own, side="grantee"),
-                "given": queries.data_grants_for(conn, now=now, department=own, side="provider"),
-                "accesses": accesses, "titles": {d["name"]: _titles(d, locale) for d in queries.published(conn)},
+        # Each list is read and counted on its own: the open requests to decide are never crowded out by
+        # answered ones, and nothing is cut at the newest few hundred.
+        found: dict[str, tuple[list[dict[str, Any]], int]] = {}
+        for name, side, state in (("incoming", "provider", requests.OPEN), ("decided", "provider", ANSWERED),
+                                  ("made", "requester", None)):
+            found[name] = (queries.data_requests_for(conn, today=today, department=own, side=side, state=state,
+                                                     limit=SHARING_PAGE, offset=offsets[name]),
+                           queries.count_data_requests(conn, today=today, department=own, side=side, state=state))
+        for name, side in (("held", "grantee"), ("given", "provider")):
+            found[name] = (queries.data_grants_for(conn, now=now, department=own, side=side, limit=SHARING_PAGE,
+                                                   offset=offsets[name]),
+                           queries.count_data_grants(conn, department=own, side=side))
+        total, accesses = queries.data_accesses_for(conn, publisher=own, limit=SHARING_PAGE, offset=offsets["accesses"])
+        found["accesses"] = (accesses, total)
+        return {"department": own, "to_decide": found["incoming"][0], "decided": found["decided"][0],
+                "made": found["made"][0], "held": found["held"][0], "given": found["given"][0], "accesses": accesses,
+                "paging": {name: _paging(offsets[name], len(items), total) for name, (items, total) in found.items()},
+                "titles": {d["name"]: _titles(d, locale) for d in queries.published(conn)},
                 "coordinator": own == ctx.settings.data_coordinator or "admin" in user.roles}
 
     return page(request, "web/sharing.html", user=user, **await ctx.db.read(read))
+
+
+SHARING_PAGE = 50  # items of each list on /sharing; each links to its earlier ones
+SHARING_LISTS = ("incoming", "decided", "made", "held", "given", "accesses")
+ANSWERED = tuple(s for s in requests.STATES if s != requests.OPEN)
+
+
+def _offset(request: Request, name: str) -> int:
+    """Where the list `name` starts on this page (its query parameter, the list's own)."""
+    asked = request.query_params.get(name, "")
+    return min(int(asked), 1_000_000) if asked.isdigit() and len(asked) <= 7 else 0
+
+
+def _paging(offset: int, shown: int, total: int) -> dict[str, Any]:
+    return {"offset": offset, "first": offset + 1, "last": offset + shown, "total": total,
+            "earlier": offset + SHARING_PAGE if offset + shown < total else None}
 
 
 @router.get("/sharing/overview")

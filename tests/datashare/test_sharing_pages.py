@@ -259,3 +259,22 @@ def test_an_older_open_request_stays_on_the_provider_s_to_do_list_and_every_list
         ours = requester.get("/sharing", headers=EN).text
         assert f"1 to {SHARING_PAGE} of {answered + 1}, newest first." in ours
         assert f'href="/sharing?made={SHARING_PAGE}#ours"' in ours
+
+
+def test_a_refusal_for_a_field_outside_the_grant_or_a_filter_on_a_masked_one_is_named_in_the_access_log(
+        catalogued: City) -> None:
+    from .test_grant_scope import _granted
+
+    city = catalogued
+    with make_client(city) as api:
+        zhujian, grant_id = _granted(api, city, {
+            "dataset": "city-cases", "purpose": "道路安全巡查", "fields": ["case_id", "reporter_phone"], "days": 30},
+            {"decision": "grant", "reasons": "符合条件"})
+        outside = api.get("/api/v1/data/city-cases", params={"fields": "case_id,category"}, headers=zhujian)
+        masked = api.get("/api/v1/data/city-cases", params={"reporter_phone": "13911110001"}, headers=zhujian)
+        assert (outside.status_code, masked.status_code) == (403, 403)
+    with make_client(city) as provider:
+        log_in(provider, "supervisor")
+        used = provider.get("/sharing", headers=EN).text.split('id="accesses"')[1]
+        assert "refused: field outside the grant" in used and "refused: filter on a masked field" in used
+        assert "outside_grant" not in used and "masked_filter" not in used

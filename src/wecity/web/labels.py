@@ -131,4 +131,6 @@ REQUEST_EVENTS = {"submitted": N_("Requested"), "granted": N_("Granted"), "refus
                   "revoked": N_("Grant revoked"), "disclosure_delayed": N_("Telling the people concerned delayed"),
                   "urged": N_("Urged by the coordinating department")}
 ACCESS_OUTCOMES = {"ok": N_("read"), "no_grant": N_("refused: no grant"), "expired": N_("refused: grant expired"),
-                   "revoked": N_("refused: grant revoked"), "anonymous": N_("refused: not signed in")}
+                   "revoked": N_("refused: grant revoked"), "anonymous": N_("refused: not signed in"),
+                   "outside_grant": N_("refused: field outside the grant"),
+                   "masked_filter": N_("refused: filter on a masked field")}

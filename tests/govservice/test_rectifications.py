@@ -97,3 +97,35 @@ def test_the_api_records_a_refused_close(portal: TestClient, services: Services)
                     json={"callback_note": "x", "measures": "y"})
     assert r.status_code == 403
     assert _refusals(s, rect) == [("user:jiaotong", "denied")]
+
+
+def _refusal_codes(s: Services, rect: int) -> list[str]:
+    return s.city.db.read_sync(lambda c: [r.detail["code"] for r in c.execute(
+        sa.select(audit_log.c.detail).where(audit_log.c.action == "rectification.close",
+                                            audit_log.c.target == f"rectification:{rect}",
+                                            audit_log.c.outcome != "ok").order_by(audit_log.c.id))])
+
+
+def test_an_over_long_or_empty_close_through_the_api_is_refused_by_the_verb_and_recorded(
+        portal: TestClient, services: Services) -> None:
+    from .test_api import staff_headers
+
+    s = services
+    rect = _rectification(s)
+    limit = ratings.MAX_RECTIFICATION_TEXT
+    path, market = f"/api/v1/department/rectifications/{rect}/close", staff_headers(s, s.market)
+    long = portal.post(path, headers=market, json={"callback_note": "已回访", "measures": "改" * (limit + 1)})
+    assert long.status_code == 400 and long.json()["code"] == "govservice.note_too_long"
+    empty = portal.post(path, headers=market, json={"callback_note": " ", "measures": "改"})
+    assert empty.status_code == 400 and empty.json()["code"] == "govservice.reason_required"
+    assert _closed(s, rect) == (None, None, None)
+    assert _refusal_codes(s, rect) == ["govservice.note_too_long", "govservice.reason_required"]
+    # The page refuses with the same code.
+    assert log_in(portal, "shichang").status_code == 303
+    token = csrf_token(portal.get("/staff/applications", headers=EN).text)
+    page = portal.post(f"/staff/rectifications/{rect}/close", headers=EN, follow_redirects=False,
+                       data={"csrf_token": token, "callback_note": "回" * (limit + 1), "measures": "改"})
+    assert page.status_code == 400 and f"at most {limit:,} characters" in page.text
+    assert _refusal_codes(s, rect)[-1] == "govservice.note_too_long"
+    done = portal.post(path, headers=market, json={"callback_note": "已回访", "measures": "改" * limit})
+    assert done.status_code == 200 and _closed(s, rect)[2] == "改" * limit

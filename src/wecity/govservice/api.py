@@ -91,8 +91,10 @@ class RevokeIn(BaseModel):
 
 
 class RectificationIn(BaseModel):
-    callback_note: str = Field(min_length=1, max_length=ratings.MAX_RECTIFICATION_TEXT)
-    measures: str = Field(min_length=1, max_length=ratings.MAX_RECTIFICATION_TEXT)
+    # Empty or over-long texts are the verb's to refuse (govservice.reason_required, govservice.note_too_long),
+    # so that the refusal is on the audit record; the bound here only keeps a body from being huge.
+    callback_note: str = Field(max_length=10 * ratings.MAX_RECTIFICATION_TEXT)
+    measures: str = Field(max_length=10 * ratings.MAX_RECTIFICATION_TEXT)
 
 
 class VerifyIn(BaseModel):

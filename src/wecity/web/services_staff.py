@@ -179,7 +179,9 @@ async def close_rectification(request: Request, user: OptionalStaff, rect_id: in
     if not 0 < rect_id <= MAX_ID:
         return page(request, "web/error.html", user=user, status=404, title=_("Not found"),
                     message=_("There is no such page."))
-    limit = ratings.MAX_RECTIFICATION_TEXT  # the form's maxlength: more is refused, never cut short
+    # The form's maxlength is the verb's limit: more is refused by the verb (govservice.note_too_long, as
+    # through the API), never cut short; the bound here only keeps a field from being huge.
+    limit = 10 * ratings.MAX_RECTIFICATION_TEXT
     try:
         await ctx.db.write(lambda c: ratings.close_rectification(
             c, rect_id, staff=user, department_code=approvals.staff_department(c, user),

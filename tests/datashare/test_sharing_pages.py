@@ -278,3 +278,24 @@ def test_a_refusal_for_a_field_outside_the_grant_or_a_filter_on_a_masked_one_is_
         used = provider.get("/sharing", headers=EN).text.split('id="accesses"')[1]
         assert "refused: field outside the grant" in used and "refused: filter on a masked field" in used
         assert "outside_grant" not in used and "masked_filter" not in used
+
+
+def test_sharing_pages_answer_404_for_an_id_past_the_database_s_integers(catalogued: City) -> None:
+    from .test_sharing import ASKED, _staff
+
+    city = catalogued
+    with make_client(city) as api:
+        made = api.post("/api/v1/data-requests", json=ASKED, headers=_staff(city, "zhujian"))
+        assert made.status_code == 201, made.text
+    request_id = made.json()["id"]
+    with make_client(city) as provider:
+        log_in(provider, "supervisor")
+        token = csrf_token(provider.get(f"/sharing/requests/{request_id}", headers=EN).text)
+        for huge in (2**31, 3_000_000_000, 2**63):
+            assert provider.get(f"/sharing/requests/{huge}", headers=EN).status_code == 404
+            assert provider.post(f"/sharing/requests/{huge}/withdraw", headers=EN,
+                                 data={"csrf_token": token}).status_code == 404
+            for action, form in (("revoke", {"reason": "停止共享"}), ("delay", {"days": "30", "basis": "侦查需要"})):
+                r = provider.post(f"/sharing/requests/{request_id}/{action}", headers=EN,
+                                  data={"csrf_token": token, "grant": str(huge), **form})
+                assert r.status_code == 404, (action, huge, r.status_code)

@@ -14,7 +14,7 @@ from starlette.datastructures import FormData
 
 from wecity.core import csrf
 from wecity.core.errors import NotFound, WeCityError
-from wecity.core.http import request_locale
+from wecity.core.http import MAX_ID, request_locale
 from wecity.datashare import queries, requests, sources
 from wecity.geo.service import city_today
 from wecity.identity.deps import OptionalStaff
@@ -47,6 +47,12 @@ def _kept(form: FormData, name: str) -> str:
 def _int(form: FormData, name: str) -> int | None:
     raw = _text(form, name)
     return int(raw) if raw.isdigit() else None
+
+
+def _id(form: FormData, name: str) -> int | None:
+    """A database id from the form; None for one no row can have (PostgreSQL would refuse to compare it)."""
+    value = _int(form, name)
+    return value if value is not None and 0 < value <= MAX_ID else None
 
 
 def _values(form: FormData, name: str) -> list[str]:
@@ -215,6 +221,8 @@ async def _request_page(request: Request, user: StaffUser, request_id: int, *, s
     ctx = request.app.state.ctx
     now = ctx.clock.now()
     _ = gettext_for(request_locale(request)).gettext
+    if not 0 < request_id <= MAX_ID:  # no row has it (and PostgreSQL would refuse to compare)
+        return _error(request, user, 404, _("There is no such request."))
 
     def read(conn: sa.Connection) -> dict[str, Any] | None:
         today = city_today(conn, now)
@@ -280,8 +288,8 @@ Action = Callable[[sa.Connection, int, StaffUser, FormData, Any], Any]
 ACTIONS: dict[str, Action] = {
     "decide": _decision,
     "withdraw": lambda c, i, u, f, n: requests.withdraw(c, i, u, now=n),
-    "revoke": lambda c, i, u, f, n: requests.revoke(c, _int(f, "grant") or 0, u, _text(f, "reason"), now=n),
-    "delay": lambda c, i, u, f, n: requests.delay_disclosure(c, _int(f, "grant") or 0, u, days=_int(f, "days") or 0,
+    "revoke": lambda c, i, u, f, n: requests.revoke(c, _id(f, "grant") or 0, u, _text(f, "reason"), now=n),
+    "delay": lambda c, i, u, f, n: requests.delay_disclosure(c, _id(f, "grant") or 0, u, days=_int(f, "days") or 0,
                                                              basis=_text(f, "basis"), now=n),
 }
 
@@ -301,6 +309,8 @@ async def act(request: Request, user: OptionalStaff, request_id: int, action: st
     verb = _urge(request) if action == "urge" else ACTIONS.get(action)
     if verb is None:
         return _error(request, user, 404, _("There is no such action."))
+    if not 0 < request_id <= MAX_ID:
+        return _error(request, user, 404, _("There is no such request."))
     form = await request.form(max_files=0, max_fields=500)
     if not csrf.token_is_valid(request, ctx.settings.secret_key, str(form.get(csrf.CSRF_FIELD, ""))):
         return await _request_page(request, user, request_id, status=403, error=_("The form expired. Please try again."))

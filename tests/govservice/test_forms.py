@@ -112,3 +112,25 @@ def test_a_pattern_re2_refuses_is_refused_at_import_however_deep(where: str) -> 
     check_form_schema(_nested("patternProperties"), matter="T-X")  # RE2 runs ^(a+)+$ in linear time
     # A "pattern" key inside an enum's value is data, not a pattern.
     check_form_schema({"type": "object", "properties": {"k": {"enum": [{"pattern": "(a)\\1"}]}}}, matter="T-X")
+
+
+def test_patterns_are_found_by_schema_keyword_not_by_a_field_s_name() -> None:
+    from wecity.govservice.forms import check_form_schema
+
+    # Fields called pattern, enum, default, const and examples are fields like any other.
+    fields = {name: {"type": "string", "title": name} for name in ("pattern", "enum", "default", "const", "examples")}
+    check_form_schema({"type": "object", "properties": fields}, matter="T-X")
+    # And a pattern RE2 refuses inside such a field, or behind allOf, items or $defs, is refused.
+    for place in ("pattern", "enum", "default", "const", "examples"):
+        schema = {"type": "object", "properties": {place: {"type": "string", "pattern": "(a)\\1"}}}
+        with pytest.raises(ValidationFailed) as refused:
+            check_form_schema(schema, matter="T-X")
+        assert f"/properties/{place}/pattern" in refused.value.message, place
+    for schema in ({"type": "object", "properties": {"k": {"allOf": [{"pattern": "(a)\\1"}]}}},
+                   {"type": "object", "properties": {"k": {"type": "array", "items": {"pattern": "(a)\\1"}}}},
+                   {"type": "object", "properties": {"k": {"$ref": "#/$defs/code"}}, "$defs": {"code": {"pattern": "(a)\\1"}}}):
+        with pytest.raises(ValidationFailed):
+            check_form_schema(schema, matter="T-X")
+    # A field called unevaluatedProperties is no keyword either.
+    check_form_schema({"type": "object", "properties": {"unevaluatedProperties": {"type": "string"}},
+                       "patternProperties": {"^x": {"type": "string"}}}, matter="T-X")

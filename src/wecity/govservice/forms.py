@@ -84,25 +84,39 @@ FormValidator = validators.extend(Draft202012Validator, validators={
     "pattern": _re2_pattern, "patternProperties": _re2_pattern_properties,
     "additionalProperties": _re2_additional_properties})
 
-# Keywords whose values are data, not schemas: a "pattern" key inside an enum's object is no pattern.
-_DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
+# Where a schema holds schemas (draft 2020-12, and the older names jsonschema still reads): by keyword,
+# never by a key's name, so a field called "pattern" is a field, and an enum's values are data.
+_SCHEMA_KEYWORDS = frozenset({"items", "additionalItems", "additionalProperties", "contains", "not", "if", "then",
+                              "else", "propertyNames", "unevaluatedItems", "unevaluatedProperties", "contentSchema"})
+_SCHEMA_LIST_KEYWORDS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems", "items"})
+_SCHEMA_MAP_KEYWORDS = frozenset({"properties", "patternProperties", "dependentSchemas", "$defs", "definitions"})
+
+
+def _schemas(node: Any, where: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Every schema within a schema, itself first, with where it is."""
+    if not isinstance(node, Mapping):
+        return  # true, false: no keywords
+    yield where, node
+    for key, value in node.items():
+        if key in _SCHEMA_KEYWORDS and isinstance(value, Mapping):
+            yield from _schemas(value, f"{where}/{key}")
+        elif key in _SCHEMA_LIST_KEYWORDS and isinstance(value, list):
+            for index, item in enumerate(value):
+                yield from _schemas(item, f"{where}/{key}/{index}")
+        elif key in _SCHEMA_MAP_KEYWORDS and isinstance(value, Mapping):
+            for name, item in value.items():
+                yield from _schemas(item, f"{where}/{key}/{name}")
 
 
 def _patterns(node: Any, where: str) -> Iterator[tuple[str, Any]]:
     """Every pattern in a schema, however deep (`pattern` values and `patternProperties` keys), with
     where it is: a nested one runs on every submission as a top-level one does."""
-    if isinstance(node, list):
-        for index, item in enumerate(node):
-            yield from _patterns(item, f"{where}/{index}")
-    elif isinstance(node, Mapping):
-        if "pattern" in node:
-            yield f"{where}/pattern", node["pattern"]
-        if isinstance(node.get("patternProperties"), Mapping):
-            for key in node["patternProperties"]:
-                yield f"{where}/patternProperties", key
-        for key, value in node.items():
-            if key not in _DATA_KEYWORDS and not str(key).startswith("x-"):
-                yield from _patterns(value, f"{where}/{key}")
+    for at, schema in _schemas(node, where):
+        if "pattern" in schema:
+            yield f"{at}/pattern", schema["pattern"]
+        if isinstance(schema.get("patternProperties"), Mapping):
+            for key in schema["patternProperties"]:
+                yield f"{at}/patternProperties", key
 
 
 def answer_label(prop: Mapping[str, Any], value: Any, locale: str) -> str:
@@ -149,11 +163,7 @@ def check_form_schema(schema: Any, *, matter: str) -> None:
 
 
 def _uses(node: Any, keyword: str) -> bool:
-    if isinstance(node, list):
-        return any(_uses(item, keyword) for item in node)
-    if isinstance(node, Mapping):
-        return keyword in node or any(_uses(v, keyword) for k, v in node.items() if k not in _DATA_KEYWORDS)
-    return False
+    return any(keyword in schema for _, schema in _schemas(node, ""))
 
 
 @dataclass(frozen=True)

@@ -199,3 +199,13 @@ def test_a_search_while_a_dataset_is_published_does_not_keep_the_old_catalogue(
                           headers=_session(catalogued, "admin"))
         assert done.status_code == 200, done.text
         assert client.get("/api/v1/datasets/air-quality").json()["title_en"] == "Air, renamed"
+
+
+def test_a_field_name_beginning_with_an_underscore_is_refused_as_the_platform_s_own(catalogued: City) -> None:
+    # Each row read carries its record as "_record": an uploaded column of that name would be overwritten.
+    doc = _doc(catalogued, "service-standards")
+    doc["fields"].append({"name": "_record", "title_zh": "记录", "title_en": "Record", "type": "string",
+                          "sensitivity": "public"})
+    assert "_record" in _refused(catalogued, doc)
+    doc["fields"][-1]["name"] = "record"
+    catalogued.db.write_sync(lambda c: catalogue.publish(c, doc, now=catalogued.clock.now()))

@@ -105,6 +105,12 @@ def check_dataset(conn: sa.Connection, doc: Any) -> None:
     names = [f["name"] for f in doc["fields"]]
     if len(set(names)) != len(names):
         raise _invalid(name, "a field is named twice", "字段名重复")
+    # A row read from a source carries the record it is about under "_record" (sources.py): a field of that
+    # name would be overwritten by it, so names beginning with "_" are the platform's own.
+    reserved = [n for n in names if n.startswith("_")]
+    if reserved:
+        raise _invalid(name, f"a field's name does not begin with _ ({', '.join(reserved)})",
+                       f"字段名不能以 _ 开头（{'、'.join(reserved)}）")
     lowered = [f["name"] for f in doc["fields"]
                if SENSITIVITIES.index(f["sensitivity"]) < SENSITIVITIES.index(
                    KNOWN_PERSONAL.get((doc["source"], f["name"]), "public"))]

@@ -55,6 +55,18 @@ def read_table(content: bytes, filename: str, *, max_rows: int, code: str) -> li
     try:
         return [row for _, row in zip(range(max_rows + 2), csv.reader(io.StringIO(text)), strict=False)]
     except csv.Error as exc:  # a cell over the csv module's limit (128 KiB), a NUL byte: not a table we read
-        raise ValidationFailed(f"the CSV file cannot be read as a table ({exc}); a cell holds at most "
-                               f"{csv.field_size_limit() // 1024} KiB", message_zh=f"CSV 文件无法按表格读取（{exc}），"
-                               f"单元格最多 {csv.field_size_limit() // 1024} KiB", code=code) from None
+        en, zh = _csv_problem(str(exc))
+        raise ValidationFailed(f"the CSV file cannot be read as a table: {en}",
+                               message_zh=f"CSV 文件无法按表格读取：{zh}", code=code) from None
+
+
+def _csv_problem(reason: str) -> tuple[str, str]:
+    """Why the csv module could not read a file, in English and Chinese (its own text is English only)."""
+    kib = csv.field_size_limit() // 1024
+    if "field limit" in reason:
+        return f"a cell is longer than {kib} KiB", f"有单元格超过 {kib} KiB"
+    if "NUL" in reason:
+        return "it holds a NUL byte (is it a text file?)", "文件中含有空字符（NUL），可能不是文本文件"
+    if "new-line" in reason:
+        return "a cell holds a line break without being in double quotes", "有单元格含换行符但未用双引号括起"
+    return f"a cell holds at most {kib} KiB, in UTF-8 or GB18030 text", f"单元格最多 {kib} KiB，须为 UTF-8 或 GB18030 文本"

@@ -84,7 +84,11 @@ def _invalid(message: str, message_zh: str, code: str = "datashare.request_inval
 _PARTS = {"fields": ("the fields", "字段"), "clear_fields": ("the fields in clear", "明文字段"),
           "days": ("the number of days", "使用期限（天）"), "purpose": ("the purpose", "用途"),
           "basis": ("the basis", "依据"), "reasons": ("the reasons", "理由"), "row_filter": ("the row filter", "记录范围"),
-          "dataset": ("the dataset", "数据集"), "rate_limit": ("the rate limit", "调用频率上限")}
+          "dataset": ("the dataset", "数据集"), "rate_limit": ("the rate limit", "调用频率上限"),
+          "decision": ("the decision", "决定"), "disclose_after_days": ("the days the notice waits", "延迟告知天数"),
+          "disclosure_basis": ("the basis for delaying the notice", "延迟告知的法律依据")}
+# The decisions, as the message naming them says them.
+_DECISIONS = {"grant": ("grant", "同意"), "refuse": ("refuse", "拒绝")}
 
 
 def _explained(error: Any) -> tuple[str, str]:
@@ -102,6 +106,9 @@ def _explained(error: Any) -> tuple[str, str]:
         return f"{en.capitalize()} is at least {bound}.", f"{zh}不得小于 {bound}。"
     if kind == "maximum":
         return f"{en.capitalize()} is at most {bound}.", f"{zh}不得大于 {bound}。"
+    if kind == "enum" and part == "decision":
+        return (f"The decision is {' or '.join(en for en, _ in _DECISIONS.values())}.",
+                f"决定须为{'或'.join(f'{zh}（{key}）' for key, (_, zh) in _DECISIONS.items())}。")
     if kind == "required":
         given = error.instance if isinstance(error.instance, dict) else {}
         missing = [str(k) for k in (bound if isinstance(bound, list) else [bound]) if k not in given]

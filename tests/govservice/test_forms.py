@@ -40,6 +40,10 @@ def test_an_integer_past_2_53_is_refused_and_up_to_it_taken() -> None:
     for big in (MAX_SAFE_INTEGER + 1, -(MAX_SAFE_INTEGER + 1), 10**30):
         assert [e.field for e in form_errors(FORM, {"count": big})] == ["count"]
     assert [e.field for e in form_errors(FORM, {"sizes": [2**60]})] == ["sizes"]
+    # A large negative one is told the range, not "at most".
+    (negative,) = form_errors(FORM, {"count": -(10**30)})
+    assert negative.message_en.endswith(f"between −{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}")
+    assert negative.message_zh.endswith(f"应在 −{MAX_SAFE_INTEGER} 至 {MAX_SAFE_INTEGER} 之间")
 
 
 @pytest.fixture

@@ -240,8 +240,8 @@ def form_errors(schema: Mapping[str, Any], data: Mapping[str, Any]) -> list[Fiel
         if unsafe is not None:
             en, zh = _labels(schema, str(field))
             found[str(field)] = (FieldError(str(field), f"{en}: not a number", f"{zh}不是有效的数字") if unsafe == "nan"
-                                 else FieldError(str(field), f"{en}: at most {MAX_SAFE_INTEGER}",
-                                                 f"{zh}不得大于 {MAX_SAFE_INTEGER}"))
+                                 else FieldError(str(field), f"{en}: between −{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}",
+                                                 f"{zh}应在 −{MAX_SAFE_INTEGER} 至 {MAX_SAFE_INTEGER} 之间"))
     # A field the form does not ask for is refused whatever the schema says of additional properties: the
     # approval's certificate carries the form's answers, signed, and nobody reviewed a field not shown.
     asked = schema.get("properties", {})

@@ -35,13 +35,15 @@ def test_a_review_or_a_supplement_request_after_withdrawal_is_refused_and_change
         with pytest.raises(InvalidTransition) as refused:
             write(s, lambda c, staff=staff: approvals.review(c, app_id, staff=staff, outcome="approve", note=None,
                                                              now=now()))
-        assert refused.value.status == 409
-        with pytest.raises(InvalidTransition):
+        assert refused.value.status == 409 and refused.value.code == "govservice.finished"
+        with pytest.raises(InvalidTransition) as asked:
             write(s, lambda c, staff=staff: approvals.request_supplement(c, app_id, staff=staff, note="缺图纸",
                                                                          materials=["design"], now=now()))
-    with pytest.raises(InvalidTransition):
+        assert asked.value.code == "govservice.finished"
+    with pytest.raises(InvalidTransition) as decided:
         write(s, lambda c: approvals.decide(c, app_id, staff=s.lead, outcome="approve", reason=None, legal_basis=None,
                                             now=now(), key_dir=s.city.settings.var_dir))
+    assert decided.value.code == "govservice.finished"  # as for a review or a 补正 request
     assert state() == before
     v = view(s, app_id)
     assert v["status"] == "withdrawn" and v["certificates"] == []

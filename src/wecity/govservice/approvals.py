@@ -90,7 +90,9 @@ def _own_department(conn: Connection, row: Any, staff: StaffUser, *, role: str =
 
 
 def _ready(row: Any, name: str, reviewer: str | None = None) -> process.ReadyTask:
-    if row.workflow is None or row.status in FINISHED:
+    if row.status in FINISHED:
+        raise InvalidTransition("this application is finished", message_zh="该申请已办结", code="govservice.finished")
+    if row.workflow is None:
         raise InvalidTransition("this application is not in progress", message_zh="该申请不在办理中")
     for task in process.ready_tasks(row.workflow):
         if task.name == name and (reviewer is None or task.reviewer == reviewer):

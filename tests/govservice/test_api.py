@@ -324,3 +324,29 @@ def test_an_upload_s_text_field_holds_at_most_a_form(api: TestClient, services: 
     fine = api.post(f"/api/v1/applications/{app_id}/materials/design", headers=me,
                     files={"files": ("d.png", _png(), "image/png")}, data={"note": "a short note"})
     assert fine.status_code == 200, fine.text
+
+
+def test_a_search_while_the_catalogue_is_imported_does_not_keep_the_old_catalogue(
+        api: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search between the import transaction's own cache drop and its commit loads the catalogue as it
+    was; the cache is dropped again once the import is committed, so the change shows at once."""
+    import copy
+
+    from wecity.govservice import catalogue, queries
+
+    from .conftest import CATALOGUE, staff
+
+    s = services
+    real = catalogue.import_catalogue
+
+    def import_while_someone_searches(conn: sa.Connection, document: Any, *, now: Any) -> dict[str, int]:
+        counts = real(conn, document, now=now)
+        s.city.db.read_sync(queries.catalogue_summaries)  # another request, seeing what is committed
+        return counts
+
+    monkeypatch.setattr(catalogue, "import_catalogue", import_while_someone_searches)
+    document = copy.deepcopy(CATALOGUE)
+    document["matters"][1]["name_zh"] = "户外招牌设置"
+    done = api.post("/api/v1/catalogue", json=document, headers=staff_headers(s, staff(s.city, "admin")))
+    assert done.status_code == 200 and done.json()["updated"] == 1, done.text
+    assert [m["code"] for m in api.get("/api/v1/matters", params={"q": "户外招牌"}).json()] == ["T-SIGN"]

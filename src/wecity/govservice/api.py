@@ -140,7 +140,9 @@ async def import_catalogue(ctx: Ctx, user: CurrentStaff, body: dict[str, Any]) -
                      detail=counts)
         return counts
 
-    return await ctx.db.write(run)
+    counts = await ctx.db.write(run)
+    await catalogue.forget_cached(ctx.db)
+    return counts
 
 
 @router.get("/certificates/verify/{number}", summary="Is this certificate genuine? valid / revoked / expired / unknown / forged")

@@ -123,6 +123,13 @@ def import_catalogue(conn: sa.Connection, document: Any, *, now: datetime) -> di
     return counts
 
 
+async def forget_cached(db: Any) -> None:
+    """Drop this process's cached catalogue once a change is committed. The change's own transaction drops
+    it too, but before its commit: a search in between would load the old catalogue and keep it for the
+    cache's lifetime."""
+    await db.read(lambda conn: cache.invalidate(conn, CATALOGUE_CACHE))
+
+
 def export_catalogue(conn: sa.Connection) -> dict[str, Any]:
     """The active catalogue in the import format (a city's export imports unchanged into another)."""
     rows = conn.execute(sa.select(matters.c.definition).where(matters.c.active).order_by(matters.c.code))

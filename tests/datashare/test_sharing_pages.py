@@ -218,6 +218,11 @@ def test_a_field_chosen_to_limit_rows_by_is_asked_for_with_the_rest(catalogued: 
             "csrf_token": csrf_token(form.text), "purpose": "排查道路塌陷隐患", "basis": "住建部门安全巡查职责",
             "fields": ["case_id", "category"], "filter_district": f"{furong}", "days": "30"})
         assert sent.status_code == 303, sent.text[-800:]
+        # With no field ticked nothing is added: the officer asked for no data, and is told so.
+        none = requester.post("/data/city-cases/request", headers=EN, data={
+            "csrf_token": csrf_token(form.text), "purpose": "排查道路塌陷隐患", "basis": "住建部门安全巡查职责",
+            "filter_district": f"{furong}", "days": "30"})
+        assert none.status_code == 400 and 'id="request-error"' in none.text
     fields = city.db.read_sync(lambda c: c.execute(sa.select(data_requests.c.fields)
                                                    .order_by(data_requests.c.id.desc()).limit(1)).scalar_one())
     assert list(fields) == ["case_id", "category", "district"]

@@ -118,9 +118,11 @@ async def submit_request(request: Request, user: OptionalStaff, name: str) -> Re
     try:
         d = await ctx.db.read(queries.dataset, name[:100])
         row_filter = _row_filter(d, form)
-        # Rows are limited only by fields the grant shows: a field chosen to limit rows by is asked for too
-        # (a personal one still has to be asked for in clear, which the verb says).
-        fields = list(dict.fromkeys([*_values(form, "fields"), *row_filter]))
+        # Rows are limited only by fields the grant shows: a field chosen to limit rows by is asked for with
+        # the fields ticked (a personal one still has to be asked for in clear, which the verb says). With
+        # none ticked nothing is added: the request asks for no data, which the verb refuses with its reason.
+        ticked = _values(form, "fields")
+        fields = list(dict.fromkeys([*ticked, *row_filter])) if ticked else []
         # "In clear" ticked for a field not asked for means nothing: it is dropped, not an error.
         body = {"dataset": d["name"], "purpose": _text(form, "purpose"), "basis": _text(form, "basis"),
                 "fields": fields, "clear_fields": [f for f in _values(form, "clear_fields") if f in fields],

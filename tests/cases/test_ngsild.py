@@ -206,3 +206,18 @@ def test_an_enterprises_case_is_no_entity_and_one_kept_from_before_is_withdrawn(
     assert city.db.write_sync(lambda c: publish_all(c, city.clock.now(), after_id=0, limit=50))[0] >= hidden
     assert api.get(f"{BASE}/entities/{entity_id(hidden)}").status_code == 404
     assert _entity(api, shown)["status"] == "dispatched"
+
+
+def test_a_batch_of_cases_locks_all_its_entities_at_once_before_writing_any(city: City, monkeypatch: Any) -> None:
+    """On PostgreSQL an entity write takes its bucket's lock; case by case the publisher took them in the
+    cases' order, and deadlocked with a batch upsert taking them in its own (503 for the sensor gateway).
+    The first lock the publisher takes covers every entity of the batch."""
+    from wecity.cases import ngsild as module
+
+    cases_opened = [open_case(city, lat=WUYI_SQUARE[0] + 0.01 * i) for i in range(3)]
+    taken: list[list[str]] = []
+    real = module.context.lock_ids
+    monkeypatch.setattr(module.context, "lock_ids", lambda conn, tenant, ids: taken.append(list(ids))
+                        or real(conn, tenant, ids))
+    city.db.write_sync(lambda c: consume(c, now=city.clock.now()))
+    assert taken and set(taken[0]) == {entity_id(i) for i in cases_opened}

@@ -148,6 +148,9 @@ def consume(conn: Connection, *, now: datetime, batch: int = BATCH) -> int:
     by_case: dict[int, list[Any]] = {}
     for e in events:
         by_case.setdefault(e.case_id, []).append(e)
+    # Every entity the batch may write, locked at once in one order (PostgreSQL): case by case, the buckets
+    # would be taken in the cases' order, and a batch upsert taking them in its own would deadlock with it.
+    context.lock_ids(conn, TENANT, [entity_id(case_id) for case_id in by_case])
     with _lent(conn) as store:
         _withdraw(conn, context.Env(TENANT, now, store, Events()), list(by_case))
         for row in conn.execute(_published().where(cases.c.id.in_(list(by_case)))) if by_case else ():
@@ -171,6 +174,7 @@ def publish_many(conn: Connection, case_ids: Iterable[int], now: datetime) -> in
     """Bring the entities of these cases in step; how many were created or changed."""
     ids = list(dict.fromkeys(case_ids))
     written = 0
+    context.lock_ids(conn, TENANT, [entity_id(i) for i in ids])  # all at once, in one order (see `consume`)
     with _lent(conn) as store:
         env = context.Env(TENANT, now, store, Events())
         for start in range(0, len(ids), _CHUNK):

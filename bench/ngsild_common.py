@@ -44,10 +44,10 @@ class Broker:
 
 
 @contextmanager
-def broker(tag: str) -> Iterator[Broker]:
-    """`wecity serve` (with its runner, as deployed) on a fresh demo city on SQLite."""
+def broker(tag: str, database_url: str | None = None) -> Iterator[Broker]:
+    """`wecity serve` (with its runner, as deployed) on a fresh demo city on SQLite (or `database_url`)."""
     with workdir(f"ngsild-{tag}") as tmp:
-        city = make_demo_city(tmp)
+        city = make_demo_city(tmp, database_url=database_url)
         with wecity_server(port=free_port(), env=city.env, log_path=tmp / "server.log") as server:
             yield Broker(city, server, tmp)
 

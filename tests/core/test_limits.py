@@ -190,3 +190,24 @@ def test_ended_windows_are_purged(city: City) -> None:
     city.clock.advance(minutes=2)
     asyncio.run(purge_counters(ctx))
     assert city.db.read_sync(lambda c: c.execute(count).scalar()) == 0
+
+
+@ON_POSTGRES
+def test_requests_at_once_are_shared_once_each(city: City) -> None:
+    """Many requests of one key in flight together (as a sensor gateway's connections send them): each is
+    counted in the store once. Two shares in flight at once each sent the same pending requests and each
+    took them off, so the count went negative and then doubled each round, until PostgreSQL's integer
+    overflowed and every request was a 500."""
+    import asyncio
+
+    rules = {"ngsild": parse_rule("20000/minute")}  # shared every 1,000 requests
+    limiter = Limiter(rules, city.clock, city.db)
+
+    async def burst() -> None:
+        await asyncio.gather(*(limiter.hit("ngsild", "gateway") for _ in range(4000)))
+
+    asyncio.run(burst())
+    counts = limiter._counts["ngsild"]
+    (count,) = counts.values()
+    stored = city.db.read_sync(lambda c: c.execute(sa.select(rate_limit_counters.c.count)).scalar_one())
+    assert 0 <= count.pending and stored + count.pending == 4000

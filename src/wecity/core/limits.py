@@ -88,13 +88,14 @@ class _Count:
     """One window of one key in this process: its start, the installation's count as last read from the
     store (ours included), and the requests counted here since."""
 
-    __slots__ = ("start", "known", "pending", "synced")
+    __slots__ = ("start", "known", "pending", "synced", "sharing")
 
     def __init__(self, start: int) -> None:
         self.start = start
         self.known = 0
         self.pending = 0
         self.synced = time.monotonic()
+        self.sharing = False  # a share of this count is on its way to the store
 
 
 class Limiter:
@@ -124,8 +125,18 @@ class Limiter:
                 raise refusal(window, count.start, now)
         for count in counts:
             count.pending += 1
-        if self.db is not None and any(_share_due(w, c) for w, c in zip(rule, counts, strict=True)):
-            await self._share(name, key, rule, counts)
+        # One share at a time per count: two in flight would each send the same pending requests and each
+        # take them off, so the count went negative, then doubled each round (PostgreSQL's integer overflowed
+        # under load). Requests counted meanwhile go with the next share.
+        if (self.db is not None and not any(c.sharing for c in counts)
+                and any(_share_due(w, c) for w, c in zip(rule, counts, strict=True))):
+            for count in counts:
+                count.sharing = True
+            try:
+                await self._share(name, key, rule, counts)
+            finally:
+                for count in counts:
+                    count.sharing = False
 
     def _count(self, name: str, key: str, window: Window, now: float) -> _Count:
         start = int(now // window.seconds) * window.seconds

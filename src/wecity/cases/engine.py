@@ -224,9 +224,9 @@ def start(conn: Connection, case_id: int, actor: Actor, now: datetime, note: str
 
 def _require_may(conn: Connection, actor: Actor, case: Any, action: str) -> None:
     """Who may resolve a case, write a note on it (the verbs that take photos) or decide whether it is a
-    duplicate (merge): a handler of its department; a note or a merge also its department's dispatchers and
-    supervisors, or the dispatch centre's."""
-    if action in ("note", "merge") and (actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR)):
+    duplicate (merge, unmerge): a handler of its department; a note or a merge also its department's
+    dispatchers and supervisors, or the dispatch centre's."""
+    if action in ("note", "merge", "unmerge") and (actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR)):
         _require_own_department_or_centre(conn, actor, case, action)
     else:
         _require_department_handler(actor, case)
@@ -381,12 +381,8 @@ def merge(conn: Connection, case_id: int, into_case_id: int, actor: Actor, now: 
         raise ValidationFailed("a case cannot be merged into itself", message_zh="不能与自身并单", code="case.merge")
     case = _case(conn, case_id)
     target = _case(conn, into_case_id)
-    if actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR):
-        _require_own_department_or_centre(conn, actor, case, "merge")
-        _require_own_department_or_centre(conn, actor, target, "merge")
-    else:
-        _require_department_handler(actor, case)
-        _require_department_handler(actor, target)
+    for one in (case, target):
+        _require_may(conn, actor, one, "merge")
     # Only cases still being worked on, as intake merges: a resolved or verified case folded in would leave
     # its reporters' rating and the 核查 of its fix hanging, and one folded into would take reports that
     # nobody works on.
@@ -428,12 +424,8 @@ def unmerge(conn: Connection, case_id: int, actor: Actor, now: datetime, note: s
         raise InvalidTransition("only a merged case can be taken out of its merge",
                                 message_zh="只有已并单的案件才能撤销并单", code="case.not_merged")
     target = _case(conn, case.merged_into_id)
-    if actor.has(Role.DISPATCHER) or actor.has(Role.SUPERVISOR):
-        _require_own_department_or_centre(conn, actor, case, "unmerge")
-        _require_own_department_or_centre(conn, actor, target, "unmerge")
-    else:
-        _require_department_handler(actor, case)
-        _require_department_handler(actor, target)
+    for one in (case, target):
+        _require_may(conn, actor, one, "unmerge")
     merged = conn.execute(sa.select(timeline.c.from_status, timeline.c.detail, timeline.c.at).where(
         timeline.c.case_id == case.id, timeline.c.event == "merged").order_by(timeline.c.id.desc()).limit(1)).first()
     detail = (merged.detail or {}) if merged is not None else {}

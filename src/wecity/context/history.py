@@ -293,28 +293,11 @@ def newest_rows(conn: Connection, tenant: str, entity_id: str, *, attrs: list[st
     keep (transient ones past their expiresAt left out, as `rows_of` does), in time order: what lastN
     shows, read newest first along the history's index and stopped there, not the whole history (a
     sensor's year of readings is half a million rows)."""
-    names = sorted(attribute_names(conn, tenant, entity_id) if attrs is None else set(attrs))
-    out: list[Row] = []
-    now: datetime | None = None
-    for attr in names:
-        stmt = (sa.select(h.c.pk, h.c.attr, h.c.ts, h.c.instance)
-                .where(h.c.tenant == tenant, h.c.entity_id == entity_id, h.c.attr == attr, *where)
-                .order_by(h.c.ts.desc(), h.c.pk.desc()).execution_options(yield_per=max(last_n, 16)))
-        found: list[Row] = []
-        with conn.execute(stmt) as result:  # closed when left early (on PostgreSQL a server-side cursor)
-            for row in result:
-                if "expiresAt" in row.instance:
-                    now = now or datetime.now(UTC)
-                    if not transient.alive(row.instance, now):
-                        continue
-                if keep is not None and not keep(row.instance):
-                    continue
-                found.append((row.pk, row.attr, row.ts, row.instance))
-                if len(found) == last_n:
-                    break
-        out.extend(found)
-    out.sort(key=lambda r: (r[2], r[0]))
-    return out
+    def enough(found: list[Row], row: Any) -> bool:
+        return len(found) == last_n
+
+    return _each_attribute(conn, tenant, entity_id, attrs, where, keep, newest_first=True,
+                           chunk=max(last_n, 16), stop_before=None, stop_after=enough)
 
 
 def earliest_rows(conn: Connection, tenant: str, entity_id: str, *, attrs: list[str] | None, where: list[Any],
@@ -325,13 +308,27 @@ def earliest_rows(conn: Connection, tenant: str, entity_id: str, *, attrs: list[
     oldest of all attributes together is among them, and so is every instance no later than it (one of an
     attribute past its own page-th can only be at that same time); the one past it says there are more.
     Read oldest first along the history's index and stopped there, not the whole history."""
+    def past_the_page(found: list[Row], row: Any) -> bool:  # one past the page-th is read, and its ties
+        return len(found) > page and row.ts != found[page - 1][2]
+
+    return _each_attribute(conn, tenant, entity_id, attrs, where, keep, newest_first=False,
+                           chunk=min(page + 1, 1000), stop_before=past_the_page, stop_after=None)
+
+
+def _each_attribute(conn: Connection, tenant: str, entity_id: str, attrs: list[str] | None, where: list[Any],
+                    keep: Any, *, newest_first: bool, chunk: int, stop_before: Any, stop_after: Any) -> list[Row]:
+    """Each attribute's instances read along the history's index (newest or oldest first), those `where`
+    and `keep(instance)` keep and transient ones not past their expiresAt (as `rows_of`), until
+    `stop_before(found, row)` (the row not taken) or `stop_after(found, row)` (taken) says enough; all of
+    them in time order."""
     names = sorted(attribute_names(conn, tenant, entity_id) if attrs is None else set(attrs))
+    order = (h.c.ts.desc(), h.c.pk.desc()) if newest_first else (h.c.ts, h.c.pk)
     out: list[Row] = []
     now: datetime | None = None
     for attr in names:
         stmt = (sa.select(h.c.pk, h.c.attr, h.c.ts, h.c.instance)
                 .where(h.c.tenant == tenant, h.c.entity_id == entity_id, h.c.attr == attr, *where)
-                .order_by(h.c.ts, h.c.pk).execution_options(yield_per=min(page + 1, 1000)))
+                .order_by(*order).execution_options(yield_per=chunk))
         found: list[Row] = []
         with conn.execute(stmt) as result:  # closed when left early (on PostgreSQL a server-side cursor)
             for row in result:
@@ -341,9 +338,11 @@ def earliest_rows(conn: Connection, tenant: str, entity_id: str, *, attrs: list[
                         continue
                 if keep is not None and not keep(row.instance):
                     continue
-                if len(found) > page and row.ts != found[page - 1][2]:
-                    break  # one past the page-th is read, and no more at its time
+                if stop_before is not None and stop_before(found, row):
+                    break
                 found.append((row.pk, row.attr, row.ts, row.instance))
+                if stop_after is not None and stop_after(found, row):
+                    break
         out.extend(found)
     out.sort(key=lambda r: (r[2], r[0]))
     return out

@@ -280,3 +280,27 @@ def workdir(prefix: str) -> Iterator[Path]:
 def pg_admin_url() -> str | None:
     """A PostgreSQL superuser URL (BENCH_PG_URL, else WECITY_TEST_PG_URL), or None."""
     return os.environ.get("BENCH_PG_URL") or os.environ.get("WECITY_TEST_PG_URL")
+
+
+def pg_admin(url: str) -> Any:
+    """An engine of the superuser URL that runs each statement on its own (CREATE DATABASE needs it)."""
+    import sqlalchemy as sa
+
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+
+@contextmanager
+def pg_database(admin: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one benchmark (its URL), dropped afterwards whatever happens."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"wecity_bench_{uuid.uuid4().hex[:8]}"
+    with pg_admin(admin).connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with pg_admin(admin).connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -5,19 +5,14 @@ entity's bucket (wecity.context.rows.lock_entities), one more statement than on 
 from __future__ import annotations
 
 import random
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
 
 from bench import ceilings
-from bench._common import pg_admin_url, row, run_wrk
+from bench._common import pg_admin_url, pg_database, row, run_wrk
 from bench.ngsild_common import broker, load
 from bench.ngsild_partial_update import ENTITIES, GOAL, patch_script
-
-
-def _admin(url: str) -> sa.Engine:
-    return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
 
 
 def _history_rows(url: str) -> int:
@@ -38,15 +33,8 @@ def run() -> list[dict[str, Any]]:
     if not admin:
         return [row(WORKLOAD, None, "req/s", goal=GOAL,
                     note="not measured: set BENCH_PG_URL or WECITY_TEST_PG_URL to a superuser URL")]
-    name = f"wecity_bench_{uuid.uuid4().hex[:8]}"
-    with _admin(admin).connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = admin.rsplit("/", 1)[0] + "/" + name
-    try:
+    with pg_database(admin) as url:
         return _measure(url)
-    finally:
-        with _admin(admin).connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _measure(url: str) -> list[dict[str, Any]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +23,9 @@ from bench._common import (
     connections,
     free_port,
     make_demo_city,
+    pg_admin,
     pg_admin_url,
+    pg_database,
     row,
     run_wrk,
     wecity_server,
@@ -46,7 +47,7 @@ from bench._scripts import open311_post
 
 
 def _admin(url: str) -> sa.Engine:
-    return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    return pg_admin(url)  # type: ignore[no-any-return]
 
 
 def _setting(url: str, name: str) -> str:
@@ -72,15 +73,8 @@ def run() -> list[dict[str, Any]]:
     admin = pg_admin_url()
     if not admin:
         return unavailable_rows("PostgreSQL", "set BENCH_PG_URL or WECITY_TEST_PG_URL to a superuser URL")
-    name = f"wecity_bench_{uuid.uuid4().hex[:8]}"
-    with _admin(admin).connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = admin.rsplit("/", 1)[0] + "/" + name
-    try:
+    with pg_database(admin) as url:
         return _measure(url)
-    finally:
-        with _admin(admin).connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _measure(url: str) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from bench import ceilings
@@ -40,20 +41,26 @@ def _history_rows(path: str) -> int:
 
 def run() -> list[dict[str, Any]]:
     with broker("patch") as b:
-        load(b.url, b.key, ENTITIES)
-        before = _history_rows(b.sqlite_path)
-        warm = run_wrk(b.url, patch_script(ENTITIES, random.randrange(1 << 30), b.key), duration=1)
-        result = run_wrk(b.url, patch_script(ENTITIES, random.randrange(1 << 30), b.key))
-        stored = _history_rows(b.sqlite_path) - before
+        return measure(b, lambda: _history_rows(b.sqlite_path),
+                       "NGSI-LD PATCH attrs/{attr} (single partial update, SQLite)",
+                       "each update also writes its history row")
+
+
+def measure(b: Any, history_rows: Callable[[], int], workload: str, what: str) -> list[dict[str, Any]]:
+    """The PATCH load on the broker `b` (its `ENTITIES` manholes loaded first), beside ceiling (b); every
+    success response checked against the history rows it added (`history_rows()` counts them)."""
+    load(b.url, b.key, ENTITIES)
+    before = history_rows()
+    warm = run_wrk(b.url, patch_script(ENTITIES, random.randrange(1 << 30), b.key), duration=1)
+    result = run_wrk(b.url, patch_script(ENTITIES, random.randrange(1 << 30), b.key))
+    stored = history_rows() - before
     acknowledged = warm.ok + result.ok
     ceiling = ceilings.starlette_insert()
     check = (f"history rows added {stored:,} for {acknowledged:,} success responses" if stored >= acknowledged
              else f"LOST WRITES: {stored:,} history rows for {acknowledged:,} success responses")
-    r = row("NGSI-LD PATCH attrs/{attr} (single partial update, SQLite)", result.rps, "req/s", ceiling=ceiling.rps,
-            ceiling_unit="req/s", goal=GOAL,
-            note=f"{result.describe()}; {ENTITIES:,} entities, each update also writes its history row and is checked"
-                 f" against the sensor rules (none fire); {check};"
-                 f" ceiling: (b) Starlette + 1 SQLite insert/request")
+    r = row(workload, result.rps, "req/s", ceiling=ceiling.rps, ceiling_unit="req/s", goal=GOAL,
+            note=f"{result.describe()}; {ENTITIES:,} entities, {what} and is checked against the sensor rules"
+                 f" (none fire); {check}; ceiling: (b) Starlette + 1 SQLite insert/request")
     if stored < acknowledged or result.errors or result.bad_status:
         r["met"] = False
     return [r]

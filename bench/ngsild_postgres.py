@@ -4,15 +4,13 @@ entity's bucket (wecity.context.rows.lock_entities), one more statement than on 
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import sqlalchemy as sa
 
-from bench import ceilings
-from bench._common import pg_admin_url, pg_database, row, run_wrk
-from bench.ngsild_common import broker, load
-from bench.ngsild_partial_update import ENTITIES, GOAL, patch_script
+from bench._common import pg_admin_url, pg_database, row
+from bench.ngsild_common import broker
+from bench.ngsild_partial_update import GOAL, measure
 
 
 def _history_rows(url: str) -> int:
@@ -39,20 +37,5 @@ def run() -> list[dict[str, Any]]:
 
 def _measure(url: str) -> list[dict[str, Any]]:
     with broker("patch-pg", database_url=url) as b:
-        load(b.url, b.key, ENTITIES)
-        before = _history_rows(url)
-        warm = run_wrk(b.url, patch_script(ENTITIES, random.randrange(1 << 30), b.key), duration=1)
-        result = run_wrk(b.url, patch_script(ENTITIES, random.randrange(1 << 30), b.key))
-        stored = _history_rows(url) - before
-    acknowledged = warm.ok + result.ok
-    ceiling = ceilings.starlette_insert()
-    check = (f"history rows added {stored:,} for {acknowledged:,} success responses" if stored >= acknowledged
-             else f"LOST WRITES: {stored:,} history rows for {acknowledged:,} success responses")
-    r = row(WORKLOAD, result.rps, "req/s",
-            ceiling=ceiling.rps, ceiling_unit="req/s", goal=GOAL,
-            note=f"{result.describe()}; {ENTITIES:,} entities, each update takes its bucket's advisory lock, writes"
-                 f" the entity and its history row and is checked against the sensor rules (none fire); {check};"
-                 f" ceiling: (b) Starlette + 1 SQLite insert/request")
-    if stored < acknowledged or result.errors or result.bad_status:
-        r["met"] = False
-    return [r]
+        return measure(b, lambda: _history_rows(url), WORKLOAD,
+                       "each update takes its bucket's advisory lock, writes the entity and its history row")

@@ -168,6 +168,16 @@ def test_a_platform_merge_is_taken_apart_on_the_case_page_and_never_made_again(c
         assert refused.status_code == 400 and refused.json()["code"] == "case.note"
         assert client.post(f"/api/v1/cases/{second}/unmerge", json={"note": "两处不同的坑"},
                            headers=_staff(city, "zhujian")).status_code == 403
+        # the page: a visitor without a sign-in is sent to it; another department's handler is refused
+        anonymous = client.post(f"/staff/cases/{second}/unmerge", data={"note": "x"}, follow_redirects=False)
+        assert anonymous.status_code == 303 and "/login" in anonymous.headers["location"]
+        assert log_in(client, "zhujian").status_code == 303
+        other = client.get("/staff")  # a page of its own, for the form token
+        refused = client.post(f"/staff/cases/{second}/unmerge", follow_redirects=False, data={
+            "note": "两处不同的坑", "csrf_token": csrf_token(other.text)})
+        assert refused.status_code == 403 and "过期" not in refused.text  # refused for its rights, not the form
+        assert tuple(_case_of(city, second)) == ("merged", first)
+        client.cookies.clear()
         assert log_in(client, "dispatcher").status_code == 303
         page = client.get(f"/staff/cases/{second}")
         assert page.status_code == 200 and f'action="/staff/cases/{second}/unmerge"' in page.text
